@@ -1,0 +1,140 @@
+"""The narrow door through which a running node reaches the world: device, progress, files."""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from engine.device import DeviceInfo
+from engine.errors import Cancelled, NodeError
+from engine.events import Event, Listener
+
+
+class CancelToken:
+    """Cooperative cancellation: the executor checks between nodes, nodes check inside loops."""
+
+    def __init__(self) -> None:
+        self._event = threading.Event()
+
+    def cancel(self) -> None:
+        self._event.set()
+
+    @property
+    def cancelled(self) -> bool:
+        return self._event.is_set()
+
+
+@dataclass
+class RunOptions:
+    """Everything about a run that is not in the graph itself."""
+
+    output_dir: Path = Path("out")
+    base_dir: Path = Path(".")
+    device: str = "auto"
+    seed: int = 0
+    frames: tuple[int, int] | None = None
+    graph_json: str | None = None
+    overwrite: bool = True
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def derive_seed(base: int, *parts: str) -> int:
+    """Stable per-node seed from the run seed and names, so adding a node changes no other seed."""
+    h = hashlib.sha256(repr((base, *parts)).encode()).digest()
+    return int.from_bytes(h[:8], "little") & (2**63 - 1)
+
+
+class NodeContext:
+    """Created per node per run; holds no state between runs."""
+
+    def __init__(self, node_id: str, options: RunOptions, device: DeviceInfo | None,
+                 emit: Listener | None = None, cancel: CancelToken | None = None,
+                 seed: int = 0, model_hashes: Any = None) -> None:
+        self.node_id = node_id
+        self.options = options
+        self._device = device
+        self._emit = emit
+        self._cancel = cancel or CancelToken()
+        self.seed = seed
+        self.files: list[str] = []
+        self.model_files: dict[str, str] = {}
+        self._model_hashes = model_hashes
+        self.log = logging.getLogger(f"fathom.node.{node_id}")
+
+    # ---- device ----------------------------------------------------------------------------
+
+    @property
+    def device(self) -> DeviceInfo:
+        if self._device is None:
+            from engine.device import pick_device
+
+            self._device = pick_device(self.options.device)
+        return self._device
+
+    # ---- progress, preview, cancel --------------------------------------------------------
+
+    def progress(self, fraction: float, message: str = "") -> None:
+        self.check_cancelled()
+        if self._emit is not None:
+            self._emit(Event("node_progress", self.node_id, progress=float(fraction),
+                             message=message))
+
+    def preview(self, value: Any, message: str = "") -> None:
+        if self._emit is not None:
+            self._emit(Event("node_preview", self.node_id, value=value, message=message))
+
+    def is_cancelled(self) -> bool:
+        return self._cancel.cancelled
+
+    def check_cancelled(self) -> None:
+        if self._cancel.cancelled:
+            raise Cancelled(f"cancelled while running node '{self.node_id}'")
+
+    # ---- randomness ------------------------------------------------------------------------
+
+    def rng(self, seed: int | None = None) -> np.random.Generator:
+        return np.random.default_rng(self.seed if seed is None else seed)
+
+    def torch_generator(self, seed: int | None = None):  # -> torch.Generator
+        import torch
+
+        dev = self.device.torch_device if self.device.kind != "mps" else "cpu"
+        return torch.Generator(device=dev).manual_seed(self.seed if seed is None else seed)
+
+    # ---- files -----------------------------------------------------------------------------
+
+    def resolve_path(self, value: str | Path) -> Path:
+        """Relative input paths are relative to the graph file, so graphs travel with media."""
+        p = Path(value).expanduser()
+        return p if p.is_absolute() else self.options.base_dir / p
+
+    def output_path(self, value: str | Path) -> Path:
+        """Relative output paths land in the run's output folder."""
+        p = Path(value).expanduser()
+        if not p.is_absolute():
+            p = self.options.output_dir / p
+        if p.exists() and not self.options.overwrite:
+            raise NodeError(f"{p} exists and overwriting is off", node=self.node_id,
+                            fix="choose another file name or allow overwriting")
+        return p
+
+    def record_file(self, path: str | Path) -> None:
+        self.files.append(str(path))
+
+    def record_model_file(self, path: str | Path) -> str:
+        """sha256 of a weights file, cached by size and mtime; listed in the run report."""
+        from engine.provenance import file_sha256
+
+        digest = file_sha256(Path(path), self._model_hashes)
+        self.model_files[str(path)] = digest
+        return digest
+
+    def error(self, message: str, port: str | None = None, fix: str | None = None) -> NodeError:
+        """Build the error a node raises: it already names this node."""
+        return NodeError(message, node=self.node_id, port=port, fix=fix)

@@ -1,0 +1,68 @@
+"""Typed errors: every problem names the node, the port and the fix, so users never guess."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One thing wrong with a graph, a file or an override; collected, never raised alone."""
+
+    message: str
+    node: str | None = None
+    port: str | None = None
+    fix: str | None = None
+    code: str = "invalid"
+
+    def __str__(self) -> str:
+        where = ""
+        if self.node is not None:
+            where = f"node '{self.node}'"
+            if self.port is not None:
+                where += f", port '{self.port}'"
+            where += ": "
+        text = where + self.message
+        if self.fix:
+            text += f" Fix: {self.fix}"
+        return text
+
+
+class FathomError(Exception):
+    """Base of every error the engine raises on purpose."""
+
+
+class GraphInvalid(FathomError):
+    """The graph (or a file, or overrides) cannot run; holds every problem found at once."""
+
+    def __init__(self, problems: list[Problem], title: str = "The graph is invalid"):
+        self.problems = list(problems)
+        self.title = title
+        lines = [f"{title} ({len(self.problems)} problem{'s' if len(self.problems) != 1 else ''}):"]
+        lines += [f"  - {p}" for p in self.problems]
+        super().__init__("\n".join(lines))
+
+
+class GraphFileError(FathomError):
+    """A graph file could not be read: malformed JSON, wrong format or version, schema errors."""
+
+
+class NodeError(FathomError):
+    """A node failed while running; carries the node id so reports and the GUI can point at it."""
+
+    def __init__(self, message: str, node: str | None = None, port: str | None = None,
+                 fix: str | None = None):
+        self.node = node
+        self.port = port
+        self.fix = fix
+        self.raw_message = message
+        super().__init__(str(Problem(message, node=node, port=port, fix=fix)))
+
+    def with_node(self, node: str) -> NodeError:
+        if self.node is not None:
+            return self
+        return NodeError(self.raw_message, node=node, port=self.port, fix=self.fix)
+
+
+class Cancelled(FathomError):
+    """The run was cancelled cooperatively; not a failure of any node."""

@@ -1,0 +1,332 @@
+"""Graph files: versioned JSON validated by a shipped schema; atomic saves; graphs inside PNGs.
+
+Loading never executes anything from the file: it is parsed as JSON, checked against the schema,
+migrated by plain functions, and turned into the graph model.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Callable
+from functools import lru_cache
+from importlib.resources import files
+from pathlib import Path
+from typing import Any
+
+from engine.errors import GraphFileError
+from engine.fileio import atomic_write_text
+from engine.graph import Edge, Exposed, Graph, NodeInstance, SubgraphDef
+from engine.provenance import canonical_json, sha256_text
+
+FORMAT = "fathom.graph"
+SUBGRAPH_FORMAT = "fathom.subgraph"
+VERSION = 1
+PNG_KEY = "fathom.graph"
+
+#: Migrations from file version N to N+1, each a pure function on the JSON document.
+Migration = Callable[[dict[str, Any]], dict[str, Any]]
+MIGRATIONS: dict[int, Migration] = {}
+
+
+@lru_cache(maxsize=1)
+def schema() -> dict[str, Any]:
+    return json.loads(files("engine").joinpath("schema/graph.schema.json").read_text("utf-8"))
+
+
+@lru_cache(maxsize=2)
+def _validator(kind: str) -> Any:
+    import jsonschema
+
+    s = schema()
+    if kind == "subgraph":
+        s = {"$schema": s["$schema"], "$defs": s["$defs"], "allOf": [
+            {"type": "object", "required": ["format", "version", "name"],
+             "properties": {"format": {"const": SUBGRAPH_FORMAT}, "version": {"const": VERSION},
+                            "name": {"type": "string", "pattern": "^[a-z][a-z0-9_]*$"}}},
+            {"$ref": "#/$defs/subgraph_file"}]}
+        s["$defs"] = dict(s["$defs"])
+        sub = dict(s["$defs"]["subgraph"])
+        sub["properties"] = {**sub["properties"], "format": {}, "version": {}, "name": {}}
+        s["$defs"]["subgraph_file"] = sub
+    return jsonschema.Draft202012Validator(s)
+
+
+# ---- reading -------------------------------------------------------------------------------
+
+
+def parse_text(text: str, source: str = "<graph>") -> dict[str, Any]:
+    try:
+        doc = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise GraphFileError(
+            f"{source} is not valid JSON: {exc.msg} at line {exc.lineno}, column {exc.colno}. "
+            "Fix: repair the file, or restore its .bak copy.") from None
+    if not isinstance(doc, dict):
+        raise GraphFileError(f"{source} holds a JSON {type(doc).__name__}, not a graph object.")
+    return doc
+
+
+def read_png_graph(path: Path) -> str:
+    """The graph JSON embedded in a PNG that Fathom saved."""
+    from PIL import Image as PILImage
+
+    try:
+        with PILImage.open(path) as im:
+            text = getattr(im, "text", {}).get(PNG_KEY)
+    except (OSError, ValueError) as exc:
+        raise GraphFileError(f"{path} cannot be read as an image: {exc}") from None
+    if not text:
+        raise GraphFileError(f"{path} has no graph embedded; only PNGs saved by Fathom do.")
+    return text
+
+
+def read_document(path: str | os.PathLike[str]) -> dict[str, Any]:
+    p = Path(path)
+    if not p.exists():
+        raise GraphFileError(f"graph file {p} does not exist.")
+    if p.suffix.lower() == ".png":
+        return parse_text(read_png_graph(p), str(p))
+    try:
+        text = p.read_text("utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise GraphFileError(f"{p} cannot be read as text: {exc}") from None
+    return parse_text(text, str(p))
+
+
+def migrate(doc: dict[str, Any], source: str = "<graph>",
+            migrations: dict[int, Migration] | None = None,
+            current: int = VERSION) -> dict[str, Any]:
+    migrations = MIGRATIONS if migrations is None else migrations
+    fmt = doc.get("format")
+    if fmt != FORMAT:
+        raise GraphFileError(
+            f"{source} has format {fmt!r}, expected {FORMAT!r}: it is not a Fathom graph file.")
+    version = doc.get("version")
+    if not isinstance(version, int) or isinstance(version, bool) or version < 1:
+        raise GraphFileError(f"{source} has version {version!r}; expected a whole number >= 1.")
+    if version > current:
+        raise GraphFileError(
+            f"{source} is graph format version {version}, newer than this Fathom reads "
+            f"(version {current}). Fix: update Fathom Studio.")
+    while version < current:
+        step = migrations.get(version)
+        if step is None:
+            raise GraphFileError(f"no migration from graph version {version} to {version + 1}.")
+        doc = step(dict(doc))
+        version += 1
+        doc["version"] = version
+    return doc
+
+
+def check_schema(doc: dict[str, Any], source: str = "<graph>", kind: str = "graph") -> None:
+    errors = sorted(_validator(kind).iter_errors(doc), key=lambda e: list(e.absolute_path))
+    if errors:
+        lines = [f"  - at {_json_path(e.absolute_path)}: {e.message}" for e in errors[:20]]
+        more = f"\n  ... and {len(errors) - 20} more" if len(errors) > 20 else ""
+        raise GraphFileError(
+            f"{source} does not match the graph schema ({len(errors)} problem"
+            f"{'s' if len(errors) != 1 else ''}):\n" + "\n".join(lines) + more)
+
+
+def _json_path(path: Any) -> str:
+    out = "$"
+    for part in path:
+        out += f"[{part}]" if isinstance(part, int) else f".{part}"
+    return out
+
+
+def from_document(doc: dict[str, Any], source: str = "<graph>",
+                  registry: Any = None) -> Graph:
+    doc = migrate(doc, source)
+    check_schema(doc, source)
+    graph = _build(doc, source, registry)
+    graph.meta = dict(doc.get("meta", {}))
+    graph.ui = json.loads(json.dumps(doc.get("editor", {})))
+    return graph
+
+
+def _build(doc: dict[str, Any], source: str, registry: Any) -> Graph:
+    graph = Graph()
+    for name, sub in doc.get("subgraphs", {}).items():
+        graph.subgraphs[name] = _subgraph_from(name, sub, source, registry)
+    for n in doc["nodes"]:
+        if n["id"] in graph.nodes:
+            raise GraphFileError(f"{source}: node id {n['id']!r} is used twice. "
+                                 "Fix: give each node its own id.")
+        type_id = n["type"]
+        params = dict(n.get("params", {}))
+        version = n.get("version")
+        cls = registry.get(type_id) if registry is not None else None
+        if cls is not None:
+            type_id = cls.type_id  # legacy ids become the current id
+            if version is not None and version > cls.version:
+                raise GraphFileError(
+                    f"{source}: node {n['id']!r} was saved by version {version} of "
+                    f"'{type_id}', newer than the installed version {cls.version}. "
+                    "Fix: update Fathom Studio or the plugin that provides this node.")
+            if version is not None and version < cls.version:
+                params = cls.upgrade(params, version)
+            version = cls.version
+        graph.nodes[n["id"]] = NodeInstance(n["id"], type_id, params, n.get("bypass", False),
+                                            n.get("mute", False), n.get("title"), version)
+    for e in doc["edges"]:
+        graph.edges.append(Edge(e["from"][0], e["from"][1], e["to"][0], e["to"][1]))
+    return graph
+
+
+def _subgraph_from(name: str, sub: dict[str, Any], source: str, registry: Any) -> SubgraphDef:
+    inner = _build(sub, f"{source} (subgraph {name!r})", registry)
+
+    def exposed(key: str) -> list[Exposed]:
+        return [Exposed(x["name"], x["node"], x["port"]) for x in sub.get(key, [])]
+
+    return SubgraphDef(name, inner, exposed("inputs"), exposed("outputs"), exposed("params"),
+                       sub.get("doc", ""), sub.get("version", 1))
+
+
+def load(path: str | os.PathLike[str], registry: Any = None) -> Graph:
+    """Read a graph file (or a PNG that Fathom saved) into a Graph; never runs anything."""
+    return from_document(read_document(path), str(path), registry)
+
+
+def loads(text: str, registry: Any = None, source: str = "<graph>") -> Graph:
+    return from_document(parse_text(text, source), source, registry)
+
+
+# ---- writing -------------------------------------------------------------------------------
+
+
+def _nodes_doc(graph: Graph, registry: Any) -> list[dict[str, Any]]:
+    out = []
+    for inst in graph.nodes.values():
+        cls = registry.get(inst.type) if registry is not None else None
+        d: dict[str, Any] = {"id": inst.id, "type": inst.type}
+        version = cls.version if cls is not None else inst.version
+        if version is not None:
+            d["version"] = version
+        d["params"] = {k: _jsonable(inst.params[k]) for k in sorted(inst.params)}
+        if inst.bypass:
+            d["bypass"] = True
+        if inst.mute:
+            d["mute"] = True
+        if inst.title:
+            d["title"] = inst.title
+        out.append(d)
+    return out
+
+
+def _jsonable(v: Any) -> Any:
+    if isinstance(v, tuple):
+        return [_jsonable(x) for x in v]
+    if isinstance(v, Path):
+        return str(v)
+    return v
+
+
+def _edges_doc(graph: Graph) -> list[dict[str, Any]]:
+    return [{"from": [e.src, e.src_port], "to": [e.dst, e.dst_port]} for e in graph.edges]
+
+
+def _subgraphs_doc(graph: Graph, registry: Any) -> dict[str, Any]:
+    out = {}
+    for name in sorted(graph.subgraphs):
+        out[name] = subgraph_body(graph.subgraphs[name], registry)
+    return out
+
+
+def subgraph_body(d: SubgraphDef, registry: Any = None) -> dict[str, Any]:
+    body: dict[str, Any] = {"doc": d.doc, "version": d.version}
+    for key in ("inputs", "outputs", "params"):
+        body[key] = [{"name": x.name, "node": x.node, "port": x.port} for x in getattr(d, key)]
+    body["nodes"] = _nodes_doc(d.graph, registry)
+    body["edges"] = _edges_doc(d.graph)
+    if d.graph.subgraphs:
+        body["subgraphs"] = _subgraphs_doc(d.graph, registry)
+    return body
+
+
+def to_document(graph: Graph, registry: Any = None) -> dict[str, Any]:
+    doc: dict[str, Any] = {"format": FORMAT, "version": VERSION}
+    meta = {k: v for k, v in graph.meta.items() if not k.startswith("_")}
+    if meta:
+        doc["meta"] = meta
+    doc["nodes"] = _nodes_doc(graph, registry)
+    doc["edges"] = _edges_doc(graph)
+    if graph.subgraphs:
+        doc["subgraphs"] = _subgraphs_doc(graph, registry)
+    if graph.ui:
+        doc["editor"] = graph.ui
+    return doc
+
+
+def dumps(doc: dict[str, Any]) -> str:
+    return json.dumps(doc, indent=2, ensure_ascii=False) + "\n"
+
+
+def save(graph: Graph, path: str | os.PathLike[str], registry: Any = None) -> Path:
+    """Atomic: write a temp file, keep the previous file as ``.bak``, rename into place."""
+    p = Path(path)
+    atomic_write_text(p, dumps(to_document(graph, registry)), backup=True)
+    return p
+
+
+def execution_part(doc: dict[str, Any]) -> dict[str, Any]:
+    """The document without editor data: what decides the result."""
+    return {k: v for k, v in doc.items() if k not in ("editor", "meta")}
+
+
+def graph_hash(doc: dict[str, Any]) -> str:
+    return sha256_text(canonical_json(execution_part(doc)))
+
+
+# ---- subgraph library ----------------------------------------------------------------------
+
+
+def library_dirs() -> list[Path]:
+    env = os.environ.get("FATHOM_SUBGRAPH_PATH")
+    if env:
+        return [Path(p) for p in env.split(os.pathsep) if p]
+    base = os.environ.get("XDG_CONFIG_HOME", os.path.expanduser("~/.config"))
+    return [Path(base) / "fathom" / "subgraphs"]
+
+
+def save_subgraph(d: SubgraphDef, folder: str | os.PathLike[str], registry: Any = None) -> Path:
+    doc = {"format": SUBGRAPH_FORMAT, "version": VERSION, "name": d.name,
+           **subgraph_body(d, registry)}
+    check_schema(doc, d.name, kind="subgraph")
+    path = Path(folder) / f"{d.name}.json"
+    atomic_write_text(path, dumps(doc), backup=True)
+    return path
+
+
+class SubgraphLibrary:
+    """Subgraph definitions in folders, found by name when a graph uses one it does not hold."""
+
+    def __init__(self, folders: list[Path] | None = None, registry: Any = None) -> None:
+        self.folders = library_dirs() if folders is None else folders
+        self.registry = registry
+        self._loaded: dict[str, SubgraphDef | None] = {}
+
+    def __call__(self, name: str) -> SubgraphDef | None:
+        if name not in self._loaded:
+            self._loaded[name] = self._find(name)
+        return self._loaded[name]
+
+    def _find(self, name: str) -> SubgraphDef | None:
+        for folder in self.folders:
+            path = folder / f"{name}.json"
+            if path.exists():
+                doc = parse_text(path.read_text("utf-8"), str(path))
+                if doc.get("format") != SUBGRAPH_FORMAT:
+                    raise GraphFileError(f"{path} is not a Fathom subgraph file.")
+                check_schema(doc, str(path), kind="subgraph")
+                return _subgraph_from(name, doc, str(path), self.registry)
+        return None
+
+    def names(self) -> list[str]:
+        out = set()
+        for folder in self.folders:
+            if folder.is_dir():
+                out.update(p.stem for p in folder.glob("*.json"))
+        return sorted(out)

@@ -1,0 +1,78 @@
+"""Terminal progress for renders: a rich progress bar on a terminal, plain lines in CI logs."""
+
+from __future__ import annotations
+
+import os
+import sys
+from typing import Any, TextIO
+
+from engine.events import Event
+
+
+def use_bars(stream: TextIO | None = None) -> bool:
+    stream = stream or sys.stderr
+    return stream.isatty() and not os.environ.get("CI")
+
+
+class PlainProgress:
+    """One line per finished, cached or failed node: greppable and friendly to CI logs."""
+
+    def __init__(self, total: int, stream: TextIO | None = None) -> None:
+        self.total = total
+        self.done = 0
+        self.stream = stream or sys.stderr
+
+    def __call__(self, event: Event) -> None:
+        if event.kind in ("node_finished", "node_cached", "node_failed", "node_skipped"):
+            self.done += 1
+            word = {"node_finished": "done", "node_cached": "cached", "node_failed": "FAILED",
+                    "node_skipped": "skipped"}[event.kind]
+            secs = f" {event.seconds:.2f}s" if event.seconds is not None else ""
+            msg = f": {event.message}" if event.message and event.kind != "node_finished" else ""
+            print(f"[{self.done}/{self.total}] {event.node} {word}{secs}{msg}",
+                  file=self.stream, flush=True)
+        elif event.kind == "run_finished":
+            print(f"finished in {event.seconds:.2f}s{' (cancelled)' if event.message else ''}",
+                  file=self.stream, flush=True)
+
+    def close(self) -> None:
+        pass
+
+
+class BarProgress:
+    """An overall bar over nodes plus a bar for the node running now (its own progress events)."""
+
+    def __init__(self, total: int) -> None:
+        from rich.console import Console
+        from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+        self.progress = Progress(TextColumn("{task.description}"), BarColumn(),
+                                 TextColumn("{task.completed:.0f}/{task.total:.0f}"),
+                                 TimeElapsedColumn(), console=Console(stderr=True),
+                                 transient=False)
+        self.overall = self.progress.add_task("render", total=max(total, 1))
+        self.node_tasks: dict[str, Any] = {}
+        self.progress.start()
+
+    def __call__(self, event: Event) -> None:
+        p = self.progress
+        if event.kind == "node_started" and event.node:
+            self.node_tasks[event.node] = p.add_task(f"  {event.node}", total=100)
+        elif event.kind == "node_progress" and event.node in self.node_tasks:
+            p.update(self.node_tasks[event.node], completed=100 * (event.progress or 0))
+        elif event.kind in ("node_finished", "node_cached", "node_failed", "node_skipped"):
+            task = self.node_tasks.pop(event.node, None) if event.node else None
+            if task is not None:
+                p.remove_task(task)
+            p.advance(self.overall)
+            if event.kind == "node_failed":
+                p.console.print(f"[red]failed[/red] {event.node}: {event.message}")
+
+    def close(self) -> None:
+        self.progress.stop()
+
+
+def make_progress(total: int, quiet: bool = False) -> Any:
+    if quiet:
+        return lambda event: None
+    return BarProgress(total) if use_bars() else PlainProgress(total)

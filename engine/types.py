@@ -1,0 +1,622 @@
+"""Port types shared by every node: the data on edges, and the scalar kinds of parameters.
+
+Each type is a real class with a stable ``type_id`` (used in graph files, the registry listing and
+the GUI's port colours) and an ``nbytes`` estimate the executor's cache budget needs.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, ClassVar
+
+import numpy as np
+
+# --------------------------------------------------------------------------------------------
+# Base
+
+
+class PortType:
+    """Marker base: subclasses are the types a port can declare."""
+
+    type_id: ClassVar[str] = "any"
+    color: ClassVar[str] = "#9e9e9e"
+    doc: ClassVar[str] = ""
+
+    def nbytes(self) -> int:
+        return 64
+
+
+class Any_(PortType):
+    """Accepts any value; used by preview/inspection nodes."""
+
+    type_id = "any"
+    doc = "Any value (preview and inspection nodes)."
+
+
+def _as_float32(array: Any, what: str) -> np.ndarray:
+    arr = np.asarray(array)
+    if arr.dtype != np.float32:
+        arr = arr.astype(np.float32)
+    if not arr.flags.c_contiguous:
+        arr = np.ascontiguousarray(arr)
+    return arr
+
+
+# --------------------------------------------------------------------------------------------
+# Pixel data
+
+
+@dataclass(eq=False)
+class Image(PortType):
+    """float32 H×W×C in [0, 1], C in {1, 3, 4}; linear 0..1 keeps every node's math unit-free."""
+
+    data: np.ndarray
+    type_id: ClassVar[str] = "image"
+    color: ClassVar[str] = "#64b5f6"
+    doc: ClassVar[str] = "float32 H×W×C image in [0,1] (C = 1, 3 or 4)."
+
+    def __post_init__(self) -> None:
+        arr = _as_float32(self.data, "image")
+        if arr.ndim == 2:
+            arr = arr[:, :, None]
+        if arr.ndim != 3 or arr.shape[2] not in (1, 3, 4):
+            raise ValueError(f"an Image must be H×W×C with C in 1, 3, 4; got shape {arr.shape}")
+        if arr.shape[0] < 1 or arr.shape[1] < 1:
+            raise ValueError(f"an Image needs at least one pixel; got shape {arr.shape}")
+        self.data = arr
+
+    @property
+    def height(self) -> int:
+        return int(self.data.shape[0])
+
+    @property
+    def width(self) -> int:
+        return int(self.data.shape[1])
+
+    @property
+    def channels(self) -> int:
+        return int(self.data.shape[2])
+
+    def rgb(self) -> np.ndarray:
+        """H×W×3 view for nodes that want colour regardless of how the image was stored."""
+        if self.channels == 3:
+            return self.data
+        if self.channels == 4:
+            return self.data[:, :, :3]
+        return np.repeat(self.data, 3, axis=2)
+
+    def alpha(self) -> np.ndarray | None:
+        return self.data[:, :, 3] if self.channels == 4 else None
+
+    def nbytes(self) -> int:
+        return int(self.data.nbytes)
+
+
+@dataclass(eq=False)
+class Mask(PortType):
+    """float32 H×W in [0, 1]; soft masks keep feathered edges through compositing."""
+
+    data: np.ndarray
+    type_id: ClassVar[str] = "mask"
+    color: ClassVar[str] = "#e0e0e0"
+    doc: ClassVar[str] = "float32 H×W mask in [0,1]."
+
+    def __post_init__(self) -> None:
+        arr = _as_float32(self.data, "mask")
+        if arr.ndim == 3 and arr.shape[2] == 1:
+            arr = arr[:, :, 0]
+        if arr.ndim != 2:
+            raise ValueError(f"a Mask must be H×W; got shape {arr.shape}")
+        self.data = arr
+
+    @property
+    def height(self) -> int:
+        return int(self.data.shape[0])
+
+    @property
+    def width(self) -> int:
+        return int(self.data.shape[1])
+
+    def nbytes(self) -> int:
+        return int(self.data.nbytes)
+
+
+DEPTH_KINDS = ("relative", "metric")
+
+
+@dataclass(eq=False)
+class Depth(PortType):
+    """float32 H×W distance along the camera axis; non-finite or <= 0 marks 'no depth here'.
+
+    ``kind`` says whether values are metric (in ``units``) or only ordered (relative), because
+    back-projection needs metric depth and must refuse relative depth without near/far.
+    """
+
+    data: np.ndarray
+    kind: str = "relative"
+    units: str = "m"
+    type_id: ClassVar[str] = "depth"
+    color: ClassVar[str] = "#ffb74d"
+    doc: ClassVar[str] = "float32 H×W depth, kind relative or metric, with units."
+
+    def __post_init__(self) -> None:
+        arr = _as_float32(self.data, "depth")
+        if arr.ndim == 3 and arr.shape[2] == 1:
+            arr = arr[:, :, 0]
+        if arr.ndim != 2:
+            raise ValueError(f"a Depth must be H×W; got shape {arr.shape}")
+        if self.kind not in DEPTH_KINDS:
+            raise ValueError(f"depth kind must be one of {DEPTH_KINDS}; got {self.kind!r}")
+        self.data = arr
+
+    @property
+    def height(self) -> int:
+        return int(self.data.shape[0])
+
+    @property
+    def width(self) -> int:
+        return int(self.data.shape[1])
+
+    def valid(self) -> np.ndarray:
+        """Boolean H×W of usable samples (finite and positive)."""
+        return np.isfinite(self.data) & (self.data > 0)
+
+    def nbytes(self) -> int:
+        return int(self.data.nbytes)
+
+
+# --------------------------------------------------------------------------------------------
+# Geometry
+
+
+@dataclass(eq=False)
+class Camera(PortType):
+    """Pinhole intrinsics in pixels plus a 4×4 camera-to-world pose (OpenCV axes: x right, y down,
+    z forward), so projection math never has to guess a convention."""
+
+    fx: float
+    fy: float
+    cx: float
+    cy: float
+    width: int
+    height: int
+    pose: np.ndarray = field(default_factory=lambda: np.eye(4, dtype=np.float64))
+    type_id: ClassVar[str] = "camera"
+    color: ClassVar[str] = "#ba68c8"
+    doc: ClassVar[str] = "Pinhole camera: intrinsics (pixels) and 4×4 camera-to-world pose."
+
+    def __post_init__(self) -> None:
+        pose = np.asarray(self.pose, dtype=np.float64)
+        if pose.shape != (4, 4):
+            raise ValueError(f"camera pose must be 4×4; got {pose.shape}")
+        if self.width < 1 or self.height < 1 or self.fx <= 0 or self.fy <= 0:
+            raise ValueError("camera needs positive width, height and focal lengths")
+        self.pose = pose
+
+    @classmethod
+    def from_fov(cls, width: int, height: int, fov_y_deg: float,
+                 pose: np.ndarray | None = None) -> Camera:
+        """Square pixels, centred principal point: what 'field of view' means to most users."""
+        if not 0 < fov_y_deg < 180:
+            raise ValueError(f"field of view must be in (0, 180) degrees; got {fov_y_deg}")
+        f = 0.5 * height / math.tan(math.radians(fov_y_deg) / 2)
+        return cls(f, f, width / 2, height / 2, int(width), int(height),
+                   np.eye(4) if pose is None else pose)
+
+    @property
+    def K(self) -> np.ndarray:  # noqa: N802 - the standard symbol
+        return np.array([[self.fx, 0, self.cx], [0, self.fy, self.cy], [0, 0, 1]], np.float64)
+
+
+@dataclass(eq=False)
+class RGBD(PortType):
+    """Colour and depth of the same view, optionally with the camera that saw them."""
+
+    image: Image
+    depth: Depth
+    camera: Camera | None = None
+    type_id: ClassVar[str] = "rgbd"
+    color: ClassVar[str] = "#f06292"
+    doc: ClassVar[str] = "An Image and a Depth of the same size, with an optional Camera."
+
+    def __post_init__(self) -> None:
+        if (self.image.height, self.image.width) != (self.depth.height, self.depth.width):
+            raise ValueError(
+                f"image is {self.image.width}×{self.image.height} but depth is "
+                f"{self.depth.width}×{self.depth.height}; resize one to match")
+
+    def nbytes(self) -> int:
+        return self.image.nbytes() + self.depth.nbytes()
+
+
+@dataclass(eq=False)
+class PointCloud(PortType):
+    """N×3 float32 points with optional N×3 colours in [0,1] and normals."""
+
+    points: np.ndarray
+    colors: np.ndarray | None = None
+    normals: np.ndarray | None = None
+    type_id: ClassVar[str] = "pointcloud"
+    color: ClassVar[str] = "#4db6ac"
+    doc: ClassVar[str] = "N×3 points with optional colours and normals."
+
+    def __post_init__(self) -> None:
+        pts = _as_float32(self.points, "points").reshape(-1, 3) if np.size(self.points) else \
+            np.zeros((0, 3), np.float32)
+        self.points = pts
+        for name in ("colors", "normals"):
+            val = getattr(self, name)
+            if val is not None:
+                arr = _as_float32(val, name).reshape(-1, 3)
+                if len(arr) != len(pts):
+                    raise ValueError(f"{name} has {len(arr)} rows but there are {len(pts)} points")
+                setattr(self, name, arr)
+
+    def __len__(self) -> int:
+        return int(len(self.points))
+
+    def nbytes(self) -> int:
+        n = self.points.nbytes
+        n += self.colors.nbytes if self.colors is not None else 0
+        n += self.normals.nbytes if self.normals is not None else 0
+        return int(n)
+
+
+@dataclass(eq=False)
+class Mesh(PortType):
+    """A triangle mesh backed by trimesh, so loading, saving and repair use one library."""
+
+    mesh: Any  # trimesh.Trimesh; imported lazily to keep the engine's import cheap
+    type_id: ClassVar[str] = "mesh"
+    color: ClassVar[str] = "#81c784"
+    doc: ClassVar[str] = "Triangle mesh (trimesh) with optional vertex colours or texture."
+
+    def __post_init__(self) -> None:
+        import trimesh
+
+        if not isinstance(self.mesh, trimesh.Trimesh):
+            raise ValueError(f"a Mesh wraps a trimesh.Trimesh; got {type(self.mesh).__name__}")
+
+    def nbytes(self) -> int:
+        m = self.mesh
+        return int(m.vertices.nbytes + m.faces.nbytes + 64 * 1024)
+
+
+# --------------------------------------------------------------------------------------------
+# Video: a lazy frame source
+
+
+class Video(PortType):
+    """A lazy sequence of frames: ``frame(i)`` decodes on demand, so a 4K hour never sits in RAM.
+
+    A video is a frame count, an fps, and a function from index to Image; slicing and mapping make
+    new lazy videos. ``to_array`` is the explicit opt-in to materialise everything.
+    """
+
+    type_id = "video"
+    color = "#7986cb"
+    doc = "Lazy frame source with fps and length; frames decoded on demand."
+
+    def __init__(self, length: int, fps: float, get_frame: Callable[[int], Image],
+                 size: tuple[int, int] | None = None, source: str = ""):
+        if length < 0:
+            raise ValueError("video length must be >= 0")
+        if not fps > 0:
+            raise ValueError(f"video fps must be positive; got {fps}")
+        self.length = int(length)
+        self.fps = float(fps)
+        self._get = get_frame
+        self._size = size
+        self.source = source
+
+    def __len__(self) -> int:
+        return self.length
+
+    @property
+    def size(self) -> tuple[int, int]:
+        """(width, height), decoding the first frame only if the source did not say."""
+        if self._size is None:
+            first = self.frame(0)
+            self._size = (first.width, first.height)
+        return self._size
+
+    def frame(self, index: int) -> Image:
+        if not 0 <= index < self.length:
+            raise IndexError(f"frame {index} is outside 0..{self.length - 1}")
+        return self._get(index)
+
+    def __iter__(self) -> Iterator[Image]:
+        for i in range(self.length):
+            yield self._get(i)
+
+    def slice(self, start: int, stop: int) -> Video:
+        start = max(0, start)
+        stop = min(self.length, stop)
+        n = max(0, stop - start)
+        return Video(n, self.fps, lambda i: self._get(start + i), self._size, self.source)
+
+    def map(self, fn: Callable[[Image], Image], size: tuple[int, int] | None = None) -> Video:
+        return Video(self.length, self.fps, lambda i: fn(self._get(i)), size, self.source)
+
+    def to_array(self) -> np.ndarray:
+        """Every frame as one T×H×W×C array: the explicit, memory-hungry path."""
+        return np.stack([f.data for f in self])
+
+    @classmethod
+    def from_frames(cls, frames: list[Image], fps: float) -> Video:
+        frames = list(frames)
+        size = (frames[0].width, frames[0].height) if frames else None
+        return cls(len(frames), fps, frames.__getitem__, size)
+
+    def nbytes(self) -> int:
+        # Lazy: only the closure is held. Materialised sources report themselves via the size.
+        return 1024
+
+
+# --------------------------------------------------------------------------------------------
+# Generation types (torch values; torch is imported only by the nodes that make them)
+
+
+@dataclass(eq=False)
+class Latent(PortType):
+    """A latent tensor (B×C×h×w) with the scaling its VAE expects."""
+
+    tensor: Any
+    scaling_factor: float = 1.0
+    type_id: ClassVar[str] = "latent"
+    color: ClassVar[str] = "#ff8a65"
+    doc: ClassVar[str] = "Latent tensor B×C×h×w with its VAE scaling factor."
+
+    def nbytes(self) -> int:
+        t = self.tensor
+        return int(t.numel() * t.element_size()) if hasattr(t, "numel") else 64
+
+
+@dataclass(eq=False)
+class Conditioning(PortType):
+    """Text/image embeddings a denoiser consumes, plus an optional pooled vector."""
+
+    embeds: Any
+    pooled: Any = None
+    meta: dict = field(default_factory=dict)
+    type_id: ClassVar[str] = "conditioning"
+    color: ClassVar[str] = "#ffd54f"
+    doc: ClassVar[str] = "Prompt embeddings (and pooled embeddings) for a denoiser."
+
+    def nbytes(self) -> int:
+        n = 0
+        for t in (self.embeds, self.pooled):
+            if hasattr(t, "numel"):
+                n += t.numel() * t.element_size()
+        return int(n) or 64
+
+
+@dataclass(eq=False)
+class ModelRef(PortType):
+    """Names a model (local folder or hub id) without holding weights: the model manager loads."""
+
+    source: str
+    kind: str = "diffusers"
+    variant: str | None = None
+    type_id: ClassVar[str] = "model"
+    color: ClassVar[str] = "#a1887f"
+    doc: ClassVar[str] = "Reference to a model folder or hub id; weights live in the model manager."
+
+
+# --------------------------------------------------------------------------------------------
+# Scalars: the kinds a parameter (or a scalar port) can have.
+
+
+class Scalar(PortType):
+    """Scalar kinds coerce JSON values into Python values and raise ValueError with the reason."""
+
+    python_type: ClassVar[type] = object
+
+    @classmethod
+    def coerce(cls, value: Any) -> Any:
+        return value
+
+    @classmethod
+    def parse(cls, text: str) -> Any:
+        """From a command-line string (``--set node.param=VALUE``)."""
+        return cls.coerce(text)
+
+
+class Int(Scalar):
+    type_id = "int"
+    color = "#90a4ae"
+    python_type = int
+
+    @classmethod
+    def coerce(cls, value: Any) -> int:
+        if isinstance(value, bool):
+            raise ValueError(f"expected an integer, got {value!r}")
+        if isinstance(value, float):
+            if not value.is_integer():
+                raise ValueError(f"expected an integer, got {value!r}")
+            return int(value)
+        if isinstance(value, int):
+            return value
+        if isinstance(value, str):
+            try:
+                return int(value.strip())
+            except ValueError:
+                raise ValueError(f"expected an integer, got {value!r}") from None
+        raise ValueError(f"expected an integer, got {value!r}")
+
+
+class Seed(Int):
+    type_id = "seed"
+    color = "#b0bec5"
+
+    @classmethod
+    def coerce(cls, value: Any) -> int:
+        v = Int.coerce(value)
+        if not 0 <= v < 2**63:
+            raise ValueError(f"a seed must be in 0..2^63-1; got {v}")
+        return v
+
+
+class Float(Scalar):
+    type_id = "float"
+    color = "#90a4ae"
+    python_type = float
+
+    @classmethod
+    def coerce(cls, value: Any) -> float:
+        if isinstance(value, bool):
+            raise ValueError(f"expected a number, got {value!r}")
+        try:
+            out = float(value)
+        except (TypeError, ValueError):
+            raise ValueError(f"expected a number, got {value!r}") from None
+        if not math.isfinite(out):
+            raise ValueError(f"expected a finite number, got {value!r}")
+        return out
+
+
+class Bool(Scalar):
+    type_id = "bool"
+    color = "#90a4ae"
+    python_type = bool
+
+    @classmethod
+    def coerce(cls, value: Any) -> bool:
+        if isinstance(value, bool):
+            return value
+        if isinstance(value, str) and value.strip().lower() in ("true", "1", "yes", "on"):
+            return True
+        if isinstance(value, str) and value.strip().lower() in ("false", "0", "no", "off"):
+            return False
+        if isinstance(value, int) and value in (0, 1):
+            return bool(value)
+        raise ValueError(f"expected true or false, got {value!r}")
+
+
+class String(Scalar):
+    type_id = "string"
+    color = "#a5d6a7"
+    python_type = str
+
+    @classmethod
+    def coerce(cls, value: Any) -> str:
+        if not isinstance(value, str):
+            raise ValueError(f"expected text, got {value!r}")
+        return value
+
+
+class Enum(String):
+    type_id = "enum"
+
+
+class PathValue(String):
+    """A file or folder path; relative paths resolve against the graph file's folder."""
+
+    type_id = "path"
+
+
+class Color(Scalar):
+    """RGBA in [0,1]; accepts '#rrggbb', '#rrggbbaa' or a list of 3–4 numbers."""
+
+    type_id = "color"
+    color = "#ef9a9a"
+    python_type = tuple
+
+    @classmethod
+    def coerce(cls, value: Any) -> tuple[float, float, float, float]:
+        if isinstance(value, str):
+            s = value.strip().lstrip("#")
+            if len(s) in (6, 8) and all(c in "0123456789abcdefABCDEF" for c in s):
+                comps = [int(s[i:i + 2], 16) / 255 for i in range(0, len(s), 2)]
+                if len(comps) == 3:
+                    comps.append(1.0)
+                return tuple(comps)  # type: ignore[return-value]
+            raise ValueError(f"expected a colour like '#ff8800' or [1, 0.5, 0]; got {value!r}")
+        if isinstance(value, (list, tuple)) and len(value) in (3, 4):
+            comps = [Float.coerce(c) for c in value]
+            if any(not 0 <= c <= 1 for c in comps):
+                raise ValueError(f"colour components must be in [0, 1]; got {value!r}")
+            if len(comps) == 3:
+                comps.append(1.0)
+            return tuple(comps)  # type: ignore[return-value]
+        raise ValueError(f"expected a colour like '#ff8800' or [1, 0.5, 0]; got {value!r}")
+
+    @classmethod
+    def parse(cls, text: str) -> tuple[float, float, float, float]:
+        if "," in text:
+            return cls.coerce([p for p in text.split(",")])
+        return cls.coerce(text)
+
+
+SCALARS: tuple[type[Scalar], ...] = (Int, Seed, Float, Bool, String, Enum, PathValue, Color)
+
+ALL_TYPES: dict[str, type[PortType]] = {
+    t.type_id: t
+    for t in (Any_, Image, Mask, Depth, RGBD, Camera, PointCloud, Mesh, Video, Latent,
+              Conditioning, ModelRef, *SCALARS)
+}
+
+
+def type_by_id(type_id: str) -> type[PortType]:
+    try:
+        return ALL_TYPES[type_id]
+    except KeyError:
+        raise KeyError(f"unknown port type {type_id!r}; known: {', '.join(sorted(ALL_TYPES))}") \
+            from None
+
+
+# --------------------------------------------------------------------------------------------
+# Implicit conversions: only lossless ones, each documented here and listed by `fathom nodes`.
+
+
+def _image_to_video(img: Image) -> Video:
+    return Video.from_frames([img], fps=1.0)
+
+
+def _mask_to_image(mask: Mask) -> Image:
+    return Image(mask.data[:, :, None])
+
+
+CONVERSIONS: dict[tuple[str, str], tuple[Callable[[Any], Any], str]] = {
+    ("image", "video"): (_image_to_video, "an Image becomes a one-frame Video at 1 fps"),
+    ("mask", "image"): (_mask_to_image, "a Mask becomes a one-channel Image"),
+    ("int", "float"): (float, "an int becomes a float"),
+    ("seed", "int"): (int, "a seed is an int"),
+    ("int", "seed"): (int, "an int is used as a seed"),
+    ("enum", "string"): (str, "an enum choice is its text"),
+    ("path", "string"): (str, "a path is its text"),
+}
+
+
+def can_connect(src: str, dst: str) -> bool:
+    """Whether an output of type ``src`` may feed an input of type ``dst``."""
+    return src == dst or dst == "any" or (src, dst) in CONVERSIONS
+
+
+def convert(value: Any, src: str, dst: str) -> Any:
+    if src == dst or dst == "any" or value is None:
+        return value
+    return CONVERSIONS[(src, dst)][0](value)
+
+
+def value_nbytes(value: Any) -> int:
+    """Size estimate for the cache budget; unknown objects count as small."""
+    if isinstance(value, PortType):
+        return value.nbytes()
+    if isinstance(value, np.ndarray):
+        return int(value.nbytes)
+    if isinstance(value, (str, bytes)):
+        return len(value) + 49
+    if isinstance(value, (list, tuple)):
+        return sum(value_nbytes(v) for v in value) + 56
+    return 64
+
+
+def coerce_path(value: str, base: Path | None) -> Path:
+    p = Path(value).expanduser()
+    if not p.is_absolute() and base is not None:
+        p = base / p
+    return p
