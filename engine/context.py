@@ -55,7 +55,7 @@ class NodeContext:
 
     def __init__(self, node_id: str, options: RunOptions, device: DeviceInfo | None,
                  emit: Listener | None = None, cancel: CancelToken | None = None,
-                 seed: int = 0, model_hashes: Any = None) -> None:
+                 seed: int = 0, model_hashes: Any = None, models: Any = None) -> None:
         self.node_id = node_id
         self.options = options
         self._device = device
@@ -65,6 +65,7 @@ class NodeContext:
         self.files: list[str] = []
         self.model_files: dict[str, str] = {}
         self._model_hashes = model_hashes
+        self._models = models
         self.log = logging.getLogger(f"fathom.node.{node_id}")
 
     # ---- device ----------------------------------------------------------------------------
@@ -76,6 +77,25 @@ class NodeContext:
 
             self._device = pick_device(self.options.device)
         return self._device
+
+    @property
+    def models(self):  # -> engine.models.ModelManager
+        """The shared model manager: nodes never hold weights themselves."""
+        if self._models is None:
+            from engine.models import ModelManager
+
+            self._models = ModelManager()
+        return self._models
+
+    def load_model(self, kind: str, source: str, loader: Any) -> Any:
+        """Load (or reuse) a model for this run's device and record its weights' hashes."""
+        from engine.models.manager import safetensors_files
+
+        model, path = self.models.get(kind, source, self.device.torch_device, self.device.dtype,
+                                      loader)
+        for f in safetensors_files(path):
+            self.record_model_file(f)
+        return model
 
     # ---- progress, preview, cancel --------------------------------------------------------
 

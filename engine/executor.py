@@ -22,6 +22,7 @@ from engine.device import DeviceInfo, pick_device
 from engine.errors import Cancelled, GraphInvalid, NodeError, Problem
 from engine.events import Event, Listener
 from engine.graph import Edge, Graph
+from engine.models import ModelManager
 from engine.node import Node
 from engine.provenance import HashCache, canonical_json
 from engine.registry import Registry, default_registry
@@ -116,6 +117,7 @@ class Executor:
         self.max_workers = max(1, int(max_workers))
         self.library = library
         self.hash_cache = HashCache()
+        self.models = ModelManager()
         self._file_records: dict[str, tuple[list[str], dict[str, str]]] = {}
 
     # ---- planning --------------------------------------------------------------------------
@@ -365,7 +367,7 @@ class _Run:
         if self.device is None and self.plan.options.device == "cpu":
             self.device = DeviceInfo("cpu")
         ctx = NodeContext(nid, self.plan.options, self.device, self.emit, self.cancel, rec.seed,
-                          self.ex.hash_cache)
+                          self.ex.hash_cache, self.ex.models)
         self.emit(Event("node_started", nid))
         t0 = time.perf_counter()
         try:

@@ -211,6 +211,29 @@ class Camera(PortType):
         return np.array([[self.fx, 0, self.cx], [0, self.fy, self.cy], [0, 0, 1]], np.float64)
 
 
+class CameraPath(PortType):
+    """A sequence of cameras with a frame rate: what a camera-path node makes and a renderer
+    turns into a video."""
+
+    type_id = "camera_path"
+    color = "#ce93d8"
+    doc = "A sequence of Cameras with an fps."
+
+    def __init__(self, cameras: list[Camera], fps: float = 24.0) -> None:
+        if not cameras:
+            raise ValueError("a camera path needs at least one camera")
+        if not fps > 0:
+            raise ValueError(f"camera path fps must be positive; got {fps}")
+        self.cameras = list(cameras)
+        self.fps = float(fps)
+
+    def __len__(self) -> int:
+        return len(self.cameras)
+
+    def nbytes(self) -> int:
+        return 256 * len(self.cameras)
+
+
 @dataclass(eq=False)
 class RGBD(PortType):
     """Colour and depth of the same view, optionally with the camera that saw them."""
@@ -555,7 +578,7 @@ SCALARS: tuple[type[Scalar], ...] = (Int, Seed, Float, Bool, String, Enum, PathV
 
 ALL_TYPES: dict[str, type[PortType]] = {
     t.type_id: t
-    for t in (Any_, Image, Mask, Depth, RGBD, Camera, PointCloud, Mesh, Video, Latent,
+    for t in (Any_, Image, Mask, Depth, RGBD, Camera, CameraPath, PointCloud, Mesh, Video, Latent,
               Conditioning, ModelRef, *SCALARS)
 }
 
@@ -576,6 +599,10 @@ def _image_to_video(img: Image) -> Video:
     return Video.from_frames([img], fps=1.0)
 
 
+def _camera_to_path(cam: Camera) -> CameraPath:
+    return CameraPath([cam], fps=1.0)
+
+
 def _mask_to_image(mask: Mask) -> Image:
     return Image(mask.data[:, :, None])
 
@@ -583,6 +610,7 @@ def _mask_to_image(mask: Mask) -> Image:
 CONVERSIONS: dict[tuple[str, str], tuple[Callable[[Any], Any], str]] = {
     ("image", "video"): (_image_to_video, "an Image becomes a one-frame Video at 1 fps"),
     ("mask", "image"): (_mask_to_image, "a Mask becomes a one-channel Image"),
+    ("camera", "camera_path"): (_camera_to_path, "a Camera becomes a one-camera path"),
     ("int", "float"): (float, "an int becomes a float"),
     ("seed", "int"): (int, "a seed is an int"),
     ("int", "seed"): (int, "an int is used as a seed"),

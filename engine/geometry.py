@@ -1,0 +1,287 @@
+"""Pure geometry for depth and 3D: back-projection, projection, grid meshes, panoramas, paths.
+
+Conventions (used everywhere, so no function guesses): OpenCV camera axes (x right, y down,
+z forward); poses are 4×4 camera-to-world; pixel (i, j) covers [i, i+1)×[j, j+1) so its centre
+is at (i + 0.5, j + 0.5); depth is distance along the camera z axis; equirectangular longitude
+runs left→right from -π to π with the image centre looking along +z, latitude top→bottom from
++π/2 (up, which is -y) to -π/2.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+# --------------------------------------------------------------------------------------------
+# Poses
+
+
+def look_at(eye: np.ndarray, target: np.ndarray, up: np.ndarray | None = None) -> np.ndarray:
+    """Camera-to-world pose at ``eye`` looking at ``target``; ``up`` is world up (default -y,
+    so images are upright in the OpenCV convention)."""
+    eye = np.asarray(eye, np.float64)
+    target = np.asarray(target, np.float64)
+    up = np.array([0.0, -1.0, 0.0]) if up is None else np.asarray(up, np.float64)
+    z = target - eye
+    n = np.linalg.norm(z)
+    if n < 1e-12:
+        raise ValueError("look_at: eye and target coincide")
+    z /= n
+    x = np.cross(-up, z)  # right = forward × down ... expressed with up = -down
+    if np.linalg.norm(x) < 1e-9:  # looking straight up or down: pick any right vector
+        x = np.cross(z, [1.0, 0.0, 0.0]) if abs(z[0]) < 0.9 else np.cross(z, [0.0, 0.0, 1.0])
+    x /= np.linalg.norm(x)
+    y = np.cross(z, x)
+    pose = np.eye(4)
+    pose[:3, 0], pose[:3, 1], pose[:3, 2], pose[:3, 3] = x, y, z, eye
+    return pose
+
+
+def yaw_pitch_pose(position: np.ndarray, yaw_deg: float, pitch_deg: float = 0.0) -> np.ndarray:
+    """Pose from a position and yaw (about world -y, positive turns right) and pitch (up +)."""
+    yaw, pitch = math.radians(yaw_deg), math.radians(pitch_deg)
+    fwd = np.array([math.cos(pitch) * math.sin(yaw), -math.sin(pitch),
+                    math.cos(pitch) * math.cos(yaw)])
+    return look_at(np.asarray(position, np.float64), np.asarray(position, np.float64) + fwd)
+
+
+def invert_pose(pose: np.ndarray) -> np.ndarray:
+    r, t = pose[:3, :3], pose[:3, 3]
+    out = np.eye(4)
+    out[:3, :3] = r.T
+    out[:3, 3] = -r.T @ t
+    return out
+
+
+# --------------------------------------------------------------------------------------------
+# Projection
+
+
+def pixel_grid(width: int, height: int) -> tuple[np.ndarray, np.ndarray]:
+    """Pixel-centre coordinates (u, v), each H×W float64."""
+    u = np.arange(width, dtype=np.float64) + 0.5
+    v = np.arange(height, dtype=np.float64) + 0.5
+    return np.meshgrid(u, v)
+
+
+def backproject(depth: np.ndarray, fx: float, fy: float, cx: float, cy: float,
+                pose: np.ndarray | None = None) -> np.ndarray:
+    """H×W depth → H×W×3 points (world frame if ``pose`` is given). Invalid depth gives NaN."""
+    h, w = depth.shape
+    u, v = pixel_grid(w, h)
+    z = depth.astype(np.float64)
+    z = np.where(np.isfinite(z) & (z > 0), z, np.nan)
+    pts = np.stack([(u - cx) / fx * z, (v - cy) / fy * z, z], axis=-1)
+    if pose is not None:
+        pts = pts @ pose[:3, :3].T + pose[:3, 3]
+    return pts
+
+
+def project(points: np.ndarray, fx: float, fy: float, cx: float, cy: float,
+            pose: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """World points N×3 → (N×2 continuous pixel coords, N depths along the camera axis)."""
+    p = np.asarray(points, np.float64).reshape(-1, 3)
+    if pose is not None:
+        w2c = invert_pose(pose)
+        p = p @ w2c[:3, :3].T + w2c[:3, 3]
+    z = p[:, 2]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        uv = np.stack([fx * p[:, 0] / z + cx, fy * p[:, 1] / z + cy], axis=-1)
+    return uv, z
+
+
+# --------------------------------------------------------------------------------------------
+# Grid triangulation with discontinuity cutting
+
+
+def grid_faces(height: int, width: int, wrap_u: bool = False) -> np.ndarray:
+    """Two triangles per grid cell over an H×W vertex grid (row-major vertex ids), wound so the
+    front faces the camera in OpenCV axes. ``wrap_u`` closes the seam of a panorama."""
+    cols = width if wrap_u else width - 1
+    j, i = np.meshgrid(np.arange(height - 1), np.arange(cols), indexing="ij")
+    a = j * width + i
+    b = j * width + (i + 1) % width
+    c = (j + 1) * width + i
+    d = (j + 1) * width + (i + 1) % width
+    tri1 = np.stack([a, c, b], axis=-1).reshape(-1, 3)
+    tri2 = np.stack([b, c, d], axis=-1).reshape(-1, 3)
+    return np.concatenate([tri1, tri2]).astype(np.int64)
+
+
+def cut_discontinuities(faces: np.ndarray, depth_flat: np.ndarray,
+                        max_ratio: float) -> np.ndarray:
+    """Keep faces whose three depths are valid and whose relative spread (max-min)/min is at most
+    ``max_ratio``: this removes the 'rubber sheet' between foreground and background."""
+    z = depth_flat[faces]
+    valid = np.all(np.isfinite(z) & (z > 0), axis=1)
+    zmin = np.where(valid, z.min(axis=1), 1.0)
+    spread = (z.max(axis=1) - zmin) / zmin
+    keep = valid & (spread <= max_ratio)
+    return faces[keep]
+
+
+def depth_grid_mesh(depth: np.ndarray, fx: float, fy: float, cx: float, cy: float,
+                    pose: np.ndarray | None = None, max_ratio: float = 0.05,
+                    step: int = 1) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Depth → (vertices V×3, faces F×3, uv V×2 in [0,1]) with one vertex per (sub)pixel.
+
+    ``step`` subsamples the grid; unused vertices are kept so vertex i is pixel i (simple
+    colour lookup), and callers may drop them with ``compact``.
+    """
+    if step > 1:
+        depth = depth[::step, ::step]
+        fx, fy, cx, cy = fx / step, fy / step, cx / step, cy / step
+    h, w = depth.shape
+    pts = backproject(depth, fx, fy, cx, cy, pose).reshape(-1, 3)
+    faces = cut_discontinuities(grid_faces(h, w), depth.reshape(-1).astype(np.float64), max_ratio)
+    u, v = pixel_grid(w, h)
+    uv = np.stack([u.reshape(-1) / w, 1.0 - v.reshape(-1) / h], axis=-1)
+    return pts, faces, uv
+
+
+def compact(vertices: np.ndarray, faces: np.ndarray,
+            *attrs: np.ndarray) -> tuple[np.ndarray, ...]:
+    """Drop vertices no face uses; returns (vertices, faces, *attrs) re-indexed."""
+    used = np.zeros(len(vertices), bool)
+    used[faces.reshape(-1)] = True
+    remap = -np.ones(len(vertices), np.int64)
+    remap[used] = np.arange(int(used.sum()))
+    out = [vertices[used], remap[faces]]
+    out += [a[used] for a in attrs]
+    return tuple(out)
+
+
+def depth_normals(depth: np.ndarray, fx: float, fy: float, cx: float, cy: float) -> np.ndarray:
+    """Camera-space unit normals H×W×3 from central differences of back-projected points;
+    NaN where depth is missing. Normals face the camera (negative z component)."""
+    p = backproject(depth, fx, fy, cx, cy)
+    du = np.full_like(p, np.nan)
+    dv = np.full_like(p, np.nan)
+    du[:, 1:-1] = p[:, 2:] - p[:, :-2]
+    dv[1:-1, :] = p[2:, :] - p[:-2, :]
+    n = np.cross(dv, du)
+    norm = np.linalg.norm(n, axis=-1, keepdims=True)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        n = n / norm
+    flip = n[..., 2] > 0
+    n[flip] *= -1
+    return n
+
+
+# --------------------------------------------------------------------------------------------
+# Equirectangular panoramas
+
+
+def equirect_directions(width: int, height: int) -> np.ndarray:
+    """H×W×3 unit view directions for an equirectangular image (OpenCV axes, y down)."""
+    u, v = pixel_grid(width, height)
+    lon = u / width * 2 * math.pi - math.pi
+    lat = math.pi / 2 - v / height * math.pi
+    return np.stack([np.cos(lat) * np.sin(lon), -np.sin(lat), np.cos(lat) * np.cos(lon)], -1)
+
+
+def direction_to_equirect(dirs: np.ndarray, width: int, height: int) -> np.ndarray:
+    """Unit directions N×3 → continuous equirect pixel coords N×2 (inverse of the above)."""
+    d = dirs / np.linalg.norm(dirs, axis=-1, keepdims=True)
+    lon = np.arctan2(d[..., 0], d[..., 2])
+    lat = np.arcsin(np.clip(-d[..., 1], -1, 1))
+    return np.stack([(lon + math.pi) / (2 * math.pi) * width,
+                     (math.pi / 2 - lat) / math.pi * height], -1)
+
+
+def panorama_mesh(distance: np.ndarray, max_ratio: float = 0.08,
+                  step: int = 1) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Equirectangular distance map (metres from the centre, along each ray) → depth-displaced
+    sphere (vertices, faces, uv), seam closed, poles capped by the grid's first/last rows."""
+    if step > 1:
+        distance = distance[::step, ::step]
+    h, w = distance.shape
+    dirs = equirect_directions(w, h).reshape(-1, 3)
+    r = distance.reshape(-1).astype(np.float64)
+    r = np.where(np.isfinite(r) & (r > 0), r, np.nan)
+    verts = dirs * r[:, None]
+    faces = cut_discontinuities(grid_faces(h, w, wrap_u=True), r, max_ratio)
+    faces = faces[:, [0, 2, 1]]  # seen from inside: flip winding to face the centre
+    u, v = pixel_grid(w, h)
+    uv = np.stack([u.reshape(-1) / w, 1.0 - v.reshape(-1) / h], axis=-1)
+    return verts, faces, uv
+
+
+# --------------------------------------------------------------------------------------------
+# Camera paths: each returns a list of camera-to-world poses.
+
+
+def orbit_path(center: np.ndarray, radius: float, frames: int, height: float = 0.0,
+               degrees: float = 360.0, start_deg: float = 0.0) -> list[np.ndarray]:
+    """Circle around ``center`` in the horizontal plane, always looking at it."""
+    c = np.asarray(center, np.float64)
+    out = []
+    n = max(1, frames)
+    closed = abs(degrees) >= 360.0
+    for k in range(n):
+        t = k / n if closed else (k / (n - 1) if n > 1 else 0.0)
+        a = math.radians(start_deg + degrees * t)
+        eye = c + np.array([radius * math.sin(a), -height, -radius * math.cos(a)])
+        out.append(look_at(eye, c))
+    return out
+
+
+def line_path(start: np.ndarray, end: np.ndarray, frames: int,
+              target: np.ndarray | None = None, direction: np.ndarray | None = None
+              ) -> list[np.ndarray]:
+    """Straight move from ``start`` to ``end``: a dolly when looking along the move, a pan/truck
+    when looking across it (``direction``), or tracking a fixed ``target``."""
+    s, e = np.asarray(start, np.float64), np.asarray(end, np.float64)
+    out = []
+    for k in range(max(1, frames)):
+        t = k / (frames - 1) if frames > 1 else 0.0
+        eye = s + (e - s) * t
+        if target is not None:
+            out.append(look_at(eye, np.asarray(target, np.float64)))
+        else:
+            d = np.asarray(direction, np.float64) if direction is not None else (e - s)
+            out.append(look_at(eye, eye + d))
+    return out
+
+
+def walk_path(waypoints: np.ndarray, frames: int) -> list[np.ndarray]:
+    """Constant-speed walk through waypoints, looking ahead along the path."""
+    w = np.asarray(waypoints, np.float64).reshape(-1, 3)
+    if len(w) < 2:
+        raise ValueError("a walk needs at least two waypoints")
+    seg = np.linalg.norm(np.diff(w, axis=0), axis=1)
+    cum = np.concatenate([[0.0], np.cumsum(seg)])
+    total = cum[-1]
+    if total <= 0:
+        raise ValueError("walk waypoints must not all coincide")
+    out = []
+    for k in range(max(1, frames)):
+        s = total * (k / (frames - 1) if frames > 1 else 0.0)
+        i = min(int(np.searchsorted(cum, s, side="right")) - 1, len(seg) - 1)
+        t = (s - cum[i]) / seg[i] if seg[i] > 0 else 0.0
+        eye = w[i] + (w[i + 1] - w[i]) * t
+        ahead = w[i + 1] - w[i]
+        out.append(look_at(eye, eye + ahead))
+    return out
+
+
+CUBE_FACES = ("front", "right", "back", "left", "up", "down")
+
+
+def cube_poses(center: np.ndarray) -> list[np.ndarray]:
+    """Six 90° views (front, right, back, left, up, down) from ``center``."""
+    c = np.asarray(center, np.float64)
+    out = [yaw_pitch_pose(c, yaw) for yaw in (0.0, 90.0, 180.0, 270.0)]
+    out.append(yaw_pitch_pose(c, 0.0, 89.999))
+    out.append(yaw_pitch_pose(c, 0.0, -89.999))
+    return out
+
+
+def psnr(a: np.ndarray, b: np.ndarray, mask: np.ndarray | None = None) -> float:
+    """Peak signal-to-noise ratio for images in [0,1], over ``mask`` if given."""
+    diff = (np.asarray(a, np.float64) - np.asarray(b, np.float64)) ** 2
+    if mask is not None:
+        diff = diff[mask.astype(bool)]
+    mse = float(diff.mean()) if diff.size else 0.0
+    return float("inf") if mse == 0 else 10 * math.log10(1.0 / mse)

@@ -1,0 +1,229 @@
+"""Renderable scenes and the two renderers behind `view.render`: pure torch and OpenGL (EGL).
+
+Both take the same ``RenderScene`` and ``Camera`` and return unlit colour, depth along the camera
+axis and coverage, so they can be compared pixel for pixel. The torch path needs nothing but
+torch and runs on CPU or GPU; the OpenGL path uses pyrender on an EGL context when one can be
+made (Mesa software rendering on a headless CPU machine, the driver on a GPU machine).
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from engine import geometry
+from engine.types import RGBD, Camera, Mesh, PointCloud
+
+
+@dataclass
+class RenderScene:
+    """Triangles (or points when ``faces`` is None) with per-vertex colour or a UV texture."""
+
+    vertices: np.ndarray  # V×3 float32, world frame
+    faces: np.ndarray | None = None  # F×3 int64
+    colors: np.ndarray | None = None  # V×3 float32 in [0,1]
+    uv: np.ndarray | None = None  # V×2, origin bottom-left
+    texture: np.ndarray | None = None  # H×W×3 float32
+    point_radius: int = 1
+
+    @property
+    def is_points(self) -> bool:
+        return self.faces is None
+
+
+@dataclass
+class RenderOutput:
+    image: np.ndarray  # H×W×3 float32
+    depth: np.ndarray  # H×W float32, inf where empty
+    covered: np.ndarray  # H×W bool
+
+
+# --------------------------------------------------------------------------------------------
+# Scenes from port values
+
+
+def scene_from_mesh(mesh: Mesh) -> RenderScene:
+    m = mesh.mesh
+    verts = np.asarray(m.vertices, np.float32)
+    faces = np.asarray(m.faces, np.int64)
+    visual = m.visual
+    if getattr(visual, "kind", None) == "texture" and getattr(visual, "uv", None) is not None:
+        material = visual.material
+        img = getattr(material, "image", None) or getattr(material, "baseColorTexture", None)
+        if img is not None:
+            tex = np.asarray(img.convert("RGB"), np.float32) / 255.0
+            return RenderScene(verts, faces, uv=np.asarray(visual.uv, np.float32), texture=tex)
+    colors = None
+    if getattr(visual, "kind", None) == "vertex" or hasattr(visual, "vertex_colors"):
+        try:
+            vc = np.asarray(visual.vertex_colors)
+            if len(vc) == len(verts):
+                colors = vc[:, :3].astype(np.float32) / 255.0
+        except (AttributeError, ValueError):
+            colors = None
+    if colors is None:
+        colors = np.full((len(verts), 3), 0.8, np.float32)
+    return RenderScene(verts, faces, colors)
+
+
+def scene_from_pointcloud(pc: PointCloud, radius: int = 1) -> RenderScene:
+    colors = pc.colors if pc.colors is not None else np.full((len(pc), 3), 0.8, np.float32)
+    return RenderScene(pc.points, None, colors, point_radius=radius)
+
+
+def scene_from_rgbd(rgbd: RGBD, camera: Camera, max_ratio: float = 0.05) -> RenderScene:
+    """Grid mesh of the RGBD view, cut at depth discontinuities; one vertex per pixel."""
+    if rgbd.depth.kind != "metric":
+        raise ValueError("relative depth has no scale to render from another viewpoint; "
+                         "convert it with depth.to_metric first")
+    d = rgbd.depth.data
+    verts, faces, _ = geometry.depth_grid_mesh(d, camera.fx, camera.fy, camera.cx, camera.cy,
+                                               camera.pose, max_ratio)
+    colors = rgbd.image.rgb().reshape(-1, 3)
+    verts = np.nan_to_num(verts.astype(np.float32), nan=0.0)
+    return RenderScene(verts, faces, colors.astype(np.float32))
+
+
+# --------------------------------------------------------------------------------------------
+# Torch renderer
+
+
+def render_torch(scene: RenderScene, camera: Camera, device: str = "cpu",
+                 background: tuple[float, float, float] = (0.0, 0.0, 0.0)) -> RenderOutput:
+    import torch
+
+    from engine import raster
+
+    dev = torch.device(device)
+    verts = torch.as_tensor(np.asarray(scene.vertices, np.float32), device=dev)
+    cam_v = raster.to_camera(verts, camera.pose)
+    w, h = camera.width, camera.height
+    with torch.inference_mode():
+        if scene.is_points:
+            colors = torch.as_tensor(np.asarray(scene.colors, np.float32), device=dev)
+            img, depth = raster.splat_points(cam_v, colors, camera.fx, camera.fy, camera.cx,
+                                             camera.cy, w, h, scene.point_radius,
+                                             background=background)
+        else:
+            faces = torch.as_tensor(np.asarray(scene.faces, np.int64), device=dev)
+            frags = raster.rasterize(cam_v, faces, camera.fx, camera.fy, camera.cx, camera.cy,
+                                     w, h)
+            if scene.texture is not None and scene.uv is not None:
+                img = raster.shade_texture(frags, faces,
+                                           torch.as_tensor(scene.uv, device=dev),
+                                           torch.as_tensor(scene.texture, device=dev),
+                                           background)
+            else:
+                colors = torch.as_tensor(np.asarray(scene.colors, np.float32), device=dev)
+                img = raster.shade_vertex_colors(frags, faces, colors, background)
+            depth = frags.depth
+        img_np = img.clamp(0, 1).cpu().numpy().astype(np.float32)
+        depth_np = depth.cpu().numpy().astype(np.float32)
+    return RenderOutput(img_np, depth_np, np.isfinite(depth_np))
+
+
+# --------------------------------------------------------------------------------------------
+# OpenGL renderer (pyrender over EGL)
+
+_GL_LOCK = threading.Lock()
+_GL_RENDERERS: dict[tuple[int, int], Any] = {}
+_GL_STATUS: dict[str, Any] = {}
+
+# OpenCV camera axes → OpenGL camera axes (y up, looking down -z).
+_CV_TO_GL = np.diag([1.0, -1.0, -1.0, 1.0])
+
+
+def _import_pyrender() -> Any:
+    os.environ.setdefault("PYOPENGL_PLATFORM", "egl")
+    import pyrender
+
+    return pyrender
+
+
+def opengl_available() -> bool:
+    """Whether an offscreen OpenGL context can be made here; probed once per process."""
+    if "ok" not in _GL_STATUS:
+        try:
+            with _GL_LOCK:
+                pr = _import_pyrender()
+                r = pr.OffscreenRenderer(8, 8)
+                r.delete()
+            _GL_STATUS["ok"] = True
+        except Exception as exc:  # noqa: BLE001 - any GL/EGL failure means 'not available'
+            _GL_STATUS["ok"] = False
+            _GL_STATUS["error"] = f"{type(exc).__name__}: {exc}"
+    return bool(_GL_STATUS["ok"])
+
+
+def opengl_error() -> str:
+    return str(_GL_STATUS.get("error", ""))
+
+
+def render_opengl(scene: RenderScene, camera: Camera,
+                  background: tuple[float, float, float] = (0.0, 0.0, 0.0)) -> RenderOutput:
+    """Unlit (flat) rendering, double-sided, so colours match the torch path."""
+    pr = _import_pyrender()
+    near, far = _near_far(scene, camera)
+    with _GL_LOCK:
+        sc = pr.Scene(bg_color=[*background, 0.0], ambient_light=[1.0, 1.0, 1.0])
+        if scene.is_points:
+            colors = np.asarray(scene.colors, np.float32)
+            sc.add(pr.Mesh.from_points(np.asarray(scene.vertices, np.float32), colors=colors))
+        else:
+            # Floats, not ints: pyrender reads integer colour factors as 0..255.
+            mat = pr.MetallicRoughnessMaterial(baseColorFactor=[1.0, 1.0, 1.0, 1.0],
+                                               doubleSided=True)
+            attrs: dict[str, Any] = {}
+            if scene.texture is not None and scene.uv is not None:
+                tex = (np.clip(scene.texture, 0, 1) * 255).astype(np.uint8)
+                mat.baseColorTexture = pr.Texture(source=tex, source_channels="RGB")
+                attrs["texcoord_0"] = np.asarray(scene.uv, np.float32)
+            else:
+                rgb = np.clip(np.asarray(scene.colors, np.float32), 0, 1)
+                attrs["color_0"] = np.concatenate([rgb, np.ones((len(rgb), 1), np.float32)], 1)
+            prim = pr.Primitive(positions=np.asarray(scene.vertices, np.float32),
+                                indices=np.asarray(scene.faces, np.uint32), material=mat,
+                                **attrs)
+            sc.add(pr.Mesh([prim]))
+        cam = pr.IntrinsicsCamera(camera.fx, camera.fy, camera.cx, camera.cy, znear=near,
+                                  zfar=far)
+        sc.add(cam, pose=camera.pose @ _CV_TO_GL)
+        key = (camera.width, camera.height)
+        if key not in _GL_RENDERERS:
+            _GL_RENDERERS[key] = pr.OffscreenRenderer(camera.width, camera.height,
+                                                      point_size=2 * scene.point_radius + 1)
+        r = _GL_RENDERERS[key]
+        r.point_size = 2 * scene.point_radius + 1
+        color, depth = r.render(sc, flags=pr.RenderFlags.FLAT)
+    img = color[..., :3].astype(np.float32) / 255.0
+    d = depth.astype(np.float32)
+    covered = d > 0
+    d = np.where(covered, d, np.inf).astype(np.float32)
+    return RenderOutput(img, d, covered)
+
+
+def _near_far(scene: RenderScene, camera: Camera) -> tuple[float, float]:
+    """Depth range from the geometry, so depth precision is spent where the scene is."""
+    _, z = geometry.project(scene.vertices, 1, 1, 0, 0, camera.pose)
+    z = z[np.isfinite(z) & (z > 0)]
+    if not len(z):
+        return 0.01, 100.0
+    far = float(z.max()) * 1.05 + 1e-3
+    return max(1e-3, min(0.05, far * 1e-4)), far
+
+
+def render(scene: RenderScene, camera: Camera, backend: str = "auto", device: str = "cpu",
+           background: tuple[float, float, float] = (0.0, 0.0, 0.0)) -> tuple[RenderOutput, str]:
+    """Pick a backend: torch on a GPU device, else OpenGL when a context exists, else torch."""
+    if backend == "auto":
+        backend = "torch" if device != "cpu" or not opengl_available() else "opengl"
+    if backend == "opengl":
+        if not opengl_available():
+            raise RuntimeError(f"OpenGL rendering is not available here ({opengl_error()}); "
+                               "use backend 'torch'")
+        return render_opengl(scene, camera, background), "opengl"
+    return render_torch(scene, camera, device, background), "torch"

@@ -1,0 +1,1 @@
+"""Fathom Studio node library: one module per family; no Qt here, ever."""

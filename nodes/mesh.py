@@ -1,0 +1,307 @@
+"""Mesh nodes: surface reconstruction from points, simplification, and mesh/point files."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from engine.errors import Problem
+from engine.fileio import atomic_path, atomic_write_bytes, writable_dir_problem
+from engine.node import Input, Node, Output, Param
+from engine.types import Enum, Float, Int, Mesh, PathValue, PointCloud, String
+
+MESH_FORMATS = (".glb", ".gltf", ".ply", ".obj", ".stl", ".off")
+
+
+# ---- Open3D bridges (imported lazily: Open3D is an optional extra) ---------------------------
+
+
+def _o3d() -> Any:
+    try:
+        import open3d as o3d
+    except ImportError as exc:
+        raise ImportError("this node needs Open3D: pip install 'fathom-studio[3d]' "
+                          f"(import failed: {exc})") from exc
+    return o3d
+
+
+def to_o3d_points(pc: PointCloud) -> Any:
+    o3d = _o3d()
+    p = o3d.geometry.PointCloud(o3d.utility.Vector3dVector(pc.points.astype(np.float64)))
+    if pc.colors is not None:
+        p.colors = o3d.utility.Vector3dVector(np.clip(pc.colors, 0, 1).astype(np.float64))
+    if pc.normals is not None:
+        p.normals = o3d.utility.Vector3dVector(pc.normals.astype(np.float64))
+    return p
+
+
+def o3d_to_trimesh(m: Any) -> Any:
+    import trimesh
+
+    verts = np.asarray(m.vertices)
+    faces = np.asarray(m.triangles)
+    kwargs: dict[str, Any] = {}
+    if m.has_vertex_colors():
+        c = np.clip(np.asarray(m.vertex_colors), 0, 1)
+        kwargs["vertex_colors"] = np.concatenate(
+            [(c * 255).round(), np.full((len(c), 1), 255)], 1).astype(np.uint8)
+    return trimesh.Trimesh(verts, faces, process=False, **kwargs)
+
+
+def trimesh_to_o3d(tm: Any) -> Any:
+    o3d = _o3d()
+    m = o3d.geometry.TriangleMesh(o3d.utility.Vector3dVector(np.asarray(tm.vertices, float)),
+                                  o3d.utility.Vector3iVector(np.asarray(tm.faces, np.int32)))
+    try:
+        vc = np.asarray(tm.visual.to_color().vertex_colors)[:, :3] / 255.0
+        if len(vc) == len(tm.vertices):
+            m.vertex_colors = o3d.utility.Vector3dVector(vc.astype(np.float64))
+    except (AttributeError, ValueError):
+        pass
+    return m
+
+
+def mean_spacing(pcd: Any) -> float:
+    d = np.asarray(pcd.compute_nearest_neighbor_distance())
+    d = d[np.isfinite(d)]
+    return float(d.mean()) if len(d) else 0.0
+
+
+# ---- nodes ---------------------------------------------------------------------------------
+
+
+class ReconstructMesh(Node):
+    """Surface from a point cloud with Open3D: Poisson (watertight, smooth; low-support areas
+    trimmed by density) or ball pivoting (keeps the original points, leaves holes)."""
+
+    type_id = "mesh.reconstruct"
+    title = "Reconstruct Mesh"
+    category = "mesh"
+    inputs = (Input("points", PointCloud),)
+    outputs = (Output("mesh", Mesh),)
+    params = (Param("method", Enum, "poisson", "algorithm", choices=("poisson", "ball_pivoting")),
+              Param("depth", Int, 8, "Poisson octree depth (detail)", min=4, max=12),
+              Param("trim", Float, 0.05, "Poisson: drop the lowest-density fraction", min=0,
+                    max=0.9),
+              Param("orient", Enum, "origin", "normal orientation: toward the origin (RGBD "
+                    "clouds in camera space) or a consistent tangent plane",
+                    choices=("origin", "tangent_plane")))
+
+    def run(self, ctx: Any, points: PointCloud, method: str, depth: int, trim: float,
+            orient: str) -> dict[str, Any]:
+        if len(points) < 4:
+            raise ctx.error(f"the point cloud has {len(points)} points; at least 4 are needed",
+                            port="points", fix="check the upstream depth or mask")
+        o3d = _o3d()
+        pcd = to_o3d_points(points)
+        spacing = mean_spacing(pcd)
+        if pcd.is_empty() or spacing <= 0:
+            raise ctx.error("all points coincide", port="points", fix="check the input")
+        if not pcd.has_normals():
+            pcd.estimate_normals(o3d.geometry.KDTreeSearchParamHybrid(radius=spacing * 6,
+                                                                      max_nn=30))
+            if orient == "origin":
+                pcd.orient_normals_towards_camera_location(np.zeros(3))
+            else:
+                pcd.orient_normals_consistent_tangent_plane(12)
+        ctx.progress(0.3, "reconstructing")
+        if method == "poisson":
+            mesh, dens = o3d.geometry.TriangleMesh.create_from_point_cloud_poisson(
+                pcd, depth=depth)
+            dens = np.asarray(dens)
+            if trim > 0 and len(dens):
+                mesh.remove_vertices_by_mask(dens < np.quantile(dens, trim))
+        else:
+            radii = o3d.utility.DoubleVector([spacing * k for k in (1.5, 3.0, 6.0)])
+            mesh = o3d.geometry.TriangleMesh.create_from_point_cloud_ball_pivoting(pcd, radii)
+        if len(mesh.triangles) == 0:
+            raise ctx.error(f"{method} produced no triangles", port="points",
+                            fix="try the other method, or a denser cloud")
+        return {"mesh": Mesh(o3d_to_trimesh(mesh))}
+
+
+class SimplifyMesh(Node):
+    """Quadric-error decimation (Open3D) to a face budget; vertex colours are kept."""
+
+    type_id = "mesh.simplify"
+    title = "Simplify Mesh"
+    category = "mesh"
+    inputs = (Input("mesh", Mesh),)
+    outputs = (Output("mesh", Mesh),)
+    params = (Param("target_faces", Int, 0, "face budget (0: use ratio)", min=0),
+              Param("ratio", Float, 0.5, "fraction of faces kept when target_faces is 0",
+                    min=0.001, max=1.0))
+
+    def run(self, ctx: Any, mesh: Mesh, target_faces: int, ratio: float) -> dict[str, Any]:
+        n = len(mesh.mesh.faces)
+        target = target_faces or max(1, int(round(n * ratio)))
+        if target >= n:
+            return {"mesh": mesh}
+        out = trimesh_to_o3d(mesh.mesh).simplify_quadric_decimation(target)
+        return {"mesh": Mesh(o3d_to_trimesh(out))}
+
+
+def _missing_file(cls: type, params: dict[str, Any], ctx: Any) -> list[Problem]:
+    p = ctx.resolve_path(params["path"])
+    if not p.is_file():
+        return [Problem(f"file {p} does not exist.", ctx.node_id, "path",
+                        "point `path` at an existing file")]
+    return []
+
+
+def _file_key(cls: type, params: dict[str, Any], ctx: Any) -> str:
+    p = ctx.resolve_path(params["path"])
+    try:
+        st = p.stat()
+        return f"{p}:{st.st_size}:{st.st_mtime_ns}"
+    except OSError:
+        return str(p)
+
+
+class LoadMesh(Node):
+    """Read a mesh (.glb, .gltf, .ply, .obj, .stl, .off) with trimesh; scenes are merged."""
+
+    type_id = "mesh.load"
+    title = "Load Mesh"
+    category = "mesh"
+    outputs = (Output("mesh", Mesh),)
+    params = (Param("path", PathValue, "mesh.glb", "mesh file"),)
+    check = classmethod(_missing_file)  # type: ignore[assignment]
+    cache_extra = classmethod(_file_key)  # type: ignore[assignment]
+
+    def run(self, ctx: Any, path: str) -> dict[str, Any]:
+        import trimesh
+
+        p = ctx.resolve_path(path)
+        if p.suffix.lower() not in MESH_FORMATS:
+            raise ctx.error(f"{p.name}: unsupported mesh format", port="path",
+                            fix=f"use one of {', '.join(MESH_FORMATS)}")
+        try:
+            loaded = trimesh.load(p, force="mesh", process=False)
+        except Exception as exc:  # noqa: BLE001 - parsers raise many types on bad files
+            raise ctx.error(f"{p.name} could not be parsed as a mesh: {exc}", port="path",
+                            fix="check that the file is complete and of the named format") \
+                from None
+        if not isinstance(loaded, trimesh.Trimesh) or len(loaded.faces) == 0:
+            raise ctx.error(f"{p.name} holds no triangles", port="path",
+                            fix="export the mesh with faces, not only points or lines")
+        return {"mesh": Mesh(loaded)}
+
+
+def _out_dir_problem(cls: type, params: dict[str, Any], ctx: Any) -> list[Problem]:
+    p = Path(params["path"])
+    folder = p.parent if p.is_absolute() else ctx.options.output_dir / p.parent
+    why = writable_dir_problem(folder)
+    if why:
+        return [Problem(f"cannot write here: {why}.", ctx.node_id, "path",
+                        "choose a writable output folder")]
+    return []
+
+
+def export_mesh(tm: Any, target: Path) -> list[Path]:
+    """Atomic export by extension; OBJ also writes its material and texture beside it."""
+    suffix = target.suffix.lower()
+    if suffix not in MESH_FORMATS:
+        raise ValueError(f"unsupported mesh format {suffix!r}; use one of {MESH_FORMATS}")
+    if suffix == ".obj":
+        from trimesh.exchange.obj import export_obj
+
+        text, extra = export_obj(tm, include_texture=True, return_texture=True,
+                                 mtl_name=f"{target.stem}.mtl")
+        written = []
+        for name, data in extra.items():
+            atomic_write_bytes(target.parent / name, data)
+            written.append(target.parent / name)
+        atomic_write_bytes(target, text.encode("utf-8"))
+        return [target, *written]
+    with atomic_path(target) as tmp:
+        tm.export(tmp, file_type=suffix.lstrip("."))
+    return [target]
+
+
+class SaveMesh(Node):
+    """Write a mesh as .glb (recommended: colours and textures travel), .ply or .obj."""
+
+    type_id = "mesh.save"
+    title = "Save Mesh"
+    category = "mesh"
+    is_output = True
+    inputs = (Input("mesh", Mesh),)
+    outputs = (Output("path", String),)
+    params = (Param("path", PathValue, "mesh.glb", "file to write (relative: in the output "
+                    "folder)"),)
+    check = classmethod(_out_dir_problem)  # type: ignore[assignment]
+
+    def run(self, ctx: Any, mesh: Mesh, path: str) -> dict[str, Any]:
+        target = ctx.output_path(path)
+        try:
+            files = export_mesh(mesh.mesh, target)
+        except ValueError as exc:
+            raise ctx.error(str(exc), port="path", fix="end the file name with .glb, .ply "
+                            "or .obj") from None
+        for f in files:
+            ctx.record_file(f)
+        return {"path": str(target)}
+
+
+class SavePointCloud(Node):
+    """Write a point cloud (.ply with colours) for other tools."""
+
+    type_id = "pointcloud.save"
+    title = "Save Point Cloud"
+    category = "mesh"
+    is_output = True
+    inputs = (Input("points", PointCloud),)
+    outputs = (Output("path", String),)
+    params = (Param("path", PathValue, "points.ply", "file to write"),)
+    check = classmethod(_out_dir_problem)  # type: ignore[assignment]
+
+    def run(self, ctx: Any, points: PointCloud, path: str) -> dict[str, Any]:
+        import trimesh
+
+        target = ctx.output_path(path)
+        if target.suffix.lower() != ".ply":
+            raise ctx.error("point clouds are saved as .ply", port="path",
+                            fix="end the file name with .ply")
+        colors = None
+        if points.colors is not None:
+            colors = (np.clip(points.colors, 0, 1) * 255).astype(np.uint8)
+        cloud = trimesh.PointCloud(points.points, colors=colors)
+        with atomic_path(target) as tmp:
+            cloud.export(tmp, file_type="ply")
+        ctx.record_file(target)
+        return {"path": str(target)}
+
+
+class LoadPointCloud(Node):
+    """Read a .ply point cloud (vertices and colours; faces ignored)."""
+
+    type_id = "pointcloud.load"
+    title = "Load Point Cloud"
+    category = "mesh"
+    outputs = (Output("points", PointCloud),)
+    params = (Param("path", PathValue, "points.ply", "point cloud file"),)
+    check = classmethod(_missing_file)  # type: ignore[assignment]
+    cache_extra = classmethod(_file_key)  # type: ignore[assignment]
+
+    def run(self, ctx: Any, path: str) -> dict[str, Any]:
+        import trimesh
+
+        p = ctx.resolve_path(path)
+        try:
+            geo = trimesh.load(p, process=False)
+        except Exception as exc:  # noqa: BLE001
+            raise ctx.error(f"{p.name} could not be parsed: {exc}", port="path",
+                            fix="check that the file is a complete .ply") from None
+        verts = np.asarray(getattr(geo, "vertices", np.zeros((0, 3))), np.float32)
+        if len(verts) == 0:
+            raise ctx.error(f"{p.name} holds no points", port="path", fix="check the file")
+        colors = None
+        vc = getattr(geo, "colors", None)
+        if vc is None and hasattr(geo, "visual"):
+            vc = getattr(geo.visual, "vertex_colors", None)
+        if vc is not None and len(vc) == len(verts):
+            colors = np.asarray(vc)[:, :3].astype(np.float32) / 255.0
+        return {"points": PointCloud(verts, colors)}

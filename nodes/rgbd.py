@@ -1,0 +1,165 @@
+"""Cameras and RGBD: pairing colour with depth, and lifting it to point clouds and meshes."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from engine import geometry
+from engine.node import Input, Node, Output, Param
+from engine.types import RGBD, Camera, Depth, Enum, Float, Image, Int, Mesh, PointCloud
+from nodes.depth import camera_or_fov
+
+FOV = Param("fov", Float, 60.0, "vertical field of view in degrees (when no camera is given)",
+            min=1.0, max=179.0)
+
+
+class CreateCamera(Node):
+    """A pinhole camera from a field of view, placed at a position and aimed at a target.
+    Axes: x right, y down, z forward (OpenCV); y = -1 is up."""
+
+    type_id = "camera.create"
+    title = "Camera"
+    category = "camera"
+    inputs = (Input("image", Image, "take width and height from this image", optional=True),)
+    outputs = (Output("camera", Camera),)
+    params = (Param("width", Int, 512, "pixels", min=1, max=16384),
+              Param("height", Int, 512, "pixels", min=1, max=16384),
+              FOV,
+              Param("x", Float, 0.0, "position x"), Param("y", Float, 0.0, "position y"),
+              Param("z", Float, 0.0, "position z"),
+              Param("target_x", Float, 0.0, "look-at x"), Param("target_y", Float, 0.0,
+                                                                 "look-at y"),
+              Param("target_z", Float, 1.0, "look-at z"))
+
+    def run(self, ctx: Any, width: int, height: int, fov: float, x: float, y: float, z: float,
+            target_x: float, target_y: float, target_z: float,
+            image: Image | None = None) -> dict[str, Any]:
+        if image is not None:
+            width, height = image.width, image.height
+        try:
+            pose = geometry.look_at(np.array([x, y, z]), np.array([target_x, target_y,
+                                                                    target_z]))
+        except ValueError:
+            raise ctx.error("position and target are the same point", port="target_z",
+                            fix="move the target away from the position") from None
+        return {"camera": Camera.from_fov(width, height, fov, pose)}
+
+
+class MakeRGBD(Node):
+    """Pair an image with its depth (same size) and the camera that saw them."""
+
+    type_id = "rgbd.make"
+    title = "Make RGBD"
+    category = "rgbd"
+    inputs = (Input("image", Image), Input("depth", Depth),
+              Input("camera", Camera, "default: from the fov parameter", optional=True))
+    outputs = (Output("rgbd", RGBD),)
+    params = (FOV,)
+
+    def run(self, ctx: Any, image: Image, depth: Depth, fov: float,
+            camera: Camera | None = None) -> dict[str, Any]:
+        if (image.height, image.width) != (depth.height, depth.width):
+            raise ctx.error(f"depth is {depth.width}×{depth.height} but the image is "
+                            f"{image.width}×{image.height}", port="depth",
+                            fix="resize the depth (or the image) so both match")
+        cam = camera_or_fov(ctx, camera, image.width, image.height, fov)
+        return {"rgbd": RGBD(image, depth, cam)}
+
+
+class SplitRGBD(Node):
+    """The image, depth and camera inside an RGBD."""
+
+    type_id = "rgbd.split"
+    title = "Split RGBD"
+    category = "rgbd"
+    inputs = (Input("rgbd", RGBD),)
+    outputs = (Output("image", Image), Output("depth", Depth), Output("camera", Camera))
+    params = (FOV,)
+
+    def run(self, ctx: Any, rgbd: RGBD, fov: float) -> dict[str, Any]:
+        cam = rgbd.camera or Camera.from_fov(rgbd.image.width, rgbd.image.height, fov)
+        return {"image": rgbd.image, "depth": rgbd.depth, "camera": cam}
+
+
+def _metric_checked(ctx: Any, rgbd: RGBD) -> np.ndarray:
+    if rgbd.depth.kind != "metric":
+        raise ctx.error("depth is relative, so it has no scale to back-project", port="rgbd",
+                        fix="insert depth.to_metric (near/far) before making the RGBD")
+    d = rgbd.depth.data
+    if not np.any(np.isfinite(d) & (d > 0)):
+        raise ctx.error("depth has no valid sample (all NaN, zero or negative)", port="rgbd",
+                        fix="check the depth source")
+    return d
+
+
+class RGBDToPointCloud(Node):
+    """Back-project every valid depth sample to a coloured 3D point (world frame when the
+    camera has a pose). NaN, infinite, zero and negative depths are skipped."""
+
+    type_id = "rgbd.to_pointcloud"
+    title = "RGBD → Point Cloud"
+    category = "rgbd"
+    inputs = (Input("rgbd", RGBD),)
+    outputs = (Output("points", PointCloud),)
+    params = (FOV, Param("step", Int, 1, "use every n-th pixel", min=1, max=64))
+
+    def run(self, ctx: Any, rgbd: RGBD, fov: float, step: int) -> dict[str, Any]:
+        d = _metric_checked(ctx, rgbd)
+        cam = rgbd.camera or Camera.from_fov(rgbd.image.width, rgbd.image.height, fov)
+        pts = geometry.backproject(d, cam.fx, cam.fy, cam.cx, cam.cy, cam.pose)
+        pts, cols = pts[::step, ::step].reshape(-1, 3), rgbd.image.rgb()[::step, ::step]
+        cols = cols.reshape(-1, 3)
+        ok = np.all(np.isfinite(pts), axis=1)
+        return {"points": PointCloud(pts[ok], cols[ok])}
+
+
+def rgbd_mesh(rgbd: RGBD, cam: Camera, max_ratio: float, step: int,
+              color: str) -> Any:
+    """Grid triangulation of an RGBD view as a trimesh, cut at depth jumps; unused vertices
+    dropped; colour per vertex or as a texture (the image itself) with UVs."""
+    import trimesh
+
+    d = rgbd.depth.data
+    verts, faces, uv = geometry.depth_grid_mesh(d, cam.fx, cam.fy, cam.cx, cam.cy, cam.pose,
+                                                max_ratio, step)
+    cols = rgbd.image.rgb()[::step, ::step].reshape(-1, 3)
+    verts, faces, uv, cols = geometry.compact(verts, faces, uv, cols)
+    if color == "texture":
+        from PIL import Image as PILImage
+
+        tex = PILImage.fromarray((np.clip(rgbd.image.rgb(), 0, 1) * 255).astype(np.uint8))
+        visual = trimesh.visual.TextureVisuals(uv=uv, image=tex)
+        return trimesh.Trimesh(verts, faces, visual=visual, process=False)
+    vc = np.concatenate([(np.clip(cols, 0, 1) * 255).round(),
+                         np.full((len(cols), 1), 255)], 1).astype(np.uint8)
+    return trimesh.Trimesh(verts, faces, vertex_colors=vc, process=False)
+
+
+class RGBDToMesh(Node):
+    """Triangulate the depth grid into a mesh. Triangles whose depths differ by more than
+    `cut` (relative) are removed, so foreground and background are not joined by a rubber
+    sheet; colour comes per vertex or as a texture."""
+
+    type_id = "rgbd.to_mesh"
+    title = "RGBD → Mesh"
+    category = "rgbd"
+    inputs = (Input("rgbd", RGBD),)
+    outputs = (Output("mesh", Mesh),)
+    params = (FOV,
+              Param("cut", Float, 0.05, "max relative depth spread inside one triangle",
+                    min=0.0, max=100.0),
+              Param("step", Int, 1, "grid spacing in pixels", min=1, max=64),
+              Param("color", Enum, "vertex", "vertex colours or a texture",
+                    choices=("vertex", "texture")))
+
+    def run(self, ctx: Any, rgbd: RGBD, fov: float, cut: float, step: int,
+            color: str) -> dict[str, Any]:
+        _metric_checked(ctx, rgbd)
+        cam = rgbd.camera or Camera.from_fov(rgbd.image.width, rgbd.image.height, fov)
+        mesh = rgbd_mesh(rgbd, cam, cut, step, color)
+        if len(mesh.faces) == 0:
+            raise ctx.error("no triangle survived: the depth is too sparse or `cut` too small",
+                            port="cut", fix="raise `cut` or fill depth holes first")
+        return {"mesh": Mesh(mesh)}

@@ -1,0 +1,468 @@
+"""Novel views: camera paths, rendering scenes from any camera, hole filling, multi-view fusion,
+and 360° RGBD panoramas (the DepthFusion-style scene)."""
+
+from __future__ import annotations
+
+import math
+from collections import OrderedDict
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+
+from engine import geometry, scene
+from engine.node import Input, Node, Output, Param
+from engine.types import (
+    RGBD,
+    Camera,
+    CameraPath,
+    Color,
+    Depth,
+    Enum,
+    Float,
+    Image,
+    Int,
+    Mask,
+    Mesh,
+    PointCloud,
+    String,
+    Video,
+)
+
+PATH_KINDS = ("orbit", "circle", "dolly", "pan", "walk")
+BACKENDS = ("auto", "torch", "opengl")
+
+
+def parse_points(text: str) -> np.ndarray:
+    """'x,y,z; x,y,z; ...' → N×3; the way waypoints are typed into a text field."""
+    rows = [r for r in text.replace("\n", ";").split(";") if r.strip()]
+    try:
+        pts = np.array([[float(v) for v in r.split(",")] for r in rows], np.float64)
+    except ValueError:
+        raise ValueError(f"waypoints must look like '0,0,0; 0,0,1'; got {text!r}") from None
+    if pts.ndim != 2 or pts.shape[1] != 3:
+        raise ValueError(f"each waypoint needs three numbers x,y,z; got {text!r}")
+    return pts
+
+
+class CameraPathNode(Node):
+    """A camera move as a sequence of cameras. orbit: around `target` at `radius`; circle: a
+    small circle in the image plane while looking at `target` (the 3D-photo move); dolly:
+    forward along the view by `distance`; pan: sideways by `distance`; walk: through
+    `waypoints`. The start is the connected camera, or the origin looking at `target`."""
+
+    type_id = "view.camera_path"
+    title = "Camera Path"
+    category = "view"
+    inputs = (Input("camera", Camera, "start camera and intrinsics", optional=True),)
+    outputs = (Output("path", CameraPath),)
+    params = (
+        Param("kind", Enum, "circle", "move", choices=PATH_KINDS),
+        Param("frames", Int, 48, "number of cameras", min=1, max=100000),
+        Param("fps", Float, 24.0, "frames per second", min=0.1, max=1000),
+        Param("width", Int, 512, "pixels (when no camera is connected)", min=1, max=16384),
+        Param("height", Int, 512, "pixels (when no camera is connected)", min=1, max=16384),
+        Param("fov", Float, 60.0, "vertical field of view (when no camera)", min=1, max=179),
+        Param("target_x", Float, 0.0, "point looked at / orbited"),
+        Param("target_y", Float, 0.0, "point looked at / orbited"),
+        Param("target_z", Float, 3.0, "point looked at / orbited"),
+        Param("radius", Float, 0.25, "orbit or circle radius", min=0.0),
+        Param("elevation", Float, 0.0, "orbit height above the target (up is -y)"),
+        Param("degrees", Float, 360.0, "orbit sweep", min=-3600, max=3600),
+        Param("start_deg", Float, 0.0, "orbit start angle (0 = in front of the target)"),
+        Param("distance", Float, 1.0, "dolly/pan travel"),
+        Param("waypoints", String, "0,0,0; 0,0,1", "walk: 'x,y,z; x,y,z; ...'"),
+    )
+
+    def run(self, ctx: Any, kind: str, frames: int, fps: float, width: int, height: int,
+            fov: float, target_x: float, target_y: float, target_z: float, radius: float,
+            elevation: float, degrees: float, start_deg: float, distance: float,
+            waypoints: str, camera: Camera | None = None) -> dict[str, Any]:
+        target = np.array([target_x, target_y, target_z])
+        base = camera or Camera.from_fov(width, height, fov,
+                                         _safe_look_at(ctx, np.zeros(3), target))
+        start = base.pose[:3, 3]
+        right, down, fwd = base.pose[:3, 0], base.pose[:3, 1], base.pose[:3, 2]
+        if kind == "orbit":
+            poses = geometry.orbit_path(target, radius, frames, elevation, degrees, start_deg)
+        elif kind == "circle":
+            poses = []
+            for k in range(frames):
+                a = 2 * math.pi * k / frames
+                eye = start + radius * (math.cos(a) * right - math.sin(a) * down)
+                poses.append(_safe_look_at(ctx, eye, target))
+        elif kind == "dolly":
+            poses = geometry.line_path(start, start + fwd * distance, frames, direction=fwd)
+        elif kind == "pan":
+            poses = geometry.line_path(start, start + right * distance, frames, direction=fwd)
+        else:
+            try:
+                poses = geometry.walk_path(parse_points(waypoints), frames)
+            except ValueError as exc:
+                raise ctx.error(str(exc), port="waypoints",
+                                fix="give two or more distinct points") from None
+        cams = [Camera(base.fx, base.fy, base.cx, base.cy, base.width, base.height, p)
+                for p in poses]
+        return {"path": CameraPath(cams, fps)}
+
+
+def _safe_look_at(ctx: Any, eye: np.ndarray, target: np.ndarray) -> np.ndarray:
+    try:
+        return geometry.look_at(eye, target)
+    except ValueError:
+        raise ctx.error("the camera sits on its target", port="target_z",
+                        fix="move the target away from the camera") from None
+
+
+class _FrameMemo:
+    """Keeps the last few rendered frames so the image, depth and mask outputs of one frame
+    cost one render, however many of them are used."""
+
+    def __init__(self, fn: Callable[[int], scene.RenderOutput], size: int = 4) -> None:
+        self.fn = fn
+        self.size = size
+        self.items: OrderedDict[int, scene.RenderOutput] = OrderedDict()
+
+    def __call__(self, i: int) -> scene.RenderOutput:
+        if i in self.items:
+            self.items.move_to_end(i)
+            return self.items[i]
+        out = self.fn(i)
+        self.items[i] = out
+        while len(self.items) > self.size:
+            self.items.popitem(last=False)
+        return out
+
+
+class RenderView(Node):
+    """Render a mesh, point cloud or RGBD from a camera or a camera path: colour, depth and a
+    disocclusion mask (1 where nothing was seen). The video output renders frames on demand.
+    Backend auto: torch on a GPU, else OpenGL (EGL) when available, else torch on CPU."""
+
+    type_id = "view.render"
+    title = "Render View"
+    category = "view"
+    inputs = (Input("camera", CameraPath, "a Camera or a CameraPath"),
+              Input("mesh", Mesh, optional=True), Input("points", PointCloud, optional=True),
+              Input("rgbd", RGBD, optional=True))
+    outputs = (Output("image", Image, "first frame"), Output("depth", Depth, "first frame"),
+               Output("mask", Mask, "first frame's holes"), Output("video", Video),
+               Output("mask_video", Video, "holes per frame"))
+    params = (Param("backend", Enum, "auto", "renderer", choices=BACKENDS),
+              Param("background", Color, "#000000", "colour where nothing is seen"),
+              Param("point_size", Int, 1, "point splat radius in pixels", min=0, max=16),
+              Param("cut", Float, 0.05, "RGBD: relative depth jump that splits surfaces",
+                    min=0.0, max=100.0),
+              Param("fov", Float, 60.0, "RGBD without camera: its field of view", min=1,
+                    max=179))
+
+    def run(self, ctx: Any, camera: CameraPath, backend: str, background: tuple, point_size: int,
+            cut: float, fov: float, mesh: Mesh | None = None, points: PointCloud | None = None,
+            rgbd: RGBD | None = None) -> dict[str, Any]:
+        given = [n for n, v in (("mesh", mesh), ("points", points), ("rgbd", rgbd))
+                 if v is not None]
+        if len(given) != 1:
+            raise ctx.error(f"connect exactly one scene input; got {given or 'none'}",
+                            port="mesh", fix="connect one of mesh, points or rgbd")
+        sc = self.make_scene(ctx, mesh, points, rgbd, point_size, cut, fov)
+        bg = tuple(float(c) for c in background[:3])
+        device = ctx.device.torch_device if ctx.device.kind == "cuda" else "cpu"
+        if backend == "opengl" and not scene.opengl_available():
+            raise ctx.error(f"OpenGL is not available here ({scene.opengl_error()})",
+                            port="backend", fix="use backend 'torch' or 'auto'")
+        cams = camera.cameras
+
+        def render_frame(i: int) -> scene.RenderOutput:
+            ctx.check_cancelled()
+            out, _ = scene.render(sc, cams[i], backend, device, bg)  # type: ignore[arg-type]
+            return out
+
+        memo = _FrameMemo(render_frame)
+        first = memo(0)
+        ctx.progress(1.0 / len(cams), "rendered frame 1")
+        size = (cams[0].width, cams[0].height)
+        video = Video(len(cams), camera.fps, lambda i: Image(memo(i).image), size, "view.render")
+        masks = Video(len(cams), camera.fps,
+                      lambda i: Image((~memo(i).covered).astype(np.float32)), size)
+        depth = np.where(first.covered, first.depth, np.nan)
+        return {"image": Image(first.image), "depth": Depth(depth, "metric"),
+                "mask": Mask((~first.covered).astype(np.float32)), "video": video,
+                "mask_video": masks}
+
+    @staticmethod
+    def make_scene(ctx: Any, mesh: Mesh | None, points: PointCloud | None, rgbd: RGBD | None,
+                   point_size: int, cut: float, fov: float) -> scene.RenderScene:
+        if mesh is not None:
+            if len(mesh.mesh.faces) == 0:
+                raise ctx.error("the mesh has no faces", port="mesh", fix="check upstream")
+            return scene.scene_from_mesh(mesh)
+        if points is not None:
+            if len(points) == 0:
+                raise ctx.error("the point cloud is empty", port="points",
+                                fix="check the upstream depth or mask")
+            return scene.scene_from_pointcloud(points, point_size)
+        assert rgbd is not None
+        cam = rgbd.camera or Camera.from_fov(rgbd.image.width, rgbd.image.height, fov)
+        try:
+            return scene.scene_from_rgbd(rgbd, cam, cut)
+        except ValueError as exc:
+            raise ctx.error(str(exc), port="rgbd", fix="insert depth.to_metric") from None
+
+
+def inpaint(image: np.ndarray, mask: np.ndarray, radius: int, method: str) -> np.ndarray:
+    """OpenCV inpainting of ``mask`` > 0.5 in a float [0,1] image (8-bit precision inside the
+    holes only; pixels outside the mask are returned exactly)."""
+    import cv2
+
+    holes = mask > 0.5
+    if not holes.any():
+        return image.copy()
+    rgb = image[..., :3]
+    u8 = (np.clip(rgb, 0, 1) * 255).round().astype(np.uint8)
+    flag = cv2.INPAINT_TELEA if method == "telea" else cv2.INPAINT_NS
+    filled = cv2.inpaint(u8, holes.astype(np.uint8), radius, flag).astype(np.float32) / 255.0
+    out = image.copy()
+    out[..., :3] = np.where(holes[..., None], filled, rgb)
+    return out
+
+
+class FillHoles(Node):
+    """Fill disocclusions (the mask from view.render) by OpenCV inpainting. With a video and a
+    mask video connected, every frame is filled as it is read."""
+
+    type_id = "view.fill_holes"
+    title = "Fill Holes"
+    category = "view"
+    inputs = (Input("image", Image, optional=True), Input("mask", Mask, optional=True),
+              Input("video", Video, optional=True), Input("mask_video", Video, optional=True))
+    outputs = (Output("image", Image), Output("video", Video))
+    params = (Param("method", Enum, "telea", "inpainting algorithm",
+                    choices=("telea", "navier_stokes")),
+              Param("radius", Int, 5, "neighbourhood radius in pixels", min=1, max=64))
+
+    def run(self, ctx: Any, method: str, radius: int, image: Image | None = None,
+            mask: Mask | None = None, video: Video | None = None,
+            mask_video: Video | None = None) -> dict[str, Any]:
+        if (image is None) != (mask is None) or (video is None) != (mask_video is None):
+            raise ctx.error("connect image with mask, and/or video with mask_video",
+                            port="mask", fix="wire both of a pair")
+        if image is None and video is None:
+            raise ctx.error("nothing to fill", port="image", fix="connect image and mask")
+        out_img = None
+        if image is not None and mask is not None:
+            if (mask.height, mask.width) != (image.height, image.width):
+                raise ctx.error("mask and image differ in size", port="mask",
+                                fix="use the mask rendered with this image")
+            out_img = Image(inpaint(image.data, mask.data, radius, method))
+        out_vid = None
+        if video is not None and mask_video is not None:
+            if len(video) != len(mask_video):
+                raise ctx.error(f"video has {len(video)} frames, mask_video {len(mask_video)}",
+                                port="mask_video", fix="use the masks rendered with the video")
+            out_vid = Video(len(video), video.fps, lambda i: Image(inpaint(
+                video.frame(i).data, mask_video.frame(i).data[..., 0], radius, method)),
+                video._size, video.source)
+        if out_img is None:
+            assert out_vid is not None
+            out_img = out_vid.frame(0)
+        if out_vid is None:
+            out_vid = Video.from_frames([out_img], 1.0)
+        return {"image": out_img, "video": out_vid}
+
+
+def fuse_tsdf(views: list[RGBD], voxel: float, trunc_voxels: float) -> Any:
+    """Open3D TSDF integration of posed RGBD views → coloured trimesh."""
+    from nodes.mesh import _o3d, o3d_to_trimesh
+
+    o3d = _o3d()
+    vol = o3d.pipelines.integration.ScalableTSDFVolume(
+        voxel_length=voxel, sdf_trunc=voxel * trunc_voxels,
+        color_type=o3d.pipelines.integration.TSDFVolumeColorType.RGB8)
+    for v in views:
+        cam = v.camera
+        assert cam is not None
+        d = np.where(np.isfinite(v.depth.data) & (v.depth.data > 0), v.depth.data, 0)
+        color = o3d.geometry.Image((np.clip(v.image.rgb(), 0, 1) * 255).astype(np.uint8))
+        depth = o3d.geometry.Image(d.astype(np.float32))
+        far = float(np.nanmax(d)) * 1.01 + 1e-6
+        rgbd = o3d.geometry.RGBDImage.create_from_color_and_depth(
+            color, depth, depth_scale=1.0, depth_trunc=far, convert_rgb_to_intensity=False)
+        # Open3D puts pixel centres on integers; ours are at +0.5.
+        intr = o3d.camera.PinholeCameraIntrinsic(cam.width, cam.height, cam.fx, cam.fy,
+                                                 cam.cx - 0.5, cam.cy - 0.5)
+        vol.integrate(rgbd, intr, np.linalg.inv(cam.pose))
+    return o3d_to_trimesh(vol.extract_triangle_mesh())
+
+
+def fuse_points(views: list[RGBD], voxel: float) -> PointCloud:
+    """Union of back-projected views, one averaged point per voxel (bounded size)."""
+    pts, cols = [], []
+    for v in views:
+        c = v.camera
+        assert c is not None
+        p = geometry.backproject(v.depth.data, c.fx, c.fy, c.cx, c.cy, c.pose).reshape(-1, 3)
+        ok = np.all(np.isfinite(p), axis=1)
+        pts.append(p[ok])
+        cols.append(v.image.rgb().reshape(-1, 3)[ok])
+    p = np.concatenate(pts)
+    col = np.concatenate(cols)
+    keys = np.floor(p / voxel).astype(np.int64)
+    _, inv, counts = np.unique(keys, axis=0, return_inverse=True, return_counts=True)
+    inv = inv.reshape(-1)
+    out_p = np.zeros((len(counts), 3))
+    out_c = np.zeros((len(counts), 3))
+    np.add.at(out_p, inv, p)
+    np.add.at(out_c, inv, col)
+    return PointCloud(out_p / counts[:, None], out_c / counts[:, None])
+
+
+class Fuse(Node):
+    """Fuse any number of posed RGBD views into one scene: TSDF integration (a clean mesh) or
+    point fusion (one point per voxel). The result's size depends on the scene and the voxel
+    size, not on how many views went in, so rendering it costs the same for 2 or 200 views."""
+
+    type_id = "view.fuse"
+    title = "Fuse Views"
+    category = "view"
+    inputs = (Input("views", RGBD, "RGBD views with cameras", multi=True),)
+    outputs = (Output("mesh", Mesh, "TSDF surface (tsdf) or per-voxel splat mesh (points)"),
+               Output("points", PointCloud))
+    params = (Param("method", Enum, "tsdf", "fusion", choices=("tsdf", "points")),
+              Param("voxel", Float, 0.0, "voxel size in metres (0: from the views)", min=0.0),
+              Param("truncation", Float, 4.0, "TSDF truncation in voxels", min=1.0, max=50.0))
+
+    def run(self, ctx: Any, views: list[RGBD], method: str, voxel: float,
+            truncation: float) -> dict[str, Any]:
+        if not views:
+            raise ctx.error("no views connected", port="views", fix="connect RGBD views")
+        for i, v in enumerate(views):
+            if v.camera is None:
+                raise ctx.error(f"view {i} has no camera pose", port="views",
+                                fix="make each RGBD with a camera (rgbd.make camera input)")
+            if v.depth.kind != "metric":
+                raise ctx.error(f"view {i} has relative depth", port="views",
+                                fix="convert with depth.to_metric")
+        vox = voxel or self.auto_voxel(views)
+        if method == "tsdf":
+            tm = fuse_tsdf(views, vox, truncation)
+            if len(tm.faces) == 0:
+                raise ctx.error("fusion produced an empty surface", port="views",
+                                fix="check that the views overlap and the poses are right")
+            vc = np.asarray(tm.visual.vertex_colors)[:, :3] / 255.0
+            return {"mesh": Mesh(tm), "points": PointCloud(tm.vertices, vc)}
+        pc = fuse_points(views, vox)
+        return {"mesh": Mesh(points_mesh(pc, vox)), "points": pc}
+
+    @staticmethod
+    def auto_voxel(views: list[RGBD]) -> float:
+        """About 1.5 pixels' footprint at the median depth of the first view."""
+        v = views[0]
+        d = v.depth.data
+        med = float(np.median(d[np.isfinite(d) & (d > 0)]))
+        assert v.camera is not None
+        return 1.5 * med / v.camera.fy
+
+
+def points_mesh(pc: PointCloud, size: float) -> Any:
+    """Each fused point as two crossed quads of the voxel's size: visible from any side, and
+    bounded by the voxel count rather than by how many views went in."""
+    import trimesh
+
+    p = pc.points.astype(np.float64)
+    h = size * 0.5
+    offs = np.array([[-h, -h, 0], [h, -h, 0], [h, h, 0], [-h, h, 0],
+                     [0, -h, -h], [0, h, -h], [0, h, h], [0, -h, h]])
+    verts = (p[:, None, :] + offs[None]).reshape(-1, 3)
+    base = np.arange(len(p))[:, None] * 8
+    quad = np.array([[0, 1, 2], [0, 2, 3], [4, 5, 6], [4, 6, 7]])
+    faces = (base[:, None, :] + quad[None]).reshape(-1, 3)
+    colors = pc.colors if pc.colors is not None else np.full((len(p), 3), 0.8)
+    vc = np.repeat((np.clip(colors, 0, 1) * 255).astype(np.uint8), 8, axis=0)
+    vc = np.concatenate([vc, np.full((len(vc), 1), 255, np.uint8)], 1)
+    return trimesh.Trimesh(verts, faces, vertex_colors=vc, process=False)
+
+
+def panorama_trimesh(image: np.ndarray, distance: np.ndarray, step: int, cut: float) -> Any:
+    import trimesh
+
+    verts, faces, _ = geometry.panorama_mesh(distance, cut, step)
+    cols = image[::step, ::step, :3].reshape(-1, 3)
+    verts = np.nan_to_num(verts)
+    verts, faces, cols = geometry.compact(verts, faces, cols)
+    vc = np.concatenate([(np.clip(cols, 0, 1) * 255).round(),
+                         np.full((len(cols), 1), 255)], 1).astype(np.uint8)
+    return trimesh.Trimesh(verts, faces, vertex_colors=vc, process=False)
+
+
+class Panorama360(Node):
+    """An equirectangular RGB + distance panorama becomes a depth-displaced sphere you can look
+    around and move inside (parallax). Outputs the mesh (save it as .glb for other viewers),
+    a 360° video (turn in place, or walk a circle while turning) and a cube map."""
+
+    type_id = "view.panorama360"
+    title = "360° Panorama"
+    category = "view"
+    inputs = (Input("image", Image, "equirectangular colour (2:1)"),
+              Input("depth", Depth, "equirectangular distance from the centre, metric"))
+    outputs = (Output("mesh", Mesh), Output("video", Video), Output("cube", Image,
+                                                                    "cube map, 3×2 faces"),
+               Output("path", CameraPath, "the video's cameras"))
+    params = (Param("step", Int, 2, "mesh grid spacing in panorama pixels", min=1, max=64),
+              Param("cut", Float, 0.08, "relative depth jump that splits surfaces", min=0.0,
+                    max=100.0),
+              Param("mode", Enum, "walk", "video move", choices=("turn", "walk")),
+              Param("walk_radius", Float, 0.3, "walk: circle radius in metres", min=0.0),
+              Param("frames", Int, 48, "video frames", min=1, max=100000),
+              Param("fps", Float, 24.0, "video fps", min=0.1, max=1000),
+              Param("width", Int, 512, "video width", min=8, max=8192),
+              Param("height", Int, 288, "video height", min=8, max=8192),
+              Param("fov", Float, 75.0, "video vertical field of view", min=1, max=170),
+              Param("cube_size", Int, 256, "cube face size", min=8, max=4096),
+              Param("backend", Enum, "auto", "renderer", choices=BACKENDS))
+
+    def run(self, ctx: Any, image: Image, depth: Depth, step: int, cut: float, mode: str,
+            walk_radius: float, frames: int, fps: float, width: int, height: int, fov: float,
+            cube_size: int, backend: str) -> dict[str, Any]:
+        if (image.height, image.width) != (depth.height, depth.width):
+            raise ctx.error(f"depth is {depth.width}×{depth.height} but the image is "
+                            f"{image.width}×{image.height}", port="depth",
+                            fix="resize one so both match")
+        if depth.kind != "metric":
+            raise ctx.error("panorama depth is relative", port="depth",
+                            fix="convert with depth.to_metric")
+        if abs(image.width - 2 * image.height) > 1:
+            raise ctx.error(f"an equirectangular image is 2:1; got {image.width}×{image.height}",
+                            port="image", fix="use a full 360×180° panorama")
+        tm = panorama_trimesh(image.data, depth.data, step, cut)
+        if len(tm.faces) == 0:
+            raise ctx.error("no surface survived the depth cut", port="depth",
+                            fix="raise `cut` or check the depth")
+        sc = scene.scene_from_mesh(Mesh(tm))
+        dev = ctx.device.torch_device if ctx.device.kind == "cuda" else "cpu"
+        poses = []
+        for k in range(frames):
+            yaw = 360.0 * k / frames
+            a = 2 * math.pi * k / frames
+            pos = np.zeros(3) if mode == "turn" else walk_radius * np.array(
+                [math.sin(a), 0.0, -math.cos(a)])
+            poses.append(geometry.yaw_pitch_pose(pos, yaw))
+        cams = [Camera.from_fov(width, height, fov, p) for p in poses]
+        memo = _FrameMemo(lambda i: scene.render(sc, cams[i], backend, dev)[0])  # type: ignore[arg-type]
+        video = Video(frames, fps, lambda i: Image(memo(i).image), (width, height), "pano")
+        cube = self.cube_map(ctx, sc, cube_size, backend, dev)
+        return {"mesh": Mesh(tm), "video": video, "cube": Image(cube),
+                "path": CameraPath(cams, fps)}
+
+    @staticmethod
+    def cube_map(ctx: Any, sc: scene.RenderScene, size: int, backend: str,
+                 dev: str) -> np.ndarray:
+        """Faces in a 3×2 grid: front, right, back / left, up, down."""
+        faces = []
+        for i, pose in enumerate(geometry.cube_poses(np.zeros(3))):
+            ctx.check_cancelled()
+            cam = Camera.from_fov(size, size, 90.0, pose)
+            faces.append(scene.render(sc, cam, backend, dev)[0].image)  # type: ignore[arg-type]
+            ctx.progress((i + 1) / 6, "cube map")
+        top = np.concatenate(faces[:3], axis=1)
+        bottom = np.concatenate(faces[3:], axis=1)
+        return np.concatenate([top, bottom], axis=0)
