@@ -13,9 +13,13 @@ def valid_mask(depth: np.ndarray) -> np.ndarray:
     return np.isfinite(depth) & (depth > 0)
 
 
-def normalize(depth: np.ndarray, low_pct: float = 0.0, high_pct: float = 100.0) -> np.ndarray:
-    """Map valid depth to [0, 1] between two percentiles (robust to outliers); invalid → NaN."""
-    ok = valid_mask(depth) | ((depth == 0) & np.isfinite(depth))
+def normalize(depth: np.ndarray, low_pct: float = 0.0, high_pct: float = 100.0,
+              positive_only: bool = True) -> np.ndarray:
+    """Map valid depth to [0, 1] between two percentiles (robust to outliers); invalid → NaN.
+
+    ``positive_only=False`` treats every finite value as valid: network outputs (disparity,
+    logits) may be negative and still meaningful."""
+    ok = valid_mask(depth) if positive_only else np.isfinite(depth)
     out = np.full(depth.shape, np.nan, np.float32)
     if not ok.any():
         return out

@@ -8,6 +8,7 @@ downstream of it. Cached outputs stop the walk upstream: their ancestors are not
 from __future__ import annotations
 
 import hashlib
+import os
 import threading
 import time
 import traceback
@@ -147,7 +148,11 @@ class Executor:
                 if inst.mute or inst.bypass:
                     continue
                 ctx = NodeContext(nid, options, None)
-                problems.extend(classes[nid].check(params[nid], ctx))  # type: ignore[union-attr]
+                try:
+                    problems.extend(classes[nid].check(params[nid], ctx))  # type: ignore[union-attr]
+                except Exception as exc:  # noqa: BLE001 - a plugin's buggy check is a problem
+                    problems.append(Problem(f"its pre-flight check crashed: {exc!r}", nid, None,
+                                            "report this to the node's author"))
             if problems:
                 raise GraphInvalid(problems, "The render cannot start")
         return Plan(flat, classes, params, chosen, needed, options)  # type: ignore[arg-type]
@@ -173,6 +178,31 @@ class Executor:
         return [n for n in flat.nodes if n not in sources]
 
     # ---- running ---------------------------------------------------------------------------
+
+    def call(self, type_id: str, inputs: dict[str, Any] | None = None,
+             params: dict[str, Any] | None = None, options: RunOptions | None = None,
+             node_id: str = "node") -> dict[str, Any]:
+        """Run one node on given values, outside any graph: for scripts, tests and the GUI's
+        quick previews. Parameters are validated and outputs checked exactly as in a run."""
+        cls = self.registry.get(type_id)
+        if cls is None:
+            raise GraphInvalid([Problem(f"unknown node type '{type_id}'.", node_id)])
+        values, problems = check_params(node_id, cls, params or {})
+        given = dict(inputs or {})
+        for name in given:
+            if cls.input(name) is None:
+                problems.append(Problem(f"'{type_id}' has no input '{name}'.", node_id, name))
+        for inp in cls.inputs:
+            if inp.name not in given and not inp.optional:
+                problems.append(Problem(f"required input '{inp.name}' is missing.", node_id,
+                                        inp.name, f"pass a {inp.type.type_id}"))
+        if problems:
+            raise GraphInvalid(problems)
+        opts = options or RunOptions(device="cpu")
+        ctx = NodeContext(node_id, opts, None, seed=derive_seed(opts.seed, node_id),
+                          model_hashes=self.hash_cache, models=self.models)
+        outs = cls().run(ctx, **values, **given)
+        return _Run.check_outputs(node_id, cls, outs)
 
     def run(self, graph: Graph | Plan, targets: list[str] | None = None,
             options: RunOptions | None = None, listener: Listener | None = None,
@@ -251,6 +281,8 @@ class _Run:
                 self.records[nid].status = "muted"
                 continue
             hit = None if inst.bypass else cache.get(self.keys[nid])
+            if hit is not None and self._files_missing(self.keys[nid]):
+                hit = None  # an output file was deleted or moved since: write it again
             if hit is not None:
                 self.values[nid] = hit
                 rec = self.records[nid]
@@ -268,6 +300,11 @@ class _Run:
                 rec.files, rec.model_files = self.ex._file_records.get(self.keys[nid], ([], {}))
                 self.emit(Event("node_cached", nid))
         return [n for n in self.plan.needed if n in to_run]
+
+    def _files_missing(self, key: str) -> bool:
+        """Whether a cached result's written files are missing on disk."""
+        files = self.ex._file_records.get(key, ([], {}))[0]
+        return any(not os.path.exists(f) for f in files)
 
     def execute(self) -> RunResult:
         t0 = time.perf_counter()

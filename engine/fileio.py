@@ -8,6 +8,10 @@ import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
+# Read once: mkstemp makes owner-only files, and a rename keeps that mode.
+_UMASK = os.umask(0)
+os.umask(_UMASK)
+
 
 @contextlib.contextmanager
 def atomic_path(path: str | os.PathLike[str], backup: bool = False) -> Iterator[Path]:
@@ -21,6 +25,8 @@ def atomic_path(path: str | os.PathLike[str], backup: bool = False) -> Iterator[
     tmp_path = Path(tmp)
     try:
         yield tmp_path
+        mode = target.stat().st_mode & 0o777 if target.exists() else 0o666 & ~_UMASK
+        os.chmod(tmp_path, mode)
         if backup and target.exists():
             os.replace(target, target.with_name(target.name + ".bak"))
         os.replace(tmp_path, target)

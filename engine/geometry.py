@@ -129,14 +129,18 @@ def depth_grid_mesh(depth: np.ndarray, fx: float, fy: float, cx: float, cy: floa
     ``step`` subsamples the grid; unused vertices are kept so vertex i is pixel i (simple
     colour lookup), and callers may drop them with ``compact``.
     """
+    full_h, full_w = depth.shape
     if step > 1:
+        # Sample s·i keeps its own pixel centre (s·i + 0.5) in the scaled intrinsics.
         depth = depth[::step, ::step]
-        fx, fy, cx, cy = fx / step, fy / step, cx / step, cy / step
+        fx, fy = fx / step, fy / step
+        cx, cy = (cx + 0.5 * (step - 1)) / step, (cy + 0.5 * (step - 1)) / step
     h, w = depth.shape
     pts = backproject(depth, fx, fy, cx, cy, pose).reshape(-1, 3)
     faces = cut_discontinuities(grid_faces(h, w), depth.reshape(-1).astype(np.float64), max_ratio)
-    u, v = pixel_grid(w, h)
-    uv = np.stack([u.reshape(-1) / w, 1.0 - v.reshape(-1) / h], axis=-1)
+    u, v = pixel_grid(full_w, full_h)
+    u, v = u[::step, ::step], v[::step, ::step]
+    uv = np.stack([u.reshape(-1) / full_w, 1.0 - v.reshape(-1) / full_h], axis=-1)
     return pts, faces, uv
 
 
@@ -190,21 +194,32 @@ def direction_to_equirect(dirs: np.ndarray, width: int, height: int) -> np.ndarr
                      (math.pi / 2 - lat) / math.pi * height], -1)
 
 
-def panorama_mesh(distance: np.ndarray, max_ratio: float = 0.08,
-                  step: int = 1) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def panorama_mesh(distance: np.ndarray, max_ratio: float = 0.08, step: int = 1,
+                  seam: str = "wrap") -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Equirectangular distance map (metres from the centre, along each ray) → depth-displaced
-    sphere (vertices, faces, uv), seam closed, poles capped by the grid's first/last rows."""
-    if step > 1:
-        distance = distance[::step, ::step]
+    sphere (vertices, faces, uv), poles capped by the grid's first/last rows.
+
+    ``seam='wrap'`` joins the last column to the first (one vertex per sample, for vertex
+    colours); ``'duplicate'`` repeats the first column at u = 1 so a texture does not wrap
+    backwards across the seam.
+    """
+    full_h, full_w = distance.shape
+    dirs = equirect_directions(full_w, full_h)[::step, ::step]
+    distance = distance[::step, ::step]
+    u, v = pixel_grid(full_w, full_h)
+    u, v = u[::step, ::step] / full_w, 1.0 - v[::step, ::step] / full_h
+    if seam == "duplicate":
+        dirs = np.concatenate([dirs, dirs[:, :1]], axis=1)
+        distance = np.concatenate([distance, distance[:, :1]], axis=1)
+        u = np.concatenate([u, u[:, :1] + 1.0], axis=1)
+        v = np.concatenate([v, v[:, :1]], axis=1)
     h, w = distance.shape
-    dirs = equirect_directions(w, h).reshape(-1, 3)
     r = distance.reshape(-1).astype(np.float64)
     r = np.where(np.isfinite(r) & (r > 0), r, np.nan)
-    verts = dirs * r[:, None]
-    faces = cut_discontinuities(grid_faces(h, w, wrap_u=True), r, max_ratio)
+    verts = dirs.reshape(-1, 3) * r[:, None]
+    faces = cut_discontinuities(grid_faces(h, w, wrap_u=seam == "wrap"), r, max_ratio)
     faces = faces[:, [0, 2, 1]]  # seen from inside: flip winding to face the centre
-    u, v = pixel_grid(w, h)
-    uv = np.stack([u.reshape(-1) / w, 1.0 - v.reshape(-1) / h], axis=-1)
+    uv = np.stack([u.reshape(-1), v.reshape(-1)], axis=-1)
     return verts, faces, uv
 
 

@@ -207,13 +207,13 @@ def render_opengl(scene: RenderScene, camera: Camera,
 
 
 def _near_far(scene: RenderScene, camera: Camera) -> tuple[float, float]:
-    """Depth range from the geometry, so depth precision is spent where the scene is."""
+    """Depth range from the geometry, so the depth buffer's precision is spent on the scene."""
     _, z = geometry.project(scene.vertices, 1, 1, 0, 0, camera.pose)
-    z = z[np.isfinite(z) & (z > 0)]
+    z = z[np.isfinite(z) & (z > 1e-3)]
     if not len(z):
         return 0.01, 100.0
     far = float(z.max()) * 1.05 + 1e-3
-    return max(1e-3, min(0.05, far * 1e-4)), far
+    return max(far * 1e-3, 0.9 * float(z.min())), far
 
 
 def render(scene: RenderScene, camera: Camera, backend: str = "auto", device: str = "cpu",

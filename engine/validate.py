@@ -66,6 +66,8 @@ def validate(graph: Graph, resolve: Any) -> list[Problem]:
                                     e.src, e.src_port, "remove the edge", code="bad_edge"))
             continue
         if src_cls is None or dst_cls is None:
+            # An unknown type is already reported; don't add 'input not connected' noise.
+            fed[(e.dst, e.dst_port)] = fed.get((e.dst, e.dst_port), 0) + 1
             continue
         out = src_cls.output(e.src_port)
         inp = dst_cls.input(e.dst_port)

@@ -106,7 +106,8 @@ class EstimateDepth(Node):
         if is_metric_model(net):
             return {"depth": Depth(np.where(arr > 0, arr, np.nan), kind="metric")}
         # Relative models predict disparity-like values (large = near): flip to 0 = near.
-        return {"depth": Depth(1.0 - depthmath.normalize(arr), kind="relative")}
+        rel = 1.0 - depthmath.normalize(arr, positive_only=False)
+        return {"depth": Depth(rel, kind="relative")}
 
 
 def _fit(pred: np.ndarray, image: Image) -> np.ndarray:

@@ -382,12 +382,23 @@ def points_mesh(pc: PointCloud, size: float) -> Any:
     return trimesh.Trimesh(verts, faces, vertex_colors=vc, process=False)
 
 
-def panorama_trimesh(image: np.ndarray, distance: np.ndarray, step: int, cut: float) -> Any:
+def panorama_trimesh(image: np.ndarray, distance: np.ndarray, step: int, cut: float,
+                     color: str = "texture") -> Any:
+    """The panorama as a trimesh: textured with the full-resolution image (sharp at any grid
+    step) or with one colour per vertex."""
     import trimesh
 
-    verts, faces, _ = geometry.panorama_mesh(distance, cut, step)
-    cols = image[::step, ::step, :3].reshape(-1, 3)
+    seam = "duplicate" if color == "texture" else "wrap"
+    verts, faces, uv = geometry.panorama_mesh(distance, cut, step, seam)
     verts = np.nan_to_num(verts)
+    if color == "texture":
+        from PIL import Image as PILImage
+
+        verts, faces, uv = geometry.compact(verts, faces, uv)
+        tex = PILImage.fromarray((np.clip(image[..., :3], 0, 1) * 255).round().astype(np.uint8))
+        visual = trimesh.visual.TextureVisuals(uv=uv, image=tex)
+        return trimesh.Trimesh(verts, faces, visual=visual, process=False)
+    cols = image[::step, ::step, :3].reshape(-1, 3)
     verts, faces, cols = geometry.compact(verts, faces, cols)
     vc = np.concatenate([(np.clip(cols, 0, 1) * 255).round(),
                          np.full((len(cols), 1), 255)], 1).astype(np.uint8)
@@ -404,12 +415,15 @@ class Panorama360(Node):
     category = "view"
     inputs = (Input("image", Image, "equirectangular colour (2:1)"),
               Input("depth", Depth, "equirectangular distance from the centre, metric"))
-    outputs = (Output("mesh", Mesh), Output("video", Video), Output("cube", Image,
-                                                                    "cube map, 3×2 faces"),
+    outputs = (Output("mesh", Mesh), Output("video", Video),
+               Output("mask_video", Video, "disocclusions per frame (for view.fill_holes)"),
+               Output("cube", Image, "cube map, 3×2 faces"),
                Output("path", CameraPath, "the video's cameras"))
     params = (Param("step", Int, 2, "mesh grid spacing in panorama pixels", min=1, max=64),
               Param("cut", Float, 0.08, "relative depth jump that splits surfaces", min=0.0,
                     max=100.0),
+              Param("color", Enum, "texture", "full-resolution texture or vertex colours",
+                    choices=("texture", "vertex")),
               Param("mode", Enum, "walk", "video move", choices=("turn", "walk")),
               Param("walk_radius", Float, 0.3, "walk: circle radius in metres", min=0.0),
               Param("frames", Int, 48, "video frames", min=1, max=100000),
@@ -420,7 +434,8 @@ class Panorama360(Node):
               Param("cube_size", Int, 256, "cube face size", min=8, max=4096),
               Param("backend", Enum, "auto", "renderer", choices=BACKENDS))
 
-    def run(self, ctx: Any, image: Image, depth: Depth, step: int, cut: float, mode: str,
+    def run(self, ctx: Any, image: Image, depth: Depth, step: int, cut: float, color: str,
+            mode: str,
             walk_radius: float, frames: int, fps: float, width: int, height: int, fov: float,
             cube_size: int, backend: str) -> dict[str, Any]:
         if (image.height, image.width) != (depth.height, depth.width):
@@ -433,7 +448,7 @@ class Panorama360(Node):
         if abs(image.width - 2 * image.height) > 1:
             raise ctx.error(f"an equirectangular image is 2:1; got {image.width}×{image.height}",
                             port="image", fix="use a full 360×180° panorama")
-        tm = panorama_trimesh(image.data, depth.data, step, cut)
+        tm = panorama_trimesh(image.data, depth.data, step, cut, color)
         if len(tm.faces) == 0:
             raise ctx.error("no surface survived the depth cut", port="depth",
                             fix="raise `cut` or check the depth")
@@ -449,19 +464,23 @@ class Panorama360(Node):
         cams = [Camera.from_fov(width, height, fov, p) for p in poses]
         memo = _FrameMemo(lambda i: scene.render(sc, cams[i], backend, dev)[0])  # type: ignore[arg-type]
         video = Video(frames, fps, lambda i: Image(memo(i).image), (width, height), "pano")
+        holes = Video(frames, fps, lambda i: Image((~memo(i).covered).astype(np.float32)),
+                      (width, height))
         cube = self.cube_map(ctx, sc, cube_size, backend, dev)
-        return {"mesh": Mesh(tm), "video": video, "cube": Image(cube),
+        return {"mesh": Mesh(tm), "video": video, "mask_video": holes, "cube": Image(cube),
                 "path": CameraPath(cams, fps)}
 
     @staticmethod
     def cube_map(ctx: Any, sc: scene.RenderScene, size: int, backend: str,
                  dev: str) -> np.ndarray:
-        """Faces in a 3×2 grid: front, right, back / left, up, down."""
+        """Faces in a 3×2 grid: front, right, back / left, up, down. Seen from the capture
+        point only the thin cracks left by discontinuity cuts are empty; they are inpainted."""
         faces = []
         for i, pose in enumerate(geometry.cube_poses(np.zeros(3))):
             ctx.check_cancelled()
             cam = Camera.from_fov(size, size, 90.0, pose)
-            faces.append(scene.render(sc, cam, backend, dev)[0].image)  # type: ignore[arg-type]
+            out = scene.render(sc, cam, backend, dev)[0]  # type: ignore[arg-type]
+            faces.append(inpaint(out.image, (~out.covered).astype(np.float32), 3, "telea"))
             ctx.progress((i + 1) / 6, "cube map")
         top = np.concatenate(faces[:3], axis=1)
         bottom = np.concatenate(faces[3:], axis=1)

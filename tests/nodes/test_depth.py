@@ -1,0 +1,175 @@
+"""Depth nodes: estimation through the model manager with a tiny random model, and the tools."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from engine import depthmath
+from engine.context import RunOptions
+from engine.errors import NodeError
+from engine.executor import Executor
+from engine.graph import Graph
+from engine.node import Node, Output
+from engine.registry import Registry
+from engine.types import Depth, Image
+
+REG = Registry()
+REG.load_builtin()
+EX = Executor(REG)
+
+
+class ConstImage(Node):
+    """Test source: a fixed random image."""
+
+    type_id = "test.image"
+    outputs = (Output("image", Image),)
+
+    def run(self, ctx, **kw):  # noqa: ANN001, ANN003
+        return {"image": Image(np.random.default_rng(0).random((40, 60, 3)))}
+
+
+REG.register(ConstImage)
+
+
+@pytest.fixture(scope="module")
+def tiny_depth_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A random-weight Depth Anything saved like a real checkpoint (safetensors + configs)."""
+    from transformers import (
+        DepthAnythingConfig,
+        DepthAnythingForDepthEstimation,
+        Dinov2Config,
+        DPTImageProcessor,
+    )
+
+    folder = tmp_path_factory.mktemp("depth_model")
+    backbone = Dinov2Config(hidden_size=32, num_hidden_layers=4, num_attention_heads=2,
+                            intermediate_size=64, image_size=56, patch_size=14,
+                            out_features=["stage1", "stage2", "stage3", "stage4"],
+                            reshape_hidden_states=False)
+    cfg = DepthAnythingConfig(backbone_config=backbone, reassemble_hidden_size=32,
+                              neck_hidden_sizes=[8, 16, 32, 32], fusion_hidden_size=16,
+                              head_hidden_size=8, patch_size=14)
+    DepthAnythingForDepthEstimation(cfg).eval().save_pretrained(folder)
+    DPTImageProcessor(size={"height": 56, "width": 56}, keep_aspect_ratio=False,
+                      ensure_multiple_of=14).save_pretrained(folder)
+    return folder
+
+
+def run_node(type_id: str, inputs: dict, params: dict | None = None) -> dict:
+    return EX.call(type_id, inputs, params)
+
+
+def test_estimate_depth_loads_a_safetensors_checkpoint_and_matches_a_direct_run(
+        tiny_depth_model: Path) -> None:
+    import torch
+    from transformers import AutoImageProcessor, AutoModelForDepthEstimation
+
+    rgb = np.random.default_rng(0).random((40, 60, 3)).astype(np.float32)
+    rgb = Image(rgb).data
+    ex = Executor(REG)
+    g = Graph()
+    g.add_node("depth.estimate", "n", {"model": str(tiny_depth_model)})
+    g.add_node("test.image", "img")
+    g.connect("img", "image", "n", "image")
+    res = ex.run(g, targets=["n"], options=RunOptions(device="cpu"))
+    assert res.records["n"].status == "executed", res.records["n"].error
+    d = res.values["n"]["depth"]
+    assert d.kind == "relative" and d.data.shape == (40, 60)
+    assert np.nanmin(d.data) == pytest.approx(0) and np.nanmax(d.data) == pytest.approx(1)
+    # Same numbers as calling transformers directly: 1 − normalised predicted disparity.
+    proc = AutoImageProcessor.from_pretrained(tiny_depth_model)
+    net = AutoModelForDepthEstimation.from_pretrained(tiny_depth_model).eval()
+    with torch.inference_mode():
+        x = proc(images=(rgb * 255).astype(np.uint8), return_tensors="pt")
+        pred = net(**x).predicted_depth[:, None]
+        pred = torch.nn.functional.interpolate(pred, size=(40, 60), mode="bicubic",
+                                               align_corners=False)[0, 0].numpy()
+    assert np.allclose(d.data, 1 - depthmath.normalize(pred, positive_only=False), atol=1e-5)
+    # The weights' hash is recorded for the run report.
+    files = res.records["n"].model_files
+    assert len(files) == 1 and next(iter(files)).endswith("model.safetensors")
+
+
+def test_estimate_depth_refuses_pickle_weights_and_missing_models(tmp_path: Path,
+                                                                  tiny_depth_model: Path) -> None:
+    from engine.errors import GraphInvalid
+
+    bad = tmp_path / "pickled"
+    bad.mkdir()
+    (bad / "pytorch_model.bin").write_bytes(b"not really")
+    (bad / "config.json").write_text("{}")
+    from engine.models import ModelError
+
+    with pytest.raises(ModelError, match="safetensors"):
+        run_node("depth.estimate", {"image": Image(np.zeros((8, 8, 3)))}, {"model": str(bad)})
+    g = Graph()
+    g.add_node("depth.estimate", "n", {"model": str(tmp_path / "nope")})
+    g.add_node("test.image", "img")
+    g.connect("img", "image", "n", "image")
+    with pytest.raises(GraphInvalid) as err:
+        Executor(REG).plan(g, options=RunOptions(device="cpu"))
+    assert err.value.problems[0].node == "n" and err.value.problems[0].port == "model"
+
+
+def test_to_metric_inverse_mapping_is_linear_in_disparity() -> None:
+    rel = np.array([[0.0, 0.5, 1.0, np.nan]], np.float32)
+    res = run_node("depth.to_metric", {"depth": Depth(rel, "relative")},
+                   {"near": 1.0, "far": 4.0, "mapping": "inverse"})
+    z = res["depth"].data
+    assert z[0, 0] == pytest.approx(1.0) and z[0, 2] == pytest.approx(4.0)
+    assert 1 / z[0, 1] == pytest.approx((1 / 1.0 + 1 / 4.0) / 2)
+    assert np.isnan(z[0, 3])
+    lin = depthmath.relative_to_metric(rel, 1.0, 4.0, "linear")
+    assert lin[0, 1] == pytest.approx(2.5)
+    with pytest.raises(NodeError, match="already metric") as err:
+        run_node("depth.to_metric", {"depth": Depth(np.ones((2, 2)), "metric")})
+    assert err.value.node == "node" and err.value.port == "depth"
+
+
+def test_fill_holes_closes_every_hole_and_keeps_valid_samples() -> None:
+    d = np.full((32, 32), 2.0, np.float32)
+    d[10:20, 10:20] = np.nan
+    d[0, 0] = -1
+    d[5, 5] = 0
+    d[25:, :] = 3.0
+    res = run_node("depth.fill_holes", {"depth": Depth(d, "metric")})
+    out, mask = res["depth"].data, res["mask"].data
+    assert np.isfinite(out).all() and (out > 0).all()
+    ok = depthmath.valid_mask(d)
+    assert np.array_equal(out[ok], d[ok])
+    assert np.array_equal(mask > 0.5, ~ok)
+    assert out[10:20, 10:20].min() >= 2.0 - 1e-6 and out[10:20, 10:20].max() <= 3.0
+
+
+def test_smoothing_keeps_a_depth_edge_and_removes_noise() -> None:
+    rng = np.random.default_rng(1)
+    d = np.where(np.arange(64)[None, :] < 32, 1.0, 3.0) * np.ones((64, 64))
+    noisy = (d + rng.normal(0, 0.01, d.shape)).astype(np.float32)
+    noisy[3, 3] = np.nan
+    for method in ("bilateral", "guided"):
+        res = run_node("depth.smooth", {"depth": Depth(noisy, "metric")},
+                       {"method": method, "radius": 3, "sigma": 0.05})
+        out = res["depth"].data
+        assert np.isnan(out[3, 3])  # holes stay holes
+        inner = np.s_[8:56, 8:24]
+        assert np.nanstd(out[inner]) < 0.5 * np.nanstd(noisy[inner])
+        assert np.abs(out[:, 36:] - 3.0).max() < 0.05 and np.abs(out[5:, :28] - 1).max() < 0.05
+
+
+def test_normalize_invert_colorize_and_normals() -> None:
+    d = np.linspace(1, 5, 64, dtype=np.float32).reshape(8, 8)
+    n = run_node("depth.normalize", {"depth": Depth(d, "metric")})["depth"]
+    assert n.kind == "relative" and n.data.min() == 0 and n.data.max() == 1
+    inv = run_node("depth.invert", {"depth": n})["depth"].data
+    assert np.allclose(inv, 1 - n.data)
+    rec = run_node("depth.invert", {"depth": Depth(d, "metric")}, {"mode": "reciprocal"})
+    assert np.allclose(rec["depth"].data, 1 / d)
+    img = run_node("depth.colorize", {"depth": Depth(d, "metric")},
+                   {"colormap": "gray", "low_percentile": 0, "high_percentile": 100})
+    g = img["image"].data
+    assert g[0, 0, 0] == pytest.approx(1.0) and g[-1, -1, 0] == pytest.approx(0.0)
+    nm = run_node("depth.normals", {"depth": Depth(np.full((16, 16), 2.0), "metric")})
+    assert np.allclose(nm["normals"].data[2:-2, 2:-2], [0.5, 0.5, 0.0], atol=1e-6)
