@@ -270,28 +270,17 @@ class FillHoles(Node):
         return {"image": out_img, "video": out_vid}
 
 
-def fuse_tsdf(views: list[RGBD], voxel: float, trunc_voxels: float) -> Any:
-    """Open3D TSDF integration of posed RGBD views → coloured trimesh."""
-    from nodes.mesh import _o3d, o3d_to_trimesh
+def fuse_tsdf(views: list[RGBD], voxel: float, trunc_voxels: float, device: str) -> Any:
+    """TSDF integration of posed RGBD views → coloured trimesh (marching cubes)."""
+    import trimesh
 
-    o3d = _o3d()
-    vol = o3d.pipelines.integration.ScalableTSDFVolume(
-        voxel_length=voxel, sdf_trunc=voxel * trunc_voxels,
-        color_type=o3d.pipelines.integration.TSDFVolumeColorType.RGB8)
-    for v in views:
-        cam = v.camera
-        assert cam is not None
-        d = np.where(np.isfinite(v.depth.data) & (v.depth.data > 0), v.depth.data, 0)
-        color = o3d.geometry.Image((np.clip(v.image.rgb(), 0, 1) * 255).astype(np.uint8))
-        depth = o3d.geometry.Image(d.astype(np.float32))
-        far = float(np.nanmax(d)) * 1.01 + 1e-6
-        rgbd = o3d.geometry.RGBDImage.create_from_color_and_depth(
-            color, depth, depth_scale=1.0, depth_trunc=far, convert_rgb_to_intensity=False)
-        # Open3D puts pixel centres on integers; ours are at +0.5.
-        intr = o3d.camera.PinholeCameraIntrinsic(cam.width, cam.height, cam.fx, cam.fy,
-                                                 cam.cx - 0.5, cam.cy - 0.5)
-        vol.integrate(rgbd, intr, np.linalg.inv(cam.pose))
-    return o3d_to_trimesh(vol.extract_triangle_mesh())
+    from engine import tsdf
+
+    grid = tsdf.integrate(views, voxel, trunc_voxels, device)
+    verts, faces, cols = tsdf.extract_mesh(grid)
+    vc = np.concatenate([(np.clip(cols, 0, 1) * 255).round(),
+                         np.full((len(cols), 1), 255)], 1).astype(np.uint8)
+    return trimesh.Trimesh(verts, faces, vertex_colors=vc, process=False)
 
 
 def fuse_points(views: list[RGBD], voxel: float) -> PointCloud:
@@ -344,7 +333,8 @@ class Fuse(Node):
                                 fix="convert with depth.to_metric")
         vox = voxel or self.auto_voxel(views)
         if method == "tsdf":
-            tm = fuse_tsdf(views, vox, truncation)
+            dev = ctx.device.torch_device if ctx.device.kind == "cuda" else "cpu"
+            tm = fuse_tsdf(views, vox, truncation, dev)
             if len(tm.faces) == 0:
                 raise ctx.error("fusion produced an empty surface", port="views",
                                 fix="check that the views overlap and the poses are right")

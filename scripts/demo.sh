@@ -5,4 +5,4 @@ set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
 python -m pip install -q -e .
-fathom render assets/graphs/demo.json --out out/demo
+fathom render assets/graphs/depthfusion_demo.json --out out/demo
