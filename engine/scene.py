@@ -151,6 +151,10 @@ def opengl_available() -> bool:
             with _GL_LOCK:
                 pr = _import_pyrender()
                 r = pr.OffscreenRenderer(8, 8)
+                from OpenGL.GL import GL_RENDERER, glGetString
+
+                name = glGetString(GL_RENDERER)
+                _GL_STATUS["renderer"] = name.decode() if isinstance(name, bytes) else str(name)
                 r.delete()
             _GL_STATUS["ok"] = True
         except Exception as exc:  # noqa: BLE001 - any GL/EGL failure means 'not available'
@@ -161,6 +165,15 @@ def opengl_available() -> bool:
 
 def opengl_error() -> str:
     return str(_GL_STATUS.get("error", ""))
+
+
+def opengl_is_hardware() -> bool:
+    """False for Mesa's software rasterizers, which bench/bench_depth3d.py measured slower
+    than the torch path on the same CPU."""
+    if not opengl_available():
+        return False
+    name = str(_GL_STATUS.get("renderer", "")).lower()
+    return not any(s in name for s in ("llvmpipe", "softpipe", "swrast", "software"))
 
 
 def render_opengl(scene: RenderScene, camera: Camera,
@@ -218,9 +231,10 @@ def _near_far(scene: RenderScene, camera: Camera) -> tuple[float, float]:
 
 def render(scene: RenderScene, camera: Camera, backend: str = "auto", device: str = "cpu",
            background: tuple[float, float, float] = (0.0, 0.0, 0.0)) -> tuple[RenderOutput, str]:
-    """Pick a backend: torch on a GPU device, else OpenGL when a context exists, else torch."""
+    """Pick a backend: torch on a GPU device; on CPU, OpenGL only when it runs on real graphics
+    hardware (software OpenGL is slower than the torch path); otherwise torch."""
     if backend == "auto":
-        backend = "torch" if device != "cpu" or not opengl_available() else "opengl"
+        backend = "opengl" if device == "cpu" and opengl_is_hardware() else "torch"
     if backend == "opengl":
         if not opengl_available():
             raise RuntimeError(f"OpenGL rendering is not available here ({opengl_error()}); "

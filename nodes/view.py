@@ -137,7 +137,7 @@ class _FrameMemo:
 class RenderView(Node):
     """Render a mesh, point cloud or RGBD from a camera or a camera path: colour, depth and a
     disocclusion mask (1 where nothing was seen). The video output renders frames on demand.
-    Backend auto: torch on a GPU, else OpenGL (EGL) when available, else torch on CPU."""
+    Backend auto: torch (GPU or CPU), or OpenGL (EGL) where it runs on graphics hardware."""
 
     type_id = "view.render"
     title = "Render View"

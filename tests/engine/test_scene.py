@@ -111,7 +111,7 @@ def test_opengl_and_torch_paths_give_the_same_image() -> None:
 def test_auto_backend_choice_and_refusal_of_relative_depth() -> None:
     sc, c = sphere_scene()
     _, used = scene.render(sc, c, "auto", "cpu")
-    assert used == ("opengl" if scene.opengl_available() else "torch")
+    assert used == ("opengl" if scene.opengl_is_hardware() else "torch")
     _, used = scene.render(sc, c, "torch", "cpu")
     assert used == "torch"
     rgbd, cam = textured_rgbd()
