@@ -173,3 +173,55 @@ def test_normalize_invert_colorize_and_normals() -> None:
     assert g[0, 0, 0] == pytest.approx(1.0) and g[-1, -1, 0] == pytest.approx(0.0)
     nm = run_node("depth.normals", {"depth": Depth(np.full((16, 16), 2.0), "metric")})
     assert np.allclose(nm["normals"].data[2:-2, 2:-2], [0.5, 0.5, 0.0], atol=1e-6)
+
+
+@pytest.fixture(scope="module")
+def tiny_marigold(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A random-weight Marigold depth pipeline saved as a diffusers folder."""
+    import json
+
+    import torch
+    from diffusers import AutoencoderKL, DDIMScheduler, MarigoldDepthPipeline, UNet2DConditionModel
+    from transformers import CLIPTextConfig, CLIPTextModel, CLIPTokenizer
+
+    d = tmp_path_factory.mktemp("marigold")
+    vocab = {"<|startoftext|>": 0, "<|endoftext|>": 1, "!": 2, "a</w>": 3, "a": 4}
+    (d / "vocab.json").write_text(json.dumps(vocab))
+    (d / "merges.txt").write_text("#version: 0.2\n")
+    tok = CLIPTokenizer(str(d / "vocab.json"), str(d / "merges.txt"), model_max_length=77)
+    torch.manual_seed(0)
+    unet = UNet2DConditionModel(block_out_channels=(8, 16), layers_per_block=1, sample_size=8,
+                                in_channels=8, out_channels=4, cross_attention_dim=16,
+                                down_block_types=("DownBlock2D", "CrossAttnDownBlock2D"),
+                                up_block_types=("CrossAttnUpBlock2D", "UpBlock2D"),
+                                norm_num_groups=4, attention_head_dim=2)
+    vae = AutoencoderKL(block_out_channels=(8, 16), latent_channels=4, norm_num_groups=4,
+                        down_block_types=("DownEncoderBlock2D",) * 2,
+                        up_block_types=("UpDecoderBlock2D",) * 2)
+    te = CLIPTextModel(CLIPTextConfig(hidden_size=16, intermediate_size=32, num_attention_heads=2,
+                                      num_hidden_layers=2, vocab_size=5, bos_token_id=0,
+                                      eos_token_id=1, pad_token_id=1, projection_dim=16))
+    sch = DDIMScheduler(prediction_type="v_prediction", timestep_spacing="trailing",
+                        beta_schedule="scaled_linear", clip_sample=False,
+                        set_alpha_to_one=False)
+    pipe = MarigoldDepthPipeline(unet=unet, vae=vae, scheduler=sch, text_encoder=te,
+                                 tokenizer=tok, prediction_type="depth", scale_invariant=True,
+                                 shift_invariant=True)
+    pipe.save_pretrained(d / "model")
+    return d / "model"
+
+
+def test_marigold_backend_matches_the_diffusers_pipeline(tiny_marigold: Path) -> None:
+    import torch
+    from diffusers import MarigoldDepthPipeline
+    from PIL import Image as PILImage
+
+    rgb = Image(np.random.default_rng(0).random((40, 60, 3))).data
+    params = {"model": str(tiny_marigold), "backend": "marigold", "steps": 2, "seed": 7}
+    d = run_node("depth.estimate", {"image": Image(rgb)}, params)["depth"]
+    assert d.kind == "relative" and d.data.shape == (40, 60)
+    pipe = MarigoldDepthPipeline.from_pretrained(tiny_marigold, use_safetensors=True)
+    ref = pipe(PILImage.fromarray((rgb * 255).astype(np.uint8)), num_inference_steps=2,
+               ensemble_size=1, processing_resolution=60,
+               generator=torch.Generator().manual_seed(7)).prediction[0, ..., 0]
+    assert np.allclose(d.data, ref, atol=1e-5)
