@@ -156,19 +156,22 @@ def compact(vertices: np.ndarray, faces: np.ndarray,
     return tuple(out)
 
 
-def depth_normals(depth: np.ndarray, fx: float, fy: float, cx: float, cy: float) -> np.ndarray:
-    """Camera-space unit normals H×W×3 from central differences of back-projected points;
-    NaN where depth is missing. Normals face the camera (negative z component)."""
+def depth_normals(depth: np.ndarray, fx: float, fy: float, cx: float, cy: float,
+                  baseline: int = 1) -> np.ndarray:
+    """Camera-space unit normals H×W×3 from central differences of back-projected points over
+    ±``baseline`` pixels (wider baselines average out quantised depth, e.g. 16-bit mm files);
+    NaN where depth is missing. Normals face the camera (against the viewing ray)."""
     p = backproject(depth, fx, fy, cx, cy)
+    k = max(1, int(baseline))
     du = np.full_like(p, np.nan)
     dv = np.full_like(p, np.nan)
-    du[:, 1:-1] = p[:, 2:] - p[:, :-2]
-    dv[1:-1, :] = p[2:, :] - p[:-2, :]
+    du[:, k:-k] = p[:, 2 * k:] - p[:, :-2 * k]
+    dv[k:-k, :] = p[2 * k:, :] - p[:-2 * k, :]
     n = np.cross(dv, du)
     norm = np.linalg.norm(n, axis=-1, keepdims=True)
     with np.errstate(invalid="ignore", divide="ignore"):
         n = n / norm
-    flip = n[..., 2] > 0
+    flip = np.sum(n * p, axis=-1) > 0  # face the camera: against the viewing ray
     n[flip] *= -1
     return n
 

@@ -255,12 +255,14 @@ class DepthNormals(Node):
     category = "depth"
     inputs = (Input("depth", Depth), Input("camera", Camera, optional=True))
     outputs = (Output("normals", Image),)
-    params = (Param("fov", Float, 60.0, "vertical field of view if no camera", min=1, max=179),)
+    params = (Param("fov", Float, 60.0, "vertical field of view if no camera", min=1, max=179),
+              Param("baseline", Int, 2, "pixels between difference samples (wider = smoother, "
+                    "hides depth quantisation)", min=1, max=32))
 
-    def run(self, ctx: Any, depth: Depth, fov: float,
+    def run(self, ctx: Any, depth: Depth, fov: float, baseline: int,
             camera: Camera | None = None) -> dict[str, Any]:
         cam = camera_or_fov(ctx, camera, depth.width, depth.height, fov)
-        n = geometry.depth_normals(depth.data, cam.fx, cam.fy, cam.cx, cam.cy)
+        n = geometry.depth_normals(depth.data, cam.fx, cam.fy, cam.cx, cam.cy, baseline)
         img = np.nan_to_num(n * 0.5 + 0.5, nan=0.0).astype(np.float32)
         return {"normals": Image(np.clip(img, 0, 1))}
 

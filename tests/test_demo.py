@@ -44,3 +44,22 @@ def test_demo_graph_renders_every_output(tmp_path: Path) -> None:
 
     g = load(out / "view_000.png")
     assert "pano" in g.nodes and g.nodes["pano"].type == "view.panorama360"
+
+
+def test_depth_tools_graph_renders_from_the_command_line(tmp_path: Path) -> None:
+    graph = ROOT / "assets" / "graphs" / "depth_tools.json"
+    proc = subprocess.run([sys.executable, "-m", "engine.cli", "render", str(graph), "--out",
+                           str(tmp_path), "--device", "cpu", "--quiet"],
+                          capture_output=True, text=True, cwd=ROOT, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    normals = np.asarray(Image.open(tmp_path / "normals.png").convert("RGB")) / 255.0
+    floor = normals[370, 200]  # the floor faces up (-y): colour (0.5, 0, 0.5)
+    assert np.allclose(floor, [0.5, 0.0, 0.5], atol=0.06)
+    back_wall = normals[150, 256]  # the back wall faces the camera (-z): (0.5, 0.5, 0)
+    assert np.allclose(back_wall, [0.5, 0.5, 0.0], atol=0.06)
+    surface = trimesh.load(tmp_path / "surface.ply", force="mesh")
+    assert 0 < len(surface.faces) <= 20000
+    cloud = trimesh.load(tmp_path / "points.ply")
+    assert len(cloud.vertices) == (384 // 4) * (512 // 4)
+    view = np.asarray(Image.open(tmp_path / "fused_view.png"))
+    assert view.shape[:2] == (384, 512) and view.std() > 20
