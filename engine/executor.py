@@ -116,6 +116,10 @@ class Executor:
         self.registry = registry or default_registry()
         self.cache = cache if cache is not None else OutputCache()
         self.max_workers = max(1, int(max_workers))
+        if library is None:
+            from engine.graphfile import SubgraphLibrary
+
+            library = SubgraphLibrary(registry=self.registry)
         self.library = library
         self.hash_cache = HashCache()
         self.models = ModelManager()
