@@ -17,15 +17,8 @@ from engine.errors import FathomError, GraphInvalid, Problem
 from engine.executor import Executor
 from engine.fileio import atomic_write_text
 from engine.graphfile import graph_hash, load, to_document
-from engine.render import (
-    RenderJob,
-    build_report,
-    execute,
-    parse_frames,
-    prepare,
-    resolve_overrides,
-    write_report,
-)
+from engine.registry import default_registry
+from engine.render import RenderJob, build_report, execute, parse_frames, prepare, write_report
 
 MANIFEST_FORMAT = "fathom.batch"
 _NAME_RE = re.compile(r"[^A-Za-z0-9_.\-]+")
@@ -103,17 +96,26 @@ def read_rows(path: Path) -> list[Row]:
     return rows
 
 
-def check_rows(graph_path: Path, rows: list[Row], executor: Executor) -> None:
-    """Every row's overrides are checked before any row runs: a typo costs no render time."""
-    graph = load(graph_path, executor.registry)
-    problems: list[Problem] = []
+def check_rows(base: RenderJob, rows: list[Row], executor: Executor) -> None:
+    """Every row is prepared (graph validated, overrides applied, pre-flight checks run) before
+    any row runs, so a typo or a missing file costs no render time and writes nothing. Problems
+    that every row shares (the graph's own) are listed once, the rest with their row."""
+    failed: list[tuple[Row, list[Problem]]] = []
     for row in rows:
-        _, probs = resolve_overrides(graph, executor, row.overrides, row.from_text)
-        for p in probs:
-            problems.append(Problem(f"row {row.index} ({row.name}): {p.message}", p.node, p.port,
-                                    p.fix, p.code))
-    if problems:
-        raise GraphInvalid(problems, "The batch cannot start")
+        try:
+            prepare(row_job(base, row), executor)
+        except GraphInvalid as exc:
+            failed.append((row, exc.problems))
+    if not failed:
+        return
+    shared: set[Problem] = set()
+    if len(failed) == len(rows):
+        shared = set.intersection(*(set(probs) for _, probs in failed))
+    problems = [p for p in failed[0][1] if p in shared]
+    for row, probs in failed:
+        problems += [Problem(f"row {row.index} ({row.name}): {p.message}", p.node, p.port, p.fix,
+                             p.code) for p in probs if p not in shared]
+    raise GraphInvalid(problems, "The batch cannot start")
 
 
 def row_job(base: RenderJob, row: Row) -> RenderJob:
@@ -191,15 +193,21 @@ def run_batch(base: RenderJob, rows: list[Row], workers: int = 1,
                     raise
     except KeyboardInterrupt:
         interrupted = True
-    entries.sort(key=lambda e: e["row"])
-    doc = to_document(load(base.graph_path))
+    return write_manifest(base, entries, len(jobs), interrupted, time.perf_counter() - t0)
+
+
+def write_manifest(base: RenderJob, entries: list[dict[str, Any]], total_rows: int,
+                   interrupted: bool, seconds: float) -> dict[str, Any]:
+    """``DIR/manifest.json`` over every row's entry; the local and the Ray batch both write it."""
+    entries = sorted(entries, key=lambda e: e["row"])
+    doc = to_document(load(base.graph_path, default_registry()), default_registry())
     manifest = {
         "format": MANIFEST_FORMAT, "version": 1, "graph": str(base.graph_path),
         "graph_hash": graph_hash(doc), "rows": entries,
         "counts": {s: sum(1 for e in entries if e["status"] == s)
                    for s in ("ok", "failed", "invalid", "cancelled")},
-        "total_rows": len(jobs), "interrupted": interrupted,
-        "seconds": round(time.perf_counter() - t0, 4),
+        "total_rows": total_rows, "interrupted": interrupted,
+        "seconds": round(seconds, 4),
     }
     base.out_dir.mkdir(parents=True, exist_ok=True)
     atomic_write_text(base.out_dir / "manifest.json", json.dumps(manifest, indent=2) + "\n")

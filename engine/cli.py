@@ -6,14 +6,14 @@ import argparse
 import json
 import signal
 import sys
+import threading
 import time
 from pathlib import Path
 from typing import Any
 
-from engine import __version__
 from engine.context import CancelToken
 from engine.device import DEVICE_CHOICES
-from engine.errors import GraphFileError, GraphInvalid
+from engine.errors import GraphFileError, GraphInvalid, Problem
 from engine.executor import Executor
 from engine.registry import default_registry
 
@@ -30,7 +30,9 @@ def build_parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command")
 
     r = sub.add_parser("render", help="render a graph file (or a PNG that Fathom saved)")
-    r.add_argument("graph", type=Path)
+    r.add_argument("graph", type=Path, nargs="?", help="graph file (or use --example NAME)")
+    r.add_argument("--example", metavar="NAME",
+                   help="render a bundled example graph instead (see `fathom examples`)")
     r.add_argument("--set", dest="sets", action="append", default=[], metavar="NODE.PARAM=VALUE",
                    help="override a parameter (repeatable)")
     r.add_argument("--batch", type=Path, metavar="ROWS.jsonl|csv",
@@ -46,14 +48,31 @@ def build_parser() -> argparse.ArgumentParser:
                    help="batch worker processes (default: min(rows, CPUs, 4)); "
                         "threads for independent branches otherwise (default 1)")
     r.add_argument("--quiet", action="store_true", help="no progress output")
+    r.add_argument("--cluster", metavar="auto|local|ray://HOST:PORT",
+                   help="run the --batch rows on a Ray cluster (needs fathom-studio[cluster]): "
+                        "auto = RAY_ADDRESS or a cluster started on this machine, else a local "
+                        "one; local = a new local instance; ray://HOST:PORT = a remote head")
 
     v = sub.add_parser("validate", help="check a graph file without running it")
-    v.add_argument("graph", type=Path)
+    v.add_argument("graph", type=Path, nargs="?", help="graph file (or use --example NAME)")
+    v.add_argument("--example", metavar="NAME", help="check a bundled example graph instead")
     v.add_argument("--json", action="store_true")
 
     n = sub.add_parser("nodes", help="list every node type")
     n.add_argument("--json", action="store_true")
     n.add_argument("--category", help="only this category")
+
+    sub.add_parser("examples", help="list the bundled example graphs")
+
+    m = sub.add_parser("models", help="list local models or download one")
+    msub = m.add_subparsers(dest="models_command")
+    ml = msub.add_parser("list", help="models available locally, and where Fathom looked")
+    ml.add_argument("--json", action="store_true")
+    mp = msub.add_parser("pull", help="download a Hugging Face model (safetensors only)")
+    mp.add_argument("id", help="a Hugging Face id (org/name)")
+    mp.add_argument("--revision", help="branch, tag or commit")
+    mp.add_argument("--configs-only", action="store_true",
+                    help="only the configuration files (what a single-file checkpoint needs)")
     return p
 
 
@@ -68,6 +87,10 @@ def main(argv: list[str] | None = None) -> int:
             return cmd_validate(args)
         if args.command == "nodes":
             return cmd_nodes(args)
+        if args.command == "models" and args.models_command:
+            return cmd_models(args)
+        if args.command == "examples":
+            return cmd_examples()
     except (GraphInvalid, GraphFileError) as exc:
         _err(str(exc))
         return EXIT_INVALID
@@ -76,17 +99,38 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def cmd_version() -> int:
-    from engine.device import pick_device
-    from engine.provenance import package_versions
+    from engine.buildinfo import version_lines
 
-    print(f"fathom {__version__}")
-    for name, ver in package_versions().items():
-        print(f"  {name} {ver}")
-    try:
-        print(f"  device: {pick_device('auto').as_dict()}")
-    except Exception as exc:  # noqa: BLE001 - --version must always answer
-        print(f"  device: unavailable ({exc})")
+    for line in version_lines():
+        print(line)
     return EXIT_OK
+
+
+def cmd_examples() -> int:
+    from engine.resources import example_graphs
+
+    for name, path in example_graphs().items():
+        print(f"{name:24} {path}")
+    return EXIT_OK
+
+
+def _graph_arg(args: argparse.Namespace) -> bool:
+    """Fills args.graph from --example; False (after saying why) when neither or both given."""
+    if args.example is not None:
+        from engine.resources import AssetsNotFound, example_graph
+
+        if args.graph is not None:
+            _err("Invalid command line: give a GRAPH file or --example NAME, not both.")
+            return False
+        try:
+            args.graph = example_graph(args.example)
+        except AssetsNotFound as exc:
+            _err(f"Invalid command line: {exc}")
+            return False
+    if args.graph is None:
+        _err("Invalid command line: give a GRAPH file (or --example NAME; see `fathom examples`).")
+        return False
+    return True
 
 
 def cmd_nodes(args: argparse.Namespace) -> int:
@@ -115,9 +159,40 @@ def cmd_nodes(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_models(args: argparse.Namespace) -> int:
+    from engine.models.locate import ModelError, list_models, pull_model
+
+    if args.models_command == "pull":
+        try:
+            path = pull_model(args.id, args.revision, args.configs_only)
+        except ModelError as exc:
+            _err(str(exc))
+            return EXIT_INVALID
+        print(path)
+        return EXIT_OK
+    entries, places = list_models()
+    if args.json:
+        print(json.dumps({"models": [e.as_dict() for e in entries], "looked_in": places},
+                         indent=2))
+        return EXIT_OK
+    for e in entries:
+        print(f"{e.name:48} {e.size_bytes / 1e9:7.2f} GB  {e.kind}  [{e.where}]")
+        print(f"    {e.path}")
+    if not entries:
+        print("no models found")
+    print("looked in:")
+    for place in places:
+        print(f"  {place}")
+    if len(places) == 1:
+        print("  (add models folders with FATHOM_MODELS or the GUI's Models folder setting)")
+    return EXIT_OK
+
+
 def cmd_validate(args: argparse.Namespace) -> int:
     from engine.graphfile import load
 
+    if not _graph_arg(args):
+        return EXIT_INVALID
     ex = Executor()
     try:
         graph = load(args.graph, ex.registry)
@@ -138,19 +213,29 @@ def cmd_validate(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _install_cancel(cancel: CancelToken) -> None:
+def _install_cancel(cancel: CancelToken) -> Any:
+    """Ctrl-C cancels cooperatively. Returns the handler to restore afterwards (``main`` may be
+    called in-process), or None off the main thread, where Python cannot catch signals."""
+    if threading.current_thread() is not threading.main_thread():
+        return None
+
     def handler(signum: int, frame: Any) -> None:
         if cancel.cancelled:
             raise KeyboardInterrupt
         _err("cancelling after the running node (Ctrl-C again to stop at once)...")
         cancel.cancel()
 
-    signal.signal(signal.SIGINT, handler)
+    return signal.signal(signal.SIGINT, handler)
 
 
 def cmd_render(args: argparse.Namespace) -> int:
     from engine.render import RenderJob, parse_frames, parse_set
 
+    if not _graph_arg(args):
+        return EXIT_INVALID
+    if args.cluster is not None and args.batch is None:
+        _err("Invalid command line: --cluster runs --batch rows; add --batch ROWS.jsonl|csv.")
+        return EXIT_INVALID
     try:
         sets = [parse_set(s) for s in args.sets]
         frames = parse_frames(args.frames)
@@ -176,15 +261,18 @@ def _render_one(args: argparse.Namespace, job: Any) -> int:
 
         why = writable_dir_problem(args.report.parent)
         if why:
-            raise GraphInvalid([], f"The report cannot be written: {why}")
+            raise GraphInvalid([Problem(f"the report cannot be written: {why}.", fix="choose "
+                                        "another --report path")], "The render cannot start")
     cancel = CancelToken()
-    _install_cancel(cancel)
+    previous = _install_cancel(cancel)
     bar = make_progress(len(prep.plan.needed), args.quiet)
     try:
         result = execute(prep, ex, bar, cancel)
     finally:
         if hasattr(bar, "close"):
             bar.close()
+        if previous is not None:
+            signal.signal(signal.SIGINT, previous)
     report = build_report(prep, result, started)
     if args.report is not None:
         write_report(args.report, report)
@@ -198,12 +286,26 @@ def _render_one(args: argparse.Namespace, job: Any) -> int:
     return EXIT_NODE_FAILED if result.failed else EXIT_OK
 
 
+def _typed_overrides(job: Any, ex: Executor) -> Any:
+    """Parse the shared ``--set`` values once, by each parameter's kind, so they mean the same
+    next to JSONL rows (typed values) as next to CSV rows (text)."""
+    from dataclasses import replace
+
+    from engine.graphfile import load
+    from engine.render import resolve_overrides
+
+    graph = load(job.graph_path, ex.registry)
+    typed, problems = resolve_overrides(graph, ex, job.overrides, True)
+    if problems:
+        raise GraphInvalid(problems, "The batch cannot start")
+    return replace(job, overrides=[(o.node, o.param, o.value) for o in typed],
+                   overrides_are_text=False)
+
+
 def _render_batch(args: argparse.Namespace, job: Any) -> int:
     import os
 
     from engine.batch import BatchFileError, check_rows, read_rows, run_batch
-    from engine.fileio import writable_dir_problem
-    from engine.graphfile import load
 
     ex = Executor()
     try:
@@ -211,15 +313,10 @@ def _render_batch(args: argparse.Namespace, job: Any) -> int:
     except BatchFileError as exc:
         _err(str(exc))
         return EXIT_INVALID
-    load(job.graph_path, ex.registry)
-    why = writable_dir_problem(job.out_dir)
-    if why:
-        _err(f"The batch cannot start: output folder cannot be written: {why}.")
-        return EXIT_INVALID
-    # Every row and the shared --set overrides are checked together, before any row runs.
-    from engine.batch import Row
-
-    check_rows(job.graph_path, [Row(-1, "--set", job.overrides, True)] + rows, ex)
+    job = _typed_overrides(job, ex)
+    check_rows(job, rows, ex)
+    if args.cluster is not None:
+        return _render_cluster(args, job, rows)
     workers = args.workers or min(len(rows), os.cpu_count() or 1, 4)
     quiet = args.quiet
 
@@ -230,6 +327,31 @@ def _render_batch(args: argparse.Namespace, job: Any) -> int:
                  f"{entry['seconds']:.2f}s{extra}")
 
     manifest = run_batch(job, rows, workers, progress)
+    print(job.out_dir / "manifest.json")
+    if manifest["interrupted"]:
+        return EXIT_CANCELLED
+    bad = manifest["counts"]["failed"] + manifest["counts"]["invalid"]
+    return EXIT_NODE_FAILED if bad else EXIT_OK
+
+
+def _render_cluster(args: argparse.Namespace, job: Any, rows: list[Any]) -> int:
+    import contextlib
+
+    from engine.distributed import ClusterUnavailable, connect, run_batch_ray
+    from engine.progress import RowProgress
+
+    with contextlib.ExitStack() as stack:
+        try:  # an unreachable cluster is found here, before any row runs or folder is made
+            ray = stack.enter_context(connect(args.cluster))
+        except ClusterUnavailable as exc:
+            _err(f"The batch cannot start: {exc}")
+            return EXIT_INVALID
+        bar = RowProgress(len(rows), args.quiet)
+        try:
+            manifest = run_batch_ray(ray, job, rows, progress=bar, log=bar.log,
+                                     max_workers=args.workers)
+        finally:
+            bar.close()
     print(job.out_dir / "manifest.json")
     if manifest["interrupted"]:
         return EXIT_CANCELLED

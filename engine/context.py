@@ -64,6 +64,7 @@ class NodeContext:
         self.seed = seed
         self.files: list[str] = []
         self.model_files: dict[str, str] = {}
+        self.details: dict[str, Any] = {}
         self._model_hashes = model_hashes
         self._models = models
         self.log = logging.getLogger(f"fathom.node.{node_id}")
@@ -146,6 +147,10 @@ class NodeContext:
 
     def record_file(self, path: str | Path) -> None:
         self.files.append(str(path))
+
+    def report(self, **details: Any) -> None:
+        """Facts about how the node ran (device, offload, steps run...) for the run report."""
+        self.details.update(details)
 
     def record_model_file(self, path: str | Path) -> str:
         """sha256 of a weights file, cached by size and mtime; listed in the run report."""

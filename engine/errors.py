@@ -24,7 +24,8 @@ class Problem:
             where += ": "
         text = where + self.message
         if self.fix:
-            text += f" Fix: {self.fix}"
+            stop = "" if text.rstrip().endswith((".", "!", "?", ":")) else "."
+            text += f"{stop} Fix: {self.fix}"
         return text
 
 

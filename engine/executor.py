@@ -49,6 +49,7 @@ class NodeRecord:
     traceback: str | None = None
     seed: int | None = None
     model_files: dict[str, str] = field(default_factory=dict)
+    details: dict[str, Any] = field(default_factory=dict)
 
     def as_dict(self) -> dict[str, Any]:
         d = {"node": self.node, "type": self.type, "version": self.version,
@@ -59,6 +60,8 @@ class NodeRecord:
             d["seed"] = self.seed
         if self.model_files:
             d["model_files"] = self.model_files
+        if self.details:
+            d["details"] = self.details
         return d
 
 
@@ -136,7 +139,7 @@ class Executor:
         options = options or RunOptions()
         scope = self.scope(graph)
         flat = flatten(graph, scope)
-        problems = validate(flat, scope.get)
+        problems = flat.meta["_problems"] + validate(flat, scope.get)
         if problems:
             raise GraphInvalid(problems)
         classes = {nid: scope.get(inst.type) for nid, inst in flat.nodes.items()}
@@ -215,6 +218,12 @@ class Executor:
         return _Run(self, plan, listener, cancel or CancelToken()).execute()
 
 
+def _has_seed_param(cls: type[Node]) -> bool:
+    """Whether the node's seed is its own ``seed`` parameter rather than derived from its id."""
+    spec = cls.param("seed")
+    return spec is not None and issubclass(spec.type, Seed)
+
+
 class _Run:
     """One execution of a plan; all per-run state lives here so the Executor stays reusable."""
 
@@ -244,26 +253,33 @@ class _Run:
         for nid in self.plan.needed:
             cls = self.plan.classes[nid]
             inst = self.g.nodes[nid]
-            ctx = None
-            extra = ""
-            if cls.cache_extra is not Node.cache_extra:
-                ctx = NodeContext(nid, opts, None)
-                extra = cls.cache_extra(self.plan.params[nid], ctx)
             ups = [(e.dst_port, self.keys.get(e.src, ""), e.src_port) for e in self.incoming[nid]]
-            parts: list[Any] = [cls.type_id, cls.version, self.plan.params[nid], extra, ups,
-                                inst.bypass, inst.mute]
+            parts: list[Any] = [cls.type_id, cls.version, self.plan.params[nid],
+                                self.cache_extra(nid, cls), ups, inst.bypass, inst.mute]
             if not cls.cacheable:
                 parts.append(self.nonce)
             if cls.is_output:
                 parts += [str(opts.output_dir), opts.frames, opts.graph_json is not None]
-            if "seed" not in self.plan.params[nid]:
+            if not _has_seed_param(cls):
                 parts.append(opts.seed)
+                if cls.seeded:
+                    parts.append(nid)  # its seed is derive_seed(run seed, node id)
             text = canonical_json(parts)
             self.keys[nid] = hashlib.sha256(text.encode()).hexdigest()
 
+    def cache_extra(self, nid: str, cls: type[Node]) -> str:
+        """A node's own key material (a file's mtime...). If that hook crashes, the node is
+        treated as uncacheable: its run reports any real problem, against the right node."""
+        if cls.cache_extra.__func__ is Node.cache_extra.__func__:  # type: ignore[attr-defined]
+            return ""
+        try:
+            return str(cls.cache_extra(self.plan.params[nid], NodeContext(nid, self.plan.options,
+                                                                          None)))
+        except Exception:  # noqa: BLE001 - a plugin's bug must not stop the whole run
+            return f"uncacheable:{self.nonce}"
+
     def node_seed(self, nid: str) -> int:
-        spec = self.plan.classes[nid].param("seed")
-        if spec is not None and issubclass(spec.type, Seed):
+        if _has_seed_param(self.plan.classes[nid]):
             return int(self.plan.params[nid]["seed"])
         return derive_seed(self.plan.options.seed, nid)
 
@@ -433,6 +449,7 @@ class _Run:
         finally:
             if ctx._device is not None and self.device is None:
                 self.device = ctx._device
+            rec.details = dict(ctx.details)
         rec.seconds = time.perf_counter() - t0
         rec.status = "executed"
         rec.files = list(ctx.files)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -28,7 +29,8 @@ def atomic_path(path: str | os.PathLike[str], backup: bool = False) -> Iterator[
         mode = target.stat().st_mode & 0o777 if target.exists() else 0o666 & ~_UMASK
         os.chmod(tmp_path, mode)
         if backup and target.exists():
-            os.replace(target, target.with_name(target.name + ".bak"))
+            # Copy, not rename: ``path`` must name a complete file at every instant.
+            shutil.copy2(target, target.with_name(target.name + ".bak"))
         os.replace(tmp_path, target)
     finally:
         if tmp_path.exists():

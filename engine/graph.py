@@ -175,32 +175,31 @@ class Graph:
         return g
 
     def find_cycle(self) -> list[str] | None:
-        """A list of node ids forming a cycle, or None: validation names them all."""
+        """A list of node ids forming a cycle, or None: validation names them all.
+
+        Iterative depth-first search, so a long chain cannot exhaust Python's recursion limit.
+        """
         adj: dict[str, list[str]] = defaultdict(list)
         for e in self.edges:
             adj[e.src].append(e.dst)
-        state: dict[str, int] = {}
-        stack: list[str] = []
-
-        def visit(n: str) -> list[str] | None:
-            state[n] = 1
-            stack.append(n)
-            for m in adj.get(n, ()):
-                if state.get(m) == 1:
-                    return stack[stack.index(m):] + [m]
-                if m not in state:
-                    found = visit(m)
-                    if found:
-                        return found
-            state[n] = 2
-            stack.pop()
-            return None
-
-        for n in self.nodes:
-            if n not in state:
-                found = visit(n)
-                if found:
-                    return found
+        state: dict[str, int] = {}  # 1: on the current path, 2: done
+        for root in self.nodes:
+            if root in state:
+                continue
+            path = [root]
+            todo = [iter(adj.get(root, ()))]
+            state[root] = 1
+            while todo:
+                m = next(todo[-1], None)
+                if m is None:
+                    state[path.pop()] = 2
+                    todo.pop()
+                elif state.get(m) == 1:
+                    return path[path.index(m):] + [m]
+                elif m not in state:
+                    state[m] = 1
+                    path.append(m)
+                    todo.append(iter(adj.get(m, ())))
         return None
 
     def topological_order(self, subset: set[str] | None = None) -> list[str]:

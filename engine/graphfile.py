@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Callable
+from dataclasses import replace
 from functools import lru_cache
 from importlib.resources import files
 from pathlib import Path
@@ -267,7 +268,9 @@ def dumps(doc: dict[str, Any]) -> str:
 def save(graph: Graph, path: str | os.PathLike[str], registry: Any = None) -> Path:
     """Atomic: write a temp file, keep the previous file as ``.bak``, rename into place."""
     p = Path(path)
-    atomic_write_text(p, dumps(to_document(graph, registry)), backup=True)
+    doc = to_document(graph, registry)
+    check_schema(doc, str(p))  # never write a file that would not load again
+    atomic_write_text(p, dumps(doc), backup=True)
     return p
 
 
@@ -291,13 +294,31 @@ def library_dirs() -> list[Path]:
     return [Path(base) / "fathom" / "subgraphs"]
 
 
-def save_subgraph(d: SubgraphDef, folder: str | os.PathLike[str], registry: Any = None) -> Path:
+def save_subgraph(d: SubgraphDef, folder: str | os.PathLike[str], registry: Any = None,
+                  uses: dict[str, SubgraphDef] | None = None) -> Path:
+    """Write ``d`` as ``folder/NAME.json``. ``uses`` (usually the graph's ``subgraphs``) supplies
+    the definitions of subgraphs nested in ``d``, bundled so the file stands on its own."""
+    d = _with_dependencies(d, uses or {})
     doc = {"format": SUBGRAPH_FORMAT, "version": VERSION, "name": d.name,
            **subgraph_body(d, registry)}
     check_schema(doc, d.name, kind="subgraph")
     path = Path(folder) / f"{d.name}.json"
     atomic_write_text(path, dumps(doc), backup=True)
     return path
+
+
+def _with_dependencies(d: SubgraphDef, available: dict[str, SubgraphDef]) -> SubgraphDef:
+    """A copy of ``d`` whose own ``subgraphs`` hold every definition its instances (and theirs)
+    use from ``available``."""
+    graph = d.graph.copy()
+    todo = [graph]
+    while todo:
+        for inst in todo.pop().nodes.values():
+            name = inst.type.removeprefix("subgraph.")
+            if name != inst.type and name not in graph.subgraphs and name in available:
+                graph.subgraphs[name] = available[name]
+                todo.append(available[name].graph)
+    return replace(d, graph=graph)
 
 
 class SubgraphLibrary:

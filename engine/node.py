@@ -115,6 +115,9 @@ class Node:
     params: ClassVar[Sequence[Param]] = ()
     #: False for nodes that are random without a seed; they re-run every time.
     cacheable: ClassVar[bool] = True
+    #: True for nodes that draw on ``ctx.seed``/``ctx.rng()`` without a Seed parameter: their
+    #: seed derives from the node id, so their cache key must include it.
+    seeded: ClassVar[bool] = False
     #: Terminal nodes (save, preview) are what a render runs when no target is named.
     is_output: ClassVar[bool] = False
     #: Safe to run on a worker thread beside other nodes (pure numpy/torch work is).

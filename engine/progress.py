@@ -76,3 +76,48 @@ def make_progress(total: int, quiet: bool = False) -> Any:
     if quiet:
         return lambda event: None
     return BarProgress(total) if use_bars() else PlainProgress(total)
+
+
+class RowProgress:
+    """One bar over a batch's rows on a terminal, one line per row in CI logs; messages (retries,
+    cancelling) print above the bar."""
+
+    def __init__(self, total: int, quiet: bool = False, stream: TextIO | None = None) -> None:
+        self.quiet = quiet
+        self.stream = stream or sys.stderr
+        self.progress: Any = None
+        if not quiet and use_bars(self.stream):
+            from rich.console import Console
+            from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+            self.progress = Progress(TextColumn("rows"), BarColumn(),
+                                     TextColumn("{task.completed:.0f}/{task.total:.0f}"),
+                                     TextColumn("{task.description}"), TimeElapsedColumn(),
+                                     console=Console(stderr=True))
+            self.task = self.progress.add_task("", total=max(total, 1))
+            self.progress.start()
+
+    def __call__(self, entry: dict[str, Any], done: int, total: int) -> None:
+        if self.quiet:
+            return
+        extra = f": {entry['errors'][0]}" if entry.get("errors") else ""
+        line = (f"[{done}/{total}] row {entry['name']} {entry['status']} "
+                f"{entry['seconds']:.2f}s{extra}")
+        if self.progress is not None:
+            self.progress.update(self.task, completed=done, description=entry["name"])
+            if entry["status"] != "ok":
+                self.progress.console.print(line)
+        else:
+            print(line, file=self.stream, flush=True)
+
+    def log(self, text: str) -> None:
+        if self.quiet:
+            return
+        if self.progress is not None:
+            self.progress.console.print(text)
+        else:
+            print(text, file=self.stream, flush=True)
+
+    def close(self) -> None:
+        if self.progress is not None:
+            self.progress.stop()

@@ -6,14 +6,18 @@ exactly as it does outside; flattened ids read ``outer/inner`` so errors still p
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from typing import Any
 
+from engine.errors import Problem
 from engine.graph import Edge, Exposed, Graph, NodeInstance, SubgraphDef, subgraph_type_id
 from engine.node import Input, Node, Output, Param
 from engine.registry import Registry
 
 PREFIX = "subgraph."
+#: Subgraph names, as the graph file schema allows them.
+_NAME_RE = re.compile(r"^[a-z][a-z0-9_]*$")
 
 
 class Scope:
@@ -97,18 +101,25 @@ def is_subgraph_type(type_id: str) -> bool:
     return type_id.startswith(PREFIX)
 
 
-def flatten(graph: Graph, scope: Scope, prefix: str = "") -> Graph:
+def flatten(graph: Graph, scope: Scope, prefix: str = "",
+            _within: tuple[int, ...] = ()) -> Graph:
     """Inline every (non-bypassed, non-muted) subgraph instance, recursively.
 
     Bypassed or muted instances stay as single nodes: they never run, and the executor's generic
-    bypass/mute handling covers them.
+    bypass/mute handling covers them. Parameters an instance sets that its definition does not
+    expose are listed in ``meta["_problems"]``: the inner nodes vanish, so nothing else would.
     """
     flat = Graph()
+    problems: list[Problem] = []
     in_map: dict[tuple[str, str], list[tuple[str, str]]] = {}
     out_map: dict[tuple[str, str], tuple[str, str]] = {}
     for inst in graph.nodes.values():
         fid = prefix + inst.id
         d = scope.find_def(inst.type[len(PREFIX):]) if is_subgraph_type(inst.type) else None
+        if d is not None and id(d) in _within:
+            problems.append(Problem(f"subgraph '{d.name}' contains itself.", fid, None,
+                                    "remove this instance from the subgraph", code="cycle"))
+            d = None
         if d is None or inst.bypass or inst.mute:
             flat.nodes[fid] = NodeInstance(fid, inst.type, dict(inst.params), inst.bypass,
                                            inst.mute, inst.title)
@@ -117,9 +128,11 @@ def flatten(graph: Graph, scope: Scope, prefix: str = "") -> Graph:
         for ex in d.params:
             if ex.name in inst.params and ex.node in inner.nodes:
                 inner.nodes[ex.node].params[ex.port] = inst.params[ex.name]
-        sub = flatten(inner, scope.child(d), fid + "/")
+        problems.extend(_unexposed_params(fid, inst, d))
+        sub = flatten(inner, scope.child(d), fid + "/", (*_within, id(d)))
         flat.nodes.update(sub.nodes)
         flat.edges.extend(sub.edges)
+        problems.extend(sub.meta["_problems"])
         # Exposed ports of a nested instance were resolved by the inner flatten: follow them.
         sub_in, sub_out = sub.meta["_inputs"], sub.meta["_outputs"]
         for ex in d.inputs:
@@ -136,8 +149,16 @@ def flatten(graph: Graph, scope: Scope, prefix: str = "") -> Graph:
     flat.meta = {
         "_inputs": {(prefix + n, p): v for (n, p), v in in_map.items()},
         "_outputs": {(prefix + n, p): v for (n, p), v in out_map.items()},
+        "_problems": problems,
     }
     return flat
+
+
+def _unexposed_params(fid: str, inst: NodeInstance, d: SubgraphDef) -> list[Problem]:
+    names = [ex.name for ex in d.params]
+    return [Problem(f"subgraph '{d.name}' exposes no parameter '{key}'.", fid, key,
+                    f"use one of: {', '.join(names) or '(none)'}", code="unknown_param")
+            for key in inst.params if key not in names]
 
 
 def make_subgraph(graph: Graph, node_ids: list[str], name: str,
@@ -151,6 +172,9 @@ def make_subgraph(graph: Graph, node_ids: list[str], name: str,
     chosen = [n for n in graph.nodes if n in set(node_ids)]
     if not chosen:
         raise ValueError("select at least one node to make a subgraph")
+    if not _NAME_RE.match(name):
+        raise ValueError(f"subgraph name {name!r} must be lowercase letters, digits and '_', "
+                         "starting with a letter")
     if name in graph.subgraphs:
         raise ValueError(f"a subgraph named {name!r} already exists in this graph")
     inner = Graph()
@@ -169,16 +193,16 @@ def make_subgraph(graph: Graph, node_ids: list[str], name: str,
         elif e.dst in sel:
             key = (e.src, e.src_port)
             if key not in src_names:
-                src_names[key] = _unique(f"{e.dst}_{e.dst_port}", src_names.values())
+                src_names[key] = _unique(_port_name(e.dst, e.dst_port), src_names.values())
                 outer_in.append((e.src, e.src_port, src_names[key]))
             inputs.append(Exposed(src_names[key], e.dst, e.dst_port))
         elif e.src in sel:
             key = (e.src, e.src_port)
             if key not in out_names:
-                out_names[key] = _unique(f"{e.src}_{e.src_port}", out_names.values())
+                out_names[key] = _unique(_port_name(e.src, e.src_port), out_names.values())
                 outputs.append(Exposed(out_names[key], e.src, e.src_port))
             outer_out.append((out_names[key], e.dst, e.dst_port, ""))
-    params = [Exposed(f"{n}_{p}", n, p) for n, p in (expose_params or [])]
+    params = [Exposed(_port_name(n, p), n, p) for n, p in (expose_params or [])]
     d = SubgraphDef(name, inner, inputs, outputs, params)
     graph.subgraphs[name] = d
     for nid in chosen:
@@ -189,6 +213,11 @@ def make_subgraph(graph: Graph, node_ids: list[str], name: str,
     for exposed, dst, dport, _ in outer_out:
         graph.connect(inst.id, exposed, dst, dport, multi=True)
     return inst
+
+
+def _port_name(node: str, port: str) -> str:
+    """An exposed name the file schema accepts: node ids may hold '-', exposed names may not."""
+    return re.sub(r"[^A-Za-z0-9_]", "_", f"{node}_{port}")
 
 
 def _unique(name: str, taken: Any) -> str:

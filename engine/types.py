@@ -38,6 +38,10 @@ class Any_(PortType):
 
 def _as_float32(array: Any, what: str) -> np.ndarray:
     arr = np.asarray(array)
+    if what in ("image", "mask") and np.issubdtype(arr.dtype, np.integer):
+        # uint8 pixels would silently become values up to 255 in a [0, 1] type.
+        raise ValueError(f"{what} data must be float in [0, 1], got {arr.dtype}; "
+                         "divide by the type's maximum (255 for uint8) first")
     if arr.dtype != np.float32:
         arr = arr.astype(np.float32)
     if not arr.flags.c_contiguous:
@@ -457,12 +461,12 @@ class Int(Scalar):
     def coerce(cls, value: Any) -> int:
         if isinstance(value, bool):
             raise ValueError(f"expected an integer, got {value!r}")
-        if isinstance(value, float):
-            if not value.is_integer():
+        if isinstance(value, (float, np.floating)):
+            if not float(value).is_integer():
                 raise ValueError(f"expected an integer, got {value!r}")
             return int(value)
-        if isinstance(value, int):
-            return value
+        if isinstance(value, (int, np.integer)):
+            return int(value)
         if isinstance(value, str):
             try:
                 return int(value.strip())
@@ -490,7 +494,7 @@ class Float(Scalar):
 
     @classmethod
     def coerce(cls, value: Any) -> float:
-        if isinstance(value, bool):
+        if isinstance(value, (bool, np.bool_)):
             raise ValueError(f"expected a number, got {value!r}")
         try:
             out = float(value)
@@ -508,8 +512,8 @@ class Bool(Scalar):
 
     @classmethod
     def coerce(cls, value: Any) -> bool:
-        if isinstance(value, bool):
-            return value
+        if isinstance(value, (bool, np.bool_)):
+            return bool(value)
         if isinstance(value, str) and value.strip().lower() in ("true", "1", "yes", "on"):
             return True
         if isinstance(value, str) and value.strip().lower() in ("false", "0", "no", "off"):

@@ -1,5 +1,13 @@
-"""Model management: locating, safely loading, sharing and evicting weights for every node."""
+"""Model management: locating, safely loading, sharing and evicting weights for every node.
 
-from engine.models.manager import ModelError, ModelManager, locate_model
+``locate`` resolves model references (folders, single files, the Hugging Face cache, the models
+folders) and pulls from the hub; ``manager`` shares loaded models under a memory budget;
+``diffusion`` loads Stable-Diffusion-family models with CPU offload; ``memory`` sizes models and
+recognises out-of-memory errors.
+"""
 
-__all__ = ["ModelError", "ModelManager", "locate_model"]
+from engine.models.locate import ModelError, list_models, locate_model, model_folders, pull_model
+from engine.models.manager import ModelManager
+
+__all__ = ["ModelError", "ModelManager", "list_models", "locate_model", "model_folders",
+           "pull_model"]

@@ -1,0 +1,170 @@
+"""The open graph of one window: the engine's Graph, its file, its undo stack and editor data.
+
+The engine's Graph emits plain events for nodes, edges, parameters and flags; editor-only data
+(positions, groups, comments, reroutes, titles) has no engine events, so this wrapper emits Qt
+signals for it. Every edit goes through ``app.commands`` so it can be undone.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from PySide6.QtCore import QObject, Signal
+from PySide6.QtGui import QUndoStack
+
+from engine.graph import Graph
+from engine.graphfile import SubgraphLibrary, to_document
+from engine.node import Node
+from engine.registry import Registry
+from engine.subgraph import Scope
+
+#: Editor lists stored under ``graph.ui`` (the schema's names), each entry a dict with an "id".
+ENTRY_KINDS = ("groups", "comments", "reroutes")
+_PREFIX = {"groups": "g", "comments": "c", "reroutes": "r"}
+
+
+class Document(QObject):
+    """One graph, the file it came from, and the undo stack of its edits."""
+
+    #: The graph object was replaced (new/open): views rebuild everything.
+    reset = Signal()
+    #: Editor data changed: (kind, id); kind is "nodes" (a position), "title" or an ENTRY_KIND.
+    ui_changed = Signal(str, str)
+    #: The file path (or the untitled state) changed.
+    path_changed = Signal()
+    #: Unsaved changes appeared or were saved (the window title's "*").
+    modified_changed = Signal(bool)
+
+    def __init__(self, registry: Registry, parent: QObject | None = None) -> None:
+        super().__init__(parent)
+        self.registry = registry
+        self.graph = Graph()
+        self.path: Path | None = None
+        #: Where relative input paths resolve; the file's folder, or an example's for untitled.
+        self.base_dir: Path = Path.cwd()
+        self.undo_stack = QUndoStack(self)
+        self.undo_stack.cleanChanged.connect(lambda _: self.modified_changed.emit(self.modified))
+        self._dirty = False
+        self._library = SubgraphLibrary(registry=registry)
+        self._scope: Scope | None = None
+        self._scope_graph: Graph | None = None
+
+    # ---- the graph as a whole ----------------------------------------------------------------
+
+    def set_graph(self, graph: Graph, path: Path | None = None,
+                  base_dir: Path | None = None) -> None:
+        """Replace the graph (new, open, restore); the undo history belongs to the old one."""
+        self.graph = graph
+        self.path = Path(path) if path is not None else None
+        if base_dir is not None:
+            self.base_dir = Path(base_dir)
+        elif self.path is not None:
+            self.base_dir = self.path.parent.resolve()
+        self._scope = None
+        self._dirty = False
+        self.undo_stack.clear()
+        self.reset.emit()
+        self.path_changed.emit()
+
+    def set_path(self, path: Path) -> None:
+        self.path = Path(path)
+        self.base_dir = self.path.parent.resolve()
+        self.path_changed.emit()
+
+    @property
+    def modified(self) -> bool:
+        return self._dirty or not self.undo_stack.isClean()
+
+    def mark_dirty(self) -> None:
+        """Unsaved without an undo step: a graph restored from a recovery file."""
+        self._dirty = True
+        self.modified_changed.emit(True)
+
+    def mark_saved(self) -> None:
+        self._dirty = False
+        self.undo_stack.setClean()
+        self.modified_changed.emit(False)
+
+    def document(self) -> dict[str, Any]:
+        """The graph-file JSON document: exactly what is saved and what ``fathom render`` reads."""
+        return to_document(self.graph, self.registry)
+
+    # ---- node declarations ----------------------------------------------------------------
+
+    def scope(self) -> Scope:
+        """Resolves registry types and subgraphs (the graph's own and the user's library)."""
+        if self._scope is None or self._scope_graph is not self.graph:
+            self._scope = Scope(self.registry, self.graph.subgraphs, library=self._library)
+            self._scope_graph = self.graph
+        return self._scope
+
+    def node_class(self, node_id: str) -> type[Node] | None:
+        inst = self.graph.nodes.get(node_id)
+        return self.scope().get(inst.type) if inst is not None else None
+
+    def title(self, node_id: str) -> str:
+        inst = self.graph.nodes[node_id]
+        if inst.title:
+            return inst.title
+        cls = self.node_class(node_id)
+        return (cls.title if cls is not None and cls.title else inst.type)
+
+    # ---- editor data ---------------------------------------------------------------------------
+
+    def node_pos(self, node_id: str) -> tuple[float, float] | None:
+        pos = self.graph.ui.get("nodes", {}).get(node_id, {}).get("pos")
+        return (float(pos[0]), float(pos[1])) if pos else None
+
+    def set_node_pos(self, node_id: str, pos: tuple[float, float], notify: bool = True) -> None:
+        entry = self.graph.ui.setdefault("nodes", {}).setdefault(node_id, {})
+        entry["pos"] = [round(float(pos[0]), 2), round(float(pos[1]), 2)]
+        if notify:
+            self.ui_changed.emit("nodes", node_id)
+
+    def set_title(self, node_id: str, title: str | None) -> None:
+        self.graph.nodes[node_id].title = title or None
+        self.ui_changed.emit("title", node_id)
+
+    def entries(self, kind: str) -> list[dict[str, Any]]:
+        return self.graph.ui.get(kind, [])
+
+    def entry(self, kind: str, entry_id: str) -> dict[str, Any] | None:
+        return next((e for e in self.entries(kind) if e.get("id") == entry_id), None)
+
+    def new_entry_id(self, kind: str) -> str:
+        used = {e.get("id") for e in self.entries(kind)}
+        i = 1
+        while f"{_PREFIX[kind]}{i}" in used:
+            i += 1
+        return f"{_PREFIX[kind]}{i}"
+
+    def put_entry(self, kind: str, entry: dict[str, Any], index: int | None = None) -> None:
+        """Insert or replace the entry with this id (at ``index`` when inserting)."""
+        items = self.graph.ui.setdefault(kind, [])
+        for i, old in enumerate(items):
+            if old.get("id") == entry["id"]:
+                items[i] = entry
+                break
+        else:
+            items.insert(len(items) if index is None else index, entry)
+        self.ui_changed.emit(kind, entry["id"])
+
+    def remove_entry(self, kind: str, entry_id: str) -> None:
+        items = self.graph.ui.get(kind, [])
+        self.graph.ui[kind] = [e for e in items if e.get("id") != entry_id]
+        if not self.graph.ui[kind]:
+            del self.graph.ui[kind]
+        self.ui_changed.emit(kind, entry_id)
+
+    def entry_index(self, kind: str, entry_id: str) -> int:
+        return next((i for i, e in enumerate(self.entries(kind)) if e.get("id") == entry_id), -1)
+
+
+def relative_to(path: str, base: Path) -> str:
+    """Paths inside the graph's folder are stored relative, so graph and media travel together."""
+    p = Path(path).resolve()
+    try:
+        return p.relative_to(base.resolve()).as_posix()
+    except ValueError:
+        return str(p)

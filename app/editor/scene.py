@@ -1,0 +1,536 @@
+"""The graph scene: node, wire, reroute, frame and comment items mirroring one Document.
+
+The scene never edits the graph directly: user gestures become commands on the document's undo
+stack, the model changes, and the model's events update the items. So undo, redo, file loads
+and scripted edits all redraw through the same path.
+"""
+
+from __future__ import annotations
+
+import copy
+import itertools
+from typing import Any
+
+from PySide6.QtCore import QPointF, Qt, QTimer, Signal
+from PySide6.QtGui import QColor, QTransform
+from PySide6.QtWidgets import (
+    QGraphicsItem,
+    QGraphicsScene,
+    QGraphicsSceneMouseEvent,
+    QGraphicsSimpleTextItem,
+)
+
+from app.commands import Connect, Move, RemoveItems, SetEntry
+from app.document import ENTRY_KINDS, Document
+from app.editor.comment_item import CommentItem
+from app.editor.frame_item import TITLE_H, FrameItem
+from app.editor.layout import layered_layout
+from app.editor.node_item import FOOT_H, HEADER_H, ROW_H, NodeItem, PortItem, port_color
+from app.editor.reroute_item import RerouteItem
+from app.editor.wire_item import DragWire, EdgeItem
+from app.editor.wiring import connection_problem
+from engine.graph import Edge
+
+
+class GraphScene(QGraphicsScene):
+    """Items for one document; emits what the window must react to."""
+
+    #: A wire was dropped on empty canvas: (port it started from, scene position).
+    wire_dropped = Signal(object, QPointF)
+    #: A refused wire or another hint for the user (also drawn beside the cursor).
+    hint = Signal(str)
+    #: The user double-clicked a frame's title: rename that frame (its id).
+    frame_rename = Signal(str)
+
+    def __init__(self, doc: Document) -> None:
+        super().__init__()
+        self.doc = doc
+        self.setBackgroundBrush(QColor("#1e1f22"))
+        self.setItemIndexMethod(QGraphicsScene.ItemIndexMethod.BspTreeIndex)
+        self.nodes: dict[str, NodeItem] = {}
+        self.edges: dict[Edge, EdgeItem] = {}
+        self.groups: dict[str, FrameItem] = {}
+        self.comments: dict[str, CommentItem] = {}
+        self.reroutes: dict[str, RerouteItem] = {}
+        self._unsubscribe: Any = None
+        self._drag: DragWire | None = None
+        self._drag_from: PortItem | None = None
+        self._detached: Edge | None = None
+        self._hover: PortItem | None = None
+        self._press: dict[tuple[str, str], Any] | None = None
+        self._carried: list[QGraphicsItem] = []
+        #: Set by the view while it pans or zooms: wires skip antialiasing until it settles.
+        self.fast_wires = False
+        self.hint_item = QGraphicsSimpleTextItem()
+        self.hint_item.setBrush(QColor("#ff8a80"))
+        self.hint_item.setZValue(100)
+        self.hint_item.hide()
+        self.addItem(self.hint_item)
+        self._hint_timer = QTimer(self)
+        self._hint_timer.setSingleShot(True)
+        self._hint_timer.timeout.connect(self.hint_item.hide)
+        doc.reset.connect(self.rebuild)
+        doc.ui_changed.connect(self._on_ui_changed)
+        self.rebuild()
+
+    # ---- building ------------------------------------------------------------------------
+
+    def rebuild(self) -> None:
+        """Drop every item and mirror the document again (new, open, restore)."""
+        if self._unsubscribe is not None:
+            self._unsubscribe()
+        for item in [*self.nodes.values(), *self.edges.values(), *self.groups.values(),
+                     *self.comments.values(), *self.reroutes.values()]:
+            self.removeItem(item)
+        self.nodes.clear()
+        self.edges.clear()
+        self.groups.clear()
+        self.comments.clear()
+        self.reroutes.clear()
+        self.place_unpositioned()
+        for nid in self.doc.graph.nodes:
+            self._add_node_item(nid)
+        for e in self.doc.graph.edges:
+            self._add_edge_item(e)
+        for kind in ENTRY_KINDS:
+            for entry in self.doc.entries(kind):
+                self._sync_entry(kind, entry["id"])
+        self._unsubscribe = self.doc.graph.subscribe(self._on_graph_event)
+
+    def place_unpositioned(self) -> None:
+        """Files made by hand or by scripts may carry no positions: lay those nodes out."""
+        missing = [n for n in self.doc.graph.nodes if self.doc.node_pos(n) is None]
+        if not missing:
+            return
+        heights = {}
+        for n in self.doc.graph.nodes:
+            cls = self.doc.node_class(n)
+            rows = max(len(cls.inputs), len(cls.outputs), 1) if cls is not None else 1
+            heights[n] = HEADER_H + rows * ROW_H + FOOT_H
+        layout = layered_layout(self.doc.graph, heights)
+        for n in missing:
+            self.doc.set_node_pos(n, layout[n], notify=False)
+
+    def _add_node_item(self, nid: str) -> NodeItem:
+        inst = self.doc.graph.nodes[nid]
+        cls = self.doc.node_class(nid)
+        if cls is not None:
+            item = NodeItem(nid, self.doc.title(nid), inst.type, cls.category,
+                            list(cls.inputs), list(cls.outputs))
+        else:
+            item = NodeItem(nid, inst.title or inst.type, inst.type, "unknown", [], [], False)
+            item.set_status("failed", message=f"unknown node type '{inst.type}'")
+        item.set_flags(inst.bypass, inst.mute)
+        pos = self.doc.node_pos(nid)
+        if pos is None:
+            pos = (0.0, 0.0)
+            self.doc.set_node_pos(nid, pos, notify=False)
+        item.setPos(*pos)
+        self.addItem(item)
+        self.nodes[nid] = item
+        return item
+
+    def _port(self, nid: str, port: str, is_output: bool) -> PortItem:
+        item = self.nodes[nid]
+        ports = item.outputs if is_output else item.inputs
+        if port not in ports:
+            item.add_port(port, "any", is_output)  # unknown type, or a port it lacks
+        return ports[port]
+
+    def _add_edge_item(self, e: Edge) -> None:
+        if e.src not in self.nodes or e.dst not in self.nodes or e in self.edges:
+            return
+        item = EdgeItem(e, self._port(e.src, e.src_port, True), self._port(e.dst, e.dst_port,
+                                                                           False))
+        self.addItem(item)
+        self.edges[e] = item
+        item.src.node.edges.add(item)
+        item.dst.node.edges.add(item)
+        self._refresh_edge_points(e)
+
+    def _remove_edge_item(self, e: Edge) -> None:
+        item = self.edges.pop(e, None)
+        if item is not None:
+            item.src.node.edges.discard(item)
+            item.dst.node.edges.discard(item)
+            self.removeItem(item)
+
+    def _refresh_edge_points(self, e: Edge) -> None:
+        item = self.edges.get(e)
+        if item is None:
+            return
+        key = [e.src, e.src_port, e.dst, e.dst_port]
+        pts = [QPointF(*r["pos"]) for r in self.doc.entries("reroutes") if r.get("edge") == key]
+        item.set_points(pts)
+
+    # ---- model events --------------------------------------------------------------------------
+
+    def _on_graph_event(self, event: str, payload: dict[str, Any]) -> None:
+        if event == "node_added":
+            self._add_node_item(payload["node"])
+        elif event == "node_removed":
+            item = self.nodes.pop(payload["node"], None)
+            if item is not None:
+                self.removeItem(item)
+        elif event == "edge_added":
+            self._add_edge_item(payload["edge"])
+        elif event == "edge_removed":
+            self._remove_edge_item(payload["edge"])
+        elif event == "flags_changed":
+            inst = self.doc.graph.nodes[payload["node"]]
+            self.nodes[payload["node"]].set_flags(inst.bypass, inst.mute)
+
+    def _on_ui_changed(self, kind: str, ident: str) -> None:
+        if kind == "nodes" and ident in self.nodes:
+            pos = self.doc.node_pos(ident)
+            if pos is not None and (self.nodes[ident].pos() - QPointF(*pos)).manhattanLength():
+                self.nodes[ident].setPos(*pos)
+        elif kind == "title" and ident in self.nodes:
+            self.nodes[ident].set_title(self.doc.title(ident))
+        elif kind in ENTRY_KINDS:
+            self._sync_entry(kind, ident)
+
+    def _sync_entry(self, kind: str, ident: str) -> None:
+        entry = self.doc.entry(kind, ident)
+        items: dict[str, Any] = getattr(self, kind)
+        item = items.get(ident)
+        if entry is None:
+            if item is not None:
+                self.removeItem(items.pop(ident))
+        elif kind == "groups":
+            if item is None:
+                item = items[ident] = FrameItem(entry)
+                item.on_resized = self._frame_resized
+                self.addItem(item)
+            item.apply(entry)
+        elif kind == "comments":
+            if item is None:
+                item = items[ident] = CommentItem(entry)
+                item.on_edited = self._comment_edited
+                self.addItem(item)
+            item.apply(entry)
+        elif kind == "reroutes":
+            edge = Edge(*entry["edge"])
+            if item is None:
+                color = port_color(self.edges[edge].src.type_id) if edge in self.edges \
+                    else QColor("#9e9e9e")
+                item = items[ident] = RerouteItem(ident, color)
+                self.addItem(item)
+            item.on_moved = None
+            item.setPos(*entry["pos"])
+            item.on_moved = lambda item=item, edge=edge: self._reroute_dragged(item, edge)
+        if kind == "reroutes":
+            for e in list(self.edges):
+                self._refresh_edge_points(e)
+
+    def _reroute_dragged(self, item: RerouteItem, edge: Edge) -> None:
+        wire = self.edges.get(edge)
+        if wire is None:
+            return
+        key = [edge.src, edge.src_port, edge.dst, edge.dst_port]
+        pts = []
+        for r in self.doc.entries("reroutes"):
+            if r.get("edge") == key:
+                ri = self.reroutes.get(r["id"])
+                pts.append(ri.pos() if ri is not None else QPointF(*r["pos"]))
+        wire.set_points(pts)
+
+    # ---- run status ---------------------------------------------------------------------------
+
+    def set_status(self, nid: str, status: str, progress: float | None = None,
+                   message: str = "") -> None:
+        item = self.nodes.get(nid.split("/")[0])
+        if item is not None and item.known:
+            item.set_status(status, progress, message)
+
+    def reset_status(self) -> None:
+        for item in self.nodes.values():
+            if item.known:
+                item.set_status("idle")
+
+    # ---- selection -----------------------------------------------------------------------------
+
+    def selected_node_ids(self) -> list[str]:
+        return [i.node_id for i in self.selectedItems() if isinstance(i, NodeItem)]
+
+    def selected_edges(self) -> list[Edge]:
+        return [i.edge for i in self.selectedItems() if isinstance(i, EdgeItem)]
+
+    def selected_entries(self) -> list[tuple[str, str]]:
+        out = []
+        for i in self.selectedItems():
+            if isinstance(i, FrameItem):
+                out.append(("groups", i.entry_id))
+            elif isinstance(i, CommentItem):
+                out.append(("comments", i.entry_id))
+            elif isinstance(i, RerouteItem):
+                out.append(("reroutes", i.entry_id))
+        return out
+
+    def select_nodes(self, node_ids: list[str]) -> None:
+        self.clearSelection()
+        for n in node_ids:
+            if n in self.nodes:
+                self.nodes[n].setSelected(True)
+
+    def delete_selection(self) -> bool:
+        nodes, edges, entries = (self.selected_node_ids(), self.selected_edges(),
+                                 self.selected_entries())
+        if not (nodes or edges or entries):
+            return False
+        self.doc.undo_stack.push(RemoveItems(self.doc, nodes, edges, entries))
+        return True
+
+    # ---- wires ---------------------------------------------------------------------------------
+
+    def port_at(self, pos: QPointF) -> PortItem | None:
+        for item in self.items(pos, deviceTransform=QTransform()):
+            if isinstance(item, PortItem):
+                return item
+        return None
+
+    def begin_wire(self, port: PortItem) -> None:
+        """Start dragging from a port. Grabbing a connected input picks up its wire instead."""
+        self._detached = None
+        if not port.is_output:
+            edge = next((e for e in self.doc.graph.edges
+                         if e.dst == port.node_id and e.dst_port == port.name), None)
+            if edge is not None and not port.multi:
+                self._detached = edge
+                self.edges[edge].hide()
+                port = self.nodes[edge.src].outputs[edge.src_port]
+        self._drag_from = port
+        self._drag = DragWire(port)
+        self.addItem(self._drag)
+
+    def move_wire(self, pos: QPointF) -> None:
+        if self._drag is None:
+            return
+        self._drag.update_end(pos)
+        target = self.port_at(pos)
+        if self._hover is not None and self._hover is not target:
+            self._hover.set_highlight(None)
+            self._hover = None
+        if target is not None and target is not self._drag_from:
+            why = self.wire_problem(self._drag_from, target)
+            target.set_highlight("bad" if why else "ok")
+            self._hover = target
+            if why:
+                self.show_hint(why, pos)
+            else:
+                self.hint_item.hide()
+
+    def end_wire(self, pos: QPointF) -> str | None:
+        """Finish a drag at ``pos``: connect, refuse (returns why), or offer the palette."""
+        if self._drag is None or self._drag_from is None:
+            return None
+        start, detached = self._drag_from, self._detached
+        self.removeItem(self._drag)
+        self._drag = None
+        self._drag_from = None
+        self._detached = None
+        if self._hover is not None:
+            self._hover.set_highlight(None)
+            self._hover = None
+        if detached is not None and detached in self.edges:
+            self.edges[detached].show()
+        target = self.port_at(pos)
+        if target is None:
+            if detached is not None:
+                self.doc.undo_stack.push(RemoveItems(self.doc, edges=[detached],
+                                                     text="Disconnect"))
+            else:
+                self.wire_dropped.emit(start, pos)
+            return None
+        if target is start or (detached is not None and target.node_id == detached.dst
+                               and target.name == detached.dst_port):
+            return None
+        why = self.wire_problem(start, target)
+        if why:
+            self.show_hint(why, pos)
+            self.hint.emit(why)
+            return why
+        if detached is not None:
+            self.doc.undo_stack.beginMacro("Move wire")
+            self.doc.undo_stack.push(RemoveItems(self.doc, edges=[detached]))
+        self.connect_ports(start, target)
+        if detached is not None:
+            self.doc.undo_stack.endMacro()
+        return None
+
+    def wire_problem(self, a: PortItem | None, b: PortItem) -> str | None:
+        if a is None:
+            return "no wire is being dragged"
+        if a.is_output == b.is_output:
+            return "connect an output to an input"
+        out, inp = (a, b) if a.is_output else (b, a)
+        return connection_problem(self.doc, out.node_id, out.name, inp.node_id, inp.name)
+
+    def connect_ports(self, a: PortItem, b: PortItem) -> str | None:
+        """Connect two ports (either order) through the undo stack; returns why not, if not."""
+        why = self.wire_problem(a, b)
+        if why:
+            self.hint.emit(why)
+            return why
+        out, inp = (a, b) if a.is_output else (b, a)
+        edge = Edge(out.node_id, out.name, inp.node_id, inp.name)
+        if edge not in self.doc.graph.edges:
+            self.doc.undo_stack.push(Connect(self.doc, edge, multi=inp.multi))
+        return None
+
+    def show_hint(self, text: str, pos: QPointF) -> None:
+        self.hint_item.setText(text)
+        self.hint_item.setPos(pos + QPointF(14, 10))
+        self.hint_item.show()
+        self._hint_timer.start(3000)
+
+    # ---- reroutes, frames, comments ------------------------------------------------------------
+
+    def add_reroute(self, edge: Edge, pos: QPointF) -> str:
+        """A reroute on ``edge`` at ``pos``, inserted where it keeps the wire shortest."""
+        key = [edge.src, edge.src_port, edge.dst, edge.dst_port]
+        same = [r for r in self.doc.entries("reroutes") if r.get("edge") == key]
+        src = self.nodes[edge.src].outputs[edge.src_port].scene_center()
+        dst = self.nodes[edge.dst].inputs[edge.dst_port].scene_center()
+        pts = [QPointF(*r["pos"]) for r in same]
+
+        def length(seq: list[QPointF]) -> float:
+            stops = [src, *seq, dst]
+            return sum((b - a).manhattanLength() for a, b in itertools.pairwise(stops))
+
+        best = min(range(len(pts) + 1), key=lambda i: length(pts[:i] + [pos] + pts[i:]))
+        entry = {"id": self.doc.new_entry_id("reroutes"),
+                 "pos": [round(pos.x(), 2), round(pos.y(), 2)], "edge": key}
+        cmd = SetEntry(self.doc, "reroutes", None, entry, "Add reroute")
+        if best < len(same):
+            cmd.index = self.doc.entry_index("reroutes", same[best]["id"])
+        self.doc.undo_stack.push(cmd)
+        return entry["id"]
+
+    def add_frame(self, title: str = "Frame", around: list[str] | None = None,
+                  at: QPointF | None = None) -> str:
+        """A frame around the given nodes (or a default-sized one at ``at``)."""
+        rect = [0.0, 0.0, 360.0, 240.0]
+        if around:
+            boxes = [self.nodes[n].sceneBoundingRect() for n in around if n in self.nodes]
+            left = min(b.left() for b in boxes) - 30
+            top = min(b.top() for b in boxes) - 50
+            rect = [left, top, max(b.right() for b in boxes) + 30 - left,
+                    max(b.bottom() for b in boxes) + 30 - top]
+        elif at is not None:
+            rect[:2] = [at.x(), at.y()]
+        entry = {"id": self.doc.new_entry_id("groups"), "title": title,
+                 "rect": [round(v, 2) for v in rect]}
+        self.doc.undo_stack.push(SetEntry(self.doc, "groups", None, entry))
+        return entry["id"]
+
+    def add_comment(self, text: str, at: QPointF) -> str:
+        entry = {"id": self.doc.new_entry_id("comments"), "text": text,
+                 "pos": [round(at.x(), 2), round(at.y(), 2)]}
+        self.doc.undo_stack.push(SetEntry(self.doc, "comments", None, entry))
+        return entry["id"]
+
+    def _frame_resized(self, item: FrameItem, old_size: tuple[float, float]) -> None:
+        old = self.doc.entry("groups", item.entry_id)
+        if old is None:
+            return
+        new = dict(old, rect=item.rect_list())
+        if new != old:
+            self.doc.undo_stack.push(SetEntry(self.doc, "groups", old, new, "Resize frame"))
+
+    def _comment_edited(self, item: CommentItem, text: str) -> None:
+        old = self.doc.entry("comments", item.entry_id)
+        if old is not None and old.get("text") != text:
+            self.doc.undo_stack.push(SetEntry(self.doc, "comments", old, dict(old, text=text)))
+
+    # ---- mouse: wires, moves, reroutes -----------------------------------------------------------
+
+    def mousePressEvent(self, event: QGraphicsSceneMouseEvent) -> None:  # noqa: N802
+        if event.button() == Qt.MouseButton.LeftButton:
+            port = self.port_at(event.scenePos())
+            if port is not None:
+                self.begin_wire(port)
+                event.accept()
+                return
+        super().mousePressEvent(event)
+        if event.button() == Qt.MouseButton.LeftButton:
+            self._press = self._positions()
+            grabbed = self.mouseGrabberItem()
+            self._carried = []
+            if isinstance(grabbed, FrameItem) and not grabbed.resizing:
+                # A frame carries the nodes (and comments) inside it when dragged.
+                area = grabbed.scene_rect()
+                self._carried = [i for i in [*self.nodes.values(), *self.comments.values(),
+                                             *self.reroutes.values()]
+                                 if area.contains(i.sceneBoundingRect().center())
+                                 and not i.isSelected()]
+
+    def mouseMoveEvent(self, event: QGraphicsSceneMouseEvent) -> None:  # noqa: N802
+        if self._drag is not None:
+            self.move_wire(event.scenePos())
+            return
+        grabbed = self.mouseGrabberItem()
+        before = grabbed.pos() if isinstance(grabbed, FrameItem) else None
+        super().mouseMoveEvent(event)
+        if before is not None and self._carried:
+            delta = grabbed.pos() - before
+            for item in self._carried:
+                item.moveBy(delta.x(), delta.y())
+
+    def mouseReleaseEvent(self, event: QGraphicsSceneMouseEvent) -> None:  # noqa: N802
+        if self._drag is not None:
+            self.end_wire(event.scenePos())
+            return
+        super().mouseReleaseEvent(event)
+        if self._press is not None:
+            self.commit_moves(self._press)
+        self._press = None
+        self._carried = []
+
+    def mouseDoubleClickEvent(self, event: QGraphicsSceneMouseEvent) -> None:  # noqa: N802
+        for item in self.items(event.scenePos(), deviceTransform=QTransform()):
+            if isinstance(item, EdgeItem):
+                self.add_reroute(item.edge, event.scenePos())
+                event.accept()
+                return
+            if isinstance(item, FrameItem) and item.mapFromScene(event.scenePos()).y() < \
+                    TITLE_H:
+                self.frame_rename.emit(item.entry_id)
+                event.accept()
+                return
+        super().mouseDoubleClickEvent(event)
+
+    def _positions(self) -> dict[tuple[str, str], Any]:
+        out: dict[tuple[str, str], Any] = {}
+        for nid, item in self.nodes.items():
+            out[("nodes", nid)] = (item.pos().x(), item.pos().y())
+        for kind in ENTRY_KINDS:
+            for ident, item in getattr(self, kind).items():
+                out[(kind, ident)] = (item.pos().x(), item.pos().y())
+        return out
+
+    def commit_moves(self, before: dict[tuple[str, str], Any]) -> None:
+        """Turn what the mouse moved into one undoable Move."""
+        after = self._positions()
+        nodes: dict[str, Any] = {}
+        entries = []
+        for key, old in before.items():
+            new = after.get(key)
+            if new is None or (abs(new[0] - old[0]) < 0.01 and abs(new[1] - old[1]) < 0.01):
+                continue
+            kind, ident = key
+            if kind == "nodes":
+                nodes[ident] = (old, new)
+                continue
+            entry = self.doc.entry(kind, ident)
+            if entry is None:
+                continue
+            moved = copy.deepcopy(entry)
+            if kind == "groups":
+                moved["rect"] = [round(new[0], 2), round(new[1], 2), *entry["rect"][2:]]
+            else:
+                moved["pos"] = [round(new[0], 2), round(new[1], 2)]
+            entries.append((kind, entry, moved))
+        if nodes or entries:
+            self.doc.undo_stack.push(Move(self.doc, nodes, entries))
+

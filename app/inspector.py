@@ -1,0 +1,240 @@
+"""The inspector: the selected node's title, help, flags, parameters and outputs.
+
+Parameter widgets are generated from the node's declared specs (``app.param_widgets``); every
+change becomes an undoable command, and undo/redo flows back into the widgets through the
+graph's events.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from PySide6.QtCore import Qt, Signal
+from PySide6.QtWidgets import (
+    QCheckBox,
+    QComboBox,
+    QFileDialog,
+    QFormLayout,
+    QHBoxLayout,
+    QLabel,
+    QLineEdit,
+    QPushButton,
+    QScrollArea,
+    QVBoxLayout,
+    QWidget,
+)
+
+from app.commands import SetFlags, SetParam, SetTitle
+from app.document import Document, relative_to
+from app.param_widgets import ParamWidget, SeedWidget, is_folder, make_widget
+from engine.node import Param
+
+#: Output types the 360° viewer can show, plus the panorama node itself.
+VIEWER360_TYPES = ("mesh", "rgbd")
+PANORAMA_NODE = "view.panorama360"
+
+
+class Inspector(QWidget):
+    """Edits one node at a time; ``set_node(None)`` shows a hint instead."""
+
+    #: Show this node's output in the preview dock: (node id, output name).
+    show_output = Signal(str, str)
+    #: Open the 360° viewer on this node: (node id, output name).
+    open_360 = Signal(str, str)
+
+    def __init__(self, doc: Document, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.doc = doc
+        self.node_id: str | None = None
+        self.widgets: dict[str, ParamWidget] = {}
+        #: The "Open in 360° viewer" button, when the node has something that viewer shows.
+        self.open360: QPushButton | None = None
+        self.pick_path: Callable[[Param], str | None] = self._dialog_pick
+        self._unsubscribe: Any = None
+        self._body = QWidget()
+        scroll = QScrollArea()
+        scroll.setWidgetResizable(True)
+        scroll.setWidget(self._body)
+        lay = QVBoxLayout(self)
+        lay.setContentsMargins(0, 0, 0, 0)
+        lay.addWidget(scroll)
+        self._form_host = QVBoxLayout(self._body)
+        doc.reset.connect(self._resubscribe)
+        doc.ui_changed.connect(self._on_ui_changed)
+        self._resubscribe()
+
+    # ---- model hookup ----------------------------------------------------------------------
+
+    def _resubscribe(self) -> None:
+        if self._unsubscribe is not None:
+            self._unsubscribe()
+        self._unsubscribe = self.doc.graph.subscribe(self._on_graph_event)
+        self.set_node(None)
+
+    def _on_graph_event(self, event: str, payload: dict[str, Any]) -> None:
+        if payload.get("node") != self.node_id or self.node_id is None:
+            return
+        if event == "param_changed" and payload["param"] in self.widgets:
+            self.widgets[payload["param"]].set_value(payload["value"])
+        elif event == "flags_changed":
+            inst = self.doc.graph.nodes[self.node_id]
+            for box, on in ((self.bypass, inst.bypass), (self.mute, inst.mute)):
+                box.blockSignals(True)
+                box.setChecked(on)
+                box.blockSignals(False)
+        elif event == "node_removed":
+            self.set_node(None)
+
+    def _on_ui_changed(self, kind: str, ident: str) -> None:
+        if kind == "title" and ident == self.node_id:
+            self.title.setText(self.doc.graph.nodes[ident].title or "")
+
+    # ---- building -----------------------------------------------------------------------------
+
+    def _clear(self) -> None:
+        while self._form_host.count():
+            item = self._form_host.takeAt(0)
+            widget = item.widget()
+            if widget is not None:
+                widget.hide()  # gone now, not when the event loop gets to deleting it
+                widget.setParent(None)
+                widget.deleteLater()
+        self.widgets = {}
+        self.open360 = None
+
+    def set_node(self, node_id: str | None) -> None:
+        self._clear()
+        self.node_id = node_id if node_id in self.doc.graph.nodes else None
+        if self.node_id is None:
+            hint = QLabel("Select a node to edit its parameters.\n\nTab or double-click on the "
+                          "canvas adds a node; drag from a port to connect.")
+            hint.setWordWrap(True)
+            hint.setAlignment(Qt.AlignmentFlag.AlignTop)
+            self._form_host.addWidget(hint)
+            return
+        nid = self.node_id
+        inst = self.doc.graph.nodes[nid]
+        cls = self.doc.node_class(nid)
+        head = QWidget()
+        form = QFormLayout(head)
+        self.title = QLineEdit(inst.title or "")
+        self.title.setPlaceholderText(self.doc.title(nid))
+        self.title.editingFinished.connect(self._rename)
+        form.addRow("Title", self.title)
+        form.addRow("Node", QLabel(f"{nid}  ·  {inst.type}"
+                                   + (f" v{cls.version}" if cls is not None else "")))
+        flags = QHBoxLayout()
+        self.bypass = QCheckBox("Bypass")
+        self.bypass.setChecked(inst.bypass)
+        self.bypass.setToolTip("pass inputs through to same-typed outputs")
+        self.bypass.toggled.connect(lambda on: self._flag(bypass=on))
+        self.mute = QCheckBox("Mute")
+        self.mute.setChecked(inst.mute)
+        self.mute.setToolTip("skip this node and everything that needs it")
+        self.mute.toggled.connect(lambda on: self._flag(mute=on))
+        flags.addWidget(self.bypass)
+        flags.addWidget(self.mute)
+        flags.addStretch(1)
+        form.addRow("", _wrap(flags))
+        self._form_host.addWidget(head)
+        if cls is None:
+            missing = QLabel(f"Unknown node type '{inst.type}': install the plugin that "
+                             "provides it. Its parameters are kept as they are.")
+            missing.setWordWrap(True)
+            self._form_host.addWidget(missing)
+            self._form_host.addStretch(1)
+            return
+        if cls.doc():
+            help_text = QLabel(cls.doc())
+            help_text.setWordWrap(True)
+            help_text.setStyleSheet("color: #9aa0a6;")
+            self._form_host.addWidget(help_text)
+        params = QWidget()
+        pform = QFormLayout(params)
+        locked = self.doc.graph.ui.get("nodes", {}).get(nid, {}).get("locked", [])
+        for spec in cls.params:
+            widget = make_widget(spec, lambda s: self.pick_path(s))
+            widget.set_value(inst.params.get(spec.name, spec.default))
+            widget.edited.connect(lambda value, merge, name=spec.name:
+                                  self._edited(name, value, merge))
+            if isinstance(widget, SeedWidget):
+                widget.lock.setChecked(spec.name in locked)
+                widget.lock.toggled.connect(lambda on, name=spec.name: self._lock(name, on))
+            label = QLabel(spec.name)
+            label.setToolTip(spec.doc)
+            pform.addRow(label, widget)
+            self.widgets[spec.name] = widget
+        self._form_host.addWidget(params)
+        if cls.outputs:
+            self._form_host.addWidget(self._outputs_row(cls))
+        self._form_host.addStretch(1)
+
+    def _outputs_row(self, cls: Any) -> QWidget:
+        row = QWidget()
+        lay = QHBoxLayout(row)
+        lay.setContentsMargins(0, 8, 0, 0)
+        self.output_choice = QComboBox()
+        for o in cls.outputs:
+            self.output_choice.addItem(f"{o.name} ({o.type.type_id})", o.name)
+        show = QPushButton("Preview")
+        show.setToolTip("show this output in the preview dock")
+        show.clicked.connect(lambda: self.show_output.emit(
+            self.node_id or "", self.output_choice.currentData()))
+        lay.addWidget(QLabel("Output"))
+        lay.addWidget(self.output_choice, 1)
+        lay.addWidget(show)
+        kinds = {o.type.type_id for o in cls.outputs}
+        if cls.type_id == PANORAMA_NODE or kinds & set(VIEWER360_TYPES):
+            self.open360 = QPushButton("Open in 360° viewer")
+            self.open360.clicked.connect(lambda: self.open_360.emit(
+                self.node_id or "", self.output_choice.currentData()))
+            lay.addWidget(self.open360)
+        return row
+
+    # ---- edits -> commands ---------------------------------------------------------------------
+
+    def _edited(self, name: str, value: Any, merge: bool) -> None:
+        nid = self.node_id
+        if nid is None:
+            return
+        current = self.doc.graph.nodes[nid].params
+        if name in current and current[name] == value:
+            return
+        self.doc.undo_stack.push(SetParam(self.doc, nid, name, value, merge))
+
+    def _flag(self, bypass: bool | None = None, mute: bool | None = None) -> None:
+        if self.node_id is not None:
+            self.doc.undo_stack.push(SetFlags(self.doc, self.node_id, bypass, mute))
+
+    def _rename(self) -> None:
+        nid = self.node_id
+        if nid is not None and (self.title.text() or None) != self.doc.graph.nodes[nid].title:
+            self.doc.undo_stack.push(SetTitle(self.doc, nid, self.title.text()))
+
+    def _lock(self, name: str, on: bool) -> None:
+        """Seed locks are editor data: they guard against edits, they change no result."""
+        entry = self.doc.graph.ui.setdefault("nodes", {}).setdefault(self.node_id, {})
+        locked = [n for n in entry.get("locked", []) if n != name] + ([name] if on else [])
+        if locked:
+            entry["locked"] = locked
+        else:
+            entry.pop("locked", None)
+
+    def _dialog_pick(self, spec: Param) -> str | None:
+        cls = self.doc.node_class(self.node_id) if self.node_id else None
+        start = str(self.doc.base_dir)
+        if is_folder(spec):
+            chosen = QFileDialog.getExistingDirectory(self, spec.name, start)
+        elif cls is not None and cls.is_output:
+            chosen, _ = QFileDialog.getSaveFileName(self, spec.name, start)
+        else:
+            chosen, _ = QFileDialog.getOpenFileName(self, spec.name, start)
+        return relative_to(chosen, self.doc.base_dir) if chosen else None
+
+
+def _wrap(layout: QHBoxLayout) -> QWidget:
+    w = QWidget()
+    layout.setContentsMargins(0, 0, 0, 0)
+    w.setLayout(layout)
+    return w

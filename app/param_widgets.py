@@ -1,0 +1,327 @@
+"""One editor widget per parameter kind, generated from the node's declared Param spec.
+
+Each widget validates with ``Param.validate`` (the engine's own check) before it reports a
+value, and shows the engine's message when a value is refused.
+"""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Callable
+from typing import Any
+
+from PySide6.QtCore import Qt, QTimer, Signal
+from PySide6.QtGui import QColor, QFocusEvent
+from PySide6.QtWidgets import (
+    QCheckBox,
+    QColorDialog,
+    QComboBox,
+    QDoubleSpinBox,
+    QHBoxLayout,
+    QLabel,
+    QLineEdit,
+    QPlainTextEdit,
+    QPushButton,
+    QSlider,
+    QSpinBox,
+    QToolButton,
+    QVBoxLayout,
+    QWidget,
+)
+
+from engine.node import Param
+from engine.types import Bool, Color, Enum, Float, Int, PathValue, Seed
+
+INT32 = 2**31 - 1
+SLIDER_STEPS = 1000
+
+
+def to_json_value(value: Any) -> Any:
+    """Parameters are stored as the JSON a graph file holds (tuples become lists)."""
+    if isinstance(value, tuple):
+        return [to_json_value(v) for v in value]
+    return value
+
+
+class ParamWidget(QWidget):
+    """Base: an editor row plus a line for the engine's refusal message."""
+
+    #: (validated value, merge): merge is True while a slider is being dragged.
+    edited = Signal(object, bool)
+
+    def __init__(self, spec: Param) -> None:
+        super().__init__()
+        self.spec = spec
+        self.row = QHBoxLayout()
+        self.row.setContentsMargins(0, 0, 0, 0)
+        self.error = QLabel("")
+        self.error.setStyleSheet("color: #ff8a80;")
+        self.error.setWordWrap(True)
+        self.error.hide()
+        lay = QVBoxLayout(self)
+        lay.setContentsMargins(0, 0, 0, 0)
+        lay.setSpacing(2)
+        lay.addLayout(self.row)
+        lay.addWidget(self.error)
+        self.setToolTip(f"{spec.name}: {spec.allowed()}" + (f"\n{spec.doc}" if spec.doc else ""))
+
+    def offer(self, raw: Any, merge: bool = False) -> bool:
+        """Validate as the engine does; report the value, or show why it is refused."""
+        try:
+            value = self.spec.validate(raw)
+        except ValueError as exc:
+            self.error.setText(f"{exc}: give {self.spec.allowed()}")
+            self.error.show()
+            return False
+        self.error.hide()
+        self.edited.emit(to_json_value(value), merge)
+        return True
+
+    def set_value(self, value: Any) -> None:
+        raise NotImplementedError
+
+
+class NumberWidget(ParamWidget):
+    """Spin box; with a slider too when the spec has both a minimum and a maximum."""
+
+    def __init__(self, spec: Param) -> None:
+        super().__init__(spec)
+        self.is_int = issubclass(spec.type, Int)
+        lo = spec.min if spec.min is not None else (-INT32 if self.is_int else -1e12)
+        hi = spec.max if spec.max is not None else (INT32 if self.is_int else 1e12)
+        if self.is_int:
+            self.spin: QSpinBox | QDoubleSpinBox = QSpinBox()
+            self.spin.setRange(int(max(lo, -INT32)), int(min(hi, INT32)))
+            self.spin.setSingleStep(int(spec.step or 1))
+        else:
+            self.spin = QDoubleSpinBox()
+            self.spin.setDecimals(4)
+            self.spin.setRange(lo, hi)
+            bounded = spec.min is not None and spec.max is not None
+            self.spin.setSingleStep(spec.step or ((hi - lo) / 100 if bounded else 0.1))
+        self.spin.setKeyboardTracking(False)
+        self.spin.valueChanged.connect(lambda v: self.offer(v))
+        self.slider: QSlider | None = None
+        if spec.min is not None and spec.max is not None and spec.max > spec.min:
+            self.slider = QSlider(Qt.Orientation.Horizontal)
+            self.slider.setRange(0, SLIDER_STEPS)
+            self.slider.valueChanged.connect(self._slid)
+            self.row.addWidget(self.slider, 3)
+        self.row.addWidget(self.spin, 2)
+
+    def _to_slider(self, v: float) -> int:
+        lo, hi = float(self.spec.min), float(self.spec.max)  # type: ignore[arg-type]
+        return round((v - lo) / (hi - lo) * SLIDER_STEPS)
+
+    def _slid(self, pos: int) -> None:
+        lo, hi = float(self.spec.min), float(self.spec.max)  # type: ignore[arg-type]
+        v: float = lo + (hi - lo) * pos / SLIDER_STEPS
+        if self.is_int:
+            v = round(v)
+        self.spin.blockSignals(True)
+        self.spin.setValue(v)
+        self.spin.blockSignals(False)
+        self.offer(int(v) if self.is_int else v, merge=bool(self.slider.isSliderDown()))
+
+    def set_value(self, value: Any) -> None:
+        if value is None:
+            return
+        self.spin.blockSignals(True)
+        self.spin.setValue(value)
+        self.spin.blockSignals(False)
+        if self.slider is not None:
+            self.slider.blockSignals(True)
+            self.slider.setValue(self._to_slider(float(value)))
+            self.slider.blockSignals(False)
+
+
+class SeedWidget(ParamWidget):
+    """A 63-bit seed (too big for a spin box), a dice to randomize it and a lock against edits."""
+
+    def __init__(self, spec: Param) -> None:
+        super().__init__(spec)
+        self.edit = QLineEdit()
+        self.edit.editingFinished.connect(lambda: self.offer(self.edit.text()))
+        self.dice = QToolButton()
+        self.dice.setText("🎲")
+        self.dice.setToolTip("randomize the seed")
+        self.dice.clicked.connect(self.randomize)
+        self.lock = QToolButton()
+        self.lock.setCheckable(True)
+        self.lock.setText("🔒")
+        self.lock.setToolTip("lock: keep this seed (no edits, no randomizing)")
+        self.lock.toggled.connect(self._locked)
+        self.row.addWidget(self.edit, 1)
+        self.row.addWidget(self.dice)
+        self.row.addWidget(self.lock)
+
+    def randomize(self) -> None:
+        if not self.lock.isChecked():
+            value = secrets.randbelow(2**32)
+            self.edit.setText(str(value))
+            self.offer(value)
+
+    def _locked(self, on: bool) -> None:
+        self.edit.setReadOnly(on)
+        self.dice.setEnabled(not on)
+
+    def set_value(self, value: Any) -> None:
+        self.edit.setText("" if value is None else str(value))
+
+
+class BoolWidget(ParamWidget):
+    def __init__(self, spec: Param) -> None:
+        super().__init__(spec)
+        self.box = QCheckBox()
+        self.box.toggled.connect(lambda on: self.offer(bool(on)))
+        self.row.addWidget(self.box)
+        self.row.addStretch(1)
+
+    def set_value(self, value: Any) -> None:
+        self.box.blockSignals(True)
+        self.box.setChecked(bool(value))
+        self.box.blockSignals(False)
+
+
+class ChoiceWidget(ParamWidget):
+    def __init__(self, spec: Param) -> None:
+        super().__init__(spec)
+        self.combo = QComboBox()
+        self.combo.addItems([str(c) for c in spec.choices or ()])
+        self.combo.currentTextChanged.connect(lambda text: self.offer(text))
+        self.row.addWidget(self.combo, 1)
+
+    def set_value(self, value: Any) -> None:
+        self.combo.blockSignals(True)
+        self.combo.setCurrentText(str(value))
+        self.combo.blockSignals(False)
+
+
+class _PromptEdit(QPlainTextEdit):
+    """Multi-line text that commits when focus leaves (and after a pause in typing)."""
+
+    def __init__(self, on_commit: Callable[[], None]) -> None:
+        super().__init__()
+        self.on_commit = on_commit
+
+    def focusOutEvent(self, event: QFocusEvent) -> None:  # noqa: N802 - Qt's name
+        super().focusOutEvent(event)
+        self.on_commit()
+
+
+class TextWidget(ParamWidget):
+    """One line, or a multi-line prompt editor for ``multiline`` specs."""
+
+    def __init__(self, spec: Param) -> None:
+        super().__init__(spec)
+        self._last: str | None = None
+        if spec.multiline:
+            self.text: QLineEdit | _PromptEdit = _PromptEdit(self._commit)
+            self.text.setMinimumHeight(90)
+            self._pause = QTimer(self)
+            self._pause.setSingleShot(True)
+            self._pause.setInterval(800)
+            self._pause.timeout.connect(self._commit)
+            self.text.textChanged.connect(self._pause.start)
+        else:
+            self.text = QLineEdit()
+            self.text.editingFinished.connect(self._commit)
+        self.row.addWidget(self.text, 1)
+
+    def current_text(self) -> str:
+        t = self.text
+        return t.toPlainText() if isinstance(t, QPlainTextEdit) else t.text()
+
+    def _commit(self) -> None:
+        text = self.current_text()
+        if text != self._last:
+            self._last = text
+            self.offer(text)
+
+    def set_value(self, value: Any) -> None:
+        text = "" if value is None else str(value)
+        self._last = text
+        if self.current_text() == text:
+            return
+        self.text.blockSignals(True)
+        if isinstance(self.text, QPlainTextEdit):
+            self.text.setPlainText(text)
+        else:
+            self.text.setText(text)
+        self.text.blockSignals(False)
+
+
+class PathWidget(TextWidget):
+    """A path field with a picker; ``pick`` is injected (a file dialog in the app)."""
+
+    def __init__(self, spec: Param, pick: Callable[[Param], str | None]) -> None:
+        super().__init__(spec)
+        self.pick = pick
+        browse = QToolButton()
+        browse.setText("…")
+        browse.setToolTip("choose a folder" if is_folder(spec) else "choose a file")
+        browse.clicked.connect(self.browse)
+        self.row.addWidget(browse)
+
+    def browse(self) -> None:
+        chosen = self.pick(self.spec)
+        if chosen:
+            self.set_value(chosen)
+            self.offer(chosen)
+
+
+def is_folder(spec: Param) -> bool:
+    words = f"{spec.name} {spec.doc}".lower()
+    return "folder" in spec.name or "dir" in spec.name or words.startswith("folder")
+
+
+class ColorWidget(ParamWidget):
+    """A swatch opening the colour picker, and the hex text for typing."""
+
+    def __init__(self, spec: Param) -> None:
+        super().__init__(spec)
+        self.swatch = QPushButton()
+        self.swatch.setFixedWidth(44)
+        self.swatch.clicked.connect(self.choose)
+        self.hex = QLineEdit()
+        self.hex.editingFinished.connect(lambda: self.offer(self.hex.text()))
+        self.row.addWidget(self.swatch)
+        self.row.addWidget(self.hex, 1)
+
+    def choose(self) -> None:
+        current = QColor(self.hex.text()) if QColor.isValidColorName(self.hex.text()) \
+            else QColor("black")
+        picked = QColorDialog.getColor(current, self, self.spec.name,
+                                       QColorDialog.ColorDialogOption.ShowAlphaChannel)
+        if picked.isValid():
+            self.offer([round(picked.redF(), 4), round(picked.greenF(), 4),
+                        round(picked.blueF(), 4), round(picked.alphaF(), 4)])
+
+    def set_value(self, value: Any) -> None:
+        try:
+            r, g, b, a = Color.coerce(value)
+        except ValueError:
+            return
+        name = "#{:02x}{:02x}{:02x}".format(*(round(c * 255) for c in (r, g, b)))
+        if a < 1:
+            name += f"{round(a * 255):02x}"
+        self.hex.setText(name)
+        self.swatch.setStyleSheet(f"background: {name[:7]}; border: 1px solid #888;")
+
+
+def make_widget(spec: Param, pick: Callable[[Param], str | None]) -> ParamWidget:
+    """The widget for a spec's kind; unknown kinds get a text field validated by the spec."""
+    t = spec.type
+    if issubclass(t, Seed):
+        return SeedWidget(spec)
+    if issubclass(t, (Int, Float)):
+        return NumberWidget(spec)
+    if issubclass(t, Bool):
+        return BoolWidget(spec)
+    if spec.choices is not None or issubclass(t, Enum):
+        return ChoiceWidget(spec)
+    if issubclass(t, PathValue):
+        return PathWidget(spec, pick)
+    if issubclass(t, Color):
+        return ColorWidget(spec)
+    return TextWidget(spec)

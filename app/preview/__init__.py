@@ -1,0 +1,1 @@
+"""Preview viewers for node outputs (image, depth, video, mesh/points) and the dock holding them."""

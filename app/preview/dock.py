@@ -1,0 +1,184 @@
+"""The preview dock: shows any node output in the viewer its type calls for.
+
+One panel per kind (image, depth, video, 3D, text), each made the first time it is needed and
+then reused, so a stream of step previews costs one image upload each and keeps the user's zoom.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+from PySide6.QtCore import Qt
+from PySide6.QtWidgets import QDockWidget, QLabel, QPlainTextEdit, QStackedWidget, QWidget
+
+from app.preview.depth_view import DepthPanel
+from app.preview.image_view import ImagePanel
+from app.preview.mesh_view import MeshPanel
+from app.preview.video_player import VideoPlayer
+from engine.types import (
+    RGBD,
+    Camera,
+    CameraPath,
+    Conditioning,
+    Depth,
+    Image,
+    Latent,
+    Mask,
+    Mesh,
+    ModelRef,
+    PointCloud,
+    Video,
+)
+
+MAX_TEXT = 20_000
+
+
+def _camera_text(c: Camera) -> str:
+    fov_y = math.degrees(2 * math.atan(c.height / (2 * c.fy)))
+    pos = c.pose[:3, 3]
+    rows = "\n".join("  " + "  ".join(f"{v: .4f}" for v in row) for row in c.pose)
+    return (f"Camera {c.width}×{c.height}\n"
+            f"fx {c.fx:.2f}  fy {c.fy:.2f}  cx {c.cx:.2f}  cy {c.cy:.2f}\n"
+            f"vertical field of view {fov_y:.1f}°\n"
+            f"position {pos[0]:.3f}, {pos[1]:.3f}, {pos[2]:.3f}\n"
+            f"pose (camera to world, OpenCV axes):\n{rows}")
+
+
+def summarize(value: Any) -> str:
+    """Plain-text description of a value no viewer draws (cameras, scalars, tensors...)."""
+    if isinstance(value, Camera):
+        return _camera_text(value)
+    if isinstance(value, CameraPath):
+        first, last = value.cameras[0], value.cameras[-1]
+        p0, p1 = first.pose[:3, 3], last.pose[:3, 3]
+        return (f"Camera path: {len(value)} cameras at {value.fps:g} fps "
+                f"({len(value) / value.fps:.2f} s)\n"
+                f"from {p0[0]:.3f}, {p0[1]:.3f}, {p0[2]:.3f} "
+                f"to {p1[0]:.3f}, {p1[1]:.3f}, {p1[2]:.3f}\n\nfirst camera:\n"
+                + _camera_text(first))
+    if isinstance(value, Latent):
+        t = value.tensor
+        return (f"Latent {tuple(getattr(t, 'shape', ()))} {getattr(t, 'dtype', '')}\n"
+                f"scaling factor {value.scaling_factor}")
+    if isinstance(value, Conditioning):
+        shapes = [tuple(getattr(t, "shape", ())) for t in (value.embeds, value.pooled)
+                  if t is not None]
+        return f"Conditioning: embeddings {shapes}\n{value.meta or ''}".rstrip()
+    if isinstance(value, ModelRef):
+        return f"Model: {value.source}\nkind {value.kind}" + (
+            f"\nvariant {value.variant}" if value.variant else "")
+    if isinstance(value, np.generic):
+        value = value.item()
+    if isinstance(value, bool | int | str):
+        return str(value)
+    if isinstance(value, float):
+        return f"{value:.6g}"
+    if isinstance(value, np.ndarray):
+        return f"array {value.shape} {value.dtype}\n{np.array2string(value, threshold=200)}"
+    if isinstance(value, list | tuple):
+        items = [f"[{i}] " + summarize(v).replace("\n", "\n    ") for i, v in
+                 enumerate(value[:50])]
+        more = f"\n… {len(value) - 50} more" if len(value) > 50 else ""
+        return f"{len(value)} items\n" + "\n".join(items) + more
+    return repr(value)
+
+
+class PreviewDock(QDockWidget):
+    """Dock that previews one value at a time; ``show_value`` picks the viewer by type."""
+
+    def __init__(self, parent: QWidget | None = None, mesh_backend: str = "auto") -> None:
+        super().__init__("Preview", parent)
+        self.setObjectName("PreviewDock")
+        self._mesh_backend = mesh_backend
+        self._stack = QStackedWidget()
+        self._empty = QLabel("Select a node to preview its output")
+        self._empty.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        self._stack.addWidget(self._empty)
+        self._panels: dict[str, QWidget] = {}
+        self._kind = "empty"
+        self.setWidget(self._stack)
+
+    # ---- panels
+
+    def panel(self, kind: str) -> QWidget:
+        """The panel for ``kind`` (image, depth, video, mesh, text), made on first use."""
+        if kind not in self._panels:
+            made: QWidget
+            if kind == "image":
+                made = ImagePanel()
+            elif kind == "depth":
+                made = DepthPanel()
+            elif kind == "video":
+                made = VideoPlayer()
+            elif kind == "mesh":
+                made = MeshPanel(backend=self._mesh_backend)
+            elif kind == "text":
+                text = QPlainTextEdit()
+                text.setReadOnly(True)
+                text.setLineWrapMode(QPlainTextEdit.LineWrapMode.NoWrap)
+                made = text
+            else:
+                raise KeyError(f"no preview panel {kind!r}")
+            self._panels[kind] = made
+            self._stack.addWidget(made)
+        return self._panels[kind]
+
+    @property
+    def kind(self) -> str:
+        """Which panel is showing: empty, image, depth, video, mesh or text."""
+        return self._kind
+
+    def current_panel(self) -> QWidget:
+        return self._stack.currentWidget()
+
+    def _switch(self, kind: str) -> QWidget:
+        if self._kind == "video" and kind != "video":
+            self.panel("video").pause()  # type: ignore[attr-defined]
+        widget = self._empty if kind == "empty" else self.panel(kind)
+        self._stack.setCurrentWidget(widget)
+        self._kind = kind
+        return widget
+
+    # ---- the interface the main window uses
+
+    def show_value(self, value: Any, title: str = "") -> None:
+        """Show ``value``; errors while preparing a preview are shown, never raised."""
+        self.setWindowTitle(f"Preview — {title}" if title else "Preview")
+        try:
+            self._show(value)
+        except Exception as exc:  # noqa: BLE001 - a bad value must not take the app down
+            text = self._switch("text")
+            assert isinstance(text, QPlainTextEdit)
+            text.setPlainText(f"Cannot preview this {type(value).__name__}:\n"
+                              f"{type(exc).__name__}: {exc}")
+
+    def _show(self, value: Any) -> None:
+        if value is None:
+            self.clear()
+        elif isinstance(value, Image | Mask):
+            self._switch("image").set_image(value.data)  # type: ignore[attr-defined]
+        elif isinstance(value, Depth):
+            self._switch("depth").set_depth(value)  # type: ignore[attr-defined]
+        elif isinstance(value, Video):
+            player = self._switch("video")
+            assert isinstance(player, VideoPlayer)
+            if player.video is not value:  # reselecting the same clip keeps the frame
+                player.set_video(value)
+        elif isinstance(value, Mesh | PointCloud | RGBD):
+            self._switch("mesh").set_value(value)  # type: ignore[attr-defined]
+        else:
+            text = self._switch("text")
+            assert isinstance(text, QPlainTextEdit)
+            s = summarize(value)
+            text.setPlainText(s if len(s) <= MAX_TEXT else s[:MAX_TEXT] + "\n…")
+
+    def clear(self) -> None:
+        """Show nothing (and release the previewed value)."""
+        for kind, panel in self._panels.items():
+            if kind == "text":
+                panel.setPlainText("")  # type: ignore[attr-defined]
+            else:
+                panel.clear()  # type: ignore[attr-defined]
+        self._switch("empty")

@@ -1,0 +1,179 @@
+"""Video player for lazy ``Video`` values: play/pause, scrub, step ±1, frame counter.
+
+Frames are decoded on demand through ``Video.frame(i)`` (a rendered orbit or a long clip never
+sits in memory whole); a few recent frames are kept so stepping back and forth is instant.
+Playback follows the wall clock at the video's fps, so a slow decoder drops frames instead of
+playing in slow motion.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import OrderedDict
+
+import numpy as np
+from PySide6.QtCore import Qt, QTimer
+from PySide6.QtGui import QKeyEvent
+from PySide6.QtWidgets import QHBoxLayout, QLabel, QSlider, QVBoxLayout, QWidget
+
+from app.preview.image_view import ImageView, tool_button
+from engine.types import Video
+
+CACHED_FRAMES = 16
+
+
+class VideoPlayer(QWidget):
+    """Shows one frame of a lazy video at a time, with transport controls."""
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.view = ImageView()
+        self.play_button = tool_button("Play", "Play / pause (Space)", checkable=True)
+        self.back_button = tool_button("◀|", "Previous frame (Left)")
+        self.next_button = tool_button("|▶", "Next frame (Right)")
+        self.slider = QSlider(Qt.Orientation.Horizontal)
+        self.slider.setToolTip("Scrub")
+        self.counter = QLabel("0 / 0")
+        self.loop = True
+
+        bar = QHBoxLayout()
+        bar.setContentsMargins(2, 2, 2, 2)
+        for w in (self.play_button, self.back_button, self.next_button):
+            bar.addWidget(w)
+        bar.addWidget(self.slider, 1)
+        bar.addWidget(self.counter)
+        lay = QVBoxLayout(self)
+        lay.setContentsMargins(0, 0, 0, 0)
+        lay.setSpacing(0)
+        lay.addWidget(self.view, 1)
+        lay.addLayout(bar)
+
+        self._video: Video | None = None
+        self._index = 0
+        self._cache: OrderedDict[int, np.ndarray] = OrderedDict()
+        self._timer = QTimer(self)
+        self._timer.setTimerType(Qt.TimerType.PreciseTimer)
+        self._timer.timeout.connect(self._tick)
+        self._play_start = (0.0, 0)  # wall clock, frame index when play was pressed
+
+        self.play_button.toggled.connect(self._set_playing)
+        self.back_button.clicked.connect(lambda: self.step(-1))
+        self.next_button.clicked.connect(lambda: self.step(1))
+        self.slider.valueChanged.connect(self._scrubbed)
+
+    # ---- content
+
+    def set_video(self, video: Video) -> None:
+        """Show frame 0 of ``video`` (decoding only that frame)."""
+        self.pause()
+        self._video = video
+        self._cache.clear()
+        self.slider.blockSignals(True)
+        self.slider.setRange(0, max(0, len(video) - 1))
+        self.slider.setValue(0)
+        self.slider.blockSignals(False)
+        self._index = -1
+        if len(video):
+            self.set_frame(0)
+        else:
+            self.view.clear()
+            self.counter.setText("0 / 0")
+
+    def clear(self) -> None:
+        self.pause()
+        self._video = None
+        self._cache.clear()
+        self.view.clear()
+        self.counter.setText("0 / 0")
+
+    @property
+    def video(self) -> Video | None:
+        return self._video
+
+    @property
+    def current(self) -> int:
+        return self._index
+
+    @property
+    def playing(self) -> bool:
+        return self._timer.isActive()
+
+    def _decode(self, i: int) -> np.ndarray:
+        if i in self._cache:
+            self._cache.move_to_end(i)
+            return self._cache[i]
+        assert self._video is not None
+        data = self._video.frame(i).data
+        self._cache[i] = data
+        while len(self._cache) > CACHED_FRAMES:
+            self._cache.popitem(last=False)
+        return data
+
+    def set_frame(self, index: int) -> None:
+        """Show frame ``index`` (clamped to the video)."""
+        if self._video is None or not len(self._video):
+            return
+        index = int(np.clip(index, 0, len(self._video) - 1))
+        if index != self._index:
+            self._index = index
+            self.view.set_image(self._decode(index))
+        self.counter.setText(f"{index + 1} / {len(self._video)}")
+        if self.slider.value() != index:
+            self.slider.blockSignals(True)
+            self.slider.setValue(index)
+            self.slider.blockSignals(False)
+
+    def step(self, delta: int) -> None:
+        """Pause and move ``delta`` frames (wrapping, as editors' frame-step keys do)."""
+        if self._video is None or not len(self._video):
+            return
+        self.pause()
+        self.set_frame((self._index + delta) % len(self._video))
+
+    # ---- playback
+
+    def play(self) -> None:
+        self.play_button.setChecked(True)
+
+    def pause(self) -> None:
+        self.play_button.setChecked(False)
+
+    def _set_playing(self, on: bool) -> None:
+        if on and self._video is not None and len(self._video) > 1:
+            start = 0 if self._index >= len(self._video) - 1 and not self.loop else self._index
+            self._play_start = (time.perf_counter(), max(0, start))
+            self._timer.start(max(1, round(1000.0 / self._video.fps)))
+            self.play_button.setText("Pause")
+        else:
+            self._timer.stop()
+            self.play_button.setText("Play")
+            if on:
+                self.play_button.setChecked(False)
+
+    def _tick(self) -> None:
+        if self._video is None:
+            return
+        t0, f0 = self._play_start
+        target = f0 + int((time.perf_counter() - t0) * self._video.fps)
+        n = len(self._video)
+        if target >= n and not self.loop:
+            self.set_frame(n - 1)
+            self.pause()
+            return
+        self.set_frame(target % n)
+
+    def _scrubbed(self, value: int) -> None:
+        if self.playing:
+            self._play_start = (time.perf_counter(), value)
+        self.set_frame(value)
+
+    def keyPressEvent(self, event: QKeyEvent) -> None:  # noqa: N802 - Qt override
+        key = event.key()
+        if key == Qt.Key.Key_Space:
+            self.play_button.toggle()
+        elif key == Qt.Key.Key_Left:
+            self.step(-1)
+        elif key == Qt.Key.Key_Right:
+            self.step(1)
+        else:
+            super().keyPressEvent(event)

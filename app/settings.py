@@ -1,0 +1,217 @@
+"""User settings (QSettings) and the dialog that edits them.
+
+Models folder, device, memory budget, preview quality, output folder and theme (dark by
+default), plus the recent-files list and the recovery folder the autosave uses.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from PySide6.QtCore import QSettings, QStandardPaths
+from PySide6.QtWidgets import (
+    QComboBox,
+    QDialog,
+    QDialogButtonBox,
+    QDoubleSpinBox,
+    QFileDialog,
+    QFormLayout,
+    QHBoxLayout,
+    QLineEdit,
+    QToolButton,
+    QWidget,
+)
+
+from engine.device import DEVICE_CHOICES
+
+THEMES = ("dark", "light")
+#: Largest preview side in pixels per quality (None: full size).
+PREVIEW_QUALITY = {"fast": 512, "balanced": 1024, "full": None}
+MAX_RECENT = 10
+
+
+class Settings:
+    """Typed access to QSettings. Tests pass an ini path so parallel runs never share state."""
+
+    def __init__(self, path: Path | None = None) -> None:
+        if path is not None:
+            self.q = QSettings(str(path), QSettings.Format.IniFormat)
+        else:
+            self.q = QSettings("Fathom", "Fathom Studio")
+
+    def _get(self, key: str, default: Any, kind: type = str) -> Any:
+        value = self.q.value(key, default)
+        if value is None:
+            return default
+        try:
+            return kind(value)
+        except (TypeError, ValueError):
+            return default
+
+    def _set(self, key: str, value: Any) -> None:
+        self.q.setValue(key, value)
+        self.q.sync()
+
+    @property
+    def models_dir(self) -> str:
+        """Searched for models by name; the engine reads this key from this very file
+        (``engine.models.locate``), so ``fathom render`` finds the same models."""
+        return self._get("models_dir", "")
+
+    @models_dir.setter
+    def models_dir(self, value: str) -> None:
+        self._set("models_dir", value)
+
+    @property
+    def device(self) -> str:
+        value = self._get("device", "auto")
+        return value if value in DEVICE_CHOICES else "auto"
+
+    @device.setter
+    def device(self, value: str) -> None:
+        self._set("device", value)
+
+    @property
+    def memory_budget_gb(self) -> float:
+        return max(0.25, self._get("memory_budget_gb", 4.0, float))
+
+    @memory_budget_gb.setter
+    def memory_budget_gb(self, value: float) -> None:
+        self._set("memory_budget_gb", float(value))
+
+    @property
+    def preview_quality(self) -> str:
+        value = self._get("preview_quality", "balanced")
+        return value if value in PREVIEW_QUALITY else "balanced"
+
+    @preview_quality.setter
+    def preview_quality(self, value: str) -> None:
+        self._set("preview_quality", value)
+
+    @property
+    def theme(self) -> str:
+        value = self._get("theme", "dark")
+        return value if value in THEMES else "dark"
+
+    @theme.setter
+    def theme(self, value: str) -> None:
+        self._set("theme", value)
+
+    @property
+    def output_dir(self) -> str:
+        """Where runs write; empty means an ``out`` folder beside the graph file."""
+        return self._get("output_dir", "")
+
+    @output_dir.setter
+    def output_dir(self, value: str) -> None:
+        self._set("output_dir", value)
+
+    @property
+    def recovery_dir(self) -> Path:
+        custom = self._get("recovery_dir", "")
+        if custom:
+            return Path(custom)
+        base = QStandardPaths.writableLocation(
+            QStandardPaths.StandardLocation.AppDataLocation) or str(Path.home() / ".fathom")
+        return Path(base) / "recovery"
+
+    @recovery_dir.setter
+    def recovery_dir(self, value: str) -> None:
+        self._set("recovery_dir", value)
+
+    @property
+    def autosave_seconds(self) -> int:
+        return max(1, self._get("autosave_seconds", 60, int))
+
+    @autosave_seconds.setter
+    def autosave_seconds(self, value: int) -> None:
+        self._set("autosave_seconds", int(value))
+
+    # ---- recent files --------------------------------------------------------------------
+
+    def recent_files(self) -> list[str]:
+        value = self.q.value("recent_files", [])
+        if isinstance(value, str):
+            value = [value]
+        return [str(v) for v in (value or [])]
+
+    def add_recent(self, path: Path) -> None:
+        p = str(Path(path).resolve())
+        items = [p] + [r for r in self.recent_files() if r != p]
+        self._set("recent_files", items[:MAX_RECENT])
+
+    def clear_recent(self) -> None:
+        self._set("recent_files", [])
+
+    # ---- effects --------------------------------------------------------------------------
+
+    def path(self) -> Path:
+        return Path(self.q.fileName())
+
+    def preview_limit(self) -> int | None:
+        return PREVIEW_QUALITY[self.preview_quality]
+
+
+class SettingsDialog(QDialog):
+    def __init__(self, settings: Settings, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setWindowTitle("Settings")
+        self.settings = settings
+        form = QFormLayout(self)
+        self.models = QLineEdit(settings.models_dir)
+        self.models.setPlaceholderText("none: models by path or from the Hugging Face cache")
+        form.addRow("Models folder", _with_browse(self.models, self))
+        self.output = QLineEdit(settings.output_dir)
+        self.output.setPlaceholderText("an 'out' folder beside the graph file")
+        form.addRow("Output folder", _with_browse(self.output, self))
+        self.device = QComboBox()
+        self.device.addItems(DEVICE_CHOICES)
+        self.device.setCurrentText(settings.device)
+        form.addRow("Device", self.device)
+        self.budget = QDoubleSpinBox()
+        self.budget.setRange(0.25, 512)
+        self.budget.setSuffix(" GB")
+        self.budget.setValue(settings.memory_budget_gb)
+        self.budget.setToolTip("how much memory cached node outputs may use")
+        form.addRow("Memory budget", self.budget)
+        self.quality = QComboBox()
+        self.quality.addItems(list(PREVIEW_QUALITY))
+        self.quality.setCurrentText(settings.preview_quality)
+        form.addRow("Preview quality", self.quality)
+        self.theme = QComboBox()
+        self.theme.addItems(THEMES)
+        self.theme.setCurrentText(settings.theme)
+        form.addRow("Theme", self.theme)
+        buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Ok
+                                   | QDialogButtonBox.StandardButton.Cancel)
+        buttons.accepted.connect(self.accept)
+        buttons.rejected.connect(self.reject)
+        form.addRow(buttons)
+
+    def store(self) -> None:
+        s = self.settings
+        s.models_dir = self.models.text().strip()
+        s.output_dir = self.output.text().strip()
+        s.device = self.device.currentText()
+        s.memory_budget_gb = self.budget.value()
+        s.preview_quality = self.quality.currentText()
+        s.theme = self.theme.currentText()
+
+
+def _with_browse(edit: QLineEdit, parent: QWidget) -> QWidget:
+    box = QWidget()
+    lay = QHBoxLayout(box)
+    lay.setContentsMargins(0, 0, 0, 0)
+    lay.addWidget(edit, 1)
+    browse = QToolButton()
+    browse.setText("…")
+
+    def pick() -> None:
+        chosen = QFileDialog.getExistingDirectory(parent, "Choose a folder", edit.text())
+        if chosen:
+            edit.setText(chosen)
+
+    browse.clicked.connect(pick)
+    lay.addWidget(browse)
+    return box

@@ -1,0 +1,641 @@
+"""360° viewer (DepthFusion-style): look around and walk inside an RGB + depth panorama or mesh.
+
+The panorama becomes the depth-displaced sphere `view.panorama360` renders
+(``nodes.view.panorama_trimesh``), drawn by the engine's torch rasterizer from a camera at the
+current position, yaw and pitch. To stay interactive on a CPU it renders a coarse mesh at a small
+size on a worker thread while you move, and the full mesh at full size once you stop; scenes are
+cached per depth scale.
+
+Run ``python -m app.viewer360`` for the bundled demo panorama, or
+``python -m app.viewer360 --screenshot docs/screenshots/viewer360.png`` to write a screenshot.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import os
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from PySide6.QtCore import QPointF, Qt, QTimer, Signal
+from PySide6.QtGui import (
+    QColor,
+    QImage,
+    QKeyEvent,
+    QKeySequence,
+    QMouseEvent,
+    QPainter,
+    QPaintEvent,
+    QResizeEvent,
+    QShortcut,
+    QWheelEvent,
+)
+from PySide6.QtWidgets import (
+    QApplication,
+    QHBoxLayout,
+    QLabel,
+    QSizePolicy,
+    QSlider,
+    QVBoxLayout,
+    QWidget,
+)
+
+from app.preview.image_view import to_qimage, tool_button
+from app.preview.mesh_view import BackgroundRenderer, cull_faces, render_device
+from engine import geometry
+from engine.scene import RenderScene, render_torch, scene_from_mesh
+from engine.types import Camera, Depth, Image, Mesh
+
+DEFAULT_FOV = 75.0
+FULL_GRID = 512  # panorama columns of the mesh shown when still (the node's default for 1K)
+PREVIEW_GRID = 192  # ...and while moving: about 7× fewer triangles
+PREVIEW_FACTOR = 0.4  # preview render size relative to the full one
+MAX_PIXELS = 1280 * 720
+FULL_BANDS = 4  # a full-size render can be abandoned after each quarter
+CUT = 0.08  # relative depth jump that splits surfaces, as view.panorama360's default
+
+# Windows opened without a parent are kept here until closed: Qt does not own them and Python
+# would otherwise collect them (and close the window) as soon as the caller drops its reference.
+_OPEN_WINDOWS: set[Viewer360] = set()
+
+
+def render_view(scene: RenderScene, camera: Camera, fill_cracks: bool = False,
+                frame_height: int | None = None) -> np.ndarray:
+    """H×W×3 render of ``scene`` with off-screen triangles culled first; ``fill_cracks`` closes
+    holes up to 2.5 % of ``frame_height`` (default: this image's height) wide, the cuts at
+    depth jumps, from their neighbours."""
+    out = render_torch(cull_faces(scene, camera), camera, render_device())
+    if not fill_cracks:
+        return out.image
+    radius = max(3, round((frame_height or camera.height) / 40))
+    return close_cracks(out.image, out.covered, radius)
+
+
+def close_cracks(image: np.ndarray, covered: np.ndarray, radius: int) -> np.ndarray:
+    """Fill uncovered pixels within ``radius`` of covered ones with the mean of their covered
+    neighbours; wide empty areas (outside a photo mesh's view) stay empty."""
+    import cv2
+
+    if covered.all() or not covered.any():
+        return image
+    k = 2 * radius + 1
+    cov = covered.astype(np.float32)
+    weight = cv2.blur(cov, (k, k))
+    mean = cv2.blur(image * cov[..., None], (k, k)) / np.maximum(weight, 1e-6)[..., None]
+    crack = ~covered & (weight > 0.2)
+    out = image.copy()
+    out[crack] = mean[crack]
+    return out
+
+
+def background_texture(rgb: np.ndarray, distance: np.ndarray, window: float = 1 / 8,
+                       ratio: float = 0.85, rim: int = 0, cut: float = CUT) -> np.ndarray:
+    """The panorama with its foreground objects painted out: a pixel is background when it is
+    nearly as far as the farthest sample within ``window`` of the width around it; the rest is
+    filled from background pixels (push-pull) and softened. Seen through disocclusions, this
+    shows what is probably behind an object instead of a ghost copy of it.
+
+    Pixels within ``rim`` of a depth jump (relative step above ``cut``, the mesh's own cut rule)
+    keep their colour: the cracks cut into the mesh lie there, and from the capture point they
+    must show exactly those pixels."""
+    import cv2
+
+    from engine import depthmath
+
+    h, w = distance.shape
+    k = max(3, int(w * window) | 1)
+    d = np.nan_to_num(distance, nan=0.0, posinf=0.0).astype(np.float32)
+    wrapped = np.pad(d, ((0, 0), (k, k)), mode="wrap")  # longitude wraps around
+    far = cv2.dilate(wrapped, np.ones((k, k), np.uint8))[:, k:-k]
+    bg = (d > 0) & (d >= ratio * far)
+    out = np.empty((h, w, 3), np.float32)
+    for c in range(3):  # +1: push-pull treats values <= 0 as holes
+        out[..., c] = depthmath.push_pull_fill(np.where(bg, rgb[..., c] + 1.0, np.nan)) - 1.0
+    # Soften only what was painted in (push-pull is blocky); true background stays sharp, so
+    # the cracks seen from the capture point match their surroundings exactly.
+    soft = cv2.GaussianBlur(np.clip(out, 0, 1), (0, 0), 2.0)
+    keep = bg
+    if rim > 0:
+        lo = cv2.erode(wrapped, np.ones((3, 3), np.uint8))
+        hi = cv2.dilate(wrapped, np.ones((3, 3), np.uint8))
+        jump = ((hi - lo) > cut * np.maximum(lo, 1e-6)).astype(np.uint8)
+        near_jump = cv2.dilate(jump, np.ones((2 * rim + 1, 2 * rim + 1), np.uint8))[:, k:-k]
+        keep = bg | (near_jump > 0)
+    return np.where(keep[..., None], rgb[..., :3], soft).astype(np.float32)
+
+
+def with_backdrop(scene: RenderScene, radius: float, texture: np.ndarray,
+                  grid: tuple[int, int] = (64, 32)) -> RenderScene:
+    """``scene`` plus a sphere of ``radius`` behind everything, textured with ``texture`` (same
+    equirectangular mapping): both textures share one image, the scene's on top."""
+    assert scene.faces is not None and scene.uv is not None and scene.texture is not None
+    import cv2
+
+    th, tw = scene.texture.shape[:2]
+    if texture.shape[:2] != (th, tw):
+        texture = cv2.resize(texture, (tw, th), interpolation=cv2.INTER_AREA)
+    w, h = grid
+    verts, faces, uv = geometry.panorama_mesh(np.full((h, w), radius, np.float64), np.inf, 1,
+                                              "duplicate")
+    # uv origin is bottom-left: the upper half of the stacked image is v in [0.5, 1].
+    top = np.asarray(scene.uv, np.float32) * [1.0, 0.5] + [0.0, 0.5]
+    n = len(scene.vertices)
+    return replace(scene,
+                   vertices=np.concatenate([scene.vertices, verts.astype(np.float32)]),
+                   faces=np.concatenate([scene.faces, faces.astype(np.int64) + n]),
+                   uv=np.concatenate([top, uv.astype(np.float32) * [1.0, 0.5]]).astype(
+                       np.float32),
+                   texture=np.concatenate([scene.texture, texture[..., :3]]).astype(np.float32))
+
+
+def render_bands(scene: RenderScene, camera: Camera, bands: int,
+                 superseded: Callable[[], bool] = lambda: False,
+                 fill_cracks: bool = False) -> np.ndarray | None:
+    """Render in horizontal bands, giving up (None) between bands once ``superseded()``: a
+    full-size frame then never delays the first preview frame of the next move by more than
+    one band."""
+    h = camera.height
+    edges = np.linspace(0, h, bands + 1).round().astype(int)
+    parts = []
+    for y0, y1 in zip(edges[:-1], edges[1:], strict=True):
+        if y1 <= y0:
+            continue
+        if superseded():
+            return None
+        band = Camera(camera.fx, camera.fy, camera.cx, camera.cy - y0, camera.width,
+                      int(y1 - y0), camera.pose)
+        parts.append(render_view(scene, band, fill_cracks, h))
+    return np.concatenate(parts, axis=0)
+
+
+class _Canvas(QWidget):
+    """Paints the latest frame stretched to the widget; mouse input goes to the viewer."""
+
+    def __init__(self, viewer: Viewer360) -> None:
+        super().__init__(viewer)
+        self._viewer = viewer
+        self.frame: QImage | None = None
+        self._drag: QPointF | None = None
+        self.setFocusPolicy(Qt.FocusPolicy.StrongFocus)
+        self.setMinimumSize(160, 90)
+        self.setCursor(Qt.CursorShape.OpenHandCursor)
+
+    def paintEvent(self, event: QPaintEvent) -> None:  # noqa: N802 - Qt override
+        p = QPainter(self)
+        p.fillRect(self.rect(), QColor(0, 0, 0))
+        if self.frame is not None:
+            p.setRenderHint(QPainter.RenderHint.SmoothPixmapTransform, True)
+            p.drawImage(self.rect(), self.frame)
+        else:
+            p.setPen(QColor(160, 160, 160))
+            p.drawText(self.rect(), Qt.AlignmentFlag.AlignCenter,
+                       self._viewer.message or "No panorama loaded")
+
+    def mousePressEvent(self, event: QMouseEvent) -> None:  # noqa: N802 - Qt override
+        self._drag = event.position()
+        self.setCursor(Qt.CursorShape.ClosedHandCursor)
+
+    def mouseMoveEvent(self, event: QMouseEvent) -> None:  # noqa: N802 - Qt override
+        if self._drag is not None:
+            d = event.position() - self._drag
+            self._drag = event.position()
+            self._viewer.look_drag(d.x(), d.y())
+
+    def mouseReleaseEvent(self, event: QMouseEvent) -> None:  # noqa: N802 - Qt override
+        self._drag = None
+        self.setCursor(Qt.CursorShape.OpenHandCursor)
+
+    def wheelEvent(self, event: QWheelEvent) -> None:  # noqa: N802 - Qt override
+        steps = event.angleDelta().y() / 120.0
+        if event.modifiers() & Qt.KeyboardModifier.ControlModifier:
+            self._viewer.set_view(fov=self._viewer.fov - 5.0 * steps)
+        elif steps:
+            self._viewer.move(forward=steps)
+        event.accept()
+
+    def resizeEvent(self, event: QResizeEvent) -> None:  # noqa: N802 - Qt override
+        super().resizeEvent(event)
+        self._viewer.request_render(preview=True)
+
+
+class Viewer360(QWidget):
+    """Look around (drag), move (W/A/S/D, arrows, scroll; Q/E down/up, Shift faster), field of
+    view and depth scale sliders, full screen on F11."""
+
+    viewChanged = Signal()
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setWindowTitle("360° viewer")
+        self.yaw = 0.0
+        self.pitch = 0.0
+        self.position = np.zeros(3)
+        self.fov = DEFAULT_FOV
+        self.depth_scale = 1.0
+        self.message = ""
+        self.frames_shown = 0
+        self.last_render_s = 0.0
+        self._base: dict[str, RenderScene] = {}
+        self._scaled: dict[str, tuple[float, RenderScene]] = {}
+        self._radius = 1.0  # typical distance to the scene: sets the walking step
+        self._fill_cracks = False  # meshes have no backdrop: close their cracks per frame
+        self._seq = 0
+        self._shown_seq = -1
+
+        self.canvas = _Canvas(self)
+        # Sliders never take keyboard focus: W/A/S/D and the arrows always move the camera.
+        self.fov_slider = QSlider(Qt.Orientation.Horizontal)
+        self.fov_slider.setRange(20, 120)
+        self.fov_slider.setValue(round(DEFAULT_FOV))
+        self.fov_slider.setToolTip("Vertical field of view (Ctrl+scroll)")
+        self.scale_slider = QSlider(Qt.Orientation.Horizontal)
+        self.scale_slider.setRange(-200, 200)  # log2 of the scale ×100: 0.25× .. 4×
+        self.scale_slider.setValue(0)
+        self.scale_slider.setToolTip("Depth scale: multiplies every distance in the scene")
+        for s in (self.fov_slider, self.scale_slider):
+            s.setFocusPolicy(Qt.FocusPolicy.NoFocus)
+        self.fov_label = QLabel()
+        self.scale_label = QLabel()
+        self.reset_button = tool_button("Reset", "Back to the centre, looking ahead (R)")
+        self.fullscreen_button = tool_button("Full screen", "Toggle full screen (F11)")
+        for b in (self.reset_button, self.fullscreen_button):
+            b.setFocusPolicy(Qt.FocusPolicy.NoFocus)
+        self.status = QLabel()
+        self.status.setStyleSheet("color: #aaa")
+        # A long status line must not set the window's minimum width.
+        self.status.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
+
+        bar = QHBoxLayout()
+        bar.setContentsMargins(6, 2, 6, 2)
+        bar.addWidget(QLabel("FOV"))
+        bar.addWidget(self.fov_slider, 1)
+        bar.addWidget(self.fov_label)
+        bar.addSpacing(12)
+        bar.addWidget(QLabel("Depth"))
+        bar.addWidget(self.scale_slider, 1)
+        bar.addWidget(self.scale_label)
+        bar.addSpacing(12)
+        bar.addWidget(self.reset_button)
+        bar.addWidget(self.fullscreen_button)
+        lay = QVBoxLayout(self)
+        lay.setContentsMargins(0, 0, 0, 0)
+        lay.setSpacing(2)
+        lay.addWidget(self.canvas, 1)
+        lay.addLayout(bar)
+        lay.addWidget(self.status)
+
+        self._renderer = BackgroundRenderer(self._show_result, self)
+        self._idle = QTimer(self)
+        self._idle.setSingleShot(True)
+        self._idle.setInterval(200)
+        self._idle.timeout.connect(lambda: self.request_render(preview=False))
+        self.fov_slider.valueChanged.connect(lambda v: self.set_view(fov=float(v)))
+        self.scale_slider.valueChanged.connect(
+            lambda v: self.set_view(depth_scale=2.0 ** (v / 100.0)))
+        self.reset_button.clicked.connect(self.reset_view)
+        self.fullscreen_button.clicked.connect(self.toggle_fullscreen)
+        QShortcut(QKeySequence(Qt.Key.Key_F11), self, self.toggle_fullscreen)
+        self._update_labels()
+
+    # ---- content
+
+    def set_panorama(self, image: Image, depth: Depth, cut: float = CUT,
+                     fill_holes: bool = True) -> None:
+        """Show an equirectangular colour + distance panorama (distance from the centre).
+
+        ``fill_holes`` adds a far backdrop sphere showing the panorama's background (objects
+        painted out), so the cracks where the mesh is cut at depth jumps, and what moving
+        disoccludes, show a plausible background instead of black."""
+        if (image.height, image.width) != (depth.height, depth.width):
+            raise ValueError(f"depth is {depth.width}×{depth.height} but the image is "
+                             f"{image.width}×{image.height}; resize one to match")
+        if abs(image.width - 2 * image.height) > 1:
+            raise ValueError(f"an equirectangular panorama is 2:1; got "
+                             f"{image.width}×{image.height}")
+        from nodes.view import panorama_trimesh
+
+        dist = depth.data
+        self._base = {}
+        for kind, grid in (("full", FULL_GRID), ("preview", PREVIEW_GRID)):
+            step = max(1, round(image.width / grid))
+            tm = panorama_trimesh(image.data, dist, step, cut, "texture")
+            self._base[kind] = scene_from_mesh(Mesh(tm))
+        ok = depth.valid()
+        if fill_holes and ok.any():
+            far = 2.0 * float(dist[ok].max())
+            # The rim covers the widest crack: one cell of the coarse (preview) mesh.
+            rim = max(1, round(image.width / PREVIEW_GRID))
+            bg = background_texture(image.rgb(), dist, rim=rim, cut=cut)
+            self._base = {k: with_backdrop(v, far, bg) for k, v in self._base.items()}
+        self._radius = float(np.median(dist[ok])) if ok.any() else 1.0
+        self.message = "" if depth.kind == "metric" else "relative depth shown as metres"
+        self._fill_cracks = not fill_holes
+        self._scene_loaded()
+
+    def set_mesh(self, mesh: Mesh) -> None:
+        """Show a mesh from inside (e.g. `view.panorama360`'s mesh or any scene around 0,0,0)."""
+        sc = scene_from_mesh(mesh)
+        self._base = {"full": sc, "preview": sc}
+        r = np.linalg.norm(np.asarray(sc.vertices, np.float64), axis=1)
+        self._radius = float(np.median(r)) if len(r) else 1.0
+        self.message = ""
+        self._fill_cracks = True
+        self._scene_loaded()
+
+    def _scene_loaded(self) -> None:
+        self._scaled = {}
+        self.position = np.zeros(3)
+        self.yaw = self.pitch = 0.0
+        self._changed()
+
+    def scene(self, kind: str = "full") -> RenderScene | None:
+        """The cached scene at the current depth scale (rebuilt only when the scale changes)."""
+        base = self._base.get(kind)
+        if base is None:
+            return None
+        cached = self._scaled.get(kind)
+        if cached is None or cached[0] != self.depth_scale:
+            verts = (np.asarray(base.vertices, np.float32) * np.float32(self.depth_scale))
+            cached = (self.depth_scale, replace(base, vertices=verts))
+            self._scaled[kind] = cached
+        return cached[1]
+
+    # ---- view state
+
+    def camera(self, width: int, height: int) -> Camera:
+        pose = geometry.yaw_pitch_pose(self.position, self.yaw, self.pitch)
+        return Camera.from_fov(width, height, self.fov, pose)
+
+    def set_view(self, yaw: float | None = None, pitch: float | None = None,
+                 position: Any = None, fov: float | None = None,
+                 depth_scale: float | None = None) -> None:
+        """Change any part of the view; the sliders follow."""
+        if yaw is not None:
+            self.yaw = float(yaw) % 360.0
+        if pitch is not None:
+            self.pitch = float(np.clip(pitch, -89.0, 89.0))
+        if position is not None:
+            self.position = np.asarray(position, np.float64).reshape(3).copy()
+        if fov is not None:
+            self.fov = float(np.clip(fov, 20.0, 120.0))
+        if depth_scale is not None:
+            self.depth_scale = float(np.clip(depth_scale, 0.25, 4.0))
+        self._changed()
+
+    def reset_view(self) -> None:
+        self.set_view(yaw=0.0, pitch=0.0, position=np.zeros(3))
+
+    def look_drag(self, dx: float, dy: float) -> None:
+        """Grab-and-drag: the scene follows the cursor (about one pixel per pixel)."""
+        per_px = self.fov / max(1, self.canvas.height())
+        self.set_view(yaw=self.yaw - dx * per_px, pitch=self.pitch + dy * per_px)
+
+    @property
+    def step(self) -> float:
+        """Walking step: 4 % of the scene's typical distance, so any scene feels the same."""
+        return 0.04 * self._radius * self.depth_scale
+
+    def move(self, forward: float = 0.0, right: float = 0.0, up: float = 0.0) -> None:
+        """Move by whole steps in the horizontal plane of the view (up is world up)."""
+        y = math.radians(self.yaw)
+        fwd = np.array([math.sin(y), 0.0, math.cos(y)])
+        rgt = np.array([math.cos(y), 0.0, -math.sin(y)])
+        upv = np.array([0.0, -1.0, 0.0])
+        self.set_view(position=self.position + self.step * (forward * fwd + right * rgt
+                                                            + up * upv))
+
+    def _changed(self) -> None:
+        self._update_labels()
+        self.viewChanged.emit()
+        self.request_render(preview=True)
+
+    def _update_labels(self) -> None:
+        self.fov_label.setText(f"{self.fov:.0f}°")
+        self.scale_label.setText(f"×{self.depth_scale:.2f}")
+        for slider, value in ((self.fov_slider, round(self.fov)),
+                              (self.scale_slider, round(100 * math.log2(self.depth_scale)))):
+            if slider.value() != value:
+                slider.blockSignals(True)
+                slider.setValue(value)
+                slider.blockSignals(False)
+        p = self.position
+        ms = f" · {self.last_render_s * 1000:.0f} ms" if self.last_render_s else ""
+        note = f" · {self.message}" if self.message else ""
+        x, up, z = (float(v) + 0.0 for v in (p[0], -p[1], p[2]))  # + 0.0: no "-0.00"
+        self.status.setText(
+            f"  position {x:+.2f} {up:+.2f} {z:+.2f} m · yaw {self.yaw:.0f}° · "
+            f"pitch {self.pitch:.0f}°{ms}{note} — drag: look · W/A/S/D, arrows, scroll: move · "
+            "Q/E: down/up · F11: full screen")
+
+    # ---- rendering
+
+    def render_size(self, preview: bool) -> tuple[int, int]:
+        w, h = max(16, self.canvas.width()), max(16, self.canvas.height())
+        s = min(1.0, math.sqrt(MAX_PIXELS / (w * h))) * (PREVIEW_FACTOR if preview else 1.0)
+        return max(16, round(w * s)), max(16, round(h * s))
+
+    def render_image(self, width: int, height: int, preview: bool = False) -> np.ndarray:
+        """Synchronous render of the current view (tests, screenshots, exports)."""
+        sc = self.scene("preview" if preview else "full")
+        if sc is None:
+            return np.zeros((height, width, 3), np.float32)
+        return render_view(sc, self.camera(width, height), self._fill_cracks)
+
+    def refresh(self, sync: bool = False) -> None:
+        """Render at full size: now on this thread (``sync``) or on the worker."""
+        if not sync:
+            self.request_render(preview=False)
+            return
+        t0 = time.perf_counter()
+        img = self.render_image(*self.render_size(preview=False))
+        self._seq += 1
+        self._show_result(self._seq, (img, time.perf_counter() - t0))
+
+    def request_render(self, preview: bool = True) -> None:
+        """Queue a render on the worker (the newest request replaces a pending one); a preview
+        is followed by a full render once the view has been still for a moment."""
+        sc = self.scene("preview" if preview else "full")
+        if sc is None:
+            return
+        cam = self.camera(*self.render_size(preview))
+        renderer = self._renderer
+        bands = 1 if preview else FULL_BANDS
+        fill = self._fill_cracks
+
+        def job() -> tuple[np.ndarray, float] | None:
+            t0 = time.perf_counter()
+            img = render_bands(sc, cam, bands, renderer.superseded, fill)
+            return None if img is None else (img, time.perf_counter() - t0)
+
+        self._seq += 1
+        self._renderer.submit(job, self._seq)
+        if preview:
+            self._idle.start()
+
+    @property
+    def idle(self) -> bool:
+        """No render queued, running or waiting to be shown."""
+        return self._renderer.idle and not self._idle.isActive()
+
+    def _show_result(self, seq: int, result: Any) -> None:
+        if seq < self._shown_seq:
+            return
+        if result is None:  # a full render abandoned for a newer request
+            return
+        self._shown_seq = seq
+        if isinstance(result, Exception):
+            self.message = f"render failed: {type(result).__name__}: {result}"
+            self.canvas.frame = None
+        else:
+            img, seconds = result
+            self.canvas.frame = to_qimage(img)
+            self.last_render_s = seconds
+        self.frames_shown += 1
+        self._update_labels()
+        self.canvas.update()
+
+    def frame(self) -> QImage | None:
+        """The frame on screen (at render size, before it is stretched to the canvas)."""
+        return self.canvas.frame
+
+    # ---- input
+
+    def keyPressEvent(self, event: QKeyEvent) -> None:  # noqa: N802 - Qt override
+        k = Qt.Key
+        fast = 4.0 if event.modifiers() & Qt.KeyboardModifier.ShiftModifier else 1.0
+        moves = {k.Key_W: (1, 0, 0), k.Key_Up: (1, 0, 0), k.Key_S: (-1, 0, 0),
+                 k.Key_Down: (-1, 0, 0), k.Key_A: (0, -1, 0), k.Key_Left: (0, -1, 0),
+                 k.Key_D: (0, 1, 0), k.Key_Right: (0, 1, 0), k.Key_E: (0, 0, 1),
+                 k.Key_PageUp: (0, 0, 1), k.Key_Q: (0, 0, -1), k.Key_PageDown: (0, 0, -1)}
+        key = event.key()
+        if key in moves:
+            f, r, u = moves[key]  # type: ignore[index]
+            self.move(f * fast, r * fast, u * fast)
+        elif key == k.Key_R or key == k.Key_Home:
+            self.reset_view()
+        elif key == k.Key_Escape and self.window().isFullScreen():
+            self.toggle_fullscreen()
+        else:
+            super().keyPressEvent(event)
+
+    def toggle_fullscreen(self) -> None:
+        w = self.window()
+        if w.isFullScreen():
+            w.showNormal()
+        else:
+            w.showFullScreen()
+
+    # ---- windows
+
+    @classmethod
+    def open_window(cls, image: Image | None = None, depth: Depth | None = None,
+                    mesh: Mesh | None = None, parent: QWidget | None = None) -> Viewer360:
+        """Open a 360° viewer in its own window showing a panorama or a mesh."""
+        viewer = cls(parent)
+        viewer.setWindowFlag(Qt.WindowType.Window, True)
+        viewer.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose, True)
+        if parent is None:
+            _OPEN_WINDOWS.add(viewer)
+            viewer.destroyed.connect(lambda *_: _OPEN_WINDOWS.discard(viewer))
+        if mesh is not None:
+            viewer.set_mesh(mesh)
+        elif image is not None and depth is not None:
+            viewer.set_panorama(image, depth)
+        viewer.resize(1024, 640)
+        viewer.show()
+        viewer.canvas.setFocus()
+        return viewer
+
+
+# --------------------------------------------------------------------------------------------
+# Stand-alone use: the demo panorama, and screenshots
+
+
+def demo_panorama() -> tuple[Path, Path]:
+    """The bundled demo panorama's colour and distance files (checkout, wheel or bundle)."""
+    try:
+        from engine.resources import assets_dir
+
+        base = assets_dir()
+    except (ImportError, LookupError):
+        base = Path(__file__).resolve().parent.parent / "assets"
+    return base / "pano" / "rgb.png", base / "pano" / "distance.png"
+
+
+def load_panorama(rgb: Path | None = None, distance: Path | None = None,
+                  scale: float = 1000.0) -> tuple[Image, Depth]:
+    """Colour + distance files (a 16-bit PNG in millimetres by default) → Image, metric Depth;
+    the demo panorama when no paths are given."""
+    from nodes.io import read_depth, read_image
+
+    demo_rgb, demo_distance = demo_panorama()
+    rgb, distance = rgb or demo_rgb, distance or demo_distance
+    d = read_depth(Path(distance), scale)
+    d = np.where(d > 0, d, np.nan).astype(np.float32)
+    return Image(read_image(Path(rgb))), Depth(d, kind="metric")
+
+
+def screenshot(out: Path, viewer: Viewer360, size: tuple[int, int] = (1200, 720)) -> Path:
+    """Render the viewer's current view at full size and save the whole widget as a PNG."""
+    viewer.resize(*size)
+    viewer.show()
+    QApplication.processEvents()
+    viewer.render_image(32, 18)  # warm torch up, so the status shows a typical render time
+    viewer.refresh(sync=True)
+    QApplication.processEvents()
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    if not viewer.grab().save(str(out)):
+        raise OSError(f"could not write {out}")
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m app.viewer360", description=__doc__)
+    ap.add_argument("--rgb", type=Path, help="equirectangular colour image (default: demo)")
+    ap.add_argument("--distance", type=Path,
+                    help="equirectangular distance (16-bit PNG, EXR or .npy; default: demo)")
+    ap.add_argument("--scale", type=float, default=1000.0,
+                    help="PNG units per metre (1000: millimetres)")
+    ap.add_argument("--mesh", type=Path, help="show a mesh file (.glb/.ply/.obj) instead")
+    ap.add_argument("--screenshot", type=Path, metavar="OUT", help="save a PNG and exit")
+    ap.add_argument("--size", default="1200x720", help="window size for --screenshot")
+    ap.add_argument("--yaw", type=float, default=0.0)
+    ap.add_argument("--pitch", type=float, default=0.0)
+    ap.add_argument("--forward", type=float, default=0.0, help="start this many metres ahead")
+    args = ap.parse_args(argv)
+    if args.screenshot and "QT_QPA_PLATFORM" not in os.environ and \
+            not os.environ.get("DISPLAY") and not os.environ.get("WAYLAND_DISPLAY"):
+        os.environ["QT_QPA_PLATFORM"] = "offscreen"
+    app = QApplication.instance() or QApplication(sys.argv[:1])
+    viewer = Viewer360()
+    if args.mesh:
+        import trimesh
+
+        loaded = trimesh.load(args.mesh, force="mesh")
+        viewer.set_mesh(Mesh(loaded))
+    else:
+        viewer.set_panorama(*load_panorama(args.rgb, args.distance, args.scale))
+    yaw = math.radians(args.yaw)
+    viewer.set_view(yaw=args.yaw, pitch=args.pitch,
+                    position=args.forward * np.array([math.sin(yaw), 0.0, math.cos(yaw)]))
+    if args.screenshot:
+        w, h = (int(v) for v in args.size.lower().split("x"))
+        screenshot(args.screenshot, viewer, (w, h))
+        viewer.close()
+        viewer.deleteLater()
+        return 0
+    viewer.resize(1200, 720)
+    viewer.show()
+    viewer.canvas.setFocus()
+    return int(app.exec())
+
+
+if __name__ == "__main__":
+    sys.exit(main())

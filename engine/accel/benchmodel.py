@@ -1,0 +1,230 @@
+"""Random-weight Stable-Diffusion-shaped models for benchmarks (SD-1.5 mini) and tests (tiny).
+
+A two-block toy UNet spends its time in different places than Stable Diffusion, so block-level
+techniques (feature reuse, token merging) must be measured on a model with SD 1.5's layout:
+four resolution levels, cross-attention on the upper three, two layers per block. ``BENCH`` is
+the mini model the generation issue specifies; ``TINY`` keeps the same layout at toy width so
+identity tests at 64×64 run in a fraction of a second.
+
+No weights are downloaded: the CLIP tokenizer is built from a byte-level vocabulary written to a
+temporary folder, and every module is initialised from a fixed seed.
+"""
+
+from __future__ import annotations
+
+import json
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+
+# The scheduler settings Stable Diffusion 1.5 ships with (its scheduler_config.json).
+SD15_SCHEDULER = {
+    "beta_start": 0.00085,
+    "beta_end": 0.012,
+    "beta_schedule": "scaled_linear",
+    "num_train_timesteps": 1000,
+    "set_alpha_to_one": False,
+    "skip_prk_steps": True,
+    "steps_offset": 1,
+    "clip_sample": False,
+    "prediction_type": "epsilon",
+}
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """Widths and depths of one random-weight SD-shaped model."""
+
+    unet_channels: tuple[int, ...]
+    unet_layers: int
+    attention_head_dim: int
+    cross_dim: int
+    vae_channels: tuple[int, ...]
+    vae_layers: int
+    vae_groups: int
+    tiny_vae_channels: int
+    text_layers: int
+    text_heads: int
+    sample_size: int
+    unet_groups: int = 32
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+BENCH = ModelSpec(unet_channels=(64, 128, 256, 256), unet_layers=2, attention_head_dim=8,
+                  cross_dim=152, vae_channels=(32, 32, 96, 96), vae_layers=2, vae_groups=32,
+                  tiny_vae_channels=16, text_layers=4, text_heads=8, sample_size=32)
+
+TINY = ModelSpec(unet_channels=(32, 32, 64, 64), unet_layers=1, attention_head_dim=4,
+                 cross_dim=32, vae_channels=(8, 8, 16, 16), vae_layers=1, vae_groups=8,
+                 tiny_vae_channels=8, text_layers=2, text_heads=4, sample_size=8,
+                 unet_groups=16)
+
+
+def _byte_unicode() -> list[str]:
+    """CLIP's byte-to-printable-character table (every byte gets a visible character)."""
+    keep = list(range(ord("!"), ord("~") + 1)) + list(range(ord("¡"), ord("¬") + 1)) + \
+        list(range(ord("®"), ord("ÿ") + 1))
+    chars, extra = [], 0
+    for b in range(256):
+        if b in keep:
+            chars.append(chr(b))
+        else:
+            chars.append(chr(256 + extra))
+            extra += 1
+    return chars
+
+
+def write_tokenizer_files(folder: Path) -> Path:
+    """A byte-level CLIP vocabulary (every byte, with and without end-of-word) and no merges."""
+    folder.mkdir(parents=True, exist_ok=True)
+    chars = _byte_unicode()
+    vocab: dict[str, int] = {}
+    for c in chars:
+        vocab[c] = len(vocab)
+    for c in chars:
+        vocab[c + "</w>"] = len(vocab)
+    vocab["<|startoftext|>"] = len(vocab)
+    vocab["<|endoftext|>"] = len(vocab)
+    (folder / "vocab.json").write_text(json.dumps(vocab), encoding="utf-8")
+    (folder / "merges.txt").write_text("#version: 0.2\n", encoding="utf-8")
+    return folder
+
+
+def make_tokenizer() -> Any:
+    from transformers import CLIPTokenizer
+
+    with tempfile.TemporaryDirectory(prefix="fathom-vocab-") as tmp:
+        folder = write_tokenizer_files(Path(tmp))
+        return CLIPTokenizer(str(folder / "vocab.json"), str(folder / "merges.txt"),
+                             model_max_length=77, pad_token="<|endoftext|>")
+
+
+def build_components(spec: ModelSpec = BENCH, seed: int = 0) -> dict[str, Any]:
+    """unet, vae, tiny_vae, text_encoder, tokenizer, scheduler with seeded random weights."""
+    from diffusers import AutoencoderKL, AutoencoderTiny, PNDMScheduler, UNet2DConditionModel
+    from transformers import CLIPTextConfig, CLIPTextModel
+
+    tokenizer = make_tokenizer()
+    n_levels = len(spec.unet_channels)
+    torch.manual_seed(seed)
+    unet = UNet2DConditionModel(
+        sample_size=spec.sample_size,
+        in_channels=4,
+        out_channels=4,
+        block_out_channels=spec.unet_channels,
+        layers_per_block=spec.unet_layers,
+        down_block_types=("CrossAttnDownBlock2D",) * (n_levels - 1) + ("DownBlock2D",),
+        up_block_types=("UpBlock2D",) + ("CrossAttnUpBlock2D",) * (n_levels - 1),
+        attention_head_dim=spec.attention_head_dim,
+        cross_attention_dim=spec.cross_dim,
+        norm_num_groups=spec.unet_groups,
+    )
+    torch.manual_seed(seed + 1)
+    vae = AutoencoderKL(
+        in_channels=3,
+        out_channels=3,
+        block_out_channels=spec.vae_channels,
+        layers_per_block=spec.vae_layers,
+        down_block_types=("DownEncoderBlock2D",) * len(spec.vae_channels),
+        up_block_types=("UpDecoderBlock2D",) * len(spec.vae_channels),
+        latent_channels=4,
+        norm_num_groups=spec.vae_groups,
+        sample_size=spec.sample_size * 8,
+        scaling_factor=0.18215,
+    )
+    torch.manual_seed(seed + 2)
+    c = spec.tiny_vae_channels
+    tiny_vae = AutoencoderTiny(encoder_block_out_channels=(c,) * 4,
+                               decoder_block_out_channels=(c,) * 4)
+    torch.manual_seed(seed + 3)
+    hidden = spec.cross_dim
+    text_encoder = CLIPTextModel(CLIPTextConfig(
+        vocab_size=len(tokenizer),
+        hidden_size=hidden,
+        intermediate_size=4 * hidden,
+        num_hidden_layers=spec.text_layers,
+        num_attention_heads=spec.text_heads,
+        max_position_embeddings=77,
+        bos_token_id=tokenizer.bos_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+        pad_token_id=tokenizer.pad_token_id,
+    ))
+    scheduler = PNDMScheduler.from_config(SD15_SCHEDULER)
+    for m in (unet, vae, tiny_vae, text_encoder):
+        m.eval().requires_grad_(False)
+    calibrate_autoencoders(vae, tiny_vae, spec.sample_size * 8, seed)
+    return {"unet": unet, "vae": vae, "tiny_vae": tiny_vae, "text_encoder": text_encoder,
+            "tokenizer": tokenizer, "scheduler": scheduler}
+
+
+def calibration_images(size: int, n: int = 4, seed: int = 0) -> torch.Tensor:
+    """Smooth random colour fields in [-1, 1] (n×3×size×size): photo-like low frequencies."""
+    g = torch.Generator().manual_seed(seed)
+    coarse = torch.randn((n, 3, 8, 8), generator=g)
+    fine = torch.randn((n, 3, 32, 32), generator=g) * 0.3
+    img = torch.nn.functional.interpolate(coarse, size=size, mode="bicubic") + \
+        torch.nn.functional.interpolate(fine, size=size, mode="bilinear")
+    return torch.tanh(img)
+
+
+@torch.no_grad()
+def calibrate_autoencoders(vae: Any, tiny_vae: Any, size: int, seed: int = 0) -> None:
+    """Rescale the last layers of random autoencoders so their signals have real-model ranges.
+
+    A freshly initialised tiny autoencoder encodes every image to near-zero latents and decodes
+    every latent to an almost constant grey (its biases dominate), so any PSNR measured through
+    it would be meaningless. Weights stay random; only the output layers are scaled so that
+    encoded latents have unit spread (as Stable Diffusion's scaled latents do) and decoded
+    images spread over [-1, 1] with a standard deviation of about 0.5; the tiny autoencoder's
+    convolutions also lose their biases, so its output depends on its input.
+    """
+    images = calibration_images(size, seed=seed)
+    for m in tiny_vae.modules():
+        if isinstance(m, torch.nn.Conv2d) and m.bias is not None:
+            m.bias.zero_()
+    enc_last = tiny_vae.encoder.layers[-1]
+    std = tiny_vae.encode(images).latents.std()
+    enc_last.weight.mul_(1.0 / std)
+    latents = torch.randn((4, 4, size // 8, size // 8), generator=torch.Generator().manual_seed(
+        seed))
+    dec_last = tiny_vae.decoder.layers[-1]
+    out = tiny_vae.decode(latents).sample  # [-1, 1] convention; raw layer output is (out+1)/2
+    raw_mean, raw_std = ((out + 1) / 2).mean(), ((out + 1) / 2).std()
+    dec_last.weight.mul_(0.25 / raw_std)
+    dec_last.bias.fill_(0.5 - float(raw_mean) * 0.25 / float(raw_std))
+    # The KL autoencoder: scale the mean half of quant_conv so scaled latents have unit spread.
+    mode = vae.encode(images).latent_dist.mode() * vae.config.scaling_factor
+    k = 1.0 / mode.std()
+    c = vae.quant_conv.out_channels // 2
+    vae.quant_conv.weight[:c].mul_(k)
+    vae.quant_conv.bias[:c].mul_(k)
+    out = vae.decode(latents / vae.config.scaling_factor).sample
+    vae.decoder.conv_out.weight.mul_(0.5 / out.std())
+    vae.decoder.conv_out.bias.sub_(out.mean(dim=(0, 2, 3)) * 0.5 / out.std())
+
+
+def save_model(folder: str | Path, spec: ModelSpec = BENCH, seed: int = 0) -> Path:
+    """Save as a diffusers Stable Diffusion folder (safetensors), the tiny VAE in ``vae_tiny/``."""
+    from diffusers import StableDiffusionPipeline
+
+    folder = Path(folder)
+    parts = build_components(spec, seed)
+    tiny_vae = parts.pop("tiny_vae")
+    pipe = StableDiffusionPipeline(**parts, safety_checker=None, feature_extractor=None,
+                                   requires_safety_checker=False)
+    pipe.save_pretrained(folder, safe_serialization=True)
+    tiny_vae.save_pretrained(folder / "vae_tiny", safe_serialization=True)
+    return folder
+
+
+def load_pipeline(folder: str | Path, cls: Any = None) -> Any:
+    """Load a saved bench model as a diffusers pipeline (default StableDiffusionPipeline)."""
+    from diffusers import StableDiffusionPipeline
+
+    cls = cls or StableDiffusionPipeline
+    pipe = cls.from_pretrained(str(folder), safety_checker=None, requires_safety_checker=False)
+    pipe.set_progress_bar_config(disable=True)
+    return pipe

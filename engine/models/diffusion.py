@@ -1,0 +1,249 @@
+"""Loading Stable-Diffusion-family models as loop Components, and placing them on a device.
+
+Sources: a diffusers folder (``model_index.json``; each component loads from its subfolder,
+safetensors only; safety checker and feature extractor are not loaded) or a single
+``.safetensors`` checkpoint through diffusers' single-file loader. A single file needs its model
+family's diffusers configuration: a ``NAME.config/`` folder beside it, or the family's
+configuration in a models folder or the Hugging Face cache (``fathom models pull REPO
+--configs-only`` fetches it once). A tiny autoencoder for previews is picked up from a
+``vae_tiny/`` (or ``taesd/``) subfolder.
+
+Placement: CPU and MPS load everything on the device; on CUDA the whole model goes to the GPU
+when it fits, else model CPU offload (one component on the GPU at a time), else sequential
+offload (layer by layer), using accelerate's hooks. ``Components.offload`` says which.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import logging
+from pathlib import Path
+from typing import Any
+
+from engine.models.locate import ModelError, locate_model
+from engine.models.memory import choose_offload, free_device_memory, module_nbytes
+
+log = logging.getLogger("fathom.models")
+
+KIND = "diffusers-sd"
+ALLOWED_LIBRARIES = ("diffusers", "transformers")
+NOT_LOADED = ("safety_checker", "feature_extractor", "image_encoder")
+TINY_VAE_FOLDERS = ("vae_tiny", "tiny_vae", "taesd")
+REQUIRED = ("unet", "vae", "text_encoder", "tokenizer", "scheduler")
+OFFLOAD_MODES = ("auto", "none", "model", "sequential")
+
+
+def _torch_dtype(dtype: Any) -> Any:
+    import torch
+
+    return getattr(torch, dtype) if isinstance(dtype, str) else dtype
+
+
+def diffusers_dtype(dtype: Any) -> dict[str, Any]:
+    """The dtype keyword diffusers' loaders take: ``dtype`` from 0.36, ``torch_dtype`` before."""
+    from diffusers.utils import deprecation_utils
+
+    return ({"dtype": dtype} if hasattr(deprecation_utils, "_resolve_dtype")
+            else {"torch_dtype": dtype})
+
+
+def _load_part(lib: str, cls_name: str, folder: Path, dtype: Any) -> Any:
+    module = importlib.import_module(lib)
+    cls = getattr(module, cls_name, None)
+    if cls is None:
+        raise ModelError(f"{folder}: {lib} has no class {cls_name}; update {lib} or check the "
+                         "model's model_index.json.")
+    import torch
+
+    if lib == "diffusers" and issubclass(cls, torch.nn.Module):
+        return cls.from_pretrained(folder, **diffusers_dtype(dtype), use_safetensors=True).eval()
+    if lib == "transformers" and issubclass(cls, torch.nn.Module):
+        return cls.from_pretrained(folder, dtype=dtype, use_safetensors=True).eval()
+    return cls.from_pretrained(folder)  # tokenizers, schedulers: configs only
+
+
+def _from_folder(path: Path, dtype: Any) -> dict[str, Any]:
+    index_file = path / "model_index.json"
+    if not index_file.is_file():
+        raise ModelError(f"{path} is not a diffusers pipeline folder (no model_index.json). "
+                         "Fix: point the node at the model's top folder, or at a single "
+                         ".safetensors checkpoint.")
+    index = json.loads(index_file.read_text("utf-8"))
+    if "text_encoder_2" in index:
+        raise ModelError(f"{path} is a {index.get('_class_name')} model (two text encoders, "
+                         "SDXL-style); the generation nodes run Stable Diffusion 1.x/2.x-style "
+                         "models. Fix: choose an SD 1.5/2.x-family model.")
+    parts: dict[str, Any] = {}
+    for name, spec in index.items():
+        if name.startswith("_") or name in NOT_LOADED or not isinstance(spec, list):
+            continue
+        lib, cls_name = spec
+        if lib is None or cls_name is None:
+            continue
+        if lib not in ALLOWED_LIBRARIES:
+            raise ModelError(f"{path}: component '{name}' comes from {lib!r}; Fathom loads "
+                             "components from diffusers and transformers only (no remote code).")
+        parts[name] = _load_part(lib, cls_name, path / name, dtype)
+    missing = [r for r in REQUIRED if parts.get(r) is None]
+    if missing:
+        raise ModelError(f"{path} ({index.get('_class_name')}) has no {', '.join(missing)}: the "
+                         "generation nodes need a Stable Diffusion-style model (unet, vae, "
+                         "text_encoder, tokenizer, scheduler).")
+    parts["tiny_vae"] = _tiny_beside(path, dtype)
+    return {k: parts.get(k) for k in (*REQUIRED, "tiny_vae")}
+
+
+def _tiny_beside(folder: Path, dtype: Any) -> Any:
+    """The tiny autoencoder in a model's vae_tiny/ (or tiny_vae/, taesd/) subfolder, if any."""
+    for sub in TINY_VAE_FOLDERS:
+        if (folder / sub / "config.json").is_file() and any((folder / sub).glob("*.safetensors")):
+            return _load_part("diffusers", "AutoencoderTiny", folder / sub, dtype)
+    return None
+
+
+def _single_file_config(path: Path) -> Path:
+    """The diffusers configuration folder a single-file checkpoint is built with."""
+    for side in (path.with_suffix(".config"), path.parent / path.stem):
+        if (side / "model_index.json").is_file():
+            return side
+    from diffusers.loaders.single_file_utils import (
+        fetch_diffusers_config,
+        infer_diffusers_model_type,
+        load_single_file_checkpoint,
+    )
+
+    checkpoint = load_single_file_checkpoint(str(path))
+    family = infer_diffusers_model_type(checkpoint)
+    repo = fetch_diffusers_config(checkpoint)["pretrained_model_name_or_path"]
+    del checkpoint
+    if family.startswith("xl") or "xl" in repo:
+        raise ModelError(f"{path.name} is an SDXL-family checkpoint ({family}); the generation "
+                         "nodes run Stable Diffusion 1.x/2.x-style models.")
+    try:
+        return locate_model(repo)
+    except ModelError:
+        raise ModelError(
+            f"{path.name} is a single-file '{family}' checkpoint; building it needs that model "
+            f"family's diffusers configuration ({repo}), which is not on this machine. Fix: run "
+            f"`fathom models pull {repo} --configs-only` once (a few kB, needs the internet), "
+            f"or put a diffusers config folder at {path.with_suffix('.config')}.") from None
+
+
+def _from_single_file(path: Path, dtype: Any) -> dict[str, Any]:
+    from diffusers import StableDiffusionPipeline
+
+    config = _single_file_config(path)
+    try:
+        pipe = StableDiffusionPipeline.from_single_file(
+            str(path), config=str(config), **diffusers_dtype(dtype), local_files_only=True,
+            safety_checker=None, requires_safety_checker=False)
+    except Exception as exc:  # noqa: BLE001 - diffusers raises many types for bad files
+        raise ModelError(f"{path.name} could not be loaded as a Stable Diffusion checkpoint "
+                         f"with the configuration in {config}: {type(exc).__name__}: "
+                         f"{str(exc).splitlines()[0] if str(exc) else ''}") from exc
+    parts = {k: getattr(pipe, k) for k in REQUIRED}
+    for m in ("unet", "vae", "text_encoder"):
+        parts[m].eval()
+    parts["tiny_vae"] = _tiny_beside(config, dtype)
+    return parts
+
+
+def load_components(path: Path, device: str, dtype: str, offload: str = "auto") -> Any:
+    """Load a model folder or single file as :class:`engine.accel.loop.Components`."""
+    from engine.accel.loop import Components
+
+    tdtype = _torch_dtype(dtype)
+    parts = _from_single_file(path, tdtype) if path.is_file() else _from_folder(path, tdtype)
+    for m in ("unet", "vae", "text_encoder", "tiny_vae"):
+        if parts.get(m) is not None:
+            parts[m].requires_grad_(False)
+    comps = Components(**parts, device=device, dtype=tdtype, source=str(path))
+    place(comps, offload)
+    return comps
+
+
+def loader(device: str, dtype: str, offload: str = "auto") -> Any:
+    """A ``ctx.load_model`` loader for the generation nodes."""
+    return lambda path: load_components(path, device, dtype, offload)
+
+
+# ---- placement --------------------------------------------------------------------------------
+
+
+def _modules(comps: Any) -> list[Any]:
+    return [comps.text_encoder, comps.unet, comps.vae]
+
+
+def place(comps: Any, offload: str = "auto") -> str:
+    """Move the components to ``comps.device``, offloading to the CPU when the GPU runs short."""
+    if offload not in OFFLOAD_MODES:
+        raise ModelError(f"unknown offload mode {offload!r}; use one of {OFFLOAD_MODES}")
+    device = comps.device
+    mode = "none"
+    if device.startswith("cuda"):
+        need = module_nbytes(_modules(comps))
+        largest = max(module_nbytes(m) for m in _modules(comps))
+        mode = offload if offload != "auto" else choose_offload(need, free_device_memory(device),
+                                                                largest)
+    apply_offload(comps, mode)
+    return mode
+
+
+def apply_offload(comps: Any, mode: str) -> None:
+    """'none': everything on the device; 'model' / 'sequential': accelerate CPU offload."""
+    from accelerate.hooks import remove_hook_from_module
+
+    for m in _modules(comps):
+        remove_hook_from_module(m, recurse=True)
+    comps.__dict__.pop("_offload_hooks", None)
+    if mode == "none" or not comps.device.startswith("cuda"):
+        for m in (*_modules(comps), comps.tiny_vae):
+            if m is not None:
+                m.to(comps.device)
+        comps.offload = "none"
+        return
+    if comps.tiny_vae is not None:
+        comps.tiny_vae.to(comps.device)
+    if mode == "model":
+        from accelerate import cpu_offload_with_hook
+
+        hook = None
+        hooks = []
+        for m in _modules(comps):
+            m.to("cpu")
+            _, hook = cpu_offload_with_hook(m, comps.device, prev_module_hook=hook)
+            hooks.append(hook)
+        comps.__dict__["_offload_hooks"] = hooks
+    elif mode == "sequential":
+        from accelerate import cpu_offload
+
+        for m in _modules(comps):
+            m.to("cpu")
+            cpu_offload(m, execution_device=comps.device)
+    else:
+        raise ModelError(f"unknown offload mode {mode!r}")
+    comps.offload = mode
+    log.info("%s: CPU offload (%s) on %s", comps.source, mode, comps.device)
+
+
+def settle(comps: Any) -> None:
+    """After a run with model offload, move the last used component back to the CPU."""
+    for hook in comps.__dict__.get("_offload_hooks", []):
+        hook.offload()
+
+
+def fall_back(comps: Any) -> str:
+    """One step down for an out-of-memory retry: VAE tiling, and on a GPU more offload.
+    Returns what changed, for the report."""
+    changed = []
+    if not comps.vae_tiling and hasattr(comps.vae, "enable_tiling"):
+        comps.vae.enable_tiling()
+        comps.vae_tiling = True
+        changed.append("VAE tiling")
+    if comps.device.startswith("cuda"):
+        nxt = {"none": "model", "model": "sequential"}.get(comps.offload)
+        if nxt is not None:
+            apply_offload(comps, nxt)
+            changed.append(f"CPU offload ({nxt})")
+    return ", ".join(changed)

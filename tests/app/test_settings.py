@@ -1,0 +1,46 @@
+"""Settings persist in their ini file and take effect in the running window."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from app.settings import PREVIEW_QUALITY, Settings, SettingsDialog
+
+
+def test_defaults_and_persistence(tmp_path: Path) -> None:
+    s = Settings(tmp_path / "s.ini")
+    assert (s.theme, s.device, s.preview_quality, s.memory_budget_gb) == \
+        ("dark", "auto", "balanced", 4.0)
+    s.theme, s.device, s.memory_budget_gb, s.preview_quality = "light", "cpu", 1.5, "fast"
+    again = Settings(tmp_path / "s.ini")
+    assert (again.theme, again.device, again.memory_budget_gb, again.preview_limit()) == \
+        ("light", "cpu", 1.5, PREVIEW_QUALITY["fast"])
+    again.q.setValue("device", "quantum")  # a bad value falls back to the default
+    assert again.device == "auto"
+
+
+def test_dialog_applies_to_the_window(qtbot: Any, window: Any, monkeypatch: Any,
+                                      tmp_path: Path) -> None:
+    dialog = SettingsDialog(window.settings, window)
+    qtbot.addWidget(dialog)
+    dialog.budget.setValue(0.5)
+    dialog.models.setText(str(tmp_path / "models"))
+    dialog.quality.setCurrentText("fast")
+    dialog.store()
+    window.apply_settings()
+    assert window.executor.cache.max_bytes == int(0.5 * 1024**3)
+    # The engine (and so `fathom render`) reads the models folder from the same file.
+    from engine.models.locate import model_folders
+
+    monkeypatch.setenv("FATHOM_SETTINGS", str(window.settings.path()))
+    monkeypatch.delenv("FATHOM_MODELS", raising=False)
+    assert model_folders() == [tmp_path / "models"]
+    import numpy as np
+
+    from engine.types import Image
+
+    shown: list[Any] = []
+    window.preview.show_value = lambda value, title="": shown.append(value)
+    window.show_value(Image(np.zeros((2048, 1024, 3), np.float32)), "big")
+    assert max(shown[0].data.shape[:2]) <= 512

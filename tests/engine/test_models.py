@@ -1,0 +1,318 @@
+"""Model management: resolving references, safetensors only, single files, budgets, the CLI."""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+from pathlib import Path
+
+import pytest
+
+from engine.models import ModelError, ModelManager, locate_model
+from engine.models.locate import list_models, model_folders, pull_model, safetensors_files
+from engine.models.memory import choose_offload, is_oom, module_nbytes, parse_bytes
+
+# ---- resolving -----------------------------------------------------------------------------
+
+
+@pytest.fixture
+def no_settings(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("FATHOM_SETTINGS", str(tmp_path / "absent.conf"))
+    monkeypatch.delenv("FATHOM_MODELS", raising=False)
+
+
+def test_a_reference_resolves_to_a_path_a_models_folder_entry_or_a_file(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, no_settings: None) -> None:
+    models = tmp_path / "models"
+    (models / "sd-tiny").mkdir(parents=True)
+    (models / "anime.safetensors").write_bytes(b"x")
+    monkeypatch.setenv("FATHOM_MODELS", str(models))
+    assert locate_model(str(models / "sd-tiny")) == models / "sd-tiny"
+    assert locate_model("sd-tiny") == models / "sd-tiny"
+    assert locate_model("anime") == models / "anime.safetensors"
+    # Relative to the graph's folder first.
+    (tmp_path / "graphs" / "local").mkdir(parents=True)
+    assert locate_model("local", tmp_path / "graphs") == tmp_path / "graphs" / "local"
+
+
+def test_a_missing_model_says_everywhere_it_looked(tmp_path: Path,
+                                                   monkeypatch: pytest.MonkeyPatch,
+                                                   no_settings: None) -> None:
+    monkeypatch.setenv("FATHOM_MODELS", str(tmp_path / "m1") + ":" + str(tmp_path / "m2"))
+    with pytest.raises(ModelError) as err:
+        locate_model("someone/nothing-here")
+    text = str(err.value)
+    for place in (tmp_path / "m1" / "someone/nothing-here", tmp_path / "m2",
+                  "Hugging Face cache"):
+        assert str(place) in text
+    assert "fathom models pull someone/nothing-here" in text
+    with pytest.raises(ModelError, match="no model was given"):
+        locate_model("  ")
+
+
+def test_the_gui_settings_file_adds_a_models_folder(tmp_path: Path,
+                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    conf = tmp_path / "Fathom Studio.conf"
+    conf.write_text(f"[General]\nmodels_dir={tmp_path / 'gui-models'}\ntheme=dark\n")
+    monkeypatch.setenv("FATHOM_SETTINGS", str(conf))
+    monkeypatch.setenv("FATHOM_MODELS", str(tmp_path / "env-models"))
+    assert model_folders() == [tmp_path / "env-models", tmp_path / "gui-models"]
+
+
+def test_pickle_checkpoints_are_refused_with_how_to_convert(tmp_path: Path) -> None:
+    ckpt = tmp_path / "model.ckpt"
+    ckpt.write_bytes(b"not opened")
+    with pytest.raises(ModelError) as err:
+        safetensors_files(ckpt)
+    assert "pickle" in str(err.value) and "run any code" in str(err.value)
+    assert "save_pretrained" in str(err.value)
+    folder = tmp_path / "bin-only"
+    (folder / "unet").mkdir(parents=True)
+    (folder / "unet" / "diffusion_pytorch_model.bin").write_bytes(b"x")
+    with pytest.raises(ModelError, match="only pickle-based weights"):
+        safetensors_files(folder)
+
+
+# ---- the manager ---------------------------------------------------------------------------
+
+
+def _weights(folder: Path) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "model.safetensors").write_bytes(b"0" * 16)
+    return folder
+
+
+def test_models_are_shared_and_evicted_least_recently_used_under_the_budget(
+        tmp_path: Path) -> None:
+    import torch
+
+    def loader(path: Path) -> torch.nn.Module:
+        return torch.nn.Linear(16, 16, bias=False)  # 1 KiB of float32
+
+    size = 16 * 16 * 4
+    mgr = ModelManager(max_models=10, budget_bytes=int(2.5 * size))
+    a, b, c = (_weights(tmp_path / n) for n in "abc")
+    ma, _ = mgr.get("k", str(a), "cpu", "float32", loader)
+    assert mgr.get("k", str(a), "cpu", "float32", loader)[0] is ma and mgr.loads == 1
+    mgr.get("k", str(b), "cpu", "float32", loader)
+    mgr.get("k", str(a), "cpu", "float32", loader)  # a is now the most recently used
+    mgr.get("k", str(c), "cpu", "float32", loader)  # over budget: b goes, not a
+    assert [Path(e.key[1]).name for e in mgr.entries()] == ["a", "c"]
+    assert mgr.evictions == [("k", str(b.resolve()), "cpu")]
+    assert mgr.used("cpu") == 2 * size
+    # Another dtype is another entry; free() keeps only what is asked for.
+    keep, _ = mgr.get("k", str(a), "cpu", "bfloat16", loader)
+    assert mgr.free(keep=keep) >= 1 and [e.model for e in mgr.entries()] == [keep]
+
+
+def test_model_count_limit_and_sizes() -> None:
+    import torch
+
+    lin = torch.nn.Linear(4, 4)
+    assert module_nbytes([lin, lin, {"x": lin}]) == (16 + 4) * 4
+    assert parse_bytes("1.5GB") == int(1.5 * 1024**3) and parse_bytes("512 mb") == 512 * 1024**2
+    with pytest.raises(ValueError):
+        parse_bytes("lots")
+
+
+def test_offload_choice_and_out_of_memory_recognition() -> None:
+    import torch
+
+    assert choose_offload(need=4, free=None, largest=3) == "none"  # CPU: nothing to offload
+    assert choose_offload(need=4, free=10, largest=3) == "none"
+    assert choose_offload(need=8, free=5, largest=3) == "model"
+    assert choose_offload(need=8, free=3, largest=3) == "sequential"
+    assert is_oom(torch.OutOfMemoryError("CUDA out of memory"))
+    assert is_oom(RuntimeError("DefaultCPUAllocator: can't allocate memory"))
+    assert not is_oom(RuntimeError("shapes do not match"))
+
+
+# ---- loading Stable Diffusion models -------------------------------------------------------
+
+
+def test_a_diffusers_folder_loads_with_its_tiny_autoencoder(tiny_sd: Path) -> None:
+    from engine.models.diffusion import fall_back, load_components
+
+    comps = load_components(tiny_sd, "cpu", "float32")
+    assert comps.tiny_vae is not None and comps.offload == "none"
+    assert comps.vae_scale_factor == 8 and not comps.is_inpainting
+    assert all(not p.requires_grad for p in comps.unet.parameters())
+    assert fall_back(comps) == "VAE tiling" and comps.vae_tiling  # CPU: nothing to offload
+
+
+def test_components_from_other_libraries_are_refused(tmp_path: Path, tiny_sd: Path) -> None:
+    from engine.models.diffusion import load_components
+
+    bad = tmp_path / "remote"
+    shutil.copytree(tiny_sd, bad)
+    index = json.loads((bad / "model_index.json").read_text())
+    index["unet"] = ["my_package", "MyUNet"]
+    (bad / "model_index.json").write_text(json.dumps(index))
+    with pytest.raises(ModelError, match="diffusers and transformers only"):
+        load_components(bad, "cpu", "float32")
+
+
+_RESNET = (("norm1", "in_layers.0"), ("conv1", "in_layers.2"),
+           ("time_emb_proj", "emb_layers.1"), ("norm2", "out_layers.0"),
+           ("conv2", "out_layers.3"), ("conv_shortcut", "skip_connection"))
+_TOP = {"time_embedding.linear_1": "time_embed.0", "time_embedding.linear_2": "time_embed.2",
+        "conv_in": "input_blocks.0.0", "conv_norm_out": "out.0", "conv_out": "out.2"}
+
+
+def _resnet(rest: str) -> str:
+    for a, b in _RESNET:
+        if rest.startswith(a + "."):
+            return b + rest[len(a):]
+    return rest
+
+
+def _unet_to_ldm(unet) -> dict:  # noqa: ANN001
+    """Our own inverse of the original-LDM → diffusers UNet key mapping (test-only)."""
+    lpb = unet.config.layers_per_block
+    attn_up = [hasattr(b, "attentions") for b in unet.up_blocks]
+    out = {}
+    for k, v in unet.state_dict().items():
+        p = k.split(".")
+        head = ".".join(p[:-1])
+        if head in _TOP:
+            new = f"{_TOP[head]}.{p[-1]}"
+        elif p[0] == "mid_block":
+            rest = ".".join(p[3:])
+            new = (f"middle_block.{2 * int(p[2])}.{_resnet(rest)}" if p[1] == "resnets"
+                   else f"middle_block.1.{rest}")
+        else:
+            i, kind, j, rest = int(p[1]), p[2], int(p[3]), ".".join(p[4:])
+            base = (1 + i * (lpb + 1)) if p[0] == "down_blocks" else i * (lpb + 1)
+            blocks = "input_blocks" if p[0] == "down_blocks" else "output_blocks"
+            new = {"resnets": f"{blocks}.{base + j}.0.{_resnet(rest)}",
+                   "attentions": f"{blocks}.{base + j}.1.{rest}",
+                   "downsamplers": f"{blocks}.{base + lpb}.0.op.{p[-1]}",
+                   "upsamplers": f"{blocks}.{base + lpb}.{2 if attn_up[i] else 1}.conv.{p[-1]}",
+                   }[kind]
+        out["model.diffusion_model." + new] = v
+    return out
+
+
+def _vae_to_ldm(vae) -> dict:  # noqa: ANN001
+    n_up = len(vae.config.block_out_channels)
+    out = {}
+    for k, v in vae.state_dict().items():
+        n = re.sub(r"down_blocks\.(\d+)\.resnets\.(\d+)", r"down.\1.block.\2", k)
+        n = re.sub(r"down_blocks\.(\d+)\.downsamplers\.0", r"down.\1.downsample", n)
+        n = re.sub(r"up_blocks\.(\d+)\.resnets\.(\d+)",
+                   lambda m: f"up.{n_up - 1 - int(m[1])}.block.{m[2]}", n)
+        n = re.sub(r"up_blocks\.(\d+)\.upsamplers\.0",
+                   lambda m: f"up.{n_up - 1 - int(m[1])}.upsample", n)
+        n = re.sub(r"mid_block\.resnets\.(\d+)", lambda m: f"mid.block_{int(m[1]) + 1}", n)
+        if "mid_block.attentions.0" in n:
+            n = n.replace("mid_block.attentions.0", "mid.attn_1")
+            for a, b in (("group_norm", "norm"), ("to_q", "q"), ("to_k", "k"), ("to_v", "v"),
+                         ("to_out.0", "proj_out")):
+                n = n.replace(f".{a}.", f".{b}.")
+        n = n.replace("conv_norm_out", "norm_out").replace("conv_shortcut", "nin_shortcut")
+        out["first_stage_model." + n] = v
+    return out
+
+
+@pytest.fixture(scope="module")
+def single_file(tiny_sd: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The tiny model as one original-layout .safetensors checkpoint (what civitai-style files
+    look like), with its diffusers configuration in a NAME.config/ folder beside it."""
+    from safetensors.torch import save_file
+
+    from engine.models.diffusion import load_components
+
+    comps = load_components(tiny_sd, "cpu", "float32")
+    sd = {**_unet_to_ldm(comps.unet), **_vae_to_ldm(comps.vae)}
+    for k, v in comps.text_encoder.state_dict().items():
+        k = k if k.startswith("text_model.") else "text_model." + k
+        sd["cond_stage_model.transformer." + k] = v
+    folder = tmp_path_factory.mktemp("single")
+    save_file({k: v.contiguous() for k, v in sd.items()}, str(folder / "tiny.safetensors"))
+    shutil.copytree(tiny_sd, folder / "tiny.config", ignore=shutil.ignore_patterns(
+        "*.safetensors"))
+    return folder / "tiny.safetensors"
+
+
+def test_a_single_safetensors_checkpoint_loads_like_its_folder(single_file: Path,
+                                                               tiny_sd: Path) -> None:
+    import torch
+
+    from engine.models.diffusion import load_components
+
+    a = load_components(tiny_sd, "cpu", "float32")
+    b = load_components(single_file, "cpu", "float32")
+    for name in ("unet", "vae", "text_encoder"):
+        sa, sb = getattr(a, name).state_dict(), getattr(b, name).state_dict()
+        assert sa.keys() == sb.keys()
+        assert all(torch.equal(sa[k], sb[k]) for k in sa), name
+
+
+def test_a_single_file_without_its_configuration_says_what_to_pull(
+        single_file: Path, tmp_path: Path, no_settings: None) -> None:
+    from engine.models.diffusion import load_components
+
+    alone = tmp_path / "alone.safetensors"
+    shutil.copy(single_file, alone)
+    with pytest.raises(ModelError) as err:
+        load_components(alone, "cpu", "float32")
+    assert "fathom models pull" in str(err.value) and "--configs-only" in str(err.value)
+    assert "alone.config" in str(err.value)
+
+
+# ---- the command line ----------------------------------------------------------------------
+
+
+def test_models_list_shows_local_models_and_where_it_looked(
+        tiny_sd: Path, single_file: Path, monkeypatch: pytest.MonkeyPatch, no_settings: None,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    from engine.cli import main
+
+    monkeypatch.setenv("FATHOM_MODELS", f"{tiny_sd.parent}:{single_file.parent}")
+    entries, places = list_models()
+    kinds = {Path(e.path).name: e.kind for e in entries}
+    assert kinds["model"] == "diffusers StableDiffusionPipeline"
+    assert kinds["tiny.safetensors"] == "checkpoint file"
+    assert kinds["tiny.config"].endswith("(configuration only)")
+    assert "vocab" not in kinds  # folders that hold no model are not listed
+    assert main(["models", "list", "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["looked_in"][0] == f"{tiny_sd.parent} (FATHOM_MODELS)"
+    assert "Hugging Face cache" in out["looked_in"][-1]
+    assert main(["models", "list"]) == 0
+    assert "looked in:" in capsys.readouterr().out
+
+
+def test_models_pull_says_clearly_when_offline(monkeypatch: pytest.MonkeyPatch,
+                                               capsys: pytest.CaptureFixture[str]) -> None:
+    from huggingface_hub import constants
+
+    from engine.cli import main
+
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", True)
+    with pytest.raises(ModelError, match="offline"):
+        pull_model("org/name")
+    assert main(["models", "pull", "org/name"]) == 2
+    assert "offline" in capsys.readouterr().err
+    with pytest.raises(ModelError, match="not a Hugging Face id"):
+        pull_model("just-a-name")
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("mode", ["none", "model", "sequential"])
+def test_cpu_offload_on_a_gpu_gives_the_same_image(tiny_sd: Path, mode: str) -> None:
+    import numpy as np
+
+    from engine.accel.loop import generate
+    from engine.models.diffusion import apply_offload, load_components, settle
+
+    ref = generate(load_components(tiny_sd, "cpu", "float32"), "a cat", steps=2, width=64,
+                   height=64, seed=4, scheduler="ddim")
+    comps = load_components(tiny_sd, "cuda", "float32", offload=mode)
+    assert comps.offload == mode
+    out = generate(comps, "a cat", steps=2, width=64, height=64, seed=4, scheduler="ddim")
+    settle(comps)
+    assert np.allclose(out.images, ref.images, atol=1e-3)  # CPU noise: the same image anywhere
+    apply_offload(comps, "none")
+    assert next(comps.unet.parameters()).device.type == "cuda"
