@@ -405,7 +405,11 @@ def test_opengl_mesh_view_draws_under_xvfb(tmp_path: Path) -> None:
         "                             'centre': c, 'size': [img.width(), img.height()]}))\n")
     env = {k: v for k, v in os.environ.items() if k != "QT_QPA_PLATFORM"}
     env["PYTHONPATH"] = os.pathsep.join([str(REPO), env.get("PYTHONPATH", "")])
-    proc = subprocess.run(["xvfb-run", "-a", sys.executable, str(script)], cwd=REPO, env=env,
+    # Its own display range: two xvfb-run -a calls started together (pytest -n 2) can race
+    # for the same display number.
+    first = str(400 + os.getpid() % 100)
+    proc = subprocess.run(["xvfb-run", "-a", "-n", first, sys.executable, str(script)],
+                          cwd=REPO, env=env,
                           capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr[-2000:]
     out = json.loads(proc.stdout.strip().splitlines()[-1])
