@@ -1,7 +1,7 @@
 """Generation benchmark (issue 7): each efficiency technique beside plain diffusers and its peer.
 
 Run: python bench/bench_generate.py [--json out/bench/generate.json] [--md out/bench/generate.md]
-     [--plot docs/bench_speed_psnr.png] [--reps 2] [--frames 16] [--quick]
+     [--plot docs/bench_speed_psnr.png] [--reps 3] [--frames 16] [--only ROW ...]
 
 All rows run in one process on the SD-1.5-shaped mini model (engine/accel/benchmodel.py, random
 weights, built into out/bench/model on first use) at 256×256 unless a row says otherwise. The
@@ -170,6 +170,7 @@ def bench_stream(model: Path, n_frames: int, reps: int, log: Callable[[str], Non
         "ours + ToMe 0.5": {"token_merge": 0.5},
         "ours + clockwork p2 + ToMe 0.5": {"clock_period": 2, "token_merge": 0.5},
         "ours + clockwork p3 + ToMe 0.5": {"clock_period": 3, "token_merge": 0.5},
+        "ours + clockwork p3 + ToMe 0.7": {"clock_period": 3, "token_merge": 0.7},
     }
 
     def run_ours(kw: dict[str, Any]) -> Callable[[], list[torch.Tensor]]:
@@ -268,8 +269,10 @@ def bench_tome(model: Path, reps: int, log: Callable[[str], None]) -> dict:
     configs: dict[str, Callable[[], Any]] = {"plain": plain, "tomesd 0.5": peer(0.5)}
     for ratio in (0.5, 0.6, 0.7):
         configs[f"ours {ratio}"] = attached(TokenMerge(ratio), pipe, plain)
-    configs["ours 0.5, plain ToMe (no proportional attention, plan per layer)"] = attached(
-        TokenMerge(0.5, proportional=False, share_plan=False), pipe, plain)
+    configs["ours 0.5, plan per layer (as ToMe/tomesd)"] = attached(
+        TokenMerge(0.5, share_plan=False), pipe, plain)
+    configs["ours 0.5 + proportional attention"] = attached(
+        TokenMerge(0.5, proportional=True), pipe, plain)
     res = interleaved(configs, reps)
     base = res["plain"]
     rows = []
@@ -361,9 +364,16 @@ def plot(reuse: dict, path: Path) -> bool:
     fig, ax = plt.subplots(figsize=(7, 4.5), dpi=110)
     marks = ["s-", "o--", "o-", "^--", "^-"]
     for (label, pts), mk in zip(series.items(), marks, strict=True):
-        pts = sorted(pts, key=lambda r: r["speedup"])
-        ax.plot([p["speedup"] for p in pts], [p["psnr"] for p in pts], mk, label=label)
-    ax.set_xlabel("speed-up over plain diffusers (20 DDIM steps, 256², CPU)")
+        # in period (interval) order: the configs are listed that way
+        line = ax.plot([p["speedup"] for p in pts], [p["psnr"] for p in pts], mk, label=label)
+        for p in pts:
+            tag = p["config"].split()[-1] if "DeepCache" in p["config"] else \
+                p["config"].split()[2]
+            ax.annotate(tag if "DeepCache" not in p["config"] else f"i{tag}",
+                        (p["speedup"], p["psnr"]), textcoords="offset points", xytext=(4, 3),
+                        fontsize=7, color=line[0].get_color())
+    ax.set_xlabel("speed-up over plain diffusers (20 DDIM steps, 256², CPU; pN = period N, "
+                  "iN = interval N)")
     ax.set_ylabel("PSNR to the plain output (dB)")
     ax.set_title("Feature reuse: speed vs fidelity (SD-1.5-shaped mini model)")
     ax.grid(alpha=0.3)
@@ -436,11 +446,19 @@ def main() -> None:
     ap.add_argument("--plot", type=Path, default=ROOT / "docs" / "bench_speed_psnr.png")
     ap.add_argument("--model", type=Path, default=OUT / "model")
     ap.add_argument("--adaptor", type=Path, default=None)
-    ap.add_argument("--reps", type=int, default=2)
+    ap.add_argument("--reps", type=int, default=3)
     ap.add_argument("--frames", type=int, default=16)
     ap.add_argument("--only", nargs="*", default=None,
                     help="rows to run: stream reuse tome adaptive previews")
+    ap.add_argument("--from-json", action="store_true",
+                    help="only redraw the plot and the markdown from an existing --json")
     args = ap.parse_args()
+    if args.from_json:
+        results = json.loads(args.json.read_text(encoding="utf-8"))
+        if args.plot and plot(results["reuse"], args.plot):
+            results["plot"] = os.path.relpath(args.plot, ROOT)
+        args.md.write_text(markdown(results), encoding="utf-8")
+        return
     torch.set_num_threads(os.cpu_count() or 1)
     t_start = time.perf_counter()
     load_start = os.getloadavg()

@@ -190,7 +190,7 @@ class StreamPipeline:
         self.unet_calls += 1
         return self.unet(x, t, encoder_hidden_states=emb, return_dict=False)[0]
 
-    def _follow_frames(self, gap: int, batch: int) -> torch.Tensor:
+    def _follow_frames(self, gap: int, batch: int) -> torch.Tensor | None:
         """Clockwork remap: a frame now at stage s was at stage s - gap on the kept call."""
         b = self._x.shape[1] if self._x is not None else 1
         stages = torch.arange(self.n).repeat_interleave(b)
