@@ -39,6 +39,11 @@ def _app(offscreen: bool = False):  # -> QApplication; Qt is imported only once 
     app = QApplication.instance() or QApplication([sys.argv[0]])
     app.setApplicationName(APP_NAME)
     app.setOrganizationName("Fathom")
+    # Bind PyOpenGL to Qt's windowed GL now, before a node run can bind it to EGL for pyrender:
+    # the 3D previews need the former; the engine then renders with torch in this process.
+    from app.preview.mesh_view import gl_available
+
+    gl_available()
     return app
 
 

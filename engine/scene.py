@@ -9,7 +9,10 @@ made (Mesa software rendering on a headless CPU machine, the driver on a GPU mac
 from __future__ import annotations
 
 import os
+import sys
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -137,10 +140,35 @@ _GL_STATUS: dict[str, Any] = {}
 _CV_TO_GL = np.diag([1.0, -1.0, -1.0, 1.0])
 
 
-def _import_pyrender() -> Any:
-    os.environ.setdefault("PYOPENGL_PLATFORM", "egl")
-    import pyrender
+@contextmanager
+def _egl_env() -> Iterator[None]:
+    """``PYOPENGL_PLATFORM=egl`` only while pyrender is imported or a renderer is made.
 
+    PyOpenGL binds one platform at its first import and pyrender reads the variable when it
+    creates a context. Left set, it would leak into child processes and into a later Qt/GLX
+    view (the GUI's 3D preview), which then draws nothing."""
+    before = os.environ.get("PYOPENGL_PLATFORM")
+    os.environ["PYOPENGL_PLATFORM"] = before or "egl"
+    try:
+        yield
+    finally:
+        if before is None:
+            os.environ.pop("PYOPENGL_PLATFORM", None)
+
+
+def _import_pyrender() -> Any:
+    """pyrender bound to EGL. If PyOpenGL is already bound to a windowed platform (a GUI view
+    imported it first), EGL cannot work in this process: say so, and callers use torch."""
+    if "OpenGL.platform" in sys.modules and "pyrender" not in sys.modules:
+        import OpenGL.platform as glp
+
+        bound = type(glp.PLATFORM).__name__
+        if "EGL" not in bound:
+            raise RuntimeError(f"PyOpenGL is already bound to {bound} in this process (a GUI "
+                               "view loaded it first), so offscreen EGL rendering is off here; "
+                               "the torch renderer works everywhere")
+    with _egl_env():
+        import pyrender
     return pyrender
 
 
@@ -150,7 +178,8 @@ def opengl_available() -> bool:
         try:
             with _GL_LOCK:
                 pr = _import_pyrender()
-                r = pr.OffscreenRenderer(8, 8)
+                with _egl_env():
+                    r = pr.OffscreenRenderer(8, 8)
                 from OpenGL.GL import GL_RENDERER, glGetString
 
                 name = glGetString(GL_RENDERER)
@@ -207,8 +236,9 @@ def render_opengl(scene: RenderScene, camera: Camera,
         sc.add(cam, pose=camera.pose @ _CV_TO_GL)
         key = (camera.width, camera.height)
         if key not in _GL_RENDERERS:
-            _GL_RENDERERS[key] = pr.OffscreenRenderer(camera.width, camera.height,
-                                                      point_size=2 * scene.point_radius + 1)
+            with _egl_env():
+                _GL_RENDERERS[key] = pr.OffscreenRenderer(
+                    camera.width, camera.height, point_size=2 * scene.point_radius + 1)
         r = _GL_RENDERERS[key]
         r.point_size = 2 * scene.point_radius + 1
         color, depth = r.render(sc, flags=pr.RenderFlags.FLAT)

@@ -316,19 +316,83 @@ class Mesh(PortType):
 # Video: a lazy frame source
 
 
+@dataclass(frozen=True)
+class AudioSpan:
+    """``duration`` seconds of a file's first audio stream from ``start`` (seconds into that
+    stream), or of silence when ``path`` is None."""
+
+    path: str | None
+    start: float
+    duration: float
+
+
+@dataclass(frozen=True)
+class AudioTrack:
+    """Lazy audio that travels with a Video: a list of spans of source files and silences.
+
+    Nothing is decoded until a file is written, so cutting and joining a long clip's sound costs
+    nothing; the writer decodes each span, resamples it to ``sample_rate``/``channels`` and
+    concatenates. Times are seconds, the unit frame times (index / fps) convert to exactly.
+    """
+
+    spans: tuple[AudioSpan, ...]
+    sample_rate: int = 48000
+    channels: int = 2
+
+    @property
+    def duration(self) -> float:
+        return float(sum(s.duration for s in self.spans))
+
+    @classmethod
+    def from_file(cls, path: str, duration: float, sample_rate: int = 48000,
+                  channels: int = 2) -> AudioTrack:
+        return cls((AudioSpan(path, 0.0, max(0.0, duration)),), sample_rate, channels)
+
+    @classmethod
+    def silence(cls, duration: float, sample_rate: int = 48000, channels: int = 2) -> AudioTrack:
+        return cls((AudioSpan(None, 0.0, max(0.0, duration)),), sample_rate, channels)
+
+    def slice(self, t0: float, t1: float) -> AudioTrack:
+        """The part between ``t0`` and ``t1`` seconds (clamped to the track)."""
+        out: list[AudioSpan] = []
+        pos = 0.0
+        for s in self.spans:
+            a, b = max(t0, pos), min(t1, pos + s.duration)
+            if b > a:
+                out.append(AudioSpan(s.path, s.start + (a - pos), b - a))
+            pos += s.duration
+        return AudioTrack(tuple(out), self.sample_rate, self.channels)
+
+    def fit(self, duration: float) -> AudioTrack:
+        """Cut or pad with silence to exactly ``duration`` seconds (a video's length)."""
+        if self.duration >= duration:
+            return self.slice(0.0, duration)
+        pad = AudioSpan(None, 0.0, duration - self.duration)
+        return AudioTrack(self.spans + (pad,), self.sample_rate, self.channels)
+
+    @staticmethod
+    def join(tracks: list[AudioTrack]) -> AudioTrack:
+        """One track after another; the first track's format wins (the writer resamples)."""
+        spans = tuple(s for t in tracks for s in t.spans)
+        first = tracks[0] if tracks else AudioTrack(())
+        return AudioTrack(spans, first.sample_rate, first.channels)
+
+
 class Video(PortType):
     """A lazy sequence of frames: ``frame(i)`` decodes on demand, so a 4K hour never sits in RAM.
 
-    A video is a frame count, an fps, and a function from index to Image; slicing and mapping make
-    new lazy videos. ``to_array`` is the explicit opt-in to materialise everything.
+    A video is a frame count, an fps, a function from index to Image, and optionally the audio
+    that plays with it; slicing and mapping make new lazy videos (audio cut along). Mask videos
+    are Videos of one-channel Images. ``to_array`` is the explicit opt-in to materialise all.
     """
 
     type_id = "video"
     color = "#7986cb"
-    doc = "Lazy frame source with fps and length; frames decoded on demand."
+    doc = "Lazy frame source with fps, length and optional audio; frames decoded on demand."
 
     def __init__(self, length: int, fps: float, get_frame: Callable[[int], Image],
-                 size: tuple[int, int] | None = None, source: str = ""):
+                 size: tuple[int, int] | None = None, source: str = "",
+                 audio: AudioTrack | None = None):
         if length < 0:
             raise ValueError("video length must be >= 0")
         if not fps > 0:
@@ -338,9 +402,15 @@ class Video(PortType):
         self._get = get_frame
         self._size = size
         self.source = source
+        self.audio = audio
 
     def __len__(self) -> int:
         return self.length
+
+    @property
+    def duration(self) -> float:
+        """Seconds: frame i shows from i / fps to (i + 1) / fps."""
+        return self.length / self.fps
 
     @property
     def size(self) -> tuple[int, int]:
@@ -363,10 +433,16 @@ class Video(PortType):
         start = max(0, start)
         stop = min(self.length, stop)
         n = max(0, stop - start)
-        return Video(n, self.fps, lambda i: self._get(start + i), self._size, self.source)
+        audio = None if self.audio is None else \
+            self.audio.slice(start / self.fps, (start + n) / self.fps)
+        return Video(n, self.fps, lambda i: self._get(start + i), self._size, self.source, audio)
 
     def map(self, fn: Callable[[Image], Image], size: tuple[int, int] | None = None) -> Video:
-        return Video(self.length, self.fps, lambda i: fn(self._get(i)), size, self.source)
+        return Video(self.length, self.fps, lambda i: fn(self._get(i)), size, self.source,
+                     self.audio)
+
+    def with_audio(self, audio: AudioTrack | None) -> Video:
+        return Video(self.length, self.fps, self._get, self._size, self.source, audio)
 
     def to_array(self) -> np.ndarray:
         """Every frame as one T×H×W×C array: the explicit, memory-hungry path."""

@@ -393,7 +393,10 @@ def test_opengl_mesh_view_draws_under_xvfb(tmp_path: Path) -> None:
         "from engine.types import Mesh\n"
         "tm = trimesh.creation.icosphere(subdivisions=3)\n"
         "tm.visual.vertex_colors = np.array([255, 0, 0, 255], np.uint8)\n"
-        "panel = MeshPanel(); panel.resize(240, 200); panel.show(); panel.set_value(Mesh(tm))\n"
+        "panel = MeshPanel()\n"
+        "from engine import scene\n"
+        "egl = scene.opengl_available()\n"  # after the GUI bound PyOpenGL: refused, not broken
+        "panel.resize(240, 200); panel.show(); panel.set_value(Mesh(tm))\n"
         "t = time.time()\n"
         "while time.time() - t < 1.0: app.processEvents(); time.sleep(0.02)\n"
         "img = panel.view.grab_image().convertToFormat(panel.view.grab_image().Format.Format_RGBA8888)\n"  # noqa: E501
@@ -402,6 +405,7 @@ def test_opengl_mesh_view_draws_under_xvfb(tmp_path: Path) -> None:
         "red = (a[..., 0] > 200) & (a[..., 1] < 60) & (a[..., 2] < 60)\n"
         "c = a[a.shape[0] // 2, a.shape[1] // 2, :3].tolist()\n"
         "sys.stdout.write(json.dumps({'backend': panel.backend, 'red': float(red.mean()),\n"
+        "                             'egl': egl, 'egl_error': scene.opengl_error(),\n"
         "                             'centre': c, 'size': [img.width(), img.height()]}))\n")
     env = {k: v for k, v in os.environ.items() if k != "QT_QPA_PLATFORM"}
     env["PYTHONPATH"] = os.pathsep.join([str(REPO), env.get("PYTHONPATH", "")])
@@ -414,6 +418,7 @@ def test_opengl_mesh_view_draws_under_xvfb(tmp_path: Path) -> None:
     assert proc.returncode == 0, proc.stderr[-2000:]
     out = json.loads(proc.stdout.strip().splitlines()[-1])
     assert out["backend"] == "opengl"
+    assert out["egl"] is False and "torch renderer" in out["egl_error"]
     assert out["centre"] == [255, 0, 0]
     assert 0.1 < out["red"] < 0.9  # a sphere, not a blank or a full-screen fill
 

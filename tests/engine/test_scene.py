@@ -2,6 +2,12 @@
 
 from __future__ import annotations
 
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
@@ -125,3 +131,30 @@ def test_scene_from_mesh_keeps_vertex_colours() -> None:
     m.visual.vertex_colors = np.tile([255, 0, 0, 255], (len(m.vertices), 1)).astype(np.uint8)
     sc = scene.scene_from_mesh(Mesh(m))
     assert np.allclose(sc.colors, [1, 0, 0])
+
+
+def test_the_egl_probe_leaves_no_platform_variable_behind() -> None:
+    """A leaked PYOPENGL_PLATFORM=egl made GLX views in child processes draw only the clear
+    colour (the CI failure of the Xvfb preview test). A fresh process: the probe runs once."""
+    code = ("import os, json\n"
+            "from engine import scene\n"
+            "from engine.types import Camera\n"
+            "ok = scene.opengl_available()\n"
+            "leaked = 'PYOPENGL_PLATFORM' in os.environ\n"
+            "cov = 0.0\n"
+            "if ok:\n"
+            "    import numpy as np, trimesh\n"
+            "    m = trimesh.creation.icosphere(); m.apply_translation([0, 0, 3.0])\n"
+            "    sc = scene.RenderScene(np.asarray(m.vertices, np.float32), np.asarray(m.faces),\n"
+            "                           np.ones((len(m.vertices), 3), np.float32))\n"
+            "    out = scene.render_opengl(sc, Camera.from_fov(64, 48, 50.0))\n"
+            "    cov = float(out.covered.mean())\n"
+            "print(json.dumps([ok, leaked, cov]))\n")
+    env = {k: v for k, v in os.environ.items() if k != "PYOPENGL_PLATFORM"}
+    proc = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
+                          timeout=120, cwd=Path(__file__).resolve().parents[2])
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    ok, leaked, cov = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert not leaked
+    if ok:  # rendering still works with the variable gone
+        assert cov > 0.1
