@@ -17,7 +17,7 @@ from setuptools.command.build_py import build_py
 from setuptools.command.sdist import sdist
 
 ROOT = Path(__file__).resolve().parent
-ASSET_DIRS = ("graphs", "scene", "pano", "icons")
+ASSET_DIRS = ("graphs", "scene", "pano", "video", "icons")
 STAMP = "build.json"
 
 
