@@ -47,7 +47,8 @@ from PySide6.QtWidgets import (
 )
 
 from app.preview.image_view import to_qimage, tool_button
-from app.preview.mesh_view import BackgroundRenderer, cull_faces, render_device
+from app.preview.mesh_view import cull_faces, render_device
+from app.preview.worker import BackgroundRenderer
 from engine import geometry
 from engine.scene import RenderScene, render_torch, scene_from_mesh
 from engine.types import Camera, Depth, Image, Mesh

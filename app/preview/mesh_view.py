@@ -11,14 +11,12 @@ from __future__ import annotations
 
 import math
 import os
-import threading
-from collections.abc import Callable
 from dataclasses import dataclass, replace
 from functools import lru_cache
 from typing import Any
 
 import numpy as np
-from PySide6.QtCore import QObject, QPointF, Qt, QTimer, Signal
+from PySide6.QtCore import QPointF, Qt, QTimer, Signal
 from PySide6.QtGui import (
     QColor,
     QGuiApplication,
@@ -33,6 +31,7 @@ from PySide6.QtGui import (
 from PySide6.QtWidgets import QHBoxLayout, QLabel, QSpinBox, QVBoxLayout, QWidget
 
 from app.preview.image_view import to_qimage, tool_button
+from app.preview.worker import BackgroundRenderer
 from engine import geometry
 from engine.scene import RenderScene, render_torch, scene_from_mesh, scene_from_pointcloud
 from engine.types import RGBD, Camera, Mesh, PointCloud
@@ -241,75 +240,6 @@ def render_geometry(geom: PreviewGeometry, camera: Camera, colors_on: bool = Tru
         image = image.copy()
         draw_wireframe(image, out.depth, sc.vertices, geom.edges(), camera)
     return image
-
-
-class BackgroundRenderer:
-    """One worker thread; the latest request wins and older pending ones are dropped.
-
-    Results are handed back by a GUI-thread timer polling a slot, not by a signal emitted from
-    the worker: the worker then never touches a Qt object, so a viewer can be deleted while a
-    render is still running.
-    """
-
-    def __init__(self, on_result: Callable[[Any, Any], None], parent: QObject) -> None:
-        self._on_result = on_result
-        self._cond = threading.Condition()
-        self._job: tuple[Callable[[], Any], Any] | None = None
-        self._result: tuple[Any, Any] | None = None
-        self._busy = False
-        self._thread: threading.Thread | None = None
-        self._timer = QTimer(parent)
-        self._timer.setInterval(10)
-        self._timer.timeout.connect(self._poll)
-
-    def submit(self, fn: Callable[[], Any], tag: Any) -> None:
-        with self._cond:
-            self._job = (fn, tag)
-            if self._thread is None or not self._thread.is_alive():
-                self._thread = threading.Thread(target=self._work, name="preview-render",
-                                                daemon=True)
-                self._thread.start()
-            self._cond.notify()
-        self._timer.start()
-
-    @property
-    def idle(self) -> bool:
-        with self._cond:
-            return self._job is None and not self._busy and self._result is None
-
-    def superseded(self) -> bool:
-        """True while a newer request waits: a long job may check this and give up early."""
-        with self._cond:
-            return self._job is not None
-
-    def _work(self) -> None:
-        while True:
-            with self._cond:
-                # An idle worker exits after a while; submit() starts a new one.
-                if self._job is None and not self._cond.wait_for(
-                        lambda: self._job is not None, timeout=30.0):
-                    self._thread = None
-                    return
-                assert self._job is not None
-                fn, tag = self._job
-                self._job = None
-                self._busy = True
-            try:
-                result: Any = fn()
-            except Exception as exc:  # noqa: BLE001 - shown in the viewer, never raised
-                result = exc
-            with self._cond:
-                self._result = (tag, result)
-                self._busy = False
-
-    def _poll(self) -> None:
-        with self._cond:
-            res, self._result = self._result, None
-            done = self._job is None and not self._busy
-        if res is not None:
-            self._on_result(*res)
-        if done and res is None:
-            self._timer.stop()
 
 
 # --------------------------------------------------------------------------------------------

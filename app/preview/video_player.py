@@ -2,8 +2,9 @@
 
 Frames are decoded on demand through ``Video.frame(i)`` (a rendered orbit or a long clip never
 sits in memory whole); a few recent frames are kept so stepping back and forth is instant.
-Playback follows the wall clock at the video's fps, so a slow decoder drops frames instead of
-playing in slow motion.
+Frames are decoded on a worker thread: a frame of a generated or mapped video can take seconds,
+and the window must stay responsive meanwhile. Playback follows the wall clock at the video's
+fps and the latest request wins, so a slow source drops frames instead of playing in slow motion.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from PySide6.QtGui import QKeyEvent
 from PySide6.QtWidgets import QHBoxLayout, QLabel, QSlider, QVBoxLayout, QWidget
 
 from app.preview.image_view import ImageView, tool_button
+from app.preview.worker import BackgroundRenderer
 from engine.types import Video
 
 CACHED_FRAMES = 16
@@ -34,6 +36,8 @@ class VideoPlayer(QWidget):
         self.slider = QSlider(Qt.Orientation.Horizontal)
         self.slider.setToolTip("Scrub")
         self.counter = QLabel("0 / 0")
+        self.status = QLabel("")
+        self.status.setToolTip("Frame decoding state, audio")
         self.loop = True
 
         bar = QHBoxLayout()
@@ -42,6 +46,7 @@ class VideoPlayer(QWidget):
             bar.addWidget(w)
         bar.addWidget(self.slider, 1)
         bar.addWidget(self.counter)
+        bar.addWidget(self.status)
         lay = QVBoxLayout(self)
         lay.setContentsMargins(0, 0, 0, 0)
         lay.setSpacing(0)
@@ -55,6 +60,11 @@ class VideoPlayer(QWidget):
         self._timer.setTimerType(Qt.TimerType.PreciseTimer)
         self._timer.timeout.connect(self._tick)
         self._play_start = (0.0, 0)  # wall clock, frame index when play was pressed
+        self._shown = -1  # the frame on screen (``_index`` is the one asked for)
+        self._requested = -1  # the frame last handed to the worker
+        self._audio_text = ""
+        self._generation = 0  # bumps per video, so late frames of an old one are dropped
+        self._worker = BackgroundRenderer(self._decoded, self)
 
         self.play_button.toggled.connect(self._set_playing)
         self.back_button.clicked.connect(lambda: self.step(-1))
@@ -67,12 +77,15 @@ class VideoPlayer(QWidget):
         """Show frame 0 of ``video`` (decoding only that frame)."""
         self.pause()
         self._video = video
+        self._generation += 1
         self._cache.clear()
         self.slider.blockSignals(True)
         self.slider.setRange(0, max(0, len(video) - 1))
         self.slider.setValue(0)
         self.slider.blockSignals(False)
-        self._index = -1
+        self._index = self._shown = self._requested = -1
+        self._audio_text = "♪" if getattr(video, "audio", None) is not None else ""
+        self.status.setText(self._audio_text)
         if len(video):
             self.set_frame(0)
         else:
@@ -82,9 +95,12 @@ class VideoPlayer(QWidget):
     def clear(self) -> None:
         self.pause()
         self._video = None
+        self._generation += 1
         self._cache.clear()
+        self._index = self._shown = self._requested = -1
         self.view.clear()
         self.counter.setText("0 / 0")
+        self.status.setText("")
 
     @property
     def video(self) -> Video | None:
@@ -98,30 +114,57 @@ class VideoPlayer(QWidget):
     def playing(self) -> bool:
         return self._timer.isActive()
 
-    def _decode(self, i: int) -> np.ndarray:
-        if i in self._cache:
-            self._cache.move_to_end(i)
-            return self._cache[i]
-        assert self._video is not None
-        data = self._video.frame(i).data
-        self._cache[i] = data
-        while len(self._cache) > CACHED_FRAMES:
-            self._cache.popitem(last=False)
-        return data
+    @property
+    def idle(self) -> bool:
+        """No frame is being decoded and the asked-for one is on screen (tests wait on it)."""
+        return self._worker.idle and self._shown == self._index
 
     def set_frame(self, index: int) -> None:
-        """Show frame ``index`` (clamped to the video)."""
+        """Ask for frame ``index`` (clamped): counter and slider follow at once, the picture
+        when the worker has decoded it (at once when it is cached)."""
         if self._video is None or not len(self._video):
             return
         index = int(np.clip(index, 0, len(self._video) - 1))
-        if index != self._index:
-            self._index = index
-            self.view.set_image(self._decode(index))
+        self._index = index
         self.counter.setText(f"{index + 1} / {len(self._video)}")
         if self.slider.value() != index:
             self.slider.blockSignals(True)
             self.slider.setValue(index)
             self.slider.blockSignals(False)
+        if index == self._shown:
+            return
+        if index in self._cache:
+            self._cache.move_to_end(index)
+            self._show(index, self._cache[index])
+            return
+        if index == self._requested:
+            return  # already being decoded
+        video, gen = self._video, self._generation
+        self._requested = index
+        self.status.setText("decoding…")
+        self._worker.submit(lambda: video.frame(index).data, (gen, index))
+
+    def _decoded(self, tag: tuple[int, int], result: object) -> None:
+        gen, index = tag
+        if gen != self._generation:
+            return  # a frame of a video no longer shown
+        if index == self._requested:
+            self._requested = -1
+        if isinstance(result, Exception):
+            self.status.setText(f"frame {index + 1}: {result}")
+            self.status.setToolTip(f"{type(result).__name__}: {result}")
+            return
+        assert isinstance(result, np.ndarray)
+        self._cache[index] = result
+        while len(self._cache) > CACHED_FRAMES:
+            self._cache.popitem(last=False)
+        if index == self._index:
+            self._show(index, result)
+
+    def _show(self, index: int, data: np.ndarray) -> None:
+        self._shown = index
+        self.view.set_image(data)
+        self.status.setText(self._audio_text)
 
     def step(self, delta: int) -> None:
         """Pause and move ``delta`` frames (wrapping, as editors' frame-step keys do)."""

@@ -34,6 +34,7 @@ from app.preview.mesh_view import BACKGROUND, MeshPanel, SoftwareMeshView  # noq
 from app.preview.video_player import VideoPlayer  # noqa: E402
 from engine.types import (  # noqa: E402
     RGBD,
+    AudioTrack,
     Camera,
     CameraPath,
     Depth,
@@ -269,9 +270,11 @@ def test_video_player_steps_frames_lazily(qtbot) -> None:  # noqa: ANN001
     player = shown(qtbot, VideoPlayer(), 320, 240)
     calls: list[int] = []
     player.set_video(colour_video(12, 24.0, calls))
+    qtbot.waitUntil(lambda: player.idle, timeout=5000)
     assert player.counter.text() == "1 / 12" and calls == [0]
 
     def centre() -> np.ndarray:
+        qtbot.waitUntil(lambda: player.idle, timeout=5000)
         v = player.view
         return grab(v)[v.height() // 2, v.width() // 2]
 
@@ -286,8 +289,42 @@ def test_video_player_steps_frames_lazily(qtbot) -> None:  # noqa: ANN001
     assert np.abs(centre() - to8(np.array([1.0, 0.5, 0.0]))).max() <= 1
     player.slider.setValue(6)
     assert player.counter.text() == "7 / 12"
-    assert sorted(set(calls)) == [0, 1, 2, 6, 11]  # decoded on demand, never the whole clip
-    assert calls.count(1) == 1  # stepping back re-used the cached frame
+    qtbot.waitUntil(lambda: player.idle, timeout=5000)
+    # Decoded on demand, never the whole clip; frames asked for and passed over quickly (1)
+    # may be skipped: the latest request wins.
+    assert set(calls) <= {0, 1, 2, 6, 11} and {0, 2, 6, 11} <= set(calls)
+    assert all(calls.count(i) == 1 for i in set(calls))  # cached frames are never re-decoded
+
+
+def test_a_slow_frame_does_not_block_the_window(qtbot) -> None:  # noqa: ANN001
+    """A generated frame can take seconds: the GUI thread only asks; the worker decodes."""
+    import threading
+    import time as _time
+
+    gate = threading.Event()
+
+    def frame(i: int) -> Image:
+        gate.wait(5)
+        return Image(np.full((12, 16, 3), i / 3, np.float32))
+
+    player = shown(qtbot, VideoPlayer(), 320, 240)
+    t0 = _time.perf_counter()
+    player.set_video(Video(4, 24.0, frame, (16, 12)).with_audio(AudioTrack.silence(4 / 24)))
+    assert _time.perf_counter() - t0 < 0.5  # returned while the frame is still being made
+    assert player.status.text() == "decoding…" and not player.idle
+    gate.set()
+    qtbot.waitUntil(lambda: player.idle, timeout=5000)
+    assert player.status.text() == "♪"  # the clip has sound
+
+
+def test_a_failing_frame_is_reported_not_raised(qtbot) -> None:  # noqa: ANN001
+    def frame(i: int) -> Image:
+        raise RuntimeError("model ran out of memory")
+
+    player = shown(qtbot, VideoPlayer(), 320, 240)
+    player.set_video(Video(3, 24.0, frame, (16, 12)))
+    qtbot.waitUntil(lambda: "out of memory" in player.status.text(), timeout=5000)
+    assert player.status.text().startswith("frame 1:")
 
 
 def test_video_play_advances_and_pause_stops(qtbot) -> None:  # noqa: ANN001
