@@ -6,11 +6,13 @@ from __future__ import annotations
 import math
 from collections import OrderedDict
 from collections.abc import Callable
+from functools import partial
 from typing import Any
 
 import numpy as np
 
 from engine import geometry, scene
+from engine.errors import Problem
 from engine.node import Input, Node, Output, Param
 from engine.types import (
     RGBD,
@@ -25,11 +27,16 @@ from engine.types import (
     Mask,
     Mesh,
     PointCloud,
+    Seed,
     String,
     Video,
 )
 
 PATH_KINDS = ("orbit", "circle", "dolly", "pan", "walk")
+FILL_METHODS = ("telea", "navier_stokes", "diffusion")
+NO_MODEL = "method 'diffusion' needs an inpainting model, and none is set"
+NO_MODEL_FIX = ("set model to an inpainting model, e.g. stable-diffusion-v1-5/stable-diffusion-"
+                "inpainting, or choose method telea")
 BACKENDS = ("auto", "torch", "opengl")
 
 
@@ -226,41 +233,151 @@ def inpaint(image: np.ndarray, mask: np.ndarray, radius: int, method: str) -> np
     return out
 
 
+def feather_weights(holes: np.ndarray, feather: int) -> np.ndarray:
+    """How much of a generated fill each pixel takes: 1 from ``feather`` pixels inside a hole
+    on, ramping down towards the hole's border, 0 outside. A soft edge inside the hole, so
+    pixels outside it stay exactly as they were."""
+    if feather <= 0:
+        return holes.astype(np.float32)
+    import cv2
+
+    dist = cv2.distanceTransform(holes.astype(np.uint8), cv2.DIST_L2, 5)
+    return np.clip(dist / float(feather + 1), 0.0, 1.0).astype(np.float32)
+
+
+def composite_fill(image: np.ndarray, fill: np.ndarray, holes: np.ndarray,
+                   weights: np.ndarray, base: np.ndarray | None = None) -> np.ndarray:
+    """``image`` with its hole pixels replaced by ``fill``, blended over ``base`` (a classical
+    fill of the same holes) by ``weights``; every pixel outside the holes is returned exactly."""
+    out = image.copy()
+    rgb = image[..., :3]
+    w = weights[..., None]
+    under = base[..., :3] if base is not None else rgb
+    inside = under * (1.0 - w) + fill[..., :3] * w
+    out[..., :3] = np.where(holes[..., None], inside, rgb).astype(image.dtype)
+    return out
+
+
+class _DiffusionFill:
+    """Fills one image's holes with an inpainting model through generate.inpaint's own loading
+    and loop, then composites; video frames call it as they are read."""
+
+    def __init__(self, ctx: Any, model: str, prompt: str, steps: int, guidance: float,
+                 seed: int, strength: float, feather: int, radius: int) -> None:
+        from nodes.generate import _load
+
+        self.ctx = ctx
+        self.comps = _load(ctx, model)
+        self.kw = dict(prompt=prompt, negative_prompt="", steps=steps, guidance=guidance,
+                       seed=seed, scheduler="default", batch_size=1, strength=strength)
+        self.feather = feather
+        self.radius = radius
+
+    def __call__(self, image: np.ndarray, mask: np.ndarray) -> np.ndarray:
+        from nodes.generate import _image_tensor, _mask_tensor, run_generation
+
+        holes = mask > 0.5
+        if not holes.any():
+            return image.copy()
+        h, w = holes.shape
+        # The model works on multiples of 8: other sizes go in resized and come back resized.
+        W, H = -(-w // 8) * 8, -(-h // 8) * 8
+        x = _image_tensor(self.ctx, Image(image), W, H)
+        m = _mask_tensor(Mask(holes.astype(np.float32)), W, H)
+        dev = self.comps.device
+        res = run_generation(self.ctx, self.comps, width=W, height=H, image=x.to(dev),
+                             mask=m.to(dev), **self.kw)
+        fill = res.images[0][..., :3]
+        if (W, H) != (w, h):
+            import cv2
+
+            fill = cv2.resize(fill, (w, h), interpolation=cv2.INTER_AREA)
+        base = inpaint(image, mask, self.radius, "telea") if self.feather > 0 else None
+        return composite_fill(image, fill, holes, feather_weights(holes, self.feather), base)
+
+
 class FillHoles(Node):
-    """Fill disocclusions (the mask from view.render) by OpenCV inpainting. With a video and a
-    mask video connected, every frame is filled as it is read."""
+    """Fill disocclusions (the mask from view.render): classically by OpenCV inpainting, or
+    with a diffusion inpainting model that invents what the camera never saw (generate.inpaint's
+    loop; only the hole pixels change, with a feathered edge inside the holes over a classical
+    fill). With a video and a mask video connected, every frame is filled as it is read."""
 
     type_id = "view.fill_holes"
     title = "Fill Holes"
     category = "view"
-    inputs = (Input("image", Image, optional=True), Input("mask", Mask, optional=True),
-              Input("video", Video, optional=True), Input("mask_video", Video, optional=True))
-    outputs = (Output("image", Image), Output("video", Video))
-    params = (Param("method", Enum, "telea", "inpainting algorithm",
-                    choices=("telea", "navier_stokes")),
-              Param("radius", Int, 5, "neighbourhood radius in pixels", min=1, max=64))
+    thread_safe = False  # the diffusion method shares its model
+    inputs = (Input("image", Image, "a rendered view with holes", optional=True),
+              Input("mask", Mask, "1 where the view has holes", optional=True),
+              Input("video", Video, "rendered frames with holes", optional=True),
+              Input("mask_video", Video, "the frames' holes (view.render's mask_video)",
+                    optional=True))
+    outputs = (Output("image", Image, "the filled image (or the video's first frame)"),
+               Output("video", Video, "the filled frames, filled as they are read"))
+    params = (Param("method", Enum, "telea", "inpainting algorithm (diffusion: an inpainting "
+                    "model)", choices=FILL_METHODS),
+              Param("radius", Int, 5, "neighbourhood radius in pixels (classical fills)", min=1,
+                    max=64),
+              Param("model", String, "", "diffusion: an inpainting model folder, .safetensors "
+                    "file or Hugging Face id, e.g. stable-diffusion-v1-5/stable-diffusion-"
+                    "inpainting"),
+              Param("prompt", String, "", "diffusion: what the holes should show",
+                    multiline=True),
+              Param("steps", Int, 20, "diffusion: denoising steps", min=1, max=500),
+              Param("guidance", Float, 7.5, "diffusion: guidance scale (<= 1: off)", min=0,
+                    max=50, step=0.5),
+              Param("seed", Seed, 0, "diffusion: noise seed (the same for every frame)"),
+              Param("strength", Float, 1.0, "diffusion: how much of the hole to change", min=0,
+                    max=1, step=0.05),
+              Param("feather", Int, 4, "diffusion: pixels over which the generated fill fades "
+                    "into a classical fill at the hole's edge (0: hard edge)", min=0, max=64))
 
-    def run(self, ctx: Any, method: str, radius: int, image: Image | None = None,
-            mask: Mask | None = None, video: Video | None = None,
+    @classmethod
+    def check(cls, params: dict[str, Any], ctx: Any) -> list[Problem]:
+        if params.get("method") != "diffusion":
+            return []
+        if not str(params.get("model") or "").strip():
+            return [Problem(NO_MODEL, ctx.node_id, "model", NO_MODEL_FIX)]
+        from nodes.generate import _check
+
+        return [p for p in _check(cls, params, ctx) if p.port == "model"]
+
+    @classmethod
+    def cache_extra(cls, params: dict[str, Any], ctx: Any) -> str:
+        if params.get("method") != "diffusion":
+            return ""
+        from nodes.generate import _fingerprint
+
+        return _fingerprint(params, ctx)
+
+    def run(self, ctx: Any, method: str, radius: int, model: str, prompt: str, steps: int,
+            guidance: float, seed: int, strength: float, feather: int,
+            image: Image | None = None, mask: Mask | None = None, video: Video | None = None,
             mask_video: Video | None = None) -> dict[str, Any]:
         if (image is None) != (mask is None) or (video is None) != (mask_video is None):
             raise ctx.error("connect image with mask, and/or video with mask_video",
                             port="mask", fix="wire both of a pair")
         if image is None and video is None:
             raise ctx.error("nothing to fill", port="image", fix="connect image and mask")
+        if method == "diffusion":
+            if not model.strip():
+                raise ctx.error(NO_MODEL, port="model", fix=NO_MODEL_FIX)
+            fill: Callable[[np.ndarray, np.ndarray], np.ndarray] = _DiffusionFill(
+                ctx, model, prompt, steps, guidance, seed, strength, feather, radius)
+        else:
+            fill = partial(inpaint, radius=radius, method=method)
         out_img = None
         if image is not None and mask is not None:
             if (mask.height, mask.width) != (image.height, image.width):
                 raise ctx.error("mask and image differ in size", port="mask",
                                 fix="use the mask rendered with this image")
-            out_img = Image(inpaint(image.data, mask.data, radius, method))
+            out_img = Image(fill(image.data, mask.data))
         out_vid = None
         if video is not None and mask_video is not None:
             if len(video) != len(mask_video):
                 raise ctx.error(f"video has {len(video)} frames, mask_video {len(mask_video)}",
                                 port="mask_video", fix="use the masks rendered with the video")
-            out_vid = Video(len(video), video.fps, lambda i: Image(inpaint(
-                video.frame(i).data, mask_video.frame(i).data[..., 0], radius, method)),
+            out_vid = Video(len(video), video.fps, lambda i: Image(fill(
+                video.frame(i).data, mask_video.frame(i).data[..., 0])),
                 video._size, video.source)
         if out_img is None:
             assert out_vid is not None

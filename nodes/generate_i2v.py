@@ -1,0 +1,192 @@
+"""Image-to-video generation with Stable Video Diffusion (diffusers' StableVideoDiffusionPipeline).
+
+The model loads through the model manager (``engine.models.svd``); the denoising runs in
+diffusers' pipeline and the temporal VAE decode runs here, chunk by chunk, so a long clip
+never needs every frame's activations at once and frames become Images as they are decoded.
+With the same seed the frames equal the pipeline's own output.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import numpy as np
+
+from engine.errors import NodeError, Problem
+from engine.node import Input, Node, Output, Param
+from engine.types import Float, Image, Int, Seed, String, Video
+from nodes.generate import _check, _fingerprint, _source
+
+SVD = "stabilityai/stable-video-diffusion-img2vid-xt"
+MEMORY_HINT = "lower decode_chunk_size, frames, or width and height (or free memory)"
+
+
+def chunks(total: int, size: int) -> list[tuple[int, int]]:
+    """Frame ranges of one VAE decode each; size 0 means every frame at once."""
+    size = total if size <= 0 else size
+    return [(a, min(a + size, total)) for a in range(0, total, size)]
+
+
+def to_pil(image: Image) -> Any:
+    """8-bit RGB, the form the pipeline conditions its CLIP image encoder with as trained (its
+    tensor input skips the 224×224 resize the encoder needs)."""
+    from PIL import Image as PILImage
+
+    rgb = np.clip(image.rgb(), 0.0, 1.0)
+    return PILImage.fromarray((rgb * 255.0).round().astype(np.uint8))
+
+
+def decode_frames(pipe: Any, latents: Any, chunk: int, on_chunk: Any = None) -> list[Image]:
+    """Decode B=1 video latents (1×T×C×h×w) ``chunk`` frames per VAE call, through the
+    pipeline's own decode and post-processing. The temporal decoder mixes the frames of one
+    call, so the chunk size is part of the result (diffusers' default: all frames at once)."""
+    total = latents.shape[1]
+    out: list[Image] = []
+    for a, b in chunks(total, chunk):
+        part = pipe.decode_latents(latents[:, a:b], b - a, b - a)
+        arr = pipe.video_processor.postprocess_video(video=part, output_type="np")[0]
+        del part
+        out.extend(Image(np.ascontiguousarray(f, dtype=np.float32)) for f in arr)
+        if on_chunk is not None:
+            on_chunk(b, total, out[-1])
+    return out
+
+
+def lower_memory(ctx: Any, m: Any) -> str:
+    """One step down after running out of memory: drop every other cached model and, on a GPU,
+    move to more CPU offload. Returns what changed, for the report."""
+    from engine.models.svd import place
+
+    changed = [f"freeing {ctx.models.free(keep=m)} cached models"]
+    nxt = {"none": "model", "model": "sequential"}.get(m.offload)
+    if m.device.startswith("cuda") and nxt is not None:
+        m.offload = place(m.pipe, m.device, nxt)
+        changed.append(f"CPU offload ({nxt})")
+    return ", ".join(changed)
+
+
+class ImageToVideo(Node):
+    """Animate a still image into a short clip with Stable Video Diffusion. `fps` and
+    `motion_bucket_id` are the model's micro-conditioning (more motion for a higher bucket);
+    guidance rises from min_guidance on the first frame to max_guidance on the last. Initial
+    noise comes from a CPU generator, so a seed gives the same clip on any device."""
+
+    type_id = "generate.image_to_video"
+    title = "Image to Video (SVD)"
+    category = "generate"
+    thread_safe = False  # the model is shared
+    inputs = (Input("image", Image, "the first frame to animate"),)
+    outputs = (Output("video", Video, "the generated frames at `fps`"),
+               Output("last_frame", Image, "the final frame, to continue from"))
+    params = (
+        Param("model", String, SVD, "Stable Video Diffusion folder or Hugging Face id (already "
+              "downloaded: `fathom models pull ID`)"),
+        Param("frames", Int, 0, "frames to make (0: the model's own, 14 or 25)", min=0,
+              max=256),
+        Param("fps", Int, 7, "frames per second: the output's rate and the model's fps "
+              "conditioning", min=1, max=60),
+        Param("motion_bucket_id", Int, 127, "how much motion (the model's motion "
+              "conditioning)", min=0, max=1023),
+        Param("noise_aug_strength", Float, 0.02, "noise added to the conditioning image; more "
+              "departs further from it and moves more", min=0, max=1, step=0.01),
+        Param("steps", Int, 25, "denoising steps", min=1, max=500),
+        Param("min_guidance", Float, 1.0, "guidance on the first frame", min=0, max=20,
+              step=0.5),
+        Param("max_guidance", Float, 3.0, "guidance on the last frame (<= 1 everywhere: "
+              "guidance off)", min=0, max=20, step=0.5),
+        Param("seed", Seed, 0, "noise seed: the same seed gives the same clip on any device"),
+        Param("width", Int, 1024, "frame width, multiple of 8 (SVD was trained at 1024×576)",
+              min=8, max=4096, step=8),
+        Param("height", Int, 576, "frame height, multiple of 8", min=8, max=4096, step=8),
+        Param("decode_chunk_size", Int, 8, "frames per VAE decode (0: all at once); lower "
+              "needs less memory, higher is smoother across chunk borders", min=0, max=256),
+    )
+
+    @classmethod
+    def check(cls, params: dict[str, Any], ctx: Any) -> list[Problem]:
+        return _check(cls, params, ctx)
+
+    @classmethod
+    def cache_extra(cls, params: dict[str, Any], ctx: Any) -> str:
+        return _fingerprint(params, ctx)
+
+    def run(self, ctx: Any, image: Image, model: str, frames: int, fps: int,
+            motion_bucket_id: int, noise_aug_strength: float, steps: int, min_guidance: float,
+            max_guidance: float, seed: int, width: int, height: int,
+            decode_chunk_size: int) -> dict[str, Any]:
+        import torch
+
+        from engine.models.memory import is_oom
+
+        for port, v in (("width", width), ("height", height)):
+            if v % 8:
+                raise ctx.error(f"{port} {v} is not a multiple of 8 (the VAE works on 8×8 "
+                                "pixel blocks)", port=port,
+                                fix=f"use {max(8, v // 8 * 8)} or {v // 8 * 8 + 8}")
+        m = self._load(ctx, model)
+        pipe = m.pipe
+        n = frames or int(pipe.unet.config.num_frames)
+
+        def on_step(_pipe: Any, i: int, _t: Any, _kw: dict[str, Any]) -> dict[str, Any]:
+            ctx.progress(0.05 + 0.85 * (i + 1) / steps, f"step {i + 1}/{steps}")
+            return {}
+
+        def on_chunk(done: int, total: int, last: Image) -> None:
+            ctx.preview(last, f"frame {done}/{total}")
+            ctx.progress(0.9 + 0.1 * done / total, f"decoded {done}/{total} frames")
+
+        def attempt() -> list[Image]:
+            with torch.inference_mode():
+                latents = pipe(to_pil(image), height=height, width=width, num_frames=n,
+                               num_inference_steps=steps, min_guidance_scale=min_guidance,
+                               max_guidance_scale=max_guidance, fps=fps,
+                               motion_bucket_id=motion_bucket_id,
+                               noise_aug_strength=noise_aug_strength,
+                               generator=torch.Generator("cpu").manual_seed(seed),
+                               output_type="latent", callback_on_step_end=on_step).frames
+                # The latents are small; the decoded frames are what a long clip holds.
+                return decode_frames(pipe, latents, decode_chunk_size, on_chunk)
+
+        fallback = None
+        try:
+            try:
+                out = attempt()
+            except Exception as exc:  # noqa: BLE001 - only out-of-memory errors are handled
+                if not is_oom(exc):
+                    raise
+                out = None
+            if out is None:
+                # Outside the except block, so the failed attempt's tensors are free.
+                fallback = lower_memory(ctx, m)
+                ctx.log.warning("out of memory: retrying with %s", fallback)
+                try:
+                    out = attempt()
+                except Exception as exc:  # noqa: BLE001
+                    if not is_oom(exc):
+                        raise
+                    raise NodeError(f"ran out of {m.device} memory making {n} frames at "
+                                    f"{width}×{height}, also after {fallback}",
+                                    node=ctx.node_id, fix=MEMORY_HINT) from None
+        finally:
+            pipe.maybe_free_model_hooks()
+        ctx.report(device=m.device, dtype=str(m.dtype).replace("torch.", ""), offload=m.offload,
+                   frames=n, steps=steps, decode_chunk_size=decode_chunk_size or n,
+                   **({"oom_fallback": fallback} if fallback else {}))
+        return {"video": Video.from_frames(out, fps=float(fps)), "last_frame": out[-1]}
+
+    @staticmethod
+    def _load(ctx: Any, model: str) -> Any:
+        from engine.models import ModelError
+        from engine.models.svd import EXAMPLE, KIND, loader
+
+        ctx.check_cancelled()
+        ctx.progress(0.0, "loading model")
+        dev = ctx.device
+        try:
+            return ctx.load_model(KIND, _source(ctx, model),
+                                  loader(dev.torch_device, dev.dtype,
+                                         os.environ.get("FATHOM_OFFLOAD", "auto")))
+        except ModelError as exc:
+            raise ctx.error(str(exc), port="model",
+                            fix=f"use a Stable Video Diffusion folder, e.g. {EXAMPLE}") from None
