@@ -1,0 +1,242 @@
+"""Video analysis nodes: optical flow, flow-based in-between frames, per-frame foreground masks.
+
+Each returns a lazy Video: a frame is computed when a save or preview reads it, from the few
+source frames it needs. The flow math lives in ``engine.flow`` (pure functions), so other nodes
+reach the raw flow the same way: ``engine.flow.PairFlows(lambda i: video.frame(i).data)``.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from engine import flow as fl
+from engine.errors import Problem
+from engine.node import Input, Node, Output, Param
+from engine.types import Enum, Float, Image, Int, Mask, String, Video
+
+SEGMENT_KIND = "transformers-segmentation"
+
+
+def _frames(video: Video) -> Any:
+    return lambda i: video.frame(i).data
+
+
+def _need_frames(ctx: Any, video: Video, least: int) -> None:
+    if len(video) < least:
+        raise ctx.error(f"the video has {len(video)} frame(s); this needs at least {least}",
+                        port="video", fix="connect a longer clip")
+
+
+class VideoFlow(Node):
+    """Dense optical flow (OpenCV DIS) between consecutive frames, shown as a colour wheel:
+    hue is the direction of motion, brightness its speed, black is still. Frame i shows the
+    motion from frame i − 1 to frame i (frame 0 is black), so it lines up with the source."""
+
+    type_id = "video.flow"
+    title = "Optical Flow"
+    category = "video"
+    inputs = (Input("video", Video, "clip to analyse"),)
+    outputs = (Output("flow", Video, "flow picture per frame"),)
+    params = (Param("preset", Enum, "medium", "DIS quality/speed; 'sharp' keeps motion edges "
+                    "crisp", choices=fl.DIS_PRESETS),
+              Param("max_motion", Float, 0.0, "pixels per frame shown at full brightness "
+                    "(0: each frame's fastest)", min=0, max=1000))
+
+    def run(self, ctx: Any, video: Video, preset: str, max_motion: float) -> dict[str, Any]:
+        _need_frames(ctx, video, 2)
+        flows = fl.PairFlows(_frames(video), preset, memo=2)
+        w, h = video.size
+
+        def picture(i: int) -> Image:
+            if i == 0:
+                return Image(np.zeros((h, w, 3), np.float32))
+            return Image(fl.flow_to_rgb(flows.flow(i - 1, i), max_motion))
+
+        return {"flow": Video(len(video), video.fps, picture, (w, h), video.source,
+                              video.audio)}
+
+
+class Interpolate(Node):
+    """Raise the frame rate with in-between frames made from optical flow both ways (each
+    neighbour warped to the in-between time, blended with occlusion-aware weights). The
+    duration stays: a factor k makes k frames of every source frame (the last source frame is
+    held for its k − 1), a target fps makes round(frames × fps / source fps) frames."""
+
+    type_id = "video.interpolate"
+    title = "Interpolate Frames"
+    category = "video"
+    inputs = (Input("video", Video, "clip to make smoother"),)
+    outputs = (Output("video", Video, "clip at the higher frame rate"),)
+    params = (Param("factor", Int, 2, "frames per source frame", min=1, max=16),
+              Param("fps", Float, 0.0, "target frames per second instead (0: use factor)",
+                    min=0, max=1000),
+              Param("preset", Enum, "medium", "DIS flow quality/speed", choices=fl.DIS_PRESETS))
+
+    def run(self, ctx: Any, video: Video, factor: int, fps: float,
+            preset: str) -> dict[str, Any]:
+        _need_frames(ctx, video, 1)
+        n = len(video)
+        flows = fl.PairFlows(_frames(video), preset, memo=4)  # both ways for two pairs
+        if fps > 0:
+            out_fps, length = fps, max(1, round(n * fps / video.fps))
+            step = video.fps / fps
+
+            def where(j: int) -> tuple[int, float]:
+                s = j * step
+                i = math.floor(s + 1e-9)
+                return i, max(0.0, s - i)
+        else:
+            out_fps, length = video.fps * factor, n * factor
+
+            def where(j: int) -> tuple[int, float]:
+                i, r = divmod(j, factor)
+                return i, r / factor
+
+        def frame(j: int) -> Image:
+            i, t = where(j)
+            if i >= n - 1 or t < 1e-6:
+                return Image(flows.image(min(i, n - 1)))
+            a, b = flows.image(i), flows.image(i + 1)
+            mid = fl.interpolate(a, b, t, flows.flow(i, i + 1), flows.flow(i + 1, i))
+            return Image(mid)
+
+        out = Video(length, out_fps, frame, video.size, video.source)
+        if video.audio is not None:
+            out = out.with_audio(video.audio.fit(out.duration))
+        ctx.report(frames=length, fps=out_fps)
+        return {"video": out}
+
+
+# ---- segmentation -----------------------------------------------------------------------------
+
+
+def _load_segmenter(path: Path, device: str, dtype: str) -> tuple[Any, Any]:
+    import torch
+    from transformers import AutoImageProcessor, AutoModelForSemanticSegmentation
+
+    processor = AutoImageProcessor.from_pretrained(path)
+    model = AutoModelForSemanticSegmentation.from_pretrained(path, use_safetensors=True,
+                                                             dtype=getattr(torch, dtype))
+    return processor, model.to(device).eval()
+
+
+def label_ids(id2label: dict[Any, str], labels: str) -> tuple[list[int], list[str]]:
+    """Class ids for comma-separated names (case-insensitive), and the names not found."""
+    by_name: dict[str, list[int]] = {}
+    for k, v in id2label.items():
+        by_name.setdefault(str(v).strip().lower(), []).append(int(k))
+    ids: list[int] = []
+    unknown: list[str] = []
+    for name in (p.strip() for p in labels.split(",")):
+        if not name:
+            continue
+        if name.lower() in by_name:
+            ids += by_name[name.lower()]
+        else:
+            unknown.append(name)
+    return sorted(set(ids)), unknown
+
+
+def segment_frame(processor: Any, model: Any, rgb: np.ndarray, ids: list[int]) -> np.ndarray:
+    """1 where the model's most likely class at the frame's resolution is a foreground class."""
+    import torch
+
+    h, w = rgb.shape[:2]
+    rgb8 = (np.clip(rgb[..., :3], 0, 1) * 255).round().astype(np.uint8)
+    pixels = processor(images=rgb8, return_tensors="pt")["pixel_values"]
+    dev = next(model.parameters()).device
+    with torch.inference_mode():
+        logits = model(pixel_values=pixels.to(dev, dtype=model.dtype)).logits
+        logits = torch.nn.functional.interpolate(logits.float(), size=(h, w), mode="bilinear",
+                                                 align_corners=False)
+        labels = logits.argmax(dim=1)[0]
+        fg = torch.isin(labels, torch.tensor(ids, device=labels.device))
+    return fg.to(torch.float32).cpu().numpy()
+
+
+class Segment(Node):
+    """A foreground mask per frame. With a segmentation model (a transformers semantic
+    segmentation folder such as SegFormer, safetensors only) the model runs on keyframes, every
+    `interval`-th frame, and the masks between are carried from the previous keyframe by
+    optical flow: consecutive frames barely change, so most model runs can be skipped
+    (interval 1 runs it on every frame). Without a model, a mask drawn for the first frame is
+    carried through the whole clip by flow."""
+
+    type_id = "video.segment"
+    title = "Segment Video"
+    category = "video"
+    inputs = (Input("video", Video, "clip to segment"),
+              Input("mask", Mask, "first frame's foreground (used without a model)",
+                    optional=True))
+    outputs = (Output("mask", Video, "one-channel mask per frame"),)
+    params = (Param("backend", Enum, "auto", "auto: the model if one is set, else the mask",
+                    choices=("auto", "model", "propagate")),
+              Param("model", String, "", "segmentation model folder or Hugging Face id "
+                    "(e.g. nvidia/segformer-b0-finetuned-ade-512-512); empty: none"),
+              Param("labels", String, "person", "foreground class names, comma-separated"),
+              Param("interval", Int, 4, "model every N frames, flow between (1: every frame)",
+                    min=1, max=1000),
+              Param("preset", Enum, "sharp", "DIS flow used to carry masks",
+                    choices=fl.DIS_PRESETS))
+
+    @classmethod
+    def check(cls, params: dict[str, Any], ctx: Any) -> list[Problem]:
+        from engine.models import ModelError, locate_model
+
+        if not params.get("model") or params.get("backend") == "propagate":
+            return []
+        try:
+            locate_model(params["model"], ctx.options.base_dir)
+        except ModelError as exc:
+            return [Problem(str(exc), ctx.node_id, "model")]
+        return []
+
+    def run(self, ctx: Any, video: Video, backend: str, model: str, labels: str, interval: int,
+            preset: str, mask: Mask | None = None) -> dict[str, Any]:
+        _need_frames(ctx, video, 1)
+        use_model = backend == "model" or (backend == "auto" and bool(model.strip()))
+        w, h = video.size
+        flows = fl.PairFlows(_frames(video), preset, memo=4)
+        if use_model:
+            key = self._model_keyframes(ctx, model, labels, flows)
+        else:
+            if mask is None:
+                raise ctx.error("there is no model and no first-frame mask to segment with",
+                                port="mask" if backend == "propagate" else "model",
+                                fix="set `model` to a segmentation model folder, or connect "
+                                    "a mask of the first frame")
+            if (mask.width, mask.height) != (w, h):
+                raise ctx.error(f"the mask is {mask.width}×{mask.height} but the video is "
+                                f"{w}×{h}", port="mask", fix=f"resize the mask to {w}×{h}")
+            first = np.clip(mask.data, 0, 1)
+            key, interval = (lambda i: first), len(video)  # one keyframe: the user's mask
+        masks = fl.PropagatedMasks(len(video), _frames(video), key, interval, preset,
+                                   flows=flows)
+        ctx.report(backend="model" if use_model else "propagate",
+                   keyframes=masks.keyframe_count(), interval=interval)
+        out = Video(len(video), video.fps, lambda i: Image(masks(i)[:, :, None]), (w, h),
+                    video.source, video.audio)
+        return {"mask": out}
+
+    @staticmethod
+    def _model_keyframes(ctx: Any, model: str, labels: str, flows: fl.PairFlows) -> Any:
+        if not model.strip():
+            raise ctx.error("backend 'model' needs a model", port="model",
+                            fix="set `model` to a segmentation model folder or hub id")
+        dev, dtype = ctx.device.torch_device, ctx.device.dtype
+        processor, net = ctx.load_model(SEGMENT_KIND, model,
+                                        lambda p: _load_segmenter(p, dev, dtype))
+        id2label = dict(getattr(net.config, "id2label", {}) or {})
+        ids, unknown = label_ids(id2label, labels)
+        if unknown or not ids:
+            valid = ", ".join(str(v) for _, v in sorted(id2label.items(), key=lambda kv:
+                                                         int(kv[0])))
+            missing = ", ".join(repr(u) for u in unknown) or "none given"
+            raise ctx.error(f"unknown class label(s) {missing} for this model; it knows: "
+                            f"{valid}", port="labels",
+                            fix="use names from the model's list, comma-separated")
+        return lambda i: segment_frame(processor, net, Image(flows.image(i)).rgb(), ids)
