@@ -68,6 +68,12 @@ class NodeContext:
         self._model_hashes = model_hashes
         self._models = models
         self.log = logging.getLogger(f"fathom.node.{node_id}")
+        #: Set by the executor: each input port's cache identity (upstream keys and ports), so a
+        #: node that runs work per item (video.map, per frame) can key that work without hashing.
+        self.input_keys: dict[str, str] = {}
+        #: Set by the executor: an ``engine.executor.SubgraphRunner`` that finds subgraph
+        #: definitions (the graph's, then the library's) and runs them through its cache.
+        self.subgraphs: Any = None
 
     # ---- device ----------------------------------------------------------------------------
 

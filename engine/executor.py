@@ -14,7 +14,7 @@ import time
 import traceback
 import uuid
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from engine.cache import OutputCache
@@ -22,13 +22,13 @@ from engine.context import CancelToken, NodeContext, RunOptions, derive_seed
 from engine.device import DeviceInfo, pick_device
 from engine.errors import Cancelled, GraphInvalid, NodeError, Problem
 from engine.events import Event, Listener
-from engine.graph import Edge, Graph
+from engine.graph import Edge, Graph, NodeInstance, SubgraphDef, subgraph_type_id
 from engine.models import ModelManager
-from engine.node import Node
+from engine.node import Node, Output, Param
 from engine.provenance import HashCache, canonical_json
 from engine.registry import Registry, default_registry
 from engine.subgraph import Scope, flatten
-from engine.types import PortType, Scalar, Seed, convert
+from engine.types import PortType, Scalar, Seed, String, convert
 from engine.validate import bypass_source, check_params, validate
 
 #: Statuses a node can end a run with.
@@ -75,6 +75,9 @@ class Plan:
     targets: list[str]
     needed: list[str]
     options: RunOptions
+    #: How the graph's type ids resolved (its subgraph definitions, the library): nodes that run
+    #: subgraphs themselves (video.map) find them through it.
+    scope: Scope | None = None
 
 
 @dataclass
@@ -134,10 +137,13 @@ class Executor:
         return Scope(self.registry, graph.subgraphs, library=self.library)
 
     def plan(self, graph: Graph, targets: list[str] | None = None,
-             options: RunOptions | None = None, check: bool = True) -> Plan:
-        """Validate everything and run each needed node's pre-flight check; raise all problems."""
+             options: RunOptions | None = None, check: bool = True,
+             scope: Scope | None = None) -> Plan:
+        """Validate everything and run each needed node's pre-flight check; raise all problems.
+
+        ``scope`` replaces the graph's own (a SubgraphRunner plans with extra feed types)."""
         options = options or RunOptions()
-        scope = self.scope(graph)
+        scope = scope or self.scope(graph)
         flat = flatten(graph, scope)
         problems = flat.meta["_problems"] + validate(flat, scope.get)
         if problems:
@@ -155,6 +161,7 @@ class Executor:
                 if inst.mute or inst.bypass:
                     continue
                 ctx = NodeContext(nid, options, None)
+                ctx.subgraphs = SubgraphRunner(self, scope, options)
                 try:
                     problems.extend(classes[nid].check(params[nid], ctx))  # type: ignore[union-attr]
                 except Exception as exc:  # noqa: BLE001 - a plugin's buggy check is a problem
@@ -162,7 +169,8 @@ class Executor:
                                             "report this to the node's author"))
             if problems:
                 raise GraphInvalid(problems, "The render cannot start")
-        return Plan(flat, classes, params, chosen, needed, options)  # type: ignore[arg-type]
+        return Plan(flat, classes, params, chosen, needed, options,  # type: ignore[arg-type]
+                    scope)
 
     @staticmethod
     def _targets(flat: Graph, classes: dict[str, Any], targets: list[str] | None) -> list[str]:
@@ -208,6 +216,7 @@ class Executor:
         opts = options or RunOptions(device="cpu")
         ctx = NodeContext(node_id, opts, None, seed=derive_seed(opts.seed, node_id),
                           model_hashes=self.hash_cache, models=self.models)
+        ctx.subgraphs = SubgraphRunner(self, self.scope(Graph()), opts)
         outs = cls().run(ctx, **values, **given)
         return _Run.check_outputs(node_id, cls, outs)
 
@@ -272,11 +281,24 @@ class _Run:
         treated as uncacheable: its run reports any real problem, against the right node."""
         if cls.cache_extra.__func__ is Node.cache_extra.__func__:  # type: ignore[attr-defined]
             return ""
+        ctx = NodeContext(nid, self.plan.options, None)
+        ctx.subgraphs = self.subgraph_runner()
         try:
-            return str(cls.cache_extra(self.plan.params[nid], NodeContext(nid, self.plan.options,
-                                                                          None)))
+            return str(cls.cache_extra(self.plan.params[nid], ctx))
         except Exception:  # noqa: BLE001 - a plugin's bug must not stop the whole run
             return f"uncacheable:{self.nonce}"
+
+    def subgraph_runner(self) -> SubgraphRunner:
+        scope = self.plan.scope or self.ex.scope(Graph())
+        return SubgraphRunner(self.ex, scope, self.plan.options, self.cancel)
+
+    def input_keys(self, nid: str) -> dict[str, str]:
+        """Each input port's identity: the upstream keys and ports feeding it, in edge order."""
+        out: dict[str, str] = {}
+        for e in self.incoming[nid]:
+            part = f"{self.keys.get(e.src, '')}:{e.src_port}"
+            out[e.dst_port] = f"{out[e.dst_port]}+{part}" if e.dst_port in out else part
+        return out
 
     def node_seed(self, nid: str) -> int:
         if _has_seed_param(self.plan.classes[nid]):
@@ -425,6 +447,8 @@ class _Run:
             self.device = DeviceInfo("cpu")
         ctx = NodeContext(nid, self.plan.options, self.device, self.emit, self.cancel, rec.seed,
                           self.ex.hash_cache, self.ex.models)
+        ctx.input_keys = self.input_keys(nid)
+        ctx.subgraphs = self.subgraph_runner()
         self.emit(Event("node_started", nid))
         t0 = time.perf_counter()
         try:
@@ -455,7 +479,8 @@ class _Run:
         rec.files = list(ctx.files)
         rec.model_files = dict(ctx.model_files)
         self.values[nid] = outs
-        self.ex.cache.put(self.keys[nid], outs)
+        if getattr(cls, "cache_outputs", True):
+            self.ex.cache.put(self.keys[nid], outs)
         if rec.files or rec.model_files:
             self.ex._file_records[self.keys[nid]] = (rec.files, rec.model_files)
         self.emit(Event("node_finished", nid, seconds=rec.seconds))
@@ -482,5 +507,131 @@ class _Run:
         return outs
 
 
-__all__ = ["Executor", "NodeRecord", "Plan", "RunResult", "RunOptions", "PortType",
-           "pick_device"]
+class _TypesWith:
+    """A registry view that also knows a few extra node types (a prepared subgraph's feeds)."""
+
+    def __init__(self, base: Any, extra: dict[str, type[Node]]) -> None:
+        self.base = base
+        self.extra = extra
+
+    def get(self, type_id: str) -> type[Node] | None:
+        return self.extra.get(type_id) or self.base.get(type_id)
+
+
+class SubgraphRunner:
+    """Finds subgraph definitions the way the running graph does (its own, then the library) and
+    runs them on given values through the executor and its cache.
+
+    This is how a node applies a whole subgraph per item, e.g. video.map per frame: each call is
+    a small run whose feed nodes are keyed by the caller's item key, so every inner node's result
+    is cached per item exactly as if the item were an ordinary upstream value.
+    """
+
+    def __init__(self, ex: Executor, scope: Scope, options: RunOptions,
+                 cancel: CancelToken | None = None) -> None:
+        self.ex = ex
+        self.scope = scope
+        self.options = options
+        self.cancel = cancel or CancelToken()
+
+    def find(self, name: str) -> SubgraphDef | None:
+        return self.scope.find_def(name)
+
+    def node_class(self, name: str) -> type[Node] | None:
+        """The subgraph as one node class: its exposed ports with their types."""
+        return self.scope.get(subgraph_type_id(name))
+
+    def prepare(self, name: str, feeds: dict[str, type[PortType]], output: str,
+                node_id: str, params: dict[str, Any] | None = None) -> PreparedSubgraph:
+        """Plan once: exposed inputs ``feeds`` (port → type) are fed per call, ``output`` is
+        returned. Raises GraphInvalid naming the inner nodes when the plan is invalid."""
+        values: dict[str, list[Any]] = {}
+        lock = threading.Lock()
+        extra = {f"engine.feed.{t.type_id}": _feed_class(t, values, lock)
+                 for t in set(feeds.values())}
+        scope = Scope(_TypesWith(self.scope.registry, extra), {}, parent=self.scope)  # type: ignore[arg-type]
+        g = Graph()
+        g.nodes[node_id] = NodeInstance(node_id, subgraph_type_id(name), dict(params or {}))
+        feed_ids: dict[str, str] = {}
+        for port, t in feeds.items():
+            fid = f"{node_id}:feed:{port}"
+            g.nodes[fid] = NodeInstance(fid, f"engine.feed.{t.type_id}", {"key": ""})
+            g.edges.append(Edge(fid, "value", node_id, port))
+            feed_ids[port] = fid
+        flat = flatten(g, scope)
+        target = flat.meta["_outputs"].get((node_id, output))
+        if target is None:
+            raise GraphInvalid([Problem(f"subgraph '{name}' has no output '{output}'.",
+                                        node_id, output)])
+        plan = self.ex.plan(g, [target[0]], self.options, scope=scope)
+        return PreparedSubgraph(self, plan, feed_ids, target, values, lock)
+
+
+class PreparedSubgraph:
+    """One planned subgraph; calling it with ``{port: (value, key)}`` runs it (or finds it in
+    the cache) and returns the chosen output's value. A value may be a zero-argument callable
+    producing it: it is called only if the feed runs, so cache hits skip that work."""
+
+    def __init__(self, runner: SubgraphRunner, plan: Plan, feed_ids: dict[str, str],
+                 target: tuple[str, str], values: dict[str, list[Any]],
+                 lock: threading.Lock) -> None:
+        self.runner = runner
+        self.plan = plan
+        self.feed_ids = feed_ids
+        self.target = target
+        self._values = values
+        self._lock = lock
+
+    def __call__(self, feeds: dict[str, tuple[Any, str]]) -> Any:
+        params = dict(self.plan.params)
+        with self._lock:
+            for port, (value, key) in feeds.items():
+                params[self.feed_ids[port]] = {"key": key}
+                slot = self._values.setdefault(key, [value, 0])
+                slot[1] += 1
+        try:
+            result = self.runner.ex.run(replace(self.plan, params=params),
+                                        cancel=self.runner.cancel)
+        finally:
+            with self._lock:
+                for _, key in feeds.values():
+                    slot = self._values[key]
+                    slot[1] -= 1
+                    if slot[1] <= 0:
+                        del self._values[key]
+        if result.cancelled:
+            raise Cancelled("cancelled while running a subgraph")
+        for rec in result.records.values():
+            if rec.status == "failed":
+                # Its text already names the inner node (and port, fix); keep it as it is.
+                err = NodeError(rec.error or f"node '{rec.node}' failed")
+                err.node = rec.node
+                raise err
+        node, port = self.target
+        if node not in result.values:
+            why = result.records[node].error if node in result.records else "it did not run"
+            raise NodeError(f"produced no output: {why}", node=node, port=port)
+        return result.values[node][port]
+
+
+def _feed_class(t: type[PortType], values: dict[str, list[Any]],
+                lock: threading.Lock) -> type[Node]:
+    """A node that hands out the value its caller stored under the ``key`` parameter: the key
+    is the value's identity, so caching below it works per value."""
+
+    def run(self: Node, ctx: Any, key: str) -> dict[str, Any]:
+        with lock:
+            value = values[key][0]
+        # A producer (e.g. a frame decoder) runs only when nothing below it was cached.
+        return {"value": value() if callable(value) else value}
+
+    # cache_outputs False: the fed value (a decoded frame) is the caller's, keeping it in the
+    # cache would only double the memory the results below it take.
+    attrs = {"type_id": f"engine.feed.{t.type_id}", "title": f"{t.type_id} fed by a node",
+             "category": "engine", "outputs": (Output("value", t),),
+             "params": (Param("key", String, ""),), "run": run, "cache_outputs": False}
+    return type(f"Feed_{t.type_id}", (Node,), attrs)
+
+
+__all__ = ["Executor", "NodeRecord", "Plan", "PreparedSubgraph", "RunResult", "RunOptions",
+           "PortType", "SubgraphRunner", "pick_device"]

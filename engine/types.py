@@ -413,6 +413,11 @@ class Video(PortType):
         return self.length / self.fps
 
     @property
+    def known_size(self) -> tuple[int, int] | None:
+        """(width, height) when known without decoding a frame, else None."""
+        return self._size
+
+    @property
     def size(self) -> tuple[int, int]:
         """(width, height), decoding the first frame only if the source did not say."""
         if self._size is None:
