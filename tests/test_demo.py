@@ -63,3 +63,49 @@ def test_depth_tools_graph_renders_from_the_command_line(tmp_path: Path) -> None
     assert len(cloud.vertices) == (384 // 4) * (512 // 4)
     view = np.asarray(Image.open(tmp_path / "fused_view.png"))
     assert view.shape[:2] == (384, 512) and view.std() > 20
+
+
+def test_video_edit_demo_renders_with_sound_and_a_frame_range(tmp_path: Path) -> None:
+    """The bundled clip cut, graded, wiped, titled, with a flow picture-in-picture, smoothed to
+    48 fps; the soundtrack follows the edit. --frames limits every video.save to that range."""
+    import av
+
+    graph = ROOT / "assets" / "graphs" / "video_edit_demo.json"
+    proc = subprocess.run([sys.executable, "-m", "engine.cli", "render", str(graph), "--out",
+                           str(tmp_path), "--device", "cpu", "--quiet"],
+                          capture_output=True, text=True, cwd=ROOT, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    # 40 + 40 frames wiped over 12 → 68 frames at 24 fps → 136 at 48 fps.
+    with av.open(str(tmp_path / "video_edit.mp4")) as c:
+        v = c.streams.video[0]
+        assert float(v.average_rate) == 48.0
+        frames = [f.to_ndarray(format="rgb24") for f in c.decode(video=0)]
+    with av.open(str(tmp_path / "video_edit.mp4")) as c:
+        samples = sum(f.samples for f in c.decode(audio=0))
+    assert len(frames) == 136 and frames[0].shape == (192, 256, 3)
+    assert abs(samples - 68 / 24 * 48000) <= 2048  # AAC pads to whole 1024-sample frames
+    # Output frame 20 is source frame 10 passed through the interpolation: equal to it except
+    # under the title (top centre) and the flow inset (bottom right at the start).
+    src = ROOT / "assets" / "video" / "dolly.mp4"
+    with av.open(str(src)) as c:
+        tenth = [f.to_ndarray(format="rgb24") for f in c.decode(video=0)][10].astype(int)
+    out = frames[20].astype(int)
+    title, inset, clear = (slice(6, 34), slice(70, 186)), (slice(125, 185), slice(165, 250)), \
+        (slice(40, 110), slice(0, 150))
+    assert np.abs(out[title] - tenth[title]).mean() > 8
+    assert np.abs(out[inset] - tenth[inset]).mean() > 8
+    assert np.abs(out[clear] - tenth[clear]).mean() < 3
+    still = np.asarray(Image.open(tmp_path / "video_edit_frame30.png").convert("RGB"))
+    assert still.shape == (192, 256, 3)
+    with Image.open(tmp_path / "video_edit_preview.gif") as gif:
+        assert gif.n_frames == 68 and gif.size == (128, 96)
+
+    ranged = tmp_path / "ranged"
+    proc = subprocess.run([sys.executable, "-m", "engine.cli", "render", str(graph), "--out",
+                           str(ranged), "--device", "cpu", "--quiet", "--frames", "10-29"],
+                          capture_output=True, text=True, cwd=ROOT, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    with av.open(str(ranged / "video_edit.mp4")) as c:
+        part = [f.to_ndarray(format="rgb24") for f in c.decode(video=0)]
+    assert len(part) == 20
+    assert np.abs(part[0].astype(int) - frames[10].astype(int)).mean() < 3  # same frames
