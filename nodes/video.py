@@ -1,113 +1,123 @@
-"""Video files: lazy decoding with PyAV, encoding (H.264 MP4, WebM, GIF), and frame access."""
+"""Video files: load (containers, GIF/WebP, image sequences), save, inspect, and frame access.
+
+The decoding and encoding live in ``engine.media``; these nodes only choose, check and report.
+"""
 
 from __future__ import annotations
 
-import threading
-from fractions import Fraction
+from contextlib import closing
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from engine import media
 from engine.errors import Problem
 from engine.fileio import atomic_path, writable_dir_problem
+from engine.media import FileVideo, MediaError
 from engine.node import Input, Node, Output, Param
-from engine.types import Enum, Float, Image, Int, PathValue, String, Video
+from engine.types import AudioTrack, Bool, Enum, Float, Image, Int, PathValue, String, Video
+from nodes.io import EXR_FIX, exr_backend, read_image, to_uint, write_exr
 
-CODECS = {".mp4": "libx264", ".mov": "libx264", ".mkv": "libx264", ".webm": "libvpx-vp9",
-          ".gif": "gif"}
-
-
-class VideoReader:
-    """Random access over a video file: sequential reads continue the decoder, jumps seek to
-    the nearest keyframe first, so scrubbing and streaming are both cheap."""
-
-    def __init__(self, path: Path) -> None:
-        import av
-
-        self.path = path
-        self._lock = threading.Lock()
-        with av.open(str(path)) as c:
-            if not c.streams.video:
-                raise ValueError(f"{path.name} has no video stream")
-            s = c.streams.video[0]
-            self.fps = float(s.average_rate or s.guessed_rate or 24)
-            self.time_base = s.time_base
-            self.start = s.start_time or 0
-            self.size = (s.codec_context.width, s.codec_context.height)
-            n = s.frames
-            if not n:
-                n = sum(1 for _ in c.decode(video=0))
-            self.length = int(n)
-        self._container: Any = None
-        self._iter: Any = None
-        self._next = 0
-
-    def _pts(self, index: int) -> int:
-        return int(self.start + round(index / self.fps / self.time_base))
-
-    def frame(self, index: int) -> Image:
-        import av
-
-        with self._lock:
-            if self._container is None or index != self._next:
-                if self._container is None:
-                    self._container = av.open(str(self.path))
-                stream = self._container.streams.video[0]
-                self._container.seek(self._pts(index), stream=stream, backward=True,
-                                     any_frame=False)
-                self._iter = self._container.decode(stream)
-                target = self._pts(index)
-                for fr in self._iter:
-                    if fr.pts is None or fr.pts >= target - 1:
-                        return self._emit(fr, index)
-                raise IndexError(f"frame {index} could not be decoded from {self.path.name}")
-            fr = next(self._iter)
-            return self._emit(fr, index)
-
-    def _emit(self, fr: Any, index: int) -> Image:
-        self._next = index + 1
-        rgb = fr.to_ndarray(format="rgb24").astype(np.float32) / 255.0
-        return Image(rgb)
+SEQUENCE_OUT = (".png", ".exr", ".jpg")
+FORMATS_HELP = ("end the name with .mp4, .mov, .mkv (H.264), .webm (VP9), .gif, .webp, or "
+                "write an image sequence with a pattern like frames/%04d.png (or .exr)")
 
 
-def _missing(cls: type, params: dict[str, Any], ctx: Any) -> list[Problem]:
+# --------------------------------------------------------------------------------------------
+# Loading
+
+
+def _load_problems(cls: type, params: dict[str, Any], ctx: Any) -> list[Problem]:
     p = ctx.resolve_path(params["path"])
+    if p.is_dir() or media.sequence_pattern(str(p)) is not None:
+        if not media.list_sequence(p):
+            return [Problem(f"no images match {p}.", ctx.node_id, "path",
+                            "point `path` at a folder of images or a pattern like "
+                            "frames/%04d.png that matches existing files")]
+        return []
     if not p.is_file():
         return [Problem(f"file {p} does not exist.", ctx.node_id, "path",
                         "point `path` at an existing video file")]
     return []
 
 
-def _key(cls: type, params: dict[str, Any], ctx: Any) -> str:
+def _load_key(cls: type, params: dict[str, Any], ctx: Any) -> str:
     p = ctx.resolve_path(params["path"])
-    try:
-        st = p.stat()
-        return f"{st.st_size}:{st.st_mtime_ns}"
-    except OSError:
-        return ""
+    files = media.list_sequence(p) if p.is_dir() or media.sequence_pattern(str(p)) else [p]
+    parts = []
+    for f in files:
+        try:
+            st = f.stat()
+        except OSError:
+            continue
+        parts.append(f"{f.name}:{st.st_size}:{st.st_mtime_ns}")
+    return "|".join(parts)
+
+
+def _read_float(path: Path) -> np.ndarray:
+    return read_image(path)
 
 
 class LoadVideo(Node):
-    """Open a video file lazily: frames are decoded only when a node reads them."""
+    """Open a video lazily: frames are decoded only when a node reads them, seeking to the
+    keyframe before a jump. Reads video files, animated GIF/WebP, a folder of images or a
+    numbered pattern (frames/%04d.png). Frame i is the i-th shown frame, also for
+    variable-frame-rate files (fps is then the average). The file's first audio track
+    travels with the video."""
 
     type_id = "video.load"
     title = "Load Video"
     category = "video"
-    outputs = (Output("video", Video), Output("fps", Float), Output("frames", Int))
-    params = (Param("path", PathValue, "clip.mp4", "video file (mp4, mov, mkv, webm, gif)"),)
-    check = classmethod(_missing)  # type: ignore[assignment]
-    cache_extra = classmethod(_key)  # type: ignore[assignment]
+    outputs = (Output("video", Video), Output("fps", Float), Output("frames", Int),
+               Output("duration", Float, "seconds"))
+    params = (Param("path", PathValue, "clip.mp4",
+                    "video file (mp4, mov, mkv, webm, gif, webp), image folder or pattern"),
+              Param("fps", Float, 24.0, "frame rate of image sequences", min=0.001, max=1000),
+              Param("width", Int, 0, "decode at this width (0: the file's); scaling in the "
+                    "decoder is the cheap way to make a proxy", min=0, max=16384),
+              Param("height", Int, 0, "decode at this height (0: the file's)", min=0,
+                    max=16384))
+    check = classmethod(_load_problems)  # type: ignore[assignment]
+    cache_extra = classmethod(_load_key)  # type: ignore[assignment]
 
-    def run(self, ctx: Any, path: str) -> dict[str, Any]:
+    def run(self, ctx: Any, path: str, fps: float = 24.0, width: int = 0,
+            height: int = 0) -> dict[str, Any]:
         p = ctx.resolve_path(path)
         try:
-            reader = VideoReader(p)
-        except Exception as exc:  # noqa: BLE001 - PyAV raises many error types
-            raise ctx.error(f"{p.name} cannot be decoded as video: {exc}", port="path",
-                            fix="check the file is a complete video") from None
-        video = Video(reader.length, reader.fps, reader.frame, reader.size, str(p))
-        return {"video": video, "fps": reader.fps, "frames": reader.length}
+            reader = media.open_reader(p, fps, _read_float)
+        except MediaError as exc:
+            raise ctx.error(str(exc), port="path", fix=exc.fix) from None
+        video: Video = FileVideo(reader, source=str(p))
+        if reader.audio_stream:
+            fmt = media.first_audio(p)
+            if fmt is not None:
+                video = video.with_audio(AudioTrack.from_file(str(p), video.duration, *fmt))
+        if width or height:
+            w0, h0 = reader.size
+            w = width or max(1, round(w0 * height / h0))
+            h = height or max(1, round(h0 * width / w0))
+            video = video.scaled(w, h)  # type: ignore[attr-defined]
+        return {"video": video, "fps": video.fps, "frames": len(video),
+                "duration": video.duration}
+
+
+class VideoInfo(Node):
+    """What a video is: rate, length, size, sound and (for file sources) codec."""
+
+    type_id = "video.info"
+    title = "Video Info"
+    category = "video"
+    inputs = (Input("video", Video),)
+    outputs = (Output("fps", Float), Output("frames", Int), Output("duration", Float, "seconds"),
+               Output("width", Int), Output("height", Int), Output("has_audio", Bool),
+               Output("codec", String, "the source file's codec; empty for computed video"))
+
+    def run(self, ctx: Any, video: Video) -> dict[str, Any]:
+        w, h = video.size if len(video) else (0, 0)
+        return {"fps": video.fps, "frames": len(video), "duration": video.duration,
+                "width": int(w), "height": int(h), "has_audio": video.audio is not None,
+                "codec": video.codec if isinstance(video, FileVideo) else ""}
 
 
 class VideoFrame(Node):
@@ -125,82 +135,128 @@ class VideoFrame(Node):
         if not 0 <= i < len(video):
             raise ctx.error(f"frame {index} is outside a {len(video)}-frame video",
                             port="index", fix=f"use 0..{len(video) - 1}")
-        return {"image": video.frame(i)}
+        try:
+            return {"image": video.frame(i)}
+        except MediaError as exc:
+            raise ctx.error(str(exc), port="video", fix=exc.fix) from None
 
 
-def _out_problem(cls: type, params: dict[str, Any], ctx: Any) -> list[Problem]:
-    p = Path(params["path"])
-    folder = p.parent if p.is_absolute() else ctx.options.output_dir / p.parent
-    why = writable_dir_problem(folder)
+class FromImages(Node):
+    """Images, in the order they are connected, as the frames of a video."""
+
+    type_id = "video.from_images"
+    title = "Images to Video"
+    category = "video"
+    inputs = (Input("images", Image, "frames, in edge order", multi=True),)
+    outputs = (Output("video", Video),)
+    params = (Param("fps", Float, 24.0, "frames per second", min=0.001, max=1000),)
+
+    def run(self, ctx: Any, images: list[Image], fps: float) -> dict[str, Any]:
+        frames = [im for im in (images or []) if im is not None]
+        if not frames:
+            raise ctx.error("no images are connected", port="images",
+                            fix="connect one or more images")
+        size = (frames[0].width, frames[0].height)
+        for k, im in enumerate(frames):
+            if (im.width, im.height) != size:
+                raise ctx.error(f"image {k} is {im.width}×{im.height}, image 0 is "
+                                f"{size[0]}×{size[1]}", port="images",
+                                fix="resize the images to one size first")
+        return {"video": Video.from_frames(frames, fps)}
+
+
+# --------------------------------------------------------------------------------------------
+# Saving
+
+
+def _target_problem(p: Path, node: str) -> list[Problem]:
+    """Unknown format or unwritable place, found before (and again while) running."""
     out = []
+    sequence = media.sequence_pattern(p.name) is not None
+    suffix = p.suffix.lower()
+    if sequence and suffix not in SEQUENCE_OUT:
+        out.append(Problem(f"image sequences are written as {', '.join(SEQUENCE_OUT)}, "
+                           f"not {suffix or 'no extension'}.", node, "path", FORMATS_HELP))
+    elif not sequence and suffix not in media.CONTAINERS:
+        out.append(Problem(f"unknown video format {suffix or '(no extension)'!r}.", node, "path",
+                           FORMATS_HELP))
+    folder = p.parent.parent if sequence else p.parent
+    why = writable_dir_problem(folder)
     if why:
-        out.append(Problem(f"cannot write here: {why}.", ctx.node_id, "path",
+        out.append(Problem(f"cannot write {p}: {why}.", node, "path",
                            "choose a writable output folder"))
-    if p.suffix.lower() not in CODECS:
-        out.append(Problem(f"unknown video format {p.suffix!r}.", ctx.node_id, "path",
-                           f"end the name with one of {', '.join(CODECS)}"))
+    if sequence and suffix == ".exr" and exr_backend() is None:
+        out.append(Problem("EXR sequences need the OpenEXR library, which is not installed.",
+                           node, "path", EXR_FIX))
+    if sequence:
+        stray = media.foreign_files(p.parent, p.name)
+        if stray:
+            out.append(Problem(f"{p.parent} holds files this sequence would not write "
+                               f"({', '.join(stray[:3])}{'...' if len(stray) > 3 else ''}); "
+                               "saving replaces the whole folder.", node, "path",
+                               "write the sequence into its own (new or empty) folder, "
+                               "e.g. frames/%04d.png"))
     return out
 
 
-def encode(video: Video, target: Path, fps: float, crf: int, frames: range,
-           ctx: Any = None) -> int:
-    """Encode ``frames`` of a lazy video; even sizes for yuv420p; returns frames written."""
-    import av
+def _save_problems(cls: type, params: dict[str, Any], ctx: Any) -> list[Problem]:
+    p = Path(params["path"]).expanduser()
+    return _target_problem(p if p.is_absolute() else ctx.options.output_dir / p, ctx.node_id)
 
-    codec = CODECS[target.suffix.lower()]
-    w, h = video.size
-    if codec != "gif":
-        w, h = w - w % 2, h - h % 2
-    count = 0
-    with atomic_path(target) as tmp:
-        with av.open(str(tmp), mode="w") as out:
-            rate = Fraction(fps).limit_denominator(1001)
-            stream = out.add_stream(codec, rate=rate)
-            stream.width, stream.height = w, h
-            if codec == "gif":
-                stream.pix_fmt = "rgb8"
-            else:
-                stream.pix_fmt = "yuv420p"
-                stream.options = {"crf": str(crf)}
-            for n, i in enumerate(frames):
-                if ctx is not None:
-                    ctx.check_cancelled()
-                img = video.frame(i).rgb()[:h, :w]
-                u8 = (np.clip(img, 0, 1) * 255).round().astype(np.uint8)
-                frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(u8), format="rgb24")
-                for packet in stream.encode(frame):
-                    out.mux(packet)
-                count += 1
-                if ctx is not None:
-                    ctx.progress((n + 1) / max(1, len(frames)), f"frame {i}")
-            for packet in stream.encode():
-                out.mux(packet)
-    return count
+
+def _frame_writer(suffix: str, bits: str) -> Any:
+    import cv2
+
+    def write(path: Path, data: np.ndarray) -> None:
+        if suffix == ".exr":
+            write_exr(path, data)
+            return
+        arr = to_uint(data, 16 if bits == "16" and suffix == ".png" else 8)
+        if arr.ndim == 3 and arr.shape[2] in (3, 4):
+            arr = arr[:, :, [2, 1, 0, 3][: arr.shape[2]]]
+        if not cv2.imwrite(str(path), np.ascontiguousarray(arr)):
+            raise MediaError(f"OpenCV could not write {path.name}", "check the folder")
+
+    return write
 
 
 class SaveVideo(Node):
-    """Encode a video: .mp4/.mov/.mkv (H.264), .webm (VP9) or .gif. The render's --frames
-    range applies here."""
+    """Encode a video: .mp4/.mov/.mkv (H.264), .webm (VP9), .gif, .webp (animated), or an image
+    sequence (frames/%04d.png, 8- or 16-bit, or .exr). Frames are encoded as they are read, so
+    long clips stream. Sound comes from the `audio` input when connected, else from the video
+    itself, cut to exactly the saved frames (the render's --frames range applies here)."""
 
     type_id = "video.save"
     title = "Save Video"
     category = "video"
     is_output = True
-    inputs = (Input("video", Video),)
+    inputs = (Input("video", Video),
+              Input("audio", Video, "take the sound from this video instead", optional=True))
     outputs = (Output("path", String),)
-    params = (Param("path", PathValue, "video.mp4", "file to write (relative: output folder)"),
+    params = (Param("path", PathValue, "video.mp4",
+                    "file or frames/%04d.png pattern (relative: output folder)"),
               Param("fps", Float, 0.0, "frames per second (0: the video's own)", min=0,
                     max=1000),
-              Param("quality", Int, 20, "CRF: lower is better and bigger", min=0, max=51),
+              Param("quality", Int, 20, "CRF: lower is better and bigger (WebP: 0 lossless)",
+                    min=0, max=51),
+              Param("preset", Enum, "medium", "H.264 speed: faster presets make bigger files",
+                    choices=media.X264_PRESETS),
+              Param("bits", Enum, "8", "PNG sequence bit depth", choices=("8", "16")),
+              Param("sound", Enum, "auto", "auto: the audio input's, else the video's own",
+                    choices=("auto", "none")),
               Param("frames", Enum, "render", "which frames: the render's --frames, or all",
                     choices=("render", "all")))
-    check = classmethod(_out_problem)  # type: ignore[assignment]
+    check = classmethod(_save_problems)  # type: ignore[assignment]
 
     def run(self, ctx: Any, video: Video, path: str, fps: float, quality: int,
-            frames: str) -> dict[str, Any]:
+            preset: str = "medium", bits: str = "8", sound: str = "auto",
+            frames: str = "render", audio: Video | None = None) -> dict[str, Any]:
         if len(video) == 0:
             raise ctx.error("the video has no frames", port="video", fix="check upstream")
         target = ctx.output_path(path)
+        problems = _target_problem(target, ctx.node_id)
+        if problems:
+            raise ctx.error(problems[0].message, port="path", fix=problems[0].fix)
         lo, hi = 0, len(video) - 1
         if frames == "render" and ctx.options.frames is not None:
             a, b = ctx.options.frames
@@ -208,7 +264,69 @@ class SaveVideo(Node):
             if lo > hi:
                 raise ctx.error(f"--frames {a}-{b} is outside this {len(video)}-frame video",
                                 port="video", fix=f"use frames within 0-{len(video) - 1}")
-        encode(video, target, fps or video.fps, quality, range(lo, hi + 1), ctx)
-        ctx.record_file(target)
+        out_fps = fps or video.fps
+        part = video if (lo, hi) == (0, len(video) - 1) else video.slice(lo, hi + 1)
+        track = self._sound(ctx, video, audio, sound, lo, hi)
+        if track is not None:
+            track = track.fit(len(part) / out_fps)
+        try:
+            if media.sequence_pattern(target.name) is not None:
+                self._sequence(ctx, part, target, bits, lo)
+            else:
+                self._container(ctx, part, target, out_fps, quality, preset, track)
+        except MediaError as exc:
+            raise ctx.error(str(exc), port="video", fix=exc.fix) from None
+        ctx.record_file(target.parent if media.sequence_pattern(target.name) else target)
         return {"path": str(target)}
 
+    @staticmethod
+    def _sound(ctx: Any, video: Video, audio: Video | None, sound: str, lo: int,
+               hi: int) -> AudioTrack | None:
+        if sound == "none":
+            return None
+        if audio is None:
+            track = video.audio
+            return None if track is None else track.slice(lo / video.fps, (hi + 1) / video.fps)
+        if audio.audio is None:
+            raise ctx.error("the video on `audio` has no sound", port="audio",
+                            fix="connect a video with an audio track, or disconnect `audio`")
+        return audio.audio.slice(lo / video.fps, (hi + 1) / video.fps)
+
+    @staticmethod
+    def _container(ctx: Any, part: Video, target: Path, fps: float, quality: int,
+                   preset: str, track: AudioTrack | None) -> None:
+        fast = isinstance(part, FileVideo) and isinstance(part.reader, media.AVReader)
+        if track is not None and media.CONTAINERS[target.suffix.lower()][1] is None:
+            ctx.report(audio=f"dropped: {target.suffix} files carry no sound")
+            track = None
+        n = len(part)
+        with atomic_path(target) as tmp:
+            writer = media.ContainerWriter(tmp, part.size, fps, quality, preset, track)
+            # A file's own frames go to the encoder in FFmpeg's pixel formats (no RGB).
+            read: Any = part.av_frame if fast else (  # type: ignore[attr-defined]
+                lambda i: part.frame(i).data)
+            try:
+                with closing(media.prefetch(read, n)) as frames:
+                    for i, frame in enumerate(frames):
+                        ctx.check_cancelled()
+                        writer.write(frame)
+                        ctx.progress((i + 1) / n, f"frame {i + 1}/{n}")
+                writer.close()
+            except BaseException:
+                writer.abort()
+                raise
+
+    @staticmethod
+    def _sequence(ctx: Any, part: Video, target: Path, bits: str, first: int) -> None:
+        writer = media.SequenceWriter(target, _frame_writer(target.suffix.lower(), bits))
+        n = len(part)
+        try:
+            with closing(media.prefetch(lambda k: part.frame(k).data, n)) as frames:
+                for i, data in enumerate(frames):
+                    ctx.check_cancelled()
+                    writer.write(first + i, data)
+                    ctx.progress((i + 1) / n, f"frame {i + 1}/{n}")
+            writer.commit()
+        except BaseException:
+            writer.abort()
+            raise
