@@ -106,6 +106,11 @@ class NodeContext:
 
     # ---- progress, preview, cancel --------------------------------------------------------
 
+    def end_run(self) -> None:
+        """The run is over: lazy outputs (a mapped video's frames, decoded later by a player or
+        a later run) may still call progress/preview, but the run's listener is gone."""
+        self._emit = None
+
     def progress(self, fraction: float, message: str = "") -> None:
         self.check_cancelled()
         if self._emit is not None:

@@ -241,6 +241,7 @@ class _Run:
         self.ex = ex
         self.plan = plan
         self.emit = listener or (lambda e: None)
+        self.contexts: list[NodeContext] = []
         self.cancel = cancel
         self.g = plan.graph
         self.nonce = uuid.uuid4().hex
@@ -373,6 +374,8 @@ class _Run:
                            self.device)
         self.emit(Event("run_finished", seconds=result.seconds,
                         message="cancelled" if cancelled else ""))
+        for ctx in self.contexts:
+            ctx.end_run()
         return result
 
     def run_parallel(self, order: list[str]) -> None:
@@ -447,6 +450,7 @@ class _Run:
             self.device = DeviceInfo("cpu")
         ctx = NodeContext(nid, self.plan.options, self.device, self.emit, self.cancel, rec.seed,
                           self.ex.hash_cache, self.ex.models)
+        self.contexts.append(ctx)
         ctx.input_keys = self.input_keys(nid)
         ctx.subgraphs = self.subgraph_runner()
         self.emit(Event("node_started", nid))

@@ -194,3 +194,26 @@ def test_progress_floods_are_thinned_before_the_gui(qtbot: Any, window: Any, add
     # 3000 reported; about 30 a second of them reach the GUI, however long the node took.
     assert 1 <= progress <= seconds / PROGRESS_INTERVAL + 2 and progress < 300
     assert seen.count("node_preview") == 3000  # every step preview still arrives
+
+
+def test_the_video_demo_runs_in_the_studio_and_plays_in_the_player(qtbot: Any, window: Any,
+                                                                    run_and_wait: Any) -> None:
+    """Open the video example, run up to the picture-in-picture node, select it: the preview
+    dock's player shows the edited clip (lazy: frames decode on the player's worker)."""
+    from app.preview.video_player import VideoPlayer
+
+    root = Path(__file__).resolve().parents[2]
+    assert window.files.open_example(root / "assets" / "graphs" / "video_edit_demo.json")
+    outcome = run_and_wait(["pip"], timeout=60_000)
+    assert outcome.result.ok, outcome.result.records
+    window.scene.select_nodes(["pip"])
+    qtbot.waitUntil(lambda: isinstance(window.preview.current_panel(), VideoPlayer),
+                    timeout=10_000)
+    player = window.preview.current_panel()
+    qtbot.waitUntil(lambda: player.video is not None and player.idle, timeout=20_000)
+    assert len(player.video) == 68 and player.video.size == (256, 192)
+    assert player.status.text() == "♪"  # the soundtrack came through the edit
+    player.set_frame(40)
+    qtbot.waitUntil(lambda: player.idle or "frame" in player.status.text(), timeout=20_000)
+    assert player.idle, player.status.toolTip()
+    assert player.counter.text() == "41 / 68"

@@ -361,30 +361,34 @@ def test_map_caches_per_frame_and_reports_progress(tmp_path: Path) -> None:
     ex = Executor(reg)
     path = make_clip(tmp_path / "c.mp4", frames=6)
     g = map_graph(path, one_node_subgraph("test.count_invert"))
+    g.add_node("video.save", "save", {"path": "mapped.mp4"})
+    g.connect("map", "video", "save", "video")
     events: list[Event] = []
-    opts = RunOptions(device="cpu", base_dir=tmp_path)
-    mapped = ex.run(g, targets=["map"], options=opts, listener=events.append).output("map",
-                                                                                    "video")
+    opts = RunOptions(device="cpu", base_dir=tmp_path, output_dir=tmp_path)
     CountingInvert.runs = 0
-    first = mapped.frame(3).data
-    assert CountingInvert.runs == 1
-    assert np.array_equal(mapped.frame(3).data, first) and CountingInvert.runs == 1  # a hit
-    mapped.frame(4)
-    assert CountingInvert.runs == 2
+    res = ex.run(g, targets=["save"], options=opts, listener=events.append)
+    assert res.ok and CountingInvert.runs == 6  # the save pulled every frame through the map
     progress = [e for e in events if e.kind == "node_progress" and e.node == "map"]
-    assert [e.message for e in progress] == ["frame 3", "frame 3", "frame 4"]
-    assert progress[-1].progress == pytest.approx(2 / 6)
+    # one report per frame read (the writer reads frame 0 twice: size, then frame; a hit)
+    assert list(dict.fromkeys(e.message for e in progress)) == [f"frame {i}" for i in range(6)]
+    assert progress[-1].progress == pytest.approx(1.0)
+    mapped = res.output("map", "video")
+    n_events = len(events)
+    first = mapped.frame(3).data
+    assert CountingInvert.runs == 6  # a hit: the save's run cached every frame's result
+    assert len(events) == n_events  # the run is over: late frames report to no one
+    assert indices(mapped)[3] == 1023 - 3
     # a second render finds the mapped video cached, and its frames' results too
     again = ex.run(g, targets=["map"], options=opts)
     assert again.records["map"].status == "cached"
     again.output("map", "video").frame(3)
-    assert CountingInvert.runs == 2
+    assert CountingInvert.runs == 6
     # editing the subgraph re-runs the map node: its definition is part of the key
     g.subgraphs["inv"].graph.nodes["n"].type = "image.invert"
     edited = ex.run(g, targets=["map"], options=opts)
     assert edited.records["map"].status == "executed"
     assert np.array_equal(edited.output("map", "video").frame(3).data, first)
-    assert CountingInvert.runs == 2
+    assert CountingInvert.runs == 6
 
 
 def test_map_from_the_library_and_its_errors(tmp_path: Path) -> None:
