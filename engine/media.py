@@ -629,8 +629,82 @@ def audio_chunks(track: AudioTrack, rate: int | None = None, channels: int | Non
         if span.path is None:
             for k in range(0, count, chunk):
                 yield np.zeros((channels, min(chunk, count - k)), np.float32)
-        else:
+        elif span.speed == 1.0 and not span.reverse:
             yield from _file_samples(span.path, span.start, count, rate, channels, chunk)
+        else:
+            # Retimed or reversed: the span's source stretch in memory (reversal needs all of
+            # it; a clip's worth of float audio is small next to its frames).
+            n_src = max(1, round(span.source_duration * rate))
+            parts = list(_file_samples(span.path, span.start, n_src, rate, channels, chunk))
+            pcm = np.concatenate(parts, axis=1) if parts else \
+                np.zeros((channels, n_src), np.float32)
+            if span.reverse:
+                pcm = pcm[:, ::-1]
+            if span.speed != 1.0:
+                pcm = time_stretch(pcm, rate, span.speed)
+            pcm = _fit_samples(pcm, count)
+            for k in range(0, count, chunk):
+                yield np.ascontiguousarray(pcm[:, k:k + chunk])
+
+
+def _fit_samples(pcm: np.ndarray, count: int) -> np.ndarray:
+    if pcm.shape[1] >= count:
+        return pcm[:, :count]
+    return np.concatenate([pcm, np.zeros((pcm.shape[0], count - pcm.shape[1]), pcm.dtype)], 1)
+
+
+def _tempo_chain(factor: float) -> list[float]:
+    """FFmpeg's atempo takes 0.5..100 per instance: split slower factors into a chain."""
+    steps = []
+    while factor < 0.5:
+        steps.append(0.5)
+        factor /= 0.5
+    while factor > 100.0:
+        steps.append(100.0)
+        factor /= 100.0
+    return [*steps, factor]
+
+
+def time_stretch(pcm: np.ndarray, rate: int, factor: float) -> np.ndarray:
+    """float32 channels×n audio played ``factor`` times as fast with its pitch kept (FFmpeg's
+    atempo, a waveform-similarity overlap-add): about n / factor samples come back."""
+    import av
+    import av.filter
+
+    channels = pcm.shape[0]
+    layout = _layout(channels)
+    graph = av.filter.Graph()
+    node = graph.add_abuffer(format="fltp", sample_rate=rate, layout=layout,
+                             time_base=Fraction(1, rate))
+    for f in _tempo_chain(factor):
+        nxt = graph.add("atempo", f"{f:.6f}")
+        node.link_to(nxt)
+        node = nxt
+    fmt = graph.add("aformat", f"sample_fmts=fltp:channel_layouts={layout}")
+    node.link_to(fmt)
+    sink = graph.add("abuffersink")
+    fmt.link_to(sink)
+    graph.configure()
+    out: list[np.ndarray] = []
+
+    def drain() -> None:
+        while True:
+            try:
+                frame = graph.pull()
+            except (BlockingIOError, EOFError):
+                return
+            out.append(frame.to_ndarray().reshape(channels, -1))
+
+    step = 4096
+    for k in range(0, pcm.shape[1], step):
+        frame = av.AudioFrame.from_ndarray(np.ascontiguousarray(pcm[:, k:k + step]),
+                                           format="fltp", layout=layout)
+        frame.sample_rate, frame.pts, frame.time_base = rate, k, Fraction(1, rate)
+        graph.push(frame)
+        drain()
+    graph.push(None)
+    drain()
+    return np.concatenate(out, axis=1) if out else np.zeros((channels, 0), np.float32)
 
 
 def decode_audio(track: AudioTrack, rate: int | None = None,

@@ -318,12 +318,28 @@ class Mesh(PortType):
 
 @dataclass(frozen=True)
 class AudioSpan:
-    """``duration`` seconds of a file's first audio stream from ``start`` (seconds into that
-    stream), or of silence when ``path`` is None."""
+    """``duration`` seconds of output made from a file's first audio stream from ``start``
+    (seconds into that stream), or silence when ``path`` is None.
+
+    ``speed`` retimes (the span plays ``duration × speed`` seconds of the source, pitch kept)
+    and ``reverse`` plays that source stretch backwards: so video.speed and video.reverse keep
+    their sound in step with the frames."""
 
     path: str | None
     start: float
     duration: float
+    speed: float = 1.0
+    reverse: bool = False
+
+    @property
+    def source_duration(self) -> float:
+        return self.duration * self.speed
+
+    def part(self, a: float, b: float) -> AudioSpan:
+        """The output stretch from ``a`` to ``b`` seconds into this span."""
+        offset = (self.duration - b) if self.reverse else a
+        return AudioSpan(self.path, self.start + offset * self.speed, b - a, self.speed,
+                         self.reverse)
 
 
 @dataclass(frozen=True)
@@ -359,7 +375,7 @@ class AudioTrack:
         for s in self.spans:
             a, b = max(t0, pos), min(t1, pos + s.duration)
             if b > a:
-                out.append(AudioSpan(s.path, s.start + (a - pos), b - a))
+                out.append(s.part(a - pos, b - pos))
             pos += s.duration
         return AudioTrack(tuple(out), self.sample_rate, self.channels)
 
@@ -369,6 +385,18 @@ class AudioTrack:
             return self.slice(0.0, duration)
         pad = AudioSpan(None, 0.0, duration - self.duration)
         return AudioTrack(self.spans + (pad,), self.sample_rate, self.channels)
+
+    def retimed(self, factor: float) -> AudioTrack:
+        """Played ``factor`` times as fast (same pitch): ``duration / factor`` seconds."""
+        spans = tuple(AudioSpan(s.path, s.start, s.duration / factor, s.speed * factor,
+                                s.reverse) for s in self.spans)
+        return AudioTrack(spans, self.sample_rate, self.channels)
+
+    def reversed(self) -> AudioTrack:
+        """Played backwards: the spans in reverse order, each played backwards."""
+        spans = tuple(AudioSpan(s.path, s.start, s.duration, s.speed, not s.reverse)
+                      for s in reversed(self.spans))
+        return AudioTrack(spans, self.sample_rate, self.channels)
 
     @staticmethod
     def join(tracks: list[AudioTrack]) -> AudioTrack:

@@ -88,12 +88,6 @@ class _Recent:
             return self.frames[i]
 
 
-def _drop_audio(ctx: Any, video: Video, why: str) -> None:
-    if video.audio is not None:
-        ctx.report(audio=f"dropped: {why}")
-        ctx.log.info("audio dropped: %s", why)
-
-
 # --------------------------------------------------------------------------------------------
 # Cutting and sizing
 
@@ -239,8 +233,8 @@ class Concat(Node):
 
 class Speed(Node):
     """Retime by ``factor`` (2: twice as fast). drop skips or repeats frames; blend averages the
-    frames each output frame spans when faster and cross-fades neighbours when slower. Audio is
-    kept only at factor 1 (retiming sound would change its pitch); the report says so."""
+    frames each output frame spans when faster and cross-fades neighbours when slower. The sound
+    is retimed along with its pitch kept (FFmpeg's atempo when the file is written)."""
 
     type_id = "video.speed"
     title = "Change Speed"
@@ -255,7 +249,8 @@ class Speed(Node):
         n, length = vo.speed_length(len(video), factor), len(video)
         if factor == 1.0:
             return {"video": video}
-        _drop_audio(ctx, video, f"speed {factor:g}× would change the sound's pitch")
+        audio = None if video.audio is None else \
+            video.audio.retimed(factor).fit(n / video.fps)
         src = _Recent(video)
 
         def get(j: int) -> Image:
@@ -267,11 +262,11 @@ class Speed(Node):
             frames = [src.frame(i).data for i, _ in pairs]
             return Image(vo.weighted_sum(frames, [w for _, w in pairs]))
 
-        return {"video": Video(n, video.fps, get, video.known_size, video.source)}
+        return {"video": Video(n, video.fps, get, video.known_size, video.source, audio)}
 
 
 class Reverse(Node):
-    """Play backwards. Audio is dropped (reversed speech is noise); the report says so."""
+    """Play backwards, the sound too (mute it downstream with video.save's sound=none)."""
 
     type_id = "video.reverse"
     title = "Reverse Video"
@@ -281,10 +276,10 @@ class Reverse(Node):
 
     def run(self, ctx: Any, video: Video) -> dict[str, Any]:
         n = len(video)
-        _drop_audio(ctx, video, "reversed")
+        audio = None if video.audio is None else video.audio.reversed()
         src = _Recent(video)
         return {"video": Video(n, video.fps, lambda i: src.frame_backwards(n - 1 - i),
-                               video.known_size, video.source)}
+                               video.known_size, video.source, audio)}
 
 
 class Loop(Node):

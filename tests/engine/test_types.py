@@ -240,3 +240,22 @@ def test_bad_node_declarations_are_refused_at_registration() -> None:
     assert any("choices need the enum type" in p for p in problems)
     with pytest.raises(RegistryError, match="dotted lowercase"):
         Registry().register(Bad)
+
+
+def test_audio_tracks_cut_join_retime_and_reverse_by_seconds() -> None:
+    from engine.types import AudioSpan, AudioTrack
+
+    a = AudioTrack.from_file("a.wav", 10.0)
+    joined = AudioTrack.join([a.slice(2, 5), AudioTrack.silence(1), a.slice(9, 20)])
+    assert joined.duration == pytest.approx(5.0)
+    assert [(s.path, s.start, s.duration) for s in joined.spans] == \
+        [("a.wav", 2.0, 3.0), (None, 0.0, 1.0), ("a.wav", 9.0, 1.0)]
+    assert joined.fit(7).duration == pytest.approx(7) and joined.fit(2).duration == 2
+    fast = a.slice(2, 6).retimed(2.0)  # 4 s of source in 2 s
+    assert fast.duration == pytest.approx(2.0) and fast.spans[0].source_duration == 4.0
+    # second 1..2 of the fast track is source seconds 4..6
+    assert fast.slice(1, 2).spans[0] == AudioSpan("a.wav", 4.0, 1.0, 2.0, False)
+    back = a.slice(2, 6).reversed()
+    # the first second played backwards is the source's last second (5..6)
+    assert back.slice(0, 1).spans[0] == AudioSpan("a.wav", 5.0, 1.0, 1.0, True)
+    assert back.reversed().spans == a.slice(2, 6).spans

@@ -164,9 +164,12 @@ def test_concat_mismatch_is_a_clear_error_and_conform_fixes_it() -> None:
 def test_speed_drop_and_duplicate_exact_indices() -> None:
     v = clip(10, audio=True)
     fast = call("video.speed", {"video": v}, {"factor": 2.0})["video"]
-    assert indices(fast) == [0, 2, 4, 6, 8] and fast.audio is None
+    assert indices(fast) == [0, 2, 4, 6, 8]
+    assert fast.audio is not None and fast.audio.duration == pytest.approx(5 / 24)
+    assert fast.audio.spans[0].speed == 2.0
     slow = call("video.speed", {"video": v}, {"factor": 0.5})["video"]
     assert indices(slow) == [i // 2 for i in range(20)]
+    assert slow.audio is not None and slow.audio.duration == pytest.approx(20 / 24)
     assert call("video.speed", {"video": v}, {"factor": 1.0})["video"].audio is v.audio
 
 
@@ -186,10 +189,31 @@ def test_speed_blend_is_the_expected_average() -> None:
 def test_reverse_and_loop() -> None:
     v = clip(7, 40, audio=True)
     rev = call("video.reverse", {"video": v})["video"]
-    assert indices(rev) == list(range(46, 39, -1)) and rev.audio is None
+    assert indices(rev) == list(range(46, 39, -1))
+    assert rev.audio is not None and rev.audio.spans[0].reverse
     loop = call("video.loop", {"video": v}, {"count": 3})["video"]
     assert indices(loop) == list(range(40, 47)) * 3
     assert loop.audio is not None and loop.audio.duration == pytest.approx(21 / 24)
+
+
+def test_speed_and_reverse_keep_the_sound_in_step_and_in_tune(tmp_path: Path) -> None:
+    """A 2 s tone (440 Hz left, 880 Hz right) at 2×: 1 s of sound, same pitch; reversed: the
+    same samples backwards; the saved file holds exactly the frames' length of sound."""
+    from engine.media import decode_audio
+
+    path = make_clip(tmp_path / "t.mp4", frames=48, audio=True)
+    v = call("video.load", {}, {"path": str(path)})["video"]
+    original = decode_audio(v.audio)
+    fast = call("video.speed", {"video": v}, {"factor": 2.0})["video"]
+    pcm = decode_audio(fast.audio)
+    assert pcm.shape == (2, 48000)
+    for ch, hz in ((0, 440.0), (1, 880.0)):
+        spectrum = np.abs(np.fft.rfft(pcm[ch, 4800:-4800]))
+        assert abs(np.argmax(spectrum) * 48000 / (pcm.shape[1] - 9600) - hz) < 3
+    rev = call("video.reverse", {"video": v})["video"]
+    assert np.allclose(decode_audio(rev.audio), original[:, ::-1], atol=1e-6)
+    call("video.save", {"video": fast}, {"path": str(tmp_path / "fast.mp4")})
+    assert 48000 <= audio_samples(tmp_path / "fast.mp4") < 48000 + 1024
 
 
 def test_slow_motion_and_reverse_read_each_source_frame_once(tmp_path: Path) -> None:
