@@ -1,0 +1,229 @@
+"""Video-to-video generation: restyle a clip from a prompt, frame-coherently, with optional
+object-centric acceleration (more computation on the foreground than on the background)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from engine.errors import Problem
+from engine.node import Input, Node, Output, Param
+from engine.types import Bool, Enum, Float, Image, Int, Seed, String, Video
+from nodes.generate import SCHEDULER_CHOICES, SD15, _check, _fingerprint, _load
+
+
+def _frame_tensor(frame: Image) -> Any:
+    import torch
+
+    rgb = torch.from_numpy(np.ascontiguousarray(frame.rgb())).permute(2, 0, 1)
+    return 2.0 * rgb - 1.0
+
+
+def _mask_tensor(frame: Image) -> Any:
+    import torch
+
+    return torch.from_numpy(np.ascontiguousarray(frame.data[:, :, :1])).permute(2, 0, 1)
+
+
+class _NoiseMotion:
+    """Follows the input's motion (OpenCV DIS optical flow, frame to frame) at the latent
+    resolution: for each frame, where its noise comes from in the first frame's."""
+
+    def __init__(self, lh: int, lw: int) -> None:
+        import cv2
+
+        self.lh, self.lw = lh, lw
+        self.dis = cv2.DISOpticalFlow_create(cv2.DISOPTICAL_FLOW_PRESET_MEDIUM)
+        self.prev: np.ndarray | None = None
+        self.coords: Any = None
+
+    def next(self, frame: Image) -> tuple[Any, Any]:
+        """(source positions of the frame's noise, latent-grid flow to the previous frame)."""
+        import cv2
+        import torch
+
+        from engine.accel.videoattn import follow_coords
+
+        gray = cv2.cvtColor((np.clip(frame.rgb(), 0, 1) * 255).astype(np.uint8),
+                            cv2.COLOR_RGB2GRAY)
+        if self.prev is None:
+            ys, xs = torch.meshgrid(torch.arange(self.lh, dtype=torch.float32),
+                                    torch.arange(self.lw, dtype=torch.float32), indexing="ij")
+            self.coords = torch.stack([xs, ys], -1)
+            flow = torch.zeros(self.lh, self.lw, 2)
+        else:
+            back = self.dis.calc(gray, self.prev, None)  # new frame → previous frame
+            back = cv2.resize(back, (self.lw, self.lh), interpolation=cv2.INTER_AREA)
+            scale = np.array([self.lw / gray.shape[1], self.lh / gray.shape[0]], np.float32)
+            flow = torch.from_numpy(back * scale)
+            self.coords = follow_coords(self.coords, flow)
+        self.prev = gray
+        return self.coords, flow
+
+
+class VideoEdit(Node):
+    """Re-imagine every frame of a video from a prompt, coherently: every frame starts from the
+    same noise, every frame's self-attention also looks at the first frame (the anchor), after
+    every step each frame's latents lean towards the previous frame's carried along the input's
+    optical flow, and optionally each frame's latent is DDIM-inverted instead of noised.
+    Frames run in batches and come out as they finish. The object-centric switches (a
+    foreground mask video, e.g. from video.segment) spend less on the background: merged
+    background tokens, across space and neighbouring frames, and fewer whole-frame denoising
+    steps, blended without a seam."""
+
+    type_id = "generate.video_edit"
+    title = "Video Edit (video-to-video)"
+    category = "generate"
+    thread_safe = False  # the model (and the processors patched onto it) is shared
+    inputs = (Input("video", Video, "the clip to edit; sides must be multiples of 8"),
+              Input("mask", Video, "foreground mask per frame (1 = the object), e.g. from "
+                    "video.segment; needed by the object-centric switches", optional=True))
+    outputs = (Output("video", Video, "the edited clip, one frame per input frame"),)
+    params = (
+        Param("model", String, SD15, "model folder, .safetensors file or Hugging Face id "
+              "(already downloaded: `fathom models pull ID`)"),
+        Param("prompt", String, "", "what the clip should become", multiline=True),
+        Param("negative_prompt", String, "", "what to steer away from", multiline=True),
+        Param("strength", Float, 0.6, "how much to change (0: keep, 1: all new)", min=0.05,
+              max=1, step=0.05),
+        Param("steps", Int, 20, "denoising steps (the run does strength × steps)", min=1,
+              max=500),
+        Param("guidance", Float, 7.5, "classifier-free guidance scale (<= 1: off)", min=0,
+              max=50, step=0.5),
+        Param("seed", Seed, 0, "noise seed, shared by every frame"),
+        Param("scheduler", Enum, "default", "sampler (default: the model's; DDIM when "
+              "inverting)", choices=SCHEDULER_CHOICES),
+        Param("attention", Enum, "first+self", "temporal attention: every frame also attends "
+              "to the first frame (first+self), only to it (first), or not (off)",
+              choices=("first+self", "first", "off")),
+        Param("noise", Enum, "shared", "the seed's noise for every frame: the same "
+              "(shared), or the same carried along the input's optical flow so the texture "
+              "moves with the content (follow_motion)", choices=("shared", "follow_motion")),
+        Param("flow_fusion", Float, 0.5, "temporal fusion: after every step each frame's "
+              "latents move this far towards the previous frame's, carried along the input's "
+              "optical flow (0: off)", min=0, max=0.95, step=0.05),
+        Param("inversion", Bool, False, "start from each frame's DDIM inversion instead of "
+              "noise (keeps more of the input's structure)"),
+        Param("frames_per_batch", Int, 4, "frames denoised together (memory vs speed)", min=1,
+              max=64),
+        Param("merge_bg", Float, 0.0, "object-centric token merging: fraction of background "
+              "tokens merged away (0: off)", min=0, max=0.95, step=0.05),
+        Param("merge_fg", Float, 0.0, "fraction of foreground tokens merged away", min=0,
+              max=0.95, step=0.05),
+        Param("temporal_merge", Bool, False, "also merge tokens across neighbouring frames"),
+        Param("merge_levels", Int, 1, "UNet resolution levels that merge (1: the finest)",
+              min=1, max=4),
+        Param("bg_steps", Int, 0, "object-centric sampling: whole-frame steps; the rest run on "
+              "the foreground only (0: all steps whole-frame)", min=0, max=500),
+        Param("feather", Int, 2, "object-centric sampling: blend ramp around the foreground, "
+              "in latent pixels (8 image pixels each)", min=0, max=16),
+        Param("crop_margin", Int, 4, "context kept around the foreground on its own steps, "
+              "in latent pixels", min=0, max=64),
+        Param("clock_frames", Bool, False, "Clockwork across frames: odd frames reuse the "
+              "previous frame's low-resolution UNet features at the same step"),
+    )
+
+    @classmethod
+    def check(cls, params: dict[str, Any], ctx: Any) -> list[Problem]:
+        return _check(cls, params, ctx)
+
+    @classmethod
+    def cache_extra(cls, params: dict[str, Any], ctx: Any) -> str:
+        return _fingerprint(params, ctx)
+
+    def run(self, ctx: Any, video: Video, model: str, prompt: str, negative_prompt: str,
+            strength: float, steps: int, guidance: float, seed: int, scheduler: str,
+            attention: str, noise: str, flow_fusion: float, inversion: bool,
+            frames_per_batch: int, merge_bg: float, merge_fg: float, temporal_merge: bool,
+            merge_levels: int, bg_steps: int, feather: int, crop_margin: int, clock_frames: bool,
+            mask: Video | None = None) -> dict[str, Any]:
+        import torch
+
+        from engine.accel.loop import LoopInputError, decode
+        from engine.accel.objectcentric import VideoRun, VideoSettings
+        from engine.models.diffusion import settle
+
+        n = len(video)
+        if n == 0:
+            raise ctx.error("the video has no frames", port="video",
+                            fix="connect a clip with at least one frame")
+        w, h = video.size
+        if w % 8 or h % 8:
+            raise ctx.error(f"the video is {w}×{h}; both sides must be multiples of 8 (the VAE "
+                            "works on 8×8 pixel blocks)", port="video",
+                            fix=f"resize it first (e.g. to {max(8, w // 8 * 8)}×"
+                            f"{max(8, h // 8 * 8)}) or crop it")
+        if mask is not None:
+            if len(mask) != n:
+                raise ctx.error(f"the mask video has {len(mask)} frames but the video has {n}",
+                                port="mask", fix="trim the mask (or the video) to match")
+            if tuple(mask.size) != (w, h):
+                raise ctx.error(f"the mask video is {mask.size[0]}×{mask.size[1]} but the video "
+                                f"is {w}×{h}", port="mask", fix="make the mask at the video's "
+                                "size (or resize it)")
+        object_centric = merge_bg > 0 or merge_fg > 0 or 0 < bg_steps < steps
+        if object_centric and mask is None and (merge_fg > 0 or 0 < bg_steps < steps):
+            raise ctx.error("the foreground settings need a mask video", port="mask",
+                            fix="connect a mask video (e.g. from video.segment), or set "
+                            "merge_fg and bg_steps to 0")
+        settings = VideoSettings(
+            prompt=prompt, negative_prompt=negative_prompt, steps=steps, guidance=guidance,
+            seed=seed, strength=strength, scheduler=scheduler, attention=attention,
+            inversion=inversion, merge_bg=merge_bg, merge_fg=merge_fg,
+            temporal_merge=temporal_merge, merge_levels=merge_levels, bg_steps=bg_steps,
+            feather=feather, crop_margin=crop_margin, clock_frames=clock_frames,
+            flow_fusion=flow_fusion)
+        comps = _load(ctx, model)
+        if comps.is_inpainting:
+            raise ctx.error("this is an inpainting model: its UNet needs a mask and a masked "
+                            "image", port="model", fix="pick a text-to-image model")
+        starts = list(range(0, n, frames_per_batch))
+        outs: list[np.ndarray] = []  # uint8 frames: a quarter of the float memory
+        run = VideoRun(comps, settings, chunks=len(starts))
+        motion = _NoiseMotion(h // 8, w // 8) if noise == "follow_motion" or \
+            flow_fusion > 0 else None
+        try:
+            with run:
+                for ci, a in enumerate(starts):
+                    b = min(n, a + frames_per_batch)
+                    ctx.check_cancelled()
+                    x = torch.stack([_frame_tensor(video.frame(i)) for i in range(a, b)])
+                    m = None if mask is None else torch.stack(
+                        [_mask_tensor(mask.frame(i)) for i in range(a, b)])
+
+                    def on_step(done: int, total: int, a: int = a, b: int = b) -> None:
+                        ctx.check_cancelled()
+                        ctx.progress((a + (b - a) * done / (total + 1)) / n,
+                                     f"frames {a + 1}–{b}/{n}: step {done}/{total}")
+
+                    coords = flows = None
+                    if motion is not None:
+                        got = [motion.next(video.frame(i)) for i in range(a, b)]
+                        flows = torch.stack([g[1] for g in got])
+                        if noise == "follow_motion":
+                            coords = torch.stack([g[0] for g in got])
+                    lat = run.denoise(x.to(comps.device), m, 0 if ci == 0 else None,
+                                      on_step, coords, flows)
+                    for j in range(lat.shape[0]):
+                        rgb = decode(comps, lat[j:j + 1])[0, :3].permute(1, 2, 0).numpy()
+                        outs.append(np.round(rgb * 255.0).astype(np.uint8))
+                        ctx.progress((a + j + 1) / n, f"frame {a + j + 1}/{n}")
+                        ctx.preview(Image(outs[-1].astype(np.float32) / 255.0),
+                                    f"frame {a + j + 1}/{n}")
+                kept_mb = round(run.anchor.kept_bytes / 2**20, 2)
+        except LoopInputError as exc:
+            raise ctx.error(str(exc), port=exc.port, fix=exc.fix) from None
+        finally:
+            settle(comps)
+        ctx.report(device=comps.device, dtype=str(comps.dtype).replace("torch.", ""),
+                   frames=n, chunks=len(starts), unet_calls=run.unet_calls,
+                   foreground_only_calls=run.crop_calls, merged_blocks=run.merger.merged_calls,
+                   anchor_kept_mb=kept_mb,
+                   object_centric=object_centric)
+        frames = outs
+
+        def get(i: int) -> Image:
+            return Image(frames[i].astype(np.float32) / 255.0)
+
+        return {"video": Video(n, video.fps, get, (w, h), video.source, video.audio)}
