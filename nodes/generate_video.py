@@ -8,6 +8,7 @@ from typing import Any
 import numpy as np
 
 from engine.errors import Problem
+from engine.media import FrameStore
 from engine.node import Input, Node, Output, Param
 from engine.types import Bool, Enum, Float, Image, Int, Seed, String, Video
 from nodes.generate import SCHEDULER_CHOICES, SD15, _check, _fingerprint, _load
@@ -179,7 +180,8 @@ class VideoEdit(Node):
             raise ctx.error("this is an inpainting model: its UNet needs a mask and a masked "
                             "image", port="model", fix="pick a text-to-image model")
         starts = list(range(0, n, frames_per_batch))
-        outs: list[np.ndarray] = []  # uint8 frames: a quarter of the float memory
+        # Frames go to disk as they are made: memory stays flat however long the clip is.
+        outs = FrameStore(w, h, 3)
         run = VideoRun(comps, settings, chunks=len(starts))
         motion = _NoiseMotion(h // 8, w // 8) if noise == "follow_motion" or \
             flow_fusion > 0 else None
@@ -207,10 +209,9 @@ class VideoEdit(Node):
                                       on_step, coords, flows)
                     for j in range(lat.shape[0]):
                         rgb = decode(comps, lat[j:j + 1])[0, :3].permute(1, 2, 0).numpy()
-                        outs.append(np.round(rgb * 255.0).astype(np.uint8))
+                        outs.append(rgb)
                         ctx.progress((a + j + 1) / n, f"frame {a + j + 1}/{n}")
-                        ctx.preview(Image(outs[-1].astype(np.float32) / 255.0),
-                                    f"frame {a + j + 1}/{n}")
+                        ctx.preview(outs.frame(len(outs) - 1), f"frame {a + j + 1}/{n}")
                 kept_mb = round(run.anchor.kept_bytes / 2**20, 2)
         except LoopInputError as exc:
             raise ctx.error(str(exc), port=exc.port, fix=exc.fix) from None
@@ -221,9 +222,4 @@ class VideoEdit(Node):
                    foreground_only_calls=run.crop_calls, merged_blocks=run.merger.merged_calls,
                    anchor_kept_mb=kept_mb,
                    object_centric=object_centric)
-        frames = outs
-
-        def get(i: int) -> Image:
-            return Image(frames[i].astype(np.float32) / 255.0)
-
-        return {"video": Video(n, video.fps, get, (w, h), video.source, video.audio)}
+        return {"video": outs.video(video.fps, video.source, video.audio)}

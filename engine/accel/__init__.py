@@ -1,8 +1,10 @@
 """Fathom's own diffusion loop and the efficiency techniques that plug into it.
 
 Modules: ``loop`` (the denoising loop over diffusers components), ``preview`` (step previews),
-and the techniques ``tome``, ``clockwork``, ``adaptive``, ``stream``, ``similarity`` (plus
-``benchmodel``, the random-weight models benchmarks use). Nothing is imported here, so importing
+and the techniques ``tome``, ``clockwork``, ``adaptive``, ``stream``, ``similarity``; for video,
+``objectcentric`` (the video loop, object-centric token merging and sampling) and ``videoattn``
+(anchor-frame attention, flow fusion); plus ``benchmodel``, the random-weight models benchmarks
+use. Nothing is imported here, so importing
 ``engine.accel`` costs nothing and never imports torch.
 
 The contract between the loop and a technique

@@ -149,3 +149,28 @@ def test_prefetch_keeps_order_bounds_lookahead_and_surfaces_errors() -> None:
     gen = media.prefetch(lambda i: i, 1000, depth=2)
     assert next(gen) == 0
     gen.close()  # the worker stops instead of reading the other 999
+
+
+def test_frame_store_spills_to_disk_round_trips_and_cleans_up(tmp_path: Path) -> None:
+    import gc
+
+    from engine.media import FrameStore
+
+    store = FrameStore(6, 4, 3, folder=tmp_path)
+    rng = np.random.default_rng(0)
+    frames = [rng.integers(0, 256, (4, 6, 3), dtype=np.uint8) for _ in range(5)]
+    for f in frames:
+        store.append(f)
+    store.append(np.full((4, 6, 3), 0.5, np.float32))  # floats are rounded to 8 bits
+    assert store.path.stat().st_size == 6 * 4 * 6 * 3  # on disk as they came
+    video = store.video(12.0)
+    assert len(video) == 6 and video.size == (6, 4)
+    assert all(np.array_equal(store.array(i), frames[i]) for i in range(5))
+    assert np.all(store.array(5) == 128)
+    assert np.allclose(video.frame(2).data, frames[2] / 255.0)
+    with pytest.raises(ValueError):
+        store.append(np.zeros((5, 6, 3), np.uint8))
+    path = store.path
+    del store, video
+    gc.collect()
+    assert not path.exists()
