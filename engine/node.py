@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar
@@ -163,7 +164,12 @@ class Node:
 
     @classmethod
     def doc(cls) -> str:
-        return (cls.__doc__ or "").strip()
+        """The class docstring as plain prose for the inspector and ``fathom nodes``: source
+        indentation and hard line wraps removed (paragraphs kept), ``code`` marks dropped."""
+        text = inspect.cleandoc(cls.__doc__ or "")
+        paragraphs = [" ".join(line.strip() for line in block.splitlines())
+                      for block in text.split("\n\n")]
+        return "\n\n".join(p for p in paragraphs if p).replace("``", "")
 
     @classmethod
     def describe(cls) -> dict[str, Any]:

@@ -46,6 +46,7 @@ class VideoPlayer(QWidget):
             bar.addWidget(w)
         bar.addWidget(self.slider, 1)
         bar.addWidget(self.counter)
+        bar.addSpacing(6)
         bar.addWidget(self.status)
         lay = QVBoxLayout(self)
         lay.setContentsMargins(0, 0, 0, 0)

@@ -141,3 +141,19 @@ def test_fathom_nodes_text_listing(capsys: pytest.CaptureFixture[str]) -> None:
     assert "math.binary" in out and "[math] (x:float?, y:float?) -> (value:float)" in out
     assert "- op = 'add'  (one of: add, subtract" in out
     assert "image.save" not in out
+
+
+def test_node_docs_read_as_prose() -> None:
+    """Docstrings are written for the source (indented, hard-wrapped, ``code`` marks): the
+    inspector and `fathom nodes` show them unwrapped, paragraphs kept."""
+    from engine.node import Node
+
+    class Documented(Node):
+        """First line wraps
+        onto a second, with ``code``.
+
+        A new paragraph."""
+
+        type_id = "test.documented"
+
+    assert Documented.doc() == "First line wraps onto a second, with code.\n\nA new paragraph."
