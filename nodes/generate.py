@@ -279,7 +279,20 @@ def _outputs(images: np.ndarray, result: Any, comps: Any) -> dict[str, Any]:
 # ---- nodes -------------------------------------------------------------------------------------
 
 
-class TextToImage(Node):
+class ModelNode(Node):
+    """A node that loads a generation model: a missing or unusable model folder is a problem
+    before the run starts, and the weights' identity is part of the cache key."""
+
+    @classmethod
+    def check(cls, params: dict[str, Any], ctx: Any) -> list[Problem]:
+        return _check(cls, params, ctx)
+
+    @classmethod
+    def cache_extra(cls, params: dict[str, Any], ctx: Any) -> str:
+        return _fingerprint(params, ctx)
+
+
+class TextToImage(ModelNode):
     """Make images from a text prompt with a Stable Diffusion-family model. Initial noise comes
     from a CPU generator: a seed gives the same image on any device. With the accelerations off
     the result equals diffusers' StableDiffusionPipeline."""
@@ -290,14 +303,6 @@ class TextToImage(Node):
     thread_safe = False  # the model (and accelerations patched onto it) is shared
     outputs = GEN_OUTPUTS
     params = (*_prompt_params(SD15), *_sampling_params(512, 64), *ACCEL_PARAMS)
-
-    @classmethod
-    def check(cls, params: dict[str, Any], ctx: Any) -> list[Problem]:
-        return _check(cls, params, ctx)
-
-    @classmethod
-    def cache_extra(cls, params: dict[str, Any], ctx: Any) -> str:
-        return _fingerprint(params, ctx)
 
     def run(self, ctx: Any, model: str, prompt: str, negative_prompt: str, steps: int,
             guidance: float, seed: int, width: int, height: int, scheduler: str,
@@ -310,7 +315,7 @@ class TextToImage(Node):
         return _outputs(res.images, res, comps)
 
 
-class ImageToImage(Node):
+class ImageToImage(ModelNode):
     """Re-imagine an image from a prompt: the image is encoded, noised to `strength` (1 = all
     noise) and denoised. Equals diffusers' StableDiffusionImg2ImgPipeline with the
     accelerations off."""
@@ -326,14 +331,6 @@ class ImageToImage(Node):
                     max=1, step=0.05),
               *ACCEL_PARAMS)
 
-    @classmethod
-    def check(cls, params: dict[str, Any], ctx: Any) -> list[Problem]:
-        return _check(cls, params, ctx)
-
-    @classmethod
-    def cache_extra(cls, params: dict[str, Any], ctx: Any) -> str:
-        return _fingerprint(params, ctx)
-
     def run(self, ctx: Any, image: Image, model: str, prompt: str, negative_prompt: str,
             steps: int, guidance: float, seed: int, width: int, height: int, scheduler: str,
             batch_size: int, strength: float, **accel: Any) -> dict[str, Any]:
@@ -347,7 +344,7 @@ class ImageToImage(Node):
         return _outputs(res.images, res, comps)
 
 
-class Inpaint(Node):
+class Inpaint(ModelNode):
     """Repaint the masked part of an image (mask 1 = repaint, binarised at 0.5) with an
     inpainting model, whose UNet also takes the mask and the masked image. Equals diffusers'
     StableDiffusionInpaintPipeline with the accelerations off."""
@@ -363,14 +360,6 @@ class Inpaint(Node):
               Param("strength", Float, 1.0, "how much of the masked part to change", min=0,
                     max=1, step=0.05),
               *ACCEL_PARAMS)
-
-    @classmethod
-    def check(cls, params: dict[str, Any], ctx: Any) -> list[Problem]:
-        return _check(cls, params, ctx)
-
-    @classmethod
-    def cache_extra(cls, params: dict[str, Any], ctx: Any) -> str:
-        return _fingerprint(params, ctx)
 
     def run(self, ctx: Any, image: Image, mask: Mask, model: str, prompt: str,
             negative_prompt: str, steps: int, guidance: float, seed: int, width: int,
@@ -407,7 +396,7 @@ def split_rgbd(decoded: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     raise ValueError(f"a decoded RGB+depth image has 4 or 6 channels, not {c}")
 
 
-class TextToRGBD(Node):
+class TextToRGBD(ModelNode):
     """Make an image and its depth from a prompt with an LDM3D model, whose VAE decodes RGB and
     depth together. Depth is relative, 0 = nearest and 1 = farthest (LDM3D predicts
     disparity-like depth; it is flipped). Panorama mode (LDM3D-pano models) makes a 360°
@@ -427,12 +416,8 @@ class TextToRGBD(Node):
               *ACCEL_PARAMS)
 
     @classmethod
-    def cache_extra(cls, params: dict[str, Any], ctx: Any) -> str:
-        return _fingerprint(params, ctx)
-
-    @classmethod
     def check(cls, params: dict[str, Any], ctx: Any) -> list[Problem]:
-        out = _check(cls, params, ctx)
+        out = super().check(params, ctx)
         if params.get("mode") == "panorama" and params["width"] != 2 * params["height"]:
             out.append(Problem(f"a panorama is twice as wide as it is high; got "
                                f"{params['width']}×{params['height']}.", ctx.node_id, "width",
@@ -462,7 +447,7 @@ class TextToRGBD(Node):
         return {"image": image, "depth": depth, "rgbd": RGBD(image, depth)}
 
 
-class Stream(Node):
+class Stream(ModelNode):
     """Restyle a frame sequence in real time (StreamDiffusion's design): the denoising stages of
     consecutive frames run as one batched UNet call, guidance is residual (no second UNet pass
     for "self"/"initialize"), and near-identical frames can be skipped. Use an LCM-capable model
@@ -504,12 +489,8 @@ class Stream(Node):
     )
 
     @classmethod
-    def cache_extra(cls, params: dict[str, Any], ctx: Any) -> str:
-        return _fingerprint(params, ctx)
-
-    @classmethod
     def check(cls, params: dict[str, Any], ctx: Any) -> list[Problem]:
-        out = _check(cls, params, ctx)
+        out = super().check(params, ctx)
         try:
             _stages(params["t_index_list"], params["num_inference_steps"])
         except ValueError as exc:

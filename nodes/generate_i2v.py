@@ -13,10 +13,10 @@ from typing import Any
 
 import numpy as np
 
-from engine.errors import NodeError, Problem
-from engine.node import Input, Node, Output, Param
+from engine.errors import NodeError
+from engine.node import Input, Output, Param
 from engine.types import Float, Image, Int, Seed, String, Video
-from nodes.generate import _check, _fingerprint, _source
+from nodes.generate import ModelNode, _source
 
 SVD = "stabilityai/stable-video-diffusion-img2vid-xt"
 MEMORY_HINT = "lower decode_chunk_size, frames, or width and height (or free memory)"
@@ -66,7 +66,7 @@ def lower_memory(ctx: Any, m: Any) -> str:
     return ", ".join(changed)
 
 
-class ImageToVideo(Node):
+class ImageToVideo(ModelNode):
     """Animate a still image into a short clip with Stable Video Diffusion. `fps` and
     `motion_bucket_id` are the model's micro-conditioning (more motion for a higher bucket);
     guidance rises from min_guidance on the first frame to max_guidance on the last. Initial
@@ -102,14 +102,6 @@ class ImageToVideo(Node):
         Param("decode_chunk_size", Int, 8, "frames per VAE decode (0: all at once); lower "
               "needs less memory, higher is smoother across chunk borders", min=0, max=256),
     )
-
-    @classmethod
-    def check(cls, params: dict[str, Any], ctx: Any) -> list[Problem]:
-        return _check(cls, params, ctx)
-
-    @classmethod
-    def cache_extra(cls, params: dict[str, Any], ctx: Any) -> str:
-        return _fingerprint(params, ctx)
 
     def run(self, ctx: Any, image: Image, model: str, frames: int, fps: int,
             motion_bucket_id: int, noise_aug_strength: float, steps: int, min_guidance: float,

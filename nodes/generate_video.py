@@ -7,11 +7,10 @@ from typing import Any
 
 import numpy as np
 
-from engine.errors import Problem
 from engine.media import FrameStore
-from engine.node import Input, Node, Output, Param
+from engine.node import Input, Output, Param
 from engine.types import Bool, Enum, Float, Image, Int, Seed, String, Video
-from nodes.generate import SCHEDULER_CHOICES, SD15, _check, _fingerprint, _load
+from nodes.generate import SCHEDULER_CHOICES, SD15, ModelNode, _load
 
 
 def _frame_tensor(frame: Image) -> Any:
@@ -63,7 +62,7 @@ class _NoiseMotion:
         return self.coords, flow
 
 
-class VideoEdit(Node):
+class VideoEdit(ModelNode):
     """Re-imagine every frame of a video from a prompt, coherently: every frame starts from the
     same noise, every frame's self-attention also looks at the first frame (the anchor), after
     every step each frame's latents lean towards the previous frame's carried along the input's
@@ -124,14 +123,6 @@ class VideoEdit(Node):
         Param("clock_frames", Bool, False, "Clockwork across frames: odd frames reuse the "
               "previous frame's low-resolution UNet features at the same step"),
     )
-
-    @classmethod
-    def check(cls, params: dict[str, Any], ctx: Any) -> list[Problem]:
-        return _check(cls, params, ctx)
-
-    @classmethod
-    def cache_extra(cls, params: dict[str, Any], ctx: Any) -> str:
-        return _fingerprint(params, ctx)
 
     def run(self, ctx: Any, video: Video, model: str, prompt: str, negative_prompt: str,
             strength: float, steps: int, guidance: float, seed: int, scheduler: str,
