@@ -14,6 +14,10 @@ if TYPE_CHECKING:
     from engine.context import NodeContext
 
 
+def _article(word: str) -> str:
+    return f"{'an' if word[:1] in 'aeiou' else 'a'} {word}"
+
+
 @dataclass(frozen=True)
 class Input:
     """An input port. ``multi`` ports take any number of edges and receive a list, in edge order."""
@@ -76,8 +80,8 @@ class Param:
         if self.min is not None or self.max is not None:
             lo = "-inf" if self.min is None else f"{self.min:g}"
             hi = "inf" if self.max is None else f"{self.max:g}"
-            return f"a {self.type.type_id} in [{lo}, {hi}]"
-        return f"a {self.type.type_id}"
+            return f"{_article(self.type.type_id)} in [{lo}, {hi}]"
+        return _article(self.type.type_id)
 
     def describe(self) -> dict[str, Any]:
         d: dict[str, Any] = {"name": self.name, "type": self.type.type_id,
