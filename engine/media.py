@@ -222,9 +222,14 @@ class AVReader:
                 self.codec = s.codec_context.name
                 self.size = (int(s.codec_context.width), int(s.codec_context.height))
                 declared = float(s.average_rate) if s.average_rate else None
-                pts, keys, end = [], [], 0
+                pts, keys, end, preroll = [], [], 0, 0
                 for packet in c.demux(s):
                     stamp = packet.pts if packet.pts is not None else packet.dts
+                    # Discard packets are an edit list's pre-roll (an `ffmpeg -ss -c copy` cut,
+                    # many camera files): decoded for reference, never shown.
+                    if packet.is_discard and packet.size:
+                        preroll += 1
+                        continue
                     if stamp is None or packet.size == 0:
                         continue
                     pts.append(int(stamp))
@@ -245,7 +250,12 @@ class AVReader:
             raise MediaError(f"{self.path.name} cannot be decoded as video: its video stream "
                              "holds no frames", "check that the file is complete")
         held = float((max(end, self.pts[-1]) - self.pts[0]) * self.time_base)
-        if declared_frames > len(self.pts) or truncated(declared_s, held, len(self.pts)):
+        # Some containers (Matroska's DURATION tag) give the stream's end time, not its length:
+        # a stream that starts late is cut only if it falls short by both readings.
+        ends = float(max(end, self.pts[-1]) * self.time_base)
+        short = truncated(declared_s, held, len(self.pts)) and \
+            truncated(declared_s, ends, len(self.pts))
+        if declared_frames > len(self.pts) + preroll or short:
             said = f"{declared_frames} frames" if declared_frames > len(self.pts) else \
                 f"{declared_s:.2f} s"
             raise MediaError(f"{self.path.name} cannot be decoded as video: it is truncated "
@@ -256,6 +266,8 @@ class AVReader:
         self._where = where
         self.keyframes = sorted({where[k] for k in keys if k in where}) or [0]
         self.length = len(self.pts)
+        #: Seconds on the container's clock where frame 0 shows (sound is aligned to it).
+        self.start_time = float(self.pts[0] * self.time_base)
         self.fps = average_fps(self.pts, self.time_base, declared)
         if cache_frames is None:  # 4:2:0 frames: 1.5 bytes a pixel
             per_frame = max(1, self.size[0] * self.size[1] * 3 // 2)
@@ -361,10 +373,20 @@ class AVReader:
         """uint8 H×W×3 RGB, scaled inside FFmpeg when ``size`` differs (cheaper than numpy)."""
         fr = self.av_frame(index)
         w, h = size or self.size
-        if (w, h) != (fr.width, fr.height):
-            fr = fr.reformat(w, h, "rgb24", interpolation=INTERPOLATION[interpolation])
-            return fr.to_ndarray()
-        return fr.to_ndarray(format="rgb24")
+        interp = INTERPOLATION[interpolation] if (w, h) != (fr.width, fr.height) else None
+        return reformat(fr, w, h, "rgb24", interp).to_ndarray()
+
+
+def reformat(frame: Any, width: int, height: int, fmt: str | None = None,
+             interpolation: Any = None) -> Any:
+    """Convert/scale an ``av.VideoFrame`` with a converter of its own.
+
+    ``VideoFrame.reformat`` reuses one converter per frame object and runs it without the GIL:
+    two threads converting the same cached frame (the GUI player's worker and a render) crashed
+    the process. A fresh ``VideoReformatter`` per call costs microseconds."""
+    from av.video.reformatter import VideoReformatter
+
+    return VideoReformatter().reformat(frame, width, height, fmt, interpolation=interpolation)
 
 
 class PillowReader:
@@ -509,7 +531,7 @@ class FileVideo(Video):
         fr = self.reader.av_frame(self.start + i)
         if not self._native_size():
             w, h = self.size
-            fr = fr.reformat(w, h, interpolation=INTERPOLATION[self.interpolation])
+            fr = reformat(fr, w, h, None, INTERPOLATION[self.interpolation])
         return fr
 
     def _view(self, start: int, length: int, size: tuple[int, int] | None,
@@ -568,7 +590,9 @@ def _file_samples(path: str, start: float, count: int, rate: int, channels: int,
         s = c.streams.audio[0]
         tb = Fraction(s.time_base or Fraction(1, rate))
         if start > 0:
-            c.seek(int(start / tb), stream=s, backward=True, any_frame=False)
+            # Seek 0.1 s early: an AAC/Opus decoder needs a frame of warm-up after a seek (its
+            # first samples are garbage, a click at every cut); the extra is skipped below.
+            c.seek(int(max(0.0, start - 0.1) / tb), stream=s, backward=True, any_frame=False)
         res = av.AudioResampler(format="fltp", layout=layout, rate=rate)
         origin: float | None = None
         skip = 0
@@ -823,7 +847,7 @@ class ContainerWriter:
                                                else "rgb24")
         w, h = self.size
         if (frame.width, frame.height) != (w, h) or frame.format.name != self._v.pix_fmt:
-            frame = frame.reformat(w, h, self._v.pix_fmt)
+            frame = reformat(frame, w, h, self._v.pix_fmt)
         frame.pts = self._count
         frame.time_base = 1 / self._rate
         for packet in self._v.encode(frame):

@@ -312,3 +312,18 @@ def place(width: int, height: int, box_w: int, box_h: int, x: float, y: float,
     if anchor == "center":
         px, py = px - box_w / 2, py - box_h / 2
     return int(round(px)), int(round(py))
+
+
+def same_rate(a: float, b: float) -> bool:
+    """Frame rates equal for editing: 29.97 typed by hand and NTSC's 30000/1001 are one rate
+    (a 1e-4 relative tolerance drifts one frame in about three hours)."""
+    return abs(a - b) <= 1e-4 * max(a, b)
+
+
+def rate_text(fps: float) -> str:
+    """A frame rate as users know it: 30000/1001 shows as 29.97003 (30000/1001)."""
+    from fractions import Fraction
+
+    frac = Fraction(fps).limit_denominator(1001)
+    exact = abs(float(frac) - fps) < 1e-9 and frac.denominator > 100
+    return f"{fps:.7g} ({frac.numerator}/{frac.denominator})" if exact else f"{fps:.7g}"

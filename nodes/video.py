@@ -16,7 +16,18 @@ from engine.errors import Problem
 from engine.fileio import atomic_path, writable_dir_problem
 from engine.media import FileVideo, MediaError
 from engine.node import Input, Node, Output, Param
-from engine.types import AudioTrack, Bool, Enum, Float, Image, Int, PathValue, String, Video
+from engine.types import (
+    AudioSpan,
+    AudioTrack,
+    Bool,
+    Enum,
+    Float,
+    Image,
+    Int,
+    PathValue,
+    String,
+    Video,
+)
 from nodes.io import EXR_FIX, exr_backend, read_image, to_uint, write_exr
 
 SEQUENCE_OUT = (".png", ".exr", ".jpg")
@@ -92,7 +103,10 @@ class LoadVideo(Node):
         if reader.audio_stream:
             fmt = media.first_audio(p)
             if fmt is not None:
-                video = video.with_audio(AudioTrack.from_file(str(p), video.duration, *fmt))
+                # The sound from the moment frame 0 shows (a stream may start late).
+                start = float(getattr(reader, "start_time", 0.0))
+                video = video.with_audio(AudioTrack((AudioSpan(str(p), start, video.duration),),
+                                                    *fmt))
         if width or height:
             w0, h0 = reader.size
             w = width or max(1, round(w0 * height / h0))
@@ -131,6 +145,9 @@ class VideoFrame(Node):
     params = (Param("index", Int, 0, "frame number"),)
 
     def run(self, ctx: Any, video: Video, index: int) -> dict[str, Any]:
+        if len(video) == 0:
+            raise ctx.error("the video has no frames", port="video",
+                            fix="check what feeds it (an empty trim or source?)")
         i = index if index >= 0 else len(video) + index
         if not 0 <= i < len(video):
             raise ctx.error(f"frame {index} is outside a {len(video)}-frame video",
@@ -174,7 +191,12 @@ def _target_problem(p: Path, node: str) -> list[Problem]:
     out = []
     sequence = media.sequence_pattern(p.name) is not None
     suffix = p.suffix.lower()
-    if sequence and suffix not in SEQUENCE_OUT:
+    if sequence and not media._PATTERN.search(p.name):
+        # A glob names existing files to read; writing needs the number's place.
+        out.append(Problem(f"{p.name} is a pattern for reading (* or ?); a saved sequence "
+                           "needs a frame number in its name.", node, "path",
+                           f"use e.g. {p.stem.replace('*', '').replace('?', '')}%04d{suffix}"))
+    elif sequence and suffix not in SEQUENCE_OUT:
         out.append(Problem(f"image sequences are written as {', '.join(SEQUENCE_OUT)}, "
                            f"not {suffix or 'no extension'}.", node, "path", FORMATS_HELP))
     elif not sequence and suffix not in media.CONTAINERS:
@@ -268,6 +290,9 @@ class SaveVideo(Node):
         part = video if (lo, hi) == (0, len(video) - 1) else video.slice(lo, hi + 1)
         track = self._sound(ctx, video, audio, sound, lo, hi)
         if track is not None:
+            if abs(out_fps - video.fps) > 1e-9:
+                # Frames play faster or slower at the new rate: so does the sound (pitch kept).
+                track = track.retimed(out_fps / video.fps)
             track = track.fit(len(part) / out_fps)
         try:
             if media.sequence_pattern(target.name) is not None:

@@ -186,11 +186,12 @@ class Concat(Node):
         parts: list[Video] = []
         for k, v in enumerate(clips):
             size = v.size if len(v) else (w0, h0)
-            if size != (w0, h0) or abs(v.fps - fps) > 1e-6:
+            if size != (w0, h0) or not vo.same_rate(v.fps, fps):
                 if not conform:
                     what = (f"is {size[0]}×{size[1]} but the first is {w0}×{h0}"
                             if size != (w0, h0) else
-                            f"runs at {v.fps:g} fps but the first at {fps:g} fps")
+                            f"runs at {vo.rate_text(v.fps)} fps but the first at "
+                            f"{vo.rate_text(fps)} fps")
                     raise ctx.error(f"clip {k + 1} {what}", port="videos",
                                     fix="turn on conform, or resize/retime the clips first")
                 v = self.conformed(v, w0, h0, fps, fit, mode)
@@ -329,8 +330,9 @@ class Transition(Node):
         if a.size != b.size:
             raise ctx.error(f"b is {b.size[0]}×{b.size[1]} but a is {a.size[0]}×{a.size[1]}",
                             port="b", fix="resize one clip (video.resize) to the other's size")
-        if abs(a.fps - b.fps) > 1e-6:
-            raise ctx.error(f"b runs at {b.fps:g} fps but a at {a.fps:g} fps", port="b",
+        if not vo.same_rate(a.fps, b.fps):
+            raise ctx.error(f"b runs at {vo.rate_text(b.fps)} fps but a at "
+                            f"{vo.rate_text(a.fps)} fps", port="b",
                             fix="conform the frame rates first (video.concat with conform, "
                                 "or video.speed)")
         la, lb, rgb = len(a), len(b), _rgb(color)

@@ -564,3 +564,13 @@ def test_map_passes_settings_to_the_subgraphs_exposed_parameters() -> None:
         with pytest.raises(NodeError) as err:
             call("video.map", {"video": v}, {"subgraph": "grade", "settings": bad}, ex)
         assert err.value.port == "settings" and why in str(err.value), bad
+
+
+def test_ntsc_rates_typed_two_ways_are_one_rate() -> None:
+    frames = [Image(frame_pixels(i) / 255.0) for i in range(4)]
+    a, b = Video.from_frames(frames, 29.97), Video.from_frames(frames, 30000 / 1001)
+    out = call("video.concat", {"videos": [a, b]})["video"]
+    assert len(out) == 8
+    with pytest.raises(NodeError) as err:
+        call("video.concat", {"videos": [a, Video.from_frames(frames, 25.0)]})
+    assert "25 fps but the first at 29.97 fps" in str(err.value)

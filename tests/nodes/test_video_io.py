@@ -231,3 +231,95 @@ def test_bad_inputs_and_outputs_fail_clearly_and_leave_nothing(tmp_path: Path) -
         EX.plan(g, options=RunOptions(output_dir=tmp_path, base_dir=tmp_path))
     assert {(p.node, p.port) for p in inv.value.problems} == {("load", "path"),
                                                                ("save", "path")}
+
+
+# ---- regressions found in review ------------------------------------------------------------
+
+FFMPEG = pytest.mark.skipif(__import__("shutil").which("ffmpeg") is None, reason="needs ffmpeg")
+
+
+def test_two_threads_reading_one_video_get_the_right_frames(tmp_path: Path) -> None:
+    """The GUI player's worker and a render read the same clip at once: each frame converts with
+    its own converter (a shared one crashed the process)."""
+    import threading
+
+    v = load(make_clip(tmp_path / "c.mp4", frames=24), tmp_path)
+    wrong: list[int] = []
+
+    def read() -> None:
+        for k in range(150):
+            if read_index(v.frame(k % 24).data) != k % 24:
+                wrong.append(k)
+
+    threads = [threading.Thread(target=read) for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert not wrong and not any(t.is_alive() for t in threads)
+
+
+@FFMPEG
+def test_an_edit_list_cut_loads_only_the_shown_frames(tmp_path: Path) -> None:
+    """`ffmpeg -ss 0.3 -c copy` keeps the GOP's earlier frames as discarded pre-roll."""
+    import subprocess
+
+    src = make_clip(tmp_path / "long.mp4", frames=48, gop=12, audio=True)
+    cut = tmp_path / "cut.mp4"
+    subprocess.run(["ffmpeg", "-v", "error", "-y", "-ss", "0.3", "-i", str(src), "-c", "copy",
+                    str(cut)], check=True)
+    truth = decoded_indices(cut)
+    v = load(cut, tmp_path)
+    assert len(v) == len(truth) and indices(v) == truth
+    order = list(range(len(v))) * 2
+    random.Random(5).shuffle(order)  # seeking, also before the first shown keyframe
+    assert [read_index(v.frame(i).data) for i in order] == [truth[i] for i in order]
+
+
+def test_cut_sound_has_no_click_at_its_start(tmp_path: Path) -> None:
+    from engine.media import decode_audio
+
+    p = make_clip(tmp_path / "t.mp4", frames=48, audio=True)
+    with av.open(str(p)) as c:
+        whole = np.concatenate([f.to_ndarray() for f in c.decode(audio=0)], 1)
+    got = decode_audio(load(p, tmp_path).audio.slice(0.5, 1.0))
+    assert np.abs(got - whole[:, 24000:48000]).max() < 1e-3
+
+
+@FFMPEG
+def test_a_late_starting_video_stream_loads_in_sync(tmp_path: Path) -> None:
+    import subprocess
+
+    src = make_clip(tmp_path / "t.mp4", frames=48, audio=True)
+    for ext in ("mkv", "mp4"):
+        out = tmp_path / f"late.{ext}"
+        subprocess.run(["ffmpeg", "-v", "error", "-y", "-itsoffset", "0.5", "-i", str(src),
+                        "-i", str(src), "-map", "0:v", "-map", "1:a", "-c", "copy", str(out)],
+                       check=True)
+        v = load(out, tmp_path)  # a complete file: not reported as truncated
+        assert len(v) == 48 and indices(v)[:3] == [0, 1, 2]
+        assert v.audio is not None and v.audio.spans[0].start == pytest.approx(0.5, abs=0.03)
+
+
+def test_saving_to_a_glob_pattern_is_refused(tmp_path: Path) -> None:
+    v = Video.from_frames([Image(frame_pixels(i) / 255.0) for i in range(3)], 24)
+    with pytest.raises(NodeError) as err:
+        call("video.save", {"video": v}, {"path": "seq/f_*.png"}, tmp_path)
+    assert err.value.port == "path" and "%04d" in (err.value.fix or "")
+    assert not (tmp_path / "seq").exists() or not list((tmp_path / "seq").iterdir())
+
+
+def test_an_fps_override_retimes_the_sound_with_the_frames(tmp_path: Path) -> None:
+    v = load(make_clip(tmp_path / "t.mp4", frames=24, audio=True), tmp_path)
+    call("video.save", {"video": v}, {"path": "slow.mp4", "fps": 12.0}, tmp_path)
+    with av.open(str(tmp_path / "slow.mp4")) as c:
+        pcm = np.concatenate([f.to_ndarray() for f in c.decode(audio=0)], 1)
+    assert 96000 <= pcm.shape[1] < 96000 + 2048  # 2 s of sound for 2 s of frames
+    second_half = pcm[:, 48000:90000]
+    assert np.sqrt((second_half ** 2).mean()) > 0.1  # still the tone, not padding
+
+
+def test_a_frame_of_an_empty_video_says_so(tmp_path: Path) -> None:
+    with pytest.raises(NodeError) as err:
+        call("video.frame", {"video": Video(0, 24.0, lambda i: None)}, {}, tmp_path)
+    assert err.value.port == "video" and "no frames" in str(err.value)
