@@ -261,11 +261,20 @@ class PropagatedMasks:
         start = index
         while start > key and not self._memo.has(start):
             start -= 1  # walk back to the keyframe or the nearest mask still memoised
-        mask = self._memo.get(start, lambda: self._keyframe(start))
+        # If another thread evicted ``start`` since the check, carry it again from the keyframe
+        # (never run the keyframe function on a frame between keyframes).
+        mask = self._memo.get(start, lambda: self._keyframe(start) if start == key
+                              else self._carry(key, start))
         for i in range(start + 1, index + 1):
             prev = mask
             mask = self._memo.get(
                 i, lambda i=i, prev=prev: propagate_mask(prev, self.flows.flow(i, i - 1)))
+        return mask
+
+    def _carry(self, key: int, index: int) -> np.ndarray:
+        mask = self._memo.get(key, lambda: self._keyframe(key))
+        for i in range(key + 1, index + 1):
+            mask = propagate_mask(mask, self.flows.flow(i, i - 1))
         return mask
 
     def _keyframe(self, index: int) -> np.ndarray:

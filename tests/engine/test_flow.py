@@ -133,6 +133,39 @@ def test_keyframes_run_the_expensive_mask_ceil_n_over_k_times() -> None:
             assert np.array_equal(out[i], clip.mask(i))
 
 
+def test_threads_sharing_propagated_masks_run_the_model_on_keyframes_only() -> None:
+    """Two readers at once (a save and the GUI player) with a tiny memo evict each other's
+    masks; a frame between keyframes must then be carried again, never sent to the model."""
+    import threading
+
+    clip = Square((2, 1))
+    calls: list[int] = []
+    lock = threading.Lock()
+
+    def key(i: int) -> np.ndarray:
+        with lock:
+            calls.append(i)
+        return clip.mask(i)
+
+    masks = fl.PropagatedMasks(12, clip.frame, key, 4, "sharp", memo=2)
+    want = [fl.PropagatedMasks(12, clip.frame, clip.mask, 4, "sharp")(i) for i in range(12)]
+    got: dict[int, list[tuple[int, np.ndarray]]] = {0: [], 1: []}
+
+    def read(t: int) -> None:
+        for i in (range(12) if t == 0 else reversed(range(12))):
+            got[t].append((i, masks(i)))
+
+    threads = [threading.Thread(target=read, args=(t,)) for t in (0, 1)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert set(calls) <= {0, 4, 8}
+    for pairs in got.values():
+        for i, m in pairs:
+            assert fl.iou(m, want[i]) > 0.99, i
+
+
 def test_random_access_walks_from_the_keyframe_without_deep_recursion() -> None:
     clip = Square((0, 0))
     still = clip.frame(0)
