@@ -784,6 +784,8 @@ def prefetch(read: Callable[[int], Any], count: int,
 
 
 
+_STAMP_LOCK = threading.Lock()
+
 
 class ContainerWriter:
     """Streams frames (and audio in step with them) into one container file."""
@@ -800,6 +802,15 @@ class ContainerWriter:
             w, h = max(2, w - w % 2), max(2, h - h % 2)
         self.size = (w, h)
         self._out = av.open(str(path), mode="w", format=_muxer(suffix))
+        try:
+            self._setup(vcodec, acodec, fps, quality, preset, audio)
+        except BaseException:
+            self._out.close()  # a bad option must not leave the temp file open
+            raise
+
+    def _setup(self, vcodec: str, acodec: str | None, fps: float, quality: int, preset: str,
+               audio: AudioTrack | None) -> None:
+        w, h = self.size
         rate = Fraction(fps).limit_denominator(1001)
         self._rate = rate
         v = self._out.add_stream(vcodec, rate=rate)
@@ -848,9 +859,11 @@ class ContainerWriter:
         w, h = self.size
         if (frame.width, frame.height) != (w, h) or frame.format.name != self._v.pix_fmt:
             frame = reformat(frame, w, h, self._v.pix_fmt)
-        frame.pts = self._count
-        frame.time_base = 1 / self._rate
-        for packet in self._v.encode(frame):
+        with _STAMP_LOCK:  # a cached decoder frame may be stamped by two writers at once
+            frame.pts = self._count
+            frame.time_base = 1 / self._rate
+            packets = self._v.encode(frame)
+        for packet in packets:
             self._out.mux(packet)
         self._count += 1
         self._feed_audio(round(self._count / self._rate * self._arate) if self._a else 0)
