@@ -99,6 +99,11 @@ class Document(QObject):
             self._scope_graph = self.graph
         return self._scope
 
+    def subgraph_names(self) -> list[str]:
+        """The graph's own subgraph definitions, then the library's (for suggestions)."""
+        own = sorted(self.graph.subgraphs)
+        return own + [n for n in self._library.names() if n not in own]
+
     def node_class(self, node_id: str) -> type[Node] | None:
         inst = self.graph.nodes.get(node_id)
         return self.scope().get(inst.type) if inst is not None else None

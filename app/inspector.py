@@ -154,7 +154,7 @@ class Inspector(QWidget):
         pform = QFormLayout(params)
         locked = self.doc.graph.ui.get("nodes", {}).get(nid, {}).get("locked", [])
         for spec in cls.params:
-            widget = make_widget(spec, lambda s: self.pick_path(s))
+            widget = make_widget(spec, lambda s: self.pick_path(s), self._suggestions)
             widget.set_value(inst.params.get(spec.name, spec.default))
             widget.edited.connect(lambda value, merge, name=spec.name:
                                   self._edited(name, value, merge))
@@ -169,6 +169,9 @@ class Inspector(QWidget):
         if cls.outputs:
             self._form_host.addWidget(self._outputs_row(cls))
         self._form_host.addStretch(1)
+
+    def _suggestions(self, kind: str) -> list[str]:
+        return self.doc.subgraph_names() if kind == "subgraphs" else []
 
     def _outputs_row(self, cls: Any) -> QWidget:
         row = QWidget()

@@ -16,6 +16,7 @@ from PySide6.QtWidgets import (
     QCheckBox,
     QColorDialog,
     QComboBox,
+    QCompleter,
     QDoubleSpinBox,
     QHBoxLayout,
     QLabel,
@@ -309,8 +310,26 @@ class ColorWidget(ParamWidget):
         self.swatch.setStyleSheet(f"background: {name[:7]}; border: 1px solid #888;")
 
 
-def make_widget(spec: Param, pick: Callable[[Param], str | None]) -> ParamWidget:
-    """The widget for a spec's kind; unknown kinds get a text field validated by the spec."""
+def make_widget(spec: Param, pick: Callable[[Param], str | None],
+                suggestions: Callable[[str], list[str]] | None = None) -> ParamWidget:
+    """The widget for a spec's kind; unknown kinds get a text field validated by the spec.
+    A spec with ``suggest`` gets a completer over ``suggestions(spec.suggest)``."""
+    widget = _make_widget(spec, pick)
+    if spec.suggest and suggestions is not None and isinstance(widget, TextWidget) \
+            and isinstance(widget.text, QLineEdit):
+        names = suggestions(spec.suggest)
+        completer = QCompleter(names, widget)
+        completer.setCaseSensitivity(Qt.CaseSensitivity.CaseInsensitive)
+        completer.setCompletionMode(QCompleter.CompletionMode.UnfilteredPopupCompletion
+                                    if len(names) <= 12 else
+                                    QCompleter.CompletionMode.PopupCompletion)
+        widget.text.setCompleter(completer)
+        widget.text.setPlaceholderText(", ".join(names[:4]) + (" …" if len(names) > 4 else "")
+                                       if names else "no subgraphs yet")
+    return widget
+
+
+def _make_widget(spec: Param, pick: Callable[[Param], str | None]) -> ParamWidget:
     t = spec.type
     if issubclass(t, Seed):
         return SeedWidget(spec)

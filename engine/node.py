@@ -57,6 +57,9 @@ class Param:
     optional: bool = False
     multiline: bool = False
     step: float | None = None
+    #: Where the GUI finds values to suggest for a free-text parameter ("subgraphs": the
+    #: graph's and the library's subgraph names). Any text is still accepted.
+    suggest: str = ""
 
     def validate(self, value: Any) -> Any:
         """Coerce and range-check; raises ValueError whose text says what is allowed."""
@@ -94,6 +97,8 @@ class Param:
             d["choices"] = list(self.choices)
         if self.multiline:
             d["multiline"] = True
+        if self.suggest:
+            d["suggest"] = self.suggest
         return d
 
 

@@ -551,7 +551,8 @@ class Map(Node):
     category = "video"
     inputs = (Input("video", Video, "clip whose frames go through the subgraph"),)
     outputs = (Output("video", Video, "the subgraph's output per frame (mask → 1 channel)"),)
-    params = (Param("subgraph", String, "", "name of the subgraph (this graph's or library)"),
+    params = (Param("subgraph", String, "", "name of the subgraph (this graph's or library)",
+                    suggest="subgraphs"),
               Param("input", String, "", "exposed Image input fed each frame (empty: the "
                     "only one)"),
               Param("output", String, "", "exposed Image/Mask output (empty: the only one)"),

@@ -182,3 +182,15 @@ def test_open_in_360_picks_what_to_show(qtbot: Any, window: Any, add: Any, wire:
     assert len(fake.calls[-1][1].mesh.faces) > 100  # made by the rgbd.to_mesh node, off-thread
     nothing = add("image.invert", 0, 600)
     assert not window.open_360(nothing)
+
+
+def test_video_map_suggests_the_graphs_subgraphs(qtbot: Any, window: Any) -> None:
+    """The map node's subgraph is free text (a library name works too); the inspector offers
+    the names it can find."""
+    root = Path(__file__).resolve().parents[2]
+    assert window.files.open_example(root / "assets" / "graphs" / "video_edit_demo.json")
+    window.scene.select_nodes(["grade"])
+    widget = window.inspector.widgets["subgraph"]
+    completer = widget.text.completer()
+    assert completer is not None and "grade" in completer.model().stringList()
+    assert "grade" in widget.text.placeholderText()
