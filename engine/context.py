@@ -60,14 +60,13 @@ class NodeContext:
         self.options = options
         self._device = device
         self._emit = emit
-        self._cancel = cancel or CancelToken()
+        self._cancel = cancel  # None: never cancelled (a pre-flight check, a direct call)
         self.seed = seed
         self.files: list[str] = []
         self.model_files: dict[str, str] = {}
         self.details: dict[str, Any] = {}
         self._model_hashes = model_hashes
         self._models = models
-        self.log = logging.getLogger(f"fathom.node.{node_id}")
         #: Set by the executor: each input port's cache identity (upstream keys and ports), so a
         #: node that runs work per item (video.map, per frame) can key that work without hashing.
         self.input_keys: dict[str, str] = {}
@@ -121,11 +120,16 @@ class NodeContext:
         if self._emit is not None:
             self._emit(Event("node_preview", self.node_id, value=value, message=message))
 
+    @property
+    def log(self) -> logging.Logger:
+        """This node's logger (made on first use: most nodes never log)."""
+        return logging.getLogger(f"fathom.node.{self.node_id}")
+
     def is_cancelled(self) -> bool:
-        return self._cancel.cancelled
+        return self._cancel is not None and self._cancel.cancelled
 
     def check_cancelled(self) -> None:
-        if self._cancel.cancelled:
+        if self._cancel is not None and self._cancel.cancelled:
             raise Cancelled(f"cancelled while running node '{self.node_id}'")
 
     # ---- randomness ------------------------------------------------------------------------

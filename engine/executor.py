@@ -156,12 +156,15 @@ class Executor:
         needed = flat.topological_order(needed_set)
         if check:
             problems = []
+            runner = SubgraphRunner(self, scope, options)
             for nid in needed:
                 inst = flat.nodes[nid]
                 if inst.mute or inst.bypass:
                     continue
+                if getattr(classes[nid].check, "__func__", None) is _NO_CHECK:
+                    continue  # most nodes have no pre-flight check: no context to build
                 ctx = NodeContext(nid, options, None)
-                ctx.subgraphs = SubgraphRunner(self, scope, options)
+                ctx.subgraphs = runner
                 try:
                     problems.extend(classes[nid].check(params[nid], ctx))  # type: ignore[union-attr]
                 except Exception as exc:  # noqa: BLE001 - a plugin's buggy check is a problem
@@ -520,6 +523,9 @@ class _TypesWith:
 
     def get(self, type_id: str) -> type[Node] | None:
         return self.extra.get(type_id) or self.base.get(type_id)
+
+
+_NO_CHECK = Node.check.__func__  # type: ignore[attr-defined]
 
 
 class SubgraphRunner:
