@@ -134,7 +134,9 @@ class VideoEdit(ModelNode):
 
         from engine.accel.loop import LoopInputError, decode
         from engine.accel.objectcentric import VideoRun, VideoSettings
-        from engine.models.diffusion import settle
+        from engine.errors import NodeError
+        from engine.models.diffusion import fall_back, settle
+        from engine.models.memory import is_oom
 
         n = len(video)
         if n == 0:
@@ -170,16 +172,16 @@ class VideoEdit(ModelNode):
         if comps.is_inpainting:
             raise ctx.error("this is an inpainting model: its UNet needs a mask and a masked "
                             "image", port="model", fix="pick a text-to-image model")
-        starts = list(range(0, n, frames_per_batch))
-        # Frames go to disk as they are made: memory stays flat however long the clip is.
-        outs = FrameStore(w, h, 3)
-        run = VideoRun(comps, settings, chunks=len(starts))
-        motion = _NoiseMotion(h // 8, w // 8) if noise == "follow_motion" or \
-            flow_fusion > 0 else None
-        try:
+        def attempt(per_batch: int) -> tuple[FrameStore, VideoRun, int, float]:
+            starts = list(range(0, n, per_batch))
+            # Frames go to disk as they are made: memory stays flat however long the clip is.
+            outs = FrameStore(w, h, 3)
+            run = VideoRun(comps, settings, chunks=len(starts))
+            motion = _NoiseMotion(h // 8, w // 8) if noise == "follow_motion" or \
+                flow_fusion > 0 else None
             with run:
                 for ci, a in enumerate(starts):
-                    b = min(n, a + frames_per_batch)
+                    b = min(n, a + per_batch)
                     ctx.check_cancelled()
                     x = torch.stack([_frame_tensor(video.frame(i)) for i in range(a, b)])
                     m = None if mask is None else torch.stack(
@@ -203,14 +205,43 @@ class VideoEdit(ModelNode):
                         outs.append(rgb)
                         ctx.progress((a + j + 1) / n, f"frame {a + j + 1}/{n}")
                         ctx.preview(outs.frame(len(outs) - 1), f"frame {a + j + 1}/{n}")
-                kept_mb = round(run.anchor.kept_bytes / 2**20, 2)
-        except LoopInputError as exc:
-            raise ctx.error(str(exc), port=exc.port, fix=exc.fix) from None
+                kept_mb = round(run.anchor.kept_bytes / 2**20, 2)  # before the run lets go
+            return outs, run, len(starts), kept_mb
+
+        per_batch, fallback = frames_per_batch, None
+        try:
+            try:
+                done: tuple[FrameStore, VideoRun, int, float] | None = attempt(per_batch)
+            except LoopInputError as exc:
+                raise ctx.error(str(exc), port=exc.port, fix=exc.fix) from None
+            except Exception as exc:  # noqa: BLE001 - only out-of-memory errors are handled
+                if not is_oom(exc):
+                    raise
+                done = None
+            if done is None:
+                # Out of memory: outside the except block, so the failed attempt's tensors are
+                # free. Start over (anchor and flow state run from frame 0) with half the batch.
+                freed = ctx.models.free(keep=comps)
+                per_batch = max(1, per_batch // 2)
+                fallback = f"{fall_back(comps) or 'freeing ' + str(freed) + ' cached models'}" \
+                    f", {per_batch} frames per batch"
+                ctx.log.warning("out of memory: retrying with %s", fallback)
+                try:
+                    done = attempt(per_batch)
+                except Exception as exc:  # noqa: BLE001
+                    if not is_oom(exc):
+                        raise
+                    raise NodeError(f"ran out of {comps.device} memory, also after retrying "
+                                    f"with {fallback}", node=ctx.node_id,
+                                    fix="lower frames_per_batch, the video's size, or steps "
+                                    "(or free memory)") from None
         finally:
             settle(comps)
+        outs, run, chunks, kept_mb = done
         ctx.report(device=comps.device, dtype=str(comps.dtype).replace("torch.", ""),
-                   frames=n, chunks=len(starts), unet_calls=run.unet_calls,
+                   frames=n, chunks=chunks, unet_calls=run.unet_calls,
                    foreground_only_calls=run.crop_calls, merged_blocks=run.merger.merged_calls,
                    anchor_kept_mb=kept_mb,
-                   object_centric=object_centric)
+                   object_centric=object_centric,
+                   **({"oom_fallback": fallback} if fallback else {}))
         return {"video": outs.video(video.fps, video.source, video.audio)}
