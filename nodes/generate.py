@@ -209,7 +209,7 @@ def run_generation(ctx: Any, comps: Any, *, prompt: str, negative_prompt: str, s
     from engine.accel.loop import LoopInputError, generate, horizontal_wrap
     from engine.accel.preview import Previewer
     from engine.models.diffusion import fall_back, settle
-    from engine.models.memory import is_oom
+    from engine.models.memory import retry_on_oom
 
     extra = ctx.options.extra
     pv_source = extra.get("preview_vae") or os.environ.get("FATHOM_PREVIEW_VAE", "")
@@ -233,30 +233,22 @@ def run_generation(ctx: Any, comps: Any, *, prompt: str, negative_prompt: str, s
                 return generate(comps, prompt, negative_prompt, **kwargs)
         return generate(comps, prompt, negative_prompt, **kwargs)
 
-    fallback = None
+    def lower() -> str:
+        freed = ctx.models.free(keep=comps)
+        fallback = fall_back(comps) or "nothing more to lower"
+        ctx.log.warning("out of memory: freed %d cached models, retrying with %s", freed,
+                        fallback)
+        return fallback
+
+    def fail(fallback: str) -> NodeError:
+        return NodeError(f"ran out of {comps.device} memory, also after freeing cached "
+                         f"models and retrying with {fallback}", node=ctx.node_id,
+                         fix=LOWER_HINT)
+
     try:
-        try:
-            result = attempt()
-        except LoopInputError as exc:
-            raise ctx.error(str(exc), port=exc.port, fix=exc.fix) from None
-        except Exception as exc:  # noqa: BLE001 - only out-of-memory errors are handled here
-            if not is_oom(exc):
-                raise
-            result = None
-        if result is None:
-            # Out of memory. Outside the except block, so the failed attempt's tensors are free.
-            freed = ctx.models.free(keep=comps)
-            fallback = fall_back(comps) or "nothing more to lower"
-            ctx.log.warning("out of memory: freed %d cached models, retrying with %s", freed,
-                            fallback)
-            try:
-                result = attempt()
-            except Exception as exc:  # noqa: BLE001
-                if not is_oom(exc):
-                    raise
-                raise NodeError(f"ran out of {comps.device} memory, also after freeing cached "
-                                f"models and retrying with {fallback}", node=ctx.node_id,
-                                fix=LOWER_HINT) from None
+        result, fallback = retry_on_oom(attempt, lower, fail)
+    except LoopInputError as exc:
+        raise ctx.error(str(exc), port=exc.port, fix=exc.fix) from None
     finally:
         settle(comps)
     ctx.report(device=comps.device, dtype=str(comps.dtype).replace("torch.", ""),

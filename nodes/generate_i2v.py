@@ -109,7 +109,7 @@ class ImageToVideo(ModelNode):
             decode_chunk_size: int) -> dict[str, Any]:
         import torch
 
-        from engine.models.memory import is_oom
+        from engine.models.memory import retry_on_oom
 
         for port, v in (("width", width), ("height", height)):
             if v % 8:
@@ -140,26 +140,18 @@ class ImageToVideo(ModelNode):
                 # The latents are small; the decoded frames are what a long clip holds.
                 return decode_frames(pipe, latents, decode_chunk_size, on_chunk)
 
-        fallback = None
+        def lower() -> str:
+            changed = lower_memory(ctx, m)
+            ctx.log.warning("out of memory: retrying with %s", changed)
+            return changed
+
+        def fail(changed: str) -> NodeError:
+            return NodeError(f"ran out of {m.device} memory making {n} frames at "
+                             f"{width}×{height}, also after {changed}", node=ctx.node_id,
+                             fix=MEMORY_HINT)
+
         try:
-            try:
-                out = attempt()
-            except Exception as exc:  # noqa: BLE001 - only out-of-memory errors are handled
-                if not is_oom(exc):
-                    raise
-                out = None
-            if out is None:
-                # Outside the except block, so the failed attempt's tensors are free.
-                fallback = lower_memory(ctx, m)
-                ctx.log.warning("out of memory: retrying with %s", fallback)
-                try:
-                    out = attempt()
-                except Exception as exc:  # noqa: BLE001
-                    if not is_oom(exc):
-                        raise
-                    raise NodeError(f"ran out of {m.device} memory making {n} frames at "
-                                    f"{width}×{height}, also after {fallback}",
-                                    node=ctx.node_id, fix=MEMORY_HINT) from None
+            out, fallback = retry_on_oom(attempt, lower, fail)
         finally:
             pipe.maybe_free_model_hooks()
         ctx.report(device=m.device, dtype=str(m.dtype).replace("torch.", ""), offload=m.offload,

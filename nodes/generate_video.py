@@ -136,7 +136,7 @@ class VideoEdit(ModelNode):
         from engine.accel.objectcentric import VideoRun, VideoSettings
         from engine.errors import NodeError
         from engine.models.diffusion import fall_back, settle
-        from engine.models.memory import is_oom
+        from engine.models.memory import retry_on_oom
 
         n = len(video)
         if n == 0:
@@ -208,33 +208,26 @@ class VideoEdit(ModelNode):
                 kept_mb = round(run.anchor.kept_bytes / 2**20, 2)  # before the run lets go
             return outs, run, len(starts), kept_mb
 
-        per_batch, fallback = frames_per_batch, None
+        batch = {"size": frames_per_batch}
+
+        def lower() -> str:
+            # Start over (anchor and flow state run from frame 0) with half the batch.
+            freed = ctx.models.free(keep=comps)
+            batch["size"] = max(1, batch["size"] // 2)
+            changed = f"{fall_back(comps) or f'freeing {freed} cached models'}, " \
+                f"{batch['size']} frames per batch"
+            ctx.log.warning("out of memory: retrying with %s", changed)
+            return changed
+
+        def fail(changed: str) -> NodeError:
+            return NodeError(f"ran out of {comps.device} memory, also after retrying with "
+                             f"{changed}", node=ctx.node_id, fix="lower frames_per_batch, the "
+                             "video's size, or steps (or free memory)")
+
         try:
-            try:
-                done: tuple[FrameStore, VideoRun, int, float] | None = attempt(per_batch)
-            except LoopInputError as exc:
-                raise ctx.error(str(exc), port=exc.port, fix=exc.fix) from None
-            except Exception as exc:  # noqa: BLE001 - only out-of-memory errors are handled
-                if not is_oom(exc):
-                    raise
-                done = None
-            if done is None:
-                # Out of memory: outside the except block, so the failed attempt's tensors are
-                # free. Start over (anchor and flow state run from frame 0) with half the batch.
-                freed = ctx.models.free(keep=comps)
-                per_batch = max(1, per_batch // 2)
-                fallback = f"{fall_back(comps) or 'freeing ' + str(freed) + ' cached models'}" \
-                    f", {per_batch} frames per batch"
-                ctx.log.warning("out of memory: retrying with %s", fallback)
-                try:
-                    done = attempt(per_batch)
-                except Exception as exc:  # noqa: BLE001
-                    if not is_oom(exc):
-                        raise
-                    raise NodeError(f"ran out of {comps.device} memory, also after retrying "
-                                    f"with {fallback}", node=ctx.node_id,
-                                    fix="lower frames_per_batch, the video's size, or steps "
-                                    "(or free memory)") from None
+            done, fallback = retry_on_oom(lambda: attempt(batch["size"]), lower, fail)
+        except LoopInputError as exc:
+            raise ctx.error(str(exc), port=exc.port, fix=exc.fix) from None
         finally:
             settle(comps)
         outs, run, chunks, kept_mb = done

@@ -6,7 +6,10 @@ import gc
 import os
 import re
 import sys
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+T = TypeVar("T")
 
 _UNITS = {"": 1, "b": 1, "k": 1024, "kb": 1024, "m": 1024**2, "mb": 1024**2, "g": 1024**3,
           "gb": 1024**3, "t": 1024**4, "tb": 1024**4}
@@ -109,6 +112,28 @@ def is_oom(exc: BaseException) -> bool:
     return isinstance(exc, RuntimeError) and ("out of memory" in text
                                               or "can't allocate memory" in text
                                               or "failed to allocate" in text)
+
+
+def retry_on_oom(attempt: Callable[[], T], lower: Callable[[], str],
+                 fail: Callable[[str], BaseException]) -> tuple[T, str | None]:
+    """Run ``attempt``; if it runs out of memory, ``lower()`` frees or falls back (and says
+    what it changed) and ``attempt`` runs once more; a second out-of-memory raises
+    ``fail(what_changed)``. Returns the result and what changed (None when nothing had to).
+
+    The retry happens outside the ``except`` block, so the failed attempt's tensors, held by
+    the traceback's frames, are already free when it starts."""
+    try:
+        return attempt(), None
+    except Exception as exc:  # noqa: BLE001 - only out-of-memory errors are handled
+        if not is_oom(exc):
+            raise
+    changed = lower()
+    try:
+        return attempt(), changed
+    except Exception as exc:  # noqa: BLE001
+        if not is_oom(exc):
+            raise
+        raise fail(changed) from None
 
 
 def release_memory() -> None:

@@ -198,3 +198,20 @@ def diamond() -> Graph:
 def graphs() -> SimpleNamespace:
     """The graph builders, for test modules (which cannot import a conftest)."""
     return SimpleNamespace(chain=chain, diamond=diamond)
+
+
+@pytest.fixture(scope="module")
+def pipe():  # noqa: ANN201
+    """A plain diffusers txt2img pipeline (DDIM) over the tiny random-weight benchmark parts:
+    the baseline the acceleration identity tests compare against."""
+    from diffusers import DDIMScheduler, StableDiffusionPipeline
+
+    from engine.accel.benchmodel import TINY, build_components
+
+    parts = build_components(TINY)
+    parts.pop("tiny_vae")
+    p = StableDiffusionPipeline(**parts, safety_checker=None, feature_extractor=None,
+                                requires_safety_checker=False)
+    p.scheduler = DDIMScheduler.from_config(p.scheduler.config)
+    p.set_progress_bar_config(disable=True)
+    return p

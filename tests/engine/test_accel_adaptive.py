@@ -15,21 +15,6 @@ from engine.accel.adaptive import (
 )
 
 
-@pytest.fixture(scope="module")
-def pipe():  # noqa: ANN201
-    from diffusers import DDIMScheduler, StableDiffusionPipeline
-
-    from engine.accel.benchmodel import TINY, build_components
-
-    parts = build_components(TINY)
-    parts.pop("tiny_vae")
-    p = StableDiffusionPipeline(**parts, safety_checker=None, feature_extractor=None,
-                                requires_safety_checker=False)
-    p.scheduler = DDIMScheduler.from_config(p.scheduler.config)
-    p.set_progress_bar_config(disable=True)
-    return p
-
-
 def run(pipe, callback=None) -> torch.Tensor:  # noqa: ANN001
     return pipe("a quiet harbour", height=64, width=64, num_inference_steps=10,
                 generator=torch.Generator().manual_seed(2), output_type="pt",

@@ -16,21 +16,6 @@ from engine.accel.tome import (
 )
 
 
-@pytest.fixture(scope="module")
-def pipe():  # noqa: ANN201
-    from diffusers import DDIMScheduler, StableDiffusionPipeline
-
-    from engine.accel.benchmodel import TINY, build_components
-
-    parts = build_components(TINY)
-    parts.pop("tiny_vae")
-    p = StableDiffusionPipeline(**parts, safety_checker=None, feature_extractor=None,
-                                requires_safety_checker=False)
-    p.scheduler = DDIMScheduler.from_config(p.scheduler.config)
-    p.set_progress_bar_config(disable=True)
-    return p
-
-
 def run(pipe, steps: int = 3) -> torch.Tensor:  # noqa: ANN001
     out = pipe("a small red boat", height=64, width=64, num_inference_steps=steps,
                generator=torch.Generator().manual_seed(3), output_type="pt")

@@ -316,3 +316,33 @@ def test_cpu_offload_on_a_gpu_gives_the_same_image(tiny_sd: Path, mode: str) -> 
     assert np.allclose(out.images, ref.images, atol=1e-3)  # CPU noise: the same image anywhere
     apply_offload(comps, "none")
     assert next(comps.unet.parameters()).device.type == "cuda"
+
+
+def test_retry_on_oom_lowers_once_then_fails_with_what_changed() -> None:
+    from engine.models.memory import retry_on_oom
+
+    calls: list[str] = []
+
+    def attempt_failing(times: int):  # noqa: ANN202
+        left = [times]
+
+        def attempt() -> str:
+            calls.append("attempt")
+            if left[0]:
+                left[0] -= 1
+                raise MemoryError("no room")
+            return "done"
+        return attempt
+
+    def lower() -> str:
+        calls.append("lower")
+        return "VAE tiling"
+
+    assert retry_on_oom(attempt_failing(0), lower, RuntimeError) == ("done", None)
+    calls.clear()
+    assert retry_on_oom(attempt_failing(1), lower, RuntimeError) == ("done", "VAE tiling")
+    assert calls == ["attempt", "lower", "attempt"]
+    with pytest.raises(RuntimeError, match="VAE tiling"):
+        retry_on_oom(attempt_failing(2), lower, RuntimeError)
+    with pytest.raises(ValueError):  # anything else is not retried
+        retry_on_oom(lambda: int("x"), lower, RuntimeError)

@@ -11,6 +11,7 @@ from typing import Any
 import numpy as np
 import pytest
 import torch
+from faults import out_of_memory
 
 from engine.context import CancelToken, RunOptions
 from engine.errors import GraphInvalid, NodeError
@@ -287,29 +288,19 @@ def test_out_of_memory_frees_retries_with_fallbacks_then_explains(
                                            "height": 64})
     comps = ex.models.entries()[-1].model
     comps.vae_tiling = False
-    real = comps.unet.forward
-    fails = {"left": 1}
-
-    def flaky(*args: Any, **kwargs: Any) -> Any:
-        if fails["left"]:
-            fails["left"] -= 1
-            raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2 GiB")
-        return real(*args, **kwargs)
-
-    comps.unet.forward = flaky
     try:
-        res = ex.run(_t2i_graph(tiny_sd, steps=2), targets=["gen"], options=_opts(tmp_path))
-        r = res.records["gen"]
-        assert r.status == "executed", r.error
-        assert r.details["oom_fallback"] == "VAE tiling" and comps.vae_tiling
-        fails["left"] = 10
-        res = ex.run(_t2i_graph(tiny_sd, steps=2, seed=1), targets=["gen"],
-                     options=_opts(tmp_path))
-        err = res.records["gen"].error
-        assert res.records["gen"].status == "failed"
-        assert "node 'gen'" in err and "ran out of cpu memory" in err and "lower width" in err
+        with out_of_memory(comps.unet) as fails:
+            res = ex.run(_t2i_graph(tiny_sd, steps=2), targets=["gen"], options=_opts(tmp_path))
+            r = res.records["gen"]
+            assert r.status == "executed", r.error
+            assert r.details["oom_fallback"] == "VAE tiling" and comps.vae_tiling
+            fails.left = 10
+            res = ex.run(_t2i_graph(tiny_sd, steps=2, seed=1), targets=["gen"],
+                         options=_opts(tmp_path))
+            err = res.records["gen"].error
+            assert res.records["gen"].status == "failed"
+            assert "node 'gen'" in err and "ran out of cpu memory" in err and "lower width" in err
     finally:
-        del comps.unet.forward
         comps.vae.disable_tiling()
         comps.vae_tiling = False
 

@@ -9,6 +9,7 @@ from typing import Any
 import numpy as np
 import pytest
 import torch
+from faults import out_of_memory
 
 from engine.context import CancelToken, RunOptions
 from engine.errors import GraphInvalid, NodeError
@@ -246,17 +247,7 @@ def test_out_of_memory_frees_retries_then_explains(tiny_svd: Path, reference: An
     ex.call("generate.image_to_video", {"image": Image(RGB)},
             {"model": str(tiny_svd), **PARAMS, "steps": 1})
     unet = ex.models.entries()[-1].model.pipe.unet
-    real = unet.forward
-    fails = {"left": 1}
-
-    def flaky(*args: Any, **kwargs: Any) -> Any:
-        if fails["left"]:
-            fails["left"] -= 1
-            raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2 GiB")
-        return real(*args, **kwargs)
-
-    unet.forward = flaky
-    try:
+    with out_of_memory(unet) as fails:
         g = Graph()
         g.add_node("test.i2v_image", "img", {})
         g.add_node("generate.image_to_video", "i2v", {"model": str(tiny_svd), **PARAMS,
@@ -268,15 +259,13 @@ def test_out_of_memory_frees_retries_then_explains(tiny_svd: Path, reference: An
         assert r.details["oom_fallback"].startswith("freeing")
         assert np.allclose(_frames(res.values["i2v"]["video"]), _ref(reference, None)[0],
                            atol=1e-5)  # the retry starts clean
-        fails["left"] = 10
+        fails.left = 10
         g.nodes["i2v"].params["seed"] = 1
         res = ex.run(g, targets=["i2v"], options=_opts(tmp_path))
         err = res.records["i2v"].error
         assert res.records["i2v"].status == "failed"
         assert "node 'i2v'" in err and "ran out of cpu memory" in err
         assert "decode_chunk_size" in err
-    finally:
-        del unet.forward
 
 
 def test_the_conditioning_image_is_the_input_rounded_to_8_bits() -> None:

@@ -9,6 +9,7 @@ from typing import Any
 import cv2
 import numpy as np
 import pytest
+from faults import out_of_memory
 
 from engine.context import CancelToken, RunOptions
 from engine.errors import NodeError
@@ -177,23 +178,11 @@ def test_out_of_memory_retries_with_smaller_batches_then_explains(ex: Executor, 
                                                                    tmp_path: Path) -> None:
     """A first out-of-memory error frees cached models and starts over with half the frames per
     batch (the same frames come out); a second one is a clear error saying what to lower."""
-    import torch
-
     plain = ex.run(_graph(tiny_sd, frames=4, frames_per_batch=4, seed=21), targets=["edit"],
                    options=_opts(tmp_path))
     want = plain.values["edit"]["video"]
     comps = ex.models.entries()[-1].model
-    real = comps.unet.forward
-    fails = {"left": 1}
-
-    def flaky(*args: Any, **kwargs: Any) -> Any:
-        if fails["left"]:
-            fails["left"] -= 1
-            raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2 GiB")
-        return real(*args, **kwargs)
-
-    comps.unet.forward = flaky
-    try:
+    with out_of_memory(comps.unet) as fails:
         ex.cache.clear()
         res = ex.run(_graph(tiny_sd, frames=4, frames_per_batch=4, seed=21), targets=["edit"],
                      options=_opts(tmp_path))
@@ -204,11 +193,9 @@ def test_out_of_memory_retries_with_smaller_batches_then_explains(ex: Executor, 
         assert r.details["chunks"] == 2 and len(got) == 4
         for i in range(4):  # chunking does not change the edit (anchor and fusion carry over)
             assert np.abs(got.frame(i).data - want.frame(i).data).max() <= 2 / 255
-        fails["left"] = 1000
+        fails.left = 1000
         res = ex.run(_graph(tiny_sd, frames=4, frames_per_batch=4, seed=23), targets=["edit"],
                      options=_opts(tmp_path))
         err = res.records["edit"].error
         assert res.records["edit"].status == "failed"
         assert "ran out of cpu memory" in err and "lower frames_per_batch" in err
-    finally:
-        comps.unet.forward = real
