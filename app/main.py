@@ -8,6 +8,7 @@ saves a PNG of the window (used by the screenshot test under Xvfb and for the RE
 from __future__ import annotations
 
 import argparse
+import gc
 import os
 import sys
 import time
@@ -147,6 +148,10 @@ def main(argv: list[str] | None = None) -> int:
         window.files.open(graph, ask=False)
     else:
         window.files.offer_restore()
+    # Everything built so far (Qt wrappers, imported modules) lives as long as the app: keep it
+    # out of the collector's full passes, which otherwise pause the GUI thread for tens of ms.
+    gc.collect()
+    gc.freeze()
     return app.exec()
 
 

@@ -95,6 +95,13 @@ class Image(PortType):
     def alpha(self) -> np.ndarray | None:
         return self.data[:, :, 3] if self.channels == 4 else None
 
+    def gray(self) -> np.ndarray:
+        """H×W plane: a one-channel image's own, else the mean of its colour channels (alpha
+        ignored), so a mask stored as a grey, coloured or RGBA video frame reads the same."""
+        if self.channels == 1:
+            return self.data[:, :, 0]
+        return self.data[:, :, :3].mean(axis=2)
+
     def nbytes(self) -> int:
         return int(self.data.nbytes)
 

@@ -23,7 +23,7 @@ def _frame_tensor(frame: Image) -> Any:
 def _mask_tensor(frame: Image) -> Any:
     import torch
 
-    return torch.from_numpy(np.ascontiguousarray(frame.data[:, :, :1])).permute(2, 0, 1)
+    return torch.from_numpy(np.ascontiguousarray(frame.gray()))[None]
 
 
 class _NoiseMotion:

@@ -432,8 +432,7 @@ class Overlay(Node):
 
 
 def _mask_frame(video: Video, k: int) -> np.ndarray:
-    data = video.frame(k).data
-    return data[:, :, 0] if data.shape[2] == 1 else data[:, :, :3].mean(axis=2)
+    return video.frame(k).gray()
 
 
 def _font_problem(cls: type, params: dict[str, Any], ctx: Any) -> list[Problem]:

@@ -377,7 +377,7 @@ class FillHoles(Node):
                 raise ctx.error(f"video has {len(video)} frames, mask_video {len(mask_video)}",
                                 port="mask_video", fix="use the masks rendered with the video")
             out_vid = Video(len(video), video.fps, lambda i: Image(fill(
-                video.frame(i).data, mask_video.frame(i).data[..., 0])),
+                video.frame(i).data, mask_video.frame(i).gray())),
                 video._size, video.source)
         if out_img is None:
             assert out_vid is not None

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import time
 from pathlib import Path
 from typing import Any
@@ -62,6 +63,18 @@ def test_gui_thread_never_blocked_over_50ms_during_a_run(qtbot: Any, window: Any
     window.scene.select_nodes([slow])  # its step previews reach the preview dock
     window.executor.cache.clear()
     attempts = []
+    # A full collection over every object the earlier tests in this worker left behind can
+    # take 50+ ms on the GUI thread; those objects are not the studio's, so park them.
+    gc.collect()
+    gc.freeze()
+    try:
+        _measure(qtbot, window, attempts)
+    finally:
+        gc.unfreeze()
+    assert min(w for w, _ in attempts) < 50, f"GUI thread blocked (wall, cpu ms): {attempts}"
+
+
+def _measure(qtbot: Any, window: Any, attempts: list[tuple[float, float]]) -> None:
     for _ in range(3):
         wall, cpu = measure_gaps(qtbot, window)
         attempts.append((round(wall * 1000, 1), round(cpu * 1000, 1)))
@@ -71,7 +84,6 @@ def test_gui_thread_never_blocked_over_50ms_during_a_run(qtbot: Any, window: Any
         if wall < 0.050:
             break
         window.executor.cache.clear()
-    assert min(w for w, _ in attempts) < 50, f"GUI thread blocked (wall, cpu ms): {attempts}"
 
 
 def measure_gaps(qtbot: Any, window: Any) -> tuple[float, float]:

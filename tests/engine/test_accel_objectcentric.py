@@ -57,7 +57,8 @@ def run(comps, frames, masks, chunk: int = 0, **kw):  # noqa: ANN001, ANN003, AN
     chunk = chunk or n
     starts = list(range(0, n, chunk))
     with VideoRun(comps, s, chunks=len(starts)) as vr:
-        out = torch.cat([vr.denoise(frames[a:a + chunk], masks[a:a + chunk],
+        out = torch.cat([vr.denoise(frames[a:a + chunk],
+                                    None if masks is None else masks[a:a + chunk],
                                     0 if a == 0 else None) for a in starts])
     return out, vr
 
@@ -234,3 +235,56 @@ def test_flow_fusion_off_is_exact_and_on_is_chunk_independent(comps) -> None:  #
     s.flow_fusion = 0.0
     with VideoRun(comps, s) as vr:
         assert torch.equal(vr.denoise(frames, None, 0, flows=flows), base)
+
+
+def test_a_run_stopped_mid_step_leaves_the_unet_as_it_was(comps) -> None:  # noqa: ANN001
+    """Cancelling raises out of the step callback: every patch must still come off."""
+    frames, masks = clip(4)
+    base, _ = run(comps, frames, masks)
+    processors = dict(comps.unet.attn_processors)
+    s = VideoSettings(prompt="a red boat", steps=6, strength=0.8, seed=5, merge_bg=0.8,
+                      temporal_merge=True, merge_levels=2, bg_steps=2, feather=1,
+                      crop_margin=1, clock_frames=True)
+
+    class Stop(Exception):
+        pass
+
+    def stop_at_two(done: int, total: int) -> None:
+        if done == 2:
+            raise Stop
+
+    with pytest.raises(Stop), VideoRun(comps, s) as vr:
+        vr.denoise(frames, masks, 0, stop_at_two)
+    assert vr.unet_calls > 0 and vr.merger.merged_calls > 0
+    assert dict(comps.unet.attn_processors) == processors
+    assert not any("forward" in m.__dict__ for m in comps.unet.modules())
+    assert not comps.unet._forward_pre_hooks and not comps.unet._forward_hooks
+    assert torch.equal(run(comps, frames, masks)[0], base)
+
+
+def test_merging_without_a_mask_treats_every_token_as_background(comps) -> None:  # noqa: ANN001
+    frames, masks = clip(4)
+    none, vr = run(comps, frames, None, merge_bg=0.6, temporal_merge=True)
+    zeros, _ = run(comps, frames, torch.zeros_like(masks), merge_bg=0.6, temporal_merge=True)
+    assert vr.merger.merged_calls > 0 and torch.equal(none, zeros)
+    with_fg, _ = run(comps, frames, masks, merge_bg=0.6, temporal_merge=True)
+    assert not torch.equal(with_fg, none)  # the mask really moves tokens between classes
+
+
+def test_temporal_merge_with_odd_chunks_attends_to_one_anchor(comps) -> None:  # noqa: ANN001
+    """5 frames in chunks of 3 and 2: the first chunk cannot pair its frames, the second can;
+    both attend to the anchor's keys, kept once per guidance half and step."""
+    frames, masks = clip(5)
+    s = VideoSettings(prompt="a red boat", negative_prompt="blur", steps=6, strength=0.8,
+                      seed=5, merge_bg=0.6, temporal_merge=True)
+    with VideoRun(comps, s, chunks=2) as vr:
+        first = vr.denoise(frames[:3], masks[:3], 0)
+        kept = {kv[0].shape[0] for kv in vr.anchor.kept.values()}
+        out = torch.cat([first, vr.denoise(frames[3:], masks[3:], None)])
+    assert vr.merger.merged_calls > 0 and torch.isfinite(out).all()
+    assert kept == {2}  # one anchor item per guidance half, whatever the grouping
+    off, _ = run(comps, frames, masks, chunk=3, merge_bg=0.6, temporal_merge=True,
+                 attention="off")
+    assert not torch.allclose(off[3:], out[3:], atol=1e-3)  # the second chunk sees the anchor
+    whole, _ = run(comps, frames, masks, merge_bg=0.6, temporal_merge=True)
+    assert float((out - whole).abs().mean()) < 0.25 * float(whole.abs().mean())

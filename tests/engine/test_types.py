@@ -259,3 +259,16 @@ def test_audio_tracks_cut_join_retime_and_reverse_by_seconds() -> None:
     # the first second played backwards is the source's last second (5..6)
     assert back.slice(0, 1).spans[0] == AudioSpan("a.wav", 5.0, 1.0, 1.0, True)
     assert back.reversed().spans == a.slice(2, 6).spans
+
+
+def test_gray_reads_a_mask_frame_however_it_was_stored() -> None:
+    plane = np.linspace(0, 1, 12, dtype=np.float32).reshape(3, 4)
+    assert np.array_equal(Image(plane).gray(), plane)
+    grey_rgb = Image(np.repeat(plane[:, :, None], 3, axis=2))
+    assert np.allclose(grey_rgb.gray(), plane)
+    rgba = np.concatenate([np.repeat(plane[:, :, None], 3, axis=2),
+                           np.zeros((3, 4, 1), np.float32)], axis=2)
+    assert np.allclose(Image(rgba).gray(), plane)  # alpha does not dim the mask
+    red = np.zeros((3, 4, 3), np.float32)
+    red[..., 0] = 0.9
+    assert np.allclose(Image(red).gray(), 0.3)
