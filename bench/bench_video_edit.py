@@ -46,6 +46,7 @@ CONFIGS: dict[str, dict[str, Any]] = {
     "merging + sampling": {**AGGRESSIVE_MERGE, **FEW_BG_STEPS},
     "merging + sampling + clockwork across frames": {**AGGRESSIVE_MERGE, **FEW_BG_STEPS,
                                                      "clock_frames": True},
+    "merging + sampling: 8 bg steps": {**AGGRESSIVE_MERGE, **FEW_BG_STEPS, "bg_steps": 8},
 }
 
 
@@ -82,6 +83,8 @@ def main() -> None:
     ap.add_argument("--size", type=int, default=256)
     ap.add_argument("--reps", type=int, default=2, help="interleaved repetitions (best kept)")
     ap.add_argument("--only", nargs="*", help="configuration names (substrings) to run")
+    ap.add_argument("--scheduler", default="default",
+                    help="sampler of every configuration (default: the node's, DDIM)")
     ap.add_argument("--json", default=str(OUT / "video_edit.json"))
     args = ap.parse_args()
 
@@ -102,8 +105,9 @@ def main() -> None:
     configs = {k: v for k, v in CONFIGS.items()
                if k.startswith("baseline") or not args.only or any(o in k for o in args.only)}
     load0 = os.getloadavg()[0]
+    base = {**BASE, "scheduler": args.scheduler}
     ex.call("generate.video_edit", {"video": video.slice(0, 2)},
-            {**BASE, "model": str(model), "steps": 2}, opts)  # load the model, warm up
+            {**base, "model": str(model), "steps": 2}, opts)  # load the model, warm up
     rows: list[dict[str, Any]] = []
     fg = np.stack(masks) > 0.5
     times: dict[str, list[float]] = {k: [] for k in configs}
@@ -112,7 +116,7 @@ def main() -> None:
         for name, extra in configs.items():
             t0 = time.perf_counter()
             out = ex.call("generate.video_edit", {"video": video, "mask": mask},
-                          {**BASE, "model": str(model), **extra}, opts)["video"]
+                          {**base, "model": str(model), **extra}, opts)["video"]
             got = np.stack([f.data for f in out])
             times[name].append(time.perf_counter() - t0)
             outputs.setdefault(name, got)
@@ -128,7 +132,7 @@ def main() -> None:
     info = {"machine": platform.platform(), "torch": torch.__version__,
             "threads": torch.get_num_threads(), "load_start": load0,
             "load_end": os.getloadavg()[0], "frames": args.frames, "size": args.size,
-            "settings": BASE, "command": "python bench/bench_video_edit.py " +
+            "settings": base, "command": "python bench/bench_video_edit.py " +
             " ".join(sys.argv[1:])}
     print(f"\nbest of {args.reps} interleaved; "
           f"{args.frames} frames {args.size}², steps {BASE['steps']} × strength "

@@ -92,8 +92,8 @@ class VideoEdit(ModelNode):
         Param("guidance", Float, 7.5, "classifier-free guidance scale (<= 1: off)", min=0,
               max=50, step=0.5),
         Param("seed", Seed, 0, "noise seed, shared by every frame"),
-        Param("scheduler", Enum, "default", "sampler (default: the model's; DDIM when "
-              "inverting)", choices=SCHEDULER_CHOICES),
+        Param("scheduler", Enum, "default", "sampler (default: DDIM, which inversion and "
+              "object-centric sampling follow; an LCM model's own)", choices=SCHEDULER_CHOICES),
         Param("attention", Enum, "first+self", "temporal attention: every frame also attends "
               "to the first frame (first+self), only to it (first), or not (off)",
               choices=("first+self", "first", "off")),

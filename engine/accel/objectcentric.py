@@ -170,6 +170,18 @@ def shared_steps(k: int, bg_steps: int) -> list[int]:
     return sorted({int(math.floor(i * k / n)) for i in range(n)})
 
 
+def video_sampler(name: str, base: Any) -> str:
+    """The sampler a video edit runs: "default" means DDIM, unless the model's own is the
+    consistency sampler an LCM model needs. DDIM is what inversion runs
+    backwards and what object-centric sampling's background jumps are, so with it the
+    background and foreground trajectories (and inverted and noised starts) follow one
+    sampler; a multistep sampler's history (PNDM, the SD 1.5 default) disagrees with the
+    jumps and costs the foreground over 2 dB of PSNR to the baseline (BENCHMARKS.md)."""
+    if name not in ("", "default"):
+        return name
+    return "default" if "LCM" in type(base).__name__ else "ddim"
+
+
 def ddim_jump(x: torch.Tensor, x0: torch.Tensor, a_from: torch.Tensor,
               a_to: torch.Tensor | float) -> torch.Tensor:
     """Deterministic DDIM move from noise level ``a_from`` (alpha-bar) to ``a_to`` along the
@@ -474,8 +486,7 @@ class VideoRun:
         dtype = cond.dtype
         neg = c.encode_prompt(s.negative_prompt or "")
         embeds = torch.cat([neg, cond]) if cfg else cond
-        name = "ddim" if s.inversion and s.scheduler in ("", "default") else s.scheduler
-        sched = make_scheduler(c.scheduler, name)
+        sched = make_scheduler(c.scheduler, video_sampler(s.scheduler, c.scheduler))
         sched.set_timesteps(s.steps, device=device)
         keep = min(int(s.steps * s.strength), s.steps)
         t_start = max(s.steps - keep, 0)
@@ -572,9 +583,11 @@ class VideoRun:
                 x0 = predicted_x0(sched, None, eps, x_mix, t)
                 a_to = acp[int(timesteps[nxt])] if nxt < k else torch.tensor(1.0)
                 x_bg = ddim_jump(x_mix, x0, acp[int(t)], a_to)
-                if i == 0:
-                    eps_fg = eps  # the first step decides the layout: the whole frame, exactly
-            if i > 0:
+                # The foreground takes this step's whole-frame estimate too: it saw the
+                # background as it is now, and the foreground's own surroundings (its context
+                # on the coming crop steps) catch up with the background's.
+                eps_fg = eps
+            else:
                 assert eps_fg is not None
                 sub = self._eps(crop(sched.scale_model_input(x_fg, t), boxes), t, embeds,
                                 t_cond, (i, "fg"), anchor, crop_masks, cfg,
