@@ -38,6 +38,7 @@ OUT = ROOT / "out" / "bench"
 BASE = {"prompt": "a plate of pasta with basil", "negative_prompt": "blurry", "steps": 20,
         "strength": 0.8, "guidance": 7.5, "seed": 3, "frames_per_batch": 4}
 AGGRESSIVE_MERGE = {"merge_bg": 0.9, "temporal_merge": True, "merge_levels": 2}
+DEEP_MERGE = {"merge_bg": 0.95, "temporal_merge": True, "merge_levels": 3}
 FEW_BG_STEPS = {"bg_steps": 2, "feather": 1, "crop_margin": 2}
 CONFIGS: dict[str, dict[str, Any]] = {
     "baseline (acceleration off)": {},
@@ -47,6 +48,10 @@ CONFIGS: dict[str, dict[str, Any]] = {
     "merging + sampling + clockwork across frames": {**AGGRESSIVE_MERGE, **FEW_BG_STEPS,
                                                      "clock_frames": True},
     "merging + sampling: 8 bg steps": {**AGGRESSIVE_MERGE, **FEW_BG_STEPS, "bg_steps": 8},
+    "merging 0.95, 3 levels + clockwork across steps p5 w3": {**DEEP_MERGE, "clock_period": 5,
+                                                              "clock_warmup": 3},
+    "merging 0.95, 3 levels + clockwork across steps p8 w2": {**DEEP_MERGE, "clock_period": 8,
+                                                              "clock_warmup": 2},
 }
 
 

@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from engine.errors import NodeError
+from engine.errors import NodeError, Problem
 from engine.node import Input, Output, Param
 from engine.types import Float, Image, Int, Seed, String, Video
 from nodes.generate import ModelNode, _source
@@ -103,6 +103,16 @@ class ImageToVideo(ModelNode):
               "needs less memory, higher is smoother across chunk borders", min=0, max=256),
     )
 
+    @classmethod
+    def check(cls, params: dict[str, Any], ctx: Any) -> list[Problem]:
+        problems = super().check(params, ctx)
+        lo, hi = params.get("min_guidance", 1.0), params.get("max_guidance", 3.0)
+        if lo > hi:
+            problems.append(Problem(f"min_guidance {lo} is above max_guidance {hi}",
+                                    ctx.node_id, "min_guidance",
+                                    f"set it to at most {hi}, or raise max_guidance"))
+        return problems
+
     def run(self, ctx: Any, image: Image, model: str, frames: int, fps: int,
             motion_bucket_id: int, noise_aug_strength: float, steps: int, min_guidance: float,
             max_guidance: float, seed: int, width: int, height: int,
@@ -116,9 +126,18 @@ class ImageToVideo(ModelNode):
                 raise ctx.error(f"{port} {v} is not a multiple of 8 (the VAE works on 8×8 "
                                 "pixel blocks)", port=port,
                                 fix=f"use {max(8, v // 8 * 8)} or {v // 8 * 8 + 8}")
+        if min_guidance > max_guidance:
+            raise ctx.error(f"min_guidance {min_guidance} is above max_guidance {max_guidance} "
+                            "(guidance rises from the first frame to the last)",
+                            port="min_guidance", fix=f"set it to at most {max_guidance}, or "
+                            "raise max_guidance")
         m = self._load(ctx, model)
         pipe = m.pipe
         n = frames or int(pipe.unet.config.num_frames)
+        # The pipeline decides whether to guide twice: from max_guidance when it encodes the
+        # image, from the per-frame ramp while denoising. One frame's ramp is min_guidance
+        # alone, so give it that for both, or the two disagree and the batches do not match.
+        top = min_guidance if n == 1 else max_guidance
 
         def on_step(_pipe: Any, i: int, _t: Any, _kw: dict[str, Any]) -> dict[str, Any]:
             ctx.progress(0.05 + 0.85 * (i + 1) / steps, f"step {i + 1}/{steps}")
@@ -132,7 +151,7 @@ class ImageToVideo(ModelNode):
             with torch.inference_mode():
                 latents = pipe(to_pil(image), height=height, width=width, num_frames=n,
                                num_inference_steps=steps, min_guidance_scale=min_guidance,
-                               max_guidance_scale=max_guidance, fps=fps,
+                               max_guidance_scale=top, fps=fps,
                                motion_bucket_id=motion_bucket_id,
                                noise_aug_strength=noise_aug_strength,
                                generator=torch.Generator("cpu").manual_seed(seed),

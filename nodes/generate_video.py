@@ -122,6 +122,13 @@ class VideoEdit(ModelNode):
               "in latent pixels", min=0, max=64),
         Param("clock_frames", Bool, False, "Clockwork across frames: odd frames reuse the "
               "previous frame's low-resolution UNet features at the same step"),
+        Param("clock_period", Int, 1, "Clockwork across steps: the whole UNet runs every k-th "
+              "step, the steps between reuse each frame's low-resolution features (1: off; "
+              "not with clock_frames)", min=1, max=10),
+        Param("clock_level", Int, 1, "Clockwork across steps: outer resolution levels that "
+              "still run on cheap steps", min=1, max=3),
+        Param("clock_warmup", Int, 0, "Clockwork across steps: first steps that all run whole "
+              "(they decide the layout)", min=0, max=500),
     )
 
     def run(self, ctx: Any, video: Video, model: str, prompt: str, negative_prompt: str,
@@ -129,6 +136,7 @@ class VideoEdit(ModelNode):
             attention: str, noise: str, flow_fusion: float, inversion: bool,
             frames_per_batch: int, merge_bg: float, merge_fg: float, temporal_merge: bool,
             merge_levels: int, bg_steps: int, feather: int, crop_margin: int, clock_frames: bool,
+            clock_period: int, clock_level: int, clock_warmup: int,
             mask: Video | None = None) -> dict[str, Any]:
         import torch
 
@@ -156,6 +164,10 @@ class VideoEdit(ModelNode):
                 raise ctx.error(f"the mask video is {mask.size[0]}×{mask.size[1]} but the video "
                                 f"is {w}×{h}", port="mask", fix="make the mask at the video's "
                                 "size (or resize it)")
+        if clock_frames and clock_period > 1:
+            raise ctx.error("Clockwork across frames and across steps reuse the same UNet "
+                            "features: only one can run", port="clock_period",
+                            fix="set clock_period to 1, or turn clock_frames off")
         object_centric = merge_bg > 0 or merge_fg > 0 or 0 < bg_steps < steps
         if object_centric and mask is None and (merge_fg > 0 or 0 < bg_steps < steps):
             raise ctx.error("the foreground settings need a mask video", port="mask",
@@ -167,6 +179,7 @@ class VideoEdit(ModelNode):
             inversion=inversion, merge_bg=merge_bg, merge_fg=merge_fg,
             temporal_merge=temporal_merge, merge_levels=merge_levels, bg_steps=bg_steps,
             feather=feather, crop_margin=crop_margin, clock_frames=clock_frames,
+            clock_period=clock_period, clock_level=clock_level, clock_warmup=clock_warmup,
             flow_fusion=flow_fusion)
         comps = _load(ctx, model)
         if comps.is_inpainting:
@@ -234,6 +247,8 @@ class VideoEdit(ModelNode):
         ctx.report(device=comps.device, dtype=str(comps.dtype).replace("torch.", ""),
                    frames=n, chunks=chunks, unet_calls=run.unet_calls,
                    foreground_only_calls=run.crop_calls, merged_blocks=run.merger.merged_calls,
+                   clockwork_cheap_calls=sum(c.cheap_calls for c in (run.clock, run.step_clock)
+                                             if c is not None),
                    anchor_kept_mb=kept_mb,
                    object_centric=object_centric,
                    **({"oom_fallback": fallback} if fallback else {}))

@@ -228,6 +228,8 @@ def inpaint(image: np.ndarray, mask: np.ndarray, radius: int, method: str) -> np
     u8 = (np.clip(rgb, 0, 1) * 255).round().astype(np.uint8)
     flag = cv2.INPAINT_TELEA if method == "telea" else cv2.INPAINT_NS
     filled = cv2.inpaint(u8, holes.astype(np.uint8), radius, flag).astype(np.float32) / 255.0
+    if filled.ndim == 2:  # a one-channel image comes back without its channel axis
+        filled = filled[..., None]
     out = image.copy()
     out[..., :3] = np.where(holes[..., None], filled, rgb)
     return out
@@ -253,7 +255,10 @@ def composite_fill(image: np.ndarray, fill: np.ndarray, holes: np.ndarray,
     rgb = image[..., :3]
     w = weights[..., None]
     under = base[..., :3] if base is not None else rgb
-    inside = under * (1.0 - w) + fill[..., :3] * w
+    fill = fill[..., :3]
+    if rgb.shape[-1] == 1 and fill.shape[-1] == 3:  # a grey image takes the fill's grey
+        fill = fill.mean(axis=-1, keepdims=True)
+    inside = under * (1.0 - w) + fill * w
     out[..., :3] = np.where(holes[..., None], inside, rgb).astype(image.dtype)
     return out
 
@@ -376,15 +381,53 @@ class FillHoles(Node):
             if len(video) != len(mask_video):
                 raise ctx.error(f"video has {len(video)} frames, mask_video {len(mask_video)}",
                                 port="mask_video", fix="use the masks rendered with the video")
-            out_vid = Video(len(video), video.fps, lambda i: Image(fill(
-                video.frame(i).data, mask_video.frame(i).gray())),
-                video._size, video.source)
+            if tuple(video.size) != tuple(mask_video.size):
+                raise ctx.error(f"video is {video.size[0]}×{video.size[1]} but mask_video is "
+                                f"{mask_video.size[0]}×{mask_video.size[1]}", port="mask_video",
+                                fix="use the masks rendered with the video")
+
+            def filled(i: int) -> np.ndarray:
+                return fill(video.frame(i).data, mask_video.frame(i).gray())
+
+            if method == "diffusion":
+                out_vid = self._fill_now(ctx, video, mask_video, filled)
+            else:  # cheap and thread-safe: frames are filled as they are read
+                out_vid = Video(len(video), video.fps, lambda i: Image(filled(i)),
+                                video._size, video.source, video.audio)
         if out_img is None:
             assert out_vid is not None
             out_img = out_vid.frame(0)
         if out_vid is None:
             out_vid = Video.from_frames([out_img], 1.0)
         return {"image": out_img, "video": out_vid}
+
+    @staticmethod
+    def _fill_now(ctx: Any, video: Video, mask_video: Video,
+                  filled: Callable[[int], np.ndarray]) -> Video:
+        """Diffusion fills run inside this node's run, frame by frame with progress and
+        cancel, while the shared model is this node's: a lazy video would run the model
+        later, in whichever node reads it, outside its lock, and again on every re-read.
+        The filled frames wait on disk (8 bits, as classical fills are inside holes); reading
+        one puts its hole pixels over the input frame, so every other pixel stays exact."""
+        from engine.media import FrameStore
+
+        n = len(video)
+        store: FrameStore | None = None
+        for i in range(n):
+            out = filled(i)
+            if store is None:
+                store = FrameStore(out.shape[1], out.shape[0], out.shape[2])
+            store.append(out)
+            ctx.progress((i + 1) / n, f"frame {i + 1}/{n}")
+            ctx.preview(Image(out), f"frame {i + 1}/{n}")
+        assert store is not None
+
+        def frame(i: int) -> Image:
+            data = video.frame(i).data
+            holes = (mask_video.frame(i).gray() > 0.5)[..., None]
+            return Image(np.where(holes, store.array(i).astype(np.float32) / 255.0, data))
+
+        return Video(n, video.fps, frame, video._size, video.source, video.audio)
 
 
 def fuse_tsdf(views: list[RGBD], voxel: float, trunc_voxels: float, device: str) -> Any:

@@ -23,7 +23,9 @@ switches here spend it unevenly; both are our own implementations:
 
 Clockwork reuse across frames (``clock_frames``): even frames run the whole UNet; each odd frame
 then reuses its predecessor's low-resolution features from the same step
-(:class:`engine.accel.clockwork.Clockwork`, period 2, item for item).
+(:class:`engine.accel.clockwork.Clockwork`, period 2, item for item). Clockwork across steps
+(``clock_period``), as in image generation: every frame reuses its own low-resolution features
+from the last whole step; one of the two at a time, since both swap the same blocks.
 """
 
 from __future__ import annotations
@@ -364,6 +366,9 @@ class VideoSettings:
     feather: int = 2
     crop_margin: int = 4
     clock_frames: bool = False
+    clock_period: int = 1  # 1: off
+    clock_level: int = 1
+    clock_warmup: int = 0
     flow_fusion: float = 0.0
 
 
@@ -382,10 +387,17 @@ class VideoRun:
                                        settings.temporal_merge,
                                        max_downsample=2 ** max(0, settings.merge_levels - 1),
                                        layout=self.layout, seed=settings.seed)
+        if settings.clock_frames and settings.clock_period > 1:
+            raise ValueError("Clockwork across frames and across steps swap the same UNet "
+                             "blocks: use one of them")
         self.clock = Clockwork(period=2, level=1) if settings.clock_frames else None
+        self.step_clock = Clockwork(period=settings.clock_period, level=settings.clock_level,
+                                    warmup=settings.clock_warmup) \
+            if settings.clock_period > 1 else None
         self._parts: list[Any] = [self.anchor, self.merger]
-        if self.clock is not None:
-            self._parts.append(self.clock)
+        for clock in (self.clock, self.step_clock):
+            if clock is not None:
+                self._parts.append(clock)
         self.unet_calls = 0
         self.crop_calls = 0
         self._fused_last: dict[int, torch.Tensor] = {}
@@ -446,6 +458,10 @@ class VideoRun:
             uncond, text = pred.chunk(2)
             pred = uncond + guidance * (text - uncond)
         return pred
+
+    def _clock_step(self, i: int, t: Any, x: torch.Tensor) -> None:
+        if self.step_clock is not None:
+            self.step_clock.before_step(i, t, x)
 
     def _fuse(self, step: int, latents: torch.Tensor, flows: torch.Tensor | None
               ) -> torch.Tensor:
@@ -530,8 +546,15 @@ class VideoRun:
                 return self._eps(x, tt, null, None, ("inv", int(t)), anchor, lat_masks,
                                  False, 1.0)
 
-            latents = ddim_invert(eps_fn, init, timesteps, sched.alphas_cumprod.cpu(),
-                                  lambda j, n: tick())
+            clock, period = self.step_clock, 0
+            if clock is not None:  # inversion runs every step whole: it must retrace exactly
+                period, clock.period = clock.period, 1
+            try:
+                latents = ddim_invert(eps_fn, init, timesteps, sched.alphas_cumprod.cpu(),
+                                      lambda j, n: tick())
+            finally:
+                if clock is not None:
+                    clock.period = period
         else:
             per_frame = noise.expand_as(init) if noise_coords is None else \
                 warp_noise(noise, noise_coords)
@@ -552,8 +575,11 @@ class VideoRun:
             boxes = crop_boxes(weight, s.crop_margin, 1)
             if boxes is None:  # the foreground fills the frame: nothing to save
                 shared = list(range(k))
+        if self.step_clock is not None:
+            self.step_clock.reset()  # the features it keeps are this chunk's frames'
         if len(shared) == k:
             for i, t in enumerate(timesteps):
+                self._clock_step(i, t, latents)
                 x_in = sched.scale_model_input(latents, t)
                 eps = self._eps(x_in, t, embeds, t_cond, i, anchor, lat_masks, cfg,
                                 s.guidance)
@@ -567,14 +593,15 @@ class VideoRun:
                                  f"{type(sched).__name__}", port="scheduler",
                                  fix="use default, ddim, dpmpp_2m, unipc or lcm")
         assert weight is not None and boxes is not None
-        # The foreground runs every step on its crop (its trajectory never sees the coarse
-        # background); the background runs whole-frame at the shared steps only, on the frame
-        # with the foreground blended in, so it grows around the object without a seam.
+        # The foreground runs every step: on its crop, or whole-frame on the shared steps; the
+        # background runs whole-frame at the shared steps only, on the frame with the
+        # foreground blended in, so it grows around the object without a seam.
         acp = sched.alphas_cumprod.to(device)
         x_fg = x_bg = latents
         eps_fg: torch.Tensor | None = None
         crop_masks = None if lat_masks is None else crop(lat_masks, boxes)
         for i, t in enumerate(timesteps):
+            self._clock_step(i, t, x_fg)
             if i in shared:
                 x_mix = x_bg if i == 0 else weight * x_fg + (1 - weight) * x_bg
                 eps = self._eps(sched.scale_model_input(x_mix, t), t, embeds, t_cond,

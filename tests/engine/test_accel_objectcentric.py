@@ -299,3 +299,22 @@ def test_temporal_merge_with_odd_chunks_attends_to_one_anchor(comps) -> None:  #
     assert not torch.allclose(off[3:], out[3:], atol=1e-3)  # the second chunk sees the anchor
     whole, _ = run(comps, frames, masks, merge_bg=0.6, temporal_merge=True)
     assert float((out - whole).abs().mean()) < 0.25 * float(whole.abs().mean())
+
+
+def test_clockwork_across_steps_reuses_each_frames_own_features(comps) -> None:  # noqa: ANN001
+    frames, masks = clip(4)
+    base, _ = run(comps, frames, masks, steps=10)
+    reused, vr = run(comps, frames, masks, steps=10, clock_period=2, clock_warmup=2)
+    assert vr.step_clock is not None
+    # 8 steps: 2 warm-up, then every other step whole → 3 cheap calls
+    assert (vr.step_clock.full_calls, vr.step_clock.cheap_calls) == (5, 3)
+    err = float((reused - base).pow(2).mean() / base.pow(2).mean())
+    assert 0 < err < 0.05, err  # close to the baseline, not equal to it
+    chunked, vr = run(comps, frames, masks, steps=10, chunk=2, clock_period=2, clock_warmup=2)
+    assert vr.step_clock.cheap_calls == 6  # the clock restarts for every chunk
+    assert torch.allclose(chunked[:2], reused[:2], atol=1e-4)
+    _, vr = run(comps, frames[:2], masks[:2], steps=10, clock_period=2, clock_warmup=2,
+                inversion=True, scheduler="ddim")
+    assert vr.step_clock.cheap_calls == 3  # the inversion's 8 calls all ran whole
+    with pytest.raises(ValueError, match="one of them"):
+        VideoRun(comps, VideoSettings(clock_period=2, clock_frames=True))

@@ -275,3 +275,33 @@ def test_the_conditioning_image_is_the_input_rounded_to_8_bits() -> None:
     pil = to_pil(Image(rgba))
     assert pil.mode == "RGB" and pil.size == (80, 48)
     assert np.array_equal(np.asarray(pil), (RGB * 255).round().astype(np.uint8))
+
+
+def test_one_frame_and_guidance_order(ex: Executor, tiny_svd: Path, reference: Any,
+                                      tmp_path: Path) -> None:
+    """One frame guides at min_guidance (its place on the ramp) and must not trip the
+    pipeline's two guidance decisions; a falling ramp is refused before anything runs."""
+    from nodes.generate_i2v import to_pil
+
+    one = ex.call("generate.image_to_video", {"image": Image(RGB)},
+                  {"model": str(tiny_svd), "decode_chunk_size": 0, **PARAMS, "frames": 1,
+                   "min_guidance": 1.0})["video"]
+    assert len(one) == 1
+    ref = reference(to_pil(Image(RGB)), height=48, width=64, num_frames=1,
+                    num_inference_steps=3, min_guidance_scale=1.0, max_guidance_scale=1.0,
+                    fps=6, motion_bucket_id=90, noise_aug_strength=0.05,
+                    generator=torch.Generator().manual_seed(11), output_type="np").frames[0]
+    assert np.allclose(_frames(one), ref, atol=1e-5)
+    g = Graph()
+    g.add_node("test.i2v_image", "img", {})
+    g.add_node("generate.image_to_video", "i2v", {"model": str(tiny_svd), **PARAMS,
+                                                  "min_guidance": 3.0, "max_guidance": 1.0})
+    g.connect("img", "image", "i2v", "image")
+    with pytest.raises(GraphInvalid) as err:
+        ex.plan(g, options=_opts(tmp_path))
+    assert [(p.port, p.fix) for p in err.value.problems] == [
+        ("min_guidance", "set it to at most 1.0, or raise max_guidance")]
+    with pytest.raises(NodeError) as nerr:
+        ex.call("generate.image_to_video", {"image": Image(RGB)},
+                {"model": str(tiny_svd), **PARAMS, "min_guidance": 3.0, "max_guidance": 1.0})
+    assert nerr.value.port == "min_guidance"

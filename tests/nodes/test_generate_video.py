@@ -113,6 +113,8 @@ def test_bad_inputs_are_explained(ex: Executor, tiny_sd: Path) -> None:
         ({"video": video.map(lambda im: Image(im.data[:60, :60]), (60, 60))}, {}, "video",
          "multiples of 8"),
         ({"video": video}, {"bg_steps": 1}, "mask", "need a mask"),
+        ({"video": video}, {"clock_frames": True, "clock_period": 2}, "clock_period",
+         "only one can run"),
     ]
     for inputs, extra, port, text in cases:
         with pytest.raises(NodeError) as err:

@@ -64,14 +64,49 @@ def test_diffusion_fill_is_generate_inpaint_inside_the_holes_only(
     edge = (20, 25)  # on the hole's top row: weight 1 / (f + 1)
     w = 1.0 / (f + 1)
     assert np.allclose(soft[edge], base[edge] * (1 - w) + ref[edge] * w, atol=1e-6)
-    # A video fills frame by frame with the same model.
+
+
+def test_a_video_is_filled_inside_the_node_once_per_frame(
+        ex: Executor, inpainter: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The model runs during the node's own run (its lock, progress and cancel), once per
+    frame with holes; reading the frames later runs nothing."""
+    import nodes.generate
+
+    got = _fill(ex, VIEW, HOLES, model=str(inpainter), feather=0)
+    calls = []
+    real = nodes.generate.run_generation
+    monkeypatch.setattr(nodes.generate, "run_generation",
+                        lambda *a, **k: calls.append(1) or real(*a, **k))
     vid = Video.from_frames([Image(VIEW), Image(RGB)], 12.0)
     masks = Video.from_frames([Image(HOLES[..., None]), Image(np.zeros((64, 64, 1)))], 12.0)
     out = ex.call("view.fill_holes", {"video": vid, "mask_video": masks},
                   {"method": "diffusion", "model": str(inpainter), "feather": 0, **COMMON})
-    assert len(out["video"]) == 2 and out["video"].fps == 12.0
-    assert np.array_equal(out["video"].frame(0).data, got)
-    assert np.array_equal(out["video"].frame(1).data, RGB)  # no holes: nothing runs
+    assert len(calls) == 1  # frame 1 has no holes: nothing runs for it
+    video = out["video"]
+    assert len(video) == 2 and video.fps == 12.0
+    first = video.frame(0).data
+    holes = HOLES > 0.5
+    assert np.array_equal(first[~holes], VIEW[~holes])  # exact outside the holes
+    assert np.abs(first[holes] - got[holes]).max() <= 0.5 / 255 + 1e-6  # 8 bits inside
+    assert np.array_equal(video.frame(1).data, RGB)
+    assert np.array_equal(video.frame(0).data, first) and len(calls) == 1  # re-read: no run
+    # Frames of different sizes are refused before any model runs.
+    small = Video.from_frames([Image(np.zeros((32, 64, 1), np.float32))] * 2, 12.0)
+    with pytest.raises(NodeError) as err:
+        ex.call("view.fill_holes", {"video": vid, "mask_video": small},
+                {"method": "telea"})
+    assert err.value.port == "mask_video" and "64×32" in str(err.value)
+
+
+def test_grey_views_fill_too() -> None:
+    grey = VIEW[..., :1].copy()
+    out = inpaint(grey, HOLES, 5, "telea")
+    holes = HOLES > 0.5
+    assert out.shape == grey.shape and np.array_equal(out[~holes], grey[~holes])
+    assert out[holes].mean() > 0.05  # the hole (0 in the view) took its surroundings
+    fill = np.full((64, 64, 3), [0.2, 0.4, 0.6], np.float32)
+    blended = composite_fill(grey, fill, holes, holes.astype(np.float32))
+    assert blended.shape == grey.shape and np.allclose(blended[holes], 0.4)
 
 
 def test_sizes_that_are_no_multiple_of_8_go_through_the_model_resized(
