@@ -147,17 +147,14 @@ class ImageToVideo(ModelNode):
             ctx.preview(last, f"frame {done}/{total}")
             ctx.progress(0.9 + 0.1 * done / total, f"decoded {done}/{total} frames")
 
-        def attempt() -> list[Image]:
+        def denoise() -> Any:
             with torch.inference_mode():
-                latents = pipe(to_pil(image), height=height, width=width, num_frames=n,
-                               num_inference_steps=steps, min_guidance_scale=min_guidance,
-                               max_guidance_scale=top, fps=fps,
-                               motion_bucket_id=motion_bucket_id,
-                               noise_aug_strength=noise_aug_strength,
-                               generator=torch.Generator("cpu").manual_seed(seed),
-                               output_type="latent", callback_on_step_end=on_step).frames
-                # The latents are small; the decoded frames are what a long clip holds.
-                return decode_frames(pipe, latents, decode_chunk_size, on_chunk)
+                return pipe(to_pil(image), height=height, width=width, num_frames=n,
+                            num_inference_steps=steps, min_guidance_scale=min_guidance,
+                            max_guidance_scale=top, fps=fps, motion_bucket_id=motion_bucket_id,
+                            noise_aug_strength=noise_aug_strength,
+                            generator=torch.Generator("cpu").manual_seed(seed),
+                            output_type="latent", callback_on_step_end=on_step).frames
 
         def lower() -> str:
             changed = lower_memory(ctx, m)
@@ -169,13 +166,34 @@ class ImageToVideo(ModelNode):
                              f"{width}×{height}, also after {changed}", node=ctx.node_id,
                              fix=MEMORY_HINT)
 
+        # The latents are small; the decoded frames are what a long clip holds. Decoding
+        # retries on its own, keeping the latents, with half the frames per VAE call.
+        chunk = {"size": decode_chunk_size or n}
+
+        def decode() -> list[Image]:
+            with torch.inference_mode():
+                return decode_frames(pipe, latents, chunk["size"], on_chunk)
+
+        def smaller_chunks() -> str:
+            chunk["size"] = max(1, chunk["size"] // 2)
+            changed = f"{lower_memory(ctx, m)}, decode_chunk_size {chunk['size']}"
+            ctx.log.warning("out of memory while decoding: retrying with %s", changed)
+            return changed
+
+        def fail_decode(changed: str) -> NodeError:
+            return NodeError(f"ran out of {m.device} memory decoding {n} frames at "
+                             f"{width}×{height}, also after {changed}", node=ctx.node_id,
+                             fix=MEMORY_HINT)
+
         try:
-            out, fallback = retry_on_oom(attempt, lower, fail)
+            latents, fallback = retry_on_oom(denoise, lower, fail)
+            out, decode_fallback = retry_on_oom(decode, smaller_chunks, fail_decode)
         finally:
             pipe.maybe_free_model_hooks()
+        fallbacks = "; ".join(f for f in (fallback, decode_fallback) if f)
         ctx.report(device=m.device, dtype=str(m.dtype).replace("torch.", ""), offload=m.offload,
-                   frames=n, steps=steps, decode_chunk_size=decode_chunk_size or n,
-                   **({"oom_fallback": fallback} if fallback else {}))
+                   frames=n, steps=steps, decode_chunk_size=chunk["size"],
+                   **({"oom_fallback": fallbacks} if fallbacks else {}))
         return {"video": Video.from_frames(out, fps=float(fps)), "last_frame": out[-1]}
 
     @staticmethod

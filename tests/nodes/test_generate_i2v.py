@@ -268,6 +268,35 @@ def test_out_of_memory_frees_retries_then_explains(tiny_svd: Path, reference: An
         assert "decode_chunk_size" in err
 
 
+def test_out_of_memory_while_decoding_keeps_the_latents_and_halves_the_chunks(
+        tiny_svd: Path, reference: Any) -> None:
+    ex = Executor(REG)
+    ex.call("generate.image_to_video", {"image": Image(RGB)},
+            {"model": str(tiny_svd), **PARAMS, "steps": 1})
+    pipe = ex.models.entries()[-1].model.pipe
+    steps: list[int] = []
+    real_step = pipe.scheduler.step
+    with out_of_memory(pipe.vae.decoder) as fails:
+        pipe.scheduler.step = lambda *a, **k: steps.append(1) or real_step(*a, **k)
+        try:
+            g = Graph()
+            g.add_node("test.i2v_image", "img", {})
+            g.add_node("generate.image_to_video", "i2v", {"model": str(tiny_svd), **PARAMS,
+                                                          "decode_chunk_size": 0})
+            g.connect("img", "image", "i2v", "image")
+            res = ex.run(g, targets=["i2v"], options=RunOptions(device="cpu"))
+        finally:
+            del pipe.scheduler.step
+    r = res.records["i2v"]
+    assert r.status == "executed", r.error
+    assert fails.left == 0 and len(steps) == 3  # denoised once: the latents were kept
+    half = FRAMES // 2
+    assert r.details["decode_chunk_size"] == half
+    assert r.details["oom_fallback"].endswith(f"decode_chunk_size {half}")
+    assert np.allclose(_frames(res.values["i2v"]["video"]), _ref(reference, half)[0],
+                       atol=1e-5)
+
+
 def test_the_conditioning_image_is_the_input_rounded_to_8_bits() -> None:
     from nodes.generate_i2v import to_pil
 
