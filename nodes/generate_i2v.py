@@ -161,10 +161,12 @@ class ImageToVideo(ModelNode):
             ctx.log.warning("out of memory: retrying with %s", changed)
             return changed
 
-        def fail(changed: str) -> NodeError:
-            return NodeError(f"ran out of {m.device} memory making {n} frames at "
-                             f"{width}×{height}, also after {changed}", node=ctx.node_id,
-                             fix=MEMORY_HINT)
+        def failure(doing: str) -> Any:
+            def fail(changed: str) -> NodeError:
+                return NodeError(f"ran out of {m.device} memory {doing} {n} frames at "
+                                 f"{width}×{height}, also after {changed}", node=ctx.node_id,
+                                 fix=MEMORY_HINT)
+            return fail
 
         # The latents are small; the decoded frames are what a long clip holds. Decoding
         # retries on its own, keeping the latents, with half the frames per VAE call.
@@ -180,14 +182,9 @@ class ImageToVideo(ModelNode):
             ctx.log.warning("out of memory while decoding: retrying with %s", changed)
             return changed
 
-        def fail_decode(changed: str) -> NodeError:
-            return NodeError(f"ran out of {m.device} memory decoding {n} frames at "
-                             f"{width}×{height}, also after {changed}", node=ctx.node_id,
-                             fix=MEMORY_HINT)
-
         try:
-            latents, fallback = retry_on_oom(denoise, lower, fail)
-            out, decode_fallback = retry_on_oom(decode, smaller_chunks, fail_decode)
+            latents, fallback = retry_on_oom(denoise, lower, failure("making"))
+            out, decode_fallback = retry_on_oom(decode, smaller_chunks, failure("decoding"))
         finally:
             pipe.maybe_free_model_hooks()
         fallbacks = "; ".join(f for f in (fallback, decode_fallback) if f)
