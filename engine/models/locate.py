@@ -156,7 +156,7 @@ def safetensors_files(path: Path) -> list[Path]:
             raise ModelError(f"{path} is not a .safetensors file; Fathom loads safetensors "
                              "weights only.")
         return [path]
-    found = sorted(path.rglob("*.safetensors"))
+    found = _pipeline_weights(path) or sorted(path.rglob("*.safetensors"))
     if not found:
         pickles = [p for p in path.rglob("*") if p.suffix.lower() in PICKLE_SUFFIXES]
         if pickles:
@@ -165,6 +165,30 @@ def safetensors_files(path: Path) -> list[Path]:
                 f".safetensors only, because loading a pickle file can run any code it "
                 f"contains. {CONVERT_HINT}")
         raise ModelError(f"{path} holds no .safetensors weights.")
+    return found
+
+
+def _pipeline_weights(path: Path) -> list[Path]:
+    """In a diffusers folder, the files its pipeline loads: each component's own weights, and
+    of those the plain ones where a precision variant sits beside them
+    (``diffusion_pytorch_model.fp16.safetensors``). Hub repos also ship single-file
+    checkpoints at the top and both precisions of every part: hashing those and counting
+    them in the memory estimate would triple both for nothing. [] when it is not one."""
+    import json
+
+    try:
+        index = json.loads((path / "model_index.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return []
+    if not isinstance(index, dict):
+        return []
+    found: list[Path] = []
+    for name, spec in sorted(index.items()):
+        if name.startswith("_") or not isinstance(spec, list) or not (path / name).is_dir():
+            continue
+        files = sorted((path / name).glob("*.safetensors"))
+        plain = [f for f in files if f.name.count(".") == 1]
+        found += plain or files
     return found
 
 
