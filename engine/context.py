@@ -107,8 +107,13 @@ class NodeContext:
 
     def end_run(self) -> None:
         """The run is over: lazy outputs (a mapped video's frames, decoded later by a player or
-        a later run) may still call progress/preview, but the run's listener is gone."""
+        a later run) may still call progress/preview, but the run's listener is gone, and so is
+        its cancel: cancelling a finished run (or one cancelled downstream) must not poison
+        frames that a later run reads from the cache."""
         self._emit = None
+        self._cancel = None
+        if self.subgraphs is not None:  # its per-item runs take the run's token too
+            self.subgraphs.cancel = CancelToken()
 
     def progress(self, fraction: float, message: str = "") -> None:
         self.check_cancelled()

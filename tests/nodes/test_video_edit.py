@@ -12,7 +12,7 @@ import pytest
 from videoclips import audio_samples, decoded_indices, frame_pixels, make_clip, read_index
 
 from engine.cli import main
-from engine.context import RunOptions
+from engine.context import CancelToken, RunOptions
 from engine.errors import GraphInvalid, NodeError
 from engine.events import Event
 from engine.executor import Executor
@@ -413,6 +413,22 @@ def test_map_caches_per_frame_and_reports_progress(tmp_path: Path) -> None:
     assert edited.records["map"].status == "executed"
     assert np.array_equal(edited.output("map", "video").frame(3).data, first)
     assert CountingInvert.runs == 6
+
+
+def test_a_cancel_after_the_run_does_not_reach_its_lazy_frames(tmp_path: Path) -> None:
+    """A mapped video outlives its run (the cache, the player); cancelling that run later, or
+    a run cancelled downstream, must not make its frames raise Cancelled when read."""
+    reg = Registry()
+    reg.load_builtin()
+    reg.register(CountingInvert)
+    ex = Executor(reg)
+    g = map_graph(make_clip(tmp_path / "c.mp4", frames=4), one_node_subgraph("test.count_invert"))
+    cancel = CancelToken()
+    res = ex.run(g, targets=["map"], options=RunOptions(device="cpu", base_dir=tmp_path),
+                 cancel=cancel)
+    assert res.ok
+    cancel.cancel()
+    assert indices(res.output("map", "video"))[2] == 1023 - 2
 
 
 def test_map_from_the_library_and_its_errors(tmp_path: Path) -> None:
