@@ -11,15 +11,16 @@ switches here spend it unevenly; both are our own implementations:
   only within their class, and with ``temporal`` two neighbouring frames form one token sequence
   (they then also attend to each other) so that static background merges across time. Ratio 0
   leaves the UNet untouched.
-- Object-centric sampling (``bg_steps`` in :meth:`VideoRun.denoise`): the foreground runs every
-  step, after the first, on a crop around it only; the background is denoised whole-frame at
-  ``bg_steps`` evenly spread "shared" timesteps only, on the frame with the current foreground
-  blended in through a feathered mask (so it grows around the object: no seam), and jumps
-  straight to the next shared timestep (a DDIM step from its predicted clean latents). The
-  result is the feathered blend of the two. With ``bg_steps`` equal to the step count every
-  step is shared and the loop is the baseline's. The crop loses the context outside it: on the
-  random-weight benchmark model, whose every output depends on the whole frame, that costs the
-  foreground far more fidelity than a trained model would (see the bench report).
+- Object-centric sampling (``bg_steps`` in :meth:`VideoRun.denoise`): the background is
+  denoised whole-frame at ``bg_steps`` evenly spread "shared" timesteps only, on the frame with
+  the current foreground blended in through a feathered mask (so it grows around the object: no
+  seam), and jumps straight to the next shared timestep (a DDIM step from its predicted clean
+  latents); the foreground takes every step, the shared ones from that whole-frame pass and the
+  others on a crop around it only. The result is the feathered blend of the two. With
+  ``bg_steps`` equal to the step count every step is shared and the loop is the baseline's. On
+  the random-weight benchmark model the foreground depends on the whole frame's content, so a
+  coarse background costs it fidelity that a trained model would keep (see BENCHMARKS.md: the
+  crop's missing context is not the cause, the background's content is).
 
 Clockwork reuse across frames (``clock_frames``): even frames run the whole UNet; each odd frame
 then reuses its predecessor's low-resolution features from the same step
