@@ -128,8 +128,16 @@ def _load(ctx: Any, model: str) -> Any:
     ctx.progress(0.0, "loading model")
     dev = ctx.device
     return ctx.load_model(KIND, _source(ctx, model),
-                          loader(dev.torch_device, dev.dtype,
-                                 os.environ.get("FATHOM_OFFLOAD", "auto")))
+                          loader(dev.torch_device, dev.dtype, _offload(ctx)))
+
+
+def _offload(ctx: Any) -> str:
+    from engine.models.diffusion import OFFLOAD_FIX, offload_setting
+
+    try:
+        return offload_setting()
+    except ValueError as exc:
+        raise ctx.error(str(exc), fix=OFFLOAD_FIX) from None
 
 
 def _tiny_vae(ctx: Any, source: str) -> Any:

@@ -8,7 +8,6 @@ With the same seed the frames equal the pipeline's own output.
 
 from __future__ import annotations
 
-import os
 from typing import Any
 
 import numpy as np
@@ -16,7 +15,7 @@ import numpy as np
 from engine.errors import NodeError, Problem
 from engine.node import Input, Output, Param
 from engine.types import Float, Image, Int, Seed, String, Video
-from nodes.generate import ModelNode, _source
+from nodes.generate import ModelNode, _offload, _source
 
 SVD = "stabilityai/stable-video-diffusion-img2vid-xt"
 MEMORY_HINT = "lower decode_chunk_size, frames, or width and height (or free memory)"
@@ -204,7 +203,7 @@ class ImageToVideo(ModelNode):
         try:
             return ctx.load_model(KIND, _source(ctx, model),
                                   loader(dev.torch_device, dev.dtype,
-                                         os.environ.get("FATHOM_OFFLOAD", "auto")))
+                                         _offload(ctx)))
         except ModelError as exc:
             raise ctx.error(str(exc), port="model",
                             fix=f"use a Stable Video Diffusion folder, e.g. {EXAMPLE}") from None

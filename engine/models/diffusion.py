@@ -18,6 +18,7 @@ from __future__ import annotations
 import importlib
 import json
 import logging
+import os
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +33,16 @@ NOT_LOADED = ("safety_checker", "feature_extractor", "image_encoder")
 TINY_VAE_FOLDERS = ("vae_tiny", "tiny_vae", "taesd")
 REQUIRED = ("unet", "vae", "text_encoder", "tokenizer", "scheduler")
 OFFLOAD_MODES = ("auto", "none", "model", "sequential")
+OFFLOAD_FIX = "set FATHOM_OFFLOAD to one of " + ", ".join(OFFLOAD_MODES) + ", or unset it"
+
+
+def offload_setting() -> str:
+    """The CPU-offload mode from FATHOM_OFFLOAD (default auto). A typo there is the user's
+    environment, not the model: it is refused before any model loads, naming the variable."""
+    value = os.environ.get("FATHOM_OFFLOAD", "").strip().lower() or "auto"
+    if value not in OFFLOAD_MODES:
+        raise ValueError(f"FATHOM_OFFLOAD is {value!r}, which is no offload mode")
+    return value
 
 
 def _torch_dtype(dtype: Any) -> Any:

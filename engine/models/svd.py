@@ -16,7 +16,7 @@ from typing import Any
 
 from engine.models.diffusion import ALLOWED_LIBRARIES, OFFLOAD_MODES, diffusers_dtype
 from engine.models.locate import ModelError
-from engine.models.memory import choose_offload, free_device_memory, module_nbytes
+from engine.models.memory import choose_offload, free_device_memory, is_oom, module_nbytes
 
 KIND = "diffusers-svd"
 PIPELINE = "StableVideoDiffusionPipeline"
@@ -47,7 +47,9 @@ def check_folder(path: Path) -> dict[str, Any]:
                          "Fix: point the node at the Stable Video Diffusion model's top folder.")
     try:
         index = json.loads(index_file.read_text("utf-8"))
-    except (OSError, ValueError) as exc:
+    except Exception as exc:  # noqa: BLE001 - diffusers and safetensors raise many types
+        if is_oom(exc):
+            raise
         raise ModelError(f"{index_file} cannot be read: {exc}") from exc
     name = index.get("_class_name")
     if name != PIPELINE:
@@ -72,7 +74,9 @@ def load_svd(path: Path, device: str, dtype: str, offload: str = "auto") -> SVDM
     try:
         pipe = StableVideoDiffusionPipeline.from_pretrained(
             path, use_safetensors=True, local_files_only=True, **diffusers_dtype(tdtype))
-    except (OSError, ValueError) as exc:
+    except Exception as exc:  # noqa: BLE001 - diffusers and safetensors raise many types
+        if is_oom(exc):
+            raise
         raise ModelError(f"{path} could not be loaded as Stable Video Diffusion: "
                          f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
                          ) from exc

@@ -226,6 +226,24 @@ def test_bad_models_and_sizes_are_explained(ex: Executor, tiny_svd: Path, tiny_s
         ex.call("generate.image_to_video", {"image": Image(RGB)},
                 {"model": str(tmp_path / "empty"), **PARAMS})
     assert nerr.value.port == "model" and "model_index.json" in str(nerr.value)
+    # A damaged weights file: named on the model port, not a raw safetensors error.
+    import shutil
+
+    broken = tmp_path / "broken-svd"
+    shutil.copytree(tiny_svd, broken)
+    (broken / "unet" / "diffusion_pytorch_model.safetensors").write_bytes(b"\x08not a header")
+    with pytest.raises(NodeError) as nerr:
+        ex.call("generate.image_to_video", {"image": Image(RGB)},
+                {"model": str(broken), **PARAMS})
+    assert nerr.value.port == "model" and "could not be loaded" in str(nerr.value)
+    # A typo in the offload setting names the variable, not the model.
+    monkeypatch.setenv("FATHOM_OFFLOAD", "gpu-please")
+    with pytest.raises(NodeError) as nerr:
+        ex.call("generate.image_to_video", {"image": Image(RGB)},
+                {"model": str(tiny_svd), **PARAMS})
+    assert "FATHOM_OFFLOAD is 'gpu-please'" in str(nerr.value) and nerr.value.port is None
+    assert "sequential" in (nerr.value.fix or "")
+    monkeypatch.delenv("FATHOM_OFFLOAD")
     # Sizes that are no multiple of 8: in the plan and at run time, with the fix.
     g2 = Graph()
     g2.add_node("test.i2v_image", "img", {})
