@@ -143,15 +143,16 @@ def main(argv: list[str] | None = None) -> int:
     apply_theme(app, settings.theme)
     window = MainWindow(settings=settings)
     window.show()
+    # Everything built so far (Qt wrappers, imported modules) lives as long as the app: keep it
+    # out of the collector's full passes, which otherwise pause the GUI thread for tens of ms.
+    # Before any graph opens, so a closed graph's objects stay collectable.
+    gc.collect()
+    gc.freeze()
     graph = args.open_path or args.graph
     if graph is not None:
         window.files.open(graph, ask=False)
     else:
         window.files.offer_restore()
-    # Everything built so far (Qt wrappers, imported modules) lives as long as the app: keep it
-    # out of the collector's full passes, which otherwise pause the GUI thread for tens of ms.
-    gc.collect()
-    gc.freeze()
     return app.exec()
 
 

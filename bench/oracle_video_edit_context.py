@@ -100,9 +100,10 @@ class Oracle:
 
         def eps(run: Any, x: torch.Tensor, t: Any, embeds: Any, t_cond: Any, step: Any,
                 anchor: Any, masks: Any, halves: int, guidance: float) -> torch.Tensor:
-            if isinstance(step, tuple) and step[-1] == "fg":
+            full = oracle.full
+            if full is not None and tuple(x.shape[-2:]) != tuple(full.shape[-2:]):
                 oracle.mode = "record"
-                eps_call(run, oracle.full, t, embeds, t_cond, step, anchor, None, halves,
+                eps_call(run, full, t, embeds, t_cond, step, anchor, None, halves,
                          guidance)
                 oracle.mode = "use"
             try:

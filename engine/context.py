@@ -131,10 +131,11 @@ class NodeContext:
         return logging.getLogger(f"fathom.node.{self.node_id}")
 
     def is_cancelled(self) -> bool:
-        return self._cancel is not None and self._cancel.cancelled
+        token = self._cancel  # read once: end_run may clear it from another thread
+        return token is not None and token.cancelled
 
     def check_cancelled(self) -> None:
-        if self._cancel is not None and self._cancel.cancelled:
+        if self.is_cancelled():
             raise Cancelled(f"cancelled while running node '{self.node_id}'")
 
     # ---- randomness ------------------------------------------------------------------------

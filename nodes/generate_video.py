@@ -182,6 +182,11 @@ class VideoEdit(ModelNode):
             clock_period=clock_period, clock_level=clock_level, clock_warmup=clock_warmup,
             flow_fusion=flow_fusion)
         comps = _load(ctx, model)
+        levels = len(comps.unet.up_blocks)
+        if clock_period > 1 and not clock_level < levels:
+            raise ctx.error(f"clock_level {clock_level} leaves no low-resolution core to reuse "
+                            f"in this UNet of {levels} levels", port="clock_level",
+                            fix=f"use 1 to {levels - 1}")
         if comps.is_inpainting:
             raise ctx.error("this is an inpainting model: its UNet needs a mask and a masked "
                             "image", port="model", fix="pick a text-to-image model")

@@ -363,6 +363,9 @@ class FillHoles(Node):
                             port="mask", fix="wire both of a pair")
         if image is None and video is None:
             raise ctx.error("nothing to fill", port="image", fix="connect image and mask")
+        if video is not None and len(video) == 0:
+            raise ctx.error("the video has no frames", port="video",
+                            fix="connect rendered frames (view.render's video)")
         if method == "diffusion":
             if not model.strip():
                 raise ctx.error(NO_MODEL, port="model", fix=NO_MODEL_FIX)

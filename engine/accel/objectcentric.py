@@ -173,16 +173,17 @@ def shared_steps(k: int, bg_steps: int) -> list[int]:
     return sorted({int(math.floor(i * k / n)) for i in range(n)})
 
 
-def video_sampler(name: str, base: Any) -> str:
+def video_sampler(name: str, base: Any, inversion: bool = False) -> str:
     """The sampler a video edit runs: "default" means DDIM, unless the model's own is the
-    consistency sampler an LCM model needs. DDIM is what inversion runs
+    consistency sampler an LCM model needs and the run does not invert (LCM adds fresh noise
+    every step, which would wash out an inverted start). DDIM is what inversion runs
     backwards and what object-centric sampling's background jumps are, so with it the
     background and foreground trajectories (and inverted and noised starts) follow one
     sampler; a multistep sampler's history (PNDM, the SD 1.5 default) disagrees with the
     jumps and costs the foreground over 2 dB of PSNR to the baseline (BENCHMARKS.md)."""
     if name not in ("", "default"):
         return name
-    return "default" if "LCM" in type(base).__name__ else "ddim"
+    return "default" if "LCM" in type(base).__name__ and not inversion else "ddim"
 
 
 def ddim_jump(x: torch.Tensor, x0: torch.Tensor, a_from: torch.Tensor,
@@ -503,7 +504,8 @@ class VideoRun:
         dtype = cond.dtype
         neg = c.encode_prompt(s.negative_prompt or "")
         embeds = torch.cat([neg, cond]) if cfg else cond
-        sched = make_scheduler(c.scheduler, video_sampler(s.scheduler, c.scheduler))
+        sched = make_scheduler(c.scheduler, video_sampler(s.scheduler, c.scheduler,
+                                                          s.inversion))
         sched.set_timesteps(s.steps, device=device)
         keep = min(int(s.steps * s.strength), s.steps)
         t_start = max(s.steps - keep, 0)
@@ -618,7 +620,7 @@ class VideoRun:
             else:
                 assert eps_fg is not None
                 sub = self._eps(crop(sched.scale_model_input(x_fg, t), boxes), t, embeds,
-                                t_cond, (i, "fg"), anchor, crop_masks, cfg,
+                                t_cond, i, anchor, crop_masks, cfg,
                                 s.guidance)
                 self.crop_calls += 1
                 eps_fg = eps_fg.clone()

@@ -22,7 +22,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from engine.models.locate import ModelError, locate_model
+from engine.models.locate import TINY_VAE_FOLDERS, ModelError, locate_model
 from engine.models.memory import choose_offload, free_device_memory, module_nbytes
 
 log = logging.getLogger("fathom.models")
@@ -30,7 +30,6 @@ log = logging.getLogger("fathom.models")
 KIND = "diffusers-sd"
 ALLOWED_LIBRARIES = ("diffusers", "transformers")
 NOT_LOADED = ("safety_checker", "feature_extractor", "image_encoder")
-TINY_VAE_FOLDERS = ("vae_tiny", "tiny_vae", "taesd")
 REQUIRED = ("unet", "vae", "text_encoder", "tokenizer", "scheduler")
 OFFLOAD_MODES = ("auto", "none", "model", "sequential")
 OFFLOAD_FIX = "set FATHOM_OFFLOAD to one of " + ", ".join(OFFLOAD_MODES) + ", or unset it"

@@ -168,6 +168,9 @@ def safetensors_files(path: Path) -> list[Path]:
     return found
 
 
+TINY_VAE_FOLDERS = ("vae_tiny", "tiny_vae", "taesd")  # where a preview autoencoder may sit
+
+
 def _pipeline_weights(path: Path) -> list[Path]:
     """In a diffusers folder, the files its pipeline loads: each component's own weights, and
     of those the plain ones where a precision variant sits beside them
@@ -183,8 +186,15 @@ def _pipeline_weights(path: Path) -> list[Path]:
     if not isinstance(index, dict):
         return []
     found: list[Path] = []
-    for name, spec in sorted(index.items()):
-        if name.startswith("_") or not isinstance(spec, list) or not (path / name).is_dir():
+    # Image pipelines here skip the safety checker and any IP-adapter image encoder; Stable
+    # Video Diffusion is conditioned through its image encoder.
+    video = "VideoDiffusion" in str(index.get("_class_name", ""))
+    skip = {"safety_checker", "feature_extractor"} | (set() if video else {"image_encoder"})
+    # Fathom's own additions beside a pipeline: a tiny autoencoder for previews.
+    parts = [n for n, spec in index.items() if isinstance(spec, list) and n not in skip
+             and not n.startswith("_")] + [n for n in TINY_VAE_FOLDERS if n not in index]
+    for name in sorted(parts):
+        if not (path / name).is_dir():
             continue
         files = sorted((path / name).glob("*.safetensors"))
         plain = [f for f in files if f.name.count(".") == 1]

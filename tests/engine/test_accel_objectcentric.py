@@ -107,6 +107,7 @@ def test_video_edits_sample_with_ddim_unless_the_model_needs_its_own() -> None:
     assert video_sampler("default", PNDMScheduler()) == "ddim"
     assert video_sampler("", DDIMScheduler()) == "ddim"
     assert video_sampler("default", LCMScheduler()) == "default"
+    assert video_sampler("default", LCMScheduler(), inversion=True) == "ddim"
     assert video_sampler("euler", PNDMScheduler()) == "euler"
 
 
@@ -318,3 +319,14 @@ def test_clockwork_across_steps_reuses_each_frames_own_features(comps) -> None: 
     assert vr.step_clock.cheap_calls == 3  # the inversion's 8 calls all ran whole
     with pytest.raises(ValueError, match="one of them"):
         VideoRun(comps, VideoSettings(clock_period=2, clock_frames=True))
+
+
+@pytest.mark.parametrize("full_first", [True, False])
+def test_sampling_chunks_may_crop_or_not_and_share_the_anchor(comps, full_first) -> None:  # noqa: ANN001
+    """A chunk whose object fills the frame runs every step whole; a chunk with a small object
+    runs crop steps. Either may hold the anchor: the other still finds its keys per step."""
+    frames, masks = clip(4)
+    big = slice(0, 2) if full_first else slice(2, 4)
+    masks[big] = 1.0
+    out, vr = run(comps, frames, masks, chunk=2, bg_steps=2, feather=1, crop_margin=1)
+    assert vr.crop_calls == 2 and torch.isfinite(out).all()  # one chunk: k - 2 crop steps

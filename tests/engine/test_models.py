@@ -76,28 +76,41 @@ def test_pickle_checkpoints_are_refused_with_how_to_convert(tmp_path: Path) -> N
 
 def test_a_pipeline_folder_counts_only_the_weights_its_pipeline_loads(tmp_path: Path) -> None:
     """A hub-style folder: a single-file checkpoint at the top and both precisions of a part;
-    the pipeline loads each component's plain file (or the variant where that is all)."""
-    folder = tmp_path / "svd"
-    for part in ("unet", "vae", "image_encoder", "notes"):
-        (folder / part).mkdir(parents=True)
-    (folder / "model_index.json").write_text(
-        '{"_class_name": "X", "unet": ["diffusers", "U"], "vae": ["diffusers", "V"], '
-        '"image_encoder": ["transformers", "C"], "scheduler": ["diffusers", "S"]}')
-    names = ["svd_xt.safetensors", "unet/diffusion_pytorch_model.safetensors",
-             "unet/diffusion_pytorch_model.fp16.safetensors",
-             "vae/diffusion_pytorch_model.fp16.safetensors",
-             "image_encoder/model-00001-of-00002.safetensors",
-             "image_encoder/model-00002-of-00002.safetensors",
-             "notes/extra.safetensors"]
-    for n in names:
-        (folder / n).write_bytes(b"x")
-    got = [str(f.relative_to(folder)) for f in safetensors_files(folder)]
-    assert got == ["image_encoder/model-00001-of-00002.safetensors",
-                   "image_encoder/model-00002-of-00002.safetensors",
-                   "unet/diffusion_pytorch_model.safetensors",
-                   "vae/diffusion_pytorch_model.fp16.safetensors"]
-    (folder / "model_index.json").unlink()  # not a pipeline folder: every weight file
-    assert len(safetensors_files(folder)) == len(names)
+    the pipeline loads each component's plain file (or the variant where that is all), and
+    what Fathom's loaders read besides (a tiny preview VAE) counts too."""
+    def folder(name: str, index: str, files: list[str]) -> Path:
+        root = tmp_path / name
+        (root).mkdir()
+        (root / "model_index.json").write_text(index)
+        for f in files:
+            (root / f).parent.mkdir(parents=True, exist_ok=True)
+            (root / f).write_bytes(b"x")
+        return root
+
+    def got(root: Path) -> list[str]:
+        return [str(f.relative_to(root)) for f in safetensors_files(root)]
+
+    svd = folder("svd", '{"_class_name": "StableVideoDiffusionPipeline", "unet": ["d", "U"], '
+                 '"vae": ["d", "V"], "image_encoder": ["t", "C"], "scheduler": ["d", "S"]}',
+                 ["svd_xt.safetensors", "unet/diffusion_pytorch_model.safetensors",
+                  "unet/diffusion_pytorch_model.fp16.safetensors",
+                  "vae/diffusion_pytorch_model.fp16.safetensors",
+                  "image_encoder/model-00001-of-00002.safetensors",
+                  "image_encoder/model-00002-of-00002.safetensors",
+                  "notes/extra.safetensors"])
+    assert got(svd) == ["image_encoder/model-00001-of-00002.safetensors",
+                        "image_encoder/model-00002-of-00002.safetensors",
+                        "unet/diffusion_pytorch_model.safetensors",
+                        "vae/diffusion_pytorch_model.fp16.safetensors"]
+    sd = folder("sd", '{"_class_name": "StableDiffusionPipeline", "unet": ["d", "U"], '
+                '"safety_checker": ["t", "S"], "image_encoder": ["t", "C"]}',
+                ["unet/diffusion_pytorch_model.safetensors", "safety_checker/model.safetensors",
+                 "image_encoder/model.safetensors",
+                 "vae_tiny/diffusion_pytorch_model.safetensors"])
+    assert got(sd) == ["unet/diffusion_pytorch_model.safetensors",
+                       "vae_tiny/diffusion_pytorch_model.safetensors"]
+    (svd / "model_index.json").unlink()  # not a pipeline folder: every weight file
+    assert len(safetensors_files(svd)) == 7
 
 
 # ---- the manager ---------------------------------------------------------------------------

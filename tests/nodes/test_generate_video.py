@@ -115,6 +115,8 @@ def test_bad_inputs_are_explained(ex: Executor, tiny_sd: Path) -> None:
         ({"video": video}, {"bg_steps": 1}, "mask", "need a mask"),
         ({"video": video}, {"clock_frames": True, "clock_period": 2}, "clock_period",
          "only one can run"),
+        ({"video": video}, {"clock_period": 2, "clock_level": 3}, "clock_level",
+         "no low-resolution core"),
     ]
     for inputs, extra, port, text in cases:
         with pytest.raises(NodeError) as err:

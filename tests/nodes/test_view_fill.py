@@ -96,6 +96,11 @@ def test_a_video_is_filled_inside_the_node_once_per_frame(
         ex.call("view.fill_holes", {"video": vid, "mask_video": small},
                 {"method": "telea"})
     assert err.value.port == "mask_video" and "64×32" in str(err.value)
+    empty = Video.from_frames([], 12.0)
+    with pytest.raises(NodeError) as err:
+        ex.call("view.fill_holes", {"video": empty, "mask_video": empty},
+                {"method": "diffusion", "model": str(inpainter), **COMMON})
+    assert err.value.port == "video" and "no frames" in str(err.value)
 
 
 def test_grey_views_fill_too() -> None:
