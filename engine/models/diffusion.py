@@ -22,7 +22,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from engine.models.locate import TINY_VAE_FOLDERS, ModelError, locate_model
+from engine.models.locate import TINY_VAE_FOLDERS, ModelError, locate_model, weights_variant
 from engine.models.memory import choose_offload, free_device_memory, module_nbytes
 
 log = logging.getLogger("fathom.models")
@@ -66,10 +66,12 @@ def _load_part(lib: str, cls_name: str, folder: Path, dtype: Any) -> Any:
                          "model's model_index.json.")
     import torch
 
+    variant = {"variant": v} if (v := weights_variant(folder)) else {}
     if lib == "diffusers" and issubclass(cls, torch.nn.Module):
-        return cls.from_pretrained(folder, **diffusers_dtype(dtype), use_safetensors=True).eval()
+        return cls.from_pretrained(folder, **diffusers_dtype(dtype), use_safetensors=True,
+                                   **variant).eval()
     if lib == "transformers" and issubclass(cls, torch.nn.Module):
-        return cls.from_pretrained(folder, dtype=dtype, use_safetensors=True).eval()
+        return cls.from_pretrained(folder, dtype=dtype, use_safetensors=True, **variant).eval()
     return cls.from_pretrained(folder)  # tokenizers, schedulers: configs only
 
 

@@ -171,6 +171,17 @@ def safetensors_files(path: Path) -> list[Path]:
 TINY_VAE_FOLDERS = ("vae_tiny", "tiny_vae", "taesd")  # where a preview autoencoder may sit
 
 
+def weights_variant(folder: Path) -> str | None:
+    """The precision variant a component folder's loader must ask for: None where plain
+    weights are there (``model.safetensors``), else the variant its files carry
+    (``model.fp16.safetensors``, ``model.fp16-00001-of-00002.safetensors`` → "fp16"), for a
+    download that kept only the half-precision copy."""
+    names = [f.name for f in folder.glob("*.safetensors")]
+    if not names or any(n.count(".") == 1 for n in names):
+        return None
+    return sorted(n.split(".")[-2].split("-")[0] for n in names)[0]
+
+
 def _pipeline_weights(path: Path) -> list[Path]:
     """In a diffusers folder, the files its pipeline loads: each component's own weights, and
     of those the plain ones where a precision variant sits beside them

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from engine.models.diffusion import ALLOWED_LIBRARIES, OFFLOAD_MODES, diffusers_dtype
-from engine.models.locate import ModelError
+from engine.models.locate import ModelError, weights_variant
 from engine.models.memory import choose_offload, free_device_memory, is_oom, module_nbytes
 
 KIND = "diffusers-svd"
@@ -72,8 +72,10 @@ def load_svd(path: Path, device: str, dtype: str, offload: str = "auto") -> SVDM
     check_folder(path)
     tdtype = getattr(torch, dtype) if isinstance(dtype, str) else dtype
     try:
+        variant = {"variant": v} if (v := weights_variant(path / "unet")) else {}
         pipe = StableVideoDiffusionPipeline.from_pretrained(
-            path, use_safetensors=True, local_files_only=True, **diffusers_dtype(tdtype))
+            path, use_safetensors=True, local_files_only=True, **diffusers_dtype(tdtype),
+            **variant)
     except Exception as exc:  # noqa: BLE001 - diffusers and safetensors raise many types
         if is_oom(exc):
             raise

@@ -10,7 +10,13 @@ from pathlib import Path
 import pytest
 
 from engine.models import ModelError, ModelManager, locate_model
-from engine.models.locate import list_models, model_folders, pull_model, safetensors_files
+from engine.models.locate import (
+    list_models,
+    model_folders,
+    pull_model,
+    safetensors_files,
+    weights_variant,
+)
 from engine.models.memory import choose_offload, is_oom, module_nbytes, parse_bytes
 
 # ---- resolving -----------------------------------------------------------------------------
@@ -111,6 +117,21 @@ def test_a_pipeline_folder_counts_only_the_weights_its_pipeline_loads(tmp_path: 
                        "vae_tiny/diffusion_pytorch_model.safetensors"]
     (svd / "model_index.json").unlink()  # not a pipeline folder: every weight file
     assert len(safetensors_files(svd)) == 7
+
+
+def test_the_variant_a_component_folder_needs(tmp_path: Path) -> None:
+    def folder(*names: str) -> Path:
+        f = tmp_path / str(len(list(tmp_path.iterdir())))
+        f.mkdir()
+        for n in names:
+            (f / n).write_bytes(b"x")
+        return f
+
+    assert weights_variant(folder("model.safetensors", "model.fp16.safetensors")) is None
+    assert weights_variant(folder("diffusion_pytorch_model.fp16.safetensors")) == "fp16"
+    assert weights_variant(folder("model.bf16-00001-of-00002.safetensors",
+                                  "model.bf16-00002-of-00002.safetensors")) == "bf16"
+    assert weights_variant(folder()) is None  # nothing to ask for: the loader will say so
 
 
 # ---- the manager ---------------------------------------------------------------------------

@@ -121,6 +121,26 @@ def test_unchanged_runs_are_cached_until_the_weights_change(ex: Executor, tiny_s
     assert ex.models.loads == loads + 1  # and the manager reloads the changed weights
 
 
+def test_a_half_precision_only_download_loads(ex: Executor, tiny_sd: Path,
+                                             tmp_path: Path) -> None:
+    """Hub repos offer fp16 copies (``*.fp16.safetensors``); a download that kept only those
+    loads with that variant and gives the same image (these test weights are the same)."""
+    import shutil
+
+    half = tmp_path / "half"
+    shutil.copytree(tiny_sd, half)
+    renamed = 0
+    for f in half.glob("*/*.safetensors"):
+        if f.parent.name in ("unet", "vae", "text_encoder"):
+            f.rename(f.with_name(f.name.replace(".safetensors", ".fp16.safetensors")))
+            renamed += 1
+    assert renamed == 3
+    params = {"prompt": "a red boat", "steps": 2, "width": 64, "height": 64, "seed": 9}
+    want = ex.call("generate.text_to_image", {}, {"model": str(tiny_sd), **params})["image"]
+    got = ex.call("generate.text_to_image", {}, {"model": str(half), **params})["image"]
+    assert np.array_equal(got.data, want.data)
+
+
 def test_image_to_image_and_inpaint_equal_their_pipelines(
         ex: Executor, tiny_sd: Path, tiny_sd_factory: Any) -> None:
     from diffusers import StableDiffusionImg2ImgPipeline, StableDiffusionInpaintPipeline

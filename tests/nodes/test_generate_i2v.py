@@ -315,6 +315,22 @@ def test_out_of_memory_while_decoding_keeps_the_latents_and_halves_the_chunks(
                        atol=1e-5)
 
 
+def test_a_half_precision_only_download_loads(ex: Executor, tiny_svd: Path,
+                                             tmp_path: Path) -> None:
+    import shutil
+
+    half = tmp_path / "half-svd"
+    shutil.copytree(tiny_svd, half)
+    for f in half.glob("*/*.safetensors"):
+        f.rename(f.with_name(f.name.replace(".safetensors", ".fp16.safetensors")))
+    params = {**PARAMS, "steps": 1, "decode_chunk_size": 0}
+    want = ex.call("generate.image_to_video", {"image": Image(RGB)},
+                   {"model": str(tiny_svd), **params})["video"]
+    got = ex.call("generate.image_to_video", {"image": Image(RGB)},
+                  {"model": str(half), **params})["video"]
+    assert np.array_equal(_frames(got), _frames(want))
+
+
 def test_the_conditioning_image_is_the_input_rounded_to_8_bits() -> None:
     from nodes.generate_i2v import to_pil
 
