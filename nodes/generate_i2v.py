@@ -65,6 +65,14 @@ def lower_memory(ctx: Any, m: Any) -> str:
     return ", ".join(changed)
 
 
+def _falling_guidance(lo: float, hi: float) -> tuple[str, str] | None:
+    """(problem, fix) when the guidance ramp would fall from the first frame to the last."""
+    if lo <= hi:
+        return None
+    return (f"min_guidance {lo} is above max_guidance {hi} (guidance rises from the first "
+            "frame to the last)", f"set it to at most {hi}, or raise max_guidance")
+
+
 class ImageToVideo(ModelNode):
     """Animate a still image into a short clip with Stable Video Diffusion. `fps` and
     `motion_bucket_id` are the model's micro-conditioning (more motion for a higher bucket);
@@ -105,11 +113,9 @@ class ImageToVideo(ModelNode):
     @classmethod
     def check(cls, params: dict[str, Any], ctx: Any) -> list[Problem]:
         problems = super().check(params, ctx)
-        lo, hi = params.get("min_guidance", 1.0), params.get("max_guidance", 3.0)
-        if lo > hi:
-            problems.append(Problem(f"min_guidance {lo} is above max_guidance {hi}",
-                                    ctx.node_id, "min_guidance",
-                                    f"set it to at most {hi}, or raise max_guidance"))
+        bad = _falling_guidance(params.get("min_guidance", 1.0), params.get("max_guidance", 3.0))
+        if bad:
+            problems.append(Problem(bad[0], ctx.node_id, "min_guidance", bad[1]))
         return problems
 
     def run(self, ctx: Any, image: Image, model: str, frames: int, fps: int,
@@ -125,11 +131,9 @@ class ImageToVideo(ModelNode):
                 raise ctx.error(f"{port} {v} is not a multiple of 8 (the VAE works on 8×8 "
                                 "pixel blocks)", port=port,
                                 fix=f"use {max(8, v // 8 * 8)} or {v // 8 * 8 + 8}")
-        if min_guidance > max_guidance:
-            raise ctx.error(f"min_guidance {min_guidance} is above max_guidance {max_guidance} "
-                            "(guidance rises from the first frame to the last)",
-                            port="min_guidance", fix=f"set it to at most {max_guidance}, or "
-                            "raise max_guidance")
+        bad = _falling_guidance(min_guidance, max_guidance)
+        if bad:
+            raise ctx.error(bad[0], port="min_guidance", fix=bad[1])
         m = self._load(ctx, model)
         pipe = m.pipe
         n = frames or int(pipe.unet.config.num_frames)

@@ -421,7 +421,7 @@ class Overlay(Node):
             if layer.shape[2] == 4:
                 alpha *= layer[:, :, 3:]
             for m in (mask.data if mask is not None else None,
-                      _mask_frame(mask_video, k) if mask_video is not None else None):
+                      mask_video.frame(k).gray() if mask_video is not None else None):
                 if m is not None:
                     alpha *= resize(m[:, :, None] if m.ndim == 2 else m, w, h, mode,
                                     "stretch")[:, :, :1]
@@ -429,10 +429,6 @@ class Overlay(Node):
             return Image(vo.composite(frame.data, layer, alpha, px, py))
 
         return {"video": Video(len(base), base.fps, get, base.known_size, base.source, base.audio)}
-
-
-def _mask_frame(video: Video, k: int) -> np.ndarray:
-    return video.frame(k).gray()
 
 
 def _font_problem(cls: type, params: dict[str, Any], ctx: Any) -> list[Problem]:

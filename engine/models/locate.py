@@ -171,13 +171,18 @@ def safetensors_files(path: Path) -> list[Path]:
 TINY_VAE_FOLDERS = ("vae_tiny", "tiny_vae", "taesd")  # where a preview autoencoder may sit
 
 
+def _plain(name: str) -> bool:
+    """``model.safetensors``, not ``model.fp16.safetensors`` (sharded names have no extra dot)."""
+    return name.count(".") == 1
+
+
 def weights_variant(folder: Path) -> str | None:
     """The precision variant a component folder's loader must ask for: None where plain
     weights are there (``model.safetensors``), else the variant its files carry
     (``model.fp16.safetensors``, ``model.fp16-00001-of-00002.safetensors`` → "fp16"), for a
     download that kept only the half-precision copy."""
     names = [f.name for f in folder.glob("*.safetensors")]
-    if not names or any(n.count(".") == 1 for n in names):
+    if not names or any(_plain(n) for n in names):
         return None
     return sorted(n.split(".")[-2].split("-")[0] for n in names)[0]
 
@@ -208,8 +213,7 @@ def _pipeline_weights(path: Path) -> list[Path]:
         if not (path / name).is_dir():
             continue
         files = sorted((path / name).glob("*.safetensors"))
-        plain = [f for f in files if f.name.count(".") == 1]
-        found += plain or files
+        found += [f for f in files if _plain(f.name)] or files
     return found
 
 

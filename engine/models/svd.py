@@ -47,9 +47,7 @@ def check_folder(path: Path) -> dict[str, Any]:
                          "Fix: point the node at the Stable Video Diffusion model's top folder.")
     try:
         index = json.loads(index_file.read_text("utf-8"))
-    except Exception as exc:  # noqa: BLE001 - diffusers and safetensors raise many types
-        if is_oom(exc):
-            raise
+    except (OSError, ValueError) as exc:
         raise ModelError(f"{index_file} cannot be read: {exc}") from exc
     name = index.get("_class_name")
     if name != PIPELINE:
