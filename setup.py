@@ -1,7 +1,7 @@
-"""Build hooks only (metadata lives in pyproject.toml): ship assets/ as `fathom_assets/`.
+"""Build hooks only (metadata lives in pyproject.toml): ship assets/ as `fathom/assets/`.
 
 The repository keeps its demo media, example graphs and icons in assets/; installed copies find
-them beside the engine package as fathom_assets/ (engine/resources.py), with a build.json stamp.
+them beside the engine package as fathom/assets/ (engine/resources.py), with a build.json stamp.
 """
 
 from __future__ import annotations
@@ -41,7 +41,7 @@ class BuildPyWithAssets(build_py):
         super().run()
         if getattr(self, "editable_mode", False):
             return  # an editable install reads assets/ in the checkout directly
-        target = Path(self.build_lib) / "fathom_assets"
+        target = Path(self.build_lib) / "fathom" / "assets"
         for name in ASSET_DIRS:
             src = ROOT / "assets" / name
             if src.is_dir():

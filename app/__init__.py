@@ -5,6 +5,6 @@ the public API the command line uses, so a graph made here renders identically w
 ``fathom render``.
 """
 
-from app.qtfix import install as _install_qt_fix
+from fathom.app.qtfix import install as _install_qt_fix
 
 _install_qt_fix()

@@ -11,8 +11,8 @@ from typing import Any
 
 from PySide6.QtGui import QUndoCommand
 
-from app.document import Document
-from engine.graph import Edge, NodeInstance
+from fathom.app.document import Document
+from fathom.engine.graph import Edge, NodeInstance
 
 _MISSING = object()
 

@@ -13,11 +13,11 @@ from typing import Any
 from PySide6.QtCore import QObject, Signal
 from PySide6.QtGui import QUndoStack
 
-from engine.graph import Graph
-from engine.graphfile import SubgraphLibrary, to_document
-from engine.node import Node
-from engine.registry import Registry
-from engine.subgraph import Scope
+from fathom.engine.graph import Graph
+from fathom.engine.graphfile import SubgraphLibrary, to_document
+from fathom.engine.node import Node
+from fathom.engine.registry import Registry
+from fathom.engine.subgraph import Scope
 
 #: Editor lists stored under ``graph.ui`` (the schema's names), each entry a dict with an "id".
 ENTRY_KINDS = ("groups", "comments", "reroutes")

@@ -18,15 +18,15 @@ from typing import Any
 from PySide6.QtCore import QLockFile, QObject, QTimer, Signal
 from PySide6.QtWidgets import QFileDialog, QMessageBox, QWidget
 
-from app.commands import AddNodes, SetParam
-from app.document import Document, relative_to
-from app.settings import Settings
-from engine.errors import GraphFileError, GraphInvalid
-from engine.fileio import atomic_write_text
-from engine.graph import Graph, NodeInstance
-from engine.graphfile import from_document, load, read_png_graph, save
-from engine.resources import example_graphs
-from engine.types import PathValue
+from fathom.app.commands import AddNodes, SetParam
+from fathom.app.document import Document, relative_to
+from fathom.app.settings import Settings
+from fathom.engine.errors import GraphFileError, GraphInvalid
+from fathom.engine.fileio import atomic_write_text
+from fathom.engine.graph import Graph, NodeInstance
+from fathom.engine.graphfile import from_document, load, read_png_graph, save
+from fathom.engine.resources import example_graphs
+from fathom.engine.types import PathValue
 
 RECOVERY_FORMAT = "fathom.recovery"
 

@@ -25,10 +25,10 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from app.commands import SetFlags, SetParam, SetTitle
-from app.document import Document, relative_to
-from app.param_widgets import ParamWidget, SeedWidget, is_folder, make_widget
-from engine.node import Param
+from fathom.app.commands import SetFlags, SetParam, SetTitle
+from fathom.app.document import Document, relative_to
+from fathom.app.param_widgets import ParamWidget, SeedWidget, is_folder, make_widget
+from fathom.engine.node import Param
 
 #: Output types the 360° viewer can show, plus the panorama node itself.
 VIEWER360_TYPES = ("mesh", "rgbd")

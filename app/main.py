@@ -42,7 +42,7 @@ def _app(offscreen: bool = False):  # -> QApplication; Qt is imported only once 
     app.setOrganizationName("Fathom")
     # Bind PyOpenGL to Qt's windowed GL now, before a node run can bind it to EGL for pyrender:
     # the 3D previews need the former; the engine then renders with torch in this process.
-    from app.preview.mesh_view import gl_available
+    from fathom.app.preview.mesh_view import gl_available
 
     gl_available()
     return app
@@ -62,10 +62,10 @@ def self_test(settings_path: Path | None) -> int:
     import tempfile
 
     app = _app(offscreen=True)
-    from app.files import examples
-    from app.main_window import MainWindow
-    from app.settings import Settings
-    from app.theme import apply_theme
+    from fathom.app.files import examples
+    from fathom.app.main_window import MainWindow
+    from fathom.app.settings import Settings
+    from fathom.app.theme import apply_theme
 
     with tempfile.TemporaryDirectory() as tmp:
         settings = Settings(settings_path or Path(tmp) / "settings.ini")
@@ -90,9 +90,9 @@ def screenshot(args: argparse.Namespace) -> int:
     import tempfile
 
     app = _app()
-    from app.main_window import MainWindow
-    from app.settings import Settings
-    from app.theme import apply_theme
+    from fathom.app.main_window import MainWindow
+    from fathom.app.settings import Settings
+    from fathom.app.theme import apply_theme
 
     with tempfile.TemporaryDirectory() as tmp:
         settings = Settings(args.settings or Path(tmp) / "settings.ini")
@@ -133,9 +133,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.screenshot is not None:
         return screenshot(args)
     app = _app()
-    from app.main_window import MainWindow
-    from app.settings import Settings
-    from app.theme import apply_theme
+    from fathom.app.main_window import MainWindow
+    from fathom.app.settings import Settings
+    from fathom.app.theme import apply_theme
 
     settings = Settings(args.settings)
     if args.settings is not None:  # the engine reads the models folder from the same file

@@ -23,32 +23,32 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from app.commands import AddNodes, Connect, Move, SetEntry, SetFlags, SetTitle
-from app.document import Document
-from app.editor.clipboard import paste_command, selection_text
-from app.editor.layout import layered_layout
-from app.editor.node_item import PortItem
-from app.editor.palette import NodePalette
-from app.editor.scene import GraphScene
-from app.editor.view import GraphView
-from app.files import FileController, example_title, examples
-from app.inspector import PANORAMA_NODE, Inspector
-from app.log_panel import LogPanel
-from app.param_widgets import to_json_value
-from app.preview.dock import PreviewDock
-from app.runner import Runner, RunOutcome, RunRequest, Task
-from app.settings import Settings, SettingsDialog
-from app.viewer360 import Viewer360
-from engine.cache import OutputCache
-from engine.context import RunOptions
-from engine.errors import GraphFileError
-from engine.events import Event
-from engine.executor import Executor
-from engine.graph import Edge, NodeInstance
-from engine.node import Node
-from engine.registry import Registry, default_registry
-from engine.resources import icon_path
-from engine.types import RGBD, Depth, Image, Mesh, can_connect
+from fathom.app.commands import AddNodes, Connect, Move, SetEntry, SetFlags, SetTitle
+from fathom.app.document import Document
+from fathom.app.editor.clipboard import paste_command, selection_text
+from fathom.app.editor.layout import layered_layout
+from fathom.app.editor.node_item import PortItem
+from fathom.app.editor.palette import NodePalette
+from fathom.app.editor.scene import GraphScene
+from fathom.app.editor.view import GraphView
+from fathom.app.files import FileController, example_title, examples
+from fathom.app.inspector import PANORAMA_NODE, Inspector
+from fathom.app.log_panel import LogPanel
+from fathom.app.param_widgets import to_json_value
+from fathom.app.preview.dock import PreviewDock
+from fathom.app.runner import Runner, RunOutcome, RunRequest, Task
+from fathom.app.settings import Settings, SettingsDialog
+from fathom.app.viewer360 import Viewer360
+from fathom.engine.cache import OutputCache
+from fathom.engine.context import RunOptions
+from fathom.engine.errors import GraphFileError
+from fathom.engine.events import Event
+from fathom.engine.executor import Executor
+from fathom.engine.graph import Edge, NodeInstance
+from fathom.engine.node import Node
+from fathom.engine.registry import Registry, default_registry
+from fathom.engine.resources import icon_path
+from fathom.engine.types import RGBD, Depth, Image, Mesh, can_connect
 
 #: Least time between two step previews shown (ms): the preview keeps up, the GUI stays free.
 PREVIEW_MS = 50
@@ -425,7 +425,7 @@ class MainWindow(QMainWindow):
             self.apply_settings()
 
     def apply_settings(self) -> None:
-        from app.theme import apply_theme
+        from fathom.app.theme import apply_theme
 
         self.executor.cache.max_bytes = int(self.settings.memory_budget_gb * 1024**3)
         self.files.autosave_timer.setInterval(self.settings.autosave_seconds * 1000)

@@ -30,8 +30,8 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from engine.node import Param
-from engine.types import Bool, Color, Enum, Float, Int, PathValue, Seed
+from fathom.engine.node import Param
+from fathom.engine.types import Bool, Color, Enum, Float, Int, PathValue, Seed
 
 INT32 = 2**31 - 1
 SLIDER_STEPS = 1000

@@ -17,11 +17,11 @@ from typing import Any
 
 from PySide6.QtCore import QObject, QThread, QTimer, Signal
 
-from engine.context import CancelToken, RunOptions
-from engine.errors import GraphFileError, GraphInvalid, Problem
-from engine.events import Event
-from engine.executor import Executor, Plan, RunResult
-from engine.graph import Graph
+from fathom.engine.context import CancelToken, RunOptions
+from fathom.engine.errors import GraphFileError, GraphInvalid, Problem
+from fathom.engine.events import Event
+from fathom.engine.executor import Executor, Plan, RunResult
+from fathom.engine.graph import Graph
 
 LIVE_DELAY_MS = 300
 #: How long a Python-bound node may hold the GIL before the GUI thread gets a turn (seconds).

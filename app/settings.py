@@ -23,7 +23,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from engine.device import DEVICE_CHOICES
+from fathom.engine.device import DEVICE_CHOICES
 
 THEMES = ("dark", "light")
 #: Largest preview side in pixels per quality (None: full size).

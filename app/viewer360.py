@@ -17,7 +17,6 @@ import math
 import os
 import sys
 import time
-from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -46,12 +45,18 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from app.preview.image_view import to_qimage, tool_button
-from app.preview.mesh_view import cull_faces, render_device
-from app.preview.worker import BackgroundRenderer
-from engine import geometry
-from engine.scene import RenderScene, render_torch, scene_from_mesh
-from engine.types import Camera, Depth, Image, Mesh
+from fathom.app.preview.image_view import to_qimage, tool_button
+from fathom.app.preview.worker import BackgroundRenderer
+from fathom.engine.geometry import projection
+from fathom.engine.geometry.scene import RenderScene, scene_from_mesh
+from fathom.engine.geometry.viewing import (
+    CUT,
+    background_texture,
+    render_bands,
+    render_view,
+    with_backdrop,
+)
+from fathom.engine.types import Camera, Depth, Image, Mesh
 
 DEFAULT_FOV = 75.0
 FULL_GRID = 512  # panorama columns of the mesh shown when still (the node's default for 1K)
@@ -59,120 +64,10 @@ PREVIEW_GRID = 192  # ...and while moving: about 7× fewer triangles
 PREVIEW_FACTOR = 0.4  # preview render size relative to the full one
 MAX_PIXELS = 1280 * 720
 FULL_BANDS = 4  # a full-size render can be abandoned after each quarter
-CUT = 0.08  # relative depth jump that splits surfaces, as view.panorama360's default
 
 # Windows opened without a parent are kept here until closed: Qt does not own them and Python
 # would otherwise collect them (and close the window) as soon as the caller drops its reference.
 _OPEN_WINDOWS: set[Viewer360] = set()
-
-
-def render_view(scene: RenderScene, camera: Camera, fill_cracks: bool = False,
-                frame_height: int | None = None) -> np.ndarray:
-    """H×W×3 render of ``scene`` with off-screen triangles culled first; ``fill_cracks`` closes
-    holes up to 2.5 % of ``frame_height`` (default: this image's height) wide, the cuts at
-    depth jumps, from their neighbours."""
-    out = render_torch(cull_faces(scene, camera), camera, render_device())
-    if not fill_cracks:
-        return out.image
-    radius = max(3, round((frame_height or camera.height) / 40))
-    return close_cracks(out.image, out.covered, radius)
-
-
-def close_cracks(image: np.ndarray, covered: np.ndarray, radius: int) -> np.ndarray:
-    """Fill uncovered pixels within ``radius`` of covered ones with the mean of their covered
-    neighbours; wide empty areas (outside a photo mesh's view) stay empty."""
-    import cv2
-
-    if covered.all() or not covered.any():
-        return image
-    k = 2 * radius + 1
-    cov = covered.astype(np.float32)
-    weight = cv2.blur(cov, (k, k))
-    mean = cv2.blur(image * cov[..., None], (k, k)) / np.maximum(weight, 1e-6)[..., None]
-    crack = ~covered & (weight > 0.2)
-    out = image.copy()
-    out[crack] = mean[crack]
-    return out
-
-
-def background_texture(rgb: np.ndarray, distance: np.ndarray, window: float = 1 / 8,
-                       ratio: float = 0.85, rim: int = 0, cut: float = CUT) -> np.ndarray:
-    """The panorama with its foreground objects painted out: a pixel is background when it is
-    nearly as far as the farthest sample within ``window`` of the width around it; the rest is
-    filled from background pixels (push-pull) and softened. Seen through disocclusions, this
-    shows what is probably behind an object instead of a ghost copy of it.
-
-    Pixels within ``rim`` of a depth jump (relative step above ``cut``, the mesh's own cut rule)
-    keep their colour: the cracks cut into the mesh lie there, and from the capture point they
-    must show exactly those pixels."""
-    import cv2
-
-    from engine import depthmath
-
-    h, w = distance.shape
-    k = max(3, int(w * window) | 1)
-    d = np.nan_to_num(distance, nan=0.0, posinf=0.0).astype(np.float32)
-    wrapped = np.pad(d, ((0, 0), (k, k)), mode="wrap")  # longitude wraps around
-    far = cv2.dilate(wrapped, np.ones((k, k), np.uint8))[:, k:-k]
-    bg = (d > 0) & (d >= ratio * far)
-    out = np.empty((h, w, 3), np.float32)
-    for c in range(3):  # +1: push-pull treats values <= 0 as holes
-        out[..., c] = depthmath.push_pull_fill(np.where(bg, rgb[..., c] + 1.0, np.nan)) - 1.0
-    # Soften only what was painted in (push-pull is blocky); true background stays sharp, so
-    # the cracks seen from the capture point match their surroundings exactly.
-    soft = cv2.GaussianBlur(np.clip(out, 0, 1), (0, 0), 2.0)
-    keep = bg
-    if rim > 0:
-        lo = cv2.erode(wrapped, np.ones((3, 3), np.uint8))
-        hi = cv2.dilate(wrapped, np.ones((3, 3), np.uint8))
-        jump = ((hi - lo) > cut * np.maximum(lo, 1e-6)).astype(np.uint8)
-        near_jump = cv2.dilate(jump, np.ones((2 * rim + 1, 2 * rim + 1), np.uint8))[:, k:-k]
-        keep = bg | (near_jump > 0)
-    return np.where(keep[..., None], rgb[..., :3], soft).astype(np.float32)
-
-
-def with_backdrop(scene: RenderScene, radius: float, texture: np.ndarray,
-                  grid: tuple[int, int] = (64, 32)) -> RenderScene:
-    """``scene`` plus a sphere of ``radius`` behind everything, textured with ``texture`` (same
-    equirectangular mapping): both textures share one image, the scene's on top."""
-    assert scene.faces is not None and scene.uv is not None and scene.texture is not None
-    import cv2
-
-    th, tw = scene.texture.shape[:2]
-    if texture.shape[:2] != (th, tw):
-        texture = cv2.resize(texture, (tw, th), interpolation=cv2.INTER_AREA)
-    w, h = grid
-    verts, faces, uv = geometry.panorama_mesh(np.full((h, w), radius, np.float64), np.inf, 1,
-                                              "duplicate")
-    # uv origin is bottom-left: the upper half of the stacked image is v in [0.5, 1].
-    top = np.asarray(scene.uv, np.float32) * [1.0, 0.5] + [0.0, 0.5]
-    n = len(scene.vertices)
-    return replace(scene,
-                   vertices=np.concatenate([scene.vertices, verts.astype(np.float32)]),
-                   faces=np.concatenate([scene.faces, faces.astype(np.int64) + n]),
-                   uv=np.concatenate([top, uv.astype(np.float32) * [1.0, 0.5]]).astype(
-                       np.float32),
-                   texture=np.concatenate([scene.texture, texture[..., :3]]).astype(np.float32))
-
-
-def render_bands(scene: RenderScene, camera: Camera, bands: int,
-                 superseded: Callable[[], bool] = lambda: False,
-                 fill_cracks: bool = False) -> np.ndarray | None:
-    """Render in horizontal bands, giving up (None) between bands once ``superseded()``: a
-    full-size frame then never delays the first preview frame of the next move by more than
-    one band."""
-    h = camera.height
-    edges = np.linspace(0, h, bands + 1).round().astype(int)
-    parts = []
-    for y0, y1 in zip(edges[:-1], edges[1:], strict=True):
-        if y1 <= y0:
-            continue
-        if superseded():
-            return None
-        band = Camera(camera.fx, camera.fy, camera.cx, camera.cy - y0, camera.width,
-                      int(y1 - y0), camera.pose)
-        parts.append(render_view(scene, band, fill_cracks, h))
-    return np.concatenate(parts, axis=0)
 
 
 class _Canvas(QWidget):
@@ -319,7 +214,7 @@ class Viewer360(QWidget):
         if abs(image.width - 2 * image.height) > 1:
             raise ValueError(f"an equirectangular panorama is 2:1; got "
                              f"{image.width}×{image.height}")
-        from nodes.view import panorama_trimesh
+        from fathom.engine.geometry.meshing import panorama_trimesh
 
         dist = depth.data
         self._base = {}
@@ -370,7 +265,7 @@ class Viewer360(QWidget):
     # ---- view state
 
     def camera(self, width: int, height: int) -> Camera:
-        pose = geometry.yaw_pitch_pose(self.position, self.yaw, self.pitch)
+        pose = projection.yaw_pitch_pose(self.position, self.yaw, self.pitch)
         return Camera.from_fov(width, height, self.fov, pose)
 
     def set_view(self, yaw: float | None = None, pitch: float | None = None,
@@ -561,7 +456,7 @@ class Viewer360(QWidget):
 def demo_panorama() -> tuple[Path, Path]:
     """The bundled demo panorama's colour and distance files (checkout, wheel or bundle)."""
     try:
-        from engine.resources import assets_dir
+        from fathom.engine.resources import assets_dir
 
         base = assets_dir()
     except (ImportError, LookupError):
@@ -573,7 +468,7 @@ def load_panorama(rgb: Path | None = None, distance: Path | None = None,
                   scale: float = 1000.0) -> tuple[Image, Depth]:
     """Colour + distance files (a 16-bit PNG in millimetres by default) → Image, metric Depth;
     the demo panorama when no paths are given."""
-    from nodes.io import read_depth, read_image
+    from fathom.engine.imaging.codecs import read_depth, read_image
 
     demo_rgb, demo_distance = demo_panorama()
     rgb, distance = rgb or demo_rgb, distance or demo_distance

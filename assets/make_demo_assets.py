@@ -19,10 +19,11 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from fathom.engine.geometry import projection
+
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 
-from engine import geometry  # noqa: E402
 
 # World: OpenCV axes (y down). Camera at the origin looking along +z; floor 1.2 m below.
 ROOM = {"x": (-3.5, 3.5), "y": (-1.8, 1.2), "z": (-4.0, 6.0)}
@@ -119,7 +120,7 @@ def save_depth_mm(path: Path, metres: np.ndarray) -> None:
 
 def make_scene(width: int = 512, height: int = 384, fov: float = 60.0) -> None:
     f = 0.5 * height / math.tan(math.radians(fov) / 2)
-    u, v = geometry.pixel_grid(width, height)
+    u, v = projection.pixel_grid(width, height)
     rays = np.stack([(u - width / 2) / f, (v - height / 2) / f, np.ones_like(u)], -1)
     norm = np.linalg.norm(rays, axis=-1, keepdims=True)
     col, dist = raycast((rays / norm).reshape(-1, 3), np.zeros(3))
@@ -133,7 +134,7 @@ def make_scene(width: int = 512, height: int = 384, fov: float = 60.0) -> None:
 
 
 def make_panorama(width: int = 1024, height: int = 512) -> None:
-    dirs = geometry.equirect_directions(width, height).reshape(-1, 3)
+    dirs = projection.equirect_directions(width, height).reshape(-1, 3)
     col, dist = raycast(dirs, np.array([0.0, 0.0, 0.5]))
     save_rgb(HERE / "pano" / "rgb.png", col.reshape(height, width, 3))
     save_depth_mm(HERE / "pano" / "distance.png", dist.reshape(height, width))
@@ -148,7 +149,7 @@ def make_clip(width: int = 256, height: int = 192, frames: int = 72, fps: int = 
     import av
 
     f = 0.5 * height / math.tan(math.radians(fov) / 2)
-    u, v = geometry.pixel_grid(width, height)
+    u, v = projection.pixel_grid(width, height)
     rays = np.stack([(u - width / 2) / f, (v - height / 2) / f, np.ones_like(u)], -1)
     rays = (rays / np.linalg.norm(rays, axis=-1, keepdims=True)).reshape(-1, 3)
     path = HERE / "video" / "dolly.mp4"

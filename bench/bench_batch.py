@@ -24,11 +24,11 @@ from typing import Any
 os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")  # before Ray starts: loopback
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from engine.batch import read_rows, run_batch  # noqa: E402
-from engine.distributed.cluster import PoolPlan  # noqa: E402
-from engine.distributed.scheduler import run_batch_ray  # noqa: E402
-from engine.render import RenderJob  # noqa: E402
-from engine.resources import example_graph  # noqa: E402
+from fathom.engine.batch import read_rows, run_batch  # noqa: E402
+from fathom.engine.distributed.cluster import PoolPlan  # noqa: E402
+from fathom.engine.distributed.scheduler import run_batch_ray  # noqa: E402
+from fathom.engine.render import RenderJob  # noqa: E402
+from fathom.engine.resources import example_graph  # noqa: E402
 
 WORKERS = 2
 

@@ -18,10 +18,10 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from engine import analytic, geometry, scene  # noqa: E402
-from engine.types import RGBD, Camera, Depth, Image  # noqa: E402
-from nodes.rgbd import rgbd_mesh  # noqa: E402
-from nodes.view import fuse_tsdf  # noqa: E402
+from fathom.engine.geometry import analytic, projection, scene  # noqa: E402
+from fathom.engine.geometry.meshing import rgbd_mesh  # noqa: E402
+from fathom.engine.geometry.tsdf import fuse_tsdf  # noqa: E402
+from fathom.engine.types import RGBD, Camera, Depth, Image  # noqa: E402
 
 
 def analytic_rgbd(w: int, h: int, pose: np.ndarray | None = None) -> RGBD:
@@ -32,7 +32,7 @@ def analytic_rgbd(w: int, h: int, pose: np.ndarray | None = None) -> RGBD:
               analytic.sphere_depth(c, np.array([-0.8, 0.2, 3.0]), 0.7),
               analytic.sphere_depth(c, np.array([0.9, -0.3, 4.0]), 0.9)]
     depth, which = analytic.composite(*depths)
-    u, v = geometry.pixel_grid(w, h)
+    u, v = projection.pixel_grid(w, h)
     tex = 0.5 + 0.5 * np.sin(u[..., None] * [0.05, 0.07, 0.11] + v[..., None] * 0.03)
     col = np.where(which[..., None] == 0, tex, [0.9, 0.3, 0.2]).astype(np.float32)
     return RGBD(Image(col), Depth(depth.astype(np.float32), "metric"), c)
@@ -89,7 +89,7 @@ def bench_render(size: int, frames: int) -> dict:
     mesh = rgbd_mesh(rgbd, rgbd.camera, 0.05, 1, "vertex")
     sc = scene.RenderScene(np.asarray(mesh.vertices, np.float32), np.asarray(mesh.faces),
                            np.asarray(mesh.visual.vertex_colors)[:, :3] / 255.0)
-    pose = geometry.look_at(np.array([0.3, -0.2, 0.0]), np.array([0, 0, 4.0]))
+    pose = projection.look_at(np.array([0.3, -0.2, 0.0]), np.array([0, 0, 4.0]))
     cam = Camera.from_fov(size, size, 60.0, pose)
     out = {"triangles": len(mesh.faces), "size": size}
     scene.render_torch(sc, cam)  # warm-up
@@ -116,14 +116,14 @@ def bench_render(size: int, frames: int) -> dict:
 
 def bench_fusion(counts: list[int]) -> list[dict]:
     rows = []
-    target = Camera.from_fov(512, 512, 60.0, geometry.look_at(np.array([0.0, -0.3, 0.2]),
+    target = Camera.from_fov(512, 512, 60.0, projection.look_at(np.array([0.0, -0.3, 0.2]),
                                                               np.array([0, 0, 4.0])))
     for n in counts:
         views = []
         for k in range(n):
             a = 2 * np.pi * k / max(n, 1)
             eye = np.array([0.5 * np.cos(a), 0.3 * np.sin(a), 0.0])
-            views.append(analytic_rgbd(256, 192, geometry.look_at(eye, np.array([0, 0, 4.0]))))
+            views.append(analytic_rgbd(256, 192, projection.look_at(eye, np.array([0, 0, 4.0]))))
         t_fuse, tm = timed(lambda v=views: fuse_tsdf(v, 0.03, 4.0, "cpu"), 1)
         sc = scene.RenderScene(np.asarray(tm.vertices, np.float32), np.asarray(tm.faces),
                                np.asarray(tm.visual.vertex_colors)[:, :3] / 255.0)

@@ -22,9 +22,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from PySide6.QtWidgets import QApplication  # noqa: E402
 
-from app.main_window import MainWindow  # noqa: E402
-from app.settings import Settings  # noqa: E402
-from engine.graph import Graph  # noqa: E402
+from fathom.app.main_window import MainWindow  # noqa: E402
+from fathom.app.settings import Settings  # noqa: E402
+from fathom.engine.graph import Graph  # noqa: E402
 
 TYPES = ["image.adjust", "image.invert", "image.blend", "image.resize", "image.pad",
          "image.blend", "image.crop", "image.blend"]
@@ -42,7 +42,7 @@ def big_graph(n_nodes: int, n_wires: int, seed: int = 0) -> Graph:
     for i in range(n_nodes):
         t = "image.constant" if i < cols else TYPES[rng.randrange(len(TYPES))]
         nid = f"n{i}"
-        g.nodes[nid] = __import__("engine.graph", fromlist=["NodeInstance"]).NodeInstance(nid, t)
+        g.nodes[nid] = __import__("fathom.engine.graph", fromlist=["NodeInstance"]).NodeInstance(nid, t)
         g.ui.setdefault("nodes", {})[nid] = {"pos": [(i // 20) * 260.0, (i % 20) * 150.0]}
         ids.append(nid)
     free = [(nid, port) for nid in ids for port in IMAGE_INPUTS[g.nodes[nid].type]]

@@ -29,12 +29,12 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from engine.cache import OutputCache  # noqa: E402
-from engine.context import NodeContext, RunOptions  # noqa: E402
-from engine.device import DeviceInfo  # noqa: E402
-from engine.executor import Executor  # noqa: E402
-from engine.graph import Graph  # noqa: E402
-from engine.registry import Registry  # noqa: E402
+from fathom.engine.cache import OutputCache  # noqa: E402
+from fathom.engine.context import NodeContext, RunOptions  # noqa: E402
+from fathom.engine.device import DeviceInfo  # noqa: E402
+from fathom.engine.executor import Executor  # noqa: E402
+from fathom.engine.graph import Graph  # noqa: E402
+from fathom.engine.registry import Registry  # noqa: E402
 
 N_NODES = 200
 LAYERS, WIDTH = 10, 20

@@ -29,11 +29,11 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from engine.accel.adaptive import AdaptiveSteps  # noqa: E402
-from engine.accel.benchmodel import BENCH, load_pipeline, save_model  # noqa: E402
-from engine.accel.clockwork import Clockwork, ClockworkAdaptor  # noqa: E402
-from engine.accel.stream import StreamPipeline  # noqa: E402
-from engine.accel.tome import TokenMerge  # noqa: E402
+from fathom.engine.accel.adaptive import AdaptiveSteps  # noqa: E402
+from fathom.engine.accel.clockwork import Clockwork, ClockworkAdaptor  # noqa: E402
+from fathom.engine.accel.tome import TokenMerge  # noqa: E402
+from fathom.engine.diffusion.minimodels import BENCH, load_pipeline, save_model  # noqa: E402
+from fathom.engine.diffusion.stream import StreamPipeline  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 OUT = ROOT / "out" / "bench"
@@ -330,8 +330,8 @@ def bench_adaptive(model: Path, reps: int, log: Callable[[str], None]) -> dict:
 
 def bench_previews(model: Path, log: Callable[[str], None]) -> dict:
     try:
-        from engine.accel.loop import Components
-        from engine.accel.preview import measure_overhead
+        from fathom.engine.diffusion.components import Components
+        from fathom.engine.diffusion.preview import measure_overhead
     except ImportError as exc:  # the loop/preview modules belong to the generation nodes
         log(f"preview row skipped: {exc}")
         return {"skipped": str(exc)}

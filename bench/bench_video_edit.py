@@ -28,10 +28,10 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from engine.context import RunOptions  # noqa: E402
-from engine.executor import Executor  # noqa: E402
-from engine.registry import Registry  # noqa: E402
-from engine.types import Image, Video  # noqa: E402
+from fathom.engine.context import RunOptions  # noqa: E402
+from fathom.engine.executor import Executor  # noqa: E402
+from fathom.engine.registry import Registry  # noqa: E402
+from fathom.engine.types import Image, Video  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 OUT = ROOT / "out" / "bench"
@@ -95,7 +95,7 @@ def main() -> None:
 
     import torch
 
-    from engine.accel.benchmodel import BENCH, save_model
+    from fathom.engine.diffusion.minimodels import BENCH, save_model
 
     model = OUT / "model"
     if not (model / "model_index.json").is_file():

@@ -30,10 +30,10 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from engine.context import RunOptions  # noqa: E402
-from engine.executor import Executor  # noqa: E402
-from engine.registry import Registry  # noqa: E402
-from engine.types import Image, Video  # noqa: E402
+from fathom.engine.context import RunOptions  # noqa: E402
+from fathom.engine.executor import Executor  # noqa: E402
+from fathom.engine.registry import Registry  # noqa: E402
+from fathom.engine.types import Image, Video  # noqa: E402
 
 SRC_W, SRC_H, OUT_W, OUT_H, FPS = 1920, 1080, 1280, 720, 24
 START_S = 2.0

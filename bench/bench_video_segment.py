@@ -31,11 +31,11 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from engine import flow as fl  # noqa: E402
-from engine.context import RunOptions  # noqa: E402
-from engine.executor import Executor  # noqa: E402
-from engine.registry import Registry  # noqa: E402
-from engine.types import Image, Mask, Video  # noqa: E402
+from fathom.engine.context import RunOptions  # noqa: E402
+from fathom.engine.executor import Executor  # noqa: E402
+from fathom.engine.imaging import flow as fl  # noqa: E402
+from fathom.engine.registry import Registry  # noqa: E402
+from fathom.engine.types import Image, Mask, Video  # noqa: E402
 
 
 class Clip:

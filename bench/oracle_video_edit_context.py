@@ -28,11 +28,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import bench_video_edit as bve  # noqa: E402
 
-from engine.accel import loop, objectcentric, videoattn  # noqa: E402
-from engine.context import RunOptions  # noqa: E402
-from engine.executor import Executor  # noqa: E402
-from engine.registry import Registry  # noqa: E402
-from engine.types import Image, Video  # noqa: E402
+from fathom.engine.accel import objectcentric  # noqa: E402
+from fathom.engine.context import RunOptions  # noqa: E402
+from fathom.engine.diffusion import loop, videoattn  # noqa: E402
+from fathom.engine.executor import Executor  # noqa: E402
+from fathom.engine.registry import Registry  # noqa: E402
+from fathom.engine.types import Image, Video  # noqa: E402
 
 
 class Oracle:
@@ -130,7 +131,7 @@ def main() -> None:
     ap.add_argument("--frames", type=int, default=8)
     ap.add_argument("--bg-steps", type=int, default=2)
     args = ap.parse_args()
-    from engine.accel.benchmodel import BENCH, save_model
+    from fathom.engine.diffusion.minimodels import BENCH, save_model
 
     model = bve.OUT / "model"
     if not (model / "model_index.json").is_file():

@@ -26,7 +26,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from engine.accel.clockwork import ClockworkAdaptor, core_channels  # noqa: E402
+from fathom.engine.accel.clockwork import ClockworkAdaptor, core_channels  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_MODEL = ROOT / "out" / "bench" / "model"
@@ -41,7 +41,7 @@ TRAIN_PROMPTS = [
 
 
 def ensure_model(path: Path | None) -> Path:
-    from engine.accel.benchmodel import BENCH, save_model
+    from fathom.engine.diffusion.minimodels import BENCH, save_model
 
     path = Path(path) if path else DEFAULT_MODEL
     if not (path / "model_index.json").exists():
@@ -128,7 +128,7 @@ def train(model: Path, level: int = 1, out: Path | None = None, trajectories: in
     """Record trajectories, train, save; returns the file and a summary."""
     from diffusers import DDIMScheduler
 
-    from engine.accel.benchmodel import load_pipeline
+    from fathom.engine.diffusion.minimodels import load_pipeline
 
     torch.manual_seed(seed)
     rng = random.Random(seed)

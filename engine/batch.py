@@ -13,12 +13,19 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from engine.errors import FathomError, GraphInvalid, Problem
-from engine.executor import Executor
-from engine.fileio import atomic_write_text
-from engine.graphfile import graph_hash, load, to_document
-from engine.registry import default_registry
-from engine.render import RenderJob, build_report, execute, parse_frames, prepare, write_report
+from fathom.engine.errors import FathomError, GraphInvalid, Problem
+from fathom.engine.executor import Executor
+from fathom.engine.fileio import atomic_write_text
+from fathom.engine.graphfile import graph_hash, load, to_document
+from fathom.engine.registry import default_registry
+from fathom.engine.render import (
+    RenderJob,
+    build_report,
+    execute,
+    parse_frames,
+    prepare,
+    write_report,
+)
 
 MANIFEST_FORMAT = "fathom.batch"
 _NAME_RE = re.compile(r"[^A-Za-z0-9_.\-]+")

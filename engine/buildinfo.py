@@ -11,7 +11,7 @@ from importlib.util import find_spec
 from pathlib import Path
 from typing import Any
 
-from engine import __version__
+from fathom.engine import __version__
 
 BUILD_FILE = "build.json"  # written into the packaged assets by setup.py and the bundle spec
 
@@ -29,7 +29,7 @@ def _git_commit(root: Path) -> str | None:
 
 def build_info() -> dict[str, Any]:
     """kind: bundle (PyInstaller), wheel, or source (a checkout / editable install)."""
-    from engine.resources import AssetsNotFound, assets_dir
+    from fathom.engine.resources import AssetsNotFound, assets_dir
 
     info: dict[str, Any] = {"version": __version__}
     try:
@@ -62,8 +62,8 @@ def model_folders() -> dict[str, str]:
 
 def version_lines() -> list[str]:
     """The lines `fathom --version` prints (the GUI's About box shows the same)."""
-    from engine.device import pick_device
-    from engine.provenance import package_versions
+    from fathom.engine.device import pick_device
+    from fathom.engine.provenance import package_versions
 
     info = build_info()
     build = ", ".join(f"{k} {v}" for k, v in info.items() if k not in ("version",))

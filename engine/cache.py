@@ -6,7 +6,7 @@ import threading
 from collections import OrderedDict
 from typing import Any
 
-from engine.types import value_nbytes
+from fathom.engine.types import value_nbytes
 
 
 class OutputCache:

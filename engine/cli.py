@@ -11,11 +11,11 @@ import time
 from pathlib import Path
 from typing import Any
 
-from engine.context import CancelToken
-from engine.device import DEVICE_CHOICES
-from engine.errors import GraphFileError, GraphInvalid, Problem
-from engine.executor import Executor
-from engine.registry import default_registry
+from fathom.engine.context import CancelToken
+from fathom.engine.device import DEVICE_CHOICES
+from fathom.engine.errors import GraphFileError, GraphInvalid, Problem
+from fathom.engine.executor import Executor
+from fathom.engine.registry import default_registry
 
 EXIT_OK, EXIT_NODE_FAILED, EXIT_INVALID, EXIT_CANCELLED = 0, 1, 2, 130
 
@@ -99,7 +99,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def cmd_version() -> int:
-    from engine.buildinfo import version_lines
+    from fathom.engine.buildinfo import version_lines
 
     for line in version_lines():
         print(line)
@@ -107,7 +107,7 @@ def cmd_version() -> int:
 
 
 def cmd_examples() -> int:
-    from engine.resources import example_graphs
+    from fathom.engine.resources import example_graphs
 
     for name, path in example_graphs().items():
         print(f"{name:24} {path}")
@@ -117,7 +117,7 @@ def cmd_examples() -> int:
 def _graph_arg(args: argparse.Namespace) -> bool:
     """Fills args.graph from --example; False (after saying why) when neither or both given."""
     if args.example is not None:
-        from engine.resources import AssetsNotFound, example_graph
+        from fathom.engine.resources import AssetsNotFound, example_graph
 
         if args.graph is not None:
             _err("Invalid command line: give a GRAPH file or --example NAME, not both.")
@@ -137,7 +137,7 @@ def cmd_nodes(args: argparse.Namespace) -> int:
     reg = default_registry()
     types = [c for c in reg.types() if not args.category or c.category == args.category]
     if args.json:
-        from engine.types import CONVERSIONS
+        from fathom.engine.types import CONVERSIONS
 
         print(json.dumps({"nodes": [c.describe() for c in types],
                           "conversions": [{"from": a, "to": b, "doc": d}
@@ -160,7 +160,7 @@ def cmd_nodes(args: argparse.Namespace) -> int:
 
 
 def cmd_models(args: argparse.Namespace) -> int:
-    from engine.models.locate import ModelError, list_models, pull_model
+    from fathom.engine.models.locate import ModelError, list_models, pull_model
 
     if args.models_command == "pull":
         try:
@@ -189,7 +189,7 @@ def cmd_models(args: argparse.Namespace) -> int:
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
-    from engine.graphfile import load
+    from fathom.engine.graphfile import load
 
     if not _graph_arg(args):
         return EXIT_INVALID
@@ -229,7 +229,7 @@ def _install_cancel(cancel: CancelToken) -> Any:
 
 
 def cmd_render(args: argparse.Namespace) -> int:
-    from engine.render import RenderJob, parse_frames, parse_set
+    from fathom.engine.render import RenderJob, parse_frames, parse_set
 
     if not _graph_arg(args):
         return EXIT_INVALID
@@ -250,14 +250,14 @@ def cmd_render(args: argparse.Namespace) -> int:
 
 
 def _render_one(args: argparse.Namespace, job: Any) -> int:
-    from engine.progress import make_progress
-    from engine.render import build_report, execute, prepare, write_report
+    from fathom.engine.progress import make_progress
+    from fathom.engine.render import build_report, execute, prepare, write_report
 
     started = time.time()
     ex = Executor(max_workers=max(1, args.workers or 1))
     prep = prepare(job, ex)
     if args.report is not None:
-        from engine.fileio import writable_dir_problem
+        from fathom.engine.fileio import writable_dir_problem
 
         why = writable_dir_problem(args.report.parent)
         if why:
@@ -291,8 +291,8 @@ def _typed_overrides(job: Any, ex: Executor) -> Any:
     next to JSONL rows (typed values) as next to CSV rows (text)."""
     from dataclasses import replace
 
-    from engine.graphfile import load
-    from engine.render import resolve_overrides
+    from fathom.engine.graphfile import load
+    from fathom.engine.render import resolve_overrides
 
     graph = load(job.graph_path, ex.registry)
     typed, problems = resolve_overrides(graph, ex, job.overrides, True)
@@ -305,7 +305,7 @@ def _typed_overrides(job: Any, ex: Executor) -> Any:
 def _render_batch(args: argparse.Namespace, job: Any) -> int:
     import os
 
-    from engine.batch import BatchFileError, check_rows, read_rows, run_batch
+    from fathom.engine.batch import BatchFileError, check_rows, read_rows, run_batch
 
     ex = Executor()
     try:
@@ -337,8 +337,8 @@ def _render_batch(args: argparse.Namespace, job: Any) -> int:
 def _render_cluster(args: argparse.Namespace, job: Any, rows: list[Any]) -> int:
     import contextlib
 
-    from engine.distributed import ClusterUnavailable, connect, run_batch_ray
-    from engine.progress import RowProgress
+    from fathom.engine.distributed import ClusterUnavailable, connect, run_batch_ray
+    from fathom.engine.progress import RowProgress
 
     with contextlib.ExitStack() as stack:
         try:  # an unreachable cluster is found here, before any row runs or folder is made

@@ -11,9 +11,9 @@ from typing import Any
 
 import numpy as np
 
-from engine.device import DeviceInfo
-from engine.errors import Cancelled, NodeError
-from engine.events import Event, Listener
+from fathom.engine.device import DeviceInfo
+from fathom.engine.errors import Cancelled, NodeError
+from fathom.engine.events import Event, Listener
 
 
 class CancelToken:
@@ -79,7 +79,7 @@ class NodeContext:
     @property
     def device(self) -> DeviceInfo:
         if self._device is None:
-            from engine.device import pick_device
+            from fathom.engine.device import pick_device
 
             self._device = pick_device(self.options.device)
         return self._device
@@ -88,14 +88,14 @@ class NodeContext:
     def models(self):  # -> engine.models.ModelManager
         """The shared model manager: nodes never hold weights themselves."""
         if self._models is None:
-            from engine.models import ModelManager
+            from fathom.engine.models import ModelManager
 
             self._models = ModelManager()
         return self._models
 
     def load_model(self, kind: str, source: str, loader: Any) -> Any:
         """Load (or reuse) a model for this run's device and record its weights' hashes."""
-        from engine.models.manager import safetensors_files
+        from fathom.engine.models.manager import safetensors_files
 
         model, path = self.models.get(kind, source, self.device.torch_device, self.device.dtype,
                                       loader)
@@ -175,7 +175,7 @@ class NodeContext:
 
     def record_model_file(self, path: str | Path) -> str:
         """sha256 of a weights file, cached by size and mtime; listed in the run report."""
-        from engine.provenance import file_sha256
+        from fathom.engine.provenance import file_sha256
 
         digest = file_sha256(Path(path), self._model_hashes)
         self.model_files[str(path)] = digest

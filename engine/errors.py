@@ -67,3 +67,45 @@ class NodeError(FathomError):
 
 class Cancelled(FathomError):
     """The run was cancelled cooperatively; not a failure of any node."""
+
+
+class LibraryError(ValueError):
+    """A library function (codecs, media, image ops, the diffusion loop) refuses a value.
+
+    Libraries know no nodes, so they say which input is at fault by its usual port name
+    (``port``, None when they cannot tell) and what to do (``fix``); a node turns this into a
+    NodeError with ``ctx.refuse(exc)``, which adds its own id.
+    """
+
+    def __init__(self, message: str, fix: str | None = None, port: str | None = None) -> None:
+        super().__init__(message)
+        self.fix = fix
+        self.port = port
+
+
+class MediaError(LibraryError):
+    """A video, audio or sequence file cannot be read or written."""
+
+    def __init__(self, message: str, fix: str, port: str | None = None) -> None:
+        super().__init__(message, fix, port)
+
+
+class FileProblem(LibraryError):
+    """An image or depth file cannot be decoded or encoded as asked (port: usually ``path``)."""
+
+    def __init__(self, message: str, fix: str, port: str = "path") -> None:
+        super().__init__(message, fix, port)
+
+
+class BadInput(LibraryError):
+    """An image operation's argument is out of its domain (port: the argument's name)."""
+
+    def __init__(self, message: str, port: str, fix: str) -> None:
+        super().__init__(message, fix, port)
+
+
+class LoopInputError(LibraryError):
+    """A setting the diffusion loop cannot use (port: the node input or parameter at fault)."""
+
+    def __init__(self, message: str, port: str | None = None, fix: str | None = None) -> None:
+        super().__init__(message, fix, port)

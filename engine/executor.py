@@ -17,19 +17,19 @@ from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from engine.cache import OutputCache
-from engine.context import CancelToken, NodeContext, RunOptions, derive_seed
-from engine.device import DeviceInfo, pick_device
-from engine.errors import Cancelled, GraphInvalid, NodeError, Problem
-from engine.events import Event, Listener
-from engine.graph import Edge, Graph, NodeInstance, SubgraphDef, subgraph_type_id
-from engine.models import ModelManager
-from engine.node import Node, Output, Param
-from engine.provenance import HashCache, canonical_json
-from engine.registry import Registry, default_registry
-from engine.subgraph import Scope, flatten
-from engine.types import PortType, Scalar, Seed, String, convert
-from engine.validate import bypass_source, check_params, validate
+from fathom.engine.cache import OutputCache
+from fathom.engine.context import CancelToken, NodeContext, RunOptions, derive_seed
+from fathom.engine.device import DeviceInfo, pick_device
+from fathom.engine.errors import Cancelled, GraphInvalid, NodeError, Problem
+from fathom.engine.events import Event, Listener
+from fathom.engine.graph import Edge, Graph, NodeInstance, SubgraphDef, subgraph_type_id
+from fathom.engine.models import ModelManager
+from fathom.engine.node import Node, Output, Param
+from fathom.engine.provenance import HashCache, canonical_json
+from fathom.engine.registry import Registry, default_registry
+from fathom.engine.subgraph import Scope, flatten
+from fathom.engine.types import PortType, Scalar, Seed, String, convert
+from fathom.engine.validate import bypass_source, check_params, validate
 
 #: Statuses a node can end a run with.
 STATUSES = ("executed", "cached", "failed", "skipped", "muted", "bypassed", "cancelled",
@@ -123,7 +123,7 @@ class Executor:
         self.cache = cache if cache is not None else OutputCache()
         self.max_workers = max(1, int(max_workers))
         if library is None:
-            from engine.graphfile import SubgraphLibrary
+            from fathom.engine.graphfile import SubgraphLibrary
 
             library = SubgraphLibrary(registry=self.registry)
         self.library = library

@@ -15,10 +15,10 @@ from importlib.resources import files
 from pathlib import Path
 from typing import Any
 
-from engine.errors import GraphFileError
-from engine.fileio import atomic_write_text
-from engine.graph import Edge, Exposed, Graph, NodeInstance, SubgraphDef
-from engine.provenance import canonical_json, sha256_text
+from fathom.engine.errors import GraphFileError
+from fathom.engine.fileio import atomic_write_text
+from fathom.engine.graph import Edge, Exposed, Graph, NodeInstance, SubgraphDef
+from fathom.engine.provenance import canonical_json, sha256_text
 
 FORMAT = "fathom.graph"
 SUBGRAPH_FORMAT = "fathom.subgraph"
@@ -32,7 +32,7 @@ MIGRATIONS: dict[int, Migration] = {}
 
 @lru_cache(maxsize=1)
 def schema() -> dict[str, Any]:
-    return json.loads(files("engine").joinpath("schema/graph.schema.json").read_text("utf-8"))
+    return json.loads(files("fathom.engine").joinpath("schema/graph.schema.json").read_text("utf-8"))
 
 
 @lru_cache(maxsize=2)

@@ -7,11 +7,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from engine.errors import Problem
-from engine.types import Enum, Float, Int, PortType, Scalar
+from fathom.engine.errors import Problem
+from fathom.engine.types import Enum, Float, Int, PortType, Scalar
 
 if TYPE_CHECKING:
-    from engine.context import NodeContext
+    from fathom.engine.context import NodeContext
 
 
 def _article(word: str) -> str:

@@ -6,7 +6,7 @@ import os
 import sys
 from typing import Any, TextIO
 
-from engine.events import Event
+from fathom.engine.events import Event
 
 
 def use_bars(stream: TextIO | None = None) -> bool:

@@ -11,7 +11,7 @@ from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
 
-from engine.fileio import atomic_write_text
+from fathom.engine.fileio import atomic_write_text
 
 TRACKED_PACKAGES = ("fathom-studio", "numpy", "torch", "diffusers", "transformers", "pillow",
                     "av", "trimesh", "open3d", "opencv-python-headless", "jsonschema")

@@ -11,7 +11,7 @@ from functools import lru_cache
 from importlib.metadata import entry_points
 from types import ModuleType
 
-from engine.node import Node
+from fathom.engine.node import Node
 
 log = logging.getLogger(__name__)
 
@@ -71,12 +71,12 @@ class Registry:
     # ---- discovery -------------------------------------------------------------------------
 
     def load_builtin(self) -> None:
-        import nodes
+        from fathom import nodes
 
         for info in pkgutil.iter_modules(nodes.__path__):
             if info.name.startswith("_"):
                 continue
-            module = importlib.import_module(f"nodes.{info.name}")
+            module = importlib.import_module(f"fathom.nodes.{info.name}")
             self.register_module(module)
 
     def load_entry_points(self) -> None:

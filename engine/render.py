@@ -8,15 +8,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from engine.context import CancelToken, RunOptions
-from engine.device import DeviceInfo, DeviceUnavailable, pick_device
-from engine.errors import GraphInvalid, Problem
-from engine.events import Listener
-from engine.executor import Executor, Plan, RunResult
-from engine.fileio import atomic_write_text, writable_dir_problem
-from engine.graph import Graph
-from engine.graphfile import dumps, graph_hash, load, to_document
-from engine.provenance import package_versions
+from fathom.engine.context import CancelToken, RunOptions
+from fathom.engine.device import DeviceInfo, DeviceUnavailable, pick_device
+from fathom.engine.errors import GraphInvalid, Problem
+from fathom.engine.events import Listener
+from fathom.engine.executor import Executor, Plan, RunResult
+from fathom.engine.fileio import atomic_write_text, writable_dir_problem
+from fathom.engine.graph import Graph
+from fathom.engine.graphfile import dumps, graph_hash, load, to_document
+from fathom.engine.provenance import package_versions
 
 REPORT_FORMAT = "fathom.run"
 

@@ -7,9 +7,8 @@ import sys
 from pathlib import Path
 
 ASSETS_ENV = "FATHOM_ASSETS"
-# The wheel carries the repository's assets/ folder under this name, beside the engine package
-# (setup.py); a checkout and the desktop bundle (packaging/fathom.spec) keep it at assets/.
-PACKAGED_NAME = "fathom_assets"
+# A checkout keeps assets/ beside engine/; the wheel carries it as fathom/assets/ (setup.py),
+# beside fathom/engine/, so one rule finds both; the desktop bundle keeps the checkout's layout.
 ICON_NAME = "fathom.png"
 
 
@@ -25,7 +24,7 @@ def _candidates() -> list[Path]:
     if frozen:  # the desktop bundle keeps the checkout's layout
         out.append(Path(frozen) / "assets")
     here = Path(__file__).resolve().parent.parent  # site-packages, the bundle, or the checkout
-    out += [here / PACKAGED_NAME, here / "assets"]
+    out.append(here / "assets")
     return out
 
 

@@ -10,10 +10,10 @@ import re
 from collections.abc import Callable
 from typing import Any
 
-from engine.errors import Problem
-from engine.graph import Edge, Exposed, Graph, NodeInstance, SubgraphDef, subgraph_type_id
-from engine.node import Input, Node, Output, Param
-from engine.registry import Registry
+from fathom.engine.errors import Problem
+from fathom.engine.graph import Edge, Exposed, Graph, NodeInstance, SubgraphDef, subgraph_type_id
+from fathom.engine.node import Input, Node, Output, Param
+from fathom.engine.registry import Registry
 
 PREFIX = "subgraph."
 #: Subgraph names, as the graph file schema allows them.

@@ -5,10 +5,10 @@ from __future__ import annotations
 import difflib
 from typing import Any
 
-from engine.errors import Problem
-from engine.graph import Graph
-from engine.node import Node
-from engine.types import can_connect
+from fathom.engine.errors import Problem
+from fathom.engine.graph import Graph
+from fathom.engine.node import Node
+from fathom.engine.types import can_connect
 
 
 def _suggest(name: str, options: list[str]) -> str:

@@ -2,46 +2,21 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from engine import depthmath, geometry
-from engine.errors import Problem
-from engine.node import Input, Node, Output, Param
-from engine.types import Bool, Camera, Depth, Enum, Float, Image, Int, Mask, Seed, String
+from fathom.engine.errors import Problem
+from fathom.engine.geometry import projection
+from fathom.engine.imaging import depthmath
+from fathom.engine.models.depth import _load_marigold, _load_transformers_depth, is_metric_model
+from fathom.engine.node import Input, Node, Output, Param
+from fathom.engine.types import Bool, Camera, Depth, Enum, Float, Image, Int, Mask, Seed, String
 
 DEFAULT_DEPTH_MODEL = "depth-anything/Depth-Anything-V2-Small-hf"
 
 
 # ---- estimation ------------------------------------------------------------------------------
-
-
-def _load_transformers_depth(path: Path, device: str, dtype: str) -> tuple[Any, Any]:
-    import torch
-    from transformers import AutoImageProcessor, AutoModelForDepthEstimation
-
-    processor = AutoImageProcessor.from_pretrained(path)
-    model = AutoModelForDepthEstimation.from_pretrained(path, use_safetensors=True,
-                                                        dtype=getattr(torch, dtype))
-    return processor, model.to(device).eval()
-
-
-def _load_marigold(path: Path, device: str, dtype: str) -> Any:
-    import torch
-    from diffusers import MarigoldDepthPipeline
-
-    pipe = MarigoldDepthPipeline.from_pretrained(path, use_safetensors=True,
-                                                 torch_dtype=getattr(torch, dtype))
-    pipe.set_progress_bar_config(disable=True)
-    return pipe.to(device)
-
-
-def is_metric_model(model: Any) -> bool:
-    cfg = model.config
-    return (getattr(cfg, "depth_estimation_type", None) == "metric"
-            or getattr(cfg, "model_type", "") in ("zoedepth",))
 
 
 class EstimateDepth(Node):
@@ -66,7 +41,7 @@ class EstimateDepth(Node):
 
     @classmethod
     def check(cls, params: dict[str, Any], ctx: Any) -> list[Problem]:
-        from engine.models import ModelError, locate_model
+        from fathom.engine.models import ModelError, locate_model
 
         try:
             locate_model(params["model"])
@@ -262,7 +237,7 @@ class DepthNormals(Node):
     def run(self, ctx: Any, depth: Depth, fov: float, baseline: int,
             camera: Camera | None = None) -> dict[str, Any]:
         cam = camera_or_fov(ctx, camera, depth.width, depth.height, fov)
-        n = geometry.depth_normals(depth.data, cam.fx, cam.fy, cam.cx, cam.cy, baseline)
+        n = projection.depth_normals(depth.data, cam.fx, cam.fy, cam.cx, cam.cy, baseline)
         img = np.nan_to_num(n * 0.5 + 0.5, nan=0.0).astype(np.float32)
         return {"normals": Image(np.clip(img, 0, 1))}
 

@@ -12,10 +12,10 @@ from typing import Any
 
 import numpy as np
 
-from engine.errors import NodeError, Problem
-from engine.node import Input, Output, Param
-from engine.types import Float, Image, Int, Seed, String, Video
-from nodes.generate import ModelNode, _offload, _source
+from fathom.engine.errors import NodeError, Problem
+from fathom.engine.generation import ModelNode, _offload, _source
+from fathom.engine.node import Input, Output, Param
+from fathom.engine.types import Float, Image, Int, Seed, String, Video
 
 SVD = "stabilityai/stable-video-diffusion-img2vid-xt"
 MEMORY_HINT = "lower decode_chunk_size, frames, or width and height (or free memory)"
@@ -55,7 +55,7 @@ def decode_frames(pipe: Any, latents: Any, chunk: int, on_chunk: Any = None) -> 
 def lower_memory(ctx: Any, m: Any) -> str:
     """One step down after running out of memory: drop every other cached model and, on a GPU,
     move to more CPU offload. Returns what changed, for the report."""
-    from engine.models.svd import place
+    from fathom.engine.models.svd import place
 
     changed = [f"freeing {ctx.models.free(keep=m)} cached models"]
     nxt = {"none": "model", "model": "sequential"}.get(m.offload)
@@ -124,7 +124,7 @@ class ImageToVideo(ModelNode):
             decode_chunk_size: int) -> dict[str, Any]:
         import torch
 
-        from engine.models.memory import retry_on_oom
+        from fathom.engine.models.memory import retry_on_oom
 
         for port, v in (("width", width), ("height", height)):
             if v % 8:
@@ -198,8 +198,8 @@ class ImageToVideo(ModelNode):
 
     @staticmethod
     def _load(ctx: Any, model: str) -> Any:
-        from engine.models import ModelError
-        from engine.models.svd import EXAMPLE, KIND, loader
+        from fathom.engine.models import ModelError
+        from fathom.engine.models.svd import EXAMPLE, KIND, loader
 
         ctx.check_cancelled()
         ctx.progress(0.0, "loading model")

@@ -7,10 +7,11 @@ from typing import Any
 
 import numpy as np
 
-from engine.media import FrameStore
-from engine.node import Input, Output, Param
-from engine.types import Bool, Enum, Float, Image, Int, Seed, String, Video
-from nodes.generate import SCHEDULER_CHOICES, SD15, ModelNode, _load
+from fathom.engine.diffusion.schedulers import SCHEDULER_CHOICES
+from fathom.engine.generation import SD15, ModelNode, _load
+from fathom.engine.media.framestore import FrameStore
+from fathom.engine.node import Input, Output, Param
+from fathom.engine.types import Bool, Enum, Float, Image, Int, Seed, String, Video
 
 
 def _frame_tensor(frame: Image) -> Any:
@@ -43,7 +44,7 @@ class _NoiseMotion:
         import cv2
         import torch
 
-        from engine.accel.videoattn import follow_coords
+        from fathom.engine.diffusion.videoattn import follow_coords
 
         gray = cv2.cvtColor((np.clip(frame.rgb(), 0, 1) * 255).astype(np.uint8),
                             cv2.COLOR_RGB2GRAY)
@@ -140,11 +141,11 @@ class VideoEdit(ModelNode):
             mask: Video | None = None) -> dict[str, Any]:
         import torch
 
-        from engine.accel.loop import LoopInputError, decode
-        from engine.accel.objectcentric import VideoRun, VideoSettings
-        from engine.errors import NodeError
-        from engine.models.diffusion import fall_back, settle
-        from engine.models.memory import retry_on_oom
+        from fathom.engine.diffusion.components import decode
+        from fathom.engine.diffusion.video import VideoRun, VideoSettings
+        from fathom.engine.errors import LoopInputError, NodeError
+        from fathom.engine.models.diffusion import fall_back, settle
+        from fathom.engine.models.memory import retry_on_oom
 
         n = len(video)
         if n == 0:

@@ -7,66 +7,21 @@ from typing import Any
 
 import numpy as np
 
-from engine.errors import Problem
-from engine.fileio import atomic_path, atomic_write_bytes, writable_dir_problem
-from engine.node import Input, Node, Output, Param
-from engine.types import Enum, Float, Int, Mesh, PathValue, PointCloud, String
-
-MESH_FORMATS = (".glb", ".gltf", ".ply", ".obj", ".stl", ".off")
-
+from fathom.engine.errors import Problem
+from fathom.engine.fileio import atomic_path, writable_dir_problem
+from fathom.engine.geometry.interop import (
+    MESH_FORMATS,
+    _o3d,
+    export_mesh,
+    mean_spacing,
+    o3d_to_trimesh,
+    to_o3d_points,
+    trimesh_to_o3d,
+)
+from fathom.engine.node import Input, Node, Output, Param
+from fathom.engine.types import Enum, Float, Int, Mesh, PathValue, PointCloud, String
 
 # ---- Open3D bridges (imported lazily: Open3D is an optional extra) ---------------------------
-
-
-def _o3d() -> Any:
-    try:
-        import open3d as o3d
-    except ImportError as exc:
-        raise ImportError("this node needs Open3D: pip install 'fathom-studio[3d]' "
-                          f"(import failed: {exc})") from exc
-    return o3d
-
-
-def to_o3d_points(pc: PointCloud) -> Any:
-    o3d = _o3d()
-    p = o3d.geometry.PointCloud(o3d.utility.Vector3dVector(pc.points.astype(np.float64)))
-    if pc.colors is not None:
-        p.colors = o3d.utility.Vector3dVector(np.clip(pc.colors, 0, 1).astype(np.float64))
-    if pc.normals is not None:
-        p.normals = o3d.utility.Vector3dVector(pc.normals.astype(np.float64))
-    return p
-
-
-def o3d_to_trimesh(m: Any) -> Any:
-    import trimesh
-
-    verts = np.asarray(m.vertices)
-    faces = np.asarray(m.triangles)
-    kwargs: dict[str, Any] = {}
-    if m.has_vertex_colors():
-        c = np.clip(np.asarray(m.vertex_colors), 0, 1)
-        kwargs["vertex_colors"] = np.concatenate(
-            [(c * 255).round(), np.full((len(c), 1), 255)], 1).astype(np.uint8)
-    return trimesh.Trimesh(verts, faces, process=False, **kwargs)
-
-
-def trimesh_to_o3d(tm: Any) -> Any:
-    o3d = _o3d()
-    m = o3d.geometry.TriangleMesh(o3d.utility.Vector3dVector(np.asarray(tm.vertices, float)),
-                                  o3d.utility.Vector3iVector(np.asarray(tm.faces, np.int32)))
-    try:
-        vc = np.asarray(tm.visual.to_color().vertex_colors)[:, :3] / 255.0
-        if len(vc) == len(tm.vertices):
-            m.vertex_colors = o3d.utility.Vector3dVector(vc.astype(np.float64))
-    except (AttributeError, ValueError):
-        pass
-    return m
-
-
-def mean_spacing(pcd: Any) -> float:
-    d = np.asarray(pcd.compute_nearest_neighbor_distance())
-    d = d[np.isfinite(d)]
-    return float(d.mean()) if len(d) else 0.0
 
 
 # ---- nodes ---------------------------------------------------------------------------------
@@ -198,27 +153,6 @@ def _out_dir_problem(cls: type, params: dict[str, Any], ctx: Any) -> list[Proble
         return [Problem(f"cannot write here: {why}.", ctx.node_id, "path",
                         "choose a writable output folder")]
     return []
-
-
-def export_mesh(tm: Any, target: Path) -> list[Path]:
-    """Atomic export by extension; OBJ also writes its material and texture beside it."""
-    suffix = target.suffix.lower()
-    if suffix not in MESH_FORMATS:
-        raise ValueError(f"unsupported mesh format {suffix!r}; use one of {MESH_FORMATS}")
-    if suffix == ".obj":
-        from trimesh.exchange.obj import export_obj
-
-        text, extra = export_obj(tm, include_texture=True, return_texture=True,
-                                 mtl_name=f"{target.stem}.mtl")
-        written = []
-        for name, data in extra.items():
-            atomic_write_bytes(target.parent / name, data)
-            written.append(target.parent / name)
-        atomic_write_bytes(target, text.encode("utf-8"))
-        return [target, *written]
-    with atomic_path(target) as tmp:
-        tm.export(tmp, file_type=suffix.lstrip("."))
-    return [target]
 
 
 class SaveMesh(Node):

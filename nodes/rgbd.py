@@ -6,10 +6,11 @@ from typing import Any
 
 import numpy as np
 
-from engine import geometry
-from engine.node import Input, Node, Output, Param
-from engine.types import RGBD, Camera, Depth, Enum, Float, Image, Int, Mesh, PointCloud
-from nodes.depth import camera_or_fov
+from fathom.engine.geometry import projection
+from fathom.engine.geometry.meshing import rgbd_mesh
+from fathom.engine.node import Input, Node, Output, Param
+from fathom.engine.types import RGBD, Camera, Depth, Enum, Float, Image, Int, Mesh, PointCloud
+from fathom.nodes.depth import camera_or_fov
 
 FOV = Param("fov", Float, 60.0, "vertical field of view in degrees (when no camera is given)",
             min=1.0, max=179.0)
@@ -39,7 +40,7 @@ class CreateCamera(Node):
         if image is not None:
             width, height = image.width, image.height
         try:
-            pose = geometry.look_at(np.array([x, y, z]), np.array([target_x, target_y,
+            pose = projection.look_at(np.array([x, y, z]), np.array([target_x, target_y,
                                                                     target_z]))
         except ValueError:
             raise ctx.error("position and target are the same point", port="target_z",
@@ -108,33 +109,11 @@ class RGBDToPointCloud(Node):
     def run(self, ctx: Any, rgbd: RGBD, fov: float, step: int) -> dict[str, Any]:
         d = _metric_checked(ctx, rgbd)
         cam = rgbd.camera or Camera.from_fov(rgbd.image.width, rgbd.image.height, fov)
-        pts = geometry.backproject(d, cam.fx, cam.fy, cam.cx, cam.cy, cam.pose)
+        pts = projection.backproject(d, cam.fx, cam.fy, cam.cx, cam.cy, cam.pose)
         pts, cols = pts[::step, ::step].reshape(-1, 3), rgbd.image.rgb()[::step, ::step]
         cols = cols.reshape(-1, 3)
         ok = np.all(np.isfinite(pts), axis=1)
         return {"points": PointCloud(pts[ok], cols[ok])}
-
-
-def rgbd_mesh(rgbd: RGBD, cam: Camera, max_ratio: float, step: int,
-              color: str) -> Any:
-    """Grid triangulation of an RGBD view as a trimesh, cut at depth jumps; unused vertices
-    dropped; colour per vertex or as a texture (the image itself) with UVs."""
-    import trimesh
-
-    d = rgbd.depth.data
-    verts, faces, uv = geometry.depth_grid_mesh(d, cam.fx, cam.fy, cam.cx, cam.cy, cam.pose,
-                                                max_ratio, step)
-    cols = rgbd.image.rgb()[::step, ::step].reshape(-1, 3)
-    verts, faces, uv, cols = geometry.compact(verts, faces, uv, cols)
-    if color == "texture":
-        from PIL import Image as PILImage
-
-        tex = PILImage.fromarray((np.clip(rgbd.image.rgb(), 0, 1) * 255).astype(np.uint8))
-        visual = trimesh.visual.TextureVisuals(uv=uv, image=tex)
-        return trimesh.Trimesh(verts, faces, visual=visual, process=False)
-    vc = np.concatenate([(np.clip(cols, 0, 1) * 255).round(),
-                         np.full((len(cols), 1), 255)], 1).astype(np.uint8)
-    return trimesh.Trimesh(verts, faces, vertex_colors=vc, process=False)
 
 
 class RGBDToMesh(Node):

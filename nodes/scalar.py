@@ -5,8 +5,8 @@ from __future__ import annotations
 import math as _m
 from typing import Any
 
-from engine.node import Input, Node, Output, Param
-from engine.types import Enum, Float
+from fathom.engine.node import Input, Node, Output, Param
+from fathom.engine.types import Enum, Float
 
 OPS = ("add", "subtract", "multiply", "divide", "min", "max", "power", "modulo")
 

@@ -11,12 +11,22 @@ from typing import Any
 
 import numpy as np
 
-from engine import media
-from engine.errors import Problem
-from engine.fileio import atomic_path, writable_dir_problem
-from engine.media import FileVideo, MediaError
-from engine.node import Input, Node, Output, Param
-from engine.types import (
+from fathom.engine.errors import MediaError, Problem
+from fathom.engine.fileio import atomic_path, writable_dir_problem
+from fathom.engine.imaging.codecs import EXR_FIX, exr_backend, read_image, to_uint, write_exr
+from fathom.engine.media.audio import first_audio
+from fathom.engine.media.readers import AVReader, FileVideo, open_reader
+from fathom.engine.media.timing import _PATTERN, list_sequence, sequence_pattern
+from fathom.engine.media.writers import (
+    CONTAINERS,
+    X264_PRESETS,
+    ContainerWriter,
+    SequenceWriter,
+    foreign_files,
+    prefetch,
+)
+from fathom.engine.node import Input, Node, Output, Param
+from fathom.engine.types import (
     AudioSpan,
     AudioTrack,
     Bool,
@@ -28,7 +38,6 @@ from engine.types import (
     String,
     Video,
 )
-from nodes.io import EXR_FIX, exr_backend, read_image, to_uint, write_exr
 
 SEQUENCE_OUT = (".png", ".exr", ".jpg")
 FORMATS_HELP = ("end the name with .mp4, .mov, .mkv (H.264), .webm (VP9), .gif, .webp, or "
@@ -41,8 +50,8 @@ FORMATS_HELP = ("end the name with .mp4, .mov, .mkv (H.264), .webm (VP9), .gif, 
 
 def _load_problems(cls: type, params: dict[str, Any], ctx: Any) -> list[Problem]:
     p = ctx.resolve_path(params["path"])
-    if p.is_dir() or media.sequence_pattern(str(p)) is not None:
-        if not media.list_sequence(p):
+    if p.is_dir() or sequence_pattern(str(p)) is not None:
+        if not list_sequence(p):
             return [Problem(f"no images match {p}.", ctx.node_id, "path",
                             "point `path` at a folder of images or a pattern like "
                             "frames/%04d.png that matches existing files")]
@@ -55,7 +64,7 @@ def _load_problems(cls: type, params: dict[str, Any], ctx: Any) -> list[Problem]
 
 def _load_key(cls: type, params: dict[str, Any], ctx: Any) -> str:
     p = ctx.resolve_path(params["path"])
-    files = media.list_sequence(p) if p.is_dir() or media.sequence_pattern(str(p)) else [p]
+    files = list_sequence(p) if p.is_dir() or sequence_pattern(str(p)) else [p]
     parts = []
     for f in files:
         try:
@@ -96,12 +105,12 @@ class LoadVideo(Node):
             height: int = 0) -> dict[str, Any]:
         p = ctx.resolve_path(path)
         try:
-            reader = media.open_reader(p, fps, _read_float)
+            reader = open_reader(p, fps, _read_float)
         except MediaError as exc:
             raise ctx.error(str(exc), port="path", fix=exc.fix) from None
         video: Video = FileVideo(reader, source=str(p))
         if reader.audio_stream:
-            fmt = media.first_audio(p)
+            fmt = first_audio(p)
             if fmt is not None:
                 # The sound from the moment frame 0 shows (a stream may start late).
                 start = float(getattr(reader, "start_time", 0.0))
@@ -189,9 +198,9 @@ class FromImages(Node):
 def _target_problem(p: Path, node: str) -> list[Problem]:
     """Unknown format or unwritable place, found before (and again while) running."""
     out = []
-    sequence = media.sequence_pattern(p.name) is not None
+    sequence = sequence_pattern(p.name) is not None
     suffix = p.suffix.lower()
-    if sequence and not media._PATTERN.search(p.name):
+    if sequence and not _PATTERN.search(p.name):
         # A glob names existing files to read; writing needs the number's place.
         out.append(Problem(f"{p.name} is a pattern for reading (* or ?); a saved sequence "
                            "needs a frame number in its name.", node, "path",
@@ -199,7 +208,7 @@ def _target_problem(p: Path, node: str) -> list[Problem]:
     elif sequence and suffix not in SEQUENCE_OUT:
         out.append(Problem(f"image sequences are written as {', '.join(SEQUENCE_OUT)}, "
                            f"not {suffix or 'no extension'}.", node, "path", FORMATS_HELP))
-    elif not sequence and suffix not in media.CONTAINERS:
+    elif not sequence and suffix not in CONTAINERS:
         out.append(Problem(f"unknown video format {suffix or '(no extension)'!r}.", node, "path",
                            FORMATS_HELP))
     folder = p.parent.parent if sequence else p.parent
@@ -211,7 +220,7 @@ def _target_problem(p: Path, node: str) -> list[Problem]:
         out.append(Problem("EXR sequences need the OpenEXR library, which is not installed.",
                            node, "path", EXR_FIX))
     if sequence:
-        stray = media.foreign_files(p.parent, p.name)
+        stray = foreign_files(p.parent, p.name)
         if stray:
             out.append(Problem(f"{p.parent} holds files this sequence would not write "
                                f"({', '.join(stray[:3])}{'...' if len(stray) > 3 else ''}); "
@@ -262,7 +271,7 @@ class SaveVideo(Node):
               Param("quality", Int, 20, "CRF: lower is better and bigger (WebP: 0 lossless)",
                     min=0, max=51),
               Param("preset", Enum, "medium", "H.264 speed: faster presets make bigger files",
-                    choices=media.X264_PRESETS),
+                    choices=X264_PRESETS),
               Param("bits", Enum, "8", "PNG sequence bit depth", choices=("8", "16")),
               Param("sound", Enum, "auto", "auto: the audio input's, else the video's own",
                     choices=("auto", "none")),
@@ -295,13 +304,13 @@ class SaveVideo(Node):
                 track = track.retimed(out_fps / video.fps)
             track = track.fit(len(part) / out_fps)
         try:
-            if media.sequence_pattern(target.name) is not None:
+            if sequence_pattern(target.name) is not None:
                 self._sequence(ctx, part, target, bits, lo)
             else:
                 self._container(ctx, part, target, out_fps, quality, preset, track)
         except MediaError as exc:
             raise ctx.error(str(exc), port="video", fix=exc.fix) from None
-        ctx.record_file(target.parent if media.sequence_pattern(target.name) else target)
+        ctx.record_file(target.parent if sequence_pattern(target.name) else target)
         return {"path": str(target)}
 
     @staticmethod
@@ -320,18 +329,18 @@ class SaveVideo(Node):
     @staticmethod
     def _container(ctx: Any, part: Video, target: Path, fps: float, quality: int,
                    preset: str, track: AudioTrack | None) -> None:
-        fast = isinstance(part, FileVideo) and isinstance(part.reader, media.AVReader)
-        if track is not None and media.CONTAINERS[target.suffix.lower()][1] is None:
+        fast = isinstance(part, FileVideo) and isinstance(part.reader, AVReader)
+        if track is not None and CONTAINERS[target.suffix.lower()][1] is None:
             ctx.report(audio=f"dropped: {target.suffix} files carry no sound")
             track = None
         n = len(part)
         with atomic_path(target) as tmp:
-            writer = media.ContainerWriter(tmp, part.size, fps, quality, preset, track)
+            writer = ContainerWriter(tmp, part.size, fps, quality, preset, track)
             # A file's own frames go to the encoder in FFmpeg's pixel formats (no RGB).
             read: Any = part.av_frame if fast else (  # type: ignore[attr-defined]
                 lambda i: part.frame(i).data)
             try:
-                with closing(media.prefetch(read, n)) as frames:
+                with closing(prefetch(read, n)) as frames:
                     for i, frame in enumerate(frames):
                         ctx.check_cancelled()
                         writer.write(frame)
@@ -343,10 +352,10 @@ class SaveVideo(Node):
 
     @staticmethod
     def _sequence(ctx: Any, part: Video, target: Path, bits: str, first: int) -> None:
-        writer = media.SequenceWriter(target, _frame_writer(target.suffix.lower(), bits))
+        writer = SequenceWriter(target, _frame_writer(target.suffix.lower(), bits))
         n = len(part)
         try:
-            with closing(media.prefetch(lambda k: part.frame(k).data, n)) as frames:
+            with closing(prefetch(lambda k: part.frame(k).data, n)) as frames:
                 for i, data in enumerate(frames):
                     ctx.check_cancelled()
                     writer.write(first + i, data)

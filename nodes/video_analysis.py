@@ -13,10 +13,10 @@ from typing import Any
 
 import numpy as np
 
-from engine import flow as fl
-from engine.errors import Problem
-from engine.node import Input, Node, Output, Param
-from engine.types import Enum, Float, Image, Int, Mask, String, Video
+from fathom.engine.errors import Problem
+from fathom.engine.imaging import flow as fl
+from fathom.engine.node import Input, Node, Output, Param
+from fathom.engine.types import Enum, Float, Image, Int, Mask, String, Video
 
 SEGMENT_KIND = "transformers-segmentation"
 
@@ -185,7 +185,7 @@ class Segment(Node):
 
     @classmethod
     def check(cls, params: dict[str, Any], ctx: Any) -> list[Problem]:
-        from engine.models import ModelError, locate_model
+        from fathom.engine.models import ModelError, locate_model
 
         if not params.get("model") or params.get("backend") == "propagate":
             return []

@@ -16,10 +16,11 @@ from typing import Any
 
 import numpy as np
 
-from engine import videoops as vo
-from engine.errors import GraphInvalid, Problem
-from engine.node import Input, Node, Output, Param
-from engine.types import (
+from fathom.engine.errors import GraphInvalid, Problem
+from fathom.engine.imaging.ops import RESIZE_MODES, resize
+from fathom.engine.media import videoops as vo
+from fathom.engine.node import Input, Node, Output, Param
+from fathom.engine.types import (
     AudioTrack,
     Bool,
     Color,
@@ -32,7 +33,6 @@ from engine.types import (
     String,
     Video,
 )
-from nodes.image import RESIZE_MODES, resize
 
 FITS = ("letterbox", "stretch", "fill")
 
@@ -525,8 +525,8 @@ def _map_problems(cls: type, params: dict[str, Any], ctx: Any) -> list[Problem]:
 
 def _definition_key(cls: type, params: dict[str, Any], ctx: Any) -> str:
     """The subgraph's content: editing the definition must invalidate the mapped video."""
-    from engine.graphfile import subgraph_body
-    from engine.provenance import canonical_json
+    from fathom.engine.graphfile import subgraph_body
+    from fathom.engine.provenance import canonical_json
 
     runner = getattr(ctx, "subgraphs", None)
     d = runner.find(params.get("subgraph") or "") if runner is not None else None

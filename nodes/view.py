@@ -11,10 +11,13 @@ from typing import Any
 
 import numpy as np
 
-from engine import geometry, scene
-from engine.errors import Problem
-from engine.node import Input, Node, Output, Param
-from engine.types import (
+from fathom.engine.errors import Problem
+from fathom.engine.geometry import projection, scene
+from fathom.engine.geometry.meshing import fuse_points, panorama_trimesh, points_mesh
+from fathom.engine.geometry.projection import parse_points
+from fathom.engine.imaging.fill import composite_fill, feather_weights, inpaint
+from fathom.engine.node import Input, Node, Output, Param
+from fathom.engine.types import (
     RGBD,
     Camera,
     CameraPath,
@@ -38,18 +41,6 @@ NO_MODEL = "method 'diffusion' needs an inpainting model, and none is set"
 NO_MODEL_FIX = ("set model to an inpainting model, e.g. stable-diffusion-v1-5/stable-diffusion-"
                 "inpainting, or choose method telea")
 BACKENDS = ("auto", "torch", "opengl")
-
-
-def parse_points(text: str) -> np.ndarray:
-    """'x,y,z; x,y,z; ...' → N×3; the way waypoints are typed into a text field."""
-    rows = [r for r in text.replace("\n", ";").split(";") if r.strip()]
-    try:
-        pts = np.array([[float(v) for v in r.split(",")] for r in rows], np.float64)
-    except ValueError:
-        raise ValueError(f"waypoints must look like '0,0,0; 0,0,1'; got {text!r}") from None
-    if pts.ndim != 2 or pts.shape[1] != 3:
-        raise ValueError(f"each waypoint needs three numbers x,y,z; got {text!r}")
-    return pts
 
 
 class CameraPathNode(Node):
@@ -91,7 +82,7 @@ class CameraPathNode(Node):
         start = base.pose[:3, 3]
         right, down, fwd = base.pose[:3, 0], base.pose[:3, 1], base.pose[:3, 2]
         if kind == "orbit":
-            poses = geometry.orbit_path(target, radius, frames, elevation, degrees, start_deg)
+            poses = projection.orbit_path(target, radius, frames, elevation, degrees, start_deg)
         elif kind == "circle":
             poses = []
             for k in range(frames):
@@ -99,12 +90,12 @@ class CameraPathNode(Node):
                 eye = start + radius * (math.cos(a) * right - math.sin(a) * down)
                 poses.append(_safe_look_at(ctx, eye, target))
         elif kind == "dolly":
-            poses = geometry.line_path(start, start + fwd * distance, frames, direction=fwd)
+            poses = projection.line_path(start, start + fwd * distance, frames, direction=fwd)
         elif kind == "pan":
-            poses = geometry.line_path(start, start + right * distance, frames, direction=fwd)
+            poses = projection.line_path(start, start + right * distance, frames, direction=fwd)
         else:
             try:
-                poses = geometry.walk_path(parse_points(waypoints), frames)
+                poses = projection.walk_path(parse_points(waypoints), frames)
             except ValueError as exc:
                 raise ctx.error(str(exc), port="waypoints",
                                 fix="give two or more distinct points") from None
@@ -115,7 +106,7 @@ class CameraPathNode(Node):
 
 def _safe_look_at(ctx: Any, eye: np.ndarray, target: np.ndarray) -> np.ndarray:
     try:
-        return geometry.look_at(eye, target)
+        return projection.look_at(eye, target)
     except ValueError:
         raise ctx.error("the camera sits on its target", port="target_z",
                         fix="move the target away from the camera") from None
@@ -216,60 +207,13 @@ class RenderView(Node):
             raise ctx.error(str(exc), port="rgbd", fix="insert depth.to_metric") from None
 
 
-def inpaint(image: np.ndarray, mask: np.ndarray, radius: int, method: str) -> np.ndarray:
-    """OpenCV inpainting of ``mask`` > 0.5 in a float [0,1] image (8-bit precision inside the
-    holes only; pixels outside the mask are returned exactly)."""
-    import cv2
-
-    holes = mask > 0.5
-    if not holes.any():
-        return image.copy()
-    rgb = image[..., :3]
-    u8 = (np.clip(rgb, 0, 1) * 255).round().astype(np.uint8)
-    flag = cv2.INPAINT_TELEA if method == "telea" else cv2.INPAINT_NS
-    filled = cv2.inpaint(u8, holes.astype(np.uint8), radius, flag).astype(np.float32) / 255.0
-    if filled.ndim == 2:  # a one-channel image comes back without its channel axis
-        filled = filled[..., None]
-    out = image.copy()
-    out[..., :3] = np.where(holes[..., None], filled, rgb)
-    return out
-
-
-def feather_weights(holes: np.ndarray, feather: int) -> np.ndarray:
-    """How much of a generated fill each pixel takes: 1 from ``feather`` pixels inside a hole
-    on, ramping down towards the hole's border, 0 outside. A soft edge inside the hole, so
-    pixels outside it stay exactly as they were."""
-    if feather <= 0:
-        return holes.astype(np.float32)
-    import cv2
-
-    dist = cv2.distanceTransform(holes.astype(np.uint8), cv2.DIST_L2, 5)
-    return np.clip(dist / float(feather + 1), 0.0, 1.0).astype(np.float32)
-
-
-def composite_fill(image: np.ndarray, fill: np.ndarray, holes: np.ndarray,
-                   weights: np.ndarray, base: np.ndarray | None = None) -> np.ndarray:
-    """``image`` with its hole pixels replaced by ``fill``, blended over ``base`` (a classical
-    fill of the same holes) by ``weights``; every pixel outside the holes is returned exactly."""
-    out = image.copy()
-    rgb = image[..., :3]
-    w = weights[..., None]
-    under = base[..., :3] if base is not None else rgb
-    fill = fill[..., :3]
-    if rgb.shape[-1] == 1 and fill.shape[-1] == 3:  # a grey image takes the fill's grey
-        fill = fill.mean(axis=-1, keepdims=True)
-    inside = under * (1.0 - w) + fill * w
-    out[..., :3] = np.where(holes[..., None], inside, rgb).astype(image.dtype)
-    return out
-
-
 class _DiffusionFill:
     """Fills one image's holes with an inpainting model through generate.inpaint's own loading
     and loop, then composites; video frames call it as they are read."""
 
     def __init__(self, ctx: Any, model: str, prompt: str, steps: int, guidance: float,
                  seed: int, strength: float, feather: int, radius: int) -> None:
-        from nodes.generate import _load
+        from fathom.engine.generation import _load
 
         self.ctx = ctx
         self.comps = _load(ctx, model)
@@ -279,7 +223,7 @@ class _DiffusionFill:
         self.radius = radius
 
     def __call__(self, image: np.ndarray, mask: np.ndarray) -> np.ndarray:
-        from nodes.generate import _image_tensor, _mask_tensor, run_generation
+        from fathom.engine.generation import _image_tensor, _mask_tensor, run_generation
 
         holes = mask > 0.5
         if not holes.any():
@@ -342,7 +286,7 @@ class FillHoles(Node):
             return []
         if not str(params.get("model") or "").strip():
             return [Problem(NO_MODEL, ctx.node_id, "model", NO_MODEL_FIX)]
-        from nodes.generate import _check
+        from fathom.engine.generation import _check
 
         return [p for p in _check(cls, params, ctx) if p.port == "model"]
 
@@ -350,7 +294,7 @@ class FillHoles(Node):
     def cache_extra(cls, params: dict[str, Any], ctx: Any) -> str:
         if params.get("method") != "diffusion":
             return ""
-        from nodes.generate import _fingerprint
+        from fathom.engine.generation import _fingerprint
 
         return _fingerprint(params, ctx)
 
@@ -412,7 +356,7 @@ class FillHoles(Node):
         later, in whichever node reads it, outside its lock, and again on every re-read.
         The filled frames wait on disk (8 bits, as classical fills are inside holes); reading
         one puts its hole pixels over the input frame, so every other pixel stays exact."""
-        from engine.media import FrameStore
+        from fathom.engine.media.framestore import FrameStore
 
         n = len(video)
         store: FrameStore | None = None
@@ -431,41 +375,6 @@ class FillHoles(Node):
             return Image(np.where(holes, store.array(i).astype(np.float32) / 255.0, data))
 
         return Video(n, video.fps, frame, video._size, video.source, video.audio)
-
-
-def fuse_tsdf(views: list[RGBD], voxel: float, trunc_voxels: float, device: str) -> Any:
-    """TSDF integration of posed RGBD views → coloured trimesh (marching cubes)."""
-    import trimesh
-
-    from engine import tsdf
-
-    grid = tsdf.integrate(views, voxel, trunc_voxels, device)
-    verts, faces, cols = tsdf.extract_mesh(grid)
-    vc = np.concatenate([(np.clip(cols, 0, 1) * 255).round(),
-                         np.full((len(cols), 1), 255)], 1).astype(np.uint8)
-    return trimesh.Trimesh(verts, faces, vertex_colors=vc, process=False)
-
-
-def fuse_points(views: list[RGBD], voxel: float) -> PointCloud:
-    """Union of back-projected views, one averaged point per voxel (bounded size)."""
-    pts, cols = [], []
-    for v in views:
-        c = v.camera
-        assert c is not None
-        p = geometry.backproject(v.depth.data, c.fx, c.fy, c.cx, c.cy, c.pose).reshape(-1, 3)
-        ok = np.all(np.isfinite(p), axis=1)
-        pts.append(p[ok])
-        cols.append(v.image.rgb().reshape(-1, 3)[ok])
-    p = np.concatenate(pts)
-    col = np.concatenate(cols)
-    keys = np.floor(p / voxel).astype(np.int64)
-    _, inv, counts = np.unique(keys, axis=0, return_inverse=True, return_counts=True)
-    inv = inv.reshape(-1)
-    out_p = np.zeros((len(counts), 3))
-    out_c = np.zeros((len(counts), 3))
-    np.add.at(out_p, inv, p)
-    np.add.at(out_c, inv, col)
-    return PointCloud(out_p / counts[:, None], out_c / counts[:, None])
 
 
 class Fuse(Node):
@@ -497,6 +406,8 @@ class Fuse(Node):
         vox = voxel or self.auto_voxel(views)
         if method == "tsdf":
             dev = ctx.device.torch_device if ctx.device.kind == "cuda" else "cpu"
+            from fathom.engine.geometry.tsdf import fuse_tsdf  # torch: only when fusing
+
             tm = fuse_tsdf(views, vox, truncation, dev)
             if len(tm.faces) == 0:
                 raise ctx.error("fusion produced an empty surface", port="views",
@@ -514,48 +425,6 @@ class Fuse(Node):
         med = float(np.median(d[np.isfinite(d) & (d > 0)]))
         assert v.camera is not None
         return 1.5 * med / v.camera.fy
-
-
-def points_mesh(pc: PointCloud, size: float) -> Any:
-    """Each fused point as two crossed quads of the voxel's size: visible from any side, and
-    bounded by the voxel count rather than by how many views went in."""
-    import trimesh
-
-    p = pc.points.astype(np.float64)
-    h = size * 0.5
-    offs = np.array([[-h, -h, 0], [h, -h, 0], [h, h, 0], [-h, h, 0],
-                     [0, -h, -h], [0, h, -h], [0, h, h], [0, -h, h]])
-    verts = (p[:, None, :] + offs[None]).reshape(-1, 3)
-    base = np.arange(len(p))[:, None] * 8
-    quad = np.array([[0, 1, 2], [0, 2, 3], [4, 5, 6], [4, 6, 7]])
-    faces = (base[:, None, :] + quad[None]).reshape(-1, 3)
-    colors = pc.colors if pc.colors is not None else np.full((len(p), 3), 0.8)
-    vc = np.repeat((np.clip(colors, 0, 1) * 255).astype(np.uint8), 8, axis=0)
-    vc = np.concatenate([vc, np.full((len(vc), 1), 255, np.uint8)], 1)
-    return trimesh.Trimesh(verts, faces, vertex_colors=vc, process=False)
-
-
-def panorama_trimesh(image: np.ndarray, distance: np.ndarray, step: int, cut: float,
-                     color: str = "texture") -> Any:
-    """The panorama as a trimesh: textured with the full-resolution image (sharp at any grid
-    step) or with one colour per vertex."""
-    import trimesh
-
-    seam = "duplicate" if color == "texture" else "wrap"
-    verts, faces, uv = geometry.panorama_mesh(distance, cut, step, seam)
-    verts = np.nan_to_num(verts)
-    if color == "texture":
-        from PIL import Image as PILImage
-
-        verts, faces, uv = geometry.compact(verts, faces, uv)
-        tex = PILImage.fromarray((np.clip(image[..., :3], 0, 1) * 255).round().astype(np.uint8))
-        visual = trimesh.visual.TextureVisuals(uv=uv, image=tex)
-        return trimesh.Trimesh(verts, faces, visual=visual, process=False)
-    cols = image[::step, ::step, :3].reshape(-1, 3)
-    verts, faces, cols = geometry.compact(verts, faces, cols)
-    vc = np.concatenate([(np.clip(cols, 0, 1) * 255).round(),
-                         np.full((len(cols), 1), 255)], 1).astype(np.uint8)
-    return trimesh.Trimesh(verts, faces, vertex_colors=vc, process=False)
 
 
 class Panorama360(Node):
@@ -613,7 +482,7 @@ class Panorama360(Node):
             a = 2 * math.pi * k / frames
             pos = np.zeros(3) if mode == "turn" else walk_radius * np.array(
                 [math.sin(a), 0.0, -math.cos(a)])
-            poses.append(geometry.yaw_pitch_pose(pos, yaw))
+            poses.append(projection.yaw_pitch_pose(pos, yaw))
         cams = [Camera.from_fov(width, height, fov, p) for p in poses]
         memo = _FrameMemo(lambda i: scene.render(sc, cams[i], backend, dev)[0])  # type: ignore[arg-type]
         video = Video(frames, fps, lambda i: Image(memo(i).image), (width, height), "pano")
@@ -629,7 +498,7 @@ class Panorama360(Node):
         """Faces in a 3×2 grid: front, right, back / left, up, down. Seen from the capture
         point only the thin cracks left by discontinuity cuts are empty; they are inpainted."""
         faces = []
-        for i, pose in enumerate(geometry.cube_poses(np.zeros(3))):
+        for i, pose in enumerate(projection.cube_poses(np.zeros(3))):
             ctx.check_cancelled()
             cam = Camera.from_fov(size, size, 90.0, pose)
             out = scene.render(sc, cam, backend, dev)[0]  # type: ignore[arg-type]

@@ -14,10 +14,10 @@ from pathlib import Path
 def main() -> int:
     multiprocessing.freeze_support()  # batch renders start worker processes from this binary
     if Path(sys.argv[0]).stem.lower() == "fathom":
-        from engine.cli import main as cli_main
+        from fathom.engine.cli import main as cli_main
 
         return cli_main(sys.argv[1:])
-    from app.main import main as app_main
+    from fathom.app.main import main as app_main
 
     return app_main() or 0
 

@@ -10,11 +10,11 @@ from typing import Any
 import numpy as np
 import pytest
 
-from engine.context import NodeContext, RunOptions
-from engine.device import DeviceInfo
-from engine.executor import Executor, RunResult
-from engine.graph import Graph
-from engine.registry import Registry
+from fathom.engine.context import NodeContext, RunOptions
+from fathom.engine.device import DeviceInfo
+from fathom.engine.executor import Executor, RunResult
+from fathom.engine.graph import Graph
+from fathom.engine.registry import Registry
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:

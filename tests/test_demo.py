@@ -18,7 +18,7 @@ DEMO = ROOT / "assets" / "graphs" / "depthfusion_demo.json"
 def test_demo_graph_renders_every_output(tmp_path: Path) -> None:
     out = tmp_path / "demo"
     report = tmp_path / "run.json"
-    proc = subprocess.run([sys.executable, "-m", "engine.cli", "render", str(DEMO), "--out",
+    proc = subprocess.run([sys.executable, "-m", "fathom.engine.cli", "render", str(DEMO), "--out",
                            str(out), "--report", str(report), "--device", "cpu"],
                           capture_output=True, text=True, cwd=ROOT, timeout=600)
     assert proc.returncode == 0, proc.stderr[-3000:]
@@ -40,7 +40,7 @@ def test_demo_graph_renders_every_output(tmp_path: Path) -> None:
     cube = np.asarray(Image.open(out / "cube_map.png"))
     assert cube.shape == (512, 768, 3) and cube.std() > 20
     # Saved PNGs carry the graph that made them.
-    from engine.graphfile import load
+    from fathom.engine.graphfile import load
 
     g = load(out / "view_000.png")
     assert "pano" in g.nodes and g.nodes["pano"].type == "view.panorama360"
@@ -48,7 +48,7 @@ def test_demo_graph_renders_every_output(tmp_path: Path) -> None:
 
 def test_depth_tools_graph_renders_from_the_command_line(tmp_path: Path) -> None:
     graph = ROOT / "assets" / "graphs" / "depth_tools.json"
-    proc = subprocess.run([sys.executable, "-m", "engine.cli", "render", str(graph), "--out",
+    proc = subprocess.run([sys.executable, "-m", "fathom.engine.cli", "render", str(graph), "--out",
                            str(tmp_path), "--device", "cpu", "--quiet"],
                           capture_output=True, text=True, cwd=ROOT, timeout=600)
     assert proc.returncode == 0, proc.stderr[-3000:]
@@ -71,7 +71,7 @@ def test_video_edit_demo_renders_with_sound_and_a_frame_range(tmp_path: Path) ->
     import av
 
     graph = ROOT / "assets" / "graphs" / "video_edit_demo.json"
-    proc = subprocess.run([sys.executable, "-m", "engine.cli", "render", str(graph), "--out",
+    proc = subprocess.run([sys.executable, "-m", "fathom.engine.cli", "render", str(graph), "--out",
                            str(tmp_path), "--device", "cpu", "--quiet"],
                           capture_output=True, text=True, cwd=ROOT, timeout=600)
     assert proc.returncode == 0, proc.stderr[-3000:]
@@ -101,7 +101,7 @@ def test_video_edit_demo_renders_with_sound_and_a_frame_range(tmp_path: Path) ->
         assert gif.n_frames == 68 and gif.size == (128, 96)
 
     ranged = tmp_path / "ranged"
-    proc = subprocess.run([sys.executable, "-m", "engine.cli", "render", str(graph), "--out",
+    proc = subprocess.run([sys.executable, "-m", "fathom.engine.cli", "render", str(graph), "--out",
                            str(ranged), "--device", "cpu", "--quiet", "--frames", "10-29"],
                           capture_output=True, text=True, cwd=ROOT, timeout=600)
     assert proc.returncode == 0, proc.stderr[-3000:]

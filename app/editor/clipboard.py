@@ -10,10 +10,10 @@ from __future__ import annotations
 import copy
 from typing import Any
 
-from app.commands import AddNodes
-from app.document import Document
-from engine.graph import Edge, Graph
-from engine.graphfile import dumps, loads, to_document
+from fathom.app.commands import AddNodes
+from fathom.app.document import Document
+from fathom.engine.graph import Edge, Graph
+from fathom.engine.graphfile import dumps, loads, to_document
 
 
 def selection_text(doc: Document, node_ids: list[str]) -> str:

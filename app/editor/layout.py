@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 
-from engine.graph import Graph
+from fathom.engine.graph import Graph
 
 COLUMN_W = 250.0
 ROW_GAP = 30.0

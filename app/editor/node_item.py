@@ -12,10 +12,10 @@ from PySide6.QtCore import QPointF, QRectF, Qt
 from PySide6.QtGui import QBrush, QColor, QFont, QFontMetricsF, QPainter, QPainterPath, QPen
 from PySide6.QtWidgets import QGraphicsItem, QStyleOptionGraphicsItem, QWidget
 
-from engine.types import ALL_TYPES
+from fathom.engine.types import ALL_TYPES
 
 if TYPE_CHECKING:
-    from app.editor.wire_item import EdgeItem
+    from fathom.app.editor.wire_item import EdgeItem
 
 NODE_W = 190.0
 HEADER_H = 26.0

@@ -12,8 +12,8 @@ from PySide6.QtCore import QEvent, QObject, QPoint, Qt, Signal
 from PySide6.QtGui import QKeyEvent
 from PySide6.QtWidgets import QFrame, QLabel, QLineEdit, QListWidget, QListWidgetItem, QVBoxLayout
 
-from engine.node import Node
-from engine.types import can_connect
+from fathom.engine.node import Node
+from fathom.engine.types import can_connect
 
 
 def _accepts(cls: type[Node], src_type: str) -> bool:

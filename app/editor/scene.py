@@ -20,16 +20,16 @@ from PySide6.QtWidgets import (
     QGraphicsSimpleTextItem,
 )
 
-from app.commands import Connect, Move, RemoveItems, SetEntry
-from app.document import ENTRY_KINDS, Document
-from app.editor.comment_item import CommentItem
-from app.editor.frame_item import TITLE_H, FrameItem
-from app.editor.layout import layered_layout
-from app.editor.node_item import FOOT_H, HEADER_H, ROW_H, NodeItem, PortItem, port_color
-from app.editor.reroute_item import RerouteItem
-from app.editor.wire_item import DragWire, EdgeItem
-from app.editor.wiring import connection_problem
-from engine.graph import Edge
+from fathom.app.commands import Connect, Move, RemoveItems, SetEntry
+from fathom.app.document import ENTRY_KINDS, Document
+from fathom.app.editor.comment_item import CommentItem
+from fathom.app.editor.frame_item import TITLE_H, FrameItem
+from fathom.app.editor.layout import layered_layout
+from fathom.app.editor.node_item import FOOT_H, HEADER_H, ROW_H, NodeItem, PortItem, port_color
+from fathom.app.editor.reroute_item import RerouteItem
+from fathom.app.editor.wire_item import DragWire, EdgeItem
+from fathom.app.editor.wiring import connection_problem
+from fathom.engine.graph import Edge
 
 
 class GraphScene(QGraphicsScene):

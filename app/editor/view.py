@@ -23,7 +23,7 @@ from PySide6.QtGui import (
 )
 from PySide6.QtWidgets import QGraphicsView, QWidget
 
-from app.editor.scene import GraphScene
+from fathom.app.editor.scene import GraphScene
 
 MIN_ZOOM, MAX_ZOOM = 0.08, 3.0
 GRID = 25.0

@@ -11,8 +11,8 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from app.editor.node_item import PortItem, port_color
-from engine.graph import Edge
+from fathom.app.editor.node_item import PortItem, port_color
+from fathom.engine.graph import Edge
 
 
 def wire_path(start: QPointF, end: QPointF, points: list[QPointF] = ()) -> QPainterPath:

@@ -6,9 +6,9 @@ Uses the engine's own rule (``engine.types.can_connect``) so the editor never al
 
 from __future__ import annotations
 
-from app.document import Document
-from engine.registry import Registry
-from engine.types import CONVERSIONS, can_connect
+from fathom.app.document import Document
+from fathom.engine.registry import Registry
+from fathom.engine.types import CONVERSIONS, can_connect
 
 
 def converter_hint(registry: Registry, src_type: str, dst_type: str) -> str:

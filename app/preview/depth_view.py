@@ -14,9 +14,9 @@ from PySide6.QtCore import QPointF, QRectF, Signal
 from PySide6.QtGui import QColor, QMouseEvent, QPainter, QPaintEvent, QPen
 from PySide6.QtWidgets import QComboBox, QHBoxLayout, QLabel, QVBoxLayout, QWidget
 
-from app.preview.image_view import ImageView, tool_button
-from engine import depthmath
-from engine.types import Depth
+from fathom.app.preview.image_view import ImageView, tool_button
+from fathom.engine.imaging import depthmath
+from fathom.engine.types import Depth
 
 SLIDER_STEPS = 1000
 

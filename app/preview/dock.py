@@ -13,11 +13,11 @@ import numpy as np
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QDockWidget, QLabel, QPlainTextEdit, QStackedWidget, QWidget
 
-from app.preview.depth_view import DepthPanel
-from app.preview.image_view import ImagePanel
-from app.preview.mesh_view import MeshPanel
-from app.preview.video_player import VideoPlayer
-from engine.types import (
+from fathom.app.preview.depth_view import DepthPanel
+from fathom.app.preview.image_view import ImagePanel
+from fathom.app.preview.mesh_view import MeshPanel
+from fathom.app.preview.video_player import VideoPlayer
+from fathom.engine.types import (
     RGBD,
     Camera,
     CameraPath,

@@ -11,8 +11,6 @@ from __future__ import annotations
 
 import math
 import os
-from dataclasses import dataclass, replace
-from functools import lru_cache
 from typing import Any
 
 import numpy as np
@@ -30,16 +28,16 @@ from PySide6.QtGui import (
 )
 from PySide6.QtWidgets import QHBoxLayout, QLabel, QSpinBox, QVBoxLayout, QWidget
 
-from app.preview.image_view import to_qimage, tool_button
-from app.preview.worker import BackgroundRenderer
-from engine import geometry
-from engine.scene import RenderScene, render_torch, scene_from_mesh, scene_from_pointcloud
-from engine.types import RGBD, Camera, Mesh, PointCloud
-
-BACKGROUND = (0.125, 0.125, 0.125)
-MAX_POINTS = 400_000
-MAX_EDGES = 400_000
-
+from fathom.app.preview.image_view import to_qimage, tool_button
+from fathom.app.preview.worker import BackgroundRenderer
+from fathom.engine.geometry.viewing import (
+    BACKGROUND,
+    OrbitCamera,
+    PreviewGeometry,
+    geometry_from_value,
+    render_geometry,
+)
+from fathom.engine.types import RGBD, Mesh, PointCloud
 
 # --------------------------------------------------------------------------------------------
 # Backend choice
@@ -62,220 +60,16 @@ def gl_available() -> bool:
     return True
 
 
-@lru_cache(maxsize=1)
-def render_device() -> str:
-    """The torch device previews render on: a GPU when there is one, else the CPU."""
-    import torch
-
-    return "cuda" if torch.cuda.is_available() else "cpu"
-
-
 # --------------------------------------------------------------------------------------------
 # What is shown: port values → one renderable form
-
-
-@dataclass
-class PreviewGeometry:
-    """A value made renderable: the engine scene (texture kept) for the software path, one colour
-    per vertex for OpenGL, normals for shading when colours are off, and its bounds."""
-
-    scene: RenderScene
-    vertex_colors: np.ndarray  # V×3 in [0, 1]
-    normals: np.ndarray | None
-    has_colors: bool
-    center: np.ndarray
-    radius: float
-    summary: str
-    _edges: np.ndarray | None = None
-
-    @property
-    def is_points(self) -> bool:
-        return self.scene.faces is None
-
-    def edges(self) -> np.ndarray:
-        """Unique undirected edges (E×2), subsampled past MAX_EDGES to keep wireframes fast."""
-        if self._edges is None:
-            f = np.asarray(self.scene.faces)
-            pairs = np.sort(f[:, [0, 1, 1, 2, 2, 0]].reshape(-1, 2), axis=1).astype(np.int64)
-            n = int(pairs.max()) + 1 if len(pairs) else 1
-            keys = np.unique(pairs[:, 0] * n + pairs[:, 1])
-            if len(keys) > MAX_EDGES:
-                keys = np.random.default_rng(0).choice(keys, MAX_EDGES, replace=False)
-            self._edges = np.stack([keys // n, keys % n], axis=1)
-        return self._edges
-
-
-def _bounds(points: np.ndarray) -> tuple[np.ndarray, float]:
-    lo, hi = np.nanmin(points, 0), np.nanmax(points, 0)
-    center = (lo + hi) / 2
-    return center.astype(np.float64), max(float(np.linalg.norm(hi - lo)) / 2, 1e-6)
-
-
-def _texture_at_vertices(scene: RenderScene) -> np.ndarray:
-    """Nearest texel per vertex: OpenGL items here take vertex colours, not textures."""
-    assert scene.texture is not None and scene.uv is not None
-    th, tw = scene.texture.shape[:2]
-    u = np.clip((scene.uv[:, 0] * tw).astype(np.int64), 0, tw - 1)
-    v = np.clip(((1.0 - scene.uv[:, 1]) * th).astype(np.int64), 0, th - 1)
-    return scene.texture[v, u, :3].astype(np.float32)
-
-
-def geometry_from_value(value: Any, max_points: int = MAX_POINTS) -> PreviewGeometry:
-    """Mesh, PointCloud or RGBD (shown as its point cloud) → PreviewGeometry."""
-    if isinstance(value, Mesh):
-        tm = value.mesh
-        if len(tm.faces) == 0:
-            raise ValueError("the mesh has no faces")
-        sc = scene_from_mesh(value)
-        has_colors = getattr(tm.visual, "kind", None) is not None
-        cols = _texture_at_vertices(sc) if sc.texture is not None else np.asarray(sc.colors)
-        normals = np.asarray(tm.vertex_normals, np.float32)
-        center, radius = _bounds(np.asarray(sc.vertices))
-        summary = f"mesh: {len(tm.vertices):,} vertices, {len(tm.faces):,} faces"
-        return PreviewGeometry(sc, cols, normals, has_colors, center, radius, summary)
-    if isinstance(value, RGBD):
-        d = value.depth
-        cam = value.camera or Camera.from_fov(d.width, d.height, 60.0)
-        pts = geometry.backproject(d.data, cam.fx, cam.fy, cam.cx, cam.cy, cam.pose)
-        pts = pts.reshape(-1, 3)
-        ok = np.all(np.isfinite(pts), axis=1) & d.valid().reshape(-1)
-        note = "" if d.kind == "metric" else " (relative depth shown as distance)"
-        pc = PointCloud(pts[ok], value.image.rgb().reshape(-1, 3)[ok])
-        geom = geometry_from_value(pc, max_points)
-        geom.summary = f"RGBD {d.width}×{d.height} as points: {len(pc):,}{note}"
-        return geom
-    if isinstance(value, PointCloud):
-        if len(value) == 0:
-            raise ValueError("the point cloud is empty")
-        stride = max(1, math.ceil(len(value) / max_points))
-        pts = value.points[::stride]
-        cols = value.colors[::stride] if value.colors is not None else None
-        sc = scene_from_pointcloud(PointCloud(pts, cols), radius=1)
-        center, radius = _bounds(pts)
-        shown = f" (every {stride}th shown)" if stride > 1 else ""
-        summary = f"point cloud: {len(value):,} points{shown}"
-        return PreviewGeometry(sc, np.asarray(sc.colors), None, cols is not None, center,
-                               radius, summary)
-    raise TypeError(f"cannot show a {type(value).__name__} as 3D")
 
 
 # --------------------------------------------------------------------------------------------
 # Software rendering (shared with the 360° viewer)
 
 
-def cull_faces(scene: RenderScene, camera: Camera, near: float = 1e-3) -> RenderScene:
-    """Keep only triangles in front of the camera whose screen bounds touch the image: the
-    rasterizer's cost grows with the triangles it is given, and a 360° scene is mostly outside
-    any one view."""
-    if scene.faces is None or len(scene.faces) == 0:
-        return scene
-    w2c = geometry.invert_pose(camera.pose).astype(np.float32)
-    v = np.asarray(scene.vertices, np.float32) @ w2c[:3, :3].T + w2c[:3, 3]
-    z = v[:, 2]
-    front = z > near
-    zs = np.where(front, z, 1.0)
-    sx = camera.fx * v[:, 0] / zs + camera.cx
-    sy = camera.fy * v[:, 1] / zs + camera.cy
-    f = np.asarray(scene.faces)
-    fx, fy = sx[f], sy[f]
-    keep = front[f].all(1)
-    keep &= (fx.max(1) >= 0) & (fx.min(1) <= camera.width)
-    keep &= (fy.max(1) >= 0) & (fy.min(1) <= camera.height)
-    return replace(scene, faces=f[keep])
-
-
-def headlight(normals: np.ndarray, camera: Camera) -> np.ndarray:
-    """Gray shading lit from the camera (two-sided), so uncoloured shapes read as 3D."""
-    fwd = camera.pose[:3, 2].astype(np.float32)
-    lam = np.abs(normals @ fwd)
-    g = 0.2 + 0.7 * np.nan_to_num(lam)
-    return np.repeat(g[:, None], 3, axis=1).astype(np.float32)
-
-
-def draw_wireframe(image: np.ndarray, zbuf: np.ndarray, vertices: np.ndarray,
-                   edges: np.ndarray, camera: Camera,
-                   color: tuple[float, float, float] = (0.95, 0.95, 0.95)) -> None:
-    """Draw edges into ``image`` in place, hidden where the rendered surface is in front
-    (samples are depth-tested against ``zbuf`` with perspective-correct depth)."""
-    if not len(edges):
-        return
-    w2c = geometry.invert_pose(camera.pose).astype(np.float32)
-    v = np.asarray(vertices, np.float32) @ w2c[:3, :3].T + w2c[:3, 3]
-    z = v[:, 2]
-    e = edges[(z[edges] > 1e-3).all(1)]
-    if not len(e):
-        return
-    uv = np.stack([camera.fx * v[:, 0] / np.maximum(z, 1e-3) + camera.cx,
-                   camera.fy * v[:, 1] / np.maximum(z, 1e-3) + camera.cy], 1)
-    a, b = uv[e[:, 0]], uv[e[:, 1]]
-    h, w = zbuf.shape
-    on_screen = (np.maximum(a[:, 0], b[:, 0]) >= 0) & (np.minimum(a[:, 0], b[:, 0]) < w) & \
-        (np.maximum(a[:, 1], b[:, 1]) >= 0) & (np.minimum(a[:, 1], b[:, 1]) < h)
-    e, a, b = e[on_screen], a[on_screen], b[on_screen]
-    n = np.clip(np.ceil(np.abs(b - a).max(1)), 1, 512).astype(np.int64) + 1
-    start = np.concatenate([[0], np.cumsum(n)[:-1]])
-    idx = np.repeat(np.arange(len(e)), n)
-    t = ((np.arange(int(n.sum())) - start[idx]) / (n[idx] - 1)).astype(np.float32)
-    p = a[idx] + (b - a)[idx] * t[:, None]
-    iz = (1 - t) / z[e[idx, 0]] + t / z[e[idx, 1]]
-    xi, yi = np.floor(p[:, 0]).astype(np.int64), np.floor(p[:, 1]).astype(np.int64)
-    inside = (xi >= 0) & (xi < w) & (yi >= 0) & (yi < h)
-    xi, yi, depth = xi[inside], yi[inside], 1.0 / iz[inside]
-    visible = depth <= zbuf[yi, xi] * 1.01 + 1e-4
-    image[yi[visible], xi[visible]] = color
-
-
-def render_geometry(geom: PreviewGeometry, camera: Camera, colors_on: bool = True,
-                    wireframe: bool = False, point_radius: int = 1) -> np.ndarray:
-    """H×W×3 software render of ``geom``, as the mesh viewer's fallback shows it."""
-    sc = replace(geom.scene, point_radius=point_radius)
-    if not (colors_on and geom.has_colors):
-        n = len(sc.vertices)
-        cols = headlight(geom.normals, camera) if geom.normals is not None else \
-            np.full((n, 3), 0.8, np.float32)
-        sc = replace(sc, colors=cols, texture=None, uv=None)
-    out = render_torch(cull_faces(sc, camera), camera, render_device(), BACKGROUND)
-    image = out.image
-    if wireframe and not geom.is_points:
-        image = image.copy()
-        draw_wireframe(image, out.depth, sc.vertices, geom.edges(), camera)
-    return image
-
-
 # --------------------------------------------------------------------------------------------
 # Orbit camera + software view
-
-
-@dataclass
-class OrbitCamera:
-    """Turntable camera around a target: azimuth about world up (-y), elevation above it."""
-
-    target: np.ndarray
-    distance: float
-    azimuth: float = 0.0
-    elevation: float = 0.0
-    fov: float = 50.0
-
-    def pose(self) -> np.ndarray:
-        az, el = math.radians(self.azimuth), math.radians(self.elevation)
-        fwd = np.array([math.cos(el) * math.sin(az), math.sin(el), math.cos(el) * math.cos(az)])
-        return geometry.look_at(self.target - self.distance * fwd, self.target)
-
-    def camera(self, width: int, height: int) -> Camera:
-        return Camera.from_fov(width, height, self.fov, self.pose())
-
-    def orbit(self, d_azimuth: float, d_elevation: float) -> None:
-        self.azimuth = (self.azimuth + d_azimuth) % 360.0
-        self.elevation = float(np.clip(self.elevation + d_elevation, -89.0, 89.0))
-
-    def pan(self, dx: float, dy: float, view_height: int) -> None:
-        """Move the target so the scene follows a drag of (dx, dy) screen pixels."""
-        pose = self.pose()
-        per_px = 2 * self.distance * math.tan(math.radians(self.fov) / 2) / max(1, view_height)
-        self.target = self.target - (pose[:3, 0] * dx + pose[:3, 1] * dy) * per_px
-
-    def zoom(self, factor: float) -> None:
-        self.distance = max(1e-6, self.distance * factor)
 
 
 class SoftwareMeshView(QWidget):
@@ -569,7 +363,7 @@ class MeshPanel(QWidget):
             self.view.request_render(preview=False)
 
     def open_in_360(self) -> None:
-        from app.viewer360 import Viewer360
+        from fathom.app.viewer360 import Viewer360
 
         if isinstance(self._value, Mesh):
             Viewer360.open_window(mesh=self._value, parent=self.window())

@@ -17,9 +17,9 @@ from PySide6.QtCore import Qt, QTimer
 from PySide6.QtGui import QKeyEvent
 from PySide6.QtWidgets import QHBoxLayout, QLabel, QSlider, QVBoxLayout, QWidget
 
-from app.preview.image_view import ImageView, tool_button
-from app.preview.worker import BackgroundRenderer
-from engine.types import Video
+from fathom.app.preview.image_view import ImageView, tool_button
+from fathom.app.preview.worker import BackgroundRenderer
+from fathom.engine.types import Video
 
 CACHED_FRAMES = 16
 

@@ -4,7 +4,7 @@ Ray is an optional extra (``pip install "fathom-studio[cluster]"``); nothing her
 a cluster batch starts. ``fathom render GRAPH --batch ROWS --cluster ...`` is the entry point.
 """
 
-from engine.distributed.cluster import ClusterUnavailable, connect
-from engine.distributed.scheduler import run_batch_ray
+from fathom.engine.distributed.cluster import ClusterUnavailable, connect
+from fathom.engine.distributed.scheduler import run_batch_ray
 
 __all__ = ["ClusterUnavailable", "connect", "run_batch_ray"]

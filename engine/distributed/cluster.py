@@ -9,7 +9,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from engine.errors import FathomError
+from fathom.engine.errors import FathomError
 
 CLUSTER_CHOICES = "auto|local|ray://HOST:PORT"
 # Ray otherwise binds a local instance to this machine's network address; a local instance has

@@ -13,11 +13,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from engine.batch import ProgressFn, Row, row_job, write_manifest
-from engine.distributed.cluster import PoolPlan, plan_pool
-from engine.distributed.worker import PROBE_NAME, RowWorker
-from engine.fileio import atomic_write_bytes, atomic_write_text
-from engine.render import RenderJob
+from fathom.engine.batch import ProgressFn, Row, row_job, write_manifest
+from fathom.engine.distributed.cluster import PoolPlan, plan_pool
+from fathom.engine.distributed.worker import PROBE_NAME, RowWorker
+from fathom.engine.fileio import atomic_write_bytes, atomic_write_text
+from fathom.engine.render import RenderJob
 
 STAGING_PREFIX = ".fathom-staging-"
 LogFn = Callable[[str], None]

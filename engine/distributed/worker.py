@@ -19,8 +19,8 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from engine.batch import _worker_executor, run_row
-from engine.render import RenderJob, write_report
+from fathom.engine.batch import _worker_executor, run_row
+from fathom.engine.render import RenderJob, write_report
 
 PROBE_NAME = ".probe"
 

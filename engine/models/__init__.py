@@ -6,8 +6,14 @@ folders) and pulls from the hub; ``manager`` shares loaded models under a memory
 recognises out-of-memory errors.
 """
 
-from engine.models.locate import ModelError, list_models, locate_model, model_folders, pull_model
-from engine.models.manager import ModelManager
+from fathom.engine.models.locate import (
+           ModelError,
+           list_models,
+           locate_model,
+           model_folders,
+           pull_model,
+)
+from fathom.engine.models.manager import ModelManager
 
 __all__ = ["ModelError", "ModelManager", "list_models", "locate_model", "model_folders",
            "pull_model"]

@@ -22,8 +22,8 @@ import os
 from pathlib import Path
 from typing import Any
 
-from engine.models.locate import TINY_VAE_FOLDERS, ModelError, locate_model, weights_variant
-from engine.models.memory import choose_offload, free_device_memory, module_nbytes
+from fathom.engine.models.locate import TINY_VAE_FOLDERS, ModelError, locate_model, weights_variant
+from fathom.engine.models.memory import choose_offload, free_device_memory, module_nbytes
 
 log = logging.getLogger("fathom.models")
 
@@ -163,7 +163,7 @@ def _from_single_file(path: Path, dtype: Any) -> dict[str, Any]:
 
 def load_components(path: Path, device: str, dtype: str, offload: str = "auto") -> Any:
     """Load a model folder or single file as :class:`engine.accel.loop.Components`."""
-    from engine.accel.loop import Components
+    from fathom.engine.diffusion.components import Components
 
     tdtype = _torch_dtype(dtype)
     parts = _from_single_file(path, tdtype) if path.is_file() else _from_folder(path, tdtype)

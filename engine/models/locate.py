@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from engine.errors import FathomError
+from fathom.engine.errors import FathomError
 
 PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".ckpt", ".pkl")
 #: Everything but pickle weights and other frameworks' files: what ``pull_model`` fetches.

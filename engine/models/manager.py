@@ -17,13 +17,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from engine.models.locate import (
-    PICKLE_SUFFIXES,
-    ModelError,
-    locate_model,
-    safetensors_files,
-)
-from engine.models.memory import (
+from fathom.engine.models.locate import PICKLE_SUFFIXES, ModelError, locate_model, safetensors_files
+from fathom.engine.models.memory import (
     default_budget,
     free_device_memory,
     module_nbytes,

@@ -65,7 +65,7 @@ def default_budget(device: str) -> int:
     env = os.environ.get("FATHOM_MODEL_MEMORY")
     if env:
         return parse_bytes(env)
-    from engine.models.locate import read_settings
+    from fathom.engine.models.locate import read_settings
 
     setting = read_settings().get("model_memory_gb")
     if setting:

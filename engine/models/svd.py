@@ -14,9 +14,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from engine.models.diffusion import ALLOWED_LIBRARIES, OFFLOAD_MODES, diffusers_dtype
-from engine.models.locate import ModelError, weights_variant
-from engine.models.memory import choose_offload, free_device_memory, is_oom, module_nbytes
+from fathom.engine.models.diffusion import ALLOWED_LIBRARIES, OFFLOAD_MODES, diffusers_dtype
+from fathom.engine.models.locate import ModelError, weights_variant
+from fathom.engine.models.memory import choose_offload, free_device_memory, is_oom, module_nbytes
 
 KIND = "diffusers-svd"
 PIPELINE = "StableVideoDiffusionPipeline"

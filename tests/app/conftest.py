@@ -17,9 +17,9 @@ from typing import Any  # noqa: E402
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 
-from engine.node import Input, Node, Output, Param  # noqa: E402
-from engine.registry import Registry  # noqa: E402
-from engine.types import Float, Image, Int  # noqa: E402
+from fathom.engine.node import Input, Node, Output, Param  # noqa: E402
+from fathom.engine.registry import Registry  # noqa: E402
+from fathom.engine.types import Float, Image, Int  # noqa: E402
 
 
 class Slow(Node):
@@ -85,7 +85,7 @@ def test_registry() -> Registry:
 
 @pytest.fixture
 def settings(tmp_path: Path) -> Any:
-    from app.settings import Settings
+    from fathom.app.settings import Settings
 
     s = Settings(tmp_path / "settings.ini")
     s.recovery_dir = str(tmp_path / "recovery")
@@ -95,7 +95,7 @@ def settings(tmp_path: Path) -> Any:
 
 
 def make_window(qtbot: Any, registry: Registry, settings: Any) -> Any:
-    from app.main_window import MainWindow
+    from fathom.app.main_window import MainWindow
 
     w = MainWindow(registry=registry, settings=settings)
     w.files.ask_unsaved = lambda: "discard"
@@ -120,7 +120,7 @@ def add(window: Any) -> Any:
     """add(type_id, x, y, **params) -> node id, through the same path the palette uses."""
 
     def _add(type_id: str, x: float = 0.0, y: float = 0.0, **params: Any) -> str:
-        from app.commands import SetParam
+        from fathom.app.commands import SetParam
 
         nid = window.add_node(type_id, (x, y))
         for name, value in params.items():

@@ -84,7 +84,7 @@ def test_ui_built_graph_renders_like_the_command_line(qtbot: Any, window: Any, t
     assert s.nodes[save].status == "done"
 
     cli_out = tmp_path / "cli_out"
-    proc = subprocess.run([sys.executable, "-m", "engine.cli", "render", str(graph_file),
+    proc = subprocess.run([sys.executable, "-m", "fathom.engine.cli", "render", str(graph_file),
                            "--out", str(cli_out), "--device", "cpu", "--quiet"],
                           capture_output=True, text=True, cwd=ROOT, timeout=120)
     assert proc.returncode == 0, proc.stderr

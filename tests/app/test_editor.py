@@ -9,9 +9,9 @@ from PySide6.QtGui import QColor
 from PySide6.QtTest import QTest
 from PySide6.QtWidgets import QApplication
 
-from app.editor.node_item import port_color
-from app.editor.palette import search_nodes
-from engine.types import Depth, Image
+from fathom.app.editor.node_item import port_color
+from fathom.app.editor.palette import search_nodes
+from fathom.engine.types import Depth, Image
 
 
 def vp_point(window: Any, scene_pos: QPointF) -> QPoint:
@@ -113,7 +113,7 @@ def test_tab_and_double_click_open_the_palette(qtbot: Any, window: Any) -> None:
 def test_copy_paste_between_windows_as_graph_json(qtbot: Any, window: Any, add: Any,
                                                   wire: Any, test_registry: Any,
                                                   settings: Any) -> None:
-    from app.main_window import MainWindow
+    from fathom.app.main_window import MainWindow
 
     a = add("image.constant", 0, 0, width=5, height=6)
     inv = add("image.invert", 250, 0)
@@ -185,7 +185,7 @@ def test_double_click_on_a_wire_adds_a_reroute(qtbot: Any, window: Any, add: Any
 
 
 def _move_reroute(window: Any, entry: dict, pos: tuple[float, float]) -> Any:
-    from app.commands import Move
+    from fathom.app.commands import Move
 
     moved = dict(entry, pos=list(pos))
     return Move(window.doc, {}, [("reroutes", entry, moved)])

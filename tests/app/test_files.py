@@ -16,9 +16,9 @@ from PIL.PngImagePlugin import PngInfo
 from PySide6.QtCore import QMimeData, QPoint, QPointF, Qt, QUrl
 from PySide6.QtGui import QDropEvent
 
-from app.commands import SetParam
-from app.files import examples
-from engine.graphfile import load
+from fathom.app.commands import SetParam
+from fathom.app.files import examples
+from fathom.engine.graphfile import load
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -38,7 +38,7 @@ def build(window: Any, add: Any, wire: Any) -> dict[str, str]:
 
 def test_save_load_round_trip(qtbot: Any, window: Any, add: Any, wire: Any, tmp_path: Path,
                               test_registry: Any, settings: Any) -> None:
-    from app.main_window import MainWindow
+    from fathom.app.main_window import MainWindow
 
     build(window, add, wire)
     path = tmp_path / "g.json"
@@ -90,9 +90,9 @@ CRASHING_SESSION = textwrap.dedent("""
     import os, sys
     os.environ["QT_QPA_PLATFORM"] = "offscreen"
     from PySide6.QtWidgets import QApplication
-    from app.main_window import MainWindow
-    from app.settings import Settings
-    from app.commands import SetParam
+    from fathom.app.main_window import MainWindow
+    from fathom.app.settings import Settings
+    from fathom.app.commands import SetParam
     app = QApplication([])
     w = MainWindow(settings=Settings(sys.argv[1]))
     nid = w.add_node("image.constant", (10.0, 20.0))
@@ -104,7 +104,7 @@ CRASHING_SESSION = textwrap.dedent("""
 
 def test_recovery_after_a_crash(qtbot: Any, tmp_path: Path, test_registry: Any,
                                 settings: Any) -> None:
-    from app.main_window import MainWindow
+    from fathom.app.main_window import MainWindow
 
     proc = subprocess.run([sys.executable, "-c", CRASHING_SESSION, str(tmp_path /
                                                                       "settings.ini")],

@@ -23,7 +23,7 @@ NO_QT = textwrap.dedent("""
             return None
 
     sys.meta_path.insert(0, BlockQt())
-    import engine, nodes
+    from fathom import engine, nodes
 
     failed, count = [], 0
     for pkg in (engine, nodes):
@@ -33,7 +33,7 @@ NO_QT = textwrap.dedent("""
                 importlib.import_module(info.name)
             except Exception as exc:
                 failed.append(f"{info.name}: {type(exc).__name__}: {exc}")
-    from engine.cli import main
+    from fathom.engine.cli import main
     out = io.StringIO()
     with redirect_stdout(out):
         rc = main(["nodes"])
@@ -59,8 +59,8 @@ def test_engine_and_nodes_import_and_list_without_qt() -> None:
 
 
 def test_the_command_line_never_imports_the_app() -> None:
-    code = ("import sys; from engine.cli import main; main(['nodes', '--json']); "
-            "print('APP' if any(m == 'app' or m.startswith('app.') for m in sys.modules) "
+    code = ("import sys; from fathom.engine.cli import main; main(['nodes', '--json']); "
+            "print('APP' if any(m == 'fathom.app' or m.startswith('fathom.app.') for m in sys.modules) "
             "else 'NOAPP', file=sys.stderr)")
     proc = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True,
                           text=True, timeout=120)

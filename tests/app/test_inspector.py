@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 import trimesh
 
-from app.param_widgets import (
+from fathom.app.param_widgets import (
     BoolWidget,
     ChoiceWidget,
     ColorWidget,
@@ -18,8 +18,8 @@ from app.param_widgets import (
     TextWidget,
     make_widget,
 )
-from engine.node import Param
-from engine.types import Enum, Float, Int, Mesh, Seed, String
+from fathom.engine.node import Param
+from fathom.engine.types import Enum, Float, Int, Mesh, Seed, String
 
 
 def test_widgets_follow_the_declared_specs(window: Any, add: Any) -> None:
@@ -85,7 +85,7 @@ def test_path_picker_stores_paths_relative_to_the_graph(window: Any, add: Any,
     window.doc.set_path(tmp_path / "g.json")
     nid = add("image.load", 0, 0)
     window.scene.select_nodes([nid])
-    from app.document import relative_to
+    from fathom.app.document import relative_to
 
     window.inspector.pick_path = lambda spec: relative_to(str(tmp_path / "media" / "a.png"),
                                                           window.doc.base_dir)
@@ -156,7 +156,7 @@ class _FakeViewer:
 
 
 def test_open_in_360_picks_what_to_show(qtbot: Any, window: Any, add: Any, wire: Any) -> None:
-    from engine.types import RGBD, Depth, Image
+    from fathom.engine.types import RGBD, Depth, Image
 
     fake = _FakeViewer()
     window._viewer = lambda: fake

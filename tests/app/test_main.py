@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from app.files import examples
+from fathom.app.files import examples
 
 ROOT = Path(__file__).resolve().parents[2]
 BACKGROUND = np.array([[0x1E, 0x1F, 0x22], [0x2A, 0x2C, 0x30]], np.int16)  # canvas and grid
@@ -21,7 +21,7 @@ BACKGROUND = np.array([[0x1E, 0x1F, 0x22], [0x2A, 0x2C, 0x30]], np.int16)  # can
 
 def test_self_test_exits_zero(tmp_path: Path) -> None:
     env = {**os.environ, "QT_QPA_PLATFORM": "offscreen", "HOME": str(tmp_path)}
-    proc = subprocess.run([sys.executable, "-m", "app.main", "--self-test"], cwd=ROOT, env=env,
+    proc = subprocess.run([sys.executable, "-m", "fathom.app.main", "--self-test"], cwd=ROOT, env=env,
                           capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "self-test passed" in proc.stdout

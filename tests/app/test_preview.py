@@ -27,12 +27,13 @@ from PySide6.QtCore import QEvent, QPoint, QPointF, Qt  # noqa: E402
 from PySide6.QtGui import QImage, QMouseEvent, QWheelEvent  # noqa: E402
 from PySide6.QtWidgets import QApplication, QPlainTextEdit, QWidget  # noqa: E402
 
-from app.preview.depth_view import DepthPanel, colorize_range, colormap_lut  # noqa: E402
-from app.preview.dock import PreviewDock  # noqa: E402
-from app.preview.image_view import ImagePanel, ImageView  # noqa: E402
-from app.preview.mesh_view import BACKGROUND, MeshPanel, SoftwareMeshView  # noqa: E402
-from app.preview.video_player import VideoPlayer  # noqa: E402
-from engine.types import (  # noqa: E402
+from fathom.app.preview.depth_view import DepthPanel, colorize_range, colormap_lut  # noqa: E402
+from fathom.app.preview.dock import PreviewDock  # noqa: E402
+from fathom.app.preview.image_view import ImagePanel, ImageView  # noqa: E402
+from fathom.app.preview.mesh_view import MeshPanel, SoftwareMeshView  # noqa: E402
+from fathom.app.preview.video_player import VideoPlayer  # noqa: E402
+from fathom.engine.geometry.viewing import BACKGROUND  # noqa: E402
+from fathom.engine.types import (
     RGBD,
     AudioTrack,
     Camera,
@@ -426,12 +427,12 @@ def test_opengl_mesh_view_draws_under_xvfb(tmp_path: Path) -> None:
         "import json, sys, time, numpy as np, trimesh\n"
         "from PySide6.QtWidgets import QApplication\n"
         "app = QApplication([])\n"
-        "from app.preview.mesh_view import MeshPanel\n"
-        "from engine.types import Mesh\n"
+        "from fathom.app.preview.mesh_view import MeshPanel\n"
+        "from fathom.engine.types import Mesh\n"
         "tm = trimesh.creation.icosphere(subdivisions=3)\n"
         "tm.visual.vertex_colors = np.array([255, 0, 0, 255], np.uint8)\n"
         "panel = MeshPanel()\n"
-        "from engine import scene\n"
+        "from fathom.engine.geometry import scene\n"
         "egl = scene.opengl_available()\n"  # after the GUI bound PyOpenGL: refused, not broken
         "panel.resize(240, 200); panel.show(); panel.set_value(Mesh(tm))\n"
         "t = time.time()\n"

@@ -12,7 +12,7 @@ ROOT = Path(__file__).resolve().parents[2]
 # Two hundred thousand void calls and emits drain None/True far below zero when unguarded.
 HAMMER = textwrap.dedent("""
     import sys, threading
-    import app
+    import fathom.app
     from PySide6.QtCore import QObject, QPointF, Signal
 
     class E(QObject):

@@ -9,8 +9,8 @@ from typing import Any
 
 from PySide6.QtCore import QTimer
 
-from app.commands import SetParam
-from app.runner import PROGRESS_INTERVAL
+from fathom.app.commands import SetParam
+from fathom.app.runner import PROGRESS_INTERVAL
 
 
 def test_cancel_during_a_run_stops_soon_and_marks_nodes(qtbot: Any, window: Any, add: Any,
@@ -212,7 +212,7 @@ def test_the_video_demo_runs_in_the_studio_and_plays_in_the_player(qtbot: Any, w
                                                                     run_and_wait: Any) -> None:
     """Open the video example, run up to the picture-in-picture node, select it: the preview
     dock's player shows the edited clip (lazy: frames decode on the player's worker)."""
-    from app.preview.video_player import VideoPlayer
+    from fathom.app.preview.video_player import VideoPlayer
 
     root = Path(__file__).resolve().parents[2]
     assert window.files.open_example(root / "assets" / "graphs" / "video_edit_demo.json")

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from app.settings import PREVIEW_QUALITY, Settings, SettingsDialog
+from fathom.app.settings import PREVIEW_QUALITY, Settings, SettingsDialog
 
 
 def test_defaults_and_persistence(tmp_path: Path) -> None:
@@ -31,14 +31,14 @@ def test_dialog_applies_to_the_window(qtbot: Any, window: Any, monkeypatch: Any,
     window.apply_settings()
     assert window.executor.cache.max_bytes == int(0.5 * 1024**3)
     # The engine (and so `fathom render`) reads the models folder from the same file.
-    from engine.models.locate import model_folders
+    from fathom.engine.models.locate import model_folders
 
     monkeypatch.setenv("FATHOM_SETTINGS", str(window.settings.path()))
     monkeypatch.delenv("FATHOM_MODELS", raising=False)
     assert model_folders() == [tmp_path / "models"]
     import numpy as np
 
-    from engine.types import Image
+    from fathom.engine.types import Image
 
     shown: list[Any] = []
     window.preview.show_value = lambda value, title="": shown.append(value)

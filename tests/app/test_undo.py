@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 from PySide6.QtCore import QPointF
 
-from app.commands import Move, SetEntry, SetFlags, SetParam, SetTitle
+from fathom.app.commands import Move, SetEntry, SetFlags, SetParam, SetTitle
 
 
 def doc_text(window: Any) -> str:

@@ -11,11 +11,11 @@ from typing import Any
 import numpy as np
 import pytest
 
-from engine.executor import Executor
-from engine.graph import Graph
-from engine.node import Input, Node, Output, Param
-from engine.registry import Registry
-from engine.types import Float, Image, Int, PathValue, String, Video
+from fathom.engine.executor import Executor
+from fathom.engine.graph import Graph
+from fathom.engine.node import Input, Node, Output, Param
+from fathom.engine.registry import Registry
+from fathom.engine.types import Float, Image, Int, PathValue, String, Video
 
 
 class Sleep(Node):
@@ -206,7 +206,7 @@ def pipe():  # noqa: ANN201
     the baseline the acceleration identity tests compare against."""
     from diffusers import DDIMScheduler, StableDiffusionPipeline
 
-    from engine.accel.benchmodel import TINY, build_components
+    from fathom.engine.diffusion.minimodels import TINY, build_components
 
     parts = build_components(TINY)
     parts.pop("tiny_vae")

@@ -7,12 +7,14 @@ from pathlib import Path
 import pytest
 import torch
 
-from engine.accel.adaptive import (
+from fathom.engine.accel.adaptive import (
     AdaptiveSteps,
     HeuristicStepPredictor,
     RegressionStepPredictor,
     relative_change,
 )
+from fathom.engine.diffusion.components import Components
+from fathom.engine.diffusion.loop import generate
 
 
 def run(pipe, callback=None) -> torch.Tensor:  # noqa: ANN001
@@ -39,15 +41,14 @@ def test_threshold_stops_early(pipe) -> None:  # noqa: ANN001
 
 
 def test_loop_contract(pipe) -> None:  # noqa: ANN001
-    loop = pytest.importorskip("engine.accel.loop")
-    comps = loop.Components(pipe.unet, pipe.vae, pipe.text_encoder, pipe.tokenizer,
+    comps = Components(pipe.unet, pipe.vae, pipe.text_encoder, pipe.tokenizer,
                             pipe.scheduler)
     kw = dict(steps=8, guidance=5.0, seed=4, width=64, height=64, scheduler="ddim")
-    base = loop.generate(comps, "a fox", **kw)
-    full = loop.generate(comps, "a fox", accel=[AdaptiveSteps(threshold=0.0)], **kw)
+    base = generate(comps, "a fox", **kw)
+    full = generate(comps, "a fox", accel=[AdaptiveSteps(threshold=0.0)], **kw)
     assert (base.images == full.images).all() and full.steps_run == 8
     ad = AdaptiveSteps(threshold=0.05)
-    early = loop.generate(comps, "a fox", accel=[ad], **kw)
+    early = generate(comps, "a fox", accel=[ad], **kw)
     assert early.stopped_early and early.steps_run == ad.stopped_at < 8
 
 

@@ -7,7 +7,9 @@ from pathlib import Path
 import pytest
 import torch
 
-from engine.accel.clockwork import Clockwork, ClockworkAdaptor, core_channels
+from fathom.engine.accel.clockwork import Clockwork, ClockworkAdaptor, core_channels
+from fathom.engine.diffusion.components import Components
+from fathom.engine.diffusion.loop import generate
 
 
 def run(pipe, steps: int = 6) -> torch.Tensor:  # noqa: ANN001
@@ -82,13 +84,12 @@ def test_level_out_of_range(pipe) -> None:  # noqa: ANN001
 
 def test_loop_steps_drive_the_clock(pipe) -> None:  # noqa: ANN001
     """In Fathom's loop the step index (before_step) drives the clock."""
-    loop = pytest.importorskip("engine.accel.loop")
-    comps = loop.Components(pipe.unet, pipe.vae, pipe.text_encoder, pipe.tokenizer,
+    comps = Components(pipe.unet, pipe.vae, pipe.text_encoder, pipe.tokenizer,
                             pipe.scheduler)
     kw = dict(steps=5, guidance=5.0, seed=1, width=64, height=64, scheduler="ddim")
-    base = loop.generate(comps, "a fox", **kw)
-    same = loop.generate(comps, "a fox", accel=[Clockwork(period=1)], **kw)
+    base = generate(comps, "a fox", **kw)
+    same = generate(comps, "a fox", accel=[Clockwork(period=1)], **kw)
     assert (base.images == same.images).all()
     cw = Clockwork(period=2)
-    loop.generate(comps, "a fox", accel=[cw], **kw)
+    generate(comps, "a fox", accel=[cw], **kw)
     assert cw.stats == {"full_calls": 3, "cheap_calls": 2}

@@ -7,26 +7,24 @@ from __future__ import annotations
 import pytest
 import torch
 
-from engine.accel.objectcentric import (
-    VideoRun,
-    VideoSettings,
+from fathom.engine.accel.objectcentric import (
     crop_boxes,
-    ddim_jump,
     feather_mask,
     group_frames,
     plan_object_merge,
     shared_steps,
     ungroup_frames,
 )
-from engine.accel.tome import destination_mask, merge, unmerge
+from fathom.engine.accel.tome import destination_mask, merge, unmerge
+from fathom.engine.diffusion.video import VideoRun, VideoSettings, ddim_jump
 
 SIZE = 64
 
 
 @pytest.fixture(scope="module")
 def comps():  # noqa: ANN201
-    from engine.accel.benchmodel import TINY, build_components
-    from engine.accel.loop import Components
+    from fathom.engine.diffusion.components import Components
+    from fathom.engine.diffusion.minimodels import TINY, build_components
 
     return Components(**build_components(TINY))
 
@@ -102,7 +100,7 @@ def test_temporal_grouping_round_trips_and_merges_static_tokens_across_frames() 
 def test_video_edits_sample_with_ddim_unless_the_model_needs_its_own() -> None:
     from diffusers import DDIMScheduler, LCMScheduler, PNDMScheduler
 
-    from engine.accel.objectcentric import video_sampler
+    from fathom.engine.diffusion.video import video_sampler
 
     assert video_sampler("default", PNDMScheduler()) == "ddim"
     assert video_sampler("", DDIMScheduler()) == "ddim"
@@ -137,7 +135,7 @@ def test_feather_crop_and_schedule_helpers() -> None:
 
 
 def test_one_frame_without_anchor_equals_image_to_image(comps) -> None:  # noqa: ANN001
-    from engine.accel.loop import generate
+    from fathom.engine.diffusion.loop import generate
 
     frames, masks = clip(2)
     out, _ = run(comps, frames, masks, attention="off")
@@ -193,7 +191,7 @@ def test_clockwork_across_identical_frames_equals_the_baseline(comps) -> None:  
 
 
 def test_ddim_inversion_reconstructs_the_input_latents(comps) -> None:  # noqa: ANN001
-    from engine.accel.loop import _encode
+    from fathom.engine.diffusion.components import _encode
 
     frames, masks = clip(2)
     s = dict(prompt="", guidance=1.0, strength=1.0, steps=10, scheduler="ddim",
@@ -208,7 +206,12 @@ def test_ddim_inversion_reconstructs_the_input_latents(comps) -> None:  # noqa: 
 
 
 def test_flow_fusion_carries_the_previous_frame_along_the_flow() -> None:
-    from engine.accel.videoattn import follow_coords, fuse_along_flow, warp_back, warp_noise
+    from fathom.engine.diffusion.videoattn import (
+        follow_coords,
+        fuse_along_flow,
+        warp_back,
+        warp_noise,
+    )
 
     x = torch.arange(2 * 5 * 6, dtype=torch.float32).view(1, 2, 5, 6)
     shift = torch.zeros(1, 5, 6, 2)

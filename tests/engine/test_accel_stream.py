@@ -5,13 +5,13 @@ from __future__ import annotations
 import pytest
 import torch
 
-from engine.accel.similarity import SimilarityFilter, skip_probability
-from engine.accel.stream import StreamPipeline
+from fathom.engine.accel.similarity import SimilarityFilter, skip_probability
+from fathom.engine.diffusion.stream import StreamPipeline
 
 
 @pytest.fixture(scope="module")
 def stream() -> StreamPipeline:
-    from engine.accel.benchmodel import TINY, build_components
+    from fathom.engine.diffusion.minimodels import TINY, build_components
 
     c = build_components(TINY)
     return StreamPipeline(c["unet"], c["vae"], c["text_encoder"], c["tokenizer"],

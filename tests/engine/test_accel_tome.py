@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from engine.accel.tome import (
+from fathom.engine.accel.tome import (
     TokenMerge,
     destination_mask,
     merge,

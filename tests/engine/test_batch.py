@@ -10,8 +10,8 @@ from typing import Any
 import pytest
 from PIL import Image as PILImage
 
-from engine.batch import BatchFileError, read_rows
-from engine.cli import main
+from fathom.engine.batch import BatchFileError, read_rows
+from fathom.engine.cli import main
 
 
 def graph_doc() -> dict[str, Any]:

@@ -8,10 +8,10 @@ from collections.abc import Callable
 import numpy as np
 import pytest
 
-from engine.cache import OutputCache
-from engine.executor import Executor
-from engine.graph import Graph
-from engine.types import Image
+from fathom.engine.cache import OutputCache
+from fathom.engine.executor import Executor
+from fathom.engine.graph import Graph
+from fathom.engine.types import Image
 
 # ---- OutputCache on its own ----------------------------------------------------------------
 

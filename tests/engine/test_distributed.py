@@ -16,11 +16,11 @@ import pytest
 # Before Ray starts: a local instance otherwise binds to this machine's network address.
 os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
 
-from engine.batch import read_rows  # noqa: E402
-from engine.cli import main  # noqa: E402
-from engine.distributed.scheduler import STAGING_PREFIX, commit, run_batch_ray  # noqa: E402
-from engine.distributed.worker import render_staged  # noqa: E402
-from engine.render import RenderJob  # noqa: E402
+from fathom.engine.batch import read_rows  # noqa: E402
+from fathom.engine.cli import main  # noqa: E402
+from fathom.engine.distributed.scheduler import STAGING_PREFIX, commit, run_batch_ray  # noqa: E402
+from fathom.engine.distributed.worker import render_staged  # noqa: E402
+from fathom.engine.render import RenderJob  # noqa: E402
 
 ROW_FILES = {"full.png", "crop.png", "run.json"}
 

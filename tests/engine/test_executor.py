@@ -11,14 +11,14 @@ from typing import Any
 import numpy as np
 import pytest
 
-from engine.context import CancelToken, RunOptions, derive_seed
-from engine.errors import GraphInvalid
-from engine.events import Event, Recorder
-from engine.executor import Executor
-from engine.graph import Edge, Graph
-from engine.node import Node, Output, Param
-from engine.registry import Registry
-from engine.types import Bool, Float
+from fathom.engine.context import CancelToken, RunOptions, derive_seed
+from fathom.engine.errors import GraphInvalid
+from fathom.engine.events import Event, Recorder
+from fathom.engine.executor import Executor
+from fathom.engine.graph import Edge, Graph
+from fathom.engine.node import Node, Output, Param
+from fathom.engine.registry import Registry
+from fathom.engine.types import Bool, Float
 
 
 def two_branches() -> Graph:

@@ -7,7 +7,7 @@ import cv2
 import numpy as np
 import pytest
 
-from engine import flow as fl
+from fathom.engine.imaging import flow as fl
 
 H, W, S = 64, 96, 24
 

@@ -10,12 +10,12 @@ from typing import Any
 
 import pytest
 
-from engine import fileio, graphfile
-from engine.errors import GraphFileError
-from engine.graph import Graph
-from engine.node import Input, Node, Output, Param
-from engine.registry import Registry
-from engine.types import Float
+from fathom.engine import fileio, graphfile
+from fathom.engine.errors import GraphFileError
+from fathom.engine.graph import Graph
+from fathom.engine.node import Input, Node, Output, Param
+from fathom.engine.registry import Registry
+from fathom.engine.types import Float
 
 
 def sample_graph() -> Graph:
@@ -197,7 +197,7 @@ def test_loading_never_executes_code(tmp_path: Path, treg: Registry) -> None:
            "edges": []}
     g = graphfile.load(write(tmp_path / "g.json", doc), treg)
     assert g.nodes["t"].params["text"] == code and g.meta["name"] == code
-    from engine.executor import Executor
+    from fathom.engine.executor import Executor
 
     result = Executor(treg, library=lambda n: None).run(g)
     assert result.output("t", "text") == code

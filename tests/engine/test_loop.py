@@ -9,17 +9,13 @@ import numpy as np
 import pytest
 import torch
 
-from engine.accel.loop import (
-    LoopInputError,
-    generate,
-    horizontal_wrap,
-    make_scheduler,
-    predicted_x0,
-    to_model_image,
-)
-from engine.accel.preview import Previewer, fit_linear, linear_rgb, measure_overhead
-from engine.errors import Cancelled
-from engine.models.diffusion import load_components
+from fathom.engine.diffusion.components import to_model_image
+from fathom.engine.diffusion.loop import generate
+from fathom.engine.diffusion.preview import Previewer, fit_linear, linear_rgb, measure_overhead
+from fathom.engine.diffusion.schedulers import make_scheduler, predicted_x0
+from fathom.engine.diffusion.seamless import horizontal_wrap
+from fathom.engine.errors import Cancelled, LoopInputError
+from fathom.engine.models.diffusion import load_components
 
 RGB = np.random.default_rng(0).random((64, 64, 3)).astype(np.float32)
 MASK = np.zeros((64, 64), np.float32)
@@ -73,7 +69,7 @@ def test_text_to_image_equals_the_diffusers_pipeline(comps: Any, scheduler: str)
 def test_guidance_distilled_unets_get_the_guidance_embedding(comps: Any) -> None:
     from diffusers import StableDiffusionPipeline, UNet2DConditionModel
 
-    from engine.accel.loop import Components
+    from fathom.engine.diffusion.components import Components
 
     torch.manual_seed(0)
     unet = UNet2DConditionModel.from_config({**comps.unet.config, "time_cond_proj_dim": 16})
@@ -192,7 +188,7 @@ def test_accelerations_see_every_step_and_the_unet_and_can_stop_early(comps: Any
     assert rec.unet_calls == 2 and comps.unet is unet
     assert res.steps_run == 2 and res.steps_planned == 4 and res.stopped_early
     # An early stop decodes the step's clean estimate, not the noisy latents.
-    from engine.accel.loop import decode
+    from fathom.engine.diffusion.components import decode
 
     assert np.allclose(res.images, decode(comps, res.latents).permute(0, 2, 3, 1).numpy())
 
@@ -240,7 +236,7 @@ def test_horizontal_wrap_makes_convolutions_circular_in_width_and_restores_them(
 
 
 def test_linear_preview_fits_the_models_own_decoder(comps: Any) -> None:
-    from engine.accel.loop import decode
+    from fathom.engine.diffusion.components import decode
 
     fit = fit_linear(comps)
     assert fit.shape == (comps.latent_channels + 1, 3)

@@ -11,45 +11,58 @@ import numpy as np
 import pytest
 from videoclips import audio_samples, decoded_indices, frame_pixels, make_clip, read_index, tone
 
-from engine import media
-from engine.types import AudioSpan, AudioTrack
+from fathom.engine.errors import MediaError
+from fathom.engine.media.audio import decode_audio
+from fathom.engine.media.readers import AVReader
+from fathom.engine.media.timing import (
+    average_fps,
+    declared_seconds,
+    keyframe_before,
+    presentation_index,
+    sample_bounds,
+    sequence_name,
+    sequence_pattern,
+    truncated,
+)
+from fathom.engine.media.writers import ContainerWriter, prefetch, to_uint8
+from fathom.engine.types import AudioSpan, AudioTrack
 
 
 def test_pure_helpers() -> None:
-    assert media.presentation_index([0, 3, 1, 2, 3]) == [0, 1, 2, 3]
-    assert media.keyframe_before([0, 12, 24], 11) == 0
-    assert media.keyframe_before([0, 12, 24], 12) == 12
-    assert media.keyframe_before([0, 12, 24], 30) == 24
+    assert presentation_index([0, 3, 1, 2, 3]) == [0, 1, 2, 3]
+    assert keyframe_before([0, 12, 24], 11) == 0
+    assert keyframe_before([0, 12, 24], 12) == 12
+    assert keyframe_before([0, 12, 24], 30) == 24
     # 10 frames 1/10 s apart in a 1/1000 time base; a declared rate within 1% wins.
     pts = [i * 100 for i in range(10)]
-    assert media.average_fps(pts, Fraction(1, 1000), None) == pytest.approx(10.0)
-    assert media.average_fps(pts, Fraction(1, 1000), 10.05) == 10.05
-    assert media.average_fps(pts, Fraction(1, 1000), 30.0) == pytest.approx(10.0)
+    assert average_fps(pts, Fraction(1, 1000), None) == pytest.approx(10.0)
+    assert average_fps(pts, Fraction(1, 1000), 10.05) == 10.05
+    assert average_fps(pts, Fraction(1, 1000), 30.0) == pytest.approx(10.0)
     # Rounding on the running total: three 1/3 s spans at 10 Hz give 3+4+3, never 3+3+3.
-    assert media.sample_bounds([1 / 3] * 3, 10) == [(0, 3), (3, 7), (7, 10)]
-    assert media.declared_seconds(None, Fraction(1, 1000), {"DURATION": "00:01:02.5"}) == 62.5
-    assert media.declared_seconds(48, Fraction(1, 24), {}) == 2.0
-    assert not media.truncated(2.0, 2.0 - 1 / 24, 48)  # the last frame's own duration
-    assert media.truncated(2.0, 1.4, 34) and not media.truncated(None, 1.4, 34)
-    rx = media.sequence_pattern("out/f_%04d.png")
+    assert sample_bounds([1 / 3] * 3, 10) == [(0, 3), (3, 7), (7, 10)]
+    assert declared_seconds(None, Fraction(1, 1000), {"DURATION": "00:01:02.5"}) == 62.5
+    assert declared_seconds(48, Fraction(1, 24), {}) == 2.0
+    assert not truncated(2.0, 2.0 - 1 / 24, 48)  # the last frame's own duration
+    assert truncated(2.0, 1.4, 34) and not truncated(None, 1.4, 34)
+    rx = sequence_pattern("out/f_%04d.png")
     assert rx is not None and rx.match("f_0007.png") and not rx.match("f_7.png")
-    assert media.sequence_pattern("a/*.png").match("x1.png")  # type: ignore[union-attr]
-    assert media.sequence_pattern("clip.mp4") is None
-    assert media.sequence_name("f_%04d.png", 7) == "f_0007.png"
+    assert sequence_pattern("a/*.png").match("x1.png")  # type: ignore[union-attr]
+    assert sequence_pattern("clip.mp4") is None
+    assert sequence_name("f_%04d.png", 7) == "f_0007.png"
     arr = np.array([[[-0.3, 0.5, 1.2]]], np.float32)
-    assert media.to_uint8(arr).tolist() == [[[0, 128, 255]]]
+    assert to_uint8(arr).tolist() == [[[0, 128, 255]]]
 
 
 def test_random_access_is_frame_exact_in_any_order(tmp_path: Path) -> None:
     clip = make_clip(tmp_path / "c.mp4", frames=40, gop=8)
-    r = media.AVReader(clip, cache_frames=2)
+    r = AVReader(clip, cache_frames=2)
     assert r.length == 40 and r.fps == pytest.approx(24.0) and r.size == (96, 64)
     assert r.keyframes == [0, 8, 16, 24, 32]
     order = list(range(40)) * 2
     random.Random(1).shuffle(order)
     assert [read_index(r.array(i)) for i in order] == order
     # Sequential reads continue the decoder: 40 frames, 40 decodes.
-    s = media.AVReader(clip)
+    s = AVReader(clip)
     assert [read_index(s.array(i)) for i in range(40)] == list(range(40))
     assert s.decoded == 40
     # A jump forward within the GOP decodes forward; past a keyframe it seeks there.
@@ -79,7 +92,7 @@ def vfr_clip(path: Path, stamps: list[int]) -> Path:
 def test_variable_frame_rate_maps_frame_i_to_the_ith_shown_frame(tmp_path: Path) -> None:
     stamps = [0, 33, 50, 150, 160, 400, 433, 466, 800, 810, 900, 1000]
     clip = vfr_clip(tmp_path / "vfr.mp4", stamps)
-    r = media.AVReader(clip)
+    r = AVReader(clip)
     assert r.length == len(stamps)
     spans = [(b - a) for a, b in zip(r.pts, r.pts[1:], strict=False)]
     assert len(set(spans)) > 2  # really irregular
@@ -91,20 +104,20 @@ def test_variable_frame_rate_maps_frame_i_to_the_ith_shown_frame(tmp_path: Path)
 
 def test_scaled_reads_and_damaged_files(tmp_path: Path) -> None:
     clip = make_clip(tmp_path / "c.mp4", frames=12)
-    r = media.AVReader(clip)
+    r = AVReader(clip)
     small = r.array(5, (48, 32))
     assert small.shape == (32, 48, 3) and read_index(small) == 5
     data = clip.read_bytes()
     (tmp_path / "cut.mp4").write_bytes(data[: len(data) // 2])
-    with pytest.raises(media.MediaError, match="cannot be decoded"):
-        media.AVReader(tmp_path / "cut.mp4")
+    with pytest.raises(MediaError, match="cannot be decoded"):
+        AVReader(tmp_path / "cut.mp4")
 
 
 def test_audio_track_decodes_spans_and_silence_to_exact_lengths(tmp_path: Path) -> None:
     clip = make_clip(tmp_path / "a.mp4", frames=24, audio=True)  # 1 s of tone
     ref = tone(1.0)
     track = AudioTrack((AudioSpan(str(clip), 0.25, 0.5), AudioSpan(None, 0.0, 0.1)), 48000, 2)
-    pcm = media.decode_audio(track)
+    pcm = decode_audio(track)
     assert pcm.shape == (2, round(0.6 * 48000))
     assert np.abs(pcm[:, 24000:]).max() == 0  # the silence span
     # The file span is the tone from 0.25 s: compare away from AAC's edges.
@@ -113,17 +126,17 @@ def test_audio_track_decodes_spans_and_silence_to_exact_lengths(tmp_path: Path) 
     assert np.corrcoef(seg[0], want[0])[0, 1] > 0.99
     assert np.corrcoef(seg[1], want[1])[0, 1] > 0.99
     # Resampled to mono 16 kHz: still exactly duration × rate.
-    mono = media.decode_audio(track, 16000, 1)
+    mono = decode_audio(track, 16000, 1)
     assert mono.shape == (1, round(0.6 * 16000))
     # A span past the file's end is padded, never short.
-    long = media.decode_audio(AudioTrack.from_file(str(clip), 1.5))
+    long = decode_audio(AudioTrack.from_file(str(clip), 1.5))
     assert long.shape[1] == 72000 and audio_samples(clip) >= 48000
 
 
 def test_writers_stream_and_keep_frames_exact(tmp_path: Path) -> None:
     track = AudioTrack.silence(0.5)
     out = tmp_path / "w.mp4"
-    w = media.ContainerWriter(out, (95, 63), 24.0, quality=10, audio=track)
+    w = ContainerWriter(out, (95, 63), 24.0, quality=10, audio=track)
     assert w.size == (94, 62)  # 4:2:0 wants even sides
     for i in range(12):
         w.write(frame_pixels(i, 95, 63).astype(np.float32) / 255)
@@ -143,10 +156,10 @@ def test_prefetch_keeps_order_bounds_lookahead_and_surfaces_errors() -> None:
 
     got = []
     with pytest.raises(KeyError, match="frame 6"):
-        for v in media.prefetch(read, 10, depth=2):
+        for v in prefetch(read, 10, depth=2):
             got.append(v)
     assert got == [0, 10, 20, 30, 40, 50] and max(seen) == 6  # stopped at the failure
-    gen = media.prefetch(lambda i: i, 1000, depth=2)
+    gen = prefetch(lambda i: i, 1000, depth=2)
     assert next(gen) == 0
     gen.close()  # the worker stops instead of reading the other 999
 
@@ -154,7 +167,7 @@ def test_prefetch_keeps_order_bounds_lookahead_and_surfaces_errors() -> None:
 def test_frame_store_spills_to_disk_round_trips_and_cleans_up(tmp_path: Path) -> None:
     import gc
 
-    from engine.media import FrameStore
+    from fathom.engine.media.framestore import FrameStore
 
     store = FrameStore(6, 4, 3, folder=tmp_path)
     rng = np.random.default_rng(0)

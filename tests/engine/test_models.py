@@ -9,15 +9,15 @@ from pathlib import Path
 
 import pytest
 
-from engine.models import ModelError, ModelManager, locate_model
-from engine.models.locate import (
+from fathom.engine.models import ModelError, ModelManager, locate_model
+from fathom.engine.models.locate import (
     list_models,
     model_folders,
     pull_model,
     safetensors_files,
     weights_variant,
 )
-from engine.models.memory import choose_offload, is_oom, module_nbytes, parse_bytes
+from fathom.engine.models.memory import choose_offload, is_oom, module_nbytes, parse_bytes
 
 # ---- resolving -----------------------------------------------------------------------------
 
@@ -192,7 +192,7 @@ def test_offload_choice_and_out_of_memory_recognition() -> None:
 
 
 def test_a_diffusers_folder_loads_with_its_tiny_autoencoder(tiny_sd: Path) -> None:
-    from engine.models.diffusion import fall_back, load_components
+    from fathom.engine.models.diffusion import fall_back, load_components
 
     comps = load_components(tiny_sd, "cpu", "float32")
     assert comps.tiny_vae is not None and comps.offload == "none"
@@ -202,7 +202,7 @@ def test_a_diffusers_folder_loads_with_its_tiny_autoencoder(tiny_sd: Path) -> No
 
 
 def test_components_from_other_libraries_are_refused(tmp_path: Path, tiny_sd: Path) -> None:
-    from engine.models.diffusion import load_components
+    from fathom.engine.models.diffusion import load_components
 
     bad = tmp_path / "remote"
     shutil.copytree(tiny_sd, bad)
@@ -281,7 +281,7 @@ def single_file(tiny_sd: Path, tmp_path_factory: pytest.TempPathFactory) -> Path
     look like), with its diffusers configuration in a NAME.config/ folder beside it."""
     from safetensors.torch import save_file
 
-    from engine.models.diffusion import load_components
+    from fathom.engine.models.diffusion import load_components
 
     comps = load_components(tiny_sd, "cpu", "float32")
     sd = {**_unet_to_ldm(comps.unet), **_vae_to_ldm(comps.vae)}
@@ -299,7 +299,7 @@ def test_a_single_safetensors_checkpoint_loads_like_its_folder(single_file: Path
                                                                tiny_sd: Path) -> None:
     import torch
 
-    from engine.models.diffusion import load_components
+    from fathom.engine.models.diffusion import load_components
 
     a = load_components(tiny_sd, "cpu", "float32")
     b = load_components(single_file, "cpu", "float32")
@@ -311,7 +311,7 @@ def test_a_single_safetensors_checkpoint_loads_like_its_folder(single_file: Path
 
 def test_a_single_file_without_its_configuration_says_what_to_pull(
         single_file: Path, tmp_path: Path, no_settings: None) -> None:
-    from engine.models.diffusion import load_components
+    from fathom.engine.models.diffusion import load_components
 
     alone = tmp_path / "alone.safetensors"
     shutil.copy(single_file, alone)
@@ -327,7 +327,7 @@ def test_a_single_file_without_its_configuration_says_what_to_pull(
 def test_models_list_shows_local_models_and_where_it_looked(
         tiny_sd: Path, single_file: Path, monkeypatch: pytest.MonkeyPatch, no_settings: None,
         capsys: pytest.CaptureFixture[str]) -> None:
-    from engine.cli import main
+    from fathom.engine.cli import main
 
     monkeypatch.setenv("FATHOM_MODELS", f"{tiny_sd.parent}:{single_file.parent}")
     entries, places = list_models()
@@ -348,7 +348,7 @@ def test_models_pull_says_clearly_when_offline(monkeypatch: pytest.MonkeyPatch,
                                                capsys: pytest.CaptureFixture[str]) -> None:
     from huggingface_hub import constants
 
-    from engine.cli import main
+    from fathom.engine.cli import main
 
     monkeypatch.setattr(constants, "HF_HUB_OFFLINE", True)
     with pytest.raises(ModelError, match="offline"):
@@ -364,8 +364,8 @@ def test_models_pull_says_clearly_when_offline(monkeypatch: pytest.MonkeyPatch,
 def test_cpu_offload_on_a_gpu_gives_the_same_image(tiny_sd: Path, mode: str) -> None:
     import numpy as np
 
-    from engine.accel.loop import generate
-    from engine.models.diffusion import apply_offload, load_components, settle
+    from fathom.engine.diffusion.loop import generate
+    from fathom.engine.models.diffusion import apply_offload, load_components, settle
 
     ref = generate(load_components(tiny_sd, "cpu", "float32"), "a cat", steps=2, width=64,
                    height=64, seed=4, scheduler="ddim")
@@ -379,7 +379,7 @@ def test_cpu_offload_on_a_gpu_gives_the_same_image(tiny_sd: Path, mode: str) -> 
 
 
 def test_retry_on_oom_lowers_once_then_fails_with_what_changed() -> None:
-    from engine.models.memory import retry_on_oom
+    from fathom.engine.models.memory import retry_on_oom
 
     calls: list[str] = []
 

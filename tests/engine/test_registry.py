@@ -11,10 +11,10 @@ from pathlib import Path
 
 import pytest
 
-from engine.cli import main
-from engine.executor import Executor
-from engine.graph import Graph
-from engine.registry import Registry, RegistryError, default_registry
+from fathom.engine.cli import main
+from fathom.engine.executor import Executor
+from fathom.engine.graph import Graph
+from fathom.engine.registry import Registry, RegistryError, default_registry
 
 BUILTINS = ("image.load", "image.save", "image.resize", "value.int", "value.float",
             "value.string", "preview.show", "math.binary", "math.scale", "math.sum")
@@ -44,8 +44,8 @@ def test_a_type_id_cannot_be_declared_twice() -> None:
 
 PLUGIN = '''
 """A third-party node pack used by the registry test."""
-from engine.node import Node, Output, Param
-from engine.types import String
+from fathom.engine.node import Node, Output, Param
+from fathom.engine.types import String
 
 
 class Hello(Node):
@@ -146,7 +146,7 @@ def test_fathom_nodes_text_listing(capsys: pytest.CaptureFixture[str]) -> None:
 def test_node_docs_read_as_prose() -> None:
     """Docstrings are written for the source (indented, hard-wrapped, ``code`` marks): the
     inspector and `fathom nodes` show them unwrapped, paragraphs kept."""
-    from engine.node import Node
+    from fathom.engine.node import Node
 
     class Documented(Node):
         """First line wraps

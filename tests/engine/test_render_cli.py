@@ -16,14 +16,14 @@ import numpy as np
 import pytest
 from PIL import Image as PILImage
 
-from engine import graphfile
-from engine.cli import main
-from engine.context import derive_seed
-from engine.device import DeviceUnavailable, pick_device
-from engine.executor import Executor
-from engine.provenance import HashCache, file_sha256
-from engine.registry import Registry, default_registry
-from engine.render import RenderJob, build_report, execute, prepare
+from fathom.engine import graphfile
+from fathom.engine.cli import main
+from fathom.engine.context import derive_seed
+from fathom.engine.device import DeviceUnavailable, pick_device
+from fathom.engine.executor import Executor
+from fathom.engine.provenance import HashCache, file_sha256
+from fathom.engine.registry import Registry, default_registry
+from fathom.engine.render import RenderJob, build_report, execute, prepare
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -245,7 +245,7 @@ def test_the_real_command_exits_2_on_a_bad_graph(tmp_path: Path) -> None:
     graph = write(tmp_path / "g.json", UNKNOWN)
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get(
         "PYTHONPATH", "")])}
-    proc = subprocess.run([sys.executable, "-m", "engine.cli", "render", str(graph), "--out",
+    proc = subprocess.run([sys.executable, "-m", "fathom.engine.cli", "render", str(graph), "--out",
                            str(tmp_path / "out"), "--device", "cpu"], cwd=ROOT, env=env,
                           capture_output=True, text=True, timeout=120)
     assert proc.returncode == 2, proc.stderr

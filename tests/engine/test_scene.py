@@ -13,8 +13,9 @@ import pytest
 import torch
 import trimesh
 
-from engine import analytic, geometry, raster, scene
-from engine.types import RGBD, Camera, Depth, Image, Mesh
+from fathom.engine.geometry import analytic, meshing, projection, raster, scene
+from fathom.engine.imaging.ops import psnr
+from fathom.engine.types import RGBD, Camera, Depth, Image, Mesh
 
 
 def textured_rgbd(w: int = 96, h: int = 64, z: float = 2.0) -> tuple[RGBD, Camera]:
@@ -29,7 +30,7 @@ def test_rasterized_depth_of_a_tilted_plane_matches_the_analytic_depth() -> None
     truth = analytic.plane_depth(c, n, 3.0)
     # A coarse (8 px) grid mesh of the plane: depth between vertices must still be exact,
     # which needs perspective-correct interpolation.
-    v, f, _ = geometry.depth_grid_mesh(truth, c.fx, c.fy, c.cx, c.cy, step=8, max_ratio=1.0)
+    v, f, _ = meshing.depth_grid_mesh(truth, c.fx, c.fy, c.cx, c.cy, step=8, max_ratio=1.0)
     frags = raster.rasterize(torch.tensor(v, dtype=torch.float32), torch.tensor(f),
                              c.fx, c.fy, c.cx, c.cy, c.width, c.height)
     d = frags.depth.numpy()
@@ -42,7 +43,7 @@ def test_rerender_from_the_capture_pose_reproduces_the_image() -> None:
     rgbd, c = textured_rgbd()
     out = scene.render_torch(scene.scene_from_rgbd(rgbd, c), c)
     assert out.covered.mean() > 0.95
-    assert geometry.psnr(out.image, rgbd.image.data, out.covered) > 60
+    assert psnr(out.image, rgbd.image.data, out.covered) > 60
     assert np.allclose(out.depth[out.covered], 2.0, atol=1e-5)
 
 
@@ -57,7 +58,7 @@ def test_sideways_camera_move_shifts_the_image_by_the_analytic_parallax() -> Non
     # Content moves left by shift_px: rendered column x shows source column x + shift_px.
     src = rgbd.image.data[4:-4, 4 + shift_px:-4]
     got = out.image[4:-4, 4:-4 - shift_px]
-    assert geometry.psnr(got, src) > 50
+    assert psnr(got, src) > 50
     # And the right edge is a disocclusion (nothing was captured there).
     assert not out.covered[:, -shift_px + 1:].any()
 
@@ -65,7 +66,7 @@ def test_sideways_camera_move_shifts_the_image_by_the_analytic_parallax() -> Non
 def test_point_splat_lands_on_the_projected_pixel_with_its_depth() -> None:
     c = Camera.from_fov(32, 32, 60.0)
     p = np.array([[0.3, -0.2, 2.0]])
-    uv, z = geometry.project(p, c.fx, c.fy, c.cx, c.cy)
+    uv, z = projection.project(p, c.fx, c.fy, c.cx, c.cy)
     img, depth = raster.splat_points(torch.tensor(p, dtype=torch.float32),
                                      torch.tensor([[1.0, 0.5, 0.25]]), c.fx, c.fy, c.cx, c.cy,
                                      32, 32, radius=0)
@@ -77,13 +78,13 @@ def test_point_splat_lands_on_the_projected_pixel_with_its_depth() -> None:
 
 def test_texture_shading_samples_the_texture_at_interpolated_uvs() -> None:
     rgbd, c = textured_rgbd(w=48, h=32)
-    v, f, uv = geometry.depth_grid_mesh(rgbd.depth.data, c.fx, c.fy, c.cx, c.cy)
+    v, f, uv = meshing.depth_grid_mesh(rgbd.depth.data, c.fx, c.fy, c.cx, c.cy)
     sc = scene.RenderScene(v.astype(np.float32), f, uv=uv.astype(np.float32),
                            texture=rgbd.image.data)
     out = scene.render_torch(sc, c)
     inner = np.zeros_like(out.covered)
     inner[2:-2, 2:-2] = True
-    assert geometry.psnr(out.image, rgbd.image.data, inner & out.covered) > 40
+    assert psnr(out.image, rgbd.image.data, inner & out.covered) > 40
 
 
 def sphere_scene() -> tuple[scene.RenderScene, Camera]:
@@ -103,7 +104,7 @@ def test_opengl_and_torch_paths_give_the_same_image() -> None:
     both = a.covered & b.covered
     inner = both & np.roll(both, 1, 0) & np.roll(both, -1, 0) & np.roll(both, 1, 1) \
         & np.roll(both, -1, 1)
-    assert geometry.psnr(a.image, b.image, inner) > 35
+    assert psnr(a.image, b.image, inner) > 35
     diff = np.abs(a.depth[inner] - b.depth[inner])
     # Depth agrees across the surface; a few grazing-angle pixels at the rim differ more.
     assert np.median(diff) < 0.005 and np.percentile(diff, 95) < 0.03
@@ -111,7 +112,7 @@ def test_opengl_and_torch_paths_give_the_same_image() -> None:
     rgbd, cam = textured_rgbd()
     s2 = scene.scene_from_rgbd(rgbd, cam)
     a2, b2 = scene.render_torch(s2, cam), scene.render_opengl(s2, cam)
-    assert geometry.psnr(a2.image[4:-4, 4:-4], b2.image[4:-4, 4:-4]) > 45
+    assert psnr(a2.image[4:-4, 4:-4], b2.image[4:-4, 4:-4]) > 45
 
 
 def test_auto_backend_choice_and_refusal_of_relative_depth() -> None:
@@ -137,8 +138,8 @@ def test_the_egl_probe_leaves_no_platform_variable_behind() -> None:
     """A leaked PYOPENGL_PLATFORM=egl made GLX views in child processes draw only the clear
     colour (the CI failure of the Xvfb preview test). A fresh process: the probe runs once."""
     code = ("import os, json\n"
-            "from engine import scene\n"
-            "from engine.types import Camera\n"
+            "from fathom.engine.geometry import scene\n"
+            "from fathom.engine.types import Camera\n"
             "ok = scene.opengl_available()\n"
             "leaked = 'PYOPENGL_PLATFORM' in os.environ\n"
             "cov = 0.0\n"

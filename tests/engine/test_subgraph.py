@@ -8,12 +8,12 @@ from pathlib import Path
 
 import pytest
 
-from engine import graphfile
-from engine.errors import GraphFileError, GraphInvalid
-from engine.executor import Executor
-from engine.graph import Exposed, Graph, SubgraphDef
-from engine.registry import Registry
-from engine.subgraph import Scope, make_subgraph
+from fathom.engine import graphfile
+from fathom.engine.errors import GraphFileError, GraphInvalid
+from fathom.engine.executor import Executor
+from fathom.engine.graph import Exposed, Graph, SubgraphDef
+from fathom.engine.registry import Registry
+from fathom.engine.subgraph import Scope, make_subgraph
 
 
 def pipeline() -> Graph:

@@ -7,9 +7,9 @@ import math
 import numpy as np
 import pytest
 
-from engine.node import Input, Node, Output, Param
-from engine.registry import Registry, RegistryError
-from engine.types import (
+from fathom.engine.node import Input, Node, Output, Param
+from fathom.engine.registry import Registry, RegistryError
+from fathom.engine.types import (
     RGBD,
     Bool,
     Camera,
@@ -243,7 +243,7 @@ def test_bad_node_declarations_are_refused_at_registration() -> None:
 
 
 def test_audio_tracks_cut_join_retime_and_reverse_by_seconds() -> None:
-    from engine.types import AudioSpan, AudioTrack
+    from fathom.engine.types import AudioSpan, AudioTrack
 
     a = AudioTrack.from_file("a.wav", 10.0)
     joined = AudioTrack.join([a.slice(2, 5), AudioTrack.silence(1), a.slice(9, 20)])

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from engine.errors import GraphInvalid, Problem
-from engine.graph import Edge, Graph
-from engine.registry import Registry
-from engine.validate import validate
+from fathom.engine.errors import GraphInvalid, Problem
+from fathom.engine.graph import Edge, Graph
+from fathom.engine.registry import Registry
+from fathom.engine.validate import validate
 
 # ---- the graph model -----------------------------------------------------------------------
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from engine import videoops as vo
+from fathom.engine.media import videoops as vo
 
 
 def test_trim_range_frames_and_seconds() -> None:

@@ -7,14 +7,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from engine import depthmath
-from engine.context import RunOptions
-from engine.errors import NodeError
-from engine.executor import Executor
-from engine.graph import Graph
-from engine.node import Node, Output
-from engine.registry import Registry
-from engine.types import Depth, Image
+from fathom.engine.context import RunOptions
+from fathom.engine.errors import NodeError
+from fathom.engine.executor import Executor
+from fathom.engine.graph import Graph
+from fathom.engine.imaging import depthmath
+from fathom.engine.node import Node, Output
+from fathom.engine.registry import Registry
+from fathom.engine.types import Depth, Image
 
 REG = Registry()
 REG.load_builtin()
@@ -95,13 +95,13 @@ def test_estimate_depth_loads_a_safetensors_checkpoint_and_matches_a_direct_run(
 
 def test_estimate_depth_refuses_pickle_weights_and_missing_models(tmp_path: Path,
                                                                   tiny_depth_model: Path) -> None:
-    from engine.errors import GraphInvalid
+    from fathom.engine.errors import GraphInvalid
 
     bad = tmp_path / "pickled"
     bad.mkdir()
     (bad / "pytorch_model.bin").write_bytes(b"not really")
     (bad / "config.json").write_text("{}")
-    from engine.models import ModelError
+    from fathom.engine.models import ModelError
 
     with pytest.raises(ModelError, match="safetensors"):
         run_node("depth.estimate", {"image": Image(np.zeros((8, 8, 3)))}, {"model": str(bad)})

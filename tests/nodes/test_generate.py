@@ -13,14 +13,14 @@ import pytest
 import torch
 from faults import out_of_memory
 
-from engine.context import CancelToken, RunOptions
-from engine.errors import GraphInvalid, NodeError
-from engine.events import Recorder
-from engine.executor import Executor
-from engine.graph import Graph
-from engine.node import Node, Output
-from engine.registry import Registry
-from engine.types import Image, Mask, Video
+from fathom.engine.context import CancelToken, RunOptions
+from fathom.engine.errors import GraphInvalid, NodeError
+from fathom.engine.events import Recorder
+from fathom.engine.executor import Executor
+from fathom.engine.graph import Graph
+from fathom.engine.node import Node, Output
+from fathom.engine.registry import Registry
+from fathom.engine.types import Image, Mask, Video
 
 REG = Registry()
 REG.load_builtin()
@@ -50,7 +50,7 @@ def ex() -> Executor:
 
 
 def _pipe(cls: Any, folder: Path, scheduler: str = "default") -> Any:
-    from engine.accel.loop import make_scheduler
+    from fathom.engine.diffusion.schedulers import make_scheduler
 
     pipe = cls.from_pretrained(folder, safety_checker=None, requires_safety_checker=False)
     pipe.scheduler = make_scheduler(pipe.scheduler, scheduler)
@@ -166,7 +166,7 @@ def test_image_to_image_and_inpaint_equal_their_pipelines(
 
 def test_text_to_rgbd_owns_the_rgb_and_depth_decode(ex: Executor,
                                                     tiny_sd_factory: Any) -> None:
-    from nodes.generate import split_rgbd
+    from fathom.engine.generation import split_rgbd
 
     folder = tiny_sd_factory(vae_channels=4, ldm3d=True)
     params = {"model": str(folder), "prompt": "a room", "steps": 3, "guidance": 7.0,
@@ -177,8 +177,8 @@ def test_text_to_rgbd_owns_the_rgb_and_depth_decode(ex: Executor,
     try:
         from diffusers import StableDiffusionLDM3DPipeline
     except ImportError:  # diffusers dropped its deprecated LDM3D pipeline: our own reference
-        from engine.accel.loop import generate
-        from engine.models.diffusion import load_components
+        from fathom.engine.diffusion.loop import generate
+        from fathom.engine.models.diffusion import load_components
 
         comps = load_components(folder, "cpu", "float32")
         res = generate(comps, "a room", steps=3, guidance=7.0, seed=5, width=64, height=64)
@@ -234,7 +234,7 @@ def test_bad_inputs_are_explained(ex: Executor, tiny_sd: Path, tmp_path: Path,
     # A pickle checkpoint is refused.
     ckpt = tmp_path / "model.ckpt"
     ckpt.write_bytes(b"never unpickled")
-    from engine.models import ModelError
+    from fathom.engine.models import ModelError
 
     with pytest.raises(ModelError, match="pickle"):
         ex.call("generate.text_to_image", {}, {"model": str(ckpt), "width": 64, "height": 64})
@@ -326,9 +326,8 @@ def test_out_of_memory_frees_retries_with_fallbacks_then_explains(
 
 
 def test_stream_node_lines_frames_up_with_their_inputs(ex: Executor, tiny_sd: Path) -> None:
-    pytest.importorskip("engine.accel.stream")
-    from engine.accel.stream import StreamPipeline
-    from engine.models.diffusion import load_components
+    from fathom.engine.diffusion.stream import StreamPipeline
+    from fathom.engine.models.diffusion import load_components
 
     frames = [Image(np.roll(RGB, 8 * i, axis=1)) for i in range(3)]
     params = {"model": str(tiny_sd), "prompt": "a cat", "t_index_list": "1,3",
@@ -351,7 +350,7 @@ def test_the_example_graph_renders_from_the_command_line(tiny_sd: Path,
     graph = ROOT / "assets" / "graphs" / "text_to_image.json"
     out, report = tmp_path / "out", tmp_path / "run.json"
     proc = subprocess.run(
-        [sys.executable, "-m", "engine.cli", "render", str(graph), "--set",
+        [sys.executable, "-m", "fathom.engine.cli", "render", str(graph), "--set",
          f"gen.model={tiny_sd}", "--set", "gen.width=64", "--set", "gen.height=64", "--set",
          "gen.steps=2", "--out", str(out), "--device", "cpu", "--report", str(report),
          "--quiet"], cwd=ROOT, capture_output=True, text=True, timeout=300)

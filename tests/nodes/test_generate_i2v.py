@@ -11,14 +11,14 @@ import pytest
 import torch
 from faults import out_of_memory
 
-from engine.context import CancelToken, RunOptions
-from engine.errors import GraphInvalid, NodeError
-from engine.events import Recorder
-from engine.executor import Executor
-from engine.graph import Graph
-from engine.node import Node, Output
-from engine.registry import Registry
-from engine.types import Image, Video
+from fathom.engine.context import CancelToken, RunOptions
+from fathom.engine.errors import GraphInvalid, NodeError
+from fathom.engine.events import Recorder
+from fathom.engine.executor import Executor
+from fathom.engine.graph import Graph
+from fathom.engine.node import Node, Output
+from fathom.engine.registry import Registry
+from fathom.engine.types import Image, Video
 
 RGB = np.random.default_rng(3).random((48, 80, 3)).astype(np.float32)
 FRAMES = 4
@@ -108,7 +108,7 @@ def _opts(tmp_path: Path) -> RunOptions:
 
 
 def _ref(pipe: Any, chunk: int | None, output_type: str = "np") -> Any:
-    from nodes.generate_i2v import to_pil
+    from fathom.nodes.generate_i2v import to_pil
 
     return pipe(to_pil(Image(RGB)), height=48, width=64, num_frames=FRAMES,
                 num_inference_steps=3, min_guidance_scale=1.0, max_guidance_scale=2.5, fps=6,
@@ -168,7 +168,7 @@ def test_chunked_decode_equals_the_pipeline_at_each_chunk_size(
     assert np.allclose(outs[1], alone_np, atol=1e-5)
     assert not np.allclose(outs[1], outs[0], atol=1e-3)  # frames decoded together do mix
     # The chunks' frame ranges.
-    from nodes.generate_i2v import chunks
+    from fathom.nodes.generate_i2v import chunks
 
     assert chunks(25, 8) == [(0, 8), (8, 16), (16, 24), (24, 25)]
     assert chunks(5, 0) == [(0, 5)] and chunks(3, 9) == [(0, 3)]
@@ -332,7 +332,7 @@ def test_a_half_precision_only_download_loads(ex: Executor, tiny_svd: Path,
 
 
 def test_the_conditioning_image_is_the_input_rounded_to_8_bits() -> None:
-    from nodes.generate_i2v import to_pil
+    from fathom.nodes.generate_i2v import to_pil
 
     rgba = np.concatenate([RGB, np.full((48, 80, 1), 0.5, np.float32)], axis=2)
     pil = to_pil(Image(rgba))
@@ -344,7 +344,7 @@ def test_one_frame_and_guidance_order(ex: Executor, tiny_svd: Path, reference: A
                                       tmp_path: Path) -> None:
     """One frame guides at min_guidance (its place on the ramp) and must not trip the
     pipeline's two guidance decisions; a falling ramp is refused before anything runs."""
-    from nodes.generate_i2v import to_pil
+    from fathom.nodes.generate_i2v import to_pil
 
     one = ex.call("generate.image_to_video", {"image": Image(RGB)},
                   {"model": str(tiny_svd), "decode_chunk_size": 0, **PARAMS, "frames": 1,

@@ -11,14 +11,14 @@ import numpy as np
 import pytest
 from faults import out_of_memory
 
-from engine.context import CancelToken, RunOptions
-from engine.errors import NodeError
-from engine.events import Recorder
-from engine.executor import Executor
-from engine.graph import Graph
-from engine.node import Node, Output, Param
-from engine.registry import Registry
-from engine.types import Image, Int, Video
+from fathom.engine.context import CancelToken, RunOptions
+from fathom.engine.errors import NodeError
+from fathom.engine.events import Recorder
+from fathom.engine.executor import Executor
+from fathom.engine.graph import Graph
+from fathom.engine.node import Node, Output, Param
+from fathom.engine.registry import Registry
+from fathom.engine.types import Image, Int, Video
 
 SIZE = 64
 STEP = 2  # pixels the square moves per frame

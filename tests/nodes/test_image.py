@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 from PIL import Image as PILImage
 
-from engine.graph import Graph
-from nodes import image as nim
-from nodes import io as nio
+from fathom.engine.graph import Graph
+from fathom.nodes import image as nim
+from fathom.nodes import io as nio
 
 
 def ramp(h: int, w: int, c: int = 3) -> np.ndarray:

@@ -11,12 +11,13 @@ import numpy as np
 import pytest
 from PIL import Image as PILImage
 
-from engine.errors import GraphInvalid, NodeError
-from engine.events import Recorder
-from engine.executor import Executor
-from engine.graph import Graph
-from engine.types import Depth, Image
-from nodes import io as nio
+from fathom.engine.errors import GraphInvalid, NodeError
+from fathom.engine.events import Recorder
+from fathom.engine.executor import Executor
+from fathom.engine.graph import Graph
+from fathom.engine.imaging import codecs
+from fathom.engine.types import Depth, Image
+from fathom.nodes import io as nio
 
 
 def load_save(src: Path, **save_params) -> Graph:
@@ -104,16 +105,16 @@ def test_png_carries_the_graph_json(tmp_path, rgba8, registry, options, bits):
 
 def test_exr_round_trip_or_clear_error(tmp_path, ctx, monkeypatch):
     data = np.linspace(0, 1, 2 * 3 * 3, dtype=np.float32).reshape(2, 3, 3)
-    if nio.exr_backend() is not None:
-        nio.write_image(tmp_path / "o.exr", data, "exr")
-        assert np.array_equal(nio.read_image(tmp_path / "o.exr"), data)
-    monkeypatch.setattr(nio, "exr_backend", lambda: None)
+    if codecs.exr_backend() is not None:
+        codecs.write_image(tmp_path / "o.exr", data, "exr")
+        assert np.array_equal(codecs.read_image(tmp_path / "o.exr"), data)
+    monkeypatch.setattr(codecs, "exr_backend", lambda: None)
     with pytest.raises(NodeError) as err:
         nio.SaveImage().run(ctx, image=Image(data), path="x.exr", format="auto", quality=95,
                             bit_depth="8", embed_graph=True)
     assert "port 'path'" in str(err.value) and "pip install OpenEXR" in str(err.value)
     assert not (tmp_path / "out" / "x.exr").exists()
-    (tmp_path / "in.exr").write_bytes(nio.EXR_MAGIC + bytes(60))
+    (tmp_path / "in.exr").write_bytes(codecs.EXR_MAGIC + bytes(60))
     with pytest.raises(NodeError, match="EXR needs the OpenEXR library"):
         nio.LoadImage().run(ctx, path="in.exr")
 
@@ -181,7 +182,7 @@ def test_save_is_atomic_and_a_failed_save_keeps_the_old_file(tmp_path, rgba8, ru
         tmp.write_bytes(b"half a png")
         raise OSError("disk full")
 
-    monkeypatch.setattr(nio, "_write_pillow", broken)
+    monkeypatch.setattr(codecs, "_write_pillow", broken)
     PILImage.fromarray(255 - rgba8, "RGBA").save(src)
     res = run_graph(load_save(src, path="o.png"))
     assert res.records["save"].status == "failed"
@@ -266,11 +267,11 @@ def test_depth_npy_round_trip_is_exact_through_a_graph(tmp_path, registry, optio
 
 
 def test_depth_exr_round_trip_or_clear_error(tmp_path, ctx, monkeypatch):
-    if nio.exr_backend() is not None:
+    if codecs.exr_backend() is not None:
         out = nio.SaveDepth().run(ctx, depth=Depth(DEPTH), path="d.exr", scale=1000.0)
         back = nio.LoadDepth().run(ctx, path=out["path"], kind="metric", scale=1000.0)
         assert np.array_equal(back["depth"].data, DEPTH, equal_nan=True)
-    monkeypatch.setattr(nio, "exr_backend", lambda: None)
+    monkeypatch.setattr(codecs, "exr_backend", lambda: None)
     with pytest.raises(NodeError, match="OpenEXR"):
         nio.SaveDepth().run(ctx, depth=Depth(DEPTH), path="e.exr", scale=1000.0)
 

@@ -8,12 +8,12 @@ import numpy as np
 import pytest
 import trimesh
 
-from engine import analytic, geometry
-from engine.context import RunOptions
-from engine.errors import NodeError
-from engine.executor import Executor
-from engine.registry import Registry
-from engine.types import RGBD, Camera, Depth, Image, Mesh, PointCloud
+from fathom.engine.context import RunOptions
+from fathom.engine.errors import NodeError
+from fathom.engine.executor import Executor
+from fathom.engine.geometry import analytic, projection
+from fathom.engine.registry import Registry
+from fathom.engine.types import RGBD, Camera, Depth, Image, Mesh, PointCloud
 
 REG = Registry()
 REG.load_builtin()
@@ -146,5 +146,5 @@ def test_camera_create_looks_at_its_target() -> None:
                                      "target_z": 1.0})["camera"]
     assert np.allclose(cam.pose[:3, 3], [0, 0, -1]) and np.allclose(cam.pose[:3, 2], [0, 0, 1])
     assert cam.fy == pytest.approx(8.0)
-    uv, _ = geometry.project(np.array([[0, 0, 1.0]]), cam.fx, cam.fy, cam.cx, cam.cy, cam.pose)
+    uv, _ = projection.project(np.array([[0, 0, 1.0]]), cam.fx, cam.fy, cam.cx, cam.cy, cam.pose)
     assert np.allclose(uv, [[16, 8]])

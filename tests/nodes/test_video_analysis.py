@@ -11,15 +11,15 @@ import numpy as np
 import pytest
 from videoclips import make_clip, read_index
 
-from engine import flow as fl
-from engine.context import NodeContext, RunOptions
-from engine.device import DeviceInfo
-from engine.errors import NodeError
-from engine.executor import Executor
-from engine.graph import Graph
-from engine.registry import Registry
-from engine.types import AudioTrack, Image, Mask, Video
-from nodes.video_analysis import Segment
+from fathom.engine.context import NodeContext, RunOptions
+from fathom.engine.device import DeviceInfo
+from fathom.engine.errors import NodeError
+from fathom.engine.executor import Executor
+from fathom.engine.graph import Graph
+from fathom.engine.imaging import flow as fl
+from fathom.engine.registry import Registry
+from fathom.engine.types import AudioTrack, Image, Mask, Video
+from fathom.nodes.video_analysis import Segment
 
 REG = Registry()
 REG.load_builtin()
@@ -285,7 +285,7 @@ def test_segment_check_reports_a_missing_model(tmp_path: Path) -> None:
     g.add_node("video.load", "load", {"path": str(make_clip(tmp_path / "c.mp4", frames=2))})
     g.add_node("video.segment", "seg", {"model": str(tmp_path / "nowhere")})
     g.connect("load", "video", "seg", "video")
-    from engine.errors import GraphInvalid
+    from fathom.engine.errors import GraphInvalid
 
     with pytest.raises(GraphInvalid) as err:
         Executor(REG).plan(g, options=RunOptions(device="cpu", base_dir=tmp_path))

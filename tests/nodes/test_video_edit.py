@@ -11,16 +11,16 @@ import numpy as np
 import pytest
 from videoclips import audio_samples, decoded_indices, frame_pixels, make_clip, read_index
 
-from engine.cli import main
-from engine.context import CancelToken, RunOptions
-from engine.errors import GraphInvalid, NodeError
-from engine.events import Event
-from engine.executor import Executor
-from engine.graph import Exposed, Graph, SubgraphDef
-from engine.graphfile import SubgraphLibrary, save_subgraph
-from engine.node import Input, Node, Output
-from engine.registry import Registry
-from engine.types import AudioTrack, Image, Mask, Video
+from fathom.engine.cli import main
+from fathom.engine.context import CancelToken, RunOptions
+from fathom.engine.errors import GraphInvalid, NodeError
+from fathom.engine.events import Event
+from fathom.engine.executor import Executor
+from fathom.engine.graph import Exposed, Graph, SubgraphDef
+from fathom.engine.graphfile import SubgraphLibrary, save_subgraph
+from fathom.engine.node import Input, Node, Output
+from fathom.engine.registry import Registry
+from fathom.engine.types import AudioTrack, Image, Mask, Video
 
 REG = Registry()
 REG.load_builtin()
@@ -199,7 +199,7 @@ def test_reverse_and_loop() -> None:
 def test_speed_and_reverse_keep_the_sound_in_step_and_in_tune(tmp_path: Path) -> None:
     """A 2 s tone (440 Hz left, 880 Hz right) at 2×: 1 s of sound, same pitch; reversed: the
     same samples backwards; the saved file holds exactly the frames' length of sound."""
-    from engine.media import decode_audio
+    from fathom.engine.media.audio import decode_audio
 
     path = make_clip(tmp_path / "t.mp4", frames=48, audio=True)
     v = call("video.load", {}, {"path": str(path)})["video"]
@@ -308,7 +308,7 @@ def test_overlay_masked_composite() -> None:
 
 
 def test_text_changes_pixels_only_inside_its_box() -> None:
-    from engine import videoops as vo
+    from fathom.engine.media import videoops as vo
 
     v = _solid(10, 0.2, (160, 90))
     out = call("video.text", {"video": v}, {"text": "Hello", "size": 24, "color": "#ffff00",

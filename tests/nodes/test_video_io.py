@@ -13,13 +13,13 @@ import numpy as np
 import pytest
 from videoclips import audio_samples, decoded_indices, frame_pixels, make_clip, read_index
 
-from engine.context import RunOptions
-from engine.errors import GraphInvalid, NodeError
-from engine.executor import Executor
-from engine.graph import Graph
-from engine.registry import Registry
-from engine.types import Image, Video
-from nodes.io import exr_backend
+from fathom.engine.context import RunOptions
+from fathom.engine.errors import GraphInvalid, NodeError
+from fathom.engine.executor import Executor
+from fathom.engine.graph import Graph
+from fathom.engine.imaging.codecs import exr_backend
+from fathom.engine.registry import Registry
+from fathom.engine.types import Image, Video
 
 REG = Registry()
 REG.load_builtin()
@@ -277,7 +277,7 @@ def test_an_edit_list_cut_loads_only_the_shown_frames(tmp_path: Path) -> None:
 
 
 def test_cut_sound_has_no_click_at_its_start(tmp_path: Path) -> None:
-    from engine.media import decode_audio
+    from fathom.engine.media.audio import decode_audio
 
     p = make_clip(tmp_path / "t.mp4", frames=48, audio=True)
     with av.open(str(p)) as c:

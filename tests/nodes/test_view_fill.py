@@ -9,13 +9,13 @@ from typing import Any
 import numpy as np
 import pytest
 
-from engine.context import RunOptions
-from engine.errors import GraphInvalid, NodeError
-from engine.executor import Executor
-from engine.graph import Graph
-from engine.registry import Registry
-from engine.types import Image, Mask, Video
-from nodes.view import composite_fill, feather_weights, inpaint
+from fathom.engine.context import RunOptions
+from fathom.engine.errors import GraphInvalid, NodeError
+from fathom.engine.executor import Executor
+from fathom.engine.graph import Graph
+from fathom.engine.imaging.fill import composite_fill, feather_weights, inpaint
+from fathom.engine.registry import Registry
+from fathom.engine.types import Image, Mask, Video
 
 RGB = np.random.default_rng(5).random((64, 64, 3)).astype(np.float32)
 HOLES = np.zeros((64, 64), np.float32)
@@ -70,12 +70,12 @@ def test_a_video_is_filled_inside_the_node_once_per_frame(
         ex: Executor, inpainter: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """The model runs during the node's own run (its lock, progress and cancel), once per
     frame with holes; reading the frames later runs nothing."""
-    import nodes.generate
+    from fathom.engine import generation
 
     got = _fill(ex, VIEW, HOLES, model=str(inpainter), feather=0)
     calls = []
-    real = nodes.generate.run_generation
-    monkeypatch.setattr(nodes.generate, "run_generation",
+    real = generation.run_generation
+    monkeypatch.setattr(generation, "run_generation",
                         lambda *a, **k: calls.append(1) or real(*a, **k))
     vid = Video.from_frames([Image(VIEW), Image(RGB)], 12.0)
     masks = Video.from_frames([Image(HOLES[..., None]), Image(np.zeros((64, 64, 1)))], 12.0)

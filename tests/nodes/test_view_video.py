@@ -8,12 +8,23 @@ import numpy as np
 import pytest
 import trimesh
 
-from engine import analytic, geometry, scene
-from engine.context import RunOptions
-from engine.errors import NodeError
-from engine.executor import Executor
-from engine.registry import Registry
-from engine.types import RGBD, Camera, CameraPath, Depth, Image, Mask, Mesh, PointCloud, Video
+from fathom.engine.context import RunOptions
+from fathom.engine.errors import NodeError
+from fathom.engine.executor import Executor
+from fathom.engine.geometry import analytic, projection, scene
+from fathom.engine.imaging.ops import psnr
+from fathom.engine.registry import Registry
+from fathom.engine.types import (
+    RGBD,
+    Camera,
+    CameraPath,
+    Depth,
+    Image,
+    Mask,
+    Mesh,
+    PointCloud,
+    Video,
+)
 
 REG = Registry()
 REG.load_builtin()
@@ -64,7 +75,7 @@ def test_render_rgbd_from_its_own_camera_and_a_moved_one() -> None:
                {"backend": "torch"})
     covered = out["mask"].data < 0.5
     assert covered.mean() > 0.9
-    assert geometry.psnr(out["image"].data, rgbd.image.data, covered) > 60
+    assert psnr(out["image"].data, rgbd.image.data, covered) > 60
     assert np.allclose(out["depth"].data[covered], rgbd.depth.data[covered], atol=1e-4)
     pose = np.eye(4)
     pose[0, 3] = 0.5
@@ -106,8 +117,8 @@ def test_fill_holes_fills_only_the_mask() -> None:
 
 def test_more_fused_views_fill_more_of_a_target_view_at_flat_scene_size() -> None:
     eyes = [np.array([x, 0.0, 0.0]) for x in (-0.6, 0.6, 0.0, -0.3, 0.3)]
-    views = [room(pose=geometry.look_at(e, np.array([0, 0, 3.0]))) for e in eyes]
-    target = Camera.from_fov(64, 48, 60.0, geometry.look_at(np.array([0.0, -0.4, -0.3]),
+    views = [room(pose=projection.look_at(e, np.array([0, 0, 3.0]))) for e in eyes]
+    target = Camera.from_fov(64, 48, 60.0, projection.look_at(np.array([0.0, -0.4, -0.3]),
                                                             np.array([0, 0, 3.0])))
     holes, faces = [], []
     for n in (1, 2, 5):

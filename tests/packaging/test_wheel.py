@@ -7,6 +7,7 @@ import json
 import os
 import subprocess
 import sys
+import sysconfig
 import tarfile
 import zipfile
 from pathlib import Path
@@ -14,11 +15,12 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
-WHEEL_MUST_HOLD = {"engine/schema/graph.schema.json", "engine/cli.py", "nodes/io.py",
-                   "engine/distributed/scheduler.py", "fathom_assets/build.json",
-                   "fathom_assets/graphs/depthfusion_demo.json", "fathom_assets/scene/rgb.png",
-                   "fathom_assets/scene/depth.png", "fathom_assets/pano/rgb.png",
-                   "fathom_assets/pano/distance.png", "fathom_assets/icons/fathom.png"}
+WHEEL_MUST_HOLD = {"fathom/engine/schema/graph.schema.json", "fathom/engine/cli.py",
+                   "fathom/nodes/io.py", "fathom/app/main.py",
+                   "fathom/engine/distributed/scheduler.py", "fathom/assets/build.json",
+                   "fathom/assets/graphs/depthfusion_demo.json", "fathom/assets/scene/rgb.png",
+                   "fathom/assets/scene/depth.png", "fathom/assets/pano/rgb.png",
+                   "fathom/assets/pano/distance.png", "fathom/assets/icons/fathom.png"}
 
 
 def run(cmd: list[str], cwd: Path, env: dict[str, str], timeout: int = 300) -> str:
@@ -39,17 +41,28 @@ def test_wheel_installs_and_renders_outside_the_checkout(tmp_path: Path) -> None
     (sdist,) = dist.glob("fathom_studio-*.tar.gz")
     names = set(zipfile.ZipFile(wheel).namelist())
     assert WHEEL_MUST_HOLD <= names, WHEEL_MUST_HOLD - names
+    # One top-level import name: the wheel claims `fathom` and nothing else.
+    tops = {n.split("/", 1)[0] for n in names if not n.split("/", 1)[0].endswith(".dist-info")}
+    assert tops == {"fathom"}, tops
     assert not any(n.startswith(("tests/", "bench/")) for n in names)
     with tarfile.open(sdist) as tar:
         members = {m.split("/", 1)[1] for m in tar.getnames() if "/" in m}
     assert {"setup.py", "MANIFEST.in", "assets/graphs/depthfusion_demo.json",
             "packaging/fathom.spec", "engine/schema/graph.schema.json"} <= members
 
-    # The venv sees the heavy dependencies (torch...) of this interpreter, not this checkout.
+    # The venv sees the heavy dependencies (torch...) of this interpreter, not this checkout:
+    # a .pth line adds this interpreter's site-packages after the venv's own. (Not
+    # --system-site-packages: run from inside a venv, that gives the *base* interpreter's.)
+    # Lines of a .pth add folders without running the .pth files in them, so the checkout's
+    # editable-install hook stays out.
     venv = tmp_path / "venv"
-    run([sys.executable, "-m", "venv", "--system-site-packages", str(venv)], tmp_path,
-        dict(os.environ))
+    run([sys.executable, "-m", "venv", str(venv)], tmp_path, dict(os.environ))
     bindir = venv / ("Scripts" if os.name == "nt" else "bin")
+    venv_site = run([str(bindir / "python"), "-c", "import sysconfig; "
+                     "print(sysconfig.get_paths()['purelib'])"], tmp_path,
+                    dict(os.environ)).strip()
+    ours = [p for p in {sysconfig.get_paths()["purelib"], sysconfig.get_paths()["platlib"]}]
+    (Path(venv_site) / "outer-site-packages.pth").write_text("\n".join(ours) + "\n")
     env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "VIRTUAL_ENV")}
     env["PATH"] = f"{bindir}{os.pathsep}{env.get('PATH', '')}"
     run([str(bindir / "python"), "-m", "pip", "install", "-q", "--no-deps", "--no-index",
@@ -57,7 +70,7 @@ def test_wheel_installs_and_renders_outside_the_checkout(tmp_path: Path) -> None
     work = tmp_path / "elsewhere"
     work.mkdir()
     where = run([str(bindir / "python"), "-c",
-                 "import engine, nodes, engine.resources as r; "
+                 "import fathom.engine as engine, fathom.nodes, fathom.engine.resources as r; "
                  "print(engine.__file__); print(r.assets_dir())"], work, env).split()
     assert all(str(venv) in w for w in where), where  # the installed copy, not the checkout
 

@@ -27,9 +27,9 @@ from typing import Any
 
 import torch
 
-from engine.accel.clockwork import Clockwork, ClockworkAdaptor
-from engine.accel.similarity import SimilarityFilter
-from engine.accel.tome import TokenMerge
+from fathom.engine.accel.clockwork import Clockwork, ClockworkAdaptor
+from fathom.engine.accel.similarity import SimilarityFilter
+from fathom.engine.accel.tome import TokenMerge
 
 CFG_TYPES = ("none", "self", "initialize", "full")
 

@@ -162,7 +162,7 @@ def measure_overhead(components: Any, mode: str = "auto", tiny_vae: Any = None,
     ``repeats`` runs). ``budgeted``: total preview seconds over total step seconds with the
     10% budget in force (degrading and skipping as a real run does), and how many were shown.
     """
-    from engine.accel.loop import generate
+    from fathom.engine.diffusion.loop import generate
 
     def run(budget: float) -> tuple[Previewer, list[float], Any]:
         pv = Previewer(components, mode, tiny_vae, budget=budget)

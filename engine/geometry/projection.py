@@ -95,67 +95,6 @@ def project(points: np.ndarray, fx: float, fy: float, cx: float, cy: float,
 # Grid triangulation with discontinuity cutting
 
 
-def grid_faces(height: int, width: int, wrap_u: bool = False) -> np.ndarray:
-    """Two triangles per grid cell over an H×W vertex grid (row-major vertex ids), wound so the
-    front faces the camera in OpenCV axes. ``wrap_u`` closes the seam of a panorama."""
-    cols = width if wrap_u else width - 1
-    j, i = np.meshgrid(np.arange(height - 1), np.arange(cols), indexing="ij")
-    a = j * width + i
-    b = j * width + (i + 1) % width
-    c = (j + 1) * width + i
-    d = (j + 1) * width + (i + 1) % width
-    tri1 = np.stack([a, c, b], axis=-1).reshape(-1, 3)
-    tri2 = np.stack([b, c, d], axis=-1).reshape(-1, 3)
-    return np.concatenate([tri1, tri2]).astype(np.int64)
-
-
-def cut_discontinuities(faces: np.ndarray, depth_flat: np.ndarray,
-                        max_ratio: float) -> np.ndarray:
-    """Keep faces whose three depths are valid and whose relative spread (max-min)/min is at most
-    ``max_ratio``: this removes the 'rubber sheet' between foreground and background."""
-    z = depth_flat[faces]
-    valid = np.all(np.isfinite(z) & (z > 0), axis=1)
-    zmin = np.where(valid, z.min(axis=1), 1.0)
-    spread = (z.max(axis=1) - zmin) / zmin
-    keep = valid & (spread <= max_ratio)
-    return faces[keep]
-
-
-def depth_grid_mesh(depth: np.ndarray, fx: float, fy: float, cx: float, cy: float,
-                    pose: np.ndarray | None = None, max_ratio: float = 0.05,
-                    step: int = 1) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Depth → (vertices V×3, faces F×3, uv V×2 in [0,1]) with one vertex per (sub)pixel.
-
-    ``step`` subsamples the grid; unused vertices are kept so vertex i is pixel i (simple
-    colour lookup), and callers may drop them with ``compact``.
-    """
-    full_h, full_w = depth.shape
-    if step > 1:
-        # Sample s·i keeps its own pixel centre (s·i + 0.5) in the scaled intrinsics.
-        depth = depth[::step, ::step]
-        fx, fy = fx / step, fy / step
-        cx, cy = (cx + 0.5 * (step - 1)) / step, (cy + 0.5 * (step - 1)) / step
-    h, w = depth.shape
-    pts = backproject(depth, fx, fy, cx, cy, pose).reshape(-1, 3)
-    faces = cut_discontinuities(grid_faces(h, w), depth.reshape(-1).astype(np.float64), max_ratio)
-    u, v = pixel_grid(full_w, full_h)
-    u, v = u[::step, ::step], v[::step, ::step]
-    uv = np.stack([u.reshape(-1) / full_w, 1.0 - v.reshape(-1) / full_h], axis=-1)
-    return pts, faces, uv
-
-
-def compact(vertices: np.ndarray, faces: np.ndarray,
-            *attrs: np.ndarray) -> tuple[np.ndarray, ...]:
-    """Drop vertices no face uses; returns (vertices, faces, *attrs) re-indexed."""
-    used = np.zeros(len(vertices), bool)
-    used[faces.reshape(-1)] = True
-    remap = -np.ones(len(vertices), np.int64)
-    remap[used] = np.arange(int(used.sum()))
-    out = [vertices[used], remap[faces]]
-    out += [a[used] for a in attrs]
-    return tuple(out)
-
-
 def depth_normals(depth: np.ndarray, fx: float, fy: float, cx: float, cy: float,
                   baseline: int = 1) -> np.ndarray:
     """Camera-space unit normals H×W×3 from central differences of back-projected points over
@@ -195,35 +134,6 @@ def direction_to_equirect(dirs: np.ndarray, width: int, height: int) -> np.ndarr
     lat = np.arcsin(np.clip(-d[..., 1], -1, 1))
     return np.stack([(lon + math.pi) / (2 * math.pi) * width,
                      (math.pi / 2 - lat) / math.pi * height], -1)
-
-
-def panorama_mesh(distance: np.ndarray, max_ratio: float = 0.08, step: int = 1,
-                  seam: str = "wrap") -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Equirectangular distance map (metres from the centre, along each ray) → depth-displaced
-    sphere (vertices, faces, uv), poles capped by the grid's first/last rows.
-
-    ``seam='wrap'`` joins the last column to the first (one vertex per sample, for vertex
-    colours); ``'duplicate'`` repeats the first column at u = 1 so a texture does not wrap
-    backwards across the seam.
-    """
-    full_h, full_w = distance.shape
-    dirs = equirect_directions(full_w, full_h)[::step, ::step]
-    distance = distance[::step, ::step]
-    u, v = pixel_grid(full_w, full_h)
-    u, v = u[::step, ::step] / full_w, 1.0 - v[::step, ::step] / full_h
-    if seam == "duplicate":
-        dirs = np.concatenate([dirs, dirs[:, :1]], axis=1)
-        distance = np.concatenate([distance, distance[:, :1]], axis=1)
-        u = np.concatenate([u, u[:, :1] + 1.0], axis=1)
-        v = np.concatenate([v, v[:, :1]], axis=1)
-    h, w = distance.shape
-    r = distance.reshape(-1).astype(np.float64)
-    r = np.where(np.isfinite(r) & (r > 0), r, np.nan)
-    verts = dirs.reshape(-1, 3) * r[:, None]
-    faces = cut_discontinuities(grid_faces(h, w, wrap_u=seam == "wrap"), r, max_ratio)
-    faces = faces[:, [0, 2, 1]]  # seen from inside: flip winding to face the centre
-    uv = np.stack([u.reshape(-1), v.reshape(-1)], axis=-1)
-    return verts, faces, uv
 
 
 # --------------------------------------------------------------------------------------------
@@ -296,10 +206,13 @@ def cube_poses(center: np.ndarray) -> list[np.ndarray]:
     return out
 
 
-def psnr(a: np.ndarray, b: np.ndarray, mask: np.ndarray | None = None) -> float:
-    """Peak signal-to-noise ratio for images in [0,1], over ``mask`` if given."""
-    diff = (np.asarray(a, np.float64) - np.asarray(b, np.float64)) ** 2
-    if mask is not None:
-        diff = diff[mask.astype(bool)]
-    mse = float(diff.mean()) if diff.size else 0.0
-    return float("inf") if mse == 0 else 10 * math.log10(1.0 / mse)
+def parse_points(text: str) -> np.ndarray:
+    """'x,y,z; x,y,z; ...' → N×3; the way waypoints are typed into a text field."""
+    rows = [r for r in text.replace("\n", ";").split(";") if r.strip()]
+    try:
+        pts = np.array([[float(v) for v in r.split(",")] for r in rows], np.float64)
+    except ValueError:
+        raise ValueError(f"waypoints must look like '0,0,0; 0,0,1'; got {text!r}") from None
+    if pts.ndim != 2 or pts.shape[1] != 3:
+        raise ValueError(f"each waypoint needs three numbers x,y,z; got {text!r}")
+    return pts

@@ -18,8 +18,8 @@ from typing import Any
 
 import numpy as np
 
-from engine import geometry
-from engine.types import RGBD, Camera, Mesh, PointCloud
+from fathom.engine.geometry import meshing, projection
+from fathom.engine.types import RGBD, Camera, Mesh, PointCloud
 
 
 @dataclass
@@ -84,7 +84,7 @@ def scene_from_rgbd(rgbd: RGBD, camera: Camera, max_ratio: float = 0.05) -> Rend
         raise ValueError("relative depth has no scale to render from another viewpoint; "
                          "convert it with depth.to_metric first")
     d = rgbd.depth.data
-    verts, faces, _ = geometry.depth_grid_mesh(d, camera.fx, camera.fy, camera.cx, camera.cy,
+    verts, faces, _ = meshing.depth_grid_mesh(d, camera.fx, camera.fy, camera.cx, camera.cy,
                                                camera.pose, max_ratio)
     colors = rgbd.image.rgb().reshape(-1, 3)
     verts = np.nan_to_num(verts.astype(np.float32), nan=0.0)
@@ -99,7 +99,7 @@ def render_torch(scene: RenderScene, camera: Camera, device: str = "cpu",
                  background: tuple[float, float, float] = (0.0, 0.0, 0.0)) -> RenderOutput:
     import torch
 
-    from engine import raster
+    from fathom.engine.geometry import raster
 
     dev = torch.device(device)
     verts = torch.as_tensor(np.asarray(scene.vertices, np.float32), device=dev)
@@ -251,7 +251,7 @@ def render_opengl(scene: RenderScene, camera: Camera,
 
 def _near_far(scene: RenderScene, camera: Camera) -> tuple[float, float]:
     """Depth range from the geometry, so the depth buffer's precision is spent on the scene."""
-    _, z = geometry.project(scene.vertices, 1, 1, 0, 0, camera.pose)
+    _, z = projection.project(scene.vertices, 1, 1, 0, 0, camera.pose)
     z = z[np.isfinite(z) & (z > 1e-3)]
     if not len(z):
         return 0.01, 100.0

@@ -9,12 +9,15 @@ size follows the scene and the voxel size, never the number of views.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import torch
 
-from engine import geometry
-from engine.types import RGBD
+from fathom.engine.geometry import projection
+from fathom.engine.types import (
+    RGBD,
+)
 
 #: Voxel budget: past this the voxel size grows so memory stays bounded (~0.3 GB at 32M).
 MAX_VOXELS = 1 << 25
@@ -34,7 +37,7 @@ def bounds(views: list[RGBD]) -> tuple[np.ndarray, np.ndarray]:
     for v in views:
         c = v.camera
         assert c is not None
-        p = geometry.backproject(v.depth.data, c.fx, c.fy, c.cx, c.cy, c.pose).reshape(-1, 3)
+        p = projection.backproject(v.depth.data, c.fx, c.fy, c.cx, c.cy, c.pose).reshape(-1, 3)
         p = p[np.all(np.isfinite(p), axis=1)]
         if len(p):
             lo, hi = np.minimum(lo, p.min(0)), np.maximum(hi, p.max(0))
@@ -105,3 +108,16 @@ def extract_mesh(grid: TSDFGrid) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     cols = grid.color[idx[:, 0], idx[:, 1], idx[:, 2]]
     world = verts * grid.voxel + grid.origin
     return world, faces.astype(np.int64), cols
+
+
+def fuse_tsdf(views: list[RGBD], voxel: float, trunc_voxels: float, device: str) -> Any:
+    """TSDF integration of posed RGBD views → coloured trimesh (marching cubes)."""
+    import trimesh
+
+    from fathom.engine.geometry import tsdf
+
+    grid = tsdf.integrate(views, voxel, trunc_voxels, device)
+    verts, faces, cols = tsdf.extract_mesh(grid)
+    vc = np.concatenate([(np.clip(cols, 0, 1) * 255).round(),
+                         np.full((len(cols), 1), 255)], 1).astype(np.uint8)
+    return trimesh.Trimesh(verts, faces, vertex_colors=vc, process=False)

@@ -5,14 +5,14 @@ from __future__ import annotations
 
 import numpy as np
 
-from engine import geometry
-from engine.types import Camera
+from fathom.engine.geometry import projection
+from fathom.engine.types import Camera
 
 
 def camera_rays(cam: Camera) -> tuple[np.ndarray, np.ndarray]:
     """World-frame ray directions H×W×3 with unit z component in camera space (so the ray
     parameter t equals z depth), and the camera centre."""
-    u, v = geometry.pixel_grid(cam.width, cam.height)
+    u, v = projection.pixel_grid(cam.width, cam.height)
     d_cam = np.stack([(u - cam.cx) / cam.fx, (v - cam.cy) / cam.fy, np.ones_like(u)], -1)
     return d_cam @ cam.pose[:3, :3].T, cam.pose[:3, 3].copy()
 

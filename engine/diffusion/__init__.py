@@ -1,0 +1,1 @@
+"""The diffusion pipeline: model components, schedulers, shared stages, the image, video and stream runs."""

@@ -1,0 +1,118 @@
+"""The loaded parts of a Stable-Diffusion-family model and what every run does with them: prompts, images in and out."""
+
+from __future__ import annotations
+
+import threading
+from collections import OrderedDict
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+
+from fathom.engine.errors import LoopInputError
+
+PROMPT_CACHE_SIZE = 32
+
+
+@dataclass(eq=False)
+class Components:
+    """The loaded parts of a Stable-Diffusion-family model, shared by every node that uses it.
+
+    ``device`` is where the loop runs (with CPU offload the weights may live elsewhere between
+    calls); ``offload`` is "none", "model" or "sequential". Prompt embeddings are cached here,
+    per prompt, because the same prompt is encoded on every re-run of a graph.
+    """
+
+    unet: Any
+    vae: Any
+    text_encoder: Any
+    tokenizer: Any
+    scheduler: Any
+    tiny_vae: Any = None
+    device: str = "cpu"
+    dtype: torch.dtype = torch.float32
+    offload: str = "none"
+    vae_tiling: bool = False
+    source: str = ""
+    preview_fit: Any = field(default=None, repr=False)
+    _prompts: OrderedDict[str, torch.Tensor] = field(default_factory=OrderedDict, repr=False)
+    _lock: Any = field(default_factory=threading.Lock, repr=False)
+
+    @property
+    def vae_scale_factor(self) -> int:
+        return 2 ** (len(self.vae.config.block_out_channels) - 1)
+
+    @property
+    def latent_channels(self) -> int:
+        return int(self.vae.config.latent_channels)
+
+    @property
+    def is_inpainting(self) -> bool:
+        return int(self.unet.config.in_channels) == 2 * self.latent_channels + 1
+
+    @property
+    def decoded_channels(self) -> int:
+        return int(self.vae.config.out_channels)
+
+    @torch.no_grad()
+    def encode_prompt(self, prompt: str) -> torch.Tensor:
+        """1×tokens×dim embeddings of one prompt on the run device (cached per prompt)."""
+        with self._lock:
+            hit = self._prompts.get(prompt)
+            if hit is not None:
+                self._prompts.move_to_end(prompt)
+                return hit
+        ids = self.tokenizer(prompt, padding="max_length", truncation=True,
+                             max_length=self.tokenizer.model_max_length,
+                             return_tensors="pt").input_ids
+        mask = None
+        if getattr(self.text_encoder.config, "use_attention_mask", False):
+            mask = self.tokenizer(prompt, padding="max_length", truncation=True,
+                                  max_length=self.tokenizer.model_max_length,
+                                  return_tensors="pt").attention_mask.to(self.device)
+        emb = self.text_encoder(ids.to(self.device), attention_mask=mask)[0]
+        emb = emb.to(dtype=self.text_encoder.dtype, device=self.device)
+        with self._lock:
+            self._prompts[prompt] = emb
+            while len(self._prompts) > PROMPT_CACHE_SIZE:
+                self._prompts.popitem(last=False)
+        return emb
+
+
+def check_size(components: Components, width: int, height: int) -> None:
+    f = components.vae_scale_factor
+    for port, v in (("width", width), ("height", height)):
+        if v <= 0 or v % f:
+            lo, hi = (v // f) * f, (v // f + 1) * f
+            raise LoopInputError(f"{port} {v} is not a multiple of {f}: the VAE works on "
+                                 f"{f}×{f} pixel blocks", port=port,
+                                 fix=f"use {max(lo, f)} or {hi}")
+
+
+def to_model_image(rgb: np.ndarray, components: Components) -> torch.Tensor:
+    """H×W×3 (or B×H×W×3) float in [0, 1] → B×3×H×W in [-1, 1] on the run device."""
+    arr = np.asarray(rgb, np.float32)
+    if arr.ndim == 3:
+        arr = arr[None]
+    t = torch.from_numpy(np.ascontiguousarray(arr)).permute(0, 3, 1, 2)
+    return (2.0 * t - 1.0).contiguous().to(components.device)
+
+
+def _encode(components: Components, image: torch.Tensor, generator: torch.Generator,
+            dtype: torch.dtype) -> torch.Tensor:
+    vae = components.vae
+    out = vae.encode(image.to(components.device, dtype))
+    if hasattr(out, "latent_dist"):
+        z = out.latent_dist.sample(generator=generator)
+    else:
+        z = out.latents
+    return z * vae.config.scaling_factor
+
+
+@torch.no_grad()
+def decode(components: Components, latents: torch.Tensor) -> torch.Tensor:
+    """Clean latents → B×C×H×W float32 in [0, 1] on the CPU."""
+    vae = components.vae
+    img = vae.decode(latents / vae.config.scaling_factor, return_dict=False)[0]
+    return (img / 2 + 0.5).clamp(0, 1).float().cpu()

@@ -1,0 +1,303 @@
+"""Shared support for generation nodes: model parameters, checks and fingerprints, loading, accelerations, tensors from port values, and one guarded generation run."""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import numpy as np
+
+from fathom.engine.diffusion.schedulers import SCHEDULER_CHOICES
+from fathom.engine.errors import NodeError, Problem
+from fathom.engine.node import Node, Output, Param
+from fathom.engine.types import (
+    Enum,
+    Float,
+    Image,
+    Int,
+    Latent,
+    Mask,
+    Seed,
+    String,
+    Video,
+)
+
+SD15 = "stable-diffusion-v1-5/stable-diffusion-v1-5"
+
+
+SD15_INPAINT = "stable-diffusion-v1-5/stable-diffusion-inpainting"
+
+
+LDM3D = "Intel/ldm3d-4c"
+
+
+STREAM_MODEL = "SimianLuo/LCM_Dreamshaper_v7"
+
+
+LOWER_HINT = "lower width and height, or batch_size (or free memory for the model)"
+
+
+def _prompt_params(model: str) -> tuple[Param, ...]:
+    return (
+        Param("model", String, model, "model folder, .safetensors file or Hugging Face id "
+              "(already downloaded: `fathom models pull ID`)"),
+        Param("prompt", String, "", "what to make (may be empty)", multiline=True),
+        Param("negative_prompt", String, "", "what to steer away from", multiline=True),
+    )
+
+
+def _sampling_params(size: int, size_min: int, steps: int = 20,
+                     guidance: float = 7.5) -> tuple[Param, ...]:
+    size_doc = "multiple of 8" + (" (0: the input image's size)" if size_min == 0 else "")
+    return (
+        Param("steps", Int, steps, "denoising steps", min=1, max=500),
+        Param("guidance", Float, guidance, "classifier-free guidance scale (<= 1: off)", min=0,
+              max=50, step=0.5),
+        Param("seed", Seed, 0, "noise seed: the same seed gives the same image on any device"),
+        Param("width", Int, size, f"output width, {size_doc}", min=size_min, max=8192, step=8),
+        Param("height", Int, size, f"output height, {size_doc}", min=size_min, max=8192, step=8),
+        Param("scheduler", Enum, "default", "sampler (default: the one the model ships with)",
+              choices=SCHEDULER_CHOICES),
+        Param("batch_size", Int, 1, "images made at once from the seed", min=1, max=64),
+    )
+
+
+ACCEL_PARAMS = (
+    Param("token_merge", Float, 0.0, "token merging ratio on high-resolution self-attention "
+          "(0: off)", min=0, max=0.9, step=0.05),
+    Param("clock_period", Int, 1, "Clockwork feature reuse: the whole UNet runs every k-th step "
+          "(1: off)", min=1, max=10),
+    Param("clock_level", Int, 1, "Clockwork: outer resolution levels still run on cheap steps",
+          min=1, max=3),
+    Param("clock_adaptor", String, "identity", "Clockwork adaptor: 'identity' or a trained "
+          "adaptor .safetensors file"),
+    Param("adaptive_threshold", Float, 0.0, "adaptive steps: stop once the predicted image "
+          "changes less than this between steps (0: off)", min=0, max=1, step=0.001),
+)
+
+
+GEN_OUTPUTS = (Output("image", Image, "the first image of the batch"),
+               Output("images", Video, "every image of the batch, as frames"),
+               Output("latent", Latent, "the final clean latents"))
+
+
+def _source(ctx: Any, model: str) -> str:
+    p = ctx.resolve_path(model)
+    return str(p) if model and p.exists() else model
+
+
+def _check(cls: type[Node], params: dict[str, Any], ctx: Any) -> list[Problem]:
+    from fathom.engine.models import ModelError, locate_model
+
+    out = []
+    try:
+        locate_model(params["model"], ctx.options.base_dir)
+    except ModelError as exc:
+        out.append(Problem(str(exc), ctx.node_id, "model"))
+    for port in ("width", "height"):
+        v = params.get(port)
+        if v is not None and v % 8:
+            out.append(Problem(f"{port} {v} is not a multiple of 8 (the VAE works on 8×8 pixel "
+                               "blocks).", ctx.node_id, port,
+                               f"use {max(8, v // 8 * 8)} or {v // 8 * 8 + 8}"))
+    return out
+
+
+def _fingerprint(params: dict[str, Any], ctx: Any) -> str:
+    """The model's weights by size and mtime: replacing a checkpoint re-runs the node."""
+    from fathom.engine.models import ModelError, locate_model
+    from fathom.engine.models.locate import safetensors_files
+
+    try:
+        path = locate_model(params["model"], ctx.options.base_dir)
+        files = safetensors_files(path)
+    except ModelError:
+        return ""
+    stats = [(str(f.relative_to(path)) if f != path else f.name, f.stat()) for f in files]
+    return f"{path.resolve()}|" + ";".join(f"{n}:{s.st_size}:{s.st_mtime_ns}" for n, s in stats)
+
+
+def _load(ctx: Any, model: str) -> Any:
+    from fathom.engine.models.diffusion import KIND, loader
+
+    ctx.check_cancelled()
+    ctx.progress(0.0, "loading model")
+    dev = ctx.device
+    return ctx.load_model(KIND, _source(ctx, model),
+                          loader(dev.torch_device, dev.dtype, _offload(ctx)))
+
+
+def _offload(ctx: Any) -> str:
+    from fathom.engine.models.diffusion import OFFLOAD_FIX, offload_setting
+
+    try:
+        return offload_setting()
+    except ValueError as exc:
+        raise ctx.error(str(exc), fix=OFFLOAD_FIX) from None
+
+
+def _tiny_vae(ctx: Any, source: str) -> Any:
+    """A tiny autoencoder through the manager (previews, the stream's encode/decode)."""
+    import torch
+
+    dev = ctx.device
+
+    def load(path: Any) -> Any:
+        from diffusers import AutoencoderTiny
+
+        from fathom.engine.models.diffusion import diffusers_dtype
+
+        m = AutoencoderTiny.from_pretrained(path, **diffusers_dtype(getattr(torch, dev.dtype)),
+                                            use_safetensors=True)
+        return m.to(dev.torch_device).eval().requires_grad_(False)
+
+    return ctx.load_model("tiny-vae", _source(ctx, source), load)
+
+
+def _accelerations(ctx: Any, seed: int, steps: int, token_merge: float, clock_period: int,
+                   clock_level: int, clock_adaptor: str, adaptive_threshold: float) -> list[Any]:
+    out: list[Any] = []
+    if token_merge > 0:
+        from fathom.engine.accel.tome import TokenMerge
+
+        out.append(TokenMerge(ratio=token_merge, seed=seed))
+    if clock_period > 1:
+        from fathom.engine.accel.clockwork import Clockwork
+
+        adaptor = clock_adaptor if clock_adaptor in ("", "identity") else str(
+            ctx.resolve_path(clock_adaptor))
+        out.append(Clockwork(period=clock_period, level=clock_level,
+                             adaptor=adaptor or "identity", num_steps=steps))
+    if adaptive_threshold > 0:
+        try:
+            from fathom.engine.accel import adaptive
+        except ImportError as exc:
+            raise ctx.error("adaptive steps are not available in this build",
+                            port="adaptive_threshold", fix="set it to 0") from exc
+        out.append(adaptive.AdaptiveSteps(threshold=adaptive_threshold))
+    return out
+
+
+def _image_tensor(ctx: Any, image: Image, width: int, height: int, port: str = "image") -> Any:
+    """An input image as 1×3×H×W in [-1, 1], resized to width×height when those are set."""
+    import torch
+    from torch.nn import functional as F
+
+    rgb = torch.from_numpy(np.ascontiguousarray(image.rgb())).permute(2, 0, 1)[None]
+    w, h = width or image.width, height or image.height
+    if (w, h) != (image.width, image.height):
+        rgb = F.interpolate(rgb, size=(h, w), mode="bicubic", antialias=True,
+                            align_corners=False).clamp(0, 1)
+    elif w % 8 or h % 8:
+        raise ctx.error(f"the image is {w}×{h}; both sides must be multiples of 8", port=port,
+                        fix="set width and height (the image is then resized) or crop it")
+    return (2.0 * rgb - 1.0).contiguous()
+
+
+def _mask_tensor(mask: Mask, width: int, height: int) -> Any:
+    import torch
+    from torch.nn import functional as F
+
+    m = torch.from_numpy(np.ascontiguousarray(mask.data))[None, None]
+    if tuple(m.shape[-2:]) != (height, width):
+        m = F.interpolate(m, size=(height, width), mode="bilinear", align_corners=False)
+    return m
+
+
+def run_generation(ctx: Any, comps: Any, *, prompt: str, negative_prompt: str, steps: int,
+                   guidance: float, seed: int, width: int, height: int, scheduler: str,
+                   batch_size: int, image: Any = None, mask: Any = None, strength: float = 1.0,
+                   accel: list[Any] | None = None, wrap: bool = False) -> Any:
+    """The loop with progress, previews, cancellation, the out-of-memory fallback and the run
+    report; LoopInputError becomes a NodeError naming the port."""
+    from fathom.engine.diffusion.loop import generate
+    from fathom.engine.diffusion.preview import Previewer
+    from fathom.engine.diffusion.seamless import horizontal_wrap
+    from fathom.engine.errors import LoopInputError
+    from fathom.engine.models.diffusion import fall_back, settle
+    from fathom.engine.models.memory import retry_on_oom
+
+    extra = ctx.options.extra
+    pv_source = extra.get("preview_vae") or os.environ.get("FATHOM_PREVIEW_VAE", "")
+    previewer = Previewer(comps, extra.get("preview", "auto"),
+                          _tiny_vae(ctx, pv_source) if pv_source else None)
+
+    def on_step(info: Any) -> None:
+        msg = f"step {info.step}/{info.steps}"
+        ctx.progress((info.index + 1) / info.total, msg)
+        img = previewer(info.pred_x0, info.seconds)
+        if img is not None:
+            ctx.preview(Image(img), msg)
+
+    def attempt() -> Any:
+        previewer.prepare()
+        kwargs = dict(steps=steps, guidance=guidance, seed=seed, width=width, height=height,
+                      batch_size=batch_size, scheduler=scheduler, image=image, mask=mask,
+                      strength=strength, accel=accel or [], callback=on_step)
+        if wrap:
+            with horizontal_wrap(comps.unet, comps.vae):
+                return generate(comps, prompt, negative_prompt, **kwargs)
+        return generate(comps, prompt, negative_prompt, **kwargs)
+
+    def lower() -> str:
+        freed = ctx.models.free(keep=comps)
+        fallback = fall_back(comps) or "nothing more to lower"
+        ctx.log.warning("out of memory: freed %d cached models, retrying with %s", freed,
+                        fallback)
+        return fallback
+
+    def fail(fallback: str) -> NodeError:
+        return NodeError(f"ran out of {comps.device} memory, also after freeing cached "
+                         f"models and retrying with {fallback}", node=ctx.node_id,
+                         fix=LOWER_HINT)
+
+    try:
+        result, fallback = retry_on_oom(attempt, lower, fail)
+    except LoopInputError as exc:
+        raise ctx.error(str(exc), port=exc.port, fix=exc.fix) from None
+    finally:
+        settle(comps)
+    ctx.report(device=comps.device, dtype=str(comps.dtype).replace("torch.", ""),
+               offload=comps.offload, vae_tiling=comps.vae_tiling,
+               scheduler=result.scheduler,
+               steps_run=result.steps_run, steps_planned=result.steps_planned,
+               stopped_early=result.stopped_early,
+               accelerations=[type(a).__name__ for a in accel or []],
+               preview=previewer.summary(),
+               **({"oom_fallback": fallback} if fallback else {}))
+    return result
+
+
+def _outputs(images: np.ndarray, result: Any, comps: Any) -> dict[str, Any]:
+    frames = [Image(im[:, :, :3]) for im in images]
+    return {"image": frames[0], "images": Video.from_frames(frames, fps=1.0),
+            "latent": Latent(result.latents, float(comps.vae.config.scaling_factor))}
+
+
+class ModelNode(Node):
+    """A node that loads a generation model: a missing or unusable model folder is a problem
+    before the run starts, and the weights' identity is part of the cache key."""
+
+    @classmethod
+    def check(cls, params: dict[str, Any], ctx: Any) -> list[Problem]:
+        return _check(cls, params, ctx)
+
+    @classmethod
+    def cache_extra(cls, params: dict[str, Any], ctx: Any) -> str:
+        return _fingerprint(params, ctx)
+
+
+def split_rgbd(decoded: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """LDM3D's decode step: the VAE decodes RGB plus depth. 4 channels: depth is the 4th;
+    6 channels: depth is 16-bit, high byte in the 5th and low byte in the 6th (quantised to
+    8 bits each, as the model was trained). Returns RGB (…×3) and disparity-like depth in
+    [0, 1] (1 = near, as LDM3D's DPT-made training depth)."""
+    rgb = decoded[..., :3]
+    c = decoded.shape[-1]
+    if c == 4:
+        return rgb, decoded[..., 3]
+    if c == 6:
+        hi = np.round(decoded[..., 4] * 255.0)
+        lo = np.round(decoded[..., 5] * 255.0)
+        return rgb, ((hi * 256.0 + lo) / 65535.0).astype(np.float32)
+    raise ValueError(f"a decoded RGB+depth image has 4 or 6 channels, not {c}")

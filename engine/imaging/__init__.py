@@ -1,0 +1,1 @@
+"""Image libraries: codecs, pixel operations, depth-map math, optical flow and hole filling."""
