@@ -28,8 +28,13 @@ def _stamp() -> dict[str, str]:
         return json.loads(existing.read_text("utf-8"))
     info = {"built": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
     try:
-        out = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "--short=12", "HEAD"],
-                             capture_output=True, text=True, timeout=5, check=True)
+        out = subprocess.run(
+            ["git", "-C", str(ROOT), "rev-parse", "--short=12", "HEAD"],
+            capture_output=True,
+            text=True,
+            timeout=5,
+            check=True,
+        )
         info["commit"] = out.stdout.strip()
     except (OSError, subprocess.SubprocessError):
         pass
@@ -45,8 +50,12 @@ class BuildPyWithAssets(build_py):
         for name in ASSET_DIRS:
             src = ROOT / "assets" / name
             if src.is_dir():
-                shutil.copytree(src, target / name, dirs_exist_ok=True,
-                                ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+                shutil.copytree(
+                    src,
+                    target / name,
+                    dirs_exist_ok=True,
+                    ignore=shutil.ignore_patterns("__pycache__", "*.pyc"),
+                )
         info = {"kind": "wheel", **_stamp()}
         (target / STAMP).write_text(json.dumps(info, indent=1) + "\n", "utf-8")
 

@@ -39,8 +39,14 @@ def _restore_order(doc: Document, node_order: list[str], edge_order: list[Edge])
 class AddNodes(QUndoCommand):
     """Adds nodes (with their editor entries) and edges among or to them: add, paste, drop."""
 
-    def __init__(self, doc: Document, nodes: list[NodeInstance], edges: list[Edge] = (),
-                 ui: dict[str, dict[str, Any]] | None = None, text: str = "") -> None:
+    def __init__(
+        self,
+        doc: Document,
+        nodes: list[NodeInstance],
+        edges: list[Edge] = (),
+        ui: dict[str, dict[str, Any]] | None = None,
+        text: str = "",
+    ) -> None:
         if not text:
             cls = doc.registry.get(nodes[0].type) if len(nodes) == 1 else None
             text = f"Add {cls.title}" if cls is not None else f"Add {len(nodes)} nodes"
@@ -55,8 +61,15 @@ class AddNodes(QUndoCommand):
         for n in self.nodes:
             if n.id in self.ui:
                 g.ui.setdefault("nodes", {})[n.id] = copy.deepcopy(self.ui[n.id])
-            g.add_node(n.type, n.id, copy.deepcopy(n.params), bypass=n.bypass, mute=n.mute,
-                       title=n.title, version=n.version)
+            g.add_node(
+                n.type,
+                n.id,
+                copy.deepcopy(n.params),
+                bypass=n.bypass,
+                mute=n.mute,
+                title=n.title,
+                version=n.version,
+            )
         for e in self.edges:
             g.connect(e.src, e.src_port, e.dst, e.dst_port, multi=True)
 
@@ -73,12 +86,19 @@ class RemoveItems(QUndoCommand):
     """Deletes nodes, edges and editor entries; edges touching deleted nodes and reroutes on
     deleted edges go with them."""
 
-    def __init__(self, doc: Document, node_ids: list[str] = (), edges: list[Edge] = (),
-                 entries: list[tuple[str, str]] = (), text: str = "") -> None:
+    def __init__(
+        self,
+        doc: Document,
+        node_ids: list[str] = (),
+        edges: list[Edge] = (),
+        entries: list[tuple[str, str]] = (),
+        text: str = "",
+    ) -> None:
         g = doc.graph
         node_set = set(node_ids)
-        all_edges = [e for e in g.edges if e in set(edges) or e.src in node_set
-                     or e.dst in node_set]
+        all_edges = [
+            e for e in g.edges if e in set(edges) or e.src in node_set or e.dst in node_set
+        ]
         entries = list(entries) + [("reroutes", r["id"]) for r in reroutes_of(doc, all_edges)]
         seen: set[tuple[str, str]] = set()
         entries = [x for x in entries if not (x in seen or seen.add(x))]  # type: ignore[func-returns-value]
@@ -90,8 +110,11 @@ class RemoveItems(QUndoCommand):
         self.edges = all_edges
         self.node_order = list(g.nodes)
         self.edge_order = list(g.edges)
-        self.entries = [(kind, copy.deepcopy(doc.entry(kind, eid)), doc.entry_index(kind, eid))
-                        for kind, eid in entries if doc.entry(kind, eid) is not None]
+        self.entries = [
+            (kind, copy.deepcopy(doc.entry(kind, eid)), doc.entry_index(kind, eid))
+            for kind, eid in entries
+            if doc.entry(kind, eid) is not None
+        ]
 
     def redo(self) -> None:
         g = self.doc.graph
@@ -108,8 +131,15 @@ class RemoveItems(QUndoCommand):
         for n in self.nodes:
             if self.node_ui.get(n.id) is not None:
                 g.ui.setdefault("nodes", {})[n.id] = copy.deepcopy(self.node_ui[n.id])
-            g.add_node(n.type, n.id, copy.deepcopy(n.params), bypass=n.bypass, mute=n.mute,
-                       title=n.title, version=n.version)
+            g.add_node(
+                n.type,
+                n.id,
+                copy.deepcopy(n.params),
+                bypass=n.bypass,
+                mute=n.mute,
+                title=n.title,
+                version=n.version,
+            )
         for e in self.edges:
             g.connect(e.src, e.src_port, e.dst, e.dst_port, multi=True)
         _restore_order(self.doc, self.node_order, self.edge_order)
@@ -126,10 +156,19 @@ class Connect(QUndoCommand):
         self.edge = edge
         self.multi = multi
         g = doc.graph
-        self.replaced = [] if multi else [e for e in g.edges if e.dst == edge.dst
-                                          and e.dst_port == edge.dst_port and e != edge]
-        self.reroutes = [(copy.deepcopy(r), doc.entry_index("reroutes", r["id"]))
-                         for r in reroutes_of(doc, self.replaced)]
+        self.replaced = (
+            []
+            if multi
+            else [
+                e
+                for e in g.edges
+                if e.dst == edge.dst and e.dst_port == edge.dst_port and e != edge
+            ]
+        )
+        self.reroutes = [
+            (copy.deepcopy(r), doc.entry_index("reroutes", r["id"]))
+            for r in reroutes_of(doc, self.replaced)
+        ]
         self.edge_order = list(g.edges)
 
     def redo(self) -> None:
@@ -152,8 +191,9 @@ class Connect(QUndoCommand):
 class SetParam(QUndoCommand):
     """One parameter's new value. Slider drags pass ``merge=True`` so a drag is one undo step."""
 
-    def __init__(self, doc: Document, node_id: str, name: str, value: Any,
-                 merge: bool = False) -> None:
+    def __init__(
+        self, doc: Document, node_id: str, name: str, value: Any, merge: bool = False
+    ) -> None:
         super().__init__(f"Set {node_id}.{name}")
         self.doc = doc
         self.node_id = node_id
@@ -162,12 +202,16 @@ class SetParam(QUndoCommand):
         self.old = copy.deepcopy(doc.graph.nodes[node_id].params.get(name, _MISSING))
         self.merge = merge
 
-    def id(self) -> int:  # noqa: A003 - Qt's name
+    def id(self) -> int:
         return 4101 if self.merge else -1
 
     def mergeWith(self, other: QUndoCommand) -> bool:  # noqa: N802 - Qt's name
-        if not (isinstance(other, SetParam) and other.merge and other.node_id == self.node_id
-                and other.name == self.name):
+        if not (
+            isinstance(other, SetParam)
+            and other.merge
+            and other.node_id == self.node_id
+            and other.name == self.name
+        ):
             return False
         self.new = other.new
         return True
@@ -188,16 +232,19 @@ class SetParam(QUndoCommand):
 
 
 class SetFlags(QUndoCommand):
-    def __init__(self, doc: Document, node_id: str, bypass: bool | None = None,
-                 mute: bool | None = None) -> None:
+    def __init__(
+        self, doc: Document, node_id: str, bypass: bool | None = None, mute: bool | None = None
+    ) -> None:
         word = "Bypass" if bypass is not None else "Mute"
         super().__init__(f"{word} {node_id}")
         inst = doc.graph.nodes[node_id]
         self.doc = doc
         self.node_id = node_id
         self.new = (bypass, mute)
-        self.old = (inst.bypass if bypass is not None else None,
-                    inst.mute if mute is not None else None)
+        self.old = (
+            inst.bypass if bypass is not None else None,
+            inst.mute if mute is not None else None,
+        )
 
     def redo(self) -> None:
         self.doc.graph.set_flags(self.node_id, bypass=self.new[0], mute=self.new[1])
@@ -224,8 +271,14 @@ class SetTitle(QUndoCommand):
 class SetEntry(QUndoCommand):
     """Adds (old None), edits, or removes (new None) a group, comment or reroute."""
 
-    def __init__(self, doc: Document, kind: str, old: dict[str, Any] | None,
-                 new: dict[str, Any] | None, text: str = "") -> None:
+    def __init__(
+        self,
+        doc: Document,
+        kind: str,
+        old: dict[str, Any] | None,
+        new: dict[str, Any] | None,
+        text: str = "",
+    ) -> None:
         noun = {"groups": "frame", "comments": "comment", "reroutes": "reroute"}[kind]
         verb = "Add" if old is None else ("Delete" if new is None else "Edit")
         super().__init__(text or f"{verb} {noun}")
@@ -241,8 +294,9 @@ class SetEntry(QUndoCommand):
             if other is not None:
                 self.doc.remove_entry(self.kind, other["id"])
         else:
-            self.doc.put_entry(self.kind, copy.deepcopy(value),
-                               self.index if self.index >= 0 else None)
+            self.doc.put_entry(
+                self.kind, copy.deepcopy(value), self.index if self.index >= 0 else None
+            )
 
     def redo(self) -> None:
         self._apply(self.new, self.old)
@@ -254,10 +308,13 @@ class SetEntry(QUndoCommand):
 class Move(QUndoCommand):
     """Nodes to new positions, plus moved groups, comments and reroutes."""
 
-    def __init__(self, doc: Document, nodes: dict[str, tuple[tuple[float, float],
-                                                              tuple[float, float]]],
-                 entries: list[tuple[str, dict[str, Any], dict[str, Any]]] = (),
-                 text: str = "") -> None:
+    def __init__(
+        self,
+        doc: Document,
+        nodes: dict[str, tuple[tuple[float, float], tuple[float, float]]],
+        entries: list[tuple[str, dict[str, Any], dict[str, Any]]] = (),
+        text: str = "",
+    ) -> None:
         count = len(nodes) + len(entries)
         super().__init__(text or f"Move {count} item{'s' if count != 1 else ''}")
         self.doc = doc

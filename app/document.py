@@ -52,8 +52,9 @@ class Document(QObject):
 
     # ---- the graph as a whole ----------------------------------------------------------------
 
-    def set_graph(self, graph: Graph, path: Path | None = None,
-                  base_dir: Path | None = None) -> None:
+    def set_graph(
+        self, graph: Graph, path: Path | None = None, base_dir: Path | None = None
+    ) -> None:
         """Replace the graph (new, open, restore); the undo history belongs to the old one."""
         self.graph = graph
         self.path = Path(path) if path is not None else None
@@ -113,7 +114,7 @@ class Document(QObject):
         if inst.title:
             return inst.title
         cls = self.node_class(node_id)
-        return (cls.title if cls is not None and cls.title else inst.type)
+        return cls.title if cls is not None and cls.title else inst.type
 
     # ---- editor data ---------------------------------------------------------------------------
 

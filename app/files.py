@@ -32,8 +32,9 @@ RECOVERY_FORMAT = "fathom.recovery"
 
 #: Dropped media and the node that loads it.
 MEDIA_NODES = {
-    **dict.fromkeys((".png", ".jpg", ".jpeg", ".webp", ".exr", ".bmp", ".tif", ".tiff"),
-                    "image.load"),
+    **dict.fromkeys(
+        (".png", ".jpg", ".jpeg", ".webp", ".exr", ".bmp", ".tif", ".tiff"), "image.load"
+    ),
     **dict.fromkeys((".mp4", ".mov", ".mkv", ".webm", ".gif"), "video.load"),
     **dict.fromkeys((".glb", ".gltf", ".obj", ".stl", ".off"), "mesh.load"),
     ".ply": "mesh.load",
@@ -192,8 +193,12 @@ class FileController(QObject):
                 continue  # outputs are relative to the output folder, not the graph
             for spec in cls.params:
                 value = inst.params.get(spec.name)
-                if issubclass(spec.type, PathValue) and isinstance(value, str) and value \
-                        and not Path(value).expanduser().is_absolute():
+                if (
+                    issubclass(spec.type, PathValue)
+                    and isinstance(value, str)
+                    and value
+                    and not Path(value).expanduser().is_absolute()
+                ):
                     target = (old_base / value).resolve()
                     changes.append((nid, spec.name, _relative(target, new_base)))
         if not changes:
@@ -225,9 +230,14 @@ class FileController(QObject):
         if index == self._autosaved_index and self.recovery_file().exists():
             return False
         self._hold_lock()
-        record = {"format": RECOVERY_FORMAT, "version": 1, "saved_at": time.time(),
-                  "path": str(self.doc.path) if self.doc.path else None,
-                  "base_dir": str(self.doc.base_dir), "graph": self.doc.document()}
+        record = {
+            "format": RECOVERY_FORMAT,
+            "version": 1,
+            "saved_at": time.time(),
+            "path": str(self.doc.path) if self.doc.path else None,
+            "base_dir": str(self.doc.base_dir),
+            "graph": self.doc.document(),
+        }
         try:
             atomic_write_text(self.recovery_file(), json.dumps(record) + "\n")
         except OSError as exc:
@@ -295,8 +305,11 @@ class FileController(QObject):
     def drop(self, paths: list[Path], at: tuple[float, float]) -> list[str]:
         """Graph files (and PNGs with a graph inside) open; media become load nodes. Returns
         the ids of nodes added."""
-        graphs = [p for p in paths if p.suffix.lower() == ".json"
-                  or (p.suffix.lower() == ".png" and png_has_graph(p))]
+        graphs = [
+            p
+            for p in paths
+            if p.suffix.lower() == ".json" or (p.suffix.lower() == ".png" and png_has_graph(p))
+        ]
         if graphs:
             self.open(graphs[0])
             return []
@@ -313,41 +326,54 @@ class FileController(QObject):
                 j += 1
             nid = f"{stem}{j}"
             taken.add(nid)
-            nodes.append(NodeInstance(nid, type_id, {"path": relative_to(str(p),
-                                                                         self.doc.base_dir)}))
+            nodes.append(
+                NodeInstance(nid, type_id, {"path": relative_to(str(p), self.doc.base_dir)})
+            )
             ui[nid] = {"pos": [round(float(at[0]) + 30 * i, 2), round(float(at[1]) + 150 * i, 2)]}
         if nodes:
-            self.doc.undo_stack.push(AddNodes(self.doc, nodes, [], ui,
-                                              text=f"Drop {len(nodes)} file(s)"))
+            self.doc.undo_stack.push(
+                AddNodes(self.doc, nodes, [], ui, text=f"Drop {len(nodes)} file(s)")
+            )
         return [n.id for n in nodes]
 
     # ---- dialogs ---------------------------------------------------------------------------
 
     def _dialog_open(self) -> Path | None:
-        chosen, _ = QFileDialog.getOpenFileName(self.widget, "Open graph", str(self.doc.base_dir),
-                                                "Fathom graphs (*.json *.png);;All files (*)")
+        chosen, _ = QFileDialog.getOpenFileName(
+            self.widget,
+            "Open graph",
+            str(self.doc.base_dir),
+            "Fathom graphs (*.json *.png);;All files (*)",
+        )
         return Path(chosen) if chosen else None
 
     def _dialog_save(self) -> Path | None:
         start = str(self.doc.path or self.doc.base_dir / "untitled.json")
-        chosen, _ = QFileDialog.getSaveFileName(self.widget, "Save graph", start,
-                                                "Fathom graphs (*.json)")
+        chosen, _ = QFileDialog.getSaveFileName(
+            self.widget, "Save graph", start, "Fathom graphs (*.json)"
+        )
         return Path(chosen) if chosen else None
 
     def _dialog_unsaved(self) -> str:
         buttons = QMessageBox.StandardButton
         answer = QMessageBox.question(
-            self.widget, "Unsaved changes", "The graph has unsaved changes. Save them?",
-            buttons.Save | buttons.Discard | buttons.Cancel, buttons.Save)
+            self.widget,
+            "Unsaved changes",
+            "The graph has unsaved changes. Save them?",
+            buttons.Save | buttons.Discard | buttons.Cancel,
+            buttons.Save,
+        )
         return {buttons.Save: "save", buttons.Discard: "discard"}.get(answer, "cancel")
 
     def _dialog_restore(self, record: dict[str, Any]) -> bool:
         when = time.strftime("%Y-%m-%d %H:%M", time.localtime(record.get("saved_at", 0)))
         name = Path(record["path"]).name if record.get("path") else "an untitled graph"
         answer = QMessageBox.question(
-            self.widget, "Restore unsaved work?",
+            self.widget,
+            "Restore unsaved work?",
             f"Fathom Studio did not close properly. Restore the unsaved changes to {name} "
-            f"from {when}?")
+            f"from {when}?",
+        )
         return answer == QMessageBox.StandardButton.Yes
 
 

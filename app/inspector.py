@@ -107,8 +107,10 @@ class Inspector(QWidget):
         self._clear()
         self.node_id = node_id if node_id in self.doc.graph.nodes else None
         if self.node_id is None:
-            hint = QLabel("Select a node to edit its parameters.\n\nTab or double-click on the "
-                          "canvas adds a node; drag from a port to connect.")
+            hint = QLabel(
+                "Select a node to edit its parameters.\n\nTab or double-click on the "
+                "canvas adds a node; drag from a port to connect."
+            )
             hint.setWordWrap(True)
             hint.setAlignment(Qt.AlignmentFlag.AlignTop)
             self._form_host.addWidget(hint)
@@ -122,8 +124,10 @@ class Inspector(QWidget):
         self.title.setPlaceholderText(self.doc.title(nid))
         self.title.editingFinished.connect(self._rename)
         form.addRow("Title", self.title)
-        form.addRow("Node", QLabel(f"{nid}  ·  {inst.type}"
-                                   + (f" v{cls.version}" if cls is not None else "")))
+        form.addRow(
+            "Node",
+            QLabel(f"{nid}  ·  {inst.type}" + (f" v{cls.version}" if cls is not None else "")),
+        )
         flags = QHBoxLayout()
         self.bypass = QCheckBox("Bypass")
         self.bypass.setChecked(inst.bypass)
@@ -139,8 +143,10 @@ class Inspector(QWidget):
         form.addRow("", _wrap(flags))
         self._form_host.addWidget(head)
         if cls is None:
-            missing = QLabel(f"Unknown node type '{inst.type}': install the plugin that "
-                             "provides it. Its parameters are kept as they are.")
+            missing = QLabel(
+                f"Unknown node type '{inst.type}': install the plugin that "
+                "provides it. Its parameters are kept as they are."
+            )
             missing.setWordWrap(True)
             self._form_host.addWidget(missing)
             self._form_host.addStretch(1)
@@ -156,8 +162,9 @@ class Inspector(QWidget):
         for spec in cls.params:
             widget = make_widget(spec, lambda s: self.pick_path(s), self._suggestions)
             widget.set_value(inst.params.get(spec.name, spec.default))
-            widget.edited.connect(lambda value, merge, name=spec.name:
-                                  self._edited(name, value, merge))
+            widget.edited.connect(
+                lambda value, merge, name=spec.name: self._edited(name, value, merge)
+            )
             if isinstance(widget, SeedWidget):
                 widget.lock.setChecked(spec.name in locked)
                 widget.lock.toggled.connect(lambda on, name=spec.name: self._lock(name, on))
@@ -182,16 +189,18 @@ class Inspector(QWidget):
             self.output_choice.addItem(f"{o.name} ({o.type.type_id})", o.name)
         show = QPushButton("Preview")
         show.setToolTip("show this output in the preview dock")
-        show.clicked.connect(lambda: self.show_output.emit(
-            self.node_id or "", self.output_choice.currentData()))
+        show.clicked.connect(
+            lambda: self.show_output.emit(self.node_id or "", self.output_choice.currentData())
+        )
         lay.addWidget(QLabel("Output"))
         lay.addWidget(self.output_choice, 1)
         lay.addWidget(show)
         kinds = {o.type.type_id for o in cls.outputs}
         if cls.type_id == PANORAMA_NODE or kinds & set(VIEWER360_TYPES):
             self.open360 = QPushButton("Open in 360° viewer")
-            self.open360.clicked.connect(lambda: self.open_360.emit(
-                self.node_id or "", self.output_choice.currentData()))
+            self.open360.clicked.connect(
+                lambda: self.open_360.emit(self.node_id or "", self.output_choice.currentData())
+            )
             lay.addWidget(self.open360)
         return row
 

@@ -33,10 +33,16 @@ class _QtLogHandler(logging.Handler):
         self.bridge = bridge
 
     def emit(self, record: logging.LogRecord) -> None:
-        node = record.name.split("fathom.node.", 1)[1] if record.name.startswith(
-            "fathom.node.") else ""
-        level = "error" if record.levelno >= logging.ERROR else (
-            "warning" if record.levelno >= logging.WARNING else "info")
+        node = (
+            record.name.split("fathom.node.", 1)[1]
+            if record.name.startswith("fathom.node.")
+            else ""
+        )
+        level = (
+            "error"
+            if record.levelno >= logging.ERROR
+            else ("warning" if record.levelno >= logging.WARNING else "info")
+        )
         self.bridge.record.emit(level, self.format(record), node)
 
 

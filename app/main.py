@@ -13,6 +13,10 @@ import os
 import sys
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from PySide6.QtWidgets import QApplication
 
 APP_NAME = "Fathom Studio"
 
@@ -21,10 +25,14 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="fathom-studio", description="Fathom Studio desktop app.")
     p.add_argument("graph", nargs="?", type=Path, help="graph file (or Fathom PNG) to open")
     p.add_argument("--open", dest="open_path", type=Path, help="same as GRAPH")
-    p.add_argument("--self-test", action="store_true",
-                   help="open the window offscreen with an example graph, close, exit 0")
-    p.add_argument("--screenshot", type=Path, metavar="OUT.png",
-                   help="save a PNG of the main window and exit")
+    p.add_argument(
+        "--self-test",
+        action="store_true",
+        help="open the window offscreen with an example graph, close, exit 0",
+    )
+    p.add_argument(
+        "--screenshot", type=Path, metavar="OUT.png", help="save a PNG of the main window and exit"
+    )
     p.add_argument("--run", action="store_true", help="with --screenshot: run the graph first")
     p.add_argument("--select", metavar="NODE", help="with --screenshot: select this node")
     p.add_argument("--size", default="1600x1000", help="window size for --screenshot")
@@ -32,7 +40,7 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-def _app(offscreen: bool = False):  # -> QApplication; Qt is imported only once needed
+def _app(offscreen: bool = False) -> QApplication:  # Qt is imported only once needed
     if offscreen and not os.environ.get("DISPLAY") and not os.environ.get("WAYLAND_DISPLAY"):
         os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
     from PySide6.QtWidgets import QApplication

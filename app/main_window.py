@@ -53,9 +53,15 @@ from fathom.engine.types import RGBD, Depth, Image, Mesh, can_connect
 #: Least time between two step previews shown (ms): the preview keeps up, the GUI stays free.
 PREVIEW_MS = 50
 #: What a run's event means for a node's badge.
-EVENT_STATUS = {"node_queued": "queued", "node_started": "running", "node_progress": "running",
-                "node_finished": "done", "node_cached": "cached", "node_failed": "failed",
-                "node_skipped": "skipped"}
+EVENT_STATUS = {
+    "node_queued": "queued",
+    "node_started": "running",
+    "node_progress": "running",
+    "node_finished": "done",
+    "node_cached": "cached",
+    "node_failed": "failed",
+    "node_skipped": "skipped",
+}
 
 
 def downscaled(value: Any, limit: int | None) -> Any:
@@ -75,8 +81,12 @@ def downscaled(value: Any, limit: int | None) -> Any:
 class MainWindow(QMainWindow):
     """One open graph: editor, docks, menus; closing it asks about unsaved changes."""
 
-    def __init__(self, registry: Registry | None = None, settings: Settings | None = None,
-                 parent: QWidget | None = None) -> None:
+    def __init__(
+        self,
+        registry: Registry | None = None,
+        settings: Settings | None = None,
+        parent: QWidget | None = None,
+    ) -> None:
         super().__init__(parent)
         self.registry = registry or default_registry()
         self.settings = settings or Settings()
@@ -94,8 +104,9 @@ class MainWindow(QMainWindow):
         self.log = LogPanel(self)
         self.addDockWidget(Qt.DockWidgetArea.BottomDockWidgetArea, self.log)
         self.palette = NodePalette(self)
-        self.executor = Executor(self.registry, cache=OutputCache(
-            int(self.settings.memory_budget_gb * 1024**3)))
+        self.executor = Executor(
+            self.registry, cache=OutputCache(int(self.settings.memory_budget_gb * 1024**3))
+        )
         self.runner = Runner(self.executor, self)
         self.files = FileController(self.doc, self.settings, self)
         #: The latest outputs of each node, by output name (from finished runs).
@@ -120,17 +131,22 @@ class MainWindow(QMainWindow):
         if icon is not None:
             self.setWindowIcon(QIcon(str(icon)))
         self.resize(1500, 920)
-        self.resizeDocks([self.inspector_dock, self.preview], [420, 420],
-                         Qt.Orientation.Horizontal)
-        self.resizeDocks([self.inspector_dock, self.preview], [330, 520],
-                         Qt.Orientation.Vertical)
+        self.resizeDocks([self.inspector_dock, self.preview], [420, 420], Qt.Orientation.Horizontal)
+        self.resizeDocks([self.inspector_dock, self.preview], [330, 520], Qt.Orientation.Vertical)
         self.resizeDocks([self.log], [150], Qt.Orientation.Vertical)
         self._update_title()
 
     # ---- actions and menus -------------------------------------------------------------------
 
-    def _action(self, text: str, slot: Any, shortcut: Any = None, canvas: bool = False,
-                checkable: bool = False, tip: str = "") -> QAction:
+    def _action(
+        self,
+        text: str,
+        slot: Any,
+        shortcut: Any = None,
+        canvas: bool = False,
+        checkable: bool = False,
+        tip: str = "",
+    ) -> QAction:
         """``canvas`` shortcuts work only while the editor has focus, so typing in a field
         never deletes nodes."""
         a = QAction(text, self)
@@ -155,8 +171,11 @@ class MainWindow(QMainWindow):
         self.recent_menu.aboutToShow.connect(self._fill_recent)
         self.examples_menu = file.addMenu("&Examples")
         for path in examples():
-            self.examples_menu.addAction(self._action(
-                example_title(path), lambda _=False, p=path: self.files.open_example(p)))
+            self.examples_menu.addAction(
+                self._action(
+                    example_title(path), lambda _=False, p=path: self.files.open_example(p)
+                )
+            )
         file.addSeparator()
         file.addAction(self._action("&Save", lambda: self.files.save(), K.Save))
         file.addAction(self._action("Save &As…", lambda: self.files.save_as(), K.SaveAs))
@@ -175,26 +194,40 @@ class MainWindow(QMainWindow):
         edit.addAction(self._action("&Copy", self.copy, K.Copy, canvas=True))
         edit.addAction(self._action("&Paste", self.paste, K.Paste, canvas=True))
         edit.addAction(self._action("D&uplicate", self.duplicate, "Ctrl+D", canvas=True))
-        edit.addAction(self._action("&Delete", self.scene.delete_selection,
-                                    [QKeySequence(K.Delete), QKeySequence("Backspace")],
-                                    canvas=True))
+        edit.addAction(
+            self._action(
+                "&Delete",
+                self.scene.delete_selection,
+                [QKeySequence(K.Delete), QKeySequence("Backspace")],
+                canvas=True,
+            )
+        )
         edit.addAction(self._action("Select &All", self.select_all, K.SelectAll, canvas=True))
         edit.addSeparator()
-        edit.addAction(self._action("Add &Node…", lambda: self.open_palette(
-            self.view.cursor_scene_pos()), "Shift+A", canvas=True,
-            tip="search nodes (also Tab or double-click on the canvas)"))
+        edit.addAction(
+            self._action(
+                "Add &Node…",
+                lambda: self.open_palette(self.view.cursor_scene_pos()),
+                "Shift+A",
+                canvas=True,
+                tip="search nodes (also Tab or double-click on the canvas)",
+            )
+        )
         edit.addAction(self._action("Add &Frame", self.add_frame, "Ctrl+G", canvas=True))
         edit.addAction(self._action("Add C&omment", self.add_comment, "Ctrl+M", canvas=True))
         edit.addAction(self._action("&Rename…", self.rename, "F2", canvas=True))
-        edit.addAction(self._action("&Bypass", lambda: self.toggle_flag("bypass"), "Ctrl+B",
-                                    canvas=True))
-        edit.addAction(self._action("&Mute", lambda: self.toggle_flag("mute"), "Ctrl+E",
-                                    canvas=True))
+        edit.addAction(
+            self._action("&Bypass", lambda: self.toggle_flag("bypass"), "Ctrl+B", canvas=True)
+        )
+        edit.addAction(
+            self._action("&Mute", lambda: self.toggle_flag("mute"), "Ctrl+E", canvas=True)
+        )
         edit.addAction(self._action("Auto &Layout", self.auto_layout, "Ctrl+L", canvas=True))
 
         view = m.addMenu("&View")
-        self.fit_action = self._action("&Fit to View", self.view.fit_all, ["F", "Home"],
-                                       canvas=True)
+        self.fit_action = self._action(
+            "&Fit to View", self.view.fit_all, ["F", "Home"], canvas=True
+        )
         view.addAction(self.fit_action)
         view.addAction(self._action("Zoom &In", lambda: self.view.zoom_by(1.25), K.ZoomIn))
         view.addAction(self._action("Zoom &Out", lambda: self.view.zoom_by(0.8), K.ZoomOut))
@@ -203,14 +236,23 @@ class MainWindow(QMainWindow):
             view.addAction(dock.toggleViewAction())
 
         run = m.addMenu("&Run")
-        self.run_action = self._action("&Run", lambda: self.run(), ["F5", "Ctrl+Return"],
-                                       tip="run every output")
-        self.run_sel_action = self._action("Run to &Selected", self.run_selected, "Shift+F5",
-                                           tip="run only what the selected nodes need")
+        self.run_action = self._action(
+            "&Run", lambda: self.run(), ["F5", "Ctrl+Return"], tip="run every output"
+        )
+        self.run_sel_action = self._action(
+            "Run to &Selected",
+            self.run_selected,
+            "Shift+F5",
+            tip="run only what the selected nodes need",
+        )
         self.cancel_action = self._action("&Cancel", self.cancel, "Ctrl+.")
         self.cancel_action.setEnabled(False)
-        self.live_action = self._action("&Live Mode", self.set_live, checkable=True,
-                                        tip="re-run what a change affects, as you edit")
+        self.live_action = self._action(
+            "&Live Mode",
+            self.set_live,
+            checkable=True,
+            tip="re-run what a change affects, as you edit",
+        )
         for a in (self.run_action, self.run_sel_action, self.cancel_action, self.live_action):
             run.addAction(a)
         run.addSeparator()
@@ -218,8 +260,13 @@ class MainWindow(QMainWindow):
 
         bar = QToolBar("Run")
         bar.setObjectName("runbar")
-        for a in (self.run_action, self.run_sel_action, self.cancel_action, self.live_action,
-                  self.fit_action):
+        for a in (
+            self.run_action,
+            self.run_sel_action,
+            self.cancel_action,
+            self.live_action,
+            self.fit_action,
+        ):
             bar.addAction(a)
         self.addToolBar(bar)
 
@@ -232,8 +279,7 @@ class MainWindow(QMainWindow):
         self.scene.frame_rename.connect(self.rename_frame)
         self.scene.hint.connect(lambda text: self.statusBar().showMessage(text, 6000))
         self.view.palette_requested.connect(self.open_palette)
-        self.view.files_dropped.connect(
-            lambda paths, at: self.files.drop(paths, (at.x(), at.y())))
+        self.view.files_dropped.connect(lambda paths, at: self.files.drop(paths, (at.x(), at.y())))
         self.palette.chosen.connect(self._palette_chosen)
         self.inspector.show_output.connect(self.show_output)
         self.inspector.open_360.connect(self.open_360)
@@ -247,8 +293,9 @@ class MainWindow(QMainWindow):
     def _fill_recent(self) -> None:
         self.recent_menu.clear()
         for p in self.settings.recent_files():
-            self.recent_menu.addAction(self._action(p, lambda _=False, p=p: self.files.open(
-                Path(p))))
+            self.recent_menu.addAction(
+                self._action(p, lambda _=False, p=p: self.files.open(Path(p)))
+            )
         if not self.settings.recent_files():
             self.recent_menu.addAction("(none)").setEnabled(False)
 
@@ -301,8 +348,7 @@ class MainWindow(QMainWindow):
         self.add_node(type_id, (self._palette_at.x(), self._palette_at.y()), self._palette_wire)
         self._palette_wire = None
 
-    def add_node(self, type_id: str, pos: tuple[float, float],
-                 wire: PortItem | None = None) -> str:
+    def add_node(self, type_id: str, pos: tuple[float, float], wire: PortItem | None = None) -> str:
         """Add a node with its parameters' defaults written out (so a later change of a
         default never changes this graph's result); connect it to ``wire`` when given."""
         cls = self.doc.scope().get(type_id)
@@ -361,8 +407,7 @@ class MainWindow(QMainWindow):
 
     def add_frame(self) -> str:
         ids = self.scene.selected_node_ids()
-        return self.scene.add_frame("Frame", around=ids or None,
-                                    at=self.view.cursor_scene_pos())
+        return self.scene.add_frame("Frame", around=ids or None, at=self.view.cursor_scene_pos())
 
     def add_comment(self) -> str:
         return self.scene.add_comment("Comment", self.view.cursor_scene_pos())
@@ -371,8 +416,9 @@ class MainWindow(QMainWindow):
         ids = self.scene.selected_node_ids()
         frames = [e for k, e in self.scene.selected_entries() if k == "groups"]
         if ids:
-            text, ok = QInputDialog.getText(self, "Rename node", "Title",
-                                            text=self.doc.title(ids[0]))
+            text, ok = QInputDialog.getText(
+                self, "Rename node", "Title", text=self.doc.title(ids[0])
+            )
             if ok:
                 self.doc.undo_stack.push(SetTitle(self.doc, ids[0], text.strip()))
         elif frames:
@@ -384,8 +430,9 @@ class MainWindow(QMainWindow):
             return
         text, ok = QInputDialog.getText(self, "Rename frame", "Title", text=old.get("title", ""))
         if ok and text.strip() != old.get("title", ""):
-            self.doc.undo_stack.push(SetEntry(self.doc, "groups", old,
-                                              dict(old, title=text.strip())))
+            self.doc.undo_stack.push(
+                SetEntry(self.doc, "groups", old, dict(old, title=text.strip()))
+            )
 
     def toggle_flag(self, flag: str) -> None:
         ids = self.scene.selected_node_ids()
@@ -407,8 +454,9 @@ class MainWindow(QMainWindow):
         origin = (min(b.left() for b in boxes), min(b.top() for b in boxes))
         heights = {n: self.scene.nodes[n].height for n in ids}
         layout = layered_layout(sub, heights, origin)
-        moves = {n: (self.doc.node_pos(n), p) for n, p in layout.items()
-                 if self.doc.node_pos(n) != p}
+        moves = {
+            n: (self.doc.node_pos(n), p) for n, p in layout.items() if self.doc.node_pos(n) != p
+        }
         if moves:
             self.doc.undo_stack.push(Move(self.doc, moves, text="Auto layout"))
 
@@ -448,9 +496,13 @@ class MainWindow(QMainWindow):
         device is resolved on the worker, so importing torch never stalls the GUI."""
         graph = self.doc.graph.copy()
         document = self.doc.document()
-        options = RunOptions(output_dir=self.output_dir(), base_dir=self.doc.base_dir.resolve(),
-                             device=self.settings.device, seed=0,
-                             graph_json=json.dumps(document, separators=(",", ":")))
+        options = RunOptions(
+            output_dir=self.output_dir(),
+            base_dir=self.doc.base_dir.resolve(),
+            device=self.settings.device,
+            seed=0,
+            graph_json=json.dumps(document, separators=(",", ":")),
+        )
         return RunRequest(graph, options, targets)
 
     def run(self, targets: list[str] | None = None) -> bool:
@@ -495,8 +547,11 @@ class MainWindow(QMainWindow):
             return
         if ev.kind == "node_finished" and ev.message == "bypassed":
             status = "bypassed"
-        progress = ev.progress if ev.kind == "node_progress" else (
-            0.0 if ev.kind == "node_started" else None)
+        progress = (
+            ev.progress
+            if ev.kind == "node_progress"
+            else (0.0 if ev.kind == "node_started" else None)
+        )
         self.scene.set_status(ev.node, status, progress, ev.message)
         if ev.kind == "node_failed":
             self.log.add("error", ev.message, ev.node)
@@ -524,8 +579,10 @@ class MainWindow(QMainWindow):
                 self.scene.set_status(nid, "cancelled", message=rec.error or "")
         counts = {s: len(result.by_status(s)) for s in ("executed", "cached", "failed")}
         word = "cancelled" if result.cancelled else "finished"
-        summary = (f"Run {word} in {result.seconds:.2f} s: {counts['executed']} executed, "
-                   f"{counts['cached']} cached, {counts['failed']} failed")
+        summary = (
+            f"Run {word} in {result.seconds:.2f} s: {counts['executed']} executed, "
+            f"{counts['cached']} cached, {counts['failed']} failed"
+        )
         self.log.add("error" if counts["failed"] else "info", summary)
         self.statusBar().showMessage(summary, 8000)
         ids = self.scene.selected_node_ids()
@@ -572,13 +629,14 @@ class MainWindow(QMainWindow):
         values = self.outputs.get(node_id, {})
         inst = self.doc.graph.nodes.get(node_id)
         if inst is None or not values:
-            self.statusBar().showMessage("Run the graph first: this node has no output yet",
-                                         5000)
+            self.statusBar().showMessage("Run the graph first: this node has no output yet", 5000)
             return False
         viewer = self._viewer()
         if inst.type == PANORAMA_NODE:
-            fed = {e.dst_port: self.outputs.get(e.src, {}).get(e.src_port)
-                   for e in self.doc.graph.incoming(node_id)}
+            fed = {
+                e.dst_port: self.outputs.get(e.src, {}).get(e.src_port)
+                for e in self.doc.graph.incoming(node_id)
+            }
             if isinstance(fed.get("image"), Image) and isinstance(fed.get("depth"), Depth):
                 viewer.set_panorama(fed["image"], fed["depth"])
                 return self._raise(viewer)

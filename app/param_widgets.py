@@ -290,13 +290,21 @@ class ColorWidget(ParamWidget):
         self.row.addWidget(self.hex, 1)
 
     def choose(self) -> None:
-        current = QColor(self.hex.text()) if QColor.isValidColorName(self.hex.text()) \
-            else QColor("black")
-        picked = QColorDialog.getColor(current, self, self.spec.name,
-                                       QColorDialog.ColorDialogOption.ShowAlphaChannel)
+        current = (
+            QColor(self.hex.text()) if QColor.isValidColorName(self.hex.text()) else QColor("black")
+        )
+        picked = QColorDialog.getColor(
+            current, self, self.spec.name, QColorDialog.ColorDialogOption.ShowAlphaChannel
+        )
         if picked.isValid():
-            self.offer([round(picked.redF(), 4), round(picked.greenF(), 4),
-                        round(picked.blueF(), 4), round(picked.alphaF(), 4)])
+            self.offer(
+                [
+                    round(picked.redF(), 4),
+                    round(picked.greenF(), 4),
+                    round(picked.blueF(), 4),
+                    round(picked.alphaF(), 4),
+                ]
+            )
 
     def set_value(self, value: Any) -> None:
         try:
@@ -310,22 +318,32 @@ class ColorWidget(ParamWidget):
         self.swatch.setStyleSheet(f"background: {name[:7]}; border: 1px solid #888;")
 
 
-def make_widget(spec: Param, pick: Callable[[Param], str | None],
-                suggestions: Callable[[str], list[str]] | None = None) -> ParamWidget:
+def make_widget(
+    spec: Param,
+    pick: Callable[[Param], str | None],
+    suggestions: Callable[[str], list[str]] | None = None,
+) -> ParamWidget:
     """The widget for a spec's kind; unknown kinds get a text field validated by the spec.
     A spec with ``suggest`` gets a completer over ``suggestions(spec.suggest)``."""
     widget = _make_widget(spec, pick)
-    if spec.suggest and suggestions is not None and isinstance(widget, TextWidget) \
-            and isinstance(widget.text, QLineEdit):
+    if (
+        spec.suggest
+        and suggestions is not None
+        and isinstance(widget, TextWidget)
+        and isinstance(widget.text, QLineEdit)
+    ):
         names = suggestions(spec.suggest)
         completer = QCompleter(names, widget)
         completer.setCaseSensitivity(Qt.CaseSensitivity.CaseInsensitive)
-        completer.setCompletionMode(QCompleter.CompletionMode.UnfilteredPopupCompletion
-                                    if len(names) <= 12 else
-                                    QCompleter.CompletionMode.PopupCompletion)
+        completer.setCompletionMode(
+            QCompleter.CompletionMode.UnfilteredPopupCompletion
+            if len(names) <= 12
+            else QCompleter.CompletionMode.PopupCompletion
+        )
         widget.text.setCompleter(completer)
-        widget.text.setPlaceholderText(", ".join(names[:4]) + (" …" if len(names) > 4 else "")
-                                       if names else "no subgraphs yet")
+        widget.text.setPlaceholderText(
+            ", ".join(names[:4]) + (" …" if len(names) > 4 else "") if names else "no subgraphs yet"
+        )
     return widget
 
 

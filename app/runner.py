@@ -54,8 +54,11 @@ class RunOutcome:
 
 def _outputs(executor: Executor, graph: Graph) -> list[str]:
     scope = executor.scope(graph)
-    outs = [n for n, inst in graph.nodes.items()
-            if (cls := scope.get(inst.type)) is not None and cls.is_output]
+    outs = [
+        n
+        for n, inst in graph.nodes.items()
+        if (cls := scope.get(inst.type)) is not None and cls.is_output
+    ]
     if outs:
         return outs
     sources = {e.src for e in graph.edges}
@@ -168,8 +171,9 @@ class Runner(QObject):
         if self._cancel is not None:
             self._cancel.cancel()
 
-    def schedule(self, factory: Callable[[], RunRequest | None],
-                 delay_ms: int = LIVE_DELAY_MS) -> None:
+    def schedule(
+        self, factory: Callable[[], RunRequest | None], delay_ms: int = LIVE_DELAY_MS
+    ) -> None:
         """Run ``factory()`` after a quiet spell of ``delay_ms``; restarts on every call."""
         self._factory = factory
         self._timer.start(delay_ms)
@@ -226,4 +230,3 @@ class Task(QThread):
             self.failed.emit(f"{type(exc).__name__}: {exc}")
             return
         self.succeeded.emit(value)
-

@@ -113,7 +113,8 @@ class Settings:
         if custom:
             return Path(custom)
         base = QStandardPaths.writableLocation(
-            QStandardPaths.StandardLocation.AppDataLocation) or str(Path.home() / ".fathom")
+            QStandardPaths.StandardLocation.AppDataLocation
+        ) or str(Path.home() / ".fathom")
         return Path(base) / "recovery"
 
     @recovery_dir.setter
@@ -183,8 +184,9 @@ class SettingsDialog(QDialog):
         self.theme.addItems(THEMES)
         self.theme.setCurrentText(settings.theme)
         form.addRow("Theme", self.theme)
-        buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Ok
-                                   | QDialogButtonBox.StandardButton.Cancel)
+        buttons = QDialogButtonBox(
+            QDialogButtonBox.StandardButton.Ok | QDialogButtonBox.StandardButton.Cancel
+        )
         buttons.accepted.connect(self.accept)
         buttons.rejected.connect(self.reject)
         form.addRow(buttons)

@@ -90,8 +90,11 @@ class _Canvas(QWidget):
             p.drawImage(self.rect(), self.frame)
         else:
             p.setPen(QColor(160, 160, 160))
-            p.drawText(self.rect(), Qt.AlignmentFlag.AlignCenter,
-                       self._viewer.message or "No panorama loaded")
+            p.drawText(
+                self.rect(),
+                Qt.AlignmentFlag.AlignCenter,
+                self._viewer.message or "No panorama loaded",
+            )
 
     def mousePressEvent(self, event: QMouseEvent) -> None:  # noqa: N802 - Qt override
         self._drag = event.position()
@@ -124,7 +127,7 @@ class Viewer360(QWidget):
     """Look around (drag), move (W/A/S/D, arrows, scroll; Q/E down/up, Shift faster), field of
     view and depth scale sliders, full screen on F11."""
 
-    viewChanged = Signal()
+    view_changed = Signal()
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -193,7 +196,8 @@ class Viewer360(QWidget):
         self._idle.timeout.connect(lambda: self.request_render(preview=False))
         self.fov_slider.valueChanged.connect(lambda v: self.set_view(fov=float(v)))
         self.scale_slider.valueChanged.connect(
-            lambda v: self.set_view(depth_scale=2.0 ** (v / 100.0)))
+            lambda v: self.set_view(depth_scale=2.0 ** (v / 100.0))
+        )
         self.reset_button.clicked.connect(self.reset_view)
         self.fullscreen_button.clicked.connect(self.toggle_fullscreen)
         QShortcut(QKeySequence(Qt.Key.Key_F11), self, self.toggle_fullscreen)
@@ -201,19 +205,23 @@ class Viewer360(QWidget):
 
     # ---- content
 
-    def set_panorama(self, image: Image, depth: Depth, cut: float = CUT,
-                     fill_holes: bool = True) -> None:
+    def set_panorama(
+        self, image: Image, depth: Depth, cut: float = CUT, fill_holes: bool = True
+    ) -> None:
         """Show an equirectangular colour + distance panorama (distance from the centre).
 
         ``fill_holes`` adds a far backdrop sphere showing the panorama's background (objects
         painted out), so the cracks where the mesh is cut at depth jumps, and what moving
         disoccludes, show a plausible background instead of black."""
         if (image.height, image.width) != (depth.height, depth.width):
-            raise ValueError(f"depth is {depth.width}×{depth.height} but the image is "
-                             f"{image.width}×{image.height}; resize one to match")
+            raise ValueError(
+                f"depth is {depth.width}×{depth.height} but the image is "
+                f"{image.width}×{image.height}; resize one to match"
+            )
         if abs(image.width - 2 * image.height) > 1:
-            raise ValueError(f"an equirectangular panorama is 2:1; got "
-                             f"{image.width}×{image.height}")
+            raise ValueError(
+                f"an equirectangular panorama is 2:1; got {image.width}×{image.height}"
+            )
         from fathom.engine.geometry.meshing import panorama_trimesh
 
         dist = depth.data
@@ -257,7 +265,7 @@ class Viewer360(QWidget):
             return None
         cached = self._scaled.get(kind)
         if cached is None or cached[0] != self.depth_scale:
-            verts = (np.asarray(base.vertices, np.float32) * np.float32(self.depth_scale))
+            verts = np.asarray(base.vertices, np.float32) * np.float32(self.depth_scale)
             cached = (self.depth_scale, replace(base, vertices=verts))
             self._scaled[kind] = cached
         return cached[1]
@@ -268,9 +276,14 @@ class Viewer360(QWidget):
         pose = projection.yaw_pitch_pose(self.position, self.yaw, self.pitch)
         return Camera.from_fov(width, height, self.fov, pose)
 
-    def set_view(self, yaw: float | None = None, pitch: float | None = None,
-                 position: Any = None, fov: float | None = None,
-                 depth_scale: float | None = None) -> None:
+    def set_view(
+        self,
+        yaw: float | None = None,
+        pitch: float | None = None,
+        position: Any = None,
+        fov: float | None = None,
+        depth_scale: float | None = None,
+    ) -> None:
         """Change any part of the view; the sliders follow."""
         if yaw is not None:
             self.yaw = float(yaw) % 360.0
@@ -303,19 +316,20 @@ class Viewer360(QWidget):
         fwd = np.array([math.sin(y), 0.0, math.cos(y)])
         rgt = np.array([math.cos(y), 0.0, -math.sin(y)])
         upv = np.array([0.0, -1.0, 0.0])
-        self.set_view(position=self.position + self.step * (forward * fwd + right * rgt
-                                                            + up * upv))
+        self.set_view(position=self.position + self.step * (forward * fwd + right * rgt + up * upv))
 
     def _changed(self) -> None:
         self._update_labels()
-        self.viewChanged.emit()
+        self.view_changed.emit()
         self.request_render(preview=True)
 
     def _update_labels(self) -> None:
         self.fov_label.setText(f"{self.fov:.0f}°")
         self.scale_label.setText(f"×{self.depth_scale:.2f}")
-        for slider, value in ((self.fov_slider, round(self.fov)),
-                              (self.scale_slider, round(100 * math.log2(self.depth_scale)))):
+        for slider, value in (
+            (self.fov_slider, round(self.fov)),
+            (self.scale_slider, round(100 * math.log2(self.depth_scale))),
+        ):
             if slider.value() != value:
                 slider.blockSignals(True)
                 slider.setValue(value)
@@ -327,7 +341,8 @@ class Viewer360(QWidget):
         self.status.setText(
             f"  position {x:+.2f} {up:+.2f} {z:+.2f} m · yaw {self.yaw:.0f}° · "
             f"pitch {self.pitch:.0f}°{ms}{note} — drag: look · W/A/S/D, arrows, scroll: move · "
-            "Q/E: down/up · F11: full screen")
+            "Q/E: down/up · F11: full screen"
+        )
 
     # ---- rendering
 
@@ -405,10 +420,20 @@ class Viewer360(QWidget):
     def keyPressEvent(self, event: QKeyEvent) -> None:  # noqa: N802 - Qt override
         k = Qt.Key
         fast = 4.0 if event.modifiers() & Qt.KeyboardModifier.ShiftModifier else 1.0
-        moves = {k.Key_W: (1, 0, 0), k.Key_Up: (1, 0, 0), k.Key_S: (-1, 0, 0),
-                 k.Key_Down: (-1, 0, 0), k.Key_A: (0, -1, 0), k.Key_Left: (0, -1, 0),
-                 k.Key_D: (0, 1, 0), k.Key_Right: (0, 1, 0), k.Key_E: (0, 0, 1),
-                 k.Key_PageUp: (0, 0, 1), k.Key_Q: (0, 0, -1), k.Key_PageDown: (0, 0, -1)}
+        moves = {
+            k.Key_W: (1, 0, 0),
+            k.Key_Up: (1, 0, 0),
+            k.Key_S: (-1, 0, 0),
+            k.Key_Down: (-1, 0, 0),
+            k.Key_A: (0, -1, 0),
+            k.Key_Left: (0, -1, 0),
+            k.Key_D: (0, 1, 0),
+            k.Key_Right: (0, 1, 0),
+            k.Key_E: (0, 0, 1),
+            k.Key_PageUp: (0, 0, 1),
+            k.Key_Q: (0, 0, -1),
+            k.Key_PageDown: (0, 0, -1),
+        }
         key = event.key()
         if key in moves:
             f, r, u = moves[key]  # type: ignore[index]
@@ -430,8 +455,13 @@ class Viewer360(QWidget):
     # ---- windows
 
     @classmethod
-    def open_window(cls, image: Image | None = None, depth: Depth | None = None,
-                    mesh: Mesh | None = None, parent: QWidget | None = None) -> Viewer360:
+    def open_window(
+        cls,
+        image: Image | None = None,
+        depth: Depth | None = None,
+        mesh: Mesh | None = None,
+        parent: QWidget | None = None,
+    ) -> Viewer360:
         """Open a 360° viewer in its own window showing a panorama or a mesh."""
         viewer = cls(parent)
         viewer.setWindowFlag(Qt.WindowType.Window, True)
@@ -464,8 +494,9 @@ def demo_panorama() -> tuple[Path, Path]:
     return base / "pano" / "rgb.png", base / "pano" / "distance.png"
 
 
-def load_panorama(rgb: Path | None = None, distance: Path | None = None,
-                  scale: float = 1000.0) -> tuple[Image, Depth]:
+def load_panorama(
+    rgb: Path | None = None, distance: Path | None = None, scale: float = 1000.0
+) -> tuple[Image, Depth]:
     """Colour + distance files (a 16-bit PNG in millimetres by default) → Image, metric Depth;
     the demo panorama when no paths are given."""
     from fathom.engine.imaging.codecs import read_depth, read_image
@@ -495,10 +526,14 @@ def screenshot(out: Path, viewer: Viewer360, size: tuple[int, int] = (1200, 720)
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m app.viewer360", description=__doc__)
     ap.add_argument("--rgb", type=Path, help="equirectangular colour image (default: demo)")
-    ap.add_argument("--distance", type=Path,
-                    help="equirectangular distance (16-bit PNG, EXR or .npy; default: demo)")
-    ap.add_argument("--scale", type=float, default=1000.0,
-                    help="PNG units per metre (1000: millimetres)")
+    ap.add_argument(
+        "--distance",
+        type=Path,
+        help="equirectangular distance (16-bit PNG, EXR or .npy; default: demo)",
+    )
+    ap.add_argument(
+        "--scale", type=float, default=1000.0, help="PNG units per metre (1000: millimetres)"
+    )
     ap.add_argument("--mesh", type=Path, help="show a mesh file (.glb/.ply/.obj) instead")
     ap.add_argument("--screenshot", type=Path, metavar="OUT", help="save a PNG and exit")
     ap.add_argument("--size", default="1200x720", help="window size for --screenshot")
@@ -506,8 +541,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--pitch", type=float, default=0.0)
     ap.add_argument("--forward", type=float, default=0.0, help="start this many metres ahead")
     args = ap.parse_args(argv)
-    if args.screenshot and "QT_QPA_PLATFORM" not in os.environ and \
-            not os.environ.get("DISPLAY") and not os.environ.get("WAYLAND_DISPLAY"):
+    if (
+        args.screenshot
+        and "QT_QPA_PLATFORM" not in os.environ
+        and not os.environ.get("DISPLAY")
+        and not os.environ.get("WAYLAND_DISPLAY")
+    ):
         os.environ["QT_QPA_PLATFORM"] = "offscreen"
     app = QApplication.instance() or QApplication(sys.argv[:1])
     viewer = Viewer360()
@@ -519,8 +558,11 @@ def main(argv: list[str] | None = None) -> int:
     else:
         viewer.set_panorama(*load_panorama(args.rgb, args.distance, args.scale))
     yaw = math.radians(args.yaw)
-    viewer.set_view(yaw=args.yaw, pitch=args.pitch,
-                    position=args.forward * np.array([math.sin(yaw), 0.0, math.cos(yaw)]))
+    viewer.set_view(
+        yaw=args.yaw,
+        pitch=args.pitch,
+        position=args.forward * np.array([math.sin(yaw), 0.0, math.cos(yaw)]),
+    )
     if args.screenshot:
         w, h = (int(v) for v in args.size.lower().split("x"))
         screenshot(args.screenshot, viewer, (w, h))

@@ -100,8 +100,12 @@ def wall_texture(p: np.ndarray, axis: int, bound: float) -> np.ndarray:
     if axis == 1:  # ceiling: soft grid
         g = (np.abs(np.sin(p[:, 0] * 3)) < 0.08) | (np.abs(np.sin(p[:, 2] * 3)) < 0.08)
         return np.where(g[:, None], 0.6, 0.9) * np.ones((n, 3))
-    hue = {(0, -3.5): (0.55, 0.75, 0.6), (0, 3.5): (0.8, 0.7, 0.5),
-           (2, -4.0): (0.6, 0.6, 0.8), (2, 6.0): (0.85, 0.6, 0.55)}[(axis, bound)]
+    hue = {
+        (0, -3.5): (0.55, 0.75, 0.6),
+        (0, 3.5): (0.8, 0.7, 0.5),
+        (2, -4.0): (0.6, 0.6, 0.8),
+        (2, 6.0): (0.85, 0.6, 0.55),
+    }[(axis, bound)]
     u = p[:, 2] if axis == 0 else p[:, 0]
     stripes = 0.8 + 0.2 * (np.floor(u * 2) % 2)
     band = np.where(p[:, 1] > 0.6, 0.7, 1.0)  # darker skirting band near the floor
@@ -127,9 +131,17 @@ def make_scene(width: int = 512, height: int = 384, fov: float = 60.0) -> None:
     depth = dist.reshape(height, width) / norm[..., 0]  # distance along the ray → z depth
     save_rgb(HERE / "scene" / "rgb.png", col.reshape(height, width, 3))
     save_depth_mm(HERE / "scene" / "depth.png", depth)
-    cam = {"width": width, "height": height, "fov_y_degrees": fov, "fx": f, "fy": f,
-           "cx": width / 2, "cy": height / 2, "pose": np.eye(4).tolist(),
-           "depth_encoding": "uint16 millimetres along the camera z axis"}
+    cam = {
+        "width": width,
+        "height": height,
+        "fov_y_degrees": fov,
+        "fx": f,
+        "fy": f,
+        "cx": width / 2,
+        "cy": height / 2,
+        "pose": np.eye(4).tolist(),
+        "depth_encoding": "uint16 millimetres along the camera z axis",
+    }
     (HERE / "scene" / "camera.json").write_text(json.dumps(cam, indent=2) + "\n")
 
 
@@ -140,8 +152,14 @@ def make_panorama(width: int = 1024, height: int = 512) -> None:
     save_depth_mm(HERE / "pano" / "distance.png", dist.reshape(height, width))
 
 
-def make_clip(width: int = 256, height: int = 192, frames: int = 72, fps: int = 24,
-              fov: float = 60.0, sample_rate: int = 48000) -> None:
+def make_clip(
+    width: int = 256,
+    height: int = 192,
+    frames: int = 72,
+    fps: int = 24,
+    fov: float = 60.0,
+    sample_rate: int = 48000,
+) -> None:
     """A dolly-and-pan through the room: real parallax and occlusion for the video nodes
     (flow, interpolation, segmentation, restyling), with a soundtrack for the audio paths."""
     from fractions import Fraction
@@ -163,8 +181,9 @@ def make_clip(width: int = 256, height: int = 192, frames: int = 72, fps: int = 
         for i in range(frames):
             s = i / (frames - 1)
             yaw = math.radians(-18 + 36 * s)
-            rot = np.array([[math.cos(yaw), 0, math.sin(yaw)], [0, 1, 0],
-                            [-math.sin(yaw), 0, math.cos(yaw)]])
+            rot = np.array(
+                [[math.cos(yaw), 0, math.sin(yaw)], [0, 1, 0], [-math.sin(yaw), 0, math.cos(yaw)]]
+            )
             origin = np.array([-0.8 + 1.6 * s, -0.1, 0.2 + 0.8 * s])
             col, _ = raycast(rays @ rot.T, origin)
             rgb = (np.clip(col.reshape(height, width, 3), 0, 1) * 255).round().astype(np.uint8)
@@ -178,8 +197,9 @@ def make_clip(width: int = 256, height: int = 192, frames: int = 72, fps: int = 
         chord = sum(np.sin(2 * np.pi * hz * t) for hz in (220.0, 277.18, 329.63)) / 3
         pcm = (0.25 * env * np.stack([chord, np.roll(chord, 240)])).astype(np.float32)
         for start in range(0, n, 1024):
-            frame = av.AudioFrame.from_ndarray(np.ascontiguousarray(pcm[:, start:start + 1024]),
-                                               format="fltp", layout="stereo")
+            frame = av.AudioFrame.from_ndarray(
+                np.ascontiguousarray(pcm[:, start : start + 1024]), format="fltp", layout="stereo"
+            )
             frame.sample_rate, frame.pts = sample_rate, start
             for packet in au.encode(frame):
                 out.mux(packet)
@@ -191,5 +211,11 @@ if __name__ == "__main__":
     make_scene()
     make_panorama()
     make_clip()
-    print("wrote", *(str(p.relative_to(HERE)) for p in sorted(HERE.glob("*/*.*"))
-                     if p.parent.name in ("scene", "pano", "video")))
+    print(
+        "wrote",
+        *(
+            str(p.relative_to(HERE))
+            for p in sorted(HERE.glob("*/*.*"))
+            if p.parent.name in ("scene", "pano", "video")
+        ),
+    )

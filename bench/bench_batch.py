@@ -24,30 +24,44 @@ from typing import Any
 os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")  # before Ray starts: loopback
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from fathom.engine.batch import read_rows, run_batch  # noqa: E402
-from fathom.engine.distributed.cluster import PoolPlan  # noqa: E402
-from fathom.engine.distributed.scheduler import run_batch_ray  # noqa: E402
-from fathom.engine.render import RenderJob  # noqa: E402
-from fathom.engine.resources import example_graph  # noqa: E402
+from fathom.engine.batch import read_rows, run_batch
+from fathom.engine.distributed.cluster import PoolPlan
+from fathom.engine.distributed.scheduler import run_batch_ray
+from fathom.engine.render import RenderJob
+from fathom.engine.resources import example_graph
 
 WORKERS = 2
 
 
 def demo_rows(folder: Path, n: int, frames: str) -> Path:
     """A sweep a lookdev artist would run: mesh cut, orbit radius, walk radius and seed."""
-    lines = [json.dumps({"_seed": i, "_frames": frames, "mesh.cut": 0.03 + 0.002 * (i % 6),
-                         "orbit.radius": 0.1 + 0.02 * (i % 5),
-                         "pano.walk_radius": 0.2 + 0.02 * (i % 4)}) for i in range(n)]
+    lines = [
+        json.dumps(
+            {
+                "_seed": i,
+                "_frames": frames,
+                "mesh.cut": 0.03 + 0.002 * (i % 6),
+                "orbit.radius": 0.1 + 0.02 * (i % 5),
+                "pano.walk_radius": 0.2 + 0.02 * (i % 4),
+            }
+        )
+        for i in range(n)
+    ]
     path = folder / "demo_rows.jsonl"
     path.write_text("\n".join(lines) + "\n")
     return path
 
 
 def trivial_rows(folder: Path, n: int) -> tuple[Path, Path]:
-    graph = {"format": "fathom.graph", "version": 1, "nodes": [
-        {"id": "c", "type": "image.constant", "params": {"width": 8, "height": 8}},
-        {"id": "save", "type": "image.save", "params": {"path": "img.png"}}],
-        "edges": [{"from": ["c", "image"], "to": ["save", "image"]}]}
+    graph = {
+        "format": "fathom.graph",
+        "version": 1,
+        "nodes": [
+            {"id": "c", "type": "image.constant", "params": {"width": 8, "height": 8}},
+            {"id": "save", "type": "image.save", "params": {"path": "img.png"}},
+        ],
+        "edges": [{"from": ["c", "image"], "to": ["save", "image"]}],
+    }
     g = folder / "trivial.json"
     g.write_text(json.dumps(graph))
     rows = folder / "trivial_rows.jsonl"
@@ -57,19 +71,26 @@ def trivial_rows(folder: Path, n: int) -> tuple[Path, Path]:
 
 def digest_tree(out: Path) -> dict[str, str]:
     """sha256 of every output except the reports (they hold times and dates)."""
-    return {p.relative_to(out).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
-            for p in sorted(out.rglob("*"))
-            if p.is_file() and p.name not in ("run.json", "manifest.json")}
+    return {
+        p.relative_to(out).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(out.rglob("*"))
+        if p.is_file() and p.name not in ("run.json", "manifest.json")
+    }
 
 
 def summarize(manifest: dict[str, Any], wall: float, workers: int) -> dict[str, Any]:
     secs = [e["seconds"] for e in manifest["rows"]]
     n = len(secs)
-    return {"rows": n, "ok": manifest["counts"]["ok"], "wall_s": round(wall, 2),
-            "rows_per_s": round(n / wall, 3), "row_s_mean": round(statistics.mean(secs), 3),
-            "row_s_median": round(statistics.median(secs), 3),
-            # worker time not spent rendering a row: start-up, scheduling, transfer, commit
-            "overhead_per_row_s": round((wall * workers - sum(secs)) / n, 4)}
+    return {
+        "rows": n,
+        "ok": manifest["counts"]["ok"],
+        "wall_s": round(wall, 2),
+        "rows_per_s": round(n / wall, 3),
+        "row_s_mean": round(statistics.mean(secs), 3),
+        "row_s_median": round(statistics.median(secs), 3),
+        # worker time not spent rendering a row: start-up, scheduling, transfer, commit
+        "overhead_per_row_s": round((wall * workers - sum(secs)) / n, 4),
+    }
 
 
 def timed(fn: Any) -> tuple[Any, float]:
@@ -90,12 +111,18 @@ def main() -> None:
     work = Path(tempfile.mkdtemp(prefix="fathom-bench-batch-"))
     graph = example_graph("depthfusion_demo")
     rows = read_rows(demo_rows(work, args.rows, args.frames)) if args.rows else []
-    res: dict[str, Any] = {"machine": f"{platform.machine()} {os.cpu_count()} CPUs",
-                           "python": platform.python_version(), "ray": ray.__version__,
-                           "workers": WORKERS, "demo_rows": args.rows, "frames": args.frames}
+    res: dict[str, Any] = {
+        "machine": f"{platform.machine()} {os.cpu_count()} CPUs",
+        "python": platform.python_version(),
+        "ray": ray.__version__,
+        "workers": WORKERS,
+        "demo_rows": args.rows,
+        "frames": args.frames,
+    }
 
-    _, res["ray_init_s"] = timed(lambda: ray.init(num_cpus=WORKERS, include_dashboard=False,
-                                                  log_to_driver=False))
+    _, res["ray_init_s"] = timed(
+        lambda: ray.init(num_cpus=WORKERS, include_dashboard=False, log_to_driver=False)
+    )
     plan = PoolPlan(WORKERS, 1.0, 0.0)
 
     def threads() -> tuple[str | None, int]:
@@ -104,8 +131,10 @@ def main() -> None:
         return os.environ.get("OMP_NUM_THREADS"), torch.get_num_threads()
 
     # Ray gives a 1-CPU worker one OpenMP thread; a local worker process uses every core.
-    res["threads"] = {"ray_worker": ray.get(ray.remote(num_cpus=1)(threads).remote()),
-                      "local_process": threads()}
+    res["threads"] = {
+        "ray_worker": ray.get(ray.remote(num_cpus=1)(threads).remote()),
+        "local_process": threads(),
+    }
     if args.rows:
         # Local: what `fathom render --batch` does without --cluster (spawned worker processes).
         base = RenderJob(graph, work / "local", [], True, "cpu")
@@ -124,11 +153,13 @@ def main() -> None:
     # Scheduling cost alone: rows that take milliseconds, so the rest is overhead.
     g, t_rows_path = trivial_rows(work, args.trivial)
     t_rows = read_rows(t_rows_path)
-    m_tl, wall_tl = timed(lambda: run_batch(RenderJob(g, work / "tl", [], True, "cpu"), t_rows,
-                                            WORKERS))
+    m_tl, wall_tl = timed(
+        lambda: run_batch(RenderJob(g, work / "tl", [], True, "cpu"), t_rows, WORKERS)
+    )
     cpu0 = time.process_time()  # the driver's own work per row: its serial share
-    m_tr, wall_tr = timed(lambda: run_batch_ray(ray, RenderJob(g, work / "tr", [], True, "cpu"),
-                                                t_rows, plan=plan))
+    m_tr, wall_tr = timed(
+        lambda: run_batch_ray(ray, RenderJob(g, work / "tr", [], True, "cpu"), t_rows, plan=plan)
+    )
     res["driver_cpu_per_row_s"] = round((time.process_time() - cpu0) / len(t_rows), 5)
     res["trivial_local"] = summarize(m_tl, wall_tl, WORKERS)
     res["trivial_ray"] = summarize(m_tr, wall_tr, WORKERS)
@@ -142,11 +173,19 @@ def main() -> None:
     row_times = {"measured CPU row": res["ray"]["row_s_median"]} if args.rows else {}
     row_times.update({"GPU row 2 s": 2.0, "GPU row 0.5 s": 0.5})
     res["projection"] = {
-        label: {str(n): {"rows_per_s": round(min(n / (t + o_row), driver_cap), 2),
-                         "ideal_rows_per_s": round(n / t, 2)} for n in (8, 64)}
-        for label, t in row_times.items()}
-    res["projection_inputs"] = {"overhead_per_row_s": o_row,
-                                "driver_cap_rows_per_s": round(driver_cap, 1)}
+        label: {
+            str(n): {
+                "rows_per_s": round(min(n / (t + o_row), driver_cap), 2),
+                "ideal_rows_per_s": round(n / t, 2),
+            }
+            for n in (8, 64)
+        }
+        for label, t in row_times.items()
+    }
+    res["projection_inputs"] = {
+        "overhead_per_row_s": o_row,
+        "driver_cap_rows_per_s": round(driver_cap, 1),
+    }
     print(json.dumps(res["projection"], indent=1), res["projection_inputs"])
     if args.json:
         args.json.write_text(json.dumps(res, indent=2) + "\n")

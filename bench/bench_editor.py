@@ -20,17 +20,31 @@ from pathlib import Path
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from PySide6.QtWidgets import QApplication  # noqa: E402
+from PySide6.QtWidgets import QApplication
 
-from fathom.app.main_window import MainWindow  # noqa: E402
-from fathom.app.settings import Settings  # noqa: E402
-from fathom.engine.graph import Graph  # noqa: E402
+from fathom.app.main_window import MainWindow
+from fathom.app.settings import Settings
+from fathom.engine.graph import Graph, NodeInstance
 
-TYPES = ["image.adjust", "image.invert", "image.blend", "image.resize", "image.pad",
-         "image.blend", "image.crop", "image.blend"]
-IMAGE_INPUTS = {"image.adjust": ["image"], "image.invert": ["image"],
-                "image.blend": ["base", "overlay"], "image.resize": ["image"],
-                "image.pad": ["image"], "image.crop": ["image"], "image.constant": []}
+TYPES = [
+    "image.adjust",
+    "image.invert",
+    "image.blend",
+    "image.resize",
+    "image.pad",
+    "image.blend",
+    "image.crop",
+    "image.blend",
+]
+IMAGE_INPUTS = {
+    "image.adjust": ["image"],
+    "image.invert": ["image"],
+    "image.blend": ["base", "overlay"],
+    "image.resize": ["image"],
+    "image.pad": ["image"],
+    "image.crop": ["image"],
+    "image.constant": [],
+}
 
 
 def big_graph(n_nodes: int, n_wires: int, seed: int = 0) -> Graph:
@@ -42,7 +56,7 @@ def big_graph(n_nodes: int, n_wires: int, seed: int = 0) -> Graph:
     for i in range(n_nodes):
         t = "image.constant" if i < cols else TYPES[rng.randrange(len(TYPES))]
         nid = f"n{i}"
-        g.nodes[nid] = __import__("fathom.engine.graph", fromlist=["NodeInstance"]).NodeInstance(nid, t)
+        g.nodes[nid] = NodeInstance(nid, t)
         g.ui.setdefault("nodes", {})[nid] = {"pos": [(i // 20) * 260.0, (i % 20) * 150.0]}
         ids.append(nid)
     free = [(nid, port) for nid in ids for port in IMAGE_INPUTS[g.nodes[nid].type]]
@@ -63,7 +77,7 @@ def big_graph(n_nodes: int, n_wires: int, seed: int = 0) -> Graph:
     return g
 
 
-def timed_repaints(app: QApplication, view, step, count: int) -> list[float]:  # noqa: ANN001
+def timed_repaints(app: QApplication, view, step, count: int) -> list[float]:
     out = []
     for i in range(count):
         step(i)
@@ -95,9 +109,11 @@ def main() -> int:
         build = time.perf_counter() - t0
         app.processEvents()
         view = w.view
-        print(f"{len(w.scene.nodes)} nodes, {len(w.scene.edges)} wires; scene built in "
-              f"{build * 1000:.0f} ms; viewport {view.viewport().width()}×"
-              f"{view.viewport().height()}")
+        print(
+            f"{len(w.scene.nodes)} nodes, {len(w.scene.edges)} wires; scene built in "
+            f"{build * 1000:.0f} ms; viewport {view.viewport().width()}×"
+            f"{view.viewport().height()}"
+        )
         results = {}
         for zoom in (1.0, 0.5, None):
             view.resetTransform()
@@ -111,13 +127,13 @@ def main() -> int:
             app.processEvents()
             view.viewport().repaint()  # warm caches
             results[f"pan, {label}"] = timed_repaints(
-                app, view, lambda i: view.pan_by(37 if (i // 20) % 2 == 0 else -37, 23),
-                args.steps)
+                app, view, lambda i: view.pan_by(37 if (i // 20) % 2 == 0 else -37, 23), args.steps
+            )
         view.resetTransform()
         view.centerOn(1500, 1500)
         results["zoom 0.25↔2.0 (wheel steps ×1.15)"] = timed_repaints(
-            app, view, lambda i: view.zoom_by(1.15 if (i // 15) % 2 == 0 else 1 / 1.15),
-            args.steps)
+            app, view, lambda i: view.zoom_by(1.15 if (i // 15) % 2 == 0 else 1 / 1.15), args.steps
+        )
         for zoom in (1.0, None):  # the smooth (antialiased) redraw once the view is still
             view.resetTransform()
             if zoom is None:
@@ -127,7 +143,8 @@ def main() -> int:
             view._settled()
             label = "fit all" if zoom is None else f"zoom {zoom:.2f}"
             results[f"still, smooth wires, {label}"] = timed_repaints(
-                app, view, lambda i: None, max(10, args.steps // 4))
+                app, view, lambda i: None, max(10, args.steps // 4)
+            )
         print(f"{'scenario':42} {'median ms':>10} {'max ms':>8} {'fps@median':>11}")
         for name, times in results.items():
             med = statistics.median(times)

@@ -29,12 +29,12 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from fathom.engine.cache import OutputCache  # noqa: E402
-from fathom.engine.context import NodeContext, RunOptions  # noqa: E402
-from fathom.engine.device import DeviceInfo  # noqa: E402
-from fathom.engine.executor import Executor  # noqa: E402
-from fathom.engine.graph import Graph  # noqa: E402
-from fathom.engine.registry import Registry  # noqa: E402
+from fathom.engine.cache import OutputCache
+from fathom.engine.context import NodeContext, RunOptions
+from fathom.engine.device import DeviceInfo
+from fathom.engine.executor import Executor
+from fathom.engine.graph import Graph
+from fathom.engine.registry import Registry
 
 N_NODES = 200
 LAYERS, WIDTH = 10, 20
@@ -43,6 +43,7 @@ TARGET_PER_NODE_US = 100.0
 
 
 # ---- graphs ----------------------------------------------------------------------------------
+
 
 def build_chain(n: int = N_NODES) -> tuple[Graph, str, str]:
     """Source, then alternating math.scale / math.binary(x + b); returns (graph, middle, param)."""
@@ -153,6 +154,7 @@ def run_direct(steps: list[Step], ctx: NodeContext) -> dict[str, dict[str, Any]]
 
 # ---- timing ----------------------------------------------------------------------------------
 
+
 def stats_ms(samples: list[float]) -> dict[str, float]:
     ms = [s * 1e3 for s in samples]
     return {"median": statistics.median(ms), "min": min(ms), "max": max(ms)}
@@ -167,23 +169,33 @@ def timed_run(ex: Executor, g: Graph, opts: RunOptions) -> dict[str, Any]:
     t2, c2 = time.perf_counter(), time.process_time()
     if not result.ok:
         raise RuntimeError(f"benchmark graph failed: {result.failed}")
-    return {"plan": t1 - t0, "run": t2 - t1, "total": t2 - t0, "cpu": c2 - c0,
-            "executed": len(result.executed), "cached": len(result.cached), "result": result}
+    return {
+        "plan": t1 - t0,
+        "run": t2 - t1,
+        "total": t2 - t0,
+        "cpu": c2 - c0,
+        "executed": len(result.executed),
+        "cached": len(result.cached),
+        "result": result,
+    }
 
 
 def summarise(samples: list[dict[str, Any]]) -> dict[str, Any]:
     executed = {s["executed"] for s in samples}
     if len(executed) != 1:
         raise RuntimeError(f"executed count varies between repetitions: {sorted(executed)}")
-    return {"plan_ms": stats_ms([s["plan"] for s in samples]),
-            "run_ms": stats_ms([s["run"] for s in samples]),
-            "total_ms": stats_ms([s["total"] for s in samples]),
-            "cpu_ms": stats_ms([s["cpu"] for s in samples]),
-            "executed": executed.pop()}
+    return {
+        "plan_ms": stats_ms([s["plan"] for s in samples]),
+        "run_ms": stats_ms([s["run"] for s in samples]),
+        "total_ms": stats_ms([s["total"] for s in samples]),
+        "cpu_ms": stats_ms([s["cpu"] for s in samples]),
+        "executed": executed.pop(),
+    }
 
 
-def bench_shape(name: str, g: Graph, middle: str, param: str, registry: Registry, reps: int,
-                workers: list[int]) -> dict[str, Any]:
+def bench_shape(
+    name: str, g: Graph, middle: str, param: str, registry: Registry, reps: int, workers: list[int]
+) -> dict[str, Any]:
     """Every scenario once per repetition, interleaved, so a noisy spell on a shared machine
     lands on all rows alike instead of on whichever block it happens to hit."""
     opts = RunOptions(device="cpu")
@@ -202,8 +214,11 @@ def bench_shape(name: str, g: Graph, middle: str, param: str, registry: Registry
         gc.collect()
         c0, t0 = time.process_time(), time.perf_counter()
         run_direct(steps, ctx)
-        row["direct"] = {"total": time.perf_counter() - t0, "cpu": time.process_time() - c0,
-                         "executed": len(steps)}
+        row["direct"] = {
+            "total": time.perf_counter() - t0,
+            "cpu": time.process_time() - c0,
+            "executed": len(steps),
+        }
         for w in workers:
             gc.collect()
             first = timed_run(Executor(registry, cache=OutputCache(), max_workers=w), g, opts)
@@ -222,20 +237,30 @@ def bench_shape(name: str, g: Graph, middle: str, param: str, registry: Registry
             changed = timed_run(warm[w], g, opts)
             g.set_param(middle, param, base)
             if set(changed["result"].executed) != expected:
-                raise RuntimeError(f"{name}: re-executed nodes are not the changed node's "
-                                   f"descendants: {sorted(changed['result'].executed)}")
+                raise RuntimeError(
+                    f"{name}: re-executed nodes are not the changed node's "
+                    f"descendants: {sorted(changed['result'].executed)}"
+                )
             row[f"changed/{w}"] = changed
         if i >= 0:
             for key, sample in row.items():
                 sample.pop("result", None)
                 samples[key].append(sample)
-    return {"nodes": len(g.nodes), "edges": len(g.edges), "changed_node": middle,
-            "expected_downstream": len(expected),
-            "direct_ms": stats_ms([s["total"] for s in samples["direct"]]),
-            "direct_cpu_ms": stats_ms([s["cpu"] for s in samples["direct"]]),
-            "runs": {f"workers={w}": {scen: summarise(samples[f"{scen}/{w}"])
-                                      for scen in ("first", "unchanged", "changed")}
-                     for w in workers}}
+    return {
+        "nodes": len(g.nodes),
+        "edges": len(g.edges),
+        "changed_node": middle,
+        "expected_downstream": len(expected),
+        "direct_ms": stats_ms([s["total"] for s in samples["direct"]]),
+        "direct_cpu_ms": stats_ms([s["cpu"] for s in samples["direct"]]),
+        "runs": {
+            f"workers={w}": {
+                scen: summarise(samples[f"{scen}/{w}"])
+                for scen in ("first", "unchanged", "changed")
+            }
+            for w in workers
+        },
+    }
 
 
 def overhead(shape: dict[str, Any], workers: str = "workers=1") -> dict[str, float]:
@@ -243,37 +268,50 @@ def overhead(shape: dict[str, Any], workers: str = "workers=1") -> dict[str, flo
     first = shape["runs"][workers]["first"]
     direct = shape["direct_ms"]["median"]
     n = shape["nodes"]
-    return {"per_node_us": (first["total_ms"]["median"] - direct) / n * 1e3,
-            "per_node_run_only_us": (first["run_ms"]["median"] - direct) / n * 1e3,
-            "per_node_cpu_us": (first["cpu_ms"]["median"] - shape["direct_cpu_ms"]["median"])
-            / n * 1e3}
+    return {
+        "per_node_us": (first["total_ms"]["median"] - direct) / n * 1e3,
+        "per_node_run_only_us": (first["run_ms"]["median"] - direct) / n * 1e3,
+        "per_node_cpu_us": (first["cpu_ms"]["median"] - shape["direct_cpu_ms"]["median"]) / n * 1e3,
+    }
 
 
 # ---- report ----------------------------------------------------------------------------------
+
 
 def fmt(s: dict[str, float]) -> str:
     return f"{s['median']:8.2f} [{s['min']:.2f}-{s['max']:.2f}]"
 
 
 def print_table(results: dict[str, Any]) -> None:
-    head = (f"{'graph':6} {'scenario':22} {'workers':>7} {'plan ms':>9} {'run ms':>9} "
-            f"{'total ms median [min-max]':>28} {'cpu ms':>7} {'executed':>8} {'expected':>8}")
+    head = (
+        f"{'graph':6} {'scenario':22} {'workers':>7} {'plan ms':>9} {'run ms':>9} "
+        f"{'total ms median [min-max]':>28} {'cpu ms':>7} {'executed':>8} {'expected':>8}"
+    )
     print(head)
     print("-" * len(head))
     for name, shape in results["shapes"].items():
         d = shape["direct_ms"]
-        print(f"{name:6} {'direct run() loop':22} {'-':>7} {'-':>9} {'-':>9} {fmt(d):>28} "
-              f"{shape['direct_cpu_ms']['median']:7.2f} {shape['nodes']:>8} {'-':>8}")
+        print(
+            f"{name:6} {'direct run() loop':22} {'-':>7} {'-':>9} {'-':>9} {fmt(d):>28} "
+            f"{shape['direct_cpu_ms']['median']:7.2f} {shape['nodes']:>8} {'-':>8}"
+        )
         for wkey, runs in shape["runs"].items():
             w = wkey.split("=")[1]
-            for scen, label, exp in (("first", "first run (cold cache)", shape["nodes"]),
-                                     ("unchanged", "re-run, unchanged", 0),
-                                     ("changed", f"re-run, {shape['changed_node']} changed",
-                                      shape["expected_downstream"])):
+            for scen, label, exp in (
+                ("first", "first run (cold cache)", shape["nodes"]),
+                ("unchanged", "re-run, unchanged", 0),
+                (
+                    "changed",
+                    f"re-run, {shape['changed_node']} changed",
+                    shape["expected_downstream"],
+                ),
+            ):
                 r = runs[scen]
-                print(f"{name:6} {label:22} {w:>7} {r['plan_ms']['median']:9.2f} "
-                      f"{r['run_ms']['median']:9.2f} {fmt(r['total_ms']):>28} "
-                      f"{r['cpu_ms']['median']:7.2f} {r['executed']:>8} {exp:>8}")
+                print(
+                    f"{name:6} {label:22} {w:>7} {r['plan_ms']['median']:9.2f} "
+                    f"{r['run_ms']['median']:9.2f} {fmt(r['total_ms']):>28} "
+                    f"{r['cpu_ms']['median']:7.2f} {r['executed']:>8} {exp:>8}"
+                )
     print()
     for line in results["verdicts"]:
         print(line)
@@ -289,10 +327,14 @@ def verdicts(results: dict[str, Any]) -> list[str]:
         ch = seq["changed"]
         ok_rerun = rerun["median"] < TARGET_RERUN_MS
         ok_node = ov["per_node_us"] < TARGET_PER_NODE_US
-        ok_half = (ch["executed"] == shape["expected_downstream"]
-                   and ch["executed"] <= shape["nodes"] // 2)
-        shape["targets_met"] = {"unchanged_rerun": ok_rerun, "per_node": ok_node,
-                                "downstream_only": ok_half}
+        ok_half = (
+            ch["executed"] == shape["expected_downstream"] and ch["executed"] <= shape["nodes"] // 2
+        )
+        shape["targets_met"] = {
+            "unchanged_rerun": ok_rerun,
+            "per_node": ok_node,
+            "downstream_only": ok_half,
+        }
         out += [
             f"{name}: unchanged re-run {rerun['median']:.2f} ms (max {rerun['max']:.2f}) "
             f"vs target < {TARGET_RERUN_MS:g} ms: {'MET' if ok_rerun else 'NOT MET'}",
@@ -307,9 +349,11 @@ def verdicts(results: dict[str, Any]) -> list[str]:
     dag = results["shapes"].get("dag", {}).get("runs", {})
     if "workers=2" in dag:
         seq, par = dag["workers=1"]["first"], dag["workers=2"]["first"]
-        out.append(f"dag: first run with 2 workers {par['total_ms']['median']:.2f} ms vs "
-                   f"sequential {seq['total_ms']['median']:.2f} ms "
-                   f"(x{par['total_ms']['median'] / seq['total_ms']['median']:.2f})")
+        out.append(
+            f"dag: first run with 2 workers {par['total_ms']['median']:.2f} ms vs "
+            f"sequential {seq['total_ms']['median']:.2f} ms "
+            f"(x{par['total_ms']['median'] / seq['total_ms']['median']:.2f})"
+        )
     return out
 
 
@@ -324,12 +368,15 @@ def cpu_model() -> str:
 
 
 def machine() -> dict[str, Any]:
-    return {"python": platform.python_version(),
-            "implementation": platform.python_implementation(),
-            "platform": platform.platform(),
-            "processor": cpu_model() or platform.processor() or platform.machine(),
-            "cpu_count": os.cpu_count(), "date": datetime.date.today().isoformat(),
-            "loadavg_1min_before": os.getloadavg()[0]}
+    return {
+        "python": platform.python_version(),
+        "implementation": platform.python_implementation(),
+        "platform": platform.platform(),
+        "processor": cpu_model() or platform.processor() or platform.machine(),
+        "cpu_count": os.cpu_count(),
+        "date": datetime.date.today().isoformat(),
+        "loadavg_1min_before": os.getloadavg()[0],
+    }
 
 
 def profile(g: Graph, registry: Registry, label: str, warm: bool, reps: int = 20) -> None:
@@ -362,13 +409,19 @@ def main(argv: list[str] | None = None) -> int:
     registry.load_builtin()
     chain = build_chain()
     dag = build_dag(args.seed)
-    results: dict[str, Any] = {"machine": machine(), "reps": args.reps, "seed": args.seed,
-                               "command": "python bench/bench_executor.py "
-                                          + " ".join(sys.argv[1:] if argv is None else argv),
-                               "shapes": {}}
+    results: dict[str, Any] = {
+        "machine": machine(),
+        "reps": args.reps,
+        "seed": args.seed,
+        "command": "python bench/bench_executor.py "
+        + " ".join(sys.argv[1:] if argv is None else argv),
+        "shapes": {},
+    }
     m = results["machine"]
-    print(f"python {m['python']} on {m['platform']}, {m['processor']}, {m['cpu_count']} CPUs, "
-          f"{m['date']}, {args.reps} reps\n")
+    print(
+        f"python {m['python']} on {m['platform']}, {m['processor']}, {m['cpu_count']} CPUs, "
+        f"{m['date']}, {args.reps} reps\n"
+    )
     results["shapes"]["chain"] = bench_shape("chain", *chain, registry, args.reps, [1])
     results["shapes"]["dag"] = bench_shape("dag", *dag, registry, args.reps, [1, 2])
     results["verdicts"] = verdicts(results)
@@ -376,15 +429,27 @@ def main(argv: list[str] | None = None) -> int:
     # Wall-clock numbers mean little while other work shares the cores: say so in the output.
     busy = max(m["loadavg_1min_before"], results["machine"]["loadavg_1min_after"])
     if busy > 1.0:
-        results["verdicts"].append(f"WARNING: 1-min load average up to {busy:.2f} around this "
-                                   "run: other processes shared the CPUs; absolute times are "
-                                   "likely inflated, compare rows within this run")
+        results["verdicts"].append(
+            f"WARNING: 1-min load average up to {busy:.2f} around this "
+            "run: other processes shared the CPUs; absolute times are "
+            "likely inflated, compare rows within this run"
+        )
     print_table(results)
     if args.profile:
-        profile(dag[0], registry, f"DAG first run (cold cache), sequential, x{args.reps}",
-                warm=False, reps=args.reps)
-        profile(dag[0], registry, f"DAG unchanged re-run, sequential, x{args.reps}", warm=True,
-                reps=args.reps)
+        profile(
+            dag[0],
+            registry,
+            f"DAG first run (cold cache), sequential, x{args.reps}",
+            warm=False,
+            reps=args.reps,
+        )
+        profile(
+            dag[0],
+            registry,
+            f"DAG unchanged re-run, sequential, x{args.reps}",
+            warm=True,
+            reps=args.reps,
+        )
     if args.json:
         args.json.write_text(json.dumps(results, indent=2) + "\n", "utf-8")
         print(f"\nwrote {args.json}")

@@ -31,11 +31,11 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from fathom.engine.context import RunOptions  # noqa: E402
-from fathom.engine.executor import Executor  # noqa: E402
-from fathom.engine.imaging import flow as fl  # noqa: E402
-from fathom.engine.registry import Registry  # noqa: E402
-from fathom.engine.types import Image, Mask, Video  # noqa: E402
+from fathom.engine.context import RunOptions
+from fathom.engine.executor import Executor
+from fathom.engine.imaging import flow as fl
+from fathom.engine.registry import Registry
+from fathom.engine.types import Image, Mask, Video
 
 
 class Clip:
@@ -61,8 +61,10 @@ class Clip:
 
     def centre(self, t: float) -> tuple[float, float]:
         s, c = self.size, self.size / 2
-        return (c + 0.3 * s * math.sin(2 * math.pi * t / 60),
-                c + 0.2 * s * math.sin(2 * math.pi * t / 45 + 0.5))
+        return (
+            c + 0.3 * s * math.sin(2 * math.pi * t / 60),
+            c + 0.2 * s * math.sin(2 * math.pi * t / 45 + 0.5),
+        )
 
     def draw(self, t: float) -> tuple[np.ndarray, np.ndarray]:
         import cv2
@@ -90,9 +92,14 @@ def build_model(folder: Path, size: int) -> Path:
 
     torch.manual_seed(0)
     labels = {0: "background", 1: "object"}
-    cfg = SegformerConfig(hidden_sizes=[32, 64, 160, 256], depths=[2, 2, 2, 2],
-                          decoder_hidden_size=256, num_labels=2, id2label=labels,
-                          label2id={v: k for k, v in labels.items()})
+    cfg = SegformerConfig(
+        hidden_sizes=[32, 64, 160, 256],
+        depths=[2, 2, 2, 2],
+        decoder_hidden_size=256,
+        num_labels=2,
+        id2label=labels,
+        label2id={v: k for k, v in labels.items()},
+    )
     SegformerForSemanticSegmentation(cfg).save_pretrained(folder, safe_serialization=True)
     SegformerImageProcessor(size={"height": size, "width": size}).save_pretrained(folder)
     return folder
@@ -124,8 +131,12 @@ def main() -> None:
         model = str(build_model(Path(tmp) / "segformer", args.size))
 
         def seg(interval: int) -> tuple[float, list[np.ndarray]]:
-            out = ex.call("video.segment", {"video": clip.video()},
-                          {"model": model, "labels": "object", "interval": interval}, opts)
+            out = ex.call(
+                "video.segment",
+                {"video": clip.video()},
+                {"model": model, "labels": "object", "interval": interval},
+                opts,
+            )
             return read_all(out["mask"])
 
         seg(args.frames)  # load the model and warm up outside the timings
@@ -133,44 +144,75 @@ def main() -> None:
         for k in (1, 4, 8):
             s, masks = (base_s, base) if k == 1 else seg(k)
             ious = [fl.iou(a, b) for a, b in zip(masks, base, strict=True)]
-            rows.append({"row": f"model, interval {k}", "keyframes": math.ceil(args.frames / k),
-                         "ms_per_frame": 1000 * s / args.frames, "speedup": base_s / s,
-                         "iou_vs": "per-frame model", "mean_iou": float(np.mean(ious)),
-                         "min_iou": float(min(ious))})
+            rows.append(
+                {
+                    "row": f"model, interval {k}",
+                    "keyframes": math.ceil(args.frames / k),
+                    "ms_per_frame": 1000 * s / args.frames,
+                    "speedup": base_s / s,
+                    "iou_vs": "per-frame model",
+                    "mean_iou": float(np.mean(ious)),
+                    "min_iou": float(min(ious)),
+                }
+            )
 
     for k, preset in ((4, "sharp"), (8, "sharp"), (8, "medium")):
         frames = clip.video()
-        masks = fl.PropagatedMasks(args.frames, lambda i, v=frames: v.frame(i).data,
-                                   lambda i: truth[i], k, preset)
+        masks = fl.PropagatedMasks(
+            args.frames, lambda i, v=frames: v.frame(i).data, lambda i: truth[i], k, preset
+        )
         t0 = time.perf_counter()
         got = [masks(i) for i in range(args.frames)]
         s = time.perf_counter() - t0
         ious = [fl.iou(a, b) for a, b in zip(got, truth, strict=True)]
-        rows.append({"row": f"oracle keyframes, interval {k} ({preset})",
-                     "keyframes": masks.keyframe_count(),
-                     "ms_per_frame": 1000 * s / args.frames, "speedup": None,
-                     "iou_vs": "true mask", "mean_iou": float(np.mean(ious)),
-                     "min_iou": float(min(ious))})
-    out = ex.call("video.segment", {"video": clip.video(), "mask": Mask(truth[0])},
-                  {"backend": "propagate"}, opts)
+        rows.append(
+            {
+                "row": f"oracle keyframes, interval {k} ({preset})",
+                "keyframes": masks.keyframe_count(),
+                "ms_per_frame": 1000 * s / args.frames,
+                "speedup": None,
+                "iou_vs": "true mask",
+                "mean_iou": float(np.mean(ious)),
+                "min_iou": float(min(ious)),
+            }
+        )
+    out = ex.call(
+        "video.segment",
+        {"video": clip.video(), "mask": Mask(truth[0])},
+        {"backend": "propagate"},
+        opts,
+    )
     s, got = read_all(out["mask"])
     ious = [fl.iou(a, b) for a, b in zip(got, truth, strict=True)]
-    rows.append({"row": "propagate (first-frame mask only)", "keyframes": 1,
-                 "ms_per_frame": 1000 * s / args.frames, "speedup": None, "iou_vs": "true mask",
-                 "mean_iou": float(np.mean(ious)), "min_iou": float(min(ious))})
+    rows.append(
+        {
+            "row": "propagate (first-frame mask only)",
+            "keyframes": 1,
+            "ms_per_frame": 1000 * s / args.frames,
+            "speedup": None,
+            "iou_vs": "true mask",
+            "mean_iou": float(np.mean(ious)),
+            "min_iou": float(min(ious)),
+        }
+    )
 
-    print(f"# video.segment, {args.frames} frames {args.size}×{args.size}, "
-          f"{platform.processor() or platform.machine()}, torch {torch.__version__} "
-          f"({torch.get_num_threads()} threads)")
+    print(
+        f"# video.segment, {args.frames} frames {args.size}×{args.size}, "
+        f"{platform.processor() or platform.machine()}, torch {torch.__version__} "
+        f"({torch.get_num_threads()} threads)"
+    )
     print("| row | keyframes | ms/frame | speedup | IoU against | mean IoU | min IoU |")
     print("|---|---|---|---|---|---|---|")
     for r in rows:
         sp = "–" if r["speedup"] is None else f"{r['speedup']:.2f}×"
-        print(f"| {r['row']} | {r['keyframes']} | {r['ms_per_frame']:.1f} | {sp} | "
-              f"{r['iou_vs']} | {r['mean_iou']:.3f} | {r['min_iou']:.3f} |")
+        print(
+            f"| {r['row']} | {r['keyframes']} | {r['ms_per_frame']:.1f} | {sp} | "
+            f"{r['iou_vs']} | {r['mean_iou']:.3f} | {r['min_iou']:.3f} |"
+        )
     if args.json:
-        args.json.write_text(json.dumps({"frames": args.frames, "size": args.size,
-                                         "rows": rows}, indent=2))
+        args.json.write_text(
+            json.dumps({"frames": args.frames, "size": args.size, "rows": rows}, indent=2)
+        )
 
 
 if __name__ == "__main__":

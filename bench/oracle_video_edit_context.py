@@ -26,14 +26,14 @@ from torch.nn import functional as F
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-import bench_video_edit as bve  # noqa: E402
+import bench_video_edit as bve
 
-from fathom.engine.accel import objectcentric  # noqa: E402
-from fathom.engine.context import RunOptions  # noqa: E402
-from fathom.engine.diffusion import loop, videoattn  # noqa: E402
-from fathom.engine.executor import Executor  # noqa: E402
-from fathom.engine.registry import Registry  # noqa: E402
-from fathom.engine.types import Image, Video  # noqa: E402
+from fathom.engine.accel import objectcentric
+from fathom.engine.context import RunOptions
+from fathom.engine.diffusion import loop, videoattn
+from fathom.engine.executor import Executor
+from fathom.engine.registry import Registry
+from fathom.engine.types import Image, Video
 
 
 class Oracle:
@@ -66,8 +66,9 @@ class Oracle:
             y = ((xr - mean) / torch.sqrt(var + mod.eps)).reshape(b, c, h, w)
             return y * mod.weight[None, :, None, None] + mod.bias[None, :, None, None]
 
-        def attention(proc: Any, attn: Any, hs: torch.Tensor, *args: Any, **kw: Any
-                      ) -> torch.Tensor:
+        def attention(
+            proc: Any, attn: Any, hs: torch.Tensor, *args: Any, **kw: Any
+        ) -> torch.Tensor:
             if oracle.mode == "record":
                 oracle.kv[proc.name] = (attn.to_k(hs), attn.to_v(hs))
             if oracle.mode != "use":
@@ -99,24 +100,34 @@ class Oracle:
                 oracle.full = x
             return crop(x, boxes)
 
-        def eps(run: Any, x: torch.Tensor, t: Any, embeds: Any, t_cond: Any, step: Any,
-                anchor: Any, masks: Any, halves: int, guidance: float) -> torch.Tensor:
+        def eps(
+            run: Any,
+            x: torch.Tensor,
+            t: Any,
+            embeds: Any,
+            t_cond: Any,
+            step: Any,
+            anchor: Any,
+            masks: Any,
+            halves: int,
+            guidance: float,
+        ) -> torch.Tensor:
             full = oracle.full
             if full is not None and tuple(x.shape[-2:]) != tuple(full.shape[-2:]):
                 oracle.mode = "record"
-                eps_call(run, full, t, embeds, t_cond, step, anchor, None, halves,
-                         guidance)
+                eps_call(run, full, t, embeds, t_cond, step, anchor, None, halves, guidance)
                 oracle.mode = "use"
             try:
-                return eps_call(run, x, t, embeds, t_cond, step, anchor, masks, halves,
-                                guidance)
+                return eps_call(run, x, t, embeds, t_cond, step, anchor, masks, halves, guidance)
             finally:
                 oracle.mode = None
 
-        for owner, name, new in ((torch.nn.GroupNorm, "forward", group_norm),
-                                 (videoattn._AnchorProcessor, "__call__", attention),
-                                 (objectcentric, "crop", stash_crop),
-                                 (objectcentric.VideoRun, "_eps_call", eps)):
+        for owner, name, new in (
+            (torch.nn.GroupNorm, "forward", group_norm),
+            (videoattn._AnchorProcessor, "__call__", attention),
+            (objectcentric, "crop", stash_crop),
+            (objectcentric.VideoRun, "_eps_call", eps),
+        ):
             self.saved.append((owner, name, getattr(owner, name)))
             setattr(owner, name, new)
 
@@ -157,8 +168,12 @@ def main() -> None:
 
     def edit(extra: dict[str, Any]) -> tuple[np.ndarray, torch.Tensor]:
         latents.clear()
-        out = ex.call("generate.video_edit", {"video": video, "mask": mask},
-                      {**bve.BASE, "model": str(model), **extra}, opts)["video"]
+        out = ex.call(
+            "generate.video_edit",
+            {"video": video, "mask": mask},
+            {**bve.BASE, "model": str(model), **extra},
+            opts,
+        )["video"]
         return np.stack([f.data for f in out]), torch.cat(latents)
 
     sampling = {**bve.FEW_BG_STEPS, "bg_steps": args.bg_steps}
@@ -170,18 +185,29 @@ def main() -> None:
         told, _ = edit(sampling)
     finally:
         oracle.remove()
-    inside = F.adaptive_avg_pool2d(torch.from_numpy(np.stack(masks))[:, None],
-                                   lat.shape[-2:]) > 0.99
+    inside = (
+        F.adaptive_avg_pool2d(torch.from_numpy(np.stack(masks))[:, None], lat.shape[-2:]) > 0.99
+    )
     mixed = torch.where(inside, lat, base_lat)
-    redecoded = np.stack([decode(comps["c"], mixed[i:i + 1])[0, :3].permute(1, 2, 0).numpy()
-                          for i in range(len(frames))])
-    print(f"\n{args.frames} frames, {args.bg_steps} background steps; PSNR to the baseline "
-          "inside the foreground mask:")
+    redecoded = np.stack(
+        [
+            decode(comps["c"], mixed[i : i + 1])[0, :3].permute(1, 2, 0).numpy()
+            for i in range(len(frames))
+        ]
+    )
+    print(
+        f"\n{args.frames} frames, {args.bg_steps} background steps; PSNR to the baseline "
+        "inside the foreground mask:"
+    )
     print(f"| object-centric sampling | {bve.psnr_in(got, base, fg):.2f} dB |")
-    print(f"| + the oracle's whole-frame context on every crop step | "
-          f"{bve.psnr_in(told, base, fg):.2f} dB |")
-    print(f"| sampling's foreground latents decoded with the baseline's background latents | "
-          f"{bve.psnr_in(redecoded, base, fg):.2f} dB |")
+    print(
+        f"| + the oracle's whole-frame context on every crop step | "
+        f"{bve.psnr_in(told, base, fg):.2f} dB |"
+    )
+    print(
+        f"| sampling's foreground latents decoded with the baseline's background latents | "
+        f"{bve.psnr_in(redecoded, base, fg):.2f} dB |"
+    )
     loop.decode = decode
 
 

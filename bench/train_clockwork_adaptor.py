@@ -26,17 +26,28 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from fathom.engine.accel.clockwork import ClockworkAdaptor, core_channels  # noqa: E402
+from fathom.engine.accel.clockwork import ClockworkAdaptor, core_channels
 
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_MODEL = ROOT / "out" / "bench" / "model"
 
 TRAIN_PROMPTS = [
-    "a red house by the sea", "portrait of an old man, oil painting", "a cat on a sofa",
-    "mountains at sunrise, mist", "a bowl of fruit on a wooden table", "city street at night",
-    "a forest path in autumn", "an astronaut riding a horse", "a watercolor of a harbour",
-    "close-up of a sunflower", "a snowy village", "a robot in a workshop", "a desert canyon",
-    "a sailing boat in a storm", "a cozy library with lamps", "abstract colourful shapes",
+    "a red house by the sea",
+    "portrait of an old man, oil painting",
+    "a cat on a sofa",
+    "mountains at sunrise, mist",
+    "a bowl of fruit on a wooden table",
+    "city street at night",
+    "a forest path in autumn",
+    "an astronaut riding a horse",
+    "a watercolor of a harbour",
+    "close-up of a sunflower",
+    "a snowy village",
+    "a robot in a workshop",
+    "a desert canyon",
+    "a sailing boat in a storm",
+    "a cozy library with lamps",
+    "abstract colourful shapes",
 ]
 
 
@@ -49,8 +60,15 @@ def ensure_model(path: Path | None) -> Path:
     return path
 
 
-def record_trajectories(pipe: Any, level: int, prompts: list[str], seeds: list[int],
-                        steps: int, size: int, guidance: float) -> list[dict[str, torch.Tensor]]:
+def record_trajectories(
+    pipe: Any,
+    level: int,
+    prompts: list[str],
+    seeds: list[int],
+    steps: int,
+    size: int,
+    guidance: float,
+) -> list[dict[str, torch.Tensor]]:
     """One dict per trajectory: 'in' (S, B, Ci, h, w), 'out' (S, B, Co, H, W), 't' (S, B)."""
     unet = pipe.unet
     n = len(unet.up_blocks)
@@ -68,17 +86,25 @@ def record_trajectories(pipe: Any, level: int, prompts: list[str], seeds: list[i
     def on_out(module: Any, args: tuple, out: Any) -> None:
         cur["out"].append(out.detach().clone())
 
-    hooks = [unet.register_forward_pre_hook(on_unet, with_kwargs=True),
-             core_in.register_forward_pre_hook(on_in, with_kwargs=True),
-             core_out.register_forward_hook(on_out)]
+    hooks = [
+        unet.register_forward_pre_hook(on_unet, with_kwargs=True),
+        core_in.register_forward_pre_hook(on_in, with_kwargs=True),
+        core_out.register_forward_hook(on_out),
+    ]
     runs = []
     try:
         for prompt, seed in zip(prompts, seeds, strict=True):
             for v in cur.values():
                 v.clear()
-            pipe(prompt, height=size, width=size, num_inference_steps=steps,
-                 guidance_scale=guidance, generator=torch.Generator().manual_seed(seed),
-                 output_type="latent")
+            pipe(
+                prompt,
+                height=size,
+                width=size,
+                num_inference_steps=steps,
+                guidance_scale=guidance,
+                generator=torch.Generator().manual_seed(seed),
+                output_type="latent",
+            )
             runs.append({k: torch.stack(v) for k, v in cur.items()})
     finally:
         for h in hooks:
@@ -97,34 +123,52 @@ def make_pairs(runs: list[dict[str, torch.Tensor]], max_gap: int) -> list[tuple[
     return pairs
 
 
-def batch_of(runs: list[dict[str, torch.Tensor]],
-             pairs: list[tuple[int, int, int]]) -> tuple[torch.Tensor, ...]:
+def batch_of(
+    runs: list[dict[str, torch.Tensor]], pairs: list[tuple[int, int, int]]
+) -> tuple[torch.Tensor, ...]:
     cols: list[list[torch.Tensor]] = [[], [], [], [], [], []]
     for r, a, s in pairs:
         run = runs[r]
-        for col, v in zip(cols, (run["out"][a], run["in"][a], run["in"][s], run["t"][a],
-                                 run["t"][s], run["out"][s]), strict=True):
+        for col, v in zip(
+            cols,
+            (run["out"][a], run["in"][a], run["in"][s], run["t"][a], run["t"][s], run["out"][s]),
+            strict=True,
+        ):
             col.append(v)
     return tuple(torch.cat(c) for c in cols)
 
 
-def evaluate(adaptor: ClockworkAdaptor | None, runs: list[dict[str, torch.Tensor]],
-             pairs: list[tuple[int, int, int]]) -> float:
+def evaluate(
+    adaptor: ClockworkAdaptor | None,
+    runs: list[dict[str, torch.Tensor]],
+    pairs: list[tuple[int, int, int]],
+) -> float:
     """Mean squared error of the predicted features (None = identity reuse)."""
     total, count = 0.0, 0
     with torch.no_grad():
         for i in range(0, len(pairs), 32):
-            kept_out, kept_in, cur_in, t_a, t_s, target = batch_of(runs, pairs[i:i + 32])
+            kept_out, kept_in, cur_in, t_a, t_s, target = batch_of(runs, pairs[i : i + 32])
             pred = kept_out if adaptor is None else adaptor(kept_out, kept_in, cur_in, t_a, t_s)
             total += float(((pred - target) ** 2).sum())
             count += target.numel()
     return total / max(count, 1)
 
 
-def train(model: Path, level: int = 1, out: Path | None = None, trajectories: int = 12,
-          steps: int = 20, size: int = 256, guidance: float = 7.5, iters: int = 1000,
-          batch: int = 16, max_gap: int = 4, hidden: int = 64, seed: int = 0,
-          log: Any = print) -> tuple[Path, dict[str, Any]]:
+def train(
+    model: Path,
+    level: int = 1,
+    out: Path | None = None,
+    trajectories: int = 12,
+    steps: int = 20,
+    size: int = 256,
+    guidance: float = 7.5,
+    iters: int = 1000,
+    batch: int = 16,
+    max_gap: int = 4,
+    hidden: int = 64,
+    seed: int = 0,
+    log: Any = print,
+) -> tuple[Path, dict[str, Any]]:
     """Record trajectories, train, save; returns the file and a summary."""
     from diffusers import DDIMScheduler
 
@@ -151,7 +195,8 @@ def train(model: Path, level: int = 1, out: Path | None = None, trajectories: in
     adaptor.train()
     for it in range(iters):
         kept_out, kept_in, cur_in, t_a, t_s, target = batch_of(
-            train_runs, rng.sample(train_pairs, batch))
+            train_runs, rng.sample(train_pairs, batch)
+        )
         loss = F_mse(adaptor(kept_out, kept_in, cur_in, t_a, t_s), target)
         opt.zero_grad(set_to_none=True)
         loss.backward()
@@ -164,11 +209,20 @@ def train(model: Path, level: int = 1, out: Path | None = None, trajectories: in
     val = evaluate(adaptor, val_runs, val_pairs)
     out = Path(out) if out else model.parent / f"clockwork_adaptor_level{level}.safetensors"
     adaptor.save(out)
-    summary = {"file": str(out), "level": level, "trajectories": trajectories, "steps": steps,
-               "size": size, "iters": iters, "pairs": len(train_pairs),
-               "val_mse_identity": base_val, "val_mse_adaptor": val,
-               "record_s": round(t_record, 1), "train_s": round(t_train, 1),
-               "parameters": sum(p.numel() for p in adaptor.parameters())}
+    summary = {
+        "file": str(out),
+        "level": level,
+        "trajectories": trajectories,
+        "steps": steps,
+        "size": size,
+        "iters": iters,
+        "pairs": len(train_pairs),
+        "val_mse_identity": base_val,
+        "val_mse_adaptor": val,
+        "record_s": round(t_record, 1),
+        "train_s": round(t_train, 1),
+        "parameters": sum(p.numel() for p in adaptor.parameters()),
+    }
     if log:
         log(json.dumps(summary, indent=1))
     return out, summary
@@ -190,8 +244,16 @@ def main() -> None:
     ap.add_argument("--hidden", type=int, default=64)
     args = ap.parse_args()
     model = ensure_model(args.model)
-    train(model, args.level, args.out, args.trajectories, args.steps, args.size,
-          iters=args.iters, hidden=args.hidden)
+    train(
+        model,
+        args.level,
+        args.out,
+        args.trajectories,
+        args.steps,
+        args.size,
+        iters=args.iters,
+        hidden=args.hidden,
+    )
 
 
 if __name__ == "__main__":

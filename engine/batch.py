@@ -120,15 +120,25 @@ def check_rows(base: RenderJob, rows: list[Row], executor: Executor) -> None:
         shared = set.intersection(*(set(probs) for _, probs in failed))
     problems = [p for p in failed[0][1] if p in shared]
     for row, probs in failed:
-        problems += [Problem(f"row {row.index} ({row.name}): {p.message}", p.node, p.port, p.fix,
-                             p.code) for p in probs if p not in shared]
+        problems += [
+            Problem(f"row {row.index} ({row.name}): {p.message}", p.node, p.port, p.fix, p.code)
+            for p in probs
+            if p not in shared
+        ]
     raise GraphInvalid(problems, "The batch cannot start")
 
 
 def row_job(base: RenderJob, row: Row) -> RenderJob:
-    return RenderJob(base.graph_path, base.out_dir / row.name, base.overrides + row.overrides,
-                     row.from_text, base.device, row.frames or base.frames,
-                     base.seed if row.seed is None else row.seed, base.targets)
+    return RenderJob(
+        base.graph_path,
+        base.out_dir / row.name,
+        base.overrides + row.overrides,
+        row.from_text,
+        base.device,
+        row.frames or base.frames,
+        base.seed if row.seed is None else row.seed,
+        base.targets,
+    )
 
 
 # ---- workers -------------------------------------------------------------------------------
@@ -155,10 +165,14 @@ def run_row(job: RenderJob, row_index: int, name: str) -> dict[str, Any]:
         result = execute(prep, ex)
         report = build_report(prep, result, started)
         write_report(job.out_dir / "run.json", report)
-        entry.update(status=report["status"], outputs=report["outputs"],
-                     graph_hash=report["graph_hash"],
-                     errors=[r["error"] for r in report["nodes"] if r.get("error")
-                             and r["status"] == "failed"])
+        entry.update(
+            status=report["status"],
+            outputs=report["outputs"],
+            graph_hash=report["graph_hash"],
+            errors=[
+                r["error"] for r in report["nodes"] if r.get("error") and r["status"] == "failed"
+            ],
+        )
     except (FathomError, OSError) as exc:
         entry.update(status="invalid", outputs=[], errors=[str(exc)])
     entry["seconds"] = round(time.perf_counter() - t0, 4)
@@ -168,8 +182,9 @@ def run_row(job: RenderJob, row_index: int, name: str) -> dict[str, Any]:
 ProgressFn = Callable[[dict[str, Any], int, int], None]
 
 
-def run_batch(base: RenderJob, rows: list[Row], workers: int = 1,
-              progress: ProgressFn | None = None) -> dict[str, Any]:
+def run_batch(
+    base: RenderJob, rows: list[Row], workers: int = 1, progress: ProgressFn | None = None
+) -> dict[str, Any]:
     """Runs rows on ``workers`` processes (inline for 1) and writes ``manifest.json``."""
     t0 = time.perf_counter()
     jobs = [(row_job(base, r), r.index, r.name) for r in rows]
@@ -203,17 +218,28 @@ def run_batch(base: RenderJob, rows: list[Row], workers: int = 1,
     return write_manifest(base, entries, len(jobs), interrupted, time.perf_counter() - t0)
 
 
-def write_manifest(base: RenderJob, entries: list[dict[str, Any]], total_rows: int,
-                   interrupted: bool, seconds: float) -> dict[str, Any]:
+def write_manifest(
+    base: RenderJob,
+    entries: list[dict[str, Any]],
+    total_rows: int,
+    interrupted: bool,
+    seconds: float,
+) -> dict[str, Any]:
     """``DIR/manifest.json`` over every row's entry; the local and the Ray batch both write it."""
     entries = sorted(entries, key=lambda e: e["row"])
     doc = to_document(load(base.graph_path, default_registry()), default_registry())
     manifest = {
-        "format": MANIFEST_FORMAT, "version": 1, "graph": str(base.graph_path),
-        "graph_hash": graph_hash(doc), "rows": entries,
-        "counts": {s: sum(1 for e in entries if e["status"] == s)
-                   for s in ("ok", "failed", "invalid", "cancelled")},
-        "total_rows": total_rows, "interrupted": interrupted,
+        "format": MANIFEST_FORMAT,
+        "version": 1,
+        "graph": str(base.graph_path),
+        "graph_hash": graph_hash(doc),
+        "rows": entries,
+        "counts": {
+            s: sum(1 for e in entries if e["status"] == s)
+            for s in ("ok", "failed", "invalid", "cancelled")
+        },
+        "total_rows": total_rows,
+        "interrupted": interrupted,
         "seconds": round(seconds, 4),
     }
     base.out_dir.mkdir(parents=True, exist_ok=True)

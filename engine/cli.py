@@ -31,27 +31,49 @@ def build_parser() -> argparse.ArgumentParser:
 
     r = sub.add_parser("render", help="render a graph file (or a PNG that Fathom saved)")
     r.add_argument("graph", type=Path, nargs="?", help="graph file (or use --example NAME)")
-    r.add_argument("--example", metavar="NAME",
-                   help="render a bundled example graph instead (see `fathom examples`)")
-    r.add_argument("--set", dest="sets", action="append", default=[], metavar="NODE.PARAM=VALUE",
-                   help="override a parameter (repeatable)")
-    r.add_argument("--batch", type=Path, metavar="ROWS.jsonl|csv",
-                   help="render one job per row of overrides")
+    r.add_argument(
+        "--example",
+        metavar="NAME",
+        help="render a bundled example graph instead (see `fathom examples`)",
+    )
+    r.add_argument(
+        "--set",
+        dest="sets",
+        action="append",
+        default=[],
+        metavar="NODE.PARAM=VALUE",
+        help="override a parameter (repeatable)",
+    )
+    r.add_argument(
+        "--batch", type=Path, metavar="ROWS.jsonl|csv", help="render one job per row of overrides"
+    )
     r.add_argument("--frames", metavar="A-B", help="frame range, inclusive")
     r.add_argument("--out", type=Path, default=Path("out"), help="output folder (default out/)")
     r.add_argument("--device", default="auto", choices=DEVICE_CHOICES)
     r.add_argument("--report", type=Path, help="write the run report (JSON) here")
     r.add_argument("--seed", type=int, default=0, help="run seed for nodes without their own")
-    r.add_argument("--target", action="append", default=None, metavar="NODE",
-                   help="render only what this node needs (repeatable)")
-    r.add_argument("--workers", type=int, default=None,
-                   help="batch worker processes (default: min(rows, CPUs, 4)); "
-                        "threads for independent branches otherwise (default 1)")
+    r.add_argument(
+        "--target",
+        action="append",
+        default=None,
+        metavar="NODE",
+        help="render only what this node needs (repeatable)",
+    )
+    r.add_argument(
+        "--workers",
+        type=int,
+        default=None,
+        help="batch worker processes (default: min(rows, CPUs, 4)); "
+        "threads for independent branches otherwise (default 1)",
+    )
     r.add_argument("--quiet", action="store_true", help="no progress output")
-    r.add_argument("--cluster", metavar="auto|local|ray://HOST:PORT",
-                   help="run the --batch rows on a Ray cluster (needs fathom-studio[cluster]): "
-                        "auto = RAY_ADDRESS or a cluster started on this machine, else a local "
-                        "one; local = a new local instance; ray://HOST:PORT = a remote head")
+    r.add_argument(
+        "--cluster",
+        metavar="auto|local|ray://HOST:PORT",
+        help="run the --batch rows on a Ray cluster (needs fathom-studio[cluster]): "
+        "auto = RAY_ADDRESS or a cluster started on this machine, else a local "
+        "one; local = a new local instance; ray://HOST:PORT = a remote head",
+    )
 
     v = sub.add_parser("validate", help="check a graph file without running it")
     v.add_argument("graph", type=Path, nargs="?", help="graph file (or use --example NAME)")
@@ -71,8 +93,11 @@ def build_parser() -> argparse.ArgumentParser:
     mp = msub.add_parser("pull", help="download a Hugging Face model (safetensors only)")
     mp.add_argument("id", help="a Hugging Face id (org/name)")
     mp.add_argument("--revision", help="branch, tag or commit")
-    mp.add_argument("--configs-only", action="store_true",
-                    help="only the configuration files (what a single-file checkpoint needs)")
+    mp.add_argument(
+        "--configs-only",
+        action="store_true",
+        help="only the configuration files (what a single-file checkpoint needs)",
+    )
     return p
 
 
@@ -139,14 +164,21 @@ def cmd_nodes(args: argparse.Namespace) -> int:
     if args.json:
         from fathom.engine.types import CONVERSIONS
 
-        print(json.dumps({"nodes": [c.describe() for c in types],
-                          "conversions": [{"from": a, "to": b, "doc": d}
-                                          for (a, b), (_, d) in CONVERSIONS.items()],
-                          "plugin_errors": reg.load_errors}, indent=2))
+        print(
+            json.dumps(
+                {
+                    "nodes": [c.describe() for c in types],
+                    "conversions": [
+                        {"from": a, "to": b, "doc": d} for (a, b), (_, d) in CONVERSIONS.items()
+                    ],
+                    "plugin_errors": reg.load_errors,
+                },
+                indent=2,
+            )
+        )
         return EXIT_OK
     for cls in types:
-        ins = ", ".join(f"{i.name}:{i.type.type_id}{'?' if i.optional else ''}"
-                        for i in cls.inputs)
+        ins = ", ".join(f"{i.name}:{i.type.type_id}{'?' if i.optional else ''}" for i in cls.inputs)
         outs = ", ".join(f"{o.name}:{o.type.type_id}" for o in cls.outputs)
         print(f"{cls.type_id:28} [{cls.category}] ({ins}) -> ({outs})")
         doc = cls.doc().splitlines()[0] if cls.doc() else ""
@@ -172,8 +204,7 @@ def cmd_models(args: argparse.Namespace) -> int:
         return EXIT_OK
     entries, places = list_models()
     if args.json:
-        print(json.dumps({"models": [e.as_dict() for e in entries], "looked_in": places},
-                         indent=2))
+        print(json.dumps({"models": [e.as_dict() for e in entries], "looked_in": places}, indent=2))
         return EXIT_OK
     for e in entries:
         print(f"{e.name:48} {e.size_bytes / 1e9:7.2f} GB  {e.kind}  [{e.where}]")
@@ -200,9 +231,25 @@ def cmd_validate(args: argparse.Namespace) -> int:
     except (GraphInvalid, GraphFileError) as exc:
         if args.json:
             probs = getattr(exc, "problems", None)
-            print(json.dumps({"valid": False, "error": str(exc), "problems": [
-                {"node": p.node, "port": p.port, "message": p.message, "fix": p.fix,
-                 "code": p.code} for p in (probs or [])]}, indent=2))
+            print(
+                json.dumps(
+                    {
+                        "valid": False,
+                        "error": str(exc),
+                        "problems": [
+                            {
+                                "node": p.node,
+                                "port": p.port,
+                                "message": p.message,
+                                "fix": p.fix,
+                                "code": p.code,
+                            }
+                            for p in (probs or [])
+                        ],
+                    },
+                    indent=2,
+                )
+            )
         else:
             _err(str(exc))
         return EXIT_INVALID
@@ -242,8 +289,7 @@ def cmd_render(args: argparse.Namespace) -> int:
     except ValueError as exc:
         _err(f"Invalid command line: {exc}")
         return EXIT_INVALID
-    job = RenderJob(args.graph, args.out, sets, True, args.device, frames, args.seed,
-                    args.target)
+    job = RenderJob(args.graph, args.out, sets, True, args.device, frames, args.seed, args.target)
     if args.batch is not None:
         return _render_batch(args, job)
     return _render_one(args, job)
@@ -261,8 +307,14 @@ def _render_one(args: argparse.Namespace, job: Any) -> int:
 
         why = writable_dir_problem(args.report.parent)
         if why:
-            raise GraphInvalid([Problem(f"the report cannot be written: {why}.", fix="choose "
-                                        "another --report path")], "The render cannot start")
+            raise GraphInvalid(
+                [
+                    Problem(
+                        f"the report cannot be written: {why}.", fix="choose another --report path"
+                    )
+                ],
+                "The render cannot start",
+            )
     cancel = CancelToken()
     previous = _install_cancel(cancel)
     bar = make_progress(len(prep.plan.needed), args.quiet)
@@ -298,8 +350,9 @@ def _typed_overrides(job: Any, ex: Executor) -> Any:
     typed, problems = resolve_overrides(graph, ex, job.overrides, True)
     if problems:
         raise GraphInvalid(problems, "The batch cannot start")
-    return replace(job, overrides=[(o.node, o.param, o.value) for o in typed],
-                   overrides_are_text=False)
+    return replace(
+        job, overrides=[(o.node, o.param, o.value) for o in typed], overrides_are_text=False
+    )
 
 
 def _render_batch(args: argparse.Namespace, job: Any) -> int:
@@ -323,8 +376,10 @@ def _render_batch(args: argparse.Namespace, job: Any) -> int:
     def progress(entry: dict[str, Any], done: int, total: int) -> None:
         if not quiet:
             extra = f": {entry['errors'][0]}" if entry.get("errors") else ""
-            _err(f"[{done}/{total}] row {entry['name']} {entry['status']} "
-                 f"{entry['seconds']:.2f}s{extra}")
+            _err(
+                f"[{done}/{total}] row {entry['name']} {entry['status']} "
+                f"{entry['seconds']:.2f}s{extra}"
+            )
 
     manifest = run_batch(job, rows, workers, progress)
     print(job.out_dir / "manifest.json")
@@ -348,8 +403,9 @@ def _render_cluster(args: argparse.Namespace, job: Any, rows: list[Any]) -> int:
             return EXIT_INVALID
         bar = RowProgress(len(rows), args.quiet)
         try:
-            manifest = run_batch_ray(ray, job, rows, progress=bar, log=bar.log,
-                                     max_workers=args.workers)
+            manifest = run_batch_ray(
+                ray, job, rows, progress=bar, log=bar.log, max_workers=args.workers
+            )
         finally:
             bar.close()
     print(job.out_dir / "manifest.json")

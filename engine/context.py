@@ -7,13 +7,18 @@ import logging
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from fathom.engine.device import DeviceInfo
 from fathom.engine.errors import Cancelled, NodeError
 from fathom.engine.events import Event, Listener
+
+if TYPE_CHECKING:
+    import torch
+
+    from fathom.engine.models.manager import ModelManager
 
 
 class CancelToken:
@@ -53,9 +58,17 @@ def derive_seed(base: int, *parts: str) -> int:
 class NodeContext:
     """Created per node per run; holds no state between runs."""
 
-    def __init__(self, node_id: str, options: RunOptions, device: DeviceInfo | None,
-                 emit: Listener | None = None, cancel: CancelToken | None = None,
-                 seed: int = 0, model_hashes: Any = None, models: Any = None) -> None:
+    def __init__(
+        self,
+        node_id: str,
+        options: RunOptions,
+        device: DeviceInfo | None,
+        emit: Listener | None = None,
+        cancel: CancelToken | None = None,
+        seed: int = 0,
+        model_hashes: Any = None,
+        models: Any = None,
+    ) -> None:
         self.node_id = node_id
         self.options = options
         self._device = device
@@ -85,7 +98,7 @@ class NodeContext:
         return self._device
 
     @property
-    def models(self):  # -> engine.models.ModelManager
+    def models(self) -> ModelManager:
         """The shared model manager: nodes never hold weights themselves."""
         if self._models is None:
             from fathom.engine.models import ModelManager
@@ -97,8 +110,9 @@ class NodeContext:
         """Load (or reuse) a model for this run's device and record its weights' hashes."""
         from fathom.engine.models.manager import safetensors_files
 
-        model, path = self.models.get(kind, source, self.device.torch_device, self.device.dtype,
-                                      loader)
+        model, path = self.models.get(
+            kind, source, self.device.torch_device, self.device.dtype, loader
+        )
         for f in safetensors_files(path):
             self.record_model_file(f)
         return model
@@ -118,8 +132,9 @@ class NodeContext:
     def progress(self, fraction: float, message: str = "") -> None:
         self.check_cancelled()
         if self._emit is not None:
-            self._emit(Event("node_progress", self.node_id, progress=float(fraction),
-                             message=message))
+            self._emit(
+                Event("node_progress", self.node_id, progress=float(fraction), message=message)
+            )
 
     def preview(self, value: Any, message: str = "") -> None:
         if self._emit is not None:
@@ -143,7 +158,7 @@ class NodeContext:
     def rng(self, seed: int | None = None) -> np.random.Generator:
         return np.random.default_rng(self.seed if seed is None else seed)
 
-    def torch_generator(self, seed: int | None = None):  # -> torch.Generator
+    def torch_generator(self, seed: int | None = None) -> torch.Generator:
         import torch
 
         dev = self.device.torch_device if self.device.kind != "mps" else "cpu"
@@ -162,8 +177,11 @@ class NodeContext:
         if not p.is_absolute():
             p = self.options.output_dir / p
         if p.exists() and not self.options.overwrite:
-            raise NodeError(f"{p} exists and overwriting is off", node=self.node_id,
-                            fix="choose another file name or allow overwriting")
+            raise NodeError(
+                f"{p} exists and overwriting is off",
+                node=self.node_id,
+                fix="choose another file name or allow overwriting",
+            )
         return p
 
     def record_file(self, path: str | Path) -> None:

@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import torch
 
 DEVICE_CHOICES = ("auto", "cpu", "cuda", "mps")
 
@@ -20,14 +24,18 @@ class DeviceInfo:
     def torch_device(self) -> str:
         return f"cuda:{self.index}" if self.kind == "cuda" else self.kind
 
-    def torch_dtype(self):  # -> torch.dtype, kept untyped so torch is imported only here
+    def torch_dtype(self) -> torch.dtype:  # torch is imported only when this is called
         import torch
 
         return getattr(torch, self.dtype)
 
     def as_dict(self) -> dict[str, object]:
-        return {"kind": self.kind, "device": self.torch_device, "dtype": self.dtype,
-                "name": self.name}
+        return {
+            "kind": self.kind,
+            "device": self.torch_device,
+            "dtype": self.dtype,
+            "name": self.name,
+        }
 
 
 class DeviceUnavailable(Exception):
@@ -38,7 +46,8 @@ def pick_device(preference: str = "auto") -> DeviceInfo:
     """Half precision on accelerators (bf16 where supported), float32 on CPU where fp16 is slow."""
     if preference not in DEVICE_CHOICES and not preference.startswith("cuda:"):
         raise DeviceUnavailable(
-            f"unknown device {preference!r}; use one of {', '.join(DEVICE_CHOICES)}")
+            f"unknown device {preference!r}; use one of {', '.join(DEVICE_CHOICES)}"
+        )
     if preference == "cpu":
         return DeviceInfo("cpu")
     import torch
@@ -47,7 +56,8 @@ def pick_device(preference: str = "auto") -> DeviceInfo:
         if not torch.cuda.is_available():
             raise DeviceUnavailable(
                 "--device cuda was asked for but no CUDA GPU is visible to torch; "
-                "use --device cpu or auto")
+                "use --device cpu or auto"
+            )
         index = int(preference.split(":")[1]) if ":" in preference else 0
         return _cuda(torch, index)
     if preference == "mps":

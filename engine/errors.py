@@ -36,7 +36,7 @@ class FathomError(Exception):
 class GraphInvalid(FathomError):
     """The graph (or a file, or overrides) cannot run; holds every problem found at once."""
 
-    def __init__(self, problems: list[Problem], title: str = "The graph is invalid"):
+    def __init__(self, problems: list[Problem], title: str = "The graph is invalid") -> None:
         self.problems = list(problems)
         self.title = title
         lines = [f"{title} ({len(self.problems)} problem{'s' if len(self.problems) != 1 else ''}):"]
@@ -51,8 +51,9 @@ class GraphFileError(FathomError):
 class NodeError(FathomError):
     """A node failed while running; carries the node id so reports and the GUI can point at it."""
 
-    def __init__(self, message: str, node: str | None = None, port: str | None = None,
-                 fix: str | None = None):
+    def __init__(
+        self, message: str, node: str | None = None, port: str | None = None, fix: str | None = None
+    ) -> None:
         self.node = node
         self.port = port
         self.fix = fix

@@ -7,8 +7,18 @@ from dataclasses import dataclass
 from typing import Any
 
 #: Event kinds, in the order a node may see them.
-KINDS = ("run_started", "node_queued", "node_started", "node_progress", "node_preview",
-         "node_finished", "node_cached", "node_failed", "node_skipped", "run_finished")
+KINDS = (
+    "run_started",
+    "node_queued",
+    "node_started",
+    "node_progress",
+    "node_preview",
+    "node_finished",
+    "node_cached",
+    "node_failed",
+    "node_skipped",
+    "run_finished",
+)
 
 
 @dataclass(frozen=True)

@@ -32,8 +32,16 @@ from fathom.engine.types import PortType, Scalar, Seed, String, convert
 from fathom.engine.validate import bypass_source, check_params, validate
 
 #: Statuses a node can end a run with.
-STATUSES = ("executed", "cached", "failed", "skipped", "muted", "bypassed", "cancelled",
-            "not_needed")
+STATUSES = (
+    "executed",
+    "cached",
+    "failed",
+    "skipped",
+    "muted",
+    "bypassed",
+    "cancelled",
+    "not_needed",
+)
 
 
 @dataclass
@@ -52,8 +60,14 @@ class NodeRecord:
     details: dict[str, Any] = field(default_factory=dict)
 
     def as_dict(self) -> dict[str, Any]:
-        d = {"node": self.node, "type": self.type, "version": self.version,
-             "status": self.status, "seconds": round(self.seconds, 6), "outputs": self.files}
+        d = {
+            "node": self.node,
+            "type": self.type,
+            "version": self.version,
+            "status": self.status,
+            "seconds": round(self.seconds, 6),
+            "outputs": self.files,
+        }
         if self.error:
             d["error"] = self.error
         if self.seed is not None:
@@ -117,8 +131,13 @@ class RunResult:
 class Executor:
     """Holds the cache between runs (the GUI's live mode and re-renders rely on it)."""
 
-    def __init__(self, registry: Registry | None = None, cache: OutputCache | None = None,
-                 max_workers: int = 1, library: Any = None) -> None:
+    def __init__(
+        self,
+        registry: Registry | None = None,
+        cache: OutputCache | None = None,
+        max_workers: int = 1,
+        library: Any = None,
+    ) -> None:
         self.registry = registry or default_registry()
         self.cache = cache if cache is not None else OutputCache()
         self.max_workers = max(1, int(max_workers))
@@ -136,9 +155,14 @@ class Executor:
     def scope(self, graph: Graph) -> Scope:
         return Scope(self.registry, graph.subgraphs, library=self.library)
 
-    def plan(self, graph: Graph, targets: list[str] | None = None,
-             options: RunOptions | None = None, check: bool = True,
-             scope: Scope | None = None) -> Plan:
+    def plan(
+        self,
+        graph: Graph,
+        targets: list[str] | None = None,
+        options: RunOptions | None = None,
+        check: bool = True,
+        scope: Scope | None = None,
+    ) -> Plan:
         """Validate everything and run each needed node's pre-flight check; raise all problems.
 
         ``scope`` replaces the graph's own (a SubgraphRunner plans with extra feed types)."""
@@ -149,8 +173,10 @@ class Executor:
         if problems:
             raise GraphInvalid(problems)
         classes = {nid: scope.get(inst.type) for nid, inst in flat.nodes.items()}
-        params = {nid: check_params(nid, classes[nid], inst.params)[0]  # type: ignore[arg-type]
-                  for nid, inst in flat.nodes.items()}
+        params = {
+            nid: check_params(nid, classes[nid], inst.params)[0]  # type: ignore[arg-type]
+            for nid, inst in flat.nodes.items()
+        }
         chosen = self._targets(flat, classes, targets)
         needed_set = flat.ancestors(chosen)
         needed = flat.topological_order(needed_set)
@@ -168,12 +194,25 @@ class Executor:
                 try:
                     problems.extend(classes[nid].check(params[nid], ctx))  # type: ignore[union-attr]
                 except Exception as exc:  # noqa: BLE001 - a plugin's buggy check is a problem
-                    problems.append(Problem(f"its pre-flight check crashed: {exc!r}", nid, None,
-                                            "report this to the node's author"))
+                    problems.append(
+                        Problem(
+                            f"its pre-flight check crashed: {exc!r}",
+                            nid,
+                            None,
+                            "report this to the node's author",
+                        )
+                    )
             if problems:
                 raise GraphInvalid(problems, "The render cannot start")
-        return Plan(flat, classes, params, chosen, needed, options,  # type: ignore[arg-type]
-                    scope)
+        return Plan(
+            flat,
+            classes,
+            params,
+            chosen,
+            needed,
+            options,  # type: ignore[arg-type]
+            scope,
+        )
 
     @staticmethod
     def _targets(flat: Graph, classes: dict[str, Any], targets: list[str] | None) -> list[str]:
@@ -186,8 +225,14 @@ class Executor:
                 inner = [n for n in flat.nodes if n.startswith(t + "/")]
                 (out.extend(inner) if inner else bad.append(t))
             if bad:
-                raise GraphInvalid([Problem(f"no node '{b}' to render.", b, None,
-                                            "name a node id from the graph") for b in bad])
+                raise GraphInvalid(
+                    [
+                        Problem(
+                            f"no node '{b}' to render.", b, None, "name a node id from the graph"
+                        )
+                        for b in bad
+                    ]
+                )
             return out
         outs = [n for n, c in classes.items() if c is not None and c.is_output]
         if outs:
@@ -197,9 +242,14 @@ class Executor:
 
     # ---- running ---------------------------------------------------------------------------
 
-    def call(self, type_id: str, inputs: dict[str, Any] | None = None,
-             params: dict[str, Any] | None = None, options: RunOptions | None = None,
-             node_id: str = "node") -> dict[str, Any]:
+    def call(
+        self,
+        type_id: str,
+        inputs: dict[str, Any] | None = None,
+        params: dict[str, Any] | None = None,
+        options: RunOptions | None = None,
+        node_id: str = "node",
+    ) -> dict[str, Any]:
         """Run one node on given values, outside any graph: for scripts, tests and the GUI's
         quick previews. Parameters are validated and outputs checked exactly as in a run."""
         cls = self.registry.get(type_id)
@@ -212,20 +262,37 @@ class Executor:
                 problems.append(Problem(f"'{type_id}' has no input '{name}'.", node_id, name))
         for inp in cls.inputs:
             if inp.name not in given and not inp.optional:
-                problems.append(Problem(f"required input '{inp.name}' is missing.", node_id,
-                                        inp.name, f"pass a {inp.type.type_id}"))
+                problems.append(
+                    Problem(
+                        f"required input '{inp.name}' is missing.",
+                        node_id,
+                        inp.name,
+                        f"pass a {inp.type.type_id}",
+                    )
+                )
         if problems:
             raise GraphInvalid(problems)
         opts = options or RunOptions(device="cpu")
-        ctx = NodeContext(node_id, opts, None, seed=derive_seed(opts.seed, node_id),
-                          model_hashes=self.hash_cache, models=self.models)
+        ctx = NodeContext(
+            node_id,
+            opts,
+            None,
+            seed=derive_seed(opts.seed, node_id),
+            model_hashes=self.hash_cache,
+            models=self.models,
+        )
         ctx.subgraphs = SubgraphRunner(self, self.scope(Graph()), opts)
         outs = cls().run(ctx, **values, **given)
         return _Run.check_outputs(node_id, cls, outs)
 
-    def run(self, graph: Graph | Plan, targets: list[str] | None = None,
-            options: RunOptions | None = None, listener: Listener | None = None,
-            cancel: CancelToken | None = None) -> RunResult:
+    def run(
+        self,
+        graph: Graph | Plan,
+        targets: list[str] | None = None,
+        options: RunOptions | None = None,
+        listener: Listener | None = None,
+        cancel: CancelToken | None = None,
+    ) -> RunResult:
         plan = graph if isinstance(graph, Plan) else self.plan(graph, targets, options)
         return _Run(self, plan, listener, cancel or CancelToken()).execute()
 
@@ -239,8 +306,9 @@ def _has_seed_param(cls: type[Node]) -> bool:
 class _Run:
     """One execution of a plan; all per-run state lives here so the Executor stays reusable."""
 
-    def __init__(self, ex: Executor, plan: Plan, listener: Listener | None,
-                 cancel: CancelToken) -> None:
+    def __init__(
+        self, ex: Executor, plan: Plan, listener: Listener | None, cancel: CancelToken
+    ) -> None:
         self.ex = ex
         self.plan = plan
         self.emit = listener or (lambda e: None)
@@ -267,8 +335,15 @@ class _Run:
             cls = self.plan.classes[nid]
             inst = self.g.nodes[nid]
             ups = [(e.dst_port, self.keys.get(e.src, ""), e.src_port) for e in self.incoming[nid]]
-            parts: list[Any] = [cls.type_id, cls.version, self.plan.params[nid],
-                                self.cache_extra(nid, cls), ups, inst.bypass, inst.mute]
+            parts: list[Any] = [
+                cls.type_id,
+                cls.version,
+                self.plan.params[nid],
+                self.cache_extra(nid, cls),
+                ups,
+                inst.bypass,
+                inst.mute,
+            ]
             if not cls.cacheable:
                 parts.append(self.nonce)
             if cls.is_output:
@@ -373,10 +448,12 @@ class _Run:
         for nid in order:
             if self.records[nid].status == "not_needed" and cancelled:
                 self.records[nid].status = "cancelled"
-        result = RunResult(self.records, self.values, cancelled, time.perf_counter() - t0,
-                           self.device)
-        self.emit(Event("run_finished", seconds=result.seconds,
-                        message="cancelled" if cancelled else ""))
+        result = RunResult(
+            self.records, self.values, cancelled, time.perf_counter() - t0, self.device
+        )
+        self.emit(
+            Event("run_finished", seconds=result.seconds, message="cancelled" if cancelled else "")
+        )
         for ctx in self.contexts:
             ctx.end_run()
         return result
@@ -451,8 +528,16 @@ class _Run:
         rec.seed = self.node_seed(nid)
         if self.device is None and self.plan.options.device == "cpu":
             self.device = DeviceInfo("cpu")
-        ctx = NodeContext(nid, self.plan.options, self.device, self.emit, self.cancel, rec.seed,
-                          self.ex.hash_cache, self.ex.models)
+        ctx = NodeContext(
+            nid,
+            self.plan.options,
+            self.device,
+            self.emit,
+            self.cancel,
+            rec.seed,
+            self.ex.hash_cache,
+            self.ex.models,
+        )
         self.contexts.append(ctx)
         ctx.input_keys = self.input_keys(nid)
         ctx.subgraphs = self.subgraph_runner()
@@ -509,8 +594,9 @@ class _Run:
             if issubclass(o.type, Scalar):
                 outs[o.name] = o.type.coerce(v)
             elif o.type.type_id != "any" and not isinstance(v, o.type):
-                raise NodeError(f"output should be {o.type.type_id}, got {type(v).__name__}",
-                                nid, o.name)
+                raise NodeError(
+                    f"output should be {o.type.type_id}, got {type(v).__name__}", nid, o.name
+                )
         return outs
 
 
@@ -537,8 +623,9 @@ class SubgraphRunner:
     is cached per item exactly as if the item were an ordinary upstream value.
     """
 
-    def __init__(self, ex: Executor, scope: Scope, options: RunOptions,
-                 cancel: CancelToken | None = None) -> None:
+    def __init__(
+        self, ex: Executor, scope: Scope, options: RunOptions, cancel: CancelToken | None = None
+    ) -> None:
         self.ex = ex
         self.scope = scope
         self.options = options
@@ -551,14 +638,21 @@ class SubgraphRunner:
         """The subgraph as one node class: its exposed ports with their types."""
         return self.scope.get(subgraph_type_id(name))
 
-    def prepare(self, name: str, feeds: dict[str, type[PortType]], output: str,
-                node_id: str, params: dict[str, Any] | None = None) -> PreparedSubgraph:
+    def prepare(
+        self,
+        name: str,
+        feeds: dict[str, type[PortType]],
+        output: str,
+        node_id: str,
+        params: dict[str, Any] | None = None,
+    ) -> PreparedSubgraph:
         """Plan once: exposed inputs ``feeds`` (port → type) are fed per call, ``output`` is
         returned. Raises GraphInvalid naming the inner nodes when the plan is invalid."""
         values: dict[str, list[Any]] = {}
         lock = threading.Lock()
-        extra = {f"engine.feed.{t.type_id}": _feed_class(t, values, lock)
-                 for t in set(feeds.values())}
+        extra = {
+            f"engine.feed.{t.type_id}": _feed_class(t, values, lock) for t in set(feeds.values())
+        }
         scope = Scope(_TypesWith(self.scope.registry, extra), {}, parent=self.scope)  # type: ignore[arg-type]
         g = Graph()
         g.nodes[node_id] = NodeInstance(node_id, subgraph_type_id(name), dict(params or {}))
@@ -571,8 +665,9 @@ class SubgraphRunner:
         flat = flatten(g, scope)
         target = flat.meta["_outputs"].get((node_id, output))
         if target is None:
-            raise GraphInvalid([Problem(f"subgraph '{name}' has no output '{output}'.",
-                                        node_id, output)])
+            raise GraphInvalid(
+                [Problem(f"subgraph '{name}' has no output '{output}'.", node_id, output)]
+            )
         plan = self.ex.plan(g, [target[0]], self.options, scope=scope)
         return PreparedSubgraph(self, plan, feed_ids, target, values, lock)
 
@@ -582,9 +677,15 @@ class PreparedSubgraph:
     the cache) and returns the chosen output's value. A value may be a zero-argument callable
     producing it: it is called only if the feed runs, so cache hits skip that work."""
 
-    def __init__(self, runner: SubgraphRunner, plan: Plan, feed_ids: dict[str, str],
-                 target: tuple[str, str], values: dict[str, list[Any]],
-                 lock: threading.Lock) -> None:
+    def __init__(
+        self,
+        runner: SubgraphRunner,
+        plan: Plan,
+        feed_ids: dict[str, str],
+        target: tuple[str, str],
+        values: dict[str, list[Any]],
+        lock: threading.Lock,
+    ) -> None:
         self.runner = runner
         self.plan = plan
         self.feed_ids = feed_ids
@@ -600,8 +701,9 @@ class PreparedSubgraph:
                 slot = self._values.setdefault(key, [value, 0])
                 slot[1] += 1
         try:
-            result = self.runner.ex.run(replace(self.plan, params=params),
-                                        cancel=self.runner.cancel)
+            result = self.runner.ex.run(
+                replace(self.plan, params=params), cancel=self.runner.cancel
+            )
         finally:
             with self._lock:
                 for _, key in feeds.values():
@@ -624,8 +726,9 @@ class PreparedSubgraph:
         return result.values[node][port]
 
 
-def _feed_class(t: type[PortType], values: dict[str, list[Any]],
-                lock: threading.Lock) -> type[Node]:
+def _feed_class(
+    t: type[PortType], values: dict[str, list[Any]], lock: threading.Lock
+) -> type[Node]:
     """A node that hands out the value its caller stored under the ``key`` parameter: the key
     is the value's identity, so caching below it works per value."""
 
@@ -637,11 +740,26 @@ def _feed_class(t: type[PortType], values: dict[str, list[Any]],
 
     # cache_outputs False: the fed value (a decoded frame) is the caller's, keeping it in the
     # cache would only double the memory the results below it take.
-    attrs = {"type_id": f"engine.feed.{t.type_id}", "title": f"{t.type_id} fed by a node",
-             "category": "engine", "outputs": (Output("value", t),),
-             "params": (Param("key", String, ""),), "run": run, "cache_outputs": False}
+    attrs = {
+        "type_id": f"engine.feed.{t.type_id}",
+        "title": f"{t.type_id} fed by a node",
+        "category": "engine",
+        "outputs": (Output("value", t),),
+        "params": (Param("key", String, ""),),
+        "run": run,
+        "cache_outputs": False,
+    }
     return type(f"Feed_{t.type_id}", (Node,), attrs)
 
 
-__all__ = ["Executor", "NodeRecord", "Plan", "PreparedSubgraph", "RunResult", "RunOptions",
-           "PortType", "SubgraphRunner", "pick_device"]
+__all__ = [
+    "Executor",
+    "NodeRecord",
+    "Plan",
+    "PreparedSubgraph",
+    "RunResult",
+    "RunOptions",
+    "PortType",
+    "SubgraphRunner",
+    "pick_device",
+]

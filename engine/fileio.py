@@ -20,8 +20,9 @@ def atomic_path(path: str | os.PathLike[str], backup: bool = False) -> Iterator[
     renames it over ``path`` only if the block succeeds. ``backup`` keeps the old file as .bak."""
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.stem}.", suffix=f".tmp{target.suffix}",
-                               dir=target.parent)
+    fd, tmp = tempfile.mkstemp(
+        prefix=f".{target.stem}.", suffix=f".tmp{target.suffix}", dir=target.parent
+    )
     os.close(fd)
     tmp_path = Path(tmp)
     try:

@@ -1,4 +1,5 @@
-"""Shared support for generation nodes: model parameters, checks and fingerprints, loading, accelerations, tensors from port values, and one guarded generation run."""
+"""What the generation nodes share: model parameters, checks and fingerprints, loading,
+accelerations, tensors from port values, and one guarded generation run."""
 
 from __future__ import annotations
 
@@ -39,46 +40,97 @@ LOWER_HINT = "lower width and height, or batch_size (or free memory for the mode
 
 def _prompt_params(model: str) -> tuple[Param, ...]:
     return (
-        Param("model", String, model, "model folder, .safetensors file or Hugging Face id "
-              "(already downloaded: `fathom models pull ID`)"),
+        Param(
+            "model",
+            String,
+            model,
+            "model folder, .safetensors file or Hugging Face id "
+            "(already downloaded: `fathom models pull ID`)",
+        ),
         Param("prompt", String, "", "what to make (may be empty)", multiline=True),
         Param("negative_prompt", String, "", "what to steer away from", multiline=True),
     )
 
 
-def _sampling_params(size: int, size_min: int, steps: int = 20,
-                     guidance: float = 7.5) -> tuple[Param, ...]:
+def _sampling_params(
+    size: int, size_min: int, steps: int = 20, guidance: float = 7.5
+) -> tuple[Param, ...]:
     size_doc = "multiple of 8" + (" (0: the input image's size)" if size_min == 0 else "")
     return (
         Param("steps", Int, steps, "denoising steps", min=1, max=500),
-        Param("guidance", Float, guidance, "classifier-free guidance scale (<= 1: off)", min=0,
-              max=50, step=0.5),
+        Param(
+            "guidance",
+            Float,
+            guidance,
+            "classifier-free guidance scale (<= 1: off)",
+            min=0,
+            max=50,
+            step=0.5,
+        ),
         Param("seed", Seed, 0, "noise seed: the same seed gives the same image on any device"),
         Param("width", Int, size, f"output width, {size_doc}", min=size_min, max=8192, step=8),
         Param("height", Int, size, f"output height, {size_doc}", min=size_min, max=8192, step=8),
-        Param("scheduler", Enum, "default", "sampler (default: the one the model ships with)",
-              choices=SCHEDULER_CHOICES),
+        Param(
+            "scheduler",
+            Enum,
+            "default",
+            "sampler (default: the one the model ships with)",
+            choices=SCHEDULER_CHOICES,
+        ),
         Param("batch_size", Int, 1, "images made at once from the seed", min=1, max=64),
     )
 
 
 ACCEL_PARAMS = (
-    Param("token_merge", Float, 0.0, "token merging ratio on high-resolution self-attention "
-          "(0: off)", min=0, max=0.9, step=0.05),
-    Param("clock_period", Int, 1, "Clockwork feature reuse: the whole UNet runs every k-th step "
-          "(1: off)", min=1, max=10),
-    Param("clock_level", Int, 1, "Clockwork: outer resolution levels still run on cheap steps",
-          min=1, max=3),
-    Param("clock_adaptor", String, "identity", "Clockwork adaptor: 'identity' or a trained "
-          "adaptor .safetensors file"),
-    Param("adaptive_threshold", Float, 0.0, "adaptive steps: stop once the predicted image "
-          "changes less than this between steps (0: off)", min=0, max=1, step=0.001),
+    Param(
+        "token_merge",
+        Float,
+        0.0,
+        "token merging ratio on high-resolution self-attention (0: off)",
+        min=0,
+        max=0.9,
+        step=0.05,
+    ),
+    Param(
+        "clock_period",
+        Int,
+        1,
+        "Clockwork feature reuse: the whole UNet runs every k-th step (1: off)",
+        min=1,
+        max=10,
+    ),
+    Param(
+        "clock_level",
+        Int,
+        1,
+        "Clockwork: outer resolution levels still run on cheap steps",
+        min=1,
+        max=3,
+    ),
+    Param(
+        "clock_adaptor",
+        String,
+        "identity",
+        "Clockwork adaptor: 'identity' or a trained adaptor .safetensors file",
+    ),
+    Param(
+        "adaptive_threshold",
+        Float,
+        0.0,
+        "adaptive steps: stop once the predicted image "
+        "changes less than this between steps (0: off)",
+        min=0,
+        max=1,
+        step=0.001,
+    ),
 )
 
 
-GEN_OUTPUTS = (Output("image", Image, "the first image of the batch"),
-               Output("images", Video, "every image of the batch, as frames"),
-               Output("latent", Latent, "the final clean latents"))
+GEN_OUTPUTS = (
+    Output("image", Image, "the first image of the batch"),
+    Output("images", Video, "every image of the batch, as frames"),
+    Output("latent", Latent, "the final clean latents"),
+)
 
 
 def _source(ctx: Any, model: str) -> str:
@@ -97,9 +149,14 @@ def _check(cls: type[Node], params: dict[str, Any], ctx: Any) -> list[Problem]:
     for port in ("width", "height"):
         v = params.get(port)
         if v is not None and v % 8:
-            out.append(Problem(f"{port} {v} is not a multiple of 8 (the VAE works on 8×8 pixel "
-                               "blocks).", ctx.node_id, port,
-                               f"use {max(8, v // 8 * 8)} or {v // 8 * 8 + 8}"))
+            out.append(
+                Problem(
+                    f"{port} {v} is not a multiple of 8 (the VAE works on 8×8 pixel blocks).",
+                    ctx.node_id,
+                    port,
+                    f"use {max(8, v // 8 * 8)} or {v // 8 * 8 + 8}",
+                )
+            )
     return out
 
 
@@ -123,8 +180,9 @@ def _load(ctx: Any, model: str) -> Any:
     ctx.check_cancelled()
     ctx.progress(0.0, "loading model")
     dev = ctx.device
-    return ctx.load_model(KIND, _source(ctx, model),
-                          loader(dev.torch_device, dev.dtype, _offload(ctx)))
+    return ctx.load_model(
+        KIND, _source(ctx, model), loader(dev.torch_device, dev.dtype, _offload(ctx))
+    )
 
 
 def _offload(ctx: Any) -> str:
@@ -147,15 +205,24 @@ def _tiny_vae(ctx: Any, source: str) -> Any:
 
         from fathom.engine.models.diffusion import diffusers_dtype
 
-        m = AutoencoderTiny.from_pretrained(path, **diffusers_dtype(getattr(torch, dev.dtype)),
-                                            use_safetensors=True)
+        m = AutoencoderTiny.from_pretrained(
+            path, **diffusers_dtype(getattr(torch, dev.dtype)), use_safetensors=True
+        )
         return m.to(dev.torch_device).eval().requires_grad_(False)
 
     return ctx.load_model("tiny-vae", _source(ctx, source), load)
 
 
-def _accelerations(ctx: Any, seed: int, steps: int, token_merge: float, clock_period: int,
-                   clock_level: int, clock_adaptor: str, adaptive_threshold: float) -> list[Any]:
+def _accelerations(
+    ctx: Any,
+    seed: int,
+    steps: int,
+    token_merge: float,
+    clock_period: int,
+    clock_level: int,
+    clock_adaptor: str,
+    adaptive_threshold: float,
+) -> list[Any]:
     out: list[Any] = []
     if token_merge > 0:
         from fathom.engine.accel.tome import TokenMerge
@@ -164,16 +231,28 @@ def _accelerations(ctx: Any, seed: int, steps: int, token_merge: float, clock_pe
     if clock_period > 1:
         from fathom.engine.accel.clockwork import Clockwork
 
-        adaptor = clock_adaptor if clock_adaptor in ("", "identity") else str(
-            ctx.resolve_path(clock_adaptor))
-        out.append(Clockwork(period=clock_period, level=clock_level,
-                             adaptor=adaptor or "identity", num_steps=steps))
+        adaptor = (
+            clock_adaptor
+            if clock_adaptor in ("", "identity")
+            else str(ctx.resolve_path(clock_adaptor))
+        )
+        out.append(
+            Clockwork(
+                period=clock_period,
+                level=clock_level,
+                adaptor=adaptor or "identity",
+                num_steps=steps,
+            )
+        )
     if adaptive_threshold > 0:
         try:
             from fathom.engine.accel import adaptive
         except ImportError as exc:
-            raise ctx.error("adaptive steps are not available in this build",
-                            port="adaptive_threshold", fix="set it to 0") from exc
+            raise ctx.error(
+                "adaptive steps are not available in this build",
+                port="adaptive_threshold",
+                fix="set it to 0",
+            ) from exc
         out.append(adaptive.AdaptiveSteps(threshold=adaptive_threshold))
     return out
 
@@ -186,11 +265,15 @@ def _image_tensor(ctx: Any, image: Image, width: int, height: int, port: str = "
     rgb = torch.from_numpy(np.ascontiguousarray(image.rgb())).permute(2, 0, 1)[None]
     w, h = width or image.width, height or image.height
     if (w, h) != (image.width, image.height):
-        rgb = F.interpolate(rgb, size=(h, w), mode="bicubic", antialias=True,
-                            align_corners=False).clamp(0, 1)
+        rgb = F.interpolate(
+            rgb, size=(h, w), mode="bicubic", antialias=True, align_corners=False
+        ).clamp(0, 1)
     elif w % 8 or h % 8:
-        raise ctx.error(f"the image is {w}×{h}; both sides must be multiples of 8", port=port,
-                        fix="set width and height (the image is then resized) or crop it")
+        raise ctx.error(
+            f"the image is {w}×{h}; both sides must be multiples of 8",
+            port=port,
+            fix="set width and height (the image is then resized) or crop it",
+        )
     return (2.0 * rgb - 1.0).contiguous()
 
 
@@ -204,10 +287,25 @@ def _mask_tensor(mask: Mask, width: int, height: int) -> Any:
     return m
 
 
-def run_generation(ctx: Any, comps: Any, *, prompt: str, negative_prompt: str, steps: int,
-                   guidance: float, seed: int, width: int, height: int, scheduler: str,
-                   batch_size: int, image: Any = None, mask: Any = None, strength: float = 1.0,
-                   accel: list[Any] | None = None, wrap: bool = False) -> Any:
+def run_generation(
+    ctx: Any,
+    comps: Any,
+    *,
+    prompt: str,
+    negative_prompt: str,
+    steps: int,
+    guidance: float,
+    seed: int,
+    width: int,
+    height: int,
+    scheduler: str,
+    batch_size: int,
+    image: Any = None,
+    mask: Any = None,
+    strength: float = 1.0,
+    accel: list[Any] | None = None,
+    wrap: bool = False,
+) -> Any:
     """The loop with progress, previews, cancellation, the out-of-memory fallback and the run
     report; LoopInputError becomes a NodeError naming the port."""
     from fathom.engine.diffusion.loop import generate
@@ -219,8 +317,9 @@ def run_generation(ctx: Any, comps: Any, *, prompt: str, negative_prompt: str, s
 
     extra = ctx.options.extra
     pv_source = extra.get("preview_vae") or os.environ.get("FATHOM_PREVIEW_VAE", "")
-    previewer = Previewer(comps, extra.get("preview", "auto"),
-                          _tiny_vae(ctx, pv_source) if pv_source else None)
+    previewer = Previewer(
+        comps, extra.get("preview", "auto"), _tiny_vae(ctx, pv_source) if pv_source else None
+    )
 
     def on_step(info: Any) -> None:
         msg = f"step {info.step}/{info.steps}"
@@ -231,9 +330,20 @@ def run_generation(ctx: Any, comps: Any, *, prompt: str, negative_prompt: str, s
 
     def attempt() -> Any:
         previewer.prepare()
-        kwargs = dict(steps=steps, guidance=guidance, seed=seed, width=width, height=height,
-                      batch_size=batch_size, scheduler=scheduler, image=image, mask=mask,
-                      strength=strength, accel=accel or [], callback=on_step)
+        kwargs = dict(
+            steps=steps,
+            guidance=guidance,
+            seed=seed,
+            width=width,
+            height=height,
+            batch_size=batch_size,
+            scheduler=scheduler,
+            image=image,
+            mask=mask,
+            strength=strength,
+            accel=accel or [],
+            callback=on_step,
+        )
         if wrap:
             with horizontal_wrap(comps.unet, comps.vae):
                 return generate(comps, prompt, negative_prompt, **kwargs)
@@ -242,14 +352,16 @@ def run_generation(ctx: Any, comps: Any, *, prompt: str, negative_prompt: str, s
     def lower() -> str:
         freed = ctx.models.free(keep=comps)
         fallback = fall_back(comps) or "nothing more to lower"
-        ctx.log.warning("out of memory: freed %d cached models, retrying with %s", freed,
-                        fallback)
+        ctx.log.warning("out of memory: freed %d cached models, retrying with %s", freed, fallback)
         return fallback
 
     def fail(fallback: str) -> NodeError:
-        return NodeError(f"ran out of {comps.device} memory, also after freeing cached "
-                         f"models and retrying with {fallback}", node=ctx.node_id,
-                         fix=LOWER_HINT)
+        return NodeError(
+            f"ran out of {comps.device} memory, also after freeing cached "
+            f"models and retrying with {fallback}",
+            node=ctx.node_id,
+            fix=LOWER_HINT,
+        )
 
     try:
         result, fallback = retry_on_oom(attempt, lower, fail)
@@ -257,21 +369,29 @@ def run_generation(ctx: Any, comps: Any, *, prompt: str, negative_prompt: str, s
         raise ctx.error(str(exc), port=exc.port, fix=exc.fix) from None
     finally:
         settle(comps)
-    ctx.report(device=comps.device, dtype=str(comps.dtype).replace("torch.", ""),
-               offload=comps.offload, vae_tiling=comps.vae_tiling,
-               scheduler=result.scheduler,
-               steps_run=result.steps_run, steps_planned=result.steps_planned,
-               stopped_early=result.stopped_early,
-               accelerations=[type(a).__name__ for a in accel or []],
-               preview=previewer.summary(),
-               **({"oom_fallback": fallback} if fallback else {}))
+    ctx.report(
+        device=comps.device,
+        dtype=str(comps.dtype).replace("torch.", ""),
+        offload=comps.offload,
+        vae_tiling=comps.vae_tiling,
+        scheduler=result.scheduler,
+        steps_run=result.steps_run,
+        steps_planned=result.steps_planned,
+        stopped_early=result.stopped_early,
+        accelerations=[type(a).__name__ for a in accel or []],
+        preview=previewer.summary(),
+        **({"oom_fallback": fallback} if fallback else {}),
+    )
     return result
 
 
 def _outputs(images: np.ndarray, result: Any, comps: Any) -> dict[str, Any]:
     frames = [Image(im[:, :, :3]) for im in images]
-    return {"image": frames[0], "images": Video.from_frames(frames, fps=1.0),
-            "latent": Latent(result.latents, float(comps.vae.config.scaling_factor))}
+    return {
+        "image": frames[0],
+        "images": Video.from_frames(frames, fps=1.0),
+        "latent": Latent(result.latents, float(comps.vae.config.scaling_factor)),
+    }
 
 
 class ModelNode(Node):

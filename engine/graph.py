@@ -101,8 +101,13 @@ class Graph:
             i += 1
         return f"{stem}{i}"
 
-    def add_node(self, type_id: str, node_id: str | None = None,
-                 params: dict[str, Any] | None = None, **flags: Any) -> NodeInstance:
+    def add_node(
+        self,
+        type_id: str,
+        node_id: str | None = None,
+        params: dict[str, Any] | None = None,
+        **flags: Any,
+    ) -> NodeInstance:
         node_id = node_id or self.new_id(type_id)
         if not _ID_RE.match(node_id):
             raise ValueError(f"node id {node_id!r} must be letters, digits, '_' or '-'")
@@ -122,8 +127,9 @@ class Graph:
         self.ui.get("nodes", {}).pop(node_id, None)
         self._emit("node_removed", node=node_id)
 
-    def connect(self, src: str, src_port: str, dst: str, dst_port: str,
-                multi: bool = False) -> Edge:
+    def connect(
+        self, src: str, src_port: str, dst: str, dst_port: str, multi: bool = False
+    ) -> Edge:
         """Adds an edge; a single-valued input keeps only its newest edge, as in every editor."""
         edge = Edge(src, src_port, dst, dst_port)
         if not multi:
@@ -142,8 +148,9 @@ class Graph:
         self.nodes[node_id].params[name] = value
         self._emit("param_changed", node=node_id, param=name, value=value)
 
-    def set_flags(self, node_id: str, *, bypass: bool | None = None,
-                  mute: bool | None = None) -> None:
+    def set_flags(
+        self, node_id: str, *, bypass: bool | None = None, mute: bool | None = None
+    ) -> None:
         inst = self.nodes[node_id]
         if bypass is not None:
             inst.bypass = bypass
@@ -195,7 +202,7 @@ class Graph:
                     state[path.pop()] = 2
                     todo.pop()
                 elif state.get(m) == 1:
-                    return path[path.index(m):] + [m]
+                    return path[path.index(m) :] + [m]
                 elif m not in state:
                     state[m] = 1
                     path.append(m)

@@ -32,7 +32,8 @@ MIGRATIONS: dict[int, Migration] = {}
 
 @lru_cache(maxsize=1)
 def schema() -> dict[str, Any]:
-    return json.loads(files("fathom.engine").joinpath("schema/graph.schema.json").read_text("utf-8"))
+    text = files("fathom.engine").joinpath("schema/graph.schema.json").read_text("utf-8")
+    return json.loads(text)
 
 
 @lru_cache(maxsize=2)
@@ -41,11 +42,22 @@ def _validator(kind: str) -> Any:
 
     s = schema()
     if kind == "subgraph":
-        s = {"$schema": s["$schema"], "$defs": s["$defs"], "allOf": [
-            {"type": "object", "required": ["format", "version", "name"],
-             "properties": {"format": {"const": SUBGRAPH_FORMAT}, "version": {"const": VERSION},
-                            "name": {"type": "string", "pattern": "^[a-z][a-z0-9_]*$"}}},
-            {"$ref": "#/$defs/subgraph_file"}]}
+        s = {
+            "$schema": s["$schema"],
+            "$defs": s["$defs"],
+            "allOf": [
+                {
+                    "type": "object",
+                    "required": ["format", "version", "name"],
+                    "properties": {
+                        "format": {"const": SUBGRAPH_FORMAT},
+                        "version": {"const": VERSION},
+                        "name": {"type": "string", "pattern": "^[a-z][a-z0-9_]*$"},
+                    },
+                },
+                {"$ref": "#/$defs/subgraph_file"},
+            ],
+        }
         s["$defs"] = dict(s["$defs"])
         sub = dict(s["$defs"]["subgraph"])
         sub["properties"] = {**sub["properties"], "format": {}, "version": {}, "name": {}}
@@ -62,7 +74,8 @@ def parse_text(text: str, source: str = "<graph>") -> dict[str, Any]:
     except json.JSONDecodeError as exc:
         raise GraphFileError(
             f"{source} is not valid JSON: {exc.msg} at line {exc.lineno}, column {exc.colno}. "
-            "Fix: repair the file, or restore its .bak copy.") from None
+            "Fix: repair the file, or restore its .bak copy."
+        ) from None
     if not isinstance(doc, dict):
         raise GraphFileError(f"{source} holds a JSON {type(doc).__name__}, not a graph object.")
     return doc
@@ -95,21 +108,26 @@ def read_document(path: str | os.PathLike[str]) -> dict[str, Any]:
     return parse_text(text, str(p))
 
 
-def migrate(doc: dict[str, Any], source: str = "<graph>",
-            migrations: dict[int, Migration] | None = None,
-            current: int = VERSION) -> dict[str, Any]:
+def migrate(
+    doc: dict[str, Any],
+    source: str = "<graph>",
+    migrations: dict[int, Migration] | None = None,
+    current: int = VERSION,
+) -> dict[str, Any]:
     migrations = MIGRATIONS if migrations is None else migrations
     fmt = doc.get("format")
     if fmt != FORMAT:
         raise GraphFileError(
-            f"{source} has format {fmt!r}, expected {FORMAT!r}: it is not a Fathom graph file.")
+            f"{source} has format {fmt!r}, expected {FORMAT!r}: it is not a Fathom graph file."
+        )
     version = doc.get("version")
     if not isinstance(version, int) or isinstance(version, bool) or version < 1:
         raise GraphFileError(f"{source} has version {version!r}; expected a whole number >= 1.")
     if version > current:
         raise GraphFileError(
             f"{source} is graph format version {version}, newer than this Fathom reads "
-            f"(version {current}). Fix: update Fathom Studio.")
+            f"(version {current}). Fix: update Fathom Studio."
+        )
     while version < current:
         step = migrations.get(version)
         if step is None:
@@ -127,7 +145,8 @@ def check_schema(doc: dict[str, Any], source: str = "<graph>", kind: str = "grap
         more = f"\n  ... and {len(errors) - 20} more" if len(errors) > 20 else ""
         raise GraphFileError(
             f"{source} does not match the graph schema ({len(errors)} problem"
-            f"{'s' if len(errors) != 1 else ''}):\n" + "\n".join(lines) + more)
+            f"{'s' if len(errors) != 1 else ''}):\n" + "\n".join(lines) + more
+        )
 
 
 def _json_path(path: Any) -> str:
@@ -137,8 +156,7 @@ def _json_path(path: Any) -> str:
     return out
 
 
-def from_document(doc: dict[str, Any], source: str = "<graph>",
-                  registry: Any = None) -> Graph:
+def from_document(doc: dict[str, Any], source: str = "<graph>", registry: Any = None) -> Graph:
     doc = migrate(doc, source)
     check_schema(doc, source)
     graph = _build(doc, source, registry)
@@ -153,8 +171,9 @@ def _build(doc: dict[str, Any], source: str, registry: Any) -> Graph:
         graph.subgraphs[name] = _subgraph_from(name, sub, source, registry)
     for n in doc["nodes"]:
         if n["id"] in graph.nodes:
-            raise GraphFileError(f"{source}: node id {n['id']!r} is used twice. "
-                                 "Fix: give each node its own id.")
+            raise GraphFileError(
+                f"{source}: node id {n['id']!r} is used twice. Fix: give each node its own id."
+            )
         type_id = n["type"]
         params = dict(n.get("params", {}))
         version = n.get("version")
@@ -165,12 +184,20 @@ def _build(doc: dict[str, Any], source: str, registry: Any) -> Graph:
                 raise GraphFileError(
                     f"{source}: node {n['id']!r} was saved by version {version} of "
                     f"'{type_id}', newer than the installed version {cls.version}. "
-                    "Fix: update Fathom Studio or the plugin that provides this node.")
+                    "Fix: update Fathom Studio or the plugin that provides this node."
+                )
             if version is not None and version < cls.version:
                 params = cls.upgrade(params, version)
             version = cls.version
-        graph.nodes[n["id"]] = NodeInstance(n["id"], type_id, params, n.get("bypass", False),
-                                            n.get("mute", False), n.get("title"), version)
+        graph.nodes[n["id"]] = NodeInstance(
+            n["id"],
+            type_id,
+            params,
+            n.get("bypass", False),
+            n.get("mute", False),
+            n.get("title"),
+            version,
+        )
     for e in doc["edges"]:
         graph.edges.append(Edge(e["from"][0], e["from"][1], e["to"][0], e["to"][1]))
     return graph
@@ -182,8 +209,15 @@ def _subgraph_from(name: str, sub: dict[str, Any], source: str, registry: Any) -
     def exposed(key: str) -> list[Exposed]:
         return [Exposed(x["name"], x["node"], x["port"]) for x in sub.get(key, [])]
 
-    return SubgraphDef(name, inner, exposed("inputs"), exposed("outputs"), exposed("params"),
-                       sub.get("doc", ""), sub.get("version", 1))
+    return SubgraphDef(
+        name,
+        inner,
+        exposed("inputs"),
+        exposed("outputs"),
+        exposed("params"),
+        sub.get("doc", ""),
+        sub.get("version", 1),
+    )
 
 
 def load(path: str | os.PathLike[str], registry: Any = None) -> Graph:
@@ -294,13 +328,21 @@ def library_dirs() -> list[Path]:
     return [Path(base) / "fathom" / "subgraphs"]
 
 
-def save_subgraph(d: SubgraphDef, folder: str | os.PathLike[str], registry: Any = None,
-                  uses: dict[str, SubgraphDef] | None = None) -> Path:
+def save_subgraph(
+    d: SubgraphDef,
+    folder: str | os.PathLike[str],
+    registry: Any = None,
+    uses: dict[str, SubgraphDef] | None = None,
+) -> Path:
     """Write ``d`` as ``folder/NAME.json``. ``uses`` (usually the graph's ``subgraphs``) supplies
     the definitions of subgraphs nested in ``d``, bundled so the file stands on its own."""
     d = _with_dependencies(d, uses or {})
-    doc = {"format": SUBGRAPH_FORMAT, "version": VERSION, "name": d.name,
-           **subgraph_body(d, registry)}
+    doc = {
+        "format": SUBGRAPH_FORMAT,
+        "version": VERSION,
+        "name": d.name,
+        **subgraph_body(d, registry),
+    }
     check_schema(doc, d.name, kind="subgraph")
     path = Path(folder) / f"{d.name}.json"
     atomic_write_text(path, dumps(doc), backup=True)

@@ -29,8 +29,13 @@ class Input:
     multi: bool = False
 
     def describe(self) -> dict[str, Any]:
-        return {"name": self.name, "type": self.type.type_id, "doc": self.doc,
-                "optional": self.optional, "multi": self.multi}
+        return {
+            "name": self.name,
+            "type": self.type.type_id,
+            "doc": self.doc,
+            "optional": self.optional,
+            "multi": self.multi,
+        }
 
 
 @dataclass(frozen=True)
@@ -87,9 +92,13 @@ class Param:
         return _article(self.type.type_id)
 
     def describe(self) -> dict[str, Any]:
-        d: dict[str, Any] = {"name": self.name, "type": self.type.type_id,
-                             "default": _jsonable(self.default), "doc": self.doc,
-                             "optional": self.optional}
+        d: dict[str, Any] = {
+            "name": self.name,
+            "type": self.type.type_id,
+            "default": _jsonable(self.default),
+            "doc": self.doc,
+            "optional": self.optional,
+        }
         for key in ("min", "max", "step"):
             if getattr(self, key) is not None:
                 d[key] = getattr(self, key)
@@ -176,19 +185,25 @@ class Node:
         """The class docstring as plain prose for the inspector and ``fathom nodes``: source
         indentation and hard line wraps removed (paragraphs kept), ``code`` marks dropped."""
         text = inspect.cleandoc(cls.__doc__ or "")
-        paragraphs = [" ".join(line.strip() for line in block.splitlines())
-                      for block in text.split("\n\n")]
+        paragraphs = [
+            " ".join(line.strip() for line in block.splitlines()) for block in text.split("\n\n")
+        ]
         return "\n\n".join(p for p in paragraphs if p).replace("``", "")
 
     @classmethod
     def describe(cls) -> dict[str, Any]:
         return {
-            "type": cls.type_id, "title": cls.title or cls.type_id, "category": cls.category,
-            "version": cls.version, "legacy_ids": list(cls.legacy_ids), "doc": cls.doc(),
+            "type": cls.type_id,
+            "title": cls.title or cls.type_id,
+            "category": cls.category,
+            "version": cls.version,
+            "legacy_ids": list(cls.legacy_ids),
+            "doc": cls.doc(),
             "inputs": [p.describe() for p in cls.inputs],
             "outputs": [p.describe() for p in cls.outputs],
             "params": [p.describe() for p in cls.params],
-            "cacheable": cls.cacheable, "is_output": cls.is_output,
+            "cacheable": cls.cacheable,
+            "is_output": cls.is_output,
         }
 
     @classmethod

@@ -25,15 +25,25 @@ class PlainProgress:
     def __call__(self, event: Event) -> None:
         if event.kind in ("node_finished", "node_cached", "node_failed", "node_skipped"):
             self.done += 1
-            word = {"node_finished": "done", "node_cached": "cached", "node_failed": "FAILED",
-                    "node_skipped": "skipped"}[event.kind]
+            word = {
+                "node_finished": "done",
+                "node_cached": "cached",
+                "node_failed": "FAILED",
+                "node_skipped": "skipped",
+            }[event.kind]
             secs = f" {event.seconds:.2f}s" if event.seconds is not None else ""
             msg = f": {event.message}" if event.message and event.kind != "node_finished" else ""
-            print(f"[{self.done}/{self.total}] {event.node} {word}{secs}{msg}",
-                  file=self.stream, flush=True)
+            print(
+                f"[{self.done}/{self.total}] {event.node} {word}{secs}{msg}",
+                file=self.stream,
+                flush=True,
+            )
         elif event.kind == "run_finished":
-            print(f"finished in {event.seconds:.2f}s{' (cancelled)' if event.message else ''}",
-                  file=self.stream, flush=True)
+            print(
+                f"finished in {event.seconds:.2f}s{' (cancelled)' if event.message else ''}",
+                file=self.stream,
+                flush=True,
+            )
 
     def close(self) -> None:
         pass
@@ -46,10 +56,14 @@ class BarProgress:
         from rich.console import Console
         from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
-        self.progress = Progress(TextColumn("{task.description}"), BarColumn(),
-                                 TextColumn("{task.completed:.0f}/{task.total:.0f}"),
-                                 TimeElapsedColumn(), console=Console(stderr=True),
-                                 transient=False)
+        self.progress = Progress(
+            TextColumn("{task.description}"),
+            BarColumn(),
+            TextColumn("{task.completed:.0f}/{task.total:.0f}"),
+            TimeElapsedColumn(),
+            console=Console(stderr=True),
+            transient=False,
+        )
         self.overall = self.progress.add_task("render", total=max(total, 1))
         self.node_tasks: dict[str, Any] = {}
         self.progress.start()
@@ -90,10 +104,14 @@ class RowProgress:
             from rich.console import Console
             from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
-            self.progress = Progress(TextColumn("rows"), BarColumn(),
-                                     TextColumn("{task.completed:.0f}/{task.total:.0f}"),
-                                     TextColumn("{task.description}"), TimeElapsedColumn(),
-                                     console=Console(stderr=True))
+            self.progress = Progress(
+                TextColumn("rows"),
+                BarColumn(),
+                TextColumn("{task.completed:.0f}/{task.total:.0f}"),
+                TextColumn("{task.description}"),
+                TimeElapsedColumn(),
+                console=Console(stderr=True),
+            )
             self.task = self.progress.add_task("", total=max(total, 1))
             self.progress.start()
 
@@ -101,8 +119,9 @@ class RowProgress:
         if self.quiet:
             return
         extra = f": {entry['errors'][0]}" if entry.get("errors") else ""
-        line = (f"[{done}/{total}] row {entry['name']} {entry['status']} "
-                f"{entry['seconds']:.2f}s{extra}")
+        line = (
+            f"[{done}/{total}] row {entry['name']} {entry['status']} {entry['seconds']:.2f}s{extra}"
+        )
         if self.progress is not None:
             self.progress.update(self.task, completed=done, description=entry["name"])
             if entry["status"] != "ok":

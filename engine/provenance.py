@@ -13,8 +13,19 @@ from typing import Any
 
 from fathom.engine.fileio import atomic_write_text
 
-TRACKED_PACKAGES = ("fathom-studio", "numpy", "torch", "diffusers", "transformers", "pillow",
-                    "av", "trimesh", "open3d", "opencv-python-headless", "jsonschema")
+TRACKED_PACKAGES = (
+    "fathom-studio",
+    "numpy",
+    "torch",
+    "diffusers",
+    "transformers",
+    "pillow",
+    "av",
+    "trimesh",
+    "open3d",
+    "opencv-python-headless",
+    "jsonschema",
+)
 
 
 def package_versions() -> dict[str, str]:
@@ -28,8 +39,9 @@ def package_versions() -> dict[str, str]:
 
 
 def canonical_json(obj: Any) -> str:
-    return json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=False,
-                      default=_default)
+    return json.dumps(
+        obj, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=_default
+    )
 
 
 def _default(obj: Any) -> Any:
@@ -46,7 +58,8 @@ def sha256_text(text: str) -> str:
 
 def hash_cache_path() -> Path:
     base = os.environ.get("FATHOM_CACHE_DIR") or os.path.join(
-        os.environ.get("XDG_CACHE_HOME", os.path.expanduser("~/.cache")), "fathom")
+        os.environ.get("XDG_CACHE_HOME", os.path.expanduser("~/.cache")), "fathom"
+    )
     return Path(base) / "file_hashes.json"
 
 
@@ -79,8 +92,11 @@ class HashCache:
         st = path.stat()
         with self._lock:
             data = self._load()
-            data[str(path.resolve())] = {"size": st.st_size, "mtime": st.st_mtime_ns,
-                                         "sha256": digest}
+            data[str(path.resolve())] = {
+                "size": st.st_size,
+                "mtime": st.st_mtime_ns,
+                "sha256": digest,
+            }
             try:
                 atomic_write_text(self.path, json.dumps(data, indent=1))
             except OSError:

@@ -38,7 +38,8 @@ class Registry:
         if existing is not None and existing is not cls:
             raise RegistryError(
                 f"node type {cls.type_id!r} is declared twice: by {existing.__module__}."
-                f"{existing.__name__} and {cls.__module__}.{cls.__name__}")
+                f"{existing.__name__} and {cls.__module__}.{cls.__name__}"
+            )
         self._types[cls.type_id] = cls
         for old in cls.legacy_ids:
             self._legacy[old] = cls.type_id

@@ -39,9 +39,9 @@ def parse_set(text: str) -> tuple[str, str, str]:
     return node, param, value
 
 
-def resolve_overrides(graph: Graph, executor: Executor,
-                      items: list[tuple[str, str, Any]], from_text: bool) -> tuple[
-                          list[Override], list[Problem]]:
+def resolve_overrides(
+    graph: Graph, executor: Executor, items: list[tuple[str, str, Any]], from_text: bool
+) -> tuple[list[Override], list[Problem]]:
     """Check each override against the node's declared parameters; text values are parsed by the
     parameter's kind, JSON values coerced. Every bad override is reported, none applied."""
     scope = executor.scope(graph)
@@ -50,8 +50,15 @@ def resolve_overrides(graph: Graph, executor: Executor,
     for node, param, raw in items:
         inst = graph.nodes.get(node)
         if inst is None:
-            problems.append(Problem(f"override names no node '{node}'.", node, param,
-                                    f"use one of: {', '.join(graph.nodes)}", code="bad_override"))
+            problems.append(
+                Problem(
+                    f"override names no node '{node}'.",
+                    node,
+                    param,
+                    f"use one of: {', '.join(graph.nodes)}",
+                    code="bad_override",
+                )
+            )
             continue
         cls = scope.get(inst.type)
         if cls is None:
@@ -59,15 +66,29 @@ def resolve_overrides(graph: Graph, executor: Executor,
         spec = cls.param(param)
         if spec is None:
             names = ", ".join(p.name for p in cls.params) or "(none)"
-            problems.append(Problem(f"'{inst.type}' has no parameter '{param}' to override.",
-                                    node, param, f"use one of: {names}", code="bad_override"))
+            problems.append(
+                Problem(
+                    f"'{inst.type}' has no parameter '{param}' to override.",
+                    node,
+                    param,
+                    f"use one of: {names}",
+                    code="bad_override",
+                )
+            )
             continue
         try:
             value = spec.type.parse(raw) if from_text and isinstance(raw, str) else raw
             value = spec.validate(value)
         except ValueError as exc:
-            problems.append(Problem(f"override value {raw!r} is invalid: {exc}.", node, param,
-                                    f"give {spec.allowed()}", code="bad_override"))
+            problems.append(
+                Problem(
+                    f"override value {raw!r} is invalid: {exc}.",
+                    node,
+                    param,
+                    f"give {spec.allowed()}",
+                    code="bad_override",
+                )
+            )
             continue
         out.append(Override(node, param, value))
     return out, problems
@@ -120,12 +141,17 @@ def prepare(job: RenderJob, executor: Executor) -> Prepared:
     """Everything that can be checked before anything is written; raises GraphInvalid or
     GraphFileError. The output folder is not created here."""
     graph = load(job.graph_path, executor.registry)
-    overrides, problems = resolve_overrides(graph, executor, job.overrides,
-                                            job.overrides_are_text)
+    overrides, problems = resolve_overrides(graph, executor, job.overrides, job.overrides_are_text)
     why = writable_dir_problem(job.out_dir)
     if why:
-        problems.append(Problem(f"output folder cannot be written: {why}.", None, None,
-                                "choose another --out folder"))
+        problems.append(
+            Problem(
+                f"output folder cannot be written: {why}.",
+                None,
+                None,
+                "choose another --out folder",
+            )
+        )
     try:
         device = pick_device(job.device)
     except DeviceUnavailable as exc:
@@ -136,16 +162,24 @@ def prepare(job: RenderJob, executor: Executor) -> Prepared:
     for o in overrides:
         graph.nodes[o.node].params[o.param] = o.value
     document = to_document(graph, executor.registry)
-    options = RunOptions(output_dir=job.out_dir, base_dir=job.graph_path.parent.resolve(),
-                         device=device.kind if device.kind != "cuda" else device.torch_device,
-                         seed=job.seed, frames=job.frames,
-                         graph_json=json.dumps(document, separators=(",", ":")))
+    options = RunOptions(
+        output_dir=job.out_dir,
+        base_dir=job.graph_path.parent.resolve(),
+        device=device.kind if device.kind != "cuda" else device.torch_device,
+        seed=job.seed,
+        frames=job.frames,
+        graph_json=json.dumps(document, separators=(",", ":")),
+    )
     plan = executor.plan(graph, job.targets, options)
     return Prepared(job, graph, document, plan, device, overrides)
 
 
-def execute(prep: Prepared, executor: Executor, listener: Listener | None = None,
-            cancel: CancelToken | None = None) -> RunResult:
+def execute(
+    prep: Prepared,
+    executor: Executor,
+    listener: Listener | None = None,
+    cancel: CancelToken | None = None,
+) -> RunResult:
     prep.job.out_dir.mkdir(parents=True, exist_ok=True)
     result = executor.run(prep.plan, listener=listener, cancel=cancel)
     if result.device is None:
@@ -170,14 +204,15 @@ def build_report(prep: Prepared, result: RunResult, started: float) -> dict[str,
         "packages": package_versions(),
         "seed": prep.job.seed,
         "frames": list(prep.job.frames) if prep.job.frames else None,
-        "overrides": [{"node": o.node, "param": o.param, "value": o.value}
-                      for o in prep.overrides],
+        "overrides": [{"node": o.node, "param": o.param, "value": o.value} for o in prep.overrides],
         "node_versions": {r.type: r.version for r in result.records.values()},
         "seeds": {n: r.seed for n, r in result.records.items() if r.seed is not None},
         "model_files": model_files,
         "outputs": result.files(),
-        "counts": {s: len(result.by_status(s)) for s in
-                   ("executed", "cached", "failed", "skipped", "muted", "bypassed", "cancelled")},
+        "counts": {
+            s: len(result.by_status(s))
+            for s in ("executed", "cached", "failed", "skipped", "muted", "bypassed", "cancelled")
+        },
         "nodes": [r.as_dict() for r in result.records.values()],
     }
 

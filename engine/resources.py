@@ -34,8 +34,10 @@ def assets_dir() -> Path:
         if (cand / "graphs").is_dir():
             return cand
     tried = ", ".join(str(c) for c in _candidates())
-    raise AssetsNotFound(f"Fathom's assets were not found (looked in {tried}). Fix: reinstall "
-                         f"fathom-studio, or set {ASSETS_ENV} to the assets folder.")
+    raise AssetsNotFound(
+        f"Fathom's assets were not found (looked in {tried}). Fix: reinstall "
+        f"fathom-studio, or set {ASSETS_ENV} to the assets folder."
+    )
 
 
 def example_graphs() -> dict[str, Path]:
@@ -51,8 +53,10 @@ def example_graph(name: str) -> Path:
     graphs = example_graphs()
     key = name[:-5] if name.endswith(".json") else name
     if key not in graphs:
-        raise AssetsNotFound(f"no bundled example graph named {name!r}; the examples are: "
-                             f"{', '.join(graphs) or '(none found)'}.")
+        raise AssetsNotFound(
+            f"no bundled example graph named {name!r}; the examples are: "
+            f"{', '.join(graphs) or '(none found)'}."
+        )
     return graphs[key]
 
 

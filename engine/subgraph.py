@@ -24,9 +24,13 @@ class Scope:
     """Resolves type ids: registry types, then subgraph definitions of this graph, its parents
     and the user's subgraph library."""
 
-    def __init__(self, registry: Registry, subgraphs: dict[str, SubgraphDef] | None = None,
-                 parent: Scope | None = None,
-                 library: Callable[[str], SubgraphDef | None] | None = None) -> None:
+    def __init__(
+        self,
+        registry: Registry,
+        subgraphs: dict[str, SubgraphDef] | None = None,
+        parent: Scope | None = None,
+        library: Callable[[str], SubgraphDef | None] | None = None,
+    ) -> None:
         self.registry = registry
         self.subgraphs = subgraphs or {}
         self.parent = parent
@@ -46,7 +50,7 @@ class Scope:
 
     def get(self, type_id: str) -> type[Node] | None:
         if type_id.startswith(PREFIX):
-            d = self.find_def(type_id[len(PREFIX):])
+            d = self.find_def(type_id[len(PREFIX) :])
             if d is None:
                 return None
             key = id(d)
@@ -83,16 +87,35 @@ def subgraph_node_class(d: SubgraphDef, inner: Scope) -> type[Node]:
         spec = cls.param(ex.port) if cls else None
         if spec is not None:
             default = d.graph.nodes[ex.node].params.get(ex.port, spec.default)
-            params.append(Param(ex.name, spec.type, default, spec.doc, spec.min, spec.max,
-                                spec.choices, spec.optional, spec.multiline, spec.step))
+            params.append(
+                Param(
+                    ex.name,
+                    spec.type,
+                    default,
+                    spec.doc,
+                    spec.min,
+                    spec.max,
+                    spec.choices,
+                    spec.optional,
+                    spec.multiline,
+                    spec.step,
+                )
+            )
 
     def run(self: Node, ctx: Any, **kwargs: Any) -> dict[str, Any]:
         raise RuntimeError("subgraph nodes are flattened before running")
 
     attrs = {
-        "type_id": d.type_id, "title": d.name, "category": "subgraph", "version": d.version,
-        "inputs": tuple(inputs), "outputs": tuple(outputs), "params": tuple(params),
-        "__doc__": d.doc or f"Subgraph '{d.name}'.", "run": run, "definition": d,
+        "type_id": d.type_id,
+        "title": d.name,
+        "category": "subgraph",
+        "version": d.version,
+        "inputs": tuple(inputs),
+        "outputs": tuple(outputs),
+        "params": tuple(params),
+        "__doc__": d.doc or f"Subgraph '{d.name}'.",
+        "run": run,
+        "definition": d,
     }
     return type(f"Subgraph_{d.name}", (Node,), attrs)
 
@@ -101,8 +124,7 @@ def is_subgraph_type(type_id: str) -> bool:
     return type_id.startswith(PREFIX)
 
 
-def flatten(graph: Graph, scope: Scope, prefix: str = "",
-            _within: tuple[int, ...] = ()) -> Graph:
+def flatten(graph: Graph, scope: Scope, prefix: str = "", _within: tuple[int, ...] = ()) -> Graph:
     """Inline every (non-bypassed, non-muted) subgraph instance, recursively.
 
     Bypassed or muted instances stay as single nodes: they never run, and the executor's generic
@@ -115,14 +137,22 @@ def flatten(graph: Graph, scope: Scope, prefix: str = "",
     out_map: dict[tuple[str, str], tuple[str, str]] = {}
     for inst in graph.nodes.values():
         fid = prefix + inst.id
-        d = scope.find_def(inst.type[len(PREFIX):]) if is_subgraph_type(inst.type) else None
+        d = scope.find_def(inst.type[len(PREFIX) :]) if is_subgraph_type(inst.type) else None
         if d is not None and id(d) in _within:
-            problems.append(Problem(f"subgraph '{d.name}' contains itself.", fid, None,
-                                    "remove this instance from the subgraph", code="cycle"))
+            problems.append(
+                Problem(
+                    f"subgraph '{d.name}' contains itself.",
+                    fid,
+                    None,
+                    "remove this instance from the subgraph",
+                    code="cycle",
+                )
+            )
             d = None
         if d is None or inst.bypass or inst.mute:
-            flat.nodes[fid] = NodeInstance(fid, inst.type, dict(inst.params), inst.bypass,
-                                           inst.mute, inst.title)
+            flat.nodes[fid] = NodeInstance(
+                fid, inst.type, dict(inst.params), inst.bypass, inst.mute, inst.title
+            )
             continue
         inner = d.graph.copy()
         for ex in d.params:
@@ -156,14 +186,26 @@ def flatten(graph: Graph, scope: Scope, prefix: str = "",
 
 def _unexposed_params(fid: str, inst: NodeInstance, d: SubgraphDef) -> list[Problem]:
     names = [ex.name for ex in d.params]
-    return [Problem(f"subgraph '{d.name}' exposes no parameter '{key}'.", fid, key,
-                    f"use one of: {', '.join(names) or '(none)'}", code="unknown_param")
-            for key in inst.params if key not in names]
+    return [
+        Problem(
+            f"subgraph '{d.name}' exposes no parameter '{key}'.",
+            fid,
+            key,
+            f"use one of: {', '.join(names) or '(none)'}",
+            code="unknown_param",
+        )
+        for key in inst.params
+        if key not in names
+    ]
 
 
-def make_subgraph(graph: Graph, node_ids: list[str], name: str,
-                  expose_params: list[tuple[str, str]] | None = None,
-                  instance_id: str | None = None) -> NodeInstance:
+def make_subgraph(
+    graph: Graph,
+    node_ids: list[str],
+    name: str,
+    expose_params: list[tuple[str, str]] | None = None,
+    instance_id: str | None = None,
+) -> NodeInstance:
     """Turn a selection into a subgraph definition stored in ``graph`` and one instance node.
 
     Each distinct outside source feeding the selection becomes one exposed input; each inner
@@ -173,8 +215,10 @@ def make_subgraph(graph: Graph, node_ids: list[str], name: str,
     if not chosen:
         raise ValueError("select at least one node to make a subgraph")
     if not _NAME_RE.match(name):
-        raise ValueError(f"subgraph name {name!r} must be lowercase letters, digits and '_', "
-                         "starting with a letter")
+        raise ValueError(
+            f"subgraph name {name!r} must be lowercase letters, digits and '_', "
+            "starting with a letter"
+        )
     if name in graph.subgraphs:
         raise ValueError(f"a subgraph named {name!r} already exists in this graph")
     inner = Graph()

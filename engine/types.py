@@ -29,7 +29,7 @@ class PortType:
         return 64
 
 
-class Any_(PortType):
+class Any_(PortType):  # noqa: N801 - the underscore keeps typing.Any usable beside it
     """Accepts any value; used by preview/inspection nodes."""
 
     type_id = "any"
@@ -40,8 +40,10 @@ def _as_float32(array: Any, what: str) -> np.ndarray:
     arr = np.asarray(array)
     if what in ("image", "mask") and np.issubdtype(arr.dtype, np.integer):
         # uint8 pixels would silently become values up to 255 in a [0, 1] type.
-        raise ValueError(f"{what} data must be float in [0, 1], got {arr.dtype}; "
-                         "divide by the type's maximum (255 for uint8) first")
+        raise ValueError(
+            f"{what} data must be float in [0, 1], got {arr.dtype}; "
+            "divide by the type's maximum (255 for uint8) first"
+        )
     if arr.dtype != np.float32:
         arr = arr.astype(np.float32)
     if not arr.flags.c_contiguous:
@@ -208,14 +210,22 @@ class Camera(PortType):
         self.pose = pose
 
     @classmethod
-    def from_fov(cls, width: int, height: int, fov_y_deg: float,
-                 pose: np.ndarray | None = None) -> Camera:
+    def from_fov(
+        cls, width: int, height: int, fov_y_deg: float, pose: np.ndarray | None = None
+    ) -> Camera:
         """Square pixels, centred principal point: what 'field of view' means to most users."""
         if not 0 < fov_y_deg < 180:
             raise ValueError(f"field of view must be in (0, 180) degrees; got {fov_y_deg}")
         f = 0.5 * height / math.tan(math.radians(fov_y_deg) / 2)
-        return cls(f, f, width / 2, height / 2, int(width), int(height),
-                   np.eye(4) if pose is None else pose)
+        return cls(
+            f,
+            f,
+            width / 2,
+            height / 2,
+            int(width),
+            int(height),
+            np.eye(4) if pose is None else pose,
+        )
 
     @property
     def K(self) -> np.ndarray:  # noqa: N802 - the standard symbol
@@ -260,7 +270,8 @@ class RGBD(PortType):
         if (self.image.height, self.image.width) != (self.depth.height, self.depth.width):
             raise ValueError(
                 f"image is {self.image.width}×{self.image.height} but depth is "
-                f"{self.depth.width}×{self.depth.height}; resize one to match")
+                f"{self.depth.width}×{self.depth.height}; resize one to match"
+            )
 
     def nbytes(self) -> int:
         return self.image.nbytes() + self.depth.nbytes()
@@ -278,8 +289,11 @@ class PointCloud(PortType):
     doc: ClassVar[str] = "N×3 points with optional colours and normals."
 
     def __post_init__(self) -> None:
-        pts = _as_float32(self.points, "points").reshape(-1, 3) if np.size(self.points) else \
-            np.zeros((0, 3), np.float32)
+        pts = (
+            _as_float32(self.points, "points").reshape(-1, 3)
+            if np.size(self.points)
+            else np.zeros((0, 3), np.float32)
+        )
         self.points = pts
         for name in ("colors", "normals"):
             val = getattr(self, name)
@@ -345,8 +359,9 @@ class AudioSpan:
     def part(self, a: float, b: float) -> AudioSpan:
         """The output stretch from ``a`` to ``b`` seconds into this span."""
         offset = (self.duration - b) if self.reverse else a
-        return AudioSpan(self.path, self.start + offset * self.speed, b - a, self.speed,
-                         self.reverse)
+        return AudioSpan(
+            self.path, self.start + offset * self.speed, b - a, self.speed, self.reverse
+        )
 
 
 @dataclass(frozen=True)
@@ -367,8 +382,9 @@ class AudioTrack:
         return float(sum(s.duration for s in self.spans))
 
     @classmethod
-    def from_file(cls, path: str, duration: float, sample_rate: int = 48000,
-                  channels: int = 2) -> AudioTrack:
+    def from_file(
+        cls, path: str, duration: float, sample_rate: int = 48000, channels: int = 2
+    ) -> AudioTrack:
         return cls((AudioSpan(path, 0.0, max(0.0, duration)),), sample_rate, channels)
 
     @classmethod
@@ -395,14 +411,18 @@ class AudioTrack:
 
     def retimed(self, factor: float) -> AudioTrack:
         """Played ``factor`` times as fast (same pitch): ``duration / factor`` seconds."""
-        spans = tuple(AudioSpan(s.path, s.start, s.duration / factor, s.speed * factor,
-                                s.reverse) for s in self.spans)
+        spans = tuple(
+            AudioSpan(s.path, s.start, s.duration / factor, s.speed * factor, s.reverse)
+            for s in self.spans
+        )
         return AudioTrack(spans, self.sample_rate, self.channels)
 
     def reversed(self) -> AudioTrack:
         """Played backwards: the spans in reverse order, each played backwards."""
-        spans = tuple(AudioSpan(s.path, s.start, s.duration, s.speed, not s.reverse)
-                      for s in reversed(self.spans))
+        spans = tuple(
+            AudioSpan(s.path, s.start, s.duration, s.speed, not s.reverse)
+            for s in reversed(self.spans)
+        )
         return AudioTrack(spans, self.sample_rate, self.channels)
 
     @staticmethod
@@ -425,9 +445,15 @@ class Video(PortType):
     color = "#7986cb"
     doc = "Lazy frame source with fps, length and optional audio; frames decoded on demand."
 
-    def __init__(self, length: int, fps: float, get_frame: Callable[[int], Image],
-                 size: tuple[int, int] | None = None, source: str = "",
-                 audio: AudioTrack | None = None):
+    def __init__(
+        self,
+        length: int,
+        fps: float,
+        get_frame: Callable[[int], Image],
+        size: tuple[int, int] | None = None,
+        source: str = "",
+        audio: AudioTrack | None = None,
+    ) -> None:
         if length < 0:
             raise ValueError("video length must be >= 0")
         if not fps > 0:
@@ -473,13 +499,17 @@ class Video(PortType):
         start = max(0, start)
         stop = min(self.length, stop)
         n = max(0, stop - start)
-        audio = None if self.audio is None else \
-            self.audio.slice(start / self.fps, (start + n) / self.fps)
+        audio = (
+            None
+            if self.audio is None
+            else self.audio.slice(start / self.fps, (start + n) / self.fps)
+        )
         return Video(n, self.fps, lambda i: self._get(start + i), self._size, self.source, audio)
 
     def map(self, fn: Callable[[Image], Image], size: tuple[int, int] | None = None) -> Video:
-        return Video(self.length, self.fps, lambda i: fn(self._get(i)), size, self.source,
-                     self.audio)
+        return Video(
+            self.length, self.fps, lambda i: fn(self._get(i)), size, self.source, self.audio
+        )
 
     def with_audio(self, audio: AudioTrack | None) -> Video:
         return Video(self.length, self.fps, self._get, self._size, self.source, audio)
@@ -673,7 +703,7 @@ class Color(Scalar):
         if isinstance(value, str):
             s = value.strip().lstrip("#")
             if len(s) in (6, 8) and all(c in "0123456789abcdefABCDEF" for c in s):
-                comps = [int(s[i:i + 2], 16) / 255 for i in range(0, len(s), 2)]
+                comps = [int(s[i : i + 2], 16) / 255 for i in range(0, len(s), 2)]
                 if len(comps) == 3:
                     comps.append(1.0)
                 return tuple(comps)  # type: ignore[return-value]
@@ -698,8 +728,22 @@ SCALARS: tuple[type[Scalar], ...] = (Int, Seed, Float, Bool, String, Enum, PathV
 
 ALL_TYPES: dict[str, type[PortType]] = {
     t.type_id: t
-    for t in (Any_, Image, Mask, Depth, RGBD, Camera, CameraPath, PointCloud, Mesh, Video, Latent,
-              Conditioning, ModelRef, *SCALARS)
+    for t in (
+        Any_,
+        Image,
+        Mask,
+        Depth,
+        RGBD,
+        Camera,
+        CameraPath,
+        PointCloud,
+        Mesh,
+        Video,
+        Latent,
+        Conditioning,
+        ModelRef,
+        *SCALARS,
+    )
 }
 
 
@@ -707,8 +751,9 @@ def type_by_id(type_id: str) -> type[PortType]:
     try:
         return ALL_TYPES[type_id]
     except KeyError:
-        raise KeyError(f"unknown port type {type_id!r}; known: {', '.join(sorted(ALL_TYPES))}") \
-            from None
+        raise KeyError(
+            f"unknown port type {type_id!r}; known: {', '.join(sorted(ALL_TYPES))}"
+        ) from None
 
 
 # --------------------------------------------------------------------------------------------

@@ -16,24 +16,38 @@ def _suggest(name: str, options: list[str]) -> str:
     return f" Did you mean '{close[0]}'?" if close else ""
 
 
-def check_params(node_id: str, cls: type[Node], params: dict[str, Any]) -> tuple[dict[str, Any],
-                                                                                    list[Problem]]:
+def check_params(
+    node_id: str, cls: type[Node], params: dict[str, Any]
+) -> tuple[dict[str, Any], list[Problem]]:
     """Coerce literal parameters against the declaration; unknown names are errors, not ignored."""
     problems: list[Problem] = []
     values: dict[str, Any] = {}
     names = [p.name for p in cls.params]
     for key in params:
         if cls.param(key) is None:
-            problems.append(Problem(
-                f"'{cls.type_id}' has no parameter '{key}'.{_suggest(key, names)}", node_id, key,
-                f"use one of: {', '.join(names) or '(none)'}", code="unknown_param"))
+            problems.append(
+                Problem(
+                    f"'{cls.type_id}' has no parameter '{key}'.{_suggest(key, names)}",
+                    node_id,
+                    key,
+                    f"use one of: {', '.join(names) or '(none)'}",
+                    code="unknown_param",
+                )
+            )
     for spec in cls.params:
         raw = params.get(spec.name, spec.default)
         try:
             values[spec.name] = spec.validate(raw)
         except ValueError as exc:
-            problems.append(Problem(f"parameter value is invalid: {exc}.", node_id, spec.name,
-                                    f"set it to {spec.allowed()}", code="bad_param"))
+            problems.append(
+                Problem(
+                    f"parameter value is invalid: {exc}.",
+                    node_id,
+                    spec.name,
+                    f"set it to {spec.allowed()}",
+                    code="bad_param",
+                )
+            )
     return values, problems
 
 
@@ -50,20 +64,40 @@ def validate(graph: Graph, resolve: Any) -> list[Problem]:
         classes[inst.id] = cls
         problems.extend(check_params(inst.id, cls, inst.params)[1])
     for inst in unknown:
-        problems.append(Problem(f"unknown node type '{inst.type}'.", inst.id, None,
-                                "install the plugin that provides it, or run `fathom nodes` to "
-                                "list known types", code="unknown_type"))
+        problems.append(
+            Problem(
+                f"unknown node type '{inst.type}'.",
+                inst.id,
+                None,
+                "install the plugin that provides it, or run `fathom nodes` to list known types",
+                code="unknown_type",
+            )
+        )
 
     fed: dict[tuple[str, str], int] = {}
     for e in graph.edges:
         src_cls, dst_cls = classes.get(e.src), classes.get(e.dst)
         if e.src not in graph.nodes:
-            problems.append(Problem(f"edge comes from a node '{e.src}' that does not exist.",
-                                    e.dst, e.dst_port, "remove the edge", code="bad_edge"))
+            problems.append(
+                Problem(
+                    f"edge comes from a node '{e.src}' that does not exist.",
+                    e.dst,
+                    e.dst_port,
+                    "remove the edge",
+                    code="bad_edge",
+                )
+            )
             continue
         if e.dst not in graph.nodes:
-            problems.append(Problem(f"edge goes to a node '{e.dst}' that does not exist.",
-                                    e.src, e.src_port, "remove the edge", code="bad_edge"))
+            problems.append(
+                Problem(
+                    f"edge goes to a node '{e.dst}' that does not exist.",
+                    e.src,
+                    e.src_port,
+                    "remove the edge",
+                    code="bad_edge",
+                )
+            )
             continue
         if src_cls is None or dst_cls is None:
             # An unknown type is already reported; don't add 'input not connected' noise.
@@ -73,34 +107,65 @@ def validate(graph: Graph, resolve: Any) -> list[Problem]:
         inp = dst_cls.input(e.dst_port)
         if out is None:
             names = [o.name for o in src_cls.outputs]
-            problems.append(Problem(
-                f"'{src_cls.type_id}' has no output '{e.src_port}'.{_suggest(e.src_port, names)}",
-                e.src, e.src_port, f"use one of: {', '.join(names) or '(none)'}",
-                code="bad_port"))
+            problems.append(
+                Problem(
+                    f"'{src_cls.type_id}' has no output '{e.src_port}'."
+                    + _suggest(e.src_port, names),
+                    e.src,
+                    e.src_port,
+                    f"use one of: {', '.join(names) or '(none)'}",
+                    code="bad_port",
+                )
+            )
         if inp is None:
             names = [i.name for i in dst_cls.inputs]
-            problems.append(Problem(
-                f"'{dst_cls.type_id}' has no input '{e.dst_port}'.{_suggest(e.dst_port, names)}",
-                e.dst, e.dst_port, f"use one of: {', '.join(names) or '(none)'}",
-                code="bad_port"))
+            problems.append(
+                Problem(
+                    f"'{dst_cls.type_id}' has no input '{e.dst_port}'."
+                    + _suggest(e.dst_port, names),
+                    e.dst,
+                    e.dst_port,
+                    f"use one of: {', '.join(names) or '(none)'}",
+                    code="bad_port",
+                )
+            )
         if out is None or inp is None:
             continue
         if not can_connect(out.type.type_id, inp.type.type_id):
-            problems.append(Problem(
-                f"type mismatch: '{e.src}.{e.src_port}' gives {out.type.type_id} but this input "
-                f"takes {inp.type.type_id}.", e.dst, e.dst_port,
-                f"connect a {inp.type.type_id} output, or put a converting node between them",
-                code="type_mismatch"))
+            problems.append(
+                Problem(
+                    f"type mismatch: '{e.src}.{e.src_port}' gives {out.type.type_id} but this "
+                    f"input takes {inp.type.type_id}.",
+                    e.dst,
+                    e.dst_port,
+                    f"connect a {inp.type.type_id} output, or put a converting node between them",
+                    code="type_mismatch",
+                )
+            )
         key = (e.dst, e.dst_port)
         fed[key] = fed.get(key, 0) + 1
         if fed[key] == 2 and not inp.multi:
-            problems.append(Problem("more than one edge feeds this single-valued input.",
-                                    e.dst, e.dst_port, "keep one edge", code="bad_edge"))
+            problems.append(
+                Problem(
+                    "more than one edge feeds this single-valued input.",
+                    e.dst,
+                    e.dst_port,
+                    "keep one edge",
+                    code="bad_edge",
+                )
+            )
 
     cycle = graph.find_cycle()
     if cycle:
-        problems.append(Problem(f"the graph has a cycle: {' -> '.join(cycle)}.", cycle[0], None,
-                                "remove one edge of the cycle", code="cycle"))
+        problems.append(
+            Problem(
+                f"the graph has a cycle: {' -> '.join(cycle)}.",
+                cycle[0],
+                None,
+                "remove one edge of the cycle",
+                code="cycle",
+            )
+        )
 
     for nid, cls in classes.items():
         inst = graph.nodes[nid]
@@ -111,10 +176,15 @@ def validate(graph: Graph, resolve: Any) -> list[Problem]:
             continue
         for inp in cls.inputs:
             if not inp.optional and (nid, inp.name) not in fed:
-                problems.append(Problem(
-                    f"required input '{inp.name}' ({inp.type.type_id}) is not connected.", nid,
-                    inp.name, f"connect a {inp.type.type_id} output to it, or mute the node",
-                    code="missing_input"))
+                problems.append(
+                    Problem(
+                        f"required input '{inp.name}' ({inp.type.type_id}) is not connected.",
+                        nid,
+                        inp.name,
+                        f"connect a {inp.type.type_id} output to it, or mute the node",
+                        code="missing_input",
+                    )
+                )
     return problems
 
 
@@ -132,8 +202,14 @@ def _bypass_problems(graph: Graph, nid: str, cls: type[Node]) -> list[Problem]:
     out = []
     for o in cls.outputs:
         if o.name in used and bypass_source(cls, o.type.type_id, fed_ports) is None:
-            out.append(Problem(
-                f"cannot bypass: no connected {o.type.type_id} input to pass through to output "
-                f"'{o.name}'.", nid, o.name, "mute the node instead, or un-bypass it",
-                code="bad_bypass"))
+            out.append(
+                Problem(
+                    f"cannot bypass: no connected {o.type.type_id} input to pass through to output "
+                    f"'{o.name}'.",
+                    nid,
+                    o.name,
+                    "mute the node instead, or un-bypass it",
+                    code="bad_bypass",
+                )
+            )
     return out

@@ -32,8 +32,9 @@ class EstimateDepth(Node):
     outputs = (Output("depth", Depth, "depth at the image's size"),)
     params = (
         Param("model", String, DEFAULT_DEPTH_MODEL, "model folder or Hugging Face id (cached)"),
-        Param("backend", Enum, "transformers", "model family",
-              choices=("transformers", "marigold")),
+        Param(
+            "backend", Enum, "transformers", "model family", choices=("transformers", "marigold")
+        ),
         Param("steps", Int, 4, "denoising steps (Marigold only)", min=1, max=50),
         Param("ensemble", Int, 1, "predictions averaged (Marigold only)", min=1, max=10),
         Param("seed", Seed, 0, "noise seed (Marigold only)"),
@@ -49,34 +50,44 @@ class EstimateDepth(Node):
             return [Problem(str(exc), ctx.node_id, "model")]
         return []
 
-    def run(self, ctx: Any, image: Image, model: str, backend: str, steps: int, ensemble: int,
-            seed: int) -> dict[str, Any]:
+    def run(
+        self, ctx: Any, image: Image, model: str, backend: str, steps: int, ensemble: int, seed: int
+    ) -> dict[str, Any]:
         import torch
 
         dev, dtype = ctx.device.torch_device, ctx.device.dtype
         rgb8 = (np.clip(image.rgb(), 0, 1) * 255).astype(np.uint8)
         if backend == "marigold":
-            pipe = ctx.load_model("marigold-depth", model,
-                                  lambda p: _load_marigold(p, dev, dtype))
+            pipe = ctx.load_model("marigold-depth", model, lambda p: _load_marigold(p, dev, dtype))
             from PIL import Image as PILImage
 
             gen = torch.Generator(device="cpu").manual_seed(seed)
-            out = pipe(PILImage.fromarray(rgb8), num_inference_steps=steps,
-                       ensemble_size=ensemble, generator=gen,
-                       processing_resolution=max(image.width, image.height))
+            out = pipe(
+                PILImage.fromarray(rgb8),
+                num_inference_steps=steps,
+                ensemble_size=ensemble,
+                generator=gen,
+                processing_resolution=max(image.width, image.height),
+            )
             pred = np.asarray(out.prediction, np.float32).reshape(out.prediction.shape[-3:-1])
             return {"depth": Depth(_fit(pred, image), kind="relative")}
-        processor, net = ctx.load_model("transformers-depth", model,
-                                        lambda p: _load_transformers_depth(p, dev, dtype))
+        processor, net = ctx.load_model(
+            "transformers-depth", model, lambda p: _load_transformers_depth(p, dev, dtype)
+        )
         ctx.progress(0.2, "predicting depth")
         inputs = processor(images=rgb8, return_tensors="pt")
-        inputs = {k: v.to(dev, dtype=net.dtype if v.is_floating_point() else None)
-                  for k, v in inputs.items()}
+        inputs = {
+            k: v.to(dev, dtype=net.dtype if v.is_floating_point() else None)
+            for k, v in inputs.items()
+        }
         with torch.inference_mode():
             pred = net(**inputs).predicted_depth
-            pred = torch.nn.functional.interpolate(pred[:, None].float(),
-                                                   size=(image.height, image.width),
-                                                   mode="bicubic", align_corners=False)[0, 0]
+            pred = torch.nn.functional.interpolate(
+                pred[:, None].float(),
+                size=(image.height, image.width),
+                mode="bicubic",
+                align_corners=False,
+            )[0, 0]
         arr = pred.cpu().numpy().astype(np.float32)
         if is_metric_model(net):
             return {"depth": Depth(np.where(arr > 0, arr, np.nan), kind="metric")}
@@ -104,16 +115,25 @@ class NormalizeDepth(Node):
     category = "depth"
     inputs = (Input("depth", Depth),)
     outputs = (Output("depth", Depth),)
-    params = (Param("low_percentile", Float, 0.0, "maps to 0", min=0, max=100),
-              Param("high_percentile", Float, 100.0, "maps to 1", min=0, max=100))
+    params = (
+        Param("low_percentile", Float, 0.0, "maps to 0", min=0, max=100),
+        Param("high_percentile", Float, 100.0, "maps to 1", min=0, max=100),
+    )
 
-    def run(self, ctx: Any, depth: Depth, low_percentile: float,
-            high_percentile: float) -> dict[str, Any]:
+    def run(
+        self, ctx: Any, depth: Depth, low_percentile: float, high_percentile: float
+    ) -> dict[str, Any]:
         if low_percentile >= high_percentile:
-            raise ctx.error("low_percentile must be below high_percentile",
-                            port="low_percentile", fix="e.g. 2 and 98")
-        return {"depth": Depth(depthmath.normalize(depth.data, low_percentile, high_percentile),
-                               kind="relative")}
+            raise ctx.error(
+                "low_percentile must be below high_percentile",
+                port="low_percentile",
+                fix="e.g. 2 and 98",
+            )
+        return {
+            "depth": Depth(
+                depthmath.normalize(depth.data, low_percentile, high_percentile), kind="relative"
+            )
+        }
 
 
 class InvertDepth(Node):
@@ -131,8 +151,11 @@ class InvertDepth(Node):
         d = depth.data
         if mode == "flip":
             if depth.kind != "relative":
-                raise ctx.error("'flip' needs relative depth in [0, 1]", port="depth",
-                                fix="use mode 'reciprocal', or depth.normalize first")
+                raise ctx.error(
+                    "'flip' needs relative depth in [0, 1]",
+                    port="depth",
+                    fix="use mode 'reciprocal', or depth.normalize first",
+                )
             return {"depth": Depth(np.where(np.isfinite(d), 1.0 - d, np.nan), "relative")}
         with np.errstate(divide="ignore", invalid="ignore"):
             out = np.where(depthmath.valid_mask(d), 1.0 / d, np.nan)
@@ -147,21 +170,38 @@ class DepthToMetric(Node):
     category = "depth"
     inputs = (Input("depth", Depth, "relative depth in [0, 1]"),)
     outputs = (Output("depth", Depth, "metric depth"),)
-    params = (Param("near", Float, 1.0, "metres at relative 0", min=1e-4, max=1e6),
-              Param("far", Float, 10.0, "metres at relative 1", min=1e-4, max=1e6),
-              Param("mapping", Enum, "inverse", "interpolate in 1/z (disparity) or z",
-                    choices=("inverse", "linear")))
+    params = (
+        Param("near", Float, 1.0, "metres at relative 0", min=1e-4, max=1e6),
+        Param("far", Float, 10.0, "metres at relative 1", min=1e-4, max=1e6),
+        Param(
+            "mapping",
+            Enum,
+            "inverse",
+            "interpolate in 1/z (disparity) or z",
+            choices=("inverse", "linear"),
+        ),
+    )
 
-    def run(self, ctx: Any, depth: Depth, near: float, far: float,
-            mapping: str) -> dict[str, Any]:
+    def run(self, ctx: Any, depth: Depth, near: float, far: float, mapping: str) -> dict[str, Any]:
         if depth.kind == "metric":
-            raise ctx.error("depth is already metric", port="depth",
-                            fix="remove this node, or depth.normalize first to re-scale")
+            raise ctx.error(
+                "depth is already metric",
+                port="depth",
+                fix="remove this node, or depth.normalize first to re-scale",
+            )
         if near >= far:
-            raise ctx.error(f"near ({near}) must be less than far ({far})", port="near",
-                            fix="swap them or widen the range")
-        return {"depth": Depth(depthmath.relative_to_metric(depth.data, near, far, mapping),
-                               kind="metric", units="m")}
+            raise ctx.error(
+                f"near ({near}) must be less than far ({far})",
+                port="near",
+                fix="swap them or widen the range",
+            )
+        return {
+            "depth": Depth(
+                depthmath.relative_to_metric(depth.data, near, far, mapping),
+                kind="metric",
+                units="m",
+            )
+        }
 
 
 class SmoothDepth(Node):
@@ -171,22 +211,37 @@ class SmoothDepth(Node):
     type_id = "depth.smooth"
     title = "Smooth Depth"
     category = "depth"
-    inputs = (Input("depth", Depth), Input("guide", Image, "colour guide (guided only)",
-                                           optional=True))
+    inputs = (
+        Input("depth", Depth),
+        Input("guide", Image, "colour guide (guided only)", optional=True),
+    )
     outputs = (Output("depth", Depth),)
-    params = (Param("method", Enum, "bilateral", "filter", choices=("bilateral", "guided")),
-              Param("radius", Int, 4, "window radius in pixels", min=1, max=64),
-              Param("sigma", Float, 0.05, "edge threshold relative to the median depth",
-                    min=1e-4, max=10))
+    params = (
+        Param("method", Enum, "bilateral", "filter", choices=("bilateral", "guided")),
+        Param("radius", Int, 4, "window radius in pixels", min=1, max=64),
+        Param(
+            "sigma", Float, 0.05, "edge threshold relative to the median depth", min=1e-4, max=10
+        ),
+    )
 
-    def run(self, ctx: Any, depth: Depth, method: str, radius: int, sigma: float,
-            guide: Image | None = None) -> dict[str, Any]:
+    def run(
+        self,
+        ctx: Any,
+        depth: Depth,
+        method: str,
+        radius: int,
+        sigma: float,
+        guide: Image | None = None,
+    ) -> dict[str, Any]:
         g = None
         if guide is not None:
             if (guide.height, guide.width) != (depth.height, depth.width):
-                raise ctx.error(f"guide is {guide.width}×{guide.height} but depth is "
-                                f"{depth.width}×{depth.height}", port="guide",
-                                fix="resize the guide to the depth's size")
+                raise ctx.error(
+                    f"guide is {guide.width}×{guide.height} but depth is "
+                    f"{depth.width}×{depth.height}",
+                    port="guide",
+                    fix="resize the guide to the depth's size",
+                )
             g = guide.rgb().mean(axis=2)
         out = depthmath.smooth(depth.data, method, radius, sigma, g)
         return {"depth": Depth(out, depth.kind, depth.units)}
@@ -204,21 +259,27 @@ class FillDepthHoles(Node):
     def run(self, ctx: Any, depth: Depth) -> dict[str, Any]:
         ok = depthmath.valid_mask(depth.data)
         if not ok.any():
-            raise ctx.error("the depth map has no valid sample to fill from", port="depth",
-                            fix="check the depth source")
-        return {"depth": Depth(depthmath.push_pull_fill(depth.data), depth.kind, depth.units),
-                "mask": Mask((~ok).astype(np.float32))}
+            raise ctx.error(
+                "the depth map has no valid sample to fill from",
+                port="depth",
+                fix="check the depth source",
+            )
+        return {
+            "depth": Depth(depthmath.push_pull_fill(depth.data), depth.kind, depth.units),
+            "mask": Mask((~ok).astype(np.float32)),
+        }
 
 
-def camera_or_fov(ctx: Any, camera: Camera | None, width: int, height: int,
-                  fov: float) -> Camera:
+def camera_or_fov(ctx: Any, camera: Camera | None, width: int, height: int, fov: float) -> Camera:
     """The connected camera (checked against the image size) or one made from a field of view."""
     if camera is None:
         return Camera.from_fov(width, height, fov)
     if (camera.width, camera.height) != (width, height):
-        raise ctx.error(f"camera is {camera.width}×{camera.height} but the image is "
-                        f"{width}×{height}", port="camera",
-                        fix="make the camera at the image's size")
+        raise ctx.error(
+            f"camera is {camera.width}×{camera.height} but the image is {width}×{height}",
+            port="camera",
+            fix="make the camera at the image's size",
+        )
     return camera
 
 
@@ -230,12 +291,21 @@ class DepthNormals(Node):
     category = "depth"
     inputs = (Input("depth", Depth), Input("camera", Camera, optional=True))
     outputs = (Output("normals", Image),)
-    params = (Param("fov", Float, 60.0, "vertical field of view if no camera", min=1, max=179),
-              Param("baseline", Int, 2, "pixels between difference samples (wider = smoother, "
-                    "hides depth quantisation)", min=1, max=32))
+    params = (
+        Param("fov", Float, 60.0, "vertical field of view if no camera", min=1, max=179),
+        Param(
+            "baseline",
+            Int,
+            2,
+            "pixels between difference samples (wider = smoother, hides depth quantisation)",
+            min=1,
+            max=32,
+        ),
+    )
 
-    def run(self, ctx: Any, depth: Depth, fov: float, baseline: int,
-            camera: Camera | None = None) -> dict[str, Any]:
+    def run(
+        self, ctx: Any, depth: Depth, fov: float, baseline: int, camera: Camera | None = None
+    ) -> dict[str, Any]:
         cam = camera_or_fov(ctx, camera, depth.width, depth.height, fov)
         n = projection.depth_normals(depth.data, cam.fx, cam.fy, cam.cx, cam.cy, baseline)
         img = np.nan_to_num(n * 0.5 + 0.5, nan=0.0).astype(np.float32)
@@ -250,13 +320,23 @@ class ColorizeDepth(Node):
     category = "depth"
     inputs = (Input("depth", Depth),)
     outputs = (Output("image", Image),)
-    params = (Param("colormap", Enum, "turbo", "colour map", choices=depthmath.COLORMAPS),
-              Param("low_percentile", Float, 2.0, "clip below", min=0, max=100),
-              Param("high_percentile", Float, 98.0, "clip above", min=0, max=100),
-              Param("near_is_bright", Bool, True, "near = bright/warm"))
+    params = (
+        Param("colormap", Enum, "turbo", "colour map", choices=depthmath.COLORMAPS),
+        Param("low_percentile", Float, 2.0, "clip below", min=0, max=100),
+        Param("high_percentile", Float, 98.0, "clip above", min=0, max=100),
+        Param("near_is_bright", Bool, True, "near = bright/warm"),
+    )
 
-    def run(self, ctx: Any, depth: Depth, colormap: str, low_percentile: float,
-            high_percentile: float, near_is_bright: bool) -> dict[str, Any]:
-        rgb = depthmath.colorize(depth.data, colormap, low_percentile, high_percentile,
-                                 near_is_bright)
+    def run(
+        self,
+        ctx: Any,
+        depth: Depth,
+        colormap: str,
+        low_percentile: float,
+        high_percentile: float,
+        near_is_bright: bool,
+    ) -> dict[str, Any]:
+        rgb = depthmath.colorize(
+            depth.data, colormap, low_percentile, high_percentile, near_is_bright
+        )
         return {"image": Image(rgb)}

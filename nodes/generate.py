@@ -64,14 +64,36 @@ class TextToImage(ModelNode):
     outputs = GEN_OUTPUTS
     params = (*_prompt_params(SD15), *_sampling_params(512, 64), *ACCEL_PARAMS)
 
-    def run(self, ctx: Any, model: str, prompt: str, negative_prompt: str, steps: int,
-            guidance: float, seed: int, width: int, height: int, scheduler: str,
-            batch_size: int, **accel: Any) -> dict[str, Any]:
+    def run(
+        self,
+        ctx: Any,
+        model: str,
+        prompt: str,
+        negative_prompt: str,
+        steps: int,
+        guidance: float,
+        seed: int,
+        width: int,
+        height: int,
+        scheduler: str,
+        batch_size: int,
+        **accel: Any,
+    ) -> dict[str, Any]:
         comps = _load(ctx, model)
-        res = run_generation(ctx, comps, prompt=prompt, negative_prompt=negative_prompt,
-                             steps=steps, guidance=guidance, seed=seed, width=width,
-                             height=height, scheduler=scheduler, batch_size=batch_size,
-                             accel=_accelerations(ctx, seed, steps, **accel))
+        res = run_generation(
+            ctx,
+            comps,
+            prompt=prompt,
+            negative_prompt=negative_prompt,
+            steps=steps,
+            guidance=guidance,
+            seed=seed,
+            width=width,
+            height=height,
+            scheduler=scheduler,
+            batch_size=batch_size,
+            accel=_accelerations(ctx, seed, steps, **accel),
+        )
         return _outputs(res.images, res, comps)
 
 
@@ -86,21 +108,56 @@ class ImageToImage(ModelNode):
     thread_safe = False
     inputs = (Input("image", Image, "the starting image"),)
     outputs = GEN_OUTPUTS
-    params = (*_prompt_params(SD15), *_sampling_params(0, 0, steps=30),
-              Param("strength", Float, 0.6, "how much to change (0: keep, 1: all new)", min=0,
-                    max=1, step=0.05),
-              *ACCEL_PARAMS)
+    params = (
+        *_prompt_params(SD15),
+        *_sampling_params(0, 0, steps=30),
+        Param(
+            "strength",
+            Float,
+            0.6,
+            "how much to change (0: keep, 1: all new)",
+            min=0,
+            max=1,
+            step=0.05,
+        ),
+        *ACCEL_PARAMS,
+    )
 
-    def run(self, ctx: Any, image: Image, model: str, prompt: str, negative_prompt: str,
-            steps: int, guidance: float, seed: int, width: int, height: int, scheduler: str,
-            batch_size: int, strength: float, **accel: Any) -> dict[str, Any]:
+    def run(
+        self,
+        ctx: Any,
+        image: Image,
+        model: str,
+        prompt: str,
+        negative_prompt: str,
+        steps: int,
+        guidance: float,
+        seed: int,
+        width: int,
+        height: int,
+        scheduler: str,
+        batch_size: int,
+        strength: float,
+        **accel: Any,
+    ) -> dict[str, Any]:
         x = _image_tensor(ctx, image, width, height)
         comps = _load(ctx, model)
-        res = run_generation(ctx, comps, prompt=prompt, negative_prompt=negative_prompt,
-                             steps=steps, guidance=guidance, seed=seed, width=x.shape[-1],
-                             height=x.shape[-2], scheduler=scheduler, batch_size=batch_size,
-                             image=x.to(comps.device), strength=strength,
-                             accel=_accelerations(ctx, seed, steps, **accel))
+        res = run_generation(
+            ctx,
+            comps,
+            prompt=prompt,
+            negative_prompt=negative_prompt,
+            steps=steps,
+            guidance=guidance,
+            seed=seed,
+            width=x.shape[-1],
+            height=x.shape[-2],
+            scheduler=scheduler,
+            batch_size=batch_size,
+            image=x.to(comps.device),
+            strength=strength,
+            accel=_accelerations(ctx, seed, steps, **accel),
+        )
         return _outputs(res.images, res, comps)
 
 
@@ -113,30 +170,65 @@ class Inpaint(ModelNode):
     title = "Inpaint"
     category = "generate"
     thread_safe = False
-    inputs = (Input("image", Image, "the image to repaint"),
-              Input("mask", Mask, "1 where to repaint"))
+    inputs = (
+        Input("image", Image, "the image to repaint"),
+        Input("mask", Mask, "1 where to repaint"),
+    )
     outputs = GEN_OUTPUTS
-    params = (*_prompt_params(SD15_INPAINT), *_sampling_params(0, 0, steps=30),
-              Param("strength", Float, 1.0, "how much of the masked part to change", min=0,
-                    max=1, step=0.05),
-              *ACCEL_PARAMS)
+    params = (
+        *_prompt_params(SD15_INPAINT),
+        *_sampling_params(0, 0, steps=30),
+        Param(
+            "strength", Float, 1.0, "how much of the masked part to change", min=0, max=1, step=0.05
+        ),
+        *ACCEL_PARAMS,
+    )
 
-    def run(self, ctx: Any, image: Image, mask: Mask, model: str, prompt: str,
-            negative_prompt: str, steps: int, guidance: float, seed: int, width: int,
-            height: int, scheduler: str, batch_size: int, strength: float,
-            **accel: Any) -> dict[str, Any]:
+    def run(
+        self,
+        ctx: Any,
+        image: Image,
+        mask: Mask,
+        model: str,
+        prompt: str,
+        negative_prompt: str,
+        steps: int,
+        guidance: float,
+        seed: int,
+        width: int,
+        height: int,
+        scheduler: str,
+        batch_size: int,
+        strength: float,
+        **accel: Any,
+    ) -> dict[str, Any]:
         if (mask.width, mask.height) != (image.width, image.height):
-            raise ctx.error(f"the mask is {mask.width}×{mask.height} but the image is "
-                            f"{image.width}×{image.height}", port="mask",
-                            fix="make the mask at the image's size")
+            raise ctx.error(
+                f"the mask is {mask.width}×{mask.height} but the image is "
+                f"{image.width}×{image.height}",
+                port="mask",
+                fix="make the mask at the image's size",
+            )
         x = _image_tensor(ctx, image, width, height)
         m = _mask_tensor(mask, x.shape[-1], x.shape[-2])
         comps = _load(ctx, model)
-        res = run_generation(ctx, comps, prompt=prompt, negative_prompt=negative_prompt,
-                             steps=steps, guidance=guidance, seed=seed, width=x.shape[-1],
-                             height=x.shape[-2], scheduler=scheduler, batch_size=batch_size,
-                             image=x.to(comps.device), mask=m.to(comps.device),
-                             strength=strength, accel=_accelerations(ctx, seed, steps, **accel))
+        res = run_generation(
+            ctx,
+            comps,
+            prompt=prompt,
+            negative_prompt=negative_prompt,
+            steps=steps,
+            guidance=guidance,
+            seed=seed,
+            width=x.shape[-1],
+            height=x.shape[-2],
+            scheduler=scheduler,
+            batch_size=batch_size,
+            image=x.to(comps.device),
+            mask=m.to(comps.device),
+            strength=strength,
+            accel=_accelerations(ctx, seed, steps, **accel),
+        )
         return _outputs(res.images, res, comps)
 
 
@@ -151,39 +243,85 @@ class TextToRGBD(ModelNode):
     title = "Text to RGB+Depth"
     category = "generate"
     thread_safe = False
-    outputs = (Output("image", Image), Output("depth", Depth, "relative, 0 = near"),
-               Output("rgbd", RGBD))
-    params = (*_prompt_params(LDM3D), *_sampling_params(512, 64, steps=50, guidance=7.0),
-              Param("mode", Enum, "perspective", "a normal view, or a 360° panorama "
-                    "(for LDM3D-pano models, e.g. 1024×512)", choices=("perspective", "panorama")),
-              Param("seamless", Bool, True, "panorama: wrap the left and right edges"),
-              *ACCEL_PARAMS)
+    outputs = (
+        Output("image", Image),
+        Output("depth", Depth, "relative, 0 = near"),
+        Output("rgbd", RGBD),
+    )
+    params = (
+        *_prompt_params(LDM3D),
+        *_sampling_params(512, 64, steps=50, guidance=7.0),
+        Param(
+            "mode",
+            Enum,
+            "perspective",
+            "a normal view, or a 360° panorama (for LDM3D-pano models, e.g. 1024×512)",
+            choices=("perspective", "panorama"),
+        ),
+        Param("seamless", Bool, True, "panorama: wrap the left and right edges"),
+        *ACCEL_PARAMS,
+    )
 
     @classmethod
     def check(cls, params: dict[str, Any], ctx: Any) -> list[Problem]:
         out = super().check(params, ctx)
         if params.get("mode") == "panorama" and params["width"] != 2 * params["height"]:
-            out.append(Problem(f"a panorama is twice as wide as it is high; got "
-                               f"{params['width']}×{params['height']}.", ctx.node_id, "width",
-                               f"set width to {2 * params['height']}"))
+            out.append(
+                Problem(
+                    f"a panorama is twice as wide as it is high; got "
+                    f"{params['width']}×{params['height']}.",
+                    ctx.node_id,
+                    "width",
+                    f"set width to {2 * params['height']}",
+                )
+            )
         return out
 
-    def run(self, ctx: Any, model: str, prompt: str, negative_prompt: str, steps: int,
-            guidance: float, seed: int, width: int, height: int, scheduler: str,
-            batch_size: int, mode: str, seamless: bool, **accel: Any) -> dict[str, Any]:
+    def run(
+        self,
+        ctx: Any,
+        model: str,
+        prompt: str,
+        negative_prompt: str,
+        steps: int,
+        guidance: float,
+        seed: int,
+        width: int,
+        height: int,
+        scheduler: str,
+        batch_size: int,
+        mode: str,
+        seamless: bool,
+        **accel: Any,
+    ) -> dict[str, Any]:
         if mode == "panorama" and width != 2 * height:
-            raise ctx.error(f"a panorama is twice as wide as it is high; got {width}×{height}",
-                            port="width", fix=f"set width to {2 * height}")
+            raise ctx.error(
+                f"a panorama is twice as wide as it is high; got {width}×{height}",
+                port="width",
+                fix=f"set width to {2 * height}",
+            )
         comps = _load(ctx, model)
         if comps.decoded_channels not in (4, 6):
-            raise ctx.error(f"this model's VAE decodes {comps.decoded_channels} channels, so it "
-                            "makes no depth", port="model",
-                            fix="use an LDM3D model, e.g. Intel/ldm3d-4c or Intel/ldm3d-pano")
-        res = run_generation(ctx, comps, prompt=prompt, negative_prompt=negative_prompt,
-                             steps=steps, guidance=guidance, seed=seed, width=width,
-                             height=height, scheduler=scheduler, batch_size=batch_size,
-                             accel=_accelerations(ctx, seed, steps, **accel),
-                             wrap=mode == "panorama" and seamless)
+            raise ctx.error(
+                f"this model's VAE decodes {comps.decoded_channels} channels, so it makes no depth",
+                port="model",
+                fix="use an LDM3D model, e.g. Intel/ldm3d-4c or Intel/ldm3d-pano",
+            )
+        res = run_generation(
+            ctx,
+            comps,
+            prompt=prompt,
+            negative_prompt=negative_prompt,
+            steps=steps,
+            guidance=guidance,
+            seed=seed,
+            width=width,
+            height=height,
+            scheduler=scheduler,
+            batch_size=batch_size,
+            accel=_accelerations(ctx, seed, steps, **accel),
+            wrap=mode == "panorama" and seamless,
+        )
         rgb, disparity = split_rgbd(res.images[0])
         image = Image(rgb)
         depth = Depth(1.0 - disparity, kind="relative")
@@ -205,31 +343,70 @@ class Stream(ModelNode):
     outputs = (Output("video", Video, "one output frame per input frame"),)
     params = (
         *_prompt_params(STREAM_MODEL),
-        Param("t_index_list", String, "32,45", "the denoising stages: indices into the "
-              "num_inference_steps schedule, comma-separated"),
-        Param("num_inference_steps", Int, 50, "schedule the stages index into", min=1,
-              max=1000),
+        Param(
+            "t_index_list",
+            String,
+            "32,45",
+            "the denoising stages: indices into the num_inference_steps schedule, comma-separated",
+        ),
+        Param("num_inference_steps", Int, 50, "schedule the stages index into", min=1, max=1000),
         Param("guidance", Float, 1.2, "guidance scale (<= 1: off)", min=0, max=20, step=0.1),
-        Param("cfg_type", Enum, "self", "residual CFG: self (input as negative), initialize "
-              "(negative prompt once), full (ordinary CFG), none",
-              choices=("self", "initialize", "full", "none")),
-        Param("delta", Float, 1.0, "residual CFG strength of the virtual negative", min=0,
-              max=5),
+        Param(
+            "cfg_type",
+            Enum,
+            "self",
+            "residual CFG: self (input as negative), initialize "
+            "(negative prompt once), full (ordinary CFG), none",
+            choices=("self", "initialize", "full", "none"),
+        ),
+        Param("delta", Float, 1.0, "residual CFG strength of the virtual negative", min=0, max=5),
         Param("seed", Seed, 0, "noise seed"),
-        Param("width", Int, 0, "frame width, multiple of 8 (0: the input's)", min=0, max=4096,
-              step=8),
-        Param("height", Int, 0, "frame height, multiple of 8 (0: the input's)", min=0,
-              max=4096, step=8),
-        Param("tiny_vae", String, "", "tiny autoencoder for encode/decode (folder or id); "
-              "empty: the model's vae_tiny/ when present, else its full VAE"),
-        Param("similarity_threshold", Float, 0.0, "skip frames at least this similar to the "
-              "last processed one, stochastically (0: off; 0.98 typical)", min=0, max=1),
+        Param(
+            "width", Int, 0, "frame width, multiple of 8 (0: the input's)", min=0, max=4096, step=8
+        ),
+        Param(
+            "height",
+            Int,
+            0,
+            "frame height, multiple of 8 (0: the input's)",
+            min=0,
+            max=4096,
+            step=8,
+        ),
+        Param(
+            "tiny_vae",
+            String,
+            "",
+            "tiny autoencoder for encode/decode (folder or id); "
+            "empty: the model's vae_tiny/ when present, else its full VAE",
+        ),
+        Param(
+            "similarity_threshold",
+            Float,
+            0.0,
+            "skip frames at least this similar to the "
+            "last processed one, stochastically (0: off; 0.98 typical)",
+            min=0,
+            max=1,
+        ),
         Param("token_merge", Float, 0.0, "token merging ratio (0: off)", min=0, max=0.9),
-        Param("clock_period", Int, 1, "Clockwork reuse of the UNet's low-resolution core "
-              "every k-th call (1: off)", min=1, max=10),
+        Param(
+            "clock_period",
+            Int,
+            1,
+            "Clockwork reuse of the UNet's low-resolution core every k-th call (1: off)",
+            min=1,
+            max=10,
+        ),
         Param("clock_level", Int, 1, "Clockwork: outer levels that still run", min=1, max=3),
-        Param("clock_reuse", Enum, "step", "Clockwork: reuse features of the same frame one "
-              "stage earlier (step) or of the previous frame (frame)", choices=("step", "frame")),
+        Param(
+            "clock_reuse",
+            Enum,
+            "step",
+            "Clockwork: reuse features of the same frame one "
+            "stage earlier (step) or of the previous frame (frame)",
+            choices=("step", "frame"),
+        ),
     )
 
     @classmethod
@@ -241,11 +418,28 @@ class Stream(ModelNode):
             out.append(Problem(str(exc), ctx.node_id, "t_index_list", "e.g. 32,45"))
         return out
 
-    def run(self, ctx: Any, frames: Video, model: str, prompt: str, negative_prompt: str,
-            t_index_list: str, num_inference_steps: int, guidance: float, cfg_type: str,
-            delta: float, seed: int, width: int, height: int, tiny_vae: str,
-            similarity_threshold: float, token_merge: float, clock_period: int,
-            clock_level: int, clock_reuse: str) -> dict[str, Any]:
+    def run(
+        self,
+        ctx: Any,
+        frames: Video,
+        model: str,
+        prompt: str,
+        negative_prompt: str,
+        t_index_list: str,
+        num_inference_steps: int,
+        guidance: float,
+        cfg_type: str,
+        delta: float,
+        seed: int,
+        width: int,
+        height: int,
+        tiny_vae: str,
+        similarity_threshold: float,
+        token_merge: float,
+        clock_period: int,
+        clock_level: int,
+        clock_reuse: str,
+    ) -> dict[str, Any]:
         from fathom.engine.diffusion.stream import StreamPipeline
         from fathom.engine.models.diffusion import settle
 
@@ -257,16 +451,32 @@ class Stream(ModelNode):
             raise ctx.error("the video has no frames", port="frames")
         comps = _load(ctx, model)
         tiny = _tiny_vae(ctx, tiny_vae) if tiny_vae else comps.tiny_vae
-        pipe = StreamPipeline(comps.unet, comps.vae, comps.text_encoder, comps.tokenizer,
-                              comps.scheduler, tiny_vae=tiny)
+        pipe = StreamPipeline(
+            comps.unet,
+            comps.vae,
+            comps.text_encoder,
+            comps.tokenizer,
+            comps.scheduler,
+            tiny_vae=tiny,
+        )
         outs: list[Image] = []
         try:
-            pipe.prepare(prompt, negative_prompt, stages, guidance, cfg_type, seed,
-                         num_inference_steps=num_inference_steps, delta=delta,
-                         use_tiny_vae=tiny is not None,
-                         similarity_threshold=similarity_threshold or None,
-                         clock_period=clock_period, clock_level=clock_level,
-                         clock_reuse=clock_reuse, token_merge=token_merge)
+            pipe.prepare(
+                prompt,
+                negative_prompt,
+                stages,
+                guidance,
+                cfg_type,
+                seed,
+                num_inference_steps=num_inference_steps,
+                delta=delta,
+                use_tiny_vae=tiny is not None,
+                similarity_threshold=similarity_threshold or None,
+                clock_period=clock_period,
+                clock_level=clock_level,
+                clock_reuse=clock_reuse,
+                token_merge=token_merge,
+            )
             n = len(frames)
             total = n + pipe.latency
             for i in range(total):
@@ -282,10 +492,16 @@ class Stream(ModelNode):
             pipe.close()
             settle(comps)
         flt = pipe.filter
-        ctx.report(device=comps.device, dtype=str(comps.dtype).replace("torch.", ""),
-                   offload=comps.offload, stages=list(stages), unet_calls=pipe.unet_calls,
-                   latency=pipe.latency, tiny_vae=tiny is not None,
-                   skipped_frames=flt.skipped if flt is not None else 0)
+        ctx.report(
+            device=comps.device,
+            dtype=str(comps.dtype).replace("torch.", ""),
+            offload=comps.offload,
+            stages=list(stages),
+            unet_calls=pipe.unet_calls,
+            latency=pipe.latency,
+            tiny_vae=tiny is not None,
+            skipped_frames=flt.skipped if flt is not None else 0,
+        )
         return {"video": Video.from_frames(outs, fps=frames.fps)}
 
 
@@ -299,6 +515,7 @@ def _stages(text: str, steps: int) -> list[int]:
     if any(b <= a for a, b in zip(stages, stages[1:], strict=False)):
         raise ValueError(f"t_index_list {text!r} must increase")
     if stages[0] < 0 or stages[-1] >= steps:
-        raise ValueError(f"t_index_list {text!r} must lie in 0..{steps - 1} "
-                         "(num_inference_steps - 1)")
+        raise ValueError(
+            f"t_index_list {text!r} must lie in 0..{steps - 1} (num_inference_steps - 1)"
+        )
     return stages

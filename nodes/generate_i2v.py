@@ -69,8 +69,11 @@ def _falling_guidance(lo: float, hi: float) -> tuple[str, str] | None:
     """(problem, fix) when the guidance ramp would fall from the first frame to the last."""
     if lo <= hi:
         return None
-    return (f"min_guidance {lo} is above max_guidance {hi} (guidance rises from the first "
-            "frame to the last)", f"set it to at most {hi}, or raise max_guidance")
+    return (
+        f"min_guidance {lo} is above max_guidance {hi} (guidance rises from the first "
+        "frame to the last)",
+        f"set it to at most {hi}, or raise max_guidance",
+    )
 
 
 class ImageToVideo(ModelNode):
@@ -84,30 +87,75 @@ class ImageToVideo(ModelNode):
     category = "generate"
     thread_safe = False  # the model is shared
     inputs = (Input("image", Image, "the first frame to animate"),)
-    outputs = (Output("video", Video, "the generated frames at `fps`"),
-               Output("last_frame", Image, "the final frame, to continue from"))
+    outputs = (
+        Output("video", Video, "the generated frames at `fps`"),
+        Output("last_frame", Image, "the final frame, to continue from"),
+    )
     params = (
-        Param("model", String, SVD, "Stable Video Diffusion folder or Hugging Face id (already "
-              "downloaded: `fathom models pull ID`)"),
-        Param("frames", Int, 0, "frames to make (0: the model's own, 14 or 25)", min=0,
-              max=256),
-        Param("fps", Int, 7, "frames per second: the output's rate and the model's fps "
-              "conditioning", min=1, max=60),
-        Param("motion_bucket_id", Int, 127, "how much motion (the model's motion "
-              "conditioning)", min=0, max=1023),
-        Param("noise_aug_strength", Float, 0.02, "noise added to the conditioning image; more "
-              "departs further from it and moves more", min=0, max=1, step=0.01),
+        Param(
+            "model",
+            String,
+            SVD,
+            "Stable Video Diffusion folder or Hugging Face id (already "
+            "downloaded: `fathom models pull ID`)",
+        ),
+        Param("frames", Int, 0, "frames to make (0: the model's own, 14 or 25)", min=0, max=256),
+        Param(
+            "fps",
+            Int,
+            7,
+            "frames per second: the output's rate and the model's fps conditioning",
+            min=1,
+            max=60,
+        ),
+        Param(
+            "motion_bucket_id",
+            Int,
+            127,
+            "how much motion (the model's motion conditioning)",
+            min=0,
+            max=1023,
+        ),
+        Param(
+            "noise_aug_strength",
+            Float,
+            0.02,
+            "noise added to the conditioning image; more departs further from it and moves more",
+            min=0,
+            max=1,
+            step=0.01,
+        ),
         Param("steps", Int, 25, "denoising steps", min=1, max=500),
-        Param("min_guidance", Float, 1.0, "guidance on the first frame", min=0, max=20,
-              step=0.5),
-        Param("max_guidance", Float, 3.0, "guidance on the last frame (<= 1 everywhere: "
-              "guidance off)", min=0, max=20, step=0.5),
+        Param("min_guidance", Float, 1.0, "guidance on the first frame", min=0, max=20, step=0.5),
+        Param(
+            "max_guidance",
+            Float,
+            3.0,
+            "guidance on the last frame (<= 1 everywhere: guidance off)",
+            min=0,
+            max=20,
+            step=0.5,
+        ),
         Param("seed", Seed, 0, "noise seed: the same seed gives the same clip on any device"),
-        Param("width", Int, 1024, "frame width, multiple of 8 (SVD was trained at 1024×576)",
-              min=8, max=4096, step=8),
+        Param(
+            "width",
+            Int,
+            1024,
+            "frame width, multiple of 8 (SVD was trained at 1024×576)",
+            min=8,
+            max=4096,
+            step=8,
+        ),
         Param("height", Int, 576, "frame height, multiple of 8", min=8, max=4096, step=8),
-        Param("decode_chunk_size", Int, 8, "frames per VAE decode (0: all at once); lower "
-              "needs less memory, higher is smoother across chunk borders", min=0, max=256),
+        Param(
+            "decode_chunk_size",
+            Int,
+            8,
+            "frames per VAE decode (0: all at once); lower "
+            "needs less memory, higher is smoother across chunk borders",
+            min=0,
+            max=256,
+        ),
     )
 
     @classmethod
@@ -118,19 +166,34 @@ class ImageToVideo(ModelNode):
             problems.append(Problem(bad[0], ctx.node_id, "min_guidance", bad[1]))
         return problems
 
-    def run(self, ctx: Any, image: Image, model: str, frames: int, fps: int,
-            motion_bucket_id: int, noise_aug_strength: float, steps: int, min_guidance: float,
-            max_guidance: float, seed: int, width: int, height: int,
-            decode_chunk_size: int) -> dict[str, Any]:
+    def run(
+        self,
+        ctx: Any,
+        image: Image,
+        model: str,
+        frames: int,
+        fps: int,
+        motion_bucket_id: int,
+        noise_aug_strength: float,
+        steps: int,
+        min_guidance: float,
+        max_guidance: float,
+        seed: int,
+        width: int,
+        height: int,
+        decode_chunk_size: int,
+    ) -> dict[str, Any]:
         import torch
 
         from fathom.engine.models.memory import retry_on_oom
 
         for port, v in (("width", width), ("height", height)):
             if v % 8:
-                raise ctx.error(f"{port} {v} is not a multiple of 8 (the VAE works on 8×8 "
-                                "pixel blocks)", port=port,
-                                fix=f"use {max(8, v // 8 * 8)} or {v // 8 * 8 + 8}")
+                raise ctx.error(
+                    f"{port} {v} is not a multiple of 8 (the VAE works on 8×8 pixel blocks)",
+                    port=port,
+                    fix=f"use {max(8, v // 8 * 8)} or {v // 8 * 8 + 8}",
+                )
         bad = _falling_guidance(min_guidance, max_guidance)
         if bad:
             raise ctx.error(bad[0], port="min_guidance", fix=bad[1])
@@ -152,12 +215,21 @@ class ImageToVideo(ModelNode):
 
         def denoise() -> Any:
             with torch.inference_mode():
-                return pipe(to_pil(image), height=height, width=width, num_frames=n,
-                            num_inference_steps=steps, min_guidance_scale=min_guidance,
-                            max_guidance_scale=top, fps=fps, motion_bucket_id=motion_bucket_id,
-                            noise_aug_strength=noise_aug_strength,
-                            generator=torch.Generator("cpu").manual_seed(seed),
-                            output_type="latent", callback_on_step_end=on_step).frames
+                return pipe(
+                    to_pil(image),
+                    height=height,
+                    width=width,
+                    num_frames=n,
+                    num_inference_steps=steps,
+                    min_guidance_scale=min_guidance,
+                    max_guidance_scale=top,
+                    fps=fps,
+                    motion_bucket_id=motion_bucket_id,
+                    noise_aug_strength=noise_aug_strength,
+                    generator=torch.Generator("cpu").manual_seed(seed),
+                    output_type="latent",
+                    callback_on_step_end=on_step,
+                ).frames
 
         def lower() -> str:
             changed = lower_memory(ctx, m)
@@ -166,9 +238,13 @@ class ImageToVideo(ModelNode):
 
         def failure(doing: str) -> Any:
             def fail(changed: str) -> NodeError:
-                return NodeError(f"ran out of {m.device} memory {doing} {n} frames at "
-                                 f"{width}×{height}, also after {changed}", node=ctx.node_id,
-                                 fix=MEMORY_HINT)
+                return NodeError(
+                    f"ran out of {m.device} memory {doing} {n} frames at "
+                    f"{width}×{height}, also after {changed}",
+                    node=ctx.node_id,
+                    fix=MEMORY_HINT,
+                )
+
             return fail
 
         # The latents are small; the decoded frames are what a long clip holds. Decoding
@@ -191,9 +267,15 @@ class ImageToVideo(ModelNode):
         finally:
             pipe.maybe_free_model_hooks()
         fallbacks = "; ".join(f for f in (fallback, decode_fallback) if f)
-        ctx.report(device=m.device, dtype=str(m.dtype).replace("torch.", ""), offload=m.offload,
-                   frames=n, steps=steps, decode_chunk_size=chunk["size"],
-                   **({"oom_fallback": fallbacks} if fallbacks else {}))
+        ctx.report(
+            device=m.device,
+            dtype=str(m.dtype).replace("torch.", ""),
+            offload=m.offload,
+            frames=n,
+            steps=steps,
+            decode_chunk_size=chunk["size"],
+            **({"oom_fallback": fallbacks} if fallbacks else {}),
+        )
         return {"video": Video.from_frames(out, fps=float(fps)), "last_frame": out[-1]}
 
     @staticmethod
@@ -205,9 +287,10 @@ class ImageToVideo(ModelNode):
         ctx.progress(0.0, "loading model")
         dev = ctx.device
         try:
-            return ctx.load_model(KIND, _source(ctx, model),
-                                  loader(dev.torch_device, dev.dtype,
-                                         _offload(ctx)))
+            return ctx.load_model(
+                KIND, _source(ctx, model), loader(dev.torch_device, dev.dtype, _offload(ctx))
+            )
         except ModelError as exc:
-            raise ctx.error(str(exc), port="model",
-                            fix=f"use a Stable Video Diffusion folder, e.g. {EXAMPLE}") from None
+            raise ctx.error(
+                str(exc), port="model", fix=f"use a Stable Video Diffusion folder, e.g. {EXAMPLE}"
+            ) from None

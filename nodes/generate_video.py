@@ -46,11 +46,13 @@ class _NoiseMotion:
 
         from fathom.engine.diffusion.videoattn import follow_coords
 
-        gray = cv2.cvtColor((np.clip(frame.rgb(), 0, 1) * 255).astype(np.uint8),
-                            cv2.COLOR_RGB2GRAY)
+        gray = cv2.cvtColor((np.clip(frame.rgb(), 0, 1) * 255).astype(np.uint8), cv2.COLOR_RGB2GRAY)
         if self.prev is None:
-            ys, xs = torch.meshgrid(torch.arange(self.lh, dtype=torch.float32),
-                                    torch.arange(self.lw, dtype=torch.float32), indexing="ij")
+            ys, xs = torch.meshgrid(
+                torch.arange(self.lh, dtype=torch.float32),
+                torch.arange(self.lw, dtype=torch.float32),
+                indexing="ij",
+            )
             self.coords = torch.stack([xs, ys], -1)
             flow = torch.zeros(self.lh, self.lw, 2)
         else:
@@ -77,68 +79,211 @@ class VideoEdit(ModelNode):
     title = "Video Edit (video-to-video)"
     category = "generate"
     thread_safe = False  # the model (and the processors patched onto it) is shared
-    inputs = (Input("video", Video, "the clip to edit; sides must be multiples of 8"),
-              Input("mask", Video, "foreground mask per frame (1 = the object), e.g. from "
-                    "video.segment; needed by the object-centric switches", optional=True))
+    inputs = (
+        Input("video", Video, "the clip to edit; sides must be multiples of 8"),
+        Input(
+            "mask",
+            Video,
+            "foreground mask per frame (1 = the object), e.g. from "
+            "video.segment; needed by the object-centric switches",
+            optional=True,
+        ),
+    )
     outputs = (Output("video", Video, "the edited clip, one frame per input frame"),)
     params = (
-        Param("model", String, SD15, "model folder, .safetensors file or Hugging Face id "
-              "(already downloaded: `fathom models pull ID`)"),
+        Param(
+            "model",
+            String,
+            SD15,
+            "model folder, .safetensors file or Hugging Face id "
+            "(already downloaded: `fathom models pull ID`)",
+        ),
         Param("prompt", String, "", "what the clip should become", multiline=True),
         Param("negative_prompt", String, "", "what to steer away from", multiline=True),
-        Param("strength", Float, 0.6, "how much to change (0: keep, 1: all new)", min=0.05,
-              max=1, step=0.05),
-        Param("steps", Int, 20, "denoising steps (the run does strength × steps)", min=1,
-              max=500),
-        Param("guidance", Float, 7.5, "classifier-free guidance scale (<= 1: off)", min=0,
-              max=50, step=0.5),
+        Param(
+            "strength",
+            Float,
+            0.6,
+            "how much to change (0: keep, 1: all new)",
+            min=0.05,
+            max=1,
+            step=0.05,
+        ),
+        Param("steps", Int, 20, "denoising steps (the run does strength × steps)", min=1, max=500),
+        Param(
+            "guidance",
+            Float,
+            7.5,
+            "classifier-free guidance scale (<= 1: off)",
+            min=0,
+            max=50,
+            step=0.5,
+        ),
         Param("seed", Seed, 0, "noise seed, shared by every frame"),
-        Param("scheduler", Enum, "default", "sampler (default: DDIM, which inversion and "
-              "object-centric sampling follow; an LCM model's own)", choices=SCHEDULER_CHOICES),
-        Param("attention", Enum, "first+self", "temporal attention: every frame also attends "
-              "to the first frame (first+self), only to it (first), or not (off)",
-              choices=("first+self", "first", "off")),
-        Param("noise", Enum, "shared", "the seed's noise for every frame: the same "
-              "(shared), or the same carried along the input's optical flow so the texture "
-              "moves with the content (follow_motion)", choices=("shared", "follow_motion")),
-        Param("flow_fusion", Float, 0.5, "temporal fusion: after every step each frame's "
-              "latents move this far towards the previous frame's, carried along the input's "
-              "optical flow (0: off)", min=0, max=0.95, step=0.05),
-        Param("inversion", Bool, False, "start from each frame's DDIM inversion instead of "
-              "noise (keeps more of the input's structure)"),
-        Param("frames_per_batch", Int, 4, "frames denoised together (memory vs speed)", min=1,
-              max=64),
-        Param("merge_bg", Float, 0.0, "object-centric token merging: fraction of background "
-              "tokens merged away (0: off)", min=0, max=0.95, step=0.05),
-        Param("merge_fg", Float, 0.0, "fraction of foreground tokens merged away", min=0,
-              max=0.95, step=0.05),
+        Param(
+            "scheduler",
+            Enum,
+            "default",
+            "sampler (default: DDIM, which inversion and "
+            "object-centric sampling follow; an LCM model's own)",
+            choices=SCHEDULER_CHOICES,
+        ),
+        Param(
+            "attention",
+            Enum,
+            "first+self",
+            "temporal attention: every frame also attends "
+            "to the first frame (first+self), only to it (first), or not (off)",
+            choices=("first+self", "first", "off"),
+        ),
+        Param(
+            "noise",
+            Enum,
+            "shared",
+            "the seed's noise for every frame: the same "
+            "(shared), or the same carried along the input's optical flow so the texture "
+            "moves with the content (follow_motion)",
+            choices=("shared", "follow_motion"),
+        ),
+        Param(
+            "flow_fusion",
+            Float,
+            0.5,
+            "temporal fusion: after every step each frame's "
+            "latents move this far towards the previous frame's, carried along the input's "
+            "optical flow (0: off)",
+            min=0,
+            max=0.95,
+            step=0.05,
+        ),
+        Param(
+            "inversion",
+            Bool,
+            False,
+            "start from each frame's DDIM inversion instead of "
+            "noise (keeps more of the input's structure)",
+        ),
+        Param(
+            "frames_per_batch", Int, 4, "frames denoised together (memory vs speed)", min=1, max=64
+        ),
+        Param(
+            "merge_bg",
+            Float,
+            0.0,
+            "object-centric token merging: fraction of background tokens merged away (0: off)",
+            min=0,
+            max=0.95,
+            step=0.05,
+        ),
+        Param(
+            "merge_fg",
+            Float,
+            0.0,
+            "fraction of foreground tokens merged away",
+            min=0,
+            max=0.95,
+            step=0.05,
+        ),
         Param("temporal_merge", Bool, False, "also merge tokens across neighbouring frames"),
-        Param("merge_levels", Int, 1, "UNet resolution levels that merge (1: the finest)",
-              min=1, max=4),
-        Param("bg_steps", Int, 0, "object-centric sampling: whole-frame steps; the rest run on "
-              "the foreground only (0: all steps whole-frame)", min=0, max=500),
-        Param("feather", Int, 2, "object-centric sampling: blend ramp around the foreground, "
-              "in latent pixels (8 image pixels each)", min=0, max=16),
-        Param("crop_margin", Int, 4, "context kept around the foreground on its own steps, "
-              "in latent pixels", min=0, max=64),
-        Param("clock_frames", Bool, False, "Clockwork across frames: odd frames reuse the "
-              "previous frame's low-resolution UNet features at the same step"),
-        Param("clock_period", Int, 1, "Clockwork across steps: the whole UNet runs every k-th "
-              "step, the steps between reuse each frame's low-resolution features (1: off; "
-              "not with clock_frames)", min=1, max=10),
-        Param("clock_level", Int, 1, "Clockwork across steps: outer resolution levels that "
-              "still run on cheap steps", min=1, max=3),
-        Param("clock_warmup", Int, 0, "Clockwork across steps: first steps that all run whole "
-              "(they decide the layout)", min=0, max=500),
+        Param(
+            "merge_levels",
+            Int,
+            1,
+            "UNet resolution levels that merge (1: the finest)",
+            min=1,
+            max=4,
+        ),
+        Param(
+            "bg_steps",
+            Int,
+            0,
+            "object-centric sampling: whole-frame steps; the rest run on "
+            "the foreground only (0: all steps whole-frame)",
+            min=0,
+            max=500,
+        ),
+        Param(
+            "feather",
+            Int,
+            2,
+            "object-centric sampling: blend ramp around the foreground, "
+            "in latent pixels (8 image pixels each)",
+            min=0,
+            max=16,
+        ),
+        Param(
+            "crop_margin",
+            Int,
+            4,
+            "context kept around the foreground on its own steps, in latent pixels",
+            min=0,
+            max=64,
+        ),
+        Param(
+            "clock_frames",
+            Bool,
+            False,
+            "Clockwork across frames: odd frames reuse the "
+            "previous frame's low-resolution UNet features at the same step",
+        ),
+        Param(
+            "clock_period",
+            Int,
+            1,
+            "Clockwork across steps: the whole UNet runs every k-th "
+            "step, the steps between reuse each frame's low-resolution features (1: off; "
+            "not with clock_frames)",
+            min=1,
+            max=10,
+        ),
+        Param(
+            "clock_level",
+            Int,
+            1,
+            "Clockwork across steps: outer resolution levels that still run on cheap steps",
+            min=1,
+            max=3,
+        ),
+        Param(
+            "clock_warmup",
+            Int,
+            0,
+            "Clockwork across steps: first steps that all run whole (they decide the layout)",
+            min=0,
+            max=500,
+        ),
     )
 
-    def run(self, ctx: Any, video: Video, model: str, prompt: str, negative_prompt: str,
-            strength: float, steps: int, guidance: float, seed: int, scheduler: str,
-            attention: str, noise: str, flow_fusion: float, inversion: bool,
-            frames_per_batch: int, merge_bg: float, merge_fg: float, temporal_merge: bool,
-            merge_levels: int, bg_steps: int, feather: int, crop_margin: int, clock_frames: bool,
-            clock_period: int, clock_level: int, clock_warmup: int,
-            mask: Video | None = None) -> dict[str, Any]:
+    def run(
+        self,
+        ctx: Any,
+        video: Video,
+        model: str,
+        prompt: str,
+        negative_prompt: str,
+        strength: float,
+        steps: int,
+        guidance: float,
+        seed: int,
+        scheduler: str,
+        attention: str,
+        noise: str,
+        flow_fusion: float,
+        inversion: bool,
+        frames_per_batch: int,
+        merge_bg: float,
+        merge_fg: float,
+        temporal_merge: bool,
+        merge_levels: int,
+        bg_steps: int,
+        feather: int,
+        crop_margin: int,
+        clock_frames: bool,
+        clock_period: int,
+        clock_level: int,
+        clock_warmup: int,
+        mask: Video | None = None,
+    ) -> dict[str, Any]:
         import torch
 
         from fathom.engine.diffusion.components import decode
@@ -149,67 +294,114 @@ class VideoEdit(ModelNode):
 
         n = len(video)
         if n == 0:
-            raise ctx.error("the video has no frames", port="video",
-                            fix="connect a clip with at least one frame")
+            raise ctx.error(
+                "the video has no frames",
+                port="video",
+                fix="connect a clip with at least one frame",
+            )
         w, h = video.size
         if w % 8 or h % 8:
-            raise ctx.error(f"the video is {w}×{h}; both sides must be multiples of 8 (the VAE "
-                            "works on 8×8 pixel blocks)", port="video",
-                            fix=f"resize it first (e.g. to {max(8, w // 8 * 8)}×"
-                            f"{max(8, h // 8 * 8)}) or crop it")
+            raise ctx.error(
+                f"the video is {w}×{h}; both sides must be multiples of 8 (the VAE "
+                "works on 8×8 pixel blocks)",
+                port="video",
+                fix=f"resize it first (e.g. to {max(8, w // 8 * 8)}×"
+                f"{max(8, h // 8 * 8)}) or crop it",
+            )
         if mask is not None:
             if len(mask) != n:
-                raise ctx.error(f"the mask video has {len(mask)} frames but the video has {n}",
-                                port="mask", fix="trim the mask (or the video) to match")
+                raise ctx.error(
+                    f"the mask video has {len(mask)} frames but the video has {n}",
+                    port="mask",
+                    fix="trim the mask (or the video) to match",
+                )
             if tuple(mask.size) != (w, h):
-                raise ctx.error(f"the mask video is {mask.size[0]}×{mask.size[1]} but the video "
-                                f"is {w}×{h}", port="mask", fix="make the mask at the video's "
-                                "size (or resize it)")
+                raise ctx.error(
+                    f"the mask video is {mask.size[0]}×{mask.size[1]} but the video is {w}×{h}",
+                    port="mask",
+                    fix="make the mask at the video's size (or resize it)",
+                )
         if clock_frames and clock_period > 1:
-            raise ctx.error("Clockwork across frames and across steps reuse the same UNet "
-                            "features: only one can run", port="clock_period",
-                            fix="set clock_period to 1, or turn clock_frames off")
+            raise ctx.error(
+                "Clockwork across frames and across steps reuse the same UNet "
+                "features: only one can run",
+                port="clock_period",
+                fix="set clock_period to 1, or turn clock_frames off",
+            )
         object_centric = merge_bg > 0 or merge_fg > 0 or 0 < bg_steps < steps
         if object_centric and mask is None and (merge_fg > 0 or 0 < bg_steps < steps):
-            raise ctx.error("the foreground settings need a mask video", port="mask",
-                            fix="connect a mask video (e.g. from video.segment), or set "
-                            "merge_fg and bg_steps to 0")
+            raise ctx.error(
+                "the foreground settings need a mask video",
+                port="mask",
+                fix="connect a mask video (e.g. from video.segment), or set "
+                "merge_fg and bg_steps to 0",
+            )
         settings = VideoSettings(
-            prompt=prompt, negative_prompt=negative_prompt, steps=steps, guidance=guidance,
-            seed=seed, strength=strength, scheduler=scheduler, attention=attention,
-            inversion=inversion, merge_bg=merge_bg, merge_fg=merge_fg,
-            temporal_merge=temporal_merge, merge_levels=merge_levels, bg_steps=bg_steps,
-            feather=feather, crop_margin=crop_margin, clock_frames=clock_frames,
-            clock_period=clock_period, clock_level=clock_level, clock_warmup=clock_warmup,
-            flow_fusion=flow_fusion)
+            prompt=prompt,
+            negative_prompt=negative_prompt,
+            steps=steps,
+            guidance=guidance,
+            seed=seed,
+            strength=strength,
+            scheduler=scheduler,
+            attention=attention,
+            inversion=inversion,
+            merge_bg=merge_bg,
+            merge_fg=merge_fg,
+            temporal_merge=temporal_merge,
+            merge_levels=merge_levels,
+            bg_steps=bg_steps,
+            feather=feather,
+            crop_margin=crop_margin,
+            clock_frames=clock_frames,
+            clock_period=clock_period,
+            clock_level=clock_level,
+            clock_warmup=clock_warmup,
+            flow_fusion=flow_fusion,
+        )
         comps = _load(ctx, model)
         levels = len(comps.unet.up_blocks)
         if clock_period > 1 and not clock_level < levels:
-            raise ctx.error(f"clock_level {clock_level} leaves no low-resolution core to reuse "
-                            f"in this UNet of {levels} levels", port="clock_level",
-                            fix=f"use 1 to {levels - 1}")
+            raise ctx.error(
+                f"clock_level {clock_level} leaves no low-resolution core to reuse "
+                f"in this UNet of {levels} levels",
+                port="clock_level",
+                fix=f"use 1 to {levels - 1}",
+            )
         if comps.is_inpainting:
-            raise ctx.error("this is an inpainting model: its UNet needs a mask and a masked "
-                            "image", port="model", fix="pick a text-to-image model")
+            raise ctx.error(
+                "this is an inpainting model: its UNet needs a mask and a masked image",
+                port="model",
+                fix="pick a text-to-image model",
+            )
+
         def attempt(per_batch: int) -> tuple[FrameStore, VideoRun, int, float]:
             starts = list(range(0, n, per_batch))
             # Frames go to disk as they are made: memory stays flat however long the clip is.
             outs = FrameStore(w, h, 3)
             run = VideoRun(comps, settings, chunks=len(starts))
-            motion = _NoiseMotion(h // 8, w // 8) if noise == "follow_motion" or \
-                flow_fusion > 0 else None
+            motion = (
+                _NoiseMotion(h // 8, w // 8)
+                if noise == "follow_motion" or flow_fusion > 0
+                else None
+            )
             with run:
                 for ci, a in enumerate(starts):
                     b = min(n, a + per_batch)
                     ctx.check_cancelled()
                     x = torch.stack([_frame_tensor(video.frame(i)) for i in range(a, b)])
-                    m = None if mask is None else torch.stack(
-                        [_mask_tensor(mask.frame(i)) for i in range(a, b)])
+                    m = (
+                        None
+                        if mask is None
+                        else torch.stack([_mask_tensor(mask.frame(i)) for i in range(a, b)])
+                    )
 
                     def on_step(done: int, total: int, a: int = a, b: int = b) -> None:
                         ctx.check_cancelled()
-                        ctx.progress((a + (b - a) * done / (total + 1)) / n,
-                                     f"frames {a + 1}–{b}/{n}: step {done}/{total}")
+                        ctx.progress(
+                            (a + (b - a) * done / (total + 1)) / n,
+                            f"frames {a + 1}–{b}/{n}: step {done}/{total}",
+                        )
 
                     coords = flows = None
                     if motion is not None:
@@ -217,10 +409,11 @@ class VideoEdit(ModelNode):
                         flows = torch.stack([g[1] for g in got])
                         if noise == "follow_motion":
                             coords = torch.stack([g[0] for g in got])
-                    lat = run.denoise(x.to(comps.device), m, 0 if ci == 0 else None,
-                                      on_step, coords, flows)
+                    lat = run.denoise(
+                        x.to(comps.device), m, 0 if ci == 0 else None, on_step, coords, flows
+                    )
                     for j in range(lat.shape[0]):
-                        rgb = decode(comps, lat[j:j + 1])[0, :3].permute(1, 2, 0).numpy()
+                        rgb = decode(comps, lat[j : j + 1])[0, :3].permute(1, 2, 0).numpy()
                         outs.append(rgb)
                         ctx.progress((a + j + 1) / n, f"frame {a + j + 1}/{n}")
                         ctx.preview(outs.frame(len(outs) - 1), f"frame {a + j + 1}/{n}")
@@ -233,15 +426,19 @@ class VideoEdit(ModelNode):
             # Start over (anchor and flow state run from frame 0) with half the batch.
             freed = ctx.models.free(keep=comps)
             batch["size"] = max(1, batch["size"] // 2)
-            changed = f"{fall_back(comps) or f'freeing {freed} cached models'}, " \
+            changed = (
+                f"{fall_back(comps) or f'freeing {freed} cached models'}, "
                 f"{batch['size']} frames per batch"
+            )
             ctx.log.warning("out of memory: retrying with %s", changed)
             return changed
 
         def fail(changed: str) -> NodeError:
-            return NodeError(f"ran out of {comps.device} memory, also after retrying with "
-                             f"{changed}", node=ctx.node_id, fix="lower frames_per_batch, the "
-                             "video's size, or steps (or free memory)")
+            return NodeError(
+                f"ran out of {comps.device} memory, also after retrying with {changed}",
+                node=ctx.node_id,
+                fix="lower frames_per_batch, the video's size, or steps (or free memory)",
+            )
 
         try:
             done, fallback = retry_on_oom(lambda: attempt(batch["size"]), lower, fail)
@@ -250,12 +447,19 @@ class VideoEdit(ModelNode):
         finally:
             settle(comps)
         outs, run, chunks, kept_mb = done
-        ctx.report(device=comps.device, dtype=str(comps.dtype).replace("torch.", ""),
-                   frames=n, chunks=chunks, unet_calls=run.unet_calls,
-                   foreground_only_calls=run.crop_calls, merged_blocks=run.merger.merged_calls,
-                   clockwork_cheap_calls=sum(c.cheap_calls for c in (run.clock, run.step_clock)
-                                             if c is not None),
-                   anchor_kept_mb=kept_mb,
-                   object_centric=object_centric,
-                   **({"oom_fallback": fallback} if fallback else {}))
+        ctx.report(
+            device=comps.device,
+            dtype=str(comps.dtype).replace("torch.", ""),
+            frames=n,
+            chunks=chunks,
+            unet_calls=run.unet_calls,
+            foreground_only_calls=run.crop_calls,
+            merged_blocks=run.merger.merged_calls,
+            clockwork_cheap_calls=sum(
+                c.cheap_calls for c in (run.clock, run.step_clock) if c is not None
+            ),
+            anchor_kept_mb=kept_mb,
+            object_centric=object_centric,
+            **({"oom_fallback": fallback} if fallback else {}),
+        )
         return {"video": outs.video(video.fps, video.source, video.audio)}

@@ -55,14 +55,22 @@ class Resize(Node):
     category = "image"
     inputs = (Input("image", Image, "image to scale"),)
     outputs = (Output("image", Image, "scaled image"),)
-    params = (Param("width", Int, 512, "target width in pixels", **_SIDE),
-              Param("height", Int, 512, "target height in pixels", **_SIDE),
-              Param("mode", Enum, "bilinear", "resampling filter", choices=RESIZE_MODES),
-              Param("keep_aspect", Enum, "stretch", "how the aspect ratio is treated",
-                    choices=("stretch", "fit", "fill")))
+    params = (
+        Param("width", Int, 512, "target width in pixels", **_SIDE),
+        Param("height", Int, 512, "target height in pixels", **_SIDE),
+        Param("mode", Enum, "bilinear", "resampling filter", choices=RESIZE_MODES),
+        Param(
+            "keep_aspect",
+            Enum,
+            "stretch",
+            "how the aspect ratio is treated",
+            choices=("stretch", "fit", "fill"),
+        ),
+    )
 
-    def run(self, ctx: Any, image: Image, width: int, height: int, mode: str,
-            keep_aspect: str) -> dict[str, Any]:
+    def run(
+        self, ctx: Any, image: Image, width: int, height: int, mode: str, keep_aspect: str
+    ) -> dict[str, Any]:
         return {"image": Image(resize(image.data, width, height, mode, keep_aspect))}
 
 
@@ -74,13 +82,16 @@ class Crop(Node):
     category = "image"
     inputs = (Input("image", Image, "image to crop"),)
     outputs = (Output("image", Image, "the rectangle"),)
-    params = (Param("x", Int, 0, "left column", min=0, max=MAX_OFFSET),
-              Param("y", Int, 0, "top row", min=0, max=MAX_OFFSET),
-              Param("width", Int, 256, "width in pixels", min=1, max=MAX_OFFSET),
-              Param("height", Int, 256, "height in pixels", min=1, max=MAX_OFFSET))
+    params = (
+        Param("x", Int, 0, "left column", min=0, max=MAX_OFFSET),
+        Param("y", Int, 0, "top row", min=0, max=MAX_OFFSET),
+        Param("width", Int, 256, "width in pixels", min=1, max=MAX_OFFSET),
+        Param("height", Int, 256, "height in pixels", min=1, max=MAX_OFFSET),
+    )
 
-    def run(self, ctx: Any, image: Image, x: int, y: int, width: int,
-            height: int) -> dict[str, Any]:
+    def run(
+        self, ctx: Any, image: Image, x: int, y: int, width: int, height: int
+    ) -> dict[str, Any]:
         return {"image": Image(_guard(ctx, crop, image.data, x, y, width, height))}
 
 
@@ -92,14 +103,32 @@ class Pad(Node):
     category = "image"
     inputs = (Input("image", Image, "image to pad"),)
     outputs = (Output("image", Image, "padded image"),)
-    params = (*(Param(side, Int, 0, f"pixels added at the {side}", min=0, max=MAX_OFFSET)
-                for side in ("top", "bottom", "left", "right")),
-              Param("mode", Enum, "constant", "what fills the border",
-                    choices=("constant", "edge", "reflect")),
-              Param("color", Color, (0.0, 0.0, 0.0, 1.0), "border colour for constant mode"))
+    params = (
+        *(
+            Param(side, Int, 0, f"pixels added at the {side}", min=0, max=MAX_OFFSET)
+            for side in ("top", "bottom", "left", "right")
+        ),
+        Param(
+            "mode",
+            Enum,
+            "constant",
+            "what fills the border",
+            choices=("constant", "edge", "reflect"),
+        ),
+        Param("color", Color, (0.0, 0.0, 0.0, 1.0), "border colour for constant mode"),
+    )
 
-    def run(self, ctx: Any, image: Image, top: int, bottom: int, left: int, right: int,
-            mode: str, color: tuple[float, ...]) -> dict[str, Any]:
+    def run(
+        self,
+        ctx: Any,
+        image: Image,
+        top: int,
+        bottom: int,
+        left: int,
+        right: int,
+        mode: str,
+        color: tuple[float, ...],
+    ) -> dict[str, Any]:
         return {"image": Image(pad(image.data, top, bottom, left, right, mode, color))}
 
 
@@ -112,16 +141,24 @@ class Adjust(Node):
     category = "image"
     inputs = (Input("image", Image, "image to adjust"),)
     outputs = (Output("image", Image, "adjusted image"),)
-    params = (Param("brightness", Float, 0.0, "added to every channel", min=-1, max=1,
-                    step=0.01),
-              Param("contrast", Float, 1.0, "scale around mid-gray", min=0, max=4, step=0.01),
-              Param("saturation", Float, 1.0, "0 = gray, 1 = unchanged", min=0, max=4,
-                    step=0.01),
-              Param("gamma", Float, 1.0, "out = in^(1/gamma)", min=0.1, max=10, step=0.01),
-              Param("hue", Float, 0.0, "hue rotation in degrees", min=-180, max=180, step=1))
+    params = (
+        Param("brightness", Float, 0.0, "added to every channel", min=-1, max=1, step=0.01),
+        Param("contrast", Float, 1.0, "scale around mid-gray", min=0, max=4, step=0.01),
+        Param("saturation", Float, 1.0, "0 = gray, 1 = unchanged", min=0, max=4, step=0.01),
+        Param("gamma", Float, 1.0, "out = in^(1/gamma)", min=0.1, max=10, step=0.01),
+        Param("hue", Float, 0.0, "hue rotation in degrees", min=-180, max=180, step=1),
+    )
 
-    def run(self, ctx: Any, image: Image, brightness: float, contrast: float, saturation: float,
-            gamma: float, hue: float) -> dict[str, Any]:
+    def run(
+        self,
+        ctx: Any,
+        image: Image,
+        brightness: float,
+        contrast: float,
+        saturation: float,
+        gamma: float,
+        hue: float,
+    ) -> dict[str, Any]:
         return {"image": Image(adjust(image.data, brightness, contrast, saturation, gamma, hue))}
 
 
@@ -132,15 +169,26 @@ class Blend(Node):
     type_id = "image.blend"
     title = "Blend"
     category = "image"
-    inputs = (Input("base", Image, "bottom layer"),
-              Input("overlay", Image, "top layer, same size as base"),
-              Input("mask", Mask, "where the overlay shows (optional)", optional=True))
+    inputs = (
+        Input("base", Image, "bottom layer"),
+        Input("overlay", Image, "top layer, same size as base"),
+        Input("mask", Mask, "where the overlay shows (optional)", optional=True),
+    )
     outputs = (Output("image", Image, "blended image"),)
-    params = (Param("mode", Enum, "normal", "blend mode", choices=tuple(BLEND_MODES)),
-              Param("opacity", Float, 1.0, "overlay strength", min=0, max=1, step=0.01))
+    params = (
+        Param("mode", Enum, "normal", "blend mode", choices=tuple(BLEND_MODES)),
+        Param("opacity", Float, 1.0, "overlay strength", min=0, max=1, step=0.01),
+    )
 
-    def run(self, ctx: Any, base: Image, overlay: Image, mode: str, opacity: float,
-            mask: Mask | None = None) -> dict[str, Any]:
+    def run(
+        self,
+        ctx: Any,
+        base: Image,
+        overlay: Image,
+        mode: str,
+        opacity: float,
+        mask: Mask | None = None,
+    ) -> dict[str, Any]:
         m = None if mask is None else mask.data
         return {"image": Image(_guard(ctx, blend, base.data, overlay.data, mode, opacity, m))}
 
@@ -154,15 +202,21 @@ class Threshold(Node):
     category = "mask"
     inputs = (Input("image", Image, "image to read"),)
     outputs = (Output("mask", Mask, "the mask"),)
-    params = (Param("threshold", Float, 0.5, "cut-off level", min=0, max=1, step=0.01),
-              Param("channel", Enum, "luminance", "which value is compared", choices=CHANNELS),
-              Param("invert", Bool, False, "white below the threshold instead"),
-              Param("softness", Float, 0.0, "width of the soft ramp", min=0, max=1, step=0.01))
+    params = (
+        Param("threshold", Float, 0.5, "cut-off level", min=0, max=1, step=0.01),
+        Param("channel", Enum, "luminance", "which value is compared", choices=CHANNELS),
+        Param("invert", Bool, False, "white below the threshold instead"),
+        Param("softness", Float, 0.0, "width of the soft ramp", min=0, max=1, step=0.01),
+    )
 
-    def run(self, ctx: Any, image: Image, threshold: float, channel: str, invert: bool,
-            softness: float) -> dict[str, Any]:
-        return {"mask": Mask(_guard(ctx, threshold_mask, image.data, threshold, channel,
-                                    invert, softness))}
+    def run(
+        self, ctx: Any, image: Image, threshold: float, channel: str, invert: bool, softness: float
+    ) -> dict[str, Any]:
+        return {
+            "mask": Mask(
+                _guard(ctx, threshold_mask, image.data, threshold, channel, invert, softness)
+            )
+        }
 
 
 class ConstantImage(Node):
@@ -172,14 +226,22 @@ class ConstantImage(Node):
     title = "Solid Color"
     category = "image"
     outputs = (Output("image", Image, "the solid image"),)
-    params = (Param("width", Int, 512, "width in pixels", **_SIDE),
-              Param("height", Int, 512, "height in pixels", **_SIDE),
-              Param("color", Color, (0.0, 0.0, 0.0, 1.0), "fill colour"),
-              Param("channels", Enum, "rgb", "gray uses the colour's luminance",
-                    choices=("gray", "rgb", "rgba")))
+    params = (
+        Param("width", Int, 512, "width in pixels", **_SIDE),
+        Param("height", Int, 512, "height in pixels", **_SIDE),
+        Param("color", Color, (0.0, 0.0, 0.0, 1.0), "fill colour"),
+        Param(
+            "channels",
+            Enum,
+            "rgb",
+            "gray uses the colour's luminance",
+            choices=("gray", "rgb", "rgba"),
+        ),
+    )
 
-    def run(self, ctx: Any, width: int, height: int, color: tuple[float, ...],
-            channels: str) -> dict[str, Any]:
+    def run(
+        self, ctx: Any, width: int, height: int, color: tuple[float, ...], channels: str
+    ) -> dict[str, Any]:
         return {"image": Image(constant(width, height, color, channels))}
 
 

@@ -43,9 +43,15 @@ def _missing_input_file(cls: type, params: dict[str, Any], ctx: Any) -> list[Pro
     p = ctx.resolve_path(params["path"])
     if not p.is_file():
         why = "is a folder" if p.is_dir() else "does not exist"
-        return [Problem(f"file {p} {why}.", ctx.node_id, "path",
-                        "point `path` at an existing file (relative paths start at the graph "
-                        "file's folder)")]
+        return [
+            Problem(
+                f"file {p} {why}.",
+                ctx.node_id,
+                "path",
+                "point `path` at an existing file (relative paths start at the graph "
+                "file's folder)",
+            )
+        ]
     return []
 
 
@@ -64,8 +70,9 @@ def _output_folder_problem(path: str, ctx: Any) -> Problem | None:
     folder = p.parent if p.is_absolute() else ctx.options.output_dir / p.parent
     why = writable_dir_problem(folder)
     if why:
-        return Problem(f"cannot write here: {why}.", ctx.node_id, "path",
-                       "choose a writable output folder")
+        return Problem(
+            f"cannot write here: {why}.", ctx.node_id, "path", "choose a writable output folder"
+        )
     return None
 
 
@@ -81,12 +88,15 @@ class LoadImage(Node):
     type_id = "image.load"
     title = "Load Image"
     category = "io"
-    outputs = (Output("image", Image, "pixels in [0, 1]; alpha kept when the file has it"),
-               Output("mask", Mask, "the alpha channel, or all ones"),
-               Output("width", Int, "width in pixels"),
-               Output("height", Int, "height in pixels"))
-    params = (Param("path", PathValue, "image.png", "image file (relative: from the graph's "
-                    "folder)"),)
+    outputs = (
+        Output("image", Image, "pixels in [0, 1]; alpha kept when the file has it"),
+        Output("mask", Mask, "the alpha channel, or all ones"),
+        Output("width", Int, "width in pixels"),
+        Output("height", Int, "height in pixels"),
+    )
+    params = (
+        Param("path", PathValue, "image.png", "image file (relative: from the graph's folder)"),
+    )
     check = classmethod(_missing_input_file)  # type: ignore[assignment]
     cache_extra = classmethod(_file_key)  # type: ignore[assignment]
 
@@ -112,12 +122,28 @@ class SaveImage(Node):
     inputs = (Input("image", Image, "image to write"),)
     outputs = (Output("path", String, "the file written"),)
     params = (
-        Param("path", PathValue, "image.png", "file to write (relative: in the run's output "
-              "folder); without a suffix, the format's is added"),
-        Param("format", Enum, "auto", "file format; auto follows the path's suffix",
-              choices=("auto", "png", "jpeg", "webp", "exr")),
-        Param("quality", Int, 95, "JPEG/WebP quality (WebP 100 = lossless); PNG ignores it",
-              min=1, max=100),
+        Param(
+            "path",
+            PathValue,
+            "image.png",
+            "file to write (relative: in the run's output "
+            "folder); without a suffix, the format's is added",
+        ),
+        Param(
+            "format",
+            Enum,
+            "auto",
+            "file format; auto follows the path's suffix",
+            choices=("auto", "png", "jpeg", "webp", "exr"),
+        ),
+        Param(
+            "quality",
+            Int,
+            95,
+            "JPEG/WebP quality (WebP 100 = lossless); PNG ignores it",
+            min=1,
+            max=100,
+        ),
         Param("bit_depth", Enum, "8", "bits per channel; 16 only for PNG", choices=("8", "16")),
         Param("embed_graph", Bool, True, "store the graph in the PNG (key fathom.graph)"),
     )
@@ -131,8 +157,16 @@ class SaveImage(Node):
         folder = _output_folder_problem(params["path"], ctx)
         return [folder] if folder else []
 
-    def run(self, ctx: Any, image: Image, path: str, format: str, quality: int, bit_depth: str,
-            embed_graph: bool) -> dict[str, Any]:
+    def run(
+        self,
+        ctx: Any,
+        image: Image,
+        path: str,
+        format: str,
+        quality: int,
+        bit_depth: str,
+        embed_graph: bool,
+    ) -> dict[str, Any]:
         try:
             fmt, name = save_target(path, format, bit_depth)
             target = ctx.output_path(name)
@@ -142,8 +176,11 @@ class SaveImage(Node):
         except FileProblem as exc:
             raise _raise_for(ctx, exc) from None
         except OSError as exc:
-            raise ctx.error(f"could not write {path}: {exc}", port="path",
-                            fix="check free disk space and folder permissions") from None
+            raise ctx.error(
+                f"could not write {path}: {exc}",
+                port="path",
+                fix="check free disk space and folder permissions",
+            ) from None
         ctx.record_file(target)
         return {"path": str(target)}
 
@@ -159,10 +196,21 @@ class LoadDepth(Node):
     outputs = (Output("depth", Depth, "float32 depth; <= 0 marks no depth"),)
     params = (
         Param("path", PathValue, "depth.png", "depth file: .png, .exr or .npy"),
-        Param("kind", Enum, "metric", "metric (metres) or relative (only ordered)",
-              choices=("relative", "metric")),
-        Param("scale", Float, 1000.0, "PNG only: stored units per metre (1000 = millimetres)",
-              min=1e-6, max=1e9),
+        Param(
+            "kind",
+            Enum,
+            "metric",
+            "metric (metres) or relative (only ordered)",
+            choices=("relative", "metric"),
+        ),
+        Param(
+            "scale",
+            Float,
+            1000.0,
+            "PNG only: stored units per metre (1000 = millimetres)",
+            min=1e-6,
+            max=1e9,
+        ),
     )
     check = classmethod(_missing_input_file)  # type: ignore[assignment]
     cache_extra = classmethod(_file_key)  # type: ignore[assignment]
@@ -187,17 +235,33 @@ class SaveDepth(Node):
     inputs = (Input("depth", Depth, "depth to write"),)
     outputs = (Output("path", String, "the file written"),)
     params = (
-        Param("path", PathValue, "depth.png", "file to write: .png, .exr or .npy (relative: in "
-              "the run's output folder)"),
-        Param("scale", Float, 1000.0, "PNG only: stored units per metre (1000 = millimetres)",
-              min=1e-6, max=1e9),
+        Param(
+            "path",
+            PathValue,
+            "depth.png",
+            "file to write: .png, .exr or .npy (relative: in the run's output folder)",
+        ),
+        Param(
+            "scale",
+            Float,
+            1000.0,
+            "PNG only: stored units per metre (1000 = millimetres)",
+            min=1e-6,
+            max=1e9,
+        ),
     )
 
     @classmethod
     def check(cls, params: dict[str, Any], ctx: Any) -> list[Problem]:
         if Path(params["path"]).suffix.lower() not in DEPTH_SUFFIXES:
-            return [Problem("depth is saved as .png, .exr or .npy.", ctx.node_id, "path",
-                            "end the path with .png, .exr or .npy")]
+            return [
+                Problem(
+                    "depth is saved as .png, .exr or .npy.",
+                    ctx.node_id,
+                    "path",
+                    "end the path with .png, .exr or .npy",
+                )
+            ]
         folder = _output_folder_problem(params["path"], ctx)
         return [folder] if folder else []
 
@@ -205,8 +269,11 @@ class SaveDepth(Node):
         target = ctx.output_path(path)
         suffix = target.suffix.lower()
         if suffix not in DEPTH_SUFFIXES:
-            raise ctx.error("depth is saved as .png, .exr or .npy.", port="path",
-                            fix="end the path with .png, .exr or .npy")
+            raise ctx.error(
+                "depth is saved as .png, .exr or .npy.",
+                port="path",
+                fix="end the path with .png, .exr or .npy",
+            )
         try:
             if suffix == ".png":
                 import cv2
@@ -225,8 +292,11 @@ class SaveDepth(Node):
         except FileProblem as exc:
             raise _raise_for(ctx, exc) from None
         except OSError as exc:
-            raise ctx.error(f"could not write {path}: {exc}", port="path",
-                            fix="check free disk space and folder permissions") from None
+            raise ctx.error(
+                f"could not write {path}: {exc}",
+                port="path",
+                fix="check free disk space and folder permissions",
+            ) from None
         ctx.record_file(target)
         return {"path": str(target)}
 

@@ -36,35 +36,45 @@ class ReconstructMesh(Node):
     category = "mesh"
     inputs = (Input("points", PointCloud),)
     outputs = (Output("mesh", Mesh),)
-    params = (Param("method", Enum, "poisson", "algorithm", choices=("poisson", "ball_pivoting")),
-              Param("depth", Int, 8, "Poisson octree depth (detail)", min=4, max=12),
-              Param("trim", Float, 0.05, "Poisson: drop the lowest-density fraction", min=0,
-                    max=0.9),
-              Param("orient", Enum, "origin", "normal orientation: toward the origin (RGBD "
-                    "clouds in camera space) or a consistent tangent plane",
-                    choices=("origin", "tangent_plane")))
+    params = (
+        Param("method", Enum, "poisson", "algorithm", choices=("poisson", "ball_pivoting")),
+        Param("depth", Int, 8, "Poisson octree depth (detail)", min=4, max=12),
+        Param("trim", Float, 0.05, "Poisson: drop the lowest-density fraction", min=0, max=0.9),
+        Param(
+            "orient",
+            Enum,
+            "origin",
+            "normal orientation: toward the origin (RGBD "
+            "clouds in camera space) or a consistent tangent plane",
+            choices=("origin", "tangent_plane"),
+        ),
+    )
 
-    def run(self, ctx: Any, points: PointCloud, method: str, depth: int, trim: float,
-            orient: str) -> dict[str, Any]:
+    def run(
+        self, ctx: Any, points: PointCloud, method: str, depth: int, trim: float, orient: str
+    ) -> dict[str, Any]:
         if len(points) < 4:
-            raise ctx.error(f"the point cloud has {len(points)} points; at least 4 are needed",
-                            port="points", fix="check the upstream depth or mask")
+            raise ctx.error(
+                f"the point cloud has {len(points)} points; at least 4 are needed",
+                port="points",
+                fix="check the upstream depth or mask",
+            )
         o3d = _o3d()
         pcd = to_o3d_points(points)
         spacing = mean_spacing(pcd)
         if pcd.is_empty() or spacing <= 0:
             raise ctx.error("all points coincide", port="points", fix="check the input")
         if not pcd.has_normals():
-            pcd.estimate_normals(o3d.geometry.KDTreeSearchParamHybrid(radius=spacing * 6,
-                                                                      max_nn=30))
+            pcd.estimate_normals(
+                o3d.geometry.KDTreeSearchParamHybrid(radius=spacing * 6, max_nn=30)
+            )
             if orient == "origin":
                 pcd.orient_normals_towards_camera_location(np.zeros(3))
             else:
                 pcd.orient_normals_consistent_tangent_plane(12)
         ctx.progress(0.3, "reconstructing")
         if method == "poisson":
-            mesh, dens = o3d.geometry.TriangleMesh.create_from_point_cloud_poisson(
-                pcd, depth=depth)
+            mesh, dens = o3d.geometry.TriangleMesh.create_from_point_cloud_poisson(pcd, depth=depth)
             dens = np.asarray(dens)
             if trim > 0 and len(dens):
                 mesh.remove_vertices_by_mask(dens < np.quantile(dens, trim))
@@ -72,8 +82,11 @@ class ReconstructMesh(Node):
             radii = o3d.utility.DoubleVector([spacing * k for k in (1.5, 3.0, 6.0)])
             mesh = o3d.geometry.TriangleMesh.create_from_point_cloud_ball_pivoting(pcd, radii)
         if len(mesh.triangles) == 0:
-            raise ctx.error(f"{method} produced no triangles", port="points",
-                            fix="try the other method, or a denser cloud")
+            raise ctx.error(
+                f"{method} produced no triangles",
+                port="points",
+                fix="try the other method, or a denser cloud",
+            )
         return {"mesh": Mesh(o3d_to_trimesh(mesh))}
 
 
@@ -85,9 +98,12 @@ class SimplifyMesh(Node):
     category = "mesh"
     inputs = (Input("mesh", Mesh),)
     outputs = (Output("mesh", Mesh),)
-    params = (Param("target_faces", Int, 0, "face budget (0: use ratio)", min=0),
-              Param("ratio", Float, 0.5, "fraction of faces kept when target_faces is 0",
-                    min=0.001, max=1.0))
+    params = (
+        Param("target_faces", Int, 0, "face budget (0: use ratio)", min=0),
+        Param(
+            "ratio", Float, 0.5, "fraction of faces kept when target_faces is 0", min=0.001, max=1.0
+        ),
+    )
 
     def run(self, ctx: Any, mesh: Mesh, target_faces: int, ratio: float) -> dict[str, Any]:
         n = len(mesh.mesh.faces)
@@ -101,8 +117,11 @@ class SimplifyMesh(Node):
 def _missing_file(cls: type, params: dict[str, Any], ctx: Any) -> list[Problem]:
     p = ctx.resolve_path(params["path"])
     if not p.is_file():
-        return [Problem(f"file {p} does not exist.", ctx.node_id, "path",
-                        "point `path` at an existing file")]
+        return [
+            Problem(
+                f"file {p} does not exist.", ctx.node_id, "path", "point `path` at an existing file"
+            )
+        ]
     return []
 
 
@@ -131,17 +150,25 @@ class LoadMesh(Node):
 
         p = ctx.resolve_path(path)
         if p.suffix.lower() not in MESH_FORMATS:
-            raise ctx.error(f"{p.name}: unsupported mesh format", port="path",
-                            fix=f"use one of {', '.join(MESH_FORMATS)}")
+            raise ctx.error(
+                f"{p.name}: unsupported mesh format",
+                port="path",
+                fix=f"use one of {', '.join(MESH_FORMATS)}",
+            )
         try:
             loaded = trimesh.load(p, force="mesh", process=False)
         except Exception as exc:  # noqa: BLE001 - parsers raise many types on bad files
-            raise ctx.error(f"{p.name} could not be parsed as a mesh: {exc}", port="path",
-                            fix="check that the file is complete and of the named format") \
-                from None
+            raise ctx.error(
+                f"{p.name} could not be parsed as a mesh: {exc}",
+                port="path",
+                fix="check that the file is complete and of the named format",
+            ) from None
         if not isinstance(loaded, trimesh.Trimesh) or len(loaded.faces) == 0:
-            raise ctx.error(f"{p.name} holds no triangles", port="path",
-                            fix="export the mesh with faces, not only points or lines")
+            raise ctx.error(
+                f"{p.name} holds no triangles",
+                port="path",
+                fix="export the mesh with faces, not only points or lines",
+            )
         return {"mesh": Mesh(loaded)}
 
 
@@ -150,8 +177,11 @@ def _out_dir_problem(cls: type, params: dict[str, Any], ctx: Any) -> list[Proble
     folder = p.parent if p.is_absolute() else ctx.options.output_dir / p.parent
     why = writable_dir_problem(folder)
     if why:
-        return [Problem(f"cannot write here: {why}.", ctx.node_id, "path",
-                        "choose a writable output folder")]
+        return [
+            Problem(
+                f"cannot write here: {why}.", ctx.node_id, "path", "choose a writable output folder"
+            )
+        ]
     return []
 
 
@@ -164,8 +194,9 @@ class SaveMesh(Node):
     is_output = True
     inputs = (Input("mesh", Mesh),)
     outputs = (Output("path", String),)
-    params = (Param("path", PathValue, "mesh.glb", "file to write (relative: in the output "
-                    "folder)"),)
+    params = (
+        Param("path", PathValue, "mesh.glb", "file to write (relative: in the output folder)"),
+    )
     check = classmethod(_out_dir_problem)  # type: ignore[assignment]
 
     def run(self, ctx: Any, mesh: Mesh, path: str) -> dict[str, Any]:
@@ -173,8 +204,9 @@ class SaveMesh(Node):
         try:
             files = export_mesh(mesh.mesh, target)
         except ValueError as exc:
-            raise ctx.error(str(exc), port="path", fix="end the file name with .glb, .ply "
-                            "or .obj") from None
+            raise ctx.error(
+                str(exc), port="path", fix="end the file name with .glb, .ply or .obj"
+            ) from None
         for f in files:
             ctx.record_file(f)
         return {"path": str(target)}
@@ -197,8 +229,9 @@ class SavePointCloud(Node):
 
         target = ctx.output_path(path)
         if target.suffix.lower() != ".ply":
-            raise ctx.error("point clouds are saved as .ply", port="path",
-                            fix="end the file name with .ply")
+            raise ctx.error(
+                "point clouds are saved as .ply", port="path", fix="end the file name with .ply"
+            )
         colors = None
         if points.colors is not None:
             colors = (np.clip(points.colors, 0, 1) * 255).astype(np.uint8)
@@ -227,8 +260,11 @@ class LoadPointCloud(Node):
         try:
             geo = trimesh.load(p, process=False)
         except Exception as exc:  # noqa: BLE001
-            raise ctx.error(f"{p.name} could not be parsed: {exc}", port="path",
-                            fix="check that the file is a complete .ply") from None
+            raise ctx.error(
+                f"{p.name} could not be parsed: {exc}",
+                port="path",
+                fix="check that the file is a complete .ply",
+            ) from None
         verts = np.asarray(getattr(geo, "vertices", np.zeros((0, 3))), np.float32)
         if len(verts) == 0:
             raise ctx.error(f"{p.name} holds no points", port="path", fix="check the file")

@@ -12,8 +12,14 @@ from fathom.engine.node import Input, Node, Output, Param
 from fathom.engine.types import RGBD, Camera, Depth, Enum, Float, Image, Int, Mesh, PointCloud
 from fathom.nodes.depth import camera_or_fov
 
-FOV = Param("fov", Float, 60.0, "vertical field of view in degrees (when no camera is given)",
-            min=1.0, max=179.0)
+FOV = Param(
+    "fov",
+    Float,
+    60.0,
+    "vertical field of view in degrees (when no camera is given)",
+    min=1.0,
+    max=179.0,
+)
 
 
 class CreateCamera(Node):
@@ -25,26 +31,42 @@ class CreateCamera(Node):
     category = "camera"
     inputs = (Input("image", Image, "take width and height from this image", optional=True),)
     outputs = (Output("camera", Camera),)
-    params = (Param("width", Int, 512, "pixels", min=1, max=16384),
-              Param("height", Int, 512, "pixels", min=1, max=16384),
-              FOV,
-              Param("x", Float, 0.0, "position x"), Param("y", Float, 0.0, "position y"),
-              Param("z", Float, 0.0, "position z"),
-              Param("target_x", Float, 0.0, "look-at x"), Param("target_y", Float, 0.0,
-                                                                 "look-at y"),
-              Param("target_z", Float, 1.0, "look-at z"))
+    params = (
+        Param("width", Int, 512, "pixels", min=1, max=16384),
+        Param("height", Int, 512, "pixels", min=1, max=16384),
+        FOV,
+        Param("x", Float, 0.0, "position x"),
+        Param("y", Float, 0.0, "position y"),
+        Param("z", Float, 0.0, "position z"),
+        Param("target_x", Float, 0.0, "look-at x"),
+        Param("target_y", Float, 0.0, "look-at y"),
+        Param("target_z", Float, 1.0, "look-at z"),
+    )
 
-    def run(self, ctx: Any, width: int, height: int, fov: float, x: float, y: float, z: float,
-            target_x: float, target_y: float, target_z: float,
-            image: Image | None = None) -> dict[str, Any]:
+    def run(
+        self,
+        ctx: Any,
+        width: int,
+        height: int,
+        fov: float,
+        x: float,
+        y: float,
+        z: float,
+        target_x: float,
+        target_y: float,
+        target_z: float,
+        image: Image | None = None,
+    ) -> dict[str, Any]:
         if image is not None:
             width, height = image.width, image.height
         try:
-            pose = projection.look_at(np.array([x, y, z]), np.array([target_x, target_y,
-                                                                    target_z]))
+            pose = projection.look_at(np.array([x, y, z]), np.array([target_x, target_y, target_z]))
         except ValueError:
-            raise ctx.error("position and target are the same point", port="target_z",
-                            fix="move the target away from the position") from None
+            raise ctx.error(
+                "position and target are the same point",
+                port="target_z",
+                fix="move the target away from the position",
+            ) from None
         return {"camera": Camera.from_fov(width, height, fov, pose)}
 
 
@@ -54,17 +76,24 @@ class MakeRGBD(Node):
     type_id = "rgbd.make"
     title = "Make RGBD"
     category = "rgbd"
-    inputs = (Input("image", Image), Input("depth", Depth),
-              Input("camera", Camera, "default: from the fov parameter", optional=True))
+    inputs = (
+        Input("image", Image),
+        Input("depth", Depth),
+        Input("camera", Camera, "default: from the fov parameter", optional=True),
+    )
     outputs = (Output("rgbd", RGBD),)
     params = (FOV,)
 
-    def run(self, ctx: Any, image: Image, depth: Depth, fov: float,
-            camera: Camera | None = None) -> dict[str, Any]:
+    def run(
+        self, ctx: Any, image: Image, depth: Depth, fov: float, camera: Camera | None = None
+    ) -> dict[str, Any]:
         if (image.height, image.width) != (depth.height, depth.width):
-            raise ctx.error(f"depth is {depth.width}×{depth.height} but the image is "
-                            f"{image.width}×{image.height}", port="depth",
-                            fix="resize the depth (or the image) so both match")
+            raise ctx.error(
+                f"depth is {depth.width}×{depth.height} but the image is "
+                f"{image.width}×{image.height}",
+                port="depth",
+                fix="resize the depth (or the image) so both match",
+            )
         cam = camera_or_fov(ctx, camera, image.width, image.height, fov)
         return {"rgbd": RGBD(image, depth, cam)}
 
@@ -86,12 +115,18 @@ class SplitRGBD(Node):
 
 def _metric_checked(ctx: Any, rgbd: RGBD) -> np.ndarray:
     if rgbd.depth.kind != "metric":
-        raise ctx.error("depth is relative, so it has no scale to back-project", port="rgbd",
-                        fix="insert depth.to_metric (near/far) before making the RGBD")
+        raise ctx.error(
+            "depth is relative, so it has no scale to back-project",
+            port="rgbd",
+            fix="insert depth.to_metric (near/far) before making the RGBD",
+        )
     d = rgbd.depth.data
     if not np.any(np.isfinite(d) & (d > 0)):
-        raise ctx.error("depth has no valid sample (all NaN, zero or negative)", port="rgbd",
-                        fix="check the depth source")
+        raise ctx.error(
+            "depth has no valid sample (all NaN, zero or negative)",
+            port="rgbd",
+            fix="check the depth source",
+        )
     return d
 
 
@@ -126,19 +161,27 @@ class RGBDToMesh(Node):
     category = "rgbd"
     inputs = (Input("rgbd", RGBD),)
     outputs = (Output("mesh", Mesh),)
-    params = (FOV,
-              Param("cut", Float, 0.05, "max relative depth spread inside one triangle",
-                    min=0.0, max=100.0),
-              Param("step", Int, 1, "grid spacing in pixels", min=1, max=64),
-              Param("color", Enum, "vertex", "vertex colours or a texture",
-                    choices=("vertex", "texture")))
+    params = (
+        FOV,
+        Param(
+            "cut", Float, 0.05, "max relative depth spread inside one triangle", min=0.0, max=100.0
+        ),
+        Param("step", Int, 1, "grid spacing in pixels", min=1, max=64),
+        Param(
+            "color", Enum, "vertex", "vertex colours or a texture", choices=("vertex", "texture")
+        ),
+    )
 
-    def run(self, ctx: Any, rgbd: RGBD, fov: float, cut: float, step: int,
-            color: str) -> dict[str, Any]:
+    def run(
+        self, ctx: Any, rgbd: RGBD, fov: float, cut: float, step: int, color: str
+    ) -> dict[str, Any]:
         _metric_checked(ctx, rgbd)
         cam = rgbd.camera or Camera.from_fov(rgbd.image.width, rgbd.image.height, fov)
         mesh = rgbd_mesh(rgbd, cam, cut, step, color)
         if len(mesh.faces) == 0:
-            raise ctx.error("no triangle survived: the depth is too sparse or `cut` too small",
-                            port="cut", fix="raise `cut` or fill depth holes first")
+            raise ctx.error(
+                "no triangle survived: the depth is too sparse or `cut` too small",
+                port="cut",
+                fix="raise `cut` or fill depth holes first",
+            )
         return {"mesh": Mesh(mesh)}

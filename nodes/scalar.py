@@ -42,15 +42,20 @@ class Binary(Node):
     type_id = "math.binary"
     title = "Math"
     category = "math"
-    inputs = (Input("x", Float, "first operand (overrides a)", optional=True),
-              Input("y", Float, "second operand (overrides b)", optional=True))
+    inputs = (
+        Input("x", Float, "first operand (overrides a)", optional=True),
+        Input("y", Float, "second operand (overrides b)", optional=True),
+    )
     outputs = (Output("value", Float),)
-    params = (Param("op", Enum, "add", "operation", choices=OPS),
-              Param("a", Float, 0.0, "first operand when x is not connected"),
-              Param("b", Float, 0.0, "second operand when y is not connected"))
+    params = (
+        Param("op", Enum, "add", "operation", choices=OPS),
+        Param("a", Float, 0.0, "first operand when x is not connected"),
+        Param("b", Float, 0.0, "second operand when y is not connected"),
+    )
 
-    def run(self, ctx: Any, op: str, a: float, b: float, x: float | None = None,
-            y: float | None = None) -> dict[str, Any]:
+    def run(
+        self, ctx: Any, op: str, a: float, b: float, x: float | None = None, y: float | None = None
+    ) -> dict[str, Any]:
         lhs = a if x is None else x
         rhs = b if y is None else y
         try:
@@ -58,8 +63,9 @@ class Binary(Node):
         except ZeroDivisionError as exc:
             raise ctx.error(str(exc), port="y", fix="feed a non-zero divisor") from None
         if not _m.isfinite(out):
-            raise ctx.error(f"{op}({lhs}, {rhs}) is not finite", port="value",
-                            fix="keep operands in range")
+            raise ctx.error(
+                f"{op}({lhs}, {rhs}) is not finite", port="value", fix="keep operands in range"
+            )
         return {"value": out}
 
 
@@ -71,8 +77,10 @@ class Scale(Node):
     category = "math"
     inputs = (Input("value", Float),)
     outputs = (Output("value", Float),)
-    params = (Param("factor", Float, 1.0, "multiplier"),
-              Param("offset", Float, 0.0, "added after multiplying"))
+    params = (
+        Param("factor", Float, 1.0, "multiplier"),
+        Param("offset", Float, 0.0, "added after multiplying"),
+    )
 
     def run(self, ctx: Any, value: float, factor: float, offset: float) -> dict[str, Any]:
         return {"value": value * factor + offset}

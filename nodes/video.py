@@ -40,8 +40,10 @@ from fathom.engine.types import (
 )
 
 SEQUENCE_OUT = (".png", ".exr", ".jpg")
-FORMATS_HELP = ("end the name with .mp4, .mov, .mkv (H.264), .webm (VP9), .gif, .webp, or "
-                "write an image sequence with a pattern like frames/%04d.png (or .exr)")
+FORMATS_HELP = (
+    "end the name with .mp4, .mov, .mkv (H.264), .webm (VP9), .gif, .webp, or "
+    "write an image sequence with a pattern like frames/%04d.png (or .exr)"
+)
 
 
 # --------------------------------------------------------------------------------------------
@@ -52,13 +54,25 @@ def _load_problems(cls: type, params: dict[str, Any], ctx: Any) -> list[Problem]
     p = ctx.resolve_path(params["path"])
     if p.is_dir() or sequence_pattern(str(p)) is not None:
         if not list_sequence(p):
-            return [Problem(f"no images match {p}.", ctx.node_id, "path",
-                            "point `path` at a folder of images or a pattern like "
-                            "frames/%04d.png that matches existing files")]
+            return [
+                Problem(
+                    f"no images match {p}.",
+                    ctx.node_id,
+                    "path",
+                    "point `path` at a folder of images or a pattern like "
+                    "frames/%04d.png that matches existing files",
+                )
+            ]
         return []
     if not p.is_file():
-        return [Problem(f"file {p} does not exist.", ctx.node_id, "path",
-                        "point `path` at an existing video file")]
+        return [
+            Problem(
+                f"file {p} does not exist.",
+                ctx.node_id,
+                "path",
+                "point `path` at an existing video file",
+            )
+        ]
     return []
 
 
@@ -89,20 +103,37 @@ class LoadVideo(Node):
     type_id = "video.load"
     title = "Load Video"
     category = "video"
-    outputs = (Output("video", Video), Output("fps", Float), Output("frames", Int),
-               Output("duration", Float, "seconds"))
-    params = (Param("path", PathValue, "clip.mp4",
-                    "video file (mp4, mov, mkv, webm, gif, webp), image folder or pattern"),
-              Param("fps", Float, 24.0, "frame rate of image sequences", min=0.001, max=1000),
-              Param("width", Int, 0, "decode at this width (0: the file's); scaling in the "
-                    "decoder is the cheap way to make a proxy", min=0, max=16384),
-              Param("height", Int, 0, "decode at this height (0: the file's)", min=0,
-                    max=16384))
+    outputs = (
+        Output("video", Video),
+        Output("fps", Float),
+        Output("frames", Int),
+        Output("duration", Float, "seconds"),
+    )
+    params = (
+        Param(
+            "path",
+            PathValue,
+            "clip.mp4",
+            "video file (mp4, mov, mkv, webm, gif, webp), image folder or pattern",
+        ),
+        Param("fps", Float, 24.0, "frame rate of image sequences", min=0.001, max=1000),
+        Param(
+            "width",
+            Int,
+            0,
+            "decode at this width (0: the file's); scaling in the "
+            "decoder is the cheap way to make a proxy",
+            min=0,
+            max=16384,
+        ),
+        Param("height", Int, 0, "decode at this height (0: the file's)", min=0, max=16384),
+    )
     check = classmethod(_load_problems)  # type: ignore[assignment]
     cache_extra = classmethod(_load_key)  # type: ignore[assignment]
 
-    def run(self, ctx: Any, path: str, fps: float = 24.0, width: int = 0,
-            height: int = 0) -> dict[str, Any]:
+    def run(
+        self, ctx: Any, path: str, fps: float = 24.0, width: int = 0, height: int = 0
+    ) -> dict[str, Any]:
         p = ctx.resolve_path(path)
         try:
             reader = open_reader(p, fps, _read_float)
@@ -114,15 +145,15 @@ class LoadVideo(Node):
             if fmt is not None:
                 # The sound from the moment frame 0 shows (a stream may start late).
                 start = float(getattr(reader, "start_time", 0.0))
-                video = video.with_audio(AudioTrack((AudioSpan(str(p), start, video.duration),),
-                                                    *fmt))
+                video = video.with_audio(
+                    AudioTrack((AudioSpan(str(p), start, video.duration),), *fmt)
+                )
         if width or height:
             w0, h0 = reader.size
             w = width or max(1, round(w0 * height / h0))
             h = height or max(1, round(h0 * width / w0))
             video = video.scaled(w, h)  # type: ignore[attr-defined]
-        return {"video": video, "fps": video.fps, "frames": len(video),
-                "duration": video.duration}
+        return {"video": video, "fps": video.fps, "frames": len(video), "duration": video.duration}
 
 
 class VideoInfo(Node):
@@ -132,15 +163,27 @@ class VideoInfo(Node):
     title = "Video Info"
     category = "video"
     inputs = (Input("video", Video),)
-    outputs = (Output("fps", Float), Output("frames", Int), Output("duration", Float, "seconds"),
-               Output("width", Int), Output("height", Int), Output("has_audio", Bool),
-               Output("codec", String, "the source file's codec; empty for computed video"))
+    outputs = (
+        Output("fps", Float),
+        Output("frames", Int),
+        Output("duration", Float, "seconds"),
+        Output("width", Int),
+        Output("height", Int),
+        Output("has_audio", Bool),
+        Output("codec", String, "the source file's codec; empty for computed video"),
+    )
 
     def run(self, ctx: Any, video: Video) -> dict[str, Any]:
         w, h = video.size if len(video) else (0, 0)
-        return {"fps": video.fps, "frames": len(video), "duration": video.duration,
-                "width": int(w), "height": int(h), "has_audio": video.audio is not None,
-                "codec": video.codec if isinstance(video, FileVideo) else ""}
+        return {
+            "fps": video.fps,
+            "frames": len(video),
+            "duration": video.duration,
+            "width": int(w),
+            "height": int(h),
+            "has_audio": video.audio is not None,
+            "codec": video.codec if isinstance(video, FileVideo) else "",
+        }
 
 
 class VideoFrame(Node):
@@ -155,12 +198,18 @@ class VideoFrame(Node):
 
     def run(self, ctx: Any, video: Video, index: int) -> dict[str, Any]:
         if len(video) == 0:
-            raise ctx.error("the video has no frames", port="video",
-                            fix="check what feeds it (an empty trim or source?)")
+            raise ctx.error(
+                "the video has no frames",
+                port="video",
+                fix="check what feeds it (an empty trim or source?)",
+            )
         i = index if index >= 0 else len(video) + index
         if not 0 <= i < len(video):
-            raise ctx.error(f"frame {index} is outside a {len(video)}-frame video",
-                            port="index", fix=f"use 0..{len(video) - 1}")
+            raise ctx.error(
+                f"frame {index} is outside a {len(video)}-frame video",
+                port="index",
+                fix=f"use 0..{len(video) - 1}",
+            )
         try:
             return {"image": video.frame(i)}
         except MediaError as exc:
@@ -180,14 +229,17 @@ class FromImages(Node):
     def run(self, ctx: Any, images: list[Image], fps: float) -> dict[str, Any]:
         frames = [im for im in (images or []) if im is not None]
         if not frames:
-            raise ctx.error("no images are connected", port="images",
-                            fix="connect one or more images")
+            raise ctx.error(
+                "no images are connected", port="images", fix="connect one or more images"
+            )
         size = (frames[0].width, frames[0].height)
         for k, im in enumerate(frames):
             if (im.width, im.height) != size:
-                raise ctx.error(f"image {k} is {im.width}×{im.height}, image 0 is "
-                                f"{size[0]}×{size[1]}", port="images",
-                                fix="resize the images to one size first")
+                raise ctx.error(
+                    f"image {k} is {im.width}×{im.height}, image 0 is {size[0]}×{size[1]}",
+                    port="images",
+                    fix="resize the images to one size first",
+                )
         return {"video": Video.from_frames(frames, fps)}
 
 
@@ -202,31 +254,59 @@ def _target_problem(p: Path, node: str) -> list[Problem]:
     suffix = p.suffix.lower()
     if sequence and not _PATTERN.search(p.name):
         # A glob names existing files to read; writing needs the number's place.
-        out.append(Problem(f"{p.name} is a pattern for reading (* or ?); a saved sequence "
-                           "needs a frame number in its name.", node, "path",
-                           f"use e.g. {p.stem.replace('*', '').replace('?', '')}%04d{suffix}"))
+        out.append(
+            Problem(
+                f"{p.name} is a pattern for reading (* or ?); a saved sequence "
+                "needs a frame number in its name.",
+                node,
+                "path",
+                f"use e.g. {p.stem.replace('*', '').replace('?', '')}%04d{suffix}",
+            )
+        )
     elif sequence and suffix not in SEQUENCE_OUT:
-        out.append(Problem(f"image sequences are written as {', '.join(SEQUENCE_OUT)}, "
-                           f"not {suffix or 'no extension'}.", node, "path", FORMATS_HELP))
+        out.append(
+            Problem(
+                f"image sequences are written as {', '.join(SEQUENCE_OUT)}, "
+                f"not {suffix or 'no extension'}.",
+                node,
+                "path",
+                FORMATS_HELP,
+            )
+        )
     elif not sequence and suffix not in CONTAINERS:
-        out.append(Problem(f"unknown video format {suffix or '(no extension)'!r}.", node, "path",
-                           FORMATS_HELP))
+        out.append(
+            Problem(
+                f"unknown video format {suffix or '(no extension)'!r}.", node, "path", FORMATS_HELP
+            )
+        )
     folder = p.parent.parent if sequence else p.parent
     why = writable_dir_problem(folder)
     if why:
-        out.append(Problem(f"cannot write {p}: {why}.", node, "path",
-                           "choose a writable output folder"))
+        out.append(
+            Problem(f"cannot write {p}: {why}.", node, "path", "choose a writable output folder")
+        )
     if sequence and suffix == ".exr" and exr_backend() is None:
-        out.append(Problem("EXR sequences need the OpenEXR library, which is not installed.",
-                           node, "path", EXR_FIX))
+        out.append(
+            Problem(
+                "EXR sequences need the OpenEXR library, which is not installed.",
+                node,
+                "path",
+                EXR_FIX,
+            )
+        )
     if sequence:
         stray = foreign_files(p.parent, p.name)
         if stray:
-            out.append(Problem(f"{p.parent} holds files this sequence would not write "
-                               f"({', '.join(stray[:3])}{'...' if len(stray) > 3 else ''}); "
-                               "saving replaces the whole folder.", node, "path",
-                               "write the sequence into its own (new or empty) folder, "
-                               "e.g. frames/%04d.png"))
+            out.append(
+                Problem(
+                    f"{p.parent} holds files this sequence would not write "
+                    f"({', '.join(stray[:3])}{'...' if len(stray) > 3 else ''}); "
+                    "saving replaces the whole folder.",
+                    node,
+                    "path",
+                    "write the sequence into its own (new or empty) folder, e.g. frames/%04d.png",
+                )
+            )
     return out
 
 
@@ -261,27 +341,60 @@ class SaveVideo(Node):
     title = "Save Video"
     category = "video"
     is_output = True
-    inputs = (Input("video", Video),
-              Input("audio", Video, "take the sound from this video instead", optional=True))
+    inputs = (
+        Input("video", Video),
+        Input("audio", Video, "take the sound from this video instead", optional=True),
+    )
     outputs = (Output("path", String),)
-    params = (Param("path", PathValue, "video.mp4",
-                    "file or frames/%04d.png pattern (relative: output folder)"),
-              Param("fps", Float, 0.0, "frames per second (0: the video's own)", min=0,
-                    max=1000),
-              Param("quality", Int, 20, "CRF: lower is better and bigger (WebP: 0 lossless)",
-                    min=0, max=51),
-              Param("preset", Enum, "medium", "H.264 speed: faster presets make bigger files",
-                    choices=X264_PRESETS),
-              Param("bits", Enum, "8", "PNG sequence bit depth", choices=("8", "16")),
-              Param("sound", Enum, "auto", "auto: the audio input's, else the video's own",
-                    choices=("auto", "none")),
-              Param("frames", Enum, "render", "which frames: the render's --frames, or all",
-                    choices=("render", "all")))
+    params = (
+        Param(
+            "path",
+            PathValue,
+            "video.mp4",
+            "file or frames/%04d.png pattern (relative: output folder)",
+        ),
+        Param("fps", Float, 0.0, "frames per second (0: the video's own)", min=0, max=1000),
+        Param(
+            "quality", Int, 20, "CRF: lower is better and bigger (WebP: 0 lossless)", min=0, max=51
+        ),
+        Param(
+            "preset",
+            Enum,
+            "medium",
+            "H.264 speed: faster presets make bigger files",
+            choices=X264_PRESETS,
+        ),
+        Param("bits", Enum, "8", "PNG sequence bit depth", choices=("8", "16")),
+        Param(
+            "sound",
+            Enum,
+            "auto",
+            "auto: the audio input's, else the video's own",
+            choices=("auto", "none"),
+        ),
+        Param(
+            "frames",
+            Enum,
+            "render",
+            "which frames: the render's --frames, or all",
+            choices=("render", "all"),
+        ),
+    )
     check = classmethod(_save_problems)  # type: ignore[assignment]
 
-    def run(self, ctx: Any, video: Video, path: str, fps: float, quality: int,
-            preset: str = "medium", bits: str = "8", sound: str = "auto",
-            frames: str = "render", audio: Video | None = None) -> dict[str, Any]:
+    def run(
+        self,
+        ctx: Any,
+        video: Video,
+        path: str,
+        fps: float,
+        quality: int,
+        preset: str = "medium",
+        bits: str = "8",
+        sound: str = "auto",
+        frames: str = "render",
+        audio: Video | None = None,
+    ) -> dict[str, Any]:
         if len(video) == 0:
             raise ctx.error("the video has no frames", port="video", fix="check upstream")
         target = ctx.output_path(path)
@@ -293,8 +406,11 @@ class SaveVideo(Node):
             a, b = ctx.options.frames
             lo, hi = max(lo, a), min(hi, b)
             if lo > hi:
-                raise ctx.error(f"--frames {a}-{b} is outside this {len(video)}-frame video",
-                                port="video", fix=f"use frames within 0-{len(video) - 1}")
+                raise ctx.error(
+                    f"--frames {a}-{b} is outside this {len(video)}-frame video",
+                    port="video",
+                    fix=f"use frames within 0-{len(video) - 1}",
+                )
         out_fps = fps or video.fps
         part = video if (lo, hi) == (0, len(video) - 1) else video.slice(lo, hi + 1)
         track = self._sound(ctx, video, audio, sound, lo, hi)
@@ -314,21 +430,32 @@ class SaveVideo(Node):
         return {"path": str(target)}
 
     @staticmethod
-    def _sound(ctx: Any, video: Video, audio: Video | None, sound: str, lo: int,
-               hi: int) -> AudioTrack | None:
+    def _sound(
+        ctx: Any, video: Video, audio: Video | None, sound: str, lo: int, hi: int
+    ) -> AudioTrack | None:
         if sound == "none":
             return None
         if audio is None:
             track = video.audio
             return None if track is None else track.slice(lo / video.fps, (hi + 1) / video.fps)
         if audio.audio is None:
-            raise ctx.error("the video on `audio` has no sound", port="audio",
-                            fix="connect a video with an audio track, or disconnect `audio`")
+            raise ctx.error(
+                "the video on `audio` has no sound",
+                port="audio",
+                fix="connect a video with an audio track, or disconnect `audio`",
+            )
         return audio.audio.slice(lo / video.fps, (hi + 1) / video.fps)
 
     @staticmethod
-    def _container(ctx: Any, part: Video, target: Path, fps: float, quality: int,
-                   preset: str, track: AudioTrack | None) -> None:
+    def _container(
+        ctx: Any,
+        part: Video,
+        target: Path,
+        fps: float,
+        quality: int,
+        preset: str,
+        track: AudioTrack | None,
+    ) -> None:
         fast = isinstance(part, FileVideo) and isinstance(part.reader, AVReader)
         if track is not None and CONTAINERS[target.suffix.lower()][1] is None:
             ctx.report(audio=f"dropped: {target.suffix} files carry no sound")
@@ -337,8 +464,12 @@ class SaveVideo(Node):
         with atomic_path(target) as tmp:
             writer = ContainerWriter(tmp, part.size, fps, quality, preset, track)
             # A file's own frames go to the encoder in FFmpeg's pixel formats (no RGB).
-            read: Any = part.av_frame if fast else (  # type: ignore[attr-defined]
-                lambda i: part.frame(i).data)
+            read: Any = (
+                part.av_frame
+                if fast
+                # type: ignore[attr-defined]
+                else (lambda i: part.frame(i).data)
+            )
             try:
                 with closing(prefetch(read, n)) as frames:
                     for i, frame in enumerate(frames):

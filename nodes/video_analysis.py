@@ -27,8 +27,11 @@ def _frames(video: Video) -> Any:
 
 def _need_frames(ctx: Any, video: Video, least: int) -> None:
     if len(video) < least:
-        raise ctx.error(f"the video has {len(video)} frame(s); this needs at least {least}",
-                        port="video", fix="connect a longer clip")
+        raise ctx.error(
+            f"the video has {len(video)} frame(s); this needs at least {least}",
+            port="video",
+            fix="connect a longer clip",
+        )
 
 
 class VideoFlow(Node):
@@ -41,10 +44,23 @@ class VideoFlow(Node):
     category = "video"
     inputs = (Input("video", Video, "clip to analyse"),)
     outputs = (Output("flow", Video, "flow picture per frame"),)
-    params = (Param("preset", Enum, "medium", "DIS quality/speed; 'sharp' keeps motion edges "
-                    "crisp", choices=fl.DIS_PRESETS),
-              Param("max_motion", Float, 0.0, "pixels per frame shown at full brightness "
-                    "(0: each frame's fastest)", min=0, max=1000))
+    params = (
+        Param(
+            "preset",
+            Enum,
+            "medium",
+            "DIS quality/speed; 'sharp' keeps motion edges crisp",
+            choices=fl.DIS_PRESETS,
+        ),
+        Param(
+            "max_motion",
+            Float,
+            0.0,
+            "pixels per frame shown at full brightness (0: each frame's fastest)",
+            min=0,
+            max=1000,
+        ),
+    )
 
     def run(self, ctx: Any, video: Video, preset: str, max_motion: float) -> dict[str, Any]:
         _need_frames(ctx, video, 2)
@@ -56,8 +72,7 @@ class VideoFlow(Node):
                 return Image(np.zeros((h, w, 3), np.float32))
             return Image(fl.flow_to_rgb(flows.flow(i - 1, i), max_motion))
 
-        return {"flow": Video(len(video), video.fps, picture, (w, h), video.source,
-                              video.audio)}
+        return {"flow": Video(len(video), video.fps, picture, (w, h), video.source, video.audio)}
 
 
 class Interpolate(Node):
@@ -71,13 +86,15 @@ class Interpolate(Node):
     category = "video"
     inputs = (Input("video", Video, "clip to make smoother"),)
     outputs = (Output("video", Video, "clip at the higher frame rate"),)
-    params = (Param("factor", Int, 2, "frames per source frame", min=1, max=16),
-              Param("fps", Float, 0.0, "target frames per second instead (0: use factor)",
-                    min=0, max=1000),
-              Param("preset", Enum, "medium", "DIS flow quality/speed", choices=fl.DIS_PRESETS))
+    params = (
+        Param("factor", Int, 2, "frames per source frame", min=1, max=16),
+        Param(
+            "fps", Float, 0.0, "target frames per second instead (0: use factor)", min=0, max=1000
+        ),
+        Param("preset", Enum, "medium", "DIS flow quality/speed", choices=fl.DIS_PRESETS),
+    )
 
-    def run(self, ctx: Any, video: Video, factor: int, fps: float,
-            preset: str) -> dict[str, Any]:
+    def run(self, ctx: Any, video: Video, factor: int, fps: float, preset: str) -> dict[str, Any]:
         _need_frames(ctx, video, 1)
         n = len(video)
         flows = fl.PairFlows(_frames(video), preset, memo=4)  # both ways for two pairs
@@ -119,8 +136,9 @@ def _load_segmenter(path: Path, device: str, dtype: str) -> tuple[Any, Any]:
     from transformers import AutoImageProcessor, AutoModelForSemanticSegmentation
 
     processor = AutoImageProcessor.from_pretrained(path)
-    model = AutoModelForSemanticSegmentation.from_pretrained(path, use_safetensors=True,
-                                                             dtype=getattr(torch, dtype))
+    model = AutoModelForSemanticSegmentation.from_pretrained(
+        path, use_safetensors=True, dtype=getattr(torch, dtype)
+    )
     return processor, model.to(device).eval()
 
 
@@ -151,8 +169,9 @@ def segment_frame(processor: Any, model: Any, rgb: np.ndarray, ids: list[int]) -
     dev = next(model.parameters()).device
     with torch.inference_mode():
         logits = model(pixel_values=pixels.to(dev, dtype=model.dtype)).logits
-        logits = torch.nn.functional.interpolate(logits.float(), size=(h, w), mode="bilinear",
-                                                 align_corners=False)
+        logits = torch.nn.functional.interpolate(
+            logits.float(), size=(h, w), mode="bilinear", align_corners=False
+        )
         labels = logits.argmax(dim=1)[0]
         fg = torch.isin(labels, torch.tensor(ids, device=labels.device))
     return fg.to(torch.float32).cpu().numpy()
@@ -169,19 +188,37 @@ class Segment(Node):
     type_id = "video.segment"
     title = "Segment Video"
     category = "video"
-    inputs = (Input("video", Video, "clip to segment"),
-              Input("mask", Mask, "first frame's foreground (used without a model)",
-                    optional=True))
+    inputs = (
+        Input("video", Video, "clip to segment"),
+        Input("mask", Mask, "first frame's foreground (used without a model)", optional=True),
+    )
     outputs = (Output("mask", Video, "one-channel mask per frame"),)
-    params = (Param("backend", Enum, "auto", "auto: the model if one is set, else the mask",
-                    choices=("auto", "model", "propagate")),
-              Param("model", String, "", "segmentation model folder or Hugging Face id "
-                    "(e.g. nvidia/segformer-b0-finetuned-ade-512-512); empty: none"),
-              Param("labels", String, "person", "foreground class names, comma-separated"),
-              Param("interval", Int, 4, "model every N frames, flow between (1: every frame)",
-                    min=1, max=1000),
-              Param("preset", Enum, "sharp", "DIS flow used to carry masks",
-                    choices=fl.DIS_PRESETS))
+    params = (
+        Param(
+            "backend",
+            Enum,
+            "auto",
+            "auto: the model if one is set, else the mask",
+            choices=("auto", "model", "propagate"),
+        ),
+        Param(
+            "model",
+            String,
+            "",
+            "segmentation model folder or Hugging Face id "
+            "(e.g. nvidia/segformer-b0-finetuned-ade-512-512); empty: none",
+        ),
+        Param("labels", String, "person", "foreground class names, comma-separated"),
+        Param(
+            "interval",
+            Int,
+            4,
+            "model every N frames, flow between (1: every frame)",
+            min=1,
+            max=1000,
+        ),
+        Param("preset", Enum, "sharp", "DIS flow used to carry masks", choices=fl.DIS_PRESETS),
+    )
 
     @classmethod
     def check(cls, params: dict[str, Any], ctx: Any) -> list[Problem]:
@@ -195,8 +232,17 @@ class Segment(Node):
             return [Problem(str(exc), ctx.node_id, "model")]
         return []
 
-    def run(self, ctx: Any, video: Video, backend: str, model: str, labels: str, interval: int,
-            preset: str, mask: Mask | None = None) -> dict[str, Any]:
+    def run(
+        self,
+        ctx: Any,
+        video: Video,
+        backend: str,
+        model: str,
+        labels: str,
+        interval: int,
+        preset: str,
+        mask: Mask | None = None,
+    ) -> dict[str, Any]:
         _need_frames(ctx, video, 1)
         use_model = backend == "model" or (backend == "auto" and bool(model.strip()))
         w, h = video.size
@@ -205,38 +251,58 @@ class Segment(Node):
             key = self._model_keyframes(ctx, model, labels, flows)
         else:
             if mask is None:
-                raise ctx.error("there is no model and no first-frame mask to segment with",
-                                port="mask" if backend == "propagate" else "model",
-                                fix="set `model` to a segmentation model folder, or connect "
-                                    "a mask of the first frame")
+                raise ctx.error(
+                    "there is no model and no first-frame mask to segment with",
+                    port="mask" if backend == "propagate" else "model",
+                    fix="set `model` to a segmentation model folder, or connect "
+                    "a mask of the first frame",
+                )
             if (mask.width, mask.height) != (w, h):
-                raise ctx.error(f"the mask is {mask.width}×{mask.height} but the video is "
-                                f"{w}×{h}", port="mask", fix=f"resize the mask to {w}×{h}")
+                raise ctx.error(
+                    f"the mask is {mask.width}×{mask.height} but the video is {w}×{h}",
+                    port="mask",
+                    fix=f"resize the mask to {w}×{h}",
+                )
             first = np.clip(mask.data, 0, 1)
             key, interval = (lambda i: first), len(video)  # one keyframe: the user's mask
-        masks = fl.PropagatedMasks(len(video), _frames(video), key, interval, preset,
-                                   flows=flows)
-        ctx.report(backend="model" if use_model else "propagate",
-                   keyframes=masks.keyframe_count(), interval=interval)
-        out = Video(len(video), video.fps, lambda i: Image(masks(i)[:, :, None]), (w, h),
-                    video.source, video.audio)
+        masks = fl.PropagatedMasks(len(video), _frames(video), key, interval, preset, flows=flows)
+        ctx.report(
+            backend="model" if use_model else "propagate",
+            keyframes=masks.keyframe_count(),
+            interval=interval,
+        )
+        out = Video(
+            len(video),
+            video.fps,
+            lambda i: Image(masks(i)[:, :, None]),
+            (w, h),
+            video.source,
+            video.audio,
+        )
         return {"mask": out}
 
     @staticmethod
     def _model_keyframes(ctx: Any, model: str, labels: str, flows: fl.PairFlows) -> Any:
         if not model.strip():
-            raise ctx.error("backend 'model' needs a model", port="model",
-                            fix="set `model` to a segmentation model folder or hub id")
+            raise ctx.error(
+                "backend 'model' needs a model",
+                port="model",
+                fix="set `model` to a segmentation model folder or hub id",
+            )
         dev, dtype = ctx.device.torch_device, ctx.device.dtype
-        processor, net = ctx.load_model(SEGMENT_KIND, model,
-                                        lambda p: _load_segmenter(p, dev, dtype))
+        processor, net = ctx.load_model(
+            SEGMENT_KIND, model, lambda p: _load_segmenter(p, dev, dtype)
+        )
         id2label = dict(getattr(net.config, "id2label", {}) or {})
         ids, unknown = label_ids(id2label, labels)
         if unknown or not ids:
-            valid = ", ".join(str(v) for _, v in sorted(id2label.items(), key=lambda kv:
-                                                         int(kv[0])))
+            valid = ", ".join(
+                str(v) for _, v in sorted(id2label.items(), key=lambda kv: int(kv[0]))
+            )
             missing = ", ".join(repr(u) for u in unknown) or "none given"
-            raise ctx.error(f"unknown class label(s) {missing} for this model; it knows: "
-                            f"{valid}", port="labels",
-                            fix="use names from the model's list, comma-separated")
+            raise ctx.error(
+                f"unknown class label(s) {missing} for this model; it knows: {valid}",
+                port="labels",
+                fix="use names from the model's list, comma-separated",
+            )
         return lambda i: segment_frame(processor, net, Image(flows.image(i)).rgb(), ids)

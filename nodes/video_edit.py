@@ -101,24 +101,31 @@ class Trim(Node):
     category = "video"
     inputs = (Input("video", Video, "clip to cut"),)
     outputs = (Output("video", Video, "the kept part"),)
-    params = (Param("start", Float, 0.0, "first kept frame or second", min=0),
-              Param("end", Float, None, "end (exclusive); empty: to the end", min=0,
-                    optional=True),
-              Param("unit", Enum, "frames", "what start and end count",
-                    choices=("frames", "seconds")))
+    params = (
+        Param("start", Float, 0.0, "first kept frame or second", min=0),
+        Param("end", Float, None, "end (exclusive); empty: to the end", min=0, optional=True),
+        Param("unit", Enum, "frames", "what start and end count", choices=("frames", "seconds")),
+    )
 
-    def run(self, ctx: Any, video: Video, start: float, end: float | None,
-            unit: str) -> dict[str, Any]:
+    def run(
+        self, ctx: Any, video: Video, start: float, end: float | None, unit: str
+    ) -> dict[str, Any]:
         try:
             a, b = vo.trim_range(len(video), video.fps, start, end, unit)
         except ValueError as exc:
-            raise ctx.error(str(exc), port="start" if "start" in str(exc) else "end",
-                            fix="frames are whole numbers; use unit 'seconds' for times") from None
+            raise ctx.error(
+                str(exc),
+                port="start" if "start" in str(exc) else "end",
+                fix="frames are whole numbers; use unit 'seconds' for times",
+            ) from None
         if b <= a:
             stop = "the end" if end is None else f"{end:g}"
-            raise ctx.error(f"trimming {start:g}..{stop} {unit} keeps no frames of a "
-                            f"{len(video)}-frame ({video.duration:.3g} s) video", port="end",
-                            fix="make end larger than start, within the clip")
+            raise ctx.error(
+                f"trimming {start:g}..{stop} {unit} keeps no frames of a "
+                f"{len(video)}-frame ({video.duration:.3g} s) video",
+                port="end",
+                fix="make end larger than start, within the clip",
+            )
         return {"video": video.slice(a, b)}
 
 
@@ -131,15 +138,28 @@ class Resize(Node):
     category = "video"
     inputs = (Input("video", Video, "clip to scale"),)
     outputs = (Output("video", Video, "scaled clip"),)
-    params = (Param("width", Int, 640, "target width", min=1, max=16384),
-              Param("height", Int, 360, "target height", min=1, max=16384),
-              Param("keep_aspect", Enum, "stretch", "how the aspect ratio is treated",
-                    choices=("stretch", "fit", "fill", "letterbox")),
-              Param("mode", Enum, "area", "resampling filter (area: best for shrinking)",
-                    choices=RESIZE_MODES))
+    params = (
+        Param("width", Int, 640, "target width", min=1, max=16384),
+        Param("height", Int, 360, "target height", min=1, max=16384),
+        Param(
+            "keep_aspect",
+            Enum,
+            "stretch",
+            "how the aspect ratio is treated",
+            choices=("stretch", "fit", "fill", "letterbox"),
+        ),
+        Param(
+            "mode",
+            Enum,
+            "area",
+            "resampling filter (area: best for shrinking)",
+            choices=RESIZE_MODES,
+        ),
+    )
 
-    def run(self, ctx: Any, video: Video, width: int, height: int, keep_aspect: str,
-            mode: str) -> dict[str, Any]:
+    def run(
+        self, ctx: Any, video: Video, width: int, height: int, keep_aspect: str, mode: str
+    ) -> dict[str, Any]:
         size: tuple[int, int] | None = (width, height)
         if keep_aspect == "fit" and len(video):
             w, h = video.size
@@ -169,13 +189,15 @@ class Concat(Node):
     category = "video"
     inputs = (Input("videos", Video, "clips in order (connect any number)", multi=True),)
     outputs = (Output("video", Video, "the joined clip"),)
-    params = (Param("conform", Bool, False, "resample size and fps to the first clip's"),
-              Param("fit", Enum, "letterbox", "how a conformed clip fills the size",
-                    choices=FITS),
-              Param("mode", Enum, "bilinear", "resampling filter", choices=RESIZE_MODES))
+    params = (
+        Param("conform", Bool, False, "resample size and fps to the first clip's"),
+        Param("fit", Enum, "letterbox", "how a conformed clip fills the size", choices=FITS),
+        Param("mode", Enum, "bilinear", "resampling filter", choices=RESIZE_MODES),
+    )
 
-    def run(self, ctx: Any, videos: list[Video], conform: bool, fit: str,
-            mode: str) -> dict[str, Any]:
+    def run(
+        self, ctx: Any, videos: list[Video], conform: bool, fit: str, mode: str
+    ) -> dict[str, Any]:
         clips = [v for v in videos if v is not None]
         if not clips:
             raise ctx.error("no clips to join", port="videos", fix="connect at least one video")
@@ -188,12 +210,17 @@ class Concat(Node):
             size = v.size if len(v) else (w0, h0)
             if size != (w0, h0) or not vo.same_rate(v.fps, fps):
                 if not conform:
-                    what = (f"is {size[0]}×{size[1]} but the first is {w0}×{h0}"
-                            if size != (w0, h0) else
-                            f"runs at {vo.rate_text(v.fps)} fps but the first at "
-                            f"{vo.rate_text(fps)} fps")
-                    raise ctx.error(f"clip {k + 1} {what}", port="videos",
-                                    fix="turn on conform, or resize/retime the clips first")
+                    what = (
+                        f"is {size[0]}×{size[1]} but the first is {w0}×{h0}"
+                        if size != (w0, h0)
+                        else f"runs at {vo.rate_text(v.fps)} fps but the first at "
+                        f"{vo.rate_text(fps)} fps"
+                    )
+                    raise ctx.error(
+                        f"clip {k + 1} {what}",
+                        port="videos",
+                        fix="turn on conform, or resize/retime the clips first",
+                    )
                 v = self.conformed(v, w0, h0, fps, fit, mode)
             parts.append(v)
         offsets = list(np.cumsum([0] + [len(p) for p in parts[:-1]]))
@@ -208,9 +235,14 @@ class Concat(Node):
         audio = None
         if any(p.audio is not None for p in parts):
             ref = next(p.audio for p in parts if p.audio is not None)
-            audio = AudioTrack.join([
-                p.audio.fit(p.duration) if p.audio is not None else
-                AudioTrack.silence(p.duration, ref.sample_rate, ref.channels) for p in parts])
+            audio = AudioTrack.join(
+                [
+                    p.audio.fit(p.duration)
+                    if p.audio is not None
+                    else AudioTrack.silence(p.duration, ref.sample_rate, ref.channels)
+                    for p in parts
+                ]
+            )
         return {"video": Video(total, fps, get, (w0, h0), first.source, audio)}
 
     @staticmethod
@@ -242,16 +274,16 @@ class Speed(Node):
     category = "video"
     inputs = (Input("video", Video, "clip to retime"),)
     outputs = (Output("video", Video, "retimed clip"),)
-    params = (Param("factor", Float, 2.0, "speed multiplier", min=0.01, max=100.0),
-              Param("mode", Enum, "drop", "drop/duplicate frames, or blend them",
-                    choices=vo.SPEED_MODES))
+    params = (
+        Param("factor", Float, 2.0, "speed multiplier", min=0.01, max=100.0),
+        Param("mode", Enum, "drop", "drop/duplicate frames, or blend them", choices=vo.SPEED_MODES),
+    )
 
     def run(self, ctx: Any, video: Video, factor: float, mode: str) -> dict[str, Any]:
         n, length = vo.speed_length(len(video), factor), len(video)
         if factor == 1.0:
             return {"video": video}
-        audio = None if video.audio is None else \
-            video.audio.retimed(factor).fit(n / video.fps)
+        audio = None if video.audio is None else video.audio.retimed(factor).fit(n / video.fps)
         src = _Recent(video)
 
         def get(j: int) -> Image:
@@ -279,8 +311,16 @@ class Reverse(Node):
         n = len(video)
         audio = None if video.audio is None else video.audio.reversed()
         src = _Recent(video)
-        return {"video": Video(n, video.fps, lambda i: src.frame_backwards(n - 1 - i),
-                               video.known_size, video.source, audio)}
+        return {
+            "video": Video(
+                n,
+                video.fps,
+                lambda i: src.frame_backwards(n - 1 - i),
+                video.known_size,
+                video.source,
+                audio,
+            )
+        }
 
 
 class Loop(Node):
@@ -295,10 +335,21 @@ class Loop(Node):
 
     def run(self, ctx: Any, video: Video, count: int) -> dict[str, Any]:
         n = len(video)
-        audio = None if video.audio is None else \
-            AudioTrack.join([video.audio.fit(video.duration)] * count)
-        return {"video": Video(n * count, video.fps, lambda i: video.frame(i % n), video.known_size,
-                               video.source, audio)}
+        audio = (
+            None
+            if video.audio is None
+            else AudioTrack.join([video.audio.fit(video.duration)] * count)
+        )
+        return {
+            "video": Video(
+                n * count,
+                video.fps,
+                lambda i: video.frame(i % n),
+                video.known_size,
+                video.source,
+                audio,
+            )
+        }
 
 
 # --------------------------------------------------------------------------------------------
@@ -315,26 +366,43 @@ class Transition(Node):
     category = "video"
     inputs = (Input("a", Video, "outgoing clip"), Input("b", Video, "incoming clip"))
     outputs = (Output("video", Video, "a, the transition, then b"),)
-    params = (Param("kind", Enum, "crossfade", "how b replaces a", choices=vo.TRANSITIONS),
-              Param("frames", Int, 12, "overlap length in frames", min=1, max=100000),
-              Param("direction", Enum, "left", "wipe direction", choices=vo.WIPE_DIRECTIONS),
-              Param("color", Color, "#000000", "dip colour"))
+    params = (
+        Param("kind", Enum, "crossfade", "how b replaces a", choices=vo.TRANSITIONS),
+        Param("frames", Int, 12, "overlap length in frames", min=1, max=100000),
+        Param("direction", Enum, "left", "wipe direction", choices=vo.WIPE_DIRECTIONS),
+        Param("color", Color, "#000000", "dip colour"),
+    )
 
-    def run(self, ctx: Any, a: Video, b: Video, kind: str, frames: int, direction: str,
-            color: tuple[float, ...]) -> dict[str, Any]:
+    def run(
+        self,
+        ctx: Any,
+        a: Video,
+        b: Video,
+        kind: str,
+        frames: int,
+        direction: str,
+        color: tuple[float, ...],
+    ) -> dict[str, Any]:
         n = frames
         if n > min(len(a), len(b)):
-            raise ctx.error(f"a {n}-frame transition needs both clips that long; a has "
-                            f"{len(a)} and b {len(b)} frames", port="frames",
-                            fix=f"use at most {min(len(a), len(b))} frames")
+            raise ctx.error(
+                f"a {n}-frame transition needs both clips that long; a has "
+                f"{len(a)} and b {len(b)} frames",
+                port="frames",
+                fix=f"use at most {min(len(a), len(b))} frames",
+            )
         if a.size != b.size:
-            raise ctx.error(f"b is {b.size[0]}×{b.size[1]} but a is {a.size[0]}×{a.size[1]}",
-                            port="b", fix="resize one clip (video.resize) to the other's size")
+            raise ctx.error(
+                f"b is {b.size[0]}×{b.size[1]} but a is {a.size[0]}×{a.size[1]}",
+                port="b",
+                fix="resize one clip (video.resize) to the other's size",
+            )
         if not vo.same_rate(a.fps, b.fps):
-            raise ctx.error(f"b runs at {vo.rate_text(b.fps)} fps but a at "
-                            f"{vo.rate_text(a.fps)} fps", port="b",
-                            fix="conform the frame rates first (video.concat with conform, "
-                                "or video.speed)")
+            raise ctx.error(
+                f"b runs at {vo.rate_text(b.fps)} fps but a at {vo.rate_text(a.fps)} fps",
+                port="b",
+                fix="conform the frame rates first (video.concat with conform, or video.speed)",
+            )
         la, lb, rgb = len(a), len(b), _rgb(color)
 
         def get(i: int) -> Image:
@@ -344,19 +412,24 @@ class Transition(Node):
                 return b.frame(i - la + n)
             k = i - (la - n)
             t = vo.transition_progress(k, n)
-            return Image(vo.transition_frame(a.frame(i).data, b.frame(k).data, t, kind,
-                                             direction, rgb))
+            return Image(
+                vo.transition_frame(a.frame(i).data, b.frame(k).data, t, kind, direction, rgb)
+            )
 
         audio = None
         if a.audio is not None or b.audio is not None:
             ref = a.audio or b.audio
             assert ref is not None
             cut = (la - n + n / 2) / a.fps
-            tracks = [t.fit(v.duration) if t is not None else
-                      AudioTrack.silence(v.duration, ref.sample_rate, ref.channels)
-                      for t, v in ((a.audio, a), (b.audio, b))]
-            audio = AudioTrack.join([tracks[0].slice(0, cut),
-                                     tracks[1].slice(n / 2 / b.fps, b.duration)])
+            tracks = [
+                t.fit(v.duration)
+                if t is not None
+                else AudioTrack.silence(v.duration, ref.sample_rate, ref.channels)
+                for t, v in ((a.audio, a), (b.audio, b))
+            ]
+            audio = AudioTrack.join(
+                [tracks[0].slice(0, cut), tracks[1].slice(n / 2 / b.fps, b.duration)]
+            )
         return {"video": Video(la + lb - n, a.fps, get, a.known_size, a.source, audio)}
 
 
@@ -365,8 +438,9 @@ def _keys(ctx: Any, text: str, dims: int, port: str) -> list[tuple[float, tuple[
         return vo.parse_keyframes(text, dims)
     except ValueError as exc:
         example = "0:0.1,0.1; 48:0.6,0.6" if dims == 2 else "0:0.3; 48:0.5"
-        raise ctx.error(f"keyframes {text!r}: {exc}", port=port,
-                        fix=f"write FRAME:VALUE pairs like {example!r}") from None
+        raise ctx.error(
+            f"keyframes {text!r}: {exc}", port=port, fix=f"write FRAME:VALUE pairs like {example!r}"
+        ) from None
 
 
 class Overlay(Node):
@@ -379,28 +453,43 @@ class Overlay(Node):
     type_id = "video.overlay"
     title = "Overlay Video"
     category = "video"
-    inputs = (Input("base", Video, "background clip"),
-              Input("overlay", Video, "clip placed on top"),
-              Input("mask", Mask, "where the overlay shows (overlay's frame)", optional=True),
-              Input("mask_video", Video, "a mask per overlay frame", optional=True))
+    inputs = (
+        Input("base", Video, "background clip"),
+        Input("overlay", Video, "clip placed on top"),
+        Input("mask", Mask, "where the overlay shows (overlay's frame)", optional=True),
+        Input("mask_video", Video, "a mask per overlay frame", optional=True),
+    )
     outputs = (Output("video", Video, "the composite, base length and audio"),)
-    params = (Param("position", String, "0:0.6,0.6", "keyframes FRAME:X,Y of the top-left"),
-              Param("scale", String, "0:0.33", "keyframes FRAME:S, width as a fraction of "
-                    "the base's"),
-              Param("opacity", Float, 1.0, "overall opacity", min=0.0, max=1.0),
-              Param("start", Int, 0, "base frame where the overlay's frame 0 shows", min=0),
-              Param("mode", Enum, "area", "resampling filter", choices=RESIZE_MODES))
+    params = (
+        Param("position", String, "0:0.6,0.6", "keyframes FRAME:X,Y of the top-left"),
+        Param("scale", String, "0:0.33", "keyframes FRAME:S, width as a fraction of the base's"),
+        Param("opacity", Float, 1.0, "overall opacity", min=0.0, max=1.0),
+        Param("start", Int, 0, "base frame where the overlay's frame 0 shows", min=0),
+        Param("mode", Enum, "area", "resampling filter", choices=RESIZE_MODES),
+    )
 
-    def run(self, ctx: Any, base: Video, overlay: Video, position: str, scale: str,
-            opacity: float, start: int, mode: str, mask: Mask | None = None,
-            mask_video: Video | None = None) -> dict[str, Any]:
+    def run(
+        self,
+        ctx: Any,
+        base: Video,
+        overlay: Video,
+        position: str,
+        scale: str,
+        opacity: float,
+        start: int,
+        mode: str,
+        mask: Mask | None = None,
+        mask_video: Video | None = None,
+    ) -> dict[str, Any]:
         pos_keys, scale_keys = _keys(ctx, position, 2, "position"), _keys(ctx, scale, 1, "scale")
         if any(v[0] <= 0 for _, v in scale_keys):
             raise ctx.error("scale must be positive", port="scale", fix="use values like 0.3")
         if mask_video is not None and len(mask_video) < len(overlay):
-            raise ctx.error(f"mask_video has {len(mask_video)} frames, the overlay "
-                            f"{len(overlay)}", port="mask_video",
-                            fix="give a mask for every overlay frame")
+            raise ctx.error(
+                f"mask_video has {len(mask_video)} frames, the overlay {len(overlay)}",
+                port="mask_video",
+                fix="give a mask for every overlay frame",
+            )
 
         src = _Recent(overlay)
 
@@ -420,11 +509,14 @@ class Overlay(Node):
             alpha = np.full((h, w, 1), opacity, np.float32)
             if layer.shape[2] == 4:
                 alpha *= layer[:, :, 3:]
-            for m in (mask.data if mask is not None else None,
-                      mask_video.frame(k).gray() if mask_video is not None else None):
+            for m in (
+                mask.data if mask is not None else None,
+                mask_video.frame(k).gray() if mask_video is not None else None,
+            ):
                 if m is not None:
-                    alpha *= resize(m[:, :, None] if m.ndim == 2 else m, w, h, mode,
-                                    "stretch")[:, :, :1]
+                    alpha *= resize(m[:, :, None] if m.ndim == 2 else m, w, h, mode, "stretch")[
+                        :, :, :1
+                    ]
             px, py = vo.place(bw, bh, w, h, x, y, anchor="topleft")
             return Image(vo.composite(frame.data, layer, alpha, px, py))
 
@@ -434,8 +526,14 @@ class Overlay(Node):
 def _font_problem(cls: type, params: dict[str, Any], ctx: Any) -> list[Problem]:
     font = params.get("font") or ""
     if font and not ctx.resolve_path(font).is_file():
-        return [Problem(f"font file {font} does not exist.", ctx.node_id, "font",
-                        "point `font` at a .ttf/.otf file, or leave it empty for the built-in")]
+        return [
+            Problem(
+                f"font file {font} does not exist.",
+                ctx.node_id,
+                "font",
+                "point `font` at a .ttf/.otf file, or leave it empty for the built-in",
+            )
+        ]
     return []
 
 
@@ -449,31 +547,47 @@ class Text(Node):
     category = "video"
     inputs = (Input("video", Video, "clip to title"),)
     outputs = (Output("video", Video, "titled clip"),)
-    params = (Param("text", String, "Title", "what to write", multiline=True),
-              Param("size", Int, 32, "text height in pixels", min=4, max=2000),
-              Param("color", Color, "#ffffff", "text colour (alpha: opacity)"),
-              Param("x", Float, 0.5, "centre, fraction of the width", min=-1.0, max=2.0),
-              Param("y", Float, 0.5, "centre, fraction of the height", min=-1.0, max=2.0),
-              Param("start", Int, 0, "first frame showing the title", min=0),
-              Param("end", Int, None, "frame after the last (empty: to the end)", min=0,
-                    optional=True),
-              Param("fade", Int, 0, "fade in/out length in frames", min=0, max=100000),
-              Param("font", PathValue, "", "TrueType/OpenType file (empty: built-in)"))
+    params = (
+        Param("text", String, "Title", "what to write", multiline=True),
+        Param("size", Int, 32, "text height in pixels", min=4, max=2000),
+        Param("color", Color, "#ffffff", "text colour (alpha: opacity)"),
+        Param("x", Float, 0.5, "centre, fraction of the width", min=-1.0, max=2.0),
+        Param("y", Float, 0.5, "centre, fraction of the height", min=-1.0, max=2.0),
+        Param("start", Int, 0, "first frame showing the title", min=0),
+        Param("end", Int, None, "frame after the last (empty: to the end)", min=0, optional=True),
+        Param("fade", Int, 0, "fade in/out length in frames", min=0, max=100000),
+        Param("font", PathValue, "", "TrueType/OpenType file (empty: built-in)"),
+    )
     check = classmethod(_font_problem)  # type: ignore[assignment]
 
-    def run(self, ctx: Any, video: Video, text: str, size: int, color: tuple[float, ...],
-            x: float, y: float, start: int, end: int | None, fade: int,
-            font: str) -> dict[str, Any]:
+    def run(
+        self,
+        ctx: Any,
+        video: Video,
+        text: str,
+        size: int,
+        color: tuple[float, ...],
+        x: float,
+        y: float,
+        start: int,
+        end: int | None,
+        fade: int,
+        font: str,
+    ) -> dict[str, Any]:
         stop = len(video) if end is None else min(end, len(video))
         if stop <= start and text:
-            raise ctx.error(f"the title would show on no frame ({start}..{stop} of "
-                            f"{len(video)})", port="end", fix="make end larger than start")
+            raise ctx.error(
+                f"the title would show on no frame ({start}..{stop} of {len(video)})",
+                port="end",
+                fix="make end larger than start",
+            )
         font_path = str(ctx.resolve_path(font)) if font else ""
         try:
             cover = vo.render_text(text, size, font_path) if text else None
         except OSError as exc:
-            raise ctx.error(f"cannot use font {font}: {exc}", port="font",
-                            fix="give a valid .ttf/.otf file") from None
+            raise ctx.error(
+                f"cannot use font {font}: {exc}", port="font", fix="give a valid .ttf/.otf file"
+            ) from None
         rgb = np.asarray(_rgb(color), np.float32)
 
         def get(i: int) -> Image:
@@ -486,28 +600,37 @@ class Text(Node):
             px, py = vo.place(frame.width, frame.height, w, h, x, y)
             return Image(vo.composite(frame.data, layer, (cover * a)[:, :, None], px, py))
 
-        return {"video": Video(len(video), video.fps, get, video.known_size, video.source,
-                               video.audio)}
+        return {
+            "video": Video(len(video), video.fps, get, video.known_size, video.source, video.audio)
+        }
 
 
 # --------------------------------------------------------------------------------------------
 # Any image subgraph, per frame
 
 
-def _pick(ports: Any, types: tuple[type, ...], name: str, what: str, sub: str,
-          ctx: Any, port: str) -> str:
+def _pick(
+    ports: Any, types: tuple[type, ...], name: str, what: str, sub: str, ctx: Any, port: str
+) -> str:
     if name:
         p = next((p for p in ports if p.name == name), None)
         if p is None or not issubclass(p.type, types):
-            raise ctx.error(f"subgraph '{sub}' has no image {what} named '{name}'", port=port,
-                            fix=f"use one of: {', '.join(q.name for q in ports) or '(none)'}")
+            raise ctx.error(
+                f"subgraph '{sub}' has no image {what} named '{name}'",
+                port=port,
+                fix=f"use one of: {', '.join(q.name for q in ports) or '(none)'}",
+            )
         return name
     found = [p.name for p in ports if issubclass(p.type, types)]
     if len(found) != 1:
         how = "exposes no" if not found else f"exposes several ({', '.join(found)})"
-        raise ctx.error(f"subgraph '{sub}' {how} Image {what}s", port=port if found else
-                        "subgraph", fix=f"name the {what} in '{port}'" if found else
-                        f"expose one Image {what} of an inner node in the subgraph")
+        raise ctx.error(
+            f"subgraph '{sub}' {how} Image {what}s",
+            port=port if found else "subgraph",
+            fix=f"name the {what} in '{port}'"
+            if found
+            else f"expose one Image {what} of an inner node in the subgraph",
+        )
     return found[0]
 
 
@@ -515,11 +638,23 @@ def _map_problems(cls: type, params: dict[str, Any], ctx: Any) -> list[Problem]:
     name = params.get("subgraph") or ""
     runner = getattr(ctx, "subgraphs", None)
     if not name:
-        return [Problem("no subgraph named.", ctx.node_id, "subgraph",
-                        "name a subgraph of this graph or of your library")]
+        return [
+            Problem(
+                "no subgraph named.",
+                ctx.node_id,
+                "subgraph",
+                "name a subgraph of this graph or of your library",
+            )
+        ]
     if runner is not None and runner.find(name) is None:
-        return [Problem(f"there is no subgraph '{name}'.", ctx.node_id, "subgraph",
-                        "make one (select nodes → make subgraph) or fix the name")]
+        return [
+            Problem(
+                f"there is no subgraph '{name}'.",
+                ctx.node_id,
+                "subgraph",
+                "make one (select nodes → make subgraph) or fix the name",
+            )
+        ]
     return []
 
 
@@ -546,38 +681,68 @@ class Map(Node):
     category = "video"
     inputs = (Input("video", Video, "clip whose frames go through the subgraph"),)
     outputs = (Output("video", Video, "the subgraph's output per frame (mask → 1 channel)"),)
-    params = (Param("subgraph", String, "", "name of the subgraph (this graph's or library)",
-                    suggest="subgraphs"),
-              Param("input", String, "", "exposed Image input fed each frame (empty: the "
-                    "only one)"),
-              Param("output", String, "", "exposed Image/Mask output (empty: the only one)"),
-              Param("settings", String, "", 'the subgraph\'s exposed parameters as JSON, e.g. '
-                    '{"brightness": 0.1} (empty: its defaults)', multiline=True))
+    params = (
+        Param(
+            "subgraph",
+            String,
+            "",
+            "name of the subgraph (this graph's or library)",
+            suggest="subgraphs",
+        ),
+        Param("input", String, "", "exposed Image input fed each frame (empty: the only one)"),
+        Param("output", String, "", "exposed Image/Mask output (empty: the only one)"),
+        Param(
+            "settings",
+            String,
+            "",
+            "the subgraph's exposed parameters as JSON, e.g. "
+            '{"brightness": 0.1} (empty: its defaults)',
+            multiline=True,
+        ),
+    )
     check = classmethod(_map_problems)  # type: ignore[assignment]
     cache_extra = classmethod(_definition_key)  # type: ignore[assignment]
 
-    def run(self, ctx: Any, video: Video, subgraph: str, input: str,  # noqa: A002
-            output: str, settings: str) -> dict[str, Any]:
+    def run(
+        self, ctx: Any, video: Video, subgraph: str, input: str, output: str, settings: str
+    ) -> dict[str, Any]:
         runner = ctx.subgraphs
         if runner is None or runner.find(subgraph) is None:
-            raise ctx.error(f"there is no subgraph '{subgraph}'", port="subgraph",
-                            fix="name a subgraph of this graph or of your library")
+            raise ctx.error(
+                f"there is no subgraph '{subgraph}'",
+                port="subgraph",
+                fix="name a subgraph of this graph or of your library",
+            )
         cls = runner.node_class(subgraph)
         in_port = _pick(cls.inputs, (Image,), input, "input", subgraph, ctx, "input")
         out_port = _pick(cls.outputs, (Image, Mask), output, "output", subgraph, ctx, "output")
         needs = [p.name for p in cls.inputs if p.name != in_port and not p.optional]
         if needs:
-            raise ctx.error(f"subgraph '{subgraph}' also needs inputs {', '.join(needs)}, which "
-                            "video.map cannot feed", port="subgraph",
-                            fix="set those inside the subgraph instead of exposing them")
+            raise ctx.error(
+                f"subgraph '{subgraph}' also needs inputs {', '.join(needs)}, which "
+                "video.map cannot feed",
+                port="subgraph",
+                fix="set those inside the subgraph instead of exposing them",
+            )
         values = _settings(ctx, cls, settings)
         try:
             run = runner.prepare(subgraph, {in_port: Image}, out_port, ctx.node_id, values)
         except GraphInvalid as exc:
-            raise ctx.error(f"subgraph '{subgraph}' cannot run: {exc}", port="subgraph",
-                            fix="fix the subgraph's problems listed") from None
-        return {"video": Video(len(video), video.fps, _FrameMapper(ctx, video, run, in_port),
-                               None, video.source, video.audio)}
+            raise ctx.error(
+                f"subgraph '{subgraph}' cannot run: {exc}",
+                port="subgraph",
+                fix="fix the subgraph's problems listed",
+            ) from None
+        return {
+            "video": Video(
+                len(video),
+                video.fps,
+                _FrameMapper(ctx, video, run, in_port),
+                None,
+                video.source,
+                video.audio,
+            )
+        }
 
 
 def _settings(ctx: Any, cls: type[Node], text: str) -> dict[str, Any]:
@@ -588,22 +753,32 @@ def _settings(ctx: Any, cls: type[Node], text: str) -> dict[str, Any]:
     try:
         raw = json.loads(text)
     except json.JSONDecodeError as exc:
-        raise ctx.error(f"settings are not JSON: {exc}", port="settings",
-                        fix='write an object like {"brightness": 0.1}') from None
+        raise ctx.error(
+            f"settings are not JSON: {exc}",
+            port="settings",
+            fix='write an object like {"brightness": 0.1}',
+        ) from None
     if not isinstance(raw, dict):
-        raise ctx.error("settings must be a JSON object", port="settings",
-                        fix='write an object like {"brightness": 0.1}')
+        raise ctx.error(
+            "settings must be a JSON object",
+            port="settings",
+            fix='write an object like {"brightness": 0.1}',
+        )
     out = {}
     for key, value in raw.items():
         spec = cls.param(key)
         if spec is None:
-            raise ctx.error(f"the subgraph exposes no parameter '{key}'", port="settings",
-                            fix=f"use one of: {names}")
+            raise ctx.error(
+                f"the subgraph exposes no parameter '{key}'",
+                port="settings",
+                fix=f"use one of: {names}",
+            )
         try:
             out[key] = spec.validate(value)
         except ValueError as exc:
-            raise ctx.error(f"settings '{key}': {exc}", port="settings",
-                            fix=f"give {spec.allowed()}") from None
+            raise ctx.error(
+                f"settings '{key}': {exc}", port="settings", fix=f"give {spec.allowed()}"
+            ) from None
     return out
 
 
@@ -611,8 +786,9 @@ class _FrameMapper:
     """get_frame of a mapped video: one subgraph run per frame, keyed by the input port's cache
     identity and the index (or by the frame's pixels when there is no graph around it)."""
 
-    def __init__(self, ctx: Any, video: Video, run: Callable[[dict[str, Any]], Any],
-                 port: str) -> None:
+    def __init__(
+        self, ctx: Any, video: Video, run: Callable[[dict[str, Any]], Any], port: str
+    ) -> None:
         self.ctx = ctx
         self.port = port
         self.video = video

@@ -18,24 +18,36 @@ from fathom.engine.registry import Registry
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
-    parser.addoption("--run-slow", action="store_true", default=False,
-                     help="run tests marked slow (or set FATHOM_RUN_SLOW=1)")
-    parser.addoption("--run-realweights", action="store_true", default=False,
-                     help="run tests needing real model weights (or FATHOM_RUN_REALWEIGHTS=1)")
+    parser.addoption(
+        "--run-slow",
+        action="store_true",
+        default=False,
+        help="run tests marked slow (or set FATHOM_RUN_SLOW=1)",
+    )
+    parser.addoption(
+        "--run-realweights",
+        action="store_true",
+        default=False,
+        help="run tests needing real model weights (or FATHOM_RUN_REALWEIGHTS=1)",
+    )
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """Opt-in markers: slow and realweights when asked for, gpu when CUDA is there."""
     run_slow = config.getoption("--run-slow") or os.environ.get("FATHOM_RUN_SLOW") == "1"
-    run_real = (config.getoption("--run-realweights")
-                or os.environ.get("FATHOM_RUN_REALWEIGHTS") == "1")
+    run_real = (
+        config.getoption("--run-realweights") or os.environ.get("FATHOM_RUN_REALWEIGHTS") == "1"
+    )
     has_cuda: bool | None = None
     for item in items:
         if "slow" in item.keywords and not run_slow:
             item.add_marker(pytest.mark.skip(reason="slow: use --run-slow or FATHOM_RUN_SLOW=1"))
         if "realweights" in item.keywords and not run_real:
-            item.add_marker(pytest.mark.skip(
-                reason="needs real weights: use --run-realweights or FATHOM_RUN_REALWEIGHTS=1"))
+            item.add_marker(
+                pytest.mark.skip(
+                    reason="needs real weights: use --run-realweights or FATHOM_RUN_REALWEIGHTS=1"
+                )
+            )
         if "gpu" in item.keywords:
             if has_cuda is None:  # torch only imported when a gpu test is collected
                 import torch
@@ -101,8 +113,13 @@ def _write_clip_vocab(folder: Path) -> Path:
     return folder
 
 
-def build_tiny_sd(folder: Path, unet_in_channels: int = 4, vae_channels: int = 3,
-                  ldm3d: bool = False, seed: int = 0) -> Path:
+def build_tiny_sd(
+    folder: Path,
+    unet_in_channels: int = 4,
+    vae_channels: int = 3,
+    ldm3d: bool = False,
+    seed: int = 0,
+) -> Path:
     """A 64×64-capable Stable Diffusion folder (model_index.json, safetensors) with random
     weights: UNet 32/64 channels, a 4-level VAE (scale 8), a 2-layer CLIP text encoder, SD 1.5's
     scheduler settings (PNDM), and a tiny autoencoder in vae_tiny/. ``unet_in_channels=9`` makes
@@ -118,38 +135,74 @@ def build_tiny_sd(folder: Path, unet_in_channels: int = 4, vae_channels: int = 3
     from transformers import CLIPTextConfig, CLIPTextModel, CLIPTokenizer
 
     vocab = _write_clip_vocab(folder / "vocab")
-    tok = CLIPTokenizer(str(vocab / "vocab.json"), str(vocab / "merges.txt"),
-                        model_max_length=77)
+    tok = CLIPTokenizer(str(vocab / "vocab.json"), str(vocab / "merges.txt"), model_max_length=77)
     torch.manual_seed(seed)
     unet = UNet2DConditionModel(
-        sample_size=8, in_channels=unet_in_channels, out_channels=4,
-        block_out_channels=(32, 64), layers_per_block=1, norm_num_groups=16,
+        sample_size=8,
+        in_channels=unet_in_channels,
+        out_channels=4,
+        block_out_channels=(32, 64),
+        layers_per_block=1,
+        norm_num_groups=16,
         down_block_types=("CrossAttnDownBlock2D", "DownBlock2D"),
-        up_block_types=("UpBlock2D", "CrossAttnUpBlock2D"), cross_attention_dim=32,
-        attention_head_dim=8)
+        up_block_types=("UpBlock2D", "CrossAttnUpBlock2D"),
+        cross_attention_dim=32,
+        attention_head_dim=8,
+    )
     vae = AutoencoderKL(
-        in_channels=vae_channels, out_channels=vae_channels, block_out_channels=(8, 16, 16, 16),
-        layers_per_block=1, norm_num_groups=8, latent_channels=4, sample_size=64,
-        down_block_types=("DownEncoderBlock2D",) * 4, up_block_types=("UpDecoderBlock2D",) * 4)
-    text = CLIPTextModel(CLIPTextConfig(
-        hidden_size=32, intermediate_size=37, num_attention_heads=4, num_hidden_layers=2,
-        vocab_size=len(tok), max_position_embeddings=77, bos_token_id=tok.bos_token_id,
-        eos_token_id=tok.eos_token_id, pad_token_id=tok.pad_token_id))
-    sched = PNDMScheduler(beta_start=0.00085, beta_end=0.012, beta_schedule="scaled_linear",
-                          skip_prk_steps=True, set_alpha_to_one=False, steps_offset=1)
-    parts = dict(unet=unet, vae=vae, text_encoder=text, tokenizer=tok, scheduler=sched,
-                 safety_checker=None, feature_extractor=None)
+        in_channels=vae_channels,
+        out_channels=vae_channels,
+        block_out_channels=(8, 16, 16, 16),
+        layers_per_block=1,
+        norm_num_groups=8,
+        latent_channels=4,
+        sample_size=64,
+        down_block_types=("DownEncoderBlock2D",) * 4,
+        up_block_types=("UpDecoderBlock2D",) * 4,
+    )
+    text = CLIPTextModel(
+        CLIPTextConfig(
+            hidden_size=32,
+            intermediate_size=37,
+            num_attention_heads=4,
+            num_hidden_layers=2,
+            vocab_size=len(tok),
+            max_position_embeddings=77,
+            bos_token_id=tok.bos_token_id,
+            eos_token_id=tok.eos_token_id,
+            pad_token_id=tok.pad_token_id,
+        )
+    )
+    sched = PNDMScheduler(
+        beta_start=0.00085,
+        beta_end=0.012,
+        beta_schedule="scaled_linear",
+        skip_prk_steps=True,
+        set_alpha_to_one=False,
+        steps_offset=1,
+    )
+    parts = dict(
+        unet=unet,
+        vae=vae,
+        text_encoder=text,
+        tokenizer=tok,
+        scheduler=sched,
+        safety_checker=None,
+        feature_extractor=None,
+    )
     if ldm3d:
         from diffusers import StableDiffusionLDM3DPipeline
 
-        pipe = StableDiffusionLDM3DPipeline(**parts, image_encoder=None,
-                                            requires_safety_checker=False)
+        pipe = StableDiffusionLDM3DPipeline(
+            **parts, image_encoder=None, requires_safety_checker=False
+        )
     else:
         pipe = StableDiffusionPipeline(**parts, requires_safety_checker=False)
     out = folder / "model"
     pipe.save_pretrained(out, safe_serialization=True)
-    AutoencoderTiny(encoder_block_out_channels=(8,) * 4, decoder_block_out_channels=(8,) * 4,
-                    latent_channels=4).save_pretrained(out / "vae_tiny")
+    AutoencoderTiny(
+        encoder_block_out_channels=(8,) * 4, decoder_block_out_channels=(8,) * 4, latent_channels=4
+    ).save_pretrained(out / "vae_tiny")
     return out
 
 

@@ -18,15 +18,40 @@ DEMO = ROOT / "assets" / "graphs" / "depthfusion_demo.json"
 def test_demo_graph_renders_every_output(tmp_path: Path) -> None:
     out = tmp_path / "demo"
     report = tmp_path / "run.json"
-    proc = subprocess.run([sys.executable, "-m", "fathom.engine.cli", "render", str(DEMO), "--out",
-                           str(out), "--report", str(report), "--device", "cpu"],
-                          capture_output=True, text=True, cwd=ROOT, timeout=600)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "fathom.engine.cli",
+            "render",
+            str(DEMO),
+            "--out",
+            str(out),
+            "--report",
+            str(report),
+            "--device",
+            "cpu",
+        ],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=600,
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     rep = json.loads(report.read_text())
     assert rep["status"] == "ok" and rep["counts"]["failed"] == 0
     names = {Path(p).name for p in rep["outputs"]}
-    assert {"scene_mesh.glb", "orbit.mp4", "panorama.glb", "cube_map.png", "pano_walk.mp4",
-            "view_000.png", "view_120.png", "view_240.png", "scene_depth.png"} <= names
+    assert {
+        "scene_mesh.glb",
+        "orbit.mp4",
+        "panorama.glb",
+        "cube_map.png",
+        "pano_walk.mp4",
+        "view_000.png",
+        "view_120.png",
+        "view_240.png",
+        "scene_depth.png",
+    } <= names
     mesh = trimesh.load(out / "scene_mesh.glb", force="mesh")
     assert len(mesh.faces) > 100_000
     import av
@@ -48,9 +73,24 @@ def test_demo_graph_renders_every_output(tmp_path: Path) -> None:
 
 def test_depth_tools_graph_renders_from_the_command_line(tmp_path: Path) -> None:
     graph = ROOT / "assets" / "graphs" / "depth_tools.json"
-    proc = subprocess.run([sys.executable, "-m", "fathom.engine.cli", "render", str(graph), "--out",
-                           str(tmp_path), "--device", "cpu", "--quiet"],
-                          capture_output=True, text=True, cwd=ROOT, timeout=600)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "fathom.engine.cli",
+            "render",
+            str(graph),
+            "--out",
+            str(tmp_path),
+            "--device",
+            "cpu",
+            "--quiet",
+        ],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=600,
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     normals = np.asarray(Image.open(tmp_path / "normals.png").convert("RGB")) / 255.0
     floor = normals[370, 200]  # the floor faces up (-y): colour (0.5, 0, 0.5)
@@ -71,9 +111,24 @@ def test_video_edit_demo_renders_with_sound_and_a_frame_range(tmp_path: Path) ->
     import av
 
     graph = ROOT / "assets" / "graphs" / "video_edit_demo.json"
-    proc = subprocess.run([sys.executable, "-m", "fathom.engine.cli", "render", str(graph), "--out",
-                           str(tmp_path), "--device", "cpu", "--quiet"],
-                          capture_output=True, text=True, cwd=ROOT, timeout=600)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "fathom.engine.cli",
+            "render",
+            str(graph),
+            "--out",
+            str(tmp_path),
+            "--device",
+            "cpu",
+            "--quiet",
+        ],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=600,
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     # 40 + 40 frames wiped over 12 → 68 frames at 24 fps → 136 at 48 fps.
     with av.open(str(tmp_path / "video_edit.mp4")) as c:
@@ -90,8 +145,11 @@ def test_video_edit_demo_renders_with_sound_and_a_frame_range(tmp_path: Path) ->
     with av.open(str(src)) as c:
         tenth = [f.to_ndarray(format="rgb24") for f in c.decode(video=0)][10].astype(int)
     out = frames[20].astype(int)
-    title, inset, clear = (slice(6, 34), slice(70, 186)), (slice(125, 185), slice(165, 250)), \
-        (slice(40, 110), slice(0, 150))
+    title, inset, clear = (
+        (slice(6, 34), slice(70, 186)),
+        (slice(125, 185), slice(165, 250)),
+        (slice(40, 110), slice(0, 150)),
+    )
     assert np.abs(out[title] - tenth[title]).mean() > 8
     assert np.abs(out[inset] - tenth[inset]).mean() > 8
     assert np.abs(out[clear] - tenth[clear]).mean() < 3
@@ -101,9 +159,26 @@ def test_video_edit_demo_renders_with_sound_and_a_frame_range(tmp_path: Path) ->
         assert gif.n_frames == 68 and gif.size == (128, 96)
 
     ranged = tmp_path / "ranged"
-    proc = subprocess.run([sys.executable, "-m", "fathom.engine.cli", "render", str(graph), "--out",
-                           str(ranged), "--device", "cpu", "--quiet", "--frames", "10-29"],
-                          capture_output=True, text=True, cwd=ROOT, timeout=600)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "fathom.engine.cli",
+            "render",
+            str(graph),
+            "--out",
+            str(ranged),
+            "--device",
+            "cpu",
+            "--quiet",
+            "--frames",
+            "10-29",
+        ],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=600,
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     with av.open(str(ranged / "video_edit.mp4")) as c:
         part = [f.to_ndarray(format="rgb24") for f in c.decode(video=0)]

@@ -30,7 +30,7 @@ def frame_pixels(index: int, width: int = 96, height: int = 64) -> np.ndarray:
     edges = np.linspace(0, width, BITS + 1).round().astype(int)
     for b in range(BITS):
         on = (index >> (BITS - 1 - b)) & 1
-        img[:BAND, edges[b]:edges[b + 1]] = 255 if on else 0
+        img[:BAND, edges[b] : edges[b + 1]] = 255 if on else 0
     return img
 
 
@@ -50,13 +50,14 @@ def read_index(image: np.ndarray) -> int:
         lo, hi = edges[b], edges[b + 1]
         pad = max(0, (hi - lo) // 4)
         rows = slice(band // 4, max(band // 4 + 1, 3 * band // 4))
-        block = a[rows, lo + pad: max(lo + pad + 1, hi - pad)]
+        block = a[rows, lo + pad : max(lo + pad + 1, hi - pad)]
         value = (value << 1) | int(block.mean() > 127)
     return value
 
 
-def tone(seconds: float, sample_rate: int = 48000, channels: int = 2,
-         freq: float = 440.0) -> np.ndarray:
+def tone(
+    seconds: float, sample_rate: int = 48000, channels: int = 2, freq: float = 440.0
+) -> np.ndarray:
     """float32 channels×samples sine, left and right at different pitches."""
     n = round(seconds * sample_rate)
     t = np.arange(n, dtype=np.float64) / sample_rate
@@ -64,10 +65,18 @@ def tone(seconds: float, sample_rate: int = 48000, channels: int = 2,
     return np.stack(rows).astype(np.float32)
 
 
-def make_clip(path: Path, frames: int = 24, size: tuple[int, int] = (96, 64),
-              fps: float = 24.0, codec: str = "libx264", gop: int = 12,
-              audio: bool = False, sample_rate: int = 48000, crf: int = 12,
-              first: int = 0) -> Path:
+def make_clip(
+    path: Path,
+    frames: int = 24,
+    size: tuple[int, int] = (96, 64),
+    fps: float = 24.0,
+    codec: str = "libx264",
+    gop: int = 12,
+    audio: bool = False,
+    sample_rate: int = 48000,
+    crf: int = 12,
+    first: int = 0,
+) -> Path:
     """Encode ``frames`` coded frames (indices ``first``..) to ``path``; with ``audio``, a
     stereo tone exactly as long as the video. A small GOP makes seeking non-trivial."""
     import av
@@ -98,7 +107,7 @@ def make_clip(path: Path, frames: int = 24, size: tuple[int, int] = (96, 64),
             pcm = tone(frames / fps, sample_rate)
             step = 1024
             for s in range(0, pcm.shape[1], step):
-                chunk = np.ascontiguousarray(pcm[:, s:s + step])
+                chunk = np.ascontiguousarray(pcm[:, s : s + step])
                 af = av.AudioFrame.from_ndarray(chunk, format="fltp", layout="stereo")
                 af.sample_rate = sample_rate
                 af.pts = s

@@ -29,16 +29,19 @@ def selection_text(doc: Document, node_ids: list[str]) -> str:
     return dumps(to_document(sub, doc.registry))
 
 
-def paste_command(doc: Document, text: str, at: tuple[float, float] | None = None,
-                  offset: tuple[float, float] = (40.0, 40.0)) -> AddNodes:
+def paste_command(
+    doc: Document,
+    text: str,
+    at: tuple[float, float] | None = None,
+    offset: tuple[float, float] = (40.0, 40.0),
+) -> AddNodes:
     """An undoable command adding the pasted nodes; raises GraphFileError for foreign text.
 
     ``at`` puts the pasted block's top-left there; otherwise it lands ``offset`` from where it
     was copied, so a paste never hides its original.
     """
     pasted = loads(text, doc.registry, source="the clipboard")
-    positions = {n: tuple(u.get("pos", (0.0, 0.0)))
-                 for n, u in pasted.ui.get("nodes", {}).items()}
+    positions = {n: tuple(u.get("pos", (0.0, 0.0))) for n, u in pasted.ui.get("nodes", {}).items()}
     if positions:
         left = min(p[0] for p in positions.values())
         top = min(p[1] for p in positions.values())
@@ -67,5 +70,6 @@ def paste_command(doc: Document, text: str, at: tuple[float, float] | None = Non
     edges = [Edge(rename[e.src], e.src_port, rename[e.dst], e.dst_port) for e in pasted.edges]
     for name, d in pasted.subgraphs.items():
         doc.graph.subgraphs.setdefault(name, d)
-    return AddNodes(doc, nodes, edges, ui, text=f"Paste {len(nodes)} node"
-                    f"{'s' if len(nodes) != 1 else ''}")
+    return AddNodes(
+        doc, nodes, edges, ui, text=f"Paste {len(nodes)} node{'s' if len(nodes) != 1 else ''}"
+    )

@@ -25,9 +25,11 @@ class CommentItem(QGraphicsTextItem):
         self.on_edited: Any = None  # set by the scene: (item, new_text) -> None
         self.setDefaultTextColor(QColor("#fce8b2"))
         self.setTextWidth(260)
-        self.setFlags(QGraphicsItem.GraphicsItemFlag.ItemIsMovable
-                      | QGraphicsItem.GraphicsItemFlag.ItemIsSelectable
-                      | QGraphicsItem.GraphicsItemFlag.ItemIsFocusable)
+        self.setFlags(
+            QGraphicsItem.GraphicsItemFlag.ItemIsMovable
+            | QGraphicsItem.GraphicsItemFlag.ItemIsSelectable
+            | QGraphicsItem.GraphicsItemFlag.ItemIsFocusable
+        )
         self.setZValue(-5)
         self.setToolTip("comment: double-click to edit")
         self.apply(entry)
@@ -49,11 +51,13 @@ class CommentItem(QGraphicsTextItem):
         if self.on_edited is not None:
             self.on_edited(self, self.toPlainText())
 
-    def paint(self, painter: QPainter, option: QStyleOptionGraphicsItem,
-              widget: QWidget | None = None) -> None:
+    def paint(
+        self, painter: QPainter, option: QStyleOptionGraphicsItem, widget: QWidget | None = None
+    ) -> None:
         rect = QRectF(self.boundingRect())
-        painter.setPen(QPen(QColor("#fff59d"), 1.5) if self.isSelected()
-                       else QPen(QColor("#5f5430"), 1))
+        painter.setPen(
+            QPen(QColor("#fff59d"), 1.5) if self.isSelected() else QPen(QColor("#5f5430"), 1)
+        )
         painter.setBrush(QColor(60, 54, 30, 200))
         painter.drawRoundedRect(rect, 4, 4)
         super().paint(painter, option, widget)

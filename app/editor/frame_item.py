@@ -33,8 +33,10 @@ class FrameItem(QGraphicsItem):
         self.resizing = False
         self.on_resized: Any = None  # set by the scene: (item, old_size) -> None
         self._press_size = (0.0, 0.0)
-        self.setFlags(QGraphicsItem.GraphicsItemFlag.ItemIsMovable
-                      | QGraphicsItem.GraphicsItemFlag.ItemIsSelectable)
+        self.setFlags(
+            QGraphicsItem.GraphicsItemFlag.ItemIsMovable
+            | QGraphicsItem.GraphicsItemFlag.ItemIsSelectable
+        )
         self.setZValue(-10)
         self.apply(entry)
 
@@ -45,13 +47,16 @@ class FrameItem(QGraphicsItem):
         self.color = QColor(entry.get("color", DEFAULT_COLOR))
         self.w, self.h = float(w), float(h)
         self.setPos(float(x), float(y))
-        self.setToolTip(f"frame: {self.title}\ndrag the corner to resize; double-click to "
-                        "rename")
+        self.setToolTip(f"frame: {self.title}\ndrag the corner to resize; double-click to rename")
         self.update()
 
     def rect_list(self) -> list[float]:
-        return [round(self.pos().x(), 2), round(self.pos().y(), 2), round(self.w, 2),
-                round(self.h, 2)]
+        return [
+            round(self.pos().x(), 2),
+            round(self.pos().y(), 2),
+            round(self.w, 2),
+            round(self.h, 2),
+        ]
 
     def boundingRect(self) -> QRectF:  # noqa: N802 - Qt's name
         return QRectF(-2, -2, self.w + 4, self.h + 4)
@@ -87,12 +92,16 @@ class FrameItem(QGraphicsItem):
             return
         super().mouseReleaseEvent(event)
 
-    def paint(self, painter: QPainter, option: QStyleOptionGraphicsItem,
-              widget: QWidget | None = None) -> None:
+    def paint(
+        self, painter: QPainter, option: QStyleOptionGraphicsItem, widget: QWidget | None = None
+    ) -> None:
         fill = QColor(self.color)
         fill.setAlpha(60)
-        painter.setPen(QPen(QColor("#fff59d"), 2) if self.isSelected()
-                       else QPen(QColor(self.color).lighter(130), 1.2))
+        painter.setPen(
+            QPen(QColor("#fff59d"), 2)
+            if self.isSelected()
+            else QPen(QColor(self.color).lighter(130), 1.2)
+        )
         painter.setBrush(fill)
         painter.drawRoundedRect(QRectF(0, 0, self.w, self.h), 8, 8)
         head = QColor(self.color)
@@ -105,8 +114,11 @@ class FrameItem(QGraphicsItem):
         font.setPointSizeF(11)
         font.setBold(True)
         painter.setFont(font)
-        painter.drawText(QRectF(10, 0, self.w - 20, TITLE_H),
-                         Qt.AlignmentFlag.AlignVCenter | Qt.AlignmentFlag.AlignLeft, self.title)
+        painter.drawText(
+            QRectF(10, 0, self.w - 20, TITLE_H),
+            Qt.AlignmentFlag.AlignVCenter | Qt.AlignmentFlag.AlignLeft,
+            self.title,
+        )
         painter.setPen(QPen(QColor(self.color).lighter(150), 1.5))
         for i in (4, 8, 12):
             painter.drawLine(QPointF(self.w - i, self.h - 2), QPointF(self.w - 2, self.h - i))

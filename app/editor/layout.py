@@ -14,8 +14,9 @@ COLUMN_W = 250.0
 ROW_GAP = 30.0
 
 
-def layered_layout(graph: Graph, heights: dict[str, float] | None = None,
-                   origin: tuple[float, float] = (0.0, 0.0)) -> dict[str, tuple[float, float]]:
+def layered_layout(
+    graph: Graph, heights: dict[str, float] | None = None, origin: tuple[float, float] = (0.0, 0.0)
+) -> dict[str, tuple[float, float]]:
     """Positions (top-left) for every node; ``heights`` lets tall nodes take more room."""
     heights = heights or {}
     parents: dict[str, list[str]] = defaultdict(list)
@@ -37,9 +38,14 @@ def layered_layout(graph: Graph, heights: dict[str, float] | None = None,
     for col in sorted(columns):
         members = columns[col]
         # Barycentre of the parents' rows keeps children near what feeds them.
-        members.sort(key=lambda n: (sum(row_of[p] for p in parents[n] if p in row_of)
-                                    / max(1, len([p for p in parents[n] if p in row_of]))
-                                    if parents[n] else -1.0))
+        members.sort(
+            key=lambda n: (
+                sum(row_of[p] for p in parents[n] if p in row_of)
+                / max(1, len([p for p in parents[n] if p in row_of]))
+                if parents[n]
+                else -1.0
+            )
+        )
         y = origin[1]
         for i, n in enumerate(members):
             row_of[n] = float(i)

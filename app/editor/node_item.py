@@ -24,16 +24,32 @@ FOOT_H = 12.0
 PORT_R = 6.0
 
 CATEGORY_COLORS = {
-    "io": "#455a64", "image": "#1565c0", "mask": "#5d6d7e", "depth": "#b85c00",
-    "rgbd": "#ad1457", "mesh": "#2e7d32", "view": "#6a1b9a", "video": "#283593",
-    "camera": "#7b1fa2", "math": "#37474f", "value": "#37474f", "gen": "#bf360c",
+    "io": "#455a64",
+    "image": "#1565c0",
+    "mask": "#5d6d7e",
+    "depth": "#b85c00",
+    "rgbd": "#ad1457",
+    "mesh": "#2e7d32",
+    "view": "#6a1b9a",
+    "video": "#283593",
+    "camera": "#7b1fa2",
+    "math": "#37474f",
+    "value": "#37474f",
+    "gen": "#bf360c",
 }
 
 #: Badge colour per status; the executor's statuses plus the GUI's idle/queued/running.
 STATUS_COLORS = {
-    "idle": "#5f6368", "queued": "#42a5f5", "running": "#ffa726", "cached": "#26a69a",
-    "done": "#66bb6a", "failed": "#ef5350", "skipped": "#9e9e9e", "cancelled": "#9e9e9e",
-    "bypassed": "#ab47bc", "muted": "#757575",
+    "idle": "#5f6368",
+    "queued": "#42a5f5",
+    "running": "#ffa726",
+    "cached": "#26a69a",
+    "done": "#66bb6a",
+    "failed": "#ef5350",
+    "skipped": "#9e9e9e",
+    "cancelled": "#9e9e9e",
+    "bypassed": "#ab47bc",
+    "muted": "#757575",
 }
 
 
@@ -52,8 +68,16 @@ def category_color(category: str) -> QColor:
 class PortItem(QGraphicsItem):
     """One input or output; wires attach to its centre. ``highlight`` shows drag feedback."""
 
-    def __init__(self, node: NodeItem, name: str, type_id: str, is_output: bool,
-                 multi: bool = False, optional: bool = False, doc: str = "") -> None:
+    def __init__(
+        self,
+        node: NodeItem,
+        name: str,
+        type_id: str,
+        is_output: bool,
+        multi: bool = False,
+        optional: bool = False,
+        doc: str = "",
+    ) -> None:
         super().__init__(node)
         self.node = node
         self.name = name
@@ -85,16 +109,18 @@ class PortItem(QGraphicsItem):
     def label(self, width: float) -> str:
         """The name elided to ``width``, computed once."""
         if self._label is None:
-            self._label = _style().port_metrics.elidedText(self.name,
-                                                           Qt.TextElideMode.ElideRight, width)
+            self._label = _style().port_metrics.elidedText(
+                self.name, Qt.TextElideMode.ElideRight, width
+            )
         return self._label
 
     def set_highlight(self, state: str | None) -> None:
         self.highlight = state
         self.node.update()
 
-    def paint(self, painter: QPainter, option: QStyleOptionGraphicsItem,
-              widget: QWidget | None = None) -> None:
+    def paint(
+        self, painter: QPainter, option: QStyleOptionGraphicsItem, widget: QWidget | None = None
+    ) -> None:
         """Ports have no contents of their own: the node paints them (see paint_port), which
         halves the paint calls on a big canvas."""
 
@@ -118,8 +144,16 @@ class PortItem(QGraphicsItem):
 class NodeItem(QGraphicsItem):
     """The canvas face of one graph node; the scene keeps it in sync with the model."""
 
-    def __init__(self, node_id: str, title: str, type_id: str, category: str,
-                 inputs: list[Any], outputs: list[Any], known: bool = True) -> None:
+    def __init__(
+        self,
+        node_id: str,
+        title: str,
+        type_id: str,
+        category: str,
+        inputs: list[Any],
+        outputs: list[Any],
+        known: bool = True,
+    ) -> None:
         super().__init__()
         self.node_id = node_id
         self.title = title
@@ -145,9 +179,11 @@ class NodeItem(QGraphicsItem):
             port = PortItem(self, p.name, p.type.type_id, True, doc=p.doc)
             port.setPos(NODE_W, HEADER_H + (i + 0.5) * ROW_H)
             self.outputs[p.name] = port
-        self.setFlags(QGraphicsItem.GraphicsItemFlag.ItemIsMovable
-                      | QGraphicsItem.GraphicsItemFlag.ItemIsSelectable
-                      | QGraphicsItem.GraphicsItemFlag.ItemSendsGeometryChanges)
+        self.setFlags(
+            QGraphicsItem.GraphicsItemFlag.ItemIsMovable
+            | QGraphicsItem.GraphicsItemFlag.ItemIsSelectable
+            | QGraphicsItem.GraphicsItemFlag.ItemSendsGeometryChanges
+        )
         self.setZValue(1)
         self.setCacheMode(QGraphicsItem.CacheMode.DeviceCoordinateCache)
         self._update_tooltip()
@@ -205,8 +241,9 @@ class NodeItem(QGraphicsItem):
                 edge.update_path()
         return super().itemChange(change, value)
 
-    def paint(self, painter: QPainter, option: QStyleOptionGraphicsItem,
-              widget: QWidget | None = None) -> None:
+    def paint(
+        self, painter: QPainter, option: QStyleOptionGraphicsItem, widget: QWidget | None = None
+    ) -> None:
         lod = option.levelOfDetailFromTransform(painter.worldTransform())
         body = QRectF(0, 0, NODE_W, self.height)
         selected = self.isSelected()
@@ -228,8 +265,7 @@ class NodeItem(QGraphicsItem):
         if self.mute:
             hc = hc.darker(220)
         painter.fillPath(_header_path(), hc)
-        painter.setPen(QPen(QColor("#fff59d"), 2.2) if selected
-                       else QPen(QColor("#111111"), 1.0))
+        painter.setPen(QPen(QColor("#fff59d"), 2.2) if selected else QPen(QColor("#111111"), 1.0))
         painter.setBrush(Qt.BrushStyle.NoBrush)
         painter.drawRoundedRect(body, 6, 6)
         # Status badge: a dot in the header, red for failures (the message is the tooltip).
@@ -249,21 +285,29 @@ class NodeItem(QGraphicsItem):
             painter.drawRoundedRect(bar, 2, 2)
             frac = 0.0 if self.progress is None else max(0.0, min(1.0, self.progress))
             painter.setBrush(QBrush(QColor(STATUS_COLORS["running"])))
-            painter.drawRoundedRect(QRectF(bar.x(), bar.y(), bar.width() * frac, bar.height()),
-                                    2, 2)
+            painter.drawRoundedRect(
+                QRectF(bar.x(), bar.y(), bar.width() * frac, bar.height()), 2, 2
+            )
 
     def _paint_text(self, painter: QPainter) -> None:
         style = _style()
-        label = self.title + ("  [bypassed]" if self.bypass else "") + \
-            ("  [muted]" if self.mute else "")
+        label = (
+            self.title
+            + ("  [bypassed]" if self.bypass else "")
+            + ("  [muted]" if self.mute else "")
+        )
         if self._elided[0] != label:
-            self._elided = (label, style.title_metrics.elidedText(
-                label, Qt.TextElideMode.ElideRight, NODE_W - 34))
+            self._elided = (
+                label,
+                style.title_metrics.elidedText(label, Qt.TextElideMode.ElideRight, NODE_W - 34),
+            )
         painter.setFont(style.title_font)
         painter.setPen(QColor("#f1f3f4") if not self.mute else QColor("#9aa0a6"))
-        painter.drawText(QRectF(10, 0, NODE_W - 34, HEADER_H),
-                         Qt.AlignmentFlag.AlignVCenter | Qt.AlignmentFlag.AlignLeft,
-                         self._elided[1])
+        painter.drawText(
+            QRectF(10, 0, NODE_W - 34, HEADER_H),
+            Qt.AlignmentFlag.AlignVCenter | Qt.AlignmentFlag.AlignLeft,
+            self._elided[1],
+        )
         painter.setFont(style.port_font)
         painter.setPen(QColor("#c8cacd"))
         half = NODE_W / 2 - 14
@@ -274,8 +318,9 @@ class NodeItem(QGraphicsItem):
             painter.drawText(QRectF(12, y - ROW_H / 2, half, ROW_H), left, port.label(half))
         for port in self.outputs.values():
             y = port.pos().y()
-            painter.drawText(QRectF(NODE_W / 2 + 2, y - ROW_H / 2, half, ROW_H), right,
-                             port.label(half))
+            painter.drawText(
+                QRectF(NODE_W / 2 + 2, y - ROW_H / 2, half, ROW_H), right, port.label(half)
+            )
 
 
 class _Style:

@@ -44,8 +44,9 @@ def _score(cls: type[Node], token: str) -> int | None:
     return None
 
 
-def search_nodes(classes: Sequence[type[Node]], query: str, accepts: str | None = None,
-                 gives: str | None = None) -> list[type[Node]]:
+def search_nodes(
+    classes: Sequence[type[Node]], query: str, accepts: str | None = None, gives: str | None = None
+) -> list[type[Node]]:
     """Node types matching every word of ``query`` (name, id, category, port type, or
     ``in:TYPE`` / ``out:TYPE``); ``accepts``/``gives`` keep only nodes a dragged wire can join."""
     tokens = query.lower().split()
@@ -88,8 +89,13 @@ class NodePalette(QFrame):
         self.search.installEventFilter(self)
         self.list.itemActivated.connect(lambda item: self._emit(item))
 
-    def open(self, classes: Sequence[type[Node]], at: QPoint | None = None,
-             accepts: str | None = None, gives: str | None = None) -> None:
+    def open(
+        self,
+        classes: Sequence[type[Node]],
+        at: QPoint | None = None,
+        accepts: str | None = None,
+        gives: str | None = None,
+    ) -> None:
         self.classes = list(classes)
         self.accepts, self.gives = accepts, gives
         if accepts:
@@ -118,8 +124,7 @@ class NodePalette(QFrame):
             self.list.setCurrentRow(0)
 
     def results(self) -> list[str]:
-        return [self.list.item(i).data(Qt.ItemDataRole.UserRole)
-                for i in range(self.list.count())]
+        return [self.list.item(i).data(Qt.ItemDataRole.UserRole) for i in range(self.list.count())]
 
     def choose(self) -> None:
         item = self.list.currentItem()
@@ -131,8 +136,11 @@ class NodePalette(QFrame):
         self.chosen.emit(item.data(Qt.ItemDataRole.UserRole))
 
     def eventFilter(self, obj: QObject, event: QEvent) -> bool:  # noqa: N802 - Qt's name
-        if obj is self.search and isinstance(event, QKeyEvent) \
-                and event.type() == QEvent.Type.KeyPress:
+        if (
+            obj is self.search
+            and isinstance(event, QKeyEvent)
+            and event.type() == QEvent.Type.KeyPress
+        ):
             key = event.key()
             if key in (Qt.Key.Key_Down, Qt.Key.Key_Up):
                 row = self.list.currentRow() + (1 if key == Qt.Key.Key_Down else -1)

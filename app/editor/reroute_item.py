@@ -20,9 +20,11 @@ class RerouteItem(QGraphicsItem):
         self.entry_id = entry_id
         self.color = color
         self.on_moved: Any = None  # set by the scene: redraws the wire while dragging
-        self.setFlags(QGraphicsItem.GraphicsItemFlag.ItemIsMovable
-                      | QGraphicsItem.GraphicsItemFlag.ItemIsSelectable
-                      | QGraphicsItem.GraphicsItemFlag.ItemSendsGeometryChanges)
+        self.setFlags(
+            QGraphicsItem.GraphicsItemFlag.ItemIsMovable
+            | QGraphicsItem.GraphicsItemFlag.ItemIsSelectable
+            | QGraphicsItem.GraphicsItemFlag.ItemSendsGeometryChanges
+        )
         self.setZValue(2)
         self.setToolTip("reroute point: drag to move, Delete to remove")
 
@@ -31,13 +33,16 @@ class RerouteItem(QGraphicsItem):
         return QRectF(-r, -r, 2 * r, 2 * r)
 
     def itemChange(self, change: QGraphicsItem.GraphicsItemChange, value: Any) -> Any:  # noqa: N802
-        if (change == QGraphicsItem.GraphicsItemChange.ItemPositionHasChanged
-                and self.on_moved is not None):
+        if (
+            change == QGraphicsItem.GraphicsItemChange.ItemPositionHasChanged
+            and self.on_moved is not None
+        ):
             self.on_moved()
         return super().itemChange(change, value)
 
-    def paint(self, painter: QPainter, option: QStyleOptionGraphicsItem,
-              widget: QWidget | None = None) -> None:
+    def paint(
+        self, painter: QPainter, option: QStyleOptionGraphicsItem, widget: QWidget | None = None
+    ) -> None:
         painter.setPen(QPen(QColor("#fff59d") if self.isSelected() else QColor("#111111"), 1.5))
         painter.setBrush(self.color)
         painter.drawEllipse(QPointF(0, 0), RADIUS, RADIUS)

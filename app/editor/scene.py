@@ -79,8 +79,13 @@ class GraphScene(QGraphicsScene):
         """Drop every item and mirror the document again (new, open, restore)."""
         if self._unsubscribe is not None:
             self._unsubscribe()
-        for item in [*self.nodes.values(), *self.edges.values(), *self.groups.values(),
-                     *self.comments.values(), *self.reroutes.values()]:
+        for item in [
+            *self.nodes.values(),
+            *self.edges.values(),
+            *self.groups.values(),
+            *self.comments.values(),
+            *self.reroutes.values(),
+        ]:
             self.removeItem(item)
         self.nodes.clear()
         self.edges.clear()
@@ -115,8 +120,14 @@ class GraphScene(QGraphicsScene):
         inst = self.doc.graph.nodes[nid]
         cls = self.doc.node_class(nid)
         if cls is not None:
-            item = NodeItem(nid, self.doc.title(nid), inst.type, cls.category,
-                            list(cls.inputs), list(cls.outputs))
+            item = NodeItem(
+                nid,
+                self.doc.title(nid),
+                inst.type,
+                cls.category,
+                list(cls.inputs),
+                list(cls.outputs),
+            )
         else:
             item = NodeItem(nid, inst.title or inst.type, inst.type, "unknown", [], [], False)
             item.set_status("failed", message=f"unknown node type '{inst.type}'")
@@ -140,8 +151,9 @@ class GraphScene(QGraphicsScene):
     def _add_edge_item(self, e: Edge) -> None:
         if e.src not in self.nodes or e.dst not in self.nodes or e in self.edges:
             return
-        item = EdgeItem(e, self._port(e.src, e.src_port, True), self._port(e.dst, e.dst_port,
-                                                                           False))
+        item = EdgeItem(
+            e, self._port(e.src, e.src_port, True), self._port(e.dst, e.dst_port, False)
+        )
         self.addItem(item)
         self.edges[e] = item
         item.src.node.edges.add(item)
@@ -212,8 +224,11 @@ class GraphScene(QGraphicsScene):
         elif kind == "reroutes":
             edge = Edge(*entry["edge"])
             if item is None:
-                color = port_color(self.edges[edge].src.type_id) if edge in self.edges \
+                color = (
+                    port_color(self.edges[edge].src.type_id)
+                    if edge in self.edges
                     else QColor("#9e9e9e")
+                )
                 item = items[ident] = RerouteItem(ident, color)
                 self.addItem(item)
             item.on_moved = None
@@ -237,8 +252,9 @@ class GraphScene(QGraphicsScene):
 
     # ---- run status ---------------------------------------------------------------------------
 
-    def set_status(self, nid: str, status: str, progress: float | None = None,
-                   message: str = "") -> None:
+    def set_status(
+        self, nid: str, status: str, progress: float | None = None, message: str = ""
+    ) -> None:
         item = self.nodes.get(nid.split("/")[0])
         if item is not None and item.known:
             item.set_status(status, progress, message)
@@ -274,8 +290,11 @@ class GraphScene(QGraphicsScene):
                 self.nodes[n].setSelected(True)
 
     def delete_selection(self) -> bool:
-        nodes, edges, entries = (self.selected_node_ids(), self.selected_edges(),
-                                 self.selected_entries())
+        nodes, edges, entries = (
+            self.selected_node_ids(),
+            self.selected_edges(),
+            self.selected_entries(),
+        )
         if not (nodes or edges or entries):
             return False
         self.doc.undo_stack.push(RemoveItems(self.doc, nodes, edges, entries))
@@ -293,8 +312,14 @@ class GraphScene(QGraphicsScene):
         """Start dragging from a port. Grabbing a connected input picks up its wire instead."""
         self._detached = None
         if not port.is_output:
-            edge = next((e for e in self.doc.graph.edges
-                         if e.dst == port.node_id and e.dst_port == port.name), None)
+            edge = next(
+                (
+                    e
+                    for e in self.doc.graph.edges
+                    if e.dst == port.node_id and e.dst_port == port.name
+                ),
+                None,
+            )
             if edge is not None and not port.multi:
                 self._detached = edge
                 self.edges[edge].hide()
@@ -337,13 +362,15 @@ class GraphScene(QGraphicsScene):
         target = self.port_at(pos)
         if target is None:
             if detached is not None:
-                self.doc.undo_stack.push(RemoveItems(self.doc, edges=[detached],
-                                                     text="Disconnect"))
+                self.doc.undo_stack.push(RemoveItems(self.doc, edges=[detached], text="Disconnect"))
             else:
                 self.wire_dropped.emit(start, pos)
             return None
-        if target is start or (detached is not None and target.node_id == detached.dst
-                               and target.name == detached.dst_port):
+        if target is start or (
+            detached is not None
+            and target.node_id == detached.dst
+            and target.name == detached.dst_port
+        ):
             return None
         why = self.wire_problem(start, target)
         if why:
@@ -399,34 +426,48 @@ class GraphScene(QGraphicsScene):
             return sum((b - a).manhattanLength() for a, b in itertools.pairwise(stops))
 
         best = min(range(len(pts) + 1), key=lambda i: length(pts[:i] + [pos] + pts[i:]))
-        entry = {"id": self.doc.new_entry_id("reroutes"),
-                 "pos": [round(pos.x(), 2), round(pos.y(), 2)], "edge": key}
+        entry = {
+            "id": self.doc.new_entry_id("reroutes"),
+            "pos": [round(pos.x(), 2), round(pos.y(), 2)],
+            "edge": key,
+        }
         cmd = SetEntry(self.doc, "reroutes", None, entry, "Add reroute")
         if best < len(same):
             cmd.index = self.doc.entry_index("reroutes", same[best]["id"])
         self.doc.undo_stack.push(cmd)
         return entry["id"]
 
-    def add_frame(self, title: str = "Frame", around: list[str] | None = None,
-                  at: QPointF | None = None) -> str:
+    def add_frame(
+        self, title: str = "Frame", around: list[str] | None = None, at: QPointF | None = None
+    ) -> str:
         """A frame around the given nodes (or a default-sized one at ``at``)."""
         rect = [0.0, 0.0, 360.0, 240.0]
         if around:
             boxes = [self.nodes[n].sceneBoundingRect() for n in around if n in self.nodes]
             left = min(b.left() for b in boxes) - 30
             top = min(b.top() for b in boxes) - 50
-            rect = [left, top, max(b.right() for b in boxes) + 30 - left,
-                    max(b.bottom() for b in boxes) + 30 - top]
+            rect = [
+                left,
+                top,
+                max(b.right() for b in boxes) + 30 - left,
+                max(b.bottom() for b in boxes) + 30 - top,
+            ]
         elif at is not None:
             rect[:2] = [at.x(), at.y()]
-        entry = {"id": self.doc.new_entry_id("groups"), "title": title,
-                 "rect": [round(v, 2) for v in rect]}
+        entry = {
+            "id": self.doc.new_entry_id("groups"),
+            "title": title,
+            "rect": [round(v, 2) for v in rect],
+        }
         self.doc.undo_stack.push(SetEntry(self.doc, "groups", None, entry))
         return entry["id"]
 
     def add_comment(self, text: str, at: QPointF) -> str:
-        entry = {"id": self.doc.new_entry_id("comments"), "text": text,
-                 "pos": [round(at.x(), 2), round(at.y(), 2)]}
+        entry = {
+            "id": self.doc.new_entry_id("comments"),
+            "text": text,
+            "pos": [round(at.x(), 2), round(at.y(), 2)],
+        }
         self.doc.undo_stack.push(SetEntry(self.doc, "comments", None, entry))
         return entry["id"]
 
@@ -460,10 +501,15 @@ class GraphScene(QGraphicsScene):
             if isinstance(grabbed, FrameItem) and not grabbed.resizing:
                 # A frame carries the nodes (and comments) inside it when dragged.
                 area = grabbed.scene_rect()
-                self._carried = [i for i in [*self.nodes.values(), *self.comments.values(),
-                                             *self.reroutes.values()]
-                                 if area.contains(i.sceneBoundingRect().center())
-                                 and not i.isSelected()]
+                self._carried = [
+                    i
+                    for i in [
+                        *self.nodes.values(),
+                        *self.comments.values(),
+                        *self.reroutes.values(),
+                    ]
+                    if area.contains(i.sceneBoundingRect().center()) and not i.isSelected()
+                ]
 
     def mouseMoveEvent(self, event: QGraphicsSceneMouseEvent) -> None:  # noqa: N802
         if self._drag is not None:
@@ -493,8 +539,7 @@ class GraphScene(QGraphicsScene):
                 self.add_reroute(item.edge, event.scenePos())
                 event.accept()
                 return
-            if isinstance(item, FrameItem) and item.mapFromScene(event.scenePos()).y() < \
-                    TITLE_H:
+            if isinstance(item, FrameItem) and item.mapFromScene(event.scenePos()).y() < TITLE_H:
                 self.frame_rename.emit(item.entry_id)
                 event.accept()
                 return
@@ -533,4 +578,3 @@ class GraphScene(QGraphicsScene):
             entries.append((kind, entry, moved))
         if nodes or entries:
             self.doc.undo_stack.push(Move(self.doc, nodes, entries))
-

@@ -38,8 +38,10 @@ class EdgeItem(QGraphicsPathItem):
         self._shape: QPainterPath | None = None
         self.setFlag(QGraphicsItem.GraphicsItemFlag.ItemIsSelectable)
         self.setZValue(0)
-        self.setToolTip(f"{edge.src}.{edge.src_port} → {edge.dst}.{edge.dst_port} "
-                        f"({src.type_id})\ndouble-click to add a reroute point")
+        self.setToolTip(
+            f"{edge.src}.{edge.src_port} → {edge.dst}.{edge.dst_port} "
+            f"({src.type_id})\ndouble-click to add a reroute point"
+        )
         self.update_path()
 
     def set_points(self, points: list[QPointF]) -> None:
@@ -58,8 +60,9 @@ class EdgeItem(QGraphicsPathItem):
             self._shape = stroker.createStroke(self.path())
         return self._shape
 
-    def paint(self, painter: QPainter, option: QStyleOptionGraphicsItem,
-              widget: QWidget | None = None) -> None:
+    def paint(
+        self, painter: QPainter, option: QStyleOptionGraphicsItem, widget: QWidget | None = None
+    ) -> None:
         width = 4.0 if self.isSelected() else 2.4
         color = QColor("#fff59d") if self.isSelected() else self.color
         pen = QPen(color, width)

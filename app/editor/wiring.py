@@ -14,14 +14,16 @@ from fathom.engine.types import CONVERSIONS, can_connect
 def converter_hint(registry: Registry, src_type: str, dst_type: str) -> str:
     """Names a node that turns ``src_type`` into ``dst_type``, when one exists."""
     for cls in registry.types():
-        if any(i.type.type_id == src_type for i in cls.inputs if not i.optional) and \
-                any(o.type.type_id == dst_type for o in cls.outputs):
+        if any(i.type.type_id == src_type for i in cls.inputs if not i.optional) and any(
+            o.type.type_id == dst_type for o in cls.outputs
+        ):
             return f"put a '{cls.title}' ({cls.type_id}) node between them"
     return f"connect a {dst_type} output here"
 
 
-def connection_problem(doc: Document, src: str, src_port: str, dst: str,
-                       dst_port: str) -> str | None:
+def connection_problem(
+    doc: Document, src: str, src_port: str, dst: str, dst_port: str
+) -> str | None:
     """None if the wire src.src_port → dst.dst_port is allowed, else why not."""
     if src == dst:
         return "a node cannot feed its own input"
@@ -35,8 +37,10 @@ def connection_problem(doc: Document, src: str, src_port: str, dst: str,
     if out is not None and inp is not None:
         st, dt = out.type.type_id, inp.type.type_id
         if not can_connect(st, dt):
-            return (f"incompatible types: {src}.{src_port} gives {st} but {dst}.{dst_port} "
-                    f"takes {dt}; {converter_hint(doc.registry, st, dt)}")
+            return (
+                f"incompatible types: {src}.{src_port} gives {st} but {dst}.{dst_port} "
+                f"takes {dt}; {converter_hint(doc.registry, st, dt)}"
+            )
     if dst in doc.graph.ancestors([src]):
         return f"this wire would make a cycle: '{src}' already depends on '{dst}'"
     return None

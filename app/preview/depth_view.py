@@ -43,7 +43,7 @@ def colorize_range(depth: np.ndarray, near: float, far: float, cmap: str = "turb
 class RangeSlider(QWidget):
     """Two handles on one groove (Qt has no range slider); integer positions 0..SLIDER_STEPS."""
 
-    rangeChanged = Signal(int, int)
+    range_changed = Signal(int, int)
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -62,7 +62,7 @@ class RangeSlider(QWidget):
         if (low, high) != (self._low, self._high):
             self._low, self._high = low, high
             self.update()
-            self.rangeChanged.emit(low, high)
+            self.range_changed.emit(low, high)
 
     def _x(self, v: int) -> float:
         return 8 + (self.width() - 16) * v / SLIDER_STEPS
@@ -133,7 +133,7 @@ class DepthPanel(QWidget):
 
         self._depth: Depth | None = None
         self._lo, self._hi = 0.0, 1.0  # slider ends, in depth units
-        self.range_slider.rangeChanged.connect(lambda *_: self._recolour())
+        self.range_slider.range_changed.connect(lambda *_: self._recolour())
         self.cmap.currentTextChanged.connect(lambda *_: self._recolour())
         self.auto_button.clicked.connect(self.auto_range)
         self.fit_button.clicked.connect(self.view.fit)
@@ -142,8 +142,9 @@ class DepthPanel(QWidget):
     def set_depth(self, depth: Depth) -> None:
         """Show ``depth``; a new depth of the same value range keeps the chosen near/far."""
         ok = depth.valid()
-        lo, hi = (float(depth.data[ok].min()), float(depth.data[ok].max())) if ok.any() \
-            else (0.0, 1.0)
+        lo, hi = (
+            (float(depth.data[ok].min()), float(depth.data[ok].max())) if ok.any() else (0.0, 1.0)
+        )
         first = self._depth is None or (lo, hi) != (self._lo, self._hi)
         self._depth = depth
         self._lo, self._hi = lo, hi if hi > lo else lo + 1.0

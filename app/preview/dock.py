@@ -39,11 +39,13 @@ def _camera_text(c: Camera) -> str:
     fov_y = math.degrees(2 * math.atan(c.height / (2 * c.fy)))
     pos = c.pose[:3, 3]
     rows = "\n".join("  " + "  ".join(f"{v: .4f}" for v in row) for row in c.pose)
-    return (f"Camera {c.width}×{c.height}\n"
-            f"fx {c.fx:.2f}  fy {c.fy:.2f}  cx {c.cx:.2f}  cy {c.cy:.2f}\n"
-            f"vertical field of view {fov_y:.1f}°\n"
-            f"position {pos[0]:.3f}, {pos[1]:.3f}, {pos[2]:.3f}\n"
-            f"pose (camera to world, OpenCV axes):\n{rows}")
+    return (
+        f"Camera {c.width}×{c.height}\n"
+        f"fx {c.fx:.2f}  fy {c.fy:.2f}  cx {c.cx:.2f}  cy {c.cy:.2f}\n"
+        f"vertical field of view {fov_y:.1f}°\n"
+        f"position {pos[0]:.3f}, {pos[1]:.3f}, {pos[2]:.3f}\n"
+        f"pose (camera to world, OpenCV axes):\n{rows}"
+    )
 
 
 def summarize(value: Any) -> str:
@@ -53,22 +55,27 @@ def summarize(value: Any) -> str:
     if isinstance(value, CameraPath):
         first, last = value.cameras[0], value.cameras[-1]
         p0, p1 = first.pose[:3, 3], last.pose[:3, 3]
-        return (f"Camera path: {len(value)} cameras at {value.fps:g} fps "
-                f"({len(value) / value.fps:.2f} s)\n"
-                f"from {p0[0]:.3f}, {p0[1]:.3f}, {p0[2]:.3f} "
-                f"to {p1[0]:.3f}, {p1[1]:.3f}, {p1[2]:.3f}\n\nfirst camera:\n"
-                + _camera_text(first))
+        return (
+            f"Camera path: {len(value)} cameras at {value.fps:g} fps "
+            f"({len(value) / value.fps:.2f} s)\n"
+            f"from {p0[0]:.3f}, {p0[1]:.3f}, {p0[2]:.3f} "
+            f"to {p1[0]:.3f}, {p1[1]:.3f}, {p1[2]:.3f}\n\nfirst camera:\n" + _camera_text(first)
+        )
     if isinstance(value, Latent):
         t = value.tensor
-        return (f"Latent {tuple(getattr(t, 'shape', ()))} {getattr(t, 'dtype', '')}\n"
-                f"scaling factor {value.scaling_factor}")
+        return (
+            f"Latent {tuple(getattr(t, 'shape', ()))} {getattr(t, 'dtype', '')}\n"
+            f"scaling factor {value.scaling_factor}"
+        )
     if isinstance(value, Conditioning):
-        shapes = [tuple(getattr(t, "shape", ())) for t in (value.embeds, value.pooled)
-                  if t is not None]
+        shapes = [
+            tuple(getattr(t, "shape", ())) for t in (value.embeds, value.pooled) if t is not None
+        ]
         return f"Conditioning: embeddings {shapes}\n{value.meta or ''}".rstrip()
     if isinstance(value, ModelRef):
         return f"Model: {value.source}\nkind {value.kind}" + (
-            f"\nvariant {value.variant}" if value.variant else "")
+            f"\nvariant {value.variant}" if value.variant else ""
+        )
     if isinstance(value, np.generic):
         value = value.item()
     if isinstance(value, bool | int | str):
@@ -78,8 +85,7 @@ def summarize(value: Any) -> str:
     if isinstance(value, np.ndarray):
         return f"array {value.shape} {value.dtype}\n{np.array2string(value, threshold=200)}"
     if isinstance(value, list | tuple):
-        items = [f"[{i}] " + summarize(v).replace("\n", "\n    ") for i, v in
-                 enumerate(value[:50])]
+        items = [f"[{i}] " + summarize(v).replace("\n", "\n    ") for i, v in enumerate(value[:50])]
         more = f"\n… {len(value) - 50} more" if len(value) > 50 else ""
         return f"{len(value)} items\n" + "\n".join(items) + more
     return repr(value)
@@ -151,8 +157,9 @@ class PreviewDock(QDockWidget):
         except Exception as exc:  # noqa: BLE001 - a bad value must not take the app down
             text = self._switch("text")
             assert isinstance(text, QPlainTextEdit)
-            text.setPlainText(f"Cannot preview this {type(value).__name__}:\n"
-                              f"{type(exc).__name__}: {exc}")
+            text.setPlainText(
+                f"Cannot preview this {type(value).__name__}:\n{type(exc).__name__}: {exc}"
+            )
 
     def _show(self, value: Any) -> None:
         if value is None:

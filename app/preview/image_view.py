@@ -70,7 +70,7 @@ class ImageView(QWidget):
     """
 
     hovered = Signal(int, int)  # image pixel under the cursor; (-1, -1) when outside
-    viewChanged = Signal()
+    view_changed = Signal()
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -151,8 +151,7 @@ class ImageView(QWidget):
         self._fit_mode = True
         if not w:
             return
-        self._scale = float(np.clip(min(self.width() / w, self.height() / h), MIN_SCALE,
-                                    MAX_SCALE))
+        self._scale = float(np.clip(min(self.width() / w, self.height() / h), MIN_SCALE, MAX_SCALE))
         self._centre()
 
     def actual_size(self) -> None:
@@ -163,16 +162,17 @@ class ImageView(QWidget):
 
     def _centre(self) -> None:
         w, h = self._image_size()
-        self._offset = QPointF((self.width() - w * self._scale) / 2,
-                               (self.height() - h * self._scale) / 2)
-        self.viewChanged.emit()
+        self._offset = QPointF(
+            (self.width() - w * self._scale) / 2, (self.height() - h * self._scale) / 2
+        )
+        self.view_changed.emit()
         self.update()
 
     def set_view(self, scale: float, offset: QPointF) -> None:
         self._fit_mode = False
         self._scale = float(np.clip(scale, MIN_SCALE, MAX_SCALE))
         self._offset = QPointF(offset)
-        self.viewChanged.emit()
+        self.view_changed.emit()
         self.update()
 
     def zoom_at(self, factor: float, pos: QPointF) -> None:
@@ -182,12 +182,14 @@ class ImageView(QWidget):
         self.set_view(new, QPointF(pos.x() - anchor.x() * new, pos.y() - anchor.y() * new))
 
     def widget_to_image(self, pos: QPointF) -> QPointF:
-        return QPointF((pos.x() - self._offset.x()) / self._scale,
-                       (pos.y() - self._offset.y()) / self._scale)
+        return QPointF(
+            (pos.x() - self._offset.x()) / self._scale, (pos.y() - self._offset.y()) / self._scale
+        )
 
     def image_to_widget(self, pos: QPointF) -> QPointF:
-        return QPointF(pos.x() * self._scale + self._offset.x(),
-                       pos.y() * self._scale + self._offset.y())
+        return QPointF(
+            pos.x() * self._scale + self._offset.x(), pos.y() * self._scale + self._offset.y()
+        )
 
     def pixel_at(self, pos: QPointF) -> tuple[int, int] | None:
         """Integer image pixel under a widget position, or None outside the image."""
@@ -224,8 +226,9 @@ class ImageView(QWidget):
         if self._a_qimage is not None:
             split_x = target.left() + self._split * target.width()
             p.save()
-            p.setClipRect(QRectF(target.left(), target.top(), split_x - target.left(),
-                                 target.height()))
+            p.setClipRect(
+                QRectF(target.left(), target.top(), split_x - target.left(), target.height())
+            )
             p.fillRect(target, BACKGROUND)
             p.drawImage(target, self._a_qimage)
             p.restore()
@@ -240,7 +243,7 @@ class ImageView(QWidget):
     def wheelEvent(self, event: QWheelEvent) -> None:  # noqa: N802 - Qt override
         steps = event.angleDelta().y() / 120.0
         if steps:
-            self.zoom_at(1.25 ** steps, event.position())
+            self.zoom_at(1.25**steps, event.position())
         event.accept()
 
     def mousePressEvent(self, event: QMouseEvent) -> None:  # noqa: N802 - Qt override

@@ -48,8 +48,10 @@ def gl_available() -> bool:
     ``QOpenGLWidget`` draws nothing) or with ``FATHOM_PREVIEW_GL=0``."""
     if os.environ.get("FATHOM_PREVIEW_GL", "") == "0":
         return False
-    if QGuiApplication.instance() is None or \
-            QGuiApplication.platformName() in ("offscreen", "minimal"):
+    if QGuiApplication.instance() is None or QGuiApplication.platformName() in (
+        "offscreen",
+        "minimal",
+    ):
         return False
     if not QOpenGLContext().create():
         return False
@@ -124,8 +126,13 @@ class SoftwareMeshView(QWidget):
         """Synchronous render of the current view at ``width``×``height``."""
         if self._geom is None:
             return np.zeros((height, width, 3), np.float32)
-        return render_geometry(self._geom, self.orbit.camera(width, height), self.colors_on,
-                               self.wireframe, max(0, (self.point_size - 1) // 2))
+        return render_geometry(
+            self._geom,
+            self.orbit.camera(width, height),
+            self.colors_on,
+            self.wireframe,
+            max(0, (self.point_size - 1) // 2),
+        )
 
     def render_now(self) -> np.ndarray:
         """Render at full preview size on this thread and show it (tests, screenshots)."""
@@ -180,8 +187,9 @@ class SoftwareMeshView(QWidget):
             self._idle.start()
 
     def mousePressEvent(self, event: QMouseEvent) -> None:  # noqa: N802 - Qt override
-        pan = event.button() in (Qt.MouseButton.RightButton, Qt.MouseButton.MiddleButton) or \
-            bool(event.modifiers() & Qt.KeyboardModifier.ShiftModifier)
+        pan = event.button() in (Qt.MouseButton.RightButton, Qt.MouseButton.MiddleButton) or bool(
+            event.modifiers() & Qt.KeyboardModifier.ShiftModifier
+        )
         self._drag = (event.position(), pan)
 
     def mouseMoveEvent(self, event: QMouseEvent) -> None:  # noqa: N802 - Qt override
@@ -202,7 +210,7 @@ class SoftwareMeshView(QWidget):
     def wheelEvent(self, event: QWheelEvent) -> None:  # noqa: N802 - Qt override
         steps = event.angleDelta().y() / 120.0
         if steps:
-            self.orbit.zoom(0.85 ** steps)
+            self.orbit.zoom(0.85**steps)
             self.request_render(preview=True)
         event.accept()
 
@@ -256,8 +264,7 @@ class GLMeshView(QWidget):
         rgba = np.concatenate([g.vertex_colors, np.ones((len(pos), 1), np.float32)], 1)
         if g.is_points:
             col = rgba if colored else (0.8, 0.8, 0.8, 1.0)
-            self._item = gl.GLScatterPlotItem(pos=pos, color=col, size=self.point_size,
-                                              pxMode=True)
+            self._item = gl.GLScatterPlotItem(pos=pos, color=col, size=self.point_size, pxMode=True)
             self._item.setGLOptions("opaque")  # the default is additive: dense clouds go white
         else:
             faces = np.asarray(g.scene.faces, np.int32)
@@ -269,9 +276,13 @@ class GLMeshView(QWidget):
             else:
                 md = gl.MeshData(vertexes=pos, faces=faces)
                 kw = {"smooth": False, "color": (0.8, 0.8, 0.8, 1.0), "shader": "shaded"}
-            self._item = gl.GLMeshItem(meshdata=md, drawFaces=not self.wireframe,
-                                       drawEdges=self.wireframe, edgeColor=(0.95, 0.95, 0.95, 1),
-                                       **kw)
+            self._item = gl.GLMeshItem(
+                meshdata=md,
+                drawFaces=not self.wireframe,
+                drawEdges=self.wireframe,
+                edgeColor=(0.95, 0.95, 0.95, 1),
+                **kw,
+            )
         self.view.addItem(self._item)
 
     def reset_view(self) -> None:
@@ -280,8 +291,9 @@ class GLMeshView(QWidget):
         from pyqtgraph import Vector
 
         c = self._to_gl(self._geom.center[None])[0]
-        self.view.setCameraPosition(pos=Vector(*c), distance=2.6 * self._geom.radius,
-                                    elevation=15, azimuth=-90)
+        self.view.setCameraPosition(
+            pos=Vector(*c), distance=2.6 * self._geom.radius, elevation=15, azimuth=-90
+        )
 
     def grab_image(self) -> QImage:
         return self.view.grabFramebuffer()
@@ -298,11 +310,11 @@ class MeshPanel(QWidget):
         super().__init__(parent)
         use_gl = backend == "gl" or (backend == "auto" and gl_available())
         self.backend = "opengl" if use_gl else "software"
-        self.view: GLMeshView | SoftwareMeshView = GLMeshView() if use_gl \
-            else SoftwareMeshView()
+        self.view: GLMeshView | SoftwareMeshView = GLMeshView() if use_gl else SoftwareMeshView()
         self.wire_button = tool_button("Wire", "Wireframe", checkable=True)
-        self.color_button = tool_button("Colour", "Vertex colours (off: gray, shaded)",
-                                        checkable=True)
+        self.color_button = tool_button(
+            "Colour", "Vertex colours (off: gray, shaded)", checkable=True
+        )
         self.color_button.setChecked(True)
         self.point_size = QSpinBox()
         self.point_size.setRange(1, 15)
@@ -316,8 +328,13 @@ class MeshPanel(QWidget):
 
         bar = QHBoxLayout()
         bar.setContentsMargins(2, 2, 2, 2)
-        for w in (self.reset_button, self.wire_button, self.color_button, self.point_size,
-                  self.open360_button):
+        for w in (
+            self.reset_button,
+            self.wire_button,
+            self.color_button,
+            self.point_size,
+            self.open360_button,
+        ):
             bar.addWidget(w)
         bar.addStretch(1)
         bar.addWidget(self.info)
@@ -340,8 +357,11 @@ class MeshPanel(QWidget):
         self._apply_options()
         self.view.set_geometry(geom)
         self.info.setText(geom.summary + ("" if self.backend == "opengl" else " · software"))
-        self.info.setToolTip("" if self.backend == "opengl" else
-                             "No OpenGL here: drawn by the engine's torch rasterizer")
+        self.info.setToolTip(
+            ""
+            if self.backend == "opengl"
+            else "No OpenGL here: drawn by the engine's torch rasterizer"
+        )
         self.open360_button.setEnabled(isinstance(value, Mesh))
 
     def clear(self) -> None:

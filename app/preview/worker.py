@@ -47,8 +47,9 @@ class BackgroundRenderer:
         with self._cond:
             self._job = (fn, tag)
             if self._thread is None or not self._thread.is_alive():
-                self._thread = threading.Thread(target=self._work, name="preview-render",
-                                                daemon=True)
+                self._thread = threading.Thread(
+                    target=self._work, name="preview-render", daemon=True
+                )
                 self._thread.start()
             self._cond.notify()
         self._timer.start()
@@ -77,9 +78,13 @@ class BackgroundRenderer:
         while True:
             with self._cond:
                 # An idle worker exits after a while; submit() starts a new one.
-                if self._job is None and not self._cond.wait_for(
-                        lambda: self._job is not None or self._stopping, timeout=30.0) \
-                        or self._stopping:
+                if (
+                    self._job is None
+                    and not self._cond.wait_for(
+                        lambda: self._job is not None or self._stopping, timeout=30.0
+                    )
+                    or self._stopping
+                ):
                     self._thread = None
                     return
                 assert self._job is not None

@@ -62,8 +62,9 @@ class AdaptiveSteps:
     def detach(self) -> None:
         self._prev = None
 
-    def after_step(self, step_index: int, t: Any, latents: torch.Tensor,
-                   pred_x0: torch.Tensor | None) -> bool:
+    def after_step(
+        self, step_index: int, t: Any, latents: torch.Tensor, pred_x0: torch.Tensor | None
+    ) -> bool:
         """True when the loop should stop after this step (and return ``pred_x0``)."""
         self.steps_run = step_index + 1
         if pred_x0 is None:
@@ -132,23 +133,49 @@ class AdaptiveSteps:
 class StepPredictor(Protocol):
     """Guesses how many denoising steps a prompt needs under the given settings."""
 
-    def predict(self, prompt: str, *, steps: int, guidance: float = 7.5, width: int = 512,
-                height: int = 512) -> int: ...
+    def predict(
+        self, prompt: str, *, steps: int, guidance: float = 7.5, width: int = 512, height: int = 512
+    ) -> int: ...
 
 
-DETAIL_WORDS = ("detailed", "intricate", "highly", "texture", "hair", "fur", "text", "sharp",
-                "8k", "4k", "photorealistic", "realistic", "crowd", "ornate", "fine")
+DETAIL_WORDS = (
+    "detailed",
+    "intricate",
+    "highly",
+    "texture",
+    "hair",
+    "fur",
+    "text",
+    "sharp",
+    "8k",
+    "4k",
+    "photorealistic",
+    "realistic",
+    "crowd",
+    "ornate",
+    "fine",
+)
 
 
-def prompt_features(prompt: str, guidance: float = 7.5, width: int = 512,
-                    height: int = 512) -> np.ndarray:
+def prompt_features(
+    prompt: str, guidance: float = 7.5, width: int = 512, height: int = 512
+) -> np.ndarray:
     """Numeric features of a prompt and its settings (the regressor's inputs)."""
     words = re.findall(r"[\w']+", prompt.lower())
     n_words = len(words)
     detail = sum(w in DETAIL_WORDS for w in words)
     commas = prompt.count(",")
-    return np.array([1.0, math.log1p(n_words), detail, math.log1p(commas), guidance / 10.0,
-                     math.log2(max(width * height, 1) / (512 * 512))], dtype=np.float64)
+    return np.array(
+        [
+            1.0,
+            math.log1p(n_words),
+            detail,
+            math.log1p(commas),
+            guidance / 10.0,
+            math.log2(max(width * height, 1) / (512 * 512)),
+        ],
+        dtype=np.float64,
+    )
 
 
 class HeuristicStepPredictor:
@@ -163,11 +190,18 @@ class HeuristicStepPredictor:
     def __init__(self, base: float = 0.45, floor: float = 0.4, min_steps: int = 2) -> None:
         self.base, self.floor, self.min_steps = base, floor, min_steps
 
-    def predict(self, prompt: str, *, steps: int, guidance: float = 7.5, width: int = 512,
-                height: int = 512) -> int:
+    def predict(
+        self, prompt: str, *, steps: int, guidance: float = 7.5, width: int = 512, height: int = 512
+    ) -> int:
         f = prompt_features(prompt, guidance, width, height)
-        fraction = (self.base + 0.08 * f[1] + 0.06 * f[2] + 0.04 * f[3]
-                    + 0.02 * (guidance - 7.5) + 0.05 * f[5])
+        fraction = (
+            self.base
+            + 0.08 * f[1]
+            + 0.06 * f[2]
+            + 0.04 * f[3]
+            + 0.02 * (guidance - 7.5)
+            + 0.05 * f[5]
+        )
         fraction = min(1.0, max(self.floor, fraction))
         return max(self.min_steps, min(steps, math.ceil(fraction * steps)))
 
@@ -179,8 +213,9 @@ class RegressionStepPredictor:
     optionally ``guidance``, ``width``, ``height`` — what a run report records.
     """
 
-    def __init__(self, weights: Sequence[float] | None = None, l2: float = 1e-2,
-                 min_steps: int = 2) -> None:
+    def __init__(
+        self, weights: Sequence[float] | None = None, l2: float = 1e-2, min_steps: int = 2
+    ) -> None:
         self.weights = None if weights is None else np.asarray(weights, dtype=np.float64)
         self.l2 = l2
         self.min_steps = min_steps
@@ -189,8 +224,11 @@ class RegressionStepPredictor:
     def _xy(records: Iterable[dict[str, Any]]) -> tuple[np.ndarray, np.ndarray]:
         xs, ys = [], []
         for r in records:
-            xs.append(prompt_features(r["prompt"], r.get("guidance", 7.5), r.get("width", 512),
-                                      r.get("height", 512)))
+            xs.append(
+                prompt_features(
+                    r["prompt"], r.get("guidance", 7.5), r.get("width", 512), r.get("height", 512)
+                )
+            )
             ys.append(r["steps_run"] / max(r["steps"], 1))
         if not xs:
             raise ValueError("no logged runs to fit the step predictor on")
@@ -203,8 +241,9 @@ class RegressionStepPredictor:
         self.weights = np.linalg.solve(x.T @ x + reg, x.T @ y)
         return self
 
-    def predict(self, prompt: str, *, steps: int, guidance: float = 7.5, width: int = 512,
-                height: int = 512) -> int:
+    def predict(
+        self, prompt: str, *, steps: int, guidance: float = 7.5, width: int = 512, height: int = 512
+    ) -> int:
         if self.weights is None:
             raise RuntimeError("the step predictor has not been fitted (call fit() or load())")
         fraction = float(prompt_features(prompt, guidance, width, height) @ self.weights)
@@ -214,9 +253,18 @@ class RegressionStepPredictor:
     def save(self, path: str | Path) -> None:
         if self.weights is None:
             raise RuntimeError("nothing to save: the step predictor has not been fitted")
-        Path(path).write_text(json.dumps({"kind": "fathom.step_predictor.ridge", "version": 1,
-                                          "weights": self.weights.tolist(), "l2": self.l2,
-                                          "min_steps": self.min_steps}), encoding="utf-8")
+        Path(path).write_text(
+            json.dumps(
+                {
+                    "kind": "fathom.step_predictor.ridge",
+                    "version": 1,
+                    "weights": self.weights.tolist(),
+                    "l2": self.l2,
+                    "min_steps": self.min_steps,
+                }
+            ),
+            encoding="utf-8",
+        )
 
     @classmethod
     def load(cls, path: str | Path) -> RegressionStepPredictor:

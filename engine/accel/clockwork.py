@@ -49,11 +49,17 @@ class ClockworkAdaptor(nn.Module):
     initialisation, so an untrained adaptor is the identity.
     """
 
-    def __init__(self, out_channels: int, in_channels: int, hidden: int = 64,
-                 level: int = 1, t_dim: int = 32) -> None:
+    def __init__(
+        self, out_channels: int, in_channels: int, hidden: int = 64, level: int = 1, t_dim: int = 32
+    ) -> None:
         super().__init__()
-        self.config = {"out_channels": out_channels, "in_channels": in_channels,
-                       "hidden": hidden, "level": level, "t_dim": t_dim}
+        self.config = {
+            "out_channels": out_channels,
+            "in_channels": in_channels,
+            "hidden": hidden,
+            "level": level,
+            "t_dim": t_dim,
+        }
         self.t_dim = t_dim
         self.proj_in = nn.Conv2d(out_channels + in_channels, hidden, 3, padding=1)
         self.time = nn.Linear(2 * t_dim, hidden)
@@ -67,16 +73,25 @@ class ClockworkAdaptor(nn.Module):
     def level(self) -> int:
         return int(self.config["level"])
 
-    def forward(self, kept_out: torch.Tensor, kept_in: torch.Tensor, cur_in: torch.Tensor,
-                t_kept: torch.Tensor, t_cur: torch.Tensor) -> torch.Tensor:
+    def forward(
+        self,
+        kept_out: torch.Tensor,
+        kept_in: torch.Tensor,
+        cur_in: torch.Tensor,
+        t_kept: torch.Tensor,
+        t_cur: torch.Tensor,
+    ) -> torch.Tensor:
         size = cur_in.shape[-2:]
         pooled = F.adaptive_avg_pool2d(kept_out, size) if kept_out.shape[-2:] != size else kept_out
         h = self.proj_in(torch.cat([pooled, cur_in - kept_in], dim=1))
         b = h.shape[0]
-        temb = torch.cat([timestep_features(t_kept.expand(b) if t_kept.numel() == 1 else t_kept,
-                                            self.t_dim),
-                          timestep_features(t_cur.expand(b) if t_cur.numel() == 1 else t_cur,
-                                            self.t_dim)], dim=1).to(h.dtype)
+        temb = torch.cat(
+            [
+                timestep_features(t_kept.expand(b) if t_kept.numel() == 1 else t_kept, self.t_dim),
+                timestep_features(t_cur.expand(b) if t_cur.numel() == 1 else t_cur, self.t_dim),
+            ],
+            dim=1,
+        ).to(h.dtype)
         h = F.silu(self.norm(h + self.time(temb)[:, :, None, None]))
         h = self.proj_out(F.silu(self.mid(h)))
         if h.shape[-2:] != kept_out.shape[-2:]:
@@ -142,10 +157,16 @@ class Clockwork:
         follow a frame along its denoising stages; None reuses item for item.
     """
 
-    def __init__(self, period: int = 2, level: int = 1,
-                 adaptor: str | Path | ClockworkAdaptor | None = "identity",
-                 warmup: int = 0, full_last: int = 0, num_steps: int | None = None,
-                 remap: Any = None) -> None:
+    def __init__(
+        self,
+        period: int = 2,
+        level: int = 1,
+        adaptor: str | Path | ClockworkAdaptor | None = "identity",
+        warmup: int = 0,
+        full_last: int = 0,
+        num_steps: int | None = None,
+        remap: Any = None,
+    ) -> None:
         if period < 1:
             raise ValueError(f"clock period must be >= 1, got {period}")
         if level < 1:
@@ -156,8 +177,9 @@ class Clockwork:
             adaptor = ClockworkAdaptor.load(adaptor)
         self.adaptor: ClockworkAdaptor | None = adaptor if isinstance(adaptor, nn.Module) else None
         if self.adaptor is not None and self.adaptor.level != self.level:
-            raise ValueError(f"the adaptor was trained for level {self.adaptor.level}, "
-                             f"not level {self.level}")
+            raise ValueError(
+                f"the adaptor was trained for level {self.adaptor.level}, not level {self.level}"
+            )
         self.warmup = int(warmup)
         self.remap = remap
         self.full_last = full_last
@@ -176,8 +198,9 @@ class Clockwork:
             raise RuntimeError("Clockwork is already attached; detach() it first")
         n = len(unet.up_blocks)
         if not 1 <= self.level < n:
-            raise ValueError(f"clockwork level must be in 1..{n - 1} for this UNet, "
-                             f"got {self.level}")
+            raise ValueError(
+                f"clockwork level must be in 1..{n - 1} for this UNet, got {self.level}"
+            )
         self._unet = unet
         self.reset()
         if self.adaptor is not None:
@@ -188,8 +211,11 @@ class Clockwork:
         # The low-resolution core: down blocks below `level`, the mid block, the up blocks above.
         self._core_in = unet.down_blocks[self.level]
         self._core_out = unet.up_blocks[n - self.level - 1]
-        skipped = [*unet.down_blocks[self.level:], unet.mid_block,
-                   *unet.up_blocks[:n - self.level]]
+        skipped = [
+            *unet.down_blocks[self.level :],
+            unet.mid_block,
+            *unet.up_blocks[: n - self.level],
+        ]
         for block in skipped:
             self._patch(block)
 
@@ -238,8 +264,12 @@ class Clockwork:
         due = step < self.warmup or (step - max(self.warmup - 1, 0)) % self.period == 0
         if self.full_last and self.num_steps is not None:
             due = due or step >= self.num_steps - self.full_last
-        self._cheap = (not due and kept is not None
-                       and kept["shape"] == tuple(sample.shape) and self.period > 1)
+        self._cheap = (
+            not due
+            and kept is not None
+            and kept["shape"] == tuple(sample.shape)
+            and self.period > 1
+        )
         self._rec = {"shape": tuple(sample.shape), "call": self._calls}
         if self._cheap:
             assert kept is not None

@@ -45,8 +45,9 @@ from fathom.engine.diffusion.videoattn import (
 # --------------------------------------------------------------------------- pure functions
 
 
-def plan_object_merge(metric: torch.Tensor, dst: torch.Tensor, fg: torch.Tensor,
-                      ratio_bg: float, ratio_fg: float) -> MergePlan:
+def plan_object_merge(
+    metric: torch.Tensor, dst: torch.Tensor, fg: torch.Tensor, ratio_bg: float, ratio_fg: float
+) -> MergePlan:
     """Bipartite soft matching with a merge ratio per class (foreground / background).
 
     metric: (B, N, C) token features; dst: (N,) destination mask; fg: (B, N) bool, True for
@@ -88,8 +89,9 @@ def plan_object_merge(metric: torch.Tensor, dst: torch.Tensor, fg: torch.Tensor,
     pick = key.argsort(dim=-1)
     merged_local, kept_local = pick[:, :r], pick[:, r:]
     keep = torch.cat([dst_index.expand(b, -1), src_index[kept_local]], dim=1)
-    return MergePlan(keep=keep, src=src_index[merged_local],
-                     into=best_dst.gather(1, merged_local), n=n)
+    return MergePlan(
+        keep=keep, src=src_index[merged_local], into=best_dst.gather(1, merged_local), n=n
+    )
 
 
 def group_frames(x: torch.Tensor, group: int) -> torch.Tensor:
@@ -127,8 +129,9 @@ def feather_mask(binary: torch.Tensor, feather: int) -> torch.Tensor:
     return acc / (feather + 1)
 
 
-def crop_boxes(weight: torch.Tensor, margin: int, multiple: int) -> list[tuple[int, int, int,
-                                                                             int]] | None:
+def crop_boxes(
+    weight: torch.Tensor, margin: int, multiple: int
+) -> list[tuple[int, int, int, int]] | None:
     """One (top, left, height, width) box per frame, all the same size (so crops batch): the
     support of ``weight`` (F, 1, h, w) grown by ``margin`` and rounded up to ``multiple``.
     None when the boxes would cover the whole latent (nothing to save)."""
@@ -158,12 +161,12 @@ def crop_boxes(weight: torch.Tensor, margin: int, multiple: int) -> list[tuple[i
 
 
 def crop(x: torch.Tensor, boxes: list[tuple[int, int, int, int]]) -> torch.Tensor:
-    return torch.stack([x[i, :, t:t + h, lf:lf + w] for i, (t, lf, h, w) in enumerate(boxes)])
+    return torch.stack([x[i, :, t : t + h, lf : lf + w] for i, (t, lf, h, w) in enumerate(boxes)])
 
 
 def paste(x: torch.Tensor, patch: torch.Tensor, boxes: list[tuple[int, int, int, int]]) -> None:
     for i, (t, lf, h, w) in enumerate(boxes):
-        x[i, :, t:t + h, lf:lf + w] = patch[i]
+        x[i, :, t : t + h, lf : lf + w] = patch[i]
 
 
 def shared_steps(k: int, bg_steps: int) -> list[int]:
@@ -192,9 +195,17 @@ class ObjectTokenMerge:
     background).
     """
 
-    def __init__(self, ratio_bg: float = 0.5, ratio_fg: float = 0.0, temporal: bool = False,
-                 max_downsample: int = 1, layout: FrameLayout | None = None, seed: int = 0,
-                 sx: int = 2, sy: int = 2) -> None:
+    def __init__(
+        self,
+        ratio_bg: float = 0.5,
+        ratio_fg: float = 0.0,
+        temporal: bool = False,
+        max_downsample: int = 1,
+        layout: FrameLayout | None = None,
+        seed: int = 0,
+        sx: int = 2,
+        sy: int = 2,
+    ) -> None:
         for name, v in (("ratio_bg", ratio_bg), ("ratio_fg", ratio_fg)):
             if not 0.0 <= v < 1.0:
                 raise ValueError(f"{name} must be in [0, 1), got {v}")
@@ -302,5 +313,3 @@ class ObjectTokenMerge:
 
 
 # --------------------------------------------------------------------------- the video loop
-
-

@@ -28,9 +28,14 @@ ScoreHook = Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]
 # --------------------------------------------------------------------------- pure functions
 
 
-def destination_mask(h: int, w: int, sx: int = 2, sy: int = 2,
-                     generator: torch.Generator | None = None,
-                     device: torch.device | str | None = None) -> torch.Tensor:
+def destination_mask(
+    h: int,
+    w: int,
+    sx: int = 2,
+    sy: int = 2,
+    generator: torch.Generator | None = None,
+    device: torch.device | str | None = None,
+) -> torch.Tensor:
     """A (h*w,) bool mask with one destination token per ``sy``×``sx`` cell of the token grid.
 
     With a generator the destination's position inside each cell is random (this avoids a
@@ -64,8 +69,9 @@ class MergePlan:
         return int(self.src.shape[1])
 
 
-def plan_merge(metric: torch.Tensor, r: int, dst: torch.Tensor,
-               score_hook: ScoreHook | None = None) -> MergePlan:
+def plan_merge(
+    metric: torch.Tensor, r: int, dst: torch.Tensor, score_hook: ScoreHook | None = None
+) -> MergePlan:
     """Bipartite soft matching: each source token picks its most similar destination (cosine
     similarity of ``metric``, shape (B, N, C)); the ``r`` best-matched sources are merged.
 
@@ -85,8 +91,9 @@ def plan_merge(metric: torch.Tensor, r: int, dst: torch.Tensor,
     order = best.argsort(dim=-1, descending=True)
     merged_local, kept_local = order[:, :r], order[:, r:]
     keep = torch.cat([dst_index.expand(b, -1), src_index[kept_local]], dim=1)
-    return MergePlan(keep=keep, src=src_index[merged_local],
-                     into=best_dst.gather(1, merged_local), n=n)
+    return MergePlan(
+        keep=keep, src=src_index[merged_local], into=best_dst.gather(1, merged_local), n=n
+    )
 
 
 def _expand(index: torch.Tensor, c: int) -> torch.Tensor:
@@ -120,8 +127,9 @@ def merged_sizes(plan: MergePlan, dtype: torch.dtype = torch.float32) -> torch.T
     """(B, K) how many original tokens each surviving token stands for."""
     size = torch.ones(plan.keep.shape, dtype=dtype, device=plan.keep.device)
     if plan.r:
-        size.scatter_add_(1, plan.into, torch.ones(plan.into.shape, dtype=dtype,
-                                                   device=plan.keep.device))
+        size.scatter_add_(
+            1, plan.into, torch.ones(plan.into.shape, dtype=dtype, device=plan.keep.device)
+        )
     return size
 
 
@@ -139,7 +147,7 @@ def token_grid(n: int, latent_hw: tuple[int, int], max_level: int = 6) -> tuple[
     """(h, w, downsample) of a token sequence of length ``n`` inside a UNet at ``latent_hw``."""
     hh, ww = latent_hw
     for level in range(max_level + 1):
-        d = 2 ** level
+        d = 2**level
         h, w = math.ceil(hh / d), math.ceil(ww / d)
         if h * w == n:
             return h, w, d
@@ -153,9 +161,14 @@ class _MergeProcessor:
         self.owner = owner
         self.base = base
 
-    def __call__(self, attn: Any, hidden_states: torch.Tensor,
-                 encoder_hidden_states: torch.Tensor | None = None,
-                 attention_mask: torch.Tensor | None = None, **kwargs: Any) -> torch.Tensor:
+    def __call__(
+        self,
+        attn: Any,
+        hidden_states: torch.Tensor,
+        encoder_hidden_states: torch.Tensor | None = None,
+        attention_mask: torch.Tensor | None = None,
+        **kwargs: Any,
+    ) -> torch.Tensor:
         plan = None
         if encoder_hidden_states is None and attention_mask is None and hidden_states.ndim == 3:
             plan = self.owner.plan_for(hidden_states)
@@ -190,11 +203,20 @@ class TokenMerge:
         (consecutive layers merge the same regions, so errors do not compound).
     """
 
-    def __init__(self, ratio: float = 0.5, max_downsample: int = 1, sx: int = 2, sy: int = 2,
-                 random_dst: bool = True, seed: int = 0, mode: str = "mean",
-                 proportional: bool = False, score_hook: ScoreHook | None = None,
-                 dst_hook: Callable[[int, int, torch.Tensor], torch.Tensor] | None = None,
-                 share_plan: bool = True) -> None:
+    def __init__(
+        self,
+        ratio: float = 0.5,
+        max_downsample: int = 1,
+        sx: int = 2,
+        sy: int = 2,
+        random_dst: bool = True,
+        seed: int = 0,
+        mode: str = "mean",
+        proportional: bool = False,
+        score_hook: ScoreHook | None = None,
+        dst_hook: Callable[[int, int, torch.Tensor], torch.Tensor] | None = None,
+        share_plan: bool = True,
+    ) -> None:
         if not 0.0 <= ratio < 1.0:
             raise ValueError(f"token merging ratio must be in [0, 1), got {ratio}")
         self.ratio = float(ratio)
@@ -261,8 +283,9 @@ class TokenMerge:
             return None
         dst = self._dst_cache.get((h, w))
         if dst is None:
-            dst = destination_mask(h, w, self.sx, self.sy,
-                                   self._generator if self.random_dst else None)
+            dst = destination_mask(
+                h, w, self.sx, self.sy, self._generator if self.random_dst else None
+            )
             if self.dst_hook is not None:
                 dst = self.dst_hook(h, w, dst)
             dst = dst.to(tokens.device)

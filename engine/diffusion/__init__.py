@@ -1,1 +1,2 @@
-"""The diffusion pipeline: model components, schedulers, shared stages, the image, video and stream runs."""
+"""The diffusion pipeline: model components, schedulers, shared stages, and the image, video
+and stream runs."""

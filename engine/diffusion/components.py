@@ -1,4 +1,5 @@
-"""The loaded parts of a Stable-Diffusion-family model and what every run does with them: prompts, images in and out."""
+"""The loaded parts of a Stable-Diffusion-family model and what every run does with them:
+prompts encoded, images encoded to latents and latents decoded to images."""
 
 from __future__ import annotations
 
@@ -63,14 +64,22 @@ class Components:
             if hit is not None:
                 self._prompts.move_to_end(prompt)
                 return hit
-        ids = self.tokenizer(prompt, padding="max_length", truncation=True,
-                             max_length=self.tokenizer.model_max_length,
-                             return_tensors="pt").input_ids
+        ids = self.tokenizer(
+            prompt,
+            padding="max_length",
+            truncation=True,
+            max_length=self.tokenizer.model_max_length,
+            return_tensors="pt",
+        ).input_ids
         mask = None
         if getattr(self.text_encoder.config, "use_attention_mask", False):
-            mask = self.tokenizer(prompt, padding="max_length", truncation=True,
-                                  max_length=self.tokenizer.model_max_length,
-                                  return_tensors="pt").attention_mask.to(self.device)
+            mask = self.tokenizer(
+                prompt,
+                padding="max_length",
+                truncation=True,
+                max_length=self.tokenizer.model_max_length,
+                return_tensors="pt",
+            ).attention_mask.to(self.device)
         emb = self.text_encoder(ids.to(self.device), attention_mask=mask)[0]
         emb = emb.to(dtype=self.text_encoder.dtype, device=self.device)
         with self._lock:
@@ -85,9 +94,11 @@ def check_size(components: Components, width: int, height: int) -> None:
     for port, v in (("width", width), ("height", height)):
         if v <= 0 or v % f:
             lo, hi = (v // f) * f, (v // f + 1) * f
-            raise LoopInputError(f"{port} {v} is not a multiple of {f}: the VAE works on "
-                                 f"{f}×{f} pixel blocks", port=port,
-                                 fix=f"use {max(lo, f)} or {hi}")
+            raise LoopInputError(
+                f"{port} {v} is not a multiple of {f}: the VAE works on {f}×{f} pixel blocks",
+                port=port,
+                fix=f"use {max(lo, f)} or {hi}",
+            )
 
 
 def to_model_image(rgb: np.ndarray, components: Components) -> torch.Tensor:
@@ -99,8 +110,9 @@ def to_model_image(rgb: np.ndarray, components: Components) -> torch.Tensor:
     return (2.0 * t - 1.0).contiguous().to(components.device)
 
 
-def _encode(components: Components, image: torch.Tensor, generator: torch.Generator,
-            dtype: torch.dtype) -> torch.Tensor:
+def _encode(
+    components: Components, image: torch.Tensor, generator: torch.Generator, dtype: torch.dtype
+) -> torch.Tensor:
     vae = components.vae
     out = vae.encode(image.to(components.device, dtype))
     if hasattr(out, "latent_dist"):

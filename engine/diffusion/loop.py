@@ -59,8 +59,9 @@ class GenerationResult:
     step_seconds: list[float] = field(default_factory=list)
 
 
-def _randn(shape: tuple[int, ...], generator: torch.Generator, device: str,
-           dtype: torch.dtype) -> torch.Tensor:
+def _randn(
+    shape: tuple[int, ...], generator: torch.Generator, device: str, dtype: torch.dtype
+) -> torch.Tensor:
     # Drawn on the CPU in the model's dtype (as diffusers does), then moved: same noise anywhere.
     return torch.randn(shape, generator=generator, device="cpu", dtype=dtype).to(device)
 
@@ -70,13 +71,26 @@ def _hooks(accel: Sequence[Any], name: str) -> list[Callable[..., Any]]:
 
 
 @torch.no_grad()
-def generate(components: Components, prompt: str, negative_prompt: str = "", *,
-             steps: int = 20, guidance: float = 7.5, seed: int = 0, width: int = 512,
-             height: int = 512, batch_size: int = 1, scheduler: str | None = "default",
-             image: torch.Tensor | None = None, mask: torch.Tensor | None = None,
-             strength: float = 1.0, eta: float = 0.0, accel: Sequence[Any] = (),
-             callback: Callable[[StepInfo], None] | None = None,
-             decode_output: bool = True) -> GenerationResult:
+def generate(
+    components: Components,
+    prompt: str,
+    negative_prompt: str = "",
+    *,
+    steps: int = 20,
+    guidance: float = 7.5,
+    seed: int = 0,
+    width: int = 512,
+    height: int = 512,
+    batch_size: int = 1,
+    scheduler: str | None = "default",
+    image: torch.Tensor | None = None,
+    mask: torch.Tensor | None = None,
+    strength: float = 1.0,
+    eta: float = 0.0,
+    accel: Sequence[Any] = (),
+    callback: Callable[[StepInfo], None] | None = None,
+    decode_output: bool = True,
+) -> GenerationResult:
     """Denoise ``steps`` scheduler steps and decode.
 
     image: 1×3×H×W in [-1, 1] for image-to-image and inpainting (``to_model_image``).
@@ -90,9 +104,11 @@ def generate(components: Components, prompt: str, negative_prompt: str = "", *,
     if batch_size < 1:
         raise LoopInputError("batch size must be at least 1", port="batch_size")
     if image is not None and tuple(image.shape[-2:]) != (height, width):
-        raise LoopInputError(f"the image is {image.shape[-1]}×{image.shape[-2]} but the output "
-                             f"is {width}×{height}", port="image",
-                             fix="resize the image or set width and height to match")
+        raise LoopInputError(
+            f"the image is {image.shape[-1]}×{image.shape[-2]} but the output is {width}×{height}",
+            port="image",
+            fix="resize the image or set width and height to match",
+        )
     inpaint = mask is not None
     if inpaint and image is None:
         raise LoopInputError("inpainting needs an image", port="image")
@@ -101,12 +117,16 @@ def generate(components: Components, prompt: str, negative_prompt: str = "", *,
             f"this model's UNet takes {components.unet.config.in_channels} input channels, so it "
             "cannot inpaint: an inpainting UNet takes "
             f"{2 * components.latent_channels + 1} (latents, mask, masked-image latents)",
-            port="model", fix="use an inpainting checkpoint, e.g. "
-            "stable-diffusion-v1-5/stable-diffusion-inpainting")
+            port="model",
+            fix="use an inpainting checkpoint, e.g. "
+            "stable-diffusion-v1-5/stable-diffusion-inpainting",
+        )
     if not inpaint and components.is_inpainting:
-        raise LoopInputError("this is an inpainting model: its UNet needs a mask and a masked "
-                             "image", port="model", fix="use it with generate.inpaint, or pick "
-                             "a text-to-image model")
+        raise LoopInputError(
+            "this is an inpainting model: its UNet needs a mask and a masked image",
+            port="model",
+            fix="use it with generate.inpaint, or pick a text-to-image model",
+        )
     device = components.device
     unet = components.unet
     b = batch_size
@@ -116,8 +136,9 @@ def generate(components: Components, prompt: str, negative_prompt: str = "", *,
     dtype = cond.dtype
     embeds = cond.repeat(b, 1, 1)
     if cfg:
-        embeds = torch.cat([components.encode_prompt(negative_prompt or "").repeat(b, 1, 1),
-                            embeds])
+        embeds = torch.cat(
+            [components.encode_prompt(negative_prompt or "").repeat(b, 1, 1), embeds]
+        )
 
     sched = make_scheduler(components.scheduler, scheduler)
     sched.set_timesteps(steps, device=device)
@@ -126,12 +147,15 @@ def generate(components: Components, prompt: str, negative_prompt: str = "", *,
     if image is not None:
         keep = min(int(steps * strength), steps)
         t_start = max(steps - keep, 0)
-        timesteps = timesteps[t_start * sched.order:]
+        timesteps = timesteps[t_start * sched.order :]
         if hasattr(sched, "set_begin_index"):
             sched.set_begin_index(t_start * sched.order)
         if steps - t_start < 1:
-            raise LoopInputError(f"strength {strength} with {steps} steps leaves no step to run",
-                                 port="strength", fix="raise the strength or the steps")
+            raise LoopInputError(
+                f"strength {strength} with {steps} steps leaves no step to run",
+                port="strength",
+                fix="raise the strength or the steps",
+            )
         user_steps = steps - t_start
     warmup = max(0, len(timesteps) - user_steps * sched.order)
 
@@ -154,8 +178,11 @@ def generate(components: Components, prompt: str, negative_prompt: str = "", *,
             init = _encode(components, image, gen, dtype)
             init = init.repeat(b // init.shape[0], 1, 1, 1)
         noise = _randn(shape, gen, device, dtype)
-        latents = noise * sched.init_noise_sigma if full else sched.add_noise(
-            init, noise, timesteps[:1].repeat(b))
+        latents = (
+            noise * sched.init_noise_sigma
+            if full
+            else sched.add_noise(init, noise, timesteps[:1].repeat(b))
+        )
         binary = (mask.float() >= 0.5).float()
         masked_image = image * (binary < 0.5)
         mask_in = F.interpolate(binary, size=(height // f, width // f)).to(device, dtype)
@@ -194,8 +221,9 @@ def generate(components: Components, prompt: str, negative_prompt: str = "", *,
             x_in = sched.scale_model_input(x_in, t)
             if inpaint:
                 x_in = torch.cat([x_in, mask_in, masked_in], dim=1)
-            noise_pred = components.unet(x_in, t, encoder_hidden_states=embeds,
-                                         timestep_cond=t_cond, return_dict=False)[0]
+            noise_pred = components.unet(
+                x_in, t, encoder_hidden_states=embeds, timestep_cond=t_cond, return_dict=False
+            )[0]
             if cfg:
                 uncond, text = noise_pred.chunk(2)
                 noise_pred = uncond + guidance * (text - uncond)
@@ -208,18 +236,27 @@ def generate(components: Components, prompt: str, negative_prompt: str = "", *,
             step_seconds.append(time.perf_counter() - t0)
             if callback is not None:
                 step = max(1, (i + 1 - warmup + sched.order - 1) // sched.order)
-                callback(StepInfo(i, len(timesteps), t, latents, x0, step_seconds[-1],
-                                  step, user_steps))
+                callback(
+                    StepInfo(i, len(timesteps), t, latents, x0, step_seconds[-1], step, user_steps)
+                )
             if stopped:
                 break
     finally:
         for a in reversed(attached):
             a.detach()
     final = x0 if stopped else latents
-    images = (decode(components, final).permute(0, 2, 3, 1).numpy() if decode_output
-              else np.zeros((0, 0, 0, 0), np.float32))
-    return GenerationResult(images, final, len(step_seconds), len(timesteps), stopped,
-                            scheduler or "default", time.perf_counter() - t_start_clock,
-                            step_seconds)
-
-
+    images = (
+        decode(components, final).permute(0, 2, 3, 1).numpy()
+        if decode_output
+        else np.zeros((0, 0, 0, 0), np.float32)
+    )
+    return GenerationResult(
+        images,
+        final,
+        len(step_seconds),
+        len(timesteps),
+        stopped,
+        scheduler or "default",
+        time.perf_counter() - t_start_clock,
+        step_seconds,
+    )

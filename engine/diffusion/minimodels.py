@@ -53,20 +53,43 @@ class ModelSpec:
     extra: dict[str, Any] = field(default_factory=dict)
 
 
-BENCH = ModelSpec(unet_channels=(64, 128, 256, 256), unet_layers=2, attention_head_dim=8,
-                  cross_dim=152, vae_channels=(32, 32, 96, 96), vae_layers=2, vae_groups=32,
-                  tiny_vae_channels=16, text_layers=4, text_heads=8, sample_size=32)
+BENCH = ModelSpec(
+    unet_channels=(64, 128, 256, 256),
+    unet_layers=2,
+    attention_head_dim=8,
+    cross_dim=152,
+    vae_channels=(32, 32, 96, 96),
+    vae_layers=2,
+    vae_groups=32,
+    tiny_vae_channels=16,
+    text_layers=4,
+    text_heads=8,
+    sample_size=32,
+)
 
-TINY = ModelSpec(unet_channels=(32, 32, 64, 64), unet_layers=1, attention_head_dim=4,
-                 cross_dim=32, vae_channels=(8, 8, 16, 16), vae_layers=1, vae_groups=8,
-                 tiny_vae_channels=8, text_layers=2, text_heads=4, sample_size=8,
-                 unet_groups=16)
+TINY = ModelSpec(
+    unet_channels=(32, 32, 64, 64),
+    unet_layers=1,
+    attention_head_dim=4,
+    cross_dim=32,
+    vae_channels=(8, 8, 16, 16),
+    vae_layers=1,
+    vae_groups=8,
+    tiny_vae_channels=8,
+    text_layers=2,
+    text_heads=4,
+    sample_size=8,
+    unet_groups=16,
+)
 
 
 def _byte_unicode() -> list[str]:
     """CLIP's byte-to-printable-character table (every byte gets a visible character)."""
-    keep = list(range(ord("!"), ord("~") + 1)) + list(range(ord("¡"), ord("¬") + 1)) + \
-        list(range(ord("®"), ord("ÿ") + 1))
+    keep = (
+        list(range(ord("!"), ord("~") + 1))
+        + list(range(ord("¡"), ord("¬") + 1))
+        + list(range(ord("®"), ord("ÿ") + 1))
+    )
     chars, extra = [], 0
     for b in range(256):
         if b in keep:
@@ -98,8 +121,12 @@ def make_tokenizer() -> Any:
 
     with tempfile.TemporaryDirectory(prefix="fathom-vocab-") as tmp:
         folder = write_tokenizer_files(Path(tmp))
-        return CLIPTokenizer(str(folder / "vocab.json"), str(folder / "merges.txt"),
-                             model_max_length=77, pad_token="<|endoftext|>")
+        return CLIPTokenizer(
+            str(folder / "vocab.json"),
+            str(folder / "merges.txt"),
+            model_max_length=77,
+            pad_token="<|endoftext|>",
+        )
 
 
 def build_components(spec: ModelSpec = BENCH, seed: int = 0) -> dict[str, Any]:
@@ -137,27 +164,36 @@ def build_components(spec: ModelSpec = BENCH, seed: int = 0) -> dict[str, Any]:
     )
     torch.manual_seed(seed + 2)
     c = spec.tiny_vae_channels
-    tiny_vae = AutoencoderTiny(encoder_block_out_channels=(c,) * 4,
-                               decoder_block_out_channels=(c,) * 4)
+    tiny_vae = AutoencoderTiny(
+        encoder_block_out_channels=(c,) * 4, decoder_block_out_channels=(c,) * 4
+    )
     torch.manual_seed(seed + 3)
     hidden = spec.cross_dim
-    text_encoder = CLIPTextModel(CLIPTextConfig(
-        vocab_size=len(tokenizer),
-        hidden_size=hidden,
-        intermediate_size=4 * hidden,
-        num_hidden_layers=spec.text_layers,
-        num_attention_heads=spec.text_heads,
-        max_position_embeddings=77,
-        bos_token_id=tokenizer.bos_token_id,
-        eos_token_id=tokenizer.eos_token_id,
-        pad_token_id=tokenizer.pad_token_id,
-    ))
+    text_encoder = CLIPTextModel(
+        CLIPTextConfig(
+            vocab_size=len(tokenizer),
+            hidden_size=hidden,
+            intermediate_size=4 * hidden,
+            num_hidden_layers=spec.text_layers,
+            num_attention_heads=spec.text_heads,
+            max_position_embeddings=77,
+            bos_token_id=tokenizer.bos_token_id,
+            eos_token_id=tokenizer.eos_token_id,
+            pad_token_id=tokenizer.pad_token_id,
+        )
+    )
     scheduler = PNDMScheduler.from_config(SD15_SCHEDULER)
     for m in (unet, vae, tiny_vae, text_encoder):
         m.eval().requires_grad_(False)
     calibrate_autoencoders(vae, tiny_vae, spec.sample_size * 8, seed)
-    return {"unet": unet, "vae": vae, "tiny_vae": tiny_vae, "text_encoder": text_encoder,
-            "tokenizer": tokenizer, "scheduler": scheduler}
+    return {
+        "unet": unet,
+        "vae": vae,
+        "tiny_vae": tiny_vae,
+        "text_encoder": text_encoder,
+        "tokenizer": tokenizer,
+        "scheduler": scheduler,
+    }
 
 
 def calibration_images(size: int, n: int = 4, seed: int = 0) -> torch.Tensor:
@@ -165,8 +201,9 @@ def calibration_images(size: int, n: int = 4, seed: int = 0) -> torch.Tensor:
     g = torch.Generator().manual_seed(seed)
     coarse = torch.randn((n, 3, 8, 8), generator=g)
     fine = torch.randn((n, 3, 32, 32), generator=g) * 0.3
-    img = torch.nn.functional.interpolate(coarse, size=size, mode="bicubic") + \
-        torch.nn.functional.interpolate(fine, size=size, mode="bilinear")
+    img = torch.nn.functional.interpolate(
+        coarse, size=size, mode="bicubic"
+    ) + torch.nn.functional.interpolate(fine, size=size, mode="bilinear")
     return torch.tanh(img)
 
 
@@ -188,8 +225,9 @@ def calibrate_autoencoders(vae: Any, tiny_vae: Any, size: int, seed: int = 0) ->
     enc_last = tiny_vae.encoder.layers[-1]
     std = tiny_vae.encode(images).latents.std()
     enc_last.weight.mul_(1.0 / std)
-    latents = torch.randn((4, 4, size // 8, size // 8), generator=torch.Generator().manual_seed(
-        seed))
+    latents = torch.randn(
+        (4, 4, size // 8, size // 8), generator=torch.Generator().manual_seed(seed)
+    )
     dec_last = tiny_vae.decoder.layers[-1]
     out = tiny_vae.decode(latents).sample  # [-1, 1] convention; raw layer output is (out+1)/2
     raw_mean, raw_std = ((out + 1) / 2).mean(), ((out + 1) / 2).std()
@@ -213,8 +251,9 @@ def save_model(folder: str | Path, spec: ModelSpec = BENCH, seed: int = 0) -> Pa
     folder = Path(folder)
     parts = build_components(spec, seed)
     tiny_vae = parts.pop("tiny_vae")
-    pipe = StableDiffusionPipeline(**parts, safety_checker=None, feature_extractor=None,
-                                   requires_safety_checker=False)
+    pipe = StableDiffusionPipeline(
+        **parts, safety_checker=None, feature_extractor=None, requires_safety_checker=False
+    )
     pipe.save_pretrained(folder, safe_serialization=True)
     tiny_vae.save_pretrained(folder / "vae_tiny", safe_serialization=True)
     return folder

@@ -39,8 +39,11 @@ def fit_linear(components: Any, decoder: Any = None, seed: int = 0) -> torch.Ten
     param = next(vae.parameters())
     # The run device, not the weights' (CPU offload moves the VAE there on decode).
     device = param.device if decoder is not None else components.device
-    img = vae.decode(z.to(device, param.dtype) / vae.config.scaling_factor,
-                     return_dict=False)[0].float().cpu()
+    img = (
+        vae.decode(z.to(device, param.dtype) / vae.config.scaling_factor, return_dict=False)[0]
+        .float()
+        .cpu()
+    )
     rgb = (img[:, :3] / 2 + 0.5).clamp(0, 1)
     rgb = F.avg_pool2d(rgb, kernel_size=f) if rgb.shape[-1] != z.shape[-1] else rgb
     x = torch.cat([z, torch.ones_like(z[:, :1])], dim=1)
@@ -63,8 +66,9 @@ def tiny_rgb(latents: torch.Tensor, tiny_vae: Any, scale: int = 1) -> np.ndarray
     if scale > 1:
         z = F.avg_pool2d(z.float(), kernel_size=scale)
     param = next(tiny_vae.parameters())
-    img = tiny_vae.decode(z.to(param.device, param.dtype) / tiny_vae.config.scaling_factor,
-                          return_dict=False)[0]
+    img = tiny_vae.decode(
+        z.to(param.device, param.dtype) / tiny_vae.config.scaling_factor, return_dict=False
+    )[0]
     rgb = (img[0, :3].float() / 2 + 0.5).clamp(0, 1)
     return rgb.permute(1, 2, 0).cpu().numpy().astype(np.float32)
 
@@ -73,9 +77,15 @@ class Previewer:
     """Call once per step with the step's predicted clean latents and the step's seconds;
     returns an H×W×3 image or None (skipped, or previews off)."""
 
-    def __init__(self, components: Any, mode: str = "auto", tiny_vae: Any = None,
-                 budget: float = 0.10, max_side: int = 256,
-                 clock: Callable[[], float] = time.perf_counter) -> None:
+    def __init__(
+        self,
+        components: Any,
+        mode: str = "auto",
+        tiny_vae: Any = None,
+        budget: float = 0.10,
+        max_side: int = 256,
+        clock: Callable[[], float] = time.perf_counter,
+    ) -> None:
         if mode not in MODES:
             raise ValueError(f"preview mode must be one of {MODES}, got {mode!r}")
         self.components = components
@@ -117,15 +127,16 @@ class Previewer:
             return None
         if self.fit is None:
             self.prepare()
-        if self.shown and (self.preview_seconds + self.last_cost
-                           > self.budget * self.step_seconds):
+        if self.shown and (self.preview_seconds + self.last_cost > self.budget * self.step_seconds):
             self.skipped += 1
             return None
         t0 = self.clock()
         if self.mode == "tiny":
             side = max(latents.shape[-2:])
-            while self.scale < 4 and side * self.components.vae_scale_factor // self.scale \
-                    > self.max_side:
+            while (
+                self.scale < 4
+                and side * self.components.vae_scale_factor // self.scale > self.max_side
+            ):
                 self.scale *= 2
             img = tiny_rgb(latents, self.tiny, self.scale)
         else:
@@ -148,14 +159,26 @@ class Previewer:
         return self.preview_seconds / self.step_seconds if self.step_seconds else 0.0
 
     def summary(self) -> dict[str, Any]:
-        return {"mode": self.mode, "requested": self.requested, "shown": self.shown,
-                "skipped": self.skipped, "overhead": round(self.overhead, 4),
-                "tiny_scale": self.scale if self.mode == "tiny" else None}
+        return {
+            "mode": self.mode,
+            "requested": self.requested,
+            "shown": self.shown,
+            "skipped": self.skipped,
+            "overhead": round(self.overhead, 4),
+            "tiny_scale": self.scale if self.mode == "tiny" else None,
+        }
 
 
-def measure_overhead(components: Any, mode: str = "auto", tiny_vae: Any = None,
-                     steps: int = 4, width: int = 256, height: int = 256,
-                     guidance: float = 7.5, repeats: int = 2) -> dict[str, Any]:
+def measure_overhead(
+    components: Any,
+    mode: str = "auto",
+    tiny_vae: Any = None,
+    steps: int = 4,
+    width: int = 256,
+    height: int = 256,
+    guidance: float = 7.5,
+    repeats: int = 2,
+) -> dict[str, Any]:
     """What previews cost next to the denoising steps on this model.
 
     ``ratio``: one preview's seconds over one step's (medians; no budget applied, best of
@@ -174,8 +197,16 @@ def measure_overhead(components: Any, mode: str = "auto", tiny_vae: Any = None,
             pv(info.pred_x0, info.seconds)
             costs.append(pv.preview_seconds - before)
 
-        res = generate(components, "a photo", steps=steps, guidance=guidance, width=width,
-                       height=height, callback=on_step, decode_output=False)
+        res = generate(
+            components,
+            "a photo",
+            steps=steps,
+            guidance=guidance,
+            width=width,
+            height=height,
+            callback=on_step,
+            decode_output=False,
+        )
         return pv, costs, res
 
     best: dict[str, Any] | None = None
@@ -183,12 +214,23 @@ def measure_overhead(components: Any, mode: str = "auto", tiny_vae: Any = None,
         pv, costs, res = run(float("inf"))
         step = float(np.median(res.step_seconds))
         prev = float(np.median(costs))
-        row = {"mode": pv.mode, "steps": steps, "size": [width, height],
-               "step_seconds": step, "preview_seconds": prev, "ratio": prev / step}
+        row = {
+            "mode": pv.mode,
+            "steps": steps,
+            "size": [width, height],
+            "step_seconds": step,
+            "preview_seconds": prev,
+            "ratio": prev / step,
+        }
         if best is None or row["ratio"] < best["ratio"]:
             best = row
     assert best is not None
     pv, _, _ = run(0.10)
-    best["budgeted"] = {"ratio": pv.overhead, "shown": pv.shown, "skipped": pv.skipped,
-                        "final_mode": pv.mode, "tiny_scale": pv.scale}
+    best["budgeted"] = {
+        "ratio": pv.overhead,
+        "shown": pv.shown,
+        "skipped": pv.skipped,
+        "final_mode": pv.mode,
+        "tiny_scale": pv.scale,
+    }
     return best

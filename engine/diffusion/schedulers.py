@@ -16,8 +16,10 @@ SCHEDULERS: dict[str, tuple[str, dict[str, Any]]] = {
     "ddim": ("DDIMScheduler", {}),
     "euler": ("EulerDiscreteScheduler", {}),
     "euler_a": ("EulerAncestralDiscreteScheduler", {}),
-    "dpmpp_2m": ("DPMSolverMultistepScheduler", {"algorithm_type": "dpmsolver++",
-                                                 "solver_order": 2}),
+    "dpmpp_2m": (
+        "DPMSolverMultistepScheduler",
+        {"algorithm_type": "dpmsolver++", "solver_order": 2},
+    ),
     "unipc": ("UniPCMultistepScheduler", {}),
     "lcm": ("LCMScheduler", {}),
 }
@@ -39,8 +41,11 @@ def make_scheduler(base: Any, name: str | None) -> Any:
         cls_name, extra = SCHEDULERS[name]
         cls = getattr(diffusers, cls_name)
     else:
-        raise LoopInputError(f"unknown scheduler {name!r}", port="scheduler",
-                             fix="use one of: " + ", ".join(SCHEDULER_CHOICES))
+        raise LoopInputError(
+            f"unknown scheduler {name!r}",
+            port="scheduler",
+            fix="use one of: " + ", ".join(SCHEDULER_CHOICES),
+        )
     sched = cls.from_config(base.config, **extra)
     if getattr(sched.config, "steps_offset", 1) != 1:
         fixes["steps_offset"] = 1
@@ -62,8 +67,9 @@ def guidance_embedding(w: torch.Tensor, dim: int) -> torch.Tensor:
     return F.pad(emb, (0, 1)) if dim % 2 else emb
 
 
-def predicted_x0(scheduler: Any, step_out: Any, model_output: torch.Tensor,
-                 sample: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+def predicted_x0(
+    scheduler: Any, step_out: Any, model_output: torch.Tensor, sample: torch.Tensor, t: torch.Tensor
+) -> torch.Tensor:
     """The step's estimate of the clean latents: from the scheduler when it says, else from
     the variance-preserving form x_t = sqrt(a)·x0 + sqrt(1 - a)·eps (DPM++, UniPC)."""
     import torch

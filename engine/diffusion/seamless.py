@@ -28,8 +28,9 @@ def horizontal_wrap(*modules: Any) -> Iterator[None]:
             own = conv.__dict__.get("forward")  # e.g. an offload hook's forward
             inner = conv.forward
 
-            def forward(x: torch.Tensor, _inner: Any = inner, _ph: int = ph,
-                        _pw: int = pw) -> torch.Tensor:
+            def forward(
+                x: torch.Tensor, _inner: Any = inner, _ph: int = ph, _pw: int = pw
+            ) -> torch.Tensor:
                 x = F.pad(x, (_pw, _pw, 0, 0), mode="circular")
                 return _inner(F.pad(x, (0, 0, _ph, _ph)))
 

@@ -37,8 +37,15 @@ CFG_TYPES = ("none", "self", "initialize", "full")
 class StreamPipeline:
     """Frames in (B×3×H×W in [-1, 1]), frames out, one batched UNet call per input frame."""
 
-    def __init__(self, unet: Any, vae: Any, text_encoder: Any, tokenizer: Any, scheduler: Any,
-                 tiny_vae: Any = None) -> None:
+    def __init__(
+        self,
+        unet: Any,
+        vae: Any,
+        text_encoder: Any,
+        tokenizer: Any,
+        scheduler: Any,
+        tiny_vae: Any = None,
+    ) -> None:
         import inspect
 
         from diffusers import LCMScheduler
@@ -47,7 +54,8 @@ class StreamPipeline:
         self.unet, self.vae, self.tiny_vae = unet, vae, tiny_vae
         self.text_encoder, self.tokenizer = text_encoder, tokenizer
         self.scheduler = LCMScheduler.from_config(
-            {k: v for k, v in scheduler.config.items() if k in accepted})
+            {k: v for k, v in scheduler.config.items() if k in accepted}
+        )
         p = next(unet.parameters())
         self.device, self.dtype = p.device, p.dtype
         self.accel: list[Any] = []
@@ -59,20 +67,36 @@ class StreamPipeline:
     # ------------------------------------------------------------------ set-up
     @torch.no_grad()
     def encode_prompt(self, prompt: str) -> torch.Tensor:
-        ids = self.tokenizer(prompt, padding="max_length", truncation=True,
-                             max_length=self.tokenizer.model_max_length,
-                             return_tensors="pt").input_ids.to(self.text_encoder.device)
+        ids = self.tokenizer(
+            prompt,
+            padding="max_length",
+            truncation=True,
+            max_length=self.tokenizer.model_max_length,
+            return_tensors="pt",
+        ).input_ids.to(self.text_encoder.device)
         return self.text_encoder(ids)[0].to(device=self.device, dtype=self.dtype)
 
     @torch.no_grad()
-    def prepare(self, prompt: str, negative_prompt: str = "",
-                t_index_list: tuple[int, ...] | list[int] = (32, 45), guidance: float = 1.2,
-                cfg_type: str = "self", seed: int = 0, *, num_inference_steps: int = 50,
-                delta: float = 1.0, use_tiny_vae: bool = True,
-                similarity_threshold: float | None = None, similarity_max_skip: int = 10,
-                clock_period: int = 1, clock_level: int = 1,
-                clock_adaptor: str | ClockworkAdaptor = "identity", clock_reuse: str = "step",
-                token_merge: float = 0.0) -> None:
+    def prepare(
+        self,
+        prompt: str,
+        negative_prompt: str = "",
+        t_index_list: tuple[int, ...] | list[int] = (32, 45),
+        guidance: float = 1.2,
+        cfg_type: str = "self",
+        seed: int = 0,
+        *,
+        num_inference_steps: int = 50,
+        delta: float = 1.0,
+        use_tiny_vae: bool = True,
+        similarity_threshold: float | None = None,
+        similarity_max_skip: int = 10,
+        clock_period: int = 1,
+        clock_level: int = 1,
+        clock_adaptor: str | ClockworkAdaptor = "identity",
+        clock_reuse: str = "step",
+        token_merge: float = 0.0,
+    ) -> None:
         """Fix the prompt, stages, guidance and accelerations; empties the stream."""
         if cfg_type not in CFG_TYPES:
             raise ValueError(f"cfg_type must be one of {CFG_TYPES}, got {cfg_type!r}")
@@ -85,35 +109,50 @@ class StreamPipeline:
         self.guidance, self.delta, self.seed = float(guidance), float(delta), int(seed)
         self.use_tiny_vae = use_tiny_vae and self.tiny_vae is not None
         self.cond = self.encode_prompt(prompt)
-        self.uncond = (self.encode_prompt(negative_prompt)
-                       if self.cfg_type in ("initialize", "full") else None)
+        self.uncond = (
+            self.encode_prompt(negative_prompt) if self.cfg_type in ("initialize", "full") else None
+        )
         self.scheduler.set_timesteps(num_inference_steps)
         all_t = self.scheduler.timesteps
         if max(t_index_list) >= len(all_t):
-            raise ValueError(f"t_index_list {tuple(t_index_list)} reaches past the "
-                             f"{len(all_t)} scheduler steps")
+            raise ValueError(
+                f"t_index_list {tuple(t_index_list)} reaches past the {len(all_t)} scheduler steps"
+            )
         self.timesteps = torch.stack([all_t[i] for i in t_index_list]).long().to(self.device)
         acp = self.scheduler.alphas_cumprod.to(torch.float32)[self.timesteps.cpu()]
-        c_skip, c_out = zip(*(self.scheduler.get_scalings_for_boundary_condition_discrete(t)
-                              for t in self.timesteps.cpu()), strict=True)
+        c_skip, c_out = zip(
+            *(
+                self.scheduler.get_scalings_for_boundary_condition_discrete(t)
+                for t in self.timesteps.cpu()
+            ),
+            strict=True,
+        )
         as_col = dict(device=self.device, dtype=self.dtype)
         self.alpha = acp.sqrt().view(-1, 1, 1, 1, 1).to(**as_col)  # (n, 1, 1, 1, 1)
         self.beta = (1 - acp).sqrt().view(-1, 1, 1, 1, 1).to(**as_col)
-        self.c_skip = torch.stack([torch.as_tensor(c) for c in c_skip]).view(-1, 1, 1, 1, 1).to(
-            **as_col)
-        self.c_out = torch.stack([torch.as_tensor(c) for c in c_out]).view(-1, 1, 1, 1, 1).to(
-            **as_col)
+        self.c_skip = (
+            torch.stack([torch.as_tensor(c) for c in c_skip]).view(-1, 1, 1, 1, 1).to(**as_col)
+        )
+        self.c_out = (
+            torch.stack([torch.as_tensor(c) for c in c_out]).view(-1, 1, 1, 1, 1).to(**as_col)
+        )
         self.n = len(t_index_list)
-        self.filter = (SimilarityFilter(similarity_threshold, similarity_max_skip, seed)
-                       if similarity_threshold is not None else None)
+        self.filter = (
+            SimilarityFilter(similarity_threshold, similarity_max_skip, seed)
+            if similarity_threshold is not None
+            else None
+        )
         if token_merge > 0:
             tome = TokenMerge(ratio=token_merge, seed=seed)
             tome.attach(self.unet)
             self.accel.append(tome)
         if clock_period > 1:
-            self.clockwork = Clockwork(period=clock_period, level=clock_level,
-                                       adaptor=clock_adaptor,
-                                       remap=self._follow_frames if clock_reuse == "step" else None)
+            self.clockwork = Clockwork(
+                period=clock_period,
+                level=clock_level,
+                adaptor=clock_adaptor,
+                remap=self._follow_frames if clock_reuse == "step" else None,
+            )
             self.clockwork.attach(self.unet)
             self.accel.append(self.clockwork)
         self._noise: torch.Tensor | None = None
@@ -156,8 +195,13 @@ class StreamPipeline:
         return out.clamp(-1, 1)
 
     # ------------------------------------------------------------------ one UNet pass
-    def _guided_x0(self, x: torch.Tensor, ref: torch.Tensor | None, stages: torch.Tensor,
-                   new_x: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor | None]:
+    def _guided_x0(
+        self,
+        x: torch.Tensor,
+        ref: torch.Tensor | None,
+        stages: torch.Tensor,
+        new_x: torch.Tensor | None = None,
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
         """x: (S, B, 4, h, w) latents at ``stages``; returns their x0 predictions and, for
         ``initialize``, the reference latent of the stage-0 frame (else ``ref`` unchanged)."""
         s, b = x.shape[:2]
@@ -166,14 +210,20 @@ class StreamPipeline:
         emb = self.cond.expand(s * b, -1, -1)
         alpha, beta = self.alpha[stages], self.beta[stages]
         if self.cfg_type == "full":
-            eps = self._unet(torch.cat([flat, flat]), torch.cat([t, t]),
-                             torch.cat([self.uncond.expand(s * b, -1, -1), emb]))
+            eps = self._unet(
+                torch.cat([flat, flat]),
+                torch.cat([t, t]),
+                torch.cat([self.uncond.expand(s * b, -1, -1), emb]),
+            )
             eps_u, eps_c = eps.chunk(2)
             eps = (eps_u + self.guidance * (eps_c - eps_u)).view_as(x)
         elif self.cfg_type == "initialize" and new_x is not None:
             # The negative prompt is evaluated once, on the frame entering at stage 0.
-            eps = self._unet(torch.cat([new_x, flat]), torch.cat([t[:b], t]),
-                             torch.cat([self.uncond.expand(b, -1, -1), emb]))
+            eps = self._unet(
+                torch.cat([new_x, flat]),
+                torch.cat([t[:b], t]),
+                torch.cat([self.uncond.expand(b, -1, -1), emb]),
+            )
             eps_neg0, eps = eps[:b], eps[b:].view_as(x)
             ref0 = (new_x - self.beta[0, 0] * eps_neg0) / self.alpha[0, 0]
             ref = ref0.unsqueeze(0) if ref is None else torch.cat([ref0.unsqueeze(0), ref[1:]])
@@ -227,8 +277,11 @@ class StreamPipeline:
         assert self._noise is not None and self._x is not None and self._ref is not None
         new_x = self.alpha[0, 0] * z + self.beta[0, 0] * self._noise[0]
         x = torch.cat([new_x.unsqueeze(0), self._x])
-        ref = torch.cat([z.unsqueeze(0), self._ref]) if self.cfg_type in ("self",
-                                                                          "initialize") else None
+        ref = (
+            torch.cat([z.unsqueeze(0), self._ref])
+            if self.cfg_type in ("self", "initialize")
+            else None
+        )
         stages = torch.arange(self.n, device=self.device)
         x0, ref = self._guided_x0(x, ref, stages, new_x=new_x)
         # Every frame but the oldest moves one stage on, re-noised with that stage's noise.

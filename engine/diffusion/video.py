@@ -1,4 +1,5 @@
-"""The video edit loop: frames denoised together with shared noise, anchor-frame attention, DDIM inversion and flow fusion, with the object-centric accelerations plugged in."""
+"""The video edit loop: frames denoised together with shared noise, anchor-frame attention,
+DDIM inversion and flow fusion, with the object-centric accelerations plugged in."""
 
 from __future__ import annotations
 
@@ -38,8 +39,9 @@ def video_sampler(name: str, base: Any, inversion: bool = False) -> str:
     return "default" if "LCM" in type(base).__name__ and not inversion else "ddim"
 
 
-def ddim_jump(x: torch.Tensor, x0: torch.Tensor, a_from: torch.Tensor,
-              a_to: torch.Tensor | float) -> torch.Tensor:
+def ddim_jump(
+    x: torch.Tensor, x0: torch.Tensor, a_from: torch.Tensor, a_to: torch.Tensor | float
+) -> torch.Tensor:
     """Deterministic DDIM move from noise level ``a_from`` (alpha-bar) to ``a_to`` along the
     step's own noise estimate: x_to = sqrt(a_to)·x0 + sqrt(1 - a_to)·eps."""
     eps = (x - a_from.sqrt() * x0) / (1 - a_from).sqrt()
@@ -47,9 +49,13 @@ def ddim_jump(x: torch.Tensor, x0: torch.Tensor, a_from: torch.Tensor,
     return (a_to.sqrt() * x0 + (1 - a_to).sqrt() * eps).to(x.dtype)
 
 
-def ddim_invert(eps_fn: Callable[[torch.Tensor, Any], torch.Tensor], z0: torch.Tensor,
-                timesteps: torch.Tensor, alphas_cumprod: torch.Tensor,
-                callback: Callable[[int, int], None] | None = None) -> torch.Tensor:
+def ddim_invert(
+    eps_fn: Callable[[torch.Tensor, Any], torch.Tensor],
+    z0: torch.Tensor,
+    timesteps: torch.Tensor,
+    alphas_cumprod: torch.Tensor,
+    callback: Callable[[int, int], None] | None = None,
+) -> torch.Tensor:
     """DDIM inversion: run the deterministic sampler backwards from clean latents ``z0`` up to
     the first (noisiest) of ``timesteps`` (descending, as a sampler runs them), so that
     denoising from the result with DDIM over the same timesteps gives back about ``z0``."""
@@ -106,17 +112,29 @@ class VideoRun:
         self.s = settings
         self.layout = FrameLayout()
         self.anchor = AnchorAttention(settings.attention, self.layout, keep_steps=chunks > 1)
-        self.merger = ObjectTokenMerge(settings.merge_bg, settings.merge_fg,
-                                       settings.temporal_merge,
-                                       max_downsample=2 ** max(0, settings.merge_levels - 1),
-                                       layout=self.layout, seed=settings.seed)
+        self.merger = ObjectTokenMerge(
+            settings.merge_bg,
+            settings.merge_fg,
+            settings.temporal_merge,
+            max_downsample=2 ** max(0, settings.merge_levels - 1),
+            layout=self.layout,
+            seed=settings.seed,
+        )
         if settings.clock_frames and settings.clock_period > 1:
-            raise ValueError("Clockwork across frames and across steps swap the same UNet "
-                             "blocks: use one of them")
+            raise ValueError(
+                "Clockwork across frames and across steps swap the same UNet "
+                "blocks: use one of them"
+            )
         self.clock = Clockwork(period=2, level=1) if settings.clock_frames else None
-        self.step_clock = Clockwork(period=settings.clock_period, level=settings.clock_level,
-                                    warmup=settings.clock_warmup) \
-            if settings.clock_period > 1 else None
+        self.step_clock = (
+            Clockwork(
+                period=settings.clock_period,
+                level=settings.clock_level,
+                warmup=settings.clock_warmup,
+            )
+            if settings.clock_period > 1
+            else None
+        )
         self._parts: list[Any] = [self.anchor, self.merger]
         for clock in (self.clock, self.step_clock):
             if clock is not None:
@@ -142,9 +160,18 @@ class VideoRun:
             p.detach()
 
     # ---- one UNet evaluation of a set of frames (CFG halves batched) ----------------------
-    def _eps(self, x: torch.Tensor, t: Any, embeds: torch.Tensor, t_cond: Any, step: Any,
-             anchor: int | None, masks: torch.Tensor | None, cfg: bool,
-             guidance: float) -> torch.Tensor:
+    def _eps(
+        self,
+        x: torch.Tensor,
+        t: Any,
+        embeds: torch.Tensor,
+        t_cond: Any,
+        step: Any,
+        anchor: int | None,
+        masks: torch.Tensor | None,
+        cfg: bool,
+        guidance: float,
+    ) -> torch.Tensor:
         f = x.shape[0]
         halves = 2 if cfg else 1
         if self.clock is None or f < 2:
@@ -152,21 +179,49 @@ class VideoRun:
         # Even frames run whole; odd frame 2j+1 then reuses frame 2j's low-resolution features
         # (item for item: the kept batch holds the even frames in the same order).
         if anchor not in (0, None):
-            raise ValueError("Clockwork across frames needs the anchor to be the chunk's first "
-                             "frame")
+            raise ValueError(
+                "Clockwork across frames needs the anchor to be the chunk's first frame"
+            )
         ev, od = list(range(0, f, 2)), list(range(1, f, 2))
         self.clock.reset()
-        e_eps = self._eps_call(x[ev], t, embeds, t_cond, step, anchor,
-                               None if masks is None else masks[ev], halves, guidance)
-        o_eps = self._eps_call(x[od], t, embeds, t_cond, step, None,
-                               None if masks is None else masks[od], halves, guidance)
+        e_eps = self._eps_call(
+            x[ev],
+            t,
+            embeds,
+            t_cond,
+            step,
+            anchor,
+            None if masks is None else masks[ev],
+            halves,
+            guidance,
+        )
+        o_eps = self._eps_call(
+            x[od],
+            t,
+            embeds,
+            t_cond,
+            step,
+            None,
+            None if masks is None else masks[od],
+            halves,
+            guidance,
+        )
         out = x.new_empty((f, *e_eps.shape[1:]), dtype=e_eps.dtype)
         out[ev], out[od] = e_eps, o_eps
         return out
 
-    def _eps_call(self, x: torch.Tensor, t: Any, embeds: torch.Tensor, t_cond: Any, step: Any,
-                  anchor: int | None, masks: torch.Tensor | None, halves: int,
-                  guidance: float) -> torch.Tensor:
+    def _eps_call(
+        self,
+        x: torch.Tensor,
+        t: Any,
+        embeds: torch.Tensor,
+        t_cond: Any,
+        step: Any,
+        anchor: int | None,
+        masks: torch.Tensor | None,
+        halves: int,
+        guidance: float,
+    ) -> torch.Tensor:
         f = x.shape[0]
         self.layout.frames, self.layout.halves = f, halves
         self.layout.anchor, self.layout.step, self.layout.group = anchor, step, 1
@@ -174,8 +229,9 @@ class VideoRun:
         x_in = torch.cat([x] * halves) if halves > 1 else x
         emb = embeds.repeat_interleave(f, dim=0)
         tc = None if t_cond is None else t_cond[:1].repeat(x_in.shape[0], 1)
-        pred = self.c.unet(x_in, t, encoder_hidden_states=emb, timestep_cond=tc,
-                           return_dict=False)[0]
+        pred = self.c.unet(x_in, t, encoder_hidden_states=emb, timestep_cond=tc, return_dict=False)[
+            0
+        ]
         self.unet_calls += 1
         if halves > 1:
             uncond, text = pred.chunk(2)
@@ -186,8 +242,7 @@ class VideoRun:
         if self.step_clock is not None:
             self.step_clock.before_step(i, t, x)
 
-    def _fuse(self, step: int, latents: torch.Tensor, flows: torch.Tensor | None
-              ) -> torch.Tensor:
+    def _fuse(self, step: int, latents: torch.Tensor, flows: torch.Tensor | None) -> torch.Tensor:
         beta = self.s.flow_fusion
         if beta <= 0 or flows is None:
             return latents
@@ -197,10 +252,15 @@ class VideoRun:
 
     # ---- a chunk of frames -------------------------------------------------------------
     @torch.no_grad()
-    def denoise(self, images: torch.Tensor, masks: torch.Tensor | None, anchor: int | None,
-                callback: Callable[[int, int], None] | None = None,
-                noise_coords: torch.Tensor | None = None,
-                flows: torch.Tensor | None = None) -> torch.Tensor:
+    def denoise(
+        self,
+        images: torch.Tensor,
+        masks: torch.Tensor | None,
+        anchor: int | None,
+        callback: Callable[[int, int], None] | None = None,
+        noise_coords: torch.Tensor | None = None,
+        flows: torch.Tensor | None = None,
+    ) -> torch.Tensor:
         """images: F×3×H×W in [-1, 1]; masks: F×1×H×W in [0, 1] (foreground) or None;
         anchor: the anchor's index in this chunk, or None when an earlier chunk held it.
         noise_coords: (F, h, w, 2) where each frame's noise comes from in the shared noise
@@ -225,15 +285,17 @@ class VideoRun:
         dtype = cond.dtype
         neg = c.encode_prompt(s.negative_prompt or "")
         embeds = torch.cat([neg, cond]) if cfg else cond
-        sched = make_scheduler(c.scheduler, video_sampler(s.scheduler, c.scheduler,
-                                                          s.inversion))
+        sched = make_scheduler(c.scheduler, video_sampler(s.scheduler, c.scheduler, s.inversion))
         sched.set_timesteps(s.steps, device=device)
         keep = min(int(s.steps * s.strength), s.steps)
         t_start = max(s.steps - keep, 0)
         if s.steps - t_start < 1:
-            raise LoopInputError(f"strength {s.strength} with {s.steps} steps leaves no step to "
-                                 "run", port="strength", fix="raise the strength or the steps")
-        timesteps = sched.timesteps[t_start * sched.order:]
+            raise LoopInputError(
+                f"strength {s.strength} with {s.steps} steps leaves no step to run",
+                port="strength",
+                fix="raise the strength or the steps",
+            )
+        timesteps = sched.timesteps[t_start * sched.order :]
         if hasattr(sched, "set_begin_index"):
             sched.set_begin_index(t_start * sched.order)
         k = len(timesteps)
@@ -244,7 +306,7 @@ class VideoRun:
         inits, noise = [], None
         for i in range(f_n):
             gen = torch.Generator(device="cpu").manual_seed(int(s.seed))
-            inits.append(_encode(c, images[i:i + 1], gen, dtype))
+            inits.append(_encode(c, images[i : i + 1], gen, dtype))
             if noise is None:
                 noise = _randn(tuple(inits[0].shape), gen, device, dtype)
         init = torch.cat(inits)
@@ -261,27 +323,29 @@ class VideoRun:
         lat_masks = None
         if masks is not None:
             lat_masks = F.adaptive_avg_pool2d(masks.float(), tuple(init.shape[-2:])).to(
-                device, dtype)
+                device, dtype
+            )
         if s.inversion:
             null = c.encode_prompt("")
 
             def eps_fn(x: torch.Tensor, t: Any) -> torch.Tensor:
                 tt = torch.as_tensor(t, device=device)
-                return self._eps(x, tt, null, None, ("inv", int(t)), anchor, lat_masks,
-                                 False, 1.0)
+                return self._eps(x, tt, null, None, ("inv", int(t)), anchor, lat_masks, False, 1.0)
 
             clock, period = self.step_clock, 0
             if clock is not None:  # inversion runs every step whole: it must retrace exactly
                 period, clock.period = clock.period, 1
             try:
-                latents = ddim_invert(eps_fn, init, timesteps, sched.alphas_cumprod.cpu(),
-                                      lambda j, n: tick())
+                latents = ddim_invert(
+                    eps_fn, init, timesteps, sched.alphas_cumprod.cpu(), lambda j, n: tick()
+                )
             finally:
                 if clock is not None:
                     clock.period = period
         else:
-            per_frame = noise.expand_as(init) if noise_coords is None else \
-                warp_noise(noise, noise_coords)
+            per_frame = (
+                noise.expand_as(init) if noise_coords is None else warp_noise(noise, noise_coords)
+            )
             latents = sched.add_noise(init, per_frame, timesteps[:1].repeat(f_n))
 
         t_cond = None
@@ -292,8 +356,11 @@ class VideoRun:
         shared = shared_steps(k, s.bg_steps) if 0 < s.bg_steps < k else list(range(k))
         weight = boxes = None
         if len(shared) < k:
-            binary = (lat_masks > 0.5).float() if lat_masks is not None else \
-                torch.zeros_like(latents[:, :1])
+            binary = (
+                (lat_masks > 0.5).float()
+                if lat_masks is not None
+                else torch.zeros_like(latents[:, :1])
+            )
             weight = feather_mask(binary, s.feather).to(device, latents.dtype)
             # Any crop size runs: the UNet resizes its upsampling to the skip connections.
             boxes = crop_boxes(weight, s.crop_margin, 1)
@@ -305,17 +372,20 @@ class VideoRun:
             for i, t in enumerate(timesteps):
                 self._clock_step(i, t, latents)
                 x_in = sched.scale_model_input(latents, t)
-                eps = self._eps(x_in, t, embeds, t_cond, i, anchor, lat_masks, cfg,
-                                s.guidance)
-                latents = self._fuse(i, sched.step(eps, t, latents, return_dict=True)
-                                     .prev_sample, flows)
+                eps = self._eps(x_in, t, embeds, t_cond, i, anchor, lat_masks, cfg, s.guidance)
+                latents = self._fuse(
+                    i, sched.step(eps, t, latents, return_dict=True).prev_sample, flows
+                )
                 tick()
             return latents
         if float(sched.init_noise_sigma) != 1.0:
-            raise LoopInputError(f"object-centric sampling blends latents of two noise levels "
-                                 f"and needs a variance-preserving sampler, not "
-                                 f"{type(sched).__name__}", port="scheduler",
-                                 fix="use default, ddim, dpmpp_2m, unipc or lcm")
+            raise LoopInputError(
+                f"object-centric sampling blends latents of two noise levels "
+                f"and needs a variance-preserving sampler, not "
+                f"{type(sched).__name__}",
+                port="scheduler",
+                fix="use default, ddim, dpmpp_2m, unipc or lcm",
+            )
         assert weight is not None and boxes is not None
         # The foreground runs every step: on its crop, or whole-frame on the shared steps; the
         # background runs whole-frame at the shared steps only, on the frame with the
@@ -328,8 +398,17 @@ class VideoRun:
             self._clock_step(i, t, x_fg)
             if i in shared:
                 x_mix = x_bg if i == 0 else weight * x_fg + (1 - weight) * x_bg
-                eps = self._eps(sched.scale_model_input(x_mix, t), t, embeds, t_cond,
-                                i, anchor, lat_masks, cfg, s.guidance)
+                eps = self._eps(
+                    sched.scale_model_input(x_mix, t),
+                    t,
+                    embeds,
+                    t_cond,
+                    i,
+                    anchor,
+                    lat_masks,
+                    cfg,
+                    s.guidance,
+                )
                 nxt = next((j for j in shared if j > i), k)
                 x0 = predicted_x0(sched, None, eps, x_mix, t)
                 a_to = acp[int(timesteps[nxt])] if nxt < k else torch.tensor(1.0)
@@ -340,14 +419,21 @@ class VideoRun:
                 eps_fg = eps
             else:
                 assert eps_fg is not None
-                sub = self._eps(crop(sched.scale_model_input(x_fg, t), boxes), t, embeds,
-                                t_cond, i, anchor, crop_masks, cfg,
-                                s.guidance)
+                sub = self._eps(
+                    crop(sched.scale_model_input(x_fg, t), boxes),
+                    t,
+                    embeds,
+                    t_cond,
+                    i,
+                    anchor,
+                    crop_masks,
+                    cfg,
+                    s.guidance,
+                )
                 self.crop_calls += 1
                 eps_fg = eps_fg.clone()
                 paste(eps_fg, sub, boxes)
             assert eps_fg is not None
-            x_fg = self._fuse(i, sched.step(eps_fg, t, x_fg, return_dict=True).prev_sample,
-                              flows)
+            x_fg = self._fuse(i, sched.step(eps_fg, t, x_fg, return_dict=True).prev_sample, flows)
             tick()
         return weight * x_fg + (1 - weight) * x_bg

@@ -54,16 +54,27 @@ class _AnchorProcessor:
         self.name = name
         self.base = base
 
-    def __call__(self, attn: Any, hidden_states: torch.Tensor,
-                 encoder_hidden_states: torch.Tensor | None = None,
-                 attention_mask: torch.Tensor | None = None, temb: torch.Tensor | None = None,
-                 **kwargs: Any) -> torch.Tensor:
+    def __call__(
+        self,
+        attn: Any,
+        hidden_states: torch.Tensor,
+        encoder_hidden_states: torch.Tensor | None = None,
+        attention_mask: torch.Tensor | None = None,
+        temb: torch.Tensor | None = None,
+        **kwargs: Any,
+    ) -> torch.Tensor:
         owner = self.owner
-        if (encoder_hidden_states is not None or attention_mask is not None
-                or hidden_states.ndim != 3 or attn.spatial_norm is not None
-                or attn.group_norm is not None or attn.norm_q is not None):
-            return self.base(attn, hidden_states, encoder_hidden_states, attention_mask, temb,
-                             **kwargs)
+        if (
+            encoder_hidden_states is not None
+            or attention_mask is not None
+            or hidden_states.ndim != 3
+            or attn.spatial_norm is not None
+            or attn.group_norm is not None
+            or attn.norm_q is not None
+        ):
+            return self.base(
+                attn, hidden_states, encoder_hidden_states, attention_mask, temb, **kwargs
+            )
         lay = owner.layout
         b, n, _ = hidden_states.shape
         items = b // lay.halves
@@ -78,8 +89,7 @@ class _AnchorProcessor:
         else:
             kept = owner.kept.get(slot)
             if kept is None:
-                raise RuntimeError(f"no anchor keys kept for {slot}: run the anchor's chunk "
-                                   "first")
+                raise RuntimeError(f"no anchor keys kept for {slot}: run the anchor's chunk first")
             ak, av = kept
         ak = ak.repeat_interleave(items, dim=0)
         av = av.repeat_interleave(items, dim=0)
@@ -107,8 +117,9 @@ class AnchorAttention:
     later chunks follow); otherwise only the current step's are kept.
     """
 
-    def __init__(self, mode: str = "first+self", layout: FrameLayout | None = None,
-                 keep_steps: bool = True) -> None:
+    def __init__(
+        self, mode: str = "first+self", layout: FrameLayout | None = None, keep_steps: bool = True
+    ) -> None:
         if mode not in MODES:
             raise ValueError(f"anchor attention mode must be one of {MODES}, not {mode!r}")
         self.mode = mode
@@ -158,14 +169,16 @@ def follow_coords(coords: torch.Tensor, flow_back: torch.Tensor) -> torch.Tensor
     accumulates instead of rounding away.
     """
     h, w = coords.shape[:2]
-    ys, xs = torch.meshgrid(torch.arange(h, dtype=torch.float32),
-                            torch.arange(w, dtype=torch.float32), indexing="ij")
+    ys, xs = torch.meshgrid(
+        torch.arange(h, dtype=torch.float32), torch.arange(w, dtype=torch.float32), indexing="ij"
+    )
     px = (xs + flow_back[..., 0]).clamp(0, w - 1)
     py = (ys + flow_back[..., 1]).clamp(0, h - 1)
     grid = torch.stack([px / max(w - 1, 1) * 2 - 1, py / max(h - 1, 1) * 2 - 1], -1)[None]
     src = coords.permute(2, 0, 1)[None].float()
-    return F.grid_sample(src, grid, mode="bilinear", padding_mode="border",
-                         align_corners=True)[0].permute(1, 2, 0)
+    return F.grid_sample(src, grid, mode="bilinear", padding_mode="border", align_corners=True)[
+        0
+    ].permute(1, 2, 0)
 
 
 def warp_noise(noise: torch.Tensor, coords: torch.Tensor) -> torch.Tensor:
@@ -177,10 +190,15 @@ def warp_noise(noise: torch.Tensor, coords: torch.Tensor) -> torch.Tensor:
     x = coords[..., 0].clamp(0, w - 1)
     y = coords[..., 1].clamp(0, h - 1)
     grid = torch.stack([x / max(w - 1, 1) * 2 - 1, y / max(h - 1, 1) * 2 - 1], -1)
-    out = F.grid_sample(noise.float().expand(f, -1, -1, -1), grid.to(noise.device),
-                        mode="bilinear", padding_mode="border", align_corners=True)
+    out = F.grid_sample(
+        noise.float().expand(f, -1, -1, -1),
+        grid.to(noise.device),
+        mode="bilinear",
+        padding_mode="border",
+        align_corners=True,
+    )
     fx, fy = x - x.floor(), y - y.floor()
-    norm = (((1 - fx) ** 2 + fx ** 2) * ((1 - fy) ** 2 + fy ** 2)).sqrt()
+    norm = (((1 - fx) ** 2 + fx**2) * ((1 - fy) ** 2 + fy**2)).sqrt()
     return (out / norm[:, None].to(out.device)).to(noise.dtype)
 
 
@@ -188,18 +206,25 @@ def warp_back(x: torch.Tensor, flow_back: torch.Tensor) -> torch.Tensor:
     """(B, C, h, w) previous-frame tensors pulled into the new frame: out(p) = x(p + flow(p)),
     with ``flow_back`` (B, h, w, 2) in pixels of the same grid (bilinear, border-clamped)."""
     b, _, h, w = x.shape
-    ys, xs = torch.meshgrid(torch.arange(h, dtype=torch.float32),
-                            torch.arange(w, dtype=torch.float32), indexing="ij")
+    ys, xs = torch.meshgrid(
+        torch.arange(h, dtype=torch.float32), torch.arange(w, dtype=torch.float32), indexing="ij"
+    )
     fb = flow_back.float().to(x.device)
     px = ((xs.to(x.device) + fb[..., 0]) / max(w - 1, 1)) * 2 - 1
     py = ((ys.to(x.device) + fb[..., 1]) / max(h - 1, 1)) * 2 - 1
-    out = F.grid_sample(x.float(), torch.stack([px, py], -1), mode="bilinear",
-                        padding_mode="border", align_corners=True)
+    out = F.grid_sample(
+        x.float(),
+        torch.stack([px, py], -1),
+        mode="bilinear",
+        padding_mode="border",
+        align_corners=True,
+    )
     return out.to(x.dtype)
 
 
-def fuse_along_flow(latents: torch.Tensor, flows: torch.Tensor, prev: torch.Tensor | None,
-                    beta: float) -> torch.Tensor:
+def fuse_along_flow(
+    latents: torch.Tensor, flows: torch.Tensor, prev: torch.Tensor | None, beta: float
+) -> torch.Tensor:
     """Causal temporal fusion: each frame's latents become (1 - beta)·own + beta·(the fused
     previous frame's, carried along the input's optical flow). ``flows[i]`` points from frame i
     to frame i - 1 (for i = 0: to ``prev``, the previous chunk's last frame, None: none).
@@ -209,7 +234,7 @@ def fuse_along_flow(latents: torch.Tensor, flows: torch.Tensor, prev: torch.Tens
     last = prev
     for i in range(latents.shape[0]):
         if last is not None:
-            carried = warp_back(last, flows[i:i + 1])
-            out[i:i + 1] = (1 - beta) * latents[i:i + 1] + beta * carried
-        last = out[i:i + 1]
+            carried = warp_back(last, flows[i : i + 1])
+            out[i : i + 1] = (1 - beta) * latents[i : i + 1] + beta * carried
+        last = out[i : i + 1]
     return out

@@ -16,8 +16,10 @@ CLUSTER_CHOICES = "auto|local|ray://HOST:PORT"
 # no reason to be reachable from elsewhere (checked: every socket then stays on 127.0.0.1).
 LOOPBACK_ENV = "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"
 CPUS_PER_WORKER_ENV = "FATHOM_CPUS_PER_WORKER"
-FIX = ("start a cluster head with `ray start --head --ray-client-server-port=10001`, check the "
-       "address, or use --cluster local")
+FIX = (
+    "start a cluster head with `ray start --head --ray-client-server-port=10001`, check the "
+    "address, or use --cluster local"
+)
 
 
 class ClusterUnavailable(FathomError):
@@ -30,7 +32,8 @@ def import_ray() -> Any:
     except ImportError as exc:
         raise ClusterUnavailable(
             f"--cluster needs Ray, which is not installed ({exc}). "
-            'Fix: pip install "fathom-studio[cluster]"') from None
+            'Fix: pip install "fathom-studio[cluster]"'
+        ) from None
     return ray
 
 
@@ -40,10 +43,12 @@ def parse_address(address: str) -> tuple[str, int] | None:
         return None
     if not address.startswith("ray://"):
         raise ClusterUnavailable(f"--cluster {address!r} is not one of {CLUSTER_CHOICES}.")
-    host, _, port = address[len("ray://"):].rpartition(":")
+    host, _, port = address[len("ray://") :].rpartition(":")
     if not host or not port.isdigit() or not 0 < int(port) < 65536:
-        raise ClusterUnavailable(f"--cluster {address!r} needs the form ray://HOST:PORT "
-                                 "(the head's Ray client port, 10001 by default).")
+        raise ClusterUnavailable(
+            f"--cluster {address!r} needs the form ray://HOST:PORT "
+            "(the head's Ray client port, 10001 by default)."
+        )
     return host.strip("[]"), int(port)
 
 
@@ -94,8 +99,9 @@ def connect(address: str, num_cpus: int | None = None) -> Iterator[Any]:
     except ClusterUnavailable:
         raise
     except Exception as exc:  # noqa: BLE001 - Ray raises many kinds; all mean 'no cluster'
-        raise ClusterUnavailable(f"could not connect to Ray ({address}): {exc}. Fix: {FIX}.") \
-            from None
+        raise ClusterUnavailable(
+            f"could not connect to Ray ({address}): {exc}. Fix: {FIX}."
+        ) from None
     try:
         yield ray
     finally:
@@ -115,8 +121,13 @@ class PoolPlan:
         return f"{self.workers} worker{'s' if self.workers != 1 else ''} ({each} each)"
 
 
-def plan_pool(resources: dict[str, float], rows: int, device: str = "auto",
-              max_workers: int | None = None, cpus_per_worker: float | None = None) -> PoolPlan:
+def plan_pool(
+    resources: dict[str, float],
+    rows: int,
+    device: str = "auto",
+    max_workers: int | None = None,
+    cpus_per_worker: float | None = None,
+) -> PoolPlan:
     """One worker per GPU when the cluster has GPUs (unless --device cpu), else one per
     ``cpus_per_worker`` CPUs (FATHOM_CPUS_PER_WORKER, default 1); never more than rows."""
     if cpus_per_worker is None:

@@ -31,13 +31,27 @@ class _Task:
 
 
 def _cancelled_entry(task: _Task, why: str) -> dict[str, Any]:
-    return {"row": task.row.index, "name": task.row.name, "out": str(task.job.out_dir),
-            "status": "cancelled", "outputs": [], "errors": [why] if why else [], "seconds": 0.0}
+    return {
+        "row": task.row.index,
+        "name": task.row.name,
+        "out": str(task.job.out_dir),
+        "status": "cancelled",
+        "outputs": [],
+        "errors": [why] if why else [],
+        "seconds": 0.0,
+    }
 
 
 def _died_entry(task: _Task, error: str) -> dict[str, Any]:
-    return {"row": task.row.index, "name": task.row.name, "out": str(task.job.out_dir),
-            "status": "failed", "outputs": [], "errors": [error], "seconds": 0.0}
+    return {
+        "row": task.row.index,
+        "name": task.row.name,
+        "out": str(task.job.out_dir),
+        "status": "failed",
+        "outputs": [],
+        "errors": [error],
+        "seconds": 0.0,
+    }
 
 
 def commit(result: dict[str, Any], final: Path, staging: Path, attempt: str) -> None:
@@ -64,15 +78,26 @@ def commit(result: dict[str, Any], final: Path, staging: Path, attempt: str) -> 
 
 
 def _actor_died(ray: Any, exc: BaseException) -> bool:
-    died = (ray.exceptions.RayActorError, ray.exceptions.WorkerCrashedError,
-            ray.exceptions.NodeDiedError, ray.exceptions.ObjectLostError)
+    died = (
+        ray.exceptions.RayActorError,
+        ray.exceptions.WorkerCrashedError,
+        ray.exceptions.NodeDiedError,
+        ray.exceptions.ObjectLostError,
+    )
     return isinstance(exc, died)
 
 
-def run_batch_ray(ray: Any, base: RenderJob, rows: list[Row], *,
-                  progress: ProgressFn | None = None, log: LogFn | None = None,
-                  max_workers: int | None = None, max_retries: int = 2,
-                  plan: PoolPlan | None = None) -> dict[str, Any]:
+def run_batch_ray(
+    ray: Any,
+    base: RenderJob,
+    rows: list[Row],
+    *,
+    progress: ProgressFn | None = None,
+    log: LogFn | None = None,
+    max_workers: int | None = None,
+    max_retries: int = 2,
+    plan: PoolPlan | None = None,
+) -> dict[str, Any]:
     """Runs rows on a connected Ray cluster and writes ``DIR/manifest.json``.
 
     A row whose worker dies (process killed, node lost) runs again on a fresh worker, at most
@@ -92,8 +117,9 @@ def run_batch_ray(ray: Any, base: RenderJob, rows: list[Row], *,
     atomic_write_text(staging / PROBE_NAME, batch_id)
     cwd = os.getcwd()
 
-    actor_cls = ray.remote(RowWorker).options(num_cpus=plan.num_cpus, num_gpus=plan.num_gpus,
-                                              max_restarts=0, max_task_retries=0)
+    actor_cls = ray.remote(RowWorker).options(
+        num_cpus=plan.num_cpus, num_gpus=plan.num_gpus, max_restarts=0, max_task_retries=0
+    )
     free = deque(actor_cls.remote() for _ in range(plan.workers))
     queue = deque(tasks)
     running: dict[Any, tuple[Any, _Task, str]] = {}
@@ -111,8 +137,9 @@ def run_batch_ray(ray: Any, base: RenderJob, rows: list[Row], *,
             actor, task = free.popleft(), queue.popleft()
             task.attempts += 1
             attempt = f"{batch_id}-{task.attempts}"
-            ref = actor.render.remote(task.job, task.row.index, task.row.name, str(staging),
-                                      batch_id, attempt, cwd)
+            ref = actor.render.remote(
+                task.job, task.row.index, task.row.name, str(staging), batch_id, attempt, cwd
+            )
             running[ref] = (actor, task, attempt)
 
     try:
@@ -129,8 +156,10 @@ def run_batch_ray(ray: Any, base: RenderJob, rows: list[Row], *,
                 if stopping:
                     raise
                 stopping = True
-                say(f"cancelling: {len(queue)} rows not started will not run; waiting for "
-                    f"{len(running)} running (Ctrl-C again to stop them)")
+                say(
+                    f"cancelling: {len(queue)} rows not started will not run; waiting for "
+                    f"{len(running)} running (Ctrl-C again to stop them)"
+                )
                 continue
             for ref in ready:
                 actor, task, attempt = running.pop(ref)
@@ -144,12 +173,17 @@ def run_batch_ray(ray: Any, base: RenderJob, rows: list[Row], *,
                     ray.kill(actor, no_restart=True)
                     cause = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:300]
                     if task.attempts <= max_retries:
-                        say(f"row {task.row.name}: its worker died ({cause}); retrying on "
-                            f"another worker (attempt {task.attempts + 1} of {max_retries + 1})")
+                        say(
+                            f"row {task.row.name}: its worker died ({cause}); retrying on "
+                            f"another worker (attempt {task.attempts + 1} of {max_retries + 1})"
+                        )
                         queue.appendleft(task)
                     else:
-                        done(_died_entry(task, f"its worker died {task.attempts} times "
-                                               f"(last: {cause})"))
+                        done(
+                            _died_entry(
+                                task, f"its worker died {task.attempts} times (last: {cause})"
+                            )
+                        )
                     if replacements < plan.workers * (max_retries + 1):
                         replacements += 1
                         free.append(actor_cls.remote())

@@ -44,8 +44,9 @@ def sees_staging(staging: str, token: str) -> bool:
         return False
 
 
-def render_staged(job: RenderJob, row_index: int, name: str, staging: str, token: str,
-                  attempt: str) -> dict[str, Any]:
+def render_staged(
+    job: RenderJob, row_index: int, name: str, staging: str, token: str, attempt: str
+) -> dict[str, Any]:
     """Render one row away from its final folder; returns the manifest entry and either the
     staged folder (``staged``) or the folder's files (``files``: relative path -> bytes)."""
     shared = sees_staging(staging, token)
@@ -83,8 +84,16 @@ class RowWorker:
     def info(self) -> dict[str, Any]:
         return {"pid": os.getpid(), "node": socket.gethostname()}
 
-    def render(self, job: RenderJob, row_index: int, name: str, staging: str, token: str,
-               attempt: str, cwd: str) -> dict[str, Any]:
+    def render(
+        self,
+        job: RenderJob,
+        row_index: int,
+        name: str,
+        staging: str,
+        token: str,
+        attempt: str,
+        cwd: str,
+    ) -> dict[str, Any]:
         # Relative graph, media and output paths mean what they mean on the driver, where the
         # driver's folder exists here too; rows run one at a time per worker, so chdir is safe.
         if os.path.isdir(cwd):

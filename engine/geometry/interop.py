@@ -17,8 +17,9 @@ def _o3d() -> Any:
     try:
         import open3d as o3d
     except ImportError as exc:
-        raise ImportError("this node needs Open3D: pip install 'fathom-studio[3d]' "
-                          f"(import failed: {exc})") from exc
+        raise ImportError(
+            f"this node needs Open3D: pip install 'fathom-studio[3d]' (import failed: {exc})"
+        ) from exc
     return o3d
 
 
@@ -41,14 +42,17 @@ def o3d_to_trimesh(m: Any) -> Any:
     if m.has_vertex_colors():
         c = np.clip(np.asarray(m.vertex_colors), 0, 1)
         kwargs["vertex_colors"] = np.concatenate(
-            [(c * 255).round(), np.full((len(c), 1), 255)], 1).astype(np.uint8)
+            [(c * 255).round(), np.full((len(c), 1), 255)], 1
+        ).astype(np.uint8)
     return trimesh.Trimesh(verts, faces, process=False, **kwargs)
 
 
 def trimesh_to_o3d(tm: Any) -> Any:
     o3d = _o3d()
-    m = o3d.geometry.TriangleMesh(o3d.utility.Vector3dVector(np.asarray(tm.vertices, float)),
-                                  o3d.utility.Vector3iVector(np.asarray(tm.faces, np.int32)))
+    m = o3d.geometry.TriangleMesh(
+        o3d.utility.Vector3dVector(np.asarray(tm.vertices, float)),
+        o3d.utility.Vector3iVector(np.asarray(tm.faces, np.int32)),
+    )
     try:
         vc = np.asarray(tm.visual.to_color().vertex_colors)[:, :3] / 255.0
         if len(vc) == len(tm.vertices):
@@ -72,8 +76,9 @@ def export_mesh(tm: Any, target: Path) -> list[Path]:
     if suffix == ".obj":
         from trimesh.exchange.obj import export_obj
 
-        text, extra = export_obj(tm, include_texture=True, return_texture=True,
-                                 mtl_name=f"{target.stem}.mtl")
+        text, extra = export_obj(
+            tm, include_texture=True, return_texture=True, mtl_name=f"{target.stem}.mtl"
+        )
         written = []
         for name, data in extra.items():
             atomic_write_bytes(target.parent / name, data)

@@ -29,8 +29,7 @@ def grid_faces(height: int, width: int, wrap_u: bool = False) -> np.ndarray:
     return np.concatenate([tri1, tri2]).astype(np.int64)
 
 
-def cut_discontinuities(faces: np.ndarray, depth_flat: np.ndarray,
-                        max_ratio: float) -> np.ndarray:
+def cut_discontinuities(faces: np.ndarray, depth_flat: np.ndarray, max_ratio: float) -> np.ndarray:
     """Keep faces whose three depths are valid and whose relative spread (max-min)/min is at most
     ``max_ratio``: this removes the 'rubber sheet' between foreground and background."""
     z = depth_flat[faces]
@@ -41,9 +40,16 @@ def cut_discontinuities(faces: np.ndarray, depth_flat: np.ndarray,
     return faces[keep]
 
 
-def depth_grid_mesh(depth: np.ndarray, fx: float, fy: float, cx: float, cy: float,
-                    pose: np.ndarray | None = None, max_ratio: float = 0.05,
-                    step: int = 1) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def depth_grid_mesh(
+    depth: np.ndarray,
+    fx: float,
+    fy: float,
+    cx: float,
+    cy: float,
+    pose: np.ndarray | None = None,
+    max_ratio: float = 0.05,
+    step: int = 1,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Depth → (vertices V×3, faces F×3, uv V×2 in [0,1]) with one vertex per (sub)pixel.
 
     ``step`` subsamples the grid; unused vertices are kept so vertex i is pixel i (simple
@@ -64,8 +70,7 @@ def depth_grid_mesh(depth: np.ndarray, fx: float, fy: float, cx: float, cy: floa
     return pts, faces, uv
 
 
-def compact(vertices: np.ndarray, faces: np.ndarray,
-            *attrs: np.ndarray) -> tuple[np.ndarray, ...]:
+def compact(vertices: np.ndarray, faces: np.ndarray, *attrs: np.ndarray) -> tuple[np.ndarray, ...]:
     """Drop vertices no face uses; returns (vertices, faces, *attrs) re-indexed."""
     used = np.zeros(len(vertices), bool)
     used[faces.reshape(-1)] = True
@@ -76,8 +81,9 @@ def compact(vertices: np.ndarray, faces: np.ndarray,
     return tuple(out)
 
 
-def panorama_mesh(distance: np.ndarray, max_ratio: float = 0.08, step: int = 1,
-                  seam: str = "wrap") -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def panorama_mesh(
+    distance: np.ndarray, max_ratio: float = 0.08, step: int = 1, seam: str = "wrap"
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Equirectangular distance map (metres from the centre, along each ray) → depth-displaced
     sphere (vertices, faces, uv), poles capped by the grid's first/last rows.
 
@@ -134,8 +140,18 @@ def points_mesh(pc: PointCloud, size: float) -> Any:
 
     p = pc.points.astype(np.float64)
     h = size * 0.5
-    offs = np.array([[-h, -h, 0], [h, -h, 0], [h, h, 0], [-h, h, 0],
-                     [0, -h, -h], [0, h, -h], [0, h, h], [0, -h, h]])
+    offs = np.array(
+        [
+            [-h, -h, 0],
+            [h, -h, 0],
+            [h, h, 0],
+            [-h, h, 0],
+            [0, -h, -h],
+            [0, h, -h],
+            [0, h, h],
+            [0, -h, h],
+        ]
+    )
     verts = (p[:, None, :] + offs[None]).reshape(-1, 3)
     base = np.arange(len(p))[:, None] * 8
     quad = np.array([[0, 1, 2], [0, 2, 3], [4, 5, 6], [4, 6, 7]])
@@ -146,8 +162,9 @@ def points_mesh(pc: PointCloud, size: float) -> Any:
     return trimesh.Trimesh(verts, faces, vertex_colors=vc, process=False)
 
 
-def panorama_trimesh(image: np.ndarray, distance: np.ndarray, step: int, cut: float,
-                     color: str = "texture") -> Any:
+def panorama_trimesh(
+    image: np.ndarray, distance: np.ndarray, step: int, cut: float, color: str = "texture"
+) -> Any:
     """The panorama as a trimesh: textured with the full-resolution image (sharp at any grid
     step) or with one colour per vertex."""
     import trimesh
@@ -164,20 +181,21 @@ def panorama_trimesh(image: np.ndarray, distance: np.ndarray, step: int, cut: fl
         return trimesh.Trimesh(verts, faces, visual=visual, process=False)
     cols = image[::step, ::step, :3].reshape(-1, 3)
     verts, faces, cols = meshing.compact(verts, faces, cols)
-    vc = np.concatenate([(np.clip(cols, 0, 1) * 255).round(),
-                         np.full((len(cols), 1), 255)], 1).astype(np.uint8)
+    vc = np.concatenate(
+        [(np.clip(cols, 0, 1) * 255).round(), np.full((len(cols), 1), 255)], 1
+    ).astype(np.uint8)
     return trimesh.Trimesh(verts, faces, vertex_colors=vc, process=False)
 
 
-def rgbd_mesh(rgbd: RGBD, cam: Camera, max_ratio: float, step: int,
-              color: str) -> Any:
+def rgbd_mesh(rgbd: RGBD, cam: Camera, max_ratio: float, step: int, color: str) -> Any:
     """Grid triangulation of an RGBD view as a trimesh, cut at depth jumps; unused vertices
     dropped; colour per vertex or as a texture (the image itself) with UVs."""
     import trimesh
 
     d = rgbd.depth.data
-    verts, faces, uv = meshing.depth_grid_mesh(d, cam.fx, cam.fy, cam.cx, cam.cy, cam.pose,
-                                                max_ratio, step)
+    verts, faces, uv = meshing.depth_grid_mesh(
+        d, cam.fx, cam.fy, cam.cx, cam.cy, cam.pose, max_ratio, step
+    )
     cols = rgbd.image.rgb()[::step, ::step].reshape(-1, 3)
     verts, faces, uv, cols = meshing.compact(verts, faces, uv, cols)
     if color == "texture":
@@ -186,6 +204,7 @@ def rgbd_mesh(rgbd: RGBD, cam: Camera, max_ratio: float, step: int,
         tex = PILImage.fromarray((np.clip(rgbd.image.rgb(), 0, 1) * 255).astype(np.uint8))
         visual = trimesh.visual.TextureVisuals(uv=uv, image=tex)
         return trimesh.Trimesh(verts, faces, visual=visual, process=False)
-    vc = np.concatenate([(np.clip(cols, 0, 1) * 255).round(),
-                         np.full((len(cols), 1), 255)], 1).astype(np.uint8)
+    vc = np.concatenate(
+        [(np.clip(cols, 0, 1) * 255).round(), np.full((len(cols), 1), 255)], 1
+    ).astype(np.uint8)
     return trimesh.Trimesh(verts, faces, vertex_colors=vc, process=False)

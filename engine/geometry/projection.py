@@ -41,8 +41,9 @@ def look_at(eye: np.ndarray, target: np.ndarray, up: np.ndarray | None = None) -
 def yaw_pitch_pose(position: np.ndarray, yaw_deg: float, pitch_deg: float = 0.0) -> np.ndarray:
     """Pose from a position and yaw (about world -y, positive turns right) and pitch (up +)."""
     yaw, pitch = math.radians(yaw_deg), math.radians(pitch_deg)
-    fwd = np.array([math.cos(pitch) * math.sin(yaw), -math.sin(pitch),
-                    math.cos(pitch) * math.cos(yaw)])
+    fwd = np.array(
+        [math.cos(pitch) * math.sin(yaw), -math.sin(pitch), math.cos(pitch) * math.cos(yaw)]
+    )
     return look_at(np.asarray(position, np.float64), np.asarray(position, np.float64) + fwd)
 
 
@@ -65,8 +66,9 @@ def pixel_grid(width: int, height: int) -> tuple[np.ndarray, np.ndarray]:
     return np.meshgrid(u, v)
 
 
-def backproject(depth: np.ndarray, fx: float, fy: float, cx: float, cy: float,
-                pose: np.ndarray | None = None) -> np.ndarray:
+def backproject(
+    depth: np.ndarray, fx: float, fy: float, cx: float, cy: float, pose: np.ndarray | None = None
+) -> np.ndarray:
     """H×W depth → H×W×3 points (world frame if ``pose`` is given). Invalid depth gives NaN."""
     h, w = depth.shape
     u, v = pixel_grid(w, h)
@@ -78,8 +80,9 @@ def backproject(depth: np.ndarray, fx: float, fy: float, cx: float, cy: float,
     return pts
 
 
-def project(points: np.ndarray, fx: float, fy: float, cx: float, cy: float,
-            pose: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+def project(
+    points: np.ndarray, fx: float, fy: float, cx: float, cy: float, pose: np.ndarray | None = None
+) -> tuple[np.ndarray, np.ndarray]:
     """World points N×3 → (N×2 continuous pixel coords, N depths along the camera axis)."""
     p = np.asarray(points, np.float64).reshape(-1, 3)
     if pose is not None:
@@ -95,8 +98,9 @@ def project(points: np.ndarray, fx: float, fy: float, cx: float, cy: float,
 # Grid triangulation with discontinuity cutting
 
 
-def depth_normals(depth: np.ndarray, fx: float, fy: float, cx: float, cy: float,
-                  baseline: int = 1) -> np.ndarray:
+def depth_normals(
+    depth: np.ndarray, fx: float, fy: float, cx: float, cy: float, baseline: int = 1
+) -> np.ndarray:
     """Camera-space unit normals H×W×3 from central differences of back-projected points over
     ±``baseline`` pixels (wider baselines average out quantised depth, e.g. 16-bit mm files);
     NaN where depth is missing. Normals face the camera (against the viewing ray)."""
@@ -104,8 +108,8 @@ def depth_normals(depth: np.ndarray, fx: float, fy: float, cx: float, cy: float,
     k = max(1, int(baseline))
     du = np.full_like(p, np.nan)
     dv = np.full_like(p, np.nan)
-    du[:, k:-k] = p[:, 2 * k:] - p[:, :-2 * k]
-    dv[k:-k, :] = p[2 * k:, :] - p[:-2 * k, :]
+    du[:, k:-k] = p[:, 2 * k :] - p[:, : -2 * k]
+    dv[k:-k, :] = p[2 * k :, :] - p[: -2 * k, :]
     n = np.cross(dv, du)
     norm = np.linalg.norm(n, axis=-1, keepdims=True)
     with np.errstate(invalid="ignore", divide="ignore"):
@@ -132,16 +136,23 @@ def direction_to_equirect(dirs: np.ndarray, width: int, height: int) -> np.ndarr
     d = dirs / np.linalg.norm(dirs, axis=-1, keepdims=True)
     lon = np.arctan2(d[..., 0], d[..., 2])
     lat = np.arcsin(np.clip(-d[..., 1], -1, 1))
-    return np.stack([(lon + math.pi) / (2 * math.pi) * width,
-                     (math.pi / 2 - lat) / math.pi * height], -1)
+    return np.stack(
+        [(lon + math.pi) / (2 * math.pi) * width, (math.pi / 2 - lat) / math.pi * height], -1
+    )
 
 
 # --------------------------------------------------------------------------------------------
 # Camera paths: each returns a list of camera-to-world poses.
 
 
-def orbit_path(center: np.ndarray, radius: float, frames: int, height: float = 0.0,
-               degrees: float = 360.0, start_deg: float = 0.0) -> list[np.ndarray]:
+def orbit_path(
+    center: np.ndarray,
+    radius: float,
+    frames: int,
+    height: float = 0.0,
+    degrees: float = 360.0,
+    start_deg: float = 0.0,
+) -> list[np.ndarray]:
     """Circle around ``center`` in the horizontal plane, always looking at it."""
     c = np.asarray(center, np.float64)
     out = []
@@ -155,9 +166,13 @@ def orbit_path(center: np.ndarray, radius: float, frames: int, height: float = 0
     return out
 
 
-def line_path(start: np.ndarray, end: np.ndarray, frames: int,
-              target: np.ndarray | None = None, direction: np.ndarray | None = None
-              ) -> list[np.ndarray]:
+def line_path(
+    start: np.ndarray,
+    end: np.ndarray,
+    frames: int,
+    target: np.ndarray | None = None,
+    direction: np.ndarray | None = None,
+) -> list[np.ndarray]:
     """Straight move from ``start`` to ``end``: a dolly when looking along the move, a pan/truck
     when looking across it (``direction``), or tracking a fixed ``target``."""
     s, e = np.asarray(start, np.float64), np.asarray(end, np.float64)

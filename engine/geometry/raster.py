@@ -36,8 +36,17 @@ def to_camera(vertices: torch.Tensor, pose: np.ndarray) -> torch.Tensor:
     return vertices @ w2c[:3, :3].T + w2c[:3, 3]
 
 
-def rasterize(verts_cam: torch.Tensor, faces: torch.Tensor, fx: float, fy: float, cx: float,
-              cy: float, width: int, height: int, near: float = 1e-3) -> Fragments:
+def rasterize(
+    verts_cam: torch.Tensor,
+    faces: torch.Tensor,
+    fx: float,
+    fy: float,
+    cx: float,
+    cy: float,
+    width: int,
+    height: int,
+    near: float = 1e-3,
+) -> Fragments:
     dev = verts_cam.device
     npix = width * height
     zbuf = torch.full((npix,), float("inf"), device=dev)
@@ -71,7 +80,7 @@ def rasterize(verts_cam: torch.Tensor, faces: torch.Tensor, fx: float, fy: float
         members = idx[cls == c]
         per = max(1, MAX_SAMPLES // (k * k))
         for start in range(0, len(members), per):
-            sel = members[start:start + per]
+            sel = members[start : start + per]
             out = _samples(sel, k, f, fx3, fy3, area, x0, y0, x1, y1, inv_z, width, dev)
             if out is not None:
                 pix_all.append(out[0])
@@ -87,44 +96,86 @@ def rasterize(verts_cam: torch.Tensor, faces: torch.Tensor, fx: float, fy: float
     return _finish(face_buf, zbuf, verts_cam, faces, fx, fy, cx, cy, width, height)
 
 
-def _edge(ax: torch.Tensor, ay: torch.Tensor, bx: torch.Tensor, by: torch.Tensor,
-          px: torch.Tensor, py: torch.Tensor) -> torch.Tensor:
+def _edge(
+    ax: torch.Tensor,
+    ay: torch.Tensor,
+    bx: torch.Tensor,
+    by: torch.Tensor,
+    px: torch.Tensor,
+    py: torch.Tensor,
+) -> torch.Tensor:
     return (bx - ax) * (py - ay) - (by - ay) * (px - ax)
 
 
-def _samples(sel: torch.Tensor, k: int, f: torch.Tensor, fx3: torch.Tensor, fy3: torch.Tensor,
-             area: torch.Tensor, x0: torch.Tensor, y0: torch.Tensor, x1: torch.Tensor,
-             y1: torch.Tensor, inv_z: torch.Tensor, width: int,
-             dev: torch.device) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None:
+def _samples(
+    sel: torch.Tensor,
+    k: int,
+    f: torch.Tensor,
+    fx3: torch.Tensor,
+    fy3: torch.Tensor,
+    area: torch.Tensor,
+    x0: torch.Tensor,
+    y0: torch.Tensor,
+    x1: torch.Tensor,
+    y1: torch.Tensor,
+    inv_z: torch.Tensor,
+    width: int,
+    dev: torch.device,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None:
     off = torch.arange(k, device=dev, dtype=fx3.dtype)
     px = x0[sel][:, None, None] + off[None, None, :]  # n×1×k
     py = y0[sel][:, None, None] + off[None, :, None]  # n×k×1
     inside_box = (px <= x1[sel][:, None, None]) & (py <= y1[sel][:, None, None])
     cx_, cy_ = px + 0.5, py + 0.5
-    X, Y = fx3[sel], fy3[sel]
+    X, Y = fx3[sel], fy3[sel]  # noqa: N806 - the triangle's screen x and y, as in the paper
     a = area[sel][:, None, None]
-    w0 = _edge(X[:, 1, None, None], Y[:, 1, None, None], X[:, 2, None, None],
-               Y[:, 2, None, None], cx_, cy_) / a
-    w1 = _edge(X[:, 2, None, None], Y[:, 2, None, None], X[:, 0, None, None],
-               Y[:, 0, None, None], cx_, cy_) / a
+    w0 = (
+        _edge(
+            X[:, 1, None, None],
+            Y[:, 1, None, None],
+            X[:, 2, None, None],
+            Y[:, 2, None, None],
+            cx_,
+            cy_,
+        )
+        / a
+    )
+    w1 = (
+        _edge(
+            X[:, 2, None, None],
+            Y[:, 2, None, None],
+            X[:, 0, None, None],
+            Y[:, 0, None, None],
+            cx_,
+            cy_,
+        )
+        / a
+    )
     w2 = 1.0 - w0 - w1
     eps = -1e-6
     inside = inside_box & (w0 >= eps) & (w1 >= eps) & (w2 >= eps)
     if not bool(inside.any()):
         return None
     iz = inv_z[f[sel]]  # n×3
-    zinv = (w0 * iz[:, 0, None, None] + w1 * iz[:, 1, None, None]
-            + w2 * iz[:, 2, None, None])
+    zinv = w0 * iz[:, 0, None, None] + w1 * iz[:, 1, None, None] + w2 * iz[:, 2, None, None]
     n_idx, yy, xx = torch.nonzero(inside, as_tuple=True)
-    pix = (py.expand_as(inside)[n_idx, yy, xx] * width
-           + px.expand_as(inside)[n_idx, yy, xx]).long()
+    pix = (py.expand_as(inside)[n_idx, yy, xx] * width + px.expand_as(inside)[n_idx, yy, xx]).long()
     zc = 1.0 / zinv[n_idx, yy, xx]
     return pix, zc.to(torch.float32), sel[n_idx]
 
 
-def _finish(face_buf: torch.Tensor, zbuf: torch.Tensor, verts_cam: torch.Tensor,
-            faces: torch.Tensor, fx: float, fy: float, cx: float, cy: float, width: int,
-            height: int) -> Fragments:
+def _finish(
+    face_buf: torch.Tensor,
+    zbuf: torch.Tensor,
+    verts_cam: torch.Tensor,
+    faces: torch.Tensor,
+    fx: float,
+    fy: float,
+    cx: float,
+    cy: float,
+    width: int,
+    height: int,
+) -> Fragments:
     """Perspective-correct barycentrics of each pixel's winning face."""
     dev = face_buf.device
     bary = torch.zeros((width * height, 3), device=dev)
@@ -142,12 +193,17 @@ def _finish(face_buf: torch.Tensor, zbuf: torch.Tensor, verts_cam: torch.Tensor,
         w1 = _edge(sx[:, 2], sy[:, 2], sx[:, 0], sy[:, 0], px, py) / a
         w = torch.stack([w0, w1, 1 - w0 - w1], 1) / z
         bary[hit] = (w / w.sum(1, keepdim=True)).to(torch.float32)
-    return Fragments(face_buf.view(height, width), bary.view(height, width, 3),
-                     zbuf.view(height, width))
+    return Fragments(
+        face_buf.view(height, width), bary.view(height, width, 3), zbuf.view(height, width)
+    )
 
 
-def shade_vertex_colors(frags: Fragments, faces: torch.Tensor, colors: torch.Tensor,
-                        background: tuple[float, ...] = (0.0, 0.0, 0.0)) -> torch.Tensor:
+def shade_vertex_colors(
+    frags: Fragments,
+    faces: torch.Tensor,
+    colors: torch.Tensor,
+    background: tuple[float, ...] = (0.0, 0.0, 0.0),
+) -> torch.Tensor:
     """H×W×C image: barycentric blend of per-vertex colours, background where uncovered."""
     h, w = frags.face.shape
     c = colors.shape[1]
@@ -160,9 +216,13 @@ def shade_vertex_colors(frags: Fragments, faces: torch.Tensor, colors: torch.Ten
     return out
 
 
-def shade_texture(frags: Fragments, faces: torch.Tensor, uv: torch.Tensor,
-                  texture: torch.Tensor,
-                  background: tuple[float, ...] = (0.0, 0.0, 0.0)) -> torch.Tensor:
+def shade_texture(
+    frags: Fragments,
+    faces: torch.Tensor,
+    uv: torch.Tensor,
+    texture: torch.Tensor,
+    background: tuple[float, ...] = (0.0, 0.0, 0.0),
+) -> torch.Tensor:
     """Bilinear texture lookup of interpolated UVs (uv origin bottom-left, as in glTF/OBJ)."""
     h, w = frags.face.shape
     c = texture.shape[2]
@@ -174,17 +234,26 @@ def shade_texture(frags: Fragments, faces: torch.Tensor, uv: torch.Tensor,
         puv = (frags.bary[cov][..., None] * fuv).sum(1)
         grid = torch.stack([puv[:, 0] * 2 - 1, (1 - puv[:, 1]) * 2 - 1], -1)[None, None]
         tex = texture.permute(2, 0, 1)[None].float()
-        sampled = torch.nn.functional.grid_sample(tex, grid, mode="bilinear",
-                                                  padding_mode="border", align_corners=False)
+        sampled = torch.nn.functional.grid_sample(
+            tex, grid, mode="bilinear", padding_mode="border", align_corners=False
+        )
         out[cov] = sampled[0, :, 0].T
     return out
 
 
-def splat_points(points_cam: torch.Tensor, colors: torch.Tensor, fx: float, fy: float,
-                 cx: float, cy: float, width: int, height: int, radius: int = 1,
-                 near: float = 1e-3,
-                 background: tuple[float, ...] = (0.0, 0.0, 0.0)
-                 ) -> tuple[torch.Tensor, torch.Tensor]:
+def splat_points(
+    points_cam: torch.Tensor,
+    colors: torch.Tensor,
+    fx: float,
+    fy: float,
+    cx: float,
+    cy: float,
+    width: int,
+    height: int,
+    radius: int = 1,
+    near: float = 1e-3,
+    background: tuple[float, ...] = (0.0, 0.0, 0.0),
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Z-buffered square splats of ``2·radius+1`` pixels; returns (H×W×C image, H×W depth)."""
     dev = points_cam.device
     z = points_cam[:, 2]

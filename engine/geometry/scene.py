@@ -81,11 +81,14 @@ def scene_from_pointcloud(pc: PointCloud, radius: int = 1) -> RenderScene:
 def scene_from_rgbd(rgbd: RGBD, camera: Camera, max_ratio: float = 0.05) -> RenderScene:
     """Grid mesh of the RGBD view, cut at depth discontinuities; one vertex per pixel."""
     if rgbd.depth.kind != "metric":
-        raise ValueError("relative depth has no scale to render from another viewpoint; "
-                         "convert it with depth.to_metric first")
+        raise ValueError(
+            "relative depth has no scale to render from another viewpoint; "
+            "convert it with depth.to_metric first"
+        )
     d = rgbd.depth.data
-    verts, faces, _ = meshing.depth_grid_mesh(d, camera.fx, camera.fy, camera.cx, camera.cy,
-                                               camera.pose, max_ratio)
+    verts, faces, _ = meshing.depth_grid_mesh(
+        d, camera.fx, camera.fy, camera.cx, camera.cy, camera.pose, max_ratio
+    )
     colors = rgbd.image.rgb().reshape(-1, 3)
     verts = np.nan_to_num(verts.astype(np.float32), nan=0.0)
     return RenderScene(verts, faces, colors.astype(np.float32))
@@ -95,8 +98,12 @@ def scene_from_rgbd(rgbd: RGBD, camera: Camera, max_ratio: float = 0.05) -> Rend
 # Torch renderer
 
 
-def render_torch(scene: RenderScene, camera: Camera, device: str = "cpu",
-                 background: tuple[float, float, float] = (0.0, 0.0, 0.0)) -> RenderOutput:
+def render_torch(
+    scene: RenderScene,
+    camera: Camera,
+    device: str = "cpu",
+    background: tuple[float, float, float] = (0.0, 0.0, 0.0),
+) -> RenderOutput:
     import torch
 
     from fathom.engine.geometry import raster
@@ -108,18 +115,29 @@ def render_torch(scene: RenderScene, camera: Camera, device: str = "cpu",
     with torch.inference_mode():
         if scene.is_points:
             colors = torch.as_tensor(np.asarray(scene.colors, np.float32), device=dev)
-            img, depth = raster.splat_points(cam_v, colors, camera.fx, camera.fy, camera.cx,
-                                             camera.cy, w, h, scene.point_radius,
-                                             background=background)
+            img, depth = raster.splat_points(
+                cam_v,
+                colors,
+                camera.fx,
+                camera.fy,
+                camera.cx,
+                camera.cy,
+                w,
+                h,
+                scene.point_radius,
+                background=background,
+            )
         else:
             faces = torch.as_tensor(np.asarray(scene.faces, np.int64), device=dev)
-            frags = raster.rasterize(cam_v, faces, camera.fx, camera.fy, camera.cx, camera.cy,
-                                     w, h)
+            frags = raster.rasterize(cam_v, faces, camera.fx, camera.fy, camera.cx, camera.cy, w, h)
             if scene.texture is not None and scene.uv is not None:
-                img = raster.shade_texture(frags, faces,
-                                           torch.as_tensor(scene.uv, device=dev),
-                                           torch.as_tensor(scene.texture, device=dev),
-                                           background)
+                img = raster.shade_texture(
+                    frags,
+                    faces,
+                    torch.as_tensor(scene.uv, device=dev),
+                    torch.as_tensor(scene.texture, device=dev),
+                    background,
+                )
             else:
                 colors = torch.as_tensor(np.asarray(scene.colors, np.float32), device=dev)
                 img = raster.shade_vertex_colors(frags, faces, colors, background)
@@ -164,9 +182,11 @@ def _import_pyrender() -> Any:
 
         bound = type(glp.PLATFORM).__name__
         if "EGL" not in bound:
-            raise RuntimeError(f"PyOpenGL is already bound to {bound} in this process (a GUI "
-                               "view loaded it first), so offscreen EGL rendering is off here; "
-                               "the torch renderer works everywhere")
+            raise RuntimeError(
+                f"PyOpenGL is already bound to {bound} in this process (a GUI "
+                "view loaded it first), so offscreen EGL rendering is off here; "
+                "the torch renderer works everywhere"
+            )
     with _egl_env():
         import pyrender
     return pyrender
@@ -205,8 +225,9 @@ def opengl_is_hardware() -> bool:
     return not any(s in name for s in ("llvmpipe", "softpipe", "swrast", "software"))
 
 
-def render_opengl(scene: RenderScene, camera: Camera,
-                  background: tuple[float, float, float] = (0.0, 0.0, 0.0)) -> RenderOutput:
+def render_opengl(
+    scene: RenderScene, camera: Camera, background: tuple[float, float, float] = (0.0, 0.0, 0.0)
+) -> RenderOutput:
     """Unlit (flat) rendering, double-sided, so colours match the torch path."""
     pr = _import_pyrender()
     near, far = _near_far(scene, camera)
@@ -217,8 +238,9 @@ def render_opengl(scene: RenderScene, camera: Camera,
             sc.add(pr.Mesh.from_points(np.asarray(scene.vertices, np.float32), colors=colors))
         else:
             # Floats, not ints: pyrender reads integer colour factors as 0..255.
-            mat = pr.MetallicRoughnessMaterial(baseColorFactor=[1.0, 1.0, 1.0, 1.0],
-                                               doubleSided=True)
+            mat = pr.MetallicRoughnessMaterial(
+                baseColorFactor=[1.0, 1.0, 1.0, 1.0], doubleSided=True
+            )
             attrs: dict[str, Any] = {}
             if scene.texture is not None and scene.uv is not None:
                 tex = (np.clip(scene.texture, 0, 1) * 255).astype(np.uint8)
@@ -227,18 +249,21 @@ def render_opengl(scene: RenderScene, camera: Camera,
             else:
                 rgb = np.clip(np.asarray(scene.colors, np.float32), 0, 1)
                 attrs["color_0"] = np.concatenate([rgb, np.ones((len(rgb), 1), np.float32)], 1)
-            prim = pr.Primitive(positions=np.asarray(scene.vertices, np.float32),
-                                indices=np.asarray(scene.faces, np.uint32), material=mat,
-                                **attrs)
+            prim = pr.Primitive(
+                positions=np.asarray(scene.vertices, np.float32),
+                indices=np.asarray(scene.faces, np.uint32),
+                material=mat,
+                **attrs,
+            )
             sc.add(pr.Mesh([prim]))
-        cam = pr.IntrinsicsCamera(camera.fx, camera.fy, camera.cx, camera.cy, znear=near,
-                                  zfar=far)
+        cam = pr.IntrinsicsCamera(camera.fx, camera.fy, camera.cx, camera.cy, znear=near, zfar=far)
         sc.add(cam, pose=camera.pose @ _CV_TO_GL)
         key = (camera.width, camera.height)
         if key not in _GL_RENDERERS:
             with _egl_env():
                 _GL_RENDERERS[key] = pr.OffscreenRenderer(
-                    camera.width, camera.height, point_size=2 * scene.point_radius + 1)
+                    camera.width, camera.height, point_size=2 * scene.point_radius + 1
+                )
         r = _GL_RENDERERS[key]
         r.point_size = 2 * scene.point_radius + 1
         color, depth = r.render(sc, flags=pr.RenderFlags.FLAT)
@@ -259,15 +284,21 @@ def _near_far(scene: RenderScene, camera: Camera) -> tuple[float, float]:
     return max(far * 1e-3, 0.9 * float(z.min())), far
 
 
-def render(scene: RenderScene, camera: Camera, backend: str = "auto", device: str = "cpu",
-           background: tuple[float, float, float] = (0.0, 0.0, 0.0)) -> tuple[RenderOutput, str]:
+def render(
+    scene: RenderScene,
+    camera: Camera,
+    backend: str = "auto",
+    device: str = "cpu",
+    background: tuple[float, float, float] = (0.0, 0.0, 0.0),
+) -> tuple[RenderOutput, str]:
     """Pick a backend: torch on a GPU device; on CPU, OpenGL only when it runs on real graphics
     hardware (software OpenGL is slower than the torch path); otherwise torch."""
     if backend == "auto":
         backend = "opengl" if device == "cpu" and opengl_is_hardware() else "torch"
     if backend == "opengl":
         if not opengl_available():
-            raise RuntimeError(f"OpenGL rendering is not available here ({opengl_error()}); "
-                               "use backend 'torch'")
+            raise RuntimeError(
+                f"OpenGL rendering is not available here ({opengl_error()}); use backend 'torch'"
+            )
         return render_opengl(scene, camera, background), "opengl"
     return render_torch(scene, camera, device, background), "torch"

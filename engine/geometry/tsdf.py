@@ -46,8 +46,9 @@ def bounds(views: list[RGBD]) -> tuple[np.ndarray, np.ndarray]:
     return lo, hi
 
 
-def integrate(views: list[RGBD], voxel: float, trunc_voxels: float = 4.0,
-              device: str = "cpu") -> TSDFGrid:
+def integrate(
+    views: list[RGBD], voxel: float, trunc_voxels: float = 4.0, device: str = "cpu"
+) -> TSDFGrid:
     trunc = voxel * trunc_voxels
     lo, hi = bounds(views)
     lo, hi = lo - 2 * trunc, hi + 2 * trunc
@@ -56,8 +57,10 @@ def integrate(views: list[RGBD], voxel: float, trunc_voxels: float = 4.0,
         trunc = voxel * trunc_voxels
     dims = (np.ceil((hi - lo) / voxel).astype(int) + 1).tolist()
     dev = torch.device(device)
-    axes = [torch.arange(n, device=dev, dtype=torch.float32) * voxel + float(o)
-            for n, o in zip(dims, lo, strict=True)]
+    axes = [
+        torch.arange(n, device=dev, dtype=torch.float32) * voxel + float(o)
+        for n, o in zip(dims, lo, strict=True)
+    ]
     gx, gy, gz = torch.meshgrid(*axes, indexing="ij")
     pts = torch.stack([gx, gy, gz], -1).reshape(-1, 3)
     n = len(pts)
@@ -90,9 +93,13 @@ def integrate(views: list[RGBD], voxel: float, trunc_voxels: float = 4.0,
         color[ci] = (color[ci] * cw[:, None] + rgb[vv[ci], u[ci]]) / (cw[:, None] + 1)
         weight[idx] = w_old + 1
     shape = tuple(dims)
-    return TSDFGrid(lo.astype(np.float64), voxel, tsdf.reshape(shape).cpu().numpy(),
-                    weight.reshape(shape).cpu().numpy(),
-                    color.reshape(*shape, 3).cpu().numpy())
+    return TSDFGrid(
+        lo.astype(np.float64),
+        voxel,
+        tsdf.reshape(shape).cpu().numpy(),
+        weight.reshape(shape).cpu().numpy(),
+        color.reshape(*shape, 3).cpu().numpy(),
+    )
 
 
 def extract_mesh(grid: TSDFGrid) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -102,8 +109,7 @@ def extract_mesh(grid: TSDFGrid) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     observed = grid.weight > 0
     if not observed.any() or grid.tsdf[observed].min() > 0 or grid.tsdf[observed].max() < 0:
         return np.zeros((0, 3)), np.zeros((0, 3), np.int64), np.zeros((0, 3))
-    verts, faces, _, _ = marching_cubes(grid.tsdf, level=0.0, mask=observed,
-                                        allow_degenerate=False)
+    verts, faces, _, _ = marching_cubes(grid.tsdf, level=0.0, mask=observed, allow_degenerate=False)
     idx = np.clip(np.round(verts).astype(int), 0, np.array(grid.tsdf.shape) - 1)
     cols = grid.color[idx[:, 0], idx[:, 1], idx[:, 2]]
     world = verts * grid.voxel + grid.origin
@@ -118,6 +124,7 @@ def fuse_tsdf(views: list[RGBD], voxel: float, trunc_voxels: float, device: str)
 
     grid = tsdf.integrate(views, voxel, trunc_voxels, device)
     verts, faces, cols = tsdf.extract_mesh(grid)
-    vc = np.concatenate([(np.clip(cols, 0, 1) * 255).round(),
-                         np.full((len(cols), 1), 255)], 1).astype(np.uint8)
+    vc = np.concatenate(
+        [(np.clip(cols, 0, 1) * 255).round(), np.full((len(cols), 1), 255)], 1
+    ).astype(np.uint8)
     return trimesh.Trimesh(verts, faces, vertex_colors=vc, process=False)

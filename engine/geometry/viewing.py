@@ -1,4 +1,5 @@
-"""Software views for interactive viewers: preview geometry, culling, headlight shading, wireframes, crack filling, panorama backdrops and band-wise progressive renders."""
+"""Software views for interactive viewers: preview geometry, culling, headlight shading,
+wireframes, crack filling, panorama backdrops and band-wise progressive renders."""
 
 from __future__ import annotations
 
@@ -116,8 +117,9 @@ def geometry_from_value(value: Any, max_points: int = MAX_POINTS) -> PreviewGeom
         center, radius = _bounds(pts)
         shown = f" (every {stride}th shown)" if stride > 1 else ""
         summary = f"point cloud: {len(value):,} points{shown}"
-        return PreviewGeometry(sc, np.asarray(sc.colors), None, cols is not None, center,
-                               radius, summary)
+        return PreviewGeometry(
+            sc, np.asarray(sc.colors), None, cols is not None, center, radius, summary
+        )
     raise TypeError(f"cannot show a {type(value).__name__} as 3D")
 
 
@@ -150,9 +152,14 @@ def headlight(normals: np.ndarray, camera: Camera) -> np.ndarray:
     return np.repeat(g[:, None], 3, axis=1).astype(np.float32)
 
 
-def draw_wireframe(image: np.ndarray, zbuf: np.ndarray, vertices: np.ndarray,
-                   edges: np.ndarray, camera: Camera,
-                   color: tuple[float, float, float] = (0.95, 0.95, 0.95)) -> None:
+def draw_wireframe(
+    image: np.ndarray,
+    zbuf: np.ndarray,
+    vertices: np.ndarray,
+    edges: np.ndarray,
+    camera: Camera,
+    color: tuple[float, float, float] = (0.95, 0.95, 0.95),
+) -> None:
     """Draw edges into ``image`` in place, hidden where the rendered surface is in front
     (samples are depth-tested against ``zbuf`` with perspective-correct depth)."""
     if not len(edges):
@@ -163,12 +170,21 @@ def draw_wireframe(image: np.ndarray, zbuf: np.ndarray, vertices: np.ndarray,
     e = edges[(z[edges] > 1e-3).all(1)]
     if not len(e):
         return
-    uv = np.stack([camera.fx * v[:, 0] / np.maximum(z, 1e-3) + camera.cx,
-                   camera.fy * v[:, 1] / np.maximum(z, 1e-3) + camera.cy], 1)
+    uv = np.stack(
+        [
+            camera.fx * v[:, 0] / np.maximum(z, 1e-3) + camera.cx,
+            camera.fy * v[:, 1] / np.maximum(z, 1e-3) + camera.cy,
+        ],
+        1,
+    )
     a, b = uv[e[:, 0]], uv[e[:, 1]]
     h, w = zbuf.shape
-    on_screen = (np.maximum(a[:, 0], b[:, 0]) >= 0) & (np.minimum(a[:, 0], b[:, 0]) < w) & \
-        (np.maximum(a[:, 1], b[:, 1]) >= 0) & (np.minimum(a[:, 1], b[:, 1]) < h)
+    on_screen = (
+        (np.maximum(a[:, 0], b[:, 0]) >= 0)
+        & (np.minimum(a[:, 0], b[:, 0]) < w)
+        & (np.maximum(a[:, 1], b[:, 1]) >= 0)
+        & (np.minimum(a[:, 1], b[:, 1]) < h)
+    )
     e, a, b = e[on_screen], a[on_screen], b[on_screen]
     n = np.clip(np.ceil(np.abs(b - a).max(1)), 1, 512).astype(np.int64) + 1
     start = np.concatenate([[0], np.cumsum(n)[:-1]])
@@ -183,14 +199,22 @@ def draw_wireframe(image: np.ndarray, zbuf: np.ndarray, vertices: np.ndarray,
     image[yi[visible], xi[visible]] = color
 
 
-def render_geometry(geom: PreviewGeometry, camera: Camera, colors_on: bool = True,
-                    wireframe: bool = False, point_radius: int = 1) -> np.ndarray:
+def render_geometry(
+    geom: PreviewGeometry,
+    camera: Camera,
+    colors_on: bool = True,
+    wireframe: bool = False,
+    point_radius: int = 1,
+) -> np.ndarray:
     """H×W×3 software render of ``geom``, as the mesh viewer's fallback shows it."""
     sc = replace(geom.scene, point_radius=point_radius)
     if not (colors_on and geom.has_colors):
         n = len(sc.vertices)
-        cols = headlight(geom.normals, camera) if geom.normals is not None else \
-            np.full((n, 3), 0.8, np.float32)
+        cols = (
+            headlight(geom.normals, camera)
+            if geom.normals is not None
+            else np.full((n, 3), 0.8, np.float32)
+        )
         sc = replace(sc, colors=cols, texture=None, uv=None)
     out = render_torch(cull_faces(sc, camera), camera, render_device(), BACKGROUND)
     image = out.image
@@ -235,8 +259,9 @@ class OrbitCamera:
 CUT = 0.08  # relative depth jump that splits surfaces, as view.panorama360's default
 
 
-def render_view(scene: RenderScene, camera: Camera, fill_cracks: bool = False,
-                frame_height: int | None = None) -> np.ndarray:
+def render_view(
+    scene: RenderScene, camera: Camera, fill_cracks: bool = False, frame_height: int | None = None
+) -> np.ndarray:
     """H×W×3 render of ``scene`` with off-screen triangles culled first; ``fill_cracks`` closes
     holes up to 2.5 % of ``frame_height`` (default: this image's height) wide, the cuts at
     depth jumps, from their neighbours."""
@@ -264,8 +289,14 @@ def close_cracks(image: np.ndarray, covered: np.ndarray, radius: int) -> np.ndar
     return out
 
 
-def background_texture(rgb: np.ndarray, distance: np.ndarray, window: float = 1 / 8,
-                       ratio: float = 0.85, rim: int = 0, cut: float = CUT) -> np.ndarray:
+def background_texture(
+    rgb: np.ndarray,
+    distance: np.ndarray,
+    window: float = 1 / 8,
+    ratio: float = 0.85,
+    rim: int = 0,
+    cut: float = CUT,
+) -> np.ndarray:
     """The panorama with its foreground objects painted out: a pixel is background when it is
     nearly as far as the farthest sample within ``window`` of the width around it; the rest is
     filled from background pixels (push-pull) and softened. Seen through disocclusions, this
@@ -300,8 +331,9 @@ def background_texture(rgb: np.ndarray, distance: np.ndarray, window: float = 1 
     return np.where(keep[..., None], rgb[..., :3], soft).astype(np.float32)
 
 
-def with_backdrop(scene: RenderScene, radius: float, texture: np.ndarray,
-                  grid: tuple[int, int] = (64, 32)) -> RenderScene:
+def with_backdrop(
+    scene: RenderScene, radius: float, texture: np.ndarray, grid: tuple[int, int] = (64, 32)
+) -> RenderScene:
     """``scene`` plus a sphere of ``radius`` behind everything, textured with ``texture`` (same
     equirectangular mapping): both textures share one image, the scene's on top."""
     assert scene.faces is not None and scene.uv is not None and scene.texture is not None
@@ -311,22 +343,28 @@ def with_backdrop(scene: RenderScene, radius: float, texture: np.ndarray,
     if texture.shape[:2] != (th, tw):
         texture = cv2.resize(texture, (tw, th), interpolation=cv2.INTER_AREA)
     w, h = grid
-    verts, faces, uv = meshing.panorama_mesh(np.full((h, w), radius, np.float64), np.inf, 1,
-                                              "duplicate")
+    verts, faces, uv = meshing.panorama_mesh(
+        np.full((h, w), radius, np.float64), np.inf, 1, "duplicate"
+    )
     # uv origin is bottom-left: the upper half of the stacked image is v in [0.5, 1].
     top = np.asarray(scene.uv, np.float32) * [1.0, 0.5] + [0.0, 0.5]
     n = len(scene.vertices)
-    return replace(scene,
-                   vertices=np.concatenate([scene.vertices, verts.astype(np.float32)]),
-                   faces=np.concatenate([scene.faces, faces.astype(np.int64) + n]),
-                   uv=np.concatenate([top, uv.astype(np.float32) * [1.0, 0.5]]).astype(
-                       np.float32),
-                   texture=np.concatenate([scene.texture, texture[..., :3]]).astype(np.float32))
+    return replace(
+        scene,
+        vertices=np.concatenate([scene.vertices, verts.astype(np.float32)]),
+        faces=np.concatenate([scene.faces, faces.astype(np.int64) + n]),
+        uv=np.concatenate([top, uv.astype(np.float32) * [1.0, 0.5]]).astype(np.float32),
+        texture=np.concatenate([scene.texture, texture[..., :3]]).astype(np.float32),
+    )
 
 
-def render_bands(scene: RenderScene, camera: Camera, bands: int,
-                 superseded: Callable[[], bool] = lambda: False,
-                 fill_cracks: bool = False) -> np.ndarray | None:
+def render_bands(
+    scene: RenderScene,
+    camera: Camera,
+    bands: int,
+    superseded: Callable[[], bool] = lambda: False,
+    fill_cracks: bool = False,
+) -> np.ndarray | None:
     """Render in horizontal bands, giving up (None) between bands once ``superseded()``: a
     full-size frame then never delays the first preview frame of the next move by more than
     one band."""
@@ -338,7 +376,8 @@ def render_bands(scene: RenderScene, camera: Camera, bands: int,
             continue
         if superseded():
             return None
-        band = Camera(camera.fx, camera.fy, camera.cx, camera.cy - y0, camera.width,
-                      int(y1 - y0), camera.pose)
+        band = Camera(
+            camera.fx, camera.fy, camera.cx, camera.cy - y0, camera.width, int(y1 - y0), camera.pose
+        )
         parts.append(render_view(scene, band, fill_cracks, h))
     return np.concatenate(parts, axis=0)

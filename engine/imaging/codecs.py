@@ -1,4 +1,5 @@
-"""Image and depth codecs: PNG (8/16-bit, text chunks), JPEG, WebP, EXR and .npy, read and written safely."""
+"""Image and depth codecs: PNG (8/16-bit, text chunks), JPEG, WebP, EXR and .npy, read and
+written safely."""
 
 from __future__ import annotations
 
@@ -32,8 +33,10 @@ FORMAT_SUFFIX = {"png": ".png", "jpeg": ".jpg", "webp": ".webp", "exr": ".exr"}
 DEPTH_SUFFIXES = (".png", ".exr", ".npy")
 
 
-EXR_FIX = ("install the OpenEXR library (`pip install OpenEXR`), or use an OpenCV build with "
-           "OpenEXR; otherwise save as 16-bit PNG or .npy")
+EXR_FIX = (
+    "install the OpenEXR library (`pip install OpenEXR`), or use an OpenCV build with "
+    "OpenEXR; otherwise save as 16-bit PNG or .npy"
+)
 
 
 def exr_backend() -> str | None:
@@ -71,8 +74,9 @@ def read_exr(path: Path) -> np.ndarray:
         with OpenEXR.File(str(path)) as f:
             chans = {k: np.asarray(v.pixels, np.float32) for k, v in f.channels().items()}
     except Exception as exc:  # noqa: BLE001 - the binding raises RuntimeError and others
-        raise FileProblem(f"{path.name} cannot be decoded as EXR: {exc}", "check the file") \
-            from None
+        raise FileProblem(
+            f"{path.name} cannot be decoded as EXR: {exc}", "check the file"
+        ) from None
     for name in ("RGBA", "RGB", "Z", "Y", "R", "depth"):
         if name in chans:
             return chans[name]
@@ -133,8 +137,10 @@ def _read_png16(path: Path) -> np.ndarray:
 
     raw = cv2.imdecode(np.fromfile(path, np.uint8), cv2.IMREAD_UNCHANGED)
     if raw is None:
-        raise FileProblem(f"{path.name} cannot be decoded as a 16-bit PNG.",
-                          "check that the file is complete, or re-export it")
+        raise FileProblem(
+            f"{path.name} cannot be decoded as a 16-bit PNG.",
+            "check that the file is complete, or re-export it",
+        )
     return _swap_rb(raw.astype(np.float32) / 65535.0)
 
 
@@ -150,8 +156,9 @@ def _read_pillow(path: Path) -> np.ndarray:
             if mode.startswith("I;16"):
                 return np.asarray(im, np.uint16).astype(np.float32) / 65535.0
             if mode in ("I", "F"):
-                return np.clip(np.asarray(im, np.float32) / (65535.0 if mode == "I" else 1.0),
-                               0.0, 1.0)
+                return np.clip(
+                    np.asarray(im, np.float32) / (65535.0 if mode == "I" else 1.0), 0.0, 1.0
+                )
             transparent = "A" in mode or "transparency" in im.info
             if mode in ("1", "L") and not transparent:
                 im = im.convert("L")
@@ -161,9 +168,10 @@ def _read_pillow(path: Path) -> np.ndarray:
                 im = im.convert("RGB")
             return np.asarray(im, np.uint8).astype(np.float32) / 255.0
     except Exception as exc:  # noqa: BLE001 - Pillow raises many types on bad files
-        raise FileProblem(f"{path.name} cannot be decoded as an image ({exc}).",
-                          "check that the file is complete and is a PNG, JPEG, WebP or EXR") \
-            from None
+        raise FileProblem(
+            f"{path.name} cannot be decoded as an image ({exc}).",
+            "check that the file is complete and is a PNG, JPEG, WebP or EXR",
+        ) from None
 
 
 def to_uint(data: np.ndarray, bits: int) -> np.ndarray:
@@ -175,8 +183,12 @@ def to_uint(data: np.ndarray, bits: int) -> np.ndarray:
 def png_text_chunk(key: str, text: str) -> bytes:
     """A compressed iTXt chunk (UTF-8), what Pillow's ``add_itxt(zip=True)`` writes."""
     body = key.encode("latin-1") + b"\0\x01\x00" + b"\0" + b"\0" + zlib.compress(text.encode())
-    return struct.pack(">I", len(body)) + b"iTXt" + body + \
-        struct.pack(">I", zlib.crc32(b"iTXt" + body) & 0xFFFFFFFF)
+    return (
+        struct.pack(">I", len(body))
+        + b"iTXt"
+        + body
+        + struct.pack(">I", zlib.crc32(b"iTXt" + body) & 0xFFFFFFFF)
+    )
 
 
 def png_with_text(png: bytes, text: dict[str, str]) -> bytes:
@@ -191,13 +203,20 @@ def encode_png16(data: np.ndarray, text: dict[str, str]) -> bytes:
 
     ok, buf = cv2.imencode(".png", _swap_rb(to_uint(data, 16)))
     if not ok:
-        raise FileProblem("OpenCV could not encode the 16-bit PNG.", "save as 8-bit",
-                          port="bit_depth")
+        raise FileProblem(
+            "OpenCV could not encode the 16-bit PNG.", "save as 8-bit", port="bit_depth"
+        )
     return png_with_text(buf.tobytes(), text)
 
 
-def write_image(target: Path, data: np.ndarray, fmt: str, quality: int = 95, bits: int = 8,
-                text: dict[str, str] | None = None) -> None:
+def write_image(
+    target: Path,
+    data: np.ndarray,
+    fmt: str,
+    quality: int = 95,
+    bits: int = 8,
+    text: dict[str, str] | None = None,
+) -> None:
     """Encode ``data`` (H×W×C in [0,1]) atomically: the old file survives any failure."""
     text = text or {}
     with atomic_path(target) as tmp:
@@ -209,8 +228,9 @@ def write_image(target: Path, data: np.ndarray, fmt: str, quality: int = 95, bit
             _write_pillow(tmp, data, fmt, quality, text)
 
 
-def _write_pillow(tmp: Path, data: np.ndarray, fmt: str, quality: int,
-                  text: dict[str, str]) -> None:
+def _write_pillow(
+    tmp: Path, data: np.ndarray, fmt: str, quality: int, text: dict[str, str]
+) -> None:
     from PIL import Image as PILImage
     from PIL import PngImagePlugin
 
@@ -239,18 +259,25 @@ def save_target(path: str, fmt: str, bits: str) -> tuple[str, str]:
     known = ", ".join(sorted(IMAGE_SUFFIXES))
     if fmt == "auto":
         if suffix not in IMAGE_SUFFIXES:
-            raise FileProblem(f"cannot tell the format from {path!r}.",
-                              f"end the path with one of {known}, or set `format`")
+            raise FileProblem(
+                f"cannot tell the format from {path!r}.",
+                f"end the path with one of {known}, or set `format`",
+            )
         fmt = IMAGE_SUFFIXES[suffix]
     elif not suffix:
         path += FORMAT_SUFFIX[fmt]
     elif IMAGE_SUFFIXES.get(suffix) != fmt:
-        raise FileProblem(f"format {fmt} does not match the file name {Path(path).name!r}.",
-                          f"set `format` to auto, or end the path with {FORMAT_SUFFIX[fmt]}",
-                          port="format")
+        raise FileProblem(
+            f"format {fmt} does not match the file name {Path(path).name!r}.",
+            f"set `format` to auto, or end the path with {FORMAT_SUFFIX[fmt]}",
+            port="format",
+        )
     if bits == "16" and fmt != "png":
-        raise FileProblem(f"16-bit output is only possible for PNG, not {fmt}.",
-                          "set `bit_depth` to 8, or save as PNG", port="bit_depth")
+        raise FileProblem(
+            f"16-bit output is only possible for PNG, not {fmt}.",
+            "set `bit_depth` to 8, or save as PNG",
+            port="bit_depth",
+        )
     return fmt, path
 
 
@@ -263,8 +290,10 @@ def depth_to_png16(depth: np.ndarray, scale: float) -> np.ndarray:
         far = top / scale
         raise FileProblem(
             f"the farthest depth {far:g} × scale {scale:g} = {top:g} exceeds 65535, the 16-bit "
-            "PNG limit.", f"lower `scale` to at most {65535 / far:g}, or save as .exr or .npy",
-            port="scale")
+            "PNG limit.",
+            f"lower `scale` to at most {65535 / far:g}, or save as .exr or .npy",
+            port="scale",
+        )
     out = np.round(scaled).astype(np.uint16)
     out[valid & (out == 0)] = 1  # a real depth must not read back as 'no depth'
     return out
@@ -277,8 +306,10 @@ def read_depth(path: Path, scale: float) -> np.ndarray:
         try:
             arr = np.load(path, allow_pickle=False)
         except Exception as exc:  # noqa: BLE001 - numpy raises ValueError/OSError/EOFError
-            raise FileProblem(f"{path.name} cannot be read as a .npy array ({exc}).",
-                              "save it with numpy.save as a float array") from None
+            raise FileProblem(
+                f"{path.name} cannot be read as a .npy array ({exc}).",
+                "save it with numpy.save as a float array",
+            ) from None
     elif suffix == ".exr" or _head(path).startswith(EXR_MAGIC):
         arr = read_exr(path)
     else:
@@ -286,12 +317,16 @@ def read_depth(path: Path, scale: float) -> np.ndarray:
 
         arr = cv2.imdecode(np.fromfile(path, np.uint8), cv2.IMREAD_UNCHANGED)
         if arr is None:
-            raise FileProblem(f"{path.name} cannot be decoded as a depth PNG.",
-                              "check that the file is complete, or re-export it")
+            raise FileProblem(
+                f"{path.name} cannot be decoded as a depth PNG.",
+                "check that the file is complete, or re-export it",
+            )
         arr = arr.astype(np.float32) / scale
     if arr.ndim == 3 and (arr.shape[2] == 1 or np.array_equal(arr[..., 0], arr[..., 1])):
         arr = arr[..., 0]
     if arr.ndim != 2 or not np.issubdtype(arr.dtype, np.number):
-        raise FileProblem(f"{path.name} holds shape {arr.shape}, not one channel of depth.",
-                          "save depth as a single-channel (grayscale) file")
+        raise FileProblem(
+            f"{path.name} holds shape {arr.shape}, not one channel of depth.",
+            "save depth as a single-channel (grayscale) file",
+        )
     return arr.astype(np.float32)

@@ -13,8 +13,9 @@ def valid_mask(depth: np.ndarray) -> np.ndarray:
     return np.isfinite(depth) & (depth > 0)
 
 
-def normalize(depth: np.ndarray, low_pct: float = 0.0, high_pct: float = 100.0,
-              positive_only: bool = True) -> np.ndarray:
+def normalize(
+    depth: np.ndarray, low_pct: float = 0.0, high_pct: float = 100.0, positive_only: bool = True
+) -> np.ndarray:
     """Map valid depth to [0, 1] between two percentiles (robust to outliers); invalid → NaN.
 
     ``positive_only=False`` treats every finite value as valid: network outputs (disparity,
@@ -30,8 +31,9 @@ def normalize(depth: np.ndarray, low_pct: float = 0.0, high_pct: float = 100.0,
     return out
 
 
-def relative_to_metric(rel: np.ndarray, near: float, far: float,
-                       mapping: str = "inverse") -> np.ndarray:
+def relative_to_metric(
+    rel: np.ndarray, near: float, far: float, mapping: str = "inverse"
+) -> np.ndarray:
     """Relative depth (0 = near, 1 = far) → metres. 'inverse' interpolates in 1/z, which is what
     disparity-trained estimators (DPT, Depth Anything) actually order; 'linear' in z."""
     if not 0 < near < far:
@@ -95,8 +97,9 @@ def guided_filter(guide: np.ndarray, src: np.ndarray, radius: int, eps: float) -
     return box(a) * g + box(b)
 
 
-def smooth(depth: np.ndarray, method: str, radius: int, sigma: float,
-           guide: np.ndarray | None = None) -> np.ndarray:
+def smooth(
+    depth: np.ndarray, method: str, radius: int, sigma: float, guide: np.ndarray | None = None
+) -> np.ndarray:
     """Edge-aware smoothing of valid samples; holes stay holes.
 
     ``sigma`` is relative to the median depth, so one setting works at any scene scale.
@@ -112,7 +115,7 @@ def smooth(depth: np.ndarray, method: str, radius: int, sigma: float,
         out = cv2.bilateralFilter(filled.astype(np.float32), 2 * radius + 1, sigma, radius)
     elif method == "guided":
         g = filled if guide is None else guide
-        eps = (sigma ** 2) if guide is None else (sigma * 0.1) ** 2
+        eps = (sigma**2) if guide is None else (sigma * 0.1) ** 2
         out = guided_filter(g, filled, radius, eps)
     else:
         raise ValueError(f"unknown smoothing method {method!r}")
@@ -133,8 +136,13 @@ def turbo_like(t: np.ndarray) -> np.ndarray:
 COLORMAPS = ("turbo", "viridis", "inferno", "gray")
 
 
-def colorize(depth: np.ndarray, cmap: str = "turbo", low_pct: float = 2.0,
-             high_pct: float = 98.0, near_is_bright: bool = True) -> np.ndarray:
+def colorize(
+    depth: np.ndarray,
+    cmap: str = "turbo",
+    low_pct: float = 2.0,
+    high_pct: float = 98.0,
+    near_is_bright: bool = True,
+) -> np.ndarray:
     """H×W×3 preview in [0,1]; near is bright (or red in turbo) by default."""
     import cv2
 

@@ -36,8 +36,13 @@ def feather_weights(holes: np.ndarray, feather: int) -> np.ndarray:
     return np.clip(dist / float(feather + 1), 0.0, 1.0).astype(np.float32)
 
 
-def composite_fill(image: np.ndarray, fill: np.ndarray, holes: np.ndarray,
-                   weights: np.ndarray, base: np.ndarray | None = None) -> np.ndarray:
+def composite_fill(
+    image: np.ndarray,
+    fill: np.ndarray,
+    holes: np.ndarray,
+    weights: np.ndarray,
+    base: np.ndarray | None = None,
+) -> np.ndarray:
     """``image`` with its hole pixels replaced by ``fill``, blended over ``base`` (a classical
     fill of the same holes) by ``weights``; every pixel outside the holes is returned exactly."""
     out = image.copy()

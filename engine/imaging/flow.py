@@ -42,8 +42,10 @@ def dis_flow(a: np.ndarray, b: np.ndarray, preset: str = "medium") -> np.ndarray
     ga, gb = to_gray8(a), to_gray8(b)
     if ga.shape != gb.shape:
         raise ValueError(f"frames differ in size: {ga.shape[::-1]} and {gb.shape[::-1]}")
-    code = {"ultrafast": cv2.DISOPTICAL_FLOW_PRESET_ULTRAFAST,
-            "fast": cv2.DISOPTICAL_FLOW_PRESET_FAST}.get(preset, cv2.DISOPTICAL_FLOW_PRESET_MEDIUM)
+    code = {
+        "ultrafast": cv2.DISOPTICAL_FLOW_PRESET_ULTRAFAST,
+        "fast": cv2.DISOPTICAL_FLOW_PRESET_FAST,
+    }.get(preset, cv2.DISOPTICAL_FLOW_PRESET_MEDIUM)
     dis = cv2.DISOpticalFlow_create(code)
     if preset == "sharp":
         dis.setFinestScale(0)
@@ -79,8 +81,9 @@ def occlusion(flow_ab: np.ndarray, flow_ba: np.ndarray, tolerance: float = 0.75)
     return np.clip((err - limit) / limit, 0.0, 1.0).astype(np.float32)
 
 
-def _project(flow01: np.ndarray, flow10: np.ndarray, t: float,
-             cost0: np.ndarray, cost1: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def _project(
+    flow01: np.ndarray, flow10: np.ndarray, t: float, cost0: np.ndarray, cost1: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
     """Flows from time t to frames 0 and 1, by splatting each frame's motion to where its
     pixels are at time t (lowest matching cost wins a contested pixel, so the object in front,
     which matches well, beats the background it covers); the few pixels no one lands on are
@@ -112,13 +115,15 @@ def _project(flow01: np.ndarray, flow10: np.ndarray, t: float,
     if holes.any():
         for fl in (ft0, ft1):
             for c in range(2):
-                fl[..., c] = cv2.inpaint(np.ascontiguousarray(fl[..., c]), holes, 3,
-                                         cv2.INPAINT_TELEA)
+                fl[..., c] = cv2.inpaint(
+                    np.ascontiguousarray(fl[..., c]), holes, 3, cv2.INPAINT_TELEA
+                )
     return ft0, ft1
 
 
-def interpolate(frame0: np.ndarray, frame1: np.ndarray, t: float,
-                flow01: np.ndarray, flow10: np.ndarray) -> np.ndarray:
+def interpolate(
+    frame0: np.ndarray, frame1: np.ndarray, t: float, flow01: np.ndarray, flow10: np.ndarray
+) -> np.ndarray:
     """The frame at time ``t`` in (0, 1) between two frames, from their flows both ways.
 
     Both neighbours are warped to time t and blended by closeness in time, and each one's weight
@@ -204,8 +209,9 @@ class PairFlows:
     """Frames and the flows between them, each computed once while it stays in a small memo: a
     lazy video read in order then decodes every frame once and needs each pair's flow once."""
 
-    def __init__(self, frame: Callable[[int], np.ndarray], preset: str = "medium",
-                 memo: int = 8) -> None:
+    def __init__(
+        self, frame: Callable[[int], np.ndarray], preset: str = "medium", memo: int = 8
+    ) -> None:
         if preset not in DIS_PRESETS:
             raise ValueError(f"unknown DIS preset {preset!r}; use one of {', '.join(DIS_PRESETS)}")
         self.frame = frame
@@ -220,6 +226,7 @@ class PairFlows:
 
     def flow(self, a: int, b: int) -> np.ndarray:
         """Flow from frame a to frame b (any two frames; neighbours are the usual case)."""
+
         def make() -> np.ndarray:
             self.computed += 1
             return dis_flow(self.image(a), self.image(b), self.preset)
@@ -239,10 +246,16 @@ class PropagatedMasks:
     ``flows`` the keyframe function reads its frames from to decode each frame once.
     """
 
-    def __init__(self, length: int, frame: Callable[[int], np.ndarray],
-                 keyframe_mask: Callable[[int], np.ndarray], interval: int,
-                 preset: str = "medium", memo: int | None = None,
-                 flows: PairFlows | None = None) -> None:
+    def __init__(
+        self,
+        length: int,
+        frame: Callable[[int], np.ndarray],
+        keyframe_mask: Callable[[int], np.ndarray],
+        interval: int,
+        preset: str = "medium",
+        memo: int | None = None,
+        flows: PairFlows | None = None,
+    ) -> None:
         self.length = int(length)
         self.interval = int(interval)
         keyframes(self.length, self.interval)  # validates the interval
@@ -263,12 +276,14 @@ class PropagatedMasks:
             start -= 1  # walk back to the keyframe or the nearest mask still memoised
         # If another thread evicted ``start`` since the check, carry it again from the keyframe
         # (never run the keyframe function on a frame between keyframes).
-        mask = self._memo.get(start, lambda: self._keyframe(start) if start == key
-                              else self._carry(key, start))
+        mask = self._memo.get(
+            start, lambda: self._keyframe(start) if start == key else self._carry(key, start)
+        )
         for i in range(start + 1, index + 1):
             prev = mask
             mask = self._memo.get(
-                i, lambda i=i, prev=prev: propagate_mask(prev, self.flows.flow(i, i - 1)))
+                i, lambda i=i, prev=prev: propagate_mask(prev, self.flows.flow(i, i - 1))
+            )
         return mask
 
     def _carry(self, key: int, index: int) -> np.ndarray:

@@ -1,4 +1,5 @@
-"""Pure image operations on float32 H×W×C arrays in [0, 1]: resize, crop, pad, adjust, blend, masks."""
+"""Pure image operations on float32 H×W×C arrays in [0, 1]: resize, crop, pad, adjust, blend,
+masks, and the PSNR that measures them."""
 
 from __future__ import annotations
 
@@ -16,8 +17,13 @@ LUMA = np.array([0.2126, 0.7152, 0.0722], np.float32)
 RESIZE_MODES = ("nearest", "bilinear", "bicubic", "lanczos", "area")
 
 
-_CV2_INTERP = {"nearest": "INTER_NEAREST_EXACT", "bilinear": "INTER_LINEAR",
-               "bicubic": "INTER_CUBIC", "lanczos": "INTER_LANCZOS4", "area": "INTER_AREA"}
+_CV2_INTERP = {
+    "nearest": "INTER_NEAREST_EXACT",
+    "bilinear": "INTER_LINEAR",
+    "bicubic": "INTER_CUBIC",
+    "lanczos": "INTER_LANCZOS4",
+    "area": "INTER_AREA",
+}
 
 
 CHANNELS = ("luminance", "r", "g", "b", "alpha")
@@ -55,8 +61,9 @@ def color_for(color: tuple[float, ...], channels: int) -> np.ndarray:
     return rgba[:channels]
 
 
-def resize(data: np.ndarray, width: int, height: int, mode: str = "bilinear",
-           keep_aspect: str = "stretch") -> np.ndarray:
+def resize(
+    data: np.ndarray, width: int, height: int, mode: str = "bilinear", keep_aspect: str = "stretch"
+) -> np.ndarray:
     """stretch: exactly width×height. fit: as large as fits inside, aspect kept (one side may
     be smaller). fill: covers width×height, aspect kept, centre-cropped to exactly that size."""
     h, w = data.shape[:2]
@@ -69,7 +76,7 @@ def resize(data: np.ndarray, width: int, height: int, mode: str = "bilinear",
     out = _resample(data, tw, th, mode)
     if keep_aspect == "fill":
         x0, y0 = (tw - width) // 2, (th - height) // 2
-        out = np.ascontiguousarray(out[y0:y0 + height, x0:x0 + width])
+        out = np.ascontiguousarray(out[y0 : y0 + height, x0 : x0 + width])
     return out
 
 
@@ -90,22 +97,37 @@ def crop(data: np.ndarray, x: int, y: int, width: int, height: int) -> np.ndarra
     """The width×height rectangle whose top-left pixel is (x, y); it must lie inside."""
     h, w = data.shape[:2]
     if x >= w:
-        raise BadInput(f"x = {x} is outside the image, which is {w} pixels wide.", "x",
-                       f"set x below {w}")
+        raise BadInput(
+            f"x = {x} is outside the image, which is {w} pixels wide.", "x", f"set x below {w}"
+        )
     if y >= h:
-        raise BadInput(f"y = {y} is outside the image, which is {h} pixels tall.", "y",
-                       f"set y below {h}")
+        raise BadInput(
+            f"y = {y} is outside the image, which is {h} pixels tall.", "y", f"set y below {h}"
+        )
     if x + width > w:
-        raise BadInput(f"x + width = {x + width} runs past the right edge ({w}).", "width",
-                       f"set width to at most {w - x}, or pad the image first")
+        raise BadInput(
+            f"x + width = {x + width} runs past the right edge ({w}).",
+            "width",
+            f"set width to at most {w - x}, or pad the image first",
+        )
     if y + height > h:
-        raise BadInput(f"y + height = {y + height} runs past the bottom edge ({h}).", "height",
-                       f"set height to at most {h - y}, or pad the image first")
-    return data[y:y + height, x:x + width].copy()
+        raise BadInput(
+            f"y + height = {y + height} runs past the bottom edge ({h}).",
+            "height",
+            f"set height to at most {h - y}, or pad the image first",
+        )
+    return data[y : y + height, x : x + width].copy()
 
 
-def pad(data: np.ndarray, top: int, bottom: int, left: int, right: int,
-        mode: str = "constant", color: tuple[float, ...] = (0.0, 0.0, 0.0, 1.0)) -> np.ndarray:
+def pad(
+    data: np.ndarray,
+    top: int,
+    bottom: int,
+    left: int,
+    right: int,
+    mode: str = "constant",
+    color: tuple[float, ...] = (0.0, 0.0, 0.0, 1.0),
+) -> np.ndarray:
     """Grow the canvas: constant fills with ``color``, edge repeats the border pixels, reflect
     mirrors the image (without repeating the edge pixel)."""
     widths = ((top, bottom), (left, right), (0, 0))
@@ -114,12 +136,18 @@ def pad(data: np.ndarray, top: int, bottom: int, left: int, right: int,
     h, w, c = data.shape
     out = np.empty((h + top + bottom, w + left + right, c), np.float32)
     out[:] = color_for(color, c)
-    out[top:top + h, left:left + w] = data
+    out[top : top + h, left : left + w] = data
     return out
 
 
-def adjust(data: np.ndarray, brightness: float = 0.0, contrast: float = 1.0,
-           saturation: float = 1.0, gamma: float = 1.0, hue: float = 0.0) -> np.ndarray:
+def adjust(
+    data: np.ndarray,
+    brightness: float = 0.0,
+    contrast: float = 1.0,
+    saturation: float = 1.0,
+    gamma: float = 1.0,
+    hue: float = 0.0,
+) -> np.ndarray:
     """In order: add brightness; scale contrast around mid-gray; mix saturation against
     luminance; rotate hue (degrees); out = in^(1/gamma). Each step at its default is skipped,
     so the defaults return the image bit for bit. Alpha is untouched."""
@@ -161,17 +189,27 @@ BLEND_MODES: dict[str, Callable[[np.ndarray, np.ndarray], np.ndarray]] = {
 }
 
 
-def blend(base: np.ndarray, overlay: np.ndarray, mode: str = "normal", opacity: float = 1.0,
-          mask: np.ndarray | None = None) -> np.ndarray:
+def blend(
+    base: np.ndarray,
+    overlay: np.ndarray,
+    mode: str = "normal",
+    opacity: float = 1.0,
+    mask: np.ndarray | None = None,
+) -> np.ndarray:
     """base + (mode(base, overlay) − base) × opacity × overlay alpha × mask. Keeps base alpha."""
     bh, bw = base.shape[:2]
     if overlay.shape[:2] != (bh, bw):
-        raise BadInput(f"overlay is {overlay.shape[1]}×{overlay.shape[0]} but base is "
-                       f"{bw}×{bh}.", "overlay",
-                       f"resize the overlay to {bw}×{bh} with image.resize first")
+        raise BadInput(
+            f"overlay is {overlay.shape[1]}×{overlay.shape[0]} but base is {bw}×{bh}.",
+            "overlay",
+            f"resize the overlay to {bw}×{bh} with image.resize first",
+        )
     if mask is not None and mask.shape != (bh, bw):
-        raise BadInput(f"mask is {mask.shape[1]}×{mask.shape[0]} but base is {bw}×{bh}.",
-                       "mask", f"resize the mask to {bw}×{bh} first")
+        raise BadInput(
+            f"mask is {mask.shape[1]}×{mask.shape[0]} but base is {bw}×{bh}.",
+            "mask",
+            f"resize the mask to {bw}×{bh} first",
+        )
     b, b_alpha = split_alpha(base)
     o, o_alpha = split_alpha(overlay)
     if b.shape[2] != o.shape[2]:  # one is gray: compose in colour
@@ -189,8 +227,9 @@ def channel_values(data: np.ndarray, channel: str) -> np.ndarray:
     """H×W values of one channel; r, g and b of a gray image are its single channel."""
     if channel == "alpha":
         if data.shape[2] != 4:
-            raise BadInput("the image has no alpha channel.", "channel",
-                           "choose luminance, r, g or b")
+            raise BadInput(
+                "the image has no alpha channel.", "channel", "choose luminance, r, g or b"
+            )
         return data[:, :, 3].copy()
     color, _ = split_alpha(data)
     if channel == "luminance":
@@ -198,8 +237,13 @@ def channel_values(data: np.ndarray, channel: str) -> np.ndarray:
     return color[:, :, 0 if color.shape[2] == 1 else "rgb".index(channel)].copy()
 
 
-def threshold_mask(data: np.ndarray, level: float = 0.5, channel: str = "luminance",
-              invert: bool = False, softness: float = 0.0) -> np.ndarray:
+def threshold_mask(
+    data: np.ndarray,
+    level: float = 0.5,
+    channel: str = "luminance",
+    invert: bool = False,
+    softness: float = 0.0,
+) -> np.ndarray:
     """1 where the channel is >= level, else 0; softness > 0 makes a linear ramp of that
     width centred on the level (soft edges for compositing)."""
     v = channel_values(data, channel)

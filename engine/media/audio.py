@@ -32,8 +32,9 @@ def first_audio(path: Path) -> tuple[int, int] | None:
         return None
 
 
-def _file_samples(path: str, start: float, count: int, rate: int, channels: int,
-                  chunk: int) -> Iterator[np.ndarray]:
+def _file_samples(
+    path: str, start: float, count: int, rate: int, channels: int, chunk: int
+) -> Iterator[np.ndarray]:
     """``count`` samples of ``path``'s first audio stream from ``start`` seconds, resampled;
     silence fills what the file lacks, so a span always has its exact length."""
     import av
@@ -42,8 +43,10 @@ def _file_samples(path: str, start: float, count: int, rate: int, channels: int,
     sent = 0
     with av.open(path) as c:
         if not c.streams.audio:
-            raise MediaError(f"{Path(path).name} has no audio stream",
-                             "take audio from a file that has sound, or choose no audio")
+            raise MediaError(
+                f"{Path(path).name} has no audio stream",
+                "take audio from a file that has sound, or choose no audio",
+            )
         s = c.streams.audio[0]
         tb = Fraction(s.time_base or Fraction(1, rate))
         if start > 0:
@@ -79,7 +82,7 @@ def _file_samples(path: str, start: float, count: int, rate: int, channels: int,
             pending.append(arr)
             have = sum(p.shape[1] for p in pending)
             if have >= chunk or sent + have >= count:
-                block = np.concatenate(pending, axis=1)[:, :count - sent]
+                block = np.concatenate(pending, axis=1)[:, : count - sent]
                 pending = []
                 sent += block.shape[1]
                 if block.shape[1]:
@@ -87,7 +90,7 @@ def _file_samples(path: str, start: float, count: int, rate: int, channels: int,
                 if sent >= count:
                     return
         if pending:
-            block = np.concatenate(pending, axis=1)[:, :count - sent]
+            block = np.concatenate(pending, axis=1)[:, : count - sent]
             sent += block.shape[1]
             yield block
     while sent < count:
@@ -96,8 +99,9 @@ def _file_samples(path: str, start: float, count: int, rate: int, channels: int,
         yield np.zeros((channels, n), np.float32)
 
 
-def audio_chunks(track: AudioTrack, rate: int | None = None, channels: int | None = None,
-                 chunk: int = 4096) -> Iterator[np.ndarray]:
+def audio_chunks(
+    track: AudioTrack, rate: int | None = None, channels: int | None = None, chunk: int = 4096
+) -> Iterator[np.ndarray]:
     """The whole track as float32 channels×n chunks at ``rate``/``channels`` (default: the
     track's), exactly round(duration × rate) samples in all."""
     rate = rate or track.sample_rate
@@ -117,15 +121,16 @@ def audio_chunks(track: AudioTrack, rate: int | None = None, channels: int | Non
             # it; a clip's worth of float audio is small next to its frames).
             n_src = max(1, round(span.source_duration * rate))
             parts = list(_file_samples(span.path, span.start, n_src, rate, channels, chunk))
-            pcm = np.concatenate(parts, axis=1) if parts else \
-                np.zeros((channels, n_src), np.float32)
+            pcm = (
+                np.concatenate(parts, axis=1) if parts else np.zeros((channels, n_src), np.float32)
+            )
             if span.reverse:
                 pcm = pcm[:, ::-1]
             if span.speed != 1.0:
                 pcm = time_stretch(pcm, rate, span.speed)
             pcm = _fit_samples(pcm, count)
             for k in range(0, count, chunk):
-                yield np.ascontiguousarray(pcm[:, k:k + chunk])
+                yield np.ascontiguousarray(pcm[:, k : k + chunk])
 
 
 def _fit_samples(pcm: np.ndarray, count: int) -> np.ndarray:
@@ -155,8 +160,9 @@ def time_stretch(pcm: np.ndarray, rate: int, factor: float) -> np.ndarray:
     channels = pcm.shape[0]
     layout = _layout(channels)
     graph = av.filter.Graph()
-    node = graph.add_abuffer(format="fltp", sample_rate=rate, layout=layout,
-                             time_base=Fraction(1, rate))
+    node = graph.add_abuffer(
+        format="fltp", sample_rate=rate, layout=layout, time_base=Fraction(1, rate)
+    )
     for f in _tempo_chain(factor):
         nxt = graph.add("atempo", f"{f:.6f}")
         node.link_to(nxt)
@@ -178,8 +184,9 @@ def time_stretch(pcm: np.ndarray, rate: int, factor: float) -> np.ndarray:
 
     step = 4096
     for k in range(0, pcm.shape[1], step):
-        frame = av.AudioFrame.from_ndarray(np.ascontiguousarray(pcm[:, k:k + step]),
-                                           format="fltp", layout=layout)
+        frame = av.AudioFrame.from_ndarray(
+            np.ascontiguousarray(pcm[:, k : k + step]), format="fltp", layout=layout
+        )
         frame.sample_rate, frame.pts, frame.time_base = rate, k, Fraction(1, rate)
         graph.push(frame)
         drain()
@@ -188,8 +195,9 @@ def time_stretch(pcm: np.ndarray, rate: int, factor: float) -> np.ndarray:
     return np.concatenate(out, axis=1) if out else np.zeros((channels, 0), np.float32)
 
 
-def decode_audio(track: AudioTrack, rate: int | None = None,
-                 channels: int | None = None) -> np.ndarray:
+def decode_audio(
+    track: AudioTrack, rate: int | None = None, channels: int | None = None
+) -> np.ndarray:
     """The whole track in memory (channels×samples): for tests and short clips."""
     ch = channels or track.channels
     parts = list(audio_chunks(track, rate, channels))

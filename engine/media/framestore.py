@@ -21,8 +21,9 @@ class FrameStore:
     back on demand, so memory stays flat however long the generation runs. The file is removed
     when the store (and every Video reading it) is gone."""
 
-    def __init__(self, width: int, height: int, channels: int = 3,
-                 folder: str | Path | None = None) -> None:
+    def __init__(
+        self, width: int, height: int, channels: int = 3, folder: str | Path | None = None
+    ) -> None:
         import weakref
 
         self.shape = (height, width, channels)

@@ -32,8 +32,13 @@ from fathom.engine.types import AudioTrack, Image, Video
 
 #: Suffixes decoded with Pillow rather than FFmpeg (FFmpeg cannot decode animated WebP).
 PILLOW_ANIMATED = (".webp",)
-INTERPOLATION = {"nearest": "POINT", "bilinear": "BILINEAR", "bicubic": "BICUBIC",
-                 "lanczos": "LANCZOS", "area": "AREA"}
+INTERPOLATION = {
+    "nearest": "POINT",
+    "bilinear": "BILINEAR",
+    "bicubic": "BICUBIC",
+    "lanczos": "LANCZOS",
+    "area": "AREA",
+}
 
 
 # --------------------------------------------------------------------------------------------
@@ -97,8 +102,10 @@ class AVReader:
             with av.open(str(self.path)) as c:
                 if not c.streams.video:
                     kinds = ", ".join(sorted({s.type for s in c.streams})) or "nothing"
-                    raise MediaError(f"{self.path.name} has no video stream (it holds "
-                                     f"{kinds})", "load a file with a video track")
+                    raise MediaError(
+                        f"{self.path.name} has no video stream (it holds {kinds})",
+                        "load a file with a video track",
+                    )
                 s = c.streams.video[0]
                 self.time_base = Fraction(s.time_base or Fraction(1, 90000))
                 self.codec = s.codec_context.name
@@ -124,26 +131,36 @@ class AVReader:
         except MediaError:
             raise
         except _av_errors() as exc:
-            raise MediaError(f"{self.path.name} cannot be decoded as video: {exc}",
-                             "check that the file is complete (re-export or re-download "
-                             "it)") from None
+            raise MediaError(
+                f"{self.path.name} cannot be decoded as video: {exc}",
+                "check that the file is complete (re-export or re-download it)",
+            ) from None
         self.pts = presentation_index(pts)
         if not self.pts or self.size[0] <= 0 or self.size[1] <= 0:
-            raise MediaError(f"{self.path.name} cannot be decoded as video: its video stream "
-                             "holds no frames", "check that the file is complete")
+            raise MediaError(
+                f"{self.path.name} cannot be decoded as video: its video stream holds no frames",
+                "check that the file is complete",
+            )
         held = float((max(end, self.pts[-1]) - self.pts[0]) * self.time_base)
         # Some containers (Matroska's DURATION tag) give the stream's end time, not its length:
         # a stream that starts late is cut only if it falls short by both readings.
         ends = float(max(end, self.pts[-1]) * self.time_base)
-        short = truncated(declared_s, held, len(self.pts)) and \
-            truncated(declared_s, ends, len(self.pts))
+        short = truncated(declared_s, held, len(self.pts)) and truncated(
+            declared_s, ends, len(self.pts)
+        )
         if declared_frames > len(self.pts) + preroll or short:
-            said = f"{declared_frames} frames" if declared_frames > len(self.pts) else \
-                f"{declared_s:.2f} s"
-            raise MediaError(f"{self.path.name} cannot be decoded as video: it is truncated "
-                             f"(its header says {said}, the file holds {len(self.pts)} frames, "
-                             f"{held:.2f} s)", "re-export or re-download it; to keep what is "
-                             "there, remux it: `ffmpeg -i in.mkv -c copy out.mkv`")
+            said = (
+                f"{declared_frames} frames"
+                if declared_frames > len(self.pts)
+                else f"{declared_s:.2f} s"
+            )
+            raise MediaError(
+                f"{self.path.name} cannot be decoded as video: it is truncated "
+                f"(its header says {said}, the file holds {len(self.pts)} frames, "
+                f"{held:.2f} s)",
+                "re-export or re-download it; to keep what is "
+                "there, remux it: `ffmpeg -i in.mkv -c copy out.mkv`",
+            )
         where = {p: i for i, p in enumerate(self.pts)}
         self._where = where
         self.keyframes = sorted({where[k] for k in keys if k in where}) or [0]
@@ -186,8 +203,10 @@ class AVReader:
     def _index_of(self, frame: Any) -> int:
         stamp = frame.pts
         if stamp is None:
-            raise MediaError(f"{self.path.name}: a decoded frame has no timestamp",
-                             "re-encode the file (e.g. `ffmpeg -i in -c:v libx264 out.mp4`)")
+            raise MediaError(
+                f"{self.path.name}: a decoded frame has no timestamp",
+                "re-encode the file (e.g. `ffmpeg -i in -c:v libx264 out.mp4`)",
+            )
         j = self._where.get(int(stamp))
         if j is None:  # a stamp the demuxer never announced: place it by time
             j = max(0, bisect.bisect_right(self.pts, int(stamp)) - 1)
@@ -201,9 +220,10 @@ class AVReader:
             return None
         except _av_errors() as exc:
             self._frames, self._pos = None, None
-            raise MediaError(f"{self.path.name} is damaged: decoding failed ({exc})",
-                             "check that the file is complete (re-export or re-download "
-                             "it)") from None
+            raise MediaError(
+                f"{self.path.name} is damaged: decoding failed ({exc})",
+                "check that the file is complete (re-export or re-download it)",
+            ) from None
         self.decoded += 1
         j = self._index_of(fr)
         self._cache.put(j, fr)
@@ -230,8 +250,11 @@ class AVReader:
             while True:
                 fr = self._next()
                 if fr is None:
-                    raise MediaError(f"frame {index} of {self.path.name} could not be decoded "
-                                     "(the stream ends early)", "check that the file is complete")
+                    raise MediaError(
+                        f"frame {index} of {self.path.name} could not be decoded "
+                        "(the stream ends early)",
+                        "check that the file is complete",
+                    )
                 if fresh and self._pos > index and tries < 3:
                     # The seek landed after the target (demuxers that seek by dts can):
                     # start from the keyframe before, finally from the first frame.
@@ -250,8 +273,9 @@ class AVReader:
         self._frames = iter(self._container.decode(self._stream))
         self._pos = None
 
-    def array(self, index: int, size: tuple[int, int] | None = None,
-              interpolation: str = "area") -> np.ndarray:
+    def array(
+        self, index: int, size: tuple[int, int] | None = None, interpolation: str = "area"
+    ) -> np.ndarray:
         """uint8 H×W×3 RGB, scaled inside FFmpeg when ``size`` differs (cheaper than numpy)."""
         fr = self.av_frame(index)
         w, h = size or self.size
@@ -259,8 +283,9 @@ class AVReader:
         return reformat(fr, w, h, "rgb24", interp).to_ndarray()
 
 
-def reformat(frame: Any, width: int, height: int, fmt: str | None = None,
-             interpolation: Any = None) -> Any:
+def reformat(
+    frame: Any, width: int, height: int, fmt: str | None = None, interpolation: Any = None
+) -> Any:
     """Convert/scale an ``av.VideoFrame`` with a converter of its own.
 
     ``VideoFrame.reformat`` reuses one converter per frame object and runs it without the GIL:
@@ -288,12 +313,15 @@ class PillowReader:
             # Timing is known once a frame is loaded; the last frame's end is the total.
             self._im.seek(self.length - 1)
             self._im.load()
-            total = float(self._im.info.get("timestamp") or 0) + \
-                float(self._im.info.get("duration") or 0)
+            total = float(self._im.info.get("timestamp") or 0) + float(
+                self._im.info.get("duration") or 0
+            )
             self._im.seek(0)
         except Exception as exc:  # noqa: BLE001 - Pillow raises many types on bad files
-            raise MediaError(f"{self.path.name} cannot be decoded as an animation: {exc}",
-                             "check that the file is complete") from None
+            raise MediaError(
+                f"{self.path.name} cannot be decoded as an animation: {exc}",
+                "check that the file is complete",
+            ) from None
         self.size = self._im.size
         self.fps = 1000.0 * self.length / total if total > 0 else 24.0
         self.keyframes = [0]
@@ -301,8 +329,9 @@ class PillowReader:
     def close(self) -> None:
         self._im.close()
 
-    def array(self, index: int, size: tuple[int, int] | None = None,
-              interpolation: str = "area") -> np.ndarray:
+    def array(
+        self, index: int, size: tuple[int, int] | None = None, interpolation: str = "area"
+    ) -> np.ndarray:
         with self._lock:
             self._im.seek(index)
             arr = np.asarray(self._im.convert("RGB"), np.uint8)
@@ -314,8 +343,9 @@ class SequenceReader:
     """Numbered image files as frames; ``read`` decodes one file to float [0, 1] (the node
     passes the image loader so EXR and 16-bit PNG read exactly as single images do)."""
 
-    def __init__(self, files: Sequence[Path], fps: float,
-                 read: Callable[[Path], np.ndarray]) -> None:
+    def __init__(
+        self, files: Sequence[Path], fps: float, read: Callable[[Path], np.ndarray]
+    ) -> None:
         self.files = list(files)
         self.fps = float(fps)
         self.length = len(self.files)
@@ -330,14 +360,17 @@ class SequenceReader:
     def close(self) -> None:
         pass
 
-    def image(self, index: int, size: tuple[int, int] | None = None,
-              interpolation: str = "area") -> np.ndarray:
+    def image(
+        self, index: int, size: tuple[int, int] | None = None, interpolation: str = "area"
+    ) -> np.ndarray:
         data = self._read(self.files[index])
         self.decoded += 1
         if data.shape[1::-1] != self.size:
-            raise MediaError(f"{self.files[index].name} is {data.shape[1]}×{data.shape[0]}, "
-                             f"the sequence is {self.size[0]}×{self.size[1]}",
-                             "make every image of the sequence the same size")
+            raise MediaError(
+                f"{self.files[index].name} is {data.shape[1]}×{data.shape[0]}, "
+                f"the sequence is {self.size[0]}×{self.size[1]}",
+                "make every image of the sequence the same size",
+            )
         return _scaled(data, size, interpolation)
 
 
@@ -346,8 +379,13 @@ def _scaled(arr: np.ndarray, size: tuple[int, int] | None, interpolation: str) -
         return arr
     import cv2
 
-    names = {"nearest": "INTER_NEAREST_EXACT", "bilinear": "INTER_LINEAR",
-             "bicubic": "INTER_CUBIC", "lanczos": "INTER_LANCZOS4", "area": "INTER_AREA"}
+    names = {
+        "nearest": "INTER_NEAREST_EXACT",
+        "bilinear": "INTER_LINEAR",
+        "bicubic": "INTER_CUBIC",
+        "lanczos": "INTER_LANCZOS4",
+        "area": "INTER_AREA",
+    }
     out = cv2.resize(arr, size, interpolation=getattr(cv2, names[interpolation]))
     return out if out.ndim == arr.ndim else out[:, :, None]
 
@@ -357,9 +395,11 @@ def open_reader(path: Path, fps: float, read_image: Callable[[Path], np.ndarray]
     if path.is_dir() or sequence_pattern(str(path)) is not None:
         files = list_sequence(path)
         if not files:
-            raise MediaError(f"no images match {path}",
-                             "point `path` at a folder of images or a pattern like "
-                             "frames/%04d.png that matches existing files")
+            raise MediaError(
+                f"no images match {path}",
+                "point `path` at a folder of images or a pattern like "
+                "frames/%04d.png that matches existing files",
+            )
         return SequenceReader(files, fps, read_image)
     if not path.is_file():
         raise MediaError(f"file {path} does not exist", "point `path` at an existing video file")
@@ -376,9 +416,16 @@ class FileVideo(Video):
     """A Video read from a file, keeping the file's fast paths: slicing stays a file view, and
     ``scaled`` resizes inside FFmpeg; a writer can take ``av_frame`` and skip RGB altogether."""
 
-    def __init__(self, reader: Any, start: int = 0, length: int | None = None,
-                 size: tuple[int, int] | None = None, interpolation: str = "area",
-                 audio: AudioTrack | None = None, source: str = "") -> None:
+    def __init__(
+        self,
+        reader: Any,
+        start: int = 0,
+        length: int | None = None,
+        size: tuple[int, int] | None = None,
+        interpolation: str = "area",
+        audio: AudioTrack | None = None,
+        source: str = "",
+    ) -> None:
         self.reader = reader
         self.start = start
         self.interpolation = interpolation
@@ -416,15 +463,24 @@ class FileVideo(Video):
             fr = reformat(fr, w, h, None, INTERPOLATION[self.interpolation])
         return fr
 
-    def _view(self, start: int, length: int, size: tuple[int, int] | None,
-              interpolation: str, audio: AudioTrack | None) -> FileVideo:
+    def _view(
+        self,
+        start: int,
+        length: int,
+        size: tuple[int, int] | None,
+        interpolation: str,
+        audio: AudioTrack | None,
+    ) -> FileVideo:
         return FileVideo(self.reader, start, length, size, interpolation, audio, self.source)
 
     def slice(self, start: int, stop: int) -> Video:
         start, stop = max(0, start), min(self.length, stop)
         n = max(0, stop - start)
-        audio = None if self.audio is None else \
-            self.audio.slice(start / self.fps, (start + n) / self.fps)
+        audio = (
+            None
+            if self.audio is None
+            else self.audio.slice(start / self.fps, (start + n) / self.fps)
+        )
         return self._view(self.start + start, n, self.size, self.interpolation, audio)
 
     def scaled(self, width: int, height: int, interpolation: str = "area") -> Video:
@@ -445,5 +501,3 @@ class FileVideo(Video):
 
 # --------------------------------------------------------------------------------------------
 # Spill store for generated frames
-
-

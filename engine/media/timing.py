@@ -34,14 +34,18 @@ def average_fps(pts: Sequence[int], time_base: Fraction, declared: float | None)
     measured = None
     if n > 1 and pts[-1] > pts[0]:
         measured = (n - 1) / float((pts[-1] - pts[0]) * time_base)
-    if declared and declared > 0 and (measured is None or abs(declared - measured) <= 0.01 *
-                                      measured):
+    if (
+        declared
+        and declared > 0
+        and (measured is None or abs(declared - measured) <= 0.01 * measured)
+    ):
         return float(declared)
     return float(measured or declared or 24.0)
 
 
-def declared_seconds(duration: int | None, time_base: Fraction,
-                     metadata: dict[str, str]) -> float | None:
+def declared_seconds(
+    duration: int | None, time_base: Fraction, metadata: dict[str, str]
+) -> float | None:
     """The stream length the file's header claims (Matroska keeps it as a DURATION tag)."""
     if duration:
         return float(duration * time_base)
@@ -98,8 +102,11 @@ def _natural_key(name: str) -> tuple[Any, ...]:
 def list_sequence(path: Path) -> list[Path]:
     """The image files of a folder, or matching a pattern, in frame order."""
     if path.is_dir():
-        files = [p for p in path.iterdir() if p.suffix.lower() in SEQUENCE_SUFFIXES
-                 and not p.name.startswith(".")]
+        files = [
+            p
+            for p in path.iterdir()
+            if p.suffix.lower() in SEQUENCE_SUFFIXES and not p.name.startswith(".")
+        ]
     else:
         rx = sequence_pattern(str(path))
         if rx is None or not path.parent.is_dir():

@@ -29,8 +29,9 @@ def seconds_to_frame(t: float, fps: float) -> int:
     return int(math.ceil(t * fps - _EPS))
 
 
-def trim_range(length: int, fps: float, start: float, end: float | None,
-               unit: str = "frames") -> tuple[int, int]:
+def trim_range(
+    length: int, fps: float, start: float, end: float | None, unit: str = "frames"
+) -> tuple[int, int]:
     """[a, b) frame indices of a trim; ``end`` is exclusive (None: to the end), clamped to the
     clip. Frames must be whole numbers; seconds pick the frames that start inside the span."""
     if unit == "frames":
@@ -160,9 +161,14 @@ def wipe_mask(height: int, width: int, t: float, direction: str) -> np.ndarray:
     return np.ascontiguousarray(m)[:, :, None]
 
 
-def transition_frame(a: np.ndarray, b: np.ndarray, t: float, kind: str,
-                     direction: str = "left",
-                     color: Sequence[float] = (0.0, 0.0, 0.0)) -> np.ndarray:
+def transition_frame(
+    a: np.ndarray,
+    b: np.ndarray,
+    t: float,
+    kind: str,
+    direction: str = "left",
+    color: Sequence[float] = (0.0, 0.0, 0.0),
+) -> np.ndarray:
     """One frame of a transition from ``a`` to ``b`` at progress ``t`` in [0, 1]."""
     a, b = match_channels(a, b)
     if kind == "crossfade":
@@ -173,7 +179,7 @@ def transition_frame(a: np.ndarray, b: np.ndarray, t: float, kind: str,
     if kind == "dip":
         c = np.asarray(color, np.float32)
         col = np.empty_like(a)
-        col[:] = c[:a.shape[2]] if a.shape[2] > 1 else c[:3].mean()
+        col[:] = c[: a.shape[2]] if a.shape[2] > 1 else c[:3].mean()
         if a.shape[2] == 4:
             col[:, :, 3] = 1.0
         if t < 0.5:
@@ -184,8 +190,9 @@ def transition_frame(a: np.ndarray, b: np.ndarray, t: float, kind: str,
     raise ValueError(f"transition must be one of {TRANSITIONS}, got {kind!r}")
 
 
-def pad_center(fit: np.ndarray, width: int, height: int,
-               color: Sequence[float] = (0.0, 0.0, 0.0)) -> np.ndarray:
+def pad_center(
+    fit: np.ndarray, width: int, height: int, color: Sequence[float] = (0.0, 0.0, 0.0)
+) -> np.ndarray:
     """Centre an image that fits inside width×height on a ``color`` canvas (letterboxing)."""
     c = fit.shape[2]
     out = np.empty((height, width, c), np.float32)
@@ -195,12 +202,11 @@ def pad_center(fit: np.ndarray, width: int, height: int,
         out[:, :, 3] = 1.0
     fh, fw = min(height, fit.shape[0]), min(width, fit.shape[1])
     y0, x0 = (height - fh) // 2, (width - fw) // 2
-    out[y0:y0 + fh, x0:x0 + fw] = fit[:fh, :fw]
+    out[y0 : y0 + fh, x0 : x0 + fw] = fit[:fh, :fw]
     return out
 
 
-def composite(base: np.ndarray, layer: np.ndarray, alpha: np.ndarray, x: int,
-              y: int) -> np.ndarray:
+def composite(base: np.ndarray, layer: np.ndarray, alpha: np.ndarray, x: int, y: int) -> np.ndarray:
     """``layer`` (h×w×C) over ``base`` with its top-left at (x, y), weighted by ``alpha``
     (h×w×1); parts outside the base are cut off. Returns a new array."""
     out = base.copy()
@@ -209,8 +215,8 @@ def composite(base: np.ndarray, layer: np.ndarray, alpha: np.ndarray, x: int,
     x0, y0, x1, y1 = max(0, x), max(0, y), min(bw, x + w), min(bh, y + h)
     if x1 <= x0 or y1 <= y0:
         return out
-    lay = layer[y0 - y:y1 - y, x0 - x:x1 - x]
-    a = alpha[y0 - y:y1 - y, x0 - x:x1 - x]
+    lay = layer[y0 - y : y1 - y, x0 - x : x1 - x]
+    a = alpha[y0 - y : y1 - y, x0 - x : x1 - x]
     region = out[y0:y1, x0:x1]
     lay, region = _to_channels(lay, region.shape[2]), region
     if lay.shape[2] != region.shape[2]:  # an RGB layer on a gray base: use its luminance
@@ -258,8 +264,7 @@ def parse_keyframes(text: str, dims: int) -> list[tuple[float, tuple[float, ...]
     return sorted(out.items())
 
 
-def interpolate(keys: Sequence[tuple[float, tuple[float, ...]]], frame: float) -> tuple[
-        float, ...]:
+def interpolate(keys: Sequence[tuple[float, tuple[float, ...]]], frame: float) -> tuple[float, ...]:
     """Linear between keyframes, held outside them."""
     if frame <= keys[0][0]:
         return keys[0][1]
@@ -305,8 +310,9 @@ def render_text(text: str, size: int, font: str = "") -> np.ndarray:
     return cover
 
 
-def place(width: int, height: int, box_w: int, box_h: int, x: float, y: float,
-          anchor: str = "center") -> tuple[int, int]:
+def place(
+    width: int, height: int, box_w: int, box_h: int, x: float, y: float, anchor: str = "center"
+) -> tuple[int, int]:
     """Top-left pixel of a box whose anchor sits at normalised (x, y) of the frame."""
     px, py = x * width, y * height
     if anchor == "center":

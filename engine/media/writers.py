@@ -20,13 +20,26 @@ from fathom.engine.types import AudioTrack
 
 #: Container suffixes PyAV writes, with the video codec and (None: no sound) audio codec.
 CONTAINERS: dict[str, tuple[str, str | None]] = {
-    ".mp4": ("libx264", "aac"), ".mov": ("libx264", "aac"), ".mkv": ("libx264", "aac"),
-    ".webm": ("libvpx-vp9", "libopus"), ".gif": ("gif", None), ".webp": ("libwebp_anim", None),
+    ".mp4": ("libx264", "aac"),
+    ".mov": ("libx264", "aac"),
+    ".mkv": ("libx264", "aac"),
+    ".webm": ("libvpx-vp9", "libopus"),
+    ".gif": ("gif", None),
+    ".webp": ("libwebp_anim", None),
 }
 
 
-X264_PRESETS = ("ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow",
-                "slower", "veryslow")
+X264_PRESETS = (
+    "ultrafast",
+    "superfast",
+    "veryfast",
+    "faster",
+    "fast",
+    "medium",
+    "slow",
+    "slower",
+    "veryslow",
+)
 
 
 def to_uint8(data: np.ndarray) -> np.ndarray:
@@ -38,8 +51,7 @@ def to_uint8(data: np.ndarray) -> np.ndarray:
     return cv2.convertScaleAbs(positive, alpha=255.0)
 
 
-def prefetch(read: Callable[[int], Any], count: int,
-             depth: int = 3) -> Generator[Any, None, None]:
+def prefetch(read: Callable[[int], Any], count: int, depth: int = 3) -> Generator[Any, None, None]:
     """``read(0..count-1)`` in order, computed up to ``depth`` items ahead on a worker thread:
     decoding and pixel work (which release the GIL) overlap the encoder, and at most
     ``depth`` frames wait in memory. Errors surface at the item that raised them."""
@@ -84,8 +96,15 @@ _STAMP_LOCK = threading.Lock()
 class ContainerWriter:
     """Streams frames (and audio in step with them) into one container file."""
 
-    def __init__(self, path: Path, size: tuple[int, int], fps: float, quality: int = 20,
-                 preset: str = "medium", audio: AudioTrack | None = None) -> None:
+    def __init__(
+        self,
+        path: Path,
+        size: tuple[int, int],
+        fps: float,
+        quality: int = 20,
+        preset: str = "medium",
+        audio: AudioTrack | None = None,
+    ) -> None:
         import av
 
         suffix = path.suffix.lower()
@@ -102,8 +121,15 @@ class ContainerWriter:
             self._out.close()  # a bad option must not leave the temp file open
             raise
 
-    def _setup(self, vcodec: str, acodec: str | None, fps: float, quality: int, preset: str,
-               audio: AudioTrack | None) -> None:
+    def _setup(
+        self,
+        vcodec: str,
+        acodec: str | None,
+        fps: float,
+        quality: int,
+        preset: str,
+        audio: AudioTrack | None,
+    ) -> None:
         w, h = self.size
         rate = Fraction(fps).limit_denominator(1001)
         self._rate = rate
@@ -115,14 +141,20 @@ class ContainerWriter:
             v.options = {"crf": str(quality), "preset": preset}
         elif vcodec == "libvpx-vp9":
             v.pix_fmt = "yuv420p"
-            v.options = {"crf": str(quality), "b": "0", "row-mt": "1", "deadline": "good",
-                         "cpu-used": "4" if preset in X264_PRESETS[:5] else "2"}
+            v.options = {
+                "crf": str(quality),
+                "b": "0",
+                "row-mt": "1",
+                "deadline": "good",
+                "cpu-used": "4" if preset in X264_PRESETS[:5] else "2",
+            }
         elif vcodec == "gif":
             v.pix_fmt = "rgb8"
         else:  # animated WebP: quality 0 is lossless, like CRF 0
             v.pix_fmt = "yuv420p" if quality else "bgra"
-            v.options = {"lossless": "1"} if quality == 0 else \
-                {"quality": str(max(0, 100 - 2 * quality))}
+            v.options = (
+                {"lossless": "1"} if quality == 0 else {"quality": str(max(0, 100 - 2 * quality))}
+            )
         self._v = v
         self._count = 0
         self._a: Any = None
@@ -148,8 +180,7 @@ class ContainerWriter:
                 arr = np.repeat(arr.reshape(arr.shape[0], arr.shape[1], 1), 3, axis=2)
             w, h = self.size
             arr = np.ascontiguousarray(arr[:h, :w, :4])
-            frame = av.VideoFrame.from_ndarray(arr, format="rgba" if arr.shape[2] == 4
-                                               else "rgb24")
+            frame = av.VideoFrame.from_ndarray(arr, format="rgba" if arr.shape[2] == 4 else "rgb24")
         w, h = self.size
         if (frame.width, frame.height) != (w, h) or frame.format.name != self._v.pix_fmt:
             frame = reformat(frame, w, h, self._v.pix_fmt)
@@ -173,8 +204,9 @@ class ContainerWriter:
             except StopIteration:
                 self._audio = None
                 return
-            af = av.AudioFrame.from_ndarray(np.ascontiguousarray(block), format="fltp",
-                                            layout=_layout(self._ach))
+            af = av.AudioFrame.from_ndarray(
+                np.ascontiguousarray(block), format="fltp", layout=_layout(self._ach)
+            )
             af.sample_rate = self._arate
             af.pts = self.samples
             af.time_base = Fraction(1, self._arate)
@@ -212,8 +244,9 @@ class SequenceWriter:
         self.name = pattern.name
         self._write = write
         self.folder.parent.mkdir(parents=True, exist_ok=True)
-        self.tmp = Path(tempfile.mkdtemp(prefix=f".{self.folder.name}.", suffix=".tmp",
-                                         dir=self.folder.parent))
+        self.tmp = Path(
+            tempfile.mkdtemp(prefix=f".{self.folder.name}.", suffix=".tmp", dir=self.folder.parent)
+        )
         self.count = 0
 
     def write(self, index: int, data: np.ndarray) -> None:
@@ -224,8 +257,11 @@ class SequenceWriter:
         os.chmod(self.tmp, 0o777 & ~_umask())
         old = None
         if self.folder.exists():
-            old = Path(tempfile.mkdtemp(prefix=f".{self.folder.name}.", suffix=".old",
-                                        dir=self.folder.parent))
+            old = Path(
+                tempfile.mkdtemp(
+                    prefix=f".{self.folder.name}.", suffix=".old", dir=self.folder.parent
+                )
+            )
             os.replace(self.folder, old / "x")
         os.replace(self.tmp, self.folder)
         if old is not None:

@@ -7,13 +7,19 @@ recognises out-of-memory errors.
 """
 
 from fathom.engine.models.locate import (
-           ModelError,
-           list_models,
-           locate_model,
-           model_folders,
-           pull_model,
+    ModelError,
+    list_models,
+    locate_model,
+    model_folders,
+    pull_model,
 )
 from fathom.engine.models.manager import ModelManager
 
-__all__ = ["ModelError", "ModelManager", "list_models", "locate_model", "model_folders",
-           "pull_model"]
+__all__ = [
+    "ModelError",
+    "ModelManager",
+    "list_models",
+    "locate_model",
+    "model_folders",
+    "pull_model",
+]

@@ -54,22 +54,26 @@ def diffusers_dtype(dtype: Any) -> dict[str, Any]:
     """The dtype keyword diffusers' loaders take: ``dtype`` from 0.36, ``torch_dtype`` before."""
     from diffusers.utils import deprecation_utils
 
-    return ({"dtype": dtype} if hasattr(deprecation_utils, "_resolve_dtype")
-            else {"torch_dtype": dtype})
+    return (
+        {"dtype": dtype} if hasattr(deprecation_utils, "_resolve_dtype") else {"torch_dtype": dtype}
+    )
 
 
 def _load_part(lib: str, cls_name: str, folder: Path, dtype: Any) -> Any:
     module = importlib.import_module(lib)
     cls = getattr(module, cls_name, None)
     if cls is None:
-        raise ModelError(f"{folder}: {lib} has no class {cls_name}; update {lib} or check the "
-                         "model's model_index.json.")
+        raise ModelError(
+            f"{folder}: {lib} has no class {cls_name}; update {lib} or check the "
+            "model's model_index.json."
+        )
     import torch
 
     variant = {"variant": v} if (v := weights_variant(folder)) else {}
     if lib == "diffusers" and issubclass(cls, torch.nn.Module):
-        return cls.from_pretrained(folder, **diffusers_dtype(dtype), use_safetensors=True,
-                                   **variant).eval()
+        return cls.from_pretrained(
+            folder, **diffusers_dtype(dtype), use_safetensors=True, **variant
+        ).eval()
     if lib == "transformers" and issubclass(cls, torch.nn.Module):
         return cls.from_pretrained(folder, dtype=dtype, use_safetensors=True, **variant).eval()
     return cls.from_pretrained(folder)  # tokenizers, schedulers: configs only
@@ -78,14 +82,18 @@ def _load_part(lib: str, cls_name: str, folder: Path, dtype: Any) -> Any:
 def _from_folder(path: Path, dtype: Any) -> dict[str, Any]:
     index_file = path / "model_index.json"
     if not index_file.is_file():
-        raise ModelError(f"{path} is not a diffusers pipeline folder (no model_index.json). "
-                         "Fix: point the node at the model's top folder, or at a single "
-                         ".safetensors checkpoint.")
+        raise ModelError(
+            f"{path} is not a diffusers pipeline folder (no model_index.json). "
+            "Fix: point the node at the model's top folder, or at a single "
+            ".safetensors checkpoint."
+        )
     index = json.loads(index_file.read_text("utf-8"))
     if "text_encoder_2" in index:
-        raise ModelError(f"{path} is a {index.get('_class_name')} model (two text encoders, "
-                         "SDXL-style); the generation nodes run Stable Diffusion 1.x/2.x-style "
-                         "models. Fix: choose an SD 1.5/2.x-family model.")
+        raise ModelError(
+            f"{path} is a {index.get('_class_name')} model (two text encoders, "
+            "SDXL-style); the generation nodes run Stable Diffusion 1.x/2.x-style "
+            "models. Fix: choose an SD 1.5/2.x-family model."
+        )
     parts: dict[str, Any] = {}
     for name, spec in index.items():
         if name.startswith("_") or name in NOT_LOADED or not isinstance(spec, list):
@@ -94,14 +102,18 @@ def _from_folder(path: Path, dtype: Any) -> dict[str, Any]:
         if lib is None or cls_name is None:
             continue
         if lib not in ALLOWED_LIBRARIES:
-            raise ModelError(f"{path}: component '{name}' comes from {lib!r}; Fathom loads "
-                             "components from diffusers and transformers only (no remote code).")
+            raise ModelError(
+                f"{path}: component '{name}' comes from {lib!r}; Fathom loads "
+                "components from diffusers and transformers only (no remote code)."
+            )
         parts[name] = _load_part(lib, cls_name, path / name, dtype)
     missing = [r for r in REQUIRED if parts.get(r) is None]
     if missing:
-        raise ModelError(f"{path} ({index.get('_class_name')}) has no {', '.join(missing)}: the "
-                         "generation nodes need a Stable Diffusion-style model (unet, vae, "
-                         "text_encoder, tokenizer, scheduler).")
+        raise ModelError(
+            f"{path} ({index.get('_class_name')}) has no {', '.join(missing)}: the "
+            "generation nodes need a Stable Diffusion-style model (unet, vae, "
+            "text_encoder, tokenizer, scheduler)."
+        )
     parts["tiny_vae"] = _tiny_beside(path, dtype)
     return {k: parts.get(k) for k in (*REQUIRED, "tiny_vae")}
 
@@ -130,8 +142,10 @@ def _single_file_config(path: Path) -> Path:
     repo = fetch_diffusers_config(checkpoint)["pretrained_model_name_or_path"]
     del checkpoint
     if family.startswith("xl") or "xl" in repo:
-        raise ModelError(f"{path.name} is an SDXL-family checkpoint ({family}); the generation "
-                         "nodes run Stable Diffusion 1.x/2.x-style models.")
+        raise ModelError(
+            f"{path.name} is an SDXL-family checkpoint ({family}); the generation "
+            "nodes run Stable Diffusion 1.x/2.x-style models."
+        )
     try:
         return locate_model(repo)
     except ModelError:
@@ -139,7 +153,8 @@ def _single_file_config(path: Path) -> Path:
             f"{path.name} is a single-file '{family}' checkpoint; building it needs that model "
             f"family's diffusers configuration ({repo}), which is not on this machine. Fix: run "
             f"`fathom models pull {repo} --configs-only` once (a few kB, needs the internet), "
-            f"or put a diffusers config folder at {path.with_suffix('.config')}.") from None
+            f"or put a diffusers config folder at {path.with_suffix('.config')}."
+        ) from None
 
 
 def _from_single_file(path: Path, dtype: Any) -> dict[str, Any]:
@@ -148,12 +163,19 @@ def _from_single_file(path: Path, dtype: Any) -> dict[str, Any]:
     config = _single_file_config(path)
     try:
         pipe = StableDiffusionPipeline.from_single_file(
-            str(path), config=str(config), **diffusers_dtype(dtype), local_files_only=True,
-            safety_checker=None, requires_safety_checker=False)
-    except Exception as exc:  # noqa: BLE001 - diffusers raises many types for bad files
-        raise ModelError(f"{path.name} could not be loaded as a Stable Diffusion checkpoint "
-                         f"with the configuration in {config}: {type(exc).__name__}: "
-                         f"{str(exc).splitlines()[0] if str(exc) else ''}") from exc
+            str(path),
+            config=str(config),
+            **diffusers_dtype(dtype),
+            local_files_only=True,
+            safety_checker=None,
+            requires_safety_checker=False,
+        )
+    except Exception as exc:
+        raise ModelError(
+            f"{path.name} could not be loaded as a Stable Diffusion checkpoint "
+            f"with the configuration in {config}: {type(exc).__name__}: "
+            f"{str(exc).splitlines()[0] if str(exc) else ''}"
+        ) from exc
     parts = {k: getattr(pipe, k) for k in REQUIRED}
     for m in ("unet", "vae", "text_encoder"):
         parts[m].eval()
@@ -196,8 +218,11 @@ def place(comps: Any, offload: str = "auto") -> str:
     if device.startswith("cuda"):
         need = module_nbytes(_modules(comps))
         largest = max(module_nbytes(m) for m in _modules(comps))
-        mode = offload if offload != "auto" else choose_offload(need, free_device_memory(device),
-                                                                largest)
+        mode = (
+            offload
+            if offload != "auto"
+            else choose_offload(need, free_device_memory(device), largest)
+        )
     apply_offload(comps, mode)
     return mode
 

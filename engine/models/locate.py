@@ -24,8 +24,22 @@ from fathom.engine.errors import FathomError
 
 PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".ckpt", ".pkl")
 #: Everything but pickle weights and other frameworks' files: what ``pull_model`` fetches.
-PULL_IGNORE = ["*.bin", "*.ckpt", "*.pt", "*.pth", "*.pkl", "*.msgpack", "*.h5", "*.onnx",
-               "*.onnx_data", "*.ot", "*.tflite", "*.mlmodel", "*.mlpackage/*", "*.gguf"]
+PULL_IGNORE = [
+    "*.bin",
+    "*.ckpt",
+    "*.pt",
+    "*.pth",
+    "*.pkl",
+    "*.msgpack",
+    "*.h5",
+    "*.onnx",
+    "*.onnx_data",
+    "*.ot",
+    "*.tflite",
+    "*.mlmodel",
+    "*.mlpackage/*",
+    "*.gguf",
+]
 CONFIG_PATTERNS = ["*.json", "*.txt", "*.model", "*.yaml"]
 
 
@@ -34,9 +48,10 @@ class ModelError(FathomError):
 
 
 CONVERT_HINT = (
-    "Fix: convert it once, on a machine where you trust the file, e.g. `python -c \"from "
+    'Fix: convert it once, on a machine where you trust the file, e.g. `python -c "from '
     "diffusers import StableDiffusionPipeline as P; P.from_single_file('model.ckpt')"
-    ".save_pretrained('model', safe_serialization=True)\"`, and point the node at the new folder.")
+    ".save_pretrained('model', safe_serialization=True)\"`, and point the node at the new folder."
+)
 
 
 # ---- settings ---------------------------------------------------------------------------------
@@ -93,8 +108,13 @@ def hub_cache() -> Path:
 
 def looks_like_hub_id(source: str) -> bool:
     parts = source.split("/")
-    return (len(parts) == 2 and all(parts) and "\\" not in source
-            and not source.startswith((".", "~")) and not source.endswith(".safetensors"))
+    return (
+        len(parts) == 2
+        and all(parts)
+        and "\\" not in source
+        and not source.startswith((".", "~"))
+        and not source.endswith(".safetensors")
+    )
 
 
 # ---- resolving --------------------------------------------------------------------------------
@@ -104,8 +124,11 @@ def _from_hub_cache(source: str, cache_dir: Path | None) -> Path | None:
     try:
         from huggingface_hub import snapshot_download
 
-        return Path(snapshot_download(source, local_files_only=True,
-                                      cache_dir=str(cache_dir) if cache_dir else None))
+        return Path(
+            snapshot_download(
+                source, local_files_only=True, cache_dir=str(cache_dir) if cache_dir else None
+            )
+        )
     except Exception:  # noqa: BLE001 - any hub failure means 'not available offline'
         return None
 
@@ -113,12 +136,15 @@ def _from_hub_cache(source: str, cache_dir: Path | None) -> Path | None:
 def locate_model(source: str, base_dir: Path | None = None) -> Path:
     """The folder or file a model reference names; ModelError lists every place tried."""
     if not source or not source.strip():
-        raise ModelError("no model was given. Fix: set the node's model to a folder, a "
-                         ".safetensors file or a Hugging Face id.")
+        raise ModelError(
+            "no model was given. Fix: set the node's model to a folder, a "
+            ".safetensors file or a Hugging Face id."
+        )
     tried: list[str] = []
     p = Path(source).expanduser()
-    candidates = [p] if p.is_absolute() else (
-        ([base_dir / p] if base_dir is not None else []) + [p])
+    candidates = (
+        [p] if p.is_absolute() else (([base_dir / p] if base_dir is not None else []) + [p])
+    )
     for folder in model_folders():
         if not p.is_absolute():
             candidates += [folder / p, folder / (source + ".safetensors")]
@@ -139,10 +165,15 @@ def locate_model(source: str, base_dir: Path | None = None) -> Path:
         if hit is not None:
             return hit
     places = "\n".join(f"    {t}" for t in tried)
-    fix = (f"download it with `fathom models pull {source}`" if looks_like_hub_id(source)
-           else "give the path of a model folder or .safetensors file")
-    raise ModelError(f"model {source!r} was not found. Looked in:\n{places}\n  Fix: {fix}, or "
-                     "put it in a models folder (FATHOM_MODELS or the Models folder setting).")
+    fix = (
+        f"download it with `fathom models pull {source}`"
+        if looks_like_hub_id(source)
+        else "give the path of a model folder or .safetensors file"
+    )
+    raise ModelError(
+        f"model {source!r} was not found. Looked in:\n{places}\n  Fix: {fix}, or "
+        "put it in a models folder (FATHOM_MODELS or the Models folder setting)."
+    )
 
 
 def safetensors_files(path: Path) -> list[Path]:
@@ -151,10 +182,12 @@ def safetensors_files(path: Path) -> list[Path]:
         if path.suffix.lower() in PICKLE_SUFFIXES:
             raise ModelError(
                 f"{path.name} is a pickle checkpoint: Fathom loads .safetensors only, because "
-                f"loading a pickle file can run any code it contains. {CONVERT_HINT}")
+                f"loading a pickle file can run any code it contains. {CONVERT_HINT}"
+            )
         if path.suffix.lower() != ".safetensors":
-            raise ModelError(f"{path} is not a .safetensors file; Fathom loads safetensors "
-                             "weights only.")
+            raise ModelError(
+                f"{path} is not a .safetensors file; Fathom loads safetensors weights only."
+            )
         return [path]
     found = _pipeline_weights(path) or sorted(path.rglob("*.safetensors"))
     if not found:
@@ -163,7 +196,8 @@ def safetensors_files(path: Path) -> list[Path]:
             raise ModelError(
                 f"{path} holds only pickle-based weights ({pickles[0].name}): Fathom loads "
                 f".safetensors only, because loading a pickle file can run any code it "
-                f"contains. {CONVERT_HINT}")
+                f"contains. {CONVERT_HINT}"
+            )
         raise ModelError(f"{path} holds no .safetensors weights.")
     return found
 
@@ -207,8 +241,11 @@ def _pipeline_weights(path: Path) -> list[Path]:
     video = "VideoDiffusion" in str(index.get("_class_name", ""))
     skip = {"safety_checker", "feature_extractor"} | (set() if video else {"image_encoder"})
     # Fathom's own additions beside a pipeline: a tiny autoencoder for previews.
-    parts = [n for n, spec in index.items() if isinstance(spec, list) and n not in skip
-             and not n.startswith("_")] + [n for n in TINY_VAE_FOLDERS if n not in index]
+    parts = [
+        n
+        for n, spec in index.items()
+        if isinstance(spec, list) and n not in skip and not n.startswith("_")
+    ] + [n for n in TINY_VAE_FOLDERS if n not in index]
     for name in sorted(parts):
         if not (path / name).is_dir():
             continue
@@ -229,8 +266,13 @@ class ModelEntry:
     where: str
 
     def as_dict(self) -> dict[str, Any]:
-        return {"name": self.name, "path": self.path, "kind": self.kind,
-                "size_bytes": self.size_bytes, "where": self.where}
+        return {
+            "name": self.name,
+            "path": self.path,
+            "kind": self.kind,
+            "size_bytes": self.size_bytes,
+            "where": self.where,
+        }
 
 
 def model_kind(path: Path) -> str:
@@ -249,8 +291,11 @@ def model_kind(path: Path) -> str:
     if cfg.is_file():
         try:
             data = json.loads(cfg.read_text("utf-8"))
-            name = data.get("_class_name") or ",".join(data.get("architectures") or []) \
+            name = (
+                data.get("_class_name")
+                or ",".join(data.get("architectures") or [])
                 or data.get("model_type", "")
+            )
             return f"model {name}".strip()
         except (OSError, ValueError):
             return "model (unreadable config.json)"
@@ -283,8 +328,15 @@ def list_models() -> tuple[list[ModelEntry], list[str]]:
                 if kind == "folder":
                     continue
                 kind += " (configuration only)"
-            entries.append(ModelEntry(child.stem if child.is_file() else child.name,
-                                      str(child), kind, _size(child), str(folder)))
+            entries.append(
+                ModelEntry(
+                    child.stem if child.is_file() else child.name,
+                    str(child),
+                    kind,
+                    _size(child),
+                    str(folder),
+                )
+            )
     caches.append((hub_cache(), "Hugging Face cache"))
     places.append(f"{hub_cache()} (Hugging Face cache)")
     for folder, where in caches:
@@ -301,8 +353,9 @@ def list_models() -> tuple[list[ModelEntry], list[str]]:
                 continue
             revs = sorted(repo.revisions, key=lambda r: r.last_modified, reverse=True)
             snap = Path(revs[0].snapshot_path) if revs else Path(repo.repo_path)
-            entries.append(ModelEntry(repo.repo_id, str(snap), model_kind(snap),
-                                      int(repo.size_on_disk), where))
+            entries.append(
+                ModelEntry(repo.repo_id, str(snap), model_kind(snap), int(repo.size_on_disk), where)
+            )
     return entries, places
 
 
@@ -319,30 +372,43 @@ def pull_model(repo_id: str, revision: str | None = None, configs_only: bool = F
         raise ModelError(f"{repo_id!r} is not a Hugging Face id (like 'org/name').")
     folders = model_folders()
     cache_dir = folders[0] if folders else None
-    offline_msg = (f"cannot download {repo_id}: this machine is offline or cannot reach the "
-                   "Hugging Face hub")
+    offline_msg = (
+        f"cannot download {repo_id}: this machine is offline or cannot reach the Hugging Face hub"
+    )
     if constants.HF_HUB_OFFLINE:
-        raise ModelError(f"{offline_msg} (HF_HUB_OFFLINE is set). Fix: connect to the "
-                         "internet and unset HF_HUB_OFFLINE, or copy the model folder here and "
-                         "point the node at it.")
+        raise ModelError(
+            f"{offline_msg} (HF_HUB_OFFLINE is set). Fix: connect to the "
+            "internet and unset HF_HUB_OFFLINE, or copy the model folder here and "
+            "point the node at it."
+        )
     try:
         path = snapshot_download(
-            repo_id, revision=revision, cache_dir=str(cache_dir) if cache_dir else None,
+            repo_id,
+            revision=revision,
+            cache_dir=str(cache_dir) if cache_dir else None,
             allow_patterns=CONFIG_PATTERNS if configs_only else None,
-            ignore_patterns=None if configs_only else PULL_IGNORE)
-    except (hub_errors.RepositoryNotFoundError, hub_errors.RevisionNotFoundError,
-            hub_errors.GatedRepoError) as exc:
-        raise ModelError(f"cannot download {repo_id}: {type(exc).__name__}: "
-                         f"{str(exc).splitlines()[0]}") from exc
+            ignore_patterns=None if configs_only else PULL_IGNORE,
+        )
+    except (
+        hub_errors.RepositoryNotFoundError,
+        hub_errors.RevisionNotFoundError,
+        hub_errors.GatedRepoError,
+    ) as exc:
+        raise ModelError(
+            f"cannot download {repo_id}: {type(exc).__name__}: {str(exc).splitlines()[0]}"
+        ) from exc
     except (hub_errors.LocalEntryNotFoundError, hub_errors.HfHubHTTPError, OSError) as exc:
-        raise ModelError(f"{offline_msg} ({type(exc).__name__}: {str(exc).splitlines()[0]}). "
-                         "Fix: check the connection (and a proxy or HF_ENDPOINT), then try "
-                         "again.") from exc
-    except Exception as exc:  # noqa: BLE001 - httpx/requests connection errors vary by version
+        raise ModelError(
+            f"{offline_msg} ({type(exc).__name__}: {str(exc).splitlines()[0]}). "
+            "Fix: check the connection (and a proxy or HF_ENDPOINT), then try "
+            "again."
+        ) from exc
+    except Exception as exc:
         name = type(exc).__name__
         if "Connect" in name or "Timeout" in name or "Network" in name:
-            raise ModelError(f"{offline_msg} ({name}). Fix: check the connection, then try "
-                             "again.") from exc
+            raise ModelError(
+                f"{offline_msg} ({name}). Fix: check the connection, then try again."
+            ) from exc
         raise
     out = Path(path)
     if not configs_only:

@@ -25,8 +25,14 @@ from fathom.engine.models.memory import (
     release_memory,
 )
 
-__all__ = ["PICKLE_SUFFIXES", "LoadedModel", "ModelError", "ModelManager", "locate_model",
-           "safetensors_files"]
+__all__ = [
+    "PICKLE_SUFFIXES",
+    "LoadedModel",
+    "ModelError",
+    "ModelManager",
+    "locate_model",
+    "safetensors_files",
+]
 
 log = logging.getLogger("fathom.models")
 
@@ -53,8 +59,9 @@ class ModelManager:
     in another dtype is another entry. ``evictions`` records what was dropped, for reports.
     """
 
-    def __init__(self, max_models: int | None = None,
-                 budget_bytes: int | dict[str, int] | None = None) -> None:
+    def __init__(
+        self, max_models: int | None = None, budget_bytes: int | dict[str, int] | None = None
+    ) -> None:
         self.max_models = max_models or int(os.environ.get("FATHOM_MAX_MODELS", "4"))
         self._budget = budget_bytes
         self._models: OrderedDict[Key, LoadedModel] = OrderedDict()
@@ -76,8 +83,15 @@ class ModelManager:
 
     # ---- loading ---------------------------------------------------------------------------
 
-    def get(self, kind: str, source: str, device: str, dtype: str,
-            loader: Callable[[Path], Any], base_dir: Path | None = None) -> tuple[Any, Path]:
+    def get(
+        self,
+        kind: str,
+        source: str,
+        device: str,
+        dtype: str,
+        loader: Callable[[Path], Any],
+        base_dir: Path | None = None,
+    ) -> tuple[Any, Path]:
         path = locate_model(source, base_dir).resolve()
         key = (kind, str(path), device, dtype)
         with self._lock:

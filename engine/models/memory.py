@@ -11,8 +11,18 @@ from typing import Any, TypeVar
 
 T = TypeVar("T")
 
-_UNITS = {"": 1, "b": 1, "k": 1024, "kb": 1024, "m": 1024**2, "mb": 1024**2, "g": 1024**3,
-          "gb": 1024**3, "t": 1024**4, "tb": 1024**4}
+_UNITS = {
+    "": 1,
+    "b": 1,
+    "k": 1024,
+    "kb": 1024,
+    "m": 1024**2,
+    "mb": 1024**2,
+    "g": 1024**3,
+    "gb": 1024**3,
+    "t": 1024**4,
+    "tb": 1024**4,
+}
 
 
 def parse_bytes(text: str) -> int:
@@ -47,8 +57,7 @@ def module_nbytes(obj: Any, _seen: set[int] | None = None) -> int:
     if isinstance(obj, dict):
         return sum(module_nbytes(v, seen) for v in obj.values())
     if hasattr(obj, "__dict__") and not isinstance(obj, type):
-        return sum(module_nbytes(v, seen) for k, v in vars(obj).items()
-                   if not k.startswith("_"))
+        return sum(module_nbytes(v, seen) for k, v in vars(obj).items() if not k.startswith("_"))
     return 0
 
 
@@ -109,13 +118,14 @@ def is_oom(exc: BaseException) -> bool:
     if isinstance(exc, MemoryError):
         return True
     text = str(exc).lower()
-    return isinstance(exc, RuntimeError) and ("out of memory" in text
-                                              or "can't allocate memory" in text
-                                              or "failed to allocate" in text)
+    return isinstance(exc, RuntimeError) and (
+        "out of memory" in text or "can't allocate memory" in text or "failed to allocate" in text
+    )
 
 
-def retry_on_oom(attempt: Callable[[], T], lower: Callable[[], str],
-                 fail: Callable[[str], BaseException]) -> tuple[T, str | None]:
+def retry_on_oom(
+    attempt: Callable[[], T], lower: Callable[[], str], fail: Callable[[str], BaseException]
+) -> tuple[T, str | None]:
     """Run ``attempt``; if it runs out of memory, ``lower()`` frees or falls back (and says
     what it changed) and ``attempt`` runs once more; a second out-of-memory raises
     ``fail(what_changed)``. Returns the result and what changed (None when nothing had to).
@@ -124,13 +134,13 @@ def retry_on_oom(attempt: Callable[[], T], lower: Callable[[], str],
     the traceback's frames, are already free when it starts."""
     try:
         return attempt(), None
-    except Exception as exc:  # noqa: BLE001 - only out-of-memory errors are handled
+    except Exception as exc:
         if not is_oom(exc):
             raise
     changed = lower()
     try:
         return attempt(), changed
-    except Exception as exc:  # noqa: BLE001
+    except Exception as exc:
         if not is_oom(exc):
             raise
         raise fail(changed) from None

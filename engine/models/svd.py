@@ -38,27 +38,35 @@ def check_folder(path: Path) -> dict[str, Any]:
     """The folder's model index, or a ModelError saying why this is no SVD model: found early,
     before any weights are read."""
     if path.is_file():
-        raise ModelError(f"{path.name} is a single file; Stable Video Diffusion loads from a "
-                         f"diffusers folder. Fix: point the node at the model's folder (e.g. "
-                         f"`fathom models pull {EXAMPLE}`).")
+        raise ModelError(
+            f"{path.name} is a single file; Stable Video Diffusion loads from a "
+            f"diffusers folder. Fix: point the node at the model's folder (e.g. "
+            f"`fathom models pull {EXAMPLE}`)."
+        )
     index_file = path / "model_index.json"
     if not index_file.is_file():
-        raise ModelError(f"{path} is not a diffusers pipeline folder (no model_index.json). "
-                         "Fix: point the node at the Stable Video Diffusion model's top folder.")
+        raise ModelError(
+            f"{path} is not a diffusers pipeline folder (no model_index.json). "
+            "Fix: point the node at the Stable Video Diffusion model's top folder."
+        )
     try:
         index = json.loads(index_file.read_text("utf-8"))
     except (OSError, ValueError) as exc:
         raise ModelError(f"{index_file} cannot be read: {exc}") from exc
     name = index.get("_class_name")
     if name != PIPELINE:
-        raise ModelError(f"{path} is a {name} model, not Stable Video Diffusion "
-                         f"({PIPELINE}). Fix: choose an image-to-video model such as {EXAMPLE}.")
+        raise ModelError(
+            f"{path} is a {name} model, not Stable Video Diffusion "
+            f"({PIPELINE}). Fix: choose an image-to-video model such as {EXAMPLE}."
+        )
     for part, spec in index.items():
         if part.startswith("_") or not isinstance(spec, list) or spec[0] is None:
             continue
         if spec[0] not in ALLOWED_LIBRARIES:
-            raise ModelError(f"{path}: component '{part}' comes from {spec[0]!r}; Fathom loads "
-                             "components from diffusers and transformers only (no remote code).")
+            raise ModelError(
+                f"{path}: component '{part}' comes from {spec[0]!r}; Fathom loads "
+                "components from diffusers and transformers only (no remote code)."
+            )
     return index
 
 
@@ -72,14 +80,15 @@ def load_svd(path: Path, device: str, dtype: str, offload: str = "auto") -> SVDM
     try:
         variant = {"variant": v} if (v := weights_variant(path / "unet")) else {}
         pipe = StableVideoDiffusionPipeline.from_pretrained(
-            path, use_safetensors=True, local_files_only=True, **diffusers_dtype(tdtype),
-            **variant)
-    except Exception as exc:  # noqa: BLE001 - diffusers and safetensors raise many types
+            path, use_safetensors=True, local_files_only=True, **diffusers_dtype(tdtype), **variant
+        )
+    except Exception as exc:
         if is_oom(exc):
             raise
-        raise ModelError(f"{path} could not be loaded as Stable Video Diffusion: "
-                         f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
-                         ) from exc
+        raise ModelError(
+            f"{path} could not be loaded as Stable Video Diffusion: "
+            f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
+        ) from exc
     pipe.set_progress_bar_config(disable=True)
     for m in (pipe.image_encoder, pipe.unet, pipe.vae):
         m.eval().requires_grad_(False)
@@ -100,8 +109,13 @@ def place(pipe: Any, device: str, offload: str = "auto") -> str:
     mode = "none"
     if device.startswith("cuda"):
         mods = [pipe.image_encoder, pipe.unet, pipe.vae]
-        mode = offload if offload != "auto" else choose_offload(
-            module_nbytes(mods), free_device_memory(device), max(module_nbytes(m) for m in mods))
+        mode = (
+            offload
+            if offload != "auto"
+            else choose_offload(
+                module_nbytes(mods), free_device_memory(device), max(module_nbytes(m) for m in mods)
+            )
+        )
     if mode == "model":
         pipe.enable_model_cpu_offload(device=device)
     elif mode == "sequential":

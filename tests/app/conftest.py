@@ -9,17 +9,17 @@ import os
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
-import time  # noqa: E402
-from collections.abc import Iterator  # noqa: E402
-from pathlib import Path  # noqa: E402
-from typing import Any  # noqa: E402
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
 
-import numpy as np  # noqa: E402
-import pytest  # noqa: E402
+import numpy as np
+import pytest
 
-from fathom.engine.node import Input, Node, Output, Param  # noqa: E402
-from fathom.engine.registry import Registry  # noqa: E402
-from fathom.engine.types import Float, Image, Int  # noqa: E402
+from fathom.engine.node import Input, Node, Output, Param
+from fathom.engine.registry import Registry
+from fathom.engine.types import Float, Image, Int
 
 
 class Slow(Node):
@@ -31,8 +31,10 @@ class Slow(Node):
     cacheable = False
     inputs = (Input("image", Image, optional=True),)
     outputs = (Output("image", Image),)
-    params = (Param("seconds", Float, 1.0, min=0, max=120),
-              Param("steps", Int, 10, min=1, max=10_000))
+    params = (
+        Param("seconds", Float, 1.0, min=0, max=120),
+        Param("steps", Int, 10, min=1, max=10_000),
+    )
 
     def run(self, ctx: Any, seconds: float, steps: int, image: Image | None = None) -> dict:
         for i in range(steps):

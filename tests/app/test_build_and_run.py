@@ -43,13 +43,17 @@ def drag_wire(window: Any, src: Any, dst: Any) -> None:
     QTest.mouseRelease(vp, Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier, b)
 
 
-def test_ui_built_graph_renders_like_the_command_line(qtbot: Any, window: Any, tmp_path: Path,
-                                                      run_and_wait: Any) -> None:
+def test_ui_built_graph_renders_like_the_command_line(
+    qtbot: Any, window: Any, tmp_path: Path, run_and_wait: Any
+) -> None:
     color = palette_add(qtbot, window, "solid color", (0, 0))
     adjust = palette_add(qtbot, window, "adjust", (260, 0))
     save = palette_add(qtbot, window, "save image", (520, 0))
-    assert [window.doc.graph.nodes[n].type for n in (color, adjust, save)] == \
-        ["image.constant", "image.adjust", "image.save"]
+    assert [window.doc.graph.nodes[n].type for n in (color, adjust, save)] == [
+        "image.constant",
+        "image.adjust",
+        "image.save",
+    ]
     window.view.fit_all()
     qtbot.wait(10)
     s = window.scene
@@ -84,9 +88,24 @@ def test_ui_built_graph_renders_like_the_command_line(qtbot: Any, window: Any, t
     assert s.nodes[save].status == "done"
 
     cli_out = tmp_path / "cli_out"
-    proc = subprocess.run([sys.executable, "-m", "fathom.engine.cli", "render", str(graph_file),
-                           "--out", str(cli_out), "--device", "cpu", "--quiet"],
-                          capture_output=True, text=True, cwd=ROOT, timeout=120)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "fathom.engine.cli",
+            "render",
+            str(graph_file),
+            "--out",
+            str(cli_out),
+            "--device",
+            "cpu",
+            "--quiet",
+        ],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=120,
+    )
     assert proc.returncode == 0, proc.stderr
     cli_png = cli_out / "result.png"
     assert cli_png.read_bytes() == gui_png.read_bytes()
@@ -99,8 +118,9 @@ def test_ui_built_graph_renders_like_the_command_line(qtbot: Any, window: Any, t
     assert window.outputs[adjust]["image"].data.shape == (24, 40, 3)
 
 
-def test_run_to_selected_runs_only_what_it_needs(window: Any, add: Any, wire: Any,
-                                                 run_and_wait: Any) -> None:
+def test_run_to_selected_runs_only_what_it_needs(
+    window: Any, add: Any, wire: Any, run_and_wait: Any
+) -> None:
     a = add("image.constant", 0, 0, width=8, height=8)
     b = add("image.invert", 250, 0)
     c = add("image.save", 500, 0, path="never.png")

@@ -18,8 +18,13 @@ def vp_point(window: Any, scene_pos: QPointF) -> QPoint:
     return window.view.mapFromScene(scene_pos)
 
 
-def mouse_drag(window: Any, a: QPointF, b: QPointF, button: Any = Qt.MouseButton.LeftButton,
-               mods: Any = Qt.KeyboardModifier.NoModifier) -> None:
+def mouse_drag(
+    window: Any,
+    a: QPointF,
+    b: QPointF,
+    button: Any = Qt.MouseButton.LeftButton,
+    mods: Any = Qt.KeyboardModifier.NoModifier,
+) -> None:
     vp = window.view.viewport()
     pa, pb = vp_point(window, a), vp_point(window, b)
     QTest.mousePress(vp, button, mods, pa)
@@ -65,8 +70,9 @@ def test_wire_rules(window: Any, add: Any, wire: Any) -> None:
     assert len([e for e in window.doc.graph.edges if e.dst == inv2]) == 1  # replaced
 
 
-def test_dropping_a_wire_on_empty_canvas_offers_compatible_nodes(qtbot: Any, window: Any,
-                                                                 add: Any) -> None:
+def test_dropping_a_wire_on_empty_canvas_offers_compatible_nodes(
+    qtbot: Any, window: Any, add: Any
+) -> None:
     dl = add("depth.load", 0, 0)
     window.view.fit_all()
     port = window.scene.nodes[dl].outputs["depth"]
@@ -80,8 +86,7 @@ def test_dropping_a_wire_on_empty_canvas_offers_compatible_nodes(qtbot: Any, win
     qtbot.keyClick(pal.search, Qt.Key.Key_Return)
     new = [n for n in window.doc.graph.nodes if n != dl]
     assert len(new) == 1 and window.doc.graph.nodes[new[0]].type == "depth.colorize"
-    assert [(e.src, e.dst, e.dst_port) for e in window.doc.graph.edges] == [(dl, new[0],
-                                                                             "depth")]
+    assert [(e.src, e.dst, e.dst_port) for e in window.doc.graph.edges] == [(dl, new[0], "depth")]
     window.doc.undo_stack.undo()  # one step: the node and its wire
     assert list(window.doc.graph.nodes) == [dl]
 
@@ -93,8 +98,9 @@ def test_palette_search_by_name_category_and_port_type(test_registry: Any) -> No
     meshes = search_nodes(classes, "out:mesh")
     assert meshes and all(any(o.type.type_id == "mesh" for o in c.outputs) for c in meshes)
     takes_video = search_nodes(classes, "", accepts="video")
-    assert takes_video and all(any(i.type.type_id in ("video", "any") for i in c.inputs)
-                               for c in takes_video)
+    assert takes_video and all(
+        any(i.type.type_id in ("video", "any") for i in c.inputs) for c in takes_video
+    )
     assert search_nodes(classes, "nothing-matches-this") == []
 
 
@@ -103,16 +109,20 @@ def test_tab_and_double_click_open_the_palette(qtbot: Any, window: Any) -> None:
     QTest.keyClick(window.view, Qt.Key.Key_Tab)
     assert window.palette.isVisible() and window.palette.accepts is None
     window.palette.hide()
-    QTest.mouseDClick(window.view.viewport(), Qt.MouseButton.LeftButton,
-                      Qt.KeyboardModifier.NoModifier, QPoint(300, 200))
+    QTest.mouseDClick(
+        window.view.viewport(),
+        Qt.MouseButton.LeftButton,
+        Qt.KeyboardModifier.NoModifier,
+        QPoint(300, 200),
+    )
     assert window.palette.isVisible()
     assert len(window.palette.results()) == len(window.node_classes())
     window.palette.hide()
 
 
-def test_copy_paste_between_windows_as_graph_json(qtbot: Any, window: Any, add: Any,
-                                                  wire: Any, test_registry: Any,
-                                                  settings: Any) -> None:
+def test_copy_paste_between_windows_as_graph_json(
+    qtbot: Any, window: Any, add: Any, wire: Any, test_registry: Any, settings: Any
+) -> None:
     from fathom.app.main_window import MainWindow
 
     a = add("image.constant", 0, 0, width=5, height=6)
@@ -162,16 +172,21 @@ def frame_rect_x0(window: Any, gid: str) -> float:
     return window.scene.groups[gid].pos().x()
 
 
-def test_double_click_on_a_wire_adds_a_reroute(qtbot: Any, window: Any, add: Any,
-                                               wire: Any) -> None:
+def test_double_click_on_a_wire_adds_a_reroute(
+    qtbot: Any, window: Any, add: Any, wire: Any
+) -> None:
     a = add("image.constant", 0, 0)
     inv = add("image.invert", 400, 200)
     wire(a, "image", inv, "image")
     window.view.fit_all()
     edge_item = next(iter(window.scene.edges.values()))
     mid = edge_item.path().pointAtPercent(0.5)
-    QTest.mouseDClick(window.view.viewport(), Qt.MouseButton.LeftButton,
-                      Qt.KeyboardModifier.NoModifier, vp_point(window, mid))
+    QTest.mouseDClick(
+        window.view.viewport(),
+        Qt.MouseButton.LeftButton,
+        Qt.KeyboardModifier.NoModifier,
+        vp_point(window, mid),
+    )
     (entry,) = window.doc.entries("reroutes")
     assert entry["edge"] == [a, "image", inv, "image"]
     before = edge_item.path().pointAtPercent(0.5)
@@ -217,11 +232,13 @@ def test_middle_drag_pans(qtbot: Any, window: Any, add: Any) -> None:
     view = window.view
     c0 = view.mapToScene(view.viewport().rect().center())
     vp = view.viewport()
-    QTest.mousePress(vp, Qt.MouseButton.MiddleButton, Qt.KeyboardModifier.NoModifier,
-                     QPoint(400, 300))
+    QTest.mousePress(
+        vp, Qt.MouseButton.MiddleButton, Qt.KeyboardModifier.NoModifier, QPoint(400, 300)
+    )
     QTest.mouseMove(vp, QPoint(300, 250))
-    QTest.mouseRelease(vp, Qt.MouseButton.MiddleButton, Qt.KeyboardModifier.NoModifier,
-                       QPoint(300, 250))
+    QTest.mouseRelease(
+        vp, Qt.MouseButton.MiddleButton, Qt.KeyboardModifier.NoModifier, QPoint(300, 250)
+    )
     c1 = view.mapToScene(view.viewport().rect().center())
     assert c1.x() > c0.x() and c1.y() > c0.y()
 
@@ -242,10 +259,12 @@ def test_ports_are_coloured_by_type_and_badges_follow_status(window: Any, add: A
 
 
 def test_unknown_node_types_are_kept_and_marked(window: Any, tmp_path: Any) -> None:
-    text = ('{"format": "fathom.graph", "version": 1, "nodes": ['
-            '{"id": "x", "type": "plugin.missing", "params": {"k": 1}},'
-            '{"id": "inv", "type": "image.invert"}],'
-            '"edges": [{"from": ["x", "out"], "to": ["inv", "image"]}]}')
+    text = (
+        '{"format": "fathom.graph", "version": 1, "nodes": ['
+        '{"id": "x", "type": "plugin.missing", "params": {"k": 1}},'
+        '{"id": "inv", "type": "image.invert"}],'
+        '"edges": [{"from": ["x", "out"], "to": ["inv", "image"]}]}'
+    )
     path = tmp_path / "u.json"
     path.write_text(text)
     assert window.files.open(path)
@@ -256,8 +275,9 @@ def test_unknown_node_types_are_kept_and_marked(window: Any, tmp_path: Any) -> N
     assert '"plugin.missing"' in path.read_text() and '"k": 1' in path.read_text()
 
 
-def test_double_click_on_a_frame_title_renames_it(qtbot: Any, window: Any, add: Any,
-                                                  monkeypatch: Any) -> None:
+def test_double_click_on_a_frame_title_renames_it(
+    qtbot: Any, window: Any, add: Any, monkeypatch: Any
+) -> None:
     from PySide6.QtWidgets import QInputDialog
 
     a = add("image.constant", 0, 0)
@@ -265,16 +285,21 @@ def test_double_click_on_a_frame_title_renames_it(qtbot: Any, window: Any, add: 
     window.view.fit_all()
     monkeypatch.setattr(QInputDialog, "getText", lambda *args, **kw: ("Sources", True))
     title = window.scene.groups[gid].scenePos() + QPointF(40, 12)
-    QTest.mouseDClick(window.view.viewport(), Qt.MouseButton.LeftButton,
-                      Qt.KeyboardModifier.NoModifier, vp_point(window, title))
+    QTest.mouseDClick(
+        window.view.viewport(),
+        Qt.MouseButton.LeftButton,
+        Qt.KeyboardModifier.NoModifier,
+        vp_point(window, title),
+    )
     assert window.doc.entry("groups", gid)["title"] == "Sources"
     assert window.scene.groups[gid].title == "Sources"
     window.doc.undo_stack.undo()
     assert window.scene.groups[gid].title == "Frame"
 
 
-def test_dragging_nodes_moves_the_selection_in_one_undo_step(qtbot: Any, window: Any,
-                                                             add: Any) -> None:
+def test_dragging_nodes_moves_the_selection_in_one_undo_step(
+    qtbot: Any, window: Any, add: Any
+) -> None:
     a = add("image.constant", 0, 0)
     b = add("image.invert", 300, 0)
     window.view.fit_all()
@@ -298,10 +323,17 @@ def test_wheel_zooms_about_the_cursor(window: Any, add: Any) -> None:
     z0 = view.zoom()
     at = QPointF(200, 150)
     under = view.mapToScene(at.toPoint())
-    event = QWheelEvent(at, view.viewport().mapToGlobal(at), P(0, 0), P(0, 240),
-                        Qt.MouseButton.NoButton, Qt.KeyboardModifier.NoModifier,
-                        Qt.ScrollPhase.NoScrollPhase, False)
+    event = QWheelEvent(
+        at,
+        view.viewport().mapToGlobal(at),
+        P(0, 0),
+        P(0, 240),
+        Qt.MouseButton.NoButton,
+        Qt.KeyboardModifier.NoModifier,
+        Qt.ScrollPhase.NoScrollPhase,
+        False,
+    )
     view.wheelEvent(event)
-    assert abs(view.zoom() - min(3.0, z0 * 1.15 ** 2)) < 1e-6
+    assert abs(view.zoom() - min(3.0, z0 * 1.15**2)) < 1e-6
     after = view.mapToScene(at.toPoint())
     assert (after - under).manhattanLength() < 3  # the point under the cursor stays put

@@ -36,8 +36,9 @@ def build(window: Any, add: Any, wire: Any) -> dict[str, str]:
     return {"a": a, "inv": inv, "save": save}
 
 
-def test_save_load_round_trip(qtbot: Any, window: Any, add: Any, wire: Any, tmp_path: Path,
-                              test_registry: Any, settings: Any) -> None:
+def test_save_load_round_trip(
+    qtbot: Any, window: Any, add: Any, wire: Any, tmp_path: Path, test_registry: Any, settings: Any
+) -> None:
     from fathom.app.main_window import MainWindow
 
     build(window, add, wire)
@@ -71,8 +72,9 @@ def test_unsaved_changes_prompt(window: Any, add: Any, tmp_path: Path) -> None:
     assert load(tmp_path / "kept.json").nodes["constant1"].type == "image.constant"
 
 
-def test_autosave_timer_writes_recovery_and_clean_close_removes_it(qtbot: Any, window: Any,
-                                                                  add: Any) -> None:
+def test_autosave_timer_writes_recovery_and_clean_close_removes_it(
+    qtbot: Any, window: Any, add: Any
+) -> None:
     files = window.files
     files.autosave_timer.setInterval(50)
     assert not files.recovery_file().exists()  # nothing to save yet
@@ -102,13 +104,18 @@ CRASHING_SESSION = textwrap.dedent("""
 """)
 
 
-def test_recovery_after_a_crash(qtbot: Any, tmp_path: Path, test_registry: Any,
-                                settings: Any) -> None:
+def test_recovery_after_a_crash(
+    qtbot: Any, tmp_path: Path, test_registry: Any, settings: Any
+) -> None:
     from fathom.app.main_window import MainWindow
 
-    proc = subprocess.run([sys.executable, "-c", CRASHING_SESSION, str(tmp_path /
-                                                                      "settings.ini")],
-                          cwd=ROOT, capture_output=True, text=True, timeout=60)
+    proc = subprocess.run(
+        [sys.executable, "-c", CRASHING_SESSION, str(tmp_path / "settings.ini")],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert proc.returncode == 3, proc.stderr
     assert len(list(Path(settings.recovery_dir).glob("*.json"))) == 1
     w = MainWindow(registry=test_registry, settings=settings)
@@ -133,8 +140,9 @@ def test_dropping_an_image_makes_a_load_node(qtbot: Any, window: Any, tmp_path: 
     mime.setUrls([QUrl.fromLocalFile(str(img))])
     vp = window.view.viewport()
     at = QPoint(200, 150)
-    event = QDropEvent(at, Qt.DropAction.CopyAction, mime, Qt.MouseButton.NoButton,
-                       Qt.KeyboardModifier.NoModifier)
+    event = QDropEvent(
+        at, Qt.DropAction.CopyAction, mime, Qt.MouseButton.NoButton, Qt.KeyboardModifier.NoModifier
+    )
     window.view.dropEvent(event)
     (nid,) = window.doc.graph.nodes
     inst = window.doc.graph.nodes[nid]

@@ -45,8 +45,9 @@ NO_QT = textwrap.dedent("""
 
 
 def test_engine_and_nodes_import_and_list_without_qt() -> None:
-    proc = subprocess.run([sys.executable, "-c", NO_QT], cwd=ROOT, capture_output=True,
-                          text=True, timeout=300)
+    proc = subprocess.run(
+        [sys.executable, "-c", NO_QT], cwd=ROOT, capture_output=True, text=True, timeout=300
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     lines = proc.stdout.strip().splitlines()
     failures = [line for line in lines if line.startswith("FAILED")]
@@ -59,9 +60,12 @@ def test_engine_and_nodes_import_and_list_without_qt() -> None:
 
 
 def test_the_command_line_never_imports_the_app() -> None:
-    code = ("import sys; from fathom.engine.cli import main; main(['nodes', '--json']); "
-            "print('APP' if any(m == 'fathom.app' or m.startswith('fathom.app.') for m in sys.modules) "
-            "else 'NOAPP', file=sys.stderr)")
-    proc = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True,
-                          text=True, timeout=120)
+    code = (
+        "import sys; from fathom.engine.cli import main; main(['nodes', '--json']); "
+        "app = [m for m in sys.modules if m.split('.')[:2] == ['fathom', 'app']]; "
+        "print('APP' if app else 'NOAPP', file=sys.stderr)"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120
+    )
     assert proc.returncode == 0 and proc.stderr.strip().endswith("NOAPP"), proc.stderr

@@ -28,8 +28,13 @@ def test_widgets_follow_the_declared_specs(window: Any, add: Any) -> None:
     w = window.inspector.widgets
     assert isinstance(w["path"], PathWidget)
     assert isinstance(w["format"], ChoiceWidget)
-    assert [w["format"].combo.itemText(i) for i in range(w["format"].combo.count())] == \
-        ["auto", "png", "jpeg", "webp", "exr"]
+    assert [w["format"].combo.itemText(i) for i in range(w["format"].combo.count())] == [
+        "auto",
+        "png",
+        "jpeg",
+        "webp",
+        "exr",
+    ]
     assert isinstance(w["quality"], NumberWidget) and w["quality"].slider is not None
     assert (w["quality"].spin.minimum(), w["quality"].spin.maximum()) == (1, 100)
     assert isinstance(w["embed_graph"], BoolWidget) and w["embed_graph"].box.isChecked()
@@ -80,15 +85,17 @@ def test_seed_randomize_and_lock(qtbot: Any, window: Any, add: Any) -> None:
     assert window.doc.graph.ui["nodes"][nid]["locked"] == ["seed"]
 
 
-def test_path_picker_stores_paths_relative_to_the_graph(window: Any, add: Any,
-                                                       tmp_path: Path) -> None:
+def test_path_picker_stores_paths_relative_to_the_graph(
+    window: Any, add: Any, tmp_path: Path
+) -> None:
     window.doc.set_path(tmp_path / "g.json")
     nid = add("image.load", 0, 0)
     window.scene.select_nodes([nid])
     from fathom.app.document import relative_to
 
-    window.inspector.pick_path = lambda spec: relative_to(str(tmp_path / "media" / "a.png"),
-                                                          window.doc.base_dir)
+    window.inspector.pick_path = lambda spec: relative_to(
+        str(tmp_path / "media" / "a.png"), window.doc.base_dir
+    )
     window.inspector.widgets["path"].browse()
     assert window.doc.graph.nodes[nid].params["path"] == "media/a.png"
 
@@ -167,15 +174,22 @@ def test_open_in_360_picks_what_to_show(qtbot: Any, window: Any, add: Any, wire:
     wire(dep, "depth", pano, "depth")
     eq_image = Image(np.zeros((32, 64, 3), np.float32))
     eq_depth = Depth(np.ones((32, 64), np.float32), kind="metric")
-    window.outputs.update({img: {"image": eq_image}, dep: {"depth": eq_depth},
-                           pano: {"mesh": Mesh(trimesh.creation.box())}})
+    window.outputs.update(
+        {
+            img: {"image": eq_image},
+            dep: {"depth": eq_depth},
+            pano: {"mesh": Mesh(trimesh.creation.box())},
+        }
+    )
     assert window.open_360(pano) and fake.shown
     assert fake.calls[-1][0] == "panorama" and fake.calls[-1][1][0] is eq_image
     rgbd = add("rgbd.make", 0, 400)
     window.outputs[rgbd] = {"rgbd": RGBD(eq_image, eq_depth)}
     assert window.open_360(rgbd, "rgbd") and fake.calls[-1][0] == "panorama"
-    photo = RGBD(Image(np.full((24, 32, 3), 0.5, np.float32)),
-                 Depth(np.full((24, 32), 2.0, np.float32), kind="metric"))
+    photo = RGBD(
+        Image(np.full((24, 32, 3), 0.5, np.float32)),
+        Depth(np.full((24, 32), 2.0, np.float32), kind="metric"),
+    )
     window.outputs[rgbd] = {"rgbd": photo}
     assert window.open_360(rgbd, "rgbd")
     qtbot.waitUntil(lambda: fake.calls[-1][0] == "mesh", timeout=10_000)

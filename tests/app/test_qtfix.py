@@ -31,8 +31,9 @@ HAMMER = textwrap.dedent("""
 
 
 def test_many_void_calls_and_emits_survive() -> None:
-    proc = subprocess.run([sys.executable, "-c", HAMMER], cwd=ROOT, capture_output=True,
-                          text=True, timeout=120)
+    proc = subprocess.run(
+        [sys.executable, "-c", HAMMER], cwd=ROOT, capture_output=True, text=True, timeout=120
+    )
     assert proc.returncode == 0, proc.stderr[-2000:]
     guarded = sys.version_info < (3, 12)
     assert proc.stdout.strip() == f"survived {guarded}"

@@ -13,8 +13,9 @@ from fathom.app.commands import SetParam
 from fathom.app.runner import PROGRESS_INTERVAL
 
 
-def test_cancel_during_a_run_stops_soon_and_marks_nodes(qtbot: Any, window: Any, add: Any,
-                                                        wire: Any) -> None:
+def test_cancel_during_a_run_stops_soon_and_marks_nodes(
+    qtbot: Any, window: Any, add: Any, wire: Any
+) -> None:
     a = add("image.constant", 0, 0, width=8, height=8)
     slow = add("test.slow", 250, 0, seconds=60.0, steps=3000)
     save = add("image.save", 500, 0, path="late.png")
@@ -41,8 +42,9 @@ def test_cancel_during_a_run_stops_soon_and_marks_nodes(qtbot: Any, window: Any,
     assert again.args[0].result.ok
 
 
-def test_gui_thread_never_blocked_over_50ms_during_a_run(qtbot: Any, window: Any, add: Any,
-                                                         wire: Any) -> None:
+def test_gui_thread_never_blocked_over_50ms_during_a_run(
+    qtbot: Any, window: Any, add: Any, wire: Any
+) -> None:
     """A 2 ms timer on the GUI thread measures the longest gap between its ticks while a run
     does real image work, pure-Python work (the worst case: it holds the GIL), progress events
     and step previews that reach the preview dock.
@@ -109,9 +111,9 @@ def measure_gaps(qtbot: Any, window: Any) -> tuple[float, float]:
     return max(g[0] for g in gaps[1:]), max(g[1] for g in gaps[1:])
 
 
-def test_a_failing_node_is_shown_and_the_rest_keeps_its_outputs(qtbot: Any, window: Any,
-                                                                add: Any, wire: Any,
-                                                                run_and_wait: Any) -> None:
+def test_a_failing_node_is_shown_and_the_rest_keeps_its_outputs(
+    qtbot: Any, window: Any, add: Any, wire: Any, run_and_wait: Any
+) -> None:
     a = add("image.constant", 0, 0, width=8, height=8)
     bad = add("test.fail", 250, 0)
     after = add("image.save", 500, 0, path="never.png")
@@ -134,8 +136,9 @@ def test_a_failing_node_is_shown_and_the_rest_keeps_its_outputs(qtbot: Any, wind
     assert window.scene.selected_node_ids() == [bad]
 
 
-def test_an_invalid_node_blocks_only_what_needs_it(window: Any, add: Any, wire: Any,
-                                                   run_and_wait: Any) -> None:
+def test_an_invalid_node_blocks_only_what_needs_it(
+    window: Any, add: Any, wire: Any, run_and_wait: Any
+) -> None:
     a = add("image.constant", 0, 0, width=8, height=8)
     lonely = add("image.adjust", 250, 200)  # its required input is not connected
     add_save = add("image.save", 500, 200, path="blocked.png")
@@ -151,8 +154,9 @@ def test_an_invalid_node_blocks_only_what_needs_it(window: Any, add: Any, wire: 
     assert not (Path(window.settings.output_dir) / "blocked.png").exists()
 
 
-def test_live_mode_reruns_only_what_a_change_affects(qtbot: Any, window: Any, add: Any,
-                                                     wire: Any) -> None:
+def test_live_mode_reruns_only_what_a_change_affects(
+    qtbot: Any, window: Any, add: Any, wire: Any
+) -> None:
     a = add("image.constant", 0, 0, width=16, height=16)
     inv = add("image.invert", 250, 0)
     adj = add("image.adjust", 500, 0)
@@ -174,12 +178,15 @@ def test_live_mode_reruns_only_what_a_change_affects(qtbot: Any, window: Any, ad
     window.set_live(False)
 
 
-def test_step_previews_reach_the_preview_dock(qtbot: Any, window: Any, add: Any,
-                                              run_and_wait: Any) -> None:
+def test_step_previews_reach_the_preview_dock(
+    qtbot: Any, window: Any, add: Any, run_and_wait: Any
+) -> None:
     shown: list[str] = []
     original = window.preview.show_value
-    window.preview.show_value = lambda value, title="": (shown.append(title),
-                                                         original(value, title))
+    window.preview.show_value = lambda value, title="": (
+        shown.append(title),
+        original(value, title),
+    )
     slow = add("test.slow", 0, 0, seconds=1.0, steps=5)
     run_and_wait([slow])
     qtbot.wait(100)
@@ -194,8 +201,9 @@ def test_step_previews_reach_the_preview_dock(qtbot: Any, window: Any, add: Any,
     assert 1 <= len(steps) < 40 and steps[-1].endswith("step 200")
 
 
-def test_progress_floods_are_thinned_before_the_gui(qtbot: Any, window: Any, add: Any,
-                                                    run_and_wait: Any) -> None:
+def test_progress_floods_are_thinned_before_the_gui(
+    qtbot: Any, window: Any, add: Any, run_and_wait: Any
+) -> None:
     slow = add("test.slow", 0, 0, seconds=0.3, steps=3000)
     seen: list[Any] = []
     window.runner.event.connect(lambda ev: seen.append(ev.kind))
@@ -208,8 +216,9 @@ def test_progress_floods_are_thinned_before_the_gui(qtbot: Any, window: Any, add
     assert seen.count("node_preview") == 3000  # every step preview still arrives
 
 
-def test_the_video_demo_runs_in_the_studio_and_plays_in_the_player(qtbot: Any, window: Any,
-                                                                    run_and_wait: Any) -> None:
+def test_the_video_demo_runs_in_the_studio_and_plays_in_the_player(
+    qtbot: Any, window: Any, run_and_wait: Any
+) -> None:
     """Open the video example, run up to the picture-in-picture node, select it: the preview
     dock's player shows the edited clip (lazy: frames decode on the player's worker)."""
     from fathom.app.preview.video_player import VideoPlayer
@@ -219,8 +228,7 @@ def test_the_video_demo_runs_in_the_studio_and_plays_in_the_player(qtbot: Any, w
     outcome = run_and_wait(["pip"], timeout=60_000)
     assert outcome.result.ok, outcome.result.records
     window.scene.select_nodes(["pip"])
-    qtbot.waitUntil(lambda: isinstance(window.preview.current_panel(), VideoPlayer),
-                    timeout=10_000)
+    qtbot.waitUntil(lambda: isinstance(window.preview.current_panel(), VideoPlayer), timeout=10_000)
     player = window.preview.current_panel()
     qtbot.waitUntil(lambda: player.video is not None and player.idle, timeout=20_000)
     assert len(player.video) == 68 and player.video.size == (256, 192)

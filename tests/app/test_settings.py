@@ -10,18 +10,27 @@ from fathom.app.settings import PREVIEW_QUALITY, Settings, SettingsDialog
 
 def test_defaults_and_persistence(tmp_path: Path) -> None:
     s = Settings(tmp_path / "s.ini")
-    assert (s.theme, s.device, s.preview_quality, s.memory_budget_gb) == \
-        ("dark", "auto", "balanced", 4.0)
+    assert (s.theme, s.device, s.preview_quality, s.memory_budget_gb) == (
+        "dark",
+        "auto",
+        "balanced",
+        4.0,
+    )
     s.theme, s.device, s.memory_budget_gb, s.preview_quality = "light", "cpu", 1.5, "fast"
     again = Settings(tmp_path / "s.ini")
-    assert (again.theme, again.device, again.memory_budget_gb, again.preview_limit()) == \
-        ("light", "cpu", 1.5, PREVIEW_QUALITY["fast"])
+    assert (again.theme, again.device, again.memory_budget_gb, again.preview_limit()) == (
+        "light",
+        "cpu",
+        1.5,
+        PREVIEW_QUALITY["fast"],
+    )
     again.q.setValue("device", "quantum")  # a bad value falls back to the default
     assert again.device == "auto"
 
 
-def test_dialog_applies_to_the_window(qtbot: Any, window: Any, monkeypatch: Any,
-                                      tmp_path: Path) -> None:
+def test_dialog_applies_to_the_window(
+    qtbot: Any, window: Any, monkeypatch: Any, tmp_path: Path
+) -> None:
     dialog = SettingsDialog(window.settings, window)
     qtbot.addWidget(dialog)
     dialog.budget.setValue(0.5)

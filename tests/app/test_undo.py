@@ -19,11 +19,13 @@ def doc_text(window: Any) -> str:
 @pytest.fixture
 def base(window: Any, add: Any, wire: Any) -> dict[str, str]:
     """constant → invert → save, plus a blend (two inputs) for rewiring; a clean undo stack."""
-    ids = {"a": add("image.constant", 0, 0, width=8, height=8),
-           "b": add("image.constant", 0, 200, width=8, height=8),
-           "inv": add("image.invert", 250, 0),
-           "blend": add("image.blend", 500, 100),
-           "save": add("image.save", 750, 100, path="x.png")}
+    ids = {
+        "a": add("image.constant", 0, 0, width=8, height=8),
+        "b": add("image.constant", 0, 200, width=8, height=8),
+        "inv": add("image.invert", 250, 0),
+        "blend": add("image.blend", 500, 100),
+        "save": add("image.save", 750, 100, path="x.png"),
+    }
     wire(ids["a"], "image", ids["inv"], "image")
     wire(ids["inv"], "image", ids["blend"], "base")
     wire(ids["b"], "image", ids["blend"], "overlay")
@@ -54,8 +56,12 @@ def edits() -> dict[str, Callable[[Any, dict[str, str]], Any]]:
 
     def replace_wire(w: Any, ids: dict[str, str]) -> None:
         s = w.scene  # a single-valued input keeps only the newest wire
-        assert s.connect_ports(s.nodes[ids["b"]].outputs["image"],
-                               s.nodes[ids["blend"]].inputs["base"]) is None
+        assert (
+            s.connect_ports(
+                s.nodes[ids["b"]].outputs["image"], s.nodes[ids["blend"]].inputs["base"]
+            )
+            is None
+        )
 
     def set_param(w: Any, ids: dict[str, str]) -> None:
         w.doc.undo_stack.push(SetParam(w.doc, ids["blend"], "opacity", 0.25))
@@ -91,9 +97,26 @@ def edits() -> dict[str, Callable[[Any, dict[str, str]], Any]]:
         w.scene.clearSelection()
         w.auto_layout()
 
-    return {f.__name__: f for f in (add_node, add_from_wire, delete_nodes, delete_wire,
-                                    replace_wire, set_param, move, bypass, mute, rename, frame,
-                                    comment, reroute, paste, auto_layout)}
+    return {
+        f.__name__: f
+        for f in (
+            add_node,
+            add_from_wire,
+            delete_nodes,
+            delete_wire,
+            replace_wire,
+            set_param,
+            move,
+            bypass,
+            mute,
+            rename,
+            frame,
+            comment,
+            reroute,
+            paste,
+            auto_layout,
+        )
+    }
 
 
 @pytest.mark.parametrize("kind", list(edits()))

@@ -7,29 +7,29 @@ import os
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
-import math  # noqa: E402
-from pathlib import Path  # noqa: E402
+import math
+from pathlib import Path
 
-import numpy as np  # noqa: E402
-import pytest  # noqa: E402
+import numpy as np
+import pytest
+from PySide6.QtCore import QEvent, QPointF, Qt
+from PySide6.QtGui import QImage, QMouseEvent
+from PySide6.QtWidgets import QApplication, QWidget
 
-pytest.importorskip("PySide6")
-pytest.importorskip("pytestqt")
-pytestmark = pytest.mark.gui
-
-from PySide6.QtCore import QEvent, QPointF, Qt  # noqa: E402
-from PySide6.QtGui import QImage, QMouseEvent  # noqa: E402
-from PySide6.QtWidgets import QApplication, QWidget  # noqa: E402
-
-from fathom.app import viewer360  # noqa: E402
-from fathom.app.viewer360 import Viewer360  # noqa: E402
+from fathom.app import viewer360
+from fathom.app.viewer360 import Viewer360
 from fathom.engine.geometry import projection
-from fathom.engine.geometry.meshing import panorama_trimesh  # noqa: E402
-from fathom.engine.types import Depth, Image, Mesh  # noqa: E402
+from fathom.engine.geometry.meshing import panorama_trimesh
+from fathom.engine.types import Depth, Image, Mesh
 
+pytestmark = pytest.mark.gui
 REPO = Path(__file__).resolve().parents[2]
-QUADRANTS = {"front": (1.0, 0.0, 0.0), "right": (0.0, 1.0, 0.0), "back": (0.0, 0.0, 1.0),
-             "left": (1.0, 1.0, 0.0)}
+QUADRANTS = {
+    "front": (1.0, 0.0, 0.0),
+    "right": (0.0, 1.0, 0.0),
+    "back": (0.0, 0.0, 1.0),
+    "left": (1.0, 1.0, 0.0),
+}
 MAGENTA = np.array([1.0, 0.0, 1.0])
 
 
@@ -77,15 +77,18 @@ def grab_canvas(v: Viewer360) -> np.ndarray:
 def drag(widget: QWidget, start: QPointF, end: QPointF) -> None:
     left, none = Qt.MouseButton.LeftButton, Qt.MouseButton.NoButton
     mods = Qt.KeyboardModifier.NoModifier
-    for kind, pos, button, buttons in ((QEvent.Type.MouseButtonPress, start, left, left),
-                                       (QEvent.Type.MouseMove, end, none, left),
-                                       (QEvent.Type.MouseButtonRelease, end, left, none)):
-        QApplication.sendEvent(widget, QMouseEvent(kind, pos, widget.mapToGlobal(pos), button,
-                                                   buttons, mods))
+    for kind, pos, button, buttons in (
+        (QEvent.Type.MouseButtonPress, start, left, left),
+        (QEvent.Type.MouseMove, end, none, left),
+        (QEvent.Type.MouseButtonRelease, end, left, none),
+    ):
+        QApplication.sendEvent(
+            widget, QMouseEvent(kind, pos, widget.mapToGlobal(pos), button, buttons, mods)
+        )
 
 
 @pytest.fixture
-def viewer(qtbot) -> Viewer360:  # noqa: ANN001
+def viewer(qtbot) -> Viewer360:
     v = Viewer360()
     qtbot.addWidget(v)
     v.resize(360, 300)
@@ -122,7 +125,7 @@ def test_dragging_left_looks_right(viewer: Viewer360) -> None:
     assert viewer.pitch > 0
 
 
-def test_moving_forward_shows_parallax(qtbot, viewer: Viewer360) -> None:  # noqa: ANN001
+def test_moving_forward_shows_parallax(qtbot, viewer: Viewer360) -> None:
     viewer.set_panorama(*object_panorama())
     at_centre = viewer.render_image(96, 72)
     n0 = magenta(at_centre)
@@ -170,8 +173,7 @@ def test_depth_scale_and_fov_sliders_act(viewer: Viewer360) -> None:
     assert viewer.depth_scale == pytest.approx(2.0)
     scaled = viewer.scene("full")
     assert scaled is not full
-    assert np.abs(scaled.vertices).max() == pytest.approx(2 * np.abs(full.vertices).max(),
-                                                          rel=1e-5)
+    assert np.abs(scaled.vertices).max() == pytest.approx(2 * np.abs(full.vertices).max(), rel=1e-5)
     farther = magenta(viewer.render_image(96, 72))
     assert farther < 0.7 * base  # the object is now 3 m away, we are still 0.6 m out
     assert viewer.scale_label.text() == "×2.00"
@@ -183,7 +185,7 @@ def test_depth_scale_and_fov_sliders_act(viewer: Viewer360) -> None:
     assert viewer.fov_slider.value() == 100  # sliders follow programmatic changes
 
 
-def test_renders_preview_then_full_size_on_the_worker(qtbot, viewer: Viewer360) -> None:  # noqa: ANN001
+def test_renders_preview_then_full_size_on_the_worker(qtbot, viewer: Viewer360) -> None:
     viewer.set_panorama(*quadrant_panorama())
     qtbot.waitUntil(lambda: viewer.idle and viewer.frames_shown >= 2, timeout=15000)
     frame = viewer.frame()
@@ -201,7 +203,7 @@ def test_renders_preview_then_full_size_on_the_worker(qtbot, viewer: Viewer360) 
     assert "yaw 90°" in viewer.status.text()
 
 
-def test_mesh_input_and_fullscreen_toggle(qtbot, viewer: Viewer360) -> None:  # noqa: ANN001
+def test_mesh_input_and_fullscreen_toggle(qtbot, viewer: Viewer360) -> None:
     img, depth = quadrant_panorama()
     viewer.set_mesh(Mesh(panorama_trimesh(img.data, depth.data, 2, 0.08, "vertex")))
     viewer.set_view(yaw=270)
@@ -227,7 +229,7 @@ def test_bad_panorama_is_refused(viewer: Viewer360) -> None:
         viewer.set_panorama(img, Depth(depth.data[:32, :64], "metric"))
 
 
-def test_open_window_keeps_an_unparented_viewer(qtbot) -> None:  # noqa: ANN001
+def test_open_window_keeps_an_unparented_viewer(qtbot) -> None:
     v = Viewer360.open_window(*quadrant_panorama())  # deletes itself on close
     try:
         assert v.isWindow() and v.isVisible() and v in viewer360._OPEN_WINDOWS
@@ -236,7 +238,7 @@ def test_open_window_keeps_an_unparented_viewer(qtbot) -> None:  # noqa: ANN001
     qtbot.waitUntil(lambda: v not in viewer360._OPEN_WINDOWS, timeout=5000)
 
 
-def test_screenshot_of_the_demo_panorama(tmp_path: Path, qtbot) -> None:  # noqa: ANN001
+def test_screenshot_of_the_demo_panorama(tmp_path: Path, qtbot) -> None:
     out = tmp_path / "shot.png"
     assert viewer360.main(["--screenshot", str(out), "--size", "480x300"]) == 0
     shot = QImage(str(out))
@@ -256,8 +258,9 @@ def test_banded_full_render_matches_and_can_be_abandoned(viewer: Viewer360) -> N
     assert banded is not None and banded.shape == whole.shape
     assert np.abs(banded - whole).max() < 1e-5
     calls = []
-    assert viewer360.render_bands(sc, cam, 4, lambda: bool(calls.append(1)) or
-                                  len(calls) > 2) is None
+    assert (
+        viewer360.render_bands(sc, cam, 4, lambda: bool(calls.append(1)) or len(calls) > 2) is None
+    )
     assert len(calls) == 3  # gave up before the third band
 
 
@@ -303,9 +306,9 @@ def test_background_texture_paints_out_objects_but_keeps_their_rims() -> None:
     bg = viewer360.background_texture(img.data, depth.data, rim=2)
     rows, cols = np.nonzero(patch)
     inner = np.zeros_like(patch)
-    inner[rows.min() + 4:rows.max() - 3, cols.min() + 4:cols.max() - 3] = True
+    inner[rows.min() + 4 : rows.max() - 3, cols.min() + 4 : cols.max() - 3] = True
     assert np.allclose(bg[inner], 0.5, atol=0.02)  # the object's inside: background gray
     assert np.allclose(bg[~patch], 0.5)  # the room is untouched
     edge = np.zeros_like(patch)
-    edge[rows.min():rows.max() + 1, cols.min()] = True  # the patch's left column
+    edge[rows.min() : rows.max() + 1, cols.min()] = True  # the patch's left column
     assert np.allclose(bg[edge], MAGENTA)  # the rim keeps its colour for the cracks

@@ -201,7 +201,7 @@ def graphs() -> SimpleNamespace:
 
 
 @pytest.fixture(scope="module")
-def pipe():  # noqa: ANN201
+def pipe():
     """A plain diffusers txt2img pipeline (DDIM) over the tiny random-weight benchmark parts:
     the baseline the acceleration identity tests compare against."""
     from diffusers import DDIMScheduler, StableDiffusionPipeline
@@ -210,8 +210,9 @@ def pipe():  # noqa: ANN201
 
     parts = build_components(TINY)
     parts.pop("tiny_vae")
-    p = StableDiffusionPipeline(**parts, safety_checker=None, feature_extractor=None,
-                                requires_safety_checker=False)
+    p = StableDiffusionPipeline(
+        **parts, safety_checker=None, feature_extractor=None, requires_safety_checker=False
+    )
     p.scheduler = DDIMScheduler.from_config(p.scheduler.config)
     p.set_progress_bar_config(disable=True)
     return p

@@ -17,13 +17,19 @@ from fathom.engine.diffusion.components import Components
 from fathom.engine.diffusion.loop import generate
 
 
-def run(pipe, callback=None) -> torch.Tensor:  # noqa: ANN001
-    return pipe("a quiet harbour", height=64, width=64, num_inference_steps=10,
-                generator=torch.Generator().manual_seed(2), output_type="pt",
-                callback_on_step_end=callback).images
+def run(pipe, callback=None) -> torch.Tensor:
+    return pipe(
+        "a quiet harbour",
+        height=64,
+        width=64,
+        num_inference_steps=10,
+        generator=torch.Generator().manual_seed(2),
+        output_type="pt",
+        callback_on_step_end=callback,
+    ).images
 
 
-def test_threshold_zero_runs_full_schedule(pipe) -> None:  # noqa: ANN001
+def test_threshold_zero_runs_full_schedule(pipe) -> None:
     base = run(pipe)
     ad = AdaptiveSteps(threshold=0.0)
     out = run(pipe, ad.diffusers_callback(pipe))
@@ -32,7 +38,7 @@ def test_threshold_zero_runs_full_schedule(pipe) -> None:  # noqa: ANN001
     assert "step" not in pipe.scheduler.__dict__  # the scheduler hook is gone
 
 
-def test_threshold_stops_early(pipe) -> None:  # noqa: ANN001
+def test_threshold_stops_early(pipe) -> None:
     ad = AdaptiveSteps(threshold=0.05, min_steps=3)
     run(pipe, ad.diffusers_callback(pipe))
     assert ad.stopped_at is not None and 3 <= ad.stopped_at < 10
@@ -40,9 +46,8 @@ def test_threshold_stops_early(pipe) -> None:  # noqa: ANN001
     assert "step" not in pipe.scheduler.__dict__
 
 
-def test_loop_contract(pipe) -> None:  # noqa: ANN001
-    comps = Components(pipe.unet, pipe.vae, pipe.text_encoder, pipe.tokenizer,
-                            pipe.scheduler)
+def test_loop_contract(pipe) -> None:
+    comps = Components(pipe.unet, pipe.vae, pipe.text_encoder, pipe.tokenizer, pipe.scheduler)
     kw = dict(steps=8, guidance=5.0, seed=4, width=64, height=64, scheduler="ddim")
     base = generate(comps, "a fox", **kw)
     full = generate(comps, "a fox", accel=[AdaptiveSteps(threshold=0.0)], **kw)
@@ -66,10 +71,12 @@ def test_heuristic_predictor_orders_prompts() -> None:
 
 
 def test_regression_predictor_fits_logged_runs(tmp_path: Path) -> None:
-    runs = [{"prompt": "a cat", "steps": 20, "steps_run": 8},
-            {"prompt": "a dog", "steps": 20, "steps_run": 8},
-            {"prompt": "a detailed, intricate city, sharp", "steps": 20, "steps_run": 18},
-            {"prompt": "highly detailed fur, texture", "steps": 20, "steps_run": 17}]
+    runs = [
+        {"prompt": "a cat", "steps": 20, "steps_run": 8},
+        {"prompt": "a dog", "steps": 20, "steps_run": 8},
+        {"prompt": "a detailed, intricate city, sharp", "steps": 20, "steps_run": 18},
+        {"prompt": "highly detailed fur, texture", "steps": 20, "steps_run": 17},
+    ]
     reg = RegressionStepPredictor(l2=1e-3).fit(runs)
     assert reg.predict("a bird", steps=20) < reg.predict("detailed intricate fur", steps=20)
     reg.save(tmp_path / "p.json")

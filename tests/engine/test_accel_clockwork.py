@@ -12,13 +12,19 @@ from fathom.engine.diffusion.components import Components
 from fathom.engine.diffusion.loop import generate
 
 
-def run(pipe, steps: int = 6) -> torch.Tensor:  # noqa: ANN001
-    out = pipe("a lighthouse at dusk", height=64, width=64, num_inference_steps=steps,
-               generator=torch.Generator().manual_seed(5), output_type="pt")
+def run(pipe, steps: int = 6) -> torch.Tensor:
+    out = pipe(
+        "a lighthouse at dusk",
+        height=64,
+        width=64,
+        num_inference_steps=steps,
+        generator=torch.Generator().manual_seed(5),
+        output_type="pt",
+    )
     return out.images
 
 
-def with_clockwork(pipe, cw: Clockwork) -> torch.Tensor:  # noqa: ANN001
+def with_clockwork(pipe, cw: Clockwork) -> torch.Tensor:
     cw.attach(pipe)
     try:
         return run(pipe)
@@ -26,7 +32,7 @@ def with_clockwork(pipe, cw: Clockwork) -> torch.Tensor:  # noqa: ANN001
         cw.detach()
 
 
-def test_period_one_equals_baseline_exactly(pipe) -> None:  # noqa: ANN001
+def test_period_one_equals_baseline_exactly(pipe) -> None:
     base = run(pipe)
     for level in (1, 2, 3):
         cw = Clockwork(period=1, level=level)
@@ -34,11 +40,12 @@ def test_period_one_equals_baseline_exactly(pipe) -> None:  # noqa: ANN001
         assert cw.stats == {"full_calls": 6, "cheap_calls": 0}
 
 
-def test_cheap_calls_skip_the_core(pipe) -> None:  # noqa: ANN001
+def test_cheap_calls_skip_the_core(pipe) -> None:
     base = run(pipe)
     calls = {"mid": 0}
     hook = pipe.unet.mid_block.resnets[0].register_forward_pre_hook(
-        lambda *a: calls.__setitem__("mid", calls["mid"] + 1))
+        lambda *a: calls.__setitem__("mid", calls["mid"] + 1)
+    )
     try:
         cw = Clockwork(period=3, level=1)
         out = with_clockwork(pipe, cw)
@@ -51,14 +58,14 @@ def test_cheap_calls_skip_the_core(pipe) -> None:  # noqa: ANN001
     assert torch.equal(run(pipe), base)  # detach restored every block
 
 
-def test_warmup_keeps_first_steps_whole(pipe) -> None:  # noqa: ANN001
+def test_warmup_keeps_first_steps_whole(pipe) -> None:
     cw = Clockwork(period=4, level=1, warmup=3)
     with_clockwork(pipe, cw)
     # steps 0, 1, 2 whole, then the clock ticks from step 2: steps 3, 4, 5 cheap.
     assert cw.stats == {"full_calls": 3, "cheap_calls": 3}
 
 
-def test_untrained_adaptor_is_identity_and_round_trips(pipe, tmp_path: Path) -> None:  # noqa: ANN001
+def test_untrained_adaptor_is_identity_and_round_trips(pipe, tmp_path: Path) -> None:
     out_ch, in_ch = core_channels(pipe.unet, 1)
     adaptor = ClockworkAdaptor(out_ch, in_ch, hidden=16, level=1)
     identity = with_clockwork(pipe, Clockwork(period=2, level=1))
@@ -75,17 +82,16 @@ def test_untrained_adaptor_is_identity_and_round_trips(pipe, tmp_path: Path) -> 
         Clockwork(period=2, level=2, adaptor=path)
 
 
-def test_level_out_of_range(pipe) -> None:  # noqa: ANN001
+def test_level_out_of_range(pipe) -> None:
     with pytest.raises(ValueError, match="level"):
         Clockwork(period=2, level=4).attach(pipe)
     with pytest.raises(ValueError, match="period"):
         Clockwork(period=0)
 
 
-def test_loop_steps_drive_the_clock(pipe) -> None:  # noqa: ANN001
+def test_loop_steps_drive_the_clock(pipe) -> None:
     """In Fathom's loop the step index (before_step) drives the clock."""
-    comps = Components(pipe.unet, pipe.vae, pipe.text_encoder, pipe.tokenizer,
-                            pipe.scheduler)
+    comps = Components(pipe.unet, pipe.vae, pipe.text_encoder, pipe.tokenizer, pipe.scheduler)
     kw = dict(steps=5, guidance=5.0, seed=1, width=64, height=64, scheduler="ddim")
     base = generate(comps, "a fox", **kw)
     same = generate(comps, "a fox", accel=[Clockwork(period=1)], **kw)

@@ -22,7 +22,7 @@ SIZE = 64
 
 
 @pytest.fixture(scope="module")
-def comps():  # noqa: ANN201
+def comps():
     from fathom.engine.diffusion.components import Components
     from fathom.engine.diffusion.minimodels import TINY, build_components
 
@@ -33,31 +33,47 @@ def clip(n: int = 4, static: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
     """n frames (n×3×64×64 in [-1, 1]) of a textured square moving 4 px a frame over a smooth
     background, and its masks (n×1×64×64)."""
     g = torch.Generator().manual_seed(0)
-    bg = torch.nn.functional.interpolate(torch.rand(1, 3, 8, 8, generator=g), size=SIZE,
-                                         mode="bilinear", align_corners=False)[0]
+    bg = torch.nn.functional.interpolate(
+        torch.rand(1, 3, 8, 8, generator=g), size=SIZE, mode="bilinear", align_corners=False
+    )[0]
     tex = torch.rand(3, 20, 20, generator=g)
     frames, masks = [], []
     for i in range(n):
         f = bg.clone()
         m = torch.zeros(1, SIZE, SIZE)
         x = 16 + (0 if static else 4 * i)
-        f[:, 20:40, x:x + 20] = tex
-        m[:, 20:40, x:x + 20] = 1
+        f[:, 20:40, x : x + 20] = tex
+        m[:, 20:40, x : x + 20] = 1
         frames.append(f)
         masks.append(m)
     return torch.stack(frames) * 2 - 1, torch.stack(masks)
 
 
-def run(comps, frames, masks, chunk: int = 0, **kw):  # noqa: ANN001, ANN003, ANN201
-    s = VideoSettings(**{"prompt": "a red boat", "negative_prompt": "blur", "steps": 6,
-                         "strength": 0.8, "seed": 5, **kw})
+def run(comps, frames, masks, chunk: int = 0, **kw):
+    s = VideoSettings(
+        **{
+            "prompt": "a red boat",
+            "negative_prompt": "blur",
+            "steps": 6,
+            "strength": 0.8,
+            "seed": 5,
+            **kw,
+        }
+    )
     n = frames.shape[0]
     chunk = chunk or n
     starts = list(range(0, n, chunk))
     with VideoRun(comps, s, chunks=len(starts)) as vr:
-        out = torch.cat([vr.denoise(frames[a:a + chunk],
-                                    None if masks is None else masks[a:a + chunk],
-                                    0 if a == 0 else None) for a in starts])
+        out = torch.cat(
+            [
+                vr.denoise(
+                    frames[a : a + chunk],
+                    None if masks is None else masks[a : a + chunk],
+                    0 if a == 0 else None,
+                )
+                for a in starts
+            ]
+        )
     return out, vr
 
 
@@ -127,24 +143,34 @@ def test_feather_crop_and_schedule_helpers() -> None:
     x0, eps = torch.randn(1, 4, 2, 2), torch.randn(1, 4, 2, 2)
     a, b = torch.tensor(0.3), torch.tensor(0.8)
     x = a.sqrt() * x0 + (1 - a).sqrt() * eps
-    assert torch.allclose(ddim_jump(x, x0, a, b), b.sqrt() * x0 + (1 - b).sqrt() * eps,
-                          atol=1e-5)
+    assert torch.allclose(ddim_jump(x, x0, a, b), b.sqrt() * x0 + (1 - b).sqrt() * eps, atol=1e-5)
 
 
 # ---- identities with the baseline -----------------------------------------------------------
 
 
-def test_one_frame_without_anchor_equals_image_to_image(comps) -> None:  # noqa: ANN001
+def test_one_frame_without_anchor_equals_image_to_image(comps) -> None:
     from fathom.engine.diffusion.loop import generate
 
     frames, masks = clip(2)
     out, _ = run(comps, frames, masks, attention="off")
-    ref = generate(comps, "a red boat", "blur", steps=6, strength=0.8, seed=5, width=SIZE,
-                   height=SIZE, image=frames[1:2], decode_output=False, scheduler="ddim")
+    ref = generate(
+        comps,
+        "a red boat",
+        "blur",
+        steps=6,
+        strength=0.8,
+        seed=5,
+        width=SIZE,
+        height=SIZE,
+        image=frames[1:2],
+        decode_output=False,
+        scheduler="ddim",
+    )
     assert torch.allclose(out[1:2], ref.latents, atol=1e-4)
 
 
-def test_token_merging_ratio_zero_is_exact_and_detach_restores(comps) -> None:  # noqa: ANN001
+def test_token_merging_ratio_zero_is_exact_and_detach_restores(comps) -> None:
     frames, masks = clip(4)
     base, _ = run(comps, frames, masks)
     same, vr = run(comps, frames, masks, merge_bg=0.0, merge_fg=0.0, temporal_merge=True)
@@ -158,7 +184,7 @@ def test_token_merging_ratio_zero_is_exact_and_detach_restores(comps) -> None:  
     assert torch.equal(run(comps, frames, masks)[0], base)
 
 
-def test_object_centric_sampling_equal_steps_is_exact(comps) -> None:  # noqa: ANN001
+def test_object_centric_sampling_equal_steps_is_exact(comps) -> None:
     frames, masks = clip(4)
     base, _ = run(comps, frames, masks)
     k = 4  # 6 steps × strength 0.8 on DDIM (the video edit's default sampler)
@@ -170,7 +196,7 @@ def test_object_centric_sampling_equal_steps_is_exact(comps) -> None:  # noqa: A
     assert fewer.shape == base.shape and not torch.equal(fewer, base)
 
 
-def test_anchor_keys_kept_across_chunks_equal_one_batch(comps) -> None:  # noqa: ANN001
+def test_anchor_keys_kept_across_chunks_equal_one_batch(comps) -> None:
     frames, masks = clip(4)
     whole, _ = run(comps, frames, masks, attention="first")
     chunked, vr = run(comps, frames, masks, chunk=2, attention="first")
@@ -179,7 +205,7 @@ def test_anchor_keys_kept_across_chunks_equal_one_batch(comps) -> None:  # noqa:
     assert not torch.allclose(off[1:], whole[1:], atol=1e-3)  # the anchor really is attended
 
 
-def test_clockwork_across_identical_frames_equals_the_baseline(comps) -> None:  # noqa: ANN001
+def test_clockwork_across_identical_frames_equals_the_baseline(comps) -> None:
     frames, masks = clip(4, static=True)
     base, _ = run(comps, frames, masks)
     reused, vr = run(comps, frames, masks, clock_frames=True)
@@ -190,16 +216,19 @@ def test_clockwork_across_identical_frames_equals_the_baseline(comps) -> None:  
     assert not torch.allclose(moved, run(comps, moving, mmasks)[0], atol=1e-4)
 
 
-def test_ddim_inversion_reconstructs_the_input_latents(comps) -> None:  # noqa: ANN001
+def test_ddim_inversion_reconstructs_the_input_latents(comps) -> None:
     from fathom.engine.diffusion.components import _encode
 
     frames, masks = clip(2)
-    s = dict(prompt="", guidance=1.0, strength=1.0, steps=10, scheduler="ddim",
-             attention="off")
+    s = dict(prompt="", guidance=1.0, strength=1.0, steps=10, scheduler="ddim", attention="off")
     inverted, _ = run(comps, frames, masks, inversion=True, **s)
     noised, _ = run(comps, frames, masks, **s)
-    z0 = torch.cat([_encode(comps, frames[i:i + 1], torch.Generator().manual_seed(5),
-                            torch.float32) for i in range(2)])
+    z0 = torch.cat(
+        [
+            _encode(comps, frames[i : i + 1], torch.Generator().manual_seed(5), torch.float32)
+            for i in range(2)
+        ]
+    )
     err_inv = float((inverted - z0).abs().mean())
     err_noise = float((noised - z0).abs().mean())
     assert err_inv < 0.5 * err_noise, (err_inv, err_noise)
@@ -224,17 +253,19 @@ def test_flow_fusion_carries_the_previous_frame_along_the_flow() -> None:
     assert torch.equal(fused[0], frames[0])  # the first frame has nothing to follow
     assert torch.allclose(fused[1], 0.75 * frames[1] + 0.25 * frames[0])
     prev = torch.zeros(1, 2, 5, 6)  # the previous chunk's last frame, for its first frame
-    assert torch.allclose(fuse_along_flow(frames, torch.zeros(2, 5, 6, 2), prev, 0.5)[0],
-                          0.5 * frames[0])
+    assert torch.allclose(
+        fuse_along_flow(frames, torch.zeros(2, 5, 6, 2), prev, 0.5)[0], 0.5 * frames[0]
+    )
     # Noise carried along a half-pixel motion keeps unit variance.
     ys, xs = torch.meshgrid(torch.arange(32.0), torch.arange(32.0), indexing="ij")
     coords = follow_coords(torch.stack([xs, ys], -1), torch.full((32, 32, 2), -0.5))
-    noise = warp_noise(torch.randn(1, 4, 32, 32, generator=torch.Generator().manual_seed(0)),
-                       coords[None])
+    noise = warp_noise(
+        torch.randn(1, 4, 32, 32, generator=torch.Generator().manual_seed(0)), coords[None]
+    )
     assert float(noise[..., 1:, 1:].std()) == pytest.approx(1.0, abs=0.05)
 
 
-def test_flow_fusion_off_is_exact_and_on_is_chunk_independent(comps) -> None:  # noqa: ANN001
+def test_flow_fusion_off_is_exact_and_on_is_chunk_independent(comps) -> None:
     frames, masks = clip(4)
     base, _ = run(comps, frames, masks, negative_prompt="")
     flows = torch.zeros(4, 8, 8, 2)
@@ -243,23 +274,43 @@ def test_flow_fusion_off_is_exact_and_on_is_chunk_independent(comps) -> None:  #
     outs = []
     for chunk in (4, 2):
         with VideoRun(comps, s, chunks=4 // chunk) as vr:
-            outs.append(torch.cat([vr.denoise(frames[a:a + chunk], None, 0 if a == 0 else None,
-                                              flows=flows[a:a + chunk])
-                                   for a in range(0, 4, chunk)]))
+            outs.append(
+                torch.cat(
+                    [
+                        vr.denoise(
+                            frames[a : a + chunk],
+                            None,
+                            0 if a == 0 else None,
+                            flows=flows[a : a + chunk],
+                        )
+                        for a in range(0, 4, chunk)
+                    ]
+                )
+            )
     assert torch.allclose(outs[0], outs[1], atol=1e-4) and not torch.allclose(outs[0], base)
     s.flow_fusion = 0.0
     with VideoRun(comps, s) as vr:
         assert torch.equal(vr.denoise(frames, None, 0, flows=flows), base)
 
 
-def test_a_run_stopped_mid_step_leaves_the_unet_as_it_was(comps) -> None:  # noqa: ANN001
+def test_a_run_stopped_mid_step_leaves_the_unet_as_it_was(comps) -> None:
     """Cancelling raises out of the step callback: every patch must still come off."""
     frames, masks = clip(4)
     base, _ = run(comps, frames, masks)
     processors = dict(comps.unet.attn_processors)
-    s = VideoSettings(prompt="a red boat", steps=6, strength=0.8, seed=5, merge_bg=0.8,
-                      temporal_merge=True, merge_levels=2, bg_steps=2, feather=1,
-                      crop_margin=1, clock_frames=True)
+    s = VideoSettings(
+        prompt="a red boat",
+        steps=6,
+        strength=0.8,
+        seed=5,
+        merge_bg=0.8,
+        temporal_merge=True,
+        merge_levels=2,
+        bg_steps=2,
+        feather=1,
+        crop_margin=1,
+        clock_frames=True,
+    )
 
     class Stop(Exception):
         pass
@@ -277,7 +328,7 @@ def test_a_run_stopped_mid_step_leaves_the_unet_as_it_was(comps) -> None:  # noq
     assert torch.equal(run(comps, frames, masks)[0], base)
 
 
-def test_merging_without_a_mask_treats_every_token_as_background(comps) -> None:  # noqa: ANN001
+def test_merging_without_a_mask_treats_every_token_as_background(comps) -> None:
     frames, masks = clip(4)
     none, vr = run(comps, frames, None, merge_bg=0.6, temporal_merge=True)
     zeros, _ = run(comps, frames, torch.zeros_like(masks), merge_bg=0.6, temporal_merge=True)
@@ -286,26 +337,32 @@ def test_merging_without_a_mask_treats_every_token_as_background(comps) -> None:
     assert not torch.equal(with_fg, none)  # the mask really moves tokens between classes
 
 
-def test_temporal_merge_with_odd_chunks_attends_to_one_anchor(comps) -> None:  # noqa: ANN001
+def test_temporal_merge_with_odd_chunks_attends_to_one_anchor(comps) -> None:
     """5 frames in chunks of 3 and 2: the first chunk cannot pair its frames, the second can;
     both attend to the anchor's keys, kept once per guidance half and step."""
     frames, masks = clip(5)
-    s = VideoSettings(prompt="a red boat", negative_prompt="blur", steps=6, strength=0.8,
-                      seed=5, merge_bg=0.6, temporal_merge=True)
+    s = VideoSettings(
+        prompt="a red boat",
+        negative_prompt="blur",
+        steps=6,
+        strength=0.8,
+        seed=5,
+        merge_bg=0.6,
+        temporal_merge=True,
+    )
     with VideoRun(comps, s, chunks=2) as vr:
         first = vr.denoise(frames[:3], masks[:3], 0)
         kept = {kv[0].shape[0] for kv in vr.anchor.kept.values()}
         out = torch.cat([first, vr.denoise(frames[3:], masks[3:], None)])
     assert vr.merger.merged_calls > 0 and torch.isfinite(out).all()
     assert kept == {2}  # one anchor item per guidance half, whatever the grouping
-    off, _ = run(comps, frames, masks, chunk=3, merge_bg=0.6, temporal_merge=True,
-                 attention="off")
+    off, _ = run(comps, frames, masks, chunk=3, merge_bg=0.6, temporal_merge=True, attention="off")
     assert not torch.allclose(off[3:], out[3:], atol=1e-3)  # the second chunk sees the anchor
     whole, _ = run(comps, frames, masks, merge_bg=0.6, temporal_merge=True)
     assert float((out - whole).abs().mean()) < 0.25 * float(whole.abs().mean())
 
 
-def test_clockwork_across_steps_reuses_each_frames_own_features(comps) -> None:  # noqa: ANN001
+def test_clockwork_across_steps_reuses_each_frames_own_features(comps) -> None:
     frames, masks = clip(4)
     base, _ = run(comps, frames, masks, steps=10)
     reused, vr = run(comps, frames, masks, steps=10, clock_period=2, clock_warmup=2)
@@ -317,15 +374,23 @@ def test_clockwork_across_steps_reuses_each_frames_own_features(comps) -> None: 
     chunked, vr = run(comps, frames, masks, steps=10, chunk=2, clock_period=2, clock_warmup=2)
     assert vr.step_clock.cheap_calls == 6  # the clock restarts for every chunk
     assert torch.allclose(chunked[:2], reused[:2], atol=1e-4)
-    _, vr = run(comps, frames[:2], masks[:2], steps=10, clock_period=2, clock_warmup=2,
-                inversion=True, scheduler="ddim")
+    _, vr = run(
+        comps,
+        frames[:2],
+        masks[:2],
+        steps=10,
+        clock_period=2,
+        clock_warmup=2,
+        inversion=True,
+        scheduler="ddim",
+    )
     assert vr.step_clock.cheap_calls == 3  # the inversion's 8 calls all ran whole
     with pytest.raises(ValueError, match="one of them"):
         VideoRun(comps, VideoSettings(clock_period=2, clock_frames=True))
 
 
 @pytest.mark.parametrize("full_first", [True, False])
-def test_sampling_chunks_may_crop_or_not_and_share_the_anchor(comps, full_first) -> None:  # noqa: ANN001
+def test_sampling_chunks_may_crop_or_not_and_share_the_anchor(comps, full_first) -> None:
     """A chunk whose object fills the frame runs every step whole; a chunk with a small object
     runs crop steps. Either may hold the anchor: the other still finds its keys per step."""
     frames, masks = clip(4)

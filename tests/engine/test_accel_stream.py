@@ -14,8 +14,14 @@ def stream() -> StreamPipeline:
     from fathom.engine.diffusion.minimodels import TINY, build_components
 
     c = build_components(TINY)
-    return StreamPipeline(c["unet"], c["vae"], c["text_encoder"], c["tokenizer"],
-                          c["scheduler"], tiny_vae=c["tiny_vae"])
+    return StreamPipeline(
+        c["unet"],
+        c["vae"],
+        c["text_encoder"],
+        c["tokenizer"],
+        c["scheduler"],
+        tiny_vae=c["tiny_vae"],
+    )
 
 
 def frames(n: int, batch: int = 1) -> list[torch.Tensor]:
@@ -25,10 +31,17 @@ def frames(n: int, batch: int = 1) -> list[torch.Tensor]:
 
 @pytest.mark.parametrize("cfg_type", ["none", "self", "initialize", "full"])
 @pytest.mark.parametrize("t_index_list", [(32, 45), (10, 25, 40)])
-def test_stream_batch_equals_sequential(stream: StreamPipeline, cfg_type: str,
-                                        t_index_list: tuple[int, ...]) -> None:
-    stream.prepare("a painting of a boat", "blurry", t_index_list=t_index_list, guidance=1.4,
-                   cfg_type=cfg_type, seed=3)
+def test_stream_batch_equals_sequential(
+    stream: StreamPipeline, cfg_type: str, t_index_list: tuple[int, ...]
+) -> None:
+    stream.prepare(
+        "a painting of a boat",
+        "blurry",
+        t_index_list=t_index_list,
+        guidance=1.4,
+        cfg_type=cfg_type,
+        seed=3,
+    )
     inputs = frames(5)
     calls = stream.unet_calls
     outs = [stream(f) for f in inputs]
@@ -65,8 +78,13 @@ def test_similarity_filter_skips_identical_frames(stream: StreamPipeline) -> Non
     assert skip_probability(1.0, 0.98) == 1.0 and skip_probability(0.5, 0.98) == 0.0
     assert skip_probability(0.99, 1.0) == 0.0
 
-    stream.prepare("a cat", t_index_list=(20, 40), cfg_type="self",
-                   similarity_threshold=0.98, similarity_max_skip=100)
+    stream.prepare(
+        "a cat",
+        t_index_list=(20, 40),
+        cfg_type="self",
+        similarity_threshold=0.98,
+        similarity_max_skip=100,
+    )
     calls = stream.unet_calls
     first = stream(x)
     for _ in range(4):
@@ -89,8 +107,7 @@ def test_clockwork_in_stream(stream: StreamPipeline) -> None:
     assert float((reused[1] - plain[1]).abs().mean()) < 0.2
     stream.close()
     stream.prepare("a boat", t_index_list=(20, 40), cfg_type="self")
-    assert all(torch.equal(a, b) for a, b in zip([stream(f) for f in inputs], plain,
-                                                 strict=True))
+    assert all(torch.equal(a, b) for a, b in zip([stream(f) for f in inputs], plain, strict=True))
 
 
 def test_prepare_rejects_bad_settings(stream: StreamPipeline) -> None:

@@ -16,9 +16,15 @@ from fathom.engine.accel.tome import (
 )
 
 
-def run(pipe, steps: int = 3) -> torch.Tensor:  # noqa: ANN001
-    out = pipe("a small red boat", height=64, width=64, num_inference_steps=steps,
-               generator=torch.Generator().manual_seed(3), output_type="pt")
+def run(pipe, steps: int = 3) -> torch.Tensor:
+    out = pipe(
+        "a small red boat",
+        height=64,
+        width=64,
+        num_inference_steps=steps,
+        generator=torch.Generator().manual_seed(3),
+        output_type="pt",
+    )
     return out.images
 
 
@@ -62,7 +68,7 @@ def test_score_hook_blocks_pairs() -> None:
     dst = destination_mask(4, 4)
     group = (torch.arange(16) % 4 >= 2).long()  # left half / right half of the grid
 
-    def same_group_only(scores, src, dst_idx):  # noqa: ANN001, ANN202
+    def same_group_only(scores, src, dst_idx):
         ok = group[src].view(-1, 1) == group[dst_idx].view(1, -1)
         return scores.masked_fill(~ok, float("-inf"))
 
@@ -79,7 +85,7 @@ def test_token_grid() -> None:
         token_grid(7, (8, 8))
 
 
-def test_ratio_zero_equals_baseline_exactly(pipe) -> None:  # noqa: ANN001
+def test_ratio_zero_equals_baseline_exactly(pipe) -> None:
     base = run(pipe)
     tm = TokenMerge(ratio=0.0)
     tm.attach(pipe)
@@ -89,7 +95,7 @@ def test_ratio_zero_equals_baseline_exactly(pipe) -> None:  # noqa: ANN001
         tm.detach()
 
 
-def test_merging_changes_little_and_detach_restores(pipe) -> None:  # noqa: ANN001
+def test_merging_changes_little_and_detach_restores(pipe) -> None:
     base = run(pipe)
     processors = dict(pipe.unet.attn_processors)
     tm = TokenMerge(ratio=0.5, proportional=True)

@@ -66,8 +66,9 @@ def test_the_executor_respects_the_cache_budget(make_executor: Callable[..., Exe
 # ---- what re-runs --------------------------------------------------------------------------
 
 
-def test_an_unchanged_graph_executes_nothing(make_executor: Callable[..., Executor],
-                                             graphs) -> None:
+def test_an_unchanged_graph_executes_nothing(
+    make_executor: Callable[..., Executor], graphs
+) -> None:
     ex = make_executor()
     g = graphs.chain(5)
     first = ex.run(g)
@@ -79,7 +80,8 @@ def test_an_unchanged_graph_executes_nothing(make_executor: Callable[..., Execut
 
 
 def test_one_parameter_change_reruns_exactly_the_downstream_chain(
-        make_executor: Callable[..., Executor], graphs) -> None:
+    make_executor: Callable[..., Executor], graphs
+) -> None:
     ex = make_executor()
     g = graphs.chain(6)
     ex.run(g)
@@ -92,8 +94,7 @@ def test_one_parameter_change_reruns_exactly_the_downstream_chain(
     assert ex.run(g).executed == []
 
 
-def test_one_parameter_change_on_a_diamond(make_executor: Callable[..., Executor],
-                                           graphs) -> None:
+def test_one_parameter_change_on_a_diamond(make_executor: Callable[..., Executor], graphs) -> None:
     ex = make_executor()
     g = graphs.diamond()
     assert ex.run(g).output("bottom", "value") == 25.0
@@ -119,7 +120,8 @@ def test_cache_keys_ignore_the_instance_id(make_executor: Callable[..., Executor
 
 
 def test_non_cacheable_nodes_and_their_dependents_rerun(
-        make_executor: Callable[..., Executor]) -> None:
+    make_executor: Callable[..., Executor],
+) -> None:
     ex = make_executor()
     g = Graph()
     g.add_node("t.clock", "clock")
@@ -133,8 +135,7 @@ def test_non_cacheable_nodes_and_their_dependents_rerun(
     assert second.output("clock", "value") > first.output("clock", "value")
 
 
-def test_seeded_nodes_keep_the_node_id_in_their_key(make_executor: Callable[..., Executor]
-                                                    ) -> None:
+def test_seeded_nodes_keep_the_node_id_in_their_key(make_executor: Callable[..., Executor]) -> None:
     """A node seeded from its id must not reuse another id's cached draw."""
     ex = make_executor()
     a, b = Graph(), Graph()
@@ -147,8 +148,9 @@ def test_seeded_nodes_keep_the_node_id_in_their_key(make_executor: Callable[...,
 
 
 @pytest.mark.parametrize("flag", ["bypass", "mute"])
-def test_flags_are_part_of_the_key(make_executor: Callable[..., Executor], graphs,
-                                   flag: str) -> None:
+def test_flags_are_part_of_the_key(
+    make_executor: Callable[..., Executor], graphs, flag: str
+) -> None:
     ex = make_executor()
     g = graphs.chain(3)
     ex.run(g)

@@ -16,28 +16,39 @@ import pytest
 # Before Ray starts: a local instance otherwise binds to this machine's network address.
 os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
 
-from fathom.engine.batch import read_rows  # noqa: E402
-from fathom.engine.cli import main  # noqa: E402
-from fathom.engine.distributed.scheduler import STAGING_PREFIX, commit, run_batch_ray  # noqa: E402
-from fathom.engine.distributed.worker import render_staged  # noqa: E402
-from fathom.engine.render import RenderJob  # noqa: E402
+from fathom.engine.batch import read_rows
+from fathom.engine.cli import main
+from fathom.engine.distributed.scheduler import STAGING_PREFIX, commit, run_batch_ray
+from fathom.engine.distributed.worker import render_staged
+from fathom.engine.render import RenderJob
 
 ROW_FILES = {"full.png", "crop.png", "run.json"}
 
 
 def write_graph(folder: Path, side: int = 48) -> Path:
     """constant → adjust → (save full, crop → save crop); a math node the outputs don't need."""
-    doc = {"format": "fathom.graph", "version": 1, "nodes": [
-        {"id": "c", "type": "image.constant", "params": {"width": side, "height": side}},
-        {"id": "adj", "type": "image.adjust", "params": {"hue": 0.0, "saturation": 1.0}},
-        {"id": "crop", "type": "image.crop", "params": {"width": side // 2, "height": side // 2}},
-        {"id": "save_full", "type": "image.save", "params": {"path": "full.png"}},
-        {"id": "save_crop", "type": "image.save", "params": {"path": "crop.png"}},
-        {"id": "m", "type": "math.binary", "params": {"op": "multiply", "a": 2, "b": 3}}],
-        "edges": [{"from": ["c", "image"], "to": ["adj", "image"]},
-                  {"from": ["adj", "image"], "to": ["save_full", "image"]},
-                  {"from": ["adj", "image"], "to": ["crop", "image"]},
-                  {"from": ["crop", "image"], "to": ["save_crop", "image"]}]}
+    doc = {
+        "format": "fathom.graph",
+        "version": 1,
+        "nodes": [
+            {"id": "c", "type": "image.constant", "params": {"width": side, "height": side}},
+            {"id": "adj", "type": "image.adjust", "params": {"hue": 0.0, "saturation": 1.0}},
+            {
+                "id": "crop",
+                "type": "image.crop",
+                "params": {"width": side // 2, "height": side // 2},
+            },
+            {"id": "save_full", "type": "image.save", "params": {"path": "full.png"}},
+            {"id": "save_crop", "type": "image.save", "params": {"path": "crop.png"}},
+            {"id": "m", "type": "math.binary", "params": {"op": "multiply", "a": 2, "b": 3}},
+        ],
+        "edges": [
+            {"from": ["c", "image"], "to": ["adj", "image"]},
+            {"from": ["adj", "image"], "to": ["save_full", "image"]},
+            {"from": ["adj", "image"], "to": ["crop", "image"]},
+            {"from": ["crop", "image"], "to": ["save_crop", "image"]},
+        ],
+    }
     path = folder / "sweep.json"
     path.write_text(json.dumps(doc))
     return path
@@ -47,8 +58,11 @@ def write_rows(folder: Path, n: int, bad: set[int] = frozenset()) -> Path:
     """A seed sweep: each row its own seed, colour and hue; rows in ``bad`` crop outside."""
     lines = []
     for i in range(n):
-        row: dict[str, Any] = {"_seed": 1000 + i, "c.color": [i / n, 0.5, 1 - i / n, 1.0],
-                               "adj.hue": -180 + 30 * i}
+        row: dict[str, Any] = {
+            "_seed": 1000 + i,
+            "c.color": [i / n, 0.5, 1 - i / n, 1.0],
+            "adj.hue": -180 + 30 * i,
+        }
         if i in bad:
             row["crop.x"] = 60000  # outside the image: fails inside the node, at run time
         lines.append(json.dumps(row))
@@ -69,8 +83,9 @@ def normalized(value: Any, out: Path) -> Any:
 
 
 def tree(out: Path) -> dict[str, bytes]:
-    return {p.relative_to(out).as_posix(): p.read_bytes()
-            for p in sorted(out.rglob("*")) if p.is_file()}
+    return {
+        p.relative_to(out).as_posix(): p.read_bytes() for p in sorted(out.rglob("*")) if p.is_file()
+    }
 
 
 def assert_clean(out: Path, names: list[str]) -> None:
@@ -100,8 +115,9 @@ def ray_two_nodes():
     from ray.cluster_utils import Cluster
 
     ray.shutdown()
-    cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 1,
-                                                            "include_dashboard": False})
+    cluster = Cluster(
+        initialize_head=True, head_node_args={"num_cpus": 1, "include_dashboard": False}
+    )
     cluster.add_node(num_cpus=1)
     cluster.wait_for_nodes()
     ray.init(address=cluster.address, log_to_driver=False)
@@ -133,8 +149,7 @@ class TestLocalInstance:
         seeds = [json.loads(b[f"{n}/run.json"])["seed"] for n in names]
         assert seeds == [1000 + i for i in range(12)]
 
-    def test_a_failing_row_is_reported_and_the_rest_finish(self, ray_local,
-                                                          tmp_path: Path) -> None:
+    def test_a_failing_row_is_reported_and_the_rest_finish(self, ray_local, tmp_path: Path) -> None:
         graph, rows = write_graph(tmp_path), write_rows(tmp_path, 5, bad={2})
         out = tmp_path / "out"
         assert cli(graph, "--batch", rows, "--out", out, "--cluster", "local") == 1
@@ -163,8 +178,9 @@ class TestLocalInstance:
         previous = signal.signal(signal.SIGINT, on_sigint)
         try:
             inside.set()
-            m = run_batch_ray(ray_local, base, read_rows(rows_path), progress=first_row,
-                              log=messages.append)
+            m = run_batch_ray(
+                ray_local, base, read_rows(rows_path), progress=first_row, log=messages.append
+            )
             inside.clear()
         finally:
             inside.clear()
@@ -179,8 +195,9 @@ class TestLocalInstance:
 
 
 class TestTwoNodeCluster:
-    def test_killed_worker_still_renders_every_row_once(self, ray_two_nodes,
-                                                        tmp_path: Path) -> None:
+    def test_killed_worker_still_renders_every_row_once(
+        self, ray_two_nodes, tmp_path: Path
+    ) -> None:
         import psutil
 
         graph, rows_path = write_graph(tmp_path, side=768), write_rows(tmp_path, 12)
@@ -190,16 +207,23 @@ class TestTwoNodeCluster:
         def kill_a_busy_worker(entry: dict[str, Any], done: int, total: int) -> None:
             if done != 3 or killed:
                 return
-            procs = [p for p in psutil.process_iter(["pid", "cmdline"])
-                     if " ".join(p.info["cmdline"] or []).startswith("ray::RowWorker")]
+            procs = [
+                p
+                for p in psutil.process_iter(["pid", "cmdline"])
+                if " ".join(p.info["cmdline"] or []).startswith("ray::RowWorker")
+            ]
             busy = [p for p in procs if "render" in " ".join(p.info["cmdline"])] or procs
             busy[0].kill()
             killed.append(busy[0].info["pid"])
 
         messages: list[str] = []
-        m = run_batch_ray(ray_two_nodes, RenderJob(graph, out, [], True, "cpu"),
-                          read_rows(rows_path), progress=kill_a_busy_worker,
-                          log=messages.append)
+        m = run_batch_ray(
+            ray_two_nodes,
+            RenderJob(graph, out, [], True, "cpu"),
+            read_rows(rows_path),
+            progress=kill_a_busy_worker,
+            log=messages.append,
+        )
         assert killed and any("worker died" in t for t in messages), messages
         assert m["counts"]["ok"] == 12 and not m["interrupted"]
         names = [e["name"] for e in m["rows"]]
@@ -220,8 +244,10 @@ def test_rows_come_back_to_the_driver_without_a_shared_folder(tmp_path: Path) ->
     job = RenderJob(graph, tmp_path / "out" / row.name, row.overrides, False, "cpu")
     result = render_staged(job, 0, row.name, str(staging), "no-such-token", "a1")
     assert "staged" not in result and set(result["files"]) == ROW_FILES
-    assert result["entry"]["outputs"] == [str(job.out_dir / "full.png"),
-                                          str(job.out_dir / "crop.png")]
+    assert result["entry"]["outputs"] == [
+        str(job.out_dir / "full.png"),
+        str(job.out_dir / "crop.png"),
+    ]
     (job.out_dir).mkdir()
     (job.out_dir / "stale.txt").write_text("from an earlier batch")
     commit(result, job.out_dir, staging, "a1")

@@ -42,8 +42,9 @@ def test_runs_only_what_the_targets_need(make_executor: Callable[..., Executor])
     assert result.output("b2", "value") == 50.0 and "a" not in result.values
 
 
-def test_default_targets_are_output_nodes_else_leaves(make_executor: Callable[..., Executor]
-                                                      ) -> None:
+def test_default_targets_are_output_nodes_else_leaves(
+    make_executor: Callable[..., Executor],
+) -> None:
     ex = make_executor()
     assert sorted(ex.run(two_branches()).executed) == ["a", "a2", "b", "b2"]
     g = two_branches()
@@ -63,8 +64,7 @@ def test_a_long_chain_runs(make_executor: Callable[..., Executor]) -> None:
     assert len(result.executed) == 1500 and result.output("n1499", "value") == 1500.0
 
 
-def test_implicit_conversions_happen_on_the_edge(make_executor: Callable[..., Executor]
-                                                 ) -> None:
+def test_implicit_conversions_happen_on_the_edge(make_executor: Callable[..., Executor]) -> None:
     g = Graph()
     g.add_node("value.int", "i", {"value": 3})
     g.add_node("math.scale", "s", {"factor": 0.5})
@@ -95,8 +95,7 @@ def test_call_runs_one_node_with_checked_params(make_executor: Callable[..., Exe
 # ---- failures ------------------------------------------------------------------------------
 
 
-def test_a_failing_node_keeps_the_other_branches(make_executor: Callable[..., Executor]
-                                                 ) -> None:
+def test_a_failing_node_keeps_the_other_branches(make_executor: Callable[..., Executor]) -> None:
     g = two_branches()
     g.add_node("t.boom", "boom")
     g.connect("a2", "value", "boom", "value")
@@ -118,10 +117,13 @@ def test_node_errors_name_node_port_and_fix(make_executor: Callable[..., Executo
     g.add_node("t.wrong", "wrong")
     result = make_executor().run(g)
     assert sorted(result.failed) == ["div", "wrong"]
-    assert result.records["div"].error == ("node 'div', port 'y': division by zero. "
-                                           "Fix: feed a non-zero divisor")
-    assert result.records["wrong"].error == "node 'wrong', port 'image': output should be " \
-                                            "image, got float"
+    assert result.records["div"].error == (
+        "node 'div', port 'y': division by zero. Fix: feed a non-zero divisor"
+    )
+    assert (
+        result.records["wrong"].error == "node 'wrong', port 'image': output should be "
+        "image, got float"
+    )
     assert result.records["div"].traceback is None  # a deliberate error needs no traceback
 
 
@@ -156,8 +158,11 @@ def test_crashing_hooks_are_contained(treg: Registry) -> None:
     again = ex.run(g)
     assert again.executed == ["bug"] and len(again.cached) == 4  # only it lost its cache
     g.set_param("bug", "fussy", True)
-    with pytest.raises(GraphInvalid, match="node 'bug': its pre-flight check crashed: "
-                                           r"KeyError\('oops'\)"):
+    with pytest.raises(
+        GraphInvalid,
+        match="node 'bug': its pre-flight check crashed: "
+        r"KeyError\('oops'\)",
+    ):
         ex.run(g)
 
 
@@ -174,8 +179,9 @@ def loop_graph() -> Graph:
     return g
 
 
-def test_cancel_from_a_listener_stops_inside_the_node(make_executor: Callable[..., Executor]
-                                                      ) -> None:
+def test_cancel_from_a_listener_stops_inside_the_node(
+    make_executor: Callable[..., Executor],
+) -> None:
     cancel = CancelToken()
     progress: list[float] = []
 
@@ -204,8 +210,9 @@ def test_cancel_from_another_thread(make_executor: Callable[..., Executor]) -> N
         if event.kind == "node_progress":
             started.set()
 
-    worker = threading.Thread(target=lambda: results.append(
-        make_executor().run(g, listener=listener, cancel=cancel)))
+    worker = threading.Thread(
+        target=lambda: results.append(make_executor().run(g, listener=listener, cancel=cancel))
+    )
     t0 = time.perf_counter()
     worker.start()
     assert started.wait(10)
@@ -244,27 +251,34 @@ def test_derive_seed_is_stable_and_in_range() -> None:
 # ---- events --------------------------------------------------------------------------------
 
 
-def test_event_order_for_one_node_and_cached_on_rerun(make_executor: Callable[..., Executor]
-                                                      ) -> None:
+def test_event_order_for_one_node_and_cached_on_rerun(
+    make_executor: Callable[..., Executor],
+) -> None:
     g = Graph()
     g.add_node("t.loop", "loop", {"steps": 3})
     ex = make_executor()
     rec = Recorder()
     ex.run(g, listener=rec)
-    assert rec.kinds("loop") == ["node_queued", "node_started", "node_progress",
-                                 "node_progress", "node_progress", "node_preview",
-                                 "node_finished"]
+    assert rec.kinds("loop") == [
+        "node_queued",
+        "node_started",
+        "node_progress",
+        "node_progress",
+        "node_progress",
+        "node_preview",
+        "node_finished",
+    ]
     assert [e.value for e in rec.events if e.kind == "node_preview"] == [3.0]
-    assert [e.progress for e in rec.events if e.kind == "node_progress"] == \
-        pytest.approx([0, 1 / 3, 2 / 3])
+    assert [e.progress for e in rec.events if e.kind == "node_progress"] == pytest.approx(
+        [0, 1 / 3, 2 / 3]
+    )
     assert rec.kinds()[0] == "run_started" and rec.kinds()[-1] == "run_finished"
     rerun = Recorder()
     ex.run(g, listener=rerun)
     assert rerun.kinds("loop") == ["node_cached"]
 
 
-def test_failed_and_skipped_nodes_emit_their_events(make_executor: Callable[..., Executor]
-                                                    ) -> None:
+def test_failed_and_skipped_nodes_emit_their_events(make_executor: Callable[..., Executor]) -> None:
     g = Graph()
     g.add_node("t.boom", "boom")
     g.add_node("math.scale", "after")
@@ -291,8 +305,7 @@ def wide_graph() -> Graph:
     return g
 
 
-def test_parallel_runs_give_the_sequential_results(make_executor: Callable[..., Executor]
-                                                   ) -> None:
+def test_parallel_runs_give_the_sequential_results(make_executor: Callable[..., Executor]) -> None:
     seq = make_executor().run(wide_graph())
     par = make_executor(max_workers=2).run(wide_graph())
     assert par.values == seq.values and sorted(par.executed) == sorted(seq.executed)
@@ -327,8 +340,9 @@ def test_parallel_cancel_stops_queued_nodes(make_executor: Callable[..., Executo
 # ---- bypass and mute -----------------------------------------------------------------------
 
 
-def test_bypass_passes_the_same_typed_input_through(make_executor: Callable[..., Executor],
-                                                    graphs) -> None:
+def test_bypass_passes_the_same_typed_input_through(
+    make_executor: Callable[..., Executor], graphs
+) -> None:
     g = graphs.chain(3)  # 3 → ×2 → ×2
     g.set_flags("n1", bypass=True)
     result = make_executor().run(g)
@@ -336,8 +350,9 @@ def test_bypass_passes_the_same_typed_input_through(make_executor: Callable[...,
     assert result.output("n1", "value") == 3.0 and result.output("n2", "value") == 6.0
 
 
-def test_mute_skips_the_node_and_its_dependents(make_executor: Callable[..., Executor],
-                                                graphs) -> None:
+def test_mute_skips_the_node_and_its_dependents(
+    make_executor: Callable[..., Executor], graphs
+) -> None:
     g = graphs.chain(4)
     g.set_flags("n1", mute=True)
     g.add_node("math.binary", "optional_user", {"a": 7.0, "b": 1.0})  # x optional

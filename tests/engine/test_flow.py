@@ -21,8 +21,9 @@ def _texture(rng: np.random.Generator, h: int, w: int) -> np.ndarray:
 class Square:
     """Frame i shows the square's top-left corner at start + i·step (pixels, may be fractional)."""
 
-    def __init__(self, step: tuple[float, float], start: tuple[float, float] = (8, 20),
-                 seed: int = 0) -> None:
+    def __init__(
+        self, step: tuple[float, float], start: tuple[float, float] = (8, 20), seed: int = 0
+    ) -> None:
         rng = np.random.default_rng(seed)
         self.bg = _texture(rng, H, W) * 0.6
         self.sq = _texture(rng, S, S) * 0.6 + 0.4
@@ -31,8 +32,9 @@ class Square:
     def at(self, x: float, y: float) -> tuple[np.ndarray, np.ndarray]:
         m = np.float32([[1, 0, x], [0, 1, y]])
         alpha = cv2.warpAffine(np.ones((S, S), np.float32), m, (W, H), flags=cv2.INTER_LINEAR)
-        img = self.bg * (1 - alpha[..., None]) + cv2.warpAffine(self.sq, m, (W, H),
-                                                                flags=cv2.INTER_LINEAR)
+        img = self.bg * (1 - alpha[..., None]) + cv2.warpAffine(
+            self.sq, m, (W, H), flags=cv2.INTER_LINEAR
+        )
         return np.clip(img, 0, 1).astype(np.float32), alpha
 
     def pos(self, t: float) -> tuple[float, float]:
@@ -50,20 +52,24 @@ def psnr(a: np.ndarray, b: np.ndarray) -> float:
 
 
 # The fast presets stop at a quarter of the resolution: on a 96×64 frame they are coarser.
-@pytest.mark.parametrize(("preset", "tol"), [("ultrafast", 1.0), ("fast", 1.0), ("medium", 0.5),
-                                             ("sharp", 0.1)])
+@pytest.mark.parametrize(
+    ("preset", "tol"), [("ultrafast", 1.0), ("fast", 1.0), ("medium", 0.5), ("sharp", 0.1)]
+)
 def test_dis_flow_inside_the_square_is_its_displacement(preset: str, tol: float) -> None:
     clip = Square((3, 1))
     f0, f1 = clip.frame(2), clip.frame(3)
     flow = fl.dis_flow(f0, f1, preset)
     assert flow.shape == (H, W, 2) and flow.dtype == np.float32
     x, y = (int(v) for v in clip.pos(2))
-    inner = flow[y + 6:y + S - 6, x + 6:x + S - 6].reshape(-1, 2)
+    inner = flow[y + 6 : y + S - 6, x + 6 : x + S - 6].reshape(-1, 2)
     assert np.allclose(np.median(inner, axis=0), [3, 1], atol=tol)
     back = fl.dis_flow(f1, f0, preset)
     x, y = (int(v) for v in clip.pos(3))
-    assert np.allclose(np.median(back[y + 6:y + S - 6, x + 6:x + S - 6].reshape(-1, 2), axis=0),
-                       [-3, -1], atol=tol)
+    assert np.allclose(
+        np.median(back[y + 6 : y + S - 6, x + 6 : x + S - 6].reshape(-1, 2), axis=0),
+        [-3, -1],
+        atol=tol,
+    )
     # the background far from the square stays still
     assert np.abs(np.median(flow[:, 75:].reshape(-1, 2), axis=0)).max() < 0.3
 
@@ -100,8 +106,8 @@ def test_occlusion_marks_the_covered_background_only() -> None:
     occ = fl.occlusion(fl.dis_flow(f0, f1, "sharp"), fl.dis_flow(f1, f0, "sharp"))
     x, y = (int(v) for v in clip.pos(0))
     # the 4 columns ahead of the square are covered in frame 1
-    assert occ[y + 4:y + S - 4, x + S:x + S + 4].mean() > 0.5
-    assert occ[y + 4:y + S - 4, x + 4:x + S - 4].mean() < 0.1
+    assert occ[y + 4 : y + S - 4, x + S : x + S + 4].mean() > 0.5
+    assert occ[y + 4 : y + S - 4, x + 4 : x + S - 4].mean() < 0.1
     assert occ[:, 70:].mean() < 0.05
 
 
@@ -152,7 +158,7 @@ def test_threads_sharing_propagated_masks_run_the_model_on_keyframes_only() -> N
     got: dict[int, list[tuple[int, np.ndarray]]] = {0: [], 1: []}
 
     def read(t: int) -> None:
-        for i in (range(12) if t == 0 else reversed(range(12))):
+        for i in range(12) if t == 0 else reversed(range(12)):
             got[t].append((i, masks(i)))
 
     threads = [threading.Thread(target=read, args=(t,)) for t in (0, 1)]
@@ -169,8 +175,9 @@ def test_threads_sharing_propagated_masks_run_the_model_on_keyframes_only() -> N
 def test_random_access_walks_from_the_keyframe_without_deep_recursion() -> None:
     clip = Square((0, 0))
     still = clip.frame(0)
-    masks = fl.PropagatedMasks(1500, lambda i: still, lambda i: clip.mask(0), 1500,
-                               "ultrafast", memo=2)
+    masks = fl.PropagatedMasks(
+        1500, lambda i: still, lambda i: clip.mask(0), 1500, "ultrafast", memo=2
+    )
     # nothing memoised near frame 1400: an iterative walk, not 1400 nested calls
     assert fl.iou(masks(1400), clip.mask(0)) > 0.99
     assert masks.model_calls == 1 and masks.flows.computed == 1400

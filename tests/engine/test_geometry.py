@@ -89,8 +89,9 @@ def test_discontinuity_cut_leaves_no_triangle_across_a_depth_jump() -> None:
     assert ((zu[ok].max(1) - zu[ok].min(1)) / zu[ok].min(1)).max() > 1.0
     # Every cell fully inside one surface keeps its two triangles: 2·31·31 minus the cells
     # touching the jump (4·16 boundary cells... counted directly) and the 4 invalid samples.
-    assert len(faces) == int(ok.sum()) - int(((zu[ok].max(1) - zu[ok].min(1))
-                                               / zu[ok].min(1) > 0.05).sum())
+    assert len(faces) == int(ok.sum()) - int(
+        ((zu[ok].max(1) - zu[ok].min(1)) / zu[ok].min(1) > 0.05).sum()
+    )
 
 
 def test_compact_drops_unused_vertices_and_keeps_faces_equal() -> None:
@@ -119,7 +120,7 @@ def test_panorama_mesh_of_constant_distance_is_a_sphere_with_closed_seam() -> No
     verts, faces, uv = meshing.panorama_mesh(dist, step=1)
     assert np.allclose(np.linalg.norm(verts, axis=1), 2.0)
     # Seam closed: faces connect the last column to the first.
-    cols = (faces % 64)
+    cols = faces % 64
     assert np.any((cols == 63).any(1) & (cols == 0).any(1))
     assert len(faces) == 2 * 31 * 64
 

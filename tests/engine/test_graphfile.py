@@ -27,8 +27,10 @@ def sample_graph() -> Graph:
     g.connect("a", "value", "b", "value")
     g.connect("b", "value", "c", "value")
     g.connect("c", "value", "d", "values", multi=True)
-    g.ui = {"nodes": {"a": {"pos": [10, 20], "color": "#ff0000"}, "b": {"pos": [200, 20]}},
-            "comments": [{"text": "halve it"}]}
+    g.ui = {
+        "nodes": {"a": {"pos": [10, 20], "color": "#ff0000"}, "b": {"pos": [200, 20]}},
+        "comments": [{"text": "halve it"}],
+    }
     g.meta = {"name": "sample", "description": "for tests"}
     return g
 
@@ -39,8 +41,12 @@ def write(path: Path, doc: Any) -> Path:
 
 
 def minimal(**extra: Any) -> dict[str, Any]:
-    doc: dict[str, Any] = {"format": "fathom.graph", "version": 1,
-                           "nodes": [{"id": "a", "type": "math.binary"}], "edges": []}
+    doc: dict[str, Any] = {
+        "format": "fathom.graph",
+        "version": 1,
+        "nodes": [{"id": "a", "type": "math.binary"}],
+        "edges": [],
+    }
     doc.update(extra)
     return doc
 
@@ -90,8 +96,9 @@ def test_overwrite_keeps_the_previous_file_as_bak(tmp_path: Path, treg: Registry
     assert sorted(p.name for p in tmp_path.iterdir()) == ["g.json", "g.json.bak"]
 
 
-def test_a_failing_write_leaves_the_old_file_and_no_temp(tmp_path: Path, treg: Registry,
-                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_failing_write_leaves_the_old_file_and_no_temp(
+    tmp_path: Path, treg: Registry, monkeypatch: pytest.MonkeyPatch
+) -> None:
     path = tmp_path / "g.json"
     graphfile.save(sample_graph(), path, treg)
     old = path.read_bytes()
@@ -137,32 +144,49 @@ def test_malformed_json_names_line_and_column(tmp_path: Path) -> None:
     assert str(path) in str(e.value) and ".bak" in str(e.value)
 
 
-@pytest.mark.parametrize(("doc", "message"), [
-    ([1, 2], "holds a JSON list, not a graph object"),
-    ({"format": "comfy.workflow", "version": 1}, "format 'comfy.workflow', expected "
-                                                 "'fathom.graph'"),
-    ({"version": 1, "nodes": []}, "format None"),
-    (minimal(version=2), "graph format version 2, newer than this Fathom reads \\(version 1\\)"),
-    (minimal(version="1"), "version '1'; expected a whole number"),
-    (minimal(version=0), "version 0"),
-])
+@pytest.mark.parametrize(
+    ("doc", "message"),
+    [
+        ([1, 2], "holds a JSON list, not a graph object"),
+        (
+            {"format": "comfy.workflow", "version": 1},
+            "format 'comfy.workflow', expected 'fathom.graph'",
+        ),
+        ({"version": 1, "nodes": []}, "format None"),
+        (
+            minimal(version=2),
+            "graph format version 2, newer than this Fathom reads \\(version 1\\)",
+        ),
+        (minimal(version="1"), "version '1'; expected a whole number"),
+        (minimal(version=0), "version 0"),
+    ],
+)
 def test_wrong_format_or_version_is_refused(tmp_path: Path, doc: Any, message: str) -> None:
     with pytest.raises(GraphFileError, match=message):
         graphfile.load(write(tmp_path / "g.json", doc))
 
 
 def test_schema_violations_are_all_listed(tmp_path: Path) -> None:
-    doc = minimal(nodes=[{"type": "math.binary"},                # no id
-                         {"id": "b", "type": "Not A Type"},       # bad type id
-                         {"id": "c", "type": "math.scale", "colour": "red"}],  # unknown key
-                  edges=[{"from": ["b", "value"]}],              # no "to"
-                  extra=True)                                     # unknown top-level key
+    doc = minimal(
+        nodes=[
+            {"type": "math.binary"},  # no id
+            {"id": "b", "type": "Not A Type"},  # bad type id
+            {"id": "c", "type": "math.scale", "colour": "red"},
+        ],  # unknown key
+        edges=[{"from": ["b", "value"]}],  # no "to"
+        extra=True,
+    )  # unknown top-level key
     with pytest.raises(GraphFileError) as exc:
         graphfile.load(write(tmp_path / "g.json", doc))
     text = str(exc.value)
     assert "does not match the graph schema (5 problems)" in text
-    for where in ("at $:", "at $.nodes[0]:", "at $.nodes[1].type:", "at $.nodes[2]:",
-                  "at $.edges[0]:"):
+    for where in (
+        "at $:",
+        "at $.nodes[0]:",
+        "at $.nodes[1].type:",
+        "at $.nodes[2]:",
+        "at $.edges[0]:",
+    ):
         assert where in text, where
     assert "'id' is a required property" in text and "'to' is a required property" in text
 
@@ -192,9 +216,13 @@ def test_png_without_a_graph_is_refused(tmp_path: Path) -> None:
 def test_loading_never_executes_code(tmp_path: Path, treg: Registry) -> None:
     marker = tmp_path / "pwned"
     code = f"__import__('pathlib').Path({str(marker)!r}).write_text('x')"
-    doc = {"format": "fathom.graph", "version": 1, "meta": {"name": code},
-           "nodes": [{"id": "t", "type": "t.label", "params": {"text": code}, "title": code}],
-           "edges": []}
+    doc = {
+        "format": "fathom.graph",
+        "version": 1,
+        "meta": {"name": code},
+        "nodes": [{"id": "t", "type": "t.label", "params": {"text": code}, "title": code}],
+        "edges": [],
+    }
     g = graphfile.load(write(tmp_path / "g.json", doc), treg)
     assert g.nodes["t"].params["text"] == code and g.meta["name"] == code
     from fathom.engine.executor import Executor
@@ -235,26 +263,39 @@ def gain_registry() -> Registry:
     return reg
 
 
-def test_legacy_ids_resolve_and_old_versions_are_upgraded(tmp_path: Path,
-                                                          gain_registry: Registry) -> None:
-    doc = minimal(nodes=[{"id": "g", "type": "legacy.gain", "version": 1,
-                          "params": {"amount": 3.0}},
-                         {"id": "h", "type": "t.gain", "params": {"factor": 5.0}}])
+def test_legacy_ids_resolve_and_old_versions_are_upgraded(
+    tmp_path: Path, gain_registry: Registry
+) -> None:
+    doc = minimal(
+        nodes=[
+            {"id": "g", "type": "legacy.gain", "version": 1, "params": {"amount": 3.0}},
+            {"id": "h", "type": "t.gain", "params": {"factor": 5.0}},
+        ]
+    )
     path = write(tmp_path / "old.json", doc)
     g = graphfile.load(path, gain_registry)
-    assert (g.nodes["g"].type, g.nodes["g"].params, g.nodes["g"].version) == \
-        ("t.gain", {"factor": 3.0}, 2)
+    assert (g.nodes["g"].type, g.nodes["g"].params, g.nodes["g"].version) == (
+        "t.gain",
+        {"factor": 3.0},
+        2,
+    )
     assert g.nodes["h"].params == {"factor": 5.0}  # no version: already current
     saved = json.loads(graphfile.dumps(graphfile.to_document(g, gain_registry)))
-    assert saved["nodes"][0] == {"id": "g", "type": "t.gain", "version": 2,
-                                 "params": {"factor": 3.0}}
+    assert saved["nodes"][0] == {
+        "id": "g",
+        "type": "t.gain",
+        "version": 2,
+        "params": {"factor": 3.0},
+    }
 
 
-def test_a_node_saved_by_a_newer_version_is_refused(tmp_path: Path,
-                                                    gain_registry: Registry) -> None:
+def test_a_node_saved_by_a_newer_version_is_refused(
+    tmp_path: Path, gain_registry: Registry
+) -> None:
     doc = minimal(nodes=[{"id": "g", "type": "t.gain", "version": 3}])
-    with pytest.raises(GraphFileError, match="version 3 of 't.gain', newer than the installed "
-                                             "version 2"):
+    with pytest.raises(
+        GraphFileError, match="version 3 of 't.gain', newer than the installed version 2"
+    ):
         graphfile.load(write(tmp_path / "g.json", doc), gain_registry)
 
 
@@ -263,8 +304,12 @@ def test_migrations_run_step_by_step_to_the_current_version() -> None:
         doc["nodes"] = [{**n, "type": n["type"].replace("old.", "math.")} for n in doc["nodes"]]
         return doc
 
-    doc = {"format": "fathom.graph", "version": 1,
-           "nodes": [{"id": "a", "type": "old.binary"}], "edges": []}
+    doc = {
+        "format": "fathom.graph",
+        "version": 1,
+        "nodes": [{"id": "a", "type": "old.binary"}],
+        "edges": [],
+    }
     out = graphfile.migrate(doc, migrations={1: v1_to_v2}, current=2)
     assert out["version"] == 2 and out["nodes"][0]["type"] == "math.binary"
     assert doc["version"] == 1 and doc["nodes"][0]["type"] == "old.binary"  # input untouched

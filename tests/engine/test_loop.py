@@ -34,9 +34,16 @@ def inpaint_comps(tiny_sd_factory: Any) -> Any:
 
 
 def _pipe(cls: Any, comps: Any, scheduler: str) -> Any:
-    pipe = cls(unet=comps.unet, vae=comps.vae, text_encoder=comps.text_encoder,
-               tokenizer=comps.tokenizer, scheduler=make_scheduler(comps.scheduler, scheduler),
-               safety_checker=None, feature_extractor=None, requires_safety_checker=False)
+    pipe = cls(
+        unet=comps.unet,
+        vae=comps.vae,
+        text_encoder=comps.text_encoder,
+        tokenizer=comps.tokenizer,
+        scheduler=make_scheduler(comps.scheduler, scheduler),
+        safety_checker=None,
+        feature_extractor=None,
+        requires_safety_checker=False,
+    )
     pipe.set_progress_bar_config(disable=True)
     return pipe
 
@@ -47,18 +54,36 @@ def _image_pt() -> torch.Tensor:
     return torch.from_numpy(RGB).permute(2, 0, 1)[None].contiguous()
 
 
-@pytest.mark.parametrize("scheduler", ["default", "ddim", "euler", "euler_a", "dpmpp_2m",
-                                       "unipc", "lcm"])
+@pytest.mark.parametrize(
+    "scheduler", ["default", "ddim", "euler", "euler_a", "dpmpp_2m", "unipc", "lcm"]
+)
 def test_text_to_image_equals_the_diffusers_pipeline(comps: Any, scheduler: str) -> None:
     from diffusers import StableDiffusionPipeline
 
     batch = 2 if scheduler in ("default", "euler_a") else 1
-    ours = generate(comps, "a red cat", "blurry", steps=3, guidance=7.5, seed=3, width=64,
-                    height=64, scheduler=scheduler, batch_size=batch)
+    ours = generate(
+        comps,
+        "a red cat",
+        "blurry",
+        steps=3,
+        guidance=7.5,
+        seed=3,
+        width=64,
+        height=64,
+        scheduler=scheduler,
+        batch_size=batch,
+    )
     ref = _pipe(StableDiffusionPipeline, comps, scheduler)(
-        "a red cat", negative_prompt="blurry", num_inference_steps=3, guidance_scale=7.5,
-        width=64, height=64, num_images_per_prompt=batch, output_type="np",
-        generator=torch.Generator("cpu").manual_seed(3)).images
+        "a red cat",
+        negative_prompt="blurry",
+        num_inference_steps=3,
+        guidance_scale=7.5,
+        width=64,
+        height=64,
+        num_images_per_prompt=batch,
+        output_type="np",
+        generator=torch.Generator("cpu").manual_seed(3),
+    ).images
     assert ours.images.shape == ref.shape == (batch, 64, 64, 3)
     assert np.allclose(ours.images, ref, atol=1e-5)
     # PNDM (the model's default) evaluates one extra timestep in its first step.
@@ -73,13 +98,19 @@ def test_guidance_distilled_unets_get_the_guidance_embedding(comps: Any) -> None
 
     torch.manual_seed(0)
     unet = UNet2DConditionModel.from_config({**comps.unet.config, "time_cond_proj_dim": 16})
-    lcm = Components(unet.eval(), comps.vae, comps.text_encoder, comps.tokenizer,
-                     comps.scheduler)
-    ours = generate(lcm, "a cat", steps=2, guidance=8.0, seed=1, width=64, height=64,
-                    scheduler="lcm")
+    lcm = Components(unet.eval(), comps.vae, comps.text_encoder, comps.tokenizer, comps.scheduler)
+    ours = generate(
+        lcm, "a cat", steps=2, guidance=8.0, seed=1, width=64, height=64, scheduler="lcm"
+    )
     ref = _pipe(StableDiffusionPipeline, lcm, "lcm")(
-        "a cat", num_inference_steps=2, guidance_scale=8.0, width=64, height=64,
-        output_type="np", generator=torch.Generator().manual_seed(1)).images
+        "a cat",
+        num_inference_steps=2,
+        guidance_scale=8.0,
+        width=64,
+        height=64,
+        output_type="np",
+        generator=torch.Generator().manual_seed(1),
+    ).images
     assert np.allclose(ours.images, ref, atol=1e-5)
 
 
@@ -87,28 +118,65 @@ def test_guidance_distilled_unets_get_the_guidance_embedding(comps: Any) -> None
 def test_image_to_image_equals_the_diffusers_pipeline(comps: Any, scheduler: str) -> None:
     from diffusers import StableDiffusionImg2ImgPipeline
 
-    ours = generate(comps, "a cat", steps=4, guidance=5.0, seed=1, width=64, height=64,
-                    scheduler=scheduler, image=to_model_image(RGB, comps), strength=0.6)
+    ours = generate(
+        comps,
+        "a cat",
+        steps=4,
+        guidance=5.0,
+        seed=1,
+        width=64,
+        height=64,
+        scheduler=scheduler,
+        image=to_model_image(RGB, comps),
+        strength=0.6,
+    )
     ref = _pipe(StableDiffusionImg2ImgPipeline, comps, scheduler)(
-        "a cat", image=_image_pt(), num_inference_steps=4, guidance_scale=5.0, strength=0.6,
-        generator=torch.Generator().manual_seed(1), output_type="np").images
+        "a cat",
+        image=_image_pt(),
+        num_inference_steps=4,
+        guidance_scale=5.0,
+        strength=0.6,
+        generator=torch.Generator().manual_seed(1),
+        output_type="np",
+    ).images
     assert np.allclose(ours.images, ref, atol=1e-5)
     # int(4 * 0.6) = 2 of the 4 steps run (PNDM evaluates one extra timestep)
     assert ours.steps_planned == (3 if scheduler == "default" else 2)
 
 
 @pytest.mark.parametrize(("scheduler", "strength"), [("default", 1.0), ("euler_a", 0.7)])
-def test_inpainting_equals_the_diffusers_pipeline(inpaint_comps: Any, scheduler: str,
-                                                  strength: float) -> None:
+def test_inpainting_equals_the_diffusers_pipeline(
+    inpaint_comps: Any, scheduler: str, strength: float
+) -> None:
     from diffusers import StableDiffusionInpaintPipeline
 
-    ours = generate(inpaint_comps, "a cat", steps=3, guidance=6.0, seed=2, width=64, height=64,
-                    scheduler=scheduler, batch_size=2, image=to_model_image(RGB, inpaint_comps),
-                    mask=torch.from_numpy(MASK)[None, None], strength=strength)
+    ours = generate(
+        inpaint_comps,
+        "a cat",
+        steps=3,
+        guidance=6.0,
+        seed=2,
+        width=64,
+        height=64,
+        scheduler=scheduler,
+        batch_size=2,
+        image=to_model_image(RGB, inpaint_comps),
+        mask=torch.from_numpy(MASK)[None, None],
+        strength=strength,
+    )
     ref = _pipe(StableDiffusionInpaintPipeline, inpaint_comps, scheduler)(
-        "a cat", image=_image_pt(), mask_image=MASK[None, :, :, None], num_inference_steps=3,
-        guidance_scale=6.0, strength=strength, num_images_per_prompt=2, height=64, width=64,
-        generator=torch.Generator().manual_seed(2), output_type="np").images
+        "a cat",
+        image=_image_pt(),
+        mask_image=MASK[None, :, :, None],
+        num_inference_steps=3,
+        guidance_scale=6.0,
+        strength=strength,
+        num_images_per_prompt=2,
+        height=64,
+        width=64,
+        generator=torch.Generator().manual_seed(2),
+        output_type="np",
+    ).images
     assert np.allclose(ours.images, ref, atol=1e-5)
 
 
@@ -117,15 +185,23 @@ def test_bad_settings_name_their_port(comps: Any, inpaint_comps: Any) -> None:
         generate(comps, "", steps=2, width=60, height=64)
     assert err.value.port == "width" and err.value.fix == "use 56 or 64"
     with pytest.raises(LoopInputError) as err:
-        generate(comps, "", steps=2, width=64, height=64, image=to_model_image(RGB, comps),
-                 mask=torch.ones(1, 1, 64, 64))
+        generate(
+            comps,
+            "",
+            steps=2,
+            width=64,
+            height=64,
+            image=to_model_image(RGB, comps),
+            mask=torch.ones(1, 1, 64, 64),
+        )
     assert err.value.port == "model" and "9" in str(err.value)
     with pytest.raises(LoopInputError) as err:
         generate(inpaint_comps, "", steps=2, width=64, height=64)
     assert err.value.port == "model" and "inpainting model" in str(err.value)
     with pytest.raises(LoopInputError) as err:
-        generate(comps, "", steps=2, width=64, height=64, image=to_model_image(RGB, comps),
-                 strength=0.1)
+        generate(
+            comps, "", steps=2, width=64, height=64, image=to_model_image(RGB, comps), strength=0.1
+        )
     assert err.value.port == "strength"
 
 
@@ -182,8 +258,9 @@ class Recorder:
 def test_accelerations_see_every_step_and_the_unet_and_can_stop_early(comps: Any) -> None:
     rec = Recorder(stop_at=1)
     unet = comps.unet
-    res = generate(comps, "a cat", steps=4, seed=0, width=64, height=64, accel=[rec],
-                   scheduler="ddim")
+    res = generate(
+        comps, "a cat", steps=4, seed=0, width=64, height=64, accel=[rec], scheduler="ddim"
+    )
     assert rec.log == ["attach", "before 0", "after 0", "before 1", "after 1", "detach"]
     assert rec.unet_calls == 2 and comps.unet is unet
     assert res.steps_run == 2 and res.steps_planned == 4 and res.stopped_early
@@ -214,8 +291,9 @@ def test_predicted_x0_matches_the_scheduler_where_it_reports_one(comps: Any) -> 
     x, eps = torch.randn(1, 4, 8, 8, generator=g), torch.randn(1, 4, 8, 8, generator=g)
     t = ddim.timesteps[3]
     out = ddim.step(eps, t, x)
-    assert torch.allclose(predicted_x0(ddim, object(), eps, x, t), out.pred_original_sample,
-                          atol=1e-5)
+    assert torch.allclose(
+        predicted_x0(ddim, object(), eps, x, t), out.pred_original_sample, atol=1e-5
+    )
 
 
 def test_horizontal_wrap_makes_convolutions_circular_in_width_and_restores_them() -> None:
@@ -225,8 +303,12 @@ def test_horizontal_wrap_makes_convolutions_circular_in_width_and_restores_them(
     with horizontal_wrap(conv):
         wrapped = conv(x)
     ref = torch.nn.functional.conv2d(
-        torch.nn.functional.pad(torch.nn.functional.pad(x, (1, 1, 0, 0), mode="circular"),
-                                (0, 0, 1, 1)), conv.weight, conv.bias)
+        torch.nn.functional.pad(
+            torch.nn.functional.pad(x, (1, 1, 0, 0), mode="circular"), (0, 0, 1, 1)
+        ),
+        conv.weight,
+        conv.bias,
+    )
     assert torch.allclose(wrapped, ref, atol=1e-6) and not torch.allclose(wrapped, plain)
     assert conv.padding == (1, 1) and "forward" not in conv.__dict__
     assert torch.equal(conv(x), plain)

@@ -122,7 +122,7 @@ def test_audio_track_decodes_spans_and_silence_to_exact_lengths(tmp_path: Path) 
     assert np.abs(pcm[:, 24000:]).max() == 0  # the silence span
     # The file span is the tone from 0.25 s: compare away from AAC's edges.
     seg = pcm[:, 2000:20000]
-    want = ref[:, 12000 + 2000:12000 + 20000]
+    want = ref[:, 12000 + 2000 : 12000 + 20000]
     assert np.corrcoef(seg[0], want[0])[0, 1] > 0.99
     assert np.corrcoef(seg[1], want[1])[0, 1] > 0.99
     # Resampled to mono 16 kHz: still exactly duration × rate.

@@ -29,7 +29,8 @@ def no_settings(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def test_a_reference_resolves_to_a_path_a_models_folder_entry_or_a_file(
-        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, no_settings: None) -> None:
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, no_settings: None
+) -> None:
     models = tmp_path / "models"
     (models / "sd-tiny").mkdir(parents=True)
     (models / "anime.safetensors").write_bytes(b"x")
@@ -42,23 +43,23 @@ def test_a_reference_resolves_to_a_path_a_models_folder_entry_or_a_file(
     assert locate_model("local", tmp_path / "graphs") == tmp_path / "graphs" / "local"
 
 
-def test_a_missing_model_says_everywhere_it_looked(tmp_path: Path,
-                                                   monkeypatch: pytest.MonkeyPatch,
-                                                   no_settings: None) -> None:
+def test_a_missing_model_says_everywhere_it_looked(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, no_settings: None
+) -> None:
     monkeypatch.setenv("FATHOM_MODELS", str(tmp_path / "m1") + ":" + str(tmp_path / "m2"))
     with pytest.raises(ModelError) as err:
         locate_model("someone/nothing-here")
     text = str(err.value)
-    for place in (tmp_path / "m1" / "someone/nothing-here", tmp_path / "m2",
-                  "Hugging Face cache"):
+    for place in (tmp_path / "m1" / "someone/nothing-here", tmp_path / "m2", "Hugging Face cache"):
         assert str(place) in text
     assert "fathom models pull someone/nothing-here" in text
     with pytest.raises(ModelError, match="no model was given"):
         locate_model("  ")
 
 
-def test_the_gui_settings_file_adds_a_models_folder(tmp_path: Path,
-                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+def test_the_gui_settings_file_adds_a_models_folder(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     conf = tmp_path / "Fathom Studio.conf"
     conf.write_text(f"[General]\nmodels_dir={tmp_path / 'gui-models'}\ntheme=dark\n")
     monkeypatch.setenv("FATHOM_SETTINGS", str(conf))
@@ -84,6 +85,7 @@ def test_a_pipeline_folder_counts_only_the_weights_its_pipeline_loads(tmp_path: 
     """A hub-style folder: a single-file checkpoint at the top and both precisions of a part;
     the pipeline loads each component's plain file (or the variant where that is all), and
     what Fathom's loaders read besides (a tiny preview VAE) counts too."""
+
     def folder(name: str, index: str, files: list[str]) -> Path:
         root = tmp_path / name
         (root).mkdir()
@@ -96,25 +98,41 @@ def test_a_pipeline_folder_counts_only_the_weights_its_pipeline_loads(tmp_path: 
     def got(root: Path) -> list[str]:
         return [str(f.relative_to(root)) for f in safetensors_files(root)]
 
-    svd = folder("svd", '{"_class_name": "StableVideoDiffusionPipeline", "unet": ["d", "U"], '
-                 '"vae": ["d", "V"], "image_encoder": ["t", "C"], "scheduler": ["d", "S"]}',
-                 ["svd_xt.safetensors", "unet/diffusion_pytorch_model.safetensors",
-                  "unet/diffusion_pytorch_model.fp16.safetensors",
-                  "vae/diffusion_pytorch_model.fp16.safetensors",
-                  "image_encoder/model-00001-of-00002.safetensors",
-                  "image_encoder/model-00002-of-00002.safetensors",
-                  "notes/extra.safetensors"])
-    assert got(svd) == ["image_encoder/model-00001-of-00002.safetensors",
-                        "image_encoder/model-00002-of-00002.safetensors",
-                        "unet/diffusion_pytorch_model.safetensors",
-                        "vae/diffusion_pytorch_model.fp16.safetensors"]
-    sd = folder("sd", '{"_class_name": "StableDiffusionPipeline", "unet": ["d", "U"], '
-                '"safety_checker": ["t", "S"], "image_encoder": ["t", "C"]}',
-                ["unet/diffusion_pytorch_model.safetensors", "safety_checker/model.safetensors",
-                 "image_encoder/model.safetensors",
-                 "vae_tiny/diffusion_pytorch_model.safetensors"])
-    assert got(sd) == ["unet/diffusion_pytorch_model.safetensors",
-                       "vae_tiny/diffusion_pytorch_model.safetensors"]
+    svd = folder(
+        "svd",
+        '{"_class_name": "StableVideoDiffusionPipeline", "unet": ["d", "U"], '
+        '"vae": ["d", "V"], "image_encoder": ["t", "C"], "scheduler": ["d", "S"]}',
+        [
+            "svd_xt.safetensors",
+            "unet/diffusion_pytorch_model.safetensors",
+            "unet/diffusion_pytorch_model.fp16.safetensors",
+            "vae/diffusion_pytorch_model.fp16.safetensors",
+            "image_encoder/model-00001-of-00002.safetensors",
+            "image_encoder/model-00002-of-00002.safetensors",
+            "notes/extra.safetensors",
+        ],
+    )
+    assert got(svd) == [
+        "image_encoder/model-00001-of-00002.safetensors",
+        "image_encoder/model-00002-of-00002.safetensors",
+        "unet/diffusion_pytorch_model.safetensors",
+        "vae/diffusion_pytorch_model.fp16.safetensors",
+    ]
+    sd = folder(
+        "sd",
+        '{"_class_name": "StableDiffusionPipeline", "unet": ["d", "U"], '
+        '"safety_checker": ["t", "S"], "image_encoder": ["t", "C"]}',
+        [
+            "unet/diffusion_pytorch_model.safetensors",
+            "safety_checker/model.safetensors",
+            "image_encoder/model.safetensors",
+            "vae_tiny/diffusion_pytorch_model.safetensors",
+        ],
+    )
+    assert got(sd) == [
+        "unet/diffusion_pytorch_model.safetensors",
+        "vae_tiny/diffusion_pytorch_model.safetensors",
+    ]
     (svd / "model_index.json").unlink()  # not a pipeline folder: every weight file
     assert len(safetensors_files(svd)) == 7
 
@@ -129,8 +147,12 @@ def test_the_variant_a_component_folder_needs(tmp_path: Path) -> None:
 
     assert weights_variant(folder("model.safetensors", "model.fp16.safetensors")) is None
     assert weights_variant(folder("diffusion_pytorch_model.fp16.safetensors")) == "fp16"
-    assert weights_variant(folder("model.bf16-00001-of-00002.safetensors",
-                                  "model.bf16-00002-of-00002.safetensors")) == "bf16"
+    assert (
+        weights_variant(
+            folder("model.bf16-00001-of-00002.safetensors", "model.bf16-00002-of-00002.safetensors")
+        )
+        == "bf16"
+    )
     assert weights_variant(folder()) is None  # nothing to ask for: the loader will say so
 
 
@@ -143,8 +165,7 @@ def _weights(folder: Path) -> Path:
     return folder
 
 
-def test_models_are_shared_and_evicted_least_recently_used_under_the_budget(
-        tmp_path: Path) -> None:
+def test_models_are_shared_and_evicted_least_recently_used_under_the_budget(tmp_path: Path) -> None:
     import torch
 
     def loader(path: Path) -> torch.nn.Module:
@@ -213,21 +234,31 @@ def test_components_from_other_libraries_are_refused(tmp_path: Path, tiny_sd: Pa
         load_components(bad, "cpu", "float32")
 
 
-_RESNET = (("norm1", "in_layers.0"), ("conv1", "in_layers.2"),
-           ("time_emb_proj", "emb_layers.1"), ("norm2", "out_layers.0"),
-           ("conv2", "out_layers.3"), ("conv_shortcut", "skip_connection"))
-_TOP = {"time_embedding.linear_1": "time_embed.0", "time_embedding.linear_2": "time_embed.2",
-        "conv_in": "input_blocks.0.0", "conv_norm_out": "out.0", "conv_out": "out.2"}
+_RESNET = (
+    ("norm1", "in_layers.0"),
+    ("conv1", "in_layers.2"),
+    ("time_emb_proj", "emb_layers.1"),
+    ("norm2", "out_layers.0"),
+    ("conv2", "out_layers.3"),
+    ("conv_shortcut", "skip_connection"),
+)
+_TOP = {
+    "time_embedding.linear_1": "time_embed.0",
+    "time_embedding.linear_2": "time_embed.2",
+    "conv_in": "input_blocks.0.0",
+    "conv_norm_out": "out.0",
+    "conv_out": "out.2",
+}
 
 
 def _resnet(rest: str) -> str:
     for a, b in _RESNET:
         if rest.startswith(a + "."):
-            return b + rest[len(a):]
+            return b + rest[len(a) :]
     return rest
 
 
-def _unet_to_ldm(unet) -> dict:  # noqa: ANN001
+def _unet_to_ldm(unet) -> dict:
     """Our own inverse of the original-LDM → diffusers UNet key mapping (test-only)."""
     lpb = unet.config.layers_per_block
     attn_up = [hasattr(b, "attentions") for b in unet.up_blocks]
@@ -239,36 +270,49 @@ def _unet_to_ldm(unet) -> dict:  # noqa: ANN001
             new = f"{_TOP[head]}.{p[-1]}"
         elif p[0] == "mid_block":
             rest = ".".join(p[3:])
-            new = (f"middle_block.{2 * int(p[2])}.{_resnet(rest)}" if p[1] == "resnets"
-                   else f"middle_block.1.{rest}")
+            new = (
+                f"middle_block.{2 * int(p[2])}.{_resnet(rest)}"
+                if p[1] == "resnets"
+                else f"middle_block.1.{rest}"
+            )
         else:
             i, kind, j, rest = int(p[1]), p[2], int(p[3]), ".".join(p[4:])
             base = (1 + i * (lpb + 1)) if p[0] == "down_blocks" else i * (lpb + 1)
             blocks = "input_blocks" if p[0] == "down_blocks" else "output_blocks"
-            new = {"resnets": f"{blocks}.{base + j}.0.{_resnet(rest)}",
-                   "attentions": f"{blocks}.{base + j}.1.{rest}",
-                   "downsamplers": f"{blocks}.{base + lpb}.0.op.{p[-1]}",
-                   "upsamplers": f"{blocks}.{base + lpb}.{2 if attn_up[i] else 1}.conv.{p[-1]}",
-                   }[kind]
+            new = {
+                "resnets": f"{blocks}.{base + j}.0.{_resnet(rest)}",
+                "attentions": f"{blocks}.{base + j}.1.{rest}",
+                "downsamplers": f"{blocks}.{base + lpb}.0.op.{p[-1]}",
+                "upsamplers": f"{blocks}.{base + lpb}.{2 if attn_up[i] else 1}.conv.{p[-1]}",
+            }[kind]
         out["model.diffusion_model." + new] = v
     return out
 
 
-def _vae_to_ldm(vae) -> dict:  # noqa: ANN001
+def _vae_to_ldm(vae) -> dict:
     n_up = len(vae.config.block_out_channels)
     out = {}
     for k, v in vae.state_dict().items():
         n = re.sub(r"down_blocks\.(\d+)\.resnets\.(\d+)", r"down.\1.block.\2", k)
         n = re.sub(r"down_blocks\.(\d+)\.downsamplers\.0", r"down.\1.downsample", n)
-        n = re.sub(r"up_blocks\.(\d+)\.resnets\.(\d+)",
-                   lambda m: f"up.{n_up - 1 - int(m[1])}.block.{m[2]}", n)
-        n = re.sub(r"up_blocks\.(\d+)\.upsamplers\.0",
-                   lambda m: f"up.{n_up - 1 - int(m[1])}.upsample", n)
+        n = re.sub(
+            r"up_blocks\.(\d+)\.resnets\.(\d+)",
+            lambda m: f"up.{n_up - 1 - int(m[1])}.block.{m[2]}",
+            n,
+        )
+        n = re.sub(
+            r"up_blocks\.(\d+)\.upsamplers\.0", lambda m: f"up.{n_up - 1 - int(m[1])}.upsample", n
+        )
         n = re.sub(r"mid_block\.resnets\.(\d+)", lambda m: f"mid.block_{int(m[1]) + 1}", n)
         if "mid_block.attentions.0" in n:
             n = n.replace("mid_block.attentions.0", "mid.attn_1")
-            for a, b in (("group_norm", "norm"), ("to_q", "q"), ("to_k", "k"), ("to_v", "v"),
-                         ("to_out.0", "proj_out")):
+            for a, b in (
+                ("group_norm", "norm"),
+                ("to_q", "q"),
+                ("to_k", "k"),
+                ("to_v", "v"),
+                ("to_out.0", "proj_out"),
+            ):
                 n = n.replace(f".{a}.", f".{b}.")
         n = n.replace("conv_norm_out", "norm_out").replace("conv_shortcut", "nin_shortcut")
         out["first_stage_model." + n] = v
@@ -290,13 +334,13 @@ def single_file(tiny_sd: Path, tmp_path_factory: pytest.TempPathFactory) -> Path
         sd["cond_stage_model.transformer." + k] = v
     folder = tmp_path_factory.mktemp("single")
     save_file({k: v.contiguous() for k, v in sd.items()}, str(folder / "tiny.safetensors"))
-    shutil.copytree(tiny_sd, folder / "tiny.config", ignore=shutil.ignore_patterns(
-        "*.safetensors"))
+    shutil.copytree(tiny_sd, folder / "tiny.config", ignore=shutil.ignore_patterns("*.safetensors"))
     return folder / "tiny.safetensors"
 
 
-def test_a_single_safetensors_checkpoint_loads_like_its_folder(single_file: Path,
-                                                               tiny_sd: Path) -> None:
+def test_a_single_safetensors_checkpoint_loads_like_its_folder(
+    single_file: Path, tiny_sd: Path
+) -> None:
     import torch
 
     from fathom.engine.models.diffusion import load_components
@@ -310,7 +354,8 @@ def test_a_single_safetensors_checkpoint_loads_like_its_folder(single_file: Path
 
 
 def test_a_single_file_without_its_configuration_says_what_to_pull(
-        single_file: Path, tmp_path: Path, no_settings: None) -> None:
+    single_file: Path, tmp_path: Path, no_settings: None
+) -> None:
     from fathom.engine.models.diffusion import load_components
 
     alone = tmp_path / "alone.safetensors"
@@ -325,8 +370,12 @@ def test_a_single_file_without_its_configuration_says_what_to_pull(
 
 
 def test_models_list_shows_local_models_and_where_it_looked(
-        tiny_sd: Path, single_file: Path, monkeypatch: pytest.MonkeyPatch, no_settings: None,
-        capsys: pytest.CaptureFixture[str]) -> None:
+    tiny_sd: Path,
+    single_file: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    no_settings: None,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
     from fathom.engine.cli import main
 
     monkeypatch.setenv("FATHOM_MODELS", f"{tiny_sd.parent}:{single_file.parent}")
@@ -344,8 +393,9 @@ def test_models_list_shows_local_models_and_where_it_looked(
     assert "looked in:" in capsys.readouterr().out
 
 
-def test_models_pull_says_clearly_when_offline(monkeypatch: pytest.MonkeyPatch,
-                                               capsys: pytest.CaptureFixture[str]) -> None:
+def test_models_pull_says_clearly_when_offline(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
     from huggingface_hub import constants
 
     from fathom.engine.cli import main
@@ -367,8 +417,15 @@ def test_cpu_offload_on_a_gpu_gives_the_same_image(tiny_sd: Path, mode: str) -> 
     from fathom.engine.diffusion.loop import generate
     from fathom.engine.models.diffusion import apply_offload, load_components, settle
 
-    ref = generate(load_components(tiny_sd, "cpu", "float32"), "a cat", steps=2, width=64,
-                   height=64, seed=4, scheduler="ddim")
+    ref = generate(
+        load_components(tiny_sd, "cpu", "float32"),
+        "a cat",
+        steps=2,
+        width=64,
+        height=64,
+        seed=4,
+        scheduler="ddim",
+    )
     comps = load_components(tiny_sd, "cuda", "float32", offload=mode)
     assert comps.offload == mode
     out = generate(comps, "a cat", steps=2, width=64, height=64, seed=4, scheduler="ddim")
@@ -383,7 +440,7 @@ def test_retry_on_oom_lowers_once_then_fails_with_what_changed() -> None:
 
     calls: list[str] = []
 
-    def attempt_failing(times: int):  # noqa: ANN202
+    def attempt_failing(times: int):
         left = [times]
 
         def attempt() -> str:
@@ -392,6 +449,7 @@ def test_retry_on_oom_lowers_once_then_fails_with_what_changed() -> None:
                 left[0] -= 1
                 raise MemoryError("no room")
             return "done"
+
         return attempt
 
     def lower() -> str:

@@ -16,8 +16,18 @@ from fathom.engine.executor import Executor
 from fathom.engine.graph import Graph
 from fathom.engine.registry import Registry, RegistryError, default_registry
 
-BUILTINS = ("image.load", "image.save", "image.resize", "value.int", "value.float",
-            "value.string", "preview.show", "math.binary", "math.scale", "math.sum")
+BUILTINS = (
+    "image.load",
+    "image.save",
+    "image.resize",
+    "value.int",
+    "value.float",
+    "value.string",
+    "preview.show",
+    "math.binary",
+    "math.scale",
+    "math.sum",
+)
 
 
 def test_builtin_families_are_found() -> None:
@@ -82,15 +92,16 @@ def plugin_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path
     that raises on import and one that names a missing attribute."""
     dist = tmp_path / "fathom_testplugin-0.1.dist-info"
     dist.mkdir()
-    (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: fathom-testplugin\n"
-                                   "Version: 0.1\n")
-    (dist / "entry_points.txt").write_text(textwrap.dedent("""\
+    (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: fathom-testplugin\nVersion: 0.1\n")
+    (dist / "entry_points.txt").write_text(
+        textwrap.dedent("""\
         [fathom.nodes]
         hello = fathom_testplugin
         more = fathom_testplugin:more
         broken = fathom_testbroken
         missing = fathom_testplugin:nothing_here
-        """))
+        """)
+    )
     (tmp_path / "fathom_testplugin.py").write_text(PLUGIN)
     (tmp_path / "fathom_testbroken.py").write_text("raise RuntimeError('plugin exploded')\n")
     monkeypatch.syspath_prepend(str(tmp_path))
@@ -128,11 +139,19 @@ def test_fathom_nodes_json_lists_every_type(capsys: pytest.CaptureFixture[str]) 
     binary = nodes["math.binary"]
     assert [p["name"] for p in binary["params"]] == ["op", "a", "b"]
     assert binary["params"][0]["choices"][:2] == ["add", "subtract"]
-    assert binary["inputs"][0] == {"name": "x", "type": "float", "optional": True,
-                                   "multi": False, "doc": "first operand (overrides a)"}
+    assert binary["inputs"][0] == {
+        "name": "x",
+        "type": "float",
+        "optional": True,
+        "multi": False,
+        "doc": "first operand (overrides a)",
+    }
     assert nodes["image.save"]["is_output"] is True
-    assert {"from": "image", "to": "video",
-            "doc": "an Image becomes a one-frame Video at 1 fps"} in listing["conversions"]
+    assert {
+        "from": "image",
+        "to": "video",
+        "doc": "an Image becomes a one-frame Video at 1 fps",
+    } in listing["conversions"]
 
 
 def test_fathom_nodes_text_listing(capsys: pytest.CaptureFixture[str]) -> None:

@@ -30,11 +30,21 @@ ROOT = Path(__file__).resolve().parents[2]
 
 def graph_doc(*extra_nodes: dict[str, Any], edges: list[Any] | None = None) -> dict[str, Any]:
     """constant (4×3 red) → save a.png, plus whatever a test adds."""
-    nodes = [{"id": "c", "type": "image.constant",
-              "params": {"width": 4, "height": 3, "color": "#ff0000"}},
-             {"id": "s", "type": "image.save", "params": {"path": "a.png"}}, *extra_nodes]
-    return {"format": "fathom.graph", "version": 1, "nodes": nodes,
-            "edges": [{"from": ["c", "image"], "to": ["s", "image"]}, *(edges or [])]}
+    nodes = [
+        {
+            "id": "c",
+            "type": "image.constant",
+            "params": {"width": 4, "height": 3, "color": "#ff0000"},
+        },
+        {"id": "s", "type": "image.save", "params": {"path": "a.png"}},
+        *extra_nodes,
+    ]
+    return {
+        "format": "fathom.graph",
+        "version": 1,
+        "nodes": nodes,
+        "edges": [{"from": ["c", "image"], "to": ["s", "image"]}, *(edges or [])],
+    }
 
 
 def write(path: Path, doc: Any) -> Path:
@@ -49,8 +59,9 @@ def render(graph: Path, out: Path, *args: str) -> int:
 # ---- a good render -------------------------------------------------------------------------
 
 
-def test_render_writes_outputs_and_a_full_report(tmp_path: Path,
-                                                 capsys: pytest.CaptureFixture[str]) -> None:
+def test_render_writes_outputs_and_a_full_report(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     graph = write(tmp_path / "g.json", graph_doc())
     out, report_path = tmp_path / "out", tmp_path / "reports" / "run.json"
     assert render(graph, out, "--report", str(report_path), "--seed", "5") == 0
@@ -73,21 +84,37 @@ def test_render_writes_outputs_and_a_full_report(tmp_path: Path,
     assert report["node_versions"] == {"image.constant": 1, "image.save": 1}
     assert report["device"]["kind"] == "cpu" and report["device"]["dtype"] == "float32"
     assert {"python", "numpy", "pillow"} <= set(report["packages"])
-    assert report["seed"] == 5 and report["seeds"] == {"c": derive_seed(5, "c"),
-                                                      "s": derive_seed(5, "s")}
+    assert report["seed"] == 5 and report["seeds"] == {
+        "c": derive_seed(5, "c"),
+        "s": derive_seed(5, "s"),
+    }
     assert report["counts"]["executed"] == 2 and report["counts"]["failed"] == 0
 
 
 def test_set_overrides_parameters_and_is_reported(tmp_path: Path) -> None:
     graph = write(tmp_path / "g.json", graph_doc())
     out = tmp_path / "out"
-    assert render(graph, out, "--quiet", "--report", str(out / "run.json"),
-                  "--set", "c.width=7", "--set", "c.color=0,0,1") == 0
+    assert (
+        render(
+            graph,
+            out,
+            "--quiet",
+            "--report",
+            str(out / "run.json"),
+            "--set",
+            "c.width=7",
+            "--set",
+            "c.color=0,0,1",
+        )
+        == 0
+    )
     with PILImage.open(out / "a.png") as im:
         assert im.size == (7, 3) and im.convert("RGB").getpixel((6, 2)) == (0, 0, 255)
     report = json.loads((out / "run.json").read_text())
-    assert report["overrides"] == [{"node": "c", "param": "width", "value": 7},
-                                   {"node": "c", "param": "color", "value": [0, 0, 1, 1]}]
+    assert report["overrides"] == [
+        {"node": "c", "param": "width", "value": 7},
+        {"node": "c", "param": "color", "value": [0, 0, 1, 1]},
+    ]
     assert json.loads(graph.read_text()) == graph_doc()  # the graph file is not changed
 
 
@@ -109,13 +136,27 @@ def test_saved_pngs_carry_the_graph_that_made_them(tmp_path: Path) -> None:
 
 
 def test_device_and_target_options(tmp_path: Path) -> None:
-    doc = graph_doc({"id": "m", "type": "math.binary", "params": {"a": 2, "b": 3}},
-                    {"id": "show", "type": "preview.show"},
-                    edges=[{"from": ["m", "value"], "to": ["show", "value"]}])
+    doc = graph_doc(
+        {"id": "m", "type": "math.binary", "params": {"a": 2, "b": 3}},
+        {"id": "show", "type": "preview.show"},
+        edges=[{"from": ["m", "value"], "to": ["show", "value"]}],
+    )
     graph = write(tmp_path / "g.json", doc)
     out = tmp_path / "out"
-    assert render(graph, out, "--quiet", "--target", "show", "--frames", "2-4", "--report",
-                  str(tmp_path / "r.json")) == 0
+    assert (
+        render(
+            graph,
+            out,
+            "--quiet",
+            "--target",
+            "show",
+            "--frames",
+            "2-4",
+            "--report",
+            str(tmp_path / "r.json"),
+        )
+        == 0
+    )
     report = json.loads((tmp_path / "r.json").read_text())
     assert sorted(n["node"] for n in report["nodes"]) == ["m", "show"]
     assert report["frames"] == [2, 4]
@@ -124,41 +165,66 @@ def test_device_and_target_options(tmp_path: Path) -> None:
 
 # ---- bad input: exit 2, nothing written ----------------------------------------------------
 
-CYCLE = graph_doc({"id": "p", "type": "math.scale"}, {"id": "q", "type": "math.scale"},
-                  edges=[{"from": ["p", "value"], "to": ["q", "value"]},
-                         {"from": ["q", "value"], "to": ["p", "value"]}])
-MISMATCH = graph_doc({"id": "t", "type": "value.string"}, {"id": "k", "type": "math.scale"},
-                     edges=[{"from": ["t", "value"], "to": ["k", "value"]}])
+CYCLE = graph_doc(
+    {"id": "p", "type": "math.scale"},
+    {"id": "q", "type": "math.scale"},
+    edges=[
+        {"from": ["p", "value"], "to": ["q", "value"]},
+        {"from": ["q", "value"], "to": ["p", "value"]},
+    ],
+)
+MISMATCH = graph_doc(
+    {"id": "t", "type": "value.string"},
+    {"id": "k", "type": "math.scale"},
+    edges=[{"from": ["t", "value"], "to": ["k", "value"]}],
+)
 UNKNOWN = graph_doc({"id": "u1", "type": "fancy.blur"}, {"id": "u2", "type": "other.node"})
-MISSING = graph_doc({"id": "load", "type": "image.load", "params": {"path": "nope.png"}},
-                    {"id": "s2", "type": "image.save", "params": {"path": "b.png"}},
-                    edges=[{"from": ["load", "image"], "to": ["s2", "image"]}])
+MISSING = graph_doc(
+    {"id": "load", "type": "image.load", "params": {"path": "nope.png"}},
+    {"id": "s2", "type": "image.save", "params": {"path": "b.png"}},
+    edges=[{"from": ["load", "image"], "to": ["s2", "image"]}],
+)
 
 
-@pytest.mark.parametrize(("doc", "args", "expected"), [
-    ('{"format": "fathom.graph",\n "version": 1,\n "nodes": [}', [],
-     "is not valid JSON: Expecting value at line 3, column 12"),
-    ({"format": "other.app", "version": 1, "nodes": [], "edges": []}, [],
-     "format 'other.app', expected 'fathom.graph'"),
-    ({**graph_doc(), "version": 3}, [], "graph format version 3, newer than"),
-    (UNKNOWN, [], "unknown node type 'fancy.blur'"),
-    (UNKNOWN, [], "node 'u2': unknown node type 'other.node'"),
-    (MISMATCH, [], "type mismatch: 't.value' gives string but this input takes float"),
-    (CYCLE, [], "the graph has a cycle"),
-    (graph_doc(), ["--set", "c.widht=3"], "'image.constant' has no parameter 'widht' to "
-                                          "override"),
-    (graph_doc(), ["--set", "c.width=0"], "node 'c', port 'width': override value '0' is "
-                                          "invalid: 0 is below the minimum 1"),
-    (graph_doc(), ["--set", "c.width=wide"], "expected an integer, got 'wide'"),
-    (graph_doc(), ["--set", "zz.width=3"], "override names no node 'zz'"),
-    (graph_doc(), ["--set", "c.width"], "needs the form NODE.PARAM=VALUE"),
-    (graph_doc(), ["--frames", "9-2"], "need 0 <= A <= B"),
-    (graph_doc(), ["--frames", "a-b"], "must look like 10-50"),
-    (MISSING, [], "node 'load', port 'path': file"),
-])
-def test_invalid_input_exits_2_and_writes_nothing(tmp_path: Path,
-                                                  capsys: pytest.CaptureFixture[str], doc: Any,
-                                                  args: list[str], expected: str) -> None:
+@pytest.mark.parametrize(
+    ("doc", "args", "expected"),
+    [
+        (
+            '{"format": "fathom.graph",\n "version": 1,\n "nodes": [}',
+            [],
+            "is not valid JSON: Expecting value at line 3, column 12",
+        ),
+        (
+            {"format": "other.app", "version": 1, "nodes": [], "edges": []},
+            [],
+            "format 'other.app', expected 'fathom.graph'",
+        ),
+        ({**graph_doc(), "version": 3}, [], "graph format version 3, newer than"),
+        (UNKNOWN, [], "unknown node type 'fancy.blur'"),
+        (UNKNOWN, [], "node 'u2': unknown node type 'other.node'"),
+        (MISMATCH, [], "type mismatch: 't.value' gives string but this input takes float"),
+        (CYCLE, [], "the graph has a cycle"),
+        (
+            graph_doc(),
+            ["--set", "c.widht=3"],
+            "'image.constant' has no parameter 'widht' to override",
+        ),
+        (
+            graph_doc(),
+            ["--set", "c.width=0"],
+            "node 'c', port 'width': override value '0' is invalid: 0 is below the minimum 1",
+        ),
+        (graph_doc(), ["--set", "c.width=wide"], "expected an integer, got 'wide'"),
+        (graph_doc(), ["--set", "zz.width=3"], "override names no node 'zz'"),
+        (graph_doc(), ["--set", "c.width"], "needs the form NODE.PARAM=VALUE"),
+        (graph_doc(), ["--frames", "9-2"], "need 0 <= A <= B"),
+        (graph_doc(), ["--frames", "a-b"], "must look like 10-50"),
+        (MISSING, [], "node 'load', port 'path': file"),
+    ],
+)
+def test_invalid_input_exits_2_and_writes_nothing(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], doc: Any, args: list[str], expected: str
+) -> None:
     graph = write(tmp_path / "g.json", doc)
     out = tmp_path / "out"
     out.mkdir()
@@ -173,9 +239,9 @@ def test_invalid_input_exits_2_and_writes_nothing(tmp_path: Path,
     assert sorted(p.name for p in out.iterdir()) == ["a.png", "run.json"]
 
 
-def test_missing_input_file_message_is_one_clear_paragraph(tmp_path: Path,
-                                                           capsys: pytest.CaptureFixture[str]
-                                                           ) -> None:
+def test_missing_input_file_message_is_one_clear_paragraph(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     graph = write(tmp_path / "g.json", MISSING)
     assert render(graph, tmp_path / "out") == 2
     err = capsys.readouterr().err
@@ -186,8 +252,9 @@ def test_missing_input_file_message_is_one_clear_paragraph(tmp_path: Path,
 
 
 @pytest.mark.parametrize("where", ["out", "report"])
-def test_unwritable_destinations_exit_2(tmp_path: Path, capsys: pytest.CaptureFixture[str],
-                                        where: str) -> None:
+def test_unwritable_destinations_exit_2(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], where: str
+) -> None:
     graph = write(tmp_path / "g.json", graph_doc())
     blocker = tmp_path / "a_file"
     blocker.write_text("not a folder")
@@ -200,13 +267,14 @@ def test_unwritable_destinations_exit_2(tmp_path: Path, capsys: pytest.CaptureFi
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a_file", "g.json"]
 
 
-def test_a_failed_node_exits_1_and_the_rest_is_written(tmp_path: Path,
-                                                       capsys: pytest.CaptureFixture[str]
-                                                       ) -> None:
-    doc = graph_doc({"id": "div", "type": "math.binary",
-                     "params": {"op": "divide", "a": 1, "b": 0}},
-                    {"id": "show", "type": "preview.show"},
-                    edges=[{"from": ["div", "value"], "to": ["show", "value"]}])
+def test_a_failed_node_exits_1_and_the_rest_is_written(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    doc = graph_doc(
+        {"id": "div", "type": "math.binary", "params": {"op": "divide", "a": 1, "b": 0}},
+        {"id": "show", "type": "preview.show"},
+        edges=[{"from": ["div", "value"], "to": ["show", "value"]}],
+    )
     graph = write(tmp_path / "g.json", doc)
     out = tmp_path / "out"
     assert render(graph, out, "--quiet", "--report", str(out / "run.json")) == 1
@@ -243,11 +311,28 @@ def test_validate_exit_codes_and_json(tmp_path: Path, capsys: pytest.CaptureFixt
 
 def test_the_real_command_exits_2_on_a_bad_graph(tmp_path: Path) -> None:
     graph = write(tmp_path / "g.json", UNKNOWN)
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get(
-        "PYTHONPATH", "")])}
-    proc = subprocess.run([sys.executable, "-m", "fathom.engine.cli", "render", str(graph), "--out",
-                           str(tmp_path / "out"), "--device", "cpu"], cwd=ROOT, env=env,
-                          capture_output=True, text=True, timeout=120)
+    env = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]),
+    }
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "fathom.engine.cli",
+            "render",
+            str(graph),
+            "--out",
+            str(tmp_path / "out"),
+            "--device",
+            "cpu",
+        ],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert proc.returncode == 2, proc.stderr
     assert "unknown node type 'fancy.blur'" in proc.stderr
     assert "unknown node type 'other.node'" in proc.stderr
@@ -265,13 +350,21 @@ def test_rendered_pixels_match_the_graph(tmp_path: Path) -> None:
 # ---- provenance and devices ----------------------------------------------------------------
 
 
-def test_reports_record_model_file_hashes_once_computed(tmp_path: Path, treg: Registry,
-                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+def test_reports_record_model_file_hashes_once_computed(
+    tmp_path: Path, treg: Registry, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv("FATHOM_CACHE_DIR", str(tmp_path / "cache"))
     weights = tmp_path / "w.safetensors"
     weights.write_bytes(b"\x00weights" * 1000)
-    graph = write(tmp_path / "g.json", {"format": "fathom.graph", "version": 1, "nodes": [
-        {"id": "m", "type": "t.weights", "params": {"path": "w.safetensors"}}], "edges": []})
+    graph = write(
+        tmp_path / "g.json",
+        {
+            "format": "fathom.graph",
+            "version": 1,
+            "nodes": [{"id": "m", "type": "t.weights", "params": {"path": "w.safetensors"}}],
+            "edges": [],
+        },
+    )
     ex = Executor(treg, library=lambda n: None)
     job = RenderJob(graph, tmp_path / "out", device="cpu")
     prep = prepare(job, ex)

@@ -31,8 +31,16 @@ def test_rasterized_depth_of_a_tilted_plane_matches_the_analytic_depth() -> None
     # A coarse (8 px) grid mesh of the plane: depth between vertices must still be exact,
     # which needs perspective-correct interpolation.
     v, f, _ = meshing.depth_grid_mesh(truth, c.fx, c.fy, c.cx, c.cy, step=8, max_ratio=1.0)
-    frags = raster.rasterize(torch.tensor(v, dtype=torch.float32), torch.tensor(f),
-                             c.fx, c.fy, c.cx, c.cy, c.width, c.height)
+    frags = raster.rasterize(
+        torch.tensor(v, dtype=torch.float32),
+        torch.tensor(f),
+        c.fx,
+        c.fy,
+        c.cx,
+        c.cy,
+        c.width,
+        c.height,
+    )
     d = frags.depth.numpy()
     cov = frags.covered.numpy()
     assert cov.mean() > 0.7
@@ -56,20 +64,28 @@ def test_sideways_camera_move_shifts_the_image_by_the_analytic_parallax() -> Non
     moved = Camera(c.fx, c.fy, c.cx, c.cy, c.width, c.height, pose)
     out = scene.render_torch(scene.scene_from_rgbd(rgbd, c), moved)
     # Content moves left by shift_px: rendered column x shows source column x + shift_px.
-    src = rgbd.image.data[4:-4, 4 + shift_px:-4]
-    got = out.image[4:-4, 4:-4 - shift_px]
+    src = rgbd.image.data[4:-4, 4 + shift_px : -4]
+    got = out.image[4:-4, 4 : -4 - shift_px]
     assert psnr(got, src) > 50
     # And the right edge is a disocclusion (nothing was captured there).
-    assert not out.covered[:, -shift_px + 1:].any()
+    assert not out.covered[:, -shift_px + 1 :].any()
 
 
 def test_point_splat_lands_on_the_projected_pixel_with_its_depth() -> None:
     c = Camera.from_fov(32, 32, 60.0)
     p = np.array([[0.3, -0.2, 2.0]])
     uv, z = projection.project(p, c.fx, c.fy, c.cx, c.cy)
-    img, depth = raster.splat_points(torch.tensor(p, dtype=torch.float32),
-                                     torch.tensor([[1.0, 0.5, 0.25]]), c.fx, c.fy, c.cx, c.cy,
-                                     32, 32, radius=0)
+    img, depth = raster.splat_points(
+        torch.tensor(p, dtype=torch.float32),
+        torch.tensor([[1.0, 0.5, 0.25]]),
+        c.fx,
+        c.fy,
+        c.cx,
+        c.cy,
+        32,
+        32,
+        radius=0,
+    )
     j, i = int(uv[0, 1]), int(uv[0, 0])
     assert torch.isfinite(depth).sum() == 1
     assert depth[j, i] == pytest.approx(2.0)
@@ -79,8 +95,9 @@ def test_point_splat_lands_on_the_projected_pixel_with_its_depth() -> None:
 def test_texture_shading_samples_the_texture_at_interpolated_uvs() -> None:
     rgbd, c = textured_rgbd(w=48, h=32)
     v, f, uv = meshing.depth_grid_mesh(rgbd.depth.data, c.fx, c.fy, c.cx, c.cy)
-    sc = scene.RenderScene(v.astype(np.float32), f, uv=uv.astype(np.float32),
-                           texture=rgbd.image.data)
+    sc = scene.RenderScene(
+        v.astype(np.float32), f, uv=uv.astype(np.float32), texture=rgbd.image.data
+    )
     out = scene.render_torch(sc, c)
     inner = np.zeros_like(out.covered)
     inner[2:-2, 2:-2] = True
@@ -102,8 +119,13 @@ def test_opengl_and_torch_paths_give_the_same_image() -> None:
     b = scene.render_opengl(sc, c)
     assert (a.covered != b.covered).mean() < 0.01  # silhouettes agree to the pixel
     both = a.covered & b.covered
-    inner = both & np.roll(both, 1, 0) & np.roll(both, -1, 0) & np.roll(both, 1, 1) \
+    inner = (
+        both
+        & np.roll(both, 1, 0)
+        & np.roll(both, -1, 0)
+        & np.roll(both, 1, 1)
         & np.roll(both, -1, 1)
+    )
     assert psnr(a.image, b.image, inner) > 35
     diff = np.abs(a.depth[inner] - b.depth[inner])
     # Depth agrees across the surface; a few grazing-angle pixels at the rim differ more.
@@ -137,23 +159,31 @@ def test_scene_from_mesh_keeps_vertex_colours() -> None:
 def test_the_egl_probe_leaves_no_platform_variable_behind() -> None:
     """A leaked PYOPENGL_PLATFORM=egl made GLX views in child processes draw only the clear
     colour (the CI failure of the Xvfb preview test). A fresh process: the probe runs once."""
-    code = ("import os, json\n"
-            "from fathom.engine.geometry import scene\n"
-            "from fathom.engine.types import Camera\n"
-            "ok = scene.opengl_available()\n"
-            "leaked = 'PYOPENGL_PLATFORM' in os.environ\n"
-            "cov = 0.0\n"
-            "if ok:\n"
-            "    import numpy as np, trimesh\n"
-            "    m = trimesh.creation.icosphere(); m.apply_translation([0, 0, 3.0])\n"
-            "    sc = scene.RenderScene(np.asarray(m.vertices, np.float32), np.asarray(m.faces),\n"
-            "                           np.ones((len(m.vertices), 3), np.float32))\n"
-            "    out = scene.render_opengl(sc, Camera.from_fov(64, 48, 50.0))\n"
-            "    cov = float(out.covered.mean())\n"
-            "print(json.dumps([ok, leaked, cov]))\n")
+    code = (
+        "import os, json\n"
+        "from fathom.engine.geometry import scene\n"
+        "from fathom.engine.types import Camera\n"
+        "ok = scene.opengl_available()\n"
+        "leaked = 'PYOPENGL_PLATFORM' in os.environ\n"
+        "cov = 0.0\n"
+        "if ok:\n"
+        "    import numpy as np, trimesh\n"
+        "    m = trimesh.creation.icosphere(); m.apply_translation([0, 0, 3.0])\n"
+        "    sc = scene.RenderScene(np.asarray(m.vertices, np.float32), np.asarray(m.faces),\n"
+        "                           np.ones((len(m.vertices), 3), np.float32))\n"
+        "    out = scene.render_opengl(sc, Camera.from_fov(64, 48, 50.0))\n"
+        "    cov = float(out.covered.mean())\n"
+        "print(json.dumps([ok, leaked, cov]))\n"
+    )
     env = {k: v for k, v in os.environ.items() if k != "PYOPENGL_PLATFORM"}
-    proc = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
-                          timeout=120, cwd=Path(__file__).resolve().parents[2])
+    proc = subprocess.run(
+        [sys.executable, "-c", code],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=Path(__file__).resolve().parents[2],
+    )
     assert proc.returncode == 0, proc.stderr[-2000:]
     ok, leaked, cov = json.loads(proc.stdout.strip().splitlines()[-1])
     assert not leaked

@@ -42,19 +42,26 @@ def test_make_subgraph_keeps_the_results(make_executor: Callable[..., Executor])
     before = make_executor().run(pipeline())
     g = pipeline()
     inst = make_subgraph(g, ["half", "plus"], "halfplus")
-    assert inst.type == "subgraph.halfplus" and set(g.nodes) == {"src", "out", "tap", "total",
-                                                                  inst.id}
+    assert inst.type == "subgraph.halfplus" and set(g.nodes) == {
+        "src",
+        "out",
+        "tap",
+        "total",
+        inst.id,
+    }
     d = g.subgraphs["halfplus"]
     assert [x.name for x in d.inputs] == ["half_value"]
     assert sorted(x.name for x in d.outputs) == ["half_value", "plus_value"]
     after = make_executor().run(g)
     assert outputs(after) == outputs(before) == {"out": 40.0, "tap": 6.0, "total": 46.0}
-    assert sorted(after.executed) == sorted(["src", f"{inst.id}/half", f"{inst.id}/plus",
-                                             "out", "tap", "total"])
+    assert sorted(after.executed) == sorted(
+        ["src", f"{inst.id}/half", f"{inst.id}/plus", "out", "tap", "total"]
+    )
 
 
-def test_made_subgraphs_always_save_loadably(tmp_path: Path, treg: Registry,
-                                             make_executor: Callable[..., Executor]) -> None:
+def test_made_subgraphs_always_save_loadably(
+    tmp_path: Path, treg: Registry, make_executor: Callable[..., Executor]
+) -> None:
     g = Graph()
     g.add_node("math.binary", "src-1", {"a": 2.0})
     g.add_node("math.scale", "x-2", {"factor": 3.0})
@@ -65,8 +72,11 @@ def test_made_subgraphs_always_save_loadably(tmp_path: Path, treg: Registry,
         make_subgraph(g, ["x-2"], "My Sub")
     make_subgraph(g, ["x-2"], "triple", expose_params=[("x-2", "factor")], instance_id="t")
     d = g.subgraphs["triple"]
-    assert [x.name for x in (*d.inputs, *d.outputs, *d.params)] == ["x_2_value", "x_2_value",
-                                                                     "x_2_factor"]
+    assert [x.name for x in (*d.inputs, *d.outputs, *d.params)] == [
+        "x_2_value",
+        "x_2_value",
+        "x_2_factor",
+    ]
     loaded = graphfile.load(graphfile.save(g, tmp_path / "g.json", treg), treg)
     assert make_executor().run(loaded).output("y-3", "value") == 6.0
 
@@ -86,8 +96,9 @@ def test_nested_subgraphs_flatten_and_run(make_executor: Callable[..., Executor]
 
 def test_exposed_params_override_inner_params(make_executor: Callable[..., Executor]) -> None:
     g = pipeline()
-    inst = make_subgraph(g, ["half", "plus"], "hp", expose_params=[("plus", "offset")],
-                         instance_id="hp1")
+    inst = make_subgraph(
+        g, ["half", "plus"], "hp", expose_params=[("plus", "offset")], instance_id="hp1"
+    )
     ex = make_executor()
     assert ex.run(g).output("out", "value") == 40.0  # default: the inner value 1.0
     g.set_param("hp1", "plus_offset", 7.0)
@@ -101,21 +112,22 @@ def test_exposed_params_override_inner_params(make_executor: Callable[..., Execu
 
 def test_bad_instance_params_are_reported(make_executor: Callable[..., Executor]) -> None:
     g = pipeline()
-    make_subgraph(g, ["half", "plus"], "hp", expose_params=[("half", "factor")],
-                  instance_id="hp1")
+    make_subgraph(g, ["half", "plus"], "hp", expose_params=[("half", "factor")], instance_id="hp1")
     g.set_param("hp1", "plus_offset", 3.0)  # not exposed
     g.set_param("hp1", "half_factor", "lots")
     with pytest.raises(GraphInvalid) as exc:
         make_executor().run(g)
     problems = {(p.node, p.port, p.code) for p in exc.value.problems}
-    assert problems == {("hp1", "plus_offset", "unknown_param"),
-                        ("hp1/half", "factor", "bad_param")}
+    assert problems == {
+        ("hp1", "plus_offset", "unknown_param"),
+        ("hp1/half", "factor", "bad_param"),
+    }
     assert "subgraph 'hp' exposes no parameter 'plus_offset'" in str(exc.value)
 
 
-def test_a_subgraph_that_contains_itself_is_refused(treg: Registry,
-                                                    make_executor: Callable[..., Executor]
-                                                    ) -> None:
+def test_a_subgraph_that_contains_itself_is_refused(
+    treg: Registry, make_executor: Callable[..., Executor]
+) -> None:
     inner = Graph()
     inner.add_node("math.binary", "a")
     inner.add_node("subgraph.selfish", "again")
@@ -126,8 +138,9 @@ def test_a_subgraph_that_contains_itself_is_refused(treg: Registry,
         make_executor().run(g)
 
 
-def test_bypass_and_mute_apply_to_subgraph_instances(make_executor: Callable[..., Executor]
-                                                     ) -> None:
+def test_bypass_and_mute_apply_to_subgraph_instances(
+    make_executor: Callable[..., Executor],
+) -> None:
     g = pipeline()
     make_subgraph(g, ["plus"], "p", instance_id="p1")
     g.set_flags("p1", bypass=True)
@@ -140,11 +153,13 @@ def test_bypass_and_mute_apply_to_subgraph_instances(make_executor: Callable[...
     assert muted.output("tap", "value") == 6.0
 
 
-def test_subgraphs_round_trip_in_the_file(tmp_path: Path, treg: Registry,
-                                          make_executor: Callable[..., Executor]) -> None:
+def test_subgraphs_round_trip_in_the_file(
+    tmp_path: Path, treg: Registry, make_executor: Callable[..., Executor]
+) -> None:
     g = pipeline()
-    make_subgraph(g, ["half", "plus"], "inner", instance_id="in1",
-                  expose_params=[("plus", "offset")])
+    make_subgraph(
+        g, ["half", "plus"], "inner", instance_id="in1", expose_params=[("plus", "offset")]
+    )
     make_subgraph(g, ["in1", "out"], "outer", instance_id="out1")
     first = graphfile.save(g, tmp_path / "g.json", treg)
     loaded = graphfile.load(first, treg)
@@ -172,14 +187,16 @@ def test_a_library_folder_resolves_subgraph_types(tmp_path: Path, treg: Registry
         Executor(treg, library=graphfile.SubgraphLibrary([tmp_path / "empty"])).run(g)
 
 
-def test_a_nested_library_subgraph_carries_its_inner_definitions(tmp_path: Path,
-                                                                  treg: Registry) -> None:
+def test_a_nested_library_subgraph_carries_its_inner_definitions(
+    tmp_path: Path, treg: Registry
+) -> None:
     source = pipeline()
     make_subgraph(source, ["half", "plus"], "inner", instance_id="in1")
     make_subgraph(source, ["in1", "out"], "outer", instance_id="out1")
     graphfile.save_subgraph(source.subgraphs["outer"], tmp_path / "alone", treg)
-    graphfile.save_subgraph(source.subgraphs["outer"], tmp_path / "lib", treg,
-                            uses=source.subgraphs)
+    graphfile.save_subgraph(
+        source.subgraphs["outer"], tmp_path / "lib", treg, uses=source.subgraphs
+    )
     assert sorted(p.name for p in (tmp_path / "lib").iterdir()) == ["outer.json"]
 
     g = Graph()

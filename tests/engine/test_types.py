@@ -171,12 +171,22 @@ def test_param_validate_ranges_choices_and_optional() -> None:
 # ---- conversions ---------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize(("src", "dst", "ok"), [
-    ("image", "video", True), ("int", "float", True), ("mask", "image", True),
-    ("image", "image", True), ("depth", "any", True),
-    ("float", "int", False), ("video", "image", False), ("image", "mask", False),
-    ("string", "float", False), ("depth", "image", False), ("rgbd", "image", False),
-])
+@pytest.mark.parametrize(
+    ("src", "dst", "ok"),
+    [
+        ("image", "video", True),
+        ("int", "float", True),
+        ("mask", "image", True),
+        ("image", "image", True),
+        ("depth", "any", True),
+        ("float", "int", False),
+        ("video", "image", False),
+        ("image", "mask", False),
+        ("string", "float", False),
+        ("depth", "image", False),
+        ("rgbd", "image", False),
+    ],
+)
 def test_can_connect_allows_only_lossless_conversions(src: str, dst: str, ok: bool) -> None:
     assert can_connect(src, dst) is ok
 
@@ -229,8 +239,11 @@ def test_bad_node_declarations_are_refused_at_registration() -> None:
         type_id = "Bad Node"
         inputs = (Input("x", Float),)
         outputs = (Output("y", Float),)
-        params = (Param("x", Float, 0.0), Param("k", Float, 5.0, max=1.0),
-                  Param("m", String, "a", choices=("a",)))
+        params = (
+            Param("x", Float, 0.0),
+            Param("k", Float, 5.0, max=1.0),
+            Param("m", String, "a", choices=("a",)),
+        )
 
     problems = Bad.declaration_problems()
     assert len(problems) == 4
@@ -248,8 +261,11 @@ def test_audio_tracks_cut_join_retime_and_reverse_by_seconds() -> None:
     a = AudioTrack.from_file("a.wav", 10.0)
     joined = AudioTrack.join([a.slice(2, 5), AudioTrack.silence(1), a.slice(9, 20)])
     assert joined.duration == pytest.approx(5.0)
-    assert [(s.path, s.start, s.duration) for s in joined.spans] == \
-        [("a.wav", 2.0, 3.0), (None, 0.0, 1.0), ("a.wav", 9.0, 1.0)]
+    assert [(s.path, s.start, s.duration) for s in joined.spans] == [
+        ("a.wav", 2.0, 3.0),
+        (None, 0.0, 1.0),
+        ("a.wav", 9.0, 1.0),
+    ]
     assert joined.fit(7).duration == pytest.approx(7) and joined.fit(2).duration == 2
     fast = a.slice(2, 6).retimed(2.0)  # 4 s of source in 2 s
     assert fast.duration == pytest.approx(2.0) and fast.spans[0].source_duration == 4.0
@@ -266,8 +282,9 @@ def test_gray_reads_a_mask_frame_however_it_was_stored() -> None:
     assert np.array_equal(Image(plane).gray(), plane)
     grey_rgb = Image(np.repeat(plane[:, :, None], 3, axis=2))
     assert np.allclose(grey_rgb.gray(), plane)
-    rgba = np.concatenate([np.repeat(plane[:, :, None], 3, axis=2),
-                           np.zeros((3, 4, 1), np.float32)], axis=2)
+    rgba = np.concatenate(
+        [np.repeat(plane[:, :, None], 3, axis=2), np.zeros((3, 4, 1), np.float32)], axis=2
+    )
     assert np.allclose(Image(rgba).gray(), plane)  # alpha does not dim the mask
     red = np.zeros((3, 4, 3), np.float32)
     red[..., 0] = 0.9

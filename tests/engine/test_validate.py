@@ -23,8 +23,13 @@ def test_edits_emit_events_until_unsubscribed() -> None:
     g.set_flags("b", bypass=True)
     unsubscribe()
     g.remove_node("a")
-    assert [e for e, _ in seen] == ["node_added", "node_added", "edge_added", "param_changed",
-                                    "flags_changed"]
+    assert [e for e, _ in seen] == [
+        "node_added",
+        "node_added",
+        "edge_added",
+        "param_changed",
+        "flags_changed",
+    ]
     assert seen[2][1] == {"edge": edge} and seen[3][1]["value"] == 3.0
     assert g.edges == [] and list(g.nodes) == ["b"] and g.nodes["b"].bypass
 
@@ -90,16 +95,16 @@ def broken_graph() -> Graph:
     g.add_node("no.such_type", "ghost1")
     g.add_node("other.missing", "ghost2")
     g.add_node("t.label", "text")
-    g.add_node("math.scale", "mismatch")            # fed a string
+    g.add_node("math.scale", "mismatch")  # fed a string
     g.connect("text", "text", "mismatch", "value")
-    g.add_node("math.scale", "loop_a")              # loop_a <-> loop_b
+    g.add_node("math.scale", "loop_a")  # loop_a <-> loop_b
     g.add_node("math.scale", "loop_b")
     g.connect("loop_a", "value", "loop_b", "value")
     g.connect("loop_b", "value", "loop_a", "value")
-    g.add_node("math.scale", "unfed")               # required input unconnected
+    g.add_node("math.scale", "unfed")  # required input unconnected
     g.add_node("math.binary", "ranged", {"op": "cube"})  # not a choice
-    g.add_node("t.sleep", "negative", {"seconds": -1})    # below min
-    g.add_node("math.binary", "typo", {"opp": "add"})     # unknown parameter
+    g.add_node("t.sleep", "negative", {"seconds": -1})  # below min
+    g.add_node("math.binary", "typo", {"opp": "add"})  # unknown parameter
     g.add_node("math.scale", "twice")
     g.connect("src", "value", "twice", "value")
     g.edges.append(Edge("ranged", "value", "twice", "value"))  # a second edge, as a file may hold
@@ -119,8 +124,16 @@ def by_code(problems: list[Problem]) -> dict[str, list[Problem]]:
 def test_validation_reports_every_problem_at_once(treg: Registry) -> None:
     problems = validate(broken_graph(), treg.get)
     codes = by_code(problems)
-    assert sorted(codes) == ["bad_bypass", "bad_edge", "bad_param", "cycle", "missing_input",
-                             "type_mismatch", "unknown_param", "unknown_type"]
+    assert sorted(codes) == [
+        "bad_bypass",
+        "bad_edge",
+        "bad_param",
+        "cycle",
+        "missing_input",
+        "type_mismatch",
+        "unknown_param",
+        "unknown_type",
+    ]
     assert all(p.fix for p in problems)
 
     assert {p.node for p in codes["unknown_type"]} == {"ghost1", "ghost2"}
@@ -132,8 +145,10 @@ def test_validation_reports_every_problem_at_once(treg: Registry) -> None:
     assert "'text.text' gives string but this input takes float" in mismatch.message
 
     [cycle] = codes["cycle"]
-    assert "loop_a -> loop_b -> loop_a" in cycle.message and cycle.fix == \
-        "remove one edge of the cycle"
+    assert (
+        "loop_a -> loop_b -> loop_a" in cycle.message
+        and cycle.fix == "remove one edge of the cycle"
+    )
 
     assert {(p.node, p.port) for p in codes["missing_input"]} == {("unfed", "value")}
     assert "connect a float output to it" in codes["missing_input"][0].fix

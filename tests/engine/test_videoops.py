@@ -83,8 +83,13 @@ def test_keyframes_parse_and_interpolate() -> None:
     assert vo.parse_keyframes("0.5", 1) == [(0.0, (0.5,))]  # a constant
     three = vo.parse_keyframes("10:1; 0:0; 20:0", 1)  # order does not matter
     assert vo.interpolate(three, 5) == (0.5,) and vo.interpolate(three, 15) == (0.5,)
-    for bad, why in [("0:1,2", "needs 1"), ("a:1", "not numbers"), ("", "no keyframes"),
-                     ("0:1; 0:2", "two keyframes"), ("0:1; 5", "FRAME:VALUES")]:
+    for bad, why in [
+        ("0:1,2", "needs 1"),
+        ("a:1", "not numbers"),
+        ("", "no keyframes"),
+        ("0:1; 0:2", "two keyframes"),
+        ("0:1; 5", "FRAME:VALUES"),
+    ]:
         with pytest.raises(ValueError, match=why):
             vo.parse_keyframes(bad, 1)
 
@@ -100,8 +105,18 @@ def test_composite_places_and_clips() -> None:
 
 
 def test_fade_and_text_rendering() -> None:
-    assert [vo.fade_alpha(i, 2, 8, 2) for i in range(10)] == \
-        [0, 0, 1 / 3, 2 / 3, 1, 1, 2 / 3, 1 / 3, 0, 0]
+    assert [vo.fade_alpha(i, 2, 8, 2) for i in range(10)] == [
+        0,
+        0,
+        1 / 3,
+        2 / 3,
+        1,
+        1,
+        2 / 3,
+        1 / 3,
+        0,
+        0,
+    ]
     cover = vo.render_text("Hi", 20)
     assert cover.dtype == np.float32 and cover.max() == 1.0 and cover.min() == 0.0
     assert vo.render_text("Hi", 20) is cover  # cached

@@ -27,7 +27,7 @@ class ConstImage(Node):
     type_id = "test.image"
     outputs = (Output("image", Image),)
 
-    def run(self, ctx, **kw):  # noqa: ANN001, ANN003
+    def run(self, ctx, **kw):
         return {"image": Image(np.random.default_rng(0).random((40, 60, 3)))}
 
 
@@ -45,16 +45,28 @@ def tiny_depth_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
     )
 
     folder = tmp_path_factory.mktemp("depth_model")
-    backbone = Dinov2Config(hidden_size=32, num_hidden_layers=4, num_attention_heads=2,
-                            intermediate_size=64, image_size=56, patch_size=14,
-                            out_features=["stage1", "stage2", "stage3", "stage4"],
-                            reshape_hidden_states=False)
-    cfg = DepthAnythingConfig(backbone_config=backbone, reassemble_hidden_size=32,
-                              neck_hidden_sizes=[8, 16, 32, 32], fusion_hidden_size=16,
-                              head_hidden_size=8, patch_size=14)
+    backbone = Dinov2Config(
+        hidden_size=32,
+        num_hidden_layers=4,
+        num_attention_heads=2,
+        intermediate_size=64,
+        image_size=56,
+        patch_size=14,
+        out_features=["stage1", "stage2", "stage3", "stage4"],
+        reshape_hidden_states=False,
+    )
+    cfg = DepthAnythingConfig(
+        backbone_config=backbone,
+        reassemble_hidden_size=32,
+        neck_hidden_sizes=[8, 16, 32, 32],
+        fusion_hidden_size=16,
+        head_hidden_size=8,
+        patch_size=14,
+    )
     DepthAnythingForDepthEstimation(cfg).eval().save_pretrained(folder)
-    DPTImageProcessor(size={"height": 56, "width": 56}, keep_aspect_ratio=False,
-                      ensure_multiple_of=14).save_pretrained(folder)
+    DPTImageProcessor(
+        size={"height": 56, "width": 56}, keep_aspect_ratio=False, ensure_multiple_of=14
+    ).save_pretrained(folder)
     return folder
 
 
@@ -63,7 +75,8 @@ def run_node(type_id: str, inputs: dict, params: dict | None = None) -> dict:
 
 
 def test_estimate_depth_loads_a_safetensors_checkpoint_and_matches_a_direct_run(
-        tiny_depth_model: Path) -> None:
+    tiny_depth_model: Path,
+) -> None:
     import torch
     from transformers import AutoImageProcessor, AutoModelForDepthEstimation
 
@@ -85,16 +98,18 @@ def test_estimate_depth_loads_a_safetensors_checkpoint_and_matches_a_direct_run(
     with torch.inference_mode():
         x = proc(images=(rgb * 255).astype(np.uint8), return_tensors="pt")
         pred = net(**x).predicted_depth[:, None]
-        pred = torch.nn.functional.interpolate(pred, size=(40, 60), mode="bicubic",
-                                               align_corners=False)[0, 0].numpy()
+        pred = torch.nn.functional.interpolate(
+            pred, size=(40, 60), mode="bicubic", align_corners=False
+        )[0, 0].numpy()
     assert np.allclose(d.data, 1 - depthmath.normalize(pred, positive_only=False), atol=1e-5)
     # The weights' hash is recorded for the run report.
     files = res.records["n"].model_files
     assert len(files) == 1 and next(iter(files)).endswith("model.safetensors")
 
 
-def test_estimate_depth_refuses_pickle_weights_and_missing_models(tmp_path: Path,
-                                                                  tiny_depth_model: Path) -> None:
+def test_estimate_depth_refuses_pickle_weights_and_missing_models(
+    tmp_path: Path, tiny_depth_model: Path
+) -> None:
     from fathom.engine.errors import GraphInvalid
 
     bad = tmp_path / "pickled"
@@ -116,8 +131,11 @@ def test_estimate_depth_refuses_pickle_weights_and_missing_models(tmp_path: Path
 
 def test_to_metric_inverse_mapping_is_linear_in_disparity() -> None:
     rel = np.array([[0.0, 0.5, 1.0, np.nan]], np.float32)
-    res = run_node("depth.to_metric", {"depth": Depth(rel, "relative")},
-                   {"near": 1.0, "far": 4.0, "mapping": "inverse"})
+    res = run_node(
+        "depth.to_metric",
+        {"depth": Depth(rel, "relative")},
+        {"near": 1.0, "far": 4.0, "mapping": "inverse"},
+    )
     z = res["depth"].data
     assert z[0, 0] == pytest.approx(1.0) and z[0, 2] == pytest.approx(4.0)
     assert 1 / z[0, 1] == pytest.approx((1 / 1.0 + 1 / 4.0) / 2)
@@ -150,8 +168,11 @@ def test_smoothing_keeps_a_depth_edge_and_removes_noise() -> None:
     noisy = (d + rng.normal(0, 0.01, d.shape)).astype(np.float32)
     noisy[3, 3] = np.nan
     for method in ("bilateral", "guided"):
-        res = run_node("depth.smooth", {"depth": Depth(noisy, "metric")},
-                       {"method": method, "radius": 3, "sigma": 0.05})
+        res = run_node(
+            "depth.smooth",
+            {"depth": Depth(noisy, "metric")},
+            {"method": method, "radius": 3, "sigma": 0.05},
+        )
         out = res["depth"].data
         assert np.isnan(out[3, 3])  # holes stay holes
         inner = np.s_[8:56, 8:24]
@@ -167,8 +188,11 @@ def test_normalize_invert_colorize_and_normals() -> None:
     assert np.allclose(inv, 1 - n.data)
     rec = run_node("depth.invert", {"depth": Depth(d, "metric")}, {"mode": "reciprocal"})
     assert np.allclose(rec["depth"].data, 1 / d)
-    img = run_node("depth.colorize", {"depth": Depth(d, "metric")},
-                   {"colormap": "gray", "low_percentile": 0, "high_percentile": 100})
+    img = run_node(
+        "depth.colorize",
+        {"depth": Depth(d, "metric")},
+        {"colormap": "gray", "low_percentile": 0, "high_percentile": 100},
+    )
     g = img["image"].data
     assert g[0, 0, 0] == pytest.approx(1.0) and g[-1, -1, 0] == pytest.approx(0.0)
     nm = run_node("depth.normals", {"depth": Depth(np.full((16, 16), 2.0), "metric")})
@@ -190,23 +214,55 @@ def tiny_marigold(tmp_path_factory: pytest.TempPathFactory) -> Path:
     (d / "merges.txt").write_text("#version: 0.2\n")
     tok = CLIPTokenizer(str(d / "vocab.json"), str(d / "merges.txt"), model_max_length=77)
     torch.manual_seed(0)
-    unet = UNet2DConditionModel(block_out_channels=(8, 16), layers_per_block=1, sample_size=8,
-                                in_channels=8, out_channels=4, cross_attention_dim=16,
-                                down_block_types=("DownBlock2D", "CrossAttnDownBlock2D"),
-                                up_block_types=("CrossAttnUpBlock2D", "UpBlock2D"),
-                                norm_num_groups=4, attention_head_dim=2)
-    vae = AutoencoderKL(block_out_channels=(8, 16), latent_channels=4, norm_num_groups=4,
-                        down_block_types=("DownEncoderBlock2D",) * 2,
-                        up_block_types=("UpDecoderBlock2D",) * 2)
-    te = CLIPTextModel(CLIPTextConfig(hidden_size=16, intermediate_size=32, num_attention_heads=2,
-                                      num_hidden_layers=2, vocab_size=5, bos_token_id=0,
-                                      eos_token_id=1, pad_token_id=1, projection_dim=16))
-    sch = DDIMScheduler(prediction_type="v_prediction", timestep_spacing="trailing",
-                        beta_schedule="scaled_linear", clip_sample=False,
-                        set_alpha_to_one=False)
-    pipe = MarigoldDepthPipeline(unet=unet, vae=vae, scheduler=sch, text_encoder=te,
-                                 tokenizer=tok, prediction_type="depth", scale_invariant=True,
-                                 shift_invariant=True)
+    unet = UNet2DConditionModel(
+        block_out_channels=(8, 16),
+        layers_per_block=1,
+        sample_size=8,
+        in_channels=8,
+        out_channels=4,
+        cross_attention_dim=16,
+        down_block_types=("DownBlock2D", "CrossAttnDownBlock2D"),
+        up_block_types=("CrossAttnUpBlock2D", "UpBlock2D"),
+        norm_num_groups=4,
+        attention_head_dim=2,
+    )
+    vae = AutoencoderKL(
+        block_out_channels=(8, 16),
+        latent_channels=4,
+        norm_num_groups=4,
+        down_block_types=("DownEncoderBlock2D",) * 2,
+        up_block_types=("UpDecoderBlock2D",) * 2,
+    )
+    te = CLIPTextModel(
+        CLIPTextConfig(
+            hidden_size=16,
+            intermediate_size=32,
+            num_attention_heads=2,
+            num_hidden_layers=2,
+            vocab_size=5,
+            bos_token_id=0,
+            eos_token_id=1,
+            pad_token_id=1,
+            projection_dim=16,
+        )
+    )
+    sch = DDIMScheduler(
+        prediction_type="v_prediction",
+        timestep_spacing="trailing",
+        beta_schedule="scaled_linear",
+        clip_sample=False,
+        set_alpha_to_one=False,
+    )
+    pipe = MarigoldDepthPipeline(
+        unet=unet,
+        vae=vae,
+        scheduler=sch,
+        text_encoder=te,
+        tokenizer=tok,
+        prediction_type="depth",
+        scale_invariant=True,
+        shift_invariant=True,
+    )
     pipe.save_pretrained(d / "model")
     return d / "model"
 
@@ -221,7 +277,11 @@ def test_marigold_backend_matches_the_diffusers_pipeline(tiny_marigold: Path) ->
     d = run_node("depth.estimate", {"image": Image(rgb)}, params)["depth"]
     assert d.kind == "relative" and d.data.shape == (40, 60)
     pipe = MarigoldDepthPipeline.from_pretrained(tiny_marigold, use_safetensors=True)
-    ref = pipe(PILImage.fromarray((rgb * 255).astype(np.uint8)), num_inference_steps=2,
-               ensemble_size=1, processing_resolution=60,
-               generator=torch.Generator().manual_seed(7)).prediction[0, ..., 0]
+    ref = pipe(
+        PILImage.fromarray((rgb * 255).astype(np.uint8)),
+        num_inference_steps=2,
+        ensemble_size=1,
+        processing_resolution=60,
+        generator=torch.Generator().manual_seed(7),
+    ).prediction[0, ..., 0]
     assert np.allclose(d.data, ref, atol=1e-5)

@@ -36,7 +36,7 @@ class TestImage(Node):
     type_id = "test.gen_image"
     outputs = (Output("image", Image),)
 
-    def run(self, ctx, **kw):  # noqa: ANN001, ANN003
+    def run(self, ctx, **kw):
         return {"image": Image(RGB)}
 
 
@@ -64,26 +64,50 @@ def _opts(tmp_path: Path, **extra: Any) -> RunOptions:
 
 def _t2i_graph(model: Path, **params: Any) -> Graph:
     g = Graph()
-    g.add_node("generate.text_to_image", "gen", {
-        "model": str(model), "prompt": "a red cat", "negative_prompt": "blurry", "steps": 3,
-        "guidance": 7.5, "seed": 7, "width": 64, "height": 64, **params})
+    g.add_node(
+        "generate.text_to_image",
+        "gen",
+        {
+            "model": str(model),
+            "prompt": "a red cat",
+            "negative_prompt": "blurry",
+            "steps": 3,
+            "guidance": 7.5,
+            "seed": 7,
+            "width": 64,
+            "height": 64,
+            **params,
+        },
+    )
     return g
 
 
 def test_text_to_image_equals_the_pipeline_and_reports_how_it_ran(
-        ex: Executor, tiny_sd: Path, tmp_path: Path) -> None:
+    ex: Executor, tiny_sd: Path, tmp_path: Path
+) -> None:
     from diffusers import StableDiffusionPipeline
 
     rec = Recorder()
-    res = ex.run(_t2i_graph(tiny_sd, batch_size=2, scheduler="euler_a"), targets=["gen"],
-                 options=_opts(tmp_path), listener=rec)
+    res = ex.run(
+        _t2i_graph(tiny_sd, batch_size=2, scheduler="euler_a"),
+        targets=["gen"],
+        options=_opts(tmp_path),
+        listener=rec,
+    )
     r = res.records["gen"]
     assert r.status == "executed", r.error
     out = res.values["gen"]
     ref = _pipe(StableDiffusionPipeline, tiny_sd, "euler_a")(
-        "a red cat", negative_prompt="blurry", num_inference_steps=3, guidance_scale=7.5,
-        width=64, height=64, num_images_per_prompt=2, output_type="np",
-        generator=torch.Generator().manual_seed(7)).images
+        "a red cat",
+        negative_prompt="blurry",
+        num_inference_steps=3,
+        guidance_scale=7.5,
+        width=64,
+        height=64,
+        num_images_per_prompt=2,
+        output_type="np",
+        generator=torch.Generator().manual_seed(7),
+    ).images
     assert np.allclose(out["image"].data, ref[0], atol=1e-5)
     assert isinstance(out["images"], Video) and len(out["images"]) == 2
     assert np.allclose(out["images"].frame(1).data, ref[1], atol=1e-5)
@@ -106,8 +130,9 @@ def test_text_to_image_equals_the_pipeline_and_reports_how_it_ran(
     assert ex.models.loads == loads  # the model is shared across runs
 
 
-def test_unchanged_runs_are_cached_until_the_weights_change(ex: Executor, tiny_sd: Path,
-                                                            tmp_path: Path) -> None:
+def test_unchanged_runs_are_cached_until_the_weights_change(
+    ex: Executor, tiny_sd: Path, tmp_path: Path
+) -> None:
     import os
 
     graph = _t2i_graph(tiny_sd, steps=1, seed=123)
@@ -121,8 +146,7 @@ def test_unchanged_runs_are_cached_until_the_weights_change(ex: Executor, tiny_s
     assert ex.models.loads == loads + 1  # and the manager reloads the changed weights
 
 
-def test_a_half_precision_only_download_loads(ex: Executor, tiny_sd: Path,
-                                             tmp_path: Path) -> None:
+def test_a_half_precision_only_download_loads(ex: Executor, tiny_sd: Path, tmp_path: Path) -> None:
     """Hub repos offer fp16 copies (``*.fp16.safetensors``); a download that kept only those
     loads with that variant and gives the same image (these test weights are the same)."""
     import shutil
@@ -142,35 +166,61 @@ def test_a_half_precision_only_download_loads(ex: Executor, tiny_sd: Path,
 
 
 def test_image_to_image_and_inpaint_equal_their_pipelines(
-        ex: Executor, tiny_sd: Path, tiny_sd_factory: Any) -> None:
+    ex: Executor, tiny_sd: Path, tiny_sd_factory: Any
+) -> None:
     from diffusers import StableDiffusionImg2ImgPipeline, StableDiffusionInpaintPipeline
 
     image = torch.from_numpy(RGB).permute(2, 0, 1)[None].contiguous()
     common = {"prompt": "a cat", "steps": 4, "guidance": 5.0, "seed": 1}
-    out = ex.call("generate.image_to_image", {"image": Image(RGB)},
-                  {"model": str(tiny_sd), "strength": 0.6, **common})
+    out = ex.call(
+        "generate.image_to_image",
+        {"image": Image(RGB)},
+        {"model": str(tiny_sd), "strength": 0.6, **common},
+    )
     ref = _pipe(StableDiffusionImg2ImgPipeline, tiny_sd)(
-        "a cat", image=image, num_inference_steps=4, guidance_scale=5.0, strength=0.6,
-        generator=torch.Generator().manual_seed(1), output_type="np").images
+        "a cat",
+        image=image,
+        num_inference_steps=4,
+        guidance_scale=5.0,
+        strength=0.6,
+        generator=torch.Generator().manual_seed(1),
+        output_type="np",
+    ).images
     assert np.allclose(out["image"].data, ref[0], atol=1e-5)
 
     inpaint = tiny_sd_factory(unet_in_channels=9)
-    out = ex.call("generate.inpaint", {"image": Image(RGB), "mask": Mask(MASK)},
-                  {"model": str(inpaint), **common})
+    out = ex.call(
+        "generate.inpaint",
+        {"image": Image(RGB), "mask": Mask(MASK)},
+        {"model": str(inpaint), **common},
+    )
     ref = _pipe(StableDiffusionInpaintPipeline, inpaint)(
-        "a cat", image=image, mask_image=MASK[None, :, :, None], num_inference_steps=4,
-        guidance_scale=5.0, height=64, width=64, generator=torch.Generator().manual_seed(1),
-        output_type="np").images
+        "a cat",
+        image=image,
+        mask_image=MASK[None, :, :, None],
+        num_inference_steps=4,
+        guidance_scale=5.0,
+        height=64,
+        width=64,
+        generator=torch.Generator().manual_seed(1),
+        output_type="np",
+    ).images
     assert np.allclose(out["image"].data, ref[0], atol=1e-5)
 
 
-def test_text_to_rgbd_owns_the_rgb_and_depth_decode(ex: Executor,
-                                                    tiny_sd_factory: Any) -> None:
+def test_text_to_rgbd_owns_the_rgb_and_depth_decode(ex: Executor, tiny_sd_factory: Any) -> None:
     from fathom.engine.generation import split_rgbd
 
     folder = tiny_sd_factory(vae_channels=4, ldm3d=True)
-    params = {"model": str(folder), "prompt": "a room", "steps": 3, "guidance": 7.0,
-              "seed": 5, "width": 64, "height": 64}
+    params = {
+        "model": str(folder),
+        "prompt": "a room",
+        "steps": 3,
+        "guidance": 7.0,
+        "seed": 5,
+        "width": 64,
+        "height": 64,
+    }
     out = ex.call("generate.text_to_rgbd", {}, params)
     assert out["image"].data.shape == (64, 64, 3) and out["depth"].kind == "relative"
     assert out["rgbd"].image is out["image"]
@@ -186,8 +236,14 @@ def test_text_to_rgbd_owns_the_rgb_and_depth_decode(ex: Executor,
         rgb_ref, depth_ref = decoded[..., :3], decoded[..., 3]
     else:
         ref = _pipe(StableDiffusionLDM3DPipeline, folder)(
-            "a room", num_inference_steps=3, guidance_scale=7.0, width=64, height=64,
-            generator=torch.Generator().manual_seed(5), output_type="np")
+            "a room",
+            num_inference_steps=3,
+            guidance_scale=7.0,
+            width=64,
+            height=64,
+            generator=torch.Generator().manual_seed(5),
+            output_type="np",
+        )
         rgb_ref, depth_ref = ref.rgb[0], ref.depth[0, ..., 0]
     assert np.allclose(out["image"].data, rgb_ref, atol=1e-5)
     assert np.allclose(out["depth"].data, 1.0 - depth_ref, atol=1e-5)  # 0 = near
@@ -198,10 +254,18 @@ def test_text_to_rgbd_owns_the_rgb_and_depth_decode(ex: Executor,
 
 
 def test_panorama_mode_wraps_the_seam_and_checks_the_aspect(
-        ex: Executor, tiny_sd_factory: Any, tmp_path: Path) -> None:
+    ex: Executor, tiny_sd_factory: Any, tmp_path: Path
+) -> None:
     folder = tiny_sd_factory(vae_channels=4, ldm3d=True)
-    params = {"model": str(folder), "prompt": "a beach", "steps": 2, "seed": 5, "width": 128,
-              "height": 64, "mode": "panorama"}
+    params = {
+        "model": str(folder),
+        "prompt": "a beach",
+        "steps": 2,
+        "seed": 5,
+        "width": 128,
+        "height": 64,
+        "mode": "panorama",
+    }
     pano = ex.call("generate.text_to_rgbd", {}, params)
     flat = ex.call("generate.text_to_rgbd", {}, {**params, "seamless": False})
     assert pano["image"].data.shape == (64, 128, 3)
@@ -216,8 +280,9 @@ def test_panorama_mode_wraps_the_seam_and_checks_the_aspect(
     assert [(p.node, p.port) for p in err.value.problems] == [("pano", "width")]
 
 
-def test_bad_inputs_are_explained(ex: Executor, tiny_sd: Path, tmp_path: Path,
-                                  monkeypatch: pytest.MonkeyPatch) -> None:
+def test_bad_inputs_are_explained(
+    ex: Executor, tiny_sd: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv("FATHOM_SETTINGS", str(tmp_path / "absent.conf"))
     monkeypatch.setenv("FATHOM_MODELS", str(tmp_path / "models"))
     # A missing model: the render cannot start, and the message lists where we looked.
@@ -240,8 +305,11 @@ def test_bad_inputs_are_explained(ex: Executor, tiny_sd: Path, tmp_path: Path,
         ex.call("generate.text_to_image", {}, {"model": str(ckpt), "width": 64, "height": 64})
     # An inpaint node given a text-to-image model (a UNet that takes no mask).
     with pytest.raises(NodeError) as nerr:
-        ex.call("generate.inpaint", {"image": Image(RGB), "mask": Mask(MASK)},
-                {"model": str(tiny_sd), "steps": 2})
+        ex.call(
+            "generate.inpaint",
+            {"image": Image(RGB), "mask": Mask(MASK)},
+            {"model": str(tiny_sd), "steps": 2},
+        )
     assert nerr.value.port == "model" and "takes 4 input channels" in str(nerr.value)
     assert "inpainting checkpoint" in str(nerr.value)
     # An image whose size is no multiple of 8, unless width/height resize it.
@@ -249,19 +317,27 @@ def test_bad_inputs_are_explained(ex: Executor, tiny_sd: Path, tmp_path: Path,
     with pytest.raises(NodeError) as nerr:
         ex.call("generate.image_to_image", {"image": odd}, {"model": str(tiny_sd), "steps": 2})
     assert nerr.value.port == "image"
-    out = ex.call("generate.image_to_image", {"image": odd},
-                  {"model": str(tiny_sd), "steps": 2, "width": 64, "height": 64})
+    out = ex.call(
+        "generate.image_to_image",
+        {"image": odd},
+        {"model": str(tiny_sd), "steps": 2, "width": 64, "height": 64},
+    )
     assert out["image"].data.shape == (64, 64, 3)
     # An empty prompt is fine.
-    out = ex.call("generate.text_to_image", {}, {"model": str(tiny_sd), "prompt": "",
-                                                  "steps": 2, "width": 64, "height": 64})
+    out = ex.call(
+        "generate.text_to_image",
+        {},
+        {"model": str(tiny_sd), "prompt": "", "steps": 2, "width": 64, "height": 64},
+    )
     assert np.isfinite(out["image"].data).all()
 
 
 def test_accelerations_switch_on_per_node_and_the_report_says_so(
-        ex: Executor, tiny_sd: Path, tmp_path: Path) -> None:
-    graph = _t2i_graph(tiny_sd, steps=6, scheduler="ddim", token_merge=0.5, clock_period=2,
-                       adaptive_threshold=1.0)
+    ex: Executor, tiny_sd: Path, tmp_path: Path
+) -> None:
+    graph = _t2i_graph(
+        tiny_sd, steps=6, scheduler="ddim", token_merge=0.5, clock_period=2, adaptive_threshold=1.0
+    )
     res = ex.run(graph, targets=["gen"], options=_opts(tmp_path, preview="off"))
     d = res.records["gen"].details
     assert res.records["gen"].status == "executed", res.records["gen"].error
@@ -272,20 +348,19 @@ def test_accelerations_switch_on_per_node_and_the_report_says_so(
     assert not comps.unet._forward_hooks and not comps.unet._forward_pre_hooks  # detached
 
 
-def test_a_separate_tiny_autoencoder_draws_the_previews(ex: Executor, tiny_sd: Path,
-                                                        tmp_path: Path) -> None:
+def test_a_separate_tiny_autoencoder_draws_the_previews(
+    ex: Executor, tiny_sd: Path, tmp_path: Path
+) -> None:
     rec = Recorder()
     opts = _opts(tmp_path, preview="tiny", preview_vae=str(tiny_sd / "vae_tiny"))
-    res = ex.run(_t2i_graph(tiny_sd, steps=2, seed=5), targets=["gen"], options=opts,
-                 listener=rec)
+    res = ex.run(_t2i_graph(tiny_sd, steps=2, seed=5), targets=["gen"], options=opts, listener=rec)
     assert res.records["gen"].details["preview"]["mode"] in ("tiny", "linear")
     assert any(e.key[0] == "tiny-vae" for e in ex.models.entries())
     first = next(e for e in rec.events if e.kind == "node_preview")
     assert first.value.data.shape[2] == 3 and first.value.width >= 8
 
 
-def test_cancelling_mid_denoise_stops_the_node(ex: Executor, tiny_sd: Path,
-                                               tmp_path: Path) -> None:
+def test_cancelling_mid_denoise_stops_the_node(ex: Executor, tiny_sd: Path, tmp_path: Path) -> None:
     cancel = CancelToken()
     seen: list[str] = []
 
@@ -295,17 +370,24 @@ def test_cancelling_mid_denoise_stops_the_node(ex: Executor, tiny_sd: Path,
             if len(seen) == 2:
                 cancel.cancel()
 
-    res = ex.run(_t2i_graph(tiny_sd, steps=6, seed=99, scheduler="ddim"), targets=["gen"],
-                 options=_opts(tmp_path), listener=listener, cancel=cancel)
+    res = ex.run(
+        _t2i_graph(tiny_sd, steps=6, seed=99, scheduler="ddim"),
+        targets=["gen"],
+        options=_opts(tmp_path),
+        listener=listener,
+        cancel=cancel,
+    )
     assert res.cancelled and res.records["gen"].status == "cancelled"
     assert seen == ["step 1/6", "step 2/6"]
 
 
 def test_out_of_memory_frees_retries_with_fallbacks_then_explains(
-        tiny_sd: Path, tmp_path: Path) -> None:
+    tiny_sd: Path, tmp_path: Path
+) -> None:
     ex = Executor(REG)
-    ex.call("generate.text_to_image", {}, {"model": str(tiny_sd), "steps": 1, "width": 64,
-                                           "height": 64})
+    ex.call(
+        "generate.text_to_image", {}, {"model": str(tiny_sd), "steps": 1, "width": 64, "height": 64}
+    )
     comps = ex.models.entries()[-1].model
     comps.vae_tiling = False
     try:
@@ -315,8 +397,9 @@ def test_out_of_memory_frees_retries_with_fallbacks_then_explains(
             assert r.status == "executed", r.error
             assert r.details["oom_fallback"] == "VAE tiling" and comps.vae_tiling
             fails.left = 10
-            res = ex.run(_t2i_graph(tiny_sd, steps=2, seed=1), targets=["gen"],
-                         options=_opts(tmp_path))
+            res = ex.run(
+                _t2i_graph(tiny_sd, steps=2, seed=1), targets=["gen"], options=_opts(tmp_path)
+            )
             err = res.records["gen"].error
             assert res.records["gen"].status == "failed"
             assert "node 'gen'" in err and "ran out of cpu memory" in err and "lower width" in err
@@ -330,14 +413,27 @@ def test_stream_node_lines_frames_up_with_their_inputs(ex: Executor, tiny_sd: Pa
     from fathom.engine.models.diffusion import load_components
 
     frames = [Image(np.roll(RGB, 8 * i, axis=1)) for i in range(3)]
-    params = {"model": str(tiny_sd), "prompt": "a cat", "t_index_list": "1,3",
-              "num_inference_steps": 4, "guidance": 1.0, "cfg_type": "none", "seed": 3}
+    params = {
+        "model": str(tiny_sd),
+        "prompt": "a cat",
+        "t_index_list": "1,3",
+        "num_inference_steps": 4,
+        "guidance": 1.0,
+        "cfg_type": "none",
+        "seed": 3,
+    }
     out = ex.call("generate.stream", {"frames": Video.from_frames(frames, fps=12)}, params)
     video = out["video"]
     assert len(video) == 3 and video.fps == 12
     comps = load_components(tiny_sd, "cpu", "float32")
-    ref = StreamPipeline(comps.unet, comps.vae, comps.text_encoder, comps.tokenizer,
-                         comps.scheduler, tiny_vae=comps.tiny_vae)
+    ref = StreamPipeline(
+        comps.unet,
+        comps.vae,
+        comps.text_encoder,
+        comps.tokenizer,
+        comps.scheduler,
+        tiny_vae=comps.tiny_vae,
+    )
     ref.prepare("a cat", "", [1, 3], 1.0, "none", 3, num_inference_steps=4)
     for i, frame in enumerate(frames):
         x = 2 * torch.from_numpy(frame.data).permute(2, 0, 1)[None].contiguous() - 1
@@ -345,15 +441,37 @@ def test_stream_node_lines_frames_up_with_their_inputs(ex: Executor, tiny_sd: Pa
         assert np.allclose(video.frame(i).data, want, atol=1e-4), i
 
 
-def test_the_example_graph_renders_from_the_command_line(tiny_sd: Path,
-                                                         tmp_path: Path) -> None:
+def test_the_example_graph_renders_from_the_command_line(tiny_sd: Path, tmp_path: Path) -> None:
     graph = ROOT / "assets" / "graphs" / "text_to_image.json"
     out, report = tmp_path / "out", tmp_path / "run.json"
     proc = subprocess.run(
-        [sys.executable, "-m", "fathom.engine.cli", "render", str(graph), "--set",
-         f"gen.model={tiny_sd}", "--set", "gen.width=64", "--set", "gen.height=64", "--set",
-         "gen.steps=2", "--out", str(out), "--device", "cpu", "--report", str(report),
-         "--quiet"], cwd=ROOT, capture_output=True, text=True, timeout=300)
+        [
+            sys.executable,
+            "-m",
+            "fathom.engine.cli",
+            "render",
+            str(graph),
+            "--set",
+            f"gen.model={tiny_sd}",
+            "--set",
+            "gen.width=64",
+            "--set",
+            "gen.height=64",
+            "--set",
+            "gen.steps=2",
+            "--out",
+            str(out),
+            "--device",
+            "cpu",
+            "--report",
+            str(report),
+            "--quiet",
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert proc.returncode == 0, proc.stderr
     assert (out / "text_to_image.png").is_file()
     rep = json.loads(report.read_text())

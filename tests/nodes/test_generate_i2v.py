@@ -30,7 +30,7 @@ class I2VImage(Node):
     type_id = "test.i2v_image"
     outputs = (Output("image", Image),)
 
-    def run(self, ctx, **kw):  # noqa: ANN001, ANN003
+    def run(self, ctx, **kw):
         return {"image": Image(RGB)}
 
 
@@ -53,26 +53,56 @@ def build_tiny_svd(folder: Path, seed: int = 0) -> Path:
 
     torch.manual_seed(seed)
     unet = UNetSpatioTemporalConditionModel(
-        sample_size=8, in_channels=8, out_channels=4, block_out_channels=(32, 64),
+        sample_size=8,
+        in_channels=8,
+        out_channels=4,
+        block_out_channels=(32, 64),
         down_block_types=("CrossAttnDownBlockSpatioTemporal", "DownBlockSpatioTemporal"),
         up_block_types=("UpBlockSpatioTemporal", "CrossAttnUpBlockSpatioTemporal"),
-        layers_per_block=1, cross_attention_dim=32, num_attention_heads=(2, 4),
-        addition_time_embed_dim=8, projection_class_embeddings_input_dim=24,
-        num_frames=FRAMES)
+        layers_per_block=1,
+        cross_attention_dim=32,
+        num_attention_heads=(2, 4),
+        addition_time_embed_dim=8,
+        projection_class_embeddings_input_dim=24,
+        num_frames=FRAMES,
+    )
     vae = AutoencoderKLTemporalDecoder(
-        block_out_channels=(32, 32, 32, 32), down_block_types=("DownEncoderBlock2D",) * 4,
-        layers_per_block=1, latent_channels=4)
-    encoder = CLIPVisionModelWithProjection(CLIPVisionConfig(
-        hidden_size=32, projection_dim=32, num_hidden_layers=2, num_attention_heads=4,
-        intermediate_size=37, image_size=224, patch_size=32))
+        block_out_channels=(32, 32, 32, 32),
+        down_block_types=("DownEncoderBlock2D",) * 4,
+        layers_per_block=1,
+        latent_channels=4,
+    )
+    encoder = CLIPVisionModelWithProjection(
+        CLIPVisionConfig(
+            hidden_size=32,
+            projection_dim=32,
+            num_hidden_layers=2,
+            num_attention_heads=4,
+            intermediate_size=37,
+            image_size=224,
+            patch_size=32,
+        )
+    )
     scheduler = EulerDiscreteScheduler(
-        beta_start=0.00085, beta_end=0.012, beta_schedule="scaled_linear",
-        interpolation_type="linear", prediction_type="v_prediction", sigma_max=700.0,
-        sigma_min=0.002, steps_offset=1, timestep_spacing="leading",
-        timestep_type="continuous", use_karras_sigmas=True)
+        beta_start=0.00085,
+        beta_end=0.012,
+        beta_schedule="scaled_linear",
+        interpolation_type="linear",
+        prediction_type="v_prediction",
+        sigma_max=700.0,
+        sigma_min=0.002,
+        steps_offset=1,
+        timestep_spacing="leading",
+        timestep_type="continuous",
+        use_karras_sigmas=True,
+    )
     pipe = StableVideoDiffusionPipeline(
-        vae=vae, image_encoder=encoder, unet=unet, scheduler=scheduler,
-        feature_extractor=CLIPImageProcessor(crop_size=224, size=224))
+        vae=vae,
+        image_encoder=encoder,
+        unet=unet,
+        scheduler=scheduler,
+        feature_extractor=CLIPImageProcessor(crop_size=224, size=224),
+    )
     out = folder / "svd"
     pipe.save_pretrained(out, safe_serialization=True)
     return out
@@ -99,8 +129,17 @@ def reference(tiny_svd: Path) -> Any:
     return pipe
 
 
-PARAMS = {"steps": 3, "seed": 11, "width": 64, "height": 48, "fps": 6, "motion_bucket_id": 90,
-          "noise_aug_strength": 0.05, "min_guidance": 1.0, "max_guidance": 2.5}
+PARAMS = {
+    "steps": 3,
+    "seed": 11,
+    "width": 64,
+    "height": 48,
+    "fps": 6,
+    "motion_bucket_id": 90,
+    "noise_aug_strength": 0.05,
+    "min_guidance": 1.0,
+    "max_guidance": 2.5,
+}
 
 
 def _opts(tmp_path: Path) -> RunOptions:
@@ -110,22 +149,35 @@ def _opts(tmp_path: Path) -> RunOptions:
 def _ref(pipe: Any, chunk: int | None, output_type: str = "np") -> Any:
     from fathom.nodes.generate_i2v import to_pil
 
-    return pipe(to_pil(Image(RGB)), height=48, width=64, num_frames=FRAMES,
-                num_inference_steps=3, min_guidance_scale=1.0, max_guidance_scale=2.5, fps=6,
-                motion_bucket_id=90, noise_aug_strength=0.05, decode_chunk_size=chunk,
-                generator=torch.Generator().manual_seed(11), output_type=output_type).frames
+    return pipe(
+        to_pil(Image(RGB)),
+        height=48,
+        width=64,
+        num_frames=FRAMES,
+        num_inference_steps=3,
+        min_guidance_scale=1.0,
+        max_guidance_scale=2.5,
+        fps=6,
+        motion_bucket_id=90,
+        noise_aug_strength=0.05,
+        decode_chunk_size=chunk,
+        generator=torch.Generator().manual_seed(11),
+        output_type=output_type,
+    ).frames
 
 
 def _frames(video: Video) -> np.ndarray:
     return np.stack([f.data for f in video])
 
 
-def test_equals_the_pipeline_and_runs_from_a_graph(ex: Executor, tiny_svd: Path,
-                                                   reference: Any, tmp_path: Path) -> None:
+def test_equals_the_pipeline_and_runs_from_a_graph(
+    ex: Executor, tiny_svd: Path, reference: Any, tmp_path: Path
+) -> None:
     g = Graph()
     g.add_node("test.i2v_image", "img", {})
-    g.add_node("generate.image_to_video", "i2v",
-               {"model": str(tiny_svd), "decode_chunk_size": 0, **PARAMS})
+    g.add_node(
+        "generate.image_to_video", "i2v", {"model": str(tiny_svd), "decode_chunk_size": 0, **PARAMS}
+    )
     g.connect("img", "image", "i2v", "image")
     rec = Recorder()
     res = ex.run(g, targets=["i2v"], options=_opts(tmp_path), listener=rec)
@@ -148,22 +200,30 @@ def test_equals_the_pipeline_and_runs_from_a_graph(ex: Executor, tiny_svd: Path,
 
 
 def test_chunked_decode_equals_the_pipeline_at_each_chunk_size(
-        ex: Executor, tiny_svd: Path, reference: Any) -> None:
+    ex: Executor, tiny_svd: Path, reference: Any
+) -> None:
     """The temporal decoder mixes the frames decoded together, so each chunk size is its own
     (deterministic) answer: the pipeline's at that size; one frame per chunk equals decoding
     every frame alone."""
     outs = {}
     for chunk in (1, 3, 0):
-        video = ex.call("generate.image_to_video", {"image": Image(RGB)},
-                        {"model": str(tiny_svd), "decode_chunk_size": chunk, **PARAMS})["video"]
+        video = ex.call(
+            "generate.image_to_video",
+            {"image": Image(RGB)},
+            {"model": str(tiny_svd), "decode_chunk_size": chunk, **PARAMS},
+        )["video"]
         outs[chunk] = _frames(video)
         assert outs[chunk].shape == (FRAMES, 48, 64, 3)
         ref = _ref(reference, chunk or None)[0]
         assert np.allclose(outs[chunk], ref, atol=1e-5), (chunk, np.abs(outs[chunk] - ref).max())
     latents = _ref(reference, None, "latent")
     with torch.no_grad():
-        alone = [reference.vae.decode(latents[0, i:i + 1] / reference.vae.config.scaling_factor,
-                                      num_frames=1).sample for i in range(FRAMES)]
+        alone = [
+            reference.vae.decode(
+                latents[0, i : i + 1] / reference.vae.config.scaling_factor, num_frames=1
+            ).sample
+            for i in range(FRAMES)
+        ]
     alone_np = ((torch.cat(alone) / 2 + 0.5).clamp(0, 1)).permute(0, 2, 3, 1).numpy()
     assert np.allclose(outs[1], alone_np, atol=1e-5)
     assert not np.allclose(outs[1], outs[0], atol=1e-3)  # frames decoded together do mix
@@ -174,8 +234,9 @@ def test_chunked_decode_equals_the_pipeline_at_each_chunk_size(
     assert chunks(5, 0) == [(0, 5)] and chunks(3, 9) == [(0, 3)]
 
 
-def test_cancelling_mid_denoise_stops_the_node(ex: Executor, tiny_svd: Path,
-                                               tmp_path: Path) -> None:
+def test_cancelling_mid_denoise_stops_the_node(
+    ex: Executor, tiny_svd: Path, tmp_path: Path
+) -> None:
     cancel = CancelToken()
     seen: list[str] = []
 
@@ -187,44 +248,51 @@ def test_cancelling_mid_denoise_stops_the_node(ex: Executor, tiny_svd: Path,
 
     g = Graph()
     g.add_node("test.i2v_image", "img", {})
-    g.add_node("generate.image_to_video", "i2v",
-               {"model": str(tiny_svd), **{**PARAMS, "steps": 5, "seed": 12}})
+    g.add_node(
+        "generate.image_to_video",
+        "i2v",
+        {"model": str(tiny_svd), **{**PARAMS, "steps": 5, "seed": 12}},
+    )
     g.connect("img", "image", "i2v", "image")
     res = ex.run(g, targets=["i2v"], options=_opts(tmp_path), listener=listener, cancel=cancel)
     assert res.cancelled and res.records["i2v"].status == "cancelled"
     assert seen == ["step 1/5", "step 2/5"]
 
 
-def test_bad_models_and_sizes_are_explained(ex: Executor, tiny_svd: Path, tiny_sd: Path,
-                                            tmp_path: Path,
-                                            monkeypatch: pytest.MonkeyPatch) -> None:
+def test_bad_models_and_sizes_are_explained(
+    ex: Executor, tiny_svd: Path, tiny_sd: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv("FATHOM_SETTINGS", str(tmp_path / "absent.conf"))
     monkeypatch.setenv("FATHOM_MODELS", str(tmp_path / "models"))
     # A missing folder: named before anything runs, and again if called directly.
     g = Graph()
     g.add_node("test.i2v_image", "img", {})
-    g.add_node("generate.image_to_video", "i2v", {"model": str(tmp_path / "nowhere"),
-                                                  **PARAMS})
+    g.add_node("generate.image_to_video", "i2v", {"model": str(tmp_path / "nowhere"), **PARAMS})
     g.connect("img", "image", "i2v", "image")
     with pytest.raises(GraphInvalid) as err:
         ex.plan(g, options=_opts(tmp_path))
     assert [(p.node, p.port) for p in err.value.problems] == [("i2v", "model")]
     with pytest.raises(NodeError) as nerr:
-        ex.call("generate.image_to_video", {"image": Image(RGB)},
-                {"model": str(tmp_path / "nowhere"), **PARAMS})
+        ex.call(
+            "generate.image_to_video",
+            {"image": Image(RGB)},
+            {"model": str(tmp_path / "nowhere"), **PARAMS},
+        )
     assert nerr.value.port == "model" and "not found" in str(nerr.value)
     # A Stable Diffusion (text-to-image) folder is not an SVD model.
     with pytest.raises(NodeError) as nerr:
-        ex.call("generate.image_to_video", {"image": Image(RGB)},
-                {"model": str(tiny_sd), **PARAMS})
+        ex.call("generate.image_to_video", {"image": Image(RGB)}, {"model": str(tiny_sd), **PARAMS})
     assert nerr.value.port == "model"
     assert "StableDiffusionPipeline" in str(nerr.value) and "not Stable Video" in str(nerr.value)
     # A folder with no model_index.json.
     (tmp_path / "empty").mkdir()
     (tmp_path / "empty" / "w.safetensors").write_bytes(b"")
     with pytest.raises(NodeError) as nerr:
-        ex.call("generate.image_to_video", {"image": Image(RGB)},
-                {"model": str(tmp_path / "empty"), **PARAMS})
+        ex.call(
+            "generate.image_to_video",
+            {"image": Image(RGB)},
+            {"model": str(tmp_path / "empty"), **PARAMS},
+        )
     assert nerr.value.port == "model" and "model_index.json" in str(nerr.value)
     # A damaged weights file: named on the model port, not a raw safetensors error.
     import shutil
@@ -233,50 +301,60 @@ def test_bad_models_and_sizes_are_explained(ex: Executor, tiny_svd: Path, tiny_s
     shutil.copytree(tiny_svd, broken)
     (broken / "unet" / "diffusion_pytorch_model.safetensors").write_bytes(b"\x08not a header")
     with pytest.raises(NodeError) as nerr:
-        ex.call("generate.image_to_video", {"image": Image(RGB)},
-                {"model": str(broken), **PARAMS})
+        ex.call("generate.image_to_video", {"image": Image(RGB)}, {"model": str(broken), **PARAMS})
     assert nerr.value.port == "model" and "could not be loaded" in str(nerr.value)
     # A typo in the offload setting names the variable, not the model.
     monkeypatch.setenv("FATHOM_OFFLOAD", "gpu-please")
     with pytest.raises(NodeError) as nerr:
-        ex.call("generate.image_to_video", {"image": Image(RGB)},
-                {"model": str(tiny_svd), **PARAMS})
+        ex.call(
+            "generate.image_to_video", {"image": Image(RGB)}, {"model": str(tiny_svd), **PARAMS}
+        )
     assert "FATHOM_OFFLOAD is 'gpu-please'" in str(nerr.value) and nerr.value.port is None
     assert "sequential" in (nerr.value.fix or "")
     monkeypatch.delenv("FATHOM_OFFLOAD")
     # Sizes that are no multiple of 8: in the plan and at run time, with the fix.
     g2 = Graph()
     g2.add_node("test.i2v_image", "img", {})
-    g2.add_node("generate.image_to_video", "i2v", {"model": str(tiny_svd), **PARAMS,
-                                                   "width": 100})
+    g2.add_node("generate.image_to_video", "i2v", {"model": str(tiny_svd), **PARAMS, "width": 100})
     g2.connect("img", "image", "i2v", "image")
     with pytest.raises(GraphInvalid) as err:
         ex.plan(g2, options=_opts(tmp_path))
     assert [(p.port, p.fix) for p in err.value.problems] == [("width", "use 96 or 104")]
     with pytest.raises(NodeError) as nerr:
-        ex.call("generate.image_to_video", {"image": Image(RGB)},
-                {"model": str(tiny_svd), **PARAMS, "height": 52})
+        ex.call(
+            "generate.image_to_video",
+            {"image": Image(RGB)},
+            {"model": str(tiny_svd), **PARAMS, "height": 52},
+        )
     assert nerr.value.port == "height" and "multiple of 8" in str(nerr.value)
 
 
-def test_out_of_memory_frees_retries_then_explains(tiny_svd: Path, reference: Any,
-                                                   tmp_path: Path) -> None:
+def test_out_of_memory_frees_retries_then_explains(
+    tiny_svd: Path, reference: Any, tmp_path: Path
+) -> None:
     ex = Executor(REG)  # its own manager: the fault is injected into its copy of the model
-    ex.call("generate.image_to_video", {"image": Image(RGB)},
-            {"model": str(tiny_svd), **PARAMS, "steps": 1})
+    ex.call(
+        "generate.image_to_video",
+        {"image": Image(RGB)},
+        {"model": str(tiny_svd), **PARAMS, "steps": 1},
+    )
     unet = ex.models.entries()[-1].model.pipe.unet
     with out_of_memory(unet) as fails:
         g = Graph()
         g.add_node("test.i2v_image", "img", {})
-        g.add_node("generate.image_to_video", "i2v", {"model": str(tiny_svd), **PARAMS,
-                                                      "decode_chunk_size": 0})
+        g.add_node(
+            "generate.image_to_video",
+            "i2v",
+            {"model": str(tiny_svd), **PARAMS, "decode_chunk_size": 0},
+        )
         g.connect("img", "image", "i2v", "image")
         res = ex.run(g, targets=["i2v"], options=_opts(tmp_path))
         r = res.records["i2v"]
         assert r.status == "executed", r.error
         assert r.details["oom_fallback"].startswith("freeing")
-        assert np.allclose(_frames(res.values["i2v"]["video"]), _ref(reference, None)[0],
-                           atol=1e-5)  # the retry starts clean
+        assert np.allclose(
+            _frames(res.values["i2v"]["video"]), _ref(reference, None)[0], atol=1e-5
+        )  # the retry starts clean
         fails.left = 10
         g.nodes["i2v"].params["seed"] = 1
         res = ex.run(g, targets=["i2v"], options=_opts(tmp_path))
@@ -287,10 +365,14 @@ def test_out_of_memory_frees_retries_then_explains(tiny_svd: Path, reference: An
 
 
 def test_out_of_memory_while_decoding_keeps_the_latents_and_halves_the_chunks(
-        tiny_svd: Path, reference: Any) -> None:
+    tiny_svd: Path, reference: Any
+) -> None:
     ex = Executor(REG)
-    ex.call("generate.image_to_video", {"image": Image(RGB)},
-            {"model": str(tiny_svd), **PARAMS, "steps": 1})
+    ex.call(
+        "generate.image_to_video",
+        {"image": Image(RGB)},
+        {"model": str(tiny_svd), **PARAMS, "steps": 1},
+    )
     pipe = ex.models.entries()[-1].model.pipe
     steps: list[int] = []
     real_step = pipe.scheduler.step
@@ -299,8 +381,11 @@ def test_out_of_memory_while_decoding_keeps_the_latents_and_halves_the_chunks(
         try:
             g = Graph()
             g.add_node("test.i2v_image", "img", {})
-            g.add_node("generate.image_to_video", "i2v", {"model": str(tiny_svd), **PARAMS,
-                                                          "decode_chunk_size": 0})
+            g.add_node(
+                "generate.image_to_video",
+                "i2v",
+                {"model": str(tiny_svd), **PARAMS, "decode_chunk_size": 0},
+            )
             g.connect("img", "image", "i2v", "image")
             res = ex.run(g, targets=["i2v"], options=RunOptions(device="cpu"))
         finally:
@@ -311,12 +396,10 @@ def test_out_of_memory_while_decoding_keeps_the_latents_and_halves_the_chunks(
     half = FRAMES // 2
     assert r.details["decode_chunk_size"] == half
     assert r.details["oom_fallback"].endswith(f"decode_chunk_size {half}")
-    assert np.allclose(_frames(res.values["i2v"]["video"]), _ref(reference, half)[0],
-                       atol=1e-5)
+    assert np.allclose(_frames(res.values["i2v"]["video"]), _ref(reference, half)[0], atol=1e-5)
 
 
-def test_a_half_precision_only_download_loads(ex: Executor, tiny_svd: Path,
-                                             tmp_path: Path) -> None:
+def test_a_half_precision_only_download_loads(ex: Executor, tiny_svd: Path, tmp_path: Path) -> None:
     import shutil
 
     half = tmp_path / "half-svd"
@@ -324,10 +407,12 @@ def test_a_half_precision_only_download_loads(ex: Executor, tiny_svd: Path,
     for f in half.glob("*/*.safetensors"):
         f.rename(f.with_name(f.name.replace(".safetensors", ".fp16.safetensors")))
     params = {**PARAMS, "steps": 1, "decode_chunk_size": 0}
-    want = ex.call("generate.image_to_video", {"image": Image(RGB)},
-                   {"model": str(tiny_svd), **params})["video"]
-    got = ex.call("generate.image_to_video", {"image": Image(RGB)},
-                  {"model": str(half), **params})["video"]
+    want = ex.call(
+        "generate.image_to_video", {"image": Image(RGB)}, {"model": str(tiny_svd), **params}
+    )["video"]
+    got = ex.call("generate.image_to_video", {"image": Image(RGB)}, {"model": str(half), **params})[
+        "video"
+    ]
     assert np.array_equal(_frames(got), _frames(want))
 
 
@@ -340,31 +425,57 @@ def test_the_conditioning_image_is_the_input_rounded_to_8_bits() -> None:
     assert np.array_equal(np.asarray(pil), (RGB * 255).round().astype(np.uint8))
 
 
-def test_one_frame_and_guidance_order(ex: Executor, tiny_svd: Path, reference: Any,
-                                      tmp_path: Path) -> None:
+def test_one_frame_and_guidance_order(
+    ex: Executor, tiny_svd: Path, reference: Any, tmp_path: Path
+) -> None:
     """One frame guides at min_guidance (its place on the ramp) and must not trip the
     pipeline's two guidance decisions; a falling ramp is refused before anything runs."""
     from fathom.nodes.generate_i2v import to_pil
 
-    one = ex.call("generate.image_to_video", {"image": Image(RGB)},
-                  {"model": str(tiny_svd), "decode_chunk_size": 0, **PARAMS, "frames": 1,
-                   "min_guidance": 1.0})["video"]
+    one = ex.call(
+        "generate.image_to_video",
+        {"image": Image(RGB)},
+        {
+            "model": str(tiny_svd),
+            "decode_chunk_size": 0,
+            **PARAMS,
+            "frames": 1,
+            "min_guidance": 1.0,
+        },
+    )["video"]
     assert len(one) == 1
-    ref = reference(to_pil(Image(RGB)), height=48, width=64, num_frames=1,
-                    num_inference_steps=3, min_guidance_scale=1.0, max_guidance_scale=1.0,
-                    fps=6, motion_bucket_id=90, noise_aug_strength=0.05,
-                    generator=torch.Generator().manual_seed(11), output_type="np").frames[0]
+    ref = reference(
+        to_pil(Image(RGB)),
+        height=48,
+        width=64,
+        num_frames=1,
+        num_inference_steps=3,
+        min_guidance_scale=1.0,
+        max_guidance_scale=1.0,
+        fps=6,
+        motion_bucket_id=90,
+        noise_aug_strength=0.05,
+        generator=torch.Generator().manual_seed(11),
+        output_type="np",
+    ).frames[0]
     assert np.allclose(_frames(one), ref, atol=1e-5)
     g = Graph()
     g.add_node("test.i2v_image", "img", {})
-    g.add_node("generate.image_to_video", "i2v", {"model": str(tiny_svd), **PARAMS,
-                                                  "min_guidance": 3.0, "max_guidance": 1.0})
+    g.add_node(
+        "generate.image_to_video",
+        "i2v",
+        {"model": str(tiny_svd), **PARAMS, "min_guidance": 3.0, "max_guidance": 1.0},
+    )
     g.connect("img", "image", "i2v", "image")
     with pytest.raises(GraphInvalid) as err:
         ex.plan(g, options=_opts(tmp_path))
     assert [(p.port, p.fix) for p in err.value.problems] == [
-        ("min_guidance", "set it to at most 1.0, or raise max_guidance")]
+        ("min_guidance", "set it to at most 1.0, or raise max_guidance")
+    ]
     with pytest.raises(NodeError) as nerr:
-        ex.call("generate.image_to_video", {"image": Image(RGB)},
-                {"model": str(tiny_svd), **PARAMS, "min_guidance": 3.0, "max_guidance": 1.0})
+        ex.call(
+            "generate.image_to_video",
+            {"image": Image(RGB)},
+            {"model": str(tiny_svd), **PARAMS, "min_guidance": 3.0, "max_guidance": 1.0},
+        )
     assert nerr.value.port == "min_guidance"

@@ -34,8 +34,8 @@ def moving_square(n: int, size: int = SIZE) -> tuple[list[np.ndarray], list[np.n
     for i in range(n):
         f, m = bg.copy(), np.zeros((size, size), np.float32)
         x = 12 + STEP * i
-        f[20:44, x:x + 24] = tex
-        m[20:44, x:x + 24] = 1.0
+        f[20:44, x : x + 24] = tex
+        m[20:44, x : x + 24] = 1.0
         frames.append(f.astype(np.float32))
         masks.append(m)
     return frames, masks
@@ -50,8 +50,10 @@ class MovingSquare(Node):
 
     def run(self, ctx: Any, frames: int) -> dict[str, Any]:
         f, m = moving_square(frames)
-        return {"video": Video.from_frames([Image(x) for x in f], fps=12),
-                "mask": Video.from_frames([Image(x) for x in m], fps=12)}
+        return {
+            "video": Video.from_frames([Image(x) for x in f], fps=12),
+            "mask": Video.from_frames([Image(x) for x in m], fps=12),
+        }
 
 
 REG = Registry()
@@ -69,8 +71,15 @@ def _opts(tmp_path: Path) -> RunOptions:
 
 
 def _params(model: Path, **kw: Any) -> dict[str, Any]:
-    return {"model": str(model), "prompt": "a red cat", "steps": 4, "strength": 0.75,
-            "guidance": 7.5, "seed": 11, **kw}
+    return {
+        "model": str(model),
+        "prompt": "a red cat",
+        "steps": 4,
+        "strength": 0.75,
+        "guidance": 7.5,
+        "seed": 11,
+        **kw,
+    }
 
 
 def _graph(model: Path, frames: int = 6, **kw: Any) -> Graph:
@@ -82,11 +91,19 @@ def _graph(model: Path, frames: int = 6, **kw: Any) -> Graph:
     return g
 
 
-def test_runs_from_a_graph_with_progress_per_frame(ex: Executor, tiny_sd: Path,
-                                                    tmp_path: Path) -> None:
+def test_runs_from_a_graph_with_progress_per_frame(
+    ex: Executor, tiny_sd: Path, tmp_path: Path
+) -> None:
     rec = Recorder()
-    graph = _graph(tiny_sd, merge_bg=0.5, temporal_merge=True, bg_steps=1, feather=1,
-                   crop_margin=0, frames_per_batch=4)
+    graph = _graph(
+        tiny_sd,
+        merge_bg=0.5,
+        temporal_merge=True,
+        bg_steps=1,
+        feather=1,
+        crop_margin=0,
+        frames_per_batch=4,
+    )
     res = ex.run(graph, targets=["edit"], options=_opts(tmp_path), listener=rec)
     r = res.records["edit"]
     assert r.status == "executed", r.error
@@ -108,24 +125,42 @@ def test_bad_inputs_are_explained(ex: Executor, tiny_sd: Path) -> None:
     cases = [
         ({"video": Video(0, 12, lambda i: Image(frames[0]))}, {}, "video", "no frames"),
         ({"video": video, "mask": mask.slice(0, 3)}, {}, "mask", "3 frames"),
-        ({"video": video, "mask": mask.map(lambda im: Image(im.data[:32]), (64, 32))}, {},
-         "mask", "64×32"),
-        ({"video": video.map(lambda im: Image(im.data[:60, :60]), (60, 60))}, {}, "video",
-         "multiples of 8"),
+        (
+            {"video": video, "mask": mask.map(lambda im: Image(im.data[:32]), (64, 32))},
+            {},
+            "mask",
+            "64×32",
+        ),
+        (
+            {"video": video.map(lambda im: Image(im.data[:60, :60]), (60, 60))},
+            {},
+            "video",
+            "multiples of 8",
+        ),
         ({"video": video}, {"bg_steps": 1}, "mask", "need a mask"),
-        ({"video": video}, {"clock_frames": True, "clock_period": 2}, "clock_period",
-         "only one can run"),
-        ({"video": video}, {"clock_period": 2, "clock_level": 3}, "clock_level",
-         "no low-resolution core"),
+        (
+            {"video": video},
+            {"clock_frames": True, "clock_period": 2},
+            "clock_period",
+            "only one can run",
+        ),
+        (
+            {"video": video},
+            {"clock_period": 2, "clock_level": 3},
+            "clock_level",
+            "no low-resolution core",
+        ),
     ]
     for inputs, extra, port, text in cases:
         with pytest.raises(NodeError) as err:
             ex.call("generate.video_edit", inputs, _params(tiny_sd, **extra))
         assert err.value.port == port and text in str(err.value), str(err.value)
     with pytest.raises(NodeError) as err:
-        ex.call("generate.video_edit",
-                {"video": video.map(lambda im: Image(im.data[:60, :60]), (60, 60))},
-                _params(tiny_sd))
+        ex.call(
+            "generate.video_edit",
+            {"video": video.map(lambda im: Image(im.data[:60, :60]), (60, 60))},
+            _params(tiny_sd),
+        )
     assert "resize" in (err.value.fix or "")
 
 
@@ -138,8 +173,13 @@ def test_cancelling_stops_between_steps(ex: Executor, tiny_sd: Path, tmp_path: P
             seen.append(event.message)
             cancel.cancel()
 
-    res = ex.run(_graph(tiny_sd, frames_per_batch=2), targets=["edit"],
-                 options=_opts(tmp_path), listener=listener, cancel=cancel)
+    res = ex.run(
+        _graph(tiny_sd, frames_per_batch=2),
+        targets=["edit"],
+        options=_opts(tmp_path),
+        listener=listener,
+        cancel=cancel,
+    )
     assert res.cancelled and res.records["edit"].status == "cancelled"
     assert seen == ["frames 1–2/6: step 1/3"]  # DDIM: int(steps × strength) steps
 
@@ -154,21 +194,27 @@ def warped_difference(outs: list[np.ndarray], inputs: list[np.ndarray]) -> float
         a = cv2.cvtColor((inputs[t] * 255).astype(np.uint8), cv2.COLOR_RGB2GRAY)
         b = cv2.cvtColor((inputs[t + 1] * 255).astype(np.uint8), cv2.COLOR_RGB2GRAY)
         flow = dis.calc(a, b, None)
-        back = cv2.remap(outs[t + 1], gx + flow[..., 0], gy + flow[..., 1], cv2.INTER_LINEAR,
-                         borderMode=cv2.BORDER_REPLICATE)
+        back = cv2.remap(
+            outs[t + 1],
+            gx + flow[..., 0],
+            gy + flow[..., 1],
+            cv2.INTER_LINEAR,
+            borderMode=cv2.BORDER_REPLICATE,
+        )
         total += float(np.abs(outs[t] - back)[4:-4, 4:-4].mean())
     return total / (len(outs) - 1)
 
 
-def test_edit_is_more_coherent_than_per_frame_image_to_image(ex: Executor,
-                                                              tiny_sd: Path) -> None:
+def test_edit_is_more_coherent_than_per_frame_image_to_image(ex: Executor, tiny_sd: Path) -> None:
     frames, _ = moving_square(6)
     video = Video.from_frames([Image(f) for f in frames], fps=12)
     settings = _params(tiny_sd, scheduler="ddim")  # the same sampler both ways
     edited = ex.call("generate.video_edit", {"video": video}, settings)["video"]
     outs = [edited.frame(i).data for i in range(6)]
-    per_frame = [ex.call("generate.image_to_image", {"image": Image(f)}, settings)["image"].data
-                 for f in frames]
+    per_frame = [
+        ex.call("generate.image_to_image", {"image": Image(f)}, settings)["image"].data
+        for f in frames
+    ]
     # Flow is measured on the input, so it holds the known motion: check it does.
     dis = cv2.DISOpticalFlow_create(cv2.DISOPTICAL_FLOW_PRESET_MEDIUM)
     g = [cv2.cvtColor((f * 255).astype(np.uint8), cv2.COLOR_RGB2GRAY) for f in frames[:2]]
@@ -178,18 +224,25 @@ def test_edit_is_more_coherent_than_per_frame_image_to_image(ex: Executor,
     assert ours < 0.9 * theirs, (ours, theirs)
 
 
-def test_out_of_memory_retries_with_smaller_batches_then_explains(ex: Executor, tiny_sd: Path,
-                                                                   tmp_path: Path) -> None:
+def test_out_of_memory_retries_with_smaller_batches_then_explains(
+    ex: Executor, tiny_sd: Path, tmp_path: Path
+) -> None:
     """A first out-of-memory error frees cached models and starts over with half the frames per
     batch (the same frames come out); a second one is a clear error saying what to lower."""
-    plain = ex.run(_graph(tiny_sd, frames=4, frames_per_batch=4, seed=21), targets=["edit"],
-                   options=_opts(tmp_path))
+    plain = ex.run(
+        _graph(tiny_sd, frames=4, frames_per_batch=4, seed=21),
+        targets=["edit"],
+        options=_opts(tmp_path),
+    )
     want = plain.values["edit"]["video"]
     comps = ex.models.entries()[-1].model
     with out_of_memory(comps.unet) as fails:
         ex.cache.clear()
-        res = ex.run(_graph(tiny_sd, frames=4, frames_per_batch=4, seed=21), targets=["edit"],
-                     options=_opts(tmp_path))
+        res = ex.run(
+            _graph(tiny_sd, frames=4, frames_per_batch=4, seed=21),
+            targets=["edit"],
+            options=_opts(tmp_path),
+        )
         r = res.records["edit"]
         assert r.status == "executed", r.error
         assert r.details["oom_fallback"].endswith("2 frames per batch")
@@ -198,8 +251,11 @@ def test_out_of_memory_retries_with_smaller_batches_then_explains(ex: Executor, 
         for i in range(4):  # chunking does not change the edit (anchor and fusion carry over)
             assert np.abs(got.frame(i).data - want.frame(i).data).max() <= 2 / 255
         fails.left = 1000
-        res = ex.run(_graph(tiny_sd, frames=4, frames_per_batch=4, seed=23), targets=["edit"],
-                     options=_opts(tmp_path))
+        res = ex.run(
+            _graph(tiny_sd, frames=4, frames_per_batch=4, seed=23),
+            targets=["edit"],
+            options=_opts(tmp_path),
+        )
         err = res.records["edit"].error
         assert res.records["edit"].status == "failed"
         assert "ran out of cpu memory" in err and "lower frames_per_batch" in err

@@ -60,8 +60,12 @@ def test_resize_fit_and_fill_keep_aspect():
 def test_crop_values_and_bounds_errors():
     img = ramp(4, 6)
     assert np.array_equal(nim.crop(img, 2, 1, 3, 2), img[1:3, 2:5])
-    for args, port in (((6, 0, 1, 1), "x"), ((0, 4, 1, 1), "y"), ((4, 0, 3, 1), "width"),
-                       ((0, 2, 1, 3), "height")):
+    for args, port in (
+        ((6, 0, 1, 1), "x"),
+        ((0, 4, 1, 1), "y"),
+        ((4, 0, 3, 1), "width"),
+        ((0, 2, 1, 3), "height"),
+    ):
         with pytest.raises(nim.BadInput) as err:
             nim.crop(img, *args)
         assert err.value.port == port and err.value.fix
@@ -103,15 +107,15 @@ def test_adjust_defaults_are_exact_identity(rgba8):
 
 def test_adjust_each_control_against_hand_values():
     px = np.array([[[0.25, 0.5, 0.75, 0.6]]], np.float32)
-    np.testing.assert_allclose(nim.adjust(px, brightness=0.1)[0, 0], [0.35, 0.6, 0.85, 0.6],
-                               atol=1e-6)
-    np.testing.assert_allclose(nim.adjust(px, contrast=2.0)[0, 0], [0.0, 0.5, 1.0, 0.6],
-                               atol=1e-6)
-    np.testing.assert_allclose(nim.adjust(px, gamma=2.0)[0, 0], [0.5, 0.5**0.5, 0.75**0.5, 0.6],
-                               atol=1e-6)
+    np.testing.assert_allclose(
+        nim.adjust(px, brightness=0.1)[0, 0], [0.35, 0.6, 0.85, 0.6], atol=1e-6
+    )
+    np.testing.assert_allclose(nim.adjust(px, contrast=2.0)[0, 0], [0.0, 0.5, 1.0, 0.6], atol=1e-6)
+    np.testing.assert_allclose(
+        nim.adjust(px, gamma=2.0)[0, 0], [0.5, 0.5**0.5, 0.75**0.5, 0.6], atol=1e-6
+    )
     luma = 0.2126 * 0.25 + 0.7152 * 0.5 + 0.0722 * 0.75
-    np.testing.assert_allclose(nim.adjust(px, saturation=0.0)[0, 0], [luma] * 3 + [0.6],
-                               atol=1e-6)
+    np.testing.assert_allclose(nim.adjust(px, saturation=0.0)[0, 0], [luma] * 3 + [0.6], atol=1e-6)
     red = np.array([[[1.0, 0.0, 0.0]]], np.float32)
     np.testing.assert_allclose(nim.adjust(red, hue=120.0)[0, 0], [0, 1, 0], atol=1e-5)
     np.testing.assert_allclose(nim.adjust(red, hue=-120.0)[0, 0], [0, 0, 1], atol=1e-5)
@@ -120,8 +124,14 @@ def test_adjust_each_control_against_hand_values():
 # ---- blend ----------------------------------------------------------------------------------
 
 # base 0.25 and overlay 0.5, worked by hand from each mode's formula.
-BLEND_EXPECT = {"normal": 0.5, "multiply": 0.125, "screen": 0.625, "add": 0.75,
-                "overlay": 0.25, "difference": 0.25}
+BLEND_EXPECT = {
+    "normal": 0.5,
+    "multiply": 0.125,
+    "screen": 0.625,
+    "add": 0.75,
+    "overlay": 0.25,
+    "difference": 0.25,
+}
 
 
 @pytest.mark.parametrize("mode", sorted(BLEND_EXPECT))
@@ -169,8 +179,9 @@ def test_threshold_hard_soft_invert_and_channels():
     v = np.array([[0.2, 0.45, 0.5, 0.8]], np.float32)[:, :, None]
     assert nim.threshold_mask(v, 0.5).tolist() == [[0, 0, 1, 1]]
     assert nim.threshold_mask(v, 0.5, invert=True).tolist() == [[1, 1, 0, 0]]
-    np.testing.assert_allclose(nim.threshold_mask(v, 0.5, softness=0.2), [[0, 0.25, 0.5, 1]],
-                               atol=1e-6)
+    np.testing.assert_allclose(
+        nim.threshold_mask(v, 0.5, softness=0.2), [[0, 0.25, 0.5, 1]], atol=1e-6
+    )
     px = np.array([[[0.9, 0.1, 0.4, 0.7]]], np.float32)
     got = {c: nim.threshold_mask(px, 0.5, channel=c)[0, 0] for c in ("r", "g", "b", "alpha")}
     assert got == {"r": 1, "g": 0, "b": 0, "alpha": 1}
@@ -182,8 +193,11 @@ def test_threshold_hard_soft_invert_and_channels():
 
 def test_constant_invert_and_mask_conversions_in_a_graph(run_graph):
     g = Graph()
-    g.add_node("image.constant", "solid",
-               {"width": 3, "height": 2, "color": [0.2, 0.4, 1.0, 0.5], "channels": "rgba"})
+    g.add_node(
+        "image.constant",
+        "solid",
+        {"width": 3, "height": 2, "color": [0.2, 0.4, 1.0, 0.5], "channels": "rgba"},
+    )
     g.add_node("image.invert", "neg", {})
     g.add_node("image.to_mask", "alpha", {"channel": "alpha"})
     g.add_node("mask.to_image", "show", {})
@@ -238,8 +252,11 @@ def test_chain_load_adjust_resize_blend_save(tmp_path, rgba8, run_graph):
 def test_every_node_here_declares_its_help():
     for module in (nim, nio):
         for cls in vars(module).values():
-            if isinstance(cls, type) and getattr(cls, "type_id", "") and cls.__module__ == \
-                    module.__name__:
+            if (
+                isinstance(cls, type)
+                and getattr(cls, "type_id", "")
+                and cls.__module__ == module.__name__
+            ):
                 assert cls.doc() and cls.title and cls.category, cls.type_id
                 assert not cls.declaration_problems(), cls.type_id
                 assert all(p.doc for p in (*cls.inputs, *cls.outputs, *cls.params)), cls.type_id

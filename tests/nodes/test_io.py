@@ -110,8 +110,15 @@ def test_exr_round_trip_or_clear_error(tmp_path, ctx, monkeypatch):
         assert np.array_equal(codecs.read_image(tmp_path / "o.exr"), data)
     monkeypatch.setattr(codecs, "exr_backend", lambda: None)
     with pytest.raises(NodeError) as err:
-        nio.SaveImage().run(ctx, image=Image(data), path="x.exr", format="auto", quality=95,
-                            bit_depth="8", embed_graph=True)
+        nio.SaveImage().run(
+            ctx,
+            image=Image(data),
+            path="x.exr",
+            format="auto",
+            quality=95,
+            bit_depth="8",
+            embed_graph=True,
+        )
     assert "port 'path'" in str(err.value) and "pip install OpenEXR" in str(err.value)
     assert not (tmp_path / "out" / "x.exr").exists()
     (tmp_path / "in.exr").write_bytes(codecs.EXR_MAGIC + bytes(60))
@@ -169,8 +176,9 @@ def test_corrupt_file_fails_its_branch_only(tmp_path, run_graph):
     assert (tmp_path / "out" / "solid.png").exists()
 
 
-def test_save_is_atomic_and_a_failed_save_keeps_the_old_file(tmp_path, rgba8, run_graph,
-                                                             monkeypatch):
+def test_save_is_atomic_and_a_failed_save_keeps_the_old_file(
+    tmp_path, rgba8, run_graph, monkeypatch
+):
     src = tmp_path / "in.png"
     PILImage.fromarray(rgba8, "RGBA").save(src)
     run_graph(load_save(src, path="o.png"))
@@ -280,8 +288,10 @@ def test_depth_bad_files_and_suffix(tmp_path, registry, options, ctx):
     np.save(tmp_path / "obj.npy", np.array([{"a": 1}], dtype=object), allow_pickle=True)
     with pytest.raises(NodeError, match="cannot be read as a .npy"):
         nio.LoadDepth().run(ctx, path="obj.npy", kind="metric", scale=1000.0)
-    cv2.imwrite(str(tmp_path / "color.png"), np.dstack([np.zeros((2, 2)), np.ones((2, 2)),
-                                                         np.zeros((2, 2))]).astype(np.uint8))
+    cv2.imwrite(
+        str(tmp_path / "color.png"),
+        np.dstack([np.zeros((2, 2)), np.ones((2, 2)), np.zeros((2, 2))]).astype(np.uint8),
+    )
     with pytest.raises(NodeError, match="not one channel"):
         nio.LoadDepth().run(ctx, path="color.png", kind="metric", scale=1000.0)
     g = save_depth("d.tiff")

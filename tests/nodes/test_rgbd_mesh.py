@@ -118,8 +118,11 @@ def test_poisson_and_ball_pivoting_recover_a_sphere() -> None:
     pts = trimesh.creation.icosphere(subdivisions=4).vertices * 0.5
     pc = PointCloud(pts, np.full((len(pts), 3), 0.5))
     for method in ("poisson", "ball_pivoting"):
-        m = call("mesh.reconstruct", {"points": pc},
-                 {"method": method, "depth": 6, "trim": 0.0, "orient": "tangent_plane"})
+        m = call(
+            "mesh.reconstruct",
+            {"points": pc},
+            {"method": method, "depth": 6, "trim": 0.0, "orient": "tangent_plane"},
+        )
         v = np.asarray(m["mesh"].mesh.vertices)
         assert len(m["mesh"].mesh.faces) > 100
         assert np.abs(np.linalg.norm(v, axis=1) - 0.5).mean() < 0.02, method
@@ -142,8 +145,9 @@ def test_pointcloud_save_load_round_trip(tmp_path: Path) -> None:
 
 
 def test_camera_create_looks_at_its_target() -> None:
-    cam = call("camera.create", {}, {"width": 32, "height": 16, "fov": 90, "z": -1.0,
-                                     "target_z": 1.0})["camera"]
+    cam = call(
+        "camera.create", {}, {"width": 32, "height": 16, "fov": 90, "z": -1.0, "target_z": 1.0}
+    )["camera"]
     assert np.allclose(cam.pose[:3, 3], [0, 0, -1]) and np.allclose(cam.pose[:3, 2], [0, 0, 1])
     assert cam.fy == pytest.approx(8.0)
     uv, _ = projection.project(np.array([[0, 0, 1.0]]), cam.fx, cam.fy, cam.cx, cam.cy, cam.pose)

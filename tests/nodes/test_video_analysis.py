@@ -51,8 +51,9 @@ class SquareClip:
         x, y = self.start[0] + self.step[0] * t, self.start[1] + self.step[1] * t
         m = np.float32([[1, 0, x], [0, 1, y]])
         alpha = cv2.warpAffine(np.ones((S, S), np.float32), m, (W, H), flags=cv2.INTER_LINEAR)
-        img = self.bg * (1 - alpha[..., None]) + cv2.warpAffine(self.sq, m, (W, H),
-                                                                flags=cv2.INTER_LINEAR)
+        img = self.bg * (1 - alpha[..., None]) + cv2.warpAffine(
+            self.sq, m, (W, H), flags=cv2.INTER_LINEAR
+        )
         return np.clip(img, 0, 1).astype(np.float32), alpha
 
     def image(self, t: float) -> np.ndarray:
@@ -78,14 +79,18 @@ def psnr(a: np.ndarray, b: np.ndarray) -> float:
 
 def test_flow_picture_shows_direction_and_speed() -> None:
     clip = SquareClip((3, 0))
-    out = call(Executor(REG), "video.flow", {"video": clip.video(5)},
-               {"preset": "sharp", "max_motion": 6.0})["flow"]
+    out = call(
+        Executor(REG),
+        "video.flow",
+        {"video": clip.video(5)},
+        {"preset": "sharp", "max_motion": 6.0},
+    )["flow"]
     assert len(out) == 5 and out.fps == 24.0 and out.size == (W, H)
     assert clip.decoded == []  # lazy: nothing read until a frame is asked for
     assert out.frame(0).data.max() == 0  # no earlier frame: no motion
     pic = out.frame(2).data
     x, y = 8 + 3 * 2, 16
-    inner = pic[y + 6:y + S - 6, x + 6:x + S - 6].reshape(-1, 3)
+    inner = pic[y + 6 : y + S - 6, x + 6 : x + S - 6].reshape(-1, 3)
     # moving right at 3 of 6 px: hue 0 (red) at half brightness
     assert np.allclose(np.median(inner, axis=0), [0.5, 0, 0], atol=0.05)
     assert np.median(pic[:, 70:].reshape(-1, 3), axis=0).max() < 0.05  # still background
@@ -93,7 +98,7 @@ def test_flow_picture_shows_direction_and_speed() -> None:
     # the raw flow behind the picture, as other nodes get it
     src = clip.video(5)
     raw = fl.PairFlows(lambda i: src.frame(i).data, "sharp").flow(1, 2)
-    inner_flow = raw[y + 6:y + S - 6, x + 6:x + S - 6].reshape(-1, 2)
+    inner_flow = raw[y + 6 : y + S - 6, x + 6 : x + S - 6].reshape(-1, 2)
     assert np.allclose(np.median(inner_flow, axis=0), [3, 0], atol=0.1)
 
 
@@ -116,8 +121,10 @@ def test_interpolate_doubles_with_in_betweens_at_the_true_positions() -> None:
     mid = out.frame(5).data  # between source frames 2 and 3
     assert sorted(set(clip.decoded)) == [2, 3]
     assert psnr(mid, clip.image(2.5)) > 36
-    assert psnr(mid, clip.image(2.5)) > psnr(0.5 * (clip.image(2) + clip.image(3)),
-                                             clip.image(2.5)) + 5
+    assert (
+        psnr(mid, clip.image(2.5))
+        > psnr(0.5 * (clip.image(2) + clip.image(3)), clip.image(2.5)) + 5
+    )
     for j in range(12):
         if j % 2 == 0 or j == 11:  # source frames, and the held last frame, pass unchanged
             assert np.array_equal(out.frame(j).data, clip.image(min(j // 2, 5))), j
@@ -128,14 +135,16 @@ def test_interpolate_doubles_with_in_betweens_at_the_true_positions() -> None:
 
 def test_interpolate_to_a_target_fps() -> None:
     clip = SquareClip((2.5, 1))
-    out = call(Executor(REG), "video.interpolate", {"video": clip.video(6, fps=24.0)},
-               {"fps": 60.0})["video"]
+    out = call(
+        Executor(REG), "video.interpolate", {"video": clip.video(6, fps=24.0)}, {"fps": 60.0}
+    )["video"]
     assert (len(out), out.fps) == (15, 60.0)  # 6 frames at 24 fps = 0.25 s = 15 at 60
     assert np.array_equal(out.frame(5).data, clip.image(2))  # 5 / 60 s = frame 2 exactly
     for j in (1, 3, 7, 11):
         assert psnr(out.frame(j).data, clip.image(j * 0.4)) > 36, j
-    same = call(Executor(REG), "video.interpolate", {"video": clip.video(6)},
-                {"factor": 1})["video"]
+    same = call(Executor(REG), "video.interpolate", {"video": clip.video(6)}, {"factor": 1})[
+        "video"
+    ]
     assert len(same) == 6 and np.array_equal(same.frame(3).data, clip.image(3))
 
 
@@ -145,8 +154,9 @@ def test_interpolate_from_a_graph_keeps_source_frames_exact(tmp_path: Path) -> N
     g.add_node("video.load", "load", {"path": "c.mp4"})
     g.add_node("video.interpolate", "interp", {"factor": 3})
     g.connect("load", "video", "interp", "video")
-    res = Executor(REG).run(g, options=RunOptions(device="cpu", base_dir=tmp_path),
-                            targets=["interp"])
+    res = Executor(REG).run(
+        g, options=RunOptions(device="cpu", base_dir=tmp_path), targets=["interp"]
+    )
     assert res.ok, res.records
     out = res.output("interp", "video")
     assert len(out) == 18 and out.fps == pytest.approx(72.0)
@@ -158,12 +168,19 @@ def test_interpolate_from_a_graph_keeps_source_frames_exact(tmp_path: Path) -> N
 
 
 @pytest.mark.parametrize("step", [(3, 1), (2.5, -1.0)])
-def test_segment_propagates_a_first_frame_mask(ctx: NodeContext,
-                                               step: tuple[float, float]) -> None:
+def test_segment_propagates_a_first_frame_mask(ctx: NodeContext, step: tuple[float, float]) -> None:
     clip = SquareClip(step, start=(8, 24))
     n = 14
-    out = Segment().run(ctx, video=clip.video(n), mask=Mask(clip.mask(0)), backend="auto",
-                        model="", labels="person", interval=4, preset="sharp")["mask"]
+    out = Segment().run(
+        ctx,
+        video=clip.video(n),
+        mask=Mask(clip.mask(0)),
+        backend="auto",
+        model="",
+        labels="person",
+        interval=4,
+        preset="sharp",
+    )["mask"]
     assert ctx.details["keyframes"] == 1 and ctx.details["backend"] == "propagate"
     assert len(out) == n and out.size == (W, H)
     frames = [out.frame(i) for i in range(n)]
@@ -208,11 +225,20 @@ def tiny_segformer(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
     folder = tmp_path_factory.mktemp("segformer") / "model"
     torch.manual_seed(0)
-    cfg = SegformerConfig(num_encoder_blocks=2, depths=[1, 1], sr_ratios=[2, 1],
-                          hidden_sizes=[8, 16], patch_sizes=[7, 3], strides=[4, 2],
-                          num_attention_heads=[1, 2], mlp_ratios=[2, 2], decoder_hidden_size=16,
-                          num_labels=len(LABELS), id2label=LABELS,
-                          label2id={v: k for k, v in LABELS.items()})
+    cfg = SegformerConfig(
+        num_encoder_blocks=2,
+        depths=[1, 1],
+        sr_ratios=[2, 1],
+        hidden_sizes=[8, 16],
+        patch_sizes=[7, 3],
+        strides=[4, 2],
+        num_attention_heads=[1, 2],
+        mlp_ratios=[2, 2],
+        decoder_hidden_size=16,
+        num_labels=len(LABELS),
+        id2label=LABELS,
+        label2id={v: k for k, v in LABELS.items()},
+    )
     model = SegformerForSemanticSegmentation(cfg)
     model.save_pretrained(folder, safe_serialization=True)
     SegformerImageProcessor(size={"height": 64, "width": 64}).save_pretrained(folder)
@@ -231,8 +257,9 @@ def reference_masks(folder: Path, frames: list[np.ndarray], ids: list[int]) -> l
         px = proc(images=(f * 255).round().astype(np.uint8), return_tensors="pt")
         with torch.inference_mode():
             logits = net(**px).logits
-        up = torch.nn.functional.interpolate(logits, size=f.shape[:2], mode="bilinear",
-                                             align_corners=False)
+        up = torch.nn.functional.interpolate(
+            logits, size=f.shape[:2], mode="bilinear", align_corners=False
+        )
         out.append(np.isin(up.argmax(1)[0].numpy(), ids).astype(np.float32))
     return out
 
@@ -243,15 +270,20 @@ def _model_of(ex: Executor):
 
 
 @pytest.mark.parametrize("interval", [1, 3, 4])
-def test_model_keyframes_equal_per_frame_and_run_ceil_n_over_k(tiny_segformer: Path,
-                                                               interval: int) -> None:
+def test_model_keyframes_equal_per_frame_and_run_ceil_n_over_k(
+    tiny_segformer: Path, interval: int
+) -> None:
     clip = SquareClip((3, 1))
     n = 10
     ref = reference_masks(tiny_segformer, [clip.image(i) for i in range(n)], [0, 2])
     assert 0.02 < np.mean(ref) < 0.98  # the tiny model draws something
     ex = Executor(REG)
-    out = call(ex, "video.segment", {"video": clip.video(n)},
-               {"model": str(tiny_segformer), "labels": "Background, car", "interval": interval})
+    out = call(
+        ex,
+        "video.segment",
+        {"video": clip.video(n)},
+        {"model": str(tiny_segformer), "labels": "Background, car", "interval": interval},
+    )
     runs: list[int] = []
     _model_of(ex).register_forward_hook(lambda *_: runs.append(1))
     masks = [out["mask"].frame(i).data[..., 0] for i in range(n)]
@@ -267,15 +299,27 @@ def test_model_keyframes_equal_per_frame_and_run_ceil_n_over_k(tiny_segformer: P
 
 
 def test_model_backend_reports_keyframes_and_refuses_unknown_labels(
-        tiny_segformer: Path, options: RunOptions) -> None:
+    tiny_segformer: Path, options: RunOptions
+) -> None:
     ctx = NodeContext("seg", options, DeviceInfo("cpu"))
-    Segment().run(ctx, video=SquareClip().video(9), backend="auto", model=str(tiny_segformer),
-                  labels="person", interval=4, preset="sharp")
+    Segment().run(
+        ctx,
+        video=SquareClip().video(9),
+        backend="auto",
+        model=str(tiny_segformer),
+        labels="person",
+        interval=4,
+        preset="sharp",
+    )
     assert ctx.details["keyframes"] == 3 and ctx.details["backend"] == "model"
     assert any(p.endswith("model.safetensors") for p in ctx.model_files)
     with pytest.raises(NodeError) as err:
-        call(Executor(REG), "video.segment", {"video": SquareClip().video(3)},
-             {"model": str(tiny_segformer), "labels": "person, horse"})
+        call(
+            Executor(REG),
+            "video.segment",
+            {"video": SquareClip().video(3)},
+            {"model": str(tiny_segformer), "labels": "person, horse"},
+        )
     assert err.value.port == "labels"
     assert "'horse'" in str(err.value) and "background, person, car, tree" in str(err.value)
 

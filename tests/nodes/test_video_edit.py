@@ -27,13 +27,19 @@ REG.load_builtin()
 EX = Executor(REG)
 
 
-def call(type_id: str, inputs: dict[str, Any], params: dict[str, Any] | None = None,
-         ex: Executor = EX) -> dict[str, Any]:
+def call(
+    type_id: str, inputs: dict[str, Any], params: dict[str, Any] | None = None, ex: Executor = EX
+) -> dict[str, Any]:
     return ex.call(type_id, inputs, params, RunOptions(device="cpu"))
 
 
-def clip(n: int = 12, first: int = 0, fps: float = 24.0, size: tuple[int, int] = (96, 64),
-         audio: bool = False) -> Video:
+def clip(
+    n: int = 12,
+    first: int = 0,
+    fps: float = 24.0,
+    size: tuple[int, int] = (96, 64),
+    audio: bool = False,
+) -> Video:
     """In-memory coded frames first..first+n-1; with ``audio``, a file-span track as long."""
     frames = [Image(frame_pixels(first + i, *size) / 255.0) for i in range(n)]
     v = Video.from_frames(frames, fps)
@@ -56,8 +62,9 @@ def test_trim_by_frames_and_seconds_on_a_decoded_clip(tmp_path: Path) -> None:
     video = call("video.load", {}, {"path": str(path)})["video"]
     frames = call("video.trim", {"video": video}, {"start": 5, "end": 17})["video"]
     assert indices(frames) == list(range(5, 17))  # end is exclusive
-    secs = call("video.trim", {"video": video}, {"start": 0.25, "end": 0.5,
-                                                  "unit": "seconds"})["video"]
+    secs = call("video.trim", {"video": video}, {"start": 0.25, "end": 0.5, "unit": "seconds"})[
+        "video"
+    ]
     assert indices(secs) == list(range(6, 12))
     tail = call("video.trim", {"video": video}, {"start": 20})["video"]
     assert indices(tail) == [20, 21, 22, 23]
@@ -81,10 +88,12 @@ def test_trimmed_and_joined_sound_is_saved_with_the_right_length(tmp_path: Path)
     def run(type_id: str, inputs: dict[str, Any], params: dict[str, Any]) -> Any:
         return EX.call(type_id, inputs, params, opts)
 
-    voiced = run("video.load", {}, {"path": str(make_clip(tmp_path / "a.mp4", frames=24,
-                                                             audio=True))})["video"]
-    mute = run("video.load", {}, {"path": str(make_clip(tmp_path / "b.mp4", frames=8,
-                                                           first=100))})["video"]
+    voiced = run(
+        "video.load", {}, {"path": str(make_clip(tmp_path / "a.mp4", frames=24, audio=True))}
+    )["video"]
+    mute = run("video.load", {}, {"path": str(make_clip(tmp_path / "b.mp4", frames=8, first=100))})[
+        "video"
+    ]
     cut = run("video.trim", {"video": voiced}, {"start": 6, "end": 18})
     joined = run("video.concat", {"videos": [cut["video"], mute, cut["video"]]}, {})
     for name, video, frames in (("cut", cut["video"], 12), ("joined", joined["video"], 32)):
@@ -99,11 +108,13 @@ def test_resize_modes() -> None:
     out = call("video.resize", {"video": v}, {"width": 48, "height": 32})["video"]
     assert out.size == (48, 32) and indices(out) == [0, 1, 2]
     assert out.frame(1).data.shape == (32, 48, 3)
-    fit = call("video.resize", {"video": v}, {"width": 60, "height": 60,
-                                              "keep_aspect": "fit"})["video"]
+    fit = call("video.resize", {"video": v}, {"width": 60, "height": 60, "keep_aspect": "fit"})[
+        "video"
+    ]
     assert fit.size == (60, 40) and fit.frame(0).data.shape == (40, 60, 3)
-    box = call("video.resize", {"video": v}, {"width": 96, "height": 96,
-                                              "keep_aspect": "letterbox"})["video"]
+    box = call(
+        "video.resize", {"video": v}, {"width": 96, "height": 96, "keep_aspect": "letterbox"}
+    )["video"]
     f = box.frame(0).data
     assert f.shape == (96, 96, 3) and f[:16].max() == 0 and f[-16:].max() == 0
     assert read_index(f[16:80]) == 0
@@ -113,8 +124,9 @@ def test_resize_a_decoded_clip(tmp_path: Path) -> None:
     loaded = call("video.load", {}, {"path": str(make_clip(tmp_path / "c.mp4", frames=6))})
     cut = call("video.trim", {"video": loaded["video"]}, {"start": 2})["video"]
     for aspect, size in (("stretch", (48, 48)), ("fit", (48, 32)), ("fill", (48, 48))):
-        out = call("video.resize", {"video": cut}, {"width": 48, "height": 48,
-                                                    "keep_aspect": aspect})["video"]
+        out = call(
+            "video.resize", {"video": cut}, {"width": 48, "height": 48, "keep_aspect": aspect}
+        )["video"]
         assert out.size == size and out.frame(0).data.shape == (size[1], size[0], 3), aspect
         if aspect != "fill":  # fill crops the code's outer blocks away
             assert indices(out) == [2, 3, 4, 5], aspect
@@ -143,8 +155,9 @@ def test_concat_mismatch_is_a_clear_error_and_conform_fixes_it() -> None:
             call("video.concat", {"videos": [a, other]})
         assert err.value.port == "videos" and what in str(err.value)
         assert "turn on conform" in str(err.value)
-    out = call("video.concat", {"videos": [a, big, slow]},
-               {"conform": True, "fit": "stretch"})["video"]
+    out = call("video.concat", {"videos": [a, big, slow]}, {"conform": True, "fit": "stretch"})[
+        "video"
+    ]
     # slow: 6 frames at 12 fps last 0.5 s = 12 frames at 24 fps, each shown twice
     assert len(out) == 6 + 4 + 12 and out.fps == 24
     assert indices(out) == [*range(6), *range(300, 304), *[500 + j // 2 for j in range(12)]]
@@ -225,8 +238,11 @@ def test_slow_motion_and_reverse_read_each_source_frame_once(tmp_path: Path) -> 
         return frames[i]
 
     src = Video(40, 24.0, get, (96, 64))
-    for node, params in (("video.reverse", {}), ("video.speed", {"factor": 0.5}),
-                         ("video.speed", {"factor": 0.25, "mode": "blend"})):
+    for node, params in (
+        ("video.reverse", {}),
+        ("video.speed", {"factor": 0.5}),
+        ("video.speed", {"factor": 0.25, "mode": "blend"}),
+    ):
         reads.clear()
         out = call(node, {"video": src}, params)["video"]
         list(out)
@@ -250,13 +266,15 @@ def test_transition_length_and_mid_fade_pixels() -> None:
         t = (k + 1) / 5
         want = (1 - t) * px(6 + k) + t * px(100 + k)
         assert np.allclose(out.frame(6 + k).data, want, atol=1e-6)
-    wipe = call("video.transition", {"a": a, "b": b}, {"frames": 3, "kind": "wipe",
-                                                        "direction": "right"})["video"]
+    wipe = call(
+        "video.transition", {"a": a, "b": b}, {"frames": 3, "kind": "wipe", "direction": "right"}
+    )["video"]
     mid = wipe.frame(8).data  # k = 1: t = 0.5, b covers the left half
     assert np.array_equal(mid[:, :48], px(101)[:, :48])
     assert np.array_equal(mid[:, 48:], px(8)[:, 48:])
-    dip = call("video.transition", {"a": a, "b": b}, {"frames": 3, "kind": "dip",
-                                                       "color": "#ff0000"})["video"]
+    dip = call(
+        "video.transition", {"a": a, "b": b}, {"frames": 3, "kind": "dip", "color": "#ff0000"}
+    )["video"]
     assert np.allclose(dip.frame(8).data, [1, 0, 0])  # the middle is all colour
     # sound: a's up to the middle of the overlap, then b's silence from its middle
     assert out.audio is not None and out.audio.duration == pytest.approx(14 / 24)
@@ -270,22 +288,27 @@ def test_transition_length_and_mid_fade_pixels() -> None:
 
 
 def _solid(n: int, value: float, size: tuple[int, int] = (100, 50)) -> Video:
-    return Video.from_frames([Image(np.full((size[1], size[0], 3), value, np.float32))] * n,
-                             24.0)
+    return Video.from_frames([Image(np.full((size[1], size[0], 3), value, np.float32))] * n, 24.0)
 
 
 def test_overlay_follows_keyframes() -> None:
     base, top = _solid(49, 0.0), _solid(49, 1.0, (40, 20))
-    out = call("video.overlay", {"base": base, "overlay": top},
-               {"position": "0:0.1,0.1; 48:0.5,0.7", "scale": "0:0.2"})["video"]
+    out = call(
+        "video.overlay",
+        {"base": base, "overlay": top},
+        {"position": "0:0.1,0.1; 48:0.5,0.7", "scale": "0:0.2"},
+    )["video"]
     assert len(out) == 49
     for frame, (x, y) in ((0, (10, 5)), (24, (30, 20)), (48, (50, 35))):
         f = out.frame(frame).data[:, :, 0]
         # a 20×10 white box (0.2 × 100 wide, aspect 2:1) with its corner at the keyframed place
-        assert f[y:y + 10, x:x + 20].min() == 1.0, frame
+        assert f[y : y + 10, x : x + 20].min() == 1.0, frame
         assert f.sum() == 200, frame
-    late = call("video.overlay", {"base": base, "overlay": top},
-                {"position": "0.5,0.5", "scale": "0.2", "start": 40})["video"]
+    late = call(
+        "video.overlay",
+        {"base": base, "overlay": top},
+        {"position": "0.5,0.5", "scale": "0.2", "start": 40},
+    )["video"]
     assert late.frame(39).data.max() == 0 and late.frame(40).data.max() == 1
     with pytest.raises(NodeError) as err:
         call("video.overlay", {"base": base, "overlay": top}, {"position": "0:0.1"})
@@ -297,12 +320,18 @@ def test_overlay_masked_composite() -> None:
     m = np.zeros((4, 8), np.float32)
     m[:, :4] = 1.0
     m[0, 0] = 0.5
-    out = call("video.overlay", {"base": base, "overlay": top, "mask": Mask(m)},
-               {"position": "0,0", "scale": "1", "opacity": 1.0})["video"]
+    out = call(
+        "video.overlay",
+        {"base": base, "overlay": top, "mask": Mask(m)},
+        {"position": "0,0", "scale": "1", "opacity": 1.0},
+    )["video"]
     assert np.allclose(out.frame(1).data[:, :, 1], m)
     mv = Video.from_frames([Image(m * (k / 2)) for k in range(3)], 24.0)
-    out = call("video.overlay", {"base": base, "overlay": top, "mask_video": mv},
-               {"position": "0,0", "scale": "1", "opacity": 0.5})["video"]
+    out = call(
+        "video.overlay",
+        {"base": base, "overlay": top, "mask_video": mv},
+        {"position": "0,0", "scale": "1", "opacity": 0.5},
+    )["video"]
     assert np.allclose(out.frame(2).data[:, :, 0], m * 0.5)
     assert out.frame(0).data.max() == 0
 
@@ -311,19 +340,31 @@ def test_text_changes_pixels_only_inside_its_box() -> None:
     from fathom.engine.media import videoops as vo
 
     v = _solid(10, 0.2, (160, 90))
-    out = call("video.text", {"video": v}, {"text": "Hello", "size": 24, "color": "#ffff00",
-                                             "x": 0.5, "y": 0.5, "start": 2, "end": 8,
-                                             "fade": 2})["video"]
+    out = call(
+        "video.text",
+        {"video": v},
+        {
+            "text": "Hello",
+            "size": 24,
+            "color": "#ffff00",
+            "x": 0.5,
+            "y": 0.5,
+            "start": 2,
+            "end": 8,
+            "fade": 2,
+        },
+    )["video"]
     cover = vo.render_text("Hello", 24)
     h, w = cover.shape
     x0, y0 = vo.place(160, 90, w, h, 0.5, 0.5)
     full = out.frame(5).data
     inside = np.zeros(full.shape[:2], bool)
-    inside[y0:y0 + h, x0:x0 + w] = True
+    inside[y0 : y0 + h, x0 : x0 + w] = True
     changed = np.any(full != 0.2, axis=2)
     assert changed.any() and not changed[~inside].any()
-    assert np.allclose(full[inside & (np.pad(cover, ((y0, 90 - y0 - h), (x0, 160 - x0 - w)))
-                                      == 1)], [1, 1, 0])
+    assert np.allclose(
+        full[inside & (np.pad(cover, ((y0, 90 - y0 - h), (x0, 160 - x0 - w))) == 1)], [1, 1, 0]
+    )
     # fading in: frame 2 shows the text at a third of its strength, frames 0-1 and 8+ not at all
     peak = np.unravel_index(np.argmax(full[:, :, 0]), full.shape[:2])
     assert out.frame(2).data[peak][0] == pytest.approx(0.2 + 0.8 / 3, abs=1e-6)
@@ -351,8 +392,9 @@ class CountingInvert(Node):
 def one_node_subgraph(type_id: str, name: str = "inv") -> SubgraphDef:
     inner = Graph()
     inner.add_node(type_id, "n")
-    return SubgraphDef(name, inner, [Exposed("image", "n", "image")],
-                       [Exposed("image", "n", "image")])
+    return SubgraphDef(
+        name, inner, [Exposed("image", "n", "image")], [Exposed("image", "n", "image")]
+    )
 
 
 def map_graph(path: Path, d: SubgraphDef) -> Graph:
@@ -367,8 +409,7 @@ def map_graph(path: Path, d: SubgraphDef) -> Graph:
 def test_map_equals_the_image_node_per_frame(tmp_path: Path) -> None:
     path = make_clip(tmp_path / "c.mp4", frames=8)
     g = map_graph(path, one_node_subgraph("image.invert"))
-    res = Executor(REG).run(g, options=RunOptions(device="cpu", base_dir=tmp_path),
-                            targets=["map"])
+    res = Executor(REG).run(g, options=RunOptions(device="cpu", base_dir=tmp_path), targets=["map"])
     assert res.ok, res.records
     mapped, source = res.output("map", "video"), res.output("load", "video")
     assert len(mapped) == 8 and mapped.fps == source.fps and mapped.size == (96, 64)
@@ -424,8 +465,9 @@ def test_a_cancel_after_the_run_does_not_reach_its_lazy_frames(tmp_path: Path) -
     ex = Executor(reg)
     g = map_graph(make_clip(tmp_path / "c.mp4", frames=4), one_node_subgraph("test.count_invert"))
     cancel = CancelToken()
-    res = ex.run(g, targets=["map"], options=RunOptions(device="cpu", base_dir=tmp_path),
-                 cancel=cancel)
+    res = ex.run(
+        g, targets=["map"], options=RunOptions(device="cpu", base_dir=tmp_path), cancel=cancel
+    )
     assert res.ok
     cancel.cancel()
     assert indices(res.output("map", "video"))[2] == 1023 - 2
@@ -461,26 +503,34 @@ def test_map_from_the_library_and_its_errors(tmp_path: Path) -> None:
 def test_render_cli_load_trim_map_save_with_frames(tmp_path: Path) -> None:
     make_clip(tmp_path / "in.mp4", frames=24)
     doc = {
-        "format": "fathom.graph", "version": 1,
+        "format": "fathom.graph",
+        "version": 1,
         "nodes": [
             {"id": "load", "type": "video.load", "params": {"path": "in.mp4"}},
             {"id": "trim", "type": "video.trim", "params": {"start": 4, "end": 16}},
             {"id": "map", "type": "video.map", "params": {"subgraph": "neg"}},
             {"id": "save", "type": "video.save", "params": {"path": "out.mp4"}},
         ],
-        "edges": [{"from": ["load", "video"], "to": ["trim", "video"]},
-                  {"from": ["trim", "video"], "to": ["map", "video"]},
-                  {"from": ["map", "video"], "to": ["save", "video"]}],
-        "subgraphs": {"neg": {
-            "inputs": [{"name": "image", "node": "inv", "port": "image"}],
-            "outputs": [{"name": "image", "node": "inv", "port": "image"}],
-            "nodes": [{"id": "inv", "type": "image.invert"}], "edges": []}},
+        "edges": [
+            {"from": ["load", "video"], "to": ["trim", "video"]},
+            {"from": ["trim", "video"], "to": ["map", "video"]},
+            {"from": ["map", "video"], "to": ["save", "video"]},
+        ],
+        "subgraphs": {
+            "neg": {
+                "inputs": [{"name": "image", "node": "inv", "port": "image"}],
+                "outputs": [{"name": "image", "node": "inv", "port": "image"}],
+                "nodes": [{"id": "inv", "type": "image.invert"}],
+                "edges": [],
+            }
+        },
     }
     graph = tmp_path / "g.json"
     graph.write_text(json.dumps(doc))
     out = tmp_path / "out"
-    code = main(["render", str(graph), "--out", str(out), "--device", "cpu", "--frames", "2-5",
-                 "--quiet"])
+    code = main(
+        ["render", str(graph), "--out", str(out), "--device", "cpu", "--frames", "2-5", "--quiet"]
+    )
     assert code == 0
     # trimmed frames 2..5 are source frames 6..9, inverted
     assert decoded_indices(out / "out.mp4") == [1023 - i for i in range(6, 10)]
@@ -496,7 +546,8 @@ def test_every_editing_node_renders_from_a_graph_file(tmp_path: Path) -> None:
         return {"from": [src, "video"], "to": [dst, port]}
 
     doc = {
-        "format": "fathom.graph", "version": 1,
+        "format": "fathom.graph",
+        "version": 1,
         "nodes": [
             node("load", "video.load", path="in.mp4"),
             node("a", "video.trim", start=0, end=8),
@@ -512,18 +563,43 @@ def test_every_editing_node_renders_from_a_graph_file(tmp_path: Path) -> None:
             node("big", "video.resize", width=192, height=128),
             node("save", "video.save", path="edit.mp4"),
         ],
-        "edges": [edge("load", "a"), edge("load", "b"), edge("load", "tail"), edge("b", "rev"),
-                  edge("a", "fast"), edge("rev", "twice"), edge("fast", "join", "videos"),
-                  edge("twice", "join", "videos"), edge("join", "fade", "a"),
-                  edge("tail", "fade", "b"), edge("fade", "pip", "base"),
-                  edge("a", "pip", "overlay"), edge("pip", "title"), edge("title", "big"),
-                  edge("big", "save")],
+        "edges": [
+            edge("load", "a"),
+            edge("load", "b"),
+            edge("load", "tail"),
+            edge("b", "rev"),
+            edge("a", "fast"),
+            edge("rev", "twice"),
+            edge("fast", "join", "videos"),
+            edge("twice", "join", "videos"),
+            edge("join", "fade", "a"),
+            edge("tail", "fade", "b"),
+            edge("fade", "pip", "base"),
+            edge("a", "pip", "overlay"),
+            edge("pip", "title"),
+            edge("title", "big"),
+            edge("big", "save"),
+        ],
     }
     graph = tmp_path / "g.json"
     graph.write_text(json.dumps(doc))
     out = tmp_path / "out"
-    assert main(["render", str(graph), "--out", str(out), "--device", "cpu", "--frames",
-                 "8-13", "--quiet"]) == 0
+    assert (
+        main(
+            [
+                "render",
+                str(graph),
+                "--out",
+                str(out),
+                "--device",
+                "cpu",
+                "--frames",
+                "8-13",
+                "--quiet",
+            ]
+        )
+        == 0
+    )
     # join = [0, 2, 4, 6] + [11, 10, 9, 8] * 2; its last two frames wipe into 16, 17; then 18..
     got = decoded_indices(out / "edit.mp4")
     assert len(got) == 6 and [got[0], got[1], got[4], got[5]] == [11, 10, 18, 19]
@@ -532,8 +608,9 @@ def test_every_editing_node_renders_from_a_graph_file(tmp_path: Path) -> None:
 def test_map_names_the_inner_node_that_fails_and_a_missing_output(tmp_path: Path) -> None:
     inner = Graph()
     inner.add_node("image.crop", "n", {"x": 500})
-    crop = SubgraphDef("crop", inner, [Exposed("image", "n", "image")],
-                       [Exposed("image", "n", "image")])
+    crop = SubgraphDef(
+        "crop", inner, [Exposed("image", "n", "image")], [Exposed("image", "n", "image")]
+    )
     g = map_graph(make_clip(tmp_path / "c.mp4", frames=3), crop)
     g.add_node("video.save", "save", {"path": "x.mp4"})
     g.connect("map", "video", "save", "video")
@@ -544,16 +621,21 @@ def test_map_names_the_inner_node_that_fails_and_a_missing_output(tmp_path: Path
     assert not (tmp_path / "out" / "x.mp4").exists()  # nothing half-written
     blind = SubgraphDef("blind", inner, [Exposed("image", "n", "image")], [])
     with pytest.raises(NodeError) as bad:
-        call("video.map", {"video": clip(2)}, {"subgraph": "blind"},
-             Executor(REG, library=lambda name: blind if name == "blind" else None))
+        call(
+            "video.map",
+            {"video": clip(2)},
+            {"subgraph": "blind"},
+            Executor(REG, library=lambda name: blind if name == "blind" else None),
+        )
     assert bad.value.port == "subgraph" and "no Image outputs" in str(bad.value)
 
 
 def test_map_with_a_mask_subgraph_makes_a_mask_video() -> None:
     inner = Graph()
     inner.add_node("mask.threshold", "t", {"threshold": 0.5})
-    d = SubgraphDef("bright", inner, [Exposed("image", "t", "image")],
-                    [Exposed("mask", "t", "mask")])
+    d = SubgraphDef(
+        "bright", inner, [Exposed("image", "t", "image")], [Exposed("mask", "t", "mask")]
+    )
     ex = Executor(REG, library=lambda name: d if name == "bright" else None)
     v = clip(3, 5)
     out = call("video.map", {"video": v}, {"subgraph": "bright"}, ex)["video"]
@@ -566,17 +648,26 @@ def test_map_with_a_mask_subgraph_makes_a_mask_video() -> None:
 def test_map_passes_settings_to_the_subgraphs_exposed_parameters() -> None:
     inner = Graph()
     inner.add_node("image.adjust", "adj")
-    d = SubgraphDef("grade", inner, [Exposed("image", "adj", "image")],
-                    [Exposed("image", "adj", "image")], [Exposed("brightness", "adj",
-                                                                 "brightness")])
+    d = SubgraphDef(
+        "grade",
+        inner,
+        [Exposed("image", "adj", "image")],
+        [Exposed("image", "adj", "image")],
+        [Exposed("brightness", "adj", "brightness")],
+    )
     ex = Executor(REG, library=lambda name: d if name == "grade" else None)
     v = clip(2)
-    out = call("video.map", {"video": v}, {"subgraph": "grade",
-                                            "settings": '{"brightness": -0.25}'}, ex)["video"]
+    out = call(
+        "video.map", {"video": v}, {"subgraph": "grade", "settings": '{"brightness": -0.25}'}, ex
+    )["video"]
     want = call("image.adjust", {"image": v.frame(1)}, {"brightness": -0.25})["image"].data
     assert np.array_equal(out.frame(1).data, want) and not np.array_equal(want, px(1))
-    for bad, why in (('{"gamma": 2}', "no parameter 'gamma'"), ("[1]", "JSON object"),
-                     ('{"brightness": 9}', "above the maximum"), ("{", "not JSON")):
+    for bad, why in (
+        ('{"gamma": 2}', "no parameter 'gamma'"),
+        ("[1]", "JSON object"),
+        ('{"brightness": 9}', "above the maximum"),
+        ("{", "not JSON"),
+    ):
         with pytest.raises(NodeError) as err:
             call("video.map", {"video": v}, {"subgraph": "grade", "settings": bad}, ex)
         assert err.value.port == "settings" and why in str(err.value), bad

@@ -26,8 +26,13 @@ REG.load_builtin()
 EX = Executor(REG)
 
 
-def call(type_id: str, inputs: dict, params: dict | None, base: Path,
-         frames: tuple[int, int] | None = None) -> dict:
+def call(
+    type_id: str,
+    inputs: dict,
+    params: dict | None,
+    base: Path,
+    frames: tuple[int, int] | None = None,
+) -> dict:
     opts = RunOptions(device="cpu", output_dir=base, base_dir=base, frames=frames)
     return EX.call(type_id, inputs, params, opts)
 
@@ -48,11 +53,21 @@ def test_load_reports_the_clip_and_seeks_frame_exactly(tmp_path: Path) -> None:
     make_clip(tmp_path / "c.mp4", frames=36, fps=12.0, gop=6, audio=True)
     out = call("video.load", {}, {"path": "c.mp4"}, tmp_path)
     v = out["video"]
-    assert (out["frames"], out["fps"], out["duration"]) == (36, pytest.approx(12.0),
-                                                            pytest.approx(3.0))
+    assert (out["frames"], out["fps"], out["duration"]) == (
+        36,
+        pytest.approx(12.0),
+        pytest.approx(3.0),
+    )
     info = call("video.info", {"video": v}, {}, tmp_path)
-    assert info == {"fps": pytest.approx(12.0), "frames": 36, "duration": pytest.approx(3.0),
-                    "width": 96, "height": 64, "has_audio": True, "codec": "h264"}
+    assert info == {
+        "fps": pytest.approx(12.0),
+        "frames": 36,
+        "duration": pytest.approx(3.0),
+        "width": 96,
+        "height": 64,
+        "has_audio": True,
+        "codec": "h264",
+    }
     assert v.audio is not None and v.audio.duration == pytest.approx(3.0)
     order = list(range(36))
     random.Random(0).shuffle(order)
@@ -90,21 +105,34 @@ def test_gif_webp_and_image_sequences_are_sources(tmp_path: Path) -> None:
         assert call("video.info", {"video": v}, {}, tmp_path)["codec"] == "png"
 
 
-@pytest.mark.parametrize("name", ["o.mp4", "o.webm", "o.mkv", "o.gif", "o.webp",
-                                  "png/f_%04d.png", "png16/f_%04d.png", "exr/f_%04d.exr"])
+@pytest.mark.parametrize(
+    "name",
+    [
+        "o.mp4",
+        "o.webm",
+        "o.mkv",
+        "o.gif",
+        "o.webp",
+        "png/f_%04d.png",
+        "png16/f_%04d.png",
+        "exr/f_%04d.exr",
+    ],
+)
 def test_every_save_format_round_trips_frame_exactly(tmp_path: Path, name: str) -> None:
     src = make_clip(tmp_path / "src.mp4", frames=14)
     v = load(src, tmp_path)
-    params = {"path": name, "quality": 0 if name.endswith("webp") else 12,
-              "bits": "16" if name.startswith("png16") else "8"}
+    params = {
+        "path": name,
+        "quality": 0 if name.endswith("webp") else 12,
+        "bits": "16" if name.startswith("png16") else "8",
+    }
     if name.endswith(".exr") and exr_backend() is None:
         with pytest.raises(NodeError) as err:
             call("video.save", {"video": v}, params, tmp_path / "out")
         assert err.value.port == "path" and "OpenEXR" in str(err.value)
         assert not (tmp_path / "out" / "exr").exists()
         return
-    path = Path(call("video.save", {"video": v}, params, tmp_path / "out",
-                     frames=(2, 11))["path"])
+    path = Path(call("video.save", {"video": v}, params, tmp_path / "out", frames=(2, 11))["path"])
     back = load(path, tmp_path, fps=24.0)
     assert indices(back) == list(range(2, 12)), name
     if "%" in name:
@@ -125,12 +153,16 @@ def test_audio_is_cut_with_the_frames_and_can_come_from_another_video(tmp_path: 
     out = Path(call("video.save", {"video": part}, {"path": "p.mp4"}, tmp_path)["path"])
     assert abs(audio_samples(out) - 48000) <= 1024
     # --frames 5-16 of b with a's sound: 12 frames, half a second of sound, from 5/24 s on.
-    out2 = Path(call("video.save", {"video": b, "audio": a}, {"path": "q.webm"}, tmp_path,
-                     frames=(5, 16))["path"])
+    out2 = Path(
+        call("video.save", {"video": b, "audio": a}, {"path": "q.webm"}, tmp_path, frames=(5, 16))[
+            "path"
+        ]
+    )
     assert decoded_indices(out2) == list(range(105, 117))
     assert abs(audio_samples(out2) - 24000) <= 1024
-    none = Path(call("video.save", {"video": a}, {"path": "n.mp4", "sound": "none"},
-                     tmp_path)["path"])
+    none = Path(
+        call("video.save", {"video": a}, {"path": "n.mp4", "sound": "none"}, tmp_path)["path"]
+    )
     assert audio_samples(none) == 0
     with pytest.raises(NodeError) as err:
         call("video.save", {"video": a, "audio": b}, {"path": "x.mp4"}, tmp_path)
@@ -146,12 +178,10 @@ def test_streaming_load_slice_map_save_decodes_each_frame_once(tmp_path: Path) -
         return Image(1.0 - img.data)
 
     mapped = part.map(invert)
-    path = call("video.save", {"video": mapped}, {"path": "m.mp4", "quality": 10},
-                tmp_path)["path"]
+    path = call("video.save", {"video": mapped}, {"path": "m.mp4", "quality": 10}, tmp_path)["path"]
     assert v.decoded == 25  # type: ignore[attr-defined]
     back = load(path, tmp_path)
-    assert [read_index(1.0 - back.frame(i).data) for i in range(len(back))] == \
-        list(range(10, 35))
+    assert [read_index(1.0 - back.frame(i).data) for i in range(len(back))] == list(range(10, 35))
     # Unaligned start: only the pre-roll from the keyframe before is extra.
     w = load("c.mp4", tmp_path)
     call("video.save", {"video": w.slice(13, 20)}, {"path": "u.mp4"}, tmp_path)
@@ -163,8 +193,7 @@ def test_from_images_builds_a_video(tmp_path: Path) -> None:
     v = call("video.from_images", {"images": imgs}, {"fps": 8.0}, tmp_path)["video"]
     assert len(v) == 4 and v.fps == 8.0 and indices(v) == [0, 1, 2, 3]
     with pytest.raises(NodeError) as err:
-        call("video.from_images", {"images": [imgs[0], Image(np.zeros((8, 8, 3)))]}, {},
-             tmp_path)
+        call("video.from_images", {"images": [imgs[0], Image(np.zeros((8, 8, 3)))]}, {}, tmp_path)
     assert err.value.port == "images" and "image 1" in str(err.value)
 
 
@@ -178,15 +207,20 @@ def test_bad_inputs_and_outputs_fail_clearly_and_leave_nothing(tmp_path: Path) -
     with av.open(str(tmp_path / "sound.m4a"), "w") as out:
         a = out.add_stream("aac", rate=48000)
         a.layout = "stereo"
-        f = av.AudioFrame.from_ndarray(np.zeros((2, 1024), np.float32), format="fltp",
-                                       layout="stereo")
+        f = av.AudioFrame.from_ndarray(
+            np.zeros((2, 1024), np.float32), format="fltp", layout="stereo"
+        )
         f.sample_rate = 48000
         for p in [*a.encode(f), *a.encode()]:
             out.mux(p)
-    cases = [("half.mp4", "cannot be decoded"), ("cut.mkv", "cannot be decoded"),
-             ("half.mkv", "truncated"),
-             ("sound.m4a", "no video stream"), ("missing.mp4", "does not exist"),
-             ("nothing/%04d.png", "no images match")]
+    cases = [
+        ("half.mp4", "cannot be decoded"),
+        ("cut.mkv", "cannot be decoded"),
+        ("half.mkv", "truncated"),
+        ("sound.m4a", "no video stream"),
+        ("missing.mp4", "does not exist"),
+        ("nothing/%04d.png", "no images match"),
+    ]
     for name, words in cases:
         with pytest.raises(NodeError) as err:
             load(name, tmp_path)
@@ -194,9 +228,12 @@ def test_bad_inputs_and_outputs_fail_clearly_and_leave_nothing(tmp_path: Path) -
         assert err.value.fix, name
     v = load("c.mp4", tmp_path)
     (tmp_path / "blocker").write_text("a file where a folder should be")
-    for name, words in [("blocker/o.mp4", "is a file, not a folder"),
-                        ("o.avi", "unknown video format"), ("o", "unknown video format"),
-                        ("f_%04d.tga", "image sequences are written as")]:
+    for name, words in [
+        ("blocker/o.mp4", "is a file, not a folder"),
+        ("o.avi", "unknown video format"),
+        ("o", "unknown video format"),
+        ("f_%04d.tga", "image sequences are written as"),
+    ]:
         with pytest.raises(NodeError) as err:
             call("video.save", {"video": v}, {"path": name}, tmp_path)
         assert err.value.port == "path" and words in str(err.value), name
@@ -218,8 +255,9 @@ def test_bad_inputs_and_outputs_fail_clearly_and_leave_nothing(tmp_path: Path) -
 
     for name in ("keep.mp4", "seq/f_%04d.png"):
         with pytest.raises(RuntimeError, match="frame 5"):
-            call("video.save", {"video": Video(12, 24.0, broken, (96, 64))}, {"path": name},
-                 tmp_path)
+            call(
+                "video.save", {"video": Video(12, 24.0, broken, (96, 64))}, {"path": name}, tmp_path
+            )
     assert good.read_bytes() == before and not (tmp_path / "seq").exists()
     assert leftovers(tmp_path) == []
     # The pre-flight check finds the same problems before a graph runs.
@@ -229,8 +267,7 @@ def test_bad_inputs_and_outputs_fail_clearly_and_leave_nothing(tmp_path: Path) -
     g.connect("load", "video", "save", "video")
     with pytest.raises(GraphInvalid) as inv:
         EX.plan(g, options=RunOptions(output_dir=tmp_path, base_dir=tmp_path))
-    assert {(p.node, p.port) for p in inv.value.problems} == {("load", "path"),
-                                                               ("save", "path")}
+    assert {(p.node, p.port) for p in inv.value.problems} == {("load", "path"), ("save", "path")}
 
 
 # ---- regressions found in review ------------------------------------------------------------
@@ -266,8 +303,10 @@ def test_an_edit_list_cut_loads_only_the_shown_frames(tmp_path: Path) -> None:
 
     src = make_clip(tmp_path / "long.mp4", frames=48, gop=12, audio=True)
     cut = tmp_path / "cut.mp4"
-    subprocess.run(["ffmpeg", "-v", "error", "-y", "-ss", "0.3", "-i", str(src), "-c", "copy",
-                    str(cut)], check=True)
+    subprocess.run(
+        ["ffmpeg", "-v", "error", "-y", "-ss", "0.3", "-i", str(src), "-c", "copy", str(cut)],
+        check=True,
+    )
     truth = decoded_indices(cut)
     v = load(cut, tmp_path)
     assert len(v) == len(truth) and indices(v) == truth
@@ -293,9 +332,28 @@ def test_a_late_starting_video_stream_loads_in_sync(tmp_path: Path) -> None:
     src = make_clip(tmp_path / "t.mp4", frames=48, audio=True)
     for ext in ("mkv", "mp4"):
         out = tmp_path / f"late.{ext}"
-        subprocess.run(["ffmpeg", "-v", "error", "-y", "-itsoffset", "0.5", "-i", str(src),
-                        "-i", str(src), "-map", "0:v", "-map", "1:a", "-c", "copy", str(out)],
-                       check=True)
+        subprocess.run(
+            [
+                "ffmpeg",
+                "-v",
+                "error",
+                "-y",
+                "-itsoffset",
+                "0.5",
+                "-i",
+                str(src),
+                "-i",
+                str(src),
+                "-map",
+                "0:v",
+                "-map",
+                "1:a",
+                "-c",
+                "copy",
+                str(out),
+            ],
+            check=True,
+        )
         v = load(out, tmp_path)  # a complete file: not reported as truncated
         assert len(v) == 48 and indices(v)[:3] == [0, 1, 2]
         assert v.audio is not None and v.audio.spans[0].start == pytest.approx(0.5, abs=0.03)
@@ -316,7 +374,7 @@ def test_an_fps_override_retimes_the_sound_with_the_frames(tmp_path: Path) -> No
         pcm = np.concatenate([f.to_ndarray() for f in c.decode(audio=0)], 1)
     assert 96000 <= pcm.shape[1] < 96000 + 2048  # 2 s of sound for 2 s of frames
     second_half = pcm[:, 48000:90000]
-    assert np.sqrt((second_half ** 2).mean()) > 0.1  # still the tone, not padding
+    assert np.sqrt((second_half**2).mean()) > 0.1  # still the tone, not padding
 
 
 def test_a_frame_of_an_empty_video_says_so(tmp_path: Path) -> None:

@@ -38,20 +38,27 @@ def inpainter(tiny_sd_factory: Any) -> Path:
 
 
 def _fill(ex: Executor, image: np.ndarray, mask: np.ndarray, **params: Any) -> np.ndarray:
-    out = ex.call("view.fill_holes", {"image": Image(image), "mask": Mask(mask)},
-                  {"method": "diffusion", **COMMON, **params})
+    out = ex.call(
+        "view.fill_holes",
+        {"image": Image(image), "mask": Mask(mask)},
+        {"method": "diffusion", **COMMON, **params},
+    )
     return out["image"].data
 
 
 def test_diffusion_fill_is_generate_inpaint_inside_the_holes_only(
-        ex: Executor, inpainter: Path) -> None:
+    ex: Executor, inpainter: Path
+) -> None:
     got = _fill(ex, VIEW, HOLES, model=str(inpainter), feather=0)
     holes = HOLES > 0.5
     assert got.shape == VIEW.shape
     assert np.array_equal(got[~holes], VIEW[~holes])  # bit-exact outside
     assert np.abs(got[holes] - VIEW[holes]).mean() > 0.05
-    ref = ex.call("generate.inpaint", {"image": Image(VIEW), "mask": Mask(HOLES)},
-                  {"model": str(inpainter), **COMMON})["image"].data
+    ref = ex.call(
+        "generate.inpaint",
+        {"image": Image(VIEW), "mask": Mask(HOLES)},
+        {"model": str(inpainter), **COMMON},
+    )["image"].data
     assert np.allclose(got[holes], ref[holes], atol=1e-6)
     # The same fill with a feathered edge: deep inside still the model's pixels, at the edge a
     # blend with the classical fill, outside untouched.
@@ -67,7 +74,8 @@ def test_diffusion_fill_is_generate_inpaint_inside_the_holes_only(
 
 
 def test_a_video_is_filled_inside_the_node_once_per_frame(
-        ex: Executor, inpainter: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    ex: Executor, inpainter: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """The model runs during the node's own run (its lock, progress and cancel), once per
     frame with holes; reading the frames later runs nothing."""
     from fathom.engine import generation
@@ -75,12 +83,16 @@ def test_a_video_is_filled_inside_the_node_once_per_frame(
     got = _fill(ex, VIEW, HOLES, model=str(inpainter), feather=0)
     calls = []
     real = generation.run_generation
-    monkeypatch.setattr(generation, "run_generation",
-                        lambda *a, **k: calls.append(1) or real(*a, **k))
+    monkeypatch.setattr(
+        generation, "run_generation", lambda *a, **k: calls.append(1) or real(*a, **k)
+    )
     vid = Video.from_frames([Image(VIEW), Image(RGB)], 12.0)
     masks = Video.from_frames([Image(HOLES[..., None]), Image(np.zeros((64, 64, 1)))], 12.0)
-    out = ex.call("view.fill_holes", {"video": vid, "mask_video": masks},
-                  {"method": "diffusion", "model": str(inpainter), "feather": 0, **COMMON})
+    out = ex.call(
+        "view.fill_holes",
+        {"video": vid, "mask_video": masks},
+        {"method": "diffusion", "model": str(inpainter), "feather": 0, **COMMON},
+    )
     assert len(calls) == 1  # frame 1 has no holes: nothing runs for it
     video = out["video"]
     assert len(video) == 2 and video.fps == 12.0
@@ -93,13 +105,15 @@ def test_a_video_is_filled_inside_the_node_once_per_frame(
     # Frames of different sizes are refused before any model runs.
     small = Video.from_frames([Image(np.zeros((32, 64, 1), np.float32))] * 2, 12.0)
     with pytest.raises(NodeError) as err:
-        ex.call("view.fill_holes", {"video": vid, "mask_video": small},
-                {"method": "telea"})
+        ex.call("view.fill_holes", {"video": vid, "mask_video": small}, {"method": "telea"})
     assert err.value.port == "mask_video" and "64×32" in str(err.value)
     empty = Video.from_frames([], 12.0)
     with pytest.raises(NodeError) as err:
-        ex.call("view.fill_holes", {"video": empty, "mask_video": empty},
-                {"method": "diffusion", "model": str(inpainter), **COMMON})
+        ex.call(
+            "view.fill_holes",
+            {"video": empty, "mask_video": empty},
+            {"method": "diffusion", "model": str(inpainter), **COMMON},
+        )
     assert err.value.port == "video" and "no frames" in str(err.value)
 
 
@@ -115,7 +129,8 @@ def test_grey_views_fill_too() -> None:
 
 
 def test_sizes_that_are_no_multiple_of_8_go_through_the_model_resized(
-        ex: Executor, inpainter: Path) -> None:
+    ex: Executor, inpainter: Path
+) -> None:
     image, mask = VIEW[:60, :44], HOLES[:60, :44]
     got = _fill(ex, image, mask, model=str(inpainter))
     assert got.shape == image.shape
@@ -139,7 +154,8 @@ def test_feather_weights_and_composite_known_answers() -> None:
 
 
 def test_diffusion_without_or_with_a_wrong_model_is_explained(
-        ex: Executor, tiny_sd: Path, tmp_path: Path) -> None:
+    ex: Executor, tiny_sd: Path, tmp_path: Path
+) -> None:
     with pytest.raises(NodeError) as err:
         _fill(ex, VIEW, HOLES)
     assert err.value.port == "model" and "needs an inpainting model" in str(err.value)
@@ -154,6 +170,9 @@ def test_diffusion_without_or_with_a_wrong_model_is_explained(
         _fill(ex, VIEW, HOLES, model=str(tiny_sd))
     assert err.value.port == "model" and "inpainting checkpoint" in str(err.value)
     # The classical methods need no model and ignore the diffusion settings.
-    out = ex.call("view.fill_holes", {"image": Image(VIEW), "mask": Mask(HOLES)},
-                  {"method": "telea", "model": ""})["image"].data
+    out = ex.call(
+        "view.fill_holes",
+        {"image": Image(VIEW), "mask": Mask(HOLES)},
+        {"method": "telea", "model": ""},
+    )["image"].data
     assert np.array_equal(out, inpaint(VIEW, HOLES, 5, "telea"))

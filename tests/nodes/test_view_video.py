@@ -31,18 +31,26 @@ REG.load_builtin()
 EX = Executor(REG)
 
 
-def call(type_id: str, inputs: dict, params: dict | None = None, out: Path | None = None,
-         frames: tuple[int, int] | None = None):
-    opts = RunOptions(device="cpu", output_dir=out or Path("."), base_dir=out or Path("."),
-                      frames=frames)
+def call(
+    type_id: str,
+    inputs: dict,
+    params: dict | None = None,
+    out: Path | None = None,
+    frames: tuple[int, int] | None = None,
+):
+    opts = RunOptions(
+        device="cpu", output_dir=out or Path("."), base_dir=out or Path("."), frames=frames
+    )
     return EX.call(type_id, inputs, params, opts)
 
 
 def room(w: int = 64, h: int = 48, pose: np.ndarray | None = None) -> RGBD:
     """A sphere in front of a wall, coloured by surface so views can be compared."""
     c = Camera.from_fov(w, h, 60.0, pose)
-    depth, which = analytic.composite(analytic.sphere_depth(c, np.array([0, 0, 3.0]), 0.8),
-                                      analytic.plane_depth(c, np.array([0, 0, 1.0]), 5.0))
+    depth, which = analytic.composite(
+        analytic.sphere_depth(c, np.array([0, 0, 3.0]), 0.8),
+        analytic.plane_depth(c, np.array([0, 0, 1.0]), 5.0),
+    )
     img = np.where(which[..., None] == 0, [0.9, 0.2, 0.1], [0.2, 0.5, 0.9]).astype(np.float32)
     return RGBD(Image(img), Depth(depth.astype(np.float32), "metric"), c)
 
@@ -53,15 +61,20 @@ def test_camera_paths_from_a_start_camera() -> None:
         ("orbit", lambda p: np.linalg.norm(p[:3, 3] - [0, 0, 3]) == pytest.approx(2.0)),
         ("circle", lambda p: np.linalg.norm(p[:3, 3]) == pytest.approx(2.0)),
     ]:
-        path = call("view.camera_path", {"camera": start},
-                    {"kind": kind, "frames": 6, "radius": 2.0, "target_z": 3.0})["path"]
+        path = call(
+            "view.camera_path",
+            {"camera": start},
+            {"kind": kind, "frames": 6, "radius": 2.0, "target_z": 3.0},
+        )["path"]
         assert len(path) == 6 and all(check(c.pose) for c in path.cameras), kind
         assert all((c.width, c.height, c.fx) == (32, 24, start.fx) for c in path.cameras)
-    dolly = call("view.camera_path", {"camera": start}, {"kind": "dolly", "frames": 3,
-                                                         "distance": 1.0})["path"]
+    dolly = call(
+        "view.camera_path", {"camera": start}, {"kind": "dolly", "frames": 3, "distance": 1.0}
+    )["path"]
     assert np.allclose(dolly.cameras[-1].pose[:3, 3], [0, 0, 1])
-    pan = call("view.camera_path", {"camera": start}, {"kind": "pan", "frames": 3,
-                                                       "distance": 1.0})["path"]
+    pan = call(
+        "view.camera_path", {"camera": start}, {"kind": "pan", "frames": 3, "distance": 1.0}
+    )["path"]
     assert np.allclose(pan.cameras[-1].pose[:3, 3], [1, 0, 0])
     assert np.allclose(pan.cameras[-1].pose[:3, 2], [0, 0, 1])  # still looking forward
     with pytest.raises(NodeError) as err:
@@ -71,18 +84,23 @@ def test_camera_paths_from_a_start_camera() -> None:
 
 def test_render_rgbd_from_its_own_camera_and_a_moved_one() -> None:
     rgbd = room()
-    out = call("view.render", {"rgbd": rgbd, "camera": CameraPath([rgbd.camera])},
-               {"backend": "torch"})
+    out = call(
+        "view.render", {"rgbd": rgbd, "camera": CameraPath([rgbd.camera])}, {"backend": "torch"}
+    )
     covered = out["mask"].data < 0.5
     assert covered.mean() > 0.9
     assert psnr(out["image"].data, rgbd.image.data, covered) > 60
     assert np.allclose(out["depth"].data[covered], rgbd.depth.data[covered], atol=1e-4)
     pose = np.eye(4)
     pose[0, 3] = 0.5
-    moved = Camera(*(getattr(rgbd.camera, k) for k in ("fx", "fy", "cx", "cy", "width",
-                                                        "height")), pose)
-    out2 = call("view.render", {"rgbd": rgbd, "camera": CameraPath([rgbd.camera, moved], 12)},
-                {"backend": "torch"})
+    moved = Camera(
+        *(getattr(rgbd.camera, k) for k in ("fx", "fy", "cx", "cy", "width", "height")), pose
+    )
+    out2 = call(
+        "view.render",
+        {"rgbd": rgbd, "camera": CameraPath([rgbd.camera, moved], 12)},
+        {"backend": "torch"},
+    )
     assert len(out2["video"]) == 2 and out2["video"].fps == 12
     holes = out2["mask_video"].frame(1).data[..., 0]
     assert holes.mean() > out["mask"].data.mean() + 0.02  # disocclusions appear when moving
@@ -118,13 +136,17 @@ def test_fill_holes_fills_only_the_mask() -> None:
 def test_more_fused_views_fill_more_of_a_target_view_at_flat_scene_size() -> None:
     eyes = [np.array([x, 0.0, 0.0]) for x in (-0.6, 0.6, 0.0, -0.3, 0.3)]
     views = [room(pose=projection.look_at(e, np.array([0, 0, 3.0]))) for e in eyes]
-    target = Camera.from_fov(64, 48, 60.0, projection.look_at(np.array([0.0, -0.4, -0.3]),
-                                                            np.array([0, 0, 3.0])))
+    target = Camera.from_fov(
+        64, 48, 60.0, projection.look_at(np.array([0.0, -0.4, -0.3]), np.array([0, 0, 3.0]))
+    )
     holes, faces = [], []
     for n in (1, 2, 5):
         fused = call("view.fuse", {"views": views[:n]}, {"method": "tsdf", "voxel": 0.05})
-        out = call("view.render", {"mesh": fused["mesh"], "camera": CameraPath([target])},
-                   {"backend": "torch"})
+        out = call(
+            "view.render",
+            {"mesh": fused["mesh"], "camera": CameraPath([target])},
+            {"backend": "torch"},
+        )
         holes.append(float(out["mask"].data.mean()))
         faces.append(len(fused["mesh"].mesh.faces))
     assert holes[0] > holes[1] > holes[2] - 1e-9
@@ -140,9 +162,20 @@ def test_panorama_sphere_views_cube_map_and_errors() -> None:
     h, w = 32, 64
     img = np.random.default_rng(0).random((h, w, 3)).astype(np.float32)
     dist = np.full((h, w), 2.0, np.float32)
-    out = call("view.panorama360", {"image": Image(img), "depth": Depth(dist, "metric")},
-               {"step": 1, "frames": 4, "width": 32, "height": 24, "cube_size": 16,
-                "mode": "turn", "backend": "torch", "color": "vertex"})
+    out = call(
+        "view.panorama360",
+        {"image": Image(img), "depth": Depth(dist, "metric")},
+        {
+            "step": 1,
+            "frames": 4,
+            "width": 32,
+            "height": 24,
+            "cube_size": 16,
+            "mode": "turn",
+            "backend": "torch",
+            "color": "vertex",
+        },
+    )
     v = np.asarray(out["mesh"].mesh.vertices)
     assert np.allclose(np.linalg.norm(v, axis=1), 2.0, atol=1e-5)
     assert out["cube"].data.shape == (32, 48, 3)
@@ -156,8 +189,10 @@ def test_panorama_sphere_views_cube_map_and_errors() -> None:
     centre = (img[15, 32] + img[16, 31]) / 2
     assert np.allclose(front.image[4, 4], centre, atol=0.03)
     with pytest.raises(NodeError) as err:
-        call("view.panorama360", {"image": Image(img[:, :40]), "depth": Depth(dist[:, :40],
-                                                                             "metric")})
+        call(
+            "view.panorama360",
+            {"image": Image(img[:, :40]), "depth": Depth(dist[:, :40], "metric")},
+        )
     assert err.value.port == "image"
     with pytest.raises(NodeError) as err:
         call("view.panorama360", {"image": Image(img), "depth": Depth(dist[:16], "metric")})
@@ -171,8 +206,7 @@ def frames_video(n: int = 10, w: int = 32, h: int = 24) -> Video:
 
 def test_video_save_load_round_trip_with_frame_range(tmp_path: Path) -> None:
     vid = frames_video()
-    path = call("video.save", {"video": vid}, {"path": "clip.mp4", "quality": 10},
-                tmp_path)["path"]
+    path = call("video.save", {"video": vid}, {"path": "clip.mp4", "quality": 10}, tmp_path)["path"]
     back = call("video.load", {}, {"path": path}, tmp_path)
     assert back["frames"] == 10 and back["fps"] == pytest.approx(10.0)
     v = back["video"]
@@ -181,8 +215,9 @@ def test_video_save_load_round_trip_with_frame_range(tmp_path: Path) -> None:
     assert np.allclose(levels, [i / 10 for i in range(10)], atol=0.02)
     # Random access after sequential reads seeks correctly.
     assert float(v.frame(2).data.mean()) == pytest.approx(0.2, abs=0.02)
-    assert call("video.frame", {"video": v}, {"index": -1})["image"].data.mean() == \
-        pytest.approx(0.9, abs=0.02)
+    assert call("video.frame", {"video": v}, {"index": -1})["image"].data.mean() == pytest.approx(
+        0.9, abs=0.02
+    )
     call("video.save", {"video": vid}, {"path": "part.mp4"}, tmp_path, frames=(3, 5))
     part = call("video.load", {}, {"path": "part.mp4"}, tmp_path)
     assert part["frames"] == 3
@@ -204,8 +239,7 @@ def test_mesh_render_matches_the_sphere_silhouette() -> None:
     m = trimesh.creation.icosphere(subdivisions=5)
     m.apply_translation([0, 0, 4.0])
     cam = Camera.from_fov(64, 64, 40.0)
-    out = call("view.render", {"mesh": Mesh(m), "camera": CameraPath([cam])},
-               {"backend": "torch"})
+    out = call("view.render", {"mesh": Mesh(m), "camera": CameraPath([cam])}, {"backend": "torch"})
     truth = np.isfinite(analytic.sphere_depth(cam, np.array([0, 0, 4.0]), 1.0))
     got = out["mask"].data < 0.5
     assert (got != truth).mean() < 0.02

@@ -15,8 +15,14 @@ RAY_DIR = Path(__file__).resolve().parents[2] / "packaging" / "ray"
 
 def test_cluster_launcher_config() -> None:
     cfg = yaml.safe_load((RAY_DIR / "cluster.yaml").read_text())
-    for key in ("cluster_name", "provider", "auth", "setup_commands", "head_start_ray_commands",
-                "worker_start_ray_commands"):
+    for key in (
+        "cluster_name",
+        "provider",
+        "auth",
+        "setup_commands",
+        "head_start_ray_commands",
+        "worker_start_ray_commands",
+    ):
         assert key in cfg, key
     assert cfg["provider"]["type"] == "local" and cfg["provider"]["worker_ips"]
     head = " ".join(cfg["head_start_ray_commands"])
@@ -44,12 +50,17 @@ def test_kuberay_manifest() -> None:
     assert head["rayStartParams"]["ray-client-server-port"] == "10001"
     assert head["template"]["spec"]["containers"][0]["image"]
     (group,) = spec["workerGroupSpecs"]
-    for key in ("groupName", "replicas", "minReplicas", "maxReplicas", "rayStartParams",
-                "template"):
+    for key in (
+        "groupName",
+        "replicas",
+        "minReplicas",
+        "maxReplicas",
+        "rayStartParams",
+        "template",
+    ):
         assert key in group, key
     (worker,) = group["template"]["spec"]["containers"]
     assert worker["resources"]["limits"]["nvidia.com/gpu"] == "1"
     claim = kinds["PersistentVolumeClaim"]["metadata"]["name"]
     for pod in (head["template"]["spec"], group["template"]["spec"]):
         assert pod["volumes"][0]["persistentVolumeClaim"]["claimName"] == claim
-
