@@ -46,6 +46,9 @@ class RunOptions:
     frames: tuple[int, int] | None = None
     graph_json: str | None = None
     overwrite: bool = True
+    #: False: pre-flight checks skip the declared file parameters (validating a graph made
+    #: on another machine, before its media are in place).
+    check_files: bool = True
     extra: dict[str, Any] = field(default_factory=dict)
 
 

@@ -187,12 +187,14 @@ class Executor:
                 inst = flat.nodes[nid]
                 if inst.mute or inst.bypass:
                     continue
-                if getattr(classes[nid].check, "__func__", None) is _NO_CHECK:
-                    continue  # most nodes have no pre-flight check: no context to build
+                cls = classes[nid]
+                assert cls is not None  # validate() refused unknown types
+                if not cls.has_preflight():
+                    continue  # most nodes have nothing to check: no context to build
                 ctx = NodeContext(nid, options, None)
                 ctx.subgraphs = runner
                 try:
-                    problems.extend(classes[nid].check(params[nid], ctx))  # type: ignore[union-attr]
+                    problems.extend(cls.preflight(params[nid], ctx))
                 except Exception as exc:  # noqa: BLE001 - a plugin's buggy check is a problem
                     problems.append(
                         Problem(
@@ -358,12 +360,12 @@ class _Run:
     def cache_extra(self, nid: str, cls: type[Node]) -> str:
         """A node's own key material (a file's mtime...). If that hook crashes, the node is
         treated as uncacheable: its run reports any real problem, against the right node."""
-        if cls.cache_extra.__func__ is Node.cache_extra.__func__:  # type: ignore[attr-defined]
+        if not cls.has_cache_key():
             return ""
         ctx = NodeContext(nid, self.plan.options, None)
         ctx.subgraphs = self.subgraph_runner()
         try:
-            return str(cls.cache_extra(self.plan.params[nid], ctx))
+            return str(cls.cache_key(self.plan.params[nid], ctx))
         except Exception:  # noqa: BLE001 - a plugin's bug must not stop the whole run
             return f"uncacheable:{self.nonce}"
 
@@ -609,9 +611,6 @@ class _TypesWith:
 
     def get(self, type_id: str) -> type[Node] | None:
         return self.extra.get(type_id) or self.base.get(type_id)
-
-
-_NO_CHECK = Node.check.__func__  # type: ignore[attr-defined]
 
 
 class SubgraphRunner:

@@ -1,4 +1,5 @@
-"""Atomic file writes: a crash or a failing node never leaves a half-written file behind."""
+"""Files: atomic writes (a crash or a failing node never leaves a half-written file behind), and
+the pre-flight checks and cache keys of declared file parameters."""
 
 from __future__ import annotations
 
@@ -8,6 +9,13 @@ import shutil
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from fathom.engine.errors import Problem
+
+if TYPE_CHECKING:
+    from fathom.engine.context import NodeContext
+    from fathom.engine.node import Param
 
 # Read once: mkstemp makes owner-only files, and a rename keeps that mode.
 _UMASK = os.umask(0)
@@ -63,3 +71,86 @@ def writable_dir_problem(folder: str | os.PathLike[str]) -> str | None:
     if not os.access(probe, os.W_OK | os.X_OK):
         return f"{probe} is not writable"
     return None
+
+
+def _files_of(path: Path, sequence: bool) -> list[Path] | None:
+    """The files a sequence parameter names (a folder or a numbered pattern), else None."""
+    if not sequence:
+        return None
+    from fathom.engine.media.timing import list_sequence, sequence_pattern
+
+    if path.is_dir() or sequence_pattern(str(path)) is not None:
+        return list_sequence(path)
+    return None
+
+
+def _empty(param: Param, value: Any) -> bool:
+    return value is None or (value == "" and param.optional)
+
+
+def file_param_problems(param: Param, value: Any, ctx: NodeContext) -> list[Problem]:
+    """Why a declared file parameter cannot work, checked before a run: an input file (or
+    sequence) that is missing, an output whose folder cannot be written. An optional one left
+    empty means "no file"."""
+    from fathom.engine.types import InputFile
+
+    if _empty(param, value):
+        return []
+    if issubclass(param.type, InputFile):
+        path = ctx.resolve_path(value)
+        files = _files_of(path, param.sequence)
+        if files is not None:
+            if files:
+                return []
+            return [
+                Problem(
+                    f"no images match {path}.",
+                    ctx.node_id,
+                    param.name,
+                    f"point `{param.name}` at a folder of images or a pattern like "
+                    "frames/%04d.png that matches existing files",
+                )
+            ]
+        if path.is_file():
+            return []
+        why = "is a folder" if path.is_dir() else "does not exist"
+        return [
+            Problem(
+                f"file {path} {why}.",
+                ctx.node_id,
+                param.name,
+                f"point `{param.name}` at an existing file (relative paths start at the graph "
+                "file's folder)",
+            )
+        ]
+    target = Path(value).expanduser()
+    folder = target.parent if target.is_absolute() else ctx.options.output_dir / target.parent
+    why = writable_dir_problem(folder)
+    if why:
+        return [
+            Problem(
+                f"cannot write here: {why}.",
+                ctx.node_id,
+                param.name,
+                "choose a writable output folder",
+            )
+        ]
+    return []
+
+
+def input_file_key(param: Param, value: Any, ctx: NodeContext) -> str:
+    """Size and modification time of the file (or of every file of a sequence), so an edited
+    input re-runs the node; a file that is gone keys on its path alone."""
+    if _empty(param, value):
+        return ""
+    path = ctx.resolve_path(value)
+    files = _files_of(path, param.sequence)
+    parts = []
+    for f in files if files is not None else [path]:
+        try:
+            st = f.stat()
+        except OSError:
+            parts.append(str(f))
+            continue
+        parts.append(f"{f}:{st.st_size}:{st.st_mtime_ns}")
+    return "|".join(parts)

@@ -8,6 +8,7 @@ from typing import Any
 
 import numpy as np
 
+from fathom.engine.context import NodeContext
 from fathom.engine.diffusion.schedulers import SCHEDULER_CHOICES
 from fathom.engine.errors import NodeError, Problem
 from fathom.engine.node import Node, Output, Param
@@ -38,7 +39,7 @@ STREAM_MODEL = "SimianLuo/LCM_Dreamshaper_v7"
 LOWER_HINT = "lower width and height, or batch_size (or free memory for the model)"
 
 
-def _prompt_params(model: str) -> tuple[Param, ...]:
+def prompt_params(model: str) -> tuple[Param, ...]:
     return (
         Param(
             "model",
@@ -52,7 +53,7 @@ def _prompt_params(model: str) -> tuple[Param, ...]:
     )
 
 
-def _sampling_params(
+def sampling_params(
     size: int, size_min: int, steps: int = 20, guidance: float = 7.5
 ) -> tuple[Param, ...]:
     size_doc = "multiple of 8" + (" (0: the input image's size)" if size_min == 0 else "")
@@ -133,12 +134,12 @@ GEN_OUTPUTS = (
 )
 
 
-def _source(ctx: Any, model: str) -> str:
+def model_source(ctx: NodeContext, model: str) -> str:
     p = ctx.resolve_path(model)
     return str(p) if model and p.exists() else model
 
 
-def _check(cls: type[Node], params: dict[str, Any], ctx: Any) -> list[Problem]:
+def model_problems(cls: type[Node], params: dict[str, Any], ctx: NodeContext) -> list[Problem]:
     from fathom.engine.models import ModelError, locate_model
 
     out = []
@@ -160,7 +161,7 @@ def _check(cls: type[Node], params: dict[str, Any], ctx: Any) -> list[Problem]:
     return out
 
 
-def _fingerprint(params: dict[str, Any], ctx: Any) -> str:
+def model_fingerprint(params: dict[str, Any], ctx: NodeContext) -> str:
     """The model's weights by size and mtime: replacing a checkpoint re-runs the node."""
     from fathom.engine.models import ModelError, locate_model
     from fathom.engine.models.locate import safetensors_files
@@ -174,18 +175,18 @@ def _fingerprint(params: dict[str, Any], ctx: Any) -> str:
     return f"{path.resolve()}|" + ";".join(f"{n}:{s.st_size}:{s.st_mtime_ns}" for n, s in stats)
 
 
-def _load(ctx: Any, model: str) -> Any:
+def load_diffusion(ctx: NodeContext, model: str) -> Any:
     from fathom.engine.models.diffusion import KIND, loader
 
     ctx.check_cancelled()
     ctx.progress(0.0, "loading model")
     dev = ctx.device
     return ctx.load_model(
-        KIND, _source(ctx, model), loader(dev.torch_device, dev.dtype, _offload(ctx))
+        KIND, model_source(ctx, model), loader(dev.torch_device, dev.dtype, offload_mode(ctx))
     )
 
 
-def _offload(ctx: Any) -> str:
+def offload_mode(ctx: NodeContext) -> str:
     from fathom.engine.models.diffusion import OFFLOAD_FIX, offload_setting
 
     try:
@@ -194,7 +195,7 @@ def _offload(ctx: Any) -> str:
         raise ctx.error(str(exc), fix=OFFLOAD_FIX) from None
 
 
-def _tiny_vae(ctx: Any, source: str) -> Any:
+def load_tiny_vae(ctx: NodeContext, source: str) -> Any:
     """A tiny autoencoder through the manager (previews, the stream's encode/decode)."""
     import torch
 
@@ -210,11 +211,11 @@ def _tiny_vae(ctx: Any, source: str) -> Any:
         )
         return m.to(dev.torch_device).eval().requires_grad_(False)
 
-    return ctx.load_model("tiny-vae", _source(ctx, source), load)
+    return ctx.load_model("tiny-vae", model_source(ctx, source), load)
 
 
-def _accelerations(
-    ctx: Any,
+def accelerations(
+    ctx: NodeContext,
     seed: int,
     steps: int,
     token_merge: float,
@@ -257,7 +258,9 @@ def _accelerations(
     return out
 
 
-def _image_tensor(ctx: Any, image: Image, width: int, height: int, port: str = "image") -> Any:
+def image_tensor(
+    ctx: NodeContext, image: Image, width: int, height: int, port: str = "image"
+) -> Any:
     """An input image as 1×3×H×W in [-1, 1], resized to width×height when those are set."""
     import torch
     from torch.nn import functional as F
@@ -277,7 +280,7 @@ def _image_tensor(ctx: Any, image: Image, width: int, height: int, port: str = "
     return (2.0 * rgb - 1.0).contiguous()
 
 
-def _mask_tensor(mask: Mask, width: int, height: int) -> Any:
+def mask_tensor(mask: Mask, width: int, height: int) -> Any:
     import torch
     from torch.nn import functional as F
 
@@ -288,7 +291,7 @@ def _mask_tensor(mask: Mask, width: int, height: int) -> Any:
 
 
 def run_generation(
-    ctx: Any,
+    ctx: NodeContext,
     comps: Any,
     *,
     prompt: str,
@@ -318,7 +321,7 @@ def run_generation(
     extra = ctx.options.extra
     pv_source = extra.get("preview_vae") or os.environ.get("FATHOM_PREVIEW_VAE", "")
     previewer = Previewer(
-        comps, extra.get("preview", "auto"), _tiny_vae(ctx, pv_source) if pv_source else None
+        comps, extra.get("preview", "auto"), load_tiny_vae(ctx, pv_source) if pv_source else None
     )
 
     def on_step(info: Any) -> None:
@@ -385,7 +388,7 @@ def run_generation(
     return result
 
 
-def _outputs(images: np.ndarray, result: Any, comps: Any) -> dict[str, Any]:
+def generation_outputs(images: np.ndarray, result: Any, comps: Any) -> dict[str, Any]:
     frames = [Image(im[:, :, :3]) for im in images]
     return {
         "image": frames[0],
@@ -399,12 +402,12 @@ class ModelNode(Node):
     before the run starts, and the weights' identity is part of the cache key."""
 
     @classmethod
-    def check(cls, params: dict[str, Any], ctx: Any) -> list[Problem]:
-        return _check(cls, params, ctx)
+    def check(cls, params: dict[str, Any], ctx: NodeContext) -> list[Problem]:
+        return model_problems(cls, params, ctx)
 
     @classmethod
-    def cache_extra(cls, params: dict[str, Any], ctx: Any) -> str:
-        return _fingerprint(params, ctx)
+    def cache_extra(cls, params: dict[str, Any], ctx: NodeContext) -> str:
+        return model_fingerprint(params, ctx)
 
 
 def split_rgbd(decoded: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -8,7 +8,8 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from fathom.engine.errors import Problem
-from fathom.engine.types import Enum, Float, Int, PortType, Scalar
+from fathom.engine.fileio import file_param_problems, input_file_key
+from fathom.engine.types import Enum, Float, InputFile, Int, OutputFile, PortType, Scalar
 
 if TYPE_CHECKING:
     from fathom.engine.context import NodeContext
@@ -40,12 +41,25 @@ class Input:
 
 @dataclass(frozen=True)
 class Output:
+    """An output port. ``viewers`` names the viewers that show it, the preview's first; empty:
+    its type's (``PortType.viewers``). The GUI reads this, so a plugin's outputs get viewers
+    without GUI changes."""
+
     name: str
     type: type[PortType]
     doc: str = ""
+    viewers: tuple[str, ...] = ()
+
+    def shown_in(self) -> tuple[str, ...]:
+        return self.viewers or self.type.viewers
 
     def describe(self) -> dict[str, Any]:
-        return {"name": self.name, "type": self.type.type_id, "doc": self.doc}
+        return {
+            "name": self.name,
+            "type": self.type.type_id,
+            "doc": self.doc,
+            "viewers": list(self.shown_in()),
+        }
 
 
 @dataclass(frozen=True)
@@ -65,6 +79,11 @@ class Param:
     #: Where the GUI finds values to suggest for a free-text parameter ("subgraphs": the
     #: graph's and the library's subgraph names). Any text is still accepted.
     suggest: str = ""
+    #: File kinds only: the suffixes offered by file dialogs (".png", ...); empty: any file.
+    suffixes: tuple[str, ...] = ()
+    #: File kinds only: the value may also name a folder of images or a numbered pattern
+    #: (frames/%04d.png); checks and cache keys then cover every matching file.
+    sequence: bool = False
 
     def validate(self, value: Any) -> Any:
         """Coerce and range-check; raises ValueError whose text says what is allowed."""
@@ -108,7 +127,15 @@ class Param:
             d["multiline"] = True
         if self.suggest:
             d["suggest"] = self.suggest
+        if self.suffixes:
+            d["suffixes"] = list(self.suffixes)
+        if self.sequence:
+            d["sequence"] = True
         return d
+
+    @property
+    def is_file(self) -> bool:
+        return issubclass(self.type, (InputFile, OutputFile))
 
 
 def _jsonable(value: Any) -> Any:
@@ -141,6 +168,12 @@ class Node:
     is_output: ClassVar[bool] = False
     #: Safe to run on a worker thread beside other nodes (pure numpy/torch work is).
     thread_safe: ClassVar[bool] = True
+    #: Suffixes (".png", ...) of files this node loads when one is dropped on the editor; the
+    #: file goes into its input-file parameter. Built-in nodes claim a suffix before plugins.
+    opens: ClassVar[tuple[str, ...]] = ()
+    #: Header colour ("#rrggbb") for this node's whole category; empty: the registry's colour
+    #: for the category (a built-in one, another node's, or one made from its name).
+    color: ClassVar[str] = ""
 
     def run(self, ctx: NodeContext, **kwargs: Any) -> dict[str, Any]:
         raise NotImplementedError
@@ -159,8 +192,48 @@ class Node:
 
     @classmethod
     def cache_extra(cls, params: dict[str, Any], ctx: NodeContext) -> str:
-        """Extra cache-key material for nodes that read the world (a file's size and mtime)."""
+        """Extra cache-key material for nodes that read the world in ways the declared input
+        files do not cover (those are keyed by the engine already)."""
         return ""
+
+    # ---- what the engine runs around the hooks ----------------------------------------------
+
+    @classmethod
+    def file_params(cls) -> tuple[Param, ...]:
+        return tuple(p for p in cls.params if p.is_file)
+
+    @classmethod
+    def has_preflight(cls) -> bool:
+        """Whether ``preflight`` can find anything: most nodes have neither a check nor files,
+        and the executor then builds no context for them."""
+        own = getattr(cls.check, "__func__", None) is not _BASE_CHECK
+        return own or bool(cls.file_params())
+
+    @classmethod
+    def preflight(cls, params: dict[str, Any], ctx: NodeContext) -> list[Problem]:
+        """Everything checked before a run: the declared file parameters (input files exist,
+        output folders are writable; skipped when the run options say so), then ``check``."""
+        out: list[Problem] = []
+        if ctx.options.check_files:
+            for p in cls.file_params():
+                out += file_param_problems(p, params.get(p.name), ctx)
+        return out + cls.check(params, ctx)
+
+    @classmethod
+    def has_cache_key(cls) -> bool:
+        own = getattr(cls.cache_extra, "__func__", None) is not _BASE_CACHE_EXTRA
+        return own or any(issubclass(p.type, InputFile) for p in cls.params)
+
+    @classmethod
+    def cache_key(cls, params: dict[str, Any], ctx: NodeContext) -> str:
+        """Key material beyond the parameters: each input file's size and modification time,
+        then ``cache_extra``."""
+        parts = [
+            input_file_key(p, params.get(p.name), ctx)
+            for p in cls.params
+            if issubclass(p.type, InputFile)
+        ]
+        return "|".join([*parts, cls.cache_extra(params, ctx)])
 
     # ---- declarations as data -------------------------------------------------------------
 
@@ -204,6 +277,7 @@ class Node:
             "params": [p.describe() for p in cls.params],
             "cacheable": cls.cacheable,
             "is_output": cls.is_output,
+            "opens": list(cls.opens),
         }
 
     @classmethod
@@ -224,7 +298,55 @@ class Node:
                     p.validate(p.default)
                 except ValueError as exc:
                     out.append(f"{cls.type_id}.{p.name}: default is invalid ({exc})")
-        return out
+        return out + _signature_problems(cls) + _opens_problems(cls)
+
+
+_BASE_CHECK = Node.__dict__["check"].__func__
+_BASE_CACHE_EXTRA = Node.__dict__["cache_extra"].__func__
+_CTX_ONLY = 2  # run(self, ctx, ...): what comes before the declared names
+
+
+def _signature_problems(cls: type[Node]) -> list[str]:
+    """A node is declared once: ``run`` takes exactly the declared inputs and parameters by
+    name, so a renamed port or a forgotten argument is caught at registration, not mid-run."""
+    if cls.run is Node.run:
+        return [f"{cls.type_id}: it has no run method; define run(self, ctx, ...)"]
+    args = list(inspect.signature(cls.run).parameters.values())
+    if len(args) < _CTX_ONLY:
+        return [f"{cls.type_id}: run() must take (self, ctx, ...) but takes {len(args)} arguments"]
+    named = {
+        a.name: a for a in args[_CTX_ONLY:] if a.kind in (a.POSITIONAL_OR_KEYWORD, a.KEYWORD_ONLY)
+    }
+    takes_any = any(a.kind is a.VAR_KEYWORD for a in args)
+    out = []
+    for kind, decl in (("input", cls.inputs), ("parameter", cls.params)):
+        for d in decl:
+            if d.name not in named and not takes_any:
+                out.append(
+                    f"{cls.type_id}: run() has no argument for the {kind} '{d.name}'; add "
+                    f"`{d.name}` to run's arguments or remove the {kind}"
+                )
+    declared = {d.name for d in (*cls.inputs, *cls.params)}
+    for name in named:
+        if name not in declared:
+            out.append(
+                f"{cls.type_id}: run() argument '{name}' is neither an input nor a parameter; "
+                "declare it or remove it from run's arguments"
+            )
+    return out
+
+
+def _opens_problems(cls: type[Node]) -> list[str]:
+    if not cls.opens:
+        return []
+    files = [p for p in cls.params if issubclass(p.type, InputFile)]
+    if len(files) != 1:
+        return [
+            f"{cls.type_id}: it opens dropped files, so it needs exactly one input-file "
+            f"parameter (it has {len(files)})"
+        ]
+    bad = [s for s in cls.opens if not s.startswith(".") or s != s.lower()]
+    return [f"{cls.type_id}: opens takes lowercase suffixes like '.png', not {bad}"] if bad else []
 
 
 @dataclass

@@ -2,20 +2,48 @@
 
 from __future__ import annotations
 
+import colorsys
 import importlib
 import inspect
 import logging
 import pkgutil
+import zlib
 from collections.abc import Iterable
 from functools import lru_cache
 from importlib.metadata import entry_points
 from types import ModuleType
 
 from fathom.engine.node import Node
+from fathom.engine.types import InputFile
 
 log = logging.getLogger(__name__)
 
 ENTRY_POINT_GROUP = "fathom.nodes"
+
+#: Header colours of the built-in categories, chosen to tell families apart at a glance (hues
+#: spread around the wheel, similar families near each other). A node can set its category's
+#: colour with ``Node.color``; other categories get a colour made from their name.
+CATEGORY_COLORS = {
+    "io": "#546e7a",
+    "value": "#455a64",
+    "math": "#37474f",
+    "image": "#1565c0",
+    "mask": "#5c6bc0",
+    "depth": "#ef6c00",
+    "rgbd": "#c2185b",
+    "camera": "#8e24aa",
+    "view": "#6a1b9a",
+    "mesh": "#2e7d32",
+    "video": "#00838f",
+    "generate": "#bf360c",
+}
+
+
+def name_color(name: str) -> str:
+    """A stable, mid-dark colour for a name (the same on every machine and run)."""
+    hue = zlib.crc32(name.encode()) % 360
+    r, g, b = colorsys.hsv_to_rgb(hue / 360, 0.55, 0.6)
+    return f"#{round(r * 255):02x}{round(g * 255):02x}{round(b * 255):02x}"
 
 
 class RegistryError(Exception):
@@ -28,6 +56,8 @@ class Registry:
     def __init__(self) -> None:
         self._types: dict[str, type[Node]] = {}
         self._legacy: dict[str, str] = {}
+        self._openers: dict[str, type[Node]] = {}
+        self._colors: dict[str, str] = {}
         self.load_errors: list[str] = []
 
     def register(self, cls: type[Node]) -> type[Node]:
@@ -43,6 +73,10 @@ class Registry:
         self._types[cls.type_id] = cls
         for old in cls.legacy_ids:
             self._legacy[old] = cls.type_id
+        for suffix in cls.opens:
+            self._openers.setdefault(suffix, cls)  # the first to claim a suffix keeps it
+        if cls.color:
+            self._colors.setdefault(cls.category, cls.color)
         return cls
 
     def register_module(self, module: ModuleType) -> int:
@@ -68,6 +102,25 @@ class Registry:
 
     def types(self) -> list[type[Node]]:
         return [self._types[k] for k in sorted(self._types)]
+
+    # ---- what the GUI asks, so it names no node type ----------------------------------------
+
+    def opener(self, suffix: str) -> tuple[type[Node], str] | None:
+        """The node that loads a dropped file with this suffix, and the parameter the file's
+        path goes into; None when no node claims the suffix."""
+        cls = self._openers.get(suffix.lower())
+        if cls is None:
+            return None
+        (param,) = [p for p in cls.params if issubclass(p.type, InputFile)]
+        return cls, param.name
+
+    def opened_suffixes(self) -> list[str]:
+        return sorted(self._openers)
+
+    def category_color(self, category: str) -> str:
+        """A category's header colour: a node's declared one, the built-in table's, or one
+        made from the name."""
+        return self._colors.get(category) or CATEGORY_COLORS.get(category) or name_color(category)
 
     # ---- discovery -------------------------------------------------------------------------
 

@@ -24,6 +24,9 @@ class PortType:
     type_id: ClassVar[str] = "any"
     color: ClassVar[str] = "#9e9e9e"
     doc: ClassVar[str] = ""
+    #: The viewers that can show a value of this type, the preview's choice first ("image",
+    #: "depth", "video", "mesh", "360"); empty: shown as text. An output may add its own.
+    viewers: ClassVar[tuple[str, ...]] = ()
 
     def nbytes(self) -> int:
         return 64
@@ -58,6 +61,8 @@ def _as_float32(array: Any, what: str) -> np.ndarray:
 @dataclass(eq=False)
 class Image(PortType):
     """float32 H×W×C in [0, 1], C in {1, 3, 4}; linear 0..1 keeps every node's math unit-free."""
+
+    viewers = ("image",)
 
     data: np.ndarray
     type_id: ClassVar[str] = "image"
@@ -112,6 +117,8 @@ class Image(PortType):
 class Mask(PortType):
     """float32 H×W in [0, 1]; soft masks keep feathered edges through compositing."""
 
+    viewers = ("image",)
+
     data: np.ndarray
     type_id: ClassVar[str] = "mask"
     color: ClassVar[str] = "#e0e0e0"
@@ -147,6 +154,8 @@ class Depth(PortType):
     ``kind`` says whether values are metric (in ``units``) or only ordered (relative), because
     back-projection needs metric depth and must refuse relative depth without near/far.
     """
+
+    viewers = ("depth",)
 
     data: np.ndarray
     kind: str = "relative"
@@ -259,6 +268,8 @@ class CameraPath(PortType):
 class RGBD(PortType):
     """Colour and depth of the same view, optionally with the camera that saw them."""
 
+    viewers = ("mesh", "360")
+
     image: Image
     depth: Depth
     camera: Camera | None = None
@@ -280,6 +291,8 @@ class RGBD(PortType):
 @dataclass(eq=False)
 class PointCloud(PortType):
     """N×3 float32 points with optional N×3 colours in [0,1] and normals."""
+
+    viewers = ("mesh",)
 
     points: np.ndarray
     colors: np.ndarray | None = None
@@ -316,6 +329,8 @@ class PointCloud(PortType):
 @dataclass(eq=False)
 class Mesh(PortType):
     """A triangle mesh backed by trimesh, so loading, saving and repair use one library."""
+
+    viewers = ("mesh", "360")
 
     mesh: Any  # trimesh.Trimesh; imported lazily to keep the engine's import cheap
     type_id: ClassVar[str] = "mesh"
@@ -440,6 +455,8 @@ class Video(PortType):
     that plays with it; slicing and mapping make new lazy videos (audio cut along). Mask videos
     are Videos of one-channel Images. ``to_array`` is the explicit opt-in to materialise all.
     """
+
+    viewers = ("video",)
 
     type_id = "video"
     color = "#7986cb"
@@ -691,6 +708,21 @@ class PathValue(String):
     type_id = "path"
 
 
+class InputFile(PathValue):
+    """A file a node reads (relative: from the graph file's folder). The engine checks that it
+    exists before a run and keys the cache on its size and modification time, so an edited
+    file re-runs the node; the node itself only reads it."""
+
+    type_id = "input_file"
+
+
+class OutputFile(PathValue):
+    """A file a node writes (relative: in the run's output folder). The engine checks before a
+    run that its folder can be written, so a render never fails half-way for that."""
+
+    type_id = "output_file"
+
+
 class Color(Scalar):
     """RGBA in [0,1]; accepts '#rrggbb', '#rrggbbaa' or a list of 3–4 numbers."""
 
@@ -724,7 +756,18 @@ class Color(Scalar):
         return cls.coerce(text)
 
 
-SCALARS: tuple[type[Scalar], ...] = (Int, Seed, Float, Bool, String, Enum, PathValue, Color)
+SCALARS: tuple[type[Scalar], ...] = (
+    Int,
+    Seed,
+    Float,
+    Bool,
+    String,
+    Enum,
+    PathValue,
+    InputFile,
+    OutputFile,
+    Color,
+)
 
 ALL_TYPES: dict[str, type[PortType]] = {
     t.type_id: t
@@ -781,6 +824,10 @@ CONVERSIONS: dict[tuple[str, str], tuple[Callable[[Any], Any], str]] = {
     ("int", "seed"): (int, "an int is used as a seed"),
     ("enum", "string"): (str, "an enum choice is its text"),
     ("path", "string"): (str, "a path is its text"),
+    ("input_file", "path"): (str, "a file to read is a path"),
+    ("output_file", "path"): (str, "a file to write is a path"),
+    ("input_file", "string"): (str, "a file path is its text"),
+    ("output_file", "string"): (str, "a file path is its text"),
 }
 
 

@@ -6,6 +6,7 @@ from typing import Any
 
 import numpy as np
 
+from fathom.engine.context import NodeContext
 from fathom.engine.errors import Problem
 from fathom.engine.geometry import projection
 from fathom.engine.imaging import depthmath
@@ -41,7 +42,7 @@ class EstimateDepth(Node):
     )
 
     @classmethod
-    def check(cls, params: dict[str, Any], ctx: Any) -> list[Problem]:
+    def check(cls, params: dict[str, Any], ctx: NodeContext) -> list[Problem]:
         from fathom.engine.models import ModelError, locate_model
 
         try:
@@ -51,7 +52,14 @@ class EstimateDepth(Node):
         return []
 
     def run(
-        self, ctx: Any, image: Image, model: str, backend: str, steps: int, ensemble: int, seed: int
+        self,
+        ctx: NodeContext,
+        image: Image,
+        model: str,
+        backend: str,
+        steps: int,
+        ensemble: int,
+        seed: int,
     ) -> dict[str, Any]:
         import torch
 
@@ -121,7 +129,7 @@ class NormalizeDepth(Node):
     )
 
     def run(
-        self, ctx: Any, depth: Depth, low_percentile: float, high_percentile: float
+        self, ctx: NodeContext, depth: Depth, low_percentile: float, high_percentile: float
     ) -> dict[str, Any]:
         if low_percentile >= high_percentile:
             raise ctx.error(
@@ -147,7 +155,7 @@ class InvertDepth(Node):
     outputs = (Output("depth", Depth),)
     params = (Param("mode", Enum, "flip", "how to invert", choices=("flip", "reciprocal")),)
 
-    def run(self, ctx: Any, depth: Depth, mode: str) -> dict[str, Any]:
+    def run(self, ctx: NodeContext, depth: Depth, mode: str) -> dict[str, Any]:
         d = depth.data
         if mode == "flip":
             if depth.kind != "relative":
@@ -182,7 +190,9 @@ class DepthToMetric(Node):
         ),
     )
 
-    def run(self, ctx: Any, depth: Depth, near: float, far: float, mapping: str) -> dict[str, Any]:
+    def run(
+        self, ctx: NodeContext, depth: Depth, near: float, far: float, mapping: str
+    ) -> dict[str, Any]:
         if depth.kind == "metric":
             raise ctx.error(
                 "depth is already metric",
@@ -226,7 +236,7 @@ class SmoothDepth(Node):
 
     def run(
         self,
-        ctx: Any,
+        ctx: NodeContext,
         depth: Depth,
         method: str,
         radius: int,
@@ -256,7 +266,7 @@ class FillDepthHoles(Node):
     inputs = (Input("depth", Depth),)
     outputs = (Output("depth", Depth), Output("mask", Mask, "1 where depth was filled"))
 
-    def run(self, ctx: Any, depth: Depth) -> dict[str, Any]:
+    def run(self, ctx: NodeContext, depth: Depth) -> dict[str, Any]:
         ok = depthmath.valid_mask(depth.data)
         if not ok.any():
             raise ctx.error(
@@ -270,7 +280,9 @@ class FillDepthHoles(Node):
         }
 
 
-def camera_or_fov(ctx: Any, camera: Camera | None, width: int, height: int, fov: float) -> Camera:
+def camera_or_fov(
+    ctx: NodeContext, camera: Camera | None, width: int, height: int, fov: float
+) -> Camera:
     """The connected camera (checked against the image size) or one made from a field of view."""
     if camera is None:
         return Camera.from_fov(width, height, fov)
@@ -304,7 +316,12 @@ class DepthNormals(Node):
     )
 
     def run(
-        self, ctx: Any, depth: Depth, fov: float, baseline: int, camera: Camera | None = None
+        self,
+        ctx: NodeContext,
+        depth: Depth,
+        fov: float,
+        baseline: int,
+        camera: Camera | None = None,
     ) -> dict[str, Any]:
         cam = camera_or_fov(ctx, camera, depth.width, depth.height, fov)
         n = projection.depth_normals(depth.data, cam.fx, cam.fy, cam.cx, cam.cy, baseline)
@@ -329,7 +346,7 @@ class ColorizeDepth(Node):
 
     def run(
         self,
-        ctx: Any,
+        ctx: NodeContext,
         depth: Depth,
         colormap: str,
         low_percentile: float,

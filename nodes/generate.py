@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from fathom.engine.context import NodeContext
 from fathom.engine.errors import Problem
 from fathom.engine.generation import (
     ACCEL_PARAMS,
@@ -20,15 +21,15 @@ from fathom.engine.generation import (
     SD15_INPAINT,
     STREAM_MODEL,
     ModelNode,
-    _accelerations,
-    _image_tensor,
-    _load,
-    _mask_tensor,
-    _outputs,
-    _prompt_params,
-    _sampling_params,
-    _tiny_vae,
+    accelerations,
+    generation_outputs,
+    image_tensor,
+    load_diffusion,
+    load_tiny_vae,
+    mask_tensor,
+    prompt_params,
     run_generation,
+    sampling_params,
     split_rgbd,
 )
 from fathom.engine.node import Input, Output, Param
@@ -62,11 +63,11 @@ class TextToImage(ModelNode):
     category = "generate"
     thread_safe = False  # the model (and accelerations patched onto it) is shared
     outputs = GEN_OUTPUTS
-    params = (*_prompt_params(SD15), *_sampling_params(512, 64), *ACCEL_PARAMS)
+    params = (*prompt_params(SD15), *sampling_params(512, 64), *ACCEL_PARAMS)
 
     def run(
         self,
-        ctx: Any,
+        ctx: NodeContext,
         model: str,
         prompt: str,
         negative_prompt: str,
@@ -79,7 +80,7 @@ class TextToImage(ModelNode):
         batch_size: int,
         **accel: Any,
     ) -> dict[str, Any]:
-        comps = _load(ctx, model)
+        comps = load_diffusion(ctx, model)
         res = run_generation(
             ctx,
             comps,
@@ -92,9 +93,9 @@ class TextToImage(ModelNode):
             height=height,
             scheduler=scheduler,
             batch_size=batch_size,
-            accel=_accelerations(ctx, seed, steps, **accel),
+            accel=accelerations(ctx, seed, steps, **accel),
         )
-        return _outputs(res.images, res, comps)
+        return generation_outputs(res.images, res, comps)
 
 
 class ImageToImage(ModelNode):
@@ -109,8 +110,8 @@ class ImageToImage(ModelNode):
     inputs = (Input("image", Image, "the starting image"),)
     outputs = GEN_OUTPUTS
     params = (
-        *_prompt_params(SD15),
-        *_sampling_params(0, 0, steps=30),
+        *prompt_params(SD15),
+        *sampling_params(0, 0, steps=30),
         Param(
             "strength",
             Float,
@@ -125,7 +126,7 @@ class ImageToImage(ModelNode):
 
     def run(
         self,
-        ctx: Any,
+        ctx: NodeContext,
         image: Image,
         model: str,
         prompt: str,
@@ -140,8 +141,8 @@ class ImageToImage(ModelNode):
         strength: float,
         **accel: Any,
     ) -> dict[str, Any]:
-        x = _image_tensor(ctx, image, width, height)
-        comps = _load(ctx, model)
+        x = image_tensor(ctx, image, width, height)
+        comps = load_diffusion(ctx, model)
         res = run_generation(
             ctx,
             comps,
@@ -156,9 +157,9 @@ class ImageToImage(ModelNode):
             batch_size=batch_size,
             image=x.to(comps.device),
             strength=strength,
-            accel=_accelerations(ctx, seed, steps, **accel),
+            accel=accelerations(ctx, seed, steps, **accel),
         )
-        return _outputs(res.images, res, comps)
+        return generation_outputs(res.images, res, comps)
 
 
 class Inpaint(ModelNode):
@@ -176,8 +177,8 @@ class Inpaint(ModelNode):
     )
     outputs = GEN_OUTPUTS
     params = (
-        *_prompt_params(SD15_INPAINT),
-        *_sampling_params(0, 0, steps=30),
+        *prompt_params(SD15_INPAINT),
+        *sampling_params(0, 0, steps=30),
         Param(
             "strength", Float, 1.0, "how much of the masked part to change", min=0, max=1, step=0.05
         ),
@@ -186,7 +187,7 @@ class Inpaint(ModelNode):
 
     def run(
         self,
-        ctx: Any,
+        ctx: NodeContext,
         image: Image,
         mask: Mask,
         model: str,
@@ -209,9 +210,9 @@ class Inpaint(ModelNode):
                 port="mask",
                 fix="make the mask at the image's size",
             )
-        x = _image_tensor(ctx, image, width, height)
-        m = _mask_tensor(mask, x.shape[-1], x.shape[-2])
-        comps = _load(ctx, model)
+        x = image_tensor(ctx, image, width, height)
+        m = mask_tensor(mask, x.shape[-1], x.shape[-2])
+        comps = load_diffusion(ctx, model)
         res = run_generation(
             ctx,
             comps,
@@ -227,9 +228,9 @@ class Inpaint(ModelNode):
             image=x.to(comps.device),
             mask=m.to(comps.device),
             strength=strength,
-            accel=_accelerations(ctx, seed, steps, **accel),
+            accel=accelerations(ctx, seed, steps, **accel),
         )
-        return _outputs(res.images, res, comps)
+        return generation_outputs(res.images, res, comps)
 
 
 class TextToRGBD(ModelNode):
@@ -249,8 +250,8 @@ class TextToRGBD(ModelNode):
         Output("rgbd", RGBD),
     )
     params = (
-        *_prompt_params(LDM3D),
-        *_sampling_params(512, 64, steps=50, guidance=7.0),
+        *prompt_params(LDM3D),
+        *sampling_params(512, 64, steps=50, guidance=7.0),
         Param(
             "mode",
             Enum,
@@ -263,7 +264,7 @@ class TextToRGBD(ModelNode):
     )
 
     @classmethod
-    def check(cls, params: dict[str, Any], ctx: Any) -> list[Problem]:
+    def check(cls, params: dict[str, Any], ctx: NodeContext) -> list[Problem]:
         out = super().check(params, ctx)
         if params.get("mode") == "panorama" and params["width"] != 2 * params["height"]:
             out.append(
@@ -279,7 +280,7 @@ class TextToRGBD(ModelNode):
 
     def run(
         self,
-        ctx: Any,
+        ctx: NodeContext,
         model: str,
         prompt: str,
         negative_prompt: str,
@@ -300,7 +301,7 @@ class TextToRGBD(ModelNode):
                 port="width",
                 fix=f"set width to {2 * height}",
             )
-        comps = _load(ctx, model)
+        comps = load_diffusion(ctx, model)
         if comps.decoded_channels not in (4, 6):
             raise ctx.error(
                 f"this model's VAE decodes {comps.decoded_channels} channels, so it makes no depth",
@@ -319,7 +320,7 @@ class TextToRGBD(ModelNode):
             height=height,
             scheduler=scheduler,
             batch_size=batch_size,
-            accel=_accelerations(ctx, seed, steps, **accel),
+            accel=accelerations(ctx, seed, steps, **accel),
             wrap=mode == "panorama" and seamless,
         )
         rgb, disparity = split_rgbd(res.images[0])
@@ -342,7 +343,7 @@ class Stream(ModelNode):
     inputs = (Input("frames", Video, "input frames (an Image is a one-frame video)"),)
     outputs = (Output("video", Video, "one output frame per input frame"),)
     params = (
-        *_prompt_params(STREAM_MODEL),
+        *prompt_params(STREAM_MODEL),
         Param(
             "t_index_list",
             String,
@@ -410,7 +411,7 @@ class Stream(ModelNode):
     )
 
     @classmethod
-    def check(cls, params: dict[str, Any], ctx: Any) -> list[Problem]:
+    def check(cls, params: dict[str, Any], ctx: NodeContext) -> list[Problem]:
         out = super().check(params, ctx)
         try:
             _stages(params["t_index_list"], params["num_inference_steps"])
@@ -420,7 +421,7 @@ class Stream(ModelNode):
 
     def run(
         self,
-        ctx: Any,
+        ctx: NodeContext,
         frames: Video,
         model: str,
         prompt: str,
@@ -449,8 +450,8 @@ class Stream(ModelNode):
             raise ctx.error(str(exc), port="t_index_list", fix="e.g. 32,45") from None
         if len(frames) == 0:
             raise ctx.error("the video has no frames", port="frames")
-        comps = _load(ctx, model)
-        tiny = _tiny_vae(ctx, tiny_vae) if tiny_vae else comps.tiny_vae
+        comps = load_diffusion(ctx, model)
+        tiny = load_tiny_vae(ctx, tiny_vae) if tiny_vae else comps.tiny_vae
         pipe = StreamPipeline(
             comps.unet,
             comps.vae,
@@ -481,7 +482,7 @@ class Stream(ModelNode):
             total = n + pipe.latency
             for i in range(total):
                 frame = frames.frame(min(i, n - 1))
-                x = _image_tensor(ctx, frame, width, height, port="frames")
+                x = image_tensor(ctx, frame, width, height, port="frames")
                 y = pipe(x)
                 if i >= pipe.latency:
                     rgb = ((y[0].float().clamp(-1, 1) + 1) / 2).permute(1, 2, 0).cpu().numpy()

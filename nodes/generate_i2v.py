@@ -12,8 +12,9 @@ from typing import Any
 
 import numpy as np
 
+from fathom.engine.context import NodeContext
 from fathom.engine.errors import NodeError, Problem
-from fathom.engine.generation import ModelNode, _offload, _source
+from fathom.engine.generation import ModelNode, model_source, offload_mode
 from fathom.engine.node import Input, Output, Param
 from fathom.engine.types import Float, Image, Int, Seed, String, Video
 
@@ -52,7 +53,7 @@ def decode_frames(pipe: Any, latents: Any, chunk: int, on_chunk: Any = None) -> 
     return out
 
 
-def lower_memory(ctx: Any, m: Any) -> str:
+def lower_memory(ctx: NodeContext, m: Any) -> str:
     """One step down after running out of memory: drop every other cached model and, on a GPU,
     move to more CPU offload. Returns what changed, for the report."""
     from fathom.engine.models.svd import place
@@ -159,7 +160,7 @@ class ImageToVideo(ModelNode):
     )
 
     @classmethod
-    def check(cls, params: dict[str, Any], ctx: Any) -> list[Problem]:
+    def check(cls, params: dict[str, Any], ctx: NodeContext) -> list[Problem]:
         problems = super().check(params, ctx)
         bad = _falling_guidance(params.get("min_guidance", 1.0), params.get("max_guidance", 3.0))
         if bad:
@@ -168,7 +169,7 @@ class ImageToVideo(ModelNode):
 
     def run(
         self,
-        ctx: Any,
+        ctx: NodeContext,
         image: Image,
         model: str,
         frames: int,
@@ -279,7 +280,7 @@ class ImageToVideo(ModelNode):
         return {"video": Video.from_frames(out, fps=float(fps)), "last_frame": out[-1]}
 
     @staticmethod
-    def _load(ctx: Any, model: str) -> Any:
+    def _load(ctx: NodeContext, model: str) -> Any:
         from fathom.engine.models import ModelError
         from fathom.engine.models.svd import EXAMPLE, KIND, loader
 
@@ -288,7 +289,9 @@ class ImageToVideo(ModelNode):
         dev = ctx.device
         try:
             return ctx.load_model(
-                KIND, _source(ctx, model), loader(dev.torch_device, dev.dtype, _offload(ctx))
+                KIND,
+                model_source(ctx, model),
+                loader(dev.torch_device, dev.dtype, offload_mode(ctx)),
             )
         except ModelError as exc:
             raise ctx.error(

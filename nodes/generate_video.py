@@ -7,8 +7,9 @@ from typing import Any
 
 import numpy as np
 
+from fathom.engine.context import NodeContext
 from fathom.engine.diffusion.schedulers import SCHEDULER_CHOICES
-from fathom.engine.generation import SD15, ModelNode, _load
+from fathom.engine.generation import SD15, ModelNode, load_diffusion
 from fathom.engine.media.framestore import FrameStore
 from fathom.engine.node import Input, Output, Param
 from fathom.engine.types import Bool, Enum, Float, Image, Int, Seed, String, Video
@@ -256,7 +257,7 @@ class VideoEdit(ModelNode):
 
     def run(
         self,
-        ctx: Any,
+        ctx: NodeContext,
         video: Video,
         model: str,
         prompt: str,
@@ -359,7 +360,7 @@ class VideoEdit(ModelNode):
             clock_warmup=clock_warmup,
             flow_fusion=flow_fusion,
         )
-        comps = _load(ctx, model)
+        comps = load_diffusion(ctx, model)
         levels = len(comps.unet.up_blocks)
         if clock_period > 1 and not clock_level < levels:
             raise ctx.error(

@@ -7,6 +7,7 @@ from typing import Any
 
 import numpy as np
 
+from fathom.engine.context import NodeContext
 from fathom.engine.errors import BadInput
 from fathom.engine.imaging.ops import (
     BLEND_MODES,
@@ -28,7 +29,7 @@ from fathom.engine.node import Input, Node, Output, Param
 from fathom.engine.types import Bool, Color, Enum, Float, Image, Int, Mask, String
 
 
-def _guard(ctx: Any, fn: Callable[..., np.ndarray], *args: Any) -> np.ndarray:
+def _guard(ctx: NodeContext, fn: Callable[..., np.ndarray], *args: Any) -> np.ndarray:
     try:
         return fn(*args)
     except BadInput as exc:
@@ -69,7 +70,7 @@ class Resize(Node):
     )
 
     def run(
-        self, ctx: Any, image: Image, width: int, height: int, mode: str, keep_aspect: str
+        self, ctx: NodeContext, image: Image, width: int, height: int, mode: str, keep_aspect: str
     ) -> dict[str, Any]:
         return {"image": Image(resize(image.data, width, height, mode, keep_aspect))}
 
@@ -90,7 +91,7 @@ class Crop(Node):
     )
 
     def run(
-        self, ctx: Any, image: Image, x: int, y: int, width: int, height: int
+        self, ctx: NodeContext, image: Image, x: int, y: int, width: int, height: int
     ) -> dict[str, Any]:
         return {"image": Image(_guard(ctx, crop, image.data, x, y, width, height))}
 
@@ -120,7 +121,7 @@ class Pad(Node):
 
     def run(
         self,
-        ctx: Any,
+        ctx: NodeContext,
         image: Image,
         top: int,
         bottom: int,
@@ -151,7 +152,7 @@ class Adjust(Node):
 
     def run(
         self,
-        ctx: Any,
+        ctx: NodeContext,
         image: Image,
         brightness: float,
         contrast: float,
@@ -182,7 +183,7 @@ class Blend(Node):
 
     def run(
         self,
-        ctx: Any,
+        ctx: NodeContext,
         base: Image,
         overlay: Image,
         mode: str,
@@ -210,7 +211,13 @@ class Threshold(Node):
     )
 
     def run(
-        self, ctx: Any, image: Image, threshold: float, channel: str, invert: bool, softness: float
+        self,
+        ctx: NodeContext,
+        image: Image,
+        threshold: float,
+        channel: str,
+        invert: bool,
+        softness: float,
     ) -> dict[str, Any]:
         return {
             "mask": Mask(
@@ -240,7 +247,7 @@ class ConstantImage(Node):
     )
 
     def run(
-        self, ctx: Any, width: int, height: int, color: tuple[float, ...], channels: str
+        self, ctx: NodeContext, width: int, height: int, color: tuple[float, ...], channels: str
     ) -> dict[str, Any]:
         return {"image": Image(constant(width, height, color, channels))}
 
@@ -254,7 +261,7 @@ class Invert(Node):
     inputs = (Input("image", Image, "image to invert"),)
     outputs = (Output("image", Image, "inverted image"),)
 
-    def run(self, ctx: Any, image: Image) -> dict[str, Any]:
+    def run(self, ctx: NodeContext, image: Image) -> dict[str, Any]:
         return {"image": Image(invert(image.data))}
 
 
@@ -267,7 +274,7 @@ class MaskToImage(Node):
     inputs = (Input("mask", Mask, "mask to show"),)
     outputs = (Output("image", Image, "gray RGB image"),)
 
-    def run(self, ctx: Any, mask: Mask) -> dict[str, Any]:
+    def run(self, ctx: NodeContext, mask: Mask) -> dict[str, Any]:
         return {"image": Image(np.repeat(mask.data[:, :, None], 3, axis=2))}
 
 
@@ -281,7 +288,7 @@ class ImageToMask(Node):
     outputs = (Output("mask", Mask, "the channel as a mask"),)
     params = (Param("channel", Enum, "luminance", "which channel", choices=CHANNELS),)
 
-    def run(self, ctx: Any, image: Image, channel: str) -> dict[str, Any]:
+    def run(self, ctx: NodeContext, image: Image, channel: str) -> dict[str, Any]:
         return {"mask": Mask(_guard(ctx, channel_values, image.data, channel))}
 
 
@@ -294,7 +301,7 @@ class IntValue(Node):
     outputs = (Output("value", Int, "the number"),)
     params = (Param("value", Int, 0, "the number"),)
 
-    def run(self, ctx: Any, value: int) -> dict[str, Any]:
+    def run(self, ctx: NodeContext, value: int) -> dict[str, Any]:
         return {"value": value}
 
 
@@ -307,7 +314,7 @@ class FloatValue(Node):
     outputs = (Output("value", Float, "the number"),)
     params = (Param("value", Float, 0.0, "the number"),)
 
-    def run(self, ctx: Any, value: float) -> dict[str, Any]:
+    def run(self, ctx: NodeContext, value: float) -> dict[str, Any]:
         return {"value": value}
 
 
@@ -320,5 +327,5 @@ class StringValue(Node):
     outputs = (Output("value", String, "the text"),)
     params = (Param("value", String, "", "the text", multiline=True),)
 
-    def run(self, ctx: Any, value: str) -> dict[str, Any]:
+    def run(self, ctx: NodeContext, value: str) -> dict[str, Any]:
         return {"value": value}

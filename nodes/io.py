@@ -7,8 +7,9 @@ from typing import Any
 
 import numpy as np
 
+from fathom.engine.context import NodeContext
 from fathom.engine.errors import FileProblem, Problem
-from fathom.engine.fileio import atomic_path, writable_dir_problem
+from fathom.engine.fileio import atomic_path
 from fathom.engine.imaging.codecs import (
     DEPTH_SUFFIXES,
     GRAPH_KEY,
@@ -20,64 +21,23 @@ from fathom.engine.imaging.codecs import (
     write_image,
 )
 from fathom.engine.node import Input, Node, Output, Param
-from fathom.engine.types import Any_, Bool, Depth, Enum, Float, Image, Int, Mask, PathValue, String
+from fathom.engine.types import (
+    Any_,
+    Bool,
+    Depth,
+    Enum,
+    Float,
+    Image,
+    InputFile,
+    Int,
+    Mask,
+    OutputFile,
+    String,
+)
 
 
-def _raise_for(ctx: Any, exc: FileProblem) -> Exception:
+def _raise_for(ctx: NodeContext, exc: FileProblem) -> Exception:
     return ctx.error(str(exc), port=exc.port, fix=exc.fix)
-
-
-# --------------------------------------------------------------------------------------------
-# EXR: OpenCV when its build has OpenEXR, else the OpenEXR package, else a clear error.
-
-
-# --------------------------------------------------------------------------------------------
-# Images
-
-
-# --------------------------------------------------------------------------------------------
-# Shared hooks
-
-
-def _missing_input_file(cls: type, params: dict[str, Any], ctx: Any) -> list[Problem]:
-    p = ctx.resolve_path(params["path"])
-    if not p.is_file():
-        why = "is a folder" if p.is_dir() else "does not exist"
-        return [
-            Problem(
-                f"file {p} {why}.",
-                ctx.node_id,
-                "path",
-                "point `path` at an existing file (relative paths start at the graph "
-                "file's folder)",
-            )
-        ]
-    return []
-
-
-def _file_key(cls: type, params: dict[str, Any], ctx: Any) -> str:
-    """Size and mtime, so an edited input file re-runs the node."""
-    p = ctx.resolve_path(params["path"])
-    try:
-        st = p.stat()
-    except OSError:
-        return str(p)
-    return f"{p}:{st.st_size}:{st.st_mtime_ns}"
-
-
-def _output_folder_problem(path: str, ctx: Any) -> Problem | None:
-    p = Path(path).expanduser()
-    folder = p.parent if p.is_absolute() else ctx.options.output_dir / p.parent
-    why = writable_dir_problem(folder)
-    if why:
-        return Problem(
-            f"cannot write here: {why}.", ctx.node_id, "path", "choose a writable output folder"
-        )
-    return None
-
-
-# --------------------------------------------------------------------------------------------
-# Nodes
 
 
 class LoadImage(Node):
@@ -95,12 +55,17 @@ class LoadImage(Node):
         Output("height", Int, "height in pixels"),
     )
     params = (
-        Param("path", PathValue, "image.png", "image file (relative: from the graph's folder)"),
+        Param(
+            "path",
+            InputFile,
+            "image.png",
+            "image file (relative: from the graph's folder)",
+            suffixes=(".png", ".jpg", ".jpeg", ".webp", ".exr", ".bmp", ".tif", ".tiff"),
+        ),
     )
-    check = classmethod(_missing_input_file)  # type: ignore[assignment]
-    cache_extra = classmethod(_file_key)  # type: ignore[assignment]
+    opens = (".png", ".jpg", ".jpeg", ".webp", ".exr", ".bmp", ".tif", ".tiff")
 
-    def run(self, ctx: Any, path: str) -> dict[str, Any]:
+    def run(self, ctx: NodeContext, path: str) -> dict[str, Any]:
         try:
             data = read_image(ctx.resolve_path(path))
         except FileProblem as exc:
@@ -124,7 +89,7 @@ class SaveImage(Node):
     params = (
         Param(
             "path",
-            PathValue,
+            OutputFile,
             "image.png",
             "file to write (relative: in the run's output "
             "folder); without a suffix, the format's is added",
@@ -149,17 +114,16 @@ class SaveImage(Node):
     )
 
     @classmethod
-    def check(cls, params: dict[str, Any], ctx: Any) -> list[Problem]:
+    def check(cls, params: dict[str, Any], ctx: NodeContext) -> list[Problem]:
         try:
             save_target(params["path"], params["format"], params["bit_depth"])
         except FileProblem as exc:
             return [Problem(str(exc), ctx.node_id, exc.port, exc.fix)]
-        folder = _output_folder_problem(params["path"], ctx)
-        return [folder] if folder else []
+        return []
 
     def run(
         self,
-        ctx: Any,
+        ctx: NodeContext,
         image: Image,
         path: str,
         format: str,
@@ -195,7 +159,13 @@ class LoadDepth(Node):
     category = "io"
     outputs = (Output("depth", Depth, "float32 depth; <= 0 marks no depth"),)
     params = (
-        Param("path", PathValue, "depth.png", "depth file: .png, .exr or .npy"),
+        Param(
+            "path",
+            InputFile,
+            "depth.png",
+            "depth file: .png, .exr or .npy",
+            suffixes=DEPTH_SUFFIXES,
+        ),
         Param(
             "kind",
             Enum,
@@ -212,10 +182,9 @@ class LoadDepth(Node):
             max=1e9,
         ),
     )
-    check = classmethod(_missing_input_file)  # type: ignore[assignment]
-    cache_extra = classmethod(_file_key)  # type: ignore[assignment]
+    opens = (".npy",)
 
-    def run(self, ctx: Any, path: str, kind: str, scale: float) -> dict[str, Any]:
+    def run(self, ctx: NodeContext, path: str, kind: str, scale: float) -> dict[str, Any]:
         try:
             data = read_depth(ctx.resolve_path(path), scale)
         except FileProblem as exc:
@@ -237,7 +206,7 @@ class SaveDepth(Node):
     params = (
         Param(
             "path",
-            PathValue,
+            OutputFile,
             "depth.png",
             "file to write: .png, .exr or .npy (relative: in the run's output folder)",
         ),
@@ -252,7 +221,7 @@ class SaveDepth(Node):
     )
 
     @classmethod
-    def check(cls, params: dict[str, Any], ctx: Any) -> list[Problem]:
+    def check(cls, params: dict[str, Any], ctx: NodeContext) -> list[Problem]:
         if Path(params["path"]).suffix.lower() not in DEPTH_SUFFIXES:
             return [
                 Problem(
@@ -262,10 +231,9 @@ class SaveDepth(Node):
                     "end the path with .png, .exr or .npy",
                 )
             ]
-        folder = _output_folder_problem(params["path"], ctx)
-        return [folder] if folder else []
+        return []
 
-    def run(self, ctx: Any, depth: Depth, path: str, scale: float) -> dict[str, Any]:
+    def run(self, ctx: NodeContext, depth: Depth, path: str, scale: float) -> dict[str, Any]:
         target = ctx.output_path(path)
         suffix = target.suffix.lower()
         if suffix not in DEPTH_SUFFIXES:
@@ -313,6 +281,6 @@ class PreviewShow(Node):
     inputs = (Input("value", Any_, "value to show"),)
     params = (Param("label", String, "", "caption shown with the preview"),)
 
-    def run(self, ctx: Any, value: Any, label: str) -> dict[str, Any]:
+    def run(self, ctx: NodeContext, value: Any, label: str) -> dict[str, Any]:
         ctx.preview(value, label)
         return {}

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from fathom.engine.errors import Problem
-from fathom.engine.fileio import atomic_path, writable_dir_problem
+from fathom.engine.context import NodeContext
+from fathom.engine.fileio import atomic_path
 from fathom.engine.geometry.interop import (
     MESH_FORMATS,
     _o3d,
@@ -19,7 +18,7 @@ from fathom.engine.geometry.interop import (
     trimesh_to_o3d,
 )
 from fathom.engine.node import Input, Node, Output, Param
-from fathom.engine.types import Enum, Float, Int, Mesh, PathValue, PointCloud, String
+from fathom.engine.types import Enum, Float, InputFile, Int, Mesh, OutputFile, PointCloud, String
 
 # ---- Open3D bridges (imported lazily: Open3D is an optional extra) ---------------------------
 
@@ -51,7 +50,13 @@ class ReconstructMesh(Node):
     )
 
     def run(
-        self, ctx: Any, points: PointCloud, method: str, depth: int, trim: float, orient: str
+        self,
+        ctx: NodeContext,
+        points: PointCloud,
+        method: str,
+        depth: int,
+        trim: float,
+        orient: str,
     ) -> dict[str, Any]:
         if len(points) < 4:
             raise ctx.error(
@@ -105,33 +110,13 @@ class SimplifyMesh(Node):
         ),
     )
 
-    def run(self, ctx: Any, mesh: Mesh, target_faces: int, ratio: float) -> dict[str, Any]:
+    def run(self, ctx: NodeContext, mesh: Mesh, target_faces: int, ratio: float) -> dict[str, Any]:
         n = len(mesh.mesh.faces)
         target = target_faces or max(1, int(round(n * ratio)))
         if target >= n:
             return {"mesh": mesh}
         out = trimesh_to_o3d(mesh.mesh).simplify_quadric_decimation(target)
         return {"mesh": Mesh(o3d_to_trimesh(out))}
-
-
-def _missing_file(cls: type, params: dict[str, Any], ctx: Any) -> list[Problem]:
-    p = ctx.resolve_path(params["path"])
-    if not p.is_file():
-        return [
-            Problem(
-                f"file {p} does not exist.", ctx.node_id, "path", "point `path` at an existing file"
-            )
-        ]
-    return []
-
-
-def _file_key(cls: type, params: dict[str, Any], ctx: Any) -> str:
-    p = ctx.resolve_path(params["path"])
-    try:
-        st = p.stat()
-        return f"{p}:{st.st_size}:{st.st_mtime_ns}"
-    except OSError:
-        return str(p)
 
 
 class LoadMesh(Node):
@@ -141,11 +126,10 @@ class LoadMesh(Node):
     title = "Load Mesh"
     category = "mesh"
     outputs = (Output("mesh", Mesh),)
-    params = (Param("path", PathValue, "mesh.glb", "mesh file"),)
-    check = classmethod(_missing_file)  # type: ignore[assignment]
-    cache_extra = classmethod(_file_key)  # type: ignore[assignment]
+    params = (Param("path", InputFile, "mesh.glb", "mesh file", suffixes=MESH_FORMATS),)
+    opens = MESH_FORMATS
 
-    def run(self, ctx: Any, path: str) -> dict[str, Any]:
+    def run(self, ctx: NodeContext, path: str) -> dict[str, Any]:
         import trimesh
 
         p = ctx.resolve_path(path)
@@ -172,19 +156,6 @@ class LoadMesh(Node):
         return {"mesh": Mesh(loaded)}
 
 
-def _out_dir_problem(cls: type, params: dict[str, Any], ctx: Any) -> list[Problem]:
-    p = Path(params["path"])
-    folder = p.parent if p.is_absolute() else ctx.options.output_dir / p.parent
-    why = writable_dir_problem(folder)
-    if why:
-        return [
-            Problem(
-                f"cannot write here: {why}.", ctx.node_id, "path", "choose a writable output folder"
-            )
-        ]
-    return []
-
-
 class SaveMesh(Node):
     """Write a mesh as .glb (recommended: colours and textures travel), .ply or .obj."""
 
@@ -195,11 +166,10 @@ class SaveMesh(Node):
     inputs = (Input("mesh", Mesh),)
     outputs = (Output("path", String),)
     params = (
-        Param("path", PathValue, "mesh.glb", "file to write (relative: in the output folder)"),
+        Param("path", OutputFile, "mesh.glb", "file to write (relative: in the output folder)"),
     )
-    check = classmethod(_out_dir_problem)  # type: ignore[assignment]
 
-    def run(self, ctx: Any, mesh: Mesh, path: str) -> dict[str, Any]:
+    def run(self, ctx: NodeContext, mesh: Mesh, path: str) -> dict[str, Any]:
         target = ctx.output_path(path)
         try:
             files = export_mesh(mesh.mesh, target)
@@ -221,10 +191,9 @@ class SavePointCloud(Node):
     is_output = True
     inputs = (Input("points", PointCloud),)
     outputs = (Output("path", String),)
-    params = (Param("path", PathValue, "points.ply", "file to write"),)
-    check = classmethod(_out_dir_problem)  # type: ignore[assignment]
+    params = (Param("path", OutputFile, "points.ply", "file to write"),)
 
-    def run(self, ctx: Any, points: PointCloud, path: str) -> dict[str, Any]:
+    def run(self, ctx: NodeContext, points: PointCloud, path: str) -> dict[str, Any]:
         import trimesh
 
         target = ctx.output_path(path)
@@ -249,11 +218,9 @@ class LoadPointCloud(Node):
     title = "Load Point Cloud"
     category = "mesh"
     outputs = (Output("points", PointCloud),)
-    params = (Param("path", PathValue, "points.ply", "point cloud file"),)
-    check = classmethod(_missing_file)  # type: ignore[assignment]
-    cache_extra = classmethod(_file_key)  # type: ignore[assignment]
+    params = (Param("path", InputFile, "points.ply", "point cloud file", suffixes=(".ply",)),)
 
-    def run(self, ctx: Any, path: str) -> dict[str, Any]:
+    def run(self, ctx: NodeContext, path: str) -> dict[str, Any]:
         import trimesh
 
         p = ctx.resolve_path(path)

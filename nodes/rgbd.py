@@ -6,6 +6,7 @@ from typing import Any
 
 import numpy as np
 
+from fathom.engine.context import NodeContext
 from fathom.engine.geometry import projection
 from fathom.engine.geometry.meshing import rgbd_mesh
 from fathom.engine.node import Input, Node, Output, Param
@@ -45,7 +46,7 @@ class CreateCamera(Node):
 
     def run(
         self,
-        ctx: Any,
+        ctx: NodeContext,
         width: int,
         height: int,
         fov: float,
@@ -85,7 +86,7 @@ class MakeRGBD(Node):
     params = (FOV,)
 
     def run(
-        self, ctx: Any, image: Image, depth: Depth, fov: float, camera: Camera | None = None
+        self, ctx: NodeContext, image: Image, depth: Depth, fov: float, camera: Camera | None = None
     ) -> dict[str, Any]:
         if (image.height, image.width) != (depth.height, depth.width):
             raise ctx.error(
@@ -108,12 +109,12 @@ class SplitRGBD(Node):
     outputs = (Output("image", Image), Output("depth", Depth), Output("camera", Camera))
     params = (FOV,)
 
-    def run(self, ctx: Any, rgbd: RGBD, fov: float) -> dict[str, Any]:
+    def run(self, ctx: NodeContext, rgbd: RGBD, fov: float) -> dict[str, Any]:
         cam = rgbd.camera or Camera.from_fov(rgbd.image.width, rgbd.image.height, fov)
         return {"image": rgbd.image, "depth": rgbd.depth, "camera": cam}
 
 
-def _metric_checked(ctx: Any, rgbd: RGBD) -> np.ndarray:
+def _metric_checked(ctx: NodeContext, rgbd: RGBD) -> np.ndarray:
     if rgbd.depth.kind != "metric":
         raise ctx.error(
             "depth is relative, so it has no scale to back-project",
@@ -141,7 +142,7 @@ class RGBDToPointCloud(Node):
     outputs = (Output("points", PointCloud),)
     params = (FOV, Param("step", Int, 1, "use every n-th pixel", min=1, max=64))
 
-    def run(self, ctx: Any, rgbd: RGBD, fov: float, step: int) -> dict[str, Any]:
+    def run(self, ctx: NodeContext, rgbd: RGBD, fov: float, step: int) -> dict[str, Any]:
         d = _metric_checked(ctx, rgbd)
         cam = rgbd.camera or Camera.from_fov(rgbd.image.width, rgbd.image.height, fov)
         pts = projection.backproject(d, cam.fx, cam.fy, cam.cx, cam.cy, cam.pose)
@@ -173,7 +174,7 @@ class RGBDToMesh(Node):
     )
 
     def run(
-        self, ctx: Any, rgbd: RGBD, fov: float, cut: float, step: int, color: str
+        self, ctx: NodeContext, rgbd: RGBD, fov: float, cut: float, step: int, color: str
     ) -> dict[str, Any]:
         _metric_checked(ctx, rgbd)
         cam = rgbd.camera or Camera.from_fov(rgbd.image.width, rgbd.image.height, fov)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import math as _m
 from typing import Any
 
+from fathom.engine.context import NodeContext
 from fathom.engine.node import Input, Node, Output, Param
 from fathom.engine.types import Enum, Float
 
@@ -54,7 +55,13 @@ class Binary(Node):
     )
 
     def run(
-        self, ctx: Any, op: str, a: float, b: float, x: float | None = None, y: float | None = None
+        self,
+        ctx: NodeContext,
+        op: str,
+        a: float,
+        b: float,
+        x: float | None = None,
+        y: float | None = None,
     ) -> dict[str, Any]:
         lhs = a if x is None else x
         rhs = b if y is None else y
@@ -82,7 +89,7 @@ class Scale(Node):
         Param("offset", Float, 0.0, "added after multiplying"),
     )
 
-    def run(self, ctx: Any, value: float, factor: float, offset: float) -> dict[str, Any]:
+    def run(self, ctx: NodeContext, value: float, factor: float, offset: float) -> dict[str, Any]:
         return {"value": value * factor + offset}
 
 
@@ -95,5 +102,5 @@ class Sum(Node):
     inputs = (Input("values", Float, "numbers to add", multi=True),)
     outputs = (Output("value", Float),)
 
-    def run(self, ctx: Any, values: list[float]) -> dict[str, Any]:
+    def run(self, ctx: NodeContext, values: list[float]) -> dict[str, Any]:
         return {"value": float(sum(values))}

@@ -11,12 +11,13 @@ from typing import Any
 
 import numpy as np
 
+from fathom.engine.context import NodeContext
 from fathom.engine.errors import MediaError, Problem
 from fathom.engine.fileio import atomic_path, writable_dir_problem
 from fathom.engine.imaging.codecs import EXR_FIX, exr_backend, read_image, to_uint, write_exr
 from fathom.engine.media.audio import first_audio
 from fathom.engine.media.readers import AVReader, FileVideo, open_reader
-from fathom.engine.media.timing import _PATTERN, list_sequence, sequence_pattern
+from fathom.engine.media.timing import _PATTERN, sequence_pattern
 from fathom.engine.media.writers import (
     CONTAINERS,
     X264_PRESETS,
@@ -33,8 +34,9 @@ from fathom.engine.types import (
     Enum,
     Float,
     Image,
+    InputFile,
     Int,
-    PathValue,
+    OutputFile,
     String,
     Video,
 )
@@ -48,45 +50,6 @@ FORMATS_HELP = (
 
 # --------------------------------------------------------------------------------------------
 # Loading
-
-
-def _load_problems(cls: type, params: dict[str, Any], ctx: Any) -> list[Problem]:
-    p = ctx.resolve_path(params["path"])
-    if p.is_dir() or sequence_pattern(str(p)) is not None:
-        if not list_sequence(p):
-            return [
-                Problem(
-                    f"no images match {p}.",
-                    ctx.node_id,
-                    "path",
-                    "point `path` at a folder of images or a pattern like "
-                    "frames/%04d.png that matches existing files",
-                )
-            ]
-        return []
-    if not p.is_file():
-        return [
-            Problem(
-                f"file {p} does not exist.",
-                ctx.node_id,
-                "path",
-                "point `path` at an existing video file",
-            )
-        ]
-    return []
-
-
-def _load_key(cls: type, params: dict[str, Any], ctx: Any) -> str:
-    p = ctx.resolve_path(params["path"])
-    files = list_sequence(p) if p.is_dir() or sequence_pattern(str(p)) else [p]
-    parts = []
-    for f in files:
-        try:
-            st = f.stat()
-        except OSError:
-            continue
-        parts.append(f"{f.name}:{st.st_size}:{st.st_mtime_ns}")
-    return "|".join(parts)
 
 
 def _read_float(path: Path) -> np.ndarray:
@@ -112,9 +75,11 @@ class LoadVideo(Node):
     params = (
         Param(
             "path",
-            PathValue,
+            InputFile,
             "clip.mp4",
             "video file (mp4, mov, mkv, webm, gif, webp), image folder or pattern",
+            suffixes=(".mp4", ".mov", ".mkv", ".webm", ".gif", ".webp"),
+            sequence=True,
         ),
         Param("fps", Float, 24.0, "frame rate of image sequences", min=0.001, max=1000),
         Param(
@@ -128,11 +93,10 @@ class LoadVideo(Node):
         ),
         Param("height", Int, 0, "decode at this height (0: the file's)", min=0, max=16384),
     )
-    check = classmethod(_load_problems)  # type: ignore[assignment]
-    cache_extra = classmethod(_load_key)  # type: ignore[assignment]
+    opens = (".mp4", ".mov", ".mkv", ".webm", ".gif")
 
     def run(
-        self, ctx: Any, path: str, fps: float = 24.0, width: int = 0, height: int = 0
+        self, ctx: NodeContext, path: str, fps: float = 24.0, width: int = 0, height: int = 0
     ) -> dict[str, Any]:
         p = ctx.resolve_path(path)
         try:
@@ -173,7 +137,7 @@ class VideoInfo(Node):
         Output("codec", String, "the source file's codec; empty for computed video"),
     )
 
-    def run(self, ctx: Any, video: Video) -> dict[str, Any]:
+    def run(self, ctx: NodeContext, video: Video) -> dict[str, Any]:
         w, h = video.size if len(video) else (0, 0)
         return {
             "fps": video.fps,
@@ -196,7 +160,7 @@ class VideoFrame(Node):
     outputs = (Output("image", Image),)
     params = (Param("index", Int, 0, "frame number"),)
 
-    def run(self, ctx: Any, video: Video, index: int) -> dict[str, Any]:
+    def run(self, ctx: NodeContext, video: Video, index: int) -> dict[str, Any]:
         if len(video) == 0:
             raise ctx.error(
                 "the video has no frames",
@@ -226,7 +190,7 @@ class FromImages(Node):
     outputs = (Output("video", Video),)
     params = (Param("fps", Float, 24.0, "frames per second", min=0.001, max=1000),)
 
-    def run(self, ctx: Any, images: list[Image], fps: float) -> dict[str, Any]:
+    def run(self, ctx: NodeContext, images: list[Image], fps: float) -> dict[str, Any]:
         frames = [im for im in (images or []) if im is not None]
         if not frames:
             raise ctx.error(
@@ -247,8 +211,9 @@ class FromImages(Node):
 # Saving
 
 
-def _target_problem(p: Path, node: str) -> list[Problem]:
-    """Unknown format or unwritable place, found before (and again while) running."""
+def _target_problem(p: Path, node: str, writable: bool = True) -> list[Problem]:
+    """Unknown format or (with ``writable``) an unwritable place: found before running (the
+    engine checks the folder then, as for every output file) and again while running."""
     out = []
     sequence = sequence_pattern(p.name) is not None
     suffix = p.suffix.lower()
@@ -280,7 +245,7 @@ def _target_problem(p: Path, node: str) -> list[Problem]:
             )
         )
     folder = p.parent.parent if sequence else p.parent
-    why = writable_dir_problem(folder)
+    why = writable_dir_problem(folder) if writable else None
     if why:
         out.append(
             Problem(f"cannot write {p}: {why}.", node, "path", "choose a writable output folder")
@@ -310,9 +275,10 @@ def _target_problem(p: Path, node: str) -> list[Problem]:
     return out
 
 
-def _save_problems(cls: type, params: dict[str, Any], ctx: Any) -> list[Problem]:
+def _save_problems(cls: type[Node], params: dict[str, Any], ctx: NodeContext) -> list[Problem]:
     p = Path(params["path"]).expanduser()
-    return _target_problem(p if p.is_absolute() else ctx.options.output_dir / p, ctx.node_id)
+    target = p if p.is_absolute() else ctx.options.output_dir / p
+    return _target_problem(target, ctx.node_id, writable=False)
 
 
 def _frame_writer(suffix: str, bits: str) -> Any:
@@ -349,7 +315,7 @@ class SaveVideo(Node):
     params = (
         Param(
             "path",
-            PathValue,
+            OutputFile,
             "video.mp4",
             "file or frames/%04d.png pattern (relative: output folder)",
         ),
@@ -380,11 +346,14 @@ class SaveVideo(Node):
             choices=("render", "all"),
         ),
     )
-    check = classmethod(_save_problems)  # type: ignore[assignment]
+
+    @classmethod
+    def check(cls, params: dict[str, Any], ctx: NodeContext) -> list[Problem]:
+        return _save_problems(cls, params, ctx)
 
     def run(
         self,
-        ctx: Any,
+        ctx: NodeContext,
         video: Video,
         path: str,
         fps: float,
@@ -431,7 +400,7 @@ class SaveVideo(Node):
 
     @staticmethod
     def _sound(
-        ctx: Any, video: Video, audio: Video | None, sound: str, lo: int, hi: int
+        ctx: NodeContext, video: Video, audio: Video | None, sound: str, lo: int, hi: int
     ) -> AudioTrack | None:
         if sound == "none":
             return None
@@ -448,7 +417,7 @@ class SaveVideo(Node):
 
     @staticmethod
     def _container(
-        ctx: Any,
+        ctx: NodeContext,
         part: Video,
         target: Path,
         fps: float,
@@ -482,7 +451,7 @@ class SaveVideo(Node):
                 raise
 
     @staticmethod
-    def _sequence(ctx: Any, part: Video, target: Path, bits: str, first: int) -> None:
+    def _sequence(ctx: NodeContext, part: Video, target: Path, bits: str, first: int) -> None:
         writer = SequenceWriter(target, _frame_writer(target.suffix.lower(), bits))
         n = len(part)
         try:

@@ -13,6 +13,7 @@ from typing import Any
 
 import numpy as np
 
+from fathom.engine.context import NodeContext
 from fathom.engine.errors import Problem
 from fathom.engine.imaging import flow as fl
 from fathom.engine.node import Input, Node, Output, Param
@@ -25,7 +26,7 @@ def _frames(video: Video) -> Any:
     return lambda i: video.frame(i).data
 
 
-def _need_frames(ctx: Any, video: Video, least: int) -> None:
+def _need_frames(ctx: NodeContext, video: Video, least: int) -> None:
     if len(video) < least:
         raise ctx.error(
             f"the video has {len(video)} frame(s); this needs at least {least}",
@@ -62,7 +63,7 @@ class VideoFlow(Node):
         ),
     )
 
-    def run(self, ctx: Any, video: Video, preset: str, max_motion: float) -> dict[str, Any]:
+    def run(self, ctx: NodeContext, video: Video, preset: str, max_motion: float) -> dict[str, Any]:
         _need_frames(ctx, video, 2)
         flows = fl.PairFlows(_frames(video), preset, memo=2)
         w, h = video.size
@@ -94,7 +95,9 @@ class Interpolate(Node):
         Param("preset", Enum, "medium", "DIS flow quality/speed", choices=fl.DIS_PRESETS),
     )
 
-    def run(self, ctx: Any, video: Video, factor: int, fps: float, preset: str) -> dict[str, Any]:
+    def run(
+        self, ctx: NodeContext, video: Video, factor: int, fps: float, preset: str
+    ) -> dict[str, Any]:
         _need_frames(ctx, video, 1)
         n = len(video)
         flows = fl.PairFlows(_frames(video), preset, memo=4)  # both ways for two pairs
@@ -221,7 +224,7 @@ class Segment(Node):
     )
 
     @classmethod
-    def check(cls, params: dict[str, Any], ctx: Any) -> list[Problem]:
+    def check(cls, params: dict[str, Any], ctx: NodeContext) -> list[Problem]:
         from fathom.engine.models import ModelError, locate_model
 
         if not params.get("model") or params.get("backend") == "propagate":
@@ -234,7 +237,7 @@ class Segment(Node):
 
     def run(
         self,
-        ctx: Any,
+        ctx: NodeContext,
         video: Video,
         backend: str,
         model: str,
@@ -282,7 +285,7 @@ class Segment(Node):
         return {"mask": out}
 
     @staticmethod
-    def _model_keyframes(ctx: Any, model: str, labels: str, flows: fl.PairFlows) -> Any:
+    def _model_keyframes(ctx: NodeContext, model: str, labels: str, flows: fl.PairFlows) -> Any:
         if not model.strip():
             raise ctx.error(
                 "backend 'model' needs a model",

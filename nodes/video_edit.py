@@ -16,6 +16,7 @@ from typing import Any
 
 import numpy as np
 
+from fathom.engine.context import NodeContext
 from fathom.engine.errors import GraphInvalid, Problem
 from fathom.engine.imaging.ops import RESIZE_MODES, resize
 from fathom.engine.media import videoops as vo
@@ -27,9 +28,9 @@ from fathom.engine.types import (
     Enum,
     Float,
     Image,
+    InputFile,
     Int,
     Mask,
-    PathValue,
     String,
     Video,
 )
@@ -108,7 +109,7 @@ class Trim(Node):
     )
 
     def run(
-        self, ctx: Any, video: Video, start: float, end: float | None, unit: str
+        self, ctx: NodeContext, video: Video, start: float, end: float | None, unit: str
     ) -> dict[str, Any]:
         try:
             a, b = vo.trim_range(len(video), video.fps, start, end, unit)
@@ -158,7 +159,7 @@ class Resize(Node):
     )
 
     def run(
-        self, ctx: Any, video: Video, width: int, height: int, keep_aspect: str, mode: str
+        self, ctx: NodeContext, video: Video, width: int, height: int, keep_aspect: str, mode: str
     ) -> dict[str, Any]:
         size: tuple[int, int] | None = (width, height)
         if keep_aspect == "fit" and len(video):
@@ -196,7 +197,7 @@ class Concat(Node):
     )
 
     def run(
-        self, ctx: Any, videos: list[Video], conform: bool, fit: str, mode: str
+        self, ctx: NodeContext, videos: list[Video], conform: bool, fit: str, mode: str
     ) -> dict[str, Any]:
         clips = [v for v in videos if v is not None]
         if not clips:
@@ -279,7 +280,7 @@ class Speed(Node):
         Param("mode", Enum, "drop", "drop/duplicate frames, or blend them", choices=vo.SPEED_MODES),
     )
 
-    def run(self, ctx: Any, video: Video, factor: float, mode: str) -> dict[str, Any]:
+    def run(self, ctx: NodeContext, video: Video, factor: float, mode: str) -> dict[str, Any]:
         n, length = vo.speed_length(len(video), factor), len(video)
         if factor == 1.0:
             return {"video": video}
@@ -307,7 +308,7 @@ class Reverse(Node):
     inputs = (Input("video", Video, "clip to reverse"),)
     outputs = (Output("video", Video, "reversed clip"),)
 
-    def run(self, ctx: Any, video: Video) -> dict[str, Any]:
+    def run(self, ctx: NodeContext, video: Video) -> dict[str, Any]:
         n = len(video)
         audio = None if video.audio is None else video.audio.reversed()
         src = _Recent(video)
@@ -333,7 +334,7 @@ class Loop(Node):
     outputs = (Output("video", Video, "repeated clip"),)
     params = (Param("count", Int, 2, "how many times it plays", min=1, max=10000),)
 
-    def run(self, ctx: Any, video: Video, count: int) -> dict[str, Any]:
+    def run(self, ctx: NodeContext, video: Video, count: int) -> dict[str, Any]:
         n = len(video)
         audio = (
             None
@@ -375,7 +376,7 @@ class Transition(Node):
 
     def run(
         self,
-        ctx: Any,
+        ctx: NodeContext,
         a: Video,
         b: Video,
         kind: str,
@@ -433,7 +434,9 @@ class Transition(Node):
         return {"video": Video(la + lb - n, a.fps, get, a.known_size, a.source, audio)}
 
 
-def _keys(ctx: Any, text: str, dims: int, port: str) -> list[tuple[float, tuple[float, ...]]]:
+def _keys(
+    ctx: NodeContext, text: str, dims: int, port: str
+) -> list[tuple[float, tuple[float, ...]]]:
     try:
         return vo.parse_keyframes(text, dims)
     except ValueError as exc:
@@ -470,7 +473,7 @@ class Overlay(Node):
 
     def run(
         self,
-        ctx: Any,
+        ctx: NodeContext,
         base: Video,
         overlay: Video,
         position: str,
@@ -523,20 +526,6 @@ class Overlay(Node):
         return {"video": Video(len(base), base.fps, get, base.known_size, base.source, base.audio)}
 
 
-def _font_problem(cls: type, params: dict[str, Any], ctx: Any) -> list[Problem]:
-    font = params.get("font") or ""
-    if font and not ctx.resolve_path(font).is_file():
-        return [
-            Problem(
-                f"font file {font} does not exist.",
-                ctx.node_id,
-                "font",
-                "point `font` at a .ttf/.otf file, or leave it empty for the built-in",
-            )
-        ]
-    return []
-
-
 class Text(Node):
     """A title over a video: ``text`` (several lines allowed) centred at (x, y), fractions of
     the frame, shown on frames [start, end) with a fade of ``fade`` frames in and out. Empty
@@ -556,13 +545,19 @@ class Text(Node):
         Param("start", Int, 0, "first frame showing the title", min=0),
         Param("end", Int, None, "frame after the last (empty: to the end)", min=0, optional=True),
         Param("fade", Int, 0, "fade in/out length in frames", min=0, max=100000),
-        Param("font", PathValue, "", "TrueType/OpenType file (empty: built-in)"),
+        Param(
+            "font",
+            InputFile,
+            "",
+            "TrueType/OpenType file (empty: built-in)",
+            optional=True,
+            suffixes=(".ttf", ".otf"),
+        ),
     )
-    check = classmethod(_font_problem)  # type: ignore[assignment]
 
     def run(
         self,
-        ctx: Any,
+        ctx: NodeContext,
         video: Video,
         text: str,
         size: int,
@@ -610,7 +605,7 @@ class Text(Node):
 
 
 def _pick(
-    ports: Any, types: tuple[type, ...], name: str, what: str, sub: str, ctx: Any, port: str
+    ports: Any, types: tuple[type, ...], name: str, what: str, sub: str, ctx: NodeContext, port: str
 ) -> str:
     if name:
         p = next((p for p in ports if p.name == name), None)
@@ -634,7 +629,7 @@ def _pick(
     return found[0]
 
 
-def _map_problems(cls: type, params: dict[str, Any], ctx: Any) -> list[Problem]:
+def _map_problems(cls: type[Node], params: dict[str, Any], ctx: NodeContext) -> list[Problem]:
     name = params.get("subgraph") or ""
     runner = getattr(ctx, "subgraphs", None)
     if not name:
@@ -658,7 +653,7 @@ def _map_problems(cls: type, params: dict[str, Any], ctx: Any) -> list[Problem]:
     return []
 
 
-def _definition_key(cls: type, params: dict[str, Any], ctx: Any) -> str:
+def _definition_key(cls: type[Node], params: dict[str, Any], ctx: NodeContext) -> str:
     """The subgraph's content: editing the definition must invalidate the mapped video."""
     from fathom.engine.graphfile import subgraph_body
     from fathom.engine.provenance import canonical_json
@@ -700,11 +695,17 @@ class Map(Node):
             multiline=True,
         ),
     )
-    check = classmethod(_map_problems)  # type: ignore[assignment]
-    cache_extra = classmethod(_definition_key)  # type: ignore[assignment]
+
+    @classmethod
+    def check(cls, params: dict[str, Any], ctx: NodeContext) -> list[Problem]:
+        return _map_problems(cls, params, ctx)
+
+    @classmethod
+    def cache_extra(cls, params: dict[str, Any], ctx: NodeContext) -> str:
+        return _definition_key(cls, params, ctx)
 
     def run(
-        self, ctx: Any, video: Video, subgraph: str, input: str, output: str, settings: str
+        self, ctx: NodeContext, video: Video, subgraph: str, input: str, output: str, settings: str
     ) -> dict[str, Any]:
         runner = ctx.subgraphs
         if runner is None or runner.find(subgraph) is None:
@@ -745,7 +746,7 @@ class Map(Node):
         }
 
 
-def _settings(ctx: Any, cls: type[Node], text: str) -> dict[str, Any]:
+def _settings(ctx: NodeContext, cls: type[Node], text: str) -> dict[str, Any]:
     """Parse and check ``settings`` against the subgraph's exposed parameters."""
     if not text.strip():
         return {}
@@ -787,7 +788,7 @@ class _FrameMapper:
     identity and the index (or by the frame's pixels when there is no graph around it)."""
 
     def __init__(
-        self, ctx: Any, video: Video, run: Callable[[dict[str, Any]], Any], port: str
+        self, ctx: NodeContext, video: Video, run: Callable[[dict[str, Any]], Any], port: str
     ) -> None:
         self.ctx = ctx
         self.port = port

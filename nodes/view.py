@@ -11,6 +11,7 @@ from typing import Any
 
 import numpy as np
 
+from fathom.engine.context import NodeContext
 from fathom.engine.errors import Problem
 from fathom.engine.geometry import projection, scene
 from fathom.engine.geometry.meshing import fuse_points, panorama_trimesh, points_mesh
@@ -76,7 +77,7 @@ class CameraPathNode(Node):
 
     def run(
         self,
-        ctx: Any,
+        ctx: NodeContext,
         kind: str,
         frames: int,
         fps: float,
@@ -125,7 +126,7 @@ class CameraPathNode(Node):
         return {"path": CameraPath(cams, fps)}
 
 
-def _safe_look_at(ctx: Any, eye: np.ndarray, target: np.ndarray) -> np.ndarray:
+def _safe_look_at(ctx: NodeContext, eye: np.ndarray, target: np.ndarray) -> np.ndarray:
     try:
         return projection.look_at(eye, target)
     except ValueError:
@@ -189,7 +190,7 @@ class RenderView(Node):
 
     def run(
         self,
-        ctx: Any,
+        ctx: NodeContext,
         camera: CameraPath,
         backend: str,
         background: tuple,
@@ -244,7 +245,7 @@ class RenderView(Node):
 
     @staticmethod
     def make_scene(
-        ctx: Any,
+        ctx: NodeContext,
         mesh: Mesh | None,
         points: PointCloud | None,
         rgbd: RGBD | None,
@@ -278,7 +279,7 @@ class _DiffusionFill:
 
     def __init__(
         self,
-        ctx: Any,
+        ctx: NodeContext,
         model: str,
         prompt: str,
         steps: int,
@@ -288,10 +289,10 @@ class _DiffusionFill:
         feather: int,
         radius: int,
     ) -> None:
-        from fathom.engine.generation import _load
+        from fathom.engine.generation import load_diffusion
 
         self.ctx = ctx
-        self.comps = _load(ctx, model)
+        self.comps = load_diffusion(ctx, model)
         self.kw = dict(
             prompt=prompt,
             negative_prompt="",
@@ -306,7 +307,7 @@ class _DiffusionFill:
         self.radius = radius
 
     def __call__(self, image: np.ndarray, mask: np.ndarray) -> np.ndarray:
-        from fathom.engine.generation import _image_tensor, _mask_tensor, run_generation
+        from fathom.engine.generation import image_tensor, mask_tensor, run_generation
 
         holes = mask > 0.5
         if not holes.any():
@@ -314,8 +315,8 @@ class _DiffusionFill:
         h, w = holes.shape
         # The model works on multiples of 8: other sizes go in resized and come back resized.
         w8, h8 = -(-w // 8) * 8, -(-h // 8) * 8
-        x = _image_tensor(self.ctx, Image(image), w8, h8)
-        m = _mask_tensor(Mask(holes.astype(np.float32)), w8, h8)
+        x = image_tensor(self.ctx, Image(image), w8, h8)
+        m = mask_tensor(Mask(holes.astype(np.float32)), w8, h8)
         dev = self.comps.device
         res = run_generation(
             self.ctx, self.comps, width=w8, height=h8, image=x.to(dev), mask=m.to(dev), **self.kw
@@ -393,26 +394,26 @@ class FillHoles(Node):
     )
 
     @classmethod
-    def check(cls, params: dict[str, Any], ctx: Any) -> list[Problem]:
+    def check(cls, params: dict[str, Any], ctx: NodeContext) -> list[Problem]:
         if params.get("method") != "diffusion":
             return []
         if not str(params.get("model") or "").strip():
             return [Problem(NO_MODEL, ctx.node_id, "model", NO_MODEL_FIX)]
-        from fathom.engine.generation import _check
+        from fathom.engine.generation import model_problems
 
-        return [p for p in _check(cls, params, ctx) if p.port == "model"]
+        return [p for p in model_problems(cls, params, ctx) if p.port == "model"]
 
     @classmethod
-    def cache_extra(cls, params: dict[str, Any], ctx: Any) -> str:
+    def cache_extra(cls, params: dict[str, Any], ctx: NodeContext) -> str:
         if params.get("method") != "diffusion":
             return ""
-        from fathom.engine.generation import _fingerprint
+        from fathom.engine.generation import model_fingerprint
 
-        return _fingerprint(params, ctx)
+        return model_fingerprint(params, ctx)
 
     def run(
         self,
-        ctx: Any,
+        ctx: NodeContext,
         method: str,
         radius: int,
         model: str,
@@ -497,7 +498,7 @@ class FillHoles(Node):
 
     @staticmethod
     def _fill_now(
-        ctx: Any, video: Video, mask_video: Video, filled: Callable[[int], np.ndarray]
+        ctx: NodeContext, video: Video, mask_video: Video, filled: Callable[[int], np.ndarray]
     ) -> Video:
         """Diffusion fills run inside this node's run, frame by frame with progress and
         cancel, while the shared model is this node's: a lazy video would run the model
@@ -545,7 +546,7 @@ class Fuse(Node):
     )
 
     def run(
-        self, ctx: Any, views: list[RGBD], method: str, voxel: float, truncation: float
+        self, ctx: NodeContext, views: list[RGBD], method: str, voxel: float, truncation: float
     ) -> dict[str, Any]:
         if not views:
             raise ctx.error("no views connected", port="views", fix="connect RGBD views")
@@ -629,7 +630,7 @@ class Panorama360(Node):
 
     def run(
         self,
-        ctx: Any,
+        ctx: NodeContext,
         image: Image,
         depth: Depth,
         step: int,
@@ -697,7 +698,9 @@ class Panorama360(Node):
         }
 
     @staticmethod
-    def cube_map(ctx: Any, sc: scene.RenderScene, size: int, backend: str, dev: str) -> np.ndarray:
+    def cube_map(
+        ctx: NodeContext, sc: scene.RenderScene, size: int, backend: str, dev: str
+    ) -> np.ndarray:
         """Faces in a 3×2 grid: front, right, back / left, up, down. Seen from the capture
         point only the thin cracks left by discontinuity cuts are empty; they are inpainted."""
         faces = []

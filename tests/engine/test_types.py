@@ -245,6 +245,9 @@ def test_bad_node_declarations_are_refused_at_registration() -> None:
             Param("m", String, "a", choices=("a",)),
         )
 
+        def run(self, ctx, x, k, m):  # noqa: ANN001, ANN202
+            return {}
+
     problems = Bad.declaration_problems()
     assert len(problems) == 4
     assert any("dotted lowercase" in p for p in problems)
