@@ -28,9 +28,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import bench_video_edit as bve
 
-from fathom.engine.accel import objectcentric
+from fathom.engine.accel.objectcentric import crop
 from fathom.engine.context import RunOptions
-from fathom.engine.diffusion import loop, videoattn
+from fathom.engine.diffusion import video, videoattn
+from fathom.engine.diffusion.components import Components
 from fathom.engine.executor import Executor
 from fathom.engine.registry import Registry
 from fathom.engine.types import Image, Video
@@ -50,8 +51,7 @@ class Oracle:
         oracle = self
         gn_forward = torch.nn.GroupNorm.forward
         processor = videoattn._AnchorProcessor.__call__
-        crop = objectcentric.crop
-        eps_call = objectcentric.VideoRun._eps_call
+        eps_call = video.VideoRun._eps_call
 
         def group_norm(mod: torch.nn.GroupNorm, x: torch.Tensor) -> torch.Tensor:
             if oracle.mode is None or x.ndim != 4:
@@ -101,32 +101,23 @@ class Oracle:
             return crop(x, boxes)
 
         def eps(
-            run: Any,
-            x: torch.Tensor,
-            t: Any,
-            embeds: Any,
-            t_cond: Any,
-            step: Any,
-            anchor: Any,
-            masks: Any,
-            halves: int,
-            guidance: float,
+            run: Any, x: torch.Tensor, t: Any, guide: Any, step: Any, anchor: Any, masks: Any
         ) -> torch.Tensor:
             full = oracle.full
             if full is not None and tuple(x.shape[-2:]) != tuple(full.shape[-2:]):
                 oracle.mode = "record"
-                eps_call(run, full, t, embeds, t_cond, step, anchor, None, halves, guidance)
+                eps_call(run, full, t, guide, step, anchor, None)
                 oracle.mode = "use"
             try:
-                return eps_call(run, x, t, embeds, t_cond, step, anchor, masks, halves, guidance)
+                return eps_call(run, x, t, guide, step, anchor, masks)
             finally:
                 oracle.mode = None
 
         for owner, name, new in (
             (torch.nn.GroupNorm, "forward", group_norm),
             (videoattn._AnchorProcessor, "__call__", attention),
-            (objectcentric, "crop", stash_crop),
-            (objectcentric.VideoRun, "_eps_call", eps),
+            (video, "crop", stash_crop),
+            (video.VideoRun, "_eps_call", eps),
         ):
             self.saved.append((owner, name, getattr(owner, name)))
             setattr(owner, name, new)
@@ -157,14 +148,14 @@ def main() -> None:
     fg = np.stack(masks) > 0.5
     latents: list[torch.Tensor] = []
     comps: dict[str, Any] = {}
-    decode = loop.decode
+    decode = Components.decode
 
     def keep(c: Any, lat: torch.Tensor, *a: Any, **k: Any) -> torch.Tensor:
         latents.append(lat.clone())
         comps["c"] = c
         return decode(c, lat, *a, **k)
 
-    loop.decode = keep
+    Components.decode = keep  # type: ignore[method-assign]
 
     def edit(extra: dict[str, Any]) -> tuple[np.ndarray, torch.Tensor]:
         latents.clear()
@@ -191,7 +182,7 @@ def main() -> None:
     mixed = torch.where(inside, lat, base_lat)
     redecoded = np.stack(
         [
-            decode(comps["c"], mixed[i : i + 1])[0, :3].permute(1, 2, 0).numpy()
+            comps["c"].decode(mixed[i : i + 1])[0, :3].permute(1, 2, 0).numpy()
             for i in range(len(frames))
         ]
     )
@@ -208,7 +199,7 @@ def main() -> None:
         f"| sampling's foreground latents decoded with the baseline's background latents | "
         f"{bve.psnr_in(redecoded, base, fg):.2f} dB |"
     )
-    loop.decode = decode
+    Components.decode = decode  # type: ignore[method-assign]
 
 
 if __name__ == "__main__":

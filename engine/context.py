@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from fathom.engine.device import DeviceInfo
-from fathom.engine.errors import Cancelled, NodeError
+from fathom.engine.errors import Cancelled, LibraryError, NodeError
 from fathom.engine.events import Event, Listener
 
 if TYPE_CHECKING:
@@ -205,3 +205,8 @@ class NodeContext:
     def error(self, message: str, port: str | None = None, fix: str | None = None) -> NodeError:
         """Build the error a node raises: it already names this node."""
         return NodeError(message, node=self.node_id, port=port, fix=fix)
+
+    def refuse(self, exc: LibraryError, port: str | None = None) -> NodeError:
+        """A library's refusal as this node's error: the library named the port when it could
+        (``port`` overrides it, or fills it in) and the fix."""
+        return NodeError(str(exc), node=self.node_id, port=port or exc.port, fix=exc.fix)

@@ -369,7 +369,7 @@ def run_generation(
     try:
         result, fallback = retry_on_oom(attempt, lower, fail)
     except LoopInputError as exc:
-        raise ctx.error(str(exc), port=exc.port, fix=exc.fix) from None
+        raise ctx.refuse(exc) from None
     finally:
         settle(comps)
     ctx.report(

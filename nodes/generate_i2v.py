@@ -8,6 +8,7 @@ With the same seed the frames equal the pipeline's own output.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -188,16 +189,7 @@ class ImageToVideo(ModelNode):
 
         from fathom.engine.models.memory import retry_on_oom
 
-        for port, v in (("width", width), ("height", height)):
-            if v % 8:
-                raise ctx.error(
-                    f"{port} {v} is not a multiple of 8 (the VAE works on 8×8 pixel blocks)",
-                    port=port,
-                    fix=f"use {max(8, v // 8 * 8)} or {v // 8 * 8 + 8}",
-                )
-        bad = _falling_guidance(min_guidance, max_guidance)
-        if bad:
-            raise ctx.error(bad[0], port="min_guidance", fix=bad[1])
+        _check_settings(ctx, width, height, min_guidance, max_guidance)
         m = self._load(ctx, model)
         pipe = m.pipe
         n = frames or int(pipe.unet.config.num_frames)
@@ -209,10 +201,6 @@ class ImageToVideo(ModelNode):
         def on_step(_pipe: Any, i: int, _t: Any, _kw: dict[str, Any]) -> dict[str, Any]:
             ctx.progress(0.05 + 0.85 * (i + 1) / steps, f"step {i + 1}/{steps}")
             return {}
-
-        def on_chunk(done: int, total: int, last: Image) -> None:
-            ctx.preview(last, f"frame {done}/{total}")
-            ctx.progress(0.9 + 0.1 * done / total, f"decoded {done}/{total} frames")
 
         def denoise() -> Any:
             with torch.inference_mode():
@@ -237,34 +225,11 @@ class ImageToVideo(ModelNode):
             ctx.log.warning("out of memory: retrying with %s", changed)
             return changed
 
-        def failure(doing: str) -> Any:
-            def fail(changed: str) -> NodeError:
-                return NodeError(
-                    f"ran out of {m.device} memory {doing} {n} frames at "
-                    f"{width}×{height}, also after {changed}",
-                    node=ctx.node_id,
-                    fix=MEMORY_HINT,
-                )
-
-            return fail
-
-        # The latents are small; the decoded frames are what a long clip holds. Decoding
-        # retries on its own, keeping the latents, with half the frames per VAE call.
-        chunk = {"size": decode_chunk_size or n}
-
-        def decode() -> list[Image]:
-            with torch.inference_mode():
-                return decode_frames(pipe, latents, chunk["size"], on_chunk)
-
-        def smaller_chunks() -> str:
-            chunk["size"] = max(1, chunk["size"] // 2)
-            changed = f"{lower_memory(ctx, m)}, decode_chunk_size {chunk['size']}"
-            ctx.log.warning("out of memory while decoding: retrying with %s", changed)
-            return changed
-
+        what = f"{n} frames at {width}×{height}"
+        decoder = _Decoder(ctx, m, decode_chunk_size or n, what)
         try:
-            latents, fallback = retry_on_oom(denoise, lower, failure("making"))
-            out, decode_fallback = retry_on_oom(decode, smaller_chunks, failure("decoding"))
+            latents, fallback = retry_on_oom(denoise, lower, decoder.failure("making"))
+            out, decode_fallback = decoder.decode(latents)
         finally:
             pipe.maybe_free_model_hooks()
         fallbacks = "; ".join(f for f in (fallback, decode_fallback) if f)
@@ -274,7 +239,7 @@ class ImageToVideo(ModelNode):
             offload=m.offload,
             frames=n,
             steps=steps,
-            decode_chunk_size=chunk["size"],
+            decode_chunk_size=decoder.chunk,
             **({"oom_fallback": fallbacks} if fallbacks else {}),
         )
         return {"video": Video.from_frames(out, fps=float(fps)), "last_frame": out[-1]}
@@ -297,3 +262,60 @@ class ImageToVideo(ModelNode):
             raise ctx.error(
                 str(exc), port="model", fix=f"use a Stable Video Diffusion folder, e.g. {EXAMPLE}"
             ) from None
+
+
+def _check_settings(
+    ctx: NodeContext, width: int, height: int, min_guidance: float, max_guidance: float
+) -> None:
+    for port, v in (("width", width), ("height", height)):
+        if v % 8:
+            raise ctx.error(
+                f"{port} {v} is not a multiple of 8 (the VAE works on 8×8 pixel blocks)",
+                port=port,
+                fix=f"use {max(8, v // 8 * 8)} or {v // 8 * 8 + 8}",
+            )
+    bad = _falling_guidance(min_guidance, max_guidance)
+    if bad:
+        raise ctx.error(bad[0], port="min_guidance", fix=bad[1])
+
+
+class _Decoder:
+    """Decodes the latents in chunks of frames. The latents are small; the decoded frames are
+    what a long clip holds, so out of memory here keeps the latents and retries with half the
+    frames per VAE call instead of denoising again."""
+
+    def __init__(self, ctx: NodeContext, model: Any, chunk: int, what: str) -> None:
+        self.ctx, self.model, self.chunk, self.what = ctx, model, chunk, what
+
+    def failure(self, doing: str) -> Callable[[str], NodeError]:
+        def fail(changed: str) -> NodeError:
+            return NodeError(
+                f"ran out of {self.model.device} memory {doing} {self.what}, also after {changed}",
+                node=self.ctx.node_id,
+                fix=MEMORY_HINT,
+            )
+
+        return fail
+
+    def decode(self, latents: Any) -> tuple[list[Image], str]:
+        import torch
+
+        from fathom.engine.models.memory import retry_on_oom
+
+        ctx = self.ctx
+
+        def on_chunk(done: int, total: int, last: Image) -> None:
+            ctx.preview(last, f"frame {done}/{total}")
+            ctx.progress(0.9 + 0.1 * done / total, f"decoded {done}/{total} frames")
+
+        def decode() -> list[Image]:
+            with torch.inference_mode():
+                return decode_frames(self.model.pipe, latents, self.chunk, on_chunk)
+
+        def smaller_chunks() -> str:
+            self.chunk = max(1, self.chunk // 2)
+            changed = f"{lower_memory(ctx, self.model)}, decode_chunk_size {self.chunk}"
+            ctx.log.warning("out of memory while decoding: retrying with %s", changed)
+            return changed
+
+        return retry_on_oom(decode, smaller_chunks, self.failure("decoding"))

@@ -285,57 +285,15 @@ class VideoEdit(ModelNode):
         clock_warmup: int,
         mask: Video | None = None,
     ) -> dict[str, Any]:
-        import torch
+        from fathom.engine.diffusion.video import VideoSettings
 
-        from fathom.engine.diffusion.components import decode
-        from fathom.engine.diffusion.video import VideoRun, VideoSettings
-        from fathom.engine.errors import LoopInputError, NodeError
-        from fathom.engine.models.diffusion import fall_back, settle
-        from fathom.engine.models.memory import retry_on_oom
-
-        n = len(video)
-        if n == 0:
-            raise ctx.error(
-                "the video has no frames",
-                port="video",
-                fix="connect a clip with at least one frame",
-            )
-        w, h = video.size
-        if w % 8 or h % 8:
-            raise ctx.error(
-                f"the video is {w}×{h}; both sides must be multiples of 8 (the VAE "
-                "works on 8×8 pixel blocks)",
-                port="video",
-                fix=f"resize it first (e.g. to {max(8, w // 8 * 8)}×"
-                f"{max(8, h // 8 * 8)}) or crop it",
-            )
-        if mask is not None:
-            if len(mask) != n:
-                raise ctx.error(
-                    f"the mask video has {len(mask)} frames but the video has {n}",
-                    port="mask",
-                    fix="trim the mask (or the video) to match",
-                )
-            if tuple(mask.size) != (w, h):
-                raise ctx.error(
-                    f"the mask video is {mask.size[0]}×{mask.size[1]} but the video is {w}×{h}",
-                    port="mask",
-                    fix="make the mask at the video's size (or resize it)",
-                )
+        object_centric = _check_clip(ctx, video, mask, steps, merge_bg, merge_fg, bg_steps)
         if clock_frames and clock_period > 1:
             raise ctx.error(
                 "Clockwork across frames and across steps reuse the same UNet "
                 "features: only one can run",
                 port="clock_period",
                 fix="set clock_period to 1, or turn clock_frames off",
-            )
-        object_centric = merge_bg > 0 or merge_fg > 0 or 0 < bg_steps < steps
-        if object_centric and mask is None and (merge_fg > 0 or 0 < bg_steps < steps):
-            raise ctx.error(
-                "the foreground settings need a mask video",
-                port="mask",
-                fix="connect a mask video (e.g. from video.segment), or set "
-                "merge_fg and bg_steps to 0",
             )
         settings = VideoSettings(
             prompt=prompt,
@@ -361,97 +319,13 @@ class VideoEdit(ModelNode):
             flow_fusion=flow_fusion,
         )
         comps = load_diffusion(ctx, model)
-        levels = len(comps.unet.up_blocks)
-        if clock_period > 1 and not clock_level < levels:
-            raise ctx.error(
-                f"clock_level {clock_level} leaves no low-resolution core to reuse "
-                f"in this UNet of {levels} levels",
-                port="clock_level",
-                fix=f"use 1 to {levels - 1}",
-            )
-        if comps.is_inpainting:
-            raise ctx.error(
-                "this is an inpainting model: its UNet needs a mask and a masked image",
-                port="model",
-                fix="pick a text-to-image model",
-            )
-
-        def attempt(per_batch: int) -> tuple[FrameStore, VideoRun, int, float]:
-            starts = list(range(0, n, per_batch))
-            # Frames go to disk as they are made: memory stays flat however long the clip is.
-            outs = FrameStore(w, h, 3)
-            run = VideoRun(comps, settings, chunks=len(starts))
-            motion = (
-                _NoiseMotion(h // 8, w // 8)
-                if noise == "follow_motion" or flow_fusion > 0
-                else None
-            )
-            with run:
-                for ci, a in enumerate(starts):
-                    b = min(n, a + per_batch)
-                    ctx.check_cancelled()
-                    x = torch.stack([_frame_tensor(video.frame(i)) for i in range(a, b)])
-                    m = (
-                        None
-                        if mask is None
-                        else torch.stack([_mask_tensor(mask.frame(i)) for i in range(a, b)])
-                    )
-
-                    def on_step(done: int, total: int, a: int = a, b: int = b) -> None:
-                        ctx.check_cancelled()
-                        ctx.progress(
-                            (a + (b - a) * done / (total + 1)) / n,
-                            f"frames {a + 1}–{b}/{n}: step {done}/{total}",
-                        )
-
-                    coords = flows = None
-                    if motion is not None:
-                        got = [motion.next(video.frame(i)) for i in range(a, b)]
-                        flows = torch.stack([g[1] for g in got])
-                        if noise == "follow_motion":
-                            coords = torch.stack([g[0] for g in got])
-                    lat = run.denoise(
-                        x.to(comps.device), m, 0 if ci == 0 else None, on_step, coords, flows
-                    )
-                    for j in range(lat.shape[0]):
-                        rgb = decode(comps, lat[j : j + 1])[0, :3].permute(1, 2, 0).numpy()
-                        outs.append(rgb)
-                        ctx.progress((a + j + 1) / n, f"frame {a + j + 1}/{n}")
-                        ctx.preview(outs.frame(len(outs) - 1), f"frame {a + j + 1}/{n}")
-                kept_mb = round(run.anchor.kept_bytes / 2**20, 2)  # before the run lets go
-            return outs, run, len(starts), kept_mb
-
-        batch = {"size": frames_per_batch}
-
-        def lower() -> str:
-            # Start over (anchor and flow state run from frame 0) with half the batch.
-            freed = ctx.models.free(keep=comps)
-            batch["size"] = max(1, batch["size"] // 2)
-            changed = (
-                f"{fall_back(comps) or f'freeing {freed} cached models'}, "
-                f"{batch['size']} frames per batch"
-            )
-            ctx.log.warning("out of memory: retrying with %s", changed)
-            return changed
-
-        def fail(changed: str) -> NodeError:
-            return NodeError(
-                f"ran out of {comps.device} memory, also after retrying with {changed}",
-                node=ctx.node_id,
-                fix="lower frames_per_batch, the video's size, or steps (or free memory)",
-            )
-
-        try:
-            done, fallback = retry_on_oom(lambda: attempt(batch["size"]), lower, fail)
-        except LoopInputError as exc:
-            raise ctx.error(str(exc), port=exc.port, fix=exc.fix) from None
-        finally:
-            settle(comps)
-        outs, run, chunks, kept_mb = done
+        _check_model(ctx, comps, clock_period, clock_level)
+        edit = _Edit(ctx, comps, settings, video, mask, noise == "follow_motion")
+        outs, run, chunks, kept_mb, fallback = edit.run_with_retries(frames_per_batch)
         ctx.report(
             device=comps.device,
             dtype=str(comps.dtype).replace("torch.", ""),
-            frames=n,
+            frames=len(video),
             chunks=chunks,
             unet_calls=run.unet_calls,
             foreground_only_calls=run.crop_calls,
@@ -464,3 +338,170 @@ class VideoEdit(ModelNode):
             **({"oom_fallback": fallback} if fallback else {}),
         )
         return {"video": outs.video(video.fps, video.source, video.audio)}
+
+
+def _check_clip(
+    ctx: NodeContext,
+    video: Video,
+    mask: Video | None,
+    steps: int,
+    merge_bg: float,
+    merge_fg: float,
+    bg_steps: int,
+) -> bool:
+    """Refuse a clip (or mask) the edit cannot run before loading anything; True when the
+    object-centric accelerations are on."""
+    n = len(video)
+    if n == 0:
+        raise ctx.error(
+            "the video has no frames", port="video", fix="connect a clip with at least one frame"
+        )
+    w, h = video.size
+    if w % 8 or h % 8:
+        raise ctx.error(
+            f"the video is {w}×{h}; both sides must be multiples of 8 (the VAE "
+            "works on 8×8 pixel blocks)",
+            port="video",
+            fix=f"resize it first (e.g. to {max(8, w // 8 * 8)}×{max(8, h // 8 * 8)}) or crop it",
+        )
+    if mask is not None and len(mask) != n:
+        raise ctx.error(
+            f"the mask video has {len(mask)} frames but the video has {n}",
+            port="mask",
+            fix="trim the mask (or the video) to match",
+        )
+    if mask is not None and tuple(mask.size) != (w, h):
+        raise ctx.error(
+            f"the mask video is {mask.size[0]}×{mask.size[1]} but the video is {w}×{h}",
+            port="mask",
+            fix="make the mask at the video's size (or resize it)",
+        )
+    needs_mask = merge_fg > 0 or 0 < bg_steps < steps
+    if mask is None and needs_mask:
+        raise ctx.error(
+            "the foreground settings need a mask video",
+            port="mask",
+            fix="connect a mask video (e.g. from video.segment), or set merge_fg and bg_steps to 0",
+        )
+    return merge_bg > 0 or needs_mask
+
+
+def _check_model(ctx: NodeContext, comps: Any, clock_period: int, clock_level: int) -> None:
+    levels = len(comps.unet.up_blocks)
+    if clock_period > 1 and not clock_level < levels:
+        raise ctx.error(
+            f"clock_level {clock_level} leaves no low-resolution core to reuse "
+            f"in this UNet of {levels} levels",
+            port="clock_level",
+            fix=f"use 1 to {levels - 1}",
+        )
+    if comps.is_inpainting:
+        raise ctx.error(
+            "this is an inpainting model: its UNet needs a mask and a masked image",
+            port="model",
+            fix="pick a text-to-image model",
+        )
+
+
+class _Edit:
+    """One edit of a clip in chunks of frames, retried with smaller chunks when memory runs
+    out (the anchor and flow state then start over from frame 0)."""
+
+    def __init__(
+        self,
+        ctx: NodeContext,
+        comps: Any,
+        settings: Any,
+        video: Video,
+        mask: Video | None,
+        follow_motion: bool,
+    ) -> None:
+        self.ctx, self.comps, self.settings = ctx, comps, settings
+        self.video, self.mask, self.follow_motion = video, mask, follow_motion
+        self.per_batch = 1
+
+    def run_with_retries(self, frames_per_batch: int) -> tuple[Any, Any, int, float, str]:
+        from fathom.engine.errors import LoopInputError, NodeError
+        from fathom.engine.models.diffusion import fall_back, settle
+        from fathom.engine.models.memory import retry_on_oom
+
+        ctx, comps = self.ctx, self.comps
+        self.per_batch = frames_per_batch
+
+        def lower() -> str:
+            freed = ctx.models.free(keep=comps)
+            self.per_batch = max(1, self.per_batch // 2)
+            changed = (
+                f"{fall_back(comps) or f'freeing {freed} cached models'}, "
+                f"{self.per_batch} frames per batch"
+            )
+            ctx.log.warning("out of memory: retrying with %s", changed)
+            return changed
+
+        def fail(changed: str) -> NodeError:
+            return NodeError(
+                f"ran out of {comps.device} memory, also after retrying with {changed}",
+                node=ctx.node_id,
+                fix="lower frames_per_batch, the video's size, or steps (or free memory)",
+            )
+
+        try:
+            done, fallback = retry_on_oom(lambda: self.attempt(self.per_batch), lower, fail)
+        except LoopInputError as exc:
+            raise ctx.refuse(exc) from None
+        finally:
+            settle(comps)
+        return (*done, fallback)
+
+    def attempt(self, per_batch: int) -> tuple[FrameStore, Any, int, float]:
+        from fathom.engine.diffusion.video import VideoRun
+
+        n = len(self.video)
+        w, h = self.video.size
+        starts = list(range(0, n, per_batch))
+        # Frames go to disk as they are made: memory stays flat however long the clip is.
+        outs = FrameStore(w, h, 3)
+        run = VideoRun(self.comps, self.settings, chunks=len(starts))
+        moves = self.follow_motion or self.settings.flow_fusion > 0
+        motion = _NoiseMotion(h // 8, w // 8) if moves else None
+        with run:
+            for ci, a in enumerate(starts):
+                self.chunk(run, motion, outs, ci, a, min(n, a + per_batch))
+            kept_mb = round(run.anchor.kept_bytes / 2**20, 2)  # before the run lets go
+        return outs, run, len(starts), kept_mb
+
+    def chunk(
+        self, run: Any, motion: _NoiseMotion | None, outs: FrameStore, ci: int, a: int, b: int
+    ) -> None:
+        """Frames [a, b): denoised together (the first chunk holds the anchor), decoded one by
+        one into ``outs``."""
+        import torch
+
+        ctx, comps, video, mask, n = self.ctx, self.comps, self.video, self.mask, len(self.video)
+        ctx.check_cancelled()
+        x = torch.stack([_frame_tensor(video.frame(i)) for i in range(a, b)])
+        m = (
+            None
+            if mask is None
+            else torch.stack([_mask_tensor(mask.frame(i)) for i in range(a, b)])
+        )
+
+        def on_step(done: int, total: int) -> None:
+            ctx.check_cancelled()
+            ctx.progress(
+                (a + (b - a) * done / (total + 1)) / n,
+                f"frames {a + 1}–{b}/{n}: step {done}/{total}",
+            )
+
+        coords = flows = None
+        if motion is not None:
+            got = [motion.next(video.frame(i)) for i in range(a, b)]
+            flows = torch.stack([g[1] for g in got])
+            if self.follow_motion:
+                coords = torch.stack([g[0] for g in got])
+        lat = run.denoise(x.to(comps.device), m, 0 if ci == 0 else None, on_step, coords, flows)
+        for j in range(lat.shape[0]):
+            rgb = comps.decode(lat[j : j + 1])[0, :3].permute(1, 2, 0).numpy()
+            outs.append(rgb)
+            ctx.progress((a + j + 1) / n, f"frame {a + j + 1}/{n}")
+            ctx.preview(outs.frame(len(outs) - 1), f"frame {a + j + 1}/{n}")

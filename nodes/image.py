@@ -33,7 +33,7 @@ def _guard(ctx: NodeContext, fn: Callable[..., np.ndarray], *args: Any) -> np.nd
     try:
         return fn(*args)
     except BadInput as exc:
-        raise ctx.error(str(exc), port=exc.port, fix=exc.fix) from None
+        raise ctx.refuse(exc) from None
 
 
 # --------------------------------------------------------------------------------------------

@@ -36,10 +36,6 @@ from fathom.engine.types import (
 )
 
 
-def _raise_for(ctx: NodeContext, exc: FileProblem) -> Exception:
-    return ctx.error(str(exc), port=exc.port, fix=exc.fix)
-
-
 class LoadImage(Node):
     """Read an image file: PNG (8- or 16-bit), JPEG, WebP, or EXR when the OpenEXR library is
     installed. Outputs the image in [0, 1] (16-bit scaled from 65535, EXR clipped), its alpha
@@ -69,7 +65,7 @@ class LoadImage(Node):
         try:
             data = read_image(ctx.resolve_path(path))
         except FileProblem as exc:
-            raise _raise_for(ctx, exc) from None
+            raise ctx.refuse(exc) from None
         h, w = data.shape[:2]
         mask = data[:, :, 3] if data.shape[2] == 4 else np.ones((h, w), np.float32)
         return {"image": Image(data), "mask": Mask(mask), "width": w, "height": h}
@@ -138,7 +134,7 @@ class SaveImage(Node):
             text = {GRAPH_KEY: graph} if embed_graph and graph and fmt == "png" else {}
             write_image(target, image.data, fmt, quality, int(bit_depth), text)
         except FileProblem as exc:
-            raise _raise_for(ctx, exc) from None
+            raise ctx.refuse(exc) from None
         except OSError as exc:
             raise ctx.error(
                 f"could not write {path}: {exc}",
@@ -188,7 +184,7 @@ class LoadDepth(Node):
         try:
             data = read_depth(ctx.resolve_path(path), scale)
         except FileProblem as exc:
-            raise _raise_for(ctx, exc) from None
+            raise ctx.refuse(exc) from None
         return {"depth": Depth(data, kind=kind)}
 
 
@@ -258,7 +254,7 @@ class SaveDepth(Node):
                     with open(tmp, "wb") as fh:
                         np.save(fh, depth.data.astype(np.float32), allow_pickle=False)
         except FileProblem as exc:
-            raise _raise_for(ctx, exc) from None
+            raise ctx.refuse(exc) from None
         except OSError as exc:
             raise ctx.error(
                 f"could not write {path}: {exc}",

@@ -102,7 +102,7 @@ class LoadVideo(Node):
         try:
             reader = open_reader(p, fps, _read_float)
         except MediaError as exc:
-            raise ctx.error(str(exc), port="path", fix=exc.fix) from None
+            raise ctx.refuse(exc, port="path") from None
         video: Video = FileVideo(reader, source=str(p))
         if reader.audio_stream:
             fmt = first_audio(p)
@@ -177,7 +177,7 @@ class VideoFrame(Node):
         try:
             return {"image": video.frame(i)}
         except MediaError as exc:
-            raise ctx.error(str(exc), port="video", fix=exc.fix) from None
+            raise ctx.refuse(exc, port="video") from None
 
 
 class FromImages(Node):
@@ -394,7 +394,7 @@ class SaveVideo(Node):
             else:
                 self._container(ctx, part, target, out_fps, quality, preset, track)
         except MediaError as exc:
-            raise ctx.error(str(exc), port="video", fix=exc.fix) from None
+            raise ctx.refuse(exc, port="video") from None
         ctx.record_file(target.parent if sequence_pattern(target.name) else target)
         return {"path": str(target)}
 

@@ -1,41 +1,33 @@
-"""Fathom's own diffusion loop and the efficiency techniques that plug into it.
+"""Accelerations: the efficiency techniques that plug into the diffusion runs, and nothing else.
 
-Modules: ``loop`` (the denoising loop over diffusers components), ``preview`` (step previews),
-and the techniques ``tome``, ``clockwork``, ``adaptive``, ``stream``, ``similarity``; for video,
-``objectcentric`` (the video loop, object-centric token merging and sampling) and ``videoattn``
-(anchor-frame attention, flow fusion); plus ``benchmodel``, the random-weight models benchmarks
-use. Nothing is imported here, so importing
-``engine.accel`` costs nothing and never imports torch.
+Modules: ``tome`` (token merging), ``clockwork`` (reuse of low-resolution UNet features across
+steps, frames or stream stages), ``adaptive`` (stop when the prediction has converged),
+``objectcentric`` (object-centric token merging and sampling for video edits) and
+``similarity`` (skip near-identical stream frames). The runs they speed up (the image loop,
+the video edit, the stream) live in ``engine.diffusion``; nothing is imported here, so
+importing ``engine.accel`` costs nothing and never imports torch.
 
-The contract between the loop and a technique
----------------------------------------------
-``engine.accel.loop.generate(components, ..., accel=[...])`` takes an optional list of
-acceleration objects. ``components`` is a :class:`engine.accel.loop.Components` (or any object
-with the attributes ``unet``, ``vae``, ``text_encoder``, ``tokenizer``, ``scheduler`` and
-``tiny_vae`` (may be ``None``)). Each acceleration object has:
+The hook contract (``engine.diffusion.stages.Acceleration``)
+------------------------------------------------------------
+A run takes a list of acceleration objects. Each has:
 
-- ``attach(components) -> None``: called once before the first step. Wrap or patch what you
-  need (e.g. the blocks or attention processors of ``components.unet``).
+- ``attach(components) -> None``: called once before the first step, with the run's
+  ``engine.diffusion.components.Components`` (or the bare UNet, for the stream): wrap or patch
+  what you need (the blocks or attention processors of ``components.unet``).
 - ``detach() -> None``: called once after the last step, also when the run fails or is
-  cancelled; must restore the model exactly (the components are shared by every node).
+  cancelled; it must restore the model exactly (the components are shared by every node).
 - optional ``before_step(step_index, t, latents) -> None``: before the UNet call of a step.
 - optional ``after_step(step_index, t, latents, pred_x0) -> bool``: after the scheduler step;
-  ``latents`` is the new sample, ``pred_x0`` the step's prediction of the clean latents (scaled
-  latent space, as the VAE decodes them after dividing by its scaling factor). Return True to
-  stop denoising now (adaptive steps); the loop then decodes ``pred_x0``.
+  ``latents`` is the new sample, ``pred_x0`` the step's prediction of the clean latents
+  (scaled latent space). Return True to stop denoising now (adaptive steps); the loop then
+  decodes ``pred_x0``.
 
 The UNet is always called as ``components.unet(sample, t, encoder_hidden_states=...,
 timestep_cond=..., return_dict=False)[0]``, once per step with the CFG halves batched, so
-wrappers attached to the UNet (clockwork reuse, token merging) see every call. Hooks run in list
-order; ``attach`` in list order, ``detach`` in reverse order.
+wrappers attached to the UNet (Clockwork reuse, token merging) see every call. Hooks run in list
+order; ``attach`` in list order, ``detach`` in reverse order
+(``engine.diffusion.stages.attached``).
 
-With ``accel`` empty the loop's output equals diffusers' ``StableDiffusionPipeline`` /
-``StableDiffusionImg2ImgPipeline`` / ``StableDiffusionInpaintPipeline`` for the same components,
-scheduler, seed (a CPU generator) and settings (tests/engine/test_loop.py checks it).
-
-``generate.stream`` uses :class:`engine.accel.stream.StreamPipeline`, built from the same loaded
-components: ``StreamPipeline(unet, vae, text_encoder, tokenizer, scheduler, tiny_vae=None)``,
-then ``prepare(prompt, negative_prompt, t_index_list, guidance, cfg_type, seed, ...)`` with
-``cfg_type`` in {"none", "self", "initialize", "full"}, then ``pipe(frames)`` with frames
-B×3×H×W in [-1, 1] returning frames in the same range; ``close()`` detaches its accelerations.
+With no accelerations each run's output equals diffusers' pipeline for the same components,
+scheduler, seed and settings (tests/engine/test_loop.py checks it).
 """

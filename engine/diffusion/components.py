@@ -11,6 +11,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from fathom.engine.diffusion.stages import encode_text
 from fathom.engine.errors import LoopInputError
 
 PROMPT_CACHE_SIZE = 32
@@ -64,67 +65,51 @@ class Components:
             if hit is not None:
                 self._prompts.move_to_end(prompt)
                 return hit
-        ids = self.tokenizer(
-            prompt,
-            padding="max_length",
-            truncation=True,
-            max_length=self.tokenizer.model_max_length,
-            return_tensors="pt",
-        ).input_ids
-        mask = None
-        if getattr(self.text_encoder.config, "use_attention_mask", False):
-            mask = self.tokenizer(
-                prompt,
-                padding="max_length",
-                truncation=True,
-                max_length=self.tokenizer.model_max_length,
-                return_tensors="pt",
-            ).attention_mask.to(self.device)
-        emb = self.text_encoder(ids.to(self.device), attention_mask=mask)[0]
-        emb = emb.to(dtype=self.text_encoder.dtype, device=self.device)
+        emb = encode_text(self.tokenizer, self.text_encoder, prompt, self.device)
         with self._lock:
             self._prompts[prompt] = emb
             while len(self._prompts) > PROMPT_CACHE_SIZE:
                 self._prompts.popitem(last=False)
         return emb
 
+    def check_size(self, width: int, height: int) -> None:
+        """The VAE works on blocks of ``vae_scale_factor`` pixels: other sizes are refused on
+        the port at fault, with the two nearest sizes that work."""
+        f = self.vae_scale_factor
+        for port, v in (("width", width), ("height", height)):
+            if v <= 0 or v % f:
+                lo, hi = (v // f) * f, (v // f + 1) * f
+                raise LoopInputError(
+                    f"{port} {v} is not a multiple of {f}: the VAE works on {f}×{f} pixel blocks",
+                    port=port,
+                    fix=f"use {max(lo, f)} or {hi}",
+                )
 
-def check_size(components: Components, width: int, height: int) -> None:
-    f = components.vae_scale_factor
-    for port, v in (("width", width), ("height", height)):
-        if v <= 0 or v % f:
-            lo, hi = (v // f) * f, (v // f + 1) * f
-            raise LoopInputError(
-                f"{port} {v} is not a multiple of {f}: the VAE works on {f}×{f} pixel blocks",
-                port=port,
-                fix=f"use {max(lo, f)} or {hi}",
-            )
+    def to_model_image(self, rgb: np.ndarray) -> torch.Tensor:
+        """H×W×3 (or B×H×W×3) float in [0, 1] → B×3×H×W in [-1, 1] on the run device."""
+        arr = np.asarray(rgb, np.float32)
+        if arr.ndim == 3:
+            arr = arr[None]
+        t = torch.from_numpy(np.ascontiguousarray(arr)).permute(0, 3, 1, 2)
+        return (2.0 * t - 1.0).contiguous().to(self.device)
 
+    def encode_image(
+        self, image: torch.Tensor, generator: torch.Generator, dtype: torch.dtype
+    ) -> torch.Tensor:
+        """Images in [-1, 1] → scaled latents, sampling the VAE's posterior with ``generator``
+        (one draw, in the order diffusers' pipelines make it)."""
+        vae = self.vae
+        out = vae.encode(image.to(self.device, dtype))
+        z = (
+            out.latent_dist.sample(generator=generator)
+            if hasattr(out, "latent_dist")
+            else out.latents
+        )
+        return z * vae.config.scaling_factor
 
-def to_model_image(rgb: np.ndarray, components: Components) -> torch.Tensor:
-    """H×W×3 (or B×H×W×3) float in [0, 1] → B×3×H×W in [-1, 1] on the run device."""
-    arr = np.asarray(rgb, np.float32)
-    if arr.ndim == 3:
-        arr = arr[None]
-    t = torch.from_numpy(np.ascontiguousarray(arr)).permute(0, 3, 1, 2)
-    return (2.0 * t - 1.0).contiguous().to(components.device)
-
-
-def _encode(
-    components: Components, image: torch.Tensor, generator: torch.Generator, dtype: torch.dtype
-) -> torch.Tensor:
-    vae = components.vae
-    out = vae.encode(image.to(components.device, dtype))
-    if hasattr(out, "latent_dist"):
-        z = out.latent_dist.sample(generator=generator)
-    else:
-        z = out.latents
-    return z * vae.config.scaling_factor
-
-
-@torch.no_grad()
-def decode(components: Components, latents: torch.Tensor) -> torch.Tensor:
-    """Clean latents → B×C×H×W float32 in [0, 1] on the CPU."""
-    vae = components.vae
-    img = vae.decode(latents / vae.config.scaling_factor, return_dict=False)[0]
-    return (img / 2 + 0.5).clamp(0, 1).float().cpu()
+    @torch.no_grad()
+    def decode(self, latents: torch.Tensor) -> torch.Tensor:
+        """Clean latents → B×C×H×W float32 in [0, 1] on the CPU."""
+        vae = self.vae
+        img = vae.decode(latents / vae.config.scaling_factor, return_dict=False)[0]
+        return (img / 2 + 0.5).clamp(0, 1).float().cpu()

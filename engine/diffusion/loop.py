@@ -6,12 +6,12 @@ starting point on any device. With no accelerations the result equals diffusers'
 Diffusion pipelines for the same components, scheduler, seed and settings; the order of random
 draws (image encoding, noise, masked-image encoding) follows theirs so that it can.
 
-Accelerations plug in through the contract in ``engine/accel/__init__.py``.
+Accelerations plug in through the hook contract (``engine.diffusion.stages.Acceleration``,
+described in ``engine/accel/__init__.py``).
 """
 
 from __future__ import annotations
 
-import inspect
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -21,14 +21,19 @@ import numpy as np
 import torch
 from torch.nn import functional as F
 
-from fathom.engine.diffusion.components import (
-    Components,
-    LoopInputError,
-    _encode,
-    check_size,
-    decode,
+from fathom.engine.diffusion.components import Components
+from fathom.engine.diffusion.schedulers import make_scheduler, predicted_x0
+from fathom.engine.diffusion.stages import (
+    Acceleration,
+    Guidance,
+    attached,
+    guidance_for,
+    hooks,
+    randn,
+    step_extras,
+    strength_timesteps,
 )
-from fathom.engine.diffusion.schedulers import guidance_embedding, make_scheduler, predicted_x0
+from fathom.engine.errors import LoopInputError
 
 
 @dataclass
@@ -59,46 +64,17 @@ class GenerationResult:
     step_seconds: list[float] = field(default_factory=list)
 
 
-def _randn(
-    shape: tuple[int, ...], generator: torch.Generator, device: str, dtype: torch.dtype
-) -> torch.Tensor:
-    # Drawn on the CPU in the model's dtype (as diffusers does), then moved: same noise anywhere.
-    return torch.randn(shape, generator=generator, device="cpu", dtype=dtype).to(device)
-
-
-def _hooks(accel: Sequence[Any], name: str) -> list[Callable[..., Any]]:
-    return [getattr(a, name) for a in accel if callable(getattr(a, name, None))]
-
-
-@torch.no_grad()
-def generate(
+def _check_inputs(
     components: Components,
-    prompt: str,
-    negative_prompt: str = "",
-    *,
-    steps: int = 20,
-    guidance: float = 7.5,
-    seed: int = 0,
-    width: int = 512,
-    height: int = 512,
-    batch_size: int = 1,
-    scheduler: str | None = "default",
-    image: torch.Tensor | None = None,
-    mask: torch.Tensor | None = None,
-    strength: float = 1.0,
-    eta: float = 0.0,
-    accel: Sequence[Any] = (),
-    callback: Callable[[StepInfo], None] | None = None,
-    decode_output: bool = True,
-) -> GenerationResult:
-    """Denoise ``steps`` scheduler steps and decode.
-
-    image: 1×3×H×W in [-1, 1] for image-to-image and inpainting (``to_model_image``).
-    mask: 1×1×H×W in [0, 1], 1 = repaint (binarised at 0.5), for inpainting.
-    callback: called after every step; raising (e.g. Cancelled) stops the run cleanly.
-    """
-    t_start_clock = time.perf_counter()
-    check_size(components, width, height)
+    width: int,
+    height: int,
+    steps: int,
+    batch_size: int,
+    image: torch.Tensor | None,
+    mask: torch.Tensor | None,
+) -> None:
+    """Refuse settings the model cannot run, on the port at fault, before any work."""
+    components.check_size(width, height)
     if steps < 1:
         raise LoopInputError("steps must be at least 1", port="steps")
     if batch_size < 1:
@@ -127,107 +103,118 @@ def generate(
             port="model",
             fix="use it with generate.inpaint, or pick a text-to-image model",
         )
-    device = components.device
-    unet = components.unet
-    b = batch_size
-    cfg = guidance > 1.0 and unet.config.time_cond_proj_dim is None
 
-    cond = components.encode_prompt(prompt)
-    dtype = cond.dtype
-    embeds = cond.repeat(b, 1, 1)
-    if cfg:
-        embeds = torch.cat(
-            [components.encode_prompt(negative_prompt or "").repeat(b, 1, 1), embeds]
-        )
 
-    sched = make_scheduler(components.scheduler, scheduler)
-    sched.set_timesteps(steps, device=device)
-    timesteps = sched.timesteps
-    user_steps = steps
-    if image is not None:
-        keep = min(int(steps * strength), steps)
-        t_start = max(steps - keep, 0)
-        timesteps = timesteps[t_start * sched.order :]
-        if hasattr(sched, "set_begin_index"):
-            sched.set_begin_index(t_start * sched.order)
-        if steps - t_start < 1:
-            raise LoopInputError(
-                f"strength {strength} with {steps} steps leaves no step to run",
-                port="strength",
-                fix="raise the strength or the steps",
-            )
-        user_steps = steps - t_start
-    warmup = max(0, len(timesteps) - user_steps * sched.order)
+@dataclass
+class _Start:
+    """Where denoising starts: the latents, and for inpainting the mask and masked-image
+    latents the UNet takes beside them on every step (both CFG halves)."""
 
-    gen = torch.Generator(device="cpu").manual_seed(int(seed))
+    latents: torch.Tensor
+    extra_in: torch.Tensor | None = None
+
+
+def _inpaint_inputs(
+    components: Components,
+    image: torch.Tensor,
+    mask: torch.Tensor,
+    gen: torch.Generator,
+    dtype: torch.dtype,
+    batch: int,
+    guide: Guidance,
+) -> torch.Tensor:
+    """Binarised mask and masked-image latents at latent size, batched like the UNet input."""
     f = components.vae_scale_factor
-    shape = (b, components.latent_channels, height // f, width // f)
-    mask_in = masked_in = None
+    h, w = image.shape[-2:]
+    binary = (mask.float() >= 0.5).float()
+    mask_in = F.interpolate(binary, size=(h // f, w // f)).to(components.device, dtype)
+    masked = components.encode_image(image * (binary < 0.5), gen, dtype).to(
+        components.device, dtype
+    )
+    mask_in = mask_in.repeat(batch // mask_in.shape[0], 1, 1, 1)
+    masked = masked.repeat(batch // masked.shape[0], 1, 1, 1)
+    return guide.batch(torch.cat([mask_in, masked], dim=1))
+
+
+def _start(
+    components: Components,
+    sched: Any,
+    first_t: torch.Tensor,
+    gen: torch.Generator,
+    guide: Guidance,
+    shape: tuple[int, ...],
+    image: torch.Tensor | None,
+    mask: torch.Tensor | None,
+    strength: float,
+) -> _Start:
+    """Initial latents: pure noise (text-to-image), the encoded image noised to the first
+    timestep (image-to-image), or either for inpainting; the random draws come in diffusers'
+    order (image encoding, noise, masked-image encoding) so that results equal theirs."""
+    dtype, device, b = guide.embeds.dtype, components.device, shape[0]
     if image is None:
-        latents = _randn(shape, gen, device, dtype) * sched.init_noise_sigma
-    elif not inpaint:
-        init = _encode(components, image, gen, dtype)
-        init = init.repeat(b // init.shape[0], 1, 1, 1)
-        noise = _randn(shape, gen, device, dtype)
-        latents = sched.add_noise(init, noise, timesteps[:1].repeat(b))
-    else:
-        assert mask is not None
-        full = strength == 1.0
+        return _Start(randn(shape, gen, device, dtype) * sched.init_noise_sigma)
+    pure_noise = mask is not None and strength == 1.0
+    if mask is not None:
         image = image.float()
-        if not full:
-            init = _encode(components, image, gen, dtype)
-            init = init.repeat(b // init.shape[0], 1, 1, 1)
-        noise = _randn(shape, gen, device, dtype)
-        latents = (
-            noise * sched.init_noise_sigma
-            if full
-            else sched.add_noise(init, noise, timesteps[:1].repeat(b))
-        )
-        binary = (mask.float() >= 0.5).float()
-        masked_image = image * (binary < 0.5)
-        mask_in = F.interpolate(binary, size=(height // f, width // f)).to(device, dtype)
-        masked_in = _encode(components, masked_image, gen, dtype).to(device, dtype)
-        mask_in = mask_in.repeat(b // mask_in.shape[0], 1, 1, 1)
-        masked_in = masked_in.repeat(b // masked_in.shape[0], 1, 1, 1)
-        if cfg:
-            mask_in, masked_in = torch.cat([mask_in] * 2), torch.cat([masked_in] * 2)
+    init = None
+    if not pure_noise:
+        init = components.encode_image(image, gen, dtype)
+        init = init.repeat(b // init.shape[0], 1, 1, 1)
+    noise = randn(shape, gen, device, dtype)
+    if init is None:
+        latents = noise * sched.init_noise_sigma
+    else:
+        latents = sched.add_noise(init, noise, first_t.repeat(b))
+    if mask is None:
+        return _Start(latents)
+    return _Start(latents, _inpaint_inputs(components, image, mask, gen, dtype, b, guide))
 
-    accepted = set(inspect.signature(sched.step).parameters)
-    extra: dict[str, Any] = {}
-    if "eta" in accepted:
-        extra["eta"] = eta
-    if "generator" in accepted:
-        extra["generator"] = gen
-    t_cond = None
-    if unet.config.time_cond_proj_dim is not None:
-        w = torch.tensor(guidance - 1).repeat(b)
-        t_cond = guidance_embedding(w, unet.config.time_cond_proj_dim).to(device, latents.dtype)
 
-    before, after = _hooks(accel, "before_step"), _hooks(accel, "after_step")
+@dataclass
+class _Denoised:
+    latents: torch.Tensor
+    x0: torch.Tensor
+    stopped: bool
+    step_seconds: list[float]
+
+
+def _denoise(
+    components: Components,
+    sched: Any,
+    timesteps: torch.Tensor,
+    start: _Start,
+    guide: Guidance,
+    step_kwargs: dict[str, Any],
+    accel: Sequence[Acceleration],
+    callback: Callable[[StepInfo], None] | None,
+    user_steps: int,
+) -> _Denoised:
+    """The step loop: one UNet call per step with the CFG halves batched, the accelerations'
+    hooks around it, and the callback after it (where a raise, e.g. Cancelled, stops)."""
+    before, after = hooks(accel, "before_step"), hooks(accel, "after_step")
     want_x0 = bool(after) or callback is not None
-    attached: list[Any] = []
+    warmup = max(0, len(timesteps) - user_steps * sched.order)
+    latents = x0 = start.latents
     step_seconds: list[float] = []
     stopped = False
-    x0 = latents
-    try:
-        for a in accel:
-            a.attach(components)
-            attached.append(a)
+    with attached(accel, components):
         for i, t in enumerate(timesteps):
             t0 = time.perf_counter()
             for hook in before:
                 hook(i, t, latents)
-            x_in = torch.cat([latents] * 2) if cfg else latents
-            x_in = sched.scale_model_input(x_in, t)
-            if inpaint:
-                x_in = torch.cat([x_in, mask_in, masked_in], dim=1)
-            noise_pred = components.unet(
-                x_in, t, encoder_hidden_states=embeds, timestep_cond=t_cond, return_dict=False
-            )[0]
-            if cfg:
-                uncond, text = noise_pred.chunk(2)
-                noise_pred = uncond + guidance * (text - uncond)
-            out = sched.step(noise_pred, t, latents, **extra, return_dict=True)
+            x_in = sched.scale_model_input(guide.batch(latents), t)
+            if start.extra_in is not None:
+                x_in = torch.cat([x_in, start.extra_in], dim=1)
+            noise_pred = guide.combine(
+                components.unet(
+                    x_in,
+                    t,
+                    encoder_hidden_states=guide.embeds,
+                    timestep_cond=guide.t_cond,
+                    return_dict=False,
+                )[0]
+            )
+            out = sched.step(noise_pred, t, latents, **step_kwargs, return_dict=True)
             if want_x0:
                 x0 = predicted_x0(sched, out, noise_pred, latents, t)
             latents = out.prev_sample
@@ -241,22 +228,72 @@ def generate(
                 )
             if stopped:
                 break
-    finally:
-        for a in reversed(attached):
-            a.detach()
-    final = x0 if stopped else latents
+    return _Denoised(latents, x0, stopped, step_seconds)
+
+
+@torch.no_grad()
+def generate(
+    components: Components,
+    prompt: str,
+    negative_prompt: str = "",
+    *,
+    steps: int = 20,
+    guidance: float = 7.5,
+    seed: int = 0,
+    width: int = 512,
+    height: int = 512,
+    batch_size: int = 1,
+    scheduler: str | None = "default",
+    image: torch.Tensor | None = None,
+    mask: torch.Tensor | None = None,
+    strength: float = 1.0,
+    eta: float = 0.0,
+    accel: Sequence[Acceleration] = (),
+    callback: Callable[[StepInfo], None] | None = None,
+    decode_output: bool = True,
+) -> GenerationResult:
+    """Denoise ``steps`` scheduler steps and decode.
+
+    image: 1×3×H×W in [-1, 1] for image-to-image and inpainting (``Components.to_model_image``).
+    mask: 1×1×H×W in [0, 1], 1 = repaint (binarised at 0.5), for inpainting.
+    callback: called after every step; raising (e.g. Cancelled) stops the run cleanly.
+    """
+    t_start_clock = time.perf_counter()
+    _check_inputs(components, width, height, steps, batch_size, image, mask)
+    guide = guidance_for(components, prompt, negative_prompt, guidance, batch_size)
+    sched = make_scheduler(components.scheduler, scheduler)
+    sched.set_timesteps(steps, device=components.device)
+    timesteps, user_steps = sched.timesteps, steps
+    if image is not None:
+        timesteps, user_steps = strength_timesteps(sched, steps, strength)
+    gen = torch.Generator(device="cpu").manual_seed(int(seed))
+    f = components.vae_scale_factor
+    shape = (batch_size, components.latent_channels, height // f, width // f)
+    start = _start(components, sched, timesteps[:1], gen, guide, shape, image, mask, strength)
+    done = _denoise(
+        components,
+        sched,
+        timesteps,
+        start,
+        guide,
+        step_extras(sched, eta, gen),
+        accel,
+        callback,
+        user_steps,
+    )
+    final = done.x0 if done.stopped else done.latents
     images = (
-        decode(components, final).permute(0, 2, 3, 1).numpy()
+        components.decode(final).permute(0, 2, 3, 1).numpy()
         if decode_output
         else np.zeros((0, 0, 0, 0), np.float32)
     )
     return GenerationResult(
         images,
         final,
-        len(step_seconds),
+        len(done.step_seconds),
         len(timesteps),
-        stopped,
+        done.stopped,
         scheduler or "default",
         time.perf_counter() - t_start_clock,
-        step_seconds,
+        done.step_seconds,
     )

@@ -30,6 +30,7 @@ import torch
 from fathom.engine.accel.clockwork import Clockwork, ClockworkAdaptor
 from fathom.engine.accel.similarity import SimilarityFilter
 from fathom.engine.accel.tome import TokenMerge
+from fathom.engine.diffusion.stages import encode_text
 
 CFG_TYPES = ("none", "self", "initialize", "full")
 
@@ -65,16 +66,9 @@ class StreamPipeline:
         self.unet_calls = 0
 
     # ------------------------------------------------------------------ set-up
-    @torch.no_grad()
     def encode_prompt(self, prompt: str) -> torch.Tensor:
-        ids = self.tokenizer(
-            prompt,
-            padding="max_length",
-            truncation=True,
-            max_length=self.tokenizer.model_max_length,
-            return_tensors="pt",
-        ).input_ids.to(self.text_encoder.device)
-        return self.text_encoder(ids)[0].to(device=self.device, dtype=self.dtype)
+        emb = encode_text(self.tokenizer, self.text_encoder, prompt, self.device)
+        return emb.to(dtype=self.dtype)
 
     @torch.no_grad()
     def prepare(

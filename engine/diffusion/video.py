@@ -18,12 +18,21 @@ from fathom.engine.accel.objectcentric import (
     paste,
     shared_steps,
 )
+from fathom.engine.diffusion.schedulers import make_scheduler, predicted_x0
+from fathom.engine.diffusion.stages import (
+    Guidance,
+    attached,
+    guidance_for,
+    randn,
+    strength_timesteps,
+)
 from fathom.engine.diffusion.videoattn import (
     AnchorAttention,
     FrameLayout,
     fuse_along_flow,
     warp_noise,
 )
+from fathom.engine.errors import LoopInputError
 
 
 def video_sampler(name: str, base: Any, inversion: bool = False) -> str:
@@ -144,38 +153,26 @@ class VideoRun:
         self._fused_last: dict[int, torch.Tensor] = {}
 
     def __enter__(self) -> VideoRun:
-        attached = []
-        try:
-            for p in self._parts:
-                p.attach(self.c)
-                attached.append(p)
-        except Exception:
-            for p in reversed(attached):
-                p.detach()
-            raise
+        self._attached = attached(self._parts, self.c)
+        self._attached.__enter__()
         return self
 
     def __exit__(self, *exc: Any) -> None:
-        for p in reversed(self._parts):
-            p.detach()
+        self._attached.__exit__(None, None, None)
 
     # ---- one UNet evaluation of a set of frames (CFG halves batched) ----------------------
     def _eps(
         self,
         x: torch.Tensor,
         t: Any,
-        embeds: torch.Tensor,
-        t_cond: Any,
+        guide: Guidance,
         step: Any,
         anchor: int | None,
         masks: torch.Tensor | None,
-        cfg: bool,
-        guidance: float,
     ) -> torch.Tensor:
         f = x.shape[0]
-        halves = 2 if cfg else 1
         if self.clock is None or f < 2:
-            return self._eps_call(x, t, embeds, t_cond, step, anchor, masks, halves, guidance)
+            return self._eps_call(x, t, guide, step, anchor, masks)
         # Even frames run whole; odd frame 2j+1 then reuses frame 2j's low-resolution features
         # (item for item: the kept batch holds the even frames in the same order).
         if anchor not in (0, None):
@@ -184,28 +181,8 @@ class VideoRun:
             )
         ev, od = list(range(0, f, 2)), list(range(1, f, 2))
         self.clock.reset()
-        e_eps = self._eps_call(
-            x[ev],
-            t,
-            embeds,
-            t_cond,
-            step,
-            anchor,
-            None if masks is None else masks[ev],
-            halves,
-            guidance,
-        )
-        o_eps = self._eps_call(
-            x[od],
-            t,
-            embeds,
-            t_cond,
-            step,
-            None,
-            None if masks is None else masks[od],
-            halves,
-            guidance,
-        )
+        e_eps = self._eps_call(x[ev], t, guide, step, anchor, None if masks is None else masks[ev])
+        o_eps = self._eps_call(x[od], t, guide, step, None, None if masks is None else masks[od])
         out = x.new_empty((f, *e_eps.shape[1:]), dtype=e_eps.dtype)
         out[ev], out[od] = e_eps, o_eps
         return out
@@ -214,29 +191,21 @@ class VideoRun:
         self,
         x: torch.Tensor,
         t: Any,
-        embeds: torch.Tensor,
-        t_cond: Any,
+        guide: Guidance,
         step: Any,
         anchor: int | None,
         masks: torch.Tensor | None,
-        halves: int,
-        guidance: float,
     ) -> torch.Tensor:
         f = x.shape[0]
-        self.layout.frames, self.layout.halves = f, halves
+        self.layout.frames, self.layout.halves = f, 2 if guide.cfg else 1
         self.layout.anchor, self.layout.step, self.layout.group = anchor, step, 1
         self.merger.set_masks(masks)
-        x_in = torch.cat([x] * halves) if halves > 1 else x
-        emb = embeds.repeat_interleave(f, dim=0)
-        tc = None if t_cond is None else t_cond[:1].repeat(x_in.shape[0], 1)
-        pred = self.c.unet(x_in, t, encoder_hidden_states=emb, timestep_cond=tc, return_dict=False)[
-            0
-        ]
+        x_in = guide.batch(x)
+        emb = guide.embeds.repeat_interleave(f, dim=0)
+        tc = None if guide.t_cond is None else guide.t_cond[:1].repeat(x_in.shape[0], 1)
+        pred = self.c.unet(x_in, t, encoder_hidden_states=emb, timestep_cond=tc, return_dict=False)
         self.unet_calls += 1
-        if halves > 1:
-            uncond, text = pred.chunk(2)
-            pred = uncond + guidance * (text - uncond)
-        return pred
+        return guide.combine(pred[0])
 
     def _clock_step(self, i: int, t: Any, x: torch.Tensor) -> None:
         if self.step_clock is not None:
@@ -264,120 +233,111 @@ class VideoRun:
         """images: F×3×H×W in [-1, 1]; masks: F×1×H×W in [0, 1] (foreground) or None;
         anchor: the anchor's index in this chunk, or None when an earlier chunk held it.
         noise_coords: (F, h, w, 2) where each frame's noise comes from in the shared noise
-        (:func:`engine.accel.videoattn.follow_coords`), so the noise moves with the content;
-        None: the same noise for every frame. flows: (F, h, w, 2) latent-grid optical flow
-        from each frame to the one before it, for ``flow_fusion``.
+        (:func:`engine.diffusion.videoattn.follow_coords`), so the noise moves with the
+        content; None: the same noise for every frame. flows: (F, h, w, 2) latent-grid optical
+        flow from each frame to the one before it, for ``flow_fusion``.
         Returns the clean latents F×4×h×w (scaled, as the VAE decodes them after dividing)."""
-        from fathom.engine.diffusion.components import _encode
-        from fathom.engine.diffusion.loop import _randn
-        from fathom.engine.diffusion.schedulers import (
-            guidance_embedding,
-            make_scheduler,
-            predicted_x0,
-        )
-        from fathom.engine.errors import LoopInputError
-
         c, s = self.c, self.s
-        device = c.device
-        unet = c.unet
-        cfg = s.guidance > 1.0 and unet.config.time_cond_proj_dim is None
-        cond = c.encode_prompt(s.prompt)
-        dtype = cond.dtype
-        neg = c.encode_prompt(s.negative_prompt or "")
-        embeds = torch.cat([neg, cond]) if cfg else cond
+        guide = guidance_for(c, s.prompt, s.negative_prompt, s.guidance)
         sched = make_scheduler(c.scheduler, video_sampler(s.scheduler, c.scheduler, s.inversion))
-        sched.set_timesteps(s.steps, device=device)
-        keep = min(int(s.steps * s.strength), s.steps)
-        t_start = max(s.steps - keep, 0)
-        if s.steps - t_start < 1:
-            raise LoopInputError(
-                f"strength {s.strength} with {s.steps} steps leaves no step to run",
-                port="strength",
-                fix="raise the strength or the steps",
-            )
-        timesteps = sched.timesteps[t_start * sched.order :]
-        if hasattr(sched, "set_begin_index"):
-            sched.set_begin_index(t_start * sched.order)
+        sched.set_timesteps(s.steps, device=c.device)
+        timesteps, _ = strength_timesteps(sched, s.steps, s.strength)
+        init, noise = self._encode_frames(images, guide.embeds.dtype)
         k = len(timesteps)
-
-        # Encode every frame with its own generator of the same seed: the image-to-image node's
-        # draws for each frame, so every frame gets the same (shared) noise.
-        f_n = images.shape[0]
-        inits, noise = [], None
-        for i in range(f_n):
-            gen = torch.Generator(device="cpu").manual_seed(int(s.seed))
-            inits.append(_encode(c, images[i : i + 1], gen, dtype))
-            if noise is None:
-                noise = _randn(tuple(inits[0].shape), gen, device, dtype)
-        init = torch.cat(inits)
-        assert noise is not None
-        total = k + (k if s.inversion else 0)
-        done = 0
-
-        def tick() -> None:
-            nonlocal done
-            done += 1
-            if callback is not None:
-                callback(done, total)
-
+        tick = _Ticker(callback, k + (k if s.inversion else 0))
         lat_masks = None
         if masks is not None:
-            lat_masks = F.adaptive_avg_pool2d(masks.float(), tuple(init.shape[-2:])).to(
-                device, dtype
-            )
+            lat_masks = F.adaptive_avg_pool2d(masks.float(), tuple(init.shape[-2:]))
+            lat_masks = lat_masks.to(c.device, guide.embeds.dtype)
+        run = _Chunk(sched, timesteps, guide, anchor, lat_masks, flows, tick)
         if s.inversion:
-            null = c.encode_prompt("")
-
-            def eps_fn(x: torch.Tensor, t: Any) -> torch.Tensor:
-                tt = torch.as_tensor(t, device=device)
-                return self._eps(x, tt, null, None, ("inv", int(t)), anchor, lat_masks, False, 1.0)
-
-            clock, period = self.step_clock, 0
-            if clock is not None:  # inversion runs every step whole: it must retrace exactly
-                period, clock.period = clock.period, 1
-            try:
-                latents = ddim_invert(
-                    eps_fn, init, timesteps, sched.alphas_cumprod.cpu(), lambda j, n: tick()
-                )
-            finally:
-                if clock is not None:
-                    clock.period = period
+            latents = self._invert(run, init)
         else:
             per_frame = (
                 noise.expand_as(init) if noise_coords is None else warp_noise(noise, noise_coords)
             )
-            latents = sched.add_noise(init, per_frame, timesteps[:1].repeat(f_n))
-
-        t_cond = None
-        if unet.config.time_cond_proj_dim is not None:
-            w = torch.tensor(s.guidance - 1).repeat(1)
-            t_cond = guidance_embedding(w, unet.config.time_cond_proj_dim).to(device, dtype)
-
+            latents = sched.add_noise(init, per_frame, timesteps[:1].repeat(len(init)))
         shared = shared_steps(k, s.bg_steps) if 0 < s.bg_steps < k else list(range(k))
-        weight = boxes = None
-        if len(shared) < k:
-            binary = (
-                (lat_masks > 0.5).float()
-                if lat_masks is not None
-                else torch.zeros_like(latents[:, :1])
-            )
-            weight = feather_mask(binary, s.feather).to(device, latents.dtype)
-            # Any crop size runs: the UNet resizes its upsampling to the skip connections.
-            boxes = crop_boxes(weight, s.crop_margin, 1)
-            if boxes is None:  # the foreground fills the frame: nothing to save
-                shared = list(range(k))
+        region = self._foreground(latents, lat_masks) if len(shared) < k else None
         if self.step_clock is not None:
             self.step_clock.reset()  # the features it keeps are this chunk's frames'
-        if len(shared) == k:
-            for i, t in enumerate(timesteps):
-                self._clock_step(i, t, latents)
-                x_in = sched.scale_model_input(latents, t)
-                eps = self._eps(x_in, t, embeds, t_cond, i, anchor, lat_masks, cfg, s.guidance)
-                latents = self._fuse(
-                    i, sched.step(eps, t, latents, return_dict=True).prev_sample, flows
-                )
-                tick()
-            return latents
+        if region is None:
+            return self._sample_whole(run, latents)
+        return self._sample_object_centric(run, latents, shared, *region)
+
+    def _encode_frames(
+        self, images: torch.Tensor, dtype: torch.dtype
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Each frame encoded with its own generator of the same seed (the image-to-image
+        node's draws for each frame), and the one noise every frame then shares."""
+        inits, noise = [], None
+        for i in range(images.shape[0]):
+            gen = torch.Generator(device="cpu").manual_seed(int(self.s.seed))
+            inits.append(self.c.encode_image(images[i : i + 1], gen, dtype))
+            if noise is None:
+                noise = randn(tuple(inits[0].shape), gen, self.c.device, dtype)
+        assert noise is not None
+        return torch.cat(inits), noise
+
+    def _invert(self, run: _Chunk, init: torch.Tensor) -> torch.Tensor:
+        """DDIM inversion of the frames under the empty prompt, every step whole: Clockwork's
+        cheap steps would not retrace the same path back."""
+        null = Guidance(False, 1.0, self.c.encode_prompt(""), None)
+        device = self.c.device
+
+        def eps_fn(x: torch.Tensor, t: Any) -> torch.Tensor:
+            tt = torch.as_tensor(t, device=device)
+            return self._eps(x, tt, null, ("inv", int(t)), run.anchor, run.masks)
+
+        clock, period = self.step_clock, 0
+        if clock is not None:
+            period, clock.period = clock.period, 1
+        try:
+            return ddim_invert(
+                eps_fn, init, run.timesteps, run.sched.alphas_cumprod.cpu(), lambda j, n: run.tick()
+            )
+        finally:
+            if clock is not None:
+                clock.period = period
+
+    def _foreground(
+        self, latents: torch.Tensor, lat_masks: torch.Tensor | None
+    ) -> tuple[torch.Tensor, list[tuple[int, int, int, int]]] | None:
+        """The feathered foreground weight and its crop boxes, or None when the foreground
+        fills the frame (then there is nothing to save)."""
+        binary = (
+            (lat_masks > 0.5).float() if lat_masks is not None else torch.zeros_like(latents[:, :1])
+        )
+        weight = feather_mask(binary, self.s.feather).to(self.c.device, latents.dtype)
+        # Any crop size runs: the UNet resizes its upsampling to the skip connections.
+        boxes = crop_boxes(weight, self.s.crop_margin, 1)
+        return None if boxes is None else (weight, boxes)
+
+    def _sample_whole(self, run: _Chunk, latents: torch.Tensor) -> torch.Tensor:
+        """Every step on whole frames."""
+        sched = run.sched
+        for i, t in enumerate(run.timesteps):
+            self._clock_step(i, t, latents)
+            x_in = sched.scale_model_input(latents, t)
+            eps = self._eps(x_in, t, run.guide, i, run.anchor, run.masks)
+            latents = self._fuse(
+                i, sched.step(eps, t, latents, return_dict=True).prev_sample, run.flows
+            )
+            run.tick()
+        return latents
+
+    def _sample_object_centric(
+        self,
+        run: _Chunk,
+        latents: torch.Tensor,
+        shared: list[int],
+        weight: torch.Tensor,
+        boxes: list[tuple[int, int, int, int]],
+    ) -> torch.Tensor:
+        """The foreground runs every step: on its crop, or whole-frame on the shared steps; the
+        background runs whole-frame at the shared steps only, on the frame with the foreground
+        blended in, so it grows around the object without a seam."""
+        sched, timesteps, k = run.sched, run.timesteps, len(run.timesteps)
         if float(sched.init_noise_sigma) != 1.0:
             raise LoopInputError(
                 f"object-centric sampling blends latents of two noise levels "
@@ -386,28 +346,16 @@ class VideoRun:
                 port="scheduler",
                 fix="use default, ddim, dpmpp_2m, unipc or lcm",
             )
-        assert weight is not None and boxes is not None
-        # The foreground runs every step: on its crop, or whole-frame on the shared steps; the
-        # background runs whole-frame at the shared steps only, on the frame with the
-        # foreground blended in, so it grows around the object without a seam.
-        acp = sched.alphas_cumprod.to(device)
+        acp = sched.alphas_cumprod.to(self.c.device)
         x_fg = x_bg = latents
         eps_fg: torch.Tensor | None = None
-        crop_masks = None if lat_masks is None else crop(lat_masks, boxes)
+        crop_masks = None if run.masks is None else crop(run.masks, boxes)
         for i, t in enumerate(timesteps):
             self._clock_step(i, t, x_fg)
             if i in shared:
                 x_mix = x_bg if i == 0 else weight * x_fg + (1 - weight) * x_bg
                 eps = self._eps(
-                    sched.scale_model_input(x_mix, t),
-                    t,
-                    embeds,
-                    t_cond,
-                    i,
-                    anchor,
-                    lat_masks,
-                    cfg,
-                    s.guidance,
+                    sched.scale_model_input(x_mix, t), t, run.guide, i, run.anchor, run.masks
                 )
                 nxt = next((j for j in shared if j > i), k)
                 x0 = predicted_x0(sched, None, eps, x_mix, t)
@@ -419,21 +367,38 @@ class VideoRun:
                 eps_fg = eps
             else:
                 assert eps_fg is not None
-                sub = self._eps(
-                    crop(sched.scale_model_input(x_fg, t), boxes),
-                    t,
-                    embeds,
-                    t_cond,
-                    i,
-                    anchor,
-                    crop_masks,
-                    cfg,
-                    s.guidance,
-                )
+                x_crop = crop(sched.scale_model_input(x_fg, t), boxes)
+                sub = self._eps(x_crop, t, run.guide, i, run.anchor, crop_masks)
                 self.crop_calls += 1
                 eps_fg = eps_fg.clone()
                 paste(eps_fg, sub, boxes)
-            assert eps_fg is not None
-            x_fg = self._fuse(i, sched.step(eps_fg, t, x_fg, return_dict=True).prev_sample, flows)
-            tick()
+            x_fg = self._fuse(
+                i, sched.step(eps_fg, t, x_fg, return_dict=True).prev_sample, run.flows
+            )
+            run.tick()
         return weight * x_fg + (1 - weight) * x_bg
+
+
+class _Ticker:
+    """Counts UNet-step units of a chunk for the progress callback."""
+
+    def __init__(self, callback: Callable[[int, int], None] | None, total: int) -> None:
+        self.callback, self.total, self.done = callback, total, 0
+
+    def __call__(self) -> None:
+        self.done += 1
+        if self.callback is not None:
+            self.callback(self.done, self.total)
+
+
+@dataclass
+class _Chunk:
+    """What every step of one chunk's sampling shares."""
+
+    sched: Any
+    timesteps: torch.Tensor
+    guide: Guidance
+    anchor: int | None
+    masks: torch.Tensor | None
+    flows: torch.Tensor | None
+    tick: _Ticker

@@ -109,104 +109,139 @@ def run_batch_ray(
     tasks = [_Task(r, row_job(base, r)) for r in rows]
     plan = plan or plan_pool(ray.cluster_resources(), len(tasks), base.device, max_workers)
     say(f"ray: {plan.describe()} for {len(tasks)} rows")
-
     base.out_dir.mkdir(parents=True, exist_ok=True)
-    batch_id = uuid.uuid4().hex[:12]
-    staging = (base.out_dir / f"{STAGING_PREFIX}{batch_id}").resolve()
-    staging.mkdir()
-    atomic_write_text(staging / PROBE_NAME, batch_id)
-    cwd = os.getcwd()
-
-    actor_cls = ray.remote(RowWorker).options(
-        num_cpus=plan.num_cpus, num_gpus=plan.num_gpus, max_restarts=0, max_task_retries=0
-    )
-    free = deque(actor_cls.remote() for _ in range(plan.workers))
-    queue = deque(tasks)
-    running: dict[Any, tuple[Any, _Task, str]] = {}
-    entries: list[dict[str, Any]] = []
-    replacements = 0
-    stopping = False
-
-    def done(entry: dict[str, Any]) -> None:
-        entries.append(entry)
-        if progress:
-            progress(entry, len(entries), len(tasks))
-
-    def submit() -> None:
-        while free and queue and not stopping:
-            actor, task = free.popleft(), queue.popleft()
-            task.attempts += 1
-            attempt = f"{batch_id}-{task.attempts}"
-            ref = actor.render.remote(
-                task.job, task.row.index, task.row.name, str(staging), batch_id, attempt, cwd
-            )
-            running[ref] = (actor, task, attempt)
-
+    pool = _RayPool(ray, plan, tasks, base.out_dir, max_retries, say, progress)
     try:
-        while running or (queue and not stopping):
-            submit()
-            if not running:  # every worker gone and no replacement left
-                for t in queue:
-                    done(_died_entry(t, "no worker left to run it"))
-                queue.clear()
-                break
+        pool.run()
+    except KeyboardInterrupt:
+        pool.cancel_running()
+    pool.close()
+    interrupted = pool.stopping
+    finished = sum(1 for e in pool.entries if e["status"] != "cancelled")
+    if interrupted:
+        say(f"finished {finished} of {len(tasks)} rows before the cancel; see the manifest")
+    return write_manifest(base, pool.entries, len(tasks), interrupted, time.perf_counter() - t0)
+
+
+class _RayPool:
+    """A pool of row workers (Ray actors) fed from a queue of rows: results are committed
+    from a staging folder, dead workers are replaced (within a budget) and their rows retried."""
+
+    def __init__(
+        self,
+        ray: Any,
+        plan: PoolPlan,
+        tasks: list[_Task],
+        out_dir: Path,
+        max_retries: int,
+        say: LogFn,
+        progress: ProgressFn | None,
+    ) -> None:
+        self.ray, self.plan, self.tasks, self.max_retries = ray, plan, tasks, max_retries
+        self.say, self.progress = say, progress
+        self.batch_id = uuid.uuid4().hex[:12]
+        self.staging = (out_dir / f"{STAGING_PREFIX}{self.batch_id}").resolve()
+        self.staging.mkdir()
+        atomic_write_text(self.staging / PROBE_NAME, self.batch_id)
+        self.cwd = os.getcwd()
+        self.actor_cls = ray.remote(RowWorker).options(
+            num_cpus=plan.num_cpus, num_gpus=plan.num_gpus, max_restarts=0, max_task_retries=0
+        )
+        self.free = deque(self.actor_cls.remote() for _ in range(plan.workers))
+        self.queue = deque(tasks)
+        self.running: dict[Any, tuple[Any, _Task, str]] = {}
+        self.entries: list[dict[str, Any]] = []
+        self.replacements = 0
+        self.stopping = False
+
+    def done(self, entry: dict[str, Any]) -> None:
+        self.entries.append(entry)
+        if self.progress:
+            self.progress(entry, len(self.entries), len(self.tasks))
+
+    def submit(self) -> None:
+        while self.free and self.queue and not self.stopping:
+            actor, task = self.free.popleft(), self.queue.popleft()
+            task.attempts += 1
+            attempt = f"{self.batch_id}-{task.attempts}"
+            ref = actor.render.remote(
+                task.job,
+                task.row.index,
+                task.row.name,
+                str(self.staging),
+                self.batch_id,
+                attempt,
+                self.cwd,
+            )
+            self.running[ref] = (actor, task, attempt)
+
+    def run(self) -> None:
+        while self.running or (self.queue and not self.stopping):
+            self.submit()
+            if not self.running:  # every worker gone and no replacement left
+                for t in self.queue:
+                    self.done(_died_entry(t, "no worker left to run it"))
+                self.queue.clear()
+                return
             try:
-                ready, _ = ray.wait(list(running), num_returns=1, timeout=0.5)
+                ready, _ = self.ray.wait(list(self.running), num_returns=1, timeout=0.5)
             except KeyboardInterrupt:
-                if stopping:
+                if self.stopping:
                     raise
-                stopping = True
-                say(
-                    f"cancelling: {len(queue)} rows not started will not run; waiting for "
-                    f"{len(running)} running (Ctrl-C again to stop them)"
+                self.stopping = True
+                self.say(
+                    f"cancelling: {len(self.queue)} rows not started will not run; waiting for "
+                    f"{len(self.running)} running (Ctrl-C again to stop them)"
                 )
                 continue
             for ref in ready:
-                actor, task, attempt = running.pop(ref)
-                try:
-                    result = ray.get(ref)
-                except Exception as exc:  # noqa: BLE001 - sorted below by what it means
-                    if not _actor_died(ray, exc):
-                        done(_died_entry(task, f"worker error: {exc}"))
-                        free.append(actor)
-                        continue
-                    ray.kill(actor, no_restart=True)
-                    cause = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:300]
-                    if task.attempts <= max_retries:
-                        say(
-                            f"row {task.row.name}: its worker died ({cause}); retrying on "
-                            f"another worker (attempt {task.attempts + 1} of {max_retries + 1})"
-                        )
-                        queue.appendleft(task)
-                    else:
-                        done(
-                            _died_entry(
-                                task, f"its worker died {task.attempts} times (last: {cause})"
-                            )
-                        )
-                    if replacements < plan.workers * (max_retries + 1):
-                        replacements += 1
-                        free.append(actor_cls.remote())
-                    continue
-                commit(result, Path(task.job.out_dir), staging, attempt)
-                done(result["entry"])
-                free.append(actor)
-    except KeyboardInterrupt:
-        stopping = True
-        say(f"stopped: {len(running)} running rows cancelled")
-        for actor, task, _ in running.values():
-            ray.kill(actor, no_restart=True)
-            done(_cancelled_entry(task, "cancelled while running"))
-        running.clear()
-    interrupted = stopping
-    reported = {e["row"] for e in entries}
-    for task in tasks:  # rows not started, or stopped between their result and its commit
-        if task.row.index not in reported:
-            done(_cancelled_entry(task, "not started: the batch was cancelled"))
-    for actor in free:
-        ray.kill(actor, no_restart=True)
-    shutil.rmtree(staging, ignore_errors=True)
-    finished = sum(1 for e in entries if e["status"] != "cancelled")
-    if interrupted:
-        say(f"finished {finished} of {len(tasks)} rows before the cancel; see the manifest")
-    return write_manifest(base, entries, len(tasks), interrupted, time.perf_counter() - t0)
+                self.collect(ref)
+
+    def collect(self, ref: Any) -> None:
+        actor, task, attempt = self.running.pop(ref)
+        try:
+            result = self.ray.get(ref)
+        except Exception as exc:  # noqa: BLE001 - sorted below by what it means
+            if not _actor_died(self.ray, exc):
+                self.done(_died_entry(task, f"worker error: {exc}"))
+                self.free.append(actor)
+            else:
+                self.worker_died(actor, task, exc)
+            return
+        commit(result, Path(task.job.out_dir), self.staging, attempt)
+        self.done(result["entry"])
+        self.free.append(actor)
+
+    def worker_died(self, actor: Any, task: _Task, exc: BaseException) -> None:
+        self.ray.kill(actor, no_restart=True)
+        cause = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:300]
+        if task.attempts <= self.max_retries:
+            self.say(
+                f"row {task.row.name}: its worker died ({cause}); retrying on another worker "
+                f"(attempt {task.attempts + 1} of {self.max_retries + 1})"
+            )
+            self.queue.appendleft(task)
+        else:
+            self.done(_died_entry(task, f"its worker died {task.attempts} times (last: {cause})"))
+        if self.replacements < self.plan.workers * (self.max_retries + 1):
+            self.replacements += 1
+            self.free.append(self.actor_cls.remote())
+
+    def cancel_running(self) -> None:
+        self.stopping = True
+        self.say(f"stopped: {len(self.running)} running rows cancelled")
+        for actor, task, _ in self.running.values():
+            self.ray.kill(actor, no_restart=True)
+            self.done(_cancelled_entry(task, "cancelled while running"))
+        self.running.clear()
+
+    def close(self) -> None:
+        """Rows never reported (not started, or stopped between their result and its commit)
+        are listed as cancelled; the workers and the staging folder go."""
+        reported = {e["row"] for e in self.entries}
+        for task in self.tasks:
+            if task.row.index not in reported:
+                self.done(_cancelled_entry(task, "not started: the batch was cancelled"))
+        for actor in self.free:
+            self.ray.kill(actor, no_restart=True)
+        shutil.rmtree(self.staging, ignore_errors=True)

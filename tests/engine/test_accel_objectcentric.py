@@ -217,7 +217,6 @@ def test_clockwork_across_identical_frames_equals_the_baseline(comps) -> None:
 
 
 def test_ddim_inversion_reconstructs_the_input_latents(comps) -> None:
-    from fathom.engine.diffusion.components import _encode
 
     frames, masks = clip(2)
     s = dict(prompt="", guidance=1.0, strength=1.0, steps=10, scheduler="ddim", attention="off")
@@ -225,7 +224,7 @@ def test_ddim_inversion_reconstructs_the_input_latents(comps) -> None:
     noised, _ = run(comps, frames, masks, **s)
     z0 = torch.cat(
         [
-            _encode(comps, frames[i : i + 1], torch.Generator().manual_seed(5), torch.float32)
+            comps.encode_image(frames[i : i + 1], torch.Generator().manual_seed(5), torch.float32)
             for i in range(2)
         ]
     )

@@ -9,7 +9,6 @@ import numpy as np
 import pytest
 import torch
 
-from fathom.engine.diffusion.components import to_model_image
 from fathom.engine.diffusion.loop import generate
 from fathom.engine.diffusion.preview import Previewer, fit_linear, linear_rgb, measure_overhead
 from fathom.engine.diffusion.schedulers import make_scheduler, predicted_x0
@@ -127,7 +126,7 @@ def test_image_to_image_equals_the_diffusers_pipeline(comps: Any, scheduler: str
         width=64,
         height=64,
         scheduler=scheduler,
-        image=to_model_image(RGB, comps),
+        image=comps.to_model_image(RGB),
         strength=0.6,
     )
     ref = _pipe(StableDiffusionImg2ImgPipeline, comps, scheduler)(
@@ -160,7 +159,7 @@ def test_inpainting_equals_the_diffusers_pipeline(
         height=64,
         scheduler=scheduler,
         batch_size=2,
-        image=to_model_image(RGB, inpaint_comps),
+        image=inpaint_comps.to_model_image(RGB),
         mask=torch.from_numpy(MASK)[None, None],
         strength=strength,
     )
@@ -191,7 +190,7 @@ def test_bad_settings_name_their_port(comps: Any, inpaint_comps: Any) -> None:
             steps=2,
             width=64,
             height=64,
-            image=to_model_image(RGB, comps),
+            image=comps.to_model_image(RGB),
             mask=torch.ones(1, 1, 64, 64),
         )
     assert err.value.port == "model" and "9" in str(err.value)
@@ -200,7 +199,7 @@ def test_bad_settings_name_their_port(comps: Any, inpaint_comps: Any) -> None:
     assert err.value.port == "model" and "inpainting model" in str(err.value)
     with pytest.raises(LoopInputError) as err:
         generate(
-            comps, "", steps=2, width=64, height=64, image=to_model_image(RGB, comps), strength=0.1
+            comps, "", steps=2, width=64, height=64, image=comps.to_model_image(RGB), strength=0.1
         )
     assert err.value.port == "strength"
 
@@ -265,9 +264,8 @@ def test_accelerations_see_every_step_and_the_unet_and_can_stop_early(comps: Any
     assert rec.unet_calls == 2 and comps.unet is unet
     assert res.steps_run == 2 and res.steps_planned == 4 and res.stopped_early
     # An early stop decodes the step's clean estimate, not the noisy latents.
-    from fathom.engine.diffusion.components import decode
 
-    assert np.allclose(res.images, decode(comps, res.latents).permute(0, 2, 3, 1).numpy())
+    assert np.allclose(res.images, comps.decode(res.latents).permute(0, 2, 3, 1).numpy())
 
 
 def test_cancelling_in_the_callback_stops_and_detaches(comps: Any) -> None:
@@ -318,14 +316,13 @@ def test_horizontal_wrap_makes_convolutions_circular_in_width_and_restores_them(
 
 
 def test_linear_preview_fits_the_models_own_decoder(comps: Any) -> None:
-    from fathom.engine.diffusion.components import decode
 
     fit = fit_linear(comps)
     assert fit.shape == (comps.latent_channels + 1, 3)
     z = torch.randn(1, 4, 8, 8, generator=torch.Generator().manual_seed(5))
     img = linear_rgb(z, fit)
     assert img.shape == (8, 8, 3) and img.dtype == np.float32
-    ref = torch.nn.functional.avg_pool2d(decode(comps, z), 8)[0].permute(1, 2, 0).numpy()
+    ref = torch.nn.functional.avg_pool2d(comps.decode(z), 8)[0].permute(1, 2, 0).numpy()
     # A least-squares fit beats predicting the mean colour everywhere.
     assert np.mean((img - ref) ** 2) < np.mean((ref.mean(axis=(0, 1)) - ref) ** 2)
 

@@ -245,7 +245,7 @@ def test_bad_node_declarations_are_refused_at_registration() -> None:
             Param("m", String, "a", choices=("a",)),
         )
 
-        def run(self, ctx, x, k, m):  # noqa: ANN001, ANN202
+        def run(self, ctx, x, k, m):
             return {}
 
     problems = Bad.declaration_problems()
