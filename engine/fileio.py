@@ -125,11 +125,11 @@ def file_param_problems(param: Param, value: Any, ctx: NodeContext) -> list[Prob
         ]
     target = Path(value).expanduser()
     folder = target.parent if target.is_absolute() else ctx.options.output_dir / target.parent
-    why = writable_dir_problem(folder)
-    if why:
+    unwritable = writable_dir_problem(folder)
+    if unwritable:
         return [
             Problem(
-                f"cannot write here: {why}.",
+                f"cannot write here: {unwritable}.",
                 ctx.node_id,
                 param.name,
                 "choose a writable output folder",

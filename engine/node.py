@@ -286,7 +286,7 @@ class Node:
         out = []
         if not cls.type_id or cls.type_id != cls.type_id.lower() or " " in cls.type_id:
             out.append(f"{cls.__name__}: type_id must be dotted lowercase, got {cls.type_id!r}")
-        names = [p.name for p in (*cls.inputs, *cls.params)]
+        names = [p.name for p in cls.inputs] + [p.name for p in cls.params]
         dup = {n for n in names if names.count(n) > 1}
         if dup:
             out.append(f"{cls.type_id}: inputs and params share names {sorted(dup)}")
@@ -326,7 +326,7 @@ def _signature_problems(cls: type[Node]) -> list[str]:
                     f"{cls.type_id}: run() has no argument for the {kind} '{d.name}'; add "
                     f"`{d.name}` to run's arguments or remove the {kind}"
                 )
-    declared = {d.name for d in (*cls.inputs, *cls.params)}
+    declared = {d.name for d in cls.inputs} | {d.name for d in cls.params}
     for name in named:
         if name not in declared:
             out.append(

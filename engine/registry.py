@@ -125,7 +125,7 @@ class Registry:
     # ---- discovery -------------------------------------------------------------------------
 
     def load_builtin(self) -> None:
-        from fathom import nodes
+        import fathom.nodes as nodes
 
         for info in pkgutil.iter_modules(nodes.__path__):
             if info.name.startswith("_"):

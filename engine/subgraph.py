@@ -34,7 +34,9 @@ class Scope:
         self.registry = registry
         self.subgraphs = subgraphs or {}
         self.parent = parent
-        self.library = library if library is not None else (parent.library if parent else None)
+        self.library: Callable[[str], SubgraphDef | None] | None = (
+            library if library is not None else (parent.library if parent else None)
+        )
         self._classes: dict[int, type[Node]] = {}
 
     def find_def(self, name: str) -> SubgraphDef | None:

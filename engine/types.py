@@ -769,25 +769,23 @@ SCALARS: tuple[type[Scalar], ...] = (
     Color,
 )
 
-ALL_TYPES: dict[str, type[PortType]] = {
-    t.type_id: t
-    for t in (
-        Any_,
-        Image,
-        Mask,
-        Depth,
-        RGBD,
-        Camera,
-        CameraPath,
-        PointCloud,
-        Mesh,
-        Video,
-        Latent,
-        Conditioning,
-        ModelRef,
-        *SCALARS,
-    )
-}
+_PORT_TYPES: tuple[type[PortType], ...] = (
+    Any_,
+    Image,
+    Mask,
+    Depth,
+    RGBD,
+    Camera,
+    CameraPath,
+    PointCloud,
+    Mesh,
+    Video,
+    Latent,
+    Conditioning,
+    ModelRef,
+    *SCALARS,
+)
+ALL_TYPES: dict[str, type[PortType]] = {t.type_id: t for t in _PORT_TYPES}
 
 
 def type_by_id(type_id: str) -> type[PortType]:

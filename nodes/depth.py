@@ -7,10 +7,10 @@ from typing import Any
 import numpy as np
 
 from fathom.engine.context import NodeContext
-from fathom.engine.errors import Problem
+from fathom.engine.errors import BadInput, Problem
 from fathom.engine.geometry import projection
 from fathom.engine.imaging import depthmath
-from fathom.engine.models.depth import _load_marigold, _load_transformers_depth, is_metric_model
+from fathom.engine.models.depth import is_metric_model, load_marigold, load_transformers_depth
 from fathom.engine.node import Input, Node, Output, Param
 from fathom.engine.types import Bool, Camera, Depth, Enum, Float, Image, Int, Mask, Seed, String
 
@@ -66,7 +66,7 @@ class EstimateDepth(Node):
         dev, dtype = ctx.device.torch_device, ctx.device.dtype
         rgb8 = (np.clip(image.rgb(), 0, 1) * 255).astype(np.uint8)
         if backend == "marigold":
-            pipe = ctx.load_model("marigold-depth", model, lambda p: _load_marigold(p, dev, dtype))
+            pipe = ctx.load_model("marigold-depth", model, lambda p: load_marigold(p, dev, dtype))
             from PIL import Image as PILImage
 
             gen = torch.Generator(device="cpu").manual_seed(seed)
@@ -80,7 +80,7 @@ class EstimateDepth(Node):
             pred = np.asarray(out.prediction, np.float32).reshape(out.prediction.shape[-3:-1])
             return {"depth": Depth(_fit(pred, image), kind="relative")}
         processor, net = ctx.load_model(
-            "transformers-depth", model, lambda p: _load_transformers_depth(p, dev, dtype)
+            "transformers-depth", model, lambda p: load_transformers_depth(p, dev, dtype)
         )
         ctx.progress(0.2, "predicting depth")
         inputs = processor(images=rgb8, return_tensors="pt")
@@ -280,21 +280,6 @@ class FillDepthHoles(Node):
         }
 
 
-def camera_or_fov(
-    ctx: NodeContext, camera: Camera | None, width: int, height: int, fov: float
-) -> Camera:
-    """The connected camera (checked against the image size) or one made from a field of view."""
-    if camera is None:
-        return Camera.from_fov(width, height, fov)
-    if (camera.width, camera.height) != (width, height):
-        raise ctx.error(
-            f"camera is {camera.width}×{camera.height} but the image is {width}×{height}",
-            port="camera",
-            fix="make the camera at the image's size",
-        )
-    return camera
-
-
 class DepthNormals(Node):
     """Surface normals from metric depth, shown as colours (n·0.5 + 0.5, camera space)."""
 
@@ -323,7 +308,7 @@ class DepthNormals(Node):
         baseline: int,
         camera: Camera | None = None,
     ) -> dict[str, Any]:
-        cam = camera_or_fov(ctx, camera, depth.width, depth.height, fov)
+        cam = _camera(ctx, camera, depth.width, depth.height, fov)
         n = projection.depth_normals(depth.data, cam.fx, cam.fy, cam.cx, cam.cy, baseline)
         img = np.nan_to_num(n * 0.5 + 0.5, nan=0.0).astype(np.float32)
         return {"normals": Image(np.clip(img, 0, 1))}
@@ -357,3 +342,10 @@ class ColorizeDepth(Node):
             depth.data, colormap, low_percentile, high_percentile, near_is_bright
         )
         return {"image": Image(rgb)}
+
+
+def _camera(ctx: NodeContext, camera: Camera | None, width: int, height: int, fov: float) -> Camera:
+    try:
+        return projection.camera_for(camera, width, height, fov)
+    except BadInput as exc:
+        raise ctx.refuse(exc) from None

@@ -7,11 +7,11 @@ from typing import Any
 import numpy as np
 
 from fathom.engine.context import NodeContext
+from fathom.engine.errors import BadInput
 from fathom.engine.geometry import projection
 from fathom.engine.geometry.meshing import rgbd_mesh
 from fathom.engine.node import Input, Node, Output, Param
 from fathom.engine.types import RGBD, Camera, Depth, Enum, Float, Image, Int, Mesh, PointCloud
-from fathom.nodes.depth import camera_or_fov
 
 FOV = Param(
     "fov",
@@ -95,7 +95,7 @@ class MakeRGBD(Node):
                 port="depth",
                 fix="resize the depth (or the image) so both match",
             )
-        cam = camera_or_fov(ctx, camera, image.width, image.height, fov)
+        cam = _camera(ctx, camera, image.width, image.height, fov)
         return {"rgbd": RGBD(image, depth, cam)}
 
 
@@ -186,3 +186,10 @@ class RGBDToMesh(Node):
                 fix="raise `cut` or fill depth holes first",
             )
         return {"mesh": Mesh(mesh)}
+
+
+def _camera(ctx: NodeContext, camera: Camera | None, width: int, height: int, fov: float) -> Camera:
+    try:
+        return projection.camera_for(camera, width, height, fov)
+    except BadInput as exc:
+        raise ctx.refuse(exc) from None

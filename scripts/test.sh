@@ -1,19 +1,20 @@
 #!/usr/bin/env bash
-# Install Fathom Studio with its dev tools and run the test suite.
+# Install Fathom Studio with its dev tools at the versions CI last passed with, then check the
+# layers (import contracts), lint (ruff), type-check the engine (mypy) and run the test suite.
 # Usage: bash scripts/test.sh [extra pytest args]
 set -euo pipefail
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
-python -m pip install -q -e ".[dev]"
+bash scripts/system-deps.sh
+python -m pip install -q -c requirements/ci-constraints.txt -e ".[dev]"
 
-set +e
-python -m pytest -n 2 -q "$@"
-rc=$?
-set -e
-
-if [ "$rc" -eq 5 ]; then
-    echo "no tests collected"
-    exit 0
-fi
-exit "$rc"
+echo "== import contracts"
+lint-imports --no-cache
+echo "== ruff"
+ruff check .
+ruff format --check .
+echo "== mypy (engine)"
+python scripts/typecheck.py
+echo "== pytest"
+exec python -m pytest -n 2 -q "$@"

@@ -67,6 +67,7 @@ class ClockworkAdaptor(nn.Module):
         self.mid = nn.Conv2d(hidden, hidden, 3, padding=1)
         self.proj_out = nn.Conv2d(hidden, out_channels, 3, padding=1)
         nn.init.zeros_(self.proj_out.weight)
+        assert self.proj_out.bias is not None
         nn.init.zeros_(self.proj_out.bias)
 
     @property
@@ -81,8 +82,9 @@ class ClockworkAdaptor(nn.Module):
         t_kept: torch.Tensor,
         t_cur: torch.Tensor,
     ) -> torch.Tensor:
-        size = cur_in.shape[-2:]
-        pooled = F.adaptive_avg_pool2d(kept_out, size) if kept_out.shape[-2:] != size else kept_out
+        size = (int(cur_in.shape[-2]), int(cur_in.shape[-1]))
+        same = tuple(kept_out.shape[-2:]) == size
+        pooled = kept_out if same else F.adaptive_avg_pool2d(kept_out, size)
         h = self.proj_in(torch.cat([pooled, cur_in - kept_in], dim=1))
         b = h.shape[0]
         temb = torch.cat(

@@ -183,7 +183,8 @@ def build_components(spec: ModelSpec = BENCH, seed: int = 0) -> dict[str, Any]:
         )
     )
     scheduler = PNDMScheduler.from_config(SD15_SCHEDULER)
-    for m in (unet, vae, tiny_vae, text_encoder):
+    modules: list[Any] = [unet, vae, tiny_vae, text_encoder]  # diffusers' stubs hide Module
+    for m in modules:
         m.eval().requires_grad_(False)
     calibrate_autoencoders(vae, tiny_vae, spec.sample_size * 8, seed)
     return {
@@ -254,7 +255,7 @@ def save_model(folder: str | Path, spec: ModelSpec = BENCH, seed: int = 0) -> Pa
     pipe = StableDiffusionPipeline(
         **parts, safety_checker=None, feature_extractor=None, requires_safety_checker=False
     )
-    pipe.save_pretrained(folder, safe_serialization=True)
+    pipe.save_pretrained(folder, safe_serialization=True)  # type: ignore[attr-defined]
     tiny_vae.save_pretrained(folder / "vae_tiny", safe_serialization=True)
     return folder
 

@@ -33,6 +33,7 @@ def make_scheduler(base: Any, name: str | None) -> Any:
     # Latent diffusion never clips samples to [-1, 1], and SD-family schedules start one step
     # in: old configs that say otherwise are corrected (diffusers' SD pipelines do the same).
     fixes: dict[str, Any] = {}
+    extra: dict[str, Any]
     if name in (None, "", "default"):
         cls, extra = base.__class__, {}
     elif name in SCHEDULERS:

@@ -36,7 +36,7 @@ def horizontal_wrap(*modules: Any) -> Iterator[None]:
 
             patched.append((conv, conv.padding, own))
             conv.padding = (0, 0)
-            conv.forward = forward
+            conv.forward = forward  # type: ignore[method-assign,assignment]  # per instance
     try:
         yield
     finally:

@@ -203,11 +203,14 @@ class StreamPipeline:
         flat = x.reshape(s * b, *x.shape[2:])
         emb = self.cond.expand(s * b, -1, -1)
         alpha, beta = self.alpha[stages], self.beta[stages]
+        uncond = self.uncond
+        if self.cfg_type in ("full", "initialize"):
+            assert uncond is not None  # prepare() encodes the negative prompt for these
         if self.cfg_type == "full":
             eps = self._unet(
                 torch.cat([flat, flat]),
                 torch.cat([t, t]),
-                torch.cat([self.uncond.expand(s * b, -1, -1), emb]),
+                torch.cat([uncond.expand(s * b, -1, -1), emb]),  # type: ignore[union-attr]
             )
             eps_u, eps_c = eps.chunk(2)
             eps = (eps_u + self.guidance * (eps_c - eps_u)).view_as(x)
@@ -216,7 +219,7 @@ class StreamPipeline:
             eps = self._unet(
                 torch.cat([new_x, flat]),
                 torch.cat([t[:b], t]),
-                torch.cat([self.uncond.expand(b, -1, -1), emb]),
+                torch.cat([uncond.expand(b, -1, -1), emb]),  # type: ignore[union-attr]
             )
             eps_neg0, eps = eps[:b], eps[b:].view_as(x)
             ref0 = (new_x - self.beta[0, 0] * eps_neg0) / self.alpha[0, 0]

@@ -247,7 +247,8 @@ class VideoRun:
         tick = _Ticker(callback, k + (k if s.inversion else 0))
         lat_masks = None
         if masks is not None:
-            lat_masks = F.adaptive_avg_pool2d(masks.float(), tuple(init.shape[-2:]))
+            size = (int(init.shape[-2]), int(init.shape[-1]))
+            lat_masks = F.adaptive_avg_pool2d(masks.float(), size)
             lat_masks = lat_masks.to(c.device, guide.embeds.dtype)
         run = _Chunk(sched, timesteps, guide, anchor, lat_masks, flows, tick)
         if s.inversion:

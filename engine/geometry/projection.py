@@ -13,6 +13,9 @@ import math
 
 import numpy as np
 
+from fathom.engine.errors import BadInput
+from fathom.engine.types import Camera
+
 # --------------------------------------------------------------------------------------------
 # Poses
 
@@ -231,3 +234,17 @@ def parse_points(text: str) -> np.ndarray:
     if pts.ndim != 2 or pts.shape[1] != 3:
         raise ValueError(f"each waypoint needs three numbers x,y,z; got {text!r}")
     return pts
+
+
+def camera_for(camera: Camera | None, width: int, height: int, fov: float) -> Camera:
+    """The connected camera (it must match the image's size) or, when none is connected, one
+    made from a vertical field of view: what every node lifting an image to 3D needs."""
+    if camera is None:
+        return Camera.from_fov(width, height, fov)
+    if (camera.width, camera.height) != (width, height):
+        raise BadInput(
+            f"camera is {camera.width}×{camera.height} but the image is {width}×{height}",
+            port="camera",
+            fix="make the camera at the image's size",
+        )
+    return camera

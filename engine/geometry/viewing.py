@@ -112,14 +112,13 @@ def geometry_from_value(value: Any, max_points: int = MAX_POINTS) -> PreviewGeom
             raise ValueError("the point cloud is empty")
         stride = max(1, math.ceil(len(value) / max_points))
         pts = value.points[::stride]
-        cols = value.colors[::stride] if value.colors is not None else None
-        sc = scene_from_pointcloud(PointCloud(pts, cols), radius=1)
+        colored = value.colors is not None
+        kept = value.colors[::stride] if value.colors is not None else None
+        sc = scene_from_pointcloud(PointCloud(pts, kept), radius=1)
         center, radius = _bounds(pts)
         shown = f" (every {stride}th shown)" if stride > 1 else ""
         summary = f"point cloud: {len(value):,} points{shown}"
-        return PreviewGeometry(
-            sc, np.asarray(sc.colors), None, cols is not None, center, radius, summary
-        )
+        return PreviewGeometry(sc, np.asarray(sc.colors), None, colored, center, radius, summary)
     raise TypeError(f"cannot show a {type(value).__name__} as 3D")
 
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 import threading
 from collections import OrderedDict
 from collections.abc import Callable
+from functools import partial
 
 import numpy as np
 
@@ -25,7 +26,11 @@ def to_gray8(image: np.ndarray) -> np.ndarray:
     """uint8 luma: DIS works on 8-bit single-channel images."""
     a = np.asarray(image, np.float32)
     if a.ndim == 3:
-        a = a[..., 0] if a.shape[2] == 1 else a[..., :3] @ np.float32([0.299, 0.587, 0.114])
+        a = (
+            a[..., 0]
+            if a.shape[2] == 1
+            else a[..., :3] @ np.array([0.299, 0.587, 0.114], np.float32)
+        )
     return np.clip(a * 255.0 + 0.5, 0, 255).astype(np.uint8)
 
 
@@ -46,13 +51,13 @@ def dis_flow(a: np.ndarray, b: np.ndarray, preset: str = "medium") -> np.ndarray
         "ultrafast": cv2.DISOPTICAL_FLOW_PRESET_ULTRAFAST,
         "fast": cv2.DISOPTICAL_FLOW_PRESET_FAST,
     }.get(preset, cv2.DISOPTICAL_FLOW_PRESET_MEDIUM)
-    dis = cv2.DISOpticalFlow_create(code)
+    dis = cv2.DISOpticalFlow.create(code)
     if preset == "sharp":
         dis.setFinestScale(0)
         dis.setPatchSize(8)
         dis.setPatchStride(4)
         dis.setVariationalRefinementIterations(0)
-    return np.asarray(dis.calc(ga, gb, None), np.float32)
+    return np.asarray(dis.calc(ga, gb, None), np.float32)  # type: ignore[call-overload]
 
 
 def warp(image: np.ndarray, flow: np.ndarray) -> np.ndarray:
@@ -281,10 +286,11 @@ class PropagatedMasks:
         )
         for i in range(start + 1, index + 1):
             prev = mask
-            mask = self._memo.get(
-                i, lambda i=i, prev=prev: propagate_mask(prev, self.flows.flow(i, i - 1))
-            )
+            mask = self._memo.get(i, partial(self._propagate, prev, i))
         return mask
+
+    def _propagate(self, prev: np.ndarray, i: int) -> np.ndarray:
+        return propagate_mask(prev, self.flows.flow(i, i - 1))
 
     def _carry(self, key: int, index: int) -> np.ndarray:
         mask = self._memo.get(key, lambda: self._keyframe(key))

@@ -132,7 +132,8 @@ def pad(
     mirrors the image (without repeating the edge pixel)."""
     widths = ((top, bottom), (left, right), (0, 0))
     if mode != "constant":
-        return np.pad(data, widths, mode=mode).astype(np.float32, copy=False)
+        padded = np.pad(data, widths, mode=mode)  # type: ignore[call-overload]  # mode: str
+        return padded.astype(np.float32, copy=False)
     h, w, c = data.shape
     out = np.empty((h + top + bottom, w + left + right, c), np.float32)
     out[:] = color_for(color, c)

@@ -133,7 +133,7 @@ class ContainerWriter:
         w, h = self.size
         rate = Fraction(fps).limit_denominator(1001)
         self._rate = rate
-        v = self._out.add_stream(vcodec, rate=rate)
+        v: Any = self._out.add_stream(vcodec, rate=rate)  # a VideoStream (PyAV types a union)
         v.width, v.height = w, h
         v.thread_type = "AUTO"
         if vcodec == "libx264":
@@ -163,7 +163,7 @@ class ContainerWriter:
         if audio is not None and acodec is not None:
             self._arate = 48000 if acodec == "libopus" else int(audio.sample_rate)
             self._ach = int(audio.channels)
-            a = self._out.add_stream(acodec, rate=self._arate)
+            a: Any = self._out.add_stream(acodec, rate=self._arate)  # an AudioStream
             a.layout = _layout(self._ach)
             self._a = a
             self._audio = audio_chunks(audio, self._arate, self._ach)

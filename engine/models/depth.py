@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 
-def _load_transformers_depth(path: Path, device: str, dtype: str) -> tuple[Any, Any]:
+def load_transformers_depth(path: Path, device: str, dtype: str) -> tuple[Any, Any]:
     import torch
     from transformers import AutoImageProcessor, AutoModelForDepthEstimation
 
@@ -18,7 +18,7 @@ def _load_transformers_depth(path: Path, device: str, dtype: str) -> tuple[Any, 
     return processor, model.to(device).eval()
 
 
-def _load_marigold(path: Path, device: str, dtype: str) -> Any:
+def load_marigold(path: Path, device: str, dtype: str) -> Any:
     import torch
     from diffusers import MarigoldDepthPipeline
 
