@@ -2,7 +2,9 @@
 
 Files are the engine's graph format, read and written by ``engine.graphfile`` (atomic saves with
 a ``.bak``), so what the studio saves is exactly what ``fathom render`` takes. Dialogs are
-attributes (``ask_*``) so tests answer them without a human.
+attributes (``ask_*``) so tests answer them without a human. Which node loads a dropped file is
+node metadata (``Node.opens``, asked through ``Registry.opener``), so a plugin's loader gets
+drops with no change here.
 """
 
 from __future__ import annotations
@@ -29,17 +31,6 @@ from fathom.engine.resources import example_graphs
 from fathom.engine.types import PathValue
 
 RECOVERY_FORMAT = "fathom.recovery"
-
-#: Dropped media and the node that loads it.
-MEDIA_NODES = {
-    **dict.fromkeys(
-        (".png", ".jpg", ".jpeg", ".webp", ".exr", ".bmp", ".tif", ".tiff"), "image.load"
-    ),
-    **dict.fromkeys((".mp4", ".mov", ".mkv", ".webm", ".gif"), "video.load"),
-    **dict.fromkeys((".glb", ".gltf", ".obj", ".stl", ".off"), "mesh.load"),
-    ".ply": "mesh.load",
-    ".npy": "depth.load",
-}
 
 
 def examples() -> list[Path]:
@@ -303,8 +294,9 @@ class FileController(QObject):
     # ---- drops -----------------------------------------------------------------------------
 
     def drop(self, paths: list[Path], at: tuple[float, float]) -> list[str]:
-        """Graph files (and PNGs with a graph inside) open; media become load nodes. Returns
-        the ids of nodes added."""
+        """Graph files (and PNGs with a graph inside) open; any other file becomes the node
+        that declares it opens that suffix, the path in its input-file parameter. Returns the
+        ids of nodes added."""
         graphs = [
             p
             for p in paths
@@ -316,18 +308,19 @@ class FileController(QObject):
         nodes, ui = [], {}
         taken = set(self.doc.graph.nodes)
         for i, p in enumerate(paths):
-            type_id = MEDIA_NODES.get(p.suffix.lower())
-            if type_id is None or self.doc.registry.get(type_id) is None:
+            opener = self.doc.registry.opener(p.suffix)
+            if opener is None:
                 self.message.emit(f"Cannot load {p.name}: unknown file type")
                 continue
-            stem = type_id.split(".")[0]
+            cls, param = opener
+            stem = cls.type_id.split(".")[0]
             j = 1
             while f"{stem}{j}" in taken:
                 j += 1
             nid = f"{stem}{j}"
             taken.add(nid)
             nodes.append(
-                NodeInstance(nid, type_id, {"path": relative_to(str(p), self.doc.base_dir)})
+                NodeInstance(nid, cls.type_id, {param: relative_to(str(p), self.doc.base_dir)})
             )
             ui[nid] = {"pos": [round(float(at[0]) + 30 * i, 2), round(float(at[1]) + 150 * i, 2)]}
         if nodes:

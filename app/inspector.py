@@ -2,7 +2,8 @@
 
 Parameter widgets are generated from the node's declared specs (``app.param_widgets``); every
 change becomes an undoable command, and undo/redo flows back into the widgets through the
-graph's events.
+graph's events. The "Open in 360° viewer" button is offered from output metadata (an output
+whose viewers include "360"), never from node type ids.
 """
 
 from __future__ import annotations
@@ -14,7 +15,6 @@ from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import (
     QCheckBox,
     QComboBox,
-    QFileDialog,
     QFormLayout,
     QHBoxLayout,
     QLabel,
@@ -27,12 +27,8 @@ from PySide6.QtWidgets import (
 
 from fathom.app.commands import SetFlags, SetParam, SetTitle
 from fathom.app.document import Document, relative_to
-from fathom.app.param_widgets import ParamWidget, SeedWidget, is_folder, make_widget
-from fathom.engine.node import Param
-
-#: Output types the 360° viewer can show, plus the panorama node itself.
-VIEWER360_TYPES = ("mesh", "rgbd")
-PANORAMA_NODE = "view.panorama360"
+from fathom.app.param_widgets import ParamWidget, SeedWidget, choose_path, make_widget
+from fathom.engine.node import Node, Param
 
 
 class Inspector(QWidget):
@@ -51,6 +47,8 @@ class Inspector(QWidget):
         #: The "Open in 360° viewer" button, when the node has something that viewer shows.
         self.open360: QPushButton | None = None
         self.pick_path: Callable[[Param], str | None] = self._dialog_pick
+        #: For parameters that take a sequence: a folder of frames.
+        self.pick_folder: Callable[[Param], str | None] = self._dialog_pick_folder
         self._unsubscribe: Any = None
         self._body = QWidget()
         scroll = QScrollArea()
@@ -160,7 +158,12 @@ class Inspector(QWidget):
         pform = QFormLayout(params)
         locked = self.doc.graph.ui.get("nodes", {}).get(nid, {}).get("locked", [])
         for spec in cls.params:
-            widget = make_widget(spec, lambda s: self.pick_path(s), self._suggestions)
+            widget = make_widget(
+                spec,
+                lambda s: self.pick_path(s),
+                self._suggestions,
+                lambda s: self.pick_folder(s),
+            )
             widget.set_value(inst.params.get(spec.name, spec.default))
             widget.edited.connect(
                 lambda value, merge, name=spec.name: self._edited(name, value, merge)
@@ -180,7 +183,7 @@ class Inspector(QWidget):
     def _suggestions(self, kind: str) -> list[str]:
         return self.doc.subgraph_names() if kind == "subgraphs" else []
 
-    def _outputs_row(self, cls: Any) -> QWidget:
+    def _outputs_row(self, cls: type[Node]) -> QWidget:
         row = QWidget()
         lay = QHBoxLayout(row)
         lay.setContentsMargins(0, 8, 0, 0)
@@ -195,8 +198,7 @@ class Inspector(QWidget):
         lay.addWidget(QLabel("Output"))
         lay.addWidget(self.output_choice, 1)
         lay.addWidget(show)
-        kinds = {o.type.type_id for o in cls.outputs}
-        if cls.type_id == PANORAMA_NODE or kinds & set(VIEWER360_TYPES):
+        if any("360" in o.shown_in() for o in cls.outputs):
             self.open360 = QPushButton("Open in 360° viewer")
             self.open360.clicked.connect(
                 lambda: self.open_360.emit(self.node_id or "", self.output_choice.currentData())
@@ -233,16 +235,13 @@ class Inspector(QWidget):
         else:
             entry.pop("locked", None)
 
-    def _dialog_pick(self, spec: Param) -> str | None:
-        cls = self.doc.node_class(self.node_id) if self.node_id else None
-        start = str(self.doc.base_dir)
-        if is_folder(spec):
-            chosen = QFileDialog.getExistingDirectory(self, spec.name, start)
-        elif cls is not None and cls.is_output:
-            chosen, _ = QFileDialog.getSaveFileName(self, spec.name, start)
-        else:
-            chosen, _ = QFileDialog.getOpenFileName(self, spec.name, start)
+    def _dialog_pick(self, spec: Param, kind: str | None = None) -> str | None:
+        """The dialog the parameter's kind calls for; the answer relative to the graph."""
+        chosen = choose_path(spec, self, str(self.doc.base_dir), kind)
         return relative_to(chosen, self.doc.base_dir) if chosen else None
+
+    def _dialog_pick_folder(self, spec: Param) -> str | None:
+        return self._dialog_pick(spec, "folder")
 
 
 def _wrap(layout: QHBoxLayout) -> QWidget:

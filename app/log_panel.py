@@ -1,10 +1,13 @@
 """The log panel: run messages, node failures and validation problems; click one to select its
-node. Also collects the engine's and nodes' Python log records (``fathom.*`` loggers)."""
+node. Run messages come from the window's run session (``follow``); it also collects the
+engine's and nodes' Python log records (``fathom.*`` loggers)."""
 
 from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
+from typing import Any
 
 from PySide6.QtCore import QObject, Qt, Signal
 from PySide6.QtGui import QColor
@@ -17,6 +20,8 @@ from PySide6.QtWidgets import (
     QVBoxLayout,
     QWidget,
 )
+
+from fathom.app.session import RunSession
 
 COLORS = {"error": "#ff8a80", "warning": "#ffd180", "info": "#e8eaed", "debug": "#9aa0a6"}
 
@@ -71,6 +76,17 @@ class LogPanel(QDockWidget):
         self._bridge.record.connect(self.add)
         self._handler = _QtLogHandler(self._bridge)
         logging.getLogger("fathom").addHandler(self._handler)
+        self._unfollow: Callable[[], None] | None = None
+
+    def follow(self, session: RunSession) -> None:
+        """Show the messages a run session logs (until ``detach``)."""
+        if self._unfollow is not None:
+            self._unfollow()
+        self._unfollow = session.subscribe(self._on_session)
+
+    def _on_session(self, kind: str, payload: dict[str, Any]) -> None:
+        if kind == "log":
+            self.add(payload["level"], payload["message"], payload["node"])
 
     def add(self, level: str, message: str, node: str = "") -> None:
         stamp = time.strftime("%H:%M:%S")
@@ -96,5 +112,8 @@ class LogPanel(QDockWidget):
             self.node_clicked.emit(node)
 
     def detach(self) -> None:
-        """Stop collecting log records (the window is closing)."""
+        """Stop collecting log records and session messages (the window is closing)."""
         logging.getLogger("fathom").removeHandler(self._handler)
+        if self._unfollow is not None:
+            self._unfollow()
+            self._unfollow = None

@@ -119,7 +119,7 @@ def screenshot(args: argparse.Namespace) -> int:
         _wait(app, 0.3)
         window.view.fit_all()
         if args.run:
-            window.run()
+            window.runs.run()
             _wait(app, 600, until=lambda: not window.runner.running)
         if args.select:
             window.scene.select_nodes([args.select])

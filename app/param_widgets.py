@@ -1,7 +1,10 @@
 """One editor widget per parameter kind, generated from the node's declared Param spec.
 
 Each widget validates with ``Param.validate`` (the engine's own check) before it reports a
-value, and shows the engine's message when a value is refused.
+value, and shows the engine's message when a value is refused. File parameters get the dialog
+their declared kind calls for: an open dialog filtered to ``Param.suffixes`` for a file a node
+reads (``InputFile``; a folder too when ``Param.sequence``), a save dialog for one it writes
+(``OutputFile``); a plain ``PathValue`` stays a generic path.
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ from PySide6.QtWidgets import (
     QComboBox,
     QCompleter,
     QDoubleSpinBox,
+    QFileDialog,
     QHBoxLayout,
     QLabel,
     QLineEdit,
@@ -31,7 +35,17 @@ from PySide6.QtWidgets import (
 )
 
 from fathom.engine.node import Param
-from fathom.engine.types import Bool, Color, Enum, Float, Int, PathValue, Seed
+from fathom.engine.types import (
+    Bool,
+    Color,
+    Enum,
+    Float,
+    InputFile,
+    Int,
+    OutputFile,
+    PathValue,
+    Seed,
+)
 
 INT32 = 2**31 - 1
 SLIDER_STEPS = 1000
@@ -252,28 +266,90 @@ class TextWidget(ParamWidget):
         self.text.blockSignals(False)
 
 
-class PathWidget(TextWidget):
-    """A path field with a picker; ``pick`` is injected (a file dialog in the app)."""
+PathPicker = Callable[[Param], str | None]
 
-    def __init__(self, spec: Param, pick: Callable[[Param], str | None]) -> None:
+BROWSE_TIPS = {
+    "open": "choose a file to read",
+    "save": "choose where to write the file",
+    "folder": "choose a folder",
+}
+
+
+class PathWidget(TextWidget):
+    """A path field with a picker; ``pick`` is injected (a file dialog in the app). A spec
+    that takes a sequence gets a second button, ``pick_folder``, for a folder of frames."""
+
+    def __init__(
+        self, spec: Param, pick: PathPicker, pick_folder: PathPicker | None = None
+    ) -> None:
         super().__init__(spec)
         self.pick = pick
+        self.pick_folder = pick_folder
         browse = QToolButton()
         browse.setText("…")
-        browse.setToolTip("choose a folder" if is_folder(spec) else "choose a file")
+        browse.setToolTip(BROWSE_TIPS[dialog_kind(spec)])
         browse.clicked.connect(self.browse)
         self.row.addWidget(browse)
+        self.folder_button: QToolButton | None = None
+        if spec.sequence and pick_folder is not None:
+            self.folder_button = QToolButton()
+            self.folder_button.setText("📁")
+            self.folder_button.setToolTip(
+                "choose a folder of frames (or type a numbered pattern like frames/%04d.png)"
+            )
+            self.folder_button.clicked.connect(self.browse_folder)
+            self.row.addWidget(self.folder_button)
 
     def browse(self) -> None:
-        chosen = self.pick(self.spec)
+        self._chosen(self.pick(self.spec))
+
+    def browse_folder(self) -> None:
+        if self.pick_folder is not None:
+            self._chosen(self.pick_folder(self.spec))
+
+    def _chosen(self, chosen: str | None) -> None:
         if chosen:
             self.set_value(chosen)
             self.offer(chosen)
 
 
 def is_folder(spec: Param) -> bool:
+    """A generic path whose name or help says it is a folder."""
     words = f"{spec.name} {spec.doc}".lower()
     return "folder" in spec.name or "dir" in spec.name or words.startswith("folder")
+
+
+def dialog_kind(spec: Param) -> str:
+    """The dialog a path parameter gets: "open" for a file a node reads, "save" for one it
+    writes; a generic path gets "folder" when named like one, else "open"."""
+    if issubclass(spec.type, OutputFile):
+        return "save"
+    if issubclass(spec.type, InputFile):
+        return "open"
+    return "folder" if is_folder(spec) else "open"
+
+
+def name_filter(spec: Param) -> str:
+    """The file dialog's filter: the declared suffixes first, any file second."""
+    if not spec.suffixes:
+        return "All files (*)"
+    patterns = " ".join(f"*{s}" for s in spec.suffixes)
+    return f"{spec.name} files ({patterns});;All files (*)"
+
+
+def choose_path(
+    spec: Param, parent: QWidget | None, start: str, kind: str | None = None
+) -> str | None:
+    """Ask for a path with the dialog ``kind`` (default: the one the spec's kind calls for);
+    None when the user cancels."""
+    kind = kind or dialog_kind(spec)
+    if kind == "folder":
+        chosen = QFileDialog.getExistingDirectory(parent, spec.name, start)
+    elif kind == "save":
+        chosen, _ = QFileDialog.getSaveFileName(parent, spec.name, start, name_filter(spec))
+    else:
+        chosen, _ = QFileDialog.getOpenFileName(parent, spec.name, start, name_filter(spec))
+    return chosen or None
 
 
 class ColorWidget(ParamWidget):
@@ -320,12 +396,13 @@ class ColorWidget(ParamWidget):
 
 def make_widget(
     spec: Param,
-    pick: Callable[[Param], str | None],
+    pick: PathPicker,
     suggestions: Callable[[str], list[str]] | None = None,
+    pick_folder: PathPicker | None = None,
 ) -> ParamWidget:
     """The widget for a spec's kind; unknown kinds get a text field validated by the spec.
     A spec with ``suggest`` gets a completer over ``suggestions(spec.suggest)``."""
-    widget = _make_widget(spec, pick)
+    widget = _make_widget(spec, pick, pick_folder)
     if (
         spec.suggest
         and suggestions is not None
@@ -347,7 +424,7 @@ def make_widget(
     return widget
 
 
-def _make_widget(spec: Param, pick: Callable[[Param], str | None]) -> ParamWidget:
+def _make_widget(spec: Param, pick: PathPicker, pick_folder: PathPicker | None) -> ParamWidget:
     t = spec.type
     if issubclass(t, Seed):
         return SeedWidget(spec)
@@ -358,7 +435,7 @@ def _make_widget(spec: Param, pick: Callable[[Param], str | None]) -> ParamWidge
     if spec.choices is not None or issubclass(t, Enum):
         return ChoiceWidget(spec)
     if issubclass(t, PathValue):
-        return PathWidget(spec, pick)
+        return PathWidget(spec, pick, pick_folder)
     if issubclass(t, Color):
         return ColorWidget(spec)
     return TextWidget(spec)

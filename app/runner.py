@@ -2,8 +2,8 @@
 
 The worker calls the same engine API as ``fathom render``: ``Executor.plan`` then
 ``Executor.run`` with a listener and a cancel token. Engine events cross to the GUI thread as
-queued Qt signals. One Executor lives as long as the window, so its cache makes live re-runs
-execute only what a change affects.
+queued Qt signals, which feed the window's run session (``app.session``). One Executor lives as
+long as the window, so its cache makes live re-runs execute only what a change affects.
 """
 
 from __future__ import annotations
@@ -12,15 +12,15 @@ import sys
 import time
 import traceback
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from typing import Any
 
 from PySide6.QtCore import QObject, QThread, QTimer, Signal
 
-from fathom.engine.context import CancelToken, RunOptions
+from fathom.app.session import RunOutcome, RunRequest
+from fathom.engine.context import CancelToken
 from fathom.engine.errors import GraphFileError, GraphInvalid, Problem
 from fathom.engine.events import Event
-from fathom.engine.executor import Executor, Plan, RunResult
+from fathom.engine.executor import Executor, Plan
 from fathom.engine.graph import Graph
 
 LIVE_DELAY_MS = 300
@@ -29,27 +29,6 @@ LIVE_DELAY_MS = 300
 SWITCH_INTERVAL = 0.002
 #: Least time between two progress events of one node that reach the GUI (seconds).
 PROGRESS_INTERVAL = 0.033
-
-
-@dataclass
-class RunRequest:
-    """A snapshot of the graph (the user keeps editing the original) and how to run it."""
-
-    graph: Graph
-    options: RunOptions
-    targets: list[str] | None = None
-
-
-@dataclass
-class RunOutcome:
-    result: RunResult | None = None
-    #: Validation problems; with a result, they blocked only the outputs that need them.
-    problems: list[Problem] = field(default_factory=list)
-    error: str | None = None
-
-    @property
-    def cancelled(self) -> bool:
-        return self.result is not None and self.result.cancelled
 
 
 def _outputs(executor: Executor, graph: Graph) -> list[str]:

@@ -1,10 +1,10 @@
 """360° viewer (DepthFusion-style): look around and walk inside an RGB + depth panorama or mesh.
 
-The panorama becomes the depth-displaced sphere `view.panorama360` renders
-(``nodes.view.panorama_trimesh``), drawn by the engine's torch rasterizer from a camera at the
-current position, yaw and pitch. To stay interactive on a CPU it renders a coarse mesh at a small
-size on a worker thread while you move, and the full mesh at full size once you stop; scenes are
-cached per depth scale.
+The panorama becomes the depth-displaced sphere the 360° panorama node renders
+(``engine.geometry.meshing.panorama_trimesh``), drawn by the engine's torch rasterizer from a
+camera at the current position, yaw and pitch. To stay interactive on a CPU it renders a coarse
+mesh at a small size on a worker thread while you move, and the full mesh at full size once you
+stop; scenes are cached per depth scale.
 
 Run ``python -m app.viewer360`` for the bundled demo panorama, or
 ``python -m app.viewer360 --screenshot docs/screenshots/viewer360.png`` to write a screenshot.
@@ -243,7 +243,7 @@ class Viewer360(QWidget):
         self._scene_loaded()
 
     def set_mesh(self, mesh: Mesh) -> None:
-        """Show a mesh from inside (e.g. `view.panorama360`'s mesh or any scene around 0,0,0)."""
+        """Show a mesh from inside (e.g. the panorama node's mesh or any scene around 0,0,0)."""
         sc = scene_from_mesh(mesh)
         self._base = {"full": sc, "preview": sc}
         r = np.linalg.norm(np.asarray(sc.vertices, np.float64), axis=1)

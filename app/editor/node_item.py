@@ -1,11 +1,11 @@
 """A node on the canvas: header, typed coloured ports, status badge and progress bar.
 
 Painted by hand (no child widgets) and simplified when zoomed out, so 500 nodes pan smoothly.
+Header colours are node metadata (``Registry.category_color``), given by the scene.
 """
 
 from __future__ import annotations
 
-import zlib
 from typing import TYPE_CHECKING, Any
 
 from PySide6.QtCore import QPointF, QRectF, Qt
@@ -22,21 +22,6 @@ HEADER_H = 26.0
 ROW_H = 20.0
 FOOT_H = 12.0
 PORT_R = 6.0
-
-CATEGORY_COLORS = {
-    "io": "#455a64",
-    "image": "#1565c0",
-    "mask": "#5d6d7e",
-    "depth": "#b85c00",
-    "rgbd": "#ad1457",
-    "mesh": "#2e7d32",
-    "view": "#6a1b9a",
-    "video": "#283593",
-    "camera": "#7b1fa2",
-    "math": "#37474f",
-    "value": "#37474f",
-    "gen": "#bf360c",
-}
 
 #: Badge colour per status; the executor's statuses plus the GUI's idle/queued/running.
 STATUS_COLORS = {
@@ -56,13 +41,6 @@ STATUS_COLORS = {
 def port_color(type_id: str) -> QColor:
     t = ALL_TYPES.get(type_id)
     return QColor(t.color if t is not None else "#9e9e9e")
-
-
-def category_color(category: str) -> QColor:
-    if category in CATEGORY_COLORS:
-        return QColor(CATEGORY_COLORS[category])
-    hue = zlib.crc32(category.encode()) % 360
-    return QColor.fromHsv(hue, 140, 150)
 
 
 class PortItem(QGraphicsItem):
@@ -149,7 +127,7 @@ class NodeItem(QGraphicsItem):
         node_id: str,
         title: str,
         type_id: str,
-        category: str,
+        color: str,
         inputs: list[Any],
         outputs: list[Any],
         known: bool = True,
@@ -159,7 +137,7 @@ class NodeItem(QGraphicsItem):
         self.title = title
         self.type_id = type_id
         self.known = known
-        self.header_color = category_color(category)
+        self.header_color = QColor(color)
         self.status = "idle"
         self.progress: float | None = None
         self.message = ""

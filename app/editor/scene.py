@@ -1,34 +1,36 @@
 """The graph scene: node, wire, reroute, frame and comment items mirroring one Document.
 
-The scene never edits the graph directly: user gestures become commands on the document's undo
-stack, the model changes, and the model's events update the items. So undo, redo, file loads
-and scripted edits all redraw through the same path.
+The scene never edits the graph directly: user gestures (``editor.gestures``) become commands on
+the document's undo stack, the model changes, and the model's events update the items. So undo,
+redo, file loads and scripted edits all redraw through the same path. Run badges likewise follow
+the window's run session (``app.session``), never the runner itself.
 """
 
 from __future__ import annotations
 
-import copy
 import itertools
+from collections.abc import Callable
 from typing import Any
 
 from PySide6.QtCore import QPointF, Qt, QTimer, Signal
 from PySide6.QtGui import QColor, QTransform
 from PySide6.QtWidgets import (
-    QGraphicsItem,
     QGraphicsScene,
     QGraphicsSceneMouseEvent,
     QGraphicsSimpleTextItem,
 )
 
-from fathom.app.commands import Connect, Move, RemoveItems, SetEntry
+from fathom.app.commands import Connect, RemoveItems, SetEntry
 from fathom.app.document import ENTRY_KINDS, Document
 from fathom.app.editor.comment_item import CommentItem
 from fathom.app.editor.frame_item import TITLE_H, FrameItem
+from fathom.app.editor.gestures import MoveDrag, WireDrag
 from fathom.app.editor.layout import layered_layout
 from fathom.app.editor.node_item import FOOT_H, HEADER_H, ROW_H, NodeItem, PortItem, port_color
 from fathom.app.editor.reroute_item import RerouteItem
-from fathom.app.editor.wire_item import DragWire, EdgeItem
+from fathom.app.editor.wire_item import EdgeItem
 from fathom.app.editor.wiring import connection_problem
+from fathom.app.session import RunSession
 from fathom.engine.graph import Edge
 
 
@@ -53,12 +55,9 @@ class GraphScene(QGraphicsScene):
         self.comments: dict[str, CommentItem] = {}
         self.reroutes: dict[str, RerouteItem] = {}
         self._unsubscribe: Any = None
-        self._drag: DragWire | None = None
-        self._drag_from: PortItem | None = None
-        self._detached: Edge | None = None
-        self._hover: PortItem | None = None
-        self._press: dict[tuple[str, str], Any] | None = None
-        self._carried: list[QGraphicsItem] = []
+        self._unfollow: Callable[[], None] | None = None
+        self.wires = WireDrag(self)
+        self.moves = MoveDrag(self)
         #: Set by the view while it pans or zooms: wires skip antialiasing until it settles.
         self.fast_wires = False
         self.hint_item = QGraphicsSimpleTextItem()
@@ -119,17 +118,19 @@ class GraphScene(QGraphicsScene):
     def _add_node_item(self, nid: str) -> NodeItem:
         inst = self.doc.graph.nodes[nid]
         cls = self.doc.node_class(nid)
+        colors = self.doc.registry.category_color  # node metadata: plugins colour their own
         if cls is not None:
             item = NodeItem(
                 nid,
                 self.doc.title(nid),
                 inst.type,
-                cls.category,
+                colors(cls.category),
                 list(cls.inputs),
                 list(cls.outputs),
             )
         else:
-            item = NodeItem(nid, inst.title or inst.type, inst.type, "unknown", [], [], False)
+            title = inst.title or inst.type
+            item = NodeItem(nid, title, inst.type, colors("unknown"), [], [], False)
             item.set_status("failed", message=f"unknown node type '{inst.type}'")
         item.set_flags(inst.bypass, inst.mute)
         pos = self.doc.node_pos(nid)
@@ -252,6 +253,24 @@ class GraphScene(QGraphicsScene):
 
     # ---- run status ---------------------------------------------------------------------------
 
+    def follow(self, session: RunSession) -> None:
+        """Node badges show a run session's per-node status, until ``unfollow``."""
+        self.unfollow()
+        self._unfollow = session.subscribe(self._on_run_event)
+
+    def unfollow(self) -> None:
+        if self._unfollow is not None:
+            self._unfollow()
+            self._unfollow = None
+
+    def _on_run_event(self, kind: str, payload: dict[str, Any]) -> None:
+        if kind == "node_status":
+            self.set_status(
+                payload["node"], payload["status"], payload["progress"], payload["message"]
+            )
+        elif kind in ("run_started", "cleared"):
+            self.reset_status()
+
     def set_status(
         self, nid: str, status: str, progress: float | None = None, message: str = ""
     ) -> None:
@@ -306,83 +325,6 @@ class GraphScene(QGraphicsScene):
         for item in self.items(pos, deviceTransform=QTransform()):
             if isinstance(item, PortItem):
                 return item
-        return None
-
-    def begin_wire(self, port: PortItem) -> None:
-        """Start dragging from a port. Grabbing a connected input picks up its wire instead."""
-        self._detached = None
-        if not port.is_output:
-            edge = next(
-                (
-                    e
-                    for e in self.doc.graph.edges
-                    if e.dst == port.node_id and e.dst_port == port.name
-                ),
-                None,
-            )
-            if edge is not None and not port.multi:
-                self._detached = edge
-                self.edges[edge].hide()
-                port = self.nodes[edge.src].outputs[edge.src_port]
-        self._drag_from = port
-        self._drag = DragWire(port)
-        self.addItem(self._drag)
-
-    def move_wire(self, pos: QPointF) -> None:
-        if self._drag is None:
-            return
-        self._drag.update_end(pos)
-        target = self.port_at(pos)
-        if self._hover is not None and self._hover is not target:
-            self._hover.set_highlight(None)
-            self._hover = None
-        if target is not None and target is not self._drag_from:
-            why = self.wire_problem(self._drag_from, target)
-            target.set_highlight("bad" if why else "ok")
-            self._hover = target
-            if why:
-                self.show_hint(why, pos)
-            else:
-                self.hint_item.hide()
-
-    def end_wire(self, pos: QPointF) -> str | None:
-        """Finish a drag at ``pos``: connect, refuse (returns why), or offer the palette."""
-        if self._drag is None or self._drag_from is None:
-            return None
-        start, detached = self._drag_from, self._detached
-        self.removeItem(self._drag)
-        self._drag = None
-        self._drag_from = None
-        self._detached = None
-        if self._hover is not None:
-            self._hover.set_highlight(None)
-            self._hover = None
-        if detached is not None and detached in self.edges:
-            self.edges[detached].show()
-        target = self.port_at(pos)
-        if target is None:
-            if detached is not None:
-                self.doc.undo_stack.push(RemoveItems(self.doc, edges=[detached], text="Disconnect"))
-            else:
-                self.wire_dropped.emit(start, pos)
-            return None
-        if target is start or (
-            detached is not None
-            and target.node_id == detached.dst
-            and target.name == detached.dst_port
-        ):
-            return None
-        why = self.wire_problem(start, target)
-        if why:
-            self.show_hint(why, pos)
-            self.hint.emit(why)
-            return why
-        if detached is not None:
-            self.doc.undo_stack.beginMacro("Move wire")
-            self.doc.undo_stack.push(RemoveItems(self.doc, edges=[detached]))
-        self.connect_ports(start, target)
-        if detached is not None:
-            self.doc.undo_stack.endMacro()
         return None
 
     def wire_problem(self, a: PortItem | None, b: PortItem) -> str | None:
@@ -490,48 +432,29 @@ class GraphScene(QGraphicsScene):
         if event.button() == Qt.MouseButton.LeftButton:
             port = self.port_at(event.scenePos())
             if port is not None:
-                self.begin_wire(port)
+                self.wires.begin(port)
                 event.accept()
                 return
         super().mousePressEvent(event)
         if event.button() == Qt.MouseButton.LeftButton:
-            self._press = self._positions()
-            grabbed = self.mouseGrabberItem()
-            self._carried = []
-            if isinstance(grabbed, FrameItem) and not grabbed.resizing:
-                # A frame carries the nodes (and comments) inside it when dragged.
-                area = grabbed.scene_rect()
-                self._carried = [
-                    i
-                    for i in [
-                        *self.nodes.values(),
-                        *self.comments.values(),
-                        *self.reroutes.values(),
-                    ]
-                    if area.contains(i.sceneBoundingRect().center()) and not i.isSelected()
-                ]
+            self.moves.pressed(self.mouseGrabberItem())
 
     def mouseMoveEvent(self, event: QGraphicsSceneMouseEvent) -> None:  # noqa: N802
-        if self._drag is not None:
-            self.move_wire(event.scenePos())
+        if self.wires.active:
+            self.wires.move(event.scenePos())
             return
         grabbed = self.mouseGrabberItem()
         before = grabbed.pos() if isinstance(grabbed, FrameItem) else None
         super().mouseMoveEvent(event)
-        if before is not None and self._carried:
-            delta = grabbed.pos() - before
-            for item in self._carried:
-                item.moveBy(delta.x(), delta.y())
+        if before is not None:
+            self.moves.carry(grabbed.pos() - before)
 
     def mouseReleaseEvent(self, event: QGraphicsSceneMouseEvent) -> None:  # noqa: N802
-        if self._drag is not None:
-            self.end_wire(event.scenePos())
+        if self.wires.active:
+            self.wires.end(event.scenePos())
             return
         super().mouseReleaseEvent(event)
-        if self._press is not None:
-            self.commit_moves(self._press)
-        self._press = None
-        self._carried = []
+        self.moves.released()
 
     def mouseDoubleClickEvent(self, event: QGraphicsSceneMouseEvent) -> None:  # noqa: N802
         for item in self.items(event.scenePos(), deviceTransform=QTransform()):
@@ -544,37 +467,3 @@ class GraphScene(QGraphicsScene):
                 event.accept()
                 return
         super().mouseDoubleClickEvent(event)
-
-    def _positions(self) -> dict[tuple[str, str], Any]:
-        out: dict[tuple[str, str], Any] = {}
-        for nid, item in self.nodes.items():
-            out[("nodes", nid)] = (item.pos().x(), item.pos().y())
-        for kind in ENTRY_KINDS:
-            for ident, item in getattr(self, kind).items():
-                out[(kind, ident)] = (item.pos().x(), item.pos().y())
-        return out
-
-    def commit_moves(self, before: dict[tuple[str, str], Any]) -> None:
-        """Turn what the mouse moved into one undoable Move."""
-        after = self._positions()
-        nodes: dict[str, Any] = {}
-        entries = []
-        for key, old in before.items():
-            new = after.get(key)
-            if new is None or (abs(new[0] - old[0]) < 0.01 and abs(new[1] - old[1]) < 0.01):
-                continue
-            kind, ident = key
-            if kind == "nodes":
-                nodes[ident] = (old, new)
-                continue
-            entry = self.doc.entry(kind, ident)
-            if entry is None:
-                continue
-            moved = copy.deepcopy(entry)
-            if kind == "groups":
-                moved["rect"] = [round(new[0], 2), round(new[1], 2), *entry["rect"][2:]]
-            else:
-                moved["pos"] = [round(new[0], 2), round(new[1], 2)]
-            entries.append((kind, entry, moved))
-        if nodes or entries:
-            self.doc.undo_stack.push(Move(self.doc, nodes, entries))

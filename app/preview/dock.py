@@ -1,7 +1,9 @@
-"""The preview dock: shows any node output in the viewer its type calls for.
+"""The preview dock: shows any node output in the viewer its type (or its output) declares.
 
-One panel per kind (image, depth, video, 3D, text), each made the first time it is needed and
-then reused, so a stream of step previews costs one image upload each and keeps the user's zoom.
+The panel is chosen from ``PortType.viewers`` (or an output's own ``Output.viewers``), so a
+plugin's type that names a viewer gets it without changes here. One panel per kind (image,
+depth, video, 3D, text), each made the first time it is needed and then reused, so a stream of
+step previews costs one image upload each and keeps the user's zoom.
 """
 
 from __future__ import annotations
@@ -10,7 +12,7 @@ import math
 from typing import Any
 
 import numpy as np
-from PySide6.QtCore import Qt
+from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import QDockWidget, QLabel, QPlainTextEdit, QStackedWidget, QWidget
 
 from fathom.app.preview.depth_view import DepthPanel
@@ -18,21 +20,26 @@ from fathom.app.preview.image_view import ImagePanel
 from fathom.app.preview.mesh_view import MeshPanel
 from fathom.app.preview.video_player import VideoPlayer
 from fathom.engine.types import (
-    RGBD,
     Camera,
     CameraPath,
     Conditioning,
-    Depth,
-    Image,
     Latent,
-    Mask,
-    Mesh,
     ModelRef,
-    PointCloud,
-    Video,
+    PortType,
 )
 
 MAX_TEXT = 20_000
+#: The viewers that are panels of this dock; others ("360") open windows of their own.
+PANELS = ("image", "depth", "video", "mesh")
+
+
+def panel_kind(value: Any, viewers: tuple[str, ...] = ()) -> str:
+    """The panel for a value: the first of ``viewers`` (an output's own) or else of its type's
+    viewers that is a panel here; "text" when none is, "empty" for nothing."""
+    if value is None:
+        return "empty"
+    declared = viewers or (type(value).viewers if isinstance(value, PortType) else ())
+    return next((k for k in declared if k in PANELS), "text")
 
 
 def _camera_text(c: Camera) -> str:
@@ -94,6 +101,9 @@ def summarize(value: Any) -> str:
 class PreviewDock(QDockWidget):
     """Dock that previews one value at a time; ``show_value`` picks the viewer by type."""
 
+    #: The 3D panel's "360°" button: open this value (a Mesh) in the 360° viewer.
+    open_360 = Signal(object)
+
     def __init__(self, parent: QWidget | None = None, mesh_backend: str = "auto") -> None:
         super().__init__("Preview", parent)
         self.setObjectName("PreviewDock")
@@ -120,6 +130,7 @@ class PreviewDock(QDockWidget):
                 made = VideoPlayer()
             elif kind == "mesh":
                 made = MeshPanel(backend=self._mesh_backend)
+                made.open_360.connect(self.open_360)
             elif kind == "text":
                 text = QPlainTextEdit()
                 text.setReadOnly(True)
@@ -149,11 +160,12 @@ class PreviewDock(QDockWidget):
 
     # ---- the interface the main window uses
 
-    def show_value(self, value: Any, title: str = "") -> None:
-        """Show ``value``; errors while preparing a preview are shown, never raised."""
+    def show_value(self, value: Any, title: str = "", viewers: tuple[str, ...] = ()) -> None:
+        """Show ``value`` (in the first panel of ``viewers`` when given); errors while
+        preparing a preview are shown, never raised."""
         self.setWindowTitle(f"Preview — {title}" if title else "Preview")
         try:
-            self._show(value)
+            self._show(value, panel_kind(value, viewers))
         except Exception as exc:  # noqa: BLE001 - a bad value must not take the app down
             text = self._switch("text")
             assert isinstance(text, QPlainTextEdit)
@@ -161,19 +173,19 @@ class PreviewDock(QDockWidget):
                 f"Cannot preview this {type(value).__name__}:\n{type(exc).__name__}: {exc}"
             )
 
-    def _show(self, value: Any) -> None:
-        if value is None:
+    def _show(self, value: Any, kind: str) -> None:
+        if kind == "empty":
             self.clear()
-        elif isinstance(value, Image | Mask):
+        elif kind == "image":
             self._switch("image").set_image(value.data)  # type: ignore[attr-defined]
-        elif isinstance(value, Depth):
+        elif kind == "depth":
             self._switch("depth").set_depth(value)  # type: ignore[attr-defined]
-        elif isinstance(value, Video):
+        elif kind == "video":
             player = self._switch("video")
             assert isinstance(player, VideoPlayer)
             if player.video is not value:  # reselecting the same clip keeps the frame
                 player.set_video(value)
-        elif isinstance(value, Mesh | PointCloud | RGBD):
+        elif kind == "mesh":
             self._switch("mesh").set_value(value)  # type: ignore[attr-defined]
         else:
             text = self._switch("text")

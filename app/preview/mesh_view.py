@@ -3,8 +3,9 @@ software fallback (the engine's torch rasterizer from an orbit camera) everywher
 
 The fallback exists because the offscreen Qt platform (CI, remote sessions) cannot draw
 ``QOpenGLWidget`` at all; it renders on a worker thread, small while the mouse moves and sharp
-when it stops, so the GUI never waits on a render. The render helpers here (view-frustum culling,
-the worker, hidden-line wireframe) are shared with the 360° viewer.
+when it stops, so the GUI never waits on a render. The pure render helpers live in
+``engine.geometry.viewing``, shared with the 360° viewer; this module never imports that viewer:
+its "360°" button emits ``open_360`` and the main window decides where the mesh opens.
 """
 
 from __future__ import annotations
@@ -306,6 +307,9 @@ class GLMeshView(QWidget):
 class MeshPanel(QWidget):
     """3D preview with wireframe / colour / point-size controls over either backend."""
 
+    #: The "360°" button: show this Mesh in the 360° viewer (whoever owns one connects it).
+    open_360 = Signal(object)
+
     def __init__(self, parent: QWidget | None = None, backend: str = "auto") -> None:
         super().__init__(parent)
         use_gl = backend == "gl" or (backend == "auto" and gl_available())
@@ -383,7 +387,5 @@ class MeshPanel(QWidget):
             self.view.request_render(preview=False)
 
     def open_in_360(self) -> None:
-        from fathom.app.viewer360 import Viewer360
-
         if isinstance(self._value, Mesh):
-            Viewer360.open_window(mesh=self._value, parent=self.window())
+            self.open_360.emit(self._value)

@@ -124,7 +124,7 @@ def add(window: Any) -> Any:
     def _add(type_id: str, x: float = 0.0, y: float = 0.0, **params: Any) -> str:
         from fathom.app.commands import SetParam
 
-        nid = window.add_node(type_id, (x, y))
+        nid = window.editing.add_node(type_id, (x, y))
         for name, value in params.items():
             window.doc.undo_stack.push(SetParam(window.doc, nid, name, value))
         return nid
@@ -149,7 +149,7 @@ def run_and_wait(qtbot: Any, window: Any) -> Any:
 
     def _run(targets: list[str] | None = None, timeout: int = 20_000) -> Any:
         with qtbot.waitSignal(window.runner.finished, timeout=timeout) as blocker:
-            assert window.run(targets)
+            assert window.runs.run(targets)
         return blocker.args[0]
 
     return _run

@@ -22,7 +22,7 @@ ROOT = Path(__file__).resolve().parents[2]
 def palette_add(qtbot: Any, window: Any, query: str, at: tuple[float, float]) -> str:
     """Open the palette as Tab would, type, press Enter; returns the new node's id."""
     before = set(window.doc.graph.nodes)
-    window.open_palette(QPointF(*at))
+    window.editing.open_palette(QPointF(*at))
     qtbot.keyClicks(window.palette.search, query)
     qtbot.keyClick(window.palette.search, Qt.Key.Key_Return)
     (added,) = set(window.doc.graph.nodes) - before
@@ -115,7 +115,7 @@ def test_ui_built_graph_renders_like_the_command_line(
     assert not np.array_equal(pixels[0, 0], [204, 102, 51])
     # The selected node's output is what the preview dock shows.
     s.select_nodes([adjust])
-    assert window.outputs[adjust]["image"].data.shape == (24, 40, 3)
+    assert window.session.outputs[adjust]["image"].data.shape == (24, 40, 3)
 
 
 def test_run_to_selected_runs_only_what_it_needs(

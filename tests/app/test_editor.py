@@ -116,7 +116,7 @@ def test_tab_and_double_click_open_the_palette(qtbot: Any, window: Any) -> None:
         QPoint(300, 200),
     )
     assert window.palette.isVisible()
-    assert len(window.palette.results()) == len(window.node_classes())
+    assert len(window.palette.results()) == len(window.editing.node_classes())
     window.palette.hide()
 
 
@@ -129,13 +129,13 @@ def test_copy_paste_between_windows_as_graph_json(
     inv = add("image.invert", 250, 0)
     wire(a, "image", inv, "image")
     window.scene.select_nodes([a, inv])
-    window.copy()
+    window.editing.copy()
     text = QApplication.clipboard().text()
     assert '"format": "fathom.graph"' in text
     other = MainWindow(registry=test_registry, settings=settings)
     qtbot.addWidget(other)
-    other.add_node("image.constant", (0, 0))  # an id clash: the pasted one is renamed
-    ids = other.paste()
+    other.editing.add_node("image.constant", (0, 0))  # an id clash: the pasted one is renamed
+    ids = other.editing.paste()
     assert len(ids) == 2 and len(other.doc.graph.nodes) == 3
     pasted = [other.doc.graph.nodes[i] for i in ids]
     assert sorted(p.type for p in pasted) == ["image.constant", "image.invert"]
@@ -145,7 +145,7 @@ def test_copy_paste_between_windows_as_graph_json(
     assert set(other.scene.selected_node_ids()) == set(ids)
     other.doc.mark_saved()
     other.close()
-    assert window.paste("not a graph") == []
+    assert window.editing.paste("not a graph") == []
 
 
 def test_dragging_a_frame_carries_its_nodes(qtbot: Any, window: Any, add: Any) -> None:

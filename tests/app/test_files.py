@@ -97,7 +97,7 @@ CRASHING_SESSION = textwrap.dedent("""
     from fathom.app.commands import SetParam
     app = QApplication([])
     w = MainWindow(settings=Settings(sys.argv[1]))
-    nid = w.add_node("image.constant", (10.0, 20.0))
+    nid = w.editing.add_node("image.constant", (10.0, 20.0))
     w.doc.undo_stack.push(SetParam(w.doc, nid, "width", 77))
     assert w.files.autosave_now()
     os._exit(3)  # a crash: no close, no cleanup
@@ -168,9 +168,9 @@ def test_dropping_a_fathom_png_restores_its_graph(window: Any, tmp_path: Path) -
 
 
 def test_examples_menu_lists_and_opens_every_example(window: Any) -> None:
-    titles = [a.text() for a in window.examples_menu.actions()]
+    titles = [a.text() for a in window.menus.examples_menu.actions()]
     assert len(titles) == len(examples()) >= 2 and "DepthFusion demo" in titles
-    for action, path in zip(window.examples_menu.actions(), examples(), strict=True):
+    for action, path in zip(window.menus.examples_menu.actions(), examples(), strict=True):
         action.trigger()
         assert len(window.scene.nodes) == len(load(path).nodes)
         assert window.doc.path is None and window.doc.base_dir == path.parent.resolve()
@@ -195,10 +195,10 @@ def test_recent_files_menu(window: Any, add: Any, tmp_path: Path) -> None:
     add("image.constant")
     for name in ("one.json", "two.json"):
         assert window.files.save_as(tmp_path / name)
-    window._fill_recent()
-    names = [Path(a.text()).name for a in window.recent_menu.actions()]
+    window.menus.fill_recent()
+    names = [Path(a.text()).name for a in window.menus.recent_menu.actions()]
     assert names[:2] == ["two.json", "one.json"]
     window.doc.undo_stack.push(SetParam(window.doc, "constant1", "width", 3))
-    window.recent_menu.actions()[1].trigger()  # the prompt answers "discard"
+    window.menus.recent_menu.actions()[1].trigger()  # the prompt answers "discard"
     assert window.doc.path.name == "one.json"
     assert os.path.basename(str(window.doc.path)) == "one.json"

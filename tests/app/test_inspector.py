@@ -121,14 +121,14 @@ def test_outputs_preview_and_360_viewer(qtbot: Any, window: Any, add: Any) -> No
     assert window.inspector.open360 is not None
     box = trimesh.creation.box()
     box.visual.vertex_colors = np.tile([200, 120, 40, 255], (len(box.vertices), 1))
-    window.outputs[nid] = {"mesh": Mesh(box)}
+    window.session.outputs[nid] = {"mesh": Mesh(box)}
     shown: list[str] = []
     window.preview.show_value = lambda value, title="": shown.append(title)
     window.inspector.show_output.emit(nid, "mesh")
     assert shown == [f"{nid}.mesh"]
-    assert window.open_360(nid, "mesh")
-    assert window.viewer360 is not None and window.viewer360.isVisible()
-    window.viewer360.close()
+    assert window.opener360.open(nid, "mesh")
+    assert window.opener360.viewer is not None and window.opener360.viewer.isVisible()
+    window.opener360.viewer.close()
     plain = add("image.invert", 0, 300)
     window.scene.select_nodes([plain])
     assert window.inspector.open360 is None
@@ -166,7 +166,7 @@ def test_open_in_360_picks_what_to_show(qtbot: Any, window: Any, add: Any, wire:
     from fathom.engine.types import RGBD, Depth, Image
 
     fake = _FakeViewer()
-    window._viewer = lambda: fake
+    window.opener360.viewer_window = lambda: fake
     img = add("image.load", 0, 0)
     dep = add("depth.load", 0, 200)
     pano = add("view.panorama360", 300, 0)
@@ -174,28 +174,28 @@ def test_open_in_360_picks_what_to_show(qtbot: Any, window: Any, add: Any, wire:
     wire(dep, "depth", pano, "depth")
     eq_image = Image(np.zeros((32, 64, 3), np.float32))
     eq_depth = Depth(np.ones((32, 64), np.float32), kind="metric")
-    window.outputs.update(
+    window.session.outputs.update(
         {
             img: {"image": eq_image},
             dep: {"depth": eq_depth},
             pano: {"mesh": Mesh(trimesh.creation.box())},
         }
     )
-    assert window.open_360(pano) and fake.shown
+    assert window.opener360.open(pano) and fake.shown
     assert fake.calls[-1][0] == "panorama" and fake.calls[-1][1][0] is eq_image
     rgbd = add("rgbd.make", 0, 400)
-    window.outputs[rgbd] = {"rgbd": RGBD(eq_image, eq_depth)}
-    assert window.open_360(rgbd, "rgbd") and fake.calls[-1][0] == "panorama"
+    window.session.outputs[rgbd] = {"rgbd": RGBD(eq_image, eq_depth)}
+    assert window.opener360.open(rgbd, "rgbd") and fake.calls[-1][0] == "panorama"
     photo = RGBD(
         Image(np.full((24, 32, 3), 0.5, np.float32)),
         Depth(np.full((24, 32), 2.0, np.float32), kind="metric"),
     )
-    window.outputs[rgbd] = {"rgbd": photo}
-    assert window.open_360(rgbd, "rgbd")
+    window.session.outputs[rgbd] = {"rgbd": photo}
+    assert window.opener360.open(rgbd, "rgbd")
     qtbot.waitUntil(lambda: fake.calls[-1][0] == "mesh", timeout=10_000)
-    assert len(fake.calls[-1][1].mesh.faces) > 100  # made by the rgbd.to_mesh node, off-thread
+    assert len(fake.calls[-1][1].mesh.faces) > 100  # meshed by the geometry library, off-thread
     nothing = add("image.invert", 0, 600)
-    assert not window.open_360(nothing)
+    assert not window.opener360.open(nothing)
 
 
 def test_video_map_suggests_the_graphs_subgraphs(qtbot: Any, window: Any) -> None:
@@ -208,3 +208,56 @@ def test_video_map_suggests_the_graphs_subgraphs(qtbot: Any, window: Any) -> Non
     completer = widget.text.completer()
     assert completer is not None and "grade" in completer.model().stringList()
     assert "grade" in widget.text.placeholderText()
+
+
+def test_file_parameters_get_the_dialog_their_kind_declares(qtbot: Any, monkeypatch: Any) -> None:
+    """Open dialog filtered to the suffixes for a file a node reads, save dialog for one it
+    writes, a folder for a generic path named like one; a sequence also offers a folder."""
+    from fathom.app.param_widgets import choose_path, dialog_kind
+    from fathom.engine.types import InputFile, OutputFile, PathValue
+
+    asked: list[tuple[str, str]] = []
+
+    class Dialogs:
+        @staticmethod
+        def getOpenFileName(parent: Any, title: str, start: str, filter: str) -> tuple:  # noqa: N802
+            asked.append(("open", filter))
+            return "/data/in.png", ""
+
+        @staticmethod
+        def getSaveFileName(parent: Any, title: str, start: str, filter: str) -> tuple:  # noqa: N802
+            asked.append(("save", filter))
+            return "/data/out.glb", ""
+
+        @staticmethod
+        def getExistingDirectory(parent: Any, title: str, start: str) -> str:  # noqa: N802
+            asked.append(("folder", ""))
+            return ""  # cancelled
+
+    monkeypatch.setattr("fathom.app.param_widgets.QFileDialog", Dialogs)
+    read = Param("path", InputFile, "a.png", suffixes=(".png", ".jpg"))
+    write = Param("path", OutputFile, "a.glb")
+    folder = Param("out_dir", PathValue, "out")
+    assert [dialog_kind(p) for p in (read, write, folder)] == ["open", "save", "folder"]
+    assert choose_path(read, None, "/data") == "/data/in.png"
+    assert choose_path(write, None, "/data") == "/data/out.glb"
+    assert choose_path(folder, None, "/data") is None
+    assert asked == [
+        ("open", "path files (*.png *.jpg);;All files (*)"),
+        ("save", "All files (*)"),
+        ("folder", ""),
+    ]
+    frames = Param("path", InputFile, "clip.mp4", suffixes=(".mp4",), sequence=True)
+    folders: list[str] = []
+    widget = make_widget(
+        frames, lambda s: None, pick_folder=lambda s: folders.append(s.name) or "shots"
+    )
+    qtbot.addWidget(widget)
+    assert isinstance(widget, PathWidget) and widget.folder_button is not None
+    got: list[Any] = []
+    widget.edited.connect(lambda value, merge: got.append(value))
+    widget.folder_button.click()
+    assert folders == ["path"] and got == ["shots"]
+    plain = make_widget(read, lambda s: None, pick_folder=lambda s: "x")
+    qtbot.addWidget(plain)
+    assert plain.folder_button is None  # a single file: no folder button

@@ -21,12 +21,12 @@ def test_cancel_during_a_run_stops_soon_and_marks_nodes(
     save = add("image.save", 500, 0, path="late.png")
     wire(a, "image", slow, "image")
     wire(slow, "image", save, "image")
-    assert window.run()
+    assert window.runs.run()
     qtbot.waitUntil(lambda: window.scene.nodes[slow].status == "running", timeout=10_000)
     qtbot.waitUntil(lambda: (window.scene.nodes[slow].progress or 0) > 0, timeout=10_000)
     t0 = time.perf_counter()
     with qtbot.waitSignal(window.runner.finished, timeout=5_000) as blocker:
-        window.cancel()
+        window.runs.cancel()
     assert time.perf_counter() - t0 < 2.0
     outcome = blocker.args[0]
     assert outcome.cancelled
@@ -38,7 +38,7 @@ def test_cancel_during_a_run_stops_soon_and_marks_nodes(
     # The window can run again straight away.
     window.doc.undo_stack.push(SetParam(window.doc, slow, "seconds", 0.0))
     with qtbot.waitSignal(window.runner.finished, timeout=10_000) as again:
-        assert window.run()
+        assert window.runs.run()
     assert again.args[0].result.ok
 
 
@@ -104,7 +104,7 @@ def measure_gaps(qtbot: Any, window: Any) -> tuple[float, float]:
     with qtbot.waitSignal(window.runner.finished, timeout=30_000) as blocker:
         last[:] = [time.perf_counter(), time.thread_time()]
         timer.start()
-        assert window.run()
+        assert window.runs.run()
     timer.stop()
     assert blocker.args[0].result.ok
     assert len(gaps) > 100
@@ -130,7 +130,7 @@ def test_a_failing_node_is_shown_and_the_rest_keeps_its_outputs(
     assert (Path(window.settings.output_dir) / "fine.png").exists()
     errors = window.log.messages("error")
     assert any("boom" in m and f"[{bad}]" in m for m in errors)
-    assert window.outputs[a]["image"].data.shape == (8, 8, 3)
+    assert window.session.outputs[a]["image"].data.shape == (8, 8, 3)
     # Clicking the log line selects the failing node.
     window.log.node_clicked.emit(bad)
     assert window.scene.selected_node_ids() == [bad]
@@ -163,7 +163,7 @@ def test_live_mode_reruns_only_what_a_change_affects(
     wire(a, "image", inv, "image")
     wire(inv, "image", adj, "image")
     with qtbot.waitSignal(window.runner.finished, timeout=10_000) as first:
-        window.set_live(True)
+        window.runs.set_live(True)
     assert set(first.args[0].result.executed) == {a, inv, adj}
     # Several quick edits (a slider drag) are debounced into one run of the affected part.
     runs: list[Any] = []
@@ -175,7 +175,7 @@ def test_live_mode_reruns_only_what_a_change_affects(
     assert len(runs) == 1
     assert runs[0].result.executed == [adj]
     assert set(runs[0].result.cached) >= {inv}
-    window.set_live(False)
+    window.runs.set_live(False)
 
 
 def test_step_previews_reach_the_preview_dock(

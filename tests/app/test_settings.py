@@ -51,5 +51,5 @@ def test_dialog_applies_to_the_window(
 
     shown: list[Any] = []
     window.preview.show_value = lambda value, title="": shown.append(value)
-    window.show_value(Image(np.zeros((2048, 1024, 3), np.float32)), "big")
+    window.previews.show_value(Image(np.zeros((2048, 1024, 3), np.float32)), "big")
     assert max(shown[0].data.shape[:2]) <= 512

@@ -38,11 +38,11 @@ def edits() -> dict[str, Callable[[Any, dict[str, str]], Any]]:
     """Each edit as the user makes it (scene/window actions), by kind."""
 
     def add_node(w: Any, ids: dict[str, str]) -> None:
-        w.add_node("image.resize", (100, 400))
+        w.editing.add_node("image.resize", (100, 400))
 
     def add_from_wire(w: Any, ids: dict[str, str]) -> None:
         port = w.scene.nodes[ids["inv"]].outputs["image"]
-        w.add_node("image.adjust", (300, 300), port)
+        w.editing.add_node("image.adjust", (300, 300), port)
 
     def delete_nodes(w: Any, ids: dict[str, str]) -> None:
         w.scene.select_nodes([ids["inv"], ids["b"]])
@@ -74,7 +74,7 @@ def edits() -> dict[str, Callable[[Any, dict[str, str]], Any]]:
 
     def mute(w: Any, ids: dict[str, str]) -> None:
         w.scene.select_nodes([ids["inv"], ids["b"]])
-        w.toggle_flag("mute")
+        w.editing.toggle_flag("mute")
 
     def rename(w: Any, ids: dict[str, str]) -> None:
         w.doc.undo_stack.push(SetTitle(w.doc, ids["inv"], "Negative"))
@@ -91,11 +91,11 @@ def edits() -> dict[str, Callable[[Any, dict[str, str]], Any]]:
 
     def paste(w: Any, ids: dict[str, str]) -> None:
         w.scene.select_nodes([ids["a"], ids["inv"]])
-        assert len(w.duplicate()) == 2
+        assert len(w.editing.duplicate()) == 2
 
     def auto_layout(w: Any, ids: dict[str, str]) -> None:
         w.scene.clearSelection()
-        w.auto_layout()
+        w.editing.auto_layout()
 
     return {
         f.__name__: f

@@ -1,0 +1,129 @@
+"""The run session: plain-Python state of runs that the window, the editor's badges and the log
+panel follow, and let go of when the window closes."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from fathom.app.session import NodeState, RunOutcome, RunSession
+from fathom.engine.errors import Problem
+from fathom.engine.events import Event
+from fathom.engine.executor import NodeRecord, RunResult
+from fathom.engine.types import Image
+
+
+def recorded(session: RunSession) -> list[tuple[str, dict[str, Any]]]:
+    events: list[tuple[str, dict[str, Any]]] = []
+    session.subscribe(lambda kind, payload: events.append((kind, payload)))
+    return events
+
+
+def test_engine_events_become_node_states_previews_and_log_lines() -> None:
+    session = RunSession()
+    events = recorded(session)
+    session.started()
+    assert session.running and events[-1][0] == "run_started"
+    session.handle(Event("node_queued", "a"))
+    assert session.status("a") == NodeState("queued")
+    session.handle(Event("node_started", "a"))
+    assert session.status("a").progress == 0.0
+    session.handle(Event("node_progress", "a", progress=0.5, message="half"))
+    assert (session.status("a").status, session.status("a").progress) == ("running", 0.5)
+    preview = Image(np.zeros((4, 4, 3), np.float32))
+    session.handle(Event("node_preview", "a", value=preview, message="step 2"))
+    assert session.previews["a"] == (preview, "a (step preview) step 2")
+    assert events[-1] == (
+        "node_preview",
+        {"node": "a", "value": preview, "title": "a (step preview) step 2"},
+    )
+    session.handle(Event("node_finished", "a", seconds=1.25))
+    assert session.status("a") == NodeState("done", None, "", 1.25)
+    session.handle(Event("node_finished", "b", message="bypassed"))
+    assert session.status("b").status == "bypassed"
+    session.handle(Event("node_failed", "c", message="boom", seconds=0.1))
+    session.handle(Event("node_skipped", "d", message="c failed"))
+    logs = [p for k, p in events if k == "log"]
+    assert logs == [
+        {"level": "error", "message": "boom", "node": "c"},
+        {"level": "warning", "message": "skipped: c failed", "node": "d"},
+    ]
+    assert session.errors == ["boom"]
+    session.handle(Event("run_finished"))  # not about a node: nothing changes
+    assert session.running
+
+
+def test_a_finished_run_keeps_outputs_marks_cancelled_nodes_and_sums_up() -> None:
+    session = RunSession()
+    events = recorded(session)
+    session.started()
+    img = Image(np.zeros((2, 2, 3), np.float32))
+    result = RunResult(
+        records={
+            "a": NodeRecord("a", "t.a", 1, status="executed", seconds=0.2),
+            "b": NodeRecord("b", "t.b", 1, status="cancelled", error="stopped"),
+        },
+        values={"a": {"image": img}, "sub/inner": {"image": img}},
+        cancelled=True,
+        seconds=0.5,
+    )
+    outcome = RunOutcome(result, [Problem("not connected", "x/inner")])
+    session.finished(outcome)
+    assert not session.running and session.last_outcome is outcome
+    assert session.outputs == {"a": {"image": img}}  # inner subgraph nodes are not shown
+    assert session.status("b") == NodeState("cancelled", None, "stopped", 0.0)
+    assert session.status("x/inner").status == "failed"
+    assert session.seconds == 0.5
+    kind, payload = events[-1]
+    assert kind == "run_finished" and payload["outcome"] is outcome
+    assert payload["summary"] == "Run cancelled in 0.50 s: 1 executed, 0 cached, 0 failed"
+    logs = [p for k, p in events if k == "log"]
+    assert logs[0]["node"] == "x" and "not connected" in logs[0]["message"]
+    assert logs[-1] == {"level": "info", "message": payload["summary"], "node": ""}
+
+
+def test_a_run_that_cannot_start_reports_why_and_forget_and_clear_drop_state() -> None:
+    session = RunSession()
+    events = recorded(session)
+    session.finished(RunOutcome(error="the graph has a cycle"))
+    assert events[-2][1]["message"] == "the graph has a cycle"
+    assert events[-1] == ("run_finished", {"outcome": session.last_outcome, "summary": None})
+    session.outputs["a"] = {"x": 1}
+    session.set_status("a", "done")
+    session.forget("a")
+    assert "a" not in session.outputs and session.status("a") == NodeState()
+    session.outputs["b"] = {"x": 1}
+    session.clear()
+    assert not session.outputs and events[-1] == ("cleared", {})
+    session.set_live(True)
+    assert session.live and events[-1] == ("live_changed", {"on": True})
+
+
+def test_unsubscribed_listeners_hear_nothing() -> None:
+    session = RunSession()
+    heard: list[str] = []
+    stop = session.subscribe(lambda kind, payload: heard.append(kind))
+    session.started()
+    stop()
+    stop()  # twice is harmless
+    session.log("info", "after")
+    assert heard == ["run_started"]
+
+
+def test_window_badges_and_log_follow_the_session_until_the_window_closes(window: Any) -> None:
+    nid = window.editing.add_node("image.invert", (0, 0))
+    session = window.session
+    session.set_status(nid, "running", 0.3, "working")
+    assert window.scene.nodes[nid].status == "running"
+    assert window.scene.nodes[nid].progress == 0.3
+    session.log("warning", "from the session", nid)
+    assert any("from the session" in m for m in window.log.messages("warning"))
+    session.set_live(True)
+    assert window.menus.live_action.isChecked()
+    session.set_live(False)
+    window.doc.mark_saved()
+    window.close()
+    assert session._listeners == []  # window, scene and log panel all let go
+    session.set_status(nid, "failed", message="late")
+    assert window.scene.nodes[nid].status == "running"
