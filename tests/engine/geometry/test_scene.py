@@ -182,7 +182,7 @@ def test_the_egl_probe_leaves_no_platform_variable_behind() -> None:
         capture_output=True,
         text=True,
         timeout=120,
-        cwd=Path(__file__).resolve().parents[2],
+        cwd=Path(__file__).resolve().parents[3],
     )
     assert proc.returncode == 0, proc.stderr[-2000:]
     ok, leaked, cov = json.loads(proc.stdout.strip().splitlines()[-1])
