@@ -63,6 +63,11 @@ def read_rows(path: Path) -> list[Row]:
                 obj = json.loads(line)
             except json.JSONDecodeError as exc:
                 raise BatchFileError(f"{path} line {lineno} is not JSON: {exc.msg}.") from None
+            except RecursionError:  # the decoder recurses once per level: [[[[...]]]]
+                raise BatchFileError(
+                    f"{path} line {lineno} nests too deeply to be overrides. Fix: give each "
+                    "row as one flat JSON object of NODE.PARAM values."
+                ) from None
             if not isinstance(obj, dict):
                 raise BatchFileError(f"{path} line {lineno} must be a JSON object of overrides.")
             records.append((lineno, obj))

@@ -11,7 +11,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from fathom.engine.context import CancelToken
+from fathom.engine.context import CancelToken, RunOptions
 from fathom.engine.device import DEVICE_CHOICES
 from fathom.engine.errors import GraphFileError, GraphInvalid, Problem
 from fathom.engine.executor import Executor
@@ -75,9 +75,18 @@ def build_parser() -> argparse.ArgumentParser:
         "one; local = a new local instance; ray://HOST:PORT = a remote head",
     )
 
-    v = sub.add_parser("validate", help="check a graph file without running it")
+    v = sub.add_parser(
+        "validate",
+        help="check a graph file without running it: the checks `render` makes before it starts",
+    )
     v.add_argument("graph", type=Path, nargs="?", help="graph file (or use --example NAME)")
     v.add_argument("--example", metavar="NAME", help="check a bundled example graph instead")
+    v.add_argument(
+        "--no-file-checks",
+        action="store_true",
+        help="skip the checks of file parameters (input files exist, output folders are "
+        "writable): for a graph whose media are not in place yet",
+    )
     v.add_argument("--json", action="store_true")
 
     n = sub.add_parser("nodes", help="list every node type")
@@ -220,36 +229,20 @@ def cmd_models(args: argparse.Namespace) -> int:
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
+    """The same checks ``render`` makes before it starts (graph, parameters, each needed node's
+    pre-flight check, input files), so "valid" means the render will start; exit 0 or 2."""
     from fathom.engine.graphfile import load
 
     if not _graph_arg(args):
         return EXIT_INVALID
     ex = Executor()
+    options = RunOptions(base_dir=args.graph.parent.resolve(), check_files=not args.no_file_checks)
     try:
         graph = load(args.graph, ex.registry)
-        ex.plan(graph, check=False)
+        ex.plan(graph, options=options, check=True)
     except (GraphInvalid, GraphFileError) as exc:
         if args.json:
-            probs = getattr(exc, "problems", None)
-            print(
-                json.dumps(
-                    {
-                        "valid": False,
-                        "error": str(exc),
-                        "problems": [
-                            {
-                                "node": p.node,
-                                "port": p.port,
-                                "message": p.message,
-                                "fix": p.fix,
-                                "code": p.code,
-                            }
-                            for p in (probs or [])
-                        ],
-                    },
-                    indent=2,
-                )
-            )
+            print(json.dumps(_invalid_json(exc), indent=2))
         else:
             _err(str(exc))
         return EXIT_INVALID
@@ -258,6 +251,18 @@ def cmd_validate(args: argparse.Namespace) -> int:
     else:
         print(f"{args.graph}: valid ({len(graph.nodes)} nodes, {len(graph.edges)} edges)")
     return EXIT_OK
+
+
+def _invalid_json(exc: GraphInvalid | GraphFileError) -> dict[str, Any]:
+    """``validate --json`` for a refused graph: the text render prints, and each problem."""
+    return {
+        "valid": False,
+        "error": str(exc),
+        "problems": [
+            {"node": p.node, "port": p.port, "message": p.message, "fix": p.fix, "code": p.code}
+            for p in getattr(exc, "problems", [])
+        ],
+    }
 
 
 def _install_cancel(cancel: CancelToken) -> Any:
@@ -297,7 +302,13 @@ def cmd_render(args: argparse.Namespace) -> int:
 
 def _render_one(args: argparse.Namespace, job: Any) -> int:
     from fathom.engine.progress import make_progress
-    from fathom.engine.render import build_report, execute, prepare, write_report
+    from fathom.engine.render import (
+        build_report,
+        execute,
+        make_output_dir,
+        prepare,
+        write_report,
+    )
 
     started = time.time()
     ex = Executor(max_workers=max(1, args.workers or 1))
@@ -315,6 +326,8 @@ def _render_one(args: argparse.Namespace, job: Any) -> int:
                 ],
                 "The render cannot start",
             )
+        make_output_dir(args.report.parent, "--report")
+    make_output_dir(job.out_dir)
     cancel = CancelToken()
     previous = _install_cancel(cancel)
     bar = make_progress(len(prep.plan.needed), args.quiet)
@@ -359,6 +372,7 @@ def _render_batch(args: argparse.Namespace, job: Any) -> int:
     import os
 
     from fathom.engine.batch import BatchFileError, check_rows, read_rows, run_batch
+    from fathom.engine.render import make_output_dir
 
     ex = Executor()
     try:
@@ -368,8 +382,9 @@ def _render_batch(args: argparse.Namespace, job: Any) -> int:
         return EXIT_INVALID
     job = _typed_overrides(job, ex)
     check_rows(job, rows, ex)
-    if args.cluster is not None:
+    if args.cluster is not None:  # the cluster is checked first: no folder for a dead address
         return _render_cluster(args, job, rows)
+    make_output_dir(job.out_dir)
     workers = args.workers or min(len(rows), os.cpu_count() or 1, 4)
     quiet = args.quiet
 
@@ -394,6 +409,7 @@ def _render_cluster(args: argparse.Namespace, job: Any, rows: list[Any]) -> int:
 
     from fathom.engine.distributed import ClusterUnavailable, connect, run_batch_ray
     from fathom.engine.progress import RowProgress
+    from fathom.engine.render import make_output_dir
 
     with contextlib.ExitStack() as stack:
         try:  # an unreachable cluster is found here, before any row runs or folder is made
@@ -401,6 +417,7 @@ def _render_cluster(args: argparse.Namespace, job: Any, rows: list[Any]) -> int:
         except ClusterUnavailable as exc:
             _err(f"The batch cannot start: {exc}")
             return EXIT_INVALID
+        make_output_dir(job.out_dir)
         bar = RowProgress(len(rows), args.quiet)
         try:
             manifest = run_batch_ray(

@@ -4,6 +4,19 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+#: Characters of user input a message repeats; the rest is summarised by its length.
+ECHO_LIMIT = 60
+
+
+def echo(value: object, limit: int = ECHO_LIMIT) -> str:
+    """``value`` as a message repeats it: whole when short, else its first ``limit`` characters,
+    an ellipsis and its length. A file can hold a 100 KB node id or parameter value; repeated whole,
+    it would flood the terminal, the report and the GUI's problem list and hide the problem."""
+    text = value if isinstance(value, str) else repr(value)
+    if len(text) <= limit:
+        return text
+    return f"{text[:limit]}… ({len(text)} characters)"
+
 
 @dataclass(frozen=True)
 class Problem:
@@ -18,9 +31,9 @@ class Problem:
     def __str__(self) -> str:
         where = ""
         if self.node is not None:
-            where = f"node '{self.node}'"
+            where = f"node '{echo(self.node)}'"
             if self.port is not None:
-                where += f", port '{self.port}'"
+                where += f", port '{echo(self.port)}'"
             where += ": "
         text = where + self.message
         if self.fix:

@@ -8,14 +8,16 @@ from __future__ import annotations
 
 import json
 import os
+import struct
+import zlib
 from collections.abc import Callable
 from dataclasses import replace
 from functools import lru_cache
 from importlib.resources import files
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
-from fathom.engine.errors import GraphFileError
+from fathom.engine.errors import GraphFileError, echo
 from fathom.engine.fileio import atomic_write_text
 from fathom.engine.graph import Edge, Exposed, Graph, NodeInstance, SubgraphDef
 from fathom.engine.provenance import canonical_json, sha256_text
@@ -24,6 +26,20 @@ FORMAT = "fathom.graph"
 SUBGRAPH_FORMAT = "fathom.subgraph"
 VERSION = 1
 PNG_KEY = "fathom.graph"
+
+#: Deepest nesting of arrays and objects a graph file may have. Real graphs stay near ten levels
+#: (each nested subgraph adds two); the schema check and everything after it recurse once per
+#: level, so a deeper file would end in a RecursionError instead of a message.
+MAX_DEPTH = 100
+
+#: Characters of a file path a message repeats (paths come from users and other files).
+PATH_ECHO = 200
+
+#: Largest graph text read from a PNG, decompressed: a zTXt/iTXt chunk is zlib data, and a few
+#: kilobytes of it can claim gigabytes.
+MAX_EMBEDDED_BYTES = 64 << 20
+
+_PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
 #: Migrations from file version N to N+1, each a pure function on the JSON document.
 Migration = Callable[[dict[str, Any]], dict[str, Any]]
@@ -69,43 +85,121 @@ def _validator(kind: str) -> Any:
 
 
 def parse_text(text: str, source: str = "<graph>") -> dict[str, Any]:
+    """The JSON document in ``text``, or GraphFileError: malformed, nested deeper than
+    ``MAX_DEPTH``, or not an object. Every graph file and embedded graph comes through here."""
     try:
         doc = json.loads(text)
     except json.JSONDecodeError as exc:
+        # Some decoder messages end in "at" ("Unterminated string starting at"): say it once.
+        what = exc.msg.removesuffix(" at")
         raise GraphFileError(
-            f"{source} is not valid JSON: {exc.msg} at line {exc.lineno}, column {exc.colno}. "
+            f"{source} is not valid JSON: {what} at line {exc.lineno}, column {exc.colno}. "
             "Fix: repair the file, or restore its .bak copy."
         ) from None
+    except RecursionError:  # the decoder recurses once per level: [[[[...]]]] exhausts it
+        raise GraphFileError(_too_deep(source)) from None
+    if _nesting_exceeds(doc, MAX_DEPTH):
+        raise GraphFileError(_too_deep(source))
     if not isinstance(doc, dict):
         raise GraphFileError(f"{source} holds a JSON {type(doc).__name__}, not a graph object.")
     return doc
 
 
-def read_png_graph(path: Path) -> str:
-    """The graph JSON embedded in a PNG that Fathom saved."""
-    from PIL import Image as PILImage
+def _too_deep(source: str) -> str:
+    """One message for both ways depth is found (the decoder's recursion, or the walk after)."""
+    return (
+        f"{source} nests arrays or objects more than {MAX_DEPTH} levels deep, which no graph "
+        "does. Fix: check that it is a Fathom graph file, or restore its .bak copy."
+    )
 
+
+def _nesting_exceeds(doc: Any, limit: int) -> bool:
+    """Whether arrays and objects in ``doc`` nest deeper than ``limit``; walked with a stack of
+    its own, since recursion is what a deep document breaks."""
+    stack = [(doc, 1)] if isinstance(doc, (dict, list)) else []
+    while stack:
+        value, depth = stack.pop()
+        if depth > limit:
+            return True
+        for child in value.values() if isinstance(value, dict) else value:
+            if isinstance(child, (dict, list)):
+                stack.append((child, depth + 1))
+    return False
+
+
+def read_png_graph(path: Path) -> str:
+    """The graph JSON embedded in a PNG that Fathom saved. Only the chunk list is walked: the
+    pixels are never decoded, so opening a huge picture as a graph costs no memory."""
+    shown = echo(str(path), PATH_ECHO)
     try:
-        with PILImage.open(path) as im:
-            text = getattr(im, "text", {}).get(PNG_KEY)
-    except (OSError, ValueError) as exc:
-        raise GraphFileError(f"{path} cannot be read as an image: {exc}") from None
+        with open(path, "rb") as fh:
+            text = _png_text(fh, PNG_KEY)
+    except OSError as exc:
+        raise GraphFileError(
+            f"{shown} cannot be read as an image: {exc.strerror or exc}."
+        ) from None
+    except (ValueError, zlib.error) as exc:
+        raise GraphFileError(f"{shown} cannot be read as an image: {exc}.") from None
     if not text:
-        raise GraphFileError(f"{path} has no graph embedded; only PNGs saved by Fathom do.")
+        raise GraphFileError(f"{shown} has no graph embedded; only PNGs saved by Fathom do.")
     return text
+
+
+def _png_text(fh: BinaryIO, key: str) -> str | None:
+    """The text stored under ``key`` in a PNG's tEXt, zTXt or iTXt chunks (Fathom writes iTXt),
+    else None; other chunks, the image data included, are skipped unread."""
+    if fh.read(8) != _PNG_SIGNATURE:
+        raise ValueError("it is not a PNG file")
+    want = key.encode("latin-1") + b"\0"
+    while True:
+        head = fh.read(8)
+        if len(head) < 8:
+            raise ValueError("it is truncated (no IEND chunk)")
+        length, kind = struct.unpack(">I4s", head)
+        if kind == b"IEND":
+            return None
+        if kind in (b"tEXt", b"zTXt", b"iTXt") and length <= MAX_EMBEDDED_BYTES:
+            body = fh.read(length)
+            if body.startswith(want):
+                return _chunk_text(kind, body[len(want) :])
+            fh.seek(4, os.SEEK_CUR)  # the CRC
+        else:
+            fh.seek(length + 4, os.SEEK_CUR)
+
+
+def _chunk_text(kind: bytes, body: bytes) -> str:
+    """A text chunk's value after its keyword: tEXt is Latin-1, zTXt compressed Latin-1, iTXt
+    UTF-8 (compressed when its flag says so) after a language tag and a translated keyword."""
+    if kind == b"tEXt":
+        return body.decode("latin-1")
+    if kind == b"zTXt":
+        return _inflate(body[1:]).decode("latin-1")
+    compressed, rest = body[:1] == b"\x01", body[2:]
+    _language, _translated, value = rest.split(b"\0", 2)
+    return (_inflate(value) if compressed else value).decode("utf-8")
+
+
+def _inflate(data: bytes) -> bytes:
+    """zlib data, refused past ``MAX_EMBEDDED_BYTES`` before more is inflated."""
+    inflater = zlib.decompressobj()
+    out = inflater.decompress(data, MAX_EMBEDDED_BYTES)
+    if inflater.unconsumed_tail:
+        raise ValueError(f"its embedded graph is over {MAX_EMBEDDED_BYTES >> 20} MB")
+    return out
 
 
 def read_document(path: str | os.PathLike[str]) -> dict[str, Any]:
     p = Path(path)
+    shown = echo(str(p), PATH_ECHO)
     if not p.exists():
-        raise GraphFileError(f"graph file {p} does not exist.")
+        raise GraphFileError(f"graph file {shown} does not exist.")
     if p.suffix.lower() == ".png":
-        return parse_text(read_png_graph(p), str(p))
+        return parse_text(read_png_graph(p), shown)
     try:
         text = p.read_text("utf-8")
     except (OSError, UnicodeDecodeError) as exc:
-        raise GraphFileError(f"{p} cannot be read as text: {exc}") from None
-    return parse_text(text, str(p))
+        raise GraphFileError(f"{shown} cannot be read as text: {exc}") from None
+    return parse_text(text, shown)
 
 
 def migrate(
@@ -118,11 +212,14 @@ def migrate(
     fmt = doc.get("format")
     if fmt != FORMAT:
         raise GraphFileError(
-            f"{source} has format {fmt!r}, expected {FORMAT!r}: it is not a Fathom graph file."
+            f"{source} has format {echo(repr(fmt))}, expected {FORMAT!r}: it is not a Fathom "
+            "graph file."
         )
     version = doc.get("version")
     if not isinstance(version, int) or isinstance(version, bool) or version < 1:
-        raise GraphFileError(f"{source} has version {version!r}; expected a whole number >= 1.")
+        raise GraphFileError(
+            f"{source} has version {echo(repr(version))}; expected a whole number >= 1."
+        )
     if version > current:
         raise GraphFileError(
             f"{source} is graph format version {version}, newer than this Fathom reads "
@@ -141,7 +238,7 @@ def migrate(
 def check_schema(doc: dict[str, Any], source: str = "<graph>", kind: str = "graph") -> None:
     errors = sorted(_validator(kind).iter_errors(doc), key=lambda e: list(e.absolute_path))
     if errors:
-        lines = [f"  - at {_json_path(e.absolute_path)}: {e.message}" for e in errors[:20]]
+        lines = [f"  - at {_json_path(e.absolute_path)}: {_schema_message(e)}" for e in errors[:20]]
         more = f"\n  ... and {len(errors) - 20} more" if len(errors) > 20 else ""
         raise GraphFileError(
             f"{source} does not match the graph schema ({len(errors)} problem"
@@ -152,8 +249,18 @@ def check_schema(doc: dict[str, Any], source: str = "<graph>", kind: str = "grap
 def _json_path(path: Any) -> str:
     out = "$"
     for part in path:
-        out += f"[{part}]" if isinstance(part, int) else f".{part}"
+        out += f"[{part}]" if isinstance(part, int) else f".{echo(part)}"
     return out
+
+
+def _schema_message(error: Any) -> str:
+    """jsonschema's message with the offending value cut short: it quotes the value whole, and a
+    file's value can be 100 KB long."""
+    whole = repr(error.instance)
+    message = error.message
+    if len(whole) > len(echo(whole)):
+        message = message.replace(whole, echo(whole))
+    return echo(message, 300)
 
 
 def from_document(doc: dict[str, Any], source: str = "<graph>", registry: Any = None) -> Graph:
@@ -172,7 +279,8 @@ def _build(doc: dict[str, Any], source: str, registry: Any) -> Graph:
     for n in doc["nodes"]:
         if n["id"] in graph.nodes:
             raise GraphFileError(
-                f"{source}: node id {n['id']!r} is used twice. Fix: give each node its own id."
+                f"{source}: node id '{echo(n['id'])}' is used twice. Fix: give each node its "
+                "own id."
             )
         type_id = n["type"]
         params = dict(n.get("params", {}))
@@ -182,7 +290,7 @@ def _build(doc: dict[str, Any], source: str, registry: Any) -> Graph:
             type_id = cls.type_id  # legacy ids become the current id
             if version is not None and version > cls.version:
                 raise GraphFileError(
-                    f"{source}: node {n['id']!r} was saved by version {version} of "
+                    f"{source}: node '{echo(n['id'])}' was saved by version {version} of "
                     f"'{type_id}', newer than the installed version {cls.version}. "
                     "Fix: update Fathom Studio or the plugin that provides this node."
                 )
@@ -204,7 +312,7 @@ def _build(doc: dict[str, Any], source: str, registry: Any) -> Graph:
 
 
 def _subgraph_from(name: str, sub: dict[str, Any], source: str, registry: Any) -> SubgraphDef:
-    inner = _build(sub, f"{source} (subgraph {name!r})", registry)
+    inner = _build(sub, f"{source} (subgraph '{echo(name)}')", registry)
 
     def exposed(key: str) -> list[Exposed]:
         return [Exposed(x["name"], x["node"], x["port"]) for x in sub.get(key, [])]
@@ -222,7 +330,7 @@ def _subgraph_from(name: str, sub: dict[str, Any], source: str, registry: Any) -
 
 def load(path: str | os.PathLike[str], registry: Any = None) -> Graph:
     """Read a graph file (or a PNG that Fathom saved) into a Graph; never runs anything."""
-    return from_document(read_document(path), str(path), registry)
+    return from_document(read_document(path), echo(str(path), PATH_ECHO), registry)
 
 
 def loads(text: str, registry: Any = None, source: str = "<graph>") -> Graph:
@@ -388,7 +496,7 @@ class SubgraphLibrary:
         return None
 
     def names(self) -> list[str]:
-        out = set()
+        out: set[str] = set()
         for folder in self.folders:
             if folder.is_dir():
                 out.update(p.stem for p in folder.glob("*.json"))

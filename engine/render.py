@@ -10,12 +10,12 @@ from typing import Any
 
 from fathom.engine.context import CancelToken, RunOptions
 from fathom.engine.device import DeviceInfo, DeviceUnavailable, pick_device
-from fathom.engine.errors import GraphInvalid, Problem
+from fathom.engine.errors import GraphInvalid, Problem, echo
 from fathom.engine.events import Listener
 from fathom.engine.executor import Executor, Plan, RunResult
 from fathom.engine.fileio import atomic_write_text, writable_dir_problem
 from fathom.engine.graph import Graph
-from fathom.engine.graphfile import dumps, graph_hash, load, to_document
+from fathom.engine.graphfile import PATH_ECHO, dumps, graph_hash, load, to_document
 from fathom.engine.provenance import package_versions
 
 REPORT_FORMAT = "fathom.run"
@@ -31,10 +31,13 @@ class Override:
 def parse_set(text: str) -> tuple[str, str, str]:
     """``NODE.PARAM=VALUE``; node ids contain no dots, so the first dot splits."""
     if "=" not in text:
-        raise ValueError(f"--set {text!r} needs the form NODE.PARAM=VALUE")
+        raise ValueError(f"--set {echo(repr(text))} needs the form NODE.PARAM=VALUE")
     target, value = text.split("=", 1)
     if "." not in target:
-        raise ValueError(f"--set {text!r} needs the form NODE.PARAM=VALUE (no '.' in {target!r})")
+        raise ValueError(
+            f"--set {echo(repr(text))} needs the form NODE.PARAM=VALUE "
+            f"(no '.' in {echo(repr(target))})"
+        )
     node, param = target.split(".", 1)
     return node, param, value
 
@@ -52,10 +55,10 @@ def resolve_overrides(
         if inst is None:
             problems.append(
                 Problem(
-                    f"override names no node '{node}'.",
+                    f"override names no node '{echo(node)}'.",
                     node,
                     param,
-                    f"use one of: {', '.join(graph.nodes)}",
+                    f"use one of: {echo(', '.join(graph.nodes), 200)}",
                     code="bad_override",
                 )
             )
@@ -68,7 +71,7 @@ def resolve_overrides(
             names = ", ".join(p.name for p in cls.params) or "(none)"
             problems.append(
                 Problem(
-                    f"'{inst.type}' has no parameter '{param}' to override.",
+                    f"'{echo(inst.type)}' has no parameter '{echo(param)}' to override.",
                     node,
                     param,
                     f"use one of: {names}",
@@ -82,7 +85,7 @@ def resolve_overrides(
         except ValueError as exc:
             problems.append(
                 Problem(
-                    f"override value {raw!r} is invalid: {exc}.",
+                    f"override value {echo(repr(raw))} is invalid: {echo(str(exc), 200)}.",
                     node,
                     param,
                     f"give {spec.allowed()}",
@@ -107,9 +110,11 @@ def parse_frames(text: str | None) -> tuple[int, int] | None:
         else:
             raise ValueError
     except ValueError:
-        raise ValueError(f"--frames {text!r} must look like 10-50 (inclusive) or 7") from None
+        raise ValueError(
+            f"--frames {echo(repr(text))} must look like 10-50 (inclusive) or 7"
+        ) from None
     if a < 0 or b < a:
-        raise ValueError(f"--frames {text!r}: need 0 <= A <= B")
+        raise ValueError(f"--frames {echo(repr(text))}: need 0 <= A <= B")
     return a, b
 
 
@@ -174,13 +179,33 @@ def prepare(job: RenderJob, executor: Executor) -> Prepared:
     return Prepared(job, graph, document, plan, device, overrides)
 
 
+def make_output_dir(folder: Path, option: str = "--out") -> None:
+    """Create an output folder before anything runs. The access check in ``prepare`` can pass
+    where creating fails (on a pseudo-filesystem such as /sys, root may 'write' but not mkdir):
+    that is a destination the render cannot use (GraphInvalid, exit 2), not a crash."""
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        why = exc.strerror or str(exc)
+        what = "output folder" if option == "--out" else f"{option} folder"
+        raise GraphInvalid(
+            [
+                Problem(
+                    f"{what} {echo(str(folder), PATH_ECHO)} cannot be created: {why}.",
+                    fix=f"choose another {option} folder",
+                )
+            ],
+            "The render cannot start",
+        ) from None
+
+
 def execute(
     prep: Prepared,
     executor: Executor,
     listener: Listener | None = None,
     cancel: CancelToken | None = None,
 ) -> RunResult:
-    prep.job.out_dir.mkdir(parents=True, exist_ok=True)
+    make_output_dir(prep.job.out_dir)
     result = executor.run(prep.plan, listener=listener, cancel=cancel)
     if result.device is None:
         result.device = prep.device

@@ -5,7 +5,7 @@ from __future__ import annotations
 import difflib
 from typing import Any
 
-from fathom.engine.errors import Problem
+from fathom.engine.errors import Problem, echo
 from fathom.engine.graph import Graph
 from fathom.engine.node import Node
 from fathom.engine.types import can_connect
@@ -27,7 +27,7 @@ def check_params(
         if cls.param(key) is None:
             problems.append(
                 Problem(
-                    f"'{cls.type_id}' has no parameter '{key}'.{_suggest(key, names)}",
+                    f"'{cls.type_id}' has no parameter '{echo(key)}'.{_suggest(key, names)}",
                     node_id,
                     key,
                     f"use one of: {', '.join(names) or '(none)'}",
@@ -41,7 +41,7 @@ def check_params(
         except ValueError as exc:
             problems.append(
                 Problem(
-                    f"parameter value is invalid: {exc}.",
+                    f"parameter value is invalid: {echo(str(exc), 200)}.",
                     node_id,
                     spec.name,
                     f"set it to {spec.allowed()}",
@@ -66,7 +66,7 @@ def validate(graph: Graph, resolve: Any) -> list[Problem]:
     for inst in unknown:
         problems.append(
             Problem(
-                f"unknown node type '{inst.type}'.",
+                f"unknown node type '{echo(inst.type)}'.",
                 inst.id,
                 None,
                 "install the plugin that provides it, or run `fathom nodes` to list known types",
@@ -80,7 +80,7 @@ def validate(graph: Graph, resolve: Any) -> list[Problem]:
         if e.src not in graph.nodes:
             problems.append(
                 Problem(
-                    f"edge comes from a node '{e.src}' that does not exist.",
+                    f"edge comes from a node '{echo(e.src)}' that does not exist.",
                     e.dst,
                     e.dst_port,
                     "remove the edge",
@@ -91,7 +91,7 @@ def validate(graph: Graph, resolve: Any) -> list[Problem]:
         if e.dst not in graph.nodes:
             problems.append(
                 Problem(
-                    f"edge goes to a node '{e.dst}' that does not exist.",
+                    f"edge goes to a node '{echo(e.dst)}' that does not exist.",
                     e.src,
                     e.src_port,
                     "remove the edge",
@@ -109,7 +109,7 @@ def validate(graph: Graph, resolve: Any) -> list[Problem]:
             names = [o.name for o in src_cls.outputs]
             problems.append(
                 Problem(
-                    f"'{src_cls.type_id}' has no output '{e.src_port}'."
+                    f"'{src_cls.type_id}' has no output '{echo(e.src_port)}'."
                     + _suggest(e.src_port, names),
                     e.src,
                     e.src_port,
@@ -121,7 +121,7 @@ def validate(graph: Graph, resolve: Any) -> list[Problem]:
             names = [i.name for i in dst_cls.inputs]
             problems.append(
                 Problem(
-                    f"'{dst_cls.type_id}' has no input '{e.dst_port}'."
+                    f"'{dst_cls.type_id}' has no input '{echo(e.dst_port)}'."
                     + _suggest(e.dst_port, names),
                     e.dst,
                     e.dst_port,
@@ -134,8 +134,8 @@ def validate(graph: Graph, resolve: Any) -> list[Problem]:
         if not can_connect(out.type.type_id, inp.type.type_id):
             problems.append(
                 Problem(
-                    f"type mismatch: '{e.src}.{e.src_port}' gives {out.type.type_id} but this "
-                    f"input takes {inp.type.type_id}.",
+                    f"type mismatch: '{echo(e.src)}.{echo(e.src_port)}' gives {out.type.type_id} "
+                    f"but this input takes {inp.type.type_id}.",
                     e.dst,
                     e.dst_port,
                     f"connect a {inp.type.type_id} output, or put a converting node between them",
@@ -159,7 +159,7 @@ def validate(graph: Graph, resolve: Any) -> list[Problem]:
     if cycle:
         problems.append(
             Problem(
-                f"the graph has a cycle: {' -> '.join(cycle)}.",
+                f"the graph has a cycle: {echo(' -> '.join(cycle), 200)}.",
                 cycle[0],
                 None,
                 "remove one edge of the cycle",

@@ -7,11 +7,13 @@ import importlib.util
 import os
 import struct
 import zlib
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any, BinaryIO
 
 import numpy as np
 
-from fathom.engine.errors import FileProblem
+from fathom.engine.errors import FileProblem, LibraryError, echo
 from fathom.engine.fileio import atomic_path
 
 #: PNG text key that carries the graph document, so a saved image can be reopened as its graph.
@@ -39,6 +41,171 @@ EXR_FIX = (
 )
 
 
+#: Environment variable that sets the largest image (in pixels) any decoder here will allocate.
+MAX_PIXELS_ENV = "FATHOM_MAX_IMAGE_PIXELS"
+
+#: Pillow's own decompression-bomb error threshold (2 × its ``MAX_IMAGE_PIXELS``), about 179
+#: megapixels: an 8K frame (33 MP) loads, a 20000×20000 one (400 MP, under 1 MB as a PNG of
+#: zeros, 1.6 GB as float32) is refused.
+DEFAULT_MAX_PIXELS = 178_956_970
+
+#: What a refusal raises: FileProblem here, MediaError in the media readers.
+ErrorType = Callable[..., LibraryError]
+
+
+def max_image_pixels(error: ErrorType = FileProblem) -> int:
+    """The engine's one image size limit: ``FATHOM_MAX_IMAGE_PIXELS`` when set, else the default.
+    Read on every call, so a user can raise it without restarting the GUI's worker."""
+    raw = os.environ.get(MAX_PIXELS_ENV, "").strip()
+    if not raw:
+        return DEFAULT_MAX_PIXELS
+    try:
+        value = int(raw)
+    except ValueError:
+        value = 0
+    if value <= 0:
+        raise error(
+            f"{MAX_PIXELS_ENV}={echo(raw)} is not a positive whole number of pixels.",
+            f"set {MAX_PIXELS_ENV} to a number such as {DEFAULT_MAX_PIXELS * 2}, or unset it",
+            port="path",
+        )
+    return value
+
+
+def check_pixels(name: str, width: int, height: int, error: ErrorType = FileProblem) -> None:
+    """Refuse an image whose header claims more pixels than the limit, before any decoder
+    allocates it: a few hundred kilobytes of compressed zeros can claim gigabytes."""
+    limit = max_image_pixels(error)
+    pixels = max(0, int(width)) * max(0, int(height))
+    if pixels > limit:
+        raise error(
+            f"{name} is {width}×{height} = {pixels:,} pixels, over the limit of {limit:,} pixels "
+            "that guards against decompression bombs.",
+            f"if the file is genuine, raise the limit with the environment variable "
+            f"{MAX_PIXELS_ENV} (e.g. {MAX_PIXELS_ENV}={pixels}); otherwise use a smaller image",
+            port="path",
+        )
+
+
+def png_size(head: bytes) -> tuple[int, int] | None:
+    """Width and height from a PNG's IHDR chunk (the first 24 bytes), None when not a PNG."""
+    if not head.startswith(PNG_SIGNATURE) or len(head) < 24 or head[12:16] != b"IHDR":
+        return None
+    width, height = struct.unpack(">II", head[16:24])
+    return int(width), int(height)
+
+
+def exr_size(path: Path, error: ErrorType = FileProblem) -> tuple[int, int]:
+    """Width and height of an EXR's largest part, from the data windows in its header; no pixel
+    data is read. ``error`` when the header is malformed (no decoder could read the file)."""
+    try:
+        with open(path, "rb") as fh:
+            windows = _exr_windows(fh)
+    except (OSError, ValueError, struct.error) as exc:
+        raise error(
+            f"{path.name} cannot be decoded as EXR: its header is unreadable ({exc}).",
+            "check that the file is complete, or re-export it",
+            port="path",
+        ) from None
+    sizes = [(x1 - x0 + 1, y1 - y0 + 1) for x0, y0, x1, y1 in windows]
+    return max(sizes, key=lambda s: max(0, s[0]) * max(0, s[1]))
+
+
+def _exr_windows(fh: BinaryIO) -> list[tuple[int, int, int, int]]:
+    """The dataWindow box of every part: attributes are ``name\\0 type\\0 size value``, a header
+    ends with an empty name, and a multi-part file's header list with an empty header."""
+    if fh.read(4) != EXR_MAGIC:
+        raise ValueError("not an OpenEXR file")
+    (flags,) = struct.unpack("<I", fh.read(4))
+    multipart = bool(flags & 0x1000)
+    windows: list[tuple[int, int, int, int]] = []
+    window = None
+    for _ in range(100_000):  # a bound on attributes, so a garbage file cannot spin
+        name = _cstring(fh)
+        if not name:  # end of one header
+            if window is None:
+                break  # the empty header that ends a multi-part list (or a header without one)
+            windows.append(window)
+            window = None
+            if not multipart:
+                break
+            continue
+        kind = _cstring(fh)
+        (size,) = struct.unpack("<i", fh.read(4))
+        if size < 0:
+            raise ValueError(f"attribute {name!r} has a negative size")
+        if name == "dataWindow" and kind == "box2i" and size == 16:
+            window = struct.unpack("<iiii", fh.read(16))
+        else:
+            fh.seek(size, os.SEEK_CUR)
+    if not windows:
+        raise ValueError("no dataWindow")
+    return windows
+
+
+def _cstring(fh: BinaryIO) -> str:
+    """A NUL-terminated header name (at most 255 bytes in EXR's long-name mode)."""
+    out = bytearray()
+    while len(out) <= 256:
+        c = fh.read(1)
+        if not c:
+            raise ValueError("the header ends early")
+        if c == b"\0":
+            return out.decode("latin-1")
+        out += c
+    raise ValueError("a header name is too long")
+
+
+def check_image_file(path: Path, error: ErrorType = FileProblem) -> None:
+    """Refuse ``path`` unless its header names a size within the limit: PNG and EXR headers are
+    read here, other formats by Pillow's lazy open; no pixel is decoded. A header nothing
+    recognises is refused too, since its size cannot be known before decoding."""
+    head = _head(path)
+    size = png_size(head)
+    if size is None and head.startswith(EXR_MAGIC):
+        size = exr_size(path, error)
+    if size is not None:
+        check_pixels(path.name, *size, error=error)
+        return
+    try:
+        open_pillow(path, error).close()
+    except LibraryError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - Pillow raises many types on files it does not know
+        raise error(
+            f"{path.name} cannot be decoded as an image ({exc}).",
+            "check that the file is complete and is a PNG, JPEG, WebP, TIFF or EXR",
+            port="path",
+        ) from None
+
+
+def open_pillow(path: Path, error: ErrorType = FileProblem) -> Any:
+    """``PIL.Image.open`` (lazy: the header only) with the engine's limit checked on its size
+    before anything is decoded. Pillow's own bomb check is kept, raised to the engine's limit
+    when a user raised that, so one number decides for every decoder."""
+    from PIL import Image as PILImage
+
+    limit = max_image_pixels(error)
+    if PILImage.MAX_IMAGE_PIXELS is not None and 2 * PILImage.MAX_IMAGE_PIXELS < limit:
+        PILImage.MAX_IMAGE_PIXELS = limit // 2 + 1
+    try:
+        im = PILImage.open(path)
+    except PILImage.DecompressionBombError:
+        raise error(
+            f"{path.name} has more than the limit of {limit:,} pixels that guards against "
+            "decompression bombs.",
+            f"if the file is genuine, raise the limit with the environment variable "
+            f"{MAX_PIXELS_ENV}; otherwise use a smaller image",
+            port="path",
+        ) from None
+    try:
+        check_pixels(path.name, *im.size, error=error)
+    except LibraryError:
+        im.close()
+        raise
+    return im
+
+
 def exr_backend() -> str | None:
     """'opencv', 'openexr' or None. The pip OpenCV 5 wheels ship without OpenEXR."""
     # OpenCV reads EXR only when this is set before its first EXR call.
@@ -60,8 +227,11 @@ def _need_exr() -> str:
 
 
 def read_exr(path: Path) -> np.ndarray:
-    """float32 H×W or H×W×C (RGB order), values as stored."""
-    if _need_exr() == "opencv":
+    """float32 H×W or H×W×C (RGB order), values as stored. The header's size is checked first:
+    both backends allocate every pixel of every channel when they open the file."""
+    backend = _need_exr()
+    check_pixels(path.name, *exr_size(path))
+    if backend == "opencv":
         import cv2
 
         arr = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
@@ -115,8 +285,12 @@ def _head(path: Path) -> bytes:
 
 
 def read_image(path: Path) -> np.ndarray:
-    """Decode any supported file to float32 H×W×C in [0, 1] (C = 1, 3 or 4)."""
+    """Decode any supported file to float32 H×W×C in [0, 1] (C = 1, 3 or 4). Every path checks
+    the size in the file's header against ``max_image_pixels`` before it decodes a pixel."""
     head = _head(path)
+    size = png_size(head)
+    if size is not None:  # Pillow's bomb check would fire first, without the engine's message
+        check_pixels(path.name, *size)
     if head.startswith(EXR_MAGIC) or path.suffix.lower() == ".exr":
         arr = np.nan_to_num(read_exr(path), nan=0.0, posinf=1.0, neginf=0.0)
         # Image is defined on [0, 1]; HDR values above 1 are clipped here, on purpose.
@@ -133,6 +307,7 @@ def read_image(path: Path) -> np.ndarray:
 
 
 def _read_png16(path: Path) -> np.ndarray:
+    """OpenCV decodes 16-bit colour, which Pillow cannot; ``read_image`` checked the IHDR size."""
     import cv2
 
     raw = cv2.imdecode(np.fromfile(path, np.uint8), cv2.IMREAD_UNCHANGED)
@@ -145,33 +320,38 @@ def _read_png16(path: Path) -> np.ndarray:
 
 
 def _read_pillow(path: Path) -> np.ndarray:
-    from PIL import Image as PILImage
-    from PIL import ImageOps
-
+    """Pillow decodes everything but 16-bit colour PNG and EXR; the size is checked first."""
     try:
-        with PILImage.open(path) as im:
-            im.load()
-            im = ImageOps.exif_transpose(im)
-            mode = im.mode
-            if mode.startswith("I;16"):
-                return np.asarray(im, np.uint16).astype(np.float32) / 65535.0
-            if mode in ("I", "F"):
-                return np.clip(
-                    np.asarray(im, np.float32) / (65535.0 if mode == "I" else 1.0), 0.0, 1.0
-                )
-            transparent = "A" in mode or "transparency" in im.info
-            if mode in ("1", "L") and not transparent:
-                im = im.convert("L")
-            elif transparent:
-                im = im.convert("RGBA")
-            else:
-                im = im.convert("RGB")
-            return np.asarray(im, np.uint8).astype(np.float32) / 255.0
+        with open_pillow(path) as im:
+            return _pillow_pixels(im)
+    except LibraryError:
+        raise
     except Exception as exc:  # noqa: BLE001 - Pillow raises many types on bad files
         raise FileProblem(
             f"{path.name} cannot be decoded as an image ({exc}).",
             "check that the file is complete and is a PNG, JPEG, WebP or EXR",
         ) from None
+
+
+def _pillow_pixels(im: Any) -> np.ndarray:
+    """An opened, size-checked Pillow image as float32 in [0, 1], EXIF orientation applied."""
+    from PIL import ImageOps
+
+    im.load()
+    im = ImageOps.exif_transpose(im)
+    mode = im.mode
+    if mode.startswith("I;16"):
+        return np.asarray(im, np.uint16).astype(np.float32) / 65535.0
+    if mode in ("I", "F"):
+        return np.clip(np.asarray(im, np.float32) / (65535.0 if mode == "I" else 1.0), 0.0, 1.0)
+    transparent = "A" in mode or "transparency" in im.info
+    if mode in ("1", "L") and not transparent:
+        im = im.convert("L")
+    elif transparent:
+        im = im.convert("RGBA")
+    else:
+        im = im.convert("RGB")
+    return np.asarray(im, np.uint8).astype(np.float32) / 255.0
 
 
 def to_uint(data: np.ndarray, bits: int) -> np.ndarray:
@@ -299,29 +479,64 @@ def depth_to_png16(depth: np.ndarray, scale: float) -> np.ndarray:
     return out
 
 
+def _npy_shape(path: Path) -> tuple[int, ...]:
+    """The shape in a .npy file's header, read without its data."""
+    from numpy.lib import format as npy
+
+    with open(path, "rb") as fh:
+        version = npy.read_magic(fh)
+        # Version 3.0 differs from 2.0 only in the header's text encoding (UTF-8 field names).
+        read = npy.read_array_header_1_0 if version == (1, 0) else npy.read_array_header_2_0
+        shape, _fortran, _dtype = read(fh)
+    return tuple(int(n) for n in shape)
+
+
+def _read_npy(path: Path) -> np.ndarray:
+    """A .npy array, its header's shape checked against the limit before the data is read."""
+    try:
+        shape = _npy_shape(path)
+    except Exception as exc:  # noqa: BLE001 - numpy raises ValueError/OSError/EOFError
+        raise _npy_problem(path, exc) from None
+    if len(shape) > 3 or (len(shape) == 3 and shape[2] > 4):
+        raise FileProblem(
+            f"{path.name} holds shape {echo(shape)}, not one channel of depth.",
+            "save depth as a single-channel (grayscale) file",
+        )
+    height, width = shape[:2] if len(shape) >= 2 else (1, int(np.prod(shape)))
+    check_pixels(path.name, width, height)
+    try:
+        return np.load(path, allow_pickle=False)
+    except Exception as exc:  # noqa: BLE001 - numpy raises ValueError/OSError/EOFError
+        raise _npy_problem(path, exc) from None
+
+
+def _npy_problem(path: Path, exc: Exception) -> FileProblem:
+    """The header and the data fail the same ways (not .npy, object arrays, cut short)."""
+    return FileProblem(
+        f"{path.name} cannot be read as a .npy array ({exc}).",
+        "save it with numpy.save as a float array",
+    )
+
+
 def read_depth(path: Path, scale: float) -> np.ndarray:
-    """float32 H×W from a 16-bit (or 8-bit) PNG divided by ``scale``, an EXR, or a .npy."""
+    """float32 H×W from a 16-bit (or 8-bit) PNG divided by ``scale``, an EXR, or a .npy; each
+    file's header size is checked against the limit before its pixels are decoded."""
     suffix = path.suffix.lower()
     if suffix == ".npy":
-        try:
-            arr = np.load(path, allow_pickle=False)
-        except Exception as exc:  # noqa: BLE001 - numpy raises ValueError/OSError/EOFError
-            raise FileProblem(
-                f"{path.name} cannot be read as a .npy array ({exc}).",
-                "save it with numpy.save as a float array",
-            ) from None
+        arr = _read_npy(path)
     elif suffix == ".exr" or _head(path).startswith(EXR_MAGIC):
         arr = read_exr(path)
     else:
         import cv2
 
-        arr = cv2.imdecode(np.fromfile(path, np.uint8), cv2.IMREAD_UNCHANGED)
-        if arr is None:
+        check_image_file(path)
+        raw = cv2.imdecode(np.fromfile(path, np.uint8), cv2.IMREAD_UNCHANGED)
+        if raw is None:
             raise FileProblem(
                 f"{path.name} cannot be decoded as a depth PNG.",
                 "check that the file is complete, or re-export it",
             )
-        arr = arr.astype(np.float32) / scale
+        arr = raw.astype(np.float32) / scale
     if arr.ndim == 3 and (arr.shape[2] == 1 or np.array_equal(arr[..., 0], arr[..., 1])):
         arr = arr[..., 0]
     if arr.ndim != 2 or not np.issubdtype(arr.dtype, np.number):

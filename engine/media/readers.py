@@ -4,6 +4,8 @@ Readers map frame ``i`` to the i-th *presented* frame, found from packet timesta
 decoding, so variable-frame-rate files, B-frames and seeking all agree on what frame 7 is.
 Writers stream: frames and audio are encoded as they arrive, so memory does not grow with length.
 Everything here raises ``MediaError`` (a message and a fix); nodes turn it into a NodeError.
+Every reader checks the frame size its file declares against the engine's image size limit
+(``codecs.check_pixels``) before it decodes a frame.
 """
 
 from __future__ import annotations
@@ -18,7 +20,8 @@ from typing import Any
 
 import numpy as np
 
-from fathom.engine.errors import MediaError
+from fathom.engine.errors import FileProblem, MediaError
+from fathom.engine.imaging.codecs import check_image_file, check_pixels, open_pillow
 from fathom.engine.media.timing import (
     average_fps,
     declared_seconds,
@@ -110,6 +113,8 @@ class AVReader:
                 self.time_base = Fraction(s.time_base or Fraction(1, 90000))
                 self.codec = s.codec_context.name
                 self.size = (int(s.codec_context.width), int(s.codec_context.height))
+                # Before any frame is decoded: a tiny file can declare 20000×20000 frames.
+                check_pixels(self.path.name, *self.size, error=MediaError)
                 declared = float(s.average_rate) if s.average_rate else None
                 pts, keys, end, preroll = [], [], 0, 0
                 for packet in c.demux(s):
@@ -300,15 +305,14 @@ class PillowReader:
     """Animated WebP (which FFmpeg cannot decode): Pillow seeks frame by frame."""
 
     def __init__(self, path: Path) -> None:
-        from PIL import Image as PILImage
-
         self.path = Path(path)
         self.decoded = 0
         self.codec = "webp"
         self.audio_stream = False
         self._lock = threading.Lock()
         try:
-            self._im = PILImage.open(self.path)
+            # Lazy open, size checked before the last frame is decoded to find the length.
+            self._im = open_pillow(self.path, MediaError)
             self.length = int(getattr(self._im, "n_frames", 1))
             # Timing is known once a frame is loaded; the last frame's end is the total.
             self._im.seek(self.length - 1)
@@ -317,6 +321,8 @@ class PillowReader:
                 self._im.info.get("duration") or 0
             )
             self._im.seek(0)
+        except MediaError:
+            raise
         except Exception as exc:  # noqa: BLE001 - Pillow raises many types on bad files
             raise MediaError(
                 f"{self.path.name} cannot be decoded as an animation: {exc}",
@@ -354,16 +360,25 @@ class SequenceReader:
         self.audio_stream = False
         self.keyframes = [0]
         self._read = read
-        first = read(self.files[0])
+        first = self._decode(self.files[0])
         self.size = (int(first.shape[1]), int(first.shape[0]))
 
     def close(self) -> None:
         pass
 
+    def _decode(self, path: Path) -> np.ndarray:
+        """One file of the sequence, its header's size checked before ``read`` decodes it; a
+        codec's FileProblem becomes the MediaError every reader raises."""
+        try:
+            check_image_file(path, MediaError)
+            return self._read(path)
+        except FileProblem as exc:
+            raise MediaError(str(exc), exc.fix or "check the file", port="path") from None
+
     def image(
         self, index: int, size: tuple[int, int] | None = None, interpolation: str = "area"
     ) -> np.ndarray:
-        data = self._read(self.files[index])
+        data = self._decode(self.files[index])
         self.decoded += 1
         if data.shape[1::-1] != self.size:
             raise MediaError(

@@ -237,3 +237,11 @@ def test_missing_rows_file_and_unwritable_out_exit_2(
     err = capsys.readouterr().err
     assert err.count(f"{blocker} is a file, not a folder") == 1
     assert blocker.read_text() == "a file" and not (tmp_path / "out").exists()
+
+
+def test_a_row_nested_without_end_is_refused_briefly(tmp_path: Path) -> None:
+    rows = tmp_path / "rows.jsonl"
+    rows.write_text('{"a.b": 1}\n' + "[" * 100_000 + "]" * 100_000 + "\n")
+    with pytest.raises(BatchFileError, match="line 2 nests too deeply") as info:
+        read_rows(rows)
+    assert len(str(info.value)) < 300

@@ -5,10 +5,14 @@ from __future__ import annotations
 
 import json
 import os
+import struct
+import time
+import zlib
 from pathlib import Path
 from typing import Any
 
 import pytest
+from bombs import HUGE, peak_rss_mb, png_bytes
 
 from fathom.engine import fileio, graphfile
 from fathom.engine.errors import GraphFileError
@@ -211,6 +215,85 @@ def test_png_without_a_graph_is_refused(tmp_path: Path) -> None:
     (tmp_path / "fake.png").write_bytes(b"not a png")
     with pytest.raises(GraphFileError, match="cannot be read as an image"):
         graphfile.load(tmp_path / "fake.png")
+
+
+def test_json_error_messages_read_once(tmp_path: Path) -> None:
+    for text, what in [
+        ('{"format": "fathom.graph", "nodes": "abc', "Unterminated string starting at line 1"),
+        ('{"a": "tab\there"}', "Invalid control character at line 1, column 11."),
+    ]:
+        with pytest.raises(GraphFileError) as e:
+            graphfile.load(write(tmp_path / "g.json", text))
+        assert what in str(e.value) and "at at" not in str(e.value)
+
+
+@pytest.mark.parametrize("depth", [101, 900, 100_000])
+def test_deep_nesting_is_a_graph_file_error(tmp_path: Path, depth: int) -> None:
+    editor = '{"view": ' * depth + "{}" + "}" * depth
+    for text in ("[" * depth + "]" * depth, json.dumps(minimal())[:-1] + f', "editor": {editor}}}'):
+        with pytest.raises(GraphFileError, match="more than 100 levels deep"):
+            graphfile.load(write(tmp_path / "g.json", text))
+
+
+def test_nested_subgraphs_of_a_real_depth_still_load(tmp_path: Path) -> None:
+    sub: dict[str, Any] = {"nodes": [], "edges": []}
+    for _ in range(30):
+        sub = {"nodes": [], "edges": [], "subgraphs": {"s": sub}}
+    graph = graphfile.load(write(tmp_path / "g.json", minimal(subgraphs={"s": sub})))
+    assert "s" in graph.subgraphs
+
+
+def test_long_values_are_quoted_briefly(tmp_path: Path) -> None:
+    long = "x" * 100_000
+    for doc in (
+        minimal(nodes=[{"id": long, "type": "math.binary"}]),  # too long for the schema
+        minimal(nodes=[{"id": "a", "type": "math.binary", "params": {long: {"k": 1}}}]),
+        {"format": long, "version": 1},
+        minimal(version=long),
+    ):
+        with pytest.raises(GraphFileError) as e:
+            graphfile.load(write(tmp_path / "g.json", doc))
+        assert "… (100002 characters)" in str(e.value) or "… (100000 characters)" in str(e.value)
+        assert len(str(e.value)) < 1000
+
+
+def png_with_graph(path: Path, size: tuple[int, int], text: str, chunk: str = "iTXt") -> Path:
+    """A PNG of zeros carrying ``text`` under the graph key in a tEXt, zTXt or iTXt chunk."""
+    key = graphfile.PNG_KEY.encode()
+    body = {
+        "tEXt": key + b"\0" + text.encode("latin-1"),
+        "zTXt": key + b"\0\0" + zlib.compress(text.encode("latin-1")),
+        "iTXt": key + b"\0\x01\0\0\0" + zlib.compress(text.encode()),
+    }[chunk]
+    kind = chunk.encode()
+    crc = zlib.crc32(kind + body) & 0xFFFFFFFF
+    data = png_bytes(*size)
+    path.write_bytes(
+        data[:-12]
+        + struct.pack(">I", len(body))
+        + kind
+        + body
+        + struct.pack(">I", crc)
+        + data[-12:]
+    )
+    return path
+
+
+@pytest.mark.parametrize("chunk", ["tEXt", "zTXt", "iTXt"])
+def test_a_graph_in_a_huge_png_loads_without_decoding_the_pixels(
+    tmp_path: Path, chunk: str
+) -> None:
+    png = png_with_graph(tmp_path / "g.png", HUGE, json.dumps(minimal()), chunk)
+    before, t0 = peak_rss_mb(), time.perf_counter()
+    graph = graphfile.load(png)
+    assert list(graph.nodes) == ["a"]
+    assert time.perf_counter() - t0 < 1.0 and peak_rss_mb() - before < 200
+    deep = png_with_graph(tmp_path / "d.png", (2, 2), "[" * 100_000 + "]" * 100_000, chunk)
+    with pytest.raises(GraphFileError, match="more than 100 levels deep"):
+        graphfile.load(deep)
+    (tmp_path / "cut.png").write_bytes(png.read_bytes()[:1000])
+    with pytest.raises(GraphFileError, match="cannot be read as an image: it is truncated"):
+        graphfile.load(tmp_path / "cut.png")
 
 
 def test_loading_never_executes_code(tmp_path: Path, treg: Registry) -> None:

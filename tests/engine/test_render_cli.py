@@ -289,6 +289,99 @@ def test_a_failed_node_exits_1_and_the_rest_is_written(
     assert report["outputs"] == [str(out / "a.png")]
 
 
+def test_an_out_folder_that_passes_the_check_but_cannot_be_made_exits_2(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """On /sys, root passes the access check yet mkdir fails; here the check is told all is well
+    and creating the folder fails, on any machine and as any user."""
+    from fathom.engine import fileio
+    from fathom.engine import render as render_module
+
+    graph = write(tmp_path / "g.json", graph_doc())
+    blocker = tmp_path / "a_file"
+    blocker.write_text("not a folder")
+    monkeypatch.setattr(fileio, "writable_dir_problem", lambda folder: None)
+    monkeypatch.setattr(render_module, "writable_dir_problem", lambda folder: None)
+    assert render(graph, blocker / "out") == 2
+    err = capsys.readouterr().err
+    assert err.startswith("The render cannot start (1 problem):")
+    assert f"output folder {blocker / 'out'} cannot be created: " in err
+    assert "Fix: choose another --out folder" in err and "Traceback" not in err
+    report = blocker / "reports" / "run.json"
+    assert render(graph, tmp_path / "out", "--report", str(report)) == 2
+    assert "--report folder" in capsys.readouterr().err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a_file", "g.json"]
+
+
+@pytest.mark.skipif(
+    not os.path.isdir("/sys") or not os.access("/sys", os.W_OK | os.X_OK),
+    reason="only where /sys passes the access check (as root on Linux)",
+)
+def test_a_pseudo_filesystem_out_folder_exits_2(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    graph = write(tmp_path / "g.json", graph_doc())
+    out = Path("/sys/fathom-render-test")
+    assert render(graph, out) == 2
+    err = capsys.readouterr().err
+    assert f"output folder {out} cannot be created: " in err and not out.exists()
+
+
+def deep_graph(where: str, depth: int) -> str:
+    """A graph file nested ``depth`` levels deep: all of it, or inside a node's parameters."""
+    if where == "whole":
+        return "[" * depth + "]" * depth
+    deep = '{"a": ' * depth + "1" + "}" * depth
+    return json.dumps(graph_doc()).replace('"width": 4', f'"width": {deep}')
+
+
+@pytest.mark.parametrize("depth", [500, 100_000])
+@pytest.mark.parametrize("where", ["whole", "params", "png"])
+def test_any_nesting_exits_2_with_a_short_message(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], where: str, depth: int
+) -> None:
+    text = deep_graph("whole" if where == "whole" else "params", depth)
+    if where == "png":
+        from PIL import PngImagePlugin
+
+        info = PngImagePlugin.PngInfo()
+        info.add_itxt("fathom.graph", text, zip=True)
+        graph = tmp_path / "g.png"
+        PILImage.new("RGB", (2, 2)).save(graph, pnginfo=info)
+    else:
+        graph = write(tmp_path / "g.json", text)
+    for args in (["validate", str(graph)], ["render", str(graph), "--out", str(tmp_path / "o")]):
+        assert main(args) == 2
+        err = capsys.readouterr().err
+        assert "nests arrays or objects more than 100 levels deep" in err, err[:300]
+        assert len(err) < 300 and "Traceback" not in err
+    assert not (tmp_path / "o").exists()
+
+
+def test_messages_quote_long_input_briefly(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    long = "x" * 100_000
+    doc = graph_doc(
+        {"id": "u", "type": "fancy." + long},
+        {"id": "k", "type": "math.scale", "params": {"factor": long}},
+        edges=[{"from": ["c", long], "to": ["s", "image"]}],
+    )
+    graph = write(tmp_path / "g.json", doc)
+    assert main(["validate", str(graph)]) == 2
+    err = capsys.readouterr().err
+    assert f"unknown node type 'fancy.{long[:54]}… (100006 characters)'" in err
+    assert f"has no output '{long[:60]}… (100000 characters)'" in err
+    assert f"port '{long[:60]}… (100000 characters)'" in err
+    assert "node 'k', port 'factor': parameter value is invalid: expected a number" in err
+    assert len(err) < 2000
+    good = write(tmp_path / "good.json", graph_doc())
+    for setting in (f"c.{long}=1", f"{long}.width=1", f"c.width={long}", long):
+        assert render(good, tmp_path / "out", "--set", setting) == 2
+        err = capsys.readouterr().err
+        assert "(100" in err and " characters)" in err and len(err) < 1000, err[:300]
+
+
 # ---- validate ------------------------------------------------------------------------------
 
 
@@ -305,8 +398,29 @@ def test_validate_exit_codes_and_json(tmp_path: Path, capsys: pytest.CaptureFixt
     assert [p["code"] for p in listing["problems"]] == ["cycle"]
     assert main(["validate", str(write(tmp_path / "m.json", "{"))]) == 2
     assert "not valid JSON" in capsys.readouterr().err
-    # validate does not need input files to exist: it checks the graph itself
-    assert main(["validate", str(write(tmp_path / "missing.json", MISSING))]) == 0
+
+
+def test_validate_runs_the_checks_render_runs(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    graph = write(tmp_path / "missing.json", MISSING)
+    assert render(graph, tmp_path / "out") == 2
+    rendered = capsys.readouterr().err
+    assert main(["validate", str(graph)]) == 2
+    validated = capsys.readouterr().err
+    assert validated == rendered  # the same problems, printed the same way
+    assert f"node 'load', port 'path': file {tmp_path / 'nope.png'} does not exist" in validated
+    assert main(["validate", str(graph), "--json"]) == 2
+    listing = json.loads(capsys.readouterr().out)
+    assert listing["valid"] is False and listing["error"] == validated.strip()
+    assert [(p["node"], p["port"]) for p in listing["problems"]] == [("load", "path")]
+    # a graph made on another machine, before its media are in place
+    assert main(["validate", str(graph), "--no-file-checks"]) == 0
+    assert capsys.readouterr().out.strip() == f"{graph}: valid (4 nodes, 2 edges)"
+    assert main(["validate", str(graph), "--no-file-checks", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out) == {"valid": True, "nodes": 4}
+    PILImage.new("RGB", (2, 2)).save(tmp_path / "nope.png")
+    assert main(["validate", str(graph)]) == 0  # the checks pass once the file is there
 
 
 def test_the_real_command_exits_2_on_a_bad_graph(tmp_path: Path) -> None:

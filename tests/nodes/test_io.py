@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import json
 import os
+import time
 from pathlib import Path
+from typing import Any
 
 import cv2
 import numpy as np
 import pytest
+from bombs import HUGE, peak_rss_mb, png_bytes
 from PIL import Image as PILImage
 
 from fathom.engine.errors import GraphInvalid, NodeError
@@ -16,6 +19,7 @@ from fathom.engine.events import Recorder
 from fathom.engine.executor import Executor
 from fathom.engine.graph import Graph
 from fathom.engine.imaging import codecs
+from fathom.engine.node import Node
 from fathom.engine.types import Depth, Image
 from fathom.nodes import io as nio
 
@@ -103,11 +107,30 @@ def test_png_carries_the_graph_json(tmp_path, rgba8, registry, options, bits):
     assert "fathom.graph" not in PILImage.open(tmp_path / "out" / "n.png").text
 
 
-def test_exr_round_trip_or_clear_error(tmp_path, ctx, monkeypatch):
+@pytest.mark.parametrize("channels", [1, 3, 4])
+def test_exr_round_trips_exactly(tmp_path: Path, ctx: Any, channels: int) -> None:
+    """OpenEXR is a dependency: the pip OpenCV wheels read and write no EXR, so it must work."""
+    assert codecs.exr_backend() is not None
+    data = np.linspace(0, 1, 2 * 3 * channels, dtype=np.float32).reshape(2, 3, channels)
+    out = nio.SaveImage().run(
+        ctx,
+        image=Image(data),
+        path="o.exr",
+        format="auto",
+        quality=95,
+        bit_depth="8",
+        embed_graph=True,
+    )
+    assert np.array_equal(codecs.read_image(Path(out["path"])), data)
+    loaded = nio.LoadImage().run(ctx, path=out["path"])
+    assert np.array_equal(loaded["image"].data, data)
+    assert loaded["image"].channels == channels
+
+
+def test_exr_without_a_backend_is_a_clear_error(
+    tmp_path: Path, ctx: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
     data = np.linspace(0, 1, 2 * 3 * 3, dtype=np.float32).reshape(2, 3, 3)
-    if codecs.exr_backend() is not None:
-        codecs.write_image(tmp_path / "o.exr", data, "exr")
-        assert np.array_equal(codecs.read_image(tmp_path / "o.exr"), data)
     monkeypatch.setattr(codecs, "exr_backend", lambda: None)
     with pytest.raises(NodeError) as err:
         nio.SaveImage().run(
@@ -124,6 +147,26 @@ def test_exr_round_trip_or_clear_error(tmp_path, ctx, monkeypatch):
     (tmp_path / "in.exr").write_bytes(codecs.EXR_MAGIC + bytes(60))
     with pytest.raises(NodeError, match="EXR needs the OpenEXR library"):
         nio.LoadImage().run(ctx, path="in.exr")
+
+
+@pytest.mark.parametrize(
+    ("node", "params"),
+    [
+        (nio.LoadImage, {}),
+        (nio.LoadDepth, {"kind": "metric", "scale": 1000.0}),
+    ],
+)
+def test_a_decompression_bomb_is_refused_on_the_path_port(
+    tmp_path: Path, ctx: Any, node: type[Node], params: dict[str, Any]
+) -> None:
+    """20000×20000 16-bit grey: 780 KB on disk, 800 MB decoded plus 1.6 GB as float32."""
+    (tmp_path / "bomb.png").write_bytes(png_bytes(*HUGE, 16))
+    before, t0 = peak_rss_mb(), time.perf_counter()
+    with pytest.raises(NodeError) as err:
+        node().run(ctx, path="bomb.png", **params)
+    assert time.perf_counter() - t0 < 1.0 and peak_rss_mb() - before < 200
+    assert err.value.port == "path"
+    assert "20000×20000" in str(err.value) and "FATHOM_MAX_IMAGE_PIXELS" in str(err.value)
 
 
 # ---- pre-flight and failures ----------------------------------------------------------------
@@ -274,11 +317,13 @@ def test_depth_npy_round_trip_is_exact_through_a_graph(tmp_path, registry, optio
     assert back.dtype == np.float32 and np.array_equal(back, DEPTH, equal_nan=True)
 
 
-def test_depth_exr_round_trip_or_clear_error(tmp_path, ctx, monkeypatch):
-    if codecs.exr_backend() is not None:
-        out = nio.SaveDepth().run(ctx, depth=Depth(DEPTH), path="d.exr", scale=1000.0)
-        back = nio.LoadDepth().run(ctx, path=out["path"], kind="metric", scale=1000.0)
-        assert np.array_equal(back["depth"].data, DEPTH, equal_nan=True)
+def test_depth_exr_round_trips_exactly(
+    tmp_path: Path, ctx: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    assert codecs.exr_backend() is not None
+    out = nio.SaveDepth().run(ctx, depth=Depth(DEPTH), path="d.exr", scale=1000.0)
+    back = nio.LoadDepth().run(ctx, path=out["path"], kind="metric", scale=1000.0)
+    assert np.array_equal(back["depth"].data, DEPTH, equal_nan=True)
     monkeypatch.setattr(codecs, "exr_backend", lambda: None)
     with pytest.raises(NodeError, match="OpenEXR"):
         nio.SaveDepth().run(ctx, depth=Depth(DEPTH), path="e.exr", scale=1000.0)

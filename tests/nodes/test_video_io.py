@@ -11,10 +11,11 @@ import av
 import cv2
 import numpy as np
 import pytest
+from bombs import HUGE, png_bytes
 from videoclips import audio_samples, decoded_indices, frame_pixels, make_clip, read_index
 
 from fathom.engine.context import RunOptions
-from fathom.engine.errors import GraphInvalid, NodeError
+from fathom.engine.errors import GraphInvalid, MediaError, NodeError
 from fathom.engine.executor import Executor
 from fathom.engine.graph import Graph
 from fathom.engine.imaging.codecs import exr_backend
@@ -105,6 +106,37 @@ def test_gif_webp_and_image_sequences_are_sources(tmp_path: Path) -> None:
         assert call("video.info", {"video": v}, {}, tmp_path)["codec"] == "png"
 
 
+def test_exr_sequences_without_a_backend_are_a_clear_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import fathom.nodes.video as video_nodes
+
+    monkeypatch.setattr(video_nodes, "exr_backend", lambda: None)
+    v = load(make_clip(tmp_path / "src.mp4", frames=3), tmp_path)
+    with pytest.raises(NodeError) as err:
+        call("video.save", {"video": v}, {"path": "exr/f_%04d.exr"}, tmp_path / "out")
+    assert err.value.port == "path" and "OpenEXR" in str(err.value)
+    assert not (tmp_path / "out" / "exr").exists()
+
+
+def test_a_sequence_with_a_decompression_bomb_is_refused_on_the_path_port(
+    tmp_path: Path,
+) -> None:
+    seq = tmp_path / "seq"
+    seq.mkdir()
+    cv2.imwrite(str(seq / "f_000.png"), frame_pixels(0))
+    (seq / "f_001.png").write_bytes(png_bytes(*HUGE, 16))
+    v = load("seq", tmp_path)
+    assert read_index(v.frame(0).data) == 0
+    with pytest.raises(MediaError) as err:  # read lazily, by whichever node asks for it
+        v.frame(1)
+    assert err.value.port == "path" and "FATHOM_MAX_IMAGE_PIXELS" in str(err.value.fix)
+    (seq / "f_000.png").write_bytes(png_bytes(*HUGE, 8))
+    with pytest.raises(NodeError) as err:
+        load("seq", tmp_path)
+    assert err.value.port == "path" and "20000×20000" in str(err.value)
+
+
 @pytest.mark.parametrize(
     "name",
     [
@@ -126,12 +158,8 @@ def test_every_save_format_round_trips_frame_exactly(tmp_path: Path, name: str) 
         "quality": 0 if name.endswith("webp") else 12,
         "bits": "16" if name.startswith("png16") else "8",
     }
-    if name.endswith(".exr") and exr_backend() is None:
-        with pytest.raises(NodeError) as err:
-            call("video.save", {"video": v}, params, tmp_path / "out")
-        assert err.value.port == "path" and "OpenEXR" in str(err.value)
-        assert not (tmp_path / "out" / "exr").exists()
-        return
+    if name.endswith(".exr"):
+        assert exr_backend() is not None  # OpenEXR is a dependency: EXR sequences must work
     path = Path(call("video.save", {"video": v}, params, tmp_path / "out", frames=(2, 11))["path"])
     back = load(path, tmp_path, fps=24.0)
     assert indices(back) == list(range(2, 12)), name
