@@ -6,7 +6,7 @@ import difflib
 from typing import Any
 
 from fathom.engine.errors import Problem, echo
-from fathom.engine.graph import Graph
+from fathom.engine.graph import Edge, Graph
 from fathom.engine.node import Node
 from fathom.engine.types import can_connect
 
@@ -52,7 +52,9 @@ def check_params(
 
 
 def validate(graph: Graph, resolve: Any) -> list[Problem]:
-    """``resolve(type_id)`` returns a node class or None (a Registry's or a Scope's ``get``)."""
+    """``resolve(type_id)`` returns a node class or None (a Registry's or a Scope's ``get``).
+    Every problem is reported at once: node types and parameters, then edges, cycles and
+    unconnected inputs."""
     problems: list[Problem] = []
     classes: dict[str, type[Node]] = {}
     unknown = []
@@ -73,88 +75,9 @@ def validate(graph: Graph, resolve: Any) -> list[Problem]:
                 code="unknown_type",
             )
         )
-
     fed: dict[tuple[str, str], int] = {}
     for e in graph.edges:
-        src_cls, dst_cls = classes.get(e.src), classes.get(e.dst)
-        if e.src not in graph.nodes:
-            problems.append(
-                Problem(
-                    f"edge comes from a node '{echo(e.src)}' that does not exist.",
-                    e.dst,
-                    e.dst_port,
-                    "remove the edge",
-                    code="bad_edge",
-                )
-            )
-            continue
-        if e.dst not in graph.nodes:
-            problems.append(
-                Problem(
-                    f"edge goes to a node '{echo(e.dst)}' that does not exist.",
-                    e.src,
-                    e.src_port,
-                    "remove the edge",
-                    code="bad_edge",
-                )
-            )
-            continue
-        if src_cls is None or dst_cls is None:
-            # An unknown type is already reported; don't add 'input not connected' noise.
-            fed[(e.dst, e.dst_port)] = fed.get((e.dst, e.dst_port), 0) + 1
-            continue
-        out = src_cls.output(e.src_port)
-        inp = dst_cls.input(e.dst_port)
-        if out is None:
-            names = [o.name for o in src_cls.outputs]
-            problems.append(
-                Problem(
-                    f"'{src_cls.type_id}' has no output '{echo(e.src_port)}'."
-                    + _suggest(e.src_port, names),
-                    e.src,
-                    e.src_port,
-                    f"use one of: {', '.join(names) or '(none)'}",
-                    code="bad_port",
-                )
-            )
-        if inp is None:
-            names = [i.name for i in dst_cls.inputs]
-            problems.append(
-                Problem(
-                    f"'{dst_cls.type_id}' has no input '{echo(e.dst_port)}'."
-                    + _suggest(e.dst_port, names),
-                    e.dst,
-                    e.dst_port,
-                    f"use one of: {', '.join(names) or '(none)'}",
-                    code="bad_port",
-                )
-            )
-        if out is None or inp is None:
-            continue
-        if not can_connect(out.type.type_id, inp.type.type_id):
-            problems.append(
-                Problem(
-                    f"type mismatch: '{echo(e.src)}.{echo(e.src_port)}' gives {out.type.type_id} "
-                    f"but this input takes {inp.type.type_id}.",
-                    e.dst,
-                    e.dst_port,
-                    f"connect a {inp.type.type_id} output, or put a converting node between them",
-                    code="type_mismatch",
-                )
-            )
-        key = (e.dst, e.dst_port)
-        fed[key] = fed.get(key, 0) + 1
-        if fed[key] == 2 and not inp.multi:
-            problems.append(
-                Problem(
-                    "more than one edge feeds this single-valued input.",
-                    e.dst,
-                    e.dst_port,
-                    "keep one edge",
-                    code="bad_edge",
-                )
-            )
-
+        problems.extend(_edge_problems(graph, e, classes, fed))
     cycle = graph.find_cycle()
     if cycle:
         problems.append(
@@ -166,26 +89,100 @@ def validate(graph: Graph, resolve: Any) -> list[Problem]:
                 code="cycle",
             )
         )
-
     for nid, cls in classes.items():
-        inst = graph.nodes[nid]
-        if inst.mute:
-            continue
-        if inst.bypass:
-            problems.extend(_bypass_problems(graph, nid, cls))
-            continue
-        for inp in cls.inputs:
-            if not inp.optional and (nid, inp.name) not in fed:
-                problems.append(
-                    Problem(
-                        f"required input '{inp.name}' ({inp.type.type_id}) is not connected.",
-                        nid,
-                        inp.name,
-                        f"connect a {inp.type.type_id} output to it, or mute the node",
-                        code="missing_input",
-                    )
-                )
+        problems.extend(_input_problems(graph, nid, cls, fed))
     return problems
+
+
+def _edge_problems(
+    graph: Graph, e: Edge, classes: dict[str, type[Node]], fed: dict[tuple[str, str], int]
+) -> list[Problem]:
+    """What is wrong with one edge: a missing end, port or type match, or a second edge into a
+    single-valued input; counts the edges into each input in ``fed`` as it goes."""
+    for end, near, port in ((e.src, e.dst, e.dst_port), (e.dst, e.src, e.src_port)):
+        if end not in graph.nodes:
+            where = "comes from" if end == e.src else "goes to"
+            return [
+                Problem(
+                    f"edge {where} a node '{echo(end)}' that does not exist.",
+                    near,
+                    port,
+                    "remove the edge",
+                    code="bad_edge",
+                )
+            ]
+    key = (e.dst, e.dst_port)
+    src_cls, dst_cls = classes.get(e.src), classes.get(e.dst)
+    if src_cls is None or dst_cls is None:
+        # An unknown type is already reported; don't add 'input not connected' noise.
+        fed[key] = fed.get(key, 0) + 1
+        return []
+    out, inp = src_cls.output(e.src_port), dst_cls.input(e.dst_port)
+    problems = []
+    if out is None:
+        names = [o.name for o in src_cls.outputs]
+        problems.append(_no_port(src_cls, "output", e.src, e.src_port, names))
+    if inp is None:
+        names = [i.name for i in dst_cls.inputs]
+        problems.append(_no_port(dst_cls, "input", e.dst, e.dst_port, names))
+    if out is None or inp is None:
+        return problems
+    if not can_connect(out.type.type_id, inp.type.type_id):
+        problems.append(
+            Problem(
+                f"type mismatch: '{echo(e.src)}.{echo(e.src_port)}' gives {out.type.type_id} "
+                f"but this input takes {inp.type.type_id}.",
+                e.dst,
+                e.dst_port,
+                f"connect a {inp.type.type_id} output, or put a converting node between them",
+                code="type_mismatch",
+            )
+        )
+    fed[key] = fed.get(key, 0) + 1
+    if fed[key] == 2 and not inp.multi:
+        problems.append(
+            Problem(
+                "more than one edge feeds this single-valued input.",
+                e.dst,
+                e.dst_port,
+                "keep one edge",
+                code="bad_edge",
+            )
+        )
+    return problems
+
+
+def _no_port(cls: type[Node], kind: str, nid: str, port: str, names: list[str]) -> Problem:
+    return Problem(
+        f"'{cls.type_id}' has no {kind} '{echo(port)}'." + _suggest(port, names),
+        nid,
+        port,
+        f"use one of: {', '.join(names) or '(none)'}",
+        code="bad_port",
+    )
+
+
+def _input_problems(
+    graph: Graph, nid: str, cls: type[Node], fed: dict[tuple[str, str], int]
+) -> list[Problem]:
+    """Required inputs left unconnected (a bypassed node is checked for what it passes on; a
+    muted one not at all)."""
+    inst = graph.nodes[nid]
+    if inst.mute:
+        return []
+    if inst.bypass:
+        return _bypass_problems(graph, nid, cls)
+    return [
+        Problem(
+            f"required input '{inp.name}' ({inp.type.type_id}) is not connected.",
+            nid,
+            inp.name,
+            f"connect a {inp.type.type_id} output to it, or mute the node",
+            code="missing_input",
+        )
+        for inp in cls.inputs
+        if not inp.optional and (nid, inp.name) not in fed
+    ]
 
 
 def bypass_source(cls: type[Node], port_type: str, fed_ports: list[str]) -> str | None:

@@ -246,9 +246,13 @@ class AVReader:
             if self._container is None:
                 self._open()
             pos = self._pos
-            live = self._frames is not None and pos is not None
             key: int | None = None
-            if not (live and pos < index and keyframe_before(self.keyframes, index) <= pos):
+            if not (
+                self._frames is not None
+                and pos is not None
+                and pos < index
+                and keyframe_before(self.keyframes, index) <= pos
+            ):
                 key = keyframe_before(self.keyframes, index)
                 self._seek_to(key)
             fresh, tries = key is not None, 0
@@ -260,7 +264,9 @@ class AVReader:
                         "(the stream ends early)",
                         "check that the file is complete",
                     )
-                if fresh and self._pos > index and tries < 3:
+                at = self._pos
+                assert at is not None  # _next() sets it for every frame it returns
+                if fresh and at > index and tries < 3:
                     # The seek landed after the target (demuxers that seek by dts can):
                     # start from the keyframe before, finally from the first frame.
                     tries += 1
@@ -269,7 +275,7 @@ class AVReader:
                     self._seek_to(key)
                     continue
                 fresh = False
-                if self._pos >= index:
+                if at >= index:
                     # Equal, or a stamp gap: the nearest later frame is what plays then.
                     return self._cache.get(index) or fr
 
