@@ -7,7 +7,9 @@ downstream of it. Cached outputs stop the walk upstream: their ancestors are not
 
 from __future__ import annotations
 
+import copy
 import hashlib
+import operator
 import os
 import threading
 import time
@@ -15,6 +17,7 @@ import traceback
 import uuid
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field, replace
+from itertools import chain
 from typing import Any
 
 from fathom.engine.cache import OutputCache
@@ -27,8 +30,8 @@ from fathom.engine.models import ModelManager
 from fathom.engine.node import Node, Output, Param
 from fathom.engine.provenance import HashCache, canonical_json
 from fathom.engine.registry import Registry, default_registry
-from fathom.engine.subgraph import Scope, flatten
-from fathom.engine.types import PortType, Scalar, Seed, String, convert
+from fathom.engine.subgraph import Scope, flatten, is_subgraph_type
+from fathom.engine.types import CONVERSIONS, PortType, Scalar, Seed, String, convert
 from fathom.engine.validate import bypass_source, check_params, validate
 
 #: Statuses a node can end a run with.
@@ -92,6 +95,59 @@ class Plan:
     #: How the graph's type ids resolved (its subgraph definitions, the library): nodes that run
     #: subgraphs themselves (video.map) find them through it.
     scope: Scope | None = None
+    # Worked out on a plan's first run and reused by later runs of the same plan (a kept plan
+    # runs many times); ``dataclasses.replace`` starts a copy without them.
+    _incoming: dict[str, list[Edge]] | None = field(
+        default=None, init=False, repr=False, compare=False
+    )
+    _checked: list[str] | None = field(default=None, init=False, repr=False, compare=False)
+    _volatile: frozenset[str] | None = field(default=None, init=False, repr=False, compare=False)
+    _keys: _KeyMemo | None = field(default=None, init=False, repr=False, compare=False)
+
+    def with_options(self, options: RunOptions) -> Plan:
+        """The same plan for other run options, keeping what its runs worked out: all of
+        it depends on the graph alone, and the key memo checks the options it was made for."""
+        plan = replace(self, options=options)
+        plan._incoming, plan._checked = self._incoming, self._checked
+        plan._volatile, plan._keys = self._volatile, self._keys
+        return plan
+
+    def incoming(self) -> dict[str, list[Edge]]:
+        """Edges into each needed node, in edge order (the order of a multi input's values)."""
+        if self._incoming is None:
+            incoming: dict[str, list[Edge]] = {n: [] for n in self.needed}
+            for e in self.graph.edges:
+                if e.dst in incoming:
+                    incoming[e.dst].append(e)
+            self._incoming = incoming
+        return self._incoming
+
+    def checked_nodes(self) -> list[str]:
+        """Needed nodes whose pre-flight check can find something (neither muted nor
+        bypassed); most nodes have none, and then no context is built for them."""
+        if self._checked is None:
+            has = {cls: cls.has_preflight() for cls in set(self.classes.values())}
+            self._checked = [
+                nid
+                for nid in self.needed
+                if has[self.classes[nid]]
+                and not (self.graph.nodes[nid].mute or self.graph.nodes[nid].bypass)
+            ]
+        return self._checked
+
+    def volatile_nodes(self) -> frozenset[str]:
+        """Needed nodes whose cache key can change between runs of this plan: nodes that read
+        the world (input files, ``cache_extra``), uncacheable ones, and everything below
+        them. Every other key is a function of the plan and a few run options."""
+        if self._volatile is None:
+            incoming = self.incoming()
+            reads = {c: not c.cacheable or c.has_cache_key() for c in set(self.classes.values())}
+            out: set[str] = set()
+            for nid in self.needed:  # topological: upstream nodes are decided first
+                if reads[self.classes[nid]] or any(e.src in out for e in incoming[nid]):
+                    out.add(nid)
+            self._volatile = frozenset(out)
+        return self._volatile
 
 
 @dataclass
@@ -149,11 +205,20 @@ class Executor:
         self.hash_cache = HashCache()
         self.models = ModelManager()
         self._file_records: dict[str, tuple[list[str], dict[str, str]]] = {}
+        self._plans = _PlanCache(self)
+        #: (library, subgraph name) -> the stamp of its files when last read.
+        self._library_stamps: dict[tuple[int, str], Any] = {}
+
+    @property
+    def plans_built(self) -> int:
+        """How many plans were worked out from a graph (not found kept): for tests and tools."""
+        return self._plans.built
 
     # ---- planning --------------------------------------------------------------------------
 
     def scope(self, graph: Graph) -> Scope:
-        return Scope(self.registry, graph.subgraphs, library=self.library)
+        """How ``graph``'s type ids resolve: the registry, its subgraphs, then the library."""
+        return Scope(self.registry, graph.subgraphs, library=self.library_def)
 
     def plan(
         self,
@@ -165,56 +230,112 @@ class Executor:
     ) -> Plan:
         """Validate everything and run each needed node's pre-flight check; raise all problems.
 
-        ``scope`` replaces the graph's own (a SubgraphRunner plans with extra feed types)."""
+        Flattening, validation, parameter checks and the order depend on the graph alone, so
+        they are kept per graph content (see ``_PlanCache``): re-rendering an unchanged graph
+        skips them. The pre-flight checks run every time, because files change between renders
+        while the graph does not. ``scope`` replaces the graph's own (a SubgraphRunner plans
+        with extra feed types); such a plan is never kept."""
         options = options or RunOptions()
-        scope = scope or self.scope(graph)
+        if scope is not None:
+            plan = self._build(graph, targets, options, scope)
+        else:
+            live = _GraphState.read(graph)
+            kept = self._plans.find(live, targets, options) if live is not None else None
+            plan = kept or self._plan_and_keep(graph, live, targets, options)
+        if check:
+            self.preflight(plan)
+        return plan
+
+    def _plan_and_keep(
+        self,
+        graph: Graph,
+        live: _GraphState | None,
+        targets: list[str] | None,
+        options: RunOptions,
+    ) -> Plan:
+        """Plan afresh and keep the result with what it was read from."""
+        # Copy the graph's state before planning: an edit made in between then makes the kept
+        # state differ from the graph next time (a needless re-plan), never a stale plan.
+        state = live.frozen() if live is not None else None
+        files = _LibraryFiles(self)
+        # A copy of the definitions dict: a kept plan must not see later edits of this graph.
+        scope = Scope(self.registry, dict(graph.subgraphs), library=files)
+        plan = self._build(graph, targets, options, scope)
+        self._plans.keep(state, targets, plan, files)
+        return plan
+
+    def _build(
+        self, graph: Graph, targets: list[str] | None, options: RunOptions, scope: Scope
+    ) -> Plan:
+        """The work that depends on the graph alone: flatten, validate, check parameters,
+        choose targets, order what they need."""
         flat = flatten(graph, scope)
         problems = flat.meta["_problems"] + validate(flat, scope.get)
         if problems:
             raise GraphInvalid(problems)
-        classes = {nid: scope.get(inst.type) for nid, inst in flat.nodes.items()}
+        classes: dict[str, type[Node]] = {}
+        for nid, inst in flat.nodes.items():
+            cls = scope.get(inst.type)
+            assert cls is not None  # validate() refused unknown types
+            classes[nid] = cls
         params = {
-            nid: check_params(nid, classes[nid], inst.params)[0]  # type: ignore[arg-type]
-            for nid, inst in flat.nodes.items()
+            nid: check_params(nid, classes[nid], inst.params)[0] for nid, inst in flat.nodes.items()
         }
         chosen = self._targets(flat, classes, targets)
         needed_set = flat.ancestors(chosen)
         needed = flat.topological_order(needed_set)
-        if check:
-            problems = []
-            runner = SubgraphRunner(self, scope, options)
-            for nid in needed:
-                inst = flat.nodes[nid]
-                if inst.mute or inst.bypass:
-                    continue
-                cls = classes[nid]
-                assert cls is not None  # validate() refused unknown types
-                if not cls.has_preflight():
-                    continue  # most nodes have nothing to check: no context to build
-                ctx = NodeContext(nid, options, None)
-                ctx.subgraphs = runner
-                try:
-                    problems.extend(cls.preflight(params[nid], ctx))
-                except Exception as exc:  # noqa: BLE001 - a plugin's buggy check is a problem
-                    problems.append(
-                        Problem(
-                            f"its pre-flight check crashed: {exc!r}",
-                            nid,
-                            None,
-                            "report this to the node's author",
-                        )
+        with self._plans.lock:
+            self._plans.built += 1
+        return Plan(flat, classes, params, chosen, needed, options, scope)
+
+    def preflight(self, plan: Plan) -> None:
+        """Run the pre-flight checks of the needed nodes that have one (input files exist,
+        output folders are writable, the node's own check); raise every problem at once.
+
+        ``plan`` runs them on every render, a kept plan too: a file may be deleted between two
+        renders of an unchanged graph."""
+        nodes = plan.checked_nodes()
+        if not nodes:
+            return  # most nodes have nothing to check: no context to build
+        problems: list[Problem] = []
+        runner = SubgraphRunner(self, plan.scope or self.scope(Graph()), plan.options)
+        for nid in nodes:
+            cls = plan.classes[nid]
+            ctx = NodeContext(nid, plan.options, None)
+            ctx.subgraphs = runner
+            try:
+                problems.extend(cls.preflight(plan.params[nid], ctx))
+            except Exception as exc:  # noqa: BLE001 - a plugin's buggy check is a problem
+                problems.append(
+                    Problem(
+                        f"its pre-flight check crashed: {exc!r}",
+                        nid,
+                        None,
+                        "report this to the node's author",
                     )
-            if problems:
-                raise GraphInvalid(problems, "The render cannot start")
-        return Plan(
-            flat,
-            classes,
-            params,
-            chosen,
-            needed,
-            options,  # type: ignore[arg-type]
-            scope,
-        )
+                )
+        if problems:
+            raise GraphInvalid(problems, "The render cannot start")
+
+    def library_def(self, name: str) -> SubgraphDef | None:
+        """A subgraph definition from the user's library, read again when its file changed on
+        disk since this executor last looked (the library itself keeps what it read)."""
+        return self._library_def(name, _library_stamp(self.library, name))
+
+    def _library_def(self, name: str, stamp: Any) -> SubgraphDef | None:
+        """``library_def`` with the stamp already taken (a plan notes the same stamp)."""
+        lib = self.library
+        if lib is None:
+            return None
+        slot = (id(lib), name)
+        with self._plans.lock:
+            known = self._library_stamps.get(slot, _UNSEEN)
+            self._library_stamps[slot] = stamp
+        if known != stamp:
+            # First look, or the file changed: what the library kept may be older than the
+            # stamp just taken (another user of the same library read it earlier).
+            _forget_library_def(lib, name)
+        return lib(name)
 
     @staticmethod
     def _targets(flat: Graph, classes: dict[str, Any], targets: list[str] | None) -> list[str]:
@@ -305,6 +426,301 @@ def _has_seed_param(cls: type[Node]) -> bool:
     return spec is not None and issubclass(spec.type, Seed)
 
 
+# ---- kept plans -------------------------------------------------------------------------------
+
+#: Plans an executor keeps: the graph being edited and re-rendered, a few batch rows, the
+#: pruned graph the editor renders around an invalid corner.
+PLAN_CACHE_SIZE = 8
+#: Parameter values that cannot change in place: kept as they are, compared by identity first.
+_ATOMS = frozenset((str, int, float, bool, type(None)))
+_UNSEEN = object()
+
+
+@dataclass
+class _KeyMemo:
+    """A plan's cache keys from earlier runs, valid for one set of key-relevant options."""
+
+    options: tuple[Any, ...]
+    #: Keys that only the plan and these options decide.
+    fixed: dict[str, str] = field(default_factory=dict)
+    #: A volatile node's last material (its own extra, upstream keys) and the key it gave.
+    varying: dict[str, tuple[tuple[str, ...], str]] = field(default_factory=dict)
+
+
+def _frozen_params(params: dict[str, Any]) -> dict[str, Any]:
+    """A copy that later edits cannot reach: atoms are shared (they cannot change), anything
+    else is copied deep, so appending to a list parameter in place still reads as a change."""
+    if all(type(v) in _ATOMS for v in params.values()):
+        return dict(params)
+    return copy.deepcopy(params)
+
+
+def _same_value(a: Any, b: Any) -> bool:
+    """Equal and of the same type all the way down. Python has ``1 == 1.0 == True``, but an
+    int parameter accepts 1 and refuses True: a plan checked for one is not the other's."""
+    if type(a) is not type(b):
+        return False
+    if isinstance(a, (list, tuple)):
+        return len(a) == len(b) and all(map(_same_value, a, b))
+    if isinstance(a, dict):
+        return a.keys() == b.keys() and all(_same_value(v, b[k]) for k, v in a.items())
+    return bool(a == b)
+
+
+def _same_params(live: dict[str, Any], kept: dict[str, Any]) -> bool:
+    """One node's parameters, the same names with the same values by ``_same_value``."""
+    if len(live) != len(kept):
+        return False
+    # The usual case, in two C loops: the same names in the same order, each value the very
+    # object kept (atoms are shared by the copy kept and by Graph.copy alike).
+    if all(map(operator.is_, live.values(), kept.values())) and all(map(operator.eq, live, kept)):
+        return True
+    return live.keys() == kept.keys() and all(_same_value(v, kept[k]) for k, v in live.items())
+
+
+def _def_fields(d: SubgraphDef) -> tuple[Any, ...]:
+    """A definition's own fields (its graph is compared apart); lists become tuples, so a
+    later edit of the definition cannot reach the copy kept."""
+    return (d.name, tuple(d.inputs), tuple(d.outputs), tuple(d.params), d.doc, d.version)
+
+
+class _GraphState:
+    """What planning reads from a graph, to tell whether a later graph plans the same.
+
+    A revision counter cannot answer that: the editor plans a fresh copy of its graph for
+    every run, and code edits ``nodes[...].params`` in place (render overrides, undo). So
+    the content is compared: node ids, types, parameters, flags and titles in order, edges
+    in order, subgraph definitions recursively. Editor data (positions) is not part of it.
+    ``read`` takes a live view (parameters are the graph's own dicts), cheap enough for
+    every plan call; ``frozen`` is the copy a kept plan holds.
+    """
+
+    __slots__ = ("edges", "names", "nodes", "params", "subgraphs", "values")
+
+    def __init__(
+        self,
+        nodes: list[tuple[Any, ...]],
+        params: list[dict[str, Any]],
+        edges: list[Edge],
+        subgraphs: list[tuple[str, tuple[Any, ...], _GraphState]],
+        names: list[str] | None = None,
+        values: list[Any] | None = None,
+    ) -> None:
+        self.nodes = nodes
+        self.params = params
+        self.edges = edges
+        self.subgraphs = subgraphs
+        # Every parameter name and value in order, for the usual "all the same objects" test.
+        self.names = list(chain.from_iterable(params)) if names is None else names
+        self.values = (
+            list(chain.from_iterable(map(dict.values, params))) if values is None else values
+        )
+
+    @classmethod
+    def read(cls, graph: Graph, _within: tuple[int, ...] = ()) -> _GraphState | None:
+        """The graph's state now; None for a definition that holds its own graph (flattening
+        reports that; such a graph is planned every time)."""
+        subgraphs = []
+        path = (*_within, id(graph))
+        for name, d in graph.subgraphs.items():
+            inner = None if id(d.graph) in path else cls.read(d.graph, path)
+            if inner is None:
+                return None
+            subgraphs.append((name, _def_fields(d), inner))
+        return cls(
+            [
+                (nid, i.id, i.type, i.bypass, i.mute, i.title, i.version)
+                for nid, i in graph.nodes.items()
+            ],
+            [i.params for i in graph.nodes.values()],
+            list(graph.edges),
+            subgraphs,
+        )
+
+    def frozen(self) -> _GraphState | None:
+        """A copy that later edits of the graph cannot reach; None when a parameter value
+        cannot be copied (that graph is then planned every time)."""
+        subgraphs = [(n, fields, state.frozen()) for n, fields, state in self.subgraphs]
+        if any(state is None for _, _, state in subgraphs):
+            return None
+        if all(map(_ATOMS.__contains__, map(type, self.values))):
+            # The usual case: shallow copies, holding the very same names and values.
+            params = list(map(dict, self.params))
+            return _GraphState(
+                self.nodes,
+                params,
+                self.edges,
+                subgraphs,  # type: ignore[arg-type]
+                self.names,
+                self.values,
+            )
+        try:
+            params = [_frozen_params(p) for p in self.params]
+        except Exception:  # noqa: BLE001 - any value may sit in a parameter; planning reports it
+            return None
+        return _GraphState(self.nodes, params, self.edges, subgraphs)  # type: ignore[arg-type]
+
+    def same(self, live: _GraphState) -> bool:
+        """Whether ``live`` (a graph read now) holds what this kept state holds. The cheap,
+        C-level comparisons come first and stop at the first difference."""
+        # Parameters first: a changed value is the usual difference, found at its node.
+        if live.params != self.params or live.nodes != self.nodes or live.edges != self.edges:
+            return False
+        # Equal is not enough (1 == 1.0 == True); the very same values are, and that is the
+        # usual case (atoms are shared by the copy kept and by Graph.copy alike).
+        identical = live.names == self.names and all(map(operator.is_, live.values, self.values))
+        if not (identical or all(map(_same_params, live.params, self.params))):
+            return False
+        if len(live.subgraphs) != len(self.subgraphs):
+            return False
+        return all(
+            name == kept_name and fields == kept_fields and kept.same(state)
+            for (name, fields, state), (kept_name, kept_fields, kept) in zip(
+                live.subgraphs, self.subgraphs, strict=True
+            )
+        )
+
+
+def _library_stamp(library: Any, name: str) -> Any:
+    """The identity of the files that may hold library subgraph ``name``, from the library's
+    ``stamp``; a library that is a plain function has no files to watch: None."""
+    stamp = getattr(library, "stamp", None)
+    return stamp(name) if callable(stamp) else None
+
+
+def _forget_library_def(library: Any, name: str) -> None:
+    """Make the library read ``name`` again on its next lookup."""
+    forget = getattr(library, "forget", None)
+    if callable(forget):
+        forget(name)
+
+
+class _LibraryFiles:
+    """The library lookup of one plan: finds definitions as ``Executor.library_def`` does and
+    notes the stamp of each name's files, so the kept plan is dropped when one changes."""
+
+    def __init__(self, ex: Executor) -> None:
+        self.ex = ex
+        self.stamps: dict[str, Any] = {}
+
+    def __call__(self, name: str) -> SubgraphDef | None:
+        stamp = _library_stamp(self.ex.library, name)
+        self.stamps.setdefault(name, stamp)
+        return self.ex._library_def(name, stamp)
+
+
+@dataclass
+class _Kept:
+    """One kept plan and everything its validity depends on besides run options."""
+
+    state: _GraphState
+    targets: tuple[str, ...] | None
+    registry: Any
+    library: Any
+    #: The registry types the plan's nodes resolved to.
+    types: tuple[tuple[str, type[Node]], ...]
+    #: The library subgraphs it used and the stamps of their files.
+    library_files: tuple[tuple[str, Any], ...]
+    conversions: int
+    plan: Plan
+
+
+class _PlanCache:
+    """An executor's kept plans, most recently used first.
+
+    A plan is reused when the graph has the same content (``_GraphState``), the targets are
+    the same, the executor has the same registry and library, every type still resolves to
+    the same class, and no library file it used changed. Run options are not part of that:
+    a plan for other options shares the graph-only work, in a new Plan object.
+    """
+
+    def __init__(self, ex: Executor) -> None:
+        self.ex = ex
+        self.lock = threading.Lock()
+        self.kept: list[_Kept] = []
+        self.built = 0
+        self.reused = 0
+
+    def find(
+        self, live: _GraphState, targets: list[str] | None, options: RunOptions
+    ) -> Plan | None:
+        """The kept plan for a graph read as ``live``, in a Plan for ``options``; else None."""
+        wanted = tuple(targets) if targets else None
+        with self.lock:
+            candidates = list(self.kept)
+        for kept in candidates:
+            if kept.targets != wanted:
+                continue
+            try:
+                same = kept.state.same(live)
+            except Exception:  # noqa: BLE001 - a value that cannot be compared: plan afresh
+                same = False
+            if not (same and self._valid(kept)):
+                continue
+            plan = kept.plan
+            if not _same_options(plan.options, options):
+                plan = kept.plan = plan.with_options(options)
+            with self.lock:
+                self.reused += 1
+                if kept in self.kept:
+                    self.kept.remove(kept)
+                    self.kept.insert(0, kept)
+            return plan
+        return None
+
+    def _valid(self, kept: _Kept) -> bool:
+        """Whether what the plan resolved still resolves the same: registry, library, types,
+        conversions and library files (a few dict look-ups and one stat per library file)."""
+        ex = self.ex
+        if kept.registry is not ex.registry or kept.library is not ex.library:
+            return False
+        if kept.conversions != len(CONVERSIONS):
+            return False
+        get = ex.registry.get
+        if not all(get(t) is cls for t, cls in kept.types):
+            return False
+        return all(_library_stamp(ex.library, n) == s for n, s in kept.library_files)
+
+    def keep(
+        self,
+        state: _GraphState | None,
+        targets: list[str] | None,
+        plan: Plan,
+        files: _LibraryFiles,
+    ) -> None:
+        """Keep a new plan first, dropping the least recently used past PLAN_CACHE_SIZE."""
+        if state is None:
+            return
+        types = dict(
+            zip([i.type for i in plan.graph.nodes.values()], plan.classes.values(), strict=True)
+        )
+        for t in [t for t in types if is_subgraph_type(t)]:
+            del types[t]  # resolved by definition: the graph state and library stamps cover it
+        kept = _Kept(
+            state,
+            tuple(targets) if targets else None,
+            self.ex.registry,
+            self.ex.library,
+            tuple(types.items()),
+            tuple(files.stamps.items()),
+            len(CONVERSIONS),
+            plan,
+        )
+        with self.lock:
+            self.kept.insert(0, kept)
+            del self.kept[PLAN_CACHE_SIZE:]
+
+
+def _same_options(a: RunOptions, b: RunOptions) -> bool:
+    """Whether a kept Plan object can be handed out as it is for options ``b``."""
+    if a is b:
+        return True
+    try:
+        return bool(a == b)
+    except Exception:  # noqa: BLE001 - ``extra`` may hold values that refuse comparison
+        return False
+
+
 class _Run:
     """One execution of a plan; all per-run state lives here so the Executor stays reusable."""
 
@@ -314,14 +730,14 @@ class _Run:
         self.ex = ex
         self.plan = plan
         self.emit = listener or (lambda e: None)
+        # Per-node events of a run that finds everything cached are most of its cost when
+        # nobody listens (scripts, batch rows): those are not even built then.
+        self.listening = listener is not None
         self.contexts: list[NodeContext] = []
         self.cancel = cancel
         self.g = plan.graph
         self.nonce = uuid.uuid4().hex
-        self.incoming: dict[str, list[Edge]] = {n: [] for n in plan.needed}
-        for e in self.g.edges:
-            if e.dst in self.incoming:
-                self.incoming[e.dst].append(e)
+        self.incoming = plan.incoming()
         self.keys: dict[str, str] = {}
         self.values: dict[str, dict[str, Any]] = {}
         self.records: dict[str, NodeRecord] = {}
@@ -332,30 +748,58 @@ class _Run:
     # ---- keys ------------------------------------------------------------------------------
 
     def compute_keys(self) -> None:
+        """Every needed node's key. Most keys are the same on every run of a plan (same
+        parameters, same options, same keys upstream), so they are hashed once per plan and
+        reused; a volatile node's key is hashed again when its own material or an upstream
+        key changed (a file's mtime, an uncacheable node's per-run nonce)."""
         opts = self.plan.options
+        memo = self.plan._keys
+        sig = (opts.seed, str(opts.output_dir), opts.frames, opts.graph_json is not None)
+        if memo is None or memo.options != sig:
+            memo = self.plan._keys = _KeyMemo(sig)
+        volatile = self.plan.volatile_nodes()
         for nid in self.plan.needed:
+            if nid not in volatile:
+                key = memo.fixed.get(nid)
+                if key is None:
+                    key = memo.fixed[nid] = self.node_key(nid, "")
+                self.keys[nid] = key
+                continue
             cls = self.plan.classes[nid]
-            inst = self.g.nodes[nid]
-            ups = [(e.dst_port, self.keys.get(e.src, ""), e.src_port) for e in self.incoming[nid]]
-            parts: list[Any] = [
-                cls.type_id,
-                cls.version,
-                self.plan.params[nid],
-                self.cache_extra(nid, cls),
-                ups,
-                inst.bypass,
-                inst.mute,
-            ]
-            if not cls.cacheable:
-                parts.append(self.nonce)
-            if cls.is_output:
-                parts += [str(opts.output_dir), opts.frames, opts.graph_json is not None]
-            if not _has_seed_param(cls):
-                parts.append(opts.seed)
-                if cls.seeded:
-                    parts.append(nid)  # its seed is derive_seed(run seed, node id)
-            text = canonical_json(parts)
-            self.keys[nid] = hashlib.sha256(text.encode()).hexdigest()
+            extra = self.cache_extra(nid, cls)
+            material = (extra, *[self.keys.get(e.src, "") for e in self.incoming[nid]])
+            kept = memo.varying.get(nid)
+            if kept is not None and kept[0] == material and cls.cacheable:
+                self.keys[nid] = kept[1]
+                continue
+            self.keys[nid] = self.node_key(nid, extra)
+            memo.varying[nid] = (material, self.keys[nid])
+
+    def node_key(self, nid: str, extra: str) -> str:
+        """Node type + version + canonical parameters + its own material + upstream keys."""
+        opts = self.plan.options
+        cls = self.plan.classes[nid]
+        inst = self.g.nodes[nid]
+        ups = [(e.dst_port, self.keys.get(e.src, ""), e.src_port) for e in self.incoming[nid]]
+        parts: list[Any] = [
+            cls.type_id,
+            cls.version,
+            self.plan.params[nid],
+            extra,
+            ups,
+            inst.bypass,
+            inst.mute,
+        ]
+        if not cls.cacheable:
+            parts.append(self.nonce)
+        if cls.is_output:
+            parts += [str(opts.output_dir), opts.frames, opts.graph_json is not None]
+        if not _has_seed_param(cls):
+            parts.append(opts.seed)
+            if cls.seeded:
+                parts.append(nid)  # its seed is derive_seed(run seed, node id)
+        text = canonical_json(parts)
+        return hashlib.sha256(text.encode()).hexdigest()
 
     def cache_extra(self, nid: str, cls: type[Node]) -> str:
         """A node's own key material (a file's mtime...). If that hook crashes, the node is
@@ -411,7 +855,8 @@ class _Run:
                 rec = self.records[nid]
                 rec.status = "cached"
                 rec.files, rec.model_files = self.ex._file_records.get(self.keys[nid], ([], {}))
-                self.emit(Event("node_cached", nid))
+                if self.listening:
+                    self.emit(Event("node_cached", nid))
                 continue
             to_run.add(nid)
             stack.extend(e.src for e in self.incoming[nid])
@@ -421,7 +866,8 @@ class _Run:
             if rec.status == "not_needed" and nid not in to_run and self.keys[nid] in cache:
                 rec.status = "cached"
                 rec.files, rec.model_files = self.ex._file_records.get(self.keys[nid], ([], {}))
-                self.emit(Event("node_cached", nid))
+                if self.listening:
+                    self.emit(Event("node_cached", nid))
         return [n for n in self.plan.needed if n in to_run]
 
     def _files_missing(self, key: str) -> bool:
@@ -437,8 +883,9 @@ class _Run:
         self.emit(Event("run_started"))
         self.compute_keys()
         order = self.select()
-        for nid in order:
-            self.emit(Event("node_queued", nid))
+        if self.listening:
+            for nid in order:
+                self.emit(Event("node_queued", nid))
         if self.ex.max_workers > 1 and len(order) > 1:
             self.run_parallel(order)
         else:

@@ -79,6 +79,12 @@ class Graph:
         self.subgraphs: dict[str, SubgraphDef] = {}
         self.ui: dict[str, Any] = {}
         self.meta: dict[str, Any] = {}
+        #: Bumped by every edit made through the methods below (nodes, edges, parameters,
+        #: flags; not editor data such as positions), so a listener can tell "changed" without
+        #: comparing. Code that edits ``nodes``, ``edges`` or ``subgraphs`` directly bypasses
+        #: it and should call ``touch()``. The executor's kept plans do not rely on it (the
+        #: editor runs a fresh copy each time, undo edits dicts): they compare content.
+        self.revision = 0
         self._listeners: list[Listener] = []
 
     # ---- events ----------------------------------------------------------------------------
@@ -88,7 +94,14 @@ class Graph:
         self._listeners.append(listener)
         return lambda: self._listeners.remove(listener) if listener in self._listeners else None
 
+    def touch(self) -> None:
+        """Record an edit made around the methods below (a direct dict edit, a new subgraph
+        definition), so revision-based listeners see it."""
+        self.revision += 1
+
     def _emit(self, event: str, **payload: Any) -> None:
+        # Every edit method emits, so counting here covers them all and any added later.
+        self.revision += 1
         for listener in list(self._listeners):
             listener(event, payload)
 

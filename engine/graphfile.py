@@ -484,6 +484,24 @@ class SubgraphLibrary:
             self._loaded[name] = self._find(name)
         return self._loaded[name]
 
+    def stamp(self, name: str) -> tuple[tuple[Any, ...], ...]:
+        """The identity of the files that may hold ``name`` (NAME.json in each folder, as
+        folder, inode, size, mtime and ctime, or folder and None): a plan that used the
+        definition is stale once this changes."""
+        out: list[tuple[Any, ...]] = []
+        for folder in self.folders:
+            try:
+                st = (Path(folder) / f"{name}.json").stat()
+            except OSError:
+                out.append((str(folder), None))
+                continue
+            out.append((str(folder), st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns))
+        return tuple(out)
+
+    def forget(self, name: str) -> None:
+        """Read ``name`` again on its next lookup (its file changed)."""
+        self._loaded.pop(name, None)
+
     def _find(self, name: str) -> SubgraphDef | None:
         for folder in self.folders:
             path = folder / f"{name}.json"
