@@ -224,3 +224,12 @@ def tiny_sd_factory(tmp_path_factory: pytest.TempPathFactory) -> Callable[..., P
 def tiny_sd(tiny_sd_factory: Callable[..., Path]) -> Path:
     """The tiny text-to-image model folder."""
     return tiny_sd_factory()
+
+
+@pytest.fixture(scope="session")
+def tiny_sdxl(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tiny SDXL-shaped model folder (two text encoders, size conditioning, Euler), saved the
+    way a downloaded SDXL model is, so it loads through the same code a real one takes."""
+    from fathom.engine.diffusion.minimodels import TINY_XL, save_model
+
+    return save_model(tmp_path_factory.mktemp("tiny_sdxl") / "model", TINY_XL)

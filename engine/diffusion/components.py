@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from fathom.engine.diffusion.stages import encode_text
+from fathom.engine.diffusion.stages import Encoded, encode_text, encode_text_xl
 from fathom.engine.errors import LoopInputError
 
 PROMPT_CACHE_SIZE = 32
@@ -23,7 +23,10 @@ class Components:
 
     ``device`` is where the loop runs (with CPU offload the weights may live elsewhere between
     calls); ``offload`` is "none", "model" or "sequential". Prompt embeddings are cached here,
-    per prompt, because the same prompt is encoded on every re-run of a graph.
+    per prompt, because the same prompt is encoded on every re-run of a graph. SDXL-family
+    models (``family`` "sdxl") add a second text encoder, whose pooled output and the image's
+    size and crop condition the UNet; ``force_zeros`` is their rule that an empty negative
+    prompt is all zeros rather than the encoded empty string.
     """
 
     unet: Any
@@ -37,8 +40,12 @@ class Components:
     offload: str = "none"
     vae_tiling: bool = False
     source: str = ""
+    text_encoder_2: Any = None
+    tokenizer_2: Any = None
+    family: str = "sd"
+    force_zeros: bool = False
     preview_fit: Any = field(default=None, repr=False)
-    _prompts: OrderedDict[str, torch.Tensor] = field(default_factory=OrderedDict, repr=False)
+    _prompts: OrderedDict[str, Encoded] = field(default_factory=OrderedDict, repr=False)
     _lock: Any = field(default_factory=threading.Lock, repr=False)
 
     @property
@@ -57,20 +64,39 @@ class Components:
     def decoded_channels(self) -> int:
         return int(self.vae.config.out_channels)
 
+    @property
+    def is_xl(self) -> bool:
+        return self.family == "sdxl"
+
+    @property
+    def text_dtype(self) -> torch.dtype:
+        """The dtype prompt embeddings come in (the last text encoder's, as diffusers has it)."""
+        encoder = self.text_encoder_2 if self.text_encoder_2 is not None else self.text_encoder
+        return encoder.dtype
+
     @torch.no_grad()
-    def encode_prompt(self, prompt: str) -> torch.Tensor:
-        """1×tokens×dim embeddings of one prompt on the run device (cached per prompt)."""
+    def encode(self, prompt: str) -> Encoded:
+        """One prompt's embeddings (and, for SDXL, its pooled embedding) on the run device,
+        cached per prompt."""
         with self._lock:
             hit = self._prompts.get(prompt)
             if hit is not None:
                 self._prompts.move_to_end(prompt)
                 return hit
-        emb = encode_text(self.tokenizer, self.text_encoder, prompt, self.device)
+        if self.is_xl:
+            pairs = [(self.tokenizer, self.text_encoder), (self.tokenizer_2, self.text_encoder_2)]
+            out = encode_text_xl([(t, e) for t, e in pairs if e is not None], prompt, self.device)
+        else:
+            out = Encoded(encode_text(self.tokenizer, self.text_encoder, prompt, self.device))
         with self._lock:
-            self._prompts[prompt] = emb
+            self._prompts[prompt] = out
             while len(self._prompts) > PROMPT_CACHE_SIZE:
                 self._prompts.popitem(last=False)
-        return emb
+        return out
+
+    def encode_prompt(self, prompt: str) -> torch.Tensor:
+        """1×tokens×dim embeddings of one prompt on the run device (cached per prompt)."""
+        return self.encode(prompt).embeds
 
     def check_size(self, width: int, height: int) -> None:
         """The VAE works on blocks of ``vae_scale_factor`` pixels: other sizes are refused on
@@ -107,9 +133,23 @@ class Components:
         )
         return z * vae.config.scaling_factor
 
+    @property
+    def vae_upcast(self) -> bool:
+        """SDXL's VAE overflows in float16 (``force_upcast`` in its config): it decodes in
+        float32, as diffusers does, unless a fixed VAE says it need not."""
+        return self.vae.dtype == torch.float16 and bool(getattr(self.vae.config, "force_upcast", 0))
+
     @torch.no_grad()
     def decode(self, latents: torch.Tensor) -> torch.Tensor:
         """Clean latents → B×C×H×W float32 in [0, 1] on the CPU."""
         vae = self.vae
-        img = vae.decode(latents / vae.config.scaling_factor, return_dict=False)[0]
+        upcast = self.vae_upcast
+        if upcast:
+            vae.to(dtype=torch.float32)
+            latents = latents.float()
+        try:
+            img = vae.decode(latents / vae.config.scaling_factor, return_dict=False)[0]
+        finally:
+            if upcast:
+                vae.to(dtype=torch.float16)
         return (img / 2 + 0.5).clamp(0, 1).float().cpu()

@@ -211,6 +211,7 @@ def _denoise(
                     t,
                     encoder_hidden_states=guide.embeds,
                     timestep_cond=guide.t_cond,
+                    added_cond_kwargs=guide.added,
                     return_dict=False,
                 )[0]
             )
@@ -260,7 +261,9 @@ def generate(
     """
     t_start_clock = time.perf_counter()
     _check_inputs(components, width, height, steps, batch_size, image, mask)
-    guide = guidance_for(components, prompt, negative_prompt, guidance, batch_size)
+    guide = guidance_for(
+        components, prompt, negative_prompt, guidance, batch_size, size=(height, width)
+    )
     sched = make_scheduler(components.scheduler, scheduler)
     sched.set_timesteps(steps, device=components.device)
     timesteps, user_steps = sched.timesteps, steps

@@ -51,6 +51,14 @@ class ModelSpec:
     sample_size: int
     unet_groups: int = 32
     extra: dict[str, Any] = field(default_factory=dict)
+    #: "sd" (SD 1.x layout) or "sdxl": SDXL's block layout (no attention at the highest
+    #: resolution, deeper transformers below), two text encoders (the second with a projection,
+    #: whose pooled output and the size/crop ids condition the UNet) and its scheduler.
+    family: str = "sd"
+    #: SDXL only: transformer layers per level and the size of each time-id embedding.
+    transformer_layers: tuple[int, ...] = ()
+    time_embed_dim: int = 256
+    text_widths: tuple[int, ...] = ()
 
 
 BENCH = ModelSpec(
@@ -81,6 +89,38 @@ TINY = ModelSpec(
     sample_size=8,
     unet_groups=16,
 )
+
+
+#: SDXL's layout at toy width: three levels, the top one without attention, two text encoders
+#: of width 32 (their hidden states concatenate to the UNet's 64); 6 time ids × 8 + the
+#: projection's 32 = 80 added-embedding inputs.
+TINY_XL = ModelSpec(
+    unet_channels=(32, 32, 64),
+    unet_layers=1,
+    attention_head_dim=4,
+    cross_dim=64,
+    vae_channels=(8, 8, 16, 16),
+    vae_layers=1,
+    vae_groups=8,
+    tiny_vae_channels=8,
+    text_layers=2,
+    text_heads=4,
+    sample_size=8,
+    unet_groups=16,
+    family="sdxl",
+    transformer_layers=(1, 1, 2),
+    time_embed_dim=8,
+    text_widths=(32, 32),
+)
+
+# The scheduler settings SDXL base ships with (Euler, leading spacing).
+SDXL_SCHEDULER = {
+    **SD15_SCHEDULER,
+    "interpolation_type": "linear",
+    "timestep_spacing": "leading",
+    "use_karras_sigmas": False,
+    "sample_max_value": 1.0,
+}
 
 
 def _byte_unicode() -> list[str]:
@@ -134,6 +174,8 @@ def build_components(spec: ModelSpec = BENCH, seed: int = 0) -> dict[str, Any]:
     from diffusers import AutoencoderKL, AutoencoderTiny, PNDMScheduler, UNet2DConditionModel
     from transformers import CLIPTextConfig, CLIPTextModel
 
+    if spec.family == "sdxl":
+        return build_xl_components(spec, seed)
     tokenizer = make_tokenizer()
     n_levels = len(spec.unet_channels)
     torch.manual_seed(seed)
@@ -197,6 +239,98 @@ def build_components(spec: ModelSpec = BENCH, seed: int = 0) -> dict[str, Any]:
     }
 
 
+def _vae(spec: ModelSpec, scaling_factor: float, **extra: Any) -> Any:
+    from diffusers import AutoencoderKL
+
+    return AutoencoderKL(
+        in_channels=3,
+        out_channels=3,
+        block_out_channels=spec.vae_channels,
+        layers_per_block=spec.vae_layers,
+        down_block_types=("DownEncoderBlock2D",) * len(spec.vae_channels),
+        up_block_types=("UpDecoderBlock2D",) * len(spec.vae_channels),
+        latent_channels=4,
+        norm_num_groups=spec.vae_groups,
+        sample_size=spec.sample_size * 8,
+        scaling_factor=scaling_factor,
+        **extra,
+    )
+
+
+def _text_config(tokenizer: Any, width: int, spec: ModelSpec, **extra: Any) -> Any:
+    from transformers import CLIPTextConfig
+
+    return CLIPTextConfig(
+        vocab_size=len(tokenizer),
+        hidden_size=width,
+        intermediate_size=4 * width,
+        num_hidden_layers=spec.text_layers,
+        num_attention_heads=spec.text_heads,
+        max_position_embeddings=77,
+        bos_token_id=tokenizer.bos_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+        pad_token_id=tokenizer.pad_token_id,
+        **extra,
+    )
+
+
+def build_xl_components(spec: ModelSpec, seed: int = 0) -> dict[str, Any]:
+    """An SDXL-shaped model: unet, vae (forced to float32 when decoding, as SDXL's VAE
+    overflows in float16), tiny_vae, text_encoder, text_encoder_2 (with projection),
+    tokenizer, tokenizer_2 and an Euler scheduler, all seeded."""
+    from diffusers import AutoencoderTiny, EulerDiscreteScheduler, UNet2DConditionModel
+    from transformers import CLIPTextModel, CLIPTextModelWithProjection
+
+    tokenizer, tokenizer_2 = make_tokenizer(), make_tokenizer()
+    w1, w2 = spec.text_widths
+    n = len(spec.unet_channels)
+    torch.manual_seed(seed)
+    unet = UNet2DConditionModel(
+        sample_size=spec.sample_size,
+        in_channels=4,
+        out_channels=4,
+        block_out_channels=spec.unet_channels,
+        layers_per_block=spec.unet_layers,
+        down_block_types=("DownBlock2D",) + ("CrossAttnDownBlock2D",) * (n - 1),
+        up_block_types=("CrossAttnUpBlock2D",) * (n - 1) + ("UpBlock2D",),
+        transformer_layers_per_block=spec.transformer_layers,
+        attention_head_dim=spec.attention_head_dim,
+        use_linear_projection=True,
+        cross_attention_dim=w1 + w2,
+        addition_embed_type="text_time",
+        addition_time_embed_dim=spec.time_embed_dim,
+        projection_class_embeddings_input_dim=6 * spec.time_embed_dim + w2,
+        norm_num_groups=spec.unet_groups,
+    )
+    torch.manual_seed(seed + 1)
+    vae = _vae(spec, 0.13025, force_upcast=True)
+    torch.manual_seed(seed + 2)
+    c = spec.tiny_vae_channels
+    tiny_vae = AutoencoderTiny(
+        encoder_block_out_channels=(c,) * 4, decoder_block_out_channels=(c,) * 4
+    )
+    torch.manual_seed(seed + 3)
+    text_encoder = CLIPTextModel(_text_config(tokenizer, w1, spec))
+    torch.manual_seed(seed + 4)
+    text_encoder_2 = CLIPTextModelWithProjection(
+        _text_config(tokenizer_2, w2, spec, projection_dim=w2)
+    )
+    modules: list[Any] = [unet, vae, tiny_vae, text_encoder, text_encoder_2]
+    for m in modules:
+        m.eval().requires_grad_(False)
+    calibrate_autoencoders(vae, tiny_vae, spec.sample_size * 8, seed)
+    return {
+        "unet": unet,
+        "vae": vae,
+        "tiny_vae": tiny_vae,
+        "text_encoder": text_encoder,
+        "text_encoder_2": text_encoder_2,
+        "tokenizer": tokenizer,
+        "tokenizer_2": tokenizer_2,
+        "scheduler": EulerDiscreteScheduler.from_config(SDXL_SCHEDULER),
+    }
+
+
 def calibration_images(size: int, n: int = 4, seed: int = 0) -> torch.Tensor:
     """Smooth random colour fields in [-1, 1] (n×3×size×size): photo-like low frequencies."""
     g = torch.Generator().manual_seed(seed)
@@ -246,16 +380,21 @@ def calibrate_autoencoders(vae: Any, tiny_vae: Any, size: int, seed: int = 0) ->
 
 
 def save_model(folder: str | Path, spec: ModelSpec = BENCH, seed: int = 0) -> Path:
-    """Save as a diffusers Stable Diffusion folder (safetensors), the tiny VAE in ``vae_tiny/``."""
-    from diffusers import StableDiffusionPipeline
+    """Save as a diffusers Stable Diffusion (or SDXL) folder (safetensors), the tiny VAE in
+    ``vae_tiny/``."""
+    from diffusers import StableDiffusionPipeline, StableDiffusionXLPipeline
 
     folder = Path(folder)
     parts = build_components(spec, seed)
     tiny_vae = parts.pop("tiny_vae")
-    pipe = StableDiffusionPipeline(
-        **parts, safety_checker=None, feature_extractor=None, requires_safety_checker=False
-    )
-    pipe.save_pretrained(folder, safe_serialization=True)  # type: ignore[attr-defined]
+    pipe: Any
+    if spec.family == "sdxl":
+        pipe = StableDiffusionXLPipeline(**parts, add_watermarker=False)
+    else:
+        pipe = StableDiffusionPipeline(
+            **parts, safety_checker=None, feature_extractor=None, requires_safety_checker=False
+        )
+    pipe.save_pretrained(folder, safe_serialization=True)
     tiny_vae.save_pretrained(folder / "vae_tiny", safe_serialization=True)
     return folder
 

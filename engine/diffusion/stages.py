@@ -42,15 +42,48 @@ def encode_text(tokenizer: Any, text_encoder: Any, prompt: str, device: Any) -> 
 
 
 @dataclass
+class Encoded:
+    """One prompt's text conditioning: the token embeddings the UNet attends to and, for
+    SDXL-family models, the pooled embedding of the second text encoder."""
+
+    embeds: torch.Tensor
+    pooled: torch.Tensor | None = None
+
+
+@torch.no_grad()
+def encode_text_xl(pairs: list[tuple[Any, Any]], prompt: str, device: Any) -> Encoded:
+    """SDXL's prompt encoding: each (tokenizer, encoder)'s penultimate hidden states, joined
+    along the features; the pooled embedding is the first 2-D output (the projection of the
+    encoder that has one), as in diffusers' SDXL pipelines."""
+    hidden, pooled = [], None
+    for tokenizer, encoder in pairs:
+        ids = tokenizer(
+            prompt,
+            padding="max_length",
+            truncation=True,
+            max_length=tokenizer.model_max_length,
+            return_tensors="pt",
+        ).input_ids
+        out = encoder(ids.to(device), output_hidden_states=True)
+        if pooled is None and out[0].ndim == 2:
+            pooled = out[0]
+        hidden.append(out.hidden_states[-2])
+    dtype = pairs[-1][1].dtype
+    embeds = torch.cat(hidden, dim=-1).to(dtype=dtype, device=device)
+    return Encoded(embeds, None if pooled is None else pooled.to(device=device))
+
+
+@dataclass
 class Guidance:
     """Classifier-free guidance for one run: the batched embeddings (negative half first when
-    ``cfg``), the scale, and the guidance embedding guidance-distilled (LCM) UNets take instead
-    of a second half."""
+    ``cfg``), the scale, the guidance embedding guidance-distilled (LCM) UNets take instead of
+    a second half, and SDXL's added conditioning (pooled text and size ids, batched alike)."""
 
     cfg: bool
     scale: float
     embeds: torch.Tensor
     t_cond: torch.Tensor | None
+    added: dict[str, torch.Tensor] | None = None
 
     def combine(self, noise_pred: torch.Tensor) -> torch.Tensor:
         """One noise prediction from a batched UNet call: uncond + scale·(text − uncond)."""
@@ -65,22 +98,63 @@ class Guidance:
 
 
 def guidance_for(
-    components: Any, prompt: str, negative_prompt: str, scale: float, batch: int = 1
+    components: Any,
+    prompt: str,
+    negative_prompt: str,
+    scale: float,
+    batch: int = 1,
+    size: tuple[int, int] | None = None,
 ) -> Guidance:
-    """CFG is on above scale 1 for UNets without a guidance embedding (diffusers' rule)."""
+    """CFG is on above scale 1 for UNets without a guidance embedding (diffusers' rule).
+    SDXL-family models also need ``size`` (height, width): their UNet is told the image's
+    original and target size and its crop (none), and an empty negative prompt is zeros when
+    the model says so (``force_zeros_for_empty_prompt``)."""
     unet = components.unet
     cond_dim = unet.config.time_cond_proj_dim
     cfg = scale > 1.0 and cond_dim is None
-    cond = components.encode_prompt(prompt)
-    embeds = cond.repeat(batch, 1, 1)
+    pos = components.encode(prompt)
+    parts = [pos]
     if cfg:
-        neg = components.encode_prompt(negative_prompt or "").repeat(batch, 1, 1)
-        embeds = torch.cat([neg, embeds])
+        if not negative_prompt and getattr(components, "force_zeros", False):
+            zero_pooled = None if pos.pooled is None else torch.zeros_like(pos.pooled)
+            parts.insert(0, Encoded(torch.zeros_like(pos.embeds), zero_pooled))
+        else:
+            parts.insert(0, components.encode(negative_prompt or ""))
+    embeds = torch.cat([p.embeds.repeat(batch, 1, 1) for p in parts])
     t_cond = None
     if cond_dim is not None:
         w = torch.tensor(scale - 1).repeat(batch)
-        t_cond = guidance_embedding(w, cond_dim).to(components.device, cond.dtype)
-    return Guidance(cfg, float(scale), embeds, t_cond)
+        t_cond = guidance_embedding(w, cond_dim).to(components.device, pos.embeds.dtype)
+    added = None
+    if pos.pooled is not None:
+        if size is None:
+            raise ValueError("SDXL-family models need the image size for their conditioning")
+        added = _xl_conditioning(components, parts, batch, size, pos.embeds.dtype)
+    return Guidance(cfg, float(scale), embeds, t_cond, added)
+
+
+def _xl_conditioning(
+    components: Any, parts: list[Encoded], batch: int, size: tuple[int, int], dtype: Any
+) -> dict[str, torch.Tensor]:
+    """SDXL's micro-conditioning: the pooled text embedding and the time ids original size,
+    crop top-left and target size (the same size, no crop: what a generated image is)."""
+    h, w = size
+    ids = torch.tensor([[h, w, 0, 0, h, w]], dtype=dtype)
+    expected = components.unet.add_embedding.linear_1.in_features
+    pooled_dim = int(parts[-1].pooled.shape[-1])  # type: ignore[union-attr]
+    got = components.unet.config.addition_time_embed_dim * ids.shape[1] + pooled_dim
+    if got != expected:
+        raise LoopInputError(
+            f"this UNet's added conditioning takes {expected} values but the text encoder and "
+            f"size ids give {got}: the model's parts do not belong together",
+            port="model",
+            fix="use a complete SDXL model folder or checkpoint",
+        )
+    pooled = torch.cat([p.pooled.repeat(batch, 1) for p in parts])  # type: ignore[union-attr]
+    return {
+        "text_embeds": pooled.to(components.device),
+        "time_ids": ids.to(components.device).repeat(len(parts) * batch, 1),
+    }
 
 
 # ---- timesteps and noise -----------------------------------------------------------------------

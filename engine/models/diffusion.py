@@ -1,4 +1,5 @@
-"""Loading Stable-Diffusion-family models as loop Components, and placing them on a device.
+"""Loading Stable Diffusion 1.x/2.x and SDXL models as loop Components, and placing them on a
+device.
 
 Sources: a diffusers folder (``model_index.json``; each component loads from its subfolder,
 safetensors only; safety checker and feature extractor are not loaded) or a single
@@ -22,6 +23,7 @@ import os
 from pathlib import Path
 from typing import Any
 
+from fathom.engine.models.families import UNET_FAMILIES, identify, names
 from fathom.engine.models.locate import TINY_VAE_FOLDERS, ModelError, locate_model, weights_variant
 from fathom.engine.models.memory import choose_offload, free_device_memory, module_nbytes
 
@@ -31,6 +33,10 @@ KIND = "diffusers-sd"
 ALLOWED_LIBRARIES = ("diffusers", "transformers")
 NOT_LOADED = ("safety_checker", "feature_extractor", "image_encoder")
 REQUIRED = ("unet", "vae", "text_encoder", "tokenizer", "scheduler")
+REQUIRED_XL = ("unet", "vae", "text_encoder_2", "tokenizer_2", "scheduler")
+#: What a Components is built from; SDXL adds the second text encoder and tokenizer.
+PARTS = (*REQUIRED, "text_encoder_2", "tokenizer_2", "tiny_vae")
+TEXT_MODULES = ("text_encoder", "text_encoder_2")
 OFFLOAD_MODES = ("auto", "none", "model", "sequential")
 OFFLOAD_FIX = "set FATHOM_OFFLOAD to one of " + ", ".join(OFFLOAD_MODES) + ", or unset it"
 
@@ -88,11 +94,12 @@ def _from_folder(path: Path, dtype: Any) -> dict[str, Any]:
             ".safetensors checkpoint."
         )
     index = json.loads(index_file.read_text("utf-8"))
-    if "text_encoder_2" in index:
+    info = identify(path)
+    if info.family not in UNET_FAMILIES:
         raise ModelError(
-            f"{path} is a {index.get('_class_name')} model (two text encoders, "
-            "SDXL-style); the generation nodes run Stable Diffusion 1.x/2.x-style "
-            "models. Fix: choose an SD 1.5/2.x-family model."
+            f"{path} is {info.title} model ({index.get('_class_name')}); this loader builds "
+            f"{names(UNET_FAMILIES)} models. Fix: choose a model of those families, or a node "
+            "made for this one."
         )
     parts: dict[str, Any] = {}
     for name, spec in index.items():
@@ -107,15 +114,18 @@ def _from_folder(path: Path, dtype: Any) -> dict[str, Any]:
                 "components from diffusers and transformers only (no remote code)."
             )
         parts[name] = _load_part(lib, cls_name, path / name, dtype)
-    missing = [r for r in REQUIRED if parts.get(r) is None]
+    required = REQUIRED_XL if info.family == "sdxl" else REQUIRED
+    missing = [r for r in required if parts.get(r) is None]
     if missing:
         raise ModelError(
-            f"{path} ({index.get('_class_name')}) has no {', '.join(missing)}: the "
-            "generation nodes need a Stable Diffusion-style model (unet, vae, "
-            "text_encoder, tokenizer, scheduler)."
+            f"{path} ({index.get('_class_name')}) has no {', '.join(missing)}: a "
+            f"{info.title} model needs {', '.join(required)}."
         )
     parts["tiny_vae"] = _tiny_beside(path, dtype)
-    return {k: parts.get(k) for k in (*REQUIRED, "tiny_vae")}
+    out = {k: parts.get(k) for k in PARTS}
+    out["family"] = info.family
+    out["force_zeros"] = bool(index.get("force_zeros_for_empty_prompt", False))
+    return out
 
 
 def _tiny_beside(folder: Path, dtype: Any) -> Any:
@@ -141,11 +151,6 @@ def _single_file_config(path: Path) -> Path:
     family = infer_diffusers_model_type(checkpoint)
     repo = fetch_diffusers_config(checkpoint)["pretrained_model_name_or_path"]
     del checkpoint
-    if family.startswith("xl") or "xl" in repo:
-        raise ModelError(
-            f"{path.name} is an SDXL-family checkpoint ({family}); the generation "
-            "nodes run Stable Diffusion 1.x/2.x-style models."
-        )
     try:
         return locate_model(repo)
     except ModelError:
@@ -158,17 +163,24 @@ def _single_file_config(path: Path) -> Path:
 
 
 def _from_single_file(path: Path, dtype: Any) -> dict[str, Any]:
-    from diffusers import StableDiffusionPipeline
+    from diffusers import StableDiffusionPipeline, StableDiffusionXLPipeline
 
+    info = identify(path)
+    if info.family not in UNET_FAMILIES:
+        raise ModelError(
+            f"{path.name} is {info.title} {info.kind}; this loader builds "
+            f"{names(UNET_FAMILIES)} checkpoints."
+        )
     config = _single_file_config(path)
+    xl = info.family == "sdxl"
+    extra = {} if xl else {"safety_checker": None, "requires_safety_checker": False}
     try:
-        pipe = StableDiffusionPipeline.from_single_file(
+        pipe = (StableDiffusionXLPipeline if xl else StableDiffusionPipeline).from_single_file(
             str(path),
             config=str(config),
             **diffusers_dtype(dtype),
             local_files_only=True,
-            safety_checker=None,
-            requires_safety_checker=False,
+            **extra,
         )
     except Exception as exc:
         raise ModelError(
@@ -176,20 +188,24 @@ def _from_single_file(path: Path, dtype: Any) -> dict[str, Any]:
             f"with the configuration in {config}: {type(exc).__name__}: "
             f"{str(exc).splitlines()[0] if str(exc) else ''}"
         ) from exc
-    parts = {k: getattr(pipe, k) for k in REQUIRED}
-    for m in ("unet", "vae", "text_encoder"):
-        parts[m].eval()
+    parts: dict[str, Any] = {k: getattr(pipe, k, None) for k in PARTS}
+    for m in ("unet", "vae", *TEXT_MODULES):
+        module = parts[m]
+        if module is not None:
+            module.eval()
     parts["tiny_vae"] = _tiny_beside(config, dtype)
+    parts["family"] = info.family
+    parts["force_zeros"] = bool(pipe.config.get("force_zeros_for_empty_prompt", False))
     return parts
 
 
 def load_components(path: Path, device: str, dtype: str, offload: str = "auto") -> Any:
-    """Load a model folder or single file as :class:`engine.accel.loop.Components`."""
+    """Load a model folder or single file as :class:`engine.diffusion.components.Components`."""
     from fathom.engine.diffusion.components import Components
 
     tdtype = _torch_dtype(dtype)
     parts = _from_single_file(path, tdtype) if path.is_file() else _from_folder(path, tdtype)
-    for m in ("unet", "vae", "text_encoder", "tiny_vae"):
+    for m in ("unet", "vae", *TEXT_MODULES, "tiny_vae"):
         if parts.get(m) is not None:
             parts[m].requires_grad_(False)
     comps = Components(**parts, device=device, dtype=tdtype, source=str(path))
@@ -206,7 +222,8 @@ def loader(device: str, dtype: str, offload: str = "auto") -> Any:
 
 
 def _modules(comps: Any) -> list[Any]:
-    return [comps.text_encoder, comps.unet, comps.vae]
+    text = [getattr(comps, m, None) for m in TEXT_MODULES]
+    return [m for m in (*text, comps.unet, comps.vae) if m is not None]
 
 
 def place(comps: Any, offload: str = "auto") -> str:

@@ -1,0 +1,179 @@
+"""Model families and kinds, told from what a folder or file holds, never from its name.
+
+A diffusers folder says what it is in ``model_index.json`` (the pipeline class) and in its
+components' configs (an SDXL UNet takes pooled text and size ids; SD 2.x attends to
+1024-wide OpenCLIP features, SD 1.x to 768-wide CLIP ones). A single ``.safetensors`` file
+says it through its tensor names, read from the header without loading a tensor. Nodes declare
+the families they run, and a model of another family is refused before the run, naming both.
+"""
+
+from __future__ import annotations
+
+import json
+import struct
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from fathom.engine.models.locate import ModelError
+
+#: Family ids and how the studio names them to users.
+TITLES = {
+    "sd1": "Stable Diffusion 1.x",
+    "sd2": "Stable Diffusion 2.x",
+    "sdxl": "SDXL",
+    "sdxl-refiner": "SDXL refiner",
+    "sd3": "Stable Diffusion 3",
+    "flux": "FLUX",
+    "svd": "Stable Video Diffusion",
+    "ldm3d": "LDM3D (RGB + depth)",
+    "unknown": "an unrecognised model",
+}
+#: The UNet families Fathom's own loop runs (the rest go through diffusers' pipelines).
+UNET_FAMILIES = ("sd1", "sd2", "sdxl", "ldm3d")
+#: The largest safetensors header Fathom reads (real checkpoints use well under 2 MB).
+MAX_HEADER = 64 * 2**20
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    """What a model is: its family (``TITLES``), kind ("pipeline", "single file", "lora",
+    "controlnet", "ip-adapter", "embedding"), and traits that change how it runs: an
+    inpainting UNet, a one-step (trailing-spaced, distilled) schedule."""
+
+    family: str
+    kind: str
+    inpainting: bool = False
+    one_step: bool = False
+
+    @property
+    def title(self) -> str:
+        return TITLES.get(self.family, self.family)
+
+
+def names(families: tuple[str, ...] | list[str]) -> str:
+    """'SDXL, Stable Diffusion 1.x or Stable Diffusion 2.x': families as users read them."""
+    titles = [TITLES.get(f, f) for f in families]
+    return titles[0] if len(titles) == 1 else ", ".join(titles[:-1]) + " or " + titles[-1]
+
+
+def safetensors_header(path: Path) -> dict[str, Any]:
+    """Tensor names, dtypes and shapes from a .safetensors header (8-byte length, then JSON):
+    no tensor is read, so a 7 GB checkpoint is classified in microseconds."""
+    with open(path, "rb") as fh:
+        raw = fh.read(8)
+        if len(raw) != 8:
+            raise ModelError(f"{path.name} is not a safetensors file (it is too short).")
+        (size,) = struct.unpack("<Q", raw)
+        if size > MAX_HEADER:
+            raise ModelError(f"{path.name}: its safetensors header claims {size} bytes.")
+        try:
+            header = json.loads(fh.read(size))
+        except ValueError:
+            raise ModelError(f"{path.name} is not a safetensors file (bad header).") from None
+    if not isinstance(header, dict):
+        raise ModelError(f"{path.name} is not a safetensors file (bad header).")
+    header.pop("__metadata__", None)
+    return header
+
+
+def _file_family(header: dict[str, Any]) -> ModelInfo:
+    keys = list(header)
+
+    def has(prefix: str) -> bool:
+        return any(k.startswith(prefix) for k in keys)
+
+    def contains(part: str) -> bool:
+        return any(part in k for k in keys)
+
+    if contains("lora_") or contains(".lora_A.") or contains(".lora_down.") or has("lora_"):
+        return ModelInfo(_lora_family(keys), "lora")
+    if has("control_model.") or (has("controlnet_cond_embedding.") and has("down_blocks.")):
+        return ModelInfo("sdxl" if contains("add_embedding") else "sd1", "controlnet")
+    if has("image_proj.") and has("ip_adapter."):
+        return ModelInfo("sdxl" if _ip_adapter_is_xl(keys) else "sd1", "ip-adapter")
+    if has("emb_params") or has("string_to_param") or set(keys) <= {"clip_l", "clip_g"}:
+        return ModelInfo("sdxl" if "clip_g" in keys else "sd1", "embedding")
+    first_conv = header.get("model.diffusion_model.input_blocks.0.0.weight", {})
+    inpainting = list(first_conv.get("shape", [0, 4]))[1:2] == [9]
+    if has("conditioner.embedders.1.") or has("conditioner.embedders.0.transformer."):
+        family = "sdxl"
+    elif has("conditioner.embedders.0.model."):
+        family = "sdxl-refiner"
+    elif has("cond_stage_model.model."):
+        family = "sd2"
+    elif has("cond_stage_model.transformer."):
+        family = "sd1"
+    elif has("model.diffusion_model.joint_blocks.") or has("joint_blocks."):
+        family = "sd3"
+    elif has("double_blocks.") or has("model.diffusion_model.double_blocks."):
+        family = "flux"
+    else:
+        family = "unknown"
+    return ModelInfo(family, "single file", inpainting)
+
+
+def _lora_family(keys: list[str]) -> str:
+    """A LoRA is for SDXL when it adapts SDXL-only modules: the second text encoder
+    (kohya 'lora_te2_', diffusers 'text_encoder_2.') or the deep blocks SD 1.x lacks."""
+    xl = ("lora_te2_", "text_encoder_2.", "te2.", "input_blocks_7", "down_blocks.2.attentions.1")
+    if any(marker in k for k in keys for marker in xl):
+        return "sdxl"
+    if any("transformer_blocks" in k and "single_transformer" in k for k in keys):
+        return "flux"
+    return "sd1"
+
+
+def _ip_adapter_is_xl(keys: list[str]) -> bool:
+    return any(k.startswith("ip_adapter.") and k.endswith(".to_k_ip.weight") for k in keys) and any(
+        k.startswith("image_proj.") and "proj_out" in k for k in keys
+    )
+
+
+def _read_json(path: Path) -> dict[str, Any]:
+    try:
+        data = json.loads(path.read_text("utf-8"))
+    except (OSError, ValueError):
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def _folder_family(path: Path) -> ModelInfo:
+    index = _read_json(path / "model_index.json")
+    if not index:
+        config = _read_json(path / "config.json")
+        cls = str(config.get("_class_name", ""))
+        if cls == "ControlNetModel":
+            xl = config.get("addition_embed_type") == "text_time"
+            return ModelInfo("sdxl" if xl else "sd1", "controlnet")
+        return ModelInfo("unknown", "folder")
+    cls = str(index.get("_class_name", ""))
+    unet = _read_json(path / "unet" / "config.json")
+    sched = _read_json(path / "scheduler" / "scheduler_config.json")
+    one_step = sched.get("timestep_spacing") == "trailing"
+    inpainting = int(unet.get("in_channels", 4)) == 9
+    if "StableVideoDiffusion" in cls:
+        family = "svd"
+    elif "StableDiffusion3" in cls:
+        family = "sd3"
+    elif "Flux" in cls:
+        family = "flux"
+    elif "LDM3D" in cls:
+        family = "ldm3d"
+    elif "XL" in cls or unet.get("addition_embed_type") == "text_time":
+        refiner = index.get("text_encoder") in (None, [None, None])
+        family = "sdxl-refiner" if refiner and "text_encoder_2" in index else "sdxl"
+    elif unet:
+        family = "sd2" if int(unet.get("cross_attention_dim", 768)) == 1024 else "sd1"
+    else:
+        family = "unknown"
+    return ModelInfo(family, "pipeline", inpainting, one_step)
+
+
+def identify(path: Path) -> ModelInfo:
+    """What the model at ``path`` is (a diffusers folder or a .safetensors file)."""
+    if path.is_dir():
+        return _folder_family(path)
+    if path.suffix.lower() == ".safetensors":
+        return _file_family(safetensors_header(path))
+    return ModelInfo("unknown", "file")
