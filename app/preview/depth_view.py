@@ -1,8 +1,8 @@
 """Depth viewer: a colour map between a near and a far distance chosen on a range slider.
 
-Colours come from the engine's own colour maps (``engine.depthmath``), so the preview matches
-what the depth-colorize node writes; the readout shows the raw value under the cursor (metres for
-metric depth), not the colour.
+Colours come from the engine's own colour maps (``engine.imaging.depthmath``), so the preview
+matches what the depth-colorize node writes; the readout shows the raw value under the cursor
+(metres for metric depth), not the colour.
 """
 
 from __future__ import annotations

@@ -6,7 +6,7 @@ from typing import Any
 
 import numpy as np
 
-from fathom.engine.geometry import meshing, projection
+from fathom.engine.geometry import projection
 from fathom.engine.geometry.projection import backproject, equirect_directions, pixel_grid
 from fathom.engine.types import (
     RGBD,
@@ -170,17 +170,17 @@ def panorama_trimesh(
     import trimesh
 
     seam = "duplicate" if color == "texture" else "wrap"
-    verts, faces, uv = meshing.panorama_mesh(distance, cut, step, seam)
+    verts, faces, uv = panorama_mesh(distance, cut, step, seam)
     verts = np.nan_to_num(verts)
     if color == "texture":
         from PIL import Image as PILImage
 
-        verts, faces, uv = meshing.compact(verts, faces, uv)
+        verts, faces, uv = compact(verts, faces, uv)
         tex = PILImage.fromarray((np.clip(image[..., :3], 0, 1) * 255).round().astype(np.uint8))
         visual = trimesh.visual.TextureVisuals(uv=uv, image=tex)
         return trimesh.Trimesh(verts, faces, visual=visual, process=False)
     cols = image[::step, ::step, :3].reshape(-1, 3)
-    verts, faces, cols = meshing.compact(verts, faces, cols)
+    verts, faces, cols = compact(verts, faces, cols)
     vc = np.concatenate(
         [(np.clip(cols, 0, 1) * 255).round(), np.full((len(cols), 1), 255)], 1
     ).astype(np.uint8)
@@ -193,11 +193,9 @@ def rgbd_mesh(rgbd: RGBD, cam: Camera, max_ratio: float, step: int, color: str) 
     import trimesh
 
     d = rgbd.depth.data
-    verts, faces, uv = meshing.depth_grid_mesh(
-        d, cam.fx, cam.fy, cam.cx, cam.cy, cam.pose, max_ratio, step
-    )
+    verts, faces, uv = depth_grid_mesh(d, cam.fx, cam.fy, cam.cx, cam.cy, cam.pose, max_ratio, step)
     cols = rgbd.image.rgb()[::step, ::step].reshape(-1, 3)
-    verts, faces, uv, cols = meshing.compact(verts, faces, uv, cols)
+    verts, faces, uv, cols = compact(verts, faces, uv, cols)
     if color == "texture":
         from PIL import Image as PILImage
 

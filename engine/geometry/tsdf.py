@@ -120,10 +120,8 @@ def fuse_tsdf(views: list[RGBD], voxel: float, trunc_voxels: float, device: str)
     """TSDF integration of posed RGBD views → coloured trimesh (marching cubes)."""
     import trimesh
 
-    from fathom.engine.geometry import tsdf
-
-    grid = tsdf.integrate(views, voxel, trunc_voxels, device)
-    verts, faces, cols = tsdf.extract_mesh(grid)
+    grid = integrate(views, voxel, trunc_voxels, device)
+    verts, faces, cols = extract_mesh(grid)
     vc = np.concatenate(
         [(np.clip(cols, 0, 1) * 255).round(), np.full((len(cols), 1), 255)], 1
     ).astype(np.uint8)

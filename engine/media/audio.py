@@ -9,12 +9,12 @@ from pathlib import Path
 import numpy as np
 
 from fathom.engine.errors import MediaError
-from fathom.engine.media.readers import _av_errors
+from fathom.engine.media.readers import av_errors
 from fathom.engine.media.timing import sample_bounds
 from fathom.engine.types import AudioTrack
 
 
-def _layout(channels: int) -> str:
+def channel_layout(channels: int) -> str:
     return {1: "mono", 2: "stereo"}.get(channels, f"{channels}c")
 
 
@@ -28,7 +28,7 @@ def first_audio(path: Path) -> tuple[int, int] | None:
                 return None
             a = c.streams.audio[0]
             return int(a.rate or a.sample_rate or 48000), int(a.channels or 2)
-    except _av_errors():
+    except av_errors():
         return None
 
 
@@ -39,7 +39,7 @@ def _file_samples(
     silence fills what the file lacks, so a span always has its exact length."""
     import av
 
-    layout = _layout(channels)
+    layout = channel_layout(channels)
     sent = 0
     with av.open(path) as c:
         if not c.streams.audio:
@@ -158,7 +158,7 @@ def time_stretch(pcm: np.ndarray, rate: int, factor: float) -> np.ndarray:
     import av.filter
 
     channels = pcm.shape[0]
-    layout = _layout(channels)
+    layout = channel_layout(channels)
     graph = av.filter.Graph()
     node = graph.add_abuffer(
         format="fltp", sample_rate=rate, layout=layout, time_base=Fraction(1, rate)

@@ -78,7 +78,7 @@ class _LRU:
         self._d.clear()
 
 
-def _av_errors() -> tuple[type[BaseException], ...]:
+def av_errors() -> tuple[type[BaseException], ...]:
     import av
 
     return (av.error.FFmpegError, av.error.InvalidDataError, OSError, EOFError, ValueError)
@@ -135,7 +135,7 @@ class AVReader:
                 declared_s = declared_seconds(s.duration, self.time_base, s.metadata)
         except MediaError:
             raise
-        except _av_errors() as exc:
+        except av_errors() as exc:
             raise MediaError(
                 f"{self.path.name} cannot be decoded as video: {exc}",
                 "check that the file is complete (re-export or re-download it)",
@@ -223,7 +223,7 @@ class AVReader:
             fr = next(self._frames)
         except StopIteration:
             return None
-        except _av_errors() as exc:
+        except av_errors() as exc:
             self._frames, self._pos = None, None
             raise MediaError(
                 f"{self.path.name} is damaged: decoding failed ({exc})",

@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from fathom.engine.media.audio import _layout, audio_chunks
+from fathom.engine.media.audio import audio_chunks, channel_layout
 from fathom.engine.media.readers import reformat
 from fathom.engine.media.timing import sequence_name, sequence_pattern
 from fathom.engine.types import AudioTrack
@@ -164,7 +164,7 @@ class ContainerWriter:
             self._arate = 48000 if acodec == "libopus" else int(audio.sample_rate)
             self._ach = int(audio.channels)
             a: Any = self._out.add_stream(acodec, rate=self._arate)  # an AudioStream
-            a.layout = _layout(self._ach)
+            a.layout = channel_layout(self._ach)
             self._a = a
             self._audio = audio_chunks(audio, self._arate, self._ach)
             self._abuf: list[np.ndarray] = []
@@ -205,7 +205,7 @@ class ContainerWriter:
                 self._audio = None
                 return
             af = av.AudioFrame.from_ndarray(
-                np.ascontiguousarray(block), format="fltp", layout=_layout(self._ach)
+                np.ascontiguousarray(block), format="fltp", layout=channel_layout(self._ach)
             )
             af.sample_rate = self._arate
             af.pts = self.samples
