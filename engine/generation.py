@@ -4,7 +4,7 @@ accelerations, tensors from port values, and one guarded generation run."""
 from __future__ import annotations
 
 import os
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 
@@ -140,13 +140,18 @@ def model_source(ctx: NodeContext, model: str) -> str:
 
 
 def model_problems(cls: type[Node], params: dict[str, Any], ctx: NodeContext) -> list[Problem]:
+    """A model that is missing, or of a family (or kind) the node does not run, is refused
+    before the run, naming what it is and what the node takes; so are sizes the VAE cannot
+    encode."""
     from fathom.engine.models import ModelError, locate_model
 
     out = []
     try:
-        locate_model(params["model"], ctx.options.base_dir)
+        path = locate_model(params["model"], ctx.options.base_dir)
     except ModelError as exc:
         out.append(Problem(str(exc), ctx.node_id, "model"))
+    else:
+        out += family_problems(cls, path, ctx)
     for port in ("width", "height"):
         v = params.get(port)
         if v is not None and v % 8:
@@ -159,6 +164,42 @@ def model_problems(cls: type[Node], params: dict[str, Any], ctx: NodeContext) ->
                 )
             )
     return out
+
+
+def family_problems(cls: type[Node], path: Any, ctx: NodeContext) -> list[Problem]:
+    from fathom.engine.models import ModelError
+    from fathom.engine.models.families import identify, names
+
+    families: tuple[str, ...] = getattr(cls, "families", ())
+    inpainting: bool | None = getattr(cls, "inpainting", None)
+    try:
+        info = identify(path)
+    except ModelError as exc:
+        return [Problem(str(exc), ctx.node_id, "model")]
+    if families and info.family not in families:
+        return [
+            Problem(
+                f"{path.name} is {info.title} model; {cls.title or cls.type_id} runs "
+                f"{names(families)} models.",
+                ctx.node_id,
+                "model",
+                f"choose a {names(families)} model",
+            )
+        ]
+    if inpainting is not None and info.kind == "pipeline" and info.inpainting != inpainting:
+        need = "an inpainting model" if inpainting else "a model that is not for inpainting"
+        return [
+            Problem(
+                f"{path.name} is {'an' if info.inpainting else 'not an'} inpainting model; "
+                f"{cls.title or cls.type_id} needs {need}.",
+                ctx.node_id,
+                "model",
+                "use generate.inpaint for inpainting models"
+                if info.inpainting
+                else "choose an inpainting checkpoint",
+            )
+        ]
+    return []
 
 
 def model_fingerprint(params: dict[str, Any], ctx: NodeContext) -> str:
@@ -398,8 +439,14 @@ def generation_outputs(images: np.ndarray, result: Any, comps: Any) -> dict[str,
 
 
 class ModelNode(Node):
-    """A node that loads a generation model: a missing or unusable model folder is a problem
-    before the run starts, and the weights' identity is part of the cache key."""
+    """A node that loads a generation model: a missing or unusable model folder, or one of a
+    family it does not run, is a problem before the run starts, and the weights' identity is
+    part of the cache key."""
+
+    #: The model families (``engine.models.families.TITLES``) the node runs.
+    families: ClassVar[tuple[str, ...]] = ("sd1", "sd2", "sdxl")
+    #: True: needs an inpainting UNet; False: refuses one; None: either.
+    inpainting: ClassVar[bool | None] = False
 
     @classmethod
     def check(cls, params: dict[str, Any], ctx: NodeContext) -> list[Problem]:

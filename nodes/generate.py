@@ -54,9 +54,11 @@ from fathom.engine.types import (
 
 
 class TextToImage(ModelNode):
-    """Make images from a text prompt with a Stable Diffusion-family model. Initial noise comes
-    from a CPU generator: a seed gives the same image on any device. With the accelerations off
-    the result equals diffusers' StableDiffusionPipeline."""
+    """Make images from a text prompt with a Stable Diffusion 1.x, 2.x or SDXL model (a
+    diffusers folder or a single checkpoint; the family is read from the model). Initial noise
+    comes from a CPU generator: a seed gives the same image on any device. With the
+    accelerations off the result equals diffusers' StableDiffusionPipeline (SDXL:
+    StableDiffusionXLPipeline, an empty negative prompt being SDXL's zero embedding)."""
 
     type_id = "generate.text_to_image"
     title = "Text to Image"
@@ -100,7 +102,8 @@ class TextToImage(ModelNode):
 
 class ImageToImage(ModelNode):
     """Re-imagine an image from a prompt: the image is encoded, noised to `strength` (1 = all
-    noise) and denoised. Equals diffusers' StableDiffusionImg2ImgPipeline with the
+    noise) and denoised, with an SD 1.x, 2.x or SDXL model. Equals diffusers'
+    StableDiffusionImg2ImgPipeline (SDXL: StableDiffusionXLImg2ImgPipeline) with the
     accelerations off."""
 
     type_id = "generate.image_to_image"
@@ -171,6 +174,8 @@ class Inpaint(ModelNode):
     title = "Inpaint"
     category = "generate"
     thread_safe = False
+    families = ("sd1", "sd2")
+    inpainting = True
     inputs = (
         Input("image", Image, "the image to repaint"),
         Input("mask", Mask, "1 where to repaint"),
@@ -244,6 +249,7 @@ class TextToRGBD(ModelNode):
     title = "Text to RGB+Depth"
     category = "generate"
     thread_safe = False
+    families = ("ldm3d",)
     outputs = (
         Output("image", Image),
         Output("depth", Depth, "relative, 0 = near"),
@@ -340,6 +346,7 @@ class Stream(ModelNode):
     title = "Stream (real-time img2img)"
     category = "generate"
     thread_safe = False
+    families = ("sd1", "sd2")
     inputs = (Input("frames", Video, "input frames (an Image is a one-frame video)"),)
     outputs = (Output("video", Video, "one output frame per input frame"),)
     params = (

@@ -88,6 +88,8 @@ class ImageToVideo(ModelNode):
     title = "Image to Video (SVD)"
     category = "generate"
     thread_safe = False  # the model is shared
+    families = ("svd",)
+    inpainting = None
     inputs = (Input("image", Image, "the first frame to animate"),)
     outputs = (
         Output("video", Video, "the generated frames at `fps`"),

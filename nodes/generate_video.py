@@ -78,6 +78,7 @@ class VideoEdit(ModelNode):
 
     type_id = "generate.video_edit"
     title = "Video Edit (video-to-video)"
+    families = ("sd1", "sd2")
     category = "generate"
     thread_safe = False  # the model (and the processors patched onto it) is shared
     inputs = (

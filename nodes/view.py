@@ -339,6 +339,9 @@ class FillHoles(Node):
     type_id = "view.fill_holes"
     title = "Fill Holes"
     category = "view"
+    #: The diffusion method runs generate.inpaint's loop: an SD 1.x/2.x inpainting model.
+    families = ("sd1", "sd2")
+    inpainting = True
     thread_safe = False  # the diffusion method shares its model
     inputs = (
         Input("image", Image, "a rendered view with holes", optional=True),

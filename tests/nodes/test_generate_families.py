@@ -1,0 +1,89 @@
+"""The generation nodes run the model families they declare, detected from the model, and
+refuse others before the run, naming both; an SDXL model renders through the same node as an
+SD 1.5 one, equal to diffusers' SDXL pipeline."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from fathom.engine.context import NodeContext, RunOptions
+from fathom.engine.errors import GraphInvalid
+from fathom.engine.executor import Executor
+from fathom.engine.graph import Graph
+from fathom.engine.registry import default_registry
+
+
+@pytest.fixture(scope="module")
+def ex() -> Executor:
+    return Executor(default_registry())
+
+
+def _opts(tmp_path: Path) -> RunOptions:
+    return RunOptions(output_dir=tmp_path / "out", base_dir=tmp_path, device="cpu")
+
+
+def _node(type_id: str, model: Path, **params: object) -> Graph:
+    g = Graph()
+    g.add_node(type_id, "gen", {"model": str(model), **params})
+    return g
+
+
+def test_text_to_image_runs_an_sdxl_model_as_diffusers_does(
+    ex: Executor, tiny_sdxl: Path, tmp_path: Path
+) -> None:
+    from diffusers import StableDiffusionXLPipeline
+
+    params = dict(prompt="a lighthouse", steps=3, guidance=5.0, seed=11, width=64, height=64)
+    res = ex.run(_node("generate.text_to_image", tiny_sdxl, **params), options=_opts(tmp_path))
+    assert res.records["gen"].status == "executed", res.records["gen"].error
+    pipe = StableDiffusionXLPipeline.from_pretrained(tiny_sdxl)
+    pipe.set_progress_bar_config(disable=True)
+    ref = pipe(
+        "a lighthouse",
+        num_inference_steps=3,
+        guidance_scale=5.0,
+        width=64,
+        height=64,
+        output_type="np",
+        generator=torch.Generator().manual_seed(11),
+    ).images[0]
+    assert np.abs(res.values["gen"]["image"].data - ref).max() <= 2 / 255
+
+
+@pytest.mark.parametrize(
+    ("type_id", "model", "says"),
+    [
+        ("generate.inpaint", "tiny_sdxl", "is SDXL model; Inpaint runs Stable Diffusion 1.x or"),
+        ("generate.image_to_video", "tiny_sd", "Image to Video (SVD) runs Stable Video Diffusion"),
+        ("generate.text_to_rgbd", "tiny_sdxl", "runs LDM3D (RGB + depth) models"),
+        ("generate.stream", "tiny_sdxl", "Stream (real-time img2img) runs Stable Diffusion 1.x"),
+        ("generate.inpaint", "tiny_sd", "is not an inpainting model; Inpaint needs an inpainting"),
+    ],
+)
+def test_a_model_of_another_family_is_refused_before_the_run_naming_both(
+    ex: Executor,
+    request: pytest.FixtureRequest,
+    tmp_path: Path,
+    type_id: str,
+    model: str,
+    says: str,
+) -> None:
+    folder = request.getfixturevalue(model)
+    cls = default_registry().get(type_id)
+    assert cls is not None
+    ctx = NodeContext("gen", _opts(tmp_path), None)
+    problems = cls.preflight({**cls.defaults(), "model": str(folder)}, ctx)
+    (problem,) = [p for p in problems if p.port == "model"]
+    assert says in problem.message and problem.node == "gen" and problem.fix
+
+
+def test_the_render_stops_before_loading_a_model_of_another_family(
+    ex: Executor, tiny_sdxl: Path, tmp_path: Path
+) -> None:
+    g = _node("generate.text_to_rgbd", tiny_sdxl, prompt="a room")
+    with pytest.raises(GraphInvalid, match="is SDXL model"):
+        ex.run(g, options=_opts(tmp_path))
