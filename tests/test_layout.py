@@ -1,0 +1,38 @@
+"""The layout rules the code holds to, checked on the source: no function over 100 lines in the
+packages, and every module opens with a docstring saying what it holds."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+PACKAGES = ("engine", "nodes", "app")
+MAX_LINES = 100
+
+
+def _modules() -> list[Path]:
+    return sorted(p for pkg in PACKAGES for p in (ROOT / pkg).rglob("*.py"))
+
+
+@pytest.mark.parametrize("package", PACKAGES)
+def test_no_function_is_over_a_hundred_lines(package: str) -> None:
+    long = []
+    for path in sorted((ROOT / package).rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text("utf-8"))):
+            if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
+                length = (node.end_lineno or node.lineno) - node.lineno + 1
+                if length > MAX_LINES:
+                    long.append(f"{path.relative_to(ROOT)}:{node.lineno} {node.name} ({length})")
+    assert not long, "functions over 100 lines:\n" + "\n".join(long)
+
+
+def test_every_module_opens_with_a_docstring() -> None:
+    bare = [
+        str(p.relative_to(ROOT))
+        for p in _modules()
+        if not ast.get_docstring(ast.parse(p.read_text("utf-8")))
+    ]
+    assert not bare, bare
