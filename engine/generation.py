@@ -9,6 +9,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from fathom.engine.context import NodeContext
+from fathom.engine.diffusion.prompts import MAX_CHUNKS
 from fathom.engine.diffusion.schedulers import SCHEDULER_CHOICES
 from fathom.engine.errors import NodeError, Problem
 from fathom.engine.node import Node, Output, Param
@@ -424,8 +425,16 @@ def run_generation(
         stopped_early=result.stopped_early,
         accelerations=[type(a).__name__ for a in accel or []],
         preview=previewer.summary(),
+        prompt_chunks=result.prompt_chunks,
+        **({"prompt_cut_tokens": result.prompt_cut} if result.prompt_cut else {}),
         **({"oom_fallback": fallback} if fallback else {}),
     )
+    if result.prompt_cut:
+        ctx.log.warning(
+            "the prompt is longer than %d chunks of 75 tokens: its last %d tokens were cut",
+            MAX_CHUNKS,
+            result.prompt_cut,
+        )
     return result
 
 

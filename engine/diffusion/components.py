@@ -87,7 +87,7 @@ class Components:
             pairs = [(self.tokenizer, self.text_encoder), (self.tokenizer_2, self.text_encoder_2)]
             out = encode_text_xl([(t, e) for t, e in pairs if e is not None], prompt, self.device)
         else:
-            out = Encoded(encode_text(self.tokenizer, self.text_encoder, prompt, self.device))
+            out = encode_text(self.tokenizer, self.text_encoder, prompt, self.device)
         with self._lock:
             self._prompts[prompt] = out
             while len(self._prompts) > PROMPT_CACHE_SIZE:

@@ -62,6 +62,9 @@ class GenerationResult:
     scheduler: str
     seconds: float
     step_seconds: list[float] = field(default_factory=list)
+    #: Chunks of 75 tokens the prompt took, and text tokens cut past the longest prompt.
+    prompt_chunks: int = 1
+    prompt_cut: int = 0
 
 
 def _check_inputs(
@@ -299,4 +302,6 @@ def generate(
         scheduler or "default",
         time.perf_counter() - t_start_clock,
         done.step_seconds,
+        components.encode(prompt).chunks,
+        components.encode(prompt).cut,
     )

@@ -16,45 +16,97 @@ from typing import Any, Protocol
 
 import torch
 
+from fathom.engine.diffusion.prompts import Chunks, apply_weights, is_plain, tokenize
 from fathom.engine.diffusion.schedulers import guidance_embedding
 from fathom.engine.errors import LoopInputError
 
 # ---- text --------------------------------------------------------------------------------------
 
 
-@torch.no_grad()
-def encode_text(tokenizer: Any, text_encoder: Any, prompt: str, device: Any) -> torch.Tensor:
-    """1×tokens×dim embeddings of one prompt, padded to the tokenizer's length (as diffusers'
-    SD pipelines do), in the text encoder's dtype on ``device``, the run device (with CPU
-    offload the encoder's weights are moved there by their hooks)."""
-    tokens = tokenizer(
-        prompt,
-        padding="max_length",
-        truncation=True,
-        max_length=tokenizer.model_max_length,
-        return_tensors="pt",
-    )
-    mask = None
-    if getattr(text_encoder.config, "use_attention_mask", False):
-        mask = tokens.attention_mask.to(device)
-    emb = text_encoder(tokens.input_ids.to(device), attention_mask=mask)[0]
-    return emb.to(dtype=text_encoder.dtype, device=device)
-
-
 @dataclass
 class Encoded:
-    """One prompt's text conditioning: the token embeddings the UNet attends to and, for
-    SDXL-family models, the pooled embedding of the second text encoder."""
+    """One prompt's text conditioning: the token embeddings the UNet attends to (77 per chunk
+    of a long prompt) and, for SDXL-family models, the pooled embedding of the second text
+    encoder; ``cut`` counts text tokens dropped past the longest prompt taken."""
 
     embeds: torch.Tensor
     pooled: torch.Tensor | None = None
+    cut: int = 0
+
+    @property
+    def chunks(self) -> int:
+        return max(1, int(self.embeds.shape[1]) // 77)
+
+
+def _chunked(tokenizer: Any, prompt: str) -> Chunks | None:
+    """The prompt's weighted chunks, or None when the plain tokenizer call encodes it (no
+    emphasis syntax and it fits): then results stay exactly diffusers'."""
+    if is_plain(prompt):
+        fits = len(tokenizer(prompt, add_special_tokens=False).input_ids)
+        if fits <= int(tokenizer.model_max_length) - 2:
+            return None
+    return tokenize(tokenizer, prompt)
+
+
+@torch.no_grad()
+def encode_text(tokenizer: Any, text_encoder: Any, prompt: str, device: Any) -> Encoded:
+    """Embeddings of one prompt, padded to the tokenizer's length (as diffusers' SD pipelines
+    do) or, with emphasis or past 75 tokens, chunk by chunk (``engine.diffusion.prompts``); in
+    the text encoder's dtype on ``device``, the run device (with CPU offload the encoder's
+    weights are moved there by their hooks)."""
+    chunks = _chunked(tokenizer, prompt)
+    if chunks is None:
+        tokens = tokenizer(
+            prompt,
+            padding="max_length",
+            truncation=True,
+            max_length=tokenizer.model_max_length,
+            return_tensors="pt",
+        )
+        mask = None
+        if getattr(text_encoder.config, "use_attention_mask", False):
+            mask = tokens.attention_mask.to(device)
+        emb = text_encoder(tokens.input_ids.to(device), attention_mask=mask)[0]
+        return Encoded(emb.to(dtype=text_encoder.dtype, device=device))
+    parts = []
+    for ids, weights in zip(chunks.ids, chunks.weights, strict=True):
+        hidden = text_encoder(torch.tensor([ids], device=device))[0]
+        parts.append(apply_weights(hidden, weights))
+    emb = torch.cat(parts, dim=1)
+    return Encoded(emb.to(dtype=text_encoder.dtype, device=device), cut=chunks.cut)
 
 
 @torch.no_grad()
 def encode_text_xl(pairs: list[tuple[Any, Any]], prompt: str, device: Any) -> Encoded:
     """SDXL's prompt encoding: each (tokenizer, encoder)'s penultimate hidden states, joined
     along the features; the pooled embedding is the first 2-D output (the projection of the
-    encoder that has one), as in diffusers' SDXL pipelines."""
+    encoder that has one), as in diffusers' SDXL pipelines. Long or weighted prompts go chunk
+    by chunk through both encoders, padded with empty chunks to the same count; the pooled
+    embedding is the first chunk's."""
+    chunked = [(t, e, _chunked(t, prompt)) for t, e in pairs]
+    if all(c is None for _, _, c in chunked):
+        return _encode_xl_plain(pairs, prompt, device)
+    full = [(e, c if c is not None else tokenize(t, prompt)) for t, e, c in chunked]
+    n = max(len(c.ids) for _, c in full)
+    hidden, pooled = [], None
+    for encoder, chunks in full:
+        empty_ids = chunks.ids[0][:1] + [chunks.ids[0][-1]] * (len(chunks.ids[0]) - 1)
+        parts = []
+        for i in range(n):
+            ids = chunks.ids[i] if i < len(chunks.ids) else empty_ids
+            weights = chunks.weights[i] if i < len(chunks.ids) else [1.0] * len(ids)
+            out = encoder(torch.tensor([ids], device=device), output_hidden_states=True)
+            if pooled is None and i == 0 and out[0].ndim == 2:
+                pooled = out[0]
+            parts.append(apply_weights(out.hidden_states[-2], weights))
+        hidden.append(torch.cat(parts, dim=1))
+    dtype = pairs[-1][1].dtype
+    embeds = torch.cat(hidden, dim=-1).to(dtype=dtype, device=device)
+    cut = max(c.cut for _, c in full)
+    return Encoded(embeds, None if pooled is None else pooled.to(device=device), cut)
+
+
+def _encode_xl_plain(pairs: list[tuple[Any, Any]], prompt: str, device: Any) -> Encoded:
     hidden, pooled = [], None
     for tokenizer, encoder in pairs:
         ids = tokenizer(
@@ -71,6 +123,18 @@ def encode_text_xl(pairs: list[tuple[Any, Any]], prompt: str, device: Any) -> En
     dtype = pairs[-1][1].dtype
     embeds = torch.cat(hidden, dim=-1).to(dtype=dtype, device=device)
     return Encoded(embeds, None if pooled is None else pooled.to(device=device))
+
+
+def pad_tokens(components: Any, enc: Encoded, tokens: int) -> Encoded:
+    """``enc`` padded with encoded empty chunks to ``tokens`` tokens (a negative prompt must be
+    as long as its positive: the two halves of a CFG batch share one tensor)."""
+    have = int(enc.embeds.shape[1])
+    if have >= tokens:
+        return enc
+    empty = components.encode("").embeds
+    reps = (tokens - have) // int(empty.shape[1])
+    embeds = torch.cat([enc.embeds, empty.repeat(1, reps, 1)], dim=1)
+    return Encoded(embeds, enc.pooled, enc.cut)
 
 
 @dataclass
@@ -120,6 +184,8 @@ def guidance_for(
             parts.insert(0, Encoded(torch.zeros_like(pos.embeds), zero_pooled))
         else:
             parts.insert(0, components.encode(negative_prompt or ""))
+        longest = max(int(p.embeds.shape[1]) for p in parts)
+        parts = [pad_tokens(components, p, longest) for p in parts]
     embeds = torch.cat([p.embeds.repeat(batch, 1, 1) for p in parts])
     t_cond = None
     if cond_dim is not None:

@@ -67,7 +67,7 @@ class StreamPipeline:
 
     # ------------------------------------------------------------------ set-up
     def encode_prompt(self, prompt: str) -> torch.Tensor:
-        emb = encode_text(self.tokenizer, self.text_encoder, prompt, self.device)
+        emb = encode_text(self.tokenizer, self.text_encoder, prompt, self.device).embeds
         return emb.to(dtype=self.dtype)
 
     @torch.no_grad()
