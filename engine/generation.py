@@ -4,6 +4,9 @@ accelerations, tensors from port values, and one guarded generation run."""
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
 from typing import Any, ClassVar
 
 import numpy as np
@@ -11,7 +14,8 @@ import numpy as np
 from fathom.engine.context import NodeContext
 from fathom.engine.diffusion.prompts import MAX_CHUNKS
 from fathom.engine.diffusion.schedulers import SCHEDULER_CHOICES
-from fathom.engine.errors import NodeError, Problem
+from fathom.engine.errors import LibraryError, NodeError, Problem
+from fathom.engine.models.locate import locate_addon
 from fathom.engine.node import Node, Output, Param
 from fathom.engine.types import (
     Enum,
@@ -40,6 +44,16 @@ STREAM_MODEL = "SimianLuo/LCM_Dreamshaper_v7"
 LOWER_HINT = "lower width and height, or batch_size (or free memory for the model)"
 
 
+LORA_PARAM = Param(
+    "loras",
+    String,
+    "",
+    "LoRA adapters, one per line: a .safetensors file or a name in the models folders' "
+    "loras/, then :WEIGHT (1 when left out), e.g. ink-wash:0.8",
+    multiline=True,
+)
+
+
 def prompt_params(model: str) -> tuple[Param, ...]:
     return (
         Param(
@@ -51,6 +65,7 @@ def prompt_params(model: str) -> tuple[Param, ...]:
         ),
         Param("prompt", String, "", "what to make (may be empty)", multiline=True),
         Param("negative_prompt", String, "", "what to steer away from", multiline=True),
+        LORA_PARAM,
     )
 
 
@@ -153,6 +168,7 @@ def model_problems(cls: type[Node], params: dict[str, Any], ctx: NodeContext) ->
         out.append(Problem(str(exc), ctx.node_id, "model"))
     else:
         out += family_problems(cls, path, ctx)
+        out += lora_problems(params.get("loras") or "", path, ctx)
     for port in ("width", "height"):
         v = params.get(port)
         if v is not None and v % 8:
@@ -203,6 +219,91 @@ def family_problems(cls: type[Node], path: Any, ctx: NodeContext) -> list[Proble
     return []
 
 
+def lora_problems(text: str, model: Any, ctx: NodeContext) -> list[Problem]:
+    """Each LoRA line must name a LoRA file that exists and was made for this model (the width
+    of the text features its cross-attention takes); checked before the run."""
+    from fathom.engine.diffusion.lora import parse_loras
+    from fathom.engine.errors import LibraryError
+    from fathom.engine.models import ModelError
+    from fathom.engine.models.families import (
+        CROSS_DIMS,
+        TITLES,
+        identify,
+        lora_cross_dim,
+        model_cross_dim,
+        safetensors_header,
+    )
+
+    try:
+        refs = parse_loras(text)
+    except LibraryError as exc:
+        return [Problem(str(exc), ctx.node_id, "loras", exc.fix)]
+    out = []
+    want = model_cross_dim(model) if refs else None
+    for ref in refs:
+        try:
+            path = locate_addon(ref.source, "lora", ctx.options.base_dir)
+            info = identify(path)
+            got = lora_cross_dim(safetensors_header(path))
+        except ModelError as exc:
+            out.append(Problem(f"line {ref.line}: {exc}", ctx.node_id, "loras"))
+            continue
+        if info.kind != "lora":
+            out.append(
+                Problem(
+                    f"line {ref.line}: {path.name} is {info.title} {info.kind}, not a LoRA.",
+                    ctx.node_id,
+                    "loras",
+                    "list LoRA files here; the model goes in `model`",
+                )
+            )
+        elif want is not None and got is not None and got != want:
+            made = TITLES.get(CROSS_DIMS.get(got, ""), f"a model with {got}-wide text features")
+            mine = TITLES.get(CROSS_DIMS.get(want, ""), f"a model with {want}-wide text features")
+            out.append(
+                Problem(
+                    f"line {ref.line}: {path.name} is a LoRA for {made}, but the model is {mine}.",
+                    ctx.node_id,
+                    "loras",
+                    "choose a LoRA made for this model's family, or a model of the LoRA's",
+                )
+            )
+    return out
+
+
+def resolve_loras(ctx: NodeContext, text: str) -> list[tuple[Path, float]]:
+    """The LoRA files and weights a ``loras`` text lists (NodeError on the ``loras`` port)."""
+    from fathom.engine.diffusion.lora import parse_loras
+    from fathom.engine.errors import LibraryError
+    from fathom.engine.models import ModelError
+
+    try:
+        refs = parse_loras(text)
+        return [(locate_addon(r.source, "lora", ctx.options.base_dir), r.weight) for r in refs]
+    except LibraryError as exc:
+        raise ctx.refuse(exc) from None
+    except ModelError as exc:
+        raise ctx.error(str(exc), port="loras") from None
+
+
+@contextmanager
+def loras_on(ctx: NodeContext, comps: Any, text: str) -> Iterator[None]:
+    """The node's LoRAs on the shared model for the block, recorded in the run report (files
+    hashed like the model's)."""
+    from fathom.engine.diffusion.lora import active
+
+    loras = resolve_loras(ctx, text)
+    for path, _ in loras:
+        ctx.record_model_file(path)
+    if loras:
+        ctx.report(loras=[{"file": p.name, "weight": w} for p, w in loras])
+    try:
+        with active(comps, loras):
+            yield
+    except LibraryError as exc:
+        raise ctx.refuse(exc) from None
+
+
 def model_fingerprint(params: dict[str, Any], ctx: NodeContext) -> str:
     """The model's weights by size and mtime: replacing a checkpoint re-runs the node."""
     from fathom.engine.models import ModelError, locate_model
@@ -214,7 +315,23 @@ def model_fingerprint(params: dict[str, Any], ctx: NodeContext) -> str:
     except ModelError:
         return ""
     stats = [(str(f.relative_to(path)) if f != path else f.name, f.stat()) for f in files]
+    for ref in _lora_refs(params.get("loras") or ""):
+        try:
+            lora = locate_addon(ref, "lora", ctx.options.base_dir)
+        except ModelError:
+            continue
+        stats.append((str(lora), lora.stat()))
     return f"{path.resolve()}|" + ";".join(f"{n}:{s.st_size}:{s.st_mtime_ns}" for n, s in stats)
+
+
+def _lora_refs(text: str) -> list[str]:
+    from fathom.engine.diffusion.lora import parse_loras
+    from fathom.engine.errors import LibraryError
+
+    try:
+        return [r.source for r in parse_loras(text)]
+    except LibraryError:
+        return []
 
 
 def load_diffusion(ctx: NodeContext, model: str) -> Any:
@@ -350,9 +467,10 @@ def run_generation(
     strength: float = 1.0,
     accel: list[Any] | None = None,
     wrap: bool = False,
+    loras: str = "",
 ) -> Any:
-    """The loop with progress, previews, cancellation, the out-of-memory fallback and the run
-    report; LoopInputError becomes a NodeError naming the port."""
+    """The loop with the node's LoRAs on, progress, previews, cancellation, the out-of-memory
+    fallback and the run report; LoopInputError becomes a NodeError naming the port."""
     from fathom.engine.diffusion.loop import generate
     from fathom.engine.diffusion.preview import Previewer
     from fathom.engine.diffusion.seamless import horizontal_wrap
@@ -409,11 +527,25 @@ def run_generation(
         )
 
     try:
-        result, fallback = retry_on_oom(attempt, lower, fail)
+        with loras_on(ctx, comps, loras):
+            result, fallback = retry_on_oom(attempt, lower, fail)
     except LoopInputError as exc:
         raise ctx.refuse(exc) from None
     finally:
         settle(comps)
+    _report(ctx, comps, result, accel or [], previewer.summary(), fallback)
+    return result
+
+
+def _report(
+    ctx: NodeContext,
+    comps: Any,
+    result: Any,
+    accel: list[Any],
+    preview: dict[str, Any],
+    fallback: str,
+) -> None:
+    """How the generation ran, for the run report (and a cut prompt, for the log too)."""
     ctx.report(
         device=comps.device,
         dtype=str(comps.dtype).replace("torch.", ""),
@@ -423,8 +555,8 @@ def run_generation(
         steps_run=result.steps_run,
         steps_planned=result.steps_planned,
         stopped_early=result.stopped_early,
-        accelerations=[type(a).__name__ for a in accel or []],
-        preview=previewer.summary(),
+        accelerations=[type(a).__name__ for a in accel],
+        preview=preview,
         prompt_chunks=result.prompt_chunks,
         **({"prompt_cut_tokens": result.prompt_cut} if result.prompt_cut else {}),
         **({"oom_fallback": fallback} if fallback else {}),
@@ -435,7 +567,6 @@ def run_generation(
             MAX_CHUNKS,
             result.prompt_cut,
         )
-    return result
 
 
 def generation_outputs(images: np.ndarray, result: Any, comps: Any) -> dict[str, Any]:

@@ -9,6 +9,7 @@ off; ``preview_vae``: a tiny autoencoder) and never change a result, so they are
 
 from __future__ import annotations
 
+from contextlib import ExitStack
 from typing import Any
 
 from fathom.engine.context import NodeContext
@@ -26,6 +27,7 @@ from fathom.engine.generation import (
     image_tensor,
     load_diffusion,
     load_tiny_vae,
+    loras_on,
     mask_tensor,
     prompt_params,
     run_generation,
@@ -73,6 +75,7 @@ class TextToImage(ModelNode):
         model: str,
         prompt: str,
         negative_prompt: str,
+        loras: str,
         steps: int,
         guidance: float,
         seed: int,
@@ -88,6 +91,7 @@ class TextToImage(ModelNode):
             comps,
             prompt=prompt,
             negative_prompt=negative_prompt,
+            loras=loras,
             steps=steps,
             guidance=guidance,
             seed=seed,
@@ -134,6 +138,7 @@ class ImageToImage(ModelNode):
         model: str,
         prompt: str,
         negative_prompt: str,
+        loras: str,
         steps: int,
         guidance: float,
         seed: int,
@@ -151,6 +156,7 @@ class ImageToImage(ModelNode):
             comps,
             prompt=prompt,
             negative_prompt=negative_prompt,
+            loras=loras,
             steps=steps,
             guidance=guidance,
             seed=seed,
@@ -198,6 +204,7 @@ class Inpaint(ModelNode):
         model: str,
         prompt: str,
         negative_prompt: str,
+        loras: str,
         steps: int,
         guidance: float,
         seed: int,
@@ -223,6 +230,7 @@ class Inpaint(ModelNode):
             comps,
             prompt=prompt,
             negative_prompt=negative_prompt,
+            loras=loras,
             steps=steps,
             guidance=guidance,
             seed=seed,
@@ -290,6 +298,7 @@ class TextToRGBD(ModelNode):
         model: str,
         prompt: str,
         negative_prompt: str,
+        loras: str,
         steps: int,
         guidance: float,
         seed: int,
@@ -319,6 +328,7 @@ class TextToRGBD(ModelNode):
             comps,
             prompt=prompt,
             negative_prompt=negative_prompt,
+            loras=loras,
             steps=steps,
             guidance=guidance,
             seed=seed,
@@ -433,6 +443,7 @@ class Stream(ModelNode):
         model: str,
         prompt: str,
         negative_prompt: str,
+        loras: str,
         t_index_list: str,
         num_inference_steps: int,
         guidance: float,
@@ -468,7 +479,9 @@ class Stream(ModelNode):
             tiny_vae=tiny,
         )
         outs: list[Image] = []
+        adapters = ExitStack()  # the LoRAs stay on for the whole stream, off after it
         try:
+            adapters.enter_context(loras_on(ctx, comps, loras))
             pipe.prepare(
                 prompt,
                 negative_prompt,
@@ -497,6 +510,7 @@ class Stream(ModelNode):
                     ctx.preview(outs[-1], f"frame {len(outs)}/{n}")
                 ctx.progress((i + 1) / total, f"frame {min(i + 1, n)}/{n}")
         finally:
+            adapters.close()
             pipe.close()
             settle(comps)
         flt = pipe.filter

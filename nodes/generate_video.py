@@ -9,7 +9,7 @@ import numpy as np
 
 from fathom.engine.context import NodeContext
 from fathom.engine.diffusion.schedulers import SCHEDULER_CHOICES
-from fathom.engine.generation import SD15, ModelNode, load_diffusion
+from fathom.engine.generation import LORA_PARAM, SD15, ModelNode, load_diffusion, loras_on
 from fathom.engine.media.framestore import FrameStore
 from fathom.engine.node import Input, Output, Param
 from fathom.engine.types import Bool, Enum, Float, Image, Int, Seed, String, Video
@@ -102,6 +102,7 @@ class VideoEdit(ModelNode):
         ),
         Param("prompt", String, "", "what the clip should become", multiline=True),
         Param("negative_prompt", String, "", "what to steer away from", multiline=True),
+        LORA_PARAM,
         Param(
             "strength",
             Float,
@@ -263,6 +264,7 @@ class VideoEdit(ModelNode):
         model: str,
         prompt: str,
         negative_prompt: str,
+        loras: str,
         strength: float,
         steps: int,
         guidance: float,
@@ -322,7 +324,8 @@ class VideoEdit(ModelNode):
         comps = load_diffusion(ctx, model)
         _check_model(ctx, comps, clock_period, clock_level)
         edit = _Edit(ctx, comps, settings, video, mask, noise == "follow_motion")
-        outs, run, chunks, kept_mb, fallback = edit.run_with_retries(frames_per_batch)
+        with loras_on(ctx, comps, loras):
+            outs, run, chunks, kept_mb, fallback = edit.run_with_retries(frames_per_batch)
         ctx.report(
             device=comps.device,
             dtype=str(comps.dtype).replace("torch.", ""),

@@ -233,3 +233,58 @@ def tiny_sdxl(tmp_path_factory: pytest.TempPathFactory) -> Path:
     from fathom.engine.diffusion.minimodels import TINY_XL, save_model
 
     return save_model(tmp_path_factory.mktemp("tiny_sdxl") / "model", TINY_XL)
+
+
+def make_lora(model: Path, out: Path, seed: int = 0, text: bool = False) -> Path:
+    """A random LoRA (rank 4, on the UNet's attention projections; with ``text`` also on the
+    text encoders' attention) for the model folder ``model``, saved the way training scripts
+    save one (diffusers layout, safetensors); the model itself is not changed."""
+    import torch
+    from diffusers import DiffusionPipeline
+    from diffusers.utils import convert_state_dict_to_diffusers
+    from peft import LoraConfig
+    from peft.utils import get_peft_model_state_dict
+
+    pipe = DiffusionPipeline.from_pretrained(model)
+    torch.manual_seed(seed)
+    pipe.unet.add_adapter(
+        LoraConfig(
+            r=4, init_lora_weights=False, target_modules=["to_q", "to_k", "to_v", "to_out.0"]
+        )
+    )
+    layers = {
+        "unet_lora_layers": convert_state_dict_to_diffusers(get_peft_model_state_dict(pipe.unet))
+    }
+    if text:
+        for name in ("text_encoder", "text_encoder_2"):
+            encoder = getattr(pipe, name, None)
+            if encoder is None:
+                continue
+            encoder.add_adapter(
+                LoraConfig(
+                    r=4, init_lora_weights=False, target_modules=["q_proj", "k_proj", "v_proj"]
+                )
+            )
+            key = (
+                "text_encoder_lora_layers"
+                if name == "text_encoder"
+                else "text_encoder_2_lora_layers"
+            )
+            layers[key] = convert_state_dict_to_diffusers(get_peft_model_state_dict(encoder))
+    out.mkdir(parents=True, exist_ok=True)
+    type(pipe).save_lora_weights(out, **layers, safe_serialization=True)
+    return out / "pytorch_lora_weights.safetensors"
+
+
+@pytest.fixture(scope="session")
+def lora_factory(tmp_path_factory: pytest.TempPathFactory) -> Callable[..., Path]:
+    """build(model, seed=0, text=False) -> a LoRA file for that model, built once per session."""
+    built: dict[tuple, Path] = {}
+
+    def build(model: Path, seed: int = 0, text: bool = False) -> Path:
+        key = (str(model), seed, text)
+        if key not in built:
+            built[key] = make_lora(model, tmp_path_factory.mktemp("lora"), seed, text)
+        return built[key]
+
+    return build

@@ -44,6 +44,8 @@ class Components:
     tokenizer_2: Any = None
     family: str = "sd"
     force_zeros: bool = False
+    #: The active text-encoder adapters (engine.diffusion.lora): part of the prompt cache key.
+    text_key: str = ""
     preview_fit: Any = field(default=None, repr=False)
     _prompts: OrderedDict[str, Encoded] = field(default_factory=OrderedDict, repr=False)
     _lock: Any = field(default_factory=threading.Lock, repr=False)
@@ -78,10 +80,11 @@ class Components:
     def encode(self, prompt: str) -> Encoded:
         """One prompt's embeddings (and, for SDXL, its pooled embedding) on the run device,
         cached per prompt."""
+        key = f"{self.text_key}\n{prompt}"
         with self._lock:
-            hit = self._prompts.get(prompt)
+            hit = self._prompts.get(key)
             if hit is not None:
-                self._prompts.move_to_end(prompt)
+                self._prompts.move_to_end(key)
                 return hit
         if self.is_xl:
             pairs = [(self.tokenizer, self.text_encoder), (self.tokenizer_2, self.text_encoder_2)]
@@ -89,7 +92,7 @@ class Components:
         else:
             out = encode_text(self.tokenizer, self.text_encoder, prompt, self.device)
         with self._lock:
-            self._prompts[prompt] = out
+            self._prompts[key] = out
             while len(self._prompts) > PROMPT_CACHE_SIZE:
                 self._prompts.popitem(last=False)
         return out

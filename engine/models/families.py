@@ -86,8 +86,8 @@ def _file_family(header: dict[str, Any]) -> ModelInfo:
     def contains(part: str) -> bool:
         return any(part in k for k in keys)
 
-    if contains("lora_") or contains(".lora_A.") or contains(".lora_down.") or has("lora_"):
-        return ModelInfo(_lora_family(keys), "lora")
+    if any(m in k for k in keys for m in (".lora_A.", ".lora_down.", ".lora.down.", "lora_unet")):
+        return ModelInfo(_lora_family(header), "lora")
     if has("control_model.") or (has("controlnet_cond_embedding.") and has("down_blocks.")):
         return ModelInfo("sdxl" if contains("add_embedding") else "sd1", "controlnet")
     if has("image_proj.") and has("ip_adapter."):
@@ -113,15 +113,51 @@ def _file_family(header: dict[str, Any]) -> ModelInfo:
     return ModelInfo(family, "single file", inpainting)
 
 
-def _lora_family(keys: list[str]) -> str:
-    """A LoRA is for SDXL when it adapts SDXL-only modules: the second text encoder
-    (kohya 'lora_te2_', diffusers 'text_encoder_2.') or the deep blocks SD 1.x lacks."""
-    xl = ("lora_te2_", "text_encoder_2.", "te2.", "input_blocks_7", "down_blocks.2.attentions.1")
+#: Cross-attention width (what the UNet's text features are) per family.
+CROSS_DIMS = {768: "sd1", 1024: "sd2", 2048: "sdxl"}
+
+
+def lora_cross_dim(header: dict[str, Any]) -> int | None:
+    """The width of the text features a LoRA's cross-attention keys take, in any of the
+    common key layouts (diffusers, peft, kohya); None when it adapts no cross-attention."""
+    for key, entry in header.items():
+        down = ("lora_A" in key) or ("lora_down" in key) or ("lora.down" in key)
+        if down and "attn2" in key and "to_k" in key:
+            shape = list(entry.get("shape", []))
+            if len(shape) == 2:
+                return int(shape[1])
+    return None
+
+
+def _lora_family(header: dict[str, Any]) -> str:
+    """The family a LoRA was made for: the width of its cross-attention's text features
+    (768 SD 1.x, 1024 SD 2.x, 2048 SDXL); the second text encoder's keys also mark SDXL."""
+    keys = list(header)
+    if any("single_transformer_blocks" in k for k in keys):
+        return "flux"
+    dim = lora_cross_dim(header)
+    if dim in CROSS_DIMS:
+        return CROSS_DIMS[dim]
+    xl = ("lora_te2_", "text_encoder_2.", "te2.")
     if any(marker in k for k in keys for marker in xl):
         return "sdxl"
-    if any("transformer_blocks" in k and "single_transformer" in k for k in keys):
-        return "flux"
-    return "sd1"
+    return "unknown"
+
+
+def model_cross_dim(path: Path) -> int | None:
+    """The width of the text features a model's UNet attends to: from unet/config.json, or
+    from a single file's first cross-attention key weight (read from the header)."""
+    if path.is_dir():
+        dim = _read_json(path / "unet" / "config.json").get("cross_attention_dim")
+        return int(dim) if isinstance(dim, int) else None
+    if path.suffix.lower() != ".safetensors":
+        return None
+    for key, entry in safetensors_header(path).items():
+        if key.endswith("attn2.to_k.weight"):
+            shape = list(entry.get("shape", []))
+            if len(shape) == 2:
+                return int(shape[1])
+    return None
 
 
 def _ip_adapter_is_xl(keys: list[str]) -> bool:

@@ -176,6 +176,39 @@ def locate_model(source: str, base_dir: Path | None = None) -> Path:
     )
 
 
+#: Subfolders of a models folder where add-on weights of a kind are looked up by name (the
+#: names ComfyUI and A1111 folders use, so an artist's existing folder works as it is).
+ADDON_FOLDERS = {
+    "lora": ("loras", "lora", "Lora", "LoRA"),
+    "embedding": ("embeddings", "embedding"),
+    "controlnet": ("controlnet", "ControlNet"),
+    "ip-adapter": ("ipadapter", "ip_adapter", "IP-Adapter"),
+}
+
+
+def locate_addon(source: str, kind: str, base_dir: Path | None = None) -> Path:
+    """A LoRA, embedding, ControlNet or IP-Adapter file by path, or by name in the models
+    folders (their ``loras/`` etc. subfolder first); ModelError lists every place tried."""
+    p = Path(source).expanduser()
+    names = [source] if source.endswith(".safetensors") else [source + ".safetensors", source]
+    candidates = [p] if p.is_absolute() else ([base_dir / p] if base_dir is not None else [])
+    for folder in model_folders():
+        for sub in ADDON_FOLDERS.get(kind, ()):
+            candidates += [folder / sub / n for n in names]
+        candidates += [folder / n for n in names]
+    for c in candidates:
+        if c.is_file() or (kind == "controlnet" and (c / "config.json").is_file()):
+            if c.suffix.lower() in PICKLE_SUFFIXES:
+                safetensors_files(c)  # raises, with the conversion hint
+            return c
+    places = "\n".join(f"    {c}" for c in dict.fromkeys(map(str, candidates)))
+    where = ADDON_FOLDERS.get(kind, ("",))[0]
+    raise ModelError(
+        f"{kind} {source!r} was not found. Looked in:\n{places}\n  Fix: give the path of "
+        f"its .safetensors file, or put it in a models folder's {where}/ subfolder."
+    )
+
+
 def safetensors_files(path: Path) -> list[Path]:
     """The weight files of a model folder or file; refuses pickle-only checkpoints."""
     if path.is_file():
