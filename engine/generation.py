@@ -543,7 +543,7 @@ def _report(
     result: Any,
     accel: list[Any],
     preview: dict[str, Any],
-    fallback: str,
+    fallback: str | None,
 ) -> None:
     """How the generation ran, for the run report (and a cut prompt, for the log too)."""
     ctx.report(
