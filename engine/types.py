@@ -596,6 +596,26 @@ class ModelRef(PortType):
     doc: ClassVar[str] = "Reference to a model folder or hub id; weights live in the model manager."
 
 
+@dataclass(eq=False)
+class Control(PortType):
+    """One ControlNet's guidance for a generation: the ControlNet model (a folder, file or
+    name; the generation node loads it), its control image (a depth map, edges, a pose...),
+    how strongly it steers, and the part of the denoising (start and end fractions) it acts
+    in. Several Controls on one generation node add up, as diffusers' MultiControlNet does."""
+
+    model: str
+    image: Image
+    scale: float = 1.0
+    start: float = 0.0
+    end: float = 1.0
+    type_id: ClassVar[str] = "control"
+    color: ClassVar[str] = "#4db6ac"
+    doc: ClassVar[str] = "A ControlNet, its control image, strength and step range."
+
+    def nbytes(self) -> int:
+        return self.image.nbytes()
+
+
 # --------------------------------------------------------------------------------------------
 # Scalars: the kinds a parameter (or a scalar port) can have.
 
@@ -783,6 +803,7 @@ _PORT_TYPES: tuple[type[PortType], ...] = (
     Latent,
     Conditioning,
     ModelRef,
+    Control,
     *SCALARS,
 )
 ALL_TYPES: dict[str, type[PortType]] = {t.type_id: t for t in _PORT_TYPES}

@@ -22,6 +22,12 @@ import torch
 from torch.nn import functional as F
 
 from fathom.engine.diffusion.components import Components
+from fathom.engine.diffusion.control import (
+    ControlInput,
+    batched_images,
+    check_controls,
+    residuals,
+)
 from fathom.engine.diffusion.schedulers import make_scheduler, predicted_x0
 from fathom.engine.diffusion.stages import (
     Acceleration,
@@ -181,6 +187,14 @@ class _Denoised:
     step_seconds: list[float]
 
 
+@dataclass
+class _Controls:
+    """The run's ControlNets and their control images, batched once."""
+
+    inputs: Sequence[ControlInput] = ()
+    images: Sequence[torch.Tensor] = ()
+
+
 def _denoise(
     components: Components,
     sched: Any,
@@ -191,6 +205,7 @@ def _denoise(
     accel: Sequence[Acceleration],
     callback: Callable[[StepInfo], None] | None,
     user_steps: int,
+    controls: _Controls,
 ) -> _Denoised:
     """The step loop: one UNet call per step with the CFG halves batched, the accelerations'
     hooks around it, and the callback after it (where a raise, e.g. Cancelled, stops)."""
@@ -206,6 +221,16 @@ def _denoise(
             for hook in before:
                 hook(i, t, latents)
             x_in = sched.scale_model_input(guide.batch(latents), t)
+            down, mid = residuals(
+                controls.inputs,
+                controls.images,
+                x_in,
+                t,
+                i,
+                len(timesteps),
+                guide.embeds,
+                guide.added,
+            )
             if start.extra_in is not None:
                 x_in = torch.cat([x_in, start.extra_in], dim=1)
             noise_pred = guide.combine(
@@ -215,6 +240,8 @@ def _denoise(
                     encoder_hidden_states=guide.embeds,
                     timestep_cond=guide.t_cond,
                     added_cond_kwargs=guide.added,
+                    down_block_additional_residuals=down,
+                    mid_block_additional_residual=mid,
                     return_dict=False,
                 )[0]
             )
@@ -255,15 +282,18 @@ def generate(
     accel: Sequence[Acceleration] = (),
     callback: Callable[[StepInfo], None] | None = None,
     decode_output: bool = True,
+    controls: Sequence[ControlInput] = (),
 ) -> GenerationResult:
     """Denoise ``steps`` scheduler steps and decode.
 
     image: 1×3×H×W in [-1, 1] for image-to-image and inpainting (``Components.to_model_image``).
     mask: 1×1×H×W in [0, 1], 1 = repaint (binarised at 0.5), for inpainting.
     callback: called after every step; raising (e.g. Cancelled) stops the run cleanly.
+    controls: ControlNets with their control images (``engine.diffusion.control``).
     """
     t_start_clock = time.perf_counter()
     _check_inputs(components, width, height, steps, batch_size, image, mask)
+    check_controls(controls, int(components.unet.config.cross_attention_dim), width, height)
     guide = guidance_for(
         components, prompt, negative_prompt, guidance, batch_size, size=(height, width)
     )
@@ -276,6 +306,7 @@ def generate(
     f = components.vae_scale_factor
     shape = (batch_size, components.latent_channels, height // f, width // f)
     start = _start(components, sched, timesteps[:1], gen, guide, shape, image, mask, strength)
+    control_images = batched_images(controls, batch_size, guide.cfg, components.device)
     done = _denoise(
         components,
         sched,
@@ -286,6 +317,7 @@ def generate(
         accel,
         callback,
         user_steps,
+        _Controls(controls, control_images),
     )
     final = done.x0 if done.stopped else done.latents
     images = (
