@@ -15,9 +15,11 @@ from fathom.engine.context import NodeContext
 from fathom.engine.diffusion.prompts import MAX_CHUNKS
 from fathom.engine.diffusion.schedulers import SCHEDULER_CHOICES
 from fathom.engine.errors import LibraryError, NodeError, Problem
-from fathom.engine.models.locate import locate_addon
+from fathom.engine.imaging.ops import resize
+from fathom.engine.models.locate import ModelError, locate_addon
 from fathom.engine.node import Node, Output, Param
 from fathom.engine.types import (
+    Control,
     Enum,
     Float,
     Image,
@@ -468,6 +470,7 @@ def run_generation(
     accel: list[Any] | None = None,
     wrap: bool = False,
     loras: str = "",
+    controls: list[Control] | None = None,
 ) -> Any:
     """The loop with the node's LoRAs on, progress, previews, cancellation, the out-of-memory
     fallback and the run report; LoopInputError becomes a NodeError naming the port."""
@@ -491,6 +494,8 @@ def run_generation(
         if img is not None:
             ctx.preview(Image(img), msg)
 
+    control = control_inputs(ctx, controls, width, height)
+
     def attempt() -> Any:
         previewer.prepare()
         kwargs = dict(
@@ -506,6 +511,7 @@ def run_generation(
             strength=strength,
             accel=accel or [],
             callback=on_step,
+            controls=control,
         )
         if wrap:
             with horizontal_wrap(comps.unet, comps.vae):
@@ -567,6 +573,35 @@ def _report(
             MAX_CHUNKS,
             result.prompt_cut,
         )
+
+
+def control_inputs(
+    ctx: NodeContext, controls: list[Control] | None, width: int, height: int
+) -> list[Any]:
+    """The node's Controls as loaded ControlNets (through the model manager, shared like any
+    model) with their control images resized to the output size, as the loop takes them."""
+    if not controls:
+        return []
+    import torch
+
+    from fathom.engine.diffusion.control import ControlInput
+    from fathom.engine.models.controlnet import KIND, loader
+
+    dev = ctx.device
+    out = []
+    for k, c in enumerate(controls):
+        try:
+            net = ctx.load_model(
+                KIND, model_source(ctx, c.model), loader(dev.torch_device, dev.dtype)
+            )
+        except ModelError as exc:
+            raise ctx.error(f"ControlNet {k + 1}: {exc}", port="control") from None
+        rgb = c.image.rgb()
+        if (c.image.width, c.image.height) != (width, height):
+            rgb = resize(rgb, width, height, "lanczos")
+        image = torch.from_numpy(np.ascontiguousarray(rgb)).permute(2, 0, 1)[None]
+        out.append(ControlInput(net, image.clamp(0, 1), c.scale, c.start, c.end))
+    return out
 
 
 def generation_outputs(images: np.ndarray, result: Any, comps: Any) -> dict[str, Any]:

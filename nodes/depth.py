@@ -314,6 +314,20 @@ class DepthNormals(Node):
         return {"normals": Image(np.clip(img, 0, 1))}
 
 
+class DepthControlImage(Node):
+    """Depth as the control image depth ControlNets take (MiDaS-style: near bright, far dark):
+    metric depth becomes disparity first, relative depth is flipped. Invalid depth is black."""
+
+    type_id = "depth.control_image"
+    title = "Depth → Control Image"
+    category = "depth"
+    inputs = (Input("depth", Depth),)
+    outputs = (Output("image", Image, "grey, near = bright"),)
+
+    def run(self, ctx: NodeContext, depth: Depth) -> dict[str, Any]:
+        return {"image": Image(depthmath.control_image(depth.data, depth.kind == "metric"))}
+
+
 class ColorizeDepth(Node):
     """A colour-mapped preview of depth; invalid depth shows black."""
 

@@ -38,6 +38,7 @@ from fathom.engine.node import Input, Output, Param
 from fathom.engine.types import (
     RGBD,
     Bool,
+    Control,
     Depth,
     Enum,
     Float,
@@ -55,6 +56,12 @@ from fathom.engine.types import (
 # ---- nodes -------------------------------------------------------------------------------------
 
 
+#: ControlNets steering the generation (generate.controlnet nodes; several add up).
+CONTROL_INPUT = Input(
+    "control", Control, "ControlNets to follow (generate.controlnet)", optional=True, multi=True
+)
+
+
 class TextToImage(ModelNode):
     """Make images from a text prompt with a Stable Diffusion 1.x, 2.x or SDXL model (a
     diffusers folder or a single checkpoint; the family is read from the model). Initial noise
@@ -66,6 +73,7 @@ class TextToImage(ModelNode):
     title = "Text to Image"
     category = "generate"
     thread_safe = False  # the model (and accelerations patched onto it) is shared
+    inputs = (CONTROL_INPUT,)
     outputs = GEN_OUTPUTS
     params = (*prompt_params(SD15), *sampling_params(512, 64), *ACCEL_PARAMS)
 
@@ -83,6 +91,7 @@ class TextToImage(ModelNode):
         height: int,
         scheduler: str,
         batch_size: int,
+        control: list[Control] | None = None,
         **accel: Any,
     ) -> dict[str, Any]:
         comps = load_diffusion(ctx, model)
@@ -100,6 +109,7 @@ class TextToImage(ModelNode):
             scheduler=scheduler,
             batch_size=batch_size,
             accel=accelerations(ctx, seed, steps, **accel),
+            controls=control,
         )
         return generation_outputs(res.images, res, comps)
 
@@ -114,7 +124,7 @@ class ImageToImage(ModelNode):
     title = "Image to Image"
     category = "generate"
     thread_safe = False
-    inputs = (Input("image", Image, "the starting image"),)
+    inputs = (Input("image", Image, "the starting image"), CONTROL_INPUT)
     outputs = GEN_OUTPUTS
     params = (
         *prompt_params(SD15),
@@ -147,6 +157,7 @@ class ImageToImage(ModelNode):
         scheduler: str,
         batch_size: int,
         strength: float,
+        control: list[Control] | None = None,
         **accel: Any,
     ) -> dict[str, Any]:
         x = image_tensor(ctx, image, width, height)
@@ -167,6 +178,7 @@ class ImageToImage(ModelNode):
             image=x.to(comps.device),
             strength=strength,
             accel=accelerations(ctx, seed, steps, **accel),
+            controls=control,
         )
         return generation_outputs(res.images, res, comps)
 
@@ -185,6 +197,7 @@ class Inpaint(ModelNode):
     inputs = (
         Input("image", Image, "the image to repaint"),
         Input("mask", Mask, "1 where to repaint"),
+        CONTROL_INPUT,
     )
     outputs = GEN_OUTPUTS
     params = (
@@ -213,6 +226,7 @@ class Inpaint(ModelNode):
         scheduler: str,
         batch_size: int,
         strength: float,
+        control: list[Control] | None = None,
         **accel: Any,
     ) -> dict[str, Any]:
         if (mask.width, mask.height) != (image.width, image.height):
@@ -242,6 +256,7 @@ class Inpaint(ModelNode):
             mask=m.to(comps.device),
             strength=strength,
             accel=accelerations(ctx, seed, steps, **accel),
+            controls=control,
         )
         return generation_outputs(res.images, res, comps)
 

@@ -160,3 +160,17 @@ def colorize(
     rgb = cv2.applyColorMap(u8, code)[..., ::-1].astype(np.float32) / 255.0
     rgb[~ok] = 0.0
     return rgb
+
+
+def control_image(depth: np.ndarray, metric: bool) -> np.ndarray:
+    """The grey image depth ControlNets were trained on (MiDaS-style): near bright, far dark,
+    spread over [0, 1]. Metric depth becomes disparity (1/depth) first, as MiDaS predicts;
+    relative depth (0 nearest) is flipped. Invalid depth is black. H×W×3 float32."""
+    if metric:
+        ok = valid_mask(depth)
+        disparity = np.where(ok, 1.0 / np.where(ok, depth, 1.0), np.nan).astype(np.float32)
+        shown = normalize(disparity, 2.0, 98.0)
+    else:
+        shown = 1.0 - normalize(depth, 2.0, 98.0, positive_only=False)
+    grey = np.nan_to_num(shown, nan=0.0).astype(np.float32)
+    return np.repeat(grey[:, :, None], 3, axis=2)

@@ -274,3 +274,22 @@ def psnr(a: np.ndarray, b: np.ndarray, mask: np.ndarray | None = None) -> float:
         diff = diff[mask.astype(bool)]
     mse = float(diff.mean()) if diff.size else 0.0
     return float("inf") if mse == 0 else 10 * math.log10(1.0 / mse)
+
+
+def edges(data: np.ndarray, low: float, high: float, blur: float = 0.0) -> np.ndarray:
+    """Canny edges of an image as white lines on black (H×W×3 in {0, 1}): the control image
+    edge ControlNets take. ``low``/``high`` are the hysteresis thresholds in [0, 1] of the
+    8-bit gradient range; ``blur`` (a Gaussian sigma in pixels) quiets texture first."""
+    import cv2
+
+    if not 0 <= low <= high <= 1:
+        raise BadInput(
+            f"thresholds {low:g} and {high:g} must satisfy 0 <= low <= high <= 1",
+            "low",
+            "lower `low` below `high`",
+        )
+    grey = (np.clip(luminance(split_alpha(data)[0]), 0, 1) * 255).astype(np.uint8)
+    if blur > 0:
+        grey = cv2.GaussianBlur(grey, (0, 0), blur)
+    found = cv2.Canny(grey, low * 255, high * 255) > 0
+    return np.repeat(found[:, :, None], 3, axis=2).astype(np.float32)

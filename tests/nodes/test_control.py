@@ -1,0 +1,137 @@
+"""Control nodes: Canny edges and depth as control images (known answers), and a ControlNet
+wired into the text-to-image node renders as diffusers' ControlNet pipeline does."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+import torch
+
+from fathom.engine.context import NodeContext, RunOptions
+from fathom.engine.errors import GraphInvalid
+from fathom.engine.executor import Executor
+from fathom.engine.graph import Graph
+from fathom.engine.imaging.depthmath import control_image
+from fathom.engine.imaging.ops import edges
+from fathom.engine.node import Node, Output
+from fathom.engine.registry import Registry
+from fathom.engine.types import Image
+
+SQUARE = np.zeros((64, 64, 3), np.float32)
+SQUARE[16:48, 16:48] = 1.0
+
+
+class Square(Node):
+    """Test source: a white square on black."""
+
+    type_id = "test.square"
+    outputs = (Output("image", Image),)
+
+    def run(self, ctx: NodeContext) -> dict[str, Any]:
+        return {"image": Image(SQUARE)}
+
+
+REG = Registry()
+REG.load_builtin()
+REG.register(Square)
+
+
+def test_edges_of_a_square_lie_on_its_border() -> None:
+    e = edges(SQUARE, 0.2, 0.6)[:, :, 0] > 0
+    assert e.any()
+    ys, xs = np.nonzero(e)
+    on_border = (np.minimum(abs(ys - 16), abs(ys - 47)) <= 1) | (
+        np.minimum(abs(xs - 16), abs(xs - 47)) <= 1
+    )
+    assert on_border.all() and not e[30:34, 30:34].any() and not e[:8].any()
+
+
+def test_depth_control_images_are_near_bright() -> None:
+    metric = np.array([[1.0, 2.0, 4.0, 0.0]], np.float32)  # 0: no depth
+    img = control_image(metric, metric=True)[:, :, 0]
+    assert img[0, 0] > img[0, 1] > img[0, 2] and img[0, 3] == 0.0
+    relative = np.array([[0.0, 0.5, 1.0]], np.float32)  # 0 nearest
+    rel = control_image(relative, metric=False)[:, :, 0]
+    assert rel[0, 0] > rel[0, 1] > rel[0, 2]
+
+
+@pytest.fixture(scope="module")
+def controlnet_folder(tiny_sd: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from diffusers import UNet2DConditionModel
+
+    unet = UNet2DConditionModel.from_pretrained(tiny_sd / "unet")
+    net = _random_controlnet(unet)
+    folder = tmp_path_factory.mktemp("controlnet") / "canny"
+    net.save_pretrained(folder, safe_serialization=True)
+    return folder
+
+
+def _random_controlnet(unet: Any) -> Any:
+    from diffusers import ControlNetModel
+
+    net = ControlNetModel.from_unet(unet)
+    gen = torch.Generator().manual_seed(11)
+    with torch.no_grad():
+        for p in net.parameters():
+            p.add_(torch.randn(p.shape, generator=gen) * 0.05)
+    return net.eval()
+
+
+def test_a_controlnet_node_steers_text_to_image_as_diffusers_does(
+    tiny_sd: Path, controlnet_folder: Path, tmp_path: Path
+) -> None:
+    from diffusers import ControlNetModel, StableDiffusionControlNetPipeline
+
+    g = Graph()
+    g.add_node("test.square", "src")
+    g.add_node("image.edges", "edges", {"low": 0.2, "high": 0.6})
+    g.add_node("generate.controlnet", "cn", {"model": str(controlnet_folder), "scale": 0.7})
+    params = dict(prompt="a box", negative_prompt="", steps=3, seed=2, width=64, height=64)
+    g.add_node("generate.text_to_image", "gen", {"model": str(tiny_sd), **params})
+    g.connect("src", "image", "edges", "image")
+    g.connect("edges", "image", "cn", "image")
+    g.connect("cn", "control", "gen", "control", multi=True)
+    res = Executor(REG).run(
+        g, options=RunOptions(base_dir=tmp_path, output_dir=tmp_path, device="cpu")
+    )
+    assert res.records["gen"].status == "executed", res.records["gen"].error
+    hint = torch.from_numpy(edges(SQUARE, 0.2, 0.6)).permute(2, 0, 1)[None]
+    pipe = StableDiffusionControlNetPipeline.from_pretrained(
+        tiny_sd,
+        controlnet=ControlNetModel.from_pretrained(controlnet_folder),
+        safety_checker=None,
+        requires_safety_checker=False,
+    )
+    pipe.set_progress_bar_config(disable=True)
+    ref = pipe(
+        "a box",
+        image=hint,
+        controlnet_conditioning_scale=0.7,
+        num_inference_steps=3,
+        width=64,
+        height=64,
+        output_type="np",
+        generator=torch.Generator().manual_seed(2),
+    ).images[0]
+    assert np.abs(res.values["gen"]["image"].data - ref).max() <= 2 / 255
+
+
+def test_a_controlnet_node_refuses_a_model_that_is_no_controlnet_and_an_empty_range(
+    tiny_sd: Path, tmp_path: Path
+) -> None:
+    cls = REG.get("generate.controlnet")
+    assert cls is not None
+    ctx = NodeContext("cn", RunOptions(base_dir=tmp_path), None)
+    (bad,) = cls.preflight({**cls.defaults(), "model": str(tiny_sd)}, ctx)
+    assert bad.port == "model" and "not a ControlNet" in bad.message
+    (empty,) = cls.preflight({**cls.defaults(), "start": 0.8, "end": 0.2}, ctx)
+    assert empty.port == "start"
+    g = Graph()
+    g.add_node("test.square", "src")
+    g.add_node("generate.controlnet", "cn", {"model": str(tiny_sd)})
+    g.connect("src", "image", "cn", "image")
+    with pytest.raises(GraphInvalid, match="not a ControlNet"):
+        Executor(REG).plan(g, options=RunOptions(base_dir=tmp_path))
