@@ -321,7 +321,7 @@ class DepthControlImage(Node):
     type_id = "depth.control_image"
     title = "Depth → Control Image"
     category = "depth"
-    inputs = (Input("depth", Depth),)
+    inputs = (Input("depth", Depth, "metric or relative depth"),)
     outputs = (Output("image", Image, "grey, near = bright"),)
 
     def run(self, ctx: NodeContext, depth: Depth) -> dict[str, Any]:

@@ -260,7 +260,7 @@ class Edges(Node):
     type_id = "image.edges"
     title = "Edges (Canny)"
     category = "image"
-    inputs = (Input("image", Image),)
+    inputs = (Input("image", Image, "the picture to trace"),)
     outputs = (Output("image", Image, "white edges on black"),)
     params = (
         Param("low", Float, 0.4, "lower hysteresis threshold", min=0, max=1, step=0.01),
