@@ -288,3 +288,70 @@ def lora_factory(tmp_path_factory: pytest.TempPathFactory) -> Callable[..., Path
         return built[key]
 
     return build
+
+
+def make_ip_adapter(model: Path, out: Path, seed: int = 0) -> Path:
+    """A random IP-Adapter for the model folder ``model``, laid out as the h94/IP-Adapter repo
+    lays one out: ``ip-adapter.safetensors`` (image_proj.* and ip_adapter.N.to_k_ip/to_v_ip
+    for every cross-attention, numbered as diffusers' loader expects) beside an
+    ``image_encoder/`` folder holding a tiny CLIP vision model with projection."""
+    import torch
+    from diffusers import UNet2DConditionModel
+    from safetensors.torch import save_file
+    from transformers import CLIPVisionConfig, CLIPVisionModelWithProjection
+
+    unet = UNet2DConditionModel.from_pretrained(model / "unet")
+    cross = int(unet.config.cross_attention_dim)
+    channels = list(unet.config.block_out_channels)
+    torch.manual_seed(seed)
+    encoder = CLIPVisionModelWithProjection(
+        CLIPVisionConfig(
+            hidden_size=32,
+            intermediate_size=37,
+            projection_dim=32,
+            num_hidden_layers=2,
+            num_attention_heads=4,
+            image_size=32,
+            patch_size=8,
+        )
+    ).eval()
+    out.mkdir(parents=True, exist_ok=True)
+    encoder.save_pretrained(out / "image_encoder", safe_serialization=True)
+    g = torch.Generator().manual_seed(seed + 1)
+    weights = {
+        "image_proj.proj.weight": torch.randn(cross * 4, 32, generator=g) * 0.2,
+        "image_proj.proj.bias": torch.randn(cross * 4, generator=g) * 0.1,
+        "image_proj.norm.weight": torch.ones(cross),
+        "image_proj.norm.bias": torch.zeros(cross),
+    }
+    key = 1
+    for name in unet.attn_processors:
+        if name.endswith("attn1.processor"):
+            continue
+        if name.startswith("mid_block"):
+            hidden = channels[-1]
+        elif name.startswith("up_blocks"):
+            hidden = list(reversed(channels))[int(name[len("up_blocks.")])]
+        else:
+            hidden = channels[int(name[len("down_blocks.")])]
+        for part in ("to_k_ip", "to_v_ip"):
+            weights[f"ip_adapter.{key}.{part}.weight"] = (
+                torch.randn(hidden, cross, generator=g) * 0.3
+            )
+        key += 2
+    save_file({k: v.contiguous() for k, v in weights.items()}, str(out / "ip-adapter.safetensors"))
+    return out / "ip-adapter.safetensors"
+
+
+@pytest.fixture(scope="session")
+def ip_adapter_factory(tmp_path_factory: pytest.TempPathFactory) -> Callable[..., Path]:
+    """build(model, seed=0) -> an IP-Adapter file (image_encoder/ beside it), built once."""
+    built: dict[tuple, Path] = {}
+
+    def build(model: Path, seed: int = 0) -> Path:
+        key = (str(model), seed)
+        if key not in built:
+            built[key] = make_ip_adapter(model, tmp_path_factory.mktemp("ipadapter"), seed)
+        return built[key]
+
+    return build

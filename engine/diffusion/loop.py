@@ -283,6 +283,7 @@ def generate(
     callback: Callable[[StepInfo], None] | None = None,
     decode_output: bool = True,
     controls: Sequence[ControlInput] = (),
+    image_embeds: list[torch.Tensor] | None = None,
 ) -> GenerationResult:
     """Denoise ``steps`` scheduler steps and decode.
 
@@ -290,6 +291,7 @@ def generate(
     mask: 1×1×H×W in [0, 1], 1 = repaint (binarised at 0.5), for inpainting.
     callback: called after every step; raising (e.g. Cancelled) stops the run cleanly.
     controls: ControlNets with their control images (``engine.diffusion.control``).
+    image_embeds: IP-Adapter image embeddings (``engine.diffusion.ipadapter.active``).
     """
     t_start_clock = time.perf_counter()
     _check_inputs(components, width, height, steps, batch_size, image, mask)
@@ -297,6 +299,8 @@ def generate(
     guide = guidance_for(
         components, prompt, negative_prompt, guidance, batch_size, size=(height, width)
     )
+    if image_embeds is not None:
+        guide.added = {**(guide.added or {}), "image_embeds": image_embeds}
     sched = make_scheduler(components.scheduler, scheduler)
     sched.set_timesteps(steps, device=components.device)
     timesteps, user_steps = sched.timesteps, steps

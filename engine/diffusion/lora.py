@@ -21,7 +21,8 @@ from fathom.engine.errors import LibraryError
 
 #: Adapters kept loaded per model; past this, the least recently used is deleted.
 MAX_LOADED = 8
-_LOCK = threading.Lock()
+#: Loading or switching adapters changes the shared modules: one at a time.
+LOCK = threading.RLock()
 
 
 @dataclass(frozen=True)
@@ -68,9 +69,10 @@ def adapter_name(path: Path) -> str:
     return "fathom_" + hashlib.sha1(key.encode()).hexdigest()[:12]
 
 
-def pipeline_view(components: Any) -> Any:
-    """A diffusers pipeline over the shared modules (nothing is copied), for its LoRA
-    loading and adapter switching."""
+def pipeline_view(components: Any, image_encoder: Any = None) -> Any:
+    """A diffusers pipeline over the shared modules (nothing is copied), for its LoRA and
+    IP-Adapter loading and adapter switching."""
+    extra = {"image_encoder": image_encoder, "feature_extractor": None}
     if getattr(components, "is_xl", False):
         from diffusers import StableDiffusionXLPipeline
 
@@ -83,6 +85,7 @@ def pipeline_view(components: Any) -> Any:
             unet=components.unet,
             scheduler=components.scheduler,
             add_watermarker=False,
+            **extra,
         )
     from diffusers import StableDiffusionPipeline
 
@@ -93,8 +96,8 @@ def pipeline_view(components: Any) -> Any:
         unet=components.unet,
         scheduler=components.scheduler,
         safety_checker=None,
-        feature_extractor=None,
         requires_safety_checker=False,
+        **extra,
     )
 
 
@@ -134,7 +137,7 @@ def active(components: Any, loras: list[tuple[Path, float]]) -> Iterator[list[st
     if not loras:
         yield []
         return
-    with _LOCK:
+    with LOCK:
         view = pipeline_view(components)
         names = [adapter_name(p) for p, _ in loras]
         for (path, _), name in zip(loras, names, strict=True):
@@ -145,6 +148,6 @@ def active(components: Any, loras: list[tuple[Path, float]]) -> Iterator[list[st
     try:
         yield names
     finally:
-        with _LOCK:
+        with LOCK:
             view.disable_lora()
             components.text_key = ""
