@@ -23,6 +23,7 @@ from fathom.engine.types import (
     Enum,
     Float,
     Image,
+    ImagePrompt,
     Int,
     Latent,
     Mask,
@@ -471,9 +472,11 @@ def run_generation(
     wrap: bool = False,
     loras: str = "",
     controls: list[Control] | None = None,
+    prompts: list[ImagePrompt] | None = None,
 ) -> Any:
     """The loop with the node's LoRAs on, progress, previews, cancellation, the out-of-memory
     fallback and the run report; LoopInputError becomes a NodeError naming the port."""
+    from fathom.engine.diffusion.ipadapter import active as ipadapter_on
     from fathom.engine.diffusion.loop import generate
     from fathom.engine.diffusion.preview import Previewer
     from fathom.engine.diffusion.seamless import horizontal_wrap
@@ -495,6 +498,8 @@ def run_generation(
             ctx.preview(Image(img), msg)
 
     control = control_inputs(ctx, controls, width, height)
+    encoder, adapters = image_prompts(ctx, prompts)
+    embeds: list[Any] | None = None
 
     def attempt() -> Any:
         previewer.prepare()
@@ -512,6 +517,7 @@ def run_generation(
             accel=accel or [],
             callback=on_step,
             controls=control,
+            image_embeds=embeds,
         )
         if wrap:
             with horizontal_wrap(comps.unet, comps.vae):
@@ -532,8 +538,12 @@ def run_generation(
             fix=LOWER_HINT,
         )
 
+    cfg = guidance > 1.0 and comps.unet.config.time_cond_proj_dim is None
     try:
-        with loras_on(ctx, comps, loras):
+        with (
+            loras_on(ctx, comps, loras),
+            ipadapter_on(comps, encoder, adapters, batch_size, cfg) as embeds,
+        ):
             result, fallback = retry_on_oom(attempt, lower, fail)
     except LoopInputError as exc:
         raise ctx.refuse(exc) from None
@@ -602,6 +612,56 @@ def control_inputs(
         image = torch.from_numpy(np.ascontiguousarray(rgb)).permute(2, 0, 1)[None]
         out.append(ControlInput(net, image.clamp(0, 1), c.scale, c.start, c.end))
     return out
+
+
+def image_prompts(ctx: NodeContext, prompts: list[ImagePrompt] | None) -> tuple[Any, list[Any]]:
+    """The node's image prompts as loaded IP-Adapters (weights and their shared CLIP image
+    encoder, from the ``image_encoder/`` folder beside the adapter file, as the h94 repos lay
+    them out) through the model manager."""
+    if not prompts:
+        return None, []
+    from fathom.engine.diffusion.ipadapter import AdapterInput, read_state
+
+    encoders = {Path(p.model).parent / "image_encoder" for p in prompts}
+    if len(encoders) != 1:
+        raise ctx.error(
+            "the IP-Adapters use different image encoders; one run takes one",
+            port="ip_adapter",
+            fix="use IP-Adapters that share an image_encoder/ folder",
+        )
+    (folder,) = encoders
+    if not (folder / "config.json").is_file():
+        raise ctx.error(
+            f"the IP-Adapter's CLIP image encoder was not found at {folder}",
+            port="ip_adapter",
+            fix="put the adapter's image_encoder/ folder beside its .safetensors file "
+            "(as the h94/IP-Adapter repositories do)",
+        )
+    dev = ctx.device
+    try:
+        encoder = ctx.load_model(
+            "clip-vision", str(folder), _vision_loader(dev.torch_device, dev.dtype)
+        )
+        inputs = [
+            AdapterInput(ctx.load_model("ip-adapter", p.model, read_state), p.image.rgb(), p.scale)
+            for p in prompts
+        ]
+    except LibraryError as exc:
+        raise ctx.refuse(exc) from None
+    return encoder, inputs
+
+
+def _vision_loader(device: str, dtype: str) -> Any:
+    def load(path: Path) -> Any:
+        import torch
+        from transformers import CLIPVisionModelWithProjection
+
+        model = CLIPVisionModelWithProjection.from_pretrained(
+            path, dtype=getattr(torch, dtype), use_safetensors=True
+        )
+        return model.to(device).eval().requires_grad_(False)
+
+    return load
 
 
 def generation_outputs(images: np.ndarray, result: Any, comps: Any) -> dict[str, Any]:

@@ -616,6 +616,23 @@ class Control(PortType):
         return self.image.nbytes()
 
 
+@dataclass(eq=False)
+class ImagePrompt(PortType):
+    """An IP-Adapter with its reference image: the image steers the generation like a prompt,
+    with ``scale`` strength. The generation node loads the adapter (and the CLIP image encoder
+    in the ``image_encoder/`` folder beside it)."""
+
+    model: str
+    image: Image
+    scale: float = 1.0
+    type_id: ClassVar[str] = "image_prompt"
+    color: ClassVar[str] = "#9575cd"
+    doc: ClassVar[str] = "An IP-Adapter and its reference image (an image as a prompt)."
+
+    def nbytes(self) -> int:
+        return self.image.nbytes()
+
+
 # --------------------------------------------------------------------------------------------
 # Scalars: the kinds a parameter (or a scalar port) can have.
 
@@ -804,6 +821,7 @@ _PORT_TYPES: tuple[type[PortType], ...] = (
     Conditioning,
     ModelRef,
     Control,
+    ImagePrompt,
     *SCALARS,
 )
 ALL_TYPES: dict[str, type[PortType]] = {t.type_id: t for t in _PORT_TYPES}

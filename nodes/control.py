@@ -1,5 +1,6 @@
 """Control nodes: a ControlNet with its control image, strength and step range, for the
-generation nodes' ``control`` input (several chain into one generation)."""
+generation nodes' ``control`` input, and an IP-Adapter with its reference image (an image as
+a prompt) for their ``image_prompt`` input; several of each chain into one generation."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ from typing import Any
 from fathom.engine.context import NodeContext
 from fathom.engine.errors import Problem
 from fathom.engine.node import Input, Node, Output, Param
-from fathom.engine.types import Control, Float, Image, String
+from fathom.engine.types import Control, Float, Image, ImagePrompt, String
 
 
 class ControlNet(Node):
@@ -80,3 +81,66 @@ class ControlNet(Node):
         except ModelError:
             source = str(ctx.resolve_path(model)) if ctx.resolve_path(model).exists() else model
         return {"control": Control(source, image, scale, start, end)}
+
+
+class IPAdapter(Node):
+    """Use an image as a prompt with an IP-Adapter: the reference image's CLIP embedding steers
+    the generation with `scale` strength, beside the text prompt. The adapter file is looked up
+    as given or in the models folders' ipadapter/; its CLIP image encoder sits in the
+    image_encoder/ folder beside it (the h94/IP-Adapter layout). The adapter must be made for
+    the generation model's family (SD 1.5 or SDXL)."""
+
+    type_id = "generate.ip_adapter"
+    title = "IP-Adapter (image prompt)"
+    category = "generate"
+    inputs = (Input("image", Image, "the reference image"),)
+    outputs = (Output("image_prompt", ImagePrompt, "for a generation node's image_prompt input"),)
+    params = (
+        Param(
+            "model",
+            String,
+            "ip-adapter_sd15",
+            "IP-Adapter .safetensors file or a name in the models folders' ipadapter/",
+        ),
+        Param("scale", Float, 0.6, "how strongly the image steers", min=0, max=2, step=0.05),
+    )
+
+    @classmethod
+    def check(cls, params: dict[str, Any], ctx: NodeContext) -> list[Problem]:
+        from fathom.engine.models.families import identify
+        from fathom.engine.models.locate import ModelError, locate_addon
+
+        try:
+            path = locate_addon(params["model"], "ip-adapter", ctx.options.base_dir)
+            info = identify(path)
+        except ModelError as exc:
+            return [Problem(str(exc), ctx.node_id, "model")]
+        if info.kind != "ip-adapter":
+            return [
+                Problem(
+                    f"{path.name} is {info.title} {info.kind}, not an IP-Adapter.",
+                    ctx.node_id,
+                    "model",
+                    "choose an IP-Adapter .safetensors file",
+                )
+            ]
+        if not (path.parent / "image_encoder" / "config.json").is_file():
+            return [
+                Problem(
+                    f"{path.name} has no image_encoder/ folder beside it.",
+                    ctx.node_id,
+                    "model",
+                    "put the adapter's CLIP image encoder folder beside it, as the "
+                    "h94/IP-Adapter repositories do",
+                )
+            ]
+        return []
+
+    def run(self, ctx: NodeContext, image: Image, model: str, scale: float) -> dict[str, Any]:
+        from fathom.engine.models.locate import ModelError, locate_addon
+
+        try:
+            path = locate_addon(model, "ip-adapter", ctx.options.base_dir)
+        except ModelError as exc:
+            raise ctx.error(str(exc), port="model") from None
+        return {"image_prompt": ImagePrompt(str(path), image, scale)}

@@ -43,6 +43,7 @@ from fathom.engine.types import (
     Enum,
     Float,
     Image,
+    ImagePrompt,
     Int,
     Mask,
     Seed,
@@ -60,6 +61,14 @@ from fathom.engine.types import (
 CONTROL_INPUT = Input(
     "control", Control, "ControlNets to follow (generate.controlnet)", optional=True, multi=True
 )
+#: Images as prompts (generate.ip_adapter nodes).
+IMAGE_PROMPT_INPUT = Input(
+    "image_prompt",
+    ImagePrompt,
+    "reference images through IP-Adapters (generate.ip_adapter)",
+    optional=True,
+    multi=True,
+)
 
 
 class TextToImage(ModelNode):
@@ -73,7 +82,7 @@ class TextToImage(ModelNode):
     title = "Text to Image"
     category = "generate"
     thread_safe = False  # the model (and accelerations patched onto it) is shared
-    inputs = (CONTROL_INPUT,)
+    inputs = (CONTROL_INPUT, IMAGE_PROMPT_INPUT)
     outputs = GEN_OUTPUTS
     params = (*prompt_params(SD15), *sampling_params(512, 64), *ACCEL_PARAMS)
 
@@ -92,6 +101,7 @@ class TextToImage(ModelNode):
         scheduler: str,
         batch_size: int,
         control: list[Control] | None = None,
+        image_prompt: list[ImagePrompt] | None = None,
         **accel: Any,
     ) -> dict[str, Any]:
         comps = load_diffusion(ctx, model)
@@ -110,6 +120,7 @@ class TextToImage(ModelNode):
             batch_size=batch_size,
             accel=accelerations(ctx, seed, steps, **accel),
             controls=control,
+            prompts=image_prompt,
         )
         return generation_outputs(res.images, res, comps)
 
@@ -124,7 +135,7 @@ class ImageToImage(ModelNode):
     title = "Image to Image"
     category = "generate"
     thread_safe = False
-    inputs = (Input("image", Image, "the starting image"), CONTROL_INPUT)
+    inputs = (Input("image", Image, "the starting image"), CONTROL_INPUT, IMAGE_PROMPT_INPUT)
     outputs = GEN_OUTPUTS
     params = (
         *prompt_params(SD15),
@@ -158,6 +169,7 @@ class ImageToImage(ModelNode):
         batch_size: int,
         strength: float,
         control: list[Control] | None = None,
+        image_prompt: list[ImagePrompt] | None = None,
         **accel: Any,
     ) -> dict[str, Any]:
         x = image_tensor(ctx, image, width, height)
@@ -179,6 +191,7 @@ class ImageToImage(ModelNode):
             strength=strength,
             accel=accelerations(ctx, seed, steps, **accel),
             controls=control,
+            prompts=image_prompt,
         )
         return generation_outputs(res.images, res, comps)
 
@@ -198,6 +211,7 @@ class Inpaint(ModelNode):
         Input("image", Image, "the image to repaint"),
         Input("mask", Mask, "1 where to repaint"),
         CONTROL_INPUT,
+        IMAGE_PROMPT_INPUT,
     )
     outputs = GEN_OUTPUTS
     params = (
@@ -227,6 +241,7 @@ class Inpaint(ModelNode):
         batch_size: int,
         strength: float,
         control: list[Control] | None = None,
+        image_prompt: list[ImagePrompt] | None = None,
         **accel: Any,
     ) -> dict[str, Any]:
         if (mask.width, mask.height) != (image.width, image.height):
@@ -257,6 +272,7 @@ class Inpaint(ModelNode):
             strength=strength,
             accel=accelerations(ctx, seed, steps, **accel),
             controls=control,
+            prompts=image_prompt,
         )
         return generation_outputs(res.images, res, comps)
 

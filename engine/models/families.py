@@ -27,6 +27,8 @@ TITLES = {
     "flux": "FLUX",
     "svd": "Stable Video Diffusion",
     "ldm3d": "LDM3D (RGB + depth)",
+    "depth": "depth estimation",
+    "segmentation": "segmentation",
     "unknown": "an unrecognised model",
 }
 #: The UNet families Fathom's own loop runs (the rest go through diffusers' pipelines).
@@ -38,8 +40,9 @@ MAX_HEADER = 64 * 2**20
 @dataclass(frozen=True)
 class ModelInfo:
     """What a model is: its family (``TITLES``), kind ("pipeline", "single file", "lora",
-    "controlnet", "ip-adapter", "embedding"), and traits that change how it runs: an
-    inpainting UNet, a one-step (trailing-spaced, distilled) schedule."""
+    "controlnet", "ip-adapter", "embedding"; "depth" and "segmentation" for transformers
+    folders), and traits that change how it runs: an inpainting UNet, a one-step
+    (trailing-spaced, distilled) schedule."""
 
     family: str
     kind: str
@@ -91,7 +94,7 @@ def _file_family(header: dict[str, Any]) -> ModelInfo:
     if has("control_model.") or (has("controlnet_cond_embedding.") and has("down_blocks.")):
         return ModelInfo("sdxl" if contains("add_embedding") else "sd1", "controlnet")
     if has("image_proj.") and has("ip_adapter."):
-        return ModelInfo("sdxl" if _ip_adapter_is_xl(keys) else "sd1", "ip-adapter")
+        return ModelInfo(_ip_adapter_family(header), "ip-adapter")
     if has("emb_params") or has("string_to_param") or set(keys) <= {"clip_l", "clip_g"}:
         return ModelInfo("sdxl" if "clip_g" in keys else "sd1", "embedding")
     first_conv = header.get("model.diffusion_model.input_blocks.0.0.weight", {})
@@ -160,10 +163,10 @@ def model_cross_dim(path: Path) -> int | None:
     return None
 
 
-def _ip_adapter_is_xl(keys: list[str]) -> bool:
-    return any(k.startswith("ip_adapter.") and k.endswith(".to_k_ip.weight") for k in keys) and any(
-        k.startswith("image_proj.") and "proj_out" in k for k in keys
-    )
+def _ip_adapter_family(header: dict[str, Any]) -> str:
+    """An IP-Adapter's family: the text-feature width of its four image tokens."""
+    shape = list(header.get("image_proj.proj.weight", {}).get("shape", []))
+    return CROSS_DIMS.get(shape[0] // 4, "unknown") if len(shape) == 2 else "unknown"
 
 
 def _read_json(path: Path) -> dict[str, Any]:
@@ -174,6 +177,38 @@ def _read_json(path: Path) -> dict[str, Any]:
     return data if isinstance(data, dict) else {}
 
 
+#: transformers ``model_type`` values of depth estimators and of segmentation models, for
+#: configs that name no architecture (DPT also makes segmentation heads: its architecture says).
+DEPTH_MODEL_TYPES = (
+    "depth_anything",
+    "dpt",
+    "glpn",
+    "zoedepth",
+    "depth_pro",
+    "prompt_depth_anything",
+)
+SEGMENTATION_MODEL_TYPES = ("segformer", "mask2former", "maskformer", "oneformer", "upernet")
+
+
+def transformers_task(config: dict[str, Any]) -> str | None:
+    """What a transformers model folder's config.json says it does, "depth" or
+    "segmentation", from its ``architectures`` (else its ``model_type``): the depth and
+    segmentation nodes take any model of their task. None for anything else."""
+    archs = [str(a) for a in config.get("architectures") or []]
+    if any(a.endswith("ForDepthEstimation") for a in archs):
+        return "depth"
+    if any("Segmentation" in a for a in archs):
+        return "segmentation"
+    if archs:
+        return None
+    model_type = str(config.get("model_type", ""))
+    if model_type in DEPTH_MODEL_TYPES:
+        return "depth"
+    if model_type in SEGMENTATION_MODEL_TYPES:
+        return "segmentation"
+    return None
+
+
 def _folder_family(path: Path) -> ModelInfo:
     index = _read_json(path / "model_index.json")
     if not index:
@@ -182,6 +217,9 @@ def _folder_family(path: Path) -> ModelInfo:
         if cls == "ControlNetModel":
             xl = config.get("addition_embed_type") == "text_time"
             return ModelInfo("sdxl" if xl else "sd1", "controlnet")
+        task = None if cls else transformers_task(config)
+        if task is not None:
+            return ModelInfo(task, task)
         return ModelInfo("unknown", "folder")
     cls = str(index.get("_class_name", ""))
     unet = _read_json(path / "unet" / "config.json")
@@ -196,6 +234,9 @@ def _folder_family(path: Path) -> ModelInfo:
         family = "flux"
     elif "LDM3D" in cls:
         family = "ldm3d"
+    elif cls.startswith("Marigold"):
+        # Its UNet has SD 2's shape, but it makes depth (or normals), not pictures.
+        family = "depth" if "Depth" in cls else "unknown"
     elif "XL" in cls or unet.get("addition_embed_type") == "text_time":
         refiner = index.get("text_encoder") in (None, [None, None])
         family = "sdxl-refiner" if refiner and "text_encoder_2" in index else "sdxl"

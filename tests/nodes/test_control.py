@@ -135,3 +135,50 @@ def test_a_controlnet_node_refuses_a_model_that_is_no_controlnet_and_an_empty_ra
     g.connect("src", "image", "cn", "image")
     with pytest.raises(GraphInvalid, match="not a ControlNet"):
         Executor(REG).plan(g, options=RunOptions(base_dir=tmp_path))
+
+
+def test_an_ip_adapter_node_steers_text_to_image_as_diffusers_does(
+    tiny_sd: Path, ip_adapter_factory: Any, tmp_path: Path
+) -> None:
+    from diffusers import StableDiffusionPipeline
+    from PIL import Image as PILImage
+    from transformers import CLIPVisionModelWithProjection
+
+    adapter = ip_adapter_factory(tiny_sd, seed=5)
+    g = Graph()
+    g.add_node("test.square", "src")
+    g.add_node("generate.ip_adapter", "ip", {"model": str(adapter), "scale": 0.8})
+    params = dict(prompt="a box", negative_prompt="", steps=3, seed=2, width=64, height=64)
+    g.add_node("generate.text_to_image", "gen", {"model": str(tiny_sd), **params})
+    g.connect("src", "image", "ip", "image")
+    g.connect("ip", "image_prompt", "gen", "image_prompt", multi=True)
+    opts = RunOptions(base_dir=tmp_path, output_dir=tmp_path, device="cpu")
+    res = Executor(REG).run(g, options=opts)
+    assert res.records["gen"].status == "executed", res.records["gen"].error
+    encoder = CLIPVisionModelWithProjection.from_pretrained(adapter.parent / "image_encoder")
+    pipe = StableDiffusionPipeline.from_pretrained(
+        tiny_sd, image_encoder=encoder, safety_checker=None, requires_safety_checker=False
+    )
+    pipe.set_progress_bar_config(disable=True)
+    pipe.load_ip_adapter(
+        str(adapter.parent), subfolder="", weight_name=adapter.name, image_encoder_folder=None
+    )
+    pipe.set_ip_adapter_scale(0.8)
+    ref = pipe(
+        "a box",
+        ip_adapter_image=PILImage.fromarray((SQUARE * 255).astype(np.uint8)),
+        num_inference_steps=3,
+        width=64,
+        height=64,
+        output_type="np",
+        generator=torch.Generator().manual_seed(2),
+    ).images[0]
+    assert np.abs(res.values["gen"]["image"].data - ref).max() <= 2 / 255
+    (info,) = [
+        p
+        for p in REG.get("generate.ip_adapter").preflight(
+            {"model": str(tiny_sd / "unet" / "diffusion_pytorch_model.safetensors"), "scale": 1.0},
+            NodeContext("ip", opts, None),
+        )
+    ]
+    assert info.port == "model" and "not an IP-Adapter" in info.message
