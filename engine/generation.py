@@ -307,6 +307,31 @@ def loras_on(ctx: NodeContext, comps: Any, text: str) -> Iterator[None]:
         raise ctx.refuse(exc) from None
 
 
+def embedding_folders() -> list[Path]:
+    """Where textual-inversion embeddings are found by name: the models folders' embeddings/
+    (and embedding/) subfolders."""
+    from fathom.engine.models.locate import ADDON_FOLDERS, model_folders
+
+    return [f / sub for f in model_folders() for sub in ADDON_FOLDERS["embedding"]]
+
+
+def load_embeddings(ctx: NodeContext, comps: Any, *texts: str) -> None:
+    """The embeddings the prompts name, into the model (once per file version), recorded in
+    the run report like model files."""
+    from fathom.engine.diffusion import embeddings
+
+    found = embeddings.find(embedding_folders())
+    used = embeddings.triggers(" ".join(texts), list(found))
+    for name in used:
+        try:
+            embeddings.load(comps, name, found[name])
+        except LibraryError as exc:
+            raise ctx.refuse(exc) from None
+        ctx.record_model_file(found[name])
+    if used:
+        ctx.report(embeddings=used)
+
+
 def model_fingerprint(params: dict[str, Any], ctx: NodeContext) -> str:
     """The model's weights by size and mtime: replacing a checkpoint re-runs the node."""
     from fathom.engine.models import ModelError, locate_model
@@ -318,6 +343,11 @@ def model_fingerprint(params: dict[str, Any], ctx: NodeContext) -> str:
     except ModelError:
         return ""
     stats = [(str(f.relative_to(path)) if f != path else f.name, f.stat()) for f in files]
+    from fathom.engine.diffusion.embeddings import find, triggers
+
+    found = find(embedding_folders())
+    text = f"{params.get('prompt', '')} {params.get('negative_prompt', '')}"
+    stats += [(str(found[n]), found[n].stat()) for n in triggers(text, list(found))]
     for ref in _lora_refs(params.get("loras") or ""):
         try:
             lora = locate_addon(ref, "lora", ctx.options.base_dir)
@@ -497,6 +527,7 @@ def run_generation(
         if img is not None:
             ctx.preview(Image(img), msg)
 
+    load_embeddings(ctx, comps, prompt, negative_prompt)
     control = control_inputs(ctx, controls, width, height)
     encoder, adapters = image_prompts(ctx, prompts)
     embeds: list[Any] | None = None

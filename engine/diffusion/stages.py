@@ -16,6 +16,7 @@ from typing import Any, Protocol
 
 import torch
 
+from fathom.engine.diffusion.embeddings import expand
 from fathom.engine.diffusion.prompts import Chunks, apply_weights, is_plain, tokenize
 from fathom.engine.diffusion.schedulers import guidance_embedding
 from fathom.engine.errors import LoopInputError
@@ -53,7 +54,8 @@ def encode_text(tokenizer: Any, text_encoder: Any, prompt: str, device: Any) -> 
     """Embeddings of one prompt, padded to the tokenizer's length (as diffusers' SD pipelines
     do) or, with emphasis or past 75 tokens, chunk by chunk (``engine.diffusion.prompts``); in
     the text encoder's dtype on ``device``, the run device (with CPU offload the encoder's
-    weights are moved there by their hooks)."""
+    weights are moved there by their hooks). Multi-vector embedding words expand first."""
+    prompt = expand(prompt, tokenizer)
     chunks = _chunked(tokenizer, prompt)
     if chunks is None:
         tokens = tokenizer(
@@ -83,10 +85,14 @@ def encode_text_xl(pairs: list[tuple[Any, Any]], prompt: str, device: Any) -> En
     encoder that has one), as in diffusers' SDXL pipelines. Long or weighted prompts go chunk
     by chunk through both encoders, padded with empty chunks to the same count; the pooled
     embedding is the first chunk's."""
-    chunked = [(t, e, _chunked(t, prompt)) for t, e in pairs]
+    texts = [expand(prompt, t) for t, _ in pairs]
+    chunked = [(t, e, _chunked(t, text)) for (t, e), text in zip(pairs, texts, strict=True)]
     if all(c is None for _, _, c in chunked):
-        return _encode_xl_plain(pairs, prompt, device)
-    full = [(e, c if c is not None else tokenize(t, prompt)) for t, e, c in chunked]
+        return _encode_xl_plain(pairs, texts, device)
+    full = [
+        (e, c if c is not None else tokenize(t, text))
+        for (t, e, c), text in zip(chunked, texts, strict=True)
+    ]
     n = max(len(c.ids) for _, c in full)
     hidden, pooled = [], None
     for encoder, chunks in full:
@@ -106,9 +112,9 @@ def encode_text_xl(pairs: list[tuple[Any, Any]], prompt: str, device: Any) -> En
     return Encoded(embeds, None if pooled is None else pooled.to(device=device), cut)
 
 
-def _encode_xl_plain(pairs: list[tuple[Any, Any]], prompt: str, device: Any) -> Encoded:
+def _encode_xl_plain(pairs: list[tuple[Any, Any]], texts: list[str], device: Any) -> Encoded:
     hidden, pooled = [], None
-    for tokenizer, encoder in pairs:
+    for (tokenizer, encoder), prompt in zip(pairs, texts, strict=True):
         ids = tokenizer(
             prompt,
             padding="max_length",
