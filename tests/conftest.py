@@ -235,6 +235,22 @@ def tiny_sdxl(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return save_model(tmp_path_factory.mktemp("tiny_sdxl") / "model", TINY_XL)
 
 
+@pytest.fixture(scope="session")
+def tiny_sdxl_turbo(tiny_sdxl: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The tiny SDXL with SDXL-Turbo's scheduler (Euler ancestral, trailing timestep spacing):
+    the one-step models differ from their base in weights and this schedule only."""
+    import json
+    import shutil
+
+    folder = tmp_path_factory.mktemp("tiny_sdxl_turbo") / "model"
+    shutil.copytree(tiny_sdxl, folder)
+    sched = folder / "scheduler" / "scheduler_config.json"
+    config = json.loads(sched.read_text())
+    config.update(_class_name="EulerAncestralDiscreteScheduler", timestep_spacing="trailing")
+    sched.write_text(json.dumps(config))
+    return folder
+
+
 def make_lora(model: Path, out: Path, seed: int = 0, text: bool = False) -> Path:
     """A random LoRA (rank 4, on the UNet's attention projections; with ``text`` also on the
     text encoders' attention) for the model folder ``model``, saved the way training scripts

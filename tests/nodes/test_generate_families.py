@@ -87,3 +87,31 @@ def test_the_render_stops_before_loading_a_model_of_another_family(
     g = _node("generate.text_to_rgbd", tiny_sdxl, prompt="a room")
     with pytest.raises(GraphInvalid, match="is SDXL model"):
         ex.run(g, options=_opts(tmp_path))
+
+
+def test_a_one_step_turbo_model_runs_as_diffusers_runs_it(
+    ex: Executor, tiny_sdxl_turbo: Path, tmp_path: Path
+) -> None:
+    from diffusers import StableDiffusionXLPipeline
+
+    from fathom.engine.models.families import identify
+
+    assert identify(tiny_sdxl_turbo).one_step
+    params = dict(prompt="a fox", steps=1, guidance=0.0, seed=5, width=64, height=64)
+    res = ex.run(
+        _node("generate.text_to_image", tiny_sdxl_turbo, **params), options=_opts(tmp_path)
+    )
+    assert res.records["gen"].status == "executed", res.records["gen"].error
+    pipe = StableDiffusionXLPipeline.from_pretrained(tiny_sdxl_turbo)
+    pipe.set_progress_bar_config(disable=True)
+    ref = pipe(
+        "a fox",
+        num_inference_steps=1,
+        guidance_scale=0.0,
+        width=64,
+        height=64,
+        output_type="np",
+        generator=torch.Generator().manual_seed(5),
+    ).images[0]
+    assert np.abs(res.values["gen"]["image"].data - ref).max() <= 2 / 255
+    assert res.records["gen"].as_dict()["details"]["steps_run"] == 1
