@@ -6,8 +6,9 @@ camera at the current position, yaw and pitch. To stay interactive on a CPU it r
 mesh at a small size on a worker thread while you move, and the full mesh at full size once you
 stop; scenes are cached per depth scale.
 
-Run ``python -m app.viewer360`` for the bundled demo panorama, or
-``python -m app.viewer360 --screenshot docs/screenshots/viewer360.png`` to write a screenshot.
+Run ``python -m fathom.app.viewer360`` for the bundled demo panorama, or
+``python -m fathom.app.viewer360 --screenshot docs/screenshots/viewer360.png`` to write a
+screenshot.
 """
 
 from __future__ import annotations
@@ -524,7 +525,7 @@ def screenshot(out: Path, viewer: Viewer360, size: tuple[int, int] = (1200, 720)
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m app.viewer360", description=__doc__)
+    ap = argparse.ArgumentParser(prog="python -m fathom.app.viewer360", description=__doc__)
     ap.add_argument("--rgb", type=Path, help="equirectangular colour image (default: demo)")
     ap.add_argument(
         "--distance",

@@ -49,9 +49,10 @@ def test_screenshots_of_every_example_under_xvfb(tmp_path: Path) -> None:
     shots = {p.stem: tmp_path / f"{p.stem}.png" for p in examples()}
     empty = tmp_path / "empty.png"
     commands = [
-        f"{sys.executable} -m app.main --screenshot {shots[p.stem]} --open {p}" for p in examples()
+        f"{sys.executable} -m fathom.app.main --screenshot {shots[p.stem]} --open {p}"
+        for p in examples()
     ]
-    commands.append(f"{sys.executable} -m app.main --screenshot {empty}")
+    commands.append(f"{sys.executable} -m fathom.app.main --screenshot {empty}")
     env = {k: v for k, v in os.environ.items() if k != "QT_QPA_PLATFORM"}
     env["HOME"] = str(tmp_path)
     # -a picks a free display from -n upwards; starting away from the default 99 keeps two
