@@ -15,6 +15,9 @@ from fathom.engine.diffusion.stages import Encoded, encode_text, encode_text_xl
 from fathom.engine.errors import LoopInputError
 
 PROMPT_CACHE_SIZE = 32
+#: Above this many output pixels the VAE decodes in tiles: its full-size activations would
+#: need several GB (SDXL at 2048² about 10 GB in float16), tiles keep that flat.
+TILE_PIXELS = 1536 * 1536
 
 
 @dataclass(eq=False)
@@ -142,9 +145,23 @@ class Components:
         float32, as diffusers does, unless a fixed VAE says it need not."""
         return self.vae.dtype == torch.float16 and bool(getattr(self.vae.config, "force_upcast", 0))
 
+    def tile_if_large(self, width: int, height: int) -> bool:
+        """Switch the VAE to tiled decoding for large images (kept on: the model is shared and
+        the switch is harmless for small ones); True when tiling is on."""
+        if (
+            not self.vae_tiling
+            and width * height > TILE_PIXELS
+            and hasattr(self.vae, "enable_tiling")
+        ):
+            self.vae.enable_tiling()
+            self.vae_tiling = True
+        return self.vae_tiling
+
     @torch.no_grad()
     def decode(self, latents: torch.Tensor) -> torch.Tensor:
-        """Clean latents → B×C×H×W float32 in [0, 1] on the CPU."""
+        """Clean latents → B×C×H×W float32 in [0, 1] on the CPU (tiled when large)."""
+        f = self.vae_scale_factor
+        self.tile_if_large(int(latents.shape[-1]) * f, int(latents.shape[-2]) * f)
         vae = self.vae
         upcast = self.vae_upcast
         if upcast:

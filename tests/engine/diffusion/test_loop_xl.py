@@ -133,3 +133,17 @@ def test_the_vae_decodes_in_float32_when_it_would_overflow_in_float16(xl: Any) -
         xl.vae.to(torch.float32)
     assert half.dtype == torch.float32
     assert np.abs((half - full).numpy()).max() < 1e-2
+
+
+def test_large_images_decode_in_tiles(tiny_sdxl: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from fathom.engine.diffusion import components as comp
+
+    xl = load_components(tiny_sdxl, "cpu", "float32")
+    latents = torch.randn(1, 4, 16, 16, generator=torch.Generator().manual_seed(1))
+    whole = xl.decode(latents)
+    assert not xl.vae_tiling
+    monkeypatch.setattr(comp, "TILE_PIXELS", 64 * 64)  # 128² is now "large"
+    xl.vae.tile_sample_min_size, xl.vae.tile_latent_min_size = 64, 8  # tiles of 64 px
+    tiled = xl.decode(latents)
+    assert xl.vae_tiling and tiled.shape == whole.shape == (1, 3, 128, 128)
+    assert np.abs((tiled - whole).numpy()).mean() < 0.1  # the same picture, blended seams
