@@ -616,27 +616,35 @@ def _report(
         )
 
 
+def load_controlnets(ctx: NodeContext, controls: list[Control] | None) -> list[Any]:
+    """The Controls' ControlNet models, loaded through the model manager (shared like any
+    model)."""
+    from fathom.engine.models.controlnet import KIND, loader
+
+    dev = ctx.device
+    out = []
+    for k, c in enumerate(controls or []):
+        try:
+            load = loader(dev.torch_device, dev.dtype)
+            out.append(ctx.load_model(KIND, model_source(ctx, c.model), load))
+        except ModelError as exc:
+            raise ctx.error(f"ControlNet {k + 1}: {exc}", port="control") from None
+    return out
+
+
 def control_inputs(
     ctx: NodeContext, controls: list[Control] | None, width: int, height: int
 ) -> list[Any]:
-    """The node's Controls as loaded ControlNets (through the model manager, shared like any
-    model) with their control images resized to the output size, as the loop takes them."""
+    """The node's Controls as loaded ControlNets with their control images resized to the
+    output size, as the loop takes them."""
     if not controls:
         return []
     import torch
 
     from fathom.engine.diffusion.control import ControlInput
-    from fathom.engine.models.controlnet import KIND, loader
 
-    dev = ctx.device
     out = []
-    for k, c in enumerate(controls):
-        try:
-            net = ctx.load_model(
-                KIND, model_source(ctx, c.model), loader(dev.torch_device, dev.dtype)
-            )
-        except ModelError as exc:
-            raise ctx.error(f"ControlNet {k + 1}: {exc}", port="control") from None
+    for c, net in zip(controls, load_controlnets(ctx, controls), strict=True):
         rgb = c.image.rgb()
         if (c.image.width, c.image.height) != (width, height):
             rgb = resize(rgb, width, height, "lanczos")
@@ -687,7 +695,7 @@ def _vision_loader(device: str, dtype: str) -> Any:
         import torch
         from transformers import CLIPVisionModelWithProjection
 
-        model = CLIPVisionModelWithProjection.from_pretrained(
+        model: Any = CLIPVisionModelWithProjection.from_pretrained(
             path, dtype=getattr(torch, dtype), use_safetensors=True
         )
         return model.to(device).eval().requires_grad_(False)

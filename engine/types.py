@@ -601,13 +601,15 @@ class Control(PortType):
     """One ControlNet's guidance for a generation: the ControlNet model (a folder, file or
     name; the generation node loads it), its control image (a depth map, edges, a pose...),
     how strongly it steers, and the part of the denoising (start and end fractions) it acts
-    in. Several Controls on one generation node add up, as diffusers' MultiControlNet does."""
+    in. Several Controls on one generation node add up, as diffusers' MultiControlNet does. A
+    stream can follow ``video`` instead: control frame i steers output frame i."""
 
     model: str
     image: Image
     scale: float = 1.0
     start: float = 0.0
     end: float = 1.0
+    video: Any = None  # Video | None: per-frame control images for a stream
     type_id: ClassVar[str] = "control"
     color: ClassVar[str] = "#4db6ac"
     doc: ClassVar[str] = "A ControlNet, its control image, strength and step range."

@@ -9,20 +9,30 @@ from typing import Any
 from fathom.engine.context import NodeContext
 from fathom.engine.errors import Problem
 from fathom.engine.node import Input, Node, Output, Param
-from fathom.engine.types import Control, Float, Image, ImagePrompt, String
+from fathom.engine.types import Control, Float, Image, ImagePrompt, String, Video
 
 
 class ControlNet(Node):
     """Steer a generation with a ControlNet: the control image (a depth map from
     depth.control_image, edges from image.edges, a pose image...) is followed with `scale`
     strength from `start` to `end` of the denoising. Connect the output to a generation node's
-    control input; several ControlNets on one node add up. The ControlNet must be made for the
-    generation model's family (SD 1.5 or SDXL); it loads when the generation runs."""
+    control input; several ControlNets on one node add up. For generate.stream, connect control
+    frames to `video` (e.g. video.map running image.edges on the input clip): each output frame
+    follows its own. The ControlNet must be made for the generation model's family (SD 1.5 or
+    SDXL); it loads when the generation runs."""
 
     type_id = "generate.controlnet"
     title = "ControlNet"
     category = "generate"
-    inputs = (Input("image", Image, "the control image (resized to the output size)"),)
+    inputs = (
+        Input("image", Image, "the control image (resized to the output size)", optional=True),
+        Input(
+            "video",
+            Video,
+            "control frames for a stream: frame i steers output frame i",
+            optional=True,
+        ),
+    )
     outputs = (Output("control", Control, "for a generation node's control input"),)
     params = (
         Param(
@@ -72,15 +82,27 @@ class ControlNet(Node):
         return []
 
     def run(
-        self, ctx: NodeContext, image: Image, model: str, scale: float, start: float, end: float
+        self,
+        ctx: NodeContext,
+        model: str,
+        scale: float,
+        start: float,
+        end: float,
+        image: Image | None = None,
+        video: Video | None = None,
     ) -> dict[str, Any]:
         from fathom.engine.models.locate import ModelError, locate_addon
 
+        if image is None and (video is None or len(video) == 0):
+            raise ctx.error(
+                "no control image", port="image", fix="connect a control image (or video)"
+            )
+        still = image if image is not None else video.frame(0)  # type: ignore[union-attr]
         try:
             source = str(locate_addon(model, "controlnet", ctx.options.base_dir))
         except ModelError:
             source = str(ctx.resolve_path(model)) if ctx.resolve_path(model).exists() else model
-        return {"control": Control(source, image, scale, start, end)}
+        return {"control": Control(source, still, scale, start, end, video)}
 
 
 class IPAdapter(Node):

@@ -12,6 +12,8 @@ from __future__ import annotations
 from contextlib import ExitStack
 from typing import Any
 
+import numpy as np
+
 from fathom.engine.context import NodeContext
 from fathom.engine.errors import Problem
 from fathom.engine.generation import (
@@ -25,6 +27,7 @@ from fathom.engine.generation import (
     accelerations,
     generation_outputs,
     image_tensor,
+    load_controlnets,
     load_diffusion,
     load_tiny_vae,
     loras_on,
@@ -388,7 +391,10 @@ class Stream(ModelNode):
     category = "generate"
     thread_safe = False
     families = ("sd1", "sd2")
-    inputs = (Input("frames", Video, "input frames (an Image is a one-frame video)"),)
+    inputs = (
+        Input("frames", Video, "input frames (an Image is a one-frame video)"),
+        CONTROL_INPUT,
+    )
     outputs = (Output("video", Video, "one output frame per input frame"),)
     params = (
         *prompt_params(STREAM_MODEL),
@@ -489,6 +495,7 @@ class Stream(ModelNode):
         clock_period: int,
         clock_level: int,
         clock_reuse: str,
+        control: list[Control] | None = None,
     ) -> dict[str, Any]:
         from fathom.engine.diffusion.stream import StreamPipeline
         from fathom.engine.models.diffusion import settle
@@ -529,12 +536,16 @@ class Stream(ModelNode):
                 clock_reuse=clock_reuse,
                 token_merge=token_merge,
             )
+            nets = load_controlnets(ctx, control)  # their images come with each frame
+            pipe.set_controls(
+                [(net, c.scale, c.start, c.end) for net, c in zip(nets, control or [], strict=True)]
+            )
             n = len(frames)
             total = n + pipe.latency
             for i in range(total):
                 frame = frames.frame(min(i, n - 1))
                 x = image_tensor(ctx, frame, width, height, port="frames")
-                y = pipe(x)
+                y = pipe(x, _stream_hints(control or [], min(i, n - 1), x.shape[-1], x.shape[-2]))
                 if i >= pipe.latency:
                     rgb = ((y[0].float().clamp(-1, 1) + 1) / 2).permute(1, 2, 0).cpu().numpy()
                     outs.append(Image(rgb))
@@ -556,6 +567,24 @@ class Stream(ModelNode):
             skipped_frames=flt.skipped if flt is not None else 0,
         )
         return {"video": Video.from_frames(outs, fps=frames.fps)}
+
+
+def _stream_hints(controls: list[Control], i: int, width: int, height: int) -> list[Any]:
+    """Each ControlNet's control image for input frame ``i``: its own frame of the control
+    video (the last one once the video is shorter), else its still image; 1×3×H×W in [0, 1]."""
+    import torch
+
+    from fathom.engine.imaging.ops import resize
+
+    out = []
+    for c in controls:
+        video = c.video
+        still = video.frame(min(i, len(video) - 1)) if video is not None and len(video) else c.image
+        rgb = still.rgb()
+        if (still.width, still.height) != (width, height):
+            rgb = resize(rgb, width, height, "lanczos")
+        out.append(torch.from_numpy(np.ascontiguousarray(rgb)).permute(2, 0, 1)[None].clamp(0, 1))
+    return out
 
 
 def _stages(text: str, steps: int) -> list[int]:

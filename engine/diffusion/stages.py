@@ -153,7 +153,7 @@ class Guidance:
     scale: float
     embeds: torch.Tensor
     t_cond: torch.Tensor | None
-    added: dict[str, torch.Tensor] | None = None
+    added: dict[str, Any] | None = None
 
     def combine(self, noise_pred: torch.Tensor) -> torch.Tensor:
         """One noise prediction from a batched UNet call: uncond + scale·(text − uncond)."""

@@ -30,6 +30,7 @@ import torch
 from fathom.engine.accel.clockwork import Clockwork, ClockworkAdaptor
 from fathom.engine.accel.similarity import SimilarityFilter
 from fathom.engine.accel.tome import TokenMerge
+from fathom.engine.diffusion.control import keep
 from fathom.engine.diffusion.stages import encode_text
 
 CFG_TYPES = ("none", "self", "initialize", "full")
@@ -64,6 +65,11 @@ class StreamPipeline:
         self.filter: SimilarityFilter | None = None
         self._prepared = False
         self.unet_calls = 0
+        #: ControlNets as (model, scale, start, end), and each one's control images of the
+        #: frames in the stream, newest first (stage s holds the frame that came s calls ago).
+        self.controls: list[tuple[Any, float, float, float]] = []
+        self._hints: list[deque[torch.Tensor]] = []
+        self._same_frame = False
 
     # ------------------------------------------------------------------ set-up
     def encode_prompt(self, prompt: str) -> torch.Tensor:
@@ -155,6 +161,7 @@ class StreamPipeline:
         self._filled = 0
         self._last_output: torch.Tensor | None = None
         self.outputs: deque[torch.Tensor] = deque()
+        self._hints = [deque(maxlen=self.n) for _ in self.controls]  # an empty stream
         self._prepared = True
 
     def close(self) -> None:
@@ -200,6 +207,7 @@ class StreamPipeline:
         ``initialize``, the reference latent of the stage-0 frame (else ``ref`` unchanged)."""
         s, b = x.shape[:2]
         t = self.timesteps[stages].repeat_interleave(b)
+        at = stages.repeat_interleave(b)  # each batch item's stage, for its control image
         flat = x.reshape(s * b, *x.shape[2:])
         emb = self.cond.expand(s * b, -1, -1)
         alpha, beta = self.alpha[stages], self.beta[stages]
@@ -211,6 +219,7 @@ class StreamPipeline:
                 torch.cat([flat, flat]),
                 torch.cat([t, t]),
                 torch.cat([uncond.expand(s * b, -1, -1), emb]),  # type: ignore[union-attr]
+                torch.cat([at, at]),
             )
             eps_u, eps_c = eps.chunk(2)
             eps = (eps_u + self.guidance * (eps_c - eps_u)).view_as(x)
@@ -220,12 +229,13 @@ class StreamPipeline:
                 torch.cat([new_x, flat]),
                 torch.cat([t[:b], t]),
                 torch.cat([uncond.expand(b, -1, -1), emb]),  # type: ignore[union-attr]
+                torch.cat([at[:b], at]),
             )
             eps_neg0, eps = eps[:b], eps[b:].view_as(x)
             ref0 = (new_x - self.beta[0, 0] * eps_neg0) / self.alpha[0, 0]
             ref = ref0.unsqueeze(0) if ref is None else torch.cat([ref0.unsqueeze(0), ref[1:]])
         else:
-            eps = self._unet(flat, t, emb).view_as(x)
+            eps = self._unet(flat, t, emb, at).view_as(x)
         if self.cfg_type in ("self", "initialize"):
             assert ref is not None
             eps_neg = self.delta * (x - alpha * ref) / beta  # the virtual residual noise
@@ -233,9 +243,57 @@ class StreamPipeline:
         x0 = self.c_out[stages] * (x - beta * eps) / alpha + self.c_skip[stages] * x
         return x0, ref
 
-    def _unet(self, x: torch.Tensor, t: torch.Tensor, emb: torch.Tensor) -> torch.Tensor:
+    def _unet(
+        self, x: torch.Tensor, t: torch.Tensor, emb: torch.Tensor, at: torch.Tensor
+    ) -> torch.Tensor:
         self.unet_calls += 1
-        return self.unet(x, t, encoder_hidden_states=emb, return_dict=False)[0]
+        down, mid = self._control(x, t, emb, at)
+        return self.unet(
+            x,
+            t,
+            encoder_hidden_states=emb,
+            down_block_additional_residuals=down,
+            mid_block_additional_residual=mid,
+            return_dict=False,
+        )[0]
+
+    def set_controls(self, controls: list[tuple[Any, float, float, float]]) -> None:
+        """ControlNets as (model, scale, start, end), after ``prepare``; start and end are
+        fractions of the stream's stages (a ControlNet that should only shape the layout ends
+        early). Every frame pushed afterwards brings one control image per ControlNet."""
+        self.controls = list(controls)
+        self._hints = [deque(maxlen=max(getattr(self, "n", 1), 1)) for _ in self.controls]
+
+    def _control(
+        self, x: torch.Tensor, t: torch.Tensor, emb: torch.Tensor, at: torch.Tensor
+    ) -> tuple[list[torch.Tensor] | None, torch.Tensor | None]:
+        """Each ControlNet sees every batch item with the control image of that item's own
+        frame (its stage says how many calls ago the frame came), scaled per stage."""
+        down: list[torch.Tensor] | None = None
+        mid: torch.Tensor | None = None
+        for (net, scale, start, end), hints in zip(self.controls, self._hints, strict=True):
+            if not hints:
+                raise ValueError("a ControlNet needs a control image with every frame")
+            pick = [0 if self._same_frame else min(int(s), len(hints) - 1) for s in at.tolist()]
+            b = hints[0].shape[0]
+            image = torch.cat([hints[i][k % b : k % b + 1] for k, i in enumerate(pick)])
+            weight = torch.tensor(
+                [scale * keep(int(s), self.n, start, end) for s in at.tolist()],
+                device=x.device,
+                dtype=x.dtype,
+            ).view(-1, 1, 1, 1)
+            d, m = net(
+                x,
+                t,
+                encoder_hidden_states=emb,
+                controlnet_cond=image.to(x.device, net.dtype),
+                conditioning_scale=1.0,
+                return_dict=False,
+            )
+            d = [r * weight for r in d]
+            down = d if down is None else [a + r for a, r in zip(down, d, strict=True)]
+            mid = m * weight if mid is None else mid + m * weight
+        return down, mid
 
     def _follow_frames(self, gap: int, batch: int) -> torch.Tensor | None:
         """Clockwork remap: a frame now at stage s was at stage s - gap on the kept call."""
@@ -252,8 +310,11 @@ class StreamPipeline:
 
     # ------------------------------------------------------------------ the stream
     @torch.no_grad()
-    def __call__(self, image: torch.Tensor) -> torch.Tensor:
-        """Push B frames; returns the B frames leaving the stream (B×3×H×W in [-1, 1]).
+    def __call__(
+        self, image: torch.Tensor, hints: list[torch.Tensor] | None = None
+    ) -> torch.Tensor:
+        """Push B frames (and, with ControlNets, each one's control images for them, B×3×H×W
+        in [0, 1]); returns the B frames leaving the stream (B×3×H×W in [-1, 1]).
 
         The stream is ``n - 1`` frames deep: until it has filled, the returned frames are the
         newest input's one-stage estimate. A frame the similarity filter skips returns the
@@ -263,6 +324,8 @@ class StreamPipeline:
             raise RuntimeError("call prepare() before streaming frames")
         if image.ndim != 4 or image.shape[1] != 3:
             raise ValueError(f"expected B×3×H×W frames, got shape {tuple(image.shape)}")
+        for queue, hint in zip(self._hints, hints or [], strict=False):
+            queue.appendleft(hint)
         if self.filter is not None and self._last_output is not None and not self.filter(image):
             return self._last_output
         if self.filter is not None and self._last_output is None:
@@ -299,9 +362,20 @@ class StreamPipeline:
 
     # ------------------------------------------------------------------ reference
     @torch.no_grad()
-    def denoise_sequential(self, image: torch.Tensor) -> torch.Tensor:
+    def denoise_sequential(
+        self, image: torch.Tensor, hints: list[torch.Tensor] | None = None
+    ) -> torch.Tensor:
         """The same frame denoised stage by stage on its own (no Stream Batch), with the
         stream's noise and timesteps: what Stream Batch must reproduce."""
+        for queue, hint in zip(self._hints, hints or [], strict=False):
+            queue.appendleft(hint)
+        self._same_frame = True
+        try:
+            return self._sequential(image)
+        finally:
+            self._same_frame = False
+
+    def _sequential(self, image: torch.Tensor) -> torch.Tensor:
         z = self.encode(image)
         b, _, h, w = z.shape
         if self._noise is None or self._noise.shape[1:] != (b, 4, h, w):

@@ -182,3 +182,52 @@ def test_an_ip_adapter_node_steers_text_to_image_as_diffusers_does(
         )
     ]
     assert info.port == "model" and "not an IP-Adapter" in info.message
+
+
+def test_the_stream_node_follows_a_control_video_frame_by_frame(
+    tiny_sd: Path, controlnet_folder: Path, tmp_path: Path
+) -> None:
+    from diffusers import ControlNetModel
+
+    from fathom.engine.diffusion.stream import StreamPipeline
+    from fathom.engine.models.diffusion import load_components
+    from fathom.engine.types import Control, Video
+
+    rng = np.random.default_rng(4)
+    frames = [Image(rng.random((64, 64, 3)).astype(np.float32)) for _ in range(3)]
+    hints = [Image(edges(f.data, 0.2, 0.6)) for f in frames]
+    control = Control(
+        str(controlnet_folder), hints[0], 0.9, 0.0, 1.0, Video.from_frames(hints, fps=12)
+    )
+    params = {
+        "model": str(tiny_sd),
+        "prompt": "a cat",
+        "t_index_list": "1,3",
+        "num_inference_steps": 4,
+        "guidance": 1.0,
+        "cfg_type": "none",
+        "seed": 3,
+    }
+    ex = Executor(REG)
+    out = ex.call(
+        "generate.stream",
+        {"frames": Video.from_frames(frames, fps=12), "control": [control]},
+        params,
+        RunOptions(base_dir=tmp_path, output_dir=tmp_path, device="cpu"),
+    )["video"]
+    comps = load_components(tiny_sd, "cpu", "float32")
+    ref = StreamPipeline(
+        comps.unet,
+        comps.vae,
+        comps.text_encoder,
+        comps.tokenizer,
+        comps.scheduler,
+        tiny_vae=comps.tiny_vae,
+    )
+    ref.prepare("a cat", "", [1, 3], 1.0, "none", 3, num_inference_steps=4)
+    ref.set_controls([(ControlNetModel.from_pretrained(controlnet_folder).eval(), 0.9, 0.0, 1.0)])
+    for i, (frame, hint) in enumerate(zip(frames, hints, strict=True)):
+        x = 2 * torch.from_numpy(frame.data).permute(2, 0, 1)[None].contiguous() - 1
+        h = torch.from_numpy(hint.data).permute(2, 0, 1)[None].contiguous()
+        want = ((ref.denoise_sequential(x, [h])[0] + 1) / 2).permute(1, 2, 0).numpy()
+        assert np.allclose(out.frame(i).data, want, atol=1e-4), i

@@ -118,3 +118,29 @@ def test_prepare_rejects_bad_settings(stream: StreamPipeline) -> None:
     stream.prepare("a", t_index_list=(10,))
     with pytest.raises(ValueError, match="B×3×H×W"):
         stream(torch.zeros(3, 64, 64))
+
+
+@pytest.mark.parametrize("cfg_type", ["self", "initialize", "full"])
+def test_a_controlnet_in_the_stream_follows_each_frames_own_control_image(
+    stream: StreamPipeline, cfg_type: str
+) -> None:
+    from diffusers import ControlNetModel
+
+    net = ControlNetModel.from_unet(stream.unet)
+    gen = torch.Generator().manual_seed(5)
+    with torch.no_grad():
+        for p in net.parameters():
+            p.add_(torch.randn(p.shape, generator=gen) * 0.05)
+    stream.prepare("a boat", "blurry", t_index_list=(10, 25, 40), guidance=1.4, cfg_type=cfg_type)
+    stream.set_controls([(net.eval(), 0.8, 0.0, 1.0)])
+    inputs = frames(5)
+    hints = [torch.rand(1, 3, 64, 64, generator=gen) for _ in inputs]
+    outs = [stream(f, [h]) for f, h in zip(inputs, hints, strict=True)]
+    lag = stream.latency
+    for i in range(len(inputs) - lag):
+        ref = stream.denoise_sequential(inputs[i], [hints[i]])
+        assert torch.allclose(outs[i + lag], ref, atol=1e-4), (cfg_type, i)
+    controlled = stream.denoise_sequential(inputs[0], [hints[0]])
+    stream.set_controls([])
+    plain = stream.denoise_sequential(inputs[0])
+    assert not torch.allclose(plain, controlled, atol=1e-3)  # the ControlNet steered
