@@ -130,14 +130,17 @@ class TextToImage(ModelNode):
 
 class ImageToImage(ModelNode):
     """Re-imagine an image from a prompt: the image is encoded, noised to `strength` (1 = all
-    noise) and denoised, with an SD 1.x, 2.x or SDXL model. Equals diffusers'
-    StableDiffusionImg2ImgPipeline (SDXL: StableDiffusionXLImg2ImgPipeline) with the
-    accelerations off."""
+    noise) and denoised, with an SD 1.x, 2.x or SDXL model. With the SDXL refiner this is its
+    second pass (after an SDXL text-to-image node, strength about 0.3). Equals diffusers'
+    StableDiffusionImg2ImgPipeline (SDXL and refiner: StableDiffusionXLImg2ImgPipeline) with
+    the accelerations off."""
 
     type_id = "generate.image_to_image"
     title = "Image to Image"
     category = "generate"
     thread_safe = False
+    #: The SDXL refiner runs here: a second pass over an SDXL image at low strength.
+    families = ("sd1", "sd2", "sdxl", "sdxl-refiner")
     inputs = (Input("image", Image, "the starting image"), CONTROL_INPUT, IMAGE_PROMPT_INPUT)
     outputs = GEN_OUTPUTS
     params = (

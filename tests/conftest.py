@@ -371,3 +371,12 @@ def ip_adapter_factory(tmp_path_factory: pytest.TempPathFactory) -> Callable[...
         return built[key]
 
     return build
+
+
+@pytest.fixture(scope="session")
+def tiny_sdxl_refiner(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tiny SDXL-refiner-shaped model folder: the second text encoder only, an aesthetic
+    score among the size ids, saved as diffusers saves the refiner."""
+    from fathom.engine.diffusion.minimodels import TINY_XL_REFINER, save_model
+
+    return save_model(tmp_path_factory.mktemp("tiny_sdxl_refiner") / "model", TINY_XL_REFINER)

@@ -47,6 +47,9 @@ class Components:
     tokenizer_2: Any = None
     family: str = "sd"
     force_zeros: bool = False
+    #: SDXL refiner: its UNet is told an aesthetic score (6 wanted, 2.5 for the unguided
+    #: half) in place of the target size.
+    aesthetics: bool = False
     #: The active text-encoder adapters (engine.diffusion.lora): part of the prompt cache key.
     text_key: str = ""
     preview_fit: Any = field(default=None, repr=False)
@@ -71,7 +74,7 @@ class Components:
 
     @property
     def is_xl(self) -> bool:
-        return self.family == "sdxl"
+        return self.family in ("sdxl", "sdxl-refiner")
 
     @property
     def text_dtype(self) -> torch.dtype:

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import json
 import tempfile
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -113,6 +113,10 @@ TINY_XL = ModelSpec(
     text_widths=(32, 32),
 )
 
+#: The SDXL refiner's layout at toy width: one text encoder (the second), an aesthetic score
+#: among the time ids (5 × 8 + 32 = 72 added-embedding inputs).
+TINY_XL_REFINER = replace(TINY_XL, family="sdxl-refiner")
+
 # The scheduler settings SDXL base ships with (Euler, leading spacing).
 SDXL_SCHEDULER = {
     **SD15_SCHEDULER,
@@ -174,7 +178,7 @@ def build_components(spec: ModelSpec = BENCH, seed: int = 0) -> dict[str, Any]:
     from diffusers import AutoencoderKL, AutoencoderTiny, PNDMScheduler, UNet2DConditionModel
     from transformers import CLIPTextConfig, CLIPTextModel
 
-    if spec.family == "sdxl":
+    if spec.family in ("sdxl", "sdxl-refiner"):
         return build_xl_components(spec, seed)
     tokenizer = make_tokenizer()
     n_levels = len(spec.unet_channels)
@@ -283,6 +287,8 @@ def build_xl_components(spec: ModelSpec, seed: int = 0) -> dict[str, Any]:
 
     tokenizer, tokenizer_2 = make_tokenizer(), make_tokenizer()
     w1, w2 = spec.text_widths
+    refiner = spec.family == "sdxl-refiner"  # one text encoder; 5 ids (an aesthetic score)
+    cross = w2 if refiner else w1 + w2
     n = len(spec.unet_channels)
     torch.manual_seed(seed)
     unet = UNet2DConditionModel(
@@ -296,10 +302,10 @@ def build_xl_components(spec: ModelSpec, seed: int = 0) -> dict[str, Any]:
         transformer_layers_per_block=spec.transformer_layers,
         attention_head_dim=spec.attention_head_dim,
         use_linear_projection=True,
-        cross_attention_dim=w1 + w2,
+        cross_attention_dim=cross,
         addition_embed_type="text_time",
         addition_time_embed_dim=spec.time_embed_dim,
-        projection_class_embeddings_input_dim=6 * spec.time_embed_dim + w2,
+        projection_class_embeddings_input_dim=(5 if refiner else 6) * spec.time_embed_dim + w2,
         norm_num_groups=spec.unet_groups,
     )
     torch.manual_seed(seed + 1)
@@ -323,9 +329,9 @@ def build_xl_components(spec: ModelSpec, seed: int = 0) -> dict[str, Any]:
         "unet": unet,
         "vae": vae,
         "tiny_vae": tiny_vae,
-        "text_encoder": text_encoder,
+        "text_encoder": None if refiner else text_encoder,
         "text_encoder_2": text_encoder_2,
-        "tokenizer": tokenizer,
+        "tokenizer": None if refiner else tokenizer,
         "tokenizer_2": tokenizer_2,
         "scheduler": EulerDiscreteScheduler.from_config(SDXL_SCHEDULER),
     }
@@ -388,7 +394,16 @@ def save_model(folder: str | Path, spec: ModelSpec = BENCH, seed: int = 0) -> Pa
     parts = build_components(spec, seed)
     tiny_vae = parts.pop("tiny_vae")
     pipe: Any
-    if spec.family == "sdxl":
+    if spec.family == "sdxl-refiner":
+        from diffusers import StableDiffusionXLImg2ImgPipeline
+
+        pipe = StableDiffusionXLImg2ImgPipeline(
+            **parts,
+            add_watermarker=False,
+            requires_aesthetics_score=True,
+            force_zeros_for_empty_prompt=False,
+        )
+    elif spec.family == "sdxl":
         pipe = StableDiffusionXLPipeline(**parts, add_watermarker=False)
     else:
         pipe = StableDiffusionPipeline(
@@ -407,3 +422,173 @@ def load_pipeline(folder: str | Path, cls: Any = None) -> Any:
     pipe = cls.from_pretrained(str(folder), safety_checker=None, requires_safety_checker=False)
     pipe.set_progress_bar_config(disable=True)
     return pipe
+
+
+# ---- Stable Diffusion 3 (transformer family) --------------------------------------------------
+
+
+@dataclass(frozen=True)
+class SD3Spec:
+    """Widths and depths of one random-weight SD3-shaped model: joint (MMDiT) blocks with
+    SD 3.5's query/key RMS norm, the first ``dual_layers`` with its second image attention, two
+    CLIP text encoders with projections and no T5 (diffusers pads the text features with
+    zeros), a 16-channel VAE and the flow-matching Euler scheduler SD3 ships with."""
+
+    layers: int
+    heads: int
+    head_dim: int
+    text_width: int
+    text_layers: int
+    text_heads: int
+    vae_channels: tuple[int, ...]
+    vae_layers: int
+    vae_groups: int
+    sample_size: int
+    pos_embed_max_size: int
+    dual_layers: int = 0
+
+
+#: Identity tests: 3 blocks (the first-block cache needs a head, a middle and a last block).
+TINY_SD3 = SD3Spec(
+    layers=3,
+    heads=4,
+    head_dim=8,
+    text_width=32,
+    text_layers=2,
+    text_heads=4,
+    vae_channels=(8, 8, 16, 16),
+    vae_layers=1,
+    vae_groups=8,
+    sample_size=32,
+    pos_embed_max_size=32,
+    dual_layers=1,
+)
+
+#: Benchmarks: SD 3.5 Medium's block layout (head dim 64, dual attention in the first half,
+#: QK norm) at 384 wide and 12 blocks (Medium: 1536 wide, 24 blocks).
+BENCH_SD3 = SD3Spec(
+    layers=12,
+    heads=6,
+    head_dim=64,
+    text_width=128,
+    text_layers=2,
+    text_heads=4,
+    vae_channels=(32, 32, 64, 64),
+    vae_layers=1,
+    vae_groups=32,
+    sample_size=64,
+    pos_embed_max_size=96,
+    dual_layers=6,
+)
+
+# The VAE scaling and the scheduler settings Stable Diffusion 3 / 3.5 ship with.
+SD3_VAE = {"scaling_factor": 1.5305, "shift_factor": 0.0609}
+SD3_SCHEDULER = {"num_train_timesteps": 1000, "shift": 3.0}
+
+
+def _sd3_text_encoder(tokenizer: Any, spec: SD3Spec, seed: int) -> Any:
+    from transformers import CLIPTextConfig, CLIPTextModelWithProjection
+
+    w = spec.text_width
+    torch.manual_seed(seed)
+    return CLIPTextModelWithProjection(
+        CLIPTextConfig(
+            vocab_size=len(tokenizer),
+            hidden_size=w,
+            intermediate_size=4 * w,
+            num_hidden_layers=spec.text_layers,
+            num_attention_heads=spec.text_heads,
+            max_position_embeddings=77,
+            bos_token_id=tokenizer.bos_token_id,
+            eos_token_id=tokenizer.eos_token_id,
+            pad_token_id=tokenizer.pad_token_id,
+            projection_dim=w,
+        )
+    )
+
+
+@torch.no_grad()
+def calibrate_sd3_vae(vae: Any, size: int, seed: int = 0) -> None:
+    """Give a random 16-channel VAE real-model ranges (see :func:`calibrate_autoencoders`):
+    unit-spread scaled latents from encoding, and decoded images around 0 with a standard
+    deviation of 0.5, so PSNR measured through it means something."""
+    sf, shift = vae.config.scaling_factor, vae.config.shift_factor
+    c = vae.config.latent_channels
+    mode = (vae.encode(calibration_images(size, seed=seed)).latent_dist.mode() - shift) * sf
+    k = 1.0 / mode.std()
+    vae.encoder.conv_out.weight[:c].mul_(k)
+    vae.encoder.conv_out.bias[:c].mul_(k)
+    g = torch.Generator().manual_seed(seed)
+    latents = torch.randn((2, c, size // 8, size // 8), generator=g)
+    out = vae.decode(latents / sf + shift).sample
+    vae.decoder.conv_out.weight.mul_(0.5 / out.std())
+    vae.decoder.conv_out.bias.sub_(out.mean(dim=(0, 2, 3)) * 0.5 / out.std())
+
+
+def build_sd3_components(spec: SD3Spec = TINY_SD3, seed: int = 0) -> dict[str, Any]:
+    """The keyword arguments of a ``StableDiffusion3Pipeline`` (T5 left out), seeded."""
+    from diffusers import AutoencoderKL, FlowMatchEulerDiscreteScheduler, SD3Transformer2DModel
+
+    tokenizer, tokenizer_2 = make_tokenizer(), make_tokenizer()
+    width = spec.heads * spec.head_dim
+    torch.manual_seed(seed)
+    transformer = SD3Transformer2DModel(
+        sample_size=spec.sample_size,
+        patch_size=2,
+        in_channels=16,
+        num_layers=spec.layers,
+        attention_head_dim=spec.head_dim,
+        num_attention_heads=spec.heads,
+        joint_attention_dim=2 * spec.text_width,
+        caption_projection_dim=width,
+        pooled_projection_dim=2 * spec.text_width,
+        out_channels=16,
+        pos_embed_max_size=spec.pos_embed_max_size,
+        dual_attention_layers=tuple(range(spec.dual_layers)),
+        qk_norm="rms_norm",
+    )
+    torch.manual_seed(seed + 1)
+    n = len(spec.vae_channels)
+    vae = AutoencoderKL(
+        in_channels=3,
+        out_channels=3,
+        block_out_channels=spec.vae_channels,
+        layers_per_block=spec.vae_layers,
+        down_block_types=("DownEncoderBlock2D",) * n,
+        up_block_types=("UpDecoderBlock2D",) * n,
+        latent_channels=16,
+        norm_num_groups=spec.vae_groups,
+        sample_size=spec.sample_size * 8,
+        use_quant_conv=False,
+        use_post_quant_conv=False,
+        **SD3_VAE,
+    )
+    text_encoder = _sd3_text_encoder(tokenizer, spec, seed + 2)
+    text_encoder_2 = _sd3_text_encoder(tokenizer_2, spec, seed + 3)
+    modules: list[Any] = [transformer, vae, text_encoder, text_encoder_2]
+    for m in modules:
+        m.eval().requires_grad_(False)
+    calibrate_sd3_vae(vae, 64, seed)
+    return {
+        "transformer": transformer,
+        "scheduler": FlowMatchEulerDiscreteScheduler(**SD3_SCHEDULER),
+        "vae": vae,
+        "text_encoder": text_encoder,
+        "tokenizer": tokenizer,
+        "text_encoder_2": text_encoder_2,
+        "tokenizer_2": tokenizer_2,
+        "text_encoder_3": None,
+        "tokenizer_3": None,
+    }
+
+
+def save_sd3_model(folder: str | Path, spec: SD3Spec = TINY_SD3, seed: int = 0) -> Path:
+    """Save a random SD3-shaped model as a diffusers ``StableDiffusion3Pipeline`` folder
+    (safetensors; ``text_encoder_3`` null)."""
+    from diffusers import StableDiffusion3Pipeline
+
+    folder = Path(folder)
+    StableDiffusion3Pipeline(**build_sd3_components(spec, seed)).save_pretrained(
+        folder, safe_serialization=True
+    )
+    return folder

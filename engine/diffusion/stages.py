@@ -209,9 +209,15 @@ def _xl_conditioning(
     components: Any, parts: list[Encoded], batch: int, size: tuple[int, int], dtype: Any
 ) -> dict[str, torch.Tensor]:
     """SDXL's micro-conditioning: the pooled text embedding and the time ids original size,
-    crop top-left and target size (the same size, no crop: what a generated image is)."""
+    crop top-left and target size (the same size, no crop: what a generated image is); the
+    refiner takes an aesthetic score in place of the target size (diffusers' defaults: 6 for
+    the prompt, 2.5 for the negative half)."""
     h, w = size
-    ids = torch.tensor([[h, w, 0, 0, h, w]], dtype=dtype)
+    if getattr(components, "aesthetics", False):
+        rows = [[h, w, 0, 0, 6.0]] if len(parts) == 1 else [[h, w, 0, 0, 2.5], [h, w, 0, 0, 6.0]]
+    else:
+        rows = [[h, w, 0, 0, h, w]] * len(parts)
+    ids = torch.tensor(rows, dtype=dtype)
     expected = components.unet.add_embedding.linear_1.in_features
     pooled_dim = int(parts[-1].pooled.shape[-1])  # type: ignore[union-attr]
     got = components.unet.config.addition_time_embed_dim * ids.shape[1] + pooled_dim
@@ -225,7 +231,7 @@ def _xl_conditioning(
     pooled = torch.cat([p.pooled.repeat(batch, 1) for p in parts])  # type: ignore[union-attr]
     return {
         "text_embeds": pooled.to(components.device),
-        "time_ids": ids.to(components.device).repeat(len(parts) * batch, 1),
+        "time_ids": ids.repeat_interleave(batch, dim=0).to(components.device),
     }
 
 

@@ -3,10 +3,10 @@ device.
 
 Sources: a diffusers folder (``model_index.json``; each component loads from its subfolder,
 safetensors only; safety checker and feature extractor are not loaded) or a single
-``.safetensors`` checkpoint through diffusers' single-file loader. A single file needs its model
-family's diffusers configuration: a ``NAME.config/`` folder beside it, or the family's
-configuration in a models folder or the Hugging Face cache (``fathom models pull REPO
---configs-only`` fetches it once). A tiny autoencoder for previews is picked up from a
+``.safetensors`` checkpoint through diffusers' single-file loader. A single file is built with
+its family's diffusers configuration: a ``NAME.config/`` folder beside it, else the one Fathom
+ships for SD 1.x, SD 2.x and SDXL (with the CLIP vocabulary found on disk), see
+:mod:`fathom.engine.models.singlefile`. A tiny autoencoder for previews is picked up from a
 ``vae_tiny/`` (or ``taesd/``) subfolder.
 
 Placement: CPU and MPS load everything on the device; on CUDA the whole model goes to the GPU
@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from fathom.engine.models.families import UNET_FAMILIES, identify, names
-from fathom.engine.models.locate import TINY_VAE_FOLDERS, ModelError, locate_model, weights_variant
+from fathom.engine.models.locate import TINY_VAE_FOLDERS, ModelError, weights_variant
 from fathom.engine.models.memory import choose_offload, free_device_memory, module_nbytes
 
 log = logging.getLogger("fathom.models")
@@ -114,7 +114,7 @@ def _from_folder(path: Path, dtype: Any) -> dict[str, Any]:
                 "components from diffusers and transformers only (no remote code)."
             )
         parts[name] = _load_part(lib, cls_name, path / name, dtype)
-    required = REQUIRED_XL if info.family == "sdxl" else REQUIRED
+    required = REQUIRED_XL if info.family in ("sdxl", "sdxl-refiner") else REQUIRED
     missing = [r for r in required if parts.get(r) is None]
     if missing:
         raise ModelError(
@@ -125,6 +125,7 @@ def _from_folder(path: Path, dtype: Any) -> dict[str, Any]:
     out = {k: parts.get(k) for k in PARTS}
     out["family"] = info.family
     out["force_zeros"] = bool(index.get("force_zeros_for_empty_prompt", False))
+    out["aesthetics"] = bool(index.get("requires_aesthetics_score", False))
     return out
 
 
@@ -137,29 +138,11 @@ def _tiny_beside(folder: Path, dtype: Any) -> Any:
 
 
 def _single_file_config(path: Path) -> Path:
-    """The diffusers configuration folder a single-file checkpoint is built with."""
-    for side in (path.with_suffix(".config"), path.parent / path.stem):
-        if (side / "model_index.json").is_file():
-            return side
-    from diffusers.loaders.single_file_utils import (
-        fetch_diffusers_config,
-        infer_diffusers_model_type,
-        load_single_file_checkpoint,
-    )
+    """The diffusers configuration folder a single-file checkpoint is built with: one beside
+    it, else Fathom's shipped one for its family (see :mod:`fathom.engine.models.singlefile`)."""
+    from fathom.engine.models.singlefile import single_file_config
 
-    checkpoint = load_single_file_checkpoint(str(path))
-    family = infer_diffusers_model_type(checkpoint)
-    repo = fetch_diffusers_config(checkpoint)["pretrained_model_name_or_path"]
-    del checkpoint
-    try:
-        return locate_model(repo)
-    except ModelError:
-        raise ModelError(
-            f"{path.name} is a single-file '{family}' checkpoint; building it needs that model "
-            f"family's diffusers configuration ({repo}), which is not on this machine. Fix: run "
-            f"`fathom models pull {repo} --configs-only` once (a few kB, needs the internet), "
-            f"or put a diffusers config folder at {path.with_suffix('.config')}."
-        ) from None
+    return single_file_config(path)
 
 
 def _from_single_file(path: Path, dtype: Any) -> dict[str, Any]:

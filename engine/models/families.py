@@ -32,7 +32,7 @@ TITLES = {
     "unknown": "an unrecognised model",
 }
 #: The UNet families Fathom's own loop runs (the rest go through diffusers' pipelines).
-UNET_FAMILIES = ("sd1", "sd2", "sdxl", "ldm3d")
+UNET_FAMILIES = ("sd1", "sd2", "sdxl", "sdxl-refiner", "ldm3d")
 #: The largest safetensors header Fathom reads (real checkpoints use well under 2 MB).
 MAX_HEADER = 64 * 2**20
 

@@ -115,3 +115,41 @@ def test_a_one_step_turbo_model_runs_as_diffusers_runs_it(
     ).images[0]
     assert np.abs(res.values["gen"]["image"].data - ref).max() <= 2 / 255
     assert res.records["gen"].as_dict()["details"]["steps_run"] == 1
+
+
+def test_the_sdxl_refiner_is_a_second_pass_equal_to_diffusers(
+    ex: Executor, tiny_sdxl: Path, tiny_sdxl_refiner: Path, tmp_path: Path
+) -> None:
+    from diffusers import StableDiffusionXLImg2ImgPipeline, StableDiffusionXLPipeline
+
+    g = Graph()
+    base = dict(
+        prompt="a fox", negative_prompt="blur", steps=3, guidance=5.0, seed=8, width=64, height=64
+    )
+    g.add_node("generate.text_to_image", "base", {"model": str(tiny_sdxl), **base})
+    refine = {**base, "strength": 0.3, "steps": 4, "width": 0, "height": 0}
+    g.add_node("generate.image_to_image", "refine", {"model": str(tiny_sdxl_refiner), **refine})
+    g.connect("base", "image", "refine", "image")
+    res = ex.run(g, options=_opts(tmp_path))
+    assert res.records["refine"].status == "executed", res.records["refine"].error
+    kw = dict(
+        negative_prompt="blur",
+        guidance_scale=5.0,
+        output_type="np",
+        generator=torch.Generator().manual_seed(8),
+    )
+    p1 = StableDiffusionXLPipeline.from_pretrained(tiny_sdxl)
+    p1.set_progress_bar_config(disable=True)
+    first = p1("a fox", num_inference_steps=3, width=64, height=64, **kw).images
+    p2 = StableDiffusionXLImg2ImgPipeline.from_pretrained(tiny_sdxl_refiner)
+    p2.set_progress_bar_config(disable=True)
+    kw["generator"] = torch.Generator().manual_seed(8)
+    image = torch.from_numpy(first).permute(0, 3, 1, 2).contiguous()
+    ref = p2("a fox", image=image, strength=0.3, num_inference_steps=4, **kw).images[0]
+    assert np.abs(res.values["refine"]["image"].data - ref).max() <= 2 / 255
+    cls = default_registry().get("generate.text_to_image")
+    problems = cls.preflight(  # type: ignore[union-attr]
+        {**cls.defaults(), "model": str(tiny_sdxl_refiner)},  # type: ignore[union-attr]
+        NodeContext("gen", _opts(tmp_path), None),
+    )
+    assert any("is SDXL refiner model" in p.message for p in problems)
