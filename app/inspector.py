@@ -27,6 +27,8 @@ from PySide6.QtWidgets import (
 
 from fathom.app.commands import SetFlags, SetParam, SetTitle
 from fathom.app.document import Document, relative_to
+from fathom.app.model_catalog import ModelCatalog
+from fathom.app.model_picker import LoraPicker, ModelPicker, model_role
 from fathom.app.param_widgets import ParamWidget, SeedWidget, choose_path, make_widget
 from fathom.engine.node import Node, Param
 
@@ -39,9 +41,13 @@ class Inspector(QWidget):
     #: Open the 360° viewer on this node: (node id, output name).
     open_360 = Signal(str, str)
 
-    def __init__(self, doc: Document, parent: QWidget | None = None) -> None:
+    def __init__(
+        self, doc: Document, parent: QWidget | None = None, models: ModelCatalog | None = None
+    ) -> None:
         super().__init__(parent)
         self.doc = doc
+        #: The models on this machine, for model parameters' pickers.
+        self.models = models if models is not None else ModelCatalog(self)
         self.node_id: str | None = None
         self.widgets: dict[str, ParamWidget] = {}
         #: The "Open in 360° viewer" button, when the node has something that viewer shows.
@@ -49,6 +55,8 @@ class Inspector(QWidget):
         self.pick_path: Callable[[Param], str | None] = self._dialog_pick
         #: For parameters that take a sequence: a folder of frames.
         self.pick_folder: Callable[[Param], str | None] = self._dialog_pick_folder
+        #: For model parameters: a model file ("open") or folder ("folder").
+        self.pick_model_path: Callable[[Param, str], str | None] = self._dialog_pick
         self._unsubscribe: Any = None
         self._body = QWidget()
         scroll = QScrollArea()
@@ -158,12 +166,7 @@ class Inspector(QWidget):
         pform = QFormLayout(params)
         locked = self.doc.graph.ui.get("nodes", {}).get(nid, {}).get("locked", [])
         for spec in cls.params:
-            widget = make_widget(
-                spec,
-                lambda s: self.pick_path(s),
-                self._suggestions,
-                lambda s: self.pick_folder(s),
-            )
+            widget = self._param_widget(cls, spec, nid)
             widget.set_value(inst.params.get(spec.name, spec.default))
             widget.edited.connect(
                 lambda value, merge, name=spec.name: self._edited(name, value, merge)
@@ -179,6 +182,35 @@ class Inspector(QWidget):
         if cls.outputs:
             self._form_host.addWidget(self._outputs_row(cls))
         self._form_host.addStretch(1)
+
+    def _param_widget(self, cls: type[Node], spec: Param, nid: str) -> ParamWidget:
+        """The editor for one parameter: a model picker where the node's declarations say
+        the parameter names a model (or its LoRA lines), else the widget of its kind."""
+        role = model_role(cls, spec)
+        if role == "model":
+            return ModelPicker(
+                spec,
+                self.models,
+                tuple(getattr(cls, "families", ())),
+                getattr(cls, "inpainting", None),
+                lambda s, kind: self.pick_model_path(s, kind),
+                lambda: self.doc.base_dir,
+            )
+        if role == "loras":
+            return LoraPicker(
+                spec, self.models, lambda: self._model_value(nid, cls), lambda: self.doc.base_dir
+            )
+        return make_widget(
+            spec, lambda s: self.pick_path(s), self._suggestions, lambda s: self.pick_folder(s)
+        )
+
+    def _model_value(self, nid: str, cls: type[Node]) -> str:
+        """The node's current model (for the LoRAs that fit it)."""
+        inst = self.doc.graph.nodes.get(nid)
+        spec = next((p for p in cls.params if model_role(cls, p) == "model"), None)
+        if inst is None or spec is None:
+            return ""
+        return str(inst.params.get(spec.name, spec.default) or "")
 
     def _suggestions(self, kind: str) -> list[str]:
         return self.doc.subgraph_names() if kind == "subgraphs" else []

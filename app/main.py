@@ -2,7 +2,8 @@
 
 ``--self-test`` opens the main window offscreen, loads an example graph, closes and exits 0:
 a packaged build can prove it starts without a display. ``--screenshot OUT --open GRAPH``
-saves a PNG of the window (used by the screenshot test under Xvfb and for the README).
+saves a PNG of the window (used by the screenshot test under Xvfb and for the README);
+``--select NODE --pick PARAM`` shows that node's model picker open in it.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ import os
 import sys
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from PySide6.QtWidgets import QApplication
@@ -35,6 +36,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--run", action="store_true", help="with --screenshot: run the graph first")
     p.add_argument("--select", metavar="NODE", help="with --screenshot: select this node")
+    p.add_argument(
+        "--pick",
+        metavar="PARAM",
+        help="with --screenshot and --select: open the model picker of this parameter",
+    )
     p.add_argument("--size", default="1600x1000", help="window size for --screenshot")
     p.add_argument("--settings", type=Path, help="use this ini file for settings")
     return p
@@ -125,6 +131,8 @@ def screenshot(args: argparse.Namespace) -> int:
             window.scene.select_nodes([args.select])
         _wait(app, 0.5)
         window.view.fit_all()
+        if args.pick and not _open_picker(app, window, args.pick):
+            return 2
         _wait(app, 0.2)
         args.screenshot.parent.mkdir(parents=True, exist_ok=True)
         saved = window.grab().save(str(args.screenshot))
@@ -132,6 +140,33 @@ def screenshot(args: argparse.Namespace) -> int:
         window.close()
         _wait(app, 0.1)
     return 0 if saved else 1
+
+
+def _open_picker(app: QApplication, window: Any, param: str) -> bool:
+    """Open the selected node's picker for ``param`` once the models are listed, scrolled
+    into view; False (after saying why) when that parameter has no picker."""
+    from PySide6.QtCore import Qt
+    from PySide6.QtWidgets import QScrollArea
+
+    widget = window.inspector.widgets.get(param)
+    if widget is None or not hasattr(widget, "set_open"):
+        print(f"the selected node has no model picker for {param!r}", file=sys.stderr)  # noqa: T201
+        return False
+    window.missing_models.ask = lambda missing: None  # the picture is of the picker
+    window.models.ensure()
+    _wait(app, 60, until=lambda: window.models.entries is not None and not window.models.loading)
+    docks = [window.inspector_dock, window.preview]
+    window.resizeDocks(docks, [560, 560], Qt.Orientation.Horizontal)
+    window.resizeDocks(
+        docks, [window.height() * 2 // 3, window.height() // 3], Qt.Orientation.Vertical
+    )
+    widget.set_open(True)
+    _wait(app, 0.3)
+    scroll = window.inspector.findChild(QScrollArea)
+    if scroll is not None:  # the whole picker in view, its field at the top
+        scroll.ensureWidgetVisible(widget.list, 0, 0)
+        scroll.ensureWidgetVisible(widget, 0, 0)
+    return True
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -4,7 +4,8 @@ It assembles the parts and owns nothing they could own themselves: the Document 
 commands edit it (``app.editing``), the FileController saves it, the RunController runs it off
 the GUI thread into the RunSession (``app.session``, no Qt), which the window, the editor's
 badges and the log panel follow; ``app.menus`` holds the actions, ``app.output_previews`` and
-``app.viewer360_opener`` show what runs made.
+``app.viewer360_opener`` show what runs made; the ModelCatalog (``app.model_catalog``) lists
+and downloads models for the inspector's pickers and the missing-models dialog.
 """
 
 from __future__ import annotations
@@ -25,6 +26,8 @@ from fathom.app.files import FileController
 from fathom.app.inspector import Inspector
 from fathom.app.log_panel import LogPanel
 from fathom.app.menus import Menus
+from fathom.app.missing_models import MissingModels
+from fathom.app.model_catalog import ModelCatalog
 from fathom.app.output_previews import OutputPreviews
 from fathom.app.preview.dock import PreviewDock
 from fathom.app.run_controller import RunController
@@ -51,6 +54,7 @@ class MainWindow(QMainWindow):
         self.settings = settings or Settings()
         self.doc = Document(self.registry, self)
         self.session = RunSession()
+        self.models = ModelCatalog(self)
         self._make_docks()
         self.executor = Executor(
             self.registry, cache=OutputCache(int(self.settings.memory_budget_gb * 1024**3))
@@ -66,6 +70,7 @@ class MainWindow(QMainWindow):
             self.doc, self.session, self.preview, self.settings, selected, self
         )
         self.opener360 = Viewer360Opener(self.doc, self.session, self)
+        self.missing_models = MissingModels(self.doc, self.models, self.session, self)
         self.menus = Menus(self)
         self._closed = False
         self._unfollow: Callable[[], None] | None = None
@@ -84,7 +89,7 @@ class MainWindow(QMainWindow):
         self.scene = GraphScene(self.doc)
         self.view = GraphView(self.scene)
         self.setCentralWidget(self.view)
-        self.inspector = Inspector(self.doc)
+        self.inspector = Inspector(self.doc, models=self.models)
         self.inspector_dock = QDockWidget("Inspector", self)
         self.inspector_dock.setObjectName("inspector")
         self.inspector_dock.setWidget(self.inspector)
@@ -172,6 +177,7 @@ class MainWindow(QMainWindow):
 
         self.executor.cache.max_bytes = int(self.settings.memory_budget_gb * 1024**3)
         self.files.autosave_timer.setInterval(self.settings.autosave_seconds * 1000)
+        self.models.refresh()  # the models folder may have changed
         app = QApplication.instance()
         if isinstance(app, QApplication):
             apply_theme(app, self.settings.theme)
@@ -195,5 +201,6 @@ class MainWindow(QMainWindow):
             self._unfollow()
             self._unfollow = None
         self.opener360.close()
+        self.missing_models.close()
         self.files.close()
         event.accept()

@@ -95,19 +95,42 @@ def build_parser() -> argparse.ArgumentParser:
 
     sub.add_parser("examples", help="list the bundled example graphs")
 
+    _models_parser(sub)
+    return p
+
+
+def _models_parser(sub: Any) -> None:
+    """``fathom models list`` and ``fathom models pull``."""
     m = sub.add_parser("models", help="list local models or download one")
     msub = m.add_subparsers(dest="models_command")
-    ml = msub.add_parser("list", help="models available locally, and where Fathom looked")
-    ml.add_argument("--json", action="store_true")
-    mp = msub.add_parser("pull", help="download a Hugging Face model (safetensors only)")
+    ml = msub.add_parser(
+        "list",
+        help="models available locally (family, kind, size, where found), and where Fathom looked",
+    )
+    ml.add_argument(
+        "--json", action="store_true", help="the documented JSON (fathom.models, version 1)"
+    )
+    mp = msub.add_parser(
+        "pull",
+        help="download a Hugging Face model: its configs and one precision of the safetensors "
+        "weights its pipeline loads; an interrupted pull resumes when run again",
+    )
     mp.add_argument("id", help="a Hugging Face id (org/name)")
     mp.add_argument("--revision", help="branch, tag or commit")
+    mp.add_argument(
+        "--variant",
+        metavar="fp16|bf16|...",
+        help="fetch this precision of each part that has it (the plain one for the others); "
+        "default: the plain (full-precision) files",
+    )
     mp.add_argument(
         "--configs-only",
         action="store_true",
         help="only the configuration files (what a single-file checkpoint needs)",
     )
-    return p
+    mp.add_argument(
+        "--dry-run", action="store_true", help="list the files a pull would fetch; fetch none"
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -201,31 +224,66 @@ def cmd_nodes(args: argparse.Namespace) -> int:
 
 
 def cmd_models(args: argparse.Namespace) -> int:
-    from fathom.engine.models.locate import ModelError, list_models, pull_model
+    from fathom.engine.models.catalog import catalog_document, list_models
+    from fathom.engine.models.locate import ModelError
 
     if args.models_command == "pull":
         try:
-            path = pull_model(args.id, args.revision, args.configs_only)
+            return _pull(args)
         except ModelError as exc:
             _err(str(exc))
             return EXIT_INVALID
-        print(path)
-        return EXIT_OK
     entries, places = list_models()
     if args.json:
-        print(json.dumps({"models": [e.as_dict() for e in entries], "looked_in": places}, indent=2))
+        print(json.dumps(catalog_document(entries, places), indent=2))
         return EXIT_OK
+    _print_models(entries, places)
+    return EXIT_OK
+
+
+def _pull(args: argparse.Namespace) -> int:
+    """``fathom models pull``: say what will come and where, then fetch it with the hub's
+    progress bars (a second run resumes an interrupted one)."""
+    from fathom.engine.models.pull import fetch, plan_pull
+
+    plan = plan_pull(args.id, args.revision, args.variant, args.configs_only)
+    if args.dry_run:
+        for f in plan.files:
+            print(f)
+        return EXIT_OK
+    where = plan.cache_dir or "the Hugging Face cache"
+    _err(
+        f"fetching {len(plan.files)} files of {args.id} into {where} "
+        f"({args.variant or 'plain'} precision; an interrupted pull resumes when run again)"
+    )
+    print(fetch(plan, configs_only=args.configs_only))
+    return EXIT_OK
+
+
+def _print_models(entries: list[Any], places: list[Any]) -> None:
+    """The models grouped by where they were found: name, family, kind, size, and a problem
+    where one stops it loading; then every place looked in."""
+    from fathom.engine.models.catalog import human_size
+
+    by_folder: dict[str, list[Any]] = {}
     for e in entries:
-        print(f"{e.name:48} {e.size_bytes / 1e9:7.2f} GB  {e.kind}  [{e.where}]")
-        print(f"    {e.path}")
+        by_folder.setdefault(f"{e.folder}  [{e.source}]", []).append(e)
+    for folder, group in by_folder.items():
+        print(folder)
+        for e in group:
+            name = f"{e.subfolder}/{e.name}" if e.subfolder else e.name
+            print(f"  {name:44} {e.label:48} {human_size(e.size_bytes):>8}")
+            if e.problem:
+                print(f"      ! {e.problem}")
     if not entries:
         print("no models found")
     print("looked in:")
     for place in places:
         print(f"  {place}")
+        for kind, sub in place.addon_folders:
+            print(f"    {sub} ({kind})")
     if len(places) == 1:
         print("  (add models folders with FATHOM_MODELS or the GUI's Models folder setting)")
-    return EXIT_OK
 
 
 def cmd_validate(args: argparse.Namespace) -> int:

@@ -54,6 +54,7 @@ LORA_PARAM = Param(
     "LoRA adapters, one per line: a .safetensors file or a name in the models folders' "
     "loras/, then :WEIGHT (1 when left out), e.g. ink-wash:0.8",
     multiline=True,
+    suggest="loras",
 )
 
 
@@ -65,6 +66,7 @@ def prompt_params(model: str) -> tuple[Param, ...]:
             model,
             "model folder, .safetensors file or Hugging Face id "
             "(already downloaded: `fathom models pull ID`)",
+            suggest="models",
         ),
         Param("prompt", String, "", "what to make (may be empty)", multiline=True),
         Param("negative_prompt", String, "", "what to steer away from", multiline=True),

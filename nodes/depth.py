@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 
@@ -29,6 +29,9 @@ class EstimateDepth(Node):
     type_id = "depth.estimate"
     title = "Estimate Depth"
     category = "depth"
+    #: The model families it runs (``engine.models.families``): what the studio's model
+    #: picker offers for ``model``.
+    families: ClassVar[tuple[str, ...]] = ("depth",)
     inputs = (Input("image", Image, "colour image"),)
     outputs = (Output("depth", Depth, "depth at the image's size"),)
     params = (

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 
@@ -191,6 +191,9 @@ class Segment(Node):
     type_id = "video.segment"
     title = "Segment Video"
     category = "video"
+    #: The model families it runs (``engine.models.families``): what the studio's model
+    #: picker offers for ``model``.
+    families: ClassVar[tuple[str, ...]] = ("segmentation",)
     inputs = (
         Input("video", Video, "clip to segment"),
         Input("mask", Mask, "first frame's foreground (used without a model)", optional=True),

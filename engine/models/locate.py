@@ -1,4 +1,4 @@
-"""Where models live: the models folders, resolving a model reference, listing and pulling.
+"""Where models live: the models folders and resolving a model reference.
 
 A model reference (a node's ``model`` parameter) resolves, in order, to
 
@@ -6,7 +6,8 @@ A model reference (a node's ``model`` parameter) resolves, in order, to
 2. ``NAME``, ``NAME.safetensors`` or a hub cache entry inside each models folder;
 3. a hub id (``org/name``) already in the Hugging Face cache.
 
-Nothing downloads here; ``pull_model`` (``fathom models pull``) is the only way in from the net.
+Nothing downloads here: ``engine.models.pull`` (``fathom models pull``) is the only way in from
+the net, and ``engine.models.catalog`` (``fathom models list``) lists what is here.
 The models folders are ``FATHOM_MODELS`` (``os.pathsep``-separated) and the GUI's "Models
 folder" setting, read from its settings file without Qt (``FATHOM_SETTINGS`` overrides the
 path).
@@ -16,31 +17,12 @@ from __future__ import annotations
 
 import configparser
 import os
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from fathom.engine.errors import FathomError
 
 PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".ckpt", ".pkl")
-#: Everything but pickle weights and other frameworks' files: what ``pull_model`` fetches.
-PULL_IGNORE = [
-    "*.bin",
-    "*.ckpt",
-    "*.pt",
-    "*.pth",
-    "*.pkl",
-    "*.msgpack",
-    "*.h5",
-    "*.onnx",
-    "*.onnx_data",
-    "*.ot",
-    "*.tflite",
-    "*.mlmodel",
-    "*.mlpackage/*",
-    "*.gguf",
-]
-CONFIG_PATTERNS = ["*.json", "*.txt", "*.model", "*.yaml"]
 
 
 class ModelError(FathomError):
@@ -254,6 +236,21 @@ def weights_variant(folder: Path) -> str | None:
     return sorted(n.split(".")[-2].split("-")[0] for n in names)[0]
 
 
+def loaded_components(index: dict[str, Any]) -> list[str]:
+    """The folders of a diffusers pipeline (its ``model_index.json``) whose weights Fathom
+    loads: image pipelines here skip the safety checker and any IP-adapter image encoder,
+    while Stable Video Diffusion is conditioned through its image encoder; Fathom's own
+    addition beside a pipeline, a tiny autoencoder for previews, counts too."""
+    video = "VideoDiffusion" in str(index.get("_class_name", ""))
+    skip = {"safety_checker", "feature_extractor"} | (set() if video else {"image_encoder"})
+    parts = [
+        n
+        for n, spec in index.items()
+        if isinstance(spec, list) and n not in skip and not n.startswith("_")
+    ]
+    return sorted(parts + [n for n in TINY_VAE_FOLDERS if n not in index])
+
+
 def _pipeline_weights(path: Path) -> list[Path]:
     """In a diffusers folder, the files its pipeline loads: each component's own weights, and
     of those the plain ones where a precision variant sits beside them
@@ -269,181 +266,9 @@ def _pipeline_weights(path: Path) -> list[Path]:
     if not isinstance(index, dict):
         return []
     found: list[Path] = []
-    # Image pipelines here skip the safety checker and any IP-adapter image encoder; Stable
-    # Video Diffusion is conditioned through its image encoder.
-    video = "VideoDiffusion" in str(index.get("_class_name", ""))
-    skip = {"safety_checker", "feature_extractor"} | (set() if video else {"image_encoder"})
-    # Fathom's own additions beside a pipeline: a tiny autoencoder for previews.
-    parts = [
-        n
-        for n, spec in index.items()
-        if isinstance(spec, list) and n not in skip and not n.startswith("_")
-    ] + [n for n in TINY_VAE_FOLDERS if n not in index]
-    for name in sorted(parts):
+    for name in loaded_components(index):
         if not (path / name).is_dir():
             continue
         files = sorted((path / name).glob("*.safetensors"))
         found += [f for f in files if _plain(f.name)] or files
     return found
-
-
-# ---- listing ----------------------------------------------------------------------------------
-
-
-@dataclass
-class ModelEntry:
-    name: str
-    path: str
-    kind: str
-    size_bytes: int
-    where: str
-
-    def as_dict(self) -> dict[str, Any]:
-        return {
-            "name": self.name,
-            "path": self.path,
-            "kind": self.kind,
-            "size_bytes": self.size_bytes,
-            "where": self.where,
-        }
-
-
-def model_kind(path: Path) -> str:
-    """A short description of what a model folder or file holds."""
-    import json
-
-    if path.is_file():
-        return "checkpoint file" if path.suffix == ".safetensors" else "pickle file (refused)"
-    index = path / "model_index.json"
-    if index.is_file():
-        try:
-            return "diffusers " + str(json.loads(index.read_text("utf-8")).get("_class_name"))
-        except (OSError, ValueError):
-            return "diffusers (unreadable model_index.json)"
-    cfg = path / "config.json"
-    if cfg.is_file():
-        try:
-            data = json.loads(cfg.read_text("utf-8"))
-            name = (
-                data.get("_class_name")
-                or ",".join(data.get("architectures") or [])
-                or data.get("model_type", "")
-            )
-            return f"model {name}".strip()
-        except (OSError, ValueError):
-            return "model (unreadable config.json)"
-    return "folder"
-
-
-def _size(path: Path) -> int:
-    if path.is_file():
-        return path.stat().st_size
-    return sum(f.stat().st_size for f in path.rglob("*") if f.is_file())
-
-
-def list_models() -> tuple[list[ModelEntry], list[str]]:
-    """Every model found locally, and the places looked in (existing or not)."""
-    entries: list[ModelEntry] = []
-    places: list[str] = []
-    caches: list[tuple[Path, str]] = []
-    for folder, origin in model_folder_sources():
-        places.append(f"{folder} ({origin}{'' if folder.is_dir() else ', missing'})")
-        caches.append((folder, str(folder)))
-        if not folder.is_dir():
-            continue
-        for child in sorted(folder.iterdir()):
-            if child.name.startswith((".", "_", "models--", "datasets--", "spaces--")):
-                continue
-            if child.is_file() and child.suffix not in (".safetensors", *PICKLE_SUFFIXES):
-                continue
-            kind = model_kind(child)
-            if child.is_dir() and not any(child.rglob("*.safetensors")):
-                if kind == "folder":
-                    continue
-                kind += " (configuration only)"
-            entries.append(
-                ModelEntry(
-                    child.stem if child.is_file() else child.name,
-                    str(child),
-                    kind,
-                    _size(child),
-                    str(folder),
-                )
-            )
-    caches.append((hub_cache(), "Hugging Face cache"))
-    places.append(f"{hub_cache()} (Hugging Face cache)")
-    for folder, where in caches:
-        if not folder.is_dir():
-            continue
-        try:
-            from huggingface_hub import scan_cache_dir
-
-            info = scan_cache_dir(folder)
-        except Exception:  # noqa: BLE001 - a folder that is not a hub cache has no hub models
-            continue
-        for repo in sorted(info.repos, key=lambda r: r.repo_id):
-            if repo.repo_type != "model":
-                continue
-            revs = sorted(repo.revisions, key=lambda r: r.last_modified, reverse=True)
-            snap = Path(revs[0].snapshot_path) if revs else Path(repo.repo_path)
-            entries.append(
-                ModelEntry(repo.repo_id, str(snap), model_kind(snap), int(repo.size_on_disk), where)
-            )
-    return entries, places
-
-
-# ---- pulling ----------------------------------------------------------------------------------
-
-
-def pull_model(repo_id: str, revision: str | None = None, configs_only: bool = False) -> Path:
-    """Download a hub model (safetensors and configs only) into the first models folder, or
-    the Hugging Face cache when none is set; ModelError when offline or not found."""
-    from huggingface_hub import constants, snapshot_download
-    from huggingface_hub import errors as hub_errors
-
-    if not looks_like_hub_id(repo_id):
-        raise ModelError(f"{repo_id!r} is not a Hugging Face id (like 'org/name').")
-    folders = model_folders()
-    cache_dir = folders[0] if folders else None
-    offline_msg = (
-        f"cannot download {repo_id}: this machine is offline or cannot reach the Hugging Face hub"
-    )
-    if constants.HF_HUB_OFFLINE:
-        raise ModelError(
-            f"{offline_msg} (HF_HUB_OFFLINE is set). Fix: connect to the "
-            "internet and unset HF_HUB_OFFLINE, or copy the model folder here and "
-            "point the node at it."
-        )
-    try:
-        path = snapshot_download(
-            repo_id,
-            revision=revision,
-            cache_dir=str(cache_dir) if cache_dir else None,
-            allow_patterns=CONFIG_PATTERNS if configs_only else None,
-            ignore_patterns=None if configs_only else PULL_IGNORE,
-        )
-    except (
-        hub_errors.RepositoryNotFoundError,
-        hub_errors.RevisionNotFoundError,
-        hub_errors.GatedRepoError,
-    ) as exc:
-        raise ModelError(
-            f"cannot download {repo_id}: {type(exc).__name__}: {str(exc).splitlines()[0]}"
-        ) from exc
-    except (hub_errors.LocalEntryNotFoundError, hub_errors.HfHubHTTPError, OSError) as exc:
-        raise ModelError(
-            f"{offline_msg} ({type(exc).__name__}: {str(exc).splitlines()[0]}). "
-            "Fix: check the connection (and a proxy or HF_ENDPOINT), then try "
-            "again."
-        ) from exc
-    except Exception as exc:
-        name = type(exc).__name__
-        if "Connect" in name or "Timeout" in name or "Network" in name:
-            raise ModelError(
-                f"{offline_msg} ({name}). Fix: check the connection, then try again."
-            ) from exc
-        raise
-    out = Path(path)
-    if not configs_only:
-        safetensors_files(out)  # says so now if the repo holds no safetensors weights
-    return out

@@ -3,21 +3,17 @@
 from __future__ import annotations
 
 import json
-import re
 import shutil
 from pathlib import Path
 
 import pytest
+from ldm_layout import clip_to_ldm, unet_to_ldm, vae_to_ldm
 
 from fathom.engine.models import ModelError, ModelManager, locate_model
-from fathom.engine.models.locate import (
-    list_models,
-    model_folders,
-    pull_model,
-    safetensors_files,
-    weights_variant,
-)
+from fathom.engine.models.catalog import list_models
+from fathom.engine.models.locate import model_folders, safetensors_files, weights_variant
 from fathom.engine.models.memory import choose_offload, is_oom, module_nbytes, parse_bytes
+from fathom.engine.models.pull import pull_model
 
 # ---- resolving -----------------------------------------------------------------------------
 
@@ -234,91 +230,6 @@ def test_components_from_other_libraries_are_refused(tmp_path: Path, tiny_sd: Pa
         load_components(bad, "cpu", "float32")
 
 
-_RESNET = (
-    ("norm1", "in_layers.0"),
-    ("conv1", "in_layers.2"),
-    ("time_emb_proj", "emb_layers.1"),
-    ("norm2", "out_layers.0"),
-    ("conv2", "out_layers.3"),
-    ("conv_shortcut", "skip_connection"),
-)
-_TOP = {
-    "time_embedding.linear_1": "time_embed.0",
-    "time_embedding.linear_2": "time_embed.2",
-    "conv_in": "input_blocks.0.0",
-    "conv_norm_out": "out.0",
-    "conv_out": "out.2",
-}
-
-
-def _resnet(rest: str) -> str:
-    for a, b in _RESNET:
-        if rest.startswith(a + "."):
-            return b + rest[len(a) :]
-    return rest
-
-
-def _unet_to_ldm(unet) -> dict:
-    """Our own inverse of the original-LDM → diffusers UNet key mapping (test-only)."""
-    lpb = unet.config.layers_per_block
-    attn_up = [hasattr(b, "attentions") for b in unet.up_blocks]
-    out = {}
-    for k, v in unet.state_dict().items():
-        p = k.split(".")
-        head = ".".join(p[:-1])
-        if head in _TOP:
-            new = f"{_TOP[head]}.{p[-1]}"
-        elif p[0] == "mid_block":
-            rest = ".".join(p[3:])
-            new = (
-                f"middle_block.{2 * int(p[2])}.{_resnet(rest)}"
-                if p[1] == "resnets"
-                else f"middle_block.1.{rest}"
-            )
-        else:
-            i, kind, j, rest = int(p[1]), p[2], int(p[3]), ".".join(p[4:])
-            base = (1 + i * (lpb + 1)) if p[0] == "down_blocks" else i * (lpb + 1)
-            blocks = "input_blocks" if p[0] == "down_blocks" else "output_blocks"
-            new = {
-                "resnets": f"{blocks}.{base + j}.0.{_resnet(rest)}",
-                "attentions": f"{blocks}.{base + j}.1.{rest}",
-                "downsamplers": f"{blocks}.{base + lpb}.0.op.{p[-1]}",
-                "upsamplers": f"{blocks}.{base + lpb}.{2 if attn_up[i] else 1}.conv.{p[-1]}",
-            }[kind]
-        out["model.diffusion_model." + new] = v
-    return out
-
-
-def _vae_to_ldm(vae) -> dict:
-    n_up = len(vae.config.block_out_channels)
-    out = {}
-    for k, v in vae.state_dict().items():
-        n = re.sub(r"down_blocks\.(\d+)\.resnets\.(\d+)", r"down.\1.block.\2", k)
-        n = re.sub(r"down_blocks\.(\d+)\.downsamplers\.0", r"down.\1.downsample", n)
-        n = re.sub(
-            r"up_blocks\.(\d+)\.resnets\.(\d+)",
-            lambda m: f"up.{n_up - 1 - int(m[1])}.block.{m[2]}",
-            n,
-        )
-        n = re.sub(
-            r"up_blocks\.(\d+)\.upsamplers\.0", lambda m: f"up.{n_up - 1 - int(m[1])}.upsample", n
-        )
-        n = re.sub(r"mid_block\.resnets\.(\d+)", lambda m: f"mid.block_{int(m[1]) + 1}", n)
-        if "mid_block.attentions.0" in n:
-            n = n.replace("mid_block.attentions.0", "mid.attn_1")
-            for a, b in (
-                ("group_norm", "norm"),
-                ("to_q", "q"),
-                ("to_k", "k"),
-                ("to_v", "v"),
-                ("to_out.0", "proj_out"),
-            ):
-                n = n.replace(f".{a}.", f".{b}.")
-        n = n.replace("conv_norm_out", "norm_out").replace("conv_shortcut", "nin_shortcut")
-        out["first_stage_model." + n] = v
-    return out
-
-
 @pytest.fixture(scope="module")
 def single_file(tiny_sd: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The tiny model as one original-layout .safetensors checkpoint (what civitai-style files
@@ -328,10 +239,11 @@ def single_file(tiny_sd: Path, tmp_path_factory: pytest.TempPathFactory) -> Path
     from fathom.engine.models.diffusion import load_components
 
     comps = load_components(tiny_sd, "cpu", "float32")
-    sd = {**_unet_to_ldm(comps.unet), **_vae_to_ldm(comps.vae)}
-    for k, v in comps.text_encoder.state_dict().items():
-        k = k if k.startswith("text_model.") else "text_model." + k
-        sd["cond_stage_model.transformer." + k] = v
+    sd = {
+        **unet_to_ldm(comps.unet),
+        **vae_to_ldm(comps.vae),
+        **clip_to_ldm(comps.text_encoder, "cond_stage_model.transformer."),
+    }
     folder = tmp_path_factory.mktemp("single")
     save_file({k: v.contiguous() for k, v in sd.items()}, str(folder / "tiny.safetensors"))
     shutil.copytree(tiny_sd, folder / "tiny.config", ignore=shutil.ignore_patterns("*.safetensors"))
@@ -354,15 +266,22 @@ def test_a_single_safetensors_checkpoint_loads_like_its_folder(
 
 
 def test_a_single_file_without_its_configuration_says_what_to_pull(
-    single_file: Path, tmp_path: Path, no_settings: None
+    single_file: Path, tmp_path: Path, no_settings: None, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    """Alone, an SD 1.x file takes Fathom's shipped SD 1.5 configuration, which lacks only the
+    CLIP vocabulary: with none on this machine, the error says which files and how to get
+    them (tests/engine/models/test_singlefile.py covers the rest)."""
+    from huggingface_hub import constants
+
     from fathom.engine.models.diffusion import load_components
 
+    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(tmp_path / "empty-hub-cache"))
     alone = tmp_path / "alone.safetensors"
     shutil.copy(single_file, alone)
     with pytest.raises(ModelError) as err:
         load_components(alone, "cpu", "float32")
-    assert "fathom models pull" in str(err.value) and "--configs-only" in str(err.value)
+    pull = "fathom models pull openai/clip-vit-large-patch14 --configs-only"
+    assert pull in str(err.value) and "vocab.json and merges.txt" in str(err.value)
     assert "alone.config" in str(err.value)
 
 
@@ -380,15 +299,16 @@ def test_models_list_shows_local_models_and_where_it_looked(
 
     monkeypatch.setenv("FATHOM_MODELS", f"{tiny_sd.parent}:{single_file.parent}")
     entries, places = list_models()
-    kinds = {Path(e.path).name: e.kind for e in entries}
-    assert kinds["model"] == "diffusers StableDiffusionPipeline"
-    assert kinds["tiny.safetensors"] == "checkpoint file"
-    assert kinds["tiny.config"].endswith("(configuration only)")
+    kinds = {Path(e.path).name: (e.family, e.kind, e.problem) for e in entries}
+    assert kinds["model"] == ("sd1", "pipeline", "")
+    assert kinds["tiny.safetensors"] == ("sd1", "single file", "")
+    assert kinds["tiny.config"][2].startswith("configuration only")
     assert "vocab" not in kinds  # folders that hold no model are not listed
     assert main(["models", "list", "--json"]) == 0
     out = json.loads(capsys.readouterr().out)
-    assert out["looked_in"][0] == f"{tiny_sd.parent} (FATHOM_MODELS)"
-    assert "Hugging Face cache" in out["looked_in"][-1]
+    assert out["looked_in"][0]["path"] == str(tiny_sd.parent)
+    assert out["looked_in"][0]["origin"] == "FATHOM_MODELS"
+    assert out["looked_in"][-1]["origin"] == "Hugging Face cache"
     assert main(["models", "list"]) == 0
     assert "looked in:" in capsys.readouterr().out
 
