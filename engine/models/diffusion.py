@@ -146,7 +146,7 @@ def _single_file_config(path: Path) -> Path:
 
 
 def _from_single_file(path: Path, dtype: Any) -> dict[str, Any]:
-    from diffusers import StableDiffusionPipeline, StableDiffusionXLPipeline
+    import diffusers
 
     info = identify(path)
     if info.family not in UNET_FAMILIES:
@@ -155,10 +155,12 @@ def _from_single_file(path: Path, dtype: Any) -> dict[str, Any]:
             f"{names(UNET_FAMILIES)} checkpoints."
         )
     config = _single_file_config(path)
-    xl = info.family == "sdxl"
-    extra = {} if xl else {"safety_checker": None, "requires_safety_checker": False}
+    # The refiner has no first text encoder: only the image-to-image SDXL pipeline takes that.
+    xl = {"sdxl": "StableDiffusionXLPipeline", "sdxl-refiner": "StableDiffusionXLImg2ImgPipeline"}
+    cls = getattr(diffusers, xl.get(info.family, "StableDiffusionPipeline"))
+    extra = {} if info.family in xl else {"safety_checker": None, "requires_safety_checker": False}
     try:
-        pipe = (StableDiffusionXLPipeline if xl else StableDiffusionPipeline).from_single_file(
+        pipe = cls.from_single_file(
             str(path),
             config=str(config),
             **diffusers_dtype(dtype),

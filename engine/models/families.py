@@ -252,5 +252,23 @@ def identify(path: Path) -> ModelInfo:
     if path.is_dir():
         return _folder_family(path)
     if path.suffix.lower() == ".safetensors":
-        return _file_family(safetensors_header(path))
+        info = _file_family(safetensors_header(path))
+        hint = hint_for(path)
+        if hint and "turbo" in hint.lower():
+            # A Turbo checkpoint's weights look like its base model's: only the hint tells.
+            return ModelInfo(info.family, info.kind, info.inpainting, one_step=True)
+        return info
     return ModelInfo("unknown", "file")
+
+
+def hint_for(path: Path) -> str | None:
+    """The shipped configuration a text file ``NAME.config`` beside the checkpoint names (its
+    first word that is not a ``#`` comment), for models the weights cannot tell apart."""
+    hint_file = path.with_suffix(".config")
+    if not hint_file.is_file():
+        return None
+    for line in hint_file.read_text("utf-8", errors="replace").splitlines():
+        word = line.split("#", 1)[0].strip()
+        if word:
+            return word.split()[0]
+    return None

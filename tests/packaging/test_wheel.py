@@ -17,6 +17,7 @@ import pytest
 ROOT = Path(__file__).resolve().parents[2]
 WHEEL_MUST_HOLD = {
     "fathom/engine/schema/graph.schema.json",
+    "fathom/engine/models/configs/sdxl-base/unet/config.json",  # single-file checkpoints
     "fathom/engine/cli.py",
     "fathom/nodes/io.py",
     "fathom/app/main.py",
@@ -63,6 +64,7 @@ def test_wheel_installs_and_renders_outside_the_checkout(tmp_path: Path) -> None
         "assets/graphs/depthfusion_demo.json",
         "packaging/fathom.spec",
         "engine/schema/graph.schema.json",
+        "engine/models/configs/sd15/tokenizer/tokenizer_config.json",
     } <= members
 
     # The venv sees the heavy dependencies (torch...) of this interpreter, not this checkout:
