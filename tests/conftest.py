@@ -278,7 +278,9 @@ def make_lora(model: Path, out: Path, seed: int = 0, text: bool = False) -> Path
                 continue
             encoder.add_adapter(
                 LoraConfig(
-                    r=4, init_lora_weights=False, target_modules=["q_proj", "k_proj", "v_proj"]
+                    r=4,
+                    init_lora_weights=False,
+                    target_modules=["q_proj", "k_proj", "v_proj", "out_proj"],
                 )
             )
             key = (

@@ -110,6 +110,44 @@ def test_two_loras_with_their_own_weights_equal_diffusers(
     assert np.abs(ours - ref).max() <= 2 / 255
 
 
+def _to_kohya(lora: Path, out: Path) -> Path:
+    """The same LoRA in the kohya (sd-scripts) key layout most community LoRAs use: module
+    paths joined by underscores under lora_unet_/lora_te_, lora_down/lora_up, and an alpha per
+    module (alpha = rank keeps the scale at 1)."""
+    from safetensors.torch import load_file, save_file
+
+    prefixes = {"unet.": "lora_unet_", "text_encoder.": "lora_te_text_model_"}
+    kohya: dict[str, torch.Tensor] = {}
+    for key, tensor in load_file(str(lora)).items():
+        head = next(p for p in prefixes if key.startswith(p))
+        module, rest = key[len(head) :].split(".lora", 1)
+        module = module.removeprefix("text_model.")
+        name = prefixes[head] + module.replace(".", "_")
+        down = "down" in rest or "lora_A" in rest
+        kohya[f"{name}.{'lora_down' if down else 'lora_up'}.weight"] = tensor
+        if down:
+            kohya[f"{name}.alpha"] = torch.tensor(float(tensor.shape[0]))
+    save_file(kohya, str(out))
+    return out
+
+
+def test_a_kohya_format_lora_loads_through_diffusers_converter_as_the_same_lora(
+    ex: Executor, tiny_sd: Path, lora_factory: Any, tmp_path: Path
+) -> None:
+    lora = lora_factory(tiny_sd, seed=3, text=True)
+    kohya = _to_kohya(lora, tmp_path / "kohya_style.safetensors")
+    from safetensors import safe_open
+
+    with safe_open(str(kohya), "pt") as f:
+        keys = list(f.keys())
+    assert any(k.startswith("lora_te_") for k in keys) and all("lora_A" not in k for k in keys)
+    ours = _run(ex, tiny_sd, tmp_path, f"{kohya}:0.7")
+    same = _run(ex, tiny_sd, tmp_path, f"{lora}:0.7")
+    ref = _reference("StableDiffusionPipeline", tiny_sd, [(lora, 0.7)])
+    assert np.abs(ours - same).max() <= 1e-5
+    assert np.abs(ours - ref).max() <= 2 / 255
+
+
 def test_a_lora_is_found_by_name_in_the_models_folder(
     ex: Executor, tiny_sd: Path, lora_factory: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
