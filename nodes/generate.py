@@ -387,13 +387,14 @@ class Stream(ModelNode):
     """Restyle a frame sequence in real time (StreamDiffusion's design): the denoising stages of
     consecutive frames run as one batched UNet call, guidance is residual (no second UNet pass
     for "self"/"initialize"), and near-identical frames can be skipped. Use an LCM-capable model
-    and 1–4 stages. Output frames line up with the input frames (the stream is drained)."""
+    (SD 1.x, 2.x or SDXL; an LCM LoRA in `loras` makes one) and 1–4 stages. Output frames line
+    up with the input frames (the stream is drained)."""
 
     type_id = "generate.stream"
     title = "Stream (real-time img2img)"
     category = "generate"
     thread_safe = False
-    families = ("sd1", "sd2")
+    families = ("sd1", "sd2", "sdxl")
     inputs = (
         Input("frames", Video, "input frames (an Image is a one-frame video)"),
         CONTROL_INPUT,
@@ -518,6 +519,7 @@ class Stream(ModelNode):
             comps.tokenizer,
             comps.scheduler,
             tiny_vae=tiny,
+            components=comps,
         )
         outs: list[Image] = []
         adapters = ExitStack()  # the LoRAs stay on for the whole stream, off after it

@@ -14,6 +14,9 @@ Generation" (2023). With ``n`` denoising stages (``t_index_list``):
 - input/output queues (a frame enters, the oldest finished frame leaves), the stochastic
   similarity filter, tiny-autoencoder encode/decode and prompt embeddings computed once in
   :meth:`prepare`.
+- SDXL-family UNets stream too (built with ``components``): both text encoders, the pooled
+  embedding and the size ids (the frame's size, no crop) condition every call, and SDXL's
+  float16 VAE runs in float32 for the stream (its ``force_upcast``), as diffusers decodes it.
 - Beyond the paper: Clockwork feature reuse inside the stream — the UNet's low-resolution core
   runs on every ``clock_period``-th call only; in between, each stage reuses the core features
   kept for the same frame one or more stages earlier ("step") or for the frame before at the
@@ -31,7 +34,7 @@ from fathom.engine.accel.clockwork import Clockwork, ClockworkAdaptor
 from fathom.engine.accel.similarity import SimilarityFilter
 from fathom.engine.accel.tome import TokenMerge
 from fathom.engine.diffusion.control import keep
-from fathom.engine.diffusion.stages import encode_text
+from fathom.engine.diffusion.stages import Encoded, encode_text, pad_tokens
 
 CFG_TYPES = ("none", "self", "initialize", "full")
 
@@ -47,7 +50,10 @@ class StreamPipeline:
         tokenizer: Any,
         scheduler: Any,
         tiny_vae: Any = None,
+        components: Any = None,
     ) -> None:
+        """``components`` (engine.diffusion.components) encodes the prompts when given: its
+        prompt cache, LoRA text adapters, embeddings and, for SDXL, both encoders."""
         import inspect
 
         from diffusers import LCMScheduler
@@ -55,6 +61,9 @@ class StreamPipeline:
         accepted = inspect.signature(LCMScheduler.__init__).parameters
         self.unet, self.vae, self.tiny_vae = unet, vae, tiny_vae
         self.text_encoder, self.tokenizer = text_encoder, tokenizer
+        self.components = components
+        self._added: dict[str, torch.Tensor] | None = None  # SDXL: pooled text, size ids
+        self._vae_upcast = False
         self.scheduler = LCMScheduler.from_config(
             {k: v for k, v in scheduler.config.items() if k in accepted}
         )
@@ -73,8 +82,30 @@ class StreamPipeline:
 
     # ------------------------------------------------------------------ set-up
     def encode_prompt(self, prompt: str) -> torch.Tensor:
-        emb = encode_text(self.tokenizer, self.text_encoder, prompt, self.device).embeds
-        return emb.to(dtype=self.dtype)
+        return self._encode(prompt).embeds.to(dtype=self.dtype)
+
+    def _encode(self, prompt: str) -> Encoded:
+        if self.components is not None:
+            return self.components.encode(prompt)
+        return encode_text(self.tokenizer, self.text_encoder, prompt, self.device)
+
+    def _prompts(self, prompt: str, negative_prompt: str) -> None:
+        """The prompt's embeddings and, when the guidance needs it, the negative's (as long as
+        the prompt's; an empty one is zeros where the model says so, as diffusers has it)."""
+        pos = self._encode(prompt)
+        neg: Encoded | None = None
+        if self.cfg_type in ("initialize", "full"):
+            if not negative_prompt and getattr(self.components, "force_zeros", False):
+                pooled = None if pos.pooled is None else torch.zeros_like(pos.pooled)
+                neg = Encoded(torch.zeros_like(pos.embeds), pooled)
+            else:
+                neg = self._encode(negative_prompt)
+            if self.components is not None:
+                longest = max(pos.embeds.shape[1], neg.embeds.shape[1])
+                pos, neg = (pad_tokens(self.components, e, longest) for e in (pos, neg))
+        self.cond = pos.embeds.to(dtype=self.dtype)
+        self.uncond = None if neg is None else neg.embeds.to(dtype=self.dtype)
+        self._pooled = (pos.pooled, None if neg is None else neg.pooled)
 
     @torch.no_grad()
     def prepare(
@@ -108,10 +139,8 @@ class StreamPipeline:
         self.cfg_type = cfg_type if guidance > 1.0 else "none"
         self.guidance, self.delta, self.seed = float(guidance), float(delta), int(seed)
         self.use_tiny_vae = use_tiny_vae and self.tiny_vae is not None
-        self.cond = self.encode_prompt(prompt)
-        self.uncond = (
-            self.encode_prompt(negative_prompt) if self.cfg_type in ("initialize", "full") else None
-        )
+        self._prompts(prompt, negative_prompt)
+        self._added = None
         self.scheduler.set_timesteps(num_inference_steps)
         all_t = self.scheduler.timesteps
         if max(t_index_list) >= len(all_t):
@@ -155,6 +184,7 @@ class StreamPipeline:
             )
             self.clockwork.attach(self.unet)
             self.accel.append(self.clockwork)
+        self._upcast_vae()
         self._noise: torch.Tensor | None = None
         self._x: torch.Tensor | None = None  # (n-1, B, 4, h, w) latents waiting at stages 1..
         self._ref: torch.Tensor | None = None  # their RCFG reference latents
@@ -165,14 +195,46 @@ class StreamPipeline:
         self._prepared = True
 
     def close(self) -> None:
-        """Detach the accelerations from the UNet (prepare() calls this first)."""
+        """Detach the accelerations from the UNet and give the VAE back its own precision
+        (prepare() calls this first)."""
         for a in reversed(self.accel):
             a.detach()
         self.accel.clear()
         self.clockwork = None
+        if self._vae_upcast:
+            self.vae.to(dtype=torch.float16)
+            self._vae_upcast = False
         self._prepared = False
 
+    def _upcast_vae(self) -> None:
+        """SDXL's VAE overflows in float16 (``force_upcast``): the full VAE runs in float32
+        for the whole stream rather than switching on every frame."""
+        vae = self.vae
+        if (
+            not self.use_tiny_vae
+            and vae.dtype == torch.float16
+            and bool(getattr(vae.config, "force_upcast", 0))
+        ):
+            vae.to(dtype=torch.float32)
+            self._vae_upcast = True
+
+    def _size_conditioning(self, h: int, w: int) -> None:
+        """SDXL's added conditioning for latents of h×w: the pooled text embeddings (prompt,
+        and negative when guiding) and the size ids (original = target = the frame, no crop)."""
+        pos, neg = self._pooled
+        if pos is None:
+            self._added = None
+            return
+        f = 2 ** (len(self.vae.config.block_out_channels) - 1)
+        ids = torch.tensor([[h * f, w * f, 0, 0, h * f, w * f]], dtype=self.dtype)
+        self._added = {
+            "pos": pos.to(self.device, self.dtype),
+            "neg": (pos if neg is None else neg).to(self.device, self.dtype),
+            "ids": ids.to(self.device),
+        }
+
     def _init_noise(self, b: int, h: int, w: int) -> None:
+        self._size_conditioning(h, w)
         g = torch.Generator().manual_seed(self.seed)
         self._noise = torch.randn((self.n, b, 4, h, w), generator=g).to(self.device, self.dtype)
         self._x = torch.zeros((self.n - 1, b, 4, h, w), device=self.device, dtype=self.dtype)
@@ -182,16 +244,19 @@ class StreamPipeline:
     # ------------------------------------------------------------------ VAE
     @torch.no_grad()
     def encode(self, image: torch.Tensor) -> torch.Tensor:
-        image = image.to(device=self.device, dtype=self.dtype)
         if self.use_tiny_vae:
+            image = image.to(device=self.device, dtype=self.dtype)
             return self.tiny_vae.encode(image).latents * self.tiny_vae.config.scaling_factor
-        return self.vae.encode(image).latent_dist.mode() * self.vae.config.scaling_factor
+        image = image.to(device=self.device, dtype=self.vae.dtype)
+        z = self.vae.encode(image).latent_dist.mode() * self.vae.config.scaling_factor
+        return z.to(self.dtype)
 
     @torch.no_grad()
     def decode(self, latents: torch.Tensor) -> torch.Tensor:
         if self.use_tiny_vae:
             out = self.tiny_vae.decode(latents / self.tiny_vae.config.scaling_factor).sample
         else:
+            latents = latents.to(self.vae.dtype)
             out = self.vae.decode(latents / self.vae.config.scaling_factor).sample
         return out.clamp(-1, 1)
 
@@ -220,6 +285,7 @@ class StreamPipeline:
                 torch.cat([t, t]),
                 torch.cat([uncond.expand(s * b, -1, -1), emb]),  # type: ignore[union-attr]
                 torch.cat([at, at]),
+                negatives=s * b,
             )
             eps_u, eps_c = eps.chunk(2)
             eps = (eps_u + self.guidance * (eps_c - eps_u)).view_as(x)
@@ -230,6 +296,7 @@ class StreamPipeline:
                 torch.cat([t[:b], t]),
                 torch.cat([uncond.expand(b, -1, -1), emb]),  # type: ignore[union-attr]
                 torch.cat([at[:b], at]),
+                negatives=b,
             )
             eps_neg0, eps = eps[:b], eps[b:].view_as(x)
             ref0 = (new_x - self.beta[0, 0] * eps_neg0) / self.alpha[0, 0]
@@ -244,18 +311,33 @@ class StreamPipeline:
         return x0, ref
 
     def _unet(
-        self, x: torch.Tensor, t: torch.Tensor, emb: torch.Tensor, at: torch.Tensor
+        self,
+        x: torch.Tensor,
+        t: torch.Tensor,
+        emb: torch.Tensor,
+        at: torch.Tensor,
+        negatives: int = 0,
     ) -> torch.Tensor:
+        """One batched UNet call; the first ``negatives`` rows are the negative prompt's."""
         self.unet_calls += 1
-        down, mid = self._control(x, t, emb, at)
+        added = self._added_for(int(x.shape[0]), negatives)
+        down, mid = self._control(x, t, emb, at, added)
         return self.unet(
             x,
             t,
             encoder_hidden_states=emb,
+            added_cond_kwargs=added,
             down_block_additional_residuals=down,
             mid_block_additional_residual=mid,
             return_dict=False,
         )[0]
+
+    def _added_for(self, rows: int, negatives: int) -> dict[str, torch.Tensor] | None:
+        if self._added is None:
+            return None
+        a = self._added
+        pooled = torch.cat([a["neg"].expand(negatives, -1), a["pos"].expand(rows - negatives, -1)])
+        return {"text_embeds": pooled, "time_ids": a["ids"].expand(rows, -1)}
 
     def set_controls(self, controls: list[tuple[Any, float, float, float]]) -> None:
         """ControlNets as (model, scale, start, end), after ``prepare``; start and end are
@@ -265,7 +347,12 @@ class StreamPipeline:
         self._hints = [deque(maxlen=max(getattr(self, "n", 1), 1)) for _ in self.controls]
 
     def _control(
-        self, x: torch.Tensor, t: torch.Tensor, emb: torch.Tensor, at: torch.Tensor
+        self,
+        x: torch.Tensor,
+        t: torch.Tensor,
+        emb: torch.Tensor,
+        at: torch.Tensor,
+        added: dict[str, torch.Tensor] | None = None,
     ) -> tuple[list[torch.Tensor] | None, torch.Tensor | None]:
         """Each ControlNet sees every batch item with the control image of that item's own
         frame (its stage says how many calls ago the frame came), scaled per stage."""
@@ -288,6 +375,7 @@ class StreamPipeline:
                 encoder_hidden_states=emb,
                 controlnet_cond=image.to(x.device, net.dtype),
                 conditioning_scale=1.0,
+                added_cond_kwargs=added,
                 return_dict=False,
             )
             d = [r * weight for r in d]
