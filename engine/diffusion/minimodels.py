@@ -588,7 +588,36 @@ def save_sd3_model(folder: str | Path, spec: SD3Spec = TINY_SD3, seed: int = 0) 
     from diffusers import StableDiffusion3Pipeline
 
     folder = Path(folder)
-    StableDiffusion3Pipeline(**build_sd3_components(spec, seed)).save_pretrained(
-        folder, safe_serialization=True
-    )
+    pipe: Any = StableDiffusion3Pipeline(**build_sd3_components(spec, seed))
+    pipe.save_pretrained(folder, safe_serialization=True)
     return folder
+
+
+# ---- SDXL-shaped benchmark model ---------------------------------------------------------------
+
+#: SDXL base's block layout at a fifth of its width, for benchmarks: three levels of (64, 128,
+#: 256) channels (SDXL: 320, 640, 1280), no attention at the highest resolution, 2 and 10
+#: transformer layers at the two lower levels, linear projections, head dim 64 everywhere
+#: (diffusers' ``attention_head_dim`` is SDXL's per-level head *count*, hence the tuple), two
+#: text encoders of 160 and 256 wide (SDXL: 768 and 1280; cross-attention 416), the pooled
+#: 256-wide projection plus six 256-wide size/crop embeddings as SDXL's ``text_time`` input,
+#: and a four-level VAE with SDXL's scaling factor. A toy-width UNet would misplace the cost:
+#: on SDXL most of a step is the 10-layer transformers at the lowest level, and so it is here.
+_XL_HEADS: Any = (1, 2, 4)  # per level; the ModelSpec field is typed for one count
+BENCH_XL = ModelSpec(
+    unet_channels=(64, 128, 256),
+    unet_layers=2,
+    attention_head_dim=_XL_HEADS,
+    cross_dim=416,
+    vae_channels=(32, 32, 96, 96),
+    vae_layers=2,
+    vae_groups=32,
+    tiny_vae_channels=16,
+    text_layers=4,
+    text_heads=8,
+    sample_size=32,
+    family="sdxl",
+    transformer_layers=(1, 2, 10),
+    time_embed_dim=256,
+    text_widths=(160, 256),
+)
