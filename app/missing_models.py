@@ -1,10 +1,12 @@
 """The models a graph needs that are not on this machine, in one dialog.
 
 When a graph opens (and when a run's pre-flight check refuses a model), the model parameters
-and LoRA lines of its nodes (found from node metadata, as the pickers find them) are looked up
-off the GUI thread with the engine's own resolvers. What is missing is shown in one dialog
-that names each node, parameter and model, and offers to download it (a hub id, with progress
-and cancel) or to browse to a copy; a browsed path becomes an undoable edit of the node.
+(the models nodes run, and their ControlNets and IP-Adapters) and LoRA lines of its nodes
+(found from node metadata, as the pickers find them) are looked up off the GUI thread with the
+engine's own resolvers (``locate_kind``: what each node's check uses). What is missing is
+shown in one dialog that names each node, parameter and model, and offers to download it (a
+hub id, with progress and cancel) or to browse to a copy; a browsed path becomes an undoable
+edit of the node.
 """
 
 from __future__ import annotations
@@ -32,14 +34,14 @@ from PySide6.QtWidgets import (
 from fathom.app.commands import SetParam
 from fathom.app.document import Document, relative_to
 from fathom.app.model_catalog import ModelCatalog
-from fathom.app.model_picker import model_role, progress_text
+from fathom.app.model_picker import model_kind, model_role, progress_text, takes_hub_ids
 from fathom.app.preview.worker import BackgroundRenderer
 from fathom.app.session import RunSession
 from fathom.engine.errors import LibraryError
 from fathom.engine.models.locate import (
     ModelError,
     locate_addon,
-    locate_model,
+    locate_kind,
     looks_like_hub_id,
     model_folders,
 )
@@ -48,22 +50,26 @@ from fathom.engine.models.locate import (
 @dataclass(frozen=True)
 class MissingModel:
     """A model one node needs and this machine lacks: the node, its title, the parameter
-    ("model", or "loras" for a LoRA line), the model as the graph names it, and the engine's
-    message (every place it looked)."""
+    ("model", or "loras" for a LoRA line), the model as the graph names it, the engine's
+    message (every place it looked), and its kind: "model" (one a node runs), "lora",
+    "controlnet" or "ip-adapter"."""
 
     node: str
     title: str
     param: str
     value: str
     message: str
+    kind: str = "model"
 
     @property
     def downloadable(self) -> bool:
-        """A hub id in a model parameter (LoRA lines take files, not hub ids)."""
-        return self.param != "loras" and looks_like_hub_id(self.value)
+        """A hub id where the parameter takes one (a model or a ControlNet; LoRA lines and
+        IP-Adapters take files, not hub ids)."""
+        return takes_hub_ids(self.kind) and looks_like_hub_id(self.value)
 
 
-#: (node id, title, parameter, role, value) for each model parameter of a graph.
+#: (node id, title, parameter, kind, value) for each model parameter of a graph: the kind
+#: "model", "controlnet" or "ip-adapter" (``model_kind``), or "loras" for LoRA lines.
 Wanted = tuple[str, str, str, str, str]
 
 
@@ -79,7 +85,8 @@ def model_params(doc: Document) -> list[Wanted]:
             role = model_role(cls, spec)
             value = str(inst.params.get(spec.name, spec.default) or "").strip()
             if role and value:
-                out.append((nid, doc.title(nid), spec.name, role, value))
+                kind = model_kind(spec) if role == "model" else role
+                out.append((nid, doc.title(nid), spec.name, kind, value))
     return out
 
 
@@ -89,12 +96,12 @@ def find_missing(wanted: list[Wanted], base_dir: Path) -> list[MissingModel]:
     from fathom.engine.diffusion.lora import parse_loras
 
     out = []
-    for nid, title, param, role, value in wanted:
-        if role == "model":
+    for nid, title, param, kind, value in wanted:
+        if kind != "loras":
             try:
-                locate_model(value, base_dir)
+                locate_kind(value, kind, base_dir)
             except ModelError as exc:
-                out.append(MissingModel(nid, title, param, value, str(exc)))
+                out.append(MissingModel(nid, title, param, value, str(exc), kind))
             continue
         try:
             refs = parse_loras(value)
@@ -104,7 +111,7 @@ def find_missing(wanted: list[Wanted], base_dir: Path) -> list[MissingModel]:
             try:
                 locate_addon(ref.source, "lora", base_dir)
             except ModelError as exc:
-                out.append(MissingModel(nid, title, param, ref.source, str(exc)))
+                out.append(MissingModel(nid, title, param, ref.source, str(exc), "lora"))
     return out
 
 
@@ -144,9 +151,15 @@ class _Row:
         """What to do where there is nothing to download."""
         if self.missing.downloadable:
             return ""
-        if self.missing.param == "loras":
+        if self.missing.kind == "lora":
             return "A LoRA is a file: browse to it, or put it in a models folder's loras/."
-        return "Not a Hugging Face id: browse to it, or put it in a models folder."
+        if self.missing.kind == "ip-adapter":
+            return (
+                "An IP-Adapter is a file: browse to it, or put it (its image_encoder/ folder "
+                "beside it) in a models folder's ipadapter/."
+            )
+        where = "controlnet/" if self.missing.kind == "controlnet" else "a models folder"
+        return f"Not a Hugging Face id: browse to it, or put it in {where}."
 
 
 class MissingModelsDialog(QDialog):
@@ -219,7 +232,7 @@ class MissingModelsDialog(QDialog):
         """A model may be a file or a folder; a LoRA is a file."""
         menu = QMenu(row.browse)
         menu.addAction("A .safetensors file…", lambda r=row: self.browse(r, "open"))
-        if row.missing.param != "loras":
+        if row.missing.kind in ("model", "controlnet"):
             menu.addAction("A model folder…", lambda r=row: self.browse(r, "folder"))
         row.browse.setMenu(menu)
 
@@ -238,7 +251,7 @@ class MissingModelsDialog(QDialog):
         if inst is None:
             return
         value = chosen
-        if m.param == "loras":
+        if m.kind == "lora":
             value = replace_lora(str(inst.params.get(m.param, "")), m.value, chosen)
         self.doc.undo_stack.push(SetParam(self.doc, m.node, m.param, value))
         row.download.setEnabled(False)

@@ -116,25 +116,31 @@ class ModelCatalog(QObject):
     def fitting(self, families: tuple[str, ...], inpainting: bool | None) -> list[ModelEntry]:
         return [e for e in self.entries or [] if fits(e, families, inpainting)]
 
-    def find(self, value: str, base_dir: Path | None = None) -> ModelEntry | None:
-        """The listed model a parameter's value names (by reference or by path)."""
+    def find(self, value: str, base_dir: Path | None = None, kind: str = "") -> ModelEntry | None:
+        """The listed model a parameter's value names (by reference or by path); of ``kind``
+        first where one is asked for (``depth`` may name a model folder and a ControlNet in
+        ``controlnet/``: a ControlNet parameter means the latter)."""
         if not value:
             return None
-        for e in self.entries or []:
-            if e.reference == value or e.path == value:
-                return e
-        path = Path(value).expanduser()
-        if base_dir is not None and not path.is_absolute():
-            path = base_dir / path
-        if path.exists():
-            resolved = str(path.resolve())
-            return next((e for e in self.entries or [] if e.path == resolved), None)
-        return None
+        hits = [e for e in self.entries or [] if value in (e.reference, e.path)]
+        if not hits:
+            path = Path(value).expanduser()
+            if base_dir is not None and not path.is_absolute():
+                path = base_dir / path
+            if path.exists():
+                resolved = str(path.resolve())
+                hits = [e for e in self.entries or [] if e.path == resolved]
+        return next((e for e in hits if e.kind == kind), hits[0] if hits else None)
 
-    def describe_value(self, value: str, base_dir: Path) -> ModelEntry | None:
-        """What a parameter's value is: a listed model, or a file or folder on disk (read
-        now: identifying one reads a config or a file header, not the weights)."""
-        hit = self.find(value, base_dir)
+    def of_kind(self, kind: str) -> list[ModelEntry]:
+        """The listed models of one kind ("controlnet", "ip-adapter"), usable or not."""
+        return [e for e in self.entries or [] if e.kind == kind]
+
+    def describe_value(self, value: str, base_dir: Path, kind: str = "") -> ModelEntry | None:
+        """What a parameter's value is: a listed model (of ``kind`` first), or a file or
+        folder on disk (read now: identifying one reads a config or a file header, not the
+        weights)."""
+        hit = self.find(value, base_dir, kind)
         if hit is not None or not value:
             return hit
         path = Path(value).expanduser()

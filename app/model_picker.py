@@ -2,10 +2,12 @@
 
 Which parameters name a model is node metadata, never a node id: a parameter that declares
 ``suggest="models"`` (or ``"loras"``), or a ``model`` (a multi-line ``loras``) parameter on a
-node class that declares the model ``families`` it runs (``engine.generation.ModelNode``).
-The list comes from the window's ``ModelCatalog``; what fits is the engine's rule
-(``engine.models.catalog.fits``: family, kind, inpainting; ``lora_fits``: a LoRA for the node's
-current model). A chosen model is typed into the parameter like any edit, so it is undoable.
+node class that declares the model ``families`` it runs (``engine.generation.ModelNode``); and
+a parameter that declares ``suggest="controlnet"`` or ``"ip-adapter"``, an add-on model of
+that kind (``model_kind``). The list comes from the window's ``ModelCatalog``; what fits is
+the engine's rule (``engine.models.catalog.fits``: family, kind, inpainting; ``lora_fits``: a
+LoRA for the node's current model; an add-on: its kind, each row saying the family it is made
+for). A chosen model is typed into the parameter like any edit, so it is undoable.
 """
 
 from __future__ import annotations
@@ -48,16 +50,43 @@ GREY = "color: #9aa0a6;"
 NAME_ROLE, DETAILS_ROLE = Qt.ItemDataRole.UserRole + 1, Qt.ItemDataRole.UserRole + 2
 
 
+#: The ``suggest`` of a parameter that takes an add-on model: the catalog kind it lists.
+ADDON_SUGGESTS = ("controlnet", "ip-adapter")
+#: How a picker names the kind of model it lists.
+KIND_NOUNS = {"model": "model", "controlnet": "ControlNet", "ip-adapter": "IP-Adapter"}
+#: Where a missing add-on of a kind goes, as the "nothing here" line says.
+ADDON_HOMES = {
+    "controlnet": "put ControlNet folders or .safetensors files in a models folder's "
+    "controlnet/, or type a Hugging Face id and download it",
+    "ip-adapter": "put IP-Adapter .safetensors files, their image_encoder/ folder beside "
+    "them, in a models folder's ipadapter/",
+}
+
+
 def model_role(cls: type[Node] | None, spec: Param) -> str:
-    """ "model" for the parameter naming the model a node loads, "loras" for its LoRA lines,
-    "" for any other, read from the node's declarations."""
-    if spec.suggest in ("models", "loras"):
-        return "model" if spec.suggest == "models" else "loras"
+    """ "model" for a parameter naming a model a node loads (the one it runs, or a ControlNet
+    or IP-Adapter: ``model_kind`` tells which), "loras" for its LoRA lines, "" for any other,
+    read from the node's declarations."""
+    if spec.suggest in ("models", "loras", *ADDON_SUGGESTS):
+        return "loras" if spec.suggest == "loras" else "model"
     if cls is None or not hasattr(cls, "families"):
         return ""
     if spec.name == "model":
         return "model"
     return "loras" if spec.name == "loras" and spec.multiline else ""
+
+
+def model_kind(spec: Param) -> str:
+    """What a model parameter takes: "controlnet" or "ip-adapter" (an add-on, listed by kind
+    and looked up as the node looks it up), else "model" (one the node runs, listed by the
+    families it declares)."""
+    return spec.suggest if spec.suggest in ADDON_SUGGESTS else "model"
+
+
+def takes_hub_ids(kind: str) -> bool:
+    """Whether a parameter of ``kind`` may name a Hugging Face id, so a missing one can be
+    downloaded: a model or a ControlNet (a folder); an IP-Adapter or a LoRA is a file."""
+    return kind in ("model", "controlnet")
 
 
 def entry_details(entry: ModelEntry) -> str:
@@ -219,6 +248,33 @@ def _not_fitting_note(
     return f"Not shown ({runs}): {shown}{more}." if runs else f"Not shown: {shown}{more}."
 
 
+def _names(entries: list[ModelEntry], most: int = 3) -> str:
+    """'a, b, c and 2 more'."""
+    more = f" and {len(entries) - most} more" if len(entries) > most else ""
+    return ", ".join(e.name for e in entries[:most]) + more
+
+
+def _made_for_note(found: list[ModelEntry], noun: str) -> str:
+    """'Made for SDXL: depth-xl, canny-xl; Stable Diffusion 1.x: depth. A ControlNet steers
+    only a generation model of its family.' An add-on fits the model it feeds, which its
+    node does not know; so every one is listed, and this says which family each is for."""
+    usable = [e for e in found if e.usable]
+    groups: dict[str, list[ModelEntry]] = {}
+    for e in usable:
+        title = "an unknown family" if e.family == "unknown" else e.family_title
+        groups.setdefault(title, []).append(e)
+    notes = []
+    if groups:
+        made = "; ".join(f"{title}: {_names(group)}" for title, group in groups.items())
+        notes.append(f"Made for {made}. A {noun} steers only a generation model of its family.")
+    unusable = [e for e in found if not e.usable]
+    if unusable:
+        why = ", ".join(f"{e.name} ({e.problem})" for e in unusable[:3])
+        more = f" and {len(unusable) - 3} more" if len(unusable) > 3 else ""
+        notes.append(f"Not shown (cannot be used as they are): {why}{more}.")
+    return " ".join(notes)
+
+
 class ModelPicker(ParamWidget):
     """A model parameter: its text, "Models ▾" (the local models that fit the node), "…"
     (browse to a file or folder), what the current model is, and for a hub id not on this
@@ -236,14 +292,27 @@ class ModelPicker(ParamWidget):
         super().__init__(spec)
         self.catalog, self.families, self.inpainting = catalog, families, inpainting
         self.pick, self.base_dir = pick, base_dir
+        #: "model", or the add-on kind listed ("controlnet", "ip-adapter").
+        self.kind = model_kind(spec)
+        self.noun = KIND_NOUNS[self.kind]
         self._last: str | None = None
         self.text = QLineEdit()
-        self.text.setPlaceholderText("a models-folder name, a path or a Hugging Face id")
+        self.text.setPlaceholderText(
+            {
+                "model": "a models-folder name, a path or a Hugging Face id",
+                "controlnet": "a name in controlnet/, a folder, a file or a Hugging Face id",
+                "ip-adapter": "a name in ipadapter/ or an IP-Adapter .safetensors file",
+            }[self.kind]
+        )
         self.text.editingFinished.connect(self._typed)
         self.choose = QToolButton()
         self.choose.setText("Models ▾")
         self.choose.setCheckable(True)
-        self.choose.setToolTip("the models on this machine that this node runs")
+        self.choose.setToolTip(
+            "the models on this machine that this node runs"
+            if self.kind == "model"
+            else f"the {self.noun}s on this machine"
+        )
         self.choose.toggled.connect(self.set_open)
         self.row.addWidget(self.text, 1)
         self.row.addWidget(self.choose)
@@ -267,10 +336,14 @@ class ModelPicker(ParamWidget):
     def _browse_button(self) -> QToolButton:
         browse = QToolButton()
         browse.setText("…")
-        browse.setToolTip("choose a model file or folder on disk")
+        noun = self.noun[0].upper() + self.noun[1:]  # "Model", "ControlNet"
+        file_only = self.kind == "ip-adapter"  # an IP-Adapter is a file, its encoder beside it
+        browse.setToolTip(f"choose a {self.noun} file{'' if file_only else ' or folder'} on disk")
         menu = QMenu(browse)
-        menu.addAction("Model file (.safetensors)…", lambda: self._browse("open"))
-        menu.addAction("Model folder (diffusers or transformers)…", lambda: self._browse("folder"))
+        menu.addAction(f"{noun} file (.safetensors)…", lambda: self._browse("open"))
+        if not file_only:
+            what = "diffusers" if self.kind == "controlnet" else "diffusers or transformers"
+            menu.addAction(f"{noun} folder ({what})…", lambda: self._browse("folder"))
         browse.setMenu(menu)
         browse.setPopupMode(QToolButton.ToolButtonPopupMode.InstantPopup)
         return browse
@@ -341,17 +414,24 @@ class ModelPicker(ParamWidget):
     def _fill(self) -> None:
         entries = self.catalog.entries
         if entries is None:
-            self.list.show_entries([], "", "Looking for models…")
+            self.list.show_entries([], "", f"Looking for {self.noun}s…")
             return
-        fit = self.catalog.fitting(self.families, self.inpainting)
-        others = [e for e in entries if e.usable and e not in fit and e.kind not in ADDON_KINDS]
-        footer = _not_fitting_note(others, self.families, self.inpainting)
-        if self.catalog.error:
-            footer = f"Listing failed: {self.catalog.error}"
         where = "no models folder is set (Settings → Models folder, or FATHOM_MODELS)"
         if len(self.catalog.places) > 1:
             where = "none in the models folders or the Hugging Face cache"
-        self.list.show_entries(fit, footer, f"No model here fits this node: {where}.", self.value())
+        if self.kind == "model":
+            fit = self.catalog.fitting(self.families, self.inpainting)
+            others = [e for e in entries if e.usable and e not in fit and e.kind not in ADDON_KINDS]
+            footer = _not_fitting_note(others, self.families, self.inpainting)
+            empty = f"No model here fits this node: {where}."
+        else:
+            found = self.catalog.of_kind(self.kind)
+            fit = [e for e in found if e.usable]
+            footer = _made_for_note(found, self.noun)
+            empty = f"No {self.noun} here: {where}; {ADDON_HOMES[self.kind]}."
+        if self.catalog.error:
+            footer = f"Listing failed: {self.catalog.error}"
+        self.list.show_entries(fit, footer, empty, self.value())
 
     def _catalog_changed(self) -> None:
         if self.list.isVisible():
@@ -362,20 +442,26 @@ class ModelPicker(ParamWidget):
 
     def _show_state(self) -> None:
         value = self.value()
-        entry = self.catalog.describe_value(value, self.base_dir())
-        hub_missing = entry is None and looks_like_hub_id(value)
+        addon = "" if self.kind == "model" else self.kind
+        entry = self.catalog.describe_value(value, self.base_dir(), addon)
+        hub_missing = entry is None and takes_hub_ids(self.kind) and looks_like_hub_id(value)
+        noun = self.noun
         if entry is not None:
             text = entry_details(entry)
-            if self.families and entry.family not in self.families:
+            if addon and entry.kind != addon:
+                text += f" — not {'an' if noun[0] in 'AEIOU' else 'a'} {noun}"
+            elif self.families and entry.family not in self.families:
                 text += f" — this node runs {names(self.families)} models"
             elif entry.problem:
                 text += f" — {entry.problem}"
         elif self.catalog.entries is None:
-            text = "Looking for models…"
+            text = f"Looking for {noun}s…"
         elif not value:
-            text = "No model chosen: pick one from Models ▾, or browse to a file or folder."
+            text = f"No {noun} chosen: pick one from Models ▾, or browse to it."
         elif hub_missing:
-            text = "Not on this machine: download it, or choose another model."
+            text = f"Not on this machine: download it, or choose another {noun}."
+        elif addon:
+            text = f"Not found: choose one from Models ▾, or {ADDON_HOMES[addon]}."
         else:
             text = "Not found: choose a model from Models ▾, or browse to it."
         self.status.setText(text)
@@ -384,7 +470,7 @@ class ModelPicker(ParamWidget):
         self._show_download(job)
 
     def start_download(self) -> None:
-        if looks_like_hub_id(self.value()):
+        if takes_hub_ids(self.kind) and looks_like_hub_id(self.value()):
             self._show_download(self.catalog.download(self.value()))
 
     def _download_changed(self, repo_id: str) -> None:

@@ -79,7 +79,9 @@ class Param:
     #: Where the GUI finds values to suggest for a free-text parameter ("subgraphs": the
     #: graph's and the library's subgraph names; "models": the local models that fit the
     #: node's declared ``families``, in a model picker; "loras": LoRA lines, with the LoRA
-    #: files that fit the node's model). Any text is still accepted.
+    #: files that fit the node's model; "controlnet", "ip-adapter": a model picker listing
+    #: the local models of that kind, which the missing-models check also looks up). Any
+    #: text is still accepted.
     suggest: str = ""
     #: File kinds only: the suffixes offered by file dialogs (".png", ...); empty: any file.
     suffixes: tuple[str, ...] = ()

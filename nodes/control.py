@@ -41,6 +41,7 @@ class ControlNet(Node):
             "lllyasviel/sd-controlnet-depth",
             "ControlNet folder, .safetensors file, Hugging Face id or a name in the models "
             "folders' controlnet/",
+            suggest="controlnet",
         ),
         Param("scale", Float, 1.0, "how strongly it steers", min=0, max=2, step=0.05),
         Param("start", Float, 0.0, "fraction of the steps where it starts", min=0, max=1),
@@ -50,7 +51,7 @@ class ControlNet(Node):
     @classmethod
     def check(cls, params: dict[str, Any], ctx: NodeContext) -> list[Problem]:
         from fathom.engine.models.families import identify
-        from fathom.engine.models.locate import ModelError, locate_addon, locate_model
+        from fathom.engine.models.locate import ModelError, locate_kind
 
         if params["start"] >= params["end"]:
             return [
@@ -63,10 +64,7 @@ class ControlNet(Node):
                 )
             ]
         try:
-            try:
-                path = locate_addon(params["model"], "controlnet", ctx.options.base_dir)
-            except ModelError:
-                path = locate_model(params["model"], ctx.options.base_dir)
+            path = locate_kind(params["model"], "controlnet", ctx.options.base_dir)
             info = identify(path)
         except ModelError as exc:
             return [Problem(str(exc), ctx.node_id, "model")]
@@ -123,6 +121,7 @@ class IPAdapter(Node):
             String,
             "ip-adapter_sd15",
             "IP-Adapter .safetensors file or a name in the models folders' ipadapter/",
+            suggest="ip-adapter",
         ),
         Param("scale", Float, 0.6, "how strongly the image steers", min=0, max=2, step=0.05),
     )
@@ -130,10 +129,10 @@ class IPAdapter(Node):
     @classmethod
     def check(cls, params: dict[str, Any], ctx: NodeContext) -> list[Problem]:
         from fathom.engine.models.families import identify
-        from fathom.engine.models.locate import ModelError, locate_addon
+        from fathom.engine.models.locate import ModelError, locate_kind
 
         try:
-            path = locate_addon(params["model"], "ip-adapter", ctx.options.base_dir)
+            path = locate_kind(params["model"], "ip-adapter", ctx.options.base_dir)
             info = identify(path)
         except ModelError as exc:
             return [Problem(str(exc), ctx.node_id, "model")]

@@ -58,6 +58,8 @@ VERSION = 1
 MODELS_FOLDER, HUB_CACHE = "models folder", "hub cache"
 #: Kinds that add to a model rather than being one: a node's ``model`` never takes them.
 ADDON_KINDS = ("lora", "controlnet", "ip-adapter", "embedding")
+#: How a kind reads in a label ("SDXL ControlNet"), where its plain name is not how it is written.
+KIND_TITLES = {"lora": "LoRA", "controlnet": "ControlNet", "ip-adapter": "IP-Adapter"}
 #: Names in a models folder that are not models (hub cache entries are listed as the cache's).
 SKIPPED_PREFIXES = (".", "_", "models--", "datasets--", "spaces--")
 
@@ -87,12 +89,14 @@ class ModelEntry:
 
     @property
     def label(self) -> str:
-        """'SDXL pipeline', 'Stable Diffusion 1.x pipeline (inpainting)': for lists."""
+        """'SDXL pipeline', 'SDXL ControlNet', 'Stable Diffusion 1.x pipeline (inpainting)': for
+        lists."""
         family = "unknown family" if self.family == "unknown" else self.family_title
         traits = [
             t for t, on in (("inpainting", self.inpainting), ("one-step", self.one_step)) if on
         ]
         kind = "model" if self.kind == self.family else self.kind  # "depth estimation model"
+        kind = KIND_TITLES.get(kind, kind)
         return f"{family} {kind}" + (f" ({', '.join(traits)})" if traits else "")
 
     @property
@@ -189,10 +193,17 @@ def _cross_dim(path: Path, info: ModelInfo) -> int | None:
     return None
 
 
+#: Where an IP-Adapter's CLIP image encoder sits, beside the adapter file (the h94/IP-Adapter
+#: layout, which the IP-Adapter node's check requires): without it the adapter cannot run.
+IMAGE_ENCODER = Path("image_encoder") / "config.json"
+
+
 def _problem(path: Path, info: ModelInfo) -> str:
     if path.is_file():
         if path.suffix.lower() in PICKLE_SUFFIXES:
             return "a pickle checkpoint: Fathom loads .safetensors only (convert it once)"
+        if info.kind == "ip-adapter" and not (path.parent / IMAGE_ENCODER).is_file():
+            return "no image_encoder/ folder beside it: the CLIP image encoder it needs"
         return ""
     if not any(path.rglob("*.safetensors")):
         return "configuration only: it holds no .safetensors weights"
@@ -280,9 +291,12 @@ def _addons(folder: Path, kind: str, sub: Path) -> list[ModelEntry]:
         model_dir = kind == "controlnet" and item.is_dir() and (item / "config.json").is_file()
         if not (_is_model_file(item) or model_dir):
             continue
-        if any(p.name.startswith(".") for p in item.relative_to(sub).parents):
-            continue
         rel = item.relative_to(sub)
+        inner = [p for p in rel.parents if p != Path(".")]
+        if any(p.name.startswith(".") for p in inner):
+            continue
+        if any((sub / p / "config.json").is_file() for p in inner):
+            continue  # a part of a model folder (a ControlNet's weights, an image encoder)
         ref = (rel.with_suffix("") if item.is_file() else rel).as_posix()
         if item.suffix.lower() != ".safetensors" and item.is_file():
             ref = rel.as_posix()
@@ -309,19 +323,28 @@ def _hub_entries(folder: Path, source: str) -> list[ModelEntry]:
     return out
 
 
+#: At most this many weight files are read below the top of an unrecognised hub repository.
+MAX_NESTED_FILES = 64
+
+
 def _loose_files(entry: ModelEntry, snap: Path) -> list[ModelEntry]:
     """A hub repository that is no diffusers or transformers folder (a LoRA, an embedding):
-    each top-level weight file is a model, referred to by its path (add-on lines take paths,
-    not hub ids)."""
+    each top-level weight file is a model, referred to by its path (add-on parameters take
+    paths, not hub ids). Where the top holds none, the add-ons in its subfolders are listed
+    (h94/IP-Adapter keeps its adapters in ``models/`` and ``sdxl_models/``), and nothing else
+    there: an image encoder there is a part of an adapter, not a model to choose."""
     files = sorted(f for f in snap.glob("*.safetensors") if f.is_file())
-    if not files:
-        return [entry]
+    nested = not files
+    if nested:
+        files = sorted(f for f in snap.rglob("*.safetensors") if f.is_file())
+        files = files[:MAX_NESTED_FILES]
     out = []
     for f in files:
-        out.append(
-            describe(f, str(f), HUB_CACHE, Path(entry.folder), name=f"{entry.name}/{f.name}")
-        )
-    return out
+        name = f"{entry.name}/{f.relative_to(snap).as_posix()}"
+        found = describe(f, str(f), HUB_CACHE, Path(entry.folder), name=name)
+        if not nested or found.kind in ADDON_KINDS:
+            out.append(found)
+    return out or [entry]
 
 
 def _replace(entry: ModelEntry, **changes: Any) -> ModelEntry:

@@ -191,6 +191,28 @@ def locate_addon(source: str, kind: str, base_dir: Path | None = None) -> Path:
     )
 
 
+def locate_kind(source: str, kind: str, base_dir: Path | None = None) -> Path:
+    """The model a node's parameter of ``kind`` names, as the node's pre-flight check finds
+    it, so the studio's missing-models dialog asks the very same question: a ControlNet by
+    path or by name in ``controlnet/``, else as any model reference (a folder, a hub id in
+    the cache); an IP-Adapter, LoRA or embedding only as a file (``locate_addon``); any
+    other kind with ``locate_model``. ModelError lists every place tried."""
+    if kind not in ADDON_FOLDERS:
+        return locate_model(source, base_dir)
+    if kind != "controlnet":
+        return locate_addon(source, kind, base_dir)
+    try:
+        return locate_addon(source, kind, base_dir)
+    except ModelError as exc:
+        by_name = exc
+    try:
+        return locate_model(source, base_dir)
+    except ModelError:
+        if looks_like_hub_id(source) or not source.strip():
+            raise  # its message says how to download it (or that none was given)
+        raise by_name from None  # its message names the controlnet/ subfolders
+
+
 def safetensors_files(path: Path) -> list[Path]:
     """The weight files of a model folder or file; refuses pickle-only checkpoints."""
     if path.is_file():

@@ -60,7 +60,7 @@ def test_text_to_image_runs_an_sdxl_model_as_diffusers_does(
         ("generate.inpaint", "tiny_sdxl", "is SDXL model; Inpaint runs Stable Diffusion 1.x or"),
         ("generate.image_to_video", "tiny_sd", "Image to Video (SVD) runs Stable Video Diffusion"),
         ("generate.text_to_rgbd", "tiny_sdxl", "runs LDM3D (RGB + depth) models"),
-        ("generate.stream", "tiny_sdxl", "Stream (real-time img2img) runs Stable Diffusion 1.x"),
+        ("generate.stream", "tiny_sdxl_refiner", "Stream (real-time img2img) runs Stable"),
         ("generate.inpaint", "tiny_sd", "is not an inpainting model; Inpaint needs an inpainting"),
     ],
 )

@@ -238,3 +238,92 @@ def test_sizes_read_as_people_read_them() -> None:
     assert human_size(12_000_000_000) == "12 GB"
     assert human_size(335_000_000) == "335 MB"
     assert human_size(900) == "900 B"
+
+
+def fake_ip_adapter(path: Path, width: int, encoder: bool = True) -> Path:
+    """An IP-Adapter file (header only is read) for ``width``-wide text features, with the
+    image_encoder/ folder beside it as h94/IP-Adapter lays one out."""
+    block = "ip_adapter.1.to_k_ip.weight"
+    _safetensors(path, {"image_proj.proj.weight": (4 * width, 8), block: (width, 8)})
+    if encoder:
+        transformers_folder(path.parent / "image_encoder", {"architectures": ["CLIPVisionModel"]})
+    return path
+
+
+def controlnet_folder(path: Path) -> Path:
+    """A diffusers ControlNet folder (its config names the class; SD 1.5's, no text-time)."""
+    path.mkdir(parents=True, exist_ok=True)
+    (path / "config.json").write_text(json.dumps({"_class_name": "ControlNetModel"}))
+    _safetensors(
+        path / "diffusion_pytorch_model.safetensors",
+        {"controlnet_cond_embedding.conv_in.weight": (2, 2), "down_blocks.0.w": (2, 2)},
+    )
+    return path
+
+
+def test_controlnets_and_ip_adapters_are_listed_by_kind_once_each(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A ControlNet folder is one model (not also its weights file); an IP-Adapter's image
+    encoder is part of it, not a model; one without its encoder says why it cannot run; the
+    IP-Adapters of a hub repository are found in its subfolders (the h94 layout)."""
+    from huggingface_hub import constants
+
+    models = tmp_path / "models"
+    controlnet_folder(models / "controlnet" / "depth")
+    fake_ip_adapter(models / "ipadapter" / "plus.safetensors", 768)
+    fake_ip_adapter(models / "ipadapter" / "lone" / "bare.safetensors", 2048, encoder=False)
+    adapter = fake_ip_adapter(tmp_path / "src" / "ip.safetensors", 768)
+    encoder = adapter.parent / "image_encoder"
+    hub_entry(
+        tmp_path / "hf-cache",
+        "h94/IP-Adapter",
+        {
+            "models/ip-adapter_sd15.safetensors": adapter.read_bytes(),
+            "models/image_encoder/config.json": (encoder / "config.json").read_bytes(),
+            "models/image_encoder/model.safetensors": (encoder / "model.safetensors").read_bytes(),
+        },
+    )
+    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(tmp_path / "hf-cache"))
+    monkeypatch.setenv("FATHOM_SETTINGS", str(tmp_path / "absent.conf"))
+    monkeypatch.setenv("FATHOM_MODELS", str(models))
+    got = _by_name(list_models()[0])
+    hub = "h94/IP-Adapter/models/ip-adapter_sd15.safetensors"
+    assert set(got) == {"depth", "plus", "lone/bare", hub}
+    assert (got["depth"].kind, got["depth"].family, got["depth"].label) == (
+        "controlnet",
+        "sd1",
+        "Stable Diffusion 1.x ControlNet",
+    )
+    assert (got["plus"].kind, got["plus"].family, got["plus"].usable) == ("ip-adapter", "sd1", True)
+    assert "image_encoder" in got["lone/bare"].problem
+    assert got[hub].kind == "ip-adapter" and got[hub].usable and got[hub].reference == got[hub].path
+
+
+def test_a_node_parameter_resolves_as_its_node_does(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``locate_kind``: a ControlNet by name in controlnet/ or as any model; an IP-Adapter
+    only as a file; the message for a missing name points at the kind's subfolder, for a
+    missing hub id at `fathom models pull`."""
+    from fathom.engine.models.locate import ModelError, locate_kind
+
+    models = tmp_path / "models"
+    net = controlnet_folder(models / "controlnet" / "depth")
+    top = controlnet_folder(models / "canny")
+    plus = fake_ip_adapter(models / "ipadapter" / "plus.safetensors", 768)
+    monkeypatch.setenv("FATHOM_SETTINGS", str(tmp_path / "absent.conf"))
+    monkeypatch.setenv("FATHOM_MODELS", str(models))
+    from huggingface_hub import constants
+
+    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(tmp_path / "hf-cache"))
+    assert locate_kind("depth", "controlnet") == net
+    assert locate_kind("canny", "controlnet") == top
+    assert locate_kind("plus", "ip-adapter") == plus
+    with pytest.raises(ModelError, match="controlnet/"):
+        locate_kind("gone", "controlnet")
+    with pytest.raises(ModelError, match="fathom models pull someone/cn"):
+        locate_kind("someone/cn", "controlnet")
+    with pytest.raises(ModelError, match="ipadapter/"):
+        locate_kind("canny", "ip-adapter")  # a folder is no IP-Adapter
+    assert locate_kind("canny", "model") == top
