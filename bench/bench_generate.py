@@ -135,6 +135,34 @@ def inert_cuda_timing() -> None:
     sdp.torch.cuda.synchronize = lambda *a, **k: None  # type: ignore[assignment]
 
 
+def _stream_rows(res: dict[str, Any], n: int, log: Callable[[str], None]) -> list[dict]:
+    """Frames per second of each stream configuration over ``n`` timed frames, as ratios to
+    the diffusers loop and the peer, and the PSNR of our accelerated outputs to our plain one."""
+    ref = res["ours"]["out"]
+    rows = []
+    peer_fps = n / res["StreamDiffusion 0.1.1"]["best"]
+    loop_fps = n / res["diffusers img2img loop"]["best"]
+    for name, r in res.items():
+        fps = n / r["best"]
+        row = {
+            "config": name,
+            "s_per_frame": r["best"] / n,
+            "fps": fps,
+            "x_loop": fps / loop_fps,
+            "x_peer": fps / peer_fps,
+        }
+        if name.startswith("ours"):
+            row["psnr_to_ours"] = mean_psnr(
+                [(o + 1) / 2 for o in r["out"]], [(o + 1) / 2 for o in ref]
+            )
+        rows.append(row)
+        log(
+            f"stream  {name:34s} {row['s_per_frame']:.3f} s/frame  {fps:5.2f} fps  "
+            f"x peer {row['x_peer']:.2f}  psnr {row.get('psnr_to_ours', float('nan')):.1f}"
+        )
+    return rows
+
+
 def bench_stream(model: Path, n_frames: int, reps: int, log: Callable[[str], None]) -> dict:
     from diffusers import AutoencoderTiny, LCMScheduler, StableDiffusionImg2ImgPipeline
 
@@ -214,28 +242,7 @@ def bench_stream(model: Path, n_frames: int, reps: int, log: Callable[[str], Non
     }
     configs.update({k: run_ours(v) for k, v in variants.items()})
     res = interleaved(configs, reps)
-    ref = res["ours"]["out"]
-    rows = []
-    peer_fps = len(timed) / res["StreamDiffusion 0.1.1"]["best"]
-    loop_fps = len(timed) / res["diffusers img2img loop"]["best"]
-    for name, r in res.items():
-        fps = len(timed) / r["best"]
-        row = {
-            "config": name,
-            "s_per_frame": r["best"] / len(timed),
-            "fps": fps,
-            "x_loop": fps / loop_fps,
-            "x_peer": fps / peer_fps,
-        }
-        if name.startswith("ours"):
-            row["psnr_to_ours"] = mean_psnr(
-                [(o + 1) / 2 for o in r["out"]], [(o + 1) / 2 for o in ref]
-            )
-        rows.append(row)
-        log(
-            f"stream  {name:34s} {row['s_per_frame']:.3f} s/frame  {fps:5.2f} fps  "
-            f"x peer {row['x_peer']:.2f}  psnr {row.get('psnr_to_ours', float('nan')):.1f}"
-        )
+    rows = _stream_rows(res, len(timed), log)
     return {"size": size, "frames": len(timed), "t_index_list": list(t_index), "rows": rows}
 
 

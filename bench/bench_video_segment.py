@@ -111,6 +111,29 @@ def read_all(video: Video) -> tuple[float, list[np.ndarray]]:
     return time.perf_counter() - t0, masks
 
 
+def _print_table(
+    args: argparse.Namespace, rows: list[dict], torch_version: str, threads: int
+) -> None:
+    """The rows as the Markdown table BENCHMARKS.md quotes (and as JSON with --json)."""
+    print(
+        f"# video.segment, {args.frames} frames {args.size}×{args.size}, "
+        f"{platform.processor() or platform.machine()}, torch {torch_version} "
+        f"({threads} threads)"
+    )
+    print("| row | keyframes | ms/frame | speedup | IoU against | mean IoU | min IoU |")
+    print("|---|---|---|---|---|---|---|")
+    for r in rows:
+        sp = "–" if r["speedup"] is None else f"{r['speedup']:.2f}×"
+        print(
+            f"| {r['row']} | {r['keyframes']} | {r['ms_per_frame']:.1f} | {sp} | "
+            f"{r['iou_vs']} | {r['mean_iou']:.3f} | {r['min_iou']:.3f} |"
+        )
+    if args.json:
+        args.json.write_text(
+            json.dumps({"frames": args.frames, "size": args.size, "rows": rows}, indent=2)
+        )
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--frames", type=int, default=48)
@@ -196,23 +219,7 @@ def main() -> None:
         }
     )
 
-    print(
-        f"# video.segment, {args.frames} frames {args.size}×{args.size}, "
-        f"{platform.processor() or platform.machine()}, torch {torch.__version__} "
-        f"({torch.get_num_threads()} threads)"
-    )
-    print("| row | keyframes | ms/frame | speedup | IoU against | mean IoU | min IoU |")
-    print("|---|---|---|---|---|---|---|")
-    for r in rows:
-        sp = "–" if r["speedup"] is None else f"{r['speedup']:.2f}×"
-        print(
-            f"| {r['row']} | {r['keyframes']} | {r['ms_per_frame']:.1f} | {sp} | "
-            f"{r['iou_vs']} | {r['mean_iou']:.3f} | {r['min_iou']:.3f} |"
-        )
-    if args.json:
-        args.json.write_text(
-            json.dumps({"frames": args.frames, "size": args.size, "rows": rows}, indent=2)
-        )
+    _print_table(args, rows, torch.__version__, torch.get_num_threads())
 
 
 if __name__ == "__main__":

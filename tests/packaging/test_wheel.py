@@ -38,35 +38,8 @@ def run(cmd: list[str], cwd: Path, env: dict[str, str], timeout: int = 300) -> s
     return proc.stdout
 
 
-def test_wheel_installs_and_renders_outside_the_checkout(tmp_path: Path) -> None:
-    pytest.importorskip("build")
-    dist = tmp_path / "dist"
-    # Without isolation: the build backend (setuptools) is already here, nothing is downloaded.
-    # With no target, build makes the sdist and then the wheel from it, so both are checked.
-    run(
-        [sys.executable, "-m", "build", "--no-isolation", "--outdir", str(dist), str(ROOT)],
-        tmp_path,
-        dict(os.environ),
-    )
-    (wheel,) = dist.glob("fathom_studio-*.whl")
-    (sdist,) = dist.glob("fathom_studio-*.tar.gz")
-    names = set(zipfile.ZipFile(wheel).namelist())
-    assert WHEEL_MUST_HOLD <= names, WHEEL_MUST_HOLD - names
-    # One top-level import name: the wheel claims `fathom` and nothing else.
-    tops = {n.split("/", 1)[0] for n in names if not n.split("/", 1)[0].endswith(".dist-info")}
-    assert tops == {"fathom"}, tops
-    assert not any(n.startswith(("tests/", "bench/")) for n in names)
-    with tarfile.open(sdist) as tar:
-        members = {m.split("/", 1)[1] for m in tar.getnames() if "/" in m}
-    assert {
-        "setup.py",
-        "MANIFEST.in",
-        "assets/graphs/depthfusion_demo.json",
-        "packaging/fathom.spec",
-        "engine/schema/graph.schema.json",
-        "engine/models/configs/sd15/tokenizer/tokenizer_config.json",
-    } <= members
-
+def _venv_with(wheel: Path, tmp_path: Path) -> tuple[Path, dict[str, str]]:
+    """A fresh venv with only the wheel installed; its bin folder and environment."""
     # The venv sees the heavy dependencies (torch...) of this interpreter, not this checkout:
     # a .pth line adds this interpreter's site-packages after the venv's own. (Not
     # --system-site-packages: run from inside a venv, that gives the *base* interpreter's.)
@@ -98,6 +71,39 @@ def test_wheel_installs_and_renders_outside_the_checkout(tmp_path: Path) -> None
         tmp_path,
         env,
     )
+    return bindir, env
+
+
+def test_wheel_installs_and_renders_outside_the_checkout(tmp_path: Path) -> None:
+    pytest.importorskip("build")
+    dist = tmp_path / "dist"
+    # Without isolation: the build backend (setuptools) is already here, nothing is downloaded.
+    # With no target, build makes the sdist and then the wheel from it, so both are checked.
+    run(
+        [sys.executable, "-m", "build", "--no-isolation", "--outdir", str(dist), str(ROOT)],
+        tmp_path,
+        dict(os.environ),
+    )
+    (wheel,) = dist.glob("fathom_studio-*.whl")
+    (sdist,) = dist.glob("fathom_studio-*.tar.gz")
+    names = set(zipfile.ZipFile(wheel).namelist())
+    assert WHEEL_MUST_HOLD <= names, WHEEL_MUST_HOLD - names
+    # One top-level import name: the wheel claims `fathom` and nothing else.
+    tops = {n.split("/", 1)[0] for n in names if not n.split("/", 1)[0].endswith(".dist-info")}
+    assert tops == {"fathom"}, tops
+    assert not any(n.startswith(("tests/", "bench/")) for n in names)
+    with tarfile.open(sdist) as tar:
+        members = {m.split("/", 1)[1] for m in tar.getnames() if "/" in m}
+    assert {
+        "setup.py",
+        "MANIFEST.in",
+        "assets/graphs/depthfusion_demo.json",
+        "packaging/fathom.spec",
+        "engine/schema/graph.schema.json",
+        "engine/models/configs/sd15/tokenizer/tokenizer_config.json",
+    } <= members
+
+    bindir, env = _venv_with(wheel, tmp_path)
     work = tmp_path / "elsewhere"
     work.mkdir()
     where = run(
@@ -110,7 +116,7 @@ def test_wheel_installs_and_renders_outside_the_checkout(tmp_path: Path) -> None
         work,
         env,
     ).split()
-    assert all(str(venv) in w for w in where), where  # the installed copy, not the checkout
+    assert all(str(bindir.parent) in w for w in where), where  # the installed copy
 
     fathom = str(bindir / "fathom")
     version = run([fathom, "--version"], work, env)
