@@ -552,13 +552,15 @@ class Video(PortType):
 
 @dataclass(eq=False)
 class Latent(PortType):
-    """A latent tensor (B×C×h×w) with the scaling its VAE expects."""
+    """A latent tensor (B×C×h×w) with the scaling and shift its VAE expects: the VAE decodes
+    ``tensor / scaling_factor + shift_factor`` (the shift is SD3's; 0 for SD 1.x and SDXL)."""
 
     tensor: Any
     scaling_factor: float = 1.0
+    shift_factor: float = 0.0
     type_id: ClassVar[str] = "latent"
     color: ClassVar[str] = "#ff8a65"
-    doc: ClassVar[str] = "Latent tensor B×C×h×w with its VAE scaling factor."
+    doc: ClassVar[str] = "Latent tensor B×C×h×w with its VAE scaling (and shift) factor."
 
     def nbytes(self) -> int:
         t = self.tensor

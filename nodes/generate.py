@@ -32,10 +32,19 @@ from fathom.engine.generation import (
     load_tiny_vae,
     loras_on,
     mask_tensor,
+    model_problems,
     prompt_params,
     run_generation,
     sampling_params,
     split_rgbd,
+)
+from fathom.engine.generation_transformer import (
+    CACHE_PARAM,
+    load_transformer,
+    refuse_unet_inputs,
+    run_transformer_generation,
+    transformer_family,
+    transformer_problems,
 )
 from fathom.engine.node import Input, Output, Param
 from fathom.engine.types import (
@@ -74,12 +83,28 @@ IMAGE_PROMPT_INPUT = Input(
 )
 
 
-class TextToImage(ModelNode):
-    """Make images from a text prompt with a Stable Diffusion 1.x, 2.x or SDXL model (a
-    diffusers folder or a single checkpoint; the family is read from the model). Initial noise
-    comes from a CPU generator: a seed gives the same image on any device. With the
+class _EitherKind(ModelNode):
+    """A generation node that runs UNet models and transformer models (SD3): the settings only
+    one kind takes are refused for the other before the run."""
+
+    families = ("sd1", "sd2", "sdxl", "sd3")
+
+    @classmethod
+    def check(cls, params: dict[str, Any], ctx: NodeContext) -> list[Problem]:
+        family = transformer_family(ctx, params["model"])
+        out = model_problems(cls, params, ctx)
+        if family is not None:  # its own size rule (16) replaces the VAE's (8)
+            out = [p for p in out if p.port not in ("width", "height")]
+        return out + transformer_problems(params, ctx, family)
+
+
+class TextToImage(_EitherKind):
+    """Make images from a text prompt with a Stable Diffusion 1.x, 2.x, SDXL or SD3 / 3.5 model
+    (a diffusers folder or a single checkpoint; the family is read from the model). Initial
+    noise comes from a CPU generator: a seed gives the same image on any device. With the
     accelerations off the result equals diffusers' StableDiffusionPipeline (SDXL:
-    StableDiffusionXLPipeline, an empty negative prompt being SDXL's zero embedding)."""
+    StableDiffusionXLPipeline, an empty negative prompt being SDXL's zero embedding; SD3:
+    StableDiffusion3Pipeline, whose first-block cache is `cache_threshold`)."""
 
     type_id = "generate.text_to_image"
     title = "Text to Image"
@@ -87,7 +112,7 @@ class TextToImage(ModelNode):
     thread_safe = False  # the model (and accelerations patched onto it) is shared
     inputs = (CONTROL_INPUT, IMAGE_PROMPT_INPUT)
     outputs = GEN_OUTPUTS
-    params = (*prompt_params(SD15), *sampling_params(512, 64), *ACCEL_PARAMS)
+    params = (*prompt_params(SD15), *sampling_params(512, 64), *ACCEL_PARAMS, CACHE_PARAM)
 
     def run(
         self,
@@ -103,10 +128,28 @@ class TextToImage(ModelNode):
         height: int,
         scheduler: str,
         batch_size: int,
+        cache_threshold: float,
         control: list[Control] | None = None,
         image_prompt: list[ImagePrompt] | None = None,
         **accel: Any,
     ) -> dict[str, Any]:
+        family = transformer_family(ctx, model)
+        if family is not None:
+            refuse_unet_inputs(ctx, family, control=control, image_prompt=image_prompt)
+            return run_transformer_generation(
+                ctx,
+                load_transformer(ctx, model),
+                prompt=prompt,
+                negative_prompt=negative_prompt,
+                loras=loras,
+                steps=steps,
+                guidance=guidance,
+                seed=seed,
+                width=width,
+                height=height,
+                batch_size=batch_size,
+                cache_threshold=cache_threshold,
+            )
         comps = load_diffusion(ctx, model)
         res = run_generation(
             ctx,
@@ -128,19 +171,19 @@ class TextToImage(ModelNode):
         return generation_outputs(res.images, res, comps)
 
 
-class ImageToImage(ModelNode):
+class ImageToImage(_EitherKind):
     """Re-imagine an image from a prompt: the image is encoded, noised to `strength` (1 = all
-    noise) and denoised, with an SD 1.x, 2.x or SDXL model. With the SDXL refiner this is its
-    second pass (after an SDXL text-to-image node, strength about 0.3). Equals diffusers'
-    StableDiffusionImg2ImgPipeline (SDXL and refiner: StableDiffusionXLImg2ImgPipeline) with
-    the accelerations off."""
+    noise) and denoised, with an SD 1.x, 2.x, SDXL or SD3 model. With the SDXL refiner this is
+    its second pass (after an SDXL text-to-image node, strength about 0.3). Equals diffusers'
+    StableDiffusionImg2ImgPipeline (SDXL and refiner: StableDiffusionXLImg2ImgPipeline; SD3:
+    StableDiffusion3Img2ImgPipeline) with the accelerations off."""
 
     type_id = "generate.image_to_image"
     title = "Image to Image"
     category = "generate"
     thread_safe = False
     #: The SDXL refiner runs here: a second pass over an SDXL image at low strength.
-    families = ("sd1", "sd2", "sdxl", "sdxl-refiner")
+    families = ("sd1", "sd2", "sdxl", "sdxl-refiner", "sd3")
     inputs = (Input("image", Image, "the starting image"), CONTROL_INPUT, IMAGE_PROMPT_INPUT)
     outputs = GEN_OUTPUTS
     params = (
@@ -156,6 +199,7 @@ class ImageToImage(ModelNode):
             step=0.05,
         ),
         *ACCEL_PARAMS,
+        CACHE_PARAM,
     )
 
     def run(
@@ -174,11 +218,31 @@ class ImageToImage(ModelNode):
         scheduler: str,
         batch_size: int,
         strength: float,
+        cache_threshold: float,
         control: list[Control] | None = None,
         image_prompt: list[ImagePrompt] | None = None,
         **accel: Any,
     ) -> dict[str, Any]:
         x = image_tensor(ctx, image, width, height)
+        family = transformer_family(ctx, model)
+        if family is not None:
+            refuse_unet_inputs(ctx, family, control=control, image_prompt=image_prompt)
+            return run_transformer_generation(
+                ctx,
+                load_transformer(ctx, model),
+                prompt=prompt,
+                negative_prompt=negative_prompt,
+                loras=loras,
+                steps=steps,
+                guidance=guidance,
+                seed=seed,
+                width=x.shape[-1],
+                height=x.shape[-2],
+                batch_size=batch_size,
+                cache_threshold=cache_threshold,
+                image=x,
+                strength=strength,
+            )
         comps = load_diffusion(ctx, model)
         res = run_generation(
             ctx,

@@ -251,6 +251,15 @@ def tiny_sdxl_turbo(tiny_sdxl: Path, tmp_path_factory: pytest.TempPathFactory) -
     return folder
 
 
+@pytest.fixture(scope="session")
+def tiny_sd3(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tiny Stable Diffusion 3 folder (three transformer blocks, the two CLIP encoders, no
+    T5), saved as diffusers saves SD3, so it loads through the same code a real one takes."""
+    from fathom.engine.diffusion.minimodels import TINY_SD3, save_sd3_model
+
+    return save_sd3_model(tmp_path_factory.mktemp("tiny_sd3") / "model", TINY_SD3)
+
+
 def make_lora(model: Path, out: Path, seed: int = 0, text: bool = False) -> Path:
     """A random LoRA (rank 4, on the UNet's attention projections; with ``text`` also on the
     text encoders' attention) for the model folder ``model``, saved the way training scripts
