@@ -600,6 +600,8 @@ def _report(
         dtype=str(comps.dtype).replace("torch.", ""),
         offload=comps.offload,
         vae_tiling=comps.vae_tiling,
+        # SDXL's VAE overflows in float16: it decoded in float32 (its force_upcast).
+        vae_upcast=bool(getattr(comps, "vae_upcast", False)),
         scheduler=result.scheduler,
         steps_run=result.steps_run,
         steps_planned=result.steps_planned,

@@ -13,6 +13,7 @@ import numpy as np
 
 from fathom.engine.context import NodeContext
 from fathom.engine.errors import Problem
+from fathom.engine.generation import LORA_PARAM
 from fathom.engine.geometry import projection, scene
 from fathom.engine.geometry.meshing import fuse_points, panorama_trimesh, points_mesh
 from fathom.engine.geometry.projection import parse_points
@@ -288,6 +289,7 @@ class _DiffusionFill:
         strength: float,
         feather: int,
         radius: int,
+        loras: str = "",
     ) -> None:
         from fathom.engine.generation import load_diffusion
 
@@ -302,6 +304,7 @@ class _DiffusionFill:
             scheduler="default",
             batch_size=1,
             strength=strength,
+            loras=loras,
         )
         self.feather = feather
         self.radius = radius
@@ -371,6 +374,7 @@ class FillHoles(Node):
             "inpainting",
         ),
         Param("prompt", String, "", "diffusion: what the holes should show", multiline=True),
+        LORA_PARAM,
         Param("steps", Int, 20, "diffusion: denoising steps", min=1, max=500),
         Param(
             "guidance", Float, 7.5, "diffusion: guidance scale (<= 1: off)", min=0, max=50, step=0.5
@@ -404,7 +408,7 @@ class FillHoles(Node):
             return [Problem(NO_MODEL, ctx.node_id, "model", NO_MODEL_FIX)]
         from fathom.engine.generation import model_problems
 
-        return [p for p in model_problems(cls, params, ctx) if p.port == "model"]
+        return [p for p in model_problems(cls, params, ctx) if p.port in ("model", "loras")]
 
     @classmethod
     def cache_extra(cls, params: dict[str, Any], ctx: NodeContext) -> str:
@@ -421,6 +425,7 @@ class FillHoles(Node):
         radius: int,
         model: str,
         prompt: str,
+        loras: str,
         steps: int,
         guidance: float,
         seed: int,
@@ -449,7 +454,7 @@ class FillHoles(Node):
             if not model.strip():
                 raise ctx.error(NO_MODEL, port="model", fix=NO_MODEL_FIX)
             fill: Callable[[np.ndarray, np.ndarray], np.ndarray] = _DiffusionFill(
-                ctx, model, prompt, steps, guidance, seed, strength, feather, radius
+                ctx, model, prompt, steps, guidance, seed, strength, feather, radius, loras
             )
         else:
             fill = partial(inpaint, radius=radius, method=method)

@@ -115,6 +115,7 @@ def test_text_to_image_equals_the_pipeline_and_reports_how_it_ran(
     # The run report: device, dtype, offload, steps; and the weights' hashes.
     d = r.as_dict()["details"]
     assert d["device"] == "cpu" and d["dtype"] == "float32" and d["offload"] == "none"
+    assert d["vae_upcast"] is False  # float32 needs no upcast (SDXL in float16 would)
     assert d["steps_run"] == d["steps_planned"] == 3 and d["scheduler"] == "euler_a"
     assert any(f.endswith("unet/diffusion_pytorch_model.safetensors") for f in r.model_files)
     # Progress every step; previews (the model's vae_tiny/) as often as 10% of the step time

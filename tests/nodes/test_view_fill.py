@@ -73,6 +73,22 @@ def test_diffusion_fill_is_generate_inpaint_inside_the_holes_only(
     assert np.allclose(soft[edge], base[edge] * (1 - w) + ref[edge] * w, atol=1e-6)
 
 
+def test_a_lora_on_the_diffusion_fill_is_generate_inpaint_with_that_lora(
+    ex: Executor, inpainter: Path, lora_factory: Any
+) -> None:
+    lora = f"{lora_factory(inpainter, seed=2)}:0.8"
+    got = _fill(ex, VIEW, HOLES, model=str(inpainter), feather=0, loras=lora)
+    plain = _fill(ex, VIEW, HOLES, model=str(inpainter), feather=0)
+    ref = ex.call(
+        "generate.inpaint",
+        {"image": Image(VIEW), "mask": Mask(HOLES)},
+        {"model": str(inpainter), **COMMON, "loras": lora},
+    )["image"].data
+    holes = HOLES > 0.5
+    assert np.allclose(got[holes], ref[holes], atol=1e-6)
+    assert np.abs(got[holes] - plain[holes]).max() > 1e-3  # the LoRA changed the fill
+
+
 def test_a_video_is_filled_inside_the_node_once_per_frame(
     ex: Executor, inpainter: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
