@@ -127,6 +127,8 @@ class Runner(QObject):
         self._timer.setInterval(LIVE_DELAY_MS)
         self._timer.timeout.connect(self._fire)
         self._factory: Callable[[], RunRequest | None] | None = None
+        #: The request of the run in progress (or the latest one): run history records it.
+        self.request: RunRequest | None = None
 
     @property
     def running(self) -> bool:
@@ -140,6 +142,7 @@ class Runner(QObject):
         thread.event.connect(self.event)
         thread.done.connect(self._done)
         self._thread = thread
+        self.request = request
         self.started.emit()
         thread.start()
         return True
