@@ -44,7 +44,7 @@ class Document(QObject):
         #: Where relative input paths resolve; the file's folder, or an example's for untitled.
         self.base_dir: Path = Path.cwd()
         self.undo_stack = QUndoStack(self)
-        self.undo_stack.cleanChanged.connect(lambda _: self.modified_changed.emit(self.modified))
+        self.undo_stack.cleanChanged.connect(self._clean_changed)
         self._dirty = False
         self._library = SubgraphLibrary(registry=registry)
         self._scope: Scope | None = None
@@ -72,6 +72,16 @@ class Document(QObject):
         self.path = Path(path)
         self.base_dir = self.path.parent.resolve()
         self.path_changed.emit()
+
+    def _clean_changed(self, clean: bool) -> None:
+        # The flag Qt passes, not a query of the stack: the stack sends its last change while
+        # it is being destroyed, when asking it anything raises RuntimeError.
+        self.modified_changed.emit(self._dirty or not clean)
+
+    def close(self) -> None:
+        """The window closes: the undo stack's last signals (sent while Qt destroys it, after
+        a Discard left it unclean) must reach no one."""
+        self.undo_stack.cleanChanged.disconnect(self._clean_changed)
 
     @property
     def modified(self) -> bool:

@@ -203,4 +203,5 @@ class MainWindow(QMainWindow):
         self.opener360.close()
         self.missing_models.close()
         self.files.close()
+        self.doc.close()
         event.accept()
