@@ -134,7 +134,6 @@ class _PreviewView:
 
     vae: Any
     device: str
-    shift: float
     preview_fit: Any = field(default=None)
 
     @property
@@ -167,7 +166,7 @@ def _previewer(ctx: NodeContext, model: Any) -> Any:
     shift = float(vae.config.get("shift_factor") or 0.0)
     view = getattr(model, "_preview_view", None)
     if view is None:
-        view = _PreviewView(_ShiftedVAE(vae, shift), model.device, shift)
+        view = _PreviewView(_ShiftedVAE(vae, shift), model.device)
         model.__dict__["_preview_view"] = view  # the fit is made once per loaded model
     return Previewer(view, ctx.options.extra.get("preview", "auto"))
 

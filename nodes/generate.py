@@ -97,6 +97,48 @@ class _EitherKind(ModelNode):
             out = [p for p in out if p.port not in ("width", "height")]
         return out + transformer_problems(params, ctx, family)
 
+    def generate(
+        self,
+        ctx: NodeContext,
+        model: str,
+        common: dict[str, Any],
+        *,
+        scheduler: str,
+        cache_threshold: float,
+        control: list[Control] | None,
+        image_prompt: list[ImagePrompt] | None,
+        accel: dict[str, Any],
+        image: Any = None,
+        strength: float = 1.0,
+    ) -> dict[str, Any]:
+        """One run on the model's kind: a transformer model through diffusers' pipeline (with
+        the first-block cache), a UNet model through Fathom's loop (with its accelerations,
+        ControlNets and image prompts). ``common``: the settings both take."""
+        family = transformer_family(ctx, model)
+        if family is not None:
+            refuse_unet_inputs(ctx, family, control=control, image_prompt=image_prompt)
+            return run_transformer_generation(
+                ctx,
+                load_transformer(ctx, model),
+                **common,
+                cache_threshold=cache_threshold,
+                image=image,
+                strength=strength,
+            )
+        comps = load_diffusion(ctx, model)
+        res = run_generation(
+            ctx,
+            comps,
+            **common,
+            scheduler=scheduler,
+            image=None if image is None else image.to(comps.device),
+            strength=strength,
+            accel=accelerations(ctx, common["seed"], common["steps"], **accel),
+            controls=control,
+            prompts=image_prompt,
+        )
+        return generation_outputs(res.images, res, comps)
+
 
 class TextToImage(_EitherKind):
     """Make images from a text prompt with a Stable Diffusion 1.x, 2.x, SDXL or SD3 / 3.5 model
@@ -109,6 +151,7 @@ class TextToImage(_EitherKind):
     type_id = "generate.text_to_image"
     title = "Text to Image"
     category = "generate"
+    main_params = ("prompt", "steps", "seed")
     thread_safe = False  # the model (and accelerations patched onto it) is shared
     inputs = (CONTROL_INPUT, IMAGE_PROMPT_INPUT)
     outputs = GEN_OUTPUTS
@@ -133,12 +176,10 @@ class TextToImage(_EitherKind):
         image_prompt: list[ImagePrompt] | None = None,
         **accel: Any,
     ) -> dict[str, Any]:
-        family = transformer_family(ctx, model)
-        if family is not None:
-            refuse_unet_inputs(ctx, family, control=control, image_prompt=image_prompt)
-            return run_transformer_generation(
-                ctx,
-                load_transformer(ctx, model),
+        return self.generate(
+            ctx,
+            model,
+            dict(
                 prompt=prompt,
                 negative_prompt=negative_prompt,
                 loras=loras,
@@ -148,27 +189,13 @@ class TextToImage(_EitherKind):
                 width=width,
                 height=height,
                 batch_size=batch_size,
-                cache_threshold=cache_threshold,
-            )
-        comps = load_diffusion(ctx, model)
-        res = run_generation(
-            ctx,
-            comps,
-            prompt=prompt,
-            negative_prompt=negative_prompt,
-            loras=loras,
-            steps=steps,
-            guidance=guidance,
-            seed=seed,
-            width=width,
-            height=height,
+            ),
             scheduler=scheduler,
-            batch_size=batch_size,
-            accel=accelerations(ctx, seed, steps, **accel),
-            controls=control,
-            prompts=image_prompt,
+            cache_threshold=cache_threshold,
+            control=control,
+            image_prompt=image_prompt,
+            accel=accel,
         )
-        return generation_outputs(res.images, res, comps)
 
 
 class ImageToImage(_EitherKind):
@@ -181,6 +208,7 @@ class ImageToImage(_EitherKind):
     type_id = "generate.image_to_image"
     title = "Image to Image"
     category = "generate"
+    main_params = ("prompt", "strength", "steps", "seed")
     thread_safe = False
     #: The SDXL refiner runs here: a second pass over an SDXL image at low strength.
     families = ("sd1", "sd2", "sdxl", "sdxl-refiner", "sd3")
@@ -224,12 +252,10 @@ class ImageToImage(_EitherKind):
         **accel: Any,
     ) -> dict[str, Any]:
         x = image_tensor(ctx, image, width, height)
-        family = transformer_family(ctx, model)
-        if family is not None:
-            refuse_unet_inputs(ctx, family, control=control, image_prompt=image_prompt)
-            return run_transformer_generation(
-                ctx,
-                load_transformer(ctx, model),
+        return self.generate(
+            ctx,
+            model,
+            dict(
                 prompt=prompt,
                 negative_prompt=negative_prompt,
                 loras=loras,
@@ -239,31 +265,15 @@ class ImageToImage(_EitherKind):
                 width=x.shape[-1],
                 height=x.shape[-2],
                 batch_size=batch_size,
-                cache_threshold=cache_threshold,
-                image=x,
-                strength=strength,
-            )
-        comps = load_diffusion(ctx, model)
-        res = run_generation(
-            ctx,
-            comps,
-            prompt=prompt,
-            negative_prompt=negative_prompt,
-            loras=loras,
-            steps=steps,
-            guidance=guidance,
-            seed=seed,
-            width=x.shape[-1],
-            height=x.shape[-2],
+            ),
             scheduler=scheduler,
-            batch_size=batch_size,
-            image=x.to(comps.device),
+            cache_threshold=cache_threshold,
+            control=control,
+            image_prompt=image_prompt,
+            accel=accel,
+            image=x,
             strength=strength,
-            accel=accelerations(ctx, seed, steps, **accel),
-            controls=control,
-            prompts=image_prompt,
         )
-        return generation_outputs(res.images, res, comps)
 
 
 class Inpaint(ModelNode):
@@ -274,6 +284,7 @@ class Inpaint(ModelNode):
     type_id = "generate.inpaint"
     title = "Inpaint"
     category = "generate"
+    main_params = ("prompt", "strength", "steps", "seed")
     thread_safe = False
     families = ("sd1", "sd2")
     inpainting = True
@@ -357,6 +368,7 @@ class TextToRGBD(ModelNode):
     type_id = "generate.text_to_rgbd"
     title = "Text to RGB+Depth"
     category = "generate"
+    main_params = ("prompt", "steps", "seed")
     thread_safe = False
     families = ("ldm3d",)
     outputs = (

@@ -25,7 +25,7 @@ from typing import Any
 
 from fathom.engine.models.families import UNET_FAMILIES, identify, names
 from fathom.engine.models.locate import TINY_VAE_FOLDERS, ModelError, weights_variant
-from fathom.engine.models.memory import choose_offload, free_device_memory, module_nbytes
+from fathom.engine.models.memory import OFFLOAD_MODES, offload_mode
 
 log = logging.getLogger("fathom.models")
 
@@ -37,7 +37,6 @@ REQUIRED_XL = ("unet", "vae", "text_encoder_2", "tokenizer_2", "scheduler")
 #: What a Components is built from; SDXL adds the second text encoder and tokenizer.
 PARTS = (*REQUIRED, "text_encoder_2", "tokenizer_2", "tiny_vae")
 TEXT_MODULES = ("text_encoder", "text_encoder_2")
-OFFLOAD_MODES = ("auto", "none", "model", "sequential")
 OFFLOAD_FIX = "set FATHOM_OFFLOAD to one of " + ", ".join(OFFLOAD_MODES) + ", or unset it"
 
 
@@ -213,18 +212,7 @@ def _modules(comps: Any) -> list[Any]:
 
 def place(comps: Any, offload: str = "auto") -> str:
     """Move the components to ``comps.device``, offloading to the CPU when the GPU runs short."""
-    if offload not in OFFLOAD_MODES:
-        raise ModelError(f"unknown offload mode {offload!r}; use one of {OFFLOAD_MODES}")
-    device = comps.device
-    mode = "none"
-    if device.startswith("cuda"):
-        need = module_nbytes(_modules(comps))
-        largest = max(module_nbytes(m) for m in _modules(comps))
-        mode = (
-            offload
-            if offload != "auto"
-            else choose_offload(need, free_device_memory(device), largest)
-        )
+    mode = offload_mode(_modules(comps), comps.device, offload)
     apply_offload(comps, mode)
     return mode
 

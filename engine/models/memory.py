@@ -110,6 +110,38 @@ def choose_offload(need: int, free: int | None, largest: int, headroom: float = 
     return "sequential"
 
 
+#: How a model may be placed: "auto" chooses from the free memory (``offload_mode``).
+OFFLOAD_MODES = ("auto", "none", "model", "sequential")
+
+
+def offload_mode(modules: list[Any], device: str, offload: str = "auto") -> str:
+    """The placement for ``modules`` on ``device``: ``offload`` itself unless "auto", which
+    measures them against the free memory (``choose_offload``); "none" off CUDA."""
+    from fathom.engine.models.locate import ModelError
+
+    if offload not in OFFLOAD_MODES:
+        raise ModelError(f"unknown offload mode {offload!r}; use one of {OFFLOAD_MODES}")
+    if not device.startswith("cuda"):
+        return "none"
+    if offload != "auto":
+        return offload
+    largest = max(module_nbytes(m) for m in modules)
+    return choose_offload(module_nbytes(modules), free_device_memory(device), largest)
+
+
+def place_pipeline(pipe: Any, modules: list[Any], device: str, offload: str = "auto") -> str:
+    """Put a diffusers pipeline on ``device``: whole when it fits, else with the pipeline's
+    own model or sequential CPU offload hooks. Returns the mode used."""
+    mode = offload_mode(modules, device, offload)
+    if mode == "model":
+        pipe.enable_model_cpu_offload(device=device)
+    elif mode == "sequential":
+        pipe.enable_sequential_cpu_offload(device=device)
+    else:
+        pipe.to(device)
+    return mode
+
+
 def is_oom(exc: BaseException) -> bool:
     """CUDA/MPS out-of-memory errors and CPU allocation failures."""
     torch = sys.modules.get("torch")

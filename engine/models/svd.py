@@ -14,9 +14,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from fathom.engine.models.diffusion import ALLOWED_LIBRARIES, OFFLOAD_MODES, diffusers_dtype
+from fathom.engine.models.diffusion import ALLOWED_LIBRARIES, diffusers_dtype
 from fathom.engine.models.locate import ModelError, weights_variant
-from fathom.engine.models.memory import choose_offload, free_device_memory, is_oom, module_nbytes
+from fathom.engine.models.memory import is_oom, place_pipeline
 
 KIND = "diffusers-svd"
 PIPELINE = "StableVideoDiffusionPipeline"
@@ -104,22 +104,4 @@ def loader(device: str, dtype: str, offload: str = "auto") -> Any:
 def place(pipe: Any, device: str, offload: str = "auto") -> str:
     """Everything on the device when it fits; else diffusers' model or sequential CPU offload
     (the pipeline's own hooks, in its image_encoder -> unet -> vae order)."""
-    if offload not in OFFLOAD_MODES:
-        raise ModelError(f"unknown offload mode {offload!r}; use one of {OFFLOAD_MODES}")
-    mode = "none"
-    if device.startswith("cuda"):
-        mods = [pipe.image_encoder, pipe.unet, pipe.vae]
-        mode = (
-            offload
-            if offload != "auto"
-            else choose_offload(
-                module_nbytes(mods), free_device_memory(device), max(module_nbytes(m) for m in mods)
-            )
-        )
-    if mode == "model":
-        pipe.enable_model_cpu_offload(device=device)
-    elif mode == "sequential":
-        pipe.enable_sequential_cpu_offload(device=device)
-    else:
-        pipe.to(device)
-    return mode
+    return place_pipeline(pipe, [pipe.image_encoder, pipe.unet, pipe.vae], device, offload)

@@ -22,10 +22,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from fathom.engine.models.diffusion import ALLOWED_LIBRARIES, OFFLOAD_MODES, diffusers_dtype
+from fathom.engine.models.diffusion import ALLOWED_LIBRARIES, diffusers_dtype
 from fathom.engine.models.families import TITLES, identify, names
 from fathom.engine.models.locate import ModelError, weights_variant
-from fathom.engine.models.memory import choose_offload, free_device_memory, is_oom, module_nbytes
+from fathom.engine.models.memory import is_oom, place_pipeline
 
 log = logging.getLogger("fathom.models")
 
@@ -193,24 +193,7 @@ def _modules(pipe: Any) -> list[Any]:
 def place(pipe: Any, device: str, offload: str = "auto") -> str:
     """Everything on the device when it fits; else diffusers' model or sequential CPU offload
     (the pipeline's own hooks, in its text encoders -> transformer -> vae order)."""
-    if offload not in OFFLOAD_MODES:
-        raise ModelError(f"unknown offload mode {offload!r}; use one of {OFFLOAD_MODES}")
-    mode = "none"
-    if device.startswith("cuda"):
-        mods = _modules(pipe)
-        mode = (
-            offload
-            if offload != "auto"
-            else choose_offload(
-                module_nbytes(mods), free_device_memory(device), max(module_nbytes(m) for m in mods)
-            )
-        )
-    if mode == "model":
-        pipe.enable_model_cpu_offload(device=device)
-    elif mode == "sequential":
-        pipe.enable_sequential_cpu_offload(device=device)
-    else:
-        pipe.to(device)
+    mode = place_pipeline(pipe, _modules(pipe), device, offload)
     if mode != "none":
         log.info("%s: CPU offload (%s) on %s", getattr(pipe, "name_or_path", ""), mode, device)
     return mode
