@@ -28,6 +28,9 @@ EVENT_STATUS = {
     "node_skipped": "skipped",
 }
 
+#: Statuses a node keeps until the next run: nothing it reports later makes it run again.
+ENDED = frozenset({"done", "cached", "failed", "skipped", "cancelled", "bypassed"})
+
 #: What a session emits, each with its payload's keys:
 #: ``run_started`` {}; ``node_status`` {node, status, progress, message};
 #: ``node_preview`` {node, value, title}; ``log`` {level, message, node};
@@ -132,6 +135,10 @@ class RunSession:
             return
         status = EVENT_STATUS.get(event.kind)
         if status is None:
+            return
+        if event.kind == "node_progress" and self.status(event.node).status in ENDED:
+            # A lazy output (a mapped video's frames) computes when something downstream reads
+            # it, after its node finished: that work is the reader's, the node stays done.
             return
         if event.kind == "node_finished" and event.message == "bypassed":
             status = "bypassed"
