@@ -29,7 +29,13 @@ from fathom.app.commands import SetFlags, SetParam, SetTitle
 from fathom.app.document import Document, relative_to
 from fathom.app.model_catalog import ModelCatalog
 from fathom.app.model_picker import LoraPicker, ModelPicker, model_role
-from fathom.app.param_widgets import ParamWidget, SeedWidget, choose_path, make_widget
+from fathom.app.param_widgets import (
+    ParamWidget,
+    SeedWidget,
+    choose_path,
+    guard_wheel,
+    make_widget,
+)
 from fathom.engine.node import Node, Param
 
 
@@ -40,6 +46,8 @@ class Inspector(QWidget):
     show_output = Signal(str, str)
     #: Open the 360° viewer on this node: (node id, output name).
     open_360 = Signal(str, str)
+    #: A notice for the status bar: (text, milliseconds).
+    notice = Signal(str, int)
 
     def __init__(
         self, doc: Document, parent: QWidget | None = None, models: ModelCatalog | None = None
@@ -171,6 +179,7 @@ class Inspector(QWidget):
             widget.edited.connect(
                 lambda value, merge, name=spec.name: self._edited(name, value, merge)
             )
+            widget.notice.connect(lambda text: self.notice.emit(text, 8000))
             if isinstance(widget, SeedWidget):
                 widget.lock.setChecked(spec.name in locked)
                 widget.lock.toggled.connect(lambda on, name=spec.name: self._lock(name, on))
@@ -182,6 +191,7 @@ class Inspector(QWidget):
         if cls.outputs:
             self._form_host.addWidget(self._outputs_row(cls))
         self._form_host.addStretch(1)
+        guard_wheel(self._body)  # model pickers and the output choice too
 
     def _param_widget(self, cls: type[Node], spec: Param, nid: str) -> ParamWidget:
         """The editor for one parameter: a model picker where the node's declarations say

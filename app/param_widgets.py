@@ -13,9 +13,13 @@ import secrets
 from collections.abc import Callable
 from typing import Any
 
-from PySide6.QtCore import Qt, QTimer, Signal
-from PySide6.QtGui import QColor, QFocusEvent
+from PySide6.QtCore import QEvent, QObject, Qt, QTimer, Signal
+from PySide6.QtGui import QColor, QFocusEvent, QValidator
 from PySide6.QtWidgets import (
+    QAbstractScrollArea,
+    QAbstractSlider,
+    QAbstractSpinBox,
+    QApplication,
     QCheckBox,
     QColorDialog,
     QComboBox,
@@ -58,11 +62,46 @@ def to_json_value(value: Any) -> Any:
     return value
 
 
+class _WheelGuard(QObject):
+    """Lets the wheel reach a value field only when the field has focus: a wheel turn over an
+    unfocused dropdown, spin box or slider goes on to the panel, which scrolls, as in Blender and
+    Qt Creator. Without it, scrolling a long inspector silently changes whatever passes under
+    the pointer and marks the graph modified."""
+
+    def eventFilter(self, obj: QObject, event: QEvent) -> bool:  # noqa: N802 - Qt's name
+        if event.type() != QEvent.Type.Wheel or not isinstance(obj, QWidget) or obj.hasFocus():
+            return False
+        event.ignore()  # an ignored event travels on to the parents
+        area = obj.parentWidget()
+        while area is not None and not isinstance(area, QAbstractScrollArea):
+            area = area.parentWidget()
+        if area is not None:  # straight to the panel: Qt passes on only real (OS) wheel events
+            QApplication.sendEvent(area.viewport(), event)
+        return True
+
+
+_GUARD: list[_WheelGuard] = []
+
+
+def guard_wheel(root: QWidget) -> None:
+    """Give every value field under ``root`` the wheel only while it has focus (and no focus
+    from the wheel alone)."""
+    if not _GUARD:
+        _GUARD.append(_WheelGuard(QApplication.instance()))
+    kinds = (QComboBox, QAbstractSpinBox, QAbstractSlider)
+    fields = [root] if isinstance(root, kinds) else []
+    for field in fields + [w for w in root.findChildren(QWidget) if isinstance(w, kinds)]:
+        field.setFocusPolicy(Qt.FocusPolicy.StrongFocus)
+        field.installEventFilter(_GUARD[0])
+
+
 class ParamWidget(QWidget):
     """Base: an editor row plus a line for the engine's refusal message."""
 
     #: (validated value, merge): merge is True while a slider is being dragged.
     edited = Signal(object, bool)
+    #: Something the user should know about an edit that went through (a clamped value).
+    notice = Signal(str)
 
     def __init__(self, spec: Param) -> None:
         super().__init__()
@@ -96,6 +135,47 @@ class ParamWidget(QWidget):
         raise NotImplementedError
 
 
+class _Clamping:
+    """Spin-box behaviour for typed numbers outside the range: the keystrokes are kept (Qt
+    refuses them, so 150 typed into a 0-100 field silently became 15), and on commit the value
+    is clamped to the nearest limit with a message saying so."""
+
+    #: The last clamp's message, for the owner to show: "150 is above the maximum 100: ...".
+    note: str = ""
+
+    def _typed(self, text: str) -> float | None:
+        box: Any = self
+        value, ok = box.locale().toDouble(text.strip())
+        return float(value) if ok else None
+
+    def validate(self, text: str, pos: int) -> Any:
+        box: Any = self
+        value = self._typed(text)
+        outside = value is not None and not box.minimum() <= value <= box.maximum()
+        if outside or (text.strip() == "-" and box.minimum() >= 0):
+            return QValidator.State.Intermediate, text, pos
+        return super().validate(text, pos)  # type: ignore[misc]
+
+    def fixup(self, text: str) -> str:
+        box: Any = self
+        value = self._typed(text)
+        if value is None or box.minimum() <= value <= box.maximum():
+            return super().fixup(text)  # type: ignore[misc]
+        above = value > box.maximum()
+        limit = box.maximum() if above else box.minimum()
+        word = "is above the maximum" if above else "is below the minimum"
+        self.note = f"{value:g} {word} {limit:g}: set to {limit:g}"
+        return box.textFromValue(limit)
+
+
+class IntField(_Clamping, QSpinBox):
+    """An integer spin box that clamps typed values visibly."""
+
+
+class FloatField(_Clamping, QDoubleSpinBox):
+    """A decimal spin box that clamps typed values visibly."""
+
+
 class NumberWidget(ParamWidget):
     """Spin box; with a slider too when the spec has both a minimum and a maximum."""
 
@@ -105,17 +185,18 @@ class NumberWidget(ParamWidget):
         lo = spec.min if spec.min is not None else (-INT32 if self.is_int else -1e12)
         hi = spec.max if spec.max is not None else (INT32 if self.is_int else 1e12)
         if self.is_int:
-            self.spin: QSpinBox | QDoubleSpinBox = QSpinBox()
+            self.spin: IntField | FloatField = IntField()
             self.spin.setRange(int(max(lo, -INT32)), int(min(hi, INT32)))
             self.spin.setSingleStep(int(spec.step or 1))
         else:
-            self.spin = QDoubleSpinBox()
+            self.spin = FloatField()
             self.spin.setDecimals(4)
             self.spin.setRange(lo, hi)
             bounded = spec.min is not None and spec.max is not None
             self.spin.setSingleStep(spec.step or ((hi - lo) / 100 if bounded else 0.1))
         self.spin.setKeyboardTracking(False)
         self.spin.valueChanged.connect(lambda v: self.offer(v))
+        self.spin.editingFinished.connect(self._show_clamp)
         self.slider: QSlider | None = None
         if spec.min is not None and spec.max is not None and spec.max > spec.min:
             self.slider = QSlider(Qt.Orientation.Horizontal)
@@ -123,6 +204,15 @@ class NumberWidget(ParamWidget):
             self.slider.valueChanged.connect(self._slid)
             self.row.addWidget(self.slider, 3)
         self.row.addWidget(self.spin, 2)
+
+    def _show_clamp(self) -> None:
+        """After a commit (the value, if it changed, is already offered): say what a clamp
+        did, on the field and to the inspector's owner."""
+        if self.spin.note:
+            self.error.setText(self.spin.note)
+            self.error.show()
+            self.notice.emit(self.spin.note)
+            self.spin.note = ""
 
     def _to_slider(self, v: float) -> int:
         lo, hi = float(self.spec.min), float(self.spec.max)  # type: ignore[arg-type]
@@ -403,6 +493,7 @@ def make_widget(
     """The widget for a spec's kind; unknown kinds get a text field validated by the spec.
     A spec with ``suggest`` gets a completer over ``suggestions(spec.suggest)``."""
     widget = _make_widget(spec, pick, pick_folder)
+    guard_wheel(widget)
     if (
         spec.suggest
         and suggestions is not None

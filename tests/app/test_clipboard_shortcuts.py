@@ -38,4 +38,3 @@ def test_copy_then_paste_by_menu_and_by_shortcut_adds_nodes(
     assert len(by_key) == 1
     assert window.doc.graph.nodes[by_key.pop()].type == "image.invert"
     assert window.doc.undo_stack.undoText().startswith("Paste")
-
