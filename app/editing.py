@@ -53,10 +53,19 @@ class Editing(QObject):
     # ---- adding nodes ------------------------------------------------------------------------
 
     def node_classes(self) -> list[type[Node]]:
-        """Every registered type, then the graph's own subgraphs (offered like nodes)."""
+        """Every registered type, then the graph's own subgraphs and the library folder's
+        (offered like nodes; a library file that cannot be read is named in the status bar)."""
         scope = self.doc.scope()
-        subs = [scope.get(f"{PREFIX}{n}") for n in self.doc.graph.subgraphs]
-        return [*self.doc.registry.types(), *[c for c in subs if c is not None]]
+        subs: list[type[Node]] = []
+        for name in self.doc.subgraph_names():
+            try:
+                cls = scope.get(f"{PREFIX}{name}")
+            except GraphFileError as exc:
+                self.notice.emit(f"Subgraph library: {str(exc).splitlines()[0]}", 8000)
+                continue
+            if cls is not None:
+                subs.append(cls)
+        return [*self.doc.registry.types(), *subs]
 
     def open_palette(self, at: QPointF, wire: PortItem | None = None) -> None:
         self._palette_at = at

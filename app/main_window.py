@@ -98,7 +98,7 @@ class MainWindow(QMainWindow):
         self.addDockWidget(Qt.DockWidgetArea.RightDockWidgetArea, self.preview)
         self.log = LogPanel(self)
         self.addDockWidget(Qt.DockWidgetArea.BottomDockWidgetArea, self.log)
-        self.palette = NodePalette(self)
+        self.palette = NodePalette(self, self.settings)
 
     def _connect(self) -> None:
         notice = self.notice

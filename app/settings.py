@@ -1,7 +1,8 @@
 """User settings (QSettings) and the dialog that edits them.
 
 Models folder, device, memory budget, preview quality, output folder and theme (dark by
-default), plus the recent-files list and the recovery folder the autosave uses.
+default), plus the recent-files list, the recovery folder the autosave uses, and the
+palette's favourite and recently added node types.
 """
 
 from __future__ import annotations
@@ -29,6 +30,8 @@ THEMES = ("dark", "light")
 #: Largest preview side in pixels per quality (None: full size).
 PREVIEW_QUALITY = {"fast": 512, "balanced": 1024, "full": None}
 MAX_RECENT = 10
+#: How many recently added node types the palette lists at its top.
+MAX_RECENT_NODES = 8
 
 
 class Settings:
@@ -144,6 +147,27 @@ class Settings:
 
     def clear_recent(self) -> None:
         self._set("recent_files", [])
+
+    # ---- the palette's favourite and recently added node types ----------------------------
+
+    def _strings(self, key: str) -> list[str]:
+        value = self.q.value(key, [])
+        if isinstance(value, str):  # QSettings reads a one-item list back as a string
+            value = [value]
+        return [str(v) for v in (value or [])]
+
+    def favourite_nodes(self) -> list[str]:
+        return self._strings("favourite_nodes")
+
+    def set_favourite_nodes(self, type_ids: list[str]) -> None:
+        self._set("favourite_nodes", list(type_ids))
+
+    def recent_nodes(self) -> list[str]:
+        return self._strings("recent_nodes")
+
+    def add_recent_node(self, type_id: str) -> None:
+        items = [type_id] + [t for t in self.recent_nodes() if t != type_id]
+        self._set("recent_nodes", items[:MAX_RECENT_NODES])
 
     # ---- effects --------------------------------------------------------------------------
 
