@@ -69,6 +69,7 @@ class MainWindow(QMainWindow):
         self.previews = OutputPreviews(
             self.doc, self.session, self.preview, self.settings, selected, self
         )
+        self.runs.previewed = self.previews.previewed  # F5 and Live keep the open preview fresh
         self.opener360 = Viewer360Opener(self.doc, self.session, self)
         self.missing_models = MissingModels(self.doc, self.models, self.session, self)
         self.menus = Menus(self)

@@ -53,6 +53,10 @@ class OutputPreviews(QObject):
         self.settings = settings
         self.selected = selected
         self._pending: tuple[Any, str] | None = None
+        #: The node whose output the dock shows (or waits for): its preview is open.
+        self.node: str | None = None
+        #: The output each node's preview shows, as last chosen (the inspector's Output).
+        self.ports: dict[str, str] = {}
         self._timer = QTimer(self)
         self._timer.setInterval(PREVIEW_MS)
         self._timer.setSingleShot(True)
@@ -80,25 +84,46 @@ class OutputPreviews(QObject):
         self.dock.show_value(downscaled(value, self.settings.preview_limit()), title, **extra)
 
     def show_output(self, node_id: str, port: str | None = None) -> bool:
-        """Show a node's latest output (``port``, else its first that has a value)."""
+        """Show a node's latest output (``port``, else the one last chosen for it, else its
+        first that has a value); without one yet, say so. The node's preview is then open."""
+        self.node = node_id
+        if port:
+            self.ports[node_id] = port
         values = self.session.outputs.get(node_id)
-        if not values:
-            return False
-        if port is None or port not in values:
+        port = port or self.ports.get(node_id)
+        if values and (port is None or port not in values):
             port = next((k for k, v in values.items() if v is not None), None)
-        if port is None:
+        if not values or port is None:
+            self._pending = None
+            self.dock.show_message(self._no_output(node_id), node_id)
             return False
         cls = self.doc.node_class(node_id)
         out = cls.output(port) if cls is not None else None
         self.show_value(values[port], f"{node_id}.{port}", out.viewers if out is not None else ())
         return True
 
+    def _no_output(self, node_id: str) -> str:
+        title = self.doc.title(node_id) if node_id in self.doc.graph.nodes else node_id
+        state = self.session.status(node_id)
+        if state.status in ("failed", "skipped", "cancelled") and state.message:
+            return f"{title}: {state.status}\n{state.message}"
+        return f"{title} has no output yet: press F5 to run it"
+
     def show_selected(self) -> None:
-        """With exactly one node selected, show its output (after a run, on selection)."""
+        """Show the selected node's output (one selected), else refresh the open preview's."""
         ids = self.selected()
-        if len(ids) == 1:
-            self.show_output(ids[0])
+        node = ids[0] if len(ids) == 1 else self.previewed()
+        if node is not None:
+            self.show_output(node)
+
+    def previewed(self) -> str | None:
+        """The node whose preview is open: a run of the whole graph brings it up to date."""
+        if self.node is None or self.node not in self.doc.graph.nodes or self.dock.isHidden():
+            return None
+        return self.node
 
     def clear(self) -> None:
         self._pending = None
+        self.node = None
+        self.ports.clear()
         self.dock.clear()

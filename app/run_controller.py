@@ -46,8 +46,12 @@ class RunController(QObject):
         # Connected before anyone else listens to the runner: when its ``finished`` reaches
         # other slots, the session (and so badges and log) already shows the outcome.
         self.runner.started.connect(session.started)
+        self.runner.planned.connect(session.planned)
         self.runner.event.connect(session.handle)
         self.runner.finished.connect(session.finished)
+        #: The node whose preview is open (the window points this at its preview dock): a run
+        #: of the whole graph, F5 or Live mode, brings it up to date even if nothing saves it.
+        self.previewed: Callable[[], str | None] = lambda: None
         self._unsubscribe: Callable[[], None] | None = None
         doc.reset.connect(self._on_reset)
         self._watch_graph()
@@ -79,7 +83,8 @@ class RunController(QObject):
     def make_request(self, targets: list[str] | None = None) -> RunRequest:
         """A snapshot run exactly as ``fathom render`` would run the saved file: the same
         document is embedded in saved PNGs, inputs resolve against the graph's folder. The
-        device is resolved on the worker, so importing torch never stalls the GUI."""
+        device is resolved on the worker, so importing torch never stalls the GUI. A run of
+        the whole graph (``targets`` None) also brings the previewed node up to date."""
         graph = self.doc.graph.copy()
         document = self.doc.document()
         options = RunOptions(
@@ -89,7 +94,13 @@ class RunController(QObject):
             seed=0,
             graph_json=json.dumps(document, separators=(",", ":")),
         )
-        return RunRequest(graph, options, targets)
+        previewed = self.previewed() if targets is None else None
+        titles = {n: inst.title or self._type_title(inst.type) for n, inst in graph.nodes.items()}
+        return RunRequest(graph, options, targets, [previewed] if previewed else [], titles)
+
+    def _type_title(self, type_id: str) -> str:
+        cls = self.doc.registry.get(type_id)
+        return cls.title if cls is not None and cls.title else type_id
 
     # ---- commands ----------------------------------------------------------------------------
 

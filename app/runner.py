@@ -12,11 +12,12 @@ import sys
 import time
 import traceback
 from collections.abc import Callable
+from dataclasses import replace
 from typing import Any
 
 from PySide6.QtCore import QObject, QThread, QTimer, Signal
 
-from fathom.app.session import RunOutcome, RunRequest
+from fathom.app.session import RunOutcome, RunRequest, RunScope, run_scope
 from fathom.engine.context import CancelToken
 from fathom.engine.errors import GraphFileError, GraphInvalid, Problem
 from fathom.engine.events import Event
@@ -58,8 +59,10 @@ def plan_runnable(executor: Executor, request: RunRequest) -> tuple[Plan, list[P
         if any(p.node is None for p in problems):
             raise
         bad = {p.node.split("/")[0] for p in problems if p.node}
-        wanted = targets or _outputs(executor, graph)
-        keep = [t for t in wanted if t in graph.nodes and not graph.ancestors([t]) & bad]
+        wanted = [t.split("/")[0] for t in targets or _outputs(executor, graph) + request.previewed]
+        keep = [
+            t for t in dict.fromkeys(wanted) if t in graph.nodes and not graph.ancestors([t]) & bad
+        ]
         if not keep:
             raise
         needed = graph.ancestors(keep)
@@ -72,8 +75,42 @@ def plan_runnable(executor: Executor, request: RunRequest) -> tuple[Plan, list[P
             raise GraphInvalid(problems + again.problems, again.title) from None
 
 
+def with_previewed(executor: Executor, request: RunRequest) -> tuple[RunRequest, list[str]]:
+    """A run of what the graph saves, widened to the previewed nodes it would not run (and
+    those nodes): the preview the user looks at must never be left stale. Plans kept by the
+    executor make the extra planning cheap; an invalid graph is left to ``plan_runnable``."""
+    if request.targets is not None or not request.previewed:
+        return request, []
+    try:
+        base = executor.plan(request.graph, None, request.options, check=False)
+    except GraphInvalid:
+        base = None
+    graph = request.graph
+    ran = (
+        {n.split("/")[0] for n in base.needed}
+        if base is not None
+        else graph.ancestors(_outputs(executor, graph))
+    )
+    added = [n for n in request.previewed if n in graph.nodes and n not in ran]
+    if not added:
+        return request, []
+    if base is None:  # plan_runnable works out what can run
+        return replace(request, previewed=added), added
+    return replace(request, targets=base.targets + added), added
+
+
+def describe(
+    request: RunRequest, plan: Plan, problems: list[Problem], added: list[str]
+) -> RunScope:
+    """What the planned run of ``request`` (as asked, before ``with_previewed``) executes and
+    why (see ``app.session.run_scope``)."""
+    saves = [t for t in plan.targets if plan.classes[t].is_output]
+    return run_scope(request, plan.needed, plan.targets, saves, added, problems)
+
+
 class _RunThread(QThread):
     event = Signal(object)
+    planned = Signal(object)
     done = Signal(object)
 
     def __init__(self, executor: Executor, request: RunRequest, cancel: CancelToken) -> None:
@@ -95,7 +132,9 @@ class _RunThread(QThread):
 
     def run(self) -> None:
         try:
-            plan, problems = plan_runnable(self.executor, self.request)
+            request, added = with_previewed(self.executor, self.request)
+            plan, problems = plan_runnable(self.executor, request)
+            self.planned.emit(describe(self.request, plan, problems, added))
             result = self.executor.run(plan, listener=self.listen, cancel=self.cancel)
             outcome = RunOutcome(result, problems)
         except (GraphInvalid, GraphFileError) as exc:
@@ -110,6 +149,8 @@ class Runner(QObject):
     the run in progress and starts when it has stopped."""
 
     started = Signal()
+    #: A RunScope: what the run executes and why, once it is planned.
+    planned = Signal(object)
     #: An engine Event (on the GUI thread).
     event = Signal(object)
     #: A RunOutcome.
@@ -140,6 +181,7 @@ class Runner(QObject):
         self._cancel = CancelToken()
         thread = _RunThread(self.executor, request, self._cancel)
         thread.event.connect(self.event)
+        thread.planned.connect(self.planned)
         thread.done.connect(self._done)
         self._thread = thread
         self.request = request

@@ -51,11 +51,28 @@ SessionListener = Callable[[str, dict[str, Any]], None]
 
 @dataclass
 class RunRequest:
-    """A snapshot of the graph (the user keeps editing the original) and how to run it."""
+    """A snapshot of the graph (the user keeps editing the original) and how to run it.
+
+    ``targets`` None runs what the graph saves; ``previewed`` nodes (their preview is open) are
+    then brought up to date too, so the picture the user looks at is never stale."""
 
     graph: Graph
     options: RunOptions
     targets: list[str] | None = None
+    previewed: list[str] = field(default_factory=list)
+    #: Node titles as the canvas shows them, for the run's start line.
+    titles: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass
+class RunScope:
+    """What one run executes and why, in the graph's top-level node ids: the log's start line,
+    and the reason on the badge of each node the run leaves alone."""
+
+    nodes: list[str]
+    line: str
+    #: Node id -> why the run does not run it.
+    not_run: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass
@@ -102,6 +119,8 @@ class RunSession:
         self.last_outcome: RunOutcome | None = None
         #: Wall-clock seconds of the latest finished run.
         self.seconds: float | None = None
+        #: What the latest run executes and why (set once it is planned).
+        self.scope: RunScope | None = None
         self._listeners: list[SessionListener] = []
 
     # ---- listeners ---------------------------------------------------------------------------
@@ -123,6 +142,13 @@ class RunSession:
         self.errors = []
         self.nodes = {}
         self._emit("run_started")
+
+    def planned(self, scope: RunScope) -> None:
+        """The run is planned: say what it runs and why, and mark what it leaves alone."""
+        self.scope = scope
+        self.log("info", scope.line)
+        for node, why in scope.not_run.items():
+            self.set_status(node, "skipped", message=why)
 
     def handle(self, event: Event) -> None:
         """One engine event: node badges, progress, step previews and failures."""
@@ -212,6 +238,7 @@ class RunSession:
         self.previews.clear()
         self.nodes.clear()
         self.errors = []
+        self.scope = None
         self._emit("cleared")
 
     def set_live(self, on: bool) -> None:
@@ -226,3 +253,64 @@ def run_summary(result: RunResult) -> str:
         f"Run {word} in {result.seconds:.2f} s: {counts['executed']} executed, "
         f"{counts['cached']} cached, {counts['failed']} failed"
     )
+
+
+FEEDS_NO_SAVE = "not run: it feeds no save node; select it to open its preview, or Run to Selected"
+NOT_SELECTED = "not run: the selected nodes do not need it"
+NOT_AN_END = "not run: the nodes this run ends at do not need it"
+
+
+def run_scope(
+    request: RunRequest,
+    needed: list[str],
+    targets: list[str],
+    saves: list[str],
+    added: list[str],
+    problems: list[Problem],
+) -> RunScope:
+    """Describe a planned run. ``needed``/``targets`` may name inner subgraph nodes ("sub/x");
+    ``saves`` are the targets that are save nodes, ``added`` the previewed nodes the run
+    brings up to date on top of what the graph saves."""
+    graph, title = request.graph, (lambda n: f"'{request.titles.get(n, n)}'")
+    run = _top_level(needed, graph)
+    if request.targets is not None:
+        why = [_and_what(_top_level(targets, graph), "selected node", "the ")]
+        reason = NOT_SELECTED
+    else:
+        ends = _top_level(saves, graph) or [t for t in _top_level(targets, graph) if t not in added]
+        noun, note = ("save node", "") if saves else ("end node", " (nothing saves)")
+        why = [_and_what(ends, noun, note=note)]
+        why += [f"+ {title(n)} whose preview is open" for n in added]
+        reason = FEEDS_NO_SAVE if saves else NOT_AN_END
+    bad = {p.node.split("/")[0] for p in problems if p.node}
+    not_run: dict[str, str] = {}
+    for nid in graph.nodes:
+        if nid in run or nid in bad:
+            continue
+        blocked = sorted(graph.ancestors([nid]) & bad)
+        not_run[nid] = (
+            f"not run: it needs {title(blocked[0])}, which has a problem" if blocked else reason
+        )
+    line = f"Running {_count(len(run), 'node')}: " + ", ".join(why)
+    if not_run:
+        names = [title(n) for n in not_run]
+        listed = ", ".join(names[:5]) + (f" and {len(names) - 5} more" if len(names) > 5 else "")
+        reasons = set(not_run.values())
+        because = reasons.pop().removeprefix("not run: ") if len(reasons) == 1 else "hover for why"
+        line += f"; {len(not_run)} not run: {listed} ({because})"
+    return RunScope(run, line, not_run)
+
+
+def _top_level(ids: list[str], graph: Graph) -> list[str]:
+    """Inner subgraph ids ("sub/x") as the node the canvas shows ("sub"), once each, in order."""
+    return [n for n in dict.fromkeys(i.split("/")[0] for i in ids) if n in graph.nodes]
+
+
+def _count(n: int, noun: str) -> str:
+    """ "1 save node", "3 save nodes" (the noun's last word takes the plural)."""
+    return f"{n} {noun}{'' if n == 1 else 's'}"
+
+
+def _and_what(ids: list[str], noun: str, article: str = "", note: str = "") -> str:
+    needs = "it needs" if len(ids) == 1 else "they need"
+    return f"{article}{_count(len(ids), noun)}{note} and what {needs}"

@@ -29,6 +29,7 @@ from fathom.engine.types import (
 )
 
 MAX_TEXT = 20_000
+EMPTY_TEXT = "Select a node to preview its output"
 #: The viewers that are panels of this dock; others ("360") open windows of their own.
 PANELS = ("image", "depth", "video", "mesh")
 
@@ -109,8 +110,9 @@ class PreviewDock(QDockWidget):
         self.setObjectName("PreviewDock")
         self._mesh_backend = mesh_backend
         self._stack = QStackedWidget()
-        self._empty = QLabel("Select a node to preview its output")
+        self._empty = QLabel(EMPTY_TEXT)
         self._empty.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        self._empty.setWordWrap(True)
         self._stack.addWidget(self._empty)
         self._panels: dict[str, QWidget] = {}
         self._kind = "empty"
@@ -195,9 +197,20 @@ class PreviewDock(QDockWidget):
 
     def clear(self) -> None:
         """Show nothing (and release the previewed value)."""
+        self.show_message(EMPTY_TEXT)
+
+    def show_message(self, text: str, title: str = "") -> None:
+        """Show ``text`` instead of a value (a node with no output yet says why), releasing
+        the value shown before: a stale picture must not pass for this node's."""
+        self.setWindowTitle(f"Preview — {title}" if title else "Preview")
         for kind, panel in self._panels.items():
             if kind == "text":
                 panel.setPlainText("")  # type: ignore[attr-defined]
             else:
                 panel.clear()  # type: ignore[attr-defined]
+        self._empty.setText(text)
         self._switch("empty")
+
+    def message(self) -> str:
+        """The text shown while there is no value (see ``show_message``)."""
+        return self._empty.text()
