@@ -61,6 +61,8 @@ class Inspector(QWidget):
         #: The "Open in 360° viewer" button, when the node has something that viewer shows.
         self.open360: QPushButton | None = None
         self.pick_path: Callable[[Param], str | None] = self._dialog_pick
+        #: The output a node's preview shows, as last chosen (the window asks its previews).
+        self.output_of: Callable[[str], str | None] = lambda node_id: None
         #: For parameters that take a sequence: a folder of frames.
         self.pick_folder: Callable[[Param], str | None] = self._dialog_pick_folder
         #: For model parameters: a model file ("open") or folder ("folder").
@@ -232,6 +234,12 @@ class Inspector(QWidget):
         self.output_choice = QComboBox()
         for o in cls.outputs:
             self.output_choice.addItem(f"{o.name} ({o.type.type_id})", o.name)
+        chosen = self.output_choice.findData(self.output_of(self.node_id or ""))
+        self.output_choice.setCurrentIndex(max(chosen, 0))
+        # Choosing an output shows it at once; Preview shows it again (e.g. after a run).
+        self.output_choice.currentIndexChanged.connect(
+            lambda _: self.show_output.emit(self.node_id or "", self.output_choice.currentData())
+        )
         show = QPushButton("Preview")
         show.setToolTip("show this output in the preview dock")
         show.clicked.connect(
