@@ -142,6 +142,37 @@ class Param:
         return issubclass(self.type, (InputFile, OutputFile))
 
 
+@dataclass(frozen=True)
+class Ordered:
+    """Two parameters that constrain each other: ``low`` must stay below ``high`` (or equal,
+    with ``strict=False``). Declared on a node (``Node.constraints``) so validation, ``fathom
+    validate`` and the studio catch a swapped pair before anything runs, instead of the run
+    quietly giving a wrong picture. An empty optional value (None) is never out of order."""
+
+    low: str
+    high: str
+    strict: bool = True
+    #: What goes wrong otherwise, for the message ("the range between them is empty").
+    why: str = ""
+
+    def problem(self, node_id: str | None, values: dict[str, Any]) -> Problem | None:
+        lo, hi = values.get(self.low), values.get(self.high)
+        if lo is None or hi is None or lo < hi or (lo == hi and not self.strict):
+            return None
+        relation = "below" if self.strict else "at or below"
+        because = f": {self.why}" if self.why else ""
+        return Problem(
+            f"{self.low} ({lo:g}) must be {relation} {self.high} ({hi:g}){because}.",
+            node_id,
+            self.low,
+            f"set {self.low} {relation} {hi:g}, or raise {self.high} above {lo:g}",
+            code="param_order",
+        )
+
+    def names(self) -> tuple[str, str]:
+        return (self.low, self.high)
+
+
 def _jsonable(value: Any) -> Any:
     if isinstance(value, tuple):
         return list(value)
@@ -178,6 +209,8 @@ class Node:
     #: Header colour ("#rrggbb") for this node's whole category; empty: the registry's colour
     #: for the category (a built-in one, another node's, or one made from its name).
     color: ClassVar[str] = ""
+    #: Parameters that constrain each other (low below high...); ``check_values`` checks them.
+    constraints: ClassVar[Sequence[Ordered]] = ()
 
     def run(self, ctx: NodeContext, **kwargs: Any) -> dict[str, Any]:
         raise NotImplementedError
@@ -188,6 +221,14 @@ class Node:
     def check(cls, params: dict[str, Any], ctx: NodeContext) -> list[Problem]:
         """Problems found before anything runs (missing input file, unwritable folder...)."""
         return []
+
+    @classmethod
+    def check_values(cls, node_id: str | None, values: dict[str, Any]) -> list[Problem]:
+        """Problems among valid parameter values taken together (a low above its high), found
+        by validation before a run and by the studio as soon as a value is set: needs no
+        context, reads no files. The declared ``constraints``; override for other relations."""
+        found = (c.problem(node_id, values) for c in cls.constraints)
+        return [p for p in found if p is not None]
 
     @classmethod
     def upgrade(cls, params: dict[str, Any], from_version: int) -> dict[str, Any]:
@@ -302,6 +343,10 @@ class Node:
                     p.validate(p.default)
                 except ValueError as exc:
                     out.append(f"{cls.type_id}.{p.name}: default is invalid ({exc})")
+        for c in cls.constraints:
+            missing = [n for n in c.names() if cls.param(n) is None]
+            if missing:
+                out.append(f"{cls.type_id}: a constraint names no parameter {missing}")
         return out + _signature_problems(cls) + _opens_problems(cls)
 
 

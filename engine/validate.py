@@ -19,7 +19,8 @@ def _suggest(name: str, options: list[str]) -> str:
 def check_params(
     node_id: str, cls: type[Node], params: dict[str, Any]
 ) -> tuple[dict[str, Any], list[Problem]]:
-    """Coerce literal parameters against the declaration; unknown names are errors, not ignored."""
+    """Coerce literal parameters against the declaration; unknown names are errors, not ignored.
+    Values that are each valid are then checked together (``Node.check_values``)."""
     problems: list[Problem] = []
     values: dict[str, Any] = {}
     names = [p.name for p in cls.params]
@@ -48,6 +49,8 @@ def check_params(
                     code="bad_param",
                 )
             )
+    if not problems:  # relations only among values that are each valid
+        problems.extend(cls.check_values(node_id, values))
     return values, problems
 
 

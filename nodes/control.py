@@ -8,7 +8,7 @@ from typing import Any
 
 from fathom.engine.context import NodeContext
 from fathom.engine.errors import Problem
-from fathom.engine.node import Input, Node, Output, Param
+from fathom.engine.node import Input, Node, Ordered, Output, Param
 from fathom.engine.types import Control, Float, Image, ImagePrompt, String, Video
 
 
@@ -47,22 +47,13 @@ class ControlNet(Node):
         Param("start", Float, 0.0, "fraction of the steps where it starts", min=0, max=1),
         Param("end", Float, 1.0, "fraction of the steps where it stops", min=0, max=1),
     )
+    constraints = (Ordered("start", "end", why="the ControlNet would never act"),)
 
     @classmethod
     def check(cls, params: dict[str, Any], ctx: NodeContext) -> list[Problem]:
         from fathom.engine.models.families import identify
         from fathom.engine.models.locate import ModelError, locate_kind
 
-        if params["start"] >= params["end"]:
-            return [
-                Problem(
-                    f"start {params['start']:g} is not before end {params['end']:g}, so the "
-                    "ControlNet would never act.",
-                    ctx.node_id,
-                    "start",
-                    "set start below end",
-                )
-            ]
         try:
             path = locate_kind(params["model"], "controlnet", ctx.options.base_dir)
             info = identify(path)

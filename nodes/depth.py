@@ -11,7 +11,7 @@ from fathom.engine.errors import BadInput, Problem
 from fathom.engine.geometry import projection
 from fathom.engine.imaging import depthmath
 from fathom.engine.models.depth import is_metric_model, load_marigold, load_transformers_depth
-from fathom.engine.node import Input, Node, Output, Param
+from fathom.engine.node import Input, Node, Ordered, Output, Param
 from fathom.engine.types import Bool, Camera, Depth, Enum, Float, Image, Int, Mask, Seed, String
 
 DEFAULT_DEPTH_MODEL = "depth-anything/Depth-Anything-V2-Small-hf"
@@ -131,6 +131,9 @@ class NormalizeDepth(Node):
         Param("high_percentile", Float, 100.0, "maps to 1", min=0, max=100),
     )
 
+    constraints = (
+        Ordered("low_percentile", "high_percentile", why="the range between them is empty"),
+    )
     def run(
         self, ctx: NodeContext, depth: Depth, low_percentile: float, high_percentile: float
     ) -> dict[str, Any]:
@@ -193,6 +196,7 @@ class DepthToMetric(Node):
         ),
     )
 
+    constraints = (Ordered("near", "far", why="near things must be closer than far ones"),)
     def run(
         self, ctx: NodeContext, depth: Depth, near: float, far: float, mapping: str
     ) -> dict[str, Any]:
@@ -346,6 +350,9 @@ class ColorizeDepth(Node):
         Param("near_is_bright", Bool, True, "near = bright/warm"),
     )
 
+    constraints = (
+        Ordered("low_percentile", "high_percentile", why="almost every pixel clips to one colour"),
+    )
     def run(
         self,
         ctx: NodeContext,

@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 
 from fathom.engine.context import NodeContext
-from fathom.engine.errors import BadInput, Problem
+from fathom.engine.errors import BadInput
 from fathom.engine.imaging.ops import (
     BLEND_MODES,
     CHANNELS,
@@ -26,7 +26,7 @@ from fathom.engine.imaging.ops import (
     resize,
     threshold_mask,
 )
-from fathom.engine.node import Input, Node, Output, Param
+from fathom.engine.node import Input, Node, Ordered, Output, Param
 from fathom.engine.types import Bool, Color, Enum, Float, Image, Int, Mask, String
 
 
@@ -267,19 +267,7 @@ class Edges(Node):
         Param("high", Float, 0.8, "upper hysteresis threshold", min=0, max=1, step=0.01),
         Param("blur", Float, 0.0, "Gaussian blur sigma before (pixels)", min=0, max=20, step=0.5),
     )
-
-    @classmethod
-    def check(cls, params: dict[str, Any], ctx: NodeContext) -> list[Problem]:
-        if params["low"] > params["high"]:
-            return [
-                Problem(
-                    f"low {params['low']:g} is above high {params['high']:g}.",
-                    ctx.node_id,
-                    "low",
-                    "set low at or below high",
-                )
-            ]
-        return []
+    constraints = (Ordered("low", "high", strict=False),)
 
     def run(
         self, ctx: NodeContext, image: Image, low: float, high: float, blur: float

@@ -20,7 +20,7 @@ from fathom.engine.context import NodeContext
 from fathom.engine.errors import GraphInvalid, Problem
 from fathom.engine.imaging.ops import RESIZE_MODES, resize
 from fathom.engine.media import videoops as vo
-from fathom.engine.node import Input, Node, Output, Param
+from fathom.engine.node import Input, Node, Ordered, Output, Param
 from fathom.engine.types import (
     AudioTrack,
     Bool,
@@ -107,6 +107,7 @@ class Trim(Node):
         Param("end", Float, None, "end (exclusive); empty: to the end", min=0, optional=True),
         Param("unit", Enum, "frames", "what start and end count", choices=("frames", "seconds")),
     )
+    constraints = (Ordered("start", "end", why="the trim would keep no frames"),)
 
     def run(
         self, ctx: NodeContext, video: Video, start: float, end: float | None, unit: str
@@ -554,6 +555,7 @@ class Text(Node):
             suffixes=(".ttf", ".otf"),
         ),
     )
+    constraints = (Ordered("start", "end", why="the title would show on no frame"),)
 
     def run(
         self,

@@ -127,8 +127,9 @@ def test_a_controlnet_node_refuses_a_model_that_is_no_controlnet_and_an_empty_ra
     ctx = NodeContext("cn", RunOptions(base_dir=tmp_path), None)
     (bad,) = cls.preflight({**cls.defaults(), "model": str(tiny_sd)}, ctx)
     assert bad.port == "model" and "not a ControlNet" in bad.message
-    (empty,) = cls.preflight({**cls.defaults(), "start": 0.8, "end": 0.2}, ctx)
-    assert empty.port == "start"
+    # The empty range is a declared constraint, found by validation before any check runs.
+    (empty,) = cls.check_values("cn", {**cls.defaults(), "start": 0.8, "end": 0.2})
+    assert empty.port == "start" and "never act" in empty.message
     g = Graph()
     g.add_node("test.square", "src")
     g.add_node("generate.controlnet", "cn", {"model": str(tiny_sd)})
