@@ -19,6 +19,7 @@ from PySide6.QtWidgets import QApplication, QDialog, QDockWidget, QMainWindow, Q
 
 from fathom.app.document import Document
 from fathom.app.editing import Editing
+from fathom.app.editor.find_node import FindNode
 from fathom.app.editor.palette import NodePalette
 from fathom.app.editor.scene import GraphScene
 from fathom.app.editor.view import GraphView
@@ -66,6 +67,7 @@ class MainWindow(QMainWindow):
         self.runner = self.runs.runner
         self.files = FileController(self.doc, self.settings, self)
         self.editing = Editing(self.doc, self.scene, self.view, self.palette, self)
+        self.find_node = FindNode(self.doc, self.view, self.editing.focus_node, self)
         self.previews = OutputPreviews(
             self.doc, self.session, self.preview, self.settings, selected, self
         )

@@ -121,9 +121,31 @@ class Menus(QObject):
         menu.addAction(self.fit_action)
         menu.addAction(self.action("Zoom &In", lambda: w.view.zoom_by(1.25), K.ZoomIn))
         menu.addAction(self.action("Zoom &Out", lambda: w.view.zoom_by(0.8), K.ZoomOut))
+        self._finding_menu(menu)
         menu.addSeparator()
         for dock in (w.inspector_dock, w.preview, w.log):
             menu.addAction(dock.toggleViewAction())
+
+    def _finding_menu(self, menu: QMenu) -> None:
+        """The minimap toggle and Find Node: finding one's way in a big graph."""
+        w, find = self.window, self.window.find_node
+        menu.addSeparator()
+        self.minimap_action = self.action(
+            "&Minimap",
+            w.view.minimap.set_forced,
+            "Ctrl+Shift+M",
+            checkable=True,
+            tip="an overview of the whole graph; click or drag in it to move the view",
+        )
+        w.view.minimap.shown_changed.connect(self.minimap_action.setChecked)
+        menu.addAction(self.minimap_action)
+        menu.addAction(
+            self.action(
+                "Fin&d Node…", find.open, "Ctrl+F", tip="find nodes by title, type or value"
+            )
+        )
+        menu.addAction(self.action("Find Ne&xt", lambda: find.step(True), "F3"))
+        menu.addAction(self.action("Find Pre&vious", lambda: find.step(False), "Shift+F3"))
 
     def _run_menu(self, menu: QMenu) -> None:
         runs = self.window.runs

@@ -23,6 +23,7 @@ from PySide6.QtGui import (
 )
 from PySide6.QtWidgets import QGraphicsView, QWidget
 
+from fathom.app.editor.minimap import Minimap
 from fathom.app.editor.scene import GraphScene
 
 MIN_ZOOM, MAX_ZOOM = 0.08, 3.0
@@ -59,6 +60,8 @@ class GraphView(QGraphicsView):
         # Node items cache their look as pixmaps (smooth panning); a 500-node canvas needs more
         # than Qt's default 10 MB for that.
         QPixmapCache.setCacheLimit(max(QPixmapCache.cacheLimit(), 96 * 1024))
+        #: The overview in the bottom-right corner (it follows the scene and this view).
+        self.minimap = Minimap(self)
 
     # ---- zoom and pan --------------------------------------------------------------------------
 
