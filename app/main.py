@@ -41,6 +41,11 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="PARAM",
         help="with --screenshot and --select: open the model picker of this parameter",
     )
+    p.add_argument(
+        "--find",
+        metavar="TEXT",
+        help="with --screenshot: Find Node (Ctrl+F) for TEXT, at 100%% zoom on the first match",
+    )
     p.add_argument("--size", default="1600x1000", help="window size for --screenshot")
     p.add_argument("--settings", type=Path, help="use this ini file for settings")
     return p
@@ -133,6 +138,8 @@ def screenshot(args: argparse.Namespace) -> int:
         window.view.fit_all()
         if args.pick and not _open_picker(app, window, args.pick):
             return 2
+        if args.find:
+            _find(app, window, args.find)
         _wait(app, 0.2)
         args.screenshot.parent.mkdir(parents=True, exist_ok=True)
         saved = window.grab().save(str(args.screenshot))
@@ -140,6 +147,16 @@ def screenshot(args: argparse.Namespace) -> int:
         window.close()
         _wait(app, 0.1)
     return 0 if saved else 1
+
+
+def _find(app: QApplication, window: Any, text: str) -> None:
+    """Type ``text`` into Find Node and jump to the first match at 100% zoom (in a graph
+    bigger than the window, the minimap shows where that is)."""
+    window.view.zoom_by(1.0 / window.view.zoom())
+    window.find_node.open()
+    window.find_node.field.setText(text)
+    window.find_node.go(0)
+    _wait(app, 0.4)  # the minimap reads the scene a moment after the view moved
 
 
 def _open_picker(app: QApplication, window: Any, param: str) -> bool:
