@@ -199,7 +199,9 @@ class SetParam(QUndoCommand):
         self.node_id = node_id
         self.name = name
         self.new = copy.deepcopy(value)
-        self.old = copy.deepcopy(doc.graph.nodes[node_id].params.get(name, _MISSING))
+        old = doc.graph.nodes[node_id].params.get(name, _MISSING)
+        # Not the marker itself through deepcopy: a copy of it would no longer mean "absent".
+        self.old = old if old is _MISSING else copy.deepcopy(old)
         self.merge = merge
 
     def id(self) -> int:
