@@ -32,6 +32,7 @@ from fathom.app.model_catalog import ModelCatalog
 from fathom.app.output_previews import OutputPreviews
 from fathom.app.preview.dock import PreviewDock
 from fathom.app.run_controller import RunController
+from fathom.app.run_docks import RunDocks
 from fathom.app.session import RunSession
 from fathom.app.settings import Settings, SettingsDialog
 from fathom.app.viewer360_opener import Viewer360Opener
@@ -74,6 +75,7 @@ class MainWindow(QMainWindow):
         self.runs.previewed = self.previews.previewed  # F5 and Live keep the open preview fresh
         self.opener360 = Viewer360Opener(self.doc, self.session, self)
         self.missing_models = MissingModels(self.doc, self.models, self.session, self)
+        self.run_docks = RunDocks(self)  # the run queue, run history and output gallery
         self.menus = Menus(self)
         self._closed = False
         self._unfollow: Callable[[], None] | None = None
@@ -197,6 +199,7 @@ class MainWindow(QMainWindow):
             return
         self._closed = True
         self.runs.shutdown()
+        self.run_docks.close()
         # The scene outlives this window's C++ side; its last signals must find no slot here.
         self.scene.selectionChanged.disconnect(self._selection_changed)
         self.scene.unfollow()

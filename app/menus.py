@@ -125,6 +125,9 @@ class Menus(QObject):
         menu.addSeparator()
         for dock in (w.inspector_dock, w.preview, w.log):
             menu.addAction(dock.toggleViewAction())
+        d = w.run_docks
+        for dock in (d.queue_dock, d.history, d.gallery):
+            menu.addAction(dock.toggleViewAction())
 
     def _finding_menu(self, menu: QMenu) -> None:
         """The minimap toggle and Find Node: finding one's way in a big graph."""
@@ -158,6 +161,13 @@ class Menus(QObject):
             "Shift+F5",
             tip="run only what the selected nodes need",
         )
+        docks = self.window.run_docks
+        self.queue_action = self.action(
+            "&Queue Run",
+            lambda: docks.queue_run(),
+            ["Ctrl+Shift+Return", "Ctrl+Shift+Enter"],
+            tip="queue the graph with its current parameters; queued runs go one after another",
+        )
         self.cancel_action = self.action("&Cancel", runs.cancel, "Ctrl+.")
         self.cancel_action.setEnabled(False)
         self.live_action = self.action(
@@ -166,7 +176,13 @@ class Menus(QObject):
             checkable=True,
             tip="re-run what a change affects, as you edit",
         )
-        for a in (self.run_action, self.run_sel_action, self.cancel_action, self.live_action):
+        for a in (
+            self.run_action,
+            self.run_sel_action,
+            self.queue_action,
+            self.cancel_action,
+            self.live_action,
+        ):
             menu.addAction(a)
         menu.addSeparator()
         menu.addAction(self.action("Clear Cache", runs.executor.cache.clear))
@@ -177,6 +193,7 @@ class Menus(QObject):
         for a in (
             self.run_action,
             self.run_sel_action,
+            self.queue_action,
             self.cancel_action,
             self.live_action,
             self.fit_action,

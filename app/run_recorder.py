@@ -1,0 +1,107 @@
+"""Records every finished run of a window (F5, run-to-selected, queued, live) in the run history
+beside its outputs (``engine.run_history``), writing on a worker thread.
+
+Outputs are hard-linked into the record the moment the run ends (so the next run cannot
+replace them first); the graph and report are written on a worker thread. A run that executed
+no node and failed none (everything came from the cache) made nothing new and is not recorded;
+neither is a run that could not start (its problems are in the log).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+from PySide6.QtCore import QObject, Signal
+
+from fathom.app.document import Document
+from fathom.app.jobs import JobQueue
+from fathom.app.runner import Runner
+from fathom.app.session import RunOutcome, RunRequest
+from fathom.engine.run_history import finish_record, keep_outputs, run_report, start_record
+
+
+class RunRecorder(QObject):
+    """Follows one runner; ``recorded`` says where each record went."""
+
+    #: (record folder, the RunRequest it records).
+    recorded = Signal(object, object)
+    #: A record could not be written (the reason).
+    failed = Signal(str)
+    #: Whatever became of a finished run's record (written, failed, or none needed): the
+    #: RunRequest. The queue starts its next run only then, when any copies are complete.
+    settled = Signal(object)
+
+    def __init__(self, doc: Document, runner: Runner, parent: QObject | None = None) -> None:
+        super().__init__(parent)
+        self.doc = doc
+        self.runner = runner
+        self.jobs = JobQueue(self, "run-history")
+        #: Labels for particular requests (the queue names its runs), by ``id(request)``.
+        self.labels: dict[int, str] = {}
+        self._started: tuple[RunRequest, float, str | None] | None = None
+        runner.started.connect(self._on_started)
+        runner.finished.connect(self._on_finished)
+
+    @property
+    def idle(self) -> bool:
+        """No record is being written."""
+        return self.jobs.idle
+
+    def _on_started(self) -> None:
+        request = self.runner.request
+        if request is not None:
+            path = str(self.doc.path) if self.doc.path is not None else None
+            self._started = (request, time.time(), path)
+
+    def _on_finished(self, outcome: RunOutcome) -> None:
+        started, self._started = self._started, None
+        if started is None:
+            return
+        request, when, graph_path = started
+        label = self.labels.pop(id(request), "")
+        result = outcome.result
+        if result is None or not (result.executed or result.failed):
+            self.settled.emit(request)
+            return
+        options = request.options
+        try:
+            # On this thread, before any next run can replace an output: links cost microseconds.
+            folder = start_record(options.output_dir, when)
+            kept = keep_outputs(folder, result.files(), copy=False)
+        except OSError as exc:
+            self.failed.emit(f"The run history could not be written: {exc}")
+            self.settled.emit(request)
+            return
+        problems = [str(p) for p in outcome.problems]
+
+        def write() -> Path:
+            document: dict[str, Any] = json.loads(options.graph_json or "{}")
+            report = run_report(
+                result,
+                document,
+                when,
+                graph_path=graph_path,
+                base_dir=str(options.base_dir),
+                output_dir=str(options.output_dir),
+                label=label,
+                problems=problems,
+            )
+            all_kept = keep_outputs(folder, result.files(), copy=True, kept=kept)
+            return finish_record(folder, document, report, all_kept)
+
+        def done(path: Path) -> None:
+            self.recorded.emit(path, request)
+            self.settled.emit(request)
+
+        def failed(why: str) -> None:
+            self.failed.emit(f"The run history could not be written: {why}")
+            self.settled.emit(request)
+
+        self.jobs.submit(write, done, failed)
+
+    def close(self) -> None:
+        """Let a record being written finish (it is small); the window is closing."""
+        self.jobs.stop(timeout=5.0, drain=True)
