@@ -112,6 +112,8 @@ class RunSession:
         self.nodes: dict[str, NodeState] = {}
         #: The latest outputs of each top-level node, by output name (from finished runs).
         self.outputs: dict[str, dict[str, Any]] = {}
+        #: The files each top-level node wrote in the latest run that ran it (save nodes).
+        self.files: dict[str, list[str]] = {}
         #: The newest step preview of each node: (value, title).
         self.previews: dict[str, tuple[Any, str]] = {}
         #: Error messages since the latest run started.
@@ -193,6 +195,11 @@ class RunSession:
         for nid, values in result.values.items():
             if "/" not in nid:
                 self.outputs[nid] = values
+        written: dict[str, list[str]] = {}
+        for nid, rec in result.records.items():
+            if rec.files:  # a subgraph's inner save nodes write for the node the canvas shows
+                written.setdefault(nid.split("/")[0], []).extend(rec.files)
+        self.files.update(written)
         for nid, rec in result.records.items():
             if rec.status == "cancelled":
                 self.set_status(nid, "cancelled", message=rec.error or "", seconds=rec.seconds)
@@ -229,12 +236,14 @@ class RunSession:
     def forget(self, node: str) -> None:
         """A node left the graph: its outputs and previews go with it."""
         self.outputs.pop(node, None)
+        self.files.pop(node, None)
         self.previews.pop(node, None)
         self.nodes.pop(node, None)
 
     def clear(self) -> None:
         """Another graph is open: nothing of the old one's runs applies any more."""
         self.outputs.clear()
+        self.files.clear()
         self.previews.clear()
         self.nodes.clear()
         self.errors = []

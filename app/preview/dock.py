@@ -13,12 +13,20 @@ from typing import Any
 
 import numpy as np
 from PySide6.QtCore import Qt, Signal
-from PySide6.QtWidgets import QDockWidget, QLabel, QPlainTextEdit, QStackedWidget, QWidget
+from PySide6.QtWidgets import (
+    QDockWidget,
+    QLabel,
+    QPlainTextEdit,
+    QStackedWidget,
+    QVBoxLayout,
+    QWidget,
+)
 
 from fathom.app.preview.depth_view import DepthPanel
 from fathom.app.preview.image_view import ImagePanel
 from fathom.app.preview.mesh_view import MeshPanel
 from fathom.app.preview.video_player import VideoPlayer
+from fathom.app.preview.written_bar import WrittenBar
 from fathom.engine.types import (
     Camera,
     CameraPath,
@@ -116,7 +124,15 @@ class PreviewDock(QDockWidget):
         self._stack.addWidget(self._empty)
         self._panels: dict[str, QWidget] = {}
         self._kind = "empty"
-        self.setWidget(self._stack)
+        #: Above a save node's preview: the files it wrote, Open and Show in folder.
+        self.written = WrittenBar()
+        body = QWidget()
+        lay = QVBoxLayout(body)
+        lay.setContentsMargins(0, 0, 0, 0)
+        lay.setSpacing(0)
+        lay.addWidget(self.written)
+        lay.addWidget(self._stack, 1)
+        self.setWidget(body)
 
     # ---- panels
 
@@ -162,10 +178,18 @@ class PreviewDock(QDockWidget):
 
     # ---- the interface the main window uses
 
-    def show_value(self, value: Any, title: str = "", viewers: tuple[str, ...] = ()) -> None:
+    def show_value(
+        self,
+        value: Any,
+        title: str = "",
+        viewers: tuple[str, ...] = (),
+        written: list[str] | None = None,
+    ) -> None:
         """Show ``value`` (in the first panel of ``viewers`` when given); errors while
-        preparing a preview are shown, never raised."""
+        preparing a preview are shown, never raised. ``written``: the files a save node wrote
+        (the value is what they hold), listed above it."""
         self.setWindowTitle(f"Preview — {title}" if title else "Preview")
+        self.written.set_paths(written or [])
         try:
             self._show(value, panel_kind(value, viewers))
         except Exception as exc:  # noqa: BLE001 - a bad value must not take the app down
@@ -199,10 +223,11 @@ class PreviewDock(QDockWidget):
         """Show nothing (and release the previewed value)."""
         self.show_message(EMPTY_TEXT)
 
-    def show_message(self, text: str, title: str = "") -> None:
+    def show_message(self, text: str, title: str = "", written: list[str] | None = None) -> None:
         """Show ``text`` instead of a value (a node with no output yet says why), releasing
         the value shown before: a stale picture must not pass for this node's."""
         self.setWindowTitle(f"Preview — {title}" if title else "Preview")
+        self.written.set_paths(written or [])
         for kind, panel in self._panels.items():
             if kind == "text":
                 panel.setPlainText("")  # type: ignore[attr-defined]

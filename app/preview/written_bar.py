@@ -1,0 +1,83 @@
+"""The bar above a save node's preview: the file(s) it wrote, Open and Show in folder.
+
+A save node's output is a path; what the user wants to see is the file behind it and to get at
+it. Opening goes through QDesktopServices, so the desktop's own viewer and file manager are used.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from PySide6.QtCore import QUrl, Signal
+from PySide6.QtGui import QDesktopServices
+from PySide6.QtWidgets import QComboBox, QHBoxLayout, QLabel, QPushButton, QWidget
+
+
+class WrittenBar(QWidget):
+    """Lists written files; the chosen one is what Open, Show in folder and the preview use."""
+
+    #: The user chose another of the written files: (path).
+    chosen = Signal(str)
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        lay = QHBoxLayout(self)
+        lay.setContentsMargins(4, 2, 4, 2)
+        self.files = QComboBox()
+        # A long path must not widen the dock: the combo elides, its tooltip shows the path.
+        self.files.setSizeAdjustPolicy(
+            QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon
+        )
+        self.files.setMinimumContentsLength(16)
+        self.files.currentIndexChanged.connect(self._changed)
+        self.open_button = QPushButton("Open")
+        self.open_button.setToolTip("open the file in the desktop's own application")
+        self.open_button.clicked.connect(self.open_file)
+        self.folder_button = QPushButton("Show in folder")
+        self.folder_button.setToolTip("open the folder that holds the file")
+        self.folder_button.clicked.connect(self.open_folder)
+        self.status = QLabel()
+        lay.addWidget(QLabel("Wrote"))
+        lay.addWidget(self.files, 1)
+        lay.addWidget(self.open_button)
+        lay.addWidget(self.folder_button)
+        lay.addWidget(self.status)
+        self.hide()
+
+    def set_paths(self, paths: list[str]) -> None:
+        """Show these files (none: hide the bar); the first is chosen."""
+        if paths != self.paths():
+            self.files.blockSignals(True)
+            self.files.clear()
+            for p in paths:
+                self.files.addItem(p)
+            self.files.blockSignals(False)
+            self.files.setToolTip(self.current())
+        self.status.clear()
+        self.setVisible(bool(paths))
+
+    def _changed(self) -> None:
+        self.files.setToolTip(self.current())
+        self.chosen.emit(self.current())
+
+    def paths(self) -> list[str]:
+        return [self.files.itemText(i) for i in range(self.files.count())]
+
+    def current(self) -> str:
+        return self.files.currentText()
+
+    def open_file(self) -> bool:
+        return self._open(Path(self.current()))
+
+    def open_folder(self) -> bool:
+        return self._open(Path(self.current()).parent)
+
+    def _open(self, path: Path) -> bool:
+        if not self.current():
+            return False
+        if not path.exists():
+            self.status.setText(f"{path.name} is gone")
+            return False
+        ok = QDesktopServices.openUrl(QUrl.fromLocalFile(str(path.absolute())))
+        self.status.setText("" if ok else "no application to open it")
+        return bool(ok)
