@@ -12,7 +12,16 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from PySide6.QtCore import QEvent, QObject, QPointF, QRectF, Qt, QTimer, Signal
-from PySide6.QtGui import QColor, QMouseEvent, QPainter, QPaintEvent, QPen, QWheelEvent
+from PySide6.QtGui import (
+    QColor,
+    QMouseEvent,
+    QPainter,
+    QPaintEvent,
+    QPen,
+    QPixmap,
+    QTransform,
+    QWheelEvent,
+)
 from PySide6.QtWidgets import QWidget
 
 if TYPE_CHECKING:
@@ -46,6 +55,8 @@ class Minimap(QWidget):
         self._nodes: list[tuple[QRectF, QColor]] = []
         self._frames: list[QRectF] = []
         self._graph = QRectF()
+        #: The nodes and frames drawn once per change; a view move only redraws the rectangle.
+        self._layer: QPixmap | None = None
         self._refresh = QTimer(self)
         self._refresh.setSingleShot(True)
         self._refresh.setInterval(REFRESH_MS)
@@ -62,12 +73,14 @@ class Minimap(QWidget):
     def rescan(self) -> None:
         """Read the boxes and colours of the scene's nodes and frames."""
         scene = self.view.scene()
-        self._nodes = [
+        nodes = [
             (item.sceneBoundingRect(), QColor(item.header_color))
             for item in getattr(scene, "nodes", {}).values()
         ]
         others = [*getattr(scene, "groups", {}).values(), *getattr(scene, "comments", {}).values()]
-        self._frames = [item.sceneBoundingRect() for item in others]
+        frames = [item.sceneBoundingRect() for item in others]
+        if nodes != self._nodes or frames != self._frames:  # a run's repaints change nothing
+            self._nodes, self._frames, self._layer = nodes, frames, None
         bounds = QRectF()
         for rect in [r for r, _ in self._nodes] + self._frames:
             bounds = bounds.united(rect)
@@ -139,17 +152,35 @@ class Minimap(QWidget):
 
     # ---- painting and the mouse ----------------------------------------------------------------
 
-    def paintEvent(self, event: QPaintEvent) -> None:  # noqa: N802 - Qt's name
-        p = QPainter(self)
-        p.fillRect(self.rect(), BACKGROUND)
-        p.setPen(Qt.PenStyle.NoPen)
-        for rect in self._frames:
-            p.fillRect(self._map_rect(rect), FRAME_FILL)
+    def _draw_layer(self) -> QPixmap:
+        """Background, frames and nodes, drawn in scene units through one transform, each
+        colour's nodes in one call (a node stays at least 2 map pixels big)."""
+        layer = QPixmap(self.size())
+        layer.fill(BACKGROUND)
+        scale, origin = self._scale_and_origin()
+        least = 2.0 / scale
+        by_color: dict[int, tuple[QColor, list[QRectF]]] = {}
         for rect, color in self._nodes:
-            box = self._map_rect(rect)
-            box.setWidth(max(box.width(), 2.0))
-            box.setHeight(max(box.height(), 2.0))
-            p.fillRect(box, color)
+            box = QRectF(rect)
+            box.setWidth(max(box.width(), least))
+            box.setHeight(max(box.height(), least))
+            by_color.setdefault(color.rgba(), (color, []))[1].append(box)
+        p = QPainter(layer)
+        p.setTransform(QTransform(scale, 0, 0, scale, origin.x(), origin.y()))
+        p.setPen(Qt.PenStyle.NoPen)
+        p.setBrush(FRAME_FILL)
+        p.drawRects(self._frames)
+        for color, boxes in by_color.values():
+            p.setBrush(color)
+            p.drawRects(boxes)
+        p.end()
+        return layer
+
+    def paintEvent(self, event: QPaintEvent) -> None:  # noqa: N802 - Qt's name
+        if self._layer is None:
+            self._layer = self._draw_layer()
+        p = QPainter(self)
+        p.drawPixmap(0, 0, self._layer)
         p.setRenderHint(QPainter.RenderHint.Antialiasing)
         shown = self._map_rect(self.visible_scene_rect()).intersected(QRectF(self.rect()))
         p.setPen(QPen(VIEW_PEN, 1.5))
