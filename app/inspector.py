@@ -29,11 +29,12 @@ from fathom.app.commands import SetFlags, SetParam, SetTitle
 from fathom.app.document import Document, relative_to
 from fathom.app.model_catalog import ModelCatalog
 from fathom.app.model_picker import LoraPicker, ModelPicker, model_role
+from fathom.app.param_checks import param_problems, problems_text
 from fathom.app.param_widgets import (
     ParamWidget,
     SeedWidget,
     choose_path,
-    guard_wheel,
+    guard_fields,
     make_widget,
 )
 from fathom.engine.node import Node, Param
@@ -49,6 +50,8 @@ class Inspector(QWidget):
     #: A notice for the status bar: (text, milliseconds).
     notice = Signal(str, int)
 
+    #: A node's parameters were checked: (node id, its problems' text; empty when none).
+    params_checked = Signal(str, str)
     def __init__(
         self, doc: Document, parent: QWidget | None = None, models: ModelCatalog | None = None
     ) -> None:
@@ -75,6 +78,13 @@ class Inspector(QWidget):
         lay = QVBoxLayout(self)
         lay.setContentsMargins(0, 0, 0, 0)
         lay.addWidget(scroll)
+        #: The selected node's parameter problems (values that constrain each other), above
+        #: the scrolling part so they stay in sight while the user edits.
+        self.param_problems = QLabel()
+        self.param_problems.setWordWrap(True)
+        self.param_problems.setStyleSheet("color: #ff8a80; padding: 4px;")
+        self.param_problems.hide()
+        lay.addWidget(self.param_problems)
         self._form_host = QVBoxLayout(self._body)
         doc.reset.connect(self._resubscribe)
         doc.ui_changed.connect(self._on_ui_changed)
@@ -89,8 +99,20 @@ class Inspector(QWidget):
         self.set_node(None)
 
     def _on_graph_event(self, event: str, payload: dict[str, Any]) -> None:
+        for nid in self.doc.graph.nodes:  # a graph opened with values that cannot run
+            self._check(nid)
+
+    def _check(self, node_id: str) -> None:
+        """Validate the node's parameters together, as a run would before it starts."""
+        text = problems_text(param_problems(self.doc, node_id))
+        self.params_checked.emit(node_id, text)
+        if node_id == self.node_id:
+            self.param_problems.setText(text)
+            self.param_problems.setVisible(bool(text))
         if payload.get("node") != self.node_id or self.node_id is None:
             return
+        if event in ("param_changed", "node_added"):
+            self._check(payload["node"])
         if event == "param_changed" and payload["param"] in self.widgets:
             self.widgets[payload["param"]].set_value(payload["value"])
         elif event == "flags_changed":
@@ -124,6 +146,9 @@ class Inspector(QWidget):
         self.node_id = node_id if node_id in self.doc.graph.nodes else None
         if self.node_id is None:
             hint = QLabel(
+        text = problems_text(param_problems(self.doc, self.node_id)) if self.node_id else ""
+        self.param_problems.setText(text)
+        self.param_problems.setVisible(bool(text))
                 "Select a node to edit its parameters.\n\nTab or double-click on the "
                 "canvas adds a node; drag from a port to connect."
             )
@@ -193,7 +218,7 @@ class Inspector(QWidget):
         if cls.outputs:
             self._form_host.addWidget(self._outputs_row(cls))
         self._form_host.addStretch(1)
-        guard_wheel(self._body)  # model pickers and the output choice too
+        guard_fields(self._body)  # the title, model pickers and the output choice too
 
     def _param_widget(self, cls: type[Node], spec: Param, nid: str) -> ParamWidget:
         """The editor for one parameter: a model picker where the node's declarations say

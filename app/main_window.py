@@ -73,6 +73,7 @@ class MainWindow(QMainWindow):
             self.doc, self.session, self.preview, self.settings, selected, self
         )
         self.runs.previewed = self.previews.previewed  # F5 and Live keep the open preview fresh
+        self.previews.opened.connect(self.runs.preview_opened)
         self.opener360 = Viewer360Opener(self.doc, self.session, self)
         self.missing_models = MissingModels(self.doc, self.models, self.session, self)
         self.run_docks = RunDocks(self)  # the run queue, run history and output gallery

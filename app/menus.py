@@ -82,7 +82,8 @@ class Menus(QObject):
         undo = w.doc.undo_stack.createUndoAction(w, "&Undo")
         undo.setShortcut(K.Undo)
         redo = w.doc.undo_stack.createRedoAction(w, "&Redo")
-        redo.setShortcuts([QKeySequence(K.Redo), QKeySequence("Ctrl+Y")])
+        # Both, whatever the platform's first Redo binding is (offscreen Qt's is Ctrl+Y).
+        redo.setShortcuts([QKeySequence("Ctrl+Shift+Z"), QKeySequence("Ctrl+Y")])
         menu.addAction(undo)
         menu.addAction(redo)
         menu.addSeparator()

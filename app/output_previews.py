@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from PySide6.QtCore import QObject, QTimer
+from PySide6.QtCore import QObject, QTimer, Signal
 
 from fathom.app.document import Document
 from fathom.app.preview.dock import PreviewDock
@@ -53,6 +53,9 @@ def read_back(executor: Executor, registry: Registry, path: str) -> Any:
 class OutputPreviews(QObject):
     """Feeds the preview dock from the run session: outputs on selection and after runs, step
     previews while a node runs (only the selected node's, when one is selected)."""
+
+    #: The preview opened on another node: (node id). Live mode runs it if it is stale.
+    opened = Signal(str)
 
     def __init__(
         self,
@@ -117,8 +120,10 @@ class OutputPreviews(QObject):
     def show_output(self, node_id: str, port: str | None = None) -> bool:
         """Show a node's latest output (``port``, else the one last chosen for it, else its
         first that has a value); without one yet, say so. The node's preview is then open."""
-        self.node = node_id
+        opened, self.node = node_id != self.node, node_id
         self._reading = None
+        if opened:
+            self.opened.emit(node_id)
         if port:
             self.ports[node_id] = port
         cls = self.doc.node_class(node_id)

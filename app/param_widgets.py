@@ -14,7 +14,7 @@ from collections.abc import Callable
 from typing import Any
 
 from PySide6.QtCore import QEvent, QObject, Qt, QTimer, Signal
-from PySide6.QtGui import QColor, QFocusEvent, QValidator
+from PySide6.QtGui import QColor, QFocusEvent, QKeyEvent, QKeySequence, QValidator
 from PySide6.QtWidgets import (
     QAbstractScrollArea,
     QAbstractSlider,
@@ -62,37 +62,69 @@ def to_json_value(value: Any) -> Any:
     return value
 
 
-class _WheelGuard(QObject):
-    """Lets the wheel reach a value field only when the field has focus: a wheel turn over an
-    unfocused dropdown, spin box or slider goes on to the panel, which scrolls, as in Blender and
-    Qt Creator. Without it, scrolling a long inspector silently changes whatever passes under
-    the pointer and marks the graph modified."""
+class _FieldGuard(QObject):
+    """Keeps value fields from taking what belongs to the panel and the window.
+
+    The wheel reaches a field only while it has focus: a wheel turn over an unfocused dropdown,
+    spin box or slider goes on to the panel, which scrolls, as in Blender and Qt Creator (else
+    scrolling a long inspector changes whatever passes under the pointer). Ctrl+Z and
+    Ctrl+Shift+Z (Ctrl+Y) in a text or number field are the window's Undo and Redo of graph
+    edits; only typing not yet applied is undone by the field itself, as a text field does."""
 
     def eventFilter(self, obj: QObject, event: QEvent) -> bool:  # noqa: N802 - Qt's name
-        if event.type() != QEvent.Type.Wheel or not isinstance(obj, QWidget) or obj.hasFocus():
+        if not isinstance(obj, QWidget):
             return False
-        event.ignore()  # an ignored event travels on to the parents
-        area = obj.parentWidget()
-        while area is not None and not isinstance(area, QAbstractScrollArea):
-            area = area.parentWidget()
-        if area is not None:  # straight to the panel: Qt passes on only real (OS) wheel events
-            QApplication.sendEvent(area.viewport(), event)
-        return True
+        if event.type() == QEvent.Type.Wheel and not obj.hasFocus():
+            event.ignore()  # an ignored event travels on to the parents
+            area = obj.parentWidget()
+            while area is not None and not isinstance(area, QAbstractScrollArea):
+                area = area.parentWidget()
+            if area is not None:  # straight to the panel: Qt passes on only real wheel events
+                QApplication.sendEvent(area.viewport(), event)
+            return True
+        if event.type() == QEvent.Type.ShortcutOverride and isinstance(event, QKeyEvent):
+            # Not overridden, the key goes to the window's Undo/Redo actions.
+            return _is_undo_key(event) and not _typing_pending(obj)
+        return False
 
 
-_GUARD: list[_WheelGuard] = []
+def _is_undo_key(event: QKeyEvent) -> bool:
+    keys = (QKeySequence.StandardKey.Undo, QKeySequence.StandardKey.Redo)
+    ctrl_y = (
+        event.key() == Qt.Key.Key_Y and event.modifiers() == Qt.KeyboardModifier.ControlModifier
+    )
+    return ctrl_y or any(event.matches(k) for k in keys)
 
 
-def guard_wheel(root: QWidget) -> None:
-    """Give every value field under ``root`` the wheel only while it has focus (and no focus
-    from the wheel alone)."""
+def _typing_pending(field: QWidget) -> bool:
+    """Whether the field holds typing that is not applied yet (Enter or leaving applies it)."""
+    if isinstance(field, QAbstractSpinBox):
+        field = field.findChild(QLineEdit) or field
+    if isinstance(field, QLineEdit):
+        return field.isModified()
+    if isinstance(field, QPlainTextEdit):
+        return field.document().isModified()
+    return False
+
+
+_GUARD: list[_FieldGuard] = []
+
+
+def guard_fields(root: QWidget) -> None:
+    """Guard every value field under ``root`` (see ``_FieldGuard``): the wheel only while it
+    has focus (and no focus from the wheel alone), the undo keys for the window."""
     if not _GUARD:
-        _GUARD.append(_WheelGuard(QApplication.instance()))
-    kinds = (QComboBox, QAbstractSpinBox, QAbstractSlider)
-    fields = [root] if isinstance(root, kinds) else []
-    for field in fields + [w for w in root.findChildren(QWidget) if isinstance(w, kinds)]:
-        field.setFocusPolicy(Qt.FocusPolicy.StrongFocus)
-        field.installEventFilter(_GUARD[0])
+        _GUARD.append(_FieldGuard(QApplication.instance()))
+    wheel = (QComboBox, QAbstractSpinBox, QAbstractSlider)
+    typed = (QLineEdit, QAbstractSpinBox, QPlainTextEdit)
+    for field in [root, *root.findChildren(QWidget)]:
+        if isinstance(field, wheel):
+            field.setFocusPolicy(Qt.FocusPolicy.StrongFocus)
+        if isinstance(field, QLineEdit) and not isinstance(field.parentWidget(), QAbstractSpinBox):
+            # Applied once editing finishes: Ctrl+Z then means the graph's undo.
+            field.editingFinished.connect(lambda f=field: f.setModified(False))
+        if isinstance(field, (*wheel, *typed)):
+            field.installEventFilter(_GUARD[0])
 
 
 class ParamWidget(QWidget):
@@ -340,6 +372,8 @@ class TextWidget(ParamWidget):
     def _commit(self) -> None:
         text = self.current_text()
         if text != self._last:
+        if isinstance(self.text, QPlainTextEdit):
+            self.text.document().setModified(False)  # applied: Ctrl+Z is the graph's now
             self._last = text
             self.offer(text)
 
@@ -493,7 +527,7 @@ def make_widget(
     """The widget for a spec's kind; unknown kinds get a text field validated by the spec.
     A spec with ``suggest`` gets a completer over ``suggestions(spec.suggest)``."""
     widget = _make_widget(spec, pick, pick_folder)
-    guard_wheel(widget)
+    guard_fields(widget)
     if (
         spec.suggest
         and suggestions is not None

@@ -128,6 +128,12 @@ class RunController(QObject):
         if self.session.live:
             self.runner.schedule(self.make_request, 0)
 
+    def preview_opened(self, node: str) -> None:
+        """Live mode keeps what the user looks at up to date: a preview opened on a node the
+        latest run left out runs it (and what it needs) at once."""
+        if self.session.live and self.session.left_out(node):
+            self.runner.schedule(self.make_request, 0)
+
     def shutdown(self) -> None:
         """Stop the run in progress and stop listening to the document (the window closes)."""
         self.runner.shutdown()

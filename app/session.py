@@ -73,6 +73,8 @@ class RunScope:
     line: str
     #: Node id -> why the run does not run it.
     not_run: dict[str, str] = field(default_factory=dict)
+    #: The nodes of ``not_run`` that need a node with problems (running them would not help).
+    blocked: set[str] = field(default_factory=set)
 
 
 @dataclass
@@ -151,6 +153,12 @@ class RunSession:
         self.log("info", scope.line)
         for node, why in scope.not_run.items():
             self.set_status(node, "skipped", message=why)
+
+    def left_out(self, node: str) -> bool:
+        """Whether the latest run left this node alone though it could have run it (it feeds
+        no save node, or the selection did not need it): its output is missing or stale."""
+        scope = self.scope
+        return scope is not None and node in scope.not_run and node not in scope.blocked
 
     def handle(self, event: Event) -> None:
         """One engine event: node badges, progress, step previews and failures."""
@@ -307,7 +315,8 @@ def run_scope(
         reasons = set(not_run.values())
         because = reasons.pop().removeprefix("not run: ") if len(reasons) == 1 else "hover for why"
         line += f"; {len(not_run)} not run: {listed} ({because})"
-    return RunScope(run, line, not_run)
+    blocked = {n for n in not_run if graph.ancestors([n]) & bad}
+    return RunScope(run, line, not_run, blocked)
 
 
 def _top_level(ids: list[str], graph: Graph) -> list[str]:

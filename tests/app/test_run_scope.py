@@ -114,3 +114,25 @@ def test_run_to_selected_says_what_it_runs(qtbot: Any, window: Any, branch: dict
     assert start and "the 1 selected node and what it needs" in start[-1], window.log.messages()
     save = window.scene.nodes[branch["save"]]
     assert save.status == "skipped" and "the selected nodes do not need it" in save.toolTip()
+
+
+def test_in_live_mode_opening_a_stale_preview_brings_it_up_to_date(
+    qtbot: Any, window: Any, branch: dict[str, str]
+) -> None:
+    """Live mode ran what the graph saves; selecting a node it did not run opens its preview,
+    and Live mode runs it without a key press."""
+    window.scene.select_nodes([branch["save"]])  # the save node's preview is open
+    with qtbot.waitSignal(window.runner.finished, timeout=20_000):
+        window.menus.live_action.trigger()
+    assert window.scene.nodes[branch["invert"]].status == "skipped", window.log.messages()
+    with qtbot.waitSignal(window.runner.finished, timeout=20_000) as blocker:
+        window.scene.select_nodes([branch["invert"]])
+    assert branch["invert"] in blocker.args[0].result.executed
+    qtbot.waitUntil(lambda: previewed_pixel(window) == pytest.approx(0.8, abs=0.01))
+    # Selecting a node that is up to date runs nothing.
+    runs: list[Any] = []
+    window.runner.finished.connect(runs.append)
+    window.scene.select_nodes([branch["color"]])
+    qtbot.wait(600)
+    assert runs == []
+    window.menus.live_action.trigger()
