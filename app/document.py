@@ -7,13 +7,14 @@ signals for it. Every edit goes through ``app.commands`` so it can be undone.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 from PySide6.QtCore import QObject, Signal
-from PySide6.QtGui import QUndoStack
 
-from fathom.engine.graph import Graph
+from fathom.app.level_stack import LevelStack
+from fathom.engine.graph import Graph, SubgraphDef
 from fathom.engine.graphfile import SubgraphLibrary, to_document
 from fathom.engine.node import Node
 from fathom.engine.registry import Registry
@@ -35,15 +36,22 @@ class Document(QObject):
     path_changed = Signal()
     #: Unsaved changes appeared or were saved (the window title's "*").
     modified_changed = Signal(bool)
+    #: The editor went into or out of a subgraph: ``graph`` is now another level's graph.
+    level_changed = Signal()
 
     def __init__(self, registry: Registry, parent: QObject | None = None) -> None:
         super().__init__(parent)
         self.registry = registry
         self.graph = Graph()
+        #: The graph of the file; ``graph`` is the level the editor shows (this, or the inside
+        #: of a subgraph definition). Saving and running always use the root.
+        self.root = self.graph
+        #: The subgraph levels the editor is inside, outermost first: (instance id, name).
+        self.trail: list[tuple[str, str]] = []
         self.path: Path | None = None
         #: Where relative input paths resolve; the file's folder, or an example's for untitled.
         self.base_dir: Path = Path.cwd()
-        self.undo_stack = QUndoStack(self)
+        self.undo_stack = LevelStack(self)
         self.undo_stack.cleanChanged.connect(self._clean_changed)
         self._dirty = False
         self._library = SubgraphLibrary(registry=registry)
@@ -56,7 +64,8 @@ class Document(QObject):
         self, graph: Graph, path: Path | None = None, base_dir: Path | None = None
     ) -> None:
         """Replace the graph (new, open, restore); the undo history belongs to the old one."""
-        self.graph = graph
+        self.graph = self.root = graph
+        self.trail = []
         self.path = Path(path) if path is not None else None
         if base_dir is not None:
             self.base_dir = Path(base_dir)
@@ -99,14 +108,69 @@ class Document(QObject):
 
     def document(self) -> dict[str, Any]:
         """The graph-file JSON document: exactly what is saved and what ``fathom render`` reads."""
-        return to_document(self.graph, self.registry)
+        return to_document(self.root, self.registry)
+
+    def snapshot(self) -> Graph:
+        """The whole graph (from the root) for a run. Definitions are copied too: the worker
+        plans the run while the user may be editing a subgraph's inside."""
+        return _run_copy(self.root)
+
+    # ---- subgraph levels -----------------------------------------------------------------------
+
+    def level_defs(self, trail: list[tuple[str, str]]) -> list[SubgraphDef] | None:
+        """The definitions along ``trail``, each found as the engine's Scope finds it (the level's
+        own graph, then the levels around it); None when one is gone."""
+        graphs, defs = [self.root], []
+        for _, name in trail:
+            d = next((g.subgraphs[name] for g in reversed(graphs) if name in g.subgraphs), None)
+            if d is None:
+                return None
+            defs.append(d)
+            graphs.append(d.graph)
+        return defs
+
+    def definition(self) -> SubgraphDef | None:
+        """The definition whose inside the editor shows; None at the top level."""
+        defs = self.level_defs(self.trail)
+        return defs[-1] if defs else None
+
+    def go_to(self, trail: list[tuple[str, str]]) -> bool:
+        """Show the level ``trail`` names (``[]``: the top); False when it no longer exists."""
+        trail = list(trail)
+        if trail == self.trail:
+            return True
+        defs = self.level_defs(trail)
+        if defs is None:
+            return False
+        self.trail = trail
+        self.graph = defs[-1].graph if defs else self.root
+        self._scope = None
+        self.level_changed.emit()
+        return True
+
+    @property
+    def library_folder(self) -> Path:
+        """Where "Save to Library" writes: the first folder the library reads."""
+        return Path(self._library.folders[0])
+
+    def library_changed(self, name: str) -> None:
+        """``name`` was written to the library folder: read it again when next used."""
+        self._library.forget(name)
+        self._scope = None
+
+    def forget_scope(self) -> None:
+        """A definition changed (added, removed, its exposed ports): resolve node types again."""
+        self._scope = None
 
     # ---- node declarations ----------------------------------------------------------------
 
     def scope(self) -> Scope:
         """Resolves registry types and subgraphs (the graph's own and the user's library)."""
         if self._scope is None or self._scope_graph is not self.graph:
-            self._scope = Scope(self.registry, self.graph.subgraphs, library=self._library)
+            scope = Scope(self.registry, self.root.subgraphs, library=self._library)
+            for d in self.level_defs(self.trail) or []:
+                scope = scope.child(d)  # inner levels resolve as flattening does
+            self._scope = scope
             self._scope_graph = self.graph
         return self._scope
 
@@ -175,6 +239,21 @@ class Document(QObject):
 
     def entry_index(self, kind: str, entry_id: str) -> int:
         return next((i for i, e in enumerate(self.entries(kind)) if e.get("id") == entry_id), -1)
+
+
+def _run_copy(graph: Graph) -> Graph:
+    g = graph.copy()
+    g.subgraphs = {
+        name: replace(
+            d,
+            graph=_run_copy(d.graph),
+            inputs=list(d.inputs),
+            outputs=list(d.outputs),
+            params=list(d.params),
+        )
+        for name, d in graph.subgraphs.items()
+    }
+    return g
 
 
 def relative_to(path: str, base: Path) -> str:

@@ -162,7 +162,7 @@ class FileController(QObject):
 
     def _write(self, path: Path) -> bool:
         try:
-            save(self.doc.graph, path, self.doc.registry)
+            save(self.doc.root, path, self.doc.registry)
         except (OSError, GraphInvalid) as exc:
             self.error.emit(f"Could not save {path}: {exc}")
             return False
@@ -177,6 +177,7 @@ class FileController(QObject):
         old_base = self.doc.base_dir.resolve()
         if old_base == new_base:
             return
+        self.doc.go_to([])  # the paths to rewrite are the top level's
         changes = []
         for nid, inst in self.doc.graph.nodes.items():
             cls = self.doc.node_class(nid)

@@ -30,6 +30,7 @@ from fathom.app.menus import Menus
 from fathom.app.missing_models import MissingModels
 from fathom.app.model_catalog import ModelCatalog
 from fathom.app.output_previews import OutputPreviews
+from fathom.app.param_checks import ParamBadges
 from fathom.app.preview.dock import PreviewDock
 from fathom.app.run_controller import RunController
 from fathom.app.run_docks import RunDocks
@@ -131,6 +132,9 @@ class MainWindow(QMainWindow):
         """The window, the editor's badges and the log panel each follow the run session, and
         each lets go of it when the window closes."""
         self.scene.follow(self.session)
+        # After the scene: a new graph's badges go idle first, then show parameter problems.
+        self.param_badges = ParamBadges(self.doc, self.session)
+        self.inspector.params_checked.connect(self.param_badges.show)
         self.log.follow(self.session)
         self._unfollow = self.session.subscribe(self._on_session)
 

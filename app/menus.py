@@ -115,6 +115,32 @@ class Menus(QObject):
             ("Auto &Layout", ed.auto_layout, "Ctrl+L"),
         ):
             menu.addAction(self.action(text, slot, keys, canvas=True))
+        self._subgraph_items(menu)
+
+    def _subgraph_items(self, menu: QMenu) -> None:
+        """Make, open and leave subgraphs; Up and Expose work only inside one."""
+        sg = self.window.subgraphs
+        menu.addSeparator()
+        for text, slot, keys, tip in (
+            ("Make &Subgraph…", sg.make_from_selection, "Ctrl+Shift+G", "selection → one node"),
+            ("&Open Subgraph", sg.open_selected, ["Return", "Enter", "Alt+Down"], "edit inside"),
+        ):
+            menu.addAction(self.action(text, slot, keys, canvas=True, tip=tip))
+        for text, slot, keys, tip in (
+            ("&Up to Enclosing Graph", sg.up, ["Escape", "Alt+Up"], "leave the subgraph"),
+            ("E&xpose Parameters…", sg.expose_selected, None, "show them on the subgraph node"),
+        ):
+            action = self.action(text, slot, keys, canvas=True, tip=tip)
+            action.setEnabled(False)
+            sg.inside_actions.append(action)
+            menu.addAction(action)
+        menu.addAction(
+            self.action(
+                "Save Subgraph to &Library",
+                sg.save_to_library,
+                tip="offer it in every graph's palette",
+            )
+        )
 
     def _view_menu(self, menu: QMenu) -> None:
         w = self.window

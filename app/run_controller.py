@@ -54,6 +54,7 @@ class RunController(QObject):
         self.previewed: Callable[[], str | None] = lambda: None
         self._unsubscribe: Callable[[], None] | None = None
         doc.reset.connect(self._on_reset)
+        doc.level_changed.connect(self._watch_graph)  # live mode follows edits inside subgraphs
         self._watch_graph()
 
     # ---- the document ------------------------------------------------------------------------
@@ -85,7 +86,7 @@ class RunController(QObject):
         document is embedded in saved PNGs, inputs resolve against the graph's folder. The
         device is resolved on the worker, so importing torch never stalls the GUI. A run of
         the whole graph (``targets`` None) also brings the previewed node up to date."""
-        graph = self.doc.graph.copy()
+        graph = self.doc.snapshot()  # the whole graph, whichever level the editor shows
         document = self.doc.document()
         options = RunOptions(
             output_dir=self.output_dir(),
@@ -108,7 +109,7 @@ class RunController(QObject):
         if self.runner.running:
             self.notice.emit("A run is in progress", 3000)
             return False
-        if not self.doc.graph.nodes:
+        if not self.doc.root.nodes:
             self.notice.emit("Nothing to run: add nodes first", 3000)
             return False
         return self.runner.start(self.make_request(targets))

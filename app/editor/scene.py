@@ -32,6 +32,7 @@ from fathom.app.editor.wire_item import EdgeItem
 from fathom.app.editor.wiring import connection_problem
 from fathom.app.session import RunSession
 from fathom.engine.graph import Edge
+from fathom.engine.subgraph import is_subgraph_type
 
 
 class GraphScene(QGraphicsScene):
@@ -43,6 +44,8 @@ class GraphScene(QGraphicsScene):
     hint = Signal(str)
     #: The user double-clicked a frame's title: rename that frame (its id).
     frame_rename = Signal(str)
+    #: The user double-clicked a subgraph node: show its inside (the node's id).
+    open_subgraph = Signal(str)
 
     def __init__(self, doc: Document) -> None:
         super().__init__()
@@ -69,6 +72,7 @@ class GraphScene(QGraphicsScene):
         self._hint_timer.setSingleShot(True)
         self._hint_timer.timeout.connect(self.hint_item.hide)
         doc.reset.connect(self.rebuild)
+        doc.level_changed.connect(self.rebuild)  # into or out of a subgraph
         doc.ui_changed.connect(self._on_ui_changed)
         self.rebuild()
 
@@ -464,6 +468,12 @@ class GraphScene(QGraphicsScene):
                 return
             if isinstance(item, FrameItem) and item.mapFromScene(event.scenePos()).y() < TITLE_H:
                 self.frame_rename.emit(item.entry_id)
+                event.accept()
+                return
+            if isinstance(item, NodeItem) and is_subgraph_type(
+                self.doc.graph.nodes[item.node_id].type
+            ):
+                self.open_subgraph.emit(item.node_id)
                 event.accept()
                 return
         super().mouseDoubleClickEvent(event)
