@@ -49,9 +49,9 @@ class Inspector(QWidget):
     open_360 = Signal(str, str)
     #: A notice for the status bar: (text, milliseconds).
     notice = Signal(str, int)
-
     #: A node's parameters were checked: (node id, its problems' text; empty when none).
     params_checked = Signal(str, str)
+
     def __init__(
         self, doc: Document, parent: QWidget | None = None, models: ModelCatalog | None = None
     ) -> None:
@@ -77,7 +77,6 @@ class Inspector(QWidget):
         scroll.setWidget(self._body)
         lay = QVBoxLayout(self)
         lay.setContentsMargins(0, 0, 0, 0)
-        lay.addWidget(scroll)
         #: The selected node's parameter problems (values that constrain each other), above
         #: the scrolling part so they stay in sight while the user edits.
         self.param_problems = QLabel()
@@ -85,9 +84,9 @@ class Inspector(QWidget):
         self.param_problems.setStyleSheet("color: #ff8a80; padding: 4px;")
         self.param_problems.hide()
         lay.addWidget(self.param_problems)
+        lay.addWidget(scroll)
         self._form_host = QVBoxLayout(self._body)
         doc.reset.connect(self._resubscribe)
-        doc.level_changed.connect(self._resubscribe)  # into or out of a subgraph
         doc.ui_changed.connect(self._on_ui_changed)
         self._resubscribe()
 
@@ -98,8 +97,6 @@ class Inspector(QWidget):
             self._unsubscribe()
         self._unsubscribe = self.doc.graph.subscribe(self._on_graph_event)
         self.set_node(None)
-
-    def _on_graph_event(self, event: str, payload: dict[str, Any]) -> None:
         for nid in self.doc.graph.nodes:  # a graph opened with values that cannot run
             self._check(nid)
 
@@ -110,10 +107,12 @@ class Inspector(QWidget):
         if node_id == self.node_id:
             self.param_problems.setText(text)
             self.param_problems.setVisible(bool(text))
-        if payload.get("node") != self.node_id or self.node_id is None:
-            return
+
+    def _on_graph_event(self, event: str, payload: dict[str, Any]) -> None:
         if event in ("param_changed", "node_added"):
             self._check(payload["node"])
+        if payload.get("node") != self.node_id or self.node_id is None:
+            return
         if event == "param_changed" and payload["param"] in self.widgets:
             self.widgets[payload["param"]].set_value(payload["value"])
         elif event == "flags_changed":
@@ -145,11 +144,11 @@ class Inspector(QWidget):
     def set_node(self, node_id: str | None) -> None:
         self._clear()
         self.node_id = node_id if node_id in self.doc.graph.nodes else None
-        if self.node_id is None:
-            hint = QLabel(
         text = problems_text(param_problems(self.doc, self.node_id)) if self.node_id else ""
         self.param_problems.setText(text)
         self.param_problems.setVisible(bool(text))
+        if self.node_id is None:
+            hint = QLabel(
                 "Select a node to edit its parameters.\n\nTab or double-click on the "
                 "canvas adds a node; drag from a port to connect."
             )

@@ -371,9 +371,9 @@ class TextWidget(ParamWidget):
 
     def _commit(self) -> None:
         text = self.current_text()
-        if text != self._last:
         if isinstance(self.text, QPlainTextEdit):
             self.text.document().setModified(False)  # applied: Ctrl+Z is the graph's now
+        if text != self._last:
             self._last = text
             self.offer(text)
 
