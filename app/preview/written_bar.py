@@ -50,7 +50,7 @@ class WrittenBar(QWidget):
             self.files.blockSignals(True)
             self.files.clear()
             for p in paths:
-                self.files.addItem(p)
+                self.files.addItem(Path(p).name, p)  # the name shows; the path is its tooltip
             self.files.blockSignals(False)
             self.files.setToolTip(self.current())
         self.status.clear()
@@ -61,10 +61,10 @@ class WrittenBar(QWidget):
         self.chosen.emit(self.current())
 
     def paths(self) -> list[str]:
-        return [self.files.itemText(i) for i in range(self.files.count())]
+        return [str(self.files.itemData(i)) for i in range(self.files.count())]
 
     def current(self) -> str:
-        return self.files.currentText()
+        return str(self.files.currentData() or "")
 
     def open_file(self) -> bool:
         return self._open(Path(self.current()))

@@ -44,7 +44,8 @@ def test_a_save_image_node_previews_the_file_it_wrote_and_opens_it(
     assert "written.png" in window.preview.windowTitle()
     bar = window.preview.written
     assert bar.isVisible() and bar.paths() == [str(written)]
-    assert str(written) in bar.files.currentText()
+    assert bar.current() == str(written) and bar.files.currentText() == "written.png"
+    assert bar.files.toolTip() == str(written)
     opened: list[QUrl] = []
     monkeypatch.setattr(QDesktopServices, "openUrl", lambda url: opened.append(url) or True)
     qtbot.mouseClick(bar.open_button, Qt.MouseButton.LeftButton)
