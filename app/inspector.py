@@ -87,6 +87,7 @@ class Inspector(QWidget):
         lay.addWidget(scroll)
         self._form_host = QVBoxLayout(self._body)
         doc.reset.connect(self._resubscribe)
+        doc.level_changed.connect(self._resubscribe)  # into or out of a subgraph
         doc.ui_changed.connect(self._on_ui_changed)
         self._resubscribe()
 
