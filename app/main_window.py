@@ -15,10 +15,18 @@ from typing import Any
 
 from PySide6.QtCore import Qt
 from PySide6.QtGui import QCloseEvent, QIcon
-from PySide6.QtWidgets import QApplication, QDialog, QDockWidget, QMainWindow, QWidget
+from PySide6.QtWidgets import (
+    QApplication,
+    QDialog,
+    QDockWidget,
+    QMainWindow,
+    QVBoxLayout,
+    QWidget,
+)
 
 from fathom.app.document import Document
 from fathom.app.editing import Editing
+from fathom.app.editor.breadcrumb import Breadcrumb
 from fathom.app.editor.find_node import FindNode
 from fathom.app.editor.palette import NodePalette
 from fathom.app.editor.scene import GraphScene
@@ -36,6 +44,7 @@ from fathom.app.run_controller import RunController
 from fathom.app.run_docks import RunDocks
 from fathom.app.session import RunSession
 from fathom.app.settings import Settings, SettingsDialog
+from fathom.app.subgraphs import Subgraphs
 from fathom.app.viewer360_opener import Viewer360Opener
 from fathom.engine.cache import OutputCache
 from fathom.engine.executor import Executor
@@ -70,6 +79,7 @@ class MainWindow(QMainWindow):
         self.files = FileController(self.doc, self.settings, self)
         self.editing = Editing(self.doc, self.scene, self.view, self.palette, self)
         self.find_node = FindNode(self.doc, self.view, self.editing.focus_node, self)
+        self.subgraphs = Subgraphs(self.doc, self.scene, self.view, self)
         self.previews = OutputPreviews(
             self.doc, self.session, self.preview, self.settings, selected, self
         )
@@ -95,7 +105,14 @@ class MainWindow(QMainWindow):
     def _make_docks(self) -> None:
         self.scene = GraphScene(self.doc)
         self.view = GraphView(self.scene)
-        self.setCentralWidget(self.view)
+        self.breadcrumb = Breadcrumb(self.doc)  # "Main › my_blur" while inside a subgraph
+        centre = QWidget()
+        column = QVBoxLayout(centre)
+        column.setContentsMargins(0, 0, 0, 0)
+        column.setSpacing(0)
+        column.addWidget(self.breadcrumb)
+        column.addWidget(self.view)
+        self.setCentralWidget(centre)
         self.inspector = Inspector(self.doc, models=self.models)
         self.inspector_dock = QDockWidget("Inspector", self)
         self.inspector_dock.setObjectName("inspector")
@@ -122,7 +139,7 @@ class MainWindow(QMainWindow):
         self.log.node_clicked.connect(self.editing.focus_node)
         self.files.error.connect(self._show_error)
         self.files.message.connect(lambda text: notice(text, 6000))
-        for part in (self.runs, self.editing, self.opener360, self.inspector):
+        for part in (self.runs, self.editing, self.opener360, self.inspector, self.subgraphs):
             part.notice.connect(notice)
         self.opener360.error.connect(lambda text: self.log.add("error", text))
 
