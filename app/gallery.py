@@ -86,7 +86,7 @@ class GalleryPanel(QDockWidget):
         self.opener = opener
         self.thumbnails = Thumbnails(self)
         self.jobs = JobQueue(self, "gallery-list")
-        self.grid = ThumbnailGrid(self.thumbnails)
+        self.grid = ThumbnailGrid(self.thumbnails, icon=160)
         self.status = QLabel("No outputs yet: run the graph")
         body = QWidget()
         layout = QVBoxLayout(body)

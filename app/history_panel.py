@@ -101,6 +101,7 @@ class HistoryPanel(QDockWidget):
         self.jobs = JobQueue(self, "history-list")
         self.thumbnails = Thumbnails(self)
         self.runs = QListWidget()
+        self.runs.setAlternatingRowColors(True)
         self.outputs = ThumbnailGrid(self.thumbnails)
         self.report = QPlainTextEdit()
         self.report.setReadOnly(True)
@@ -160,7 +161,7 @@ class HistoryPanel(QDockWidget):
         self.runs.clear()
         for entry in entries:
             row = QListWidgetItem(entry.summary())
-            row.setToolTip(str(entry.folder))
+            row.setToolTip(f"{entry.summary()}\n{entry.folder}")
             self.runs.addItem(row)
         self.runs.blockSignals(False)
         n = len(entries)

@@ -20,9 +20,9 @@ NUMBER_ROLE = Qt.ItemDataRole.UserRole
 
 
 def row_text(item: QueueItem) -> str:
-    text = f"{item.status:<9}  {item.label}"
+    text = f"{item.label} — {item.status}"
     if item.summary:
-        text += f"\n           {item.summary}"
+        text += f"\n    {item.summary}"
     return text
 
 

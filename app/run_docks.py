@@ -26,7 +26,7 @@ class RunDocks(QObject):
         super().__init__(window)
         self.window = window
         runs = window.runs
-        self.recorder = RunRecorder(window.doc, runs.runner, self)
+        self.recorder = RunRecorder(window.doc, runs.runner, lambda: window.session.live, self)
         self.queue = RunQueue(runs, self.recorder, self)
         self.opener = FileOpener(window.previews.show_value, self)
         self.queue_dock = QueuePanel(self.queue, window)

@@ -1,16 +1,17 @@
-"""Records every finished run of a window (F5, run-to-selected, queued, live) in the run history
-beside its outputs (``engine.run_history``), writing on a worker thread.
+"""Records the finished runs of a window (F5, run-to-selected, queued) in the run history beside
+their outputs (``engine.run_history``).
 
 Outputs are hard-linked into the record the moment the run ends (so the next run cannot
-replace them first); the graph and report are written on a worker thread. A run that executed
-no node and failed none (everything came from the cache) made nothing new and is not recorded;
-neither is a run that could not start (its problems are in the log).
+replace them first); the graph and report are written on a worker thread. A run that could not
+start is not recorded (its problems are in the log), nor are the re-runs of live mode, which
+would add a record at every edit.
 """
 
 from __future__ import annotations
 
 import json
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -34,10 +35,17 @@ class RunRecorder(QObject):
     #: RunRequest. The queue starts its next run only then, when any copies are complete.
     settled = Signal(object)
 
-    def __init__(self, doc: Document, runner: Runner, parent: QObject | None = None) -> None:
+    def __init__(
+        self,
+        doc: Document,
+        runner: Runner,
+        live: Callable[[], bool],
+        parent: QObject | None = None,
+    ) -> None:
         super().__init__(parent)
         self.doc = doc
         self.runner = runner
+        self.live = live
         self.jobs = JobQueue(self, "run-history")
         #: Labels for particular requests (the queue names its runs), by ``id(request)``.
         self.labels: dict[int, str] = {}
@@ -52,7 +60,8 @@ class RunRecorder(QObject):
 
     def _on_started(self) -> None:
         request = self.runner.request
-        if request is not None:
+        self._started = None
+        if request is not None and not self.live():
             path = str(self.doc.path) if self.doc.path is not None else None
             self._started = (request, time.time(), path)
 
@@ -63,7 +72,7 @@ class RunRecorder(QObject):
         request, when, graph_path = started
         label = self.labels.pop(id(request), "")
         result = outcome.result
-        if result is None or not (result.executed or result.failed):
+        if result is None:
             self.settled.emit(request)
             return
         options = request.options

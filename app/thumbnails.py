@@ -135,16 +135,17 @@ class ThumbnailGrid(QListWidget):
     chosen = Signal(object)
     activated = Signal(object)
 
-    def __init__(self, thumbnails: Thumbnails, parent: QWidget | None = None) -> None:
+    def __init__(
+        self, thumbnails: Thumbnails, icon: int = 128, parent: QWidget | None = None
+    ) -> None:
         super().__init__(parent)
         self.thumbnails = thumbnails
         self.setViewMode(QListWidget.ViewMode.IconMode)
-        self.setIconSize(QSize(SIZE, SIZE))
-        self.setGridSize(QSize(SIZE + 24, SIZE + 40))
+        self.setIconSize(QSize(icon, icon))
+        self.setGridSize(QSize(icon + 24, icon + 40))
         self.setResizeMode(QListWidget.ResizeMode.Adjust)
         self.setMovement(QListWidget.Movement.Static)
         self.setWordWrap(True)
-        self.setUniformItemSizes(True)
         self._generation = 0
         self.itemClicked.connect(lambda it: self.chosen.emit(Path(it.data(PATH_ROLE))))
         self.itemActivated.connect(lambda it: self.activated.emit(Path(it.data(PATH_ROLE))))
@@ -163,6 +164,7 @@ class ThumbnailGrid(QListWidget):
             self.addItem(item)
             if media_kind(path) is not None:  # meshes and reports show their name only
                 self.thumbnails.get(path, partial(self._fill, item, generation))
+        self.scrollToTop()
 
     def paths(self) -> list[Path]:
         return [Path(self.item(i).data(PATH_ROLE)) for i in range(self.count())]

@@ -188,14 +188,14 @@ class HistoryEntry:
         return out
 
     def summary(self) -> str:
-        """One line for a list: when, status, how long, how many nodes ran."""
+        """For a list: when, status, how long, how many nodes ran; the label on a second line."""
         c = self.counts
         when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(self.started))
         label = self.report.get("label") or ""
         return (
             f"{when}  {self.status}  {float(self.report.get('seconds', 0)):.2f} s  "
             f"{c.get('executed', 0)} executed, {c.get('cached', 0)} cached, "
-            f"{c.get('failed', 0)} failed" + (f"  — {label}" if label else "")
+            f"{c.get('failed', 0)} failed" + (f"\n{label}" if label else "")
         )
 
     def graph_document(self) -> dict[str, Any]:
@@ -237,17 +237,28 @@ def list_runs(output_dir: str | os.PathLike[str], limit: int | None = None) -> l
     return entries
 
 
+def _identity(path: Path) -> tuple[int, int] | None:
+    try:
+        st = path.stat()
+    except OSError:
+        return None
+    return (st.st_dev, st.st_ino)
+
+
 def gallery(entries: list[HistoryEntry], graph_path: str | None) -> list[tuple[Path, HistoryEntry]]:
     """The images and videos that runs of one graph wrote, newest first, each file once.
 
-    ``graph_path`` is the graph file's path (None: untitled graphs' runs)."""
-    seen: set[Path] = set()
+    ``graph_path`` is the graph file's path (None: untitled graphs' runs). An output a run
+    did not change (its node came from the cache) is the same file, linked into each record,
+    and is listed once, with the newest run that has it."""
+    seen: set[tuple[int, int]] = set()
     out = []
     for entry in entries:
         if entry.report.get("graph") != graph_path:
             continue
         for path in entry.outputs():
-            if media_kind(path) is not None and path not in seen and path.is_file():
-                seen.add(path)
+            same = _identity(path) if media_kind(path) is not None else None
+            if same is not None and same not in seen:
+                seen.add(same)
                 out.append((path, entry))
     return out

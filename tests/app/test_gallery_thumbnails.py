@@ -48,16 +48,18 @@ def test_record_format_lists_newest_first_and_keeps_each_runs_file(tmp_path: Pat
     first = _record(out, [a], "/g.fathom", 1000.0)
     _big_image(out / "a.png", 16, 1.0)  # the next run replaces a.png (atomically)
     second = _record(out, [a, out / "gone.png"], "/g.fathom", 2000.0)
+    third = _record(out, [a], "/g.fathom", 2500.0)  # a.png unchanged since: the same file
     _record(out, [a], None, 3000.0)  # another (untitled) graph's run
     entries = list_runs(out)
-    assert [e.started for e in entries] == [3000.0, 2000.0, 1000.0]
-    assert entries[2].folder == first and entries[1].folder == second
-    old = entries[2].outputs()[0]
+    assert [e.started for e in entries] == [3000.0, 2500.0, 2000.0, 1000.0]
+    assert entries[3].folder == first and entries[2].folder == second
+    old = entries[3].outputs()[0]
     assert old.parent == first / "files" and old.read_bytes() != a.read_bytes()
     # gone.png was never written: it is listed as an output but kept nowhere.
-    assert entries[1].outputs()[1] == out / "gone.png"
+    assert entries[2].outputs()[1] == out / "gone.png"
+    # Newest first; the file the third run did not change shows once, with that run.
     shown = gallery(entries, "/g.fathom")
-    assert [p for p, _ in shown] == [second / "files" / "a.png", first / "files" / "a.png"]
+    assert [p for p, _ in shown] == [third / "files" / "a.png", first / "files" / "a.png"]
     assert media_kind("x.MP4") == "video" and media_kind("x.exr") == "image"
     assert media_kind("x.ply") is None
 

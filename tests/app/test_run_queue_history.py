@@ -192,3 +192,44 @@ def test_history_survives_a_restart_and_skips_damaged_records(
         assert other.run_docks.history.runs.count() == 1
     finally:
         other.close()
+
+
+def test_live_runs_are_not_recorded_and_queueing_turns_live_off(
+    qtbot: Any, window: Any, add: Any, wire: Any
+) -> None:
+    _colour_graph(window, add, wire)
+    out = Path(window.settings.output_dir)
+    with qtbot.waitSignal(window.runner.finished, timeout=10_000) as blocker:
+        window.menus.live_action.trigger()
+    assert blocker.args[0].result.executed  # live mode ran the graph...
+    qtbot.wait(100)
+    assert list_runs(out) == []  # ...and did not add a record for it
+    queue = window.run_docks.queue
+    window.menus.queue_action.trigger()
+    # A live re-run at the next edit would cancel the queued run: live mode goes off.
+    assert not window.session.live and not window.menus.live_action.isChecked()
+    qtbot.waitUntil(lambda: queue.items[0].record is not None, timeout=10_000)
+    assert queue.items[0].status == "done"
+    assert [e.folder for e in list_runs(out)] == [queue.items[0].record]
+
+
+def test_a_failing_queued_run_is_marked_and_the_next_one_still_runs(
+    qtbot: Any, window: Any, add: Any, wire: Any
+) -> None:
+    const, save = _colour_graph(window, add, wire)
+    bad = add("test.fail", 150, 200)
+    wire(const, "image", bad, "image")
+    queue = window.run_docks.queue
+    window.menus.queue_action.trigger()
+    window.doc.undo_stack.push(SetParam(window.doc, const, "color", COLORS[1]))
+    window.menus.queue_action.trigger()
+    qtbot.waitUntil(lambda: all(i.record is not None for i in queue.items), timeout=20_000)
+    assert [i.status for i in queue.items] == ["failed", "failed"]
+    assert "1 failed" in queue.items[0].summary
+    history = window.run_docks.history
+    qtbot.waitUntil(lambda: len(history.entries) == 2, timeout=10_000)
+    assert [e.status for e in history.entries] == ["failed", "failed"]
+    text = history.report.toPlainText()
+    assert f"{bad}  test.fail  failed" in text and "boom" in text
+    # The rest of the graph ran: each run kept its own image.
+    assert all(len(e.outputs()) == 1 for e in history.entries)
