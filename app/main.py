@@ -132,6 +132,7 @@ def screenshot(args: argparse.Namespace) -> int:
         if args.run:
             window.runs.run()
             _wait(app, 600, until=lambda: not window.runner.running)
+            _wait(app, 60, until=lambda: window.scene.bodies.thumbs.idle)
         if args.select:
             window.scene.select_nodes([args.select])
         _wait(app, 0.5)

@@ -150,6 +150,24 @@ class Menus(QObject):
         menu.addAction(self.action("Zoom &Out", lambda: w.view.zoom_by(0.8), K.ZoomOut))
         self._finding_menu(menu)
         menu.addSeparator()
+        bodies = w.scene.bodies
+        self.thumbnails_action = self.action(
+            "Node &Thumbnails",
+            bodies.set_all_thumbnails,
+            checkable=True,
+            tip="show each node's last output on the node",
+        )
+        self.thumbnails_action.setChecked(bodies.thumbnails_on)
+        menu.addAction(self.thumbnails_action)
+        self.thumbnail_selected_action = self.action(
+            "Thumbnail of &Selected Nodes",
+            bodies.toggle_selected_thumbnails,
+            "Shift+T",
+            canvas=True,
+            tip="show or hide the selected nodes' thumbnails",
+        )
+        menu.addAction(self.thumbnail_selected_action)
+        menu.addSeparator()
         for dock in (w.inspector_dock, w.preview, w.log):
             menu.addAction(dock.toggleViewAction())
         d = w.run_docks

@@ -9,7 +9,16 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from fathom.engine.errors import Problem
 from fathom.engine.fileio import file_param_problems, input_file_key
-from fathom.engine.types import Enum, Float, InputFile, Int, OutputFile, PortType, Scalar
+from fathom.engine.types import (
+    Bool,
+    Enum,
+    Float,
+    InputFile,
+    Int,
+    OutputFile,
+    PortType,
+    Scalar,
+)
 
 if TYPE_CHECKING:
     from fathom.engine.context import NodeContext
@@ -211,6 +220,9 @@ class Node:
     color: ClassVar[str] = ""
     #: Parameters that constrain each other (low below high...); ``check_values`` checks them.
     constraints: ClassVar[Sequence[Ordered]] = ()
+    #: The parameters an artist changes most, shown and edited on the node itself in the
+    #: studio (the inspector keeps the full set); empty: the first few simple ones.
+    main_params: ClassVar[tuple[str, ...]] = ()
 
     def run(self, ctx: NodeContext, **kwargs: Any) -> dict[str, Any]:
         raise NotImplementedError
@@ -299,6 +311,15 @@ class Node:
         return {p.name: p.default for p in cls.params}
 
     @classmethod
+    def main_specs(cls) -> tuple[Param, ...]:
+        """``main_params`` in that order, or else the first three numbers, switches or
+        choices: what fits on a node without crowding it."""
+        if cls.main_params:
+            return tuple(p for name in cls.main_params if (p := cls.param(name)) is not None)
+        simple = [p for p in cls.params if issubclass(p.type, (Int, Float, Bool)) or p.choices]
+        return tuple(simple[:_MAIN_DEFAULT])
+
+    @classmethod
     def doc(cls) -> str:
         """The class docstring as plain prose for the inspector and ``fathom nodes``: source
         indentation and hard line wraps removed (paragraphs kept), ``code`` marks dropped."""
@@ -347,12 +368,16 @@ class Node:
             missing = [n for n in c.names() if cls.param(n) is None]
             if missing:
                 out.append(f"{cls.type_id}: a constraint names no parameter {missing}")
+        unknown = set(cls.main_params) - {p.name for p in cls.params}
+        if unknown:
+            out.append(f"{cls.type_id}: main_params names no parameter {sorted(unknown)}")
         return out + _signature_problems(cls) + _opens_problems(cls)
 
 
 _BASE_CHECK = Node.__dict__["check"].__func__
 _BASE_CACHE_EXTRA = Node.__dict__["cache_extra"].__func__
 _CTX_ONLY = 2  # run(self, ctx, ...): what comes before the declared names
+_MAIN_DEFAULT = 3  # parameters shown on a node that declares no main_params
 
 
 def _signature_problems(cls: type[Node]) -> list[str]:

@@ -29,6 +29,7 @@ class EstimateDepth(Node):
     type_id = "depth.estimate"
     title = "Estimate Depth"
     category = "depth"
+    main_params = ("model", "steps")
     #: The model families it runs (``engine.models.families``): what the studio's model
     #: picker offers for ``model``.
     families: ClassVar[tuple[str, ...]] = ("depth",)

@@ -80,6 +80,7 @@ class VideoEdit(ModelNode):
     title = "Video Edit (video-to-video)"
     families = ("sd1", "sd2")
     category = "generate"
+    main_params = ("prompt", "strength", "seed")
     thread_safe = False  # the model (and the processors patched onto it) is shared
     inputs = (
         Input("video", Video, "the clip to edit; sides must be multiples of 8"),

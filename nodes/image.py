@@ -347,6 +347,7 @@ class StringValue(Node):
     type_id = "value.string"
     title = "Text"
     category = "value"
+    main_params = ("value",)
     outputs = (Output("value", String, "the text"),)
     params = (Param("value", String, "", "the text", multiline=True),)
 

@@ -44,6 +44,7 @@ class LoadImage(Node):
     type_id = "image.load"
     title = "Load Image"
     category = "io"
+    main_params = ("path",)
     outputs = (
         Output("image", Image, "pixels in [0, 1]; alpha kept when the file has it"),
         Output("mask", Mask, "the alpha channel, or all ones"),
@@ -79,6 +80,7 @@ class SaveImage(Node):
     type_id = "image.save"
     title = "Save Image"
     category = "io"
+    main_params = ("path", "format")
     is_output = True
     inputs = (Input("image", Image, "image to write"),)
     outputs = (Output("path", String, "the file written"),)
@@ -153,6 +155,7 @@ class LoadDepth(Node):
     type_id = "depth.load"
     title = "Load Depth"
     category = "io"
+    main_params = ("path", "kind")
     outputs = (Output("depth", Depth, "float32 depth; <= 0 marks no depth"),)
     params = (
         Param(
@@ -196,6 +199,7 @@ class SaveDepth(Node):
     type_id = "depth.save"
     title = "Save Depth"
     category = "io"
+    main_params = ("path",)
     is_output = True
     inputs = (Input("depth", Depth, "depth to write"),)
     outputs = (Output("path", String, "the file written"),)
@@ -271,6 +275,7 @@ class PreviewShow(Node):
     type_id = "preview.show"
     title = "Preview"
     category = "io"
+    main_params = ("label",)
     is_output = True
     # Its only effect is the preview event, which must fire on every render, cached or not.
     cacheable = False

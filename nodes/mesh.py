@@ -125,6 +125,7 @@ class LoadMesh(Node):
     type_id = "mesh.load"
     title = "Load Mesh"
     category = "mesh"
+    main_params = ("path",)
     outputs = (Output("mesh", Mesh),)
     params = (Param("path", InputFile, "mesh.glb", "mesh file", suffixes=MESH_FORMATS),)
     opens = MESH_FORMATS
@@ -162,6 +163,7 @@ class SaveMesh(Node):
     type_id = "mesh.save"
     title = "Save Mesh"
     category = "mesh"
+    main_params = ("path",)
     is_output = True
     inputs = (Input("mesh", Mesh),)
     outputs = (Output("path", String),)
@@ -188,6 +190,7 @@ class SavePointCloud(Node):
     type_id = "pointcloud.save"
     title = "Save Point Cloud"
     category = "mesh"
+    main_params = ("path",)
     is_output = True
     inputs = (Input("points", PointCloud),)
     outputs = (Output("path", String),)
@@ -217,6 +220,7 @@ class LoadPointCloud(Node):
     type_id = "pointcloud.load"
     title = "Load Point Cloud"
     category = "mesh"
+    main_params = ("path",)
     outputs = (Output("points", PointCloud),)
     params = (Param("path", InputFile, "points.ply", "point cloud file", suffixes=(".ply",)),)
 

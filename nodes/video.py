@@ -66,6 +66,7 @@ class LoadVideo(Node):
     type_id = "video.load"
     title = "Load Video"
     category = "video"
+    main_params = ("path",)
     outputs = (
         Output("video", Video),
         Output("fps", Float),
@@ -306,6 +307,7 @@ class SaveVideo(Node):
     type_id = "video.save"
     title = "Save Video"
     category = "video"
+    main_params = ("path", "fps")
     is_output = True
     inputs = (
         Input("video", Video),

@@ -676,6 +676,7 @@ class Map(Node):
     type_id = "video.map"
     title = "Map Frames"
     category = "video"
+    main_params = ("subgraph",)
     inputs = (Input("video", Video, "clip whose frames go through the subgraph"),)
     outputs = (Output("video", Video, "the subgraph's output per frame (mask → 1 channel)"),)
     params = (

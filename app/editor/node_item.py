@@ -147,6 +147,9 @@ class NodeItem(QGraphicsItem):
         self._elided = ("", "")
         self.inputs: dict[str, PortItem] = {}
         self.outputs: dict[str, PortItem] = {}
+        #: Height of what sits below the ports: on-node parameters and the thumbnail
+        #: (``app.editor.node_body``), which sets it through ``set_body_height``.
+        self.body_h = 0.0
         rows = max(len(inputs), len(outputs), 1)
         self.height = HEADER_H + rows * ROW_H + FOOT_H
         for i, p in enumerate(inputs):
@@ -175,10 +178,20 @@ class NodeItem(QGraphicsItem):
             port = PortItem(self, name, type_id, is_output)
             ports[name] = port
             self.prepareGeometryChange()
-            rows = max(len(self.inputs), len(self.outputs), 1)
-            self.height = HEADER_H + rows * ROW_H + FOOT_H
+            self.height = self.ports_bottom() + self.body_h + FOOT_H
             port.setPos(NODE_W if is_output else 0, HEADER_H + (len(ports) - 0.5) * ROW_H)
         return ports[name]
+
+    def ports_bottom(self) -> float:
+        """Where the port rows end and the body (parameters, thumbnail) begins."""
+        return HEADER_H + max(len(self.inputs), len(self.outputs), 1) * ROW_H
+
+    def set_body_height(self, height: float) -> None:
+        if height != self.body_h:
+            self.prepareGeometryChange()
+            self.body_h = height
+            self.height = self.ports_bottom() + height + FOOT_H
+            self.update()
 
     def set_status(self, status: str, progress: float | None = None, message: str = "") -> None:
         self.status = status

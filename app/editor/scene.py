@@ -26,6 +26,7 @@ from fathom.app.editor.comment_item import CommentItem
 from fathom.app.editor.frame_item import TITLE_H, FrameItem
 from fathom.app.editor.gestures import MoveDrag, WireDrag
 from fathom.app.editor.layout import layered_layout
+from fathom.app.editor.node_bodies import NodeBodies
 from fathom.app.editor.node_item import FOOT_H, HEADER_H, ROW_H, NodeItem, PortItem, port_color
 from fathom.app.editor.reroute_item import RerouteItem
 from fathom.app.editor.wire_item import EdgeItem
@@ -63,6 +64,8 @@ class GraphScene(QGraphicsScene):
         self.moves = MoveDrag(self)
         #: Set by the view while it pans or zooms: wires skip antialiasing until it settles.
         self.fast_wires = False
+        #: On-node parameters and thumbnails (``app.editor.node_bodies``).
+        self.bodies = NodeBodies(self)
         self.hint_item = QGraphicsSimpleTextItem()
         self.hint_item.setBrush(QColor("#ff8a80"))
         self.hint_item.setZValue(100)
@@ -90,6 +93,7 @@ class GraphScene(QGraphicsScene):
             *self.reroutes.values(),
         ]:
             self.removeItem(item)
+        self.bodies.clear()
         self.nodes.clear()
         self.edges.clear()
         self.groups.clear()
@@ -144,6 +148,7 @@ class GraphScene(QGraphicsScene):
         item.setPos(*pos)
         self.addItem(item)
         self.nodes[nid] = item
+        self.bodies.attach(item, cls)
         return item
 
     def _port(self, nid: str, port: str, is_output: bool) -> PortItem:
@@ -183,6 +188,7 @@ class GraphScene(QGraphicsScene):
     # ---- model events --------------------------------------------------------------------------
 
     def _on_graph_event(self, event: str, payload: dict[str, Any]) -> None:
+        self.bodies.on_graph_event(event, payload)
         if event == "node_added":
             self._add_node_item(payload["node"])
         elif event == "node_removed":
@@ -261,11 +267,13 @@ class GraphScene(QGraphicsScene):
         """Node badges show a run session's per-node status, until ``unfollow``."""
         self.unfollow()
         self._unfollow = session.subscribe(self._on_run_event)
+        self.bodies.follow(session)
 
     def unfollow(self) -> None:
         if self._unfollow is not None:
             self._unfollow()
             self._unfollow = None
+        self.bodies.unfollow()
 
     def _on_run_event(self, kind: str, payload: dict[str, Any]) -> None:
         if kind == "node_status":

@@ -24,6 +24,7 @@ from PySide6.QtGui import (
 from PySide6.QtWidgets import QGraphicsView, QWidget
 
 from fathom.app.editor.minimap import Minimap
+from fathom.app.editor.node_body import wants_wheel
 from fathom.app.editor.scene import GraphScene
 
 MIN_ZOOM, MAX_ZOOM = 0.08, 3.0
@@ -114,6 +115,9 @@ class GraphView(QGraphicsView):
 
     def wheelEvent(self, event: QWheelEvent) -> None:  # noqa: N802 - Qt's name
         """Zoom about the wheel event's position: what is under the cursor stays there."""
+        if wants_wheel(self.itemAt(event.position().toPoint())):
+            super().wheelEvent(event)  # a focused on-node field takes it
+            return
         steps = event.angleDelta().y() / 120.0
         if steps:
             at = event.position().toPoint()
