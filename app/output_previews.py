@@ -203,8 +203,11 @@ class OutputPreviews(QObject):
     def _no_output(self, node_id: str) -> str:
         title = self.doc.title(node_id) if node_id in self.doc.graph.nodes else node_id
         state = self.session.status(node_id)
-        if state.status in ("failed", "skipped", "cancelled") and state.message:
+        ended = state.status in ("failed", "skipped", "cancelled") and state.message
+        if ended and not self.session.left_out(node_id):  # left out: a run now runs it
             return f"{title}: {state.status}\n{state.message}"
+        if self.session.live:
+            return f"{title} has no output yet: Live mode runs it"
         return f"{title} has no output yet: press F5 to run it"
 
     def show_selected(self) -> None:

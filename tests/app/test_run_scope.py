@@ -136,3 +136,22 @@ def test_in_live_mode_opening_a_stale_preview_brings_it_up_to_date(
     qtbot.wait(600)
     assert runs == []
     window.menus.live_action.trigger()
+
+
+def test_a_node_blocked_by_an_invalid_one_says_which(
+    qtbot: Any, window: Any, add: Any, wire: Any
+) -> None:
+    color = add("image.constant", 0, 0, width=8, height=8)
+    ok = add("image.save", 300, 0, path="fine.png")
+    lonely = add("image.adjust", 0, 200)  # its required input is not connected
+    blocked = add("image.save", 300, 200, path="blocked.png")
+    wire(color, "image", ok, "image")
+    wire(lonely, "image", blocked, "image")
+    window.scene.select_nodes([ok])
+    outcome = press_f5(qtbot, window)
+    assert ok in outcome.result.executed
+    assert window.scene.nodes[lonely].status == "failed"
+    item = window.scene.nodes[blocked]
+    assert item.status == "skipped"
+    assert "it needs 'Adjust Colors', which has a problem" in item.toolTip()
+    assert not window.session.left_out(blocked)  # running it again would not help
