@@ -60,6 +60,7 @@ class GraphScene(QGraphicsScene):
         self.reroutes: dict[str, RerouteItem] = {}
         self._unsubscribe: Any = None
         self._unfollow: Callable[[], None] | None = None
+        self._session: RunSession | None = None
         self.wires = WireDrag(self)
         self.moves = MoveDrag(self)
         #: Set by the view while it pans or zooms: wires skip antialiasing until it settles.
@@ -76,6 +77,7 @@ class GraphScene(QGraphicsScene):
         self._hint_timer.timeout.connect(self.hint_item.hide)
         doc.reset.connect(self.rebuild)
         doc.level_changed.connect(self.rebuild)  # into or out of a subgraph
+        doc.level_changed.connect(self._show_session)
         doc.ui_changed.connect(self._on_ui_changed)
         self.rebuild()
 
@@ -267,12 +269,14 @@ class GraphScene(QGraphicsScene):
         """Node badges show a run session's per-node status, until ``unfollow``."""
         self.unfollow()
         self._unfollow = session.subscribe(self._on_run_event)
+        self._session = session
         self.bodies.follow(session)
 
     def unfollow(self) -> None:
         if self._unfollow is not None:
             self._unfollow()
             self._unfollow = None
+        self._session = None
         self.bodies.unfollow()
 
     def _on_run_event(self, kind: str, payload: dict[str, Any]) -> None:
@@ -286,9 +290,20 @@ class GraphScene(QGraphicsScene):
     def set_status(
         self, nid: str, status: str, progress: float | None = None, message: str = ""
     ) -> None:
-        item = self.nodes.get(nid.split("/")[0])
+        # A run names inner subgraph nodes "outer/inner": show each on the node of the level
+        # shown that holds it (the instance at the top, the inner node inside).
+        prefix = "".join(f"{inst}/" for inst, _ in self.doc.trail)
+        if not nid.startswith(prefix):
+            return
+        item = self.nodes.get(nid[len(prefix) :].split("/")[0])
         if item is not None and item.known:
             item.set_status(status, progress, message)
+
+    def _show_session(self) -> None:
+        """Fresh items (another level shown) take the followed session's badges."""
+        session = self._session
+        for nid, state in (session.nodes if session is not None else {}).items():
+            self.set_status(nid, state.status, state.progress, state.message)
 
     def reset_status(self) -> None:
         for item in self.nodes.values():

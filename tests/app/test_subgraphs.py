@@ -241,3 +241,36 @@ def test_save_to_library_then_run_it_from_the_library(
     ex = Executor(window.registry, library=lib)
     values = ex.run(g, ["out"]).values["out"]["image"].data
     np.testing.assert_allclose(values, expected)
+
+
+def test_badges_show_inside_the_subgraph_and_survive_going_back(
+    qtbot: Any, window: Any, chain: dict[str, str], run_and_wait: Any
+) -> None:
+    inst = make_tone(qtbot, window, chain, ["tone"])
+    result(window, run_and_wait, chain["out"])
+    done = window.scene.nodes[chain["out"]].status
+    assert done not in ("idle", "skipped") and window.scene.nodes[inst].status == done
+
+    assert window.subgraphs.open_node(inst)
+    assert window.scene.nodes[chain["adj"]].status == done  # the run's "tone1/adj"
+    assert window.scene.nodes[chain["inv"]].status == done
+    window.subgraphs.up()
+    assert window.scene.nodes[inst].status == done
+    assert window.scene.nodes[chain["out"]].status == done
+
+
+def test_save_inside_a_subgraph_writes_the_whole_graph(
+    qtbot: Any, window: Any, chain: dict[str, str], tmp_path: Path
+) -> None:
+    from fathom.engine.graphfile import load
+
+    inst = make_tone(qtbot, window, chain, ["tone"])
+    assert window.subgraphs.open_node(inst)
+    window.doc.undo_stack.push(SetParam(window.doc, chain["adj"], "gamma", 1.5))
+    path = tmp_path / "g.json"
+    window.files.ask_save_path = lambda *args: path
+    focus_canvas(qtbot, window)
+    QTest.keyClick(window.view, Qt.Key.Key_S, Qt.KeyboardModifier.ControlModifier)
+    g = load(path, window.registry)
+    assert set(g.nodes) == {chain["c"], inst, chain["out"], chain["save"]}
+    assert g.subgraphs["tone"].graph.nodes[chain["adj"]].params["gamma"] == 1.5
