@@ -14,7 +14,7 @@ from collections.abc import Callable
 from typing import Any
 
 from PySide6.QtCore import QEvent, QObject, Qt, QTimer, Signal
-from PySide6.QtGui import QColor, QFocusEvent, QKeyEvent, QKeySequence, QValidator
+from PySide6.QtGui import QColor, QFocusEvent, QIcon, QKeyEvent, QKeySequence, QValidator
 from PySide6.QtWidgets import (
     QAbstractScrollArea,
     QAbstractSlider,
@@ -39,6 +39,7 @@ from PySide6.QtWidgets import (
 )
 
 from fathom.engine.node import Param
+from fathom.engine.resources import AssetsNotFound, assets_dir
 from fathom.engine.types import (
     Bool,
     Color,
@@ -125,6 +126,24 @@ def guard_fields(root: QWidget) -> None:
             field.editingFinished.connect(lambda f=field: f.setModified(False))
         if isinstance(field, (*wheel, *typed)):
             field.installEventFilter(_GUARD[0])
+
+
+def icon_button(name: str, tip: str) -> QToolButton:
+    """A tool button drawing ``assets/icons/<name>.svg``, which ships with the app: emoji
+    glyphs were empty boxes on machines without an emoji font. The tip names what it does."""
+    button = QToolButton()
+    button.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonIconOnly)
+    try:
+        path = assets_dir() / "icons" / f"{name}.svg"
+    except AssetsNotFound:
+        path = None
+    if path is not None and path.is_file():
+        button.setIcon(QIcon(str(path)))
+    else:  # an install without its assets: a word still says what the button does
+        button.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextOnly)
+        button.setText(name)
+    button.setToolTip(tip)
+    return button
 
 
 class ParamWidget(QWidget):
@@ -279,14 +298,10 @@ class SeedWidget(ParamWidget):
         super().__init__(spec)
         self.edit = QLineEdit()
         self.edit.editingFinished.connect(lambda: self.offer(self.edit.text()))
-        self.dice = QToolButton()
-        self.dice.setText("🎲")
-        self.dice.setToolTip("randomize the seed")
+        self.dice = icon_button("dice", "randomize the seed")
         self.dice.clicked.connect(self.randomize)
-        self.lock = QToolButton()
+        self.lock = icon_button("lock", "lock: keep this seed (no edits, no randomizing)")
         self.lock.setCheckable(True)
-        self.lock.setText("🔒")
-        self.lock.setToolTip("lock: keep this seed (no edits, no randomizing)")
         self.lock.toggled.connect(self._locked)
         self.row.addWidget(self.edit, 1)
         self.row.addWidget(self.dice)
@@ -416,10 +431,9 @@ class PathWidget(TextWidget):
         self.row.addWidget(browse)
         self.folder_button: QToolButton | None = None
         if spec.sequence and pick_folder is not None:
-            self.folder_button = QToolButton()
-            self.folder_button.setText("📁")
-            self.folder_button.setToolTip(
-                "choose a folder of frames (or type a numbered pattern like frames/%04d.png)"
+            self.folder_button = icon_button(
+                "folder",
+                "choose a folder of frames (or type a numbered pattern like frames/%04d.png)",
             )
             self.folder_button.clicked.connect(self.browse_folder)
             self.row.addWidget(self.folder_button)

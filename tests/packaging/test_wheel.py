@@ -29,6 +29,9 @@ WHEEL_MUST_HOLD = {
     "fathom/assets/pano/rgb.png",
     "fathom/assets/pano/distance.png",
     "fathom/assets/icons/fathom.png",
+    "fathom/assets/icons/dice.svg",  # the inspector's seed and folder buttons
+    "fathom/assets/icons/lock.svg",
+    "fathom/assets/icons/folder.svg",
 }
 
 
