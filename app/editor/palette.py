@@ -13,7 +13,7 @@ import re
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
-from PySide6.QtCore import QEvent, QObject, QPoint, QPointF, QRect, QSize, Qt, Signal
+from PySide6.QtCore import QEvent, QObject, QPoint, QPointF, QRect, QSize, Qt, QTimer, Signal
 from PySide6.QtGui import (
     QBrush,
     QColor,
@@ -33,6 +33,7 @@ from PySide6.QtWidgets import (
     QMenu,
     QTreeWidget,
     QTreeWidgetItem,
+    QTreeWidgetItemIterator,
     QVBoxLayout,
     QWidget,
 )
@@ -51,6 +52,9 @@ EXPAND_ALL_UP_TO = 30
 #: The star column: a click there (or the context menu) toggles a favourite.
 NAME, DESCRIPTION, STAR = 0, 1, 2
 TYPE_ROLE = Qt.ItemDataRole.UserRole
+#: Marks a section heading (the Favourites one is updated in place).
+SECTION_ROLE = Qt.ItemDataRole.UserRole + 1
+FAVOURITES = "favourites"
 _SENTENCE_END = re.compile(r"(?<!\be\.g)(?<!\bi\.e)[.!?](?=\s|$)")
 DESCRIPTION_CHARS = 110
 
@@ -158,6 +162,8 @@ class NodePalette(QFrame):
         self.accepts: str | None = None
         self.gives: str | None = None
         self._matches: list[type[Node]] = []
+        #: The favourites while the tree is filled (read from the settings once per fill).
+        self._favs_now: set[str] = set()
         self._stars = (_star_icon(False), _star_icon(True))
         self.hint = QLabel("")
         self.search = QLineEdit()
@@ -248,7 +254,28 @@ class NodePalette(QFrame):
             self.settings.set_favourite_nodes(favs)
         else:
             self._favourites = favs
-        self.refresh()
+        self._show_favourites(favs)
+
+    def _show_favourites(self, favs: list[str]) -> None:
+        """Update the stars and the Favourites section in place: the categories the user
+        opened stay open and the list does not jump."""
+        self._favs_now = set(favs)
+        it = QTreeWidgetItemIterator(self.tree)
+        while it.value() is not None:
+            item = it.value()
+            type_id = item.data(NAME, TYPE_ROLE)
+            if type_id is not None:
+                item.setIcon(STAR, self._stars[type_id in favs])
+            it += 1
+        if self.search.text().strip():
+            return  # a ranked search list has no sections
+        by_id = {c.type_id: c for c in self._matches}
+        classes = [by_id[t] for t in favs if t in by_id]
+        top = self.tree.topLevelItem(0)
+        if top is not None and top.data(NAME, SECTION_ROLE) == FAVOURITES:
+            self.tree.takeTopLevelItem(0)
+        if classes:
+            self._section("Favourites", classes, expanded=True, at=0, key=FAVOURITES)
 
     def _note_recent(self, type_id: str) -> None:
         from fathom.app.settings import MAX_RECENT_NODES
@@ -264,6 +291,7 @@ class NodePalette(QFrame):
     def refresh(self) -> None:
         """A ranked flat list while searching; otherwise favourites, recent, then categories."""
         query = self.search.text()
+        self._favs_now = set(self.favourites())
         self._matches = search_nodes(self.classes, query, self.accepts, self.gives)
         self.tree.clear()
         self.tree.setRootIsDecorated(not query.strip())
@@ -281,11 +309,10 @@ class NodePalette(QFrame):
         by_id = {c.type_id: c for c in self._matches}
         favs = [by_id[t] for t in self.favourites() if t in by_id]
         recent = [by_id[t] for t in self.recent() if t in by_id]
-        for title, classes in (("Favourites", favs), ("Recently added", recent)):
-            if classes:
-                head = self._section(title, classes, expanded=True)
-                if title == "Favourites":
-                    head.setIcon(NAME, self._stars[True])
+        if favs:
+            self._section("Favourites", favs, expanded=True, key=FAVOURITES)
+        if recent:
+            self._section("Recently added", recent, expanded=True)
         groups: dict[str, list[type[Node]]] = {}
         for cls in self._matches:
             groups.setdefault(cls.category, []).append(cls)
@@ -293,13 +320,26 @@ class NodePalette(QFrame):
         for cat in sorted(groups, key=lambda c: (c == "subgraph", category_name(c).lower())):
             self._section(category_name(cat), groups[cat], expanded=expand)
 
-    def _section(self, title: str, classes: list[type[Node]], expanded: bool) -> QTreeWidgetItem:
+    def _section(
+        self,
+        title: str,
+        classes: list[type[Node]],
+        expanded: bool,
+        at: int | None = None,
+        key: str = "",
+    ) -> QTreeWidgetItem:
         head = QTreeWidgetItem([f"{title}  ({len(classes)})"])
         font = QFont(head.font(NAME))
         font.setBold(True)
         head.setFont(NAME, font)
         head.setFlags(Qt.ItemFlag.ItemIsEnabled)
-        self.tree.addTopLevelItem(head)
+        head.setData(NAME, SECTION_ROLE, key)
+        if key == FAVOURITES:
+            head.setIcon(NAME, self._stars[True])
+        if at is None:
+            self.tree.addTopLevelItem(head)
+        else:
+            self.tree.insertTopLevelItem(at, head)
         head.setFirstColumnSpanned(True)
         for cls in classes:
             head.addChild(self._node_item(cls))
@@ -310,7 +350,7 @@ class NodePalette(QFrame):
         item = QTreeWidgetItem([cls.title or cls.type_id, one_line(cls), ""])
         item.setData(NAME, TYPE_ROLE, cls.type_id)
         item.setForeground(DESCRIPTION, QBrush(QColor("#8a8f98")))
-        item.setIcon(STAR, self._stars[cls.type_id in self.favourites()])
+        item.setIcon(STAR, self._stars[cls.type_id in self._favs_now])
         ins = ", ".join(f"{i.name}:{i.type.type_id}" for i in cls.inputs)
         outs = ", ".join(f"{o.name}:{o.type.type_id}" for o in cls.outputs)
         tip = f"{cls.title or cls.type_id}  [{category_name(cls.category)}]\n"
@@ -371,7 +411,8 @@ class NodePalette(QFrame):
     def _clicked(self, item: QTreeWidgetItem, column: int) -> None:
         type_id = item.data(NAME, TYPE_ROLE)
         if type_id is not None and column == STAR:
-            self.toggle_favourite(type_id)
+            # After this click's signal: the toggle may remove the very row clicked.
+            QTimer.singleShot(0, lambda: self.toggle_favourite(type_id))
         elif type_id is None:
             item.setExpanded(not item.isExpanded())
 

@@ -144,16 +144,34 @@ def test_a_starred_node_is_a_favourite_at_the_top_and_is_remembered(
     pal = open_with_tab(qtbot, window)
     qtbot.keyClicks(pal.search, "invert")
     click_star(pal, "image.invert")
-    assert settings.favourite_nodes() == ["image.invert"]
+    qtbot.waitUntil(lambda: settings.favourite_nodes() == ["image.invert"])
     assert Settings(settings.path()).favourite_nodes() == ["image.invert"]  # on disk
     pal.hide()
     pal = open_with_tab(qtbot, window)
     assert pal.tree.topLevelItem(0).text(NAME).startswith("Favourites")
     assert node_rows(pal)[0][1] == "image.invert"
     assert pal.tree.currentItem().data(NAME, TYPE_ROLE) == "image.invert"
-    click_star(pal, "image.invert")  # again: no longer a favourite
-    assert settings.favourite_nodes() == []
+    click_star(pal, "image.invert")  # again, in the Favourites section: no longer one
+    qtbot.waitUntil(lambda: settings.favourite_nodes() == [])
     assert not pal.tree.topLevelItem(0).text(NAME).startswith("Favourites")
+    pal.hide()
+
+
+def test_starring_keeps_the_opened_category_open(qtbot: Any, window: Any, settings: Any) -> None:
+    pal = open_with_tab(qtbot, window)
+    heads = [pal.tree.topLevelItem(i) for i in range(pal.tree.topLevelItemCount())]
+    (image,) = [h for h in heads if h.text(NAME).startswith("Image  (")]
+    image.setExpanded(True)
+    click_star(pal, "image.adjust")
+    qtbot.waitUntil(lambda: settings.favourite_nodes() == ["image.adjust"])
+    assert pal.tree.topLevelItem(0).text(NAME).startswith("Favourites")
+    assert image.isExpanded()  # the same heading, still open
+    rows = [pal.tree.topLevelItem(0).child(0)]
+    rows += [image.child(i) for i in range(image.childCount())]
+    filled = pal._stars[True].cacheKey()
+    for row in rows:  # a filled star on every row of the favourite, an outline on the others
+        is_fav = row.data(NAME, TYPE_ROLE) == "image.adjust"
+        assert (row.icon(STAR).cacheKey() == filled) == is_fav
     pal.hide()
 
 
