@@ -12,9 +12,9 @@ import re
 from collections.abc import Callable
 from pathlib import Path
 
-from PySide6.QtCore import QObject, Signal
+from PySide6.QtCore import QObject, QPoint, Signal
 from PySide6.QtGui import QAction
-from PySide6.QtWidgets import QInputDialog, QMessageBox, QWidget
+from PySide6.QtWidgets import QInputDialog, QMenu, QMessageBox, QWidget
 
 from fathom.app.document import Document
 from fathom.app.editor.scene import GraphScene
@@ -50,9 +50,12 @@ class Subgraphs(QObject):
         )
         #: A library file of that name exists: replace it (a .bak copy is kept)?
         self.confirm_replace: Callable[[Path], bool] = self._dialog_replace
+        #: Shows a node's right-click menu (tests trigger its actions instead).
+        self.show_menu: Callable[[QMenu, QPoint], object] = lambda menu, at: menu.exec(at)
         #: Actions that only make sense inside a subgraph (Up, Expose Parameters).
         self.inside_actions: list[QAction] = []
         scene.open_subgraph.connect(self.open_node)
+        scene.node_menu.connect(self._node_menu)
         doc.level_changed.connect(self._level_changed)
         doc.reset.connect(self._level_changed)
 
@@ -234,6 +237,26 @@ class Subgraphs(QObject):
                 defs = self.doc.level_defs([*self.doc.trail, (ids[0], inst.type[len(PREFIX) :])])
                 return defs[-1] if defs else None
         return self.doc.definition()
+
+    # ---- the node menu -----------------------------------------------------------------------
+
+    def menu_for(self, node_id: str) -> QMenu:
+        """The subgraph entries of a node's right-click menu, for the level shown."""
+        menu = QMenu(self._parent)
+        menu.addAction("Make Subgraph…", self.make_from_selection)
+        inst = self.doc.graph.nodes.get(node_id)
+        if inst is not None and is_subgraph_type(inst.type):
+            menu.addAction("Open Subgraph", lambda: self.open_node(node_id))
+            menu.addAction("Save Subgraph to Library", self.save_to_library)
+        if self.doc.trail:
+            menu.addAction("Expose Parameters…", self.expose_selected)
+            menu.addAction("Up to Enclosing Graph", self.up)
+        return menu
+
+    def _node_menu(self, node_id: str, at: QPoint) -> None:
+        menu = self.menu_for(node_id)
+        self.show_menu(menu, at)
+        menu.deleteLater()
 
     # ---- dialogs -------------------------------------------------------------------------------
 

@@ -12,10 +12,11 @@ import itertools
 from collections.abc import Callable
 from typing import Any
 
-from PySide6.QtCore import QPointF, Qt, QTimer, Signal
+from PySide6.QtCore import QPoint, QPointF, Qt, QTimer, Signal
 from PySide6.QtGui import QColor, QTransform
 from PySide6.QtWidgets import (
     QGraphicsScene,
+    QGraphicsSceneContextMenuEvent,
     QGraphicsSceneMouseEvent,
     QGraphicsSimpleTextItem,
 )
@@ -47,6 +48,8 @@ class GraphScene(QGraphicsScene):
     frame_rename = Signal(str)
     #: The user double-clicked a subgraph node: show its inside (the node's id).
     open_subgraph = Signal(str)
+    #: The user right-clicked a node: offer its menu (node id, screen position).
+    node_menu = Signal(str, QPoint)
 
     def __init__(self, doc: Document) -> None:
         super().__init__()
@@ -482,6 +485,19 @@ class GraphScene(QGraphicsScene):
             return
         super().mouseReleaseEvent(event)
         self.moves.released()
+
+    def contextMenuEvent(self, event: QGraphicsSceneContextMenuEvent) -> None:  # noqa: N802
+        super().contextMenuEvent(event)  # a field on a node keeps its own menu
+        if event.isAccepted():
+            return
+        under = self.items(event.scenePos(), deviceTransform=QTransform())
+        node = next((i for i in under if isinstance(i, NodeItem)), None)
+        if node is None:
+            return
+        if not node.isSelected():
+            self.select_nodes([node.node_id])
+        self.node_menu.emit(node.node_id, event.screenPos())
+        event.accept()
 
     def mouseDoubleClickEvent(self, event: QGraphicsSceneMouseEvent) -> None:  # noqa: N802
         for item in self.items(event.scenePos(), deviceTransform=QTransform()):

@@ -274,3 +274,39 @@ def test_save_inside_a_subgraph_writes_the_whole_graph(
     g = load(path, window.registry)
     assert set(g.nodes) == {chain["c"], inst, chain["out"], chain["save"]}
     assert g.subgraphs["tone"].graph.nodes[chain["adj"]].params["gamma"] == 1.5
+
+
+def test_right_click_inside_offers_expose_and_up(
+    qtbot: Any, window: Any, chain: dict[str, str]
+) -> None:
+    from PySide6.QtGui import QContextMenuEvent
+    from PySide6.QtWidgets import QApplication
+
+    inst = make_tone(qtbot, window, chain, ["tone"])
+    assert window.subgraphs.open_node(inst)
+    shown: list[list[str]] = []
+    chosen = "Expose Parameters…"
+
+    def show(menu: Any, at: Any) -> None:
+        shown.append([a.text() for a in menu.actions()])
+        next(a for a in menu.actions() if a.text() == chosen).trigger()
+
+    window.subgraphs.show_menu = show
+    window.subgraphs.ask_exposed = lambda title, rows: {"gamma": "gamma"}
+    item = window.scene.nodes[chain["adj"]]
+    window.scene.clearSelection()
+    vp = window.view.mapFromScene(item.mapToScene(item.boundingRect().center()))
+    viewport = window.view.viewport()
+    event = QContextMenuEvent(QContextMenuEvent.Reason.Mouse, vp, viewport.mapToGlobal(vp))
+    QApplication.sendEvent(viewport, event)
+
+    assert shown and "Up to Enclosing Graph" in shown[0]
+    assert window.scene.selected_node_ids() == [chain["adj"]]  # the clicked node
+    assert [x.name for x in window.doc.definition().params] == ["gamma"]
+    chosen = "Up to Enclosing Graph"
+    QApplication.sendEvent(
+        viewport,
+        QContextMenuEvent(QContextMenuEvent.Reason.Mouse, vp, viewport.mapToGlobal(vp)),
+    )
+    assert window.doc.trail == []
+    assert window.doc.node_class(inst).param("gamma").default == 2.2
