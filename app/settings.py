@@ -20,6 +20,7 @@ from PySide6.QtWidgets import (
     QFormLayout,
     QHBoxLayout,
     QLineEdit,
+    QStyle,
     QToolButton,
     QWidget,
 )
@@ -186,9 +187,11 @@ class SettingsDialog(QDialog):
         form = QFormLayout(self)
         self.models = QLineEdit(settings.models_dir)
         self.models.setPlaceholderText("none: models by path or from the Hugging Face cache")
+        _fit_placeholder(self.models)
         form.addRow("Models folder", _with_browse(self.models, self))
         self.output = QLineEdit(settings.output_dir)
         self.output.setPlaceholderText("an 'out' folder beside the graph file")
+        _fit_placeholder(self.output)
         form.addRow("Output folder", _with_browse(self.output, self))
         self.device = QComboBox()
         self.device.addItems(DEVICE_CHOICES)
@@ -223,6 +226,16 @@ class SettingsDialog(QDialog):
         s.memory_budget_gb = self.budget.value()
         s.preview_quality = self.quality.currentText()
         s.theme = self.theme.currentText()
+
+
+def _fit_placeholder(edit: QLineEdit) -> None:
+    """Make the field at least as wide as its placeholder: the placeholder says what an empty
+    field means (models by path, out/ beside the graph), and cut off it says nothing."""
+    frame = edit.style().pixelMetric(QStyle.PixelMetric.PM_DefaultFrameWidth, None, edit)
+    margins = edit.textMargins()
+    text = edit.fontMetrics().horizontalAdvance(edit.placeholderText())
+    # 2 px: QLineEdit's own gap between its frame and the text, on each side.
+    edit.setMinimumWidth(text + 2 * (frame + 2) + margins.left() + margins.right() + 4)
 
 
 def _with_browse(edit: QLineEdit, parent: QWidget) -> QWidget:
