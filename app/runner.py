@@ -77,7 +77,7 @@ def plan_runnable(executor: Executor, request: RunRequest) -> tuple[Plan, list[P
 
 def with_previewed(executor: Executor, request: RunRequest) -> tuple[RunRequest, list[str]]:
     """A run of what the graph saves, widened to the previewed nodes it would not run (and
-    those nodes): the preview the user looks at must never be left stale. Plans kept by the
+    what they need): the preview the user looks at must never be left stale. Plans kept by the
     executor make the extra planning cheap; an invalid graph is left to ``plan_runnable``."""
     if request.targets is not None or not request.previewed:
         return request, []

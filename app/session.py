@@ -297,7 +297,7 @@ def run_scope(
         ends = _top_level(saves, graph) or [t for t in _top_level(targets, graph) if t not in added]
         noun, note = ("save node", "") if saves else ("end node", " (nothing saves)")
         why = [_and_what(ends, noun, note=note)]
-        why += [f"+ {title(n)} whose preview is open" for n in added]
+        why += [f"+ {title(n)} whose preview is open" for n in added if n in run]
         reason = FEEDS_NO_SAVE if saves else NOT_AN_END
     bad = {p.node.split("/")[0] for p in problems if p.node}
     not_run: dict[str, str] = {}
