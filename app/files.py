@@ -60,6 +60,9 @@ class FileController(QObject):
     error = Signal(str)
     #: A message for the status bar.
     message = Signal(str)
+    #: Something the user asked for did not happen, with why: for the log panel (the status
+    #: bar's line is gone after a few seconds).
+    warning = Signal(str)
     #: The recent-files list changed.
     recent_changed = Signal()
 
@@ -311,7 +314,7 @@ class FileController(QObject):
         for i, p in enumerate(paths):
             opener = self.doc.registry.opener(p.suffix)
             if opener is None:
-                self.message.emit(f"Cannot load {p.name}: unknown file type")
+                self._cannot_open(p)
                 continue
             cls, param = opener
             stem = cls.type_id.split(".")[0]
@@ -329,6 +332,15 @@ class FileController(QObject):
                 AddNodes(self.doc, nodes, [], ui, text=f"Drop {len(nodes)} file(s)")
             )
         return [n.id for n in nodes]
+
+    def _cannot_open(self, path: Path) -> None:
+        kind = f"{path.suffix.lower()} files" if path.suffix else "files without a suffix"
+        opened = ", ".join(self.doc.registry.opened_suffixes())
+        self.message.emit(f"Cannot load {path.name}: no node opens {kind} (see the log)")
+        self.warning.emit(
+            f"Cannot load {path.name}: no node opens {kind}. Drop a graph (.json, or a .png "
+            f"that Fathom saved) to open it, or a file a node loads: {opened}."
+        )
 
     # ---- dialogs ---------------------------------------------------------------------------
 

@@ -139,6 +139,7 @@ class MainWindow(QMainWindow):
         self.log.node_clicked.connect(self.editing.focus_node)
         self.files.error.connect(self._show_error)
         self.files.message.connect(lambda text: notice(text, 6000))
+        self.files.warning.connect(lambda text: self.log.add("warning", text))
         for part in (self.runs, self.editing, self.opener360, self.inspector, self.subgraphs):
             part.notice.connect(notice)
         self.opener360.error.connect(lambda text: self.log.add("error", text))
