@@ -174,6 +174,10 @@ class Document(QObject):
             self._scope_graph = self.graph
         return self._scope
 
+    def root_scope(self) -> Scope:
+        """How the whole graph's types resolve, as a run resolves them (a fresh Scope)."""
+        return Scope(self.registry, self.root.subgraphs, library=self._library)
+
     def subgraph_names(self) -> list[str]:
         """The graph's own subgraph definitions, then the library's (for suggestions)."""
         own = sorted(self.graph.subgraphs)

@@ -79,7 +79,7 @@ class MainWindow(QMainWindow):
         self.files = FileController(self.doc, self.settings, self)
         self.editing = Editing(self.doc, self.scene, self.view, self.palette, self)
         self.find_node = FindNode(self.doc, self.view, self.editing.focus_node, self)
-        self.subgraphs = Subgraphs(self.doc, self.scene, self.view, self)
+        self.subgraphs = Subgraphs(self.doc, self.scene, self.view, self.session, self)
         self.previews = OutputPreviews(
             self.doc, self.session, self.preview, self.settings, selected, self
         )
@@ -231,6 +231,7 @@ class MainWindow(QMainWindow):
             self._unfollow()
             self._unfollow = None
         self.opener360.close()
+        self.subgraphs.close()
         self.missing_models.close()
         self.files.close()
         self.doc.close()

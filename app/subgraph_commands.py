@@ -36,7 +36,8 @@ class MakeSubgraph(QUndoCommand):
         # and reroutes, the order of both, their positions.
         self.removed = RemoveItems(doc, self.ids)
         self.instance = g.new_id(subgraph_type_id(name))
-        self.pos = _centre([doc.node_pos(n) for n in self.ids])
+        # Where the selection began: the node takes the room its nodes leave.
+        self.pos = _top_left([doc.node_pos(n) for n in self.ids])
 
     def redo(self) -> None:
         g = self.doc.graph
@@ -122,11 +123,8 @@ class SetExposedParams(QUndoCommand):
         self.doc.graph.touch()
 
 
-def _centre(points: list[tuple[float, float] | None]) -> tuple[float, float] | None:
+def _top_left(points: list[tuple[float, float] | None]) -> tuple[float, float] | None:
     known = [p for p in points if p is not None]
     if not known:
         return None
-    return (
-        round(sum(p[0] for p in known) / len(known), 2),
-        round(sum(p[1] for p in known) / len(known), 2),
-    )
+    return (min(p[0] for p in known), min(p[1] for p in known))

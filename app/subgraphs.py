@@ -11,6 +11,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from PySide6.QtCore import QObject, QPoint, Signal
 from PySide6.QtGui import QAction
@@ -20,11 +21,12 @@ from fathom.app.document import Document
 from fathom.app.editor.scene import GraphScene
 from fathom.app.editor.view import GraphView
 from fathom.app.expose_dialog import ExposeDialog, ExposeRow
+from fathom.app.session import RunSession
 from fathom.app.subgraph_commands import MakeSubgraph, SetExposedParams
 from fathom.engine.errors import GraphFileError
 from fathom.engine.graph import Exposed, SubgraphDef
 from fathom.engine.graphfile import save_subgraph
-from fathom.engine.subgraph import PREFIX, is_subgraph_type, make_subgraph
+from fathom.engine.subgraph import PREFIX, flatten, is_subgraph_type, make_subgraph
 
 #: Exposed names, as the graph file schema allows them.
 _EXPOSED_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
@@ -36,9 +38,17 @@ class Subgraphs(QObject):
     #: A notice for the status bar: (text, milliseconds).
     notice = Signal(str, int)
 
-    def __init__(self, doc: Document, scene: GraphScene, view: GraphView, parent: QWidget) -> None:
+    def __init__(
+        self,
+        doc: Document,
+        scene: GraphScene,
+        view: GraphView,
+        session: RunSession,
+        parent: QWidget,
+    ) -> None:
         super().__init__(parent)
         self.doc = doc
+        self.session = session
         self.scene = scene
         self.view = view
         self._parent = parent
@@ -58,6 +68,7 @@ class Subgraphs(QObject):
         scene.node_menu.connect(self._node_menu)
         doc.level_changed.connect(self._level_changed)
         doc.reset.connect(self._level_changed)
+        self._unfollow = session.subscribe(self._on_session)
 
     # ---- making ----------------------------------------------------------------------------
 
@@ -237,6 +248,28 @@ class Subgraphs(QObject):
                 defs = self.doc.level_defs([*self.doc.trail, (ids[0], inst.type[len(PREFIX) :])])
                 return defs[-1] if defs else None
         return self.doc.definition()
+
+    # ---- run outputs -----------------------------------------------------------------------
+
+    def _on_session(self, kind: str, payload: dict[str, Any]) -> None:
+        """A finished run's outputs of each top-level subgraph node, so its preview and output
+        choice work like any node's. The session keeps top-level nodes' outputs; a subgraph
+        node's are its inner nodes' exposed ones, which only the definitions know."""
+        result = payload["outcome"].result if kind == "run_finished" else None
+        if result is None:
+            return
+        try:
+            flat = flatten(self.doc.snapshot(), self.doc.root_scope())
+        except GraphFileError:
+            return  # a library file that no longer reads: the run said so already
+        for (inst, name), (node, port) in flat.meta["_outputs"].items():
+            value = result.values.get(node, {}).get(port)
+            if "/" not in inst and value is not None:
+                self.session.outputs.setdefault(inst, {})[name] = value
+
+    def close(self) -> None:
+        """The window closes: stop following its run session."""
+        self._unfollow()
 
     # ---- the node menu -----------------------------------------------------------------------
 

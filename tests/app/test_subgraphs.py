@@ -310,3 +310,17 @@ def test_right_click_inside_offers_expose_and_up(
     )
     assert window.doc.trail == []
     assert window.doc.node_class(inst).param("gamma").default == 2.2
+
+
+def test_the_subgraph_node_previews_its_exposed_output(
+    qtbot: Any, window: Any, chain: dict[str, str], run_and_wait: Any
+) -> None:
+    result(window, run_and_wait, chain["out"])
+    inverted = np.array(window.session.outputs[chain["inv"]]["image"].data)
+    inst = make_tone(qtbot, window, chain, ["tone"])
+    result(window, run_and_wait, chain["out"])
+    (name,) = window.session.outputs[inst]
+    # What the subgraph node hands on is what the invert node inside it made.
+    np.testing.assert_array_equal(window.session.outputs[inst][name].data, inverted)
+    window.scene.select_nodes([inst])
+    assert window.previews.show_output(inst)
