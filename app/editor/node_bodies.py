@@ -12,8 +12,15 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from PySide6.QtCore import QObject, QPoint, Qt, QTimer
-from PySide6.QtGui import QAction, QImage
-from PySide6.QtWidgets import QApplication, QGraphicsProxyWidget, QMenu, QWidget
+from PySide6.QtGui import QAction, QImage, QTextCursor
+from PySide6.QtWidgets import (
+    QAbstractSpinBox,
+    QApplication,
+    QGraphicsProxyWidget,
+    QMenu,
+    QPlainTextEdit,
+    QWidget,
+)
 
 from fathom.app.commands import SetParam
 from fathom.app.document import relative_to
@@ -25,7 +32,13 @@ from fathom.app.editor.node_body import (
     menu_for,
 )
 from fathom.app.editor.thumbnail import ThumbnailMaker, shown_value
-from fathom.app.param_widgets import TextWidget, choose_path, make_widget, to_json_value
+from fathom.app.param_widgets import (
+    SeedWidget,
+    TextWidget,
+    choose_path,
+    make_widget,
+    to_json_value,
+)
 from fathom.app.session import RunSession
 from fathom.engine.graph import Edge
 from fathom.engine.node import Node, Param
@@ -56,9 +69,12 @@ class NodeBodies(QObject):
         self.menu: QMenu | None = None
         self.session: RunSession | None = None
         self._unfollow: Callable[[], None] | None = None
+        # Focus leaves an on-node editor for another widget, or for another item (a click on
+        # the canvas keeps the application's focus in the view): either closes it.
         app = QApplication.instance()
         if isinstance(app, QApplication):
             app.focusChanged.connect(self._focus_changed)
+        scene.focusItemChanged.connect(self._focus_changed)
 
     # ---- items ----------------------------------------------------------------------------
 
@@ -145,6 +161,11 @@ class NodeBodies(QObject):
         widget = make_widget(spec, self._pick, self._suggestions, self._pick_folder)
         widget.set_value(body.values.get(spec.name, spec.default))
         widget.edited.connect(lambda value, merge: self.commit(nid, spec, value, merge))
+        if isinstance(widget, SeedWidget):
+            # The inspector's lock, kept in the node's editor entry: a locked seed stays put.
+            locked = self.doc.graph.ui.get("nodes", {}).get(nid, {}).get("locked", [])
+            widget.lock.setChecked(spec.name in locked)
+            widget.lock.toggled.connect(lambda on: self._lock(nid, spec.name, on))
         widget.setAutoFillBackground(True)
         proxy = QGraphicsProxyWidget(body)
         proxy.setWidget(widget)
@@ -159,6 +180,10 @@ class NodeBodies(QObject):
             child.installEventFilter(self._keys)
         proxy.setFocus()
         target.setFocus(Qt.FocusReason.MouseFocusReason)
+        if isinstance(target, QAbstractSpinBox):
+            target.selectAll()  # a number is retyped, as in Blender
+        elif isinstance(target, QPlainTextEdit):
+            target.moveCursor(QTextCursor.MoveOperation.End)  # a prompt is added to
         return widget
 
     def close_editor(self, keep: bool = True) -> None:
@@ -181,7 +206,7 @@ class NodeBodies(QObject):
         if views:
             views[0].setFocus()
 
-    def _focus_changed(self, old: QWidget | None, new: QWidget | None) -> None:
+    def _focus_changed(self, *_: Any) -> None:
         if self.editor is not None and not editor_has_focus(self.editor):
             QTimer.singleShot(0, self._close_if_unfocused)
 
@@ -191,6 +216,14 @@ class NodeBodies(QObject):
             return
         if self.editor is not None and not editor_has_focus(self.editor):
             self.close_editor()
+
+    def _lock(self, nid: str, name: str, on: bool) -> None:
+        entry = self.doc.graph.ui.setdefault("nodes", {}).setdefault(nid, {})
+        locked = [n for n in entry.get("locked", []) if n != name] + ([name] if on else [])
+        if locked:
+            entry["locked"] = locked
+        else:
+            entry.pop("locked", None)
 
     def _pick(self, spec: Param, kind: str | None = None) -> str | None:
         views = self.scene.views()

