@@ -83,7 +83,7 @@ class RunQueue(QObject):
 
     def enqueue(self) -> QueueItem | None:
         """Queue the graph as it is now; it starts at once if nothing else runs."""
-        if not self.runs.doc.graph.nodes:
+        if not self.runs.doc.root.nodes:  # the whole graph, whichever level is shown
             self.runs.notice.emit("Nothing to queue: add nodes first", 3000)
             return None
         if self.runs.session.live:

@@ -1,6 +1,6 @@
 """The gallery and history thumbnails: made off the GUI thread through the engine's readers
-(large images and videos never stall the GUI, size bombs are refused), and the record format
-they read."""
+(large images and videos never stall the GUI, size bombs are refused). The record format
+itself is tested without Qt in tests/engine/test_run_history.py."""
 
 from __future__ import annotations
 
@@ -18,9 +18,6 @@ from fathom.engine.errors import FileProblem
 from fathom.engine.executor import NodeRecord, RunResult
 from fathom.engine.imaging.codecs import write_image
 from fathom.engine.run_history import (
-    gallery,
-    list_runs,
-    media_kind,
     record_run,
     run_report,
 )
@@ -39,29 +36,6 @@ def _big_image(path: Path, side: int, shade: float) -> Path:
     data = np.stack([x, y, np.full_like(x, shade)], axis=2)
     write_image(path, data, "png")
     return path
-
-
-def test_record_format_lists_newest_first_and_keeps_each_runs_file(tmp_path: Path) -> None:
-    out = tmp_path / "out"
-    out.mkdir()
-    a = _big_image(out / "a.png", 16, 0.0)
-    first = _record(out, [a], "/g.fathom", 1000.0)
-    _big_image(out / "a.png", 16, 1.0)  # the next run replaces a.png (atomically)
-    second = _record(out, [a, out / "gone.png"], "/g.fathom", 2000.0)
-    third = _record(out, [a], "/g.fathom", 2500.0)  # a.png unchanged since: the same file
-    _record(out, [a], None, 3000.0)  # another (untitled) graph's run
-    entries = list_runs(out)
-    assert [e.started for e in entries] == [3000.0, 2500.0, 2000.0, 1000.0]
-    assert entries[3].folder == first and entries[2].folder == second
-    old = entries[3].outputs()[0]
-    assert old.parent == first / "files" and old.read_bytes() != a.read_bytes()
-    # gone.png was never written: it is listed as an output but kept nowhere.
-    assert entries[2].outputs()[1] == out / "gone.png"
-    # Newest first; the file the third run did not change shows once, with that run.
-    shown = gallery(entries, "/g.fathom")
-    assert [p for p, _ in shown] == [third / "files" / "a.png", first / "files" / "a.png"]
-    assert media_kind("x.MP4") == "video" and media_kind("x.exr") == "image"
-    assert media_kind("x.ply") is None
 
 
 def test_thumbnails_of_images_and_videos_are_small(tmp_path: Path) -> None:
