@@ -46,6 +46,7 @@ from fathom.app.session import RunSession
 from fathom.app.settings import Settings, SettingsDialog
 from fathom.app.subgraphs import Subgraphs
 from fathom.app.viewer360_opener import Viewer360Opener
+from fathom.app.warmup import warm_up
 from fathom.engine.cache import OutputCache
 from fathom.engine.executor import Executor
 from fathom.engine.registry import Registry, default_registry
@@ -62,6 +63,7 @@ class MainWindow(QMainWindow):
         parent: QWidget | None = None,
     ) -> None:
         super().__init__(parent)
+        warm_up()  # the first File → Open's one-off work, done now on a thread (app.warmup)
         self.registry = registry or default_registry()
         self.settings = settings or Settings()
         self.doc = Document(self.registry, self)

@@ -18,7 +18,8 @@ import math
 import os
 import sys
 import time
-from dataclasses import replace
+from collections.abc import Callable
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +33,7 @@ from PySide6.QtGui import (
     QMouseEvent,
     QPainter,
     QPaintEvent,
+    QPalette,
     QResizeEvent,
     QShortcut,
     QWheelEvent,
@@ -48,6 +50,8 @@ from PySide6.QtWidgets import (
 
 from fathom.app.preview.image_view import to_qimage, tool_button
 from fathom.app.preview.worker import BackgroundRenderer
+from fathom.app.settings import Settings
+from fathom.app.theme import apply_theme
 from fathom.engine.geometry import projection
 from fathom.engine.geometry.scene import RenderScene, scene_from_mesh
 from fathom.engine.geometry.viewing import (
@@ -69,6 +73,63 @@ FULL_BANDS = 4  # a full-size render can be abandoned after each quarter
 # Windows opened without a parent are kept here until closed: Qt does not own them and Python
 # would otherwise collect them (and close the window) as soon as the caller drops its reference.
 _OPEN_WINDOWS: set[Viewer360] = set()
+
+
+@dataclass
+class Content:
+    """What the viewer shows, ready to render: scenes by detail ("full", "preview"), the typical
+    distance to them, a note for the status line and whether cracks are closed per frame."""
+
+    base: dict[str, RenderScene]
+    radius: float
+    message: str = ""
+    fill_cracks: bool = True
+
+
+def check_panorama(image: Image, depth: Depth) -> None:
+    """Refuse what is not a 2:1 colour + distance pair of one size (cheap: before any work)."""
+    if (image.height, image.width) != (depth.height, depth.width):
+        raise ValueError(
+            f"depth is {depth.width}×{depth.height} but the image is "
+            f"{image.width}×{image.height}; resize one to match"
+        )
+    if abs(image.width - 2 * image.height) > 1:
+        raise ValueError(f"an equirectangular panorama is 2:1; got {image.width}×{image.height}")
+
+
+def panorama_content(
+    image: Image, depth: Depth, cut: float = CUT, fill_holes: bool = True
+) -> Content:
+    """The panorama as a fine and a coarse depth-displaced sphere, with a far backdrop showing
+    its background when ``fill_holes`` (no Qt: runs on any thread)."""
+    from fathom.engine.geometry.meshing import panorama_trimesh
+
+    dist = depth.data
+    base = {}
+    for kind, grid in (("full", FULL_GRID), ("preview", PREVIEW_GRID)):
+        step = max(1, round(image.width / grid))
+        tm = panorama_trimesh(image.data, dist, step, cut, "texture")
+        base[kind] = scene_from_mesh(Mesh(tm))
+    ok = depth.valid()
+    if fill_holes and ok.any():
+        far = 2.0 * float(dist[ok].max())
+        # The rim covers the widest crack: one cell of the coarse (preview) mesh.
+        rim = max(1, round(image.width / PREVIEW_GRID))
+        bg = background_texture(image.rgb(), dist, rim=rim, cut=cut)
+        base = {k: with_backdrop(v, far, bg) for k, v in base.items()}
+    return Content(
+        base,
+        float(np.median(dist[ok])) if ok.any() else 1.0,
+        "" if depth.kind == "metric" else "relative depth shown as metres",
+        fill_cracks=not fill_holes,
+    )
+
+
+def mesh_content(mesh: Mesh) -> Content:
+    """A mesh seen from inside; it has no backdrop, so cracks are closed per frame."""
+    sc = scene_from_mesh(mesh)
+    r = np.linalg.norm(np.asarray(sc.vertices, np.float64), axis=1)
+    return Content({"full": sc, "preview": sc}, float(np.median(r)) if len(r) else 1.0)
 
 
 class _Canvas(QWidget):
@@ -129,6 +190,8 @@ class Viewer360(QWidget):
     view and depth scale sliders, full screen on F11."""
 
     view_changed = Signal()
+    #: A scene finished loading (``show_panorama``, ``show_mesh``, ``load``) and is shown.
+    loaded = Signal()
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -147,6 +210,7 @@ class Viewer360(QWidget):
         self._fill_cracks = False  # meshes have no backdrop: close their cracks per frame
         self._seq = 0
         self._shown_seq = -1
+        self._load_seq = 0
 
         self.canvas = _Canvas(self)
         # Sliders never take keyboard focus: W/A/S/D and the arrows always move the camera.
@@ -167,7 +231,8 @@ class Viewer360(QWidget):
         for b in (self.reset_button, self.fullscreen_button):
             b.setFocusPolicy(Qt.FocusPolicy.NoFocus)
         self.status = QLabel()
-        self.status.setStyleSheet("color: #aaa")
+        # Muted, in whichever theme the application has (not a fixed grey: unreadable on light).
+        self.status.setForegroundRole(QPalette.ColorRole.PlaceholderText)
         # A long status line must not set the window's minimum width.
         self.status.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
 
@@ -191,6 +256,7 @@ class Viewer360(QWidget):
         lay.addWidget(self.status)
 
         self._renderer = BackgroundRenderer(self._show_result, self)
+        self._loader = BackgroundRenderer(self._loaded, self)
         self._idle = QTimer(self)
         self._idle.setSingleShot(True)
         self._idle.setInterval(200)
@@ -205,6 +271,10 @@ class Viewer360(QWidget):
         self._update_labels()
 
     # ---- content
+    #
+    # Meshing a panorama takes a few hundred ms: ``show_panorama``/``show_mesh`` (what the studio
+    # and the standalone window use) do it on a worker and show "Loading…" until it is ready;
+    # ``set_panorama``/``set_mesh`` do it here and now (tests, scripts, screenshots).
 
     def set_panorama(
         self, image: Image, depth: Depth, cut: float = CUT, fill_holes: bool = True
@@ -214,46 +284,53 @@ class Viewer360(QWidget):
         ``fill_holes`` adds a far backdrop sphere showing the panorama's background (objects
         painted out), so the cracks where the mesh is cut at depth jumps, and what moving
         disoccludes, show a plausible background instead of black."""
-        if (image.height, image.width) != (depth.height, depth.width):
-            raise ValueError(
-                f"depth is {depth.width}×{depth.height} but the image is "
-                f"{image.width}×{image.height}; resize one to match"
-            )
-        if abs(image.width - 2 * image.height) > 1:
-            raise ValueError(
-                f"an equirectangular panorama is 2:1; got {image.width}×{image.height}"
-            )
-        from fathom.engine.geometry.meshing import panorama_trimesh
-
-        dist = depth.data
-        self._base = {}
-        for kind, grid in (("full", FULL_GRID), ("preview", PREVIEW_GRID)):
-            step = max(1, round(image.width / grid))
-            tm = panorama_trimesh(image.data, dist, step, cut, "texture")
-            self._base[kind] = scene_from_mesh(Mesh(tm))
-        ok = depth.valid()
-        if fill_holes and ok.any():
-            far = 2.0 * float(dist[ok].max())
-            # The rim covers the widest crack: one cell of the coarse (preview) mesh.
-            rim = max(1, round(image.width / PREVIEW_GRID))
-            bg = background_texture(image.rgb(), dist, rim=rim, cut=cut)
-            self._base = {k: with_backdrop(v, far, bg) for k, v in self._base.items()}
-        self._radius = float(np.median(dist[ok])) if ok.any() else 1.0
-        self.message = "" if depth.kind == "metric" else "relative depth shown as metres"
-        self._fill_cracks = not fill_holes
-        self._scene_loaded()
+        check_panorama(image, depth)
+        self._install(panorama_content(image, depth, cut, fill_holes))
 
     def set_mesh(self, mesh: Mesh) -> None:
         """Show a mesh from inside (e.g. the panorama node's mesh or any scene around 0,0,0)."""
-        sc = scene_from_mesh(mesh)
-        self._base = {"full": sc, "preview": sc}
-        r = np.linalg.norm(np.asarray(sc.vertices, np.float64), axis=1)
-        self._radius = float(np.median(r)) if len(r) else 1.0
-        self.message = ""
-        self._fill_cracks = True
-        self._scene_loaded()
+        self._install(mesh_content(mesh))
 
-    def _scene_loaded(self) -> None:
+    def show_panorama(
+        self, image: Image, depth: Depth, cut: float = CUT, fill_holes: bool = True
+    ) -> None:
+        """``set_panorama`` on a worker thread; a panorama of the wrong shape raises here."""
+        check_panorama(image, depth)
+        self.load(lambda: panorama_content(image, depth, cut, fill_holes), "panorama")
+
+    def show_mesh(self, mesh: Mesh) -> None:
+        """``set_mesh`` on a worker thread."""
+        self.load(lambda: mesh_content(mesh), "mesh")
+
+    def load(self, make: Callable[[], Content], what: str = "scene") -> None:
+        """Show "Loading…" and build the scene with ``make`` on a worker thread (a newer load
+        replaces a pending one); a failure is shown on the canvas."""
+        self._base, self._scaled = {}, {}
+        self.message = f"Loading the {what}…"
+        self.canvas.frame = None
+        self._seq += 1
+        self._shown_seq = self._seq  # a render of the old scene still running is dropped
+        self._load_seq += 1
+        self._loader.submit(make, self._load_seq)
+        self._update_labels()
+        self.canvas.update()
+
+    def _loaded(self, seq: int, result: Any) -> None:
+        if seq != self._load_seq:
+            return
+        if isinstance(result, Exception):
+            self.message = f"could not load: {type(result).__name__}: {result}"
+            self._update_labels()
+            self.canvas.update()
+            return
+        self._install(result)
+        self.loaded.emit()
+
+    def _install(self, content: Content) -> None:
+        self._base = content.base
+        self._radius = content.radius
+        self.message = content.message
+        self._fill_cracks = content.fill_cracks
         self._scaled = {}
         self.position = np.zeros(3)
         self.yaw = self.pitch = 0.0
@@ -392,8 +469,8 @@ class Viewer360(QWidget):
 
     @property
     def idle(self) -> bool:
-        """No render queued, running or waiting to be shown."""
-        return self._renderer.idle and not self._idle.isActive()
+        """Nothing loading, and no render queued, running or waiting to be shown."""
+        return self._loader.idle and self._renderer.idle and not self._idle.isActive()
 
     def _show_result(self, seq: int, result: Any) -> None:
         if seq < self._shown_seq:
@@ -471,9 +548,9 @@ class Viewer360(QWidget):
             _OPEN_WINDOWS.add(viewer)
             viewer.destroyed.connect(lambda *_: _OPEN_WINDOWS.discard(viewer))
         if mesh is not None:
-            viewer.set_mesh(mesh)
+            viewer.show_mesh(mesh)
         elif image is not None and depth is not None:
-            viewer.set_panorama(image, depth)
+            viewer.show_panorama(image, depth)
         viewer.resize(1024, 640)
         viewer.show()
         viewer.canvas.setFocus()
@@ -524,7 +601,7 @@ def screenshot(out: Path, viewer: Viewer360, size: tuple[int, int] = (1200, 720)
     return out
 
 
-def main(argv: list[str] | None = None) -> int:
+def build_parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(prog="python -m fathom.app.viewer360", description=__doc__)
     ap.add_argument("--rgb", type=Path, help="equirectangular colour image (default: demo)")
     ap.add_argument(
@@ -541,7 +618,14 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--yaw", type=float, default=0.0)
     ap.add_argument("--pitch", type=float, default=0.0)
     ap.add_argument("--forward", type=float, default=0.0, help="start this many metres ahead")
-    args = ap.parse_args(argv)
+    ap.add_argument(
+        "--settings", type=Path, help="the studio's settings file (its theme is used here too)"
+    )
+    return ap
+
+
+def _qt_app(args: argparse.Namespace) -> QApplication:
+    """The application, in the studio's theme (the same setting ``fathom-studio`` reads)."""
     if (
         args.screenshot
         and "QT_QPA_PLATFORM" not in os.environ
@@ -550,30 +634,63 @@ def main(argv: list[str] | None = None) -> int:
     ):
         os.environ["QT_QPA_PLATFORM"] = "offscreen"
     app = QApplication.instance() or QApplication(sys.argv[:1])
-    viewer = Viewer360()
+    assert isinstance(app, QApplication)
+    apply_theme(app, Settings(args.settings).theme)
+    return app
+
+
+def _content(args: argparse.Namespace) -> Content:
+    """Read and mesh what the command line names (files read on the calling thread)."""
     if args.mesh:
         import trimesh
 
-        loaded = trimesh.load(args.mesh, force="mesh")
-        viewer.set_mesh(Mesh(loaded))
-    else:
-        viewer.set_panorama(*load_panorama(args.rgb, args.distance, args.scale))
+        return mesh_content(Mesh(trimesh.load(args.mesh, force="mesh")))
+    image, depth = load_panorama(args.rgb, args.distance, args.scale)
+    check_panorama(image, depth)
+    return panorama_content(image, depth)
+
+
+def _start_view(viewer: Viewer360, args: argparse.Namespace) -> None:
     yaw = math.radians(args.yaw)
     viewer.set_view(
         yaw=args.yaw,
         pitch=args.pitch,
         position=args.forward * np.array([math.sin(yaw), 0.0, math.cos(yaw)]),
     )
-    if args.screenshot:
-        w, h = (int(v) for v in args.size.lower().split("x"))
-        screenshot(args.screenshot, viewer, (w, h))
-        viewer.close()
-        viewer.deleteLater()
-        return 0
+
+
+def open_standalone(argv: list[str] | None = None) -> Viewer360:
+    """The standalone window, shown at once: the files are read and meshed on a worker behind
+    a "Loading…" note, then the view starts where the command line says."""
+    args = build_parser().parse_args(argv)
+    _qt_app(args)
+    viewer = Viewer360()
+    viewer.loaded.connect(lambda: _start_view(viewer, args))
+    viewer.load(lambda: _content(args), "mesh" if args.mesh else "panorama")
     viewer.resize(1200, 720)
     viewer.show()
     viewer.canvas.setFocus()
-    return int(app.exec())
+    return viewer
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    if not args.screenshot:
+        viewer = open_standalone(argv)
+        app = QApplication.instance()
+        assert app is not None
+        code = app.exec()
+        viewer.deleteLater()
+        return int(code)
+    _qt_app(args)
+    viewer = Viewer360()
+    viewer._install(_content(args))  # a batch job: nothing to keep responsive
+    _start_view(viewer, args)
+    w, h = (int(v) for v in args.size.lower().split("x"))
+    screenshot(args.screenshot, viewer, (w, h))
+    viewer.close()
+    viewer.deleteLater()
+    return 0
 
 
 if __name__ == "__main__":

@@ -103,7 +103,7 @@ class Viewer360Opener(QObject):
         pano = fed_panorama(self.doc.graph, self.session.outputs, node_id) if ports else None
         if pano is not None:
             viewer = self.viewer_window()
-            viewer.set_panorama(*pano)
+            viewer.show_panorama(*pano)
             return _raise(viewer)
         if port not in ports:
             port = next((p for p in ports if values.get(p) is not None), None)
@@ -113,15 +113,16 @@ class Viewer360Opener(QObject):
         return self.show_value(value)
 
     def show_value(self, value: Any) -> bool:
-        """A mesh as it is; an RGBD as a panorama when 2:1, else meshed on a worker."""
+        """A mesh as it is; an RGBD as a panorama when 2:1, else meshed first. The viewer shows
+        "Loading…" while its scene is made on a worker: the GUI never waits for it."""
         if not isinstance(value, (Mesh, RGBD)):
             self.notice.emit("No panorama, mesh or RGBD output to show", 5000)
             return False
         viewer = self.viewer_window()
         if isinstance(value, Mesh):
-            viewer.set_mesh(value)
+            viewer.show_mesh(value)
         elif is_equirect(value.image):
-            viewer.set_panorama(value.image, value.depth)
+            viewer.show_panorama(value.image, value.depth)
         else:
             self._mesh_off_thread(value, viewer)
         return _raise(viewer)
@@ -129,7 +130,7 @@ class Viewer360Opener(QObject):
     def _mesh_off_thread(self, rgbd: RGBD, viewer: Any) -> None:
         """Meshing a photo takes long enough to stall the GUI: it runs on a worker."""
         task = Task(lambda: photo_mesh(rgbd), self)
-        task.succeeded.connect(viewer.set_mesh)
+        task.succeeded.connect(viewer.show_mesh)
         task.failed.connect(lambda msg: self.error.emit(f"360° viewer: {msg}"))
         task.finished.connect(lambda: self._tasks.remove(task))
         self._tasks.append(task)

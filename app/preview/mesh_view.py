@@ -21,6 +21,7 @@ from PySide6.QtGui import (
     QGuiApplication,
     QImage,
     QMouseEvent,
+    QOffscreenSurface,
     QOpenGLContext,
     QPainter,
     QPaintEvent,
@@ -44,6 +45,16 @@ from fathom.engine.types import RGBD, Mesh, PointCloud
 # Backend choice
 
 
+#: OpenGL renderers that rasterize on the CPU (Mesa's, under Xvfb or in a VM). Drawing a large
+#: mesh there blocks the GUI thread for hundreds of ms a frame while it waits for the picture,
+#: so the "auto" backend uses the software path, which renders on a worker thread.
+SOFTWARE_GL = ("llvmpipe", "softpipe", "swrast", "software rasterizer")
+GL_RENDERER = 0x1F01
+#: The OpenGL renderer's name once probed (None: no usable OpenGL): a probe makes a context,
+#: tens of ms, so it is made once (at start-up) and not again at the first 3D preview.
+_probed: dict[str, str | None] = {}
+
+
 def gl_available() -> bool:
     """Whether Qt can make an OpenGL context here. False on the offscreen platform (where
     ``QOpenGLWidget`` draws nothing) or with ``FATHOM_PREVIEW_GL=0``."""
@@ -54,13 +65,40 @@ def gl_available() -> bool:
         "minimal",
     ):
         return False
-    if not QOpenGLContext().create():
-        return False
+    if "renderer" not in _probed:
+        _probed["renderer"] = _probe_gl()
+    return _probed["renderer"] is not None
+
+
+def _probe_gl() -> str | None:
+    """The renderer's name ("" if it cannot be asked), None when OpenGL is unusable here."""
+    ctx = QOpenGLContext()
+    if not ctx.create():
+        return None
     try:
         import pyqtgraph.opengl  # noqa: F401 - probing that PyOpenGL loads
     except Exception:  # noqa: BLE001 - any import/driver failure means "use the fallback"
+        return None
+    surface = QOffscreenSurface()
+    surface.setFormat(ctx.format())
+    surface.create()
+    if not ctx.makeCurrent(surface):
+        return ""
+    try:
+        return str(ctx.functions().glGetString(GL_RENDERER) or "")
+    finally:
+        ctx.doneCurrent()
+
+
+def gl_on_gpu() -> bool:
+    """OpenGL that draws on a GPU: what the "auto" backend uses. ``FATHOM_PREVIEW_GL=1`` asks
+    for OpenGL even where it rasterizes on the CPU."""
+    if not gl_available():
         return False
-    return True
+    if os.environ.get("FATHOM_PREVIEW_GL", "") == "1":
+        return True
+    name = (_probed.get("renderer") or "").lower()
+    return not any(s in name for s in SOFTWARE_GL)
 
 
 # --------------------------------------------------------------------------------------------
@@ -303,6 +341,21 @@ class GLMeshView(QWidget):
 # --------------------------------------------------------------------------------------------
 # Panel
 
+#: Values up to this many faces, points or depth pixels are prepared at once (a few ms); larger
+#: ones (normals, colours and bounds of a 500k-face mesh take 200+ ms) on a worker thread.
+PREPARE_HERE = 20_000
+
+
+def preview_size(value: Any) -> int:
+    """What preparing a value's 3D preview grows with."""
+    if isinstance(value, Mesh):
+        return len(value.mesh.faces)
+    if isinstance(value, RGBD):
+        return value.depth.width * value.depth.height
+    if isinstance(value, PointCloud):
+        return len(value)
+    return 0
+
 
 class MeshPanel(QWidget):
     """3D preview with wireframe / colour / point-size controls over either backend."""
@@ -312,7 +365,7 @@ class MeshPanel(QWidget):
 
     def __init__(self, parent: QWidget | None = None, backend: str = "auto") -> None:
         super().__init__(parent)
-        use_gl = backend == "gl" or (backend == "auto" and gl_available())
+        use_gl = backend == "gl" or (backend == "auto" and gl_on_gpu())
         self.backend = "opengl" if use_gl else "software"
         self.view: GLMeshView | SoftwareMeshView = GLMeshView() if use_gl else SoftwareMeshView()
         self.wire_button = tool_button("Wire", "Wireframe", checkable=True)
@@ -349,6 +402,8 @@ class MeshPanel(QWidget):
         lay.addWidget(self.view, 1)
 
         self._value: Any = None
+        self._prepare_seq = 0
+        self._preparer = BackgroundRenderer(self._prepared, self)
         self.wire_button.toggled.connect(self._options_changed)
         self.color_button.toggled.connect(self._options_changed)
         self.point_size.valueChanged.connect(self._options_changed)
@@ -356,20 +411,47 @@ class MeshPanel(QWidget):
         self.open360_button.clicked.connect(self.open_in_360)
 
     def set_value(self, value: Mesh | PointCloud | RGBD) -> None:
-        geom = geometry_from_value(value)
+        """Show a value: a small one at once (a bad one raises, for the dock to show), a large
+        one prepared on a worker behind a "Preparing…" note, so selecting never stalls."""
         self._value = value
+        self._prepare_seq += 1
+        if preview_size(value) <= PREPARE_HERE:
+            self._show_geometry(geometry_from_value(value))
+            return
+        self.view.set_geometry(None)
+        self.info.setText("Preparing the 3D preview…")
+        self.info.setToolTip("")
+        self.open360_button.setEnabled(False)
+        self._preparer.submit(lambda: geometry_from_value(value), self._prepare_seq)
+
+    def _prepared(self, seq: int, result: Any) -> None:
+        if seq != self._prepare_seq:
+            return  # replaced or cleared meanwhile
+        if isinstance(result, Exception):
+            name = type(self._value).__name__
+            self.info.setText(f"Cannot preview this {name}: {type(result).__name__}: {result}")
+            return
+        self._show_geometry(result)
+
+    def _show_geometry(self, geom: PreviewGeometry) -> None:
         self._apply_options()
         self.view.set_geometry(geom)
         self.info.setText(geom.summary + ("" if self.backend == "opengl" else " · software"))
         self.info.setToolTip(
             ""
             if self.backend == "opengl"
-            else "No OpenGL here: drawn by the engine's torch rasterizer"
+            else "No GPU OpenGL here: drawn by the engine's torch rasterizer on a worker thread"
         )
-        self.open360_button.setEnabled(isinstance(value, Mesh))
+        self.open360_button.setEnabled(isinstance(self._value, Mesh))
+
+    @property
+    def idle(self) -> bool:
+        """Nothing being prepared or rendered: what is shown is final."""
+        return self._preparer.idle and getattr(self.view, "idle", True)
 
     def clear(self) -> None:
         self._value = None
+        self._prepare_seq += 1
         self.view.set_geometry(None)
         self.info.setText("")
         self.open360_button.setEnabled(False)

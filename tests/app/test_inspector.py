@@ -149,10 +149,10 @@ class _FakeViewer:
         self.calls: list[tuple[str, Any]] = []
         self.shown = False
 
-    def set_panorama(self, image: Any, depth: Any) -> None:
+    def show_panorama(self, image: Any, depth: Any) -> None:
         self.calls.append(("panorama", (image, depth)))
 
-    def set_mesh(self, mesh: Any) -> None:
+    def show_mesh(self, mesh: Any) -> None:
         self.calls.append(("mesh", mesh))
 
     def show(self) -> None:

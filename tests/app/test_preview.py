@@ -461,7 +461,7 @@ def test_opengl_mesh_view_draws_under_xvfb(tmp_path: Path) -> None:
         "from fathom.engine.types import Mesh\n"
         "tm = trimesh.creation.icosphere(subdivisions=3)\n"
         "tm.visual.vertex_colors = np.array([255, 0, 0, 255], np.uint8)\n"
-        "panel = MeshPanel()\n"
+        "panel = MeshPanel(backend='gl')\n"  # 'auto' keeps CPU-only OpenGL (Xvfb) off
         "from fathom.engine.geometry import scene\n"
         "egl = scene.opengl_available()\n"  # after the GUI bound PyOpenGL: refused, not broken
         "panel.resize(240, 200); panel.show(); panel.set_value(Mesh(tm))\n"
