@@ -324,3 +324,32 @@ def test_the_subgraph_node_previews_its_exposed_output(
     np.testing.assert_array_equal(window.session.outputs[inst][name].data, inverted)
     window.scene.select_nodes([inst])
     assert window.previews.show_output(inst)
+
+
+def test_keys_open_and_leave_nested_subgraphs(
+    qtbot: Any, window: Any, chain: dict[str, str], run_and_wait: Any
+) -> None:
+    expected = result(window, run_and_wait, chain["out"])
+    inst = make_tone(qtbot, window, chain, ["tone"])
+    window.scene.select_nodes([inst])
+    focus_canvas(qtbot, window)
+    QTest.keyClick(window.view, Qt.Key.Key_Return)  # Edit → Open Subgraph
+    assert window.doc.trail == [(inst, "tone")]
+
+    # A subgraph inside the subgraph, made and opened the same way.
+    window.subgraphs.ask_name = lambda suggestion, error: "flip"
+    window.scene.select_nodes([chain["inv"]])
+    focus_canvas(qtbot, window)
+    QTest.keyClick(window.view, Qt.Key.Key_G, CTRL_SHIFT)
+    (inner,) = [n for n, i in window.doc.graph.nodes.items() if i.type == "subgraph.flip"]
+    QTest.keyClick(window.view, Qt.Key.Key_Return)
+    assert window.doc.trail == [(inst, "tone"), (inner, "flip")]
+    assert window.breadcrumb.text() == "Main › tone › flip"
+    assert set(window.scene.nodes) == {chain["inv"]}
+
+    focus_canvas(qtbot, window)
+    QTest.keyClick(window.view, Qt.Key.Key_Up, Qt.KeyboardModifier.AltModifier)
+    assert window.doc.trail == [(inst, "tone")]
+    QTest.keyClick(window.view, Qt.Key.Key_Escape)
+    assert window.doc.trail == []
+    np.testing.assert_array_equal(result(window, run_and_wait, chain["out"]), expected)
