@@ -24,6 +24,8 @@ from fathom.engine.imaging.codecs import check_image_file, open_pillow, read_ima
 from fathom.engine.run_history import media_kind
 
 SIZE = 160
+#: Thumbnails kept in memory per list (each at most 160×160 RGBA, about 100 kB).
+MAX_CACHED = 500
 PATH_ROLE = Qt.ItemDataRole.UserRole
 
 Key = tuple[str, int, int]
@@ -117,6 +119,8 @@ class Thumbnails:
         def ready(arr: Any) -> None:
             pixmap = to_pixmap(arr)
             self._cache[key] = pixmap
+            while len(self._cache) > MAX_CACHED:  # the oldest go first
+                del self._cache[next(iter(self._cache))]
             done(pixmap, "")
 
         self.jobs.submit(lambda: thumbnail_array(path), ready, lambda why: done(None, why))
