@@ -353,3 +353,17 @@ def test_keys_open_and_leave_nested_subgraphs(
     QTest.keyClick(window.view, Qt.Key.Key_Escape)
     assert window.doc.trail == []
     np.testing.assert_array_equal(result(window, run_and_wait, chain["out"]), expected)
+
+
+def test_live_mode_reruns_after_an_edit_inside(
+    qtbot: Any, window: Any, chain: dict[str, str], run_and_wait: Any
+) -> None:
+    inst = make_tone(qtbot, window, chain, ["tone"])
+    before = result(window, run_and_wait, chain["out"])
+    assert window.subgraphs.open_node(inst)
+    with qtbot.waitSignal(window.runner.finished, timeout=20_000):
+        window.runs.set_live(True)
+    with qtbot.waitSignal(window.runner.finished, timeout=20_000):
+        window.doc.undo_stack.push(SetParam(window.doc, chain["adj"], "gamma", 1.0))
+    window.runs.set_live(False)
+    assert not np.allclose(window.session.outputs[chain["out"]]["image"].data, before)
