@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from PySide6.QtCore import Qt, Signal
+from PySide6.QtCore import QPoint, Qt, Signal
 from PySide6.QtWidgets import (
     QCheckBox,
     QComboBox,
@@ -51,6 +51,8 @@ class Inspector(QWidget):
     notice = Signal(str, int)
     #: A node's parameters were checked: (node id, its problems' text; empty when none).
     params_checked = Signal(str, str)
+    #: A parameter's name was right-clicked: (node id, parameter, screen position).
+    param_menu = Signal(str, str, QPoint)
 
     def __init__(
         self, doc: Document, parent: QWidget | None = None, models: ModelCatalog | None = None
@@ -213,6 +215,12 @@ class Inspector(QWidget):
                 widget.lock.toggled.connect(lambda on, name=spec.name: self._lock(name, on))
             label = QLabel(spec.name)
             label.setToolTip(spec.doc)
+            label.setContextMenuPolicy(Qt.ContextMenuPolicy.CustomContextMenu)
+            label.customContextMenuRequested.connect(
+                lambda at, name=spec.name, lab=label: self.param_menu.emit(
+                    nid, name, lab.mapToGlobal(at)
+                )
+            )
             pform.addRow(label, widget)
             self.widgets[spec.name] = widget
         self._form_host.addWidget(params)

@@ -135,6 +135,7 @@ class MainWindow(QMainWindow):
         self.scene.hint.connect(lambda text: notice(text, 6000))
         self.view.files_dropped.connect(lambda paths, at: self.files.drop(paths, (at.x(), at.y())))
         self.inspector.show_output.connect(self.previews.show_output)
+        self.inspector.param_menu.connect(self.subgraphs.param_menu)
         self.inspector.output_of = self.previews.ports.get
         self.inspector.open_360.connect(self.opener360.open)
         self.preview.open_360.connect(self.opener360.show_value)

@@ -209,6 +209,29 @@ class Subgraphs(QObject):
         )
         return True
 
+    def param_menu(self, node_id: str, param: str, at: QPoint) -> None:
+        """Right-click on a parameter in the inspector, inside a subgraph: expose it on the
+        subgraph node (under a free name), or hide it again."""
+        d = self.doc.definition()
+        if d is None or node_id not in self.doc.graph.nodes:
+            return
+        exposed = next((x.name for x in d.params if x.node == node_id and x.port == param), None)
+        menu = QMenu(self._parent)
+        if exposed is None:
+            name = self._free_exposed(d, node_id, param)
+            menu.addAction(
+                f"Expose '{param}' on the Subgraph Node",
+                lambda: self.set_exposed(node_id, {param: name}),
+            )
+        else:
+            menu.addAction(
+                f"Hide '{exposed}' from the Subgraph Node",
+                lambda: self.set_exposed(node_id, {param: None}),
+            )
+        menu.addAction("Expose Parameters…", self.expose_selected)
+        self.show_menu(menu, at)
+        menu.deleteLater()
+
     def _free_exposed(self, d: SubgraphDef, node_id: str, param: str) -> str:
         taken = {x.name for x in d.params if not (x.node == node_id and x.port == param)}
         name = param if param not in taken else re.sub(r"\W", "_", f"{node_id}_{param}")

@@ -367,3 +367,39 @@ def test_live_mode_reruns_after_an_edit_inside(
         window.doc.undo_stack.push(SetParam(window.doc, chain["adj"], "gamma", 1.0))
     window.runs.set_live(False)
     assert not np.allclose(window.session.outputs[chain["out"]]["image"].data, before)
+
+
+def test_right_click_a_parameter_in_the_inspector_exposes_and_hides_it(
+    qtbot: Any, window: Any, chain: dict[str, str]
+) -> None:
+    from PySide6.QtCore import QPoint
+    from PySide6.QtGui import QContextMenuEvent
+    from PySide6.QtWidgets import QApplication, QLabel
+
+    inst = make_tone(qtbot, window, chain, ["tone"])
+    assert window.subgraphs.open_node(inst)
+    window.scene.select_nodes([chain["adj"]])
+    offered: list[str] = []
+
+    def show(menu: Any, at: Any) -> None:
+        offered.append(menu.actions()[0].text())
+        menu.actions()[0].trigger()
+
+    window.subgraphs.show_menu = show
+
+    def right_click_label(text: str) -> None:
+        label = next(w for w in window.inspector.findChildren(QLabel) if w.text() == text)
+        at = QPoint(2, 2)
+        event = QContextMenuEvent(QContextMenuEvent.Reason.Mouse, at, label.mapToGlobal(at))
+        QApplication.sendEvent(label, event)
+
+    right_click_label("gamma")
+    assert offered == ["Expose 'gamma' on the Subgraph Node"]
+    assert [(x.name, x.node, x.port) for x in window.doc.definition().params] == [
+        ("gamma", chain["adj"], "gamma")
+    ]
+    right_click_label("gamma")
+    assert offered[-1] == "Hide 'gamma' from the Subgraph Node"
+    assert window.doc.definition().params == []
+    window.doc.undo_stack.undo()  # the hide, undone
+    assert [x.name for x in window.doc.definition().params] == ["gamma"]
