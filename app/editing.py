@@ -12,6 +12,7 @@ from fathom.app.editor.clipboard import paste_command, selection_text
 from fathom.app.editor.layout import layered_layout
 from fathom.app.editor.node_item import PortItem
 from fathom.app.editor.palette import NodePalette
+from fathom.app.editor.placement import clamp_into
 from fathom.app.editor.scene import GraphScene
 from fathom.app.editor.view import GraphView
 from fathom.app.param_widgets import to_json_value
@@ -79,12 +80,20 @@ class Editing(QObject):
         self.open_palette(at, port)
 
     def _palette_chosen(self, type_id: str) -> None:
-        self.add_node(type_id, (self._palette_at.x(), self._palette_at.y()), self._palette_wire)
+        at, wire = self._palette_at, self._palette_wire
         self._palette_wire = None
+        self.add_node(type_id, (at.x(), at.y()), wire, in_view=True)
 
-    def add_node(self, type_id: str, pos: tuple[float, float], wire: PortItem | None = None) -> str:
+    def add_node(
+        self,
+        type_id: str,
+        pos: tuple[float, float],
+        wire: PortItem | None = None,
+        in_view: bool = False,
+    ) -> str:
         """Add a node with its parameters' defaults written out (so a later change of a
-        default never changes this graph's result); connect it to ``wire`` when given."""
+        default never changes this graph's result); connect it to ``wire`` when given.
+        ``in_view``: then move it (in the same undo step) wholly into the visible canvas."""
         cls = self.doc.scope().get(type_id)
         if cls is None:
             raise KeyError(f"unknown node type {type_id!r}")
@@ -94,16 +103,38 @@ class Editing(QObject):
         ui = {nid: {"pos": [round(float(pos[0]), 2), round(float(pos[1]), 2)]}}
         stack = self.doc.undo_stack
         edge = _wire_edge(wire, nid, cls) if wire is not None else None
-        if edge is not None:
-            stack.beginMacro(f"Add {cls.title} and connect")
+        if edge is not None or in_view:
+            stack.beginMacro(f"Add {cls.title}" + (" and connect" if edge is not None else ""))
         stack.push(AddNodes(self.doc, [inst], [], ui))
         if edge is not None:
             dst_cls = self.doc.node_class(edge.dst)
             inp = dst_cls.input(edge.dst_port) if dst_cls is not None else None
             stack.push(Connect(self.doc, edge, multi=bool(inp and inp.multi)))
+        if in_view:
+            self._place_in_view(nid, QPointF(*pos), edge)
+        if edge is not None or in_view:
             stack.endMacro()
         self.scene.select_nodes([nid])
         return nid
+
+    def _place_in_view(self, nid: str, at: QPointF, edge: Edge | None) -> None:
+        """Move a new node so the port its wire joins sits where the wire was dropped, then
+        so the whole node is on screen (a node dropped near the view's edge used to hang off
+        it). The node's real size is known only once its item exists, hence a move."""
+        item = self.scene.nodes[nid]
+        target = item.pos()
+        if edge is not None:
+            ports, name = (
+                (item.inputs, edge.dst_port) if edge.dst == nid else (item.outputs, edge.src_port)
+            )
+            port = ports.get(name)
+            if port is not None:
+                target = at - port.pos()
+        rect = item.sceneBoundingRect().translated(target - item.pos())
+        target += clamp_into(rect, self.view.visible_rect())
+        old, new = self.doc.node_pos(nid), (round(target.x(), 2), round(target.y(), 2))
+        if old is not None and old != new:
+            self.doc.undo_stack.push(Move(self.doc, {nid: (old, new)}, text="Place node"))
 
     # ---- selection and clipboard -------------------------------------------------------------
 
@@ -134,11 +165,14 @@ class Editing(QObject):
         ids = self.scene.selected_node_ids()
         if not ids:
             return []
-        cmd = paste_command(self.doc, selection_text(self.doc, ids))
+        # Below the originals and clear of every node: a copy a few pixels off hid both.
+        offset = self.scene.copy_offset(ids)
+        cmd = paste_command(self.doc, selection_text(self.doc, ids), offset=offset)
         cmd.setText(f"Duplicate {len(ids)} node(s)")
         self.doc.undo_stack.push(cmd)
         new = [n.id for n in cmd.nodes]
         self.scene.select_nodes(new)
+        self.view.show_rect(self.scene.nodes_rect(new))
         return new
 
     def focus_node(self, node_id: str) -> None:

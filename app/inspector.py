@@ -37,6 +37,7 @@ from fathom.app.param_widgets import (
     guard_fields,
     make_widget,
 )
+from fathom.app.theme import text_style
 from fathom.engine.node import Node, Param
 
 
@@ -198,7 +199,7 @@ class Inspector(QWidget):
         if cls.doc():
             help_text = QLabel(cls.doc())
             help_text.setWordWrap(True)
-            help_text.setStyleSheet("color: #9aa0a6;")
+            help_text.setStyleSheet(text_style("help"))
             self._form_host.addWidget(help_text)
         params = QWidget()
         pform = QFormLayout(params)

@@ -22,8 +22,10 @@ from PySide6.QtWidgets import (
 )
 
 from fathom.app.session import RunSession
+from fathom.app.theme import text_color
 
-COLORS = {"error": "#ff8a80", "warning": "#ffd180", "info": "#e8eaed", "debug": "#9aa0a6"}
+#: The theme's text colour per level (info keeps the list's own text colour).
+LEVEL_COLORS = {"error": "error", "warning": "warning", "debug": "help"}
 
 
 class _Bridge(QObject):
@@ -92,7 +94,8 @@ class LogPanel(QDockWidget):
         stamp = time.strftime("%H:%M:%S")
         where = f"[{node}] " if node else ""
         item = QListWidgetItem(f"{stamp}  {level.upper():7} {where}{message}")
-        item.setForeground(QColor(COLORS.get(level, COLORS["info"])))
+        if level in LEVEL_COLORS:
+            item.setForeground(QColor(text_color(LEVEL_COLORS[level])))
         item.setData(Qt.ItemDataRole.UserRole, node)
         item.setToolTip(message)
         self.list.addItem(item)

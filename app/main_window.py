@@ -52,6 +52,9 @@ from fathom.engine.executor import Executor
 from fathom.engine.registry import Registry, default_registry
 from fathom.engine.resources import icon_path
 
+#: The narrowest a side dock can be dragged (its content's own minimum no longer counts).
+DOCK_MIN_W = 240
+
 
 class MainWindow(QMainWindow):
     """One open graph: editor, docks, menus; closing it asks about unsaved changes."""
@@ -102,7 +105,18 @@ class MainWindow(QMainWindow):
         self.resizeDocks([self.inspector_dock, self.preview], [420, 420], Qt.Orientation.Horizontal)
         self.resizeDocks([self.inspector_dock, self.preview], [330, 520], Qt.Orientation.Vertical)
         self.resizeDocks([self.log], [150], Qt.Orientation.Vertical)
+        self._hold_dock_widths()
         self._update_title()
+
+    def _hold_dock_widths(self) -> None:
+        """The side docks are as wide as the user drags them, never as their content asks:
+        previews (image, depth, RGBD, mesh) and parameter lists want different minimum widths,
+        and letting each selection widen the docks squeezed the canvas and clipped the node at
+        its right edge. The content lays itself out in whatever width the dock has."""
+        for dock in (self.inspector_dock, self.preview):
+            content = dock.widget()
+            if content is not None:
+                content.setMinimumWidth(DOCK_MIN_W)
 
     def _make_docks(self) -> None:
         self.scene = GraphScene(self.doc)

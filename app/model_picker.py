@@ -38,6 +38,7 @@ from PySide6.QtWidgets import (
 
 from fathom.app.model_catalog import STALE_S, Download, ModelCatalog, source_text
 from fathom.app.param_widgets import ParamWidget, TextWidget
+from fathom.app.theme import text_color, text_style
 from fathom.engine.models.catalog import ADDON_KINDS, ModelEntry, human_size
 from fathom.engine.models.families import names
 from fathom.engine.models.locate import looks_like_hub_id
@@ -45,7 +46,6 @@ from fathom.engine.node import Node, Param
 
 #: pick(spec, kind) -> path or None: kind "open" (a file) or "folder" (the inspector's dialogs).
 ModelPathPicker = Callable[[Param, str], str | None]
-GREY = "color: #9aa0a6;"
 #: Item data: the model's name and its details line (the delegate draws them on two lines).
 NAME_ROLE, DETAILS_ROLE = Qt.ItemDataRole.UserRole + 1, Qt.ItemDataRole.UserRole + 2
 
@@ -129,7 +129,7 @@ class _EntryDelegate(QStyledItemDelegate):
         painter.drawText(top, 0, QFontMetrics(bold).elidedText(name, elide, rect.width()))
         painter.setFont(opt.font)
         if not selected:
-            painter.setPen(QColor("#9aa0a6"))
+            painter.setPen(QColor(text_color("help")))
         fm = QFontMetrics(opt.font)
         painter.drawText(
             rect.adjusted(0, line + 1, 0, 0), 0, fm.elidedText(details, elide, rect.width())
@@ -171,7 +171,7 @@ class ModelList(QWidget):
         self.list.itemActivated.connect(self._picked)
         self.footer = QLabel("")
         self.footer.setWordWrap(True)
-        self.footer.setStyleSheet(GREY)
+        self.footer.setStyleSheet(text_style("help"))
         top = QHBoxLayout()
         top.setContentsMargins(0, 0, 0, 0)
         top.addWidget(self.filter, 1)
@@ -319,7 +319,7 @@ class ModelPicker(ParamWidget):
         self.row.addWidget(self._browse_button())
         self.status = QLabel("")
         self.status.setWordWrap(True)
-        self.status.setStyleSheet(GREY)
+        self.status.setStyleSheet(text_style("help"))
         self.status.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         self.list = ModelList()
         self.list.chosen.connect(self.choose_model)

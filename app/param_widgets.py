@@ -38,6 +38,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from fathom.app.theme import text_style
 from fathom.engine.node import Param
 from fathom.engine.resources import AssetsNotFound, assets_dir
 from fathom.engine.types import (
@@ -160,7 +161,7 @@ class ParamWidget(QWidget):
         self.row = QHBoxLayout()
         self.row.setContentsMargins(0, 0, 0, 0)
         self.error = QLabel("")
-        self.error.setStyleSheet("color: #ff8a80;")
+        self.error.setStyleSheet(text_style("error"))
         self.error.setWordWrap(True)
         self.error.hide()
         lay = QVBoxLayout(self)

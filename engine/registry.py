@@ -20,23 +20,37 @@ log = logging.getLogger(__name__)
 
 ENTRY_POINT_GROUP = "fathom.nodes"
 
-#: Header colours of the built-in categories, chosen to tell families apart at a glance (hues
-#: spread around the wheel, similar families near each other). A node can set its category's
-#: colour with ``Node.color``; other categories get a colour made from their name.
+#: Header colours of the built-in categories, chosen to tell families apart at a glance: hues
+#: spread around the wheel, each dark enough for light title text (WCAG contrast >= 4.5). A node
+#: can set its category's colour with ``Node.color``; other categories get one made from their
+#: name. "load" and "save" are families, not categories (see ``node_family``).
 CATEGORY_COLORS = {
-    "io": "#546e7a",
-    "value": "#455a64",
-    "math": "#37474f",
+    "load": "#37474f",
+    "save": "#5d4037",
+    "io": "#616161",
+    "value": "#3c4a3e",
+    "math": "#4a3c4a",
     "image": "#1565c0",
-    "mask": "#5c6bc0",
-    "depth": "#ef6c00",
-    "rgbd": "#c2185b",
+    "mask": "#6d6300",
+    "depth": "#b34700",
+    "rgbd": "#ad1457",
     "camera": "#8e24aa",
-    "view": "#6a1b9a",
+    "view": "#00695c",
     "mesh": "#2e7d32",
-    "video": "#00838f",
-    "generate": "#bf360c",
+    "video": "#4527a0",
+    "generate": "#c62828",
 }
+
+
+def node_family(cls: type[Node]) -> str:
+    """What a node's header colour says it is: its category, except that nodes which read a
+    file and take no inputs are "load" and terminal nodes are "save", whatever their category,
+    so a graph's sources and results stand out even when every node is, say, a video node."""
+    if cls.is_output:
+        return "save"
+    if not cls.inputs and any(issubclass(p.type, InputFile) for p in cls.params):
+        return "load"
+    return cls.category
 
 
 def name_color(name: str) -> str:
@@ -121,6 +135,11 @@ class Registry:
         """A category's header colour: a node's declared one, the built-in table's, or one
         made from the name."""
         return self._colors.get(category) or CATEGORY_COLORS.get(category) or name_color(category)
+
+    def node_color(self, cls: type[Node]) -> str:
+        """A node's header colour: its family's (``node_family``), so loaders and savers share
+        one colour across categories and the rest are coloured by category."""
+        return self.category_color(node_family(cls))
 
     # ---- discovery -------------------------------------------------------------------------
 

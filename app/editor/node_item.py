@@ -1,15 +1,28 @@
 """A node on the canvas: header, typed coloured ports, status badge and progress bar.
 
-Painted by hand (no child widgets) and simplified when zoomed out, so 500 nodes pan smoothly.
-Header colours are node metadata (``Registry.category_color``), given by the scene.
+Painted by hand (no child widgets) and simplified when zoomed out, so 500 nodes pan smoothly;
+zoomed out, the title grows in scene units so it stays readable on screen (``text_detail``).
+Header colours are node metadata (``Registry.node_color``: the node's family), given by the
+scene. Bypass (amber hatch, a dashed wire through the node, a badge) and mute (grey, faded)
+look unlike each other and unlike any family colour.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from PySide6.QtCore import QPointF, QRectF, Qt
-from PySide6.QtGui import QBrush, QColor, QFont, QFontMetricsF, QPainter, QPainterPath, QPen
+from PySide6.QtGui import (
+    QBrush,
+    QColor,
+    QFont,
+    QFontMetricsF,
+    QPainter,
+    QPainterPath,
+    QPen,
+    QTransform,
+)
 from PySide6.QtWidgets import QGraphicsItem, QStyleOptionGraphicsItem, QWidget
 
 from fathom.engine.types import ALL_TYPES
@@ -22,6 +35,38 @@ HEADER_H = 26.0
 ROW_H = 20.0
 FOOT_H = 12.0
 PORT_R = 6.0
+
+#: Font sizes in scene pixels at 100% zoom.
+TITLE_PX = 13.0
+PORT_PX = 11.0
+#: Titles are never painted smaller than this on screen: zoomed out, their font grows.
+READABLE_PX = 10.0
+#: Below this zoom nodes are plain coloured blocks (the overview of a huge graph).
+BLOCK_LOD = 0.25
+#: Port labels show from this zoom up (they cannot grow: their rows are fixed).
+PORT_LOD = 0.6
+BYPASS_COLOR = "#ffb300"
+MUTE_COLOR = "#5f6368"
+MUTE_OPACITY = 0.5
+
+
+@dataclass(frozen=True)
+class TextDetail:
+    """What a node paints at one zoom: blocks only, or a title ``title_px`` scene pixels tall
+    (and port labels when ``port_labels``)."""
+
+    blocks: bool
+    title_px: float
+    port_labels: bool
+
+
+def text_detail(lod: float) -> TextDetail:
+    """The level of detail at zoom ``lod``: from BLOCK_LOD up the title is painted at least
+    READABLE_PX tall on screen, so a graph fitted to the window never shows blank boxes."""
+    if lod < BLOCK_LOD:
+        return TextDetail(True, 0.0, False)
+    return TextDetail(False, max(TITLE_PX, READABLE_PX / lod), lod >= PORT_LOD)
+
 
 #: Badge colour per status; the executor's statuses plus the GUI's idle/queued/running.
 STATUS_COLORS = {
@@ -144,7 +189,7 @@ class NodeItem(QGraphicsItem):
         self.bypass = False
         self.mute = False
         self.edges: set[EdgeItem] = set()
-        self._elided = ("", "")
+        self._elided: tuple[object, str] = ("", "")
         self.inputs: dict[str, PortItem] = {}
         self.outputs: dict[str, PortItem] = {}
         #: Height of what sits below the ports: on-node parameters and the thumbnail
@@ -236,39 +281,24 @@ class NodeItem(QGraphicsItem):
         self, painter: QPainter, option: QStyleOptionGraphicsItem, widget: QWidget | None = None
     ) -> None:
         lod = option.levelOfDetailFromTransform(painter.worldTransform())
-        body = QRectF(0, 0, NODE_W, self.height)
-        selected = self.isSelected()
-        if lod < 0.35:
-            # Far away: a coloured block says where nodes are; text would be unreadable anyway.
-            painter.setPen(Qt.PenStyle.NoPen if not selected else QPen(QColor("#fff59d"), 4))
-            painter.setBrush(self.header_color)
-            painter.drawRect(body)
-            painter.setBrush(QColor(STATUS_COLORS.get(self.status, "#5f6368")))
-            painter.drawRect(QRectF(NODE_W - 40, 0, 40, HEADER_H))
+        detail = text_detail(lod)
+        if detail.blocks:
+            self._paint_block(painter)
             return
-        body_color = QColor("#2b2d31") if self.known else QColor("#4a2020")
         if self.mute:
-            body_color = QColor("#202124")
-        painter.setPen(Qt.PenStyle.NoPen)
-        painter.setBrush(body_color)
-        painter.drawRoundedRect(body, 6, 6)
-        hc = QColor("#7e57c2") if self.bypass else QColor(self.header_color)
-        if self.mute:
-            hc = hc.darker(220)
-        painter.fillPath(_header_path(), hc)
-        painter.setPen(QPen(QColor("#fff59d"), 2.2) if selected else QPen(QColor("#111111"), 1.0))
-        painter.setBrush(Qt.BrushStyle.NoBrush)
-        painter.drawRoundedRect(body, 6, 6)
-        # Status badge: a dot in the header, red for failures (the message is the tooltip).
-        painter.setPen(QPen(QColor(15, 15, 15), 1))
-        painter.setBrush(QColor(STATUS_COLORS.get(self.status, "#5f6368")))
-        painter.drawEllipse(QPointF(NODE_W - 14, HEADER_H / 2), 5.5, 5.5)
+            painter.setOpacity(MUTE_OPACITY)  # muted: the whole node fades back
+        band = max(HEADER_H, detail.title_px * 1.4)
+        dot = min(max(5.5, 4.0 / lod), band / 2 - 3)  # the status dot stays visible too
+        self._paint_box(painter, band, dot)
         for port in self.inputs.values():
             port.paint_port(painter)
         for port in self.outputs.values():
             port.paint_port(painter)
-        if lod >= 0.6:
-            self._paint_text(painter)
+        badge = 0.0
+        if detail.port_labels:
+            badge = self._paint_badge(painter, dot)
+            self._paint_port_labels(painter)
+        self._paint_title(painter, detail.title_px, band, NODE_W - 2 * dot - 22 - badge)
         if self.status == "running":
             bar = QRectF(8, self.height - FOOT_H + 2, NODE_W - 16, 5)
             painter.setPen(Qt.PenStyle.NoPen)
@@ -280,26 +310,85 @@ class NodeItem(QGraphicsItem):
                 QRectF(bar.x(), bar.y(), bar.width() * frac, bar.height()), 2, 2
             )
 
-    def _paint_text(self, painter: QPainter) -> None:
+    def _paint_block(self, painter: QPainter) -> None:
+        """Far away: a coloured block says where nodes are; text would be unreadable anyway.
+        Bypass keeps its amber outline and mute its grey, so both still show in an overview."""
+        body = QRectF(0, 0, NODE_W, self.height)
+        pen = QPen(QColor(BYPASS_COLOR), 6) if self.bypass else Qt.PenStyle.NoPen
+        painter.setPen(QPen(QColor("#fff59d"), 4) if self.isSelected() else pen)
+        painter.setBrush(QColor(MUTE_COLOR) if self.mute else self.header_color)
+        painter.drawRect(body)
+        painter.setPen(Qt.PenStyle.NoPen)
+        painter.setBrush(QColor(STATUS_COLORS.get(self.status, "#5f6368")))
+        painter.drawRect(QRectF(NODE_W - 40, 0, 40, HEADER_H))
+
+    def _paint_box(self, painter: QPainter, band: float, dot: float) -> None:
+        """Body, header band (``band`` tall), outline and status dot. A bypassed node keeps
+        its family colour but its body is hatched amber and a dashed wire runs through it, as
+        its input now does; a muted one is grey (and faded by the caller)."""
+        body = QRectF(0, 0, NODE_W, self.height)
+        body_color = QColor("#2b2d31") if self.known else QColor("#4a2020")
+        painter.setPen(Qt.PenStyle.NoPen)
+        painter.setBrush(QColor("#202124") if self.mute else body_color)
+        painter.drawRoundedRect(body, 6, 6)
+        painter.fillPath(_header_path(band), QColor(MUTE_COLOR) if self.mute else self.header_color)
+        if self.bypass:
+            hatch = QBrush(QColor(BYPASS_COLOR), Qt.BrushStyle.BDiagPattern)
+            hatch.setTransform(QTransform.fromScale(2.5, 2.5))  # wide stripes, not a dither
+            painter.setBrush(hatch)
+            painter.drawRect(QRectF(0, band, NODE_W, self.height - band))
+            ins, outs = list(self.inputs.values()), list(self.outputs.values())
+            if ins and outs:
+                painter.setPen(QPen(QColor(BYPASS_COLOR), 3, Qt.PenStyle.DashLine))
+                painter.drawLine(ins[0].pos(), outs[0].pos())
+        if self.isSelected():
+            outline = QPen(QColor("#fff59d"), 2.2)
+        elif self.bypass:
+            outline = QPen(QColor(BYPASS_COLOR), 2.5, Qt.PenStyle.DashLine)
+        else:
+            outline = QPen(QColor("#111111"), 1.0)
+        painter.setPen(outline)
+        painter.setBrush(Qt.BrushStyle.NoBrush)
+        painter.drawRoundedRect(body, 6, 6)
+        # Status badge: a dot in the header, red for failures (the message is the tooltip).
+        painter.setPen(QPen(QColor(15, 15, 15), 1))
+        painter.setBrush(QColor(STATUS_COLORS.get(self.status, "#5f6368")))
+        painter.drawEllipse(QPointF(NODE_W - dot - 8, band / 2), dot, dot)
+
+    def _paint_badge(self, painter: QPainter, dot: float) -> float:
+        """A "BYPASS" or "MUTED" pill left of the status dot; returns the width it took."""
+        if not (self.bypass or self.mute):
+            return 0.0
+        text, color = ("BYPASS", BYPASS_COLOR) if self.bypass else ("MUTED", "#dadce0")
         style = _style()
-        label = (
-            self.title
-            + ("  [bypassed]" if self.bypass else "")
-            + ("  [muted]" if self.mute else "")
-        )
-        if self._elided[0] != label:
-            self._elided = (
-                label,
-                style.title_metrics.elidedText(label, Qt.TextElideMode.ElideRight, NODE_W - 34),
-            )
-        painter.setFont(style.title_font)
-        painter.setPen(QColor("#f1f3f4") if not self.mute else QColor("#9aa0a6"))
+        width = style.badge_metrics.horizontalAdvance(text) + 10
+        pill = QRectF(NODE_W - 2 * dot - 14 - width, 5, width, HEADER_H - 10)
+        painter.setPen(Qt.PenStyle.NoPen)
+        painter.setBrush(QColor(color))
+        painter.drawRoundedRect(pill, 4, 4)
+        painter.setFont(style.badge_font)
+        painter.setPen(QColor("#202124"))
+        painter.drawText(pill, Qt.AlignmentFlag.AlignCenter, text)
+        return width + 4
+
+    def _paint_title(self, painter: QPainter, px: float, band: float, width: float) -> None:
+        """The title at ``px`` scene pixels: larger than normal when zoomed out, so it stays
+        readable on screen (see ``text_detail``)."""
+        font, metrics = _style().title(px)
+        key = (self.title, round(px), round(width))
+        if self._elided[0] != key:
+            text = metrics.elidedText(self.title, Qt.TextElideMode.ElideRight, width)
+            self._elided = (key, text)
+        painter.setFont(font)
+        painter.setPen(QColor("#f1f3f4"))
         painter.drawText(
-            QRectF(10, 0, NODE_W - 34, HEADER_H),
+            QRectF(10, 0, width, band),
             Qt.AlignmentFlag.AlignVCenter | Qt.AlignmentFlag.AlignLeft,
             self._elided[1],
         )
-        painter.setFont(style.port_font)
+
+    def _paint_port_labels(self, painter: QPainter) -> None:
+        painter.setFont(_style().port_font)
         painter.setPen(QColor("#c8cacd"))
         half = NODE_W / 2 - 14
         left = Qt.AlignmentFlag.AlignVCenter | Qt.AlignmentFlag.AlignLeft
@@ -315,20 +404,33 @@ class NodeItem(QGraphicsItem):
 
 
 class _Style:
-    """Fonts and metrics made once (they need a running QGuiApplication, hence lazily)."""
+    """Fonts and metrics made once (they need a running QGuiApplication, hence lazily). Sizes
+    are in pixels, which are scene units: text keeps its size relative to the node."""
 
     def __init__(self) -> None:
-        self.title_font = QFont()
-        self.title_font.setPointSizeF(9.5)
-        self.title_font.setBold(True)
-        self.title_metrics = QFontMetricsF(self.title_font)
+        self._titles: dict[int, tuple[QFont, QFontMetricsF]] = {}
+        self.title_font, self.title_metrics = self.title(TITLE_PX)
         self.port_font = QFont()
-        self.port_font.setPointSizeF(8.5)
+        self.port_font.setPixelSize(round(PORT_PX))
         self.port_metrics = QFontMetricsF(self.port_font)
+        self.badge_font = QFont()
+        self.badge_font.setPixelSize(10)
+        self.badge_font.setBold(True)
+        self.badge_metrics = QFontMetricsF(self.badge_font)
+
+    def title(self, px: float) -> tuple[QFont, QFontMetricsF]:
+        """The bold title font at ``px`` pixels (made once per whole size)."""
+        size = max(1, round(px))
+        if size not in self._titles:
+            font = QFont()
+            font.setPixelSize(size)
+            font.setBold(True)
+            self._titles[size] = (font, QFontMetricsF(font))
+        return self._titles[size]
 
 
 _STYLE: _Style | None = None
-_HEADER: QPainterPath | None = None
+_HEADERS: dict[int, QPainterPath] = {}
 
 
 def _style() -> _Style:
@@ -338,12 +440,12 @@ def _style() -> _Style:
     return _STYLE
 
 
-def _header_path() -> QPainterPath:
-    """Rounded on top, square at the bottom: built once, shared by every node."""
-    global _HEADER
-    if _HEADER is None:
+def _header_path(band: float = HEADER_H) -> QPainterPath:
+    """Rounded on top, square at the bottom: built once per height, shared by every node."""
+    key = round(band)
+    if key not in _HEADERS:
         path = QPainterPath()
-        path.addRoundedRect(QRectF(0, 0, NODE_W, HEADER_H), 6, 6)
-        path.addRect(QRectF(0, HEADER_H / 2, NODE_W, HEADER_H / 2))
-        _HEADER = path.simplified()
-    return _HEADER
+        path.addRoundedRect(QRectF(0, 0, NODE_W, key), 6, 6)
+        path.addRect(QRectF(0, key / 2, NODE_W, key / 2))
+        _HEADERS[key] = path.simplified()
+    return _HEADERS[key]

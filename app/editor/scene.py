@@ -12,7 +12,7 @@ import itertools
 from collections.abc import Callable
 from typing import Any
 
-from PySide6.QtCore import QPoint, QPointF, Qt, QTimer, Signal
+from PySide6.QtCore import QPoint, QPointF, QRectF, Qt, QTimer, Signal
 from PySide6.QtGui import QColor, QTransform
 from PySide6.QtWidgets import (
     QGraphicsScene,
@@ -28,7 +28,8 @@ from fathom.app.editor.frame_item import TITLE_H, FrameItem
 from fathom.app.editor.gestures import MoveDrag, WireDrag
 from fathom.app.editor.layout import layered_layout
 from fathom.app.editor.node_bodies import NodeBodies
-from fathom.app.editor.node_item import FOOT_H, HEADER_H, ROW_H, NodeItem, PortItem, port_color
+from fathom.app.editor.node_item import NodeItem, PortItem, port_color
+from fathom.app.editor.placement import free_offset
 from fathom.app.editor.reroute_item import RerouteItem
 from fathom.app.editor.wire_item import EdgeItem
 from fathom.app.editor.wiring import connection_problem
@@ -104,9 +105,10 @@ class GraphScene(QGraphicsScene):
         self.groups.clear()
         self.comments.clear()
         self.reroutes.clear()
-        self.place_unpositioned()
+        missing = [n for n in self.doc.graph.nodes if self.doc.node_pos(n) is None]
         for nid in self.doc.graph.nodes:
             self._add_node_item(nid)
+        self.place_unpositioned(missing)
         for e in self.doc.graph.edges:
             self._add_edge_item(e)
         for kind in ENTRY_KINDS:
@@ -114,36 +116,35 @@ class GraphScene(QGraphicsScene):
                 self._sync_entry(kind, entry["id"])
         self._unsubscribe = self.doc.graph.subscribe(self._on_graph_event)
 
-    def place_unpositioned(self) -> None:
-        """Files made by hand or by scripts may carry no positions: lay those nodes out."""
-        missing = [n for n in self.doc.graph.nodes if self.doc.node_pos(n) is None]
+    def place_unpositioned(self, missing: list[str]) -> None:
+        """Files made by hand or by scripts may carry no positions: lay those nodes out, once
+        their items exist, so each gets the room its item really takes (on-node parameters
+        included)."""
         if not missing:
             return
-        heights = {}
-        for n in self.doc.graph.nodes:
-            cls = self.doc.node_class(n)
-            rows = max(len(cls.inputs), len(cls.outputs), 1) if cls is not None else 1
-            heights[n] = HEADER_H + rows * ROW_H + FOOT_H
+        heights = {n: item.height for n, item in self.nodes.items()}
         layout = layered_layout(self.doc.graph, heights)
         for n in missing:
             self.doc.set_node_pos(n, layout[n], notify=False)
+            self.nodes[n].setPos(*layout[n])
 
     def _add_node_item(self, nid: str) -> NodeItem:
         inst = self.doc.graph.nodes[nid]
         cls = self.doc.node_class(nid)
-        colors = self.doc.registry.category_color  # node metadata: plugins colour their own
+        registry = self.doc.registry  # colours are node metadata: plugins colour their own
         if cls is not None:
             item = NodeItem(
                 nid,
                 self.doc.title(nid),
                 inst.type,
-                colors(cls.category),
+                registry.node_color(cls),
                 list(cls.inputs),
                 list(cls.outputs),
             )
         else:
             title = inst.title or inst.type
-            item = NodeItem(nid, title, inst.type, colors("unknown"), [], [], False)
+            unknown = registry.category_color("unknown")
+            item = NodeItem(nid, title, inst.type, unknown, [], [], False)
             item.set_status("failed", message=f"unknown node type '{inst.type}'")
         item.set_flags(inst.bypass, inst.mute)
         pos = self.doc.node_pos(nid)
@@ -337,6 +338,20 @@ class GraphScene(QGraphicsScene):
         for n in node_ids:
             if n in self.nodes:
                 self.nodes[n].setSelected(True)
+
+    def nodes_rect(self, node_ids: list[str]) -> QRectF:
+        """The scene rectangle the given nodes cover (ports included)."""
+        rect = QRectF()
+        for n in node_ids:
+            if n in self.nodes:
+                rect = rect.united(self.nodes[n].sceneBoundingRect())
+        return rect
+
+    def copy_offset(self, node_ids: list[str]) -> tuple[float, float]:
+        """How far Ctrl+D moves copies of these nodes: below them, clear of every node."""
+        others = [item.sceneBoundingRect() for item in self.nodes.values()]
+        off = free_offset(self.nodes_rect(node_ids), others)
+        return (off.x(), off.y())
 
     def delete_selection(self) -> bool:
         nodes, edges, entries = (

@@ -113,6 +113,15 @@ class GraphView(QGraphicsView):
         elif self.zoom() < MIN_ZOOM:
             self.zoom_by(MIN_ZOOM / self.zoom())
 
+    def visible_rect(self) -> QRectF:
+        """The part of the scene the viewport shows."""
+        return self.mapToScene(self.viewport().rect()).boundingRect()
+
+    def show_rect(self, rect: QRectF) -> None:
+        """Scroll as little as needed to bring ``rect`` into view (a new node, a copy)."""
+        if not rect.isEmpty() and not self.visible_rect().contains(rect):
+            self.ensureVisible(rect, 40, 40)
+
     def wheelEvent(self, event: QWheelEvent) -> None:  # noqa: N802 - Qt's name
         """Zoom about the wheel event's position: what is under the cursor stays there."""
         if wants_wheel(self.itemAt(event.position().toPoint())):

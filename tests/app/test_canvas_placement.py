@@ -1,0 +1,157 @@
+"""Where things land on the canvas: laid-out graphs without overlaps, Ctrl+D copies clear of
+every node, wire-drop nodes inside the view, frame titles above their neighbours, and docks
+that keep their width (and the fit that shows every node) whatever is selected."""
+
+from __future__ import annotations
+
+import itertools
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from PySide6.QtCore import QPointF, QRectF, Qt
+from PySide6.QtGui import QTransform
+from PySide6.QtTest import QTest
+
+from fathom.app.editor.frame_item import TITLE_H
+from fathom.engine.resources import example_graphs
+
+
+def _visible(window: Any) -> QRectF:
+    view = window.view
+    return view.mapToScene(view.viewport().rect()).boundingRect()
+
+
+def _drag(window: Any, a: QPointF, b: QPointF) -> None:
+    vp = window.view.viewport()
+    pa, pb = window.view.mapFromScene(a), window.view.mapFromScene(b)
+    QTest.mousePress(vp, Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier, pa)
+    for t in (0.25, 0.5, 0.75, 1.0):
+        QTest.mouseMove(vp, pa + (pb - pa) * t)
+    QTest.mouseRelease(vp, Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier, pb)
+
+
+def test_laid_out_examples_have_no_overlapping_nodes(qtbot: Any, window: Any) -> None:
+    """The bundled examples carry no positions: the layout must give every node (with its
+    on-node parameters) room of its own."""
+    for name in example_graphs():
+        assert window.files.open(example_graphs()[name], ask=False)
+        rects = {n: i.sceneBoundingRect() for n, i in window.scene.nodes.items()}
+        for (a, ra), (b, rb) in itertools.combinations(rects.items(), 2):
+            assert not ra.intersects(rb), (name, a, b)
+
+
+def test_ctrl_d_puts_the_copy_clear_of_every_node(qtbot: Any, window: Any, add: Any) -> None:
+    a = add("image.invert", 0, 0)
+    item = window.scene.nodes[a]
+    # A node just where a small offset (or one node height) would put the copy.
+    add("image.invert", 40, 40 + item.sceneBoundingRect().height())
+    window.view.fit_all()
+    window.scene.select_nodes([a])
+    window.view.setFocus()
+    QTest.keyClick(window.view, Qt.Key.Key_D, Qt.KeyboardModifier.ControlModifier)
+    (copy,) = window.scene.selected_node_ids()
+    assert copy != a and window.doc.graph.nodes[copy].type == "image.invert"
+    new = window.scene.nodes[copy].sceneBoundingRect()
+    for nid, other in window.scene.nodes.items():
+        if nid != copy:
+            assert not new.intersects(other.sceneBoundingRect()), nid
+    # Clearly offset, and shown.
+    moved = window.scene.nodes[copy].pos() - item.pos()
+    assert abs(moved.y()) >= item.height or abs(moved.x()) >= item.boundingRect().width()
+    assert _visible(window).contains(new)
+    window.doc.undo_stack.undo()
+    assert copy not in window.doc.graph.nodes
+
+
+def test_a_node_added_from_a_wire_drop_lands_inside_the_view(
+    qtbot: Any, window: Any, add: Any
+) -> None:
+    src = add("depth.load", 0, 0)
+    window.view.resetTransform()
+    window.view.centerOn(window.scene.nodes[src])
+    view_rect = _visible(window)
+    port = window.scene.nodes[src].outputs["depth"]
+    # Drop near the bottom-right corner of the view: a node placed there would hang off it.
+    drop = QPointF(view_rect.right() - 30, view_rect.bottom() - 20)
+    _drag(window, port.scene_center(), drop)
+    pal = window.palette
+    assert pal.isVisible()
+    qtbot.keyClicks(pal.search, "colorize")
+    qtbot.keyClick(pal.search, Qt.Key.Key_Return)
+    (new,) = [n for n in window.doc.graph.nodes if n != src]
+    rect = window.scene.nodes[new].sceneBoundingRect()
+    assert _visible(window).contains(rect), (rect, _visible(window))
+    assert [(e.src, e.dst) for e in window.doc.graph.edges] == [(src, new)]
+    window.doc.undo_stack.undo()  # one step: the node, its wire and its placement
+    assert list(window.doc.graph.nodes) == [src]
+
+
+def test_a_frame_title_stays_above_a_neighbouring_node(
+    qtbot: Any, window: Any, add: Any, monkeypatch: Any
+) -> None:
+    inside = add("image.invert", 0, 0)
+    add("image.invert", 0, -90)  # a neighbour just above, where the title bar goes
+    window.view.fit_all()
+    window.scene.select_nodes([inside])
+    window.view.setFocus()
+    QTest.keyClick(window.view, Qt.Key.Key_G, Qt.KeyboardModifier.ControlModifier)
+    (frame,) = window.scene.groups.values()
+    title = frame.scene_rect()
+    title.setHeight(TITLE_H)
+    for x in (title.left() + 20, title.center().x()):
+        top = window.scene.itemAt(QPointF(x, title.center().y()), QTransform())
+        assert top is not None and top.data(0) == ("frame title", frame.entry_id), top
+    # Clicks still reach the frame: a double-click on its title renames it.
+    from fathom.app import editing
+
+    monkeypatch.setattr(editing.QInputDialog, "getText", lambda *a, **k: ("Inputs", True))
+    point = window.view.mapFromScene(QPointF(title.left() + 20, title.center().y()))
+    QTest.mouseDClick(window.view.viewport(), Qt.MouseButton.LeftButton, pos=point)
+    assert window.doc.entry("groups", frame.entry_id)["title"] == "Inputs"
+    assert frame.title_item.scene() is window.scene
+    window.doc.undo_stack.undo()
+    window.doc.undo_stack.undo()  # the frame is gone, and its title with it
+    assert not window.scene.groups and frame.title_item.scene() is None
+
+
+def _write_inputs(folder: Path) -> tuple[Path, Path]:
+    from PIL import Image
+
+    folder.mkdir(parents=True, exist_ok=True)
+    rgb = folder / "rgb.png"
+    Image.fromarray((np.random.default_rng(0).random((48, 64, 3)) * 255).astype("uint8")).save(
+        rgb
+    )
+    depth = folder / "depth.npy"
+    np.save(depth, np.linspace(1.0, 3.0, 48 * 64, dtype=np.float32).reshape(48, 64))
+    return rgb, depth
+
+
+def test_docks_keep_their_width_and_the_fit_shows_every_node(
+    qtbot: Any, window: Any, add: Any, wire: Any, run_and_wait: Any, tmp_path: Path
+) -> None:
+    """Selecting nodes whose previews differ (image, depth, RGBD) must not resize the docks,
+    which would squeeze the canvas and clip the right-most node."""
+    rgb, depth = _write_inputs(tmp_path / "in")
+    img = add("image.load", 0, 0, path=str(rgb))
+    dep = add("depth.load", 0, 200, path=str(depth))
+    rgbd = add("rgbd.make", 300, 0)
+    split = add("rgbd.split", 600, 0)
+    colour = add("depth.colorize", 900, 100)
+    assert wire(img, "image", rgbd, "image") is None
+    assert wire(dep, "depth", rgbd, "depth") is None
+    assert wire(rgbd, "rgbd", split, "rgbd") is None
+    assert wire(split, "depth", colour, "depth") is None
+    qtbot.wait(50)
+    window.view.fit_all()
+    widths = (window.inspector_dock.width(), window.preview.width())
+    outcome = run_and_wait()
+    assert outcome.error is None and not outcome.problems and outcome.result is not None
+    for nid in (img, dep, rgbd, split, colour, rgbd, img):
+        window.scene.select_nodes([nid])
+        qtbot.wait(150)
+        assert (window.inspector_dock.width(), window.preview.width()) == widths, nid
+        shown = _visible(window)
+        for item in window.scene.nodes.values():
+            assert shown.contains(item.sceneBoundingRect()), (nid, item.node_id)
