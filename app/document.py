@@ -22,6 +22,8 @@ from fathom.engine.subgraph import Scope
 
 #: Editor lists stored under ``graph.ui`` (the schema's names), each entry a dict with an "id".
 ENTRY_KINDS = ("groups", "comments", "reroutes")
+#: The top level's editor key that holds each subgraph definition's editor data, by key.
+INNER_UI = "subgraphs"
 _PREFIX = {"groups": "g", "comments": "c", "reroutes": "r"}
 
 
@@ -120,14 +122,39 @@ class Document(QObject):
     def level_defs(self, trail: list[tuple[str, str]]) -> list[SubgraphDef] | None:
         """The definitions along ``trail``, each found as the engine's Scope finds it (the level's
         own graph, then the levels around it); None when one is gone."""
-        graphs, defs = [self.root], []
+        found = self._resolve(trail)
+        return [d for d, _ in found] if found is not None else None
+
+    def _resolve(self, trail: list[tuple[str, str]]) -> list[tuple[SubgraphDef, str]] | None:
+        """Each definition along ``trail`` with its key in ``INNER_UI``: the names of the
+        definitions that hold it, then its own ("tone", "tone/flip")."""
+        graphs, keys, found = [self.root], [""], []
         for _, name in trail:
-            d = next((g.subgraphs[name] for g in reversed(graphs) if name in g.subgraphs), None)
-            if d is None:
+            at = next((i for i in reversed(range(len(graphs))) if name in graphs[i].subgraphs), -1)
+            if at < 0:
                 return None
-            defs.append(d)
+            d = graphs[at].subgraphs[name]
+            found.append((d, keys[at] + name))
             graphs.append(d.graph)
-        return defs
+            keys.append(keys[at] + name + "/")
+        return found
+
+    def inner_ui_key(self, name: str) -> str:
+        """The ``INNER_UI`` key of definition ``name`` made at the level shown."""
+        found = self._resolve(self.trail) or []
+        return (found[-1][1] + "/" if found else "") + name
+
+    def keep_inner_ui(self, d: SubgraphDef, key: str) -> None:
+        """Keep ``d``'s editor data (positions, reroutes) with the top level's, which the file
+        saves; definitions in a graph file carry none of their own."""
+        store = self.root.ui.setdefault(INNER_UI, {})
+        d.graph.ui = store.setdefault(key, d.graph.ui)
+
+    def drop_inner_ui(self, key: str) -> None:
+        store = self.root.ui.get(INNER_UI, {})
+        store.pop(key, None)
+        if not store:
+            self.root.ui.pop(INNER_UI, None)
 
     def definition(self) -> SubgraphDef | None:
         """The definition whose inside the editor shows; None at the top level."""
@@ -139,11 +166,13 @@ class Document(QObject):
         trail = list(trail)
         if trail == self.trail:
             return True
-        defs = self.level_defs(trail)
-        if defs is None:
+        found = self._resolve(trail)
+        if found is None:
             return False
+        for d, key in found:
+            self.keep_inner_ui(d, key)
         self.trail = trail
-        self.graph = defs[-1].graph if defs else self.root
+        self.graph = found[-1][0].graph if found else self.root
         self._scope = None
         self.level_changed.emit()
         return True

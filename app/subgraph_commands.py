@@ -13,7 +13,7 @@ from typing import Any
 from PySide6.QtGui import QUndoCommand
 
 from fathom.app.commands import RemoveItems
-from fathom.app.document import Document
+from fathom.app.document import INNER_UI, Document
 from fathom.engine.graph import Exposed, SubgraphDef, subgraph_type_id
 from fathom.engine.subgraph import make_subgraph
 
@@ -36,6 +36,9 @@ class MakeSubgraph(QUndoCommand):
         # and reroutes, the order of both, their positions.
         self.removed = RemoveItems(doc, self.ids)
         self.instance = g.new_id(subgraph_type_id(name))
+        self.ui_key = doc.inner_ui_key(name)
+        # Editor data a file may still hold under that key (its definition long gone).
+        self.old_ui = copy.deepcopy(doc.root.ui.get(INNER_UI, {}).get(self.ui_key))
         # Where the selection began: the node takes the room its nodes leave.
         self.pos = _top_left([doc.node_pos(n) for n in self.ids])
 
@@ -61,12 +64,17 @@ class MakeSubgraph(QUndoCommand):
         d.graph.ui = {"nodes": positions}
         if reroutes:
             d.graph.ui["reroutes"] = reroutes
+        self.doc.drop_inner_ui(self.ui_key)
+        self.doc.keep_inner_ui(d, self.ui_key)
         g.touch()
 
     def undo(self) -> None:
         g = self.doc.graph
         g.remove_node(self.instance)
         del g.subgraphs[self.name]
+        self.doc.drop_inner_ui(self.ui_key)
+        if self.old_ui is not None:
+            self.doc.root.ui.setdefault(INNER_UI, {})[self.ui_key] = copy.deepcopy(self.old_ui)
         self.doc.forget_scope()
         self.removed.undo()
         g.touch()

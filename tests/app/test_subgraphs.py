@@ -403,3 +403,19 @@ def test_right_click_a_parameter_in_the_inspector_exposes_and_hides_it(
     assert window.doc.definition().params == []
     window.doc.undo_stack.undo()  # the hide, undone
     assert [x.name for x in window.doc.definition().params] == ["gamma"]
+
+
+def test_the_inside_keeps_its_layout_through_save_and_open(
+    qtbot: Any, window: Any, chain: dict[str, str], tmp_path: Path
+) -> None:
+    inst = make_tone(qtbot, window, chain, ["tone"])
+    assert window.subgraphs.open_node(inst)
+    inside = {n: window.doc.node_pos(n) for n in (chain["adj"], chain["inv"])}
+    assert all(inside.values())
+    window.subgraphs.up()
+    path = tmp_path / "g.json"
+    assert window.files.save_as(path)
+    window.doc.set_graph(Graph())
+    assert window.files.open(path)
+    assert window.subgraphs.open_node(inst)
+    assert {n: window.doc.node_pos(n) for n in inside} == inside
