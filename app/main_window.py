@@ -191,7 +191,7 @@ class MainWindow(QMainWindow):
 
     def _on_reset(self) -> None:
         self.previews.clear()
-        self.view.fit_all()
+        self.view.fit_to_open()  # a readable zoom, however big the graph
 
     def _selection_changed(self) -> None:
         ids = self.scene.selected_node_ids()

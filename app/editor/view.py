@@ -19,6 +19,8 @@ from PySide6.QtGui import (
     QPainter,
     QPen,
     QPixmapCache,
+    QResizeEvent,
+    QTransform,
     QWheelEvent,
 )
 from PySide6.QtWidgets import QGraphicsView, QWidget
@@ -28,6 +30,8 @@ from fathom.app.editor.node_body import wants_wheel
 from fathom.app.editor.scene import GraphScene
 
 MIN_ZOOM, MAX_ZOOM = 0.08, 3.0
+#: A graph opens no further out than this: node titles still show there (``text_detail``).
+OPEN_MIN_ZOOM = 0.3
 GRID = 25.0
 SETTLE_MS = 150
 
@@ -52,6 +56,7 @@ class GraphView(QGraphicsView):
         self.setAcceptDrops(True)
         self.setFocusPolicy(Qt.FocusPolicy.StrongFocus)
         self._pan_from: QPointF | None = None
+        self._fitted: tuple[float, tuple[QTransform, int, int]] | None = None
         # While the view moves, wires draw without antialiasing (10x cheaper here); a moment
         # after it stops they are redrawn smooth.
         self._settle = QTimer(self)
@@ -97,6 +102,15 @@ class GraphView(QGraphicsView):
 
     def fit_all(self) -> None:
         """Fit every item, never zooming in past 100% (a lone node should not fill the view)."""
+        self._fit(MIN_ZOOM)
+
+    def fit_to_open(self) -> None:
+        """The fit a graph opens with: like ``fit_all`` but never further out than
+        OPEN_MIN_ZOOM, where titles are still painted; a graph too big for that opens at its
+        top-left corner, where its flow starts."""
+        self._fit(OPEN_MIN_ZOOM)
+
+    def _fit(self, min_zoom: float) -> None:
         scene: GraphScene = self.scene()  # type: ignore[assignment]
         rect = QRectF()
         for group in (scene.nodes, scene.groups, scene.comments):
@@ -105,13 +119,32 @@ class GraphView(QGraphicsView):
         if rect.isEmpty():
             self.resetTransform()
             self.centerOn(0, 0)
-            return
-        self.fitInView(rect.adjusted(-60, -60, 60, 60), Qt.AspectRatioMode.KeepAspectRatio)
-        if self.zoom() > 1.0:
-            self.resetTransform()
-            self.centerOn(rect.center())
-        elif self.zoom() < MIN_ZOOM:
-            self.zoom_by(MIN_ZOOM / self.zoom())
+        else:
+            rect.adjust(-60, -60, 60, 60)
+            self.fitInView(rect, Qt.AspectRatioMode.KeepAspectRatio)
+            if self.zoom() > 1.0:
+                self.resetTransform()
+                self.centerOn(rect.center())
+            elif self.zoom() < min_zoom:
+                self.setTransform(QTransform.fromScale(min_zoom, min_zoom))
+                shown = self.visible_rect()
+                self.centerOn(rect.topLeft() + QPointF(shown.width() / 2, shown.height() / 2))
+        # Until the user pans or zooms, a change of the view's size (docks settling, the
+        # window resized) fits again, so the fit never leaves a node clipped at an edge.
+        self._fitted = (min_zoom, self._view_state())
+
+    def _view_state(self) -> tuple[QTransform, int, int]:
+        return (
+            self.transform(),
+            self.horizontalScrollBar().value(),
+            self.verticalScrollBar().value(),
+        )
+
+    def resizeEvent(self, event: QResizeEvent) -> None:  # noqa: N802 - Qt's name
+        refit = self._fitted is not None and self._fitted[1] == self._view_state()
+        super().resizeEvent(event)
+        if refit and self._fitted is not None:
+            self._fit(self._fitted[0])
 
     def visible_rect(self) -> QRectF:
         """The part of the scene the viewport shows."""

@@ -151,3 +151,55 @@ def test_theme_text_colours_meet_wcag_contrast() -> None:
         assert {"error on base", "help on window", "placeholder on base"} <= set(pairs)
         for what, (fg, bg) in pairs.items():
             assert contrast_ratio(fg, bg) >= 4.5, (theme, what, fg.name(), bg.name())
+
+
+def _big_graph(path: Any, registry: Any, count: int) -> Any:
+    from fathom.engine.graph import Edge, Graph, NodeInstance
+    from fathom.engine.graphfile import dumps, to_document
+
+    graph = Graph()
+    graph.nodes = {f"n{i}": NodeInstance(f"n{i}", "image.invert", {}) for i in range(count)}
+    graph.edges = [Edge(f"n{i}", "image", f"n{i + 1}", "image") for i in range(count - 1)]
+    path.write_text(dumps(to_document(graph, registry)))
+    return path
+
+
+def test_a_graph_too_big_to_fit_opens_readable_at_its_start(
+    qtbot: Any, window: Any, tmp_path: Any
+) -> None:
+    """Forty nodes in a chain would fit only at a zoom where nodes are blank blocks: the graph
+    opens at a readable zoom instead, showing where its flow starts."""
+    path = _big_graph(tmp_path / "chain.json", window.registry, 40)
+    assert window.files.open(path, ask=False)
+    qtbot.wait(50)
+    zoom = window.view.zoom()
+    detail = text_detail(zoom)
+    assert not detail.blocks and detail.title_px * zoom >= 9.0
+    first = window.scene.nodes["n0"].sceneBoundingRect()
+    assert window.view.visible_rect().contains(first)
+    # F still fits everything, however small.
+    window.menus.fit_action.trigger()
+    last = window.scene.nodes["n39"].sceneBoundingRect()
+    assert window.view.visible_rect().contains(last) and window.view.zoom() < zoom
+
+
+def test_the_fit_follows_the_view_size_until_the_user_moves_the_view(
+    qtbot: Any, window: Any
+) -> None:
+    """Docks settling or the window resizing right after a graph opens must not clip the
+    right-most node; once the user has zoomed, resizing leaves the view alone."""
+    _open(qtbot, window, DEMO)
+
+    def all_shown() -> bool:
+        shown = window.view.visible_rect()
+        return all(shown.contains(i.sceneBoundingRect()) for i in window.scene.nodes.values())
+
+    assert all_shown()
+    window.resize(1200, 760)
+    qtbot.wait(50)
+    assert all_shown()
+    window.view.zoom_by(1.5)
+    zoom = window.view.zoom()
+    window.resize(1500, 920)
+    qtbot.wait(50)
+    assert window.view.zoom() == zoom
