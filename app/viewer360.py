@@ -52,6 +52,7 @@ from fathom.app.preview.image_view import to_qimage, tool_button
 from fathom.app.preview.worker import BackgroundRenderer
 from fathom.app.settings import Settings
 from fathom.app.theme import apply_theme
+from fathom.app.warmup import import_libraries
 from fathom.engine.geometry import projection
 from fathom.engine.geometry.scene import RenderScene, scene_from_mesh
 from fathom.engine.geometry.viewing import (
@@ -676,6 +677,9 @@ def open_standalone(argv: list[str] | None = None) -> Viewer360:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if not args.screenshot:
+        # Loading torch's libraries holds the interpreter lock for ~200 ms wherever it happens:
+        # here, before the window shows, rather than freezing it at the first frame.
+        import_libraries()
         viewer = open_standalone(argv)
         app = QApplication.instance()
         assert app is not None

@@ -18,6 +18,7 @@ from typing import Any
 
 from gui_watchdog import Watchdog, pump
 
+from fathom.app import warmup
 from fathom.app.main import _app
 from fathom.engine.resources import example_graphs
 
@@ -41,6 +42,9 @@ def start_studio(work: Path) -> Any:
     window.files.ask_unsaved = lambda: "discard"
     window.show()
     pump(0.3)
+    # Start-up ends when the studio's warm-up (app.warmup: jsonschema, torch, trimesh) has: the
+    # measured actions are a user's first ones after that.
+    warmup.done.wait(120)
     gc.collect()
     gc.freeze()
     return window
@@ -122,6 +126,7 @@ def standalone(work: Path) -> dict[str, Any]:
     from fathom.app import viewer360
 
     _app()
+    warmup.import_libraries()  # as ``main`` does before the window shows
     (work / "settings.ini").touch()
     with Watchdog() as dog:
         viewer = viewer360.open_standalone(["--settings", str(work / "settings.ini")])
