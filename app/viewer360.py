@@ -4,9 +4,11 @@ The panorama becomes the depth-displaced sphere the 360° panorama node renders
 (``engine.geometry.meshing.panorama_trimesh``), drawn by the engine's torch rasterizer from a
 camera at the current position, yaw and pitch. To stay interactive on a CPU it renders a coarse
 mesh at a small size on a worker thread while you move, and the full mesh at full size once you
-stop; scenes are cached per depth scale.
+stop; scenes are cached per depth scale. Meshing a panorama (hundreds of ms) also runs on a
+worker behind a "Loading…" note, so opening the viewer never freezes the studio.
 
-Run ``python -m fathom.app.viewer360`` for the bundled demo panorama, or
+Run ``python -m fathom.app.viewer360`` for the bundled demo panorama, in the studio's theme
+(``--settings`` names another settings file), or
 ``python -m fathom.app.viewer360 --screenshot docs/screenshots/viewer360.png`` to write a
 screenshot.
 """

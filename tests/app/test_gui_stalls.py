@@ -1,6 +1,8 @@
 """Nothing a user does stalls the GUI thread over 100 ms: opening a graph, selecting each node
 (before and after a run), opening the 360° viewer from a panorama node and from the 3D preview,
 and starting the standalone viewer; and the standalone viewer follows the studio's theme.
+What keeps them cheap is tested here too: large 3D previews and 360° scenes are made on a
+worker thread behind a "Preparing…"/"Loading…" note.
 
 The actions run in a fresh interpreter (``tests/gui_stall_probe.py``), so first-time costs
 (imports, panels made on first use) are measured as a user meets them; under Xvfb when it is
@@ -24,7 +26,10 @@ from typing import Any
 
 import numpy as np
 import pytest
+import trimesh
 from PySide6.QtGui import QImage
+
+from fathom.engine.types import Depth, Image, Mesh
 
 pytestmark = pytest.mark.gui
 REPO = Path(__file__).resolve().parents[2]
@@ -111,3 +116,75 @@ def test_the_standalone_viewer_follows_the_theme_setting(tmp_path: Path, theme: 
         assert brightness < 80, brightness  # the studio's dark window colour, #26272b
     else:
         assert brightness > 180, brightness  # Fusion's light window colour
+
+
+# --------------------------------------------------------------------------------------------
+# What keeps those actions cheap: large 3D previews and 360° scenes are made on a worker
+
+
+def big_mesh(n: int = 160) -> Mesh:
+    """A green grid of 2·(n-1)² triangles 3 m ahead: large enough to be prepared off-thread."""
+    g = np.stack(np.meshgrid(np.linspace(-1, 1, n), np.linspace(-1, 1, n)), -1).reshape(-1, 2)
+    verts = np.concatenate([g, np.full((len(g), 1), 3.0)], 1)
+    i = np.arange(n * n).reshape(n, n)
+    a, b, c, d = i[:-1, :-1].ravel(), i[:-1, 1:].ravel(), i[1:, :-1].ravel(), i[1:, 1:].ravel()
+    faces = np.concatenate([np.stack([a, b, c], 1), np.stack([b, d, c], 1)])
+    tm = trimesh.Trimesh(verts, faces, vertex_colors=[0, 255, 0, 255], process=False)
+    return Mesh(tm)
+
+
+def test_a_large_mesh_preview_is_prepared_off_the_gui_thread(qtbot: Any) -> None:
+    from fathom.app.preview.mesh_view import PREPARE_HERE, MeshPanel
+
+    panel = MeshPanel(backend="software")
+    qtbot.addWidget(panel)
+    panel.resize(240, 200)
+    panel.show()
+    mesh = big_mesh()
+    assert len(mesh.mesh.faces) > PREPARE_HERE
+    panel.set_value(mesh)
+    assert "Preparing" in panel.info.text() and not panel.open360_button.isEnabled()
+    qtbot.waitUntil(lambda: panel.idle, timeout=20_000)
+    assert panel.info.text().startswith(f"mesh: {len(mesh.mesh.vertices):,} vertices")
+    assert panel.open360_button.isEnabled()
+    img = panel.view.render_now()  # type: ignore[union-attr]
+    h, w = img.shape[:2]
+    assert np.allclose(img[h // 2, w // 2], [0, 1, 0], atol=0.02)  # the green grid
+    # A newer value wins over a large one still being prepared.
+    panel.set_value(big_mesh())
+    small = Mesh(trimesh.creation.icosphere(subdivisions=1))
+    panel.set_value(small)
+    qtbot.waitUntil(lambda: panel.idle, timeout=20_000)
+    qtbot.wait(50)
+    assert panel.info.text().startswith(f"mesh: {len(small.mesh.vertices)} vertices")
+
+
+def test_the_360_viewer_loads_off_the_gui_thread(qtbot: Any) -> None:
+    from fathom.app.viewer360 import Viewer360
+
+    viewer = Viewer360()
+    qtbot.addWidget(viewer)
+    viewer.resize(320, 240)
+    viewer.show()
+    h, w = 64, 128
+    image = Image(np.tile(np.array([1.0, 0.0, 0.0], np.float32), (h, w, 1)))
+    depth = Depth(np.full((h, w), 3.0, np.float32), kind="metric")
+    with pytest.raises(ValueError, match="2:1"):  # refused at once, before any work
+        viewer.show_panorama(Image(image.data[:, :100]), Depth(depth.data[:, :100], "metric"))
+    viewer.show_panorama(image, depth)
+    assert viewer.message == "Loading the panorama…" and viewer.frame() is None
+    assert not viewer.idle
+    with qtbot.waitSignal(viewer.loaded, timeout=20_000):
+        pass
+    qtbot.waitUntil(lambda: viewer.idle and viewer.frame() is not None, timeout=20_000)
+    assert viewer.message == ""
+    centre = viewer.render_image(32, 24)[12, 16]
+    assert np.allclose(centre, [1, 0, 0], atol=0.05)
+
+    def broken() -> Any:
+        raise OSError("no such file: pano.png")
+
+    viewer.load(broken, "panorama")
+    qtbot.waitUntil(lambda: viewer.idle, timeout=20_000)
+    assert viewer.message == "could not load: OSError: no such file: pano.png"
+    assert viewer.frame() is None
