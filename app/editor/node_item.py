@@ -333,7 +333,9 @@ class NodeItem(QGraphicsItem):
         painter.drawRoundedRect(body, 6, 6)
         painter.fillPath(_header_path(band), QColor(MUTE_COLOR) if self.mute else self.header_color)
         if self.bypass:
-            hatch = QBrush(QColor(BYPASS_COLOR), Qt.BrushStyle.BDiagPattern)
+            stripes = QColor(BYPASS_COLOR)
+            stripes.setAlpha(120)  # port labels stay readable over it
+            hatch = QBrush(stripes, Qt.BrushStyle.BDiagPattern)
             hatch.setTransform(QTransform.fromScale(2.5, 2.5))  # wide stripes, not a dither
             painter.setBrush(hatch)
             painter.drawRect(QRectF(0, band, NODE_W, self.height - band))
