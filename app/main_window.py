@@ -243,6 +243,7 @@ class MainWindow(QMainWindow):
         # The scene outlives this window's C++ side; its last signals must find no slot here.
         self.scene.selectionChanged.disconnect(self._selection_changed)
         self.scene.unfollow()
+        self.param_badges.close()
         self.log.detach()
         if self._unfollow is not None:
             self._unfollow()

@@ -39,7 +39,11 @@ class ParamBadges:
         self.session = session
         #: The message each marked node shows.
         self.shown: dict[str, str] = {}
-        session.subscribe(self._on_session)
+        self._unsubscribe = session.subscribe(self._on_session)
+
+    def close(self) -> None:
+        """Let go of the session (the window is closing); safe to call twice."""
+        self._unsubscribe()
 
     def _on_session(self, kind: str, payload: dict[str, Any]) -> None:
         if kind == "cleared":  # another graph is open, every badge went back to idle

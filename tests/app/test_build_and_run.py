@@ -129,4 +129,6 @@ def test_run_to_selected_runs_only_what_it_needs(
     outcome = run_and_wait([b])
     assert set(outcome.result.executed) == {a, b}
     assert not (Path(window.settings.output_dir) / "never.png").exists()
-    assert window.scene.nodes[c].status == "idle"
+    item = window.scene.nodes[c]
+    assert item.status == "skipped"  # left out, and the node says why
+    assert "selected nodes do not need it" in item.toolTip()

@@ -76,7 +76,7 @@ def test_a_plugin_node_gets_file_drops(plugin_window: Any, tmp_path: Path) -> No
     inst = window.doc.graph.nodes[nid]
     assert inst.type == "acme.xyz_load"
     assert inst.params == {"source": "media/room.XYZ"}  # the declared input-file parameter
-    assert any("notes.abc" in m and "unknown file type" in m for m in messages)
+    assert any("notes.abc" in m and "no node opens .abc files" in m for m in messages)
     window.doc.undo_stack.undo()
     assert not window.doc.graph.nodes
 
