@@ -233,7 +233,7 @@ class Editing(QObject):
         sub.edges = [e for e in sub.edges if e.src in ids and e.dst in ids]
         boxes = [self.scene.nodes[n].sceneBoundingRect() for n in ids]
         origin = (min(b.left() for b in boxes), min(b.top() for b in boxes))
-        heights = {n: self.scene.nodes[n].height for n in ids}
+        heights = {n: self.scene.layout_height(n) for n in ids}
         layout = layered_layout(sub, heights, origin)
         moves = {
             n: (self.doc.node_pos(n), p) for n, p in layout.items() if self.doc.node_pos(n) != p

@@ -28,14 +28,18 @@ from fathom.app.editor.frame_item import TITLE_H, FrameItem
 from fathom.app.editor.gestures import MoveDrag, WireDrag
 from fathom.app.editor.layout import layered_layout
 from fathom.app.editor.node_bodies import NodeBodies
+from fathom.app.editor.node_body import PAD as THUMB_PAD
+from fathom.app.editor.node_body import THUMB_H
 from fathom.app.editor.node_item import NodeItem, PortItem, port_color
 from fathom.app.editor.placement import free_offset
 from fathom.app.editor.reroute_item import RerouteItem
+from fathom.app.editor.thumbnail import DRAWN
 from fathom.app.editor.wire_item import EdgeItem
 from fathom.app.editor.wiring import connection_problem
 from fathom.app.session import RunSession
 from fathom.engine.graph import Edge
 from fathom.engine.subgraph import is_subgraph_type
+from fathom.engine.types import ALL_TYPES
 
 
 class GraphScene(QGraphicsScene):
@@ -122,11 +126,25 @@ class GraphScene(QGraphicsScene):
         included)."""
         if not missing:
             return
-        heights = {n: item.height for n, item in self.nodes.items()}
+        heights = {n: self.layout_height(n) for n in self.nodes}
         layout = layered_layout(self.doc.graph, heights)
         for n in missing:
             self.doc.set_node_pos(n, layout[n], notify=False)
             self.nodes[n].setPos(*layout[n])
+
+    def layout_height(self, nid: str) -> float:
+        """A node's height with room for the thumbnail a run will give it (``node_body``):
+        laid out at today's height, nodes piled onto each other after the first run."""
+        item = self.nodes[nid]
+        body = self.bodies.bodies.get(nid)
+        if body is None or not (self.bodies.thumbnails_on and body.thumb_on):
+            return item.height
+        if body.thumb_state() != "none":
+            return item.height  # the thumbnail is there already
+        drawn = any(
+            issubclass(ALL_TYPES.get(port.type_id, type(None)), DRAWN) for port in item.ports()
+        )
+        return item.height + (THUMB_H + THUMB_PAD if drawn else 0.0)
 
     def _add_node_item(self, nid: str) -> NodeItem:
         inst = self.doc.graph.nodes[nid]

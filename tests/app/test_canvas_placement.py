@@ -41,6 +41,32 @@ def test_laid_out_examples_have_no_overlapping_nodes(qtbot: Any, window: Any) ->
             assert not ra.intersects(rb), (name, a, b)
 
 
+def test_laid_out_nodes_stay_apart_once_a_run_adds_thumbnails(
+    qtbot: Any, window: Any, run_and_wait: Any, tmp_path: Path
+) -> None:
+    """The layout leaves room for the thumbnail each node shows after a run."""
+    from fathom.engine.graph import Edge, Graph, NodeInstance
+    from fathom.engine.graphfile import dumps, to_document
+
+    graph = Graph()
+    graph.nodes = {
+        "a": NodeInstance("a", "image.constant", {"width": 8, "height": 8}),
+        "b": NodeInstance("b", "image.invert", {}),
+        "c": NodeInstance("c", "image.invert", {}),
+        "d": NodeInstance("d", "image.invert", {}),
+    }
+    graph.edges = [Edge("a", "image", n, "image") for n in "bcd"]
+    path = tmp_path / "fan.json"
+    path.write_text(dumps(to_document(graph, window.registry)))
+    assert window.files.open(path, ask=False)
+    outcome = run_and_wait(["b", "c", "d"])
+    assert outcome.error is None
+    qtbot.waitUntil(lambda: window.scene.nodes["d"].height > 150, timeout=5000)
+    rects = {n: i.sceneBoundingRect() for n, i in window.scene.nodes.items()}
+    for (a, ra), (b, rb) in itertools.combinations(rects.items(), 2):
+        assert not ra.intersects(rb), (a, b)
+
+
 def test_ctrl_d_puts_the_copy_clear_of_every_node(qtbot: Any, window: Any, add: Any) -> None:
     a = add("image.invert", 0, 0)
     item = window.scene.nodes[a]
@@ -120,9 +146,7 @@ def _write_inputs(folder: Path) -> tuple[Path, Path]:
 
     folder.mkdir(parents=True, exist_ok=True)
     rgb = folder / "rgb.png"
-    Image.fromarray((np.random.default_rng(0).random((48, 64, 3)) * 255).astype("uint8")).save(
-        rgb
-    )
+    Image.fromarray((np.random.default_rng(0).random((48, 64, 3)) * 255).astype("uint8")).save(rgb)
     depth = folder / "depth.npy"
     np.save(depth, np.linspace(1.0, 3.0, 48 * 64, dtype=np.float32).reshape(48, 64))
     return rgb, depth
