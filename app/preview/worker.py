@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import atexit
+import contextlib
+import os
+import sys
 import threading
 import weakref
 from collections.abc import Callable
@@ -11,6 +14,8 @@ from typing import Any
 from PySide6.QtCore import QObject, QTimer
 
 _LIVE: weakref.WeakSet[BackgroundRenderer] = weakref.WeakSet()
+#: The nice value of preview workers: less CPU priority than the GUI thread (nice 0).
+NICE = 10
 
 
 @atexit.register
@@ -20,6 +25,15 @@ def _stop_all() -> None:
     exception") and turns a clean exit into exit code 134."""
     for worker in list(_LIVE):
         worker.stop(timeout=10.0)
+
+
+def _lower_priority() -> None:
+    """Run this thread at a lower CPU priority (Linux: per thread). Previews are background
+    work: on a machine with few cores, a render using all of them would otherwise keep the GUI
+    thread waiting for a core although it has work to do."""
+    if sys.platform.startswith("linux"):
+        with contextlib.suppress(OSError):
+            os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), NICE)
 
 
 class BackgroundRenderer:
@@ -75,6 +89,7 @@ class BackgroundRenderer:
             return self._job is not None or self._stopping
 
     def _work(self) -> None:
+        _lower_priority()
         while True:
             with self._cond:
                 # An idle worker exits after a while; submit() starts a new one.
