@@ -237,6 +237,9 @@ class NodeItem(QGraphicsItem):
             self.body_h = height
             self.height = self.ports_bottom() + height + FOOT_H
             self.update()
+            resized = getattr(self.scene(), "node_resized", None)  # the layout may follow
+            if resized is not None:
+                resized(self.node_id)
 
     def set_status(self, status: str, progress: float | None = None, message: str = "") -> None:
         self.status = status

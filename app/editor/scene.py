@@ -47,6 +47,8 @@ class GraphScene(QGraphicsScene):
 
     #: A wire was dropped on empty canvas: (port it started from, scene position).
     wire_dropped = Signal(object, QPointF)
+    #: An automatic layout was redone for the nodes' new sizes (the view may fit again).
+    relaid_out = Signal()
     #: A refused wire or another hint for the user (also drawn beside the cursor).
     hint = Signal(str)
     #: The user double-clicked a frame's title: rename that frame (its id).
@@ -73,6 +75,12 @@ class GraphScene(QGraphicsScene):
         self.moves = MoveDrag(self)
         #: Set by the view while it pans or zooms: wires skip antialiasing until it settles.
         self.fast_wires = False
+        #: Nodes laid out automatically and where (see ``place_unpositioned``).
+        self._auto_layout: dict[str, tuple[float, float] | None] = {}
+        self._relayout_timer = QTimer(self)
+        self._relayout_timer.setSingleShot(True)
+        self._relayout_timer.setInterval(0)
+        self._relayout_timer.timeout.connect(self._relayout)
         #: On-node parameters and thumbnails (``app.editor.node_bodies``).
         self.bodies = NodeBodies(self)
         self.hint_item = QGraphicsSimpleTextItem()
@@ -123,14 +131,38 @@ class GraphScene(QGraphicsScene):
     def place_unpositioned(self, missing: list[str]) -> None:
         """Files made by hand or by scripts may carry no positions: lay those nodes out, once
         their items exist, so each gets the room its item really takes (on-node parameters
-        included)."""
+        included). When no node had a position (the bundled examples), the layout stays
+        automatic: it follows the nodes' sizes (``node_resized``) until the user moves one."""
+        self._auto_layout = {}
         if not missing:
             return
-        heights = {n: self.layout_height(n) for n in self.nodes}
+        heights = {n: item.height for n, item in self.nodes.items()}
         layout = layered_layout(self.doc.graph, heights)
         for n in missing:
             self.doc.set_node_pos(n, layout[n], notify=False)
             self.nodes[n].setPos(*layout[n])
+        if len(missing) == len(self.nodes):
+            self._auto_layout = {n: self.doc.node_pos(n) for n in missing}
+
+    def node_resized(self, nid: str) -> None:
+        """A node grew or shrank (a run gave it a thumbnail): an automatic layout is redone,
+        soon and once for many nodes, so nodes never end up on top of each other."""
+        if self._auto_layout and not self._relayout_timer.isActive():
+            self._relayout_timer.start()
+
+    def _relayout(self) -> None:
+        placed = self._auto_layout
+        if set(placed) != set(self.doc.graph.nodes) or any(
+            self.doc.node_pos(n) != pos for n, pos in placed.items()
+        ):
+            self._auto_layout = {}  # the user has arranged the nodes: the layout is theirs
+            return
+        heights = {n: item.height for n, item in self.nodes.items()}
+        for n, pos in layered_layout(self.doc.graph, heights).items():
+            self.doc.set_node_pos(n, pos, notify=False)
+            self.nodes[n].setPos(*pos)
+            placed[n] = self.doc.node_pos(n)
+        self.relaid_out.emit()
 
     def layout_height(self, nid: str) -> float:
         """A node's height with room for the thumbnail a run will give it (``node_body``):

@@ -57,6 +57,7 @@ class GraphView(QGraphicsView):
         self.setFocusPolicy(Qt.FocusPolicy.StrongFocus)
         self._pan_from: QPointF | None = None
         self._fitted: tuple[float, tuple[QTransform, int, int]] | None = None
+        scene.relaid_out.connect(self._refit)
         # While the view moves, wires draw without antialiasing (10x cheaper here); a moment
         # after it stops they are redrawn smooth.
         self._settle = QTimer(self)
@@ -144,6 +145,11 @@ class GraphView(QGraphicsView):
         refit = self._fitted is not None and self._fitted[1] == self._view_state()
         super().resizeEvent(event)
         if refit and self._fitted is not None:
+            self._fit(self._fitted[0])
+
+    def _refit(self) -> None:
+        """Fit again after the layout changed, unless the user has moved the view since."""
+        if self._fitted is not None and self._fitted[1] == self._view_state():
             self._fit(self._fitted[0])
 
     def visible_rect(self) -> QRectF:

@@ -41,10 +41,8 @@ def test_laid_out_examples_have_no_overlapping_nodes(qtbot: Any, window: Any) ->
             assert not ra.intersects(rb), (name, a, b)
 
 
-def test_laid_out_nodes_stay_apart_once_a_run_adds_thumbnails(
-    qtbot: Any, window: Any, run_and_wait: Any, tmp_path: Path
-) -> None:
-    """The layout leaves room for the thumbnail each node shows after a run."""
+def _fan(tmp_path: Path, registry: Any) -> Path:
+    """A graph without positions: one source feeding three nodes, laid out in one column."""
     from fathom.engine.graph import Edge, Graph, NodeInstance
     from fathom.engine.graphfile import dumps, to_document
 
@@ -57,14 +55,42 @@ def test_laid_out_nodes_stay_apart_once_a_run_adds_thumbnails(
     }
     graph.edges = [Edge("a", "image", n, "image") for n in "bcd"]
     path = tmp_path / "fan.json"
-    path.write_text(dumps(to_document(graph, window.registry)))
-    assert window.files.open(path, ask=False)
-    outcome = run_and_wait(["b", "c", "d"])
-    assert outcome.error is None
+    path.write_text(dumps(to_document(graph, registry)))
+    return path
+
+
+def test_laid_out_nodes_stay_apart_once_a_run_adds_thumbnails(
+    qtbot: Any, window: Any, run_and_wait: Any, tmp_path: Path
+) -> None:
+    """An automatic layout follows the nodes' sizes: the thumbnails a run adds push the nodes
+    apart, and the view fits again so every node stays in sight."""
+    assert window.files.open(_fan(tmp_path, window.registry), ask=False)
+    before = window.doc.node_pos("d")
+    assert run_and_wait(["b", "c", "d"]).error is None
     qtbot.waitUntil(lambda: window.scene.nodes["d"].height > 150, timeout=5000)
+    qtbot.waitUntil(lambda: window.doc.node_pos("d") != before, timeout=5000)
     rects = {n: i.sceneBoundingRect() for n, i in window.scene.nodes.items()}
     for (a, ra), (b, rb) in itertools.combinations(rects.items(), 2):
         assert not ra.intersects(rb), (a, b)
+    shown = _visible(window)
+    assert all(shown.contains(r) for r in rects.values())
+    assert not window.doc.modified  # the layout was never the user's
+
+
+def test_a_layout_the_user_changed_is_left_alone(
+    qtbot: Any, window: Any, run_and_wait: Any, tmp_path: Path
+) -> None:
+    from fathom.app.commands import Move
+
+    assert window.files.open(_fan(tmp_path, window.registry), ask=False)
+    old = window.doc.node_pos("a")
+    assert old is not None
+    window.doc.undo_stack.push(Move(window.doc, {"a": (old, (old[0] - 100, old[1]))}))
+    placed = {n: window.doc.node_pos(n) for n in window.doc.graph.nodes}
+    assert run_and_wait(["b", "c", "d"]).error is None
+    qtbot.waitUntil(lambda: window.scene.nodes["d"].height > 150, timeout=5000)
+    qtbot.wait(50)
+    assert {n: window.doc.node_pos(n) for n in window.doc.graph.nodes} == placed
 
 
 def test_ctrl_d_puts_the_copy_clear_of_every_node(qtbot: Any, window: Any, add: Any) -> None:
