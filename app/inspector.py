@@ -84,7 +84,7 @@ class Inspector(QWidget):
         #: the scrolling part so they stay in sight while the user edits.
         self.param_problems = QLabel()
         self.param_problems.setWordWrap(True)
-        self.param_problems.setStyleSheet("color: #ff8a80; padding: 4px;")
+        self.param_problems.setStyleSheet(f"{text_style('error')} padding: 4px;")
         self.param_problems.hide()
         lay.addWidget(self.param_problems)
         lay.addWidget(scroll)
@@ -150,6 +150,7 @@ class Inspector(QWidget):
         self.node_id = node_id if node_id in self.doc.graph.nodes else None
         text = problems_text(param_problems(self.doc, self.node_id)) if self.node_id else ""
         self.param_problems.setText(text)
+        self.param_problems.setStyleSheet(f"{text_style('error')} padding: 4px;")  # theme's
         self.param_problems.setVisible(bool(text))
         if self.node_id is None:
             hint = QLabel(

@@ -227,6 +227,7 @@ class MainWindow(QMainWindow):
         app = QApplication.instance()
         if isinstance(app, QApplication):
             apply_theme(app, self.settings.theme)
+            self.inspector.set_node(self.inspector.node_id)  # its text colours are the theme's
 
     # ---- closing ------------------------------------------------------------------------------
 

@@ -203,3 +203,35 @@ def test_the_fit_follows_the_view_size_until_the_user_moves_the_view(
     window.resize(1500, 920)
     qtbot.wait(50)
     assert window.view.zoom() == zoom
+
+
+def test_labels_the_inspector_colours_are_readable_in_the_light_theme(
+    qtbot: Any, window: Any, add: Any
+) -> None:
+    """Help text and error lines set their own colours: in the light theme they must still
+    have 4.5:1 contrast on the panel (the dark theme's salmon and grey had about 2.3)."""
+    import re
+
+    from PySide6.QtWidgets import QApplication, QLabel
+
+    from fathom.app.theme import apply_theme
+
+    app = QApplication.instance()
+    apply_theme(app, "light")
+    try:
+        nid = add("image.invert", 0, 0)
+        window.scene.select_nodes([nid])
+        qtbot.wait(20)
+        background = window.inspector.palette().window().color()
+        assert background.name() == "#f1f3f4"
+        coloured = [
+            label
+            for label in window.inspector.findChildren(QLabel)
+            if "color:" in label.styleSheet()
+        ]
+        assert coloured  # the node's help text at least
+        for label in coloured:
+            colour = QColor(re.search(r"color:\s*(#[0-9a-fA-F]{6})", label.styleSheet())[1])
+            assert contrast_ratio(colour, background) >= 4.5, (label.text(), colour.name())
+    finally:
+        apply_theme(app, "dark")
