@@ -18,6 +18,8 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from fathom.app.editor.node_item import READABLE_PX
+
 TITLE_H = 28.0
 HANDLE = 14.0
 DEFAULT_COLOR = "#3d5a80"
@@ -57,8 +59,10 @@ class FrameTitle(QGraphicsItem):
         painter.setBrush(head)
         painter.drawRoundedRect(QRectF(0, 0, self.frame.w, TITLE_H), 8, 8)
         painter.setPen(QColor("#f1f3f4"))
+        # Like node titles, the frame's grows when zoomed out so it stays readable.
+        lod = option.levelOfDetailFromTransform(painter.worldTransform())
         font = QFont()
-        font.setPointSizeF(11)
+        font.setPixelSize(round(min(max(15.0, READABLE_PX / max(lod, 1e-3)), TITLE_H - 3)))
         font.setBold(True)
         painter.setFont(font)
         painter.drawText(
