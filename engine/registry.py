@@ -137,9 +137,10 @@ class Registry:
         return self._colors.get(category) or CATEGORY_COLORS.get(category) or name_color(category)
 
     def node_color(self, cls: type[Node]) -> str:
-        """A node's header colour: its family's (``node_family``), so loaders and savers share
-        one colour across categories and the rest are coloured by category."""
-        return self.category_color(node_family(cls))
+        """A node's header colour: the one it declares (``Node.color``: a plugin's own look
+        wins), else its family's (``node_family``), so loaders and savers share one colour
+        across categories and the rest are coloured by category."""
+        return cls.color or self.category_color(node_family(cls))
 
     # ---- discovery -------------------------------------------------------------------------
 

@@ -131,10 +131,10 @@ class NormalizeDepth(Node):
         Param("low_percentile", Float, 0.0, "maps to 0", min=0, max=100),
         Param("high_percentile", Float, 100.0, "maps to 1", min=0, max=100),
     )
-
     constraints = (
         Ordered("low_percentile", "high_percentile", why="the range between them is empty"),
     )
+
     def run(
         self, ctx: NodeContext, depth: Depth, low_percentile: float, high_percentile: float
     ) -> dict[str, Any]:
@@ -196,8 +196,8 @@ class DepthToMetric(Node):
             choices=("inverse", "linear"),
         ),
     )
-
     constraints = (Ordered("near", "far", why="near things must be closer than far ones"),)
+
     def run(
         self, ctx: NodeContext, depth: Depth, near: float, far: float, mapping: str
     ) -> dict[str, Any]:
@@ -350,10 +350,10 @@ class ColorizeDepth(Node):
         Param("high_percentile", Float, 98.0, "clip above", min=0, max=100),
         Param("near_is_bright", Bool, True, "near = bright/warm"),
     )
-
     constraints = (
         Ordered("low_percentile", "high_percentile", why="almost every pixel clips to one colour"),
     )
+
     def run(
         self,
         ctx: NodeContext,
