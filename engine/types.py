@@ -348,6 +348,70 @@ class Mesh(PortType):
         return int(m.vertices.nbytes + m.faces.nbytes + 64 * 1024)
 
 
+@dataclass(eq=False)
+class Views(PortType):
+    """Several images of one subject, each with the camera that saw it and, when known, its
+    depth: what multi-view generators make and ``mesh.from_views`` lifts to 3D. One value,
+    not many ports, because the views are generated jointly and mean little apart; the
+    preview shows them as a contact sheet."""
+
+    viewers = ("image",)
+
+    images: list[Image]
+    cameras: list[Camera]
+    depths: list[Depth] | None = None
+    type_id: ClassVar[str] = "views"
+    color: ClassVar[str] = "#ce93d8"
+    doc: ClassVar[str] = "Images of one subject with their cameras (and depths): a view set."
+
+    def __post_init__(self) -> None:
+        self.images, self.cameras = list(self.images), list(self.cameras)
+        if not self.images:
+            raise ValueError("a view set needs at least one view")
+        if len(self.cameras) != len(self.images):
+            raise ValueError(f"{len(self.images)} images but {len(self.cameras)} cameras")
+        for i, (im, cam) in enumerate(zip(self.images, self.cameras, strict=True)):
+            if (cam.width, cam.height) != (im.width, im.height):
+                raise ValueError(
+                    f"view {i}: camera is {cam.width}×{cam.height} but the image is "
+                    f"{im.width}×{im.height}"
+                )
+        if self.depths is not None:
+            self.depths = list(self.depths)
+            if len(self.depths) != len(self.images):
+                raise ValueError(f"{len(self.images)} images but {len(self.depths)} depths")
+            for i, (im, d) in enumerate(zip(self.images, self.depths, strict=True)):
+                if (d.width, d.height) != (im.width, im.height):
+                    raise ValueError(f"view {i}: depth and image sizes differ")
+
+    def __len__(self) -> int:
+        return len(self.images)
+
+    def rgbd(self, i: int) -> RGBD:
+        """View ``i`` as an RGBD with its camera (the view set must carry depths)."""
+        if self.depths is None:
+            raise ValueError("these views carry no depth; estimate it first (depth.estimate)")
+        return RGBD(self.images[i], self.depths[i], self.cameras[i])
+
+    def contact_sheet(self, columns: int = 3) -> Image:
+        """The views tiled in rows of ``columns`` (RGB, black where a row is short): how a
+        person looks at a view set at once."""
+        rgb = [im.rgb() for im in self.images]
+        h = max(a.shape[0] for a in rgb)
+        w = max(a.shape[1] for a in rgb)
+        cols = max(1, min(columns, len(rgb)))
+        rows = -(-len(rgb) // cols)
+        sheet = np.zeros((rows * h, cols * w, 3), np.float32)
+        for k, a in enumerate(rgb):
+            r, c = divmod(k, cols)
+            sheet[r * h : r * h + a.shape[0], c * w : c * w + a.shape[1]] = a
+        return Image(sheet)
+
+    def nbytes(self) -> int:
+        n = sum(im.nbytes() for im in self.images)
+        return n + (sum(d.nbytes() for d in self.depths) if self.depths else 0)
+
+
 # --------------------------------------------------------------------------------------------
 # Video: a lazy frame source
 
@@ -820,6 +884,7 @@ _PORT_TYPES: tuple[type[PortType], ...] = (
     CameraPath,
     PointCloud,
     Mesh,
+    Views,
     Video,
     Latent,
     Conditioning,

@@ -169,6 +169,38 @@ def orbit_path(
     return out
 
 
+def orbit_pose(azimuth_deg: float, elevation_deg: float, distance: float) -> np.ndarray:
+    """Camera-to-world pose on a sphere around the origin, looking at it: the camera layout of
+    multi-view generators (Zero123's relative pose, a ring of six views). Azimuth 0 is the
+    front (the camera on -z looking along +z), positive azimuth turns the camera to the
+    object's right seen from above, positive elevation raises it (up is -y)."""
+    az, el = math.radians(azimuth_deg), math.radians(elevation_deg)
+    eye = distance * np.array(
+        [math.sin(az) * math.cos(el), -math.sin(el), -math.cos(az) * math.cos(el)]
+    )
+    return look_at(eye, np.zeros(3))
+
+
+def ring_cameras(
+    azimuths_deg: list[float],
+    elevations_deg: list[float],
+    distance: float,
+    fov_deg: float,
+    size: tuple[int, int],
+) -> list[Camera]:
+    """One pinhole camera per (azimuth, elevation), all at ``distance`` from the origin and
+    looking at it, ``size`` = (width, height): the cameras of a generated view set."""
+    if len(azimuths_deg) != len(elevations_deg):
+        raise ValueError(f"{len(azimuths_deg)} azimuths but {len(elevations_deg)} elevations")
+    width, height = size
+    out = []
+    for az, el in zip(azimuths_deg, elevations_deg, strict=True):
+        cam = Camera.from_fov(width, height, fov_deg)
+        cam.pose = orbit_pose(az, el, distance)
+        out.append(cam)
+    return out
+
+
 def line_path(
     start: np.ndarray,
     end: np.ndarray,
