@@ -16,6 +16,8 @@ import atexit
 import contextlib
 import threading
 
+from PySide6.QtCore import QCoreApplication
+
 _started = threading.Event()
 #: Set when the warm-up has finished (tests wait on it to measure the steady state).
 done = threading.Event()
@@ -55,3 +57,9 @@ def warm_up() -> None:
         return
     _started.set()
     threading.Thread(target=_warm, name="studio-warm-up", daemon=True).start()
+    app = QCoreApplication.instance()
+    if app is not None:
+        # Quitting in the first second: let torch's import end while the interpreter is
+        # whole. The atexit wait alone runs too late: torch's own exit handlers, registered
+        # during the import, run before it and its libraries' finalizers then fail noisily.
+        app.aboutToQuit.connect(_finish)
