@@ -264,10 +264,19 @@ class Inspector(QWidget):
         return self.doc.subgraph_names() if kind == "subgraphs" else []
 
     def _outputs_row(self, cls: type[Node]) -> QWidget:
+        """Output choice and Preview on one line, the 360° button under them: one line for
+        all of it asked for more width than a docked inspector has (a sideways scroll bar)."""
         row = QWidget()
-        lay = QHBoxLayout(row)
-        lay.setContentsMargins(0, 8, 0, 0)
+        column = QVBoxLayout(row)
+        column.setContentsMargins(0, 8, 0, 0)
+        lay = QHBoxLayout()
+        lay.setContentsMargins(0, 0, 0, 0)
+        column.addLayout(lay)
         self.output_choice = QComboBox()
+        self.output_choice.setSizeAdjustPolicy(
+            QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon
+        )
+        self.output_choice.setMinimumContentsLength(10)
         for o in cls.outputs:
             self.output_choice.addItem(f"{o.name} ({o.type.type_id})", o.name)
         chosen = self.output_choice.findData(self.output_of(self.node_id or ""))
@@ -289,7 +298,7 @@ class Inspector(QWidget):
             self.open360.clicked.connect(
                 lambda: self.open_360.emit(self.node_id or "", self.output_choice.currentData())
             )
-            lay.addWidget(self.open360)
+            column.addWidget(self.open360, 0, Qt.AlignmentFlag.AlignLeft)
         return row
 
     # ---- edits -> commands ---------------------------------------------------------------------

@@ -30,8 +30,9 @@ from fathom.app.editor.node_body import wants_wheel
 from fathom.app.editor.scene import GraphScene
 
 MIN_ZOOM, MAX_ZOOM = 0.08, 3.0
-#: A graph opens no further out than this: node titles still show there (``text_detail``).
-OPEN_MIN_ZOOM = 0.3
+#: A graph opens no further out than this: titles read whole and on-node parameters show
+#: there (``text_detail``, ``node_body``); the minimap shows the rest of a bigger graph.
+OPEN_MIN_ZOOM = 0.5
 GRID = 25.0
 SETTLE_MS = 150
 
