@@ -128,7 +128,7 @@ def screenshot(args: argparse.Namespace) -> int:
             print(f"could not open {graph}", file=sys.stderr)  # noqa: T201
             return 2
         _wait(app, 0.3)
-        window.view.fit_all()
+        window.view.fit_to_open()  # the zoom a user sees the graph open at
         if args.run:
             window.runs.run()
             _wait(app, 600, until=lambda: not window.runner.running)
@@ -136,7 +136,7 @@ def screenshot(args: argparse.Namespace) -> int:
         if args.select:
             window.scene.select_nodes([args.select])
         _wait(app, 0.5)
-        window.view.fit_all()
+        window.view.fit_to_open()
         if args.pick and not _open_picker(app, window, args.pick):
             return 2
         if args.find:
@@ -189,10 +189,20 @@ def _open_picker(app: QApplication, window: Any, param: str) -> bool:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    if args.self_test:
-        return self_test(args.settings)
-    if args.screenshot is not None:
-        return screenshot(args)
+    try:
+        if args.self_test:
+            return self_test(args.settings)
+        if args.screenshot is not None:
+            return screenshot(args)
+        return studio(args)
+    finally:
+        from fathom.app import warmup
+
+        warmup.finish()  # a start-up import still under way ends before Python tears down
+
+
+def studio(args: argparse.Namespace) -> int:
+    """The desktop studio until its window closes."""
     app = _app()
     from fathom.app.main_window import MainWindow
     from fathom.app.settings import Settings

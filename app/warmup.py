@@ -44,7 +44,7 @@ def _warm() -> None:
 
 
 @atexit.register
-def _finish() -> None:
+def finish() -> None:
     """Let an import under way end before the interpreter tears down: a thread stopped inside
     a C extension's loading can abort the process at exit."""
     if _started.is_set():
@@ -62,4 +62,4 @@ def warm_up() -> None:
         # Quitting in the first second: let torch's import end while the interpreter is
         # whole. The atexit wait alone runs too late: torch's own exit handlers, registered
         # during the import, run before it and its libraries' finalizers then fail noisily.
-        app.aboutToQuit.connect(_finish)
+        app.aboutToQuit.connect(finish)
