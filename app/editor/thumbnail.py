@@ -3,7 +3,8 @@ nodes (six "Save Image" nodes) tells them apart at a glance.
 
 Which value a node shows comes from declared port types: its first output that is a picture
 (image, mask, depth, video, RGBD, mesh, point cloud), else what its first picture input was given
-(a Save node's output is only a path; what it wrote is what it was fed). The pictures are made on
+(a Save node's output is only a path; what it wrote is what it was fed); a view set shows its
+contact sheet and a textured mesh its texture. The pictures are made on
 the previews' worker thread (``app.preview.worker``): colourising a depth map or rendering a mesh
 never runs on the GUI thread, which only wraps each small finished array in a QImage.
 """
@@ -21,12 +22,12 @@ from fathom.app.document import Document
 from fathom.app.preview.image_view import to_qimage
 from fathom.app.preview.worker import BackgroundRenderer
 from fathom.engine.graph import Edge
-from fathom.engine.types import RGBD, Depth, Image, Mask, Mesh, PointCloud, Video
+from fathom.engine.types import RGBD, Depth, Image, Mask, Mesh, PointCloud, Video, Views
 
 #: Longest side of a thumbnail in pixels (about the node's width at 100 % zoom).
 THUMB_PX = 176
 #: The value types a thumbnail can show.
-DRAWN = (Image, Mask, Depth, Video, RGBD, Mesh, PointCloud)
+DRAWN = (Image, Mask, Depth, Video, RGBD, Mesh, PointCloud, Views)
 
 
 def _strided(data: np.ndarray, limit: int = THUMB_PX) -> np.ndarray:
@@ -67,6 +68,10 @@ def thumbnail_array(value: Any) -> np.ndarray | None:
         return depthmath.colorize(_strided(value.data), "turbo", 2.0, 98.0, near_is_bright=True)
     if isinstance(value, (Mesh, PointCloud)):
         return _mesh_view(value)
+    if isinstance(value, Views):  # the contact sheet, as the preview shows it (too small to label)
+        from fathom.app.preview.view_sheet import sheet_array
+
+        return sheet_array(value, labels=False, limit=THUMB_PX)
     return None
 
 

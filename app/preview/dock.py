@@ -23,9 +23,11 @@ from PySide6.QtWidgets import (
 )
 
 from fathom.app.preview.depth_view import DepthPanel
-from fathom.app.preview.image_view import ImagePanel
+from fathom.app.preview.image_view import ImagePanel, to_qimage
 from fathom.app.preview.mesh_view import MeshPanel
 from fathom.app.preview.video_player import VideoPlayer
+from fathom.app.preview.view_sheet import sheet_array
+from fathom.app.preview.worker import BackgroundRenderer
 from fathom.app.preview.written_bar import WrittenBar
 from fathom.engine.types import (
     Camera,
@@ -34,9 +36,13 @@ from fathom.engine.types import (
     Latent,
     ModelRef,
     PortType,
+    Views,
 )
 
 MAX_TEXT = 20_000
+#: View sets up to this many pixels become their contact sheet at once (a few ms); larger ones
+#: (six 1024² views) on a worker thread, so selecting one never stalls the GUI.
+SHEET_HERE = 600_000
 EMPTY_TEXT = "Select a node to preview its output"
 #: The viewers that are panels of this dock; others ("360") open windows of their own.
 PANELS = ("image", "depth", "video", "mesh")
@@ -124,6 +130,10 @@ class PreviewDock(QDockWidget):
         self._stack.addWidget(self._empty)
         self._panels: dict[str, QWidget] = {}
         self._kind = "empty"
+        #: Contact sheets of large view sets are made here; a result for an older value
+        #: (anything shown since) is dropped.
+        self._sheets = BackgroundRenderer(self._sheet_ready, self)
+        self._sheet_seq = 0
         #: Above a save node's preview: the files it wrote, Open and Show in folder.
         self.written = WrittenBar()
         body = QWidget()
@@ -190,6 +200,7 @@ class PreviewDock(QDockWidget):
         (the value is what they hold), listed above it."""
         self.setWindowTitle(f"Preview — {title}" if title else "Preview")
         self.written.set_paths(written or [])
+        self._sheet_seq += 1
         try:
             self._show(value, panel_kind(value, viewers))
         except Exception as exc:  # noqa: BLE001 - a bad value must not take the app down
@@ -202,6 +213,8 @@ class PreviewDock(QDockWidget):
     def _show(self, value: Any, kind: str) -> None:
         if kind == "empty":
             self.clear()
+        elif kind == "image" and isinstance(value, Views):
+            self._show_views(value)
         elif kind == "image":
             self._switch("image").set_image(value.data)  # type: ignore[attr-defined]
         elif kind == "depth":
@@ -219,6 +232,48 @@ class PreviewDock(QDockWidget):
             s = summarize(value)
             text.setPlainText(s if len(s) <= MAX_TEXT else s[:MAX_TEXT] + "\n…")
 
+    def _show_views(self, views: Views) -> None:
+        """A view set as its labelled contact sheet in the image panel: made here when small,
+        else on the worker (with its QImage) behind a note, the panel cleared meanwhile so no
+        stale picture passes for this one."""
+        panel = self._switch("image")
+        assert isinstance(panel, ImagePanel)
+        if sum(im.width * im.height for im in views.images) <= SHEET_HERE:
+            panel.set_image(sheet_array(views))
+            self._views_info(panel, views)
+            return
+        panel.clear()
+        panel.info.setText(f"{len(views)} views: making the contact sheet…")
+
+        def make() -> tuple[np.ndarray, Any]:
+            sheet = sheet_array(views)
+            return sheet, to_qimage(sheet)
+
+        self._sheets.submit(make, (self._sheet_seq, views))
+
+    def _sheet_ready(self, tag: tuple[int, Views], result: Any) -> None:
+        seq, views = tag
+        if seq != self._sheet_seq or self._kind != "image":
+            return  # something else was shown meanwhile
+        panel = self.panel("image")
+        assert isinstance(panel, ImagePanel)
+        if isinstance(result, Exception):
+            panel.info.setText(f"Cannot preview these views: {type(result).__name__}: {result}")
+            return
+        panel.set_image(*result)
+        self._views_info(panel, views)
+
+    @staticmethod
+    def _views_info(panel: ImagePanel, views: Views) -> None:
+        im = views.images[0]
+        depth = " with depth" if views.depths is not None else ""
+        panel.info.setText(f"{len(views)} views{depth}, {im.width}×{im.height} each")
+
+    @property
+    def idle(self) -> bool:
+        """No contact sheet being made: what the dock shows is final."""
+        return self._sheets.idle
+
     def clear(self) -> None:
         """Show nothing (and release the previewed value)."""
         self.show_message(EMPTY_TEXT)
@@ -228,6 +283,7 @@ class PreviewDock(QDockWidget):
         the value shown before: a stale picture must not pass for this node's."""
         self.setWindowTitle(f"Preview — {title}" if title else "Preview")
         self.written.set_paths(written or [])
+        self._sheet_seq += 1
         for kind, panel in self._panels.items():
             if kind == "text":
                 panel.setPlainText("")  # type: ignore[attr-defined]

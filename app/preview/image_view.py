@@ -91,12 +91,13 @@ class ImageView(QWidget):
 
     # ---- content
 
-    def set_image(self, data: np.ndarray) -> None:
-        """Show ``data`` (H×W or H×W×C float in [0, 1]) as image B."""
+    def set_image(self, data: np.ndarray, qimage: QImage | None = None) -> None:
+        """Show ``data`` (H×W or H×W×C float in [0, 1]) as image B; ``qimage``: its picture,
+        when a worker thread already made it (``to_qimage(data)``)."""
         arr = as_hwc(data)
         same_size = self._data is not None and self._data.shape[:2] == arr.shape[:2]
         self._data = arr
-        self._qimage = to_qimage(arr)
+        self._qimage = qimage if qimage is not None else to_qimage(arr)
         self._has_alpha = arr.shape[2] == 4 and bool((arr[:, :, 3] < 1).any())
         if not same_size or self._fit_mode:
             self.fit()
@@ -333,8 +334,8 @@ class ImagePanel(QWidget):
         self.view.hovered.connect(self._update_readout)
         self._pinned: np.ndarray | None = None
 
-    def set_image(self, data: np.ndarray) -> None:
-        self.view.set_image(data)
+    def set_image(self, data: np.ndarray, qimage: QImage | None = None) -> None:
+        self.view.set_image(data, qimage)
         arr = self.view.image()
         assert arr is not None
         self.info.setText(f"{arr.shape[1]}×{arr.shape[0]}×{arr.shape[2]}")

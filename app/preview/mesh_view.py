@@ -298,15 +298,22 @@ class GLMeshView(QWidget):
         g = self._geom
         if g is None:
             return
-        pos = self._to_gl(g.scene.vertices)
         colored = self.colors_on and g.has_colors
-        rgba = np.concatenate([g.vertex_colors, np.ones((len(pos), 1), np.float32)], 1)
+        # A textured mesh comes as its own per-vertex copy (sampled from the texture); with
+        # colours off it is drawn gray and shaded from the scene's own vertices.
+        verts, faces, colors = (
+            g.vertex_mesh
+            if colored and g.vertex_mesh is not None
+            else (g.scene.vertices, g.scene.faces, g.vertex_colors)
+        )
+        pos = self._to_gl(verts)
+        rgba = np.concatenate([colors, np.ones((len(pos), 1), np.float32)], 1)
         if g.is_points:
             col = rgba if colored else (0.8, 0.8, 0.8, 1.0)
             self._item = gl.GLScatterPlotItem(pos=pos, color=col, size=self.point_size, pxMode=True)
             self._item.setGLOptions("opaque")  # the default is additive: dense clouds go white
         else:
-            faces = np.asarray(g.scene.faces, np.int32)
+            faces = np.asarray(faces, np.int32)
             # Coloured: indexed vertices, colours interpolated, no lighting (as the software
             # path). Gray: flat face normals for the 'shaded' shader, so the shape reads.
             kw: dict[str, Any] = {"smooth": True, "computeNormals": False}
@@ -357,6 +364,12 @@ def preview_size(value: Any) -> int:
     return 0
 
 
+def _textured(value: Any) -> bool:
+    """A mesh with a UV texture: its per-vertex form for OpenGL is made on a worker (the
+    texture is sampled, coarse meshes are subdivided)."""
+    return isinstance(value, Mesh) and getattr(value.mesh.visual, "kind", None) == "texture"
+
+
 class MeshPanel(QWidget):
     """3D preview with wireframe / colour / point-size controls over either backend."""
 
@@ -370,7 +383,7 @@ class MeshPanel(QWidget):
         self.view: GLMeshView | SoftwareMeshView = GLMeshView() if use_gl else SoftwareMeshView()
         self.wire_button = tool_button("Wire", "Wireframe", checkable=True)
         self.color_button = tool_button(
-            "Colour", "Vertex colours (off: gray, shaded)", checkable=True
+            "Colour", "Textures and vertex colours (off: gray, shaded)", checkable=True
         )
         self.color_button.setChecked(True)
         self.point_size = QSpinBox()
@@ -415,14 +428,17 @@ class MeshPanel(QWidget):
         one prepared on a worker behind a "Preparing…" note, so selecting never stalls."""
         self._value = value
         self._prepare_seq += 1
-        if preview_size(value) <= PREPARE_HERE:
-            self._show_geometry(geometry_from_value(value))
+        per_vertex = self.backend == "opengl"  # OpenGL here takes colours, not textures
+        if preview_size(value) <= PREPARE_HERE and not (per_vertex and _textured(value)):
+            self._show_geometry(geometry_from_value(value, per_vertex=per_vertex))
             return
         self.view.set_geometry(None)
         self.info.setText("Preparing the 3D preview…")
         self.info.setToolTip("")
         self.open360_button.setEnabled(False)
-        self._preparer.submit(lambda: geometry_from_value(value), self._prepare_seq)
+        self._preparer.submit(
+            lambda: geometry_from_value(value, per_vertex=per_vertex), self._prepare_seq
+        )
 
     def _prepared(self, seq: int, result: Any) -> None:
         if seq != self._prepare_seq:

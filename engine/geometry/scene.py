@@ -57,9 +57,14 @@ def scene_from_mesh(mesh: Mesh) -> RenderScene:
     if getattr(visual, "kind", None) == "texture" and getattr(visual, "uv", None) is not None:
         material = visual.material
         img = getattr(material, "image", None) or getattr(material, "baseColorTexture", None)
+        # glTF's base colour factor multiplies the texture (white unless the file says so).
+        factor = getattr(material, "baseColorFactor", None)
+        factor = np.asarray([255] * 3 if factor is None else factor, np.float32)
         if img is not None:
-            tex = np.asarray(img.convert("RGB"), np.float32) / 255.0
+            tex = np.asarray(img.convert("RGB"), np.float32) / 255.0 * (factor[:3] / 255.0)
             return RenderScene(verts, faces, uv=np.asarray(visual.uv, np.float32), texture=tex)
+        main = np.asarray(getattr(material, "main_color", [204] * 3), np.float32)[:3] / 255.0
+        return RenderScene(verts, faces, np.tile(main, (len(verts), 1)))  # a material colour
     colors = None
     if getattr(visual, "kind", None) == "vertex" or hasattr(visual, "vertex_colors"):
         try:

@@ -50,6 +50,9 @@ class PreviewGeometry:
     radius: float
     summary: str
     _edges: np.ndarray | None = None
+    #: For per-vertex renderers (the OpenGL preview) of a textured mesh: vertices, faces and
+    #: colours sampled from the texture (``textured_vertex_mesh``); None: the scene's own.
+    vertex_mesh: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
 
     @property
     def is_points(self) -> bool:
@@ -74,17 +77,98 @@ def _bounds(points: np.ndarray) -> tuple[np.ndarray, float]:
     return center.astype(np.float64), max(float(np.linalg.norm(hi - lo)) / 2, 1e-6)
 
 
+def _bilinear(texture: np.ndarray, x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """RGB at pixel coordinates ``x``, ``y`` (texel centres at integers), clamped at the
+    border: N×3 float32."""
+    th, tw = texture.shape[:2]
+    x, y = np.clip(x, 0, tw - 1), np.clip(y, 0, th - 1)
+    x0, y0 = np.floor(x).astype(np.int64), np.floor(y).astype(np.int64)
+    x1, y1 = np.minimum(x0 + 1, tw - 1), np.minimum(y0 + 1, th - 1)
+    fx, fy = (x - x0)[:, None], (y - y0)[:, None]
+    t = np.asarray(texture[..., :3], np.float32)
+    top = t[y0, x0] * (1 - fx) + t[y0, x1] * fx
+    bottom = t[y1, x0] * (1 - fx) + t[y1, x1] * fx
+    return (top * (1 - fy) + bottom * fy).astype(np.float32)
+
+
+def _texel_coords(texture: np.ndarray, uv: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """UVs (origin bottom-left, as glTF/OBJ and the rasterizer's ``shade_texture``) → pixel
+    coordinates with texel centres at integers."""
+    th, tw = texture.shape[:2]
+    u, v = np.asarray(uv[..., 0], np.float64), np.asarray(uv[..., 1], np.float64)
+    return u * tw - 0.5, (1.0 - v) * th - 0.5
+
+
+def sample_texture(texture: np.ndarray, uv: np.ndarray) -> np.ndarray:
+    """Bilinear RGB lookup of N×2 ``uv`` in an H×W×C texture, as the rasterizer samples it:
+    N×3 float32."""
+    return _bilinear(texture, *_texel_coords(texture, uv))
+
+
 def _texture_at_vertices(scene: RenderScene) -> np.ndarray:
-    """Nearest texel per vertex: OpenGL items here take vertex colours, not textures."""
+    """The texture at each vertex's UV: a rough colour per vertex (bounds, summaries)."""
     assert scene.texture is not None and scene.uv is not None
-    th, tw = scene.texture.shape[:2]
-    u = np.clip((scene.uv[:, 0] * tw).astype(np.int64), 0, tw - 1)
-    v = np.clip(((1.0 - scene.uv[:, 1]) * th).astype(np.int64), 0, th - 1)
-    return scene.texture[v, u, :3].astype(np.float32)
+    return sample_texture(scene.texture, scene.uv)
 
 
-def geometry_from_value(value: Any, max_points: int = MAX_POINTS) -> PreviewGeometry:
-    """Mesh, PointCloud or RGBD (shown as its point cloud) → PreviewGeometry."""
+#: A textured mesh shown with per-vertex colours is subdivided up to this many faces, so the
+#: colours can follow the texture's detail (about 1.5 M vertices once faces are split apart).
+VERTEX_TEXTURE_FACES = 500_000
+
+
+def textured_vertex_mesh(
+    vertices: np.ndarray,
+    faces: np.ndarray,
+    uv: np.ndarray,
+    texture: np.ndarray,
+    max_faces: int = VERTEX_TEXTURE_FACES,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """A textured mesh as (vertices, faces, colours) for renderers that only interpolate
+    colours between vertices (pyqtgraph's OpenGL mesh item).
+
+    Two things make the picture right: triangles much larger than a texel are subdivided
+    (within ``max_faces``), so a coarse mesh still shows its texture's detail; and every face
+    gets its own three vertices, each sampled slightly inside the face's UV triangle, so a
+    seam between atlas charts never takes a neighbouring chart's colour (a shared corner sits
+    exactly on the chart's edge)."""
+    import trimesh.remesh
+
+    v = np.asarray(vertices, np.float64)
+    f = np.asarray(faces, np.int64)
+    t = np.asarray(uv, np.float64)
+    th, tw = texture.shape[:2]
+    while 0 < len(f) and len(f) * 4 <= max_faces:
+        a, b, c = t[f[:, 0]], t[f[:, 1]], t[f[:, 2]]
+        cross = (b[:, 0] - a[:, 0]) * (c[:, 1] - a[:, 1]) - (b[:, 1] - a[:, 1]) * (
+            c[:, 0] - a[:, 0]
+        )
+        texels = float(np.median(np.abs(cross))) * 0.5 * tw * th
+        if texels <= 8.0:  # a face already covers only a few texels
+            break
+        v, f, attrs = trimesh.remesh.subdivide(v, f, vertex_attributes={"uv": t})
+        t = np.asarray(attrs["uv"], np.float64)
+    x, y = _texel_coords(texture, t[f])  # F×3 each
+    # Each corner is moved a texel towards its face's centre (at most half-way) and kept within
+    # the texel centres its face spans, so the blend never reaches across a chart's edge.
+    cx, cy = x.mean(1, keepdims=True), y.mean(1, keepdims=True)
+    reach = np.hypot(x - cx, y - cy)
+    pull = np.minimum(0.5, 1.0 / np.maximum(reach, 1e-9))
+    x, y = x + (cx - x) * pull, y + (cy - y) * pull
+    for c, lo, hi in ((x, x.min(1), x.max(1)), (y, y.min(1), y.max(1))):
+        first, last = np.ceil(lo), np.floor(hi)
+        spans = first <= last  # faces spanning at least one texel centre on this axis
+        c[spans] = np.clip(c[spans], first[spans, None], last[spans, None])
+    colours = _bilinear(texture, x.reshape(-1), y.reshape(-1))
+    split_faces = np.arange(3 * len(f), dtype=np.int64).reshape(-1, 3)
+    return v[f].reshape(-1, 3).astype(np.float32), split_faces, colours
+
+
+def geometry_from_value(
+    value: Any, max_points: int = MAX_POINTS, per_vertex: bool = False
+) -> PreviewGeometry:
+    """Mesh, PointCloud or RGBD (shown as its point cloud) → PreviewGeometry. ``per_vertex``:
+    also make a textured mesh's ``vertex_mesh`` (for the OpenGL preview; the software path
+    samples the texture per pixel and needs none)."""
     if isinstance(value, Mesh):
         tm = value.mesh
         if len(tm.faces) == 0:
@@ -95,7 +179,15 @@ def geometry_from_value(value: Any, max_points: int = MAX_POINTS) -> PreviewGeom
         normals = np.asarray(tm.vertex_normals, np.float32)
         center, radius = _bounds(np.asarray(sc.vertices))
         summary = f"mesh: {len(tm.vertices):,} vertices, {len(tm.faces):,} faces"
-        return PreviewGeometry(sc, cols, normals, has_colors, center, radius, summary)
+        vmesh = None
+        if sc.texture is not None and sc.uv is not None:
+            th, tw = sc.texture.shape[:2]
+            summary += f", {tw}×{th} texture"
+            if per_vertex:
+                vmesh = textured_vertex_mesh(sc.vertices, np.asarray(sc.faces), sc.uv, sc.texture)
+        geom = PreviewGeometry(sc, cols, normals, has_colors, center, radius, summary)
+        geom.vertex_mesh = vmesh
+        return geom
     if isinstance(value, RGBD):
         d = value.depth
         cam = value.camera or Camera.from_fov(d.width, d.height, 60.0)
