@@ -26,6 +26,7 @@ TITLES = {
     "sd3": "Stable Diffusion 3",
     "flux": "FLUX",
     "svd": "Stable Video Diffusion",
+    "zero123pp": "Zero123++",
     "ldm3d": "LDM3D (RGB + depth)",
     "depth": "depth estimation",
     "segmentation": "segmentation",
@@ -228,6 +229,9 @@ def _folder_family(path: Path) -> ModelInfo:
     inpainting = int(unet.get("in_channels", 4)) == 9
     if "StableVideoDiffusion" in cls:
         family = "svd"
+    elif "Zero123Plus" in cls:
+        # A custom pipeline class; its UNet looks like SD 2, so the index must decide.
+        family = "zero123pp"
     elif "StableDiffusion3" in cls:
         family = "sd3"
     elif "Flux" in cls:

@@ -1,0 +1,126 @@
+"""A tiny random-weight Zero123++ folder, laid out like the ``sudo-ai/zero123plus`` downloads.
+
+Each component is saved with its own library's ``save_pretrained`` (safetensors) into the
+subfolder the real model uses, and ``model_index.json`` names the custom pipeline class and
+carries the ramping coefficients, so the test loads it through the same code a user's folder
+takes. Views are 32² (a 64×96 sheet; latents 8×12).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+TILE = 32
+
+
+def _write_vocab(folder: Path) -> Path:
+    """A letter-level CLIP vocabulary (no merges): enough for the empty prompt."""
+    import string
+
+    chars = list(string.ascii_lowercase + string.digits)
+    vocab = {c: i for i, c in enumerate(chars)}
+    vocab.update({c + "</w>": len(chars) + i for i, c in enumerate(chars)})
+    vocab["<|startoftext|>"] = len(vocab)
+    vocab["<|endoftext|>"] = len(vocab)
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "vocab.json").write_text(json.dumps(vocab))
+    (folder / "merges.txt").write_text("#version: 0.2\n")
+    return folder
+
+
+def build_tiny_zero123pp(folder: Path, seed: int = 0, class_name: object = None) -> Path:
+    """Write the folder and return it (``class_name`` overrides the index's pipeline name)."""
+    import torch
+    from diffusers import AutoencoderKL, EulerAncestralDiscreteScheduler, UNet2DConditionModel
+    from transformers import (
+        CLIPImageProcessor,
+        CLIPTextConfig,
+        CLIPTextModel,
+        CLIPTokenizer,
+        CLIPVisionConfig,
+        CLIPVisionModelWithProjection,
+    )
+
+    vocab = _write_vocab(folder / "vocab")
+    tok = CLIPTokenizer(str(vocab / "vocab.json"), str(vocab / "merges.txt"), model_max_length=77)
+    torch.manual_seed(seed)
+    out = folder / "zero123pp"
+    UNet2DConditionModel(
+        sample_size=8,
+        in_channels=4,
+        out_channels=4,
+        block_out_channels=(32, 64),
+        layers_per_block=1,
+        norm_num_groups=16,
+        down_block_types=("CrossAttnDownBlock2D", "DownBlock2D"),
+        up_block_types=("UpBlock2D", "CrossAttnUpBlock2D"),
+        cross_attention_dim=32,
+        attention_head_dim=8,
+    ).save_pretrained(out / "unet")
+    AutoencoderKL(
+        block_out_channels=(8, 16, 16, 16),
+        layers_per_block=1,
+        norm_num_groups=8,
+        latent_channels=4,
+        sample_size=32,
+        down_block_types=("DownEncoderBlock2D",) * 4,
+        up_block_types=("UpDecoderBlock2D",) * 4,
+    ).save_pretrained(out / "vae")
+    CLIPTextModel(
+        CLIPTextConfig(
+            hidden_size=32,
+            intermediate_size=37,
+            num_attention_heads=4,
+            num_hidden_layers=2,
+            vocab_size=len(tok),
+            max_position_embeddings=77,
+            bos_token_id=tok.bos_token_id,
+            eos_token_id=tok.eos_token_id,
+            pad_token_id=tok.pad_token_id,
+        )
+    ).save_pretrained(out / "text_encoder")
+    tok.save_pretrained(out / "tokenizer")
+    CLIPVisionModelWithProjection(
+        CLIPVisionConfig(
+            hidden_size=32,
+            projection_dim=32,
+            num_hidden_layers=2,
+            num_attention_heads=4,
+            intermediate_size=37,
+            image_size=TILE,
+            patch_size=8,
+        )
+    ).save_pretrained(out / "vision_encoder")
+    square = {"shortest_edge": TILE}, {"height": TILE, "width": TILE}
+    CLIPImageProcessor(size=square[0], crop_size=square[1]).save_pretrained(
+        out / "feature_extractor_clip"
+    )
+    # The VAE's input: [0, 1] → (x − 0.5) / 0.8, Zero123++'s image scaling.
+    CLIPImageProcessor(
+        size=square[0], crop_size=square[1], image_mean=[0.5] * 3, image_std=[0.8] * 3
+    ).save_pretrained(out / "feature_extractor_vae")
+    EulerAncestralDiscreteScheduler(
+        beta_start=0.00085,
+        beta_end=0.012,
+        beta_schedule="linear",
+        prediction_type="v_prediction",
+        steps_offset=1,
+    ).save_pretrained(out / "scheduler")
+    ramp = [round(0.2 + 0.8 * k / 76, 6) for k in range(77)]
+    index = {
+        "_class_name": class_name or "Zero123PlusPipeline",
+        "_diffusers_version": "0.20.2",
+        "feature_extractor_clip": ["transformers", "CLIPImageProcessor"],
+        "feature_extractor_vae": ["transformers", "CLIPImageProcessor"],
+        "ramping_coefficients": ramp,
+        "safety_checker": [None, None],
+        "scheduler": ["diffusers", "EulerAncestralDiscreteScheduler"],
+        "text_encoder": ["transformers", "CLIPTextModel"],
+        "tokenizer": ["transformers", "CLIPTokenizer"],
+        "unet": ["diffusers", "UNet2DConditionModel"],
+        "vae": ["diffusers", "AutoencoderKL"],
+        "vision_encoder": ["transformers", "CLIPVisionModelWithProjection"],
+    }
+    (out / "model_index.json").write_text(json.dumps(index, indent=2))
+    return out
