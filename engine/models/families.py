@@ -26,6 +26,7 @@ TITLES = {
     "sd3": "Stable Diffusion 3",
     "flux": "FLUX",
     "svd": "Stable Video Diffusion",
+    "zero123": "Zero123 (novel views)",
     "zero123pp": "Zero123++",
     "ldm3d": "LDM3D (RGB + depth)",
     "depth": "depth estimation",
@@ -227,7 +228,9 @@ def _folder_family(path: Path) -> ModelInfo:
     sched = _read_json(path / "scheduler" / "scheduler_config.json")
     one_step = sched.get("timestep_spacing") == "trailing"
     inpainting = int(unet.get("in_channels", 4)) == 9
-    if "StableVideoDiffusion" in cls:
+    if "Zero1to3" in cls or "cc_projection" in index:
+        family = "zero123"  # its UNet has SD's shape, but it is conditioned on an image
+    elif "StableVideoDiffusion" in cls:
         family = "svd"
     elif "Zero123Plus" in cls:
         # A custom pipeline class; its UNet looks like SD 2, so the index must decide.
