@@ -205,13 +205,15 @@ def _randn(shape: Any, generator: Any, device: Any, dtype: Any) -> Any:
     return randn_tensor(tuple(shape), generator=generator, device=device, dtype=dtype)
 
 
-def latent_shape(model: Any, tile: int) -> tuple[int, int, int, int]:
-    """(1, C, h, w) of a sheet of ``tile``-pixel views."""
+def latent_shape(
+    model: Any, tile: int, grid: tuple[int, int] = (ROWS, COLS)
+) -> tuple[int, int, int, int]:
+    """(1, C, h, w) of a sheet of ``tile``-pixel views, ``grid`` = (rows, columns)."""
     factor = 2 ** (len(model.vae.config.block_out_channels) - 1)
     if tile % factor:
         raise ValueError(f"the view size {tile} is not a multiple of {factor} (the VAE's scale)")
     c = int(model.unet.config.in_channels)
-    return (1, c, ROWS * tile // factor, COLS * tile // factor)
+    return (1, c, grid[0] * tile // factor, grid[1] * tile // factor)
 
 
 def _step_kwargs(scheduler: Any, generator: Any) -> dict[str, Any]:
@@ -233,19 +235,21 @@ def sample_views(
     generator: Any,
     reference_generator: Any = None,
     on_step: Callable[[int, int], None] | None = None,
+    grid: tuple[int, int] = (ROWS, COLS),
 ) -> Any:
     """Denoise one sheet of six views; returns its latents (in the model's shifted space).
 
     ``generator`` draws the initial and the scheduler's noise (as diffusers' pipeline does, so
     with the reference off the result equals it); ``reference_generator`` the noise the
-    reference latents get at each step. ``on_step(i, steps)`` may raise to cancel."""
+    reference latents get at each step. ``on_step(i, steps)`` may raise to cancel. ``grid``
+    other than 3×2 is for comparisons (one view: (1, 1)); the model was trained on 3×2."""
     import torch
 
     unet, bank = model.unet, model.bank
     scheduler = type(model.scheduler).from_config(model.scheduler.config)
     scheduler.set_timesteps(steps, device=model.device)
     embeds = cond.embeds
-    latents = _randn(latent_shape(model, tile), generator, model.device, embeds.dtype)
+    latents = _randn(latent_shape(model, tile, grid), generator, model.device, embeds.dtype)
     latents = latents * scheduler.init_noise_sigma
     extra = _step_kwargs(scheduler, generator)
     ref = cond.reference

@@ -1,0 +1,196 @@
+"""Image-to-views benchmark (issue 15): six Zero123++ views in one tiled pass against six
+separate single-view passes of the same UNet, beside the plain sampler without the reference.
+
+Run: python bench/bench_image_to_views.py [--tile 128] [--steps 10] [--reps 2] [--json FILE]
+
+The model is a random-weight Zero123++-shaped folder built on the SD-1.5-shaped mini model
+(engine/diffusion/minimodels.py BENCH: its UNet, VAE and text encoder, plus a CLIP vision
+encoder with projection, the two image processors and Zero123++'s v-prediction Euler-ancestral
+scheduler), saved like a user's download and loaded through engine/models/zero123pp.py. Rows:
+
+- one pass: the node's sampler, six views tiled 3×2, reference attention on, guidance 4;
+- six passes: the same sampler on one view at a time (grid 1×1), six times, reference on;
+- plain one pass: the sheet with the reference off (the plain guided sampler);
+- diffusers plain: diffusers' StableDiffusionPipeline on the same UNet and conditioning (the
+  plain peer; the official Zero123++ pipeline is remote code and is not run).
+
+Timings are the best of ``--reps`` interleaved repetitions (each row once per repetition), of
+the sampling only (encoding the condition is shared by every row, decoding costs the same
+pixels either way).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from fathom.engine.diffusion import views_sampler as vs
+from fathom.engine.diffusion.minimodels import BENCH, build_components
+from fathom.engine.models.zero123pp import load_zero123pp
+
+GUIDANCE = 4.0
+
+
+def build_model(folder: Path, tile: int, seed: int = 0) -> Path:
+    """A Zero123++-shaped folder on the SD-1.5-shaped mini model's parts."""
+    from diffusers import EulerAncestralDiscreteScheduler
+    from transformers import CLIPImageProcessor, CLIPVisionConfig, CLIPVisionModelWithProjection
+
+    parts = build_components(BENCH, seed)
+    for name in ("unet", "vae", "text_encoder", "tokenizer"):
+        parts[name].save_pretrained(folder / name)
+    torch.manual_seed(seed + 7)
+    CLIPVisionModelWithProjection(
+        CLIPVisionConfig(
+            hidden_size=BENCH.cross_dim,
+            projection_dim=BENCH.cross_dim,
+            num_hidden_layers=4,
+            num_attention_heads=8,
+            intermediate_size=4 * BENCH.cross_dim,
+            image_size=tile,
+            patch_size=16,
+        )
+    ).save_pretrained(folder / "vision_encoder")
+    size, crop = {"shortest_edge": tile}, {"height": tile, "width": tile}
+    CLIPImageProcessor(size=size, crop_size=crop).save_pretrained(folder / "feature_extractor_clip")
+    CLIPImageProcessor(
+        size=size, crop_size=crop, image_mean=[0.5] * 3, image_std=[0.8] * 3
+    ).save_pretrained(folder / "feature_extractor_vae")
+    EulerAncestralDiscreteScheduler(
+        beta_start=0.00085,
+        beta_end=0.012,
+        beta_schedule="linear",
+        prediction_type="v_prediction",
+        steps_offset=1,
+    ).save_pretrained(folder / "scheduler")
+    lib = {
+        "unet": ["diffusers", "UNet2DConditionModel"],
+        "vae": ["diffusers", "AutoencoderKL"],
+        "text_encoder": ["transformers", "CLIPTextModel"],
+        "tokenizer": ["transformers", "CLIPTokenizer"],
+        "vision_encoder": ["transformers", "CLIPVisionModelWithProjection"],
+        "feature_extractor_clip": ["transformers", "CLIPImageProcessor"],
+        "feature_extractor_vae": ["transformers", "CLIPImageProcessor"],
+        "scheduler": ["diffusers", "EulerAncestralDiscreteScheduler"],
+    }
+    ramp = [round(0.2 + 0.8 * k / 76, 6) for k in range(77)]
+    index = {"_class_name": "Zero123PlusPipeline", **lib, "ramping_coefficients": ramp}
+    (folder / "model_index.json").write_text(json.dumps(index, indent=1))
+    return folder
+
+
+def rows(model: Any, tile: int, steps: int) -> dict[str, Callable[[], Any]]:
+    import numpy as np
+
+    rgb = np.random.default_rng(0).random((tile, tile, 3)).astype(np.float32)
+    on = vs.condition(model, rgb, GUIDANCE, True, torch.Generator().manual_seed(1))
+    off = vs.ViewsCondition(on.embeds, None, on.guided)
+
+    def sample(cond: Any, grid: tuple[int, int], seed: int) -> Any:
+        gen, ref = torch.Generator().manual_seed(seed), torch.Generator().manual_seed(seed + 1)
+        return vs.sample_views(model, cond, tile, steps, GUIDANCE, gen, ref, grid=grid)
+
+    def diffusers_plain() -> Any:
+        from diffusers import StableDiffusionPipeline, UNet2DConditionModel
+
+        if "pipe" not in cache:
+            plain = UNet2DConditionModel.from_pretrained(
+                Path(model.source) / "unet", use_safetensors=True
+            ).eval()
+            cache["pipe"] = StableDiffusionPipeline(
+                vae=model.vae,
+                text_encoder=model.text_encoder,
+                tokenizer=model.tokenizer,
+                unet=plain,
+                scheduler=type(model.scheduler).from_config(model.scheduler.config),
+                safety_checker=None,
+                feature_extractor=None,
+                requires_safety_checker=False,
+            )
+            cache["pipe"].set_progress_bar_config(disable=True)
+        with torch.inference_mode():
+            return cache["pipe"](
+                prompt_embeds=off.embeds[1:],
+                negative_prompt_embeds=off.embeds[:1],
+                guidance_scale=GUIDANCE,
+                height=3 * tile,
+                width=2 * tile,
+                num_inference_steps=steps,
+                generator=torch.Generator().manual_seed(5),
+                output_type="latent",
+            ).images
+
+    cache: dict[str, Any] = {}
+    return {
+        "one pass (6 views tiled, reference)": lambda: sample(on, (3, 2), 5),
+        "six single-view passes (reference)": lambda: [sample(on, (1, 1), 5 + k) for k in range(6)],
+        "plain one pass (no reference)": lambda: sample(off, (3, 2), 5),
+        "diffusers plain (StableDiffusionPipeline)": diffusers_plain,
+    }
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--tile", type=int, default=128, help="pixels per view")
+    ap.add_argument("--steps", type=int, default=10)
+    ap.add_argument("--reps", type=int, default=2)
+    ap.add_argument("--json", type=Path)
+    args = ap.parse_args()
+    torch.set_num_threads(max(1, os.cpu_count() or 1))
+    with tempfile.TemporaryDirectory() as tmp:
+        model = load_zero123pp(build_model(Path(tmp) / "zero123pp", args.tile), "cpu", "float32")
+        todo = rows(model, args.tile, args.steps)
+        results = {}
+        for name, fn in todo.items():
+            results[name] = fn()  # warm-up, and the outputs for the equality check
+        best = {name: float("inf") for name in todo}
+        for _ in range(args.reps):
+            for name, fn in todo.items():
+                t0 = time.perf_counter()
+                fn()
+                best[name] = min(best[name], time.perf_counter() - t0)
+    plain, peer = (
+        results["plain one pass (no reference)"],
+        results["diffusers plain (StableDiffusionPipeline)"],
+    )
+    same = bool(torch.equal(plain, peer))
+    base = best["one pass (6 views tiled, reference)"]
+    print(
+        f"\n{args.tile}² per view (sheet {2 * args.tile}×{3 * args.tile}), {args.steps} steps, "
+        f"guidance {GUIDANCE}, CPU {platform.processor() or platform.machine()}, "
+        f"torch threads {torch.get_num_threads()}"
+    )
+    print("| row | seconds | × one pass |\n|---|---|---|")
+    for name, sec in best.items():
+        print(f"| {name} | {sec:.2f} | {sec / base:.2f} |")
+    print(f"\nplain one pass equals diffusers' pipeline: {same}")
+    print(f"load: {os.getloadavg()}")
+    if args.json:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(
+            json.dumps(
+                {
+                    "tile": args.tile,
+                    "steps": args.steps,
+                    "seconds": best,
+                    "plain_equals_diffusers": same,
+                },
+                indent=1,
+            )
+        )
+
+
+if __name__ == "__main__":
+    main()
