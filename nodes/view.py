@@ -97,9 +97,10 @@ class CameraPathNode(Node):
         camera: Camera | None = None,
     ) -> dict[str, Any]:
         target = np.array([target_x, target_y, target_z])
-        base = camera or Camera.from_fov(
-            width, height, fov, _safe_look_at(ctx, np.zeros(3), target)
-        )
+        # An orbit places its own cameras: only the others start from the origin looking at
+        # the target (so an orbit around the origin is fine).
+        pose = None if kind == "orbit" else _safe_look_at(ctx, np.zeros(3), target)
+        base = camera or Camera.from_fov(width, height, fov, pose)
         start = base.pose[:3, 3]
         right, down, fwd = base.pose[:3, 0], base.pose[:3, 1], base.pose[:3, 2]
         if kind == "orbit":
