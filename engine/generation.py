@@ -488,7 +488,7 @@ def run_generation(
     ctx: NodeContext,
     comps: Any,
     *,
-    prompt: str,
+    prompt: str | list[str],
     negative_prompt: str,
     steps: int,
     guidance: float,
@@ -505,22 +505,19 @@ def run_generation(
     loras: str = "",
     controls: list[Control] | None = None,
     prompts: list[ImagePrompt] | None = None,
+    latents: Any = None,
 ) -> Any:
     """The loop with the node's LoRAs on, progress, previews, cancellation, the out-of-memory
-    fallback and the run report; LoopInputError becomes a NodeError naming the port."""
+    fallback and the run report; LoopInputError becomes a NodeError naming the port. Prompt
+    lists and ``latents``: as ``engine.diffusion.loop.generate`` takes them."""
     from fathom.engine.diffusion.ipadapter import active as ipadapter_on
     from fathom.engine.diffusion.loop import generate
-    from fathom.engine.diffusion.preview import Previewer
     from fathom.engine.diffusion.seamless import horizontal_wrap
     from fathom.engine.errors import LoopInputError
     from fathom.engine.models.diffusion import fall_back, settle
     from fathom.engine.models.memory import retry_on_oom
 
-    extra = ctx.options.extra
-    pv_source = extra.get("preview_vae") or os.environ.get("FATHOM_PREVIEW_VAE", "")
-    previewer = Previewer(
-        comps, extra.get("preview", "auto"), load_tiny_vae(ctx, pv_source) if pv_source else None
-    )
+    previewer = _previewer(ctx, comps)
 
     def on_step(info: Any) -> None:
         msg = f"step {info.step}/{info.steps}"
@@ -529,7 +526,8 @@ def run_generation(
         if img is not None:
             ctx.preview(Image(img), msg)
 
-    load_embeddings(ctx, comps, prompt, negative_prompt)
+    texts = [prompt] if isinstance(prompt, str) else prompt
+    load_embeddings(ctx, comps, *texts, negative_prompt)
     control = control_inputs(ctx, controls, width, height)
     encoder, adapters = image_prompts(ctx, prompts)
     embeds: list[Any] | None = None
@@ -551,6 +549,7 @@ def run_generation(
             callback=on_step,
             controls=control,
             image_embeds=embeds,
+            latents=latents,
         )
         if wrap:
             with horizontal_wrap(comps.unet, comps.vae):
@@ -575,7 +574,7 @@ def run_generation(
     try:
         with (
             loras_on(ctx, comps, loras),
-            ipadapter_on(comps, encoder, adapters, batch_size, cfg) as embeds,
+            ipadapter_on(comps, encoder, adapters, batch_size * len(texts), cfg) as embeds,
         ):
             result, fallback = retry_on_oom(attempt, lower, fail)
     except LoopInputError as exc:
@@ -584,6 +583,17 @@ def run_generation(
         settle(comps)
     _report(ctx, comps, result, accel or [], previewer.summary(), fallback)
     return result
+
+
+def _previewer(ctx: NodeContext, comps: Any) -> Any:
+    """The run's step previews as the run options ask (``preview``, ``preview_vae``)."""
+    from fathom.engine.diffusion.preview import Previewer
+
+    extra = ctx.options.extra
+    pv_source = extra.get("preview_vae") or os.environ.get("FATHOM_PREVIEW_VAE", "")
+    return Previewer(
+        comps, extra.get("preview", "auto"), load_tiny_vae(ctx, pv_source) if pv_source else None
+    )
 
 
 def _report(

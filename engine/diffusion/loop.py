@@ -155,11 +155,17 @@ def _start(
     image: torch.Tensor | None,
     mask: torch.Tensor | None,
     strength: float,
+    noise: torch.Tensor | None = None,
 ) -> _Start:
-    """Initial latents: pure noise (text-to-image), the encoded image noised to the first
-    timestep (image-to-image), or either for inpainting; the random draws come in diffusers'
-    order (image encoding, noise, masked-image encoding) so that results equal theirs."""
+    """Initial latents: pure noise (text-to-image; ``noise`` when given, else the seed's
+    draw), the encoded image noised to the first timestep (image-to-image), or either for
+    inpainting; the random draws come in diffusers' order (image encoding, noise, masked-image
+    encoding) so that results equal theirs."""
     dtype, device, b = guide.embeds.dtype, components.device, shape[0]
+    if noise is not None:
+        if image is not None or tuple(noise.shape) != shape:
+            raise ValueError(f"starting noise is for text-to-image, shaped {shape}")
+        return _Start(noise.to(device, dtype) * sched.init_noise_sigma)
     if image is None:
         return _Start(randn(shape, gen, device, dtype) * sched.init_noise_sigma)
     pure_noise = mask is not None and strength == 1.0
@@ -265,7 +271,7 @@ def _denoise(
 @torch.no_grad()
 def generate(
     components: Components,
-    prompt: str,
+    prompt: str | Sequence[str],
     negative_prompt: str = "",
     *,
     steps: int = 20,
@@ -284,8 +290,13 @@ def generate(
     decode_output: bool = True,
     controls: Sequence[ControlInput] = (),
     image_embeds: list[torch.Tensor] | None = None,
+    latents: torch.Tensor | None = None,
 ) -> GenerationResult:
     """Denoise ``steps`` scheduler steps and decode.
+
+    prompt: one prompt, or a list: ``batch_size`` images of each, in order (diffusers' list).
+    latents: text-to-image's starting noise (unit variance, the batch's latent shape) in place
+    of the seed's draw, as diffusers' ``latents`` (``engine.diffusion.joint_views``).
 
     image: 1×3×H×W in [-1, 1] for image-to-image and inpainting (``Components.to_model_image``).
     mask: 1×1×H×W in [0, 1], 1 = repaint (binarised at 0.5), for inpainting.
@@ -308,9 +319,13 @@ def generate(
         timesteps, user_steps = strength_timesteps(sched, steps, strength)
     gen = torch.Generator(device="cpu").manual_seed(int(seed))
     f = components.vae_scale_factor
-    shape = (batch_size, components.latent_channels, height // f, width // f)
-    start = _start(components, sched, timesteps[:1], gen, guide, shape, image, mask, strength)
-    control_images = batched_images(controls, batch_size, guide.cfg, components.device)
+    texts = [prompt] if isinstance(prompt, str) else list(prompt)
+    n = batch_size * len(texts)
+    shape = (n, components.latent_channels, height // f, width // f)
+    start = _start(
+        components, sched, timesteps[:1], gen, guide, shape, image, mask, strength, latents
+    )
+    control_images = batched_images(controls, n, guide.cfg, components.device)
     done = _denoise(
         components,
         sched,
@@ -338,6 +353,6 @@ def generate(
         scheduler or "default",
         time.perf_counter() - t_start_clock,
         done.step_seconds,
-        components.encode(prompt).chunks,
-        components.encode(prompt).cut,
+        max(components.encode(t).chunks for t in texts),
+        max(components.encode(t).cut for t in texts),
     )

@@ -139,7 +139,7 @@ def pad_tokens(components: Any, enc: Encoded, tokens: int) -> Encoded:
         return enc
     empty = components.encode("").embeds
     reps = (tokens - have) // int(empty.shape[1])
-    embeds = torch.cat([enc.embeds, empty.repeat(1, reps, 1)], dim=1)
+    embeds = torch.cat([enc.embeds, empty.repeat(int(enc.embeds.shape[0]), reps, 1)], dim=1)
     return Encoded(embeds, enc.pooled, enc.cut)
 
 
@@ -169,7 +169,7 @@ class Guidance:
 
 def guidance_for(
     components: Any,
-    prompt: str,
+    prompt: str | Sequence[str],
     negative_prompt: str,
     scale: float,
     batch: int = 1,
@@ -178,11 +178,14 @@ def guidance_for(
     """CFG is on above scale 1 for UNets without a guidance embedding (diffusers' rule).
     SDXL-family models also need ``size`` (height, width): their UNet is told the image's
     original and target size and its crop (none), and an empty negative prompt is zeros when
-    the model says so (``force_zeros_for_empty_prompt``)."""
+    the model says so (``force_zeros_for_empty_prompt``). A list of prompts makes ``batch``
+    images of each, in prompt order (as diffusers' pipelines take a list), one negative for
+    all."""
     unet = components.unet
     cond_dim = unet.config.time_cond_proj_dim
     cfg = scale > 1.0 and cond_dim is None
-    pos = components.encode(prompt)
+    pos = _encode_each(components, prompt)
+    count = 1 if isinstance(prompt, str) else len(prompt)
     parts = [pos]
     if cfg:
         if not negative_prompt and getattr(components, "force_zeros", False):
@@ -192,17 +195,35 @@ def guidance_for(
             parts.insert(0, components.encode(negative_prompt or ""))
         longest = max(int(p.embeds.shape[1]) for p in parts)
         parts = [pad_tokens(components, p, longest) for p in parts]
-    embeds = torch.cat([p.embeds.repeat(batch, 1, 1) for p in parts])
+    n = count * batch
+    embeds = torch.cat([_rows(p.embeds, n) for p in parts])
     t_cond = None
     if cond_dim is not None:
-        w = torch.tensor(scale - 1).repeat(batch)
+        w = torch.tensor(scale - 1).repeat(n)
         t_cond = guidance_embedding(w, cond_dim).to(components.device, pos.embeds.dtype)
     added = None
     if pos.pooled is not None:
         if size is None:
             raise ValueError("SDXL-family models need the image size for their conditioning")
-        added = _xl_conditioning(components, parts, batch, size, pos.embeds.dtype)
+        added = _xl_conditioning(components, parts, n, size, pos.embeds.dtype)
     return Guidance(cfg, float(scale), embeds, t_cond, added)
+
+
+def _encode_each(components: Any, prompt: str | Sequence[str]) -> Encoded:
+    """One prompt's encoding, or a list's stacked along the batch (padded to the longest)."""
+    if isinstance(prompt, str):
+        return components.encode(prompt)
+    each = [components.encode(p) for p in prompt]
+    longest = max(int(e.embeds.shape[1]) for e in each)
+    each = [pad_tokens(components, e, longest) for e in each]
+    pooled = [e.pooled for e in each if e.pooled is not None]
+    stacked = torch.cat(pooled) if pooled else None
+    return Encoded(torch.cat([e.embeds for e in each]), stacked, max(e.cut for e in each))
+
+
+def _rows(x: torch.Tensor, n: int) -> torch.Tensor:
+    """``x``'s rows (one, or one per prompt) each repeated to make ``n`` rows in order."""
+    return x.repeat_interleave(n // int(x.shape[0]), dim=0)
 
 
 def _xl_conditioning(
@@ -228,7 +249,7 @@ def _xl_conditioning(
             port="model",
             fix="use a complete SDXL model folder or checkpoint",
         )
-    pooled = torch.cat([p.pooled.repeat(batch, 1) for p in parts])  # type: ignore[union-attr]
+    pooled = torch.cat([_rows(p.pooled, batch) for p in parts])  # type: ignore[arg-type]
     return {
         "text_embeds": pooled.to(components.device),
         "time_ids": ids.repeat_interleave(batch, dim=0).to(components.device),
