@@ -26,6 +26,8 @@ TITLES = {
     "sd3": "Stable Diffusion 3",
     "flux": "FLUX",
     "svd": "Stable Video Diffusion",
+    "shap-e": "Shap-E (text to 3D)",
+    "shap-e-image": "Shap-E (image to 3D)",
     "zero123": "Zero123 (novel views)",
     "zero123pp": "Zero123++",
     "ldm3d": "LDM3D (RGB + depth)",
@@ -230,6 +232,8 @@ def _folder_family(path: Path) -> ModelInfo:
     inpainting = int(unet.get("in_channels", 4)) == 9
     if "Zero1to3" in cls or "cc_projection" in index:
         family = "zero123"  # its UNet has SD's shape, but it is conditioned on an image
+    elif cls.startswith("ShapE"):
+        family = "shap-e-image" if "Img2Img" in cls else "shap-e"
     elif "StableVideoDiffusion" in cls:
         family = "svd"
     elif "Zero123Plus" in cls:
