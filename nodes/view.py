@@ -575,7 +575,7 @@ class Fuse(Node):
             dev = ctx.device.torch_device if ctx.device.kind == "cuda" else "cpu"
             from fathom.engine.geometry.tsdf import fuse_tsdf  # torch: only when fusing
 
-            tm = fuse_tsdf(views, vox, truncation, dev)
+            tm = fuse_tsdf(views, vox, truncation, dev, ctx.progress)
             if len(tm.faces) == 0:
                 raise ctx.error(
                     "fusion produced an empty surface",
