@@ -216,6 +216,15 @@ class OutputPreviews(QObject):
         node = ids[0] if len(ids) == 1 else self.previewed()
         if node is not None:
             self.show_output(node)
+        elif self.node is not None and self.node not in self.doc.graph.nodes:
+            self.forget()  # its node is gone: nothing on view may speak for it
+
+    def forget(self) -> None:
+        """Close the open preview (its node was deleted); each node's Output choice stays."""
+        self._pending = None
+        self._reading = None
+        self.node = None
+        self.dock.clear()
 
     def previewed(self) -> str | None:
         """The node whose preview is open: a run of the whole graph brings it up to date."""
