@@ -40,6 +40,8 @@ class Document(QObject):
     modified_changed = Signal(bool)
     #: The editor went into or out of a subgraph: ``graph`` is now another level's graph.
     level_changed = Signal()
+    #: The editor is about to leave the level ``trail`` names (views keep their place in it).
+    level_leaving = Signal()
 
     def __init__(self, registry: Registry, parent: QObject | None = None) -> None:
         super().__init__(parent)
@@ -171,6 +173,7 @@ class Document(QObject):
             return False
         for d, key in found:
             self.keep_inner_ui(d, key)
+        self.level_leaving.emit()
         self.trail = trail
         self.graph = found[-1][0].graph if found else self.root
         self._scope = None

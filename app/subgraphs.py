@@ -13,8 +13,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from PySide6.QtCore import QObject, QPoint, Signal
-from PySide6.QtGui import QAction
+from PySide6.QtCore import QObject, QPoint, QPointF, Signal
+from PySide6.QtGui import QAction, QTransform
 from PySide6.QtWidgets import QInputDialog, QMenu, QMessageBox, QWidget
 
 from fathom.app.document import Document
@@ -66,8 +66,11 @@ class Subgraphs(QObject):
         self.inside_actions: list[QAction] = []
         scene.open_subgraph.connect(self.open_node)
         scene.node_menu.connect(self._node_menu)
+        #: Each level's zoom and centre when the user left it: going back returns there.
+        self._places: dict[tuple[tuple[str, str], ...], tuple[float, QPointF]] = {}
+        doc.level_leaving.connect(self._keep_place)
         doc.level_changed.connect(self._level_changed)
-        doc.reset.connect(self._level_changed)
+        doc.reset.connect(self._reset)
         self._unfollow = session.subscribe(self._on_session)
 
     # ---- making ----------------------------------------------------------------------------
@@ -154,10 +157,24 @@ class Subgraphs(QObject):
             self.scene.select_nodes([came_from])
         return True
 
+    def _keep_place(self) -> None:
+        view = self.view
+        centre = view.mapToScene(view.viewport().rect().center())
+        self._places[tuple(self.doc.trail)] = (view.zoom(), QPointF(centre))
+
+    def _reset(self) -> None:
+        self._places.clear()  # another graph: no level of it has been seen
+        self._level_changed()
+
     def _level_changed(self) -> None:
         for action in self.inside_actions:
             action.setEnabled(bool(self.doc.trail))
-        self.view.fit_all()
+        place = self._places.get(tuple(self.doc.trail))
+        if place is None:
+            self.view.fit_all()
+        else:  # back where the user left this level
+            self.view.setTransform(QTransform.fromScale(place[0], place[0]))
+            self.view.centerOn(place[1])
 
     # ---- exposing ----------------------------------------------------------------------------
 
