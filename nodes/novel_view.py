@@ -60,7 +60,9 @@ class NovelView(ModelNode):
         Param("steps", Int, 50, "denoising steps", min=1, max=500),
         Param("guidance", Float, 3.0, "classifier-free guidance (<= 1: off)", min=0, max=20),
         Param("seed", Seed, 0, "noise seed: the same seed gives the same view on any device"),
-        Param("tokens", Int, 4, "conditioning tokens the input views are pooled into", min=1),
+        Param(
+            "tokens", Int, 4, "conditioning tokens the input views are pooled into", min=1, max=64
+        ),
         Param("use_depth", Bool, True, "render inputs with depth first; the model fills holes"),
     )
 
@@ -106,7 +108,9 @@ class NovelView(ModelNode):
             rgb, made = nv.novel_view(m, inputs, target, s, tokens, use_depth, on_step)
         except ValueError as exc:  # relative depth cannot be rendered from another camera
             raise ctx.error(
-                str(exc), port="rgbd", fix="convert depth to metric (depth.to_metric)"
+                str(exc),
+                port="rgbd" if rgbd else "views",
+                fix="convert the depth to metric (depth.to_metric), or set use_depth off",
             ) from None
         ctx.report(device=m.device, inputs=len(inputs), tokens=tokens, steps=steps)
         return {"image": Image(rgb), "camera": target, "mask": Mask(made)}

@@ -95,6 +95,17 @@ def target_pose(
     return projection.orbit_pose(a + d_azimuth, e + d_elevation, dist)
 
 
+def on_white(image: Image) -> np.ndarray:
+    """H×W×3: an image with alpha composited over white (Zero123 was trained on objects
+    rendered over white); an opaque image as it is."""
+    rgb = image.rgb()
+    alpha = image.alpha()
+    if alpha is None:
+        return rgb
+    a = np.clip(alpha, 0.0, 1.0)[..., None]
+    return (rgb * a + (1.0 - a)).astype(np.float32)
+
+
 def image_tensor(rgb: np.ndarray, size: tuple[int, int] | None, device: str, dtype: Any) -> Any:
     """H×W×3 [0,1] → 1×3×H×W in [-1,1] (resized to ``size`` = (width, height) when given)."""
     import torch
@@ -241,7 +252,7 @@ def encode_views(model: Any, views: list[InputView], target: Camera, num_tokens:
             [
                 clip_embeddings(
                     model.image_encoder,
-                    image_tensor(v.image.rgb(), None, model.device, model.dtype),
+                    image_tensor(on_white(v.image), None, model.device, model.dtype),
                 )
                 for v in views
             ]
@@ -333,11 +344,16 @@ def novel_view(
 ) -> tuple[np.ndarray, np.ndarray]:
     """The target camera's view from the inputs: (H×W×3 image, H×W mask of what the model
     made, 1 where no input's geometry reached)."""
+    if (s.width, s.height) != (target.width, target.height):
+        raise ValueError(
+            f"sampling at {s.width}×{s.height} but the target camera is "
+            f"{target.width}×{target.height}"
+        )
     tokens, nearest = encode_views(model, views, target, num_tokens)
     known = None
     if use_depth and any(v.depth is not None for v in views):
         known = reproject(views, target, "cuda" if str(model.device).startswith("cuda") else "cpu")
-    rgb = sample(model, views[nearest].image.rgb(), tokens, s, known, callback)
+    rgb = sample(model, on_white(views[nearest].image), tokens, s, known, callback)
     made = np.ones((s.height, s.width), np.float32)
     if known is not None:
         made[known.covered] = 0.0

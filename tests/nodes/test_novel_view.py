@@ -106,6 +106,11 @@ def test_bad_inputs_name_the_port(ex: Executor, tiny: Path) -> None:
     with pytest.raises(NodeError) as exc:
         ex.call("generate.novel_view", {"image": [Image(RGB)]}, {**p, "distance": -3.0})
     assert exc.value.port == "distance" and "centre" in str(exc.value)
+    rel = Views([Image(RGB)], [Camera.from_fov(32, 32, 40.0, orbit_pose(0.0, 0.0, 2.0))])
+    rel.depths = [Depth(np.full((32, 32), 0.5, np.float32), "relative")]
+    with pytest.raises(NodeError) as exc:
+        ex.call("generate.novel_view", {"views": rel}, p)
+    assert exc.value.port == "views" and "depth.to_metric" in str(exc.value)
     odd = Camera.from_fov(30, 30, 40.0, orbit_pose(10.0, 0.0, 2.0))
     with pytest.raises(NodeError) as exc:
         ex.call("generate.novel_view", {"image": [Image(RGB)], "camera": odd}, p)

@@ -5,7 +5,6 @@ demo scene leave fewer holes (geometry only, no weights)."""
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import math
 from pathlib import Path
@@ -14,15 +13,14 @@ from typing import Any
 import numpy as np
 import pytest
 import torch
-from novel_view_models import WIDTH, build_tiny_zero123
+from novel_view_models import WIDTH, build_tiny_zero123, demo_cameras, load_demo, raycast_view
 
 from fathom.engine.diffusion import novel_view as nv
-from fathom.engine.geometry.projection import look_at, orbit_pose
+from fathom.engine.geometry.projection import orbit_pose
 from fathom.engine.models.families import identify
 from fathom.engine.models.zero123 import load_zero123
 from fathom.engine.types import Camera, Depth, Image
 
-ROOT = Path(__file__).resolve().parents[3]
 SIZE = 32
 IMG = Image(np.random.default_rng(5).random((SIZE, SIZE, 3)).astype(np.float32))
 FAST = nv.Sampling(SIZE, SIZE, steps=3, guidance=3.0, seed=4)
@@ -127,6 +125,15 @@ def test_one_input_is_exactly_the_single_view_zero123_condition(model: Any) -> N
     assert made.min() == 1.0  # no depth: the model made every pixel
 
 
+def test_transparent_pixels_condition_as_white(model: Any) -> None:
+    """Zero123 saw objects over white: an RGBA input is composited over white first."""
+    rgba = np.concatenate([IMG.data, np.zeros((SIZE, SIZE, 1), np.float32)], -1)
+    clear, _ = nv.novel_view(model, [nv.InputView(Image(rgba), cam(0))], cam(30), FAST)
+    white = Image(np.ones((SIZE, SIZE, 3), np.float32))
+    ref, _ = nv.novel_view(model, [nv.InputView(white, cam(0))], cam(30), FAST)
+    assert np.array_equal(clear, ref)
+
+
 def test_conditioning_size_is_fixed_however_many_views(model: Any, folder: Path) -> None:
     target = cam(60)
     for n in (1, 2, 5, 8):
@@ -173,42 +180,8 @@ def test_known_pixels_are_kept_where_geometry_covers_them(model: Any) -> None:
     assert not np.array_equal(free[known.covered], known.image[known.covered])
 
 
-def _demo() -> Any:
-    spec = importlib.util.spec_from_file_location(
-        "demo_assets", ROOT / "assets/make_demo_assets.py"
-    )
-    assert spec is not None and spec.loader is not None
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
-
-
-def raycast_view(demo: Any, camera: Camera) -> nv.InputView:
-    """An exact RGBD of the demo room from any camera (the demo's own ray caster)."""
-    u, v = np.meshgrid(np.arange(camera.width) + 0.5, np.arange(camera.height) + 0.5)
-    d = np.stack([(u - camera.cx) / camera.fx, (v - camera.cy) / camera.fy, np.ones_like(u)], -1)
-    d = d.reshape(-1, 3) / np.linalg.norm(d.reshape(-1, 3), axis=1, keepdims=True)
-    col, dist = demo.raycast(d @ camera.pose[:3, :3].T, camera.pose[:3, 3])
-    z = (dist * d[:, 2]).reshape(camera.height, camera.width).astype(np.float32)
-    rgb = col.reshape(camera.height, camera.width, 3).astype(np.float32)
-    return nv.InputView(Image(rgb), camera, Depth(z, "metric"))
-
-
-def demo_cameras(width: int = 128, height: int = 96) -> tuple[Camera, list[Camera]]:
-    """The target: the demo camera moved 0.5 m right, looking at the red sphere; the inputs:
-    the demo camera, then cameras to its left, right and above, all looking into the room."""
-    look = np.array([-0.2, 0.6, 3.2])
-
-    def at(x: float, y: float, z: float) -> Camera:
-        return Camera.from_fov(width, height, 60.0, look_at(np.array([x, y, z]), look))
-
-    target = at(0.5, 0.0, 0.3)
-    demo = Camera.from_fov(width, height, 60.0)
-    return target, [demo, at(1.0, 0.0, 0.5), at(-0.6, -0.3, 0.2), at(0.4, -0.6, 0.6)]
-
-
 def test_more_views_of_the_demo_scene_leave_fewer_holes() -> None:
-    demo = _demo()
+    demo = load_demo()
     target, cams = demo_cameras()
     inputs = [raycast_view(demo, c) for c in cams]
     holes = [1.0 - nv.reproject(inputs[:n], target).covered.mean() for n in (1, 2, 4)]
