@@ -51,14 +51,18 @@ def chamfer(a: trimesh.Trimesh, b: trimesh.Trimesh, n: int = 20000) -> float:
     return 0.5 * float(cKDTree(pb).query(pa)[0].mean() + cKDTree(pa).query(pb)[0].mean())
 
 
-def psnr_per_view(mesh: trimesh.Trimesh, views: Views) -> list[float]:
+def psnr_per_view(mesh: trimesh.Trimesh, views: Views, where: str = "object") -> list[float]:
     """PSNR (dB) of the textured mesh rendered back from each view's camera against the view,
-    over the pixels the true object covers."""
+    over the pixels the true object covers (``where="object"``: silhouette errors count) or
+    over those both the object and the mesh cover (``"both"``: the texture alone)."""
     sc = scene.scene_from_mesh(Mesh(mesh))
     out = []
     for im, cam, d in zip(views.images, views.cameras, views.depths or [], strict=True):
-        got = scene.render_torch(sc, cam).image
+        rendered = scene.render_torch(sc, cam)
+        got = rendered.image
         cov = np.isfinite(d.data)
+        if where == "both":
+            cov &= rendered.covered
         mse = float(np.mean((got[cov] - im.rgb()[cov]) ** 2))
         out.append(10 * np.log10(1.0 / max(mse, 1e-12)))
     return out

@@ -21,6 +21,14 @@ import torch
 from fathom.engine.geometry import raster
 from fathom.engine.types import Camera
 
+#: The surface is cut into at least this many charts (see ``uv_atlas``).
+CHARTS = 64
+
+#: Exponent on the cosine weighting of views: high, so the most frontal view dominates where
+#: it sees (a slightly misplaced surface blurs a blend of grazing views: +5 dB on the test
+#: sphere going from 1 to 8), while seams between views still blend.
+SHARPNESS = 8.0
+
 #: Progress callback: fraction in [0, 1] and a short message (a node passes ``ctx.progress``).
 Progress = Callable[[float, str], None]
 
@@ -59,7 +67,13 @@ def uv_atlas(vertices: np.ndarray, faces: np.ndarray, resolution: int, padding: 
     pack.resolution = int(resolution)
     pack.padding = int(padding)
     pack.bilinear = True
-    atlas.generate(xatlas.ChartOptions(), pack)
+    chart = xatlas.ChartOptions()
+    # Growing a few huge charts dominates xatlas's time (7 s for 20k triangles here); capping a
+    # chart at 1/64 of the surface makes it ten times faster for a few percent less packing.
+    tri = np.asarray(vertices, np.float64)[np.asarray(faces)]
+    area = 0.5 * np.linalg.norm(np.cross(tri[:, 1] - tri[:, 0], tri[:, 2] - tri[:, 0]), axis=1)
+    chart.max_chart_area = float(area.sum()) / CHARTS
+    atlas.generate(chart, pack)
     vmap, idx, uv = atlas[0]
     src = vmap.astype(np.int64)
     return Atlas(
@@ -108,7 +122,7 @@ def view_contribution(
     points: torch.Tensor,
     normals: torch.Tensor,
     tolerance: float,
-    sharpness: float = 2.0,
+    sharpness: float = SHARPNESS,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """(n×3 colours, n weights) one view gives the surface points: zero weight where the point
     is behind the camera, outside the frame, facing away or hidden (its depth disagrees with the
