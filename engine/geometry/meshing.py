@@ -156,10 +156,12 @@ def cut_grid_mesh(
     pose: np.ndarray | None = None,
     max_ratio: float = 0.05,
     step: int = 1,
+    with_uv: bool = True,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """``compact(*depth_grid_mesh(...))`` without building what it would drop: (vertices,
     faces, uv, used) of the used grid vertices only, identical to that composition. ``used``
-    is the (sub)sampled grid's mask of kept vertices (in vertex order), for colour lookup."""
+    is the (sub)sampled grid's mask of kept vertices (in vertex order), for colour lookup;
+    ``with_uv=False`` skips the uv (returned empty) for vertex-coloured meshes."""
     full_h, full_w = depth.shape
     depth, fx, fy, cx, cy = _scaled_grid(depth, fx, fy, cx, cy, step)
     h, w = depth.shape
@@ -175,8 +177,10 @@ def cut_grid_mesh(
     pts = np.stack([(uu - cx) / fx * z, (vv - cy) / fy * z, z], axis=1)
     if pose is not None and not np.array_equal(pose, np.eye(4)):
         pts = pts @ pose[:3, :3].T + pose[:3, 3]
-    # uv at the full-resolution pixel centres
-    uv = np.stack([((uu - 0.5) * step + 0.5) / full_w, 1.0 - ((vv - 0.5) * step + 0.5) / full_h], 1)
+    uv = np.zeros((0, 2))
+    if with_uv:  # at the full-resolution pixel centres
+        fu, fv = (uu - 0.5) * step + 0.5, (vv - 0.5) * step + 0.5
+        uv = np.stack([fu / full_w, 1.0 - fv / full_h], 1)
     used = used.reshape(h, w)
     return pts, faces, uv, used
 
@@ -321,7 +325,7 @@ def rgbd_mesh(rgbd: RGBD, cam: Camera, max_ratio: float, step: int, color: str) 
 
     d = rgbd.depth.data
     verts, faces, uv, ids = cut_grid_mesh(
-        d, cam.fx, cam.fy, cam.cx, cam.cy, cam.pose, max_ratio, step
+        d, cam.fx, cam.fy, cam.cx, cam.cy, cam.pose, max_ratio, step, color == "texture"
     )
     rgb = rgbd.image.rgb()
     if color == "texture":
