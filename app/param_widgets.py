@@ -283,6 +283,8 @@ class NumberWidget(ParamWidget):
     def set_value(self, value: Any) -> None:
         if value is None:
             return
+        if value != self.spin.value():
+            self.error.hide()  # another value (an undo): a clamp note no longer applies
         self.spin.blockSignals(True)
         self.spin.setValue(value)
         self.spin.blockSignals(False)
