@@ -261,10 +261,11 @@ def weights_variant(folder: Path) -> str | None:
 def loaded_components(index: dict[str, Any]) -> list[str]:
     """The folders of a diffusers pipeline (its ``model_index.json``) whose weights Fathom
     loads: image pipelines here skip the safety checker and any IP-adapter image encoder,
-    while Stable Video Diffusion is conditioned through its image encoder; Fathom's own
-    addition beside a pipeline, a tiny autoencoder for previews, counts too."""
-    video = "VideoDiffusion" in str(index.get("_class_name", ""))
-    skip = {"safety_checker", "feature_extractor"} | (set() if video else {"image_encoder"})
+    while Stable Video Diffusion and Shap-E image-to-3D are conditioned through theirs;
+    Fathom's own addition beside a pipeline, a tiny autoencoder for previews, counts too."""
+    cls = str(index.get("_class_name", ""))
+    encoded = "VideoDiffusion" in cls or cls == "ShapEImg2ImgPipeline"
+    skip = {"safety_checker", "feature_extractor"} | (set() if encoded else {"image_encoder"})
     parts = [
         n
         for n, spec in index.items()

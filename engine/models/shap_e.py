@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from fathom.engine.models.diffusion import ALLOWED_LIBRARIES, diffusers_dtype
-from fathom.engine.models.locate import ModelError
+from fathom.engine.models.locate import ModelError, weights_variant
 from fathom.engine.models.memory import is_oom, place_pipeline
 
 KIND = "diffusers-shap-e"
@@ -87,9 +87,15 @@ def load_shap_e(path: Path, device: str, dtype: Any, offload: str = "auto") -> S
     image = check_folder(path).get("_class_name") == IMAGE_PIPELINE
     tdtype = getattr(torch, dtype) if isinstance(dtype, str) else dtype
     cls = ShapEImg2ImgPipeline if image else ShapEPipeline
+    # openai/shap-e ships its safetensors as the fp16 variant only (beside pickled .bin files).
+    variant = {"variant": v} if (v := weights_variant(path / "prior")) else {}
     try:
         pipe = cls.from_pretrained(
-            path, use_safetensors=True, local_files_only=True, **diffusers_dtype(tdtype)
+            path,
+            use_safetensors=True,
+            local_files_only=True,
+            **diffusers_dtype(tdtype),
+            **variant,
         )
     except Exception as exc:
         if is_oom(exc):

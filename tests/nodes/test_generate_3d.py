@@ -122,6 +122,9 @@ def test_mesh_equals_the_diffusers_pipeline(
     steps = [e.message for e in rec.events if e.kind == "node_progress" and "step" in e.message]
     assert steps == [f"step {i}/5" for i in range(1, 6)]  # Heun: 2 × 3 - 1 model calls
     assert len(res.values["gen"]["turntable"]) == 1  # turntable off: the front view
+    files = res.records["gen"].model_files  # hashed into the run report and the cache key
+    encoder = "image_encoder/model.safetensors" if kind == "image" else "text_encoder/model"
+    assert any(encoder in f for f in files) and any("shap_e_renderer/" in f for f in files)
 
 
 def test_studio_axes_are_an_exact_quarter_turn() -> None:
@@ -160,6 +163,23 @@ def test_seed_and_prompt_change_the_object(models: dict[str, Path], ex: Executor
     assert np.array_equal(a, verts())  # deterministic
     assert a.shape != verts(seed=4).shape or not np.array_equal(a, verts(seed=4))
     assert a.shape != verts(prompt="a boat").shape or not np.array_equal(a, verts(prompt="a boat"))
+
+
+def test_a_half_precision_only_download_loads(
+    models: dict[str, Path], ex: Executor, tmp_path: Path
+) -> None:
+    """openai/shap-e keeps its safetensors as the fp16 variant only: such a folder loads (the
+    variant is found) and makes the same object as the plain one."""
+    from diffusers import ShapEPipeline
+
+    fp16 = tmp_path / "fp16-only"
+    pipe = ShapEPipeline.from_pretrained(models["text"], use_safetensors=True)
+    pipe.save_pretrained(fp16, safe_serialization=True, variant="fp16")
+    assert not list(fp16.glob("prior/*[!6].safetensors"))
+    params = {"prompt": PROMPT, "turntable": False, **QUICK}
+    got = ex.call("generate.text_to_3d", {}, {"model": str(fp16), **params})["mesh"].mesh
+    want = ex.call("generate.text_to_3d", {}, {"model": str(models["text"]), **params})["mesh"]
+    assert np.array_equal(got.vertices, want.mesh.vertices)
 
 
 def test_wrong_family_is_refused_before_the_run(
