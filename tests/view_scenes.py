@@ -16,13 +16,22 @@ ELEVATIONS = [0.0, 0.0, 0.0, 0.0, 89.9, -89.9]
 
 
 def shape(kind: str) -> tuple[trimesh.Trimesh, np.ndarray]:
-    """(a sphere of radius 0.5 or a 0.8×0.6×0.5 box at the origin, smooth per-vertex colours)."""
+    """A sphere of radius 0.5, a 0.8×0.6×0.5 box, or a ball on a crate (the demo room's
+    objects), about the origin, with smooth per-vertex colours."""
     if kind == "sphere":
         m = trimesh.creation.icosphere(subdivisions=5, radius=0.5)
     elif kind == "box":
         m = trimesh.creation.box(extents=(0.8, 0.6, 0.5))
         for _ in range(4):  # fine vertices, so the colour field is sampled densely
             m = m.subdivide()
+    elif kind == "pair":  # the demo room's objects: a ball resting on a crate (occlusion)
+        crate = trimesh.creation.box(extents=(0.6, 0.4, 0.6))
+        crate.apply_translation((0.0, 0.2, 0.0))
+        for _ in range(4):
+            crate = crate.subdivide()
+        ball = trimesh.creation.icosphere(subdivisions=4, radius=0.25)
+        ball.apply_translation((0.1, -0.25, 0.05))  # y is down: on top, touching
+        m = trimesh.util.concatenate([crate, ball])
     else:
         raise ValueError(kind)
     v = np.asarray(m.vertices)
