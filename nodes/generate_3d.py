@@ -19,10 +19,6 @@ from fathom.engine.generation import ModelNode, model_source, offload_mode
 from fathom.engine.node import Input, Output, Param
 from fathom.engine.types import Bool, Enum, Float, Image, Int, Mesh, Seed, String, Video
 
-MEMORY = (
-    "Shap-E is about 2.6 GB in half precision (prior 1.3 GB, renderer 0.6 GB, CLIP); the mesh "
-    "grid needs grid_size³ field values (128: 2 M)"
-)
 AXES = ("studio", "shap-e")
 OUTPUTS = (
     Output("mesh", Mesh, "the object, with vertex colours from the decoder's colour channels"),
@@ -61,7 +57,7 @@ def common_params(model: str, guidance: float) -> tuple[Param, ...]:
             Int,
             128,
             "mesh resolution: the marching-cubes grid per side over the object's box "
-            "(diffusers' pipeline: 128)",
+            "(diffusers' pipeline: 128, about 1 GB while decoding; 256: about 8 GB)",
             min=16,
             max=256,
         ),
@@ -197,7 +193,8 @@ def turntable(ctx: NodeContext, mesh: Mesh, p: dict[str, Any], frames: int) -> V
 class TextTo3D(_ShapENode):
     """Make a 3D object from a prompt with Shap-E (diffusers' Shap-E text pipeline, step for
     step): a vertex-coloured mesh and a turntable video. Needs a Shap-E text-to-3D folder
-    (openai/shap-e); about 2.6 GB of memory in half precision, twice that in float32 on CPU."""
+    (openai/shap-e): about 1.3 GB in half precision on a GPU, 2.7 GB in float32 on CPU, plus
+    about 1 GB while decoding the mesh at grid_size 128."""
 
     type_id = "generate.text_to_3d"
     title = "Text to 3D (Shap-E)"
@@ -225,8 +222,9 @@ class TextTo3D(_ShapENode):
 class ImageTo3D(_ShapENode):
     """Make a 3D object from one picture of it with Shap-E (diffusers' Shap-E image pipeline,
     step for step): a vertex-coloured mesh and a turntable video. Needs a Shap-E image-to-3D
-    folder (openai/shap-e-img2img); about 2.6 GB of memory in half precision. Works best on one
-    object on a plain background."""
+    folder (openai/shap-e-img2img): about 1.7 GB in half precision on a GPU, 3.4 GB in float32
+    on CPU, plus about 1 GB while decoding at grid_size 128. Works best on one object on a
+    plain background."""
 
     type_id = "generate.image_to_3d"
     title = "Image to 3D (Shap-E)"

@@ -246,3 +246,16 @@ def test_cancel_stops_between_steps(models: dict[str, Path], tmp_path: Path) -> 
     res = ex.run(g, targets=["gen"], options=_opts(tmp_path), listener=listener, cancel=cancel)
     assert res.records["gen"].status == "cancelled"
     assert seen == ["step 1/3"]
+
+
+@pytest.mark.realweights
+def test_real_shap_e_makes_an_object(ex: Executor) -> None:
+    """With openai/shap-e downloaded (`fathom models pull openai/shap-e`): a prompt becomes a
+    closed-looking coloured object that fills the turntable's frame centre."""
+    params = {"model": "openai/shap-e", "prompt": "a red chair", "frames": 4, "frame_size": 128}
+    out = ex.call("generate.text_to_3d", {}, {**params, "steps": 32, "grid_size": 96})
+    mesh = out["mesh"].mesh
+    assert len(mesh.faces) > 1000
+    assert np.abs(mesh.vertices).max() <= 1.0 + 1e-6  # inside Shap-E's [-1, 1]³ box
+    frame = out["turntable"].frame(0).data
+    assert (frame[48:80, 48:80] < 0.99).any(axis=-1).mean() > 0.5
