@@ -50,16 +50,18 @@ def _cell_keep(depth: np.ndarray, max_ratio: float) -> tuple[np.ndarray, np.ndar
     depth give each corner for all cells at once, with ``cut_discontinuities``' rule and
     float64 arithmetic, so a megapixel takes milliseconds instead of per-face gathers."""
     h, w = depth.shape
-    z = np.asarray(depth, np.float64).reshape(-1)
-    z = np.where(np.isfinite(z) & (z > 0), z, np.nan)  # NaN fails every comparison below
+    z = np.array(depth, np.float64).reshape(-1)
+    z[~(np.isfinite(z) & (z > 0))] = np.nan  # NaN fails every comparison below
     n = h * w - w - 1
     a, b, c, d = z[:n], z[1 : n + 1], z[w : w + n], z[w + 1 :]
-    lo_bc, hi_bc = np.minimum(b, c), np.maximum(b, c)
-    lo1, hi1 = np.minimum(a, lo_bc), np.maximum(a, hi_bc)
-    lo2, hi2 = np.minimum(d, lo_bc), np.maximum(d, hi_bc)
     keep1, keep2 = np.zeros(h * w, bool), np.zeros(h * w, bool)
-    keep1[:n] = (hi1 - lo1) / lo1 <= max_ratio
-    keep2[:n] = (hi2 - lo2) / lo2 <= max_ratio
+    lo_bc, hi_bc = np.minimum(b, c), np.maximum(b, c)
+    # In place where possible: fewer fresh megabyte buffers, fewer page faults.
+    for corner, keep in ((a, keep1), (d, keep2)):
+        lo, hi = np.minimum(corner, lo_bc), np.maximum(corner, hi_bc)
+        hi -= lo
+        hi /= lo
+        np.less_equal(hi, max_ratio, out=keep[:n])
     keep1[w - 1 :: w] = False  # the last column's "cells" would wrap to the next row
     keep2[w - 1 :: w] = False
     return keep1, keep2

@@ -2,14 +2,15 @@
 
 A voxel grid over the views' bounding box; each view updates every voxel it sees with a
 running weighted average of the truncated distance along its viewing ray (Curless & Levoy).
-The surface is the zero level set, extracted with scikit-image's marching cubes. The grid's
-size follows the scene and the voxel size, never the number of views.
+The surface is the zero level set, extracted with scikit-image's marching cubes inside fully
+observed cubes. The grid's size follows the scene and the voxel size, never the number of views.
 
 Only voxels near an observed surface can end up anywhere but +1 (free space), so ``integrate``
 allocates the narrow band around the back-projected depth in small blocks (as voxel-block
-TSDFs do) and updates those voxels for all views at once in torch; every other voxel keeps +1.
-Its result equals ``integrate_dense`` (every voxel, every view: the plain definition) wherever
-the band lies, and the band is wide enough to hold every voxel a view can set below +1.
+TSDFs do) and, view by view, updates every band voxel at once with whole-vector torch
+arithmetic; every other voxel keeps +1. Its result equals ``integrate_dense`` (every voxel,
+every view: the plain definition, 10-20× slower) up to float rounding, as the band is wide
+enough to hold every voxel a view can set below +1.
 """
 
 from __future__ import annotations
