@@ -6,12 +6,13 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
 from novel_view_models import build_tiny_zero123
 
-from fathom.engine.context import RunOptions
+from fathom.engine.context import CancelToken, RunOptions
 from fathom.engine.diffusion import novel_view as nv
 from fathom.engine.errors import GraphInvalid, NodeError
 from fathom.engine.executor import Executor
@@ -20,7 +21,7 @@ from fathom.engine.graph import Graph
 from fathom.engine.models.zero123 import load_zero123
 from fathom.engine.node import Node, Output
 from fathom.engine.registry import Registry
-from fathom.engine.types import Camera, Depth, Image, Views
+from fathom.engine.types import RGBD, Camera, Depth, Image, Views
 
 RGB = np.random.default_rng(9).random((32, 32, 3)).astype(np.float32)
 PARAMS = {"steps": 3, "seed": 2, "guidance": 2.5, "elevation": 10.0, "azimuth": 30.0}
@@ -111,6 +112,10 @@ def test_bad_inputs_name_the_port(ex: Executor, tiny: Path) -> None:
     with pytest.raises(NodeError) as exc:
         ex.call("generate.novel_view", {"views": rel}, p)
     assert exc.value.port == "views" and "depth.to_metric" in str(exc.value)
+    bare = RGBD(Image(RGB), Depth(np.full((32, 32), 2.0, np.float32), "metric"))
+    with pytest.raises(NodeError) as exc:
+        ex.call("generate.novel_view", {"rgbd": [bare]}, p)
+    assert exc.value.port == "rgbd" and "camera" in str(exc.value)
     odd = Camera.from_fov(30, 30, 40.0, orbit_pose(10.0, 0.0, 2.0))
     with pytest.raises(NodeError) as exc:
         ex.call("generate.novel_view", {"image": [Image(RGB)], "camera": odd}, p)
@@ -129,3 +134,24 @@ def test_a_model_of_another_family_is_refused_before_the_run(ex: Executor, tmp_p
     with pytest.raises(GraphInvalid) as exc:
         ex.run(g, targets=["nv"], options=_opts(tmp_path))
     assert "Zero123" in str(exc.value) and "model" in str(exc.value)
+
+
+def test_progress_per_step_and_cancel_mid_sampling(
+    ex: Executor, tiny: Path, tmp_path: Path
+) -> None:
+    cancel = CancelToken()
+    seen: list[str] = []
+
+    def listener(event: Any) -> None:
+        if event.kind == "node_progress" and "step" in event.message:
+            seen.append(event.message)
+            if len(seen) == 2:
+                cancel.cancel()
+
+    g = Graph()
+    g.add_node("test.novel_image", "img", {})
+    g.add_node("generate.novel_view", "nv", {"model": str(tiny), **PARAMS, "steps": 6})
+    g.connect("img", "image", "nv", "image")
+    res = ex.run(g, targets=["nv"], options=_opts(tmp_path), listener=listener, cancel=cancel)
+    assert res.cancelled and res.records["nv"].status == "cancelled"
+    assert seen == ["step 1/6", "step 2/6"]
