@@ -115,3 +115,35 @@ def test_joint_views_run_on_sdxl(ex: Executor, tiny_sdxl: Path, tmp_path: Path) 
     assert len(joint) == len(VIEWS) and joint.images[0].width == 64
     assert all(np.isfinite(im.data).all() for im in joint.images)
     assert _error(joint) < _error(indep)
+
+
+def test_a_refiner_or_an_odd_size_is_refused_before_the_run(
+    tiny_sdxl_refiner: Path, tiny_sd: Path, tmp_path: Path
+) -> None:
+    from fathom.engine.context import NodeContext
+
+    cls = default_registry().get("generate.text_to_views")
+    assert cls is not None
+    ctx = NodeContext("views", RunOptions(output_dir=tmp_path, base_dir=tmp_path), None)
+    (problem,) = cls.preflight({**cls.defaults(), "model": str(tiny_sdxl_refiner)}, ctx)
+    assert problem.port == "model" and "Text to Views runs" in problem.message and problem.fix
+    (problem,) = cls.preflight({**cls.defaults(), "model": str(tiny_sd), "width": 100}, ctx)
+    assert problem.port == "width" and problem.node == "views"
+
+
+def test_joint_views_run_with_the_loop_accelerations(
+    ex: Executor, tiny_sd: Path, tmp_path: Path
+) -> None:
+    """Token merging wraps the joint attention (merged tokens are shared across views) and
+    Clockwork reuses the batch's features: both run inside the joint batch."""
+    g = Graph()
+    params = {**PARAMS, "joint": True, "token_merge": 0.5, "clock_period": 2, "seed": 9}
+    g.add_node("generate.text_to_views", "gen", {"model": str(tiny_sd), **params})
+    opts = RunOptions(output_dir=tmp_path / "out", base_dir=tmp_path, device="cpu")
+    res = ex.run(g, options=opts)
+    rec = res.records["gen"]
+    assert rec.status == "executed", rec.error
+    details = rec.as_dict()["details"]
+    assert details["accelerations"] == ["JointAttention", "ProxySync", "TokenMerge", "Clockwork"]
+    assert details["joint"] is True and len(details["prompts"]) == 6
+    assert all(np.isfinite(im.data).all() for im in res.values["gen"]["views"].images)
