@@ -153,6 +153,7 @@ class MainWindow(QMainWindow):
         self.inspector.output_of = self.previews.ports.get
         self.inspector.open_360.connect(self.opener360.open)
         self.preview.open_360.connect(self.opener360.show_value)
+        self.preview.written.problem.connect(lambda text: self.log.add("warning", text))
         self.log.node_clicked.connect(self.editing.focus_node)
         self.files.error.connect(self._show_error)
         self.files.message.connect(lambda text: notice(text, 6000))

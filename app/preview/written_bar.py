@@ -10,7 +10,7 @@ from pathlib import Path
 
 from PySide6.QtCore import QUrl, Signal
 from PySide6.QtGui import QDesktopServices
-from PySide6.QtWidgets import QComboBox, QHBoxLayout, QLabel, QPushButton, QWidget
+from PySide6.QtWidgets import QComboBox, QHBoxLayout, QLabel, QPushButton, QVBoxLayout, QWidget
 
 
 class WrittenBar(QWidget):
@@ -18,11 +18,17 @@ class WrittenBar(QWidget):
 
     #: The user chose another of the written files: (path).
     chosen = Signal(str)
+    #: Open or Show in folder could not: (message naming the full path), for the log.
+    problem = Signal(str)
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
-        lay = QHBoxLayout(self)
-        lay.setContentsMargins(4, 2, 4, 2)
+        rows = QVBoxLayout(self)
+        rows.setContentsMargins(4, 2, 4, 2)
+        rows.setSpacing(2)
+        lay = QHBoxLayout()
+        lay.setContentsMargins(0, 0, 0, 0)
+        rows.addLayout(lay)
         self.files = QComboBox()
         # A long path must not widen the dock: the combo elides, its tooltip shows the path.
         self.files.setSizeAdjustPolicy(
@@ -36,12 +42,15 @@ class WrittenBar(QWidget):
         self.folder_button = QPushButton("Show in folder")
         self.folder_button.setToolTip("open the folder that holds the file")
         self.folder_button.clicked.connect(self.open_folder)
+        # Why Open failed, on its own line: beside the buttons a narrow dock cut it short.
         self.status = QLabel()
+        self.status.setWordWrap(True)
+        self.status.hide()
         lay.addWidget(QLabel("Wrote"))
         lay.addWidget(self.files, 1)
         lay.addWidget(self.open_button)
         lay.addWidget(self.folder_button)
-        lay.addWidget(self.status)
+        rows.addWidget(self.status)
         self.hide()
 
     def set_paths(self, paths: list[str]) -> None:
@@ -53,7 +62,7 @@ class WrittenBar(QWidget):
                 self.files.addItem(Path(p).name, p)  # the name shows; the path is its tooltip
             self.files.blockSignals(False)
             self.files.setToolTip(self.current())
-        self.status.clear()
+        self._say("")
         self.setVisible(bool(paths))
 
     def _changed(self) -> None:
@@ -76,8 +85,21 @@ class WrittenBar(QWidget):
         if not self.current():
             return False
         if not path.exists():
-            self.status.setText(f"{path.name} is gone")
+            self._say(f"{path.name} is gone", f"{path.absolute()} is gone")
             return False
         ok = QDesktopServices.openUrl(QUrl.fromLocalFile(str(path.absolute())))
-        self.status.setText("" if ok else "no application to open it")
+        if not ok:
+            self._say(
+                f"No application on this desktop opens {path.name}",
+                f"No application on this desktop opens {path.absolute()}",
+            )
+        else:
+            self._say("")
         return bool(ok)
+
+    def _say(self, text: str, logged: str = "") -> None:
+        """Show ``text`` under the buttons (empty: nothing); ``logged`` also goes to the log."""
+        self.status.setText(text)
+        self.status.setVisible(bool(text))
+        if logged:
+            self.problem.emit(logged)
