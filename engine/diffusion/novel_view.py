@@ -77,7 +77,10 @@ def relative_orbit(view: np.ndarray, target: np.ndarray) -> tuple[float, float, 
 
 def pose_features(d_elevation: float, d_azimuth: float, d_distance: float) -> list[float]:
     """Zero123's 4 pose numbers for a relative camera: [Δpolar (rad), sin Δaz, cos Δaz, Δr],
-    with Δpolar = −Δelevation (the polar angle is measured from the up axis)."""
+    with Δpolar = −Δelevation (the polar angle is measured from the up axis). Zero123 measures
+    azimuth as atan2(y, x) in a right-handed z-up world; the studio's world is right-handed
+    with up −y, so (x, z, −y) is such a world and its azimuth is ours minus 90°: the two
+    Δazimuths agree in sign."""
     az = math.radians(d_azimuth)
     return [math.radians(-d_elevation), math.sin(az), math.cos(az), float(d_distance)]
 

@@ -69,6 +69,36 @@ def test_relative_pose_round_trip_and_zero123_features() -> None:
         nv.target_pose(ref, 0.0, 0.0, -2.5)
 
 
+def _zero123_get_t(cond: np.ndarray, target: np.ndarray) -> list[float]:
+    """Zero123's relative pose from two camera positions in its z-up world: polar angle from
+    +z, azimuth atan2(y, x), radius; [Δpolar, sin Δaz, cos Δaz, Δr]."""
+
+    def sph(p: np.ndarray) -> tuple[float, float, float]:
+        polar = math.atan2(math.hypot(p[0], p[1]), p[2])
+        return polar, math.atan2(p[1], p[0]), float(np.linalg.norm(p))
+
+    (tc, ac, rc), (tt, at, rt) = sph(cond), sph(target)
+    d_az = (at - ac) % (2 * math.pi)
+    return [tt - tc, math.sin(d_az), math.cos(d_az), rt - rc]
+
+
+def test_pose_features_equal_zero123s_in_its_own_world() -> None:
+    """The studio's world (OpenCV, up −y) seen as Zero123's z-up world is (x, z, −y)."""
+    rng = np.random.default_rng(1)
+    for _ in range(20):
+        a, b = rng.uniform(-180, 180, 2)
+        e1, e2 = rng.uniform(-60, 60, 2)
+        r1, r2 = rng.uniform(1.5, 2.5, 2)
+        p1, p2 = orbit_pose(a, e1, r1), orbit_pose(b, e2, r2)
+        ours = nv.pose_features(*nv.relative_orbit(p1, p2))
+
+        def z_up(pose: np.ndarray) -> np.ndarray:
+            x, y, z = pose[:3, 3]
+            return np.array([x, z, -y])
+
+        assert ours == pytest.approx(_zero123_get_t(z_up(p1), z_up(p2)), abs=1e-9)
+
+
 def test_pose_conditions_the_output(model: Any, folder: Path) -> None:
     a1, _ = nv.novel_view(model, [view(0)], cam(30), FAST)
     a2, _ = nv.novel_view(model, [view(0)], cam(30), FAST)
