@@ -160,8 +160,12 @@ class HistoryPanel(QDockWidget):
         self.runs.blockSignals(True)
         self.runs.clear()
         for entry in entries:
-            row = QListWidgetItem(entry.summary())
-            row.setToolTip(f"{entry.summary()}\n{entry.folder}")
+            text = entry.summary()
+            problems = len(entry.report.get("problems") or [])
+            if problems:  # "ok" is for what ran: say that something could not
+                text += f", {problems} problem{'s' if problems != 1 else ''}"
+            row = QListWidgetItem(text)
+            row.setToolTip(f"{text}\n{entry.folder}")
             self.runs.addItem(row)
         self.runs.blockSignals(False)
         n = len(entries)
