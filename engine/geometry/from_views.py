@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+import torch
 
 from fathom.engine.errors import LibraryError
 from fathom.engine.geometry import projection, tsdf, uv_bake
@@ -94,66 +95,62 @@ def object_depth(relative: np.ndarray, camera: Camera, foreground: np.ndarray) -
     return Depth(np.where(foreground, depth, np.inf).astype(np.float32), kind="metric")
 
 
-def _keep_main(tm: Any, min_fraction: float = 0.02) -> Any:
-    """Drop connected pieces with fewer than ``min_fraction`` of the faces (fusion specks)."""
-    import trimesh
+def _main_pieces(tm: Any, keep: np.ndarray, min_fraction: float = 0.02) -> np.ndarray:
+    """``keep`` less the faces in connected pieces (through kept faces) holding fewer than
+    ``min_fraction`` of the kept faces: fusion specks."""
+    from scipy.sparse import coo_matrix
+    from scipy.sparse.csgraph import connected_components
 
-    if len(tm.faces) == 0:
-        return tm
-    labels = trimesh.graph.connected_component_labels(tm.face_adjacency, node_count=len(tm.faces))
-    counts = np.bincount(labels)
-    keep = counts[labels] >= max(1, min_fraction * len(tm.faces))
-    if keep.all():
-        return tm
-    out = tm.submesh([np.nonzero(keep)[0]], append=True)
-    return out
+    adj = np.asarray(tm.face_adjacency)
+    adj = adj[keep[adj[:, 0]] & keep[adj[:, 1]]]
+    n = len(keep)
+    graph = coo_matrix((np.ones(len(adj)), (adj[:, 0], adj[:, 1])), shape=(n, n))
+    _, labels = connected_components(graph, directed=False)
+    counts = np.bincount(labels[keep], minlength=labels.max() + 1)
+    return keep & (counts[labels] >= max(1.0, min_fraction * keep.sum()))
 
 
 def _support(tm: Any, views: list[RGBD], tolerance: float) -> np.ndarray:
     """Per face and view (F×V bool): the face's centre lies within ``tolerance`` of the depth
     that view measured where the centre projects, i.e. that view saw this face."""
-    cen = np.asarray(tm.triangles_center)
-    out = np.zeros((len(cen), len(views)), bool)
+    cen = torch.from_numpy(np.array(tm.triangles_center, np.float32))
+    out = torch.zeros((len(cen), len(views)), dtype=torch.bool)
     for k, v in enumerate(views):
         c = v.camera
         assert c is not None
-        uv, z = projection.project(cen, c.fx, c.fy, c.cx, c.cy, c.pose)
-        ok = (z > 0) & np.all(np.isfinite(uv), 1)
-        ok &= (uv[:, 0] >= 0) & (uv[:, 0] < c.width) & (uv[:, 1] >= 0) & (uv[:, 1] < c.height)
-        i = np.nonzero(ok)[0]
-        d = v.depth.data[uv[i, 1].astype(int), uv[i, 0].astype(int)]
-        out[i, k] = np.abs(d - z[i]) <= tolerance
-    return out
+        w2c = torch.as_tensor(np.linalg.inv(c.pose), dtype=torch.float32)
+        p = cen @ w2c[:3, :3].T + w2c[:3, 3]
+        z = p[:, 2].clamp(min=1e-9)
+        u, vv = c.fx * p[:, 0] / z + c.cx, c.fy * p[:, 1] / z + c.cy
+        ok = (p[:, 2] > 1e-9) & (u >= 0) & (u < c.width) & (vv >= 0) & (vv < c.height)
+        depth = torch.as_tensor(v.depth.data).reshape(-1)
+        pix = vv.long().clamp(0, c.height - 1) * c.width + u.long().clamp(0, c.width - 1)
+        out[:, k] = ok & ((depth[pix] - p[:, 2]).abs() <= tolerance)
+    return out.numpy()
 
 
 def _clean(tm: Any, views: list[RGBD], tolerance: float) -> Any:
     """Keep the faces some view saw (a zero crossing fusion made where no view looked, such as
     the edge of the observed band, is not the object), drop specks, and wind the faces so they
     face the cameras that saw them (glTF viewers cull back faces)."""
+    import trimesh
+
     seen = _support(tm, views, tolerance)
-    keep = seen.any(1)
-    if not keep.all():
-        tm = tm.submesh([np.nonzero(keep)[0]], append=True)
-    tm = _keep_main(tm)
-    if len(tm.faces) == 0:
-        return tm
-    seen = _support(tm, views, tolerance)
+    keep = _main_pieces(tm, seen.any(1))
+    faces = np.asarray(tm.faces)
     score = 0.0
     for k, v in enumerate(views):
         assert v.camera is not None
-        to_eye = v.camera.pose[:3, 3] - tm.triangles_center[seen[:, k]]
-        score += float(np.sum(np.sign(np.einsum("ij,ij->i", tm.face_normals[seen[:, k]], to_eye))))
-    if score < 0:
-        tm = trimesh_flipped(tm)
-    return tm
-
-
-def trimesh_flipped(tm: Any) -> Any:
-    """The same mesh with every face's winding reversed (normals flipped)."""
-    import trimesh
-
+        sel = keep & seen[:, k]
+        to_eye = v.camera.pose[:3, 3] - tm.triangles_center[sel]
+        score += float(np.sum(np.sign(np.einsum("ij,ij->i", tm.face_normals[sel], to_eye))))
+    faces = faces[keep][:, ::-1] if score < 0 else faces[keep]
+    used = np.unique(faces)
+    remap = np.zeros(len(tm.vertices), np.int64)
+    remap[used] = np.arange(len(used))
+    colours = np.asarray(tm.visual.vertex_colors)[used]
     return trimesh.Trimesh(
-        tm.vertices, np.asarray(tm.faces)[:, ::-1], visual=tm.visual.copy(), process=False
+        np.asarray(tm.vertices)[used], remap[faces], vertex_colors=colours, process=False
     )
 
 
