@@ -136,7 +136,7 @@ def _clean(tm: Any, views: list[RGBD], tolerance: float) -> Any:
     import trimesh
 
     seen = _support(tm, views, tolerance)
-    keep = _main_pieces(tm, seen.any(1))
+    keep = _main_pieces(tm, np.asarray(seen.any(axis=1), bool))
     faces = np.asarray(tm.faces)
     score = 0.0
     for k, v in enumerate(views):
