@@ -155,7 +155,9 @@ class HistoryPanel(QDockWidget):
         if ticket != self._listing:
             return
         current = self.current()
-        keep = current.folder if current is not None else None
+        # An older run the user picked stays chosen; the newest gives way to a newer one.
+        picked = current is not None and self.runs.currentRow() > 0
+        keep = current.folder if picked and current is not None else None
         self.entries = entries
         self.runs.blockSignals(True)
         self.runs.clear()
