@@ -18,7 +18,7 @@ from fathom.engine.geometry.projection import orbit_pose
 from fathom.engine.node import Input, Output, Param
 from fathom.engine.types import RGBD, Bool, Camera, Float, Image, Int, Mask, Seed, String, Views
 
-ZERO123 = "kxic/zero123-xl"
+ZERO123 = "bennyguo/zero123-xl-diffusers"
 #: The camera given to one input image that comes without one (Zero123 renders objects at
 #: about this distance; only the relative pose reaches the model).
 REFERENCE_DISTANCE = 2.0

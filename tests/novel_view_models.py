@@ -23,6 +23,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 #: Embedding width of the tiny model (768 in the real one).
 WIDTH = 32
+WEIGHTS = "diffusion_pytorch_model.safetensors"
 
 
 #: The benchmark's model: the SD-1.5 mini UNet layout (engine.diffusion.minimodels.BENCH:
@@ -49,12 +50,20 @@ TINY = {
 
 
 def build_tiny_zero123(
-    folder: Path, seed: int = 0, aggregator_tokens: int = 0, spec: dict[str, Any] | None = None
+    folder: Path,
+    seed: int = 0,
+    aggregator_tokens: int = 0,
+    spec: dict[str, Any] | None = None,
+    layout: str = "kxic",
 ) -> Path:
     """A Zero123-shaped folder (``spec``: TINY, the default, or MINI): a UNet with 8 input
     channels attending to width-wide tokens, a 4-level VAE (scale 8), a CLIP vision encoder, a
-    (width+4)→width pose projection and Zero123's DDIM scheduler settings. ``aggregator_tokens`` > 0 adds a trained
-    aggregator's weights (random) in the layout ``engine.models.zero123`` reads."""
+    (width+4)→width pose projection and Zero123's DDIM scheduler settings.
+    ``aggregator_tokens`` > 0 adds a trained aggregator's weights (random) in the layout
+    ``engine.models.zero123`` reads. ``layout``:
+    "kxic" (``cc_projection/``, ``Zero1to3StableDiffusionPipeline``) or "bennyguo"
+    (``clip_camera_projection/`` with ``proj.*`` keys and an fp16 copy beside the full
+    weights, ``Zero123Pipeline``)."""
     import torch
     from diffusers import AutoencoderKL, DDIMScheduler, UNet2DConditionModel
     from safetensors.torch import save_file
@@ -108,13 +117,7 @@ def build_tiny_zero123(
         set_alpha_to_one=False,
         steps_offset=1,
     ).save_pretrained(out / "scheduler")
-    proj = torch.nn.Linear(width + 4, width)
-    (out / "cc_projection").mkdir(parents=True)
-    (out / "cc_projection" / "config.json").write_text('{"_class_name": "CCProjection"}')
-    save_file(
-        {"projection.weight": proj.weight.detach(), "projection.bias": proj.bias.detach()},
-        str(out / "cc_projection" / "diffusion_pytorch_model.safetensors"),
-    )
+    _save_projection(out, width, layout)
     if aggregator_tokens:
         (out / "aggregator").mkdir()
         g = torch.Generator().manual_seed(seed + 7)
@@ -123,7 +126,32 @@ def build_tiny_zero123(
         for name in ("to_q", "to_k", "to_v", "to_out"):
             agg[f"{name}.weight"] = torch.randn(width, width, generator=g) / width**0.5
         save_file(agg, str(out / "aggregator" / "aggregator.safetensors"))
-    index = {
+    _write_index(out, layout)
+    return out
+
+
+def _save_projection(out: Path, width: int, layout: str) -> None:
+    """The pose projection's random weights, in the folder and keys ``layout`` uses."""
+    import torch
+    from safetensors.torch import save_file
+
+    proj = torch.nn.Linear(width + 4, width)
+    weight, bias = proj.weight.detach(), proj.bias.detach()
+    if layout == "kxic":
+        pdir, key, cls = out / "cc_projection", "projection", "CCProjection"
+    else:
+        pdir, key, cls = out / "clip_camera_projection", "proj", "CLIPCameraProjection"
+    pdir.mkdir(parents=True)
+    (pdir / "config.json").write_text(json.dumps({"_class_name": cls}))
+    save_file({f"{key}.weight": weight, f"{key}.bias": bias}, str(pdir / WEIGHTS))
+    if layout != "kxic":  # a half-precision copy that must not be the one loaded
+        half = {f"{key}.weight": -weight.half(), f"{key}.bias": -bias.half()}
+        save_file(half, str(pdir / "diffusion_pytorch_model.fp16.safetensors"))
+
+
+def _write_index(out: Path, layout: str) -> None:
+    """model_index.json as the published folder of ``layout`` has it."""
+    index: dict[str, Any] = {
         "_class_name": "Zero1to3StableDiffusionPipeline",
         "_diffusers_version": "0.18.2",
         "cc_projection": ["pipeline_zero1to3", "CCProjection"],
@@ -135,8 +163,11 @@ def build_tiny_zero123(
         "unet": ["diffusers", "UNet2DConditionModel"],
         "vae": ["diffusers", "AutoencoderKL"],
     }
+    if layout != "kxic":
+        del index["cc_projection"], index["safety_checker"], index["requires_safety_checker"]
+        index["_class_name"] = "Zero123Pipeline"
+        index["clip_camera_projection"] = ["zero123", "CLIPCameraProjection"]
     (out / "model_index.json").write_text(json.dumps(index, indent=2))
-    return out
 
 
 def load_demo() -> Any:

@@ -230,7 +230,7 @@ def _folder_family(path: Path) -> ModelInfo:
     sched = _read_json(path / "scheduler" / "scheduler_config.json")
     one_step = sched.get("timestep_spacing") == "trailing"
     inpainting = int(unet.get("in_channels", 4)) == 9
-    if "Zero1to3" in cls or "cc_projection" in index:
+    if "Zero1to3" in cls or cls == "Zero123Pipeline" or "cc_projection" in index:
         family = "zero123"  # its UNet has SD's shape, but it is conditioned on an image
     elif cls.startswith("ShapE"):
         family = "shap-e-image" if "Img2Img" in cls else "shap-e"

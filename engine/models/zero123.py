@@ -1,14 +1,16 @@
 """Loading Zero123-family (Zero-1-to-3) novel-view models from their diffusers-layout folders.
 
 Why a loader of its own: diffusers itself has no Zero123 pipeline, and the published folders
-(``kxic/zero123-xl``, ``bennyguo/zero123-xl-diffusers`` and their kin) name their pose
-projection as a class from a community pipeline file (``["pipeline_zero1to3",
-"CCProjection"]``). Fathom never imports that file: the projection is one linear layer (CLIP
-image embedding + 4 pose numbers -> embedding width), so it is built here from the shapes of
-the safetensors weights in ``cc_projection/``. The other parts are standard classes loaded with
-safetensors only: ``unet/`` (UNet2DConditionModel, 8 input channels: noise latents + the input
-view's latents), ``vae/`` (AutoencoderKL), ``image_encoder/`` (CLIPVisionModelWithProjection)
-and ``scheduler/`` (DDIM in the published folders).
+name their pose projection as a class from a pipeline file of their own: ``cc_projection/``
+(``["pipeline_zero1to3", "CCProjection"]``, key ``projection.weight``; ``kxic/zero123-xl``,
+whose safetensors copy is on its ``refs/pr/1`` branch) or ``clip_camera_projection/``
+(``CLIPCameraProjection``, key ``proj.weight``; ``bennyguo/zero123-xl-diffusers`` and
+``ashawkey/zero123-xl-diffusers``, class ``Zero123Pipeline``). Fathom never imports those
+files: the projection is one linear layer (CLIP image embedding + 4 pose numbers -> embedding
+width), so it is built here from the shapes of its safetensors weights. The other parts are
+standard classes loaded with safetensors only: ``unet/`` (UNet2DConditionModel, 8 input
+channels: noise latents + the input view's latents), ``vae/`` (AutoencoderKL),
+``image_encoder/`` (CLIPVisionModelWithProjection) and ``scheduler/`` (DDIM).
 
 An optional ``aggregator/aggregator.safetensors`` holds trained weights for the multi-view
 token aggregator (the VaLID idea; layout in ``AGGREGATOR_KEYS``); without it the
@@ -26,9 +28,13 @@ from fathom.engine.models.diffusion import diffusers_dtype
 from fathom.engine.models.locate import ModelError, weights_variant
 
 KIND = "zero123"
-EXAMPLE = "kxic/zero123-xl"
+EXAMPLE = "bennyguo/zero123-xl-diffusers"
 #: Components every Zero123 folder has, and the libraries their classes may come from.
-REQUIRED = ("unet", "vae", "image_encoder", "scheduler", "cc_projection")
+REQUIRED = ("unet", "vae", "image_encoder", "scheduler")
+#: The pose projection's folder, as each published layout names it.
+PROJECTION_FOLDERS = ("cc_projection", "clip_camera_projection")
+#: Weight files preferred in a projection folder (full precision, not an EMA or fp16 copy).
+PROJECTION_FILES = ("diffusion_pytorch_model.safetensors", "model.safetensors")
 ALLOWED = {
     "unet": ("diffusers",),
     "vae": ("diffusers",),
@@ -61,7 +67,12 @@ class Zero123Model:
 def is_zero123_index(index: dict[str, Any]) -> bool:
     """A model index describes a Zero123-family pipeline: its class says so, or it has the
     pose projection no other pipeline has."""
-    return "Zero1to3" in str(index.get("_class_name", "")) or "cc_projection" in index
+    name = str(index.get("_class_name", ""))
+    return (
+        "Zero1to3" in name
+        or name == "Zero123Pipeline"
+        or any(p in index for p in PROJECTION_FOLDERS)
+    )
 
 
 def check_folder(path: Path) -> dict[str, Any]:
@@ -83,12 +94,13 @@ def check_folder(path: Path) -> dict[str, Any]:
     if not isinstance(index, dict) or not is_zero123_index(index):
         name = index.get("_class_name") if isinstance(index, dict) else None
         raise ModelError(
-            f"{path} is a {name} model, not a Zero123-family one (no cc_projection). "
+            f"{path} is a {name} model, not a Zero123-family one (no pose projection). "
             f"Fix: choose a novel-view model such as {EXAMPLE}."
         )
     for part in REQUIRED:
         if not (path / part).is_dir():
             raise ModelError(f"{path} has no {part}/ folder: a Zero123 model needs {REQUIRED}.")
+    projection_folder(path)
     for part, libs in ALLOWED.items():
         spec = index.get(part)
         if isinstance(spec, list) and spec and spec[0] not in libs:
@@ -99,6 +111,17 @@ def check_folder(path: Path) -> dict[str, Any]:
     return index
 
 
+def projection_folder(path: Path) -> Path:
+    """The folder holding the pose projection, in either published layout."""
+    for name in PROJECTION_FOLDERS:
+        if (path / name).is_dir():
+            return path / name
+    raise ModelError(
+        f"{path} has no pose projection ({' or '.join(PROJECTION_FOLDERS)}/): a Zero123 model "
+        "projects the CLIP embedding and the pose to one token."
+    )
+
+
 def read_tensors(file: Path, device: str, dtype: Any) -> dict[str, Any]:
     """A safetensors file's tensors, moved to ``device`` and cast to ``dtype``."""
     from safetensors.torch import load_file
@@ -107,12 +130,13 @@ def read_tensors(file: Path, device: str, dtype: Any) -> dict[str, Any]:
 
 
 def load_projection(folder: Path, device: str, dtype: Any) -> Any:
-    """The pose projection as a Linear layer, from ``cc_projection/``'s safetensors weights
-    (keys ``projection.weight``/``.bias`` as the published folders save them, or bare
-    ``weight``/``bias``); its shape comes from the weights, not from the community class."""
+    """The pose projection as a Linear layer, from its folder's safetensors weights (its one
+    2-D ``…weight`` and 1-D ``…bias``: ``projection.*``, ``proj.*`` or bare); its shape comes
+    from the weights, not from the publisher's class."""
     import torch
 
-    files = sorted(folder.glob("*.safetensors"))
+    files = [folder / f for f in PROJECTION_FILES if (folder / f).is_file()]
+    files += sorted(folder.glob("*.safetensors"))
     if not files:
         raise ModelError(
             f"{folder} holds no .safetensors weights (Fathom loads no pickle files). Fix: "
@@ -182,7 +206,7 @@ def load_zero123(path: Path, device: str, dtype: Any) -> Zero123Model:
             f"{path}: the UNet takes {unet.config.in_channels} channels; a Zero123 UNet takes "
             f"the noise and the input view's latents ({2 * vae.config.latent_channels})."
         )
-    projection = load_projection(path / "cc_projection", device, tdtype)
+    projection = load_projection(projection_folder(path), device, tdtype)
     width = int(projection.out_features)
     for m in (unet, vae, encoder):
         m.eval().requires_grad_(False)

@@ -56,6 +56,18 @@ def test_folder_is_told_and_loaded_from_safetensors(folder: Path, model: Any) ->
     )
 
 
+def test_both_published_layouts_load_the_same_projection(
+    model: Any, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    """bennyguo/ashawkey's layout: clip_camera_projection/ (proj.*), an fp16 copy beside the
+    full weights (the full ones load), class Zero123Pipeline."""
+    other = build_tiny_zero123(tmp_path_factory.mktemp("z123b"), layout="bennyguo")
+    assert identify(other).family == "zero123"
+    m = load_zero123(other, "cpu", "float32")
+    assert torch.equal(m.cc_projection.weight, model.cc_projection.weight)
+    assert torch.equal(m.cc_projection.bias, model.cc_projection.bias)
+
+
 def test_relative_pose_round_trip_and_zero123_features() -> None:
     ref = orbit_pose(20.0, 10.0, 2.0)
     tgt = nv.target_pose(ref, 15.0, -40.0, 0.5)
