@@ -55,7 +55,14 @@ class NovelView(ModelNode):
     params = (
         Param("model", String, ZERO123, "Zero123-family folder or Hugging Face id (downloaded)"),
         Param("elevation", Float, 0.0, "degrees above the first input's camera", min=-89, max=89),
-        Param("azimuth", Float, 30.0, "degrees around the object from the first input", min=-360),
+        Param(
+            "azimuth",
+            Float,
+            30.0,
+            "degrees around the object from the first input",
+            min=-360,
+            max=360,
+        ),
         Param("distance", Float, 0.0, "change of distance to the object", min=-100, max=100),
         Param("steps", Int, 50, "denoising steps", min=1, max=500),
         Param("guidance", Float, 3.0, "classifier-free guidance (<= 1: off)", min=0, max=20),
