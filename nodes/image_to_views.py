@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 
 from fathom.engine.context import NodeContext
+from fathom.engine.errors import Problem
 from fathom.engine.generation import ModelNode, model_source, offload_mode
 from fathom.engine.node import Input, Output, Param
 from fathom.engine.types import Bool, Enum, Float, Image, Int, Seed, String, Views
@@ -72,6 +73,21 @@ class ImageToViews(ModelNode):
             step=8,
         ),
     )
+
+    @classmethod
+    def check(cls, params: dict[str, Any], ctx: NodeContext) -> list[Problem]:
+        problems = super().check(params, ctx)
+        size = params.get("view_size", 320)
+        if isinstance(size, int) and size % 8:
+            problems.append(
+                Problem(
+                    f"view_size {size} is not a multiple of 8 (the VAE works on 8×8 blocks)",
+                    ctx.node_id,
+                    "view_size",
+                    f"use {max(8, size // 8 * 8)} or {size // 8 * 8 + 8}",
+                )
+            )
+        return problems
 
     def run(
         self,

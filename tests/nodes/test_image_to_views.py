@@ -162,3 +162,6 @@ def test_other_families_and_bad_inputs_are_refused(
             {"model": str(model), **PARAMS, "view_size": 36},
         )
     assert nerr.value.port == "view_size"
+    with pytest.raises(GraphInvalid) as err:
+        ex.plan(_graph(model, view_size=36), options=_opts(tmp_path))
+    assert [p.port for p in err.value.problems] == ["view_size"]
