@@ -9,6 +9,8 @@ step and stopping on cancel. The turntable is drawn by the studio's own renderer
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -159,13 +161,26 @@ class _ShapENode(ModelNode):
 
     def _outputs(self, ctx: NodeContext, m: Any, cond: Any, p: dict[str, Any]) -> dict[str, Any]:
         mesh = self._object(ctx, m, cond, p)
-        frames = p["frames"] if p["turntable"] else 1
-        return {"mesh": mesh, "turntable": turntable(ctx, mesh, p, frames)}
+        draw = frame_renderer(ctx, mesh, p, p["frames"] if p["turntable"] else 1)
+        size = (p["frame_size"], p["frame_size"])
+        if not p["turntable"]:  # the front view, drawn only when something looks at it
+            front = functools.cache(draw)
+            return {"mesh": mesh, "turntable": Video(1, p["fps"], front, size, "shap-e")}
+        images: list[Image] = []
+        for k in range(p["frames"]):
+            ctx.check_cancelled()
+            images.append(draw(k))
+            ctx.progress(0.85 + 0.15 * (k + 1) / p["frames"], f"turntable frame {k + 1}")
+            if k == 0:
+                ctx.preview(images[0], "turntable")
+        return {"mesh": mesh, "turntable": Video(len(images), p["fps"], images.__getitem__, size)}
 
 
-def turntable(ctx: NodeContext, mesh: Mesh, p: dict[str, Any], frames: int) -> Video:
-    """The mesh rendered from ``frames`` cameras all around, lit from the camera, on white
-    (Shap-E's preview background); rendered now, with progress and cancel per frame."""
+def frame_renderer(
+    ctx: NodeContext, mesh: Mesh, p: dict[str, Any], frames: int
+) -> Callable[[int], Image]:
+    """Frame k of ``frames`` around the mesh, lit from the camera, on white (Shap-E's preview
+    background), drawn by the studio's renderer on the run's GPU or the CPU."""
     from fathom.engine.diffusion.shap_e import shade, to_studio_axes, turntable_cameras
     from fathom.engine.geometry import scene
 
@@ -177,17 +192,14 @@ def turntable(ctx: NodeContext, mesh: Mesh, p: dict[str, Any], frames: int) -> V
     colors = np.asarray(tm.visual.vertex_colors, np.float32)[:, :3] / 255.0
     faces = np.asarray(tm.faces, np.int64)
     device = ctx.device.torch_device if ctx.device.kind == "cuda" else "cpu"
-    size = p["frame_size"]
-    images: list[Image] = []
-    for k, cam in enumerate(turntable_cameras(frames, size)):
-        ctx.check_cancelled()
-        sc = scene.RenderScene(verts, faces, shade(colors, normals, cam))
-        out, _ = scene.render(sc, cam, "auto", device, (1.0, 1.0, 1.0))
-        images.append(Image(np.ascontiguousarray(out.image, np.float32)))
-        ctx.progress(0.85 + 0.15 * (k + 1) / frames, f"turntable frame {k + 1}/{frames}")
-        if k == 0:
-            ctx.preview(images[0], "turntable")
-    return Video(len(images), float(p["fps"]), images.__getitem__, (size, size), "shap-e")
+    cams = turntable_cameras(frames, p["frame_size"])
+
+    def draw(k: int) -> Image:
+        sc = scene.RenderScene(verts, faces, shade(colors, normals, cams[k]))
+        out, _ = scene.render(sc, cams[k], "auto", device, (1.0, 1.0, 1.0))
+        return Image(np.ascontiguousarray(out.image, np.float32))
+
+    return draw
 
 
 class TextTo3D(_ShapENode):
