@@ -266,9 +266,11 @@ class RunSession:
 def run_summary(result: RunResult) -> str:
     counts = {s: len(result.by_status(s)) for s in ("executed", "cached", "failed")}
     word = "cancelled" if result.cancelled else "finished"
+    quiet = [(len(result.by_status(s)), s) for s in ("muted", "bypassed")]
     return (
         f"Run {word} in {result.seconds:.2f} s: {counts['executed']} executed, "
         f"{counts['cached']} cached, {counts['failed']} failed"
+        + "".join(f", {n} {s}" for n, s in quiet if n)  # every node is accounted for
     )
 
 
@@ -315,6 +317,10 @@ def run_scope(
         reasons = set(not_run.values())
         because = reasons.pop().removeprefix("not run: ") if len(reasons) == 1 else "hover for why"
         line += f"; {len(not_run)} not run: {listed} ({because})"
+    muted = [title(n) for n in run if graph.nodes[n].mute]  # in the plan, but they do nothing
+    if muted:
+        more = f" and {len(muted) - 5} more" if len(muted) > 5 else ""
+        line += f"; {len(muted)} muted: {', '.join(muted[:5])}{more}"
     blocked = {n for n in not_run if graph.ancestors([n]) & bad}
     return RunScope(run, line, not_run, blocked)
 
