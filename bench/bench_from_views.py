@@ -113,6 +113,7 @@ def bench_shape(kind: str, size: int) -> dict[str, Any]:
         "ours_s": t_ours,
         "ours": quality(res.mesh, truth, views),
         "plain_s": t_plain,
+        "plain_faces": len(plain.faces),
         "plain": quality(plain, truth, views),
         "fuse_s": t_fuse,
         "ours_texture_s": t_tex,
@@ -142,7 +143,8 @@ def table(rows: list[dict[str, Any]]) -> str:
         )
         q = r["plain"]
         out.append(
-            f"| {r['shape']} | plain view.fuse TSDF, vertex colours | {r['plain_s']:.2f} | "
+            f"| {r['shape']} | plain view.fuse TSDF, vertex colours ({r['plain_faces']} faces) "
+            f"| {r['plain_s']:.2f} | "
             f"{q['chamfer_pct']:.2f} | {q['psnr_min']:.1f} / {q['psnr_mean']:.1f} "
             f"| {q['psnr_tex_min']:.1f} |"
         )
