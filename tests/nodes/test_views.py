@@ -5,15 +5,18 @@ exact views of a sphere, also when the views carry no depth and it is estimated.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
 from view_scenes import chamfer, render_views, shape
 
-from fathom.engine.context import NodeContext, RunOptions
+from fathom.engine.context import CancelToken, NodeContext, RunOptions
 from fathom.engine.errors import NodeError
 from fathom.engine.executor import Executor
 from fathom.engine.geometry import projection
+from fathom.engine.graph import Graph
+from fathom.engine.node import Node, Output
 from fathom.engine.registry import Registry
 from fathom.engine.types import RGBD, Depth, Image, Views
 
@@ -161,3 +164,38 @@ def test_views_without_depth_get_the_depth_estimate_node_s_depth_made_object_cen
         np.testing.assert_allclose(d.data, want.data, rtol=1e-4)
         fg = im.alpha() > 0.5  # type: ignore[operator]
         assert np.all(np.isinf(d.data[~fg])) and np.all(d.data[fg] >= 2.0 - 0.6)
+
+
+class SphereViews(Node):
+    """Test source: six exact views of the coloured sphere (64²)."""
+
+    type_id = "test.sphere_views"
+    outputs = (Output("views", Views),)
+
+    def run(self, ctx: NodeContext) -> dict:
+        truth, colors = shape("sphere")
+        return {"views": render_views(truth, colors, 64)}
+
+
+REG.register(SphereViews)
+
+
+def test_cancelling_while_baking_stops_the_node() -> None:
+    g = Graph()
+    g.add_node("test.sphere_views", "src")
+    g.add_node("mesh.from_views", "mesh", {"resolution": 32, "texture_size": 64, "faces": 500})
+    g.connect("src", "views", "mesh", "views")
+    cancel = CancelToken()
+    seen: list[str] = []
+
+    def listener(event: Any) -> None:
+        if event.kind == "node_progress" and event.node == "mesh":
+            seen.append(event.message)
+            if event.message.startswith("baking view 2/"):
+                cancel.cancel()
+
+    res = Executor(REG).run(
+        g, targets=["mesh"], options=RunOptions(device="cpu"), listener=listener, cancel=cancel
+    )
+    assert res.cancelled and res.records["mesh"].status == "cancelled"
+    assert seen[-1].startswith("baking view 2/") and seen[0].startswith("fusing 6 views")
