@@ -126,6 +126,7 @@ class _ShapENode(ModelNode):
         import trimesh
 
         from fathom.engine.diffusion import shap_e
+        from fathom.engine.models.memory import is_oom
 
         def on_step(i: int, n: int) -> None:
             ctx.check_cancelled()
@@ -141,6 +142,14 @@ class _ShapENode(ModelNode):
                 decoded = shap_e.decode_mesh(m.pipe, latent, m.device, p["grid_size"])
         except LibraryError as exc:
             raise ctx.refuse(exc) from None
+        except Exception as exc:
+            if not is_oom(exc):
+                raise
+            raise ctx.error(
+                f"ran out of {m.device} memory making the object on a {p['grid_size']}³ grid",
+                port="grid_size",
+                fix="lower grid_size (128 needs about 1 GB while decoding) or free memory",
+            ) from None
         finally:
             m.pipe.maybe_free_model_hooks()
         verts = decoded.vertices

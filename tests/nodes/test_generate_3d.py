@@ -10,6 +10,7 @@ from typing import Any
 import numpy as np
 import pytest
 import torch
+from faults import out_of_memory
 from shap_e_models import build_tiny_shap_e, build_tiny_shap_e_img
 
 from fathom.engine.context import CancelToken, RunOptions
@@ -228,6 +229,16 @@ def test_bad_inputs_name_the_port_and_the_fix(
     with pytest.raises(GraphInvalid) as err:
         ex.plan(g, options=_opts(tmp_path))
     assert "Stable Diffusion 1.x" in err.value.problems[0].message
+
+
+def test_out_of_memory_while_decoding_names_the_grid(models: dict[str, Path]) -> None:
+    ex = Executor(REG)  # its own manager: the fault goes into its copy of the model
+    params = {"model": str(models["text"]), "prompt": PROMPT, **QUICK, "turntable": False}
+    ex.call("generate.text_to_3d", {}, params)
+    decoder = ex.models.entries()[-1].model.pipe.shap_e_renderer.mesh_decoder
+    with out_of_memory(decoder), pytest.raises(NodeError) as nerr:
+        ex.call("generate.text_to_3d", {}, params)
+    assert nerr.value.port == "grid_size" and "lower grid_size" in (nerr.value.fix or "")
 
 
 def test_cancel_stops_between_steps(models: dict[str, Path], tmp_path: Path) -> None:
