@@ -12,7 +12,7 @@ from fathom.app.editor.clipboard import paste_command, selection_text
 from fathom.app.editor.layout import layered_layout
 from fathom.app.editor.node_item import PortItem
 from fathom.app.editor.palette import NodePalette
-from fathom.app.editor.placement import clamp_into
+from fathom.app.editor.placement import clamp_into, out_from_under
 from fathom.app.editor.scene import GraphScene
 from fathom.app.editor.view import GraphView
 from fathom.app.param_widgets import to_json_value
@@ -132,6 +132,12 @@ class Editing(QObject):
                 target = at - port.pos()
         rect = item.sceneBoundingRect().translated(target - item.pos())
         target += clamp_into(rect, self.view.visible_rect())
+        minimap = self.view.minimap
+        if minimap.isVisible():  # a node under the minimap would be added out of sight
+            corner = minimap.geometry().translated(-self.view.viewport().pos())
+            cover = self.view.mapToScene(corner).boundingRect()
+            rect = item.sceneBoundingRect().translated(target - item.pos())
+            target += out_from_under(rect, cover, self.view.visible_rect(), 10.0)
         old, new = self.doc.node_pos(nid), (round(target.x(), 2), round(target.y(), 2))
         if old is not None and old != new:
             self.doc.undo_stack.push(Move(self.doc, {nid: (old, new)}, text="Place node"))

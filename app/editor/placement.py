@@ -38,3 +38,14 @@ def clamp_into(rect: QRectF, bounds: QRectF, margin: float = GAP) -> QPointF:
     if rect.top() + dy < inner.top():
         dy = inner.top() - rect.top()
     return QPointF(dx, dy)
+
+
+def out_from_under(rect: QRectF, cover: QRectF, bounds: QRectF, gap: float = GAP) -> QPointF:
+    """How far to move ``rect`` so ``cover`` (the minimap, in the view's bottom-right corner)
+    hides none of it: left or up, whichever is the shorter move that stays inside ``bounds``."""
+    if not rect.intersects(cover):
+        return QPointF()
+    left = QPointF(cover.left() - gap - rect.right(), 0.0)
+    up = QPointF(0.0, cover.top() - gap - rect.bottom())
+    fits = [m for m in (left, up) if bounds.contains(rect.translated(m))]
+    return min(fits or [left, up], key=lambda m: abs(m.x()) + abs(m.y()))
