@@ -45,10 +45,14 @@ def _estimate(ctx: NodeContext, image: Image, model: str) -> np.ndarray:
 
 
 def _foreground(image: Image, relative: np.ndarray, cut: float) -> np.ndarray:
+    """The object's pixels: the alpha when the view has one, else those nearer than ``cut``;
+    a depth with nothing nearer (one flat plane facing the camera) is all object."""
     alpha = image.alpha()
     if alpha is not None:
         return alpha > 0.5
-    return np.isfinite(relative) & (relative < cut)
+    finite = np.isfinite(relative)
+    near = finite & (relative < cut)
+    return near if near.any() else finite
 
 
 class MeshFromViews(Node):
