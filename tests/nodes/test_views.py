@@ -199,3 +199,19 @@ def test_cancelling_while_baking_stops_the_node() -> None:
     )
     assert res.cancelled and res.records["mesh"].status == "cancelled"
     assert seen[-1].startswith("baking view 2/") and seen[0].startswith("fusing 6 views")
+
+
+def test_generated_views_without_depth_still_become_a_textured_object(
+    sphere_views: Views, tiny_depth_model: Path
+) -> None:
+    """What the example graphs do with tiny random models: RGB views on a ring, no depth."""
+    views = call("views.make", {"images": sphere_views.images[:4]})["views"]
+    out = call(
+        "mesh.from_views",
+        {"views": views},
+        {"depth_model": str(tiny_depth_model), "resolution": 32, "texture_size": 64},
+    )
+    m = out["mesh"].mesh
+    assert m.visual.kind == "texture" and len(m.faces) > 0
+    # Object-centred depth keeps the object inside the ring of cameras (distance 2).
+    assert np.linalg.norm(m.vertices, axis=1).max() < 2.0
