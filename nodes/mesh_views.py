@@ -86,6 +86,7 @@ class MeshFromViews(Node):
             String,
             DEFAULT_DEPTH_MODEL,
             "depth model for views that carry no depth (depth.estimate's transformers models)",
+            suggest="models",  # the studio's model picker, listing the depth family
         ),
         Param(
             "background",
