@@ -11,8 +11,9 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from PySide6.QtCore import QPoint, Qt, Signal
+from PySide6.QtCore import QPoint, Qt, QTimer, Signal
 from PySide6.QtWidgets import (
+    QApplication,
     QCheckBox,
     QComboBox,
     QFormLayout,
@@ -78,6 +79,7 @@ class Inspector(QWidget):
         scroll = QScrollArea()
         scroll.setWidgetResizable(True)
         scroll.setWidget(self._body)
+        self._scroll = scroll
         lay = QVBoxLayout(self)
         lay.setContentsMargins(0, 0, 0, 0)
         #: The selected node's parameter problems (values that constrain each other), above
@@ -109,8 +111,19 @@ class Inspector(QWidget):
         text = problems_text(param_problems(self.doc, node_id))
         self.params_checked.emit(node_id, text)
         if node_id == self.node_id:
+            appears = bool(text) and self.param_problems.isHidden()
             self.param_problems.setText(text)
             self.param_problems.setVisible(bool(text))
+            if appears:  # it takes room from the scrolling part: keep the field in use in sight
+                QTimer.singleShot(0, self, self._keep_focus_in_view)
+
+    def _keep_focus_in_view(self) -> None:
+        field = QApplication.focusWidget()
+        if field is not None and self._body.isAncestorOf(field):
+            self.layout().activate()  # the scrolling part's new height, before measuring
+            # The whole field, not its text cursor (what ensureWidgetVisible keeps in view).
+            mid = field.mapTo(self._body, field.rect().center())
+            self._scroll.ensureVisible(mid.x(), mid.y(), 0, field.height() // 2 + 8)
 
     def _on_graph_event(self, event: str, payload: dict[str, Any]) -> None:
         if event in ("param_changed", "node_added"):
