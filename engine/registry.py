@@ -38,6 +38,7 @@ CATEGORY_COLORS = {
     "view": "#00695c",
     "mesh": "#2e7d32",
     "video": "#4527a0",
+    "motion": "#00698f",
     "generate": "#c62828",
 }
 

@@ -42,7 +42,7 @@ class VideoFlow(Node):
 
     type_id = "video.flow"
     title = "Optical Flow"
-    category = "video"
+    category = "motion"
     inputs = (Input("video", Video, "clip to analyse"),)
     outputs = (Output("flow", Video, "flow picture per frame"),)
     params = (
@@ -84,7 +84,7 @@ class Interpolate(Node):
 
     type_id = "video.interpolate"
     title = "Interpolate Frames"
-    category = "video"
+    category = "motion"
     inputs = (Input("video", Video, "clip to make smoother"),)
     outputs = (Output("video", Video, "clip at the higher frame rate"),)
     params = (
@@ -190,7 +190,7 @@ class Segment(Node):
 
     type_id = "video.segment"
     title = "Segment Video"
-    category = "video"
+    category = "motion"
     #: The model families it runs (``engine.models.families``): what the studio's model
     #: picker offers for ``model``.
     families: ClassVar[tuple[str, ...]] = ("segmentation",)
