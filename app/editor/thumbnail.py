@@ -57,7 +57,7 @@ def thumbnail_array(value: Any) -> np.ndarray | None:
     if isinstance(value, Video):
         if len(value) == 0:
             return None
-        value = value.frame(0)
+        value = value.frame(len(value) // 2)  # the first is black for flow, fades, …
     if isinstance(value, Image):
         return _strided(value.data)
     if isinstance(value, Mask):
