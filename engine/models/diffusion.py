@@ -25,7 +25,7 @@ from typing import Any
 
 from fathom.engine.models.families import UNET_FAMILIES, identify, names
 from fathom.engine.models.locate import TINY_VAE_FOLDERS, ModelError, weights_variant
-from fathom.engine.models.memory import OFFLOAD_MODES, offload_mode
+from fathom.engine.models.memory import OFFLOAD_MODES, is_oom, offload_mode
 
 log = logging.getLogger("fathom.models")
 
@@ -62,6 +62,71 @@ def diffusers_dtype(dtype: Any) -> dict[str, Any]:
     return (
         {"dtype": dtype} if hasattr(deprecation_utils, "_resolve_dtype") else {"torch_dtype": dtype}
     )
+
+
+def read_pipeline_index(path: Path, title: str, example: str) -> dict[str, Any]:
+    """A diffusers folder's ``model_index.json``, or a ModelError saying why ``path`` is none:
+    a single file, no index, or an unreadable one. Shared by the folder-only loaders (Shap-E,
+    SVD) so they refuse a wrong path alike, before any weights are read."""
+    if path.is_file():
+        raise ModelError(
+            f"{path.name} is a single file; {title} loads from a diffusers folder. Fix: point "
+            f"the node at the model's folder (e.g. `fathom models pull {example}`)."
+        )
+    index_file = path / "model_index.json"
+    if not index_file.is_file():
+        raise ModelError(
+            f"{path} is not a diffusers pipeline folder (no model_index.json). "
+            f"Fix: point the node at the {title} model's top folder."
+        )
+    try:
+        return json.loads(index_file.read_text("utf-8"))
+    except (OSError, ValueError) as exc:
+        raise ModelError(f"{index_file} cannot be read: {exc}") from exc
+
+
+def check_libraries(
+    path: Path, index: dict[str, Any], exempt: dict[str, Any] | None = None
+) -> None:
+    """Refuse a pipeline whose components come from a library other than diffusers or
+    transformers (remote code), unless the component's spec is the one ``exempt`` allows for
+    it (Shap-E's renderer). One check, so every folder loader draws the same line."""
+    for part, spec in index.items():
+        if part.startswith("_") or not isinstance(spec, list) or spec[0] is None:
+            continue
+        if exempt and part in exempt and spec == exempt[part]:
+            continue
+        if spec[0] not in ALLOWED_LIBRARIES:
+            raise ModelError(
+                f"{path}: component '{part}' comes from {spec[0]!r}; Fathom loads "
+                "components from diffusers and transformers only (no remote code)."
+            )
+
+
+def load_pipeline(cls: Any, path: Path, dtype: Any, title: str, weights: str, **extra: Any) -> Any:
+    """``cls.from_pretrained`` on a local folder: safetensors only, in ``dtype``, asking for the
+    precision variant the ``weights`` component's files carry (a download may keep only the
+    fp16 copy), progress bar off. A failure other than running out of memory (which the
+    caller's fallback handles) becomes a ModelError naming ``title``."""
+    variant = {"variant": v} if (v := weights_variant(path / weights)) else {}
+    try:
+        pipe = cls.from_pretrained(
+            path,
+            use_safetensors=True,
+            local_files_only=True,
+            **diffusers_dtype(dtype),
+            **variant,
+            **extra,
+        )
+    except Exception as exc:
+        if is_oom(exc):
+            raise
+        first = str(exc).splitlines()[0] if str(exc) else ""
+        raise ModelError(
+            f"{path} could not be loaded as {title}: {type(exc).__name__}: {first}"
+        ) from exc
+    pipe.set_progress_bar_config(disable=True)
+    return pipe
 
 
 def _load_part(lib: str, cls_name: str, folder: Path, dtype: Any) -> Any:

@@ -11,14 +11,13 @@ the device: diffusers keeps it out of offload).
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from fathom.engine.models.diffusion import ALLOWED_LIBRARIES, diffusers_dtype
-from fathom.engine.models.locate import ModelError, weights_variant
-from fathom.engine.models.memory import is_oom, place_pipeline
+from fathom.engine.models.diffusion import check_libraries, load_pipeline, read_pipeline_index
+from fathom.engine.models.locate import ModelError
+from fathom.engine.models.memory import place_pipeline
 
 KIND = "diffusers-shap-e"
 TEXT_PIPELINE = "ShapEPipeline"
@@ -45,37 +44,14 @@ class ShapEModel:
 def check_folder(path: Path) -> dict[str, Any]:
     """The folder's model index, or a ModelError saying why this is no Shap-E model: found
     early, before any weights are read."""
-    if path.is_file():
-        raise ModelError(
-            f"{path.name} is a single file; Shap-E loads from a diffusers folder. Fix: point "
-            f"the node at the model's folder (e.g. `fathom models pull {TEXT_EXAMPLE}`)."
-        )
-    index_file = path / "model_index.json"
-    if not index_file.is_file():
-        raise ModelError(
-            f"{path} is not a diffusers pipeline folder (no model_index.json). "
-            "Fix: point the node at the Shap-E model's top folder."
-        )
-    try:
-        index = json.loads(index_file.read_text("utf-8"))
-    except (OSError, ValueError) as exc:
-        raise ModelError(f"{index_file} cannot be read: {exc}") from exc
+    index = read_pipeline_index(path, "Shap-E", TEXT_EXAMPLE)
     name = index.get("_class_name")
     if name not in (TEXT_PIPELINE, IMAGE_PIPELINE):
         raise ModelError(
             f"{path} is a {name} model, not Shap-E ({TEXT_PIPELINE} or {IMAGE_PIPELINE}). "
             f"Fix: choose a Shap-E model such as {TEXT_EXAMPLE} or {IMAGE_EXAMPLE}."
         )
-    for part, spec in index.items():
-        if part.startswith("_") or not isinstance(spec, list) or spec[0] is None:
-            continue
-        if part == "shap_e_renderer" and spec == RENDERER:
-            continue
-        if spec[0] not in ALLOWED_LIBRARIES:
-            raise ModelError(
-                f"{path}: component '{part}' comes from {spec[0]!r}; Fathom loads "
-                "components from diffusers and transformers only (no remote code)."
-            )
+    check_libraries(path, index, exempt={"shap_e_renderer": RENDERER})
     return index
 
 
@@ -88,23 +64,7 @@ def load_shap_e(path: Path, device: str, dtype: Any, offload: str = "auto") -> S
     tdtype = getattr(torch, dtype) if isinstance(dtype, str) else dtype
     cls = ShapEImg2ImgPipeline if image else ShapEPipeline
     # openai/shap-e ships its safetensors as the fp16 variant only (beside pickled .bin files).
-    variant = {"variant": v} if (v := weights_variant(path / "prior")) else {}
-    try:
-        pipe = cls.from_pretrained(
-            path,
-            use_safetensors=True,
-            local_files_only=True,
-            **diffusers_dtype(tdtype),
-            **variant,
-        )
-    except Exception as exc:
-        if is_oom(exc):
-            raise
-        first = str(exc).splitlines()[0] if str(exc) else ""
-        raise ModelError(
-            f"{path} could not be loaded as Shap-E: {type(exc).__name__}: {first}"
-        ) from exc
-    pipe.set_progress_bar_config(disable=True)
+    pipe = load_pipeline(cls, path, tdtype, "Shap-E", "prior")
     for m in (encoder(pipe, image), pipe.prior, pipe.shap_e_renderer):
         m.eval().requires_grad_(False)
     mode = place(pipe, image, device, offload)

@@ -22,10 +22,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from fathom.engine.models.diffusion import ALLOWED_LIBRARIES, diffusers_dtype
+from fathom.engine.models.diffusion import check_libraries, load_pipeline
 from fathom.engine.models.families import TITLES, identify, names
-from fathom.engine.models.locate import ModelError, weights_variant
-from fathom.engine.models.memory import is_oom, place_pipeline
+from fathom.engine.models.locate import ModelError
+from fathom.engine.models.memory import place_pipeline
 
 log = logging.getLogger("fathom.models")
 
@@ -103,14 +103,7 @@ def check_folder(path: Path) -> tuple[dict[str, Any], str]:
             f"loader builds {names(TRANSFORMER_FAMILIES)} models. Fix: choose such a model, or "
             "a node made for this one."
         )
-    for part, spec in index.items():
-        if part.startswith("_") or not isinstance(spec, list) or spec[0] is None:
-            continue
-        if spec[0] not in ALLOWED_LIBRARIES:
-            raise ModelError(
-                f"{path}: component '{part}' comes from {spec[0]!r}; Fathom loads "
-                "components from diffusers and transformers only (no remote code)."
-            )
+    check_libraries(path, index)
     missing = [p for p in REQUIRED[family] if not _present(path, index, p)]
     if missing:
         raise ModelError(
@@ -154,24 +147,7 @@ def load_transformer_model(
         log.info("%s: loading without %s (not in the folder)", path, ", ".join(without))
     tdtype = getattr(torch, dtype) if isinstance(dtype, str) else dtype
     cls = getattr(diffusers, PIPELINES[family][0])
-    variant = {"variant": v} if (v := weights_variant(path / "transformer")) else {}
-    try:
-        pipe = cls.from_pretrained(
-            path,
-            use_safetensors=True,
-            local_files_only=True,
-            **diffusers_dtype(tdtype),
-            **variant,
-            **dict.fromkeys(without),
-        )
-    except Exception as exc:
-        if is_oom(exc):
-            raise
-        raise ModelError(
-            f"{path} could not be loaded as {TITLES[family]}: "
-            f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
-        ) from exc
-    pipe.set_progress_bar_config(disable=True)
+    pipe = load_pipeline(cls, path, tdtype, TITLES[family], "transformer", **dict.fromkeys(without))
     for m in _modules(pipe):
         m.eval().requires_grad_(False)
     mode = place(pipe, device, offload)
