@@ -96,23 +96,6 @@ def rgba8() -> np.ndarray:
 # tests/nodes/test_generate.py): random weights saved like a user's checkpoint ----------------
 
 
-def _write_clip_vocab(folder: Path) -> Path:
-    """A letter-level CLIP vocabulary (no merges): every prompt tokenizes, different prompts
-    give different tokens."""
-    import json
-    import string
-
-    chars = list(string.ascii_lowercase + string.digits + ".,!?'-")
-    vocab = {c: i for i, c in enumerate(chars)}
-    vocab.update({c + "</w>": len(chars) + i for i, c in enumerate(chars)})
-    vocab["<|startoftext|>"] = len(vocab)
-    vocab["<|endoftext|>"] = len(vocab)
-    folder.mkdir(parents=True, exist_ok=True)
-    (folder / "vocab.json").write_text(json.dumps(vocab))
-    (folder / "merges.txt").write_text("#version: 0.2\n")
-    return folder
-
-
 def build_tiny_sd(
     folder: Path,
     unet_in_channels: int = 4,
@@ -125,54 +108,15 @@ def build_tiny_sd(
     scheduler settings (PNDM), and a tiny autoencoder in vae_tiny/. ``unet_in_channels=9`` makes
     an inpainting model; ``vae_channels=4`` with ``ldm3d`` an LDM3D (RGB + depth) model."""
     import torch
-    from diffusers import (
-        AutoencoderKL,
-        AutoencoderTiny,
-        PNDMScheduler,
-        StableDiffusionPipeline,
-        UNet2DConditionModel,
-    )
-    from transformers import CLIPTextConfig, CLIPTextModel, CLIPTokenizer
+    from diffusers import AutoencoderTiny, PNDMScheduler, StableDiffusionPipeline
+    from tinymodels import clip_text_config, clip_tokenizer, tiny_unet, tiny_vae
+    from transformers import CLIPTextModel
 
-    vocab = _write_clip_vocab(folder / "vocab")
-    tok = CLIPTokenizer(str(vocab / "vocab.json"), str(vocab / "merges.txt"), model_max_length=77)
+    tok = clip_tokenizer(folder / "vocab")
     torch.manual_seed(seed)
-    unet = UNet2DConditionModel(
-        sample_size=8,
-        in_channels=unet_in_channels,
-        out_channels=4,
-        block_out_channels=(32, 64),
-        layers_per_block=1,
-        norm_num_groups=16,
-        down_block_types=("CrossAttnDownBlock2D", "DownBlock2D"),
-        up_block_types=("UpBlock2D", "CrossAttnUpBlock2D"),
-        cross_attention_dim=32,
-        attention_head_dim=8,
-    )
-    vae = AutoencoderKL(
-        in_channels=vae_channels,
-        out_channels=vae_channels,
-        block_out_channels=(8, 16, 16, 16),
-        layers_per_block=1,
-        norm_num_groups=8,
-        latent_channels=4,
-        sample_size=64,
-        down_block_types=("DownEncoderBlock2D",) * 4,
-        up_block_types=("UpDecoderBlock2D",) * 4,
-    )
-    text = CLIPTextModel(
-        CLIPTextConfig(
-            hidden_size=32,
-            intermediate_size=37,
-            num_attention_heads=4,
-            num_hidden_layers=2,
-            vocab_size=len(tok),
-            max_position_embeddings=77,
-            bos_token_id=tok.bos_token_id,
-            eos_token_id=tok.eos_token_id,
-            pad_token_id=tok.pad_token_id,
-        )
-    )
+    unet = tiny_unet(unet_in_channels)
+    vae = tiny_vae(vae_channels)
+    text = CLIPTextModel(clip_text_config(tok))
     sched = PNDMScheduler(
         beta_start=0.00085,
         beta_end=0.012,

@@ -9,8 +9,6 @@ decoder uses, so the tiny models give real, non-empty meshes.
 
 from __future__ import annotations
 
-import json
-import string
 from pathlib import Path
 from typing import Any
 
@@ -87,23 +85,6 @@ def shape_field(renderer: Any) -> None:
         renderer.mlp.mlp[-1].bias[0] -= torch.quantile(torch.cat(values), 2 / 3)
 
 
-def _tokenizer(folder: Path) -> Any:
-    """A letter-level CLIP tokenizer (no merges): every prompt tokenizes."""
-    from transformers import CLIPTokenizer
-
-    chars = list(string.ascii_lowercase + string.digits + ".,!?'-")
-    vocab = {c: i for i, c in enumerate(chars)}
-    vocab.update({c + "</w>": len(chars) + i for i, c in enumerate(chars)})
-    vocab["<|startoftext|>"] = len(vocab)
-    vocab["<|endoftext|>"] = len(vocab)
-    folder.mkdir(parents=True, exist_ok=True)
-    (folder / "vocab.json").write_text(json.dumps(vocab))
-    (folder / "merges.txt").write_text("#version: 0.2\n")
-    return CLIPTokenizer(
-        str(folder / "vocab.json"), str(folder / "merges.txt"), model_max_length=77
-    )
-
-
 def _prior(image: bool, proj_dim: int) -> Any:
     from diffusers import PriorTransformer
 
@@ -156,24 +137,13 @@ def build_tiny_shap_e(folder: Path, seed: int = 0) -> Path:
     """A text-to-3D Shap-E folder (``ShapEPipeline``) with random weights, saved as safetensors."""
     import torch
     from diffusers import ShapEPipeline
-    from transformers import CLIPTextConfig, CLIPTextModelWithProjection
+    from tinymodels import clip_text_config, clip_tokenizer
+    from transformers import CLIPTextModelWithProjection
 
-    tok = _tokenizer(folder / "vocab")
+    tok = clip_tokenizer(folder / "vocab")
     torch.manual_seed(seed)
-    text = CLIPTextModelWithProjection(
-        CLIPTextConfig(
-            hidden_size=16,
-            projection_dim=16,
-            intermediate_size=24,
-            num_attention_heads=2,
-            num_hidden_layers=2,
-            vocab_size=len(tok),
-            max_position_embeddings=77,
-            bos_token_id=tok.bos_token_id,
-            eos_token_id=tok.eos_token_id,
-            pad_token_id=tok.pad_token_id,
-        )
-    )
+    sizes = dict(hidden_size=16, projection_dim=16, intermediate_size=24, num_attention_heads=2)
+    text = CLIPTextModelWithProjection(clip_text_config(tok, **sizes))
     pipe = ShapEPipeline(text_encoder=text, tokenizer=tok, **_shared(False, 16))
     out = folder / "shap-e"
     pipe.save_pretrained(out, safe_serialization=True)

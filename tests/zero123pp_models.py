@@ -14,72 +14,24 @@ from pathlib import Path
 TILE = 32
 
 
-def _write_vocab(folder: Path) -> Path:
-    """A letter-level CLIP vocabulary (no merges): enough for the empty prompt."""
-    import string
-
-    chars = list(string.ascii_lowercase + string.digits)
-    vocab = {c: i for i, c in enumerate(chars)}
-    vocab.update({c + "</w>": len(chars) + i for i, c in enumerate(chars)})
-    vocab["<|startoftext|>"] = len(vocab)
-    vocab["<|endoftext|>"] = len(vocab)
-    folder.mkdir(parents=True, exist_ok=True)
-    (folder / "vocab.json").write_text(json.dumps(vocab))
-    (folder / "merges.txt").write_text("#version: 0.2\n")
-    return folder
-
-
 def build_tiny_zero123pp(folder: Path, seed: int = 0, class_name: object = None) -> Path:
     """Write the folder and return it (``class_name`` overrides the index's pipeline name)."""
     import torch
-    from diffusers import AutoencoderKL, EulerAncestralDiscreteScheduler, UNet2DConditionModel
+    from diffusers import EulerAncestralDiscreteScheduler
+    from tinymodels import clip_text_config, clip_tokenizer, tiny_unet, tiny_vae
     from transformers import (
         CLIPImageProcessor,
-        CLIPTextConfig,
         CLIPTextModel,
-        CLIPTokenizer,
         CLIPVisionConfig,
         CLIPVisionModelWithProjection,
     )
 
-    vocab = _write_vocab(folder / "vocab")
-    tok = CLIPTokenizer(str(vocab / "vocab.json"), str(vocab / "merges.txt"), model_max_length=77)
+    tok = clip_tokenizer(folder / "vocab")
     torch.manual_seed(seed)
     out = folder / "zero123pp"
-    UNet2DConditionModel(
-        sample_size=8,
-        in_channels=4,
-        out_channels=4,
-        block_out_channels=(32, 64),
-        layers_per_block=1,
-        norm_num_groups=16,
-        down_block_types=("CrossAttnDownBlock2D", "DownBlock2D"),
-        up_block_types=("UpBlock2D", "CrossAttnUpBlock2D"),
-        cross_attention_dim=32,
-        attention_head_dim=8,
-    ).save_pretrained(out / "unet")
-    AutoencoderKL(
-        block_out_channels=(8, 16, 16, 16),
-        layers_per_block=1,
-        norm_num_groups=8,
-        latent_channels=4,
-        sample_size=32,
-        down_block_types=("DownEncoderBlock2D",) * 4,
-        up_block_types=("UpDecoderBlock2D",) * 4,
-    ).save_pretrained(out / "vae")
-    CLIPTextModel(
-        CLIPTextConfig(
-            hidden_size=32,
-            intermediate_size=37,
-            num_attention_heads=4,
-            num_hidden_layers=2,
-            vocab_size=len(tok),
-            max_position_embeddings=77,
-            bos_token_id=tok.bos_token_id,
-            eos_token_id=tok.eos_token_id,
-            pad_token_id=tok.pad_token_id,
-        )
-    ).save_pretrained(out / "text_encoder")
+    tiny_unet().save_pretrained(out / "unet")
+    tiny_vae(sample_size=32).save_pretrained(out / "vae")
+    CLIPTextModel(clip_text_config(tok)).save_pretrained(out / "text_encoder")
     tok.save_pretrained(out / "tokenizer")
     CLIPVisionModelWithProjection(
         CLIPVisionConfig(

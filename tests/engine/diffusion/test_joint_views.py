@@ -60,19 +60,10 @@ def test_a_tiny_share_is_each_view_attending_to_itself() -> None:
 def test_joint_attention_on_a_real_unet_reduces_exactly_and_restores() -> None:
     """Two views with identical inputs at share 1 attend to duplicated keys: the softmax is
     unchanged, so the UNet's output equals the plain one; detach restores every processor."""
-    from diffusers import UNet2DConditionModel
+    from tinymodels import tiny_unet
 
     torch.manual_seed(0)
-    unet = UNet2DConditionModel(
-        sample_size=8,
-        block_out_channels=(32, 64),
-        layers_per_block=1,
-        norm_num_groups=16,
-        down_block_types=("CrossAttnDownBlock2D", "DownBlock2D"),
-        up_block_types=("UpBlock2D", "CrossAttnUpBlock2D"),
-        cross_attention_dim=32,
-        attention_head_dim=8,
-    ).eval()
+    unet = tiny_unet().eval()
     x = torch.randn(1, 4, 8, 8).repeat(2, 1, 1, 1)
     text = torch.randn(1, 5, 32).repeat(2, 1, 1)
     before = {n: type(p) for n, p in unet.attn_processors.items()}
