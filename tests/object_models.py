@@ -1,5 +1,6 @@
-"""Tiny random-weight models for the text/photo-to-3D examples, saved like real checkpoints
-(safetensors + configs) so the examples load them through the same code as a user's models."""
+"""Tiny random-weight models for the text/photo-to-3D examples and the depth node tests, saved
+like real checkpoints (safetensors + configs) so they load through the same code as a user's
+models."""
 
 from __future__ import annotations
 

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from object_models import build_tiny_depth
 
 from fathom.engine.context import RunOptions
 from fathom.engine.errors import NodeError
@@ -37,37 +38,7 @@ REG.register(ConstImage)
 @pytest.fixture(scope="module")
 def tiny_depth_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A random-weight Depth Anything saved like a real checkpoint (safetensors + configs)."""
-    from transformers import (
-        DepthAnythingConfig,
-        DepthAnythingForDepthEstimation,
-        Dinov2Config,
-        DPTImageProcessor,
-    )
-
-    folder = tmp_path_factory.mktemp("depth_model")
-    backbone = Dinov2Config(
-        hidden_size=32,
-        num_hidden_layers=4,
-        num_attention_heads=2,
-        intermediate_size=64,
-        image_size=56,
-        patch_size=14,
-        out_features=["stage1", "stage2", "stage3", "stage4"],
-        reshape_hidden_states=False,
-    )
-    cfg = DepthAnythingConfig(
-        backbone_config=backbone,
-        reassemble_hidden_size=32,
-        neck_hidden_sizes=[8, 16, 32, 32],
-        fusion_hidden_size=16,
-        head_hidden_size=8,
-        patch_size=14,
-    )
-    DepthAnythingForDepthEstimation(cfg).eval().save_pretrained(folder)
-    DPTImageProcessor(
-        size={"height": 56, "width": 56}, keep_aspect_ratio=False, ensure_multiple_of=14
-    ).save_pretrained(folder)
-    return folder
+    return build_tiny_depth(tmp_path_factory.mktemp("depth_model"))
 
 
 def run_node(type_id: str, inputs: dict, params: dict | None = None) -> dict:

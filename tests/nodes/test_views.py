@@ -9,6 +9,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+from object_models import build_tiny_depth
 from view_scenes import chamfer, render_views, shape
 
 from fathom.engine.context import CancelToken, NodeContext, RunOptions
@@ -108,38 +109,7 @@ def test_from_views_node_names_the_port_for_bad_views(sphere_views: Views) -> No
 @pytest.fixture(scope="module")
 def tiny_depth_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A random-weight Depth Anything saved like a real checkpoint (safetensors + configs)."""
-    from transformers import (
-        DepthAnythingConfig,
-        DepthAnythingForDepthEstimation,
-        Dinov2Config,
-        DPTImageProcessor,
-    )
-
-    folder = tmp_path_factory.mktemp("depth_model")
-    backbone = Dinov2Config(
-        hidden_size=32,
-        num_hidden_layers=2,
-        num_attention_heads=2,
-        intermediate_size=64,
-        image_size=56,
-        patch_size=14,
-        out_features=["stage1", "stage2"],
-        reshape_hidden_states=False,
-    )
-    cfg = DepthAnythingConfig(
-        backbone_config=backbone,
-        reassemble_hidden_size=32,
-        neck_hidden_sizes=[16, 32],
-        reassemble_factors=[2, 1],
-        fusion_hidden_size=16,
-        head_hidden_size=8,
-        patch_size=14,
-    )
-    DepthAnythingForDepthEstimation(cfg).eval().save_pretrained(folder)
-    DPTImageProcessor(
-        size={"height": 56, "width": 56}, keep_aspect_ratio=False, ensure_multiple_of=14
-    ).save_pretrained(folder)
-    return folder
+    return build_tiny_depth(tmp_path_factory.mktemp("depth_model"))
 
 
 def test_views_without_depth_get_the_depth_estimate_node_s_depth_made_object_centred(
