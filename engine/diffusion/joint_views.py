@@ -34,6 +34,7 @@ import numpy as np
 import torch
 from torch.nn import functional as F
 
+from fathom.engine.diffusion.videoattn import attention_out, plain_self_attention
 from fathom.engine.geometry import analytic, projection
 from fathom.engine.types import Camera
 
@@ -216,13 +217,8 @@ class _JointProcessor:
     ) -> torch.Tensor:
         views = self.owner.views
         if (
-            encoder_hidden_states is not None
-            or attention_mask is not None
-            or hidden_states.ndim != 3
+            not plain_self_attention(attn, hidden_states, encoder_hidden_states, attention_mask)
             or hidden_states.shape[0] % views
-            or attn.spatial_norm is not None
-            or attn.group_norm is not None
-            or attn.norm_q is not None
         ):
             return self.base(
                 attn, hidden_states, encoder_hidden_states, attention_mask, temb, **kwargs
@@ -235,10 +231,7 @@ class _JointProcessor:
             attn.heads,
             self.owner.share,
         )
-        out = attn.to_out[1](attn.to_out[0](out.to(hidden_states.dtype)))
-        if attn.residual_connection:
-            out = out + hidden_states
-        return out / attn.rescale_output_factor
+        return attention_out(attn, out.to(hidden_states.dtype), hidden_states)
 
 
 class JointAttention:

@@ -46,6 +46,35 @@ class FrameLayout:
     group: int = 1
 
 
+def plain_self_attention(
+    attn: Any,
+    hidden_states: torch.Tensor,
+    encoder_hidden_states: torch.Tensor | None,
+    attention_mask: torch.Tensor | None,
+) -> bool:
+    """Whether an attention call is the plain self-attention that a replacing processor (this
+    module's anchor attention, ``joint_views``' joint attention) computes itself: no
+    cross-attention, no mask, (batch, tokens, channels) input, no norms inside the attention.
+    Anything else goes to the processor it replaced; one test so both draw the same line."""
+    return (
+        encoder_hidden_states is None
+        and attention_mask is None
+        and hidden_states.ndim == 3
+        and attn.spatial_norm is None
+        and attn.group_norm is None
+        and attn.norm_q is None
+    )
+
+
+def attention_out(attn: Any, out: torch.Tensor, hidden_states: torch.Tensor) -> torch.Tensor:
+    """The end of diffusers' attention processor after the attention itself: output
+    projection and dropout, the residual where the block has one, the output rescale."""
+    out = attn.to_out[1](attn.to_out[0](out))
+    if attn.residual_connection:
+        out = out + hidden_states
+    return out / attn.rescale_output_factor
+
+
 class _AnchorProcessor:
     """Self-attention whose keys/values are the anchor frame's (plus the frame's own)."""
 
@@ -64,14 +93,7 @@ class _AnchorProcessor:
         **kwargs: Any,
     ) -> torch.Tensor:
         owner = self.owner
-        if (
-            encoder_hidden_states is not None
-            or attention_mask is not None
-            or hidden_states.ndim != 3
-            or attn.spatial_norm is not None
-            or attn.group_norm is not None
-            or attn.norm_q is not None
-        ):
+        if not plain_self_attention(attn, hidden_states, encoder_hidden_states, attention_mask):
             return self.base(
                 attn, hidden_states, encoder_hidden_states, attention_mask, temb, **kwargs
             )
@@ -102,10 +124,7 @@ class _AnchorProcessor:
         v = av.view(b, -1, heads, d).transpose(1, 2)
         out = F.scaled_dot_product_attention(q, k, v, dropout_p=0.0, is_causal=False)
         out = out.transpose(1, 2).reshape(b, n, heads * d).to(query.dtype)
-        out = attn.to_out[1](attn.to_out[0](out))
-        if attn.residual_connection:
-            out = out + hidden_states
-        return out / attn.rescale_output_factor
+        return attention_out(attn, out, hidden_states)
 
 
 class AnchorAttention:
