@@ -9,42 +9,23 @@ the Queue and History docks, then the Gallery. Run it under a display (``xvfb-ru
 
 from __future__ import annotations
 
-import argparse
 import sys
-import tempfile
-from pathlib import Path
 
-from fathom.app.main import _app, _wait
+from studio_shot import parse_args, studio_window
+
+from fathom.app.main import _wait
 
 NODE, PARAM = "disparity_preview", "colormap"
 COLORMAPS = ("inferno", "viridis", "turbo")
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("folder", type=Path, help="where queue_history.png and gallery.png go")
-    p.add_argument("--size", default="1600x1000")
-    args = p.parse_args(argv)
-    app = _app()
+    args = parse_args(__doc__, "where queue_history.png and gallery.png go", argv)
     from PySide6.QtCore import Qt
 
     from fathom.app.commands import SetParam
-    from fathom.app.files import examples
-    from fathom.app.main_window import MainWindow
-    from fathom.app.settings import Settings
-    from fathom.app.theme import apply_theme
 
-    with tempfile.TemporaryDirectory() as tmp:
-        settings = Settings(Path(tmp) / "settings.ini")
-        settings.recovery_dir = str(Path(tmp) / "recovery")
-        settings.output_dir = str(Path(tmp) / "out")
-        apply_theme(app, settings.theme)
-        window = MainWindow(settings=settings)
-        w, h = (int(v) for v in args.size.lower().split("x"))
-        window.resize(w, h)
-        window.show()
-        graph = next(g for g in examples() if g.stem == "depth_tools")
-        window.files.open_example(graph)
+    with studio_window(args.size, "depth_tools") as (app, window):
         docks = window.run_docks
         for name in COLORMAPS:
             window.doc.undo_stack.push(SetParam(window.doc, NODE, PARAM, name))
@@ -71,9 +52,6 @@ def main(argv: list[str] | None = None) -> int:
         _wait(app, 3.0, until=lambda: docks.gallery.thumbnails.jobs.idle)
         _wait(app, 0.5)
         ok = window.grab().save(str(args.folder / "gallery.png")) and ok
-        window.doc.mark_saved()
-        window.close()
-        _wait(app, 0.1)
     return 0 if ok else 1
 
 

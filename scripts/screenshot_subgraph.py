@@ -10,37 +10,18 @@ the inspector. Run it under a display (``xvfb-run -a``):
 
 from __future__ import annotations
 
-import argparse
 import sys
-import tempfile
-from pathlib import Path
 
-from fathom.app.main import _app, _wait
+from studio_shot import parse_args, studio_window
+
+from fathom.app.main import _wait
 
 INSIDE = ["smooth", "filled", "normals"]
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("folder", type=Path, help="where subgraph_inside.png and subgraph_node.png go")
-    p.add_argument("--size", default="1600x1000")
-    args = p.parse_args(argv)
-    app = _app()
-    from fathom.app.files import examples
-    from fathom.app.main_window import MainWindow
-    from fathom.app.settings import Settings
-    from fathom.app.theme import apply_theme
-
-    with tempfile.TemporaryDirectory() as tmp:
-        settings = Settings(Path(tmp) / "settings.ini")
-        settings.recovery_dir = str(Path(tmp) / "recovery")
-        settings.output_dir = str(Path(tmp) / "out")
-        apply_theme(app, settings.theme)
-        window = MainWindow(settings=settings)
-        w, h = (int(v) for v in args.size.lower().split("x"))
-        window.resize(w, h)
-        window.show()
-        window.files.open_example(next(g for g in examples() if g.stem == "depth_tools"))
+    args = parse_args(__doc__, "where subgraph_inside.png and subgraph_node.png go", argv)
+    with studio_window(args.size, "depth_tools") as (app, window):
         subgraphs = window.subgraphs
         subgraphs.ask_name = lambda suggestion, error: "surface_normals"
         window.scene.select_nodes(INSIDE)
@@ -60,9 +41,6 @@ def main(argv: list[str] | None = None) -> int:
         window.scene.select_nodes([inst])
         _wait(app, 0.5)
         ok = window.grab().save(str(args.folder / "subgraph_node.png")) and ok
-        window.doc.mark_saved()
-        window.close()
-        _wait(app, 0.1)
     return 0 if ok else 1
 
 
