@@ -74,21 +74,27 @@ def prompt_params(model: str) -> tuple[Param, ...]:
     )
 
 
+def guidance_param(default: float = 7.5) -> Param:
+    """The classifier-free guidance scale parameter, declared once so every generating node
+    (images, video, 3D) offers the same range and wording."""
+    return Param(
+        "guidance",
+        Float,
+        default,
+        "classifier-free guidance scale (<= 1: off)",
+        min=0,
+        max=50,
+        step=0.5,
+    )
+
+
 def sampling_params(
     size: int, size_min: int, steps: int = 20, guidance: float = 7.5
 ) -> tuple[Param, ...]:
     size_doc = "multiple of 8" + (" (0: the input image's size)" if size_min == 0 else "")
     return (
         Param("steps", Int, steps, "denoising steps", min=1, max=500),
-        Param(
-            "guidance",
-            Float,
-            guidance,
-            "classifier-free guidance scale (<= 1: off)",
-            min=0,
-            max=50,
-            step=0.5,
-        ),
+        guidance_param(guidance),
         Param("seed", Seed, 0, "noise seed: the same seed gives the same image on any device"),
         Param("width", Int, size, f"output width, {size_doc}", min=size_min, max=8192, step=8),
         Param("height", Int, size, f"output height, {size_doc}", min=size_min, max=8192, step=8),

@@ -17,7 +17,7 @@ import numpy as np
 
 from fathom.engine.context import NodeContext
 from fathom.engine.errors import LibraryError
-from fathom.engine.generation import ModelNode, model_source, offload_mode
+from fathom.engine.generation import ModelNode, guidance_param, model_source, offload_mode
 from fathom.engine.node import Input, Output, Param
 from fathom.engine.types import Bool, Enum, Float, Image, Int, Mesh, Seed, String, Video
 
@@ -45,15 +45,7 @@ def common_params(model: str, guidance: float) -> tuple[Param, ...]:
         ),
         Param("seed", Seed, 0, "noise seed: the same seed gives the same object on any device"),
         Param("steps", Int, 64, "denoising steps (Shap-E's default: 64)", min=1, max=1000),
-        Param(
-            "guidance",
-            Float,
-            guidance,
-            "classifier-free guidance scale (<= 1: off)",
-            min=0,
-            max=50,
-            step=0.5,
-        ),
+        guidance_param(guidance),
         Param(
             "grid_size",
             Int,

@@ -9,7 +9,14 @@ import numpy as np
 
 from fathom.engine.context import NodeContext
 from fathom.engine.diffusion.schedulers import SCHEDULER_CHOICES
-from fathom.engine.generation import LORA_PARAM, SD15, ModelNode, load_diffusion, loras_on
+from fathom.engine.generation import (
+    LORA_PARAM,
+    SD15,
+    ModelNode,
+    guidance_param,
+    load_diffusion,
+    loras_on,
+)
 from fathom.engine.media.framestore import FrameStore
 from fathom.engine.node import Input, Output, Param
 from fathom.engine.types import Bool, Enum, Float, Image, Int, Seed, String, Video
@@ -114,15 +121,7 @@ class VideoEdit(ModelNode):
             step=0.05,
         ),
         Param("steps", Int, 20, "denoising steps (the run does strength × steps)", min=1, max=500),
-        Param(
-            "guidance",
-            Float,
-            7.5,
-            "classifier-free guidance scale (<= 1: off)",
-            min=0,
-            max=50,
-            step=0.5,
-        ),
+        guidance_param(7.5),
         Param("seed", Seed, 0, "noise seed, shared by every frame"),
         Param(
             "scheduler",
