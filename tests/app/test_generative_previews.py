@@ -9,10 +9,7 @@ import os
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
-import json
 import shutil
-import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -22,6 +19,7 @@ from PySide6.QtCore import QEvent, QPointF, Qt
 from PySide6.QtGui import QImage, QMouseEvent
 from PySide6.QtWidgets import QApplication, QWidget
 from textured_cube import colour_of, textured_cube
+from xvfb_probe import run_under_xvfb
 
 from fathom.app.editor.thumbnail import thumbnail_array
 from fathom.app.preview.dock import PreviewDock
@@ -169,19 +167,7 @@ def test_opengl_preview_draws_the_texture_under_xvfb(tmp_path: Path) -> None:
         "c = a[a.shape[0] // 2, a.shape[1] // 2, :3].tolist()\n"
         "sys.stdout.write(json.dumps({'backend': panel.backend, 'centre': c}))\n"
     )
-    env = {k: v for k, v in os.environ.items() if k != "QT_QPA_PLATFORM"}
-    env["PYTHONPATH"] = os.pathsep.join([str(REPO), env.get("PYTHONPATH", "")])
-    first = str(500 + os.getpid() % 100)
-    proc = subprocess.run(
-        ["xvfb-run", "-a", "-n", first, sys.executable, str(script)],
-        cwd=REPO,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    assert proc.returncode == 0, proc.stderr[-2000:]
-    out = json.loads(proc.stdout.strip().splitlines()[-1])
+    out = run_under_xvfb(script, 500)
     assert out["backend"] == "opengl"
     assert np.abs(np.array(out["centre"]) - colour_of(2, -1) * 255).max() <= 3
 

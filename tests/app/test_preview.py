@@ -8,10 +8,7 @@ import os
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
-import json
 import shutil
-import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -21,6 +18,7 @@ import trimesh
 from PySide6.QtCore import QEvent, QPoint, QPointF, Qt
 from PySide6.QtGui import QImage, QMouseEvent, QWheelEvent
 from PySide6.QtWidgets import QApplication, QPlainTextEdit, QWidget
+from xvfb_probe import run_under_xvfb
 
 from fathom.app.preview.depth_view import DepthPanel, colorize_range, colormap_lut
 from fathom.app.preview.dock import PreviewDock
@@ -42,7 +40,6 @@ from fathom.engine.types import (
 )
 
 pytestmark = pytest.mark.gui
-REPO = Path(__file__).resolve().parents[2]
 BG8 = np.array([round(c * 255) for c in BACKGROUND])
 
 
@@ -476,21 +473,7 @@ def test_opengl_mesh_view_draws_under_xvfb(tmp_path: Path) -> None:
         "                             'egl': egl, 'egl_error': scene.opengl_error(),\n"
         "                             'centre': c, 'size': [img.width(), img.height()]}))\n"
     )
-    env = {k: v for k, v in os.environ.items() if k != "QT_QPA_PLATFORM"}
-    env["PYTHONPATH"] = os.pathsep.join([str(REPO), env.get("PYTHONPATH", "")])
-    # Its own display range: two xvfb-run -a calls started together (pytest -n 2) can race
-    # for the same display number.
-    first = str(400 + os.getpid() % 100)
-    proc = subprocess.run(
-        ["xvfb-run", "-a", "-n", first, sys.executable, str(script)],
-        cwd=REPO,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    assert proc.returncode == 0, proc.stderr[-2000:]
-    out = json.loads(proc.stdout.strip().splitlines()[-1])
+    out = run_under_xvfb(script, 400)
     assert out["backend"] == "opengl"
     assert out["egl"] is False and "torch renderer" in out["egl_error"]
     assert out["centre"] == [255, 0, 0]
