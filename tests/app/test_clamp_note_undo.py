@@ -5,17 +5,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from gui_input import type_into
 from PySide6.QtCore import Qt
 from PySide6.QtTest import QTest
-
-
-def type_into(qtbot: Any, spin: Any, text: str) -> None:
-    """Click into a spin box, replace its text by typing and press Enter."""
-    spin.setFocus()
-    qtbot.waitUntil(spin.hasFocus)
-    spin.lineEdit().selectAll()
-    QTest.keyClicks(spin.lineEdit(), text)
-    QTest.keyClick(spin.lineEdit(), Qt.Key.Key_Return)
 
 
 def test_undoing_a_clamped_value_takes_its_note_away(qtbot: Any, window: Any, add: Any) -> None:

@@ -7,18 +7,9 @@ import json
 from pathlib import Path
 from typing import Any
 
-from PySide6.QtCore import Qt
-from PySide6.QtTest import QTest
+from gui_input import type_into
 
 MESSAGE = "low_percentile (99) must be below high_percentile (98)"
-
-
-def type_into(qtbot: Any, spin: Any, text: str) -> None:
-    spin.setFocus()
-    qtbot.waitUntil(spin.hasFocus)
-    spin.lineEdit().selectAll()
-    QTest.keyClicks(spin.lineEdit(), text)
-    QTest.keyClick(spin.lineEdit(), Qt.Key.Key_Return)
 
 
 def test_a_low_percentile_above_the_high_one_shows_on_the_node_and_in_the_inspector(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from gui_input import type_into
 from PySide6.QtCore import QPoint, QPointF, Qt
 from PySide6.QtGui import QWheelEvent
 from PySide6.QtTest import QTest
@@ -91,15 +92,6 @@ def test_each_number_change_is_one_undo_step(qtbot: Any, window: Any, add: Any) 
     window.doc.undo_stack.undo()
     assert window.doc.graph.nodes[nid].params["quality"] == before
     assert spin.value() == before
-
-
-def type_into(qtbot: Any, spin: Any, text: str) -> None:
-    """Click into a spin box, replace its text by typing and press Enter."""
-    spin.setFocus()
-    qtbot.waitUntil(spin.hasFocus)
-    spin.lineEdit().selectAll()
-    QTest.keyClicks(spin.lineEdit(), text)
-    QTest.keyClick(spin.lineEdit(), Qt.Key.Key_Return)
 
 
 def test_a_typed_value_above_the_maximum_is_clamped_visibly(
