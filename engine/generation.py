@@ -386,6 +386,22 @@ def load_diffusion(ctx: NodeContext, model: str) -> Any:
     )
 
 
+def load_folder_model(ctx: NodeContext, model: str, kind: str, loader: Any, fix: str) -> Any:
+    """Load ``model`` through ``loader(device, dtype, offload)`` (an ``engine.models`` module's
+    ``loader``) under the model cache's ``kind``; a folder the loader refuses becomes a node
+    error on the model port with ``fix``. The one loading step of the folder-model nodes
+    (Zero123++, SVD, Shap-E), so they check cancellation and report progress alike."""
+    ctx.check_cancelled()
+    ctx.progress(0.0, "loading model")
+    dev = ctx.device
+    try:
+        return ctx.load_model(
+            kind, model_source(ctx, model), loader(dev.torch_device, dev.dtype, offload_mode(ctx))
+        )
+    except ModelError as exc:
+        raise ctx.error(str(exc), port="model", fix=fix) from None
+
+
 def offload_mode(ctx: NodeContext) -> str:
     from fathom.engine.models.diffusion import OFFLOAD_FIX, offload_setting
 

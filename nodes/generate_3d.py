@@ -17,7 +17,11 @@ import numpy as np
 
 from fathom.engine.context import NodeContext
 from fathom.engine.errors import LibraryError
-from fathom.engine.generation import ModelNode, guidance_param, model_source, offload_mode
+from fathom.engine.generation import (
+    ModelNode,
+    guidance_param,
+    load_folder_model,
+)
 from fathom.engine.node import Input, Output, Param
 from fathom.engine.types import Bool, Enum, Float, Image, Int, Mesh, Seed, String, Video
 
@@ -87,22 +91,10 @@ class _ShapENode(ModelNode):
     image_input = False
 
     def _load(self, ctx: NodeContext, model: str) -> Any:
-        from fathom.engine.models import ModelError
         from fathom.engine.models.shap_e import IMAGE_EXAMPLE, KIND, TEXT_EXAMPLE, loader
 
-        ctx.check_cancelled()
-        ctx.progress(0.0, "loading model")
-        dev = ctx.device
         example = IMAGE_EXAMPLE if self.image_input else TEXT_EXAMPLE
-        try:
-            m = ctx.load_model(
-                KIND,
-                model_source(ctx, model),
-                loader(dev.torch_device, dev.dtype, offload_mode(ctx)),
-            )
-        except ModelError as exc:
-            fix = f"use a Shap-E folder, e.g. {example}"
-            raise ctx.error(str(exc), port="model", fix=fix) from None
+        m = load_folder_model(ctx, model, KIND, loader, f"use a Shap-E folder, e.g. {example}")
         if m.image != self.image_input:
             want, got = ("an image", "a text") if self.image_input else ("a text", "an image")
             raise ctx.error(

@@ -15,7 +15,7 @@ import numpy as np
 
 from fathom.engine.context import NodeContext
 from fathom.engine.errors import NodeError, Problem
-from fathom.engine.generation import ModelNode, model_source, offload_mode
+from fathom.engine.generation import ModelNode, load_folder_model
 from fathom.engine.node import Input, Output, Param
 from fathom.engine.types import Float, Image, Int, Seed, String, Video
 
@@ -248,22 +248,11 @@ class ImageToVideo(ModelNode):
 
     @staticmethod
     def _load(ctx: NodeContext, model: str) -> Any:
-        from fathom.engine.models import ModelError
         from fathom.engine.models.svd import EXAMPLE, KIND, loader
 
-        ctx.check_cancelled()
-        ctx.progress(0.0, "loading model")
-        dev = ctx.device
-        try:
-            return ctx.load_model(
-                KIND,
-                model_source(ctx, model),
-                loader(dev.torch_device, dev.dtype, offload_mode(ctx)),
-            )
-        except ModelError as exc:
-            raise ctx.error(
-                str(exc), port="model", fix=f"use a Stable Video Diffusion folder, e.g. {EXAMPLE}"
-            ) from None
+        return load_folder_model(
+            ctx, model, KIND, loader, f"use a Stable Video Diffusion folder, e.g. {EXAMPLE}"
+        )
 
 
 def _check_settings(
