@@ -9,8 +9,8 @@ import time
 from typing import Any
 
 import numpy as np
+from gui_input import send_wheel
 from PySide6.QtCore import QPoint, QPointF, Qt, QTimer
-from PySide6.QtGui import QWheelEvent
 from PySide6.QtTest import QTest
 from PySide6.QtWidgets import QAbstractSpinBox, QApplication
 
@@ -47,18 +47,7 @@ def click(window: Any, at: QPoint) -> None:
 
 
 def wheel(window: Any, at: QPoint, steps: int = 1) -> None:
-    vp = window.view.viewport()
-    event = QWheelEvent(
-        QPointF(at),
-        QPointF(vp.mapToGlobal(at)),
-        QPoint(0, 0),
-        QPoint(0, 120 * steps),
-        Qt.MouseButton.NoButton,
-        Qt.KeyboardModifier.NoModifier,
-        Qt.ScrollPhase.NoScrollPhase,
-        False,
-    )
-    QApplication.sendEvent(vp, event)
+    send_wheel(window.view.viewport(), QPointF(at), 120 * steps)
 
 
 def test_main_parameters_come_from_the_declaration(window: Any, add: Any) -> None:

@@ -4,28 +4,15 @@ from __future__ import annotations
 
 from typing import Any
 
-from gui_input import type_into
-from PySide6.QtCore import QPoint, QPointF, Qt
-from PySide6.QtGui import QWheelEvent
+from gui_input import send_wheel, type_into
+from PySide6.QtCore import QPointF, Qt
 from PySide6.QtTest import QTest
-from PySide6.QtWidgets import QApplication, QScrollArea, QWidget
+from PySide6.QtWidgets import QScrollArea, QWidget
 
 
 def wheel(widget: QWidget, notches: int = -1) -> None:
     """One wheel turn over the middle of ``widget``, as the mouse sends it (down: negative)."""
-    local = QPointF(widget.rect().center())
-    glob = QPointF(widget.mapToGlobal(widget.rect().center()))
-    event = QWheelEvent(
-        local,
-        glob,
-        QPoint(0, 0),
-        QPoint(0, 120 * notches),
-        Qt.MouseButton.NoButton,
-        Qt.KeyboardModifier.NoModifier,
-        Qt.ScrollPhase.NoScrollPhase,
-        False,
-    )
-    QApplication.sendEvent(widget, event)
+    send_wheel(widget, QPointF(widget.rect().center()), 120 * notches)
 
 
 def small_inspector(qtbot: Any, window: Any, add: Any) -> tuple[str, QScrollArea]:

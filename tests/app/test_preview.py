@@ -15,8 +15,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 import trimesh
-from PySide6.QtCore import QEvent, QPoint, QPointF, Qt
-from PySide6.QtGui import QImage, QMouseEvent, QWheelEvent
+from gui_input import send_wheel
+from PySide6.QtCore import QEvent, QPointF, Qt
+from PySide6.QtGui import QImage, QMouseEvent
 from PySide6.QtWidgets import QApplication, QPlainTextEdit, QWidget
 from xvfb_probe import run_under_xvfb
 
@@ -60,25 +61,6 @@ def qimage_array(img: QImage) -> np.ndarray:
 
 def to8(rgb: np.ndarray) -> np.ndarray:
     return (np.clip(rgb, 0, 1) * 255 + 0.5).astype(int)
-
-
-def wheel(
-    widget: QWidget,
-    pos: QPointF,
-    delta: int,
-    mods: Qt.KeyboardModifier = Qt.KeyboardModifier.NoModifier,
-) -> None:
-    ev = QWheelEvent(
-        pos,
-        widget.mapToGlobal(pos),
-        QPoint(0, 0),
-        QPoint(0, delta),
-        Qt.MouseButton.NoButton,
-        mods,
-        Qt.ScrollPhase.NoScrollPhase,
-        False,
-    )
-    QApplication.sendEvent(widget, ev)
 
 
 def mouse(
@@ -157,12 +139,12 @@ def test_wheel_zooms_about_the_cursor(qtbot, image) -> None:
     cursor = QPointF(63.0, 37.0)
     before = view.widget_to_image(cursor)
     colour_before = grab(view)[37, 63]
-    wheel(view, cursor, 120)
+    send_wheel(view, cursor, 120)
     assert view.scale == pytest.approx(12.5)
     after = view.widget_to_image(cursor)
     assert (after.x(), after.y()) == pytest.approx((before.x(), before.y()), abs=1e-6)
     assert np.array_equal(grab(view)[37, 63], colour_before)
-    wheel(view, cursor, -240)
+    send_wheel(view, cursor, -240)
     assert view.scale == pytest.approx(12.5 / 1.5625)
     again = view.widget_to_image(cursor)
     assert (again.x(), again.y()) == pytest.approx((before.x(), before.y()), abs=1e-6)
@@ -184,7 +166,7 @@ def test_drag_pans_and_fit_or_one_to_one_reset(qtbot, image) -> None:
 def test_same_size_image_keeps_the_zoom(qtbot, image) -> None:
     view = shown(qtbot, ImageView(), 200, 100)
     view.set_image(image)
-    wheel(view, QPointF(40, 40), 240)
+    send_wheel(view, QPointF(40, 40), 240)
     scale, off = view.scale, view.offset
     view.set_image(image[::-1].copy())  # a new step preview, same size
     assert view.scale == scale and view.offset == off
@@ -410,7 +392,7 @@ def test_mesh_fallback_orbits_zooms_and_draws_wireframes(qtbot) -> None:
     n = view.frames_shown
     drag(view, QPointF(100, 90), QPointF(60, 90))
     assert view.orbit.azimuth == pytest.approx(16.0)
-    wheel(view, QPointF(100, 90), 240)
+    send_wheel(view, QPointF(100, 90), 240)
     qtbot.waitUntil(lambda: view.idle and view.frames_shown > n, timeout=10000)
     zoomed = (np.abs(view.render_now() - BACKGROUND).max(2) > 0.01).mean()
     assert zoomed > covered * 1.5  # closer: the sphere fills more of the view
@@ -524,7 +506,7 @@ def test_dock_step_previews_are_cheap_and_keep_the_zoom(qtbot) -> None:
     dock.show_value(frames[0], "sampler (step 1)")
     panel = dock.panel("image")
     assert isinstance(panel, ImagePanel)
-    wheel(panel.view, QPointF(50, 50), 360)
+    send_wheel(panel.view, QPointF(50, 50), 360)
     scale, off = panel.view.scale, panel.view.offset
     t0 = time.perf_counter()
     for f in frames[1:]:
