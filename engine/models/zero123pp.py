@@ -17,13 +17,12 @@ component on the GPU at a time) or sequential offload, as the Stable Diffusion l
 
 from __future__ import annotations
 
-import json
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from fathom.engine.models.diffusion import ALLOWED_LIBRARIES, _load_part
+from fathom.engine.models.diffusion import ALLOWED_LIBRARIES, _load_part, read_pipeline_index
 from fathom.engine.models.families import identify
 from fathom.engine.models.locate import ModelError
 from fathom.engine.models.memory import is_oom, offload_mode
@@ -70,16 +69,8 @@ def read_index(path: Path) -> dict[str, Any]:
             f"{path.name} is a single file; Zero123++ loads from its diffusers folder. Fix: "
             f"point the node at the model's folder (e.g. `fathom models pull {EXAMPLE}`)."
         )
-    index_file = path / "model_index.json"
-    if not index_file.is_file():
-        raise ModelError(
-            f"{path} is not a diffusers pipeline folder (no model_index.json). Fix: point the "
-            "node at the Zero123++ model's top folder."
-        )
-    try:
-        index = json.loads(index_file.read_text("utf-8"))
-    except (OSError, ValueError) as exc:
-        raise ModelError(f"{index_file} cannot be read: {exc}") from exc
+    # The single-file wording above is Zero123++'s own; the rest is every folder loader's.
+    index = read_pipeline_index(path, "Zero123++", EXAMPLE)
     info = identify(path)
     if info.family != "zero123pp":
         raise ModelError(
