@@ -10,10 +10,11 @@ from typing import Any
 import numpy as np
 import pytest
 import torch
+from cancelling import cancel_after_steps
 from faults import out_of_memory
 from shap_e_models import build_tiny_shap_e, build_tiny_shap_e_img
 
-from fathom.engine.context import CancelToken, RunOptions
+from fathom.engine.context import RunOptions
 from fathom.engine.diffusion.shap_e import color_bytes, to_studio_axes
 from fathom.engine.errors import GraphInvalid, NodeError
 from fathom.engine.events import Recorder
@@ -242,13 +243,7 @@ def test_out_of_memory_while_decoding_names_the_grid(models: dict[str, Path]) ->
 
 
 def test_cancel_stops_between_steps(models: dict[str, Path], tmp_path: Path) -> None:
-    cancel = CancelToken()
-    seen: list[str] = []
-
-    def listener(event: Any) -> None:
-        if event.kind == "node_progress" and "step" in event.message:
-            seen.append(event.message)
-            cancel.cancel()
+    cancel, seen, listener = cancel_after_steps(1)
 
     g = Graph()
     g.add_node(

@@ -9,9 +9,10 @@ from typing import Any
 import numpy as np
 import pytest
 import torch
+from cancelling import cancel_after_steps
 from faults import out_of_memory
 
-from fathom.engine.context import CancelToken, RunOptions
+from fathom.engine.context import RunOptions
 from fathom.engine.errors import GraphInvalid, NodeError
 from fathom.engine.events import Recorder
 from fathom.engine.executor import Executor
@@ -237,14 +238,7 @@ def test_chunked_decode_equals_the_pipeline_at_each_chunk_size(
 def test_cancelling_mid_denoise_stops_the_node(
     ex: Executor, tiny_svd: Path, tmp_path: Path
 ) -> None:
-    cancel = CancelToken()
-    seen: list[str] = []
-
-    def listener(event: Any) -> None:
-        if event.kind == "node_progress" and "step" in event.message:
-            seen.append(event.message)
-            if len(seen) == 2:
-                cancel.cancel()
+    cancel, seen, listener = cancel_after_steps(2)
 
     g = Graph()
     g.add_node("test.i2v_image", "img", {})

@@ -9,9 +9,10 @@ from typing import Any
 import cv2
 import numpy as np
 import pytest
+from cancelling import cancel_after_steps
 from faults import out_of_memory
 
-from fathom.engine.context import CancelToken, RunOptions
+from fathom.engine.context import RunOptions
 from fathom.engine.errors import NodeError
 from fathom.engine.events import Recorder
 from fathom.engine.executor import Executor
@@ -165,13 +166,7 @@ def test_bad_inputs_are_explained(ex: Executor, tiny_sd: Path) -> None:
 
 
 def test_cancelling_stops_between_steps(ex: Executor, tiny_sd: Path, tmp_path: Path) -> None:
-    cancel = CancelToken()
-    seen: list[str] = []
-
-    def listener(event: Any) -> None:
-        if event.kind == "node_progress" and "step" in event.message:
-            seen.append(event.message)
-            cancel.cancel()
+    cancel, seen, listener = cancel_after_steps(1)
 
     res = ex.run(
         _graph(tiny_sd, frames_per_batch=2),

@@ -10,9 +10,10 @@ from typing import Any
 
 import numpy as np
 import pytest
+from cancelling import cancel_after_steps
 from zero123pp_models import TILE, build_tiny_zero123pp
 
-from fathom.engine.context import CancelToken, RunOptions
+from fathom.engine.context import RunOptions
 from fathom.engine.diffusion.views_sampler import RINGS, untile_views
 from fathom.engine.errors import GraphInvalid, NodeError
 from fathom.engine.events import Recorder
@@ -117,13 +118,7 @@ def test_v11_cameras_and_reference_off(ex: Executor, model: Path) -> None:
 
 
 def test_cancelling_mid_denoise_stops_the_node(ex: Executor, model: Path, tmp_path: Path) -> None:
-    cancel = CancelToken()
-    seen: list[str] = []
-
-    def listener(event: Any) -> None:
-        if event.kind == "node_progress" and "step" in event.message:
-            seen.append(event.message)
-            cancel.cancel()
+    cancel, seen, listener = cancel_after_steps(1)
 
     res = ex.run(
         _graph(model, steps=4, seed=9),

@@ -6,13 +6,13 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import pytest
+from cancelling import cancel_after_steps
 from novel_view_models import build_tiny_zero123
 
-from fathom.engine.context import CancelToken, RunOptions
+from fathom.engine.context import RunOptions
 from fathom.engine.diffusion import novel_view as nv
 from fathom.engine.errors import GraphInvalid, NodeError
 from fathom.engine.executor import Executor
@@ -139,14 +139,7 @@ def test_a_model_of_another_family_is_refused_before_the_run(ex: Executor, tmp_p
 def test_progress_per_step_and_cancel_mid_sampling(
     ex: Executor, tiny: Path, tmp_path: Path
 ) -> None:
-    cancel = CancelToken()
-    seen: list[str] = []
-
-    def listener(event: Any) -> None:
-        if event.kind == "node_progress" and "step" in event.message:
-            seen.append(event.message)
-            if len(seen) == 2:
-                cancel.cancel()
+    cancel, seen, listener = cancel_after_steps(2)
 
     g = Graph()
     g.add_node("test.novel_image", "img", {})
