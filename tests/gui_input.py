@@ -38,3 +38,14 @@ def send_wheel(
         False,
     )
     QApplication.sendEvent(widget, event)
+
+
+def drag_on_canvas(window: Any, a: Any, b: Any) -> None:
+    """A left-button drag on the node editor's canvas from scene point ``a`` to ``b``, in four
+    moves, through the view's viewport as the mouse sends it."""
+    vp = window.view.viewport()
+    pa, pb = window.view.mapFromScene(a), window.view.mapFromScene(b)
+    QTest.mousePress(vp, Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier, pa)
+    for t in (0.25, 0.5, 0.75, 1.0):
+        QTest.mouseMove(vp, pa + (pb - pa) * t)
+    QTest.mouseRelease(vp, Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier, pb)

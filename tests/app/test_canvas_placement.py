@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from gui_input import drag_on_canvas
 from PySide6.QtCore import QPointF, QRectF, Qt
 from PySide6.QtGui import QTransform
 from PySide6.QtTest import QTest
@@ -20,15 +21,6 @@ from fathom.engine.resources import example_graphs
 def _visible(window: Any) -> QRectF:
     view = window.view
     return view.mapToScene(view.viewport().rect()).boundingRect()
-
-
-def _drag(window: Any, a: QPointF, b: QPointF) -> None:
-    vp = window.view.viewport()
-    pa, pb = window.view.mapFromScene(a), window.view.mapFromScene(b)
-    QTest.mousePress(vp, Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier, pa)
-    for t in (0.25, 0.5, 0.75, 1.0):
-        QTest.mouseMove(vp, pa + (pb - pa) * t)
-    QTest.mouseRelease(vp, Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier, pb)
 
 
 def test_laid_out_examples_have_no_overlapping_nodes(qtbot: Any, window: Any) -> None:
@@ -126,7 +118,7 @@ def test_a_node_added_from_a_wire_drop_lands_inside_the_view(
     port = window.scene.nodes[src].outputs["depth"]
     # Drop near the bottom-right corner of the view: a node placed there would hang off it.
     drop = QPointF(view_rect.right() - 30, view_rect.bottom() - 20)
-    _drag(window, port.scene_center(), drop)
+    drag_on_canvas(window, port.scene_center(), drop)
     pal = window.palette
     assert pal.isVisible()
     qtbot.keyClicks(pal.search, "colorize")

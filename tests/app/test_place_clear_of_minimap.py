@@ -6,17 +6,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from PySide6.QtCore import QPointF, QRect, Qt
-from PySide6.QtTest import QTest
-
-
-def _drag(window: Any, a: QPointF, b: QPointF) -> None:
-    vp = window.view.viewport()
-    pa, pb = window.view.mapFromScene(a), window.view.mapFromScene(b)
-    QTest.mousePress(vp, Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier, pa)
-    for t in (0.25, 0.5, 0.75, 1.0):
-        QTest.mouseMove(vp, pa + (pb - pa) * t)
-    QTest.mouseRelease(vp, Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier, pb)
+from gui_input import drag_on_canvas
+from PySide6.QtCore import QRect, Qt
 
 
 def test_a_node_dropped_on_the_minimap_lands_beside_it(qtbot: Any, window: Any, add: Any) -> None:
@@ -29,7 +20,7 @@ def test_a_node_dropped_on_the_minimap_lands_beside_it(qtbot: Any, window: Any, 
     corner: QRect = minimap.geometry()
     drop = window.view.mapToScene(corner.center())
     port = window.scene.nodes[src].outputs["depth"]
-    _drag(window, port.scene_center(), drop)
+    drag_on_canvas(window, port.scene_center(), drop)
     pal = window.palette
     assert pal.isVisible()
     qtbot.keyClicks(pal.search, "colorize")
