@@ -34,19 +34,22 @@ from typing import Any
 
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "tests"))
 
-from fathom.engine.diffusion import views_sampler as vs
-from fathom.engine.diffusion.minimodels import BENCH, build_components
-from fathom.engine.models.zero123pp import load_zero123pp
+from zero123pp_models import save_zero123pp_rest  # noqa: E402
+
+from fathom.engine.diffusion import views_sampler as vs  # noqa: E402
+from fathom.engine.diffusion.minimodels import BENCH, build_components  # noqa: E402
+from fathom.engine.models.zero123pp import load_zero123pp  # noqa: E402
 
 GUIDANCE = 4.0
 
 
 def build_model(folder: Path, tile: int, seed: int = 0) -> Path:
     """A Zero123++-shaped folder on the SD-1.5-shaped mini model's parts."""
-    from diffusers import EulerAncestralDiscreteScheduler
-    from transformers import CLIPImageProcessor, CLIPVisionConfig, CLIPVisionModelWithProjection
+    from transformers import CLIPVisionConfig, CLIPVisionModelWithProjection
 
     parts = build_components(BENCH, seed)
     for name in ("unet", "vae", "text_encoder", "tokenizer"):
@@ -63,31 +66,7 @@ def build_model(folder: Path, tile: int, seed: int = 0) -> Path:
             patch_size=16,
         )
     ).save_pretrained(folder / "vision_encoder")
-    size, crop = {"shortest_edge": tile}, {"height": tile, "width": tile}
-    CLIPImageProcessor(size=size, crop_size=crop).save_pretrained(folder / "feature_extractor_clip")
-    CLIPImageProcessor(
-        size=size, crop_size=crop, image_mean=[0.5] * 3, image_std=[0.8] * 3
-    ).save_pretrained(folder / "feature_extractor_vae")
-    EulerAncestralDiscreteScheduler(
-        beta_start=0.00085,
-        beta_end=0.012,
-        beta_schedule="linear",
-        prediction_type="v_prediction",
-        steps_offset=1,
-    ).save_pretrained(folder / "scheduler")
-    lib = {
-        "unet": ["diffusers", "UNet2DConditionModel"],
-        "vae": ["diffusers", "AutoencoderKL"],
-        "text_encoder": ["transformers", "CLIPTextModel"],
-        "tokenizer": ["transformers", "CLIPTokenizer"],
-        "vision_encoder": ["transformers", "CLIPVisionModelWithProjection"],
-        "feature_extractor_clip": ["transformers", "CLIPImageProcessor"],
-        "feature_extractor_vae": ["transformers", "CLIPImageProcessor"],
-        "scheduler": ["diffusers", "EulerAncestralDiscreteScheduler"],
-    }
-    ramp = [round(0.2 + 0.8 * k / 76, 6) for k in range(77)]
-    index = {"_class_name": "Zero123PlusPipeline", **lib, "ramping_coefficients": ramp}
-    (folder / "model_index.json").write_text(json.dumps(index, indent=1))
+    save_zero123pp_rest(folder, tile)
     return folder
 
 

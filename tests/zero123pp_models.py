@@ -17,10 +17,8 @@ TILE = 32
 def build_tiny_zero123pp(folder: Path, seed: int = 0, class_name: object = None) -> Path:
     """Write the folder and return it (``class_name`` overrides the index's pipeline name)."""
     import torch
-    from diffusers import EulerAncestralDiscreteScheduler
     from tinymodels import clip_text_config, clip_tokenizer, tiny_unet, tiny_vae
     from transformers import (
-        CLIPImageProcessor,
         CLIPTextModel,
         CLIPVisionConfig,
         CLIPVisionModelWithProjection,
@@ -44,7 +42,18 @@ def build_tiny_zero123pp(folder: Path, seed: int = 0, class_name: object = None)
             patch_size=8,
         )
     ).save_pretrained(out / "vision_encoder")
-    square = {"shortest_edge": TILE}, {"height": TILE, "width": TILE}
+    save_zero123pp_rest(out, TILE, class_name or "Zero123PlusPipeline")
+    return out
+
+
+def save_zero123pp_rest(out: Path, tile: int, class_name: str = "Zero123PlusPipeline") -> None:
+    """Zero123++'s parts besides the networks, into ``out``: the two image processors for
+    ``tile``² views, the v-prediction Euler-ancestral scheduler, and ``model_index.json``
+    (pipeline ``class_name``, the ramping coefficients)."""
+    from diffusers import EulerAncestralDiscreteScheduler
+    from transformers import CLIPImageProcessor
+
+    square = {"shortest_edge": tile}, {"height": tile, "width": tile}
     CLIPImageProcessor(size=square[0], crop_size=square[1]).save_pretrained(
         out / "feature_extractor_clip"
     )
@@ -61,7 +70,7 @@ def build_tiny_zero123pp(folder: Path, seed: int = 0, class_name: object = None)
     ).save_pretrained(out / "scheduler")
     ramp = [round(0.2 + 0.8 * k / 76, 6) for k in range(77)]
     index = {
-        "_class_name": class_name or "Zero123PlusPipeline",
+        "_class_name": class_name,
         "_diffusers_version": "0.20.2",
         "feature_extractor_clip": ["transformers", "CLIPImageProcessor"],
         "feature_extractor_vae": ["transformers", "CLIPImageProcessor"],
@@ -75,4 +84,3 @@ def build_tiny_zero123pp(folder: Path, seed: int = 0, class_name: object = None)
         "vision_encoder": ["transformers", "CLIPVisionModelWithProjection"],
     }
     (out / "model_index.json").write_text(json.dumps(index, indent=2))
-    return out
