@@ -38,7 +38,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "tests"))
 
-from zero123pp_models import save_zero123pp_rest  # noqa: E402
+from zero123pp_models import plain_sd_pipeline, save_zero123pp_rest  # noqa: E402
 
 from fathom.engine.diffusion import views_sampler as vs  # noqa: E402
 from fathom.engine.diffusion.minimodels import BENCH, build_components  # noqa: E402
@@ -82,23 +82,8 @@ def rows(model: Any, tile: int, steps: int) -> dict[str, Callable[[], Any]]:
         return vs.sample_views(model, cond, tile, steps, GUIDANCE, gen, ref, grid=grid)
 
     def diffusers_plain() -> Any:
-        from diffusers import StableDiffusionPipeline, UNet2DConditionModel
-
         if "pipe" not in cache:
-            plain = UNet2DConditionModel.from_pretrained(
-                Path(model.source) / "unet", use_safetensors=True
-            ).eval()
-            cache["pipe"] = StableDiffusionPipeline(
-                vae=model.vae,
-                text_encoder=model.text_encoder,
-                tokenizer=model.tokenizer,
-                unet=plain,
-                scheduler=type(model.scheduler).from_config(model.scheduler.config),
-                safety_checker=None,
-                feature_extractor=None,
-                requires_safety_checker=False,
-            )
-            cache["pipe"].set_progress_bar_config(disable=True)
+            cache["pipe"] = plain_sd_pipeline(model)
         with torch.inference_mode():
             return cache["pipe"](
                 prompt_embeds=off.embeds[1:],

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 TILE = 32
 
@@ -84,3 +85,24 @@ def save_zero123pp_rest(out: Path, tile: int, class_name: str = "Zero123PlusPipe
         "vision_encoder": ["transformers", "CLIPVisionModelWithProjection"],
     }
     (out / "model_index.json").write_text(json.dumps(index, indent=2))
+
+
+def plain_sd_pipeline(model: Any) -> Any:
+    """diffusers' ``StableDiffusionPipeline`` on a loaded Zero123++ ``model``'s parts, with the
+    UNet read afresh from its folder (plain attention processors, no reference attention): the
+    peer the views sampler's reference-off path must equal."""
+    from diffusers import StableDiffusionPipeline, UNet2DConditionModel
+
+    unet = UNet2DConditionModel.from_pretrained(Path(model.source) / "unet", use_safetensors=True)
+    pipe = StableDiffusionPipeline(
+        vae=model.vae,
+        text_encoder=model.text_encoder,
+        tokenizer=model.tokenizer,
+        unet=unet.eval(),
+        scheduler=type(model.scheduler).from_config(model.scheduler.config),
+        safety_checker=None,
+        feature_extractor=None,
+        requires_safety_checker=False,
+    )
+    pipe.set_progress_bar_config(disable=True)
+    return pipe

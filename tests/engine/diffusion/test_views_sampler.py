@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 import pytest
 import torch
-from zero123pp_models import TILE, build_tiny_zero123pp
+from zero123pp_models import TILE, build_tiny_zero123pp, plain_sd_pipeline
 
 from fathom.engine.diffusion import views_sampler as vs
 from fathom.engine.diffusion.reference_attention import ReferenceAttnProcessor
@@ -82,23 +82,10 @@ def test_tiling_round_trips_in_row_order() -> None:
 def test_reference_off_is_the_plain_guided_sampler(folder: Path, model: Any) -> None:
     """Our loop with the reference off against diffusers' StableDiffusionPipeline on a plain
     UNet (no wrapped processors) loaded from the same folder, same conditioning and seed."""
-    from diffusers import StableDiffusionPipeline, UNet2DConditionModel
-
     cond = vs.condition(model, _rgb(0), 3.0, False, None)
     assert cond.reference is None and cond.embeds.shape == (2, 77, 32)
     ours = vs.sample_views(model, cond, TILE, 4, 3.0, torch.Generator().manual_seed(5))
-    plain = UNet2DConditionModel.from_pretrained(folder / "unet", use_safetensors=True).eval()
-    pipe = StableDiffusionPipeline(
-        vae=model.vae,
-        text_encoder=model.text_encoder,
-        tokenizer=model.tokenizer,
-        unet=plain,
-        scheduler=type(model.scheduler).from_config(model.scheduler.config),
-        safety_checker=None,
-        feature_extractor=None,
-        requires_safety_checker=False,
-    )
-    pipe.set_progress_bar_config(disable=True)
+    pipe = plain_sd_pipeline(model)
     theirs = pipe(
         prompt_embeds=cond.embeds[1:],
         negative_prompt_embeds=cond.embeds[:1],
