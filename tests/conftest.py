@@ -269,23 +269,13 @@ def make_ip_adapter(model: Path, out: Path, seed: int = 0) -> Path:
     import torch
     from diffusers import UNet2DConditionModel
     from safetensors.torch import save_file
-    from transformers import CLIPVisionConfig, CLIPVisionModelWithProjection
+    from tinymodels import tiny_clip_vision
 
     unet = UNet2DConditionModel.from_pretrained(model / "unet")
     cross = int(unet.config.cross_attention_dim)
     channels = list(unet.config.block_out_channels)
     torch.manual_seed(seed)
-    encoder = CLIPVisionModelWithProjection(
-        CLIPVisionConfig(
-            hidden_size=32,
-            intermediate_size=37,
-            projection_dim=32,
-            num_hidden_layers=2,
-            num_attention_heads=4,
-            image_size=32,
-            patch_size=8,
-        )
-    ).eval()
+    encoder = tiny_clip_vision(32, 8).eval()
     out.mkdir(parents=True, exist_ok=True)
     encoder.save_pretrained(out / "image_encoder", safe_serialization=True)
     g = torch.Generator().manual_seed(seed + 1)

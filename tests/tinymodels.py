@@ -85,3 +85,21 @@ def clip_text_config(tok: Any, **sizes: int) -> Any:
         eos_token_id=tok.eos_token_id,
         pad_token_id=tok.pad_token_id,
     )
+
+
+def tiny_clip_vision(image_size: int, patch_size: int) -> Any:
+    """A random 2-layer ``CLIPVisionModelWithProjection`` (width 32, 4 heads, projection 32)
+    on ``image_size``² inputs in ``patch_size``² patches."""
+    from transformers import CLIPVisionConfig, CLIPVisionModelWithProjection
+
+    return CLIPVisionModelWithProjection(
+        CLIPVisionConfig(
+            hidden_size=32,
+            projection_dim=32,
+            num_hidden_layers=2,
+            num_attention_heads=4,
+            intermediate_size=37,
+            image_size=image_size,
+            patch_size=patch_size,
+        )
+    )

@@ -18,11 +18,9 @@ TILE = 32
 def build_tiny_zero123pp(folder: Path, seed: int = 0, class_name: object = None) -> Path:
     """Write the folder and return it (``class_name`` overrides the index's pipeline name)."""
     import torch
-    from tinymodels import clip_text_config, clip_tokenizer, tiny_unet, tiny_vae
+    from tinymodels import clip_text_config, clip_tokenizer, tiny_clip_vision, tiny_unet, tiny_vae
     from transformers import (
         CLIPTextModel,
-        CLIPVisionConfig,
-        CLIPVisionModelWithProjection,
     )
 
     tok = clip_tokenizer(folder / "vocab")
@@ -32,17 +30,7 @@ def build_tiny_zero123pp(folder: Path, seed: int = 0, class_name: object = None)
     tiny_vae(sample_size=32).save_pretrained(out / "vae")
     CLIPTextModel(clip_text_config(tok)).save_pretrained(out / "text_encoder")
     tok.save_pretrained(out / "tokenizer")
-    CLIPVisionModelWithProjection(
-        CLIPVisionConfig(
-            hidden_size=32,
-            projection_dim=32,
-            num_hidden_layers=2,
-            num_attention_heads=4,
-            intermediate_size=37,
-            image_size=TILE,
-            patch_size=8,
-        )
-    ).save_pretrained(out / "vision_encoder")
+    tiny_clip_vision(TILE, 8).save_pretrained(out / "vision_encoder")
     save_zero123pp_rest(out, TILE, class_name or "Zero123PlusPipeline")
     return out
 

@@ -50,7 +50,8 @@ def build_tiny_svd(folder: Path, seed: int = 0) -> Path:
         StableVideoDiffusionPipeline,
         UNetSpatioTemporalConditionModel,
     )
-    from transformers import CLIPImageProcessor, CLIPVisionConfig, CLIPVisionModelWithProjection
+    from tinymodels import tiny_clip_vision
+    from transformers import CLIPImageProcessor
 
     torch.manual_seed(seed)
     unet = UNetSpatioTemporalConditionModel(
@@ -73,17 +74,7 @@ def build_tiny_svd(folder: Path, seed: int = 0) -> Path:
         layers_per_block=1,
         latent_channels=4,
     )
-    encoder = CLIPVisionModelWithProjection(
-        CLIPVisionConfig(
-            hidden_size=32,
-            projection_dim=32,
-            num_hidden_layers=2,
-            num_attention_heads=4,
-            intermediate_size=37,
-            image_size=224,
-            patch_size=32,
-        )
-    )
+    encoder = tiny_clip_vision(224, 32)
     scheduler = EulerDiscreteScheduler(
         beta_start=0.00085,
         beta_end=0.012,
