@@ -1,4 +1,5 @@
-"""Keyboard and wheel input as a user gives it to the studio's widgets, for the GUI tests."""
+"""For the GUI tests: a widget shown on screen, and input as a user gives it (typing into a
+field, a wheel turn, a drag on the canvas)."""
 
 from __future__ import annotations
 
@@ -49,3 +50,12 @@ def drag_on_canvas(window: Any, a: Any, b: Any) -> None:
     for t in (0.25, 0.5, 0.75, 1.0):
         QTest.mouseMove(vp, pa + (pb - pa) * t)
     QTest.mouseRelease(vp, Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier, pb)
+
+
+def shown(qtbot: Any, widget: Any, w: int, h: int) -> Any:
+    """``widget`` resized to ``w``×``h``, shown and exposed (qtbot closes it after the test)."""
+    qtbot.addWidget(widget)
+    widget.resize(w, h)
+    widget.show()
+    qtbot.waitExposed(widget)
+    return widget

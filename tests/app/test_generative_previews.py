@@ -15,6 +15,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from gui_input import shown
 from PySide6.QtCore import QEvent, QPointF, Qt
 from PySide6.QtGui import QImage, QMouseEvent
 from PySide6.QtWidgets import QApplication, QWidget
@@ -46,14 +47,6 @@ TILE_COLOURS = np.array(
     ],
     np.float32,
 )
-
-
-def shown(qtbot, widget: QWidget, w: int, h: int) -> QWidget:
-    qtbot.addWidget(widget)
-    widget.resize(w, h)
-    widget.show()
-    qtbot.waitExposed(widget)
-    return widget
 
 
 def grab(widget: QWidget) -> np.ndarray:

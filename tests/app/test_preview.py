@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import trimesh
-from gui_input import send_wheel
+from gui_input import send_wheel, shown
 from PySide6.QtCore import QEvent, QPointF, Qt
 from PySide6.QtGui import QImage, QMouseEvent
 from PySide6.QtWidgets import QApplication, QPlainTextEdit, QWidget
@@ -109,14 +109,6 @@ def hover(widget: QWidget, pos: QPointF) -> None:
 def image() -> np.ndarray:
     """10×20 RGB with every pixel different."""
     return np.random.default_rng(3).random((10, 20, 3)).astype(np.float32)
-
-
-def shown(qtbot, widget: QWidget, w: int, h: int) -> QWidget:
-    qtbot.addWidget(widget)
-    widget.resize(w, h)
-    widget.show()
-    qtbot.waitExposed(widget)
-    return widget
 
 
 # --------------------------------------------------------------------------------------------
