@@ -7,7 +7,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from PySide6.QtCore import QTimer
+from gui_watchdog import Watchdog
 
 from fathom.app.commands import SetParam
 from fathom.app.runner import PROGRESS_INTERVAL
@@ -90,25 +90,12 @@ def _measure(qtbot: Any, window: Any, attempts: list[tuple[float, float]]) -> No
 
 def measure_gaps(qtbot: Any, window: Any) -> tuple[float, float]:
     """(longest wall-clock gap, longest GUI-thread CPU time in a gap) during one run."""
-    gaps: list[tuple[float, float]] = []
-    last = [time.perf_counter(), time.thread_time()]
-
-    def tick() -> None:
-        now, cpu = time.perf_counter(), time.thread_time()
-        gaps.append((now - last[0], cpu - last[1]))
-        last[0], last[1] = now, cpu
-
-    timer = QTimer()
-    timer.setInterval(2)
-    timer.timeout.connect(tick)
-    with qtbot.waitSignal(window.runner.finished, timeout=30_000) as blocker:
-        last[:] = [time.perf_counter(), time.thread_time()]
-        timer.start()
+    with Watchdog() as dog, qtbot.waitSignal(window.runner.finished, timeout=30_000) as blocker:
         assert window.runs.run()
-    timer.stop()
     assert blocker.args[0].result.ok
+    gaps = dog.gaps[1:]
     assert len(gaps) > 100
-    return max(g[0] for g in gaps[1:]), max(g[1] for g in gaps[1:])
+    return max(g[0] for g in gaps), max(g[1] for g in gaps)
 
 
 def test_a_failing_node_is_shown_and_the_rest_keeps_its_outputs(
