@@ -151,9 +151,11 @@ class Menus(QObject):
         self._finding_menu(menu)
         menu.addSeparator()
         bodies = w.scene.bodies
+        settings = w.settings
+        bodies.set_all_thumbnails(settings.node_thumbnails)
         self.thumbnails_action = self.action(
             "Node &Thumbnails",
-            bodies.set_all_thumbnails,
+            self._set_thumbnails,
             checkable=True,
             tip="show each node's last output on the node",
         )
@@ -178,14 +180,17 @@ class Menus(QObject):
         """The minimap toggle and Find Node: finding one's way in a big graph."""
         w, find = self.window, self.window.find_node
         menu.addSeparator()
+        mini, settings = w.view.minimap, w.settings
         self.minimap_action = self.action(
             "&Minimap",
-            w.view.minimap.set_forced,
+            self._set_minimap,
             "Ctrl+Shift+M",
             checkable=True,
             tip="an overview of the whole graph; click or drag in it to move the view",
         )
-        w.view.minimap.shown_changed.connect(self.minimap_action.setChecked)
+        mini.shown_changed.connect(self.minimap_action.setChecked)
+        mini.set_forced(settings.minimap)  # the last window's choice; automatic if none
+        self.minimap_action.setChecked(not mini.isHidden())  # the window is not shown yet
         menu.addAction(self.minimap_action)
         menu.addAction(
             self.action(
@@ -194,6 +199,16 @@ class Menus(QObject):
         )
         menu.addAction(self.action("Find Ne&xt", lambda: find.step(True), "F3"))
         menu.addAction(self.action("Find Pre&vious", lambda: find.step(False), "Shift+F3"))
+
+    def _set_minimap(self, on: bool) -> None:
+        """The user's minimap choice, kept in the settings for the next window."""
+        self.window.view.minimap.set_forced(on)
+        self.window.settings.minimap = on
+
+    def _set_thumbnails(self, on: bool) -> None:
+        """Thumbnails on every node or none, kept in the settings for the next window."""
+        self.window.scene.bodies.set_all_thumbnails(on)
+        self.window.settings.node_thumbnails = on
 
     def _run_menu(self, menu: QMenu) -> None:
         runs = self.window.runs

@@ -2,7 +2,8 @@
 
 Models folder, device, memory budget, preview quality, output folder and theme (dark by
 default), plus the recent-files list, the recovery folder the autosave uses, and the
-palette's favourite and recently added node types.
+palette's favourite and recently added node types, and the View menu's minimap and node
+thumbnail switches.
 """
 
 from __future__ import annotations
@@ -169,6 +170,27 @@ class Settings:
     def add_recent_node(self, type_id: str) -> None:
         items = [type_id] + [t for t in self.recent_nodes() if t != type_id]
         self._set("recent_nodes", items[:MAX_RECENT_NODES])
+
+    # ---- View menu choices that outlast the window ---------------------------------------
+
+    @property
+    def minimap(self) -> bool | None:
+        """View → Minimap: True/False the user's choice, None (never chosen) automatic."""
+        value = str(self._get("minimap", "auto")).lower()
+        return {"true": True, "false": False}.get(value)
+
+    @minimap.setter
+    def minimap(self, value: bool | None) -> None:
+        self._set("minimap", "auto" if value is None else ("true" if value else "false"))
+
+    @property
+    def node_thumbnails(self) -> bool:
+        """View → Node Thumbnails (shown unless the user hid them)."""
+        return str(self._get("node_thumbnails", "true")).lower() != "false"
+
+    @node_thumbnails.setter
+    def node_thumbnails(self, value: bool) -> None:
+        self._set("node_thumbnails", "true" if value else "false")
 
     # ---- effects --------------------------------------------------------------------------
 
