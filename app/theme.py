@@ -58,6 +58,18 @@ TEXT_COLORS: dict[str, dict[str, str]] = {
     "light": {"error": "#b3261e", "warning": "#8a4b00", "help": "#4f5358", "ok": "#1e6b34"},
 }
 
+#: The canvas stays dark in both themes (by design), so its text colours are fixed: named here
+#: so that their contrast is checked with the themes'.
+CANVAS_COLORS: dict[str, str] = {
+    "node body": "#2b2d31",
+    "row": "#1f2124",
+    "slider fill": "#34506e",
+    # Dimmer than the value, yet readable over the slider fill too (5.1:1; it was 3.2:1).
+    "row name": "#c8cacd",
+    "row value": "#e8eaed",
+    "strip text": "#9aa0a6",
+}
+
 _current = "dark"
 
 
@@ -117,4 +129,19 @@ def text_pairs(theme: str) -> dict[str, tuple[QColor, QColor]]:
     for kind, color in TEXT_COLORS[theme].items():
         for name, role in (("base", _ROLES.Base), ("window", _ROLES.Window)):
             pairs[f"{kind} on {name}"] = (QColor(color), pal[role])
+    return pairs
+
+
+def canvas_color(kind: str) -> QColor:
+    """One of the canvas's fixed colours (the same in both themes)."""
+    return QColor(CANVAS_COLORS[kind])
+
+
+def canvas_text_pairs() -> dict[str, tuple[QColor, QColor]]:
+    """Every (text, background) pair drawn on a node's body, by name."""
+    pairs = {}
+    for text in ("row name", "row value"):
+        for bg in ("row", "slider fill"):
+            pairs[f"{text} on {bg}"] = (canvas_color(text), canvas_color(bg))
+    pairs["strip text on node body"] = (canvas_color("strip text"), canvas_color("node body"))
     return pairs

@@ -30,6 +30,7 @@ from PySide6.QtWidgets import (
 )
 
 from fathom.app.editor.node_item import NODE_W
+from fathom.app.theme import canvas_color
 from fathom.engine.node import Param
 from fathom.engine.types import Bool, Float, Int, Seed
 
@@ -182,18 +183,18 @@ class NodeBody(QGraphicsItem):
             self._paint_thumb(painter, self.thumb_rect(), self.thumb)
         elif state == "strip" and lod >= ROWS_LOD:
             painter.setFont(_fonts().font)
-            painter.setPen(QColor("#9aa0a6"))
+            painter.setPen(canvas_color("strip text"))
             painter.drawText(self.thumb_rect(), Qt.AlignmentFlag.AlignCenter, "▸ show thumbnail")
 
     def _paint_row(self, painter: QPainter, spec: Param, rect: QRectF) -> None:
         value = self.values.get(spec.name, spec.default)
         painter.setPen(Qt.PenStyle.NoPen)
-        painter.setBrush(QColor("#1f2124"))
+        painter.setBrush(canvas_color("row"))
         painter.drawRoundedRect(rect, 3, 3)
         if is_ranged(spec) and isinstance(value, (int, float)):
             lo, hi = float(spec.min), float(spec.max)  # type: ignore[arg-type]
             frac = max(0.0, min(1.0, (float(value) - lo) / (hi - lo)))
-            painter.setBrush(QColor("#34506e"))
+            painter.setBrush(canvas_color("slider fill"))
             painter.drawRoundedRect(
                 QRectF(rect.x(), rect.y(), rect.width() * frac, rect.height()), 3, 3
             )
@@ -202,11 +203,11 @@ class NodeBody(QGraphicsItem):
         text_rect = rect.adjusted(6, 0, -6, 0)
         half = text_rect.width() / 2
         name, shown = self._elided_pair(spec, value, half)
-        painter.setPen(QColor("#9aa0a6"))
+        painter.setPen(canvas_color("row name"))
         painter.drawText(
             text_rect, Qt.AlignmentFlag.AlignVCenter | Qt.AlignmentFlag.AlignLeft, name
         )
-        painter.setPen(QColor("#e8eaed"))
+        painter.setPen(canvas_color("row value"))
         painter.drawText(
             text_rect, Qt.AlignmentFlag.AlignVCenter | Qt.AlignmentFlag.AlignRight, shown
         )
