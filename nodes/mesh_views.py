@@ -44,6 +44,25 @@ def _estimate(ctx: NodeContext, image: Image, model: str) -> np.ndarray:
     return 1.0 - depthmath.normalize(arr, positive_only=False)  # disparity-like: large = near
 
 
+def _check_depth_family(ctx: NodeContext, model: str) -> None:
+    """A found model of another family (a Stable Diffusion folder, say) is refused by name
+    before transformers fails on it; a missing one is left to the loader's own message."""
+    from fathom.engine.models import locate_model
+    from fathom.engine.models.families import identify
+
+    try:
+        info = identify(locate_model(model, ctx.options.base_dir))
+    except ModelError:
+        return
+    if info.family != "depth":
+        raise ctx.error(
+            f"{model} is {info.title} model; Mesh from Views estimates depth with depth "
+            "estimation models.",
+            port="depth_model",
+            fix="choose a depth estimation model (depth.estimate's), or give views with depths",
+        )
+
+
 def _foreground(image: Image, relative: np.ndarray, cut: float) -> np.ndarray:
     """The object's pixels: the alpha when the view has one, else those nearer than ``cut``;
     a depth with nothing nearer (one flat plane facing the camera) is all object."""
@@ -139,6 +158,8 @@ class MeshFromViews(Node):
         their relative depth or, without any, from the depth model."""
         if views.depths is not None and all(d.kind == "metric" for d in views.depths):
             return views
+        if views.depths is None:
+            _check_depth_family(ctx, depth_model)
         depths = []
         for i, (im, cam) in enumerate(zip(views.images, views.cameras, strict=True)):
             ctx.progress(0.05 * i / len(views), f"depth of view {i + 1}/{len(views)}")

@@ -185,3 +185,12 @@ def test_generated_views_without_depth_still_become_a_textured_object(
     assert m.visual.kind == "texture" and len(m.faces) > 0
     # Object-centred depth keeps the object inside the ring of cameras (distance 2).
     assert np.linalg.norm(m.vertices, axis=1).max() < 2.0
+
+
+def test_from_views_names_a_depth_model_of_the_wrong_family(tiny_sd: Path) -> None:
+    """A Stable Diffusion folder as the depth model is refused by name, not a library error."""
+    blank = Image(np.zeros((16, 16, 3), np.float32))
+    views = call("views.make", {"images": [blank, blank]})["views"]  # no depth: the model runs
+    with pytest.raises(NodeError, match="port 'depth_model'.*Stable Diffusion 1.x") as err:
+        call("mesh.from_views", {"views": views}, {"depth_model": str(tiny_sd)})
+    assert "OSError" not in str(err.value) and "depth estimation" in str(err.value)
