@@ -60,11 +60,12 @@ def _stamp(sheet: np.ndarray, text: str, x: int, y: int, tile: tuple[int, int]) 
     w = min(tw + 2 * pad, sheet.shape[1] - x)
     if h <= 0 or w <= 0:
         return
-    masks = []
-    for t in (thick + 2, thick):  # outline, then the letters
-        m = np.zeros((th + base + 2 * pad, tw + 2 * pad), np.uint8)
-        cv2.putText(m, text, (pad, pad + th), font, scale, 255, t, cv2.LINE_AA)
-        masks.append(m[:h, :w, None].astype(np.float32) / 255.0)
+    letters = np.zeros((th + base + 2 * pad, tw + 2 * pad), np.uint8)
+    cv2.putText(letters, text, (pad, pad + th), font, scale, 255, thick, cv2.LINE_AA)
+    # The outline is the letters grown by a pixel: text drawn thicker advances its glyphs
+    # differently, so a second putText would drift away from the letters.
+    outline = cv2.dilate(letters, np.ones((3, 3), np.uint8))
+    masks = [m[:h, :w, None].astype(np.float32) / 255.0 for m in (outline, letters)]
     region = sheet[y : y + h, x : x + w]
     region *= 1.0 - masks[0]  # dark outline
     region += masks[1]  # white letters over it
