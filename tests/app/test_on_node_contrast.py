@@ -62,11 +62,13 @@ def test_light_theme_keeps_find_bar_and_breadcrumb_readable(window: Any) -> None
     """They are widgets over or beside the dark canvas, drawn with the theme's palette."""
     app = QApplication.instance()
     apply_theme(app, "light")
+    QApplication.processEvents()  # palette changes reach hidden widgets through events
     try:
         find = window.find_node
         widgets = [(find.field, ROLES.Text, ROLES.Base), (find.count, ROLES.WindowText, None)]
         widgets += [(window.breadcrumb, ROLES.WindowText, ROLES.Window)]
         for widget, fg_role, bg_role in widgets:
+            widget.ensurePolished()
             pal = widget.palette()
             # The find bar fills its own background with the palette's Window colour.
             bg = pal.color(bg_role) if bg_role is not None else find.palette().color(ROLES.Window)
