@@ -4,7 +4,7 @@ accelerations, tensors from port values, and one guarded generation run."""
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, ClassVar
@@ -578,20 +578,7 @@ def run_generation(
                 return generate(comps, prompt, negative_prompt, **kwargs)
         return generate(comps, prompt, negative_prompt, **kwargs)
 
-    def lower() -> str:
-        freed = ctx.models.free(keep=comps)
-        fallback = fall_back(comps) or "nothing more to lower"
-        ctx.log.warning("out of memory: freed %d cached models, retrying with %s", freed, fallback)
-        return fallback
-
-    def fail(fallback: str) -> NodeError:
-        return NodeError(
-            f"ran out of {comps.device} memory, also after freeing cached "
-            f"models and retrying with {fallback}",
-            node=ctx.node_id,
-            fix=LOWER_HINT,
-        )
-
+    lower, fail = oom_steps(ctx, comps, fall_back)
     cfg = guidance > 1.0 and comps.unet.config.time_cond_proj_dim is None
     try:
         with (
@@ -781,3 +768,28 @@ def split_rgbd(decoded: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         lo = np.round(decoded[..., 5] * 255.0)
         return rgb, ((hi * 256.0 + lo) / 65535.0).astype(np.float32)
     raise ValueError(f"a decoded RGB+depth image has 4 or 6 channels, not {c}")
+
+
+def oom_steps(
+    ctx: Any, model: Any, fall_back: Callable[[Any], str | None]
+) -> tuple[Callable[[], str], Callable[[str], NodeError]]:
+    """What ``retry_on_oom`` does on running out of memory for ``model`` (UNet components or
+    a transformer pipeline): free the other cached models and lower the model's footprint one
+    step (its family's ``fall_back``), then, if that is not enough, the error naming what was
+    tried."""
+
+    def lower() -> str:
+        freed = ctx.models.free(keep=model)
+        fallback = fall_back(model) or "nothing more to lower"
+        ctx.log.warning("out of memory: freed %d cached models, retrying with %s", freed, fallback)
+        return fallback
+
+    def fail(fallback: str) -> NodeError:
+        return NodeError(
+            f"ran out of {model.device} memory, also after freeing cached models and retrying "
+            f"with {fallback}",
+            node=ctx.node_id,
+            fix=LOWER_HINT,
+        )
+
+    return lower, fail

@@ -16,8 +16,8 @@ from pathlib import Path
 from typing import Any
 
 from fathom.engine.context import NodeContext
-from fathom.engine.errors import LibraryError, NodeError, Problem
-from fathom.engine.generation import LOWER_HINT, model_source, offload_mode, resolve_loras
+from fathom.engine.errors import LibraryError, Problem
+from fathom.engine.generation import model_source, offload_mode, oom_steps, resolve_loras
 from fathom.engine.node import Param
 from fathom.engine.types import Float, Image, Latent, Video
 
@@ -239,20 +239,7 @@ def run_transformer_generation(
             callback=on_step,
         )
 
-    def lower() -> str:
-        freed = ctx.models.free(keep=model)
-        fallback = fall_back(model) or "nothing more to lower"
-        ctx.log.warning("out of memory: freed %d cached models, retrying with %s", freed, fallback)
-        return fallback
-
-    def fail(fallback: str) -> NodeError:
-        return NodeError(
-            f"ran out of {model.device} memory, also after freeing cached models and retrying "
-            f"with {fallback}",
-            node=ctx.node_id,
-            fix=LOWER_HINT,
-        )
-
+    lower, fail = oom_steps(ctx, model, fall_back)
     try:
         result, fallback = retry_on_oom(attempt, lower, fail)
     except LibraryError as exc:  # LoopInputError (sizes, strength...), a LoRA that won't load
