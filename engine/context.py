@@ -59,7 +59,7 @@ def derive_seed(base: int, *parts: str) -> int:
 
 
 class NodeContext:
-    """Created per node per run; holds no state between runs."""
+    """Created per node per run; holds no state between runs except a live session's ``state``."""
 
     def __init__(
         self,
@@ -71,6 +71,8 @@ class NodeContext:
         seed: int = 0,
         model_hashes: Any = None,
         models: Any = None,
+        state: dict[str, Any] | None = None,
+        live: Any = None,
     ) -> None:
         self.node_id = node_id
         self.options = options
@@ -89,6 +91,13 @@ class NodeContext:
         #: Set by the executor: an ``engine.executor.SubgraphRunner`` that finds subgraph
         #: definitions (the graph's, then the library's) and runs them through its cache.
         self.subgraphs: Any = None
+        #: Work a node carries from one frame to the next in a live session (a temporal cache,
+        #: a stream pipeline, an open writer): the same dict on every tick of that session, a
+        #: fresh empty one in an ordinary render, so a render never depends on an earlier one.
+        self.state: dict[str, Any] = {} if state is None else state
+        #: None in an ordinary render; in a live session, the tick being cooked (``tick``,
+        #: ``captured_at`` in ``time.perf_counter`` seconds, ``frame_index``).
+        self.live: Any = live
 
     # ---- device ----------------------------------------------------------------------------
 
