@@ -148,6 +148,15 @@ class SoftwareMeshView(QWidget):
             self.reset_view()
         self.update()
 
+    def update_geometry(self, geom: PreviewGeometry) -> None:
+        """The next frame of a live value: the camera stays (framed the first time only) and
+        the last picture stays up until the new one is rendered."""
+        if self._geom is None:
+            self.set_geometry(geom)
+            return
+        self._geom = geom
+        self.request_render(preview=False)
+
     def reset_view(self) -> None:
         if self._geom is None:
             return
@@ -331,6 +340,27 @@ class GLMeshView(QWidget):
             )
         self.view.addItem(self._item)
 
+    def update_geometry(self, geom: PreviewGeometry) -> None:
+        """The next frame of a live value: a point cloud gets new vertex data in the item it
+        has (no new GL item, the camera stays); anything else is rebuilt, framed the first
+        time only."""
+        first = self._geom is None
+        self._geom = geom
+        item = self._item
+        if isinstance(item, self._gl.GLScatterPlotItem) and geom.is_points:
+            pos = self._to_gl(geom.scene.vertices)
+            colored = self.colors_on and geom.has_colors
+            col: Any = (
+                np.concatenate([geom.vertex_colors, np.ones((len(pos), 1), np.float32)], 1)
+                if colored
+                else (0.8, 0.8, 0.8, 1.0)
+            )
+            item.setData(pos=pos, color=col, size=self.point_size)
+            return
+        self.rebuild()
+        if first:
+            self.reset_view()
+
     def reset_view(self) -> None:
         if self._geom is None:
             return
@@ -351,6 +381,8 @@ class GLMeshView(QWidget):
 #: Values up to this many faces, points or depth pixels are prepared at once (a few ms); larger
 #: ones (normals, colours and bounds of a 500k-face mesh take 200+ ms) on a worker thread.
 PREPARE_HERE = 20_000
+#: ``MeshPanel._live_from`` while no live value is shown.
+LIVE_OFF = 2**62
 
 
 def preview_size(value: Any) -> int:
@@ -416,6 +448,11 @@ class MeshPanel(QWidget):
 
         self._value: Any = None
         self._prepare_seq = 0
+        #: Preparations from this number on are live frames (set_live_value); the newest
+        #: live frame shown so far, and how many were shown.
+        self._live_from = LIVE_OFF
+        self._live_shown = 0
+        self.live_frames = 0
         self._preparer = BackgroundRenderer(self._prepared, self)
         self.wire_button.toggled.connect(self._options_changed)
         self.color_button.toggled.connect(self._options_changed)
@@ -428,6 +465,7 @@ class MeshPanel(QWidget):
         one prepared on a worker behind a "Preparing…" note, so selecting never stalls."""
         self._value = value
         self._prepare_seq += 1
+        self._live_from = LIVE_OFF
         per_vertex = self.backend == "opengl"  # OpenGL here takes colours, not textures
         if preview_size(value) <= PREPARE_HERE and not (per_vertex and _textured(value)):
             self._show_geometry(geometry_from_value(value, per_vertex=per_vertex))
@@ -440,7 +478,37 @@ class MeshPanel(QWidget):
             lambda: geometry_from_value(value, per_vertex=per_vertex), self._prepare_seq
         )
 
+    def set_live_value(self, value: Mesh | PointCloud | RGBD) -> None:
+        """The newest frame of a live session's value, always prepared on the worker: a frame
+        that arrives while one is being prepared replaces the waiting one, and the view keeps
+        its camera and its GL item (a point cloud gets new vertex data, see update_geometry)."""
+        self._value = value
+        self._prepare_seq += 1
+        self._live_from = min(self._live_from, self._prepare_seq)
+        per_vertex = self.backend == "opengl"
+        self._preparer.submit(
+            lambda: geometry_from_value(value, per_vertex=per_vertex), self._prepare_seq
+        )
+
+    def _prepared_live(self, seq: int, result: Any) -> None:
+        """Live frames show whichever prepared frame is newer than the shown one: waiting for
+        the newest would show nothing while frames keep coming faster than they prepare."""
+        if seq <= self._live_shown:
+            return
+        self._live_shown = seq
+        if isinstance(result, Exception):
+            self.info.setText(f"Cannot preview this frame: {type(result).__name__}: {result}")
+            return
+        self._apply_options()
+        self.view.update_geometry(result)
+        self.live_frames += 1
+        self.info.setText(f"live · {result.summary}")
+        self.open360_button.setEnabled(False)
+
     def _prepared(self, seq: int, result: Any) -> None:
+        if seq >= self._live_from:
+            self._prepared_live(seq, result)
+            return
         if seq != self._prepare_seq:
             return  # replaced or cleared meanwhile
         if isinstance(result, Exception):
@@ -468,6 +536,7 @@ class MeshPanel(QWidget):
     def clear(self) -> None:
         self._value = None
         self._prepare_seq += 1
+        self._live_from = LIVE_OFF
         self.view.set_geometry(None)
         self.info.setText("")
         self.open360_button.setEnabled(False)
