@@ -415,9 +415,15 @@ class Executor:
         options: RunOptions | None = None,
         listener: Listener | None = None,
         cancel: CancelToken | None = None,
+        live: Any = None,
+        states: dict[str, dict[str, Any]] | None = None,
     ) -> RunResult:
+        """``live`` and ``states``: a live session's tick (``ctx.live``) and its per-node
+        state dicts (``ctx.state``, made on first use and kept in ``states`` across ticks)."""
         plan = graph if isinstance(graph, Plan) else self.plan(graph, targets, options)
-        return _Run(self, plan, listener, cancel or CancelToken()).execute()
+        run = _Run(self, plan, listener, cancel or CancelToken())
+        run.live, run.states = live, states
+        return run.execute()
 
 
 def _has_seed_param(cls: type[Node]) -> bool:
@@ -744,6 +750,9 @@ class _Run:
         self.device: DeviceInfo | None = None
         self.lock = threading.Lock()
         self.serial_lock = threading.Lock()
+        #: A live session's tick and per-node state dicts (None in an ordinary render).
+        self.live: Any = None
+        self.states: dict[str, dict[str, Any]] | None = None
 
     # ---- keys ------------------------------------------------------------------------------
 
@@ -806,7 +815,7 @@ class _Run:
         treated as uncacheable: its run reports any real problem, against the right node."""
         if not cls.has_cache_key():
             return ""
-        ctx = NodeContext(nid, self.plan.options, None)
+        ctx = NodeContext(nid, self.plan.options, None, live=self.live)
         ctx.subgraphs = self.subgraph_runner()
         try:
             return str(cls.cache_key(self.plan.params[nid], ctx))
@@ -986,6 +995,8 @@ class _Run:
             rec.seed,
             self.ex.hash_cache,
             self.ex.models,
+            state=None if self.states is None else self.states.setdefault(nid, {}),
+            live=self.live,
         )
         self.contexts.append(ctx)
         ctx.input_keys = self.input_keys(nid)

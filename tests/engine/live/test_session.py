@@ -1,0 +1,189 @@
+"""The live session: frame accounting, dropping under a slow model, bounded queues, errors that
+do not stop it, graph updates on the next tick, state kept across ticks, recorded timing."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import av
+import numpy as np
+import pytest
+from live_nodes import session
+from videoclips import decoded_indices, make_clip, read_index
+
+from fathom.engine.live import NewestQueue
+from fathom.engine.live.capture import FileCapture
+
+
+def _accounted(report: object) -> None:
+    r = report
+    assert r.frames_out + r.frames_dropped + r.frames_failed == r.frames_in  # type: ignore[attr-defined]
+
+
+def test_newest_queue_keeps_the_newest_and_counts_drops() -> None:
+    q: NewestQueue[int] = NewestQueue(2)
+    for i in range(10):
+        q.put(i)
+    assert len(q) == 2 and q.dropped == 8 and q.peak == 2
+    assert q.get(0) == 8 and q.get(0) == 9 and q.get(0) is None
+    q.close()
+    assert q.get(1.0) is None  # a closed, empty queue does not wait
+
+
+def test_file_capture_plays_at_its_rate_and_never_builds_a_backlog() -> None:
+    now = [0.0]
+    frames = [type("F", (), {"data": np.full((2, 2, 3), i, np.float32)})() for i in range(5)]
+
+    class Clip(list):  # type: ignore[type-arg]
+        def frame(self, i: int) -> object:
+            return self[i]
+
+    cap = FileCapture(Clip(frames), fps=10, loop=True, clock=lambda: now[0])
+    assert cap.read()[0, 0, 0] == 0  # type: ignore[index]
+    now[0] = 0.35  # a slow reader: the frame due now (3), not the ones it missed
+    assert cap.read()[0, 0, 0] == 3  # type: ignore[index]
+    now[0] = 0.75
+    assert cap.read()[0, 0, 0] == 2  # type: ignore[index]  # frame 7 = 2 after the loop
+
+
+def test_report_numbers_for_a_known_rate(tmp_path: Path) -> None:
+    clip = make_clip(tmp_path / "c.mp4", frames=30, fps=30)
+    s = session(
+        [
+            ("src", "live.file", {"path": str(clip), "loop": True}),
+            ("rec", "live.record", {"path": "rec.mp4"}),
+        ],
+        tmp_path,
+        seconds=1.5,
+    )
+    s.start()
+    assert s.wait(10)
+    r = s.stop()
+    assert 40 <= r.frames_in <= 52  # 30 fps for 1.5 s
+    _accounted(r)
+    assert r.frames_dropped == 0 and r.frames_failed == 0  # a fast graph keeps up
+    assert 0 < r.latency_ms["median"] <= r.latency_ms["p95"] < 200
+    assert r.fps == pytest.approx(30, rel=0.2)
+    # The recording holds the frames produced, in order, with their capture timing.
+    idx = decoded_indices(tmp_path / "rec.mp4")
+    assert len(idx) == r.frames_out
+    assert idx == [i % 30 for i in range(len(idx))]
+    with av.open(str(tmp_path / "rec.mp4")) as c:
+        times = [float(f.pts * f.time_base) for f in c.decode(video=0)]
+    gaps = np.diff(times)
+    assert np.median(gaps) == pytest.approx(1 / 30, abs=0.006)
+
+
+def test_slow_model_drops_frames_and_queues_stay_bounded(tmp_path: Path) -> None:
+    clip = make_clip(tmp_path / "c.mp4", frames=60, fps=60)
+    shown: list = []
+    s = session(
+        [
+            ("src", "live.file", {"path": str(clip), "loop": True}),
+            ("slow", "test.slow", {"delay": 0.1}),
+            ("win", "live.window", {}),
+        ],
+        tmp_path,
+        seconds=1.5,
+        frames=shown,
+    )
+    s.start()
+    lengths = []
+    while s.running:
+        lengths.append(len(s._sources["src"].queue))
+        time.sleep(0.01)
+    r = s.stop()
+    _accounted(r)
+    assert r.frames_in >= 75 and r.frames_dropped >= r.frames_in // 2  # about 10 of 60 a second
+    assert max(lengths) <= 1 and r.queue_peak["src"] == 1 and r.queue_peak["win"] <= 2
+    assert len(shown) == r.frames_out
+    # The newest frame wins: each shown frame is the one captured last before its tick began,
+    # so consecutive shown frames are several captured frames apart.
+    idx = [read_index(img.data) for _, img, _ in shown]
+    steps = np.diff(idx) % 60
+    assert np.median(steps) >= 4
+    assert r.latency_ms["median"] < 300  # a capture waits at most one tick, never a backlog
+
+
+def test_a_failing_node_is_reported_and_the_session_goes_on(tmp_path: Path) -> None:
+    clip = make_clip(tmp_path / "c.mp4", frames=30, fps=30)
+    shown: list = []
+    s = session(
+        [
+            ("src", "live.file", {"path": str(clip), "loop": True}),
+            ("flaky", "test.flaky", {"period": 3}),
+            ("win", "live.window", {}),
+        ],
+        tmp_path,
+        seconds=1.0,
+        frames=shown,
+    )
+    s.start()
+    s.wait(10)
+    r = s.stop()
+    _accounted(r)
+    assert r.errors["flaky"]["count"] == r.frames_failed > 5
+    assert "flaky" in r.errors["flaky"]["last"] and "planned failure" in r.errors["flaky"]["last"]
+    assert r.frames_out >= 2 * r.frames_failed - 2
+    assert all(read_index(img.data) % 3 != 1 for _, img, _ in shown)
+
+
+def test_update_graph_applies_on_the_next_tick_keeping_node_state(tmp_path: Path) -> None:
+    clip = make_clip(tmp_path / "c.mp4", frames=30, fps=30)
+    shown: list = []
+    nodes = [
+        ("src", "live.file", {"path": str(clip), "loop": True}),
+        ("tint", "test.tint", {"gain": 0.0}),
+        ("win", "live.window", {}),
+    ]
+    s = session(nodes, tmp_path, frames=shown)
+    s.start()
+    while len(shown) < 5:
+        time.sleep(0.01)
+    graph = s.graph.copy()
+    graph.nodes["tint"].params["gain"] = 1.0
+    s.update_graph(graph)
+    asked = len(shown)
+    while len(shown) < asked + 8:
+        time.sleep(0.01)
+    r = s.stop()
+    assert not r.errors
+    bright = [float(img.data[20:, :-1].mean()) > 0.1 for _, img, _ in shown]
+    first = bright.index(True)
+    assert not any(bright[:first]) and all(bright[first:])
+    assert first <= asked + 2  # within a tick or two of the call (one may be in flight)
+    calls = [round(float(img.data[-1, -1, 0]) * 1000) for _, img, _ in shown]
+    assert calls == list(range(1, len(shown) + 1))  # ctx.state kept through the update
+
+
+def test_a_file_without_loop_ends_the_session_with_every_frame(tmp_path: Path) -> None:
+    clip = make_clip(tmp_path / "c.mp4", frames=20, fps=60)
+    shown: list = []
+    s = session(
+        [("src", "live.file", {"path": str(clip), "loop": False}), ("win", "live.window", {})],
+        tmp_path,
+        frames=shown,
+    )
+    s.start()
+    assert s.wait(10)  # ends by itself
+    r = s.stop()
+    assert r.frames_in == r.frames_out == 20
+    assert [read_index(img.data) for _, img, _ in shown] == list(range(20))
+
+
+def test_headless_window_says_nobody_saw_it_or_records(tmp_path: Path) -> None:
+    clip = make_clip(tmp_path / "c.mp4", frames=10, fps=60)
+    nodes = [("src", "live.file", {"path": str(clip), "loop": False}), ("win", "live.window", {})]
+    s = session(nodes, tmp_path)
+    s.on_frame = None
+    s.start()
+    s.wait(10)
+    r = s.stop()
+    assert r.frames_out == 10 and any("no window is shown" in n for n in r.notes)
+    s = session(nodes, tmp_path, window_dir=tmp_path / "win")
+    s.on_frame = None
+    s.start()
+    s.wait(10)
+    s.stop()
+    assert decoded_indices(tmp_path / "win" / "win.mp4") == list(range(10))
