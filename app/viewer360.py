@@ -1,21 +1,30 @@
 """360° viewer (DepthFusion-style): look around and walk inside an RGB + depth panorama or mesh.
 
 The panorama becomes the depth-displaced sphere the 360° panorama node renders
-(``engine.geometry.meshing.panorama_trimesh``), drawn by the engine's torch rasterizer from a
-camera at the current position, yaw and pitch. To stay interactive on a CPU it renders a coarse
-mesh at a small size on a worker thread while you move, and the full mesh at full size once you
-stop; scenes are cached per depth scale. Meshing a panorama (hundreds of ms) also runs on a
-worker behind a "Loading…" note, so opening the viewer never freezes the studio.
+(``engine.geometry.meshing.panorama_trimesh``), seen from a camera at the current position, yaw
+and pitch. Wherever Qt can make an OpenGL context it is drawn by the GPU
+(``fathom.app.viewer360_gl``: the scene uploaded once, each frame one draw call of the view of
+that moment, so walking never shows a stale frame); only where none exists (the offscreen
+platform, or ``FATHOM_PREVIEW_GL=0``) does the engine's torch rasterizer draw it, a coarse mesh
+at a small size on a worker while you move and the full mesh at full size once you stop.
+
+Held keys move at a constant speed from a frame timer, stop the moment they are released (key
+auto-repeat is ignored), and the walk stays inside the volume the panorama captured, a margin
+from every surface (``engine.geometry.viewing.CaptureVolume``). The finer mesh is shown once the
+view has been still for 150 ms. Meshing a panorama (hundreds of ms) runs on a worker behind a
+"Loading…" note, so opening the viewer never freezes the studio.
 
 Run ``python -m fathom.app.viewer360`` for the bundled demo panorama, in the studio's theme
 (``--settings`` names another settings file), or
 ``python -m fathom.app.viewer360 --screenshot docs/screenshots/viewer360.png`` to write a
-screenshot.
+screenshot, or ``python -m fathom.app.viewer360 --benchmark --size 1280x720`` to time a scripted
+walk (frames per second, frame-time median and 95th percentile, and the renderer that ran).
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import math
 import os
 import sys
@@ -59,9 +68,11 @@ from fathom.engine.geometry import projection
 from fathom.engine.geometry.scene import RenderScene, scene_from_mesh
 from fathom.engine.geometry.viewing import (
     CUT,
+    CaptureVolume,
     background_texture,
     render_bands,
     render_view,
+    walk_step,
     with_backdrop,
 )
 from fathom.engine.types import Camera, Depth, Image, Mesh
@@ -72,6 +83,27 @@ PREVIEW_GRID = 192  # ...and while moving: about 7× fewer triangles
 PREVIEW_FACTOR = 0.4  # preview render size relative to the full one
 MAX_PIXELS = 1280 * 720
 FULL_BANDS = 4  # a full-size render can be abandoned after each quarter
+SPEED = 0.5  # walking speed: the scene's typical distance every two seconds (Shift: ×FAST)
+FAST = 3.0
+MARGIN = 0.08  # closest approach to a surface, as a fraction of the scene's typical distance
+STILL_MS = 150  # the finer mesh once the view has been still this long
+FRAME_MS = 8  # the walking timer's interval; each tick moves by the time actually elapsed
+MAX_DT = 0.1  # a longer gap between ticks (a stall) moves only this far, never a jump
+#: Keys that walk while held: (forward, right, up).
+MOVE_KEYS = {
+    Qt.Key.Key_W: (1, 0, 0),
+    Qt.Key.Key_Up: (1, 0, 0),
+    Qt.Key.Key_S: (-1, 0, 0),
+    Qt.Key.Key_Down: (-1, 0, 0),
+    Qt.Key.Key_A: (0, -1, 0),
+    Qt.Key.Key_Left: (0, -1, 0),
+    Qt.Key.Key_D: (0, 1, 0),
+    Qt.Key.Key_Right: (0, 1, 0),
+    Qt.Key.Key_E: (0, 0, 1),
+    Qt.Key.Key_PageUp: (0, 0, 1),
+    Qt.Key.Key_Q: (0, 0, -1),
+    Qt.Key.Key_PageDown: (0, 0, -1),
+}
 
 # Windows opened without a parent are kept here until closed: Qt does not own them and Python
 # would otherwise collect them (and close the window) as soon as the caller drops its reference.
@@ -81,12 +113,15 @@ _OPEN_WINDOWS: set[Viewer360] = set()
 @dataclass
 class Content:
     """What the viewer shows, ready to render: scenes by detail ("full", "preview"), the typical
-    distance to them, a note for the status line and whether cracks are closed per frame."""
+    distance to them, a note for the status line, whether cracks are closed per frame, the
+    captured volume walking stays in (None: anywhere) and the scenes packed for OpenGL."""
 
     base: dict[str, RenderScene]
     radius: float
     message: str = ""
     fill_cracks: bool = True
+    volume: CaptureVolume | None = None
+    packed: dict[str, Any] | None = None
 
 
 def check_panorama(image: Image, depth: Depth) -> None:
@@ -125,7 +160,16 @@ def panorama_content(
         float(np.median(dist[ok])) if ok.any() else 1.0,
         "" if depth.kind == "metric" else "relative depth shown as metres",
         fill_cracks=not fill_holes,
+        volume=CaptureVolume(dist) if ok.any() else None,
     )
+
+
+def packed_content(content: Content) -> Content:
+    """``content`` with its scenes packed for the OpenGL canvas (runs on the loader's worker)."""
+    from fathom.app.viewer360_gl import pack_scene
+
+    content.packed = {k: pack_scene(v) for k, v in content.base.items()}
+    return content
 
 
 def mesh_content(mesh: Mesh) -> Content:
@@ -135,6 +179,36 @@ def mesh_content(mesh: Mesh) -> Content:
     return Content({"full": sc, "preview": sc}, float(np.median(r)) if len(r) else 1.0)
 
 
+class _ViewInput:
+    """Mouse input on either canvas: drag to look, scroll to step, Ctrl+scroll to zoom."""
+
+    def __init__(self, viewer: Viewer360) -> None:
+        self._viewer = viewer
+        self._drag: QPointF | None = None
+
+    def press(self, widget: QWidget, event: QMouseEvent) -> None:
+        self._drag = event.position()
+        widget.setCursor(Qt.CursorShape.ClosedHandCursor)
+
+    def move(self, event: QMouseEvent) -> None:
+        if self._drag is not None:
+            d = event.position() - self._drag
+            self._drag = event.position()
+            self._viewer.look_drag(d.x(), d.y())
+
+    def release(self, widget: QWidget) -> None:
+        self._drag = None
+        widget.setCursor(Qt.CursorShape.OpenHandCursor)
+
+    def wheel(self, event: QWheelEvent) -> None:
+        steps = event.angleDelta().y() / 120.0
+        if event.modifiers() & Qt.KeyboardModifier.ControlModifier:
+            self._viewer.set_view(fov=self._viewer.fov - 5.0 * steps)
+        elif steps:
+            self._viewer.move(forward=steps)
+        event.accept()
+
+
 class _Canvas(QWidget):
     """Paints the latest frame stretched to the widget; mouse input goes to the viewer."""
 
@@ -142,7 +216,7 @@ class _Canvas(QWidget):
         super().__init__(viewer)
         self._viewer = viewer
         self.frame: QImage | None = None
-        self._drag: QPointF | None = None
+        self._input = _ViewInput(viewer)
         self.setFocusPolicy(Qt.FocusPolicy.StrongFocus)
         self.setMinimumSize(160, 90)
         self.setCursor(Qt.CursorShape.OpenHandCursor)
@@ -162,41 +236,51 @@ class _Canvas(QWidget):
             )
 
     def mousePressEvent(self, event: QMouseEvent) -> None:  # noqa: N802 - Qt override
-        self._drag = event.position()
-        self.setCursor(Qt.CursorShape.ClosedHandCursor)
+        self._input.press(self, event)
 
     def mouseMoveEvent(self, event: QMouseEvent) -> None:  # noqa: N802 - Qt override
-        if self._drag is not None:
-            d = event.position() - self._drag
-            self._drag = event.position()
-            self._viewer.look_drag(d.x(), d.y())
+        self._input.move(event)
 
     def mouseReleaseEvent(self, event: QMouseEvent) -> None:  # noqa: N802 - Qt override
-        self._drag = None
-        self.setCursor(Qt.CursorShape.OpenHandCursor)
+        self._input.release(self)
 
     def wheelEvent(self, event: QWheelEvent) -> None:  # noqa: N802 - Qt override
-        steps = event.angleDelta().y() / 120.0
-        if event.modifiers() & Qt.KeyboardModifier.ControlModifier:
-            self._viewer.set_view(fov=self._viewer.fov - 5.0 * steps)
-        elif steps:
-            self._viewer.move(forward=steps)
-        event.accept()
+        self._input.wheel(event)
+
+    def focusOutEvent(self, event: Any) -> None:  # noqa: N802 - Qt override
+        super().focusOutEvent(event)
+        self._viewer.release_keys()
 
     def resizeEvent(self, event: QResizeEvent) -> None:  # noqa: N802 - Qt override
         super().resizeEvent(event)
         self._viewer.request_render(preview=True)
 
 
+def use_opengl(renderer: str = "auto") -> bool:
+    """Whether a viewer draws with OpenGL: "gl" always, "software" never, "auto" wherever Qt can
+    make a context (GPU or Mesa's llvmpipe, which reaches the frame rate too; not on the
+    offscreen platform, nor with ``FATHOM_PREVIEW_GL=0``)."""
+    if renderer not in ("auto", "gl", "software"):
+        raise ValueError(f"renderer is 'auto', 'gl' or 'software'; got {renderer!r}")
+    if renderer != "auto":
+        return renderer == "gl"
+    from fathom.app.preview.mesh_view import gl_available
+
+    return gl_available()
+
+
 class Viewer360(QWidget):
-    """Look around (drag), move (W/A/S/D, arrows, scroll; Q/E down/up, Shift faster), field of
-    view and depth scale sliders, full screen on F11."""
+    """Look around (drag), walk (hold W/A/S/D or the arrows; Q/E down/up, Shift faster; scroll
+    steps), field of view and depth scale sliders, full screen on F11.
+
+    ``renderer``: "auto" (OpenGL where a context exists, else the torch rasterizer), "gl" or
+    "software"."""
 
     view_changed = Signal()
     #: A scene finished loading (``show_panorama``, ``show_mesh``, ``load``) and is shown.
     loaded = Signal()
 
-    def __init__(self, parent: QWidget | None = None) -> None:
+    def __init__(self, parent: QWidget | None = None, renderer: str = "auto") -> None:
         super().__init__(parent)
         self.setWindowTitle("360° viewer")
         self.yaw = 0.0
@@ -214,8 +298,18 @@ class Viewer360(QWidget):
         self._seq = 0
         self._shown_seq = -1
         self._load_seq = 0
+        self._volume: CaptureVolume | None = None
+        self._packed: dict[str, Any] | None = None
+        self._held: set[int] = set()  # walking keys held down
+        self._fast = False
+        self._last_tick = 0.0
 
-        self.canvas = _Canvas(self)
+        self.canvas: Any = _Canvas(self)
+        if use_opengl(renderer):
+            from fathom.app.viewer360_gl import GLCanvas
+
+            self.canvas = GLCanvas(self, _ViewInput(self))
+            self.canvas.failed.connect(self._opengl_failed, Qt.ConnectionType.QueuedConnection)
         # Sliders never take keyboard focus: W/A/S/D and the arrows always move the camera.
         self.fov_slider = QSlider(Qt.Orientation.Horizontal)
         self.fov_slider.setRange(20, 120)
@@ -251,19 +345,23 @@ class Viewer360(QWidget):
         bar.addSpacing(12)
         bar.addWidget(self.reset_button)
         bar.addWidget(self.fullscreen_button)
-        lay = QVBoxLayout(self)
-        lay.setContentsMargins(0, 0, 0, 0)
-        lay.setSpacing(2)
-        lay.addWidget(self.canvas, 1)
-        lay.addLayout(bar)
-        lay.addWidget(self.status)
+        self._layout = QVBoxLayout(self)
+        self._layout.setContentsMargins(0, 0, 0, 0)
+        self._layout.setSpacing(2)
+        self._layout.addWidget(self.canvas, 1)
+        self._layout.addLayout(bar)
+        self._layout.addWidget(self.status)
 
         self._renderer = BackgroundRenderer(self._show_result, self)
         self._loader = BackgroundRenderer(self._loaded, self)
-        self._idle = QTimer(self)
+        self._idle = QTimer(self)  # still this long: the finer mesh
         self._idle.setSingleShot(True)
-        self._idle.setInterval(200)
+        self._idle.setInterval(STILL_MS)
         self._idle.timeout.connect(lambda: self.request_render(preview=False))
+        self._walk = QTimer(self)  # ticks while a walking key is held
+        self._walk.setTimerType(Qt.TimerType.PreciseTimer)
+        self._walk.setInterval(FRAME_MS)
+        self._walk.timeout.connect(self._walk_tick)
         self.fov_slider.valueChanged.connect(lambda v: self.set_view(fov=float(v)))
         self.scale_slider.valueChanged.connect(
             lambda v: self.set_view(depth_scale=2.0 ** (v / 100.0))
@@ -308,13 +406,14 @@ class Viewer360(QWidget):
     def load(self, make: Callable[[], Content], what: str = "scene") -> None:
         """Show "Loading…" and build the scene with ``make`` on a worker thread (a newer load
         replaces a pending one); a failure is shown on the canvas."""
-        self._base, self._scaled = {}, {}
+        self._base, self._scaled, self._volume = {}, {}, None
         self.message = f"Loading the {what}…"
-        self.canvas.frame = None
+        self._clear_canvas()
         self._seq += 1
         self._shown_seq = self._seq  # a render of the old scene still running is dropped
         self._load_seq += 1
-        self._loader.submit(make, self._load_seq)
+        job = (lambda: packed_content(make())) if self.uses_opengl else make
+        self._loader.submit(job, self._load_seq)
         self._update_labels()
         self.canvas.update()
 
@@ -334,9 +433,45 @@ class Viewer360(QWidget):
         self._radius = content.radius
         self.message = content.message
         self._fill_cracks = content.fill_cracks
+        self._volume = content.volume
         self._scaled = {}
         self.position = np.zeros(3)
         self.yaw = self.pitch = 0.0
+        if self.uses_opengl:
+            if content.packed is None:
+                content = packed_content(content)
+            self._packed = content.packed
+            self.canvas.set_scenes(content.packed)
+        self._changed()
+
+    @property
+    def uses_opengl(self) -> bool:
+        """Whether the canvas draws with OpenGL (else the torch rasterizer)."""
+        return not isinstance(self.canvas, _Canvas)
+
+    @property
+    def renderer_name(self) -> str:
+        """What draws: the OpenGL vendor / renderer, or the torch rasterizer's device."""
+        if self.uses_opengl:
+            return f"OpenGL: {self.canvas.renderer_name or '(not initialised yet)'}"
+        from fathom.engine.geometry.viewing import render_device
+
+        return f"torch rasterizer ({render_device()})"
+
+    def _clear_canvas(self) -> None:
+        if self.uses_opengl:
+            self.canvas.clear()
+        else:
+            self.canvas.frame = None
+
+    def _opengl_failed(self, message: str) -> None:
+        """The OpenGL canvas could not set up: carry on with the software one."""
+        old = self.canvas
+        self.canvas = _Canvas(self)
+        self._layout.replaceWidget(old, self.canvas)
+        old.hide()
+        old.deleteLater()
+        self.message = f"OpenGL unavailable ({message}); drawing in software"
         self._changed()
 
     def scene(self, kind: str = "full") -> RenderScene | None:
@@ -388,16 +523,81 @@ class Viewer360(QWidget):
 
     @property
     def step(self) -> float:
-        """Walking step: 4 % of the scene's typical distance, so any scene feels the same."""
+        """Scroll step: 4 % of the scene's typical distance, so any scene feels the same."""
         return 0.04 * self._radius * self.depth_scale
 
+    @property
+    def speed(self) -> float:
+        """Walking speed in scene units per second (Shift: ×FAST)."""
+        return SPEED * self._radius * self.depth_scale * (FAST if self._fast else 1.0)
+
+    @property
+    def margin(self) -> float:
+        """Closest approach to a surface while walking."""
+        return MARGIN * self._radius * self.depth_scale
+
     def move(self, forward: float = 0.0, right: float = 0.0, up: float = 0.0) -> None:
-        """Move by whole steps in the horizontal plane of the view (up is world up)."""
+        """Move by whole steps in the horizontal plane of the view (up is world up), staying
+        inside the captured volume."""
         y = math.radians(self.yaw)
         fwd = np.array([math.sin(y), 0.0, math.cos(y)])
         rgt = np.array([math.cos(y), 0.0, -math.sin(y)])
         upv = np.array([0.0, -1.0, 0.0])
-        self.set_view(position=self.position + self.step * (forward * fwd + right * rgt + up * upv))
+        target = self.position + self.step * (forward * fwd + right * rgt + up * upv)
+        self.set_view(position=self.inside(target))
+
+    def inside(self, target: np.ndarray) -> np.ndarray:
+        """``target`` kept a margin inside the captured volume, coming from where the viewer
+        is (the volume is in panorama units: the depth scale divides out)."""
+        if self._volume is None:
+            return np.asarray(target, np.float64)
+        s = self.depth_scale
+        return s * self._volume.clamp(target / s, self.position / s, self.margin / s)
+
+    # ---- walking: held keys move at a constant speed from a frame timer
+
+    def walk_direction(self) -> tuple[float, float, float]:
+        """(forward, right, up) from the walking keys held now, each in [-1, 1]."""
+        total = np.zeros(3)
+        for key in self._held:
+            total += MOVE_KEYS[key]  # type: ignore[index]
+        f, r, u = (float(v) for v in np.clip(total, -1, 1))
+        return f, r, u
+
+    @property
+    def walking(self) -> bool:
+        return bool(self._held)
+
+    def hold_key(self, key: int) -> None:
+        """A walking key went down: walking starts with the next frame tick."""
+        if not self._held:
+            self._last_tick = time.perf_counter()
+            self._walk.start()
+        self._held.add(key)
+
+    def release_key(self, key: int) -> None:
+        """A walking key came up: with none left held, the viewer stops right here."""
+        self._held.discard(key)
+        if not self._held:
+            self._walk.stop()
+
+    def release_keys(self) -> None:
+        """Stop walking (focus lost: the key releases will not arrive here)."""
+        self._held.clear()
+        self._walk.stop()
+
+    def advance(self, dt: float) -> None:
+        """Walk for ``dt`` seconds with the keys held now (what each frame tick does)."""
+        direction = self.walk_direction()
+        if direction == (0.0, 0.0, 0.0) or dt <= 0:
+            return
+        target = walk_step(self.position, self.yaw, direction, self.speed, dt)
+        self.set_view(position=self.inside(target))
+
+    def _walk_tick(self) -> None:
+        now = time.perf_counter()
+        dt, self._last_tick = min(now - self._last_tick, MAX_DT), now
+        self.advance(dt)
 
     def _changed(self) -> None:
         self._update_labels()
@@ -441,6 +641,13 @@ class Viewer360(QWidget):
 
     def refresh(self, sync: bool = False) -> None:
         """Render at full size: now on this thread (``sync``) or on the worker."""
+        if self.uses_opengl:
+            self._idle.stop()
+            if sync:
+                self.canvas.repaint()
+            else:
+                self.canvas.update()
+            return
         if not sync:
             self.request_render(preview=False)
             return
@@ -449,9 +656,23 @@ class Viewer360(QWidget):
         self._seq += 1
         self._show_result(self._seq, (img, time.perf_counter() - t0))
 
+    def detail(self) -> str:
+        """The mesh shown now: "preview" while walking or just after a change, else "full"."""
+        return "preview" if self.walking or self._idle.isActive() else "full"
+
+    def frame_drawn(self) -> None:
+        """The OpenGL canvas drew a frame."""
+        self.frames_shown += 1
+
     def request_render(self, preview: bool = True) -> None:
         """Queue a render on the worker (the newest request replaces a pending one); a preview
-        is followed by a full render once the view has been still for a moment."""
+        is followed by a full render once the view has been still for a moment. With OpenGL:
+        a repaint of the view of this moment (coarse until still)."""
+        if self.uses_opengl:
+            if preview:
+                self._idle.start()
+            self.canvas.update()
+            return
         sc = self.scene("preview" if preview else "full")
         if sc is None:
             return
@@ -473,6 +694,9 @@ class Viewer360(QWidget):
     @property
     def idle(self) -> bool:
         """Nothing loading, and no render queued, running or waiting to be shown."""
+        if self.uses_opengl:
+            drawn = self.frames_shown > 0 or not self.canvas.has_scene
+            return self._loader.idle and not self._idle.isActive() and not self.walking and drawn
         return self._loader.idle and self._renderer.idle and not self._idle.isActive()
 
     def _show_result(self, seq: int, result: Any) -> None:
@@ -492,39 +716,48 @@ class Viewer360(QWidget):
         self._update_labels()
         self.canvas.update()
 
+    def draw_now(self) -> None:
+        """Draw the current view on this thread and wait for it, as walking shows it (the
+        coarse mesh while moving; in software at the preview size): benchmarks."""
+        if self.uses_opengl:
+            self.canvas.repaint()
+            return
+        preview = self.detail() == "preview"
+        t0 = time.perf_counter()
+        img = self.render_image(*self.render_size(preview), preview=preview)
+        self._seq += 1
+        self._show_result(self._seq, (img, time.perf_counter() - t0))
+        self.canvas.repaint()
+
     def frame(self) -> QImage | None:
         """The frame on screen (at render size, before it is stretched to the canvas)."""
+        if self.uses_opengl:
+            return self.canvas.grabFramebuffer() if self.frames_shown else None
         return self.canvas.frame
 
     # ---- input
 
     def keyPressEvent(self, event: QKeyEvent) -> None:  # noqa: N802 - Qt override
         k = Qt.Key
-        fast = 4.0 if event.modifiers() & Qt.KeyboardModifier.ShiftModifier else 1.0
-        moves = {
-            k.Key_W: (1, 0, 0),
-            k.Key_Up: (1, 0, 0),
-            k.Key_S: (-1, 0, 0),
-            k.Key_Down: (-1, 0, 0),
-            k.Key_A: (0, -1, 0),
-            k.Key_Left: (0, -1, 0),
-            k.Key_D: (0, 1, 0),
-            k.Key_Right: (0, 1, 0),
-            k.Key_E: (0, 0, 1),
-            k.Key_PageUp: (0, 0, 1),
-            k.Key_Q: (0, 0, -1),
-            k.Key_PageDown: (0, 0, -1),
-        }
+        self._fast = bool(event.modifiers() & Qt.KeyboardModifier.ShiftModifier)
         key = event.key()
-        if key in moves:
-            f, r, u = moves[key]  # type: ignore[index]
-            self.move(f * fast, r * fast, u * fast)
+        if key in MOVE_KEYS:
+            if not event.isAutoRepeat():  # held: the frame timer moves; repeats add nothing
+                self.hold_key(key)
         elif key == k.Key_R or key == k.Key_Home:
             self.reset_view()
         elif key == k.Key_Escape and self.window().isFullScreen():
             self.toggle_fullscreen()
         else:
             super().keyPressEvent(event)
+
+    def keyReleaseEvent(self, event: QKeyEvent) -> None:  # noqa: N802 - Qt override
+        self._fast = bool(event.modifiers() & Qt.KeyboardModifier.ShiftModifier)
+        if event.key() in MOVE_KEYS:
+            if not event.isAutoRepeat():  # an auto-repeat "release" is not the key coming up
+                self.release_key(event.key())
+        else:
+            super().keyReleaseEvent(event)
 
     def toggle_fullscreen(self) -> None:
         w = self.window()
@@ -617,7 +850,26 @@ def build_parser() -> argparse.ArgumentParser:
     )
     ap.add_argument("--mesh", type=Path, help="show a mesh file (.glb/.ply/.obj) instead")
     ap.add_argument("--screenshot", type=Path, metavar="OUT", help="save a PNG and exit")
-    ap.add_argument("--size", default="1200x720", help="window size for --screenshot")
+    ap.add_argument(
+        "--size",
+        default=None,
+        help="window size for --screenshot (default 1200x720); the 3D view's size for "
+        "--benchmark (default 1280x720)",
+    )
+    ap.add_argument(
+        "--benchmark",
+        action="store_true",
+        help="time a scripted walk (forward, turn, strafe, stop) and print frames/s, the frame "
+        "time's median and 95th percentile and the renderer that drew",
+    )
+    ap.add_argument("--seconds", type=float, default=4.0, help="length of the benchmark walk")
+    ap.add_argument(
+        "--renderer",
+        choices=("auto", "gl", "software"),
+        default="auto",
+        help="OpenGL where a context exists (auto), always (gl), or the torch rasterizer",
+    )
+    ap.add_argument("--json", action="store_true", help="--benchmark: print one JSON line")
     ap.add_argument("--yaw", type=float, default=0.0)
     ap.add_argument("--pitch", type=float, default=0.0)
     ap.add_argument("--forward", type=float, default=0.0, help="start this many metres ahead")
@@ -630,16 +882,58 @@ def build_parser() -> argparse.ArgumentParser:
 def _qt_app(args: argparse.Namespace) -> QApplication:
     """The application, in the studio's theme (the same setting ``fathom-studio`` reads)."""
     if (
-        args.screenshot
+        (args.screenshot or args.benchmark)
         and "QT_QPA_PLATFORM" not in os.environ
         and not os.environ.get("DISPLAY")
         and not os.environ.get("WAYLAND_DISPLAY")
     ):
         os.environ["QT_QPA_PLATFORM"] = "offscreen"
+    if args.benchmark and QApplication.instance() is None:
+        from PySide6.QtGui import QSurfaceFormat
+
+        fmt = QSurfaceFormat.defaultFormat()
+        fmt.setSwapInterval(0)  # frames as fast as they are drawn, not at the display's rate
+        QSurfaceFormat.setDefaultFormat(fmt)
     app = QApplication.instance() or QApplication(sys.argv[:1])
     assert isinstance(app, QApplication)
     apply_theme(app, Settings(args.settings).theme)
     return app
+
+
+def _size(args: argparse.Namespace, default: str) -> tuple[int, int]:
+    text = (args.size or default).lower()
+    try:
+        w, h = (int(v) for v in text.split("x"))
+    except ValueError:
+        raise SystemExit(f"--size is WIDTHxHEIGHT, e.g. 1280x720; got {text!r}") from None
+    return w, h
+
+
+def benchmark(args: argparse.Namespace) -> dict[str, Any]:
+    """Load the scene, size the 3D view, run the scripted walk; the walk's statistics."""
+    from fathom.app import viewer360_benchmark
+
+    app = _qt_app(args)
+    viewer = Viewer360(renderer=args.renderer)
+    viewer._install(_content(args))  # a batch job: nothing to keep responsive
+    _start_view(viewer, args)
+    w, h = _size(args, "1280x720")
+    viewer.resize(w, h + 80)
+    viewer.show()
+    deadline = time.perf_counter() + 10.0
+    while time.perf_counter() < deadline:  # fit the view, then a first frame (set-up costs)
+        app.processEvents()
+        c = viewer.canvas
+        if (c.width(), c.height()) != (w, h):
+            viewer.resize(viewer.width() + w - c.width(), viewer.height() + h - c.height())
+        elif viewer.frames_shown > 0 or not viewer.uses_opengl:
+            break
+        time.sleep(0.01)
+    viewer.draw_now()
+    stats = viewer360_benchmark.walk(viewer, args.seconds)
+    viewer.close()
+    viewer.deleteLater()
+    return stats
 
 
 def _content(args: argparse.Namespace) -> Content:
@@ -678,6 +972,12 @@ def open_standalone(argv: list[str] | None = None) -> Viewer360:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if args.benchmark:
+        from fathom.app.viewer360_benchmark import report
+
+        stats = benchmark(args)
+        sys.stdout.write((json.dumps(stats) if args.json else report(stats)) + "\n")
+        return 0
     if not args.screenshot:
         # Loading torch's libraries holds the interpreter lock for ~200 ms wherever it happens:
         # here, before the window shows, rather than freezing it at the first frame.
@@ -692,8 +992,7 @@ def main(argv: list[str] | None = None) -> int:
     viewer = Viewer360()
     viewer._install(_content(args))  # a batch job: nothing to keep responsive
     _start_view(viewer, args)
-    w, h = (int(v) for v in args.size.lower().split("x"))
-    screenshot(args.screenshot, viewer, (w, h))
+    screenshot(args.screenshot, viewer, _size(args, "1200x720"))
     viewer.close()
     viewer.deleteLater()
     return 0

@@ -472,3 +472,170 @@ def render_bands(
         )
         parts.append(render_view(scene, band, fill_cracks, h))
     return np.concatenate(parts, axis=0)
+
+
+# --------------------------------------------------------------------------------------------
+# Walking inside a panorama: GPU projection, time-based movement and the captured volume
+
+
+def gl_projection(camera: Camera, near: float, far: float) -> np.ndarray:
+    """4×4 OpenGL clip matrix of ``camera`` for points in its own (OpenCV: x right, y down, z
+    forward) frame: a point lands on the same pixel as ``camera``'s projection puts it, with
+    depth mapped from [near, far] to [-1, 1]."""
+    w, h = camera.width, camera.height
+    out = np.zeros((4, 4))
+    out[0, 0], out[0, 2] = 2 * camera.fx / w, 2 * camera.cx / w - 1
+    out[1, 1], out[1, 2] = -2 * camera.fy / h, 1 - 2 * camera.cy / h
+    out[2, 2], out[2, 3] = (far + near) / (far - near), -2 * far * near / (far - near)
+    out[3, 2] = 1.0
+    return out
+
+
+def gl_view_projection(camera: Camera, near: float, far: float) -> np.ndarray:
+    """World → clip: ``gl_projection`` after the camera's world-to-camera transform."""
+    return gl_projection(camera, near, far) @ projection.invert_pose(camera.pose)
+
+
+def walk_step(
+    position: np.ndarray,
+    yaw_deg: float,
+    direction: tuple[float, float, float],
+    speed: float,
+    dt: float,
+) -> np.ndarray:
+    """Where a walker at ``position`` facing ``yaw_deg`` is after ``dt`` seconds at ``speed``
+    (units per second) along ``direction`` = (forward, right, up) in the horizontal plane of the
+    view, up being world up (-y). A diagonal is no faster than a straight line."""
+    y = math.radians(yaw_deg)
+    f, r, u = direction
+    v = (
+        f * np.array([math.sin(y), 0.0, math.cos(y)])
+        + r * np.array([math.cos(y), 0.0, -math.sin(y)])
+        + u * np.array([0.0, -1.0, 0.0])
+    )
+    n = float(np.linalg.norm(v))
+    if n == 0.0 or dt <= 0.0:
+        return np.asarray(position, np.float64).copy()
+    return np.asarray(position, np.float64) + v / max(n, 1.0) * speed * dt
+
+
+class CaptureVolume:
+    """The space a panorama saw: from its centre, every direction is free up to the distance
+    the panorama holds there (a star-shaped room). ``clamp`` keeps a viewer inside it, at least
+    ``margin`` from every surface sample, so walking never goes through a wall or an object.
+
+    Directions without a valid distance (sky, holes) count as a wall at the farthest distance
+    seen. The surface is sampled on a grid at most ``max_width`` columns wide, taking the
+    nearest distance of each block, so thin near things are not lost."""
+
+    def __init__(self, distance: np.ndarray, max_width: int = 512) -> None:
+        from scipy.spatial import cKDTree
+
+        d = np.asarray(distance, np.float64)
+        ok = np.isfinite(d) & (d > 0)
+        if not ok.any():
+            raise ValueError("the panorama has no valid distance: there is no room to walk in")
+        d = np.where(ok, d, float(d[ok].max()))
+        step = max(1, math.ceil(d.shape[1] / max_width))
+        h, w = d.shape[0] // step, d.shape[1] // step
+        d = d[: h * step, : w * step].reshape(h, step, w, step).min(axis=(1, 3))
+        self.distance = d
+        self.points = (projection.equirect_directions(w, h) * d[..., None]).reshape(-1, 3)
+        self._tree = cKDTree(self.points)
+        self.nearest = float(d.min())
+
+    def surface_distance(self, direction: np.ndarray) -> float:
+        """How far the surface is from the centre along ``direction`` (nearest sample)."""
+        h, w = self.distance.shape
+        x, y = projection.direction_to_equirect(np.asarray(direction, np.float64)[None], w, h)[0]
+        return float(self.distance[min(max(int(y), 0), h - 1), int(x) % w])
+
+    def inside(self, point: np.ndarray) -> bool:
+        """Whether ``point`` is in the captured volume (closer to the centre than the surface in
+        its direction)."""
+        r = float(np.linalg.norm(point))
+        return r == 0.0 or r < self.surface_distance(np.asarray(point) / r)
+
+    def clearance(self, point: np.ndarray) -> float:
+        """Distance from ``point`` to the nearest surface sample; negative outside."""
+        d = float(self._tree.query(np.asarray(point, np.float64))[0])
+        return d if self.inside(point) else -d
+
+    def clamp(
+        self, proposed: np.ndarray, current: np.ndarray | None = None, margin: float = 0.1
+    ) -> np.ndarray:
+        """``proposed`` kept inside and ``margin`` from every surface (the margin is capped at
+        half the nearest distance, so the centre always qualifies).
+
+        With ``current`` (where the walker is now), the step current → proposed is walked: it
+        stops where it would come closer than the margin and the rest of it slides along the
+        surface, so nothing is ever stepped through. Without, the point is pushed off the
+        nearest surface (pulled towards the centre first when it is outside or very close)."""
+        m = min(margin, 0.5 * self.nearest)
+        p = np.asarray(proposed, np.float64)
+        if current is None:
+            return self._push_out(p, m)
+        at = self._push_out(np.asarray(current, np.float64), m)
+        move = p - at
+        for _ in range(3):  # the step, then up to two slides along what blocked it
+            t = self._free_fraction(at, move, m)
+            at = at + t * move
+            if t >= 1.0:
+                break
+            normal = self._gap(at)[1]
+            rest = (1.0 - t) * move
+            move = rest - min(0.0, float(rest @ normal)) * normal
+            if np.linalg.norm(move) < 0.2 * np.linalg.norm(rest):
+                break  # (nearly) head-on: stop rather than creep sideways
+        return at
+
+    def _gap(self, point: np.ndarray) -> tuple[float, np.ndarray]:
+        """Distance from ``point`` to the nearest surface sample, and the direction away from
+        the surface there: from the mean of the nearest samples, which lies on the local
+        surface, so it is the surface's normal rather than the offset of one sample."""
+        dist, idx = self._tree.query(point, k=8)
+        away = point - self.points[idx].mean(axis=0)
+        return float(dist[0]), away / max(float(np.linalg.norm(away)), 1e-12)
+
+    def free(self, point: np.ndarray, margin: float) -> bool:
+        """Inside, and at least ``margin`` from every surface sample."""
+        return self.inside(point) and self._gap(point)[0] >= margin * (1 - 1e-6)
+
+    def _spacing(self, point: np.ndarray) -> float:
+        """About how far apart surface samples are around ``point``'s direction."""
+        r = float(np.linalg.norm(point))
+        far = self.surface_distance(point / r) if r > 0 else self.nearest
+        return far * 2 * math.pi / self.distance.shape[1]
+
+    def _push_out(self, point: np.ndarray, margin: float) -> np.ndarray:
+        p = point.copy()
+        d = self._gap(p)[0]
+        r = float(np.linalg.norm(p))
+        if r > 0 and (not self.inside(p) or d < min(margin, self._spacing(p))):
+            # Outside, or too close for the nearest samples to give the wall's normal: back
+            # along the ray to the centre first.
+            p = p / r * min(r, max(0.0, self.surface_distance(p / r) - margin))
+        for _ in range(32):
+            d, normal = self._gap(p)
+            if d >= margin * (1 - 1e-6) and self.inside(p):
+                return p
+            p = p + (margin - d) * normal
+        return p if self.free(p, 0.5 * margin) else np.zeros(3)
+
+    def _free_fraction(self, start: np.ndarray, move: np.ndarray, margin: float) -> float:
+        """The largest t in [0, 1] with start + s·move free for every s ≤ t (sampled finer
+        than a quarter of the margin, then bisected)."""
+        length = float(np.linalg.norm(move))
+        if length == 0.0:
+            return 1.0
+        n = min(4096, max(1, math.ceil(length / (0.25 * margin))))
+        ok = 0.0
+        for t in np.linspace(0.0, 1.0, n + 1)[1:]:
+            if not self.free(start + t * move, margin):
+                lo, hi = ok, float(t)
+                for _ in range(12):
+                    mid = 0.5 * (lo + hi)
+                    lo, hi = (mid, hi) if self.free(start + mid * move, margin) else (lo, mid)
+                return lo
+            ok = float(t)
+        return 1.0

@@ -131,15 +131,18 @@ def test_moving_forward_shows_parallax(qtbot, viewer: Viewer360) -> None:
     n0 = magenta(at_centre)
     assert n0 > 100
     viewer.canvas.setFocus()
-    for _ in range(5):
-        qtbot.keyClick(viewer.canvas, Qt.Key.Key_W)
+    qtbot.keyPress(viewer.canvas, Qt.Key.Key_W)  # held: walks at viewer.speed per second
+    viewer.advance(5 * viewer.step / viewer.speed)  # a frame tick of that many seconds
+    qtbot.keyRelease(viewer.canvas, Qt.Key.Key_W)
     assert viewer.position[2] == pytest.approx(5 * viewer.step)
     assert viewer.position[0] == pytest.approx(0.0) and viewer.position[1] == pytest.approx(0.0)
     moved = viewer.render_image(96, 72)
     assert magenta(moved) > 1.3 * n0  # the near object grows...
     assert np.abs(moved - at_centre).max() > 0.3
     viewer.set_view(yaw=90)
-    qtbot.keyClick(viewer.canvas, Qt.Key.Key_S)  # backwards while facing +x
+    qtbot.keyPress(viewer.canvas, Qt.Key.Key_S)  # backwards while facing +x
+    viewer.advance(viewer.step / viewer.speed)
+    qtbot.keyRelease(viewer.canvas, Qt.Key.Key_S)
     assert viewer.position[0] == pytest.approx(-viewer.step)
     qtbot.keyClick(viewer.canvas, Qt.Key.Key_R)
     assert np.allclose(viewer.position, 0) and viewer.yaw == 0

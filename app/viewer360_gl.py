@@ -1,0 +1,342 @@
+"""The 360° viewer's OpenGL canvas: the panorama's depth-displaced sphere drawn by the GPU.
+
+The torch rasterizer takes most of a second for a sharp 1280×720 frame on a CPU, so walking
+with it shows a trail of stale, blurry frames. Here the scene (vertices + UVs, triangle indices
+and the equirectangular texture, packed on the loader's worker thread by ``pack_scene``) goes
+to the GPU once; each frame is then one draw call with a new view matrix, made on the GUI
+thread when Qt repaints, so what is shown is always the view of that moment. The depth scale is
+a shader uniform: changing it re-uploads nothing.
+
+It runs on any OpenGL 2.1 context (GLSL 1.20), hardware or Mesa's llvmpipe. Where Qt cannot
+make a context (the offscreen platform) the viewer uses its software canvas instead; if the
+shaders fail here, ``failed`` asks the viewer to switch to it.
+"""
+
+from __future__ import annotations
+
+import ctypes
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+from PySide6.QtCore import Qt, Signal
+from PySide6.QtGui import QColor, QPainter
+from PySide6.QtOpenGLWidgets import QOpenGLWidget
+
+from fathom.engine.geometry.scene import RenderScene
+from fathom.engine.geometry.viewing import gl_view_projection
+
+if TYPE_CHECKING:
+    from fathom.app.viewer360 import Viewer360
+
+#: Largest texture side uploaded (every desktop GPU and llvmpipe take 8192).
+MAX_TEXTURE = 8192
+FLOATS = 8  # per vertex: position (3), uv (2), colour (3)
+
+VERTEX_SHADER = """
+#version 120
+attribute vec3 position;
+attribute vec2 uv;
+attribute vec3 colour;
+uniform mat4 mvp;
+uniform float scale;
+varying vec2 v_uv;
+varying vec3 v_colour;
+void main() {
+    v_uv = vec2(uv.x, 1.0 - uv.y);  // uv origin bottom-left; texture rows uploaded top first
+    v_colour = colour;
+    gl_Position = mvp * vec4(position * scale, 1.0);
+}
+"""
+
+FRAGMENT_SHADER = """
+#version 120
+uniform sampler2D tex;
+uniform float textured;
+varying vec2 v_uv;
+varying vec3 v_colour;
+void main() {
+    vec3 c = textured > 0.5 ? texture2D(tex, v_uv).rgb : v_colour;
+    gl_FragColor = vec4(c, 1.0);
+}
+"""
+
+ATTRIBUTES = (("position", 3, 0), ("uv", 2, 3), ("colour", 3, 5))
+
+
+@dataclass
+class PackedScene:
+    """A render scene as the GPU takes it: interleaved vertices (V×8 float32), triangle indices
+    (F·3 uint32), an RGB8 texture (or None: vertex colours) and the farthest vertex distance."""
+
+    vertices: np.ndarray
+    indices: np.ndarray
+    texture: np.ndarray | None
+    extent: float
+
+
+def pack_scene(scene: RenderScene) -> PackedScene:
+    """Interleave and convert a scene for upload (pure numpy: runs on a worker thread)."""
+    v = np.asarray(scene.vertices, np.float32)
+    out = np.zeros((len(v), FLOATS), np.float32)
+    out[:, :3] = v
+    texture = None
+    if scene.texture is not None and scene.uv is not None:
+        out[:, 3:5] = scene.uv
+        tex = np.asarray(scene.texture[..., :3])
+        side = max(tex.shape[:2])
+        if side > MAX_TEXTURE:
+            import cv2
+
+            f = MAX_TEXTURE / side
+            tex = cv2.resize(tex, None, fx=f, fy=f, interpolation=cv2.INTER_AREA)
+        texture = np.ascontiguousarray((np.clip(tex, 0, 1) * 255).round().astype(np.uint8))
+    elif scene.colors is not None:
+        out[:, 5:8] = scene.colors
+    else:
+        out[:, 5:8] = 0.8
+    faces = np.zeros((0, 3)) if scene.faces is None else scene.faces
+    norms = np.linalg.norm(v, axis=1) if len(v) else np.ones(1)
+    extent = float(np.nanmax(norms)) if np.isfinite(norms).any() else 1.0
+    return PackedScene(out, np.ascontiguousarray(faces, np.uint32).reshape(-1), texture, extent)
+
+
+@dataclass
+class _Uploaded:
+    vbo: int
+    ibo: int
+    count: int
+    texture: int  # 0: vertex colours
+    extent: float
+
+
+class GLCanvas(QOpenGLWidget):
+    """Draws the viewer's scene from its camera on each repaint; mouse input goes to the viewer
+    (the same handlers as the software canvas)."""
+
+    #: The OpenGL setup failed (the message): the viewer switches to its software canvas.
+    failed = Signal(str)
+
+    def __init__(self, viewer: Viewer360, input_handler: Any) -> None:
+        super().__init__(viewer)
+        self._viewer = viewer
+        self._input = input_handler
+        self.renderer_name = ""
+        self.frames_drawn = 0
+        #: Wait for each frame to be finished (benchmarks: a frame's time is then its own).
+        self.finish_frames = False
+        self._program = 0
+        self._locations: dict[str, int] = {}
+        self._pending: dict[str, PackedScene] | None = None
+        self._scenes: dict[str, _Uploaded] = {}
+        self._broken = ""
+        self.setFocusPolicy(Qt.FocusPolicy.StrongFocus)
+        self.setMinimumSize(160, 90)
+        self.setCursor(Qt.CursorShape.OpenHandCursor)
+
+    # ---- content
+
+    def set_scenes(self, scenes: dict[str, PackedScene]) -> None:
+        """Show these scenes (by detail: "full", "preview"); uploaded at the next frame."""
+        self._pending = dict(scenes)
+        self.update()
+
+    def clear(self) -> None:
+        self._pending = {}
+        self.update()
+
+    @property
+    def has_scene(self) -> bool:
+        return bool(self._scenes) or bool(self._pending)
+
+    # ---- OpenGL
+
+    def initializeGL(self) -> None:  # noqa: N802 - Qt override
+        from OpenGL import GL
+
+        try:
+            self._program = _link(VERTEX_SHADER, FRAGMENT_SHADER)
+        except RuntimeError as exc:
+            self._broken = str(exc)
+            self.failed.emit(self._broken)
+            return
+        for name in ("mvp", "scale", "tex", "textured"):
+            self._locations[name] = GL.glGetUniformLocation(self._program, name)
+        for name, _, _ in ATTRIBUTES:
+            self._locations[name] = GL.glGetAttribLocation(self._program, name)
+        vendor, renderer = (GL.glGetString(k) for k in (GL.GL_VENDOR, GL.GL_RENDERER))
+        self.renderer_name = " / ".join(
+            s.decode() if isinstance(s, bytes) else str(s) for s in (vendor, renderer)
+        )
+        ctx = self.context()
+        if ctx is not None:
+            ctx.aboutToBeDestroyed.connect(self._release_all)
+
+    def paintGL(self) -> None:  # noqa: N802 - Qt override
+        from OpenGL import GL
+
+        dpr = self.devicePixelRatioF()
+        w, h = max(1, round(self.width() * dpr)), max(1, round(self.height() * dpr))
+        GL.glViewport(0, 0, w, h)
+        GL.glClearColor(0.0, 0.0, 0.0, 1.0)
+        GL.glClear(GL.GL_COLOR_BUFFER_BIT | GL.GL_DEPTH_BUFFER_BIT)
+        if self._broken:
+            return
+        if self._pending is not None:
+            self._upload(self._pending)
+            self._pending = None
+        sc = self._scenes.get(self._viewer.detail()) or self._scenes.get("full")
+        if sc is None:
+            self._draw_message()
+            return
+        self._draw(sc, w, h)
+        if self.finish_frames:
+            GL.glFinish()
+        self.frames_drawn += 1
+        self._viewer.frame_drawn()
+
+    def _draw(self, sc: _Uploaded, w: int, h: int) -> None:
+        from OpenGL import GL
+
+        v = self._viewer
+        scale = v.depth_scale
+        far = 4.0 * sc.extent * scale + float(np.linalg.norm(v.position))
+        near = max(1e-4, 0.2 * v.margin, far * 1e-5)
+        mvp = gl_view_projection(v.camera(w, h), near, far).astype(np.float32)
+        GL.glEnable(GL.GL_DEPTH_TEST)
+        GL.glDisable(GL.GL_CULL_FACE)
+        GL.glUseProgram(self._program)
+        loc = self._locations
+        GL.glUniformMatrix4fv(loc["mvp"], 1, GL.GL_TRUE, mvp)
+        GL.glUniform1f(loc["scale"], float(scale))
+        GL.glUniform1f(loc["textured"], 1.0 if sc.texture else 0.0)
+        GL.glUniform1i(loc["tex"], 0)
+        GL.glActiveTexture(GL.GL_TEXTURE0)
+        GL.glBindTexture(GL.GL_TEXTURE_2D, sc.texture)
+        GL.glBindBuffer(GL.GL_ARRAY_BUFFER, sc.vbo)
+        stride = FLOATS * 4
+        for name, size, offset in ATTRIBUTES:
+            if loc[name] < 0:  # optimised away (e.g. colours of a textured-only shader)
+                continue
+            GL.glEnableVertexAttribArray(loc[name])
+            GL.glVertexAttribPointer(
+                loc[name], size, GL.GL_FLOAT, GL.GL_FALSE, stride, ctypes.c_void_p(4 * offset)
+            )
+        GL.glBindBuffer(GL.GL_ELEMENT_ARRAY_BUFFER, sc.ibo)
+        GL.glDrawElements(GL.GL_TRIANGLES, sc.count, GL.GL_UNSIGNED_INT, ctypes.c_void_p(0))
+        for name, _, _ in ATTRIBUTES:
+            if loc[name] >= 0:
+                GL.glDisableVertexAttribArray(loc[name])
+        GL.glBindBuffer(GL.GL_ELEMENT_ARRAY_BUFFER, 0)
+        GL.glBindBuffer(GL.GL_ARRAY_BUFFER, 0)
+        GL.glBindTexture(GL.GL_TEXTURE_2D, 0)
+        GL.glUseProgram(0)
+
+    def _draw_message(self) -> None:
+        p = QPainter(self)
+        p.setPen(QColor(160, 160, 160))
+        p.drawText(
+            self.rect(), Qt.AlignmentFlag.AlignCenter, self._viewer.message or "No panorama loaded"
+        )
+        p.end()
+
+    def _upload(self, scenes: dict[str, PackedScene]) -> None:
+        from OpenGL import GL
+
+        self._release_all()
+        textures: dict[int, int] = {}  # one upload for the texture the scenes share
+        for kind, packed in scenes.items():
+            vbo, ibo = (int(b) for b in GL.glGenBuffers(2))
+            GL.glBindBuffer(GL.GL_ARRAY_BUFFER, vbo)
+            GL.glBufferData(
+                GL.GL_ARRAY_BUFFER, packed.vertices.nbytes, packed.vertices, GL.GL_STATIC_DRAW
+            )
+            GL.glBindBuffer(GL.GL_ELEMENT_ARRAY_BUFFER, ibo)
+            GL.glBufferData(
+                GL.GL_ELEMENT_ARRAY_BUFFER, packed.indices.nbytes, packed.indices, GL.GL_STATIC_DRAW
+            )
+            tex = 0
+            if packed.texture is not None:
+                key = id(packed.texture)
+                tex = textures.get(key) or _texture(packed.texture)
+                textures[key] = tex
+            self._scenes[kind] = _Uploaded(vbo, ibo, len(packed.indices), tex, packed.extent)
+        GL.glBindBuffer(GL.GL_ARRAY_BUFFER, 0)
+        GL.glBindBuffer(GL.GL_ELEMENT_ARRAY_BUFFER, 0)
+
+    def _release_all(self) -> None:
+        from OpenGL import GL
+
+        if not self._scenes:
+            return
+        textures = {s.texture for s in self._scenes.values() if s.texture}
+        for s in self._scenes.values():
+            GL.glDeleteBuffers(2, np.array([s.vbo, s.ibo], np.uint32))
+        if textures:
+            GL.glDeleteTextures(np.array(sorted(textures), np.uint32))
+        self._scenes = {}
+
+    # ---- input: the same handlers as the software canvas
+
+    def mousePressEvent(self, event: Any) -> None:  # noqa: N802 - Qt override
+        self._input.press(self, event)
+
+    def mouseMoveEvent(self, event: Any) -> None:  # noqa: N802 - Qt override
+        self._input.move(event)
+
+    def mouseReleaseEvent(self, event: Any) -> None:  # noqa: N802 - Qt override
+        self._input.release(self)
+
+    def wheelEvent(self, event: Any) -> None:  # noqa: N802 - Qt override
+        self._input.wheel(event)
+
+    def focusOutEvent(self, event: Any) -> None:  # noqa: N802 - Qt override
+        super().focusOutEvent(event)
+        self._viewer.release_keys()
+
+
+def _texture(rgb: np.ndarray) -> int:
+    """Upload an H×W×3 uint8 image as a mipmapped, linearly filtered, edge-clamped texture."""
+    from OpenGL import GL
+
+    tex = int(GL.glGenTextures(1))
+    GL.glBindTexture(GL.GL_TEXTURE_2D, tex)
+    GL.glPixelStorei(GL.GL_UNPACK_ALIGNMENT, 1)
+    h, w = rgb.shape[:2]
+    GL.glTexImage2D(GL.GL_TEXTURE_2D, 0, GL.GL_RGB8, w, h, 0, GL.GL_RGB, GL.GL_UNSIGNED_BYTE, rgb)
+    minify = GL.GL_LINEAR
+    if bool(GL.glGenerateMipmap):  # OpenGL 3.0+: far surfaces sample a smaller level
+        GL.glGenerateMipmap(GL.GL_TEXTURE_2D)
+        minify = GL.GL_LINEAR_MIPMAP_LINEAR
+    GL.glTexParameteri(GL.GL_TEXTURE_2D, GL.GL_TEXTURE_MIN_FILTER, minify)
+    GL.glTexParameteri(GL.GL_TEXTURE_2D, GL.GL_TEXTURE_MAG_FILTER, GL.GL_LINEAR)
+    for wrap in (GL.GL_TEXTURE_WRAP_S, GL.GL_TEXTURE_WRAP_T):
+        GL.glTexParameteri(GL.GL_TEXTURE_2D, wrap, GL.GL_CLAMP_TO_EDGE)
+    GL.glBindTexture(GL.GL_TEXTURE_2D, 0)
+    return tex
+
+
+def _link(vertex: str, fragment: str) -> int:
+    """Compile and link a shader program; RuntimeError with the driver's log if either fails."""
+    from OpenGL import GL
+
+    program = GL.glCreateProgram()
+    for kind, src in ((GL.GL_VERTEX_SHADER, vertex), (GL.GL_FRAGMENT_SHADER, fragment)):
+        shader = GL.glCreateShader(kind)
+        GL.glShaderSource(shader, src)
+        GL.glCompileShader(shader)
+        if not GL.glGetShaderiv(shader, GL.GL_COMPILE_STATUS):
+            log = GL.glGetShaderInfoLog(shader)
+            raise RuntimeError(f"OpenGL shader did not compile: {_text(log)}")
+        GL.glAttachShader(program, shader)
+        GL.glDeleteShader(shader)  # freed with the program
+    for i, (name, _, _) in enumerate(ATTRIBUTES):
+        GL.glBindAttribLocation(program, i, name)  # "position" at 0: required by some drivers
+    GL.glLinkProgram(program)
+    if not GL.glGetProgramiv(program, GL.GL_LINK_STATUS):
+        raise RuntimeError(f"OpenGL shaders did not link: {_text(GL.glGetProgramInfoLog(program))}")
+    return int(program)
+
+
+def _text(log: Any) -> str:
+    return (log.decode(errors="replace") if isinstance(log, bytes) else str(log)).strip()
