@@ -131,6 +131,8 @@ class LiveStats:
     latency_ms: dict[str, float] = field(default_factory=lambda: {"median": 0.0, "p95": 0.0})
     running: bool = False
     error: str | None = None
+    #: The newest error message of each node that has failed so far (the studio lists them).
+    errors: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass
@@ -233,6 +235,7 @@ class LiveSession:
         on_frame: Callable[[str, Image], None] | None = None,
         on_stats: Callable[[LiveStats], None] | None = None,
         executor: Any = None,
+        on_tick: Callable[[LiveTick, Any], None] | None = None,
     ) -> None:
         from fathom.engine.executor import Executor
 
@@ -240,6 +243,9 @@ class LiveSession:
         self.options = options or LiveOptions()
         self.on_frame = on_frame
         self.on_stats = on_stats
+        #: Called from the model thread after each tick with the tick and its ``RunResult``
+        #: (the studio's previews show a node's newest value from it).
+        self.on_tick = on_tick
         # Its own executor and cache (see LiveCache); a given executor lends its registry,
         # library and loaded models, so the studio's models are not loaded twice.
         cache = LiveCache(self.options.cache_bytes)
@@ -431,6 +437,8 @@ class LiveSession:
         tick = LiveTick(self, self._ticks, frames, primary)
         self._ticks += 1
         result = self.executor.run(self._plan, live=tick, states=self.states, cancel=self._cancel)
+        if self.on_tick is not None:
+            self.on_tick(tick, result)
         for rec in result.records.values():
             if rec.status == "failed":
                 self._note_error(rec.node, rec.error or f"node '{rec.node}' failed")
@@ -476,6 +484,7 @@ class LiveSession:
                 src.thread.join(5.0)
             with self._lock:  # frames captured after the last tick was taken
                 self._dropped_out += len(src.queue.drain()) if src is self._primary_source() else 0
+        # A node's state may hold a ``close`` callable: called once, when the session ends.
         for nid, state in self.states.items():
             closer = state.get("close")
             if callable(closer):
@@ -592,6 +601,7 @@ class LiveSession:
                 latency_ms={"median": _percentile(lat, 50), "p95": _percentile(lat, 95)},
                 running=self.running,
                 error=self._last_error,
+                errors={k: str(v["last"]) for k, v in self._errors.items()},
             )
 
     def report(self) -> LiveReport:
