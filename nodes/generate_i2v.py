@@ -4,11 +4,20 @@ The model loads through the model manager (``engine.models.svd``); the denoising
 diffusers' pipeline and the temporal VAE decode runs here, chunk by chunk, so a long clip
 never needs every frame's activations at once and frames become Images as they are decoded.
 With the same seed the frames equal the pipeline's own output.
+
+The MobileVD switches (``engine.diffusion.mobilevd``) make it cheaper: sampling at a lower
+resolution, denoising keyframes and interpolating the rest, bypassing the temporal blocks a
+calibration run ranks least important; a channel-pruned model (``fathom prune-svd``) and a
+few-step distilled checkpoint load like any other folder. All off, the output is the
+pipeline's.
 """
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -17,7 +26,7 @@ from fathom.engine.context import NodeContext
 from fathom.engine.errors import NodeError, Problem
 from fathom.engine.generation import ModelNode, load_folder_model
 from fathom.engine.node import Input, Output, Param
-from fathom.engine.types import Float, Image, Int, Seed, String, Video
+from fathom.engine.types import Enum, Float, Image, Int, Seed, String, Video
 
 SVD = "stabilityai/stable-video-diffusion-img2vid-xt"
 MEMORY_HINT = "lower decode_chunk_size, frames, or width and height (or free memory)"
@@ -76,6 +85,55 @@ def _falling_guidance(lo: float, hi: float) -> tuple[str, str] | None:
         "frame to the last)",
         f"set it to at most {hi}, or raise max_guidance",
     )
+
+
+MOBILEVD_PARAMS = (
+    Param(
+        "sample_scale",
+        Float,
+        1.0,
+        "denoise at this fraction of width and height, then upsample (1: off; 0.5 does a "
+        "quarter of the UNet work)",
+        min=0.25,
+        max=1.0,
+        step=0.05,
+    ),
+    Param(
+        "upsample",
+        Enum,
+        "latents",
+        "with sample_scale < 1: upsample the latents and decode at full size (sharper), or "
+        "decode small and upsample the frames (the decoder's work shrinks too)",
+        choices=("latents", "frames"),
+    ),
+    Param(
+        "frame_stride",
+        Int,
+        1,
+        "denoise every k-th frame (first and last included) and interpolate the latents "
+        "between them (1: off)",
+        min=1,
+        max=8,
+    ),
+    Param(
+        "skip_temporal",
+        Float,
+        0.0,
+        "fraction of the UNet's temporal blocks to bypass, least important first (ranked by "
+        "a calibration run on this image, or by the ranking `fathom prune-svd` saved)",
+        min=0.0,
+        max=1.0,
+        step=0.05,
+    ),
+    Param(
+        "scheduler",
+        Enum,
+        "default",
+        "default: the model's own (the consistency sampler for a few-step distilled "
+        "checkpoint such as AnimateLCM-SVD); euler: SVD's; consistency: 1-4 step sampling",
+        choices=("default", "euler", "consistency"),
+    ),
+)
 
 
 class ImageToVideo(ModelNode):
@@ -160,6 +218,7 @@ class ImageToVideo(ModelNode):
             min=0,
             max=256,
         ),
+        *MOBILEVD_PARAMS,
     )
 
     @classmethod
@@ -186,41 +245,36 @@ class ImageToVideo(ModelNode):
         width: int,
         height: int,
         decode_chunk_size: int,
+        sample_scale: float = 1.0,
+        upsample: str = "latents",
+        frame_stride: int = 1,
+        skip_temporal: float = 0.0,
+        scheduler: str = "default",
     ) -> dict[str, Any]:
-        import torch
-
         from fathom.engine.models.memory import retry_on_oom
 
         _check_settings(ctx, width, height, min_guidance, max_guidance)
         m = self._load(ctx, model)
         pipe = m.pipe
         n = frames or int(pipe.unet.config.num_frames)
+        plan = _Plan.make(n, width, height, fps, sample_scale, frame_stride, upsample)
         # The pipeline decides whether to guide twice: from max_guidance when it encodes the
         # image, from the per-frame ramp while denoising. One frame's ramp is min_guidance
         # alone, so give it that for both, or the two disagree and the batches do not match.
-        top = min_guidance if n == 1 else max_guidance
-
-        def on_step(_pipe: Any, i: int, _t: Any, _kw: dict[str, Any]) -> dict[str, Any]:
-            ctx.progress(0.05 + 0.85 * (i + 1) / steps, f"step {i + 1}/{steps}")
-            return {}
-
-        def denoise() -> Any:
-            with torch.inference_mode():
-                return pipe(
-                    to_pil(image),
-                    height=height,
-                    width=width,
-                    num_frames=n,
-                    num_inference_steps=steps,
-                    min_guidance_scale=min_guidance,
-                    max_guidance_scale=top,
-                    fps=fps,
-                    motion_bucket_id=motion_bucket_id,
-                    noise_aug_strength=noise_aug_strength,
-                    generator=torch.Generator("cpu").manual_seed(seed),
-                    output_type="latent",
-                    callback_on_step_end=on_step,
-                ).frames
+        call = {
+            "image": to_pil(image),
+            "height": plan.height,
+            "width": plan.width,
+            "num_frames": plan.keys,
+            "min_guidance_scale": min_guidance,
+            "max_guidance_scale": min_guidance if plan.keys == 1 else max_guidance,
+            "fps": plan.fps,
+            "motion_bucket_id": motion_bucket_id,
+            "noise_aug_strength": noise_aug_strength,
+        }
+        sampler = _sampler(ctx, m, scheduler, steps)
+        run = _Denoiser(ctx, m, call, sampler, seed)
+        skip = run.skipped(skip_temporal, image) if skip_temporal > 0 else []
 
         def lower() -> str:
             changed = lower_memory(ctx, m)
@@ -230,10 +284,14 @@ class ImageToVideo(ModelNode):
         what = f"{n} frames at {width}×{height}"
         decoder = _Decoder(ctx, m, decode_chunk_size or n, what)
         try:
-            latents, fallback = retry_on_oom(denoise, lower, decoder.failure("making"))
+            latents, fallback = retry_on_oom(
+                lambda: run.latents(steps, skip), lower, decoder.failure("making")
+            )
+            latents = plan.to_full(latents)
             out, decode_fallback = decoder.decode(latents)
         finally:
             pipe.maybe_free_model_hooks()
+        out = plan.resize_frames(out)
         fallbacks = "; ".join(f for f in (fallback, decode_fallback) if f)
         ctx.report(
             device=m.device,
@@ -242,6 +300,9 @@ class ImageToVideo(ModelNode):
             frames=n,
             steps=steps,
             decode_chunk_size=decoder.chunk,
+            scheduler=type(sampler).__name__,
+            **plan.report(),
+            **({"temporal_blocks_skipped": len(skip)} if skip else {}),
             **({"oom_fallback": fallbacks} if fallbacks else {}),
         )
         return {"video": Video.from_frames(out, fps=float(fps)), "last_frame": out[-1]}
@@ -310,3 +371,174 @@ class _Decoder:
             return changed
 
         return retry_on_oom(decode, smaller_chunks, self.failure("decoding"))
+
+
+CALIBRATION_STEPS = 2  # denoising steps whose UNet calls a temporal-block calibration measures
+
+
+@dataclass
+class _Plan:
+    """Where the run samples (size, keyframes, their fps conditioning) and how it returns to
+    the requested frames and size."""
+
+    frames: int
+    keys: int
+    width: int
+    height: int
+    full: tuple[int, int]
+    fps: int
+    upsample: str
+
+    @classmethod
+    def make(
+        cls, n: int, width: int, height: int, fps: int, scale: float, stride: int, up: str
+    ) -> _Plan:
+        from fathom.engine.diffusion.mobilevd import keyframe_count, lowres_size
+
+        keys = keyframe_count(n, stride)
+        w, h = lowres_size(width, height, scale)
+        # The keyframes are (n-1)/(keys-1) frames apart: the model's fps conditioning says so.
+        key_fps = fps if keys >= n else max(1, round(fps * (keys - 1) / (n - 1)))
+        return cls(n, keys, w, h, (width, height), key_fps, up)
+
+    def to_full(self, latents: Any) -> Any:
+        """Keyframe latents to every frame; to full size too when upsampling latents."""
+        from fathom.engine.diffusion.mobilevd import interpolate_time, resize_latents
+
+        latents = interpolate_time(latents, self.frames)
+        if self.upsample == "latents" and (self.width, self.height) != self.full:
+            w, h = self.full
+            latents = resize_latents(latents, h // 8, w // 8)
+        return latents
+
+    def resize_frames(self, frames: list[Image]) -> list[Image]:
+        """Decoded frames to full size when upsampling frames (bicubic, clipped to 0..1)."""
+        from fathom.engine.imaging.ops import resize
+
+        w, h = self.full
+        if frames[0].data.shape[1::-1] == (w, h):
+            return frames
+        return [Image(np.clip(resize(f.data, w, h, "bicubic"), 0.0, 1.0)) for f in frames]
+
+    def report(self) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        if (self.width, self.height) != self.full:
+            out.update(sample_size=f"{self.width}×{self.height}", upsample=self.upsample)
+        if self.keys != self.frames:
+            out.update(keyframes=self.keys)
+        return out
+
+
+def _sampler(ctx: NodeContext, m: Any, choice: str, steps: int) -> Any:
+    """The scheduler the run denoises with (see the ``scheduler`` parameter)."""
+    from fathom.engine.diffusion.fewstep_svd import (
+        SVDConsistencyScheduler,
+        consistency_from_folder,
+        euler_for_svd,
+    )
+
+    if choice == "euler":
+        return euler_for_svd(m.pipe.scheduler)
+    sampler = m.default_scheduler if choice == "default" else None
+    if sampler is None or (
+        choice == "consistency" and not isinstance(sampler, SVDConsistencyScheduler)
+    ):
+        sampler = (
+            m.default_scheduler
+            if isinstance(m.default_scheduler, SVDConsistencyScheduler)
+            else consistency_from_folder(Path(m.source))
+        )
+    if isinstance(sampler, SVDConsistencyScheduler) and steps > len(sampler):
+        raise ctx.error(
+            f"{steps} steps: the consistency sampler takes 1 to {len(sampler)} "
+            "(few-step checkpoints are made for 1-8)",
+            port="steps",
+            fix="use 1 to 4 steps, or scheduler euler for an ordinary SVD",
+        )
+    return sampler
+
+
+def _digest(image: Image) -> str:
+    return hashlib.sha1(np.ascontiguousarray(image.data).tobytes()).hexdigest()
+
+
+class _Denoiser:
+    """One run's denoising through the pipeline: its sampler swapped in (and seeded, when it
+    draws noise of its own), and temporal blocks bypassed; also the calibration that ranks
+    those blocks."""
+
+    def __init__(
+        self, ctx: NodeContext, m: Any, call: dict[str, Any], sampler: Any, seed: int
+    ) -> None:
+        self.ctx, self.m, self.call, self.sampler, self.seed = ctx, m, call, sampler, seed
+
+    def _pipe(self, steps: int, on_step: Any) -> Any:
+        import torch
+
+        pipe = self.m.pipe
+        kept, pipe.scheduler = pipe.scheduler, self.sampler
+        if hasattr(self.sampler, "generator"):
+            self.sampler.generator = torch.Generator("cpu").manual_seed(self.seed + 1)
+        try:
+            with torch.inference_mode():
+                return pipe(
+                    **self.call,
+                    num_inference_steps=steps,
+                    generator=torch.Generator("cpu").manual_seed(self.seed),
+                    output_type="latent",
+                    callback_on_step_end=on_step,
+                ).frames
+        finally:
+            pipe.scheduler = kept
+
+    def latents(self, steps: int, skip: list[str]) -> Any:
+        """The denoised (keyframe) latents, B×T×C×h×w."""
+        from fathom.engine.diffusion.mobilevd import skipping
+
+        ctx = self.ctx
+
+        def on_step(_pipe: Any, i: int, _t: Any, _kw: dict[str, Any]) -> dict[str, Any]:
+            ctx.progress(0.05 + 0.85 * (i + 1) / steps, f"step {i + 1}/{steps}")
+            return {}
+
+        with skipping(self.m.pipe.unet, skip):
+            return self._pipe(steps, on_step)
+
+    def skipped(self, fraction: float, image: Image) -> list[str]:
+        """The temporal blocks a ``skip_temporal`` fraction bypasses, least important first."""
+        from fathom.engine.diffusion.mobilevd import skip_count
+
+        ranking = self._ranking(image)
+        return [name for name, _ in ranking[: skip_count(len(ranking), fraction)]]
+
+    def _ranking(self, image: Image) -> list[tuple[str, float]]:
+        """The ranking saved with the model (``fathom prune-svd``), else one measured on this
+        image and these settings (kept with the loaded model for the next run)."""
+        import torch
+
+        from fathom.engine.diffusion.mobilevd import (
+            CapturedCalls,
+            rank_temporal_blocks,
+            read_ranking,
+        )
+
+        saved = read_ranking(Path(self.m.source))
+        if saved:
+            return saved
+        settings = tuple(sorted((k, v) for k, v in self.call.items() if k != "image"))
+        key = (_digest(image), settings, self.seed, type(self.sampler).__name__)
+        if key not in self.m.rankings:
+            ctx, unet = self.ctx, self.m.pipe.unet
+            steps = min(
+                CALIBRATION_STEPS, len(self.sampler) if hasattr(self.sampler, "generator") else 99
+            )
+            capture = CapturedCalls(unet)
+            with capture.attached():
+                self._pipe(steps, lambda *_a: {})
+
+            def tick(done: int, total: int) -> None:
+                ctx.progress(0.05 * done / total, f"calibrating temporal blocks {done}/{total}")
+
+            with torch.inference_mode():
+                self.m.rankings[key] = rank_temporal_blocks(unet, capture.calls, tick)
+        return self.m.rankings[key]

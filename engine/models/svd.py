@@ -9,7 +9,7 @@ offload, else sequential offload; CPU and MPS load everything on the device.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +31,11 @@ class SVDModel:
     dtype: Any
     offload: str
     source: str
+    #: The sampler "default" means: the folder's own, or the consistency sampler when the
+    #: folder is a few-step distilled checkpoint (engine.diffusion.fewstep_svd).
+    default_scheduler: Any = None
+    #: Temporal-block rankings from calibration runs, by what they were measured on.
+    rankings: dict[Any, list[tuple[str, float]]] = field(default_factory=dict)
 
 
 def check_folder(path: Path) -> dict[str, Any]:
@@ -52,15 +57,32 @@ def load_svd(path: Path, device: str, dtype: str, offload: str = "auto") -> SVDM
     import torch
     from diffusers import StableVideoDiffusionPipeline
 
+    from fathom.engine.diffusion.fewstep_svd import (
+        CONSISTENCY_NAMES,
+        consistency_from_folder,
+        folder_scheduler_name,
+        known_to_diffusers,
+        needs_consistency,
+    )
+
     check_folder(path)
     tdtype = getattr(torch, dtype) if isinstance(dtype, str) else dtype
-    pipe = load_pipeline(
-        StableVideoDiffusionPipeline, path, tdtype, "Stable Video Diffusion", "unet"
+    # A consistency sampler named in the folder is one diffusers lacks (or has with the wrong
+    # timestep scale for SVD): build ours in its place.
+    extra = (
+        {"scheduler": consistency_from_folder(path)}
+        if folder_scheduler_name(path) in CONSISTENCY_NAMES
+        else {}
     )
+    with known_to_diffusers(path):
+        pipe = load_pipeline(
+            StableVideoDiffusionPipeline, path, tdtype, "Stable Video Diffusion", "unet", **extra
+        )
     for m in (pipe.image_encoder, pipe.unet, pipe.vae):
         m.eval().requires_grad_(False)
     mode = place(pipe, device, offload)
-    return SVDModel(pipe, device, tdtype, mode, str(path))
+    default = consistency_from_folder(path) if needs_consistency(path) else pipe.scheduler
+    return SVDModel(pipe, device, tdtype, mode, str(path), default_scheduler=default)
 
 
 def loader(device: str, dtype: str, offload: str = "auto") -> Any:
