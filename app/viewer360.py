@@ -168,7 +168,15 @@ def packed_content(content: Content) -> Content:
     """``content`` with its scenes packed for the OpenGL canvas (runs on the loader's worker)."""
     from fathom.app.viewer360_gl import pack_scene
 
-    content.packed = {k: pack_scene(v) for k, v in content.base.items()}
+    packed = {k: pack_scene(v) for k, v in content.base.items()}
+    first = next(iter(packed.values()), None)
+    for p in packed.values():  # the detail levels share one texture: uploaded once
+        if first is not None and p.texture is not None and first.texture is not None:
+            if p.texture[0].shape == first.texture[0].shape and np.array_equal(
+                p.texture[0], first.texture[0]
+            ):
+                p.texture = first.texture
+    content.packed = packed
     return content
 
 
@@ -956,12 +964,21 @@ def _start_view(viewer: Viewer360, args: argparse.Namespace) -> None:
     )
 
 
+def prepare(args: argparse.Namespace) -> None:
+    """What the standalone viewer does before its window shows, rather than freezing it at the
+    first frame: load torch's libraries (they hold the interpreter lock ~200 ms wherever they
+    load) and probe OpenGL (a context and PyOpenGL's import, hundreds of ms the first time)."""
+    import_libraries()
+    _qt_app(args)
+    use_opengl(args.renderer)
+
+
 def open_standalone(argv: list[str] | None = None) -> Viewer360:
     """The standalone window, shown at once: the files are read and meshed on a worker behind
     a "Loading…" note, then the view starts where the command line says."""
     args = build_parser().parse_args(argv)
     _qt_app(args)
-    viewer = Viewer360()
+    viewer = Viewer360(renderer=args.renderer)
     viewer.loaded.connect(lambda: _start_view(viewer, args))
     viewer.load(lambda: _content(args), "mesh" if args.mesh else "panorama")
     viewer.resize(1200, 720)
@@ -979,9 +996,7 @@ def main(argv: list[str] | None = None) -> int:
         sys.stdout.write((json.dumps(stats) if args.json else report(stats)) + "\n")
         return 0
     if not args.screenshot:
-        # Loading torch's libraries holds the interpreter lock for ~200 ms wherever it happens:
-        # here, before the window shows, rather than freezing it at the first frame.
-        import_libraries()
+        prepare(args)
         viewer = open_standalone(argv)
         app = QApplication.instance()
         assert app is not None

@@ -67,12 +67,29 @@ ATTRIBUTES = (("position", 3, 0), ("uv", 2, 3), ("colour", 3, 5))
 @dataclass
 class PackedScene:
     """A render scene as the GPU takes it: interleaved vertices (V×8 float32), triangle indices
-    (F·3 uint32), an RGB8 texture (or None: vertex colours) and the farthest vertex distance."""
+    (F·3 uint32), the RGB8 texture's mipmap levels, largest first (None: vertex colours), and
+    the farthest vertex distance."""
 
     vertices: np.ndarray
     indices: np.ndarray
-    texture: np.ndarray | None
+    texture: list[np.ndarray] | None
     extent: float
+
+
+def mipmaps(rgb: np.ndarray) -> list[np.ndarray]:
+    """The texture and its halvings down to 1×1 (area-averaged). Made here on the CPU rather
+    than by ``glGenerateMipmap``, whose first call costs Mesa's software renderer ~200 ms on
+    the GUI thread, and which OpenGL 2.1 lacks."""
+    import cv2
+
+    levels = [rgb]
+    while max(levels[-1].shape[:2]) > 1:
+        h, w = levels[-1].shape[:2]
+        size = (max(1, w // 2), max(1, h // 2))
+        levels.append(
+            np.ascontiguousarray(cv2.resize(levels[-1], size, interpolation=cv2.INTER_AREA))
+        )
+    return levels
 
 
 def pack_scene(scene: RenderScene) -> PackedScene:
@@ -90,7 +107,7 @@ def pack_scene(scene: RenderScene) -> PackedScene:
 
             f = MAX_TEXTURE / side
             tex = cv2.resize(tex, None, fx=f, fy=f, interpolation=cv2.INTER_AREA)
-        texture = np.ascontiguousarray((np.clip(tex, 0, 1) * 255).round().astype(np.uint8))
+        texture = mipmaps(np.ascontiguousarray((np.clip(tex, 0, 1) * 255).round().astype(np.uint8)))
     elif scene.colors is not None:
         out[:, 5:8] = scene.colors
     else:
@@ -295,20 +312,20 @@ class GLCanvas(QOpenGLWidget):
         self._viewer.release_keys()
 
 
-def _texture(rgb: np.ndarray) -> int:
-    """Upload an H×W×3 uint8 image as a mipmapped, linearly filtered, edge-clamped texture."""
+def _texture(levels: list[np.ndarray]) -> int:
+    """Upload H×W×3 uint8 mipmap levels as a linearly filtered, edge-clamped texture."""
     from OpenGL import GL
 
     tex = int(GL.glGenTextures(1))
     GL.glBindTexture(GL.GL_TEXTURE_2D, tex)
     GL.glPixelStorei(GL.GL_UNPACK_ALIGNMENT, 1)
-    h, w = rgb.shape[:2]
-    GL.glTexImage2D(GL.GL_TEXTURE_2D, 0, GL.GL_RGB8, w, h, 0, GL.GL_RGB, GL.GL_UNSIGNED_BYTE, rgb)
-    minify = GL.GL_LINEAR
-    if bool(GL.glGenerateMipmap):  # OpenGL 3.0+: far surfaces sample a smaller level
-        GL.glGenerateMipmap(GL.GL_TEXTURE_2D)
-        minify = GL.GL_LINEAR_MIPMAP_LINEAR
-    GL.glTexParameteri(GL.GL_TEXTURE_2D, GL.GL_TEXTURE_MIN_FILTER, minify)
+    for i, rgb in enumerate(levels):
+        h, w = rgb.shape[:2]
+        GL.glTexImage2D(
+            GL.GL_TEXTURE_2D, i, GL.GL_RGB8, w, h, 0, GL.GL_RGB, GL.GL_UNSIGNED_BYTE, rgb
+        )
+    GL.glTexParameteri(GL.GL_TEXTURE_2D, GL.GL_TEXTURE_MAX_LEVEL, len(levels) - 1)
+    GL.glTexParameteri(GL.GL_TEXTURE_2D, GL.GL_TEXTURE_MIN_FILTER, GL.GL_LINEAR_MIPMAP_LINEAR)
     GL.glTexParameteri(GL.GL_TEXTURE_2D, GL.GL_TEXTURE_MAG_FILTER, GL.GL_LINEAR)
     for wrap in (GL.GL_TEXTURE_WRAP_S, GL.GL_TEXTURE_WRAP_T):
         GL.glTexParameteri(GL.GL_TEXTURE_2D, wrap, GL.GL_CLAMP_TO_EDGE)

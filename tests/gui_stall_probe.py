@@ -126,8 +126,9 @@ def standalone(work: Path) -> dict[str, Any]:
     from fathom.app import viewer360
 
     _app()
-    warmup.import_libraries()  # as ``main`` does before the window shows
     (work / "settings.ini").touch()
+    args = viewer360.build_parser().parse_args(["--settings", str(work / "settings.ini")])
+    viewer360.prepare(args)  # as ``main`` does before the window shows
     with Watchdog() as dog:
         viewer = viewer360.open_standalone(["--settings", str(work / "settings.ini")])
         pump(30.0, lambda: viewer_shown(viewer), least=SETTLE)
