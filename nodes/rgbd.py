@@ -7,11 +7,23 @@ from typing import Any
 import numpy as np
 
 from fathom.engine.context import NodeContext
-from fathom.engine.errors import BadInput
+from fathom.engine.errors import BadInput, MediaError
 from fathom.engine.geometry import projection
 from fathom.engine.geometry.meshing import rgbd_mesh
-from fathom.engine.node import Input, Node, Output, Param
-from fathom.engine.types import RGBD, Camera, Depth, Enum, Float, Image, Int, Mesh, PointCloud
+from fathom.engine.imaging import depthmath
+from fathom.engine.node import Input, Node, Ordered, Output, Param
+from fathom.engine.types import (
+    RGBD,
+    Camera,
+    Depth,
+    Enum,
+    Float,
+    Image,
+    Int,
+    Mesh,
+    PointCloud,
+    Video,
+)
 
 FOV = Param(
     "fov",
@@ -193,3 +205,79 @@ def _camera(ctx: NodeContext, camera: Camera | None, width: int, height: int, fo
         return projection.camera_for(camera, width, height, fov)
     except BadInput as exc:
         raise ctx.refuse(exc) from None
+
+
+class RGBDFromVideo(Node):
+    """One frame of a clip and of its depth video as an RGBD: by default the newest, which in a
+    live session is the frame just captured, so a camera or file feeds a point cloud or mesh
+    that follows it frame by frame. Relative depth (0 = near, 1 = far, as video.depth gives it)
+    is given metres between `near` and `far`; metric depth is taken as it is."""
+
+    type_id = "rgbd.from_video"
+    title = "Video Frame → RGBD"
+    category = "rgbd"
+    inputs = (
+        Input("video", Video, "colour frames"),
+        Input("depth", Video, "one-channel depth frames of the same clip (e.g. video.depth)"),
+        Input("camera", Camera, "default: from the fov parameter", optional=True),
+    )
+    outputs = (Output("rgbd", RGBD),)
+    params = (
+        Param("index", Int, -1, "frame number (negative: from the end; -1 the newest)"),
+        Param(
+            "depth_kind",
+            Enum,
+            "relative",
+            "relative: 0 = near, 1 = far; metric: metres",
+            choices=("relative", "metric"),
+        ),
+        Param("near", Float, 1.0, "relative depth: metres at 0", min=1e-4, max=1e6),
+        Param("far", Float, 4.0, "relative depth: metres at 1", min=1e-4, max=1e6),
+        FOV,
+    )
+    constraints = (Ordered("near", "far", why="near things must be closer than far ones"),)
+
+    def run(
+        self,
+        ctx: NodeContext,
+        video: Video,
+        depth: Video,
+        index: int,
+        depth_kind: str,
+        near: float,
+        far: float,
+        fov: float,
+        camera: Camera | None = None,
+    ) -> dict[str, Any]:
+        image = _frame_of(ctx, video, index, "video")
+        raw = _frame_of(ctx, depth, index, "depth").data[:, :, 0]
+        if raw.shape != (image.height, image.width):
+            raise ctx.error(
+                f"depth frames are {raw.shape[1]}×{raw.shape[0]} but the colour frames are "
+                f"{image.width}×{image.height}",
+                port="depth",
+                fix="estimate depth from this clip, or resize one video to match",
+            )
+        if depth_kind == "metric":
+            metres = Depth(np.where(raw > 0, raw, np.nan), kind="metric")
+        else:
+            metres = Depth(depthmath.relative_to_metric(raw, near, far), kind="metric")
+        cam = _camera(ctx, camera, image.width, image.height, fov)
+        return {"rgbd": RGBD(Image(image.rgb()), metres, cam)}
+
+
+def _frame_of(ctx: NodeContext, video: Video, index: int, port: str) -> Image:
+    """Frame ``index`` of ``video`` (negative counts from the end), or an error naming the
+    port."""
+    n = len(video)
+    i = index if index >= 0 else n + index
+    if not 0 <= i < n:
+        raise ctx.error(
+            f"frame {index} is outside a {n}-frame video",
+            port="index" if n else port,
+            fix=f"use 0..{n - 1} or -1 for the newest" if n else "check what feeds it",
+        )
+    try:
+        return video.frame(i)
+    except MediaError as exc:
+        raise ctx.refuse(exc, port=port) from None
