@@ -464,7 +464,9 @@ class Stream(ModelNode):
     consecutive frames run as one batched UNet call, guidance is residual (no second UNet pass
     for "self"/"initialize"), and near-identical frames can be skipped. Use an LCM-capable model
     (SD 1.x, 2.x or SDXL; an LCM LoRA in `loras` makes one) and 1–4 stages. Output frames line
-    up with the input frames (the stream is drained)."""
+    up with the input frames (the stream is drained). Live (`fathom live`), the stream stays
+    loaded between frames: each frame leaves after one UNet pass, `latency` frames late, and
+    a prompt edit re-encodes only the prompt."""
 
     type_id = "generate.stream"
     title = "Stream (real-time img2img)"
@@ -586,6 +588,10 @@ class Stream(ModelNode):
             raise ctx.error(str(exc), port="t_index_list", fix="e.g. 32,45") from None
         if len(frames) == 0:
             raise ctx.error("the video has no frames", port="frames")
+        if ctx.live is not None:  # a tick: the stream kept in ctx.state moves one frame on
+            given = locals()
+            setup = {k: given[k] for k in _STREAM_LIVE} | {"stages": tuple(stages)}
+            return {"video": _live_stream(ctx, frames, control or [], setup)}
         comps = load_diffusion(ctx, model)
         tiny = load_tiny_vae(ctx, tiny_vae) if tiny_vae else comps.tiny_vae
         pipe = StreamPipeline(
@@ -648,6 +654,120 @@ class Stream(ModelNode):
             skipped_frames=flt.skipped if flt is not None else 0,
         )
         return {"video": Video.from_frames(outs, fps=frames.fps)}
+
+
+#: generate.stream's parameters a live tick reads (``stages`` is added, parsed).
+_STREAM_LIVE = (
+    "model",
+    "loras",
+    "tiny_vae",
+    "num_inference_steps",
+    "guidance",
+    "cfg_type",
+    "delta",
+    "seed",
+    "similarity_threshold",
+    "token_merge",
+    "clock_period",
+    "clock_level",
+    "clock_reuse",
+    "prompt",
+    "negative_prompt",
+    "width",
+    "height",
+)
+
+
+def _live_stream(
+    ctx: NodeContext, frames: Video, controls: list[Control], setup: dict[str, Any]
+) -> Video:
+    """A live tick: one StreamPipeline kept in ``ctx.state`` for the whole session, so each
+    tick pushes its frame(s) through the Stream Batch and takes what leaves (for the first
+    ``latency`` ticks, the newest frame's one-stage estimate). A prompt change encodes the
+    prompt again, nothing else; any other setting prepares the stream again."""
+    prompts = (setup.pop("prompt"), setup.pop("negative_prompt"))
+    size = (setup.pop("width"), setup.pop("height"))
+    state = ctx.state
+    key = (tuple(setup.items()), tuple((c.model, c.scale, c.start, c.end) for c in controls))
+    if state.get("key") != key:
+        _close_live_stream(state)
+        state.update(_open_live_stream(ctx, controls, setup, prompts), key=key, prompts=prompts)
+    elif state["prompts"] != prompts:
+        state["pipe"].set_prompt(*prompts)
+        state["prompts"] = prompts
+    pipe = state["pipe"]
+    outs: list[Image] = []
+    for i in range(len(frames)):
+        x = image_tensor(ctx, frames.frame(i), size[0], size[1], port="frames")
+        y = pipe(x, _stream_hints(controls, i, x.shape[-1], x.shape[-2]))
+        outs.append(Image(((y[0].float().clamp(-1, 1) + 1) / 2).permute(1, 2, 0).cpu().numpy()))
+    flt = pipe.filter
+    ctx.report(
+        unet_calls=pipe.unet_calls,
+        latency=pipe.latency,
+        skipped_frames=flt.skipped if flt is not None else 0,
+    )
+    return Video.from_frames(outs, fps=frames.fps)
+
+
+def _open_live_stream(
+    ctx: NodeContext, controls: list[Control], setup: dict[str, Any], prompts: tuple[str, str]
+) -> dict[str, Any]:
+    """Load and prepare the stream a live session keeps; ``close`` undoes it at the end."""
+    from fathom.engine.diffusion.stream import StreamPipeline
+    from fathom.engine.models.diffusion import settle
+
+    comps = load_diffusion(ctx, setup["model"])
+    tiny = load_tiny_vae(ctx, setup["tiny_vae"]) if setup["tiny_vae"] else comps.tiny_vae
+    pipe = StreamPipeline(
+        comps.unet,
+        comps.vae,
+        comps.text_encoder,
+        comps.tokenizer,
+        comps.scheduler,
+        tiny_vae=tiny,
+        components=comps,
+    )
+    adapters = ExitStack()  # the LoRAs stay on for the whole session
+
+    def close() -> None:
+        adapters.close()
+        pipe.close()
+        settle(comps)
+
+    try:
+        adapters.enter_context(loras_on(ctx, comps, setup["loras"]))
+        pipe.prepare(
+            prompts[0],
+            prompts[1],
+            list(setup["stages"]),
+            setup["guidance"],
+            setup["cfg_type"],
+            setup["seed"],
+            num_inference_steps=setup["num_inference_steps"],
+            delta=setup["delta"],
+            use_tiny_vae=tiny is not None,
+            similarity_threshold=setup["similarity_threshold"] or None,
+            clock_period=setup["clock_period"],
+            clock_level=setup["clock_level"],
+            clock_reuse=setup["clock_reuse"],
+            token_merge=setup["token_merge"],
+        )
+        nets = load_controlnets(ctx, controls)
+        pipe.set_controls(
+            [(net, c.scale, c.start, c.end) for net, c in zip(nets, controls, strict=True)]
+        )
+    except BaseException:
+        close()
+        raise
+    return {"pipe": pipe, "close": close}
+
+
+def _close_live_stream(state: dict[str, Any]) -> None:
+    closer = state.get("close")
+    state.clear()
+    if callable(closer):
+        closer()
 
 
 def _stream_hints(controls: list[Control], i: int, width: int, height: int) -> list[Any]:

@@ -190,9 +190,20 @@ class StreamPipeline:
         self._ref: torch.Tensor | None = None  # their RCFG reference latents
         self._filled = 0
         self._last_output: torch.Tensor | None = None
-        self.outputs: deque[torch.Tensor] = deque()
+        # The newest frames left; bounded, so a live stream running for hours holds a few.
+        self.outputs: deque[torch.Tensor] = deque(maxlen=max(self.n, 1))
         self._hints = [deque(maxlen=self.n) for _ in self.controls]  # an empty stream
         self._prepared = True
+
+    @torch.no_grad()
+    def set_prompt(self, prompt: str, negative_prompt: str = "") -> None:
+        """A new prompt mid-stream (a live edit): only the text is encoded again; the frames
+        in flight, the noise, the schedule and the accelerations stay as prepared."""
+        if not self._prepared:
+            raise RuntimeError("call prepare() before changing the prompt")
+        self._prompts(prompt, negative_prompt)
+        if self._added is not None and self._x is not None:
+            self._size_conditioning(int(self._x.shape[-2]), int(self._x.shape[-1]))
 
     def close(self) -> None:
         """Detach the accelerations from the UNet and give the VAE back its own precision

@@ -26,6 +26,10 @@ class Capture:
     def read(self) -> np.ndarray | None:
         raise NotImplementedError
 
+    def resync(self) -> None:
+        """After a pause between reads (the session's warm-up): carry on from now, without
+        catching up on what would have been shown meanwhile. A device needs nothing."""
+
     def close(self) -> None:
         """Release the device or file (called once, from the capture thread's end)."""
 
@@ -48,6 +52,10 @@ class FileCapture(Capture):
         self._clock = clock
         self._start: float | None = None
         self._shown = -1  # the last frame number handed out (counting across loops)
+
+    def resync(self) -> None:
+        if self._start is not None:
+            self._start = self._clock() - (self._shown + 1) / self.fps
 
     def read(self) -> np.ndarray | None:
         now = self._clock()

@@ -58,6 +58,10 @@ class LiveOptions:
     #: Headless only (no ``on_frame``): live.window frames are recorded here as
     #: ``<node id>.mp4``; None: they are counted, and the log and report say nobody saw them.
     window_dir: Path | None = None
+    #: Cook the first frame (model loading, first-call set-up) before capture threads and
+    #: the clock start: ``seconds``, fps and latency then describe the running stream, and the
+    #: report gives the warm-up's time apart (``warmup_s``).
+    warmup: bool = True
 
 
 @dataclass
@@ -150,6 +154,7 @@ class LiveReport:
     errors: dict[str, dict[str, Any]]
     notes: list[str]
     queue_peak: dict[str, int]
+    warmup_s: float = 0.0
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -164,6 +169,7 @@ class LiveReport:
             "errors": self.errors,
             "notes": self.notes,
             "queue_peak": self.queue_peak,
+            "warmup_s": round(self.warmup_s, 3),
         }
 
 
@@ -177,6 +183,7 @@ class _Source:
         self.thread: threading.Thread | None = None
         self.latest: CapturedFrame | None = None
         self.frames_in = 0
+        self.next_index = 0
 
 
 class _Output:
@@ -267,6 +274,9 @@ class LiveSession:
         self._model: threading.Thread | None = None
         self._t0 = 0.0
         self._t1: float | None = None
+        self._started = 0.0
+        self._warm_ticks = 0  # ticks before the clock started: not in the latency
+        self._capturing = False
         self._ticks = 0
         self._dropped_out = 0
         self._failed = 0
@@ -293,16 +303,14 @@ class LiveSession:
                 "The live session cannot start",
             )
         self._pick_primary_output(self._plan)
-        self._t0 = time.perf_counter()
+        self._started = self._t0 = time.perf_counter()
         self._model = threading.Thread(target=self._model_loop, name="fathom-live-model")
         self._model.daemon = True
         self._model.start()
 
     def stop(self) -> LiveReport:
         """Stop capturing, finish the frames already taken, close outputs; the report."""
-        self._stop.set()
-        for src in list(self._sources.values()):
-            src.stop.set()
+        self._stop_sources()
         self.wait()
         return self.report()
 
@@ -342,17 +350,23 @@ class LiveSession:
             ctx = NodeContext(nid, self.options.run, None)
             capture = cls.open_capture(ctx, **params)
             src = _Source(nid, capture, dict(params), self.options.input_queue)
-            src.thread = threading.Thread(
-                target=self._capture_loop, args=(src,), name=f"fathom-live-capture-{nid}"
-            )
-            src.thread.daemon = True
             self._sources[nid] = src
-            src.thread.start()
+            if self._capturing:
+                self._start_capture(src)
+
+    def _start_capture(self, src: _Source) -> None:
+        src.thread = threading.Thread(
+            target=self._capture_loop, args=(src,), name=f"fathom-live-capture-{src.node_id}"
+        )
+        src.thread.daemon = True
+        src.thread.start()
 
     def _close_source(self, src: _Source) -> None:
         src.stop.set()
         if src.thread is not None:
             src.thread.join(5.0)
+        else:
+            src.capture.close()
         for _ in src.queue.drain():  # frames of a source taken away were never cooked
             self._dropped_out += 1 if src is self._primary_source() else 0
 
@@ -360,7 +374,7 @@ class LiveSession:
         return next(iter(self._sources.values()), None)
 
     def _capture_loop(self, src: _Source) -> None:
-        index = 0
+        index = src.next_index
         try:
             while not src.stop.is_set():
                 pixels = src.capture.read()
@@ -408,13 +422,50 @@ class LiveSession:
                 frames[src.node_id] = src.latest
         return frames
 
+    def _warm_up(self) -> None:
+        """Cook one frame from each source, read here, before the clock starts."""
+        frames: dict[str, CapturedFrame] = {}
+        for src in list(self._sources.values()):
+            pixels = src.capture.read()
+            if pixels is None:
+                return  # an empty source: the loop ends the session
+            frames[src.node_id] = CapturedFrame(
+                pixels, time.perf_counter(), 0, src.capture.fps, src.node_id
+            )
+            src.frames_in, src.next_index, src.latest = 1, 1, frames[src.node_id]
+        self._cook(frames)
+        self._warm_ticks = self._ticks
+        for src in list(self._sources.values()):
+            src.capture.resync()
+
+    def _begin(self) -> None:
+        """Start the clock, the capture threads and the ``seconds`` timer."""
+        self._t0 = time.perf_counter()
+        self._capturing = True
+        for src in list(self._sources.values()):
+            self._start_capture(src)
+        if self.options.seconds is not None:
+            timer = threading.Timer(self.options.seconds, self._stop_sources)
+            timer.daemon = True
+            timer.start()
+
+    def _stop_sources(self) -> None:
+        self._stop.set()
+        for src in list(self._sources.values()):
+            src.stop.set()
+
     def _model_loop(self) -> None:
         try:
+            if self.options.warmup:
+                self._warm_up()
+            if not self._stop.is_set():
+                self._begin()
+            else:
+                for src in list(self._sources.values()):
+                    src.queue.close()
             while True:
                 if self._time_up():
-                    self._stop.set()
-                    for src in list(self._sources.values()):
-                        src.stop.set()
+                    self._stop_sources()
                 frames = self._next_frames()
                 if frames is None:
                     break
@@ -446,7 +497,8 @@ class LiveSession:
             if self._primary_output is None:
                 self._out_plain += 1
                 self._out_times.append(time.perf_counter())
-                self._latency.append(time.perf_counter() - tick.captured_at)
+                if self._capturing:
+                    self._latency.append(time.perf_counter() - tick.captured_at)
             elif self._primary_output not in tick.emitted:
                 self._failed += 1
 
@@ -482,6 +534,8 @@ class LiveSession:
         for src in list(self._sources.values()):
             if src.thread is not None:
                 src.thread.join(5.0)
+            else:
+                src.capture.close()
             with self._lock:  # frames captured after the last tick was taken
                 self._dropped_out += len(src.queue.drain()) if src is self._primary_source() else 0
         # A node's state may hold a ``close`` callable: called once, when the session ends.
@@ -492,6 +546,7 @@ class LiveSession:
                     closer()
                 except Exception as exc:  # noqa: BLE001 - report, and close the others
                     self._note_error(nid, f"node '{nid}': closing its live state failed: {exc}")
+            state.clear()  # what it held (a pipeline, a writer) is let go with the session
         self._t1 = time.perf_counter()
 
     # ---- outputs -------------------------------------------------------------------------------
@@ -538,7 +593,8 @@ class LiveSession:
                     out.written += 1
                     if out.primary:
                         self._out_times.append(now)
-                        self._latency.append(now - item.captured_at)
+                        if item.tick >= self._warm_ticks:
+                            self._latency.append(now - item.captured_at)
         finally:
             if sink is not None:
                 try:
@@ -626,4 +682,5 @@ class LiveSession:
                 errors={k: dict(v) for k, v in self._errors.items()},
                 notes=list(self._notes),
                 queue_peak=peaks,
+                warmup_s=self._t0 - self._started,
             )
