@@ -10,6 +10,7 @@ that delivered it, so the GUI thread does no pixel work beyond drawing it.
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -32,18 +33,27 @@ from PySide6.QtWidgets import QMenu, QWidget
 from fathom.app.preview.image_view import to_qimage
 
 
+def frame_image(image: Any) -> QImage:
+    """An Image (or an H×W×C array in [0, 1]) as a QImage that owns its pixels."""
+    return to_qimage(np.asarray(getattr(image, "data", image)))
+
+
 class LatestFrames(QObject):
     """A mailbox of one frame per node: ``put`` from any thread, ``take`` on the GUI thread.
 
     ``arrived(node)`` is emitted only when the node had no unread frame, so at most one signal
-    per node is ever on its way; a frame put before the last one was taken replaces it."""
+    per node is ever on its way; a frame put before the last one was taken replaces it.
+    ``convert`` runs on the putting thread (by default: Image → QImage)."""
 
     arrived = Signal(str)
 
-    def __init__(self, parent: QObject | None = None) -> None:
+    def __init__(
+        self, parent: QObject | None = None, convert: Callable[[Any], Any] | None = None
+    ) -> None:
         super().__init__(parent)
+        self._convert = convert or frame_image
         self._lock = threading.Lock()
-        self._latest: dict[str, QImage] = {}
+        self._latest: dict[str, Any] = {}
         self._closed = False
         #: Frames delivered, and frames replaced by a newer one before the GUI took them.
         self.received = 0
@@ -51,8 +61,7 @@ class LatestFrames(QObject):
 
     def put(self, node_id: str, image: Any) -> None:
         """Called by the session's threads with an Image (or an H×W×C array in [0, 1])."""
-        data = getattr(image, "data", image)
-        frame = to_qimage(np.asarray(data))
+        frame = self._convert(image)
         with self._lock:
             if self._closed:
                 return
@@ -64,7 +73,7 @@ class LatestFrames(QObject):
         if fresh:
             self.arrived.emit(node_id)
 
-    def take(self, node_id: str) -> QImage | None:
+    def take(self, node_id: str) -> Any:
         with self._lock:
             return self._latest.pop(node_id, None)
 

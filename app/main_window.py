@@ -33,13 +33,15 @@ from fathom.app.editor.scene import GraphScene
 from fathom.app.editor.view import GraphView
 from fathom.app.files import FileController
 from fathom.app.inspector import Inspector
+from fathom.app.live_panel import LivePanel
+from fathom.app.live_run import LiveRun
 from fathom.app.log_panel import LogPanel
 from fathom.app.menus import Menus
 from fathom.app.missing_models import MissingModels
 from fathom.app.model_catalog import ModelCatalog
 from fathom.app.output_previews import OutputPreviews
 from fathom.app.param_checks import ParamBadges
-from fathom.app.preview.dock import PreviewDock
+from fathom.app.preview.dock import PreviewDock, panel_kind
 from fathom.app.run_controller import RunController
 from fathom.app.run_docks import RunDocks
 from fathom.app.session import RunSession
@@ -93,6 +95,8 @@ class MainWindow(QMainWindow):
         self.opener360 = Viewer360Opener(self.doc, self.session, self)
         self.missing_models = MissingModels(self.doc, self.models, self.session, self)
         self.run_docks = RunDocks(self)  # the run queue, run history and output gallery
+        self.live = LiveRun(self.doc, self.executor, lambda: self.runs.make_request().options, self)
+        self.live_panel = LivePanel(self.live, self)
         self.menus = Menus(self)
         self._closed = False
         self._unfollow: Callable[[], None] | None = None
@@ -161,6 +165,43 @@ class MainWindow(QMainWindow):
         for part in (self.runs, self.editing, self.opener360, self.inspector, self.subgraphs):
             part.notice.connect(notice)
         self.opener360.error.connect(lambda text: self.log.add("error", text))
+        self._connect_live()
+
+    def _connect_live(self) -> None:
+        """The Live panel's session: its notices and problems, the menu's Start/Stop, and the
+        open preview following the session frame by frame."""
+        live = self.live
+        self.addDockWidget(Qt.DockWidgetArea.BottomDockWidgetArea, self.live_panel)
+        self.tabifyDockWidget(self.log, self.live_panel)
+        self.log.raise_()
+        live.notice.connect(self.notice)
+        live.failed.connect(lambda text: self.log.add("error", text))
+        live.running_changed.connect(self._live_running)
+        live.live_value.connect(self._live_value)
+        self.previews.opened.connect(
+            lambda node: live.set_watched(node, self.previews.ports.get(node))
+        )
+
+    def _live_running(self, running: bool) -> None:
+        self.menus.show_live_state(running)
+        if not running:
+            return
+        self.live_panel.show()
+        self.live_panel.raise_()
+        node = self.previews.previewed() or self.live.display_node()
+        if node is not None and node != self.previews.node:
+            self.previews.show_output(node)  # opening it sets the live session's watch
+        self.live.set_watched(node, self.previews.ports.get(node) if node else None)
+
+    def _live_value(self, node: str, value: Any) -> None:
+        """The newest value of the previewed node: a 3D one updates the 3D view in place."""
+        if node != self.previews.node:
+            return
+        title = f"{self.doc.title(node) if node in self.doc.graph.nodes else node} (live)"
+        if panel_kind(value) == "mesh":
+            self.preview.show_live_value(value, title)
+        else:
+            self.previews.show_value(value, title)
 
     # ---- the run session --------------------------------------------------------------------
 
@@ -240,6 +281,7 @@ class MainWindow(QMainWindow):
             event.ignore()
             return
         self._closed = True
+        self.live.shutdown()
         self.runs.shutdown()
         self.run_docks.close()
         # The scene outlives this window's C++ side; its last signals must find no slot here.

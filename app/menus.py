@@ -173,7 +173,7 @@ class Menus(QObject):
         for dock in (w.inspector_dock, w.preview, w.log):
             menu.addAction(dock.toggleViewAction())
         d = w.run_docks
-        for dock in (d.queue_dock, d.history, d.gallery):
+        for dock in (d.queue_dock, d.history, d.gallery, w.live_panel):
             menu.addAction(dock.toggleViewAction())
 
     def _finding_menu(self, menu: QMenu) -> None:
@@ -236,12 +236,22 @@ class Menus(QObject):
             checkable=True,
             tip="re-run what a change affects, as you edit",
         )
+        live = self.window.live
+        self.live_session_action = self.action(
+            "Start Live &Session",
+            lambda: live.toggle(),
+            "F6",
+            tip="run the graph on every frame of its live source (camera, screen, file, "
+            "stream) until stopped; see the Live panel",
+        )
+        self.window.live_panel.set_action(self.live_session_action)
         for a in (
             self.run_action,
             self.run_sel_action,
             self.queue_action,
             self.cancel_action,
             self.live_action,
+            self.live_session_action,
         ):
             menu.addAction(a)
         menu.addSeparator()
@@ -256,6 +266,7 @@ class Menus(QObject):
             self.queue_action,
             self.cancel_action,
             self.live_action,
+            self.live_session_action,
             self.fit_action,
         ):
             bar.addAction(a)
@@ -269,6 +280,11 @@ class Menus(QObject):
             self.recent_menu.addAction(self.action(p, lambda _=False, p=p: files.open(Path(p))))
         if not self.window.settings.recent_files():
             self.recent_menu.addAction("(none)").setEnabled(False)
+
+    def show_live_state(self, running: bool) -> None:
+        """The live session action starts a session, or stops the one running."""
+        text = "Stop Live &Session" if running else "Start Live &Session"
+        self.live_session_action.setText(text)
 
     def show_run_state(self, running: bool, live: bool) -> None:
         """Cancel is offered while a run is going; the live toggle shows the session's mode."""

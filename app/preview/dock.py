@@ -210,6 +210,14 @@ class PreviewDock(QDockWidget):
                 f"Cannot preview this {type(value).__name__}:\n{type(exc).__name__}: {exc}"
             )
 
+    def show_live_value(self, value: Any, title: str = "") -> None:
+        """A live session's newest 3D value (mesh, point cloud, RGBD): the 3D view keeps its
+        camera and its GL item, and prepares each frame off the GUI thread (newest wins)."""
+        self.setWindowTitle(f"Preview — {title}" if title else "Preview")
+        self.written.set_paths([])
+        self._sheet_seq += 1
+        self._switch("mesh").set_live_value(value)  # type: ignore[attr-defined]
+
     def _show(self, value: Any, kind: str) -> None:
         if kind == "empty":
             self.clear()
