@@ -99,6 +99,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_live_parser(sub, DEVICE_CHOICES)
     _models_parser(sub)
+    from fathom.engine.models.svd_prune_cli import add_parser as add_prune_svd_parser
+
+    add_prune_svd_parser(sub, DEVICE_CHOICES)
     return p
 
 
@@ -151,6 +154,10 @@ def main(argv: list[str] | None = None) -> int:
             return cmd_models(args)
         if args.command == "examples":
             return cmd_examples()
+        if args.command == "prune-svd":
+            from fathom.engine.models.svd_prune_cli import run as cmd_prune_svd
+
+            return cmd_prune_svd(args)
         if args.command == "live":
             from fathom.engine.live.command import run as cmd_live
 

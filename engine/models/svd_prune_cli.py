@@ -1,0 +1,67 @@
+"""The ``fathom prune-svd`` command (engine.models.svd_prune does the work).
+
+Kept apart from the pruning so that building the CLI's parser imports no torch.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Any
+
+
+def add_parser(sub: Any, devices: tuple[str, ...]) -> None:
+    """``fathom prune-svd MODEL --out DIR --keep 0.5 --calib IMAGE``."""
+    p = sub.add_parser(
+        "prune-svd",
+        help="prune a Stable Video Diffusion UNet's channels (calibrated on an image) into a "
+        "new, smaller model folder that generate.image_to_video loads like any other",
+    )
+    p.add_argument("model", type=Path, help="the SVD model folder")
+    p.add_argument("--out", type=Path, required=True, help="the new model folder to write")
+    p.add_argument("--keep", type=float, default=0.5, help="share of channels kept (0.5)")
+    p.add_argument("--calib", type=Path, required=True, help="calibration image (PNG, JPEG)")
+    p.add_argument("--width", type=int, default=512, help="calibration width (512)")
+    p.add_argument("--height", type=int, default=288, help="calibration height (288)")
+    p.add_argument("--frames", type=int, default=0, help="calibration frames (model's own)")
+    p.add_argument("--steps", type=int, default=2, help="calibration denoising steps (2)")
+    p.add_argument("--device", default="auto", choices=devices)
+
+
+def run(args: Any) -> int:
+    """The ``prune-svd`` command: 0 when written, 2 on a bad request."""
+    from PIL import Image as PILImage
+
+    from fathom.engine.device import pick_device
+    from fathom.engine.models.locate import ModelError
+    from fathom.engine.models.svd_prune import PruneError, prune_svd
+
+    try:
+        image = PILImage.open(args.calib).convert("RGB")
+    except OSError as exc:
+        sys.stderr.write(f"fathom prune-svd: cannot read {args.calib}: {exc}\n")
+        return 2
+    try:
+        report = prune_svd(
+            args.model,
+            args.out,
+            args.keep,
+            image,
+            width=args.width,
+            height=args.height,
+            frames=args.frames,
+            steps=args.steps,
+            device=pick_device(args.device).torch_device,
+            log=_say,
+        )
+    except (PruneError, ModelError) as exc:
+        sys.stderr.write(f"fathom prune-svd: {exc}\n")
+        return 2
+    for line in report.lines():
+        _say(line)
+    return 0
+
+
+def _say(line: str) -> None:
+    sys.stdout.write(line + "\n")
+    sys.stdout.flush()
