@@ -89,6 +89,7 @@ MARGIN = 0.08  # closest approach to a surface, as a fraction of the scene's typ
 STILL_MS = 150  # the finer mesh once the view has been still this long
 FRAME_MS = 8  # the walking timer's interval; each tick moves by the time actually elapsed
 MAX_DT = 0.1  # a longer gap between ticks (a stall) moves only this far, never a jump
+LABEL_S = 0.1  # the status line's refresh interval while walking
 #: Keys that walk while held: (forward, right, up).
 MOVE_KEYS = {
     Qt.Key.Key_W: (1, 0, 0),
@@ -311,6 +312,7 @@ class Viewer360(QWidget):
         self._held: set[int] = set()  # walking keys held down
         self._fast = False
         self._last_tick = 0.0
+        self._labels_at = 0.0
 
         self.canvas: Any = _Canvas(self)
         if use_opengl(renderer):
@@ -588,11 +590,13 @@ class Viewer360(QWidget):
         self._held.discard(key)
         if not self._held:
             self._walk.stop()
+            self._update_labels()
 
     def release_keys(self) -> None:
         """Stop walking (focus lost: the key releases will not arrive here)."""
         self._held.clear()
         self._walk.stop()
+        self._update_labels()
 
     def advance(self, dt: float) -> None:
         """Walk for ``dt`` seconds with the keys held now (what each frame tick does)."""
@@ -603,12 +607,24 @@ class Viewer360(QWidget):
         self.set_view(position=self.inside(target))
 
     def _walk_tick(self) -> None:
+        cap = MAX_DT
+        if not self.uses_opengl:
+            # The torch renderer takes longer than a tick: move only once the frame of the
+            # current position is on screen, so what is shown is never behind the walker.
+            if not self._renderer.idle:
+                return
+            cap = max(MAX_DT, 2.0 * self.last_render_s)
         now = time.perf_counter()
-        dt, self._last_tick = min(now - self._last_tick, MAX_DT), now
+        dt, self._last_tick = min(now - self._last_tick, cap), now
         self.advance(dt)
 
     def _changed(self) -> None:
-        self._update_labels()
+        # While walking, the status line follows at most every LABEL_S: each change of it
+        # makes the window composite its widgets again, a cost on software OpenGL.
+        now = time.perf_counter()
+        if not self.walking or now - self._labels_at >= LABEL_S:
+            self._labels_at = now
+            self._update_labels()
         self.view_changed.emit()
         self.request_render(preview=True)
 
@@ -668,9 +684,10 @@ class Viewer360(QWidget):
         """The mesh shown now: "preview" while walking or just after a change, else "full"."""
         return "preview" if self.walking or self._idle.isActive() else "full"
 
-    def frame_drawn(self) -> None:
-        """The OpenGL canvas drew a frame."""
+    def frame_drawn(self, seconds: float) -> None:
+        """The OpenGL canvas drew a frame (issuing it took ``seconds``)."""
         self.frames_shown += 1
+        self.last_render_s = seconds
 
     def request_render(self, preview: bool = True) -> None:
         """Queue a render on the worker (the newest request replaces a pending one); a preview
@@ -681,6 +698,12 @@ class Viewer360(QWidget):
                 self._idle.start()
             self.canvas.update()
             return
+        self._submit(preview)
+        if preview:
+            self._idle.start()
+
+    def _submit(self, preview: bool) -> None:
+        """Queue a torch render of the current view on the worker."""
         sc = self.scene("preview" if preview else "full")
         if sc is None:
             return
@@ -696,8 +719,6 @@ class Viewer360(QWidget):
 
         self._seq += 1
         self._renderer.submit(job, self._seq)
-        if preview:
-            self._idle.start()
 
     @property
     def idle(self) -> bool:
@@ -725,16 +746,20 @@ class Viewer360(QWidget):
         self.canvas.update()
 
     def draw_now(self) -> None:
-        """Draw the current view on this thread and wait for it, as walking shows it (the
-        coarse mesh while moving; in software at the preview size): benchmarks."""
+        """Draw the view of this moment and wait until it is on screen, as walking shows it
+        (the coarse mesh while moving; in software at the preview size, from the worker):
+        benchmarks."""
         if self.uses_opengl:
             self.canvas.repaint()
             return
-        preview = self.detail() == "preview"
-        t0 = time.perf_counter()
-        img = self.render_image(*self.render_size(preview), preview=preview)
-        self._seq += 1
-        self._show_result(self._seq, (img, time.perf_counter() - t0))
+        if self._shown_seq >= self._seq:  # nothing under way: this moment again
+            self._submit(preview=self.detail() == "preview")
+        target = self._seq
+        app = QApplication.instance()
+        assert app is not None
+        while self._shown_seq < target and not self._renderer.idle:
+            app.processEvents()
+            time.sleep(0.001)
         self.canvas.repaint()
 
     def frame(self) -> QImage | None:

@@ -15,6 +15,7 @@ shaders fail here, ``failed`` asks the viewer to switch to it.
 from __future__ import annotations
 
 import ctypes
+import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -206,11 +207,12 @@ class GLCanvas(QOpenGLWidget):
         if sc is None:
             self._draw_message()
             return
+        t0 = time.perf_counter()
         self._draw(sc, w, h)
         if self.finish_frames:
             GL.glFinish()
         self.frames_drawn += 1
-        self._viewer.frame_drawn()
+        self._viewer.frame_drawn(time.perf_counter() - t0)
 
     def _draw(self, sc: _Uploaded, w: int, h: int) -> None:
         from OpenGL import GL

@@ -82,9 +82,10 @@ def test_held_key_moves_by_speed_times_time_and_release_stops(qtbot, viewer: Vie
 
 def test_walking_in_real_time_stops_when_released(qtbot, viewer: Viewer360) -> None:
     c = viewer.canvas
+    qtbot.waitUntil(lambda: viewer.idle, timeout=15_000)  # the first frames are shown
     t0 = time.perf_counter()
     qtbot.keyPress(c, Qt.Key.Key_W)
-    qtbot.wait(300)
+    qtbot.waitUntil(lambda: viewer.position[2] > 0, timeout=5_000)
     qtbot.keyRelease(c, Qt.Key.Key_W)
     held = time.perf_counter() - t0
     moved = float(viewer.position[2])
