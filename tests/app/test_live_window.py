@@ -8,13 +8,16 @@ import os
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
+import shutil
 import threading
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
 from PySide6.QtCore import QRect, Qt
 from PySide6.QtGui import QGuiApplication, QImage
+from xvfb_probe import run_under_xvfb
 
 from fathom.app.live_window import LatestFrames, LiveWindow, fitted, other_screen
 from fathom.app.preview.mesh_view import MeshPanel
@@ -133,3 +136,48 @@ def test_a_live_point_cloud_updates_in_place(qtbot: Any, backend: str) -> None:
     # An ordinary value afterwards is framed and shown as before.
     panel.set_value(cloud(9.0))
     assert panel.info.text().startswith("point cloud: 500 points")
+
+
+GL_PROBE = """
+import json, sys, time
+import numpy as np
+from PySide6.QtWidgets import QApplication
+app = QApplication([])
+from fathom.app.preview.mesh_view import MeshPanel
+from fathom.engine.types import PointCloud
+
+def wait(panel, n):
+    t = time.time()
+    while (panel.live_frames < n or not panel.idle) and time.time() - t < 20:
+        app.processEvents(); time.sleep(0.01)
+    t = time.time()
+    while time.time() - t < 0.3: app.processEvents(); time.sleep(0.02)
+
+def centre(panel):
+    img = panel.view.grab_image().convertToFormat(panel.view.grab_image().Format.Format_RGBA8888)
+    a = np.frombuffer(img.constBits(), np.uint8).reshape(img.height(), img.bytesPerLine())
+    a = a[:, :img.width() * 4].reshape(img.height(), img.width(), 4)
+    return a[a.shape[0] // 2, a.shape[1] // 2, :3].tolist()
+
+g = np.stack(np.meshgrid(np.linspace(-1, 1, 120), np.linspace(-1, 1, 120)), -1).reshape(-1, 2)
+pts = np.concatenate([g, np.full((len(g), 1), 3.0)], 1).astype(np.float32)
+panel = MeshPanel(backend='gl')
+panel.resize(240, 200); panel.show()
+panel.set_live_value(PointCloud(pts, np.tile([1.0, 0.0, 0.0], (len(pts), 1))))
+wait(panel, 1)
+item, first = panel.view._item, centre(panel)
+panel.set_live_value(PointCloud(pts, np.tile([0.0, 1.0, 0.0], (len(pts), 1))))
+wait(panel, 2)
+sys.stdout.write(json.dumps({'backend': panel.backend, 'first': first, 'second': centre(panel),
+                             'same_item': panel.view._item is item}))
+"""
+
+
+@pytest.mark.skipif(shutil.which("xvfb-run") is None, reason="needs xvfb-run")
+def test_the_opengl_view_draws_each_live_frame_with_one_item(tmp_path: Path) -> None:
+    """Under a real display: a red cloud, then the same cloud green in the same GL item."""
+    script = tmp_path / "gl_live_probe.py"
+    script.write_text(GL_PROBE)
+    out = run_under_xvfb(script, 420)
+    assert out["backend"] == "opengl" and out["same_item"]
+    assert out["first"] == [255, 0, 0] and out["second"] == [0, 255, 0]
