@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from PySide6.QtCore import Qt
+from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import (
     QDockWidget,
     QFormLayout,
@@ -64,6 +64,9 @@ def stats_lines(stats: Any) -> dict[str, str]:
 class LivePanel(QDockWidget):
     """A dock over one window's ``LiveRun``: its Start/Stop action, its stats and errors."""
 
+    #: An error row was clicked: the node it names (to bring into view).
+    node_clicked = Signal(str)
+
     def __init__(self, live: LiveRun, parent: QWidget | None = None) -> None:
         super().__init__("Live", parent)
         self.setObjectName("live")
@@ -100,6 +103,7 @@ class LivePanel(QDockWidget):
         self.errors = QListWidget()
         self.errors.setObjectName("live-errors")
         self.errors.setWordWrap(True)
+        self.errors.itemClicked.connect(self._error_clicked)
         column.addWidget(self.errors, 1)
         self.setWidget(body)
         live.stats_changed.connect(self.show_stats)
@@ -129,6 +133,11 @@ class LivePanel(QDockWidget):
             item.setData(Qt.ItemDataRole.UserRole, node)
             item.setToolTip(message)
             self.errors.addItem(item)
+
+    def _error_clicked(self, item: QListWidgetItem) -> None:
+        node = item.data(Qt.ItemDataRole.UserRole)
+        if isinstance(node, str) and node in self.live.doc.root.nodes:
+            self.node_clicked.emit(node)
 
     def text(self) -> dict[str, str]:
         """What the panel shows (tests, screenshots)."""

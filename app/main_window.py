@@ -178,6 +178,7 @@ class MainWindow(QMainWindow):
         live.failed.connect(lambda text: self.log.add("error", text))
         live.running_changed.connect(self._live_running)
         live.live_value.connect(self._live_value)
+        self.live_panel.node_clicked.connect(self.editing.focus_node)
         self.previews.opened.connect(
             lambda node: live.set_watched(node, self.previews.ports.get(node))
         )
