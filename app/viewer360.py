@@ -668,7 +668,7 @@ class Viewer360(QWidget):
         if self.uses_opengl:
             self._idle.stop()
             if sync:
-                self.canvas.repaint()
+                self._paint_gl()
             else:
                 self.canvas.update()
             return
@@ -750,7 +750,7 @@ class Viewer360(QWidget):
         (the coarse mesh while moving; in software at the preview size, from the worker):
         benchmarks."""
         if self.uses_opengl:
-            self.canvas.repaint()
+            self._paint_gl()
             return
         if self._shown_seq >= self._seq:  # nothing under way: this moment again
             self._submit(preview=self.detail() == "preview")
@@ -761,6 +761,19 @@ class Viewer360(QWidget):
             app.processEvents()
             time.sleep(0.001)
         self.canvas.repaint()
+
+    def _paint_gl(self, timeout: float = 10.0) -> None:
+        """Have the OpenGL canvas draw a frame now and wait until it has: through the event
+        loop (``repaint()`` of an OpenGL widget does not always reach ``paintGL``)."""
+        want = self.frames_shown + 1
+        self.canvas.update()
+        app = QApplication.instance()
+        assert app is not None
+        deadline = time.perf_counter() + timeout
+        while self.frames_shown < want and time.perf_counter() < deadline:
+            app.processEvents()
+            if self.frames_shown < want:
+                time.sleep(0.0005)
 
     def frame(self) -> QImage | None:
         """The frame on screen (at render size, before it is stretched to the canvas)."""

@@ -34,7 +34,7 @@ def walk(viewer: Any, seconds: float = 4.0) -> dict[str, Any]:
     times: list[float] = []
     per_phase: dict[str, list[float]] = {name: [] for name, _, _ in PHASES}
     ends = np.cumsum([share for _, share, _ in PHASES]) * seconds
-    start = last = time.perf_counter()
+    start = last = turned = time.perf_counter()
     held = None
     while (now := time.perf_counter()) - start < seconds:
         i = min(int(np.searchsorted(ends, now - start, side="right")), len(PHASES) - 1)
@@ -46,9 +46,13 @@ def walk(viewer: Any, seconds: float = 4.0) -> dict[str, Any]:
                 viewer.hold_key(key)
             held = key
         if name == "turn":
-            viewer.set_view(yaw=viewer.yaw + 90.0 * (now - last) / (share * seconds))
+            viewer.set_view(yaw=viewer.yaw + 90.0 * (now - turned) / (share * seconds))
+        turned = now
+        shown = viewer.frames_shown
         app.processEvents()  # the walking timer's ticks
         viewer.draw_now()
+        if viewer.frames_shown == shown:
+            continue  # nothing new reached the screen: not a frame
         done = time.perf_counter()
         times.append(done - last)
         per_phase[name].append(done - last)
