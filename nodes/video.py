@@ -6,6 +6,7 @@ The decoding and encoding live in ``engine.media``; these nodes only choose, che
 from __future__ import annotations
 
 from contextlib import closing
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +16,7 @@ from fathom.engine.context import NodeContext
 from fathom.engine.errors import MediaError, Problem
 from fathom.engine.fileio import atomic_path, writable_dir_problem
 from fathom.engine.imaging.codecs import EXR_FIX, exr_backend, read_image, to_uint, write_exr
+from fathom.engine.imaging.depthmath import COLORMAPS, colorize
 from fathom.engine.media.audio import first_audio
 from fathom.engine.media.readers import AVReader, FileVideo, open_reader
 from fathom.engine.media.timing import _PATTERN, sequence_pattern
@@ -298,11 +300,21 @@ def _frame_writer(suffix: str, bits: str) -> Any:
     return write
 
 
+def _colourised(colormap: str, frame: Image) -> Image:
+    """A one-channel (depth) frame through a colour map, near (low values) bright; colour
+    frames pass unchanged."""
+    if frame.channels != 1:
+        return frame
+    return Image(colorize(frame.gray(), colormap, 0.0, 100.0, near_is_bright=True))
+
+
 class SaveVideo(Node):
     """Encode a video: .mp4/.mov/.mkv (H.264), .webm (VP9), .gif, .webp (animated), or an image
     sequence (frames/%04d.png, 8- or 16-bit, or .exr). Frames are encoded as they are read, so
     long clips stream. Sound comes from the `audio` input when connected, else from the video
-    itself, cut to exactly the saved frames (the render's --frames range applies here)."""
+    itself, cut to exactly the saved frames (the render's --frames range applies here). A depth
+    video (one-channel frames, video.depth) keeps its values in a 16-bit PNG or EXR sequence,
+    or becomes a colourised movie with `colormap`."""
 
     type_id = "video.save"
     title = "Save Video"
@@ -334,6 +346,13 @@ class SaveVideo(Node):
         ),
         Param("bits", Enum, "8", "PNG sequence bit depth", choices=("8", "16")),
         Param(
+            "colormap",
+            Enum,
+            "none",
+            "one-channel (depth) frames in colour, near bright (none: as they are)",
+            choices=("none", *COLORMAPS),
+        ),
+        Param(
             "sound",
             Enum,
             "auto",
@@ -362,6 +381,7 @@ class SaveVideo(Node):
         quality: int,
         preset: str = "medium",
         bits: str = "8",
+        colormap: str = "none",
         sound: str = "auto",
         frames: str = "render",
         audio: Video | None = None,
@@ -384,6 +404,8 @@ class SaveVideo(Node):
                 )
         out_fps = fps or video.fps
         part = video if (lo, hi) == (0, len(video) - 1) else video.slice(lo, hi + 1)
+        if colormap != "none":
+            part = part.map(partial(_colourised, colormap), part.known_size)
         track = self._sound(ctx, video, audio, sound, lo, hi)
         if track is not None:
             if abs(out_fps - video.fps) > 1e-9:

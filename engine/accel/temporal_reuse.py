@@ -1,0 +1,205 @@
+"""Temporal reuse for video depth: between keyframes, recompute only what the new frame changed.
+
+Training-free, in the manner of Eventful Transformers (Dutson et al., ICCV 2023) and of sparse
+block-wise execution (SIGE, Li et al., NeurIPS 2022), for Depth Anything (DINOv2 ViT + DPT head):
+
+- A keyframe (the first frame, every ``keyframe_interval`` frames, and any frame where more than
+  ``dense_fraction`` of the patches changed) runs the whole network and caches, per ViT layer,
+  the layer's output and its keys and values for every token, plus the predicted depth.
+- On the frames between, a patch (token) is *changed* when the mean absolute difference of its
+  pixels from the input it was last computed on reaches ``threshold`` (in 0..1 RGB units;
+  comparing against that reference, not the previous frame, means slow drift still adds up and
+  triggers a recompute). Layer by layer, only the changed tokens (and CLS) go through the
+  layer: norms, Q/K/V, MLP; their queries attend to the keys and values of *all* tokens, the
+  cached ones updated for the changed tokens; the unchanged tokens keep the cached output.
+- The DPT neck and head run only over the tiles that hold a changed patch, each on a crop with
+  a ``margin`` of context patches around it, batched; the tile's interior is pasted into the
+  cached depth, everything else keeps the previous depth. The tile size (4 … ``tile`` patches)
+  is chosen per frame to cover the least area; when the crops would cost more than the whole
+  grid, the head runs densely.
+
+``threshold <= 0`` makes every patch changed, so every frame is a keyframe (the plain model).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+
+from fathom.engine.accel.depth_vit import DepthViT
+
+
+@dataclass
+class ReuseStats:
+    """What the reuse did: frames, keyframes, and the token and tile work done versus dense."""
+
+    frames: int = 0
+    keyframes: int = 0
+    tokens_total: int = 0
+    tokens_computed: int = 0
+    #: Head runs and their cost in whole-grid units (crops with their margins / grid area).
+    tiles_total: int = 0
+    tiles_computed: float = 0.0
+    per_frame: list[float] = field(default_factory=list)  # fraction of tokens recomputed
+
+    @property
+    def token_fraction(self) -> float:
+        return self.tokens_computed / max(1, self.tokens_total)
+
+
+def patch_change(
+    pixel_values: torch.Tensor, reference: torch.Tensor, patch: int, std: torch.Tensor
+) -> torch.Tensor:
+    """rows × cols mean absolute change per patch, in 0..1 RGB units (``std`` undoes the
+    processor's normalisation)."""
+    diff = (pixel_values - reference).abs() * std.view(1, -1, 1, 1)
+    return torch.nn.functional.avg_pool2d(diff.mean(dim=1, keepdim=True), patch)[0, 0]
+
+
+class TemporalReuse:
+    """Streams depth for consecutive frames of one clip; call ``step`` once per frame, in order.
+
+    Holds the per-layer caches of the last frame (about 3 × layers × tokens × width floats).
+    """
+
+    def __init__(
+        self,
+        net: Any,
+        threshold: float = 0.02,
+        keyframe_interval: int = 30,
+        tile: int = 16,
+        margin: int = 2,
+        dense_fraction: float = 0.5,
+        image_std: tuple[float, float, float] = (0.229, 0.224, 0.225),
+    ) -> None:
+        self.vit = DepthViT(net)
+        self.threshold = float(threshold)
+        self.keyframe_interval = max(1, int(keyframe_interval))
+        self.tile = max(2, int(tile) // 2 * 2)  # even, so stride-2 neck layers stay aligned
+        self.margin = max(0, int(margin) // 2 * 2)
+        self.dense_fraction = float(dense_fraction)
+        self.std = torch.tensor(image_std, dtype=torch.float32)
+        self.stats = ReuseStats()
+        self.reset()
+
+    def reset(self) -> None:
+        """Forget the caches: the next frame is a keyframe."""
+        self.since_key = 0
+        self.reference: torch.Tensor | None = None
+        self.hidden: list[torch.Tensor] = []
+        self.keys: list[torch.Tensor] = []
+        self.values: list[torch.Tensor] = []
+        self.depth: torch.Tensor | None = None
+
+    def step(self, pixel_values: torch.Tensor) -> torch.Tensor:
+        """Predicted depth (1 × H × W, the model's raw output) for the next frame."""
+        self.stats.frames += 1
+        rows, cols = self.vit.grid(pixel_values)
+        self.stats.tokens_total += rows * cols
+        fresh = self.reference is None or self.reference.shape != pixel_values.shape
+        if fresh or self.threshold <= 0 or self.since_key >= self.keyframe_interval:
+            return self._keyframe(pixel_values)
+        assert self.reference is not None and self.depth is not None
+        std = self.std.to(pixel_values.device, pixel_values.dtype)
+        changed = patch_change(pixel_values, self.reference, self.vit.patch, std) >= self.threshold
+        frac = float(changed.float().mean())
+        if frac > self.dense_fraction:
+            return self._keyframe(pixel_values)
+        self.since_key += 1
+        self.stats.per_frame.append(frac)
+        if not bool(changed.any()):
+            return self.depth
+        self._update_reference(pixel_values, changed)
+        self._tokens(pixel_values, changed)
+        self._tiles(changed, rows, cols)
+        return self.depth
+
+    def _keyframe(self, pixel_values: torch.Tensor) -> torch.Tensor:
+        self.stats.keyframes += 1
+        rows, cols = self.vit.grid(pixel_values)
+        self.stats.tokens_computed += rows * cols
+        self.stats.per_frame.append(1.0)
+        depth, self.hidden, self.keys, self.values = self.vit.forward(pixel_values)
+        self.reference = pixel_values.clone()
+        self.depth = depth
+        self.since_key = 1
+        return depth
+
+    def _update_reference(self, pixel_values: torch.Tensor, changed: torch.Tensor) -> None:
+        assert self.reference is not None
+        p = self.vit.patch
+        mask = changed.repeat_interleave(p, 0).repeat_interleave(p, 1)
+        h, w = mask.shape
+        ref = self.reference[..., :h, :w]
+        ref[:, :, mask] = pixel_values[..., :h, :w][:, :, mask]
+
+    def _tokens(self, pixel_values: torch.Tensor, changed: torch.Tensor) -> None:
+        """Recompute the changed tokens (and CLS) through every layer, reusing the rest."""
+        flat = torch.nonzero(changed.reshape(-1)).reshape(-1) + 1
+        index = torch.cat([flat.new_zeros(1), flat])
+        self.stats.tokens_computed += int(flat.numel())
+        x = self.vit.embed(pixel_values)[:, index]
+        self.hidden[0][:, index] = x
+        for li in range(self.vit.depth):
+            x = self.vit.layer_subset(li, x, index, self.keys[li], self.values[li])
+            self.hidden[li + 1][:, index] = x
+
+    def _pick_tiles(
+        self, changed: torch.Tensor, rows: int, cols: int
+    ) -> tuple[int, list[tuple[int, int]]]:
+        """The tile size (up to ``tile``) whose crops cover the least area, and its tiles
+        holding a change; no tiles when the whole grid costs less (run the head densely)."""
+        best: tuple[float, int, list[tuple[int, int]]] = (float(rows * cols), self.tile, [])
+        for t in sorted({4, 6, 8, 12, 16, self.tile}):
+            crop = t + 2 * self.margin
+            if t > self.tile or crop > rows or crop > cols:
+                continue
+            tiles = _tiles_with(changed, t)
+            if len(tiles) * crop * crop < best[0]:
+                best = (float(len(tiles) * crop * crop), t, tiles)
+        return best[1], best[2]
+
+    def _tiles(self, changed: torch.Tensor, rows: int, cols: int) -> None:
+        """Neck + head over the tiles that hold a changed patch, with context around each."""
+        assert self.depth is not None
+        m = self.margin
+        t, tiles = self._pick_tiles(changed, rows, cols)
+        crop = t + 2 * m
+        self.stats.tiles_total += 1
+        feats = self.vit.features(self.hidden)
+        if not tiles:
+            self.stats.tiles_computed += 1
+            self.depth = self.vit.head(feats, rows, cols)
+            return
+        self.stats.tiles_computed += len(tiles) * crop * crop / (rows * cols)
+        grids = [f[:, 1:].reshape(1, rows, cols, -1) for f in feats]
+        starts = [(_start(ty, m, rows, crop), _start(tx, m, cols, crop)) for ty, tx in tiles]
+        batch = []
+        for g in grids:
+            crops = torch.cat([g[:, y : y + crop, x : x + crop] for y, x in starts])
+            seq = crops.reshape(len(tiles), crop * crop, -1)
+            batch.append(torch.cat([seq.new_zeros(len(tiles), 1, seq.shape[-1]), seq], dim=1))
+        out = self.vit.head(batch, crop, crop)
+        p = self.vit.patch
+        depth = self.depth.clone()
+        for b, ((ty, tx), (y, x)) in enumerate(zip(tiles, starts, strict=True)):
+            th, tw = min(t, rows - ty) * p, min(t, cols - tx) * p
+            oy, ox = (ty - y) * p, (tx - x) * p
+            depth[0, ty * p : ty * p + th, tx * p : tx * p + tw] = out[
+                b, oy : oy + th, ox : ox + tw
+            ]
+        self.depth = depth
+
+
+def _tiles_with(changed: torch.Tensor, t: int) -> list[tuple[int, int]]:
+    """Top-left patch of every ``t`` × ``t`` tile that holds a changed patch."""
+    pooled = torch.nn.functional.max_pool2d(changed[None, None].float(), t, ceil_mode=True)
+    return [(int(y) * t, int(x) * t) for y, x in torch.nonzero(pooled[0, 0] > 0)]
+
+
+def _start(tile_start: int, margin: int, size: int, crop: int) -> int:
+    """Where a crop around a tile starts: ``margin`` before it, inside the grid, even."""
+    s = min(max(0, tile_start - margin), size - crop)
+    return s - s % 2

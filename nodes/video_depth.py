@@ -1,0 +1,427 @@
+"""Depth on video: per-frame depth that reuses the previous frame's work, and parallax from it.
+
+``video.depth`` runs the models ``depth.estimate`` runs (loaded the same way, through the model
+manager) on every frame of a lazy Video, streaming: frame i is computed when something reads it,
+in order, and only the previous frame's activations are kept. The ``temporal`` choice picks how
+a frame reuses the last one; each choice is one stepper class in ``TEMPORAL_MODES`` (a dict from
+the choice to a factory), so a new mode is one entry.
+
+A depth video is a Video of one-channel float Images holding what ``depth.estimate`` gives for
+the frame: relative models 0 = near … 1 = far (normalised per frame), metric models metres (0
+where the model gives no depth). ``video.save`` writes it as a 16-bit PNG or EXR sequence or,
+with a colour map, a colourised MP4; ``video.parallax`` renders a small camera move per frame
+from a clip and its depth video.
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, ClassVar, Protocol
+
+import numpy as np
+
+from fathom.engine.context import NodeContext
+from fathom.engine.errors import Problem
+from fathom.engine.imaging import depthmath
+from fathom.engine.models.depth import is_metric_model, load_transformers_depth
+from fathom.engine.node import Input, Node, Output, Param
+from fathom.engine.types import Enum, Float, Image, Int, String, Video
+
+DEFAULT_DEPTH_MODEL = "depth-anything/Depth-Anything-V2-Small-hf"
+TEMPORAL_HELP = (
+    "off: every frame through the model; reuse: recompute only changed patches, layer by "
+    "layer; resq: the change from a low-bit residual; delta: a distilled student"
+)
+
+
+class Stepper(Protocol):
+    """One temporal mode: the model's raw prediction (1 × H × W) for the next frame, in order.
+    ``reset(index)`` forgets the caches; the next frame is frame ``index`` of the clip."""
+
+    def step(self, pixel_values: Any) -> Any: ...
+
+    def reset(self, index: int = 0) -> None: ...
+
+
+@dataclass(frozen=True)
+class Settings:
+    """The node's temporal parameters, as the modes take them."""
+
+    temporal: str
+    keyframe_interval: int
+    threshold: float
+    bits: int
+    student: str
+
+
+class _Off:
+    """Every frame through the model's own forward: exactly what depth.estimate computes."""
+
+    def __init__(self, net: Any, settings: Settings) -> None:
+        self.net = net
+
+    def step(self, pixel_values: Any) -> Any:
+        return self.net(pixel_values=pixel_values).predicted_depth
+
+    def reset(self, index: int = 0) -> None:
+        pass
+
+
+class _Periodic:
+    """Keyframes at fixed clip positions (multiples of ``keyframe_interval``), so reading a
+    frame out of order (restart at the keyframe before it) gives what an in-order run gives."""
+
+    def __init__(self, engine: Any, interval: int) -> None:
+        self.engine = engine
+        self.interval = interval
+        self.index = 0
+
+    def step(self, pixel_values: Any) -> Any:
+        if self.index % self.interval == 0:
+            self.engine.reset()
+        self.index += 1
+        return self.engine.step(pixel_values)
+
+    def reset(self, index: int = 0) -> None:
+        self.engine.reset()
+        self.index = index
+
+
+def _reuse(net: Any, s: Settings) -> Stepper:
+    from fathom.engine.accel.temporal_reuse import TemporalReuse
+
+    # The engine's own interval is unused: _Periodic places the keyframes.
+    engine = TemporalReuse(net, threshold=s.threshold, keyframe_interval=1 << 30)
+    return _Periodic(engine, s.keyframe_interval)
+
+
+def _resq(net: Any, s: Settings) -> Stepper:
+    from fathom.engine.accel.resq import ResQ
+
+    engine = ResQ(net, bits=s.bits, keyframe_interval=1 << 30, change_ref=s.threshold)
+    return _Periodic(engine, s.keyframe_interval)
+
+
+def _delta(net: Any, s: Settings) -> Stepper:
+    raise _ModeError(
+        "temporal 'delta' needs a Delta-Distillation student, and this build has no student "
+        "loader yet",
+        "student",
+        "use temporal 'reuse' or 'resq'",
+    )
+
+
+class _ModeError(Exception):
+    def __init__(self, message: str, port: str, fix: str) -> None:
+        super().__init__(message)
+        self.port, self.fix = port, fix
+
+
+#: temporal choice → factory(net, settings) of its Stepper. Modes other than 'off' need a
+#: Depth Anything model (DINOv2 backbone): they run it layer by layer.
+TEMPORAL_MODES: dict[str, Callable[[Any, Settings], Stepper]] = {
+    "off": lambda net, s: _Off(net, s),
+    "reuse": _reuse,
+    "resq": _resq,
+    "delta": _delta,
+}
+
+
+class DepthFrames:
+    """Pre- and post-processing of one frame, the same as depth.estimate's: the model's
+    processor in, bicubic resize to the frame and per-frame normalisation (relative) out."""
+
+    def __init__(self, processor: Any, net: Any) -> None:
+        self.processor = processor
+        self.net = net
+        self.metric = is_metric_model(net)
+        std = getattr(processor, "image_std", None) or (0.229, 0.224, 0.225)
+        self.std = tuple(float(v) for v in std)
+
+    def pixels(self, image: Image) -> Any:
+        rgb8 = (np.clip(image.rgb(), 0, 1) * 255).astype(np.uint8)
+        inputs = self.processor(images=rgb8, return_tensors="pt")
+        device = next(self.net.parameters()).device
+        return inputs["pixel_values"].to(device, dtype=self.net.dtype)
+
+    def finish(self, pred: Any, height: int, width: int) -> np.ndarray:
+        import torch
+
+        out = torch.nn.functional.interpolate(
+            pred[:, None].float(), size=(height, width), mode="bicubic", align_corners=False
+        )[0, 0]
+        arr = out.cpu().numpy().astype(np.float32)
+        if self.metric:
+            return np.where(arr > 0, arr, 0.0).astype(np.float32)
+        return (1.0 - depthmath.normalize(arr, positive_only=False)).astype(np.float32)
+
+
+class DepthStream:
+    """Computes depth frames in order with one Stepper; reading frame i out of order restarts
+    at the keyframe before it. Thread-safe: readers may prefetch from another thread."""
+
+    def __init__(self, frames: DepthFrames, stepper: Stepper, interval: int) -> None:
+        self.frames = frames
+        self.stepper = stepper
+        self.interval = max(1, interval)
+        self.next = 0
+        self.last: tuple[int, np.ndarray] | None = None
+        self.lock = threading.Lock()
+
+    def depth(self, image: Image) -> np.ndarray:
+        """The next frame's depth (H × W), as depth.estimate computes it for ``image``."""
+        import torch
+
+        with torch.inference_mode():
+            pred = self.stepper.step(self.frames.pixels(image))
+            return self.frames.finish(pred, image.height, image.width)
+
+    def frame(self, video: Video, i: int, check: Callable[[], None]) -> np.ndarray:
+        with self.lock:
+            if self.last is not None and self.last[0] == i:
+                return self.last[1]
+            if i != self.next:
+                start = i - i % self.interval
+                self.stepper.reset(start)
+                import torch
+
+                with torch.inference_mode():
+                    for j in range(start, i):
+                        check()
+                        self.stepper.step(self.frames.pixels(video.frame(j)))
+            out = self.depth(video.frame(i))
+            self.next = i + 1
+            self.last = (i, out)
+            return out
+
+
+class VideoDepth(Node):
+    """Depth for every frame of a clip, streaming, with the same models as depth.estimate.
+    temporal: off (each frame through the model), reuse (keyframes run the whole model; between
+    them only the patches that changed beyond `threshold` are recomputed, layer by layer, and the
+    depth head only over their tiles), resq (each frame's change computed from a `bits`-bit
+    residual of the activations, more bits for larger changes), delta (a student trained with
+    `fathom distill`). reuse and resq need a Depth Anything model. The output is a video of
+    one-channel frames: relative depth 0 = near … 1 = far, or metres for metric models. In a live
+    session frame t reuses frame t−1 across ticks."""
+
+    type_id = "video.depth"
+    title = "Video Depth"
+    category = "video"
+    main_params = ("model", "temporal")
+    families: ClassVar[tuple[str, ...]] = ("depth",)
+    inputs = (Input("video", Video, "clip to estimate depth for"),)
+    outputs = (Output("depth", Video, "one-channel depth frames"),)
+    params = (
+        Param("model", String, DEFAULT_DEPTH_MODEL, "model folder or Hugging Face id (cached)"),
+        Param("temporal", Enum, "off", TEMPORAL_HELP, choices=tuple(TEMPORAL_MODES)),
+        Param("keyframe_interval", Int, 30, "frames between full keyframes", min=1, max=100000),
+        Param(
+            "threshold",
+            Float,
+            0.02,
+            "mean pixel change (0..1) that makes a patch recompute (reuse) or adds bits (resq)",
+            min=0.0,
+            max=1.0,
+        ),
+        Param(
+            "bits", Int, 4, "resq: bits of the residual on a frame of small change", min=2, max=8
+        ),
+        Param("student", String, "", "delta: the student folder `fathom distill` wrote"),
+    )
+
+    @classmethod
+    def check(cls, params: dict[str, Any], ctx: NodeContext) -> list[Problem]:
+        from fathom.engine.models import ModelError, locate_model
+
+        try:
+            locate_model(params["model"])
+        except ModelError as exc:
+            return [
+                Problem(
+                    str(exc),
+                    ctx.node_id,
+                    "model",
+                    "point it at a depth model folder (config.json + model.safetensors) or a "
+                    "downloaded Hugging Face id, e.g. " + DEFAULT_DEPTH_MODEL,
+                )
+            ]
+        return []
+
+    def run(
+        self,
+        ctx: NodeContext,
+        video: Video,
+        model: str,
+        temporal: str,
+        keyframe_interval: int,
+        threshold: float,
+        bits: int,
+        student: str,
+    ) -> dict[str, Any]:
+        if len(video) == 0:
+            raise ctx.error("the video has no frames", port="video", fix="check what feeds it")
+        settings = Settings(temporal, keyframe_interval, threshold, bits, student)
+        stream = self._stream(ctx, model, settings)
+        n = len(video)
+
+        def get(i: int) -> Image:
+            ctx.check_cancelled()
+            out = Image(stream.frame(video, i, ctx.check_cancelled))
+            ctx.progress((i + 1) / n, f"depth frame {i + 1}/{n}")
+            return out
+
+        return {
+            "depth": Video(n, video.fps, get, video.known_size, video.source, video.audio),
+        }
+
+    @staticmethod
+    def _stream(ctx: NodeContext, model: str, s: Settings) -> DepthStream:
+        """A fresh stream, or in a live session the one the previous tick left in ctx.state,
+        so that frame t continues from frame t−1."""
+        key = (model, s)
+        kept = ctx.state.get("stream")
+        if ctx.live is not None and kept is not None and kept[0] == key:
+            stream: DepthStream = kept[1]
+            stream.next, stream.last = 0, None  # each tick's video is one new frame 0
+            return stream
+        dev, dtype = ctx.device.torch_device, ctx.device.dtype
+        processor, net = ctx.load_model(
+            "transformers-depth", model, lambda p: load_transformers_depth(p, dev, dtype)
+        )
+        if s.temporal != "off":
+            from fathom.engine.accel.depth_vit import is_depth_vit
+
+            if not is_depth_vit(net):
+                raise ctx.error(
+                    f"temporal '{s.temporal}' runs Depth Anything models layer by layer; "
+                    f"{model} is a {net.config.model_type} model",
+                    port="temporal",
+                    fix="use temporal 'off', or a Depth Anything (V1/V2) model",
+                )
+        try:
+            stepper = TEMPORAL_MODES[s.temporal](net, s)
+        except _ModeError as exc:
+            raise ctx.error(str(exc), port=exc.port, fix=exc.fix) from None
+        stream = DepthStream(DepthFrames(processor, net), stepper, s.keyframe_interval)
+        if ctx.live is not None:
+            ctx.state["stream"] = (key, stream)
+        return stream
+
+
+# ---- parallax ----------------------------------------------------------------------------
+
+
+class VideoParallax(Node):
+    """A 3D parallax video: each frame, with its depth, becomes a mesh seen from a camera that
+    moves a little around the original viewpoint (a circle, a sideways sway or a push in), so
+    the clip gains depth. Relative depth is given a scale with `near`/`far` first. Holes opened
+    behind foreground edges show the background colour."""
+
+    type_id = "video.parallax"
+    title = "Parallax Video"
+    category = "video"
+    main_params = ("motion", "amount")
+    inputs = (
+        Input("video", Video, "colour frames"),
+        Input("depth", Video, "depth frames (video.depth's output), one per colour frame"),
+    )
+    outputs = (Output("video", Video, "frames seen from the moving camera"),)
+    params = (
+        Param("motion", Enum, "circle", "camera move", choices=("circle", "sway", "push")),
+        Param("amount", Float, 0.05, "camera travel as a fraction of `near`", min=0.0, max=2.0),
+        Param("period", Int, 48, "frames per cycle of the move", min=2, max=100000),
+        Param(
+            "depth_kind",
+            Enum,
+            "relative",
+            "relative (0 = near … 1 = far) or metric (metres) frames",
+            choices=("relative", "metric"),
+        ),
+        Param("near", Float, 1.0, "relative depth: metres at 0", min=1e-3, max=1e5),
+        Param("far", Float, 4.0, "relative depth: metres at 1", min=1e-3, max=1e5),
+        Param("fov", Float, 60.0, "vertical field of view of the clip", min=1, max=179),
+        Param("cut", Float, 0.05, "relative depth jump that splits surfaces", min=0.0, max=100.0),
+    )
+
+    def run(
+        self,
+        ctx: NodeContext,
+        video: Video,
+        depth: Video,
+        motion: str,
+        amount: float,
+        period: int,
+        depth_kind: str,
+        near: float,
+        far: float,
+        fov: float,
+        cut: float,
+    ) -> dict[str, Any]:
+        if len(video) == 0:
+            raise ctx.error("the video has no frames", port="video", fix="check what feeds it")
+        if len(depth) != len(video):
+            raise ctx.error(
+                f"depth has {len(depth)} frames but the video has {len(video)}",
+                port="depth",
+                fix="connect the depth video made from this clip (video.depth)",
+            )
+        if depth_kind == "relative" and near >= far:
+            raise ctx.error(
+                f"near ({near}) must be less than far ({far})", port="near", fix="swap them"
+            )
+        device = ctx.device.torch_device if ctx.device.kind == "cuda" else "cpu"
+        n = len(video)
+
+        def get(i: int) -> Image:
+            ctx.check_cancelled()
+            out = _parallax_frame(
+                video.frame(i), depth.frame(i).gray(), i, motion, amount, period,
+                depth_kind, near, far, fov, cut, device,
+            )  # fmt: skip
+            ctx.progress((i + 1) / n, f"parallax frame {i + 1}/{n}")
+            return out
+
+        return {"video": Video(n, video.fps, get, video.known_size, video.source, video.audio)}
+
+
+def _parallax_frame(
+    image: Image,
+    d: np.ndarray,
+    i: int,
+    motion: str,
+    amount: float,
+    period: int,
+    depth_kind: str,
+    near: float,
+    far: float,
+    fov: float,
+    cut: float,
+    device: str,
+) -> Image:
+    from fathom.engine.geometry import projection, scene
+    from fathom.engine.types import RGBD, Camera, Depth
+
+    if d.shape != (image.height, image.width):
+        import cv2
+
+        d = cv2.resize(d, (image.width, image.height), interpolation=cv2.INTER_LINEAR)
+    metres = depthmath.relative_to_metric(d, near, far) if depth_kind == "relative" else d
+    cam = Camera.from_fov(image.width, image.height, fov)
+    sc = scene.scene_from_rgbd(RGBD(image, Depth(metres, "metric")), cam, cut)
+    a = 2 * math.pi * i / period
+    step = amount * near
+    if motion == "circle":
+        eye = np.array([math.cos(a) - 1.0, math.sin(a), 0.0]) * step
+    elif motion == "sway":
+        eye = np.array([math.sin(a), 0.0, 0.0]) * step
+    else:
+        eye = np.array([0.0, 0.0, (1 - math.cos(a)) / 2]) * step
+    target = np.array([0.0, 0.0, float(np.nanmedian(metres))])
+    view = Camera(cam.fx, cam.fy, cam.cx, cam.cy, cam.width, cam.height,
+                  projection.look_at(eye, target))  # fmt: skip
+    out, _ = scene.render(sc, view, "torch", device)
+    return Image(out.image)
