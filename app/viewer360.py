@@ -308,18 +308,19 @@ class Viewer360(QWidget):
         self._shown_seq = -1
         self._load_seq = 0
         self._volume: CaptureVolume | None = None
-        self._packed: dict[str, Any] | None = None
         self._held: set[int] = set()  # walking keys held down
         self._fast = False
         self._last_tick = 0.0
         self._labels_at = 0.0
 
-        self.canvas: Any = _Canvas(self)
+        self.canvas: Any
         if use_opengl(renderer):
             from fathom.app.viewer360_gl import GLCanvas
 
             self.canvas = GLCanvas(self, _ViewInput(self))
             self.canvas.failed.connect(self._opengl_failed, Qt.ConnectionType.QueuedConnection)
+        else:
+            self.canvas = _Canvas(self)
         # Sliders never take keyboard focus: W/A/S/D and the arrows always move the camera.
         self.fov_slider = QSlider(Qt.Orientation.Horizontal)
         self.fov_slider.setRange(20, 120)
@@ -450,7 +451,6 @@ class Viewer360(QWidget):
         if self.uses_opengl:
             if content.packed is None:
                 content = packed_content(content)
-            self._packed = content.packed
             self.canvas.set_scenes(content.packed)
         self._changed()
 
