@@ -34,6 +34,7 @@ def walk(viewer: Any, seconds: float = 4.0) -> dict[str, Any]:
     times: list[float] = []
     per_phase: dict[str, list[float]] = {name: [] for name, _, _ in PHASES}
     ends = np.cumsum([share for _, share, _ in PHASES]) * seconds
+    cpu = time.process_time()  # all threads: the GUI's and the renderer's (llvmpipe, torch)
     start = last = turned = time.perf_counter()
     held = None
     while (now := time.perf_counter()) - start < seconds:
@@ -57,6 +58,7 @@ def walk(viewer: Any, seconds: float = 4.0) -> dict[str, Any]:
         times.append(done - last)
         per_phase[name].append(done - last)
         last = done
+    cpu = time.process_time() - cpu
     viewer.release_keys()
     if viewer.uses_opengl:
         viewer.canvas.finish_frames = False
@@ -69,6 +71,9 @@ def walk(viewer: Any, seconds: float = 4.0) -> dict[str, Any]:
         "fps": round(len(times) / elapsed, 1),
         "frame_ms_median": round(float(np.median(ms)), 1),
         "frame_ms_p95": round(float(np.percentile(ms, 95)), 1),
+        # CPU time per frame, summed over the process's threads: the cost of a frame however
+        # busy the machine is (frames/s also depends on what else runs).
+        "cpu_ms_per_frame": round(1000 * cpu / max(1, len(times)), 1),
         "fps_by_phase": {
             k: round(len(v) / sum(v), 1) if v and sum(v) > 0 else 0.0 for k, v in per_phase.items()
         },
@@ -84,5 +89,6 @@ def report(stats: dict[str, Any]) -> str:
         f"renderer: {stats['renderer']}\n"
         f"view: {w}×{h}, {stats['frames']} frames\n"
         f"frames/s: {stats['fps']} (by phase: {phases})\n"
-        f"frame time: median {stats['frame_ms_median']} ms, p95 {stats['frame_ms_p95']} ms"
+        f"frame time: median {stats['frame_ms_median']} ms, p95 {stats['frame_ms_p95']} ms\n"
+        f"CPU per frame (all threads): {stats['cpu_ms_per_frame']} ms"
     )

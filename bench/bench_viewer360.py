@@ -99,6 +99,7 @@ def run_peer(size: str, seconds: float) -> dict[str, Any]:
     ends = np.cumsum([s for _, s, _ in PHASES]) * seconds
     times: list[float] = []
     per_phase: dict[str, list[float]] = {name: [] for name, _, _ in PHASES}
+    cpu = time.process_time()
     start = last = time.perf_counter()
     while (now := time.perf_counter()) - start < seconds:
         i = min(int(np.searchsorted(ends, now - start, side="right")), len(PHASES) - 1)
@@ -129,6 +130,7 @@ def run_peer(size: str, seconds: float) -> dict[str, Any]:
         times.append(done - last)
         per_phase[name].append(done - last)
         last = done
+    cpu = time.process_time() - cpu
     if os.environ.get("BENCH_PEER_SHOT"):
         view.grabFramebuffer().save(os.environ["BENCH_PEER_SHOT"])
     if painted[0] < len(times):
@@ -144,6 +146,7 @@ def run_peer(size: str, seconds: float) -> dict[str, Any]:
         "frame_ms_median": round(float(np.median(ms)), 1),
         "frame_ms_p95": round(float(np.percentile(ms, 95)), 1),
         "fps_by_phase": {k: round(len(v) / sum(v), 1) if v else 0.0 for k, v in per_phase.items()},
+        "cpu_ms_per_frame": round(1000 * cpu / max(1, len(times)), 1),
     }
 
 
@@ -172,8 +175,8 @@ def main() -> None:
         f"{os.cpu_count()} cores",
         "",
         "| renderer | drawn by | frames/s | × baseline | moving (fwd/turn/strafe) | still "
-        "| frame ms median | frame ms p95 |",
-        "|---|---|---:|---:|---:|---:|---:|---:|",
+        "| frame ms median | frame ms p95 | CPU ms/frame |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for name, r in rows:
         ratio = r["fps"] / base if base else float("nan")
@@ -181,7 +184,7 @@ def main() -> None:
         moving = "/".join(str(ph[k]) for k in ("forward", "turn", "strafe"))
         lines.append(
             f"| {name} | {r['renderer']} | {r['fps']} | {ratio:.1f} | {moving} | {ph['stop']} "
-            f"| {r['frame_ms_median']} | {r['frame_ms_p95']} |"
+            f"| {r['frame_ms_median']} | {r['frame_ms_p95']} | {r['cpu_ms_per_frame']} |"
         )
     sys.stdout.write("\n".join(lines) + "\n")
     if args.json:
