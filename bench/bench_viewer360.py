@@ -47,6 +47,25 @@ def peer_row(size: str, seconds: float) -> dict[str, Any]:
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
+def peer_mesh() -> tuple[Any, float]:
+    """The demo panorama at the viewer's full grid as pyqtgraph mesh data (vertex colours), and
+    the viewer's walking speed there."""
+    import pyqtgraph.opengl as gl
+
+    from fathom.app.viewer360 import FULL_GRID, SPEED, load_panorama
+    from fathom.engine.geometry.meshing import panorama_trimesh
+    from fathom.engine.geometry.viewing import CUT
+
+    image, depth = load_panorama()
+    step = max(1, round(image.width / FULL_GRID))
+    tm = panorama_trimesh(image.data, depth.data, step, CUT, "vertex")
+    v = np.asarray(tm.vertices, np.float32)
+    pos = np.stack([v[:, 0], v[:, 2], -v[:, 1]], 1)  # OpenCV (y down) → pyqtgraph (z up)
+    rgba = np.asarray(tm.visual.vertex_colors, np.float32) / 255.0
+    md = gl.MeshData(vertexes=pos, faces=np.asarray(tm.faces, np.int32), vertexColors=rgba)
+    return md, SPEED * float(np.nanmedian(depth.data))
+
+
 def run_peer(size: str, seconds: float) -> dict[str, Any]:
     """pyqtgraph's GL mesh of the demo panorama along the same walk (first-person camera)."""
     from PySide6.QtGui import QSurfaceFormat
@@ -59,20 +78,11 @@ def run_peer(size: str, seconds: float) -> dict[str, Any]:
     import pyqtgraph.opengl as gl
     from OpenGL import GL
     from PySide6.QtGui import QVector3D
-
-    from fathom.app.viewer360 import FULL_GRID, load_panorama
-    from fathom.app.viewer360_benchmark import PHASES
-    from fathom.engine.geometry.meshing import panorama_trimesh
-    from fathom.engine.geometry.viewing import CUT
-
-    image, depth = load_panorama()
-    step = max(1, round(image.width / FULL_GRID))
-    tm = panorama_trimesh(image.data, depth.data, step, CUT, "vertex")
-    v = np.asarray(tm.vertices, np.float32)
-    pos = np.stack([v[:, 0], v[:, 2], -v[:, 1]], 1)  # OpenCV (y down) → pyqtgraph (z up)
-    rgba = np.asarray(tm.visual.vertex_colors, np.float32) / 255.0
-    md = gl.MeshData(vertexes=pos, faces=np.asarray(tm.faces, np.int32), vertexColors=rgba)
     from PySide6.QtWidgets import QVBoxLayout, QWidget
+
+    from fathom.app.viewer360_benchmark import PHASES
+
+    md, speed = peer_mesh()
 
     window = QWidget()  # as the studio embeds it (a top-level GL widget repaints differently)
     painted = [0]
@@ -94,7 +104,6 @@ def run_peer(size: str, seconds: float) -> dict[str, Any]:
     while not painted[0] and time.perf_counter() < deadline:  # shown and drawn once
         app.processEvents()
         time.sleep(0.01)
-    speed = 0.5 * float(np.nanmedian(depth.data))  # the viewer's walking speed
     eye, yaw = np.zeros(3), 0.0
     ends = np.cumsum([s for _, s, _ in PHASES]) * seconds
     times: list[float] = []
