@@ -46,7 +46,7 @@ class SVDConsistencyScheduler(SchedulerMixin, ConfigMixin):  # type: ignore[misc
 
     order = 1
 
-    @register_to_config  # type: ignore[misc]
+    @register_to_config
     def __init__(
         self,
         num_train_timesteps: int = 40,
@@ -62,26 +62,28 @@ class SVDConsistencyScheduler(SchedulerMixin, ConfigMixin):  # type: ignore[misc
         self.init_noise_sigma = float(sigma_max)
 
     def _karras(self, ramp: np.ndarray) -> np.ndarray:
-        c = self.config
+        c: Any = self.config
         lo, hi = c.sigma_min ** (1 / c.rho), c.sigma_max ** (1 / c.rho)
         return np.asarray((hi + ramp * (lo - hi)) ** c.rho)
 
     def set_timesteps(self, num_inference_steps: int, device: Any = None) -> None:
         """Evenly spaced levels of the training grid, noisiest first, then σ_min."""
-        n, grid = int(num_inference_steps), int(self.config.num_train_timesteps)
+        cfg: Any = self.config
+        n, grid = int(num_inference_steps), int(cfg.num_train_timesteps)
         if not 1 <= n <= grid:
             raise ValueError(f"{n} steps: a consistency sampler takes 1 to {grid} steps")
         ramp = np.arange(n) * (grid // n) / (grid - 1)
         sigmas = self._karras(ramp)
         self.num_inference_steps = n
         self.timesteps = torch.from_numpy(0.25 * np.log(sigmas)).float().to(device)
-        self.sigmas = torch.from_numpy(np.append(sigmas, self.config.sigma_min)).float()
+        self.sigmas = torch.from_numpy(np.append(sigmas, cfg.sigma_min)).float()
         self.init_noise_sigma = float(sigmas[0])
         self._index = 0
 
     def scale_model_input(self, sample: torch.Tensor, timestep: Any = None) -> torch.Tensor:
         sigma = self.sigmas[self._index]
-        return sample / (sigma**2 + self.config.sigma_data**2) ** 0.5
+        cfg: Any = self.config
+        return sample / (sigma**2 + cfg.sigma_data**2) ** 0.5
 
     def step(
         self,
@@ -90,7 +92,7 @@ class SVDConsistencyScheduler(SchedulerMixin, ConfigMixin):  # type: ignore[misc
         sample: torch.Tensor,
         return_dict: bool = True,
     ) -> SchedulerOutput | tuple[torch.Tensor]:
-        c = self.config
+        c: Any = self.config
         sigma, nxt = self.sigmas[self._index], self.sigmas[self._index + 1]
         d = sigma - c.sigma_min
         c_skip = c.sigma_data**2 / (d**2 + c.sigma_data**2)
@@ -107,7 +109,8 @@ class SVDConsistencyScheduler(SchedulerMixin, ConfigMixin):  # type: ignore[misc
         return SchedulerOutput(prev_sample=prev) if return_dict else (prev,)
 
     def __len__(self) -> int:
-        return int(self.config.num_train_timesteps)
+        cfg: Any = self.config
+        return int(cfg.num_train_timesteps)
 
 
 def folder_scheduler_name(path: Path) -> str:

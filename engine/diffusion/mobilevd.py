@@ -72,7 +72,7 @@ def interpolate_time(latents: torch.Tensor, frames: int) -> torch.Tensor:
 
 
 # ---- temporal blocks --------------------------------------------------------------------------
-def temporal_blocks(unet: nn.Module) -> list[tuple[str, nn.Module]]:
+def temporal_blocks(unet: nn.Module) -> list[tuple[str, Any]]:
     """The UNet's temporal blocks (modules with a ``time_mixer``) in forward order."""
     return [(n, m) for n, m in unet.named_modules() if hasattr(m, "time_mixer") and n]
 
@@ -93,7 +93,7 @@ class _SpatialOnly(nn.Module):
         return x_spatial
 
 
-def _bypass(block: nn.Module) -> dict[str, nn.Module]:
+def _bypass(block: Any) -> dict[str, nn.Module]:
     """Swap a block's temporal branch and blender out; returns what to put back."""
     kept = {"time_mixer": block.time_mixer}
     block.time_mixer = _SpatialOnly()

@@ -90,7 +90,7 @@ def _level_of(name: str, levels: int) -> int | None:
     return None
 
 
-def record_activity(unet: nn.Module, run: Callable[[], Any]) -> Activity:
+def record_activity(unet: Any, run: Callable[[], Any]) -> Activity:
     """Run ``run()`` (a denoising that calls ``unet``) with hooks that record the channel
     activity of every prunable space."""
     levels = len(unet.config.block_out_channels)
@@ -167,7 +167,7 @@ class Plan:
     skips: dict[tuple[int, int], torch.Tensor]
 
 
-def plan_pruning(unet: nn.Module, act: Activity, keep: float) -> Plan:
+def plan_pruning(unet: Any, act: Activity, keep: float) -> Plan:
     """Choose the channels to keep from the calibration activity."""
     cfg = unet.config
     widths = tuple(cfg.block_out_channels)
@@ -229,7 +229,7 @@ def _special(name: str, shape: tuple[int, ...], plan: Plan) -> list[Any] | None:
     w, t = plan.widths, plan.time
     level = _level_of(name, len(w))
     r = plan.levels[level] if level is not None else plan.levels[0]
-    top = {
+    top: dict[str, list[Any]] = {
         "conv_in.weight": [r, None],
         "conv_in.bias": [r],
         "time_embedding.linear_1.weight": [t, _frequencies(w[0], plan.new[0])],
@@ -245,7 +245,7 @@ def _special(name: str, shape: tuple[int, ...], plan: Plan) -> list[Any] | None:
         return [t] * len(shape)
     if name.endswith("time_emb_proj.weight"):
         return [r, t]
-    if m := _POS_1.match(name):
+    if (m := _POS_1.match(name)) and level is not None:
         p = plan.spaces[m.group(1)]
         return [p, _frequencies(w[level], plan.new[level])] if m.group(2) == "weight" else [p]
     if m := _POS_2.match(name):
@@ -284,7 +284,7 @@ def _index_sets(name: str, shape: tuple[int, ...], plan: Plan) -> list[Any]:
     return sets + [None] * (len(shape) - len(sets))
 
 
-def apply_plan(unet: nn.Module, plan: Plan) -> nn.Module:
+def apply_plan(unet: Any, plan: Plan) -> Any:
     """A new UNet of the pruned widths holding the kept channels' weights."""
     from diffusers import UNetSpatioTemporalConditionModel
 
@@ -384,7 +384,7 @@ def prune_svd(
 
     log(f"calibrating on {n} frames at {width}x{height}, {steps} steps")
     act = record_activity(unet, calibrate)
-    pruned = apply_plan(unet, plan_pruning(unet, act, keep))
+    pruned: Any = apply_plan(unet, plan_pruning(unet, act, keep))
     args, kwargs = capture.calls[0]
     with torch.no_grad():
         a = unet(*args, **{**kwargs, "return_dict": False})[0].float()
@@ -416,7 +416,7 @@ def prune_svd(
     return report
 
 
-def _save(source: Path, out: Path, unet: nn.Module) -> None:
+def _save(source: Path, out: Path, unet: Any) -> None:
     """The source folder's other parts as they are, the pruned UNet in diffusers' layout."""
     out.parent.mkdir(parents=True, exist_ok=True)
     shutil.copytree(source, out, ignore=shutil.ignore_patterns("unet", "*.md", "fathom_*.json"))
