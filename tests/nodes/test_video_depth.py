@@ -155,3 +155,28 @@ def test_the_video_depth_example_renders_headless_on_a_tiny_model(
     for name in ("video_depth.mp4", "video_parallax.mp4"):
         back = EX.call("video.load", {}, {"path": str(tmp_path / name)})["video"]
         assert len(back) == 4 and back.size == (256, 192)
+
+
+def test_depth_streams_so_memory_does_not_grow_with_the_clip(model: str) -> None:
+    import tracemalloc
+
+    def clip(n: int) -> Video:
+        def frame(i: int) -> Image:
+            rng = np.random.default_rng(i)
+            return Image(rng.random((192, 256, 3), dtype=np.float32))
+
+        return Video(n, 24.0, frame, (256, 192))
+
+    def peak(n: int) -> int:
+        out = EX.call("video.depth", {"video": clip(n)}, {"model": model, "temporal": "reuse"})
+        depth = out["depth"]
+        tracemalloc.start()
+        for i in range(n):
+            depth.frame(i)
+        top = tracemalloc.get_traced_memory()[1]
+        tracemalloc.stop()
+        return top
+
+    frame_bytes = 192 * 256 * 3 * 4
+    short, long = peak(6), peak(30)
+    assert long < short + 2 * frame_bytes, (short, long)  # 24 more frames would be +14 MB
