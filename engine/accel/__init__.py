@@ -3,8 +3,10 @@
 Modules: ``tome`` (token merging), ``clockwork`` (reuse of low-resolution UNet features across
 steps, frames or stream stages), ``adaptive`` (stop when the prediction has converged),
 ``objectcentric`` (object-centric token merging and sampling for video edits) and
-``similarity`` (skip near-identical stream frames). The runs they speed up (the image loop,
-the video edit, the stream) live in ``engine.diffusion``; nothing is imported here, so
+``similarity`` (skip near-identical stream frames); for video perception (video.depth),
+``depth_vit`` (Depth Anything's forward layer by layer), ``temporal_reuse`` (recompute only the
+changed patches) and ``resq`` (low-bit residuals between frames). The runs they speed up (the
+image loop, the video edit, the stream) live in ``engine.diffusion``; nothing is imported here, so
 importing ``engine.accel`` costs nothing and never imports torch.
 
 The hook contract (``engine.diffusion.stages.Acceleration``)
