@@ -99,10 +99,30 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_live_parser(sub, DEVICE_CHOICES)
     _models_parser(sub)
+    _distill_parser(sub)
     from fathom.engine.models.svd_prune_cli import add_parser as add_prune_svd_parser
 
     add_prune_svd_parser(sub, DEVICE_CHOICES)
     return p
+
+
+def _distill_parser(sub: Any) -> None:
+    """``fathom distill TEACHER CLIPS... --out STUDENT`` (engine.accel.delta)."""
+    d = sub.add_parser(
+        "distill",
+        help="train a Delta-Distillation student for a depth or segmentation model from your "
+        "clips (video.depth / video.segment temporal 'delta' use it)",
+    )
+    d.add_argument("teacher", type=Path, help="the model folder (Depth Anything / DPT, SegFormer)")
+    d.add_argument("clips", type=Path, nargs="+", help="video files to learn from")
+    d.add_argument("--out", type=Path, required=True, help="student folder to write")
+    d.add_argument("--steps", type=int, default=300, help="training steps (default 300)")
+    d.add_argument("--hidden", type=int, default=32, help="student channels (default 32)")
+    d.add_argument("--max-frames", type=int, default=64, help="frames read per clip (default 64)")
+    d.add_argument(
+        "--held-out", type=float, default=0.2, help="share of each clip held out (default 0.2)"
+    )
+    d.add_argument("--device", default="auto", choices=DEVICE_CHOICES)
 
 
 def _models_parser(sub: Any) -> None:
@@ -154,6 +174,8 @@ def main(argv: list[str] | None = None) -> int:
             return cmd_models(args)
         if args.command == "examples":
             return cmd_examples()
+        if args.command == "distill":
+            return cmd_distill(args)
         if args.command == "prune-svd":
             from fathom.engine.models.svd_prune_cli import run as cmd_prune_svd
 
@@ -167,6 +189,43 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_INVALID
     build_parser().print_help(sys.stderr)
     return EXIT_INVALID
+
+
+def cmd_distill(args: argparse.Namespace) -> int:
+    from fathom.engine.accel.delta import StudentError, distill
+    from fathom.engine.device import pick_device
+
+    cancel = CancelToken()
+    previous = _install_cancel(cancel)
+    try:
+        report = distill(
+            args.teacher,
+            args.clips,
+            args.out,
+            steps=args.steps,
+            hidden=args.hidden,
+            held_out=args.held_out,
+            max_frames=args.max_frames,
+            device=pick_device(args.device).torch_device,
+            log=lambda line: print(line, flush=True),
+            cancelled=lambda: cancel.cancelled,
+        )
+    except StudentError as exc:
+        _err(f"fathom distill: {exc}\n  fix: {exc.fix}")
+        return EXIT_INVALID
+    except KeyboardInterrupt:
+        _err("fathom distill: cancelled; nothing was written")
+        return EXIT_CANCELLED
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGINT, previous)
+    print(
+        f"wrote {report.out}: held-out error {report.held_out_error:.5g}, "
+        f"{report.relative:.3f} of copying the previous frame's features "
+        f"({report.train_pairs} training pairs, {report.held_out_pairs} held out, "
+        f"{report.seconds:.1f} s)"
+    )
+    return EXIT_OK
 
 
 def cmd_version() -> int:

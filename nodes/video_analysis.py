@@ -8,6 +8,7 @@ reach the raw flow the same way: ``engine.flow.PairFlows(lambda i: video.frame(i
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -16,10 +17,13 @@ import numpy as np
 from fathom.engine.context import NodeContext
 from fathom.engine.errors import Problem
 from fathom.engine.imaging import flow as fl
+from fathom.engine.models.segmentation import load_transformers_segmentation
 from fathom.engine.node import Input, Node, Output, Param
 from fathom.engine.types import Enum, Float, Image, Int, Mask, String, Video
 
 SEGMENT_KIND = "transformers-segmentation"
+#: video.segment's ``temporal`` choices: how a frame reuses the previous frame's work.
+SEGMENT_TEMPORAL = ("flow", "off", "reuse", "resq", "delta")
 
 
 def _frames(video: Video) -> Any:
@@ -135,14 +139,7 @@ class Interpolate(Node):
 
 
 def _load_segmenter(path: Path, device: str, dtype: str) -> tuple[Any, Any]:
-    import torch
-    from transformers import AutoImageProcessor, AutoModelForSemanticSegmentation
-
-    processor = AutoImageProcessor.from_pretrained(path)
-    model = AutoModelForSemanticSegmentation.from_pretrained(
-        path, use_safetensors=True, dtype=getattr(torch, dtype)
-    )
-    return processor, model.to(device).eval()
+    return load_transformers_segmentation(path, device, dtype)
 
 
 def label_ids(id2label: dict[Any, str], labels: str) -> tuple[list[int], list[str]]:
@@ -162,16 +159,18 @@ def label_ids(id2label: dict[Any, str], labels: str) -> tuple[list[int], list[st
     return sorted(set(ids)), unknown
 
 
-def segment_frame(processor: Any, model: Any, rgb: np.ndarray, ids: list[int]) -> np.ndarray:
-    """1 where the model's most likely class at the frame's resolution is a foreground class."""
-    import torch
-
-    h, w = rgb.shape[:2]
+def frame_pixels(processor: Any, model: Any, rgb: np.ndarray) -> Any:
+    """The model's ``pixel_values`` for an RGB float frame, on the model's device and dtype."""
     rgb8 = (np.clip(rgb[..., :3], 0, 1) * 255).round().astype(np.uint8)
     pixels = processor(images=rgb8, return_tensors="pt")["pixel_values"]
-    dev = next(model.parameters()).device
+    return pixels.to(next(model.parameters()).device, dtype=model.dtype)
+
+
+def logits_mask(logits: Any, h: int, w: int, ids: list[int]) -> np.ndarray:
+    """1 where the most likely class of ``logits`` (upsampled to h×w) is a foreground class."""
+    import torch
+
     with torch.inference_mode():
-        logits = model(pixel_values=pixels.to(dev, dtype=model.dtype)).logits
         logits = torch.nn.functional.interpolate(
             logits.float(), size=(h, w), mode="bilinear", align_corners=False
         )
@@ -180,13 +179,29 @@ def segment_frame(processor: Any, model: Any, rgb: np.ndarray, ids: list[int]) -
     return fg.to(torch.float32).cpu().numpy()
 
 
+def segment_frame(processor: Any, model: Any, rgb: np.ndarray, ids: list[int]) -> np.ndarray:
+    """1 where the model's most likely class at the frame's resolution is a foreground class."""
+    import torch
+
+    h, w = rgb.shape[:2]
+    pixels = frame_pixels(processor, model, rgb)
+    with torch.inference_mode():
+        logits = model(pixel_values=pixels).logits
+    return logits_mask(logits, h, w, ids)
+
+
 class Segment(Node):
     """A foreground mask per frame. With a segmentation model (a transformers semantic
-    segmentation folder such as SegFormer, safetensors only) the model runs on keyframes, every
-    `interval`-th frame, and the masks between are carried from the previous keyframe by
-    optical flow: consecutive frames barely change, so most model runs can be skipped
-    (interval 1 runs it on every frame). Without a model, a mask drawn for the first frame is
-    carried through the whole clip by flow."""
+    segmentation folder such as SegFormer, safetensors only) the whole model runs on keyframes,
+    every `interval`-th frame, and `temporal` says how the frames between are made: `flow`
+    carries the keyframe's mask by optical flow; `off` runs the model on every frame; `reuse`
+    (SegFormer) recomputes only the tokens whose input changed by more than `threshold` since
+    they were last computed, layer by layer, and keeps the previous frame's activations for the
+    rest; `resq` (SegFormer) does the same from a low-bit residual (up to `bits`, fewer when
+    little changed); `delta` updates the model's features with a student trained by
+    `fathom distill`. Frames stream in order; in a live session the previous frame's work is
+    kept from tick to tick. Without a model, a mask drawn for the first frame is carried
+    through the whole clip by flow."""
 
     type_id = "video.segment"
     title = "Segment Video"
@@ -219,11 +234,29 @@ class Segment(Node):
             "interval",
             Int,
             4,
-            "model every N frames, flow between (1: every frame)",
+            "keyframe interval: the whole model every N frames (1: every frame)",
             min=1,
             max=1000,
         ),
         Param("preset", Enum, "sharp", "DIS flow used to carry masks", choices=fl.DIS_PRESETS),
+        Param(
+            "temporal",
+            Enum,
+            "flow",
+            "frames between keyframes: flow (carry the mask), off (model on every frame), "
+            "reuse / resq (recompute only what changed), delta (a distilled student)",
+            choices=SEGMENT_TEMPORAL,
+        ),
+        Param(
+            "threshold",
+            Float,
+            0.05,
+            "reuse/resq: relative change of a token that makes it recomputed (0: any change)",
+            min=0,
+            max=10,
+        ),
+        Param("bits", Int, 4, "resq: bit-width of the residual at large changes", min=2, max=8),
+        Param("student", String, "", "delta: the student folder `fathom distill` wrote"),
     )
 
     @classmethod
@@ -248,9 +281,22 @@ class Segment(Node):
         interval: int,
         preset: str,
         mask: Mask | None = None,
+        temporal: str = "flow",
+        threshold: float = 0.05,
+        bits: int = 4,
+        student: str = "",
     ) -> dict[str, Any]:
         _need_frames(ctx, video, 1)
         use_model = backend == "model" or (backend == "auto" and bool(model.strip()))
+        if temporal != "flow":
+            if not use_model:
+                raise ctx.error(
+                    f"temporal '{temporal}' runs a segmentation model, and none is set",
+                    port="temporal" if model.strip() else "model",
+                    fix="set `model` to a segmentation model folder, or use temporal 'flow'",
+                )
+            opts = TemporalOptions(temporal, interval, threshold, bits, student, labels)
+            return {"mask": run_temporal(ctx, video, model, opts)}
         w, h = video.size
         flows = fl.PairFlows(_frames(video), preset, memo=4)
         if use_model:
@@ -289,26 +335,125 @@ class Segment(Node):
 
     @staticmethod
     def _model_keyframes(ctx: NodeContext, model: str, labels: str, flows: fl.PairFlows) -> Any:
-        if not model.strip():
-            raise ctx.error(
-                "backend 'model' needs a model",
-                port="model",
-                fix="set `model` to a segmentation model folder or hub id",
-            )
-        dev, dtype = ctx.device.torch_device, ctx.device.dtype
-        processor, net = ctx.load_model(
-            SEGMENT_KIND, model, lambda p: _load_segmenter(p, dev, dtype)
-        )
-        id2label = dict(getattr(net.config, "id2label", {}) or {})
-        ids, unknown = label_ids(id2label, labels)
-        if unknown or not ids:
-            valid = ", ".join(
-                str(v) for _, v in sorted(id2label.items(), key=lambda kv: int(kv[0]))
-            )
-            missing = ", ".join(repr(u) for u in unknown) or "none given"
-            raise ctx.error(
-                f"unknown class label(s) {missing} for this model; it knows: {valid}",
-                port="labels",
-                fix="use names from the model's list, comma-separated",
-            )
+        processor, net, ids = load_segmenter(ctx, model, labels)
         return lambda i: segment_frame(processor, net, Image(flows.image(i)).rgb(), ids)
+
+
+def load_segmenter(ctx: NodeContext, model: str, labels: str) -> tuple[Any, Any, list[int]]:
+    """(processor, model, foreground class ids) through the model manager, with the node's
+    errors for a missing model and unknown labels."""
+    if not model.strip():
+        raise ctx.error(
+            "backend 'model' needs a model",
+            port="model",
+            fix="set `model` to a segmentation model folder or hub id",
+        )
+    dev, dtype = ctx.device.torch_device, ctx.device.dtype
+    processor, net = ctx.load_model(SEGMENT_KIND, model, lambda p: _load_segmenter(p, dev, dtype))
+    id2label = dict(getattr(net.config, "id2label", {}) or {})
+    ids, unknown = label_ids(id2label, labels)
+    if unknown or not ids:
+        valid = ", ".join(str(v) for _, v in sorted(id2label.items(), key=lambda kv: int(kv[0])))
+        missing = ", ".join(repr(u) for u in unknown) or "none given"
+        raise ctx.error(
+            f"unknown class label(s) {missing} for this model; it knows: {valid}",
+            port="labels",
+            fix="use names from the model's list, comma-separated",
+        )
+    return processor, net, ids
+
+
+# ---- segmentation on frame differences ------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class TemporalOptions:
+    """video.segment's parameters for the model-per-frame modes (all but flow)."""
+
+    temporal: str
+    interval: int
+    threshold: float
+    bits: int
+    student: str
+    labels: str
+
+
+def _stepper(ctx: NodeContext, net: Any, opts: TemporalOptions) -> Any:
+    """An object with ``reset()`` and ``(pixel_values, keyframe) -> logits`` for the mode."""
+    if opts.temporal in ("reuse", "resq"):
+        from fathom.engine.accel.temporal_segment import SegformerTemporal
+
+        if getattr(net.config, "model_type", "") != "segformer":
+            raise ctx.error(
+                f"temporal '{opts.temporal}' runs SegFormer models layer by layer; this is a "
+                f"{net.config.model_type} model",
+                port="temporal",
+                fix="use a SegFormer model, or temporal 'off' or 'flow'",
+            )
+        return SegformerTemporal(net, opts.temporal, opts.threshold, opts.bits)
+    from fathom.engine.accel.delta import DeltaRunner, StudentError, load_student
+
+    if not opts.student.strip():
+        raise ctx.error(
+            "temporal 'delta' needs a student",
+            port="student",
+            fix="set `student` to a folder made by `fathom distill MODEL CLIPS... --out FOLDER`",
+        )
+    try:
+        runner = DeltaRunner(net, load_student(ctx.resolve_path(opts.student), net))
+    except StudentError as exc:
+        raise ctx.error(str(exc), port="student", fix=exc.fix) from None
+
+    def step(pixels: Any, keyframe: bool) -> Any:
+        if keyframe:
+            runner.reset()
+        return runner.step(pixels)
+
+    step.reset = runner.reset  # type: ignore[attr-defined]
+    return step
+
+
+def run_temporal(ctx: NodeContext, video: Video, model: str, opts: TemporalOptions) -> Video:
+    """The mask video for temporal off / reuse / resq / delta: lazy and in order, or, in a
+    live session, this tick's frames computed now, continuing the previous tick's stream."""
+    processor, net, ids = load_segmenter(ctx, model, opts.labels)
+    w, h = video.size
+    n = len(video)
+    if opts.temporal == "off":
+        ctx.report(backend="model", temporal="off", keyframes=n)
+
+        def each(i: int) -> Image:
+            rgb = video.frame(i).rgb()
+            return Image(segment_frame(processor, net, rgb, ids)[:, :, None])
+
+        return Video(n, video.fps, each, (w, h), video.source, video.audio)
+    live_key = (model, opts)
+    kept = ctx.state.get("segment")
+    if ctx.live is not None and kept is not None and kept[0] == live_key:
+        stepper, count = kept[1], kept[2]
+    else:
+        stepper, count = _stepper(ctx, net, opts), 0
+
+    def mask_of(rgb: np.ndarray, keyframe: bool) -> np.ndarray:
+        ctx.check_cancelled()
+        logits = stepper(frame_pixels(processor, net, rgb), keyframe)
+        return logits_mask(logits, rgb.shape[0], rgb.shape[1], ids)
+
+    ctx.report(backend="model", temporal=opts.temporal, keyframes=math.ceil(n / opts.interval))
+    if ctx.live is not None:
+        frames = []
+        for i in range(n):
+            key = count % opts.interval == 0
+            frames.append(Image(mask_of(video.frame(i).rgb(), key)[:, :, None]))
+            count += 1
+        ctx.state["segment"] = (live_key, stepper, count)
+        return Video.from_frames(frames, video.fps)
+    from fathom.engine.accel.temporal_segment import FrameStream
+
+    def step(i: int, keyframe: bool) -> Image:
+        out = Image(mask_of(video.frame(i).rgb(), keyframe)[:, :, None])
+        ctx.progress((i + 1) / n, f"segment frame {i + 1}/{n}")
+        return out
+
+    stream = FrameStream(step, stepper.reset, opts.interval)
+    return Video(n, video.fps, stream, (w, h), video.source, video.audio)

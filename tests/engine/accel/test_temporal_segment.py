@@ -1,0 +1,111 @@
+"""SegformerTemporal (temporal reuse / ResQ for SegFormer) against the model's own forward, on a
+tiny random-weight SegFormer saved and loaded like a user's folder, and FrameStream's order
+independence."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from temporal_models import build_tiny_segformer, disc_frames
+
+from fathom.engine.accel.temporal_segment import (
+    FrameStream,
+    SegformerTemporal,
+    frame_bits,
+    quantise,
+)
+from fathom.engine.models.segmentation import load_transformers_segmentation
+
+
+@pytest.fixture(scope="module")
+def segformer(tmp_path_factory: pytest.TempPathFactory) -> tuple[object, object]:
+    folder = build_tiny_segformer(tmp_path_factory.mktemp("tseg") / "model")
+    return load_transformers_segmentation(Path(folder), "cpu", "float32")
+
+
+def _pixels(processor: object, frames: list[np.ndarray]) -> list[torch.Tensor]:
+    return [
+        processor(images=(f * 255).round().astype(np.uint8), return_tensors="pt")["pixel_values"]
+        for f in frames
+    ]
+
+
+def _reference(net: object, pixels: list[torch.Tensor]) -> list[torch.Tensor]:
+    with torch.inference_mode():
+        return [net(pixel_values=p).logits for p in pixels]  # type: ignore[operator]
+
+
+def test_threshold_zero_equals_the_model_and_still_reuses(segformer: tuple) -> None:
+    processor, net = segformer
+    pixels = _pixels(processor, disc_frames(5, 64, step=3.0))
+    ref = _reference(net, pixels)
+    run = SegformerTemporal(net, "reuse", threshold=0.0)
+    shares = []
+    for i, p in enumerate(pixels):
+        got = run(p, keyframe=i == 0)
+        assert torch.equal(got.argmax(1), ref[i].argmax(1))
+        torch.testing.assert_close(got, ref[i], atol=1e-5, rtol=1e-4)
+        shares.append(run.recomputed)
+    assert shares[0] == 1.0
+    assert max(shares[1:]) < 1.0  # the unchanged background was reused, not recomputed
+
+
+def test_a_static_clip_recomputes_nothing_after_the_keyframe(segformer: tuple) -> None:
+    processor, net = segformer
+    (p,) = _pixels(processor, disc_frames(1, 64))
+    for mode in ("reuse", "resq"):
+        run = SegformerTemporal(net, mode, threshold=0.05)
+        first = run(p, keyframe=True)
+        for _ in range(3):
+            again = run(p.clone(), keyframe=False)
+            assert run.recomputed == 0.0
+            assert torch.equal(again, first)
+
+
+def test_reuse_and_resq_stay_close_on_a_moving_clip(segformer: tuple) -> None:
+    processor, net = segformer
+    pixels = _pixels(processor, disc_frames(6, 64, step=2.0))
+    ref = _reference(net, pixels)
+    for mode, bits in (("reuse", 4), ("resq", 8)):
+        run = SegformerTemporal(net, mode, threshold=0.05, bits=bits)
+        for i, p in enumerate(pixels):
+            got = run(p, keyframe=i == 0)
+            agree = (got.argmax(1) == ref[i].argmax(1)).float().mean()
+            assert agree > 0.95, (mode, i, float(agree))
+            if i:
+                assert run.recomputed < 1.0
+        if mode == "resq":
+            assert run.frame_bits is not None and 2 <= run.frame_bits <= 8
+
+
+def test_quantiser_and_bit_choice() -> None:
+    x = torch.randn(10, 32)
+    for bits in (2, 4, 8):
+        q = quantise(x, bits)
+        step = x.abs().amax(-1, keepdim=True) / (2 ** (bits - 1) - 1)
+        assert torch.all((q - x).abs() <= step / 2 + 1e-6)
+    assert frame_bits(0.1, 6) == 6 and frame_bits(0.5, 6) == 6
+    assert frame_bits(0.05, 6) == 5 and frame_bits(0.025, 6) == 4
+    assert frame_bits(1e-6, 6) == 2 and frame_bits(0.0, 6) == 2
+
+
+def test_frame_stream_gives_the_same_frames_in_any_order() -> None:
+    log: list[tuple[int, bool]] = []
+    state = {"acc": 0}
+
+    def step(i: int, key: bool) -> int:
+        log.append((i, key))
+        state["acc"] = i if key else state["acc"] * 10 + i
+        return state["acc"]
+
+    def reset() -> None:
+        state["acc"] = -1
+
+    in_order = FrameStream(step, reset, 3)
+    want = [in_order(i) for i in range(8)]
+    assert in_order.steps == 8 and [k for _, k in log] == [i % 3 == 0 for i in range(8)]
+    jumping = FrameStream(step, reset, 3)
+    assert [jumping(i) for i in (7, 2, 5, 5, 0, 6)] == [want[i] for i in (7, 2, 5, 5, 0, 6)]

@@ -1,0 +1,133 @@
+"""video.segment's temporal choices (off, reuse, resq, delta) through the executor and in a live
+session, on a tiny random-weight SegFormer saved and loaded like a user's folder."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+import torch
+from temporal_models import LABELS, build_tiny_segformer, disc_frames, pan_frames, write_clip
+
+from fathom.engine.accel.delta import distill
+from fathom.engine.context import NodeContext, RunOptions
+from fathom.engine.device import DeviceInfo
+from fathom.engine.errors import NodeError
+from fathom.engine.executor import Executor
+from fathom.engine.models.segmentation import load_transformers_segmentation
+from fathom.engine.registry import Registry
+from fathom.engine.types import Image, Video
+from fathom.nodes.video_analysis import Segment
+
+REG = Registry()
+REG.load_builtin()
+
+
+@pytest.fixture(scope="module")
+def model(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return build_tiny_segformer(tmp_path_factory.mktemp("vseg") / "model")
+
+
+def _video(frames: list[np.ndarray]) -> Video:
+    return Video.from_frames([Image(f) for f in frames], 12.0)
+
+
+def _masks(ex: Executor, frames: list[np.ndarray], params: dict) -> list[np.ndarray]:
+    out = ex.call("video.segment", {"video": _video(frames)}, params, RunOptions(device="cpu"))
+    return [out["mask"].frame(i).data[..., 0] for i in range(len(frames))]
+
+
+def _per_frame(folder: Path, frames: list[np.ndarray], ids: list[int]) -> list[np.ndarray]:
+    """The model on every frame, written out plainly: processor, forward, upsample, argmax."""
+    processor, net = load_transformers_segmentation(folder, "cpu", "float32")
+    masks = []
+    for f in frames:
+        px = processor(images=(f * 255).round().astype(np.uint8), return_tensors="pt")
+        with torch.inference_mode():
+            logits = net(pixel_values=px["pixel_values"]).logits
+            up = torch.nn.functional.interpolate(logits, size=f.shape[:2], mode="bilinear")
+        masks.append(np.isin(up.argmax(1)[0].numpy(), ids).astype(np.float32))
+    return masks
+
+
+def test_off_equals_the_model_and_reuse_at_threshold_zero_equals_off(model: Path) -> None:
+    frames = disc_frames(5, 64, step=3.0)
+    # Random weights make the classes arbitrary: take the one covering part of the frames.
+    cover = {k: np.mean(_per_frame(model, frames[:1], [k])) for k in LABELS}
+    label = min(cover, key=lambda k: abs(cover[k] - 0.5))
+    assert 0.02 < cover[label] < 0.98
+    ex = Executor(REG)
+    base = {"model": str(model), "labels": LABELS[label], "interval": 8}
+    off = _masks(ex, frames, {**base, "temporal": "off"})
+    for got, want in zip(off, _per_frame(model, frames, [label]), strict=True):
+        np.testing.assert_array_equal(got, want)
+    reuse = _masks(ex, frames, {**base, "temporal": "reuse", "threshold": 0.0})
+    for a, b in zip(reuse, off, strict=True):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_flow_stays_the_default() -> None:
+    defaults = {p.name: p.default for p in Segment.params}
+    assert defaults["temporal"] == "flow" and defaults["interval"] == 4
+
+
+def test_bad_inputs_name_the_port_and_the_fix(model: Path, tmp_path: Path) -> None:
+    ex = Executor(REG)
+    frames = disc_frames(2, 64)
+    with pytest.raises(NodeError) as e:
+        _masks(ex, frames, {"temporal": "reuse"})
+    assert e.value.port == "model" and "model" in (e.value.fix or "")
+    with pytest.raises(NodeError) as e:
+        _masks(ex, frames, {"model": str(model), "labels": "object", "temporal": "delta"})
+    assert e.value.port == "student" and "fathom distill" in (e.value.fix or "")
+    with pytest.raises(NodeError) as e:
+        params = {"model": str(model), "labels": "object", "temporal": "delta"}
+        _masks(ex, frames, {**params, "student": str(tmp_path)})
+    assert e.value.port == "student" and "not a student" in str(e.value)
+
+
+def test_delta_through_the_node_starts_each_keyframe_from_the_model(
+    model: Path, tmp_path: Path
+) -> None:
+    frames = pan_frames(8, 64, step=4)
+    clip = write_clip(tmp_path / "pan.webp", frames)
+    distill(model, [clip], tmp_path / "student", steps=20)
+    ex = Executor(REG)
+    base = {"model": str(model), "labels": "object", "interval": 4}
+    delta = _masks(ex, frames, {**base, "temporal": "delta", "student": str(tmp_path / "student")})
+    off = _masks(ex, frames, {**base, "temporal": "off"})
+    for i in (0, 4):  # keyframes: the full model
+        np.testing.assert_array_equal(delta[i], off[i])
+    assert all(m.shape == (64, 64) for m in delta)
+
+
+def test_live_ticks_continue_the_previous_frame(model: Path) -> None:
+    """One-frame videos, one per tick, with the same ctx.state: the tick after the keyframe
+    reuses its work (a still camera recomputes nothing), and a new keyframe comes `interval`
+    ticks later."""
+    frame = disc_frames(1, 64)[0]
+    state: dict = {}
+    node = Segment()
+    shares = []
+    for tick in range(4):
+        live = SimpleNamespace(tick=tick, captured_at=0.0, frame_index=tick)
+        ctx = NodeContext(
+            "seg", RunOptions(device="cpu"), DeviceInfo("cpu"), state=state, live=live
+        )
+        out = node.run(
+            ctx,
+            video=_video([frame]),
+            backend="auto",
+            model=str(model),
+            labels="object",
+            interval=3,
+            preset="sharp",
+            temporal="reuse",
+            threshold=0.05,
+        )
+        assert len(out["mask"]) == 1
+        shares.append(state["segment"][1].recomputed)
+    assert state["segment"][2] == 4
+    assert shares == [1.0, 0.0, 0.0, 1.0]
