@@ -187,6 +187,12 @@ class MainWindow(QMainWindow):
         self.menus.show_live_state(running)
         if not running:
             return
+        if self.session.live:
+            # Live mode would re-run the whole clip after each edit beside the session, which
+            # already takes edits on its next frame: it goes off, its re-runs stop.
+            self.runs.set_live(False)
+            self.runs.cancel()
+            self.notice("Live mode is off while the live session runs", 6000)
         self.live_panel.show()
         self.live_panel.raise_()
         node = self.previews.previewed() or self.live.display_node()

@@ -116,12 +116,15 @@ def test_start_problems_and_each_nodes_errors_are_listed(
     window.doc.undo_stack.push(SetParam(window.doc, "depth", "model", str(tiny_depth)))
     window.doc.undo_stack.push(SetParam(window.doc, "rgbd", "index", 5))
     window.doc.undo_stack.push(SetParam(window.doc, "depth_window", "fullscreen", True))
+    window.menus.live_action.trigger()  # Live mode on: the session turns it off
+    assert window.session.live
     assert live.start()
     assert pump(60, lambda: panel.errors.count() >= 1 and "rgbd" in live.errors)
     rows = [panel.errors.item(i).text() for i in range(panel.errors.count())]
     title = window.doc.title("rgbd")
     assert any(r.startswith(f"{title}: ") and "frame 5 is outside" in r for r in rows), rows
     assert live.phase == "running"
+    assert not window.session.live and not window.menus.live_action.isChecked()
     # The window node asks for full screen on screen 0: the studio's own screen.
     assert pump(20, lambda: "depth_window" in live.windows)
     win = live.windows["depth_window"]
