@@ -106,12 +106,19 @@ def _resq(net: Any, s: Settings) -> Stepper:
 
 
 def _delta(net: Any, s: Settings) -> Stepper:
-    raise _ModeError(
-        "temporal 'delta' needs a Delta-Distillation student, and this build has no student "
-        "loader yet",
-        "student",
-        "use temporal 'reuse' or 'resq'",
-    )
+    from fathom.engine.accel.delta import DeltaRunner, StudentError, load_student
+
+    if not s.student.strip():
+        raise _ModeError(
+            "temporal 'delta' needs a Delta-Distillation student",
+            "student",
+            "set `student` to a folder made by `fathom distill MODEL CLIPS... --out FOLDER`",
+        )
+    try:
+        runner = DeltaRunner(net, load_student(s.student, net))
+    except StudentError as exc:
+        raise _ModeError(str(exc), "student", exc.fix) from None
+    return _Periodic(runner, s.keyframe_interval)
 
 
 class _ModeError(Exception):
@@ -275,6 +282,7 @@ class VideoDepth(Node):
     ) -> dict[str, Any]:
         if len(video) == 0:
             raise ctx.error("the video has no frames", port="video", fix="check what feeds it")
+        student = str(ctx.resolve_path(student)) if student.strip() else ""
         settings = Settings(temporal, keyframe_interval, threshold, bits, student)
         stream = self._stream(ctx, model, settings)
         n = len(video)

@@ -236,7 +236,7 @@ def save_student(folder: Path, student: DeltaStudent, meta: dict[str, Any]) -> N
         shutil.rmtree(tmp, ignore_errors=True)
 
 
-def read_student_config(folder: Path) -> dict[str, Any]:
+def read_student_config(folder: Path | str) -> dict[str, Any]:
     folder = Path(folder)
     fix = "train one with `fathom distill TEACHER CLIPS... --out STUDENT`"
     if not (folder / CONFIG).is_file() or not (folder / WEIGHTS).is_file():
@@ -250,7 +250,7 @@ def read_student_config(folder: Path) -> dict[str, Any]:
     return dict(doc)
 
 
-def load_student(folder: Path, net: Any) -> DeltaStudent:
+def load_student(folder: Path | str, net: Any) -> DeltaStudent:
     """The student in ``folder`` for the loaded teacher ``net``; StudentError when it was
     trained for another model (its fingerprint differs) or is not a student."""
     from safetensors.torch import load_file
