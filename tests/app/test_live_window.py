@@ -8,7 +8,10 @@ import os
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
+import json
 import shutil
+import subprocess
+import sys
 import threading
 from pathlib import Path
 from typing import Any
@@ -181,3 +184,57 @@ def test_the_opengl_view_draws_each_live_frame_with_one_item(tmp_path: Path) -> 
     out = run_under_xvfb(script, 420)
     assert out["backend"] == "opengl" and out["same_item"]
     assert out["first"] == [255, 0, 0] and out["second"] == [0, 255, 0]
+
+
+TWO_SCREENS = {
+    "synchronousWindowSystemEvents": True,
+    "windowFrameMargins": False,
+    "screens": [
+        {"name": "studio", "x": 0, "y": 0, "width": 1280, "height": 800, "logicalDpi": 96},
+        {"name": "projector", "x": 1280, "y": 0, "width": 1920, "height": 1080, "logicalDpi": 96},
+    ],
+}
+SECOND_SCREEN_PROBE = """
+import json, sys, time
+from PySide6.QtCore import Qt
+from PySide6.QtGui import QGuiApplication, QKeyEvent
+from PySide6.QtWidgets import QApplication, QWidget
+app = QApplication([])
+from fathom.app.live_window import LiveWindow
+
+def settle():
+    for _ in range(30):
+        app.processEvents(); time.sleep(0.01)
+
+studio = QWidget(); studio.resize(400, 300); studio.show(); settle()
+window = LiveWindow("win", "Live Window", studio)
+window.show(); settle()
+window.full_screen(); settle()
+full = [window.isFullScreen(), window.screen().name(), window.geometry().getRect()]
+esc = QKeyEvent(QKeyEvent.Type.KeyPress, Qt.Key.Key_Escape, Qt.KeyboardModifier.NoModifier)
+QApplication.sendEvent(window, esc); settle()
+sys.stdout.write(json.dumps({"studio": studio.screen().name(), "full": full,
+                             "after_esc": window.isFullScreen(),
+                             "screens": [s.name() for s in QGuiApplication.screens()]}))
+"""
+
+
+def test_full_screen_goes_to_the_second_monitor(tmp_path: Path) -> None:
+    """With two screens (Qt's offscreen platform configured with two), the window goes full
+    screen on the one the studio is not on, filling it; Esc leaves."""
+    config = tmp_path / "screens.json"
+    config.write_text(json.dumps(TWO_SCREENS))
+    script = tmp_path / "second_screen.py"
+    script.write_text(SECOND_SCREEN_PROBE)
+    env = {**os.environ, "QT_QPA_PLATFORM": f"offscreen:configfile={config}"}
+    proc = subprocess.run(
+        [sys.executable, str(script)], env=env, capture_output=True, text=True, timeout=120
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    out = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert sorted(out["screens"]) == ["projector", "studio"]
+    full, name = out["full"], out["full"][1]
+    assert full[0] and name != out["studio"]
+    other = next(s for s in TWO_SCREENS["screens"] if s["name"] == name)
+    assert full[2] == [other["x"], other["y"], other["width"], other["height"]]
+    assert out["after_esc"] is False
