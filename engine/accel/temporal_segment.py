@@ -6,15 +6,19 @@ frame t repeats its work on frame t − 1. ``SegformerTemporal`` runs a transfor
 the previous frame:
 
 * ``reuse`` (training-free, in the manner of Eventful Transformers / CMC): at the input of every
-  transformer block, of every decoder projection and of the decoder's fuse layer, a token is
-  recomputed only when it moved by more than ``threshold`` (relative: the L2 norm of its change
-  over the layer's mean token norm) since it was last computed; the others keep their cached
-  outputs. The parts that mix neighbours are handled where they sit: the overlapping patch
-  embeddings and the Mix-FFN's 3×3 depth-wise convolution run densely (they are cheap), and the
-  rows after that convolution are recomputed over the changed set dilated by one token (its
-  margin); the spatially reduced keys and values are recomputed densely every frame (a few dozen
-  tokens), so queries that are recomputed always see the current frame. With ``threshold`` 0 only
-  what provably did not change is reused (a query is also recomputed when any key moved).
+  transformer block and of every stage's path into the decoder, a token is recomputed only when
+  it moved by more than ``threshold`` (relative: the L2 norm of its change over the layer's mean
+  token norm on the keyframe) since it was last computed; the others keep their cached outputs.
+  The parts that mix neighbours are handled where they sit: the overlapping patch embeddings and
+  the Mix-FFN's 3×3 depth-wise convolution run densely (they are cheap), and the rows after that
+  convolution are recomputed over the changed set dilated by one token (its margin); the
+  spatially reduced keys and values are recomputed densely every frame (a few dozen tokens), so
+  recomputed queries always see the current frame. The decoder's projection and 1×1 fuse layer
+  are linear, and so is bilinear upsampling, so each stage is projected straight to the fused
+  channels at its own resolution and only the changed pixels of the 1/4-resolution map (the
+  bilinear footprint of the changed tokens) are summed, normalised and classified. With
+  ``threshold`` 0 only what provably did not change is reused (a query is also recomputed when
+  any key moved).
 * ``resq`` (ResQ, Abati et al. 2023): the same gating, but each linear layer computes a changed
   token from the low-bit quantised residual against its cached input, ``y = y_prev + W·Q(x −
   x_prev)``; the bit-width follows the amount of change of the frame (``frame_bits``).
@@ -123,6 +127,7 @@ class SegformerTemporal:
 
     def reset(self) -> None:
         self._refs: dict[str, torch.Tensor] = {}
+        self._scales: dict[str, float] = {}
         self._cache: dict[str, Any] = {}
         self._lins: dict[str, _Lin] = {}
         self._prev_pixels: torch.Tensor | None = None
@@ -142,12 +147,13 @@ class SegformerTemporal:
         n = x.shape[1]
         if key_frame or ref is None or ref.shape != x.shape:
             self._refs[key] = x.clone()
+            # The layer's mean token norm at the keyframe: what the threshold is relative to.
+            self._scales[key] = self.threshold * float(x.float().norm(dim=-1).mean())
             self._counts[0] += n
             self._counts[1] += n
             return None
-        d = (x - ref).float().norm(dim=-1)[0]
-        limit = self.threshold * float(ref.float().norm(dim=-1).mean())
-        idx = (d > limit).nonzero()[:, 0]
+        d = torch.linalg.vector_norm(x - ref, dim=-1)[0]
+        idx = (d > self._scales[key]).nonzero()[:, 0]
         self._counts[0] += n
         self._counts[1] += idx.numel()
         if idx.numel() == n:
@@ -216,35 +222,83 @@ class SegformerTemporal:
             maps.append(hidden)
         return maps
 
+    def _stage_weights(self, s: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """Stage s's projection followed by its block of the 1×1 fuse layer, as one linear map
+        (both are linear, and bilinear upsampling commutes with a per-pixel linear map)."""
+        key = f"w{s}"
+        if key not in self._cache:
+            head = self.model.decode_head
+            n = len(head.linear_projections)
+            c = head.config.decoder_hidden_size
+            w_fuse = head.linear_fuse.weight.flatten(1)[:, (n - 1 - s) * c : (n - s) * c]
+            proj = head.linear_projections[s].proj
+            self._cache[key] = (w_fuse @ proj.weight, w_fuse @ proj.bias)
+        return self._cache[key]  # type: ignore[no-any-return]
+
+    def _bilinear_rows(
+        self, s: int, q: torch.Tensor, grid: Any, size: Any, idx: torch.Tensor
+    ) -> torch.Tensor:
+        """Rows ``idx`` of the bilinear upsampling (align_corners=False) of the token map ``q``
+        (1, hs·ws, C) on ``grid`` to ``size``: four neighbours and their weights per row."""
+        key = f"bil{s}"
+        if key not in self._cache:
+            axes = []
+            for n_in, n_out in zip(grid, size, strict=True):
+                src = (torch.arange(n_out, dtype=torch.float64) + 0.5) * n_in / n_out - 0.5
+                src = src.clamp_min(0)
+                i0 = src.floor().long().clamp_max(n_in - 1)
+                i1 = (i0 + 1).clamp_max(n_in - 1)
+                axes.append((i0, i1, (src - i0).float()))
+            (y0, y1, fy), (x0, x1, fx) = axes
+            nbr = torch.stack(
+                [
+                    (y0[:, None] * grid[1] + x0[None, :]),
+                    (y0[:, None] * grid[1] + x1[None, :]),
+                    (y1[:, None] * grid[1] + x0[None, :]),
+                    (y1[:, None] * grid[1] + x1[None, :]),
+                ],
+                -1,
+            ).view(-1, 4)
+            wy, wx = fy[:, None], fx[None, :]
+            wts = torch.stack(
+                [(1 - wy) * (1 - wx), (1 - wy) * wx, wy * (1 - wx), wy * wx], -1
+            ).view(-1, 4)
+            self._cache[key] = (nbr.to(q.device), wts.to(q.device, q.dtype))
+        nbr, wts = self._cache[key]
+        return (q[0][nbr[idx]] * wts[idx][..., None]).sum(1)[None]
+
     def _decoder(self, maps: list[torch.Tensor], kf: bool, bits: Any) -> torch.Tensor:
         head = self.model.decode_head
         h0, w0 = maps[0].shape[2:]
         region = torch.zeros(1, 1, h0, w0, dtype=torch.bool, device=maps[0].device)
-        for s, (fmap, proj) in enumerate(zip(maps, head.linear_projections, strict=True)):
+        for s, fmap in enumerate(maps):
             tokens = fmap.flatten(2).transpose(1, 2)
             idx = self._gate(f"d{s}", tokens, kf)
-            key = f"d{s}.proj"
             if idx is None or idx.numel():
-                p = self._lin(key, proj.proj.weight, proj.proj.bias)(_rows(tokens, idx), idx, bits)
-                self._cache[key] = _put(self._cache.get(key), idx, p)
-                p_map = self._cache[key].transpose(1, 2).reshape(1, -1, *fmap.shape[2:])
-                self._cache[f"d{s}.up"] = F.interpolate(
-                    p_map, size=(h0, w0), mode="bilinear", align_corners=False
-                )
+                weight, bias = self._stage_weights(s)
+                q = self._lin(f"d{s}", weight, bias)(_rows(tokens, idx), idx, bits)
+                self._cache[f"q{s}"] = _put(self._cache.get(f"q{s}"), idx, q)
                 region |= _region(idx, fmap.shape[2:], (h0, w0), region.device)
-        idx = region.view(-1).nonzero()[:, 0]
-        if idx.numel() == h0 * w0:
-            fused = torch.cat([self._cache[f"d{s}.up"] for s in reversed(range(len(maps)))], 1)
-            rows, fused, idx_or_none = None, fused.flatten(2).transpose(1, 2), None
-        else:
-            parts = [
-                self._cache[f"d{s}.up"].flatten(2)[:, :, idx] for s in reversed(range(len(maps)))
-            ]
-            rows, fused, idx_or_none = idx, torch.cat(parts, 1).transpose(1, 2), idx
-        if rows is None or rows.numel():
-            y = self._lin("fuse", head.linear_fuse.weight.flatten(1), None)(
-                fused, idx_or_none, bits
+        rows = region.view(-1).nonzero()[:, 0]
+        grids = [tuple(m.shape[2:]) for m in maps]
+        if rows.numel() == h0 * w0:
+            y = sum(
+                F.interpolate(
+                    self._cache[f"q{s}"].transpose(1, 2).reshape(1, -1, *grids[s]),
+                    size=(h0, w0),
+                    mode="bilinear",
+                    align_corners=False,
+                )
+                for s in range(len(maps))
             )
+            y, idx_or_none = y.flatten(2).transpose(1, 2), None  # type: ignore[union-attr]
+        elif rows.numel():
+            y = sum(
+                self._bilinear_rows(s, self._cache[f"q{s}"], grids[s], (h0, w0), rows)
+                for s in range(len(maps))
+            )
+            idx_or_none = rows
+        if rows.numel():
             bn = head.batch_norm
             y = (y - bn.running_mean) / torch.sqrt(bn.running_var + bn.eps) * bn.weight + bn.bias
             y = torch.relu(y)
