@@ -1,7 +1,8 @@
 """video.segment's temporal choices, and video.depth's delta row, on a real clip.
 
 Run: python bench/bench_segment_temporal.py --clip CLIP.webp [--train 24] [--frames 32]
-         [--size 512] [--interval 32] [--threshold 0.05] [--depth] [--json out.json]
+         [--size 512] [--interval 32] [--threshold 0.05] [--depth | --only-depth]
+         [--json out.json]
 
 CLIP is a real clip nobody here made: the PyPI wheel `comfyui-workflow-templates-media-video`
 holds animated WebP clips (``pip download --no-deps comfyui-workflow-templates-media-video``,
@@ -233,6 +234,7 @@ def main() -> None:
     ap.add_argument("--threshold", type=float, default=0.05)
     ap.add_argument("--steps", type=int, default=150, help="distillation steps")
     ap.add_argument("--depth", action="store_true", help="also the video.depth delta rows")
+    ap.add_argument("--only-depth", action="store_true", help="skip the segmentation rows")
     ap.add_argument("--json", type=Path)
     args = ap.parse_args()
     import torch
@@ -241,8 +243,8 @@ def main() -> None:
     frames = read_clip(args.clip, args.train, args.frames)
     work = Path(tempfile.mkdtemp(prefix="bench_segment_temporal"))
     print(f"load before: {os.getloadavg()}", flush=True)
-    seg = segmentation_rows(args, work, train, frames)
-    dep = depth_rows(args, work, train, frames) if args.depth else []
+    seg = [] if args.only_depth else segmentation_rows(args, work, train, frames)
+    dep = depth_rows(args, work, train, frames) if args.depth or args.only_depth else []
     h, w = frames[0].shape[:2]
     print(
         f"\n# {args.clip.name}: {len(frames)} frames {w}×{h} after {len(train)} training frames; "

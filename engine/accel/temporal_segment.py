@@ -233,7 +233,7 @@ class SegformerTemporal:
             w_fuse = head.linear_fuse.weight.flatten(1)[:, (n - 1 - s) * c : (n - s) * c]
             proj = head.linear_projections[s].proj
             self._cache[key] = (w_fuse @ proj.weight, w_fuse @ proj.bias)
-        return self._cache[key]  # type: ignore[no-any-return]
+        return self._cache[key]
 
     def _bilinear_rows(
         self, s: int, q: torch.Tensor, grid: Any, size: Any, idx: torch.Tensor
