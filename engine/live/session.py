@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import logging
 import statistics
+import sys
 import threading
 import time
 import uuid
@@ -275,6 +276,7 @@ class LiveSession:
         self._t0 = 0.0
         self._t1: float | None = None
         self._started = 0.0
+        self._torch_threads = 0
         self._warm_ticks = 0  # ticks before the clock started: not in the latency
         self._capturing = False
         self._ticks = 0
@@ -303,6 +305,8 @@ class LiveSession:
                 "The live session cannot start",
             )
         self._pick_primary_output(self._plan)
+        torch = sys.modules.get("torch")  # loaded by then if any node computes with it
+        self._torch_threads = torch.get_num_threads() if torch is not None else 0
         self._started = self._t0 = time.perf_counter()
         self._model = threading.Thread(target=self._model_loop, name="fathom-live-model")
         self._model.daemon = True
@@ -313,6 +317,11 @@ class LiveSession:
         self._stop_sources()
         self.wait()
         return self.report()
+
+    def request_stop(self) -> None:
+        """Ask the session to stop without waiting (a GUI thread must not block on the frame
+        being cooked); ``running`` turns False when it has, then ``stop`` returns at once."""
+        self._stop_sources()
 
     def wait(self, timeout: float | None = None) -> bool:
         """Wait for the session to end by itself (``seconds``, a source's end); True if it did."""
@@ -455,6 +464,11 @@ class LiveSession:
             src.stop.set()
 
     def _model_loop(self) -> None:
+        # The model thread computes with as many intra-op threads as the thread that started
+        # the session (a new thread's OpenMP team otherwise follows its own defaults).
+        torch = sys.modules.get("torch")
+        if torch is not None and self._torch_threads:
+            torch.set_num_threads(self._torch_threads)
         try:
             if self.options.warmup:
                 self._warm_up()

@@ -61,8 +61,6 @@ class RecordSink(Sink):
         self._t0: float | None = None
         self._last_pts = -1
         self.frames = 0
-        #: Each written frame's timestamp in seconds (for reports and tests).
-        self.times: list[float] = []
 
     def _open(self, width: int, height: int) -> None:
         import av
@@ -95,7 +93,6 @@ class RecordSink(Sink):
             self._out.mux(packet)
         self._last_pts = pts
         self.frames += 1
-        self.times.append(pts / 1000)
 
     def close(self) -> None:
         if self._out is None:

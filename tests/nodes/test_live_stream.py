@@ -149,3 +149,35 @@ def test_example_graph_runs_under_fathom_live(tiny_sd: Path, tmp_path: Path) -> 
     assert r["frames_out"] + r["frames_dropped"] + r["frames_failed"] == r["frames_in"]
     assert set(r["latency_ms"]) == {"median", "p95"} and r["fps"] > 0
     assert (out / "live_stream.mp4").stat().st_size > 0
+
+
+def test_similarity_filter_skips_a_still_scene_live(tiny_sd: Path, tmp_path: Path) -> None:
+    import av
+
+    clip = tmp_path / "still.mp4"
+    with av.open(str(clip), mode="w") as out:
+        v: Any = out.add_stream("libx264", rate=30)
+        v.width, v.height, v.pix_fmt = 64, 64, "yuv420p"
+        still = np.full((64, 64, 3), 120, np.uint8)
+        for _ in range(20):
+            for p in v.encode(av.VideoFrame.from_ndarray(still, format="rgb24")):
+                out.mux(p)
+        for p in v.encode():
+            out.mux(p)
+    graph = loads(json.dumps(_doc(clip, tiny_sd, "", "2", True)))
+    graph.nodes["gen"].params["similarity_threshold"] = 0.95
+    shown: list[np.ndarray] = []
+    s = LiveSession(
+        graph,
+        LiveOptions(RunOptions(output_dir=tmp_path, device="cpu"), input_queue=32),
+        on_frame=lambda nid, img: shown.append(img.data),
+    )
+    s.start()
+    while "pipe" not in s.states.get("gen", {}):
+        s.wait(0.02)
+    pipe = s.states["gen"]["pipe"]
+    assert s.wait(60)
+    r = s.stop()
+    assert r.frames_out == 20
+    assert pipe.filter.skipped >= 10 and pipe.unet_calls == 20 - pipe.filter.skipped
+    assert all(np.array_equal(f, shown[0]) for f in shown)  # a skipped frame repeats the last
