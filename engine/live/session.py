@@ -281,6 +281,7 @@ class LiveSession:
         self._capturing = False
         self._ticks = 0
         self._dropped_out = 0
+        self._retired_in = 0  # frames taken by primary sources since replaced
         self._failed = 0
         self._out_plain = 0  # ticks of a graph without live outputs
         self._latency: deque[float] = deque(maxlen=100_000)
@@ -350,8 +351,10 @@ class LiveSession:
             if getattr(plan.classes[nid], "live_source", False)
             and not (plan.graph.nodes[nid].mute or plan.graph.nodes[nid].bypass)
         }
+        primary = self._primary_source()
         for nid in [n for n in self._sources if wanted.get(n) != self._sources[n].params]:
-            self._close_source(self._sources.pop(nid))
+            src = self._sources.pop(nid)
+            self._close_source(src, src is primary)
         for nid, params in wanted.items():
             if nid in self._sources:
                 continue
@@ -370,14 +373,17 @@ class LiveSession:
         src.thread.daemon = True
         src.thread.start()
 
-    def _close_source(self, src: _Source) -> None:
+    def _close_source(self, src: _Source, primary: bool) -> None:
         src.stop.set()
         if src.thread is not None:
             src.thread.join(5.0)
         else:
             src.capture.close()
-        for _ in src.queue.drain():  # frames of a source taken away were never cooked
-            self._dropped_out += 1 if src is self._primary_source() else 0
+        left = len(src.queue.drain())  # frames of a source taken away are never cooked
+        if primary:  # its frames stay in the session's totals
+            with self._lock:
+                self._retired_in += src.frames_in
+                self._dropped_out += left + src.queue.dropped
 
     def _primary_source(self) -> _Source | None:
         return next(iter(self._sources.values()), None)
@@ -652,7 +658,7 @@ class LiveSession:
 
     def _frames_in(self) -> int:
         src = self._primary_source()
-        return src.frames_in if src is not None else 0
+        return self._retired_in + (src.frames_in if src is not None else 0)
 
     def _dropped(self) -> int:
         src = self._primary_source()

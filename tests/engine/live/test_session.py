@@ -187,3 +187,30 @@ def test_headless_window_says_nobody_saw_it_or_records(tmp_path: Path) -> None:
     s.wait(10)
     s.stop()
     assert decoded_indices(tmp_path / "win" / "win.mp4") == list(range(10))
+
+
+def test_editing_a_source_reopens_its_capture(tmp_path: Path) -> None:
+    first = make_clip(tmp_path / "a.mp4", frames=30, fps=30)
+    second = make_clip(tmp_path / "b.mp4", frames=30, fps=30, first=500)
+    shown: list = []
+    s = session(
+        [("src", "live.file", {"path": str(first), "loop": True}), ("win", "live.window", {})],
+        tmp_path,
+        frames=shown,
+    )
+    s.start()
+    while len(shown) < 5:
+        time.sleep(0.01)
+    graph = s.graph.copy()
+    graph.nodes["src"].params["path"] = str(second)
+    s.update_graph(graph)
+    while not shown or read_index(shown[-1][1].data) < 500:
+        time.sleep(0.01)
+    time.sleep(0.2)
+    r = s.stop()
+    idx = [read_index(img.data) for _, img, _ in shown]
+    switch = next(i for i, v in enumerate(idx) if v >= 500)
+    assert all(v < 500 for v in idx[:switch]) and all(v >= 500 for v in idx[switch:])
+    assert idx[switch] == 500  # the new file plays from its start
+    assert not r.errors
+    _accounted(r)  # frames of the replaced capture stay counted
