@@ -103,3 +103,16 @@ def test_file_and_record_in_an_ordinary_render(tmp_path: Path) -> None:
     with av.open(str(tmp_path / "all.mp4")) as c:
         times = [float(f.pts * f.time_base) for f in c.decode(video=0)]
     assert times == pytest.approx([i / 12 for i in range(12)], abs=0.002)
+
+
+def test_fathom_live_reports_a_missing_camera_by_node(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from fathom.engine.cli import main
+
+    doc = graph_doc([("cam", "live.camera", {"device": "9"}), ("win", "live.window", {})])
+    graph = tmp_path / "g.json"
+    graph.write_text(json.dumps(doc))
+    code = main(["live", str(graph), "--seconds", "1", "--out", str(tmp_path / "o"), "--quiet"])
+    err = capsys.readouterr().err
+    assert code == 2 and "node 'cam'" in err and "port 'device'" in err
