@@ -223,6 +223,32 @@ class VideoEdit(ModelNode):
             max=64,
         ),
         Param(
+            "sparse",
+            Bool,
+            False,
+            "object-centric sparse execution: the first frame runs whole and "
+            "recorded; every other frame computes the UNet and the VAE only on the blocks its "
+            "mask (grown by sparse_margin) covers, its context taken from the first frame's "
+            "recording; outside those blocks the output keeps the source pixels",
+        ),
+        Param(
+            "sparse_margin",
+            Int,
+            16,
+            "sparse: context computed around the mask, in image pixels",
+            min=0,
+            max=256,
+        ),
+        Param(
+            "sparse_refresh",
+            Int,
+            1,
+            "sparse: the first frame runs whole every k-th step (the steps between "
+            "reuse its recording; 1: every step)",
+            min=1,
+            max=50,
+        ),
+        Param(
             "clock_frames",
             Bool,
             False,
@@ -286,18 +312,17 @@ class VideoEdit(ModelNode):
         clock_period: int,
         clock_level: int,
         clock_warmup: int,
+        sparse: bool = False,
+        sparse_margin: int = 16,
+        sparse_refresh: int = 1,
         mask: Video | None = None,
     ) -> dict[str, Any]:
         from fathom.engine.diffusion.video import VideoSettings
 
         object_centric = _check_clip(ctx, video, mask, steps, merge_bg, merge_fg, bg_steps)
-        if clock_frames and clock_period > 1:
-            raise ctx.error(
-                "Clockwork across frames and across steps reuse the same UNet "
-                "features: only one can run",
-                port="clock_period",
-                fix="set clock_period to 1, or turn clock_frames off",
-            )
+        clockwork = _check_clockwork(ctx, clock_frames, clock_period)
+        if sparse:
+            _check_sparse(ctx, mask, inversion, merge_bg + merge_fg, bg_steps, clockwork)
         settings = VideoSettings(
             prompt=prompt,
             negative_prompt=negative_prompt,
@@ -320,9 +345,13 @@ class VideoEdit(ModelNode):
             clock_level=clock_level,
             clock_warmup=clock_warmup,
             flow_fusion=flow_fusion,
+            sparse_margin=sparse_margin,
+            sparse_refresh=sparse_refresh,
         )
         comps = load_diffusion(ctx, model)
         _check_model(ctx, comps, clock_period, clock_level)
+        if sparse:
+            return _run_sparse(ctx, comps, settings, video, mask, noise, frames_per_batch, loras)
         edit = _Edit(ctx, comps, settings, video, mask, noise == "follow_motion")
         with loras_on(ctx, comps, loras):
             outs, run, chunks, kept_mb, fallback = edit.run_with_retries(frames_per_batch)
@@ -388,6 +417,135 @@ def _check_clip(
             fix="connect a mask video (e.g. from video.segment), or set merge_fg and bg_steps to 0",
         )
     return merge_bg > 0 or needs_mask
+
+
+def _check_clockwork(ctx: NodeContext, clock_frames: bool, clock_period: int) -> bool:
+    """Refuse both Clockworks at once; True when one runs."""
+    if clock_frames and clock_period > 1:
+        raise ctx.error(
+            "Clockwork across frames and across steps reuse the same UNet "
+            "features: only one can run",
+            port="clock_period",
+            fix="set clock_period to 1, or turn clock_frames off",
+        )
+    return clock_frames or clock_period > 1
+
+
+def _check_sparse(
+    ctx: NodeContext,
+    mask: Video | None,
+    inversion: bool,
+    merging: float,
+    bg_steps: int,
+    clockwork: bool,
+) -> None:
+    """Sparse execution needs a mask with a foreground and replaces the other switches."""
+    if mask is None:
+        raise ctx.error(
+            "sparse execution needs a foreground mask video",
+            port="mask",
+            fix="connect a mask video (e.g. from video.segment), or turn sparse off",
+        )
+    others = [
+        name
+        for name, on in (
+            ("inversion", inversion),
+            ("merge_bg/merge_fg", merging > 0),
+            ("bg_steps", bg_steps > 0),
+            ("clock_frames/clock_period", clockwork),
+        )
+        if on
+    ]
+    if others:
+        raise ctx.error(
+            f"sparse execution cannot be combined with {', '.join(others)}",
+            port="sparse",
+            fix=f"turn sparse off, or set {', '.join(others)} to off/0",
+        )
+    for i in range(len(mask)):
+        if float(mask.frame(i).gray().max()) > 0.5:
+            return
+    raise ctx.error(
+        f"the mask video is empty: none of its {len(mask)} frames marks a foreground "
+        "(no pixel above 0.5)",
+        port="mask",
+        fix="connect the object's mask (white on the object), or turn sparse off",
+    )
+
+
+def _run_sparse(
+    ctx: NodeContext,
+    comps: Any,
+    settings: Any,
+    video: Video,
+    mask: Video | None,
+    noise: str,
+    per_batch: int,
+    loras: str,
+) -> dict[str, Any]:
+    """The sparse object-centric edit (engine.diffusion.sparsevideo), frames stored as they
+    come out of the VAE."""
+    import torch
+
+    from fathom.engine.diffusion.sparsevideo import SparseVideoEdit
+    from fathom.engine.errors import LoopInputError
+    from fathom.engine.models.diffusion import settle
+
+    assert mask is not None  # _check_sparse refused a run without one
+    n = len(video)
+    w, h = video.size
+    masks = torch.stack([_mask_tensor(mask.frame(i)) for i in range(n)])
+    coords = flows = None
+    if noise == "follow_motion" or settings.flow_fusion > 0:
+        motion = _NoiseMotion(h // 8, w // 8)
+        got = [motion.next(video.frame(i)) for i in range(n)]
+        flows = torch.stack([g[1] for g in got])
+        if noise == "follow_motion":
+            coords = torch.stack([g[0] for g in got])
+    edit = SparseVideoEdit(
+        comps,
+        settings,
+        settings.sparse_margin,
+        refresh=settings.sparse_refresh,
+        per_batch=per_batch,
+    )
+
+    def frame(i: int) -> Any:
+        return _frame_tensor(video.frame(i))
+
+    def on_step(done: int, total: int) -> None:
+        ctx.check_cancelled()
+        ctx.progress(0.9 * done / total, f"step {done}/{total}")
+
+    outs = FrameStore(w, h, 3)
+    try:
+        with loras_on(ctx, comps, loras):
+            _sparse_frames(ctx, edit.run(frame, masks, on_step, coords, flows), outs, n)
+    except LoopInputError as exc:
+        raise ctx.refuse(exc) from None
+    finally:
+        settle(comps)
+    st = edit.stats
+    ctx.report(
+        device=comps.device,
+        dtype=str(comps.dtype).replace("torch.", ""),
+        frames=n,
+        sparse=True,
+        whole_frame_unet_calls=st.dense_unet_calls,
+        sparse_unet_calls=st.sparse_unet_calls,
+        unet_computed=round(st.unet_computed, 3),
+        vae_computed=round(st.vae_computed, 3),
+    )
+    return {"video": outs.video(video.fps, video.source, video.audio)}
+
+
+def _sparse_frames(ctx: NodeContext, frames: Any, outs: FrameStore, n: int) -> None:
+    """Store the edit's frames as they come, shown and counted."""
+    for i, rgb in frames:
+        ctx.check_cancelled()
+        outs.append(rgb.numpy())
+        ctx.progress(0.9 + 0.1 * (i + 1) / n, f"frame {i + 1}/{n}")
+        ctx.preview(outs.frame(len(outs) - 1), f"frame {i + 1}/{n}")
 
 
 def _check_model(ctx: NodeContext, comps: Any, clock_period: int, clock_level: int) -> None:

@@ -108,6 +108,8 @@ class VideoSettings:
     clock_level: int = 1
     clock_warmup: int = 0
     flow_fusion: float = 0.0
+    sparse_margin: int = 16  # sparse execution (engine.diffusion.sparsevideo): context pixels
+    sparse_refresh: int = 1  # ... and the keyframe's whole-frame period in steps
 
 
 class VideoRun:
