@@ -40,6 +40,7 @@ CATEGORY_COLORS = {
     "video": "#4527a0",
     "motion": "#00698f",
     "generate": "#c62828",
+    "live": "#283593",
 }
 
 
