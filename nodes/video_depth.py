@@ -228,7 +228,7 @@ class VideoDepth(Node):
 
     type_id = "video.depth"
     title = "Video Depth"
-    category = "video"
+    category = "motion"  # beside video.flow and video.segment: analysis of a clip
     main_params = ("model", "temporal")
     families: ClassVar[tuple[str, ...]] = ("depth",)
     inputs = (Input("video", Video, "clip to estimate depth for"),)
