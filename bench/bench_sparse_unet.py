@@ -8,7 +8,8 @@ self-attention also attends to the first frame, as generate.video_edit runs it):
 sparsely on a square of each share of the frame (grown by the edit's 16 px margin) with the
 context recorded from the keyframe. This is the UNet part of the edit only (no VAE, no
 keyframe), measured where a whole clip would take too long on a shared CPU; it says how close
-the sampling gets to the bound 1 / share at a size. Best of ``--reps`` interleaved calls.
+the sampling gets to the bound 1 / share at a size. Times are the process's CPU seconds at one
+torch thread (the shared CPU's load makes wall times swing); best of ``--reps`` calls.
 """
 
 from __future__ import annotations
@@ -66,9 +67,9 @@ def main() -> None:
         for _ in range(args.reps):
             anchor.attach(unet)
             anchor.kept.update(anchor_kept)
-            t0 = time.perf_counter()
+            t0 = time.process_time()
             unet(frames, t, encoder_hidden_states=emb.repeat_interleave(f, 0))
-            times.setdefault("dense", []).append(time.perf_counter() - t0)
+            times.setdefault("dense", []).append(time.process_time() - t0)
             anchor.detach()
             for fr in args.fractions:
                 side = int(round(fr**0.5 * args.size))
@@ -81,14 +82,14 @@ def main() -> None:
                 ] = 1
                 sparse.mode = "sparse"
                 sparse.set_active(dilate(m, args.margin), repeat=f)
-                t0 = time.perf_counter()
+                t0 = time.process_time()
                 unet(frames, t, encoder_hidden_states=emb.repeat_interleave(f, 0))
-                times.setdefault(f"{fr:.0%}", []).append(time.perf_counter() - t0)
+                times.setdefault(f"{fr:.0%}", []).append(time.process_time() - t0)
                 sparse.mode = "off"
     dense = min(times.pop("dense"))
     print(
         f"\nUNet call, {f} frames × 2 halves at {args.size}², {args.threads} thread(s); "
-        f"load {load0:.1f} → {os.getloadavg()[0]:.1f}\n"
+        f"CPU seconds; load {load0:.1f} → {os.getloadavg()[0]:.1f}\n"
     )
     print(
         "| share | bound | dense s | sparse s | UNet speed-up | % of bound |\n"
