@@ -144,6 +144,7 @@ def rank_base(base: Path, image_path: str, args: argparse.Namespace) -> None:
             max_guidance_scale=1.0,
             output_type="latent",
         )
+    with torch.no_grad():
         ranking = rank_temporal_blocks(pipe.unet, capture.calls)
     write_ranking(base, ranking, calibration="bench_mobilevd.py: 1 unguided step on the photo")
 
@@ -182,7 +183,9 @@ def rows(args: argparse.Namespace, base: str, pruned: str) -> list[tuple[str, st
         ("sample_scale 0.5, upsample latents", base, {"sample_scale": 0.5}),
         ("sample_scale 0.5, upsample frames", base, {"sample_scale": 0.5, "upsample": "frames"}),
         ("frame_stride 2", base, {"frame_stride": 2}),
+        ("skip_temporal 0.25 (saved ranking)", base, {"skip_temporal": 0.25}),
         ("skip_temporal 0.5 (saved ranking)", base, {"skip_temporal": 0.5}),
+        ("skip_temporal 0.75 (saved ranking)", base, {"skip_temporal": 0.75}),
         ("pruned model, keep 0.5", pruned, {}),
         ("consistency sampler, 2 steps, no CFG", base, few),
         (
