@@ -83,7 +83,7 @@ def run(args: argparse.Namespace) -> int:
     sys.stdout.write(text + "\n")
     for node, entry in report["errors"].items():
         _err(f"{node}: {entry['count']} error(s); last: {entry['last']}")
-    return 3 if report["errors"] else 0
+    return 1 if report["errors"] else 0  # as render: 1 means a node failed
 
 
 def _watch(session: Any, stopping: threading.Event, quiet: bool) -> None:
