@@ -368,7 +368,7 @@ class Viewer360(QWidget):
         self._idle = QTimer(self)  # still this long: the finer mesh
         self._idle.setSingleShot(True)
         self._idle.setInterval(STILL_MS)
-        self._idle.timeout.connect(lambda: self.request_render(preview=False))
+        self._idle.timeout.connect(self._settled)
         self._walk = QTimer(self)  # ticks while a walking key is held
         self._walk.setTimerType(Qt.TimerType.PreciseTimer)
         self._walk.setInterval(FRAME_MS)
@@ -619,16 +619,24 @@ class Viewer360(QWidget):
         self.advance(dt)
 
     def _changed(self) -> None:
-        # While walking, the status line follows at most every LABEL_S: each change of it
-        # makes the window composite its widgets again, a cost on software OpenGL.
+        # While the view moves (walking, turning), the status line follows at most every
+        # LABEL_S, and exactly once still: each change of it makes the window composite its
+        # widgets again, a cost on software OpenGL.
         now = time.perf_counter()
-        if not self.walking or now - self._labels_at >= LABEL_S:
+        moving = self.walking or self._idle.isActive()
+        status = not moving or now - self._labels_at >= LABEL_S
+        if status:
             self._labels_at = now
-            self._update_labels()
+        self._update_labels(status)
         self.view_changed.emit()
         self.request_render(preview=True)
 
-    def _update_labels(self) -> None:
+    def _settled(self) -> None:
+        """Still for STILL_MS: the status line catches up and the fine mesh is drawn."""
+        self._update_labels()
+        self.request_render(preview=False)
+
+    def _update_labels(self, status: bool = True) -> None:
         self.fov_label.setText(f"{self.fov:.0f}°")
         self.scale_label.setText(f"×{self.depth_scale:.2f}")
         for slider, value in (
@@ -639,6 +647,8 @@ class Viewer360(QWidget):
                 slider.blockSignals(True)
                 slider.setValue(value)
                 slider.blockSignals(False)
+        if not status:
+            return
         p = self.position
         ms = f" · {self.last_render_s * 1000:.0f} ms" if self.last_render_s else ""
         note = f" · {self.message}" if self.message else ""
