@@ -42,9 +42,10 @@ def test_gl_projection_matches_the_camera_pixels() -> None:
     py = (1 - ndc[1]) / 2 * cam.height  # OpenGL's y is up, image rows go down
     assert np.allclose(px, cam.fx * local[0] / local[2] + cam.cx, atol=1e-6)
     assert np.allclose(py, cam.fy * local[1] / local[2] + cam.cy, atol=1e-6)
-    near_far = gl_view_projection(cam, 0.5, 20.0) @ np.array(
-        [[*(pose[:3, :3] @ [0, 0, z] + pose[:3, 3]), 1.0] for z in (0.5, 20.0)]
-    ).T
+    near_far = (
+        gl_view_projection(cam, 0.5, 20.0)
+        @ np.array([[*(pose[:3, :3] @ [0, 0, z] + pose[:3, 3]), 1.0] for z in (0.5, 20.0)]).T
+    )
     assert np.allclose(near_far[2] / near_far[3], [-1.0, 1.0])
 
 
