@@ -5,20 +5,22 @@ frame t repeats its work on frame t − 1. ``SegformerTemporal`` runs a transfor
 (``SegformerForSemanticSegmentation``) layer by layer and keeps, per layer, the activations of
 the previous frame:
 
-* ``reuse`` (training-free, in the manner of Eventful Transformers / CMC): at the input of every
-  transformer block and of every stage's path into the decoder, a token is recomputed only when
-  it moved by more than ``threshold`` (relative: the L2 norm of its change over the layer's mean
-  token norm on the keyframe) since it was last computed; the others keep their cached outputs.
-  The parts that mix neighbours are handled where they sit: the overlapping patch embeddings and
-  the Mix-FFN's 3×3 depth-wise convolution run densely (they are cheap), and the rows after that
-  convolution are recomputed over the changed set dilated by one token (its margin); the
-  spatially reduced keys and values are recomputed densely every frame (a few dozen tokens), so
-  recomputed queries always see the current frame. The decoder's projection and 1×1 fuse layer
-  are linear, and so is bilinear upsampling, so each stage is projected straight to the fused
-  channels at its own resolution and only the changed pixels of the 1/4-resolution map (the
-  bilinear footprint of the changed tokens) are summed, normalised and classified. With
-  ``threshold`` 0 only what provably did not change is reused (a query is also recomputed when
-  any key moved).
+* ``reuse`` (training-free, in the manner of Eventful Transformers / CMC): a pixel, and at the
+  input of every transformer block and of every stage's path into the decoder a token, counts as
+  changed only when it moved by more than ``threshold`` (relative: the L2 norm of its change over
+  the layer's mean norm on the keyframe) since it was last computed; the others keep their cached
+  values, and everything downstream of them is reused. Work follows the changed set: only the
+  rows that moved this frame are checked (an unmoved row cannot newly cross the threshold); the
+  overlapping patch embeddings and the spatially reduced keys and values are computed only at
+  the output positions whose receptive field holds a changed token (its patches gathered, one
+  matrix product); the Mix-FFN's 3×3 depth-wise convolution runs over the changed rows' bounding
+  box and its output is kept on their one-token dilation; cached tensors are updated in place
+  (``index_copy_``). The decoder's projection and 1×1 fuse layer are linear, and so is bilinear
+  upsampling, so each stage is projected straight to the fused channels at its own resolution
+  and only the changed pixels of the 1/4-resolution map (the bilinear footprint of the changed
+  tokens) are summed, normalised and classified. With ``threshold`` 0 only what provably did
+  not change is reused (a query is also recomputed when any key moved, so a frame where
+  anything moved is recomputed whole; a still frame is reused whole).
 * ``resq`` (ResQ, Abati et al. 2023): the same gating, but each linear layer computes a changed
   token from the low-bit quantised residual against its cached input, ``y = y_prev + W·Q(x −
   x_prev)``; the bit-width follows the amount of change of the frame (``frame_bits``).
@@ -62,10 +64,35 @@ def _rows(t: torch.Tensor, idx: torch.Tensor | None) -> torch.Tensor:
 
 
 def _put(cache: torch.Tensor | None, idx: torch.Tensor | None, v: torch.Tensor) -> torch.Tensor:
+    """Rows ``idx`` of ``cache`` (1, N, C) set to ``v`` in place; None: ``v`` becomes the cache."""
     if idx is None or cache is None:
         return v.clone()
-    cache[:, idx] = v
-    return cache
+    return cache.index_copy_(1, idx, v)
+
+
+def _patch_index(grid: tuple[int, int], k: int, stride: int, pad: int) -> torch.Tensor:
+    """For a k×k convolution with ``stride`` and zero ``pad`` on an h×w token grid: per output
+    position, the k·k input tokens it reads (row-major, h·w standing for the zero padding)."""
+    h, w = grid
+    axes = []
+    for n in (h, w):
+        start = torch.arange((n + 2 * pad - k) // stride + 1) * stride - pad
+        pos = start[:, None] + torch.arange(k)[None, :]
+        axes.append((pos, (pos >= 0) & (pos < n)))
+    (yy, vy), (xx, vx) = axes
+    idx = yy[:, None, :, None] * w + xx[None, :, None, :]
+    valid = vy[:, None, :, None] & vx[None, :, None, :]
+    return torch.where(valid, idx, h * w).reshape(-1, k * k)
+
+
+def _spread(
+    rows: torch.Tensor, grid: tuple[int, int], k: int, stride: int, pad: int
+) -> torch.Tensor:
+    """Output positions of a k×k / ``stride`` / ``pad`` convolution on ``grid`` that read any of
+    the input tokens ``rows``."""
+    m = torch.zeros(1, 1, *grid, device=rows.device)
+    m.view(-1)[rows] = 1.0
+    return F.max_pool2d(m, k, stride, pad).view(-1).nonzero()[:, 0]
 
 
 class _Lin:
@@ -92,13 +119,11 @@ class _Lin:
         return y
 
 
-def _dilate(idx: torch.Tensor, h: int, w: int) -> torch.Tensor | None:
-    """Token indices within one token (3×3) of ``idx`` on an h×w grid; None: all of them."""
+def _dilate(idx: torch.Tensor, h: int, w: int) -> torch.Tensor:
+    """Token indices within one token (3×3) of ``idx`` on an h×w grid."""
     m = torch.zeros(1, 1, h, w, device=idx.device)
     m.view(-1)[idx] = 1.0
-    m = F.max_pool2d(m, 3, stride=1, padding=1).view(-1)
-    out = m.nonzero()[:, 0]
-    return None if out.numel() == h * w else out
+    return F.max_pool2d(m, 3, stride=1, padding=1).view(-1).nonzero()[:, 0]
 
 
 def _region(idx: torch.Tensor | None, grid: Any, size: Any, device: torch.device) -> torch.Tensor:
@@ -141,85 +166,198 @@ class SegformerTemporal:
             lin = self._lins[key] = _Lin(weight, bias, self.mode == "resq")
         return lin
 
-    def _gate(self, key: str, x: torch.Tensor, key_frame: bool) -> torch.Tensor | None:
-        """Rows of ``x`` (1, N, C) to recompute (None: all), updating their references."""
-        ref = self._refs.get(key)
+    def _gate(
+        self, key: str, x: torch.Tensor, cand: torch.Tensor | None, key_frame: bool
+    ) -> torch.Tensor | None:
+        """Rows of ``x`` (1, N, C) to recompute (None: all, on a keyframe), updating their
+        references. Only the candidates ``cand`` (the rows whose value moved this frame) are
+        checked: a row that did not move cannot newly cross the threshold."""
         n = x.shape[1]
+        self._counts[0] += n
+        ref = self._refs.get(key)
         if key_frame or ref is None or ref.shape != x.shape:
             self._refs[key] = x.clone()
             # The layer's mean token norm at the keyframe: what the threshold is relative to.
             self._scales[key] = self.threshold * float(x.float().norm(dim=-1).mean())
-            self._counts[0] += n
             self._counts[1] += n
             return None
-        d = torch.linalg.vector_norm(x - ref, dim=-1)[0]
-        idx = (d > self._scales[key]).nonzero()[:, 0]
-        self._counts[0] += n
+        if cand is None:
+            cand = torch.arange(n, device=x.device)
+        if cand.numel() * 2 > n:  # a dense difference is cheaper than gathering most rows
+            d = torch.linalg.vector_norm(x[0] - ref[0], dim=-1)[cand]
+        else:
+            d = torch.linalg.vector_norm(x[0, cand] - ref[0, cand], dim=-1)
+        idx = cand[d > self._scales[key]]
         self._counts[1] += idx.numel()
-        if idx.numel() == n:
-            ref.copy_(x)
-            return None
-        ref[:, idx] = x[:, idx]
+        ref.index_copy_(1, idx, x[:, idx])
         return idx
+
+    def _index(self, key: str, conv: Any, grid: tuple[int, int]) -> torch.Tensor:
+        """The gather index of ``conv`` (square kernel) on ``grid`` (see ``_patch_index``)."""
+        ik = f"{key}.idx"
+        if ik not in self._cache:
+            k, st, pd = conv.kernel_size[0], conv.stride[0], conv.padding[0]
+            self._cache[ik] = _patch_index(grid, k, st, pd).to(conv.weight.device)
+        return self._cache[ik]
+
+    def _conv_rows(
+        self, key: str, conv: Any, src: torch.Tensor, grid: tuple[int, int], rows: torch.Tensor
+    ) -> torch.Tensor:
+        """Output positions ``rows`` of the dense convolution ``conv`` over the token map
+        ``src`` ((N + 1, C), its last row zero: the padding) on ``grid``, as (n, C_out)."""
+        wk = f"{key}.w"
+        if wk not in self._cache:
+            self._cache[wk] = conv.weight.permute(0, 2, 3, 1).reshape(conv.weight.shape[0], -1)
+        patches = src[self._index(key, conv, grid)[rows]].flatten(1)
+        return F.linear(patches, self._cache[wk], conv.bias)
+
+    def _dw_rows(
+        self, conv: Any, src: torch.Tensor, grid: tuple[int, int], rows: torch.Tensor
+    ) -> torch.Tensor:
+        """Output positions ``rows`` of the depth-wise 3×3 ``conv`` over ``src`` (as above),
+        as (n, C): the convolution runs densely over the rows' bounding box plus one token,
+        whose outer ring (the only place its zero padding differs from the map) is not read."""
+        h, w = grid
+        ys, xs = rows // w, rows % w
+        y0, x0 = max(0, int(ys.min()) - 1), max(0, int(xs.min()) - 1)
+        y1, x1 = min(h, int(ys.max()) + 2), min(w, int(xs.max()) + 2)
+        crop = src[:-1].view(h, w, -1)[y0:y1, x0:x1].permute(2, 0, 1)[None]
+        out = F.conv2d(crop, conv.weight, conv.bias, padding=1, groups=conv.groups)
+        return out[0].flatten(1)[:, (ys - y0) * (x1 - x0) + (xs - x0)].t()
 
     # ---- the network -----------------------------------------------------------------------
 
-    def _kv(self, att: Any, h: torch.Tensor, hh: int, ww: int) -> tuple[torch.Tensor, torch.Tensor]:
-        kvh = att.sequence_reduction(h, hh, ww) if att.sequence_reduction_ratio > 1 else h
-        shape = (1, -1, att.num_attention_heads, att.head_dim)
-        k = att.k_proj(kvh).view(shape).transpose(1, 2)
-        v = att.v_proj(kvh).view(shape).transpose(1, 2)
-        return k, v
+    def _pixels(self, pixels: torch.Tensor, kf: bool) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """The frame as a padded token map (H·W + 1, 3) and the pixels that moved beyond the
+        threshold (relative to the keyframe's mean pixel norm); the others keep their value."""
+        tok = pixels[0].flatten(1).t()
+        if kf:
+            self._cache["px"] = torch.cat([tok, tok.new_zeros(1, tok.shape[1])])
+            self._scales["px"] = self.threshold * float(tok.float().norm(dim=-1).mean())
+            return self._cache["px"], None
+        ref = self._cache["px"]
+        d = torch.linalg.vector_norm(tok - ref[:-1], dim=-1)
+        rows = (d > self._scales["px"]).nonzero()[:, 0]
+        ref.index_copy_(0, rows, tok[rows])
+        return ref, rows
+
+    def _embed(
+        self, s: int, stage: Any, src: torch.Tensor, grid: Any, rows: torch.Tensor | None
+    ) -> tuple[torch.Tensor, tuple[int, int], torch.Tensor | None]:
+        """Stage s's overlapping patch embedding: all of it on a keyframe (``rows`` None),
+        else only the output positions that read a changed input token, in place."""
+        pe, key = stage.patch_embeddings, f"e{s}"
+        if rows is None:
+            img = src[:-1].t().reshape(1, -1, *grid).contiguous()
+            x, hh, ww = pe(img)
+            self._cache[key] = (x, (hh, ww))
+            return x, (hh, ww), None
+        x, hw = self._cache[key]
+        conv = pe.proj
+        out = _spread(rows, tuple(grid), conv.kernel_size[0], conv.stride[0], conv.padding[0])
+        if out.numel():
+            y = pe.layer_norm(self._conv_rows(key, conv, src, tuple(grid), out))
+            x.index_copy_(1, out, y[None])
+        return x, hw, out
+
+    def _kv_rows(self, key: str, att: Any, c: dict, hw: Any, idx: torch.Tensor) -> bool:
+        """Recompute the keys and values that read the tokens ``idx``; True when one moved."""
+        r = att.sequence_reduction_ratio
+        if r > 1:
+            red = att.sequence_reduction
+            cells = _spread(idx, hw, r, r, 0)
+            if not cells.numel():
+                return False
+            kvh = self._conv_rows(key + ".sr", red.sequence_reduction, c["h"][0], hw, cells)
+            kvh = red.layer_norm(kvh)
+        else:
+            cells, kvh = idx, c["h"][0, idx]
+        k, v = att.k_proj(kvh), att.v_proj(kvh)
+        moved = not (self.exact and torch.equal(k, c["k"][0, cells]))
+        moved = moved or not torch.equal(v, c["v"][0, cells])
+        c["k"].index_copy_(1, cells, k[None])
+        c["v"].index_copy_(1, cells, v[None])
+        return moved
 
     def _attend(
-        self, key: str, blk: Any, h: torch.Tensor, idx: torch.Tensor | None, kv: Any, bits: Any
+        self, key: str, att: Any, h: torch.Tensor, idx: torch.Tensor | None, c: dict, bits: Any
     ) -> torch.Tensor:
-        att = blk.attention
         nh, hd = att.num_attention_heads, att.head_dim
-        rows = _rows(h, idx)
-        q = self._lin(key + ".q", att.q_proj.weight, att.q_proj.bias)(rows, idx, bits)
+        k = c["k"].view(1, -1, nh, hd).transpose(1, 2)
+        v = c["v"].view(1, -1, nh, hd).transpose(1, 2)
+        q = self._lin(key + ".q", att.q_proj.weight, att.q_proj.bias)(h, idx, bits)
         q = q.view(1, -1, nh, hd).transpose(1, 2)
-        o = F.scaled_dot_product_attention(q, kv[0], kv[1], scale=att.scaling)
+        o = F.scaled_dot_product_attention(q, k, v, scale=att.scaling)
         o = o.transpose(1, 2).reshape(1, -1, nh * hd)
         return self._lin(key + ".o", att.o_proj.weight, att.o_proj.bias)(o, idx, bits)
 
-    def _block(
-        self, key: str, blk: Any, x: torch.Tensor, hw: tuple[int, int], kf: bool, bits: Any
-    ) -> torch.Tensor:
-        hh, ww = hw
-        c = self._cache.setdefault(key, {})
-        idx = self._gate(key, x, kf)
-        h = blk.layernorm_before(x)
-        k, v = self._kv(blk.attention, h, hh, ww)
-        if self.exact and not kf and idx is not None and "k" in c:
-            if not (torch.equal(k, c["k"]) and torch.equal(v, c["v"])):
-                idx = None  # threshold 0: every query sees a changed key
-        c["k"], c["v"] = k, v
-        mlp = blk.mlp
-        if idx is None or idx.numel():
-            a = self._attend(key, blk, h, idx, (k, v), bits)
-            c["attn"] = _put(c.get("attn"), idx, a)
-            mid = x + c["attn"]
-            h2 = blk.layernorm_after(_rows(mid, idx))
-            f1 = self._lin(key + ".fc1", mlp.fc1.weight, mlp.fc1.bias)(h2, idx, bits)
-            c["f1"] = _put(c.get("f1"), idx, f1)
-            rows = None if idx is None else _dilate(idx, hh, ww)
-            g = mlp.activation_fn(_rows(mlp.dwconv(c["f1"], hh, ww), rows))
-            m = self._lin(key + ".fc2", mlp.fc2.weight, mlp.fc2.bias)(g, rows, bits)
-            c["mlp"] = _put(c.get("mlp"), rows, m)
-        else:
-            mid = x + c["attn"]
-        return c["mlp"] + mid
+    def _block_dense(
+        self, key: str, blk: Any, x: torch.Tensor, hw: tuple[int, int], c: dict
+    ) -> tuple[torch.Tensor, None]:
+        """A keyframe's block: every row, filling the caches the sparse frames update."""
+        att, mlp = blk.attention, blk.mlp
+        c["h"] = h = blk.layernorm_before(x)
+        kvh = att.sequence_reduction(h, *hw) if att.sequence_reduction_ratio > 1 else h
+        c["k"], c["v"] = att.k_proj(kvh), att.v_proj(kvh)
+        c["mid"] = mid = self._attend(key, att, h, None, c, None) + x
+        f1 = self._lin(key + ".fc1", mlp.fc1.weight, mlp.fc1.bias)(
+            blk.layernorm_after(mid), None, None
+        )
+        c["f1"] = torch.cat([f1[0], f1.new_zeros(1, f1.shape[-1])])
+        g = mlp.activation_fn(mlp.dwconv(f1, *hw))
+        c["out"] = self._lin(key + ".fc2", mlp.fc2.weight, mlp.fc2.bias)(g, None, None) + mid
+        return c["out"], None
 
-    def _encoder(self, pixels: torch.Tensor, kf: bool, bits: Any) -> list[torch.Tensor]:
-        maps, hidden = [], pixels
+    def _block(
+        self, key: str, blk: Any, x: torch.Tensor, hw: Any, cand: Any, kf: bool, bits: Any
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """One transformer block; returns its (cached, updated in place) output and the rows
+        of it that changed (None: all)."""
+        c = self._cache.setdefault(key, {})
+        idx = self._gate(key, x, cand, kf)
+        if idx is None:
+            return self._block_dense(key, blk, x, hw, c)
+        if not idx.numel():
+            return c["out"], idx
+        n = x.shape[1]
+        c["h"].index_copy_(1, idx, blk.layernorm_before(x[:, idx]))
+        if self._kv_rows(key, blk.attention, c, hw, idx) and self.exact and idx.numel() < n:
+            self._counts[1] += n - idx.numel()  # threshold 0: every query sees a moved key
+            idx = torch.arange(n, device=x.device)
+        mid = self._attend(key, blk.attention, c["h"][:, idx], idx, c, bits)
+        mid = mid + self._refs[key][:, idx]
+        c["mid"].index_copy_(1, idx, mid)
+        mlp = blk.mlp
+        f1 = self._lin(key + ".fc1", mlp.fc1.weight, mlp.fc1.bias)(
+            blk.layernorm_after(mid), idx, bits
+        )
+        c["f1"].index_copy_(0, idx, f1[0])
+        rows = _dilate(idx, *hw)
+        if rows.numel() == n:
+            g = mlp.dwconv(c["f1"][:-1][None], *hw)
+        else:
+            g = self._dw_rows(mlp.dwconv.dwconv, c["f1"], hw, rows)[None]
+        m = self._lin(key + ".fc2", mlp.fc2.weight, mlp.fc2.bias)(mlp.activation_fn(g), rows, bits)
+        c["out"].index_copy_(1, rows, m + c["mid"][:, rows])
+        return c["out"], rows
+
+    def _encoder(self, pixels: torch.Tensor, kf: bool, bits: Any) -> list[tuple]:
+        """Per stage: its output as a padded token map (N + 1, C), its grid and the rows of
+        it that changed (None: all)."""
+        maps: list[tuple] = []
+        src, rows = self._pixels(pixels, kf)
+        grid = tuple(pixels.shape[2:])
         for s, stage in enumerate(self.model.segformer.stages):
-            x, hh, ww = stage.patch_embeddings(hidden)
+            x, hw, rows = self._embed(s, stage, src, grid, rows)
             for j, blk in enumerate(stage.blocks):
-                x = self._block(f"s{s}.{j}", blk, x, (hh, ww), kf, bits)
-            x = stage.layer_norm(x)
-            hidden = x.reshape(1, hh, ww, -1).permute(0, 3, 1, 2).contiguous()
-            maps.append(hidden)
+                x, rows = self._block(f"s{s}.{j}", blk, x, hw, rows, kf, bits)
+            if rows is None:
+                y = stage.layer_norm(x)[0]
+                self._cache[f"o{s}"] = torch.cat([y, y.new_zeros(1, y.shape[1])])
+            elif rows.numel():
+                self._cache[f"o{s}"].index_copy_(0, rows, stage.layer_norm(x[0, rows]))
+            src, grid = self._cache[f"o{s}"], hw
+            maps.append((src, hw, rows))
         return maps
 
     def _stage_weights(self, s: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -267,31 +405,36 @@ class SegformerTemporal:
         nbr, wts = self._cache[key]
         return (q[0][nbr[idx]] * wts[idx][..., None]).sum(1)[None]
 
-    def _decoder(self, maps: list[torch.Tensor], kf: bool, bits: Any) -> torch.Tensor:
+    @staticmethod
+    def _upsampled(q: torch.Tensor, grid: Any, size: Any) -> torch.Tensor:
+        """The token map ``q`` (1, hs·ws, C) on ``grid`` upsampled bilinearly to ``size``
+        (align_corners=False: at the same size that is the map itself, so it is skipped)."""
+        m = q.transpose(1, 2).reshape(1, -1, *grid)
+        if tuple(grid) == tuple(size):
+            return m
+        return F.interpolate(m, size=tuple(size), mode="bilinear", align_corners=False)
+
+    def _decoder(self, maps: list[tuple], kf: bool, bits: Any) -> torch.Tensor:
         head = self.model.decode_head
-        h0, w0 = maps[0].shape[2:]
-        region = torch.zeros(1, 1, h0, w0, dtype=torch.bool, device=maps[0].device)
-        for s, fmap in enumerate(maps):
-            tokens = fmap.flatten(2).transpose(1, 2)
-            idx = self._gate(f"d{s}", tokens, kf)
+        h0, w0 = maps[0][1]
+        region = torch.zeros(1, 1, h0, w0, dtype=torch.bool, device=maps[0][0].device)
+        for s, (pad, grid, cand) in enumerate(maps):
+            tokens = pad[:-1][None]
+            idx = self._gate(f"d{s}", tokens, cand, kf)
             if idx is None or idx.numel():
                 weight, bias = self._stage_weights(s)
                 q = self._lin(f"d{s}", weight, bias)(_rows(tokens, idx), idx, bits)
                 self._cache[f"q{s}"] = _put(self._cache.get(f"q{s}"), idx, q)
-                region |= _region(idx, fmap.shape[2:], (h0, w0), region.device)
+                region |= _region(idx, grid, (h0, w0), region.device)
         rows = region.view(-1).nonzero()[:, 0]
-        grids = [tuple(m.shape[2:]) for m in maps]
-        if rows.numel() == h0 * w0:
+        grids = [tuple(m[1]) for m in maps]
+        if rows.numel() * 8 > h0 * w0:  # dense upsampling beats gathering a large share
             y = sum(
-                F.interpolate(
-                    self._cache[f"q{s}"].transpose(1, 2).reshape(1, -1, *grids[s]),
-                    size=(h0, w0),
-                    mode="bilinear",
-                    align_corners=False,
-                )
-                for s in range(len(maps))
+                self._upsampled(self._cache[f"q{s}"], grids[s], (h0, w0)) for s in range(len(maps))
             )
             y, idx_or_none = y.flatten(2).transpose(1, 2), None  # type: ignore[union-attr]
+            if rows.numel() < h0 * w0:
+                y, idx_or_none = y[:, rows], rows
         elif rows.numel():
             y = sum(
                 self._bilinear_rows(s, self._cache[f"q{s}"], grids[s], (h0, w0), rows)
