@@ -2,7 +2,7 @@
 
 Run: python bench/bench_segment_temporal.py --clip CLIP.webp [--train 24] [--frames 32]
          [--size 512] [--interval 32] [--threshold 0.05] [--depth | --only-depth]
-         [--json out.json]
+         [--no-delta] [--json out.json]
 
 CLIP is a real clip nobody here made: the PyPI wheel `comfyui-workflow-templates-media-video`
 holds animated WebP clips (``pip download --no-deps comfyui-workflow-templates-media-video``,
@@ -23,7 +23,8 @@ interleaved frame by frame (so the machine's load hits them alike), loading excl
 * reuse / resq: keyframe every ``--interval`` frames, gated recompute at ``--threshold``;
 * delta: the student `fathom distill` trained on the training frames.
 
-IoU is of the masks against off's, mean and minimum over the frames.
+IoU is of the masks against off's, mean and minimum over the frames; reuse / resq also give
+the mean share of tokens recomputed on their non-keyframes. ``--no-delta`` skips the student.
 
 Depth (``--depth``): a model in Depth Anything V2 Small's shape (bench_video_depth's builder),
 a student distilled on the training frames, then `video.depth` off and delta (keyframe every
@@ -116,18 +117,39 @@ def interleaved(videos: list[Video]) -> list[tuple[float, list[np.ndarray]]]:
     return list(zip(times, outs, strict=True))
 
 
+def recomputed_shares() -> dict[str, float]:
+    """Instrument SegformerTemporal so the rows' mean share of recomputed tokens over their
+    non-keyframes (reuse / resq) can be read after the run: {mode: share}, filled in place."""
+    from fathom.engine.accel.temporal_segment import SegformerTemporal
+
+    seen: dict[str, list[float]] = {}
+    shares: dict[str, float] = {}
+    call = SegformerTemporal.__call__
+
+    def counted(self: SegformerTemporal, pixels: object, keyframe: bool) -> object:
+        out = call(self, pixels, keyframe)  # type: ignore[arg-type]
+        if not keyframe:
+            seen.setdefault(self.mode, []).append(self.recomputed)
+            shares[self.mode] = round(float(np.mean(seen[self.mode])), 3)
+        return out
+
+    SegformerTemporal.__call__ = counted  # type: ignore[method-assign]
+    return shares
+
+
 def segmentation_rows(args: argparse.Namespace, work: Path, train: list, frames: list) -> list:
     from fathom.engine.accel.delta import distill
 
     model = build_b0(work / "segformer_b0_shape", args.size, train[0])
-    clip = write_clip(work / "train.webp", train)
-    t0 = time.perf_counter()
-    rep = distill(model, [clip], work / "seg_student", steps=args.steps, held_out=0.2)
-    print(
-        f"seg student: {time.perf_counter() - t0:.0f} s, held-out error "
-        f"{rep.relative:.3f} of copying",
-        flush=True,
-    )
+    if not args.no_delta:
+        clip = write_clip(work / "train.webp", train)
+        t0 = time.perf_counter()
+        rep = distill(model, [clip], work / "seg_student", steps=args.steps, held_out=0.2)
+        print(
+            f"seg student: {time.perf_counter() - t0:.0f} s, held-out error "
+            f"{rep.relative:.3f} of copying",
+            flush=True,
+        )
     ex = Executor(_registry())
     opts = RunOptions(device="cpu")
     video = Video.from_frames([Image(f) for f in frames], 24.0)
@@ -143,13 +165,14 @@ def segmentation_rows(args: argparse.Namespace, work: Path, train: list, frames:
         ("reuse", {"temporal": "reuse"}),
         ("resq (bits 4)", {"temporal": "resq", "bits": 4}),
         ("delta", {"temporal": "delta", "student": str(work / "seg_student")}),
-    ]
+    ][: 5 if args.no_delta else 6]
     base = {"model": str(model), "labels": label, "interval": args.interval}
     base["threshold"] = args.threshold
     ex.call("video.segment", {"video": video.slice(0, 2)}, {**base, **rows[3][1]}, opts)
     videos = [
         ex.call("video.segment", {"video": video}, {**base, **p}, opts)["mask"] for _, p in rows
     ]
+    shares = recomputed_shares()
     measured = interleaved(videos)
     base_t, ref = measured[0]
     out = []
@@ -166,6 +189,7 @@ def segmentation_rows(args: argparse.Namespace, work: Path, train: list, frames:
                 "mean_iou": round(float(np.mean(ious)), 4),
                 "min_iou": round(float(min(ious)), 4),
                 "fg_share": round(float(np.mean(ref)), 3),
+                "recomputed": shares.get(p["temporal"]),
             }
         )
         print(json.dumps(out[-1]), flush=True)
@@ -235,6 +259,7 @@ def main() -> None:
     ap.add_argument("--steps", type=int, default=150, help="distillation steps")
     ap.add_argument("--depth", action="store_true", help="also the video.depth delta rows")
     ap.add_argument("--only-depth", action="store_true", help="skip the segmentation rows")
+    ap.add_argument("--no-delta", action="store_true", help="skip the student and its row")
     ap.add_argument("--json", type=Path)
     args = ap.parse_args()
     import torch
@@ -252,12 +277,16 @@ def main() -> None:
         f"{args.threshold}; {platform.machine()}, torch {torch.__version__} "
         f"({torch.get_num_threads()} threads); load after {os.getloadavg()}"
     )
-    print("| row | keyframes | seconds | speed-up vs off | mean IoU vs off | min IoU |")
-    print("|---|---|---|---|---|---|")
+    print(
+        "| row | keyframes | seconds | speed-up vs off | mean IoU vs off | min IoU "
+        "| tokens recomputed |"
+    )
+    print("|---|---|---|---|---|---|---|")
     for r in seg:
+        share = "" if r["recomputed"] is None else f"{r['recomputed']:.1%}"
         print(
             f"| {r['row']} | {r['keyframes']} | {r['seconds']} | {r['speedup']:.2f}× | "
-            f"{r['mean_iou']:.3f} | {r['min_iou']:.3f} |"
+            f"{r['mean_iou']:.3f} | {r['min_iou']:.3f} | {share} |"
         )
     if dep:
         print("\n| depth row | seconds | speed-up vs off | PSNR vs off (dB) | student vs copy |")
