@@ -61,7 +61,7 @@ def _app(offscreen: bool = False) -> QApplication:  # Qt is imported only once n
     app.setOrganizationName("Fathom")
     # Bind PyOpenGL to Qt's windowed GL now, before a node run can bind it to EGL for pyrender:
     # the 3D previews need the former; the engine then renders with torch in this process.
-    from fathom.app.preview.mesh_view import gl_available
+    from fathom.app.preview.gl_probe import gl_available
 
     gl_available()
     return app

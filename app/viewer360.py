@@ -273,7 +273,7 @@ def use_opengl(renderer: str = "auto") -> bool:
         raise ValueError(f"renderer is 'auto', 'gl' or 'software'; got {renderer!r}")
     if renderer != "auto":
         return renderer == "gl"
-    from fathom.app.preview.mesh_view import gl_available
+    from fathom.app.preview.gl_probe import gl_available
 
     return gl_available()
 

@@ -39,3 +39,21 @@ def test_every_module_opens_with_a_docstring() -> None:
         if not ast.get_docstring(ast.parse(p.read_text("utf-8")))
     ]
     assert not bare, bare
+
+
+def test_every_subpackage_is_listed_for_the_wheel() -> None:
+    """pyproject.toml names the packages one by one (the folders map onto ``fathom.*``), so a new
+    folder left off the list installs nowhere and only a wheel install would notice."""
+    import tomllib
+
+    listed = set(
+        tomllib.loads((ROOT / "pyproject.toml").read_text("utf-8"))["tool"]["setuptools"][
+            "packages"
+        ]
+    )
+    found = {
+        "fathom." + ".".join(init.parent.relative_to(ROOT).parts)
+        for top in ("engine", "nodes", "app")
+        for init in (ROOT / top).rglob("__init__.py")
+    }
+    assert found <= listed, f"add to [tool.setuptools] packages: {sorted(found - listed)}"

@@ -22,6 +22,7 @@ WHEEL_MUST_HOLD = {
     "fathom/nodes/io.py",
     "fathom/app/main.py",
     "fathom/engine/distributed/scheduler.py",
+    "fathom/engine/live/session.py",
     "fathom/assets/build.json",
     "fathom/assets/graphs/depthfusion_demo.json",
     "fathom/assets/scene/rgb.png",
