@@ -37,6 +37,7 @@ sys.path.insert(0, str(ROOT))
 from fathom.engine import graphfile  # noqa: E402
 from fathom.engine.diffusion.minimodels import BENCH, save_model  # noqa: E402
 from fathom.engine.executor import Executor, RunOptions  # noqa: E402
+from fathom.engine.models.mini_depth import save_depth_anything  # noqa: E402
 from fathom.engine.registry import Registry  # noqa: E402
 from fathom.engine.types import Depth, Image, Views  # noqa: E402
 
@@ -46,39 +47,8 @@ GRAPH = ROOT / "assets" / "graphs" / "text_to_3d.json"
 
 
 def save_depth_model(folder: Path) -> Path:
-    """Depth Anything V2 Small's shape (DINOv2 ViT-S/14, 384 wide, 12 layers; DPT head with
-    its neck widths), random weights, and its image processor (518 on the short side)."""
-    from transformers import (
-        DepthAnythingConfig,
-        DepthAnythingForDepthEstimation,
-        Dinov2Config,
-        DPTImageProcessor,
-    )
-
-    torch.manual_seed(0)
-    backbone = Dinov2Config(
-        hidden_size=384,
-        num_hidden_layers=12,
-        num_attention_heads=6,
-        intermediate_size=1536,
-        image_size=518,
-        patch_size=14,
-        out_features=["stage3", "stage6", "stage9", "stage12"],
-        reshape_hidden_states=False,
-    )
-    cfg = DepthAnythingConfig(
-        backbone_config=backbone,
-        reassemble_hidden_size=384,
-        neck_hidden_sizes=[48, 96, 192, 384],
-        fusion_hidden_size=64,
-        head_hidden_size=32,
-        patch_size=14,
-    )
-    DepthAnythingForDepthEstimation(cfg).eval().save_pretrained(folder)
-    DPTImageProcessor(
-        size={"height": 518, "width": 518}, keep_aspect_ratio=True, ensure_multiple_of=14
-    ).save_pretrained(folder)
-    return folder
+    """Depth Anything V2 Small's architecture with random weights and its image processor."""
+    return save_depth_anything(folder, v2_small=True)
 
 
 def depth_seconds(depth: Path, size: int, views: int = 6) -> float:

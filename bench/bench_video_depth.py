@@ -50,6 +50,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from fathom.engine.accel.resq import PerFrameQuant, ResQ
 from fathom.engine.models.depth import load_transformers_depth
+from fathom.engine.models.mini_depth import save_depth_anything
 from fathom.engine.types import Image, Video
 from fathom.nodes.video_depth import (
     TEMPORAL_MODES,
@@ -62,46 +63,7 @@ from fathom.nodes.video_depth import (
 
 def build_v2_small(folder: Path) -> Path:
     """Depth Anything V2 Small's architecture with random weights, saved like a checkpoint."""
-    import torch
-    from transformers import (
-        DepthAnythingConfig,
-        DepthAnythingForDepthEstimation,
-        Dinov2Config,
-        DPTImageProcessor,
-    )
-
-    backbone = Dinov2Config(
-        hidden_size=384,
-        num_hidden_layers=12,
-        num_attention_heads=6,
-        intermediate_size=1536,
-        image_size=518,
-        patch_size=14,
-        layerscale_value=1.0,
-        out_indices=[3, 6, 9, 12],
-        apply_layernorm=True,
-        reshape_hidden_states=False,
-    )
-    cfg = DepthAnythingConfig(
-        backbone_config=backbone,
-        reassemble_hidden_size=384,
-        neck_hidden_sizes=[48, 96, 192, 384],
-        fusion_hidden_size=64,
-        head_hidden_size=32,
-        patch_size=14,
-        depth_estimation_type="relative",
-    )
-    torch.manual_seed(0)
-    DepthAnythingForDepthEstimation(cfg).eval().save_pretrained(folder)
-    DPTImageProcessor(
-        size={"height": 518, "width": 518},
-        keep_aspect_ratio=True,
-        ensure_multiple_of=14,
-        resample=3,
-        image_mean=[0.485, 0.456, 0.406],
-        image_std=[0.229, 0.224, 0.225],
-    ).save_pretrained(folder)
-    return folder
+    return save_depth_anything(folder, v2_small=True)
 
 
 def load_clip(path: Path, frames: int) -> Video:
@@ -157,38 +119,7 @@ def rmse_after_first(a: list, b: list) -> float:
 def build_tiny(folder: Path) -> Path:
     """A toy Depth Anything (4 layers, 32 wide, 126×224 input) for the memory run, where the
     clip's size, not the model, is what is measured."""
-    import torch
-    from transformers import (
-        DepthAnythingConfig,
-        DepthAnythingForDepthEstimation,
-        Dinov2Config,
-        DPTImageProcessor,
-    )
-
-    backbone = Dinov2Config(
-        hidden_size=32,
-        num_hidden_layers=4,
-        num_attention_heads=2,
-        intermediate_size=64,
-        image_size=126,
-        patch_size=14,
-        out_features=["stage1", "stage2", "stage3", "stage4"],
-        reshape_hidden_states=False,
-    )
-    cfg = DepthAnythingConfig(
-        backbone_config=backbone,
-        reassemble_hidden_size=32,
-        neck_hidden_sizes=[8, 16, 32, 32],
-        fusion_hidden_size=16,
-        head_hidden_size=8,
-        patch_size=14,
-    )
-    torch.manual_seed(0)
-    DepthAnythingForDepthEstimation(cfg).eval().save_pretrained(folder)
-    DPTImageProcessor(
-        size={"height": 126, "width": 224}, keep_aspect_ratio=False, ensure_multiple_of=14
-    ).save_pretrained(folder)
-    return folder
+    return save_depth_anything(folder, 126, 224)
 
 
 def child_memory(src: str, out: str, model: str) -> None:

@@ -8,43 +8,13 @@ from pathlib import Path
 
 import numpy as np
 
+from fathom.engine.models.mini_depth import save_depth_anything
+
 
 def build_depth_anything(folder: Path, height: int = 112, width: int = 112) -> Path:
     """A four-layer Depth Anything at toy width whose processor resizes to ``height``×``width``
     (a grid of (height/14)×(width/14) patches, so tiles and token subsets are exercised)."""
-    import torch
-    from transformers import (
-        DepthAnythingConfig,
-        DepthAnythingForDepthEstimation,
-        Dinov2Config,
-        DPTImageProcessor,
-    )
-
-    backbone = Dinov2Config(
-        hidden_size=32,
-        num_hidden_layers=4,
-        num_attention_heads=2,
-        intermediate_size=64,
-        image_size=height,
-        patch_size=14,
-        layerscale_value=1.0,
-        out_features=["stage1", "stage2", "stage3", "stage4"],
-        reshape_hidden_states=False,
-    )
-    cfg = DepthAnythingConfig(
-        backbone_config=backbone,
-        reassemble_hidden_size=32,
-        neck_hidden_sizes=[8, 16, 32, 32],
-        fusion_hidden_size=16,
-        head_hidden_size=8,
-        patch_size=14,
-    )
-    torch.manual_seed(0)
-    DepthAnythingForDepthEstimation(cfg).eval().save_pretrained(folder)
-    DPTImageProcessor(
-        size={"height": height, "width": width}, keep_aspect_ratio=False, ensure_multiple_of=14
-    ).save_pretrained(folder)
-    return folder
+    return save_depth_anything(folder, height, width)
 
 
 def disc_clip(frames: int, size: int = 64, step: float = 1.5, seed: int = 0) -> list[np.ndarray]:
