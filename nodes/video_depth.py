@@ -2,7 +2,9 @@
 
 ``video.depth`` runs the models ``depth.estimate`` runs (loaded the same way, through the model
 manager) on every frame of a lazy Video, streaming: frame i is computed when something reads it,
-in order, and only the previous frame's activations are kept. The ``temporal`` choice picks how
+in order, and only the previous frame's activations are kept. Each frame the stream makes goes to
+a ``DepthStore`` on disk, so several consumers of one depth output (a save, a colourised save
+and a parallax, say) compute each frame once, in flat memory. The ``temporal`` choice picks how
 a frame reuses the last one; each choice is one stepper class in ``TEMPORAL_MODES`` (a dict from
 the choice to a factory), so a new mode is one entry.
 
@@ -177,9 +179,65 @@ def _normalize(arr: np.ndarray) -> np.ndarray:
     return np.clip((arr - lo) / span, 0.0, 1.0).astype(np.float32)
 
 
+class DepthStore:
+    """The depth frames one run has made, spilled to a temporary file as they come (float32,
+    exact), so a second reader of the same depth output reads them back instead of restarting
+    the stream. Memory stays flat however long the clip: only an index of offsets is kept. The
+    file is made on the first frame and removed when the store (and every Video reading it) is
+    gone."""
+
+    def __init__(self) -> None:
+        self._file: Any = None
+        self._where: dict[int, tuple[int, tuple[int, ...]]] = {}
+        self._end = 0
+        self._finalizer: Any = None
+
+    @staticmethod
+    def _cleanup(file: Any, path: str) -> None:
+        import os
+
+        try:
+            file.close()
+        finally:
+            if os.path.exists(path):
+                os.unlink(path)
+
+    def __contains__(self, index: int) -> bool:
+        return index in self._where
+
+    def put(self, index: int, depth: np.ndarray) -> None:
+        """Keep frame ``index`` (callers hold the stream's lock)."""
+        if index in self._where:
+            return
+        if self._file is None:
+            import tempfile
+            import weakref
+
+            self._file = tempfile.NamedTemporaryFile(
+                prefix="fathom-depth-", suffix=".raw", delete=False
+            )
+            self._finalizer = weakref.finalize(
+                self, DepthStore._cleanup, self._file, self._file.name
+            )
+        arr = np.ascontiguousarray(depth, dtype=np.float32)
+        self._file.seek(self._end)
+        self._file.write(arr.tobytes())
+        self._file.flush()  # out of this process's memory now
+        self._where[index] = (self._end, arr.shape)
+        self._end += arr.nbytes
+
+    def get(self, index: int) -> np.ndarray:
+        offset, shape = self._where[index]
+        self._file.seek(offset)
+        data = bytearray(self._file.read(int(np.prod(shape)) * 4))
+        return np.frombuffer(data, np.float32).reshape(shape)
+
+
 class DepthStream:
     """Computes depth frames in order with one Stepper; reading frame i out of order restarts
-    at the keyframe before it. Thread-safe: readers may prefetch from another thread."""
+    at the keyframe before it. Frames already in the ``store`` a reader passes are read back,
+    and every frame computed (catch-up frames too) goes into it. Thread-safe: readers may
+    prefetch from another thread."""
 
     def __init__(self, frames: DepthFrames, stepper: Stepper, interval: int) -> None:
         self.frames = frames
@@ -197,20 +255,34 @@ class DepthStream:
             pred = self.stepper.step(self.frames.pixels(image))
             return self.frames.finish(pred, image.height, image.width)
 
-    def frame(self, video: Video, i: int, check: Callable[[], None]) -> np.ndarray:
+    def frame(
+        self,
+        video: Video,
+        i: int,
+        check: Callable[[], None],
+        store: DepthStore | None = None,
+    ) -> np.ndarray:
         with self.lock:
             if self.last is not None and self.last[0] == i:
                 return self.last[1]
+            if store is not None and i in store:
+                return store.get(i)
             if i != self.next:
                 start = i - i % self.interval
                 self.stepper.reset(start)
-                import torch
+                for j in range(start, i):
+                    check()
+                    image = video.frame(j)
+                    if store is None or j in store:
+                        import torch
 
-                with torch.inference_mode():
-                    for j in range(start, i):
-                        check()
-                        self.stepper.step(self.frames.pixels(video.frame(j)))
+                        with torch.inference_mode():
+                            self.stepper.step(self.frames.pixels(image))
+                    else:
+                        store.put(j, self.depth(image))
             out = self.depth(video.frame(i))
+            if store is not None:
+                store.put(i, out)
             self.next = i + 1
             self.last = (i, out)
             return out
@@ -285,11 +357,12 @@ class VideoDepth(Node):
         student = str(ctx.resolve_path(student)) if student.strip() else ""
         settings = Settings(temporal, keyframe_interval, threshold, bits, student)
         stream = self._stream(ctx, model, settings)
+        store = DepthStore()  # per run: every consumer of this output shares its frames
         n = len(video)
 
         def get(i: int) -> Image:
             ctx.check_cancelled()
-            out = Image(stream.frame(video, i, ctx.check_cancelled))
+            out = Image(stream.frame(video, i, ctx.check_cancelled, store))
             ctx.progress((i + 1) / n, f"depth frame {i + 1}/{n}")
             return out
 
@@ -325,7 +398,9 @@ class VideoDepth(Node):
             stepper = TEMPORAL_MODES[s.temporal](net, s)
         except _ModeError as exc:
             raise ctx.error(str(exc), port=exc.port, fix=exc.fix) from None
-        stream = DepthStream(DepthFrames(processor, net), stepper, s.keyframe_interval)
+        # 'off' keeps nothing between frames: an out-of-order read needs no catch-up.
+        interval = 1 if s.temporal == "off" else s.keyframe_interval
+        stream = DepthStream(DepthFrames(processor, net), stepper, interval)
         if ctx.live is not None:
             ctx.state["stream"] = (key, stream)
         return stream
