@@ -184,9 +184,17 @@ class DepthStore:
     exact), so a second reader of the same depth output reads them back instead of restarting
     the stream. Memory stays flat however long the clip: only an index of offsets is kept. The
     file is made on the first frame and removed when the store (and every Video reading it) is
-    gone."""
+    gone. Disk is bounded too: past ``budget`` bytes (``FATHOM_DEPTH_STORE_MB``, default 2048:
+    about 250 frames of 1080p) frames are no longer kept, and a second reader computes those
+    again rather than a long clip filling the disk (a 10-minute 1080p clip is ~115 GB of
+    float32 depth)."""
 
-    def __init__(self) -> None:
+    def __init__(self, budget: int | None = None) -> None:
+        if budget is None:
+            import os
+
+            budget = int(float(os.environ.get("FATHOM_DEPTH_STORE_MB", "2048")) * 2**20)
+        self.budget = budget
         self._file: Any = None
         self._where: dict[int, tuple[int, tuple[int, ...]]] = {}
         self._end = 0
@@ -207,7 +215,7 @@ class DepthStore:
 
     def put(self, index: int, depth: np.ndarray) -> None:
         """Keep frame ``index`` (callers hold the stream's lock)."""
-        if index in self._where:
+        if index in self._where or self._end + depth.size * 4 > self.budget:
             return
         if self._file is None:
             import tempfile

@@ -83,3 +83,29 @@ def test_the_store_spills_exact_frames_to_a_file_removed_with_it() -> None:
     del store
     gc.collect()
     assert not os.path.exists(path)
+
+
+def test_past_its_disk_budget_the_store_keeps_no_more_frames(
+    model: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A long clip does not fill the disk: frames past the budget are not kept, and a second
+    reader computes those again (the same numbers) instead."""
+    store = vd.DepthStore(budget=2 * 5 * 7 * 4)
+    for i in range(4):
+        store.put(i, np.full((5, 7), float(i), np.float32))
+    assert [i in store for i in range(4)] == [True, True, False, False]
+    assert os.path.getsize(store._file.name) == 2 * 5 * 7 * 4
+
+    calls: list[int] = []
+    inner = vd.TEMPORAL_MODES["reuse"]
+    monkeypatch.setitem(vd.TEMPORAL_MODES, "reuse", lambda n, s: _Counting(inner(n, s), calls))
+    w, h = CLIP.size
+    monkeypatch.setenv("FATHOM_DEPTH_STORE_MB", str(3 * w * h * 4 / 2**20))  # three frames
+    params = {"model": model, "temporal": "reuse", "keyframe_interval": 3}
+    depth = EX.call("video.depth", {"video": CLIP}, params)["depth"]
+    n = len(CLIP)
+    first = [depth.frame(i).data.copy() for i in range(n)]
+    second = [depth.frame(i).data for i in range(n)]
+    assert n < len(calls) < 2 * n  # the first frames came back from the store, the rest again
+    for a, b in zip(first, second, strict=True):
+        np.testing.assert_array_equal(a, b)
