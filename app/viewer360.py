@@ -65,7 +65,7 @@ from fathom.app.settings import Settings
 from fathom.app.theme import apply_theme
 from fathom.app.warmup import import_libraries
 from fathom.engine.geometry import projection
-from fathom.engine.geometry.scene import RenderScene, scene_from_mesh
+from fathom.engine.geometry.scene import RenderScene, coarse_scene, scene_from_mesh
 from fathom.engine.geometry.viewing import (
     CUT,
     CaptureVolume,
@@ -80,6 +80,7 @@ from fathom.engine.types import Camera, Depth, Image, Mesh
 DEFAULT_FOV = 75.0
 FULL_GRID = 512  # panorama columns of the mesh shown when still (the node's default for 1K)
 PREVIEW_GRID = 192  # ...and while moving: about 7× fewer triangles
+PREVIEW_FACES = PREVIEW_GRID * PREVIEW_GRID  # a mesh's triangles while moving (panorama's)
 PREVIEW_FACTOR = 0.4  # preview render size relative to the full one
 MAX_PIXELS = 1280 * 720
 FULL_BANDS = 4  # a full-size render can be abandoned after each quarter
@@ -182,10 +183,12 @@ def packed_content(content: Content) -> Content:
 
 
 def mesh_content(mesh: Mesh) -> Content:
-    """A mesh seen from inside; it has no backdrop, so cracks are closed per frame."""
+    """A mesh seen from inside; it has no backdrop, so cracks are closed per frame. While
+    moving, a decimated copy of about as many triangles as a panorama's coarse mesh."""
     sc = scene_from_mesh(mesh)
     r = np.linalg.norm(np.asarray(sc.vertices, np.float64), axis=1)
-    return Content({"full": sc, "preview": sc}, float(np.median(r)) if len(r) else 1.0)
+    preview = coarse_scene(sc, PREVIEW_FACES)
+    return Content({"full": sc, "preview": preview}, float(np.median(r)) if len(r) else 1.0)
 
 
 class _ViewInput:
@@ -583,6 +586,8 @@ class Viewer360(QWidget):
         if not self._held:
             self._last_tick = time.perf_counter()
             self._walk.start()
+            if not self.uses_opengl and not self._renderer.idle:
+                self.request_render(preview=True)  # abandons a full render under way
         self._held.add(key)
 
     def release_key(self, key: int) -> None:
@@ -632,9 +637,11 @@ class Viewer360(QWidget):
         self.request_render(preview=True)
 
     def _settled(self) -> None:
-        """Still for STILL_MS: the status line catches up and the fine mesh is drawn."""
+        """Still for STILL_MS: the status line catches up and the fine mesh is drawn (not while
+        a walking key is held: the walker has not arrived)."""
         self._update_labels()
-        self.request_render(preview=False)
+        if not self.walking:
+            self.request_render(preview=False)
 
     def _update_labels(self, status: bool = True) -> None:
         self.fov_label.setText(f"{self.fov:.0f}°")
@@ -734,8 +741,10 @@ class Viewer360(QWidget):
     def idle(self) -> bool:
         """Nothing loading, and no render queued, running or waiting to be shown."""
         if self.uses_opengl:
-            drawn = self.frames_shown > 0 or not self.canvas.has_scene
-            return self._loader.idle and not self._idle.isActive() and not self.walking and drawn
+            # Still, and the frame on screen is the full mesh's (drawn after the view settled).
+            drawn = not self.canvas.has_scene or self.canvas.shown_detail == "full"
+            still = not self._idle.isActive() and not self.walking
+            return self._loader.idle and still and drawn
         return self._loader.idle and self._renderer.idle and not self._idle.isActive()
 
     def _show_result(self, seq: int, result: Any) -> None:

@@ -23,6 +23,8 @@ PHASES = (
     ("strafe", 0.25, Qt.Key.Key_D),
     ("stop", 0.15, None),
 )
+#: Frames each phase draws at least, however long they take.
+MIN_FRAMES = 3
 
 
 def walk(viewer: Any, seconds: float = 4.0) -> dict[str, Any]:
@@ -36,9 +38,16 @@ def walk(viewer: Any, seconds: float = 4.0) -> dict[str, Any]:
     ends = np.cumsum([share for _, share, _ in PHASES]) * seconds
     cpu = time.process_time()  # all threads: the GUI's and the renderer's (llvmpipe, torch)
     start = last = turned = time.perf_counter()
-    held = None
-    while (now := time.perf_counter()) - start < seconds:
-        i = min(int(np.searchsorted(ends, now - start, side="right")), len(PHASES) - 1)
+    held, i = None, 0
+    while True:
+        now = time.perf_counter()
+        # A phase ends at its share of the time, but not before it has its frames: a slow
+        # renderer (the torch fallback on a loaded machine) still walks, turns and strafes.
+        done_here = now - start >= ends[i] and len(per_phase[PHASES[i][0]]) >= MIN_FRAMES
+        if done_here and i == len(PHASES) - 1:
+            break
+        if done_here:
+            i += 1
         name, share, key = PHASES[i]
         if key != held:
             if held is not None:

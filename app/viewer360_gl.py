@@ -7,6 +7,13 @@ to the GPU once; each frame is then one draw call with a new view matrix, made o
 thread when Qt repaints, so what is shown is always the view of that moment. The depth scale is
 a shader uniform: changing it re-uploads nothing.
 
+A still view's full mesh can take longer to draw than the GUI thread may be busy (Mesa's
+llvmpipe: ~0.15 µs per triangle on the calling thread, several times that on a loaded 2-core
+machine). So a full mesh over ``CHUNK_TRIANGLES`` is drawn progressively: the coarse frame stays
+on screen while slices of the full mesh go into an offscreen framebuffer, one slice per event-
+loop turn (each sized to take about ``CHUNK_MS``), and the finished frame is shown at once.
+Any change of view abandons it.
+
 It runs on any OpenGL 2.1 context (GLSL 1.20), hardware or Mesa's llvmpipe. Where Qt cannot
 make a context (the offscreen platform) the viewer uses its software canvas instead; if the
 shaders fail here, ``failed`` asks the viewer to switch to it.
@@ -20,7 +27,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-from PySide6.QtCore import Qt, Signal
+from PySide6.QtCore import Qt, QTimer, Signal
 from PySide6.QtGui import QColor, QPainter
 from PySide6.QtOpenGLWidgets import QOpenGLWidget
 
@@ -33,6 +40,10 @@ if TYPE_CHECKING:
 #: Largest texture side uploaded (every desktop GPU and llvmpipe take 8192).
 MAX_TEXTURE = 8192
 FLOATS = 8  # per vertex: position (3), uv (2), colour (3)
+#: A full mesh with more triangles than this is drawn progressively (see the module's notes).
+CHUNK_TRIANGLES = 60_000
+#: Aimed-for time of one slice of a progressive draw, on the GUI thread.
+CHUNK_MS = 20.0
 
 VERTEX_SHADER = """
 #version 120
@@ -128,6 +139,25 @@ class _Uploaded:
     extent: float
 
 
+@dataclass
+class _Refinement:
+    """A progressive draw of the full mesh: for which view (``key``), into which framebuffer,
+    and how many triangles are in it so far."""
+
+    key: tuple[Any, ...]
+    mvp: np.ndarray
+    done: int = 0
+
+
+def chunk_size(triangles_per_ms: float | None, budget_ms: float | None = None) -> int:
+    """Triangles for the next slice of a progressive draw: as many as take ``budget_ms``
+    (``CHUNK_MS``) at the rate measured so far (the first slice: ``CHUNK_TRIANGLES``)."""
+    budget_ms = CHUNK_MS if budget_ms is None else budget_ms
+    if not triangles_per_ms or triangles_per_ms <= 0:
+        return CHUNK_TRIANGLES
+    return int(np.clip(triangles_per_ms * budget_ms, 5_000, 4 * CHUNK_TRIANGLES))
+
+
 class GLCanvas(QOpenGLWidget):
     """Draws the viewer's scene from its camera on each repaint; mouse input goes to the viewer
     (the same handlers as the software canvas)."""
@@ -141,6 +171,8 @@ class GLCanvas(QOpenGLWidget):
         self._input = input_handler
         self.renderer_name = ""
         self.frames_drawn = 0
+        self.slices_drawn = 0  # of progressive full-mesh draws (tests)
+        self.shown_detail = ""  # of the frame on screen: "full" or "preview"
         #: Wait for each frame to be finished (benchmarks: a frame's time is then its own).
         self.finish_frames = False
         self._program = 0
@@ -148,6 +180,13 @@ class GLCanvas(QOpenGLWidget):
         self._pending: dict[str, PackedScene] | None = None
         self._scenes: dict[str, _Uploaded] = {}
         self._broken = ""
+        self._refine: _Refinement | None = None
+        self._refined: tuple[Any, ...] | None = None  # the view the offscreen frame shows
+        self._fbo: tuple[int, int, int, int, int] | None = None  # fbo, colour, depth, w, h
+        self._rate: float | None = None  # triangles per ms measured in slices
+        self._slice = QTimer(self)
+        self._slice.setInterval(0)
+        self._slice.timeout.connect(self._draw_slice)
         self.setFocusPolicy(Qt.FocusPolicy.StrongFocus)
         self.setMinimumSize(160, 90)
         self.setCursor(Qt.CursorShape.OpenHandCursor)
@@ -157,15 +196,22 @@ class GLCanvas(QOpenGLWidget):
     def set_scenes(self, scenes: dict[str, PackedScene]) -> None:
         """Show these scenes (by detail: "full", "preview"); uploaded at the next frame."""
         self._pending = dict(scenes)
+        self.shown_detail = ""
         self.update()
 
     def clear(self) -> None:
         self._pending = {}
+        self.shown_detail = ""
         self.update()
 
     @property
     def has_scene(self) -> bool:
         return bool(self._scenes) or bool(self._pending)
+
+    @property
+    def refining(self) -> bool:
+        """A progressive draw of the full mesh is under way (the coarse frame is shown)."""
+        return self._refine is not None
 
     # ---- OpenGL
 
@@ -189,6 +235,8 @@ class GLCanvas(QOpenGLWidget):
         ctx = self.context()
         if ctx is not None:
             ctx.aboutToBeDestroyed.connect(self._release_all)
+            ctx.aboutToBeDestroyed.connect(self._stop_refining)
+            ctx.aboutToBeDestroyed.connect(self._release_offscreen)
 
     def paintGL(self) -> None:  # noqa: N802 - Qt override
         from OpenGL import GL
@@ -203,28 +251,145 @@ class GLCanvas(QOpenGLWidget):
         if self._pending is not None:
             self._upload(self._pending)
             self._pending = None
+            self._refined = None
         detail = self._viewer.detail()
         sc = self._scenes.get(detail) or self._scenes.get("full")
         if sc is None:
             self._draw_message()
             return
         t0 = time.perf_counter()
-        self._draw(sc, w, h, mipmapped=detail == "full")
+        self.shown_detail = "preview"
+        if detail == "full" and sc.count // 3 > CHUNK_TRIANGLES:
+            self._show_full_progressively(sc, w, h)
+        else:
+            self._stop_refining()
+            self._draw(sc, w, h, self._mvp(sc, w, h), mipmapped=detail == "full")
+            self.shown_detail = detail
         if self.finish_frames:
             GL.glFinish()
         self.frames_drawn += 1
         self._viewer.frame_drawn(time.perf_counter() - t0)
 
-    def _draw(self, sc: _Uploaded, w: int, h: int, mipmapped: bool) -> None:
-        """One draw call of ``sc`` from the viewer's camera; ``mipmapped``: trilinear texture
-        filtering (sharper far away, ~12 % dearer on llvmpipe: used once still)."""
+    def _mvp(self, sc: _Uploaded, w: int, h: int) -> np.ndarray:
+        """The view-projection of the viewer's camera for ``sc`` on a ``w``×``h`` target."""
+        v = self._viewer
+        far = 4.0 * sc.extent * v.depth_scale + float(np.linalg.norm(v.position))
+        near = max(1e-4, 0.2 * v.margin, far * 1e-5)
+        return gl_view_projection(v.camera(w, h), near, far).astype(np.float32)
+
+    def _show_full_progressively(self, sc: _Uploaded, w: int, h: int) -> None:
+        """The finished offscreen frame of this view if there is one; else the coarse mesh,
+        with the full one's slices started (see the module's notes)."""
+        mvp = self._mvp(sc, w, h)
+        key = (mvp.tobytes(), float(self._viewer.depth_scale), w, h, sc.vbo)
+        if self._refined == key and self._fbo is not None:
+            self._blit(w, h)
+            self.shown_detail = "full"
+            return
+        coarse = self._scenes.get("preview") or sc
+        self._draw(coarse, w, h, self._mvp(coarse, w, h), mipmapped=False)
+        if self._refine is None or self._refine.key != key:
+            self._refine = _Refinement(key, mvp)
+            self._slice.start()
+
+    def _stop_refining(self) -> None:
+        self._refine = None
+        self._slice.stop()
+
+    def _draw_slice(self) -> None:
+        """One slice of the progressive draw into the offscreen framebuffer; when the last is
+        in, a repaint shows the frame."""
         from OpenGL import GL
 
-        v = self._viewer
-        scale = v.depth_scale
-        far = 4.0 * sc.extent * scale + float(np.linalg.norm(v.position))
-        near = max(1e-4, 0.2 * v.margin, far * 1e-5)
-        mvp = gl_view_projection(v.camera(w, h), near, far).astype(np.float32)
+        r, sc = self._refine, self._scenes.get("full")
+        if r is None or sc is None or self._broken:
+            self._stop_refining()
+            return
+        w, h = r.key[2], r.key[3]
+        self.makeCurrent()
+        try:
+            fbo = self._offscreen(w, h)
+            GL.glBindFramebuffer(GL.GL_FRAMEBUFFER, fbo)
+            GL.glViewport(0, 0, w, h)
+            if r.done == 0:
+                GL.glClearColor(0.0, 0.0, 0.0, 1.0)
+                GL.glClear(GL.GL_COLOR_BUFFER_BIT | GL.GL_DEPTH_BUFFER_BIT)
+            n = min(chunk_size(self._rate), sc.count // 3 - r.done)
+            t0 = time.perf_counter()
+            self._draw(sc, w, h, r.mvp, mipmapped=True, first=r.done, triangles=n)
+            GL.glFlush()  # start this slice now (glFinish would wait for it: seconds on llvmpipe)
+            ms = 1000 * (time.perf_counter() - t0)
+            rate = n / max(ms, 1e-3)
+            self._rate = rate if self._rate is None else 0.5 * (self._rate + rate)
+            r.done += n
+            self.slices_drawn += 1
+            GL.glBindFramebuffer(GL.GL_FRAMEBUFFER, self.defaultFramebufferObject())
+        finally:
+            self.doneCurrent()
+        if r.done >= sc.count // 3:
+            self._refined = r.key
+            self._stop_refining()
+            self.update()
+
+    def _offscreen(self, w: int, h: int) -> int:
+        """The offscreen framebuffer (colour + depth renderbuffers), made at ``w``×``h``."""
+        from OpenGL import GL
+
+        if self._fbo is not None and self._fbo[3:] == (w, h):
+            return self._fbo[0]
+        self._release_offscreen()
+        fbo = int(GL.glGenFramebuffers(1))
+        colour, depth = (int(b) for b in GL.glGenRenderbuffers(2))
+        GL.glBindFramebuffer(GL.GL_FRAMEBUFFER, fbo)
+        for rb, fmt, attach in (
+            (colour, GL.GL_RGBA8, GL.GL_COLOR_ATTACHMENT0),
+            (depth, GL.GL_DEPTH_COMPONENT24, GL.GL_DEPTH_ATTACHMENT),
+        ):
+            GL.glBindRenderbuffer(GL.GL_RENDERBUFFER, rb)
+            GL.glRenderbufferStorage(GL.GL_RENDERBUFFER, fmt, w, h)
+            GL.glFramebufferRenderbuffer(GL.GL_FRAMEBUFFER, attach, GL.GL_RENDERBUFFER, rb)
+        GL.glBindRenderbuffer(GL.GL_RENDERBUFFER, 0)
+        self._fbo = (fbo, colour, depth, w, h)
+        return fbo
+
+    def _blit(self, w: int, h: int) -> None:
+        from OpenGL import GL
+
+        assert self._fbo is not None
+        target = self.defaultFramebufferObject()
+        GL.glBindFramebuffer(GL.GL_READ_FRAMEBUFFER, self._fbo[0])
+        GL.glBindFramebuffer(GL.GL_DRAW_FRAMEBUFFER, target)
+        GL.glBlitFramebuffer(0, 0, w, h, 0, 0, w, h, GL.GL_COLOR_BUFFER_BIT, GL.GL_NEAREST)
+        GL.glBindFramebuffer(GL.GL_FRAMEBUFFER, target)
+
+    def _release_offscreen(self) -> None:
+        from OpenGL import GL
+
+        if self._fbo is None:
+            return
+        fbo, colour, depth, _, _ = self._fbo
+        GL.glDeleteFramebuffers(1, np.array([fbo], np.uint32))
+        GL.glDeleteRenderbuffers(2, np.array([colour, depth], np.uint32))
+        self._fbo = None
+        self._refined = None
+
+    def _draw(
+        self,
+        sc: _Uploaded,
+        w: int,
+        h: int,
+        mvp: np.ndarray,
+        mipmapped: bool,
+        first: int = 0,
+        triangles: int | None = None,
+    ) -> None:
+        """One draw call of ``sc`` (its triangles ``first`` to ``first + triangles``, all by
+        default) through ``mvp``; ``mipmapped``: trilinear texture filtering (sharper far
+        away, ~12 % dearer on llvmpipe: used once still)."""
+        from OpenGL import GL
+
+        scale = self._viewer.depth_scale
+        count = sc.count - 3 * first if triangles is None else 3 * triangles
         GL.glEnable(GL.GL_DEPTH_TEST)
         GL.glDisable(GL.GL_CULL_FACE)
         GL.glUseProgram(self._program)
@@ -248,7 +413,8 @@ class GLCanvas(QOpenGLWidget):
                 loc[name], size, GL.GL_FLOAT, GL.GL_FALSE, stride, ctypes.c_void_p(4 * offset)
             )
         GL.glBindBuffer(GL.GL_ELEMENT_ARRAY_BUFFER, sc.ibo)
-        GL.glDrawElements(GL.GL_TRIANGLES, sc.count, GL.GL_UNSIGNED_INT, ctypes.c_void_p(0))
+        offset = ctypes.c_void_p(4 * 3 * first)  # uint32 indices, 3 per triangle
+        GL.glDrawElements(GL.GL_TRIANGLES, count, GL.GL_UNSIGNED_INT, offset)
         for name, _, _ in ATTRIBUTES:
             if loc[name] >= 0:
                 GL.glDisableVertexAttribArray(loc[name])
@@ -269,6 +435,7 @@ class GLCanvas(QOpenGLWidget):
         from OpenGL import GL
 
         self._release_all()
+        self._stop_refining()
         textures: dict[int, int] = {}  # one upload for the texture the scenes share
         for kind, packed in scenes.items():
             vbo, ibo = (int(b) for b in GL.glGenBuffers(2))

@@ -10,8 +10,9 @@ there (the OpenGL 3D preview, as on a desktop), else offscreen (the software pre
 
 The watchdog (``tests/gui_watchdog.py``) gives two measures per gap. The GUI thread's own CPU
 time is what our code does there, so it is held to 100 ms every time. Wall-clock also counts
-other processes delaying the wake-up, so it is held to 100 ms only while this machine is not
-overloaded (load below its core count); it is always printed in the failure message.
+other processes delaying the wake-up, so it is held to 100 ms only while other processes left
+a core free during the probe (``tests/machine_load.py``); it is always printed in the failure
+message.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from typing import Any
 import numpy as np
 import pytest
 import trimesh
+from machine_load import OtherLoad
 from PySide6.QtGui import QImage
 
 from fathom.engine.types import Depth, Image, Mesh
@@ -37,7 +39,7 @@ PROBE = REPO / "tests" / "gui_stall_probe.py"
 LIMIT_MS = 100.0
 
 
-def run_probe(mode: str, work: Path) -> dict[str, Any]:
+def run_probe(mode: str, work: Path) -> tuple[dict[str, Any], OtherLoad]:
     env = {k: v for k, v in os.environ.items() if k != "QT_QPA_PLATFORM"}
     env["PYTHONPATH"] = os.pathsep.join([str(REPO / "tests"), env.get("PYTHONPATH", "")])
     cmd = [sys.executable, str(PROBE), mode, str(work)]
@@ -46,29 +48,32 @@ def run_probe(mode: str, work: Path) -> dict[str, Any]:
         cmd = ["xvfb-run", "-a", "-n", str(300 + os.getpid() % 100), *cmd]
     else:
         env["QT_QPA_PLATFORM"] = "offscreen"
-    proc = subprocess.run(
-        cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=600, check=False
-    )
+    with OtherLoad() as others:
+        proc = subprocess.run(
+            cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=600, check=False
+        )
     assert proc.returncode == 0, proc.stderr[-3000:]
-    return json.loads(proc.stdout.strip().splitlines()[-1])
+    return json.loads(proc.stdout.strip().splitlines()[-1]), others
 
 
-def check(found: dict[str, Any]) -> None:
-    load = os.getloadavg()[0]
-    report = f"(wall ms, GUI-thread cpu ms) per action, load {load:.1f}: {found}"
+def check(probed: tuple[dict[str, Any], OtherLoad]) -> None:
+    found, others = probed
+    load = f"other processes busy {others.cores:.1f} cores, load {os.getloadavg()[0]:.1f}"
+    report = f"(wall ms, GUI-thread cpu ms) per action, {load}: {found}"
     slow_cpu = {k: v for k, v in found.items() if v[1] >= LIMIT_MS}
     assert not slow_cpu, f"GUI thread busy over {LIMIT_MS} ms: {slow_cpu}\n{report}"
-    if load < (os.cpu_count() or 1):
+    if others.quiet:
         slow_wall = {k: v for k, v in found.items() if v[0] >= LIMIT_MS}
         assert not slow_wall, f"GUI thread stalled over {LIMIT_MS} ms: {slow_wall}\n{report}"
 
 
 def test_opening_selecting_running_and_the_360_viewer_never_stall(tmp_path: Path) -> None:
-    found = run_probe("studio", tmp_path)
+    probed = run_probe("studio", tmp_path)
+    found = probed[0]
     assert "open demo" in found and "open 360 viewer (pano)" in found
     assert "select after run pano" in found and "open 360 viewer (mesh)" in found
     assert sum(k.startswith("select after run") for k in found) >= 20  # every demo node
-    check(found)
+    check(probed)
 
 
 def test_the_standalone_viewer_opens_without_stalling(tmp_path: Path) -> None:

@@ -15,6 +15,7 @@ from typing import Any
 
 import pytest
 from gui_watchdog import Watchdog, pump
+from machine_load import OtherLoad
 from object_models import build_tiny_depth
 from PySide6.QtCore import Qt
 
@@ -56,7 +57,7 @@ def test_a_live_session_runs_in_the_studio_and_never_stalls_it(
 ) -> None:
     live, panel = window.live, window.live_panel
     open_live_example(window, str(tiny_depth))
-    with Watchdog() as dog:
+    with Watchdog() as dog, OtherLoad() as others:
         window.menus.live_session_action.trigger()  # the Run menu's Start (F6)
         assert live.phase == "starting"
         assert pump(60, lambda: live.phase == "running" and mesh_panel(window).live_frames >= 3)
@@ -94,10 +95,10 @@ def test_a_live_session_runs_in_the_studio_and_never_stalls_it(
     assert window.menus.live_session_action.text().startswith("Start")
     assert live.frames.pending() <= 1 and live.values.pending() <= 1  # never a backlog
     wall, cpu = dog.longest_ms
-    load = os.getloadavg()[0]
-    print(f"live session GUI stall: worst wall {wall} ms, GUI-thread cpu {cpu} ms, load {load}")
+    load = f"other processes busy {others.cores:.1f} cores, load {os.getloadavg()[0]:.1f}"
+    print(f"live session GUI stall: worst wall {wall} ms, GUI-thread cpu {cpu} ms, {load}")
     assert cpu < LIMIT_MS, (wall, cpu, load)
-    if load < (os.cpu_count() or 1):
+    if others.quiet:
         assert wall < LIMIT_MS, (wall, cpu, load)
 
 

@@ -224,6 +224,24 @@ def test_mesh_input_and_fullscreen_toggle(qtbot, viewer: Viewer360) -> None:
     assert not viewer.isFullScreen()
 
 
+def test_a_large_mesh_moves_with_a_decimated_copy(viewer: Viewer360) -> None:
+    """While moving, a mesh over PREVIEW_FACES triangles is drawn decimated: the same view."""
+    img, depth = quadrant_panorama(320)
+    tm = panorama_trimesh(img.data, depth.data, 1, 0.08, "vertex")
+    assert len(tm.faces) > viewer360.PREVIEW_FACES
+    content = viewer360.mesh_content(Mesh(tm))
+    full, preview = content.base["full"], content.base["preview"]
+    assert full.faces is not None and len(full.faces) == len(tm.faces)
+    assert preview.faces is not None and len(preview.faces) <= viewer360.PREVIEW_FACES
+    viewer.set_mesh(Mesh(tm))
+    for yaw, quadrant in ((0, "front"), (270, "left")):
+        viewer.set_view(yaw=yaw + 20)
+        still = viewer.render_image(64, 48)
+        moving = viewer.render_image(64, 48, preview=True)
+        assert np.allclose(centre(moving), QUADRANTS[quadrant], atol=0.05)
+        assert np.abs(moving - still).mean() < 0.02
+
+
 def test_bad_panorama_is_refused(viewer: Viewer360) -> None:
     img, depth = quadrant_panorama()
     with pytest.raises(ValueError, match="2:1"):

@@ -8,11 +8,11 @@ under Xvfb (``tests/viewer360_gl_probe.py``) and are skipped where ``xvfb-run`` 
 
 from __future__ import annotations
 
-import os
 import shutil
 from pathlib import Path
 
 import pytest
+from machine_load import OtherLoad
 from xvfb_probe import run_under_xvfb
 
 pytestmark = pytest.mark.gui
@@ -22,7 +22,8 @@ QUADRANTS = {"0": [1, 0, 0], "90": [0, 1, 0], "180": [0, 0, 1], "270": [1, 1, 0]
 
 @pytest.mark.skipif(shutil.which("xvfb-run") is None, reason="needs xvfb-run (apt xvfb)")
 def test_opengl_viewer_under_xvfb() -> None:
-    out = run_under_xvfb(PROBE, 500)
+    with OtherLoad() as others:
+        out = run_under_xvfb(PROBE, 500)
     assert out["auto_gl"] and out["uses_gl"], out
     assert out["renderer"].startswith("OpenGL: ") and "llvmpipe" in out["renderer"].lower()
     assert out["shown"]
@@ -30,6 +31,7 @@ def test_opengl_viewer_under_xvfb() -> None:
         assert out["centres"][yaw] == pytest.approx(colour, abs=0.02), (yaw, out["centres"])
     # Off-centre, tilted, with parallax: the same picture as the engine's own renderer.
     assert out["gl_vs_torch_mean"] < 0.01 and out["gl_vs_torch_close"] > 0.99
+    assert out["slices"] >= 2  # ...drawn progressively (offscreen slices, then shown)
     # Walking drew frames as it went, with the coarse mesh; release stopped it at once.
     assert out["walk_frames"] >= 5 and out["walk_details"] == ["preview"]
     assert out["walked"] > 0 and out["still_after_release"]
@@ -38,9 +40,18 @@ def test_opengl_viewer_under_xvfb() -> None:
     # wall-clock only on a machine not overloaded, as tests/app/test_gui_stalls.py does).
     wall, cpu = out["open_ms"]
     assert cpu < 100.0, out["open_ms"]
-    if os.getloadavg()[0] < (os.cpu_count() or 1):
-        assert wall < 100.0, out["open_ms"]
+    if others.quiet:
+        assert wall < 100.0, (out["open_ms"], f"other processes busy {others.cores:.1f} cores")
     bench = out["benchmark"]
     assert bench["renderer"] == out["renderer"] and bench["size"] == [480, 270]
     assert bench["frames"] >= 3 and bench["fps"] > 0
     assert bench["frame_ms_median"] <= bench["frame_ms_p95"]
+
+
+def test_slices_of_a_progressive_draw_follow_the_measured_rate() -> None:
+    from fathom.app.viewer360_gl import CHUNK_TRIANGLES, chunk_size
+
+    assert chunk_size(None) == CHUNK_TRIANGLES  # nothing measured yet
+    assert chunk_size(1000.0, budget_ms=20.0) == 20_000  # 1000 triangles/ms × 20 ms
+    assert chunk_size(1.0, budget_ms=20.0) == 5_000  # never a trickle...
+    assert chunk_size(1e9, budget_ms=20.0) == 4 * CHUNK_TRIANGLES  # ...nor one huge slice

@@ -189,3 +189,49 @@ def test_the_egl_probe_leaves_no_platform_variable_behind() -> None:
     assert not leaked
     if ok:  # rendering still works with the variable gone
         assert cov > 0.1
+
+
+def _grid_scene(w: int, h: int, depth: float, uv: bool = False) -> scene.RenderScene:
+    """A w×h vertex grid facing the origin at ``depth``, colours red→blue across."""
+    ys, xs = np.mgrid[0:h, 0:w]
+    verts = np.stack([xs / w - 0.5, ys / h - 0.5, np.full(xs.shape, depth)], -1).reshape(-1, 3)
+    i = (ys[:-1, :-1] * w + xs[:-1, :-1]).ravel()
+    faces = np.concatenate([np.stack([i, i + 1, i + w], 1), np.stack([i + 1, i + w + 1, i + w], 1)])
+    colours = np.stack([xs / (w - 1), np.zeros(xs.shape), 1 - xs / (w - 1)], -1).reshape(-1, 3)
+    tex = np.stack([xs / w, ys / h], -1).reshape(-1, 2).astype(np.float32) if uv else None
+    return scene.RenderScene(verts.astype(np.float32), faces, colours.astype(np.float32), tex)
+
+
+def test_coarse_scene_keeps_a_depth_edge_and_the_colours() -> None:
+    coarse_scene = scene.coarse_scene
+
+    near, far = _grid_scene(300, 200, 1.0), _grid_scene(300, 200, 3.0)
+    both = scene.RenderScene(
+        np.concatenate([near.vertices, far.vertices]),
+        np.concatenate([near.faces, far.faces + len(near.vertices)]),
+        np.concatenate([near.colors, far.colors]),
+    )
+    out = coarse_scene(both, 20_000)
+    assert out.faces is not None and out.colors is not None
+    assert 0.4 * 20_000 <= len(out.faces) <= 20_000 < len(both.faces)
+    # No vertex between the two surfaces: foreground and background never merged.
+    z = out.vertices[:, 2]
+    assert np.all((np.abs(z - 1.0) < 0.02) | (np.abs(z - 3.0) < 0.06))
+    # Colour follows position (averaged within a cell): blue on the left, red to the right
+    # (the exact means of the full grids' two parts, to within the cells' size).
+    left = out.vertices[:, 0] / out.vertices[:, 2] < -0.15
+    assert out.colors[left, 2].mean() == pytest.approx(0.825, abs=0.03)
+    assert out.colors[~left, 0].mean() == pytest.approx(0.675, abs=0.03)
+    assert coarse_scene(both, 10**7) is both  # already small enough: unchanged
+
+
+def test_coarse_scene_does_not_merge_across_a_uv_seam() -> None:
+    coarse_scene = scene.coarse_scene
+
+    sc = _grid_scene(200, 100, 2.0, uv=True)
+    assert sc.uv is not None
+    sc.uv[:, 0] = np.where(sc.vertices[:, 0] < 0, 0.95, 0.05)  # a seam down the middle
+    out = coarse_scene(sc, 4_000)
+    assert out.uv is not None and len(out.faces) <= 4_000
+    # Every kept vertex has a UV from one side, none averaged across the seam.
+    assert np.all((np.abs(out.uv[:, 0] - 0.95) < 1e-5) | (np.abs(out.uv[:, 0] - 0.05) < 1e-5))

@@ -1,0 +1,57 @@
+"""How busy other processes kept this machine while a test ran: wall-clock limits on the GUI
+thread mean something only when a core was free for it.
+
+The 1-minute load average lags by most of a minute, so a test started beside another busy
+pytest worker (``-n 2`` on two cores) could see "load 1.0" and hold wall-clock to a limit the
+machine could not give it. ``OtherLoad`` measures the same interval the test does instead:
+the machine's busy CPU time (``/proc/stat``) less this process's and its waited-for children's.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+
+
+def _busy_seconds() -> float | None:
+    """CPU seconds all cores have spent busy since boot (None off Linux)."""
+    try:
+        fields = Path("/proc/stat").read_text().splitlines()[0].split()[1:]
+    except OSError:
+        return None
+    ticks = [int(v) for v in fields]
+    idle = ticks[3] + (ticks[4] if len(ticks) > 4 else 0)  # idle + iowait
+    return (sum(ticks[:8]) - idle) / os.sysconf("SC_CLK_TCK")
+
+
+def _own_seconds() -> float:
+    t = os.times()
+    return t.user + t.system + t.children_user + t.children_system
+
+
+class OtherLoad:
+    """Context manager: ``cores`` is how many cores other processes kept busy meanwhile, and
+    ``quiet`` whether at least one core was left free (the load average where there is no
+    ``/proc/stat``)."""
+
+    def __init__(self) -> None:
+        self.cores = 0.0
+        self._start: tuple[float, float | None, float] = (0.0, None, 0.0)
+
+    def __enter__(self) -> OtherLoad:
+        self._start = (time.perf_counter(), _busy_seconds(), _own_seconds())
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        t0, busy0, own0 = self._start
+        busy1 = _busy_seconds()
+        if busy0 is None or busy1 is None:
+            self.cores = os.getloadavg()[0]
+            return
+        elapsed = max(time.perf_counter() - t0, 1e-6)
+        self.cores = max(0.0, (busy1 - busy0 - (_own_seconds() - own0)) / elapsed)
+
+    @property
+    def quiet(self) -> bool:
+        return self.cores < (os.cpu_count() or 1) - 1 and os.getloadavg()[0] < (os.cpu_count() or 1)
