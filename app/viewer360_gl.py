@@ -28,8 +28,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from PySide6.QtCore import Qt, QTimer, Signal
-from PySide6.QtGui import QColor, QPainter
 from PySide6.QtOpenGLWidgets import QOpenGLWidget
+from PySide6.QtWidgets import QLabel
 
 from fathom.engine.geometry.scene import RenderScene
 from fathom.engine.geometry.viewing import gl_view_projection
@@ -187,6 +187,11 @@ class GLCanvas(QOpenGLWidget):
         self._slice = QTimer(self)
         self._slice.setInterval(0)
         self._slice.timeout.connect(self._draw_slice)
+        self._note = QLabel(self)
+        self._note.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        self._note.setStyleSheet("color: rgb(160, 160, 160); background: transparent;")
+        self._note.setAttribute(Qt.WidgetAttribute.WA_TransparentForMouseEvents)
+        self._note.hide()
         self.setFocusPolicy(Qt.FocusPolicy.StrongFocus)
         self.setMinimumSize(160, 90)
         self.setCursor(Qt.CursorShape.OpenHandCursor)
@@ -257,6 +262,8 @@ class GLCanvas(QOpenGLWidget):
         if sc is None:
             self._draw_message()
             return
+        if self._note.isVisible():
+            self._note.hide()
         t0 = time.perf_counter()
         self.shown_detail = "preview"
         if detail == "full" and sc.count // 3 > CHUNK_TRIANGLES:
@@ -424,12 +431,11 @@ class GLCanvas(QOpenGLWidget):
         GL.glUseProgram(0)
 
     def _draw_message(self) -> None:
-        p = QPainter(self)
-        p.setPen(QColor(160, 160, 160))
-        p.drawText(
-            self.rect(), Qt.AlignmentFlag.AlignCenter, self._viewer.message or "No panorama loaded"
-        )
-        p.end()
+        """The viewer's note ("Loading…") over the black canvas: a label, not a QPainter on
+        this widget, whose first use sets up Qt's OpenGL paint engine (~30 ms on llvmpipe)."""
+        self._note.setText(self._viewer.message or "No panorama loaded")
+        self._note.setGeometry(self.rect())
+        self._note.show()
 
     def _upload(self, scenes: dict[str, PackedScene]) -> None:
         from OpenGL import GL
