@@ -70,6 +70,7 @@ from fathom.engine.geometry.viewing import (
     CUT,
     CaptureVolume,
     background_texture,
+    mesh_distance_panorama,
     render_bands,
     render_view,
     walk_step,
@@ -184,11 +185,17 @@ def packed_content(content: Content) -> Content:
 
 def mesh_content(mesh: Mesh) -> Content:
     """A mesh seen from inside; it has no backdrop, so cracks are closed per frame. While
-    moving, a decimated copy of about as many triangles as a panorama's coarse mesh."""
+    moving, a decimated copy of about as many triangles as a panorama's coarse mesh. Its walls
+    are where a panorama's are: the nearest surface in each direction from the origin."""
     sc = scene_from_mesh(mesh)
     r = np.linalg.norm(np.asarray(sc.vertices, np.float64), axis=1)
     preview = coarse_scene(sc, PREVIEW_FACES)
-    return Content({"full": sc, "preview": preview}, float(np.median(r)) if len(r) else 1.0)
+    volume = None
+    if sc.faces is not None and len(sc.faces):
+        dist = mesh_distance_panorama(sc.vertices, sc.faces)
+        volume = CaptureVolume(dist) if np.isfinite(dist).any() else None
+    radius = float(np.median(r)) if len(r) else 1.0
+    return Content({"full": sc, "preview": preview}, radius, volume=volume)
 
 
 class _ViewInput:

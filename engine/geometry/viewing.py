@@ -519,6 +519,72 @@ def walk_step(
     return np.asarray(position, np.float64) + v / max(n, 1.0) * speed * dt
 
 
+def mesh_distance_panorama(
+    vertices: np.ndarray, faces: np.ndarray, width: int = 512, max_points: int = 6_000_000
+) -> np.ndarray:
+    """How far a mesh's nearest surface is from the origin in every direction: an
+    equirectangular H×W distance map (NaN where no surface), what ``CaptureVolume`` takes, so a
+    mesh opened in the 360° viewer has walls as a panorama does.
+
+    Each triangle is sampled on a barycentric grid fine enough that neighbouring samples are
+    under half a pixel apart as seen from the origin (large walls of a coarse mesh leave no
+    gaps to walk through), and every sample keeps the nearest distance in its pixel."""
+    h = max(1, width // 2)
+    v = np.asarray(vertices, np.float64)
+    f = np.asarray(faces, np.int64).reshape(-1, 3)
+    out = np.full(h * width, np.inf)
+    if not len(f):
+        return np.full((h, width), np.nan)
+    tri = v[f]  # F×3×3
+    edge = np.max(np.linalg.norm(tri - np.roll(tri, 1, axis=1), axis=2), axis=1)
+    # The nearest a triangle comes to the origin is at least its plane's distance (a wall's
+    # middle is nearer than its corners); a triangle seen edge-on needs no fine sampling.
+    normal = np.cross(tri[:, 1] - tri[:, 0], tri[:, 2] - tri[:, 0])
+    normal /= np.maximum(np.linalg.norm(normal, axis=1, keepdims=True), 1e-12)
+    corner = np.linalg.norm(tri, axis=2).min(axis=1)
+    plane = np.abs(np.einsum("fd,fd->f", normal, tri[:, 0]))
+    near = np.maximum(np.maximum(plane, 0.1 * corner), 1e-9)
+    pixel = 2.0 * math.pi / width
+    k = np.clip(np.ceil(edge / near / (0.5 * pixel)), 1, 512).astype(np.int64)
+    points = (k + 1) * (k + 2) // 2
+    while points.sum() > max_points and k.max() > 1:  # a cap on memory: coarser sampling
+        k = np.maximum(1, k // 2)
+        points = (k + 1) * (k + 2) // 2
+    for n in np.unique(k):
+        i, j = np.meshgrid(np.arange(n + 1), np.arange(n + 1), indexing="ij")
+        keep = i + j <= n
+        bary = np.stack([n - i[keep] - j[keep], i[keep], j[keep]], 1) / n  # M×3
+        for chunk in np.array_split(np.flatnonzero(k == n), max(1, points[k == n].sum() // 2**20)):
+            pts = np.einsum("mk,fkd->fmd", bary, tri[chunk]).reshape(-1, 3)
+            r = np.linalg.norm(pts, axis=1)
+            ok = r > 1e-9
+            xy = projection.direction_to_equirect(pts[ok] / r[ok, None], width, h)
+            x = np.clip(xy[:, 0].astype(np.int64), 0, width - 1)
+            y = np.clip(xy[:, 1].astype(np.int64), 0, h - 1)
+            np.minimum.at(out, y * width + x, r[ok])
+    out[~np.isfinite(out)] = np.nan
+    return _close_row_gaps(out.reshape(h, width))
+
+
+def _close_row_gaps(d: np.ndarray, most: float = 3.0) -> np.ndarray:
+    """Fill gaps along each row that span less than ``most`` pixels of angle at the equator
+    (near the poles a pixel's column is a sliver, so samples miss some) with the nearer of
+    their two neighbours; wider gaps (no surface there) stay NaN."""
+    h, w = d.shape
+    lat = np.pi / 2 - (np.arange(h) + 0.5) / h * np.pi
+    out = d.copy()
+    for y in range(h):
+        row = out[y]
+        ok = np.flatnonzero(np.isfinite(row))
+        if len(ok) in (0, w):
+            continue
+        gap = (np.roll(ok, -1) - ok - 1) % w  # missing pixels after each valid one (circular)
+        for a, n in zip(ok[gap > 0], gap[gap > 0], strict=True):
+            if n * max(np.cos(lat[y]), 1e-3) < most:
+                row[(a + 1 + np.arange(n)) % w] = min(row[a], row[(a + n + 1) % w])
+    return out
+
+
 class CaptureVolume:
     """The space a panorama saw: from its centre, every direction is free up to the distance
     the panorama holds there (a star-shaped room). ``clamp`` keeps a viewer inside it, at least

@@ -113,6 +113,22 @@ def test_walking_stays_inside_the_room(viewer: Viewer360) -> None:
     assert np.linalg.norm(viewer.position) == pytest.approx(2 * ROOM - viewer.margin, abs=0.1)
 
 
+def test_a_mesh_has_walls_too(viewer: Viewer360) -> None:
+    """A mesh opened in the viewer (a closed box here) stops the walker a margin from its
+    walls, as a panorama does."""
+    import trimesh
+
+    from fathom.engine.types import Mesh
+
+    viewer.set_mesh(Mesh(trimesh.creation.box(extents=(4.0, 4.0, 4.0))))
+    viewer.hold_key(Qt.Key.Key_W)
+    for _ in range(50):  # 5 s at full speed towards the wall 2 units ahead
+        viewer.advance(0.1)
+    viewer.release_keys()
+    assert viewer.position[2] == pytest.approx(2.0 - viewer.margin, abs=0.05)
+    assert np.abs(viewer.position).max() < 2.0
+
+
 def test_benchmark_offscreen_prints_a_frame_rate(tmp_path: Path, capsys, qtbot) -> None:
     import cv2
 

@@ -101,3 +101,28 @@ def test_a_near_object_blocks_and_holes_count_as_far_walls() -> None:
     assert vol.surface_distance(np.array([0.0, -1.0, 0.0])) == pytest.approx(5.0)
     with pytest.raises(ValueError, match="no valid distance"):
         CaptureVolume(np.full((8, 16), np.nan))
+
+
+def test_a_meshs_distance_panorama_is_its_walls_seen_from_the_centre() -> None:
+    import trimesh
+
+    from fathom.engine.geometry.viewing import mesh_distance_panorama
+
+    # A box of 12 triangles (walls far larger than a pixel) and a fine sphere: every direction
+    # finds its wall at the analytic distance, with no gaps to walk through.
+    box = trimesh.creation.box(extents=(4.0, 4.0, 4.0))
+    d = mesh_distance_panorama(box.vertices, box.faces, W)
+    assert np.isfinite(d).all()
+    assert np.allclose(d, box_room(2.0), rtol=0.02)
+    ball = trimesh.creation.icosphere(subdivisions=5, radius=3.0)
+    assert np.allclose(mesh_distance_panorama(ball.vertices, ball.faces, W), 3.0, atol=0.01)
+    # A wall in front only: the directions it does not cover have no surface (NaN).
+    wall = trimesh.Trimesh([[-1, -1, 2], [1, -1, 2], [1, 1, 2], [-1, 1, 2]], [[0, 1, 2], [0, 2, 3]])
+    d = mesh_distance_panorama(wall.vertices, wall.faces, W)
+    ahead = projection.direction_to_equirect(np.array([[0.0, 0.0, 1.0]]), W, H)[0].astype(int)
+    assert d[ahead[1], ahead[0]] == pytest.approx(2.0, abs=0.01)
+    assert np.isnan(d).mean() > 0.8
+    # Walking into the box's wall stops a margin short of it, as in a panorama room.
+    vol = CaptureVolume(mesh_distance_panorama(box.vertices, box.faces, W))
+    stop = vol.clamp(np.array([0.0, 0.0, 10.0]), np.zeros(3), margin=0.2)
+    assert stop[2] == pytest.approx(1.8, abs=0.03) and vol.inside(stop)
