@@ -3,16 +3,20 @@ do not stop it, graph updates on the next tick, state kept across ticks, recorde
 
 from __future__ import annotations
 
+import json
 import time
 from pathlib import Path
 
 import av
 import numpy as np
 import pytest
-from live_nodes import session
+from live_nodes import registry, session
 from videoclips import decoded_indices, make_clip, read_index
 
-from fathom.engine.live import NewestQueue
+from fathom.engine.context import RunOptions
+from fathom.engine.executor import Executor
+from fathom.engine.graphfile import loads
+from fathom.engine.live import LiveOptions, LiveSession, NewestQueue
 from fathom.engine.live.capture import FileCapture
 
 
@@ -227,3 +231,38 @@ def test_editing_a_source_reopens_its_capture(tmp_path: Path) -> None:
     assert idx[switch] == 500  # the new file plays from its start
     assert not r.errors
     _accounted(r)  # frames of the replaced capture stay counted
+
+
+def test_two_sources_each_play_at_their_own_rate(tmp_path: Path) -> None:
+    """Two sources in one graph: the session ticks with the faster one, and each tick sees the
+    newest frame of each, so the slower source's frames repeat and neither falls behind."""
+    fast, slow = (
+        make_clip(tmp_path / "a.mp4", 30, fps=30),
+        make_clip(tmp_path / "b.mp4", 30, fps=10),
+    )
+    doc = {
+        "format": "fathom.graph",
+        "version": 1,
+        "nodes": [
+            {"id": "a", "type": "live.file", "params": {"path": str(fast), "loop": True}},
+            {"id": "rec_a", "type": "live.record", "params": {"path": "a.mp4"}},
+            {"id": "b", "type": "live.file", "params": {"path": str(slow), "loop": True}},
+            {"id": "rec_b", "type": "live.record", "params": {"path": "b.mp4"}},
+        ],
+        "edges": [
+            {"from": ["a", "video"], "to": ["rec_a", "video"]},
+            {"from": ["b", "video"], "to": ["rec_b", "video"]},
+        ],
+    }
+    reg = registry()
+    opts = LiveOptions(RunOptions(output_dir=tmp_path / "out", device="cpu"), seconds=1.5)
+    s = LiveSession(loads(json.dumps(doc), registry=reg), opts, executor=Executor(registry=reg))
+    s.start()
+    assert s.wait(10)
+    r = s.stop()
+    assert r.frames_failed == 0 and not r.errors
+    a, b = (decoded_indices(tmp_path / "out" / n) for n in ("a.mp4", "b.mp4"))
+    assert len(a) == len(b) == r.frames_out >= 30  # one frame of each per tick
+    assert np.median(np.diff(a) % 30) == 1  # the fast source frame by frame
+    assert np.all(np.diff(b) >= 0) and max(np.bincount(b)) <= 5  # the slow one repeats...
+    assert b[-1] == pytest.approx(10 * len(a) / 30, abs=4)  # ...keeping to its 10 fps
