@@ -167,16 +167,24 @@ def frame_pixels(processor: Any, model: Any, rgb: np.ndarray) -> Any:
 
 
 def logits_mask(logits: Any, h: int, w: int, ids: list[int]) -> np.ndarray:
-    """1 where the most likely class of ``logits`` (upsampled to h×w) is a foreground class."""
+    """1 where the most likely class of ``logits`` (upsampled to h×w) is a foreground class.
+    Upsampled channels-last, so the class maximum reduces over contiguous memory (a strided
+    argmax over the channel axis costs several times the upsampling)."""
     import torch
 
     with torch.inference_mode():
         logits = torch.nn.functional.interpolate(
-            logits.float(), size=(h, w), mode="bilinear", align_corners=False
+            # NCHW first: a batch-of-one tensor can pass as channels-last with strides the
+            # upsampling does not take as such.
+            logits.float().contiguous().contiguous(memory_format=torch.channels_last),
+            size=(h, w),
+            mode="bilinear",
+            align_corners=False,
         )
-        labels = logits.argmax(dim=1)[0]
-        fg = torch.isin(labels, torch.tensor(ids, device=labels.device))
-    return fg.to(torch.float32).cpu().numpy()
+        labels = logits.permute(0, 2, 3, 1).argmax(dim=-1)[0]
+        fg = torch.zeros(logits.shape[1], dtype=torch.bool, device=labels.device)
+        fg[torch.tensor(ids, device=labels.device)] = True
+    return fg[labels].to(torch.float32).cpu().numpy()
 
 
 def segment_frame(processor: Any, model: Any, rgb: np.ndarray, ids: list[int]) -> np.ndarray:

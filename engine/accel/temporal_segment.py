@@ -229,17 +229,23 @@ class SegformerTemporal:
 
     def _pixels(self, pixels: torch.Tensor, kf: bool) -> tuple[torch.Tensor, torch.Tensor | None]:
         """The frame as a padded token map (H·W + 1, 3) and the pixels that moved beyond the
-        threshold (relative to the keyframe's mean pixel norm); the others keep their value."""
-        tok = pixels[0].flatten(1).t()
+        threshold (relative to the keyframe's mean pixel norm); the others keep their value.
+        The test runs on channel-first planes (contiguous), the token map is updated only at
+        the moved pixels."""
+        planes = pixels[0].flatten(1)
         if kf:
+            tok = planes.t()
             self._cache["px"] = torch.cat([tok, tok.new_zeros(1, tok.shape[1])])
+            self._cache["pxc"] = planes.clone()
             self._scales["px"] = self.threshold * float(tok.float().norm(dim=-1).mean())
             return self._cache["px"], None
-        ref = self._cache["px"]
-        d = torch.linalg.vector_norm(tok - ref[:-1], dim=-1)
-        rows = (d > self._scales["px"]).nonzero()[:, 0]
-        ref.index_copy_(0, rows, tok[rows])
-        return ref, rows
+        ref = self._cache["pxc"]
+        d2 = (planes - ref).square_().sum(0)
+        rows = (d2 > self._scales["px"] ** 2).nonzero()[:, 0]
+        moved = planes[:, rows]
+        ref.index_copy_(1, rows, moved)
+        self._cache["px"].index_copy_(0, rows, moved.t())
+        return self._cache["px"], rows
 
     def _embed(
         self, s: int, stage: Any, src: torch.Tensor, grid: Any, rows: torch.Tensor | None
@@ -361,16 +367,21 @@ class SegformerTemporal:
         return maps
 
     def _stage_weights(self, s: int) -> tuple[torch.Tensor, torch.Tensor]:
-        """Stage s's projection followed by its block of the 1×1 fuse layer, as one linear map
-        (both are linear, and bilinear upsampling commutes with a per-pixel linear map)."""
+        """Stage s's projection, its block of the 1×1 fuse layer and the batch norm's scale,
+        as one linear map (all are linear, and bilinear upsampling, whose weights sum to one,
+        commutes with a per-pixel affine map); the batch norm's shift rides on stage 0."""
         key = f"w{s}"
         if key not in self._cache:
             head = self.model.decode_head
             n = len(head.linear_projections)
             c = head.config.decoder_hidden_size
             w_fuse = head.linear_fuse.weight.flatten(1)[:, (n - 1 - s) * c : (n - s) * c]
-            proj = head.linear_projections[s].proj
-            self._cache[key] = (w_fuse @ proj.weight, w_fuse @ proj.bias)
+            proj, bn = head.linear_projections[s].proj, head.batch_norm
+            scale = bn.weight / torch.sqrt(bn.running_var + bn.eps)
+            bias = scale * (w_fuse @ proj.bias)
+            if s == 0:
+                bias = bias + bn.bias - scale * bn.running_mean
+            self._cache[key] = (scale[:, None] * (w_fuse @ proj.weight), bias)
         return self._cache[key]
 
     def _bilinear_rows(
@@ -405,17 +416,32 @@ class SegformerTemporal:
         nbr, wts = self._cache[key]
         return (q[0][nbr[idx]] * wts[idx][..., None]).sum(1)[None]
 
-    @staticmethod
-    def _upsampled(q: torch.Tensor, grid: Any, size: Any) -> torch.Tensor:
-        """The token map ``q`` (1, hs·ws, C) on ``grid`` upsampled bilinearly to ``size``
-        (align_corners=False: at the same size that is the map itself, so it is skipped)."""
-        m = q.transpose(1, 2).reshape(1, -1, *grid)
-        if tuple(grid) == tuple(size):
-            return m
-        return F.interpolate(m, size=tuple(size), mode="bilinear", align_corners=False)
+    def _fused(self, grids: list[tuple[int, int]], size: tuple[int, int]) -> torch.Tensor:
+        """The batch-normalised fuse layer's output before its ReLU, every pixel, as (H·W, C):
+        each stage's fused-channel map upsampled bilinearly (align_corners=False) in the
+        channels-last layout its token rows already have, and summed in place into one buffer
+        kept from frame to frame."""
+        y = self._cache.get("fused")
+        for s, grid in enumerate(grids):
+            q = self._cache[f"q{s}"]
+            m = q.view(1, *grid, -1)
+            if tuple(grid) != tuple(size):
+                up = F.interpolate(
+                    m.permute(0, 3, 1, 2), size=size, mode="bilinear", align_corners=False
+                )
+                m = up.permute(0, 2, 3, 1)
+            m = m.reshape(-1, m.shape[-1])
+            if s == 0:
+                if y is None or y.shape != m.shape:
+                    y = self._cache["fused"] = torch.empty_like(m)
+                y.copy_(m)
+            else:
+                assert y is not None
+                y.add_(m)
+        assert y is not None
+        return y
 
     def _decoder(self, maps: list[tuple], kf: bool, bits: Any) -> torch.Tensor:
-        head = self.model.decode_head
         h0, w0 = maps[0][1]
         region = torch.zeros(1, 1, h0, w0, dtype=torch.bool, device=maps[0][0].device)
         for s, (pad, grid, cand) in enumerate(maps):
@@ -428,25 +454,18 @@ class SegformerTemporal:
                 region |= _region(idx, grid, (h0, w0), region.device)
         rows = region.view(-1).nonzero()[:, 0]
         grids = [tuple(m[1]) for m in maps]
-        if rows.numel() * 8 > h0 * w0:  # dense upsampling beats gathering a large share
-            y = sum(
-                self._upsampled(self._cache[f"q{s}"], grids[s], (h0, w0)) for s in range(len(maps))
-            )
-            y, idx_or_none = y.flatten(2).transpose(1, 2), None  # type: ignore[union-attr]
-            if rows.numel() < h0 * w0:
-                y, idx_or_none = y[:, rows], rows
+        idx_or_none: torch.Tensor | None = rows
+        if rows.numel() * 4 > h0 * w0:
+            # Dense upsampling beats gathering a large share, and classifying every pixel
+            # beats gathering the changed ones: unchanged pixels get their old value again.
+            y, idx_or_none = self._fused(grids, (h0, w0))[None], None
         elif rows.numel():
-            y = sum(
-                self._bilinear_rows(s, self._cache[f"q{s}"], grids[s], (h0, w0), rows)
-                for s in range(len(maps))
-            )
-            idx_or_none = rows
+            y = self._bilinear_rows(0, self._cache["q0"], grids[0], (h0, w0), rows)
+            for s in range(1, len(maps)):
+                y += self._bilinear_rows(s, self._cache[f"q{s}"], grids[s], (h0, w0), rows)
         if rows.numel():
-            bn = head.batch_norm
-            y = (y - bn.running_mean) / torch.sqrt(bn.running_var + bn.eps) * bn.weight + bn.bias
-            y = torch.relu(y)
-            cls = head.classifier
-            logit = self._lin("cls", cls.weight.flatten(1), cls.bias)(y, idx_or_none, bits)
+            cls = self.model.decode_head.classifier
+            logit = self._lin("cls", cls.weight.flatten(1), cls.bias)(y.relu_(), idx_or_none, bits)
             self._cache["logits"] = _put(self._cache.get("logits"), idx_or_none, logit)
         return self._cache["logits"].transpose(1, 2).reshape(1, -1, h0, w0)
 
