@@ -212,18 +212,23 @@ class SegformerTemporal:
         return F.linear(patches, self._cache[wk], conv.bias)
 
     def _dw_rows(
-        self, conv: Any, src: torch.Tensor, grid: tuple[int, int], rows: torch.Tensor
+        self, key: str, conv: Any, src: torch.Tensor, grid: tuple[int, int], rows: torch.Tensor
     ) -> torch.Tensor:
         """Output positions ``rows`` of the depth-wise 3×3 ``conv`` over ``src`` (as above),
-        as (n, C): the convolution runs densely over the rows' bounding box plus one token,
-        whose outer ring (the only place its zero padding differs from the map) is not read."""
+        as (n, C): the convolution runs densely over the full-width band of map rows that
+        holds them plus one token (outside the band's outer ring its zero padding is never
+        read). The band of the (N, C) token map is a channels-last image as it lies in memory,
+        and with the weight also channels-last the convolution runs in that layout: no copy
+        in, and the output positions are rows again."""
         h, w = grid
-        ys, xs = rows // w, rows % w
-        y0, x0 = max(0, int(ys.min()) - 1), max(0, int(xs.min()) - 1)
-        y1, x1 = min(h, int(ys.max()) + 2), min(w, int(xs.max()) + 2)
-        crop = src[:-1].view(h, w, -1)[y0:y1, x0:x1].permute(2, 0, 1)[None]
-        out = F.conv2d(crop, conv.weight, conv.bias, padding=1, groups=conv.groups)
-        return out[0].flatten(1)[:, (ys - y0) * (x1 - x0) + (xs - x0)].t()
+        wk = f"{key}.dw"
+        if wk not in self._cache:
+            self._cache[wk] = conv.weight.contiguous(memory_format=torch.channels_last)
+        ys = rows // w
+        y0, y1 = max(0, int(ys.min()) - 1), min(h, int(ys.max()) + 2)
+        band = src[y0 * w : y1 * w].view(1, y1 - y0, w, -1).permute(0, 3, 1, 2)
+        out = F.conv2d(band, self._cache[wk], conv.bias, padding=1, groups=conv.groups)
+        return out.permute(0, 2, 3, 1).reshape(-1, out.shape[1])[rows - y0 * w]
 
     # ---- the network -----------------------------------------------------------------------
 
@@ -339,10 +344,7 @@ class SegformerTemporal:
         )
         c["f1"].index_copy_(0, idx, f1[0])
         rows = _dilate(idx, *hw)
-        if rows.numel() == n:
-            g = mlp.dwconv(c["f1"][:-1][None], *hw)
-        else:
-            g = self._dw_rows(mlp.dwconv.dwconv, c["f1"], hw, rows)[None]
+        g = self._dw_rows(key, mlp.dwconv.dwconv, c["f1"], hw, rows)[None]
         m = self._lin(key + ".fc2", mlp.fc2.weight, mlp.fc2.bias)(mlp.activation_fn(g), rows, bits)
         c["out"].index_copy_(1, rows, m + c["mid"][:, rows])
         return c["out"], rows
