@@ -2,7 +2,7 @@
 
 Run: python bench/bench_segment_temporal.py --clip CLIP.webp [--train 24] [--frames 32]
          [--size 512] [--interval 32] [--threshold 0.05] [--depth | --only-depth]
-         [--no-delta] [--json out.json]
+         [--no-delta] [--threads 1] [--json out.json]
 
 CLIP is a real clip nobody here made: the PyPI wheel `comfyui-workflow-templates-media-video`
 holds animated WebP clips (``pip download --no-deps comfyui-workflow-templates-media-video``,
@@ -21,10 +21,18 @@ interleaved frame by frame (so the machine's load hits them alike), loading excl
 * off: the model on every frame (the baseline, 1.00×);
 * flow: today's keyframes + optical flow, at interval 4 (the node's default) and 8;
 * reuse / resq: keyframe every ``--interval`` frames, gated recompute at ``--threshold``;
+* reuse at threshold 0: the same code where only what provably did not change is reused (equal
+  to off up to float rounding): how much of reuse's speed is its exact rewrite of the decoder
+  (stage projections folded into the fuse layer and batch norm, summed at low resolution)
+  rather than what it skips;
 * delta: the student `fathom distill` trained on the training frames.
 
 IoU is of the masks against off's, mean and minimum over the frames; reuse / resq also give
 the mean share of tokens recomputed on their non-keyframes. ``--no-delta`` skips the student.
+Seconds are wall time; the CPU column is the process's CPU time over the same reads, which a
+loaded machine disturbs less. ``--threads`` (default 1) sets torch's threads: on this shared
+2-core machine two threads per process oversubscribe the cores and every row's time then
+depends on what else runs (off took 3.4× longer at two threads than at one at load 4).
 
 Depth (``--depth``): a model in Depth Anything V2 Small's shape (bench_video_depth's builder),
 a student distilled on the training frames, then `video.depth` off and delta (keyframe every
@@ -105,32 +113,36 @@ def build_b0(folder: Path, size: int, first: np.ndarray) -> Path:
     return folder
 
 
-def interleaved(videos: list[Video]) -> list[tuple[float, list[np.ndarray]]]:
-    """Read frame i of every row in turn: (seconds, masks) per row."""
+def interleaved(videos: list[Video]) -> list[tuple[float, list[np.ndarray], float]]:
+    """Read frame i of every row in turn: (seconds, masks, CPU seconds) per row."""
     times = [0.0] * len(videos)
+    cpu = [0.0] * len(videos)
     outs: list[list[np.ndarray]] = [[] for _ in videos]
     for i in range(len(videos[0])):
         for k, v in enumerate(videos):
-            t0 = time.perf_counter()
+            t0, c0 = time.perf_counter(), time.process_time()
             outs[k].append(v.frame(i).data[..., 0].copy())
             times[k] += time.perf_counter() - t0
-    return list(zip(times, outs, strict=True))
+            cpu[k] += time.process_time() - c0
+    return list(zip(times, outs, cpu, strict=True))
 
 
-def recomputed_shares() -> dict[str, float]:
+def recomputed_shares() -> dict[tuple[str, float], float]:
     """Instrument SegformerTemporal so the rows' mean share of recomputed tokens over their
-    non-keyframes (reuse / resq) can be read after the run: {mode: share}, filled in place."""
+    non-keyframes (reuse / resq) can be read after the run: {(mode, threshold): share}, filled
+    in place."""
     from fathom.engine.accel.temporal_segment import SegformerTemporal
 
-    seen: dict[str, list[float]] = {}
-    shares: dict[str, float] = {}
+    seen: dict[tuple[str, float], list[float]] = {}
+    shares: dict[tuple[str, float], float] = {}
     call = SegformerTemporal.__call__
 
     def counted(self: SegformerTemporal, pixels: object, keyframe: bool) -> object:
         out = call(self, pixels, keyframe)  # type: ignore[arg-type]
         if not keyframe:
-            seen.setdefault(self.mode, []).append(self.recomputed)
-            shares[self.mode] = round(float(np.mean(seen[self.mode])), 3)
+            key = (self.mode, self.threshold)
+            seen.setdefault(key, []).append(self.recomputed)
+            shares[key] = round(float(np.mean(seen[key])), 3)
         return out
 
     SegformerTemporal.__call__ = counted  # type: ignore[method-assign]
@@ -163,9 +175,10 @@ def segmentation_rows(args: argparse.Namespace, work: Path, train: list, frames:
         ("flow, interval 4", {"temporal": "flow", "interval": 4}),
         ("flow, interval 8", {"temporal": "flow", "interval": 8}),
         ("reuse", {"temporal": "reuse"}),
+        ("reuse, threshold 0", {"temporal": "reuse", "threshold": 0.0}),
         ("resq (bits 4)", {"temporal": "resq", "bits": 4}),
         ("delta", {"temporal": "delta", "student": str(work / "seg_student")}),
-    ][: 5 if args.no_delta else 6]
+    ][: 6 if args.no_delta else 7]
     base = {"model": str(model), "labels": label, "interval": args.interval}
     base["threshold"] = args.threshold
     ex.call("video.segment", {"video": video.slice(0, 2)}, {**base, **rows[3][1]}, opts)
@@ -174,10 +187,11 @@ def segmentation_rows(args: argparse.Namespace, work: Path, train: list, frames:
     ]
     shares = recomputed_shares()
     measured = interleaved(videos)
-    base_t, ref = measured[0]
+    base_t, ref, base_cpu = measured[0]
     out = []
-    for (name, p), (t, masks) in zip(rows, measured, strict=True):
+    for (name, p), (t, masks, cpu) in zip(rows, measured, strict=True):
         ious = [fl.iou(a, b) for a, b in zip(masks, ref, strict=True)]
+        params = {**base, **p}
         out.append(
             {
                 "row": name,
@@ -186,10 +200,12 @@ def segmentation_rows(args: argparse.Namespace, work: Path, train: list, frames:
                 else math.ceil(len(frames) / p.get("interval", args.interval)),
                 "seconds": round(t, 2),
                 "speedup": round(base_t / t, 2),
+                "cpu_seconds": round(cpu, 2),
+                "cpu_speedup": round(base_cpu / cpu, 2),
                 "mean_iou": round(float(np.mean(ious)), 4),
                 "min_iou": round(float(min(ious)), 4),
                 "fg_share": round(float(np.mean(ref)), 3),
-                "recomputed": shares.get(p["temporal"]),
+                "recomputed": shares.get((p["temporal"], float(params["threshold"]))),
             }
         )
         print(json.dumps(out[-1]), flush=True)
@@ -232,9 +248,9 @@ def depth_rows(args: argparse.Namespace, work: Path, train: list, frames: list) 
         ex.call("video.depth", {"video": video}, {**base, **p}, opts)["depth"] for _, p in rows
     ]
     measured = interleaved(videos)
-    base_t, ref = measured[0]
+    base_t, ref, _ = measured[0]
     out = []
-    for (name, _), (t, d) in zip(rows, measured, strict=True):
+    for (name, _), (t, d, _) in zip(rows, measured, strict=True):
         out.append(
             {
                 "row": f"depth {name}",
@@ -260,9 +276,13 @@ def main() -> None:
     ap.add_argument("--depth", action="store_true", help="also the video.depth delta rows")
     ap.add_argument("--only-depth", action="store_true", help="skip the segmentation rows")
     ap.add_argument("--no-delta", action="store_true", help="skip the student and its row")
+    ap.add_argument("--threads", type=int, default=1, help="torch threads (0: torch's default)")
     ap.add_argument("--json", type=Path)
     args = ap.parse_args()
     import torch
+
+    if args.threads > 0:
+        torch.set_num_threads(args.threads)
 
     train = read_clip(args.clip, 0, args.train)
     frames = read_clip(args.clip, args.train, args.frames)
@@ -278,15 +298,15 @@ def main() -> None:
         f"({torch.get_num_threads()} threads); load after {os.getloadavg()}"
     )
     print(
-        "| row | keyframes | seconds | speed-up vs off | mean IoU vs off | min IoU "
+        "| row | keyframes | seconds | × off | × off (CPU time) | mean IoU vs off | min IoU "
         "| tokens recomputed |"
     )
-    print("|---|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|---|")
     for r in seg:
         share = "" if r["recomputed"] is None else f"{r['recomputed']:.1%}"
         print(
             f"| {r['row']} | {r['keyframes']} | {r['seconds']} | {r['speedup']:.2f}× | "
-            f"{r['mean_iou']:.3f} | {r['min_iou']:.3f} | {share} |"
+            f"{r['cpu_speedup']:.2f}× | {r['mean_iou']:.3f} | {r['min_iou']:.3f} | {share} |"
         )
     if dep:
         print("\n| depth row | seconds | speed-up vs off | PSNR vs off (dB) | student vs copy |")
