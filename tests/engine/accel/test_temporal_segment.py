@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from temporal_models import build_tiny_segformer, disc_frames
+from temporal_models import build_tiny_segformer, disc_frames, pan_frames
 
 from fathom.engine.accel.temporal_segment import (
     FrameStream,
@@ -83,6 +83,56 @@ def test_reuse_and_resq_stay_close_on_a_moving_clip(segformer: tuple) -> None:
                 assert run.recomputed < 1.0
         if mode == "resq":
             assert run.frame_bits is not None and 2 <= run.frame_bits <= 8
+
+
+def test_the_incremental_decoder_equals_the_decode_head(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Whatever the encoder reused, the logits are the model's decode head applied to the
+    stage features now held: a small change (only the changed pixels of the 1/4-resolution
+    map gathered and classified) and a pan (the whole map upsampled densely) both."""
+    processor, net = load_transformers_segmentation(
+        Path(build_tiny_segformer(tmp_path / "model", size=128)), "cpu", "float32"
+    )
+    gathered = []
+    rows = SegformerTemporal._bilinear_rows
+    monkeypatch.setattr(
+        SegformerTemporal,
+        "_bilinear_rows",
+        lambda self, *a: gathered.append(1) or rows(self, *a),
+    )
+    clips = ((disc_frames(4, 128, step=1.0), 0.2, True), (pan_frames(3, 128, step=3), 0.05, False))
+    for frames, threshold, sparse in clips:
+        run = SegformerTemporal(net, "reuse", threshold=threshold)
+        gathered.clear()
+        for i, p in enumerate(_pixels(processor, frames)):
+            got = run(p, keyframe=i == 0)
+            feats = []
+            for s in range(len(net.config.hidden_sizes)):
+                o = run._cache[f"o{s}"][:-1]
+                side = int(round(o.shape[0] ** 0.5))
+                feats.append(o.t().reshape(1, -1, side, side))
+            with torch.inference_mode():
+                want = net.decode_head(feats)
+            torch.testing.assert_close(got, want, atol=1e-5, rtol=1e-4)
+        assert bool(gathered) == sparse
+
+
+def test_depthwise_rows_equal_the_full_convolution(segformer: tuple) -> None:
+    """The depth-wise 3×3 convolution at some output positions, run channels-last over their
+    band of map rows, equals the model's convolution over the whole map there."""
+    _, net = segformer
+    conv = net.segformer.stages[0].blocks[0].mlp.dwconv.dwconv
+    h, w = 12, 9
+    gen = torch.Generator().manual_seed(0)
+    src = torch.cat(
+        [torch.randn(h * w, conv.in_channels, generator=gen), torch.zeros(1, conv.in_channels)]
+    )
+    full = conv(src[:-1].t().reshape(1, -1, h, w)).flatten(2)[0].t()
+    run = SegformerTemporal(net, "reuse", threshold=0.05)
+    for rows in (torch.tensor([0, 1, 13, 40]), torch.tensor([50, 60, 107]), torch.arange(h * w)):
+        got = run._dw_rows("t", conv, src, (h, w), rows)
+        torch.testing.assert_close(got, full[rows], atol=1e-6, rtol=1e-5)
 
 
 def test_quantiser_and_bit_choice() -> None:
