@@ -208,8 +208,33 @@ class SegformerTemporal:
         wk = f"{key}.w"
         if wk not in self._cache:
             self._cache[wk] = conv.weight.permute(0, 2, 3, 1).reshape(conv.weight.shape[0], -1)
+        if conv.in_channels <= 4:
+            return self._conv_band(key, conv, src, grid, rows)
         patches = src[self._index(key, conv, grid)[rows]].flatten(1)
         return F.linear(patches, self._cache[wk], conv.bias)
+
+    def _conv_band(
+        self, key: str, conv: Any, src: torch.Tensor, grid: tuple[int, int], rows: torch.Tensor
+    ) -> torch.Tensor:
+        """``_conv_rows`` for a convolution over few channels (the pixels), whose patches are
+        too small to gather well: the convolution runs densely, channels-last, over the
+        full-width band of output rows that holds ``rows``, reading the band's input rows in
+        place (zero padding added only at the map's own borders)."""
+        h, w = grid
+        k, st, pd = conv.kernel_size[0], conv.stride[0], conv.padding[0]
+        ow = (w + 2 * pd - k) // st + 1
+        wk = f"{key}.wcl"
+        if wk not in self._cache:
+            self._cache[wk] = conv.weight.contiguous(memory_format=torch.channels_last)
+        oy = rows // ow
+        r0, r1 = int(oy.min()), int(oy.max()) + 1
+        i0, i1 = r0 * st - pd, (r1 - 1) * st - pd + k
+        lo, hi = max(0, i0), min(h, i1)
+        band = src[lo * w : hi * w].view(1, hi - lo, w, -1).permute(0, 3, 1, 2)
+        band = F.pad(band, (pd, pd, lo - i0, i1 - hi))
+        band = band.contiguous(memory_format=torch.channels_last)
+        out = F.conv2d(band, self._cache[wk], conv.bias, stride=st)
+        return out.permute(0, 2, 3, 1).reshape(-1, out.shape[1])[rows - r0 * ow]
 
     def _dw_rows(
         self, key: str, conv: Any, src: torch.Tensor, grid: tuple[int, int], rows: torch.Tensor
