@@ -1,7 +1,7 @@
 """video.segment's temporal choices, and video.depth's delta row, on a real clip.
 
 Run: python bench/bench_segment_temporal.py --clip CLIP.webp [--train 24] [--frames 32]
-         [--size 512] [--interval 32] [--threshold 0.05] [--depth | --only-depth]
+         [--size 512] [--interval 32] [--threshold 0.05 [0.1 ...]] [--depth | --only-depth]
          [--no-delta] [--threads 1] [--json out.json]
 
 CLIP is a real clip nobody here made: the PyPI wheel `comfyui-workflow-templates-media-video`
@@ -20,7 +20,8 @@ interleaved frame by frame (so the machine's load hits them alike), loading excl
 
 * off: the model on every frame (the baseline, 1.00×);
 * flow: today's keyframes + optical flow, at interval 4 (the node's default) and 8;
-* reuse / resq: keyframe every ``--interval`` frames, gated recompute at ``--threshold``;
+* reuse / resq: keyframe every ``--interval`` frames, gated recompute at ``--threshold`` (reuse:
+  a row per threshold given; resq: the first);
 * reuse at threshold 0: the same code where only what provably did not change is reused (equal
   to off up to float rounding): how much of reuse's speed is its exact rewrite of the decoder
   (stage projections folded into the fuse layer and batch norm, summed at low resolution)
@@ -170,17 +171,21 @@ def segmentation_rows(args: argparse.Namespace, work: Path, train: list, frames:
     share = float(m0.frame(0).data.mean())  # two labels: "object" covers the rest
     label = "object"
     print(f"'object' covers {1 - share:.2f} of the first evaluated frame", flush=True)
+    reuse = [
+        (f"reuse, threshold {t:g}", {"temporal": "reuse", "threshold": t}) for t in args.threshold
+    ]
     rows: list[tuple[str, dict]] = [
         ("off", {"temporal": "off"}),
         ("flow, interval 4", {"temporal": "flow", "interval": 4}),
         ("flow, interval 8", {"temporal": "flow", "interval": 8}),
-        ("reuse", {"temporal": "reuse"}),
+        *reuse,
         ("reuse, threshold 0", {"temporal": "reuse", "threshold": 0.0}),
         ("resq (bits 4)", {"temporal": "resq", "bits": 4}),
-        ("delta", {"temporal": "delta", "student": str(work / "seg_student")}),
-    ][: 6 if args.no_delta else 7]
+    ]
+    if not args.no_delta:
+        rows.append(("delta", {"temporal": "delta", "student": str(work / "seg_student")}))
     base = {"model": str(model), "labels": label, "interval": args.interval}
-    base["threshold"] = args.threshold
+    base["threshold"] = args.threshold[0]
     ex.call("video.segment", {"video": video.slice(0, 2)}, {**base, **rows[3][1]}, opts)
     videos = [
         ex.call("video.segment", {"video": video}, {**base, **p}, opts)["mask"] for _, p in rows
@@ -271,7 +276,7 @@ def main() -> None:
     ap.add_argument("--frames", type=int, default=32, help="frames the rows run on")
     ap.add_argument("--size", type=int, default=512)
     ap.add_argument("--interval", type=int, default=32)
-    ap.add_argument("--threshold", type=float, default=0.05)
+    ap.add_argument("--threshold", type=float, nargs="+", default=[0.05])
     ap.add_argument("--steps", type=int, default=150, help="distillation steps")
     ap.add_argument("--depth", action="store_true", help="also the video.depth delta rows")
     ap.add_argument("--only-depth", action="store_true", help="skip the segmentation rows")
@@ -293,7 +298,7 @@ def main() -> None:
     h, w = frames[0].shape[:2]
     print(
         f"\n# {args.clip.name}: {len(frames)} frames {w}×{h} after {len(train)} training frames; "
-        f"SegFormer-B0 shape at {args.size}², keyframe interval {args.interval}, threshold "
+        f"SegFormer-B0 shape at {args.size}², keyframe interval {args.interval}, thresholds "
         f"{args.threshold}; {platform.machine()}, torch {torch.__version__} "
         f"({torch.get_num_threads()} threads); load after {os.getloadavg()}"
     )

@@ -12,15 +12,21 @@ the previous frame:
   values, and everything downstream of them is reused. Work follows the changed set: only the
   rows that moved this frame are checked (an unmoved row cannot newly cross the threshold); the
   overlapping patch embeddings and the spatially reduced keys and values are computed only at
-  the output positions whose receptive field holds a changed token (its patches gathered, one
-  matrix product); the Mix-FFN's 3×3 depth-wise convolution runs over the changed rows' bounding
-  box and its output is kept on their one-token dilation; cached tensors are updated in place
-  (``index_copy_``). The decoder's projection and 1×1 fuse layer are linear, and so is bilinear
-  upsampling, so each stage is projected straight to the fused channels at its own resolution
-  and only the changed pixels of the 1/4-resolution map (the bilinear footprint of the changed
-  tokens) are summed, normalised and classified. With ``threshold`` 0 only what provably did
-  not change is reused (a query is also recomputed when any key moved, so a frame where
-  anything moved is recomputed whole; a still frame is reused whole).
+  the output positions whose receptive field holds a changed token (their patches gathered, one
+  matrix product; the first embedding, over three-channel pixels whose patches are too small to
+  gather well, as a dense convolution over the band of rows that holds them); the Mix-FFN's 3×3
+  depth-wise convolution runs over the full-width band of map rows that holds the changed rows,
+  channels-last as the token rows lie in memory, and its output is kept on their one-token
+  dilation; cached tensors are updated in place (``index_copy_``). The decoder's projection,
+  its 1×1 fuse layer and the batch norm are linear, and so is bilinear upsampling, so each
+  stage is projected straight to the fused, normalised channels at its own resolution (a
+  quarter of the model's decoder work at stage 0, far less below). Where few pixels of the
+  1/4-resolution map can have changed (the bilinear footprint of the changed tokens), only they
+  are summed and classified; otherwise the stages are upsampled channels-last into buffers kept
+  from frame to frame and every pixel is classified (cheaper than gathering most of them). With
+  ``threshold`` 0 only what provably did not change is reused (a query is also recomputed when
+  any key moved, so a frame where anything moved is recomputed whole; a still frame is reused
+  whole), and the result equals the model's up to float rounding.
 * ``resq`` (ResQ, Abati et al. 2023): the same gating, but each linear layer computes a changed
   token from the low-bit quantised residual against its cached input, ``y = y_prev + W·Q(x −
   x_prev)``; the bit-width follows the amount of change of the frame (``frame_bits``).
