@@ -2,6 +2,7 @@
 
 Run: python bench/bench_video_edit_curve.py [--size 256] [--frames 16] [--steps 20]
      [--strength 0.8] [--fractions 0.10 0.22 0.40] [--disc 0.14] [--best] [--plot docs/x.png]
+     [--margins 0 8] [--vae-every 0 4] [--plain-cache DIR]
 
 For each clip a textured square of the given share of a size×size frame slides over a smooth
 background (``--disc``: a textured disc moving diagonally, the "object of at most 15 %" clip),
@@ -9,9 +10,11 @@ with the object as the foreground mask. Every clip runs `generate.video_edit` th
 executor on the SD-1.5-shaped mini model (engine/diffusion/minimodels.BENCH, random weights):
 the plain edit (every acceleration off), with ``--best`` (on the 22 % clip) the best earlier
 object-centric setting (token merging + Clockwork across steps), and sparse execution
-(``sparse``, this issue). PSNR is measured against the plain edit inside the mask. The bound
-on the speed-up is 1 / (foreground share). Also prints where the sparse run's time goes
-(VAE encode, sampling, VAE decode) and the fraction of the dense work it computed.
+(``sparse``, this issue; every ``--margins`` × ``--vae-every`` pair, the latter being how
+often the VAE runs a whole frame for its context). PSNR is measured against the plain edit
+inside the mask. The bound on the speed-up is 1 / (foreground share). Also prints where the
+sparse run's time goes (VAE encode, sampling, VAE decode) and the fraction of the dense work
+it computed.
 Speed-ups are ratios of the process's CPU time at one torch thread (the wall times are kept in
 the JSON): on the shared, oversubscribed CPU the wall time of a run swings with other jobs.
 A report, not a test: one repetition per configuration.
@@ -114,6 +117,13 @@ def _args() -> argparse.Namespace:
         "--margins", type=int, nargs="*", default=[0, 16], help="sparse_margin values to run"
     )
     ap.add_argument("--refresh", type=int, default=1, help="sparse_refresh")
+    ap.add_argument(
+        "--vae-every",
+        type=int,
+        nargs="*",
+        default=[0],
+        help="sparse_vae_every values to run (each with every margin)",
+    )
     ap.add_argument("--best", action="store_true", help="also today's best on the 22 %% clip")
     ap.add_argument("--no-baseline", action="store_true", help="sparse runs only (no PSNR)")
     ap.add_argument("--plot", default="", help="write the curve as a PNG here")
@@ -126,7 +136,34 @@ def _args() -> argparse.Namespace:
         "large ones)",
     )
     ap.add_argument("--json", default="")
+    ap.add_argument(
+        "--plain-cache",
+        default="",
+        help="keep the plain edits (CPU s and frames) in this folder and reuse them on a later "
+        "run with the same settings (for quick experiments; final rows measure the plain edit)",
+    )
+    ap.add_argument(
+        "--extra",
+        default="{}",
+        help="JSON of extra video_edit parameters for the sparse runs, e.g. '{\"sparse_grow\": 2}'",
+    )
     return ap.parse_args()
+
+
+def _plain(
+    ex: Executor, opts: RunOptions, clip: Any, params: dict[str, Any], cache: Path | None, key: str
+) -> tuple[float, float, Any]:
+    """The plain edit, from ``cache`` when it holds this key."""
+    if cache is None:
+        return _run(ex, opts, clip, params)
+    path = cache / f"{key}.npz"
+    if path.is_file():
+        kept = np.load(path)
+        return float(kept["cpu"]), float(kept["wall"]), kept["frames"]
+    cpu, wall, got = _run(ex, opts, clip, params)
+    cache.mkdir(parents=True, exist_ok=True)
+    np.savez(path, cpu=cpu, wall=wall, frames=got)
+    return cpu, wall, got
 
 
 def main() -> None:
@@ -154,7 +191,7 @@ def main() -> None:
         "seed": 3,
         "frames_per_batch": 4,
     }
-    sparse = {"sparse": True, "sparse_refresh": args.refresh}
+    sparse = {"sparse": True, "sparse_refresh": args.refresh, **json.loads(args.extra)}
     last: list[Any] = []
     init = sv.SparseVideoEdit.__init__
 
@@ -179,10 +216,18 @@ def main() -> None:
             "mask": Video.from_frames([Image(m) for m in masks], fps=12),
         }
         fg = np.stack(masks) > 0.5
+        key = f"{args.size}_{args.frames}_{args.steps}_{args.strength}_{name.replace(' ', '')}"
+        cache = Path(args.plain_cache) if args.plain_cache else None
         ref_t, ref_wall, ref = (
-            (None, None, None) if args.no_baseline else _run(ex, opts, clip, base)
+            (None, None, None)
+            if args.no_baseline
+            else _plain(ex, opts, clip, base, cache, key.replace("%", "pc"))
         )
-        configs = [(f"sparse, margin {m}", {**sparse, "sparse_margin": m}) for m in args.margins]
+        configs = [
+            (_label(m, v), {**sparse, "sparse_margin": m, "sparse_vae_every": v})
+            for m in args.margins
+            for v in args.vae_every
+        ]
         if args.best and abs(fraction - 0.22) < 0.01:
             configs.insert(0, ("merging + clockwork (earlier best)", BEST))
         for label, extra in configs:
@@ -222,6 +267,10 @@ def main() -> None:
         Path(args.json).write_text(json.dumps({"info": info, "rows": rows}, indent=1))
 
 
+def _label(margin: int, vae_every: int) -> str:
+    return f"sparse, margin {margin}" + (f", VAE whole every {vae_every}" if vae_every else "")
+
+
 def _table(rows: list[dict[str, Any]], info: dict[str, Any], args: argparse.Namespace) -> None:
     run_steps = int(args.steps * args.strength)
     print(
@@ -257,8 +306,12 @@ def _table(rows: list[dict[str, Any]], info: dict[str, Any], args: argparse.Name
 def _plot(rows: list[dict[str, Any]], path: Path, args: argparse.Namespace) -> None:
     import cv2
 
-    first = f"sparse, margin {args.margins[0]}"
-    pts = [(r["share"], r["speedup"]) for r in rows if r["config"] == first and r["speedup"]]
+    labels = [_label(m, v) for m in args.margins for v in args.vae_every]
+    series = [
+        [(r["share"], r["speedup"]) for r in rows if r["config"] == lab and r["speedup"]]
+        for lab in labels
+    ]
+    pts = [p for one in series for p in one]
     if not pts:
         return
     w, h, pad = 480, 320, 40
@@ -273,9 +326,15 @@ def _plot(rows: list[dict[str, Any]], path: Path, args: argparse.Namespace) -> N
     cv2.polylines(img, [np.array(bound)], False, (160, 160, 160), 1)
     seventy = [xy(f, min(top, 0.7 / f)) for f in np.linspace(0.06, 0.5, 60)]
     cv2.polylines(img, [np.array(seventy)], False, (0, 160, 255), 1)
-    for f, s in sorted(pts):
-        cv2.circle(img, xy(f, s), 4, (200, 60, 0), -1)
     font = cv2.FONT_HERSHEY_SIMPLEX
+    colours = [(200, 60, 0), (0, 140, 0), (150, 0, 150), (0, 0, 200), (120, 120, 0)]
+    for k, (lab, one) in enumerate(zip(labels, series, strict=True)):
+        colour = colours[k % len(colours)]
+        for f, s in sorted(one):
+            cv2.circle(img, xy(f, s), 4, colour, -1)
+        dbs = [r["psnr_fg"] for r in rows if r["config"] == lab and r["psnr_fg"] is not None]
+        text = lab.replace("sparse, ", "") + (f" ({min(dbs):.0f}+ dB)" if dbs else "")
+        cv2.putText(img, text, (w - pad - 230, pad + 14 + 14 * k), font, 0.35, colour, 1)
     cv2.putText(img, "speed-up vs foreground share", (pad, 24), font, 0.5, (0, 0, 0), 1)
     cv2.putText(img, "grey: 1/f, orange: 70%", (pad, h - 12), font, 0.4, (0, 0, 0), 1)
     cv2.putText(img, f"{args.size}px  0..50%  0..{top:.0f}x", (w - 200, h - 12), font, 0.4, 0, 1)

@@ -249,6 +249,16 @@ class VideoEdit(ModelNode):
             max=50,
         ),
         Param(
+            "sparse_vae_every",
+            Int,
+            0,
+            "sparse: the VAE encodes and decodes every k-th frame whole and the frames after "
+            "it on their boxes with its context, nearer than the first frame's (0: the first "
+            "frame only, fastest; 1: every frame whole, most faithful)",
+            min=0,
+            max=1000,
+        ),
+        Param(
             "clock_frames",
             Bool,
             False,
@@ -315,6 +325,7 @@ class VideoEdit(ModelNode):
         sparse: bool = False,
         sparse_margin: int = 16,
         sparse_refresh: int = 1,
+        sparse_vae_every: int = 0,
         mask: Video | None = None,
     ) -> dict[str, Any]:
         from fathom.engine.diffusion.video import VideoSettings
@@ -347,6 +358,7 @@ class VideoEdit(ModelNode):
             flow_fusion=flow_fusion,
             sparse_margin=sparse_margin,
             sparse_refresh=sparse_refresh,
+            sparse_vae_every=sparse_vae_every,
         )
         comps = load_diffusion(ctx, model)
         _check_model(ctx, comps, clock_period, clock_level)
@@ -508,6 +520,7 @@ def _run_sparse(
         settings.sparse_margin,
         refresh=settings.sparse_refresh,
         per_batch=per_batch,
+        vae_every=settings.sparse_vae_every,
     )
 
     def frame(i: int) -> Any:

@@ -171,23 +171,28 @@ class SparseExecution:
     align: boxes are rounded out to multiples of this many image pixels. anchor: how sparse
     self-attention adds the anchor frame's keys (the recorded item's, unchanged):
     "first+self" (own updated keys and the anchor's), "first" (the anchor's only) or "off"
-    (own only), as the video loop's anchor attention. ``mode`` is "off" (the model runs as if
-    unpatched), "record" or "sparse"; set the active region with :meth:`set_active` first.
+    (own only), as the video loop's anchor attention. reuse_stats: a residual block's first
+    norm takes its whole-frame statistics from the recorded input's sums with the box's part
+    swapped for the new one (as the second norm always does) instead of summing the whole
+    input: exact where the input outside the box is the recorded one, at the box's cost
+    instead of the frame's. ``mode`` is "off" (the model runs as if unpatched), "record" or
+    "sparse"; set the active region with :meth:`set_active` first.
     """
 
-    def __init__(self, align: int = 8, anchor: str = "off") -> None:
+    def __init__(self, align: int = 8, anchor: str = "off", reuse_stats: bool = False) -> None:
         if anchor not in ANCHOR_MODES:
             raise ValueError(f"anchor must be one of {ANCHOR_MODES}, not {anchor!r}")
         self.align = align
         self.anchor = anchor
+        self.reuse_stats = reuse_stats
         self.mode = "off"
         self.cache: dict[str, Any] = {}
         self.repeat = 1
         self.image_hw: tuple[int, int] = (0, 0)
         self.live: list[int] = []  # items with an active region
         self.boxes: list[tuple[int, int, int, int]] = []
-        self.computed = 0.0  # outputs computed in sparse passes (pixels × channels-agnostic)
-        self.total = 0.0  # ... and those the dense passes would have computed
+        self.computed = 0.0  # outputs computed in record and sparse passes (pixels, per layer)
+        self.total = 0.0  # ... and those dense passes would have computed
         self._levels: dict[tuple[int, int], Boxes] = {}
         self._patched: list[nn.Module] = []
         self._hooks: list[Any] = []
@@ -215,7 +220,13 @@ class SparseExecution:
             kind = type(module).__name__
             if kind == "ResnetBlock2D" and module.upsample is None and module.downsample is None:
                 self._patch(module, name, self.sparse_resnet)
-                self._hooks.append(module.norm2.register_forward_pre_hook(self._keep_h1(name)))
+                self._hooks.append(
+                    module.norm2.register_forward_pre_hook(self._keep_input(f"{name}.h1"))
+                )
+                if self.reuse_stats:
+                    self._hooks.append(
+                        module.norm1.register_forward_pre_hook(self._keep_input(f"{name}.x0"))
+                    )
                 owners.append(name)
             elif kind == "Transformer2DModel" and getattr(module, "is_input_continuous", False):
                 self._patch(module, name, self.sparse_transformer)
@@ -249,6 +260,9 @@ class SparseExecution:
                 y = original(x, *args, **kwargs)
                 out = y[0] if isinstance(y, tuple) else getattr(y, "sample", y)
                 owner.cache[key] = out.detach()
+                whole = out.shape[0] * out.shape[-2] * out.shape[-1]
+                owner.total += whole  # a recorded pass computes everything
+                owner.computed += whole
                 return y
             if owner.mode != "sparse":
                 return original(x, *args, **kwargs)
@@ -264,12 +278,14 @@ class SparseExecution:
 
         return hook
 
-    def _keep_h1(self, key: str) -> Any:
+    def _keep_input(self, key: str) -> Any:
+        """A norm's pre-hook recording its input and the input's per-group sums."""
+
         def hook(norm: nn.GroupNorm, args: Any) -> None:
             if self.mode == "record":
-                h1 = args[0].detach()
-                self.cache[f"{key}.h1"] = h1
-                self.cache[f"{key}.h1sums"] = group_sums(h1, norm.num_groups)
+                kept = args[0].detach()
+                self.cache[key] = kept
+                self.cache[f"{key}sums"] = group_sums(kept, norm.num_groups)
 
         return hook
 
@@ -358,7 +374,10 @@ class SparseExecution:
         tops, lefts = [t - 1 for t in box.top], [lf - 1 for lf in box.left]
         xg = gather_window(x, tops, lefts, box.h + 2, box.w + 2, self.live)
         ok = inside(tops, lefts, box.h + 2, box.w + 2, h, w, xg)
-        mean, var = self._stats(x, block.norm1.num_groups)
+        if self.reuse_stats:
+            mean, var = self._swapped_stats(block.norm1, f"{key}.x0", xg[:, :, 1:-1, 1:-1], box)
+        else:
+            mean, var = self._stats(x, block.norm1.num_groups)
         hid = block.nonlinearity(group_norm_with(xg, block.norm1, mean, var))
         hid = F.conv2d(hid if ok is None else hid * ok, block.conv1.weight, block.conv1.bias)
         if block.time_emb_proj is not None and temb is not None:
@@ -370,7 +389,7 @@ class SparseExecution:
             self.cache[f"{key}.h1"], tops, lefts, box.h + 2, box.w + 2, self._rec_rows()
         )
         ring[:, :, 1:-1, 1:-1] = hid
-        mean2, var2 = self._h1_stats(block, key, hid, box)
+        mean2, var2 = self._swapped_stats(block.norm2, f"{key}.h1", hid, box)
         hid = block.nonlinearity(group_norm_with(ring, block.norm2, mean2, var2))
         hid = F.conv2d(
             block.dropout(hid if ok is None else hid * ok), block.conv2.weight, block.conv2.bias
@@ -383,18 +402,18 @@ class SparseExecution:
         self._count(bsz, h, w, box)
         return out
 
-    def _h1_stats(
-        self, block: Any, key: str, core: torch.Tensor, box: Boxes
+    def _swapped_stats(
+        self, norm: nn.GroupNorm, key: str, core: torch.Tensor, box: Boxes
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        """The second norm's whole-frame statistics: the recorded input's sums with the box's
+        """A norm's whole-frame statistics from its recorded input's sums with the box's
         recorded part replaced by ``core`` (the box's new values)."""
-        rec = self.cache.get(f"{key}.h1")
+        rec = self.cache.get(key)
         if rec is None:
             raise RuntimeError(f"nothing recorded for {key}: run a record pass first")
-        s1, s2 = self.cache[f"{key}.h1sums"]
+        s1, s2 = self.cache[f"{key}sums"]
         rows = self._rec_rows()
         old = gather_window(rec, box.top, box.left, box.h, box.w, rows)
-        g = block.norm2.num_groups
+        g = norm.num_groups
         o1, o2 = group_sums(old, g)
         n1, n2 = group_sums(core, g)
         count = rec[0].numel() / g

@@ -110,6 +110,7 @@ class VideoSettings:
     flow_fusion: float = 0.0
     sparse_margin: int = 16  # sparse execution (engine.diffusion.sparsevideo): context pixels
     sparse_refresh: int = 1  # ... and the keyframe's whole-frame period in steps
+    sparse_vae_every: int = 0  # ... and the VAE's whole-frame period in frames (0: first only)
 
 
 class VideoRun:

@@ -114,12 +114,17 @@ def test_sparse_edit_from_a_graph_file(ex: Executor, tiny_sd: Path, tmp_path: Pa
     assert 0 < d["unet_computed"] < 0.6 and 0 < d["vae_computed"] < 0.6
 
 
-def test_whole_frame_mask_equals_the_plain_edit(ex: Executor, tiny_sd: Path) -> None:
+@pytest.mark.parametrize("vae_every", [0, 2])
+def test_whole_frame_mask_equals_the_plain_edit(
+    ex: Executor, tiny_sd: Path, vae_every: int
+) -> None:
     """With the whole frame as the foreground every layer computes every pixel: the sparse
-    edit is the plain edit (anchor attention, flow fusion and all)."""
+    edit is the plain edit (anchor attention, flow fusion and all), also with the VAE's
+    whole frame every second frame."""
     clip = _clip(4, full=True)
     plain = ex.call("generate.video_edit", clip, _params(tiny_sd))["video"]
-    sparse = ex.call("generate.video_edit", clip, _params(tiny_sd, sparse=True))["video"]
+    params = _params(tiny_sd, sparse=True, sparse_vae_every=vae_every)
+    sparse = ex.call("generate.video_edit", clip, params)["video"]
     a = np.stack([f.data for f in plain])
     b = np.stack([f.data for f in sparse])
     assert np.abs(a - b).max() <= 2 / 255
