@@ -14,7 +14,8 @@ Rows, all through video.depth's own stream (`DepthStream`: the processor in, the
 and per-frame normalisation out) on the same frames in the same run:
 
 * off: every frame through the model's forward (the baseline, 1.00×);
-* reuse: `temporal=reuse` at the node's defaults (threshold 0.02, keyframe interval 30);
+* reuse: `temporal=reuse` at the node's defaults (threshold 0.02, keyframe interval 30), one
+  row per ``--threshold``; "% fine" is the share of the neck's fine end's blocks recomputed;
 * resq 4-bit: `temporal=resq` with the bit-width held at 4 (no per-frame adaptation), the
   first frame the only full-precision keyframe;
 * resq adaptive: `temporal=resq` as the node runs it (bits 4, more for larger changes);
@@ -194,6 +195,7 @@ def main() -> None:
         "--threshold", type=float, nargs="+", default=[0.02], help="one reuse row per threshold"
     )
     ap.add_argument("--interval", type=int, default=30)
+    ap.add_argument("--no-resq", action="store_true", help="only off and the reuse rows")
     ap.add_argument("--json", type=Path)
     args = ap.parse_args()
     if args.memory:
@@ -217,11 +219,15 @@ def main() -> None:
         rows.append(
             (f"reuse (threshold {th:g})", TEMPORAL_MODES["reuse"](net, reuse), args.interval)
         )
-    rows += [
-        ("resq 4-bit", _Periodic(ResQ(net, 4, 1 << 30, adaptive=False), n), n),
-        ("resq adaptive (bits 4)", _Periodic(ResQ(net, 4, 1 << 30, args.threshold[0]), n), n),
-        ("per-frame 4-bit", _Plain(net, 4), 1),
-    ]
+    rows += (
+        []
+        if args.no_resq
+        else [
+            ("resq 4-bit", _Periodic(ResQ(net, 4, 1 << 30, adaptive=False), n), n),
+            ("resq adaptive (bits 4)", _Periodic(ResQ(net, 4, 1 << 30, args.threshold[0]), n), n),
+            ("per-frame 4-bit", _Plain(net, 4), 1),
+        ]
+    )
     # Warm-up (allocator, first-call overheads) on one frame, excluded.
     run_rows(frames, [("off", TEMPORAL_MODES["off"](net, s), 1)], video.slice(0, 1))
     results = []
@@ -253,8 +259,13 @@ def main() -> None:
     print("| mode | seconds | speed-up vs off | PSNR vs off (dB) | RMS error, frames 2.. |")
     print("|---|---|---|---|---|")
     for r in results:
+        share = ""
+        if "tokens_recomputed" in r:
+            share = (
+                f" ({100 * r['tokens_recomputed']:.1f} % tokens, {100 * r['head_cost']:.0f} % fine)"
+            )
         print(
-            f"| {r['mode']} | {r['seconds']} | {r['speedup']:.2f}× | {r['psnr_db']} | "
+            f"| {r['mode']}{share} | {r['seconds']} | {r['speedup']:.2f}× | {r['psnr_db']} | "
             f"{r['rmse_after_first']} |"
         )
     print("| delta (B: `fathom distill` student) | | | | |")

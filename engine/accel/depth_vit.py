@@ -12,6 +12,7 @@ projections, layer scales and MLP; nothing is copied or changed) and exposes:
 - ``DepthViT.layer_subset(li, x_s, keys, values, linear)``: the same layer for a token subset
   attending to all tokens' (cached) keys and values;
 - ``DepthViT.features(hidden)``: the backbone's feature maps from the layer outputs;
+- ``DepthViT.encode(pixel_values)``: the backbone alone (hidden states, keys, values);
 - ``DepthViT.head(features, rows, cols)``: neck + head on a patch grid (or a batch of crops).
 
 With the plain ``linear`` the dense path equals the model's own forward (tests check it).
@@ -152,6 +153,14 @@ class DepthViT:
         self, pixel_values: torch.Tensor, linear: Linear = plain_linear
     ) -> tuple[torch.Tensor, list[torch.Tensor], list[torch.Tensor], list[torch.Tensor]]:
         """The whole model: (predicted depth, hidden states, keys, values)."""
+        hidden, keys, values = self.encode(pixel_values, linear)
+        rows, cols = self.grid(pixel_values)
+        return self.head(self.features(hidden), rows, cols), hidden, keys, values
+
+    def encode(
+        self, pixel_values: torch.Tensor, linear: Linear = plain_linear
+    ) -> tuple[list[torch.Tensor], list[torch.Tensor], list[torch.Tensor]]:
+        """The backbone alone: (hidden states, keys, values) of every layer."""
         x = self.embed(pixel_values)
         hidden, keys, values = [x], [], []
         for li in range(self.depth):
@@ -159,8 +168,7 @@ class DepthViT:
             hidden.append(x)
             keys.append(k)
             values.append(v)
-        rows, cols = self.grid(pixel_values)
-        return self.head(self.features(hidden), rows, cols), hidden, keys, values
+        return hidden, keys, values
 
     def grid(self, pixel_values: torch.Tensor) -> tuple[int, int]:
         return pixel_values.shape[-2] // self.patch, pixel_values.shape[-1] // self.patch

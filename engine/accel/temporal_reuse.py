@@ -12,11 +12,14 @@ block-wise execution (SIGE, Li et al., NeurIPS 2022), for Depth Anything (DINOv2
   triggers a recompute). Layer by layer, only the changed tokens (and CLS) go through the
   layer: norms, Q/K/V, MLP; their queries attend to the keys and values of *all* tokens, the
   cached ones updated for the changed tokens; the unchanged tokens keep the cached output.
-- The DPT neck and head run only over the tiles that hold a changed patch, each on a crop with
-  a ``margin`` of context patches around it, batched; the tile's interior is pasted into the
-  cached depth, everything else keeps the previous depth. The tile size (4 … ``tile`` patches)
-  is chosen per frame to cover the least area; when the crops would cost more than the whole
-  grid, the head runs densely.
+- The DPT neck runs whole up to its last fusion layer's residual units (low resolution, about
+  40 % of its time); its fine end (the last ×2 upsampling, projection and the head, at up to
+  the input's resolution) runs only over the blocks whose input changed by ``neck_threshold``
+  × its mean magnitude, each with the context ring its layers read; every other block keeps
+  the previous depth (``depth_neck.SparseFine``). On a camera move the changed patches
+  scatter, and the coarse levels spread each change over the frame, so crops around them
+  would cost more than the frame; the fine end's input changes much less, and its change
+  falls off with distance from the changed patches.
 
 ``threshold <= 0`` makes every patch changed, so every frame is a keyframe (the plain model).
 """
@@ -28,6 +31,7 @@ from typing import Any
 
 import torch
 
+from fathom.engine.accel.depth_neck import SparseFine, neck_coarse
 from fathom.engine.accel.depth_vit import DepthViT
 
 
@@ -39,7 +43,7 @@ class ReuseStats:
     keyframes: int = 0
     tokens_total: int = 0
     tokens_computed: int = 0
-    #: Head runs and their cost in whole-grid units (crops with their margins / grid area).
+    #: Fine-end runs and their cost in whole-grid units (blocks recomputed / all blocks).
     tiles_total: int = 0
     tiles_computed: float = 0.0
     per_frame: list[float] = field(default_factory=list)  # fraction of tokens recomputed
@@ -69,16 +73,15 @@ class TemporalReuse:
         net: Any,
         threshold: float = 0.02,
         keyframe_interval: int = 30,
-        tile: int = 16,
-        margin: int = 2,
+        neck_threshold: float = 0.3,
+        block: int = 2,
         dense_fraction: float = 0.5,
         image_std: tuple[float, float, float] = (0.229, 0.224, 0.225),
     ) -> None:
         self.vit = DepthViT(net)
         self.threshold = float(threshold)
         self.keyframe_interval = max(1, int(keyframe_interval))
-        self.tile = max(2, int(tile) // 2 * 2)  # even, so stride-2 neck layers stay aligned
-        self.margin = max(0, int(margin) // 2 * 2)
+        self.fine = SparseFine(net, neck_threshold, block)
         self.dense_fraction = float(dense_fraction)
         self.std = torch.tensor(image_std, dtype=torch.float32)
         self.stats = ReuseStats()
@@ -92,6 +95,7 @@ class TemporalReuse:
         self.keys: list[torch.Tensor] = []
         self.values: list[torch.Tensor] = []
         self.depth: torch.Tensor | None = None
+        self.fine.ref = None
 
     def step(self, pixel_values: torch.Tensor) -> torch.Tensor:
         """Predicted depth (1 × H × W, the model's raw output) for the next frame."""
@@ -113,7 +117,7 @@ class TemporalReuse:
             return self.depth
         self._update_reference(pixel_values, changed)
         self._tokens(pixel_values, changed)
-        self._tiles(changed, rows, cols)
+        self._neck(rows, cols)
         return self.depth
 
     def _keyframe(self, pixel_values: torch.Tensor) -> torch.Tensor:
@@ -121,7 +125,9 @@ class TemporalReuse:
         rows, cols = self.vit.grid(pixel_values)
         self.stats.tokens_computed += rows * cols
         self.stats.per_frame.append(1.0)
-        depth, self.hidden, self.keys, self.values = self.vit.forward(pixel_values)
+        self.hidden, self.keys, self.values = self.vit.encode(pixel_values)
+        h = neck_coarse(self.vit.net, self.vit.features(self.hidden), rows, cols)
+        depth = self.fine.dense(h, rows, cols)
         self.reference = pixel_values.clone()
         self.depth = depth
         self.since_key = 1
@@ -146,60 +152,10 @@ class TemporalReuse:
             x = self.vit.layer_subset(li, x, index, self.keys[li], self.values[li])
             self.hidden[li + 1][:, index] = x
 
-    def _pick_tiles(
-        self, changed: torch.Tensor, rows: int, cols: int
-    ) -> tuple[int, list[tuple[int, int]]]:
-        """The tile size (up to ``tile``) whose crops cover the least area, and its tiles
-        holding a change; no tiles when the whole grid costs less (run the head densely)."""
-        best: tuple[float, int, list[tuple[int, int]]] = (float(rows * cols), self.tile, [])
-        for t in sorted({4, 6, 8, 12, 16, self.tile}):
-            crop = t + 2 * self.margin
-            if t > self.tile or crop > rows or crop > cols:
-                continue
-            tiles = _tiles_with(changed, t)
-            if len(tiles) * crop * crop < best[0]:
-                best = (float(len(tiles) * crop * crop), t, tiles)
-        return best[1], best[2]
-
-    def _tiles(self, changed: torch.Tensor, rows: int, cols: int) -> None:
-        """Neck + head over the tiles that hold a changed patch, with context around each."""
+    def _neck(self, rows: int, cols: int) -> None:
+        """The neck's coarse levels whole, its fine end over the blocks whose input changed."""
         assert self.depth is not None
-        m = self.margin
-        t, tiles = self._pick_tiles(changed, rows, cols)
-        crop = t + 2 * m
+        h = neck_coarse(self.vit.net, self.vit.features(self.hidden), rows, cols)
+        self.depth, frac = self.fine.update(h, rows, cols, self.depth)
         self.stats.tiles_total += 1
-        feats = self.vit.features(self.hidden)
-        if not tiles:
-            self.stats.tiles_computed += 1
-            self.depth = self.vit.head(feats, rows, cols)
-            return
-        self.stats.tiles_computed += len(tiles) * crop * crop / (rows * cols)
-        grids = [f[:, 1:].reshape(1, rows, cols, -1) for f in feats]
-        starts = [(_start(ty, m, rows, crop), _start(tx, m, cols, crop)) for ty, tx in tiles]
-        batch = []
-        for g in grids:
-            crops = torch.cat([g[:, y : y + crop, x : x + crop] for y, x in starts])
-            seq = crops.reshape(len(tiles), crop * crop, -1)
-            batch.append(torch.cat([seq.new_zeros(len(tiles), 1, seq.shape[-1]), seq], dim=1))
-        out = self.vit.head(batch, crop, crop)
-        p = self.vit.patch
-        depth = self.depth.clone()
-        for b, ((ty, tx), (y, x)) in enumerate(zip(tiles, starts, strict=True)):
-            th, tw = min(t, rows - ty) * p, min(t, cols - tx) * p
-            oy, ox = (ty - y) * p, (tx - x) * p
-            depth[0, ty * p : ty * p + th, tx * p : tx * p + tw] = out[
-                b, oy : oy + th, ox : ox + tw
-            ]
-        self.depth = depth
-
-
-def _tiles_with(changed: torch.Tensor, t: int) -> list[tuple[int, int]]:
-    """Top-left patch of every ``t`` × ``t`` tile that holds a changed patch."""
-    pooled = torch.nn.functional.max_pool2d(changed[None, None].float(), t, ceil_mode=True)
-    return [(int(y) * t, int(x) * t) for y, x in torch.nonzero(pooled[0, 0] > 0)]
-
-
-def _start(tile_start: int, margin: int, size: int, crop: int) -> int:
-    """Where a crop around a tile starts: ``margin`` before it, inside the grid, even."""
-    s = min(max(0, tile_start - margin), size - crop)
-    return s - s % 2
+        self.stats.tiles_computed += frac

@@ -10,6 +10,7 @@ import pytest
 import torch
 from video_depth_models import build_depth_anything, disc_clip
 
+from fathom.engine.accel.depth_neck import neck_coarse, neck_fine
 from fathom.engine.accel.depth_vit import DepthViT, is_depth_vit
 from fathom.engine.accel.resq import PerFrameQuant, ResQ, bits_for_change, quantize
 from fathom.engine.accel.temporal_reuse import TemporalReuse
@@ -60,25 +61,29 @@ def test_a_static_clip_recomputes_nothing_after_the_keyframe(model: tuple) -> No
 
 
 @torch.inference_mode()
-def test_a_local_change_recomputes_only_its_tokens_and_tiles(model: tuple) -> None:
+def test_a_local_change_recomputes_only_its_tokens_and_the_neck_near_it(model: tuple) -> None:
     processor, net = model
     frames = _pixels(processor, disc_clip(2, size=64, step=0.0))
     moved = frames[0].clone()
     moved[..., :14, :14] += 0.8  # one corner patch changes
-    reuse = TemporalReuse(net, threshold=0.01, tile=2, margin=4)
-    before = reuse.step(frames[0]).clone()
+    reuse = TemporalReuse(net, threshold=0.01, neck_threshold=0.0, block=1)
+    reuse.step(frames[0])
     after = reuse.step(moved)
     assert reuse.stats.tokens_computed == 120 + 1  # the keyframe's 10×12 patches, then one
-    assert reuse.stats.tiles_computed == pytest.approx(10 * 10 / 120)  # one 10×10 crop
-    # Outside the changed tile the depth is the previous frame's, exactly ...
-    assert torch.equal(after[:, 28:], before[:, 28:]) and torch.equal(
-        after[..., 28:], before[..., 28:]
-    )
-    # ... and near it the recomputed depth follows the full model closely.
-    dense = net(pixel_values=moved).predicted_depth
-    err = (after - dense)[:, :28, :28].abs().max() / dense.abs().max()
+    # At neck threshold 0 the sparse neck is exactly the whole neck on the reused features ...
+    feats = reuse.vit.features(reuse.hidden)
+    dense = neck_fine(net, neck_coarse(net, feats, 10, 12), 10, 12)
+    assert float((after - dense).abs().max()) <= 1e-5 * float(dense.abs().max())
+    # ... and the reused features follow the full model closely near the change.
+    full = net(pixel_values=moved).predicted_depth
+    err = (after - full)[:, :28, :28].abs().max() / full.abs().max()
     assert float(err) < 0.05
-    assert float((after - before)[:, :14, :14].abs().max()) > 0
+    # With a neck threshold, the neck's fine end recomputes only the blocks near the change.
+    reuse = TemporalReuse(net, threshold=0.01, neck_threshold=0.3, block=1)
+    before = reuse.step(frames[0]).clone()
+    after = reuse.step(moved)
+    assert 0 < reuse.stats.tiles_computed < 0.5
+    assert torch.equal(after[:, 70:], before[:, 70:])  # the bottom half: the previous depth
 
 
 @torch.inference_mode()
