@@ -28,9 +28,10 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-#: Context (in pixels at each level) that a block's window carries: the ×2 upsampling and the
-#: head's first 3×3 convolution read up to 3 pixels of ``h`` and of the projection around it.
-RING = 3
+#: How far (in pixels of ``h``) around a block the fine end reads: the ×2 upsampling, the head's
+#: 3×3 convolutions and its upsampling to the input's resolution reach 2 pixels of ``h`` (worked
+#: out at every block for grids of 10 to 56 patches; the tests check it against the dense run).
+RING = 2
 
 
 def neck_coarse(net: Any, features: list[torch.Tensor], rows: int, cols: int) -> torch.Tensor:
@@ -53,20 +54,21 @@ def neck_coarse(net: Any, features: list[torch.Tensor], rows: int, cols: int) ->
 
 def neck_fine(net: Any, h: torch.Tensor, rows: int, cols: int) -> torch.Tensor:
     """The fine end on whole maps, exactly as the model runs it: B × (rows·patch) × (cols·patch)."""
+    return _fine_maps(net, h, rows, cols)[2]
+
+
+def _fine_maps(
+    net: Any, h: torch.Tensor, rows: int, cols: int
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """The fine end on whole maps: the projection's output, the head's first convolution's and
+    the depth."""
     last, head = net.neck.fusion_stage.layers[-1], net.head
-    x = F.interpolate(h, scale_factor=2, mode="bilinear", align_corners=True)
-    x = head.conv1(last.projection(x))
+    pre = last.projection(F.interpolate(h, scale_factor=2, mode="bilinear", align_corners=True))
+    q = head.conv1(pre)
     p = int(head.patch_size)
-    x = F.interpolate(x, (rows * p, cols * p), mode="bilinear", align_corners=True)
+    x = F.interpolate(q, (rows * p, cols * p), mode="bilinear", align_corners=True)
     x = head.conv3(head.activation1(head.conv2(x)))
-    return (head.activation2(x) * head.max_depth).squeeze(1)
-
-
-def _blocks_of(x: torch.Tensor, side: int, by: torch.Tensor, bx: torch.Tensor) -> torch.Tensor:
-    """(n·side) × (m·side) × C map → its blocks at (by, bx), as B × C × side × side (laid out
-    channels last, as the map is, so each row of a block is one contiguous copy)."""
-    h, w, c = x.shape
-    return x.view(h // side, side, w // side, side, c)[by, :, bx].permute(0, 3, 1, 2)
+    return pre, q, (head.activation2(x) * head.max_depth).squeeze(1)
 
 
 def _put_blocks(
@@ -133,9 +135,9 @@ class SparseFine:
     """The neck's fine end for one clip: ``dense`` on a keyframe, ``update`` on the frames
     between (recomputing only the blocks whose input changed).
 
-    Holds the reference ``h`` and, padded to whole blocks, the fine end's maps that a block's
-    convolutions read around it: the projection's output and the head's first convolution's
-    (×2 resolution), the upsampled map and the depth (the input's resolution)."""
+    Holds the reference ``h`` and, padded to whole blocks (channels last, so a block's row is
+    one contiguous copy), the fine end's maps that a block reads around it: the projection's
+    output and the head's first convolution's (×2 resolution), and the depth."""
 
     def __init__(self, net: Any, threshold: float = 0.3, block: int = 2) -> None:
         self.net = net
@@ -155,17 +157,10 @@ class SparseFine:
 
     def dense(self, h: torch.Tensor, rows: int, cols: int) -> torch.Tensor:
         """The fine end on whole maps (the model's own computation), keeping its maps."""
-        last, head = self.net.neck.fusion_stage.layers[-1], self.net.head
         self.ref = h.clone()
         self.scale = float(h.abs().mean())
         nby, nbx, s1, s2 = self._sizes(rows, cols)
-        pre = last.projection(F.interpolate(h, scale_factor=2, mode="bilinear", align_corners=True))
-        q = head.conv1(pre)
-        w = F.interpolate(
-            q, (rows * self.patch, cols * self.patch), mode="bilinear", align_corners=True
-        )
-        x = head.conv3(head.activation1(head.conv2(w)))
-        depth = (head.activation2(x) * head.max_depth).squeeze(1)
+        pre, q, depth = _fine_maps(self.net, h, rows, cols)
         h1, w1 = pre.shape[2:]
         h2, w2 = depth.shape[1:]
         c1, c2 = pre.shape[1], q.shape[1]
