@@ -40,8 +40,12 @@ if TYPE_CHECKING:
 #: Largest texture side uploaded (every desktop GPU and llvmpipe take 8192).
 MAX_TEXTURE = 8192
 FLOATS = 8  # per vertex: position (3), uv (2), colour (3)
-#: A full mesh with more triangles than this is drawn progressively (see the module's notes).
-CHUNK_TRIANGLES = 60_000
+#: A full mesh with more triangles than this is drawn progressively (see the module's notes):
+#: above a panorama's coarse mesh (2·192·96), which is drawn whole while moving.
+CHUNK_TRIANGLES = 40_000
+#: The first slice, before a rate is measured: small, as the first draw of a scene also pays
+#: for llvmpipe compiling its shader variant (a 60k-triangle first slice took ~50 ms here).
+FIRST_SLICE = 8_000
 #: Aimed-for time of one slice of a progressive draw, on the GUI thread.
 CHUNK_MS = 20.0
 
@@ -151,10 +155,10 @@ class _Refinement:
 
 def chunk_size(triangles_per_ms: float | None, budget_ms: float | None = None) -> int:
     """Triangles for the next slice of a progressive draw: as many as take ``budget_ms``
-    (``CHUNK_MS``) at the rate measured so far (the first slice: ``CHUNK_TRIANGLES``)."""
+    (``CHUNK_MS``) at the rate measured so far (the first slice: ``FIRST_SLICE``)."""
     budget_ms = CHUNK_MS if budget_ms is None else budget_ms
     if not triangles_per_ms or triangles_per_ms <= 0:
-        return CHUNK_TRIANGLES
+        return FIRST_SLICE
     return int(np.clip(triangles_per_ms * budget_ms, 5_000, 4 * CHUNK_TRIANGLES))
 
 
@@ -185,7 +189,11 @@ class GLCanvas(QOpenGLWidget):
         self._fbo: tuple[int, int, int, int, int] | None = None  # fbo, colour, depth, w, h
         self._rate: float | None = None  # triangles per ms measured in slices
         self._slice = QTimer(self)
-        self._slice.setInterval(0)
+        # One shot, restarted after each slice: every other timer that fell due during a slice
+        # runs before the next one (a repeating timer's next turn is reckoned from before the
+        # slice and can come first, two slices then holding the thread at once).
+        self._slice.setSingleShot(True)
+        self._slice.setInterval(1)
         self._slice.timeout.connect(self._draw_slice)
         self._note = QLabel(self)
         self._note.setAlignment(Qt.AlignmentFlag.AlignCenter)
@@ -337,6 +345,8 @@ class GLCanvas(QOpenGLWidget):
             self._refined = r.key
             self._stop_refining()
             self.update()
+        else:
+            self._slice.start()
 
     def _offscreen(self, w: int, h: int) -> int:
         """The offscreen framebuffer (colour + depth renderbuffers), made at ``w``×``h``."""

@@ -49,9 +49,9 @@ def test_opengl_viewer_under_xvfb() -> None:
 
 
 def test_slices_of_a_progressive_draw_follow_the_measured_rate() -> None:
-    from fathom.app.viewer360_gl import CHUNK_TRIANGLES, chunk_size
+    from fathom.app.viewer360_gl import CHUNK_TRIANGLES, FIRST_SLICE, chunk_size
 
-    assert chunk_size(None) == CHUNK_TRIANGLES  # nothing measured yet
+    assert chunk_size(None) == FIRST_SLICE < CHUNK_TRIANGLES  # nothing measured yet: small
     assert chunk_size(1000.0, budget_ms=20.0) == 20_000  # 1000 triangles/ms × 20 ms
     assert chunk_size(1.0, budget_ms=20.0) == 5_000  # never a trickle...
     assert chunk_size(1e9, budget_ms=20.0) == 4 * CHUNK_TRIANGLES  # ...nor one huge slice
