@@ -103,21 +103,36 @@ def _resample(
     """The model's bilinear upsampling (corners aligned) along ``dim`` (1 rows, 2 columns) of a
     batch of B × rows × columns × C windows: window b starts at input index ``origin[b]`` of
     the whole ``n_in`` map; its ``n`` outputs are output indices ``start[b]``… of the whole
-    ``n_out`` map, sampled where the whole map samples them, and zero outside it (padding)."""
+    ``n_out`` map, sampled where the whole map samples them, and zero outside it (padding).
+
+    Done as one batched matrix product with each window's interpolation weights (two per
+    output row): gathering the two source rows per output and blending them took about 4×
+    as long on a CPU (an index copy of every window per source row)."""
+    weights = _interpolation(origin, start, n, x.shape[dim], n_in, n_out).to(x.dtype)
+    b, r, c, ch = x.shape
+    if dim == 1:
+        return torch.bmm(weights, x.reshape(b, r, c * ch)).view(b, n, c, ch)
+    return torch.einsum("bjk,brkc->brjc", weights, x)
+
+
+def _interpolation(
+    origin: torch.Tensor, start: torch.Tensor, n: int, size: int, n_in: int, n_out: int
+) -> torch.Tensor:
+    """B × n × size weights of ``_resample``: output j of window b blends input rows i0 and
+    i0 + 1 (local to the window) as the whole map's corner-aligned upsampling does."""
     y = start[:, None] + torch.arange(n)[None, :]
     scale = torch.tensor((n_in - 1) / max(1, n_out - 1), dtype=torch.float32)
     src = y.clamp(0, n_out - 1).float() * scale
     i0 = src.floor().long().clamp(0, n_in - 1)
-    t = (src - i0.float()).to(x.dtype)
+    t = src - i0.float()
     i1 = (i0 + 1).clamp(max=n_in - 1)
-    size = x.shape[dim]
-    l0 = (i0 - origin[:, None]).clamp(0, size - 1)
-    l1 = (i1 - origin[:, None]).clamp(0, size - 1)
-    b = torch.arange(x.shape[0])[:, None]
-    xt = x if dim == 1 else x.transpose(1, 2)
-    out = torch.lerp(xt[b, l0], xt[b, l1], t[..., None, None])  # B × n × other × C
-    out[(y < 0) | (y >= n_out)] = 0
-    return out if dim == 1 else out.transpose(1, 2)
+    keep = ((y >= 0) & (y < n_out)).float()
+    w = torch.zeros(y.shape[0], n, size)
+    w.scatter_add_(
+        2, (i0 - origin[:, None]).clamp(0, size - 1)[..., None], ((1 - t) * keep)[..., None]
+    )
+    w.scatter_add_(2, (i1 - origin[:, None]).clamp(0, size - 1)[..., None], (t * keep)[..., None])
+    return w
 
 
 def _hwc(x: torch.Tensor) -> torch.Tensor:

@@ -146,7 +146,7 @@ class TemporalReuse:
         flat = torch.nonzero(changed.reshape(-1)).reshape(-1) + 1
         index = torch.cat([flat.new_zeros(1), flat])
         self.stats.tokens_computed += int(flat.numel())
-        x = self.vit.embed(pixel_values)[:, index]
+        x = self.vit.embed_subset(pixel_values, index)
         self.hidden[0][:, index] = x
         for li in range(self.vit.depth):
             x = self.vit.layer_subset(li, x, index, self.keys[li], self.values[li])

@@ -39,6 +39,23 @@ def test_layer_by_layer_forward_is_the_models_own(model: tuple) -> None:
 
 
 @torch.inference_mode()
+def test_embedding_a_subset_of_tokens_equals_the_models_embeddings(model: tuple) -> None:
+    processor, net = model
+    vit = DepthViT(net)
+    x = _pixels(processor, disc_clip(1))[0]
+    full = vit.embed(x)
+    index = torch.tensor([0, 1, 5, 17, 60, full.shape[1] - 1])
+    got = vit.embed_subset(x, index)
+    assert vit._subset_exact  # the fast path, not the fallback
+    assert torch.allclose(got, full[:, index], atol=1e-5 * float(full.abs().max()), rtol=0)
+    # A new input size re-interpolates the positions.
+    small = x[..., :112, :126]
+    assert torch.allclose(
+        vit.embed_subset(small, index[:4]), vit.embed(small)[:, index[:4]], atol=1e-5, rtol=1e-5
+    )
+
+
+@torch.inference_mode()
 def test_threshold_zero_recomputes_everything_and_equals_the_model(model: tuple) -> None:
     processor, net = model
     reuse = TemporalReuse(net, threshold=0.0)
