@@ -40,6 +40,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from fathom.engine.accel.depth_vit import is_depth_vit
+from fathom.engine.errors import LibraryError
+
 FORMAT, VERSION = "fathom.delta-student", 1
 WEIGHTS, CONFIG = "student.safetensors", "student.json"
 FAMILIES = ("depth", "segmentation")
@@ -346,12 +349,58 @@ def load_teacher(folder: Path, device: str = "cpu") -> tuple[Any, Any, str]:
         from fathom.engine.models.depth import load_transformers_depth
 
         processor, net = load_transformers_depth(folder, device, "float32")
+        if not is_depth_vit(net):
+            raise StudentError(
+                f"{folder} is a {cfg.get('model_type', 'depth')} model; Delta-Distillation "
+                "students run a Depth Anything model (DINOv2 backbone) layer by layer",
+                "use a Depth Anything model folder as the teacher",
+            )
     else:
         raise StudentError(
             f"{folder} is neither a segmentation nor a depth model ({archs or 'no architecture'})",
-            "use a SegFormer or Depth Anything / DPT model folder",
+            "use a SegFormer or Depth Anything model folder",
         )
     return processor, net, teacher_family(net)
+
+
+def check_settings(steps: int, held_out: float) -> None:
+    """Training settings that would write a useless student or no held-out error."""
+    if steps < 1:
+        raise StudentError(f"--steps is {steps}: nothing would be trained", "use --steps 1 or more")
+    if not 0 < held_out < 1:
+        raise StudentError(
+            f"--held-out is {held_out:g}: it is the share of each clip kept for the held-out "
+            "error, so it must lie strictly between 0 and 1",
+            "use e.g. --held-out 0.2",
+        )
+
+
+def check_out_folder(out: Path, teacher: Path) -> None:
+    """``out`` may be new or an earlier student (it is replaced); anything else is the user's
+    data and is never overwritten (the teacher's own folder least of all)."""
+    if not out.exists():
+        return
+    if out.resolve() == teacher.resolve():
+        raise StudentError(
+            f"--out {out} is the teacher's own folder", "choose a new folder for the student"
+        )
+    if not out.is_dir():
+        raise StudentError(f"--out {out} is a file", "choose a new folder for the student")
+    if any(out.iterdir()) and not (out / CONFIG).is_file():
+        raise StudentError(
+            f"--out {out} exists and holds something other than a student (no {CONFIG})",
+            "choose a new folder for the student (an earlier student folder is replaced)",
+        )
+
+
+def _read_clip(path: Path, limit: int) -> list[np.ndarray]:
+    try:
+        return clip_frames(path, limit)
+    except LibraryError as exc:
+        raise StudentError(
+            f"cannot read clip {path}: {exc}",
+            "check the clip's path and that it is a complete video file or image sequence",
+        ) from None
 
 
 def clip_frames(path: Path, limit: int) -> list[np.ndarray]:
@@ -482,8 +531,10 @@ def distill(
 
     if not clips:
         raise StudentError("no clips given", "pass one or more video files to learn from")
+    check_settings(steps, held_out)
+    check_out_folder(Path(out), Path(teacher))
     processor, net, family = load_teacher(teacher, device)
-    frames = [clip_frames(Path(c), max_frames) for c in clips]
+    frames = [_read_clip(Path(c), max_frames) for c in clips]
     data = _collect(processor, net, family, frames, held_out, tick)
     c, h, w = data.feats[0].shape[1:]
     student = DeltaStudent(int(c), hidden, reduce_for((h, w)))

@@ -63,6 +63,13 @@ def pruned_widths(widths: tuple[int, ...], keep: float) -> tuple[int, ...]:
                 f"a level of {w} channels cannot keep {n} (at least {GROUPS}, the GroupNorm "
                 "groups): raise keep or prune a wider model"
             )
+    for i in range(1, len(widths)):
+        if widths[i] != widths[i - 1] and out[i] == out[i - 1]:
+            raise PruneError(
+                f"at keep {keep:g} the widths {list(widths)} would become {list(out)}: levels "
+                f"{i - 1} and {i} would be equally wide, which removes the shortcut between "
+                "them that the model's weights need; choose another keep or prune a wider model"
+            )
     return out
 
 
@@ -364,7 +371,13 @@ def prune_svd(
         raise PruneError(f"{out} exists; choose a new folder for the pruned model")
     pipe = load_svd(source, device, "float32", "none").pipe
     unet = pipe.unet
-    pruned_widths(tuple(unet.config.block_out_channels), keep)  # refuse early
+    widths = tuple(unet.config.block_out_channels)
+    if pruned_widths(widths, keep) == widths:  # refuse before the calibration run
+        raise PruneError(
+            f"at keep {keep:g} every level keeps all its channels ({list(widths)}: widths "
+            f"stay multiples of the {GROUPS} GroupNorm groups), so nothing would be pruned; "
+            "lower keep or prune a wider model"
+        )
     n = frames or int(unet.config.num_frames)
     capture = CapturedCalls(unet)
 

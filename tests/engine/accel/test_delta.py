@@ -103,3 +103,46 @@ def test_fathom_distill_end_to_end(work: Path, capsys: pytest.CaptureFixture[str
     bad = main(["distill", str(work / "pan.webp"), str(work / "pan.webp"), "--out", str(out)])
     assert bad == 2
     assert "fix:" in capsys.readouterr().err
+
+
+def _tiny_dpt(folder: Path) -> Path:
+    """A DPT (ViT backbone, not DINOv2): a depth model that students cannot run."""
+    from transformers import DPTConfig, DPTForDepthEstimation, DPTImageProcessor
+
+    cfg = DPTConfig(hidden_size=32, num_hidden_layers=4, num_attention_heads=2,
+                    intermediate_size=64, image_size=64, patch_size=16,
+                    neck_hidden_sizes=[8, 16, 32, 32], fusion_hidden_size=16)  # fmt: skip
+    torch.manual_seed(0)
+    DPTForDepthEstimation(cfg).save_pretrained(folder)
+    DPTImageProcessor(size={"height": 64, "width": 64}).save_pretrained(folder)
+    return folder
+
+
+def test_bad_settings_and_folders_are_refused_before_training(work: Path) -> None:
+    clip = [work / "pan.webp"]
+    # The user's data is never overwritten: a model folder, a file, the teacher itself.
+    other = work / "someone_elses"
+    other.mkdir()
+    (other / "notes.txt").write_text("keep me")
+    (work / "a_file").write_text("keep me too")
+    for out in (other, work / "a_file", work / "seg"):
+        with pytest.raises(StudentError, match="--out"):
+            distill(work / "seg", clip, out, steps=2)
+    assert (other / "notes.txt").read_text() == "keep me"
+    assert (work / "a_file").read_text() == "keep me too"
+    assert (work / "seg" / "config.json").is_file()
+    with pytest.raises(StudentError, match="--steps"):
+        distill(work / "seg", clip, work / "s0", steps=0)
+    with pytest.raises(StudentError, match="--held-out"):
+        distill(work / "seg", clip, work / "s0", steps=2, held_out=1.5)
+    with pytest.raises(StudentError, match="cannot read clip") as err:
+        distill(work / "seg", [work / "missing.mp4"], work / "s0", steps=2)
+    assert "complete video" in err.value.fix
+    with pytest.raises(StudentError, match="Depth Anything"):
+        distill(_tiny_dpt(work / "dpt"), clip, work / "s0", steps=2)
+    assert not (work / "s0").exists()
+    # An earlier student is replaced.
+    again = work / "student_again"
+    distill(work / "seg", clip, again, steps=2)
+    distill(work / "seg", clip, again, steps=3)
+    assert json.loads((again / CONFIG).read_text())["trained"]["steps"] == 3

@@ -75,7 +75,11 @@ def test_keeping_every_channel_reproduces_the_unet(pruned: tuple[Path, Path, obj
 def test_pruned_widths_and_timestep_frequencies() -> None:
     assert pruned_widths((320, 640, 1280, 1280), 0.5) == (160, 320, 640, 640)
     assert pruned_widths((64, 128, 256, 256), 0.5) == (32, 64, 128, 128)
-    assert pruned_widths((32, 64), 0.5) == (32, 32)  # a level keeps at least the 32 groups
+    # A level keeps at least the 32 groups, and two levels of different widths must stay
+    # different (the shortcut between them holds weights): (32, 64) at 0.5 cannot be pruned.
+    with pytest.raises(PruneError, match="equally wide"):
+        pruned_widths((32, 64), 0.5)
+    assert pruned_widths((32, 128), 0.5) == (32, 64)
     with pytest.raises(PruneError, match="GroupNorm"):
         pruned_widths((16,), 1.0)  # narrower than the 32 groups: nothing to keep
     with pytest.raises(PruneError, match="keep"):
@@ -147,3 +151,7 @@ def test_refusals(pruned: tuple[Path, Path, object], tmp_path: Path) -> None:
         prune_svd(src, out, 0.5, None)
     assert main(["prune-svd", str(src), "--out", str(tmp_path / "x"), "--calib", "nope.png"]) == 2
     assert not (tmp_path / "x").exists()
+    # A keep that rounds back to every width would write a full copy: refused, nothing written.
+    with pytest.raises(PruneError, match="nothing would be pruned"):
+        prune_svd(src, tmp_path / "y", 0.99, None)
+    assert not (tmp_path / "y").exists()
