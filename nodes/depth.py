@@ -47,13 +47,14 @@ class EstimateDepth(Node):
 
     @classmethod
     def check(cls, params: dict[str, Any], ctx: NodeContext) -> list[Problem]:
+        from fathom.engine.generation import family_problems
         from fathom.engine.models import ModelError, locate_model
 
         try:
-            locate_model(params["model"])
+            path = locate_model(params["model"])
         except ModelError as exc:
             return [Problem(str(exc), ctx.node_id, "model")]
-        return []
+        return family_problems(cls, path, ctx)
 
     def run(
         self,

@@ -18,7 +18,7 @@ from fathom.engine.fileio import atomic_path, writable_dir_problem
 from fathom.engine.imaging.codecs import EXR_FIX, exr_backend, read_image, to_uint, write_exr
 from fathom.engine.imaging.depthmath import COLORMAPS, colorize
 from fathom.engine.media.audio import first_audio
-from fathom.engine.media.readers import AVReader, FileVideo, open_reader
+from fathom.engine.media.readers import AVReader, FileVideo, ffmpeg_size_problem, open_reader
 from fathom.engine.media.timing import _PATTERN, sequence_pattern
 from fathom.engine.media.writers import (
     CONTAINERS,
@@ -119,6 +119,11 @@ class LoadVideo(Node):
             w0, h0 = reader.size
             w = width or max(1, round(w0 * height / h0))
             h = height or max(1, round(h0 * width / w0))
+            problem = ffmpeg_size_problem(w, h)
+            if problem is not None:
+                raise ctx.error(
+                    problem, port="width" if width else "height", fix="decode at a smaller size"
+                )
             video = video.scaled(w, h)  # type: ignore[attr-defined]
         return {"video": video, "fps": video.fps, "frames": len(video), "duration": video.duration}
 
@@ -281,7 +286,19 @@ def _target_problem(p: Path, node: str, writable: bool = True) -> list[Problem]:
 def _save_problems(cls: type[Node], params: dict[str, Any], ctx: NodeContext) -> list[Problem]:
     p = Path(params["path"]).expanduser()
     target = p if p.is_absolute() else ctx.options.output_dir / p
-    return _target_problem(target, ctx.node_id, writable=False)
+    out = _target_problem(target, ctx.node_id, writable=False)
+    suffix = target.suffix.lower()
+    deep = sequence_pattern(target.name) is not None and suffix in (".png", ".exr")
+    if str(params.get("bits", "8")) == "16" and not deep:
+        out.append(
+            Problem(
+                f"bits 16 applies to PNG sequences; {target.name} is written with 8 bits",
+                ctx.node_id,
+                "bits",
+                "set bits to 8, or save frames/%04d.png (or .exr, which keeps float values)",
+            )
+        )
+    return out
 
 
 def _frame_writer(suffix: str, bits: str) -> Any:
@@ -301,10 +318,15 @@ def _frame_writer(suffix: str, bits: str) -> Any:
 
 
 def _colourised(colormap: str, frame: Image) -> Image:
-    """A one-channel (depth) frame through a colour map, near (low values) bright; colour
-    frames pass unchanged."""
+    """A one-channel (depth) frame through a colour map, near (low values) bright. A colour
+    frame is refused: the map would do nothing to it, silently."""
     if frame.channels != 1:
-        return frame
+        raise MediaError(
+            f"colormap {colormap!r} colours one-channel (depth or mask) frames; this video's "
+            f"frames have {frame.channels} channels",
+            "set colormap to none, or connect a depth video (video.depth)",
+            port="colormap",
+        )
     return Image(colorize(frame.gray(), colormap, 0.0, 100.0, near_is_bright=True))
 
 
@@ -418,7 +440,7 @@ class SaveVideo(Node):
             else:
                 self._container(ctx, part, target, out_fps, quality, preset, track)
         except MediaError as exc:
-            raise ctx.refuse(exc, port="video") from None
+            raise ctx.refuse(exc, port=exc.port or "video") from None
         ctx.record_file(target.parent if sequence_pattern(target.name) else target)
         return {"path": str(target)}
 
@@ -456,6 +478,14 @@ class SaveVideo(Node):
         n = len(part)
         with atomic_path(target) as tmp:
             writer = ContainerWriter(tmp, part.size, fps, quality, preset, track)
+            if writer.size != part.size:
+                w, h = part.size
+                note = (
+                    f"{w}×{h} written as {writer.size[0]}×{writer.size[1]}: {writer.kind} "
+                    "needs even sides (the last row or column dropped)"
+                )
+                ctx.report(size=note)
+                ctx.log.warning(note)
             # A file's own frames go to the encoder in FFmpeg's pixel formats (no RGB).
             read: Any = (
                 part.av_frame

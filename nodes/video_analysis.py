@@ -273,11 +273,13 @@ class Segment(Node):
 
         if not params.get("model") or params.get("backend") == "propagate":
             return []
+        from fathom.engine.generation import family_problems
+
         try:
-            locate_model(params["model"], ctx.options.base_dir)
+            path = locate_model(params["model"], ctx.options.base_dir)
         except ModelError as exc:
             return [Problem(str(exc), ctx.node_id, "model")]
-        return []
+        return family_problems(cls, path, ctx)
 
     def run(
         self,

@@ -333,10 +333,12 @@ class VideoDepth(Node):
 
     @classmethod
     def check(cls, params: dict[str, Any], ctx: NodeContext) -> list[Problem]:
+        from fathom.engine.generation import family_problems
         from fathom.engine.models import ModelError, locate_model
+        from fathom.engine.models.families import transformers_model_type
 
         try:
-            locate_model(params["model"])
+            path = locate_model(params["model"])
         except ModelError as exc:
             return [
                 Problem(
@@ -347,7 +349,20 @@ class VideoDepth(Node):
                     "downloaded Hugging Face id, e.g. " + DEFAULT_DEPTH_MODEL,
                 )
             ]
-        return []
+        problems = family_problems(cls, path, ctx)
+        kind = transformers_model_type(path)
+        temporal = str(params.get("temporal", "off"))
+        if not problems and temporal != "off" and kind not in (None, "depth_anything"):
+            problems.append(
+                Problem(
+                    f"temporal '{temporal}' runs Depth Anything models layer by layer; "
+                    f"{path.name} is a {kind} model",
+                    ctx.node_id,
+                    "temporal",
+                    "use temporal 'off', or a Depth Anything (V1/V2) model",
+                )
+            )
+        return problems
 
     def run(
         self,
@@ -474,6 +489,15 @@ class VideoParallax(Node):
         if depth_kind == "relative" and near >= far:
             raise ctx.error(
                 f"near ({near}) must be less than far ({far})", port="near", fix="swap them"
+            )
+        # A colour video wired in as depth would render as nonsense, not fail: refuse it (its
+        # first frame is computed once either way: depth frames are kept for every reader).
+        channels = depth.frame(0).channels
+        if channels != 1:
+            raise ctx.error(
+                f"the depth input's frames have {channels} channels; a depth video has one",
+                port="depth",
+                fix="connect video.depth's output here (a colour video is not depth)",
             )
         device = ctx.device.torch_device if ctx.device.kind == "cuda" else "cpu"
         n = len(video)

@@ -17,6 +17,21 @@ def build_depth_anything(folder: Path, height: int = 112, width: int = 112) -> P
     return save_depth_anything(folder, height, width)
 
 
+def build_tiny_dpt(folder: Path) -> Path:
+    """A DPT (ViT backbone, not DINOv2) at toy width: a depth model that the layer-by-layer
+    temporal modes and Delta-Distillation students cannot run."""
+    import torch
+    from transformers import DPTConfig, DPTForDepthEstimation, DPTImageProcessor
+
+    cfg = DPTConfig(hidden_size=32, num_hidden_layers=4, num_attention_heads=2,
+                    intermediate_size=64, image_size=64, patch_size=16,
+                    neck_hidden_sizes=[8, 16, 32, 32], fusion_hidden_size=16)  # fmt: skip
+    torch.manual_seed(0)
+    DPTForDepthEstimation(cfg).save_pretrained(folder)
+    DPTImageProcessor(size={"height": 64, "width": 64}).save_pretrained(folder)
+    return folder
+
+
 def disc_clip(frames: int, size: int = 64, step: float = 1.5, seed: int = 0) -> list[np.ndarray]:
     """H×W×3 float frames: a bright textured disc moving ``step`` px per frame to the right
     over a fixed textured background (only the disc's neighbourhood changes)."""

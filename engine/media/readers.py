@@ -294,6 +294,21 @@ class AVReader:
         return reformat(fr, w, h, "rgb24", interp).to_ndarray()
 
 
+#: FFmpeg refuses a frame unless (width + 128) × (height + 128) < 2³¹ / 8 (its image size check;
+#: 16,255² is the largest square).
+FFMPEG_MAX_AREA = (1 << 31) // 8
+
+
+def ffmpeg_size_problem(width: int, height: int) -> str | None:
+    """Why FFmpeg cannot hold a ``width`` × ``height`` frame (None: it can)."""
+    if (width + 128) * (height + 128) < FFMPEG_MAX_AREA:
+        return None
+    return (
+        f"{width}×{height} is larger than FFmpeg can hold in one frame ((width + 128) × "
+        "(height + 128) must stay under 2²⁸; 16255×16255 is the largest square)"
+    )
+
+
 def reformat(
     frame: Any, width: int, height: int, fmt: str | None = None, interpolation: Any = None
 ) -> Any:

@@ -13,8 +13,9 @@ from typing import Any
 
 import numpy as np
 
+from fathom.engine.errors import MediaError
 from fathom.engine.media.audio import audio_chunks, channel_layout
-from fathom.engine.media.readers import reformat
+from fathom.engine.media.readers import ffmpeg_size_problem, reformat
 from fathom.engine.media.timing import sequence_name, sequence_pattern
 from fathom.engine.types import AudioTrack
 
@@ -114,6 +115,11 @@ class ContainerWriter:
         if vcodec in ("libx264", "libvpx-vp9"):  # 4:2:0 needs even sides
             w, h = max(2, w - w % 2), max(2, h - h % 2)
         self.size = (w, h)
+        problem = ffmpeg_size_problem(w, h)
+        if problem is not None:
+            raise MediaError(
+                problem, "make the video smaller (video.resize), or save a PNG or EXR sequence"
+            )
         self._out = av.open(str(path), mode="w", format=_muxer(suffix))
         try:
             self._setup(vcodec, acodec, fps, quality, preset, audio)
@@ -172,6 +178,23 @@ class ContainerWriter:
     def write(self, frame: Any) -> None:
         """An ``av.VideoFrame`` (any format or size: the encoder converts) or a float [0, 1]
         or uint8 H×W×C array."""
+        import av
+
+        try:
+            self._write(frame)
+        except av.FFmpegError as exc:
+            if self._count:
+                raise
+            # FFmpeg sizes its frames and opens the encoder on the first frame: what it refuses
+            # then is the size.
+            w, h = self.size
+            raise MediaError(
+                f"FFmpeg cannot encode a {w}×{h} video as {self.kind} ({exc})",
+                "make the video smaller (video.resize), or save a PNG or EXR sequence",
+                port="video",
+            ) from None
+
+    def _write(self, frame: Any) -> None:
         import av
 
         if not isinstance(frame, av.VideoFrame):

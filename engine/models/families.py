@@ -213,6 +213,14 @@ def transformers_task(config: dict[str, Any]) -> str | None:
     return None
 
 
+def transformers_model_type(path: Path) -> str | None:
+    """The ``model_type`` a transformers model folder's config.json names (None: not one)."""
+    if not path.is_dir() or (path / "model_index.json").is_file():
+        return None
+    value = _read_json(path / "config.json").get("model_type")
+    return str(value) if value else None
+
+
 def _folder_family(path: Path) -> ModelInfo:
     index = _read_json(path / "model_index.json")
     if not index:

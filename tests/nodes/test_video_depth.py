@@ -6,9 +6,12 @@ from __future__ import annotations
 from pathlib import Path
 from types import SimpleNamespace
 
+import cv2
 import numpy as np
 import pytest
-from video_depth_models import build_depth_anything, disc_clip
+from temporal_models import build_tiny_segformer
+from video_depth_models import build_depth_anything, build_tiny_dpt, disc_clip
+from videoclips import make_clip
 
 from fathom.engine.context import NodeContext, RunOptions
 from fathom.engine.errors import NodeError
@@ -134,6 +137,9 @@ def test_parallax_renders_each_frame_from_a_moving_camera(model: str) -> None:
     with pytest.raises(NodeError) as err:
         EX.call("video.parallax", {"video": CLIP, "depth": depth.slice(0, 2)}, params)
     assert err.value.port == "depth"
+    with pytest.raises(NodeError) as err:  # the colour clip wired in as its own depth
+        EX.call("video.parallax", {"video": CLIP, "depth": CLIP}, params)
+    assert err.value.port == "depth" and "3 channels" in str(err.value)
 
 
 def test_the_video_depth_example_renders_headless_on_a_tiny_model(
@@ -180,3 +186,50 @@ def test_depth_streams_so_memory_does_not_grow_with_the_clip(model: str) -> None
     frame_bytes = 192 * 256 * 3 * 4
     short, long = peak(6), peak(30)
     assert long < short + 2 * frame_bytes, (short, long)  # 24 more frames would be +14 MB
+
+
+def test_a_model_of_another_kind_is_refused_before_the_run(model: str, tmp_path: Path) -> None:
+    from fathom.engine.errors import GraphInvalid
+    from fathom.engine.graph import Graph
+
+    seg = str(build_tiny_segformer(tmp_path / "seg"))
+    dpt = str(build_tiny_dpt(tmp_path / "dpt"))
+    opts = RunOptions(device="cpu", output_dir=tmp_path, base_dir=tmp_path)
+    cases = [
+        ("video.depth", {"model": seg}, "model", "segmentation"),
+        ("video.depth", {"model": dpt, "temporal": "reuse"}, "temporal", "Depth Anything"),
+        ("video.segment", {"model": model, "temporal": "reuse"}, "model", "depth"),
+        ("depth.estimate", {"model": seg}, "model", "segmentation"),
+    ]
+    make_clip(tmp_path / "c.mp4", frames=2)
+    for type_id, params, port, words in cases:
+        g = Graph()
+        g.add_node(type_id, "n", params)
+        src, out = ("load", "image") if type_id == "depth.estimate" else ("video.load", "video")
+        if src == "load":
+            cv2.imwrite(str(tmp_path / "i.png"), np.zeros((32, 32, 3), np.uint8))
+            g.add_node("image.load", "src", {"path": "i.png"})
+            g.connect("src", "image", "n", "image")
+        else:
+            g.add_node("video.load", "src", {"path": "c.mp4"})
+            g.connect("src", "video", "n", "video")
+        with pytest.raises(GraphInvalid) as bad:
+            EX.plan(g, options=opts)
+        found = [p for p in bad.value.problems if p.node == "n" and p.port == port]
+        assert found and words in found[0].message, (type_id, bad.value.problems)
+    # A DPT with temporal 'off' is fine: it runs the model's own forward.
+    g = Graph()
+    g.add_node("video.load", "src", {"path": "c.mp4"})
+    g.add_node("video.depth", "n", {"model": dpt})
+    g.connect("src", "video", "n", "video")
+    assert _problems(g, opts) == []
+
+
+def _problems(g: object, opts: RunOptions) -> list:
+    from fathom.engine.errors import GraphInvalid
+
+    try:
+        EX.plan(g, options=opts)
+    except GraphInvalid as exc:
+        return exc.problems
+    return []

@@ -409,3 +409,37 @@ def test_a_frame_of_an_empty_video_says_so(tmp_path: Path) -> None:
     with pytest.raises(NodeError) as err:
         call("video.frame", {"video": Video(0, 24.0, lambda i: None)}, {}, tmp_path)
     assert err.value.port == "video" and "no frames" in str(err.value)
+
+
+def test_save_refuses_settings_it_would_ignore_and_reports_what_it_changes(tmp_path: Path) -> None:
+    make_clip(tmp_path / "c.mp4", frames=4, fps=12.0, gop=2)
+    clip = load("c.mp4", tmp_path)
+    # A colour map on colour frames would do nothing: refused on its own parameter.
+    with pytest.raises(NodeError) as err:
+        call("video.save", {"video": clip}, {"path": "m.mp4", "colormap": "turbo"}, tmp_path)
+    assert err.value.port == "colormap" and "depth" in (err.value.fix or "")
+    # 16 bits into an 8-bit movie is refused before anything runs.
+    g = Graph()
+    g.add_node("video.load", "load", {"path": "c.mp4"})
+    g.add_node("video.save", "save", {"path": "d.mp4", "bits": "16"})
+    g.connect("load", "video", "save", "video")
+    with pytest.raises(GraphInvalid) as bad:
+        EX.plan(g, options=RunOptions(output_dir=tmp_path, base_dir=tmp_path))
+    assert {(p.node, p.port) for p in bad.value.problems} == {("save", "bits")}
+    # Odd sides: H.264 drops the last column and row, and the report says so.
+    odd = Video.from_frames([Image(np.full((61, 97, 3), 0.5, np.float32))] * 2, fps=12)
+    ex = Executor(REG)
+    opts = RunOptions(device="cpu", output_dir=tmp_path, base_dir=tmp_path)
+    ex.call("video.save", {"video": odd}, {"path": "odd.mp4"}, opts)
+    with av.open(str(tmp_path / "odd.mp4")) as f:
+        assert (f.streams.video[0].width, f.streams.video[0].height) == (96, 60)
+
+
+def test_a_size_ffmpeg_cannot_hold_is_refused_on_the_port_that_asked_for_it(
+    tmp_path: Path,
+) -> None:
+    make_clip(tmp_path / "c.mp4", frames=2, fps=12.0, gop=2)
+    with pytest.raises(NodeError) as err:
+        load("c.mp4", tmp_path, width=16384, height=16384)
+    assert err.value.port == "width" and "smaller" in (err.value.fix or "")
+    assert load("c.mp4", tmp_path, width=64).size == (64, 43)  # an ordinary resize still works

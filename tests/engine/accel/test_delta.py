@@ -11,6 +11,7 @@ import pytest
 import torch
 from object_models import build_tiny_depth
 from temporal_models import build_tiny_segformer, pan_frames, write_clip
+from video_depth_models import build_tiny_dpt
 
 from fathom.engine.accel.delta import (
     CONFIG,
@@ -105,19 +106,6 @@ def test_fathom_distill_end_to_end(work: Path, capsys: pytest.CaptureFixture[str
     assert "fix:" in capsys.readouterr().err
 
 
-def _tiny_dpt(folder: Path) -> Path:
-    """A DPT (ViT backbone, not DINOv2): a depth model that students cannot run."""
-    from transformers import DPTConfig, DPTForDepthEstimation, DPTImageProcessor
-
-    cfg = DPTConfig(hidden_size=32, num_hidden_layers=4, num_attention_heads=2,
-                    intermediate_size=64, image_size=64, patch_size=16,
-                    neck_hidden_sizes=[8, 16, 32, 32], fusion_hidden_size=16)  # fmt: skip
-    torch.manual_seed(0)
-    DPTForDepthEstimation(cfg).save_pretrained(folder)
-    DPTImageProcessor(size={"height": 64, "width": 64}).save_pretrained(folder)
-    return folder
-
-
 def test_bad_settings_and_folders_are_refused_before_training(work: Path) -> None:
     clip = [work / "pan.webp"]
     # The user's data is never overwritten: a model folder, a file, the teacher itself.
@@ -139,7 +127,7 @@ def test_bad_settings_and_folders_are_refused_before_training(work: Path) -> Non
         distill(work / "seg", [work / "missing.mp4"], work / "s0", steps=2)
     assert "complete video" in err.value.fix
     with pytest.raises(StudentError, match="Depth Anything"):
-        distill(_tiny_dpt(work / "dpt"), clip, work / "s0", steps=2)
+        distill(build_tiny_dpt(work / "dpt"), clip, work / "s0", steps=2)
     assert not (work / "s0").exists()
     # An earlier student is replaced.
     again = work / "student_again"
