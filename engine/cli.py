@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import signal
 import sys
 import threading
@@ -159,8 +160,27 @@ def _models_parser(sub: Any) -> None:
     )
 
 
+def hush_libraries() -> None:
+    """No third-party progress bars or advisory warnings: ``--quiet`` promises no progress
+    output, and a CI log wants one plain line per node, not carriage-return bars. Environment
+    settings are read when transformers and huggingface_hub import; diffusers' loading bar
+    has only its switch."""
+    os.environ["HF_HUB_DISABLE_PROGRESS_BARS"] = "1"
+    os.environ["TRANSFORMERS_VERBOSITY"] = "error"
+    os.environ["DIFFUSERS_VERBOSITY"] = "error"
+    os.environ["TRANSFORMERS_NO_ADVISORY_WARNINGS"] = "1"
+    try:
+        from diffusers.utils import logging as diffusers_logging
+    except ImportError:
+        return
+    diffusers_logging.disable_progress_bar()
+    diffusers_logging.set_verbosity_error()
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if getattr(args, "quiet", False) or not sys.stderr.isatty():
+        hush_libraries()
     try:
         if args.version:
             return cmd_version()

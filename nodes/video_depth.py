@@ -340,15 +340,13 @@ class VideoDepth(Node):
         try:
             path = locate_model(params["model"])
         except ModelError as exc:
-            return [
-                Problem(
-                    str(exc),
-                    ctx.node_id,
-                    "model",
-                    "point it at a depth model folder (config.json + model.safetensors) or a "
-                    "downloaded Hugging Face id, e.g. " + DEFAULT_DEPTH_MODEL,
-                )
-            ]
+            # The locator's message says what to do when it knows ("... Fix: ..."): one fix.
+            message, _, fix = str(exc).partition("Fix:")
+            fix = fix.strip() or (
+                "point it at a depth model folder (config.json + model.safetensors) or a "
+                "downloaded Hugging Face id, e.g. " + DEFAULT_DEPTH_MODEL
+            )
+            return [Problem(message.strip(), ctx.node_id, "model", fix)]
         problems = family_problems(cls, path, ctx)
         kind = transformers_model_type(path)
         temporal = str(params.get("temporal", "off"))

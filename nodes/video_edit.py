@@ -122,11 +122,15 @@ class Trim(Node):
             ) from None
         if b <= a:
             stop = "the end" if end is None else f"{end:g}"
+            length = len(video) if unit == "frames" else video.duration
+            past = a >= len(video)  # the start is beyond the clip, not the end before it
             raise ctx.error(
                 f"trimming {start:g}..{stop} {unit} keeps no frames of a "
                 f"{len(video)}-frame ({video.duration:.3g} s) video",
-                port="end",
-                fix="make end larger than start, within the clip",
+                port="start" if past else "end",
+                fix=f"start within the clip (below {length:g} {unit})"
+                if past
+                else "make end larger than start, within the clip",
             )
         return {"video": video.slice(a, b)}
 

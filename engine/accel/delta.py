@@ -492,7 +492,7 @@ def _train(
         opt.step()
         losses.append(float(loss.detach()))
         if step % 10 == 0 or step == steps - 1:
-            tick(f"step {step + 1}/{steps} loss {losses[-1]:.4f}")
+            tick(f"step {step + 1}/{steps} loss {losses[-1]:.4f} (per unit of feature change)")
     return losses
 
 
@@ -550,7 +550,10 @@ def distill(
     report = DistillReport(
         family, len(data.train), len(data.held), steps, 0.0, err, base, str(out), losses
     )
-    tick(f"held-out error {err:.5g} (copying the previous features: {base:.5g})")
+    tick(
+        f"held-out error {err:.5g} (mean squared feature error; copying the previous "
+        f"frame's features: {base:.5g})"
+    )
     meta = {
         "family": family,
         "teacher": {

@@ -74,7 +74,8 @@ def test_trim_by_frames_and_seconds_on_a_decoded_clip(tmp_path: Path) -> None:
     # ... and a span past the clip's end when the clip's length is known.
     with pytest.raises(NodeError) as err:
         call("video.trim", {"video": video}, {"start": 30, "end": 40})
-    assert err.value.port == "end" and "keeps no frames" in str(err.value)
+    assert err.value.port == "start" and "keeps no frames" in str(err.value)
+    assert "below 24 frames" in (err.value.fix or "")  # the start is past the clip
     with pytest.raises(NodeError) as err:
         call("video.trim", {"video": video}, {"start": 2.5})
     assert err.value.port == "start"
