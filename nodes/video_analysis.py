@@ -263,7 +263,14 @@ class Segment(Node):
             min=0,
             max=10,
         ),
-        Param("bits", Int, 4, "resq: bit-width of the residual at large changes", min=2, max=8),
+        Param(
+            "bits",
+            Int,
+            4,
+            "resq: the most bits of the residual (a frame of large change; fewer as it shrinks)",
+            min=2,
+            max=8,
+        ),
         Param("student", String, "", "delta: the student folder `fathom distill` wrote"),
     )
 
@@ -271,7 +278,21 @@ class Segment(Node):
     def check(cls, params: dict[str, Any], ctx: NodeContext) -> list[Problem]:
         from fathom.engine.models import ModelError, locate_model
 
-        if not params.get("model") or params.get("backend") == "propagate":
+        if params.get("backend") == "propagate":
+            return []
+        if not str(params.get("model") or "").strip():
+            temporal = str(params.get("temporal", "flow"))
+            if params.get("backend") == "model" or temporal != "flow":
+                why = "backend 'model'" if temporal == "flow" else f"temporal '{temporal}'"
+                return [
+                    Problem(
+                        f"{why} runs a segmentation model, and `model` is empty",
+                        ctx.node_id,
+                        "model",
+                        "set `model` to a segmentation model folder or hub id, or carry a "
+                        "first-frame mask with temporal 'flow'",
+                    )
+                ]
             return []
         from fathom.engine.generation import family_problems
 

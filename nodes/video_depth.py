@@ -326,7 +326,12 @@ class VideoDepth(Node):
             max=1.0,
         ),
         Param(
-            "bits", Int, 4, "resq: bits of the residual on a frame of small change", min=2, max=8
+            "bits",
+            Int,
+            4,
+            "resq: the fewest bits of the residual (a frame of small change; more as it grows)",
+            min=2,
+            max=8,
         ),
         Param("student", String, "", "delta: the student folder `fathom distill` wrote"),
     )

@@ -131,3 +131,25 @@ def test_live_ticks_continue_the_previous_frame(model: Path) -> None:
         shares.append(state["segment"][1].recomputed)
     assert state["segment"][2] == 4
     assert shares == [1.0, 0.0, 0.0, 1.0]
+
+
+def test_a_temporal_mode_without_a_model_is_refused_before_the_run(tmp_path: Path) -> None:
+    from fathom.engine.errors import GraphInvalid
+    from fathom.engine.graph import Graph
+
+    write_clip(tmp_path / "c.webp", disc_frames(2, 64))
+    opts = RunOptions(device="cpu", output_dir=tmp_path, base_dir=tmp_path)
+    for params in ({"temporal": "reuse"}, {"backend": "model"}):
+        g = Graph()
+        g.add_node("video.load", "src", {"path": "c.webp"})
+        g.add_node("video.segment", "seg", params)
+        g.connect("src", "video", "seg", "video")
+        with pytest.raises(GraphInvalid) as bad:
+            Executor(REG).plan(g, options=opts)
+        assert [(p.node, p.port) for p in bad.value.problems] == [("seg", "model")]
+    # The default (flow, no model) carries a first-frame mask: nothing to refuse up front.
+    g = Graph()
+    g.add_node("video.load", "src", {"path": "c.webp"})
+    g.add_node("video.segment", "seg", {})
+    g.connect("src", "video", "seg", "video")
+    Executor(REG).plan(g, options=opts)
