@@ -155,7 +155,8 @@ class TemporalReuse:
     def _neck(self, rows: int, cols: int) -> None:
         """The neck's coarse levels whole, its fine end over the blocks whose input changed."""
         assert self.depth is not None
-        h = neck_coarse(self.vit.net, self.vit.features(self.hidden), rows, cols)
+        feats = self.vit.features(self.hidden)
+        h = neck_coarse(self.vit.net, feats, rows, cols, channels_last=True)
         self.depth, frac = self.fine.update(h, rows, cols, self.depth)
         self.stats.tiles_total += 1
         self.stats.tiles_computed += frac
