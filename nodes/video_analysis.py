@@ -294,13 +294,15 @@ class Segment(Node):
                     )
                 ]
             return []
+        from fathom.engine.accel.delta import student_problems
         from fathom.engine.generation import family_problems
 
         try:
             path = locate_model(params["model"], ctx.options.base_dir)
         except ModelError as exc:
             return [Problem(str(exc), ctx.node_id, "model")]
-        return family_problems(cls, path, ctx)
+        node, base = ctx.node_id, ctx.options.base_dir
+        return family_problems(cls, path, ctx) + student_problems(params, node, base)
 
     def run(
         self,

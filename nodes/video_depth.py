@@ -338,6 +338,7 @@ class VideoDepth(Node):
 
     @classmethod
     def check(cls, params: dict[str, Any], ctx: NodeContext) -> list[Problem]:
+        from fathom.engine.accel.delta import student_problems
         from fathom.engine.generation import family_problems
         from fathom.engine.models import ModelError, locate_model
         from fathom.engine.models.families import transformers_model_type
@@ -355,6 +356,7 @@ class VideoDepth(Node):
         problems = family_problems(cls, path, ctx)
         kind = transformers_model_type(path)
         temporal = str(params.get("temporal", "off"))
+        problems += student_problems(params, ctx.node_id, ctx.options.base_dir)
         if not problems and temporal != "off" and kind not in (None, "depth_anything"):
             problems.append(
                 Problem(

@@ -41,7 +41,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from fathom.engine.accel.depth_vit import is_depth_vit
-from fathom.engine.errors import LibraryError
+from fathom.engine.errors import LibraryError, Problem
 
 FORMAT, VERSION = "fathom.delta-student", 1
 WEIGHTS, CONFIG = "student.safetensors", "student.json"
@@ -251,6 +251,30 @@ def read_student_config(folder: Path | str) -> dict[str, Any]:
     if doc.get("format") != FORMAT or doc.get("version") != VERSION:
         raise StudentError(f"{folder} is not a {FORMAT} version {VERSION} student", fix)
     return dict(doc)
+
+
+def student_problems(params: dict[str, Any], node: str, base_dir: Path) -> list[Problem]:
+    """A node's ``temporal`` 'delta' without a readable ``student`` folder, found in its
+    pre-flight check, before any model loads (whether the student fits the model is known only
+    once the model is loaded)."""
+    if params.get("temporal") != "delta":
+        return []
+    student = str(params.get("student") or "")
+    if not student.strip():
+        return [
+            Problem(
+                "temporal 'delta' needs a Delta-Distillation student",
+                node,
+                "student",
+                "set `student` to a folder made by `fathom distill MODEL CLIPS... --out FOLDER`",
+            )
+        ]
+    path = Path(student).expanduser()
+    try:
+        read_student_config(path if path.is_absolute() else base_dir / path)
+    except StudentError as exc:
+        return [Problem(str(exc), node, "student", exc.fix)]
+    return []
 
 
 def load_student(folder: Path | str, net: Any) -> DeltaStudent:

@@ -188,7 +188,7 @@ def test_depth_streams_so_memory_does_not_grow_with_the_clip(model: str) -> None
     assert long < short + 2 * frame_bytes, (short, long)  # 24 more frames would be +14 MB
 
 
-def test_a_model_of_another_kind_is_refused_before_the_run(model: str, tmp_path: Path) -> None:
+def test_a_wrong_model_or_student_is_refused_before_the_run(model: str, tmp_path: Path) -> None:
     from fathom.engine.errors import GraphInvalid
     from fathom.engine.graph import Graph
 
@@ -200,6 +200,13 @@ def test_a_model_of_another_kind_is_refused_before_the_run(model: str, tmp_path:
         ("video.depth", {"model": dpt, "temporal": "reuse"}, "temporal", "Depth Anything"),
         ("video.segment", {"model": model, "temporal": "reuse"}, "model", "depth"),
         ("depth.estimate", {"model": seg}, "model", "segmentation"),
+        ("video.depth", {"model": model, "temporal": "delta"}, "student", "needs a"),
+        (
+            "video.depth",
+            {"model": model, "temporal": "delta", "student": "nope"},
+            "student",
+            "not a",
+        ),
     ]
     make_clip(tmp_path / "c.mp4", frames=2)
     for type_id, params, port, words in cases:
