@@ -507,3 +507,16 @@ def test_device_choice_without_an_accelerator_question() -> None:
     assert (cpu.kind, cpu.torch_device, cpu.dtype) == ("cpu", "cpu", "float32")
     with pytest.raises(DeviceUnavailable, match="unknown device 'tpu'"):
         pick_device("tpu")
+
+
+def test_quiet_or_piped_runs_silence_third_party_progress_bars() -> None:
+    """--quiet (or a stderr that is not a terminal, as in CI) turns off the progress bars and
+    advisory warnings of the libraries models load through."""
+    from diffusers.utils import logging as diffusers_logging
+
+    from fathom.engine.cli import hush_libraries
+
+    hush_libraries()
+    assert not diffusers_logging.is_progress_bar_enabled()
+    assert os.environ["HF_HUB_DISABLE_PROGRESS_BARS"] == "1"
+    assert os.environ["TRANSFORMERS_VERBOSITY"] == "error"
