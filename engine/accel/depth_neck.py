@@ -27,6 +27,7 @@ from typing import Any
 
 import torch
 import torch.nn.functional as F
+from torch import nn
 
 #: How far (in pixels of ``h``) around a block the fine end reads: the ×2 upsampling, the head's
 #: 3×3 convolutions and its upsampling to the input's resolution reach 2 pixels of ``h`` (worked
@@ -35,16 +36,23 @@ RING = 2
 
 
 def neck_coarse(
-    net: Any, features: list[torch.Tensor], rows: int, cols: int, channels_last: bool = False
+    net: Any,
+    features: list[torch.Tensor],
+    rows: int,
+    cols: int,
+    channels_last: bool = False,
+    maps: list[torch.Tensor] | None = None,
 ) -> torch.Tensor:
     """The neck up to (and with) the last fusion layer's residual units: B × C × 4·rows × 4·cols.
 
     ``channels_last``: the convolutions run on channels-last maps, which oneDNN convolves
     without reordering them (the last fusion layer's residual units, half of this part's time,
     about 1.5× faster on a CPU); equal to the model's own layout up to float rounding, so a
-    keyframe, which must equal the model, keeps the model's layout."""
+    keyframe, which must equal the model, keeps the model's layout. ``maps``: the reassembled
+    maps when the caller has them (``Reassembled``), else the model reassembles ``features``."""
     neck = net.neck
-    maps = neck.reassemble_stage(features, rows, cols)
+    if maps is None:
+        maps = neck.reassemble_stage(features, rows, cols)
     if channels_last:
         maps = [m.contiguous(memory_format=torch.channels_last) for m in maps]
     maps = [conv(m) for conv, m in zip(neck.convs, maps, strict=True)][::-1]
@@ -59,6 +67,55 @@ def neck_coarse(
     if fused.shape != residual.shape:
         residual = F.interpolate(residual, size=fused.shape[2:], mode="bilinear")
     return last.residual_layer2(fused + last.residual_layer1(residual))
+
+
+class Reassembled:
+    """The neck's reassembled maps for one clip, updated token by token between keyframes.
+
+    Each stage's projection is 1×1 and the ×4 and ×2 resizes are transposed convolutions whose
+    stride equals their kernel, so a token's outputs are its own block of the map: only the
+    changed tokens' blocks are recomputed (the model projects and resizes every token of four
+    stages on every call). The coarsest stage's stride-2 3×3 convolution mixes neighbours and
+    runs whole, on its kept projected map. ``full`` runs the model's own operations, so a
+    keyframe's maps equal the model's."""
+
+    def __init__(self, net: Any) -> None:
+        self.layers = list(net.neck.reassemble_stage.layers)
+        self.projected: list[torch.Tensor] = []
+        self.maps: list[torch.Tensor] = []
+
+    def full(self, features: list[torch.Tensor], rows: int, cols: int) -> list[torch.Tensor]:
+        self.projected, self.maps = [], []
+        for f, layer in zip(features, self.layers, strict=True):
+            x = f[:, 1:].reshape(f.shape[0], rows, cols, -1).permute(0, 3, 1, 2).contiguous()
+            p = layer.projection(x)
+            self.projected.append(p)
+            self.maps.append(layer.resize(p))
+        return self.maps
+
+    def update(
+        self, features: list[torch.Tensor], index: torch.Tensor, cols: int
+    ) -> list[torch.Tensor]:
+        """After the tokens at ``index`` (0 is CLS, not in the maps) changed in ``features``."""
+        flat = index[index > 0] - 1
+        r, c = flat // cols, flat % cols
+        for i, (f, layer) in enumerate(zip(features, self.layers, strict=True)):
+            proj = layer.projection
+            p = F.linear(f[0, flat + 1], proj.weight.flatten(1), proj.bias)  # K × C
+            self.projected[i][0][:, r, c] = p.t()
+            resize = layer.resize
+            if isinstance(resize, nn.ConvTranspose2d) and resize.stride == resize.kernel_size:
+                k = int(resize.kernel_size[0])
+                blocks = torch.einsum("nc,coab->noab", p, resize.weight)
+                if resize.bias is not None:
+                    blocks = blocks + resize.bias.view(1, -1, 1, 1)
+                m = self.maps[i][0]
+                m.view(m.shape[0], m.shape[1] // k, k, m.shape[2] // k, k)[:, r, :, c, :] = blocks
+            elif isinstance(resize, nn.Identity):
+                self.maps[i] = self.projected[i]
+            else:
+                self.maps[i] = resize(self.projected[i])
+        return self.maps
 
 
 def neck_fine(net: Any, h: torch.Tensor, rows: int, cols: int) -> torch.Tensor:

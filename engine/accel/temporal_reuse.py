@@ -31,7 +31,7 @@ from typing import Any
 
 import torch
 
-from fathom.engine.accel.depth_neck import SparseFine, neck_coarse
+from fathom.engine.accel.depth_neck import Reassembled, SparseFine, neck_coarse
 from fathom.engine.accel.depth_vit import DepthViT
 
 
@@ -82,6 +82,8 @@ class TemporalReuse:
         self.threshold = float(threshold)
         self.keyframe_interval = max(1, int(keyframe_interval))
         self.fine = SparseFine(net, neck_threshold, block)
+        self.reassembled = Reassembled(net)
+        self._index: torch.Tensor | None = None  # the tokens the last frame recomputed
         self.dense_fraction = float(dense_fraction)
         self.std = torch.tensor(image_std, dtype=torch.float32)
         self.stats = ReuseStats()
@@ -126,7 +128,9 @@ class TemporalReuse:
         self.stats.tokens_computed += rows * cols
         self.stats.per_frame.append(1.0)
         self.hidden, self.keys, self.values = self.vit.encode(pixel_values)
-        h = neck_coarse(self.vit.net, self.vit.features(self.hidden), rows, cols)
+        feats = self.vit.features(self.hidden)
+        maps = self.reassembled.full(feats, rows, cols)
+        h = neck_coarse(self.vit.net, feats, rows, cols, maps=maps)
         depth = self.fine.dense(h, rows, cols)
         self.reference = pixel_values.clone()
         self.depth = depth
@@ -146,6 +150,7 @@ class TemporalReuse:
         flat = torch.nonzero(changed.reshape(-1)).reshape(-1) + 1
         index = torch.cat([flat.new_zeros(1), flat])
         self.stats.tokens_computed += int(flat.numel())
+        self._index = index
         x = self.vit.embed_subset(pixel_values, index)
         self.hidden[0][:, index] = x
         for li in range(self.vit.depth):
@@ -155,8 +160,10 @@ class TemporalReuse:
     def _neck(self, rows: int, cols: int) -> None:
         """The neck's coarse levels whole, its fine end over the blocks whose input changed."""
         assert self.depth is not None
+        assert self._index is not None
         feats = self.vit.features(self.hidden)
-        h = neck_coarse(self.vit.net, feats, rows, cols, channels_last=True)
+        maps = self.reassembled.update(feats, self._index, cols)
+        h = neck_coarse(self.vit.net, feats, rows, cols, channels_last=True, maps=maps)
         self.depth, frac = self.fine.update(h, rows, cols, self.depth)
         self.stats.tiles_total += 1
         self.stats.tiles_computed += frac

@@ -10,7 +10,7 @@ import pytest
 import torch
 from video_depth_models import build_depth_anything
 
-from fathom.engine.accel.depth_neck import SparseFine, neck_coarse, neck_fine
+from fathom.engine.accel.depth_neck import Reassembled, SparseFine, neck_coarse, neck_fine
 from fathom.engine.accel.depth_vit import DepthViT
 from fathom.engine.models.depth import load_transformers_depth
 
@@ -87,3 +87,27 @@ def test_changes_below_the_threshold_add_up(setup: tuple) -> None:
         fracs.append(frac)
     assert fracs[:2] == [0.0, 0.0] and fracs[2] > 0  # 0.2, 0.4 held back; 0.6 crosses 0.5
     assert _close(depth, neck_fine(net, cur, 10, 12))
+
+
+@torch.inference_mode()
+def test_reassembled_maps_follow_the_changed_tokens_exactly(setup: tuple) -> None:
+    net, x, _ = setup
+    vit = DepthViT(net)
+    hidden, _, _ = vit.encode(x)
+    feats = vit.features(hidden)
+    keep = Reassembled(net)
+    whole = keep.full(feats, 10, 12)
+    for a, b in zip(whole, net.neck.reassemble_stage(feats, 10, 12), strict=True):
+        assert torch.equal(a, b)  # a keyframe's maps are the model's own
+    index = torch.tensor([0, 1, 14, 15, 60, 119, 120])  # CLS, then tokens across the grid
+    gen = torch.Generator().manual_seed(2)
+    moved = [f.clone() for f in feats]
+    for f in moved:
+        f[:, index[1:]] += torch.randn(f[:, index[1:]].shape, generator=gen)
+    got = keep.update(moved, index, 12)
+    want = net.neck.reassemble_stage(moved, 10, 12)
+    for a, b in zip(got, want, strict=True):
+        assert _close(a, b)
+    # The depth through the updated maps is the model's on the moved features.
+    h = neck_coarse(net, moved, 10, 12, channels_last=True, maps=got)
+    assert _close(h, neck_coarse(net, moved, 10, 12))
