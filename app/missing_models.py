@@ -33,7 +33,7 @@ from PySide6.QtWidgets import (
 
 from fathom.app.commands import SetParam
 from fathom.app.document import Document, relative_to
-from fathom.app.model_catalog import ModelCatalog
+from fathom.app.model_catalog import ACTIVE_STATES, ModelCatalog
 from fathom.app.model_picker import model_kind, model_role, progress_text, takes_hub_ids
 from fathom.app.preview.worker import BackgroundRenderer
 from fathom.app.session import RunSession
@@ -264,10 +264,12 @@ class MissingModelsDialog(QDialog):
 
     def _show(self, row: _Row) -> None:
         job = self.catalog.downloads.get(row.missing.value) if row.missing.downloadable else None
-        active = job is not None and job.active
+        # The download's thread moves its state on while this runs: read it once.
+        state = None if job is None else job.state
+        active = state in ACTIVE_STATES
         row.bar.setVisible(active)
         row.cancel.setVisible(active)
-        row.cancel.setEnabled(job is not None and job.state == "running")
+        row.cancel.setEnabled(state == "running")
         row.download.setEnabled(not active)
         if job is None:
             return
@@ -278,13 +280,11 @@ class MissingModelsDialog(QDialog):
             "done": "✓ downloaded",
             "cancelled": "Cancelled: the files already fetched are kept; Download resumes.",
             "failed": f"Failed: {job.message.splitlines()[0] if job.message else ''}",
-        }.get(job.state, "")
+        }.get(state or "", "")
         row.status.setText(text)
         row.status.setToolTip(job.message)
-        row.download.setText(
-            "Download again" if job.state in ("cancelled", "failed") else "Download"
-        )
-        row.download.setVisible(job.state != "done")
+        row.download.setText("Download again" if state in ("cancelled", "failed") else "Download")
+        row.download.setVisible(state != "done")
 
 
 class MissingModels(QObject):

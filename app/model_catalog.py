@@ -39,6 +39,10 @@ POLL_MS = 50
 STALE_S = 30.0
 
 
+#: The states of a download that still has a thread working.
+ACTIVE_STATES = ("running", "cancelling")
+
+
 @dataclass
 class Download:
     """One model being downloaded: its state ("running", "cancelling", "cancelled", "failed",
@@ -54,7 +58,7 @@ class Download:
 
     @property
     def active(self) -> bool:
-        return self.state in ("running", "cancelling")
+        return self.state in ACTIVE_STATES
 
 
 class ModelCatalog(QObject):

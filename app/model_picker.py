@@ -36,7 +36,13 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from fathom.app.model_catalog import STALE_S, Download, ModelCatalog, source_text
+from fathom.app.model_catalog import (
+    ACTIVE_STATES,
+    STALE_S,
+    Download,
+    ModelCatalog,
+    source_text,
+)
 from fathom.app.param_widgets import ParamWidget, TextWidget
 from fathom.app.theme import text_color, text_style
 from fathom.engine.models.catalog import ADDON_KINDS, ModelEntry, human_size
@@ -478,21 +484,24 @@ class ModelPicker(ParamWidget):
             self._show_state()
 
     def _show_download(self, job: Download | None) -> None:
-        active = job is not None and job.active
+        # The download's thread moves its state on while this runs: read it once, so the bar,
+        # the buttons and the status line always show the same state.
+        state = None if job is None else job.state
+        active = state in ACTIVE_STATES
         self.fetch.setVisible(not active)
         self.bar.setVisible(active)
         self.stop.setVisible(active)
-        self.stop.setEnabled(job is not None and job.state == "running")
+        self.stop.setEnabled(state == "running")
         if job is None:
             return
         p = job.progress
         self.bar.setValue(round(1000 * (p.fraction or 0.0)) if p else 0)
         self.bar.setFormat(progress_text(job))
-        if job.state in ("cancelled", "failed"):
-            self.fetch.setText("Download again" if job.state == "cancelled" else "Try again")
+        if state in ("cancelled", "failed"):
+            self.fetch.setText("Download again" if state == "cancelled" else "Try again")
             note = (
                 "Cancelled: the files already fetched are kept, downloading again resumes."
-                if job.state == "cancelled"
+                if state == "cancelled"
                 else f"Download failed: {job.message.splitlines()[0] if job.message else ''}"
             )
             self.status.setText(note)

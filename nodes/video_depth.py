@@ -495,8 +495,9 @@ class VideoParallax(Node):
             raise ctx.error(
                 f"near ({near}) must be less than far ({far})", port="near", fix="swap them"
             )
-        # A colour video wired in as depth would render as nonsense, not fail: refuse it (its
-        # first frame is computed once either way: depth frames are kept for every reader).
+        # A colour video wired in as depth would render as nonsense, not fail: refuse it. (A
+        # depth video from video.depth keeps its frames, so reading frame 0 here costs nothing
+        # later; another lazy source computes it once more.)
         channels = depth.frame(0).channels
         if channels != 1:
             raise ctx.error(

@@ -180,23 +180,6 @@ class ContainerWriter:
         or uint8 H×W×C array."""
         import av
 
-        try:
-            self._write(frame)
-        except av.FFmpegError as exc:
-            if self._count:
-                raise
-            # FFmpeg sizes its frames and opens the encoder on the first frame: what it refuses
-            # then is the size.
-            w, h = self.size
-            raise MediaError(
-                f"FFmpeg cannot encode a {w}×{h} video as {self.kind} ({exc})",
-                "make the video smaller (video.resize), or save a PNG or EXR sequence",
-                port="video",
-            ) from None
-
-    def _write(self, frame: Any) -> None:
-        import av
-
         if not isinstance(frame, av.VideoFrame):
             arr = frame if frame.dtype == np.uint8 else to_uint8(frame)
             if arr.ndim == 2 or arr.shape[2] == 1:

@@ -443,3 +443,9 @@ def test_a_size_ffmpeg_cannot_hold_is_refused_on_the_port_that_asked_for_it(
         load("c.mp4", tmp_path, width=16384, height=16384)
     assert err.value.port == "width" and "smaller" in (err.value.fix or "")
     assert load("c.mp4", tmp_path, width=64).size == (64, 43)  # an ordinary resize still works
+    # Any other producer of such a size meets the same refusal in the writer, before a file.
+    from fathom.engine.media.writers import ContainerWriter
+
+    with pytest.raises(MediaError, match="larger than FFmpeg"):
+        ContainerWriter(tmp_path / "huge.mp4", (16384, 16384), 24.0)
+    assert not (tmp_path / "huge.mp4").exists()
