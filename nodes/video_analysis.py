@@ -205,8 +205,8 @@ class Segment(Node):
     carries the keyframe's mask by optical flow; `off` runs the model on every frame; `reuse`
     (SegFormer) recomputes only the tokens whose input changed by more than `threshold` since
     they were last computed, layer by layer, and keeps the previous frame's activations for the
-    rest; `resq` (SegFormer) does the same from a low-bit residual (up to `bits`, fewer when
-    little changed); `delta` updates the model's features with a student trained by
+    rest; `resq` (SegFormer) does the same from a low-bit residual (at least `bits`, more when
+    much changed); `delta` updates the model's features with a student trained by
     `fathom distill`. Frames stream in order; in a live session the previous frame's work is
     kept from tick to tick. Without a model, a mask drawn for the first frame is carried
     through the whole clip by flow."""
@@ -267,7 +267,7 @@ class Segment(Node):
             "bits",
             Int,
             4,
-            "resq: the most bits of the residual (a frame of large change; fewer as it shrinks)",
+            "resq: the fewest bits of the residual (a frame of small change; more as it grows)",
             min=2,
             max=8,
         ),
@@ -302,7 +302,7 @@ class Segment(Node):
         except ModelError as exc:
             return [Problem(str(exc), ctx.node_id, "model")]
         node, base = ctx.node_id, ctx.options.base_dir
-        return family_problems(cls, path, ctx) + student_problems(params, node, base)
+        return family_problems(cls, path, ctx) + student_problems(params, node, base, path)
 
     def run(
         self,

@@ -356,7 +356,7 @@ class VideoDepth(Node):
         problems = family_problems(cls, path, ctx)
         kind = transformers_model_type(path)
         temporal = str(params.get("temporal", "off"))
-        problems += student_problems(params, ctx.node_id, ctx.options.base_dir)
+        problems += student_problems(params, ctx.node_id, ctx.options.base_dir, path)
         if not problems and temporal != "off" and kind not in (None, "depth_anything"):
             problems.append(
                 Problem(

@@ -253,10 +253,13 @@ def read_student_config(folder: Path | str) -> dict[str, Any]:
     return dict(doc)
 
 
-def student_problems(params: dict[str, Any], node: str, base_dir: Path) -> list[Problem]:
-    """A node's ``temporal`` 'delta' without a readable ``student`` folder, found in its
-    pre-flight check, before any model loads (whether the student fits the model is known only
-    once the model is loaded)."""
+def student_problems(
+    params: dict[str, Any], node: str, base_dir: Path, model: Path | None = None
+) -> list[Problem]:
+    """A node's ``temporal`` 'delta' without a readable ``student`` folder, or with one made
+    for another teacher than the local model folder ``model``, found in its pre-flight check,
+    before any model loads (the fingerprint is the one ``load_student`` checks, and its file
+    hashes are kept, so the load does not hash the weights again)."""
     if params.get("temporal") != "delta":
         return []
     student = str(params.get("student") or "")
@@ -270,11 +273,30 @@ def student_problems(params: dict[str, Any], node: str, base_dir: Path) -> list[
             )
         ]
     path = Path(student).expanduser()
+    path = path if path.is_absolute() else base_dir / path
     try:
-        read_student_config(path if path.is_absolute() else base_dir / path)
+        doc = read_student_config(path)
+        if model is not None and model.is_dir():
+            kind = json.loads((model / "config.json").read_text()).get("model_type", "?")
+            _check_teacher(path, doc, fingerprint(model), str(kind))
     except StudentError as exc:
         return [Problem(str(exc), node, "student", exc.fix)]
+    except (OSError, ValueError):
+        return []  # an unreadable model folder is the model check's to report
     return []
+
+
+def _check_teacher(folder: Path, doc: dict[str, Any], have: str, model_type: str) -> None:
+    """StudentError unless the student ``doc`` was trained for the teacher fingerprinted
+    ``have``."""
+    want = doc.get("teacher", {})
+    if want.get("fingerprint") != have:
+        raise StudentError(
+            f"student {folder} was trained for the {want.get('model_type', '?')} model "
+            f"{want.get('name', '?')!r} (fingerprint {str(want.get('fingerprint'))[:12]}), not "
+            f"for this one ({model_type}, fingerprint {have[:12]})",
+            "use the student made for this model, or train one for it with `fathom distill`",
+        )
 
 
 def load_student(folder: Path | str, net: Any) -> DeltaStudent:
@@ -283,16 +305,8 @@ def load_student(folder: Path | str, net: Any) -> DeltaStudent:
     from safetensors.torch import load_file
 
     doc = read_student_config(folder)
-    family = teacher_family(net)
-    want = doc.get("teacher", {})
-    have = fingerprint(model_folder(net))
-    if want.get("fingerprint") != have or doc.get("family") != family:
-        raise StudentError(
-            f"student {folder} was trained for the {want.get('model_type', '?')} model "
-            f"{want.get('name', '?')!r} (fingerprint {str(want.get('fingerprint'))[:12]}), not "
-            f"for this one ({net.config.model_type}, fingerprint {have[:12]})",
-            "use the student made for this model, or train one for it with `fathom distill`",
-        )
+    # The fingerprint covers the teacher's config and weights, so it fixes its family too.
+    _check_teacher(Path(folder), doc, fingerprint(model_folder(net)), net.config.model_type)
     student = DeltaStudent(
         int(doc["feature_channels"]), int(doc["hidden"]), int(doc["reduce"])
     ).eval()

@@ -30,7 +30,8 @@ the previous frame:
   whole), and the result equals the model's up to float rounding.
 * ``resq`` (ResQ, Abati et al. 2023): the same gating, but each linear layer computes a changed
   token from the low-bit quantised residual against its cached input, ``y = y_prev + W·Q(x −
-  x_prev)``; the bit-width follows the amount of change of the frame (``frame_bits``).
+  x_prev)``; the bit-width follows the amount of change of the frame: ``bits`` for a small
+  change, one more per doubling beyond ``BASE_CHANGE`` (``resq.bits_for_change``).
 
 The reference a token is compared with is its input when it was last recomputed, so slow drift
 is caught instead of accumulating. Keyframes (the caller decides) run every row. Only one
@@ -40,7 +41,6 @@ frame function a lazy ``Video`` needs.
 
 from __future__ import annotations
 
-import math
 import threading
 from collections.abc import Callable
 from typing import Any
@@ -48,7 +48,12 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
+from fathom.engine.accel.resq import bits_for_change
+
 TEMPORAL_MODES = ("reuse", "resq")
+#: The frame change (relative RMS of the pixels) up to which ``resq`` uses ``bits``; one bit
+#: more per doubling beyond it, up to 8 (the same rule as video.depth's ResQ).
+BASE_CHANGE = 0.1
 
 
 def quantise(delta: torch.Tensor, bits: int) -> torch.Tensor:
@@ -56,14 +61,6 @@ def quantise(delta: torch.Tensor, bits: int) -> torch.Tensor:
     levels = 2 ** (bits - 1) - 1
     scale = delta.abs().amax(dim=-1, keepdim=True).clamp_min(1e-12) / levels
     return torch.round(delta / scale).clamp_(-levels, levels) * scale
-
-
-def frame_bits(change: float, bits: int, full_change: float = 0.1) -> int:
-    """Bit-width for a frame whose input moved by ``change`` (relative RMS): ``bits`` at
-    ``full_change`` or more, one bit fewer per halving of the change, never below 2."""
-    if change <= 0:
-        return 2
-    return int(max(2, min(bits, bits + math.ceil(math.log2(change / full_change)))))
 
 
 def _rows(t: torch.Tensor, idx: torch.Tensor | None) -> torch.Tensor:
@@ -175,10 +172,11 @@ class SegformerTemporal:
 
     def _gate(
         self, key: str, x: torch.Tensor, cand: torch.Tensor | None, key_frame: bool
-    ) -> torch.Tensor | None:
+    ) -> tuple[torch.Tensor | None, torch.Tensor | None]:
         """Rows of ``x`` (1, N, C) to recompute (None: all, on a keyframe), updating their
-        references. Only the candidates ``cand`` (the rows whose value moved this frame) are
-        checked: a row that did not move cannot newly cross the threshold."""
+        references, and those rows of ``x`` (gathered once: the caller needs them too). Only
+        the candidates ``cand`` (the rows whose value moved this frame) are checked: a row
+        that did not move cannot newly cross the threshold."""
         n = x.shape[1]
         self._counts[0] += n
         ref = self._refs.get(key)
@@ -187,7 +185,7 @@ class SegformerTemporal:
             # The layer's mean token norm at the keyframe: what the threshold is relative to.
             self._scales[key] = self.threshold * float(x.float().norm(dim=-1).mean())
             self._counts[1] += n
-            return None
+            return None, None
         if cand is None:
             cand = torch.arange(n, device=x.device)
         if cand.numel() * 2 > n:  # a dense difference is cheaper than gathering most rows
@@ -196,8 +194,9 @@ class SegformerTemporal:
             d = torch.linalg.vector_norm(x[0, cand] - ref[0, cand], dim=-1)
         idx = cand[d > self._scales[key]]
         self._counts[1] += idx.numel()
-        ref.index_copy_(1, idx, x[:, idx])
-        return idx
+        rows = x[:, idx]
+        ref.index_copy_(1, idx, rows)
+        return idx, rows
 
     def _index(self, key: str, conv: Any, grid: tuple[int, int]) -> torch.Tensor:
         """The gather index of ``conv`` (square kernel) on ``grid`` (see ``_patch_index``)."""
@@ -357,18 +356,19 @@ class SegformerTemporal:
         """One transformer block; returns its (cached, updated in place) output and the rows
         of it that changed (None: all)."""
         c = self._cache.setdefault(key, {})
-        idx = self._gate(key, x, cand, kf)
-        if idx is None:
+        idx, xi = self._gate(key, x, cand, kf)
+        if idx is None or xi is None:
             return self._block_dense(key, blk, x, hw, c)
         if not idx.numel():
             return c["out"], idx
         n = x.shape[1]
-        c["h"].index_copy_(1, idx, blk.layernorm_before(x[:, idx]))
+        h = blk.layernorm_before(xi)
+        c["h"].index_copy_(1, idx, h)
         if self._kv_rows(key, blk.attention, c, hw, idx) and self.exact and idx.numel() < n:
             self._counts[1] += n - idx.numel()  # threshold 0: every query sees a moved key
-            idx = torch.arange(n, device=x.device)
-        mid = self._attend(key, blk.attention, c["h"][:, idx], idx, c, bits)
-        mid = mid + self._refs[key][:, idx]
+            # Every row; those the gate passed over equal their reference (threshold 0).
+            idx, h, xi = torch.arange(n, device=x.device), c["h"], x
+        mid = self._attend(key, blk.attention, h, idx, c, bits) + xi
         c["mid"].index_copy_(1, idx, mid)
         mlp = blk.mlp
         f1 = self._lin(key + ".fc1", mlp.fc1.weight, mlp.fc1.bias)(
@@ -479,10 +479,11 @@ class SegformerTemporal:
         region = torch.zeros(1, 1, h0, w0, dtype=torch.bool, device=maps[0][0].device)
         for s, (pad, grid, cand) in enumerate(maps):
             tokens = pad[:-1][None]
-            idx = self._gate(f"d{s}", tokens, cand, kf)
+            idx, rows_in = self._gate(f"d{s}", tokens, cand, kf)
             if idx is None or idx.numel():
                 weight, bias = self._stage_weights(s)
-                q = self._lin(f"d{s}", weight, bias)(_rows(tokens, idx), idx, bits)
+                x = tokens if rows_in is None else rows_in
+                q = self._lin(f"d{s}", weight, bias)(x, idx, bits)
                 self._cache[f"q{s}"] = _put(self._cache.get(f"q{s}"), idx, q)
                 region |= _region(idx, grid, (h0, w0), region.device)
         rows = region.view(-1).nonzero()[:, 0]
@@ -510,7 +511,7 @@ class SegformerTemporal:
         if self.mode == "resq" and not kf and prev is not None:
             change = float((pixels - prev).float().pow(2).mean().sqrt())
             change /= float(prev.float().pow(2).mean().sqrt()) + 1e-12
-            bits = frame_bits(change, self.bits)
+            bits = bits_for_change(change, self.bits, BASE_CHANGE)
         self.frame_bits = bits
         self._counts = [0, 0]
         with torch.inference_mode():

@@ -59,3 +59,18 @@ def test_delta_depth_keyframes_are_the_model_and_a_foreign_student_is_refused(
             opts,
         )["depth"].frame(0)
     assert e.value.port == "student" and "trained for" in str(e.value)
+    # The same mismatch is found by the pre-flight check, before any model loads.
+    from fathom.engine.errors import GraphInvalid
+    from fathom.engine.graph import Graph
+
+    g = Graph()
+    g.add_node("video.load", "src", {"path": "pan.webp"})
+    g.add_node("video.depth", "depth", {"model": str(other), "temporal": "delta", "student": "st"})
+    g.connect("src", "video", "depth", "video")
+    with pytest.raises(GraphInvalid) as bad:
+        Executor(REG).plan(g, options=RunOptions(device="cpu", base_dir=tmp_path))
+    [problem] = bad.value.problems
+    assert (problem.node, problem.port) == ("depth", "student")
+    assert "trained for" in problem.message and "fathom distill" in (problem.fix or "")
+    g.set_param("depth", "model", str(teacher))  # its own teacher passes
+    Executor(REG).plan(g, options=RunOptions(device="cpu", base_dir=tmp_path))

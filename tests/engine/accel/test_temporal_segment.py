@@ -11,10 +11,11 @@ import pytest
 import torch
 from temporal_models import build_tiny_segformer, disc_frames, pan_frames
 
+from fathom.engine.accel.resq import bits_for_change
 from fathom.engine.accel.temporal_segment import (
+    BASE_CHANGE,
     FrameStream,
     SegformerTemporal,
-    frame_bits,
     quantise,
 )
 from fathom.engine.models.segmentation import load_transformers_segmentation
@@ -82,7 +83,7 @@ def test_reuse_and_resq_stay_close_on_a_moving_clip(segformer: tuple) -> None:
             if i:
                 assert run.recomputed < 1.0
         if mode == "resq":
-            assert run.frame_bits is not None and 2 <= run.frame_bits <= 8
+            assert run.frame_bits == 8  # never fewer than `bits`
 
 
 def test_the_incremental_decoder_equals_the_decode_head(
@@ -141,9 +142,10 @@ def test_quantiser_and_bit_choice() -> None:
         q = quantise(x, bits)
         step = x.abs().amax(-1, keepdim=True) / (2 ** (bits - 1) - 1)
         assert torch.all((q - x).abs() <= step / 2 + 1e-6)
-    assert frame_bits(0.1, 6) == 6 and frame_bits(0.5, 6) == 6
-    assert frame_bits(0.05, 6) == 5 and frame_bits(0.025, 6) == 4
-    assert frame_bits(1e-6, 6) == 2 and frame_bits(0.0, 6) == 2
+    # The same rule as video.depth's ResQ: ``bits`` up to the base change, one more per doubling.
+    assert bits_for_change(0.0, 4, BASE_CHANGE) == 4 and bits_for_change(0.1, 4, BASE_CHANGE) == 4
+    assert bits_for_change(0.2, 4, BASE_CHANGE) == 5 and bits_for_change(0.35, 4, BASE_CHANGE) == 6
+    assert bits_for_change(100.0, 4, BASE_CHANGE) == 8
 
 
 def test_frame_stream_gives_the_same_frames_in_any_order() -> None:
