@@ -123,7 +123,7 @@ class NodeContext:
         from fathom.engine.models.manager import safetensors_files
 
         model, path = self.models.get(
-            kind, source, self.device.torch_device, self.device.dtype, loader
+            kind, source, self.device.torch_device, self.device.dtype, loader, self.options.base_dir
         )
         for f in safetensors_files(path):
             self.record_model_file(f)

@@ -51,7 +51,7 @@ class EstimateDepth(Node):
         from fathom.engine.models import ModelError, locate_model
 
         try:
-            path = locate_model(params["model"])
+            path = locate_model(params["model"], ctx.options.base_dir)
         except ModelError as exc:
             return [Problem(str(exc), ctx.node_id, "model")]
         return family_problems(cls, path, ctx)

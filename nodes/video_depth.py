@@ -344,7 +344,7 @@ class VideoDepth(Node):
         from fathom.engine.models.families import transformers_model_type
 
         try:
-            path = locate_model(params["model"])
+            path = locate_model(params["model"], ctx.options.base_dir)
         except ModelError as exc:
             # The locator's message says what to do when it knows ("... Fix: ..."): one fix.
             message, _, fix = str(exc).partition("Fix:")

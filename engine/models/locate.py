@@ -148,9 +148,11 @@ def locate_model(source: str, base_dir: Path | None = None) -> Path:
             return hit
     places = "\n".join(f"    {t}" for t in tried)
     fix = (
-        f"download it with `fathom models pull {source}`"
+        f"if it is a Hugging Face id, download it with `fathom models pull {source}`; if it is "
+        "a folder, check the path (a relative one is read from the graph's folder)"
         if looks_like_hub_id(source)
-        else "give the path of a model folder or .safetensors file"
+        else "give the path of a model folder or .safetensors file (a relative one is read "
+        "from the graph's folder)"
     )
     raise ModelError(
         f"model {source!r} was not found. Looked in:\n{places}\n  Fix: {fix}, or "

@@ -240,3 +240,36 @@ def _problems(g: object, opts: RunOptions) -> list:
     except GraphInvalid as exc:
         return exc.problems
     return []
+
+
+def test_models_given_relative_to_the_graph_load_from_any_working_folder(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The studio stores a model picked inside the project relative to the graph's folder, so
+    the pre-flight check and the load both read it from there, not from the working folder."""
+    from fathom.engine.graph import Graph
+
+    project = tmp_path / "project"
+    build_depth_anything(project / "models" / "da", 84, 84)
+    build_tiny_segformer(project / "models" / "seg")
+    make_clip(project / "clip.mp4", frames=3, size=(48, 48))
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    g = Graph()
+    g.add_node("video.load", "src", {"path": "clip.mp4"})
+    g.add_node("video.depth", "depth", {"model": "models/da"})
+    g.add_node(
+        "video.segment", "seg", {"model": "models/seg", "labels": "object", "temporal": "reuse"}
+    )
+    g.connect("src", "video", "depth", "video")
+    g.connect("src", "video", "seg", "video")
+    opts = RunOptions(device="cpu", base_dir=project, output_dir=tmp_path / "out")
+    result = Executor(REG).run(g, options=opts)
+    assert result.by_status("executed") == ["src", "depth", "seg"] or sorted(result.executed) == [
+        "depth",
+        "seg",
+        "src",
+    ]
+    assert result.values["depth"]["depth"].frame(0).data.shape == (48, 48, 1)
+    assert result.values["seg"]["mask"].frame(2).data.shape == (48, 48, 1)
