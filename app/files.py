@@ -22,6 +22,7 @@ from PySide6.QtWidgets import QFileDialog, QMessageBox, QWidget
 
 from fathom.app.commands import AddNodes, SetParam
 from fathom.app.document import Document, relative_to
+from fathom.app.model_picker import model_role
 from fathom.app.settings import Settings
 from fathom.engine.errors import GraphFileError, GraphInvalid
 from fathom.engine.fileio import atomic_write_text
@@ -188,13 +189,15 @@ class FileController(QObject):
                 continue  # outputs are relative to the output folder, not the graph
             for spec in cls.params:
                 value = inst.params.get(spec.name)
-                if (
-                    issubclass(spec.type, PathValue)
-                    and isinstance(value, str)
-                    and value
-                    and not Path(value).expanduser().is_absolute()
-                ):
-                    target = (old_base / value).resolve()
+                if not isinstance(value, str) or not value:
+                    continue
+                if Path(value).expanduser().is_absolute():
+                    continue
+                target = (old_base / value).resolve()
+                # A model may be a hub id or a catalog name: rewritten only when it is a
+                # folder or file beside the graph.
+                is_model = model_role(cls, spec) == "model" and target.exists()
+                if issubclass(spec.type, PathValue) or is_model:
                     changes.append((nid, spec.name, _relative(target, new_base)))
         if not changes:
             return

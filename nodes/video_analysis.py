@@ -19,7 +19,7 @@ from fathom.engine.errors import Problem
 from fathom.engine.imaging import flow as fl
 from fathom.engine.models.segmentation import load_transformers_segmentation
 from fathom.engine.node import Input, Node, Output, Param
-from fathom.engine.types import Enum, Float, Image, Int, Mask, String, Video
+from fathom.engine.types import Enum, Float, Image, Int, Mask, PathValue, String, Video
 
 SEGMENT_KIND = "transformers-segmentation"
 #: video.segment's ``temporal`` choices: how a frame reuses the previous frame's work.
@@ -271,7 +271,7 @@ class Segment(Node):
             min=2,
             max=8,
         ),
-        Param("student", String, "", "delta: the student folder `fathom distill` wrote"),
+        Param("student", PathValue, "", "folder `fathom distill` wrote: the student for delta"),
     )
 
     @classmethod

@@ -30,7 +30,7 @@ from fathom.engine.errors import Problem
 from fathom.engine.imaging import depthmath
 from fathom.engine.models.depth import is_metric_model, load_transformers_depth
 from fathom.engine.node import Input, Node, Output, Param
-from fathom.engine.types import Enum, Float, Image, Int, String, Video
+from fathom.engine.types import Enum, Float, Image, Int, PathValue, String, Video
 
 DEFAULT_DEPTH_MODEL = "depth-anything/Depth-Anything-V2-Small-hf"
 TEMPORAL_HELP = (
@@ -333,7 +333,7 @@ class VideoDepth(Node):
             min=2,
             max=8,
         ),
-        Param("student", String, "", "delta: the student folder `fathom distill` wrote"),
+        Param("student", PathValue, "", "folder `fathom distill` wrote: the student for delta"),
     )
 
     @classmethod

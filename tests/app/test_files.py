@@ -191,6 +191,30 @@ def test_save_as_elsewhere_keeps_input_paths_valid(window: Any, tmp_path: Path) 
     assert window.doc.graph.nodes["scene_rgb"].params["path"] == "../scene/rgb.png"
 
 
+def test_save_as_elsewhere_keeps_model_and_student_folders_valid(
+    window: Any, tmp_path: Path
+) -> None:
+    """A model picked inside the project is stored relative to the graph, like a clip: Save As
+    rewrites it, and the student folder; a hub id or a name that is no folder stays."""
+    from fathom.engine.graph import Graph
+    from fathom.engine.graphfile import save
+
+    project = tmp_path / "project"
+    (project / "models" / "da").mkdir(parents=True)
+    g = Graph()
+    g.add_node("video.depth", "mine", {"model": "models/da", "student": "students/da"})
+    g.add_node("video.depth", "hub", {"model": "depth-anything/Depth-Anything-V2-Small-hf"})
+    save(g, project / "graph.json")
+    assert window.files.open(project / "graph.json", ask=False)
+    target = tmp_path / "elsewhere" / "graph.json"
+    target.parent.mkdir()
+    assert window.files.save_as(target)
+    saved = load(target)
+    assert saved.nodes["mine"].params["model"] == "../project/models/da"
+    assert saved.nodes["mine"].params["student"] == "../project/students/da"
+    assert saved.nodes["hub"].params["model"] == "depth-anything/Depth-Anything-V2-Small-hf"
+
+
 def test_recent_files_menu(window: Any, add: Any, tmp_path: Path) -> None:
     add("image.constant")
     for name in ("one.json", "two.json"):
