@@ -387,9 +387,10 @@ def load_segmenter(ctx: NodeContext, model: str, labels: str) -> tuple[Any, Any,
     ids, unknown = label_ids(id2label, labels)
     if unknown or not ids:
         valid = ", ".join(str(v) for _, v in sorted(id2label.items(), key=lambda kv: int(kv[0])))
-        missing = ", ".join(repr(u) for u in unknown) or "none given"
+        missing = ", ".join(repr(u) for u in unknown)
+        what = f"unknown class label(s) {missing}" if missing else "no class label given"
         raise ctx.error(
-            f"unknown class label(s) {missing} for this model; it knows: {valid}",
+            f"{what} for this model; it knows: {valid}",
             port="labels",
             fix="use names from the model's list, comma-separated",
         )

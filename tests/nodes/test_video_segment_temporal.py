@@ -86,6 +86,10 @@ def test_bad_inputs_name_the_port_and_the_fix(model: Path, tmp_path: Path) -> No
         params = {"model": str(model), "labels": "object", "temporal": "delta"}
         _masks(ex, frames, {**params, "student": str(tmp_path)})
     assert e.value.port == "student" and "not a student" in str(e.value)
+    with pytest.raises(NodeError) as e:
+        _masks(ex, frames, {"model": str(model), "labels": " , ", "temporal": "reuse"})
+    assert e.value.port == "labels" and "no class label given" in str(e.value)
+    assert "object" in str(e.value)  # the labels it knows
 
 
 def test_delta_through_the_node_starts_each_keyframe_from_the_model(
