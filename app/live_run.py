@@ -23,6 +23,7 @@ from PySide6.QtWidgets import QWidget
 
 from fathom.app.document import Document
 from fathom.app.live_window import LatestFrames, LiveWindow, other_screen
+from fathom.app.warmup import wait_until_warm
 from fathom.engine.context import RunOptions
 from fathom.engine.graph import Graph
 from fathom.engine.types import RGBD, Depth, Image, Mesh, OutputFile, PointCloud
@@ -289,7 +290,12 @@ class LiveRun(QObject):
 
     def _spawn(self, fn: Callable[..., None], *args: Any) -> None:
         self._threads = [t for t in self._threads if t.is_alive()]
-        thread = threading.Thread(target=fn, args=args, name="fathom-live-control", daemon=True)
+
+        def work(*a: Any) -> None:
+            wait_until_warm()  # the start-up imports end before the session imports the same
+            fn(*a)
+
+        thread = threading.Thread(target=work, args=args, name="fathom-live-control", daemon=True)
         self._threads.append(thread)
         thread.start()
 

@@ -18,6 +18,7 @@ from typing import Any
 from PySide6.QtCore import QObject, QThread, QTimer, Signal
 
 from fathom.app.session import RunOutcome, RunRequest, RunScope, run_scope
+from fathom.app.warmup import wait_until_warm
 from fathom.engine.context import CancelToken
 from fathom.engine.errors import GraphFileError, GraphInvalid, Problem
 from fathom.engine.events import Event
@@ -131,6 +132,7 @@ class _RunThread(QThread):
         self.event.emit(event)
 
     def run(self) -> None:
+        wait_until_warm()  # the start-up imports end before this thread imports the same
         try:
             request, added = with_previewed(self.executor, self.request)
             plan, problems = plan_runnable(self.executor, request)

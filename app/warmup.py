@@ -74,7 +74,8 @@ def _warm() -> None:
 
             check_schema(to_document(Graph()))  # imports jsonschema, builds the validator
             import_libraries()
-        with contextlib.suppress(ImportError), collection_paused():
+        # Anything that fails here fails again, with its message, where a run needs it.
+        with contextlib.suppress(Exception), collection_paused():
             import_model_libraries()
     finally:
         done.set()
@@ -86,6 +87,15 @@ def finish() -> None:
     a C extension's loading can abort the process at exit."""
     if _started.is_set():
         done.wait(30.0)
+
+
+def wait_until_warm(timeout: float = 120.0) -> None:
+    """Hold a worker thread (a run, a live session) until the warm-up's imports are over. Two
+    threads importing the same lazy library modules at once fail: diffusers' lazy module can
+    hand one of them a half-made module ("cannot import name 'StableVideoDiffusionPipeline'").
+    Never call it on the GUI thread; without a warm-up it returns at once."""
+    if _started.is_set():
+        done.wait(timeout)
 
 
 def warm_up() -> None:

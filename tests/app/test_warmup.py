@@ -6,6 +6,9 @@ from __future__ import annotations
 
 import gc
 import sys
+import threading
+
+import pytest
 
 from fathom.app import warmup
 
@@ -31,3 +34,22 @@ def test_the_model_libraries_import_with_their_model_registries() -> None:
     warmup.import_model_libraries()
     assert "transformers" in sys.modules and "diffusers" in sys.modules
     assert "transformers.models.auto.modeling_auto" in sys.modules
+
+
+def test_workers_wait_for_the_warm_up_imports(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A run's thread importing diffusers while the warm-up does got half-made modules; it now
+    starts only when the warm-up is over (and at once where there is none)."""
+    started, done = threading.Event(), threading.Event()
+    monkeypatch.setattr(warmup, "_started", started)
+    monkeypatch.setattr(warmup, "done", done)
+    warmup.wait_until_warm(timeout=5.0)  # no warm-up: no wait
+    started.set()
+    order: list[str] = []
+    worker = threading.Thread(target=lambda: (warmup.wait_until_warm(5.0), order.append("run")))
+    worker.start()
+    worker.join(0.2)
+    assert worker.is_alive() and not order
+    order.append("warm")
+    done.set()
+    worker.join(5.0)
+    assert order == ["warm", "run"]
