@@ -154,7 +154,8 @@ class RunQueue(QObject):
                 item.status = (
                     "cancelled" if result.cancelled else "failed" if result.failed else "done"
                 )
-                item.summary = run_summary(result)
+                # The session planned this run: its scope names the nodes as the canvas does.
+                item.summary = run_summary(result, outcome.problems, self.runs.session.scope)
             self.changed.emit()
         self._start_next()
 

@@ -7,7 +7,7 @@ emits and unsubscribe when they close. So the state of runs can be driven and ch
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -30,6 +30,10 @@ EVENT_STATUS = {
 
 #: Statuses a node keeps until the next run: nothing it reports later makes it run again.
 ENDED = frozenset({"done", "cached", "failed", "skipped", "cancelled", "bypassed"})
+
+#: Starts the badge message of a failure the graph has changed since (``app.param_checks``):
+#: the badge no longer shows it as current, yet it still explains why the node's output is old.
+CHANGED_SINCE = "Changed since the last run, which failed here:\n"
 
 #: What a session emits, each with its payload's keys:
 #: ``run_started`` {}; ``node_status`` {node, status, progress, message};
@@ -75,6 +79,8 @@ class RunScope:
     not_run: dict[str, str] = field(default_factory=dict)
     #: The nodes of ``not_run`` that need a node with problems (running them would not help).
     blocked: set[str] = field(default_factory=set)
+    #: Node titles as the canvas shows them (the run's summary names nodes the same way).
+    titles: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass
@@ -110,6 +116,8 @@ class RunSession:
     def __init__(self) -> None:
         self.running = False
         self.live = False
+        #: Counts the runs started: what a run left pending is told apart from the next's.
+        self.run_id = 0
         #: Per node id (inner subgraph nodes as "outer/inner"), the latest run's state.
         self.nodes: dict[str, NodeState] = {}
         #: The latest outputs of each top-level node, by output name (from finished runs).
@@ -143,6 +151,7 @@ class RunSession:
     def started(self) -> None:
         """A run began: every badge goes back to idle until its node hears from the run."""
         self.running = True
+        self.run_id += 1
         self.errors = []
         self.nodes = {}
         self._emit("run_started")
@@ -212,8 +221,9 @@ class RunSession:
             if rec.status == "cancelled":
                 self.set_status(nid, "cancelled", message=rec.error or "", seconds=rec.seconds)
         self.seconds = result.seconds
-        summary = run_summary(result)
-        self.log("error" if result.failed else "info", summary)
+        summary = run_summary(result, outcome.problems, self.scope)
+        refused = bool(refused_nodes(outcome.problems))
+        self.log("error" if result.failed else "warning" if refused else "info", summary)
         self._emit("run_finished", outcome=outcome, summary=summary)
 
     # ---- state changes ------------------------------------------------------------------------
@@ -234,6 +244,19 @@ class RunSession:
 
     def status(self, node: str) -> NodeState:
         return self.nodes.get(node) or NodeState()
+
+    def failure(self, node: str) -> tuple[str, str] | None:
+        """How the latest run ended at ``node`` when it made no output there: (what happened,
+        the message), also once the graph has changed since; None otherwise. The preview says
+        so above the older output it still shows."""
+        state = self.status(node)
+        if state.status == "failed":
+            return "failed", state.message
+        if state.status == "cancelled":
+            return "was cancelled", ""
+        if state.status == "idle" and state.message.startswith(CHANGED_SINCE):
+            return "failed in the last run", state.message.removeprefix(CHANGED_SINCE)
+        return None
 
     def log(self, level: str, message: str, node: str = "") -> None:
         """A message for the log panel; errors are also kept in ``errors``."""
@@ -256,6 +279,7 @@ class RunSession:
         self.nodes.clear()
         self.errors = []
         self.scope = None
+        self.last_outcome = None  # its values would keep the old graph's spill files alive
         self._emit("cleared")
 
     def set_live(self, on: bool) -> None:
@@ -263,15 +287,47 @@ class RunSession:
         self._emit("live_changed", on=self.live)
 
 
-def run_summary(result: RunResult) -> str:
+def node_label(node: str, titles: dict[str, str]) -> str:
+    """ "'Save Video' (save_png)": the title the canvas shows and the node id, since two
+    nodes often share a title (three Save Video nodes) and the log must tell them apart."""
+    title = titles.get(node, node)
+    return f"'{title}'" if title == node else f"'{title}' ({node})"
+
+
+def refused_nodes(problems: Sequence[Problem]) -> list[str]:
+    """The top-level nodes validation refused before the run (in the problems' order)."""
+    return list(dict.fromkeys(p.node.split("/")[0] for p in problems if p.node))
+
+
+def _listed(labels: list[str], most: int = 5) -> str:
+    more = f" and {len(labels) - most} more" if len(labels) > most else ""
+    return ", ".join(labels[:most]) + more
+
+
+def run_summary(
+    result: RunResult, problems: Sequence[Problem] = (), scope: RunScope | None = None
+) -> str:
+    """The run's one line for the log, the status bar and the queue. Nodes refused before the
+    run are counted and named: without them "5 executed, 0 failed" reads as if every output
+    had been written, while the refused save node's file is missing (or stale)."""
     counts = {s: len(result.by_status(s)) for s in ("executed", "cached", "failed")}
     word = "cancelled" if result.cancelled else "finished"
     quiet = [(len(result.by_status(s)), s) for s in ("muted", "bypassed")]
-    return (
+    line = (
         f"Run {word} in {result.seconds:.2f} s: {counts['executed']} executed, "
         f"{counts['cached']} cached, {counts['failed']} failed"
         + "".join(f", {n} {s}" for n, s in quiet if n)  # every node is accounted for
     )
+    refused = refused_nodes(problems)
+    if refused:
+        titles = scope.titles if scope is not None else {}
+        names = _listed([node_label(n, titles) for n in refused])
+        line += f", {len(refused)} blocked (refused before the run): {names}"
+        if scope is not None and scope.blocked:
+            verb = "needs" if len(scope.blocked) == 1 else "need"
+            what = "it" if len(refused) == 1 else "them"
+            line += f"; {_count(len(scope.blocked), 'node')} that {verb} {what} did not run"
+    return line
 
 
 FEEDS_NO_SAVE = "not run: it feeds no save node; select it to open its preview, or Run to Selected"
@@ -290,7 +346,11 @@ def run_scope(
     """Describe a planned run. ``needed``/``targets`` may name inner subgraph nodes ("sub/x");
     ``saves`` are the targets that are save nodes, ``added`` the previewed nodes the run
     brings up to date on top of what the graph saves."""
-    graph, title = request.graph, (lambda n: f"'{request.titles.get(n, n)}'")
+    graph = request.graph
+
+    def title(node: str) -> str:
+        return node_label(node, request.titles)
+
     run = _top_level(needed, graph)
     if request.targets is not None:
         why = [_and_what(_top_level(targets, graph), "selected node", "the ")]
@@ -311,18 +371,19 @@ def run_scope(
             f"not run: it needs {title(blocked[0])}, which has a problem" if blocked else reason
         )
     line = f"Running {_count(len(run), 'node')}: " + ", ".join(why)
+    refused = [n for n in graph.nodes if n in bad]
+    if refused:  # each has its own error line; the start line must not read as if all is well
+        line += f"; {len(refused)} blocked: {_listed([title(n) for n in refused])} (see the errors)"
     if not_run:
-        names = [title(n) for n in not_run]
-        listed = ", ".join(names[:5]) + (f" and {len(names) - 5} more" if len(names) > 5 else "")
+        listed = _listed([title(n) for n in not_run])
         reasons = set(not_run.values())
         because = reasons.pop().removeprefix("not run: ") if len(reasons) == 1 else "hover for why"
         line += f"; {len(not_run)} not run: {listed} ({because})"
     muted = [title(n) for n in run if graph.nodes[n].mute]  # in the plan, but they do nothing
     if muted:
-        more = f" and {len(muted) - 5} more" if len(muted) > 5 else ""
-        line += f"; {len(muted)} muted: {', '.join(muted[:5])}{more}"
+        line += f"; {len(muted)} muted: {_listed(muted)}"
     blocked = {n for n in not_run if graph.ancestors([n]) & bad}
-    return RunScope(run, line, not_run, blocked)
+    return RunScope(run, line, not_run, blocked, dict(request.titles))
 
 
 def _top_level(ids: list[str], graph: Graph) -> list[str]:

@@ -2,11 +2,12 @@
 
 A record is a folder ``<output dir>/.history/<stamp>/`` holding ``graph.json`` (the graph-file
 document that ran), ``report.json`` (the ``fathom.run`` report: status, timings, per-node
-records, outputs) and ``files/`` (hard links to the files the run wrote). Saves replace files
-atomically, so a later run writing the same name gets a new file and the link keeps this run's
-own; where a link cannot be made, a copy is kept (up to ``KEEP_COPY_LIMIT``). The report is
-written last, so a folder without one is an unfinished record and listings skip it. No Qt here:
-the studio's history and gallery docks read what these functions return.
+records, outputs) and ``files/`` (hard links to the files the run wrote; an image sequence's
+folder becomes a folder of links to its frames). Saves replace files and sequence folders
+atomically, so a later run writing the same name gets new files and the links keep this run's
+own; where a link cannot be made, a copy is kept (up to ``KEEP_COPY_LIMIT`` per output). The
+report is written last, so a folder without one is an unfinished record and listings skip it.
+No Qt here: the studio's history and gallery docks read what these functions return.
 """
 
 from __future__ import annotations
@@ -28,6 +29,10 @@ HISTORY_DIR = ".history"
 REPORT_FORMAT = "fathom.run"
 #: Largest output copied into a record when the file system cannot hard-link it (bytes).
 KEEP_COPY_LIMIT = 256 << 20
+#: Sequence folders with more files than this are not linked in the studio's first pass (on
+#: the GUI thread, at about 20 µs a link: 40 ms) but in its second, on a worker, moments later.
+#: A run writing that many frames cannot finish, and swap a new folder in, in that time.
+LINK_NOW_LIMIT = 2000
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".exr", ".tif", ".tiff", ".bmp")
 VIDEO_SUFFIXES = (".mp4", ".mov", ".mkv", ".webm", ".gif", ".avi")
 COUNTED = ("executed", "cached", "failed", "skipped", "muted", "bypassed", "cancelled")
@@ -93,23 +98,75 @@ def _new_folder(root: Path, started: float) -> Path:
     raise FileExistsError(f"too many run records named {stamp} in {root}")
 
 
-def _keep(source: Path, files: Path, taken: set[str], copy: bool) -> str | None:
-    """Link (or, with ``copy``, copy) one output into the record; its path in the record."""
-    if not source.is_file():
-        return None
-    name = source.name
-    n = 1
-    while name in taken:
+def _free_name(source: Path, files: Path, taken: set[str]) -> str:
+    """The output's own name, or ``name-2``, ``name-3``… when another output of the run (or a
+    folder left on disk) has it: two save nodes may write ``a/x.png`` and ``b/x.png``."""
+    name, n = source.name, 1
+    while name in taken or (files / name).exists():
         n += 1
         name = f"{source.stem}-{n}{source.suffix}"
-    files.mkdir(exist_ok=True)
-    target = files / name
+    return name
+
+
+def _link_or_copy(source: Path, target: Path, copy: bool) -> bool:
+    """Hard-link one file (free, whatever its size); copy it only where allowed and small."""
     try:
         os.link(source, target)
+        return True
     except OSError:
         if not copy or source.stat().st_size > KEEP_COPY_LIMIT:
-            return None
+            return False
         shutil.copy2(source, target)
+        return True
+
+
+def _keep_folder(source: Path, target: Path, copy: bool) -> bool:
+    """Keep a folder output (PNG/EXR frames) as a folder of hard links to its files.
+
+    Sequence writers swap a fresh folder in for the old one, so links keep this run's frames
+    while the next run writes new ones, for the cost of a directory entry per frame (about
+    20 µs each; plain string paths, since this runs on the GUI thread). Where links fail, the
+    frames are copied (``copy``) if together they are under ``KEEP_COPY_LIMIT``; otherwise
+    nothing is kept (no half sequence)."""
+    copied = 0
+    for root, _, names in os.walk(source):
+        into = os.path.join(target, os.path.relpath(root, source))
+        os.makedirs(into)
+        for name in names:
+            src, dst = os.path.join(root, name), os.path.join(into, name)
+            try:
+                os.link(src, dst)
+                continue
+            except OSError:
+                pass
+            copied += os.stat(src).st_size
+            if not copy or copied > KEEP_COPY_LIMIT:
+                shutil.rmtree(target, ignore_errors=True)
+                return False
+            shutil.copy2(src, dst)
+    return True
+
+
+def _file_count(folder: Path) -> int:
+    return sum(len(names) for _, _, names in os.walk(folder))
+
+
+def _keep(source: Path, files: Path, taken: set[str], copy: bool) -> str | None:
+    """Link (or, with ``copy``, copy) one output, a file or a folder of frames, into the
+    record; its path in the record, or None when it was not kept."""
+    if not (source.is_file() or source.is_dir()):
+        return None
+    if source.is_dir() and not copy and _file_count(source) > LINK_NOW_LIMIT:
+        return None  # the worker's pass links it (see LINK_NOW_LIMIT)
+    files.mkdir(exist_ok=True)
+    name = _free_name(source, files, taken)
+    target = files / name
+    if source.is_dir():
+        kept = _keep_folder(source, target, copy)
+    else:
+        kept = _link_or_copy(source, target, copy)
+    if not kept:
+        return None
     taken.add(name)
     return f"files/{name}"
 

@@ -11,6 +11,7 @@ from typing import Any
 import numpy as np
 from PySide6.QtCore import Qt
 from PySide6.QtTest import QTest
+from videoclips import make_clip, read_index
 
 from fathom.app.commands import SetParam
 from fathom.app.main_window import MainWindow
@@ -233,3 +234,45 @@ def test_a_failing_queued_run_is_marked_and_the_next_one_still_runs(
     assert f"{bad}  test.fail  failed" in text and "boom" in text
     # The rest of the graph ran: each run kept its own image.
     assert all(len(e.outputs()) == 1 for e in history.entries)
+
+
+def test_each_queued_run_keeps_its_own_image_sequence(
+    qtbot: Any, window: Any, add: Any, wire: Any, tmp_path: Path
+) -> None:
+    """A sequence save writes a folder that the next run replaces: each record links the
+    frames its own run wrote, so older History entries do not show the newest run's frames."""
+    clips = [make_clip(tmp_path / f"c{first}.mp4", frames=2, first=first) for first in (0, 300)]
+    load = add("video.load", 0, 0, path=str(clips[0]))
+    save = add("video.save", 300, 0, path="frames/%04d.png")
+    wire(load, "video", save, "video")
+    queue = window.run_docks.queue
+    for clip in clips:
+        window.doc.undo_stack.push(SetParam(window.doc, load, "path", str(clip)))
+        _queue_shortcut(qtbot, window)
+    qtbot.waitUntil(lambda: all(i.record is not None for i in queue.items), timeout=30_000)
+    assert [i.status for i in queue.items] == ["done", "done"], [i.summary for i in queue.items]
+    out = Path(window.settings.output_dir)
+    for item, first in zip(queue.items, (0, 300), strict=True):
+        (entry,) = [e for e in list_runs(out) if e.folder == item.record]
+        (frames,) = entry.outputs()
+        assert frames == item.record / "files" / "frames"
+        shown = [read_index(read_image(f)) for f in sorted(frames.iterdir())]
+        assert shown == [first, first + 1]
+    # The live folder holds the newest run's frames: the same files as its record, linked.
+    newest = queue.items[-1].record / "files" / "frames"
+    for live in sorted((out / "frames").iterdir()):
+        assert live.samefile(newest / live.name)
+
+
+def test_a_queued_runs_summary_names_a_node_refused_before_it(
+    qtbot: Any, window: Any, add: Any, wire: Any
+) -> None:
+    _colour_graph(window, add, wire)
+    lonely = add("image.adjust", 0, 200)  # its required input is not connected
+    wire(lonely, "image", add("image.save", 300, 200, path="blocked.png"), "image")
+    window.menus.queue_action.trigger()
+    queue = window.run_docks.queue
+    qtbot.waitUntil(lambda: queue.items[0].record is not None, timeout=30_000)
+    summary = queue.items[0].summary
+    assert "2 executed" in summary
+    assert f"1 blocked (refused before the run): 'Adjust Colors' ({lonely})" in summary

@@ -63,7 +63,7 @@ def test_f5_brings_the_open_preview_up_to_date_and_says_what_it_ran(
     start = [m for m in window.log.messages("info") if "Running 3 nodes" in m]
     assert start, window.log.messages()
     assert "1 save node and what it needs" in start[-1]
-    assert "'Depth look' whose preview is open" in start[-1]
+    assert f"'Depth look' ({branch['adjust']}) whose preview is open" in start[-1]
     assert "1 not run" in start[-1]
     # The node that was not run says so, and why, on its badge and tooltip.
     invert = window.scene.nodes[branch["invert"]]
@@ -153,5 +153,12 @@ def test_a_node_blocked_by_an_invalid_one_says_which(
     assert window.scene.nodes[lonely].status == "failed"
     item = window.scene.nodes[blocked]
     assert item.status == "skipped"
-    assert "it needs 'Adjust Colors', which has a problem" in item.toolTip()
+    assert f"it needs 'Adjust Colors' ({lonely}), which has a problem" in item.toolTip()
     assert not window.session.left_out(blocked)  # running it again would not help
+    # The log's lines count and name the refused node, the summary as a warning.
+    start = [m for m in window.log.messages("info") if "Running" in m]
+    assert f"1 blocked: 'Adjust Colors' ({lonely}) (see the errors)" in start[-1]
+    summary = [m for m in window.log.messages("warning") if "Run finished" in m]
+    assert summary, window.log.messages()
+    assert f"1 blocked (refused before the run): 'Adjust Colors' ({lonely})" in summary[-1]
+    assert "1 node that needs it did not run" in summary[-1]

@@ -7,10 +7,21 @@ from typing import Any
 
 import numpy as np
 
-from fathom.app.session import NodeState, RunOutcome, RunSession
+from fathom.app.session import (
+    NodeState,
+    RunOutcome,
+    RunRequest,
+    RunSession,
+    node_label,
+    refused_nodes,
+    run_scope,
+    run_summary,
+)
+from fathom.engine.context import RunOptions
 from fathom.engine.errors import Problem
 from fathom.engine.events import Event
 from fathom.engine.executor import NodeRecord, RunResult
+from fathom.engine.graph import Graph
 from fathom.engine.types import Image
 
 
@@ -77,10 +88,13 @@ def test_a_finished_run_keeps_outputs_marks_cancelled_nodes_and_sums_up() -> Non
     assert session.seconds == 0.5
     kind, payload = events[-1]
     assert kind == "run_finished" and payload["outcome"] is outcome
-    assert payload["summary"] == "Run cancelled in 0.50 s: 1 executed, 0 cached, 0 failed"
+    assert payload["summary"] == (
+        "Run cancelled in 0.50 s: 1 executed, 0 cached, 0 failed, "
+        "1 blocked (refused before the run): 'x'"
+    )
     logs = [p for k, p in events if k == "log"]
     assert logs[0]["node"] == "x" and "not connected" in logs[0]["message"]
-    assert logs[-1] == {"level": "info", "message": payload["summary"], "node": ""}
+    assert logs[-1] == {"level": "warning", "message": payload["summary"], "node": ""}
 
 
 def test_a_run_that_cannot_start_reports_why_and_forget_and_clear_drop_state() -> None:
@@ -127,3 +141,75 @@ def test_window_badges_and_log_follow_the_session_until_the_window_closes(window
     assert session._listeners == []  # window, scene and log panel all let go
     session.set_status(nid, "failed", message="late")
     assert window.scene.nodes[nid].status == "running"
+
+
+def _saves_graph() -> tuple[RunRequest, list[Problem]]:
+    """Solid Color → three Save Video nodes (one refused: bits 16 on .mp4), and a refused
+    Adjust Colors feeding a fourth; every save has the same title, as on the canvas."""
+    graph = Graph()
+    graph.add_node("image.constant", "color")
+    titles = {"color": "Solid Color", "adjust": "Adjust Colors"}
+    for save in ("save_png", "save_exr", "save_mp4", "save_adj"):
+        graph.add_node("image.save", save)
+        titles[save] = "Save Video"
+        if save != "save_adj":
+            graph.connect("color", "image", save, "image")
+    graph.add_node("image.adjust", "adjust")
+    graph.connect("adjust", "image", "save_adj", "image")
+    problems = [
+        Problem("bits 16 applies to PNG sequences", "save_mp4", "bits"),
+        Problem("input 'image' is not connected", "adjust", "image"),
+    ]
+    return RunRequest(graph, RunOptions(), titles=titles), problems
+
+
+def test_the_run_lines_count_and_name_nodes_refused_before_the_run() -> None:
+    """A save refused by validation used to be missing from both lines: "Run finished: 3
+    executed, 0 failed" at info level read as if every output had been written."""
+    request, problems = _saves_graph()
+    done = ["color", "save_png", "save_exr"]
+    scope = run_scope(request, done, done[1:], done[1:], [], problems)
+    assert scope.line == (
+        "Running 3 nodes: 2 save nodes and what they need; "
+        "2 blocked: 'Save Video' (save_mp4), 'Adjust Colors' (adjust) (see the errors); "
+        "1 not run: 'Save Video' (save_adj) (it needs 'Adjust Colors' (adjust), "
+        "which has a problem)"
+    )
+    session = RunSession()
+    events = recorded(session)
+    session.started()
+    session.planned(scope)
+    records = {n: NodeRecord(n, "t", 1, status="executed", seconds=0.1) for n in done}
+    session.finished(RunOutcome(RunResult(records, {}, seconds=3.24), problems))
+    summary = events[-1][1]["summary"]
+    assert summary == (
+        "Run finished in 3.24 s: 3 executed, 0 cached, 0 failed, 2 blocked (refused before the "
+        "run): 'Save Video' (save_mp4), 'Adjust Colors' (adjust); 1 node that needs them did "
+        "not run"
+    )
+    logs = [p for k, p in events if k == "log"]
+    assert logs[-1] == {"level": "warning", "message": summary, "node": ""}
+    assert session.status("save_mp4").status == "failed"
+    # Without refused nodes the summary stays an info line with nothing added.
+    session.started()
+    session.planned(run_scope(request, done, done[1:], done[1:], [], []))
+    session.finished(RunOutcome(RunResult(records, {}, seconds=1.0)))
+    assert [p for k, p in events if k == "log"][-1] == {
+        "level": "info",
+        "message": "Run finished in 1.00 s: 3 executed, 0 cached, 0 failed",
+        "node": "",
+    }
+
+
+def test_node_labels_tell_nodes_of_one_title_apart() -> None:
+    titles = {"save_png": "Save Video", "save_mp4": "Save Video", "plain": "plain"}
+    assert node_label("save_png", titles) == "'Save Video' (save_png)"
+    assert node_label("save_mp4", titles) == "'Save Video' (save_mp4)"
+    assert node_label("plain", titles) == "'plain'"  # the title is the id: said once
+    assert node_label("untitled", {}) == "'untitled'"
+    many = [Problem("bad", f"n{i}") for i in range(7)] + [Problem("bad", "n0/inner")]
+    assert refused_nodes(many) == [f"n{i}" for i in range(7)]  # inner nodes: the outer one
+    result = RunResult({}, {}, seconds=0.0)
+    assert run_summary(result, many).endswith(
+        "7 blocked (refused before the run): 'n0', 'n1', 'n2', 'n3', 'n4' and 2 more"
+    )

@@ -5,11 +5,13 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
+from videoclips import make_clip, read_index
 
 from fathom.engine import run_history
 from fathom.engine.context import RunOptions
@@ -146,3 +148,116 @@ def test_two_records_started_in_the_same_millisecond_get_their_own_folders(
     b = _fake_record(tmp_path, [], None, 1000.5)
     assert a != b and a.parent == b.parent
     assert len(list_runs(tmp_path)) == 2
+
+
+def _record_sequence(registry: Registry, out: Path, clip: Path, when: float) -> Path:
+    """Run Load Video → Save Video into ``frames/%04d.png`` and record it, as the studio does."""
+    graph = Graph()
+    graph.add_node("video.load", "load", {"path": str(clip)})
+    graph.add_node("video.save", "save", {"path": "frames/%04d.png"})
+    graph.connect("load", "video", "save", "video")
+    document = to_document(graph, registry)
+    options = RunOptions(output_dir=out, base_dir=out, device="cpu")
+    result = Executor(registry).run(graph, options=options)
+    assert result.ok, result.records
+    report = run_report(result, document, when, output_dir=str(out))
+    return record_run(out, document, report)
+
+
+def test_each_record_keeps_its_own_image_sequence_as_links(
+    registry: Registry, tmp_path: Path
+) -> None:
+    """A sequence save writes a folder; each record used to list the live folder, so older
+    records showed the newest run's frames."""
+    first_clip = make_clip(tmp_path / "first.mp4", frames=3, first=0)
+    second_clip = make_clip(tmp_path / "second.mp4", frames=3, first=500)
+    out = tmp_path / "out"
+    first = _record_sequence(registry, out, first_clip, 1000.0)
+    second = _record_sequence(registry, out, second_clip, 2000.0)
+    new, old = list_runs(out)
+    assert (old.folder, new.folder) == (first, second)
+    assert old.report["outputs"] == [str(out / "frames")]
+    (old_frames,) = old.outputs()
+    (new_frames,) = new.outputs()
+    assert old_frames == first / "files" / "frames" and new_frames == second / "files" / "frames"
+    names = sorted(p.name for p in (out / "frames").iterdir())
+    assert names == ["0000.png", "0001.png", "0002.png"]
+    assert sorted(p.name for p in old_frames.iterdir()) == names
+    # Each record shows the frames its own run wrote; the live folder holds the newest run's.
+    for name in names:
+        assert read_index(read_image(old_frames / name)) == int(name[:4])
+        assert read_index(read_image(new_frames / name)) == 500 + int(name[:4])
+        live = out / "frames" / name
+        assert os.path.samestat((new_frames / name).stat(), live.stat())  # a link, not a copy
+        assert live.stat().st_nlink == 2
+        assert (old_frames / name).stat().st_nlink == 1  # the run that replaced it let go
+    # Deleting a record takes its links with it and leaves the live frames alone.
+    shutil.rmtree(second)
+    assert [e.folder for e in list_runs(out)] == [first]
+    assert all((out / "frames" / n).stat().st_nlink == 1 for n in names)
+
+
+def test_a_sequence_is_copied_without_links_and_never_kept_by_halves(
+    tmp_path: Path, monkeypatch: Any
+) -> None:
+    frames = tmp_path / "frames"
+    frames.mkdir()
+    shots = [_image(frames / f"{i:04d}.png", i / 4) for i in range(1, 4)]
+    linked = _fake_record(tmp_path, [frames], None, 1000.0)
+    assert sorted(p.name for p in (linked / "files" / "frames").iterdir()) == [
+        p.name for p in shots
+    ]
+
+    def no_links(*_: Any) -> None:
+        raise OSError("this file system has no hard links")
+
+    monkeypatch.setattr(os, "link", no_links)
+    copied = _fake_record(tmp_path, [frames], None, 2000.0)
+    for shot in shots:
+        kept = copied / "files" / "frames" / shot.name
+        assert kept.read_bytes() == shot.read_bytes() and kept.stat().st_nlink == 1
+    # Over the copy limit (all frames together), nothing is kept rather than part of it.
+    monkeypatch.setattr(run_history, "KEEP_COPY_LIMIT", shots[0].stat().st_size + 1)
+    big = _fake_record(tmp_path, [frames], None, 3000.0)
+    assert not (big / "files" / "frames").exists()
+    (entry,) = [e for e in list_runs(tmp_path) if e.folder == big]
+    assert entry.outputs() == [frames]
+    # The studio links on the GUI thread (no copies) and copies on a worker afterwards.
+    folder = run_history.start_record(tmp_path, 4000.0)
+    assert run_history.keep_outputs(folder, [str(frames)], copy=False) == {}
+    assert not (folder / "files" / "frames").exists()
+    monkeypatch.setattr(run_history, "KEEP_COPY_LIMIT", 1 << 20)
+    kept = run_history.keep_outputs(folder, [str(frames)], copy=True, kept={})
+    assert kept == {str(frames): "files/frames"}
+
+
+def test_two_outputs_of_one_name_are_both_kept(tmp_path: Path) -> None:
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    a = _image(tmp_path / "a" / "x.png", 0.0)
+    seq = tmp_path / "b" / "x.png"  # a folder named like a file: names must not collide
+    seq.mkdir()
+    _image(seq / "0001.png", 1.0)
+    record = _fake_record(tmp_path, [a, seq], None, 1000.0)
+    (entry,) = list_runs(tmp_path)
+    assert entry.outputs() == [record / "files" / "x.png", record / "files" / "x-2.png"]
+    assert (record / "files" / "x-2.png" / "0001.png").is_file()
+
+
+def test_a_long_sequence_is_left_to_the_second_pass(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The studio's first pass runs on the GUI thread: a sequence longer than LINK_NOW_LIMIT
+    frames waits for the worker's pass, which links it all."""
+    monkeypatch.setattr(run_history, "LINK_NOW_LIMIT", 3)
+    frames = tmp_path / "out" / "frames"
+    frames.mkdir(parents=True)
+    for i in range(5):
+        (frames / f"{i:04d}.png").write_bytes(bytes([i]))
+    folder = run_history.start_record(tmp_path / "out", 0.0)
+    first = run_history.keep_outputs(folder, [str(frames)], copy=False)
+    assert first == {}
+    kept = run_history.keep_outputs(folder, [str(frames)], copy=True, kept=first)
+    linked = folder / kept[str(frames)]
+    assert sorted(p.name for p in linked.iterdir()) == [f"{i:04d}.png" for i in range(5)]
+    assert os.stat(linked / "0004.png").st_nlink == 2
