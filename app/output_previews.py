@@ -15,7 +15,7 @@ from PySide6.QtCore import QObject, QTimer, Signal
 from fathom.app.document import Document
 from fathom.app.preview.dock import PreviewDock
 from fathom.app.preview.worker import BackgroundRenderer
-from fathom.app.session import RunSession
+from fathom.app.session import ENDED, RunSession
 from fathom.app.settings import Settings
 from fathom.engine.executor import Executor
 from fathom.engine.registry import Registry
@@ -23,6 +23,10 @@ from fathom.engine.types import Depth, Image
 
 #: Least time between two step previews shown (ms): the preview keeps up, the GUI stays free.
 PREVIEW_MS = 50
+#: Longest failure message quoted above an earlier run's output (the log has it all).
+NOTE_CHARS = 400
+#: After the title of an output kept from an earlier run than the latest.
+EARLIER = " (from an earlier run)"
 
 
 def downscaled(value: Any, limit: int | None) -> Any:
@@ -50,6 +54,14 @@ def read_back(executor: Executor, registry: Registry, path: str) -> Any:
     return next(v for v in values.values() if v is not None)
 
 
+def _note(who: str, what: str, message: str) -> str:
+    """ "From an earlier run: this node failed: …", the note above a kept output; a long
+    message is cut (the log and the badge's tooltip have it whole)."""
+    if len(message) > NOTE_CHARS:
+        message = message[: NOTE_CHARS - 1] + "…"
+    return f"From an earlier run: {who} {what}" + (f":\n{message}" if message else ".")
+
+
 class OutputPreviews(QObject):
     """Feeds the preview dock from the run session: outputs on selection and after runs, step
     previews while a node runs (only the selected node's, when one is selected)."""
@@ -72,7 +84,8 @@ class OutputPreviews(QObject):
         self.dock = dock
         self.settings = settings
         self.selected = selected
-        self._pending: tuple[Any, str] | None = None
+        #: The newest step preview not shown yet: (the session's run id, value, title).
+        self._pending: tuple[int, Any, str] | None = None
         #: The node whose output the dock shows (or waits for): its preview is open.
         self.node: str | None = None
         #: The output each node's preview shows, as last chosen (the inspector's Output).
@@ -88,20 +101,34 @@ class OutputPreviews(QObject):
         self._timer.timeout.connect(self._flush)
 
     def step_preview(self, node: str, value: Any, title: str) -> None:
-        """Step previews show at most every PREVIEW_MS: the newest wins, none queue up."""
+        """Step previews show at most every PREVIEW_MS: the newest wins, none queue up. Only
+        while their node is at work: a step reported after its node ended, or after the run
+        did, must never hide the node's final output."""
         selected = self.selected()
         if selected and node.split("/")[0] not in selected:
             return
-        self._pending = (value, title)
+        if not self.session.running or self.session.status(node).status in ENDED:
+            return
+        self._pending = (self.session.run_id, value, title)
         if not self._timer.isActive():
             self._flush()
             self._timer.start()
 
     def _flush(self) -> None:
-        if self._pending is not None:
-            value, title = self._pending
-            self._pending = None
-            self.show_value(value, title)
+        """The step preview due now, unless a newer run has started: the last step of a run
+        always shows (its node may have ended meanwhile), until a final output replaces it;
+        showing one drops the step still due (``_drop_steps``), so it never comes after."""
+        pending, self._pending = self._pending, None
+        if pending is None:
+            return
+        run, value, title = pending
+        if run == self.session.run_id:
+            self._display(value, title)
+
+    def _drop_steps(self) -> None:
+        """Forget the step preview waiting for the timer: what is shown now replaces it."""
+        self._pending = None
+        self._timer.stop()
 
     def show_value(
         self,
@@ -109,17 +136,33 @@ class OutputPreviews(QObject):
         title: str,
         viewers: tuple[str, ...] = (),
         written: list[str] | None = None,
+        note: str = "",
     ) -> None:
         """``viewers``: an output's own declared viewers; without them the value's type picks.
-        ``written``: the files a save node wrote, listed above the preview."""
+        ``written``: the files a save node wrote, listed above the preview. ``note``: why the
+        value is not the node's latest, above it. A step preview still due is dropped."""
+        self._drop_steps()
+        self._display(value, title, viewers, written, note)
+
+    def _display(
+        self,
+        value: Any,
+        title: str,
+        viewers: tuple[str, ...] = (),
+        written: list[str] | None = None,
+        note: str = "",
+    ) -> None:
         extra: dict[str, Any] = {"viewers": viewers} if viewers else {}
         if written:
             extra["written"] = written
+        if note:
+            extra["note"] = note
         self.dock.show_value(downscaled(value, self.settings.preview_limit()), title, **extra)
 
     def show_output(self, node_id: str, port: str | None = None) -> bool:
         """Show a node's latest output (``port``, else the one last chosen for it, else its
         first that has a value); without one yet, say so. The node's preview is then open."""
+        self._drop_steps()
         opened, self.node = node_id != self.node, node_id
         self._reading = None
         if opened:
@@ -134,12 +177,29 @@ class OutputPreviews(QObject):
         if values and (port is None or port not in values):
             port = next((k for k, v in values.items() if v is not None), None)
         if not values or port is None:
-            self._pending = None
             self.dock.show_message(self._no_output(node_id), node_id)
             return False
         out = cls.output(port) if cls is not None else None
-        self.show_value(values[port], f"{node_id}.{port}", out.viewers if out is not None else ())
+        note = self.stale_note(node_id)
+        title = f"{node_id}.{port}{EARLIER if note else ''}"
+        self.show_value(values[port], title, out.viewers if out is not None else (), note=note)
         return True
+
+    def stale_note(self, node_id: str) -> str:
+        """Why the output kept for this node is not what its latest run made: the run failed
+        (or was refused, or cancelled) at it or at a node it needs. Empty when it is current.
+        A demanding user must never take an earlier run's picture for this run's result."""
+        if self.session.status(node_id).status in ("done", "cached", "bypassed"):
+            return ""
+        own = self.session.failure(node_id)
+        if own is not None:
+            return _note("this node", *own)
+        graph = self.doc.graph
+        for up in sorted(graph.ancestors([node_id]) - {node_id}):
+            failed = self.session.failure(up)
+            if failed is not None:
+                return _note(f"'{self.doc.title(up)}', which this node needs,", *failed)
+        return ""
 
     # ---- save nodes: what they wrote ----------------------------------------------------------
 
@@ -148,16 +208,18 @@ class OutputPreviews(QObject):
         writes nothing (a display node) shows the value it received."""
         files = self.session.files.get(node_id, [])
         received = self.received(node_id)
+        note = self.stale_note(node_id)
+        earlier = EARLIER if note else ""
         if not files:
             if received is None:
                 self.dock.show_message(self._no_output(node_id), node_id)
                 return False
-            self.show_value(received, f"{node_id} (received)")
+            self.show_value(received, f"{node_id} (received){earlier}", note=note)
             return True
         path = path if path in files else files[0]
-        title = f"{node_id}: wrote {Path(path).name}"
+        title = f"{node_id}: wrote {Path(path).name}{earlier}"
         if received is not None:
-            self.show_value(received, f"{title} (reading it back…)", written=files)
+            self.show_value(received, f"{title} (reading it back…)", written=files, note=note)
         else:
             self.dock.show_message(f"Reading {path}…", title, written=files)
         self._reading = (node_id, path)
@@ -173,14 +235,16 @@ class OutputPreviews(QObject):
         self._reading = None
         node_id, path = tag
         files = self.session.files.get(node_id, [])
-        title = f"{node_id}: wrote {Path(path).name}"
+        note = self.stale_note(node_id)
+        title = f"{node_id}: wrote {Path(path).name}{EARLIER if note else ''}"
         if not isinstance(value, Exception):
-            self.show_value(value, title, written=files)
+            self.show_value(value, title, written=files, note=note)
             return
         why = f"cannot read {path} back: {value}"
         received = self.received(node_id)
         if received is not None:
-            self.show_value(received, f"{node_id}: the value it received ({why})", written=files)
+            title = f"{node_id}: the value it received ({why})"
+            self.show_value(received, title, written=files, note=note)
         else:
             self.dock.show_message(why, title, written=files)
 
@@ -221,7 +285,7 @@ class OutputPreviews(QObject):
 
     def forget(self) -> None:
         """Close the open preview (its node was deleted); each node's Output choice stays."""
-        self._pending = None
+        self._drop_steps()
         self._reading = None
         self.node = None
         self.dock.clear()
@@ -233,7 +297,7 @@ class OutputPreviews(QObject):
         return self.node
 
     def clear(self) -> None:
-        self._pending = None
+        self._drop_steps()
         self._reading = None
         self.node = None
         self.ports.clear()

@@ -29,6 +29,7 @@ from fathom.app.preview.video_player import VideoPlayer
 from fathom.app.preview.view_sheet import sheet_array
 from fathom.app.preview.worker import BackgroundRenderer
 from fathom.app.preview.written_bar import WrittenBar
+from fathom.app.theme import text_style
 from fathom.engine.types import (
     Camera,
     CameraPath,
@@ -136,11 +137,18 @@ class PreviewDock(QDockWidget):
         self._sheet_seq = 0
         #: Above a save node's preview: the files it wrote, Open and Show in folder.
         self.written = WrittenBar()
+        #: Above a value that is not the node's latest (its latest run failed): why.
+        self.note = QLabel()
+        self.note.setObjectName("preview-note")
+        self.note.setWordWrap(True)
+        self.note.setStyleSheet(f"{text_style('warning')} padding: 4px;")
+        self.note.hide()
         body = QWidget()
         lay = QVBoxLayout(body)
         lay.setContentsMargins(0, 0, 0, 0)
         lay.setSpacing(0)
         lay.addWidget(self.written)
+        lay.addWidget(self.note)
         lay.addWidget(self._stack, 1)
         self.setWidget(body)
 
@@ -194,12 +202,15 @@ class PreviewDock(QDockWidget):
         title: str = "",
         viewers: tuple[str, ...] = (),
         written: list[str] | None = None,
+        note: str = "",
     ) -> None:
         """Show ``value`` (in the first panel of ``viewers`` when given); errors while
         preparing a preview are shown, never raised. ``written``: the files a save node wrote
-        (the value is what they hold), listed above it."""
+        (the value is what they hold), listed above it. ``note``: shown above it, e.g. that
+        the value is from an earlier run, so an old picture never passes for a current one."""
         self.setWindowTitle(f"Preview — {title}" if title else "Preview")
         self.written.set_paths(written or [])
+        self._set_note(note)
         self._sheet_seq += 1
         try:
             self._show(value, panel_kind(value, viewers))
@@ -215,8 +226,13 @@ class PreviewDock(QDockWidget):
         camera and its GL item, and prepares each frame off the GUI thread (newest wins)."""
         self.setWindowTitle(f"Preview — {title}" if title else "Preview")
         self.written.set_paths([])
+        self._set_note("")
         self._sheet_seq += 1
         self._switch("mesh").set_live_value(value)  # type: ignore[attr-defined]
+
+    def _set_note(self, text: str) -> None:
+        self.note.setText(text)
+        self.note.setVisible(bool(text))
 
     def _show(self, value: Any, kind: str) -> None:
         if kind == "empty":
@@ -291,6 +307,7 @@ class PreviewDock(QDockWidget):
         the value shown before: a stale picture must not pass for this node's."""
         self.setWindowTitle(f"Preview — {title}" if title else "Preview")
         self.written.set_paths(written or [])
+        self._set_note("")
         self._sheet_seq += 1
         for kind, panel in self._panels.items():
             if kind == "text":

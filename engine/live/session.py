@@ -210,9 +210,7 @@ class LiveCache(OutputCache):
         super().put(key, outputs)
         with self._lock:
             while len(self._data) > self.max_entries:
-                _, (_, size) = self._data.popitem(last=False)
-                self._bytes -= size
-                self.evictions += 1
+                self._evict_oldest()
 
 
 def _percentile(values: list[float], q: float) -> float:
@@ -535,6 +533,7 @@ class LiveSession:
             return
         self.graph, self._plan = graph, plan
         self._pick_primary_output(plan)
+        self._clear_error("graph")
 
     def _pick_primary_output(self, plan: Any) -> None:
         outs = [n for n in plan.needed if getattr(plan.classes[n], "live_output", False)]
@@ -651,6 +650,15 @@ class LiveSession:
             self._last_error = message
         if entry["count"] == 1:
             log.error(message)
+
+    def _clear_error(self, node: str) -> None:
+        """An error that no longer holds goes: an edited graph was refused, and a later edit
+        that fixed it has been applied. Left in place, the studio's panel would show the fixed
+        problem for the rest of the session, and the user could not tell the fix took."""
+        with self._lock:
+            entry = self._errors.pop(node, None)
+            if entry is not None and self._last_error == entry["last"]:
+                self._last_error = None
 
     def _frames_out(self) -> int:
         out = self._outputs.get(self._primary_output or "")

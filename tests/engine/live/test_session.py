@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import av
@@ -169,6 +170,49 @@ def test_update_graph_applies_on_the_next_tick_keeping_node_state(tmp_path: Path
     assert first <= asked + 3
     calls = [round(float(img.data[-1, -1, 0]) * 1000) for _, img, _ in shown]
     assert calls == list(range(1, len(shown) + 1))  # ctx.state kept through the update
+
+
+def _wait_for(predicate: Callable[[], bool], seconds: float = 10.0) -> bool:
+    end = time.perf_counter() + seconds
+    while time.perf_counter() < end:
+        if predicate():
+            return True
+        time.sleep(0.01)
+    return predicate()
+
+
+def test_a_refused_edit_is_no_longer_reported_once_a_fixed_one_applies(tmp_path: Path) -> None:
+    clip = make_clip(tmp_path / "c.mp4", frames=30, fps=30)
+    shown: list = []
+    nodes = [
+        ("src", "live.file", {"path": str(clip), "loop": True}),
+        ("tint", "test.tint", {"gain": 0.0}),
+        ("win", "live.window", {}),
+    ]
+    s = session(nodes, tmp_path, frames=shown)
+    s.start()
+    try:
+        assert _wait_for(lambda: len(shown) >= 3)
+        refused = s.graph.copy()
+        refused.nodes["tint"].params["gain"] = -1.0  # below its minimum: the plan refuses it
+        s.update_graph(refused)
+        assert _wait_for(lambda: "graph" in s.stats().errors)
+        stats = s.stats()
+        assert "not applied" in stats.errors["graph"] and "gain" in stats.errors["graph"]
+        assert stats.error == stats.errors["graph"]
+        fixed = s.graph.copy()
+        fixed.nodes["tint"].params["gain"] = 1.0
+        s.update_graph(fixed)
+        assert _wait_for(lambda: s.graph.nodes["tint"].params["gain"] == 1.0)
+        stats = s.stats()
+        assert "graph" not in stats.errors and stats.error is None
+        # The fixed graph is the one that runs: frames after it are tinted.
+        asked = len(shown)
+        assert _wait_for(lambda: len(shown) >= asked + 4)
+        assert float(shown[-1][1].data[20:, :-1].mean()) > 0.1
+    finally:
+        r = s.stop()
+    assert "graph" not in r.errors
 
 
 def test_a_file_without_loop_ends_the_session_with_every_frame(tmp_path: Path) -> None:
