@@ -96,6 +96,9 @@ class JobQueue:
                 self._results.append(partial(failed, text))
             else:
                 self._results.append(partial(done, value))
+            # Waiting for the next job, the worker must not keep this one alive: a run record's
+            # job holds the run's values (a video, the spill file it reads) until then.
+            del item, fn, done, failed
 
     def _deliver(self) -> None:
         end = time.perf_counter() + DELIVER_MS / 1000

@@ -65,8 +65,11 @@ class RunController(QObject):
         self._unsubscribe = self.doc.graph.subscribe(self._on_graph_event)
 
     def _on_reset(self) -> None:
+        """Another document (new, opened, restored): the old one's cached results go, and
+        with them the temporary depth and frame files their videos spilled to."""
         self._watch_graph()
         self.session.clear()
+        self.executor.cache.clear()
 
     def _on_graph_event(self, event: str, payload: dict[str, Any]) -> None:
         if event == "node_removed":
@@ -136,8 +139,11 @@ class RunController(QObject):
             self.runner.schedule(self.make_request, 0)
 
     def shutdown(self) -> None:
-        """Stop the run in progress and stop listening to the document (the window closes)."""
+        """Stop the run in progress and stop listening to the document (the window closes);
+        the cached results go now, not when the process exits, and with them their spill
+        files (the latest results stay with the session while the window shows them)."""
         self.runner.shutdown()
+        self.executor.cache.clear()
         if self._unsubscribe is not None:
             self._unsubscribe()
             self._unsubscribe = None

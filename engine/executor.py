@@ -793,7 +793,7 @@ class _Run:
         parts: list[Any] = [
             cls.type_id,
             cls.version,
-            self.plan.params[nid],
+            cls.key_params(self.plan.params[nid]),
             extra,
             ups,
             inst.bypass,
@@ -906,6 +906,7 @@ class _Run:
         for nid in order:
             if self.records[nid].status == "not_needed" and cancelled:
                 self.records[nid].status = "cancelled"
+        self.ex.cache.trim()  # spill files grew as the run's readers pulled frames
         result = RunResult(
             self.records, self.values, cancelled, time.perf_counter() - t0, self.device
         )

@@ -28,6 +28,7 @@ import numpy as np
 from fathom.engine.context import NodeContext
 from fathom.engine.errors import Problem
 from fathom.engine.imaging import depthmath
+from fathom.engine.media.framestore import remove_spill
 from fathom.engine.models.depth import is_metric_model, load_transformers_depth
 from fathom.engine.node import Input, Node, Output, Param
 from fathom.engine.types import Enum, Float, Image, Int, PathValue, String, Video
@@ -202,16 +203,17 @@ class DepthStore:
 
     @staticmethod
     def _cleanup(file: Any, path: str) -> None:
-        import os
-
         try:
             file.close()
         finally:
-            if os.path.exists(path):
-                os.unlink(path)
+            remove_spill(path)
 
     def __contains__(self, index: int) -> bool:
         return index in self._where
+
+    def spilled_nbytes(self) -> int:
+        """Bytes on disk: the output cache counts them against its spill budget."""
+        return self._end
 
     def put(self, index: int, depth: np.ndarray) -> None:
         """Keep frame ``index`` (callers hold the stream's lock)."""
@@ -335,6 +337,21 @@ class VideoDepth(Node):
         ),
         Param("student", PathValue, "", "folder `fathom distill` wrote: the student for delta"),
     )
+
+    #: The settings each temporal mode reads; changing another re-runs nothing.
+    mode_param = "temporal"
+    mode_reads: ClassVar[dict[str, tuple[str, ...]]] = {
+        "off": (),
+        "reuse": ("keyframe_interval", "threshold"),
+        "resq": ("keyframe_interval", "threshold", "bits"),
+        "delta": ("keyframe_interval", "student"),
+    }
+
+    @classmethod
+    def cache_extra(cls, params: dict[str, Any], ctx: NodeContext) -> str:
+        from fathom.engine.accel.delta import model_and_student_stamp
+
+        return model_and_student_stamp(params, ctx)
 
     @classmethod
     def check(cls, params: dict[str, Any], ctx: NodeContext) -> list[Problem]:

@@ -113,6 +113,9 @@ class BackgroundRenderer:
             with self._cond:
                 self._result = (tag, result)
                 self._busy = False
+            # An idle worker waits up to 30 s for the next job: its locals must not keep the
+            # finished one's values (a video, the spill file it reads) alive meanwhile.
+            del fn, tag, result
 
     def _poll(self) -> None:
         with self._cond:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import atexit
 import os
 import tempfile
 import threading
@@ -13,13 +14,31 @@ import numpy as np
 from fathom.engine.types import AudioTrack, Image, Video
 
 
+def _unlink_quietly(path: str | Path) -> None:
+    try:
+        Path(path).unlink(missing_ok=True)
+    except OSError:
+        pass  # at exit there is no one left to tell
+
+
+def remove_spill(path: str | Path) -> None:
+    """Delete a spill file; if the system refuses (Windows keeps a file that another handle,
+    say a virus scanner's, has open), try once more at exit instead of raising from a
+    finaliser, where an error can only be printed."""
+    try:
+        Path(path).unlink(missing_ok=True)
+    except OSError:
+        atexit.register(_unlink_quietly, path)
+
+
 class FrameStore:
     """Frames a long generation makes, written to a temporary file as they come.
 
     A generated clip has no file to decode from, and holding every frame would grow with its
     length; here each frame goes to disk (raw uint8, lossless) the moment it is made and is read
     back on demand, so memory stays flat however long the generation runs. The file is removed
-    when the store (and every Video reading it) is gone."""
+    when the store (and every Video reading it) is gone, or at exit; the output cache counts it
+    (``spilled_nbytes``) against its disk budget."""
 
     def __init__(
         self, width: int, height: int, channels: int = 3, folder: str | Path | None = None
@@ -40,10 +59,14 @@ class FrameStore:
         try:
             file.close()
         finally:
-            path.unlink(missing_ok=True)
+            remove_spill(path)
 
     def __len__(self) -> int:
         return self._count
+
+    def spilled_nbytes(self) -> int:
+        """Bytes on disk: the output cache counts them against its spill budget."""
+        return self._count * self.frame_bytes
 
     def append(self, frame: np.ndarray) -> None:
         """Add one H×W×C frame: uint8, or float in [0, 1] (rounded to 8 bits)."""
