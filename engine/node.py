@@ -223,6 +223,11 @@ class Node:
     #: The parameters an artist changes most, shown and edited on the node itself in the
     #: studio (the inspector keeps the full set); empty: the first few simple ones.
     main_params: ClassVar[tuple[str, ...]] = ()
+    #: For a node whose parameter ``mode_param`` picks a mode: the mode-specific parameters
+    #: each mode reads (every name listed for any mode is mode-specific). Changing one that
+    #: the chosen mode does not read then re-runs nothing (``key_params``).
+    mode_param: ClassVar[str] = ""
+    mode_reads: ClassVar[dict[str, tuple[str, ...]]] = {}
 
     def run(self, ctx: NodeContext, **kwargs: Any) -> dict[str, Any]:
         raise NotImplementedError
@@ -252,6 +257,16 @@ class Node:
         """Extra cache-key material for nodes that read the world in ways the declared input
         files do not cover (those are keyed by the engine already)."""
         return ""
+
+    @classmethod
+    def key_params(cls, params: dict[str, Any]) -> dict[str, Any]:
+        """The parameters that decide the outputs, for the cache key: all of them, less those
+        that ``mode_reads`` says the chosen mode ignores (then changing one re-runs nothing;
+        dropping one that is read would serve stale results, so declare only what is provably
+        unread)."""
+        if not cls.mode_reads:
+            return params
+        return unread_dropped(params, cls.mode_param, cls.mode_reads)
 
     # ---- what the engine runs around the hooks ----------------------------------------------
 
@@ -372,6 +387,19 @@ class Node:
         if unknown:
             out.append(f"{cls.type_id}: main_params names no parameter {sorted(unknown)}")
         return out + _signature_problems(cls) + _opens_problems(cls)
+
+
+def unread_dropped(
+    params: dict[str, Any], mode: str, reads: dict[str, tuple[str, ...]]
+) -> dict[str, Any]:
+    """``params`` without the mode-specific ones that the chosen mode (``params[mode]``) does
+    not read: ``reads`` maps each mode to what it reads, and every name any mode reads is
+    mode-specific. An unknown mode keeps everything."""
+    used = reads.get(str(params.get(mode)))
+    if used is None:
+        return params
+    unread = {name for names in reads.values() for name in names} - set(used)
+    return {k: v for k, v in params.items() if k not in unread}
 
 
 _BASE_CHECK = Node.__dict__["check"].__func__

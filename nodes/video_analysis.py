@@ -274,6 +274,22 @@ class Segment(Node):
         Param("student", PathValue, "", "folder `fathom distill` wrote: the student for delta"),
     )
 
+    #: The settings each temporal mode reads; changing another re-runs nothing.
+    mode_param = "temporal"
+    mode_reads: ClassVar[dict[str, tuple[str, ...]]] = {
+        "flow": ("interval", "preset"),
+        "off": (),
+        "reuse": ("interval", "threshold"),
+        "resq": ("interval", "threshold", "bits"),
+        "delta": ("interval", "student"),
+    }
+
+    @classmethod
+    def cache_extra(cls, params: dict[str, Any], ctx: NodeContext) -> str:
+        from fathom.engine.accel.delta import model_and_student_stamp
+
+        return model_and_student_stamp(params, ctx)
+
     @classmethod
     def check(cls, params: dict[str, Any], ctx: NodeContext) -> list[Problem]:
         from fathom.engine.models import ModelError, locate_model

@@ -286,6 +286,32 @@ def student_problems(
     return []
 
 
+def model_and_student_stamp(params: dict[str, Any], ctx: Any) -> str:
+    """Cache-key material of a node running ``params["model"]``, with a delta student: the
+    files of both by size and modification time, so weights replaced in place, or a student
+    distilled again into its folder, re-run the node."""
+    from fathom.engine.generation import model_fingerprint
+
+    return model_fingerprint(params, ctx) + student_stamp(params, ctx.options.base_dir)
+
+
+def student_stamp(params: dict[str, Any], base_dir: Path) -> str:
+    """The delta student's files by size and modification time (cache-key material): a
+    student distilled again into the same folder re-runs the node. Empty unless 'delta'."""
+    if params.get("temporal") != "delta" or not str(params.get("student") or "").strip():
+        return ""
+    path = Path(str(params["student"])).expanduser()
+    path = path if path.is_absolute() else base_dir / path
+    parts = []
+    for name in (CONFIG, WEIGHTS):
+        try:
+            st = (path / name).stat()
+        except OSError:
+            continue
+        parts.append(f"{name}:{st.st_size}:{st.st_mtime_ns}")
+    return f"|student {path.resolve()}|" + ";".join(parts)
+
+
 def _check_teacher(folder: Path, doc: dict[str, Any], have: str, model_type: str) -> None:
     """StudentError unless the student ``doc`` was trained for the teacher fingerprinted
     ``have``."""

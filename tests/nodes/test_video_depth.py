@@ -273,3 +273,54 @@ def test_models_given_relative_to_the_graph_load_from_any_working_folder(
     ]
     assert result.values["depth"]["depth"].frame(0).data.shape == (48, 48, 1)
     assert result.values["seg"]["mask"].frame(2).data.shape == (48, 48, 1)
+
+
+def test_settings_the_mode_ignores_do_not_rerun_it_and_replaced_files_do(tmp_path: Path) -> None:
+    """temporal 'off' reads none of the temporal settings, so changing them serves the cached
+    depth; a setting the mode reads, weights replaced in place or a student distilled again
+    into its folder run the node again."""
+    import os
+
+    from fathom.engine.graph import Graph
+
+    build_depth_anything(tmp_path / "da", 84, 84)
+    make_clip(tmp_path / "clip.mp4", frames=2, size=(48, 48))
+    (tmp_path / "st").mkdir()
+    for name in ("student.json", "student.safetensors"):
+        (tmp_path / "st" / name).write_text("{}")  # only its stamp is read for the key
+    g = Graph()
+    g.add_node("video.load", "src", {"path": "clip.mp4"})
+    g.add_node("video.depth", "depth", {"model": "da", "temporal": "off"})
+    g.connect("src", "video", "depth", "video")
+    ex = Executor(REG)
+    opts = RunOptions(device="cpu", base_dir=tmp_path, check_files=False)
+
+    def status(**params: object) -> str:
+        for k, v in params.items():
+            g.set_param("depth", k, v)
+        return ex.run(g, options=opts).records["depth"].status
+
+    assert status() == "executed"
+    assert status(bits=6, threshold=0.5, keyframe_interval=3, student="st") == "cached"
+    assert status(temporal="reuse") == "executed"
+    assert status(bits=2) == "cached"  # reuse reads no bits
+    assert status(threshold=0.1) == "executed"
+    weights = next((tmp_path / "da").glob("*.safetensors"))
+    st = weights.stat()
+    os.utime(weights, ns=(st.st_atime_ns, st.st_mtime_ns + 10**9))
+    assert status() == "executed"
+    key_before = ex.run(g, options=opts).records["depth"].status
+    assert key_before == "cached"
+    from fathom.nodes.video_depth import VideoDepth
+
+    delta = {**g.nodes["depth"].params, "temporal": "delta", "student": "st"}
+    first = VideoDepth.cache_extra(delta, _depth_ctx(opts))
+    meta = tmp_path / "st" / "student.json"
+    os.utime(meta, ns=(meta.stat().st_atime_ns, meta.stat().st_mtime_ns + 10**9))
+    assert VideoDepth.cache_extra(delta, _depth_ctx(opts)) != first
+
+
+def _depth_ctx(opts: RunOptions) -> NodeContext:
+    from fathom.engine.device import DeviceInfo
+
+    return NodeContext("depth", opts, DeviceInfo("cpu"))
