@@ -486,6 +486,16 @@ class VideoParallax(Node):
         Param("cut", Float, 0.05, "relative depth jump that splits surfaces", min=0.0, max=100.0),
     )
 
+    @classmethod
+    def check(cls, params: dict[str, Any], ctx: NodeContext) -> list[Problem]:
+        """near/far scale relative depth only, so they are ordered only then (before the run:
+        found mid-run, it came after the depth saves had spent their time)."""
+        near, far = params.get("near", 1.0), params.get("far", 4.0)
+        if params.get("depth_kind", "relative") == "relative" and near >= far:
+            msg = f"near ({near}) must be less than far ({far})"
+            return [Problem(msg, ctx.node_id, "near", "swap them")]
+        return []
+
     def run(
         self,
         ctx: NodeContext,

@@ -324,3 +324,21 @@ def _depth_ctx(opts: RunOptions) -> NodeContext:
     from fathom.engine.device import DeviceInfo
 
     return NodeContext("depth", opts, DeviceInfo("cpu"))
+
+
+def test_parallax_near_beyond_far_is_refused_before_the_run(tmp_path: Path) -> None:
+    from fathom.engine.errors import GraphInvalid
+    from fathom.engine.graph import Graph
+
+    make_clip(tmp_path / "clip.mp4", frames=2, size=(48, 48))
+    g = Graph()
+    g.add_node("video.load", "src", {"path": "clip.mp4"})
+    g.add_node("video.parallax", "par", {"near": 5.0, "far": 2.0})
+    g.connect("src", "video", "par", "video")
+    g.connect("src", "video", "par", "depth")
+    opts = RunOptions(device="cpu", base_dir=tmp_path)
+    with pytest.raises(GraphInvalid) as bad:
+        Executor(REG).plan(g, options=opts)
+    assert [(p.node, p.port, p.fix) for p in bad.value.problems] == [("par", "near", "swap them")]
+    g.set_param("par", "depth_kind", "metric")  # metric depth reads no near/far
+    Executor(REG).plan(g, options=opts)
