@@ -43,12 +43,27 @@ def downscaled(value: Any, limit: int | None) -> Any:
     return Depth(value.data[::step, ::step], kind=value.kind, units=value.units)
 
 
+def _sequence_opener(registry: Registry) -> tuple[Any, str] | None:
+    """The node that opens a folder of frames (a PNG or EXR sequence a save node wrote): an
+    opener whose file parameter takes sequences, from the nodes' metadata."""
+    for suffix in registry.opened_suffixes():
+        found = registry.opener(suffix)
+        if found is not None:
+            spec = found[0].param(found[1])
+            if spec is not None and spec.sequence:
+                return found
+    return None
+
+
 def read_back(executor: Executor, registry: Registry, path: str) -> Any:
     """What a written file holds, loaded by the node that opens its suffix (from the nodes'
     metadata, so a plugin's format reads back too); its first output that has a value."""
-    opener = registry.opener(Path(path).suffix)
+    opener = (
+        _sequence_opener(registry) if Path(path).is_dir() else registry.opener(Path(path).suffix)
+    )
     if opener is None:
-        raise ValueError(f"no node opens {Path(path).suffix or 'files without a suffix'}")
+        what = "folders of frames" if Path(path).is_dir() else Path(path).suffix
+        raise ValueError(f"no node opens {what or 'files without a suffix'}")
     cls, param = opener
     values = executor.call(cls.type_id, params={param: path}, node_id="read back")
     return next(v for v in values.values() if v is not None)

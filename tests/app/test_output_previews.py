@@ -158,3 +158,28 @@ def test_a_failure_upstream_marks_what_downstream_nodes_keep_but_not_upstream_on
     assert window.preview.note.isHidden()
     window.scene.select_nodes([fail])  # never made an output: it says why, no old picture
     assert window.preview.kind == "empty" and "boom" in window.preview.message()
+
+
+@pytest.mark.parametrize(("pattern", "bits"), [("d16/%04d.png", "16"), ("dexr/%04d.exr", "8")])
+def test_a_written_frame_folder_reads_back_as_the_clip_it_holds(
+    tmp_path: Any, pattern: str, bits: str
+) -> None:
+    """A save node that wrote a PNG or EXR sequence previews the folder read back (the node
+    that opens video files also opens folders of frames), not 'no node opens' it."""
+    from fathom.app.output_previews import read_back
+    from fathom.engine.context import RunOptions
+    from fathom.engine.executor import Executor
+    from fathom.engine.registry import Registry
+    from fathom.engine.types import Video
+
+    reg = Registry()
+    reg.load_builtin()
+    ex = Executor(reg)
+    frames = [Image(np.full((16, 24, 1), i / 5, np.float32)) for i in range(4)]
+    clip = Video.from_frames(frames, 12.0)
+    opts = RunOptions(device="cpu", output_dir=tmp_path)
+    ex.call("video.save", {"video": clip}, {"path": pattern, "bits": bits}, opts)
+    back = read_back(ex, reg, str(tmp_path / pattern.split("/")[0]))
+    assert len(back) == 4
+    for i in range(4):
+        np.testing.assert_allclose(back.frame(i).data, frames[i].data, atol=1e-4)
