@@ -138,7 +138,7 @@ class OutputPreviews(QObject):
             return
         run, value, title = pending
         if run == self.session.run_id:
-            self._display(value, title)
+            self.dock.show_value(downscaled(value, self.settings.preview_limit()), title)
 
     def _drop_steps(self) -> None:
         """Forget the step preview waiting for the timer: what is shown now replaces it."""
@@ -157,16 +157,6 @@ class OutputPreviews(QObject):
         ``written``: the files a save node wrote, listed above the preview. ``note``: why the
         value is not the node's latest, above it. A step preview still due is dropped."""
         self._drop_steps()
-        self._display(value, title, viewers, written, note)
-
-    def _display(
-        self,
-        value: Any,
-        title: str,
-        viewers: tuple[str, ...] = (),
-        written: list[str] | None = None,
-        note: str = "",
-    ) -> None:
         extra: dict[str, Any] = {"viewers": viewers} if viewers else {}
         if written:
             extra["written"] = written

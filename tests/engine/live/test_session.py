@@ -143,15 +143,20 @@ def test_a_failing_node_is_reported_and_the_session_goes_on(tmp_path: Path) -> N
     assert all(read_index(img.data) % 3 != 1 for _, img, _ in shown)
 
 
-def test_update_graph_applies_on_the_next_tick_keeping_node_state(tmp_path: Path) -> None:
+def _tint_session(tmp_path: Path, shown: list) -> LiveSession:
+    """A looping clip through test.tint (gain 0) to a window whose frames land in ``shown``."""
     clip = make_clip(tmp_path / "c.mp4", frames=30, fps=30)
-    shown: list = []
     nodes = [
         ("src", "live.file", {"path": str(clip), "loop": True}),
         ("tint", "test.tint", {"gain": 0.0}),
         ("win", "live.window", {}),
     ]
-    s = session(nodes, tmp_path, frames=shown)
+    return session(nodes, tmp_path, frames=shown)
+
+
+def test_update_graph_applies_on_the_next_tick_keeping_node_state(tmp_path: Path) -> None:
+    shown: list = []
+    s = _tint_session(tmp_path, shown)
     s.start()
     while len(shown) < 5:
         time.sleep(0.01)
@@ -182,14 +187,8 @@ def _wait_for(predicate: Callable[[], bool], seconds: float = 10.0) -> bool:
 
 
 def test_a_refused_edit_is_no_longer_reported_once_a_fixed_one_applies(tmp_path: Path) -> None:
-    clip = make_clip(tmp_path / "c.mp4", frames=30, fps=30)
     shown: list = []
-    nodes = [
-        ("src", "live.file", {"path": str(clip), "loop": True}),
-        ("tint", "test.tint", {"gain": 0.0}),
-        ("win", "live.window", {}),
-    ]
-    s = session(nodes, tmp_path, frames=shown)
+    s = _tint_session(tmp_path, shown)
     s.start()
     try:
         assert _wait_for(lambda: len(shown) >= 3)
