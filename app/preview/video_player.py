@@ -19,9 +19,19 @@ from PySide6.QtWidgets import QHBoxLayout, QLabel, QSlider, QVBoxLayout, QWidget
 
 from fathom.app.preview.image_view import ImageView, tool_button
 from fathom.app.preview.worker import BackgroundRenderer
+from fathom.engine.imaging.depthmath import colorize
 from fathom.engine.types import Video
 
 CACHED_FRAMES = 16
+
+
+def shown_frame(data: np.ndarray, colour: bool) -> np.ndarray:
+    """A decoded frame as the player shows it: a one-channel frame (depth, a mask) through the
+    turbo colour map when ``colour`` (near red, as depth.estimate's preview), else as it is.
+    Runs on the decoding thread: a colour map over a large frame costs tens of ms."""
+    if colour and data.ndim == 3 and data.shape[2] == 1:
+        return colorize(np.asarray(data[:, :, 0], np.float32), "turbo")
+    return data
 
 
 class VideoPlayer(QWidget):
@@ -33,6 +43,10 @@ class VideoPlayer(QWidget):
         self.play_button = tool_button("Play", "Play / pause (Space)", checkable=True)
         self.back_button = tool_button("◀|", "Previous frame (Left)")
         self.next_button = tool_button("|▶", "Next frame (Right)")
+        self.colour_button = tool_button(
+            "Colour", "One-channel frames (depth, masks) in the turbo colour map", checkable=True
+        )
+        self.colour_button.setVisible(False)  # shown once a one-channel frame arrives
         self.slider = QSlider(Qt.Orientation.Horizontal)
         self.slider.setToolTip("Scrub")
         self.counter = QLabel("0 / 0")
@@ -45,6 +59,7 @@ class VideoPlayer(QWidget):
         for w in (self.play_button, self.back_button, self.next_button):
             bar.addWidget(w)
         bar.addWidget(self.slider, 1)
+        bar.addWidget(self.colour_button)
         bar.addWidget(self.counter)
         bar.addSpacing(6)
         bar.addWidget(self.status)
@@ -71,6 +86,7 @@ class VideoPlayer(QWidget):
         self.back_button.clicked.connect(lambda: self.step(-1))
         self.next_button.clicked.connect(lambda: self.step(1))
         self.slider.valueChanged.connect(self._scrubbed)
+        self.colour_button.toggled.connect(self._recolour)
 
     # ---- content
 
@@ -86,6 +102,9 @@ class VideoPlayer(QWidget):
         self.slider.blockSignals(False)
         self._index = self._shown = self._requested = -1
         self._audio_text = "♪" if getattr(video, "audio", None) is not None else ""
+        # Shown again when this video's first one-channel frame arrives; kept while switched
+        # on (a colour map chosen for one depth video stays on for the next).
+        self.colour_button.setVisible(self.colour_button.isChecked())
         self.status.setText(self._audio_text)
         if len(video):
             self.set_frame(0)
@@ -140,10 +159,17 @@ class VideoPlayer(QWidget):
             return
         if index == self._requested:
             return  # already being decoded
-        video, gen = self._video, self._generation
+        video, gen, colour = self._video, self._generation, self.colour_button.isChecked()
         self._requested = index
         self.status.setText("decoding…")
-        self._worker.submit(lambda: video.frame(index).data, (gen, index))
+        self._worker.submit(lambda: shown_frame(video.frame(index).data, colour), (gen, index))
+
+    def _recolour(self) -> None:
+        """The colour map was switched (it stays on for the next videos): decode again."""
+        self._generation += 1
+        self._cache.clear()
+        index, self._shown, self._requested = self._index, -1, -1
+        self.set_frame(index)
 
     def _decoded(self, tag: tuple[int, int], result: object) -> None:
         gen, index = tag
@@ -156,6 +182,8 @@ class VideoPlayer(QWidget):
             self.status.setToolTip(f"{type(result).__name__}: {result}")
             return
         assert isinstance(result, np.ndarray)
+        if result.ndim == 3 and result.shape[2] == 1:
+            self.colour_button.setVisible(True)
         self._cache[index] = result
         while len(self._cache) > CACHED_FRAMES:
             self._cache.popitem(last=False)

@@ -508,3 +508,25 @@ def test_dock_step_previews_are_cheap_and_keep_the_zoom(qtbot) -> None:
     assert panel.view.scale == scale and panel.view.offset == off
     assert np.array_equal(panel.view.image(), frames[-1].data)
     assert per_preview < 0.1, per_preview
+
+
+def test_video_player_shows_one_channel_frames_in_a_colour_map_on_request(qtbot) -> None:
+    """A depth video plays grey until Colour is on; then its frames are turbo-coloured (the
+    same map depth.estimate's preview uses), and the choice stays for the next depth video."""
+    from fathom.engine.imaging.depthmath import colorize
+
+    ramp = np.linspace(0, 1, 16, dtype=np.float32)[None, :, None].repeat(12, 0)
+    depth = Video.from_frames([Image(ramp), Image(ramp[:, ::-1].copy())], 12.0)
+    player = shown(qtbot, VideoPlayer(), 320, 240)
+    assert not player.colour_button.isVisible()
+    player.set_video(depth)
+    qtbot.waitUntil(lambda: player.idle and player.colour_button.isVisible(), timeout=5000)
+    assert player.view.image().shape[2] == 1  # grey until asked
+    player.colour_button.setChecked(True)
+    qtbot.waitUntil(lambda: player.idle and player.view.image().shape[2] == 3, timeout=5000)
+    np.testing.assert_allclose(player.view.image(), colorize(ramp[:, :, 0], "turbo"), atol=1e-6)
+    player.set_video(depth)  # the next depth video: still coloured
+    qtbot.waitUntil(lambda: player.idle, timeout=5000)
+    assert player.colour_button.isChecked() and player.view.image().shape[2] == 3
+    player.colour_button.setChecked(False)
+    qtbot.waitUntil(lambda: player.idle and player.view.image().shape[2] == 1, timeout=5000)
