@@ -27,7 +27,7 @@ CACHED_FRAMES = 16
 
 def shown_frame(data: np.ndarray, colour: bool) -> np.ndarray:
     """A decoded frame as the player shows it: a one-channel frame (depth, a mask) through the
-    turbo colour map when ``colour`` (near red, as depth.estimate's preview), else as it is.
+    turbo colour map when ``colour`` (near red, as the depth panel shows depth), else as it is.
     Runs on the decoding thread: a colour map over a large frame costs tens of ms."""
     if colour and data.ndim == 3 and data.shape[2] == 1:
         return colorize(np.asarray(data[:, :, 0], np.float32), "turbo")
