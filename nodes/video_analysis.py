@@ -14,12 +14,14 @@ from typing import Any, ClassVar
 
 import numpy as np
 
+from fathom.engine.accel.delta import DELTA_STUDENT
+from fathom.engine.accel.resq import RESQ_BITS
 from fathom.engine.context import NodeContext
 from fathom.engine.errors import Problem
 from fathom.engine.imaging import flow as fl
 from fathom.engine.models.segmentation import load_transformers_segmentation
 from fathom.engine.node import Input, Node, Output, Param
-from fathom.engine.types import Enum, Float, Image, Int, Mask, PathValue, String, Video
+from fathom.engine.types import Enum, Float, Image, Int, Mask, String, Video
 
 SEGMENT_KIND = "transformers-segmentation"
 #: video.segment's ``temporal`` choices: how a frame reuses the previous frame's work.
@@ -263,15 +265,8 @@ class Segment(Node):
             min=0,
             max=10,
         ),
-        Param(
-            "bits",
-            Int,
-            4,
-            "resq: the fewest bits of the residual (a frame of small change; more as it grows)",
-            min=2,
-            max=8,
-        ),
-        Param("student", PathValue, "", "folder `fathom distill` wrote: the student for delta"),
+        RESQ_BITS,
+        DELTA_STUDENT,
     )
 
     #: The settings each temporal mode reads; changing another re-runs nothing.

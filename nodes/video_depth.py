@@ -25,13 +25,15 @@ from typing import Any, ClassVar, Protocol
 
 import numpy as np
 
+from fathom.engine.accel.delta import DELTA_STUDENT
+from fathom.engine.accel.resq import RESQ_BITS
 from fathom.engine.context import NodeContext
 from fathom.engine.errors import Problem
 from fathom.engine.imaging import depthmath
 from fathom.engine.media.framestore import remove_spill
 from fathom.engine.models.depth import is_metric_model, load_transformers_depth
 from fathom.engine.node import Input, Node, Output, Param
-from fathom.engine.types import Enum, Float, Image, Int, PathValue, String, Video
+from fathom.engine.types import Enum, Float, Image, Int, String, Video
 
 DEFAULT_DEPTH_MODEL = "depth-anything/Depth-Anything-V2-Small-hf"
 TEMPORAL_HELP = (
@@ -327,15 +329,8 @@ class VideoDepth(Node):
             min=0.0,
             max=1.0,
         ),
-        Param(
-            "bits",
-            Int,
-            4,
-            "resq: the fewest bits of the residual (a frame of small change; more as it grows)",
-            min=2,
-            max=8,
-        ),
-        Param("student", PathValue, "", "folder `fathom distill` wrote: the student for delta"),
+        RESQ_BITS,
+        DELTA_STUDENT,
     )
 
     #: The settings each temporal mode reads; changing another re-runs nothing.

@@ -42,9 +42,15 @@ from torch import nn
 
 from fathom.engine.accel.depth_vit import is_depth_vit
 from fathom.engine.errors import LibraryError, Problem
+from fathom.engine.node import Param
+from fathom.engine.types import PathValue
 
 FORMAT, VERSION = "fathom.delta-student", 1
 WEIGHTS, CONFIG = "student.safetensors", "student.json"
+#: The ``student`` parameter of the nodes with a ``delta`` mode (video.depth, video.segment).
+DELTA_STUDENT = Param(
+    "student", PathValue, "", "folder `fathom distill` wrote: the student for delta"
+)
 FAMILIES = ("depth", "segmentation")
 
 

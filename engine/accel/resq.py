@@ -32,6 +32,19 @@ import torch.nn.functional as F
 from torch import nn
 
 from fathom.engine.accel.depth_vit import DepthViT
+from fathom.engine.node import Param
+from fathom.engine.types import Int
+
+#: The ``bits`` parameter of the nodes with a ``resq`` mode (video.depth, video.segment): one
+#: declaration, so both read it the same way (``bits_for_change``).
+RESQ_BITS = Param(
+    "bits",
+    Int,
+    4,
+    "resq: the fewest bits of the residual (a frame of small change; more as it grows)",
+    min=2,
+    max=8,
+)
 
 
 def quantize(x: torch.Tensor, bits: int) -> torch.Tensor:
