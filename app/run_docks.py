@@ -26,7 +26,13 @@ class RunDocks(QObject):
         super().__init__(window)
         self.window = window
         runs = window.runs
-        self.recorder = RunRecorder(window.doc, runs.runner, lambda: window.session.live, self)
+        self.recorder = RunRecorder(
+            window.doc,
+            runs.runner,
+            lambda: window.session.live,
+            self,
+            budget=window.settings.history_budget,
+        )
         self.queue = RunQueue(runs, self.recorder, self)
         self.opener = FileOpener(window.previews.show_value, self)
         self.queue_dock = QueuePanel(self.queue, window)
@@ -39,6 +45,10 @@ class RunDocks(QObject):
         window.log.raise_()  # the log stays in front; the others are a tab away
         self.recorder.recorded.connect(lambda *_: self.refresh())
         self.recorder.failed.connect(lambda text: window.log.add("error", text))
+        self.recorder.pruned.connect(lambda text: window.log.add("info", text))
+        self.recorder.pruned.connect(lambda _: self.refresh())
+        self.history.deleted.connect(self.gallery.refresh)
+        self.history.message.connect(window.log.add)
         self.opener.error.connect(lambda text: window.log.add("error", text))
         self.history.open_graph.connect(self.open_entry)
         window.doc.reset.connect(self.refresh)

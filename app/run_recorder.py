@@ -4,7 +4,9 @@ their outputs (``engine.run_history``).
 Outputs are hard-linked into the record the moment the run ends (so the next run cannot
 replace them first); the graph and report are written on a worker thread. A run that could not
 start is not recorded (its problems are in the log), nor are the re-runs of live mode, which
-would add a record at every edit.
+would add a record at every edit. After each record, the same worker prunes the history to the
+budget (``engine.history_prune``: the oldest unpinned records past the settings' limits), as a
+job of its own, so a queued run does not wait for it.
 """
 
 from __future__ import annotations
@@ -21,6 +23,8 @@ from fathom.app.document import Document
 from fathom.app.jobs import JobQueue
 from fathom.app.runner import Runner
 from fathom.app.session import RunOutcome, RunRequest
+from fathom.engine.history_prune import HistoryBudget, PruneResult, prune_history
+from fathom.engine.models.catalog import human_size
 from fathom.engine.run_history import finish_record, keep_outputs, run_report, start_record
 
 
@@ -34,6 +38,8 @@ class RunRecorder(QObject):
     #: Whatever became of a finished run's record (written, failed, or none needed): the
     #: RunRequest. The queue starts its next run only then, when any copies are complete.
     settled = Signal(object)
+    #: Old records were pruned to keep the history within its budget (what was done, in words).
+    pruned = Signal(str)
 
     def __init__(
         self,
@@ -41,11 +47,14 @@ class RunRecorder(QObject):
         runner: Runner,
         live: Callable[[], bool],
         parent: QObject | None = None,
+        budget: Callable[[], HistoryBudget] | None = None,
     ) -> None:
         super().__init__(parent)
         self.doc = doc
         self.runner = runner
         self.live = live
+        #: The history's budget now (the settings'); None: keep every record.
+        self.budget = budget
         self.jobs = JobQueue(self, "run-history")
         #: Labels for particular requests (the queue names its runs), by ``id(request)``.
         self.labels: dict[int, str] = {}
@@ -103,7 +112,8 @@ class RunRecorder(QObject):
 
         def done(path: Path) -> None:
             self.recorded.emit(path, request)
-            self.settled.emit(request)
+            self.settled.emit(request)  # a queued run need not wait for the pruning
+            self.prune(options.output_dir)
 
         def failed(why: str) -> None:
             self.failed.emit(f"The run history could not be written: {why}")
@@ -111,6 +121,32 @@ class RunRecorder(QObject):
 
         self.jobs.submit(write, done, failed)
 
+    def prune(self, output_dir: Path) -> None:
+        """Delete the oldest unpinned records past the budget, on the worker (measuring a long
+        history of frame sequences takes a while); ``pruned`` says what went."""
+        budget = self.budget() if self.budget is not None else None
+        if budget is None or budget.unlimited:
+            return
+
+        def done(result: PruneResult) -> None:
+            if result.removed:
+                self.pruned.emit(pruned_text(result))
+
+        def failed(why: str) -> None:
+            self.failed.emit(f"The run history could not be pruned: {why}")
+
+        self.jobs.submit(lambda: prune_history(output_dir, budget), done, failed)
+
     def close(self) -> None:
         """Let a record being written finish (it is small); the window is closing."""
         self.jobs.stop(timeout=5.0, drain=True)
+
+
+def pruned_text(result: PruneResult) -> str:
+    """'History: 2 old runs removed (1.2 GB freed) to keep within the budget.'"""
+    n = len(result.removed)
+    freed = f" ({human_size(result.freed_bytes)} freed)" if result.freed_bytes else ""
+    return (
+        f"History: {n} old run{'s' if n != 1 else ''} removed{freed} to keep within the budget "
+        "(Settings → History; pin a run to keep it)."
+    )

@@ -1,9 +1,9 @@
 """User settings (QSettings) and the dialog that edits them.
 
-Models folder, device, memory budget, preview quality, output folder and theme (dark by
-default), plus the recent-files list, the recovery folder the autosave uses, and the
-palette's favourite and recently added node types, and the View menu's minimap and node
-thumbnail switches.
+Models folder, device, memory budget, preview quality, output folder, theme (dark by
+default) and the run history's budget (runs and GB kept), plus the recent-files list, the
+recovery folder the autosave uses, the palette's favourite and recently added node types,
+and the View menu's minimap and node thumbnail switches.
 """
 
 from __future__ import annotations
@@ -21,12 +21,21 @@ from PySide6.QtWidgets import (
     QFormLayout,
     QHBoxLayout,
     QLineEdit,
+    QSpinBox,
     QStyle,
     QToolButton,
     QWidget,
 )
 
 from fathom.engine.device import DEVICE_CHOICES
+from fathom.engine.history_prune import (
+    DEFAULT_MAX_GB,
+    DEFAULT_MAX_RUNS,
+    GB_ENV,
+    RUNS_ENV,
+    HistoryBudget,
+    budget_from,
+)
 
 THEMES = ("dark", "light")
 #: Largest preview side in pixels per quality (None: full size).
@@ -111,6 +120,28 @@ class Settings:
     @output_dir.setter
     def output_dir(self, value: str) -> None:
         self._set("output_dir", value)
+
+    @property
+    def history_max_runs(self) -> int:
+        """Unpinned runs the history keeps (0: no limit)."""
+        return max(0, self._get("history_max_runs", DEFAULT_MAX_RUNS, int))
+
+    @history_max_runs.setter
+    def history_max_runs(self, value: int) -> None:
+        self._set("history_max_runs", int(value))
+
+    @property
+    def history_max_gb(self) -> float:
+        """Disk the unpinned runs' records may hold (0: no limit)."""
+        return max(0.0, self._get("history_max_gb", DEFAULT_MAX_GB, float))
+
+    @history_max_gb.setter
+    def history_max_gb(self, value: float) -> None:
+        self._set("history_max_gb", float(value))
+
+    def history_budget(self) -> HistoryBudget:
+        """The two settings, unless FATHOM_HISTORY_RUNS / FATHOM_HISTORY_GB override them."""
+        return budget_from(self.history_max_runs, self.history_max_gb)
 
     @property
     def recovery_dir(self) -> Path:
@@ -225,6 +256,7 @@ class SettingsDialog(QDialog):
         self.budget.setValue(settings.memory_budget_gb)
         self.budget.setToolTip("how much memory cached node outputs may use")
         form.addRow("Memory budget", self.budget)
+        self._history_rows(form, settings)
         self.quality = QComboBox()
         self.quality.addItems(list(PREVIEW_QUALITY))
         self.quality.setCurrentText(settings.preview_quality)
@@ -240,6 +272,30 @@ class SettingsDialog(QDialog):
         buttons.rejected.connect(self.reject)
         form.addRow(buttons)
 
+    def _history_rows(self, form: QFormLayout, settings: Settings) -> None:
+        """Keep N runs, at most X GB: the oldest unpinned runs go first."""
+        why = (
+            "after each run the oldest unpinned records go until both limits hold; pinned "
+            f"runs are always kept ({RUNS_ENV} and {GB_ENV} override these)"
+        )
+        self.history_runs = QSpinBox()
+        self.history_runs.setRange(0, 1_000_000)
+        self.history_runs.setSpecialValueText("no limit")
+        self.history_runs.setSuffix(" runs")
+        self.history_runs.setValue(settings.history_max_runs)
+        self.history_runs.setToolTip("how many unpinned runs the history keeps: " + why)
+        form.addRow("History keeps", self.history_runs)
+        self.history_gb = QDoubleSpinBox()
+        self.history_gb.setRange(0, 100_000)
+        self.history_gb.setSpecialValueText("no limit")
+        self.history_gb.setSuffix(" GB")
+        self.history_gb.setValue(settings.history_max_gb)
+        self.history_gb.setToolTip(
+            "disk the unpinned runs' records may hold (outputs still in the output folder "
+            "cost nothing: records hard-link them): " + why
+        )
+        form.addRow("History size", self.history_gb)
+
     def store(self) -> None:
         s = self.settings
         s.models_dir = self.models.text().strip()
@@ -247,6 +303,8 @@ class SettingsDialog(QDialog):
         s.device = self.device.currentText()
         s.memory_budget_gb = self.budget.value()
         s.preview_quality = self.quality.currentText()
+        s.history_max_runs = self.history_runs.value()
+        s.history_max_gb = self.history_gb.value()
         s.theme = self.theme.currentText()
 
 

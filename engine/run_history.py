@@ -7,7 +7,9 @@ folder becomes a folder of links to its frames). Saves replace files and sequenc
 atomically, so a later run writing the same name gets new files and the links keep this run's
 own; where a link cannot be made, a copy is kept (up to ``KEEP_COPY_LIMIT`` per output). The
 report is written last, so a folder without one is an unfinished record and listings skip it.
-No Qt here: the studio's history and gallery docks read what these functions return.
+A ``pinned`` file in a record keeps it from pruning (``engine.history_prune``: the size and
+count budget, and deleting records). No Qt here: the studio's history and gallery docks read
+what these functions return.
 """
 
 from __future__ import annotations
@@ -26,6 +28,8 @@ from fathom.engine.fileio import atomic_write_text
 from fathom.engine.graphfile import dumps, graph_hash, parse_text
 
 HISTORY_DIR = ".history"
+#: A record holding this (empty) file is pinned: pruning never removes it.
+PIN_FILE = "pinned"
 REPORT_FORMAT = "fathom.run"
 #: Largest output copied into a record when the file system cannot hard-link it (bytes).
 KEEP_COPY_LIMIT = 256 << 20
@@ -217,6 +221,8 @@ class HistoryEntry:
 
     folder: Path
     report: dict[str, Any]
+    #: Kept whatever the history budget (``PIN_FILE``); only the user deletes it.
+    pinned: bool = False
 
     @property
     def name(self) -> str:
@@ -273,14 +279,17 @@ def read_entry(folder: Path) -> HistoryEntry | None:
         return None
     if not isinstance(report, dict) or report.get("format") != REPORT_FORMAT:
         return None
-    return HistoryEntry(folder, report)
+    return HistoryEntry(folder, report, (folder / PIN_FILE).is_file())
 
 
 def list_runs(output_dir: str | os.PathLike[str], limit: int | None = None) -> list[HistoryEntry]:
     """The runs recorded under ``output_dir``, newest first."""
     root = Path(output_dir) / HISTORY_DIR
     try:
-        folders = sorted((p for p in root.iterdir() if p.is_dir()), reverse=True)
+        # Names starting with "." are records being deleted (``history_prune.delete_record``).
+        folders = sorted(
+            (p for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")), reverse=True
+        )
     except OSError:
         return []
     entries = []

@@ -53,3 +53,25 @@ def test_dialog_applies_to_the_window(
     window.preview.show_value = lambda value, title="": shown.append(value)
     window.previews.show_value(Image(np.zeros((2048, 1024, 3), np.float32)), "big")
     assert max(shown[0].data.shape[:2]) <= 512
+
+
+def test_history_budget_setting_its_dialog_rows_and_environment_override(
+    qtbot: Any, tmp_path: Path, monkeypatch: Any
+) -> None:
+    from fathom.engine.history_prune import DEFAULT_MAX_RUNS, HistoryBudget
+
+    monkeypatch.delenv("FATHOM_HISTORY_RUNS", raising=False)
+    monkeypatch.delenv("FATHOM_HISTORY_GB", raising=False)
+    s = Settings(tmp_path / "s.ini")
+    assert s.history_max_runs == DEFAULT_MAX_RUNS and s.history_max_gb > 0
+    dialog = SettingsDialog(s)
+    qtbot.addWidget(dialog)
+    assert dialog.history_runs.value() == DEFAULT_MAX_RUNS
+    dialog.history_runs.setValue(0)  # shown as "no limit"
+    assert dialog.history_runs.text() == "no limit"
+    dialog.history_gb.setValue(1.5)
+    dialog.store()
+    again = Settings(tmp_path / "s.ini")
+    assert again.history_budget() == HistoryBudget(0, int(1.5 * 2**30))
+    monkeypatch.setenv("FATHOM_HISTORY_RUNS", "12")
+    assert again.history_budget().max_runs == 12
