@@ -8,7 +8,7 @@ emits and unsubscribe when they close. So the state of runs can be driven and ch
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from fathom.engine.context import RunOptions
@@ -133,6 +133,9 @@ class RunSession:
         self.seconds: float | None = None
         #: What the latest run executes and why (set once it is planned).
         self.scope: RunScope | None = None
+        #: Finished nodes whose lazy output is computing for nodes downstream that read it:
+        #: the state each ended with, and the readers; it comes back when they are done.
+        self._lent: dict[str, tuple[NodeState, set[str]]] = {}
         self._listeners: list[SessionListener] = []
 
     # ---- listeners ---------------------------------------------------------------------------
@@ -154,6 +157,7 @@ class RunSession:
         self.run_id += 1
         self.errors = []
         self.nodes = {}
+        self._lent = {}
         self._emit("run_started")
 
     def planned(self, scope: RunScope) -> None:
@@ -181,9 +185,11 @@ class RunSession:
         status = EVENT_STATUS.get(event.kind)
         if status is None:
             return
+        if event.kind == "node_progress" and self._reading(event):
+            return
         if event.kind == "node_progress" and self.status(event.node).status in ENDED:
-            # A lazy output (a mapped video's frames) computes when something downstream reads
-            # it, after its node finished: that work is the reader's, the node stays done.
+            # Late progress that names no reader (a lazy output read outside any node's run):
+            # nothing runs the node again, it stays done.
             return
         if event.kind == "node_finished" and event.message == "bypassed":
             status = "bypassed"
@@ -194,11 +200,45 @@ class RunSession:
             self.log("error", event.message, event.node)
         elif event.kind == "node_skipped":
             self.log("warning", f"skipped: {event.message}", event.node)
+        if status in ENDED:
+            self._read_by(event.node)
+
+    def _reading(self, event: Event) -> bool:
+        """Progress of a finished node's lazy output (a depth video's frames) computing while
+        ``event.reader`` reads it: the node shows that work as running, for that reader, and
+        goes back to how it ended once every reader is done. False: not such progress."""
+        node, reader = event.node, event.reader
+        if node is None or reader is None:
+            return False
+        lent = self._lent.get(node)
+        if lent is None:
+            state = self.status(node)
+            if state.status not in ENDED:
+                return False  # still in its own run: ordinary progress
+            lent = self._lent[node] = (replace(state), set())
+        lent[1].add(reader)
+        by = node_label(reader, self.scope.titles if self.scope is not None else {})
+        message = f"{event.message}: read by {by}" if event.message else f"read by {by}"
+        self.set_status(node, "running", event.progress, message)
+        return True
+
+    def _read_by(self, reader: str | None = None) -> None:
+        """``reader`` ended (None: the run did): the nodes whose lazy output it was reading,
+        and that no other reader is reading, show how they ended again."""
+        for node, (ended, readers) in list(self._lent.items()):
+            if reader is None:
+                readers.clear()
+            else:
+                readers.discard(reader)
+            if not readers:
+                del self._lent[node]
+                self.set_status(node, ended.status, ended.progress, ended.message, ended.seconds)
 
     def finished(self, outcome: RunOutcome) -> None:
         """The run ended (or never started): problems, cancelled nodes, outputs and a summary."""
         self.running = False
         self.last_outcome = outcome
+        self._read_by(None)  # a reader cancelled mid-read sends no event of its own
         for p in outcome.problems:
             if p.node:
                 self.set_status(p.node, "failed", message=str(p))
@@ -270,6 +310,7 @@ class RunSession:
         self.files.pop(node, None)
         self.previews.pop(node, None)
         self.nodes.pop(node, None)
+        self._lent.pop(node, None)
 
     def clear(self) -> None:
         """Another graph is open: nothing of the old one's runs applies any more."""
@@ -277,6 +318,7 @@ class RunSession:
         self.files.clear()
         self.previews.clear()
         self.nodes.clear()
+        self._lent.clear()
         self.errors = []
         self.scope = None
         self.last_outcome = None  # its values would keep the old graph's spill files alive

@@ -5,6 +5,9 @@ from __future__ import annotations
 import hashlib
 import logging
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -50,6 +53,40 @@ class RunOptions:
     #: on another machine, before its media are in place).
     check_files: bool = True
     extra: dict[str, Any] = field(default_factory=dict)
+
+
+#: The node whose ``run`` is working in this thread: set by the executor around each node's
+#: run, and seen by the worker threads a run starts with its context copied (``prefetch``,
+#: the executor's parallel branches). None outside any node's run.
+_RUNNING: ContextVar[str | None] = ContextVar("fathom_running_node", default=None)
+
+
+def running_node() -> str | None:
+    """The node whose run the calling code works for, if any (see ``node_running``)."""
+    return _RUNNING.get()
+
+
+@contextmanager
+def node_running(node_id: str) -> Iterator[None]:
+    """Mark ``node_id``'s run as the work going on in this thread. A node already marked keeps
+    the mark: a run nested in a node's run (video.map's per-frame subgraph runs) works for it,
+    and the listener knows that node, not the nested run's inner ones."""
+    if _RUNNING.get() is not None:
+        yield
+        return
+    token = _RUNNING.set(node_id)
+    try:
+        yield
+    finally:
+        _RUNNING.reset(token)
+
+
+def cancelled_message(running: str, source: str | None = None) -> str:
+    """What a node cancelled during its run says: the node that was running, and the node
+    whose lazy output it was reading when the cancel was noticed there (``source``)."""
+    if source is None or source == running:
+        return f"cancelled while running node '{running}'"
+    return f"cancelled while running node '{running}' (reading the output of node '{source}')"
 
 
 def derive_seed(base: int, *parts: str) -> int:
@@ -142,15 +179,36 @@ class NodeContext:
             self.subgraphs.cancel = CancelToken()
 
     def progress(self, fraction: float, message: str = "") -> None:
+        """Report this node's progress. Called by a lazy output's work (its frames computing
+        while a node downstream reads them), the event also names that reader."""
         self.check_cancelled()
-        if self._emit is not None:
-            self._emit(
-                Event("node_progress", self.node_id, progress=float(fraction), message=message)
+        emit = self._emit  # read once: end_run may clear it from another thread
+        if emit is not None:
+            emit(
+                Event(
+                    "node_progress",
+                    self.node_id,
+                    progress=float(fraction),
+                    message=message,
+                    reader=self.reader(),
+                )
             )
 
     def preview(self, value: Any, message: str = "") -> None:
-        if self._emit is not None:
-            self._emit(Event("node_preview", self.node_id, value=value, message=message))
+        emit = self._emit
+        if emit is not None:
+            emit(
+                Event(
+                    "node_preview", self.node_id, value=value, message=message, reader=self.reader()
+                )
+            )
+
+    def reader(self) -> str | None:
+        """The node whose run this node's code is working for, when it is not this node's own
+        run: a lazy output (a video whose frames compute when read) computing while that node,
+        downstream, reads it. None during this node's own run and outside any run."""
+        running = _RUNNING.get()
+        return None if running == self.node_id else running
 
     @property
     def log(self) -> logging.Logger:
@@ -162,8 +220,13 @@ class NodeContext:
         return token is not None and token.cancelled
 
     def check_cancelled(self) -> None:
+        """Raise Cancelled when the run was cancelled. Its message names the node that was
+        running: this one, or the node reading this one's lazy output (and this one)."""
         if self.is_cancelled():
-            raise Cancelled(f"cancelled while running node '{self.node_id}'")
+            reader = self.reader()
+            if reader is None:
+                raise Cancelled(cancelled_message(self.node_id), node=self.node_id)
+            raise Cancelled(cancelled_message(reader, self.node_id), node=self.node_id)
 
     # ---- randomness ------------------------------------------------------------------------
 

@@ -80,7 +80,12 @@ class NodeError(FathomError):
 
 
 class Cancelled(FathomError):
-    """The run was cancelled cooperatively; not a failure of any node."""
+    """The run was cancelled cooperatively; not a failure of any node. ``node``: the node whose
+    context noticed the cancel (a lazy output's producer, when its frames were being read)."""
+
+    def __init__(self, message: str, node: str | None = None) -> None:
+        self.node = node
+        super().__init__(message)
 
 
 class LibraryError(ValueError):

@@ -29,6 +29,10 @@ class Event:
     message: str = ""
     value: Any = None
     seconds: float | None = None
+    #: Progress (or a preview) of work done for another node's run: a lazy output (a video
+    #: whose frames compute when read) computing while ``reader``, downstream, reads it. The
+    #: work is ``node``'s, done after its own run finished; None for a node's own run.
+    reader: str | None = None
 
 
 Listener = Callable[[Event], None]

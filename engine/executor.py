@@ -16,12 +16,20 @@ import time
 import traceback
 import uuid
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from contextvars import copy_context
 from dataclasses import dataclass, field, replace
 from itertools import chain
 from typing import Any
 
 from fathom.engine.cache import OutputCache
-from fathom.engine.context import CancelToken, NodeContext, RunOptions, derive_seed
+from fathom.engine.context import (
+    CancelToken,
+    NodeContext,
+    RunOptions,
+    cancelled_message,
+    derive_seed,
+    node_running,
+)
 from fathom.engine.device import DeviceInfo, pick_device
 from fathom.engine.errors import Cancelled, GraphInvalid, NodeError, Problem
 from fathom.engine.events import Event, Listener
@@ -929,7 +937,9 @@ class _Run:
             while ready or running:
                 while ready and not self.cancel.cancelled:
                     n = ready.pop(0)
-                    running[pool.submit(self.run_node, n)] = n
+                    # The context goes along: a node run nested in a node's run keeps
+                    # working for that node (see node_running).
+                    running[pool.submit(copy_context().run, self.run_node, n)] = n
                 if not running:
                     break
                 done, _ = wait(list(running), return_when=FIRST_COMPLETED)
@@ -1005,14 +1015,19 @@ class _Run:
         self.emit(Event("node_started", nid))
         t0 = time.perf_counter()
         try:
-            if cls.thread_safe:
-                outs = cls().run(ctx, **self.plan.params[nid], **inputs)
-            else:
-                with self.serial_lock:
+            # Marked as running for the lazy outputs upstream that it reads: their frames'
+            # progress and cancels name this node, the one doing the work.
+            with node_running(nid):
+                if cls.thread_safe:
                     outs = cls().run(ctx, **self.plan.params[nid], **inputs)
+                else:
+                    with self.serial_lock:
+                        outs = cls().run(ctx, **self.plan.params[nid], **inputs)
             outs = self.check_outputs(nid, cls, outs)
         except Cancelled as exc:
-            rec.status, rec.error = "cancelled", str(exc)
+            # Noticed in an upstream lazy output's code (exc.node), it is still this node's run.
+            why = str(exc) if exc.node is None else cancelled_message(nid, exc.node)
+            rec.status, rec.error = "cancelled", why
             rec.seconds = time.perf_counter() - t0
             self.cancel.cancel()
             return

@@ -50,7 +50,9 @@ class PlainProgress:
 
 
 class BarProgress:
-    """An overall bar over nodes plus a bar for the node running now (its own progress events)."""
+    """An overall bar over nodes plus a bar for each node running now (its own progress events),
+    and one for each finished node whose lazy output computes while a node reads it ("depth for
+    save": a depth video's frames), gone when that reader ends."""
 
     def __init__(self, total: int) -> None:
         from rich.console import Console
@@ -66,21 +68,35 @@ class BarProgress:
         )
         self.overall = self.progress.add_task("render", total=max(total, 1))
         self.node_tasks: dict[str, Any] = {}
+        #: (producer, reader) -> the bar of the producer's lazy output read by that reader.
+        self.read_tasks: dict[tuple[str, str], Any] = {}
         self.progress.start()
 
     def __call__(self, event: Event) -> None:
         p = self.progress
         if event.kind == "node_started" and event.node:
             self.node_tasks[event.node] = p.add_task(f"  {event.node}", total=100)
+        elif event.kind == "node_progress" and event.node and event.reader:
+            slot = (event.node, event.reader)
+            if slot not in self.read_tasks:
+                label = f"  {event.node} for {event.reader}"
+                self.read_tasks[slot] = p.add_task(label, total=100)
+            p.update(self.read_tasks[slot], completed=100 * (event.progress or 0))
         elif event.kind == "node_progress" and event.node in self.node_tasks:
             p.update(self.node_tasks[event.node], completed=100 * (event.progress or 0))
         elif event.kind in ("node_finished", "node_cached", "node_failed", "node_skipped"):
             task = self.node_tasks.pop(event.node, None) if event.node else None
             if task is not None:
                 p.remove_task(task)
+            for slot in [s for s in self.read_tasks if s[1] == event.node]:
+                p.remove_task(self.read_tasks.pop(slot))
             p.advance(self.overall)
             if event.kind == "node_failed":
                 p.console.print(f"[red]failed[/red] {event.node}: {event.message}")
+        elif event.kind == "run_finished":  # a reader cancelled mid-read ends with no event
+            for task in self.read_tasks.values():
+                p.remove_task(task)
+            self.read_tasks.clear()
 
     def close(self) -> None:
         self.progress.stop()

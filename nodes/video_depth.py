@@ -421,6 +421,7 @@ class VideoDepth(Node):
             stream.next, stream.last = 0, None  # each tick's video is one new frame 0
             return stream
         dev, dtype = ctx.device.torch_device, ctx.device.dtype
+        ctx.progress(0.0, "loading the depth model")  # seconds, before any frame is asked for
         processor, net = ctx.load_model(
             "transformers-depth", model, lambda p: load_transformers_depth(p, dev, dtype)
         )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextvars
 import os
 import shutil
 import tempfile
@@ -78,7 +79,12 @@ def prefetch(read: Callable[[int], Any], count: int, depth: int = 3) -> Generato
             if not item[0]:
                 return
 
-    worker = threading.Thread(target=work, name="frame-prefetch", daemon=True)
+    # With the caller's context: frames a lazy video computes here are still the calling
+    # node's work (their progress and cancels name it, see engine.context.node_running).
+    run_in_context = contextvars.copy_context().run
+    worker = threading.Thread(
+        target=run_in_context, args=(work,), name="frame-prefetch", daemon=True
+    )
     worker.start()
     try:
         for _ in range(count):

@@ -213,3 +213,59 @@ def test_node_labels_tell_nodes_of_one_title_apart() -> None:
     assert run_summary(result, many).endswith(
         "7 blocked (refused before the run): 'n0', 'n1', 'n2', 'n3', 'n4' and 2 more"
     )
+
+
+def test_a_finished_nodes_lazy_output_shows_as_running_while_a_node_reads_it() -> None:
+    """A depth video's frames compute while the save node reads them, after the depth node
+    finished: the depth node shows that work (for the save), then how it ended again."""
+    session = RunSession()
+    events = recorded(session)
+    session.started()
+    session.planned(
+        run_scope(RunRequest(Graph(), RunOptions(), titles={"png": "Save PNG"}), [], [], [], [], [])
+    )
+    session.handle(Event("node_started", "depth"))
+    session.handle(Event("node_progress", "depth", 0.0, "loading the depth model"))
+    assert session.status("depth") == NodeState("running", 0.0, "loading the depth model")
+    session.handle(Event("node_finished", "depth", seconds=2.5))
+    session.handle(Event("node_started", "png"))
+    session.handle(Event("node_progress", "depth", 0.25, "depth frame 1/4", reader="png"))
+    session.handle(Event("node_progress", "png", 0.25, "frame 1/4"))
+    depth = session.status("depth")
+    assert (depth.status, depth.progress) == ("running", 0.25)
+    assert depth.message == "depth frame 1/4: read by 'Save PNG' (png)"
+    assert depth.seconds == 2.5
+    assert session.status("png") == NodeState("running", 0.25, "frame 1/4")
+    # Late progress that names no reader still leaves a finished node as it ended.
+    session.handle(Event("node_finished", "other"))
+    session.handle(Event("node_progress", "other", 0.5, "late"))
+    assert session.status("other").status == "done"
+    session.handle(Event("node_progress", "depth", 1.0, "depth frame 4/4", reader="png"))
+    session.handle(Event("node_finished", "png", seconds=1.0))
+    assert session.status("depth") == NodeState("done", None, "", 2.5)
+    statuses = [(p["node"], p["status"]) for k, p in events if k == "node_status"]
+    assert statuses[-2:] == [("png", "done"), ("depth", "done")]
+
+
+def test_a_reader_cancelled_mid_read_gives_the_lazy_node_back_its_end() -> None:
+    session = RunSession()
+    session.started()
+    session.handle(Event("node_finished", "depth", seconds=2.0))
+    for reader in ("a", "b"):  # two readers at once (parallel branches)
+        session.handle(Event("node_started", reader))
+        session.handle(Event("node_progress", "depth", 0.5, "depth frame 2/4", reader=reader))
+    session.handle(Event("node_finished", "a"))
+    assert session.status("depth").message == "depth frame 2/4: read by 'b'"  # b still reads
+    error = "cancelled while running node 'b' (reading the output of node 'depth')"
+    result = RunResult(
+        records={
+            "depth": NodeRecord("depth", "t.depth", 1, status="executed", seconds=2.0),
+            "a": NodeRecord("a", "t.save", 1, status="executed"),
+            "b": NodeRecord("b", "t.save", 1, status="cancelled", error=error),
+        },
+        values={},
+        cancelled=True,
+    )
+    session.finished(RunOutcome(result))
+    assert session.status("depth") == NodeState("done", None, "", 2.0)
+    assert session.status("b") == NodeState("cancelled", None, error, 0.0)
