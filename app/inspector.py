@@ -132,6 +132,7 @@ class Inspector(QWidget):
             return
         if event == "param_changed" and payload["param"] in self.widgets:
             self.widgets[payload["param"]].set_value(payload["value"])
+            self._mode_changed(payload["param"])
         elif event == "flags_changed":
             inst = self.doc.graph.nodes[self.node_id]
             for box, on in ((self.bypass, inst.bypass), (self.mute, inst.mute)):
@@ -256,6 +257,8 @@ class Inspector(QWidget):
                 getattr(cls, "inpainting", None),
                 lambda s, kind: self.pick_model_path(s, kind),
                 lambda: self.doc.base_dir,
+                cls,
+                lambda: str(self._param_value(nid, cls, cls.mode_param) or ""),
             )
         if role == "loras":
             return LoraPicker(
@@ -264,6 +267,23 @@ class Inspector(QWidget):
         return make_widget(
             spec, lambda s: self.pick_path(s), self._suggestions, lambda s: self.pick_folder(s)
         )
+
+    def _param_value(self, nid: str, cls: type[Node], name: str) -> Any:
+        """The node's parameter ``name`` now (its default when unset); None if there is none."""
+        inst = self.doc.graph.nodes.get(nid)
+        spec = next((p for p in cls.params if p.name == name), None)
+        if inst is None or spec is None:
+            return None
+        return inst.params.get(name, spec.default)
+
+    def _mode_changed(self, name: str) -> None:
+        """The selected node's mode parameter changed: its model pickers say what fits now."""
+        cls = self.doc.node_class(self.node_id) if self.node_id is not None else None
+        if cls is None or not cls.mode_models or name != cls.mode_param:
+            return
+        for widget in self.widgets.values():
+            if isinstance(widget, ModelPicker):
+                widget.mode_changed()
 
     def _model_value(self, nid: str, cls: type[Node]) -> str:
         """The node's current model (for the LoRAs that fit it)."""

@@ -8,6 +8,10 @@ that kind (``model_kind``). The list comes from the window's ``ModelCatalog``; w
 the engine's rule (``engine.models.catalog.fits``: family, kind, inpainting; ``lora_fits``: a
 LoRA for the node's current model; an add-on: its kind, each row saying the family it is made
 for). A chosen model is typed into the parameter like any edit, so it is undoable.
+
+Where some modes of the node run only some of its models (``Node.mode_models``: a mode that
+runs one model type layer by layer), each model's row and the status line say so, for the
+mode chosen now: the picker shows what the node's check would refuse before the run.
 """
 
 from __future__ import annotations
@@ -49,6 +53,9 @@ from fathom.engine.models.catalog import ADDON_KINDS, ModelEntry, human_size
 from fathom.engine.models.families import names
 from fathom.engine.models.locate import looks_like_hub_id
 from fathom.engine.node import Node, Param
+
+#: note(entry) -> (short, full): what the node's modes say of a model (``mode_note``).
+ModeNote = Callable[[ModelEntry], tuple[str, str]]
 
 #: pick(spec, kind) -> path or None: kind "open" (a file) or "folder" (the inspector's dialogs).
 ModelPathPicker = Callable[[Param, str], str | None]
@@ -99,6 +106,48 @@ def entry_details(entry: ModelEntry) -> str:
     """'SDXL pipeline · 6.9 GB · models folder': what a model is, its size, where it is."""
     size = f" · {human_size(entry.size_bytes)}" if entry.size_bytes else ""
     return f"{entry.label}{size} · {source_text(entry)}"
+
+
+def mode_note(cls: type[Node] | None, entry: ModelEntry, mode: str) -> tuple[str, str]:
+    """What the node's modes (``Node.mode_models``) say of ``entry`` as its model: ("", "")
+    when every mode runs it; else a short note for its row and a full one for the status line
+    and tooltip. With the chosen ``mode`` one that cannot run it: "temporal 'reuse' needs a
+    Depth Anything (V1/V2) model", and the node's own check's message and fix; otherwise
+    "temporal 'off' only", and which modes need what."""
+    if cls is None or not cls.mode_models:
+        return "", ""
+    refused = cls.modes_refusing(entry.model_type)
+    if not refused:
+        return "", ""
+    param = cls.mode_param
+    problem = cls.mode_model_problem(mode, entry.model_type, entry.name)
+    if problem is not None:
+        message, fix = problem
+        title = cls.mode_models[mode].title
+        return f"{param} '{mode}' needs {_a(title)} model", f"{message}. Fix: {fix}."
+    spec = next((p for p in cls.params if p.name == param), None)
+    runs = [m for m in (spec.choices or ()) if m not in refused] if spec is not None else []
+    short = f"{param} {' / '.join(repr(m) for m in runs)} only" if runs else ""
+    return short, modes_needs(cls, refused)
+
+
+def modes_needs(cls: type[Node], modes: tuple[str, ...] | None = None) -> str:
+    """'temporal reuse, resq and delta need a Depth Anything (V1/V2) model.' (``modes``: these
+    only; None: every mode that runs only some models)."""
+    groups: dict[str, list[str]] = {}
+    for m, need in cls.mode_models.items():
+        if modes is None or m in modes:
+            groups.setdefault(need.title, []).append(m)
+    parts = []
+    for title, group in groups.items():
+        listed = ", ".join(group[:-1]) + f" and {group[-1]}" if len(group) > 1 else group[0]
+        verb = "need" if len(group) > 1 else "needs"
+        parts.append(f"{cls.mode_param} {listed} {verb} {_a(title)} model")
+    return "; ".join(parts) + "." if parts else ""
+
+
+def _a(title: str) -> str:
+    return f"{'an' if title[:1].lower() in 'aeiou' else 'a'} {title}"
 
 
 class _EntryDelegate(QStyledItemDelegate):
@@ -191,17 +240,26 @@ class ModelList(QWidget):
         self.hide()
 
     def show_entries(
-        self, entries: list[ModelEntry], footer: str, empty: str, current: str = ""
+        self,
+        entries: list[ModelEntry],
+        footer: str,
+        empty: str,
+        current: str = "",
+        note: ModeNote | None = None,
     ) -> None:
         """List ``entries`` (``current``, the parameter's value, selected), ``footer`` under
-        them, or the ``empty`` line when there are none."""
+        them, or the ``empty`` line when there are none; ``note`` adds what the node's modes
+        say of each model to its row and tooltip."""
         self.list.clear()
         for e in entries:
-            item = QListWidgetItem(f"{e.name}\n    {entry_details(e)}")
+            short, full = note(e) if note is not None else ("", "")
+            details = entry_details(e) + (f" — {short}" if short else "")
+            item = QListWidgetItem(f"{e.name}\n    {details}")
             item.setData(Qt.ItemDataRole.UserRole, e.reference)
             item.setData(NAME_ROLE, e.name)
-            item.setData(DETAILS_ROLE, entry_details(e))
-            item.setToolTip(f"{e.path}\nas the parameter: {e.reference}")
+            item.setData(DETAILS_ROLE, details)
+            tip = f"{e.path}\nas the parameter: {e.reference}"
+            item.setToolTip(tip + (f"\n{full}" if full else ""))
             self.list.addItem(item)
             if current and current in (e.reference, e.path):
                 self.list.setCurrentItem(item)
@@ -294,10 +352,14 @@ class ModelPicker(ParamWidget):
         inpainting: bool | None,
         pick: ModelPathPicker,
         base_dir: Callable[[], Path],
+        node: type[Node] | None = None,
+        mode: Callable[[], str] | None = None,
     ) -> None:
         super().__init__(spec)
         self.catalog, self.families, self.inpainting = catalog, families, inpainting
         self.pick, self.base_dir = pick, base_dir
+        #: The node class (for its ``mode_models``) and its mode now (``mode_param``'s value).
+        self.node, self.mode = node, mode or (lambda: "")
         #: "model", or the add-on kind listed ("controlnet", "ip-adapter").
         self.kind = model_kind(spec)
         self.noun = KIND_NOUNS[self.kind]
@@ -429,6 +491,8 @@ class ModelPicker(ParamWidget):
             fit = self.catalog.fitting(self.families, self.inpainting)
             others = [e for e in entries if e.usable and e not in fit and e.kind not in ADDON_KINDS]
             footer = _not_fitting_note(others, self.families, self.inpainting)
+            if self.node is not None and any(self.note(e)[1] for e in fit):
+                footer = " ".join(t for t in (modes_needs(self.node), footer) if t)
             empty = f"No model here fits this node: {where}."
         else:
             found = self.catalog.of_kind(self.kind)
@@ -437,7 +501,16 @@ class ModelPicker(ParamWidget):
             empty = f"No {self.noun} here: {where}; {ADDON_HOMES[self.kind]}."
         if self.catalog.error:
             footer = f"Listing failed: {self.catalog.error}"
-        self.list.show_entries(fit, footer, empty, self.value())
+        note = self.note if self.kind == "model" else None
+        self.list.show_entries(fit, footer, empty, self.value(), note)
+
+    def note(self, entry: ModelEntry) -> tuple[str, str]:
+        """What the node's modes say of ``entry``, for the mode chosen now (``mode_note``)."""
+        return mode_note(self.node, entry, self.mode())
+
+    def mode_changed(self) -> None:
+        """The node's mode changed: what each model's row and the status line say follows."""
+        self._catalog_changed()
 
     def _catalog_changed(self) -> None:
         if self.list.isVisible():
@@ -460,6 +533,8 @@ class ModelPicker(ParamWidget):
                 text += f" — this node runs {names(self.families)} models"
             elif entry.problem:
                 text += f" — {entry.problem}"
+            elif not addon and self.note(entry)[1]:
+                text += f" — {self.note(entry)[1]}"
         elif self.catalog.entries is None:
             text = f"Looking for {noun}s…"
         elif not value:

@@ -182,6 +182,21 @@ class Ordered:
         return (self.low, self.high)
 
 
+@dataclass(frozen=True)
+class ModelsFor:
+    """What a mode of a node's ``mode_param`` needs of its model, where it runs only some of
+    the models the node takes (``Node.mode_models``): the transformers ``model_type`` values
+    it runs, how a person names those models, and why. The node's check refuses another model
+    before the run (``mode_model_problem``); the studio's model picker says the same beside
+    each model."""
+
+    model_types: tuple[str, ...]
+    #: "Depth Anything (V1/V2)": as in "use a ... model".
+    title: str
+    #: "runs Depth Anything models layer by layer": as in "temporal 'reuse' ...".
+    reason: str
+
+
 def _jsonable(value: Any) -> Any:
     if isinstance(value, tuple):
         return list(value)
@@ -228,6 +243,9 @@ class Node:
     #: the chosen mode does not read then re-runs nothing (``key_params``).
     mode_param: ClassVar[str] = ""
     mode_reads: ClassVar[dict[str, tuple[str, ...]]] = {}
+    #: Modes of ``mode_param`` that run only some of the node's models (unlisted modes run
+    #: any): checks and the studio's model picker read it (``modes_refusing``).
+    mode_models: ClassVar[dict[str, ModelsFor]] = {}
 
     def run(self, ctx: NodeContext, **kwargs: Any) -> dict[str, Any]:
         raise NotImplementedError
@@ -267,6 +285,29 @@ class Node:
         if not cls.mode_reads:
             return params
         return unread_dropped(params, cls.mode_param, cls.mode_reads)
+
+    @classmethod
+    def modes_refusing(cls, model_type: str | None) -> tuple[str, ...]:
+        """The modes (``mode_models``) that cannot run a model of ``model_type``; none for an
+        unknown type (None or ""), which only loading the model tells."""
+        if not model_type:
+            return ()
+        return tuple(m for m, need in cls.mode_models.items() if model_type not in need.model_types)
+
+    @classmethod
+    def mode_model_problem(
+        cls, mode: str, model_type: str | None, model_name: str
+    ) -> tuple[str, str] | None:
+        """(message, fix) when ``mode`` cannot run the model ``model_name`` of ``model_type``:
+        "temporal 'reuse' runs Depth Anything models layer by layer; dpt is a dpt model"."""
+        if mode not in cls.modes_refusing(model_type):
+            return None
+        need = cls.mode_models[mode]
+        message = f"{cls.mode_param} '{mode}' {need.reason}; {model_name} is a {model_type} model"
+        spec = next((p for p in cls.params if p.name == cls.mode_param), None)
+        free = [m for m in (spec.choices or ()) if m not in cls.mode_models] if spec else []
+        instead = f"{cls.mode_param} '{free[0]}', or " if free else ""
+        return message, f"use {instead}{_article(need.title)} model"
 
     # ---- what the engine runs around the hooks ----------------------------------------------
 

@@ -32,7 +32,7 @@ from fathom.engine.errors import Problem
 from fathom.engine.imaging import depthmath
 from fathom.engine.media.framestore import remove_spill
 from fathom.engine.models.depth import is_metric_model, load_transformers_depth
-from fathom.engine.node import Input, Node, Output, Param
+from fathom.engine.node import Input, ModelsFor, Node, Output, Param
 from fathom.engine.types import Enum, Float, Image, Int, String, Video
 
 DEFAULT_DEPTH_MODEL = "depth-anything/Depth-Anything-V2-Small-hf"
@@ -132,8 +132,13 @@ class _ModeError(Exception):
         self.port, self.fix = port, fix
 
 
-#: temporal choice → factory(net, settings) of its Stepper. Modes other than 'off' need a
-#: Depth Anything model (DINOv2 backbone): they run it layer by layer.
+#: What the temporal modes other than 'off' need: a Depth Anything model (DINOv2 backbone),
+#: since they run it layer by layer (the check and the studio's model picker both say so).
+LAYER_BY_LAYER = ModelsFor(
+    ("depth_anything",), "Depth Anything (V1/V2)", "runs Depth Anything models layer by layer"
+)
+
+#: temporal choice → factory(net, settings) of its Stepper.
 TEMPORAL_MODES: dict[str, Callable[[Any, Settings], Stepper]] = {
     "off": lambda net, s: _Off(net, s),
     "reuse": _reuse,
@@ -341,6 +346,9 @@ class VideoDepth(Node):
         "resq": ("keyframe_interval", "threshold", "bits"),
         "delta": ("keyframe_interval", "student"),
     }
+    mode_models: ClassVar[dict[str, ModelsFor]] = dict.fromkeys(
+        ("reuse", "resq", "delta"), LAYER_BY_LAYER
+    )
 
     @classmethod
     def cache_extra(cls, params: dict[str, Any], ctx: NodeContext) -> str:
@@ -369,16 +377,9 @@ class VideoDepth(Node):
         kind = transformers_model_type(path)
         temporal = str(params.get("temporal", "off"))
         problems += student_problems(params, ctx.node_id, ctx.options.base_dir, path)
-        if not problems and temporal != "off" and kind not in (None, "depth_anything"):
-            problems.append(
-                Problem(
-                    f"temporal '{temporal}' runs Depth Anything models layer by layer; "
-                    f"{path.name} is a {kind} model",
-                    ctx.node_id,
-                    "temporal",
-                    "use temporal 'off', or a Depth Anything (V1/V2) model",
-                )
-            )
+        refused = cls.mode_model_problem(temporal, kind, path.name)
+        if not problems and refused is not None:
+            problems.append(Problem(refused[0], ctx.node_id, "temporal", refused[1]))
         return problems
 
     def run(

@@ -23,7 +23,8 @@ cache). What a model is comes from its files (``families.identify``), never from
         "source": "models folder",       # or "hub cache"
         "folder": "/models",             # the models folder or hub cache it is in
         "subfolder": "",                 # add-on subfolder it is in: "loras", ...
-        "problem": ""}],                 # why it cannot be used as it is, or ""
+        "problem": "",                   # why it cannot be used as it is, or ""
+        "model_type": ""}],              # a transformers folder's config model_type, or ""
      "looked_in": [{"path": "/models", "origin": "FATHOM_MODELS", "exists": true,
                     "addon_folders": [{"kind": "lora", "path": "/models/loras"}]}]}
 """
@@ -42,6 +43,7 @@ from fathom.engine.models.families import (
     lora_cross_dim,
     model_cross_dim,
     safetensors_header,
+    transformers_model_type,
 )
 from fathom.engine.models.locate import (
     ADDON_FOLDERS,
@@ -82,6 +84,9 @@ class ModelEntry:
     one_step: bool = False
     cross_attention_dim: int | None = None
     problem: str = ""
+    #: A transformers model folder's ``model_type`` ("depth_anything", "dpt"; "" otherwise):
+    #: some modes of a node run only some types (``Node.mode_models``).
+    model_type: str = ""
 
     @property
     def family_title(self) -> str:
@@ -241,6 +246,7 @@ def describe(
         one_step=info.one_step,
         cross_attention_dim=_cross_dim(path, info),
         problem=problem,
+        model_type=transformers_model_type(path) or "",
     )
 
 

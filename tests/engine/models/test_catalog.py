@@ -145,6 +145,7 @@ def test_every_model_with_its_family_kind_size_and_source(folders: dict[str, Pat
         assert (e.family, e.kind, e.source, e.subfolder) == (family, kind, source, sub), name
         assert e.size_bytes > 0
     assert got["sd-tiny"].architecture == "StableDiffusionPipeline"
+    assert got["depth-small"].model_type == "depth_anything" and got["sd-tiny"].model_type == ""
     assert got["sd-tiny"].cross_attention_dim == 32 and got["xl-tiny"].cross_attention_dim == 64
     assert got["org/depth-hub"].folder == str(folders["models"])  # a models folder's own cache
     assert got["someone/style-lora/style.safetensors"].folder == str(folders["cache"])
@@ -217,6 +218,7 @@ def test_the_command_line_prints_the_documented_json_and_a_table(
         "folder",
         "subfolder",
         "problem",
+        "model_type",
     }
     assert all(set(m) == keys for m in doc["models"])
     xl = next(m for m in doc["models"] if m["name"] == "xl-tiny")
