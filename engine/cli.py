@@ -200,6 +200,10 @@ def main(argv: list[str] | None = None) -> int:
             from fathom.engine.models.svd_prune_cli import run as cmd_prune_svd
 
             return cmd_prune_svd(args)
+        if args.command == "rank-svd":
+            from fathom.engine.models.svd_prune_cli import run_rank as cmd_rank_svd
+
+            return cmd_rank_svd(args)
         if args.command == "live":
             from fathom.engine.live.command import run as cmd_live
 

@@ -15,6 +15,7 @@ pipeline's.
 from __future__ import annotations
 
 import hashlib
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -120,7 +121,8 @@ MOBILEVD_PARAMS = (
         Float,
         0.0,
         "fraction of the UNet's temporal blocks to bypass, least important first (ranked by "
-        "a calibration run on this image, or by the ranking `fathom prune-svd` saved)",
+        "a calibration run on this image and seed, or once for all by the ranking `fathom "
+        "rank-svd` or `fathom prune-svd` saved in the model folder)",
         min=0.0,
         max=1.0,
         step=0.05,
@@ -539,6 +541,14 @@ class _Denoiser:
             def tick(done: int, total: int) -> None:
                 ctx.progress(0.05 * done / total, f"calibrating temporal blocks {done}/{total}")
 
+            start = time.perf_counter()
             with torch.inference_mode():
                 self.m.rankings[key] = rank_temporal_blocks(unet, capture.calls, tick)
+            ctx.log.info(
+                "skip_temporal: ranked %d temporal blocks on this image in %.1f s (kept for "
+                "this image and settings); `fathom rank-svd MODEL --calib IMAGE` saves a "
+                "ranking in the model folder that every run uses without this step",
+                len(self.m.rankings[key]),
+                time.perf_counter() - start,
+            )
         return self.m.rankings[key]

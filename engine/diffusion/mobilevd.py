@@ -200,7 +200,11 @@ def read_ranking(folder: Path) -> list[tuple[str, float]]:
     return [(str(n), float(s)) for n, s in data.get("temporal_ranking", [])]
 
 
+def ranking_json(ranking: list[tuple[str, float]], **facts: Any) -> str:
+    """A ranking (least important first) with facts about it, as the ranking file holds it."""
+    return json.dumps({"temporal_ranking": [[n, s] for n, s in ranking], **facts}, indent=1)
+
+
 def write_ranking(folder: Path, ranking: list[tuple[str, float]], **facts: Any) -> None:
     """Save a ranking (least important first) with a model folder, with facts about it."""
-    data = {"temporal_ranking": [[n, s] for n, s in ranking], **facts}
-    (folder / RANKING_FILE).write_text(json.dumps(data, indent=1), "utf-8")
+    (folder / RANKING_FILE).write_text(ranking_json(ranking, **facts), "utf-8")

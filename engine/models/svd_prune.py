@@ -380,23 +380,8 @@ def prune_svd(
         )
     n = frames or int(unet.config.num_frames)
     capture = CapturedCalls(unet)
-
-    def calibrate() -> None:
-        with torch.no_grad(), capture.attached():
-            pipe(
-                image,
-                height=height,
-                width=width,
-                num_frames=n,
-                num_inference_steps=steps,
-                min_guidance_scale=1.0,
-                max_guidance_scale=1.0,  # the conditional half only: half the calibration cost
-                generator=torch.Generator("cpu").manual_seed(0),
-                output_type="latent",
-            )
-
     log(f"calibrating on {n} frames at {width}x{height}, {steps} steps")
-    act = record_activity(unet, calibrate)
+    act = record_activity(unet, lambda: _calibrate(pipe, capture, image, (width, height, n, steps)))
     pruned: Any = apply_plan(unet, plan_pruning(unet, act, keep))
     args, kwargs = capture.calls[0]
     with torch.no_grad():
@@ -427,6 +412,77 @@ def prune_svd(
         unet_change=change,
     )
     return report
+
+
+def _calibrate(pipe: Any, capture: Any, image: Any, shape: tuple[int, int, int, int]) -> None:
+    """Denoise ``image`` for a calibration, ``capture`` recording the UNet's calls. ``shape``:
+    width, height, frames, steps. The conditional half only (guidance 1): half the cost."""
+    width, height, n, steps = shape
+    with torch.no_grad(), capture.attached():
+        pipe(
+            image,
+            height=height,
+            width=width,
+            num_frames=n,
+            num_inference_steps=steps,
+            min_guidance_scale=1.0,
+            max_guidance_scale=1.0,
+            generator=torch.Generator("cpu").manual_seed(0),
+            output_type="latent",
+        )
+
+
+def rank_svd(
+    source: Path,
+    image: Any,
+    *,
+    width: int = 512,
+    height: int = 288,
+    frames: int = 0,
+    steps: int = 2,
+    device: str = "cpu",
+    log: Callable[[str], None] = lambda _line: None,
+) -> list[tuple[str, float]]:
+    """Rank ``source``'s temporal blocks on denoising ``image`` and save the ranking in the
+    model folder, where generate.image_to_video's ``skip_temporal`` reads it: every later run,
+    whatever its image or seed, skips the same blocks without a calibration run of its own
+    (which costs about (blocks + 1) UNet calls per calibrated step)."""
+    from fathom.engine.diffusion.mobilevd import (
+        RANKING_FILE,
+        CapturedCalls,
+        rank_temporal_blocks,
+        ranking_json,
+    )
+    from fathom.engine.fileio import atomic_write_text, writable_dir_problem
+    from fathom.engine.models.svd import load_svd
+
+    start = time.perf_counter()
+    target = Path(source) / RANKING_FILE
+    if not Path(source).is_dir():
+        raise PruneError(f"{source} is not a model folder; give the SVD model's folder")
+    problem = writable_dir_problem(source)  # refused before the calibration run, not after
+    if problem:
+        raise PruneError(
+            f"cannot save the ranking in the model folder: {problem}; copy the model to a "
+            "folder you can write to"
+        )
+    pipe = load_svd(source, device, "float32", "none").pipe
+    n = frames or int(pipe.unet.config.num_frames)
+    capture = CapturedCalls(pipe.unet)
+    log(f"calibrating on {n} frames at {width}x{height}, {steps} steps")
+    _calibrate(pipe, capture, image, (width, height, n, steps))
+    total = len(capture.calls)
+
+    def tick(done: int, count: int) -> None:
+        if done == count or done % 10 == 0:
+            log(f"ranking temporal blocks: {done}/{count} UNet calls ({total} calibration calls)")
+
+    ranking = rank_temporal_blocks(pipe.unet, capture.calls, tick)
+    calibration = {"width": width, "height": height, "frames": n, "steps": steps}
+    atomic_write_text(target, ranking_json(ranking, calibration=calibration))
+    seconds = time.perf_counter() - start
+    log(f"wrote {target}: {len(ranking)} temporal blocks ranked in {seconds:.1f} s")
+    return ranking
 
 
 def _save(source: Path, out: Path, unet: Any) -> None:

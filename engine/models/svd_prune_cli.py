@@ -1,4 +1,5 @@
-"""The ``fathom prune-svd`` command (engine.models.svd_prune does the work).
+"""The ``fathom prune-svd`` and ``fathom rank-svd`` commands (engine.models.svd_prune does the
+work).
 
 Kept apart from the pruning so that building the CLI's parser imports no torch.
 """
@@ -26,20 +27,66 @@ def add_parser(sub: Any, devices: tuple[str, ...]) -> None:
     p.add_argument("--frames", type=int, default=0, help="calibration frames (model's own)")
     p.add_argument("--steps", type=int, default=2, help="calibration denoising steps (2)")
     p.add_argument("--device", default="auto", choices=devices)
+    r = sub.add_parser(
+        "rank-svd",
+        help="rank a Stable Video Diffusion model's temporal blocks (calibrated on an image) "
+        "and save the ranking in the model folder: generate.image_to_video's skip_temporal "
+        "then needs no calibration run of its own",
+    )
+    r.add_argument("model", type=Path, help="the SVD model folder (the ranking is saved there)")
+    r.add_argument("--calib", type=Path, required=True, help="calibration image (PNG, JPEG)")
+    r.add_argument("--width", type=int, default=512, help="calibration width (512)")
+    r.add_argument("--height", type=int, default=288, help="calibration height (288)")
+    r.add_argument("--frames", type=int, default=0, help="calibration frames (model's own)")
+    r.add_argument("--steps", type=int, default=2, help="calibration denoising steps (2)")
+    r.add_argument("--device", default="auto", choices=devices)
+
+
+def run_rank(args: Any) -> int:
+    """The ``rank-svd`` command: 0 when saved, 2 on a bad request."""
+    from fathom.engine.device import pick_device
+    from fathom.engine.models.locate import ModelError
+    from fathom.engine.models.svd_prune import PruneError, rank_svd
+
+    image = _calibration_image(args.calib, "rank-svd")
+    if image is None:
+        return 2
+    try:
+        rank_svd(
+            args.model,
+            image,
+            width=args.width,
+            height=args.height,
+            frames=args.frames,
+            steps=args.steps,
+            device=pick_device(args.device).torch_device,
+            log=_say,
+        )
+    except (PruneError, ModelError) as exc:
+        sys.stderr.write(f"fathom rank-svd: {exc}\n")
+        return 2
+    return 0
+
+
+def _calibration_image(path: Path, command: str) -> Any:
+    """The calibration image as RGB, or None (said on stderr) when it cannot be read."""
+    from PIL import Image as PILImage
+
+    try:
+        return PILImage.open(path).convert("RGB")
+    except OSError as exc:
+        sys.stderr.write(f"fathom {command}: cannot read {path}: {exc}\n")
+        return None
 
 
 def run(args: Any) -> int:
     """The ``prune-svd`` command: 0 when written, 2 on a bad request."""
-    from PIL import Image as PILImage
-
     from fathom.engine.device import pick_device
     from fathom.engine.models.locate import ModelError
     from fathom.engine.models.svd_prune import PruneError, prune_svd
 
-    try:
-        image = PILImage.open(args.calib).convert("RGB")
-    except OSError as exc:
-        sys.stderr.write(f"fathom prune-svd: cannot read {args.calib}: {exc}\n")
+    image = _calibration_image(args.calib, "prune-svd")
+    if image is None:
         return 2
     try:
         report = prune_svd(

@@ -155,3 +155,58 @@ def test_refusals(pruned: tuple[Path, Path, object], tmp_path: Path) -> None:
     with pytest.raises(PruneError, match="nothing would be pruned"):
         prune_svd(src, tmp_path / "y", 0.99, None)
     assert not (tmp_path / "y").exists()
+
+
+def test_rank_svd_saves_the_ranking_the_node_then_uses(tmp_path: Path) -> None:
+    """`fathom rank-svd` ranks the temporal blocks on the calibration image (the same ranking
+    as measuring the recorded calls directly) and saves it in the model folder; the node's
+    skip_temporal then runs no calibration of its own."""
+    import os
+    import shutil
+
+    from fathom.engine.cli import main
+    from fathom.engine.diffusion.mobilevd import CapturedCalls, rank_temporal_blocks
+    from fathom.engine.executor import Executor
+    from fathom.engine.models.svd import load_svd
+    from fathom.engine.models.svd_prune import _calibrate
+    from fathom.engine.registry import Registry
+    from fathom.engine.types import Image
+
+    folder = save_svd_model(tmp_path / "svd", SPEC, seed=3)
+    calib = tmp_path / "calib.png"
+    rgb = np.random.default_rng(4).random((32, 32, 3))
+    PILImage.fromarray((rgb * 255).astype(np.uint8)).save(calib)
+    args = ["--calib", str(calib), "--width", "32", "--height", "32", "--steps", "1"]
+    assert main(["rank-svd", str(folder), *args, "--device", "cpu"]) == 0
+    saved = read_ranking(folder)
+    pipe = load_svd(folder, "cpu", "float32", "none").pipe
+    capture = CapturedCalls(pipe.unet)
+    _calibrate(pipe, capture, PILImage.open(calib).convert("RGB"), (32, 32, SPEC.frames, 1))
+    want = rank_temporal_blocks(pipe.unet, capture.calls)
+    assert [n for n, _ in saved] == [n for n, _ in want]
+    assert [s for _, s in saved] == pytest.approx([s for _, s in want], rel=1e-5)
+    assert json.loads((folder / RANKING_FILE).read_text())["calibration"]["steps"] == 1
+
+    reg = Registry()
+    reg.load_builtin()
+    ex = Executor(reg)
+    params = {"model": str(folder), "steps": 1, "frames": 2, "width": 32, "height": 32}
+    ex.call(
+        "generate.image_to_video",
+        {"image": Image(rgb.astype(np.float32))},
+        {**params, "max_guidance": 1.0, "skip_temporal": 0.5},
+    )
+    assert ex.models.entries()[-1].model.rankings == {}
+
+    assert main(["rank-svd", str(tmp_path / "nowhere"), *args]) == 2
+    # A folder that cannot take the ranking is refused before the calibration run (where
+    # folder permissions bind: not for root).
+    locked = shutil.copytree(folder, tmp_path / "locked")
+    (locked / RANKING_FILE).unlink()
+    os.chmod(locked, 0o555)
+    try:
+        if not os.access(locked, os.W_OK):
+            assert main(["rank-svd", str(locked), *args]) == 2
+            assert not (locked / RANKING_FILE).exists()
+    finally:
+        os.chmod(locked, 0o755)
