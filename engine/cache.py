@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import functools
-import os
 import threading
 import types
 from collections import OrderedDict
@@ -11,6 +10,7 @@ from typing import Any, NamedTuple, Protocol
 
 import numpy as np
 
+from fathom.engine.envvars import env_number
 from fathom.engine.types import RGBD, Depth, Image, Mask, Mesh, PointCloud, PortType, value_nbytes
 
 SPILL_ENV = "FATHOM_SPILL_MB"
@@ -78,7 +78,7 @@ def value_spills(value: Any, limit: int = 10_000) -> list[Spilled]:
 
 
 def _default_disk_budget() -> int:
-    return int(float(os.environ.get(SPILL_ENV, "4096")) * 2**20)
+    return int(env_number(SPILL_ENV, 4096, "megabytes of temporary video files") * 2**20)
 
 
 class _Entry(NamedTuple):

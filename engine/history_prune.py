@@ -57,22 +57,12 @@ def budget_from(
     max_runs: int, max_gb: float, env: Mapping[str, str] | None = None
 ) -> HistoryBudget:
     """The budget the settings give, unless ``FATHOM_HISTORY_RUNS`` or ``FATHOM_HISTORY_GB``
-    overrides it (0: no limit); a value that is not a number is ignored."""
-    env = os.environ if env is None else env
-    runs, gb = float(max_runs), float(max_gb)
-    for name, set_to in ((RUNS_ENV, "runs"), (GB_ENV, "gb")):
-        text = env.get(name, "").strip()
-        if not text:
-            continue
-        try:
-            value = max(0.0, float(text))
-        except ValueError:
-            continue
-        if set_to == "runs":
-            runs = value
-        else:
-            gb = value
-    return HistoryBudget(max(0, int(runs)), max(0, int(gb * 2**30)))
+    overrides it (0: no limit); a value that is not a number is refused with a warning."""
+    from fathom.engine.envvars import env_number
+
+    runs = env_number(RUNS_ENV, max(0, max_runs), "history runs kept", env=env)
+    gb = env_number(GB_ENV, max(0.0, max_gb), "gigabytes of history kept", env=env)
+    return HistoryBudget(int(runs), int(gb * 2**30))
 
 
 # ---- pins and deletion ---------------------------------------------------------------------

@@ -199,9 +199,10 @@ class DepthStore:
 
     def __init__(self, budget: int | None = None) -> None:
         if budget is None:
-            import os
+            from fathom.engine.envvars import env_number
 
-            budget = int(float(os.environ.get("FATHOM_DEPTH_STORE_MB", "2048")) * 2**20)
+            mb = env_number("FATHOM_DEPTH_STORE_MB", 2048, "megabytes of depth frames in memory")
+            budget = int(mb * 2**20)
         self.budget = budget
         self._file: Any = None
         self._where: dict[int, tuple[int, tuple[int, ...]]] = {}

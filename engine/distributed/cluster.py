@@ -131,7 +131,9 @@ def plan_pool(
     """One worker per GPU when the cluster has GPUs (unless --device cpu), else one per
     ``cpus_per_worker`` CPUs (FATHOM_CPUS_PER_WORKER, default 1); never more than rows."""
     if cpus_per_worker is None:
-        cpus_per_worker = float(os.environ.get(CPUS_PER_WORKER_ENV, "1"))
+        from fathom.engine.envvars import env_number
+
+        cpus_per_worker = env_number(CPUS_PER_WORKER_ENV, 1.0, "CPUs per worker", minimum=0.01)
     gpus = int(resources.get("GPU", 0))
     cpus = resources.get("CPU", 0.0)
     if gpus and device not in ("cpu", "mps"):

@@ -9,7 +9,6 @@ budget (``FATHOM_MODEL_MEMORY``, default: half the RAM, or 90% of a GPU) or the 
 from __future__ import annotations
 
 import logging
-import os
 import threading
 from collections import OrderedDict
 from collections.abc import Callable
@@ -17,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from fathom.engine.envvars import env_number
 from fathom.engine.models.locate import PICKLE_SUFFIXES, ModelError, locate_model, safetensors_files
 from fathom.engine.models.memory import (
     default_budget,
@@ -62,7 +62,9 @@ class ModelManager:
     def __init__(
         self, max_models: int | None = None, budget_bytes: int | dict[str, int] | None = None
     ) -> None:
-        self.max_models = max_models or int(os.environ.get("FATHOM_MAX_MODELS", "4"))
+        self.max_models = max_models or int(
+            env_number("FATHOM_MAX_MODELS", 4, "models kept loaded", minimum=1)
+        )
         self._budget = budget_bytes
         self._models: OrderedDict[Key, LoadedModel] = OrderedDict()
         self._lock = threading.RLock()
