@@ -131,10 +131,15 @@ class GraphScene(QGraphicsScene):
     def place_unpositioned(self, missing: list[str]) -> None:
         """Files made by hand or by scripts may carry no positions: lay those nodes out, once
         their items exist, so each gets the room its item really takes (on-node parameters
-        included). When no node had a position (the bundled examples), the layout stays
-        automatic: it follows the nodes' sizes (``node_resized``) until the user moves one."""
+        included). When no node had a position (the bundled examples), or every position is
+        where such a layout put it (an example saved under a new name, no node moved), the
+        layout stays automatic: it follows the nodes' sizes (``node_resized``) until the user
+        moves one. Positions the user chose never move by themselves."""
         self._auto_layout = {}
         if not missing:
+            if self._saved_layout_is_automatic():
+                self._auto_layout = {n: self.doc.node_pos(n) for n in self.nodes}
+                self._relayout()  # for today's sizes (the file's had thumbnails, or none)
             return
         heights = {n: item.height for n, item in self.nodes.items()}
         layout = layered_layout(self.doc.graph, heights)
@@ -143,6 +148,24 @@ class GraphScene(QGraphicsScene):
             self.nodes[n].setPos(*layout[n])
         if len(missing) == len(self.nodes):
             self._auto_layout = {n: self.doc.node_pos(n) for n in missing}
+
+    def _saved_layout_is_automatic(self) -> bool:
+        """Whether every node sits exactly where the automatic layout put it, for the nodes'
+        sizes without thumbnails or with one on each node that can show one (saved after a
+        run), and the user added no frame or comment: nobody arranged this canvas."""
+        if not self.nodes or any(self.doc.entries(kind) for kind in ENTRY_KINDS):
+            return False
+        saved = {n: self.doc.node_pos(n) for n in self.nodes}
+        bare = {n: item.height for n, item in self.nodes.items()}
+        with_thumbnails = {n: self.layout_height(n) for n in self.nodes}
+        for heights in (bare, with_thumbnails):
+            layout = layered_layout(self.doc.graph, heights)
+            if all(
+                pos is not None and abs(pos[0] - layout[n][0]) + abs(pos[1] - layout[n][1]) < 0.02
+                for n, pos in saved.items()
+            ):
+                return True
+        return False
 
     def node_resized(self, nid: str) -> None:
         """A node grew or shrank (a run gave it a thumbnail): an automatic layout is redone,

@@ -69,6 +69,78 @@ def test_laid_out_nodes_stay_apart_once_a_run_adds_thumbnails(
     assert not window.doc.modified  # the layout was never the user's
 
 
+def _overlaps(window: Any) -> list[tuple[str, str]]:
+    rects = {n: i.sceneBoundingRect() for n, i in window.scene.nodes.items()}
+    return [
+        (a, b) for (a, ra), (b, rb) in itertools.combinations(rects.items(), 2) if ra.intersects(rb)
+    ]
+
+
+def _give_thumbnails(qtbot: Any, window: Any) -> None:
+    """What a run gives the canvas: a thumbnail on every node with a picture port (the rule of
+    ``app.editor.thumbnail``), through the same maker, then a moment for the layout to follow."""
+    from fathom.app.editor.thumbnail import DRAWN
+    from fathom.engine.types import ALL_TYPES, Image
+
+    nodes = [
+        n
+        for n, item in window.scene.nodes.items()
+        if any(issubclass(ALL_TYPES.get(p.type_id, type(None)), DRAWN) for p in item.ports())
+    ]
+    assert nodes
+    frame = Image(np.full((90, 160, 3), 0.5, np.float32))
+    maker, bodies = window.scene.bodies.thumbs, window.scene.bodies.bodies
+    maker.request({n: frame for n in nodes})
+    qtbot.waitUntil(lambda: all(bodies[n].thumb is not None for n in nodes), timeout=5000)
+    qtbot.wait(50)
+
+
+def test_an_example_saved_and_reopened_still_makes_room_for_thumbnails(
+    qtbot: Any, window: Any, tmp_path: Path
+) -> None:
+    """The bundled video example, opened, saved under a new name (its positions now in the
+    file) and reopened: nobody placed those nodes, so once a run's thumbnails appear the layout
+    follows them and no two nodes overlap, as when the example itself is open. Saved again
+    after the run and reopened, it is still the automatic layout."""
+    assert window.files.open(example_graphs()["video_depth"], ask=False)
+    _give_thumbnails(qtbot, window)
+    assert _overlaps(window) == []
+    assert window.files.open(example_graphs()["video_depth"], ask=False)
+    laid_out = {n: window.doc.node_pos(n) for n in window.doc.graph.nodes}
+    assert window.files.save_as(tmp_path / "mine.json")
+    assert window.files.open(tmp_path / "mine.json", ask=False)
+    assert {n: window.doc.node_pos(n) for n in window.doc.graph.nodes} == laid_out
+    _give_thumbnails(qtbot, window)
+    assert _overlaps(window) == []
+    assert not window.doc.modified  # the layout was never the user's
+    after_run = {n: window.doc.node_pos(n) for n in window.doc.graph.nodes}
+    assert after_run != laid_out
+    assert window.files.save(), "saved with the thumbnails' room"
+    assert window.files.open(tmp_path / "mine.json", ask=False)
+    assert {n: window.doc.node_pos(n) for n in window.doc.graph.nodes} == laid_out
+    _give_thumbnails(qtbot, window)
+    assert {n: window.doc.node_pos(n) for n in window.doc.graph.nodes} == after_run
+
+
+def test_nodes_the_user_placed_stay_where_the_file_has_them(
+    qtbot: Any, window: Any, tmp_path: Path
+) -> None:
+    """One node moved before saving: the file holds the user's layout, which thumbnails never
+    rearrange."""
+    from fathom.app.commands import Move
+
+    assert window.files.open(example_graphs()["video_depth"], ask=False)
+    nid = next(iter(window.doc.graph.nodes))
+    old = window.doc.node_pos(nid)
+    assert old is not None
+    window.doc.undo_stack.push(Move(window.doc, {nid: (old, (old[0] - 300, old[1]))}))
+    assert window.files.save_as(tmp_path / "placed.json")
+    assert window.files.open(tmp_path / "placed.json", ask=False)
+    placed = {n: window.doc.node_pos(n) for n in window.doc.graph.nodes}
+    _give_thumbnails(qtbot, window)
+    assert {n: window.doc.node_pos(n) for n in window.doc.graph.nodes} == placed
+
+
 def test_a_layout_the_user_changed_is_left_alone(
     qtbot: Any, window: Any, run_and_wait: Any, tmp_path: Path
 ) -> None:
