@@ -4,9 +4,11 @@ nodes (six "Save Image" nodes) tells them apart at a glance.
 Which value a node shows comes from declared port types: its first output that is a picture
 (image, mask, depth, video, RGBD, mesh, point cloud), else what its first picture input was given
 (a Save node's output is only a path; what it wrote is what it was fed); a view set shows its
-contact sheet and a textured mesh its texture. The pictures are made on
-the previews' worker thread (``app.preview.worker``): colourising a depth map or rendering a mesh
-never runs on the GUI thread, which only wraps each small finished array in a QImage.
+contact sheet and a textured mesh its texture. Depth, and one-channel video frames (a depth
+video), are drawn in the turbo colour map, as the depth panel and the video player's Colour show
+them. The pictures are made on the previews' worker thread (``app.preview.worker``): colourising
+a depth map or rendering a mesh never runs on the GUI thread, which only wraps each small
+finished array in a QImage.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from PySide6.QtGui import QImage
 
 from fathom.app.document import Document
 from fathom.app.preview.image_view import to_qimage
+from fathom.app.preview.video_player import shown_frame
 from fathom.app.preview.worker import BackgroundRenderer
 from fathom.engine.graph import Edge
 from fathom.engine.types import RGBD, Depth, Image, Mask, Mesh, PointCloud, Video, Views
@@ -57,7 +60,10 @@ def thumbnail_array(value: Any) -> np.ndarray | None:
     if isinstance(value, Video):
         if len(value) == 0:
             return None
-        value = value.frame(len(value) // 2)  # the first is black for flow, fades, …
+        frame = value.frame(len(value) // 2)  # the first is black for flow, fades, …
+        # One-channel frames (a depth video) in the colour map the player's Colour shows and
+        # depth thumbnails use, not grey.
+        return shown_frame(_strided(frame.data), colour=True)
     if isinstance(value, Image):
         return _strided(value.data)
     if isinstance(value, Mask):

@@ -196,9 +196,10 @@ class DepthPanel(QWidget):
         self.readout.setText(format_depth(x, y, float(self._depth.data[y, x]), self._depth))
 
 
-def format_depth(x: int, y: int, value: float, depth: Depth) -> str:
-    """Readout text: the raw depth at (x, y) with its unit, or 'no depth' for invalid samples."""
+def format_depth(x: int, y: int, value: float, depth: Depth | None = None) -> str:
+    """Readout text: the raw depth at (x, y) with its unit, or 'no depth' for invalid samples.
+    Without ``depth`` (a depth video's frames say neither metres nor relative) no unit."""
     if not (np.isfinite(value) and value > 0):
         return f"x {x}  y {y}   no depth"
-    unit = depth.units if depth.kind == "metric" else "(relative)"
-    return f"x {x}  y {y}   depth {value:.3f} {unit}"
+    unit = "" if depth is None else depth.units if depth.kind == "metric" else "(relative)"
+    return f"x {x}  y {y}   depth {value:.3f} {unit}".rstrip()

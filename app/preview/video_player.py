@@ -5,6 +5,9 @@ sits in memory whole); a few recent frames are kept so stepping back and forth i
 Frames are decoded on a worker thread: a frame of a generated or mapped video can take seconds,
 and the window must stay responsive meanwhile. Playback follows the wall clock at the video's
 fps and the latest request wins, so a slow source drops frames instead of playing in slow motion.
+The readout under the picture gives the frame's own value at the pixel under the cursor: the
+image panel's channel values, or, for a one-channel frame shown in colour, the depth panel's
+depth (the colour is only how it is drawn).
 """
 
 from __future__ import annotations
@@ -17,7 +20,8 @@ from PySide6.QtCore import Qt, QTimer
 from PySide6.QtGui import QKeyEvent
 from PySide6.QtWidgets import QHBoxLayout, QLabel, QSlider, QVBoxLayout, QWidget
 
-from fathom.app.preview.image_view import ImageView, tool_button
+from fathom.app.preview.depth_view import format_depth
+from fathom.app.preview.image_view import ImageView, format_pixel, tool_button
 from fathom.app.preview.worker import BackgroundRenderer
 from fathom.engine.imaging.depthmath import colorize
 from fathom.engine.types import Video
@@ -32,6 +36,12 @@ def shown_frame(data: np.ndarray, colour: bool) -> np.ndarray:
     if colour and data.ndim == 3 and data.shape[2] == 1:
         return colorize(np.asarray(data[:, :, 0], np.float32), "turbo")
     return data
+
+
+def _decode(video: Video, index: int, colour: bool) -> tuple[np.ndarray, np.ndarray]:
+    """(the frame's own data, what the player shows of it); on the decoding thread."""
+    data = video.frame(index).data
+    return data, shown_frame(data, colour)
 
 
 class VideoPlayer(QWidget):
@@ -52,6 +62,8 @@ class VideoPlayer(QWidget):
         self.counter = QLabel("0 / 0")
         self.status = QLabel("")
         self.status.setToolTip("Frame decoding state, audio")
+        self.readout = QLabel("")
+        self.readout.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         self.loop = True
 
         bar = QHBoxLayout()
@@ -68,10 +80,15 @@ class VideoPlayer(QWidget):
         lay.setSpacing(0)
         lay.addWidget(self.view, 1)
         lay.addLayout(bar)
+        lay.addWidget(self.readout)
 
         self._video: Video | None = None
         self._index = 0
-        self._cache: OrderedDict[int, np.ndarray] = OrderedDict()
+        #: Recent frames: (the frame's own data, what is shown of it).
+        self._cache: OrderedDict[int, tuple[np.ndarray, np.ndarray]] = OrderedDict()
+        self._raw: np.ndarray | None = None  # the shown frame's own data (for the readout)
+        self._coloured = False
+        self._hover = (-1, -1)  # the pixel under the cursor
         self._timer = QTimer(self)
         self._timer.setTimerType(Qt.TimerType.PreciseTimer)
         self._timer.timeout.connect(self._tick)
@@ -87,6 +104,7 @@ class VideoPlayer(QWidget):
         self.next_button.clicked.connect(lambda: self.step(1))
         self.slider.valueChanged.connect(self._scrubbed)
         self.colour_button.toggled.connect(self._recolour)
+        self.view.hovered.connect(self._update_readout)
 
     # ---- content
 
@@ -109,7 +127,7 @@ class VideoPlayer(QWidget):
         if len(video):
             self.set_frame(0)
         else:
-            self.view.clear()
+            self._clear_view()
             self.counter.setText("0 / 0")
 
     def clear(self) -> None:
@@ -118,9 +136,14 @@ class VideoPlayer(QWidget):
         self._generation += 1
         self._cache.clear()
         self._index = self._shown = self._requested = -1
-        self.view.clear()
+        self._clear_view()
         self.counter.setText("0 / 0")
         self.status.setText("")
+
+    def _clear_view(self) -> None:
+        self._raw = None
+        self.view.clear()
+        self.readout.setText("")
 
     @property
     def video(self) -> Video | None:
@@ -155,14 +178,14 @@ class VideoPlayer(QWidget):
             return
         if index in self._cache:
             self._cache.move_to_end(index)
-            self._show(index, self._cache[index])
+            self._show(index, *self._cache[index])
             return
         if index == self._requested:
             return  # already being decoded
         video, gen, colour = self._video, self._generation, self.colour_button.isChecked()
         self._requested = index
         self.status.setText("decoding…")
-        self._worker.submit(lambda: shown_frame(video.frame(index).data, colour), (gen, index))
+        self._worker.submit(lambda: _decode(video, index, colour), (gen, index))
 
     def _recolour(self) -> None:
         """The colour map was switched (it stays on for the next videos): decode again."""
@@ -181,19 +204,34 @@ class VideoPlayer(QWidget):
             self.status.setText(f"frame {index + 1}: {result}")
             self.status.setToolTip(f"{type(result).__name__}: {result}")
             return
-        assert isinstance(result, np.ndarray)
-        if result.ndim == 3 and result.shape[2] == 1:
+        assert isinstance(result, tuple)
+        raw, data = result
+        if raw.ndim == 3 and raw.shape[2] == 1:
             self.colour_button.setVisible(True)
-        self._cache[index] = result
+        self._cache[index] = (raw, data)
         while len(self._cache) > CACHED_FRAMES:
             self._cache.popitem(last=False)
         if index == self._index:
-            self._show(index, result)
+            self._show(index, raw, data)
 
-    def _show(self, index: int, data: np.ndarray) -> None:
+    def _show(self, index: int, raw: np.ndarray, data: np.ndarray) -> None:
         self._shown = index
+        self._raw = raw
+        self._coloured = data is not raw  # drawn through the colour map
         self.view.set_image(data)
         self.status.setText(self._audio_text)
+        self._update_readout(*self._hover)  # the new frame's value under a still cursor
+
+    def _update_readout(self, x: int, y: int) -> None:
+        """The shown frame's own value at pixel (x, y); empty off the picture."""
+        self._hover = (x, y)
+        raw = self._raw
+        if raw is None or not (0 <= y < raw.shape[0] and 0 <= x < raw.shape[1]):
+            self.readout.setText("")
+        elif raw.shape[2] == 1 and self._coloured:
+            self.readout.setText(format_depth(x, y, float(raw[y, x, 0])))
+        else:
+            self.readout.setText(format_pixel(x, y, "", raw[y, x], False))
 
     def step(self, delta: int) -> None:
         """Pause and move ``delta`` frames (wrapping, as editors' frame-step keys do)."""

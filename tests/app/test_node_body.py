@@ -234,6 +234,33 @@ def test_thumbnails_of_each_kind() -> None:
     assert thumbnail_array(3.5) is None
 
 
+def test_a_one_channel_video_thumbnails_in_the_depth_colour_map(
+    qtbot: Any, window: Any, add: Any
+) -> None:
+    """A depth video (one-channel frames) is drawn on its node in the colour map depth images
+    get (near red in turbo), not grey: the same colours as a depth of the same values."""
+    near_to_far = np.tile(np.linspace(0.05, 1.0, 64, dtype=np.float32), (48, 1))
+    frames = [Image(near_to_far[:, :, None] * k) for k in (1.0, 1.0, 1.0)]
+    video = Video.from_frames(frames, 10)
+    array = thumbnail_array(video)
+    assert array is not None and array.shape == (48, 64, 3)
+    np.testing.assert_allclose(array, thumbnail_array(Depth(near_to_far)), atol=1e-6)
+    nid = add("test.slow")
+    maker = window.scene.bodies.thumbs
+    maker.request({nid: video})
+    qtbot.waitUntil(lambda: maker.idle and body_of(window, nid).thumb is not None, timeout=5000)
+    thumb = body_of(window, nid).thumb
+    assert thumb is not None and (thumb.width(), thumb.height()) == (64, 48)
+    near, far = thumb.pixelColor(2, 24), thumb.pixelColor(61, 24)
+    assert near.red() > max(near.green(), near.blue()) + 80, near.name()  # near: the red end
+    assert far.blue() > far.red(), far.name()  # far: the dark blue end
+    for x in (2, 20, 32, 45, 61):  # the map's colour on screen, never grey
+        c = thumb.pixelColor(x, 24)
+        rgb = np.array([c.red(), c.green(), c.blue()])
+        assert np.abs(rgb - np.round(array[24, x] * 255)).max() <= 1, (x, c.name())
+        assert rgb.max() - rgb.min() > 40, (x, c.name())
+
+
 def test_thumbnails_are_made_off_the_gui_thread(qtbot: Any, window: Any, add: Any) -> None:
     """Drawing thumbnails (a mesh render, a 4K depth map, a video frame that takes long to
     decode) costs the GUI thread no more than a few ms at a time: measured as the GUI thread's

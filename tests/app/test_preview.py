@@ -530,3 +530,32 @@ def test_video_player_shows_one_channel_frames_in_a_colour_map_on_request(qtbot)
     assert player.colour_button.isChecked() and player.view.image().shape[2] == 3
     player.colour_button.setChecked(False)
     qtbot.waitUntil(lambda: player.idle and player.view.image().shape[2] == 1, timeout=5000)
+
+
+def test_video_player_reads_out_the_frames_own_value_under_the_cursor(qtbot) -> None:
+    """Under the picture, the value at the pixel under the cursor: for a one-channel video in
+    colour the depth panel's readout of the frame's own value (not of the colour it is drawn
+    in), following the frame shown while the cursor stays; grey, the image panel's V."""
+    ramp = np.linspace(0.1, 0.9, 16, dtype=np.float32)[None, :, None].repeat(12, 0)
+    later = (ramp * 0.5).astype(np.float32)
+    depth = Video.from_frames([Image(ramp), Image(later)], 12.0)
+    player = shown(qtbot, VideoPlayer(), 320, 240)
+    player.set_video(depth)
+    qtbot.waitUntil(lambda: player.idle and player.view.image() is not None, timeout=5000)
+    v = player.view
+    hover(v, v.image_to_widget(QPointF(10.5, 3.5)))
+    assert player.readout.text() == f"x 10  y 3   V {ramp[3, 10, 0]:.3f}"
+    player.colour_button.setChecked(True)
+    qtbot.waitUntil(lambda: player.idle and player.view.image().shape[2] == 3, timeout=5000)
+    assert player.readout.text() == f"x 10  y 3   depth {ramp[3, 10, 0]:.3f}"
+    player.step(1)  # the cursor stays: the readout follows the frame
+    qtbot.waitUntil(lambda: player.idle and player.current == 1, timeout=5000)
+    assert player.readout.text() == f"x 10  y 3   depth {later[3, 10, 0]:.3f}"
+    hover(v, QPointF(1, 1))  # off the picture (letterbox)
+    assert player.readout.text() == ""
+    rgb = np.zeros((12, 16, 3), np.float32)
+    rgb[..., 1] = 0.5
+    player.set_video(Video.from_frames([Image(rgb)], 12.0))  # colour never touches RGB frames
+    qtbot.waitUntil(lambda: player.idle and player.view.image() is not None, timeout=5000)
+    hover(v, v.image_to_widget(QPointF(2.5, 1.5)))
+    assert player.readout.text() == "x 2  y 1   R 0.000  G 0.500  B 0.000  A 1.000"
