@@ -7,12 +7,14 @@ Kept apart from the pruning so that building the CLI's parser imports no torch.
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 
 def add_parser(sub: Any, devices: tuple[str, ...]) -> None:
-    """``fathom prune-svd MODEL --out DIR --keep 0.5 --calib IMAGE``."""
+    """``fathom prune-svd MODEL --out DIR --keep 0.5 --calib IMAGE`` and ``fathom rank-svd
+    MODEL --calib IMAGE``."""
     p = sub.add_parser(
         "prune-svd",
         help="prune a Stable Video Diffusion UNet's channels (calibrated on an image) into a "
@@ -21,12 +23,7 @@ def add_parser(sub: Any, devices: tuple[str, ...]) -> None:
     p.add_argument("model", type=Path, help="the SVD model folder")
     p.add_argument("--out", type=Path, required=True, help="the new model folder to write")
     p.add_argument("--keep", type=float, default=0.5, help="share of channels kept (0.5)")
-    p.add_argument("--calib", type=Path, required=True, help="calibration image (PNG, JPEG)")
-    p.add_argument("--width", type=int, default=512, help="calibration width (512)")
-    p.add_argument("--height", type=int, default=288, help="calibration height (288)")
-    p.add_argument("--frames", type=int, default=0, help="calibration frames (model's own)")
-    p.add_argument("--steps", type=int, default=2, help="calibration denoising steps (2)")
-    p.add_argument("--device", default="auto", choices=devices)
+    _calibration_args(p, devices)
     r = sub.add_parser(
         "rank-svd",
         help="rank a Stable Video Diffusion model's temporal blocks (calibrated on an image) "
@@ -34,65 +31,53 @@ def add_parser(sub: Any, devices: tuple[str, ...]) -> None:
         "then needs no calibration run of its own",
     )
     r.add_argument("model", type=Path, help="the SVD model folder (the ranking is saved there)")
-    r.add_argument("--calib", type=Path, required=True, help="calibration image (PNG, JPEG)")
-    r.add_argument("--width", type=int, default=512, help="calibration width (512)")
-    r.add_argument("--height", type=int, default=288, help="calibration height (288)")
-    r.add_argument("--frames", type=int, default=0, help="calibration frames (model's own)")
-    r.add_argument("--steps", type=int, default=2, help="calibration denoising steps (2)")
-    r.add_argument("--device", default="auto", choices=devices)
+    _calibration_args(r, devices)
 
 
-def run_rank(args: Any) -> int:
-    """The ``rank-svd`` command: 0 when saved, 2 on a bad request."""
-    from fathom.engine.device import pick_device
-    from fathom.engine.models.locate import ModelError
-    from fathom.engine.models.svd_prune import PruneError, rank_svd
-
-    image = _calibration_image(args.calib, "rank-svd")
-    if image is None:
-        return 2
-    try:
-        rank_svd(
-            args.model,
-            image,
-            width=args.width,
-            height=args.height,
-            frames=args.frames,
-            steps=args.steps,
-            device=pick_device(args.device).torch_device,
-            log=_say,
-        )
-    except (PruneError, ModelError) as exc:
-        sys.stderr.write(f"fathom rank-svd: {exc}\n")
-        return 2
-    return 0
-
-
-def _calibration_image(path: Path, command: str) -> Any:
-    """The calibration image as RGB, or None (said on stderr) when it cannot be read."""
-    from PIL import Image as PILImage
-
-    try:
-        return PILImage.open(path).convert("RGB")
-    except OSError as exc:
-        sys.stderr.write(f"fathom {command}: cannot read {path}: {exc}\n")
-        return None
+def _calibration_args(p: Any, devices: tuple[str, ...]) -> None:
+    p.add_argument("--calib", type=Path, required=True, help="calibration image (PNG, JPEG)")
+    p.add_argument("--width", type=int, default=512, help="calibration width (512)")
+    p.add_argument("--height", type=int, default=288, help="calibration height (288)")
+    p.add_argument("--frames", type=int, default=0, help="calibration frames (model's own)")
+    p.add_argument("--steps", type=int, default=2, help="calibration denoising steps (2)")
+    p.add_argument("--device", default="auto", choices=devices)
 
 
 def run(args: Any) -> int:
     """The ``prune-svd`` command: 0 when written, 2 on a bad request."""
+    from fathom.engine.models.svd_prune import prune_svd
+
+    def work(image: Any, **calibration: Any) -> None:
+        report = prune_svd(args.model, args.out, args.keep, image, **calibration)
+        for line in report.lines():
+            _say(line)
+
+    return _calibrated("prune-svd", args, work)
+
+
+def run_rank(args: Any) -> int:
+    """The ``rank-svd`` command: 0 when saved, 2 on a bad request."""
+    from fathom.engine.models.svd_prune import rank_svd
+
+    return _calibrated("rank-svd", args, lambda image, **kw: rank_svd(args.model, image, **kw))
+
+
+def _calibrated(command: str, args: Any, work: Callable[..., Any]) -> int:
+    """Read the calibration image and call ``work(image, width=..., ...)``; 2 (said on stderr)
+    when the image cannot be read or the request cannot be met."""
+    from PIL import Image as PILImage
+
     from fathom.engine.device import pick_device
     from fathom.engine.models.locate import ModelError
-    from fathom.engine.models.svd_prune import PruneError, prune_svd
+    from fathom.engine.models.svd_prune import PruneError
 
-    image = _calibration_image(args.calib, "prune-svd")
-    if image is None:
+    try:
+        image = PILImage.open(args.calib).convert("RGB")
+    except OSError as exc:
+        sys.stderr.write(f"fathom {command}: cannot read {args.calib}: {exc}\n")
         return 2
     try:
-        report = prune_svd(
-            args.model,
-            args.out,
-            args.keep,
+        work(
             image,
             width=args.width,
             height=args.height,
@@ -102,10 +87,8 @@ def run(args: Any) -> int:
             log=_say,
         )
     except (PruneError, ModelError) as exc:
-        sys.stderr.write(f"fathom prune-svd: {exc}\n")
+        sys.stderr.write(f"fathom {command}: {exc}\n")
         return 2
-    for line in report.lines():
-        _say(line)
     return 0
 
 
