@@ -183,7 +183,10 @@ class Depth(PortType):
         return int(self.data.shape[1])
 
     def valid(self) -> np.ndarray:
-        """Boolean H×W of usable samples (finite and positive)."""
+        """Boolean H×W of usable samples: finite, and positive (metric) or not negative
+        (relative depth, whose 0 is the nearest point)."""
+        if self.kind == "relative":
+            return np.isfinite(self.data) & (self.data >= 0)
         return np.isfinite(self.data) & (self.data > 0)
 
     def nbytes(self) -> int:

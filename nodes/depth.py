@@ -262,12 +262,15 @@ class SmoothDepth(Node):
                     fix="resize the guide to the depth's size",
                 )
             g = guide.rgb().mean(axis=2)
-        out = depthmath.smooth(depth.data, method, radius, sigma, g)
+        out = depthmath.smooth(
+            depth.data, method, radius, sigma, g, relative=depth.kind == "relative"
+        )
         return {"depth": Depth(out, depth.kind, depth.units)}
 
 
 class FillDepthHoles(Node):
-    """Fill missing depth (NaN, zero, negative) smoothly from the surrounding valid depth."""
+    """Fill missing depth (NaN; zero or negative metric depth; negative relative depth, whose 0
+    is the nearest point) smoothly from the surrounding valid depth."""
 
     type_id = "depth.fill_holes"
     title = "Fill Depth Holes"
@@ -276,7 +279,8 @@ class FillDepthHoles(Node):
     outputs = (Output("depth", Depth), Output("mask", Mask, "1 where depth was filled"))
 
     def run(self, ctx: NodeContext, depth: Depth) -> dict[str, Any]:
-        ok = depthmath.valid_mask(depth.data)
+        relative = depth.kind == "relative"
+        ok = depthmath.valid_mask(depth.data, relative)
         if not ok.any():
             raise ctx.error(
                 "the depth map has no valid sample to fill from",
@@ -284,7 +288,9 @@ class FillDepthHoles(Node):
                 fix="check the depth source",
             )
         return {
-            "depth": Depth(depthmath.push_pull_fill(depth.data), depth.kind, depth.units),
+            "depth": Depth(
+                depthmath.push_pull_fill(depth.data, relative=relative), depth.kind, depth.units
+            ),
             "mask": Mask((~ok).astype(np.float32)),
         }
 
@@ -365,7 +371,12 @@ class ColorizeDepth(Node):
         near_is_bright: bool,
     ) -> dict[str, Any]:
         rgb = depthmath.colorize(
-            depth.data, colormap, low_percentile, high_percentile, near_is_bright
+            depth.data,
+            colormap,
+            low_percentile,
+            high_percentile,
+            near_is_bright,
+            relative=depth.kind == "relative",
         )
         return {"image": Image(rgb)}
 

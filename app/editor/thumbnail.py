@@ -71,7 +71,9 @@ def thumbnail_array(value: Any) -> np.ndarray | None:
     if isinstance(value, Depth):
         from fathom.engine.imaging import depthmath
 
-        return depthmath.colorize(_strided(value.data), "turbo", 2.0, 98.0, near_is_bright=True)
+        return depthmath.colorize(
+            _strided(value.data), "turbo", 2.0, 98.0, relative=value.kind == "relative"
+        )
     if isinstance(value, (Mesh, PointCloud)):
         return _mesh_view(value)
     if isinstance(value, Views):  # the contact sheet, as the preview shows it (too small to label)

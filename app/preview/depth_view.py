@@ -28,10 +28,12 @@ def colormap_lut(cmap: str) -> np.ndarray:
     return depthmath.colorize(ramp, cmap, 0.0, 100.0, near_is_bright=False)[0]
 
 
-def colorize_range(depth: np.ndarray, near: float, far: float, cmap: str = "turbo") -> np.ndarray:
+def colorize_range(
+    depth: np.ndarray, near: float, far: float, cmap: str = "turbo", relative: bool = False
+) -> np.ndarray:
     """H×W×3 colours: ``near`` gets the bright end, ``far`` the dark end, values beyond either
-    are clamped to it; invalid samples (NaN, <= 0) are black."""
-    ok = depthmath.valid_mask(depth)
+    are clamped to it; invalid samples (NaN; <= 0 metric, < 0 relative) are black."""
+    ok = depthmath.valid_mask(depth, relative)
     span = far - near if far > near else 1e-6
     t = np.clip((np.nan_to_num(depth, nan=far) - near) / span, 0.0, 1.0)
     idx = np.rint((1.0 - t) * 255).astype(np.int64)
@@ -185,7 +187,10 @@ class DepthPanel(QWidget):
         if self._depth is None:
             return
         near, far = self.near_far()
-        self.view.set_image(colorize_range(self._depth.data, near, far, self.cmap.currentText()))
+        relative = self._depth.kind == "relative"
+        self.view.set_image(
+            colorize_range(self._depth.data, near, far, self.cmap.currentText(), relative)
+        )
         u = self._depth.units if self._depth.kind == "metric" else ""
         self.range_label.setText(f"{near:.3g}–{far:.3g} {u}".rstrip())
 
@@ -198,8 +203,10 @@ class DepthPanel(QWidget):
 
 def format_depth(x: int, y: int, value: float, depth: Depth | None = None) -> str:
     """Readout text: the raw depth at (x, y) with its unit, or 'no depth' for invalid samples.
-    Without ``depth`` (a depth video's frames say neither metres nor relative) no unit."""
-    if not (np.isfinite(value) and value > 0):
+    Without ``depth`` (a depth video's frames say neither metres nor relative) no unit, and 0
+    counts as depth (relative depth's nearest point; metric models give no zeros)."""
+    relative = depth is None or depth.kind == "relative"
+    if not depthmath.valid_mask(np.float32(value), relative):
         return f"x {x}  y {y}   no depth"
     unit = "" if depth is None else depth.units if depth.kind == "metric" else "(relative)"
     return f"x {x}  y {y}   depth {value:.3f} {unit}".rstrip()

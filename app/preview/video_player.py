@@ -34,7 +34,8 @@ def shown_frame(data: np.ndarray, colour: bool) -> np.ndarray:
     turbo colour map when ``colour`` (near red, as the depth panel shows depth), else as it is.
     Runs on the decoding thread: a colour map over a large frame costs tens of ms."""
     if colour and data.ndim == 3 and data.shape[2] == 1:
-        return colorize(np.asarray(data[:, :, 0], np.float32), "turbo")
+        # Relative depth's nearest point is 0: valid, not black (metric models give no zeros).
+        return colorize(np.asarray(data[:, :, 0], np.float32), "turbo", relative=True)
     return data
 
 

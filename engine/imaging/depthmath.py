@@ -1,7 +1,9 @@
 """Pure depth-map math: normalising, metric mapping, edge-aware smoothing, hole filling, colours.
 
-Invalid samples (non-finite or <= 0) are carried as NaN through every function, never as a
-number that could be mistaken for depth.
+Invalid samples are carried as NaN through every function, never as a number that could be
+mistaken for depth: non-finite ones, and for metric depth those <= 0 (a sensor's "no return").
+Relative depth runs from 0 (the nearest point) to 1, so there only negative samples are
+invalid: the functions that test validity take ``relative``.
 """
 
 from __future__ import annotations
@@ -9,8 +11,9 @@ from __future__ import annotations
 import numpy as np
 
 
-def valid_mask(depth: np.ndarray) -> np.ndarray:
-    return np.isfinite(depth) & (depth > 0)
+def valid_mask(depth: np.ndarray, relative: bool = False) -> np.ndarray:
+    """Where ``depth`` holds depth: finite, and > 0 (metric) or >= 0 (relative: 0 is nearest)."""
+    return np.isfinite(depth) & ((depth >= 0) if relative else (depth > 0))
 
 
 def normalize(
@@ -49,11 +52,11 @@ def relative_to_metric(
     return z.astype(np.float32)
 
 
-def push_pull_fill(depth: np.ndarray, max_levels: int = 16) -> np.ndarray:
+def push_pull_fill(depth: np.ndarray, max_levels: int = 16, relative: bool = False) -> np.ndarray:
     """Fill invalid samples from valid neighbours at coarser and coarser scales (push-pull):
     smooth, closes any hole, and leaves valid samples exactly as they were."""
     d = depth.astype(np.float64)
-    ok = valid_mask(d)
+    ok = valid_mask(d, relative)
     if ok.all() or not ok.any():
         return depth.astype(np.float32).copy()
     filled = _push_pull(np.where(ok, d, 0.0), ok.astype(np.float64), max_levels)
@@ -98,7 +101,12 @@ def guided_filter(guide: np.ndarray, src: np.ndarray, radius: int, eps: float) -
 
 
 def smooth(
-    depth: np.ndarray, method: str, radius: int, sigma: float, guide: np.ndarray | None = None
+    depth: np.ndarray,
+    method: str,
+    radius: int,
+    sigma: float,
+    guide: np.ndarray | None = None,
+    relative: bool = False,
 ) -> np.ndarray:
     """Edge-aware smoothing of valid samples; holes stay holes.
 
@@ -106,11 +114,11 @@ def smooth(
     """
     import cv2
 
-    ok = valid_mask(depth)
+    ok = valid_mask(depth, relative)
     if not ok.any():
         return depth.astype(np.float32).copy()
-    scale = float(np.median(depth[ok]))
-    filled = push_pull_fill(depth) / scale
+    scale = float(np.median(depth[ok])) or 1.0  # relative depth's median may be 0
+    filled = push_pull_fill(depth, relative=relative) / scale
     if method == "bilateral":
         out = cv2.bilateralFilter(filled.astype(np.float32), 2 * radius + 1, sigma, radius)
     elif method == "guided":
@@ -142,11 +150,14 @@ def colorize(
     low_pct: float = 2.0,
     high_pct: float = 98.0,
     near_is_bright: bool = True,
+    relative: bool = False,
 ) -> np.ndarray:
-    """H×W×3 preview in [0,1]; near is bright (or red in turbo) by default."""
+    """H×W×3 preview in [0,1]; near is bright (or red in turbo) by default; invalid black."""
     import cv2
 
-    t = normalize(depth, low_pct, high_pct)
+    t = normalize(depth, low_pct, high_pct, positive_only=not relative)
+    if relative:  # negative relative depth is invalid too
+        t[~valid_mask(depth, True)] = np.nan
     if near_is_bright:
         t = 1.0 - t
     if cmap == "gray":

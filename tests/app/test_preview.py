@@ -524,7 +524,9 @@ def test_video_player_shows_one_channel_frames_in_a_colour_map_on_request(qtbot)
     assert player.view.image().shape[2] == 1  # grey until asked
     player.colour_button.setChecked(True)
     qtbot.waitUntil(lambda: player.idle and player.view.image().shape[2] == 3, timeout=5000)
-    np.testing.assert_allclose(player.view.image(), colorize(ramp[:, :, 0], "turbo"), atol=1e-6)
+    want = colorize(ramp[:, :, 0], "turbo", relative=True)
+    np.testing.assert_allclose(player.view.image(), want, atol=1e-6)
+    assert player.view.image()[:, 0].sum(axis=1).min() > 0.3  # 0, the nearest, is not black
     player.set_video(depth)  # the next depth video: still coloured
     qtbot.waitUntil(lambda: player.idle, timeout=5000)
     assert player.colour_button.isChecked() and player.view.image().shape[2] == 3
@@ -559,3 +561,15 @@ def test_video_player_reads_out_the_frames_own_value_under_the_cursor(qtbot) -> 
     qtbot.waitUntil(lambda: player.idle and player.view.image() is not None, timeout=5000)
     hover(v, v.image_to_widget(QPointF(2.5, 1.5)))
     assert player.readout.text() == "x 2  y 1   R 0.000  G 0.500  B 0.000  A 1.000"
+
+
+def test_depth_readout_counts_relative_zero_as_the_nearest_depth() -> None:
+    from fathom.app.preview.depth_view import format_depth
+    from fathom.engine.types import Depth
+
+    rel = Depth(np.zeros((2, 2), np.float32), "relative")
+    metric = Depth(np.zeros((2, 2), np.float32), "metric")
+    assert format_depth(1, 0, 0.0, rel) == "x 1  y 0   depth 0.000 (relative)"
+    assert format_depth(1, 0, 0.0, metric) == "x 1  y 0   no depth"
+    assert format_depth(1, 0, -0.5, rel) == "x 1  y 0   no depth"
+    assert format_depth(1, 0, float("nan")) == "x 1  y 0   no depth"
