@@ -29,11 +29,19 @@ from fathom.engine.types import Video
 CACHED_FRAMES = 16
 
 
+def depth_like(data: np.ndarray) -> bool:
+    """Whether a frame is one channel of depth rather than a mask: one channel, and not only
+    0s and 1s (a mask reads best as it is, white on black)."""
+    if data.ndim != 3 or data.shape[2] != 1:
+        return False
+    return not bool(((data == 0) | (data == 1)).all())
+
+
 def shown_frame(data: np.ndarray, colour: bool) -> np.ndarray:
-    """A decoded frame as the player shows it: a one-channel frame (depth, a mask) through the
+    """A decoded frame as the player shows it: a depth frame (``depth_like``) through the
     turbo colour map when ``colour`` (near red, as the depth panel shows depth), else as it is.
     Runs on the decoding thread: a colour map over a large frame costs tens of ms."""
-    if colour and data.ndim == 3 and data.shape[2] == 1:
+    if colour and depth_like(data):
         # Relative depth's nearest point is 0: valid, not black (metric models give no zeros).
         return colorize(np.asarray(data[:, :, 0], np.float32), "turbo", relative=True)
     return data
@@ -55,9 +63,11 @@ class VideoPlayer(QWidget):
         self.back_button = tool_button("◀|", "Previous frame (Left)")
         self.next_button = tool_button("|▶", "Next frame (Right)")
         self.colour_button = tool_button(
-            "Colour", "One-channel frames (depth, masks) in the turbo colour map", checkable=True
+            "Colour", "Depth frames in the turbo colour map (off: grey)", checkable=True
         )
-        self.colour_button.setVisible(False)  # shown once a one-channel frame arrives
+        # On, as depth images and node thumbnails show depth; shown once a depth frame arrives.
+        self.colour_button.setChecked(True)
+        self.colour_button.setVisible(False)
         self.slider = QSlider(Qt.Orientation.Horizontal)
         self.slider.setToolTip("Scrub")
         self.counter = QLabel("0 / 0")
@@ -121,9 +131,9 @@ class VideoPlayer(QWidget):
         self.slider.blockSignals(False)
         self._index = self._shown = self._requested = -1
         self._audio_text = "♪" if getattr(video, "audio", None) is not None else ""
-        # Shown again when this video's first one-channel frame arrives; kept while switched
-        # on (a colour map chosen for one depth video stays on for the next).
-        self.colour_button.setVisible(self.colour_button.isChecked())
+        # Shown again when this video's first depth frame arrives; the choice stays for the
+        # next videos (grey chosen for one depth video stays grey for the next).
+        self.colour_button.setVisible(False)
         self.status.setText(self._audio_text)
         if len(video):
             self.set_frame(0)
@@ -207,7 +217,8 @@ class VideoPlayer(QWidget):
             return
         assert isinstance(result, tuple)
         raw, data = result
-        if raw.ndim == 3 and raw.shape[2] == 1:
+        # Coloured, it is depth; grey, a sample of its pixels tells (cheap on this thread).
+        if data is not raw or depth_like(raw[::8, ::8]):
             self.colour_button.setVisible(True)
         self._cache[index] = (raw, data)
         while len(self._cache) > CACHED_FRAMES:

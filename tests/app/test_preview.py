@@ -510,9 +510,10 @@ def test_dock_step_previews_are_cheap_and_keep_the_zoom(qtbot) -> None:
     assert per_preview < 0.1, per_preview
 
 
-def test_video_player_shows_one_channel_frames_in_a_colour_map_on_request(qtbot) -> None:
-    """A depth video plays grey until Colour is on; then its frames are turbo-coloured (the
-    same map depth.estimate's preview uses), and the choice stays for the next depth video."""
+def test_video_player_shows_depth_frames_in_a_colour_map_and_masks_as_they_are(qtbot) -> None:
+    """A depth video plays turbo-coloured (the map depth.estimate's preview and the node
+    thumbnails use) until Colour is switched off, and the choice stays for the next depth
+    video; a mask video (only 0s and 1s) plays as it is, with no Colour switch."""
     from fathom.engine.imaging.depthmath import colorize
 
     ramp = np.linspace(0, 1, 16, dtype=np.float32)[None, :, None].repeat(12, 0)
@@ -521,17 +522,20 @@ def test_video_player_shows_one_channel_frames_in_a_colour_map_on_request(qtbot)
     assert not player.colour_button.isVisible()
     player.set_video(depth)
     qtbot.waitUntil(lambda: player.idle and player.colour_button.isVisible(), timeout=5000)
-    assert player.view.image().shape[2] == 1  # grey until asked
-    player.colour_button.setChecked(True)
-    qtbot.waitUntil(lambda: player.idle and player.view.image().shape[2] == 3, timeout=5000)
     want = colorize(ramp[:, :, 0], "turbo", relative=True)
     np.testing.assert_allclose(player.view.image(), want, atol=1e-6)
     assert player.view.image()[:, 0].sum(axis=1).min() > 0.3  # 0, the nearest, is not black
-    player.set_video(depth)  # the next depth video: still coloured
-    qtbot.waitUntil(lambda: player.idle, timeout=5000)
-    assert player.colour_button.isChecked() and player.view.image().shape[2] == 3
     player.colour_button.setChecked(False)
     qtbot.waitUntil(lambda: player.idle and player.view.image().shape[2] == 1, timeout=5000)
+    player.set_video(depth)  # the next depth video: still grey, the switch still offered
+    qtbot.waitUntil(lambda: player.idle and player.colour_button.isVisible(), timeout=5000)
+    assert player.view.image().shape[2] == 1
+    player.colour_button.setChecked(True)
+    qtbot.waitUntil(lambda: player.idle and player.view.image().shape[2] == 3, timeout=5000)
+    mask = (ramp > 0.5).astype(np.float32)
+    player.set_video(Video.from_frames([Image(mask)], 12.0))
+    qtbot.waitUntil(lambda: player.idle and player.view.image() is not None, timeout=5000)
+    assert player.view.image().shape[2] == 1 and not player.colour_button.isVisible()
 
 
 def test_video_player_reads_out_the_frames_own_value_under_the_cursor(qtbot) -> None:
@@ -546,10 +550,12 @@ def test_video_player_reads_out_the_frames_own_value_under_the_cursor(qtbot) -> 
     qtbot.waitUntil(lambda: player.idle and player.view.image() is not None, timeout=5000)
     v = player.view
     hover(v, v.image_to_widget(QPointF(10.5, 3.5)))
+    assert player.readout.text() == f"x 10  y 3   depth {ramp[3, 10, 0]:.3f}"
+    player.colour_button.setChecked(False)
+    qtbot.waitUntil(lambda: player.idle and player.view.image().shape[2] == 1, timeout=5000)
     assert player.readout.text() == f"x 10  y 3   V {ramp[3, 10, 0]:.3f}"
     player.colour_button.setChecked(True)
     qtbot.waitUntil(lambda: player.idle and player.view.image().shape[2] == 3, timeout=5000)
-    assert player.readout.text() == f"x 10  y 3   depth {ramp[3, 10, 0]:.3f}"
     player.step(1)  # the cursor stays: the readout follows the frame
     qtbot.waitUntil(lambda: player.idle and player.current == 1, timeout=5000)
     assert player.readout.text() == f"x 10  y 3   depth {later[3, 10, 0]:.3f}"
