@@ -119,6 +119,14 @@ class Document(QObject):
         plans the run while the user may be editing a subgraph's inside."""
         return _run_copy(self.root)
 
+    def node_snapshot(self, node_id: str) -> Graph:
+        """One top-level node alone, with the definitions it may use, copied like ``snapshot``:
+        what a worker needs to check that node while the user goes on editing."""
+        one = Graph()
+        one.nodes[node_id] = self.root.nodes[node_id]
+        one.subgraphs = self.root.subgraphs
+        return _run_copy(one)
+
     # ---- subgraph levels -----------------------------------------------------------------------
 
     def level_defs(self, trail: list[tuple[str, str]]) -> list[SubgraphDef] | None:

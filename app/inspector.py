@@ -74,6 +74,10 @@ class Inspector(QWidget):
         self.pick_folder: Callable[[Param], str | None] = self._dialog_pick_folder
         #: For model parameters: a model file ("open") or folder ("folder").
         self.pick_model_path: Callable[[Param, str], str | None] = self._dialog_pick
+        #: What the node's own pre-flight check found at a node of the level shown, by its id
+        #: there (the window points this at its live checks); the banner shows it when the
+        #: values themselves have no problem, as a run would refuse on it then.
+        self.checked_problems: Callable[[str], str] = lambda node_id: ""
         self._unsubscribe: Any = None
         self._body = QWidget()
         scroll = QScrollArea()
@@ -111,11 +115,23 @@ class Inspector(QWidget):
         text = problems_text(param_problems(self.doc, node_id))
         self.params_checked.emit(node_id, text)
         if node_id == self.node_id:
-            appears = bool(text) and self.param_problems.isHidden()
-            self.param_problems.setText(text)
-            self.param_problems.setVisible(bool(text))
-            if appears:  # it takes room from the scrolling part: keep the field in use in sight
-                QTimer.singleShot(0, self, self._keep_focus_in_view)
+            self._show_problems(text or self.checked_problems(node_id))
+
+    def refresh_problems(self) -> None:
+        """Show the selected node's problems again (a pre-flight check's result came back)."""
+        nid = self.node_id
+        if nid is not None and nid in self.doc.graph.nodes:
+            self._show_problems(self._problems(nid))
+
+    def _problems(self, node_id: str) -> str:
+        return problems_text(param_problems(self.doc, node_id)) or self.checked_problems(node_id)
+
+    def _show_problems(self, text: str) -> None:
+        appears = bool(text) and self.param_problems.isHidden()
+        self.param_problems.setText(text)
+        self.param_problems.setVisible(bool(text))
+        if appears:  # it takes room from the scrolling part: keep the field in use in sight
+            QTimer.singleShot(0, self, self._keep_focus_in_view)
 
     def _keep_focus_in_view(self) -> None:
         field = QApplication.focusWidget()
@@ -162,7 +178,7 @@ class Inspector(QWidget):
     def set_node(self, node_id: str | None) -> None:
         self._clear()
         self.node_id = node_id if node_id in self.doc.graph.nodes else None
-        text = problems_text(param_problems(self.doc, self.node_id)) if self.node_id else ""
+        text = self._problems(self.node_id) if self.node_id else ""
         self.param_problems.setText(text)
         self.param_problems.setStyleSheet(f"{text_style('error')} padding: 4px;")  # theme's
         self.param_problems.setVisible(bool(text))

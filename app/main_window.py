@@ -41,6 +41,7 @@ from fathom.app.missing_models import MissingModels
 from fathom.app.model_catalog import ModelCatalog
 from fathom.app.output_previews import OutputPreviews
 from fathom.app.param_checks import ParamBadges
+from fathom.app.preflight_checks import PreflightChecks
 from fathom.app.preview.dock import PreviewDock, panel_kind
 from fathom.app.run_controller import RunController
 from fathom.app.run_docks import RunDocks
@@ -219,6 +220,12 @@ class MainWindow(QMainWindow):
         # After the scene: a new graph's badges go idle first, then show parameter problems.
         self.param_badges = ParamBadges(self.doc, self.session)
         self.inspector.params_checked.connect(self.param_badges.show)
+        # Then the nodes' own pre-flight checks, on a worker, as values are set.
+        self.preflight = PreflightChecks(
+            self.doc, self.executor, self.runs.run_options, self.param_badges, self.session, self
+        )
+        self.preflight.changed.connect(self.inspector.refresh_problems)
+        self.inspector.checked_problems = self.preflight.text_at_level
         self.log.follow(self.session)
         self._unfollow = self.session.subscribe(self._on_session)
 
@@ -273,6 +280,7 @@ class MainWindow(QMainWindow):
         self.executor.cache.max_bytes = int(self.settings.memory_budget_gb * 1024**3)
         self.files.autosave_timer.setInterval(self.settings.autosave_seconds * 1000)
         self.models.refresh()  # the models folder may have changed
+        self.preflight.check_all()  # and the output folder: checks resolve paths as runs do
         app = QApplication.instance()
         if isinstance(app, QApplication):
             apply_theme(app, self.settings.theme)
@@ -294,6 +302,7 @@ class MainWindow(QMainWindow):
         # The scene outlives this window's C++ side; its last signals must find no slot here.
         self.scene.selectionChanged.disconnect(self._selection_changed)
         self.scene.unfollow()
+        self.preflight.close()
         self.param_badges.close()
         self.log.detach()
         if self._unfollow is not None:

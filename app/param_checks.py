@@ -52,14 +52,20 @@ class ParamBadges:
     """Marks nodes whose parameters cannot run as failed, with the message, and takes the mark
     back once the values are fixed. A run's own failure (a refusal or an error) stays until an
     edit that can change it: then the badge goes idle and its message says the failure is the
-    last run's, so a fixed value is never shown as still wrong. Nothing is checked here: the
-    node checks that would say whether it is fixed may be slow (some hash model files)."""
+    last run's, so a fixed value is never shown as still wrong.
+
+    Two checks feed it: the parameter check (``show``, quick, run here on every edit) and the
+    node's own pre-flight check (``show_checked``, from ``app.preflight_checks``: it may be slow,
+    some hash model files, so it runs on a worker and its result arrives later). A node with
+    parameter problems shows those, as a run refuses it on them before its pre-flight."""
 
     def __init__(self, doc: Document, session: RunSession) -> None:
         self.doc = doc
         self.session = session
-        #: The message each marked node shows.
+        #: The message each marked node shows (by its id in the run session).
         self.shown: dict[str, str] = {}
+        self._params: dict[str, str] = {}
+        self._checked: dict[str, str] = {}
         self._unsubscribe = session.subscribe(self._on_session)
         self._unwatch: Callable[[], None] | None = None
         doc.reset.connect(self._watch)
@@ -104,17 +110,33 @@ class ParamBadges:
 
     def _on_session(self, kind: str, payload: dict[str, Any]) -> None:
         if kind == "cleared":  # another graph is open, every badge went back to idle
-            self.shown = {}
+            self.shown, self._params, self._checked = {}, {}, {}
             for nid in self.doc.graph.nodes:
                 self.show(nid, problems_text(param_problems(self.doc, nid)))
 
     def show(self, node_id: str, text: str) -> None:
-        """``text``: the node's parameter problems, empty when there are none."""
+        """``node_id``: a node at the level the editor shows; ``text``: its parameter problems,
+        empty when there are none."""
+        badge = "".join(f"{inst}/" for inst, _ in self.doc.trail) + node_id
+        self._params[badge] = text
+        self._update(badge)
+
+    def show_checked(self, badge: str, text: str) -> None:
+        """``badge``: a node's id in the run session (inner nodes "outer/inner"); ``text``: the
+        problems its pre-flight check found for its current values, empty when none."""
         if text:
-            self.shown[node_id] = text
-            self.session.set_status(node_id, "failed", message=text)
+            self._checked[badge] = text
+        else:
+            self._checked.pop(badge, None)
+        self._update(badge)
+
+    def _update(self, badge: str) -> None:
+        text = self._params.get(badge) or self._checked.get(badge, "")
+        if text:
+            self.shown[badge] = text
+            self.session.set_status(badge, "failed", message=text)
             return
-        old = self.shown.pop(node_id, None)
-        state = self.session.status(node_id)
+        old = self.shown.pop(badge, None)
+        state = self.session.status(badge)
         if old is not None and state.status == "failed" and state.message == old:
-            self.session.set_status(node_id, "idle")
+            self.session.set_status(badge, "idle")

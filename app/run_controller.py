@@ -91,16 +91,22 @@ class RunController(QObject):
         the whole graph (``targets`` None) also brings the previewed node up to date."""
         graph = self.doc.snapshot()  # the whole graph, whichever level the editor shows
         document = self.doc.document()
-        options = RunOptions(
+        options = self.run_options(json.dumps(document, separators=(",", ":")))
+        previewed = self.previewed() if targets is None else None
+        titles = {n: inst.title or self._type_title(inst.type) for n, inst in graph.nodes.items()}
+        return RunRequest(graph, options, targets, [previewed] if previewed else [], titles)
+
+    def run_options(self, graph_json: str | None = None) -> RunOptions:
+        """The options a run of the document gets now: outputs, the folder relative inputs and
+        models resolve against, the device. The live pre-flight checks use them too, so they
+        resolve every path exactly as the run would."""
+        return RunOptions(
             output_dir=self.output_dir(),
             base_dir=self.doc.base_dir.resolve(),
             device=self.settings.device,
             seed=0,
-            graph_json=json.dumps(document, separators=(",", ":")),
+            graph_json=graph_json,
         )
-        previewed = self.previewed() if targets is None else None
-        titles = {n: inst.title or self._type_title(inst.type) for n, inst in graph.nodes.items()}
-        return RunRequest(graph, options, targets, [previewed] if previewed else [], titles)
 
     def _type_title(self, type_id: str) -> str:
         cls = self.doc.registry.get(type_id)

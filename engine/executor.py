@@ -308,20 +308,7 @@ class Executor:
         problems: list[Problem] = []
         runner = SubgraphRunner(self, plan.scope or self.scope(Graph()), plan.options)
         for nid in nodes:
-            cls = plan.classes[nid]
-            ctx = NodeContext(nid, plan.options, None)
-            ctx.subgraphs = runner
-            try:
-                problems.extend(cls.preflight(plan.params[nid], ctx))
-            except Exception as exc:  # noqa: BLE001 - a plugin's buggy check is a problem
-                problems.append(
-                    Problem(
-                        f"its pre-flight check crashed: {exc!r}",
-                        nid,
-                        None,
-                        "report this to the node's author",
-                    )
-                )
+            problems.extend(node_preflight(nid, plan.classes[nid], plan.params[nid], runner))
         if problems:
             raise GraphInvalid(problems, "The render cannot start")
 
@@ -1085,6 +1072,27 @@ class _TypesWith:
 
     def get(self, type_id: str) -> type[Node] | None:
         return self.extra.get(type_id) or self.base.get(type_id)
+
+
+def node_preflight(
+    node_id: str, cls: type[Node], params: dict[str, Any], runner: SubgraphRunner
+) -> list[Problem]:
+    """One node's pre-flight check (``Node.preflight``) as a render runs it, in the context a
+    render gives it: ``params`` as validation returned them, the runner's options and
+    subgraphs. A check that crashes is a problem of that node, not an error of the caller."""
+    ctx = NodeContext(node_id, runner.options, None)
+    ctx.subgraphs = runner
+    try:
+        return list(cls.preflight(params, ctx))
+    except Exception as exc:  # noqa: BLE001 - a plugin's buggy check is a problem
+        return [
+            Problem(
+                f"its pre-flight check crashed: {exc!r}",
+                node_id,
+                None,
+                "report this to the node's author",
+            )
+        ]
 
 
 class SubgraphRunner:

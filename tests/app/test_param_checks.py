@@ -16,6 +16,13 @@ from fathom.engine.graph import Graph
 pytestmark = pytest.mark.gui
 
 
+@pytest.fixture(autouse=True)
+def f5_only(window: Any) -> None:
+    """These tests are about failures F5 found: the live pre-flight checks, which would find
+    the same refusals ~0.3 s after each edit (tests/app/test_preflight_live.py), stay off."""
+    window.preflight.enabled = False
+
+
 def badge(window: Any, node: str) -> tuple[str, str]:
     item = window.scene.nodes[node]
     return item.status, item.message
