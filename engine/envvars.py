@@ -8,6 +8,7 @@ holds and how to fix it, and the default is used.
 from __future__ import annotations
 
 import logging
+import math
 import os
 from collections.abc import Mapping
 
@@ -23,8 +24,8 @@ def env_number(
     minimum: float = 0.0,
     env: Mapping[str, str] | None = None,
 ) -> float:
-    """``name``'s value as a number of at least ``minimum``; ``default`` when it is unset or
-    empty, and (with a warning, once per value) when it is not such a number. ``what`` says
+    """``name``'s value as a finite number of at least ``minimum``; ``default`` when it is
+    unset or empty, and (with a warning, once per value) when it is not such a number. ``what`` says
     what the number counts, for the warning ("megabytes of temporary video files")."""
     raw = (os.environ if env is None else env).get(name, "").strip()
     if not raw:
@@ -33,7 +34,7 @@ def env_number(
         value = float(raw)
     except ValueError:
         value = float("nan")
-    if value >= minimum:  # False for nan
+    if math.isfinite(value) and value >= minimum:  # not nan, inf or 1e400
         return value
     if (name, raw) not in _warned:
         _warned.add((name, raw))

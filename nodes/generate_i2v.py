@@ -526,9 +526,11 @@ class _Denoiser:
 
         saved = read_ranking(Path(self.m.source))
         if saved:
+            self.ctx.report(temporal_ranking="saved in the model folder")
             return saved
         settings = tuple(sorted((k, v) for k, v in self.call.items() if k != "image"))
         key = (_digest(image), settings, self.seed, type(self.sampler).__name__)
+        self.ctx.report(temporal_ranking="calibrated on this image and settings")
         if key not in self.m.rankings:
             ctx, unet = self.ctx, self.m.pipe.unet
             steps = min(
@@ -544,10 +546,12 @@ class _Denoiser:
             start = time.perf_counter()
             with torch.inference_mode():
                 self.m.rankings[key] = rank_temporal_blocks(unet, capture.calls, tick)
-            ctx.log.info(
-                "skip_temporal: ranked %d temporal blocks on this image in %.1f s (kept for "
-                "this image and settings); `fathom rank-svd MODEL --calib IMAGE` saves a "
-                "ranking in the model folder that every run uses without this step",
+            # A warning, so the CLI and the studio's log show it: the calibration can cost
+            # more than the run it is for, and one command removes it for good.
+            ctx.log.warning(
+                "skip_temporal calibrated %d temporal blocks on this image in %.1f s (kept "
+                "for this image and settings). To skip this step for every image and seed: "
+                "`fathom rank-svd MODEL --calib IMAGE` saves a ranking in the model folder",
                 len(self.m.rankings[key]),
                 time.perf_counter() - start,
             )

@@ -45,9 +45,10 @@ def _calibration_args(p: Any, devices: tuple[str, ...]) -> None:
 
 def run(args: Any) -> int:
     """The ``prune-svd`` command: 0 when written, 2 on a bad request."""
-    from fathom.engine.models.svd_prune import prune_svd
 
     def work(image: Any, **calibration: Any) -> None:
+        from fathom.engine.models.svd_prune import prune_svd
+
         report = prune_svd(args.model, args.out, args.keep, image, **calibration)
         for line in report.lines():
             _say(line)
@@ -57,14 +58,45 @@ def run(args: Any) -> int:
 
 def run_rank(args: Any) -> int:
     """The ``rank-svd`` command: 0 when saved, 2 on a bad request."""
-    from fathom.engine.models.svd_prune import rank_svd
+    from fathom.engine.fileio import writable_dir_problem
 
-    return _calibrated("rank-svd", args, lambda image, **kw: rank_svd(args.model, image, **kw))
+    folder = Path(args.model)
+    problem = None if folder.is_dir() else f"{folder} is not a model folder"
+    fix = "give the SVD model's folder"
+    if problem is None:
+        problem, fix = writable_dir_problem(folder), "copy the model to a folder you can write to"
+    if problem:  # before loading anything: a refusal must not cost a calibration run
+        sys.stderr.write(f"fathom rank-svd: {problem}; {fix}\n")
+        return 2
+
+    def work(image: Any, **calibration: Any) -> None:
+        from fathom.engine.models.svd_prune import rank_svd
+
+        rank_svd(args.model, image, **calibration)
+
+    return _calibrated("rank-svd", args, work)
+
+
+def calibration_problem(args: Any) -> str | None:
+    """What is wrong with the calibration numbers, said before anything loads."""
+    for name in ("width", "height"):
+        value = getattr(args, name)
+        if value <= 0 or value % 8:
+            return f"--{name} {value} is not a positive multiple of 8 (the model's latents are 1/8)"
+    if args.steps < 1:
+        return f"--steps {args.steps}: calibrate on at least 1 denoising step"
+    if args.frames < 0:
+        return f"--frames {args.frames}: give a number of frames, or 0 for the model's own"
+    return None
 
 
 def _calibrated(command: str, args: Any, work: Callable[..., Any]) -> int:
     """Read the calibration image and call ``work(image, width=..., ...)``; 2 (said on stderr)
-    when the image cannot be read or the request cannot be met."""
+    when the numbers or the image are unusable or the request cannot be met."""
+    problem = calibration_problem(args)
+    if problem:
+        sys.stderr.write(f"fathom {command}: {problem}\n")
+        return 2
     from PIL import Image as PILImage
 
     from fathom.engine.device import pick_device

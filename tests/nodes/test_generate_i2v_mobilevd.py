@@ -7,6 +7,7 @@ run with the consistency sampler their folder names."""
 from __future__ import annotations
 
 import json
+import logging
 import shutil
 from pathlib import Path
 from typing import Any
@@ -182,14 +183,20 @@ def _alpha_one(unet: Any, names: list[str]) -> list[tuple[Any, Any]]:
     return kept
 
 
-def test_bypassed_temporal_blocks_equal_mix_factor_one(ex: Executor, folder: Path) -> None:
+def test_bypassed_temporal_blocks_equal_mix_factor_one(
+    ex: Executor, folder: Path, caplog: pytest.LogCaptureFixture
+) -> None:
     """Skipping every temporal block gives the pipeline's output with every blend at α = 1
     (the spatial branch alone); a fraction skips the lowest-ranked ones, and the calibration
-    that ranked them is kept with the loaded model."""
+    that ranked them is kept with the loaded model. The calibration says (as a warning, which
+    the CLI and the studio's log show) what it cost and how to skip it."""
     pipe = _loaded(ex, folder)
     names = [n for n, _ in temporal_blocks(pipe.unet)]
     assert len(names) == 24  # SVD's layout at 1 layer: 2+2+2+1 down, 2+1 mid, 2+4+4+4 up
-    got = _node(ex, folder, skip_temporal=1.0)
+    with caplog.at_level(logging.WARNING):
+        got = _node(ex, folder, skip_temporal=1.0)
+    said = [r.getMessage() for r in caplog.records if "calibrated" in r.getMessage()]
+    assert len(said) == 1 and "fathom rank-svd MODEL --calib IMAGE" in said[0]
     kept = _alpha_one(pipe.unet, names)
     try:
         ref = _decode(pipe, _latents(pipe))
@@ -204,8 +211,11 @@ def test_bypassed_temporal_blocks_equal_mix_factor_one(ex: Executor, folder: Pat
     assert scores == sorted(scores) and scores[-1] > 0
     # A fraction bypasses the least important blocks: equal to α = 1 on exactly those.
     low = [n for n, _ in ranking[:6]]
-    part = _node(ex, folder, skip_temporal=0.25)
+    caplog.clear()
+    with caplog.at_level(logging.WARNING):
+        part = _node(ex, folder, skip_temporal=0.25)
     assert len(model.rankings) == 1  # the same settings reuse the calibration
+    assert not [r for r in caplog.records if "calibrated" in r.getMessage()]
     kept = _alpha_one(pipe.unet, low)
     try:
         ref = _decode(pipe, _latents(pipe))

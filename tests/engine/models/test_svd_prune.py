@@ -199,6 +199,11 @@ def test_rank_svd_saves_the_ranking_the_node_then_uses(tmp_path: Path) -> None:
     assert ex.models.entries()[-1].model.rankings == {}
 
     assert main(["rank-svd", str(tmp_path / "nowhere"), *args]) == 2
+    # Numbers the calibration cannot use are refused before anything loads, not by a traceback.
+    for flag, bad in (("--width", "60"), ("--width", "-8"), ("--steps", "0"), ("--frames", "-1")):
+        assert main(["rank-svd", str(folder), *args, flag, bad]) == 2
+        assert main(["prune-svd", str(folder), "--out", str(tmp_path / "p"), *args, flag, bad]) == 2
+    assert not (tmp_path / "p").exists()
     # A folder that cannot take the ranking is refused before the calibration run (where
     # folder permissions bind: not for root).
     locked = shutil.copytree(folder, tmp_path / "locked")
