@@ -222,11 +222,16 @@ class RunSession:
         self.set_status(node, "running", event.progress, message)
         return True
 
-    def _read_by(self, reader: str | None = None) -> None:
-        """``reader`` ended (None: the run did): the nodes whose lazy output it was reading,
-        and that no other reader is reading, show how they ended again."""
+    def _read_by(self, reader: str | None = None, cancelled: bool = False) -> None:
+        """``reader`` ended (None: the run did; ``cancelled``: by a cancel): the nodes whose
+        lazy output it was reading, and that no other reader is reading, show how they ended
+        again. A run cancelled mid-read says how far the frames got: its output is whole (a
+        later read computes the rest), but "done" alone would hide that it stopped."""
         for node, (ended, readers) in list(self._lent.items()):
             if reader is None:
+                if cancelled and readers:
+                    now = self.status(node).message.split(": read by ")[0]
+                    ended = replace(ended, message=f"cancelled while its frames were read ({now})")
                 readers.clear()
             else:
                 readers.discard(reader)
@@ -238,7 +243,8 @@ class RunSession:
         """The run ended (or never started): problems, cancelled nodes, outputs and a summary."""
         self.running = False
         self.last_outcome = outcome
-        self._read_by(None)  # a reader cancelled mid-read sends no event of its own
+        # A reader cancelled mid-read sends no event of its own.
+        self._read_by(None, cancelled=outcome.cancelled)
         for p in outcome.problems:
             if p.node:
                 self.set_status(p.node, "failed", message=str(p))

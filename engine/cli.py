@@ -179,6 +179,9 @@ def hush_libraries() -> None:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    from fathom.engine.allocator import keep_freed_memory
+
+    keep_freed_memory()  # frames' activations reuse freed memory: no page faults per frame
     if getattr(args, "quiet", False) or not sys.stderr.isatty():
         hush_libraries()
     try:
@@ -429,7 +432,7 @@ def _install_cancel(cancel: CancelToken) -> Any:
     def handler(signum: int, frame: Any) -> None:
         if cancel.cancelled:
             raise KeyboardInterrupt
-        _err("cancelling after the running node (Ctrl-C again to stop at once)...")
+        _err("cancelling: the running node stops at its next check (Ctrl-C again: at once)...")
         cancel.cancel()
 
     return signal.signal(signal.SIGINT, handler)

@@ -6,7 +6,7 @@ Frames are decoded on a worker thread: a frame of a generated or mapped video ca
 and the window must stay responsive meanwhile. Playback follows the wall clock at the video's
 fps and the latest request wins, so a slow source drops frames instead of playing in slow motion.
 The readout under the picture gives the frame's own value at the pixel under the cursor: the
-image panel's channel values, or, for a one-channel frame shown in colour, the depth panel's
+image panel's channel values, or, for a depth frame (coloured or grey), the depth panel's
 depth (the colour is only how it is drawn).
 """
 
@@ -98,7 +98,7 @@ class VideoPlayer(QWidget):
         #: Recent frames: (the frame's own data, what is shown of it).
         self._cache: OrderedDict[int, tuple[np.ndarray, np.ndarray]] = OrderedDict()
         self._raw: np.ndarray | None = None  # the shown frame's own data (for the readout)
-        self._coloured = False
+        self._depth_frame = False
         self._hover = (-1, -1)  # the pixel under the cursor
         self._timer = QTimer(self)
         self._timer.setTimerType(Qt.TimerType.PreciseTimer)
@@ -229,7 +229,8 @@ class VideoPlayer(QWidget):
     def _show(self, index: int, raw: np.ndarray, data: np.ndarray) -> None:
         self._shown = index
         self._raw = raw
-        self._coloured = data is not raw  # drawn through the colour map
+        # Depth (drawn through the colour map, or grey with Colour off): the readout says depth.
+        self._depth_frame = data is not raw or depth_like(raw[::8, ::8])
         self.view.set_image(data)
         self.status.setText(self._audio_text)
         self._update_readout(*self._hover)  # the new frame's value under a still cursor
@@ -240,7 +241,7 @@ class VideoPlayer(QWidget):
         raw = self._raw
         if raw is None or not (0 <= y < raw.shape[0] and 0 <= x < raw.shape[1]):
             self.readout.setText("")
-        elif raw.shape[2] == 1 and self._coloured:
+        elif self._depth_frame:
             self.readout.setText(format_depth(x, y, float(raw[y, x, 0])))
         else:
             self.readout.setText(format_pixel(x, y, "", raw[y, x], False))

@@ -541,7 +541,8 @@ def test_video_player_shows_depth_frames_in_a_colour_map_and_masks_as_they_are(q
 def test_video_player_reads_out_the_frames_own_value_under_the_cursor(qtbot) -> None:
     """Under the picture, the value at the pixel under the cursor: for a one-channel video in
     colour the depth panel's readout of the frame's own value (not of the colour it is drawn
-    in), following the frame shown while the cursor stays; grey, the image panel's V."""
+    in, nor grey with Colour off), following the frame shown while the cursor stays; RGB
+    frames, the image panel's channels."""
     ramp = np.linspace(0.1, 0.9, 16, dtype=np.float32)[None, :, None].repeat(12, 0)
     later = (ramp * 0.5).astype(np.float32)
     depth = Video.from_frames([Image(ramp), Image(later)], 12.0)
@@ -551,9 +552,9 @@ def test_video_player_reads_out_the_frames_own_value_under_the_cursor(qtbot) -> 
     v = player.view
     hover(v, v.image_to_widget(QPointF(10.5, 3.5)))
     assert player.readout.text() == f"x 10  y 3   depth {ramp[3, 10, 0]:.3f}"
-    player.colour_button.setChecked(False)
+    player.colour_button.setChecked(False)  # grey is only the drawing: still depth
     qtbot.waitUntil(lambda: player.idle and player.view.image().shape[2] == 1, timeout=5000)
-    assert player.readout.text() == f"x 10  y 3   V {ramp[3, 10, 0]:.3f}"
+    assert player.readout.text() == f"x 10  y 3   depth {ramp[3, 10, 0]:.3f}"
     player.colour_button.setChecked(True)
     qtbot.waitUntil(lambda: player.idle and player.view.image().shape[2] == 3, timeout=5000)
     player.step(1)  # the cursor stays: the readout follows the frame

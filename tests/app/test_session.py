@@ -267,5 +267,7 @@ def test_a_reader_cancelled_mid_read_gives_the_lazy_node_back_its_end() -> None:
         cancelled=True,
     )
     session.finished(RunOutcome(result))
-    assert session.status("depth") == NodeState("done", None, "", 2.0)
+    # Done (its output is whole: a later read computes the rest), saying how far it got.
+    said = "cancelled while its frames were read (depth frame 2/4)"
+    assert session.status("depth") == NodeState("done", None, said, 2.0)
     assert session.status("b") == NodeState("cancelled", None, error, 0.0)
