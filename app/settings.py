@@ -8,6 +8,7 @@ and the View menu's minimap and node thumbnail switches.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any
 
@@ -286,6 +287,7 @@ class SettingsDialog(QDialog):
         self.history_runs.setToolTip("how many unpinned runs the history keeps: " + why)
         form.addRow("History keeps", self.history_runs)
         self.history_gb = QDoubleSpinBox()
+        self.history_gb.setDecimals(3)  # 0.004 GB must not round to 0, "no limit"
         self.history_gb.setRange(0, 100_000)
         self.history_gb.setSpecialValueText("no limit")
         self.history_gb.setSuffix(" GB")
@@ -295,16 +297,29 @@ class SettingsDialog(QDialog):
             "cost nothing: records hard-link them): " + why
         )
         form.addRow("History size", self.history_gb)
+        # Where the environment overrides a field, show the value in effect, not editable.
+        budget = settings.history_budget()
+        for box, name, value in (
+            (self.history_runs, RUNS_ENV, budget.max_runs),
+            (self.history_gb, GB_ENV, budget.max_bytes / 2**30),
+        ):
+            if os.environ.get(name, "").strip():
+                box.setValue(value)
+                box.setEnabled(False)
+                box.setToolTip(f"set by {name}={os.environ[name].strip()} (unset it to edit here)")
 
     def store(self) -> None:
         s = self.settings
+        # A field the environment overrides shows that value: storing it would save it.
+        if self.history_runs.isEnabled():
+            s.history_max_runs = self.history_runs.value()
+        if self.history_gb.isEnabled():
+            s.history_max_gb = self.history_gb.value()
         s.models_dir = self.models.text().strip()
         s.output_dir = self.output.text().strip()
         s.device = self.device.currentText()
         s.memory_budget_gb = self.budget.value()
         s.preview_quality = self.quality.currentText()
-        s.history_max_runs = self.history_runs.value()
-        s.history_max_gb = self.history_gb.value()
         s.theme = self.theme.currentText()
 
 

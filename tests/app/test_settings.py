@@ -75,3 +75,24 @@ def test_history_budget_setting_its_dialog_rows_and_environment_override(
     assert again.history_budget() == HistoryBudget(0, int(1.5 * 2**30))
     monkeypatch.setenv("FATHOM_HISTORY_RUNS", "12")
     assert again.history_budget().max_runs == 12
+
+
+def test_history_rows_show_what_the_environment_sets_and_keep_small_sizes(
+    qtbot: Any, tmp_path: Path, monkeypatch: Any
+) -> None:
+    """An overridden field shows the value in effect and cannot be edited (storing it would
+    save the environment's value); 0.004 GB stays 0.004, not 0 ("no limit")."""
+    monkeypatch.setenv("FATHOM_HISTORY_RUNS", "7")
+    monkeypatch.delenv("FATHOM_HISTORY_GB", raising=False)
+    s = Settings(tmp_path / "s.ini")
+    s.history_max_runs = 50
+    dialog = SettingsDialog(s)
+    qtbot.addWidget(dialog)
+    assert dialog.history_runs.value() == 7 and not dialog.history_runs.isEnabled()
+    assert "FATHOM_HISTORY_RUNS=7" in dialog.history_runs.toolTip()
+    assert dialog.history_gb.isEnabled()
+    dialog.history_gb.setValue(0.004)
+    dialog.store()
+    again = Settings(tmp_path / "s.ini")
+    assert again.history_max_runs == 50  # the stored setting is untouched
+    assert again.history_max_gb == 0.004
