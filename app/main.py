@@ -203,6 +203,9 @@ def main(argv: list[str] | None = None) -> int:
 
 def studio(args: argparse.Namespace) -> int:
     """The desktop studio until its window closes."""
+    from fathom.engine.allocator import keep_freed_memory
+
+    keep_freed_memory()  # frames' activations reuse freed memory: no page faults per frame
     app = _app()
     from fathom.app.main_window import MainWindow
     from fathom.app.settings import Settings

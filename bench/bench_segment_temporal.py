@@ -288,6 +288,9 @@ def main() -> None:
 
     if args.threads > 0:
         torch.set_num_threads(args.threads)
+    from fathom.engine.allocator import keep_freed_memory
+
+    keep_freed_memory()  # as `fathom render` runs (FATHOM_MALLOC_KEEP_MB=0: glibc's own)
 
     train = read_clip(args.clip, 0, args.train)
     frames = read_clip(args.clip, args.train, args.frames)

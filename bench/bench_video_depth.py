@@ -125,10 +125,14 @@ def build_tiny(folder: Path) -> Path:
 
 def child_memory(src: str, out: str, model: str) -> None:
     """In a fresh process: video.load → video.depth (reuse) → video.save (colourised MP4,
-    x264 ultrafast) through the executor; then frames, seconds and peak RSS as JSON."""
+    x264 ultrafast) through the executor; then frames, seconds and peak RSS as JSON. With the
+    allocator set as `fathom render` sets it (FATHOM_MALLOC_KEEP_MB=0 for glibc's own)."""
     import resource
 
+    from fathom.engine.allocator import keep_freed_memory
     from fathom.engine.context import RunOptions
+
+    keep_freed_memory()
     from fathom.engine.executor import Executor
     from fathom.engine.registry import Registry
 
@@ -186,6 +190,9 @@ def main() -> None:
     if len(sys.argv) == 5 and sys.argv[1] == "--child":
         child_memory(*sys.argv[2:5])
         return
+    from fathom.engine.allocator import keep_freed_memory
+
+    keep_freed_memory()  # as `fathom render` runs (FATHOM_MALLOC_KEEP_MB=0: glibc's own)
     ap = argparse.ArgumentParser()
     ap.add_argument("--clip", type=Path)
     ap.add_argument("--memory", type=float, metavar="MINUTES", help="the long-clip memory run")

@@ -155,6 +155,9 @@ def _worker_executor() -> Executor:
     """One executor per worker process, kept across rows so loaded models and cache are reused."""
     global _WORKER_EXECUTOR
     if _WORKER_EXECUTOR is None:
+        from fathom.engine.allocator import keep_freed_memory
+
+        keep_freed_memory()  # a spawned worker process: as the CLI that started it
         _WORKER_EXECUTOR = Executor()
     return _WORKER_EXECUTOR
 
