@@ -78,12 +78,19 @@ class BarProgress:
             self.node_tasks[event.node] = p.add_task(f"  {event.node}", total=100)
         elif event.kind == "node_progress" and event.node and event.reader:
             slot = (event.node, event.reader)
+            label = _label(f"  {event.node} for {event.reader}", event.message)
             if slot not in self.read_tasks:
-                label = f"  {event.node} for {event.reader}"
                 self.read_tasks[slot] = p.add_task(label, total=100)
-            p.update(self.read_tasks[slot], completed=100 * (event.progress or 0))
+            p.update(
+                self.read_tasks[slot], completed=100 * (event.progress or 0), description=label
+            )
         elif event.kind == "node_progress" and event.node in self.node_tasks:
-            p.update(self.node_tasks[event.node], completed=100 * (event.progress or 0))
+            label = _label(f"  {event.node}", event.message)
+            p.update(
+                self.node_tasks[event.node],
+                completed=100 * (event.progress or 0),
+                description=label,
+            )
         elif event.kind in ("node_finished", "node_cached", "node_failed", "node_skipped"):
             task = self.node_tasks.pop(event.node, None) if event.node else None
             if task is not None:
@@ -97,9 +104,18 @@ class BarProgress:
             for task in self.read_tasks.values():
                 p.remove_task(task)
             self.read_tasks.clear()
+            if event.seconds is not None:  # as the line-per-node output ends
+                cancelled = " (cancelled)" if event.message else ""
+                p.console.print(f"finished in {event.seconds:.2f}s{cancelled}")
 
     def close(self) -> None:
         self.progress.stop()
+
+
+def _label(name: str, message: str | None, width: int = 60) -> str:
+    """A bar's description: the node and what it is doing now ("depth: loading the model")."""
+    text = f"{name}: {message}" if message else name
+    return text if len(text) <= width else text[: width - 1] + "…"
 
 
 def make_progress(total: int, quiet: bool = False) -> Any:
