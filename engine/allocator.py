@@ -10,8 +10,13 @@ Diffusion image 233,000 faults and 6 % (BENCHMARKS.md, "Memory allocator").
 
 ``keep_freed_memory`` raises both thresholds to ``FATHOM_MALLOC_KEEP_MB`` (default 256): up to
 that size a request comes from the heap and a freed block is reused by the next frame, and up
-to that much free memory stays at the heap's top (per allocator arena) before it is trimmed.
-Peak memory is unchanged; memory freed after the peak comes back to the system more slowly.
+to that much free memory stays at the heap's top before it is trimmed. It also makes every
+thread allocate from the one main arena (``M_ARENA_MAX`` 1): a thread's own arena grows in
+64 MB heaps, so a larger block there is mmapped afresh whatever the thresholds say, and the
+studio and live sessions run nodes on threads (SegFormer's frame on a thread faulted 38,000
+pages with the thresholds alone, 1,000 with one arena). Python threads take turns on the
+interpreter lock anyway, so they rarely wait for the allocator's. Peak memory is unchanged;
+memory freed after the peak comes back to the system more slowly.
 The entry points call it (the CLI, the studio, batch and cluster workers), not an import:
 a program that embeds the engine keeps its own allocator settings. Set 0 to keep glibc's.
 Elsewhere (macOS, Windows, musl) it does nothing: their allocators are not glibc's.
@@ -29,6 +34,7 @@ KEEP_ENV = "FATHOM_MALLOC_KEEP_MB"
 DEFAULT_KEEP_MB = 256
 _M_TRIM_THRESHOLD = -1  # glibc's mallopt parameters (malloc.h)
 _M_MMAP_THRESHOLD = -3
+_M_ARENA_MAX = -8
 _applied: int | None = None
 
 
@@ -44,6 +50,7 @@ def keep_freed_memory() -> int:
     try:
         libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
         ok = libc.mallopt(_M_MMAP_THRESHOLD, keep) and libc.mallopt(_M_TRIM_THRESHOLD, keep)
+        ok = ok and libc.mallopt(_M_ARENA_MAX, 1)
     except (OSError, AttributeError):
         return 0
     _applied = keep if ok else 0
