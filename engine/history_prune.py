@@ -21,6 +21,7 @@ from __future__ import annotations
 import os
 import shutil
 import stat
+import threading
 from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -72,10 +73,16 @@ def set_pinned(folder: Path, on: bool) -> None:
     """Pin (keep whatever the budget) or unpin a record (OSError when it is gone)."""
     _check_record(folder)
     pin = folder / PIN_FILE
-    if on:
-        pin.touch()
-    else:
-        pin.unlink(missing_ok=True)
+    with _CHANGING:  # not halfway through a prune that already chose this record
+        if on:
+            pin.touch()
+        else:
+            pin.unlink(missing_ok=True)
+
+
+#: Pruning (the recorder's worker) and the History dock's pin, delete and clear (its own
+#: worker) change the same folders: one at a time, so neither finds the other's half-done work.
+_CHANGING = threading.RLock()
 
 
 def _check_record(folder: Path) -> None:
@@ -83,14 +90,14 @@ def _check_record(folder: Path) -> None:
     a path, and a wrong one must never reach the user's files."""
     if folder.parent.name != HISTORY_DIR or folder.name.startswith(".") or folder.is_symlink():
         raise ValueError(f"{folder} is not a run record")
-    if not folder.is_dir():
-        raise FileNotFoundError(f"the run record {folder} is gone")
 
 
 def _remove_tree(folder: Path) -> None:
     """Remove a folder of links and copies. ``shutil.rmtree`` unlinks entries and never
-    follows a link, so a linked frame's other names (the user's output) keep its data; a
-    read-only file (Windows keeps a copy's read-only bit) is made writable and tried again."""
+    follows a link, so a linked frame's other names (the user's output) keep its data. When it
+    fails, the record's folders are made writable and it is tried again; a file's mode is
+    changed only on Windows (where a read-only file cannot be deleted) and only for a file
+    with no other name: a hard link shares its mode with the user's output file."""
     try:
         shutil.rmtree(folder)
         return
@@ -99,42 +106,51 @@ def _remove_tree(folder: Path) -> None:
     except OSError:
         pass
     for root, dirs, files in os.walk(folder):
-        for name in dirs + files:
+        for name in dirs:
             path = os.path.join(root, name)
             if not os.path.islink(path):
-                os.chmod(path, stat.S_IWRITE | stat.S_IREAD | (stat.S_IEXEC if name in dirs else 0))
+                os.chmod(path, stat.S_IWRITE | stat.S_IREAD | stat.S_IEXEC)
+        for name in files if os.name == "nt" else ():
+            path = os.path.join(root, name)
+            if not os.path.islink(path) and os.stat(path).st_nlink == 1:
+                os.chmod(path, stat.S_IWRITE | stat.S_IREAD)
     shutil.rmtree(folder)
 
 
 def delete_record(folder: Path, *, unless_pinned: bool = False) -> bool:
     """Delete one run record: its graph, report and kept outputs, never the outputs
     themselves. With ``unless_pinned`` (pruning), a record pinned meanwhile is left alone:
-    it is renamed out of sight first and renamed back if a pin turns up. True if deleted."""
+    it is renamed out of sight first and renamed back if a pin turns up. True if deleted;
+    False when it was pinned, or is already gone (another deletion got there first)."""
     _check_record(folder)
-    if unless_pinned and (folder / PIN_FILE).exists():
-        return False
-    trash = folder.with_name(DELETING + folder.name)
-    try:
-        folder.rename(trash)
-    except FileNotFoundError:
-        return False  # deleted by someone else meanwhile
-    if unless_pinned and (trash / PIN_FILE).exists():
-        trash.rename(folder)  # pinned between the look and the rename
-        return False
-    _remove_tree(trash)
-    return True
+    with _CHANGING:
+        if not folder.is_dir():
+            return False
+        if unless_pinned and (folder / PIN_FILE).exists():
+            return False
+        trash = folder.with_name(DELETING + folder.name)
+        try:
+            folder.rename(trash)
+        except FileNotFoundError:
+            return False  # deleted by another process meanwhile
+        if unless_pinned and (trash / PIN_FILE).exists():
+            trash.rename(folder)  # pinned between the look and the rename
+            return False
+        _remove_tree(trash)
+        return True
 
 
 def clear_history(output_dir: str | os.PathLike[str], keep_pinned: bool = True) -> list[Path]:
     """Delete every record under ``output_dir`` (pinned ones too unless ``keep_pinned``);
     the records deleted."""
     removed = []
-    for entry in list_runs(output_dir):
-        if keep_pinned and entry.pinned:
-            continue
-        if delete_record(entry.folder, unless_pinned=keep_pinned):
-            removed.append(entry.folder)
-    _sweep(Path(output_dir) / HISTORY_DIR)
+    with _CHANGING:
+        for entry in list_runs(output_dir):
+            if keep_pinned and entry.pinned:
+                continue
+            if delete_record(entry.folder, unless_pinned=keep_pinned):
+                removed.append(entry.folder)
+        _sweep(Path(output_dir) / HISTORY_DIR)
     return removed
 
 
@@ -238,6 +254,11 @@ class PruneResult:
 def prune_history(output_dir: str | os.PathLike[str], budget: HistoryBudget) -> PruneResult:
     """Delete the oldest unpinned records under ``output_dir`` past the budget (see
     ``plan_prune``); slow for a long history of frame sequences, so call it on a worker."""
+    with _CHANGING:  # the plan holds only while nobody else deletes or pins
+        return _prune(output_dir, budget)
+
+
+def _prune(output_dir: str | os.PathLike[str], budget: HistoryBudget) -> PruneResult:
     root = Path(output_dir) / HISTORY_DIR
     _sweep(root)
     if budget.unlimited:

@@ -182,3 +182,58 @@ def test_a_deletion_cut_short_is_hidden_and_finished_later(tmp_path: Path) -> No
     prune_history(tmp_path, HistoryBudget(max_runs=5, max_bytes=0))
     assert not half.exists() and keep.exists()
     assert len(list(seq.iterdir())) == 3
+
+
+def test_a_record_deleted_meanwhile_does_not_stop_a_prune_or_a_clear(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The dock deletes on its worker while the recorder prunes on its own: a record that is
+    gone by the time its turn comes is passed over (it used to abort the whole prune)."""
+    import fathom.engine.history_prune as hp
+
+    folders = []
+    for n, tag in enumerate("abcd"):
+        image, seq = _write_outputs(tmp_path, tag)
+        folders.append(_record(tmp_path, [image, seq], 1000.0 + n))
+    listed = hp.list_runs
+
+    def listed_then_deleted(out: Path) -> list:
+        entries = listed(out)
+        delete_record(folders[0])  # the user's Delete lands between the listing and the prune
+        return entries
+
+    monkeypatch.setattr(hp, "list_runs", listed_then_deleted)
+    result = prune_history(tmp_path, HistoryBudget(max_runs=1, max_bytes=0))
+    assert result.removed == [folders[1], folders[2]]
+    monkeypatch.setattr(hp, "list_runs", listed)
+    assert [e.folder for e in list_runs(tmp_path)] == [folders[3]]
+    assert not delete_record(folders[0])  # already gone: nothing to do, no error
+    assert (tmp_path / "image.png").read_bytes() == b"d" * 1000
+
+
+def test_a_failed_removal_never_changes_the_users_file_modes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The retry after a failed rmtree may open up the record's folders, but a file there is
+    a hard link to the user's output: its mode is the output's and must stay as it was."""
+    import shutil
+
+    import fathom.engine.history_prune as hp
+
+    image, seq = _write_outputs(tmp_path, "a")
+    os.chmod(image, 0o644)
+    folder = _record(tmp_path, [image, seq], 1000.0)
+    real = shutil.rmtree
+    calls = []
+
+    def fails_once(path: object, *a: object, **k: object) -> None:
+        calls.append(path)
+        if len(calls) == 1:
+            raise OSError("busy")
+        real(path, *a, **k)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(hp.shutil, "rmtree", fails_once)
+    assert delete_record(folder)
+    assert len(calls) == 2 and not folder.exists()
+    assert (image.stat().st_mode & 0o777) == 0o644
+    assert image.read_bytes() == b"a" * 1000
