@@ -5,7 +5,7 @@ and adapts to at most 32 MB) with a fresh ``mmap`` and returns it on free, and i
 heap once more than ``M_TRIM_THRESHOLD`` lies free at its top. A network on the CPU allocates
 and frees activations of tens to hundreds of megabytes per frame, so every frame pays again
 for zeroing fresh pages: measured here, SegFormer-B0's shape at 512² took 72,000 page faults
-and a quarter of its time per frame for it, Depth Anything V2 Small's 7 %, a 512² Stable
+and a quarter of its time per frame for it, Depth Anything V2 Small's 10 %, a 512² Stable
 Diffusion image 233,000 faults and 6 % (BENCHMARKS.md, "Memory allocator").
 
 ``keep_freed_memory`` raises both thresholds to ``FATHOM_MALLOC_KEEP_MB`` (default 256): up to
@@ -15,8 +15,14 @@ thread allocate from the one main arena (``M_ARENA_MAX`` 1): a thread's own aren
 64 MB heaps, so a larger block there is mmapped afresh whatever the thresholds say, and the
 studio and live sessions run nodes on threads (SegFormer's frame on a thread faulted 38,000
 pages with the thresholds alone, 1,000 with one arena). Python threads take turns on the
-interpreter lock anyway, so they rarely wait for the allocator's. Peak memory is unchanged;
-memory freed after the peak comes back to the system more slowly.
+interpreter lock anyway, so they rarely wait for the allocator's (decoding threads do
+allocate without it: a 1080p decode → depth → encode run took 19.4 s against glibc's 19.7 s).
+Peak memory is unchanged. Memory freed after a peak comes back to the system more slowly:
+blocks of 256 MB and more, and free memory at the heap's top beyond 256 MB, go back at once;
+free blocks below a live one stay for the next allocation. ``malloc_trim`` could return them,
+but it holds the one arena's lock for ~56 ms per 2 GB of free blocks, which the GUI thread
+would wait for, so nothing calls it.
+
 The entry points call it (the CLI, the studio, batch and cluster workers), not an import:
 a program that embeds the engine keeps its own allocator settings. Set 0 to keep glibc's.
 Elsewhere (macOS, Windows, musl) it does nothing: their allocators are not glibc's.
@@ -26,32 +32,67 @@ from __future__ import annotations
 
 import ctypes
 import ctypes.util
+import logging
 import platform
+from typing import Any
 
 from fathom.engine.envvars import env_number
 
 KEEP_ENV = "FATHOM_MALLOC_KEEP_MB"
 DEFAULT_KEEP_MB = 256
+#: mallopt takes a C int: the most a threshold can say (a larger value would wrap around).
+MAX_KEEP_MB = 2047
 _M_TRIM_THRESHOLD = -1  # glibc's mallopt parameters (malloc.h)
 _M_MMAP_THRESHOLD = -3
 _M_ARENA_MAX = -8
 _applied: int | None = None
+_libc: Any = None
+log = logging.getLogger("fathom.allocator")
+
+
+def _glibc() -> Any:
+    """glibc with ``mallopt`` typed (a C int: an untyped large value would wrap), or None."""
+    global _libc
+    if _libc is None:
+        if platform.system() != "Linux" or platform.libc_ver()[0] != "glibc":
+            return None
+        try:
+            libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+            libc.mallopt.argtypes = [ctypes.c_int, ctypes.c_int]
+            libc.mallopt.restype = ctypes.c_int
+        except (OSError, AttributeError):
+            return None
+        _libc = libc
+    return _libc
 
 
 def keep_freed_memory() -> int:
-    """Apply the thresholds once per process; the bytes kept (0: glibc's defaults are left)."""
+    """Apply the settings once per process; the bytes kept (0: glibc's defaults are left).
+    A setting this glibc refuses is said in a warning; the others still apply."""
     global _applied
     if _applied is not None:
         return _applied
     _applied = 0
-    keep = int(env_number(KEEP_ENV, DEFAULT_KEEP_MB, "megabytes of freed memory kept") * 2**20)
-    if keep <= 0 or platform.system() != "Linux" or platform.libc_ver()[0] != "glibc":
+    mb = env_number(KEEP_ENV, DEFAULT_KEEP_MB, "megabytes of freed memory kept")
+    if mb > MAX_KEEP_MB:
+        log.warning("%s=%g is more than mallopt can take; using %d", KEEP_ENV, mb, MAX_KEEP_MB)
+        mb = MAX_KEEP_MB
+    keep = int(mb * 2**20)
+    libc = _glibc()
+    if keep <= 0 or libc is None:
         return 0
-    try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
-        ok = libc.mallopt(_M_MMAP_THRESHOLD, keep) and libc.mallopt(_M_TRIM_THRESHOLD, keep)
-        ok = ok and libc.mallopt(_M_ARENA_MAX, 1)
-    except (OSError, AttributeError):
-        return 0
-    _applied = keep if ok else 0
+    settings = (
+        ("M_MMAP_THRESHOLD", _M_MMAP_THRESHOLD, keep),
+        ("M_TRIM_THRESHOLD", _M_TRIM_THRESHOLD, keep),
+        ("M_ARENA_MAX", _M_ARENA_MAX, 1),
+    )
+    refused = [name for name, param, value in settings if not libc.mallopt(param, value)]
+    if refused:
+        log.warning(
+            "this C library refused mallopt %s; CPU work may fault fresh pages per "
+            "frame (set %s=0 to silence)",
+            ", ".join(refused),
+            KEEP_ENV,
+        )
+    _applied = 0 if "M_MMAP_THRESHOLD" in refused else keep
     return _applied

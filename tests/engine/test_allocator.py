@@ -58,3 +58,7 @@ def test_freed_memory_is_reused_instead_of_faulted_in_again() -> None:
     assert faults >= 45
     kept, _ = _run("lots")  # refused with a warning: the default
     assert kept == 256 * 2**20
+    # More than a C int holds is capped, not wrapped round (4096 MB used to become 0,
+    # "map everything afresh", the opposite of what was asked).
+    kept, faults = _run("4096")
+    assert kept == 2047 * 2**20 and faults < 10
