@@ -246,7 +246,9 @@ class SaveDepth(Node):
             if suffix == ".png":
                 import cv2
 
-                ok, buf = cv2.imencode(".png", depth_to_png16(depth.data, scale))
+                ok, buf = cv2.imencode(
+                    ".png", depth_to_png16(depth.data, scale, depth.kind == "relative")
+                )
                 if not ok:
                     raise FileProblem("OpenCV could not encode the depth PNG.", "save as .npy")
             with atomic_path(target) as tmp:

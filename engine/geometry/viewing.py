@@ -193,7 +193,9 @@ def geometry_from_value(
         cam = value.camera or Camera.from_fov(d.width, d.height, 60.0)
         pts = projection.backproject(d.data, cam.fx, cam.fy, cam.cx, cam.cy, cam.pose)
         pts = pts.reshape(-1, 3)
-        ok = np.all(np.isfinite(pts), axis=1) & d.valid().reshape(-1)
+        # A sample at distance 0 (relative depth's nearest point, shown as distance) would sit
+        # on the camera itself: left out, as holes are.
+        ok = np.all(np.isfinite(pts), axis=1) & (d.valid() & (d.data > 0)).reshape(-1)
         note = "" if d.kind == "metric" else " (relative depth shown as distance)"
         pc = PointCloud(pts[ok], value.image.rgb().reshape(-1, 3)[ok])
         geom = geometry_from_value(pc, max_points)

@@ -461,9 +461,10 @@ def save_target(path: str, fmt: str, bits: str) -> tuple[str, str]:
     return fmt, path
 
 
-def depth_to_png16(depth: np.ndarray, scale: float) -> np.ndarray:
-    """uint16 = round(depth × scale); 0 means 'no depth'. With scale 1000, metres become mm."""
-    valid = np.isfinite(depth) & (depth > 0)
+def depth_to_png16(depth: np.ndarray, scale: float, relative: bool = False) -> np.ndarray:
+    """uint16 = round(depth × scale); 0 means 'no depth'. With scale 1000, metres become mm.
+    Relative depth's 0 (the nearest point) is depth: it is written as 1, not as a hole."""
+    valid = np.isfinite(depth) & ((depth >= 0) if relative else (depth > 0))
     scaled = np.where(valid, depth, 0.0).astype(np.float64) * scale
     top = float(scaled.max(initial=0.0))
     if top > 65535.5:

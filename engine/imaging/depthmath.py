@@ -155,9 +155,9 @@ def colorize(
     """H×W×3 preview in [0,1]; near is bright (or red in turbo) by default; invalid black."""
     import cv2
 
+    if relative:  # its range from valid samples only: a negative one is a hole
+        depth = np.where(valid_mask(depth, True), depth, np.nan)
     t = normalize(depth, low_pct, high_pct, positive_only=not relative)
-    if relative:  # negative relative depth is invalid too
-        t[~valid_mask(depth, True)] = np.nan
     if near_is_bright:
         t = 1.0 - t
     if cmap == "gray":

@@ -298,8 +298,12 @@ def test_depth_png16_stores_millimetres(tmp_path, ctx):
 
 
 def test_depth_png_scale_and_too_far_error(tmp_path, ctx):
-    out = nio.SaveDepth().run(ctx, depth=Depth(DEPTH[:1]), path="c.png", scale=100.0)
+    metric = Depth(DEPTH[:1], "metric")
+    out = nio.SaveDepth().run(ctx, depth=metric, path="c.png", scale=100.0)
     assert cv2.imread(out["path"], cv2.IMREAD_UNCHANGED).tolist() == [[50, 123, 0]]
+    # Relative depth's 0 is its nearest point, not a hole: written as the smallest depth.
+    out = nio.SaveDepth().run(ctx, depth=Depth(DEPTH[:1]), path="r.png", scale=100.0)
+    assert cv2.imread(out["path"], cv2.IMREAD_UNCHANGED).tolist() == [[50, 123, 1]]
     with pytest.raises(NodeError) as err:
         nio.SaveDepth().run(ctx, depth=Depth(DEPTH), path="far.png", scale=2000.0)
     assert "port 'scale'" in str(err.value) and ".npy" in str(err.value)

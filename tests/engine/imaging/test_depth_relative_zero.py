@@ -35,3 +35,19 @@ def test_colour_smoothing_and_filling_keep_relative_zero() -> None:
     filled = depthmath.push_pull_fill(holes, relative=True)
     assert np.isfinite(filled).all()
     assert np.array_equal(filled[:, 0], d[:, 0])  # the zeros were kept, not filled
+
+
+def test_a_relative_png16_keeps_its_nearest_point_and_colour_ranges_skip_holes() -> None:
+    from fathom.engine.imaging.codecs import depth_to_png16
+
+    d = _ramp()
+    d[0, 3] = np.nan
+    out = depth_to_png16(d, 1000.0, relative=True)
+    assert out[1, 0] == 1 and out[0, 3] == 0  # nearest: depth (not 0, "no depth"); NaN: hole
+    assert depth_to_png16(d, 1000.0)[1, 0] == 0  # metric 0 stays "no depth"
+    # A negative (invalid) sample does not stretch the colour range of the valid ones.
+    holes = d.copy()
+    holes[0, 5] = -50.0
+    a = depthmath.colorize(holes, "turbo", 0.0, 100.0, relative=True)
+    b = depthmath.colorize(np.where(holes < 0, np.nan, holes), "turbo", 0.0, 100.0, relative=True)
+    assert np.array_equal(a, b) and not a[0, 5].any()
