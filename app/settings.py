@@ -29,6 +29,7 @@ from PySide6.QtWidgets import (
 )
 
 from fathom.engine.device import DEVICE_CHOICES
+from fathom.engine.envvars import overridden
 from fathom.engine.history_prune import (
     DEFAULT_MAX_GB,
     DEFAULT_MAX_RUNS,
@@ -303,7 +304,7 @@ class SettingsDialog(QDialog):
             (self.history_runs, RUNS_ENV, budget.max_runs),
             (self.history_gb, GB_ENV, budget.max_bytes / 2**30),
         ):
-            if os.environ.get(name, "").strip():
+            if overridden(name):  # a refused value overrides nothing: the field applies
                 box.setValue(value)
                 box.setEnabled(False)
                 box.setToolTip(f"set by {name}={os.environ[name].strip()} (unset it to edit here)")

@@ -30,11 +30,8 @@ def env_number(
     raw = (os.environ if env is None else env).get(name, "").strip()
     if not raw:
         return default
-    try:
-        value = float(raw)
-    except ValueError:
-        value = float("nan")
-    if math.isfinite(value) and value >= minimum:  # not nan, inf or 1e400
+    value = _number(raw)
+    if value is not None and value >= minimum:
         return value
     if (name, raw) not in _warned:
         _warned.add((name, raw))
@@ -50,3 +47,19 @@ def env_number(
             default,
         )
     return default
+
+
+def overridden(name: str, minimum: float = 0.0, env: Mapping[str, str] | None = None) -> bool:
+    """Whether ``name`` is set to a number ``env_number`` takes (it then overrides a setting;
+    a refused value does not)."""
+    value = _number((os.environ if env is None else env).get(name, "").strip())
+    return value is not None and value >= minimum
+
+
+def _number(raw: str) -> float | None:
+    """A finite number (not nan, inf or 1e400), or None."""
+    try:
+        value = float(raw)
+    except ValueError:
+        return None
+    return value if math.isfinite(value) else None

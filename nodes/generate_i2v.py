@@ -224,6 +224,24 @@ class ImageToVideo(ModelNode):
     )
 
     @classmethod
+    def cache_extra(cls, params: dict[str, Any], ctx: NodeContext) -> str:
+        """The weights (as every model node), and with ``skip_temporal`` the ranking file in
+        the model folder: `fathom rank-svd` writing or replacing it changes which blocks are
+        skipped, so a result made with the other ranking must not come from the cache."""
+        base = super().cache_extra(params, ctx)
+        if float(params.get("skip_temporal") or 0.0) <= 0.0:
+            return base
+        from fathom.engine.diffusion.mobilevd import RANKING_FILE
+        from fathom.engine.models import ModelError, locate_model
+
+        try:
+            ranking = locate_model(params["model"], ctx.options.base_dir) / RANKING_FILE
+            st = ranking.stat()
+        except (ModelError, OSError):
+            return f"{base}|ranking:none"
+        return f"{base}|ranking:{st.st_size}:{st.st_mtime_ns}"
+
+    @classmethod
     def check(cls, params: dict[str, Any], ctx: NodeContext) -> list[Problem]:
         problems = super().check(params, ctx)
         bad = _falling_guidance(params.get("min_guidance", 1.0), params.get("max_guidance", 3.0))

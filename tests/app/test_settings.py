@@ -96,3 +96,7 @@ def test_history_rows_show_what_the_environment_sets_and_keep_small_sizes(
     again = Settings(tmp_path / "s.ini")
     assert again.history_max_runs == 50  # the stored setting is untouched
     assert again.history_max_gb == 0.004
+    monkeypatch.setenv("FATHOM_HISTORY_RUNS", "lots")  # refused: the field is what applies
+    dialog = SettingsDialog(again)
+    qtbot.addWidget(dialog)
+    assert dialog.history_runs.isEnabled() and dialog.history_runs.value() == 50

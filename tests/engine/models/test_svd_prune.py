@@ -177,7 +177,19 @@ def test_rank_svd_saves_the_ranking_the_node_then_uses(tmp_path: Path) -> None:
     rgb = np.random.default_rng(4).random((32, 32, 3))
     PILImage.fromarray((rgb * 255).astype(np.uint8)).save(calib)
     args = ["--calib", str(calib), "--width", "32", "--height", "32", "--steps", "1"]
+    from fathom.engine.context import NodeContext, RunOptions
+    from fathom.engine.registry import Registry as _Registry
+
+    i2v = _Registry()
+    i2v.load_builtin()
+    node = i2v.get("generate.image_to_video")
+    ctx = NodeContext("i2v", RunOptions(), None)
+    keyed = {"model": str(folder), "skip_temporal": 0.5}
+    before = node.cache_extra(keyed, ctx)
+    assert node.cache_extra({**keyed, "skip_temporal": 0.0}, ctx) != before
     assert main(["rank-svd", str(folder), *args, "--device", "cpu"]) == 0
+    # The saved ranking changes which blocks are skipped: a cached result must not serve.
+    assert node.cache_extra(keyed, ctx) != before
     saved = read_ranking(folder)
     pipe = load_svd(folder, "cpu", "float32", "none").pipe
     capture = CapturedCalls(pipe.unet)
