@@ -53,6 +53,7 @@ class RunRecorder(QObject):
         self.doc = doc
         self.runner = runner
         self.live = live
+        self._closing = False  # queued prunes then do nothing: the next session's catch up
         #: The history's budget now (the settings'); None: keep every record.
         self.budget = budget
         self.jobs = JobQueue(self, "run-history")
@@ -135,10 +136,15 @@ class RunRecorder(QObject):
         def failed(why: str) -> None:
             self.failed.emit(f"The run history could not be pruned: {why}")
 
-        self.jobs.submit(lambda: prune_history(output_dir, budget), done, failed)
+        def work() -> PruneResult | None:
+            return None if self._closing else prune_history(output_dir, budget)
+
+        self.jobs.submit(work, lambda r: r is not None and done(r), failed)
 
     def close(self) -> None:
-        """Let a record being written finish (it is small); the window is closing."""
+        """Let a record being written finish (it is small); the window is closing. Prunes
+        still queued are skipped: measuring a long history would keep the window waiting."""
+        self._closing = True
         self.jobs.stop(timeout=5.0, drain=True)
 
 
