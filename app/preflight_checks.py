@@ -161,8 +161,15 @@ class PreflightChecks(QObject):
     def _on_graph_event(self, event: str, payload: dict[str, Any]) -> None:
         if event not in ("param_changed", "flags_changed", "node_added", "node_removed"):
             return  # the checks read a node's values, never what it is wired to
-        # Inside a subgraph the edit changes what its instance at the top level runs.
-        self.edited(self.doc.trail[0][0] if self.doc.trail else payload["node"])
+        if not self.doc.trail:
+            self.edited(payload["node"])
+            return
+        # Inside a subgraph the edit changes what every top-level instance using that
+        # definition runs (others too, nested deeper): check each subgraph instance again.
+        root = self.doc.root
+        for node, inst in list(root.nodes.items()):
+            if is_subgraph_type(inst.type):
+                self.edited(node)
 
     def _on_reset(self) -> None:
         """Another graph: checks of the old one are dropped, running or not."""

@@ -257,3 +257,20 @@ def test_an_inner_nodes_check_shows_at_its_level_and_on_its_instance(win: Any) -
     assert win.doc.go_to([("box", "odd")])
     set_param(win, "g", "value", 9)  # the definition's own value; the instance still gives 8
     assert settled(win) and badge(win, "box/g") == ("idle", "")
+
+
+def test_an_edit_inside_a_definition_checks_every_instance_of_it_again(win: Any) -> None:
+    inner = Graph()
+    inner.add_node("test.gated", "g", {"value": 3})
+    d = SubgraphDef("shared", inner)
+    g = Graph()
+    g.subgraphs["shared"] = d
+    g.add_node(d.type_id, "one")
+    g.add_node(d.type_id, "two")
+    win.doc.set_graph(g)
+    assert settled(win)
+    assert badge(win, "one/g")[0] == "failed" and badge(win, "two/g")[0] == "failed"
+    assert win.doc.go_to([("one", "shared")])
+    set_param(win, "g", "value", 4)  # the definition both instances run
+    assert settled(win)
+    assert badge(win, "one/g") == ("idle", "") and badge(win, "two/g") == ("idle", "")
