@@ -20,7 +20,7 @@ from fathom.engine.context import NodeContext
 from fathom.engine.errors import Problem
 from fathom.engine.imaging import flow as fl
 from fathom.engine.models.segmentation import load_transformers_segmentation
-from fathom.engine.node import Input, Node, Output, Param
+from fathom.engine.node import Input, ModelsFor, Node, Output, Param
 from fathom.engine.types import Enum, Float, Image, Int, Mask, String, Video
 
 SEGMENT_KIND = "transformers-segmentation"
@@ -200,6 +200,10 @@ def segment_frame(processor: Any, model: Any, rgb: np.ndarray, ids: list[int]) -
     return logits_mask(logits, h, w, ids)
 
 
+#: What temporal 'reuse' and 'resq' need: a SegFormer, whose layers they run one by one.
+SEGFORMER_LAYERS = ModelsFor(("segformer",), "SegFormer", "runs SegFormer models layer by layer")
+
+
 class Segment(Node):
     """A foreground mask per frame. With a segmentation model (a transformers semantic
     segmentation folder such as SegFormer, safetensors only) the whole model runs on keyframes,
@@ -279,6 +283,10 @@ class Segment(Node):
         "delta": ("interval", "student"),
     }
 
+    #: reuse and resq run SegFormer's layers themselves: the check refuses another model
+    #: before the run, and the studio's model picker says so beside each model.
+    mode_models: ClassVar[dict[str, ModelsFor]] = dict.fromkeys(("reuse", "resq"), SEGFORMER_LAYERS)
+
     @classmethod
     def cache_extra(cls, params: dict[str, Any], ctx: NodeContext) -> str:
         from fathom.engine.accel.delta import model_and_student_stamp
@@ -312,8 +320,15 @@ class Segment(Node):
             path = locate_model(params["model"], ctx.options.base_dir)
         except ModelError as exc:
             return [Problem(str(exc), ctx.node_id, "model")]
+        from fathom.engine.models.families import transformers_model_type
+
         node, base = ctx.node_id, ctx.options.base_dir
-        return family_problems(cls, path, ctx) + student_problems(params, node, base, path)
+        problems = family_problems(cls, path, ctx) + student_problems(params, node, base, path)
+        temporal = str(params.get("temporal", "flow"))
+        refused = cls.mode_model_problem(temporal, transformers_model_type(path), path.name)
+        if not problems and refused is not None:
+            problems.append(Problem(refused[0], node, "temporal", refused[1]))
+        return problems
 
     def run(
         self,
@@ -428,13 +443,11 @@ def _stepper(ctx: NodeContext, net: Any, opts: TemporalOptions) -> Any:
     if opts.temporal in ("reuse", "resq"):
         from fathom.engine.accel.temporal_segment import SegformerTemporal
 
-        if getattr(net.config, "model_type", "") != "segformer":
-            raise ctx.error(
-                f"temporal '{opts.temporal}' runs SegFormer models layer by layer; this is a "
-                f"{net.config.model_type} model",
-                port="temporal",
-                fix="use a SegFormer model, or temporal 'off' or 'flow'",
-            )
+        # Checked before the run too; a model the check could not read is refused here.
+        kind = getattr(net.config, "model_type", "")
+        refused = Segment.mode_model_problem(opts.temporal, kind or "unknown", "this")
+        if refused is not None:
+            raise ctx.error(refused[0], port="temporal", fix=refused[1])
         return SegformerTemporal(net, opts.temporal, opts.threshold, opts.bits)
     from fathom.engine.accel.delta import DeltaRunner, StudentError, load_student
 

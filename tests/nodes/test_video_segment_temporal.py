@@ -157,3 +157,54 @@ def test_a_temporal_mode_without_a_model_is_refused_before_the_run(tmp_path: Pat
     g.add_node("video.segment", "seg", {})
     g.connect("src", "video", "seg", "video")
     Executor(REG).plan(g, options=opts)
+
+
+def _tiny_dpt_segmenter(folder: Path) -> Path:
+    """A semantic segmentation model that is not a SegFormer (DPT's), saved like a user's."""
+    from transformers import DPTConfig, DPTForSemanticSegmentation, DPTImageProcessor
+
+    torch.manual_seed(0)
+    cfg = DPTConfig(
+        hidden_size=32,
+        num_hidden_layers=4,
+        num_attention_heads=2,
+        intermediate_size=64,
+        image_size=64,
+        patch_size=16,
+        backbone_out_indices=[0, 1, 2, 3],
+        neck_hidden_sizes=[16, 16, 16, 16],
+        fusion_hidden_size=16,
+        num_labels=len(LABELS),
+        id2label=dict(enumerate(LABELS)),
+        label2id={v: k for k, v in enumerate(LABELS)},
+    )
+    DPTForSemanticSegmentation(cfg).eval().save_pretrained(folder, safe_serialization=True)
+    DPTImageProcessor(size={"height": 64, "width": 64}).save_pretrained(folder)
+    return folder
+
+
+def test_reuse_on_a_model_that_is_not_a_segformer_is_refused_before_the_run(
+    tmp_path: Path,
+) -> None:
+    """reuse and resq run SegFormer's layers themselves (``Segment.mode_models``): another
+    model is refused by the check, naming the port and the fix, not partway through a run."""
+    from fathom.engine.errors import GraphInvalid
+    from fathom.engine.graph import Graph
+
+    folder = _tiny_dpt_segmenter(tmp_path / "dpt_seg")
+    write_clip(tmp_path / "c.webp", disc_frames(2, 64))
+    opts = RunOptions(device="cpu", output_dir=tmp_path, base_dir=tmp_path)
+    for temporal, refused in (("reuse", True), ("resq", True), ("off", False)):
+        g = Graph()
+        g.add_node("video.load", "src", {"path": "c.webp"})
+        g.add_node("video.segment", "seg", {"model": str(folder), "temporal": temporal})
+        g.connect("src", "video", "seg", "video")
+        if not refused:
+            Executor(REG).plan(g, options=opts)
+            continue
+        with pytest.raises(GraphInvalid) as bad:
+            Executor(REG).plan(g, options=opts)
+        (problem,) = bad.value.problems
+        assert (problem.node, problem.port) == ("seg", "temporal")
+        assert f"temporal '{temporal}' runs SegFormer models layer by layer" in str(problem)
+        assert "is a dpt model" in str(problem) and "a SegFormer model" in str(problem)
