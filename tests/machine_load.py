@@ -5,12 +5,14 @@ The 1-minute load average lags by most of a minute, so a test started beside ano
 pytest worker (``-n 2`` on two cores) could see "load 1.0" and hold wall-clock to a limit the
 machine could not give it. ``OtherLoad`` measures the same interval the test does instead:
 the machine's busy CPU time (``/proc/stat``) less this process's and its waited-for children's.
+Probes in a child process can also be repeated (``least_stalls``) when a gap went over.
 """
 
 from __future__ import annotations
 
 import os
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 
@@ -55,3 +57,31 @@ class OtherLoad:
     @property
     def quiet(self) -> bool:
         return self.cores < (os.cpu_count() or 1) - 1 and os.getloadavg()[0] < (os.cpu_count() or 1)
+
+
+Stalls = dict[str, list[float]]  # action -> [wall ms, GUI-thread cpu ms]
+
+
+def least_stalls(
+    probe: Callable[[], tuple[Stalls, OtherLoad]], limit_ms: float, runs: int = 3
+) -> tuple[Stalls, bool, str]:
+    """Run a GUI probe until every action is under ``limit_ms``, at most ``runs`` times, and
+    return each action's least (wall, cpu) over the runs, whether any run had a core free,
+    and the load each run saw.
+
+    Another process can only add to a gap, never take from it, so the least of repeated runs
+    is the best estimate of what our code costs, as with any benchmark; a real stall shows in
+    every run. One run is the usual cost: the repeats happen only after a gap over the limit."""
+    best: Stalls = {}
+    quiet, loads = False, []
+    for _ in range(runs):
+        found, others = probe()
+        quiet = quiet or others.quiet
+        loads.append(f"{others.cores:.1f}")
+        for action, (wall, cpu) in found.items():
+            old = best.get(action, [wall, cpu])
+            best[action] = [min(old[0], wall), min(old[1], cpu)]
+        if all(max(v) < limit_ms for v in best.values()):
+            break
+    load = f"other processes busy {'/'.join(loads)} cores over {len(loads)} run(s)"
+    return best, quiet, f"{load}, load {os.getloadavg()[0]:.1f}"
