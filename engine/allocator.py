@@ -8,9 +8,13 @@ for zeroing fresh pages: measured here, SegFormer-B0's shape at 512² took 72,00
 and a quarter of its time per frame for it, Depth Anything V2 Small's 10 %, a 512² Stable
 Diffusion image 233,000 faults and 6 % (BENCHMARKS.md, "Memory allocator").
 
-``keep_freed_memory`` raises both thresholds to ``FATHOM_MALLOC_KEEP_MB`` (default 256): up to
-that size a request comes from the heap and a freed block is reused by the next frame, and up
-to that much free memory stays at the heap's top before it is trimmed. It also makes every
+``keep_freed_memory`` lets up to ``FATHOM_MALLOC_KEEP_MB`` (default 1024) of free memory stay at
+the heap's top before it is trimmed, and serves requests up to 256 MB (or that, if less) from
+the heap, so a freed block is reused by the next frame. The trim threshold is the larger one
+because work interleaves: a lazy video's frames are read between other nodes' work, and one
+frame of SegFormer-B0's shape at 512² frees about 290 MB at once; with 256 MB kept that was
+trimmed and faulted in again on every frame when rows were read in turn (32 frames: 16.2 s
+against 12.9 s with 1024 kept, and 14.4 s with glibc's own settings). It also makes every
 thread allocate from the one main arena (``M_ARENA_MAX`` 1): a thread's own arena grows in
 64 MB heaps, so a larger block there is mmapped afresh whatever the thresholds say, and the
 studio and live sessions run nodes on threads (SegFormer's frame on a thread faulted 38,000
@@ -18,7 +22,7 @@ pages with the thresholds alone, 1,000 with one arena). Python threads take turn
 interpreter lock anyway, so they rarely wait for the allocator's (decoding threads do
 allocate without it: a 1080p decode → depth → encode run took 19.4 s against glibc's 19.7 s).
 Peak memory is unchanged. Memory freed after a peak comes back to the system more slowly:
-blocks of 256 MB and more, and free memory at the heap's top beyond 256 MB, go back at once;
+blocks of 256 MB and more, and free memory at the heap's top beyond 1 GB, go back at once;
 free blocks below a live one stay for the next allocation. ``malloc_trim`` could return them,
 but it holds the one arena's lock for ~56 ms per 2 GB of free blocks, which the GUI thread
 would wait for, so nothing calls it.
@@ -39,7 +43,10 @@ from typing import Any
 from fathom.engine.envvars import env_number
 
 KEEP_ENV = "FATHOM_MALLOC_KEEP_MB"
-DEFAULT_KEEP_MB = 256
+DEFAULT_KEEP_MB = 1024
+#: Requests up to this size come from the heap (no more than the memory kept): larger ones are
+#: mapped afresh and returned on free, as glibc does.
+MMAP_CAP_MB = 256
 #: mallopt takes a C int: the most a threshold can say (a larger value would wrap around).
 MAX_KEEP_MB = 2047
 _M_TRIM_THRESHOLD = -1  # glibc's mallopt parameters (malloc.h)
@@ -82,7 +89,7 @@ def keep_freed_memory() -> int:
     if keep <= 0 or libc is None:
         return 0
     settings = (
-        ("M_MMAP_THRESHOLD", _M_MMAP_THRESHOLD, keep),
+        ("M_MMAP_THRESHOLD", _M_MMAP_THRESHOLD, min(keep, MMAP_CAP_MB * 2**20)),
         ("M_TRIM_THRESHOLD", _M_TRIM_THRESHOLD, keep),
         ("M_ARENA_MAX", _M_ARENA_MAX, 1),
     )
