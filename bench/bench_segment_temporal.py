@@ -2,6 +2,7 @@
 
 Run: python bench/bench_segment_temporal.py --clip CLIP.webp [--train 24] [--frames 32]
          [--size 512] [--interval 32] [--threshold 0.05 [0.1 ...]] [--depth | --only-depth]
+         [--edge-slack 16 [...] --slack-threshold 0.01 [...]]
          [--no-delta] [--threads 1] [--json out.json]
 
 CLIP is a real clip nobody here made: the PyPI wheel `comfyui-workflow-templates-media-video`
@@ -22,6 +23,8 @@ interleaved frame by frame (so the machine's load hits them alike), loading excl
 * flow: today's keyframes + optical flow, at interval 4 (the node's default) and 8;
 * reuse / resq: keyframe every ``--interval`` frames, gated recompute at ``--threshold`` (reuse:
   a row per threshold given; resq: the first);
+* reuse with ``edge_slack`` (a row per ``--edge-slack`` × ``--slack-threshold``): tokens away
+  from the mask's edges may change up to that many times the threshold;
 * reuse at threshold 0: the same code where only what provably did not change is reused (equal
   to off up to float rounding): how much of reuse's speed is its exact rewrite of the decoder
   (stage projections folded into the fuse layer and batch norm, summed at low resolution)
@@ -128,20 +131,23 @@ def interleaved(videos: list[Video]) -> list[tuple[float, list[np.ndarray], floa
     return list(zip(times, outs, cpu, strict=True))
 
 
-def recomputed_shares() -> dict[tuple[str, float], float]:
+Gate = tuple[str, float, float]  # (mode, threshold, edge slack)
+
+
+def recomputed_shares() -> dict[Gate, float]:
     """Instrument SegformerTemporal so the rows' mean share of recomputed tokens over their
-    non-keyframes (reuse / resq) can be read after the run: {(mode, threshold): share}, filled
-    in place."""
+    non-keyframes (reuse / resq) can be read after the run: {(mode, threshold, edge slack):
+    share}, filled in place."""
     from fathom.engine.accel.temporal_segment import SegformerTemporal
 
-    seen: dict[tuple[str, float], list[float]] = {}
-    shares: dict[tuple[str, float], float] = {}
+    seen: dict[Gate, list[float]] = {}
+    shares: dict[Gate, float] = {}
     call = SegformerTemporal.__call__
 
     def counted(self: SegformerTemporal, pixels: object, keyframe: bool) -> object:
         out = call(self, pixels, keyframe)  # type: ignore[arg-type]
         if not keyframe:
-            key = (self.mode, self.threshold)
+            key = (self.mode, self.threshold, self.edge_slack)
             seen.setdefault(key, []).append(self.recomputed)
             shares[key] = round(float(np.mean(seen[key])), 3)
         return out
@@ -174,6 +180,10 @@ def segmentation_rows(args: argparse.Namespace, work: Path, train: list, frames:
     reuse = [
         (f"reuse, threshold {t:g}", {"temporal": "reuse", "threshold": t}) for t in args.threshold
     ]
+    for t in args.slack_threshold:
+        for k in args.edge_slack:
+            name = f"reuse, threshold {t:g}, edge slack {k:g}"
+            reuse.append((name, {"temporal": "reuse", "threshold": t, "edge_slack": k}))
     rows: list[tuple[str, dict]] = [
         ("off", {"temporal": "off"}),
         ("flow, interval 4", {"temporal": "flow", "interval": 4}),
@@ -210,7 +220,9 @@ def segmentation_rows(args: argparse.Namespace, work: Path, train: list, frames:
                 "mean_iou": round(float(np.mean(ious)), 4),
                 "min_iou": round(float(min(ious)), 4),
                 "fg_share": round(float(np.mean(ref)), 3),
-                "recomputed": shares.get((p["temporal"], float(params["threshold"]))),
+                "recomputed": shares.get(
+                    (p["temporal"], float(params["threshold"]), float(p.get("edge_slack", 1.0)))
+                ),
             }
         )
         print(json.dumps(out[-1]), flush=True)
@@ -277,6 +289,12 @@ def main() -> None:
     ap.add_argument("--size", type=int, default=512)
     ap.add_argument("--interval", type=int, default=32)
     ap.add_argument("--threshold", type=float, nargs="+", default=[0.05])
+    ap.add_argument(
+        "--edge-slack", type=float, nargs="*", default=[], help="reuse rows with edge_slack"
+    )
+    ap.add_argument(
+        "--slack-threshold", type=float, nargs="*", default=[], help="thresholds for those rows"
+    )
     ap.add_argument("--steps", type=int, default=150, help="distillation steps")
     ap.add_argument("--depth", action="store_true", help="also the video.depth delta rows")
     ap.add_argument("--only-depth", action="store_true", help="skip the segmentation rows")

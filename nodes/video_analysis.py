@@ -269,6 +269,16 @@ class Segment(Node):
             min=0,
             max=10,
         ),
+        Param(
+            "edge_slack",
+            Float,
+            1.0,
+            "reuse/resq: how many times `threshold` a token far from the mask's edges may change "
+            "before it is recomputed, in proportion to how far the model was from flipping "
+            "there (1: the same threshold everywhere)",
+            min=1,
+            max=100,
+        ),
         RESQ_BITS,
         DELTA_STUDENT,
     )
@@ -278,8 +288,8 @@ class Segment(Node):
     mode_reads: ClassVar[dict[str, tuple[str, ...]]] = {
         "flow": ("interval", "preset"),
         "off": (),
-        "reuse": ("interval", "threshold"),
-        "resq": ("interval", "threshold", "bits"),
+        "reuse": ("interval", "threshold", "edge_slack"),
+        "resq": ("interval", "threshold", "edge_slack", "bits"),
         "delta": ("interval", "student"),
     }
 
@@ -344,6 +354,7 @@ class Segment(Node):
         threshold: float = 0.05,
         bits: int = 4,
         student: str = "",
+        edge_slack: float = 1.0,
     ) -> dict[str, Any]:
         _need_frames(ctx, video, 1)
         use_model = backend == "model" or (backend == "auto" and bool(model.strip()))
@@ -354,7 +365,7 @@ class Segment(Node):
                     port="temporal" if model.strip() else "model",
                     fix="set `model` to a segmentation model folder, or use temporal 'flow'",
                 )
-            opts = TemporalOptions(temporal, interval, threshold, bits, student, labels)
+            opts = TemporalOptions(temporal, interval, threshold, bits, student, labels, edge_slack)
             return {"mask": run_temporal(ctx, video, model, opts)}
         w, h = video.size
         flows = fl.PairFlows(_frames(video), preset, memo=4)
@@ -436,9 +447,10 @@ class TemporalOptions:
     bits: int
     student: str
     labels: str
+    edge_slack: float = 1.0
 
 
-def _stepper(ctx: NodeContext, net: Any, opts: TemporalOptions) -> Any:
+def _stepper(ctx: NodeContext, net: Any, opts: TemporalOptions, ids: list[int]) -> Any:
     """An object with ``reset()`` and ``(pixel_values, keyframe) -> logits`` for the mode."""
     if opts.temporal in ("reuse", "resq"):
         from fathom.engine.accel.temporal_segment import SegformerTemporal
@@ -448,7 +460,9 @@ def _stepper(ctx: NodeContext, net: Any, opts: TemporalOptions) -> Any:
         refused = Segment.mode_model_problem(opts.temporal, kind or "unknown", "this")
         if refused is not None:
             raise ctx.error(refused[0], port="temporal", fix=refused[1])
-        return SegformerTemporal(net, opts.temporal, opts.threshold, opts.bits)
+        return SegformerTemporal(
+            net, opts.temporal, opts.threshold, opts.bits, opts.edge_slack, labels=ids
+        )
     from fathom.engine.accel.delta import DeltaRunner, StudentError, load_student
 
     if not opts.student.strip():
@@ -490,7 +504,7 @@ def run_temporal(ctx: NodeContext, video: Video, model: str, opts: TemporalOptio
     if ctx.live is not None and kept is not None and kept[0] == live_key:
         stepper, count = kept[1], kept[2]
     else:
-        stepper, count = _stepper(ctx, net, opts), 0
+        stepper, count = _stepper(ctx, net, opts, ids), 0
 
     def mask_of(rgb: np.ndarray, keyframe: bool) -> np.ndarray:
         ctx.check_cancelled()

@@ -33,6 +33,11 @@ the previous frame:
   x_prev)``; the bit-width follows the amount of change of the frame: ``bits`` for a small
   change, one more per doubling beyond ``BASE_CHANGE`` (``resq.bits_for_change``).
 
+With ``edge_slack`` above 1, both modes spend the work near the mask's edges: a token whose
+pixels are all far from flipping (a wide margin between the mask's labels and the rest on the
+previous frame) may change up to ``edge_slack`` times the threshold before it is recomputed, in
+proportion to that margin; near an edge the threshold stands (``_set_slack``).
+
 The reference a token is compared with is its input when it was last recomputed, so slow drift
 is caught instead of accumulating. Keyframes (the caller decides) run every row. Only one
 frame's activations are held. ``FrameStream`` turns such a per-frame step into the random-access
@@ -54,6 +59,9 @@ TEMPORAL_MODES = ("reuse", "resq")
 #: The frame change (relative RMS of the pixels) up to which ``resq`` uses ``bits``; one bit
 #: more per doubling beyond it, up to 8 (the same rule as video.depth's ResQ).
 BASE_CHANGE = 0.1
+#: The margin (between the mask's labels and the rest, per pixel) from which ``edge_slack``
+#: starts to loosen the threshold: this share of the keyframe's median margin.
+MARGIN_SHARE = 0.25
 
 
 def quantise(delta: torch.Tensor, bits: int) -> torch.Tensor:
@@ -144,11 +152,24 @@ def _region(idx: torch.Tensor | None, grid: Any, size: Any, device: torch.device
 class SegformerTemporal:
     """One SegFormer over one stream of frames (see the module docstring)."""
 
-    def __init__(self, model: Any, mode: str, threshold: float, bits: int = 4) -> None:
+    def __init__(
+        self,
+        model: Any,
+        mode: str,
+        threshold: float,
+        bits: int = 4,
+        edge_slack: float = 1.0,
+        labels: list[int] | None = None,
+    ) -> None:
         if mode not in TEMPORAL_MODES:
             raise ValueError(f"mode must be one of {TEMPORAL_MODES}; got {mode!r}")
         self.model, self.mode = model, mode
         self.threshold, self.bits = float(threshold), int(bits)
+        #: How many times the threshold a token away from the mask's edges may change before
+        #: it is recomputed (1: the threshold everywhere); ``labels``: the classes the mask
+        #: is made of, whose decision against the rest the edges are where it is close.
+        self.edge_slack = max(1.0, float(edge_slack))
+        self.labels = None if labels is None else sorted(set(labels))
         self.exact = self.threshold <= 0
         self.recomputed = 1.0  # share of the gated rows recomputed on the last frame
         self.frame_bits: int | None = None
@@ -161,6 +182,8 @@ class SegformerTemporal:
         self._lins: dict[str, _Lin] = {}
         self._prev_pixels: torch.Tensor | None = None
         self._counts = [0, 0]
+        self._slack: dict[str, torch.Tensor] = {}  # per stage ("s0"...) and the pixels ("px")
+        self._margin_ref = 0.0
 
     # ---- helpers ---------------------------------------------------------------------------
 
@@ -192,6 +215,9 @@ class SegformerTemporal:
             d = torch.linalg.vector_norm(x[0] - ref[0], dim=-1)[cand]
         else:
             d = torch.linalg.vector_norm(x[0, cand] - ref[0, cand], dim=-1)
+        slack = self._slack.get("s" + key[1:].split(".")[0])  # "s1.0", "d1": stage 1's
+        if slack is not None and slack.numel() == n:
+            d = d / slack[cand]
         idx = cand[d > self._scales[key]]
         self._counts[1] += idx.numel()
         rows = x[:, idx]
@@ -277,6 +303,9 @@ class SegformerTemporal:
             return self._cache["px"], None
         ref = self._cache["pxc"]
         d2 = (planes - ref).square_().sum(0)
+        slack = self._slack.get("px")
+        if slack is not None and slack.numel() == d2.numel():
+            d2 = d2.div_(slack)
         rows = (d2 > self._scales["px"] ** 2).nonzero()[:, 0]
         moved = planes[:, rows]
         ref.index_copy_(1, rows, moved)
@@ -503,6 +532,42 @@ class SegformerTemporal:
             self._cache["logits"] = _put(self._cache.get("logits"), idx_or_none, logit)
         return self._cache["logits"].transpose(1, 2).reshape(1, -1, h0, w0)
 
+    def _margin(self, logits: torch.Tensor) -> torch.Tensor:
+        """Per pixel, how far the mask's decision is from flipping: the gap between the best of
+        the mask's labels and the best of the others (without ``labels``: the top two)."""
+        lg = logits[0]
+        n = lg.shape[0]
+        inside = [i for i in (self.labels or []) if 0 <= i < n]
+        if 0 < len(inside) < n:
+            outside = [i for i in range(n) if i not in inside]
+            best_in = lg[inside].amax(0)
+            return (best_in - lg[outside].amax(0)).abs()[None, None]
+        if n < 2:
+            return lg.abs().amax(0)[None, None]
+        top = lg.topk(2, dim=0).values
+        return (top[0] - top[1])[None, None]
+
+    def _set_slack(self, logits: torch.Tensor, kf: bool, size: tuple[int, int]) -> None:
+        """Per stage grid, how much more change each token may take before it is recomputed.
+        A pixel's mask flips only when its logits move by more than its margin (``_margin``),
+        and a token's staleness moves the logits around it roughly in proportion, so where
+        every pixel a token reaches (its area and one token around) has a wide margin, a
+        proportionally larger change is tolerated, up to ``edge_slack`` times the threshold;
+        near an edge of the mask (a margin under ``MARGIN_SHARE`` of the keyframe's median)
+        the threshold stands."""
+        margin = self._margin(logits)
+        if kf or self._margin_ref <= 0:
+            self._margin_ref = float(margin.median()) * MARGIN_SHARE + 1e-12
+        for s in range(len(self.model.segformer.stages)):
+            grid = self._cache[f"e{s}"][1]
+            m = -F.adaptive_max_pool2d(-margin, grid)
+            m = -F.max_pool2d(-m, 3, stride=1, padding=1)
+            self._slack[f"s{s}"] = (m / self._margin_ref).clamp_(1.0, self.edge_slack).view(-1)
+        # The pixels: stage 0's slack (its tokens are 4×4 pixels) spread over them, squared
+        # as the pixel test compares squared norms.
+        s0 = self._slack["s0"].view(1, 1, *self._cache["e0"][1])
+        self._slack["px"] = F.interpolate(s0, size=size, mode="nearest").view(-1).square()
+
     def __call__(self, pixels: torch.Tensor, keyframe: bool) -> torch.Tensor:
         """Logits (1, labels, H/4, W/4) for one frame's ``pixel_values`` (1, 3, H, W)."""
         prev = self._prev_pixels
@@ -516,6 +581,8 @@ class SegformerTemporal:
         self._counts = [0, 0]
         with torch.inference_mode():
             logits = self._decoder(self._encoder(pixels, kf, bits), kf, bits)
+            if self.edge_slack > 1.0 and not self.exact:
+                self._set_slack(logits, kf, (pixels.shape[2], pixels.shape[3]))
         self._prev_pixels = pixels
         self.recomputed = self._counts[1] / max(1, self._counts[0])
         return logits.clone()

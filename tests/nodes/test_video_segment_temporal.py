@@ -208,3 +208,27 @@ def test_reuse_on_a_model_that_is_not_a_segformer_is_refused_before_the_run(
         assert (problem.node, problem.port) == ("seg", "temporal")
         assert f"temporal '{temporal}' runs SegFormer models layer by layer" in str(problem)
         assert "is a dpt model" in str(problem) and "a SegFormer model" in str(problem)
+
+
+def test_edge_slack_reaches_the_model_runner_with_the_masks_labels(
+    model: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from fathom.engine.accel import temporal_segment
+
+    made: list[tuple[float, list[int] | None]] = []
+    init = temporal_segment.SegformerTemporal.__init__
+
+    def spy(self: temporal_segment.SegformerTemporal, *a: object, **k: object) -> None:
+        init(self, *a, **k)  # type: ignore[arg-type]
+        made.append((self.edge_slack, self.labels))
+
+    monkeypatch.setattr(temporal_segment.SegformerTemporal, "__init__", spy)
+    frames = disc_frames(4, 64, step=2.0)
+    ex = Executor(REG)
+    base = {"model": str(model), "labels": "object", "interval": 8}
+    slack = _masks(ex, frames, {**base, "temporal": "reuse", "threshold": 0.02, "edge_slack": 8})
+    off = _masks(ex, frames, {**base, "temporal": "off"})
+    object_id = next(k for k, v in LABELS.items() if v == "object")
+    assert made == [(8.0, [object_id])]
+    for a, b in zip(slack, off, strict=True):
+        assert np.mean(a == b) > 0.9

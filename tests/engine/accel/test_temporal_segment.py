@@ -165,3 +165,59 @@ def test_frame_stream_gives_the_same_frames_in_any_order() -> None:
     assert in_order.steps == 8 and [k for _, k in log] == [i % 3 == 0 for i in range(8)]
     jumping = FrameStream(step, reset, 3)
     assert [jumping(i) for i in (7, 2, 5, 5, 0, 6)] == [want[i] for i in (7, 2, 5, 5, 0, 6)]
+
+
+def test_the_margin_is_between_the_masks_labels_and_the_rest(segformer: tuple) -> None:
+    _, net = segformer
+    logits = torch.tensor([[3.0, 0.0], [1.0, 2.5], [0.5, 2.0]]).view(1, 3, 1, 2)  # 3 labels
+    # The mask is labels 0 and 2: pixel 0 picks 0 (3 against 1: margin 2); pixel 1 picks 1
+    # (2.5 against max(0, 2) = 2: margin 0.5).
+    masks = SegformerTemporal(net, "reuse", 0.05, edge_slack=4, labels=[0, 2])._margin(logits)
+    torch.testing.assert_close(masks.flatten(), torch.tensor([2.0, 0.5]))
+    # Without labels: the gap between the top two.
+    top2 = SegformerTemporal(net, "reuse", 0.05, edge_slack=4)._margin(logits)
+    torch.testing.assert_close(top2.flatten(), torch.tensor([2.0, 0.5]))
+    wide = torch.tensor([[3.0], [0.0], [2.9]]).view(1, 3, 1, 1)  # 0 and 2 are both the mask
+    assert float(SegformerTemporal(net, "reuse", 0.05, labels=[0, 2])._margin(wide)) == 3.0
+    assert float(SegformerTemporal(net, "reuse", 0.05)._margin(wide)) == pytest.approx(0.1)
+
+
+def test_edge_slack_loosens_in_proportion_to_the_margin_away_from_edges(segformer: tuple) -> None:
+    """A margin of 1 on the left half and 100 on the right: the reference is a quarter of the
+    median (1), so the left may change 4× the threshold, the right the most (16×), and the
+    right's column beside the left (one token around) stays at the left's 4×."""
+    processor, net = segformer
+    (p,) = _pixels(processor, disc_frames(1, 64))
+    run = SegformerTemporal(net, "reuse", 0.05, edge_slack=16, labels=[1])
+    logits = run(p, keyframe=True)
+    h, w = logits.shape[2:]
+    fake = torch.zeros(1, logits.shape[1], h, w)
+    fake[0, 1, :, : w // 2] = 1.0
+    fake[0, 1, :, w // 2 :] = 100.0
+    run._set_slack(fake, True, (64, 64))
+    s0 = run._slack["s0"].view(h, w)
+    assert torch.all(s0[:, : w // 2 + 1] == 4.0) and torch.all(s0[:, w // 2 + 1 :] == 16.0)
+    px = run._slack["px"].view(64, 64)  # stage 0's slack spread to 4×4 pixels, squared
+    assert float(px[0, 0]) == 16.0 and float(px[63, 63]) == 256.0
+
+
+def test_edge_slack_recomputes_less_and_keeps_exactness_at_threshold_zero(
+    segformer: tuple,
+) -> None:
+    processor, net = segformer
+    pixels = _pixels(processor, disc_frames(6, 64, step=2.0))
+    ref = _reference(net, pixels)
+    shares: dict[float, float] = {}
+    for slack in (1.0, 8.0):
+        run = SegformerTemporal(net, "reuse", threshold=0.02, edge_slack=slack, labels=[1])
+        total = 0.0
+        for i, p in enumerate(pixels):
+            got = run(p, keyframe=i == 0)
+            agree = (got.argmax(1) == ref[i].argmax(1)).float().mean()
+            assert agree > 0.9, (slack, i, float(agree))
+            total += run.recomputed if i else 0.0
+        shares[slack] = total
+    assert shares[8.0] < shares[1.0], shares
+    exact = SegformerTemporal(net, "reuse", threshold=0.0, edge_slack=8.0, labels=[1])
+    for i, p in enumerate(pixels):
+        torch.testing.assert_close(exact(p, keyframe=i == 0), ref[i], atol=1e-5, rtol=1e-4)
