@@ -382,7 +382,7 @@ class Viewer360(QWidget):
         self._walk = QTimer(self)  # ticks while a walking key is held
         self._walk.setTimerType(Qt.TimerType.PreciseTimer)
         self._walk.setInterval(FRAME_MS)
-        self._walk.timeout.connect(self._walk_tick)
+        self._walk.timeout.connect(self.walk_tick)
         self.fov_slider.valueChanged.connect(lambda v: self.set_view(fov=float(v)))
         self.scale_slider.valueChanged.connect(
             lambda v: self.set_view(depth_scale=2.0 ** (v / 100.0))
@@ -618,7 +618,8 @@ class Viewer360(QWidget):
         target = walk_step(self.position, self.yaw, direction, self.speed, dt)
         self.set_view(position=self.inside(target))
 
-    def _walk_tick(self) -> None:
+    def walk_tick(self) -> None:
+        """One frame tick of walking (the walk timer's; benchmarks call it between frames)."""
         cap = MAX_DT
         if not self.uses_opengl:
             # The torch renderer takes longer than a tick: move only once the frame of the
@@ -1034,7 +1035,10 @@ def prepare(args: argparse.Namespace) -> None:
     load) and probe OpenGL (a context and PyOpenGL's import, hundreds of ms the first time)."""
     import_libraries()
     _qt_app(args)
-    use_opengl(args.renderer)
+    if use_opengl(args.renderer):
+        from fathom.app.viewer360_gl import import_array_handlers
+
+        import_array_handlers()
 
 
 def open_standalone(argv: list[str] | None = None) -> Viewer360:

@@ -60,6 +60,10 @@ def walk(viewer: Any, seconds: float = 4.0) -> dict[str, Any]:
         turned = now
         shown = viewer.frames_shown
         app.processEvents()  # the walking timer's ticks
+        if held is not None:
+            # And one now: the torch renderer moves the walker only between frames, and its
+            # timer can fall due only while draw_now waits, so a slow machine never walked.
+            viewer.walk_tick()
         viewer.draw_now()
         if viewer.frames_shown == shown:
             continue  # nothing new reached the screen: not a frame

@@ -548,3 +548,18 @@ def _link(vertex: str, fragment: str) -> int:
 
 def _text(log: Any) -> str:
     return (log.decode(errors="replace") if isinstance(log, bytes) else str(log)).strip()
+
+
+def import_array_handlers() -> None:
+    """Import PyOpenGL (with GL) and the array handlers it loads on first use of each kind of
+    array (numpy, ctypes, strings): before a window shows. Loaded at the first frames, they
+    held the GUI thread's interpreter lock while the viewer opened."""
+    import importlib
+
+    from OpenGL import GL  # noqa: F401
+
+    for name in ("numpymodule", "ctypesarrays", "ctypesparameters", "ctypespointers", "strings"):
+        try:
+            importlib.import_module(f"OpenGL.arrays.{name}")
+        except ImportError:  # a handler this PyOpenGL does not ship: loaded on demand if ever
+            continue

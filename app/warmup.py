@@ -16,6 +16,7 @@ from __future__ import annotations
 import atexit
 import contextlib
 import gc
+import importlib
 import threading
 from collections.abc import Iterator
 
@@ -29,8 +30,18 @@ done = threading.Event()
 def import_libraries() -> None:
     """Import what rendering and meshing need (torch, trimesh): before a window shows, or on
     a background thread."""
-    import torch  # noqa: F401 - imported for its one-off cost, not used here
+    import cv2  # noqa: F401 - imported for its one-off cost, not used here
+    import torch  # noqa: F401
     import trimesh  # noqa: F401
+    from PIL import Image
+
+    # The modules the 360° viewer's loader reads its files with (cv2, PIL).
+    for name in ("codecs", "depthmath"):
+        importlib.import_module(f"fathom.engine.imaging.{name}")
+    # PIL loads its format plugins on the first open; cv2's initialisation holds the
+    # interpreter lock ~50 ms. On a worker that read the 360° viewer's files they stalled the
+    # GUI thread while it opened the window.
+    Image.init()
 
 
 def import_model_libraries() -> None:
