@@ -58,6 +58,13 @@ def main() -> dict[str, Any]:
 
     image, depth = quadrant_room()
     out: dict[str, Any] = {"auto_gl": use_opengl()}
+    # What the studio's warm-up and the standalone viewer's prepare() have done before a user
+    # can open a viewer: the loader's libraries (trimesh, cv2, PIL) and PyOpenGL's handlers.
+    from fathom.app.viewer360_gl import import_array_handlers
+    from fathom.app.warmup import import_libraries
+
+    import_libraries()
+    import_array_handlers()
     with Watchdog() as dog:
         viewer = Viewer360.open_window(image, depth)
         viewer.resize(400, 300)
