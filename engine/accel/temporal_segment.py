@@ -16,8 +16,9 @@ the previous frame:
   matrix product; the first embedding, over three-channel pixels whose patches are too small to
   gather well, as a dense convolution over the band of rows that holds them); the Mix-FFN's 3×3
   depth-wise convolution runs over the full-width band of map rows that holds the changed rows,
-  channels-last as the token rows lie in memory, and its output is kept on their one-token
-  dilation; cached tensors are updated in place (``index_copy_``). The decoder's projection,
+  channels-last as the token rows lie in memory, and its output is recomputed at the changed
+  rows (at threshold 0 also on their one-token dilation, which the convolution reaches);
+  cached tensors are updated in place (``index_copy_``). The decoder's projection,
   its 1×1 fuse layer and the batch norm are linear, and so is bilinear upsampling, so each
   stage is projected straight to the fused, normalised channels at its own resolution (the
   model's 1×1 fuse alone costs 1,024 × 256 multiply-adds per 1/4-resolution pixel; the folded
@@ -398,16 +399,20 @@ class SegformerTemporal:
             # Every row; those the gate passed over equal their reference (threshold 0).
             idx, h, xi = torch.arange(n, device=x.device), c["h"], x
         mid = self._attend(key, blk.attention, h, idx, c, bits) + xi
-        c["mid"].index_copy_(1, idx, mid)
+        if self.exact:  # only the dilation ring below reads the cached residual
+            c["mid"].index_copy_(1, idx, mid)
         mlp = blk.mlp
         f1 = self._lin(key + ".fc1", mlp.fc1.weight, mlp.fc1.bias)(
             blk.layernorm_after(mid), idx, bits
         )
         c["f1"].index_copy_(0, idx, f1[0])
-        rows = _dilate(idx, *hw)
+        # The 3×3 depth-wise convolution carries a change one token further. Exact (threshold
+        # 0), that ring is recomputed too; otherwise it keeps its output, whose change is one
+        # tap of nine: no loss of IoU measured, 7-10 % of a frame saved (BENCHMARKS.md).
+        rows = _dilate(idx, *hw) if self.exact else idx
         g = self._dw_rows(key, mlp.dwconv.dwconv, c["f1"], hw, rows)[None]
         m = self._lin(key + ".fc2", mlp.fc2.weight, mlp.fc2.bias)(mlp.activation_fn(g), rows, bits)
-        c["out"].index_copy_(1, rows, m + c["mid"][:, rows])
+        c["out"].index_copy_(1, rows, m + (c["mid"][:, rows] if self.exact else mid))
         return c["out"], rows
 
     def _encoder(self, pixels: torch.Tensor, kf: bool, bits: Any) -> list[tuple]:
@@ -491,16 +496,24 @@ class SegformerTemporal:
             y = self._cache["fused"] = self._cache["q0"].new_empty(size[0] * size[1], c)
             self._cache["up"] = y.new_empty(1, *size, c).permute(0, 3, 1, 2)
         up = self._cache["up"]
+        first: torch.Tensor | None = None  # a full-size map not yet summed into y
         for s, grid in enumerate(grids):
             m = self._cache[f"q{s}"].view(1, *grid, c)
             if tuple(grid) != tuple(size):
                 src = m.permute(0, 3, 1, 2)
                 torch.ops.aten.upsample_bilinear2d.out(src, list(size), False, None, None, out=up)
                 m = up.permute(0, 2, 3, 1)
-            if s == 0:
+            if s == 0 and tuple(grid) == tuple(size):
+                first = m.reshape(-1, c)  # added with the next stage: no copy of its own
+            elif first is not None:
+                torch.add(first, m.reshape(-1, c), out=y)
+                first = None
+            elif s == 0:
                 y.copy_(m.reshape(-1, c))
             else:
                 y.add_(m.reshape(-1, c))
+        if first is not None:
+            y.copy_(first)
         return y
 
     def _decoder(self, maps: list[tuple], kf: bool, bits: Any) -> torch.Tensor:
