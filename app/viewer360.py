@@ -24,6 +24,7 @@ walk (frames per second, frame-time median and 95th percentile, and the renderer
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import math
 import os
@@ -1038,7 +1039,9 @@ def prepare(args: argparse.Namespace) -> None:
     if use_opengl(args.renderer):
         from fathom.app.viewer360_gl import import_array_handlers
 
-        import_array_handlers()
+        # Only a head start: without PyOpenGL the canvas says so itself when it draws.
+        with contextlib.suppress(ImportError):
+            import_array_handlers()
 
 
 def open_standalone(argv: list[str] | None = None) -> Viewer360:

@@ -275,7 +275,7 @@ class Segment(Node):
             1.0,
             "reuse/resq: how many times `threshold` a token far from the mask's edges may change "
             "before it is recomputed, in proportion to how far the model was from flipping "
-            "there (1: the same threshold everywhere)",
+            "there (1: the same threshold everywhere; no effect at threshold 0)",
             min=1,
             max=100,
         ),

@@ -58,8 +58,9 @@ def main() -> dict[str, Any]:
 
     image, depth = quadrant_room()
     out: dict[str, Any] = {"auto_gl": use_opengl()}
-    # What the studio's warm-up and the standalone viewer's prepare() have done before a user
-    # can open a viewer: the loader's libraries (trimesh, cv2, PIL) and PyOpenGL's handlers.
+    # What the standalone viewer's prepare() does before its window shows: the loader's
+    # libraries (trimesh, cv2, PIL; the studio's warm-up imports them too) and PyOpenGL's
+    # array handlers (the studio leaves those to the first frames: about 1 ms once imported).
     from fathom.app.viewer360_gl import import_array_handlers
     from fathom.app.warmup import import_libraries
 

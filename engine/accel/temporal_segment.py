@@ -40,9 +40,12 @@ previous frame) may change up to ``edge_slack`` times the threshold before it is
 proportion to that margin; near an edge the threshold stands (``_set_slack``).
 
 The reference a token is compared with is its input when it was last recomputed, so slow drift
-is caught instead of accumulating. Keyframes (the caller decides) run every row. Only one
-frame's activations are held. ``FrameStream`` turns such a per-frame step into the random-access
-frame function a lazy ``Video`` needs.
+of a token's own input is caught instead of accumulating (above threshold 0, the Mix-FFN ring
+around changed tokens is the exception, see ``_block``; where ``edge_slack`` falls, the tokens
+it tightened are checked again on the next frame). Keyframes (the caller decides) run every
+row, and a frame of another size starts afresh. Only one frame's activations are held.
+``FrameStream`` turns such a per-frame step into the random-access frame function a lazy
+``Video`` needs.
 """
 
 from __future__ import annotations
@@ -184,6 +187,10 @@ class SegformerTemporal:
         self._prev_pixels: torch.Tensor | None = None
         self._counts = [0, 0]
         self._slack: dict[str, torch.Tensor] = {}  # per stage ("s0"...) and the pixels ("px")
+        #: Per stage, the tokens whose slack fell on the last frame: checked again on the next
+        #: although their input did not move (what they drifted under more slack may now be
+        #: over their threshold).
+        self._tightened: dict[str, torch.Tensor] = {}
         self._margin_ref = 0.0
 
     # ---- helpers ---------------------------------------------------------------------------
@@ -200,7 +207,8 @@ class SegformerTemporal:
         """Rows of ``x`` (1, N, C) to recompute (None: all, on a keyframe), updating their
         references, and those rows of ``x`` (gathered once: the caller needs them too). Only
         the candidates ``cand`` (the rows whose value moved this frame) are checked: a row
-        that did not move cannot newly cross the threshold."""
+        that did not move cannot newly cross the threshold (except where ``edge_slack`` fell:
+        those rows are checked too)."""
         n = x.shape[1]
         self._counts[0] += n
         ref = self._refs.get(key)
@@ -210,13 +218,17 @@ class SegformerTemporal:
             self._scales[key] = self.threshold * float(x.float().norm(dim=-1).mean())
             self._counts[1] += n
             return None, None
+        stage = "s" + key[1:].split(".")[0]  # "s1.0", "d1": stage 1's
         if cand is None:
             cand = torch.arange(n, device=x.device)
+        elif (more := self._tightened.get(stage)) is not None and more.numel():
+            if int(more.max()) < n:  # a tightened token is checked though it did not move
+                cand = torch.unique(torch.cat([cand, more]))
         if cand.numel() * 2 > n:  # a dense difference is cheaper than gathering most rows
             d = torch.linalg.vector_norm(x[0] - ref[0], dim=-1)[cand]
         else:
             d = torch.linalg.vector_norm(x[0, cand] - ref[0, cand], dim=-1)
-        slack = self._slack.get("s" + key[1:].split(".")[0])  # "s1.0", "d1": stage 1's
+        slack = self._slack.get(stage)
         if slack is not None and slack.numel() == n:
             d = d / slack[cand]
         idx = cand[d > self._scales[key]]
@@ -371,7 +383,9 @@ class SegformerTemporal:
         c["h"] = h = blk.layernorm_before(x)
         kvh = att.sequence_reduction(h, *hw) if att.sequence_reduction_ratio > 1 else h
         c["k"], c["v"] = att.k_proj(kvh), att.v_proj(kvh)
-        c["mid"] = mid = self._attend(key, att, h, None, c, None) + x
+        mid = self._attend(key, att, h, None, c, None) + x
+        if self.exact:  # only the exact path's dilation ring reads it again
+            c["mid"] = mid
         f1 = self._lin(key + ".fc1", mlp.fc1.weight, mlp.fc1.bias)(
             blk.layernorm_after(mid), None, None
         )
@@ -407,8 +421,9 @@ class SegformerTemporal:
         )
         c["f1"].index_copy_(0, idx, f1[0])
         # The 3×3 depth-wise convolution carries a change one token further. Exact (threshold
-        # 0), that ring is recomputed too; otherwise it keeps its output, whose change is one
-        # tap of nine: no loss of IoU measured, 7-10 % of a frame saved (BENCHMARKS.md).
+        # 0), that ring is recomputed too; otherwise it keeps its output (a few of its nine
+        # taps changed) until its own input moves past the threshold or a keyframe: no loss of
+        # IoU measured on random-weight models, 7-10 % of a frame saved (BENCHMARKS.md).
         rows = _dilate(idx, *hw) if self.exact else idx
         g = self._dw_rows(key, mlp.dwconv.dwconv, c["f1"], hw, rows)[None]
         m = self._lin(key + ".fc2", mlp.fc2.weight, mlp.fc2.bias)(mlp.activation_fn(g), rows, bits)
@@ -550,15 +565,28 @@ class SegformerTemporal:
         the mask's labels and the best of the others (without ``labels``: the top two)."""
         lg = logits[0]
         n = lg.shape[0]
-        inside = [i for i in (self.labels or []) if 0 <= i < n]
-        if 0 < len(inside) < n:
-            outside = [i for i in range(n) if i not in inside]
-            best_in = lg[inside].amax(0)
-            return (best_in - lg[outside].amax(0)).abs()[None, None]
+        split = self._label_split(n, lg.device)
+        if split is not None:
+            inside, outside = split
+            best_in = lg.index_select(0, inside).amax(0)
+            return (best_in - lg.index_select(0, outside).amax(0)).abs()[None, None]
         if n < 2:
             return lg.abs().amax(0)[None, None]
         top = lg.topk(2, dim=0).values
         return (top[0] - top[1])[None, None]
+
+    def _label_split(
+        self, n: int, device: torch.device
+    ) -> tuple[torch.Tensor, torch.Tensor] | None:
+        """The mask's label indices and the others' (made once per label count), or None
+        when the mask's labels are none or all of the ``n``."""
+        key = f"labels{n}"
+        if key not in self._cache:
+            inside = sorted(i for i in (self.labels or []) if 0 <= i < n)
+            outside = [i for i in range(n) if i not in set(inside)]
+            pair = (torch.tensor(inside, device=device), torch.tensor(outside, device=device))
+            self._cache[key] = pair if inside and outside else None
+        return self._cache[key]
 
     def _set_slack(self, logits: torch.Tensor, kf: bool, size: tuple[int, int]) -> None:
         """Per stage grid, how much more change each token may take before it is recomputed.
@@ -575,7 +603,13 @@ class SegformerTemporal:
             grid = self._cache[f"e{s}"][1]
             m = -F.adaptive_max_pool2d(-margin, grid)
             m = -F.max_pool2d(-m, 3, stride=1, padding=1)
-            self._slack[f"s{s}"] = (m / self._margin_ref).clamp_(1.0, self.edge_slack).view(-1)
+            new = (m / self._margin_ref).clamp_(1.0, self.edge_slack).view(-1)
+            old = self._slack.get(f"s{s}")
+            if old is not None and old.shape == new.shape and not kf:
+                self._tightened[f"s{s}"] = (new < old).nonzero()[:, 0]
+            else:
+                self._tightened.pop(f"s{s}", None)
+            self._slack[f"s{s}"] = new
         # The pixels: stage 0's slack (its tokens are 4×4 pixels) spread over them, squared
         # as the pixel test compares squared norms.
         s0 = self._slack["s0"].view(1, 1, *self._cache["e0"][1])
@@ -584,7 +618,10 @@ class SegformerTemporal:
     def __call__(self, pixels: torch.Tensor, keyframe: bool) -> torch.Tensor:
         """Logits (1, labels, H/4, W/4) for one frame's ``pixel_values`` (1, 3, H, W)."""
         prev = self._prev_pixels
-        kf = keyframe or prev is None or prev.shape != pixels.shape
+        if prev is not None and prev.shape != pixels.shape:
+            self.reset()  # caches and gather indices are per frame size
+            prev = None
+        kf = keyframe or prev is None
         bits: int | None = None
         if self.mode == "resq" and not kf and prev is not None:
             change = float((pixels - prev).float().pow(2).mean().sqrt())

@@ -12,8 +12,9 @@ The watchdog (``tests/gui_watchdog.py``) gives two measures per gap. The GUI thr
 time is what our code does there, so it is held to 100 ms every time. Wall-clock also counts
 other processes delaying the wake-up, so it is held to 100 ms only while other processes left
 a core free during the probe (``tests/machine_load.py``); it is always printed in the failure
-message. A probe with a gap over the limit runs again, up to three times, and each action's
-least gap is judged: other processes only ever lengthen a gap.
+message. A probe with a wall-clock gap over the limit runs again, up to three times, and each
+action's least wall-clock gap is judged (other processes only ever lengthen one), its CPU time
+in every run.
 """
 
 from __future__ import annotations
@@ -59,7 +60,8 @@ def run_probe(mode: str, work: Path) -> tuple[dict[str, Any], OtherLoad]:
 
 def probe_stalls(mode: str, work: Path) -> dict[str, list[float]]:
     """The probe's (wall ms, GUI-thread cpu ms) per action, held to the limit; repeated (at
-    most 3 runs, each in its own folder) only while a gap is over it, the least kept."""
+    most 3 runs, each in its own folder) only while a wall-clock gap is over it: the least
+    wall-clock gap is kept, and the most CPU time."""
     runs = iter(range(3))
 
     def once() -> tuple[dict[str, list[float]], OtherLoad]:

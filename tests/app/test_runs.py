@@ -10,6 +10,7 @@ from typing import Any
 from gui_watchdog import Watchdog
 from machine_load import OtherLoad
 
+from fathom.app import warmup
 from fathom.app.commands import SetParam
 from fathom.app.runner import PROGRESS_INTERVAL
 
@@ -53,9 +54,11 @@ def test_gui_thread_never_blocked_over_50ms_during_a_run(
     Two measures per gap: wall-clock, and the GUI thread's own CPU time. Work our code does on
     the GUI thread shows in both, every time. A machine loaded by other processes can delay any
     thread's wake-up now and then; that shows only in wall-clock and varies between attempts, so
-    the wall-clock bound must hold in one of three attempts, the CPU bound in all of them; and
-    the wall-clock bound only counts attempts during which other processes left a core free
-    (``tests/machine_load.py``: with the run's GIL-holding worker, the GUI thread needs one)."""
+    the wall-clock bound must hold in one of three attempts, the CPU bound in all of them. The
+    run needs two cores (its GIL-holding worker and the GUI thread): the 50 ms bound holds on an
+    attempt during which other processes kept under half a core busy; beside a busier process
+    a wake-up can wait for a core, and the project's 100 ms bound applies
+    (``tests/machine_load.py``)."""
     a = add("image.constant", 0, 0, width=1024, height=1024, color=[0.2, 0.5, 0.7, 1.0])
     busy = add("test.busy", 250, 0, seconds=0.6)
     slow = add("test.slow", 500, 0, seconds=0.4, steps=40)
@@ -67,7 +70,11 @@ def test_gui_thread_never_blocked_over_50ms_during_a_run(
     wire(adj, "image", save, "image")
     window.scene.select_nodes([slow])  # its step previews reach the preview dock
     window.executor.cache.clear()
-    attempts: list[tuple[float, float, bool]] = []
+    # The steady state: in a fresh process the first window starts the studio's warm-up, whose
+    # imports on the other core slow the GUI thread's own work too (its CPU time rose from
+    # ~20 to ~50 ms in a gap); tests/app/test_warmup.py measures the warm-up itself.
+    warmup.done.wait(120.0)
+    attempts: list[tuple[float, float, float]] = []  # (wall ms, cpu ms, its wall bound)
     # A full collection over every object the earlier tests in this worker left behind can
     # take 50+ ms on the GUI thread; those objects are not the studio's, so park them.
     gc.collect()
@@ -76,20 +83,20 @@ def test_gui_thread_never_blocked_over_50ms_during_a_run(
         _measure(qtbot, window, attempts)
     finally:
         gc.unfreeze()
-    quiet = [w for w, _, free in attempts if free]
-    if quiet:
-        assert min(quiet) < 50, f"GUI thread blocked (wall, cpu ms, core free): {attempts}"
+    met = [w < limit for w, _, limit in attempts]
+    assert any(met), f"GUI thread blocked (wall ms, cpu ms, bound): {attempts}"
 
 
-def _measure(qtbot: Any, window: Any, attempts: list[tuple[float, float, bool]]) -> None:
+def _measure(qtbot: Any, window: Any, attempts: list[tuple[float, float, float]]) -> None:
     for _ in range(3):
         with OtherLoad() as others:
             wall, cpu = measure_gaps(qtbot, window)
-        attempts.append((round(wall * 1000, 1), round(cpu * 1000, 1), others.quiet))
+        limit = 50.0 if others.cores < 0.5 else 100.0
+        attempts.append((round(wall * 1000, 1), round(cpu * 1000, 1), limit))
         # Showing the 1024² result in the preview costs ~20-30 ms of GUI time, by design the
         # most any handler does (previews are strided down to the quality setting's size).
         assert cpu < 0.040, f"GUI thread busy for {cpu * 1000:.1f} ms in one gap: {attempts}"
-        if wall < 0.050 and others.quiet:
+        if wall * 1000 < limit:
             break
         window.executor.cache.clear()
 

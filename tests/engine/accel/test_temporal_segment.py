@@ -4,6 +4,7 @@ independence."""
 
 from __future__ import annotations
 
+import itertools
 from pathlib import Path
 
 import numpy as np
@@ -221,3 +222,43 @@ def test_edge_slack_recomputes_less_and_keeps_exactness_at_threshold_zero(
     exact = SegformerTemporal(net, "reuse", threshold=0.0, edge_slack=8.0, labels=[1])
     for i, p in enumerate(pixels):
         torch.testing.assert_close(exact(p, keyframe=i == 0), ref[i], atol=1e-5, rtol=1e-4)
+
+
+def test_tokens_the_slack_let_drift_are_checked_again_when_it_tightens(segformer: tuple) -> None:
+    """Wide margins (slack 16) while the disc moves, then narrow ones (slack 1) on a still
+    frame: the tokens that drifted under the slack are checked against the tighter threshold
+    and recomputed, although their input did not move, which brings the result back to the
+    model's."""
+    processor, net = segformer
+    frames = _pixels(processor, disc_frames(3, 64, step=4.0))
+    ref = _reference(net, frames)
+    run = SegformerTemporal(net, "reuse", threshold=0.05, edge_slack=16, labels=[1])
+    # The keyframe's (its median sets the reference, 0.25), wide twice, then narrow.
+    margins = itertools.chain([1.0, 100.0, 100.0], itertools.repeat(0.25))
+    run._margin = lambda logits: torch.full((1, 1, *logits.shape[2:]), next(margins))
+    run(frames[0], keyframe=True)
+    run(frames[1], keyframe=False)
+    loose = run(frames[2], keyframe=False)
+    assert run._slack["s0"].min() == 16.0 and not run._tightened.get("s0", torch.ones(0)).numel()
+    run._set_slack(loose, False, (64, 64))  # narrow margins now: slack 1 everywhere...
+    assert run._tightened["s0"].numel() == run._slack["s0"].numel()
+    # ...but the pixels' kept loose, so no pixel passes and only the re-check can find the
+    # drift the blocks' gates let through.
+    run._slack["px"] = torch.full_like(run._slack["px"], 256.0)
+    again = run(frames[2].clone(), keyframe=False)  # still: no input moved
+    assert run.recomputed > 0
+    err = lambda got: float((got - ref[2]).abs().max())  # noqa: E731
+    assert err(again) < err(loose)
+
+
+def test_a_frame_of_another_size_starts_afresh(segformer: tuple) -> None:
+    _, net = segformer
+    gen = torch.Generator().manual_seed(1)
+    square = [torch.randn(1, 3, 64, 64, generator=gen) for _ in range(2)]
+    wide = torch.randn(1, 3, 48, 80, generator=gen)
+    run = SegformerTemporal(net, "reuse", threshold=0.0)
+    for i, p in enumerate(square):
+        run(p, keyframe=i == 0)
+    got = run(wide, keyframe=False)  # cached gather indices were for 64²: a fresh start
+    assert run.recomputed == 1.0
+    torch.testing.assert_close(got, _reference(net, [wide])[0], atol=1e-5, rtol=1e-4)
