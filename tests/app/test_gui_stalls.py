@@ -9,12 +9,12 @@ The actions run in a fresh interpreter (``tests/gui_stall_probe.py``), so first-
 there (the OpenGL 3D preview, as on a desktop), else offscreen (the software preview).
 
 The watchdog (``tests/gui_watchdog.py``) gives two measures per gap. The GUI thread's own CPU
-time is what our code does there, so it is held to 100 ms every time. Wall-clock also counts
+time is what our code does there, so it is held to 100 ms on the run judged. Wall-clock also counts
 other processes delaying the wake-up, so it is held to 100 ms only while other processes left
 a core free during the probe (``tests/machine_load.py``); it is always printed in the failure
-message. A probe with a wall-clock gap over the limit runs again, up to three times, and each
-action's least wall-clock gap is judged (other processes only ever lengthen one), its CPU time
-in every run.
+message. A probe with a gap over the limit runs again, up to three times, and each action is
+judged on the run where its wall-clock gap was least (other processes only ever add to a gap,
+CPU time included: they share the core's caches).
 """
 
 from __future__ import annotations
@@ -60,8 +60,8 @@ def run_probe(mode: str, work: Path) -> tuple[dict[str, Any], OtherLoad]:
 
 def probe_stalls(mode: str, work: Path) -> dict[str, list[float]]:
     """The probe's (wall ms, GUI-thread cpu ms) per action, held to the limit; repeated (at
-    most 3 runs, each in its own folder) only while a wall-clock gap is over it: the least
-    wall-clock gap is kept, and the most CPU time."""
+    most 3 runs, each in its own folder) only while a gap is over it: each action's pair from
+    the run where its wall-clock gap was least."""
     runs = iter(range(3))
 
     def once() -> tuple[dict[str, list[float]], OtherLoad]:
