@@ -511,24 +511,19 @@ class SegformerTemporal:
             y = self._cache["fused"] = self._cache["q0"].new_empty(size[0] * size[1], c)
             self._cache["up"] = y.new_empty(1, *size, c).permute(0, 3, 1, 2)
         up = self._cache["up"]
-        first: torch.Tensor | None = None  # a full-size map not yet summed into y
-        for s, grid in enumerate(grids):
-            m = self._cache[f"q{s}"].view(1, *grid, c)
-            if tuple(grid) != tuple(size):
+        q0 = self._cache["q0"].view(-1, c)  # stage 0 is at the output's size
+        if len(grids) == 1:
+            return y.copy_(q0)
+        for s in range(1, len(grids)):
+            m = self._cache[f"q{s}"].view(1, *grids[s], c)
+            if tuple(grids[s]) != tuple(size):
                 src = m.permute(0, 3, 1, 2)
                 torch.ops.aten.upsample_bilinear2d.out(src, list(size), False, None, None, out=up)
                 m = up.permute(0, 2, 3, 1)
-            if s == 0 and tuple(grid) == tuple(size):
-                first = m.reshape(-1, c)  # added with the next stage: no copy of its own
-            elif first is not None:
-                torch.add(first, m.reshape(-1, c), out=y)
-                first = None
-            elif s == 0:
-                y.copy_(m.reshape(-1, c))
+            if s == 1:
+                torch.add(q0, m.reshape(-1, c), out=y)  # stage 0 needs no copy of its own
             else:
                 y.add_(m.reshape(-1, c))
-        if first is not None:
-            y.copy_(first)
         return y
 
     def _decoder(self, maps: list[tuple], kf: bool, bits: Any) -> torch.Tensor:
